@@ -1,0 +1,661 @@
+"""The hub store: every stage's durable state in one SQL database (SQLAlchemy 2 Core).
+
+Embedded default: SQLite at ``.hub/hub.db``; ``HUB_DATABASE_URL`` selects PostgreSQL (or any SQLAlchemy URL).
+The schema is versioned with Alembic (``hub/migrations``); opening a store upgrades it in place.
+
+Tables, in flow order:
+  landing            raw payloads per (source, entity, source_id) with payload hash — what connectors pulled
+  sync_state         connector cursors, saved in the same transaction as the page they follow
+  staged_record      canonical records (customers, orders, shipments, interactions) after standardisation
+  quarantine         records that failed a required rule, with machine-readable reason codes and raw payload
+  match_pair         scored candidate pairs with match weight and per-field explanation
+  review_decision    steward decisions on pairs (always win over the model)
+  golden_customer    golden records with field lineage and quality score
+  golden_id_history  every golden-id lifecycle event (minted, merged, split, retired, record moved)
+  golden_id_sequence monotonic counter, so golden ids are never reused
+  xref               source record <-> golden id over time (valid_from / valid_to)
+  customer_360       the 360 view per golden id
+  push_outbox        what must be written back to each target system, one row per target record
+  push_result        row-level result log of every push attempt
+  push_state         last payload successfully pushed per target record (diff-only pushes)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+DEFAULT_DB_PATH = Path(".hub") / "hub.db"
+
+metadata = sa.MetaData()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _ts(name: str, **kw: Any) -> sa.Column:
+    return sa.Column(name, sa.DateTime(), **kw)
+
+
+landing = sa.Table(
+    "landing",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    # hash of the payload the staging stage last processed: staging is incremental on this difference
+    sa.Column("staged_hash", sa.String(64), nullable=True),
+    _ts("first_landed_at", nullable=False),
+    _ts("landed_at", nullable=False),
+    sa.UniqueConstraint("source", "entity", "source_id", name="uq_landing_record"),
+)
+sa.Index("ix_landing_pending", landing.c.source, landing.c.entity, landing.c.staged_hash)
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.JSON, nullable=True),
+    _ts("updated_at", nullable=False),
+)
+
+staged_record = sa.Table(
+    "staged_record",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("record_key", sa.String(320), primary_key=True),  # "<source>:<source_id>"
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("customer_key", sa.String(320), nullable=True),  # owning customer record for orders etc.
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("quality_flags", sa.JSON, nullable=False),
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    _ts("staged_at", nullable=False),
+)
+sa.Index("ix_staged_customer_key", staged_record.c.entity, staged_record.c.customer_key)
+sa.Index("ix_staged_at", staged_record.c.entity, staged_record.c.staged_at)
+
+quarantine = sa.Table(
+    "quarantine",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),  # list of codes, e.g. ["required.name_missing"]
+    sa.Column("detail", sa.JSON, nullable=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    _ts("quarantined_at", nullable=False),
+    sa.UniqueConstraint("source", "entity", "source_id", name="uq_quarantine_record"),
+)
+
+match_pair = sa.Table(
+    "match_pair",
+    metadata,
+    sa.Column("left_key", sa.String(320), primary_key=True),
+    sa.Column("right_key", sa.String(320), primary_key=True),
+    sa.Column("match_weight", sa.Float, nullable=False),
+    sa.Column("match_probability", sa.Float, nullable=False),
+    sa.Column("band", sa.String(16), nullable=False),  # match | review | non_match
+    sa.Column("explanation", sa.JSON, nullable=False),  # {field: {"level": ..., "weight": ...}}
+    _ts("scored_at", nullable=False),
+)
+sa.Index("ix_match_pair_band", match_pair.c.band)
+
+review_decision = sa.Table(
+    "review_decision",
+    metadata,
+    sa.Column("left_key", sa.String(320), primary_key=True),
+    sa.Column("right_key", sa.String(320), primary_key=True),
+    sa.Column("decision", sa.String(16), nullable=False),  # match | no-match
+    sa.Column("decided_by", sa.String(128), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    _ts("decided_at", nullable=False),
+)
+
+golden_customer = sa.Table(
+    "golden_customer",
+    metadata,
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # active | retired
+    sa.Column("merged_into", sa.String(32), nullable=True),
+    sa.Column("record", sa.JSON, nullable=True),
+    sa.Column("lineage", sa.JSON, nullable=True),
+    sa.Column("quality_score", sa.Float, nullable=True),
+    sa.Column("record_hash", sa.String(64), nullable=True),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+sa.Index("ix_golden_status", golden_customer.c.status)
+
+golden_id_history = sa.Table(
+    "golden_id_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("golden_id", sa.String(32), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("related_golden_id", sa.String(32), nullable=True),
+    sa.Column("record_key", sa.String(320), nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    _ts("at", nullable=False),
+)
+sa.Index("ix_golden_history_id", golden_id_history.c.golden_id)
+
+golden_id_sequence = sa.Table(
+    "golden_id_sequence",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("next_value", sa.Integer, nullable=False),
+)
+
+xref = sa.Table(
+    "xref",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("record_key", sa.String(320), nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("source_id", sa.String(255), nullable=False),
+    sa.Column("golden_id", sa.String(32), nullable=False),
+    _ts("valid_from", nullable=False),
+    _ts("valid_to", nullable=True),
+)
+sa.Index("ix_xref_record", xref.c.record_key, xref.c.valid_to)
+sa.Index("ix_xref_golden", xref.c.golden_id)
+
+customer_360 = sa.Table(
+    "customer_360",
+    metadata,
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+    sa.Column("record", sa.JSON, nullable=False),
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+push_outbox = sa.Table(
+    "push_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("target_id", sa.String(255), nullable=False),
+    sa.Column("golden_id", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | ok | rejected | error
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_reason", sa.Text, nullable=True),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status)
+
+push_result = sa.Table(
+    "push_result",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("outbox_id", sa.Integer, nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("target_id", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    _ts("at", nullable=False),
+)
+sa.Index("ix_push_result_target", push_result.c.target, push_result.c.at)
+
+push_state = sa.Table(
+    "push_state",
+    metadata,
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("target_id", sa.String(255), primary_key=True),
+    sa.Column("golden_id", sa.String(32), nullable=False),
+    sa.Column("payload_hash", sa.String(64), nullable=False),
+    _ts("pushed_at", nullable=False),
+)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Value types shared with connectors and stages
+
+
+class LandingRecord(NamedTuple):
+    source_id: str
+    payload: dict
+    payload_hash: str
+
+
+class LandingCounts(NamedTuple):
+    new: int
+    changed: int
+    unchanged: int
+
+
+class OutboxItem(NamedTuple):
+    id: int
+    target: str
+    entity: str
+    target_id: str
+    golden_id: str
+    payload: dict
+    attempts: int
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, no whitespace) — the basis of every hash in the hub."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def payload_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON of ``obj``."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def jsonable(obj: Any) -> Any:
+    """Round-trip through canonical JSON so dates/decimals are stored as strings on every backend."""
+    return json.loads(canonical_json(obj))
+
+
+def record_key(source: str, source_id: str) -> str:
+    return f"{source}:{source_id}"
+
+
+def default_database_url() -> str:
+    url = os.environ.get("HUB_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Store:
+    """One hub database. Cheap to construct; the schema is upgraded with Alembic on open."""
+
+    def __init__(self, url: str | None = None, *, migrate: bool = True, echo: bool = False) -> None:
+        self.url = url or default_database_url()
+        if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = _make_engine(self.url, echo=echo)
+        if migrate:
+            upgrade(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- sync state / landing ---------------------------------------------------------------------------------
+
+    def get_cursor(self, source: str, entity: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(sync_state.c.cursor).where(
+                    sync_state.c.source == source, sync_state.c.entity == entity
+                )
+            ).first()
+        return row[0] if row else None
+
+    def _save_cursor(self, conn: Connection, source: str, entity: str, cursor: dict | None) -> None:
+        updated = conn.execute(
+            sync_state.update()
+            .where(sync_state.c.source == source, sync_state.c.entity == entity)
+            .values(cursor=cursor, updated_at=_now())
+        ).rowcount
+        if not updated:
+            conn.execute(
+                sync_state.insert().values(source=source, entity=entity, cursor=cursor, updated_at=_now())
+            )
+
+    def land_page(
+        self, source: str, entity: str, records: Sequence[LandingRecord], cursor: dict | None
+    ) -> LandingCounts:
+        """Upsert one page of raw payloads and save the cursor that follows it, in ONE transaction."""
+        new = changed = unchanged = 0
+        now = _now()
+        # last occurrence wins when a page repeats a record (overlap windows do that)
+        by_id: dict[str, LandingRecord] = {}
+        for rec in records:
+            by_id[str(rec.source_id)] = rec
+        with self.engine.begin() as conn:
+            existing: dict[str, str] = {}
+            ids = list(by_id)
+            for chunk in _chunks(ids, 500):
+                for sid, h in conn.execute(
+                    sa.select(landing.c.source_id, landing.c.payload_hash).where(
+                        landing.c.source == source,
+                        landing.c.entity == entity,
+                        landing.c.source_id.in_(chunk),
+                    )
+                ):
+                    existing[sid] = h
+            inserts, updates = [], []
+            for sid, rec in by_id.items():
+                old = existing.get(sid)
+                if old is None:
+                    inserts.append(
+                        {
+                            "source": source,
+                            "entity": entity,
+                            "source_id": sid,
+                            "payload": jsonable(rec.payload),
+                            "payload_hash": rec.payload_hash,
+                            "staged_hash": None,
+                            "first_landed_at": now,
+                            "landed_at": now,
+                        }
+                    )
+                elif old != rec.payload_hash:
+                    updates.append(
+                        {"b_sid": sid, "payload": jsonable(rec.payload), "payload_hash": rec.payload_hash}
+                    )
+                else:
+                    unchanged += 1
+            if inserts:
+                conn.execute(landing.insert(), inserts)
+                new = len(inserts)
+            if updates:
+                conn.execute(
+                    landing.update()
+                    .where(
+                        landing.c.source == source,
+                        landing.c.entity == entity,
+                        landing.c.source_id == sa.bindparam("b_sid"),
+                    )
+                    .values(payload=sa.bindparam("payload"), payload_hash=sa.bindparam("payload_hash"),
+                            landed_at=now),
+                    updates,
+                )
+                changed = len(updates)
+            self._save_cursor(conn, source, entity, cursor)
+        return LandingCounts(new, changed, unchanged)
+
+    def landed_ids(self, source: str, entity: str) -> set[str]:
+        with self.engine.connect() as conn:
+            return {
+                r[0]
+                for r in conn.execute(
+                    sa.select(landing.c.source_id).where(landing.c.source == source, landing.c.entity == entity)
+                )
+            }
+
+    def landing_counts(self) -> dict[tuple[str, str], int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(landing.c.source, landing.c.entity, sa.func.count()).group_by(
+                    landing.c.source, landing.c.entity
+                )
+            ).all()
+        return {(s, e): n for s, e, n in rows}
+
+    # -- push outbox --------------------------------------------------------------------------------------------
+
+    def enqueue_push(
+        self, target: str, entity: str, target_id: str, golden_id: str, payload: dict
+    ) -> bool:
+        """Queue a write-back unless the target already holds exactly this payload (diff-only, idempotent).
+
+        Returns True when a new outbox row was created. A pending row for the same target record is
+        replaced (only the newest desired state is ever sent).
+        """
+        return self.enqueue_pushes(target, entity, [(target_id, golden_id, payload)]) == 1
+
+    def enqueue_pushes(
+        self, target: str, entity: str, items: Iterable[tuple[str, str, dict]]
+    ) -> int:
+        items = list(items)
+        if not items:
+            return 0
+        now = _now()
+        queued = 0
+        with self.engine.begin() as conn:
+            state: dict[str, str] = {}
+            pending: dict[str, tuple[int, str]] = {}
+            ids = [str(t) for t, _, _ in items]
+            for chunk in _chunks(ids, 500):
+                for tid, h in conn.execute(
+                    sa.select(push_state.c.target_id, push_state.c.payload_hash).where(
+                        push_state.c.target == target,
+                        push_state.c.entity == entity,
+                        push_state.c.target_id.in_(chunk),
+                    )
+                ):
+                    state[tid] = h
+                for oid, tid, h in conn.execute(
+                    sa.select(push_outbox.c.id, push_outbox.c.target_id, push_outbox.c.payload_hash).where(
+                        push_outbox.c.target == target,
+                        push_outbox.c.entity == entity,
+                        push_outbox.c.status.in_(("pending", "error")),
+                        push_outbox.c.target_id.in_(chunk),
+                    )
+                ):
+                    pending[tid] = (oid, h)
+            inserts = []
+            for target_id, golden_id, payload in items:
+                tid = str(target_id)
+                h = payload_hash(payload)
+                if state.get(tid) == h:
+                    if tid in pending:  # desired state already reached: an older pending row is obsolete
+                        conn.execute(
+                            push_outbox.update()
+                            .where(push_outbox.c.id == pending[tid][0])
+                            .values(status="superseded", updated_at=now)
+                        )
+                    continue
+                if tid in pending:
+                    oid, old_h = pending[tid]
+                    if old_h == h:
+                        continue
+                    conn.execute(
+                        push_outbox.update()
+                        .where(push_outbox.c.id == oid)
+                        .values(status="superseded", updated_at=now)
+                    )
+                inserts.append(
+                    {
+                        "target": target,
+                        "entity": entity,
+                        "target_id": tid,
+                        "golden_id": golden_id,
+                        "payload": jsonable(payload),
+                        "payload_hash": h,
+                        "status": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            if inserts:
+                conn.execute(push_outbox.insert(), inserts)
+                queued = len(inserts)
+        return queued
+
+    def pending_pushes(self, target: str, limit: int | None = None) -> list[OutboxItem]:
+        q = (
+            sa.select(
+                push_outbox.c.id,
+                push_outbox.c.target,
+                push_outbox.c.entity,
+                push_outbox.c.target_id,
+                push_outbox.c.golden_id,
+                push_outbox.c.payload,
+                push_outbox.c.attempts,
+            )
+            .where(push_outbox.c.target == target, push_outbox.c.status.in_(("pending", "error")))
+            .order_by(push_outbox.c.id)
+        )
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            return [OutboxItem(*row) for row in conn.execute(q)]
+
+    def record_push_result(self, outbox_id: int, status: str, reason: str | None = None) -> None:
+        """Log one row's outcome. 'ok'/'rejected' close the outbox row; 'error' keeps it for the next run."""
+        self.record_push_results([(outbox_id, status, reason)])
+
+    def record_push_results(self, outcomes: Iterable[tuple[int, str, str | None]]) -> None:
+        outcomes = list(outcomes)
+        if not outcomes:
+            return
+        now = _now()
+        with self.engine.begin() as conn:
+            ids = [o[0] for o in outcomes]
+            rows: dict[int, Any] = {}
+            for chunk in _chunks(ids, 500):
+                for row in conn.execute(sa.select(push_outbox).where(push_outbox.c.id.in_(chunk))):
+                    rows[row.id] = row
+            for outbox_id, status, reason in outcomes:
+                if status not in ("ok", "rejected", "error"):
+                    raise ValueError(f"push status must be ok, rejected or error, not {status!r}")
+                row = rows.get(outbox_id)
+                if row is None:
+                    raise KeyError(f"no outbox row {outbox_id}")
+                conn.execute(
+                    push_outbox.update()
+                    .where(push_outbox.c.id == outbox_id)
+                    .values(status=status, attempts=row.attempts + 1, last_reason=reason, updated_at=now)
+                )
+                conn.execute(
+                    push_result.insert().values(
+                        outbox_id=outbox_id,
+                        target=row.target,
+                        target_id=row.target_id,
+                        status=status,
+                        reason=reason,
+                        at=now,
+                    )
+                )
+                if status == "ok":
+                    updated = conn.execute(
+                        push_state.update()
+                        .where(
+                            push_state.c.target == row.target,
+                            push_state.c.entity == row.entity,
+                            push_state.c.target_id == row.target_id,
+                        )
+                        .values(golden_id=row.golden_id, payload_hash=row.payload_hash, pushed_at=now)
+                    ).rowcount
+                    if not updated:
+                        conn.execute(
+                            push_state.insert().values(
+                                target=row.target,
+                                entity=row.entity,
+                                target_id=row.target_id,
+                                golden_id=row.golden_id,
+                                payload_hash=row.payload_hash,
+                                pushed_at=now,
+                            )
+                        )
+
+    # -- golden ids -----------------------------------------------------------------------------------------
+
+    def mint_golden_ids(self, conn: Connection, count: int, prefix: str = "G") -> list[str]:
+        """Reserve ``count`` new golden ids inside the caller's transaction; ids are never reused."""
+        if count <= 0:
+            return []
+        row = conn.execute(
+            sa.select(golden_id_sequence.c.next_value).where(golden_id_sequence.c.name == "golden")
+        ).first()
+        start = row[0] if row else 1
+        if row:
+            conn.execute(
+                golden_id_sequence.update()
+                .where(golden_id_sequence.c.name == "golden")
+                .values(next_value=start + count)
+            )
+        else:
+            conn.execute(golden_id_sequence.insert().values(name="golden", next_value=start + count))
+        return [f"{prefix}{n:09d}" for n in range(start, start + count)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Engine and migrations
+
+
+def _make_engine(url: str, echo: bool = False) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
+            cur = dbapi_conn.cursor()
+            # WAL lets the Dagster UI / exports read while a run writes
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(engine: Engine | None = None, url: str | None = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (in place; safe to call on every open)."""
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = alembic_config(engine)
+    script = ScriptDirectory.from_config(cfg)
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if revision == "head" and current == script.get_current_head():
+        return
+    command.upgrade(cfg, revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
