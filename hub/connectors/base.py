@@ -1,0 +1,489 @@
+"""The connector base: one HTTP session recipe, one rate limiter, paging helpers, and the pull/push drivers.
+
+Every source system gets a small class on this base (see ``Connector``): it declares ``system`` and
+``entities``, yields ``Page`` objects from ``pages(entity, cursor)`` and answers ``push(items)`` with one
+``PushOutcome`` per outbox row. The drivers ``run_pull`` / ``run_push`` are the only code that talks to the
+store, so resumability (page + cursor in one transaction) and outbox bookkeeping live in one place.
+
+Retry policy in one sentence: transport-level trouble (connect/read timeouts, 429 + Retry-After, 5xx) is
+handled by urllib3 ``Retry`` inside the session; trouble only visible in the body (truncated JSON, vendor
+error codes in an HTTP 200 like WeChat's) is handled by tenacity around the call (``fetch_json``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import requests
+import tenacity
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from hub.store import LandingRecord, OutboxItem, jsonable, payload_hash
+
+log = logging.getLogger(__name__)
+
+PushStatus = Literal["ok", "rejected", "error"]
+
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
+RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Value types
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One unit of progress: landed together with ``cursor`` in one transaction by ``run_pull``."""
+
+    records: list[LandingRecord]
+    cursor: dict
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    outbox_id: int
+    status: PushStatus
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class PullStats:
+    source: str
+    entity: str
+    pages: int = 0
+    records: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    seconds: float = 0.0
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(slots=True)
+class PushStats:
+    target: str
+    sent: int = 0
+    ok: int = 0
+    rejected: int = 0
+    error: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """The shape every connector has. ``system`` is the landing ``source`` name and the push ``target``."""
+
+    system: str
+    entities: tuple[str, ...]
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]: ...
+
+    def push(self, items: list[OutboxItem]) -> list[PushOutcome]: ...
+
+
+class ConnectorError(RuntimeError):
+    """A source answered in a way the connector cannot recover from in this run (the cursor is kept)."""
+
+
+class VendorError(ConnectorError):
+    """An error the vendor reports in the body (e.g. WeChat errcode); ``code`` is the vendor's code."""
+
+    def __init__(self, code: int | str, message: str = "") -> None:
+        super().__init__(f"{code}: {message}" if message else str(code))
+        self.code = code
+        self.message = message
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rate limiting
+
+
+class TokenBucket:
+    """Thread-safe token bucket: ``rate`` requests per second sustained, bursts of up to ``capacity``.
+
+    ``acquire`` blocks (sleeps) rather than failing, so a connector never exceeds the vendor's budget even
+    when several threads share one session.
+    """
+
+    def __init__(self, rate: float, capacity: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0 requests/second")
+        self.rate = float(rate)
+        self.capacity = float(capacity if capacity is not None else max(1.0, rate))
+        self._tokens = self.capacity
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self, tokens: float = 1.0) -> float:
+        """Take ``tokens``; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+                self._last = now
+                if self._tokens >= tokens:
+                    self._tokens -= tokens
+                    return waited
+                need = (tokens - self._tokens) / self.rate
+            self._sleep(need)
+            waited += need
+
+
+# --------------------------------------------------------------------------------------------------------------
+# HTTP session
+
+
+class _HubAdapter(HTTPAdapter):
+    """HTTPAdapter that applies a default timeout and the system's rate limiter to every request."""
+
+    def __init__(self, *, timeout: tuple[float, float], limiter: TokenBucket | None, **kw: Any) -> None:
+        self._default_timeout = timeout
+        self._limiter = limiter
+        super().__init__(**kw)
+
+    def send(self, request: requests.PreparedRequest, **kw: Any) -> requests.Response:  # type: ignore[override]
+        if kw.get("timeout") is None:
+            kw["timeout"] = self._default_timeout
+        if self._limiter is not None:
+            self._limiter.acquire()
+        return super().send(request, **kw)
+
+
+def make_retry(
+    *,
+    total: int = 6,
+    backoff_factor: float = 0.5,
+    backoff_jitter: float = 0.5,
+    backoff_max: float = 30.0,
+    retry_after_max: int = 120,
+    statuses: Iterable[int] = RETRY_STATUSES,
+    allowed_methods: Iterable[str] | None = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
+) -> Retry:
+    """The one retry policy: exponential backoff with jitter, honours Retry-After (capped), no raise on status
+    so the caller sees the last response and decides (``raise_for_status``)."""
+    return Retry(
+        total=total,
+        connect=total,
+        read=total,
+        status=total,
+        other=0,
+        backoff_factor=backoff_factor,
+        backoff_jitter=backoff_jitter,
+        backoff_max=backoff_max,
+        status_forcelist=frozenset(statuses),
+        allowed_methods=frozenset(m.upper() for m in allowed_methods) if allowed_methods else None,
+        respect_retry_after_header=True,
+        retry_after_max=retry_after_max,
+        raise_on_status=False,
+        raise_on_redirect=True,
+    )
+
+
+def make_session(
+    *,
+    rate_limit: float | None = None,
+    burst: float | None = None,
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    retry: Retry | None = None,
+    auth: Any = None,
+    headers: Mapping[str, str] | None = None,
+    pool_size: int = 4,
+) -> requests.Session:
+    """A ``requests.Session`` with the hub's retry policy, default timeouts and an optional token bucket.
+
+    ``rate_limit`` is requests per second for this system (None = unlimited). POST is not retried by
+    default (not idempotent); pass ``retry=make_retry(allowed_methods=None)`` for APIs whose POSTs are reads.
+    """
+    session = requests.Session()
+    limiter = TokenBucket(rate_limit, burst) if rate_limit else None
+    adapter = _HubAdapter(
+        timeout=timeout,
+        limiter=limiter,
+        max_retries=retry if retry is not None else make_retry(),
+        pool_connections=pool_size,
+        pool_maxsize=pool_size,
+    )
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    if auth is not None:
+        session.auth = auth
+    session.headers.update({"Accept": "application/json", "User-Agent": "customer-data-hub/0.1"})
+    if headers:
+        session.headers.update(headers)
+    return session
+
+
+# Exceptions that mean "the body did not arrive whole / was not JSON": the transport retry never sees these
+# because requests reads the body after urllib3 returns, so they are retried here.
+BODY_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.JSONDecodeError,
+)
+
+
+class RetryableHTTPError(ConnectorError):
+    """A retryable status survived the transport retries (e.g. a long 5xx burst); retried once more here."""
+
+
+def fetch_json(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    attempts: int = 4,
+    wait_initial: float = 0.5,
+    wait_max: float = 20.0,
+    **kw: Any,
+) -> tuple[Any, requests.Response]:
+    """Send a request and decode its JSON body, retrying truncated/garbled bodies with jittered backoff.
+
+    Returns ``(json, response)``. 4xx other than 429 raises ``requests.HTTPError`` at once (no point retrying
+    a bad request); 429/5xx that outlived the session's own retries are retried ``attempts`` times more.
+    """
+
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type((*BODY_ERRORS, RetryableHTTPError)),
+        wait=tenacity.wait_exponential_jitter(initial=wait_initial, max=wait_max),
+        stop=tenacity.stop_after_attempt(attempts),
+        reraise=True,
+    )
+    def _once() -> tuple[Any, requests.Response]:
+        resp = session.request(method, url, **kw)
+        if resp.status_code in RETRY_STATUSES:
+            raise RetryableHTTPError(f"HTTP {resp.status_code} from {method} {_redact(url)}")
+        resp.raise_for_status()
+        return resp.json(), resp
+
+    return _once()
+
+
+def _redact(url: str) -> str:
+    """Drop the query string: it may carry access tokens or keys, which must never reach the logs."""
+    return url.split("?", 1)[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Paging helpers (each yields enough to build a resumable cursor after every page)
+
+
+def iter_page_number(
+    fetch: Callable[[int], requests.Response],
+    *,
+    start_page: int = 1,
+    items_of: Callable[[requests.Response], list] = lambda r: r.json(),
+    total_pages_header: str = "X-WP-TotalPages",
+) -> Iterator[tuple[int, list, bool]]:
+    """Page-number paging (WordPress/WooCommerce style). Yields ``(page, items, is_last)``.
+
+    The total page count is re-read from every response (records may be added while we page); an empty
+    page or a page at/after the advertised total ends the run.
+    """
+    page = start_page
+    while True:
+        resp = fetch(page)
+        items = items_of(resp)
+        total_raw = resp.headers.get(total_pages_header)
+        total = int(total_raw) if total_raw and total_raw.isdigit() else None
+        is_last = not items or (total is not None and page >= total)
+        yield page, items, is_last
+        if is_last:
+            return
+        page += 1
+
+
+def iter_next_token(
+    fetch: Callable[[str | None], dict],
+    *,
+    start_token: str | None = None,
+    items_of: Callable[[dict], list],
+    next_token_of: Callable[[dict], str | None],
+) -> Iterator[tuple[str | None, list, str | None]]:
+    """Cursor/next-token paging (WeChat ``next_openid``, Graph ``after``...). Yields
+    ``(token_sent, items, next_token)``; ``next_token`` is None on the last page.
+
+    A page with no items ends the run even if the vendor still returns a token (WeChat does exactly that).
+    """
+    token = start_token
+    while True:
+        body = fetch(token)
+        items = items_of(body) or []
+        nxt = next_token_of(body) or None
+        if not items:
+            nxt = None
+        yield token, items, nxt
+        if nxt is None or nxt == token:
+            return
+        token = nxt
+
+
+def iter_keyset(
+    fetch_after: Callable[[tuple | None, int], Sequence[Any]],
+    *,
+    key_of: Callable[[Any], tuple],
+    after: tuple | None = None,
+    limit: int = 1000,
+) -> Iterator[tuple[Sequence[Any], tuple | None, bool]]:
+    """Keyset paging on a composite key such as (updated_at, id): ``fetch_after(after, limit)`` must return
+    rows ordered by that key strictly after ``after``. Yields ``(rows, last_key, is_last)``."""
+    while True:
+        rows = fetch_after(after, limit)
+        if rows:
+            after = key_of(rows[-1])
+        is_last = len(rows) < limit
+        yield rows, after, is_last
+        if is_last:
+            return
+
+
+def read_complete_lines(path: str | os.PathLike[str], offset: int, max_bytes: int = 4 << 20) -> tuple[list[bytes], int]:
+    """Byte-offset reading of an append-only file: the complete lines after ``offset`` (at most about
+    ``max_bytes``) and the offset just past the last newline. A partial last line (the writer is mid-append)
+    is left for the next read."""
+    with open(path, "rb") as fh:
+        fh.seek(offset)
+        chunk = fh.read(max_bytes)
+        if len(chunk) == max_bytes:
+            # the chunk may have cut a line: read on to the next newline so no line is split
+            rest = fh.readline()
+            chunk += rest
+    end = chunk.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    complete = chunk[: end + 1]
+    return complete.splitlines(), offset + len(complete)
+
+
+def overlap_start(watermark: str | None, overlap: timedelta) -> str | None:
+    """The lower bound of the next incremental run: the stored watermark minus the overlap window, which
+    catches rows committed late with an earlier timestamp (long transactions, clock skew)."""
+    if not watermark:
+        return None
+    return (datetime.fromisoformat(watermark) - overlap).isoformat()
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Landing records
+
+
+def to_jsonable(value: Any) -> Any:
+    """Source values -> JSON values: datetimes/dates as ISO strings, Decimal as str, bytes as hex."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return value
+
+
+def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None) -> LandingRecord:
+    """Build a LandingRecord. ``hash_view`` is the payload with hub-owned fields removed (echo suppression):
+    the stored payload keeps them, the hash ignores them."""
+    return LandingRecord(str(source_id), payload, payload_hash(payload if hash_view is None else hash_view))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Drivers
+
+
+def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | None = None) -> PullStats:
+    """Pull ``entity`` from the stored cursor onwards; each page and its cursor land in one transaction.
+
+    ``max_pages`` bounds one run (the next run resumes from the cursor). A crash between pages loses nothing:
+    the cursor saved with the last landed page is where the next run starts.
+    """
+    if entity not in connector.entities:
+        raise ValueError(f"{connector.system} has no entity {entity!r} (has {connector.entities})")
+    stats = PullStats(source=connector.system, entity=entity)
+    started = time.perf_counter()
+    cursor = store.get_cursor(connector.system, entity)
+    try:
+        for page in connector.pages(entity, cursor):
+            counts = store.land_page(connector.system, entity, page.records, jsonable(page.cursor))
+            stats.pages += 1
+            stats.records += len(page.records)
+            stats.new += counts.new
+            stats.changed += counts.changed
+            stats.unchanged += counts.unchanged
+            if max_pages is not None and stats.pages >= max_pages:
+                break
+    finally:
+        stats.seconds = time.perf_counter() - started
+        log.info(
+            "pull %s/%s: %d pages, %d new, %d changed, %d unchanged in %.2fs",
+            connector.system, entity, stats.pages, stats.new, stats.changed, stats.unchanged, stats.seconds,
+        )
+    return stats
+
+
+def run_push(connector: Connector, store: Any, target: str | None = None, *, batch_size: int = 100) -> PushStats:
+    """Send the target's pending outbox rows in batches and record every row's outcome.
+
+    'ok'/'rejected' close a row; 'error' keeps it pending, so it is retried next run and an ok row is never
+    sent twice. If ``connector.push`` raises (system down), that batch is recorded as 'error' and the run
+    stops: hammering a dead system helps nobody, and the rest stay pending.
+    """
+    target = target or connector.system
+    stats = PushStats(target=target)
+    started = time.perf_counter()
+    pending = store.pending_pushes(target)
+    try:
+        for batch in chunked(pending, batch_size):
+            batch = list(batch)
+            stats.batches += 1
+            stats.sent += len(batch)
+            try:
+                outcomes = connector.push(batch)
+            except Exception as exc:  # any failure of the target means: retry next run
+                reason = f"{type(exc).__name__}: push failed"
+                log.warning("push %s: batch of %d failed (%s); stopping this run", target, len(batch),
+                            type(exc).__name__)
+                store.record_push_results([(item.id, "error", reason) for item in batch])
+                stats.error += len(batch)
+                stats.reasons[reason] = stats.reasons.get(reason, 0) + len(batch)
+                break
+            by_id = {o.outbox_id: o for o in outcomes}
+            rows: list[tuple[int, str, str | None]] = []
+            for item in batch:
+                o = by_id.get(item.id) or PushOutcome(item.id, "error", "connector returned no outcome")
+                rows.append((item.id, o.status, o.reason))
+                setattr(stats, o.status, getattr(stats, o.status) + 1)
+                if o.status != "ok" and o.reason:
+                    stats.reasons[o.reason] = stats.reasons.get(o.reason, 0) + 1
+            store.record_push_results(rows)
+    finally:
+        stats.seconds = time.perf_counter() - started
+        log.info("push %s: %d sent, %d ok, %d rejected, %d error in %.2fs",
+                 target, stats.sent, stats.ok, stats.rejected, stats.error, stats.seconds)
+    return stats

@@ -1,0 +1,299 @@
+"""The connector base against a tiny real HTTP server on 127.0.0.1: retries, timeouts, truncated bodies,
+rate limiting, paging helpers, and the pull/push drivers against a real Store."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from hub.connectors.base import (
+    Page,
+    PushOutcome,
+    TokenBucket,
+    fetch_json,
+    iter_keyset,
+    iter_next_token,
+    iter_page_number,
+    landing_record,
+    make_retry,
+    make_session,
+    read_complete_lines,
+    run_pull,
+    run_push,
+)
+from hub.store import OutboxItem, Store
+
+
+class ScriptedServer:
+    """Answers each path from a script of faults, then with the normal answer. Counts every hit."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[dict]] = {}
+        self.hits: dict[str, int] = {}
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                path, _, query = self.path.partition("?")
+                with outer.lock:
+                    outer.hits[path] = outer.hits.get(path, 0) + 1
+                    step = outer.script.get(path, []).pop(0) if outer.script.get(path) else {}
+                if step.get("delay"):
+                    time.sleep(step["delay"])
+                status = step.get("status", 200)
+                if path == "/items":
+                    page = int(dict(p.split("=") for p in query.split("&") if p).get("page", 1))
+                    data = [{"id": i} for i in range((page - 1) * 3 + 1, min(page * 3, 7) + 1)]
+                    body = json.dumps(data).encode()
+                    headers = {"X-WP-TotalPages": "3", "X-WP-Total": "7"}
+                else:
+                    body = json.dumps(step.get("body", {"ok": True, "path": path})).encode()
+                    headers = {}
+                headers.update(step.get("headers", {}))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if step.get("truncate"):
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server() -> Iterator[ScriptedServer]:
+    srv = ScriptedServer()
+    yield srv
+    srv.close()
+
+
+def fast_session(**kw: object) -> requests.Session:
+    return make_session(retry=make_retry(backoff_factor=0.01, backoff_jitter=0.01), **kw)  # type: ignore[arg-type]
+
+
+def test_429_honours_retry_after(server: ScriptedServer) -> None:
+    server.script["/a"] = [{"status": 429, "headers": {"Retry-After": "1"}}]
+    t0 = time.perf_counter()
+    body, resp = fetch_json(fast_session(), "GET", server.url + "/a")
+    assert body == {"ok": True, "path": "/a"}
+    assert server.hits["/a"] == 2
+    assert time.perf_counter() - t0 >= 0.95  # waited as the server asked, not the tiny backoff
+
+
+def test_5xx_burst_then_success(server: ScriptedServer) -> None:
+    server.script["/b"] = [{"status": 503}, {"status": 500}, {"status": 502}, {"status": 504}]
+    body, _ = fetch_json(fast_session(), "GET", server.url + "/b")
+    assert body["ok"] and server.hits["/b"] == 5
+
+
+def test_5xx_burst_longer_than_transport_retries_is_retried_by_fetch_json(server: ScriptedServer) -> None:
+    server.script["/c"] = [{"status": 500}] * 4
+    session = make_session(retry=make_retry(total=2, backoff_factor=0.01))
+    body, _ = fetch_json(session, "GET", server.url + "/c", wait_initial=0.01)
+    assert body["ok"] and server.hits["/c"] == 5
+
+
+def test_read_timeout_is_retried(server: ScriptedServer) -> None:
+    server.script["/slow"] = [{"delay": 1.0}]
+    body, _ = fetch_json(fast_session(timeout=(2.0, 0.3)), "GET", server.url + "/slow")
+    assert body["ok"] and server.hits["/slow"] == 2
+
+
+def test_truncated_body_is_retried(server: ScriptedServer) -> None:
+    server.script["/t"] = [{"truncate": True}, {"truncate": True}]
+    body, _ = fetch_json(fast_session(), "GET", server.url + "/t", wait_initial=0.01)
+    assert body == {"ok": True, "path": "/t"} and server.hits["/t"] == 3
+
+
+def test_client_error_is_not_retried(server: ScriptedServer) -> None:
+    server.script["/bad"] = [{"status": 400, "body": {"code": "rest_invalid_param"}}]
+    with pytest.raises(requests.HTTPError):
+        fetch_json(fast_session(), "GET", server.url + "/bad", wait_initial=0.01)
+    assert server.hits["/bad"] == 1
+
+
+def test_rate_limit_spaces_requests(server: ScriptedServer) -> None:
+    session = fast_session(rate_limit=20, burst=1)
+    t0 = time.perf_counter()
+    for _ in range(11):
+        session.get(server.url + "/r")
+    # 11 requests with a bucket of 1 at 20/s: at least 10 waits of 50 ms
+    assert time.perf_counter() - t0 >= 0.45
+    assert server.hits["/r"] == 11
+
+
+def test_token_bucket_with_fake_clock() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    bucket = TokenBucket(rate=2, capacity=2, clock=lambda: now[0], sleep=sleep)
+    for _ in range(6):
+        bucket.acquire()
+    assert now[0] == pytest.approx(2.0)  # 2 from the burst, 4 more at 2/s
+
+
+def test_iter_page_number_reads_total_pages(server: ScriptedServer) -> None:
+    session = fast_session()
+    pages = list(iter_page_number(lambda p: session.get(server.url + "/items", params={"page": p})))
+    assert [p for p, _, _ in pages] == [1, 2, 3]
+    assert [i["id"] for _, items, _ in pages for i in items] == list(range(1, 8))
+    assert [last for _, _, last in pages] == [False, False, True]
+    resumed = list(iter_page_number(lambda p: session.get(server.url + "/items", params={"page": p}), start_page=3))
+    assert [i["id"] for _, items, _ in resumed for i in items] == [7]
+
+
+def test_iter_next_token_stops_on_empty_page_even_with_token() -> None:
+    book = {None: (["a", "b"], "b"), "b": (["c"], "c"), "c": ([], "c")}
+    got = list(
+        iter_next_token(
+            lambda t: {"data": {"openid": book[t][0]} if book[t][0] else None, "next_openid": book[t][1]},
+            items_of=lambda b: (b.get("data") or {}).get("openid", []),
+            next_token_of=lambda b: b.get("next_openid"),
+        )
+    )
+    assert [items for _, items, _ in got] == [["a", "b"], ["c"], []]
+    assert got[-1][2] is None
+
+
+def test_iter_keyset() -> None:
+    rows = [("2024-01-01", i) for i in range(1, 6)] + [("2024-01-02", 0)]
+
+    def fetch(after: tuple | None, limit: int) -> list[tuple]:
+        return [r for r in rows if after is None or r > after][:limit]
+
+    got = list(iter_keyset(fetch, key_of=lambda r: r, limit=2))
+    assert [r for batch, _, _ in got for r in batch] == rows
+    assert got[-1][2] is True
+
+
+def test_read_complete_lines_leaves_partial_line(tmp_path: Path) -> None:
+    f = tmp_path / "Master.csv"
+    f.write_bytes(b'"a",1\n"b",2\n"c",')
+    lines, off = read_complete_lines(f, 0)
+    assert lines == [b'"a",1', b'"b",2'] and off == 12
+    with open(f, "ab") as fh:
+        fh.write(b"3\n")
+    lines, off2 = read_complete_lines(f, off)
+    assert lines == [b'"c",3'] and off2 == f.stat().st_size
+    # a small max_bytes still never splits a line
+    lines, _ = read_complete_lines(f, 0, max_bytes=3)
+    assert lines == [b'"a",1']
+
+
+# -- drivers against a real Store ------------------------------------------------------------------------------
+
+
+class ListConnector:
+    """A real (in-process) source: a list of records paged by offset, that can be told to die after k pages."""
+
+    system = "listsrc"
+    entities = ("things",)
+
+    def __init__(self, data: list[dict], page_size: int = 3, die_after: int | None = None) -> None:
+        self.data = data
+        self.page_size = page_size
+        self.die_after = die_after
+        self.pushed: list[int] = []
+        self.push_script: dict[int, PushOutcome] = {}
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        start = (cursor or {}).get("offset", 0) if not (cursor or {}).get("complete") else 0
+        served = 0
+        while True:
+            chunk = self.data[start : start + self.page_size]
+            start += len(chunk)
+            done = start >= len(self.data)
+            yield Page([landing_record(r["id"], r) for r in chunk], {"offset": start, "complete": done})
+            served += 1
+            if done:
+                return
+            if self.die_after is not None and served >= self.die_after:
+                raise ConnectionError("killed between pages")
+
+    def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+        out = []
+        for it in items:
+            self.pushed.append(it.id)
+            out.append(self.push_script.pop(it.id, PushOutcome(it.id, "ok")))
+        return out
+
+
+def test_run_pull_resumes_after_kill_and_second_run_lands_nothing(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/hub.db")
+    data = [{"id": i, "name": f"n{i}"} for i in range(10)]
+    conn = ListConnector(data, die_after=2)
+    with pytest.raises(ConnectionError):
+        run_pull(conn, store, "things")
+    assert len(store.landed_ids("listsrc", "things")) == 6
+    conn.die_after = None
+    stats = run_pull(conn, store, "things")
+    assert (stats.new, stats.changed, stats.unchanged) == (4, 0, 0)
+    assert store.landed_ids("listsrc", "things") == {str(i) for i in range(10)}
+    again = run_pull(conn, store, "things")
+    assert (again.new, again.changed) == (0, 0) and again.unchanged == 10
+    data[3]["name"] = "changed"
+    third = run_pull(conn, store, "things")
+    assert (third.new, third.changed) == (0, 1)
+
+
+def test_run_push_retries_errors_and_never_resends_ok(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/hub.db")
+    store.enqueue_pushes("listsrc", "things", [(str(i), f"G{i}", {"golden_id": f"G{i}"}) for i in range(5)])
+    conn = ListConnector([])
+    ids = [it.id for it in store.pending_pushes("listsrc")]
+    conn.push_script = {ids[1]: PushOutcome(ids[1], "error", "timeout"),
+                        ids[2]: PushOutcome(ids[2], "rejected", "no such record")}
+    stats = run_push(conn, store, batch_size=2)
+    assert (stats.sent, stats.ok, stats.error, stats.rejected, stats.batches) == (5, 3, 1, 1, 3)
+    assert [it.id for it in store.pending_pushes("listsrc")] == [ids[1]]
+    conn.pushed.clear()
+    stats2 = run_push(conn, store)
+    assert conn.pushed == [ids[1]] and stats2.ok == 1
+    conn.pushed.clear()
+    assert run_push(conn, store).sent == 0 and conn.pushed == []
+
+
+def test_run_push_connector_crash_keeps_rows_pending(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/hub.db")
+    store.enqueue_pushes("listsrc", "things", [(str(i), f"G{i}", {"golden_id": f"G{i}"}) for i in range(4)])
+
+    class Down(ListConnector):
+        def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+            raise requests.ConnectionError("refused")
+
+    stats = run_push(Down([]), store, batch_size=2)
+    assert stats.error == 2 and stats.batches == 1  # stopped after the first failing batch
+    assert len(store.pending_pushes("listsrc")) == 4
