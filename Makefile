@@ -1,0 +1,42 @@
+# Customer data hub — every target creates .venv on first use (needs only python3 on the machine).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+BENCH_STAMP := $(VENV)/.installed-bench
+
+.PHONY: install demo test ui bench lint clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## the whole pipeline on the embedded SQLite store against the built-in sandbox sources
+demo: $(STAMP)
+	$(BIN)/hub demo
+
+## the test suite (SQLite always; PostgreSQL/MariaDB/Tryton when available — CI requires them)
+test: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider
+
+## Dagster UI on 127.0.0.1:3000 with the sandbox sources running
+ui: $(STAMP)
+	$(BIN)/hub ui
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/uv pip install --python $(BIN)/python -q -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+## scale runs: standardisation, matching vs Splink, golden incremental, connectors (long)
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/run_all.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .hub

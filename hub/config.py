@@ -1,0 +1,94 @@
+"""Loading ``hub.yaml``: which sources exist, how each stage is configured.
+
+Only non-secret settings live in the file. Secrets (API keys, passwords) and per-deployment endpoints are
+named there by the environment variable that holds them (``*_env`` keys) and read through Dagster ``EnvVar``
+at run time, so they never appear in the file, the UI or the logs.
+
+Lookup order for the file: ``HUB_CONFIG`` → ``./hub.yaml`` → the packaged default (``hub/hub.default.yaml``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PACKAGED_DEFAULT = Path(__file__).parent / "hub.default.yaml"
+
+SourceKind = Literal["sql_erp", "tryton", "woocommerce", "wechat", "asterisk_cdr"]
+
+
+class SourceConfig(BaseModel):
+    """One connected system. ``*_env`` fields name environment variables, never hold values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SourceKind
+    mapping: str | None = None  # mapping declaration in hub/mappings (defaults to the kind)
+    enabled: bool = True
+    push: bool = True  # receives golden id / segments back
+    phone_region: str = "CN"
+    dayfirst: bool = False
+    url_env: str | None = None
+    key_env: str | None = None
+    secret_env: str | None = None
+    user_env: str | None = None
+    password_env: str | None = None
+    database_env: str | None = None
+    dir_env: str | None = None
+    tables: str | None = None  # SQL ERP: table declaration name or path
+    requests_per_second: float | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def mapping_name(self) -> str:
+        return self.mapping or self.kind
+
+
+class HubConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: dict[str, SourceConfig]
+    standardise: dict[str, Any] = Field(default_factory=dict)
+    matching: dict[str, Any] = Field(default_factory=dict)
+    survivorship: dict[str, Any] = Field(default_factory=dict)
+    segments: dict[str, Any] = Field(default_factory=dict)
+    push: dict[str, Any] = Field(default_factory=dict)
+    report: dict[str, Any] = Field(default_factory=dict)
+    schedule: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, value: dict[str, SourceConfig]) -> dict[str, SourceConfig]:
+        for name in value:
+            if not name.isidentifier():
+                raise ValueError(f"source name {name!r} must be a simple identifier (letters, digits, _)")
+        return value
+
+    @property
+    def enabled_sources(self) -> dict[str, SourceConfig]:
+        return {n: s for n, s in self.sources.items() if s.enabled}
+
+
+def config_path() -> Path:
+    env = os.environ.get("HUB_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("hub.yaml")
+    if local.exists():
+        return local
+    return PACKAGED_DEFAULT
+
+
+def load_config(path: str | Path | None = None) -> HubConfig:
+    p = Path(path) if path else config_path()
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise SystemExit(f"hub config not found: {p}") from exc
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"hub config {p} is not valid YAML: {exc}") from exc
+    return HubConfig.model_validate(raw)
