@@ -265,7 +265,7 @@ def fetch_json(
 
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type((*BODY_ERRORS, RetryableHTTPError)),
-        wait=tenacity.wait_exponential_jitter(initial=wait_initial, max=wait_max),
+        wait=tenacity.wait_exponential_jitter(initial=wait_initial, max=wait_max, jitter=wait_initial),
         stop=tenacity.stop_after_attempt(attempts),
         reraise=True,
     )

@@ -1,0 +1,150 @@
+"""Asterisk CDR connector on a real drop folder: column variants, partial lines, rotation, kill/resume,
+caller-directory push."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.connectors.base import Page, run_pull, run_push
+from hub.connectors.cdr import AsteriskCdrConnector, parse_cdr_line
+from hub.store import Store
+
+
+def cdr_line(i: int, *, columns: int = 18, answered: bool = True, name: str = "Alice Wang") -> str:
+    """A line exactly as cdr_csv writes it: strings quoted with "" escaping, ints bare, empty answer bare."""
+    q = lambda s: '"' + str(s).replace('"', '""') + '"'  # noqa: E731
+    answer = q(f"2024-05-06 10:{i % 60:02d}:07") if answered else ""
+    base = [q(""), q(f"1380013{i:04d}"), q("2000"), q("from-internal"), q(f'"{name}" <1380013{i:04d}>'),
+            q(f"PJSIP/trunk-{i:08x}"), q("PJSIP/2000-00000002"), q("Dial"), q("PJSIP/2000,30,tT"),
+            q(f"2024-05-06 10:{i % 60:02d}:02"), answer, q(f"2024-05-06 10:{i % 60:02d}:40"),
+            "38", "33" if answered else "0", q("ANSWERED" if answered else "NO ANSWER"), q("DOCUMENTATION")]
+    if columns >= 18:
+        base += [q(f"1714990502.{i}"), q("")]
+    if columns == 21:
+        base += [q(""), q(f"1714990502.{i}"), str(i % 3)]
+    return ",".join(base) + "\n"
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path}/hub.db")
+
+
+def test_parse_column_variants() -> None:
+    r16 = parse_cdr_line(cdr_line(1, columns=16).rstrip("\n"))
+    assert r16["clid"] == '"Alice Wang" <13800130001>' and r16["duration"] == 38 and "uniqueid" not in r16
+    r18 = parse_cdr_line(cdr_line(2, answered=False).rstrip("\n"))
+    assert r18["answer"] is None and r18["billsec"] == 0 and r18["uniqueid"] == "1714990502.2"
+    assert r18["start"] == "2024-05-06T10:02:02"
+    r21 = parse_cdr_line(cdr_line(3, columns=21).rstrip("\n"))
+    assert r21["linkedid"] == "1714990502.3" and r21["sequence"] == 0
+    bad = parse_cdr_line('"a","b"')
+    assert bad["_malformed"] and bad["raw"] == '"a","b"'
+
+
+def test_pull_partial_line_rotation_and_no_change(tmp_path: Path, store: Store) -> None:
+    drop = tmp_path / "cdr"
+    drop.mkdir()
+    master = drop / "Master.csv"
+    append(master, "".join(cdr_line(i) for i in range(5)))
+    line5 = cdr_line(5)
+    append(master, line5[:30])  # the PBX is mid-append
+    conn = AsteriskCdrConnector(drop)
+    s1 = run_pull(conn, store, "calls")
+    assert s1.new == 5
+    append(master, line5[30:] + cdr_line(6))
+    # rotation: the old file is renamed with unread lines still in it; a new Master.csv starts
+    append(master, cdr_line(7))
+    master.rename(drop / "Master.csv.1")
+    append(master, cdr_line(8, columns=21) + cdr_line(9, columns=16))
+    s2 = run_pull(conn, store, "calls")
+    assert s2.new == 5 and s2.changed == 0  # 5, 6, 7 from the rotated file, 8 and 9 from the new one
+    ids = store.landed_ids("callcenter", "calls")
+    assert {f"1714990502.{i}" for i in range(8)} <= ids and "1714990502.8:2" in ids
+    assert len(ids) == 10
+    s3 = run_pull(conn, store, "calls")
+    assert (s3.new, s3.changed) == (0, 0)
+    # copytruncate-style rotation: copy away, truncate in place. Re-read rows keep their ids -> unchanged.
+    shutil.copy(master, drop / "Master.csv.2")
+    master.write_text("")
+    s4 = run_pull(conn, store, "calls")
+    assert (s4.new, s4.changed) == (0, 0) and s4.unchanged == 2
+    append(master, cdr_line(10))
+    assert run_pull(conn, store, "calls").new == 1
+    # deleting a rotated file shrinks the cursor
+    (drop / "Master.csv.1").unlink()
+    run_pull(conn, store, "calls")
+    names = {v["name"] for v in store.get_cursor("callcenter", "calls")["files"].values()}
+    assert names == {"Master.csv", "Master.csv.2"}
+
+
+class DieAfter:
+    """Wraps a connector; its pages() raises after k pages (a process killed between two pages)."""
+
+    def __init__(self, inner: AsteriskCdrConnector, k: int) -> None:
+        self.inner, self.k = inner, k
+        self.system, self.entities = inner.system, inner.entities
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        for n, page in enumerate(self.inner.pages(entity, cursor), 1):
+            yield page
+            if n >= self.k:
+                raise KeyboardInterrupt("killed")
+
+    def push(self, items: list) -> list:
+        return self.inner.push(items)
+
+
+def test_kill_between_pages_resumes_exactly_once(tmp_path: Path, store: Store) -> None:
+    drop = tmp_path / "cdr"
+    drop.mkdir()
+    append(drop / "Master.csv", "".join(cdr_line(i) for i in range(200)))
+    conn = AsteriskCdrConnector(drop, page_bytes=4000)  # ~15 lines per page
+    with pytest.raises(KeyboardInterrupt):
+        run_pull(DieAfter(conn, 3), store, "calls")
+    partial = len(store.landed_ids("callcenter", "calls"))
+    assert 0 < partial < 200
+    s = run_pull(conn, store, "calls")
+    assert s.new == 200 - partial and s.changed == 0 and s.unchanged == 0
+    with open(drop / "Master.csv", newline="") as fh:
+        truth = {row[16] for row in csv.reader(fh)}
+    assert store.landed_ids("callcenter", "calls") == truth
+
+
+def test_push_directory_atomic_upsert_and_no_echo(tmp_path: Path, store: Store) -> None:
+    drop = tmp_path / "cdr"
+    drop.mkdir()
+    append(drop / "Master.csv", "".join(cdr_line(i) for i in range(3)))
+    conn = AsteriskCdrConnector(drop)
+    run_pull(conn, store, "calls")
+    store.enqueue_pushes("callcenter", "caller", [
+        ("+8613800138000", "G000001", {"golden_id": "G000001", "display_name": "陈伟", "value_tier": "gold",
+                                       "segment": "vip"}),
+        ("+442079460000", "G000002", {"golden_id": "G000002", "display_name": "Bob Smith", "value_tier": "silver"}),
+        ("13800138000", "G000003", {"golden_id": "G000003"}),  # not E.164 -> rejected, not retried
+    ])
+    stats = run_push(conn, store)
+    assert (stats.ok, stats.rejected, stats.error) == (2, 1, 0)
+    directory = conn.read_directory()
+    assert directory["+8613800138000"]["display_name"] == "陈伟"
+    assert directory["+442079460000"]["golden_id"] == "G000002"
+    assert not list(drop.glob(".directory-*"))  # no temp file left behind
+    # update one entry; the other stays
+    store.enqueue_pushes("callcenter", "caller", [
+        ("+8613800138000", "G000001", {"golden_id": "G000001", "display_name": "陈伟", "value_tier": "platinum"})])
+    assert run_push(conn, store).ok == 1
+    directory = conn.read_directory()
+    assert directory["+8613800138000"]["value_tier"] == "platinum" and len(directory) == 2
+    assert run_push(conn, store).sent == 0
+    after = run_pull(conn, store, "calls")
+    assert (after.new, after.changed) == (0, 0)  # the directory file is not mistaken for call data
