@@ -1,0 +1,47 @@
+"""Standardisers: pure, cached functions from raw source values to clean values + match keys.
+
+Every public function accepts any input (None, '', junk, huge strings, arbitrary Unicode) and never
+raises: it returns a value, or None plus machine-readable flag codes (``phone.invalid``,
+``email.invalid``, ``date.impossible``, ``national_id.checksum``, ``name.unparseable`` …).
+"""
+
+from hub.standardise.dates import ParsedDate, standardise_birth_date, standardise_date
+from hub.standardise.emails import Email, email_key, standardise_email
+from hub.standardise.names import (
+    Company,
+    PersonName,
+    nickname_canonical,
+    pinyin,
+    standardise_company,
+    standardise_person_name,
+    surname_pinyin,
+    to_simplified,
+)
+from hub.standardise.phones import DEFAULT_REGION, Phone, phone_e164, standardise_phone
+from hub.standardise.text import as_str, fold_ascii, normalize_text, strip_punctuation, text_key
+
+__all__ = [
+    "DEFAULT_REGION",
+    "Company",
+    "Email",
+    "ParsedDate",
+    "PersonName",
+    "Phone",
+    "as_str",
+    "email_key",
+    "fold_ascii",
+    "nickname_canonical",
+    "normalize_text",
+    "phone_e164",
+    "pinyin",
+    "standardise_birth_date",
+    "standardise_company",
+    "standardise_date",
+    "standardise_email",
+    "standardise_person_name",
+    "standardise_phone",
+    "strip_punctuation",
+    "surname_pinyin",
+    "text_key",
+    "to_simplified",
+]

@@ -1,0 +1,107 @@
+"""E-mail addresses: cleaned display value + a provider-aware match key.
+
+Syntax only (``email-validator`` with ``check_deliverability=False``): the hub never does DNS look-ups
+while standardising — it must be deterministic and offline.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+from email_validator import EmailNotValidError, validate_email
+
+from hub.standardise.text import as_str, normalize_text
+
+_MAX_EMAIL_LEN = 320  # RFC 3696 errata: 64 + 1 + 255
+
+
+class Email(NamedTuple):
+    address: str | None   # trimmed, lower-cased display value ('john.doe+news@gmail.com')
+    key: str | None       # match key with provider rules applied ('johndoe@gmail.com'); never display it
+    domain: str | None
+    flags: tuple[str, ...]
+
+
+# Domains that are the same mailbox namespace → one canonical domain for the key.
+_DOMAIN_ALIASES = {
+    "googlemail.com": "gmail.com",
+    "me.com": "icloud.com",
+    "mac.com": "icloud.com",
+    "protonmail.com": "proton.me",
+    "protonmail.ch": "proton.me",
+    "pm.me": "proton.me",
+    # 12345@vip.qq.com is the same QQ number as 12345@qq.com. (hotmail/outlook and foxmail/qq are NOT
+    # merged: they are separate namespaces and the same local part can be a different person.)
+    "vip.qq.com": "qq.com",
+}
+# Providers that ignore dots in the local part.
+_DOTLESS = frozenset({"gmail.com"})
+# Providers that deliver user+tag@ to user@ (sub-addressing).
+_PLUS_TAGS = frozenset({
+    "gmail.com", "outlook.com", "hotmail.com", "live.com", "icloud.com", "proton.me", "fastmail.com", "fastmail.fm",
+    "yandex.ru", "yandex.com", "zoho.com", "gmx.de", "gmx.net", "web.de", "posteo.de", "mailbox.org",
+})
+
+_MAILTO_RE = re.compile(r"^mailto:", re.I)
+_ANGLE_RE = re.compile(r"<([^<>]*)>")
+# Chinese keyboards produce full-width ＠ and 。 (NFKC maps ＠ but not 。).
+_CN_DOT = str.maketrans({"。": ".", "，": ",", "；": ";"})
+
+_MISSING = Email(None, None, None, ("email.missing",))
+_INVALID = Email(None, None, None, ("email.invalid",))
+
+
+def _key(local: str, domain: str) -> str:
+    domain = _DOMAIN_ALIASES.get(domain, domain)
+    if domain in _PLUS_TAGS:
+        local = local.split("+", 1)[0]
+    if domain in _DOTLESS:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
+
+
+@lru_cache(maxsize=200_000)
+def _standardise_email(raw: str) -> Email:
+    s = normalize_text(raw).translate(_CN_DOT)
+    if not s:
+        return _MISSING
+    m = _ANGLE_RE.search(s)          # 'Chen Wei <chen.wei@example.com>'
+    if m:
+        s = m.group(1)
+    s = _MAILTO_RE.sub("", s).strip().strip(".,;").replace(" ", "")
+    if not s:
+        return _MISSING
+    try:
+        v = validate_email(s, check_deliverability=False)
+    except EmailNotValidError:
+        return _INVALID
+    local = v.local_part.lower()
+    domain = v.domain.lower()
+    flags: tuple[str, ...] = ()
+    if domain in ("qq.com", "vip.qq.com", "foxmail.com") and not local.isdigit():
+        # QQ mail allows aliases, but a non-numeric qq.com local part cannot be joined to a QQ number.
+        flags = ("email.qq_alias",)
+    return Email(f"{local}@{domain}", _key(local, domain), domain, flags)
+
+
+def standardise_email(raw: object) -> Email:
+    """Trim, lower-case and syntax-check an e-mail address; compute its provider-aware match key.
+
+    Never raises: ``Email(None, None, None, ('email.invalid',))`` for bad input.
+    """
+    s = as_str(raw)
+    if s is None or not s.strip():
+        return _MISSING
+    if len(s) > _MAX_EMAIL_LEN * 2:
+        return _INVALID
+    try:
+        return _standardise_email(s)
+    except Exception:  # defensive: the validator on pathological Unicode
+        return _INVALID
+
+
+def email_key(raw: object) -> str | None:
+    """Shortcut: the match key or None."""
+    return standardise_email(raw).key

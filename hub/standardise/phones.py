@@ -1,0 +1,90 @@
+"""Phone numbers → E.164 via Google's libphonenumber port (`phonenumbers`)."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import NamedTuple
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from hub.standardise.text import as_str, normalize_text
+
+# Sources without a configured region are Chinese (the hub's main market).
+DEFAULT_REGION = "CN"
+_MAX_PHONE_LEN = 64
+
+
+class Phone(NamedTuple):
+    e164: str | None            # '+8613800138000'; None when invalid/missing
+    kind: str | None            # 'mobile' | 'fixed' | 'voip' | 'other'
+    extension: str | None
+    region: str | None          # ISO 3166 alpha-2 of the number ('CN'), not of the source
+    flags: tuple[str, ...]
+
+
+_KIND = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE: "fixed",
+    # US/CA numbers cannot be told apart; they are landline-shaped for matching purposes.
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed",
+    PhoneNumberType.VOIP: "voip",
+}
+
+# Chinese extension markers (转 = "transfer to", 分机 = "extension") → something libphonenumber parses.
+_CN_EXT_RE = re.compile(r"\s*(?:转|分机|分機|內線|内线)\s*")
+# Labels people type into phone fields: "Tel:", "手机：", "Mobile".
+_LABEL_RE = re.compile(r"^\s*(?:tel|phone|mobile|mob|cell|fax|手机|电话|電話|手機|座机|传真)\s*[:.]?\s*", re.I)
+
+_MISSING = Phone(None, None, None, None, ("phone.missing",))
+_INVALID = Phone(None, None, None, None, ("phone.invalid",))
+
+
+@lru_cache(maxsize=200_000)
+def _standardise_phone(raw: str, region: str) -> Phone:
+    s = normalize_text(raw)  # full-width digits → ASCII
+    if not s:
+        return _MISSING
+    s = _LABEL_RE.sub("", s)
+    s = _CN_EXT_RE.sub(" ext. ", s)
+    try:
+        num = phonenumbers.parse(s, region)
+    except phonenumbers.NumberParseException:
+        return _INVALID
+    if not phonenumbers.is_valid_number(num):
+        flags: tuple[str, ...] = ("phone.invalid",)
+        if phonenumbers.is_possible_number(num):
+            # Right length but unassigned range: often a typo; callers may want to look at it.
+            flags = ("phone.invalid", "phone.possible")
+        return Phone(None, None, None, None, flags)
+    e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    kind = _KIND.get(phonenumbers.number_type(num), "other")
+    num_region = phonenumbers.region_code_for_number(num)
+    flags = ()
+    if num_region and num_region != region:
+        flags = ("phone.foreign",)
+    return Phone(e164, kind, num.extension or None, num_region, flags)
+
+
+def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone:
+    """Parse a phone number written any usual way into E.164.
+
+    ``region`` is the default region of the *source* (used for numbers written without country code).
+    Never raises: invalid input gives ``Phone(e164=None, ..., flags=('phone.invalid',))``.
+    """
+    s = as_str(raw)
+    if s is None or not s.strip():
+        return _MISSING
+    if len(s) > _MAX_PHONE_LEN:
+        return _INVALID
+    reg = (region or DEFAULT_REGION).upper()
+    try:
+        return _standardise_phone(s, reg)
+    except Exception:  # libphonenumber edge cases on pathological input: report, never raise
+        return _INVALID
+
+
+def phone_e164(raw: object, region: str | None = DEFAULT_REGION) -> str | None:
+    """Shortcut: the E.164 string or None."""
+    return standardise_phone(raw, region).e164

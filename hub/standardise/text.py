@@ -1,0 +1,113 @@
+"""Text normalisation shared by all standardisers.
+
+Everything here is pure and cached on the input string: customer data repeats a lot (cities, company
+names, provinces), so the cache absorbs most of the cost of NFKC and regex passes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from functools import lru_cache
+
+# Hard ceiling for any single field. Longer values are never legitimate customer data and would only
+# bloat the caches (the cache key is the string itself).
+MAX_FIELD_LEN = 4096
+
+_WS_RE = re.compile(r"\s+")
+# Invisible characters that survive NFKC and break equality: zero-width space/joiners, BOM, soft hyphen,
+# bidi marks.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\u00ad]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def as_str(value: object) -> str | None:
+    """Coerce a raw source value to ``str`` (or None) without ever raising.
+
+    Spreadsheet and SQL sources hand us ints/floats for phone numbers and dates, bytes from legacy
+    drivers, etc.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return None
+        # 13800138000.0 from a spreadsheet is an integer in disguise.
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    try:
+        return str(value)
+    except Exception:  # an exotic object whose __str__ raises: treat as missing
+        return None
+
+
+@lru_cache(maxsize=200_000)
+def normalize_text(s: str) -> str:
+    """NFKC (full-width → half-width, ligatures, compatibility forms), drop invisible/control characters,
+    collapse whitespace, trim. Case and punctuation are kept."""
+    if not s:
+        return ""
+    if s.isascii():
+        # Fast path: ASCII needs no NFKC.
+        t = s
+    else:
+        t = unicodedata.normalize("NFKC", s)
+        t = _INVISIBLE_RE.sub("", t)
+        # Ideographic space is handled by NFKC; the Chinese middle-dot variants are unified here because
+        # they separate parts of transliterated names (阿不都·热合曼).
+        t = t.replace("\u30fb", "·").replace("\u2022", "·").replace("\u2027", "·")
+    t = _CONTROL_RE.sub(" ", t)
+    return _WS_RE.sub(" ", t).strip()
+
+
+def _is_punct(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return cat[0] in "PS"
+
+
+# Translation table: every punctuation/symbol code point in the BMP → space. Built once at import
+# (~20 ms) so that `str.translate` does the work in C.
+_PUNCT_TABLE = {cp: " " for cp in range(0x10000) if _is_punct(chr(cp))}
+
+
+def strip_punctuation(s: str) -> str:
+    """Replace punctuation and symbols by spaces and collapse whitespace."""
+    if not s:
+        return ""
+    return _WS_RE.sub(" ", s.translate(_PUNCT_TABLE)).strip()
+
+
+@lru_cache(maxsize=200_000)
+def text_key(s: str) -> str:
+    """A comparison key: NFKC, case-folded, punctuation removed, whitespace collapsed."""
+    return strip_punctuation(normalize_text(s).casefold())
+
+
+def fold_ascii(s: str) -> str:
+    """Remove diacritics (José → Jose, Müller → Muller); non-Latin characters are kept as they are."""
+    if s.isascii():
+        return s
+    decomposed = unicodedata.normalize("NFKD", s)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("ß", "ss")
+
+
+def clean_str(value: object, max_len: int = MAX_FIELD_LEN) -> tuple[str | None, str | None]:
+    """Coerce + normalise one raw value. Returns ``(text, problem)`` where problem is None, ``'missing'``
+    (None/blank) or ``'too_long'``."""
+    s = as_str(value)
+    if s is None:
+        return None, "missing"
+    if len(s) > max_len:
+        return None, "too_long"
+    t = normalize_text(s)
+    if not t:
+        return None, "missing"
+    return t, None
