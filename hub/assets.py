@@ -1,0 +1,309 @@
+"""The hub as Dagster assets. This module only wires stages; every stage's logic lives in its own module.
+
+Flow (groups in brackets):
+  raw_<source> [pull] → staged_records [standardise] → match_pairs [match] → golden_customers [golden]
+  (+ steward_review_queue) → customer_360 [serve] → push_outbox [push] → push_<target> [push]
+  → data_quality_report [report]
+
+Stages persist in the hub store (see hub/store.py) rather than passing frames between assets, so every step
+is incremental across runs and the store can be PostgreSQL in production.
+"""
+
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from hub.config import HubConfig, SourceConfig
+
+KIND_LABEL = {
+    "sql_erp": "sql",
+    "tryton": "tryton",
+    "woocommerce": "woocommerce",
+    "wechat": "wechat",
+    "asterisk_cdr": "asterisk",
+}
+
+
+def stats_metadata(stats: Any) -> dict[str, Any]:
+    """Numbers of a stage's stats dataclass as plottable metadata, plus its markdown summary."""
+    meta: dict[str, Any] = {}
+    if dataclasses.is_dataclass(stats):
+        for f in dataclasses.fields(stats):
+            value = getattr(stats, f.name)
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int | float):
+                meta[f.name] = value
+    markdown = getattr(stats, "markdown", None)
+    if callable(markdown):
+        meta["summary"] = dg.MetadataValue.md(markdown())
+    return meta
+
+
+def pull_table(stats: list[Any]) -> str:
+    lines = ["| entity | pages | records | new | changed | unchanged | records/s |", "|---|---|---|---|---|---|---|"]
+    for s in stats:
+        lines.append(
+            f"| {s.entity} | {s.pages} | {s.records} | {s.new} | {s.changed} | {s.unchanged} | "
+            f"{s.records_per_second:,.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def build_pull_asset(name: str, src: SourceConfig) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"raw_{name}",
+        group_name="pull",
+        kinds={KIND_LABEL[src.kind]},
+        required_resource_keys={"store", f"source_{name}"},
+        description=(
+            f"Raw {src.kind} payloads of source `{name}` landed in the hub store (landing table). Pulls are "
+            "incremental from the stored cursor; each page and its cursor commit together, so an interrupted "
+            "pull resumes where it stopped. Unchanged records (same payload hash) are not re-landed."
+        ),
+    )
+    def _pull(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from hub.connectors.base import run_pull
+
+        store = context.resources.store.store()
+        connector = getattr(context.resources, f"source_{name}").connector()
+        results = [run_pull(connector, store, entity) for entity in connector.entities]
+        landed = store.landing_counts()
+        total = sum(n for (s, _), n in landed.items() if s == name)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": total,
+                "new": sum(r.new for r in results),
+                "changed": sum(r.changed for r in results),
+                "unchanged": sum(r.unchanged for r in results),
+                "pages": sum(r.pages for r in results),
+                "seconds": round(sum(r.seconds for r in results), 2),
+                "summary": dg.MetadataValue.md(pull_table(results)),
+            }
+        )
+
+    return _pull
+
+
+def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=f"push_{target}",
+        group_name="push",
+        kinds={KIND_LABEL[src.kind]},
+        deps=["push_outbox"],
+        required_resource_keys={"store", f"source_{target}"},
+        description=(
+            f"Writes golden ids and segments back to `{target}`: sends the pending outbox rows of this target "
+            "(diff-only — only records whose desired state changed) and logs every row's result "
+            "(ok / rejected + reason / error). Errored rows stay pending and are retried next run; an ok row "
+            "is never sent twice."
+        ),
+    )
+    def _push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        from hub.connectors.base import run_push
+
+        store = context.resources.store.store()
+        connector = getattr(context.resources, f"source_{target}").connector()
+        stats = run_push(connector, store, target)
+        reasons = "\n".join(f"| {r} | {n} |" for r, n in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10])
+        table = (
+            "| sent | ok | rejected | error | batches |\n|---|---|---|---|---|\n"
+            f"| {stats.sent} | {stats.ok} | {stats.rejected} | {stats.error} | {stats.batches} |"
+        )
+        if reasons:
+            table += "\n\n| reason | rows |\n|---|---|\n" + reasons
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": stats.sent,
+                "sent": stats.sent,
+                "ok": stats.ok,
+                "rejected": stats.rejected,
+                "error": stats.error,
+                "seconds": round(stats.seconds, 2),
+                "summary": dg.MetadataValue.md(table),
+            }
+        )
+
+    return _push
+
+
+def build_assets(config: HubConfig) -> list[Any]:
+    sources = config.enabled_sources
+    pull_assets = [build_pull_asset(name, src) for name, src in sources.items()]
+    targets = [t for t in config.push.get("targets", list(sources)) if t in sources and sources[t].push]
+    push_assets = [build_push_asset(t, sources[t]) for t in targets]
+
+    @dg.asset(
+        group_name="standardise",
+        kinds={"python"},
+        deps=[a.key for a in pull_assets],
+        description=(
+            "Canonical customer, order, shipment and interaction records: every landed payload that changed "
+            "since it was last staged is mapped with its source's declarative mapping (hub/mappings) and "
+            "standardised (names incl. Chinese script/pinyin, E.164 phones, e-mails, dates, addresses, ids). "
+            "Records failing a required rule go to quarantine with reason codes; nothing is dropped."
+        ),
+    )
+    def staged_records(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.mappings import load_mappings
+        from hub.staging import stage_pending
+
+        stats = stage_pending(store.store(), load_mappings(), config.sources)
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
+
+    @dg.asset(
+        group_name="match",
+        kinds={"python"},
+        deps=[staged_records],
+        description=(
+            "Scored candidate pairs of customer records (Fellegi–Sunter match weights, unsupervised), with "
+            "per-field comparison levels and weights as explanation, banded into match / review / non-match. "
+            "Incremental: only new and changed records are matched against the existing golden members."
+        ),
+    )
+    def match_pairs(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.golden import match_and_cluster
+
+        stats = match_and_cluster(store.store(), config.matching, mode="incremental")
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
+
+    @dg.asset(
+        group_name="golden",
+        kinds={"python"},
+        deps=[match_pairs],
+        description=(
+            "Golden customer records with persistent golden ids, survivorship per field (hub.yaml) and "
+            "field-level lineage; the xref maps every source record to its golden id over time, and every "
+            "merge / split / retirement is in the golden-id history."
+        ),
+    )
+    def golden_customers(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.golden import build_golden
+
+        stats = build_golden(store.store(), config.survivorship)
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
+
+    @dg.asset(
+        group_name="golden",
+        kinds={"python"},
+        deps=[match_pairs],
+        description=(
+            "The steward review queue: pairs in the review band awaiting a decision "
+            "(`hub review list`, `hub review decide PAIR match|no-match`). Decisions always win over the "
+            "model on later runs."
+        ),
+    )
+    def steward_review_queue(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.golden import review_queue_summary
+
+        stats = review_queue_summary(store.store())
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
+
+    @dg.asset(
+        group_name="serve",
+        kinds={"python"},
+        deps=[golden_customers],
+        description=(
+            "The 360° view per golden customer: profile with lineage, orders and shipments from every system, "
+            "calls matched by E.164 phone, social follows, RFM scores, value tier, lifecycle stage, segment "
+            "and merged consent. Only changed rows are rewritten."
+        ),
+    )
+    def customer_360(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.customer360 import build_360
+
+        stats = build_360(store.store(), config.segments)
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
+
+    @dg.asset(
+        group_name="push",
+        kinds={"python"},
+        deps=[customer_360],
+        description=(
+            "The push outbox: for every target system, the desired golden id / segment / value tier per "
+            "target record. Diff-only — a row is queued only when the target does not already hold it."
+        ),
+    )
+    def push_outbox(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.push_plan import plan_pushes
+
+        stats = plan_pushes(store.store(), {**config.push, "targets": targets})
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
+
+    @dg.asset(
+        group_name="report",
+        kinds={"html"},
+        deps=[*(a.key for a in push_assets), steward_review_queue],
+        description=(
+            "The data-quality report for operations: landing, staging and quarantine per source with reason "
+            "codes, field completeness, matching and golden figures, push results — a self-contained HTML "
+            "file (path in hub.yaml `report.path`) with a JSON twin for trends."
+        ),
+    )
+    def data_quality_report(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.report import write_report
+
+        path = Path(config.report.get("path", ".hub/reports/data_quality.html"))
+        stats = write_report(store.store(), path, {"run_id": context.run_id})
+        meta = stats_metadata(stats)
+        meta["path"] = dg.MetadataValue.path(str(path.resolve()))
+        return dg.MaterializeResult(metadata=meta)
+
+    return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
+            push_outbox, *push_assets, data_quality_report]
+
+
+def build_checks() -> list[dg.AssetChecksDefinition]:
+    @dg.asset_check(
+        asset="golden_customers",
+        blocking=True,
+        description=(
+            "Blocks every push when the golden layer is inconsistent: each staged customer record must map to "
+            "exactly one active golden id in the xref, and no golden record may contain records with two "
+            "different valid national ids."
+        ),
+    )
+    def golden_customers_consistent(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
+        from hub.checks import golden_consistency
+
+        result = golden_consistency(store.store())
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={**result.metadata, "summary": dg.MetadataValue.md(result.markdown())},
+        )
+
+    @dg.asset_check(
+        asset="staged_records",
+        blocking=False,
+        description="Warns when more than 10 % of a source's customer records went to quarantine in this store.",
+    )
+    def quarantine_rate_acceptable(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
+        from hub.checks import quarantine_rate
+
+        result = quarantine_rate(store.store(), max_rate=0.10)
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={**result.metadata, "summary": dg.MetadataValue.md(result.markdown())},
+        )
+
+    @dg.asset_check(
+        asset="push_outbox",
+        blocking=True,
+        description="Blocks the push when an outbox row targets no record and the target may not create one.",
+    )
+    def push_outbox_targets_known(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
+        from hub.checks import outbox_targets
+
+        result = outbox_targets(store.store())
+        return dg.AssetCheckResult(
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={**result.metadata, "summary": dg.MetadataValue.md(result.markdown())},
+        )
+
+    return [golden_customers_consistent, quarantine_rate_acceptable, push_outbox_targets_known]

@@ -1,0 +1,137 @@
+"""The `hub` command line.
+
+  hub demo [--customers N] [--reset]          whole pipeline on the sandbox, embedded store
+  hub ui [--port P]                           Dagster UI with the sandbox running
+  hub export golden|xref|customer360 --out F  CSV, or Parquet by extension
+  hub dedupe INPUT --out OUT [--link-only] [--pairs PAIRS]
+  hub review list | hub review decide 'LEFT|RIGHT' match|no-match
+  hub golden preview --rules FILE
+  hub import FILE --source NAME --mapping M
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _store():  # noqa: ANN202 - lazy import keeps `hub --help` fast
+    from hub.store import Store
+
+    return Store()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from hub.demo import demo
+
+    return demo(customers=args.customers, reset_first=args.reset)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from hub.demo import ui
+
+    return ui(customers=args.customers, port=args.port)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hub.export import export
+
+    n = export(_store(), args.what, Path(args.out))
+    print(f"wrote {n} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from hub import golden
+
+    store = _store()
+    if args.review_cmd == "list":
+        queue = golden.review_queue(store, limit=args.limit)
+        print(golden.format_review_queue(queue))
+        return 0
+    left, _, right = args.pair.partition("|")
+    if not left or not right:
+        print("hub review decide: PAIR must be 'LEFT_KEY|RIGHT_KEY' as printed by `hub review list`",
+              file=sys.stderr)
+        return 2
+    golden.decide(store, left, right, args.decision, by=args.by)
+    print(f"recorded {args.decision} for {left} ~ {right}; it applies from the next run")
+    return 0
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    import yaml
+
+    from hub import golden
+
+    rules = yaml.safe_load(Path(args.rules).read_text(encoding="utf-8"))
+    if isinstance(rules, dict) and "survivorship" in rules:
+        rules = rules["survivorship"]
+    report = golden.preview(_store(), rules)
+    print(report.markdown())
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from hub.file_import import import_file
+
+    return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hub", description="Customer data hub")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox")
+    p.add_argument("--customers", type=int, default=2000, help="people in a new sandbox world (default 2000)")
+    p.add_argument("--reset", action="store_true", help="start over: new store, new sandbox world")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("ui", help="open the Dagster UI (127.0.0.1) with the sandbox sources running")
+    p.add_argument("--customers", type=int, default=2000)
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=cmd_ui)
+
+    p = sub.add_parser("export", help="export golden records, xref or the 360 view")
+    p.add_argument("what", choices=["golden", "xref", "customer360"])
+    p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
+    p.set_defaults(func=cmd_export)
+
+    from hub.dedupe.cli import register as register_dedupe
+
+    register_dedupe(sub)
+
+    p = sub.add_parser("review", help="steward review of pairs in the review band")
+    rsub = p.add_subparsers(dest="review_cmd", required=True)
+    q = rsub.add_parser("list", help="pairs awaiting a decision")
+    q.add_argument("--limit", type=int, default=50)
+    q.set_defaults(func=cmd_review)
+    q = rsub.add_parser("decide", help="record a decision: it always wins over the model")
+    q.add_argument("pair", help="'LEFT_KEY|RIGHT_KEY' as printed by `hub review list`")
+    q.add_argument("decision", choices=["match", "no-match"])
+    q.add_argument("--by", default="steward")
+    q.set_defaults(func=cmd_review)
+
+    p = sub.add_parser("golden", help="golden record tools")
+    gsub = p.add_subparsers(dest="golden_cmd", required=True)
+    q = gsub.add_parser("preview", help="what a survivorship rule change would change, before applying it")
+    q.add_argument("--rules", required=True, help="YAML with a survivorship section")
+    q.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("import", help="import a CSV/XLSX file as a source")
+    p.add_argument("file")
+    p.add_argument("--source", required=True)
+    p.add_argument("--mapping", required=True)
+    p.set_defaults(func=cmd_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

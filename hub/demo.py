@@ -1,0 +1,185 @@
+"""`hub demo` and `hub ui`: the whole pipeline against the built-in sandbox sources on the embedded store.
+
+The sandbox world (people, ERP database, web shop, social account, CDR folder) persists under
+``.hub/sandbox``, the store under ``.hub/hub.db`` and Dagster's instance under ``.hub/dagster``; a second
+``hub demo`` is therefore an incremental sync of unchanged sources, and ``make ui`` shows the runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+HUB_HOME = Path(".hub")
+
+
+def sandbox_env(ep: Any) -> dict[str, str]:
+    """Environment variables that point the packaged hub.yaml's sources at the running sandbox."""
+    return {
+        "HUB_ERP_URL": ep.erp_url,
+        "HUB_WEBSHOP_URL": ep.webshop_url,
+        "HUB_WEBSHOP_KEY": ep.webshop_key,
+        "HUB_WEBSHOP_SECRET": ep.webshop_secret,
+        "HUB_WECHAT_URL": ep.wechat_url,
+        "HUB_WECHAT_APPID": ep.wechat_appid,
+        "HUB_WECHAT_SECRET": ep.wechat_secret,
+        "HUB_CDR_DIR": str(ep.cdr_dir),
+    }
+
+
+def prepare_dagster_home(home: Path = HUB_HOME) -> Path:
+    dagster_home = (home / "dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    cfg = dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return dagster_home
+
+
+def reset(home: Path = HUB_HOME) -> None:
+    for name in ("sandbox", "dagster", "reports"):
+        shutil.rmtree(home / name, ignore_errors=True)
+    for suffix in ("", "-wal", "-shm"):
+        (home / f"hub.db{suffix}").unlink(missing_ok=True)
+
+
+@contextmanager
+def running_sandbox(customers: int, home: Path = HUB_HOME, seed: int = 42) -> Iterator[Any]:
+    from hub.sandbox import SandboxWorld
+
+    world = SandboxWorld.create_or_load(home / "sandbox", customers=customers, seed=seed)
+    with world.serve() as ep:
+        env = sandbox_env(ep)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            yield ep
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def run_full_sync() -> Any:
+    """Execute the full_sync job in this process on the persistent Dagster instance."""
+    import dagster as dg
+
+    from hub.definitions import defs
+
+    job = defs.resolve_job_def("full_sync")
+    with dg.DagsterInstance.get() as instance:
+        return job.execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _materializations(result: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def summarise(result: Any, store_url: str | None = None) -> str:
+    from hub.store import Store, golden_customer, golden_id_history, quarantine
+
+    mats = _materializations(result)
+    lines = [f"hub demo — run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}", ""]
+    lines.append("Pulled (new / changed / unchanged):")
+    for key, meta in sorted(mats.items()):
+        if key.startswith("raw_"):
+            lines.append(
+                f"  {key[4:]:<12} {meta.get('new', 0):>7} / {meta.get('changed', 0):>5} / "
+                f"{meta.get('unchanged', 0):>7}"
+            )
+    store = Store(store_url)
+    with store.engine.connect() as conn:
+        reasons: Counter[str] = Counter()
+        held = 0
+        for (codes,) in conn.execute(sa.select(quarantine.c.reasons)):
+            held += 1
+            reasons.update(codes or [])
+        active = conn.execute(
+            sa.select(sa.func.count()).select_from(golden_customer).where(golden_customer.c.status == "active")
+        ).scalar_one()
+        merges = conn.execute(
+            sa.select(sa.func.count()).select_from(golden_id_history).where(golden_id_history.c.event == "merged")
+        ).scalar_one()
+    store.dispose()
+    staged = mats.get("staged_records", {})
+    lines.append("")
+    lines.append(
+        f"Staged: {staged.get('staged', staged.get('dagster/row_count', 0))} this run; "
+        f"quarantined in store: {held}"
+        + (f" (top reasons: {', '.join(f'{r} ×{n}' for r, n in reasons.most_common(3))})" if reasons else "")
+    )
+    golden_meta = mats.get("golden_customers", {})
+    lines.append(
+        f"Golden customers: {active} active; merges this run: {golden_meta.get('merged', 0)}; "
+        f"merges ever: {merges}"
+    )
+    lines.append("Pushed (sent: ok / rejected / error):")
+    for key, meta in sorted(mats.items()):
+        if key.startswith("push_") and key != "push_outbox":
+            lines.append(
+                f"  {key[5:]:<12} {meta.get('sent', 0):>6}: {meta.get('ok', 0)} / {meta.get('rejected', 0)} / "
+                f"{meta.get('error', 0)}"
+            )
+    report = mats.get("data_quality_report", {}).get("path")
+    lines.append(f"Data-quality report: {report}")
+    failed = [
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    ]
+    if failed:
+        lines.append(f"FAILED steps: {', '.join(failed)}")
+    return "\n".join(lines)
+
+
+def demo(customers: int = 2000, reset_first: bool = False) -> int:
+    if reset_first:
+        reset()
+    HUB_HOME.mkdir(exist_ok=True)
+    prepare_dagster_home()
+    started = time.perf_counter()
+    with running_sandbox(customers) as _ep:
+        result = run_full_sync()
+    print(summarise(result))
+    print(f"\nfinished in {time.perf_counter() - started:.1f} s")
+    return 0 if result.success else 1
+
+
+def ui(customers: int = 2000, port: int = 3000) -> int:
+    """Start the sandbox and `dagster dev` on 127.0.0.1 against the same instance the demo writes."""
+    prepare_dagster_home()
+    with running_sandbox(customers):
+        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)]
+
+        def _reset_signals() -> None:  # `dagster dev` ignores SIGTERM when started with inherited SIG_IGN
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.setsid()
+
+        proc = subprocess.Popen(cmd, preexec_fn=_reset_signals)  # noqa: PLW1509 - needed, see dagster.md
+        print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the sandbox)")
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+            return 0
