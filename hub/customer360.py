@@ -1,0 +1,568 @@
+"""The customer 360 view: one row per active golden customer with everything the hub knows about them.
+
+Inputs (read in bulk, a handful of queries whatever the size — no per-customer queries):
+  golden_customer (active)   the profile and its field lineage
+  xref (valid_to IS NULL)    source customer record -> golden id
+  staged_record customers    per-source consent (merged: an explicit opt-out anywhere wins)
+  staged_record orders       linked through customer_key -> xref; the same order seen in two systems
+                             (same order number) counts once
+  staged_record shipments    linked through customer_key, or through their order
+  staged_record interactions calls by E.164 phone; social events through customer_key
+
+Computations are pure functions (``score_rfm``, ``value_tier``, ``lifecycle_stage``, ``segment_for``,
+``merge_consent``, ``dedupe_orders``) separate from the store I/O in ``build_360``. Only rows whose record hash
+changed are written (diff-only); the hash leaves out ``computed_at`` so an unchanged customer is not rewritten.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from hub.models import Consent, Customer360, GoldenCustomer, Order, Rfm
+from hub.store import (
+    Store,
+    customer_360,
+    golden_customer,
+    jsonable,
+    payload_hash,
+    record_key,
+    staged_record,
+    xref,
+)
+
+VALUE_TIERS = ("platinum", "gold", "silver", "bronze")
+LIFECYCLES = ("prospect", "new", "active", "at_risk", "lapsed")
+OPEN_SHIPMENT_STATUSES = frozenset({"draft", "waiting", "packed", "shipped"})
+_CHUNK = 1000
+
+# --------------------------------------------------------------------------------------------------------------
+# Configuration (the ``segments`` section of hub.yaml)
+
+DEFAULT_VALUE_TIERS: dict[str, dict[str, float]] = {
+    # first tier whose minimums are ALL met wins; monetary in the base currency (CNY in the demo)
+    "platinum": {"min_monetary": 20000, "min_frequency": 5},
+    "gold": {"min_monetary": 5000, "min_frequency": 3},
+    "silver": {"min_monetary": 1000, "min_frequency": 1},
+    "bronze": {"min_monetary": 0.01, "min_frequency": 1},
+}
+DEFAULT_LIFECYCLE = {"new_days": 90, "at_risk_days": 180, "lapsed_days": 365}
+# ordered: the first rule whose conditions all hold names the segment
+DEFAULT_SEGMENT_RULES: list[dict[str, Any]] = [
+    {"segment": "prospect", "lifecycle": ["prospect"]},
+    {"segment": "lapsed", "lifecycle": ["lapsed"]},
+    {"segment": "at_risk", "lifecycle": ["at_risk"]},
+    {"segment": "vip", "value_tier": ["platinum", "gold"]},
+    {"segment": "new", "lifecycle": ["new"]},
+    {"segment": "loyal", "min_frequency": 3},
+    {"segment": "regular"},
+]
+_RULE_KEYS = {"segment", "lifecycle", "value_tier", "min_frequency", "min_monetary", "min_r_score",
+              "min_f_score", "min_m_score"}
+
+
+@dataclass(frozen=True)
+class SegmentsConfig:
+    value_tiers: dict[str, dict[str, float]] = field(default_factory=lambda: dict(DEFAULT_VALUE_TIERS))
+    new_days: int = 90
+    at_risk_days: int = 180
+    lapsed_days: int = 365
+    rules: list[dict[str, Any]] = field(default_factory=lambda: list(DEFAULT_SEGMENT_RULES))
+    # orders in these statuses are kept in the history but earn no revenue / frequency
+    exclude_statuses: frozenset[str] = frozenset({"cancelled", "refunded", "draft"})
+    # optional conversion to one base currency: {"USD": 7.1} means 1 USD = 7.1 base units
+    currency_rates: dict[str, Decimal] = field(default_factory=dict)
+    recent_orders: int = 5
+    social_sources: frozenset[str] = frozenset({"social"})
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any] | None) -> SegmentsConfig:
+        cfg = dict(cfg or {})
+        tiers = cfg.get("value_tiers") or DEFAULT_VALUE_TIERS
+        unknown = set(tiers) - set(VALUE_TIERS)
+        if unknown:
+            raise ValueError(f"segments.value_tiers: unknown tier(s) {sorted(unknown)}; use {VALUE_TIERS}")
+        life = {**DEFAULT_LIFECYCLE, **(cfg.get("lifecycle") or {})}
+        if not life["new_days"] > 0 or not life["at_risk_days"] < life["lapsed_days"]:
+            raise ValueError("segments.lifecycle: need new_days > 0 and at_risk_days < lapsed_days")
+        rules = cfg.get("rules") or DEFAULT_SEGMENT_RULES
+        for rule in rules:
+            bad = set(rule) - _RULE_KEYS
+            if bad or "segment" not in rule:
+                raise ValueError(f"segments.rules: bad rule {rule!r} (keys allowed: {sorted(_RULE_KEYS)})")
+        return cls(
+            value_tiers={t: dict(tiers[t]) for t in VALUE_TIERS if t in tiers},
+            new_days=int(life["new_days"]),
+            at_risk_days=int(life["at_risk_days"]),
+            lapsed_days=int(life["lapsed_days"]),
+            rules=[dict(r) for r in rules],
+            exclude_statuses=frozenset(cfg.get("exclude_statuses") or cls.exclude_statuses),
+            currency_rates={str(k).upper(): Decimal(str(v)) for k, v in (cfg.get("currency_rates") or {}).items()},
+            recent_orders=int(cfg.get("recent_orders", 5)),
+            social_sources=frozenset(cfg.get("social_sources") or cls.social_sources),
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pure computations
+
+
+def parse_dt(value: Any) -> datetime | None:
+    """ISO string / datetime -> naive UTC datetime (the hub stores naive UTC everywhere)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return d if d.is_finite() else None
+
+
+def order_number_key(number: Any) -> str | None:
+    """Comparable order number: systems differ in case and padding ('wc-1001 ' vs 'WC-1001')."""
+    if number is None:
+        return None
+    key = "".join(str(number).split()).upper()
+    return key or None
+
+
+def _order_sort_key(order: Mapping[str, Any]) -> tuple:
+    upd = parse_dt(order.get("updated_at")) or parse_dt(order.get("ordered_at")) or datetime.min
+    return (upd, str(order.get("source", "")), str(order.get("source_id", "")))
+
+
+def dedupe_orders(orders: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """One customer's orders with the same order seen in several systems kept once.
+
+    Orders are the same when their normalised order numbers are equal; the most recently updated copy wins
+    (it carries the freshest status). Orders without a number are never merged. Returns (orders, duplicates).
+    """
+    by_number: dict[str, Mapping[str, Any]] = {}
+    kept: list[Mapping[str, Any]] = []
+    dupes = 0
+    for order in orders:
+        key = order_number_key(order.get("order_number"))
+        if key is None:
+            kept.append(order)
+            continue
+        prev = by_number.get(key)
+        if prev is None:
+            by_number[key] = order
+        else:
+            dupes += 1
+            if _order_sort_key(order) > _order_sort_key(prev):
+                by_number[key] = order
+    return kept + list(by_number.values()), dupes
+
+
+def quintile_scores(values: Sequence[float], higher_is_better: bool = True) -> list[int]:
+    """1..5 score by percentile rank across the population; ties share a score."""
+    if not values:
+        return []
+    s = pd.Series(values, dtype="float64")
+    if not higher_is_better:
+        s = -s
+    pct = s.rank(method="average", pct=True)
+    return [min(5, max(1, math.ceil(p * 5 - 1e-9))) for p in pct]
+
+
+def score_rfm(metrics: Sequence[tuple[int | None, int, Decimal]]) -> list[Rfm]:
+    """(recency_days, frequency, monetary) per customer -> Rfm with quintile scores.
+
+    Only customers with at least one revenue order are scored (prospects have no RFM position); recency is
+    scored among those whose last order date is known.
+    """
+    buyers = [i for i, (_, f, _) in enumerate(metrics) if f > 0]
+    dated = [i for i in buyers if metrics[i][0] is not None]
+    f_scores = dict(zip(buyers, quintile_scores([metrics[i][1] for i in buyers]), strict=True))
+    m_scores = dict(zip(buyers, quintile_scores([float(metrics[i][2]) for i in buyers]), strict=True))
+    r_scores = dict(zip(dated, quintile_scores([metrics[i][0] for i in dated], higher_is_better=False),
+                        strict=True))
+    out = []
+    for i, (rec, freq, mon) in enumerate(metrics):
+        out.append(Rfm(recency_days=rec, frequency=freq, monetary=mon, r_score=r_scores.get(i),
+                       f_score=f_scores.get(i), m_score=m_scores.get(i)))
+    return out
+
+
+def value_tier(monetary: Decimal, frequency: int, tiers: Mapping[str, Mapping[str, float]]) -> str:
+    """Highest tier whose minimum monetary AND minimum frequency are both met, else 'none'."""
+    for tier in VALUE_TIERS:
+        rule = tiers.get(tier)
+        if rule is None:
+            continue
+        if monetary >= Decimal(str(rule.get("min_monetary", 0))) and frequency >= int(rule.get("min_frequency", 0)):
+            if frequency > 0 or monetary > 0:
+                return tier
+    return "none"
+
+
+def lifecycle_stage(
+    first_order_at: datetime | None,
+    last_order_at: datetime | None,
+    frequency: int,
+    as_of: datetime,
+    new_days: int = 90,
+    at_risk_days: int = 180,
+    lapsed_days: int = 365,
+) -> str:
+    if frequency <= 0:
+        return "prospect"
+    if last_order_at is not None:
+        idle = (as_of - last_order_at).days
+        if idle > lapsed_days:
+            return "lapsed"
+        if idle > at_risk_days:
+            return "at_risk"
+    if first_order_at is not None and (as_of - first_order_at).days < new_days:
+        return "new"
+    return "active"
+
+
+def segment_for(rfm: Rfm, tier: str, lifecycle: str, rules: Sequence[Mapping[str, Any]]) -> str | None:
+    """First rule whose conditions all hold (lists: membership; min_*: thresholds)."""
+    for rule in rules:
+        if "lifecycle" in rule and lifecycle not in rule["lifecycle"]:
+            continue
+        if "value_tier" in rule and tier not in rule["value_tier"]:
+            continue
+        if rfm.frequency < int(rule.get("min_frequency", 0)):
+            continue
+        if rfm.monetary < Decimal(str(rule.get("min_monetary", 0))):
+            continue
+        for name, score in (("min_r_score", rfm.r_score), ("min_f_score", rfm.f_score),
+                            ("min_m_score", rfm.m_score)):
+            if name in rule and (score is None or score < int(rule[name])):
+                break
+        else:
+            return str(rule["segment"])
+    return None
+
+
+def merge_consent(consents: Iterable[Consent | Mapping[str, Any] | None]) -> Consent:
+    """Per channel: an explicit opt-out anywhere wins, else an opt-in anywhere, else unknown."""
+    merged: dict[str, bool | None] = dict.fromkeys(Consent.model_fields)
+    for c in consents:
+        if c is None:
+            continue
+        values = c.model_dump() if isinstance(c, Consent) else c
+        for channel in merged:
+            v = values.get(channel)
+            if v is False:
+                merged[channel] = False
+            elif v is True and merged[channel] is None:
+                merged[channel] = True
+    return Consent(**merged)
+
+
+def golden_phones(profile: Mapping[str, Any]) -> list[str]:
+    phones = list(profile.get("phones") or [])
+    primary = profile.get("primary_phone")
+    if primary and primary not in phones:
+        phones.insert(0, primary)
+    return [p for p in phones if p]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Stats
+
+
+@dataclass
+class C360Stats:
+    golden_customers: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    orders_linked: int = 0
+    orders_unlinked: int = 0
+    duplicate_orders: int = 0
+    shipments_linked: int = 0
+    calls_linked: int = 0
+    social_linked: int = 0
+    value_tiers: dict[str, int] = field(default_factory=dict)
+    lifecycles: dict[str, int] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def markdown(self) -> str:
+        lines = [
+            f"**Customer 360** — {self.golden_customers} golden customers in {self.seconds:.1f}s",
+            "",
+            "| written | inserted | updated | unchanged | removed |",
+            "|---|---|---|---|---|",
+            f"| {self.inserted + self.updated} | {self.inserted} | {self.updated} | {self.unchanged} "
+            f"| {self.removed} |",
+            "",
+            f"Orders linked {self.orders_linked} (unlinked {self.orders_unlinked}, cross-system duplicates "
+            f"{self.duplicate_orders}); shipments {self.shipments_linked}; calls {self.calls_linked}; "
+            f"social events {self.social_linked}.",
+        ]
+        for title, dist in (("value tier", self.value_tiers), ("lifecycle", self.lifecycles),
+                            ("segment", self.segments)):
+            lines += ["", f"| {title} | customers |", "|---|---|"]
+            lines += [f"| {k} | {v} |" for k, v in sorted(dist.items(), key=lambda kv: (-kv[1], kv[0]))]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Store I/O
+
+
+def _golden_profiles(conn: sa.Connection) -> dict[str, dict[str, Any]]:
+    allowed = set(GoldenCustomer.model_fields)
+    out: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        sa.select(golden_customer.c.golden_id, golden_customer.c.record, golden_customer.c.lineage,
+                  golden_customer.c.quality_score)
+        .where(golden_customer.c.status == "active")
+        .order_by(golden_customer.c.golden_id)
+    )
+    for gid, rec, lineage, score in rows:
+        profile = {k: v for k, v in (rec or {}).items() if k in allowed}
+        profile["golden_id"] = gid
+        if lineage and not profile.get("lineage"):
+            profile["lineage"] = lineage
+        if score is not None and profile.get("quality_score") is None:
+            profile["quality_score"] = score
+        out[gid] = profile
+    return out
+
+
+def _current_xref(conn: sa.Connection, active: Mapping[str, Any]) -> dict[str, str]:
+    rows = conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None)))
+    return {rk: gid for rk, gid in rows if gid in active}
+
+
+def _owner(customer_key: str | None, source: str, rec: Mapping[str, Any], key_to_golden: Mapping[str, str]
+           ) -> str | None:
+    if customer_key:
+        gid = key_to_golden.get(customer_key)
+        if gid:
+            return gid
+    csid = rec.get("customer_source_id")
+    if csid:
+        return key_to_golden.get(record_key(source, str(csid)))
+    return None
+
+
+def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datetime | None = None) -> C360Stats:
+    """Rebuild the 360 view for every active golden customer; write only changed rows."""
+    started = time.monotonic()
+    cfg = SegmentsConfig.from_dict(segments_cfg)
+    as_of = parse_dt(as_of) or datetime.now(UTC).replace(tzinfo=None)
+    stats = C360Stats()
+
+    with store.engine.connect() as conn:
+        profiles = _golden_profiles(conn)
+        key_to_golden = _current_xref(conn, profiles)
+
+        consents: dict[str, list[Any]] = defaultdict(list)
+        social_accounts: dict[str, set[str]] = defaultdict(set)
+        for rk, gid in key_to_golden.items():
+            if rk.split(":", 1)[0] in cfg.social_sources:
+                social_accounts[gid].add(rk)
+        for rk, consent in conn.execute(
+            sa.select(staged_record.c.record_key, staged_record.c.record["consent"])
+            .where(staged_record.c.entity == "customers")
+        ):
+            gid = key_to_golden.get(rk)
+            if gid and consent:
+                consents[gid].append(consent)
+
+        orders_by_golden: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        order_owner: dict[str, str] = {}
+        for rk, source, ckey, rec in conn.execute(
+            sa.select(staged_record.c.record_key, staged_record.c.source, staged_record.c.customer_key,
+                      staged_record.c.record).where(staged_record.c.entity == "orders")
+        ):
+            gid = _owner(ckey, source, rec, key_to_golden)
+            if gid is None:
+                stats.orders_unlinked += 1
+                continue
+            stats.orders_linked += 1
+            order_owner[rk] = gid
+            orders_by_golden[gid].append(rec)
+
+        shipments_by_golden: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for source, ckey, rec in conn.execute(
+            sa.select(staged_record.c.source, staged_record.c.customer_key, staged_record.c.record)
+            .where(staged_record.c.entity == "shipments")
+        ):
+            gid = _owner(ckey, source, rec, key_to_golden)
+            if gid is None and rec.get("order_source_id"):
+                gid = order_owner.get(record_key(source, str(rec["order_source_id"])))
+            if gid is not None:
+                stats.shipments_linked += 1
+                shipments_by_golden[gid].append(rec)
+
+        phone_owners: dict[str, list[str]] = defaultdict(list)
+        for gid, profile in profiles.items():
+            for phone in golden_phones(profile):
+                phone_owners[phone].append(gid)
+        calls: dict[str, list[datetime | None]] = defaultdict(list)
+        follows: Counter[str] = Counter()
+        ir = staged_record.c.record
+        for ckey, source, kind, phone, occurred, csid in conn.execute(
+            sa.select(staged_record.c.customer_key, staged_record.c.source, ir["kind"].as_string(),
+                      ir["phone"].as_string(), ir["occurred_at"].as_string(),
+                      ir["customer_source_id"].as_string())
+            .where(staged_record.c.entity == "interactions")
+        ):
+            if kind == "call":
+                # a shared phone (household, switchboard) counts for every golden customer who holds it
+                owners = phone_owners.get(phone or "", [])
+                if owners:
+                    stats.calls_linked += 1
+                for gid in owners:
+                    calls[gid].append(parse_dt(occurred))
+            else:
+                gid = _owner(ckey, source, {"customer_source_id": csid}, key_to_golden)
+                if gid is None:
+                    continue
+                stats.social_linked += 1
+                social_accounts[gid].add(ckey or record_key(source, str(csid)))
+                if kind == "social_follow":
+                    follows[gid] += 1
+
+        existing = dict(conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record_hash)).all())
+
+    # ---- per customer aggregates (pure, in memory)
+    gids = list(profiles)
+    aggregates: list[dict[str, Any]] = []
+    metrics: list[tuple[int | None, int, Decimal]] = []
+    for gid in gids:
+        orders, dupes = dedupe_orders(orders_by_golden.get(gid, ()))
+        stats.duplicate_orders += dupes
+        revenue = [o for o in orders if (o.get("status") or "") not in cfg.exclude_statuses]
+        monetary = Decimal(0)
+        currencies: Counter[str] = Counter()
+        dates = []
+        for o in revenue:
+            total = to_decimal(o.get("total")) or Decimal(0)
+            cur = (o.get("currency") or "").upper() or None
+            if cur:
+                currencies[cur] += 1
+                total *= cfg.currency_rates.get(cur, Decimal(1))
+            monetary += total
+            dt = parse_dt(o.get("ordered_at"))
+            if dt is not None:
+                dates.append(dt)
+        first_at, last_at = (min(dates), max(dates)) if dates else (None, None)
+        recency = max(0, (as_of - last_at).days) if last_at is not None else None
+        metrics.append((recency, len(revenue), monetary))
+        aggregates.append({"orders": orders, "first": first_at, "last": last_at,
+                           "currency": currencies.most_common(1)[0][0] if currencies else None})
+
+    rfms = score_rfm(metrics)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    tiers: Counter[str] = Counter()
+    lifes: Counter[str] = Counter()
+    segs: Counter[str] = Counter()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for gid, agg, rfm in zip(gids, aggregates, rfms, strict=True):
+        profile = profiles[gid]
+        tier = value_tier(rfm.monetary, rfm.frequency, cfg.value_tiers)
+        life = lifecycle_stage(agg["first"], agg["last"], rfm.frequency, as_of, cfg.new_days,
+                               cfg.at_risk_days, cfg.lapsed_days)
+        segment = segment_for(rfm, tier, life, cfg.rules)
+        tiers[tier] += 1
+        lifes[life] += 1
+        segs[segment or "-"] += 1
+        orders = sorted(agg["orders"], key=lambda o: parse_dt(o.get("ordered_at")) or datetime.min, reverse=True)
+        ships = shipments_by_golden.get(gid, [])
+        last_ship = max(ships, key=_shipment_sort_key) if ships else None
+        call_dates = [d for d in calls.get(gid, ()) if d is not None]
+        view = Customer360.model_validate({
+            "golden_id": gid,
+            "profile": profile,
+            "orders_count": len(orders),
+            "total_spent": rfm.monetary,
+            "currency": agg["currency"],
+            "first_order_at": agg["first"],
+            "last_order_at": agg["last"],
+            "recent_orders": [_order_view(o) for o in orders[: cfg.recent_orders]],
+            "shipments_count": len(ships),
+            "open_shipments": sum(1 for s in ships if s.get("status") in OPEN_SHIPMENT_STATUSES),
+            "last_shipment_status": last_ship.get("status") if last_ship else None,
+            "calls_count": len(calls.get(gid, ())),
+            "last_call_at": max(call_dates) if call_dates else None,
+            "social_follows": follows.get(gid, 0),
+            "social_accounts": sorted(social_accounts.get(gid, ())),
+            "rfm": rfm,
+            "value_tier": tier,
+            "lifecycle": life,
+            "segment": segment,
+            "consent": merge_consent([profile.get("consent"), *consents.get(gid, ())]),
+        })
+        record = view.model_dump(mode="json", exclude={"computed_at"})
+        h = payload_hash(record)
+        old = existing.get(gid)
+        if old == h:
+            stats.unchanged += 1
+            continue
+        record["computed_at"] = now.isoformat()
+        row = {"record": jsonable(record), "record_hash": h, "updated_at": now}
+        if old is None:
+            inserts.append({"golden_id": gid, **row})
+        else:
+            updates.append({"b_gid": gid, **row})
+
+    retired = [gid for gid in existing if gid not in profiles]
+    with store.begin() as conn:
+        for start in range(0, len(inserts), _CHUNK):
+            conn.execute(customer_360.insert(), inserts[start:start + _CHUNK])
+        upd = (customer_360.update().where(customer_360.c.golden_id == sa.bindparam("b_gid"))
+               .values(record=sa.bindparam("record"), record_hash=sa.bindparam("record_hash"),
+                       updated_at=sa.bindparam("updated_at")))
+        for start in range(0, len(updates), _CHUNK):
+            conn.execute(upd, updates[start:start + _CHUNK])
+        # a retired (merged away) golden id has no 360 view any more
+        for start in range(0, len(retired), _CHUNK):
+            conn.execute(customer_360.delete().where(customer_360.c.golden_id.in_(retired[start:start + _CHUNK])))
+
+    stats.golden_customers = len(gids)
+    stats.inserted, stats.updated, stats.removed = len(inserts), len(updates), len(retired)
+    stats.value_tiers, stats.lifecycles, stats.segments = dict(tiers), dict(lifes), dict(segs)
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+_ORDER_FIELDS = set(Order.model_fields)
+
+
+def _order_view(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k in _ORDER_FIELDS}
+
+
+def _shipment_sort_key(rec: Mapping[str, Any]) -> tuple:
+    for name in ("delivered_at", "shipped_at", "updated_at", "planned_date"):
+        dt = parse_dt(rec.get(name))
+        if dt is not None:
+            return (dt, str(rec.get("source_id", "")))
+    return (datetime.min, str(rec.get("source_id", "")))
