@@ -1,0 +1,101 @@
+"""Blocking: candidate pairs as the union of several keyed blocks, with caps.
+
+A block whose key is shared by more than ``cap`` records (a company switchboard, a default e-mail,
+a very common name) is not expanded to all its pairs: its records are sorted by ``sort`` and only
+pairs within ``window`` positions are kept (sorted neighbourhood inside the block). This bounds the
+pair count at O(n * cap) per rule whatever the data looks like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hub.dedupe.prepare import KeyColumn, Prepared, _combine
+
+
+@dataclass(frozen=True)
+class BlockingRule:
+    name: str
+    keys: tuple[str, ...]  # empty tuple = one global block (pure sorted neighbourhood)
+    sort: str = "name_sort"
+    cap: int = 24
+    window: int = 4
+
+
+DEFAULT_RULES: tuple[BlockingRule, ...] = (
+    BlockingRule("phone", ("phone",), sort="name_sort", cap=16, window=3),
+    BlockingRule("email", ("email",), sort="name_sort", cap=16, window=3),
+    BlockingRule("national_id", ("national_id",), sort="name_sort", cap=12, window=3),
+    BlockingRule("name_key+birth_year", ("name_key", "birth_year"), sort="dob"),
+    BlockingRule("name_key+city", ("name_key", "city"), sort="dob", cap=24),
+    BlockingRule("family+given_canon", ("family", "given_canon"), sort="dob", cap=24),
+    BlockingRule("dob+given_init", ("dob", "given_init"), sort="name_sort"),
+    BlockingRule("dob+family_init", ("dob", "family_init"), sort="name_sort_rev"),
+    BlockingRule("family+postcode", ("family", "postcode"), sort="name_sort_rev"),
+    BlockingRule("given+postcode", ("given", "postcode"), sort="name_sort"),
+    BlockingRule("street+postcode", ("street", "postcode"), sort="name_sort", cap=16),
+    BlockingRule("dob+postcode", ("dob", "postcode"), sort="name_sort"),
+    BlockingRule("sn:name", (), sort="name_sort", cap=0, window=4),
+    BlockingRule("sn:name_rev", (), sort="name_sort_rev", cap=0, window=4),
+)
+
+
+def _rank(col: KeyColumn) -> np.ndarray:
+    """Per-record lexicographic rank of the key value (missing sorts first)."""
+    order = np.argsort(col.uniques.astype(str), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return np.where(col.codes >= 0, rank[np.maximum(col.codes, 0)], -1)
+
+
+def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) -> np.ndarray:
+    """Candidate pairs of one rule, encoded as ``lo * n + hi`` (int64, may contain duplicates)."""
+    n = p.n
+    if rule.keys:
+        key = _combine(*(p.key(k) for k in rule.keys)).codes.astype(np.int64)
+    else:
+        key = np.zeros(n, dtype=np.int64)
+    if rule.sort not in ranks:
+        ranks[rule.sort] = _rank(p.key(rule.sort))
+    srt = ranks[rule.sort]
+    idx = np.flatnonzero(key >= 0)
+    if not rule.keys:
+        idx = idx[srt[idx] >= 0]  # global sorted neighbourhood only over records having the sort key
+    if len(idx) < 2:
+        return np.empty(0, dtype=np.int64)
+    order = idx[np.lexsort((srt[idx], key[idx]))]
+    g = key[order]
+    _, start, counts = np.unique(g, return_index=True, return_counts=True)
+    size = np.repeat(counts, counts)  # block size at each sorted position
+    big_any = bool((counts > rule.cap).any())
+    out = []
+    max_k = max(rule.cap - 1, rule.window if big_any else 0)
+    for k in range(1, max_k + 1):
+        same = g[:-k] == g[k:]
+        if k > rule.window:
+            same &= size[:-k] <= rule.cap
+        if not same.any():
+            break  # no block (of the allowed sizes) is longer than k
+        a, b = order[:-k][same], order[k:][same]
+        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        out.append(lo.astype(np.int64) * n + hi)
+    return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+
+def candidate_pairs(
+    p: Prepared, rules: tuple[BlockingRule, ...] = DEFAULT_RULES, link_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Union of all rules' pairs as sorted (left, right) index arrays, plus per-rule pair counts."""
+    ranks: dict[str, np.ndarray] = {}
+    parts, stats = [], {}
+    for rule in rules:
+        enc = rule_pairs(p, rule, ranks)
+        if link_only and len(enc):
+            enc = enc[p.source[enc // p.n] != p.source[enc % p.n]]
+        stats[rule.name] = int(len(enc))
+        parts.append(enc)
+    enc = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+    stats["total"] = int(len(enc))
+    return (enc // p.n).astype(np.int32), (enc % p.n).astype(np.int32), stats

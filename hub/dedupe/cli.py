@@ -1,0 +1,106 @@
+"""`hub dedupe INPUT --out OUT [--link-only] [--pairs PAIRS]` — cluster customer records from a file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+STEPS = ("standardise", "blocking", "compare", "estimate", "score", "cluster")
+
+
+class InputError(Exception):
+    """Input cannot be used; the message is one line naming the problem."""
+
+
+def read_input(path: str) -> pd.DataFrame:
+    """Read CSV (UTF-8, header) or Parquet with every column as string, empty = missing."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"cannot read input {path!r}: no such file")
+    try:
+        if p.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(p)
+            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+        else:
+            frame = pd.read_csv(p, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read input {path!r}: not UTF-8 text") from None
+    except Exception as exc:  # pandas raises many types for malformed files
+        raise InputError(f"cannot read input {path!r}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    if "record_id" not in frame.columns:
+        raise InputError(f"input {path!r} has no 'record_id' column")
+    rid = frame["record_id"].astype(str)
+    if (rid.str.strip() == "").any():
+        raise InputError(f"input {path!r} has {int((rid.str.strip() == '').sum())} empty record_id value(s)")
+    dup = rid.duplicated()
+    if dup.any():
+        raise InputError(f"input {path!r} has {int(dup.sum())} duplicate record_id value(s), e.g. {rid[dup].iloc[0]!r}")
+    return frame
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hub.dedupe.engine import deduplicate
+
+    try:
+        frame = read_input(args.input)
+    except InputError as exc:
+        print(f"hub dedupe: error: {exc}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=len(STEPS), desc="dedupe", unit="step", file=sys.stderr,
+               disable=len(frame) < 20_000 or getattr(args, "quiet", False))
+
+    def progress(name: str) -> None:
+        if bar.n < len(STEPS) and name != STEPS[0]:
+            bar.update(1)
+        bar.set_postfix_str(name)
+
+    try:
+        result = deduplicate(frame, link_only=args.link_only, progress=progress)
+    finally:
+        bar.update(len(STEPS) - bar.n)
+        bar.close()
+    try:
+        result.clusters.to_csv(args.out, index=False)
+        if args.pairs:
+            result.pairs.to_csv(args.pairs, index=False)
+    except OSError as exc:
+        print(f"hub dedupe: error: cannot write output: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``dedupe`` sub-command to the ``hub`` CLI."""
+    sp = subparsers.add_parser(
+        "dedupe", help="cluster customer records (record_id -> cluster_id)",
+        description="Match and cluster customer records. INPUT: CSV/Parquet with record_id and any canonical "
+        "columns (source, full_name, given_name, family_name, company, email, phone, birth_date, gender, "
+        "national_id, street, city, region, postal_code, country).",
+    )
+    _add_arguments(sp)
+    sp.set_defaults(func=run)
+
+
+def _add_arguments(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("input", metavar="INPUT", help="CSV (UTF-8, header) or Parquet file")
+    sp.add_argument("--out", required=True, metavar="OUT", help="write record_id,cluster_id CSV here")
+    sp.add_argument("--link-only", action="store_true", help="only match records of different `source` values")
+    sp.add_argument("--pairs", metavar="PAIRS", help="also write scored pairs with per-field explanation")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hub dedupe")
+    _add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

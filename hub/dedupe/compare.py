@@ -1,0 +1,223 @@
+"""Field comparisons: each candidate pair gets one comparison_level per field.
+
+Level -1 = missing on either side (no evidence). Level 0 is always the most different outcome;
+the top level is exact agreement. String similarities are computed vectorised with rapidfuzz
+``cpdist`` and only once per *distinct* (value, value) combination present in the pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
+
+from hub.dedupe.prepare import KeyColumn, Prepared
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    labels: tuple[str, ...]  # index = comparison_level (0 = most different)
+    tf_key: str | None = None  # key column whose value frequency adjusts the exact level
+    conflict_level: int | None = None  # level that is hard evidence against a match (cannot-link)
+
+
+FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("family_name", ("far", "weak", "close", "exact"), tf_key="family"),
+    FieldSpec("given_name", ("far", "weak", "close", "exact"), tf_key="given", conflict_level=0),
+    FieldSpec("birth_date", ("far", "two_edits", "close", "exact"), conflict_level=0),
+    FieldSpec("national_id", ("far", "two_edits", "one_edit", "exact"), conflict_level=0),
+    FieldSpec("phone", ("far", "same_subscriber", "one_edit", "exact"), tf_key="phone"),
+    FieldSpec("email", ("far", "similar", "close", "exact"), tf_key="email"),
+    FieldSpec("street", ("far", "similar", "close", "exact")),
+    FieldSpec("city", ("far", "close", "exact"), tf_key="city"),
+    FieldSpec("postal_code", ("far", "one_edit", "exact")),
+    FieldSpec("region", ("far", "exact")),
+    FieldSpec("gender", ("far", "exact")),
+    FieldSpec("company", ("far", "close", "exact")),
+)
+FIELD_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
+
+
+def _pair_scores(ca: np.ndarray, cb: np.ndarray, ua: np.ndarray, ub: np.ndarray, scorer) -> np.ndarray:
+    """scorer(ua[ca], ub[cb]) for every pair with both codes >= 0, computed once per distinct combo.
+    Returns float32 with NaN where either side is missing."""
+    out = np.full(len(ca), np.nan, dtype=np.float32)
+    ok = (ca >= 0) & (cb >= 0)
+    if not ok.any():
+        return out
+    a, b = ca[ok].astype(np.int64), cb[ok].astype(np.int64)
+    combo = a * (len(ub) + 1) + b
+    uniq, inv = np.unique(combo, return_inverse=True)
+    qa, qb = uniq // (len(ub) + 1), uniq % (len(ub) + 1)
+    vals = process.cpdist(list(ua[qa]), list(ub[qb]), scorer=scorer, workers=-1, dtype=np.float32)
+    out[ok] = np.asarray(vals, dtype=np.float32)[inv]
+    return out
+
+
+def _same_key_sim(col: KeyColumn, i: np.ndarray, j: np.ndarray, scorer, identical: float = 1.0) -> np.ndarray:
+    """Score on one key; identical codes short-cut to ``identical`` without calling the scorer."""
+    ci, cj = col.codes[i], col.codes[j]
+    out = np.full(len(i), np.nan, dtype=np.float32)
+    both = (ci >= 0) & (cj >= 0)
+    eq = both & (ci == cj)
+    out[eq] = identical
+    need = both & ~eq
+    if need.any():
+        out[need] = _pair_scores(ci[need], cj[need], col.uniques, col.uniques, scorer)
+    return out
+
+
+def _distance(col: KeyColumn, i: np.ndarray, j: np.ndarray, scorer=Levenshtein.distance) -> np.ndarray:
+    """Edit distance (NaN where missing, 0 for identical codes)."""
+    return _same_key_sim(col, i, j, scorer, identical=0.0)
+
+
+def _levels(sim: np.ndarray, cuts: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """Missing (NaN) -> -1, else the first matching (level, condition) from the top, default 0."""
+    lv = np.zeros(len(sim), dtype=np.int8)
+    for level, cond in reversed(cuts):  # apply lowest first so higher levels win
+        lv[cond] = level
+    lv[np.isnan(sim)] = -1
+    return lv
+
+
+@dataclass
+class NameVocab:
+    """Family and given keys re-coded into one shared vocabulary so they can be cross-compared
+    (Chen Wei vs WEI CHEN: family of one = given of the other)."""
+
+    fam: np.ndarray
+    giv: np.ndarray
+    canon: np.ndarray
+    uniques: np.ndarray
+
+    @classmethod
+    def build(cls, p: Prepared) -> NameVocab:
+        fam, giv, can = p.key("family"), p.key("given"), p.key("given_canon")
+        vocab = np.unique(np.concatenate([fam.uniques, giv.uniques, can.uniques]).astype(str)).astype(object)
+
+        def recode(col: KeyColumn) -> np.ndarray:
+            m = np.searchsorted(vocab.astype(str), col.uniques.astype(str)).astype(np.int32)
+            return np.where(col.codes >= 0, m[np.maximum(col.codes, 0)] if len(m) else -1, -1).astype(np.int32)
+
+        return cls(fam=recode(fam), giv=recode(giv), canon=recode(can), uniques=vocab)
+
+
+def _jw_codes(v: NameVocab, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.full(len(a), np.nan, dtype=np.float32)
+    both = (a >= 0) & (b >= 0)
+    eq = both & (a == b)
+    out[eq] = 1.0
+    need = both & ~eq
+    if need.any():
+        out[need] = _pair_scores(a[need], b[need], v.uniques, v.uniques, JaroWinkler.normalized_similarity)
+    return out
+
+
+def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(family_level, given_level, swapped) for pairs, choosing the better of the straight and the
+    swapped name order per pair (pinyin names arrive in either order)."""
+    fi, fj, gi, gj = v.fam[i], v.fam[j], v.giv[i], v.giv[j]
+    ff, gg = _jw_codes(v, fi, fj), _jw_codes(v, gi, gj)
+    fg, gf = _jw_codes(v, fi, gj), _jw_codes(v, gi, fj)
+    straight = np.nan_to_num(ff) + np.nan_to_num(gg)
+    swapped = np.nan_to_num(fg) + np.nan_to_num(gf)
+    swap = swapped > straight + 1e-6
+    fam_sim = np.where(swap, fg, ff)
+    giv_sim = np.where(swap, gf, gg)
+    # nickname equivalence (Bob ~ Robert) and initials (J ~ John) on the given side
+    ci, cj = v.canon[i], v.canon[j]
+    canon_eq = (ci >= 0) & (ci == cj) & ~swap
+    gi_s, gj_s = np.where(swap, fi, gi), np.where(swap, fj, gj)
+    li = np.array([len(s) for s in v.uniques], dtype=np.int32) if len(v.uniques) else np.zeros(0, np.int32)
+    first = np.array([s[:1] for s in v.uniques], dtype=object)
+    both = (gi_s >= 0) & (gj_s >= 0)
+    initial = np.zeros(len(i), dtype=bool)
+    if both.any():
+        a, b = gi_s[both], gj_s[both]
+        initial[both] = ((li[a] == 1) | (li[b] == 1)) & (first[a] == first[b])
+    fam_lv = _levels(fam_sim, [(3, fam_sim >= 1.0), (2, fam_sim >= 0.92), (1, fam_sim >= 0.80)])
+    giv_lv = _levels(
+        giv_sim,
+        [(3, giv_sim >= 1.0), (2, (giv_sim >= 0.88) | canon_eq), (1, (giv_sim >= 0.70) | initial)],
+    )
+    return fam_lv, giv_lv, swap
+
+
+def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """exact / close (one edit or day<->month swap) / two edits / far."""
+    d = _distance(col, i, j, OSA.distance)
+    swap = _same_key_sim(col, i, j, _day_month_swapped) >= 1.0
+    return _levels(d, [(3, d == 0), (2, (d == 1) | swap), (1, d == 2)])
+
+
+def _day_month_swapped(a: str, b: str, **_: object) -> float:
+    return float(len(a) == 8 == len(b) and a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6])
+
+
+def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Comparison levels, shape (n_pairs, len(FIELDS)), int8, -1 = missing."""
+    out = np.empty((len(i), len(FIELDS)), dtype=np.int8)
+    fam_lv, giv_lv, _ = compare_names(vocab, i, j)
+    out[:, FIELD_INDEX["family_name"]] = fam_lv
+    out[:, FIELD_INDEX["given_name"]] = giv_lv
+    out[:, FIELD_INDEX["birth_date"]] = compare_dates(p.key("dob"), i, j)
+
+    d = _distance(p.key("national_id"), i, j, OSA.distance)
+    out[:, FIELD_INDEX["national_id"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, d == 2)])
+
+    ph = p.key("phone")
+    d = _distance(ph, i, j, OSA.distance)
+    tail = _same_key_sim(ph, i, j, lambda a, b, **_: float(a[-7:] == b[-7:]))
+    out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, tail >= 1.0)])
+
+    em = p.key("email")
+    s = _same_key_sim(em, i, j, JaroWinkler.normalized_similarity)
+    local = _same_key_sim(em, i, j, lambda a, b, **_: float(a.split("@")[0] == b.split("@")[0]))
+    out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, (local >= 1.0) | (s >= 0.95)), (1, s >= 0.88)])
+
+    s = _same_key_sim(p.key("street"), i, j, fuzz.ratio)
+    out[:, FIELD_INDEX["street"]] = _levels(s, [(3, s >= 100), (2, s >= 88), (1, s >= 70)])
+
+    s = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
+    out[:, FIELD_INDEX["city"]] = _levels(s, [(2, s >= 1.0), (1, s >= 0.9)])
+
+    d = _distance(p.key("postcode"), i, j, OSA.distance)
+    out[:, FIELD_INDEX["postal_code"]] = _levels(d, [(2, d == 0), (1, d == 1)])
+
+    for name, key in (("region", "region"), ("gender", "gender")):
+        col = p.key(key)
+        ci, cj = col.codes[i], col.codes[j]
+        lv = (ci == cj).astype(np.int8)
+        lv[(ci < 0) | (cj < 0)] = -1
+        out[:, FIELD_INDEX[name]] = lv
+
+    s = _same_key_sim(p.key("company"), i, j, fuzz.token_set_ratio)
+    out[:, FIELD_INDEX["company"]] = _levels(s, [(2, s >= 100), (1, s >= 85)])
+    return out
+
+
+def tf_codes(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, levels: np.ndarray) -> dict[str, np.ndarray]:
+    """For TF-adjusted fields: the key code of the agreed value on exact pairs (else -1)."""
+    out: dict[str, np.ndarray] = {}
+    for f in FIELDS:
+        if f.tf_key is None:
+            continue
+        col = f.tf_key
+        k = FIELD_INDEX[f.name]
+        exact = levels[:, k] == len(f.labels) - 1
+        if col in ("family", "given"):
+            # after a possible order swap the agreed value may sit in either slot: use the left record's
+            # value that equals the right one
+            fi, gi, fj, gj = vocab.fam[i], vocab.giv[i], vocab.fam[j], vocab.giv[j]
+            if col == "family":
+                code = np.where(fi == fj, fi, np.where(fi == gj, fi, gi))
+            else:
+                code = np.where(gi == gj, gi, np.where(gi == fj, gi, fi))
+            out[col] = np.where(exact, code, -1)
+        else:
+            out[col] = np.where(exact, p.key(col).codes[i], -1)
+    return out

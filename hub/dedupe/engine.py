@@ -1,0 +1,200 @@
+"""The matching pipeline: prepare -> block -> compare -> estimate (u random, m EM) -> score -> cluster."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from rapidfuzz.distance import OSA, JaroWinkler
+
+from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
+from hub.dedupe.cluster import greedy_cluster
+from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
+from hub.dedupe.prepare import Prepared, prepare
+from hub.dedupe.scoring import FSModel, em_fit, estimate_u, score
+
+log = logging.getLogger(__name__)
+
+BAND_AUTO, BAND_REVIEW, BAND_NON = "auto_match", "review", "non_match"
+
+
+@dataclass(frozen=True)
+class DedupeSettings:
+    auto_match: float = 0.5  # match_probability at or above which a pair links records
+    review: float = 0.1  # between review and auto_match: kept for a human
+    rules: tuple[BlockingRule, ...] = DEFAULT_RULES
+    u_sample_pairs: int = 1_000_000
+    max_cluster_size: int = 200
+    seed: int = 42
+
+
+@dataclass
+class DedupeResult:
+    clusters: pd.DataFrame  # record_id, cluster_id
+    model: FSModel
+    stats: dict = field(default_factory=dict)
+    _pairs_builder: Callable[[], pd.DataFrame] | None = None
+    _pairs: pd.DataFrame | None = None
+
+    @property
+    def pairs(self) -> pd.DataFrame:
+        """Scored candidate pairs with match_weight, match_probability, band, conflict and per-field
+        ``<field>_level`` (comparison_level label) and ``<field>_weight`` columns. Built on first use."""
+        if self._pairs is None and self._pairs_builder is not None:
+            self._pairs = self._pairs_builder()
+        return self._pairs if self._pairs is not None else pd.DataFrame()
+
+
+def _random_pairs(p: Prepared, k: int, link_only: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = p.n
+    i = rng.integers(0, n, size=k)
+    j = rng.integers(0, n, size=k)
+    keep = i != j
+    if link_only:
+        keep &= p.source[i] != p.source[j]
+    return i[keep].astype(np.int32), j[keep].astype(np.int32)
+
+
+def total_pairs(p: Prepared, link_only: bool) -> float:
+    if not link_only:
+        return p.n * (p.n - 1) / 2.0
+    sizes = np.bincount(p.source).astype(np.float64)
+    return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2.0)
+
+
+def _conflict_mask(levels: np.ndarray) -> np.ndarray:
+    mask = np.zeros(len(levels), dtype=bool)
+    for k, f in enumerate(FIELDS):
+        if f.conflict_level is not None:
+            mask |= levels[:, k] == f.conflict_level
+    return mask
+
+
+def _make_conflict_check(p: Prepared, vocab: NameVocab) -> Callable[[int, int], bool]:
+    """Record-level cannot-link test mirroring the conflict levels of compare.py (used for the
+    cluster-level check on member pairs that were never candidate pairs)."""
+    dob = p.key("dob").values().tolist()
+    nid = p.key("national_id").values().tolist()
+    names = vocab.uniques.tolist()
+    fam = [names[c] if c >= 0 else "" for c in vocab.fam.tolist()]
+    giv = [names[c] if c >= 0 else "" for c in vocab.giv.tolist()]
+    can = [names[c] if c >= 0 else "" for c in vocab.canon.tolist()]
+    jw = JaroWinkler.normalized_similarity
+    osa = OSA.distance
+
+    def conflict(a: int, b: int) -> bool:
+        na, nb = nid[a], nid[b]
+        if na and nb and na != nb and osa(na, nb) >= 3:
+            return True
+        da, db = dob[a], dob[b]
+        if da and db and da != db and osa(da, db) >= 3:
+            if not (len(da) == 8 == len(db) and da[:4] == db[:4] and da[4:6] == db[6:8] and da[6:8] == db[4:6]):
+                return True
+        ga, gb, fa, fb = giv[a], giv[b], fam[a], fam[b]
+        straight = (jw(fa, fb) if fa and fb else 0.0) + (jw(ga, gb) if ga and gb else 0.0)
+        swapped = (jw(fa, gb) if fa and gb else 0.0) + (jw(ga, fb) if ga and fb else 0.0)
+        if swapped > straight + 1e-6:
+            ga, gb = fa, fb
+        elif can[a] and can[a] == can[b]:
+            return False
+        if ga and gb and ga != gb and jw(ga, gb) < 0.70:
+            if not ((len(ga) == 1 or len(gb) == 1) and ga[0] == gb[0]):
+                return True
+        return False
+
+    return conflict
+
+
+def deduplicate(
+    frame: pd.DataFrame,
+    link_only: bool = False,
+    settings: DedupeSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> DedupeResult:
+    """Cluster the records of ``frame`` (needs ``record_id``; canonical columns optional, raw values ok).
+
+    With ``link_only`` only records of different ``source`` values are compared (two-file linkage).
+    """
+    s = settings or DedupeSettings()
+    step = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    stats: dict = {}
+    if "record_id" not in frame.columns:
+        raise ValueError("input has no record_id column")
+    step("standardise")
+    p = prepare(frame)
+    vocab = NameVocab.build(p)
+    stats["t_prepare"] = time.perf_counter() - t0
+
+    step("blocking")
+    left, right, bstats = candidate_pairs(p, s.rules, link_only=link_only)
+    stats["blocking"] = bstats
+    stats["t_blocking"] = time.perf_counter() - t0
+
+    step("compare")
+    levels = compare_fields(p, vocab, left, right)
+    tfc = tf_codes(p, vocab, left, right, levels)
+    stats["t_compare"] = time.perf_counter() - t0
+
+    step("estimate")
+    rng = np.random.default_rng(s.seed)
+    ri, rj = _random_pairs(p, min(s.u_sample_pairs, max(20_000, int(total_pairs(p, link_only)))), link_only, rng)
+    u = estimate_u(compare_fields(p, vocab, ri, rj))
+    if len(left):
+        m, lam_c, iters = em_fit(levels, u)
+    else:
+        m, lam_c, iters = [np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS], 0.0, 0
+    expected_matches = max(lam_c * len(left), 1.0)
+    tot = max(total_pairs(p, link_only), 2.0)
+    prior = float(np.log2(expected_matches / max(tot - expected_matches, 1.0)))
+    model = FSModel(m=m, u=u, prior_log2_odds=prior, lambda_candidates=lam_c, em_iterations=iters)
+    for key, codes in (("family", vocab.fam), ("given", vocab.giv)):
+        cnt = np.bincount(codes[codes >= 0], minlength=len(vocab.uniques)).astype(np.float64)
+        model.tf[key] = cnt / max(cnt.sum(), 1.0)
+    for key in ("phone", "email", "city"):
+        cnt = p.key(key).counts().astype(np.float64)
+        model.tf[key] = cnt / max(cnt.sum(), 1.0)
+    stats["t_estimate"] = time.perf_counter() - t0
+
+    step("score")
+    mw, contrib = score(model, levels, tfc)
+    prob = 1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))
+    conflict = _conflict_mask(levels)
+    auto = (prob >= s.auto_match) & ~conflict
+    stats["pairs_auto_match"] = int(auto.sum())
+
+    step("cluster")
+    labels = greedy_cluster(
+        p.n, left[auto], right[auto], mw[auto], _make_conflict_check(p, vocab), s.max_cluster_size
+    )
+    clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id[labels]})
+    stats["n_records"] = p.n
+    stats["n_clusters"] = int(len(np.unique(labels)))
+    stats["t_total"] = time.perf_counter() - t0
+
+    def build_pairs() -> pd.DataFrame:
+        band = np.where(prob >= s.auto_match, BAND_AUTO, np.where(prob >= s.review, BAND_REVIEW, BAND_NON))
+        band = np.where(conflict, BAND_NON, band)
+        data: dict[str, object] = {
+            "record_id_l": p.record_id[left],
+            "record_id_r": p.record_id[right],
+            "match_weight": mw.astype(np.float32),
+            "match_probability": prob.astype(np.float32),
+            "band": pd.Categorical(band, categories=[BAND_AUTO, BAND_REVIEW, BAND_NON]),
+            "conflict": conflict,
+            "same_cluster": labels[left] == labels[right],
+        }
+        for k, f in enumerate(FIELDS):
+            lab = np.array(("missing",) + f.labels, dtype=object)
+            data[f"{f.name}_level"] = pd.Categorical.from_codes(levels[:, k].astype(np.int16) + 1, categories=lab)
+            data[f"{f.name}_weight"] = np.round(contrib[:, k], 3)
+        return pd.DataFrame(data)
+
+    return DedupeResult(clusters=clusters, model=model, stats=stats, _pairs_builder=build_pairs)
+
+
+__all__ = ["DedupeResult", "DedupeSettings", "deduplicate", "FIELD_INDEX"]

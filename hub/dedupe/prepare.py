@@ -1,0 +1,434 @@
+"""Turn a raw customer frame into matching keys (integer codes + unique value tables).
+
+Every standardisation runs on *unique* values only (values repeat a lot in customer data), then the
+results are mapped back with integer codes, so 1M rows cost what their distinct values cost.
+
+Standardisers come from :mod:`hub.standardise` when it provides them; the ``_fallback_*`` functions
+below are minimal private stand-ins (marked TO BE REPLACED) used only when that package lacks a function.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+CANONICAL_COLUMNS = (
+    "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
+    "gender", "national_id", "street", "city", "region", "postal_code", "country",
+)
+
+
+@dataclass
+class KeyColumn:
+    """One matching key: per-record integer code (-1 = missing) and the table of distinct values."""
+
+    codes: np.ndarray  # int32, len n
+    uniques: np.ndarray  # object array of str
+
+    def values(self) -> np.ndarray:
+        out = np.empty(len(self.codes), dtype=object)
+        ok = self.codes >= 0
+        out[ok] = self.uniques[self.codes[ok]]
+        out[~ok] = ""
+        return out
+
+    def counts(self) -> np.ndarray:
+        """Frequency of each distinct value (for term-frequency adjustment)."""
+        ok = self.codes[self.codes >= 0]
+        return np.bincount(ok, minlength=len(self.uniques))
+
+
+@dataclass
+class Prepared:
+    n: int
+    record_id: np.ndarray
+    source: np.ndarray  # int32 codes of the source column (all 0 when absent)
+    keys: dict[str, KeyColumn] = field(default_factory=dict)
+
+    def key(self, name: str) -> KeyColumn:
+        return self.keys[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Minimal private standardisers — TO BE REPLACED by hub.standardise where it offers the function.
+# --------------------------------------------------------------------------------------------
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_NON_WORD = re.compile(r"[^\w\s,]+", re.UNICODE)
+_SPACES = re.compile(r"\s+")
+_TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam", "jr", "sr", "ii", "iii", "iv", "先生", "女士"}
+_COMPOUND_SURNAMES = {
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "慕容", "夏侯", "尉迟", "公孙", "长孙", "宇文",
+    "司徒", "端木", "西门", "南宫", "独孤", "百里", "呼延", "轩辕", "申屠", "太史", "澹台",
+}
+_SURNAME_READING = {
+    "单": "shan", "曾": "zeng", "区": "ou", "解": "xie", "仇": "qiu", "朴": "piao", "查": "zha",
+    "盖": "ge", "乐": "yue", "覃": "qin", "翟": "zhai", "秘": "bi", "缪": "miao", "尉": "yu", "长": "zhang",
+}
+# Frequent Chinese surnames in pinyin: a romanised token in this set is most likely the family name.
+_CN_SURNAME_PINYIN = set(
+    "wang li zhang liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he gao lin luo zheng liang xie song "
+    "tang han feng deng cao peng zeng xiao tian dong yuan pan yu jiang cai jia ding wei xue ye yan lu du dai "
+    "xia zhong fu qin shen cui ren kang mao qiu jin shi bai tan lai zou hou long duan hao kong shao meng wan "
+    "gu qian yin yi chang qiao he lei fan fang shan ouyang situ zhuge shangguan".split()
+)
+_NICKNAMES = {
+    "bob": "robert", "rob": "robert", "bobby": "robert", "robbie": "robert", "bill": "william",
+    "will": "william", "billy": "william", "liam": "william", "liz": "elizabeth", "beth": "elizabeth",
+    "betty": "elizabeth", "lizzie": "elizabeth", "eliza": "elizabeth", "jim": "james", "jimmy": "james",
+    "jamie": "james", "mike": "michael", "mick": "michael", "mikey": "michael", "tom": "thomas",
+    "tommy": "thomas", "dick": "richard", "rick": "richard", "rich": "richard", "ricky": "richard",
+    "dave": "david", "davy": "david", "dan": "daniel", "danny": "daniel", "joe": "joseph", "joey": "joseph",
+    "chris": "christopher", "kate": "katherine", "katie": "katherine", "kathy": "katherine",
+    "cathy": "catherine", "jenny": "jennifer", "jen": "jennifer", "sue": "susan", "susie": "susan",
+    "tony": "anthony", "ted": "edward", "eddie": "edward", "ed": "edward", "ned": "edward",
+    "matt": "matthew", "andy": "andrew", "drew": "andrew", "steve": "stephen", "steven": "stephen",
+    "sam": "samuel", "ben": "benjamin", "alex": "alexander", "nick": "nicholas", "pat": "patricia",
+    "patty": "patricia", "peggy": "margaret", "maggie": "margaret", "meg": "margaret", "jack": "john",
+    "johnny": "john", "jon": "john", "greg": "gregory", "jeff": "jeffrey", "larry": "lawrence",
+    "charlie": "charles", "chuck": "charles", "hank": "henry", "harry": "henry", "fred": "frederick",
+    "frank": "francis", "al": "albert", "abby": "abigail", "becky": "rebecca", "vicky": "victoria",
+    "debbie": "deborah", "deb": "deborah", "mandy": "amanda", "pam": "pamela", "ron": "ronald",
+    "ronnie": "ronald", "don": "donald", "doug": "douglas", "ken": "kenneth", "kenny": "kenneth",
+    "tim": "timothy", "josh": "joshua", "nate": "nathan", "zach": "zachary", "gerry": "gerald",
+    "jerry": "gerald", "phil": "philip", "walt": "walter", "wes": "wesley", "len": "leonard",
+}
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> Callable[[str], str]:
+    import opencc
+
+    return opencc.OpenCC("t2s").convert
+
+
+def _nfkc_lower(s: str) -> str:
+    s = unicodedata.normalize("NFKC", s).strip().lower()
+    # strip accents on Latin letters (José -> jose) without touching hanzi
+    if not _HAN.search(s) and not s.isascii():
+        s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+    return s
+
+
+def _han_pinyin(s: str, surname: bool = False) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    if surname and s in _SURNAME_READING:
+        return _SURNAME_READING[s]
+    return "".join(lazy_pinyin(s, style=Style.NORMAL, errors="ignore"))
+
+
+def _roman(s: str, surname: bool = False) -> str:
+    """Latin key of a name part: pinyin for hanzi, letters only otherwise."""
+    if not s:
+        return ""
+    if _HAN.search(s):
+        s = _t2s()(s)
+        return _han_pinyin("".join(_HAN.findall(s)), surname)
+    return re.sub(r"[^a-z]", "", s)
+
+
+def _fallback_person_name(full: str, given: str, family: str) -> tuple[str, str, str]:
+    """(family_key, given_key, given_canonical). TO BE REPLACED by hub.standardise names."""
+    full, given, family = _nfkc_lower(full), _nfkc_lower(given), _nfkc_lower(family)
+    if not given and not family and full:
+        if _HAN.search(full):
+            han = "".join(_HAN.findall(_t2s()(full)))
+            cut = 2 if han[:2] in _COMPOUND_SURNAMES else 1
+            family, given = han[:cut], han[cut:]
+        else:
+            full = _NON_WORD.sub(" ", full)
+            if "," in full:
+                family, _, given = full.partition(",")
+            else:
+                toks = [t for t in _SPACES.split(full.replace(",", " ")) if t and t not in _TITLES]
+                if len(toks) == 1:
+                    given = toks[0]
+                elif toks:
+                    if toks[0] in _CN_SURNAME_PINYIN and toks[-1] not in _CN_SURNAME_PINYIN:
+                        family, given = toks[0], "".join(toks[1:])
+                    else:
+                        given, family = toks[0], toks[-1]
+    fam = _roman(family, surname=True)
+    giv = _roman(given.split()[0] if given and not _HAN.search(given) and " " in given.strip() else given)
+    return fam, giv, _NICKNAMES.get(giv, giv)
+
+
+_PHONE_DIGITS = re.compile(r"\D+")
+
+
+def _fallback_phone(raw: str) -> str:
+    """Digits-only phone key with CN country/trunk prefixes removed. TO BE REPLACED by hub.standardise."""
+    s = unicodedata.normalize("NFKC", raw)
+    s = s.split("ext")[0].split("x")[0] if "x" in s.lower() else s
+    d = _PHONE_DIGITS.sub("", s)
+    if d.startswith("00"):
+        d = d[2:]
+    if d.startswith("86") and len(d) in (12, 13):
+        d = d[2:]
+    if d.startswith("0") and len(d) > 6:
+        d = d[1:]
+    return d if len(d) >= 6 else ""
+
+
+_GMAIL = {"gmail.com", "googlemail.com"}
+
+
+def _fallback_email(raw: str) -> str:
+    s = unicodedata.normalize("NFKC", raw).strip().lower()
+    if "@" not in s:
+        return ""
+    local, _, dom = s.rpartition("@")
+    local = local.split("+")[0]
+    if dom in _GMAIL:
+        local, dom = local.replace(".", ""), "gmail.com"
+    return f"{local}@{dom}" if local and "." in dom else ""
+
+
+_DATE_SEP = re.compile(r"[^\d]+")
+_MONTHS = {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+
+
+def _fallback_date(raw: str) -> str:
+    """YYYYMMDD string. Keeps an 8-digit raw value even when it is not a valid date: a typo'd
+    birth date still carries evidence (FEBRL-style data). TO BE REPLACED by hub.standardise dates."""
+    s = unicodedata.normalize("NFKC", raw).strip().lower()
+    if not s:
+        return ""
+    if s.isdigit():
+        return s if len(s) == 8 else ""
+    s = s.split("t")[0] if re.match(r"\d{4}-\d\d-\d\dt", s) else s.split(" ")[0] if re.match(r"\d{4}\D", s) else s
+    mon = next((v for k, v in _MONTHS.items() if k in s), None)
+    parts = [p for p in _DATE_SEP.split(s) if p]
+    try:
+        if mon is not None and len(parts) == 2:
+            a, b = int(parts[0]), int(parts[1])
+            y, d = (a, b) if a > 31 else (b, a)
+            m = mon
+        elif len(parts) == 3:
+            a, b, c = (int(p) for p in parts)
+            if len(parts[0]) == 4:
+                y, m, d = a, b, c
+            elif len(parts[2]) == 4:
+                # day-first unless that is impossible (07/03/1985 = 7 March)
+                y, d, m = c, a, b
+                if m > 12 >= d:
+                    d, m = m, d
+            else:
+                return ""
+        else:
+            return ""
+    except ValueError:
+        return ""
+    if not (1 <= m <= 12 and 1 <= d <= 31 and 1850 <= y <= 2100):
+        return ""
+    return f"{y:04d}{m:02d}{d:02d}"
+
+
+_ALNUM = re.compile(r"[^0-9A-Z]")
+
+
+def _fallback_national_id(raw: str) -> str:
+    return _ALNUM.sub("", unicodedata.normalize("NFKC", raw).upper())
+
+
+_STREET_ABBR = {
+    "street": "st", "st.": "st", "road": "rd", "avenue": "ave", "av": "ave", "drive": "dr", "place": "pl",
+    "court": "ct", "crescent": "cres", "lane": "ln", "boulevard": "blvd", "highway": "hwy", "terrace": "tce",
+    "parade": "pde", "circuit": "cct", "close": "cl", "square": "sq", "north": "n", "south": "s",
+    "east": "e", "west": "w", "apartment": "apt", "unit": "u", "號": "号",
+}
+
+
+def _fallback_street(raw: str) -> str:
+    s = _t2s()(_nfkc_lower(raw)) if _HAN.search(raw) else _nfkc_lower(raw)
+    s = _NON_WORD.sub(" ", s).replace(",", " ")
+    return " ".join(_STREET_ABBR.get(t, t) for t in s.split())
+
+
+_PLACE_SUFFIX = re.compile(r"(市|省|区|县|自治区|特别行政区)$")
+
+
+def _fallback_place(raw: str) -> str:
+    s = _nfkc_lower(raw)
+    if _HAN.search(s):
+        s = _PLACE_SUFFIX.sub("", _t2s()(s).replace(" ", ""))
+        return _han_pinyin(s)
+    return " ".join(_NON_WORD.sub(" ", s).replace(",", " ").split())
+
+
+def _fallback_postcode(raw: str) -> str:
+    return _ALNUM.sub("", unicodedata.normalize("NFKC", raw).upper())
+
+
+_GENDER = {"m": "m", "male": "m", "man": "m", "男": "m", "f": "f", "female": "f", "woman": "f", "女": "f",
+           "w": "f", "mr": "m", "mrs": "f", "ms": "f"}
+
+
+def _fallback_gender(raw: str) -> str:
+    return _GENDER.get(_nfkc_lower(raw), "")
+
+
+_COMPANY_SUFFIX = re.compile(
+    r"(股份有限公司|有限责任公司|有限公司|集团|\b(co|ltd|inc|llc|gmbh|ag|sa|plc|corp|company|limited)\b\.?)", re.I
+)
+
+
+def _fallback_company(raw: str) -> str:
+    s = _t2s()(_nfkc_lower(raw)) if _HAN.search(raw) else _nfkc_lower(raw)
+    s = _COMPANY_SUFFIX.sub(" ", s)
+    return " ".join(_NON_WORD.sub(" ", s).replace(",", " ").split())
+
+
+# --------------------------------------------------------------------------------------------
+# Adapters onto hub.standardise (used when present; they fall back per value on failure).
+# --------------------------------------------------------------------------------------------
+def _std(name: str) -> Callable | None:
+    try:
+        import hub.standardise as std  # noqa: PLC0415
+    except Exception:  # the package may be mid-edit by its owner; the fallback keeps us running
+        return None
+    return getattr(std, name, None)
+
+
+def _person_name_fn() -> Callable[[str, str, str], tuple[str, str, str]]:
+    fn = _std("standardise_person_name")
+    if fn is None:
+        return _fallback_person_name
+
+    def run(full: str, given: str, family: str) -> tuple[str, str, str]:
+        try:
+            r = fn(full=full or None, given=given or None, family=family or None)
+        except Exception:
+            return _fallback_person_name(full, given, family)
+        fam = re.sub(r"[^a-z]", "", (getattr(r, "family_pinyin", None) or "").lower())
+        giv = re.sub(r"[^a-z]", "", (getattr(r, "given_pinyin", None) or "").lower())
+        if not fam and not giv:
+            return _fallback_person_name(full, given, family)
+        canon = re.sub(r"[^a-z]", "", (getattr(r, "given_canonical", None) or giv).lower()) or giv
+        return fam, giv, canon
+
+    return run
+
+
+def _phone_fn() -> Callable[[str], str]:
+    fn = _std("standardise_phone")
+    if fn is None:
+        return _fallback_phone
+
+    def run(raw: str) -> str:
+        try:
+            r = fn(raw)
+        except Exception:
+            return _fallback_phone(raw)
+        e164 = getattr(r, "e164", None) if not isinstance(r, str) else r
+        if e164:
+            return e164.lstrip("+").removeprefix("86")
+        return _fallback_phone(raw)
+
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), "", dtype=object)
+    col = frame[name]
+    return col.fillna("").astype(str).to_numpy(dtype=object)
+
+
+def _encode(values: np.ndarray, fn: Callable[[str], str] | None) -> KeyColumn:
+    """Standardise distinct raw values with ``fn`` and factorise the results to codes."""
+    raw_codes, raw_uniques = pd.factorize(values)
+    if fn is None:
+        std = np.asarray(raw_uniques, dtype=object)
+    else:
+        std = np.array([fn(v) if v else "" for v in raw_uniques], dtype=object)
+    key_codes, key_uniques = pd.factorize(std)
+    key_uniques = np.asarray(key_uniques, dtype=object)
+    # empty key = missing
+    empty = np.flatnonzero(key_uniques == "")
+    remap = np.arange(len(key_uniques), dtype=np.int64)
+    if len(empty):
+        e = empty[0]
+        remap[e] = -1
+        remap[e + 1 :] -= 1
+        key_uniques = np.delete(key_uniques, e)
+    mapped = remap[key_codes]
+    codes = np.where(raw_codes >= 0, mapped[np.maximum(raw_codes, 0)], -1).astype(np.int32)
+    return KeyColumn(codes=codes, uniques=key_uniques)
+
+
+def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
+    """A key computed from another key's distinct values (e.g. birth year from birth date)."""
+    vals = np.array([fn(v) for v in parent.uniques], dtype=object)
+    sub = _encode(vals, None)
+    codes = np.where(parent.codes >= 0, sub.codes[np.maximum(parent.codes, 0)], -1).astype(np.int32)
+    return KeyColumn(codes=codes, uniques=sub.uniques)
+
+
+def _combine(*cols: KeyColumn) -> KeyColumn:
+    """Key for a tuple of keys (missing if any part is missing) — used for blocking."""
+    n = len(cols[0].codes)
+    ok = np.ones(n, dtype=bool)
+    acc = np.zeros(n, dtype=np.int64)
+    for c in cols:
+        ok &= c.codes >= 0
+        acc = acc * (len(c.uniques) + 1) + (c.codes.astype(np.int64) + 1)
+    codes, uniq = pd.factorize(np.where(ok, acc, -1))
+    codes = codes.astype(np.int64)
+    # factorize keeps -1 as a regular value; map it to missing
+    if (uniq == -1).any():
+        miss = int(np.flatnonzero(uniq == -1)[0])
+        codes = np.where(codes == miss, -1, np.where(codes > miss, codes - 1, codes))
+        uniq = uniq[uniq != -1]
+    return KeyColumn(codes=codes.astype(np.int32), uniques=np.asarray(uniq).astype(str).astype(object))
+
+
+def prepare(frame: pd.DataFrame) -> Prepared:
+    """Standardise the canonical columns of ``frame`` into matching keys."""
+    n = len(frame)
+    rid = _column(frame, "record_id")
+    src = _encode(_column(frame, "source"), lambda s: s.strip())
+    p = Prepared(n=n, record_id=rid, source=np.maximum(src.codes, 0))
+
+    # names: standardise distinct (full, given, family) triples
+    full, given, family = _column(frame, "full_name"), _column(frame, "given_name"), _column(frame, "family_name")
+    trip = pd.DataFrame({"f": full, "g": given, "s": family})
+    tcodes, tuniq = pd.factorize(pd.MultiIndex.from_frame(trip))
+    name_fn = _person_name_fn()
+    parsed = [name_fn(f, g, s) for f, g, s in tuniq]
+    fam_u = np.array([x[0] for x in parsed], dtype=object)
+    giv_u = np.array([x[1] for x in parsed], dtype=object)
+    can_u = np.array([x[2] for x in parsed], dtype=object)
+    p.keys["family"] = _encode(fam_u[tcodes], None)
+    p.keys["given"] = _encode(giv_u[tcodes], None)
+    p.keys["given_canon"] = _encode(can_u[tcodes], None)
+    # order-insensitive full-name key: "chen wei" for Chen Wei / WEI CHEN / 陳偉
+    nk = np.array([" ".join(sorted(t for t in (a, b) if t)) for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    p.keys["name_key"] = _encode(nk[tcodes], None)
+
+    p.keys["dob"] = _encode(_column(frame, "birth_date"), _fallback_date)
+    p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
+    p.keys["national_id"] = _encode(_column(frame, "national_id"), _fallback_national_id)
+    p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn())
+    p.keys["email"] = _encode(_column(frame, "email"), _fallback_email)
+    p.keys["street"] = _encode(_column(frame, "street"), _fallback_street)
+    p.keys["city"] = _encode(_column(frame, "city"), _fallback_place)
+    p.keys["region"] = _encode(_column(frame, "region"), _fallback_place)
+    p.keys["postcode"] = _encode(_column(frame, "postal_code"), _fallback_postcode)
+    p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
+    p.keys["company"] = _encode(_column(frame, "company"), _fallback_company)
+    # blocking helpers
+    p.keys["family_init"] = _derive(p.keys["family"], lambda s: s[:1])
+    p.keys["given_init"] = _derive(p.keys["given"], lambda s: s[:1])
+    ns = np.array([f"{a} {b}".strip() for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    nr = np.array([f"{b} {a}".strip() for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    p.keys["name_sort"] = _encode(ns[tcodes], None)
+    p.keys["name_sort_rev"] = _encode(nr[tcodes], None)
+    return p

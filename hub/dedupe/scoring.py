@@ -1,0 +1,122 @@
+"""Fellegi–Sunter scoring with parameters estimated without labels.
+
+* u (P(level | non-match)) from comparisons of random record pairs — random pairs are almost all
+  non-matches, so this needs no labels and is not biased by blocking.
+* m (P(level | match)) by EM over the candidate pairs: a two-class mixture whose non-match class
+  has its own free distribution (candidate non-matches agree on a blocking key far more often than
+  random pairs, so the random-pair u would mislabel them as matches inside EM).
+* Term-frequency adjustment of exact levels: agreeing on a rare name/phone is stronger evidence
+  than agreeing on 王伟 or a shared switchboard: weight = log2(m_exact / tf(value)).
+* The prior is the expected share of matches among *all* record pairs, so a match_weight of 0
+  (probability 0.5) means "as likely a match as not" independent of the blocking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hub.dedupe.compare import FIELDS
+
+
+@dataclass
+class FSModel:
+    m: list[np.ndarray]
+    u: list[np.ndarray]
+    prior_log2_odds: float
+    lambda_candidates: float
+    em_iterations: int
+    tf: dict[str, np.ndarray] = field(default_factory=dict)  # key -> relative frequency per code
+    tf_u_floor: float = 1e-7
+
+    def level_weights(self) -> list[np.ndarray]:
+        return [np.log2(m / u) for m, u in zip(self.m, self.u, strict=True)]
+
+    def as_dict(self) -> dict:
+        out = {"prior_log2_odds": self.prior_log2_odds, "lambda_candidates": self.lambda_candidates,
+               "em_iterations": self.em_iterations, "fields": {}}
+        for f, m, u in zip(FIELDS, self.m, self.u, strict=True):
+            out["fields"][f.name] = {
+                lab: {"m": float(mi), "u": float(ui), "match_weight": float(np.log2(mi / ui))}
+                for lab, mi, ui in zip(f.labels, m, u, strict=True)
+            }
+        return out
+
+
+def estimate_u(levels: np.ndarray, pseudo: float = 0.5) -> list[np.ndarray]:
+    """u per field from the comparison levels of random pairs (Laplace-smoothed)."""
+    out = []
+    for k, f in enumerate(FIELDS):
+        col = levels[:, k]
+        cnt = np.bincount(col[col >= 0], minlength=len(f.labels)).astype(np.float64)
+        out.append((cnt + pseudo) / (cnt.sum() + pseudo * len(cnt)))
+    return out
+
+
+def _initial_m(n_levels: int) -> np.ndarray:
+    # most mass on exact, a little on near levels: the usual starting point that sends EM to the
+    # "matches agree" mode rather than a household/non-household split
+    m = np.array([0.5**(n_levels - 1 - lv) for lv in range(n_levels)], dtype=np.float64)
+    m[-1] *= 4
+    return m / m.sum()
+
+
+def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, tol: float = 1e-5
+           ) -> tuple[list[np.ndarray], float, int]:
+    """EM on the distinct comparison patterns of candidate pairs. Returns (m, lambda_candidates, iters)."""
+    nf = len(FIELDS)
+    radix = np.array([len(f.labels) + 1 for f in FIELDS], dtype=np.int64)
+    mult = np.cumprod(np.concatenate([[1], radix[:-1]]))
+    code = ((levels.astype(np.int64) + 1) * mult).sum(axis=1)
+    uniq, counts = np.unique(code, return_counts=True)
+    pat = ((uniq[:, None] // mult[None, :]) % radix[None, :]).astype(np.int64) - 1  # (P, nf)
+    counts = counts.astype(np.float64)
+
+    m = [_initial_m(len(f.labels)) for f in FIELDS]
+    u = [x.copy() for x in u_random]
+    lam = 0.05
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007
+        lm = np.zeros(len(uniq))
+        lu = np.zeros(len(uniq))
+        for k in range(nf):
+            col = pat[:, k]
+            ok = col >= 0
+            lm[ok] += np.log(m[k][col[ok]])
+            lu[ok] += np.log(u[k][col[ok]])
+        logit = np.log(lam) - np.log1p(-lam) + lm - lu
+        post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        wm, wu = post * counts, (1 - post) * counts
+        new_lam = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        delta = abs(new_lam - lam)
+        lam = new_lam
+        for k, f in enumerate(FIELDS):
+            col = pat[:, k]
+            ok = col >= 0
+            nm = np.bincount(col[ok], weights=wm[ok], minlength=len(f.labels)) + 1e-3
+            nu = np.bincount(col[ok], weights=wu[ok], minlength=len(f.labels)) + 1e-3
+            new_m = nm / nm.sum()
+            delta = max(delta, float(np.abs(new_m - m[k]).max()))
+            m[k], u[k] = new_m, nu / nu.sum()
+        if delta < tol:
+            break
+    return m, lam, it
+
+
+def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(match_weight, per-field weight contributions) for comparison levels."""
+    contrib = np.zeros(levels.shape, dtype=np.float32)
+    for k, f in enumerate(FIELDS):
+        w = np.log2(model.m[k] / model.u[k]).astype(np.float32)
+        col = levels[:, k]
+        ok = col >= 0
+        contrib[ok, k] = w[col[ok]]
+        if f.tf_key is not None and f.tf_key in tf_codes and f.tf_key in model.tf:
+            codes = tf_codes[f.tf_key]
+            sel = codes >= 0
+            if sel.any():
+                tf = np.maximum(model.tf[f.tf_key][codes[sel]], model.tf_u_floor)
+                contrib[sel, k] = np.log2(model.m[k][-1] / tf).astype(np.float32)
+    mw = model.prior_log2_odds + contrib.sum(axis=1, dtype=np.float64)
+    return mw, contrib
