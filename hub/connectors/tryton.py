@@ -1,0 +1,700 @@
+"""Tryton ERP connector over JSON-RPC (trytond 8.x).
+
+Pull: ``customers`` (party.party with addresses, contact mechanisms, identifiers and categories embedded),
+``orders`` (sale.sale with lines) and ``shipments`` (stock.shipment.out with its outgoing moves).
+
+Push: the hub's golden id as a ``party.identifier`` and segment / value tier as ``party.category`` rows;
+optionally a new party for a golden customer the ERP does not know yet.
+
+Incremental reads, and why they look the way they do (measured facts in shared/reference/tryton.md):
+
+* ``write_date`` is NULL on rows never written after creation, so the change window is
+  ``write_date >= lb OR create_date >= lb``.
+* A child change (address, contact mechanism, identifier, sale line, stock move) does NOT touch the parent's
+  ``write_date``; the window therefore also ORs the children's dates over x2many paths
+  (``addresses.write_date >= lb`` ...), which Tryton evaluates server side.
+* Every row of one transaction carries the transaction *start* time, so a long transaction can commit rows
+  older than what we already read: the next sweep starts an ``overlap`` before the high-water mark.
+
+Because a party's effective change time is the max over it and its children (not a sortable column), one
+sweep pages by keyset on ``id`` inside a fixed window ``[lb, ∞)``. The high-water mark for the next sweep
+is taken *before* the sweep starts (max write/create date over the parent and child tables), so a change
+made while the sweep runs is never skipped. The cursor saved after every page is
+``{"lb": ..., "hw": ..., "last_id": ...}``: a crash resumes the sweep after ``last_id``;
+``last_id`` None means the sweep finished and the next one starts at ``hw - overlap``.
+
+Echo suppression: the hub's own writes (an identifier with code ``hub_golden_id:<golden id>`` and the
+``hub:*`` categories) and Tryton's bookkeeping dates are left out of ``payload_hash``, so a push followed by
+a pull lands as *unchanged*. Custom identifier *types* are not possible: ``party.identifier.type`` is a
+selection limited to python-stdnum types, hence the untyped identifier with a recognisable code prefix.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import gzip
+import itertools
+import json
+import logging
+import os
+import threading
+import zlib
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import requests
+import tenacity
+
+from hub.connectors.base import (
+    BODY_ERRORS,
+    RETRY_STATUSES,
+    ConnectorError,
+    Page,
+    PushOutcome,
+    RetryableHTTPError,
+    landing_record,
+    make_session,
+    to_jsonable,
+)
+from hub.store import OutboxItem
+
+log = logging.getLogger(__name__)
+
+GOLDEN_ID_PREFIX = "hub_golden_id:"
+HUB_CATEGORY_PREFIX = "hub:"
+# Tryton bookkeeping that changes without a business change (a push touches the party's write_date).
+_VOLATILE = frozenset({"write_date", "create_date", "write_uid", "create_uid"})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+class TrytonError(ConnectorError):
+    """An error Tryton reported in a JSON-RPC body. ``kind`` is 'UserError', 'UserWarning' or 'error'.
+
+    ``message`` may quote record names (personal data): keep it out of logs; it is fine for outbox reasons.
+    """
+
+    def __init__(self, method: str, kind: str, message: str) -> None:
+        super().__init__(f"{method}: {kind}")  # message deliberately not in str(): may hold PII
+        self.method = method
+        self.kind = kind
+        self.message = message
+
+    @property
+    def is_user_error(self) -> bool:
+        return self.kind in ("UserError", "UserWarning")
+
+
+class TrytonAuthError(ConnectorError):
+    """Login refused (wrong credentials, or the server's login throttle answered 429)."""
+
+
+class _SessionExpired(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Wire format
+
+
+def _decode_hook(obj: dict) -> Any:
+    """Tryton's JSON-RPC encodes non-JSON types as {"__class__": ...} objects."""
+    cls = obj.get("__class__")
+    if cls is None:
+        return obj
+    if cls == "datetime":
+        return dt.datetime(obj["year"], obj["month"], obj["day"], obj.get("hour", 0), obj.get("minute", 0),
+                           obj.get("second", 0), obj.get("microsecond", 0))
+    if cls == "date":
+        return dt.date(obj["year"], obj["month"], obj["day"])
+    if cls == "time":
+        return dt.time(obj.get("hour", 0), obj.get("minute", 0), obj.get("second", 0), obj.get("microsecond", 0))
+    if cls == "timedelta":
+        return dt.timedelta(seconds=obj["seconds"])
+    if cls == "Decimal":
+        return Decimal(obj["decimal"])
+    if cls == "bytes":
+        return base64.b64decode(obj["base64"])
+    return obj
+
+
+def encode_value(value: Any) -> Any:
+    """Python values -> Tryton JSON-RPC values (the inverse of ``_decode_hook``)."""
+    if isinstance(value, Decimal):
+        return {"__class__": "Decimal", "decimal": str(value)}
+    if isinstance(value, dt.datetime):
+        return {"__class__": "datetime", "year": value.year, "month": value.month, "day": value.day,
+                "hour": value.hour, "minute": value.minute, "second": value.second,
+                "microsecond": value.microsecond}
+    if isinstance(value, dt.date):
+        return {"__class__": "date", "year": value.year, "month": value.month, "day": value.day}
+    if isinstance(value, bytes):
+        return {"__class__": "bytes", "base64": base64.b64encode(value).decode()}
+    if isinstance(value, dict):
+        return {k: encode_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode_value(v) for v in value]
+    return value
+
+
+def decode_body(resp: requests.Response) -> Any:
+    """Decode a JSON-RPC body read with ``stream=True``, tolerating trytond's gzip quirk.
+
+    trytond labels bodies over ~1,400 chars ``Content-Encoding: gzip`` even when it did not compress them
+    (when the client did not ask for gzip). We always ask for gzip, and decode the raw bytes ourselves so a
+    mislabelled plain body is still read instead of failing with ContentDecodingError.
+    """
+    try:
+        raw = resp.raw.read(decode_content=False)
+    finally:
+        resp.close()  # hands the connection back to the pool (stream=True bodies are read by hand)
+    if "gzip" in resp.headers.get("Content-Encoding", "").lower():
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            pass  # labelled gzip but sent plain: the quirk
+    return json.loads(raw, object_hook=_decode_hook)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# JSON-RPC client
+
+
+class TrytonRpc:
+    """JSON-RPC session against one trytond database: login, session re-login on expiry, typed errors.
+
+    Reads are retried (tenacity, jittered backoff) on transport/body trouble and 429/5xx; writes are sent
+    once (a retried ``create`` could duplicate) — the outbox retries them next run.
+    """
+
+    def __init__(self, url: str, database: str, username: str, password: str, *,
+                 session: requests.Session | None = None, timeout: tuple[float, float] = (5.0, 120.0),
+                 read_attempts: int = 4, language: str = "en", extra_context: dict | None = None) -> None:
+        self.base_url = url.rstrip("/")
+        self.database = database
+        self.username = username
+        self._password = password
+        self.language = language
+        self.timeout = timeout
+        self.read_attempts = read_attempts
+        self.session = session or make_session(timeout=timeout)
+        # See decode_body: ask for gzip so the server's Content-Encoding label is truthful.
+        self.session.headers["Accept-Encoding"] = "gzip"
+        # Without it a 401 carries WWW-Authenticate: Basic, which some stacks answer with a Basic retry.
+        self.session.headers["X-Requested-With"] = "XMLHttpRequest"
+        self.context: dict[str, Any] = {}
+        self.extra_context: dict[str, Any] = dict(extra_context or {})
+        self._ids = itertools.count(1)
+        self._auth: str | None = None
+        self._lock = threading.Lock()
+        self.logins = 0
+
+    @property
+    def rpc_url(self) -> str:
+        return f"{self.base_url}/{self.database}/rpc/"
+
+    # -- session ----------------------------------------------------------------------------------------------
+    def login(self) -> None:
+        with self._lock:
+            resp = self.session.post(self.rpc_url, json={
+                "id": next(self._ids), "method": "common.db.login",
+                "params": [self.username, {"password": self._password}, self.language]},
+                headers={"Authorization": None}, stream=True, timeout=self.timeout)
+            if resp.status_code in (401, 403, 429):
+                raise TrytonAuthError(f"Tryton login refused for database {self.database!r} "
+                                      f"(HTTP {resp.status_code})")
+            resp.raise_for_status()
+            body = decode_body(resp)
+            if "error" in body:
+                raise TrytonAuthError(f"Tryton login failed: {_error_kind(body['error'])}")
+            uid, token = body["result"][:2]
+            token64 = base64.b64encode(f"{self.username}:{uid}:{token}".encode()).decode()
+            self._auth = f"Session {token64}"
+            self.logins += 1
+        prefs = self._call("model.res.user.get_preferences", [True, {}], retry=True)
+        # company must be in the context for sales/stock; language keeps translated names stable
+        self.context = {"company": prefs.get("company"), "language": prefs.get("language") or self.language,
+                        **self.extra_context}
+
+    def logout(self) -> None:
+        if self._auth is not None:
+            try:
+                self._call("common.db.logout", [], retry=False)
+            finally:
+                self._auth = None
+
+    # -- calls ------------------------------------------------------------------------------------------------
+    def call(self, method: str, *params: Any, write: bool = False) -> Any:
+        """``model.*`` call; the context argument Tryton requires is appended."""
+        if self._auth is None:
+            self.login()
+        args = [*params, self.context]
+        try:
+            return self._call(method, args, retry=not write)
+        except _SessionExpired:
+            # Session timed out (or was logged out server side): log in again once, then repeat the call.
+            # Safe for writes too: a 401 means the server rejected the request before running it.
+            log.info("tryton session expired; logging in again")
+            self.login()
+            args[-1] = self.context
+            try:
+                return self._call(method, args, retry=not write)
+            except _SessionExpired as exc:
+                raise TrytonAuthError("Tryton rejected a fresh session") from exc
+
+    def _call(self, method: str, params: list, *, retry: bool) -> Any:
+        payload = {"id": next(self._ids), "method": method, "params": encode_value(params)}
+
+        def once() -> Any:
+            resp = self.session.post(self.rpc_url, json=payload, headers={"Authorization": self._auth},
+                                     stream=True, timeout=self.timeout)
+            if resp.status_code == 401:
+                resp.close()
+                raise _SessionExpired()
+            if resp.status_code in RETRY_STATUSES:
+                resp.close()
+                raise RetryableHTTPError(f"HTTP {resp.status_code} from tryton {method}")
+            resp.raise_for_status()
+            return decode_body(resp)
+
+        if retry:
+            once = tenacity.retry(
+                retry=tenacity.retry_if_exception_type((*BODY_ERRORS, RetryableHTTPError, json.JSONDecodeError)),
+                wait=tenacity.wait_exponential_jitter(initial=0.5, max=20),
+                stop=tenacity.stop_after_attempt(self.read_attempts),
+                reraise=True,
+            )(once)
+        body = once()
+        if "error" in body:
+            kind, message = _parse_error(body["error"])
+            raise TrytonError(method, kind, message)
+        return body.get("result")
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    def search_read(self, model: str, domain: list, fields: list[str], *, order: list | None = None,
+                    offset: int = 0, limit: int | None = None) -> list[dict]:
+        return self.call(f"model.{model}.search_read", domain, offset, limit,
+                         order if order is not None else [["id", "ASC"]], fields)
+
+    def search(self, model: str, domain: list, *, limit: int | None = None) -> list[int]:
+        return self.call(f"model.{model}.search", domain, 0, limit, [["id", "ASC"]])
+
+    def create(self, model: str, values: list[dict]) -> list[int]:
+        return self.call(f"model.{model}.create", values, write=True)
+
+    def write(self, model: str, ids: list[int], values: dict) -> None:
+        self.call(f"model.{model}.write", ids, values, write=True)
+
+    def fields(self, model: str) -> set[str]:
+        return set(self.call(f"model.{model}.fields_get", []))
+
+
+def _parse_error(err: Any) -> tuple[str, str]:
+    # UserError/UserWarning: ["UserError", [message, description, domain]]; others: [str(exc), traceback]
+    if isinstance(err, list) and err and err[0] in ("UserError", "UserWarning"):
+        detail = err[1] if len(err) > 1 else []
+        msg = detail[0] if isinstance(detail, list) and detail else str(detail)
+        return err[0], str(msg)
+    if isinstance(err, list) and err:
+        return "error", str(err[0])
+    return "error", str(err)
+
+
+def _error_kind(err: Any) -> str:
+    return _parse_error(err)[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Entity declarations
+
+
+class _Entity:
+    """What to read for one landing entity and which child tables can change it."""
+
+    def __init__(self, model: str, fields: list[str], children: dict[str, str],
+                 optional_fields: tuple[str, ...] = ()) -> None:
+        self.model = model
+        self.fields = fields
+        self.children = children  # x2many path on the parent -> child model (for the high-water mark)
+        self.optional_fields = optional_fields  # read only when the installed modules define them
+
+
+_ADDRESS = ["party_name", "street", "postal_code", "city", "country.code", "subdivision.code", "active", "sequence"]
+
+ENTITIES: dict[str, _Entity] = {
+    "customers": _Entity(
+        "party.party",
+        ["code", "name", "active", "lang.code", "create_date", "write_date",
+         *[f"addresses.{f}" for f in _ADDRESS], "addresses.create_date", "addresses.write_date",
+         "contact_mechanisms.type", "contact_mechanisms.value", "contact_mechanisms.name",
+         "contact_mechanisms.active", "contact_mechanisms.create_date", "contact_mechanisms.write_date",
+         "identifiers.type", "identifiers.code", "identifiers.active", "identifiers.create_date",
+         "identifiers.write_date", "categories.name"],
+        {"addresses": "party.address", "contact_mechanisms": "party.contact_mechanism",
+         "identifiers": "party.identifier"},
+    ),
+    "orders": _Entity(
+        "sale.sale",
+        ["number", "reference", "description", "state", "sale_date", "quotation_date", "shipping_date",
+         "create_date", "write_date", "company", "party", "party.code", "invoice_address", "shipment_address",
+         *[f"shipment_address.{f}" for f in ("street", "postal_code", "city", "country.code")],
+         "currency.code", "untaxed_amount", "tax_amount", "total_amount", "invoice_method", "invoice_state",
+         "shipment_method", "shipment_state", "shipments",
+         "lines.type", "lines.sequence", "lines.product", "lines.product.code", "lines.description",
+         "lines.quantity", "lines.unit.symbol", "lines.unit_price", "lines.amount", "lines.create_date",
+         "lines.write_date"],
+        {"lines": "sale.line"},
+    ),
+    "shipments": _Entity(
+        "stock.shipment.out",
+        ["number", "reference", "state", "planned_date", "effective_date", "create_date", "write_date",
+         "company", "customer", "customer.code", "delivery_address",
+         *[f"delivery_address.{f}" for f in ("street", "postal_code", "city", "country.code")],
+         "warehouse.code", "origins", "outgoing_moves.product", "outgoing_moves.product.code",
+         "outgoing_moves.quantity", "outgoing_moves.state", "outgoing_moves.origin"],
+        {"moves": "stock.move"},
+        # carrier/tracking come from optional modules (sale_shipment_cost, stock_package_shipping)
+        optional_fields=("carrier", "carrier.rec_name", "shipping_reference", "tracking_number"),
+    ),
+}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _max_dt(*values: dt.datetime | None) -> dt.datetime | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _nest(rec: dict) -> dict:
+    """Turn Tryton's dotted-read shape ({"addresses": [1], "addresses.": [{...}]}) into plain nesting."""
+    out: dict[str, Any] = {}
+    for key, value in rec.items():
+        if key.endswith("."):
+            continue
+        nested = rec.get(key + ".")
+        if nested is not None:
+            value = [_nest(v) for v in nested] if isinstance(nested, list) else _nest(nested)
+        out[key] = value
+    # a many2one read only through dotted names still shows up as "x." without "x"
+    for key, value in rec.items():
+        if key.endswith(".") and key[:-1] not in out:
+            out[key[:-1]] = [_nest(v) for v in value] if isinstance(value, list) else (
+                _nest(value) if isinstance(value, dict) else value)
+    return out
+
+
+def _normalise(obj: Any) -> Any:
+    """SQLite hands booleans back as 0/1: make ``active`` a bool so payloads hash alike on every backend."""
+    if isinstance(obj, dict):
+        return {k: (bool(v) if k == "active" and v is not None else _normalise(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_normalise(v) for v in obj]
+    return obj
+
+
+def _strip_volatile(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_volatile(v) for k, v in obj.items() if k not in _VOLATILE}
+    if isinstance(obj, list):
+        return [_strip_volatile(v) for v in obj]
+    return obj
+
+
+def is_hub_identifier(ident: dict) -> bool:
+    return not ident.get("type") and str(ident.get("code") or "").startswith(GOLDEN_ID_PREFIX)
+
+
+def is_hub_category(cat: dict) -> bool:
+    return str(cat.get("name") or "").startswith(HUB_CATEGORY_PREFIX)
+
+
+def hash_view(entity: str, payload: dict) -> dict:
+    """The part of a payload that counts as a source change: hub-owned fields and bookkeeping dates out."""
+    view = _strip_volatile(payload)
+    if entity == "customers":
+        view["identifiers"] = [i for i in view.get("identifiers") or [] if not is_hub_identifier(i)]
+        view["categories"] = [c for c in view.get("categories") or [] if not is_hub_category(c)]
+    return view
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Connector
+
+
+class TrytonConnector:
+    """Pull customers / orders / shipments from Tryton; push golden ids and segments back.
+
+    ``page_size`` rows per JSON-RPC page (1,000 measured well on SQLite and PostgreSQL backends);
+    ``overlap`` re-reads that much before the last high-water mark (late commits of long transactions).
+    """
+
+    system = "tryton"
+    entities: tuple[str, ...] = ("customers", "orders", "shipments")
+
+    def __init__(self, url: str, database: str, username: str, password: str, *, page_size: int = 1000,
+                 overlap: timedelta = timedelta(minutes=5), create_missing_parties: bool = False,
+                 session: requests.Session | None = None, timeout: tuple[float, float] = (5.0, 120.0)) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        # active_test=False: deactivated parties/addresses must come through as changes, not vanish
+        self.rpc = TrytonRpc(url, database, username, password, session=session, timeout=timeout,
+                             extra_context={"active_test": False})
+        self.page_size = page_size
+        self.overlap = overlap
+        self.create_missing_parties = create_missing_parties
+        self._fields: dict[str, list[str]] = {}
+        self._category_ids: dict[str, int] = {}
+
+    @classmethod
+    def from_env(cls, prefix: str = "HUB_TRYTON_", **kw: Any) -> TrytonConnector:
+        """Build from ``<prefix>URL``, ``DATABASE``, ``USERNAME``, ``PASSWORD`` (secrets stay out of code)."""
+        env = os.environ
+        try:
+            return cls(env[f"{prefix}URL"], env[f"{prefix}DATABASE"], env.get(f"{prefix}USERNAME", "admin"),
+                       env[f"{prefix}PASSWORD"], **kw)
+        except KeyError as exc:
+            raise ConnectorError(f"missing environment variable {exc.args[0]}") from None
+
+    # -- pull -------------------------------------------------------------------------------------------------
+    def _read_fields(self, entity: str) -> list[str]:
+        if entity not in self._fields:
+            spec = ENTITIES[entity]
+            fields = list(spec.fields)
+            if spec.optional_fields:
+                available = self.rpc.fields(spec.model)
+                fields += [f for f in spec.optional_fields if f.split(".", 1)[0] in available]
+            self._fields[entity] = fields
+        return self._fields[entity]
+
+    def high_water(self, entity: str) -> dt.datetime | None:
+        """Newest write/create timestamp over the entity's table and its child tables, read right now."""
+        spec = ENTITIES[entity]
+        best: dt.datetime | None = None
+        for model in (spec.model, *spec.children.values()):
+            for col in ("write_date", "create_date"):
+                rows = self.rpc.search_read(model, [[col, "!=", None]], [col], order=[[col, "DESC"]], limit=1)
+                if rows:
+                    best = _max_dt(best, rows[0][col])
+        return best
+
+    def window_domain(self, entity: str, lb: dt.datetime | None) -> list:
+        """Rows changed at or after ``lb``, themselves or through a child row; [] = everything."""
+        if lb is None:
+            return []
+        spec = ENTITIES[entity]
+        clauses: list = ["OR", ["write_date", ">=", lb], ["create_date", ">=", lb]]
+        for path in spec.children:
+            clauses += [[f"{path}.write_date", ">=", lb], [f"{path}.create_date", ">=", lb]]
+        return clauses
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        if entity not in ENTITIES:
+            raise ValueError(f"unknown entity {entity!r}")
+        if cursor and cursor.get("last_id") is not None:  # resume a sweep that was cut short
+            lb = _parse_dt(cursor.get("lb"))
+            hw = _parse_dt(cursor.get("hw"))
+            last_id = int(cursor["last_id"])
+        else:
+            prev_hw = _parse_dt(cursor.get("hw")) if cursor else None
+            lb = prev_hw - self.overlap if prev_hw is not None else None
+            # taken BEFORE reading: anything committed during the sweep is >= hw (or inside the overlap)
+            hw = self.high_water(entity) or prev_hw
+            last_id = 0
+        domain_window = self.window_domain(entity, lb)
+        fields = self._read_fields(entity)
+        spec = ENTITIES[entity]
+        while True:
+            domain: list = [["id", ">", last_id]]
+            if domain_window:
+                domain.append(domain_window)
+            rows = self.rpc.search_read(spec.model, domain, fields, order=[["id", "ASC"]], limit=self.page_size)
+            records = []
+            for row in rows:
+                payload = to_jsonable(_normalise(_nest(row)))
+                records.append(landing_record(row["id"], payload, hash_view(entity, payload)))
+            done = len(rows) < self.page_size
+            if rows:
+                last_id = rows[-1]["id"]
+            yield Page(records=records, cursor={"lb": _iso(lb), "hw": _iso(hw),
+                                                "last_id": None if done else last_id})
+            if done:
+                return
+
+    # -- push -------------------------------------------------------------------------------------------------
+    def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+        """Write golden id + hub categories onto parties (creating parties when allowed). Idempotent: a row
+        already in the desired state causes no write, so pushing twice changes nothing in Tryton."""
+        outcomes: list[PushOutcome] = []
+        existing_ids = [int(i.target_id) for i in items if str(i.target_id or "").isdigit()]
+        parties = {p["id"]: p for p in self.rpc.search_read(
+            "party.party", [["id", "in", existing_ids]],
+            ["identifiers.type", "identifiers.code", "categories.name"])} if existing_ids else {}
+        for item in items:
+            try:
+                outcomes.append(self._push_one(item, parties))
+            except TrytonError as exc:
+                # a UserError is Tryton refusing the data: retrying unchanged will not help
+                status = "rejected" if exc.is_user_error else "error"
+                outcomes.append(PushOutcome(item.id, status, f"{exc.kind}: {exc.message}"[:500]))
+            except (requests.RequestException, ConnectorError) as exc:
+                outcomes.append(PushOutcome(item.id, "error", type(exc).__name__))
+        return outcomes
+
+    def _push_one(self, item: OutboxItem, parties: dict[int, dict]) -> PushOutcome:
+        if item.entity not in ("customers", "customer", "party"):
+            return PushOutcome(item.id, "rejected", f"tryton push does not handle entity {item.entity!r}")
+        golden_id = item.golden_id or item.payload.get("golden_id")
+        if not golden_id:
+            return PushOutcome(item.id, "rejected", "no golden_id")
+        target = str(item.target_id or "").strip()
+        if not target:
+            return self._create_or_find_party(item, golden_id)
+        if not target.isdigit():
+            return PushOutcome(item.id, "rejected", f"target_id {target!r} is not a Tryton party id")
+        party = parties.get(int(target))
+        if party is None:
+            return PushOutcome(item.id, "rejected", f"party {target} does not exist in Tryton")
+        self._apply_hub_fields(int(target), _nest(party), golden_id, item.payload)
+        return PushOutcome(item.id, "ok", None)
+
+    def _apply_hub_fields(self, party_id: int, party: dict, golden_id: str, payload: dict) -> None:
+        code = GOLDEN_ID_PREFIX + golden_id
+        hub_idents = [i for i in party.get("identifiers") or [] if is_hub_identifier(i)]
+        if not any(i["code"] == code for i in hub_idents):
+            if hub_idents:  # golden id changed (merge/split upstream): rewrite, don't pile up stale ids
+                self.rpc.write("party.identifier", [hub_idents[0]["id"]], {"code": code})
+            else:
+                self.rpc.create("party.identifier", [{"party": party_id, "type": None, "code": code}])
+        stale = [i["id"] for i in hub_idents[1:] if i["code"] != code]
+        if stale:
+            self.rpc.call("model.party.identifier.delete", stale, write=True)
+
+        wanted = set(hub_category_names(payload))
+        current = {c["name"]: c["id"] for c in party.get("categories") or [] if is_hub_category(c)}
+        add = [self._category_id(n) for n in sorted(wanted - set(current))]
+        remove = [cid for name, cid in current.items() if name not in wanted]
+        ops: list = []
+        if add:
+            ops.append(["add", add])
+        if remove:
+            ops.append(["remove", remove])
+        if ops:  # no-op pushes must not touch the party (its write_date would move)
+            self.rpc.write("party.party", [party_id], {"categories": ops})
+
+    def _category_id(self, name: str) -> int:
+        """Id of a top-level hub category, created on first use."""
+        if name not in self._category_ids:
+            found = self.rpc.search("party.category", [["name", "=", name], ["parent", "=", None]], limit=1)
+            self._category_ids[name] = found[0] if found else self.rpc.create("party.category",
+                                                                              [{"name": name}])[0]
+        return self._category_ids[name]
+
+    def find_party_by_golden_id(self, golden_id: str) -> int | None:
+        found = self.rpc.search("party.identifier", [["code", "=", GOLDEN_ID_PREFIX + golden_id],
+                                                     ["type", "=", None]], limit=1)
+        if not found:
+            return None
+        return self.rpc.call("model.party.identifier.read", found, ["party"])[0]["party"]
+
+    def _create_or_find_party(self, item: OutboxItem, golden_id: str) -> PushOutcome:
+        # Re-running after a crash between create and record_push_result must not create a twin: the
+        # golden id identifier doubles as the idempotency key.
+        existing = self.find_party_by_golden_id(golden_id)
+        if existing is not None:
+            party = self.rpc.search_read("party.party", [["id", "=", existing]],
+                                         ["identifiers.type", "identifiers.code", "categories.name"])[0]
+            self._apply_hub_fields(existing, _nest(party), golden_id, item.payload)
+            return PushOutcome(item.id, "ok", f"party {existing} already carries the golden id")
+        if not self.create_missing_parties:
+            return PushOutcome(item.id, "rejected", "no Tryton party and create_missing_parties is off")
+        values = self.party_values(item.payload, golden_id)
+        if not values.get("name"):
+            return PushOutcome(item.id, "rejected", "payload has no display_name")
+        party_id = self.rpc.create("party.party", [values])[0]
+        return PushOutcome(item.id, "ok", f"created party {party_id}")
+
+    def party_values(self, payload: dict, golden_id: str) -> dict:
+        """party.party create values from a golden customer payload (display_name, phones, emails, address)."""
+        address = payload.get("address") or (payload.get("addresses") or [None])[0]
+        addr_vals: dict[str, Any] = {}
+        if isinstance(address, dict):
+            for src, dst in (("street", "street"), ("line1", "street"), ("city", "city"),
+                             ("postal_code", "postal_code"), ("postcode", "postal_code"), ("name", "name")):
+                if address.get(src) and dst not in addr_vals:
+                    addr_vals[dst] = str(address[src])
+            country = address.get("country") or address.get("country_code")
+            if country:
+                cid = self.rpc.search("country.country", [["code", "=", str(country).upper()]], limit=1)
+                if cid:
+                    addr_vals["country"] = cid[0]
+        elif isinstance(address, str) and address.strip():
+            addr_vals["street"] = address.strip()
+        mechs = [{"type": "mobile" if _looks_mobile(p) else "phone", "value": p}
+                 for p in _as_list(payload.get("phones"))]
+        mechs += [{"type": "email", "value": e} for e in _as_list(payload.get("emails"))]
+        values: dict[str, Any] = {
+            "name": payload.get("display_name") or payload.get("name"),
+            "identifiers": [["create", [{"type": None, "code": GOLDEN_ID_PREFIX + golden_id}]]],
+        }
+        if addr_vals:
+            values["addresses"] = [["create", [addr_vals]]]
+        if mechs:
+            values["contact_mechanisms"] = [["create", mechs]]
+        cats = [self._category_id(n) for n in hub_category_names(payload)]
+        if cats:
+            values["categories"] = [["add", cats]]
+        return values
+
+    def close(self) -> None:
+        try:
+            self.rpc.logout()
+        except (requests.RequestException, ConnectorError):
+            pass
+        self.rpc.session.close()
+
+
+def hub_category_names(payload: dict) -> list[str]:
+    """The hub categories a golden customer should carry, e.g. ['hub:segment:vip', 'hub:value_tier:gold']."""
+    names = []
+    for key in ("segment", "value_tier"):
+        value = payload.get(key)
+        if value:
+            names.append(f"{HUB_CATEGORY_PREFIX}{key}:{value}")
+    return names
+
+
+def _as_list(value: Any) -> list[str]:
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value if v]
+
+
+def _looks_mobile(phone: str) -> bool:
+    # Chinese mobiles are +86 1xx...; Tryton accepts either type, the type only drives its UI/SMS features
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return digits.startswith("861") and len(digits) == 13
+
+
+def _parse_dt(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value))
+
+
+def iter_all(connector: TrytonConnector, entity: str) -> Iterable[dict]:
+    """Every current payload of ``entity`` (a full sweep, no store): handy for audits and the bench."""
+    for page in connector.pages(entity, None):
+        for rec in page.records:
+            yield rec.payload
