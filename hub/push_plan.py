@@ -1,0 +1,362 @@
+"""Push planning: what each target system should hold, queued in the outbox (diff-only via the store).
+
+For every configured target and every current xref row of that target's source, the desired state of that
+source record is ``{golden_id, segment, value_tier, lifecycle}`` from the customer 360 view. A call-center
+target instead gets the PBX caller directory: one row per golden E.164 phone (target_id = the number) with
+``display_name, golden_id, value_tier, segment``. ``store.enqueue_pushes`` drops rows the target already holds.
+
+Consent: on a target with a ``consent_channel`` (the social target: WeChat tags are marketing), the marketing
+fields are only pushed when the merged consent of that channel allows it; otherwise only the golden id goes.
+
+``create_missing: true`` on a target (the ERP): a golden customer with orders elsewhere but no record in that
+system gets an outbox row with an empty target_id and a create payload. ``enqueue_pushes`` keys rows by
+target_id, so these rows are de-duplicated here by golden id instead (one live create per golden customer,
+never a second one once a create succeeded).
+
+Configuration (the ``push`` section)::
+
+    push:
+      targets: [erp, webshop, social, callcenter]
+      marketing_consent: opt_in        # or not_opted_out (unknown consent counts as granted)
+      erp: {create_missing: true}
+      social: {consent_channel: social}            # default for a target named social / kind wechat
+      callcenter: {mode: directory}                # default for a target named callcenter / kind asterisk_cdr
+      tryton: {source: tryton, entity: customers}  # source = the xref source name; entity = outbox entity
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from hub.store import (
+    Store,
+    customer_360,
+    golden_customer,
+    jsonable,
+    payload_hash,
+    push_outbox,
+    push_state,
+    xref,
+)
+
+MARKETING_FIELDS = ("segment", "value_tier", "lifecycle")
+_TIER_RANK = {"platinum": 4, "gold": 3, "silver": 2, "bronze": 1, "none": 0}
+_KIND_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wechat": {"consent_channel": "social"},
+    "asterisk_cdr": {"mode": "directory"},
+}
+_NAME_DEFAULTS: dict[str, dict[str, Any]] = {
+    "social": {"consent_channel": "social"},
+    "callcenter": {"mode": "directory"},
+}
+_TARGET_KEYS = {"source", "entity", "mode", "consent_channel", "create_missing", "kind", "enabled"}
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    name: str
+    source: str
+    entity: str = "customers"
+    mode: str = "records"  # records | directory
+    consent_channel: str | None = None  # email | sms | phone | social
+    create_missing: bool = False
+
+
+def target_configs(push_cfg: Mapping[str, Any] | None) -> list[TargetConfig]:
+    """Parse the push section: ``targets`` (list of names, or mapping name -> options) + ``<name>:`` options."""
+    cfg = dict(push_cfg or {})
+    targets = cfg.get("targets", ["erp", "webshop", "social", "callcenter"])
+    named: dict[str, dict[str, Any]] = (
+        {str(k): dict(v or {}) for k, v in targets.items()} if isinstance(targets, Mapping)
+        else {str(t): {} for t in targets}
+    )
+    out = []
+    for name, opts in named.items():
+        extra = cfg.get(name)
+        opts = {**(dict(extra) if isinstance(extra, Mapping) else {}), **opts}
+        bad = set(opts) - _TARGET_KEYS
+        if bad:
+            raise ValueError(f"push.{name}: unknown option(s) {sorted(bad)} (allowed: {sorted(_TARGET_KEYS)})")
+        if opts.get("enabled", True) is False:
+            continue
+        merged = {**_NAME_DEFAULTS.get(name, {}), **_KIND_DEFAULTS.get(str(opts.get("kind")), {}), **opts}
+        mode = merged.get("mode", "records")
+        if mode not in ("records", "directory"):
+            raise ValueError(f"push.{name}.mode must be records or directory, not {mode!r}")
+        out.append(TargetConfig(
+            name=name,
+            source=str(merged.get("source", name)),
+            entity=str(merged.get("entity", "directory" if mode == "directory" else "customers")),
+            mode=mode,
+            consent_channel=merged.get("consent_channel"),
+            create_missing=bool(merged.get("create_missing", False)),
+        ))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Pure functions: desired states
+
+
+def marketing_allowed(consent: Mapping[str, Any] | None, channel: str | None, policy: str = "opt_in") -> bool:
+    """May marketing data about this customer go to a channel? No channel = not a marketing target."""
+    if channel is None:
+        return True
+    value = (consent or {}).get(channel)
+    if policy == "not_opted_out":
+        return value is not False
+    return value is True  # opt_in: unknown consent is never treated as granted
+
+
+def desired_state(golden_id: str, view: Mapping[str, Any] | None, consent_channel: str | None = None,
+                  policy: str = "opt_in") -> tuple[dict[str, Any], bool]:
+    """(payload, withheld): the golden id, plus segment / tier / lifecycle unless consent withholds them."""
+    payload: dict[str, Any] = {"golden_id": golden_id}
+    if view is None:
+        return payload, False
+    if not marketing_allowed(view.get("consent"), consent_channel, policy):
+        return payload, True
+    for name in MARKETING_FIELDS:
+        payload[name] = view.get(name)
+    return payload, False
+
+
+def display_name(golden_id: str, profile: Mapping[str, Any]) -> str:
+    return profile.get("full_name") or profile.get("company") or golden_id
+
+
+def profile_phones(profile: Mapping[str, Any]) -> list[str]:
+    phones = [p for p in profile.get("phones") or [] if p]
+    primary = profile.get("primary_phone")
+    if primary and primary not in phones:
+        phones.insert(0, primary)
+    return phones
+
+
+def directory_entries(views: Mapping[str, Mapping[str, Any]]) -> tuple[list[tuple[str, str, dict]], int]:
+    """The PBX caller directory: one entry per E.164 phone of a golden customer.
+
+    A number held by several golden customers (a shared household or office line) is shown as the customer
+    with most orders, then highest tier, then lowest golden id — deterministic, so the entry does not flap.
+    Returns (entries, ambiguous_numbers).
+    """
+    owners: dict[str, list[str]] = defaultdict(list)
+    for gid, view in views.items():
+        for phone in profile_phones(view.get("profile") or {}):
+            owners[phone].append(gid)
+    entries = []
+    ambiguous = 0
+    for phone in sorted(owners):
+        gids = owners[phone]
+        if len(gids) > 1:
+            ambiguous += 1
+        gid = min(gids, key=lambda g: (-int(views[g].get("orders_count") or 0),
+                                       -_TIER_RANK.get(views[g].get("value_tier") or "none", 0), g))
+        view = views[gid]
+        entries.append((phone, gid, {
+            "display_name": display_name(gid, view.get("profile") or {}),
+            "golden_id": gid,
+            "value_tier": view.get("value_tier"),
+            "segment": view.get("segment"),
+        }))
+    return entries, ambiguous
+
+
+def create_payload(golden_id: str, view: Mapping[str, Any]) -> dict[str, Any]:
+    """What a target needs to create the customer: name, contact points, address, and the hub fields."""
+    profile = view.get("profile") or {}
+    address = profile.get("address") or next(iter(profile.get("addresses") or []), None)
+    return {
+        "golden_id": golden_id,
+        "display_name": display_name(golden_id, profile),
+        "phones": profile_phones(profile),
+        "emails": list(profile.get("emails") or []),
+        "address": address,
+        **{name: view.get(name) for name in MARKETING_FIELDS},
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Stats
+
+
+@dataclass
+class TargetPlan:
+    target: str
+    entity: str
+    candidates: int = 0
+    queued: int = 0
+    consent_withheld: int = 0
+    without_360: int = 0
+    ambiguous_phones: int = 0
+    removed: int = 0
+    creates_candidates: int = 0
+    creates_queued: int = 0
+
+    @property
+    def unchanged(self) -> int:
+        return self.candidates - self.queued
+
+
+@dataclass
+class PushPlanStats:
+    targets: dict[str, TargetPlan] = field(default_factory=dict)
+    queued: int = 0
+    creates_queued: int = 0
+    consent_withheld: int = 0
+    seconds: float = 0.0
+
+    def markdown(self) -> str:
+        lines = [
+            f"**Push plan** — {self.queued} rows queued ({self.creates_queued} creates) in {self.seconds:.1f}s",
+            "",
+            "| target | entity | desired | queued | unchanged | consent withheld | creates queued | notes |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for t in self.targets.values():
+            notes = []
+            if t.without_360:
+                notes.append(f"{t.without_360} without 360 view")
+            if t.ambiguous_phones:
+                notes.append(f"{t.ambiguous_phones} shared numbers")
+            if t.removed:
+                notes.append(f"{t.removed} numbers removed")
+            lines.append(f"| {t.target} | {t.entity} | {t.candidates} | {t.queued} | {t.unchanged} | "
+                         f"{t.consent_withheld} | {t.creates_queued}/{t.creates_candidates} | {'; '.join(notes)} |")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Store I/O
+
+
+def _load_views(conn: sa.Connection) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """360 summaries of active golden customers, and the active golden ids without a 360 row yet."""
+    rec = customer_360.c.record
+    views: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        sa.select(customer_360.c.golden_id, rec["segment"].as_string(), rec["value_tier"].as_string(),
+                  rec["lifecycle"].as_string(), rec["orders_count"].as_integer(), rec["consent"], rec["profile"])
+        .join(golden_customer, golden_customer.c.golden_id == customer_360.c.golden_id)
+        .where(golden_customer.c.status == "active")
+    )
+    for gid, segment, tier, life, orders, consent, profile in rows:
+        views[gid] = {"segment": segment, "value_tier": tier, "lifecycle": life, "orders_count": orders or 0,
+                      "consent": consent or {}, "profile": profile or {}}
+    active = {r[0] for r in conn.execute(
+        sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active"))}
+    return views, active - set(views)
+
+
+def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanStats:
+    """Queue the desired state of every target record; returns counts per target."""
+    started = time.monotonic()
+    targets = target_configs(push_cfg)
+    policy = str((push_cfg or {}).get("marketing_consent", "opt_in"))
+    if policy not in ("opt_in", "not_opted_out"):
+        raise ValueError(f"push.marketing_consent must be opt_in or not_opted_out, not {policy!r}")
+    stats = PushPlanStats()
+
+    with store.engine.connect() as conn:
+        views, bare = _load_views(conn)
+        active = set(views) | bare
+        links: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        wanted_sources = {t.source for t in targets}
+        for source, source_id, gid in conn.execute(
+            sa.select(xref.c.source, xref.c.source_id, xref.c.golden_id)
+            .where(xref.c.valid_to.is_(None), xref.c.source.in_(sorted(wanted_sources)))
+            .order_by(xref.c.source, xref.c.source_id)
+        ):
+            if gid in active:
+                links[source].append((source_id, gid))
+
+    for tc in targets:
+        plan = TargetPlan(tc.name, tc.entity)
+        stats.targets[tc.name] = plan
+        if tc.mode == "directory":
+            items, plan.ambiguous_phones = directory_entries(views)
+            removals = _directory_removals(store, tc, {phone for phone, _, _ in items})
+            plan.removed = len(removals)
+            items += removals
+        else:
+            items = []
+            for source_id, gid in links.get(tc.source, ()):
+                view = views.get(gid)
+                if view is None:
+                    plan.without_360 += 1
+                payload, withheld = desired_state(gid, view, tc.consent_channel, policy)
+                plan.consent_withheld += withheld
+                items.append((source_id, gid, payload))
+        plan.candidates = len(items)
+        plan.queued = store.enqueue_pushes(tc.name, tc.entity, items)
+        if tc.create_missing:
+            present = {gid for _, gid in links.get(tc.source, ())}
+            creates = [(gid, create_payload(gid, view)) for gid, view in sorted(views.items())
+                       if gid not in present and int(view.get("orders_count") or 0) > 0]
+            plan.creates_candidates = len(creates)
+            plan.creates_queued = enqueue_creates(store, tc.name, tc.entity, creates)
+        stats.queued += plan.queued + plan.creates_queued
+        stats.creates_queued += plan.creates_queued
+        stats.consent_withheld += plan.consent_withheld
+    stats.seconds = time.monotonic() - started
+    return stats
+
+
+def _directory_removals(store: Store, tc: TargetConfig, current: set[str]) -> list[tuple[str, str, dict]]:
+    """Numbers the PBX directory holds (pushed before) that no golden customer has any more: remove them."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(push_state.c.target_id, push_state.c.golden_id, push_state.c.payload_hash)
+            .where(push_state.c.target == tc.name, push_state.c.entity == tc.entity)
+            .order_by(push_state.c.target_id)
+        ).all()
+    out = []
+    for tid, gid, h in rows:
+        payload = {"golden_id": gid, "lifecycle": "deleted"}
+        if tid not in current and h != payload_hash(payload):  # not yet removed from the directory
+            out.append((tid, gid, payload))
+    return out
+
+
+def enqueue_creates(store: Store, target: str, entity: str, creates: Iterable[tuple[str, dict]]) -> int:
+    """Queue create rows (empty target_id), one live row per golden id.
+
+    Skipped when the golden customer already has a create row with this payload (any status but superseded)
+    or a create that succeeded ('ok': the new record arrives with the next pull and gets an xref). A pending
+    create with an older payload is superseded by the new one.
+    """
+    creates = list(creates)
+    if not creates:
+        return 0
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with store.begin() as conn:
+        existing: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+        for oid, gid, h, status in conn.execute(
+            sa.select(push_outbox.c.id, push_outbox.c.golden_id, push_outbox.c.payload_hash, push_outbox.c.status)
+            .where(push_outbox.c.target == target, push_outbox.c.entity == entity, push_outbox.c.target_id == "",
+                   push_outbox.c.status != "superseded")
+        ):
+            existing[gid].append((oid, h, status))
+        inserts, supersede = [], []
+        for gid, payload in creates:
+            h = payload_hash(payload)
+            rows = existing.get(gid, [])
+            if any(status == "ok" or old_h == h for _, old_h, status in rows):
+                continue
+            supersede += [oid for oid, _, status in rows if status in ("pending", "error")]
+            inserts.append({"target": target, "entity": entity, "target_id": "", "golden_id": gid,
+                            "payload": jsonable(payload), "payload_hash": h, "status": "pending", "attempts": 0,
+                            "created_at": now, "updated_at": now})
+        for start in range(0, len(supersede), 500):
+            conn.execute(push_outbox.update().where(push_outbox.c.id.in_(supersede[start:start + 500]))
+                         .values(status="superseded", updated_at=now))
+        if inserts:
+            conn.execute(push_outbox.insert(), inserts)
+    return len(inserts)

@@ -1,0 +1,173 @@
+"""Push planning against a real store: desired states per target, consent, caller directory, creates."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from test_customer360_data import AS_OF, seed_demo
+
+from hub.customer360 import build_360
+from hub.push_plan import (
+    desired_state,
+    directory_entries,
+    marketing_allowed,
+    plan_pushes,
+    target_configs,
+)
+from hub.store import Store, golden_customer, push_outbox
+
+PUSH_CFG = {"targets": ["erp", "webshop", "social", "callcenter"], "erp": {"create_missing": True}}
+
+
+def _outbox(store: Store, target: str, status: str = "pending") -> dict[str, dict]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(push_outbox.c.target_id, push_outbox.c.golden_id, push_outbox.c.payload)
+            .where(push_outbox.c.target == target, push_outbox.c.status == status)
+        ).all()
+    return {tid or f"new:{gid}": payload for tid, gid, payload in rows}
+
+
+def _ack_all(store: Store) -> None:
+    for target in ("erp", "webshop", "social", "callcenter"):
+        store.record_push_results([(i.id, "ok", None) for i in store.pending_pushes(target)])
+
+
+def test_target_config_defaults_and_validation() -> None:
+    by_name = {t.name: t for t in target_configs(PUSH_CFG)}
+    assert by_name["social"].consent_channel == "social" and by_name["social"].mode == "records"
+    assert by_name["callcenter"].mode == "directory" and by_name["callcenter"].entity == "directory"
+    assert by_name["erp"].create_missing and not by_name["webshop"].create_missing
+    tryton = target_configs({"targets": {"party_sync": {"kind": "wechat", "source": "wx2"}}})[0]
+    assert (tryton.source, tryton.consent_channel) == ("wx2", "social")
+    with pytest.raises(ValueError):
+        target_configs({"targets": ["erp"], "erp": {"create_mising": True}})
+
+
+def test_consent_policy() -> None:
+    assert marketing_allowed({"social": True}, "social")
+    assert not marketing_allowed({"social": None}, "social")  # unknown is never granted
+    assert marketing_allowed({"social": None}, "social", "not_opted_out")
+    assert not marketing_allowed({"social": False}, "social", "not_opted_out")
+    assert marketing_allowed({}, None)  # not a marketing target
+    view = {"segment": "vip", "value_tier": "gold", "lifecycle": "active", "consent": {"social": False}}
+    assert desired_state("G1", view, "social") == ({"golden_id": "G1"}, True)
+    assert desired_state("G1", view, None)[0] == {"golden_id": "G1", "segment": "vip", "value_tier": "gold",
+                                                  "lifecycle": "active"}
+
+
+def test_directory_entries_pick_one_owner_per_shared_number() -> None:
+    views = {
+        "G2": {"profile": {"full_name": "王芳", "phones": ["+8613800000001", "+8613800000002"]},
+               "orders_count": 1, "value_tier": "bronze", "segment": "new"},
+        "G1": {"profile": {"full_name": "张伟", "phones": ["+8613800000001"]}, "orders_count": 9,
+               "value_tier": "gold", "segment": "vip"},
+    }
+    entries, ambiguous = directory_entries(views)
+    assert ambiguous == 1
+    assert [(t, g) for t, g, _ in entries] == [("+8613800000001", "G1"), ("+8613800000002", "G2")]
+    assert entries[0][2] == {"display_name": "张伟", "golden_id": "G1", "value_tier": "gold", "segment": "vip"}
+
+
+def test_plan_pushes_queues_desired_state_per_target(store: Store) -> None:
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    stats = plan_pushes(store, PUSH_CFG)
+
+    erp = _outbox(store, "erp")
+    assert erp["10"] == {"golden_id": "G000000001", "segment": "vip", "value_tier": "platinum",
+                         "lifecycle": "active"}
+    assert erp["11"]["segment"] == "prospect"
+    # Anna has orders in the shop but no ERP party: a create row with contact data
+    create = erp["new:G000000002"]
+    assert create["display_name"] == "Anna Schmidt" and create["phones"] == ["+4915112345678"]
+    assert create["emails"] == ["anna@example.de"] and create["value_tier"] == "bronze"
+    assert "new:G000000003" not in erp  # a prospect with no orders anywhere is not created
+    assert set(_outbox(store, "webshop")) == {"501", "502"}
+    # 陈伟 opted out of social marketing on WeChat: his follower record gets the golden id only
+    assert _outbox(store, "social") == {"oWx1": {"golden_id": "G000000001"}}
+    directory = _outbox(store, "callcenter")
+    assert directory["+8613800138000"] == {"display_name": "陈伟", "golden_id": "G000000001",
+                                           "value_tier": "platinum", "segment": "vip"}
+    assert set(directory) == {"+8613800138000", "+4915112345678", "+8613912345678"}
+
+    t = stats.targets
+    assert (t["erp"].candidates, t["erp"].queued, t["erp"].creates_queued) == (2, 2, 1)
+    assert (t["social"].queued, t["social"].consent_withheld) == (1, 1)
+    assert t["callcenter"].queued == 3 and stats.queued == 2 + 1 + 2 + 1 + 3
+    assert "| social | customers | 1 | 1 | 0 | 1 |" in stats.markdown()
+
+    # planning again changes nothing: the same rows are already pending (creates included)
+    again = plan_pushes(store, PUSH_CFG)
+    assert again.queued == 0 and again.targets["erp"].unchanged == 2
+
+
+def test_plan_is_diff_only_against_what_targets_hold(sqlite_store: Store) -> None:
+    store = sqlite_store
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    plan_pushes(store, PUSH_CFG)
+    _ack_all(store)
+    assert plan_pushes(store, PUSH_CFG).queued == 0  # targets hold the desired state, creates already done
+
+    # 陈伟 slips to at_risk: exactly his records and his directory entry are re-queued
+    build_360(store, {"lifecycle": {"at_risk_days": 100}}, as_of=AS_OF)
+    stats = plan_pushes(store, PUSH_CFG)
+    assert {n: t.queued for n, t in stats.targets.items()} == {"erp": 1, "webshop": 1, "social": 0,
+                                                               "callcenter": 1}
+    assert _outbox(store, "erp")["10"]["segment"] == "at_risk"
+    assert stats.creates_queued == 0  # Anna's create succeeded: no second party, whatever changes
+
+
+def test_directory_removes_numbers_no_golden_customer_holds(sqlite_store: Store) -> None:
+    store = sqlite_store
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    plan_pushes(store, {"targets": ["callcenter"]})
+    _ack_all(store)
+    with store.begin() as conn:
+        rec = conn.execute(sa.select(golden_customer.c.record)
+                           .where(golden_customer.c.golden_id == "G000000003")).scalar_one()
+        rec = {**rec, "phones": [], "primary_phone": None}
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000003")
+                     .values(record=rec))
+    build_360(store, {}, as_of=AS_OF)
+    stats = plan_pushes(store, {"targets": ["callcenter"]})
+    assert stats.targets["callcenter"].removed == 1
+    assert _outbox(store, "callcenter") == {"+8613912345678": {"golden_id": "G000000003", "lifecycle": "deleted"}}
+    _ack_all(store)
+    assert plan_pushes(store, {"targets": ["callcenter"]}).targets["callcenter"].removed == 0
+
+
+def test_pending_create_is_superseded_when_the_golden_record_changes(sqlite_store: Store) -> None:
+    store = sqlite_store
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    plan_pushes(store, {"targets": ["erp"], "erp": {"create_missing": True}})
+    build_360(store, {"lifecycle": {"lapsed_days": 1000}}, as_of=AS_OF)  # Anna: lapsed -> at_risk
+    stats = plan_pushes(store, {"targets": ["erp"], "erp": {"create_missing": True}})
+    assert stats.creates_queued == 1
+    assert _outbox(store, "erp")["new:G000000002"]["lifecycle"] == "at_risk"
+    superseded = _outbox(store, "erp", status="superseded")
+    assert superseded["new:G000000002"]["lifecycle"] == "lapsed"
+    # a rejected create is not retried with the same payload
+    store.record_push_results([(i.id, "rejected", "validation") for i in store.pending_pushes("erp")
+                               if i.target_id == ""])
+    assert plan_pushes(store, {"targets": ["erp"], "erp": {"create_missing": True}}).creates_queued == 0
+
+
+def test_social_follower_with_opt_in_gets_segment_tags(sqlite_store: Store) -> None:
+    from test_customer360_data import customer, insert_staged, insert_xref, staged_row
+
+    from hub.models import Consent
+
+    store = sqlite_store
+    seed_demo(store)
+    insert_staged(store, [staged_row("customers", customer("social", "oAnna", "Anna",
+                                                           consent=Consent(social=True)))])
+    insert_xref(store, [("social:oAnna", "G000000002")])
+    build_360(store, {}, as_of=AS_OF)
+    stats = plan_pushes(store, {"targets": ["social"]})
+    assert _outbox(store, "social")["oAnna"] == {"golden_id": "G000000002", "segment": "lapsed",
+                                                 "value_tier": "bronze", "lifecycle": "lapsed"}
+    assert stats.targets["social"].consent_withheld == 1  # 陈伟 still opted out
