@@ -5,8 +5,23 @@ raises: it returns a value, or None plus machine-readable flag codes (``phone.in
 ``email.invalid``, ``date.impossible``, ``national_id.checksum``, ``name.unparseable`` …).
 """
 
+from hub.standardise.addresses import (
+    Address,
+    country_code,
+    standardise_address,
+    standardise_postal_code,
+    standardise_street,
+)
 from hub.standardise.dates import ParsedDate, standardise_birth_date, standardise_date
 from hub.standardise.emails import Email, email_key, standardise_email
+from hub.standardise.identifiers import (
+    CreditCode,
+    NationalId,
+    Ssn,
+    validate_cn_resident_id,
+    validate_ssn,
+    validate_uscc,
+)
 from hub.standardise.names import (
     Company,
     PersonName,
@@ -21,6 +36,17 @@ from hub.standardise.phones import DEFAULT_REGION, Phone, phone_e164, standardis
 from hub.standardise.text import as_str, fold_ascii, normalize_text, strip_punctuation, text_key
 
 __all__ = [
+    "Address",
+    "CreditCode",
+    "NationalId",
+    "Ssn",
+    "country_code",
+    "standardise_address",
+    "standardise_postal_code",
+    "standardise_street",
+    "validate_cn_resident_id",
+    "validate_ssn",
+    "validate_uscc",
     "DEFAULT_REGION",
     "Company",
     "Email",
