@@ -1,0 +1,315 @@
+"""The sandbox world: generated people and four faithful local source systems.
+
+    world = SandboxWorld.create_or_load(Path(".hub/world"), customers=2000, seed=42)
+    with world.serve() as ep:
+        ep.erp_url, ep.webshop_url, ep.webshop_key, ep.webshop_secret
+        ep.wechat_url, ep.wechat_appid, ep.wechat_secret, ep.cdr_dir
+    world.faults = "webshop:429@3-5;wechat:45011@2"   # or env HUB_SANDBOX_FAULTS
+    world.mutate(fraction=0.01, seed=7)                # incremental changes in every system
+
+Layout under ``dir``: ``world.json`` (meta, keys), ``erp.sqlite`` (unless another ERP URL was given),
+``webshop.json``, ``wechat.json``, ``cdr/Master.csv``, ``people.json`` and ``ground_truth.csv`` (the latter
+two are the answer key: never read them from the pipeline).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import sqlalchemy as sa
+
+from hub.sandbox import erp as erp_mod
+from hub.sandbox import noise as N
+from hub.sandbox.callcenter import CdrDropFolder
+from hub.sandbox.faults import FaultController, FaultPlan, FaultRule
+from hub.sandbox.people import Person, _cn_address, _cn_mobile, _west_address, _west_mobile, generate_people
+from hub.sandbox.social import WeChatState, serve_wechat
+from hub.sandbox.webshop import WebShopState, serve_webshop
+from hub.sandbox.world_gen import Observer, WorldData, build_world_data
+
+__all__ = ["CdrDropFolder", "Endpoints", "FaultPlan", "FaultRule", "GroundTruth", "SandboxWorld",
+           "generate_people", "ground_truth_map", "load_ground_truth"]
+
+WORLD_VERSION = 1
+GROUND_TRUTH = "ground_truth.csv"
+
+
+class GroundTruth(NamedTuple):
+    system: str  # erp | webshop | wechat | cdr
+    entity: str  # party, sale, shipment | customer, order | follower | call
+    source_id: str  # party id, sale id, shipment id | customer id, order id | openid | CDR uniqueid
+    person_id: str  # "" for records of nobody we know (unknown callers)
+
+
+def load_ground_truth(world_dir: Path | str) -> list[GroundTruth]:
+    """Read ``ground_truth.csv`` of a world (evaluation only — the pipeline must never read it)."""
+    with (Path(world_dir) / GROUND_TRUTH).open(encoding="utf-8", newline="") as fh:
+        return [GroundTruth(*row) for row in csv.reader(fh)][1:]
+
+
+def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[tuple[str, str], str]:
+    """``{(system, source_id): person_id}``, optionally for one entity type (e.g. ``"party"``)."""
+    return {(g.system, g.source_id): g.person_id for g in load_ground_truth(world_dir)
+            if entity is None or g.entity == entity}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    erp_url: str
+    webshop_url: str  # base, e.g. http://127.0.0.1:PORT ; the API lives under /wp-json/wc/v3
+    webshop_key: str
+    webshop_secret: str
+    wechat_url: str  # base, e.g. http://127.0.0.1:PORT ; the API lives under /cgi-bin/
+    wechat_appid: str
+    wechat_secret: str
+    cdr_dir: Path
+
+
+def _derive(seed: int, label: str, n: int) -> str:
+    return hashlib.sha256(f"hub-sandbox:{seed}:{label}".encode()).hexdigest()[:n]
+
+
+class SandboxWorld:
+    """A persisted world; see the module docstring."""
+
+    def __init__(self, directory: Path, meta: dict):
+        self.dir = Path(directory)
+        self.meta = meta
+        self.fault_controller = FaultController(FaultPlan.from_env())
+        self.shop = WebShopState.load(self.dir / "webshop.json")
+        self.wechat = WeChatState.load(self.dir / "wechat.json")
+        self.cdr = CdrDropFolder(self.dir / "cdr", columns=meta["cdr_columns"])
+        self._servers: list = []
+
+    # ------------------------------------------------------------------ create / load
+    @classmethod
+    def create_or_load(cls, directory: Path | str, customers: int = 2000, seed: int = 42,
+                       erp_url: str | None = None, cdr_columns: int = 18) -> SandboxWorld:
+        """Load the world in ``directory``; generate it first if there is none (never regenerates)."""
+        d = Path(directory)
+        meta_path = d / "world.json"
+        if meta_path.exists():
+            return cls(d, json.loads(meta_path.read_text(encoding="utf-8")))
+        d.mkdir(parents=True, exist_ok=True)
+        people = generate_people(customers, seed)
+        data, membership = build_world_data(people, seed)
+        url = erp_url or erp_mod.sqlite_url(d / "erp.sqlite")
+        erp_mod.create_erp(url, data.erp)
+        meta = {
+            "version": WORLD_VERSION, "seed": seed, "customers": customers, "erp_url": url,
+            "cdr_columns": cdr_columns, "created_at": erp_mod.erp_now().isoformat(timespec="seconds"),
+            "mutations": 0, "call_seq": data.counters["call_seq"],
+            "webshop_key": "ck_" + _derive(seed, "ck", 40), "webshop_secret": "cs_" + _derive(seed, "cs", 40),
+            "wechat_appid": "wx" + _derive(seed, "appid", 16), "wechat_secret": _derive(seed, "appsecret", 32),
+        }
+        WebShopState(data.shop_customers, data.shop_orders, meta["webshop_key"], meta["webshop_secret"],
+                     {"wc_user": data.counters["wc_user"], "wc_order": data.counters["wc_order"],
+                      "wc_meta": data.counters["wc_meta"], "wc_line": data.counters["wc_line"]},
+                     ).save(d / "webshop.json")
+        WeChatState(data.wechat_users, data.wechat_tags, meta["wechat_appid"], meta["wechat_secret"],
+                    ).save(d / "wechat.json")
+        CdrDropFolder(d / "cdr", columns=cdr_columns).append(data.calls)
+        _write_people(d, people, membership)
+        with (d / GROUND_TRUTH).open("w", encoding="utf-8", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(GroundTruth._fields)
+            w.writerows(data.truth)
+        # world.json last: its presence means "complete world"
+        (meta_path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        return cls(d, meta)
+
+    @property
+    def erp_url(self) -> str:
+        return self.meta["erp_url"]
+
+    # ------------------------------------------------------------------ faults
+    @property
+    def faults(self) -> FaultPlan:
+        return self.fault_controller.plan
+
+    @faults.setter
+    def faults(self, plan: FaultPlan | str | None) -> None:
+        self.fault_controller.plan = plan or FaultPlan()
+
+    # ------------------------------------------------------------------ serving
+    @contextlib.contextmanager
+    def serve(self, webshop_port: int = 0, wechat_port: int = 0) -> Iterator[Endpoints]:
+        """Start the WooCommerce and WeChat servers (daemon threads); stop them and save state on exit."""
+        shop = serve_webshop(self.shop, self.fault_controller, webshop_port)
+        try:
+            wx = serve_wechat(self.wechat, self.fault_controller, wechat_port)
+        except BaseException:
+            shop.stop()
+            raise
+        self._servers = [shop, wx]
+        try:
+            yield Endpoints(
+                erp_url=self.erp_url, webshop_url=shop.url, webshop_key=self.shop.consumer_key,
+                webshop_secret=self.shop.consumer_secret, wechat_url=wx.url, wechat_appid=self.wechat.appid,
+                wechat_secret=self.wechat.secret, cdr_dir=self.cdr.dir)
+        finally:
+            for s in self._servers:
+                s.stop()
+            self._servers = []
+            self.save()
+
+    def save(self) -> None:
+        self.shop.save(self.dir / "webshop.json")
+        self.wechat.save(self.dir / "wechat.json")
+        (self.dir / "world.json").write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
+
+    # ------------------------------------------------------------------ answer key
+    def people(self) -> list[Person]:
+        return [Person.from_dict(d) for d in json.loads((self.dir / "people.json").read_text("utf-8"))["people"]]
+
+    def ground_truth(self) -> list[GroundTruth]:
+        return load_ground_truth(self.dir)
+
+    # ------------------------------------------------------------------ incremental changes
+    def mutate(self, fraction: float = 0.01, seed: int | None = None) -> dict[str, int]:
+        """Change ``fraction`` of the customers of every system, with ground truth updated.
+
+        ERP: new mobile, moved address (row updated, ``write_date`` bumped), new sale (+ shipment).
+        Web shop: new billing phone or address (``date_modified`` bumped), new orders.
+        WeChat: new followers (and a few unfollows). CDR: new calls appended to ``Master.csv``.
+        Returns counts of what changed.
+        """
+        seed = self.meta["mutations"] + 1000 if seed is None else seed
+        rng = random.Random(seed)
+        doc = json.loads((self.dir / "people.json").read_text("utf-8"))
+        people = [Person.from_dict(p) for p in doc["people"]]
+        membership: dict[str, list[str]] = doc["membership"]
+        by_id = {p.person_id: p for p in people}
+        now = erp_mod.erp_now().replace(microsecond=0)
+        engine = erp_mod.make_engine(self.erp_url)
+        stats = {"erp_updates": 0, "erp_new_sales": 0, "webshop_updates": 0, "webshop_new_orders": 0,
+                 "wechat_new_followers": 0, "wechat_unfollows": 0, "cdr_new_calls": 0}
+        try:
+            with engine.begin() as conn, self.shop.lock, self.wechat.lock:
+                ids = erp_mod.max_ids(conn)
+                data = WorldData()
+                data.counters.update({
+                    "party": ids["party_party"] + 1, "address": ids["party_address"] + 1,
+                    "contact": ids["party_contact_mechanism"] + 1, "identifier": ids["party_identifier"] + 1,
+                    "sale": ids["sale_sale"] + 1, "sale_line": ids["sale_line"] + 1,
+                    "shipment": ids["stock_shipment_out"] + 1, "wc_user": self.shop.counters["wc_user"],
+                    "wc_order": self.shop.counters["wc_order"], "wc_meta": self.shop.counters["wc_meta"],
+                    "wc_line": self.shop.counters.get("wc_line", 100000), "call_seq": self.meta["call_seq"]})
+                obs = Observer(rng, data)
+                truth = _truth_index(self.dir)
+
+                def pick(system: str) -> list[Person]:
+                    members = [p for p in people if system in membership.get(p.person_id, [])]
+                    k = min(len(members), max(1, round(fraction * len(members)))) if members else 0
+                    return rng.sample(members, k)
+
+                # --- ERP
+                for p in pick("erp"):
+                    parties = [int(s) for s in truth.get(("erp", "party", p.person_id), [])]
+                    if not parties:
+                        continue
+                    party = rng.choice(parties)
+                    r = rng.random()
+                    if r < 0.35:
+                        p.mobiles.append(_cn_mobile(rng) if p.culture == "cn" else _west_mobile(p.address.country, rng))
+                        obs.erp_contact(party, "mobile", N.phone_variant(p.mobiles[-1], rng), now)
+                    elif r < 0.7:
+                        p.address = _cn_address(rng)[0] if p.culture == "cn" else _west_address(p.address.country, rng)[0]
+                        obs.erp_address(party, p.address, now, written=now)
+                        new = data.erp["party_address"].pop()
+                        obs.data.counters["address"] -= 1
+                        old = conn.execute(sa.select(erp_mod.party_address.c.id).where(
+                            erp_mod.party_address.c.party == party).order_by(erp_mod.party_address.c.id.desc())
+                        ).scalar()
+                        vals = {k: new[k] for k in ("street", "postal_code", "city", "subdivision_name", "country_code")}
+                        if old is None:
+                            conn.execute(erp_mod.party_address.insert(), [new])
+                        else:
+                            conn.execute(erp_mod.party_address.update().where(erp_mod.party_address.c.id == old)
+                                         .values(**vals, write_date=now))
+                    else:
+                        obs.last_address[party] = conn.execute(sa.select(sa.func.max(erp_mod.party_address.c.id))
+                                                               .where(erp_mod.party_address.c.party == party)).scalar()
+                        obs.erp_sale(p, party, now - timedelta(minutes=rng.randrange(1, 120)))
+                        stats["erp_new_sales"] += 1
+                        continue
+                    stats["erp_updates"] += 1
+                for name in erp_mod.TABLE_ORDER:
+                    erp_mod.insert_rows(conn, name, data.erp.get(name, []))
+                # --- web shop
+                for p in pick("webshop"):
+                    cust_ids = [int(s) for s in truth.get(("webshop", "customer", p.person_id), [])]
+                    cust = self.shop.customers.get(rng.choice(cust_ids)) if cust_ids else None
+                    if cust is not None and rng.random() < 0.5:
+                        if rng.random() < 0.5:
+                            p.mobiles.append(_cn_mobile(rng) if p.culture == "cn"
+                                             else _west_mobile(p.address.country, rng))
+                            cust["billing"]["phone"] = N.phone_variant(p.mobiles[-1], rng)
+                        else:
+                            p.address = _cn_address(rng)[0] if p.culture == "cn" \
+                                else _west_address(p.address.country, rng)[0]
+                            addr = obs._wc_address(p, cust["billing"]["first_name"], cust["billing"]["last_name"],
+                                                   False, False)
+                            cust["billing"].update(addr)
+                            cust["shipping"].update(addr)
+                        self.shop.touch(cust, now)
+                        stats["webshop_updates"] += 1
+                    else:
+                        obs.shop_order(p, cust, now - timedelta(minutes=rng.randrange(1, 120)))
+                        o = data.shop_orders.pop()
+                        self.shop.orders[o["id"]] = o
+                        stats["webshop_new_orders"] += 1
+                self.shop.counters.update({k: data.counters[k] for k in ("wc_user", "wc_order", "wc_meta", "wc_line")})
+                # --- WeChat: newcomers follow, a few followers leave
+                outsiders = [p for p in people if "wechat" not in membership.get(p.person_id, [])
+                             and (p.culture == "cn" or rng.random() < 0.2)]
+                n_new = min(len(outsiders), max(1, round(fraction * len(self.wechat.users))))
+                for p in rng.sample(outsiders, n_new):
+                    obs.wechat_user(p, now - timedelta(minutes=rng.randrange(1, 120)), [])
+                    u = data.wechat_users.pop()
+                    self.wechat.users[u["openid"]] = u
+                    membership[p.person_id] = sorted({*membership.get(p.person_id, []), "wechat"})
+                    stats["wechat_new_followers"] += 1
+                followers = self.wechat.followers()
+                for oid in rng.sample(followers, min(len(followers), round(fraction * len(followers) * 0.2))):
+                    self.wechat.users[oid]["subscribe"] = 0
+                    stats["wechat_unfollows"] += 1
+                # --- CDR
+                for p in pick("cdr"):
+                    for _ in range(rng.randrange(1, 3)):
+                        obs.call(p, now - timedelta(minutes=rng.randrange(5, 180)))
+                for _ in range(max(1, len(data.calls) // 10)):
+                    obs.call(None, now - timedelta(minutes=rng.randrange(5, 180)),
+                             number=obs.cdr_number(_cn_mobile(rng)))
+                data.calls.sort(key=lambda c: (c["end"], c["sequence"]))
+                stats["cdr_new_calls"] = self.cdr.append(data.calls)
+                self.meta["call_seq"] = data.counters["call_seq"]
+        finally:
+            engine.dispose()
+        self.meta["mutations"] += 1
+        _write_people(self.dir, list(by_id.values()), membership)
+        with (self.dir / GROUND_TRUTH).open("a", encoding="utf-8", newline="") as fh:
+            csv.writer(fh).writerows(data.truth)
+        self.save()
+        return stats
+
+
+def _write_people(d: Path, people: list[Person], membership: dict[str, list[str]]) -> None:
+    doc = {"people": [p.to_dict() for p in people], "membership": membership}
+    (d / "people.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+
+
+def _truth_index(d: Path) -> dict[tuple[str, str, str], list[str]]:
+    idx: dict[tuple[str, str, str], list[str]] = {}
+    for g in load_ground_truth(d):
+        idx.setdefault((g.system, g.entity, g.person_id), []).append(g.source_id)
+    return idx
