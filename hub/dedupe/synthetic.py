@@ -1,0 +1,420 @@
+"""Labelled synthetic customer data for tests and benchmarks (ground truth in ``entity_id``).
+
+Sets:
+* :func:`febrl_like` — FEBRL-style person records (Western names, YYYYMMDD dates, 7-digit social
+  security ids, single-char typos/transpositions, missing values, nicknames, swapped name fields);
+  ``link=True`` gives a two-file linkage set (sources A/B, one duplicate per original).
+* :func:`customers` — single-source customer master with mixed scripts (陳偉/陈伟/Chen Wei/WEI CHEN),
+  households (same surname, address, shared landline), namesakes (王伟, 张伟, John Smith with
+  different birth dates/ids/look-alike e-mails), shared phones, messy formats, missing fields.
+* :func:`sparse_multisource` — ERP + web shop + social + call-centre records; social and phone records
+  carry little more than a name and a city.
+
+All generators are deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# ---- vocabularies (frequency-weighted by list order: Zipf-like draws) -------------------------------
+WEST_GIVEN_M = (
+    "james john robert michael william david richard joseph thomas charles christopher daniel matthew anthony "
+    "mark donald steven paul andrew joshua kenneth kevin brian george timothy ronald edward jason jeffrey ryan "
+    "jacob gary nicholas eric jonathan stephen larry justin scott brandon benjamin samuel gregory alexander "
+    "frank patrick raymond jack dennis jerry tyler aaron jose adam nathan henry douglas zachary peter kyle "
+    "ethan walter noah jeremy christian keith roger terry gerald harold sean austin carl arthur lawrence dylan "
+    "jesse jordan bryan billy joe bruce gabriel logan albert willie alan juan wayne elijah randy roy vincent "
+    "ralph eugene russell bobby mason philip louis liam lachlan oliver hamish angus campbell riley blake"
+).split()
+WEST_GIVEN_F = (
+    "mary patricia jennifer linda elizabeth barbara susan jessica sarah karen lisa nancy betty margaret sandra "
+    "ashley kimberly emily donna michelle carol amanda dorothy melissa deborah stephanie rebecca sharon laura "
+    "cynthia kathleen amy angela shirley anna brenda pamela emma nicole helen samantha katherine christine "
+    "debra rachel carolyn janet catherine maria heather diane ruth julie olivia joyce virginia victoria kelly "
+    "lauren christina joan evelyn judith megan andrea cheryl hannah jacqueline martha gloria teresa ann sara "
+    "madison frances kathryn janice jean abigail alice judy sophia grace denise amber doris marilyn danielle "
+    "beverly isabella theresa diana natalie brittany charlotte marie kayla alexis lori chloe matilda ruby zoe"
+).split()
+WEST_FAMILY = (
+    "smith johnson williams brown jones garcia miller davis rodriguez martinez hernandez lopez gonzalez wilson "
+    "anderson thomas taylor moore jackson martin lee perez thompson white harris sanchez clark ramirez lewis "
+    "robinson walker young allen king wright scott torres nguyen hill flores green adams nelson baker hall "
+    "rivera campbell mitchell carter roberts gomez phillips evans turner diaz parker cruz edwards collins "
+    "reyes stewart morris morales murphy cook rogers gutierrez ortiz morgan cooper peterson bailey reed kelly "
+    "howard ramos kim cox ward richardson watson brooks chavez wood james bennett gray mendoza ruiz hughes "
+    "price alvarez castillo sanders patel myers long ross foster jimenez powell jenkins perry russell sullivan "
+    "bell coleman butler henderson barnes gonzales fisher vasquez simmons romero jordan patterson alexander "
+    "hamilton graham reynolds griffin wallace moreno west cole hayes bryant herrera gibson ellis tran medina "
+    "aguilar stevens murray ford castro marshall owens harrison fernandez mcdonald woods washington kennedy "
+    "wells vargas henry chen freeman webb tucker guzman burns crawford olson simpson porter hunter gordon "
+    "mendez silva shaw snyder mason dixon munoz hunt hicks holmes palmer wagner black robertson boyd rose "
+    "stone salazar fox warren mills meyer rice schmidt garza daniels ferguson nichols stephens soto weaver "
+    "ryan gardner payne grant dunn kelley spencer hawkins arnold pierce vazquez hansen peters santos hart "
+    "bradley knight elliott cunningham duncan armstrong hudson carroll lane riley andrews alvarado ray delgado"
+).split()
+NICK = {
+    "robert": "bob", "william": "bill", "elizabeth": "liz", "james": "jim", "michael": "mike", "thomas": "tom",
+    "richard": "dick", "david": "dave", "daniel": "dan", "joseph": "joe", "katherine": "kate",
+    "jennifer": "jenny", "susan": "sue", "anthony": "tony", "edward": "ted", "matthew": "matt",
+    "andrew": "andy", "samuel": "sam", "benjamin": "ben", "alexander": "alex", "nicholas": "nick",
+    "patricia": "pat", "margaret": "peggy", "john": "jack", "gregory": "greg", "lawrence": "larry",
+    "charles": "charlie", "timothy": "tim", "ronald": "ron", "kenneth": "ken", "rebecca": "becky",
+    "deborah": "debbie", "pamela": "pam", "victoria": "vicky", "abigail": "abby",
+}
+CN_FAMILY = (
+    "王 李 张 刘 陈 杨 黄 赵 吴 周 徐 孙 马 朱 胡 郭 何 高 林 罗 郑 梁 谢 宋 唐 许 韩 冯 邓 曹 彭 曾 肖 田 董 袁 潘 于 蒋 蔡 "
+    "余 杜 叶 程 苏 魏 吕 丁 任 沈 姚 卢 姜 崔 钟 谭 陆 汪 范 金 石 廖 贾 夏 韦 付 方 白 邹 孟 熊 秦 邱 江 尹 薛 闫 段 雷 侯 龙 "
+    "史 陶 黎 贺 顾 毛 郝 龚 邵 万 钱 严 覃 武 戴 莫 孔 向 汤 欧阳 司马 诸葛 上官"
+).split()
+CN_GIVEN_CHARS = (
+    "伟 芳 娜 敏 静 丽 强 磊 军 洋 勇 艳 杰 娟 涛 明 超 秀 霞 平 刚 桂 英 华 玉 萍 红 鹏 飞 建 国 辉 文 斌 宇 浩 凯 "
+    "婷 雪 琳 晶 慧 颖 倩 丹 宁 波 海 峰 志 俊 晨 欣 怡 佳 子 梓 涵 轩 博 瑞 思 雨 嘉 鑫 淑 兰 凤 春 金 荣 成 龙 云 "
+    "新 德 光 福 安 正 永 东 少 小 晓 立 家 天 振 亮 江 婉 梅 莉 璐 薇 蓉 蕾 珊 琪 瑶 璇 月 诗 清 美 秋 "
+).split()
+CN_CITIES = (("上海", "shanghai", "200000", "上海"), ("北京", "beijing", "100000", "北京"),
+             ("广州", "guangzhou", "510000", "广东"), ("深圳", "shenzhen", "518000", "广东"),
+             ("杭州", "hangzhou", "310000", "浙江"), ("南京", "nanjing", "210000", "江苏"),
+             ("成都", "chengdu", "610000", "四川"), ("武汉", "wuhan", "430000", "湖北"),
+             ("西安", "xian", "710000", "陕西"), ("苏州", "suzhou", "215000", "江苏"),
+             ("天津", "tianjin", "300000", "天津"), ("重庆", "chongqing", "400000", "重庆"))
+CN_STREETS = "人民路 中山路 解放路 南京路 建设路 和平路 长江路 淮海路 延安路 黄河路 新华路 光明路 文化路 朝阳路 幸福路".split()
+WEST_CITIES = (("London", "E1 6AN", "ENG"), ("Manchester", "M1 1AE", "ENG"), ("Sydney", "2000", "NSW"),
+               ("Melbourne", "3000", "VIC"), ("New York", "10001", "NY"), ("Boston", "02108", "MA"),
+               ("Toronto", "M5H 2N2", "ON"), ("Berlin", "10115", "BE"), ("Singapore", "018956", "SG"))
+FEBRL_SUBURBS = (
+    "kingston sunnybank toowong paddington richmond brunswick fitzroy carlton glenelg norwood unley hawthorn "
+    "kew prahran balmain manly bondi cronulla penrith parramatta chatswood hornsby ryde epping blacktown "
+    "liverpool campbelltown camden wollongong gosford newcastle maitland cessnock dubbo orange bathurst "
+    "goulburn queanbeyan belconnen woden tuggeranong gungahlin weston holt macgregor"
+).split()
+FEBRL_STATES = ("nsw", "vic", "qld", "wa", "sa", "tas", "act", "nt")
+STREET_NAMES = (
+    "miller wattle church king queen george elizabeth victoria albert station park high bridge mill hill "
+    "railway river ocean forest garden lake spring heather banksia acacia jarrah kurrajong murray darling "
+    "hume pacific barton macquarie flinders collins swanston lygon bourke oxford glebe point"
+).split()
+STREET_TYPES = ("street", "road", "avenue", "place", "crescent", "drive", "court", "lane", "circuit", "close")
+EMAIL_DOMAINS = ("gmail.com", "qq.com", "163.com", "126.com", "hotmail.com", "outlook.com", "yahoo.com", "sina.com")
+
+
+def _zipf_choice(rng: np.random.Generator, items, size=None, a: float = 1.1):
+    w = 1.0 / np.arange(1, len(items) + 1) ** a
+    idx = rng.choice(len(items), size=size, p=w / w.sum())
+    return items[idx] if size is None else [items[k] for k in idx]
+
+
+def _typo(rng: np.random.Generator, s: str) -> str:
+    """One FEBRL-style edit: insert / delete / substitute / transpose."""
+    if not s:
+        return s
+    letters = "abcdefghijklmnopqrstuvwxyz" if not s.isdigit() else "0123456789"
+    k = int(rng.integers(0, len(s)))
+    op = rng.random()
+    if op < 0.25 and len(s) > 1:
+        return s[:k] + s[k + 1:]
+    if op < 0.5:
+        return s[:k] + letters[rng.integers(0, len(letters))] + s[k:]
+    if op < 0.8:
+        return s[:k] + letters[rng.integers(0, len(letters))] + s[k + 1:]
+    if len(s) > 1:
+        k = min(k, len(s) - 2)
+        return s[:k] + s[k + 1] + s[k] + s[k + 2:]
+    return s
+
+
+def _dob(rng: np.random.Generator) -> tuple[int, int, int]:
+    return int(rng.integers(1935, 2005)), int(rng.integers(1, 13)), int(rng.integers(1, 29))
+
+
+# ---- FEBRL-like -----------------------------------------------------------------------------------
+FEBRL_FIELDS = ("given_name", "family_name", "street", "city", "postal_code", "region", "birth_date", "national_id")
+
+
+def _febrl_original(rng: np.random.Generator) -> dict:
+    female = rng.random() < 0.5
+    y, m, d = _dob(rng)
+    return {
+        "given_name": _zipf_choice(rng, WEST_GIVEN_F if female else WEST_GIVEN_M, a=0.9),
+        "family_name": _zipf_choice(rng, WEST_FAMILY, a=0.8),
+        "street": f"{rng.integers(1, 300)} {_zipf_choice(rng, STREET_NAMES, a=0.5)} {_zipf_choice(rng, STREET_TYPES)}",
+        "city": _zipf_choice(rng, FEBRL_SUBURBS, a=0.6),
+        "postal_code": str(rng.integers(2000, 7999)),
+        "region": _zipf_choice(rng, FEBRL_STATES),
+        "birth_date": f"{y:04d}{m:02d}{d:02d}",
+        "national_id": str(rng.integers(1_000_000, 9_999_999)),
+    }
+
+
+def _febrl_corrupt(rng: np.random.Generator, rec: dict, max_mods: int = 4) -> dict:
+    out = dict(rec)
+    for _ in range(int(rng.integers(1, max_mods + 1))):
+        f = FEBRL_FIELDS[int(rng.integers(0, len(FEBRL_FIELDS)))]
+        r = rng.random()
+        if r < 0.12:
+            out[f] = ""
+        elif r < 0.17 and f in ("given_name", "family_name"):
+            out["given_name"], out["family_name"] = out["family_name"], out["given_name"]
+        elif r < 0.24 and f == "given_name" and out[f] in NICK:
+            out[f] = NICK[out[f]]
+        else:
+            out[f] = _typo(rng, out[f])
+    return out
+
+
+def febrl_like(n_orig: int = 2000, n_dup: int = 3000, max_dup: int = 5, link: bool = False,
+               seed: int = 1) -> pd.DataFrame:
+    """FEBRL-style set. ``link=False``: one file, up to ``max_dup`` duplicates per original (FEBRL3-like).
+    ``link=True``: two sources A/B with exactly one duplicate per original in B (FEBRL4-like)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    if link:
+        for e in range(n_orig):
+            o = _febrl_original(rng)
+            rows.append({"record_id": f"rec-{e}-org", "source": "A", "entity_id": e, **o})
+            rows.append({"record_id": f"rec-{e}-dup-0", "source": "B", "entity_id": e, **_febrl_corrupt(rng, o)})
+    else:
+        origs = [_febrl_original(rng) for _ in range(n_orig)]
+        for e, o in enumerate(origs):
+            rows.append({"record_id": f"rec-{e}-org", "entity_id": e, **o})
+        # duplicates: Zipf-ish count per original, capped at max_dup
+        left = n_dup
+        counts = np.zeros(n_orig, dtype=int)
+        while left > 0:
+            e = int(rng.integers(0, n_orig))
+            if counts[e] < max_dup:
+                counts[e] += 1
+                left -= 1
+        for e, c in enumerate(counts):
+            for k in range(c):
+                rows.append({"record_id": f"rec-{e}-dup-{k}", "entity_id": e, **_febrl_corrupt(rng, origs[e])})
+    df = pd.DataFrame(rows)
+    return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+# ---- Chinese/Western customers ---------------------------------------------------------------------
+_T2S_S2T = None
+
+
+def _s2t(s: str) -> str:
+    global _T2S_S2T
+    if _T2S_S2T is None:
+        import opencc
+
+        _T2S_S2T = opencc.OpenCC("s2t").convert
+    return _T2S_S2T(s)
+
+
+def _pinyin(s: str) -> str:
+    from pypinyin import Style, lazy_pinyin
+
+    return "".join(lazy_pinyin(s, style=Style.NORMAL)).capitalize()
+
+
+def _cn_id(rng: np.random.Generator, y: int, m: int, d: int, female: bool) -> str:
+    body = f"{rng.integers(110000, 659000):06d}{y:04d}{m:02d}{d:02d}{rng.integers(0, 99):02d}"
+    body += str(int(rng.integers(0, 5)) * 2 + (0 if female else 1))
+    w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    return body + "10X98765432"[sum(int(c) * k for c, k in zip(body, w, strict=True)) % 11]
+
+
+COMMON_CN = (("王", "伟"), ("张", "伟"), ("李", "娜"), ("刘", "洋"), ("陈", "静"), ("王", "芳"), ("李", "强"))
+COMMON_WEST = (("john", "smith"), ("mary", "jones"), ("david", "brown"), ("sarah", "wilson"))
+
+
+def _person(rng: np.random.Generator, namesake: bool = False) -> dict:
+    chinese = rng.random() < 0.6
+    female = rng.random() < 0.5
+    y, m, d = _dob(rng)
+    if chinese:
+        if namesake:
+            fam, giv = COMMON_CN[int(rng.integers(0, len(COMMON_CN)))]
+        else:
+            fam = _zipf_choice(rng, CN_FAMILY, a=0.9)
+            giv = "".join(_zipf_choice(rng, CN_GIVEN_CHARS, size=int(rng.integers(1, 3)), a=0.7))
+        city = CN_CITIES[int(rng.integers(0, len(CN_CITIES)))]
+        street = f"{city[0]}{_zipf_choice(rng, CN_STREETS, a=0.5)}{rng.integers(1, 800)}号"
+        phone = f"1{rng.choice([3, 5, 8])}{rng.integers(0, 10)}{rng.integers(0, 10**8):08d}"
+        mail_local = f"{_pinyin(fam).lower()}{_pinyin(giv).lower()}{rng.integers(1, 999) if rng.random() < .6 else ''}"
+        p = {"chinese": True, "fam": fam, "giv": giv, "city": city[0], "city_py": city[1], "postal_code": city[2],
+             "region": city[3], "street": street, "nid": _cn_id(rng, y, m, d, female)}
+    else:
+        if namesake:
+            giv, fam = COMMON_WEST[int(rng.integers(0, len(COMMON_WEST)))]
+        else:
+            giv = _zipf_choice(rng, WEST_GIVEN_F if female else WEST_GIVEN_M, a=0.9)
+            fam = _zipf_choice(rng, WEST_FAMILY, a=0.8)
+        city = WEST_CITIES[int(rng.integers(0, len(WEST_CITIES)))]
+        street = f"{rng.integers(1, 300)} {_zipf_choice(rng, STREET_NAMES, a=0.5).title()} {_zipf_choice(rng, STREET_TYPES).title()}"
+        phone = f"+1 {rng.integers(200, 999)} {rng.integers(200, 999)} {rng.integers(0, 10000):04d}"
+        mail_local = f"{giv}.{fam}{rng.integers(1, 99) if rng.random() < .5 else ''}"
+        p = {"chinese": False, "fam": fam.title(), "giv": giv.title(), "city": city[0], "city_py": city[0],
+             "postal_code": city[1], "region": city[2], "street": street,
+             "nid": f"{rng.integers(100, 899):03d}-{rng.integers(10, 99):02d}-{rng.integers(1000, 9999):04d}"}
+    p.update({"female": female, "dob": (y, m, d), "phone": phone,
+              "email": f"{mail_local}@{_zipf_choice(rng, EMAIL_DOMAINS)}", "company": ""})
+    return p
+
+
+def _name_variant(rng: np.random.Generator, p: dict) -> dict:
+    """A name as one source system would hold it."""
+    if p["chinese"]:
+        r = rng.random()
+        fam, giv = p["fam"], p["giv"]
+        if r < 0.4:
+            return {"full_name": fam + giv}
+        if r < 0.55:
+            return {"full_name": _s2t(fam + giv)}
+        if r < 0.7:
+            return {"full_name": f"{_pinyin(fam)} {_pinyin(giv)}"}
+        if r < 0.8:
+            return {"full_name": f"{_pinyin(giv)} {_pinyin(fam).upper()}"}
+        if r < 0.9:
+            return {"family_name": fam, "given_name": giv}
+        return {"family_name": _pinyin(fam), "given_name": _pinyin(giv)}
+    giv, fam = p["giv"], p["fam"]
+    r = rng.random()
+    if r < 0.1 and giv.lower() in NICK:
+        giv = NICK[giv.lower()].title()
+    elif r < 0.2:
+        giv = _typo(rng, giv.lower()).title()
+    elif r < 0.27:
+        fam = _typo(rng, fam.lower()).title()
+    r = rng.random()
+    if r < 0.5:
+        return {"given_name": giv, "family_name": fam}
+    if r < 0.8:
+        return {"full_name": f"{giv} {fam}"}
+    if r < 0.9:
+        return {"full_name": f"{fam.upper()}, {giv}"}
+    return {"full_name": f"{giv.upper()} {fam.upper()}"}
+
+
+def _phone_variant(rng: np.random.Generator, phone: str) -> str:
+    if phone.startswith("+1"):
+        digits = "".join(c for c in phone if c.isdigit())
+        return phone if rng.random() < 0.5 else f"({digits[1:4]}) {digits[4:7]}-{digits[7:]}"
+    r = rng.random()
+    if r < 0.3:
+        return phone
+    if r < 0.5:
+        return f"+86 {phone[:3]}-{phone[3:7]}-{phone[7:]}"
+    if r < 0.65:
+        return f"0086 {phone[:3]} {phone[3:7]} {phone[7:]}"
+    if r < 0.8:
+        return "86" + phone
+    return f"{phone[:3]} {phone[3:7]} {phone[7:]}"
+
+
+def _date_variant(rng: np.random.Generator, ymd: tuple[int, int, int], chinese: bool) -> str:
+    y, m, d = ymd
+    r = rng.random()
+    if r < 0.4:
+        return f"{y:04d}-{m:02d}-{d:02d}"
+    if r < 0.55:
+        return f"{y:04d}/{m}/{d}"
+    if r < 0.7:
+        return f"{y}年{m}月{d}日" if chinese else f"{d:02d}/{m:02d}/{y:04d}"
+    if r < 0.85:
+        return f"{y:04d}{m:02d}{d:02d}"
+    return f"{y:04d}.{m:02d}.{d:02d}"
+
+
+def _record(rng: np.random.Generator, p: dict, source: str, fields: dict[str, float]) -> dict:
+    """One source record of person ``p``; ``fields`` maps field -> probability it is filled."""
+    rec: dict = {"source": source}
+    rec.update(_name_variant(rng, p))
+    if rng.random() < fields.get("phone", 0):
+        rec["phone"] = _phone_variant(rng, p["phone"])
+    if rng.random() < fields.get("email", 0):
+        e = p["email"]
+        rec["email"] = e.upper() if rng.random() < 0.1 else e
+    if rng.random() < fields.get("birth_date", 0):
+        rec["birth_date"] = _date_variant(rng, p["dob"], p["chinese"])
+    if rng.random() < fields.get("national_id", 0):
+        rec["national_id"] = p["nid"]
+    if rng.random() < fields.get("gender", 0):
+        rec["gender"] = ("女" if p["female"] else "男") if p["chinese"] and rng.random() < .5 else ("F" if p["female"] else "M")
+    if rng.random() < fields.get("street", 0):
+        st = p["street"]
+        rec["street"] = st if rng.random() < 0.8 or p["chinese"] else _typo(rng, st.lower())
+        rec["postal_code"] = p["postal_code"] if rng.random() < 0.8 else ""
+    if rng.random() < fields.get("city", 0):
+        rec["city"] = p["city"] if rng.random() < 0.6 else (p["city_py"] if rng.random() < .7 else p["city"] + ("市" if p["chinese"] else ""))
+        rec["region"] = p["region"] if rng.random() < 0.5 else ""
+    return rec
+
+
+FULL = {"phone": 0.8, "email": 0.7, "birth_date": 0.7, "national_id": 0.35, "gender": 0.6, "street": 0.8, "city": 0.9}
+
+
+def _households_and_namesakes(rng: np.random.Generator, n_people: int) -> list[dict]:
+    people: list[dict] = []
+    while len(people) < n_people:
+        r = rng.random()
+        if r < 0.2:  # household: same surname, address, city, a shared landline
+            head = _person(rng)
+            landline = (f"021{rng.integers(10**7, 10**8)}" if head["chinese"]
+                        else f"+1 {rng.integers(200, 999)} 555 {rng.integers(0, 10000):04d}")
+            for _ in range(int(rng.integers(2, 5))):
+                q = _person(rng)
+                if q["chinese"] != head["chinese"]:
+                    continue
+                for k in ("fam", "street", "city", "city_py", "postal_code", "region"):
+                    q[k] = head[k]
+                if head["chinese"]:
+                    q["email"] = f"{_pinyin(q['fam']).lower()}{_pinyin(q['giv']).lower()}{rng.integers(1, 99)}@qq.com"
+                if rng.random() < 0.6:
+                    q["phone"] = landline
+                people.append(q)
+        elif r < 0.3:  # namesake: a very common name, own birth date/id/e-mail
+            q = _person(rng, namesake=True)
+            people.append(q)
+        else:
+            people.append(_person(rng))
+    return people[:n_people]
+
+
+def customers(n_people: int = 3000, seed: int = 2) -> pd.DataFrame:
+    """Single-source customer master: 1–3 records per person, households, namesakes, messy formats."""
+    rng = np.random.default_rng(seed)
+    people = _households_and_namesakes(rng, n_people)
+    rows = []
+    for e, p in enumerate(people):
+        k = 1 + (rng.random() < 0.45) + (rng.random() < 0.15)
+        for _ in range(k):
+            rows.append({"entity_id": e, **_record(rng, p, "crm", FULL)})
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    df.insert(0, "record_id", [f"{k:06d}" for k in range(len(df))])
+    return df.fillna("")
+
+
+SPARSE_SOURCES = {
+    "erp": {"phone": 0.8, "email": 0.4, "birth_date": 0.6, "national_id": 0.5, "gender": 0.5, "street": 0.9, "city": 1.0},
+    "shop": {"phone": 0.9, "email": 1.0, "street": 0.9, "city": 0.9},
+    "social": {"city": 0.9, "gender": 0.7},
+    "callcenter": {"phone": 1.0, "city": 0.3},
+}
+
+
+def sparse_multisource(n_people: int = 3000, seed: int = 3) -> pd.DataFrame:
+    """Multi-source set: each person in 1–4 of erp/shop/social/callcenter; social and call-centre
+    records hold little beyond a name (and a city or a phone)."""
+    rng = np.random.default_rng(seed)
+    people = _households_and_namesakes(rng, n_people)
+    rows = []
+    for e, p in enumerate(people):
+        srcs = [s for s, pr in (("erp", 0.6), ("shop", 0.6), ("social", 0.5), ("callcenter", 0.4)) if rng.random() < pr]
+        if not srcs:
+            srcs = ["erp"]
+        for s in srcs:
+            rows.append({"entity_id": e, **_record(rng, p, s, SPARSE_SOURCES[s])})
+    df = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    df.insert(0, "record_id", [f"{k:06d}" for k in range(len(df))])
+    return df.fillna("")
+
+
+def truth_of(frame: pd.DataFrame) -> pd.Series:
+    """record_id -> entity id (ground truth)."""
+    return pd.Series(frame["entity_id"].astype(str).to_numpy(), index=frame["record_id"].astype(str).to_numpy())
