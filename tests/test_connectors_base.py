@@ -167,11 +167,16 @@ def test_token_bucket_with_fake_clock() -> None:
 
 def test_iter_page_number_reads_total_pages(server: ScriptedServer) -> None:
     session = fast_session()
-    pages = list(iter_page_number(lambda p: session.get(server.url + "/items", params={"page": p})))
+
+    def fetch(p: int) -> tuple[list, dict]:
+        body, resp = fetch_json(session, "GET", server.url + "/items", params={"page": p})
+        return body, resp.headers
+
+    pages = list(iter_page_number(fetch))
     assert [p for p, _, _ in pages] == [1, 2, 3]
     assert [i["id"] for _, items, _ in pages for i in items] == list(range(1, 8))
     assert [last for _, _, last in pages] == [False, False, True]
-    resumed = list(iter_page_number(lambda p: session.get(server.url + "/items", params={"page": p}), start_page=3))
+    resumed = list(iter_page_number(fetch, start_page=3))
     assert [i["id"] for _, items, _ in resumed for i in items] == [7]
 
 

@@ -289,22 +289,21 @@ def _redact(url: str) -> str:
 
 
 def iter_page_number(
-    fetch: Callable[[int], requests.Response],
+    fetch: Callable[[int], tuple[list, Mapping[str, str]]],
     *,
     start_page: int = 1,
-    items_of: Callable[[requests.Response], list] = lambda r: r.json(),
     total_pages_header: str = "X-WP-TotalPages",
 ) -> Iterator[tuple[int, list, bool]]:
-    """Page-number paging (WordPress/WooCommerce style). Yields ``(page, items, is_last)``.
+    """Page-number paging (WordPress/WooCommerce style): ``fetch(page)`` returns ``(items, headers)``.
+    Yields ``(page, items, is_last)``.
 
     The total page count is re-read from every response (records may be added while we page); an empty
     page or a page at/after the advertised total ends the run.
     """
     page = start_page
     while True:
-        resp = fetch(page)
-        items = items_of(resp)
-        total_raw = resp.headers.get(total_pages_header)
+        items, headers = fetch(page)
+        total_raw = headers.get(total_pages_header)
         total = int(total_raw) if total_raw and total_raw.isdigit() else None
         is_last = not items or (total is not None and page >= total)
         yield page, items, is_last

@@ -1,0 +1,376 @@
+"""Any SQL ERP database through SQLAlchemy, driven by a declarative table mapping.
+
+The mapping says, per landing entity, which table is the root (customer/party, sale, shipment), its key, the
+updated-at column(s) and which child tables to attach (addresses, contact mechanisms, identifiers, categories
+through a relation table, sale lines). Pull is incremental on COALESCE(updated-at columns) with an overlap
+window and keyset paging on (updated_at, id); child rows changed since the last run re-read their parent; an
+entity without an updated-at column is swept in full every run and diffed by payload hash.
+
+Push writes the golden id into an identifier table and segments into a category table, both declared in the
+same mapping. Echo suppression: the hash view drops the hub's own identifier rows and categories and the
+bookkeeping columns (write_date...) that our own write bumps, so a push is not seen as a source change.
+
+See ``sql_erp_sandbox.yaml`` for the declaration of the sandbox's Tryton-style schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import yaml
+from sqlalchemy.exc import SQLAlchemyError
+
+from hub.connectors.base import Page, PushOutcome, landing_record, to_jsonable
+from hub.store import LandingRecord, OutboxItem
+
+SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
+_EPOCH = datetime(1970, 1, 1)
+
+
+def load_mapping(path: str | Path = SANDBOX_MAPPING_PATH) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def load_tables(spec: str | Path = "sandbox") -> dict:
+    """A table mapping by name or path: ``"sandbox"`` is the bundled sandbox declaration, anything else a
+    YAML file of the same shape."""
+    return load_mapping(SANDBOX_MAPPING_PATH if str(spec) == "sandbox" else Path(spec))
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _ts_param(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _ts_iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite without type affinity may hand back text
+        value = datetime.fromisoformat(value)
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime(value.year, value.month, value.day)
+    return value.isoformat()
+
+
+class SqlErpConnector:
+    """Pull ``customers``/``orders``/``shipments`` (or whatever the mapping declares) from a SQL ERP; push
+    golden ids and segments back into it."""
+
+    def __init__(self, url: str, tables: Mapping[str, Any] | None = None, *, system: str | None = None,
+                 page_size: int | None = None, engine: sa.Engine | None = None) -> None:
+        self.mapping: dict = dict(tables) if tables is not None else load_mapping()
+        self.system = system or self.mapping.get("system", "erp")
+        self.entities: tuple[str, ...] = tuple(self.mapping["entities"])
+        self.page_size = int(page_size or self.mapping.get("page_size", 1000))
+        self.overlap = timedelta(seconds=float(self.mapping.get("overlap_seconds", 300)))
+        self.hash_exclude = frozenset(_as_list(self.mapping.get("hash_exclude_columns")))
+        self.engine = engine or sa.create_engine(url, pool_pre_ping=True)
+        self._md = sa.MetaData(schema=self.mapping.get("schema"))
+        self._tables: dict[str, sa.Table] = {}
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- schema -----------------------------------------------------------------------------------------------
+
+    def table(self, name: str) -> sa.Table:
+        if name not in self._tables:
+            self._tables[name] = sa.Table(name, self._md, autoload_with=self.engine)
+        return self._tables[name]
+
+    def _ts_expr(self, table: sa.Table, spec: Any) -> sa.ColumnElement | None:
+        cols = [table.c[c] for c in _as_list(spec) if c in table.c]
+        if not cols:
+            return None
+        # Tryton leaves write_date NULL until the first edit: fall back to create_date, then the epoch, so
+        # the keyset never meets a NULL (NULL compares false and would drop rows).
+        return sa.func.coalesce(*cols, sa.literal(_EPOCH, sa.DateTime()), type_=sa.DateTime())
+
+    # -- pull -------------------------------------------------------------------------------------------------
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        spec = self.mapping["entities"].get(entity)
+        if spec is None:
+            raise ValueError(f"unknown entity {entity!r}")
+        root = self.table(spec["table"])
+        key = root.c[spec.get("key", "id")]
+        ts = self._ts_expr(root, spec.get("updated_at"))
+        if ts is None:
+            yield from self._full_sweep(entity, spec, root, key, cursor)
+        else:
+            yield from self._incremental(entity, spec, root, key, ts, cursor)
+
+    def _full_sweep(self, entity: str, spec: dict, root: sa.Table, key: sa.Column,
+                    cursor: dict | None) -> Iterator[Page]:
+        """No usable updated-at column: read everything in key order; the payload hash finds the changes."""
+        after = None if not cursor or cursor.get("complete") else cursor.get("after")
+        while True:
+            q = sa.select(root).order_by(key).limit(self.page_size)
+            if after is not None:
+                q = q.where(key > after)
+            with self.engine.connect() as conn:
+                rows = [dict(r._mapping) for r in conn.execute(q)]
+                records = self._build(conn, spec, rows, key.name)
+            if rows:
+                after = rows[-1][key.name]
+            done = len(rows) < self.page_size
+            yield Page(records, {"mode": "full", "after": to_jsonable(after), "complete": done})
+            if done:
+                return
+
+    def _incremental(self, entity: str, spec: dict, root: sa.Table, key: sa.Column, ts: sa.ColumnElement,
+                     cursor: dict | None) -> Iterator[Page]:
+        cur = dict(cursor or {})
+        if not cur or cur.get("phase") == "done":
+            # a new run: start the overlap window before the last watermark (None -> initial full load)
+            wm = cur.get("watermark")
+            since = (datetime.fromisoformat(wm) - self.overlap).isoformat() if wm else None
+            cur = {"phase": "main", "since": since, "after": None, "high": wm}
+        since = _ts_param(cur.get("since"))
+        ts_label = ts.label("_hub_ts")
+
+        if cur["phase"] == "main":
+            while True:
+                q = sa.select(root, ts_label).order_by(ts, key).limit(self.page_size)
+                if since is not None:
+                    q = q.where(ts >= since)
+                if cur.get("after"):
+                    a_ts, a_id = _ts_param(cur["after"][0]), cur["after"][1]
+                    q = q.where(sa.or_(ts > a_ts, sa.and_(ts == a_ts, key > a_id)))
+                with self.engine.connect() as conn:
+                    rows = [dict(r._mapping) for r in conn.execute(q)]
+                    stamps = [_ts_iso(r.pop("_hub_ts")) for r in rows]
+                    records = self._build(conn, spec, rows, key.name)
+                if rows:
+                    cur["after"] = [stamps[-1], to_jsonable(rows[-1][key.name])]
+                    cur["high"] = max(filter(None, [cur.get("high"), *stamps]))
+                if len(rows) < self.page_size:
+                    cur = {**cur, "phase": "children", "after_id": None}
+                    if since is None:  # initial load read every parent: nothing to re-read for children
+                        cur = self._finish(cur, spec)
+                    yield Page(records, dict(cur))
+                    break
+                yield Page(records, dict(cur))
+
+        if cur["phase"] == "children":
+            # children (a new phone, an edited address) do not bump the parent's write_date in Tryton:
+            # re-read every parent with a child changed since the window start
+            changed = self._changed_parent_ids(spec, since)
+            records = []
+            while changed is not None:
+                q = sa.select(root).where(key.in_(changed)).order_by(key).limit(self.page_size)
+                if cur.get("after_id") is not None:
+                    q = q.where(key > cur["after_id"])
+                with self.engine.connect() as conn:
+                    rows = [dict(r._mapping) for r in conn.execute(q)]
+                    records = self._build(conn, spec, rows, key.name)
+                if rows:
+                    cur["after_id"] = to_jsonable(rows[-1][key.name])
+                if len(rows) < self.page_size:
+                    break
+                yield Page(records, dict(cur))
+            yield Page(records, self._finish(cur, spec))
+
+    def _finish(self, cur: dict, spec: dict) -> dict:
+        """The watermark for the next run: the newest timestamp seen on the root or any child table."""
+        highs = [cur.get("high")]
+        with self.engine.connect() as conn:
+            for child in (spec.get("children") or {}).values():
+                t = self.table(child["table"])
+                expr = self._ts_expr(t, child.get("updated_at"))
+                if expr is not None:
+                    highs.append(_ts_iso(conn.execute(sa.select(sa.func.max(expr))).scalar()))
+        highs = [h for h in highs if h]
+        return {"phase": "done", "watermark": max(highs) if highs else None}
+
+    def _changed_parent_ids(self, spec: dict, since: datetime | None) -> sa.Select | None:
+        if since is None:
+            return None
+        parts = []
+        for child in (spec.get("children") or {}).values():
+            t = self.table(child["table"])
+            expr = self._ts_expr(t, child.get("updated_at"))
+            if expr is not None:
+                parts.append(sa.select(t.c[child["fk"]].label("pid")).where(expr >= since))
+        if not parts:
+            return None
+        return sa.select(sa.union(*parts).subquery().c.pid)
+
+    def _build(self, conn: sa.Connection, spec: dict, rows: list[dict], key_name: str) -> list[LandingRecord]:
+        """Attach child rows to each root row and build landing records with the echo-free hash view."""
+        if not rows:
+            return []
+        ids = [r[key_name] for r in rows]
+        attached: dict[str, dict[Any, list[dict]]] = {}
+        for name, child in (spec.get("children") or {}).items():
+            attached[name] = self._children(conn, child, ids)
+        records = []
+        for row in rows:
+            payload = to_jsonable(row)
+            view = {k: v for k, v in payload.items() if k not in self.hash_exclude}
+            for name, child in (spec.get("children") or {}).items():
+                kids = [to_jsonable(k) for k in attached[name].get(row[key_name], [])]
+                payload[name] = kids
+                view[name] = [
+                    {k: v for k, v in kid.items() if k not in self.hash_exclude}
+                    for kid in kids
+                    if not _hub_owned(kid, child.get("hub_owned"))
+                ]
+            records.append(landing_record(row[key_name], payload, view))
+        return records
+
+    def _children(self, conn: sa.Connection, child: dict, ids: list[Any]) -> dict[Any, list[dict]]:
+        t = self.table(child["table"])
+        fk = t.c[child["fk"]]
+        through = child.get("through")
+        if through:
+            target = self.table(through["table"])
+            q = (
+                sa.select(fk.label("_hub_parent"), target)
+                .join(target, t.c[through["fk"]] == target.c[through.get("key", "id")])
+                .where(fk.in_(ids))
+                .order_by(fk, target.c[through.get("key", "id")])
+            )
+        else:
+            q = sa.select(t, fk.label("_hub_parent")).where(fk.in_(ids)).order_by(fk, t.c[child.get("key", "id")])
+        out: dict[Any, list[dict]] = {}
+        for r in conn.execute(q):
+            m = dict(r._mapping)
+            out.setdefault(m.pop("_hub_parent"), []).append(m)
+        return out
+
+    # -- push -------------------------------------------------------------------------------------------------
+
+    def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+        cfg = self.mapping.get("push")
+        if not cfg:
+            return [PushOutcome(i.id, "rejected", "mapping declares no push") for i in items]
+        outcomes = []
+        categories: dict[str, Any] = {}
+        for item in items:
+            try:
+                with self.engine.begin() as conn:  # one transaction per row: one bad row fails alone
+                    outcomes.append(self._push_one(conn, cfg, item, categories))
+            except SQLAlchemyError as exc:
+                categories.clear()  # ids created in the rolled-back transaction are gone
+                outcomes.append(PushOutcome(item.id, "error", f"database error: {type(exc).__name__}"))
+        return outcomes
+
+    def _push_one(self, conn: sa.Connection, cfg: dict, item: OutboxItem, categories: dict[str, Any]) -> PushOutcome:
+        parties = self.table(cfg["table"])
+        key = parties.c[cfg.get("key", "id")]
+        try:
+            pid = key.type.python_type(item.target_id)
+        except (TypeError, ValueError, NotImplementedError):
+            return PushOutcome(item.id, "rejected", "target_id is not a valid party key")
+        if conn.execute(sa.select(key).where(key == pid)).first() is None:
+            return PushOutcome(item.id, "rejected", "party not found")
+        payload = item.payload or {}
+        # the ERP keeps naive UTC timestamps (Tryton does); ours must compare with its own
+        now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+        changed = False
+
+        gcfg = cfg.get("golden_id")
+        golden_id = item.golden_id or payload.get("golden_id")
+        if gcfg and golden_id:
+            it = self.table(gcfg["table"])
+            fk, type_col, value_col = it.c[gcfg["fk"]], it.c[gcfg["type_column"]], it.c[gcfg["value_column"]]
+            it_key = it.c[gcfg.get("key", "id")]
+            found = conn.execute(
+                sa.select(it_key, value_col).where(fk == pid, type_col == gcfg["type_value"])
+            ).all()
+            if not found:
+                conn.execute(it.insert().values(**self._stamped(it, now, {
+                    gcfg["fk"]: pid, gcfg["type_column"]: gcfg["type_value"], gcfg["value_column"]: golden_id})))
+                changed = True
+            elif found[0][1] != golden_id or len(found) > 1:
+                conn.execute(it.update().where(it_key == found[0][0])
+                             .values(**self._touched(it, now, {gcfg["value_column"]: golden_id})))
+                if len(found) > 1:  # keep exactly one hub identifier per party
+                    conn.execute(it.delete().where(it_key.in_([f[0] for f in found[1:]])))
+                changed = True
+
+        scfg = cfg.get("segments")
+        if scfg:
+            changed |= self._push_segments(conn, scfg, pid, payload, now, categories)
+
+        touch = cfg.get("touch")
+        if changed and touch and touch in parties.c:
+            # the ERP's ORM bumps write_date on any write; we do the same so other consumers see it
+            conn.execute(parties.update().where(key == pid).values({touch: now}))
+        return PushOutcome(item.id, "ok")
+
+    def _push_segments(self, conn: sa.Connection, scfg: dict, pid: Any, payload: dict, now: datetime,
+                       categories: dict[str, Any]) -> bool:
+        cat = self.table(scfg["table"])
+        rel = self.table(scfg["rel_table"])
+        cat_key, name_col = cat.c[scfg.get("key", "id")], cat.c[scfg["name_column"]]
+        rel_fk, rel_cat = rel.c[scfg["rel_fk"]], rel.c[scfg["rel_category"]]
+        prefix = scfg.get("prefix", "hub:")
+        changed = False
+        for field_name in _as_list(scfg.get("fields", ["segment", "value_tier"])):
+            family = f"{prefix}{field_name}:"
+            value = payload.get(field_name)
+            wanted = f"{family}{value}" if value not in (None, "") else None
+            have = conn.execute(
+                sa.select(rel_cat, name_col).join(cat, rel_cat == cat_key)
+                .where(rel_fk == pid, name_col.like(_like_prefix(family), escape="/"))
+            ).all()
+            stale = [cid for cid, name in have if name != wanted]
+            if stale:  # a customer is in one segment of a family at a time
+                conn.execute(rel.delete().where(rel_fk == pid, rel_cat.in_(stale)))
+                changed = True
+            if wanted and wanted not in {name for _, name in have}:
+                cid = categories.get(wanted)
+                if cid is None:
+                    cid = conn.execute(sa.select(cat_key).where(name_col == wanted)).scalar()
+                if cid is None:
+                    defaults = {k: v for k, v in (scfg.get("insert_defaults") or {}).items() if k in cat.c}
+                    res = conn.execute(cat.insert().values(**self._stamped(cat, now, {
+                        scfg["name_column"]: wanted, **defaults})))
+                    cid = res.inserted_primary_key[0]
+                categories[wanted] = cid
+                conn.execute(rel.insert().values(**self._stamped(rel, now, {
+                    scfg["rel_fk"]: pid, scfg["rel_category"]: cid})))
+                changed = True
+        return changed
+
+    def _stamped(self, table: sa.Table, now: datetime, values: dict) -> dict:
+        out = dict(values)
+        for col in ("create_date", "write_date"):
+            if col in table.c and col not in out:
+                out[col] = now
+        return out
+
+    def _touched(self, table: sa.Table, now: datetime, values: dict) -> dict:
+        out = dict(values)
+        if "write_date" in table.c:
+            out["write_date"] = now
+        return out
+
+
+def _hub_owned(row: dict, rule: Mapping[str, Any] | None) -> bool:
+    """Is this child row the hub's own (pushed by us)? Such rows are kept in the payload, not in the hash."""
+    if not rule:
+        return False
+    value = row.get(rule["column"])
+    if value is None:
+        return False
+    if "values" in rule and value in rule["values"]:
+        return True
+    return bool(rule.get("prefix")) and str(value).startswith(rule["prefix"])
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching strings that start with ``prefix`` ('/' escapes; '_' is common in names)."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
