@@ -31,10 +31,10 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("national_id", ("far", "two_edits", "one_edit", "exact"), conflict_level=0),
     FieldSpec("phone", ("far", "same_subscriber", "one_edit", "exact"), tf_key="phone"),
     FieldSpec("email", ("far", "similar", "close", "exact"), tf_key="email"),
-    FieldSpec("street", ("far", "similar", "close", "exact")),
-    FieldSpec("city", ("far", "close", "exact"), tf_key="city"),
-    FieldSpec("postal_code", ("far", "one_edit", "exact")),
-    FieldSpec("region", ("far", "exact")),
+    # one address field: street, postcode and city are strongly correlated, and treating them as
+    # independent fields lets EM mistake "same city" for "same person"
+    FieldSpec("address", ("other_area", "same_area_street_differs", "same_area", "street_similar",
+                          "street_close", "street_exact")),
     FieldSpec("gender", ("far", "exact")),
     FieldSpec("company", ("far", "close", "exact")),
 )
@@ -158,6 +158,24 @@ def _day_month_swapped(a: str, b: str, **_: object) -> float:
     return float(len(a) == 8 == len(b) and a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6])
 
 
+def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    st = _same_key_sim(p.key("street"), i, j, fuzz.ratio)
+    city = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
+    pc = _distance(p.key("postcode"), i, j, OSA.distance)
+    area_known = ~np.isnan(city) | ~np.isnan(pc)
+    same_area = (city >= 0.9) | (pc <= 1)
+    lv = np.full(len(i), -1, dtype=np.int8)
+    lv[area_known] = 0
+    has_st = ~np.isnan(st)
+    lv[same_area] = 2
+    lv[same_area & has_st & (st < 70)] = 1
+    lv[has_st & (st < 70) & ~area_known] = 0
+    lv[has_st & (st >= 70)] = 3
+    lv[has_st & (st >= 88)] = 4
+    lv[has_st & (st >= 100)] = 5
+    return lv
+
+
 def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Comparison levels, shape (n_pairs, len(FIELDS)), int8, -1 = missing."""
     out = np.empty((len(i), len(FIELDS)), dtype=np.int8)
@@ -179,16 +197,9 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     local = _same_key_sim(em, i, j, lambda a, b, **_: float(a.split("@")[0] == b.split("@")[0]))
     out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, (local >= 1.0) | (s >= 0.95)), (1, s >= 0.88)])
 
-    s = _same_key_sim(p.key("street"), i, j, fuzz.ratio)
-    out[:, FIELD_INDEX["street"]] = _levels(s, [(3, s >= 100), (2, s >= 88), (1, s >= 70)])
+    out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
 
-    s = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
-    out[:, FIELD_INDEX["city"]] = _levels(s, [(2, s >= 1.0), (1, s >= 0.9)])
-
-    d = _distance(p.key("postcode"), i, j, OSA.distance)
-    out[:, FIELD_INDEX["postal_code"]] = _levels(d, [(2, d == 0), (1, d == 1)])
-
-    for name, key in (("region", "region"), ("gender", "gender")):
+    for name, key in (("gender", "gender"),):
         col = p.key(key)
         ci, cj = col.codes[i], col.codes[j]
         lv = (ci == cj).astype(np.int8)

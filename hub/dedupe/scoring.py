@@ -62,6 +62,21 @@ def _initial_m(n_levels: int) -> np.ndarray:
     return m / m.sum()
 
 
+def _seed_posterior(pat: np.ndarray) -> np.ndarray:
+    """Starting E-step without labels: pairs whose names are close AND that agree exactly on at least
+    one identifying field are probable matches. This only picks EM's starting point (the "same person"
+    mode rather than, say, a "same city" mode); all parameters are then re-estimated from the data."""
+    from hub.dedupe.compare import FIELD_INDEX
+
+    fam, giv = pat[:, FIELD_INDEX["family_name"]], pat[:, FIELD_INDEX["given_name"]]
+    names_close = (fam >= 2) & (giv >= 2)
+    strong = np.zeros(len(pat), dtype=bool)
+    for name in ("birth_date", "national_id", "phone", "email"):
+        strong |= pat[:, FIELD_INDEX[name]] == len(FIELDS[FIELD_INDEX[name]].labels) - 1
+    strong |= pat[:, FIELD_INDEX["address"]] >= 4
+    return np.where(names_close & strong, 0.95, 0.02)
+
+
 def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, tol: float = 1e-5
            ) -> tuple[list[np.ndarray], float, int]:
     """EM on the distinct comparison patterns of candidate pairs. Returns (m, lambda_candidates, iters)."""
@@ -77,16 +92,18 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, t
     u = [x.copy() for x in u_random]
     lam = 0.05
     it = 0
+    post = _seed_posterior(pat)
     for it in range(1, max_iter + 1):  # noqa: B007
-        lm = np.zeros(len(uniq))
-        lu = np.zeros(len(uniq))
-        for k in range(nf):
-            col = pat[:, k]
-            ok = col >= 0
-            lm[ok] += np.log(m[k][col[ok]])
-            lu[ok] += np.log(u[k][col[ok]])
-        logit = np.log(lam) - np.log1p(-lam) + lm - lu
-        post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
+        if it > 1:
+            lm = np.zeros(len(uniq))
+            lu = np.zeros(len(uniq))
+            for k in range(nf):
+                col = pat[:, k]
+                ok = col >= 0
+                lm[ok] += np.log(m[k][col[ok]])
+                lu[ok] += np.log(u[k][col[ok]])
+            logit = np.log(lam) - np.log1p(-lam) + lm - lu
+            post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
         wm, wu = post * counts, (1 - post) * counts
         new_lam = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
         delta = abs(new_lam - lam)
@@ -99,7 +116,7 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, t
             new_m = nm / nm.sum()
             delta = max(delta, float(np.abs(new_m - m[k]).max()))
             m[k], u[k] = new_m, nu / nu.sum()
-        if delta < tol:
+        if delta < tol and it > 2:
             break
     return m, lam, it
 
