@@ -31,7 +31,9 @@ metadata = sa.MetaData()
 
 
 def _stamps() -> list[sa.Column]:
-    return [sa.Column("create_date", sa.DateTime, nullable=False), sa.Column("write_date", sa.DateTime)]
+    # the ORM fills create_date in Tryton; a server default does it for plain SQL inserts here
+    return [sa.Column("create_date", sa.DateTime, nullable=False, server_default=sa.func.current_timestamp()),
+            sa.Column("write_date", sa.DateTime)]
 
 
 party_party = sa.Table(
@@ -39,7 +41,7 @@ party_party = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("code", sa.String(64), unique=True),
     sa.Column("name", sa.String(255)),
-    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     *_stamps(),
 )
 party_address = sa.Table(
@@ -52,7 +54,7 @@ party_address = sa.Table(
     sa.Column("city", sa.String(128)),
     sa.Column("subdivision_name", sa.String(128)),
     sa.Column("country_code", sa.String(2)),
-    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     *_stamps(),
 )
 party_contact_mechanism = sa.Table(
@@ -61,7 +63,7 @@ party_contact_mechanism = sa.Table(
     sa.Column("party", sa.Integer, sa.ForeignKey("party_party.id", ondelete="CASCADE"), nullable=False, index=True),
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("value", sa.String(255)),
-    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     *_stamps(),
 )
 party_identifier = sa.Table(
@@ -77,7 +79,7 @@ party_category = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("parent", sa.Integer, sa.ForeignKey("party_category.id")),
-    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("active", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     *_stamps(),
 )
 party_party_category_rel = sa.Table(
