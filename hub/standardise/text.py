@@ -17,8 +17,8 @@ MAX_FIELD_LEN = 4096
 
 _WS_RE = re.compile(r"\s+")
 # Invisible characters that survive NFKC and break equality: zero-width space/joiners, BOM, soft hyphen,
-# bidi marks.
-_INVISIBLE_RE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\u00ad]")
+# bidi marks; and lone surrogates (from broken UTF-16 sources), which cannot even be encoded to UTF-8.
+_INVISIBLE_RE = re.compile("[\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\u00ad\ud800-\udfff]")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

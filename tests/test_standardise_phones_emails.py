@@ -1,0 +1,98 @@
+"""Phones (E.164) and e-mail (display + provider match key)."""
+
+import pytest
+
+from hub.standardise import phone_e164, standardise_email, standardise_phone
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164", "kind"),
+    [
+        ("+86 138-0013-8000", "CN", "+8613800138000", "mobile"),
+        ("8613800138000", "CN", "+8613800138000", "mobile"),
+        ("１３８００１３８０００", "CN", "+8613800138000", "mobile"),
+        ("0086 138 0013 8000", "CN", "+8613800138000", "mobile"),
+        ("13800138000", "CN", "+8613800138000", "mobile"),
+        (13800138000, "CN", "+8613800138000", "mobile"),
+        (13800138000.0, "CN", "+8613800138000", "mobile"),
+        ("手机：138 0013 8000", "CN", "+8613800138000", "mobile"),
+        ("(021) 6234 5678", "CN", "+862162345678", "fixed"),
+        ("021-62345678", "CN", "+862162345678", "fixed"),
+        ("＋８６ ２１ ６２３４ ５６７８", "CN", "+862162345678", "fixed"),
+        ("(650) 253-0000", "US", "+16502530000", "fixed"),
+        ("+44 20 7946 0958", "CN", "+442079460958", "fixed"),
+        ("030 123456", "DE", "+4930123456", "fixed"),
+        ("+49 151 23456789", None, "+4915123456789", "mobile"),
+    ],
+)
+def test_phone_e164(raw, region, e164, kind):
+    p = standardise_phone(raw, region)
+    assert p.e164 == e164
+    assert p.kind == kind
+    assert "phone.invalid" not in p.flags
+
+
+@pytest.mark.parametrize(
+    ("raw", "ext"),
+    [("010-62345678转8001", "8001"), ("010 6234 5678 分机 12", "12"), ("+1 650 253 0000 ext. 123", "123"),
+     ("+1 650 253 0000 x45", "45")],
+)
+def test_phone_extension(raw, ext):
+    p = standardise_phone(raw, "CN")
+    assert p.e164 is not None and p.extension == ext
+
+
+@pytest.mark.parametrize("raw", ["123", "abc", "138001380001234567", "+86 000 0000 0000", "0000000", "x" * 500])
+def test_phone_invalid(raw):
+    p = standardise_phone(raw)
+    assert p.e164 is None and "phone.invalid" in p.flags
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", float("nan")])
+def test_phone_missing(raw):
+    assert standardise_phone(raw).flags == ("phone.missing",)
+
+
+def test_phone_foreign_flag_and_region():
+    p = standardise_phone("+44 20 7946 0958", "CN")
+    assert p.region == "GB" and "phone.foreign" in p.flags
+    assert phone_e164("13800138000") == "+8613800138000"
+
+
+@pytest.mark.parametrize(
+    ("raw", "address", "key"),
+    [
+        ("  John.Doe+News@GoogleMail.com ", "john.doe+news@googlemail.com", "johndoe@gmail.com"),
+        ("J.O.H.N.DOE@gmail.com", "j.o.h.n.doe@gmail.com", "johndoe@gmail.com"),
+        ("Chen Wei <Chen.Wei@163.COM>", "chen.wei@163.com", "chen.wei@163.com"),
+        ("mailto:foo@126.com", "foo@126.com", "foo@126.com"),
+        ("12345678@QQ.com", "12345678@qq.com", "12345678@qq.com"),
+        ("12345678@vip.qq.com", "12345678@vip.qq.com", "12345678@qq.com"),
+        ("user+shop@outlook.com", "user+shop@outlook.com", "user@outlook.com"),
+        ("user+shop@163.com", "user+shop@163.com", "user+shop@163.com"),  # 163 has no sub-addressing
+        ("first.last@example.com", "first.last@example.com", "first.last@example.com"),
+        ("ｃｈｅｎ＠ｅｘａｍｐｌｅ．ｃｏｍ", "chen@example.com", "chen@example.com"),
+        ("chen@example。com", "chen@example.com", "chen@example.com"),
+        ("john@me.com", "john@me.com", "john@icloud.com"),
+    ],
+)
+def test_email(raw, address, key):
+    e = standardise_email(raw)
+    assert (e.address, e.key) == (address, key)
+    assert "email.invalid" not in e.flags
+
+
+def test_email_hotmail_and_outlook_not_merged():
+    assert standardise_email("a@hotmail.com").key != standardise_email("a@outlook.com").key
+
+
+@pytest.mark.parametrize("raw", ["a@b", "no-at-sign", "x..y@163.com", "@qq.com", "chen@", "a b@c.com d@e.com",
+                                 "user@localhost", "a" * 1000 + "@x.com"])
+def test_email_invalid(raw):
+    e = standardise_email(raw)
+    assert e.address is None and e.key is None and "email.invalid" in e.flags
+
+
+def test_email_qq_alias_flag():
+    assert "email.qq_alias" in standardise_email("chenwei@qq.com").flags
+    assert standardise_email(None).flags == ("email.missing",)

@@ -1,0 +1,114 @@
+"""Property tests: no standardiser ever raises, whatever it is given, and results are well-formed."""
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub.standardise import (
+    standardise_address,
+    standardise_company,
+    standardise_date,
+    standardise_email,
+    standardise_person_name,
+    standardise_phone,
+    text_key,
+    validate_cn_resident_id,
+    validate_ssn,
+    validate_uscc,
+)
+
+# Arbitrary Unicode (including surrogates and control characters), plus shapes close to real values so
+# the deeper code paths get exercised too.
+_any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=80)
+_cjk = st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=6)
+_near = st.one_of(
+    _any_text,
+    _cjk,
+    st.from_regex(r"\+?[0-9０-９ ()\-]{0,20}", fullmatch=True),
+    st.from_regex(r"[a-zA-Z0-9.+]{0,10}@[a-z0-9.\-]{0,10}", fullmatch=True),
+    st.from_regex(r"[0-9]{1,4}[-/.年 ][0-9]{1,2}[-/.月 ][0-9]{1,4}日?", fullmatch=True),
+    st.from_regex(r"[0-9Xx]{15,18}", fullmatch=True),
+    st.builds(lambda a, b: a + b, _cjk, _any_text),
+)
+_value = st.one_of(st.none(), _near, st.integers(), st.floats(), st.binary(max_size=20), st.booleans())
+_cfg = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@_cfg
+@given(_value, st.sampled_from(["CN", "US", "GB", "DE", None, "XX", ""]))
+def test_phone_never_raises(v, region):
+    p = standardise_phone(v, region)
+    assert (p.e164 is None) == bool({"phone.invalid", "phone.missing"} & set(p.flags))
+    if p.e164:
+        assert p.e164.startswith("+") and p.e164[1:].isdigit()
+
+
+@_cfg
+@given(_value)
+def test_email_never_raises(v):
+    e = standardise_email(v)
+    assert (e.address is None) == (e.key is None)
+    if e.address:
+        assert e.address == e.address.lower() and "@" in e.key
+
+
+@_cfg
+@given(_value, st.booleans(), st.booleans())
+def test_date_never_raises(v, dayfirst, birth):
+    d = standardise_date(v, dayfirst=dayfirst, birth=birth)
+    assert (d.value is None) == bool(d.flags)
+    if d.value is not None:
+        assert isinstance(d.value, dt.date) and 1900 <= d.value.year <= 2100
+
+
+@_cfg
+@given(_value, _value, _value)
+def test_names_never_raise(full, given_, family):
+    n = standardise_person_name(full, given_, family)
+    assert isinstance(n.flags, tuple)
+    if n.name_key is not None:
+        assert n.name_key == n.name_key.strip() and "  " not in n.name_key
+    for field in (n.family_pinyin, n.given_pinyin):
+        assert field is None or (field.isascii() and field == field.lower())
+    c = standardise_company(full)
+    assert (c.name is None) == bool({"company.missing", "company.unparseable"} & set(c.flags))
+
+
+@_cfg
+@given(_value, _value, _value, _value, _value, st.sampled_from(["CN", "US", "DE", "GB", None, "??"]))
+def test_address_never_raises(street, city, region, postal, country, default):
+    a = standardise_address(street, city, region, postal, country, default)
+    assert isinstance(a.flags, tuple)
+
+
+@_cfg
+@given(_value)
+def test_identifiers_never_raise(v):
+    r = validate_cn_resident_id(v)
+    assert r.valid is False or (r.value and len(r.value) == 18)
+    assert validate_ssn(v).valid in (True, False)
+    assert validate_uscc(v).valid in (True, False)
+
+
+@_cfg
+@given(_any_text)
+def test_text_key_idempotent(s):
+    assert text_key(text_key(s)) == text_key(s)
+
+
+def test_lone_surrogates_are_dropped():
+    n = standardise_person_name("\ud800陈伟\udfff")
+    assert n.name_key == "chen wei"
+    n.display.encode("utf-8")  # must be storable
+
+
+def test_huge_inputs():
+    big = "陈" * 1_000_000
+    assert standardise_person_name(big).flags == ("name.unparseable",)
+    assert standardise_phone(big).e164 is None
+    assert standardise_email(big).key is None
+    assert standardise_date(big).value is None
+    assert standardise_address(street=big).flags is not None
+    assert standardise_company(big).name is None
+    assert not validate_cn_resident_id(big).valid
