@@ -159,7 +159,7 @@ def _day_month_swapped(a: str, b: str, **_: object) -> float:
 
 
 def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    st = _same_key_sim(p.key("street"), i, j, fuzz.ratio)
+    st = _same_key_sim(p.key("street"), i, j, fuzz.ratio, identical=100.0)
     city = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
     pc = _distance(p.key("postcode"), i, j, OSA.distance)
     area_known = ~np.isnan(city) | ~np.isnan(pc)
@@ -206,7 +206,7 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
         lv[(ci < 0) | (cj < 0)] = -1
         out[:, FIELD_INDEX[name]] = lv
 
-    s = _same_key_sim(p.key("company"), i, j, fuzz.token_set_ratio)
+    s = _same_key_sim(p.key("company"), i, j, fuzz.token_set_ratio, identical=100.0)
     out[:, FIELD_INDEX["company"]] = _levels(s, [(2, s >= 100), (1, s >= 85)])
     return out
 
