@@ -1,0 +1,395 @@
+"""build_golden: clusters -> persistent golden ids, xref, id history and golden_customer rows.
+
+Incremental by default: only clusters with a record whose cluster label or content changed since the last
+build (``match_record.changed_run``), plus records that disappeared, are rebuilt — closed over the old golden
+records they touch so merges and splits see every member. A change of the survivorship rules (fingerprint)
+forces a full pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from hub.golden.config import SurvivorshipConfig, load_survivorship
+from hub.golden.ids import assign_golden_ids
+from hub.golden.matching import _chunks, last_run
+from hub.golden.survivorship import Member, survive
+from hub.golden.tables import ensure_tables, match_record, match_run
+from hub.models import CustomerRecord, FieldLineage, GoldenCustomer
+from hub.store import Store, golden_customer, golden_id_history, payload_hash, staged_record, xref
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class GoldenStats:
+    mode: str
+    clusters_affected: int = 0
+    records_affected: int = 0
+    golden_active: int = 0
+    golden_written: int = 0  # golden rows inserted or whose values/lineage changed
+    golden_unchanged: int = 0
+    minted: int = 0
+    merged: int = 0  # ids retired as aliases of a surviving id
+    retired_empty: int = 0  # ids retired because no source record is left
+    splits: int = 0
+    records_moved: int = 0
+    xref_opened: int = 0
+    xref_closed: int = 0
+    match_run: int | None = None
+    note: str | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        lines = [f"**build_golden** ({self.mode}) in {self.seconds:.2f}s", "", "| metric | value |", "|---|---|"]
+        for k in ("golden_active", "clusters_affected", "records_affected", "golden_written", "golden_unchanged",
+                  "minted", "merged", "retired_empty", "splits", "records_moved", "xref_opened", "xref_closed"):
+            lines.append(f"| {k} | {getattr(self, k)} |")
+        if self.note:
+            lines.append(f"\n{self.note}")
+        return "\n".join(lines)
+
+
+# -- loading helpers ------------------------------------------------------------------------------------------------
+
+
+def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
+    for chunk in _chunks(sorted(set(keys))):
+        yield from conn.execute(select.where(column.in_(chunk)))
+
+
+def _open_xref(conn: Connection, *, records: Iterable[str] | None = None, golden_ids: Iterable[str] | None = None
+               ) -> list[tuple[str, str, datetime]]:
+    q = sa.select(xref.c.record_key, xref.c.golden_id, xref.c.valid_from).where(xref.c.valid_to.is_(None))
+    if records is not None:
+        return [tuple(r) for r in _in(conn, q, xref.c.record_key, records)]
+    if golden_ids is not None:
+        return [tuple(r) for r in _in(conn, q, xref.c.golden_id, golden_ids)]
+    return [tuple(r) for r in conn.execute(q)]
+
+
+def _clusters_of(conn: Connection, *, records: Iterable[str] | None = None, labels: Iterable[str] | None = None
+                 ) -> list[tuple[str, str]]:
+    q = sa.select(match_record.c.record_key, match_record.c.cluster_key)
+    if records is not None:
+        return [tuple(r) for r in _in(conn, q, match_record.c.record_key, records)]
+    if labels is not None:
+        return [tuple(r) for r in _in(conn, q, match_record.c.cluster_key, labels)]
+    return [tuple(r) for r in conn.execute(q)]
+
+
+def _affected(conn: Connection, since_run: int) -> tuple[dict[str, str], list[tuple[str, str, datetime]]]:
+    """Closure of dirty records over old golden ids and new clusters: (record -> cluster, open xref rows)."""
+    dirty = set(conn.execute(
+        sa.select(match_record.c.record_key).where(match_record.c.changed_run > since_run)
+    ).scalars())
+    vanished = set(conn.execute(
+        sa.select(xref.c.record_key).where(
+            xref.c.valid_to.is_(None),
+            ~sa.exists(sa.select(match_record.c.record_key).where(match_record.c.record_key == xref.c.record_key)),
+        )
+    ).scalars())
+    records = dirty | vanished
+    cluster_of: dict[str, str] = {}
+    xrows: dict[str, tuple[str, str, datetime]] = {}
+    seen_gids: set[str] = set()
+    seen_labels: set[str] = set()
+    frontier = set(records)
+    while frontier:
+        cluster_of.update(_clusters_of(conn, records=frontier))
+        for row in _open_xref(conn, records=frontier):
+            xrows[row[0]] = row
+        gids = {xrows[r][1] for r in frontier if r in xrows} - seen_gids
+        labels = {cluster_of[r] for r in frontier if r in cluster_of} - seen_labels
+        seen_gids |= gids
+        seen_labels |= labels
+        nxt: set[str] = set()
+        for row in _open_xref(conn, golden_ids=gids):
+            xrows[row[0]] = row
+            nxt.add(row[0])
+        for r, c in _clusters_of(conn, labels=labels):
+            cluster_of[r] = c
+            nxt.add(r)
+        frontier = nxt - records
+        records |= frontier
+    return cluster_of, list(xrows.values())
+
+
+def _members(conn: Connection, keys: Iterable[str]) -> dict[str, Member]:
+    q = sa.select(
+        staged_record.c.record_key, staged_record.c.source, staged_record.c.record, staged_record.c.quality_flags,
+        staged_record.c.staged_at,
+    ).where(staged_record.c.entity == "customers")
+    out: dict[str, Member] = {}
+    for k, src, rec, flags, at in _in(conn, q, staged_record.c.record_key, keys):
+        out[k] = Member(k, src, CustomerRecord.model_validate(rec), at, tuple(flags or ()))
+    return out
+
+
+def golden_hash(record: dict, lineage: dict) -> str:
+    """Hash of golden values + lineage without decision times: unchanged hash = nothing to write downstream."""
+    stable = {f: {k: v for k, v in lin.items() if k != "decided_at"} for f, lin in lineage.items()}
+    return payload_hash({"record": record, "lineage": stable})
+
+
+def _field_value(record: dict, lineage_field: str) -> Any:
+    name, _, idx = lineage_field.partition("[")
+    if name.startswith("consent."):
+        return (record.get("consent") or {}).get(name.split(".", 1)[1])
+    v = record.get(name)
+    if idx:
+        i = int(idx.rstrip("]"))
+        return v[i] if isinstance(v, list) and i < len(v) else None
+    return v
+
+
+def _carry_decided_at(new_rec: dict, new_lin: dict, old_rec: dict | None, old_lin: dict | None) -> None:
+    """Keep the original decision time of every golden value whose winner and value did not change."""
+    if not old_rec or not old_lin:
+        return
+    for f, lin in new_lin.items():
+        o = old_lin.get(f)
+        if (
+            o
+            and o.get("record_key") == lin["record_key"]
+            and o.get("rule") == lin["rule"]
+            and o.get("source_updated_at") == lin["source_updated_at"]
+            and _field_value(old_rec, f) == _field_value(new_rec, f)
+        ):
+            lin["decided_at"] = o.get("decided_at")
+
+
+# -- the entry point ------------------------------------------------------------------------------------------------
+
+
+def build_golden(
+    store: Store,
+    survivorship_cfg: SurvivorshipConfig | dict | None = None,
+    mode: Literal["incremental", "full"] = "incremental",
+) -> GoldenStats:
+    """Turn the current clusters into golden customers with persistent ids, xref, history and lineage."""
+    t0 = time.perf_counter()
+    ensure_tables(store)
+    cfg = load_survivorship(survivorship_cfg)
+    fp = cfg.fingerprint()
+    stats = GoldenStats(mode=mode)
+    with store.engine.connect() as conn:
+        m_run = last_run(conn, "match")
+        prev = last_run(conn, "golden")
+        if m_run is None:
+            stats.note = "no match run yet: run match_and_cluster first"
+            return stats
+        if mode == "incremental" and (prev is None or prev.config_hash != fp):
+            mode = stats.mode = "full"
+            stats.note = "first build" if prev is None else "survivorship rules changed: full pass"
+        if mode == "full":
+            cluster_of = dict(_clusters_of(conn))
+            xrows = _open_xref(conn)
+        else:
+            cluster_of, xrows = _affected(conn, prev.upto_run or 0)
+        old_gids = sorted({g for _, g, _ in xrows})
+        created_at = {}
+        for g, at in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.created_at),
+                         golden_customer.c.golden_id, old_gids):
+            created_at[g] = at
+    stats.timings["load"] = round(time.perf_counter() - t0, 3)
+    stats.match_run = m_run.id
+
+    clusters: dict[str, set[str]] = defaultdict(set)
+    for r, c in cluster_of.items():
+        clusters[c].add(r)
+    old_members: dict[str, set[str]] = defaultdict(set)
+    member_since: dict[str, datetime] = {}
+    old_of: dict[str, str] = {}
+    for r, g, since in xrows:
+        old_members[g].add(r)
+        member_since[r] = since
+        old_of[r] = g
+    stats.clusters_affected = len(clusters)
+    stats.records_affected = len(cluster_of)
+
+    now = _now()
+    with store.begin() as conn:
+        run_id = conn.execute(
+            match_run.insert().values(kind="golden", mode=mode, config_hash=fp, upto_run=m_run.id, started_at=now)
+        ).inserted_primary_key[0]
+        plan = assign_golden_ids(clusters, old_members, created_at, member_since,
+                                 lambda n: store.mint_golden_ids(conn, n))
+        stats.timings["ids"] = round(time.perf_counter() - t0, 3)
+        _write_golden(conn, plan.cluster_ids, clusters, cfg, now, stats)
+        stats.timings["survivorship"] = round(time.perf_counter() - t0, 3)
+
+        # retired ids stay as aliases; resolve() follows merged_into
+        for g, survivor in sorted(plan.retired.items()):
+            conn.execute(
+                golden_customer.update()
+                .where(golden_customer.c.golden_id == g)
+                .values(status="retired", merged_into=survivor, updated_at=now)
+            )
+            if survivor is None:
+                stats.retired_empty += 1
+            else:
+                stats.merged += 1
+        stats.minted = len(plan.minted)
+
+        # xref: close the row of every record that moved or vanished, open one for every moved or new record
+        moved = sorted(r for r, g in plan.record_ids.items() if old_of.get(r) != g)
+        vanished = sorted(set(old_of) - set(plan.record_ids))
+        for chunk in _chunks(sorted(set(moved) | set(vanished))):
+            conn.execute(
+                xref.update()
+                .where(xref.c.record_key.in_(chunk), xref.c.valid_to.is_(None))
+                .values(valid_to=now)
+            )
+        stats.xref_closed = sum(1 for r in moved if r in old_of) + len(vanished)
+        opened = []
+        for r in moved:
+            source, _, source_id = r.partition(":")
+            opened.append({"record_key": r, "source": source, "source_id": source_id,
+                           "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None})
+        for chunk in _chunks(opened, 5000):
+            conn.execute(xref.insert(), chunk)
+        stats.xref_opened = len(opened)
+
+        events = [
+            {"golden_id": e.golden_id, "event": e.event, "related_golden_id": e.related_golden_id,
+             "record_key": e.record_key, "reason": e.reason, "at": now}
+            for e in plan.events
+        ]
+        for chunk in _chunks(events, 5000):
+            conn.execute(golden_id_history.insert(), chunk)
+        stats.splits = sum(1 for e in plan.events if e.event == "split")
+        stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
+        stats.golden_active = conn.execute(
+            sa.select(sa.func.count()).select_from(golden_customer).where(golden_customer.c.status == "active")
+        ).scalar_one()
+        stats.seconds = round(time.perf_counter() - t0, 3)
+        conn.execute(match_run.update().where(match_run.c.id == run_id).values(finished_at=_now(),
+                                                                                stats=stats.as_dict()))
+    return stats
+
+
+def _write_golden(
+    conn: Connection,
+    cluster_ids: dict[str, str],
+    clusters: dict[str, set[str]],
+    cfg: SurvivorshipConfig,
+    now: datetime,
+    stats: GoldenStats,
+    batch: int = 2000,
+) -> None:
+    items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
+    for start in range(0, len(items), batch):
+        part = items[start : start + batch]
+        members = _members(conn, (r for c, _ in part for r in clusters[c]))
+        gids = [g for _, g in part]
+        old: dict[str, Any] = {}
+        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
+                                       golden_customer.c.lineage, golden_customer.c.record_hash,
+                                       golden_customer.c.status), golden_customer.c.golden_id, gids):
+            old[row.golden_id] = row
+        inserts, updates = [], []
+        for c, g in part:
+            ms = [members[r] for r in sorted(clusters[c]) if r in members]
+            if not ms:
+                continue
+            golden = survive(g, ms, cfg, decided_at=now)
+            rec = golden.model_dump(mode="json", exclude={"lineage"})
+            lin = {k: v.model_dump(mode="json") for k, v in golden.lineage.items()}
+            h = golden_hash(rec, lin)
+            o = old.get(g)
+            if o is not None and o.record_hash == h and o.status == "active":
+                stats.golden_unchanged += 1
+                continue
+            if o is not None:
+                _carry_decided_at(rec, lin, o.record, o.lineage)
+            row = {"golden_id": g, "status": "active", "merged_into": None, "record": rec, "lineage": lin,
+                   "quality_score": golden.quality_score, "record_hash": h, "updated_at": now}
+            if o is None:
+                inserts.append({**row, "created_at": now})
+            else:
+                updates.append({"b_gid": g, **{k: v for k, v in row.items() if k != "golden_id"}})
+        if inserts:
+            conn.execute(golden_customer.insert(), inserts)
+        if updates:
+            conn.execute(
+                golden_customer.update()
+                .where(golden_customer.c.golden_id == sa.bindparam("b_gid"))
+                .values({k: sa.bindparam(k) for k in updates[0] if k != "b_gid"}),
+                updates,
+            )
+        stats.golden_written += len(inserts) + len(updates)
+
+
+# -- reading golden records -------------------------------------------------------------------------------------------
+
+
+def resolve(store: Store, golden_id: str) -> str | None:
+    """The active golden id a (possibly retired) id stands for today; None if it was retired without heir.
+
+    Raises KeyError for an id the hub never minted.
+    """
+    seen: set[str] = set()
+    cur = golden_id
+    with store.engine.connect() as conn:
+        while True:
+            row = conn.execute(
+                sa.select(golden_customer.c.status, golden_customer.c.merged_into).where(
+                    golden_customer.c.golden_id == cur
+                )
+            ).first()
+            if row is None:
+                raise KeyError(f"unknown golden id {cur}")
+            if row.status == "active":
+                return cur
+            if row.merged_into is None or cur in seen:
+                return None
+            seen.add(cur)
+            cur = row.merged_into
+
+
+def load_golden(store: Store, golden_id: str) -> GoldenCustomer | None:
+    """The golden customer (record + lineage) of an id, following merges; None if retired without heir."""
+    gid = resolve(store, golden_id)
+    if gid is None:
+        return None
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(golden_customer.c.record, golden_customer.c.lineage).where(golden_customer.c.golden_id == gid)
+        ).first()
+    lineage = {k: FieldLineage.model_validate(v) for k, v in (row.lineage or {}).items()}
+    return GoldenCustomer.model_validate({**row.record, "lineage": lineage})
+
+
+def golden_membership(store: Store) -> dict[str, frozenset[str]]:
+    """Active golden id -> its current source record keys (from the open xref rows)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    with store.engine.connect() as conn:
+        for r, g in conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))):
+            out[g].add(r)
+    return {g: frozenset(rs) for g, rs in out.items()}
+
+
+def golden_id_of(store: Store, record_key: str, at: datetime | None = None) -> str | None:
+    """The golden id a source record belonged to now (or at ``at``), from xref."""
+    q = sa.select(xref.c.golden_id).where(xref.c.record_key == record_key)
+    if at is None:
+        q = q.where(xref.c.valid_to.is_(None))
+    else:
+        q = q.where(xref.c.valid_from <= at, sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > at))
+    with store.engine.connect() as conn:
+        return conn.execute(q.order_by(xref.c.id.desc()).limit(1)).scalar()
