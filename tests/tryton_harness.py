@@ -50,11 +50,16 @@ RECIPE_VERSION = "3"
 
 
 def _skip_or_fail(reason: str) -> None:
-    import pytest
+    try:  # the shared rule (tests/conftest.py) when running under pytest
+        from conftest import require_service
+    except ImportError:
+        import pytest
 
-    if os.environ.get("HUB_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+        if os.environ.get("HUB_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    else:
+        require_service("trytond", reason)
 
 
 def require_trytond() -> str:

@@ -320,7 +320,9 @@ class _Entity:
                  optional_fields: tuple[str, ...] = ()) -> None:
         self.model = model
         self.fields = fields
-        self.children = children  # x2many path on the parent -> child model (for the high-water mark)
+        # path on the parent -> child model whose rows are embedded in the payload: their write/create
+        # dates join the change window and the high-water mark
+        self.children = children
         self.optional_fields = optional_fields  # read only when the installed modules define them
 
 
@@ -348,7 +350,8 @@ ENTITIES: dict[str, _Entity] = {
          "lines.type", "lines.sequence", "lines.product", "lines.product.code", "lines.description",
          "lines.quantity", "lines.unit.symbol", "lines.unit_price", "lines.amount", "lines.create_date",
          "lines.write_date"],
-        {"lines": "sale.line"},
+        # embedded address rows change the order payload too, so their dates are part of the window
+        {"lines": "sale.line", "shipment_address": "party.address"},
     ),
     "shipments": _Entity(
         "stock.shipment.out",
@@ -357,7 +360,7 @@ ENTITIES: dict[str, _Entity] = {
          *[f"delivery_address.{f}" for f in ("street", "postal_code", "city", "country.code")],
          "warehouse.code", "origins", "outgoing_moves.product", "outgoing_moves.product.code",
          "outgoing_moves.quantity", "outgoing_moves.state", "outgoing_moves.origin"],
-        {"moves": "stock.move"},
+        {"moves": "stock.move", "delivery_address": "party.address"},
         # carrier/tracking come from optional modules (sale_shipment_cost, stock_package_shipping)
         optional_fields=("carrier", "carrier.rec_name", "shipping_reference", "tracking_number"),
     ),

@@ -1,0 +1,344 @@
+"""The Tryton connector against a real trytond (SQLite backend) started by tests/tryton_harness.py.
+
+One server per session; tests that change ERP data use their own parties/sales so the order of tests does
+not matter. Each test lands into its own fresh hub store.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+import requests
+import sqlalchemy as sa
+import tryton_harness as harness
+
+from hub.connectors.base import run_pull, run_push
+from hub.connectors.tryton import (
+    GOLDEN_ID_PREFIX,
+    TrytonAuthError,
+    TrytonConnector,
+    decode_body,
+    hash_view,
+)
+from hub.store import OutboxItem, Store, landing, payload_hash
+
+pytestmark = pytest.mark.tryton
+
+MODELS = {"customers": "party.party", "orders": "sale.sale", "shipments": "stock.shipment.out"}
+
+
+@pytest.fixture(scope="session")
+def tryton() -> Iterator[harness.TrytonServer]:
+    with harness.running_server(parties=40, sales=30) as server:
+        yield server
+
+
+@pytest.fixture
+def rpc(tryton: harness.TrytonServer) -> harness.RawRpc:
+    r = tryton.rpc()
+    r.context["active_test"] = False
+    return r
+
+
+def connector(server: harness.TrytonServer, **kw) -> TrytonConnector:
+    return TrytonConnector(server.url, server.database, server.username, server.password, **kw)
+
+
+def server_ids(rpc: harness.RawRpc, entity: str) -> set[str]:
+    return {str(i) for i in rpc.search(MODELS[entity], [])}
+
+
+def landed(store: Store, entity: str, source_id: int | str) -> dict:
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(landing.c.payload, landing.c.payload_hash).where(
+            landing.c.source == "tryton", landing.c.entity == entity,
+            landing.c.source_id == str(source_id))).one()
+    payload = row.payload if isinstance(row.payload, dict) else json.loads(row.payload)
+    return {"payload": payload, "hash": row.payload_hash}
+
+
+def pull_all(conn: TrytonConnector, store: Store) -> dict:
+    return {e: run_pull(conn, store, e) for e in conn.entities}
+
+
+# ------------------------------------------------------------------------------------------------- pulls
+def test_full_pull_lands_every_record_exactly_once(tryton, rpc, sqlite_store):
+    conn = connector(tryton, page_size=16)  # several pages per entity
+    stats = pull_all(conn, sqlite_store)
+    for entity in conn.entities:
+        expected = server_ids(rpc, entity)
+        assert expected, entity
+        assert sqlite_store.landed_ids("tryton", entity) == expected
+        assert stats[entity].new == len(expected) == stats[entity].records
+        assert stats[entity].pages >= 2
+
+    # content is the server's own data, children embedded
+    pid = tryton.seed.parties[1]
+    srv = rpc.search_read("party.party", [["id", "=", pid]],
+                          ["name", "addresses.street", "contact_mechanisms.value"])[0]
+    got = landed(sqlite_store, "customers", pid)["payload"]
+    assert got["name"] == srv["name"] and "#00001" in got["name"]
+    assert [a["street"] for a in got["addresses"]] == [a["street"] for a in srv["addresses."]]
+    assert sorted(c["value"] for c in got["contact_mechanisms"]) == sorted(
+        c["value"] for c in srv["contact_mechanisms."])
+    assert any("+86" in c["value"] for c in got["contact_mechanisms"])
+
+    sale = rpc.search_read("sale.sale", [["state", "=", "processing"]], ["total_amount", "lines"], limit=1)[0]
+    order = landed(sqlite_store, "orders", sale["id"])["payload"]
+    assert Decimal(order["total_amount"]) == Decimal(sale["total_amount"]["decimal"]) and len(order["lines"]) == len(
+        sale["lines"])
+    assert order["state"] == "processing" and order["shipments"]
+    done = rpc.search_read("stock.shipment.out", [["state", "=", "done"]], ["effective_date"], limit=1)[0]
+    ship = landed(sqlite_store, "shipments", done["id"])["payload"]
+    assert ship["state"] == "done" and ship["effective_date"] and ship["delivery_address"]["city"]
+    assert ship["outgoing_moves"] and ship["outgoing_moves"][0]["origin"].startswith("sale.line,")
+
+    # a second sync with no changes lands nothing
+    again = pull_all(connector(tryton, page_size=16), sqlite_store)
+    for entity, s in again.items():
+        assert (s.new, s.changed) == (0, 0), entity
+
+
+def test_incremental_sync_picks_up_parent_and_child_changes(tryton, rpc, sqlite_store):
+    # overlap 0 so the second sweep really is narrow (only rows at/after the high-water mark)
+    conn = connector(tryton, overlap=timedelta(0))
+    pull_all(conn, sqlite_store)
+    total = len(server_ids(rpc, "customers"))
+
+    renamed, phoned, moved, buyer = tryton.seed.parties[10:14]
+    rpc.write("party.party", [renamed], {"name": "陳偉 (renamed) #00010"})
+    # a child create and a child write: neither touches party.write_date (tryton.md §5)
+    rpc.create("party.contact_mechanism", [{"party": phoned, "type": "phone", "value": "+86 10 6552 9988"}])
+    addr = rpc.search("party.address", [["party", "=", moved]], limit=1)
+    rpc.write("party.address", addr, {"street": "88号 长安街"})
+    rnd = random.Random(3)
+    sale = harness.create_sale(rpc, buyer, tryton.seed.products, tryton.seed.unit, rnd)
+    rpc.call("model.sale.sale.quote", [sale])
+    rpc.call("model.sale.sale.confirm", [sale])
+    new_ship = rpc.search_read("sale.sale", [["id", "=", sale]], ["shipments"])[0]["shipments"]
+    assert new_ship
+
+    conn2 = connector(tryton, overlap=timedelta(0))
+    st = pull_all(conn2, sqlite_store)
+    assert (st["customers"].new, st["customers"].changed) == (0, 3)
+    assert st["customers"].records < total  # a window, not a full sweep
+    assert landed(sqlite_store, "customers", renamed)["payload"]["name"] == "陳偉 (renamed) #00010"
+    phones = [c["value"] for c in landed(sqlite_store, "customers", phoned)["payload"]["contact_mechanisms"]]
+    assert "+86 10 6552 9988" in phones
+    streets = [a["street"] for a in landed(sqlite_store, "customers", moved)["payload"]["addresses"]]
+    assert "88号 长安街" in streets
+    assert st["orders"].new == 1 and str(sale) in sqlite_store.landed_ids("tryton", "orders")
+    assert landed(sqlite_store, "orders", sale)["payload"]["state"] == "processing"
+    assert st["shipments"].new == len(new_ship)
+    # orders/shipments embed their address: the street change is a change of exactly those rows
+    moved_sales = rpc.search("sale.sale", [["shipment_address", "in", addr], ["id", "!=", sale]])
+    moved_ships = rpc.search("stock.shipment.out", [["delivery_address", "in", addr], ["id", "not in", new_ship]])
+    assert st["orders"].changed == len(moved_sales)
+    assert st["shipments"].changed == len(moved_ships)
+
+    # shipment state change (a child stock.move and the shipment itself) is seen too
+    rpc.call("model.stock.shipment.out.assign_try", new_ship)
+    st3 = run_pull(connector(tryton, overlap=timedelta(0)), sqlite_store, "shipments")
+    assert st3.changed == len(new_ship)
+    assert landed(sqlite_store, "shipments", new_ship[0])["payload"]["state"] == "assigned"
+
+    # and a quiet sync after that lands nothing (default overlap: re-reads, but unchanged)
+    quiet = pull_all(connector(tryton), sqlite_store)
+    for entity, s in quiet.items():
+        assert (s.new, s.changed) == (0, 0), entity
+        assert s.unchanged == s.records
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def _dies_after(conn: TrytonConnector, k: int) -> TrytonConnector:
+    """Fault injection: the pull process dies after k pages were produced (page k+1 never lands)."""
+    real = conn.pages
+
+    def pages(entity, cursor):
+        for i, page in enumerate(real(entity, cursor)):
+            if i == k:
+                raise Killed(f"killed before page {k + 1}")
+            yield page
+
+    conn.pages = pages  # type: ignore[method-assign]
+    return conn
+
+
+@pytest.mark.parametrize("entity", ["customers", "orders"])
+def test_killed_pull_resumes_without_loss_or_duplicates(tryton, rpc, sqlite_store, entity):
+    expected = server_ids(rpc, entity)
+    with pytest.raises(Killed):
+        run_pull(_dies_after(connector(tryton, page_size=7), 2), sqlite_store, entity)
+    assert len(sqlite_store.landed_ids("tryton", entity)) == 14
+    cursor = sqlite_store.get_cursor("tryton", entity)
+    assert cursor["last_id"] is not None  # mid-sweep
+
+    resumed = run_pull(connector(tryton, page_size=7), sqlite_store, entity)
+    assert resumed.changed == 0 and resumed.unchanged == 0
+    assert resumed.new == len(expected) - 14  # nothing re-landed, nothing skipped
+    assert sqlite_store.landed_ids("tryton", entity) == expected
+    assert sqlite_store.get_cursor("tryton", entity)["last_id"] is None
+
+
+def test_deactivated_party_comes_through_as_a_change(tryton, rpc, sqlite_store):
+    victim = tryton.seed.parties[20]
+    run_pull(connector(tryton), sqlite_store, "customers")
+    rpc.write("party.party", [victim], {"active": False})
+    try:
+        st = run_pull(connector(tryton), sqlite_store, "customers")
+        assert st.changed == 1
+        assert landed(sqlite_store, "customers", victim)["payload"]["active"] is False
+    finally:
+        rpc.write("party.party", [victim], {"active": True})
+
+
+# ------------------------------------------------------------------------------------------------- push
+def _hub_state(rpc: harness.RawRpc, party: int) -> tuple[list[str], list[str], dict]:
+    p = rpc.search_read("party.party", [["id", "=", party]],
+                        ["write_date", "identifiers.code", "identifiers.type", "categories.name"])[0]
+    idents = [i["code"] for i in p["identifiers."] if i["code"].startswith(GOLDEN_ID_PREFIX)]
+    cats = sorted(c["name"] for c in p["categories."] if c["name"].startswith("hub:"))
+    return idents, cats, p["write_date"]
+
+
+def test_push_golden_id_and_categories_is_idempotent_and_not_echoed(tryton, rpc, sqlite_store):
+    a, b = tryton.seed.parties[25], tryton.seed.parties[26]
+    run_pull(connector(tryton), sqlite_store, "customers")
+    hash_before = landed(sqlite_store, "customers", a)["hash"]
+
+    sqlite_store.enqueue_push("tryton", "customers", str(a), "G000777",
+                              {"golden_id": "G000777", "segment": "vip", "value_tier": "gold"})
+    sqlite_store.enqueue_push("tryton", "customers", str(b), "G000778",
+                              {"golden_id": "G000778", "segment": "regular"})
+    conn = connector(tryton)
+    ps = run_push(conn, sqlite_store)
+    assert (ps.ok, ps.rejected, ps.error) == (2, 0, 0)
+    assert sqlite_store.pending_pushes("tryton") == []
+    idents, cats, wd = _hub_state(rpc, a)
+    assert idents == [GOLDEN_ID_PREFIX + "G000777"]
+    assert cats == ["hub:segment:vip", "hub:value_tier:gold"]
+    assert _hub_state(rpc, b)[:2] == ([GOLDEN_ID_PREFIX + "G000778"], ["hub:segment:regular"])
+
+    # echo suppression: the party was written (categories) and got an identifier, yet the pull sees no change
+    st = run_pull(connector(tryton), sqlite_store, "customers")
+    assert st.changed == 0 and st.new == 0
+    stored = landed(sqlite_store, "customers", a)
+    assert stored["hash"] == hash_before
+    # ...although the payload read from Tryton does carry the hub's identifier and categories
+    fresh = {r.source_id: r for p in connector(tryton).pages("customers", None) for r in p.records}[str(a)]
+    assert GOLDEN_ID_PREFIX + "G000777" in [i["code"] for i in fresh.payload["identifiers"]]
+    assert "hub:segment:vip" in [c["name"] for c in fresh.payload["categories"]]
+    assert fresh.payload_hash == hash_before
+
+    # idempotent: the same push again writes nothing at all in Tryton
+    items = [OutboxItem(1, "tryton", "customers", str(a), "G000777",
+                        {"golden_id": "G000777", "segment": "vip", "value_tier": "gold"}, 1)]
+    assert [o.status for o in conn.push(items)] == ["ok"]
+    assert _hub_state(rpc, a) == (idents, cats, wd)
+
+    # a changed segment replaces the hub category instead of piling up; non-hub categories are untouched
+    before_other = [c for c in rpc.search_read("party.party", [["id", "=", a]], ["categories.name"])[0][
+        "categories."] if not c["name"].startswith("hub:")]
+    out = conn.push([OutboxItem(2, "tryton", "customers", str(a), "G000777",
+                                {"golden_id": "G000777", "segment": "regular", "value_tier": "gold"}, 0)])
+    assert out[0].status == "ok"
+    assert _hub_state(rpc, a)[1] == ["hub:segment:regular", "hub:value_tier:gold"]
+    after_other = [c for c in rpc.search_read("party.party", [["id", "=", a]], ["categories.name"])[0][
+        "categories."] if not c["name"].startswith("hub:")]
+    assert after_other == before_other
+    # a push is never a landing change
+    assert run_pull(connector(tryton), sqlite_store, "customers").changed == 0
+
+
+def test_push_rejects_unknown_party_and_creates_missing_party_once(tryton, rpc):
+    conn = connector(tryton)
+    out = conn.push([OutboxItem(1, "tryton", "customers", "99999999", "G1", {"golden_id": "G1"}, 0),
+                     OutboxItem(2, "tryton", "customers", "", "G2", {"golden_id": "G2", "display_name": "x"}, 0)])
+    assert [o.status for o in out] == ["rejected", "rejected"]  # create_missing_parties is off by default
+
+    creator = connector(tryton, create_missing_parties=True)
+    payload = {"golden_id": "G009001", "display_name": "陈伟", "phones": ["+8613800138000"],
+               "emails": ["chen.wei@example.com"], "segment": "vip",
+               "address": {"street": "1号 人民路", "city": "上海", "postal_code": "200002", "country": "CN"}}
+    item = OutboxItem(3, "tryton", "customers", "", "G009001", payload, 0)
+    first = creator.push([item])
+    assert first[0].status == "ok", first
+    ident = rpc.search_read("party.identifier", [["code", "=", GOLDEN_ID_PREFIX + "G009001"]],
+                            ["party", "party.name"])
+    assert len(ident) == 1 and ident[0]["party."]["name"] == "陈伟"
+    party = rpc.search_read("party.party", [["id", "=", ident[0]["party"]]],
+                            ["contact_mechanisms.value", "addresses.city", "categories.name"])[0]
+    assert {c["value"] for c in party["contact_mechanisms."]} >= {"chen.wei@example.com"}
+    assert any(c["value"].replace(" ", "") == "+8613800138000" for c in party["contact_mechanisms."])
+    assert party["addresses."][0]["city"] == "上海"
+    assert [c["name"] for c in party["categories."]] == ["hub:segment:vip"]
+    # pushing again (e.g. the outbox result was lost in a crash) finds the party instead of creating a twin
+    assert creator.push([item])[0].status == "ok"
+    assert len(rpc.search("party.identifier", [["code", "=", GOLDEN_ID_PREFIX + "G009001"]])) == 1
+
+    # Tryton refusing the data (an invalid phone number) is a rejection, not a retryable error
+    bad = OutboxItem(4, "tryton", "customers", "", "G009002",
+                     {"golden_id": "G009002", "display_name": "Bad Phone", "phones": ["12"]}, 0)
+    out = creator.push([bad])
+    assert out[0].status == "rejected" and out[0].reason.startswith("UserError")
+
+
+def test_hash_view_ignores_hub_fields_and_bookkeeping():
+    base = {"id": 1, "name": "陳偉", "write_date": "2026-01-01T00:00:00",
+            "identifiers": [{"id": 1, "type": None, "code": "LEGACY-1"}],
+            "categories": [{"id": 3, "name": "Retail"}]}
+    pushed = {**base, "write_date": "2026-02-02T00:00:00",
+              "identifiers": [*base["identifiers"], {"id": 9, "type": None, "code": GOLDEN_ID_PREFIX + "G1"}],
+              "categories": [*base["categories"], {"id": 7, "name": "hub:segment:vip"}]}
+    assert payload_hash(hash_view("customers", base)) == payload_hash(hash_view("customers", pushed))
+    renamed = {**base, "name": "陈伟"}
+    assert payload_hash(hash_view("customers", base)) != payload_hash(hash_view("customers", renamed))
+
+
+# ------------------------------------------------------------------------------------------------- protocol
+def test_expired_session_logs_in_again(tryton):
+    conn = connector(tryton)
+    assert conn.rpc.search("party.party", [], limit=1)
+    assert conn.rpc.logins == 1
+    # end the session on the server behind the connector's back
+    r = requests.post(conn.rpc.rpc_url, json={"id": 1, "method": "common.db.logout", "params": []},
+                      headers={"Authorization": conn.rpc._auth}, timeout=10)
+    assert r.status_code == 200
+    r = requests.post(conn.rpc.rpc_url, json={"id": 2, "method": "model.party.party.search",
+                                              "params": [[], 0, 1, None, {}]},
+                      headers={"Authorization": conn.rpc._auth}, timeout=10)
+    assert r.status_code == 401  # the old token is really dead
+    assert conn.rpc.search("party.party", [], limit=1)
+    assert conn.rpc.logins == 2
+
+
+def test_wrong_password_raises_auth_error(tryton):
+    # a throwaway login name, so the login throttle never locks out the real test user
+    bad = TrytonConnector(tryton.url, tryton.database, "nobody-here", "wrong")
+    with pytest.raises(TrytonAuthError):
+        bad.rpc.search("party.party", [])
+
+
+def test_gzip_quirk_body_is_decoded(tryton):
+    """trytond labels a large plain body gzip when the client did not ask for gzip; decode_body copes."""
+    login = requests.post(f"{tryton.url}/{tryton.database}/rpc/", json={
+        "id": 1, "method": "common.db.login", "params": [tryton.username, {"password": tryton.password}, "en"]},
+        timeout=10).json()["result"]
+    auth = "Session " + base64.b64encode(f"{tryton.username}:{login[0]}:{login[1]}".encode()).decode()
+    for accept in ("identity", "gzip"):
+        resp = requests.post(f"{tryton.url}/{tryton.database}/rpc/", stream=True, timeout=30,
+                             headers={"Authorization": auth, "Accept-Encoding": accept},
+                             json={"id": 2, "method": "model.party.party.search_read",
+                                   "params": [[], 0, 40, None, ["name", "write_date"], {}]})
+        assert resp.headers.get("Content-Encoding") == "gzip"  # labelled gzip either way
+        rows = decode_body(resp)["result"]
+        assert len(rows) == 40 and all("name" in r for r in rows)
