@@ -28,7 +28,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("family_name", ("far", "weak", "close", "exact"), tf_key="family"),
     FieldSpec("given_name", ("far", "weak", "close", "exact"), tf_key="given", conflict_level=0),
     FieldSpec("birth_date", ("far", "two_edits", "close", "exact"), conflict_level=0),
-    FieldSpec("national_id", ("far", "two_edits", "one_edit", "exact"), conflict_level=0),
+    FieldSpec("national_id", ("far", "similar", "one_edit", "exact"), conflict_level=0),
     FieldSpec("phone", ("far", "same_subscriber", "one_edit", "exact"), tf_key="phone"),
     FieldSpec("email", ("far", "similar", "close", "exact"), tf_key="email"),
     # one address field: street, postcode and city are strongly correlated, and treating them as
@@ -154,6 +154,12 @@ def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return _levels(d, [(3, d == 0), (2, (d == 1) | swap), (1, d == 2)])
 
 
+def nid_far(a: str, b: str) -> bool:
+    """Two ids too different to be typos of one another (cannot-link evidence). Relative to length:
+    two typo'd copies of one short id can be 3 edits apart, two different 18-digit ids are ~10 apart."""
+    return OSA.distance(a, b) >= max(3, int(0.4 * max(len(a), len(b)) + 0.999))
+
+
 def _day_month_swapped(a: str, b: str, **_: object) -> float:
     return float(len(a) == 8 == len(b) and a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6])
 
@@ -184,8 +190,10 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     out[:, FIELD_INDEX["given_name"]] = giv_lv
     out[:, FIELD_INDEX["birth_date"]] = compare_dates(p.key("dob"), i, j)
 
-    d = _distance(p.key("national_id"), i, j, OSA.distance)
-    out[:, FIELD_INDEX["national_id"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, d == 2)])
+    nid = p.key("national_id")
+    d = _distance(nid, i, j, OSA.distance)
+    far = _same_key_sim(nid, i, j, lambda a, b, **_: float(nid_far(a, b)), identical=0.0)
+    out[:, FIELD_INDEX["national_id"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, far < 1)])
 
     ph = p.key("phone")
     d = _distance(ph, i, j, OSA.distance)

@@ -13,7 +13,7 @@ from rapidfuzz.distance import OSA, JaroWinkler
 
 from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from hub.dedupe.cluster import greedy_cluster
-from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
+from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, nid_far, tf_codes
 from hub.dedupe.prepare import Prepared, prepare
 from hub.dedupe.scoring import FSModel, em_fit, estimate_u, score
 
@@ -88,7 +88,7 @@ def _make_conflict_check(p: Prepared, vocab: NameVocab) -> Callable[[int, int], 
 
     def conflict(a: int, b: int) -> bool:
         na, nb = nid[a], nid[b]
-        if na and nb and na != nb and osa(na, nb) >= 3:
+        if na and nb and na != nb and nid_far(na, nb):
             return True
         da, db = dob[a], dob[b]
         if da and db and da != db and osa(da, db) >= 3:
@@ -98,7 +98,7 @@ def _make_conflict_check(p: Prepared, vocab: NameVocab) -> Callable[[int, int], 
         straight = (jw(fa, fb) if fa and fb else 0.0) + (jw(ga, gb) if ga and gb else 0.0)
         swapped = (jw(fa, gb) if fa and gb else 0.0) + (jw(ga, fb) if ga and fb else 0.0)
         if swapped > straight + 1e-6:
-            ga, gb = fa, fb
+            gb = fb  # names in the other order: a's given name faces b's family name
         elif can[a] and can[a] == can[b]:
             return False
         if ga and gb and ga != gb and jw(ga, gb) < 0.70:
