@@ -135,7 +135,7 @@ class SqlErpConnector:
             # a new run: start the overlap window before the last watermark (None -> initial full load)
             wm = cur.get("watermark")
             since = (datetime.fromisoformat(wm) - self.overlap).isoformat() if wm else None
-            cur = {"phase": "main", "since": since, "after": None, "high": wm}
+            cur = {"phase": "main", "since": since, "after": None, "high": wm, "started": self._clock()}
         since = _ts_param(cur.get("since"))
         ts_label = ts.label("_hub_ts")
 
@@ -181,6 +181,14 @@ class SqlErpConnector:
                 yield Page(records, dict(cur))
             yield Page(records, self._finish(cur, spec))
 
+    def _clock(self) -> str | None:
+        """Now, in the ERP's timestamp convention (``timestamps: utc`` = naive UTC, as Tryton stores them)."""
+        if self.mapping.get("timestamps") == "utc":
+            return datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+        if self.mapping.get("timestamps") == "local":
+            return datetime.now().replace(microsecond=0).isoformat()
+        return None
+
     def _finish(self, cur: dict, spec: dict) -> dict:
         """The watermark for the next run: the newest timestamp seen on the root or any child table."""
         highs = [cur.get("high")]
@@ -191,7 +199,12 @@ class SqlErpConnector:
                 if expr is not None:
                     highs.append(_ts_iso(conn.execute(sa.select(sa.func.max(expr))).scalar()))
         highs = [h for h in highs if h]
-        return {"phase": "done", "watermark": max(highs) if highs else None}
+        high = max(highs) if highs else None
+        if high and cur.get("started") and high > cur["started"]:
+            # a row stamped in the future (clock skew, bad import) must not push the watermark past now, or
+            # every real change until that moment would be skipped
+            high = cur["started"]
+        return {"phase": "done", "watermark": high}
 
     def _changed_parent_ids(self, spec: dict, since: datetime | None) -> sa.Select | None:
         if since is None:

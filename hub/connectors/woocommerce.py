@@ -1,0 +1,171 @@
+"""WooCommerce REST v3 connector (``/wp-json/wc/v3``).
+
+Pull:
+- ``customers``: the API has no modified-date filter for customers, so every run is a full sweep in id order
+  (``page``/``per_page``, ``X-WP-TotalPages``); the payload hash decides what changed. The cursor holds the
+  next page, so a killed sweep resumes where it stopped.
+- ``orders``: incremental with ``modified_after`` (GMT) = last watermark minus an overlap window, paged in id
+  order (stable while we page: a modified order keeps its place). The watermark is the newest
+  ``date_modified_gmt`` seen.
+
+Push: golden id, segment and value tier as customer ``meta_data`` (``hub_golden_id``, ``hub_segment``,
+``hub_value_tier``) with ``PUT /customers/<id>``. Echo suppression: the hash view drops ``hub_*`` meta and the
+``date_modified*`` stamps our own PUT bumps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from hub.connectors.base import (
+    ConnectorError,
+    Page,
+    PushOutcome,
+    fetch_json,
+    iter_page_number,
+    landing_record,
+    make_session,
+)
+from hub.store import LandingRecord, OutboxItem
+
+API = "/wp-json/wc/v3"
+HUB_META_PREFIX = "hub_"
+# stamps our own PUT changes: kept in the stored payload, not part of the change hash
+_VOLATILE = ("date_modified", "date_modified_gmt")
+_PUSH_FIELDS = (("hub_golden_id", "golden_id"), ("hub_segment", "segment"), ("hub_value_tier", "value_tier"))
+
+
+def customer_hash_view(payload: dict) -> dict:
+    view = {k: v for k, v in payload.items() if k not in _VOLATILE}
+    view["meta_data"] = [m for m in payload.get("meta_data") or []
+                         if not str(m.get("key", "")).startswith(HUB_META_PREFIX)]
+    return view
+
+
+class WooCommerceConnector:
+    entities: tuple[str, ...] = ("customers", "orders")
+
+    def __init__(
+        self,
+        base_url: str,
+        consumer_key: str,
+        consumer_secret: str,
+        per_page: int = 100,
+        *,
+        system: str = "webshop",
+        requests_per_second: float | None = None,
+        overlap_seconds: float = 3 * 3600,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        session: requests.Session | None = None,
+        body_retry_wait: float = 0.5,
+    ) -> None:
+        if not 1 <= per_page <= 100:
+            raise ValueError("per_page must be 1..100 (WordPress limit)")
+        self.base_url = base_url.rstrip("/")
+        self.api = self.base_url + API
+        self.per_page = per_page
+        self.system = system
+        self.overlap = timedelta(seconds=overlap_seconds)
+        self.body_retry_wait = body_retry_wait
+        self.session = session or make_session(
+            rate_limit=requests_per_second, timeout=timeout,
+            auth=requests.auth.HTTPBasicAuth(consumer_key, consumer_secret),
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _get_page(self, path: str, params: dict[str, Any]) -> tuple[list[dict], Mapping[str, str]]:
+        body, resp = fetch_json(self.session, "GET", self.api + path, params=params,
+                                wait_initial=self.body_retry_wait)
+        if not isinstance(body, list):
+            raise ConnectorError(f"expected a JSON list from {path}")
+        return [_clean(o) for o in body], resp.headers
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        if entity == "customers":
+            yield from self._customers(cursor)
+        elif entity == "orders":
+            yield from self._orders(cursor)
+        else:
+            raise ValueError(f"unknown entity {entity!r}")
+
+    def _customers(self, cursor: dict | None) -> Iterator[Page]:
+        start = 1 if not cursor or cursor.get("complete") else int(cursor.get("page", 1))
+        params = {"per_page": self.per_page, "orderby": "id", "order": "asc"}
+        for page, items, is_last in iter_page_number(
+            lambda p: self._get_page("/customers", {**params, "page": p}),
+            start_page=start,
+        ):
+            records = [landing_record(c["id"], c, customer_hash_view(c)) for c in items]
+            yield Page(records, {"complete": True} if is_last else {"page": page + 1})
+
+    def _orders(self, cursor: dict | None) -> Iterator[Page]:
+        cur = dict(cursor or {})
+        if not cur or cur.get("complete"):
+            wm = cur.get("watermark")
+            since = (datetime.fromisoformat(wm) - self.overlap).isoformat() if wm else None
+            cur = {"since": since, "page": 1, "high": wm,
+                   "started": datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat()}
+        params: dict[str, Any] = {"per_page": self.per_page, "orderby": "id", "order": "asc", "status": "any",
+                                  "dates_are_gmt": "true"}
+        if cur.get("since"):
+            params["modified_after"] = cur["since"]
+        for page, items, is_last in iter_page_number(
+            lambda p: self._get_page("/orders", {**params, "page": p}),
+            start_page=int(cur.get("page", 1)),
+        ):
+            records: list[LandingRecord] = [landing_record(o["id"], o) for o in items]
+            stamps = [o.get("date_modified_gmt") or o.get("date_created_gmt") for o in items]
+            cur["high"] = max(filter(None, [cur.get("high"), *stamps]), default=None)
+            cur["page"] = page + 1
+            if is_last:
+                # never move the watermark past the moment the run started: an order stamped in the future
+                # would otherwise hide every real change until then
+                wm = min(filter(None, [cur["high"], cur.get("started")]), default=None)
+                yield Page(records, {"complete": True, "watermark": wm})
+            else:
+                yield Page(records, dict(cur))
+
+    # -- push -------------------------------------------------------------------------------------------------
+
+    def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+        outcomes = []
+        for item in items:
+            if not str(item.target_id).isdigit():
+                outcomes.append(PushOutcome(item.id, "rejected", "target_id is not a customer id"))
+                continue
+            payload = {**(item.payload or {}), "golden_id": item.golden_id or (item.payload or {}).get("golden_id")}
+            meta = [{"key": key, "value": payload.get(field) or ""} for key, field in _PUSH_FIELDS]
+            try:
+                fetch_json(self.session, "PUT", f"{self.api}/customers/{item.target_id}",
+                           json={"meta_data": meta}, wait_initial=self.body_retry_wait)
+                outcomes.append(PushOutcome(item.id, "ok"))
+            except requests.HTTPError as exc:
+                outcomes.append(_rejection(item.id, exc.response))
+            except (requests.RequestException, ConnectorError) as exc:  # down / 5xx after retries: next run
+                outcomes.append(PushOutcome(item.id, "error", type(exc).__name__))
+        return outcomes
+
+
+def _rejection(outbox_id: int, resp: requests.Response | None) -> PushOutcome:
+    """4xx: the shop refused this row. Auth problems are ours to fix, so they stay 'error' (retried)."""
+    status = resp.status_code if resp is not None else 0
+    try:
+        code = resp.json().get("code", "") if resp is not None else ""
+    except ValueError:
+        code = ""
+    if status in (401, 403):
+        return PushOutcome(outbox_id, "error", f"HTTP {status} {code}".strip())
+    if status == 404:
+        return PushOutcome(outbox_id, "rejected", "customer not found")
+    return PushOutcome(outbox_id, "rejected", f"HTTP {status} {code}".strip())
+
+
+def _clean(obj: dict) -> dict:
+    """The record as the shop holds it: ``_links`` carry our own request's host/port, not source data."""
+    return {k: v for k, v in obj.items() if k != "_links"}

@@ -1,0 +1,230 @@
+"""Every connector against the real sandbox servers (WooCommerce + WeChat HTTP servers, the ERP database, the
+CDR drop folder) with fault injection: after recovery every source record is landed exactly once (checked
+against the server's own data), a no-change sync lands and pushes nothing, a push is not seen as a change
+on the next pull, a failed push row is retried next run, and a kill between two pages resumes cleanly."""
+
+from __future__ import annotations
+
+import copy
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from hub.connectors.base import Page, make_retry, make_session, run_pull, run_push
+from hub.connectors.cdr import AsteriskCdrConnector
+from hub.connectors.sql_erp import SqlErpConnector, load_tables
+from hub.connectors.wechat import QuotaExceeded, WeChatConnector
+from hub.connectors.woocommerce import WooCommerceConnector
+from hub.sandbox import SandboxWorld
+from hub.store import Store
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> SandboxWorld:
+    return SandboxWorld.create_or_load(tmp_path / "world", customers=300, seed=7)
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(f"sqlite:///{tmp_path}/hub.db")
+    yield s
+    s.dispose()
+
+
+def woo(ep, per_page: int = 20, retries: int = 6) -> WooCommerceConnector:  # noqa: ANN001
+    # short backoffs and timeouts: the faults fire fast, the test should not sleep for minutes
+    session = make_session(retry=make_retry(total=retries, backoff_factor=0.01, backoff_jitter=0.01),
+                           timeout=(2.0, 1.0),
+                           auth=requests.auth.HTTPBasicAuth(ep.webshop_key, ep.webshop_secret))
+    return WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret, per_page=per_page,
+                                session=session, body_retry_wait=0.01)
+
+
+def wechat(ep) -> WeChatConnector:  # noqa: ANN001
+    return WeChatConnector(ep.wechat_url, ep.wechat_appid, ep.wechat_secret, quota_wait=0.02,
+                           quota_wait_max=0.1, body_retry_wait=0.01, timeout=(2.0, 1.0))
+
+
+class DieAfter:
+    """Wraps a connector whose pages() raises after k pages: the process killed between two pages."""
+
+    def __init__(self, inner, k: int) -> None:  # noqa: ANN001
+        self.inner, self.k = inner, k
+        self.system, self.entities = inner.system, inner.entities
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        for n, page in enumerate(self.inner.pages(entity, cursor), 1):
+            yield page
+            if n >= self.k:
+                raise KeyboardInterrupt("killed between pages")
+
+    def push(self, items: list) -> list:
+        return self.inner.push(items)
+
+
+# -- WooCommerce -----------------------------------------------------------------------------------------------
+
+
+def test_woocommerce_pull_with_faults_kill_resume_and_no_change(world: SandboxWorld, store: Store) -> None:
+    with world.serve() as ep:
+        conn = woo(ep)
+        shop_customers = {str(i) for i, c in world.shop.customers.items() if c["role"] == "customer"}
+        shop_orders = {str(i) for i in world.shop.orders}
+        world.faults = ("webshop:429@2:retry_after=1; webshop:503@4-6; webshop:truncate@8; "
+                        "webshop:slow@10:delay=2; webshop:drop@12; webshop:502@14")
+        with pytest.raises(KeyboardInterrupt):
+            run_pull(DieAfter(conn, 3), store, "customers")
+        assert len(store.landed_ids("webshop", "customers")) == 60
+        s1 = run_pull(conn, store, "customers")
+        s2 = run_pull(conn, store, "orders")
+        fired = {kind for _, kind, _ in world.fault_controller.fired}
+        assert fired == {"429", "503", "truncate", "slow", "drop", "502"}
+        assert s1.new == len(shop_customers) - 60 and s1.changed == 0
+        assert store.landed_ids("webshop", "customers") == shop_customers
+        assert store.landed_ids("webshop", "orders") == shop_orders and s2.new == len(shop_orders)
+        world.faults = None
+        again = [run_pull(conn, store, e) for e in conn.entities]
+        assert all((s.new, s.changed) == (0, 0) for s in again)
+
+        # incremental: the world changes; the next pull finds exactly those changes
+        before = copy.deepcopy(world.shop.customers)
+        stats = world.mutate(fraction=0.1, seed=3)
+        edited = {i for i, cust in world.shop.customers.items() if before.get(i) != cust}
+        c = run_pull(conn, store, "customers")
+        o = run_pull(conn, store, "orders")
+        assert o.new == stats["webshop_new_orders"] and o.changed == 0
+        assert c.changed == len(edited) > 0 and c.new == 0
+        assert store.landed_ids("webshop", "orders") == {str(i) for i in world.shop.orders}
+
+
+def test_woocommerce_push_meta_echo_free_and_retry(world: SandboxWorld, store: Store) -> None:
+    with world.serve() as ep:
+        conn = woo(ep, retries=1)  # few retries: the outage below must not take long to declare
+        run_pull(conn, store, "customers")
+        ids = sorted(world.shop.customers)[:4]
+        store.enqueue_pushes("webshop", "customer", [
+            *[(str(i), f"G{i:06d}", {"golden_id": f"G{i:06d}", "segment": "vip", "value_tier": "gold"}) for i in ids],
+            ("999999", "G999999", {"golden_id": "G999999"}),
+        ])
+        world.faults = "webshop:503@1-200"  # the shop is down: every row errors and stays pending
+        down = run_push(conn, store)
+        assert down.error == 5 and len(store.pending_pushes("webshop")) == 5
+        world.faults = None
+        up = run_push(conn, store)
+        assert (up.ok, up.rejected, up.error) == (4, 1, 0)
+        meta = {m["key"]: m["value"] for m in world.shop.customers[ids[0]]["meta_data"]}
+        assert meta["hub_golden_id"] == f"G{ids[0]:06d}" and meta["hub_segment"] == "vip"
+        assert meta["hub_value_tier"] == "gold"
+        assert run_push(conn, store).sent == 0
+        echo = run_pull(conn, store, "customers")
+        assert (echo.new, echo.changed) == (0, 0)
+        # a real edit in the shop is still a change
+        world.shop.customers[ids[1]]["billing"]["phone"] = "+86 138-0013-8000"
+        assert run_pull(conn, store, "customers").changed == 1
+
+
+# -- WeChat ----------------------------------------------------------------------------------------------------
+
+
+def test_wechat_pull_with_vendor_faults_token_expiry_and_resume(world: SandboxWorld, store: Store) -> None:
+    with world.serve() as ep:
+        conn = wechat(ep)
+        followers = set(world.wechat.followers())
+        world.wechat.batch_limit = 50  # this account refuses 100 per batchget (40032): fall back to 50
+        world.faults = "wechat:45011@3; wechat:40001@5; wechat:500@7; wechat:truncate@9; wechat:42001@11"
+        with pytest.raises(KeyboardInterrupt):
+            run_pull(DieAfter(conn, 1), store, "followers")
+        assert 0 < len(store.landed_ids("wechat", "followers")) < len(followers)
+        s = run_pull(conn, store, "followers")
+        assert store.landed_ids("wechat", "followers") == followers and s.changed == 0
+        assert conn.batch_size == 50
+        assert conn.token_fetches >= 2  # refreshed after 40001/42001
+        world.faults = None
+        world.wechat.advance_clock(7300)  # every token expired
+        again = run_pull(conn, store, "followers")
+        assert (again.new, again.changed) == (0, 0)
+
+        # a daily quota that does not lift: the run stops with the progress kept
+        world.faults = "wechat:45009@1-1000"
+        with pytest.raises(QuotaExceeded):
+            run_pull(conn, store, "followers")
+        world.faults = None
+
+
+def test_wechat_push_tags_echo_free_and_segment_move(world: SandboxWorld, store: Store) -> None:
+    with world.serve() as ep:
+        conn = wechat(ep)
+        run_pull(conn, store, "followers")
+        openids = world.wechat.followers()[:3]
+        gone = world.wechat.followers()[3]
+        world.wechat.users[gone]["subscribe"] = 0  # unfollowed since the last pull
+        store.enqueue_pushes("wechat", "follower", [
+            *[(o, f"G{n}", {"golden_id": f"G{n}", "segment": "vip", "value_tier": "金牌"}) for n, o in enumerate(openids)],
+            (gone, "G9", {"golden_id": "G9", "segment": "vip"}),
+        ])
+        world.faults = "wechat:45011@2; wechat:40001@4"
+        p = run_push(conn, store)
+        assert (p.ok, p.rejected, p.error) == (3, 1, 0)
+        tags = {name: tid for tid, name in world.wechat.tags.items()}
+        assert {"hub:seg:vip", "hub:tier:金牌"} <= set(tags)
+        for o in openids:
+            assert {tags["hub:seg:vip"], tags["hub:tier:金牌"]} <= set(world.wechat.users[o]["tagid_list"])
+        echo = run_pull(conn, store, "followers")
+        assert (echo.new, echo.changed) == (0, 0)
+        store.enqueue_pushes("wechat", "follower", [(openids[0], "G0", {"golden_id": "G0", "segment": "lapsed"})])
+        assert run_push(conn, store).ok == 1
+        tl = set(world.wechat.users[openids[0]]["tagid_list"])
+        tags = {name: tid for tid, name in world.wechat.tags.items()}
+        assert tags["hub:seg:lapsed"] in tl and tags["hub:seg:vip"] not in tl and tags["hub:tier:金牌"] not in tl
+        assert run_push(conn, store).sent == 0
+
+
+# -- ERP database and CDR folder of the same world ---------------------------------------------------------------
+
+
+def test_sql_erp_against_sandbox_world(world: SandboxWorld, store: Store) -> None:
+    conn = SqlErpConnector(world.erp_url, load_tables("sandbox"), page_size=50)
+    engine = sa.create_engine(world.erp_url)
+
+    def ids(table: str) -> set[str]:
+        with engine.connect() as c:
+            return {str(i) for i in c.execute(sa.text(f"SELECT id FROM {table}")).scalars()}
+
+    for entity, table in (("customers", "party_party"), ("orders", "sale_sale"), ("shipments", "stock_shipment_out")):
+        run_pull(conn, store, entity)
+        assert store.landed_ids("erp", entity) == ids(table)
+    assert all(run_pull(conn, store, e).new + run_pull(conn, store, e).changed == 0 for e in conn.entities)
+    stats = world.mutate(fraction=0.1, seed=5)
+    c = run_pull(conn, store, "customers")
+    o = run_pull(conn, store, "orders")
+    assert 0 < c.changed <= stats["erp_updates"] and c.new == 0
+    assert o.new == stats["erp_new_sales"]
+    assert store.landed_ids("erp", "orders") == ids("sale_sale")
+    run_pull(conn, store, "shipments")
+    assert store.landed_ids("erp", "shipments") == ids("stock_shipment_out")
+    engine.dispose()
+    conn.close()
+
+
+def test_cdr_against_sandbox_world(world: SandboxWorld, store: Store) -> None:
+    conn = AsteriskCdrConnector(world.cdr.dir)
+
+    def uniqueids() -> set[str]:
+        out: set[str] = set()
+        for f in world.cdr.dir.glob("Master.csv*"):
+            with open(f, newline="", encoding="utf-8") as fh:
+                out |= {row[16] for row in csv.reader(fh)}
+        return out
+
+    run_pull(conn, store, "calls")
+    assert store.landed_ids("callcenter", "calls") == uniqueids()
+    world.mutate(fraction=0.1, seed=9)
+    world.cdr.rotate("numbered")
+    world.mutate(fraction=0.1, seed=10)
+    s = run_pull(conn, store, "calls")
+    assert s.changed == 0 and store.landed_ids("callcenter", "calls") == uniqueids()
+    assert run_pull(conn, store, "calls").new == 0
