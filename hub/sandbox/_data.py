@@ -92,6 +92,12 @@ CN_PLACES: tuple[tuple[str, str, str, str, str, str, tuple[tuple[str, str, str, 
     ("福建省", "Fujian", "CN14", "福州市", "Fuzhou", "0591",
      (("鼓楼区", "Gulou", "350001", "350102"),)),
 )
+# Divisions created after 1949: an ID of someone born earlier carries the city-level code (xxxx00) instead,
+# which keeps the numbers valid for checkers that look the code up per birth year (python-stdnum cn/loc).
+CN_DIVISION_SINCE = {"310115": 1992, "440106": 1985, "440104": 1983, "440305": 1990, "440304": 1990,
+                     "330106": 1983, "330102": 1983, "320106": 1983, "320102": 1983, "510107": 1990,
+                     "510104": 1990, "420103": 1983, "420106": 1983, "370202": 1983, "350102": 1983}
+
 CN_STREETS: tuple[tuple[str, str], ...] = (
     ("中山路", "Zhongshan Road"), ("人民路", "Renmin Road"), ("解放路", "Jiefang Road"),
     ("建国路", "Jianguo Road"), ("南京西路", "Nanjing West Road"), ("天河路", "Tianhe Road"),

@@ -60,8 +60,13 @@ class SandboxHandler(BaseHTTPRequestHandler):
         self._truncate = rule is not None and rule.kind == "truncate"
         try:
             self.route(method)
+        except OSError:  # the client went away (timeout, reset): nothing left to answer
+            self.close_connection = True
         except Exception:  # noqa: BLE001 - a server must answer, not die; no details leak to the client
-            self.send_json(500, self.server_error_body(500))
+            try:
+                self.send_json(500, self.server_error_body(500))
+            except OSError:
+                self.close_connection = True
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -129,6 +134,10 @@ class SandboxServer(ThreadingHTTPServer):
         self.state = state
         self.faults = faults
         self._thread: threading.Thread | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver would print a traceback (with request data) to stderr; clients hanging up is normal here
+        return
 
     @property
     def url(self) -> str:

@@ -9,9 +9,12 @@ canonical facts (E.164 phones, ISO dates).
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, timedelta
 from functools import lru_cache
+
+import phonenumbers
 
 from hub.sandbox import _data as D
 
@@ -93,16 +96,39 @@ def gb11643_check_char(first17: str) -> str:
 
 
 def make_cn_national_id(division: str, birth: date, gender: str, rng: random.Random) -> str:
+    if birth.year < D.CN_DIVISION_SINCE.get(division, 0):
+        division = division[:4] + "00"
     seq = rng.randrange(0, 100) * 10 + rng.choice((1, 3, 5, 7, 9) if gender == "M" else (0, 2, 4, 6, 8))
     body = f"{division}{birth:%Y%m%d}{seq:03d}"
     return body + gb11643_check_char(body)
 
 
+def _valid(draw: Callable[[], str]) -> str:
+    """Re-draw until libphonenumber accepts the number (number plans have holes: pagers, unused ranges)."""
+    for _ in range(50):
+        num = draw()
+        if phonenumbers.is_valid_number(phonenumbers.parse(num)):
+            return num
+    raise RuntimeError("could not draw a valid phone number")
+
+
 def _cn_mobile(rng: random.Random) -> str:
-    return "+86" + rng.choice(D.CN_MOBILE_PREFIXES) + f"{rng.randrange(0, 10**8):08d}"
+    return _valid(lambda: _cn_mobile_raw(rng))
 
 
 def _west_mobile(country: str, rng: random.Random) -> str:
+    return _valid(lambda: _west_mobile_raw(country, rng))
+
+
+def _landline(country: str, area: str, rng: random.Random) -> str:
+    return _valid(lambda: _landline_raw(country, area, rng))
+
+
+def _cn_mobile_raw(rng: random.Random) -> str:
+    return "+86" + rng.choice(D.CN_MOBILE_PREFIXES) + f"{rng.randrange(0, 10**8):08d}"
+
+
+def _west_mobile_raw(country: str, rng: random.Random) -> str:
     if country == "US":
         area = rng.choice(("212", "415", "312", "617", "206", "512", "646", "917"))
         return f"+1{area}{rng.randrange(2, 10)}{rng.randrange(0, 100):02d}{rng.randrange(0, 10**4):04d}"
@@ -111,7 +137,7 @@ def _west_mobile(country: str, rng: random.Random) -> str:
     return f"+49{rng.choice(('151', '152', '160', '170', '171', '176'))}{rng.randrange(10**7, 10**8)}"
 
 
-def _landline(country: str, area: str, rng: random.Random) -> str:
+def _landline_raw(country: str, area: str, rng: random.Random) -> str:
     if country == "CN":
         return f"+86{area[1:]}{rng.randrange(2, 9)}{rng.randrange(0, 10**7):07d}"
     if country == "US":
