@@ -66,12 +66,26 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
     return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2.0)
 
 
-def _conflict_mask(levels: np.ndarray) -> np.ndarray:
-    mask = np.zeros(len(levels), dtype=bool)
+# Fields whose agreement is personal (not shared by a household): only these can outweigh a conflict.
+_PERSONAL = ("given_name", "birth_date", "national_id")
+OVERRIDE_BITS = 11.0
+
+
+def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
+    """Pairs with hard conflicting evidence (cannot-link). A conflict in one personal field is only
+    overridden when the *other* personal fields agree strongly (>= OVERRIDE_BITS) — a typo'd birth
+    date with the same national id and given name is one person; different given names at one address
+    and phone (a household) are not, however much the shared address and phone add up to."""
+    conflicted = np.zeros(levels.shape, dtype=bool)
     for k, f in enumerate(FIELDS):
         if f.conflict_level is not None:
-            mask |= levels[:, k] == f.conflict_level
-    return mask
+            conflicted[:, k] = levels[:, k] == f.conflict_level
+    any_conf = conflicted.any(axis=1)
+    personal = [FIELD_INDEX[n] for n in _PERSONAL]
+    support = np.zeros(len(levels), dtype=np.float64)
+    for k in personal:
+        support += np.where(conflicted[:, k], 0.0, np.maximum(contrib[:, k], 0.0))
+    return any_conf & (support < OVERRIDE_BITS)
 
 
 def _make_conflict_check(p: Prepared, vocab: NameVocab) -> Callable[[int, int], bool]:
@@ -88,22 +102,29 @@ def _make_conflict_check(p: Prepared, vocab: NameVocab) -> Callable[[int, int], 
 
     def conflict(a: int, b: int) -> bool:
         na, nb = nid[a], nid[b]
-        if na and nb and na != nb and nid_far(na, nb):
-            return True
+        nid_conf = bool(na and nb and na != nb and nid_far(na, nb))
+        nid_agree = bool(na and nb and (na == nb or osa(na, nb) <= 1))
         da, db = dob[a], dob[b]
-        if da and db and da != db and osa(da, db) >= 3:
-            if not (len(da) == 8 == len(db) and da[:4] == db[:4] and da[4:6] == db[6:8] and da[6:8] == db[4:6]):
-                return True
+        dob_conf = bool(da and db and da != db and osa(da, db) >= 3
+                        and not (len(da) == 8 == len(db) and da[:4] == db[:4] and da[4:6] == db[6:8]
+                                 and da[6:8] == db[4:6]))
+        dob_agree = bool(da and db and osa(da, db) <= 1)
         ga, gb, fa, fb = giv[a], giv[b], fam[a], fam[b]
         straight = (jw(fa, fb) if fa and fb else 0.0) + (jw(ga, gb) if ga and gb else 0.0)
         swapped = (jw(fa, gb) if fa and gb else 0.0) + (jw(ga, fb) if ga and fb else 0.0)
+        giv_conf = False
         if swapped > straight + 1e-6:
             gb = fb  # names in the other order: a's given name faces b's family name
-        elif can[a] and can[a] == can[b]:
-            return False
-        if ga and gb and ga != gb and jw(ga, gb) < 0.70:
-            if not ((len(ga) == 1 or len(gb) == 1) and ga[0] == gb[0]):
-                return True
+        if ga and gb and ga != gb and not (swapped <= straight + 1e-6 and can[a] and can[a] == can[b]):
+            giv_conf = jw(ga, gb) < 0.70 and not ((len(ga) == 1 or len(gb) == 1) and ga[0] == gb[0])
+        giv_agree = bool(ga and gb and (ga == gb or jw(ga, gb) >= 0.88))
+        # same override rule as _conflict_mask: other personal fields agreeing strongly win
+        if nid_conf and not (dob_agree and giv_agree):
+            return True
+        if dob_conf and not nid_agree and not (giv_agree and nid_agree):
+            return True
+        if giv_conf and not nid_agree and not (dob_agree and nid_agree):
+            return True
         return False
 
     return conflict
@@ -163,7 +184,7 @@ def deduplicate(
     step("score")
     mw, contrib = score(model, levels, tfc)
     prob = 1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))
-    conflict = _conflict_mask(levels)
+    conflict = _conflict_mask(levels, contrib)
     auto = (prob >= s.auto_match) & ~conflict
     stats["pairs_auto_match"] = int(auto.sum())
 
