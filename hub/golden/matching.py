@@ -343,11 +343,11 @@ def _block_rows_for_records(conn: Connection, keys: Iterable[str]) -> list[tuple
 def _block_sizes(conn: Connection, block_keys: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     for chunk in _chunks(sorted(set(block_keys))):
-        out.update(conn.execute(
+        out.update((b, n) for b, n in conn.execute(
             sa.select(match_block.c.block_key, sa.func.count())
             .where(match_block.c.block_key.in_(chunk))
             .group_by(match_block.c.block_key)
-        ).tuples())
+        ))
     return out
 
 
