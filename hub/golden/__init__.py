@@ -17,6 +17,7 @@ from hub.golden.config import (
     load_survivorship,
 )
 from hub.golden.matching import MatchSettings, MatchStats, match_and_cluster
+from hub.golden.preview import PreviewReport, preview
 from hub.golden.review import ReviewItem, decide, review_queue
 from hub.golden.survivorship import Member, survive
 
@@ -26,6 +27,7 @@ __all__ = [
     "GoldenStats",
     "MatchSettings",
     "MatchStats",
+    "PreviewReport",
     "Member",
     "ReviewItem",
     "SurvivorshipConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "load_golden",
     "load_survivorship",
     "match_and_cluster",
+    "preview",
     "resolve",
     "review_queue",
     "survive",

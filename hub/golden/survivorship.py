@@ -213,7 +213,8 @@ def _rule_label(rule: FieldRule, ranked: list[tuple[tuple, _Cand]]) -> str:
             for i, step in enumerate(chain):
                 if key[i] != winner_key[i]:
                     return rule.strategy if i == 0 else f"{rule.strategy}/{step}"
-            return f"{rule.strategy}/record_key"
+            # same rank on every step: the order inside one record, else the record key decided
+            return "source_order" if c.member.record_key == winner.member.record_key else f"{rule.strategy}/record_key"
     return "single_value"
 
 
