@@ -1,11 +1,12 @@
 """Clustering that does not chain.
 
-Greedy merge by descending match_weight over auto-match pairs (union-find). Before two clusters
-are merged, every cross pair of members is checked for hard conflicts (different national ids,
-different birth dates, different given names) — so A~B and B~C never pull A and C together when A
-and C are known to be different people, even if A-C was never a candidate pair. A merge of two
-multi-record clusters also needs support from more than one link when the clusters are large
-relative to the evidence, so a single weak bridge cannot join two groups (see ``min_support``).
+1. Connected components of the auto-match graph give the *possible* clusters.
+2. Inside every component of 3+ records, ALL member pairs are scored (also those blocking never
+   proposed), vectorised in one batch.
+3. Greedy merge by descending match_weight inside each component: two partial clusters merge only if
+   no cross pair is a hard conflict (cannot-link) and the cross pairs on average support the merge
+   (mean match_probability >= ``min_support``). A sparse record that matches two different people
+   (陈伟 + a city) therefore joins at most one of them instead of bridging both into one cluster.
 """
 
 from __future__ import annotations
@@ -15,63 +16,131 @@ from collections.abc import Callable
 import numpy as np
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-        self.members: dict[int, list[int]] = {}
+def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    parent = list(range(n))
 
-    def find(self, x: int) -> int:
-        parent = self.parent
+    def find(x: int) -> int:
         root = x
         while parent[root] != root:
             root = parent[root]
-        while parent[x] != root:  # path compression
+        while parent[x] != root:
             parent[x], x = root, parent[x]
         return root
 
-    def group(self, r: int) -> list[int]:
-        return self.members.get(r) or [r]
-
-    def union(self, ra: int, rb: int) -> int:
-        ga, gb = self.members.get(ra), self.members.get(rb)
-        if (len(ga) if ga else 1) < (len(gb) if gb else 1):
-            ra, rb, ga, gb = rb, ra, gb, ga
-        self.parent[rb] = ra
-        if ga is None:
-            ga = self.members[ra] = [ra]
-        ga.extend(gb if gb else [rb])
-        self.members.pop(rb, None)
-        return ra
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
 
 
-def greedy_cluster(
+def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """All pairs within groups (members sorted by group)."""
+    ls, rs = [], []
+    for k in range(1, max_k):
+        same = group[:-k] == group[k:]
+        if not same.any():
+            break
+        ls.append(members[:-k][same])
+        rs.append(members[k:][same])
+    if not ls:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return np.concatenate(ls), np.concatenate(rs)
+
+
+def cluster(
     n: int,
     left: np.ndarray,
     right: np.ndarray,
     weight: np.ndarray,
-    conflict: Callable[[int, int], bool],
-    max_cluster_size: int = 200,
+    score_pairs: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    min_support: float = 0.5,
+    max_component: int = 400,
 ) -> np.ndarray:
-    """Cluster label per record (int64, the smallest member index of its cluster).
+    """Cluster label per record (the smallest member index of its cluster).
 
-    ``left/right/weight`` are the auto-match pairs (already free of pair-level conflicts).
-    ``conflict(a, b)`` says whether records a and b must never share a cluster.
+    ``left/right/weight``: auto-match pairs (free of pair-level conflicts).
+    ``score_pairs(i, j) -> (match_weight, match_probability, conflict)`` scores arbitrary pairs.
+    Components larger than ``max_component`` are split by greedy merging on their edges only, with the
+    same checks restricted to scored edges (keeps the cost bounded on pathological inputs).
     """
-    uf = _UnionFind(n)
-    order = np.argsort(-weight, kind="stable")
-    lft, rgt = left[order].tolist(), right[order].tolist()
-    for a, b in zip(lft, rgt, strict=True):
-        ra, rb = uf.find(a), uf.find(b)
-        if ra == rb:
-            continue
-        ga, gb = uf.group(ra), uf.group(rb)
-        if len(ga) + len(gb) > max_cluster_size:
-            continue
-        if len(ga) > 1 or len(gb) > 1:
-            if any(conflict(x, y) for x in ga for y in gb):
+    comp = _components(n, left, right)
+    labels = np.arange(n, dtype=np.int64)
+    if len(left) == 0:
+        return labels
+    sizes = np.bincount(comp, minlength=n)
+    # size-2 components: the single auto-match pair is the cluster
+    two = sizes[comp[left]] == 2
+    labels[right[two]] = np.minimum(left[two], right[two])
+    labels[left[two]] = np.minimum(left[two], right[two])
+
+    big = np.flatnonzero(sizes[comp] >= 3)
+    if len(big) == 0:
+        return labels
+    order = big[np.argsort(comp[big], kind="stable")]
+    grp = comp[order]
+    small = sizes[grp] <= max_component
+    o_s, g_s = order[small], grp[small]
+    pi, pj = _all_pairs_by_group(o_s, g_s, int(sizes[g_s].max()) if len(g_s) else 0)
+    # edges of oversized components are scored as they are
+    big_edge = sizes[comp[left]] > max_component
+    pi = np.concatenate([pi, left[big_edge]])
+    pj = np.concatenate([pj, right[big_edge]])
+    lo, hi = np.minimum(pi, pj), np.maximum(pi, pj)
+    mw, prob, conf = score_pairs(lo, hi)
+
+    # group scored pairs and auto edges by component, then greedy per component
+    pc = comp[lo]
+    porder = np.argsort(pc, kind="stable")
+    lo, hi, mw, prob, conf, pc = lo[porder], hi[porder], mw[porder], prob[porder], conf[porder], pc[porder]
+    in_big = sizes[comp[left]] >= 3
+    el, er, ew = left[in_big], right[in_big], weight[in_big]
+    ec = comp[el]
+    eorder = np.lexsort((-ew, ec))
+    el, er, ec = el[eorder], er[eorder], ec[eorder]
+    comps = np.unique(pc)
+    p_start = np.searchsorted(pc, comps)
+    p_end = np.searchsorted(pc, comps, side="right")
+    e_start = np.searchsorted(ec, comps)
+    e_end = np.searchsorted(ec, comps, side="right")
+    for c, ps, pe, es, ee in zip(comps.tolist(), p_start.tolist(), p_end.tolist(), e_start.tolist(),
+                                 e_end.tolist(), strict=True):
+        pair_info = {
+            (a, b): (pr, cf)
+            for a, b, pr, cf in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
+                                    conf[ps:pe].tolist(), strict=True)
+        }
+        exhaustive = sizes[c] <= max_component
+        member_of: dict[int, list[int]] = {}
+        for a, b in zip(el[es:ee].tolist(), er[es:ee].tolist(), strict=True):
+            ga, gb = member_of.get(a), member_of.get(b)
+            if ga is not None and ga is gb:
                 continue
-        uf.union(ra, rb)
-    labels = np.fromiter((uf.find(x) for x in range(n)), dtype=np.int64, count=n)
-    # label = smallest member index (first occurrence in input order), for stable ids
-    _, first, inv = np.unique(labels, return_index=True, return_inverse=True)
-    return first[inv].astype(np.int64)
+            ga = ga or [a]
+            gb = gb or [b]
+            ok, total, cnt = True, 0.0, 0
+            for x in ga:
+                for y in gb:
+                    info = pair_info.get((x, y) if x < y else (y, x))
+                    if info is None:
+                        continue  # only possible in oversized components: unknown pair, no evidence
+                    if info[1]:
+                        ok = False
+                        break
+                    total += info[0]
+                    cnt += 1
+                if not ok:
+                    break
+            if not ok or (cnt and total / cnt < min_support) or (exhaustive and cnt == 0):
+                continue
+            merged = ga + gb
+            for x in merged:
+                member_of[x] = merged
+        seen: set[int] = set()
+        for grp_list in member_of.values():
+            if id(grp_list) in seen:
+                continue
+            seen.add(id(grp_list))
+            m = min(grp_list)
+            labels[grp_list] = m
+    return labels

@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from rapidfuzz.distance import OSA, JaroWinkler
 
 from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
-from hub.dedupe.cluster import greedy_cluster
-from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, nid_far, tf_codes
+from hub.dedupe.cluster import cluster
+from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
 from hub.dedupe.prepare import Prepared, prepare
-from hub.dedupe.scoring import FSModel, em_fit, estimate_u, score
+from hub.dedupe.scoring import FSModel, em_fit, estimate_u, monotone_weights, score
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ class DedupeSettings:
     review: float = 0.1  # between review and auto_match: kept for a human
     rules: tuple[BlockingRule, ...] = DEFAULT_RULES
     u_sample_pairs: int = 1_000_000
-    max_cluster_size: int = 200
+    min_support: float = 0.5  # mean match_probability across two partial clusters needed to merge them
     seed: int = 42
 
 
@@ -88,48 +87,6 @@ def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     return any_conf & (support < OVERRIDE_BITS)
 
 
-def _make_conflict_check(p: Prepared, vocab: NameVocab) -> Callable[[int, int], bool]:
-    """Record-level cannot-link test mirroring the conflict levels of compare.py (used for the
-    cluster-level check on member pairs that were never candidate pairs)."""
-    dob = p.key("dob").values().tolist()
-    nid = p.key("national_id").values().tolist()
-    names = vocab.uniques.tolist()
-    fam = [names[c] if c >= 0 else "" for c in vocab.fam.tolist()]
-    giv = [names[c] if c >= 0 else "" for c in vocab.giv.tolist()]
-    can = [names[c] if c >= 0 else "" for c in vocab.canon.tolist()]
-    jw = JaroWinkler.normalized_similarity
-    osa = OSA.distance
-
-    def conflict(a: int, b: int) -> bool:
-        na, nb = nid[a], nid[b]
-        nid_conf = bool(na and nb and na != nb and nid_far(na, nb))
-        nid_agree = bool(na and nb and (na == nb or osa(na, nb) <= 1))
-        da, db = dob[a], dob[b]
-        dob_conf = bool(da and db and da != db and osa(da, db) >= 3
-                        and not (len(da) == 8 == len(db) and da[:4] == db[:4] and da[4:6] == db[6:8]
-                                 and da[6:8] == db[4:6]))
-        dob_agree = bool(da and db and osa(da, db) <= 1)
-        ga, gb, fa, fb = giv[a], giv[b], fam[a], fam[b]
-        straight = (jw(fa, fb) if fa and fb else 0.0) + (jw(ga, gb) if ga and gb else 0.0)
-        swapped = (jw(fa, gb) if fa and gb else 0.0) + (jw(ga, fb) if ga and fb else 0.0)
-        giv_conf = False
-        if swapped > straight + 1e-6:
-            gb = fb  # names in the other order: a's given name faces b's family name
-        if ga and gb and ga != gb and not (swapped <= straight + 1e-6 and can[a] and can[a] == can[b]):
-            giv_conf = jw(ga, gb) < 0.70 and not ((len(ga) == 1 or len(gb) == 1) and ga[0] == gb[0])
-        giv_agree = bool(ga and gb and (ga == gb or jw(ga, gb) >= 0.88))
-        # same override rule as _conflict_mask: other personal fields agreeing strongly win
-        if nid_conf and not (dob_agree and giv_agree):
-            return True
-        if dob_conf and not nid_agree and not (giv_agree and nid_agree):
-            return True
-        if giv_conf and not nid_agree and not (dob_agree and nid_agree):
-            return True
-        return False
-
-    return conflict
-
-
 def deduplicate(
     frame: pd.DataFrame,
     link_only: bool = False,
@@ -169,6 +126,7 @@ def deduplicate(
         m, lam_c, iters = em_fit(levels, u)
     else:
         m, lam_c, iters = [np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS], 0.0, 0
+    m = monotone_weights(m, u)
     expected_matches = max(lam_c * len(left), 1.0)
     tot = max(total_pairs(p, link_only), 2.0)
     prior = float(np.log2(expected_matches / max(tot - expected_matches, 1.0)))
@@ -188,10 +146,14 @@ def deduplicate(
     auto = (prob >= s.auto_match) & ~conflict
     stats["pairs_auto_match"] = int(auto.sum())
 
+    def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        lv = compare_fields(p, vocab, i, j)
+        w, c = score(model, lv, tf_codes(p, vocab, i, j, lv))
+        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), _conflict_mask(lv, c)
+
     step("cluster")
-    labels = greedy_cluster(
-        p.n, left[auto], right[auto], mw[auto], _make_conflict_check(p, vocab), s.max_cluster_size
-    )
+    labels = cluster(p.n, left[auto].astype(np.int64), right[auto].astype(np.int64), mw[auto], score_pairs,
+                     min_support=s.min_support)
     clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id[labels]})
     stats["n_records"] = p.n
     stats["n_clusters"] = int(len(np.unique(labels)))

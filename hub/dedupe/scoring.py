@@ -118,7 +118,30 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, t
             m[k], u[k] = new_m, nu / nu.sum()
         if delta < tol and it > 2:
             break
+    # Fields seen (non-missing) on too few probable matches keep a conservative prior m: EM cannot
+    # learn them, e.g. birth dates held by only one source of a multi-source set.
+    for k, f in enumerate(FIELDS):
+        col = pat[:, k]
+        support = float((post * counts)[col >= 0].sum())
+        if support < 30:
+            m[k] = _prior_m(len(f.labels))
     return m, lam, it
+
+
+def _prior_m(n_levels: int) -> np.ndarray:
+    m = np.array([0.02] + [0.05] * (n_levels - 2) + [0.0], dtype=np.float64)
+    m[-1] = 1.0 - m.sum()
+    return m
+
+
+def monotone_weights(m: list[np.ndarray], u: list[np.ndarray]) -> list[np.ndarray]:
+    """Make match weights non-decreasing with the comparison level (a closer value is never worse
+    evidence than a farther one) by raising m where EM noise says otherwise."""
+    out = []
+    for mk, uk in zip(m, u, strict=True):
+        w = np.maximum.accumulate(np.log2(mk / uk))
+        out.append(uk * np.exp2(w))
+    return out
 
 
 def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
