@@ -391,12 +391,17 @@ def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 # Landing records
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     """Source values -> JSON values: datetimes/dates as ISO strings, Decimal as str, bytes as hex."""
+    if type(value) in _PLAIN:  # the common case first: this runs for every column of every row
+        return value
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): v if type(v) in _PLAIN else to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
+        return [v if type(v) in _PLAIN else to_jsonable(v) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):

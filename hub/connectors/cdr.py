@@ -74,7 +74,7 @@ def _iso_time(value: str, tz: ZoneInfo | None) -> str | None:
     if not value:
         return None
     try:
-        dt = datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+        dt = datetime.fromisoformat(value)  # "%Y-%m-%d %H:%M:%S"; ~50x faster than strptime
     except ValueError:
         return value  # keep what the PBX wrote; mapping decides
     return (dt.replace(tzinfo=tz) if tz else dt).isoformat()
