@@ -4,6 +4,7 @@ rate limiting, paging helpers, and the pull/push drivers against a real Store.""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -132,6 +133,14 @@ def test_truncated_body_is_retried(server: ScriptedServer) -> None:
     server.script["/t"] = [{"truncate": True}, {"truncate": True}]
     body, _ = fetch_json(fast_session(), "GET", server.url + "/t", wait_initial=0.01)
     assert body == {"ok": True, "path": "/t"} and server.hits["/t"] == 3
+
+
+def test_retry_logs_do_not_carry_query_strings(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    server.script["/q"] = [{"delay": 0.6}, {"status": 503}]
+    caplog.set_level(logging.DEBUG, logger="urllib3")
+    fetch_json(fast_session(timeout=(2.0, 0.3)), "GET", server.url + "/q", params={"access_token": "SECRET123"})
+    assert "Retrying" in caplog.text and "/q" in caplog.text
+    assert "SECRET123" not in caplog.text
 
 
 def test_client_error_is_not_retried(server: ScriptedServer) -> None:

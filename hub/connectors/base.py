@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -282,6 +283,46 @@ def fetch_json(
 def _redact(url: str) -> str:
     """Drop the query string: it may carry access tokens or keys, which must never reach the logs."""
     return url.split("?", 1)[0]
+
+
+_QUERY = re.compile(r"\?[^\s'\"()]*")
+
+
+def redact_text(text: str) -> str:
+    """Remove every URL query string from a message (urllib3 and requests put whole URLs, tokens included,
+    into log lines and exception texts)."""
+    return _QUERY.sub("?<redacted>", text)
+
+
+class RedactQueryFilter(logging.Filter):
+    """Logging filter for urllib3's retry warnings, which print the full URL (WeChat's access_token, openids)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_text(record.msg)
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(redact_text(a) if isinstance(a, str) else
+                                _Verbatim(redact_text(repr(a))) if isinstance(a, BaseException) else a
+                                for a in args)
+        return True
+
+
+class _Verbatim:
+    """Formats as the given text under both %s and %r (keeps a redacted exception repr unquoted)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
+    if not any(isinstance(f, RedactQueryFilter) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(RedactQueryFilter())
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import requests
 import tenacity
 
 from hub.connectors.base import (
+    ConnectorError,
     Page,
     PushOutcome,
     VendorError,
@@ -35,6 +36,7 @@ from hub.connectors.base import (
     landing_record,
     make_retry,
     make_session,
+    redact_text,
 )
 from hub.store import OutboxItem
 
@@ -145,7 +147,11 @@ class WeChatConnector:
             stop=tenacity.stop_after_attempt(self.quota_attempts),
             reraise=True,
         )
-        return retrying(once)
+        try:
+            return retrying(once)
+        except requests.RequestException as exc:
+            # the URL carries the access_token: re-raise without it (and without the chained original)
+            raise ConnectorError(f"{type(exc).__name__}: {redact_text(str(exc))}") from None
 
     # -- pull -------------------------------------------------------------------------------------------------
 
@@ -266,7 +272,7 @@ class WeChatConnector:
                         self._members("batchuntagging", tagid, movers, failed)
                 for name, members in wanted.items():
                     self._members("batchtagging", tags[name], members, failed)
-        except (VendorError, requests.RequestException) as exc:
+        except (ConnectorError, requests.RequestException) as exc:
             reason = f"wechat errcode {exc.code}" if isinstance(exc, VendorError) else type(exc).__name__
             for it in valid:
                 failed.setdefault(it.id, PushOutcome(it.id, "error", reason))
