@@ -75,6 +75,11 @@ def _distance(col: KeyColumn, i: np.ndarray, j: np.ndarray, scorer=Levenshtein.d
     return _same_key_sim(col, i, j, scorer, identical=0.0)
 
 
+def _code_eq(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    ci, cj = col.codes[i], col.codes[j]
+    return (ci >= 0) & (ci == cj)
+
+
 def _levels(sim: np.ndarray, cuts: list[tuple[int, np.ndarray]]) -> np.ndarray:
     """Missing (NaN) -> -1, else the first matching (level, condition) from the top, default 0."""
     lv = np.zeros(len(sim), dtype=np.int8)
@@ -150,18 +155,14 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarra
 def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """exact / close (one edit or day<->month swap) / two edits / far."""
     d = _distance(col, i, j, OSA.distance)
-    swap = _same_key_sim(col, i, j, _day_month_swapped) >= 1.0
+    # day<->month swap: the swapped spelling of the left date equals the right date
+    sw = {v: k for k, v in enumerate(col.uniques.tolist())}
+    swapped_code = np.array([sw.get(x[:4] + x[6:8] + x[4:6], -2) if len(x) == 8 else -2 for x in col.uniques.tolist()],
+                            dtype=np.int64)
+    ci, cj = col.codes[i], col.codes[j]
+    swap = (ci >= 0) & (cj >= 0) & (ci != cj)
+    swap[swap] = swapped_code[ci[swap]] == cj[swap]
     return _levels(d, [(3, d == 0), (2, (d == 1) | swap), (1, d == 2)])
-
-
-def nid_far(a: str, b: str) -> bool:
-    """Two ids too different to be typos of one another (cannot-link evidence). Relative to length:
-    two typo'd copies of one short id can be 3 edits apart, two different 18-digit ids are ~10 apart."""
-    return OSA.distance(a, b) >= max(3, int(0.4 * max(len(a), len(b)) + 0.999))
-
-
-def _day_month_swapped(a: str, b: str, **_: object) -> float:
-    return float(len(a) == 8 == len(b) and a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6])
 
 
 def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -192,18 +193,23 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
 
     nid = p.key("national_id")
     d = _distance(nid, i, j, OSA.distance)
-    far = _same_key_sim(nid, i, j, lambda a, b, **_: float(nid_far(a, b)), identical=0.0)
-    out[:, FIELD_INDEX["national_id"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, far < 1)])
+    # too different to be typos of one another: relative to length (two typo'd copies of a short id can
+    # be 3 edits apart; two different 18-digit ids are ~10 apart)
+    ln = np.array([len(x) for x in nid.uniques], dtype=np.int32)
+    ci, cj = nid.codes[i], nid.codes[j]
+    maxlen = np.where((ci >= 0) & (cj >= 0), np.maximum(ln[np.maximum(ci, 0)], ln[np.maximum(cj, 0)]), 0)
+    far = d >= np.maximum(3, np.ceil(0.4 * maxlen - 1e-9))
+    out[:, FIELD_INDEX["national_id"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, ~far)])
 
     ph = p.key("phone")
     d = _distance(ph, i, j, OSA.distance)
-    tail = _same_key_sim(ph, i, j, lambda a, b, **_: float(a[-7:] == b[-7:]))
-    out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, tail >= 1.0)])
+    tail = _code_eq(p.key("phone_tail"), i, j)
+    out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, tail)])
 
     em = p.key("email")
     s = _same_key_sim(em, i, j, JaroWinkler.normalized_similarity)
-    local = _same_key_sim(em, i, j, lambda a, b, **_: float(a.split("@")[0] == b.split("@")[0]))
-    out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, (local >= 1.0) | (s >= 0.95)), (1, s >= 0.88)])
+    local = _code_eq(p.key("email_local"), i, j)
+    out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, local | (s >= 0.95)), (1, s >= 0.88)])
 
     out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
 

@@ -26,7 +26,7 @@ class DedupeSettings:
     auto_match: float = 0.5  # match_probability at or above which a pair links records
     review: float = 0.1  # between review and auto_match: kept for a human
     rules: tuple[BlockingRule, ...] = DEFAULT_RULES
-    u_sample_pairs: int = 1_000_000
+    u_sample_pairs: int = 300_000
     min_support: float = 0.5  # mean match_probability across two partial clusters needed to merge them
     seed: int = 42
 

@@ -334,6 +334,21 @@ def _phone_fn() -> Callable[[str], str]:
     return run
 
 
+def _email_fn() -> Callable[[str], str]:
+    fn = _std("email_key")
+    if fn is None:
+        return _fallback_email
+
+    def run(raw: str) -> str:
+        try:
+            key = fn(raw)
+        except Exception:
+            return _fallback_email(raw)
+        return key or ""
+
+    return run
+
+
 # --------------------------------------------------------------------------------------------
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     if name not in frame.columns:
@@ -366,6 +381,8 @@ def _encode(values: np.ndarray, fn: Callable[[str], str] | None) -> KeyColumn:
 
 def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
     """A key computed from another key's distinct values (e.g. birth year from birth date)."""
+    if len(parent.uniques) == 0:
+        return KeyColumn(codes=np.full(len(parent.codes), -1, dtype=np.int32), uniques=np.empty(0, dtype=object))
     vals = np.array([fn(v) for v in parent.uniques], dtype=object)
     sub = _encode(vals, None)
     codes = np.where(parent.codes >= 0, sub.codes[np.maximum(parent.codes, 0)], -1).astype(np.int32)
@@ -417,7 +434,9 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
     p.keys["national_id"] = _encode(_column(frame, "national_id"), _fallback_national_id)
     p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn())
-    p.keys["email"] = _encode(_column(frame, "email"), _fallback_email)
+    p.keys["email"] = _encode(_column(frame, "email"), _email_fn())
+    p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
+    p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-7:] if len(t) >= 7 else "")
     p.keys["street"] = _encode(_column(frame, "street"), _fallback_street)
     p.keys["city"] = _encode(_column(frame, "city"), _fallback_place)
     p.keys["region"] = _encode(_column(frame, "region"), _fallback_place)
