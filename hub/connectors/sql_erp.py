@@ -15,7 +15,7 @@ See ``sql_erp_sandbox.yaml`` for the declaration of the sandbox's Tryton-style s
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.connectors.base import Page, PushOutcome, landing_record, to_jsonable
+from hub.connectors.base import Page, PushOutcome, iter_keyset, landing_record, to_jsonable
 from hub.store import LandingRecord, OutboxItem
 
 SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
@@ -110,23 +110,27 @@ class SqlErpConnector:
         else:
             yield from self._incremental(entity, spec, root, key, ts, cursor)
 
+    def _rows(self, q: sa.Select) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def _by_key(self, q: sa.Select, key: sa.Column) -> Callable[[tuple | None, int], list[dict]]:
+        """A keyset fetcher over ``key`` alone, for ``iter_keyset``."""
+
+        def fetch(after: tuple | None, limit: int) -> list[dict]:
+            page = q.order_by(key).limit(limit)
+            return self._rows(page if after is None else page.where(key > after[0]))
+
+        return fetch
+
     def _full_sweep(self, entity: str, spec: dict, root: sa.Table, key: sa.Column,
                     cursor: dict | None) -> Iterator[Page]:
         """No usable updated-at column: read everything in key order; the payload hash finds the changes."""
-        after = None if not cursor or cursor.get("complete") else cursor.get("after")
-        while True:
-            q = sa.select(root).order_by(key).limit(self.page_size)
-            if after is not None:
-                q = q.where(key > after)
-            with self.engine.connect() as conn:
-                rows = [dict(r._mapping) for r in conn.execute(q)]
-                records = self._build(conn, spec, rows, key.name)
-            if rows:
-                after = rows[-1][key.name]
-            done = len(rows) < self.page_size
-            yield Page(records, {"mode": "full", "after": to_jsonable(after), "complete": done})
-            if done:
-                return
+        start = None if not cursor or cursor.get("complete") else cursor.get("after")
+        for rows, last, is_last in iter_keyset(self._by_key(sa.select(root), key), key_of=lambda r: (r[key.name],),
+                                               after=None if start is None else (start,), limit=self.page_size):
+            after = to_jsonable(last[0]) if last else start
+            yield Page(self._build(spec, rows, key.name), {"mode": "full", "after": after, "complete": is_last})
 
     def _incremental(self, entity: str, spec: dict, root: sa.Table, key: sa.Column, ts: sa.ColumnElement,
                      cursor: dict | None) -> Iterator[Page]:
@@ -137,48 +141,50 @@ class SqlErpConnector:
             since = (datetime.fromisoformat(wm) - self.overlap).isoformat() if wm else None
             cur = {"phase": "main", "since": since, "after": None, "high": wm, "started": self._clock()}
         since = _ts_param(cur.get("since"))
-        ts_label = ts.label("_hub_ts")
 
         if cur["phase"] == "main":
-            while True:
-                q = sa.select(root, ts_label).order_by(ts, key).limit(self.page_size)
+
+            def fetch(after: tuple | None, limit: int) -> list[dict]:
+                q = sa.select(root, ts.label("_hub_ts")).order_by(ts, key).limit(limit)
                 if since is not None:
                     q = q.where(ts >= since)
-                if cur.get("after"):
-                    a_ts, a_id = _ts_param(cur["after"][0]), cur["after"][1]
-                    q = q.where(sa.or_(ts > a_ts, sa.and_(ts == a_ts, key > a_id)))
-                with self.engine.connect() as conn:
-                    rows = [dict(r._mapping) for r in conn.execute(q)]
-                    stamps = [_ts_iso(r.pop("_hub_ts")) for r in rows]
-                    records = self._build(conn, spec, rows, key.name)
+                if after is not None:
+                    q = q.where(sa.or_(ts > after[0], sa.and_(ts == after[0], key > after[1])))
+                return self._rows(q)
+
+            resume = cur.get("after")
+            for rows, _, is_last in iter_keyset(
+                fetch, key_of=lambda r: (r["_hub_ts"], r[key.name]),
+                after=(_ts_param(resume[0]), resume[1]) if resume else None, limit=self.page_size,
+            ):
+                stamps = [_ts_iso(r.pop("_hub_ts")) for r in rows]
+                records = self._build(spec, rows, key.name)
                 if rows:
                     cur["after"] = [stamps[-1], to_jsonable(rows[-1][key.name])]
                     cur["high"] = max(filter(None, [cur.get("high"), *stamps]))
-                if len(rows) < self.page_size:
+                if is_last:
                     cur = {**cur, "phase": "children", "after_id": None}
                     if since is None:  # initial load read every parent: nothing to re-read for children
                         cur = self._finish(cur, spec)
-                    yield Page(records, dict(cur))
-                    break
                 yield Page(records, dict(cur))
 
         if cur["phase"] == "children":
             # children (a new phone, an edited address) do not bump the parent's write_date in Tryton:
             # re-read every parent with a child changed since the window start
             changed = self._changed_parent_ids(spec, since)
-            records = []
-            while changed is not None:
-                q = sa.select(root).where(key.in_(changed)).order_by(key).limit(self.page_size)
-                if cur.get("after_id") is not None:
-                    q = q.where(key > cur["after_id"])
-                with self.engine.connect() as conn:
-                    rows = [dict(r._mapping) for r in conn.execute(q)]
-                    records = self._build(conn, spec, rows, key.name)
-                if rows:
-                    cur["after_id"] = to_jsonable(rows[-1][key.name])
-                if len(rows) < self.page_size:
-                    break
-                yield Page(records, dict(cur))
+            records: list[LandingRecord] = []
+            if changed is not None:
+                resume_id = cur.get("after_id")
+                for rows, last, is_last in iter_keyset(
+                    self._by_key(sa.select(root).where(key.in_(changed)), key), key_of=lambda r: (r[key.name],),
+                    after=None if resume_id is None else (resume_id,), limit=self.page_size,
+                ):
+                    records = self._build(spec, rows, key.name)
+                    if last:
+                        cur["after_id"] = to_jsonable(last[0])
+                    if is_last:
+                        break
+                    yield Page(records, dict(cur))
             yield Page(records, self._finish(cur, spec))
 
     def _clock(self) -> str | None:
@@ -219,14 +225,14 @@ class SqlErpConnector:
             return None
         return sa.select(sa.union(*parts).subquery().c.pid)
 
-    def _build(self, conn: sa.Connection, spec: dict, rows: list[dict], key_name: str) -> list[LandingRecord]:
+    def _build(self, spec: dict, rows: list[dict], key_name: str) -> list[LandingRecord]:
         """Attach child rows to each root row and build landing records with the echo-free hash view."""
         if not rows:
             return []
         ids = [r[key_name] for r in rows]
-        attached: dict[str, dict[Any, list[dict]]] = {}
-        for name, child in (spec.get("children") or {}).items():
-            attached[name] = self._children(conn, child, ids)
+        with self.engine.connect() as conn:
+            attached = {name: self._children(conn, child, ids)
+                        for name, child in (spec.get("children") or {}).items()}
         records = []
         for row in rows:
             payload = to_jsonable(row)
