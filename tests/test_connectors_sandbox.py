@@ -9,6 +9,7 @@ import copy
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,7 +20,7 @@ from hub.connectors.cdr import AsteriskCdrConnector
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.connectors.wechat import QuotaExceeded, WeChatConnector
 from hub.connectors.woocommerce import WooCommerceConnector
-from hub.sandbox import SandboxWorld
+from hub.sandbox import Endpoints, SandboxWorld
 from hub.store import Store
 
 
@@ -35,7 +36,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.dispose()
 
 
-def woo(ep, per_page: int = 20, retries: int = 6) -> WooCommerceConnector:  # noqa: ANN001
+def woo(ep: Endpoints, per_page: int = 20, retries: int = 6) -> WooCommerceConnector:
     # short backoffs and timeouts: the faults fire fast, the test should not sleep for minutes
     session = make_session(retry=make_retry(total=retries, backoff_factor=0.01, backoff_jitter=0.01),
                            timeout=(2.0, 1.0),
@@ -44,7 +45,7 @@ def woo(ep, per_page: int = 20, retries: int = 6) -> WooCommerceConnector:  # no
                                 session=session, body_retry_wait=0.01)
 
 
-def wechat(ep) -> WeChatConnector:  # noqa: ANN001
+def wechat(ep: Endpoints) -> WeChatConnector:
     return WeChatConnector(ep.wechat_url, ep.wechat_appid, ep.wechat_secret, quota_wait=0.02,
                            quota_wait_max=0.1, body_retry_wait=0.01, timeout=(2.0, 1.0))
 
@@ -52,7 +53,7 @@ def wechat(ep) -> WeChatConnector:  # noqa: ANN001
 class DieAfter:
     """Wraps a connector whose pages() raises after k pages: the process killed between two pages."""
 
-    def __init__(self, inner, k: int) -> None:  # noqa: ANN001
+    def __init__(self, inner: Any, k: int) -> None:
         self.inner, self.k = inner, k
         self.system, self.entities = inner.system, inner.entities
 
