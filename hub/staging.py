@@ -39,6 +39,7 @@ DEFAULT_SOURCES: dict[str, dict[str, Any]] = {
     "erp": {"kind": "sql_erp", "mapping": "sql_erp_sandbox"},
     "webshop": {"kind": "woocommerce"},
     "social": {"kind": "wechat"},
+    "wechat": {"kind": "wechat"},  # the WeChat connector's default system name
     "callcenter": {"kind": "asterisk_cdr"},
     "tryton": {"kind": "tryton"},
 }

@@ -24,6 +24,8 @@ from hub import models
 from hub.mappings.paths import Getter, PathError, check_shape, compile_path
 from hub.mappings.spec import FieldSpec, LandingSpec, MappingSpec, TargetSpec
 from hub.mappings.transforms import STANDARDISERS, Context, Standardiser
+from hub.standardise.addresses import country_code
+from hub.standardise.text import as_str
 
 ENTITY_MODELS: dict[str, type[BaseModel]] = {
     "customers": models.CustomerRecord,
@@ -122,6 +124,8 @@ class CompiledField:
     each: Getter | None = None
     nested: list[CompiledField] | None = None
     nested_model: type[BaseModel] | None = None
+    region: Getter | None = None
+    memo: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -163,10 +167,10 @@ def _paths(value: str | list[str]) -> str:
     return " | ".join(value) if isinstance(value, list) else value
 
 
-def _compile_getter(path: str | list[str], samples: list[Any], err: Any) -> Getter:
+def _compile_getter(path: str | list[str], samples: list[Any], err: Any, first: bool = False) -> Getter:
     text = _paths(path)
     try:
-        getter = compile_path(text)
+        getter = compile_path(text, first=first)
         check_shape(text, samples)
     except PathError as exc:
         raise err(f"path {text!r}: {exc}") from None
@@ -263,22 +267,33 @@ def _compile_spec(
     if info.is_list and not std.produces_list and not (std_name == "const" and isinstance(spec.const, list)):
         raise err(f"the field is a list; standardiser {std_name!r} produces one value")
     opts = dict(spec.options)
+    allowed = sorted(map(str, info.literals)) if info.literals is not None else None
     if std_name == "const":
         opts["value"] = spec.const
         if spec.from_ is not None:
             raise err("a constant takes no 'from'")
+        if info.literals is not None and spec.const not in info.literals:
+            raise err(f"constant {spec.const!r} is not one of {allowed}")
         return CompiledField(name, info, std, opts)
     if std_name == "map" and "values" in opts:
         if not isinstance(opts["values"], dict):
             raise err("'values' must be a mapping raw -> canonical")
         opts["_table"] = {str(k).strip().lower(): v for k, v in opts["values"].items()}
+        if info.literals is not None:
+            bad = {v for v in (*opts["values"].values(), opts.get("default")) if v is not None} - info.literals
+            if bad:
+                raise err(f"value(s) {sorted(map(str, bad))} are not among {allowed}")
     if spec.from_ is None:
         raise err("needs 'from' (a path, a list of paths, or roles)")
     cf = CompiledField(name, info, std, opts, each=each)
+    if spec.region_from is not None:
+        if std_name not in ("phone", "phones"):
+            raise err("'region_from' only applies to phone standardisers")
+        cf.region = _compile_getter(spec.region_from, samples, lambda m: err(f"region_from: {m}"), True)
     if std.roles is None:
         if isinstance(spec.from_, dict):
             raise err(f"standardiser {std_name!r} takes one path (or a list of paths), not roles")
-        cf.single = _compile_getter(spec.from_, samples, err)
+        cf.single = _compile_getter(spec.from_, samples, err, std.first_only)
     else:
         if not isinstance(spec.from_, dict):
             roles_txt = ", ".join(sorted(std.roles)) or "names of your choice"
@@ -292,9 +307,8 @@ def _compile_spec(
         if missing:
             raise err(f"standardiser {std_name!r} needs role(s) {sorted(missing)}")
         for role, path in spec.from_.items():
-            cf.roles[role] = _compile_getter(path, samples, lambda m, _r=role: err(f"role '{_r}': {m}"))
-    if info.literals is not None and std_name == "const" and opts.get("value") not in info.literals:
-        raise err(f"constant {opts.get('value')!r} is not one of {sorted(map(str, info.literals))}")
+            cf.roles[role] = _compile_getter(path, samples, lambda m, _r=role: err(f"role '{_r}': {m}"),
+                                             std.first_only)
     return cf
 
 
@@ -356,30 +370,58 @@ def _run_field(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, An
         for item in cf.each(node):
             upd, fl = _call(cf, std, item, ctx)
             flags.extend(fl)
-            v = upd.pop(cf.name, None)
-            if isinstance(v, list):
-                values.extend(v)
-            elif v is not None:
-                values.append(v)
             for k, x in upd.items():
-                if isinstance(x, list):
-                    extra.setdefault(k, []).extend(x)
-                else:
-                    extra.setdefault(k, x)
+                if k == cf.name:
+                    if isinstance(x, list):
+                        values.extend(x)
+                    elif x is not None:
+                        values.append(x)
+                elif isinstance(x, list):
+                    extra[k] = extra.get(k, []) + x
+                elif k not in extra:
+                    extra[k] = x
         if cf.info.is_list:
             return {cf.name: values, **extra}, tuple(flags)
         return {cf.name: values[0] if values else None, **extra}, tuple(flags)
     return _call(cf, std, node, ctx)
 
 
+_MEMO_MAX = 50_000
+
+
+def _record_region(cf: CompiledField, node: Any, ctx: Context) -> Context:
+    assert cf.region is not None
+    for v in cf.region(node):
+        s = as_str(v)
+        code = country_code(s) if s and len(s) <= 64 else None
+        if code:
+            return ctx._replace(phone_region=code) if code != ctx.phone_region else ctx
+    return ctx
+
+
 def _call(cf: CompiledField, std: Standardiser, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
+    if cf.region is not None:
+        ctx = _record_region(cf, node, ctx)
     if cf.single is not None:
         inputs: Any = cf.single(node)
+        key: Any = (ctx, *inputs)
     elif cf.roles:
         inputs = {role: g(node) for role, g in cf.roles.items()}
+        key = (ctx, *[tuple(v) for v in inputs.values()])
     else:
-        inputs = []
-    return std.fn(cf.name, inputs, ctx, cf.options)
+        inputs, key = [], (ctx,)
+    # Customer data repeats (cities, consent values, the same person in two systems): memoise the adapter
+    # per field. Results are shared, so nothing downstream may mutate them.
+    memo = cf.memo
+    try:
+        hit = memo.get(key)
+    except TypeError:  # unhashable input (a list or object reached by the path)
+        return std.fn(cf.name, inputs, ctx, cf.options)
+    if hit is None:
+        if len(memo) >= _MEMO_MAX:
+            memo.clear()
+        hit = memo[key] = std.fn(cf.name, inputs, ctx, cf.options)
+    return hit
 
 
 def _run_nested(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
@@ -402,12 +444,13 @@ def _run_nested(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, A
 
 
 def _merge(out: dict[str, Any], upd: dict[str, Any], is_list: bool) -> None:
+    # never mutates ``upd`` or its values: they may be memoised results shared between records
     for k, v in upd.items():
         old = out.get(k)
-        if isinstance(old, list) and isinstance(v, list):
-            old.extend(x for x in v if x not in old)
-        elif old is None or (isinstance(old, list) and not old):
+        if old is None or (isinstance(old, list) and not old):
             out[k] = v
+        elif isinstance(old, list) and isinstance(v, list) and v:
+            out[k] = old + [x for x in v if x not in old]
 
 
 _INVALID_SUFFIXES = (".invalid", ".impossible", ".unparseable", ".checksum", ".possible", ".future", ".partial")
@@ -486,7 +529,7 @@ class Mapper:
             if cf.info.literals is not None:
                 v = upd.get(cf.name)
                 if v is not None and v not in cf.info.literals:
-                    upd[cf.name] = None
+                    upd = {**upd, cf.name: None}
                     fl = (*fl, "value.invalid")
             if fl:
                 flags.setdefault(cf.name, []).extend(fl)
@@ -518,13 +561,13 @@ class Mapper:
     def _cross_check_id(out: dict[str, Any], flags: dict[str, list[str]]) -> None:
         id_birth = out.pop("__id_birth_date", None)
         id_gender = out.pop("__id_gender", None)
-        if id_birth is not None and "birth_date" in out:
+        if id_birth is not None:
             if out.get("birth_date") is None:
                 out["birth_date"] = id_birth
                 flags.setdefault("birth_date", []).append("birth_date.from_national_id")
             elif out["birth_date"] != id_birth:
                 flags.setdefault("national_id", []).append("national_id.birth_date_mismatch")
-        if id_gender is not None and "gender" in out:
+        if id_gender is not None:
             if out.get("gender") is None:
                 out["gender"] = id_gender
                 flags.setdefault("gender", []).append("gender.from_national_id")

@@ -207,15 +207,22 @@ def _step_fn(step: Step) -> Callable[[list[Any]], list[Any]]:
 Getter = Callable[[Any], list[Any]]
 
 
-def compile_path(text: str) -> Getter:
-    """Compile ``a | b`` into a function payload -> list of non-empty values (never raises on data)."""
-    alternatives = parse_alternatives(text)
-    compiled: list[tuple[Callable[[list[Any]], list[Any]], ...]] = [
-        tuple(_step_fn(s) for s in alt) for alt in alternatives
-    ]
+def _compile_one(steps: tuple[Step, ...]) -> Getter:
     # Fast path for the most common shape: plain nested keys without lists.
-    if len(alternatives) == 1 and all(isinstance(s, Key) for s in alternatives[0]):
-        names = tuple(s.name for s in alternatives[0])  # type: ignore[union-attr]
+    if all(isinstance(s, Key) for s in steps):
+        names = tuple(s.name for s in steps)  # type: ignore[union-attr]
+        if len(names) == 1:
+            (only,) = names
+
+            def one(payload: Any) -> list[Any]:
+                if not isinstance(payload, dict):
+                    return []
+                v = payload.get(only)
+                if v is None or (v.__class__ is str and not v.strip()):
+                    return []
+                return [v]
+
+            return one
 
         def plain(payload: Any) -> list[Any]:
             node = payload
@@ -223,24 +230,92 @@ def compile_path(text: str) -> Getter:
                 if not isinstance(node, dict):
                     return []
                 node = node.get(name)
-            if node is None or (isinstance(node, str) and not node.strip()):
+            if node is None or (node.__class__ is str and not node.strip()):
                 return []
             return [node]
 
         return plain
+    list_steps = [i for i, st in enumerate(steps) if not isinstance(st, Key)]
+    if len(list_steps) == 1 and isinstance(steps[list_steps[0]], Filter | AllItems):
+        return _compile_list_path(steps, list_steps[0])
+    fns = tuple(_step_fn(s) for s in steps)
 
-    def getter(payload: Any) -> list[Any]:
+    def general(payload: Any) -> list[Any]:
+        nodes = [payload]
+        for fn in fns:
+            nodes = fn(nodes)
+            if not nodes:
+                return nodes
+        return [n for n in nodes if not _empty(n)]
+
+    return general
+
+
+def _walk(names: tuple[str, ...], node: Any) -> Any:
+    for name in names:
+        if node.__class__ is not dict:
+            return None
+        node = node.get(name)
+    return node
+
+
+def _compile_list_path(steps: tuple[Step, ...], at: int) -> Getter:
+    """``a.b[key=x|y].c`` / ``a[].c`` in one pass over the list (meta_data, contact mechanisms …)."""
+    prefix = tuple(s.name for s in steps[:at])  # type: ignore[union-attr]
+    suffix = tuple(s.name for s in steps[at + 1 :])  # type: ignore[union-attr]
+    sel = steps[at]
+    fkey = sel.key if isinstance(sel, Filter) else None
+    accepted = sel.values if isinstance(sel, Filter) else frozenset()
+
+    def list_path(payload: Any) -> list[Any]:
+        node = _walk(prefix, payload)
+        if node.__class__ is dict and fkey is not None:
+            items = [node] if _match(node.get(fkey), accepted) else []  # a condition on an object
+        elif node.__class__ is list:
+            items = node
+        else:
+            return []
         out: list[Any] = []
-        for fns in compiled:
-            nodes = [payload]
-            for fn in fns:
-                nodes = fn(nodes)
-                if not nodes:
-                    break
-            out.extend(n for n in nodes if not _empty(n))
+        for it in items:
+            if fkey is not None:
+                if it.__class__ is not dict:
+                    continue
+                v = it.get(fkey)
+                if not (v in accepted if v.__class__ is str else _match(v, accepted)):
+                    continue
+            x = _walk(suffix, it) if suffix else it
+            if x is not None and not (x.__class__ is str and not x.strip()):
+                out.append(x)
         return out
 
-    return getter
+    return list_path
+
+
+def compile_path(text: str, first: bool = False) -> Getter:
+    """Compile ``a | b`` into a function payload -> list of non-empty values (never raises on data).
+
+    ``first=True``: stop at the first alternative that yields something (for single-valued reads)."""
+    getters = tuple(_compile_one(alt) for alt in parse_alternatives(text))
+    if len(getters) == 1:
+        return getters[0]
+    if first:
+
+        def first_hit(payload: Any) -> list[Any]:
+            for g in getters:
+                got = g(payload)
+                if got:
+                    return got
+            return []
+
+        return first_hit
+
+    def alternatives(payload: Any) -> list[Any]:
+        out: list[Any] = []
+        for g in getters:
+            out += g(payload)
+        return out
+
+    return alternatives
 
 
 def _describe(steps: tuple[Step, ...], upto: int) -> str:

@@ -41,6 +41,8 @@ class FieldSpec(BaseModel):
     const: Any = None
     standardise: str | None = None
     each: str | None = None  # path to a list; ``from`` paths are then relative to each item
+    # phones: the record's own country (billing.country) beats the source's default phone region
+    region_from: str | list[str] | None = None
     fields: dict[str, Any] | None = None  # nested canonical model (consent, order lines)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -20,18 +20,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
+from hub.standardise.addresses import standardise_address
 from hub.standardise.dates import standardise_date
 from hub.standardise.emails import standardise_email
+from hub.standardise.identifiers import validate_cn_resident_id, validate_ssn
 from hub.standardise.names import standardise_company, standardise_person_name
 from hub.standardise.phones import standardise_phone
 from hub.standardise.text import as_str, normalize_text
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Per-source settings the standardisers need."""
+class Context(NamedTuple):
+    """Per-source settings the standardisers need (a tuple: cheap to hash in the adapter memo keys)."""
 
     source: str
     phone_region: str = "CN"
@@ -56,6 +57,7 @@ class Standardiser:
     produces_list: bool = False
     options: frozenset[str] = frozenset()
     free_roles: bool = False  # role names are the caller's (external id names)
+    first_only: bool = False  # reads only the first non-empty value: alternatives stop at the first hit
     doc: str = ""
 
 
@@ -154,13 +156,44 @@ def _region(ctx: Context, opts: Mapping[str, Any]) -> str:
     return str(opts.get("region") or ctx.phone_region or "CN")
 
 
+_DIGITS_ONLY = re.compile(r"^\d{10,15}$")
+
+
+def _parse_phone(raw: Any, region: str, opts: Mapping[str, Any]) -> Any:
+    p = standardise_phone(raw, region)
+    if p.e164 is None and opts.get("plus_fallback"):
+        # trunks often deliver international numbers without '+' or '00' (4915132514728)
+        s = (as_str(raw) or "").strip()
+        if _DIGITS_ONLY.match(s):
+            q = standardise_phone("+" + s, region)
+            if q.e164 is not None:
+                return q._replace(flags=(*q.flags, "phone.plus_added"))
+    return p
+
+
+# a phone-number-looking run inside free text (WeChat remarks, notes)
+_NUMBER_RUN = re.compile(r"[+＋]?[0-9０-９][0-9０-９ \-－()（）]{5,}[0-9０-９]")
+
+
+def _free_text_numbers(values: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for v in values:
+        s = as_str(v)
+        if s:
+            out.extend(m.group(0) for m in _NUMBER_RUN.finditer(s[:1000]))
+    return out
+
+
 def _phones(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
     region = _region(ctx, opts)
     phones: list[dict[str, Any]] = []
     seen: set[str] = set()
     flags: list[str] = []
-    for raw in _scalars(inputs):  # type: ignore[arg-type]
-        p = standardise_phone(raw, region)
+    candidates = _scalars(inputs)  # type: ignore[arg-type]
+    if opts.get("free_text"):
+        candidates = _free_text_numbers(candidates)
+    for raw in candidates:
+        p = _parse_phone(raw, region, opts)
         if p.e164 is None:
             flags.extend(f for f in p.flags if f != "phone.missing")
             continue
@@ -178,7 +211,7 @@ def _phone(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> R
     region = _region(ctx, opts)
     flags: list[str] = []
     for raw in _scalars(inputs):  # type: ignore[arg-type]
-        p = standardise_phone(raw, region)
+        p = _parse_phone(raw, region, opts)
         if p.e164:
             return {fld: p.e164}, tuple(p.flags)
         flags.extend(f for f in p.flags if f != "phone.missing")
@@ -309,8 +342,6 @@ _ADDRESS_ROLES = frozenset({"street", "district", "city", "region", "postal_code
 
 
 def _address_one(roles: Mapping[str, list[Any]], ctx: Context, opts: Mapping[str, Any]) -> Result:
-    from hub.standardise.addresses import standardise_address
-
     street = _join(roles.get("street", []))
     district = _join(roles.get("district", []))
     city = _join(roles.get("city", []))
@@ -350,23 +381,37 @@ def _addresses(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) 
     return {fld: [out["value"]] if "value" in out else []}, flags
 
 
-def _national_id(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
-    from hub.standardise.identifiers import standardise_national_id
+_ID_TYPES = {
+    "cn_resident": "cn_resident", "cn_ric": "cn_resident", "cn_id": "cn_resident", "resident_id": "cn_resident",
+    "身份证": "cn_resident", "us_ssn": "us_ssn", "ssn": "us_ssn",
+}
+_ID_GENDER = {"M": "male", "F": "female"}
 
+
+def _national_id(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
+    """Personal national ids: GB 11643 resident ids (checksum, encoded birth date/gender) and US SSNs."""
     assert isinstance(inputs, dict)
     raw = _first(_scalars(inputs.get("value", [])))
     if raw is None:
-        return {fld: None, "national_id_type": None}, _NO
-    declared = _first(_scalars(inputs.get("type", [])))
-    n = standardise_national_id(raw, kind=as_str(declared) if declared is not None else opts.get("type"))
-    if not n.value:
-        return {fld: None, "national_id_type": None}, tuple(n.flags) or ("national_id.invalid",)
-    out: dict[str, Any] = {fld: n.value, "national_id_type": n.type}
-    # the cross-check against the record's own birth date / gender happens in the engine (needs the record)
+        return {fld: None}, _NO
+    declared = _first(_scalars(inputs.get("type", []))) or opts.get("type") or "cn_resident"
+    kind = _ID_TYPES.get(str(declared).strip().lower())
+    if kind == "us_ssn":
+        s = validate_ssn(raw)
+        if not s.valid:
+            return {fld: None}, tuple(s.flags) or ("national_id.invalid",)
+        return {fld: s.value, "national_id_type": "us_ssn"}, tuple(s.flags)
+    if kind != "cn_resident":
+        return {fld: None}, ("national_id.unknown_type",)
+    n = validate_cn_resident_id(raw, today=ctx.today)
+    if not n.valid or not n.value:
+        return {fld: None}, tuple(n.flags) or ("national_id.invalid",)
+    out: dict[str, Any] = {fld: n.value, "national_id_type": "cn_resident"}
+    # the engine cross-checks these against the record's own birth date / gender
     if n.birth_date is not None:
         out["__id_birth_date"] = n.birth_date
-    if n.gender is not None:
-        out["__id_gender"] = n.gender
+    if n.gender in _ID_GENDER:
+        out["__id_gender"] = _ID_GENDER[n.gender]
     return out, tuple(n.flags)
 
 
@@ -525,13 +570,14 @@ def _const(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> R
 STANDARDISERS: dict[str, Standardiser] = {
     s.name: s
     for s in (
-        Standardiser("person_name", _person_name, roles=frozenset({"full", "given", "family"}),
+        Standardiser("person_name", first_only=True, fn=_person_name, roles=frozenset({"full", "given", "family"}),
                      fills=("full_name", "given_name", "family_name"), doc="names -> PersonNameParts"),
-        Standardiser("company", _company, fills=("company_key",)),
+        Standardiser("company", first_only=True, fn=_company, fills=("company_key",)),
         Standardiser("emails", _emails, fills=("email_keys",), produces_list=True),
         Standardiser("email", _email),
-        Standardiser("phones", _phones, produces_list=True, options=frozenset({"region"})),
-        Standardiser("phone", _phone, options=frozenset({"region"})),
+        Standardiser("phones", _phones, produces_list=True,
+                     options=frozenset({"region", "free_text", "plus_fallback"})),
+        Standardiser("phone", _phone, options=frozenset({"region", "plus_fallback"})),
         Standardiser("date", _date, options=frozenset({"dayfirst"})),
         Standardiser("birth_date", _birth_date, options=frozenset({"dayfirst"})),
         Standardiser("datetime", _datetime, options=frozenset({"unit", "dayfirst"})),
@@ -542,15 +588,15 @@ STANDARDISERS: dict[str, Standardiser] = {
         Standardiser("national_id", _national_id, roles=frozenset({"value", "type"}),
                      required_roles=frozenset({"value"}), fills=("national_id_type",),
                      options=frozenset({"type"})),
-        Standardiser("text", _text, options=frozenset({"max_len"})),
-        Standardiser("identifier", _identifier, options=frozenset({"null_values"})),
+        Standardiser("text", first_only=True, fn=_text, options=frozenset({"max_len"})),
+        Standardiser("identifier", first_only=True, fn=_identifier, options=frozenset({"null_values"})),
         Standardiser("decimal", _decimal),
         Standardiser("int", _int),
-        Standardiser("bool", _bool, options=frozenset({"true", "false"})),
-        Standardiser("map", _map, options=frozenset({"values", "default", "missing"})),
-        Standardiser("gender", _gender, options=frozenset({"values", "unknown"})),
-        Standardiser("language", _language),
-        Standardiser("id_map", _id_map, roles=frozenset(), free_roles=True, doc="external id name -> path"),
+        Standardiser("bool", first_only=True, fn=_bool, options=frozenset({"true", "false"})),
+        Standardiser("map", first_only=True, fn=_map, options=frozenset({"values", "default", "missing"})),
+        Standardiser("gender", first_only=True, fn=_gender, options=frozenset({"values", "unknown"})),
+        Standardiser("language", first_only=True, fn=_language),
+        Standardiser("id_map", first_only=True, fn=_id_map, roles=frozenset(), free_roles=True, doc="external id name -> path"),
         Standardiser("const", _const, options=frozenset({"value"})),
     )
 }
