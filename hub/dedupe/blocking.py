@@ -47,6 +47,8 @@ def _rank(col: KeyColumn) -> np.ndarray:
     order = np.argsort(col.uniques.astype(str), kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
+    if len(rank) == 0:
+        return np.full(len(col.codes), -1, dtype=np.int64)
     return np.where(col.codes >= 0, rank[np.maximum(col.codes, 0)], -1)
 
 

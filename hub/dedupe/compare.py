@@ -195,7 +195,7 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     d = _distance(nid, i, j, OSA.distance)
     # too different to be typos of one another: relative to length (two typo'd copies of a short id can
     # be 3 edits apart; two different 18-digit ids are ~10 apart)
-    ln = np.array([len(x) for x in nid.uniques], dtype=np.int32)
+    ln = np.array([len(x) for x in nid.uniques] or [0], dtype=np.int32)
     ci, cj = nid.codes[i], nid.codes[j]
     maxlen = np.where((ci >= 0) & (cj >= 0), np.maximum(ln[np.maximum(ci, 0)], ln[np.maximum(cj, 0)]), 0)
     far = d >= np.maximum(3, np.ceil(0.4 * maxlen - 1e-9))

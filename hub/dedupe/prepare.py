@@ -375,6 +375,8 @@ def _encode(values: np.ndarray, fn: Callable[[str], str] | None) -> KeyColumn:
         remap[e + 1 :] -= 1
         key_uniques = np.delete(key_uniques, e)
     mapped = remap[key_codes]
+    if len(mapped) == 0:
+        return KeyColumn(codes=np.full(len(values), -1, dtype=np.int32), uniques=key_uniques)
     codes = np.where(raw_codes >= 0, mapped[np.maximum(raw_codes, 0)], -1).astype(np.int32)
     return KeyColumn(codes=codes, uniques=key_uniques)
 
