@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -225,6 +226,23 @@ def test_read_complete_lines_leaves_partial_line(tmp_path: Path) -> None:
     # a small max_bytes still never splits a line
     lines, _ = read_complete_lines(f, 0, max_bytes=3)
     assert lines == [b'"a",1']
+
+
+class DieAfter:
+    """Wraps a connector whose pages() raises after k pages: the process killed between two pages."""
+
+    def __init__(self, inner: Any, k: int) -> None:
+        self.inner, self.k = inner, k
+        self.system, self.entities = inner.system, inner.entities
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
+        for n, page in enumerate(self.inner.pages(entity, cursor), 1):
+            yield page
+            if n >= self.k:
+                raise KeyboardInterrupt("killed between pages")
+
+    def push(self, items: list) -> list:
+        return self.inner.push(items)
 
 
 # -- drivers against a real Store ------------------------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import csv
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 
-from hub.connectors.base import Page, run_pull, run_push
+from hub.connectors.base import run_pull, run_push
 from hub.connectors.cdr import AsteriskCdrConnector, parse_cdr_line
 from hub.store import Store
 
@@ -86,23 +86,6 @@ def test_pull_partial_line_rotation_and_no_change(tmp_path: Path, store: Store) 
     run_pull(conn, store, "calls")
     names = {v["name"] for v in store.get_cursor("callcenter", "calls")["files"].values()}
     assert names == {"Master.csv", "Master.csv.2"}
-
-
-class DieAfter:
-    """Wraps a connector; its pages() raises after k pages (a process killed between two pages)."""
-
-    def __init__(self, inner: AsteriskCdrConnector, k: int) -> None:
-        self.inner, self.k = inner, k
-        self.system, self.entities = inner.system, inner.entities
-
-    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
-        for n, page in enumerate(self.inner.pages(entity, cursor), 1):
-            yield page
-            if n >= self.k:
-                raise KeyboardInterrupt("killed")
-
-    def push(self, items: list) -> list:
-        return self.inner.push(items)
 
 
 def test_kill_between_pages_resumes_exactly_once(tmp_path: Path, store: Store) -> None:

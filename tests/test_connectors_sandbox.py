@@ -9,13 +9,13 @@ import copy
 import csv
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import sqlalchemy as sa
+from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 
-from hub.connectors.base import Page, make_retry, make_session, run_pull, run_push
+from hub.connectors.base import make_retry, make_session, run_pull, run_push
 from hub.connectors.cdr import AsteriskCdrConnector
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.connectors.wechat import QuotaExceeded, WeChatConnector
@@ -48,23 +48,6 @@ def woo(ep: Endpoints, per_page: int = 20, retries: int = 6) -> WooCommerceConne
 def wechat(ep: Endpoints) -> WeChatConnector:
     return WeChatConnector(ep.wechat_url, ep.wechat_appid, ep.wechat_secret, quota_wait=0.02,
                            quota_wait_max=0.1, body_retry_wait=0.01, timeout=(2.0, 1.0))
-
-
-class DieAfter:
-    """Wraps a connector whose pages() raises after k pages: the process killed between two pages."""
-
-    def __init__(self, inner: Any, k: int) -> None:
-        self.inner, self.k = inner, k
-        self.system, self.entities = inner.system, inner.entities
-
-    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
-        for n, page in enumerate(self.inner.pages(entity, cursor), 1):
-            yield page
-            if n >= self.k:
-                raise KeyboardInterrupt("killed between pages")
-
-    def push(self, items: list) -> list:
-        return self.inner.push(items)
 
 
 # -- WooCommerce -----------------------------------------------------------------------------------------------

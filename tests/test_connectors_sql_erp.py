@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 
-from hub.connectors.base import Page, run_pull, run_push
+from hub.connectors.base import run_pull, run_push
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.sandbox import erp
 from hub.store import Store
@@ -157,21 +158,6 @@ def _hub_state(url: str, party: int) -> tuple[str | None, set[str]]:
             .where(erp.party_party_category_rel.c.party == party)).scalars())
     engine.dispose()
     return gid, cats
-
-
-class DieAfter:
-    def __init__(self, inner: SqlErpConnector, k: int) -> None:
-        self.inner, self.k = inner, k
-        self.system, self.entities = inner.system, inner.entities
-
-    def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
-        for n, page in enumerate(self.inner.pages(entity, cursor), 1):
-            yield page
-            if n >= self.k:
-                raise KeyboardInterrupt("killed between pages")
-
-    def push(self, items: list) -> list:
-        return self.inner.push(items)
 
 
 def test_kill_between_pages_resumes_exactly_once(tmp_path: Path, hub_store: Store) -> None:
