@@ -81,12 +81,13 @@ def _derive(seed: int, label: str, n: int) -> str:
 class SandboxWorld:
     """A persisted world; see the module docstring."""
 
-    def __init__(self, directory: Path, meta: dict):
+    def __init__(self, directory: Path, meta: dict, shop: WebShopState | None = None,
+                 wechat: WeChatState | None = None):
         self.dir = Path(directory)
         self.meta = meta
         self.fault_controller = FaultController(FaultPlan.from_env())
-        self.shop = WebShopState.load(self.dir / "webshop.json")
-        self.wechat = WeChatState.load(self.dir / "wechat.json")
+        self.shop = shop or WebShopState.load(self.dir / "webshop.json")
+        self.wechat = wechat or WeChatState.load(self.dir / "wechat.json")
         self.cdr = CdrDropFolder(self.dir / "cdr", columns=meta["cdr_columns"])
         self._servers: list = []
 
@@ -111,12 +112,12 @@ class SandboxWorld:
             "webshop_key": "ck_" + _derive(seed, "ck", 40), "webshop_secret": "cs_" + _derive(seed, "cs", 40),
             "wechat_appid": "wx" + _derive(seed, "appid", 16), "wechat_secret": _derive(seed, "appsecret", 32),
         }
-        WebShopState(data.shop_customers, data.shop_orders, meta["webshop_key"], meta["webshop_secret"],
-                     {"wc_user": data.counters["wc_user"], "wc_order": data.counters["wc_order"],
-                      "wc_meta": data.counters["wc_meta"], "wc_line": data.counters["wc_line"]},
-                     ).save(d / "webshop.json")
-        WeChatState(data.wechat_users, data.wechat_tags, meta["wechat_appid"], meta["wechat_secret"],
-                    ).save(d / "wechat.json")
+        shop = WebShopState(data.shop_customers, data.shop_orders, meta["webshop_key"], meta["webshop_secret"],
+                            {"wc_user": data.counters["wc_user"], "wc_order": data.counters["wc_order"],
+                             "wc_meta": data.counters["wc_meta"], "wc_line": data.counters["wc_line"]})
+        shop.save(d / "webshop.json")
+        wechat = WeChatState(data.wechat_users, data.wechat_tags, meta["wechat_appid"], meta["wechat_secret"])
+        wechat.save(d / "wechat.json")
         CdrDropFolder(d / "cdr", columns=cdr_columns).append(data.calls)
         _write_people(d, people, membership)
         with (d / GROUND_TRUTH).open("w", encoding="utf-8", newline="") as fh:
@@ -125,7 +126,7 @@ class SandboxWorld:
             w.writerows(data.truth)
         # world.json last: its presence means "complete world"
         (meta_path).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        return cls(d, meta)
+        return cls(d, meta, shop, wechat)
 
     @property
     def erp_url(self) -> str:

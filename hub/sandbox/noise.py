@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from hub.sandbox.people import Person, to_traditional
+from hub.sandbox.people import Person, to_traditional, wchoice
 
 _FULLWIDTH = str.maketrans("0123456789+-() ", "０１２３４５６７８９＋－（）　")
 
@@ -80,21 +80,21 @@ def phone_variant(e164: str, rng: random.Random) -> str:
             forms = ("0" + nat, f"0{nat[:ac]}-{nat[ac:]}", e164, f"+86 {nat[:ac]} {nat[ac:]}",
                      f"(0{nat[:ac]}){nat[ac:]}", nat[ac:])
             weights = (25, 30, 10, 15, 10, 10)
-        return rng.choices(forms, weights)[0]
+        return wchoice(rng, forms, weights)
     if e164.startswith("+1"):
         n = e164[2:]
         forms = (e164, f"({n[:3]}) {n[3:6]}-{n[6:]}", f"{n[:3]}-{n[3:6]}-{n[6:]}", f"1{n}", f"+1 {n[:3]} {n[3:6]} {n[6:]}",
                  f"001{n}")
-        return rng.choices(forms, (20, 30, 25, 10, 10, 5))[0]
+        return wchoice(rng, forms, (20, 30, 25, 10, 10, 5))
     if e164.startswith("+44"):
         n = e164[3:]
         forms = (e164, "0" + n, f"0{n[:4]} {n[4:]}", f"+44 {n[:4]} {n[4:]}", f"+44 (0){n[:4]} {n[4:]}", "0044" + n)
-        return rng.choices(forms, (15, 25, 30, 15, 10, 5))[0]
+        return wchoice(rng, forms, (15, 25, 30, 15, 10, 5))
     if e164.startswith("+49"):
         n = e164[3:]
         forms = (e164, "0" + n, f"0{n[:3]} {n[3:]}", f"+49 {n[:3]} {n[3:]}", f"+49 (0){n[:3]} {n[3:]}",
                  f"0{n[:3]}/{n[3:]}", "0049" + n)
-        return rng.choices(forms, (15, 20, 25, 15, 10, 10, 5))[0]
+        return wchoice(rng, forms, (15, 20, 25, 15, 10, 10, 5))
     return e164
 
 
@@ -104,8 +104,8 @@ def date_variant(d: date, rng: random.Random, culture: str = "cn") -> str:
                 f"{d:%Y.%m.%d}", f"{d:%Y/%m/%d}")
     forms_west = (d.isoformat(), f"{d:%d/%m/%Y}", f"{d:%m/%d/%Y}", f"{d:%d.%m.%Y}", f"{d.day} {d:%b %Y}")
     if culture == "cn":
-        return rng.choices(forms_cn, (30, 20, 15, 20, 5, 10))[0]
-    return rng.choices(forms_west, (30, 25, 20, 15, 10))[0]
+        return wchoice(rng, forms_cn, (30, 20, 15, 20, 5, 10))
+    return wchoice(rng, forms_west, (30, 25, 20, 15, 10))
 
 
 def email_variant(e: str, rng: random.Random) -> str:

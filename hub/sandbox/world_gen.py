@@ -7,16 +7,16 @@ incremental changes look exactly like the initial load.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import random
-import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from hub.sandbox import _data as D
 from hub.sandbox import noise as N
-from hub.sandbox.people import Address, Person, to_traditional
+from hub.sandbox.people import Address, Person, to_traditional, wchoice
 
 SYSTEMS = ("erp", "webshop", "wechat", "cdr")
 # History window of the generated world; later mutations use the wall clock, which is after it.
@@ -26,7 +26,6 @@ SHOP_TZ_OFFSET = timedelta(hours=8)  # WooCommerce site timezone Asia/Shanghai: 
 WECHAT_OPENID_PREFIX = "oSbxQ"
 CURRENCY_RATE = {"CNY": Decimal("1"), "USD": Decimal("0.14"), "GBP": Decimal("0.11"), "EUR": Decimal("0.13")}
 COUNTRY_CURRENCY = {"CN": "CNY", "US": "USD", "GB": "GBP", "DE": "EUR"}
-_OPENID_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 
 def epoch(dt: datetime) -> int:
@@ -35,7 +34,12 @@ def epoch(dt: datetime) -> int:
 
 
 def wc_date(dt: datetime) -> str:
-    return dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return dt.isoformat(timespec="seconds")  # naive datetimes: YYYY-MM-DDTHH:MM:SS, faster than strftime
+
+
+def _token(rng: random.Random, n: int) -> str:
+    """n characters of [A-Za-z0-9_-] from the seeded generator (base64url of random bytes)."""
+    return base64.urlsafe_b64encode(rng.randbytes((n * 3 + 3) // 4)).decode("ascii")[:n]
 
 
 @dataclass
@@ -164,8 +168,8 @@ class Observer:
     def erp_sale(self, p: Person, party: int, when: datetime) -> int:
         rng = self.rng
         sid = self._next("sale")
-        state = rng.choices(("draft", "quotation", "confirmed", "processing", "done", "cancelled"),
-                            (5, 5, 10, 30, 45, 5))[0]
+        state = wchoice(rng, ("draft", "quotation", "confirmed", "processing", "done", "cancelled"),
+                            (5, 5, 10, 30, 45, 5))
         currency = COUNTRY_CURRENCY[p.address.country]
         total = Decimal("0")
         for _ in range(rng.randrange(1, 5)):
@@ -203,7 +207,7 @@ class Observer:
             state, effective = rng.choice(("waiting", "assigned", "picked", "packed")), None
         tracking = None
         if state in ("done", "packed"):
-            tracking = D.CARRIER_PREFIX[carrier] + "".join(rng.choice(string.digits) for _ in range(12))
+            tracking = D.CARRIER_PREFIX[carrier] + f"{rng.randrange(10**12):012d}"
         created = when + timedelta(hours=rng.randrange(1, 30))
         self.data.erp["stock_shipment_out"].append({
             "id": shid, "number": f"WH/OUT/{shid:06d}", "customer": party, "delivery_address": address,
@@ -284,8 +288,8 @@ class Observer:
     def shop_order(self, p: Person, customer: dict | None, when: datetime) -> int:
         rng = self.rng
         oid = self._next("wc_order")
-        status = rng.choices(("completed", "processing", "on-hold", "pending", "cancelled", "refunded", "failed"),
-                             (55, 15, 5, 5, 10, 5, 5))[0]
+        status = wchoice(rng, ("completed", "processing", "on-hold", "pending", "cancelled", "refunded", "failed"),
+                             (55, 15, 5, 5, 10, 5, 5))
         currency = COUNTRY_CURRENCY[p.address.country]
         if customer is not None and rng.random() < 0.6:
             billing = dict(customer["billing"])
@@ -314,7 +318,7 @@ class Observer:
                           ("bacs", "Direct Bank Transfer"), ("stripe", "Credit Card (Stripe)"), ("paypal", "PayPal")))
         order = {
             "id": oid, "parent_id": 0, "number": str(oid),
-            "order_key": "wc_order_" + "".join(rng.choice("0123456789abcdef") for _ in range(13)),
+            "order_key": f"wc_order_{rng.getrandbits(52):013x}",
             "created_via": "checkout", "version": "9.4.2", "status": status, "currency": currency,
             "date_created": wc_date(when + SHOP_TZ_OFFSET), "date_created_gmt": wc_date(when),
             "date_modified": wc_date(modified + SHOP_TZ_OFFSET), "date_modified_gmt": wc_date(modified),
@@ -342,7 +346,7 @@ class Observer:
 
     # ------------------------------------------------------------------ WeChat
     def new_openid(self) -> str:
-        return WECHAT_OPENID_PREFIX + "".join(self.rng.choice(_OPENID_ALPHABET) for _ in range(23))
+        return WECHAT_OPENID_PREFIX + _token(self.rng, 23)
 
     def wechat_user(self, p: Person, subscribed_at: datetime, tag_ids: list[int]) -> str:
         rng = self.rng
@@ -379,7 +383,7 @@ class Observer:
         sex = 0 if rng.random() < 0.15 else (1 if p.gender == "M" else 2)
         user = {
             "subscribe": 1, "openid": openid, "nickname": nick, "sex": sex,
-            "language": rng.choices(("zh_CN", "en", "zh_TW"), (85, 10, 5))[0] if p.culture == "cn" else "en",
+            "language": wchoice(rng, ("zh_CN", "en", "zh_TW"), (85, 10, 5)) if p.culture == "cn" else "en",
             **loc,
             "headimgurl": f"http://thirdwx.qlogo.cn/mmopen/{hashlib.sha1(openid.encode()).hexdigest()}/132",
             "subscribe_time": epoch(subscribed_at),
@@ -387,7 +391,7 @@ class Observer:
             "subscribe_scene": rng.choice(D.WECHAT_SCENES), "qr_scene": 0, "qr_scene_str": "",
         }
         if rng.random() < 0.35:  # only when the account is bound to an Open Platform account
-            user["unionid"] = "oR5Gj" + "".join(rng.choice(_OPENID_ALPHABET) for _ in range(23))
+            user["unionid"] = "oR5Gj" + _token(rng, 23)
         self.data.wechat_users.append(user)
         self.truth("wechat", "follower", openid, p.person_id)
         return openid
@@ -399,9 +403,9 @@ class Observer:
         if e164.startswith("+86"):
             nat = e164[3:]
             if nat.startswith("1"):
-                return rng.choices((nat, "+86" + nat, "0086" + nat, "86" + nat, "0" + nat), (50, 15, 10, 15, 10))[0]
-            return rng.choices(("0" + nat, "+86" + nat, "0086" + nat), (70, 15, 15))[0]
-        return rng.choices((e164, "00" + e164[1:], e164[1:]), (50, 35, 15))[0]
+                return wchoice(rng, (nat, "+86" + nat, "0086" + nat, "86" + nat, "0" + nat), (50, 15, 10, 15, 10))
+            return wchoice(rng, ("0" + nat, "+86" + nat, "0086" + nat), (70, 15, 15))
+        return wchoice(rng, (e164, "00" + e164[1:], e164[1:]), (50, 35, 15))
 
     def call(self, p: Person | None, when: datetime, number: str | None = None) -> str:
         rng = self.rng
@@ -413,7 +417,7 @@ class Observer:
         number = number or ""
         inbound = p is None or rng.random() < 0.8
         agent = rng.choice(("2001", "2002", "2003", "2005", "2010"))
-        disposition = rng.choices(("ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"), (70, 18, 6, 4, 2))[0]
+        disposition = wchoice(rng, ("ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"), (70, 18, 6, 4, 2))
         ring = rng.randrange(2, 30)
         talk = rng.randrange(15, 900) if disposition == "ANSWERED" else 0
         answer = when + timedelta(seconds=ring) if disposition == "ANSWERED" else None
@@ -446,12 +450,12 @@ class Observer:
 
 
 def _choose_systems(p: Person, rng: random.Random) -> list[str]:
-    k = rng.choices((1, 2, 3, 4), (30, 35, 23, 12))[0]
+    k = wchoice(rng, (1, 2, 3, 4), (30, 35, 23, 12))
     weights = {"erp": 5, "webshop": 6, "wechat": 6 if p.culture == "cn" else 1, "cdr": 4}
     pool = list(SYSTEMS)
     chosen: list[str] = []
     for _ in range(k):
-        s = rng.choices(pool, [weights[x] for x in pool])[0]
+        s = wchoice(rng, pool, [weights[x] for x in pool])
         chosen.append(s)
         pool.remove(s)
     return sorted(chosen, key=SYSTEMS.index)
@@ -498,7 +502,7 @@ def build_world_data(people: list[Person], seed: int, malformed_share: float = 0
             for _ in range(n_orders):
                 cust = rng.choice(customers) if customers and rng.random() < 0.9 else None  # guest checkout
                 when = obs.rand_time(first_seen)
-                if cust is not None and when.strftime("%Y-%m-%dT%H:%M:%S") < cust["date_created_gmt"]:
+                if cust is not None and wc_date(when) < cust["date_created_gmt"]:
                     when = first_seen + timedelta(hours=1)
                 obs.shop_order(p, cust, when)
         if "wechat" in systems:
