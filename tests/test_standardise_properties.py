@@ -112,3 +112,35 @@ def test_huge_inputs():
     assert standardise_address(street=big).flags is not None
     assert standardise_company(big).name is None
     assert not validate_cn_resident_id(big).valid
+
+
+# --- fast paths must agree with the libraries they shortcut ------------------------------------------
+
+@settings(max_examples=2000, deadline=None)
+@given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True), st.sampled_from(["", "+86 ", "0086", "86"]))
+def test_cn_mobile_fast_path_matches_libphonenumber(nsn, prefix):
+    import phonenumbers
+
+    p = standardise_phone(prefix + nsn, "CN")
+    num = phonenumbers.parse(nsn, "CN")
+    if phonenumbers.is_valid_number(num):
+        assert p.e164 == phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        from hub.standardise.phones import _KIND
+
+        assert p.kind == _KIND.get(phonenumbers.number_type(num), "other")
+    else:
+        assert p.e164 is None
+
+
+@_cfg
+@given(st.from_regex(r"[a-zA-Z0-9._%+\-]{1,20}@[a-zA-Z0-9.\-]{1,20}\.[a-zA-Z]{1,6}", fullmatch=True))
+def test_email_fast_path_matches_email_validator(raw):
+    from email_validator import EmailNotValidError, validate_email
+
+    e = standardise_email(raw)
+    try:
+        v = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError:
+        assert e.address is None
+    else:
+        assert e.address == f"{v.local_part}@{v.domain}".lower()

@@ -166,6 +166,14 @@ def _build_table() -> tuple[dict[str, tuple[_Div, ...]], dict[str, str], dict[st
 
 
 _TABLE, _CODE_NAME, _LATIN_DIV, _MAX_NAME = _build_table()
+# First character → candidate name lengths, longest first: the matcher then does a handful of dict
+# look-ups per position instead of one per possible length.
+_LENGTHS_BY_FIRST: dict[str, tuple[int, ...]] = {}
+for _name in _TABLE:
+    _LENGTHS_BY_FIRST.setdefault(_name[0], ())
+    if len(_name) not in _LENGTHS_BY_FIRST[_name[0]]:
+        _LENGTHS_BY_FIRST[_name[0]] = tuple(sorted((*_LENGTHS_BY_FIRST[_name[0]], len(_name)), reverse=True))
+del _name
 _MUNICIPALITIES = frozenset({"11", "12", "31", "50"})
 # A short form directly followed by one of these is part of a street name (南京路, 中山大道).
 _STREET_AFTER = frozenset("路街道巷弄里号桥大")
@@ -199,7 +207,9 @@ def _match_divisions(text: str) -> tuple[str | None, str | None, str | None, int
     ambiguous = False
     while i < n:
         found = False
-        for ln in range(min(_MAX_NAME, n - i), 1, -1):
+        for ln in _LENGTHS_BY_FIRST.get(text[i], ()):
+            if ln > n - i:
+                continue
             cands = _TABLE.get(text[i : i + ln])
             if not cands:
                 continue

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 from hub.standardise.text import as_str, normalize_text
 
@@ -49,6 +49,14 @@ _ANGLE_RE = re.compile(r"<([^<>]*)>")
 # Chinese keyboards produce full-width ＠ and 。 (NFKC maps ＠ but not 。).
 _CN_DOT = str.maketrans({"。": ".", "，": ",", "；": ";"})
 
+# Fast path for the overwhelmingly common plain-ASCII shape. It accepts only a strict subset of what
+# email-validator accepts (dot-atom local part, LDH labels, alphabetic TLD), so the result is the same;
+# anything else — Unicode, quoted local parts, odd TLDs — goes to email-validator.
+_PLAIN_RE = re.compile(
+    r"^([a-z0-9_%+\-]{1,64}(?:\.[a-z0-9_%+\-]{1,64})*)@((?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+([a-z]{2,63}))$"
+)
+_SPECIAL_TLDS = frozenset(SPECIAL_USE_DOMAIN_NAMES)
+
 _MISSING = Email(None, None, None, ("email.missing",))
 _INVALID = Email(None, None, None, ("email.invalid",))
 
@@ -70,15 +78,20 @@ def _standardise_email(raw: str) -> Email:
     m = _ANGLE_RE.search(s)          # 'Chen Wei <chen.wei@example.com>'
     if m:
         s = m.group(1)
-    s = _MAILTO_RE.sub("", s).strip().strip(".,;").replace(" ", "")
+    s = _MAILTO_RE.sub("", s).strip().strip(",;").rstrip(".").replace(" ", "")  # "…at a@b.com."
     if not s:
         return _MISSING
-    try:
-        v = validate_email(s, check_deliverability=False)
-    except EmailNotValidError:
-        return _INVALID
-    local = v.local_part.lower()
-    domain = v.domain.lower()
+    low = s.lower()
+    m = _PLAIN_RE.match(low) if len(low) <= 254 else None
+    if m and len(m.group(1)) <= 64 and m.group(3) not in _SPECIAL_TLDS:
+        local, domain = m.group(1), m.group(2)
+    else:
+        try:
+            v = validate_email(s, check_deliverability=False)
+        except EmailNotValidError:
+            return _INVALID
+        local = v.local_part.lower()
+        domain = v.domain.lower()
     flags: tuple[str, ...] = ()
     if domain in ("qq.com", "vip.qq.com", "foxmail.com") and not local.isdigit():
         # QQ mail allows aliases, but a non-numeric qq.com local part cannot be joined to a QQ number.
