@@ -189,3 +189,16 @@ def test_state_persists_after_serve(tmp_path: Path) -> None:
                      json={"meta_data": [{"key": "hub_golden_id", "value": "G-42"}]}).raise_for_status()
     again = SandboxWorld.create_or_load(tmp_path / "w", customers=30, seed=9)
     assert {m["key"]: m["value"] for m in again.shop.customers[cid]["meta_data"]}["hub_golden_id"] == "G-42"
+
+
+def test_list_reflects_writes(world: SandboxWorld, ep: Endpoints, s: requests.Session) -> None:
+    """List results are cached between writes; a write must show up in the next list call."""
+    assert s.get(url(ep, "/customers"), params={"search": "zyxwvu"}).json() == []
+    cid = sorted(world.shop.customers)[3]
+    s.put(url(ep, f"/customers/{cid}"), json={"last_name": "Zyxwvu"}).raise_for_status()
+    assert [c["id"] for c in s.get(url(ep, "/customers"), params={"search": "zyxwvu"}).json()] == [cid]
+    before = s.get(url(ep, "/orders"), params={"status": "completed", "per_page": 1}).headers["X-WP-Total"]
+    oid = next(i for i, o in world.shop.orders.items() if o["status"] != "completed")
+    s.put(url(ep, f"/orders/{oid}"), json={"status": "completed"}).raise_for_status()
+    after = s.get(url(ep, "/orders"), params={"status": "completed", "per_page": 1}).headers["X-WP-Total"]
+    assert int(after) == int(before) + 1

@@ -269,6 +269,7 @@ class SandboxWorld:
                         o = data.shop_orders.pop()
                         self.shop.orders[o["id"]] = o
                         stats["webshop_new_orders"] += 1
+                self.shop.version += 1
                 self.shop.counters.update({k: data.counters[k] for k in ("wc_user", "wc_order", "wc_meta", "wc_line")})
                 # --- WeChat: newcomers follow, a few followers leave
                 outsiders = [p for p in people if "wechat" not in membership.get(p.person_id, [])

@@ -44,6 +44,9 @@ class WebShopState:
         self.orders: dict[int, dict] = {o["id"]: o for o in orders}
         self.consumer_key = consumer_key
         self.consumer_secret = consumer_secret
+        self.version = 0  # bumped on every write; list results are cached per version
+        self.cache_version = 0
+        self.list_cache: dict[tuple, list[dict]] = {}
         self.counters = counters or {
             "wc_user": max(self.customers, default=24) + 1,
             "wc_order": max(self.orders, default=699) + 1,
@@ -85,8 +88,9 @@ class WebShopState:
             elif "key" in u:
                 meta.append({"id": self.next_id("wc_meta"), "key": u["key"], "value": u.get("value")})
 
-    @staticmethod
-    def touch(obj: dict, now: datetime | None = None) -> None:
+    def touch(self, obj: dict, now: datetime | None = None) -> None:
+        """Record a write: bump date_modified(_gmt) and invalidate cached list results."""
+        self.version += 1
         now = now or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         obj["date_modified_gmt"] = wc_date(now)
         obj["date_modified"] = wc_date(now + SHOP_TZ_OFFSET)
@@ -228,6 +232,31 @@ class WebShopHandler(SandboxHandler):
         include = [int(x) for x in self.query.get("include", "").split(",") if x.strip().isdigit()]
         exclude = {int(x) for x in self.query.get("exclude", "").split(",") if x.strip().isdigit()}
         search = self.query.get("search", "").lower()
+        # sorted+filtered id lists are cached per query until the next write: paging 100k orders stays O(page)
+        ckey = (kind, tuple(sorted((k, v) for k, v in self.query.items()
+                                   if k not in ("page", "offset", "per_page", "consumer_key", "consumer_secret"))))
+        if self.st.cache_version != self.st.version:
+            self.st.list_cache.clear()
+            self.st.cache_version = self.st.version
+        rows = self.st.list_cache.get(ckey)
+        if rows is None:
+            rows = self._sorted_rows(kind, orderby, order, include, exclude, search)
+            if rows is None:
+                return
+            self.st.list_cache[ckey] = rows
+        total = len(rows)
+        pages = (total + per_page - 1) // per_page
+        start = offset if offset >= 0 else (page - 1) * per_page
+        chunk = rows[start:start + per_page]
+        headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
+        link = self._link_header(kind, page, pages)
+        if link:
+            headers["Link"] = link
+        self.send_json(200, [self._decorate(kind, r) for r in chunk], headers)
+
+    def _sorted_rows(self, kind: str, orderby: str, order: str, include: list[int], exclude: set[int],
+                     search: str) -> list[dict] | None:
+        rows: list[dict] | None
         if kind == "customers":
             rows = self._filter_customers(search)
             key = {"id": lambda c: c["id"], "registered_date": lambda c: (c["date_created_gmt"], c["id"]),
@@ -245,15 +274,7 @@ class WebShopHandler(SandboxHandler):
             rows = [r for r in rows if r["id"] in include]
         rows = [r for r in rows if r["id"] not in exclude]
         rows.sort(key=key, reverse=(order == "desc"))
-        total = len(rows)
-        pages = (total + per_page - 1) // per_page
-        start = offset if offset >= 0 else (page - 1) * per_page
-        chunk = rows[start:start + per_page]
-        headers = {"X-WP-Total": str(total), "X-WP-TotalPages": str(pages)}
-        link = self._link_header(kind, page, pages)
-        if link:
-            headers["Link"] = link
-        self.send_json(200, [self._decorate(kind, r) for r in chunk], headers)
+        return rows
 
     def _link_header(self, kind: str, page: int, pages: int) -> str:
         # secrets are never echoed back into links
