@@ -442,12 +442,27 @@ def seed(server: TrytonServer, parties: int = 40, sales: int = 30, seed_value: i
     return out
 
 
+def snapshot(server: TrytonServer, dest: Path) -> None:
+    """Copy the server's live SQLite database to ``dest`` (backup API: safe while trytond has it open)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    src = sqlite3.connect(server.db_file)
+    dst = sqlite3.connect(tmp)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    os.replace(tmp, dest)
+
+
 @contextlib.contextmanager
 def running_server(parties: int = 40, sales: int = 30, do_seed: bool = True,
-                   workdir: Path | None = None) -> Iterator[TrytonServer]:
-    """A started, seeded trytond on a fresh copy of the cached template; always stopped on exit."""
+                   workdir: Path | None = None, db_file: Path | None = None) -> Iterator[TrytonServer]:
+    """A started, seeded trytond on a fresh copy of the cached template (or of ``db_file``, a snapshot);
+    always stopped on exit."""
     version = require_trytond()
-    tpl = template_db(version)
+    tpl = db_file or template_db(version)
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tryton-")))

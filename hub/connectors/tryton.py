@@ -57,7 +57,6 @@ from hub.connectors.base import (
     RetryableHTTPError,
     landing_record,
     make_session,
-    to_jsonable,
 )
 from hub.store import OutboxItem
 
@@ -377,30 +376,39 @@ def _max_dt(*values: dt.datetime | None) -> dt.datetime | None:
 
 
 def _nest(rec: dict) -> dict:
-    """Turn Tryton's dotted-read shape ({"addresses": [1], "addresses.": [{...}]}) into plain nesting."""
+    """Turn Tryton's dotted-read shape ({"addresses": [1], "addresses.": [{...}]}) into plain nesting, and
+    make it a landing payload in the same pass (one pass matters: this runs for every row of every page):
+    dates as ISO strings, Decimals as strings, ``active`` as a real bool (SQLite hands back 0/1, so payloads
+    would otherwise hash differently per backend)."""
     out: dict[str, Any] = {}
     for key, value in rec.items():
-        if key.endswith("."):
-            continue
-        nested = rec.get(key + ".")
-        if nested is not None:
-            value = [_nest(v) for v in nested] if isinstance(nested, list) else _nest(nested)
-        out[key] = value
-    # a many2one read only through dotted names still shows up as "x." without "x"
-    for key, value in rec.items():
-        if key.endswith(".") and key[:-1] not in out:
-            out[key[:-1]] = [_nest(v) for v in value] if isinstance(value, list) else (
-                _nest(value) if isinstance(value, dict) else value)
+        if key[-1] == ".":
+            base = key[:-1]
+            if isinstance(value, list):
+                out[base] = [_nest(v) for v in value]
+            elif isinstance(value, dict):
+                out[base] = _nest(value)
+            else:
+                out.setdefault(base, value)
+        elif key + "." in rec:
+            continue  # the nested form replaces the bare id(s)
+        elif key == "active" and value is not None:
+            out[key] = bool(value)
+        else:
+            out[key] = _scalar(value)
     return out
 
 
-def _normalise(obj: Any) -> Any:
-    """SQLite hands booleans back as 0/1: make ``active`` a bool so payloads hash alike on every backend."""
-    if isinstance(obj, dict):
-        return {k: (bool(v) if k == "active" and v is not None else _normalise(v)) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_normalise(v) for v in obj]
-    return obj
+def _scalar(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, list):
+        return [_scalar(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
 
 
 def _strip_volatile(obj: Any) -> Any:
@@ -521,7 +529,7 @@ class TrytonConnector:
             rows = self.rpc.search_read(spec.model, domain, fields, order=[["id", "ASC"]], limit=self.page_size)
             records = []
             for row in rows:
-                payload = to_jsonable(_normalise(_nest(row)))
+                payload = _nest(row)
                 records.append(landing_record(row["id"], payload, hash_view(entity, payload)))
             done = len(rows) < self.page_size
             if rows:
