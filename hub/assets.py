@@ -30,13 +30,12 @@ KIND_LABEL = {
 def stats_metadata(stats: Any) -> dict[str, Any]:
     """Numbers of a stage's stats dataclass as plottable metadata, plus its markdown summary."""
     meta: dict[str, Any] = {}
-    if dataclasses.is_dataclass(stats):
-        for f in dataclasses.fields(stats):
-            value = getattr(stats, f.name)
-            if isinstance(value, bool):
-                continue
-            if isinstance(value, int | float):
-                meta[f.name] = value
+    names = [f.name for f in dataclasses.fields(stats)] if dataclasses.is_dataclass(stats) else []
+    names += [n for n, v in vars(type(stats)).items() if isinstance(v, property)]
+    for name in names:
+        value = getattr(stats, name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            meta[name] = round(value, 4) if isinstance(value, float) else value
     markdown = getattr(stats, "markdown", None)
     if callable(markdown):
         meta["summary"] = dg.MetadataValue.md(markdown())
@@ -197,7 +196,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         ),
     )
     def steward_review_queue(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.golden import review_queue_summary
+        from hub.stewardship import review_queue_summary
 
         stats = review_queue_summary(store.store())
         return dg.MaterializeResult(metadata=stats_metadata(stats))

@@ -47,8 +47,9 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     store = _store()
     if args.review_cmd == "list":
-        queue = golden.review_queue(store, limit=args.limit)
-        print(golden.format_review_queue(queue))
+        from hub.stewardship import format_review_queue
+
+        print(format_review_queue(golden.review_queue(store, limit=args.limit)))
         return 0
     left, _, right = args.pair.partition("|")
     if not left or not right:

@@ -82,7 +82,9 @@ def run_full_sync() -> Any:
 
     job = defs.resolve_job_def("full_sync")
     with dg.DagsterInstance.get() as instance:
-        return job.execute_in_process(instance=instance, raise_on_error=False)
+        # the console shows warnings only; the full event log is in the instance (make ui)
+        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
 
 
 def _materializations(result: Any) -> dict[str, dict[str, Any]]:

@@ -97,7 +97,9 @@ class TrytonResource(dg.ConfigurableResource):
     def connector(self) -> Any:
         from hub.connectors.tryton import TrytonConnector
 
-        return TrytonConnector(self.url, self.database, self.username, self.password, system=self.system)
+        connector = TrytonConnector(self.url, self.database, self.username, self.password)
+        connector.system = self.system  # landing source / push target name from hub.yaml
+        return connector
 
 
 def _env(name: str | None, what: str, source: str) -> Any:
