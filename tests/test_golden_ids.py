@@ -20,7 +20,7 @@ from hub.golden import (
 )
 from hub.store import Store, golden_customer, golden_id_history, xref
 
-EXACT = {"engine": "exact"}
+EXACT = {"engine": "exact", "full_rebuild_share": 1.0}  # exercise the incremental path even on tiny data
 
 
 def sync(store: Store, mode: str = "incremental") -> None:
@@ -193,3 +193,13 @@ def test_full_rebuild_after_incremental_changes_nothing(store: Store) -> None:
     assert membership(store) == inc
     assert golden_membership(store) == ids  # same ids, too
     assert len(history(store)) == n_events
+
+
+def test_small_changes_really_run_incrementally(sqlite_store: Store) -> None:
+    stage(sqlite_store, base_records())
+    sync(sqlite_store)
+    stage(sqlite_store, [cust("webshop", "22", "Anna Schmidt", email="anna.s@example.net", phone="+4930123456")])
+    ms = match_and_cluster(sqlite_store, EXACT)
+    assert ms.mode == "incremental" and ms.records_rematched == 2  # erp:2 and webshop:22, nobody else
+    gs = build_golden(sqlite_store)
+    assert gs.mode == "incremental" and gs.clusters_affected == 1 and gs.merged == 1

@@ -625,7 +625,7 @@ def _rematch(
         frontier = sorted(seeds)
         record_blocks: dict[str, set[str]] = defaultdict(set)
         seen_blocks: set[str] = set()
-        limit = max(int(settings.full_rebuild_share * max(total, 1)), 1000)
+        limit = max(int(settings.full_rebuild_share * total), 1)
         while frontier:
             rows = _block_rows_for_records(conn, frontier)
             for b, k in rows:

@@ -1,0 +1,117 @@
+"""Golden-record sync bench: full rebuild vs incremental sync after changing a share of the customers.
+
+    python bench/bench_golden.py --people 100000 [--change 0.01] [--engine exact|dedupe] [--db URL]
+
+Measures, on a real store (SQLite file by default, any SQLAlchemy URL with --db):
+  1. full run:        match_and_cluster(full) + build_golden(full) on N people (time, peak RSS)
+  2. change:          `--change` of the staged customer records are updated / deleted / added
+  3. incremental:     match_and_cluster(incremental) + build_golden(incremental)
+  4. full rebuild:    match_and_cluster(full) + build_golden(full) on the same (changed) data
+and checks that 3 and 4 give identical golden membership (and identical golden ids).
+Prints a markdown table and writes it to bench/out/golden.md. Staging time is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from hub.golden import build_golden, golden_membership, match_and_cluster
+from hub.golden.synthetic import count_customers, mutate, stage_records, synthetic_records, unstage_records
+from hub.store import Store
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _sync(store: Store, matching: dict, mode: str) -> tuple[float, float, float, object, object]:
+    t0 = time.perf_counter()
+    ms = match_and_cluster(store, matching, mode=mode)
+    t1 = time.perf_counter()
+    gs = build_golden(store, None, mode=mode)
+    t2 = time.perf_counter()
+    return t1 - t0, t2 - t1, t2 - t0, ms, gs
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, default=100_000, help="synthetic people (records ≈ 1.5 x people)")
+    ap.add_argument("--change", type=float, default=0.01, help="share of staged records changed before the sync")
+    ap.add_argument("--engine", choices=("exact", "dedupe"), default="exact")
+    ap.add_argument("--db", default=None, help="store URL (default: a temporary SQLite file)")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "golden.md"))
+    args = ap.parse_args(argv)
+
+    tmp = tempfile.TemporaryDirectory(prefix="bench_golden_")
+    url = args.db or f"sqlite:///{tmp.name}/hub.db"
+    store = Store(url)
+    matching = {"engine": args.engine}
+
+    t = time.perf_counter()
+    records = list(synthetic_records(args.people))
+    stage_records(store, records)
+    stage_s = time.perf_counter() - t
+    n_records = count_customers(store)
+    print(f"staged {n_records} records for {args.people} people in {stage_s:.1f}s", file=sys.stderr)
+
+    full_m, full_g, full_t, ms_full, gs_full = _sync(store, matching, "full")
+    print(f"full: {full_t:.1f}s", file=sys.stderr)
+
+    upserts, deletes = mutate(records, args.change)
+    stage_records(store, upserts)
+    unstage_records(store, deletes)
+
+    inc_m, inc_g, inc_t, ms_inc, gs_inc = _sync(store, matching, "incremental")
+    print(f"incremental: {inc_t:.2f}s", file=sys.stderr)
+    inc_members = golden_membership(store)
+
+    re_m, re_g, re_t, ms_re, gs_re = _sync(store, matching, "full")
+    print(f"full rebuild: {re_t:.1f}s", file=sys.stderr)
+    re_members = golden_membership(store)
+
+    same_sets = set(inc_members.values()) == set(re_members.values())
+    same_ids = inc_members == re_members
+    diff = len(set(inc_members.values()) ^ set(re_members.values()))
+    ratio_first = inc_t / full_t if full_t else float("nan")
+    ratio_rebuild = inc_t / re_t if re_t else float("nan")
+    lines = [
+        f"## Golden sync bench: {args.people:,} people, {n_records:,} staged records, matcher `{args.engine}`, "
+        f"{store.dialect}",
+        "",
+        f"Changed {len(upserts) + len(deletes):,} records ({args.change:.1%}: {len(upserts):,} upserts, "
+        f"{len(deletes):,} deletes) between the full run and the sync.",
+        "",
+        "| run | match_and_cluster s | build_golden s | total s | records re-matched | golden written |",
+        "|---|---|---|---|---|---|",
+        f"| full (first) | {full_m:.2f} | {full_g:.2f} | {full_t:.2f} | {ms_full.records_rematched:,} | "
+        f"{gs_full.golden_written:,} |",
+        f"| incremental sync | {inc_m:.2f} | {inc_g:.2f} | {inc_t:.2f} | {ms_inc.records_rematched:,} | "
+        f"{gs_inc.golden_written:,} |",
+        f"| full rebuild, same data | {re_m:.2f} | {re_g:.2f} | {re_t:.2f} | {ms_re.records_rematched:,} | "
+        f"{gs_re.golden_written:,} |",
+        "",
+        f"- incremental / full time: **{ratio_first:.1%}** (vs first full run), {ratio_rebuild:.1%} (vs rebuild); "
+        f"target ≤ 10 %",
+        f"- golden membership incremental == full rebuild: **{same_sets}** ({diff} differing clusters); "
+        f"identical golden ids: {same_ids}",
+        f"- sync events: {gs_inc.minted} minted, {gs_inc.merged} merged, {gs_inc.splits} splits, "
+        f"{gs_inc.retired_empty} retired, {gs_inc.records_moved} records moved",
+        f"- peak RSS {_rss_mb():.0f} MB; staging (not counted) {stage_s:.1f}s",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n", encoding="utf-8")
+    store.dispose()
+    tmp.cleanup()
+    return 0 if same_sets else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
