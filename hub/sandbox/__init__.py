@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from hub.sandbox import erp as erp_mod
 from hub.sandbox import noise as N
+from hub.sandbox._io import write_json_atomic
 from hub.sandbox.callcenter import CdrDropFolder
 from hub.sandbox.faults import FaultController, FaultPlan, FaultRule
 from hub.sandbox.people import Person, _cn_address, _cn_mobile, _west_address, _west_mobile, generate_people
@@ -306,8 +307,7 @@ class SandboxWorld:
 
 
 def _write_people(d: Path, people: list[Person], membership: dict[str, list[str]]) -> None:
-    doc = {"people": [p.to_dict() for p in people], "membership": membership}
-    (d / "people.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    write_json_atomic(d / "people.json", {"membership": membership}, {"people": [p.to_dict() for p in people]})
 
 
 def _truth_index(d: Path) -> dict[tuple[str, str, str], list[str]]:

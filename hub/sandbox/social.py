@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.sandbox._http import SandboxHandler, SandboxServer
+from hub.sandbox._io import write_json_atomic
 from hub.sandbox.faults import FaultController
 from hub.sandbox.people import to_traditional
 
@@ -96,11 +97,9 @@ class WeChatState:
 
     def save(self, path: Path) -> None:
         with self.lock:
-            doc = {"appid": self.appid, "secret": self.secret, "next_tag_id": self.next_tag_id,
-                   "users": list(self.users.values()), "tags": [{"id": k, "name": v} for k, v in self.tags.items()]}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
+            write_json_atomic(path, {"appid": self.appid, "secret": self.secret, "next_tag_id": self.next_tag_id},
+                              {"tags": [{"id": k, "name": v} for k, v in self.tags.items()],
+                               "users": list(self.users.values())})
 
     @classmethod
     def load(cls, path: Path) -> WeChatState:

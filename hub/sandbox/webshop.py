@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from hub.sandbox._http import SandboxHandler, SandboxServer
+from hub.sandbox._io import write_json_atomic
 from hub.sandbox.faults import FaultController
 from hub.sandbox.world_gen import SHOP_TZ_OFFSET, wc_date
 
@@ -60,12 +61,9 @@ class WebShopState:
 
     def save(self, path: Path) -> None:
         with self.lock:
-            doc = {"consumer_key": self.consumer_key, "consumer_secret": self.consumer_secret,
-                   "counters": self.counters, "customers": list(self.customers.values()),
-                   "orders": list(self.orders.values())}
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(path)
+            write_json_atomic(path, {"consumer_key": self.consumer_key, "consumer_secret": self.consumer_secret,
+                                     "counters": self.counters},
+                              {"customers": list(self.customers.values()), "orders": list(self.orders.values())})
 
     @classmethod
     def load(cls, path: Path) -> WebShopState:

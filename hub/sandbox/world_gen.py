@@ -267,6 +267,8 @@ class Observer:
             meta.append(self._meta("birthday", bd))
         if rng.random() < 0.4:
             g = {"M": ("male", "男", "m"), "F": ("female", "女", "f")}[p.gender]
+            if p.culture != "cn":
+                g = g[::2]
             meta.append(self._meta("gender", rng.choice(g)))
         meta.append(self._meta("marketing_consent", "yes" if p.consent_email else "no"))
         if p.culture == "cn" and rng.random() < 0.2:
