@@ -1,0 +1,58 @@
+"""Run the sandbox by hand: ``python -m hub.sandbox serve .hub/sandbox --customers 2000``.
+
+Prints the endpoints (as the ``HUB_*`` environment variables ``hub demo`` uses) and serves until Ctrl-C;
+``mutate`` applies one round of incremental changes to a stopped world.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+import time
+from pathlib import Path
+
+from hub.sandbox import SandboxWorld
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hub.sandbox")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("create", "serve", "mutate"):
+        p = sub.add_parser(name)
+        p.add_argument("dir", type=Path)
+        p.add_argument("--customers", type=int, default=2000)
+        p.add_argument("--seed", type=int, default=42)
+        p.add_argument("--erp-url", default=None, help="SQLAlchemy URL (default: SQLite file in DIR)")
+    sub.choices["serve"].add_argument("--webshop-port", type=int, default=0)
+    sub.choices["serve"].add_argument("--wechat-port", type=int, default=0)
+    sub.choices["serve"].add_argument("--faults", default="", help='e.g. "webshop:429@3-5;wechat:45011@2"')
+    sub.choices["mutate"].add_argument("--fraction", type=float, default=0.01)
+    args = ap.parse_args(argv)
+
+    t = time.perf_counter()
+    world = SandboxWorld.create_or_load(args.dir, customers=args.customers, seed=args.seed, erp_url=args.erp_url)
+    print(f"world {world.dir} ready in {time.perf_counter() - t:.1f} s ({world.meta['customers']} people)")
+    if args.cmd == "mutate":
+        print(world.mutate(args.fraction, seed=args.seed))
+    elif args.cmd == "serve":
+        if args.faults:
+            world.faults = args.faults
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with world.serve(args.webshop_port, args.wechat_port) as ep:
+            print(f"HUB_ERP_URL={ep.erp_url}\nHUB_WEBSHOP_URL={ep.webshop_url}\nHUB_WEBSHOP_KEY={ep.webshop_key}\n"
+                  f"HUB_WEBSHOP_SECRET={ep.webshop_secret}\nHUB_WECHAT_URL={ep.wechat_url}\n"
+                  f"HUB_WECHAT_APPID={ep.wechat_appid}\nHUB_WECHAT_SECRET={ep.wechat_secret}\nHUB_CDR_DIR={ep.cdr_dir}",
+                  flush=True)
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+        print("stopped; state saved")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
