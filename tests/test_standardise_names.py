@@ -182,3 +182,30 @@ def test_company_edge():
     assert standardise_company("Ltd").name == "Ltd"   # the legal form alone is not stripped to nothing
     assert standardise_company(None).flags == ("company.missing",)
     assert standardise_company("有限公司").name == "有限公司"
+
+
+@pytest.mark.parametrize(
+    ("raw", "family", "given"),
+    [("陈伟先生", "陈", "伟"), ("欧阳娜娜小姐", "欧阳", "娜娜"), ("李总", "李", None), ("王女士", "王", None)],
+)
+def test_honorific_suffixes(raw, family, given):
+    n = standardise_person_name(raw)
+    assert (n.family, n.given) == (family, given) and "name.honorific" in n.flags
+
+
+def test_social_display_names_and_initials():
+    n = standardise_person_name("Sunny☀️")
+    assert n.name_key == "sunny" and "name.symbols" in n.flags and n.display == "Sunny"
+    assert "name.initial" in standardise_person_name("J. Smith").flags
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("M", "M"), ("male", "M"), ("男", "M"), ("先生", "M"), ("1", "M"), (1, "M"), ("Männlich", "M"),
+     ("F", "F"), ("Female", "F"), ("女", "F"), ("女士", "F"), ("2", "F"), ("w", "F"),
+     ("0", None), ("unknown", None), (None, None), ("", None)],
+)
+def test_gender(raw, expected):
+    from hub.standardise import standardise_gender
+
+    assert standardise_gender(raw) == expected

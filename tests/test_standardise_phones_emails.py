@@ -86,7 +86,7 @@ def test_email_hotmail_and_outlook_not_merged():
     assert standardise_email("a@hotmail.com").key != standardise_email("a@outlook.com").key
 
 
-@pytest.mark.parametrize("raw", ["a@b", "no-at-sign", "x..y@163.com", "@qq.com", "chen@", "a b@c.com d@e.com",
+@pytest.mark.parametrize("raw", ["a@b", "no-at-sign", "x..y@163.com", "@qq.com", "chen@", "a b@c d@e",
                                  "user@localhost", "a" * 1000 + "@x.com"])
 def test_email_invalid(raw):
     e = standardise_email(raw)
@@ -96,3 +96,31 @@ def test_email_invalid(raw):
 def test_email_qq_alias_flag():
     assert "email.qq_alias" in standardise_email("chenwei@qq.com").flags
     assert standardise_email(None).flags == ("email.missing",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [("138 0013 8000; 139 1234 5678", "+8613800138000"),
+     ("座机 021-62345678 / 手机 13800138000", "+8613800138000"),   # the mobile is preferred
+     ("13800138000、13912345678", "+8613800138000"),
+     ("bogus, 021-62345678", "+862162345678")],
+)
+def test_phone_multiple_numbers(raw, e164):
+    p = standardise_phone(raw, "CN")
+    assert p.e164 == e164 and "phone.multiple" in p.flags
+
+
+def test_phone_slash_inside_one_number_is_not_a_list():
+    p = standardise_phone("030/123456", "DE")
+    assert p.e164 == "+4930123456" and "phone.multiple" not in p.flags
+
+
+@pytest.mark.parametrize(("raw", "address"), [("a@x.com; b@y.com", "a@x.com"), ("bad@; b@y.com", "b@y.com"),
+                                              ("a@x.com b@y.com", "a@x.com")])
+def test_email_multiple(raw, address):
+    e = standardise_email(raw)
+    assert e.address == address and "email.multiple" in e.flags
+
+
+def test_email_trailing_sentence_dot():
+    assert standardise_email("chen.wei@163.com.").address == "chen.wei@163.com"

@@ -99,10 +99,14 @@ def _standardise_email(raw: str) -> Email:
     return Email(f"{local}@{domain}", _key(local, domain), domain, flags)
 
 
+_MULTI_SEP_RE = re.compile(r"[;,，；、\s]+")
+
+
 def standardise_email(raw: object) -> Email:
     """Trim, lower-case and syntax-check an e-mail address; compute its provider-aware match key.
 
-    Never raises: ``Email(None, None, None, ('email.invalid',))`` for bad input.
+    Never raises: ``Email(None, None, None, ('email.invalid',))`` for bad input. A field holding
+    several addresses gives the first valid one, flagged ``email.multiple``.
     """
     s = as_str(raw)
     if s is None or not s.strip():
@@ -110,7 +114,15 @@ def standardise_email(raw: object) -> Email:
     if len(s) > _MAX_EMAIL_LEN * 2:
         return _INVALID
     try:
-        return _standardise_email(s)
+        e = _standardise_email(s)
+        if e.address is None and s.count("@") > 1:
+            # "a@x.com; b@y.com": keep the first valid address, say so
+            for part in _MULTI_SEP_RE.split(s):
+                if "@" in part:
+                    e2 = _standardise_email(part)
+                    if e2.address:
+                        return e2._replace(flags=(*e2.flags, "email.multiple"))
+        return e
     except Exception:  # defensive: the validator on pathological Unicode
         return _INVALID
 

@@ -71,7 +71,7 @@ _HAN_RE = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002f
 _NON_HAN_RE = re.compile("[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+")
 _LATIN_RE = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _OTHER_LETTER_RE = re.compile(r"[^\W\d_A-Za-z\u00c0-\u024f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
-_SPLIT_RE = re.compile(r"[\s·.\-_/]+")
+_WS_RE = re.compile(r"\s+")
 _TOKEN_STRIP = ".'’,;:()[]\"“”"
 
 _SURNAME_RANK: dict[str, int] = {}
@@ -203,7 +203,8 @@ def _strip_titles_suffixes(tokens: list[str], flags: list[str]) -> list[str]:
 
 
 def _tokens(s: str) -> list[str]:
-    return [t for t in (x.strip(_TOKEN_STRIP) for x in s.split()) if t]
+    # tokens without a single letter/digit ("&", "-", stray symbols) carry no name
+    return [t for t in (x.strip(_TOKEN_STRIP) for x in s.split()) if t and any(c.isalnum() for c in t)]
 
 
 def _surname_rank(tok_key: str) -> int | None:
@@ -237,6 +238,8 @@ def _build_latin(display_tokens: list[str], fam_idx: list[int], flags: list[str]
         family_py = given_py = None
         # Middle names/initials are left out of the key: "Robert J. Smith" must meet "Robert Smith".
         key_tokens = [family_key, given_key or ""]
+    if given_key and len(given_key) == 1:
+        flags.append("name.initial")  # "J. Smith": compare the initial, not the name
     display = " ".join(_fix_case(t) for t in display_tokens)
     name_key = " ".join(sorted(k for k in key_tokens if k)) or None
     return PersonName(
@@ -335,11 +338,14 @@ def _parse_han(text: str, flags: list[str], script: str) -> PersonName:
     else:
         han = "".join(parts)
         for h in CN_HONORIFICS:
-            if han.endswith(h) and len(han) > len(h):
+            if han.endswith(h) and 1 <= len(han) - len(h) <= 4:
+                # 陈先生 / 王女士 / 李总: family name + form of address; 陈伟先生: full name + address.
                 rest = han[: -len(h)]
+                flags.append("name.honorific")
                 if rest in _SINGLE_SURNAMES or rest in COMPOUND_SURNAMES:
-                    flags.append("name.honorific")
                     return _han_result(display, rest, None, flags, script)
+                han = rest
+                break
         family, given = split_han_name(han)
         if len(han) > 4:
             flags.append("name.unusual_length")
@@ -350,6 +356,10 @@ def _parse_han(text: str, flags: list[str], script: str) -> PersonName:
     return _han_result(display, family, given, flags, script)
 
 
+# Emoji and pictographs: typical of social-media display names (WeChat nicknames), not legal names.
+_SYMBOL_RE = re.compile("[\u2600-\u27bf\u2b00-\u2bff\ufe0e\ufe0f\U0001f000-\U0001faff]")
+
+
 @lru_cache(maxsize=200_000)
 def _standardise_full(raw: str) -> PersonName:
     text = normalize_text(raw)
@@ -358,6 +368,9 @@ def _standardise_full(raw: str) -> PersonName:
     has_han = _HAN_RE.search(text) is not None
     has_latin = _LATIN_RE.search(text) is not None
     flags: list[str] = []
+    if _SYMBOL_RE.search(text):
+        flags.append("name.symbols")
+        text = _WS_RE.sub(" ", _SYMBOL_RE.sub(" ", text)).strip()
     if has_han:
         return _parse_han(text, flags, "mixed" if has_latin else "han")
     if has_latin:
@@ -511,3 +524,31 @@ def standardise_company(raw: object) -> Company:
         return _standardise_company(s)
     except Exception:
         return _BAD_COMPANY
+
+
+# --- Gender ----------------------------------------------------------------------------------------
+
+_GENDER = {
+    **dict.fromkeys(("m", "male", "man", "men", "masculine", "boy", "男", "男性", "男士", "先生", "mr", "herr",
+                     "h", "1", "♂"), "M"),
+    **dict.fromkeys(("f", "female", "woman", "women", "feminine", "girl", "w", "weiblich", "女", "女性", "女士",
+                     "小姐", "太太", "mrs", "ms", "miss", "frau", "2", "♀"), "F"),
+    "männlich": "M", "mannlich": "M",
+}
+
+
+@lru_cache(maxsize=1024)
+def _gender(s: str) -> str | None:
+    return _GENDER.get(text_key(to_simplified(s)).replace(" ", ""))
+
+
+def standardise_gender(raw: object) -> str | None:
+    """'M' | 'F' | None from the usual codings: M/F, male/female, 男/女, 先生/女士, WeChat's 1/2 (0 and
+    anything else = unknown). Never raises."""
+    s = as_str(raw)
+    if not s or len(s) > 32:
+        return None
+    try:
+        return _gender(s)
+    except Exception:
+        return None

@@ -13,7 +13,7 @@ from hub.standardise.text import as_str, normalize_text
 
 # Sources without a configured region are Chinese (the hub's main market).
 DEFAULT_REGION = "CN"
-_MAX_PHONE_LEN = 64
+_MAX_PHONE_LEN = 128
 
 
 class Phone(NamedTuple):
@@ -81,11 +81,28 @@ def _standardise_phone(raw: str, region: str) -> Phone:
     return Phone(e164, kind, num.extension or None, num_region, flags)
 
 
+# Several numbers in one field ("138 0013 8000; 139 1234 5678", "座机 021-62345678 / 手机 13800138000").
+_MULTI_SEP_RE = re.compile(r"\s*(?:[;,，；、|]|\s/\s|\sor\s|或)\s*")
+
+
+def _first_valid(s: str, region: str) -> Phone:
+    parts = [p for p in _MULTI_SEP_RE.split(s) if p.strip()]
+    if len(parts) < 2:
+        return _standardise_phone(s, region)
+    valid = [p for p in (_standardise_phone(part, region) for part in parts) if p.e164]
+    if not valid:
+        return _INVALID
+    # A mobile identifies a person better than a shared switchboard line.
+    best = next((p for p in valid if p.kind == "mobile"), valid[0])
+    return best._replace(flags=(*best.flags, "phone.multiple"))
+
+
 def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone:
     """Parse a phone number written any usual way into E.164.
 
     ``region`` is the default region of the *source* (used for numbers written without country code).
-    Never raises: invalid input gives ``Phone(e164=None, ..., flags=('phone.invalid',))``.
+    Never raises: invalid input gives ``Phone(e164=None, ..., flags=('phone.invalid',))``. A field
+    holding several numbers gives the first valid mobile (else the first valid one), flagged ``phone.multiple``.
     """
     s = as_str(raw)
     if s is None or not s.strip():
@@ -94,6 +111,8 @@ def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone
         return _INVALID
     reg = (region or DEFAULT_REGION).upper()
     try:
+        if _MULTI_SEP_RE.search(s):
+            return _first_valid(s, reg)
         return _standardise_phone(s, reg)
     except Exception:  # libphonenumber edge cases on pathological input: report, never raise
         return _INVALID
