@@ -1,0 +1,62 @@
+"""`make bench`: every scale figure the issues ask for, one script after another, results in bench/out/.
+
+Each benchmark is its own script (runnable alone with smaller sizes); this runner only sequences them with
+the sizes the issues name and collects their markdown into bench/out/SUMMARY.md. Sizes can be reduced for a
+quick look: `python bench/run_all.py --quick`. Expect the full run to take a long time on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+FULL = [
+    ("standardisation, 1,000,000 customer records", ["bench/bench_standardise.py", "--records", "1000000", "--workers", "2"]),
+    ("matching vs Splink, 100k and 1M records", ["bench/bench_dedupe.py", "--sizes", "100000,1000000"]),
+    ("golden incremental vs full, 1M people, 1 % changed", ["bench/bench_golden.py", "--people", "1000000", "--engine", "dedupe"]),
+    ("connector pull throughput, 100k people", ["bench/bench_connectors.py", "--records", "100000"]),
+    ("Tryton read throughput vs raw JSON-RPC", ["bench/bench_tryton.py", "--parties", "20000"]),
+]
+QUICK = [
+    ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
+    ("matching vs Splink, 20k", ["bench/bench_dedupe.py", "--sizes", "20000"]),
+    ("golden incremental vs full, 20k people", ["bench/bench_golden.py", "--people", "20000", "--engine", "dedupe"]),
+    ("connector pull throughput, 5k people", ["bench/bench_connectors.py", "--records", "5000"]),
+    ("Tryton read throughput, 2k parties", ["bench/bench_tryton.py", "--parties", "2000"]),
+]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes, minutes instead of hours")
+    ap.add_argument("--only", help="run only benchmarks whose title contains this text")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    summary = [f"# Benchmarks ({'quick' if args.quick else 'full'}) — {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    failures = 0
+    for title, cmd in QUICK if args.quick else FULL:
+        if args.only and args.only not in title:
+            continue
+        print(f"\n=== {title}: {' '.join(cmd)}", flush=True)
+        started = time.perf_counter()
+        proc = subprocess.run([sys.executable, *cmd], cwd=ROOT, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        print(proc.stdout[-6000:], flush=True)
+        if proc.returncode != 0:
+            failures += 1
+            print(proc.stderr[-4000:], file=sys.stderr, flush=True)
+        summary += [f"## {title}", f"`{' '.join(cmd)}` — exit {proc.returncode}, {seconds:.0f} s", "",
+                    "```", proc.stdout[-6000:].strip(), "```", ""]
+    (OUT / "SUMMARY.md").write_text("\n".join(summary), encoding="utf-8")
+    print(f"\nsummary: {OUT / 'SUMMARY.md'}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
