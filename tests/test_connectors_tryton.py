@@ -342,3 +342,104 @@ def test_gzip_quirk_body_is_decoded(tryton):
         assert resp.headers.get("Content-Encoding") == "gzip"  # labelled gzip either way
         rows = decode_body(resp)["result"]
         assert len(rows) == 40 and all("name" in r for r in rows)
+
+
+# ------------------------------------------------------------------------------------------------- faults
+class FaultyProxy:
+    """A real HTTP proxy in front of trytond that injects faults on chosen request numbers:
+    'status:<code>' answers that status, 'truncate' sends half the body under the full Content-Length."""
+
+    def __init__(self, upstream: str, faults: dict[int, str]):
+        import http.server
+        import threading
+
+        self.faults = dict(faults)
+        self.count = 0
+        self.hit: list[str] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy.count += 1
+                fault = proxy.faults.pop(proxy.count, None)
+                if fault and fault.startswith("status:"):
+                    proxy.hit.append(fault)
+                    self.send_response(int(fault.split(":")[1]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                up = requests.post(upstream + self.path, data=body, headers=headers, stream=True, timeout=60)
+                raw = up.raw.read(decode_content=False)
+                self.send_response(up.status_code)
+                for k, v in up.headers.items():
+                    if k.lower() in ("content-type", "content-encoding", "www-authenticate"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(raw)))
+                if fault == "truncate":
+                    proxy.hit.append(fault)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(raw[: len(raw) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy_factory(tryton):
+    made: list[FaultyProxy] = []
+
+    def make(faults: dict[int, str]) -> FaultyProxy:
+        p = FaultyProxy(tryton.url, faults)
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def test_pull_survives_5xx_and_truncated_bodies(tryton, rpc, sqlite_store, proxy_factory):
+    # requests 1-2 are login + preferences; faults hit the high-water queries and the data pages
+    proxy = proxy_factory({3: "status:503", 5: "status:502", 12: "truncate", 13: "status:504", 14: "truncate"})
+    conn = TrytonConnector(proxy.url, tryton.database, tryton.username, tryton.password, page_size=9)
+    st = run_pull(conn, sqlite_store, "customers")
+    assert sorted(proxy.hit) == sorted(["status:503", "status:502", "truncate", "status:504", "truncate"])
+    expected = server_ids(rpc, "customers")
+    assert sqlite_store.landed_ids("tryton", "customers") == expected
+    assert st.new == len(expected) and st.changed == 0
+
+
+def test_failed_push_write_is_an_error_and_succeeds_next_run(tryton, rpc, sqlite_store, proxy_factory):
+    party = tryton.seed.parties[30]
+    sqlite_store.enqueue_push("tryton", "customers", str(party), "G000930",
+                              {"golden_id": "G000930", "segment": "churn_risk"})
+    # 1 login, 2 preferences, 3 read parties, 4 = the identifier create: answered 503
+    proxy = proxy_factory({4: "status:503"})
+    conn = TrytonConnector(proxy.url, tryton.database, tryton.username, tryton.password)
+    first = run_push(conn, sqlite_store)
+    assert (first.ok, first.error) == (0, 1) and proxy.hit == ["status:503"]
+    assert len(sqlite_store.pending_pushes("tryton")) == 1  # kept for the next run
+    second = run_push(conn, sqlite_store)
+    assert (second.ok, second.error) == (1, 0)
+    idents, cats, _ = _hub_state(rpc, party)
+    assert idents == [GOLDEN_ID_PREFIX + "G000930"] and cats == ["hub:segment:churn_risk"]
+    assert sqlite_store.pending_pushes("tryton") == []

@@ -47,6 +47,7 @@ from typing import Any
 
 import requests
 import tenacity
+import urllib3
 
 from hub.connectors.base import (
     BODY_ERRORS,
@@ -263,7 +264,10 @@ class TrytonRpc:
 
         if retry:
             once = tenacity.retry(
-                retry=tenacity.retry_if_exception_type((*BODY_ERRORS, RetryableHTTPError, json.JSONDecodeError)),
+                # urllib3 errors too: with stream=True a cut-off body surfaces from raw.read() as urllib3's
+                # ProtocolError/IncompleteRead, which requests only wraps when it reads the body itself
+                retry=tenacity.retry_if_exception_type(
+                    (*BODY_ERRORS, RetryableHTTPError, json.JSONDecodeError, urllib3.exceptions.HTTPError)),
                 wait=tenacity.wait_exponential_jitter(initial=0.5, max=20),
                 stop=tenacity.stop_after_attempt(self.read_attempts),
                 reraise=True,
@@ -555,7 +559,9 @@ class TrytonConnector:
                 # a UserError is Tryton refusing the data: retrying unchanged will not help
                 status = "rejected" if exc.is_user_error else "error"
                 outcomes.append(PushOutcome(item.id, status, f"{exc.kind}: {exc.message}"[:500]))
-            except (requests.RequestException, ConnectorError) as exc:
+            except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError, ConnectorError) as exc:
+                # transport trouble or a garbled answer: unknown whether it applied, so retry next run
+                # (the push is idempotent, a second application is harmless)
                 outcomes.append(PushOutcome(item.id, "error", type(exc).__name__))
         return outcomes
 
