@@ -261,3 +261,10 @@ def test_mutate_changes_every_system(tmp_path: Path) -> None:
     again.mutate(fraction=0.05, seed=2)
     ids = [g.source_id for g in load_ground_truth(w.dir) if g.system == "webshop" and g.entity == "order"]
     assert len(ids) == len(set(ids))
+    # the CDR file stays in hang-up order across appends, and nothing is dated in the future
+    with again.cdr.master.open(newline="", encoding="utf-8") as fh:
+        ends = [r[11] for r in csv.reader(fh)]
+    assert ends == sorted(ends)
+    now = erp.erp_now().isoformat(timespec="seconds")
+    assert max(o["date_modified_gmt"] for o in again.shop.orders.values()) <= now
+    assert max(c["date_modified_gmt"] for c in again.shop.customers.values()) <= now

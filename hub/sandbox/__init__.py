@@ -21,7 +21,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,7 +35,7 @@ from hub.sandbox.faults import FaultController, FaultPlan, FaultRule
 from hub.sandbox.people import Person, _cn_address, _cn_mobile, _west_address, _west_mobile, generate_people
 from hub.sandbox.social import WeChatState, serve_wechat
 from hub.sandbox.webshop import WebShopState, serve_webshop
-from hub.sandbox.world_gen import Observer, WorldData, build_world_data
+from hub.sandbox.world_gen import HISTORY_END, Observer, WorldData, build_world_data
 
 __all__ = ["CdrDropFolder", "Endpoints", "FaultPlan", "FaultRule", "GroundTruth", "SandboxWorld",
            "generate_people", "ground_truth_map", "load_ground_truth"]
@@ -110,6 +110,7 @@ class SandboxWorld:
             "version": WORLD_VERSION, "seed": seed, "customers": customers, "erp_url": url,
             "cdr_columns": cdr_columns, "created_at": erp_mod.erp_now().isoformat(timespec="seconds"),
             "mutations": 0, "call_seq": data.counters["call_seq"],
+            "cdr_last_end": max((c["end"] for c in data.calls), default=HISTORY_END).isoformat(),
             "webshop_key": "ck_" + _derive(seed, "ck", 40), "webshop_secret": "cs_" + _derive(seed, "cs", 40),
             "wechat_appid": "wx" + _derive(seed, "appid", 16), "wechat_secret": _derive(seed, "appsecret", 32),
         }
@@ -206,7 +207,7 @@ class SandboxWorld:
                     "shipment": ids["stock_shipment_out"] + 1, "wc_user": self.shop.counters["wc_user"],
                     "wc_order": self.shop.counters["wc_order"], "wc_meta": self.shop.counters["wc_meta"],
                     "wc_line": self.shop.counters.get("wc_line", 100000), "call_seq": self.meta["call_seq"]})
-                obs = Observer(rng, data)
+                obs = Observer(rng, data, now)
                 truth = _truth_index(self.dir)
 
                 def pick(system: str) -> list[Person]:
@@ -226,16 +227,15 @@ class SandboxWorld:
                         obs.erp_contact(party, "mobile", N.phone_variant(p.mobiles[-1], rng), now)
                     elif r < 0.7:
                         p.address = _cn_address(rng)[0] if p.culture == "cn" else _west_address(p.address.country, rng)[0]
-                        obs.erp_address(party, p.address, now, written=now)
-                        new = data.erp["party_address"].pop()
-                        obs.data.counters["address"] -= 1
-                        old = conn.execute(sa.select(erp_mod.party_address.c.id).where(
-                            erp_mod.party_address.c.party == party).order_by(erp_mod.party_address.c.id.desc())
-                        ).scalar()
-                        vals = {k: new[k] for k in ("street", "postal_code", "city", "subdivision_name", "country_code")}
-                        if old is None:
-                            conn.execute(erp_mod.party_address.insert(), [new])
-                        else:
+                        old = conn.execute(sa.select(sa.func.max(erp_mod.party_address.c.id)).where(
+                            erp_mod.party_address.c.party == party)).scalar()
+                        obs.erp_address(party, p.address, now, written=now)  # inserted below when no row exists
+                        if old is not None:  # moving edits the party's address row in place, as a clerk would
+                            new = data.erp["party_address"].pop()
+                            obs.data.counters["address"] -= 1
+                            obs.last_address[party] = old
+                            vals = {k: new[k] for k in ("street", "postal_code", "city", "subdivision_name",
+                                                        "country_code")}
                             conn.execute(erp_mod.party_address.update().where(erp_mod.party_address.c.id == old)
                                          .values(**vals, write_date=now))
                     else:
@@ -286,14 +286,18 @@ class SandboxWorld:
                 for oid in rng.sample(followers, min(len(followers), round(fraction * len(followers) * 0.2))):
                     self.wechat.users[oid]["subscribe"] = 0
                     stats["wechat_unfollows"] += 1
-                # --- CDR
+                # --- CDR: new calls start after the last one already written (the file stays in hang-up order)
+                last_end = datetime.fromisoformat(self.meta.get("cdr_last_end") or "2000-01-01T00:00:00")
+                window = max(now - timedelta(hours=3), last_end + timedelta(seconds=1))
+                window_end = max(now, window + timedelta(minutes=30))
                 for p in pick("cdr"):
                     for _ in range(rng.randrange(1, 3)):
-                        obs.call(p, now - timedelta(minutes=rng.randrange(5, 180)))
+                        obs.call(p, obs.rand_time(window, window_end))
                 for _ in range(max(1, len(data.calls) // 10)):
-                    obs.call(None, now - timedelta(minutes=rng.randrange(5, 180)),
-                             number=obs.cdr_number(_cn_mobile(rng)))
+                    obs.call(None, obs.rand_time(window, window_end), number=obs.cdr_number(_cn_mobile(rng)))
                 data.calls.sort(key=lambda c: (c["end"], c["sequence"]))
+                if data.calls:
+                    self.meta["cdr_last_end"] = data.calls[-1]["end"].isoformat()
                 stats["cdr_new_calls"] = self.cdr.append(data.calls)
                 self.meta["call_seq"] = data.counters["call_seq"]
         finally:

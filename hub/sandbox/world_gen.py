@@ -62,9 +62,10 @@ class Observer:
     ``counters`` carries the next ids so a later ``mutate`` continues the same sequences.
     """
 
-    def __init__(self, rng: random.Random, data: WorldData):
+    def __init__(self, rng: random.Random, data: WorldData, now: datetime = HISTORY_END):
         self.rng = rng
         self.data = data
+        self.now = now  # nothing is written after "now": later timestamps are clamped to it
         c = data.counters
         for key, start in (("party", 1), ("address", 1), ("contact", 1), ("identifier", 1), ("sale", 1),
                            ("sale_line", 1), ("shipment", 1), ("wc_user", 25), ("wc_order", 700),
@@ -183,7 +184,8 @@ class Observer:
                 "create_date": when, "write_date": None if rng.random() < 0.2 else when + timedelta(seconds=3),
             })
         addr_ids = [self.last_address.get(party)]
-        written = None if state == "draft" and rng.random() < 0.5 else when + timedelta(minutes=rng.randrange(1, 3000))
+        written = None if state == "draft" and rng.random() < 0.5 else \
+            min(when + timedelta(minutes=rng.randrange(1, 3000)), self.now)
         self.data.erp["sale_sale"].append({
             "id": sid, "party": party, "number": f"SO{sid:06d}", "reference": None, "sale_date": when.date(),
             "state": state, "currency": currency, "total_amount": total, "shipment_address": addr_ids[0],
@@ -205,15 +207,18 @@ class Observer:
             state, effective = "done", planned + timedelta(days=rng.randrange(0, 4))
         else:
             state, effective = rng.choice(("waiting", "assigned", "picked", "packed")), None
+        if effective is not None and effective > self.now.date():
+            state, effective = "packed", None  # not delivered yet
         tracking = None
         if state in ("done", "packed"):
             tracking = D.CARRIER_PREFIX[carrier] + f"{rng.randrange(10**12):012d}"
-        created = when + timedelta(hours=rng.randrange(1, 30))
+        created = min(when + timedelta(hours=rng.randrange(1, 30)), self.now)
         self.data.erp["stock_shipment_out"].append({
             "id": shid, "number": f"WH/OUT/{shid:06d}", "customer": party, "delivery_address": address,
             "carrier": carrier, "reference": tracking, "state": state, "planned_date": planned,
             "effective_date": effective, "origin_sale": sale, "create_date": created,
-            "write_date": created + timedelta(days=(effective - planned).days + 1) if effective else created,
+            "write_date": min(created + timedelta(days=(effective - planned).days + 1), self.now) if effective
+            else created,
         })
         self.truth("erp", "shipment", shid, p.person_id)
         return shid
@@ -273,7 +278,7 @@ class Observer:
         meta.append(self._meta("marketing_consent", "yes" if p.consent_email else "no"))
         if p.culture == "cn" and rng.random() < 0.2:
             meta.append(self._meta("wechat_id", f"wxid_{p.given_pinyin}{rng.randrange(100, 999)}"))
-        modified = created + timedelta(minutes=rng.randrange(0, 60 * 24 * 90))
+        modified = min(created + timedelta(minutes=rng.randrange(0, 60 * 24 * 90)), self.now)
         username = email.partition("@")[0] if rng.random() < 0.7 else f"{p.family_pinyin or p.family_name.lower()}{cid}"
         self.data.shop_customers.append({
             "id": cid, "date_created": wc_date(created + SHOP_TZ_OFFSET), "date_created_gmt": wc_date(created),
@@ -314,7 +319,7 @@ class Observer:
                           "meta_data": [], "sku": D.PRODUCTS[pidx][0], "price": float(price)})
         ship = Decimal("0.00") if subtotal > 199 * CURRENCY_RATE[currency] else \
             (Decimal("12.00") * CURRENCY_RATE[currency]).quantize(Decimal("0.01"))
-        modified = when + timedelta(minutes=rng.randrange(1, 60 * 24 * 10))
+        modified = min(when + timedelta(minutes=rng.randrange(1, 60 * 24 * 10)), self.now)
         paid = status in ("completed", "processing", "refunded")
         pay = rng.choice((("alipay", "Alipay 支付宝"), ("wechatpay", "WeChat Pay 微信支付"),
                           ("bacs", "Direct Bank Transfer"), ("stripe", "Credit Card (Stripe)"), ("paypal", "PayPal")))
