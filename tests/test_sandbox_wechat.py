@@ -49,9 +49,23 @@ def test_token_errors(ep: Endpoints) -> None:
 def test_token_invalidation_and_expiry(world: SandboxWorld, ep: Endpoints) -> None:
     old = get_token(ep)
     assert "total" in call(ep, "user/get", old)
-    new = get_token(ep)  # a new token invalidates the previous one
-    assert call(ep, "user/get", old)["errcode"] == 40001
-    assert "total" in call(ep, "user/get", new)
+    new = get_token(ep)  # a new token retires the previous one after a 5-minute overlap
+    assert "total" in call(ep, "user/get", old)
+    world.wechat.advance_clock(301)
+    try:
+        assert call(ep, "user/get", old)["errcode"] == 40001
+        assert "total" in call(ep, "user/get", new)
+    finally:
+        world.wechat.advance_clock(-301)
+    world.wechat.token_grace_seconds = 0
+    try:
+        newer = get_token(ep)
+        assert call(ep, "user/get", new)["errcode"] == 40001
+        assert "total" in call(ep, "user/get", newer)
+        new = newer
+    finally:
+        world.wechat.token_grace_seconds = 300
+    assert call(ep, "user/get", "not-a-token")["errcode"] == 40001
     assert requests.get(ep.wechat_url + "/cgi-bin/user/get").json()["errcode"] == 41001
     world.wechat.advance_clock(7201)
     try:

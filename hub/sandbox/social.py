@@ -1,7 +1,8 @@
 """A faithful local WeChat Official Account API (``/cgi-bin/...``) over stdlib ``http.server``.
 
-Reproduces (see /work/shared/reference/api_shapes.md §2.1): ``cgi-bin/token`` (a new token invalidates the
-previous one; ``expires_in`` 7200, expiry simulated with ``state.advance_clock``), ``stable_token``,
+Reproduces (see /work/shared/reference/api_shapes.md §2.1): ``cgi-bin/token`` (a new token retires the
+previous one — after a 5-minute overlap, as the official access_token doc promises; ``token_grace_seconds=0``
+makes it immediate; ``expires_in`` 7200, expiry simulated with ``state.advance_clock``), ``stable_token``,
 ``user/get`` cursor paging (≤10 000 per page; the last non-empty page still carries ``next_openid`` and the
 follow-up call returns ``count: 0`` with no ``data``), ``user/info`` and ``user/info/batchget`` (≤100),
 remarks, tags (create/get/update/delete, members/batchtagging ≤50, batchuntagging, getidlist, user/tag/get).
@@ -35,19 +36,22 @@ class WeChatState:
     """Followers, tags and access tokens of one Official Account; JSON-persisted, lock-protected."""
 
     def __init__(self, users: list[dict], tags: list[dict], appid: str, secret: str, next_tag_id: int | None = None,
-                 token_ttl: int = 7200, page_size: int = 10000, profile_fields: str = "legacy"):
+                 token_ttl: int = 7200, page_size: int = 10000, profile_fields: str = "legacy",
+                 token_grace_seconds: float = 300):
         self.lock = threading.RLock()
         self.users: dict[str, dict] = {u["openid"]: u for u in users}  # insertion = follow order
         self.tags: dict[int, str] = {t["id"]: t["name"] for t in tags}
         self.appid, self.secret = appid, secret
         self.next_tag_id = next_tag_id or max(self.tags, default=99) + 1
         self.token_ttl = token_ttl
+        self.token_grace_seconds = token_grace_seconds
         self.page_size = page_size
         self.batch_limit = 100
         self.tagging_limit = 50
         self.profile_fields = profile_fields
         self.clock_offset = 0.0
         self.tokens: dict[str, float] = {}  # token -> expiry (state clock)
+        self.retired: dict[str, float] = {}  # token -> end of its overlap with the newer token
         self.current_token: str | None = None
         self.stable_token: tuple[str, float] | None = None
         self._seq = 0
@@ -65,9 +69,9 @@ class WeChatState:
             self._seq += 1
             tok = hashlib.sha256(f"{self.appid}:{self.secret}:{self._seq}:{time.time_ns()}".encode()).hexdigest()
             tok = ("80_" + tok * 2)[:136]
-            # cgi-bin/token: fetching a new token invalidates the previous one
-            if self.current_token:
-                self.tokens.pop(self.current_token, None)
+            # cgi-bin/token: fetching a new token retires the previous one (old and new overlap for the grace)
+            if self.current_token in self.tokens:
+                self.retired[self.current_token] = self.now() + self.token_grace_seconds
             self.current_token = tok
             self.tokens[tok] = self.now() + self.token_ttl
             return tok
@@ -171,7 +175,7 @@ class WeChatHandler(SandboxHandler):
         exp = st.tokens.get(tok)
         if exp is None and st.stable_token and st.stable_token[0] == tok:
             exp = st.stable_token[1]
-        if exp is None:
+        if exp is None or st.now() >= st.retired.get(tok, float("inf")):
             self.err(40001, "invalid credential, access_token is invalid or not latest")
             return False
         if st.now() >= exp:
