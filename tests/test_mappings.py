@@ -319,11 +319,12 @@ def test_cdr_rows_become_calls_keyed_by_e164(mappings) -> None:
 def test_cdr_internal_anonymous_and_malformed_rows_are_quarantined(mappings) -> None:
     m = mappings["asterisk_cdr"]
     internal = parse_cdr_line(CDR_LINES[0])  # extension 1001 -> extension 2000: no customer number
-    assert _map_one(m, "calls", "callcenter", "i", internal).reasons == ["phone.invalid"]
+    assert _map_one(m, "calls", "callcenter", "i", internal).reasons == ["required.phone_missing", "phone.invalid"]
     anon = dict(parse_cdr_line(CDR_LINES[1]), src="anonymous")
-    assert _map_one(m, "calls", "callcenter", "a", anon).reasons == ["phone.invalid"]
+    assert _map_one(m, "calls", "callcenter", "a", anon).reasons == ["required.phone_missing", "phone.invalid"]
     no_time = dict(parse_cdr_line(CDR_LINES[1]), start="2024-02-30 10:00:00")
-    assert _map_one(m, "calls", "callcenter", "t", no_time).reasons == ["datetime.impossible"]
+    assert _map_one(m, "calls", "callcenter", "t", no_time).reasons == [
+        "required.occurred_at_missing", "datetime.impossible"]
     broken = parse_cdr_line('"only","three","columns"')
     assert _map_one(m, "calls", "callcenter", "b", broken).reasons == ["payload.malformed"]
 
@@ -404,7 +405,8 @@ def test_required_rules_give_reason_codes(mappings) -> None:
     assert out.records == []
     sale = dict(_decl("woocommerce")["entities"]["orders"]["sample"], date_created="2017-02-30T10:00:00",
                 date_created_gmt="")
-    assert _map_one(m, "orders", "webshop", "1", sale).reasons == ["datetime.impossible"]
+    assert _map_one(m, "orders", "webshop", "1", sale).reasons == ["required.ordered_at_missing",
+                                                                    "datetime.impossible"]
     assert _map_one(m, "customers", "webshop", "1", ["not", "an", "object"]).reasons == ["payload.malformed"]
     assert _map_one(m, "refunds", "webshop", "1", {}).reasons == ["mapping.missing"]
 

@@ -591,6 +591,7 @@ class Mapper:
                     reasons.append("required.name_missing")
                     reasons.extend(invalid("name"))
             elif _empty(out.get(rule)):
-                bad = invalid(rule)
-                reasons.extend(bad or [f"required.{rule}_missing"])
+                # the rule that broke, then why (phone.invalid, date.impossible …) when a value was there
+                reasons.append(f"required.{rule}_missing")
+                reasons.extend(invalid(rule))
         return reasons

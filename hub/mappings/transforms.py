@@ -84,6 +84,7 @@ def _scalars(values: list[Any]) -> list[Any]:
 
 
 _SCRIPTS = frozenset({"han", "latin", "mixed"})
+_HAN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
@@ -93,6 +94,12 @@ def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
     family = _first(_scalars(inputs.get("family", [])))
     if full is None and given is None and family is None:
         return {fld: None}, ("name.missing",)
+    if full is None and (given is None) != (family is None):
+        # one box filled with a whole name ("张明辉" typed into last_name, "Wei Chen" into first_name):
+        # parse it as a full name rather than trusting the box it landed in
+        only = normalize_text(as_str(given if family is None else family) or "")
+        if " " in only or (len(only) >= 2 and _HAN_RE.fullmatch(only)):
+            full, given, family = only, None, None
     p = standardise_person_name(full=full, given=given, family=family)
     if not (p.display or p.name_key):
         return {fld: None}, tuple(p.flags) or ("name.unparseable",)

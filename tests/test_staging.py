@@ -1,0 +1,299 @@
+"""The staging stage end to end: a generated sandbox world pulled by the real connectors into a real store,
+staged, and checked against the world's ground truth; incremental behaviour; the quarantine lifecycle on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from hub.connectors.base import run_pull
+from hub.connectors.cdr import AsteriskCdrConnector, parse_cdr_line
+from hub.connectors.sql_erp import SqlErpConnector, load_tables
+from hub.connectors.wechat import WeChatConnector
+from hub.connectors.woocommerce import WooCommerceConnector
+from hub.mappings import load_mappings
+from hub.sandbox import SandboxWorld, load_ground_truth
+from hub.staging import stage_all, stage_pending
+from hub.store import LandingRecord, Store, landing, payload_hash, quarantine, staged_record
+
+SOURCES = {
+    "erp": {"kind": "sql_erp", "mapping": "sql_erp_sandbox"},
+    "webshop": {"kind": "woocommerce"},
+    "social": {"kind": "wechat"},
+    "callcenter": {"kind": "asterisk_cdr"},
+}
+PULLS = {"erp": ("customers", "orders", "shipments"), "webshop": ("customers", "orders"),
+         "social": ("followers",), "callcenter": ("calls",)}
+KNOWN_REASONS = {"required.name_missing", "required.contact_missing", "phone.invalid", "phone.possible",
+                 "datetime.impossible", "payload.malformed", "required.customer_source_id_missing",
+                 "required.occurred_at_missing", "required.phone_missing", "name.unparseable", "name.missing",
+                 "required.ordered_at_missing"}
+
+
+def _pull_all(world: SandboxWorld, store: Store) -> None:
+    with world.serve() as ep:
+        connectors = {
+            "erp": SqlErpConnector(ep.erp_url, load_tables("sandbox")),
+            "webshop": WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret),
+            "social": WeChatConnector(ep.wechat_url, ep.wechat_appid, ep.wechat_secret, system="social"),
+            "callcenter": AsteriskCdrConnector(ep.cdr_dir),
+        }
+        for name, conn in connectors.items():
+            for entity in PULLS[name]:
+                run_pull(conn, store, entity)
+
+
+@pytest.fixture(scope="module")
+def mappings():
+    return load_mappings()
+
+
+@pytest.fixture(scope="module")
+def staged_world(tmp_path_factory: pytest.TempPathFactory, mappings) -> Iterator[tuple[SandboxWorld, Store, object]]:
+    d = tmp_path_factory.mktemp("staging")
+    world = SandboxWorld.create_or_load(d / "world", customers=250, seed=11)
+    store = Store(f"sqlite:///{d / 'hub.db'}")
+    _pull_all(world, store)
+    for (source, entity, sid), payload in MALFORMED.items():
+        _land(store, source, entity, sid, payload)
+    stats = stage_pending(store, mappings, SOURCES)
+    yield world, store, stats
+    store.dispose()
+
+
+# malformed records shaped like each source's own, landed beside the generated world
+MALFORMED: dict[tuple[str, str, str], dict] = {
+    ("webshop", "customers", "900001"): {
+        "id": 900001, "email": "no.name@example.com", "first_name": "", "last_name": "",
+        "billing": {"first_name": "", "last_name": "", "phone": "13800138000", "country": "CN"}, "meta_data": []},
+    ("erp", "customers", "900001"): {
+        "id": 900001, "code": "900001", "name": "???", "active": True, "create_date": "2024-01-01T00:00:00",
+        "write_date": None, "addresses": [], "identifiers": [], "categories": [],
+        "contact_mechanisms": [{"id": 1, "party": 900001, "type": "mobile", "value": "999"}]},
+    ("webshop", "orders", "900002"): {
+        "id": 900002, "number": "900002", "status": "completed", "currency": "CNY", "total": "10.00",
+        "customer_id": 0, "date_created": "2019-02-30T10:00:00", "line_items": []},
+    ("callcenter", "calls", "h:bad"): parse_cdr_line('"only","three","columns"'),
+}
+EXPECTED_REASONS = {
+    ("webshop", "customers", "900001"): ["required.name_missing"],
+    ("erp", "customers", "900001"): ["required.name_missing", "name.unparseable"],
+    ("webshop", "orders", "900002"): ["required.ordered_at_missing", "datetime.impossible"],
+    ("callcenter", "calls", "h:bad"): ["payload.malformed"],
+}
+
+
+def _landing_rows(store: Store) -> list[tuple[str, str, str]]:
+    with store.engine.connect() as c:
+        return [tuple(r) for r in c.execute(sa.select(landing.c.source, landing.c.entity, landing.c.source_id))]
+
+
+def _staged(store: Store, entity: str | None = None) -> list[dict]:
+    q = sa.select(staged_record)
+    if entity:
+        q = q.where(staged_record.c.entity == entity)
+    with store.engine.connect() as c:
+        return [dict(r._mapping) for r in c.execute(q)]
+
+
+def _quarantined(store: Store) -> list[dict]:
+    with store.engine.connect() as c:
+        return [dict(r._mapping) for r in c.execute(sa.select(quarantine))]
+
+
+def _load(v):  # JSON columns come back decoded on every backend, but be tolerant of text
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def test_every_landed_row_is_staged_or_quarantined(staged_world) -> None:
+    _, store, stats = staged_world
+    rows = _landing_rows(store)
+    staged_keys = {(r["source"], r["entity"], r["source_id"]) for r in _staged(store)}
+    q_keys = {(q["source"], q["entity"], q["source_id"]) for q in _quarantined(store)}
+    canonical = {"customers": ("customers",), "orders": ("orders",), "shipments": ("shipments",),
+                 "followers": ("customers", "interactions"), "calls": ("interactions",)}
+    for source, entity, sid in rows:
+        in_q = (source, entity, sid) in q_keys
+        staged = [(source, ce, sid) in staged_keys for ce in canonical[entity]]
+        assert (in_q and not any(staged)) or (not in_q and all(staged)), (source, entity, sid)
+    assert stats.records_in == len(rows) == stats.staged + stats.quarantined
+    assert stats.unchanged == 0 and stats.quarantined == len(q_keys) > 0
+    per_source = stats.per_source()
+    assert set(per_source) == {"erp", "webshop", "social", "callcenter"}
+    # a follower is a customer AND an interaction
+    social_rows = sum(1 for s, _, _ in rows if s == "social")
+    assert sum(1 for r in _staged(store) if r["source"] == "social") == 2 * (social_rows - per_source["social"]["quarantined"])
+
+
+def test_quarantine_rows_carry_reason_codes_and_the_raw_payload(staged_world) -> None:
+    _, store, stats = staged_world
+    q = _quarantined(store)
+    reasons = {code for row in q for code in _load(row["reasons"])}
+    assert reasons <= KNOWN_REASONS, reasons - KNOWN_REASONS
+    got = {(r["source"], r["entity"], r["source_id"]): _load(r["reasons"]) for r in q}
+    for key, expected in EXPECTED_REASONS.items():
+        assert got[key] == expected, key
+    assert "phone.invalid" in reasons  # withheld caller ids in the generated CDR
+    with store.engine.connect() as c:
+        raw = {(r.source, r.entity, r.source_id): (r.payload, r.payload_hash) for r in c.execute(sa.select(landing))}
+    for row in q:
+        assert (_load(row["payload"]), row["payload_hash"]) == raw[(row["source"], row["entity"], row["source_id"])]
+    md = stats.markdown()
+    assert "| callcenter | calls |" in md and "`phone.invalid`" in md
+
+
+def test_staged_values_match_the_ground_truth(staged_world) -> None:
+    world, store, _ = staged_world
+    people = {p.person_id: p for p in world.people()}
+    truth = {(t.system, t.entity, t.source_id): t.person_id for t in load_ground_truth(world.dir)}
+    system = {"erp": ("erp", "party"), "webshop": ("webshop", "customer")}
+    names = phones = checked_names = checked_phones = 0
+    for r in _staged(store, "customers"):
+        if r["source"] not in ("erp", "webshop"):
+            continue
+        p = people.get(truth.get((*system[r["source"]], r["source_id"]), ""))
+        if p is None:
+            continue
+        rec = _load(r["record"])
+        assert rec["source"] == r["source"] and r["record_key"] == f"{r['source']}:{r['source_id']}"
+        if p.culture == "cn" and rec.get("name"):
+            checked_names += 1
+            names += rec["name"]["name_key"] == " ".join(sorted([p.family_pinyin, p.given_pinyin]))
+        own = set(p.mobiles) | ({p.landline} if p.landline else set())
+        for ph in rec["phones"]:
+            assert ph["e164"].startswith("+") and ph["e164"][1:].isdigit()
+            checked_phones += 1
+            phones += ph["e164"] in own
+    assert checked_names > 50 and names / checked_names > 0.9, (names, checked_names)
+    assert checked_phones > 100 and phones / checked_phones > 0.97, (phones, checked_phones)
+    # calls are keyed by the caller's E.164 number
+    calls = [r for r in _staged(store, "interactions") if r["source"] == "callcenter"]
+    matched = known = 0
+    for r in calls:
+        rec = _load(r["record"])
+        assert rec["kind"] == "call" and r["customer_key"] is None
+        p = people.get(truth.get(("cdr", "call", r["source_id"]), ""))
+        if p is not None:
+            known += 1
+            matched += rec["phone"] in set(p.mobiles) | {p.landline}
+    assert known > 100 and matched / known > 0.97, (matched, known)
+
+
+def test_orders_shipments_and_follows_point_at_their_customer(staged_world) -> None:
+    _, store, _ = staged_world
+    customers = {r["record_key"] for r in _staged(store, "customers")}
+    q_keys = {f"{q['source']}:{q['source_id']}" for q in _quarantined(store) if q["entity"] == "customers"}
+    for entity in ("orders", "shipments"):
+        rows = _staged(store, entity)
+        assert rows
+        for r in rows:
+            if r["customer_key"] is not None:
+                assert r["customer_key"] in customers | q_keys
+    follows = [r for r in _staged(store, "interactions") if r["source"] == "social"]
+    assert follows and all(r["customer_key"] == r["record_key"] for r in follows)
+
+
+def test_restaging_unchanged_landing_does_nothing(staged_world, mappings) -> None:
+    _, store, _ = staged_world
+    before = {(r["entity"], r["record_key"]): (r["record_hash"], r["staged_at"]) for r in _staged(store)}
+    q_before = {q["id"]: q["quarantined_at"] for q in _quarantined(store)}
+    again = stage_pending(store, mappings, SOURCES)
+    assert again.records_in == 0
+    full = stage_all(store, mappings, SOURCES)
+    assert full.records_in == len(_landing_rows(store))
+    assert full.staged == 0 and full.released == 0
+    assert full.unchanged + full.quarantined == full.records_in
+    after = {(r["entity"], r["record_key"]): (r["record_hash"], r["staged_at"]) for r in _staged(store)}
+    assert after == before  # nothing rewritten: downstream incremental matching sees no change
+    assert {q["id"] for q in _quarantined(store)} == set(q_before)
+
+
+def test_world_mutation_is_staged_incrementally(tmp_path: Path, mappings) -> None:
+    world = SandboxWorld.create_or_load(tmp_path / "world", customers=120, seed=5)
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        _pull_all(world, store)
+        first = stage_pending(store, mappings, SOURCES)
+        world.mutate(fraction=0.1, seed=3)
+        _pull_all(world, store)
+        with store.engine.connect() as c:
+            pending = c.execute(sa.select(sa.func.count()).select_from(landing).where(
+                sa.or_(landing.c.staged_hash.is_(None), landing.c.staged_hash != landing.c.payload_hash))).scalar()
+        assert 0 < pending < first.records_in / 2
+        second = stage_pending(store, mappings, SOURCES)
+        assert second.records_in == pending
+        assert second.staged + second.unchanged + second.quarantined == pending
+        assert stage_pending(store, mappings, SOURCES).records_in == 0
+    finally:
+        store.dispose()
+
+
+# -- the quarantine lifecycle, on SQLite and PostgreSQL ------------------------------------------------------
+
+
+def _land(store: Store, source: str, entity: str, sid: str, payload: dict) -> None:
+    store.land_page(source, entity, [LandingRecord(sid, payload, payload_hash(payload))], None)
+
+
+GOOD = {"id": 7, "email": "wei.chen@example.com", "first_name": "偉", "last_name": "陳",
+        "billing": {"phone": "13800138000", "country": "CN"}, "meta_data": []}
+
+
+def test_quarantine_lifecycle(store: Store, mappings) -> None:
+    cfg = {"webshop": {"kind": "woocommerce"}}
+    _land(store, "webshop", "customers", "7", GOOD)
+    no_name = dict(GOOD, id=8, first_name="", last_name="")
+    _land(store, "webshop", "customers", "8", no_name)
+    st = stage_pending(store, mappings, cfg)
+    assert (st.staged, st.quarantined) == (1, 1)
+    assert st.top_reasons() == [("required.name_missing", 1)]
+    (q,) = _quarantined(store)
+    assert (q["source"], q["entity"], q["source_id"]) == ("webshop", "customers", "8")
+    assert _load(q["payload"]) == no_name
+
+    # fixed at the source: leaves quarantine when it stages cleanly
+    _land(store, "webshop", "customers", "8", dict(no_name, first_name="Na", last_name="Li"))
+    st = stage_pending(store, mappings, cfg)
+    assert (st.staged, st.released, st.quarantined) == (1, 1, 0)
+    assert _quarantined(store) == []
+
+    # a bad optional field keeps the record: the field is nulled and flagged
+    _land(store, "webshop", "customers", "7", dict(GOOD, billing={"phone": "12345", "country": "CN"}))
+    stage_pending(store, mappings, cfg)
+    rec = next(r for r in _staged(store) if r["record_key"] == "webshop:7")
+    assert _load(rec["record"])["phones"] == [] and "phones:phone.invalid" in _load(rec["quality_flags"])
+
+    # a staged record broken at the source moves to quarantine (its stale staged row goes)
+    _land(store, "webshop", "customers", "7", dict(GOOD, email="", billing={"phone": "x"}))
+    st = stage_pending(store, mappings, cfg)
+    assert st.quarantined == 1
+    assert {r["record_key"] for r in _staged(store)} == {"webshop:8"}
+    (q,) = _quarantined(store)
+    assert _load(q["reasons"]) == ["required.contact_missing", "phone.invalid"]
+
+    # an unknown source in landing is left alone, not lost: it stays pending
+    _land(store, "legacy_crm", "customers", "1", {"x": 1})
+    assert stage_pending(store, mappings, cfg).records_in == 0
+    with store.engine.connect() as c:
+        assert c.execute(sa.select(landing.c.staged_hash).where(landing.c.source == "legacy_crm")).scalar() is None
+
+
+def test_chunked_staging_and_duplicate_keys_in_one_run(store: Store, mappings) -> None:
+    """Chunks smaller than the data, on both backends; rows of several chunks, incl. changed ones."""
+    cfg = {"webshop": {"kind": "woocommerce", "phone_region": "CN"}}
+    recs = [LandingRecord(str(i), dict(GOOD, id=i, email=f"c{i}@example.com"),
+                          payload_hash(dict(GOOD, id=i, email=f"c{i}@example.com"))) for i in range(1, 26)]
+    store.land_page("webshop", "customers", recs, None)
+    st = stage_pending(store, mappings, cfg, chunk_size=7)
+    assert st.staged == 25 and len(_staged(store)) == 25
+    changed = [LandingRecord(r.source_id, dict(r.payload, last_name="王"), payload_hash(dict(r.payload, last_name="王")))
+               for r in recs[::5]]
+    store.land_page("webshop", "customers", changed, None)
+    st = stage_pending(store, mappings, cfg, chunk_size=2)
+    assert st.records_in == 5 and st.staged == 5
+    assert all(_load(r["record"])["family_name"] == "王" for r in _staged(store) if r["source_id"] in {"1", "6"})
