@@ -202,3 +202,19 @@ def test_list_reflects_writes(world: SandboxWorld, ep: Endpoints, s: requests.Se
     s.put(url(ep, f"/orders/{oid}"), json={"status": "completed"}).raise_for_status()
     after = s.get(url(ep, "/orders"), params={"status": "completed", "per_page": 1}).headers["X-WP-Total"]
     assert int(after) == int(before) + 1
+
+
+def test_batch_update(world: SandboxWorld, ep: Endpoints, s: requests.Session) -> None:
+    ids = sorted(world.shop.customers)[5:8]
+    body = {"update": [{"id": i, "meta_data": [{"key": "hub_segment", "value": "loyal"}]} for i in ids]
+            + [{"id": 999999, "first_name": "ghost"}]}
+    r = s.post(url(ep, "/customers/batch"), json=body)
+    assert r.status_code == 200
+    res = r.json()["update"]
+    assert [x["id"] for x in res[:3]] == ids
+    assert all({m["key"]: m["value"] for m in x["meta_data"]}["hub_segment"] == "loyal" for x in res[:3])
+    assert res[3]["error"]["code"] == "woocommerce_rest_invalid_id"
+    big = {"update": [{"id": i} for i in range(1, 102)]}
+    r = s.post(url(ep, "/customers/batch"), json=big)
+    assert r.status_code == 413 and r.json()["code"] == "woocommerce_rest_request_entity_too_large"
+    assert requests.post(url(ep, "/customers/batch"), json=body).status_code == 401

@@ -140,7 +140,10 @@ class WebShopHandler(SandboxHandler):
     # ------------------------------------------------------------------ routing
     def route(self, method: str) -> None:
         path = self.route_path.rstrip("/")
-        m = re.fullmatch(API + r"/(customers|orders)(?:/(\d+))?", path)
+        m = re.fullmatch(API + r"/(customers|orders)(?:/(\d+|batch))?", path)
+        if m and m[2] == "batch":
+            self._route_batch(method, m[1])
+            return
         if not m or method not in ("GET", "POST", "PUT", "PATCH") or (method in ("PUT", "PATCH") and not m[2]):
             self.send_json(404, _err("rest_no_route", "No route was found matching the URL and request method.", 404))
             return
@@ -382,30 +385,34 @@ class WebShopHandler(SandboxHandler):
         return body
 
     def _update(self, kind: str, oid: int) -> None:
-        obj = (self.st.customers if kind == "customers" else self.st.orders).get(oid)
-        if obj is None:
-            self._not_found(kind)
-            return
         body = self._read_body()
-        if body is None:
-            return
-        err = self._apply(kind, obj, body)
-        if err:
-            self.send_json(err["data"]["status"], err)
-            return
-        self.send_json(200, self._decorate(kind, obj))
+        if body is not None:
+            status, out = self._do_update(kind, oid, body)
+            self.send_json(status, out)
 
     def _create(self, kind: str) -> None:
         body = self._read_body()
         if body is None:
             return
-        if kind != "customers":
-            self.send_json(404, _err("rest_no_route", "No route was found matching the URL and request method.", 404))
-            return
+        status, out = self._do_create(kind, body)
+        headers = {"Location": f"{self.base_url()}{API}/customers/{out['id']}"} if status == 201 else None
+        self.send_json(status, out, headers)
+
+    def _do_update(self, kind: str, oid: object, body: dict) -> tuple[int, dict]:
+        obj = (self.st.customers if kind == "customers" else self.st.orders).get(oid)  # type: ignore[call-overload]
+        if obj is None:
+            return 404, (_err("woocommerce_rest_invalid_id", "Invalid resource ID.", 404) if kind == "customers"
+                         else _err("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404))
+        err = self._apply(kind, obj, body)
+        if err:
+            return err["data"]["status"], err
+        return 200, self._decorate(kind, obj)
+
+    def _do_create(self, kind: str, body: dict) -> tuple[int, dict]:
+        if kind != "customers":  # orders are created by checkout in this sandbox, not over the API
+            return 404, _err("rest_no_route", "No route was found matching the URL and request method.", 404)
         if not body.get("email"):
-            self.send_json(400, _err("rest_missing_callback_param", "Missing parameter(s): email", 400,
-                                     params=["email"]))
-            return
+            return 400, _err("rest_missing_callback_param", "Missing parameter(s): email", 400, params=["email"])
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         blank = {k: "" for k in ("first_name", "last_name", "company", "address_1", "address_2", "city", "state",
                                  "postcode", "country")}
@@ -416,12 +423,47 @@ class WebShopHandler(SandboxHandler):
                "is_paying_customer": False, "avatar_url": "", "meta_data": []}
         err = self._apply(kind, obj, body)
         if err:
-            self.send_json(err["data"]["status"], err)
-            return
+            return err["data"]["status"], err
         obj["id"] = self.st.next_id("wc_user")
         self.st.customers[obj["id"]] = obj
-        self.send_json(201, self._decorate(kind, obj),
-                       {"Location": f"{self.base_url()}{API}/customers/{obj['id']}"})
+        return 201, self._decorate(kind, obj)
+
+    def _route_batch(self, method: str, kind: str) -> None:
+        """``POST|PUT|PATCH /<kind>/batch`` with ``create``/``update``/``delete`` arrays, ≤100 objects in all."""
+        if method not in ("POST", "PUT", "PATCH"):
+            self.send_json(404, _err("rest_no_route", "No route was found matching the URL and request method.", 404))
+            return
+        err = self._authenticate(method, "item")
+        if err:
+            self.send_json(401, err)
+            return
+        body = self._read_body()
+        if body is None:
+            return
+        ops = {k: body.get(k) or [] for k in ("create", "update", "delete")}
+        if sum(len(v) for v in ops.values() if isinstance(v, list)) > 100:
+            self.send_json(413, _err("woocommerce_rest_request_entity_too_large",
+                                     "Unable to accept more than 100 items for this request.", 413))
+            return
+        out: dict[str, list] = {}
+        with self.st.lock:
+            for item in ops["create"]:
+                status, res = self._do_create(kind, item if isinstance(item, dict) else {})
+                out.setdefault("create", []).append(res if status < 300 else {"id": 0, "error": res})
+            for item in ops["update"]:
+                item = item if isinstance(item, dict) else {}
+                status, res = self._do_update(kind, item.get("id"), item)
+                out.setdefault("update", []).append(res if status < 300 else {"id": item.get("id"), "error": res})
+            for oid in ops["delete"]:
+                store = self.st.customers if kind == "customers" else self.st.orders
+                obj = store.pop(oid, None) if isinstance(oid, int) else None
+                if obj is None:
+                    out.setdefault("delete", []).append({"id": oid, "error": _err(
+                        "woocommerce_rest_invalid_id", "Invalid resource ID.", 404)})
+                else:
+                    self.st.version += 1
+                    out.setdefault("delete", []).append(self._decorate(kind, obj))
+        self.send_json(200, out)
 
 
 def serve_webshop(state: WebShopState, faults: FaultController, port: int = 0) -> SandboxServer:
