@@ -31,6 +31,10 @@ CN_GIVEN_FEMALE: tuple[tuple[str, str], ...] = tuple(
     ).split()
 )
 
+# English names Chinese people adopt (kept in Person.nicknames)
+CN_ENGLISH_NAMES = {"M": ("Kevin", "Jason", "Eric", "Tony", "Jack", "Leo", "Frank", "Vincent"),
+                    "F": ("Lily", "Grace", "Cherry", "Vivian", "Amy", "Coco", "Jessica", "Sunny")}
+
 # Very common full names: the matcher must not merge two different people who share these.
 CN_NAMESAKES: tuple[tuple[str, str, str, str, str], ...] = (
     # surname, surname pinyin, given, given pinyin, gender

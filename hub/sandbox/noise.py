@@ -23,6 +23,8 @@ def name_variant(p: Person, rng: random.Random) -> tuple[str, str, str]:
     r = rng.random()
     if p.culture == "cn":
         fam_py, giv_py = p.family_pinyin.capitalize(), p.given_pinyin.capitalize()
+        if p.nicknames and rng.random() < 0.3:
+            return p.nicknames[0], fam_py, f"{p.nicknames[0]} {fam_py}"
         if r < 0.45:
             return p.given_name, p.family_name, p.family_name + p.given_name
         if r < 0.55:

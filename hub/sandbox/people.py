@@ -276,6 +276,8 @@ def generate_people(n: int, seed: int = 42, chinese_share: float = 0.7, namesake
                 emails = _emails(family_py, given_py, birth, "cn", "CN", rng)
                 mobiles = [_cn_mobile(rng)]
                 nat_id = make_cn_national_id(division, birth, gender, rng) if rng.random() < 0.5 else ""
+                if rng.random() < 0.15:  # an English name used at work and in shops: "Kevin Chen"
+                    nicks = [rng.choice(D.CN_ENGLISH_NAMES[gender])]
             else:
                 first, gender, nicks_t = rng.choice([f for f in D.WEST_FIRST if f[1] == gender])
                 nicks = list(nicks_t)
