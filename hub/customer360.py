@@ -33,7 +33,6 @@ from hub.store import (
     Store,
     customer_360,
     golden_customer,
-    jsonable,
     payload_hash,
     record_key,
     staged_record,
@@ -527,7 +526,8 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
             stats.unchanged += 1
             continue
         record["computed_at"] = now.isoformat()
-        row = {"record": jsonable(record), "record_hash": h, "updated_at": now}
+        # model_dump(mode="json") is already JSON-safe: no jsonable() round trip (it costs a second encode)
+        row = {"record": record, "record_hash": h, "updated_at": now}
         if old is None:
             inserts.append({"golden_id": gid, **row})
         else:

@@ -238,21 +238,39 @@ class PushPlanStats:
 
 
 def _load_views(conn: sa.Connection) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """360 summaries of active golden customers, and the active golden ids without a 360 row yet."""
+    """360 summaries of active golden customers, and the active golden ids without a 360 row yet.
+
+    Only the profile fields the directory needs are read (JSON paths): decoding 100k full profiles with their
+    lineage would dominate the run. Create payloads read full profiles for their few candidates.
+    """
     rec = customer_360.c.record
     views: dict[str, dict[str, Any]] = {}
     rows = conn.execute(
         sa.select(customer_360.c.golden_id, rec["segment"].as_string(), rec["value_tier"].as_string(),
-                  rec["lifecycle"].as_string(), rec["orders_count"].as_integer(), rec["consent"], rec["profile"])
+                  rec["lifecycle"].as_string(), rec["orders_count"].as_integer(), rec["consent"],
+                  rec[("profile", "full_name")].as_string(), rec[("profile", "company")].as_string(),
+                  rec[("profile", "primary_phone")].as_string(), rec[("profile", "phones")])
         .join(golden_customer, golden_customer.c.golden_id == customer_360.c.golden_id)
         .where(golden_customer.c.status == "active")
     )
-    for gid, segment, tier, life, orders, consent, profile in rows:
+    for gid, segment, tier, life, orders, consent, name, company, primary, phones in rows:
+        profile = {"full_name": name, "company": company, "primary_phone": primary, "phones": phones or []}
         views[gid] = {"segment": segment, "value_tier": tier, "lifecycle": life, "orders_count": orders or 0,
-                      "consent": consent or {}, "profile": profile or {}}
+                      "consent": consent or {}, "profile": profile}
     active = {r[0] for r in conn.execute(
         sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active"))}
     return views, active - set(views)
+
+
+def _full_profiles(store: Store, golden_ids: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(golden_ids), 500):
+            chunk = golden_ids[start:start + 500]
+            out.update(conn.execute(
+                sa.select(customer_360.c.golden_id, customer_360.c.record["profile"])
+                .where(customer_360.c.golden_id.in_(chunk))).all())
+    return out
 
 
 def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanStats:
@@ -298,8 +316,11 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         plan.queued = store.enqueue_pushes(tc.name, tc.entity, items)
         if tc.create_missing:
             present = {gid for _, gid in links.get(tc.source, ())}
-            creates = [(gid, create_payload(gid, view)) for gid, view in sorted(views.items())
-                       if gid not in present and int(view.get("orders_count") or 0) > 0]
+            wanted = [gid for gid, view in sorted(views.items())
+                      if gid not in present and int(view.get("orders_count") or 0) > 0]
+            profiles = _full_profiles(store, wanted)
+            creates = [(gid, create_payload(gid, {**views[gid], "profile": profiles.get(gid) or {}}))
+                       for gid in wanted]
             plan.creates_candidates = len(creates)
             plan.creates_queued = enqueue_creates(store, tc.name, tc.entity, creates)
         stats.queued += plan.queued + plan.creates_queued
