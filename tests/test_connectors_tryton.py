@@ -258,6 +258,12 @@ def test_push_golden_id_and_categories_is_idempotent_and_not_echoed(tryton, rpc,
     # a push is never a landing change
     assert run_pull(connector(tryton), sqlite_store, "customers").changed == 0
 
+    # the golden id changed upstream (two golden records merged): the identifier is rewritten, not added
+    out = conn.push([OutboxItem(3, "tryton", "customers", str(a), "G000100",
+                                {"golden_id": "G000100", "segment": "regular", "value_tier": "gold"}, 0)])
+    assert out[0].status == "ok"
+    assert _hub_state(rpc, a)[0] == [GOLDEN_ID_PREFIX + "G000100"]
+
 
 def test_push_rejects_unknown_party_and_creates_missing_party_once(tryton, rpc):
     conn = connector(tryton)

@@ -585,12 +585,12 @@ class TrytonConnector:
     def _apply_hub_fields(self, party_id: int, party: dict, golden_id: str, payload: dict) -> None:
         code = GOLDEN_ID_PREFIX + golden_id
         hub_idents = [i for i in party.get("identifiers") or [] if is_hub_identifier(i)]
-        if not any(i["code"] == code for i in hub_idents):
-            if hub_idents:  # golden id changed (merge/split upstream): rewrite, don't pile up stale ids
-                self.rpc.write("party.identifier", [hub_idents[0]["id"]], {"code": code})
+        stale = [i["id"] for i in hub_idents if i["code"] != code]
+        if len(stale) == len(hub_idents):  # the current golden id is not there yet
+            if stale:  # golden id changed (merge/split upstream): rewrite one, don't pile up stale ids
+                self.rpc.write("party.identifier", [stale.pop(0)], {"code": code})
             else:
                 self.rpc.create("party.identifier", [{"party": party_id, "type": None, "code": code}])
-        stale = [i["id"] for i in hub_idents[1:] if i["code"] != code]
         if stale:
             self.rpc.call("model.party.identifier.delete", stale, write=True)
 
