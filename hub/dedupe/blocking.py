@@ -25,7 +25,7 @@ class BlockingRule:
 
 
 DEFAULT_RULES: tuple[BlockingRule, ...] = (
-    BlockingRule("phone", ("phone",), sort="name_sort", cap=16, window=3),
+    BlockingRule("phone", ("phone_tail",), sort="name_sort", cap=16, window=3),
     BlockingRule("email", ("email",), sort="name_sort", cap=16, window=3),
     BlockingRule("national_id", ("national_id",), sort="name_sort", cap=12, window=3),
     BlockingRule("name_key+birth_year", ("name_key", "birth_year"), sort="dob"),
@@ -37,6 +37,8 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("given+postcode", ("given", "postcode"), sort="name_sort"),
     BlockingRule("street+postcode", ("street", "postcode"), sort="name_sort", cap=16),
     BlockingRule("dob+postcode", ("dob", "postcode"), sort="name_sort"),
+    BlockingRule("given+city", ("given", "city"), sort="name_sort_rev"),
+    BlockingRule("family+city", ("family", "city"), sort="name_sort"),
     BlockingRule("sn:name", (), sort="name_sort", cap=0, window=4),
     BlockingRule("sn:name_rev", (), sort="name_sort_rev", cap=0, window=4),
 )

@@ -48,6 +48,33 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
     return np.concatenate(ls), np.concatenate(rs)
 
 
+def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin: float
+                    ) -> list[tuple[int, int, float]]:
+    """Remove the links of records that match two clearly different people about equally well (within
+    ``margin`` bits): a name+city-only record next to two namesakes. Joining either would be a guess,
+    and a wrong guess breaks two clusters instead of leaving one record unlinked."""
+    nbrs: dict[int, list[tuple[float, int]]] = {}
+    for a, b, w in edges:
+        nbrs.setdefault(a, []).append((w, b))
+        nbrs.setdefault(b, []).append((w, a))
+    ambiguous = set()
+    for r, lst in nbrs.items():
+        if len(lst) < 2:
+            continue
+        lst.sort(reverse=True)
+        w1, x1 = lst[0]
+        for w, x in lst[1:]:
+            if w < w1 - margin:
+                break
+            info = pair_info.get((x1, x) if x1 < x else (x, x1))
+            if info is not None and (info[1] or info[0] < 0.01):
+                ambiguous.add(r)
+                break
+    if not ambiguous:
+        return edges
+    return [e for e in edges if e[0] not in ambiguous and e[1] not in ambiguous]
+
+
 def cluster(
     n: int,
     left: np.ndarray,
@@ -56,6 +83,7 @@ def cluster(
     score_pairs: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]],
     min_support: float = 0.5,
     max_component: int = 400,
+    ambiguity_margin: float = 3.0,
 ) -> np.ndarray:
     """Cluster label per record (the smallest member index of its cluster).
 
@@ -97,7 +125,7 @@ def cluster(
     el, er, ew = left[in_big], right[in_big], weight[in_big]
     ec = comp[el]
     eorder = np.lexsort((-ew, ec))
-    el, er, ec = el[eorder], er[eorder], ec[eorder]
+    el, er, ec, ew = el[eorder], er[eorder], ec[eorder], ew[eorder]
     comps = np.unique(pc)
     p_start = np.searchsorted(pc, comps)
     p_end = np.searchsorted(pc, comps, side="right")
@@ -111,8 +139,11 @@ def cluster(
                                     conf[ps:pe].tolist(), strict=True)
         }
         exhaustive = sizes[c] <= max_component
+        edges = list(zip(el[es:ee].tolist(), er[es:ee].tolist(), ew[es:ee].tolist(), strict=True))
+        if exhaustive and ambiguity_margin > 0:
+            edges = _drop_ambiguous(edges, pair_info, ambiguity_margin)
         member_of: dict[int, list[int]] = {}
-        for a, b in zip(el[es:ee].tolist(), er[es:ee].tolist(), strict=True):
+        for a, b, _w in edges:
             ga, gb = member_of.get(a), member_of.get(b)
             if ga is not None and ga is gb:
                 continue

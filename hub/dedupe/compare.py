@@ -204,7 +204,12 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     ph = p.key("phone")
     d = _distance(ph, i, j, OSA.distance)
     tail = _code_eq(p.key("phone_tail"), i, j)
-    out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, tail)])
+    suffix = np.zeros(len(i), dtype=bool)
+    cand = tail & (d > 0)
+    if cand.any():  # one number is the other plus a country/trunk prefix
+        suffix[cand] = _pair_scores(ph.codes[i][cand], ph.codes[j][cand], ph.uniques, ph.uniques,
+                                    lambda a, b, **_: float(a.endswith(b) or b.endswith(a))) >= 1
+    out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
 
     em = p.key("email")
     s = _same_key_sim(em, i, j, JaroWinkler.normalized_similarity)
@@ -245,4 +250,7 @@ def tf_codes(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, levels
             out[col] = np.where(exact, code, -1)
         else:
             out[col] = np.where(exact, p.key(col).codes[i], -1)
+    both = (levels[:, FIELD_INDEX["family_name"]] == 3) & (levels[:, FIELD_INDEX["given_name"]] == 3)
+    nk = p.key("name_key").codes
+    out["name_key"] = np.where(both & (nk[i] == nk[j]), nk[i], -1)
     return out

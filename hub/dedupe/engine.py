@@ -27,6 +27,7 @@ class DedupeSettings:
     review: float = 0.1  # between review and auto_match: kept for a human
     rules: tuple[BlockingRule, ...] = DEFAULT_RULES
     u_sample_pairs: int = 300_000
+    joint_name_tf: bool = False  # full-name frequency instead of family x given (stricter on 王芳-type names)
     min_support: float = 0.5  # mean match_probability across two partial clusters needed to merge them
     seed: int = 42
 
@@ -134,7 +135,7 @@ def deduplicate(
     for key, codes in (("family", vocab.fam), ("given", vocab.giv)):
         cnt = np.bincount(codes[codes >= 0], minlength=len(vocab.uniques)).astype(np.float64)
         model.tf[key] = cnt / max(cnt.sum(), 1.0)
-    for key in ("phone", "email"):
+    for key in ("phone", "email") + (("name_key",) if s.joint_name_tf else ()):
         cnt = p.key(key).counts().astype(np.float64)
         model.tf[key] = cnt / max(cnt.sum(), 1.0)
     stats["t_estimate"] = time.perf_counter() - t0

@@ -438,7 +438,9 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn())
     p.keys["email"] = _encode(_column(frame, "email"), _email_fn())
     p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
-    p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-7:] if len(t) >= 7 else "")
+    # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
+    # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
+    p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
     p.keys["street"] = _encode(_column(frame, "street"), _fallback_street)
     p.keys["city"] = _encode(_column(frame, "city"), _fallback_place)
     p.keys["region"] = _encode(_column(frame, "region"), _fallback_place)

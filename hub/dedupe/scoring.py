@@ -158,5 +158,18 @@ def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray]) -
             if sel.any():
                 tf = np.maximum(model.tf[f.tf_key][codes[sel]], model.tf_u_floor)
                 contrib[sel, k] = np.log2(model.m[k][-1] / tf).astype(np.float32)
+    # Full-name frequency: given names are not independent of family names (王芳, 张伟, John Smith are
+    # far more common than tf(family) * tf(given) says), so when both agree exactly the pair gets the
+    # weight of the joint name frequency; the correction is booked on the given_name column.
+    if "name_key" in tf_codes and "name_key" in model.tf:
+        from hub.dedupe.compare import FIELD_INDEX
+
+        kf, kg = FIELD_INDEX["family_name"], FIELD_INDEX["given_name"]
+        codes = tf_codes["name_key"]
+        sel = codes >= 0
+        if sel.any():
+            tf = np.maximum(model.tf["name_key"][codes[sel]], model.tf_u_floor)
+            joint = np.log2(model.m[kf][-1] * model.m[kg][-1] / tf)
+            contrib[sel, kg] = (joint - contrib[sel, kf]).astype(np.float32)
     mw = model.prior_log2_odds + contrib.sum(axis=1, dtype=np.float64)
     return mw, contrib
