@@ -1,13 +1,14 @@
 """Matching for golden records: full rebuild or incremental, always obeying steward decisions.
 
-Incremental design ("re-match the closed affected component"): new, changed and deleted staged customer
-records are found by hash comparison with ``match_record``; their block keys in the persisted blocking index
-(``match_block``) are replaced; the affected set K grows from them through every block (at most
-``block_cap`` records) that they share, through stored match pairs, steward must-links and the previous
-clusters, until it is closed. K is then matched and clustered exactly like a full run would do it, and only
-K's pairs and cluster labels are replaced. With the ``exact`` matcher (pairwise scores, component-local
-clustering) this is provably the same result as a full rebuild; with the ``dedupe`` engine the engine is
-re-run on K's records (see README: its EM parameters are re-estimated on K).
+Candidate pairs are the pairs of records sharing a key of the persisted blocking index (``match_block``)
+whose block holds at most ``block_cap`` records; pairs are scored pairwise (fixed weights, or the dedupe
+engine with parameters frozen at training time) and clustered per connected component of match edges.
+
+Incremental: new, changed and deleted staged customer records are found by hash comparison with
+``match_record``; their block keys are replaced; only pairs involving them (plus pairs of blocks whose size
+crossed the cap) are re-scored; the affected set K is closed under match edges, steward must-links and the
+previous clusters and re-clustered. Because every step is pairwise or per component, the result equals a
+full rebuild on the same data (tested, and checked by bench/bench_golden.py).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 from sqlalchemy.engine import Connection
 
-from hub.golden.clustering import apply_constraints, greedy_clusters
-from hub.golden.features import Features, engine_row, features_of
+from hub.golden.clustering import greedy_clusters
+from hub.golden.features import Features, features_of
 from hub.golden.review import Constraints, load_constraints, pair_key
-from hub.golden.tables import ensure_tables, match_block, match_record, match_run
+from hub.golden.tables import ensure_tables, match_block, match_model, match_record, match_run
 from hub.store import Store, match_pair, staged_record
 
 log = logging.getLogger(__name__)
@@ -87,23 +88,21 @@ class PairRow:
     explanation: dict
 
 
-@dataclass
-class MatchOutput:
-    pairs: list[PairRow]
-    clusters: dict[str, str]  # record_key -> cluster_key (smallest record key of the cluster)
-    refused_must_links: list[tuple[str, str]]
-    scored: int = 0
-
-
 def _prob(weight: float) -> float:
     return 1.0 / (1.0 + 2.0 ** (-max(min(weight, 60.0), -60.0)))
+
+
+@dataclass
+class ExactBatch:
+    keys: list[str]
+    feats: dict[str, Features]
 
 
 class ExactMatcher:
     """Exact key matcher: E.164 phone, e-mail match key, national id blocks; fixed Fellegi–Sunter-style weights.
 
-    Pairwise and deterministic, so incremental matching equals a full rebuild exactly. Used when the
-    dedupe engine is unavailable, and as the reference for the id-lifecycle tests.
+    Pairwise and deterministic. Used when the dedupe engine is unavailable (``engine: exact``), and as the
+    reference for the id-lifecycle tests.
     """
 
     name = "exact"
@@ -118,16 +117,26 @@ class ExactMatcher:
     def __init__(self, settings: MatchSettings) -> None:
         self.s = settings
 
-    def block_keys(self, f: Features) -> set[str]:
-        keys = {f"p:{p}" for p in f.phones} | {f"e:{e}" for e in f.email_keys}
-        if f.national_id:
-            keys.add(f"n:{f.national_id}")
-        return keys
+    def item(self, key: str, rec: dict) -> Features:
+        return features_of(rec)
 
-    def needs_rows(self) -> bool:
-        return False
+    def batch(self, items: dict[str, Features], model: Any) -> ExactBatch:
+        return ExactBatch(sorted(items), items)
 
-    def score(self, a: Features, b: Features) -> tuple[float, dict]:
+    def train(self, b: ExactBatch) -> None:
+        return None  # fixed weights: nothing to estimate
+
+    def block_keys(self, b: ExactBatch) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for k in b.keys:
+            f = b.feats[k]
+            keys = {f"p:{p}" for p in f.phones} | {f"e:{e}" for e in f.email_keys}
+            if f.national_id:
+                keys.add(f"n:{f.national_id}")
+            out[k] = keys
+        return out
+
+    def _score(self, a: Features, b: Features) -> tuple[float, dict]:
         expl: dict[str, dict] = {}
         total = 0.0
 
@@ -160,110 +169,40 @@ class ExactMatcher:
             expl["name"] = {"level": "missing", "weight": 0.0}
         return total, expl
 
-    def band(self, weight: float) -> str:
+    def _band(self, weight: float) -> str:
         if weight >= self.s.exact.match_threshold:
             return "match"
         if weight >= self.s.exact.review_threshold:
             return "review"
         return "non_match"
 
-    def match(
-        self,
-        keys: list[str],
-        feats: dict[str, Features],
-        rows: dict[str, tuple] | None,
-        blocks: dict[str, list[str]],
-        sizes: dict[str, int],
-        constraints: Constraints,
-    ) -> MatchOutput:
-        cand: set[tuple[str, str]] = set()
-        for b, members in blocks.items():
-            if 2 <= len(members) and sizes.get(b, len(members)) <= self.s.block_cap:
-                cand.update(pair_key(x, y) for x, y in combinations(sorted(members), 2))
-        pairs: list[PairRow] = []
-        edges: list[tuple[str, str, float]] = []
-        for lk, rk in sorted(cand):
-            w, expl = self.score(feats[lk], feats[rk])
-            band = self.band(w)
-            if band == "non_match":
-                continue
-            pairs.append(PairRow(lk, rk, w, _prob(w), band, expl))
-            if band == "match":
-                edges.append((lk, rk, w))
-        clusters, refused = greedy_clusters(keys, edges, constraints.must_link, constraints.cannot_link)
-        return MatchOutput(pairs, clusters, refused, scored=len(cand))
+    def score(self, b: ExactBatch, pairs: list[tuple[str, str]]) -> list[PairRow]:
+        out = []
+        for lk, rk in pairs:
+            w, expl = self._score(b.feats[lk], b.feats[rk])
+            out.append(PairRow(lk, rk, w, _prob(w), self._band(w), expl))
+        return out
+
+    def cluster(
+        self, b: ExactBatch, edges: Iterable[tuple[str, str, float]], constraints: Constraints
+    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        return greedy_clusters(b.keys, edges, constraints.must_link, constraints.cannot_link)
 
 
-class EngineMatcher(ExactMatcher):
-    """The hub.dedupe engine (blocking, FS/EM scoring, non-chaining clustering) + steward constraints."""
-
-    name = "dedupe"
-
-    def block_keys(self, f: Features) -> set[str]:
-        # the persisted index only bounds the affected component; the engine does its own blocking
-        keys = super().block_keys(f)
-        if f.name_key and f.birth_date:
-            keys.add(f"nd:{f.name_key}|{f.birth_date}")
-        return keys
-
-    def needs_rows(self) -> bool:
-        return True
-
-    def match(
-        self,
-        keys: list[str],
-        feats: dict[str, Features],
-        rows: dict[str, tuple] | None,
-        blocks: dict[str, list[str]],
-        sizes: dict[str, int],
-        constraints: Constraints,
-    ) -> MatchOutput:
-        import pandas as pd
-
-        from hub.dedupe import DedupeSettings, deduplicate
-        from hub.golden.features import ENGINE_COLUMNS
-
-        assert rows is not None
-        frame = pd.DataFrame([rows[k] for k in keys], columns=list(ENGINE_COLUMNS), dtype=str)
-        kw: dict[str, Any] = {}
-        if self.s.auto_match is not None:
-            kw["auto_match"] = self.s.auto_match
-        if self.s.review is not None:
-            kw["review"] = self.s.review
-        res = deduplicate(frame, settings=DedupeSettings(**kw))
-        clusters = dict(zip(res.clusters["record_id"].astype(str), res.clusters["cluster_id"].astype(str),
-                            strict=True))
-        pf = res.pairs
-        pairs: list[PairRow] = []
-        edges: list[tuple[str, str, float]] = []
-        if len(pf):
-            level_cols = [c for c in pf.columns if c.endswith("_level")]
-            keep = pf[pf["band"].astype(str) != "non_match"]
-            for rec in keep.to_dict("records"):
-                lk, rk = pair_key(str(rec["record_id_l"]), str(rec["record_id_r"]))
-                band = "match" if str(rec["band"]) == "auto_match" else "review"
-                expl = {
-                    c[: -len("_level")]: {"level": str(rec[c]), "weight": float(rec[c[: -len("_level")] + "_weight"])}
-                    for c in level_cols
-                }
-                w = float(rec["match_weight"])
-                pairs.append(PairRow(lk, rk, w, float(rec["match_probability"]), band, expl))
-                if band == "match":
-                    edges.append((lk, rk, w))
-        final, refused = apply_constraints(clusters, edges, constraints.must_link, constraints.cannot_link)
-        return MatchOutput(pairs, final, refused, scored=len(pf))
-
-
-def make_matcher(settings: MatchSettings) -> ExactMatcher:
+def make_matcher(settings: MatchSettings) -> Any:
     engine = settings.engine
     if engine == "auto":
         try:
-            import hub.dedupe  # noqa: F401
+            from hub.golden.engine_adapter import EngineMatcher  # noqa: F401 - availability probe
 
-            engine = "dedupe" if hasattr(hub.dedupe, "deduplicate") else "exact"
+            engine = "dedupe"
         except ImportError:
             engine = "exact"
-    return EngineMatcher(settings) if engine == "dedupe" else ExactMatcher(settings)
+    if engine == "dedupe":
+        from hub.golden.engine_adapter import EngineMatcher
+
+        return EngineMatcher(settings)
+    return ExactMatcher(settings)
 
 
 # -- stats --------------------------------------------------------------------------------------------------------
@@ -394,12 +333,14 @@ def match_and_cluster(
     store: Store,
     matching_cfg: MatchSettings | dict | None = None,
     mode: Literal["incremental", "full"] = "incremental",
+    retrain: bool = False,
 ) -> MatchStats:
     """Match staged customer records into clusters (match_pair rows + match_record cluster labels).
 
-    ``incremental`` re-matches only the closed component affected by new/changed/deleted records and new
-    steward decisions; it runs as ``full`` when there is no previous run, the matcher changed, or the
-    affected set is too large to be worth it.
+    ``incremental`` re-matches only what new/changed/deleted records and new steward decisions affect; it
+    runs as ``full`` when there is no previous run, the matcher changed, or the affected set is too large.
+    The engine's parameters are trained on the first full run (or when ``retrain``) and then frozen, so a
+    full rebuild and an incremental run score every pair identically.
     """
     t0 = time.perf_counter()
     ensure_tables(store)
@@ -408,38 +349,58 @@ def match_and_cluster(
     stats = MatchStats(mode=mode, matcher=matcher.name)
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
+        model = None if retrain else _load_model(conn, matcher)
     if mode == "incremental":
         if prev is None:
             stats.fallback_reason = "no previous match run"
         elif prev.matcher != matcher.name:
             stats.fallback_reason = f"matcher changed ({prev.matcher} -> {matcher.name})"
+        elif matcher.name == "dedupe" and model is None:
+            stats.fallback_reason = "no trained engine model"
         if stats.fallback_reason:
             mode = stats.mode = "full"
     if mode == "incremental":
-        done = _incremental(store, matcher, settings, prev, stats, t0)
-        if not done:
+        try:
+            _incremental(store, matcher, settings, model, prev, stats, t0)
+        except _TooLarge as exc:
+            stats.fallback_reason = str(exc)
             mode = stats.mode = "full"
     if mode == "full":
-        _full(store, matcher, stats, t0)
+        _full(store, matcher, settings, model, stats, t0)
     stats.seconds = round(time.perf_counter() - t0, 3)
+    log.info("match_and_cluster %s (%s): %d records re-matched in %.2fs", stats.mode, stats.matcher,
+             stats.records_rematched, stats.seconds)
     return stats
 
 
-def _load(
-    rows: Iterable[Any], matcher: ExactMatcher
-) -> tuple[dict[str, Features], dict[str, tuple] | None, dict[str, str]]:
-    feats: dict[str, Features] = {}
+class _TooLarge(Exception):
+    pass
+
+
+def _load_model(conn: Connection, matcher: Any) -> Any:
+    if matcher.name != "dedupe":
+        return None
+    row = conn.execute(
+        sa.select(match_model.c.params).where(match_model.c.matcher == matcher.name)
+        .order_by(match_model.c.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    from hub.golden.engine_adapter import EngineModel
+
+    return EngineModel.from_json(row[0])
+
+
+def _items(rows: Iterable[Any], matcher: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    items: dict[str, Any] = {}
     hashes: dict[str, str] = {}
-    engine_rows: dict[str, tuple] | None = {} if matcher.needs_rows() else None
     for key, rec, h in rows:
-        feats[key] = features_of(rec)
+        items[key] = matcher.item(key, rec)
         hashes[key] = h
-        if engine_rows is not None:
-            engine_rows[key] = engine_row(key, rec)
-    return feats, engine_rows, hashes
+    return items, hashes
 
 
-def _pair_dicts(pairs: list[PairRow], now: datetime) -> list[dict]:
+def _pair_dicts(pairs: Iterable[PairRow], now: datetime) -> list[dict]:
     return [
         {
             "left_key": p.left_key,
@@ -451,6 +412,7 @@ def _pair_dicts(pairs: list[PairRow], now: datetime) -> list[dict]:
             "scored_at": now,
         }
         for p in pairs
+        if p.band != "non_match"  # non-matches do not influence clustering: not stored
     ]
 
 
@@ -465,31 +427,52 @@ def _finish_run(conn: Connection, run_id: int, stats: dict, **values: Any) -> No
                                                                             **values))
 
 
-def _full(store: Store, matcher: ExactMatcher, stats: MatchStats, t0: float) -> None:
+def _candidates(blocks: dict[str, list[str]], sizes: dict[str, int], cap: int) -> list[tuple[str, str]]:
+    cand: set[tuple[str, str]] = set()
+    for b, members in blocks.items():
+        if len(members) >= 2 and sizes.get(b, len(members)) <= cap:
+            cand.update(pair_key(x, y) for x, y in combinations(members, 2))
+    return sorted(cand)
+
+
+def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats: MatchStats, t0: float) -> None:
     started = _now()
     with store.engine.connect() as conn:
-        feats, rows, hashes = _load(_staged_customers(conn), matcher)
+        items, hashes = _items(_staged_customers(conn), matcher)
         constraints = load_constraints(conn)
         old = {k: (h, c, r) for k, h, c, r in conn.execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
                       match_record.c.changed_run)
         ).tuples()}
     stats.timings["load"] = round(time.perf_counter() - t0, 3)
+    keys = sorted(items)
+    batch = matcher.batch(items, model)
+    trained = None
+    if model is None and keys:
+        trained = matcher.train(batch)
+        stats.timings["train"] = round(time.perf_counter() - t0, 3)
+    rec_blocks = matcher.block_keys(batch)
     blocks: dict[str, list[str]] = defaultdict(list)
-    for k in sorted(feats):
-        for b in matcher.block_keys(feats[k]):
+    for k in keys:
+        for b in rec_blocks[k]:
             blocks[b].append(k)
     sizes = {b: len(m) for b, m in blocks.items()}
-    keys = sorted(feats)
-    out = matcher.match(keys, feats, rows, blocks, sizes, constraints)
-    stats.timings["match"] = round(time.perf_counter() - t0, 3)
+    cand = _candidates(blocks, sizes, settings.block_cap)
+    scored = matcher.score(batch, cand)
+    edges = [(p.left_key, p.right_key, p.match_weight) for p in scored if p.band == "match"]
+    stats.timings["score"] = round(time.perf_counter() - t0, 3)
+    clusters, refused = matcher.cluster(batch, edges, constraints)
+    stats.timings["cluster"] = round(time.perf_counter() - t0, 3)
     now = _now()
     with store.begin() as conn:
         run_id = _start_run(conn, "match", "full", matcher.name, started)
+        if trained is not None:
+            conn.execute(match_model.insert().values(matcher=matcher.name, trained_at=now, records=len(keys),
+                                                     params=trained.to_json()))
         conn.execute(match_pair.delete())
         conn.execute(match_block.delete())
         conn.execute(match_record.delete())
-        for chunk in _chunks(_pair_dicts(out.pairs, now), 5000):
+        for chunk in _chunks(_pair_dicts(scored, now), 5000):
             conn.execute(match_pair.insert(), chunk)
         block_rows = [{"block_key": b, "record_key": k} for b, ms in blocks.items() for k in ms]
         for chunk in _chunks(block_rows, 10000):
@@ -497,38 +480,34 @@ def _full(store: Store, matcher: ExactMatcher, stats: MatchStats, t0: float) -> 
         rec_rows, dirty = [], 0
         for k in keys:
             o = old.get(k)
-            if o is not None and o[0] == hashes[k] and o[1] == out.clusters[k]:
+            if o is not None and o[0] == hashes[k] and o[1] == clusters[k]:
                 changed_run = o[2]
             else:
                 changed_run, dirty = run_id, dirty + 1
-            rec_rows.append({"record_key": k, "record_hash": hashes[k], "cluster_key": out.clusters[k],
+            rec_rows.append({"record_key": k, "record_hash": hashes[k], "cluster_key": clusters[k],
                              "changed_run": changed_run, "matched_at": now})
         for chunk in _chunks(rec_rows, 10000):
             conn.execute(match_record.insert(), chunk)
         stats.run_id = run_id
         stats.records_total = len(keys)
         stats.records_new_or_changed = sum(1 for k in keys if k not in old or old[k][0] != hashes[k])
-        stats.records_deleted = len(set(old) - set(feats))
+        stats.records_deleted = len(set(old) - set(items))
         stats.records_rematched = len(keys)
         stats.records_reclustered = dirty
-        _fill_pair_stats(stats, out)
-        stats.clusters = len(set(out.clusters.values()))
+        stats.pairs_scored = len(cand)
+        stats.pairs_match = len(edges)
+        stats.pairs_review = sum(1 for p in scored if p.band == "review")
+        stats.refused_must_links = len(refused)
+        stats.clusters = len(set(clusters.values()))
         _finish_run(conn, run_id, stats.as_dict())
     stats.timings["write"] = round(time.perf_counter() - t0, 3)
 
 
-def _fill_pair_stats(stats: MatchStats, out: MatchOutput) -> None:
-    stats.pairs_scored = out.scored
-    stats.pairs_match = sum(1 for p in out.pairs if p.band == "match")
-    stats.pairs_review = sum(1 for p in out.pairs if p.band == "review")
-    stats.refused_must_links = len(out.refused_must_links)
-
-
 def _incremental(
-    store: Store, matcher: ExactMatcher, settings: MatchSettings, prev: Any, stats: MatchStats, t0: float
-) -> bool:
-    """Returns False when the caller should run a full rebuild instead."""
+    store: Store, matcher: Any, settings: MatchSettings, model: Any, prev: Any, stats: MatchStats, t0: float
+) -> None:
     started = _now()
+    cap = settings.block_cap
     with store.engine.connect() as conn:
         # new or changed: hash differs from what the last run matched (robust to clock skew, unlike staged_at)
         changed_q = (
@@ -539,7 +518,7 @@ def _incremental(
                 sa.or_(match_record.c.record_key.is_(None), match_record.c.record_hash != staged_record.c.record_hash),
             )
         )
-        c_feats, c_rows, c_hashes = _load(conn.execute(changed_q), matcher)
+        c_items, c_hashes = _items(conn.execute(changed_q), matcher)
         deleted = set(conn.execute(
             sa.select(match_record.c.record_key).where(
                 ~sa.exists(
@@ -553,137 +532,153 @@ def _incremental(
         total = conn.execute(
             sa.select(sa.func.count()).select_from(staged_record).where(staged_record.c.entity == "customers")
         ).scalar_one()
-    new_decision_ends = {k for p, at in constraints.decided_at.items() if at >= prev.started_at for k in p}
+    decision_ends = {k for p, at in constraints.decided_at.items() if at >= prev.started_at for k in p}
     stats.records_total = total
-    stats.records_new_or_changed = len(c_feats)
+    stats.records_new_or_changed = len(c_items)
     stats.records_deleted = len(deleted)
-    if not c_feats and not deleted and not new_decision_ends:
+    stats.timings["detect"] = round(time.perf_counter() - t0, 3)
+    if not c_items and not deleted and not decision_ends:
         with store.begin() as conn:
             stats.run_id = _start_run(conn, "match", "incremental", matcher.name, started)
             _finish_run(conn, stats.run_id, stats.as_dict())
-        return True
+        return
 
-    try:
-        _rematch(store, matcher, settings, stats, t0, started, c_feats, c_rows, c_hashes, deleted,
-                 new_decision_ends, constraints, total)
-    except _TooLarge as exc:
-        stats.fallback_reason = str(exc)
-        return False
-    return True
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _rematch(
-    store: Store,
-    matcher: ExactMatcher,
-    settings: MatchSettings,
-    stats: MatchStats,
-    t0: float,
-    started: datetime,
-    c_feats: dict[str, Features],
-    c_rows: dict[str, tuple] | None,
-    c_hashes: dict[str, str],
-    deleted: set[str],
-    new_decision_ends: set[str],
-    constraints: Constraints,
-    total: int,
-) -> None:
-    cap = settings.block_cap
-    changed = set(c_feats)
-    new_blocks = {k: matcher.block_keys(f) for k, f in c_feats.items()}
-    with store.begin() as conn:
+    changed = set(c_items)
+    limit = max(int(settings.full_rebuild_share * total), 1)
+    if len(changed) > limit:
+        raise _TooLarge(f"too large a change ({len(changed)} of {total} records)")
+    c_batch = matcher.batch(c_items, model)
+    new_blocks = matcher.block_keys(c_batch)
+    with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
         run_id = _start_run(conn, "match", "incremental", matcher.name, started)
+        # 1. the blocking index: replace the keys of changed and deleted records
         old_rows = _block_rows_for_records(conn, changed | deleted)
         for chunk in _chunks(sorted(changed | deleted)):
             conn.execute(match_block.delete().where(match_block.c.record_key.in_(chunk)))
         ins = [{"block_key": b, "record_key": k} for k, bs in new_blocks.items() for b in bs]
         for chunk in _chunks(ins, 10000):
             conn.execute(match_block.insert(), chunk)
-
-        # blocks that gained or lost members; members matter if the block is (or was) small enough to link
         delta: dict[str, int] = defaultdict(int)
         for b, _k in old_rows:
             delta[b] -= 1
-        for _k, bs in new_blocks.items():
+        for bs in new_blocks.values():
             for b in bs:
                 delta[b] += 1
         sizes = _block_sizes(conn, delta)
-        linked = [b for b, d in delta.items() if min(sizes.get(b, 0), sizes.get(b, 0) - d) <= cap]
-        seeds = changed | new_decision_ends | {k for _b, k in _block_members(conn, linked)}
+        # blocks whose size crossed the cap change which *unchanged* pairs are candidates
+        crossing = [b for b, d in delta.items() if (sizes.get(b, 0) <= cap) != (sizes.get(b, 0) - d <= cap)]
+        linkable = [b for bs in new_blocks.values() for b in bs if sizes.get(b, 0) <= cap]
+        members: dict[str, list[str]] = defaultdict(list)
+        for b, k in _block_members(conn, set(linkable) | set(crossing)):
+            members[b].append(k)
+
+        # 2. candidate pairs to (re)score: changed x their block partners, and all pairs of crossing blocks
+        cand: set[tuple[str, str]] = set()
+        for k, bs in new_blocks.items():
+            for b in bs:
+                if sizes.get(b, 0) <= cap:
+                    cand.update(pair_key(k, m) for m in members[b] if m != k)
+        x_members = sorted({k for b in crossing for k in members[b]} - changed)
+        x_blocks: dict[str, set[str]] = defaultdict(set)
+        for b, k in _block_rows_for_records(conn, x_members):
+            x_blocks[k].add(b)
+        sizes.update(_block_sizes(conn, {b for bs in x_blocks.values() for b in bs} - set(sizes)))
+        x_set = set(x_members)
+        x_index: dict[str, list[str]] = defaultdict(list)
+        for k in x_members:
+            for b in x_blocks[k]:
+                if sizes.get(b, 0) <= cap:
+                    x_index[b].append(k)
+        for ms in x_index.values():
+            cand.update(pair_key(a, c) for a, c in combinations(sorted(ms), 2))
+
+        # 3. drop stale pairs (any end changed/deleted, or both ends in a crossing block) and remember who
+        #    was linked to whom: those records' clusters may split
+        touched = sorted(changed | deleted)
+        seeds: set[str] = set(changed) | decision_ends | x_set
+        for chunk in _chunks(touched):
+            seeds.update(conn.execute(sa.select(match_pair.c.right_key).where(match_pair.c.left_key.in_(chunk)))
+                         .scalars())
+            seeds.update(conn.execute(sa.select(match_pair.c.left_key).where(match_pair.c.right_key.in_(chunk)))
+                         .scalars())
+            conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
+            conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
+        for chunk in _chunks(x_members):
+            conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk),
+                                                   match_pair.c.right_key.in_(x_members)))
+
+        # 4. score the candidates with the frozen model and store them
+        partners = sorted({k for p in cand for k in p} - changed)
+        items = dict(c_items)
+        hashes = dict(c_hashes)
+        more, more_h = _items(_staged_customers(conn, partners), matcher)
+        items.update(more)
+        hashes.update(more_h)
+        cand_l = sorted(p for p in cand if p[0] in items and p[1] in items)
+        batch = matcher.batch({k: items[k] for k in {k for p in cand_l for k in p} | changed}, model)
+        scored = matcher.score(batch, cand_l)
+        now = _now()
+        for chunk in _chunks(_pair_dicts(scored, now), 5000):
+            conn.execute(match_pair.insert(), chunk)
+        seeds.update(k for p in scored if p.band == "match" for k in (p.left_key, p.right_key))
+        stats.pairs_scored = len(cand_l)
+        stats.pairs_match = sum(1 for p in scored if p.band == "match")
+        stats.pairs_review = sum(1 for p in scored if p.band == "review")
+        stats.timings["score"] = round(time.perf_counter() - t0, 3)
+
+        # 5. the affected set K: closed under match edges, must-links and previous clusters
         seeds |= _cluster_mates(conn, seeds | deleted)
         seeds -= deleted
-
-        # grow K until closed under small blocks, stored match pairs, must-links and previous clusters
         must_adj: dict[str, set[str]] = defaultdict(set)
         for a, b in constraints.must_link:
             must_adj[a].add(b)
             must_adj[b].add(a)
         affected = set(seeds)
         frontier = sorted(seeds)
-        record_blocks: dict[str, set[str]] = defaultdict(set)
-        seen_blocks: set[str] = set()
-        limit = max(int(settings.full_rebuild_share * total), 1)
         while frontier:
-            rows = _block_rows_for_records(conn, frontier)
-            for b, k in rows:
-                record_blocks[k].add(b)
-            fresh = {b for b, _ in rows} - seen_blocks
-            seen_blocks |= fresh
-            sizes.update(_block_sizes(conn, fresh))
-            nxt = {k for _b, k in _block_members(conn, [b for b in fresh if sizes.get(b, 0) <= cap])}
-            nxt |= _pair_neighbours(conn, frontier)
+            nxt = _pair_neighbours(conn, frontier)
             nxt |= {n for k in frontier for n in must_adj.get(k, ())}
-            nxt |= _cluster_mates(conn, nxt - affected)
             nxt -= affected | deleted
+            nxt |= _cluster_mates(conn, nxt) - affected - deleted
             affected |= nxt
             frontier = sorted(nxt)
             if len(affected) > limit:
-                # rolls back the block-index changes too: the full rebuild redoes them
                 raise _TooLarge(f"affected component too large ({len(affected)} of {total} records)")
         stats.timings["closure"] = round(time.perf_counter() - t0, 3)
 
-        # load the unchanged members of K and match K exactly as a full run would
-        rest = sorted(affected - changed)
-        feats, rows_e, hashes = _load(_staged_customers(conn, rest), matcher)
-        feats.update(c_feats)
-        hashes.update(c_hashes)
-        if rows_e is not None and c_rows is not None:
-            rows_e.update(c_rows)
-        missing = affected - set(feats)
-        if missing:  # staged rows deleted while we ran: let the next run pick them up
-            affected -= missing
-        blocks: dict[str, list[str]] = defaultdict(list)
-        for k in sorted(affected):
-            for b in record_blocks.get(k, ()):
-                blocks[b].append(k)
+        # 6. re-cluster K from its stored match edges, exactly as a full run clusters each component
+        more, more_h = _items(_staged_customers(conn, sorted(affected - set(items))), matcher)
+        items.update(more)
+        hashes.update(more_h)
+        affected &= set(items)  # a staged row deleted meanwhile is picked up by the next run
         keys = sorted(affected)
-        out = matcher.match(keys, feats, rows_e, blocks, sizes, constraints)
-        stats.timings["match"] = round(time.perf_counter() - t0, 3)
+        edges: list[tuple[str, str, float]] = []
+        for chunk in _chunks(keys):
+            for lk, rk, w in conn.execute(
+                sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.match_weight).where(
+                    match_pair.c.band == "match", match_pair.c.left_key.in_(chunk)
+                )
+            ):
+                if rk in affected:
+                    edges.append((lk, rk, w))
+        k_batch = matcher.batch({k: items[k] for k in keys}, model)
+        clusters, refused = matcher.cluster(k_batch, edges, constraints)
+        stats.timings["cluster"] = round(time.perf_counter() - t0, 3)
 
-        now = _now()
-        gone = sorted(affected | deleted)
-        for chunk in _chunks(gone):
-            conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
-            conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
-        for chunk in _chunks(_pair_dicts(out.pairs, now), 5000):
-            conn.execute(match_pair.insert(), chunk)
+        # 7. cluster labels; a record is dirty for build_golden when its content or cluster changed
         old: dict[str, tuple[str, str, int]] = {}
-        for chunk in _chunks(gone):
+        for chunk in _chunks(sorted(affected | deleted)):
             for k, h, c, r in conn.execute(
                 sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
                           match_record.c.changed_run).where(match_record.c.record_key.in_(chunk))
             ).tuples():
                 old[k] = (h, c, r)
-        writes, dirty = [], 0
+        writes = []
         for k in keys:
             o = old.get(k)
-            if o is not None and o[0] == hashes[k] and o[1] == out.clusters[k]:
+            if o is not None and o[0] == hashes[k] and o[1] == clusters[k]:
                 continue
-            dirty += 1
-            writes.append({"record_key": k, "record_hash": hashes[k], "cluster_key": out.clusters[k],
+            writes.append({"record_key": k, "record_hash": hashes[k], "cluster_key": clusters[k],
                            "changed_run": run_id, "matched_at": now})
         for chunk in _chunks(sorted(deleted | {w["record_key"] for w in writes})):
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
@@ -691,8 +686,8 @@ def _rematch(
             conn.execute(match_record.insert(), chunk)
         stats.run_id = run_id
         stats.records_rematched = len(keys)
-        stats.records_reclustered = dirty + len(deleted)
-        _fill_pair_stats(stats, out)
-        stats.clusters = len(set(out.clusters.values()))
+        stats.records_reclustered = len(writes) + len(deleted)
+        stats.refused_must_links = len(refused)
+        stats.clusters = len(set(clusters.values()))
         _finish_run(conn, run_id, stats.as_dict())
     stats.timings["write"] = round(time.perf_counter() - t0, 3)

@@ -5,6 +5,8 @@
 ``match_record`` per staged customer record: the hash last matched, its current cluster (smallest record key
                  of the cluster) and the match run that last changed it (build_golden's dirty marker).
 ``match_run``    one row per match_and_cluster / build_golden run (watermarks and counts).
+``match_model``  frozen scoring parameters of the dedupe engine (trained on a full run, reused by incremental
+                 runs and by full rebuilds, so both score every pair identically).
 
 ``ensure_tables`` creates them if missing (idempotent, works on SQLite and PostgreSQL).
 TODO(lead): move these into hub/store.py + an Alembic revision; this module then only re-exports them.
@@ -52,6 +54,16 @@ match_run = sa.Table(
     sa.Column("started_at", sa.DateTime(), nullable=False),
     sa.Column("finished_at", sa.DateTime(), nullable=True),
     sa.Column("stats", sa.JSON, nullable=True),
+)
+
+match_model = sa.Table(
+    "match_model",
+    golden_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matcher", sa.String(32), nullable=False),
+    sa.Column("trained_at", sa.DateTime(), nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),  # frozen scoring parameters (e.g. m/u, prior, term frequencies)
 )
 
 # match_pair is looked up by either end when growing an affected component

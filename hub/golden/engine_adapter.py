@@ -1,0 +1,232 @@
+"""The hub.dedupe engine as a *local* matcher with frozen parameters, so incremental == full rebuild.
+
+``hub.dedupe.deduplicate`` estimates its Fellegi–Sunter parameters (u from random pairs, m by EM, term
+frequencies, prior) on the frame it is given and blocks with sorted neighbourhoods — both depend on the whole
+data set. For golden records we therefore split the engine in two:
+
+* **train** (full runs, when there is no model yet or ``retrain=True``): run ``deduplicate`` on all staged
+  customers and keep its ``FSModel`` with the term frequencies re-keyed by *value* (persisted in
+  ``match_model``);
+* **apply** (every run): the engine's own standardisation (``prepare``), comparison levels
+  (``compare_fields``), scoring (``score`` + conflict mask) and non-chaining clustering (``cluster``) on
+  any subset of records, with the frozen model and exact, capped block keys built from the engine's
+  blocking rules (no sorted neighbourhood, which is not local).
+
+Every step of *apply* is a function of the pair (or of one auto-match component), which is what lets an
+incremental run re-match only the affected records and still equal a full rebuild.
+Uses engine internals (``hub.dedupe.{prepare,compare,scoring,cluster,engine}``); an engine API for
+"score these pairs with this model" would replace them (requested from the engine owner).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hub.golden.clustering import apply_constraints
+from hub.golden.features import ENGINE_COLUMNS, engine_row
+from hub.golden.review import Constraints
+
+_VOCAB_TF_KEYS = ("family", "given")  # term frequencies the engine indexes by its shared name vocabulary
+
+
+@dataclass
+class EngineModel:
+    """Frozen engine parameters: the FSModel fields plus value-keyed term frequencies."""
+
+    fields: dict[str, Any]  # FSModel scalar/array fields except tf
+    tf: dict[str, dict[str, float]]  # tf key -> value -> relative frequency (values seen at least twice)
+    tf_default: dict[str, float]  # relative frequency of a value seen once (or never)
+    records: int = 0
+
+    def to_json(self) -> dict:
+        def enc(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return v.tolist()
+            if isinstance(v, list | tuple):
+                return [enc(x) for x in v]
+            if isinstance(v, np.generic):
+                return v.item()
+            return v
+
+        return {"fields": {k: enc(v) for k, v in self.fields.items()}, "tf": self.tf, "tf_default": self.tf_default,
+                "records": self.records}
+
+    @classmethod
+    def from_json(cls, d: dict) -> EngineModel:
+        return cls(fields=d["fields"], tf=d["tf"], tf_default=d["tf_default"], records=d.get("records", 0))
+
+
+def _fs_model(model: EngineModel, tf_arrays: dict[str, np.ndarray]) -> Any:
+    from hub.dedupe.scoring import FSModel
+
+    kw: dict[str, Any] = {}
+    for f in dataclasses.fields(FSModel):
+        if f.name == "tf" or f.name not in model.fields:
+            continue
+        v = model.fields[f.name]
+        kw[f.name] = [np.asarray(x, dtype=np.float64) for x in v] if f.name in ("m", "u") else v
+    return FSModel(tf=tf_arrays, **kw)
+
+
+@dataclass
+class EngineBatch:
+    keys: list[str]
+    pos: dict[str, int]
+    frame: pd.DataFrame
+    p: Any  # hub.dedupe.prepare.Prepared
+    vocab: Any  # hub.dedupe.compare.NameVocab
+    fs: Any = None  # FSModel re-indexed to this batch's codes
+
+
+class EngineMatcher:
+    """Local, frozen-parameter use of the hub.dedupe engine (see module docstring)."""
+
+    name = "dedupe"
+
+    def __init__(self, settings: Any) -> None:
+        from hub.dedupe import DedupeSettings
+
+        self.s = settings
+        kw: dict[str, Any] = {}
+        if settings.auto_match is not None:
+            kw["auto_match"] = settings.auto_match
+        if settings.review is not None:
+            kw["review"] = settings.review
+        self.ds = DedupeSettings(**kw)
+
+    # records ---------------------------------------------------------------------------------------------------
+
+    def item(self, key: str, rec: dict) -> tuple:
+        return engine_row(key, rec)
+
+    def batch(self, items: dict[str, tuple], model: EngineModel | None) -> EngineBatch:
+        from hub.dedupe.compare import NameVocab
+        from hub.dedupe.prepare import prepare
+
+        keys = sorted(items)
+        frame = pd.DataFrame([items[k] for k in keys], columns=list(ENGINE_COLUMNS), dtype=str)
+        p = prepare(frame)
+        b = EngineBatch(keys, {k: i for i, k in enumerate(keys)}, frame, p, NameVocab.build(p))
+        if model is not None:
+            self.attach(b, model)
+        return b
+
+    def attach(self, b: EngineBatch, model: EngineModel) -> None:
+        tf_arrays: dict[str, np.ndarray] = {}
+        for key, table in model.tf.items():
+            uniques = b.vocab.uniques if key in _VOCAB_TF_KEYS else b.p.key(key).uniques
+            default = model.tf_default.get(key, 0.0)
+            tf_arrays[key] = np.array([table.get(str(u), default) for u in uniques], dtype=np.float64)
+        b.fs = _fs_model(model, tf_arrays)
+
+    # training --------------------------------------------------------------------------------------------------
+
+    def train(self, b: EngineBatch) -> EngineModel:
+        """Fit the engine on this batch (all records) and freeze its parameters by value."""
+        from hub.dedupe import deduplicate
+
+        res = deduplicate(b.frame, settings=self.ds)
+        fs = res.model
+        tf: dict[str, dict[str, float]] = {}
+        tf_default: dict[str, float] = {}
+        for key, arr in (fs.tf or {}).items():
+            uniques = b.vocab.uniques if key in _VOCAB_TF_KEYS else b.p.key(key).uniques
+            arr = np.asarray(arr, dtype=np.float64)
+            if len(arr) != len(uniques):
+                raise RuntimeError(f"engine term frequencies for {key!r} do not line up with its vocabulary")
+            nz = arr[arr > 0]
+            once = float(nz.min()) if len(nz) else 0.0  # a value seen once
+            tf_default[key] = once
+            sel = np.flatnonzero(arr > once * 1.5)
+            tf[key] = {str(uniques[i]): float(arr[i]) for i in sel}
+        fields = {f.name: getattr(fs, f.name) for f in dataclasses.fields(fs) if f.name != "tf"}
+        model = EngineModel(fields=fields, tf=tf, tf_default=tf_default, records=len(b.keys))
+        self.attach(b, model)
+        return model
+
+    # blocking / scoring / clustering ----------------------------------------------------------------------------
+
+    def block_keys(self, b: EngineBatch) -> dict[str, set[str]]:
+        from hub.dedupe.blocking import DEFAULT_RULES
+
+        out: dict[str, set[str]] = {k: set() for k in b.keys}
+        n = len(b.keys)
+        keys_arr = np.array(b.keys, dtype=object)
+        for rule in DEFAULT_RULES:
+            if not rule.keys:  # a global sorted neighbourhood is not local: skip it
+                continue
+            cols = [b.p.key(k).values() for k in rule.keys]
+            ok = np.ones(n, dtype=bool)
+            for c in cols:
+                ok &= c != ""
+            if not ok.any():
+                continue
+            joined = pd.Series(cols[0][ok]).astype(str)
+            for c in cols[1:]:
+                joined = joined + "|" + pd.Series(c[ok]).astype(str).to_numpy()
+            for k, v in zip(keys_arr[ok].tolist(), joined.tolist(), strict=True):
+                out[k].add(f"{rule.name}:{v}")
+        return out
+
+    def _score_idx(self, b: EngineBatch, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+        from hub.dedupe.compare import compare_fields, tf_codes
+        from hub.dedupe.engine import _conflict_mask
+        from hub.dedupe.scoring import score
+
+        levels = compare_fields(b.p, b.vocab, i, j)
+        mw, contrib = score(b.fs, levels, tf_codes(b.p, b.vocab, i, j, levels))
+        prob = 1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))
+        return mw, prob, _conflict_mask(levels, contrib), levels, contrib
+
+    def score(self, b: EngineBatch, pairs: list[tuple[str, str]]) -> list:
+        from hub.dedupe.compare import FIELDS
+        from hub.golden.matching import PairRow
+
+        if not pairs:
+            return []
+        i = np.array([b.pos[a] for a, _ in pairs], dtype=np.int32)
+        j = np.array([b.pos[c] for _, c in pairs], dtype=np.int32)
+        mw, prob, conflict, levels, contrib = self._score_idx(b, i, j)
+        out = []
+        labels = [("missing",) + f.labels for f in FIELDS]
+        for n, (a, c) in enumerate(pairs):
+            if conflict[n] or prob[n] < self.ds.review:
+                band = "non_match"
+            else:
+                band = "match" if prob[n] >= self.ds.auto_match else "review"
+            if band == "non_match":
+                out.append(PairRow(a, c, float(mw[n]), float(prob[n]), band, {}))
+                continue
+            expl = {f.name: {"level": labels[k][int(levels[n, k]) + 1], "weight": round(float(contrib[n, k]), 3)}
+                    for k, f in enumerate(FIELDS)}
+            if conflict[n]:
+                expl["conflict"] = True
+            out.append(PairRow(a, c, float(mw[n]), float(prob[n]), band, expl))
+        return out
+
+    def cluster(
+        self, b: EngineBatch, edges: Iterable[tuple[str, str, float]], constraints: Constraints
+    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        from hub.dedupe.cluster import cluster
+
+        edges = sorted(edges, key=lambda e: (b.pos[e[0]], b.pos[e[1]]))
+        left = np.array([b.pos[a] for a, _, _ in edges], dtype=np.int64)
+        right = np.array([b.pos[c] for _, c, _ in edges], dtype=np.int64)
+        weight = np.array([w for _, _, w in edges], dtype=np.float64)
+
+        def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            mw, prob, conflict, _, _ = self._score_idx(b, i.astype(np.int32), j.astype(np.int32))
+            return mw, prob, conflict
+
+        labels = cluster(len(b.keys), left, right, weight, score_pairs, min_support=self.ds.min_support)
+        groups: dict[int, list[str]] = {}
+        for k, lab in zip(b.keys, labels.tolist(), strict=True):
+            groups.setdefault(lab, []).append(k)
+        clusters = {k: min(ms) for ms in groups.values() for k in ms}
+        return apply_constraints(clusters, edges, constraints.must_link, constraints.cannot_link)
