@@ -58,3 +58,23 @@ def test_unparseable(raw):
 @pytest.mark.parametrize("raw", [None, "", "  "])
 def test_missing(raw):
     assert standardise_date(raw).flags == ("date.missing",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("一九八五年三月七日", D), ("二〇〇一年十二月三十一日", dt.date(2001, 12, 31)), ("一九八五年十月十日", dt.date(1985, 10, 10)),
+     ("85年3月7日", D), ("05年1月2日", dt.date(2005, 1, 2)), ("Thursday, March 7, 1985", D), ("07-Mar-1985", D),
+     ("1985/03/07 12:00:00 AM", D), ("1985-03-07 00:00:00.000", D)],
+)
+def test_more_shapes(raw, expected):
+    assert standardise_date(raw).value == expected
+
+
+@pytest.mark.parametrize("raw", ["0000-00-00", "0000-00-00 00:00:00"])
+def test_zero_dates_are_missing(raw):
+    assert standardise_date(raw).flags == ("date.missing",)
+
+
+def test_chinese_numeral_impossible():
+    assert standardise_date("一九八五年二月三十日").flags == ("date.impossible",)
+    assert standardise_date("一九八五年十十月一日").value is None

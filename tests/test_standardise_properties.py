@@ -144,3 +144,17 @@ def test_email_fast_path_matches_email_validator(raw):
         assert e.address is None
     else:
         assert e.address == f"{v.local_part}@{v.domain}".lower()
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.from_regex(r"\+?[0-9]{5,14}", fullmatch=True), st.sampled_from(["CN", "US", "DE", "GB", "HK"]))
+def test_phone_validity_matches_is_valid_number(raw, region):
+    import phonenumbers
+
+    p = standardise_phone(raw, region)
+    try:
+        num = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        assert p.e164 is None
+        return
+    assert (p.e164 is not None) == phonenumbers.is_valid_number(num)

@@ -36,7 +36,22 @@ from hub.standardise.names import (
 from hub.standardise.phones import DEFAULT_REGION, Phone, phone_e164, standardise_phone
 from hub.standardise.text import as_str, fold_ascii, normalize_text, strip_punctuation, text_key
 
+
+def clear_caches() -> None:
+    """Drop every memoised result (e.g. after a large batch, to give the memory back)."""
+    import functools
+    import sys
+
+    for name, mod in list(sys.modules.items()):
+        if not name.startswith("hub.standardise"):
+            continue
+        for obj in vars(mod).values():
+            if isinstance(obj, functools._lru_cache_wrapper):
+                obj.cache_clear()
+
+
 __all__ = [
+    "clear_caches",
     "Address",
     "CreditCode",
     "NationalId",

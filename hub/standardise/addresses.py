@@ -205,26 +205,32 @@ def _match_divisions(text: str) -> tuple[str | None, str | None, str | None, int
     i = 0
     n = len(text)
     ambiguous = False
+    table_get = _TABLE.get
+    lengths_get = _LENGTHS_BY_FIRST.get
     while i < n:
-        found = False
-        for ln in _LENGTHS_BY_FIRST.get(text[i], ()):
+        best = None
+        for ln in lengths_get(text[i], ()):
             if ln > n - i:
                 continue
-            cands = _TABLE.get(text[i : i + ln])
-            if not cands:
+            cands = table_get(text[i : i + ln])
+            if cands is None:
                 continue
-            nxt = text[i + ln] if i + ln < n else ""
-            ok = [
-                d for d in cands
-                if _consistent(d, prov, city, dist)
-                and not (d.alias and nxt in _STREET_AFTER)
-                # a bare district short form (朝阳) needs a parent already read, else it is too ambiguous
-                and not (d.alias and d.level == 2 and prov is None and city is None)
-            ]
-            if not ok:
+            street_next = i + ln < n and text[i + ln] in _STREET_AFTER
+            second = None
+            for d in cands:  # sorted: full names first, then higher levels, then lowest code
+                if d.alias and (street_next or (d.level == 2 and prov is None and city is None)):
+                    # 南京路 is a street; a bare district short form (朝阳) needs a parent already read
+                    continue
+                if not _consistent(d, prov, city, dist):
+                    continue
+                if best is None:
+                    best = d
+                else:
+                    second = d
+                    break
+            if best is None:
                 continue
-            best = ok[0]
-            if prov is None and city is None and len(ok) > 1 and (ok[1].alias, ok[1].level) == (
+            if second is not None and prov is None and city is None and (second.alias, second.level) == (
                 best.alias, best.level
             ):
                 ambiguous = True  # 鼓楼区 alone: Nanjing, Fuzhou, Xuzhou or Kaifeng — lowest code wins
@@ -238,9 +244,8 @@ def _match_divisions(text: str) -> tuple[str | None, str | None, str | None, int
                 if city is None and parent in _CODE_NAME:
                     city = parent
             i += ln
-            found = True
             break
-        if not found:
+        if best is None:
             break
     return prov, city, dist, i, ambiguous
 

@@ -49,6 +49,26 @@ _DMY_NAME_RE = re.compile(r"^(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?([a-z]{3,9})\
 _MDY_NAME_RE = re.compile(r"^([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})$")
 # Anything that looks like a date but has a 2-digit year goes to dateutil (it pivots the century).
 
+# Chinese-numeral dates (contracts, ID-card OCR): 一九八五年三月七日, 二〇〇一年十二月三十一日.
+_CN_DIGITS = {"〇": 0, "零": 0, "○": 0, "Ｏ": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+              "七": 7, "八": 8, "九": 9}
+_CN_DATE_RE = re.compile(r"^([〇零○一二三四五六七八九]{4})年([一二三四五六七八九十]{1,2})月([一二三四五六七八九十]{1,3})[日号號]?$")
+# Two-digit year with 年: 85年3月7日
+_YY_CN_RE = re.compile(r"^(\d{2})年(\d{1,2})月(\d{1,2})[日号號]?$")
+# MySQL/legacy "zero dates" mean "no date", not an impossible one.
+_ZERO_DATE_RE = re.compile(r"^0{4}-0{2}-0{2}(?:[ T]0{2}:0{2}(?::0{2}(?:\.0+)?)?)?$")
+
+
+def _cn_small_number(s: str) -> int:
+    """十 → 10, 十二 → 12, 二十 → 20, 二十七 → 27, 七 → 7."""
+    if "十" not in s:
+        return _CN_DIGITS[s] if len(s) == 1 else -1
+    tens, _, units = s.partition("十")
+    t = _CN_DIGITS.get(tens, -100) if tens else 1
+    u = _CN_DIGITS.get(units, -100) if units else 0
+    return t * 10 + u  # negative for malformed input → date.impossible
+
+
 _MISSING = ParsedDate(None, ("date.missing",))
 _UNPARSEABLE = ParsedDate(None, ("date.unparseable",))
 _IMPOSSIBLE = ParsedDate(None, ("date.impossible",))
@@ -84,7 +104,7 @@ def _dateutil(s: str, dayfirst: bool) -> ParsedDate:
 @lru_cache(maxsize=100_000)
 def _parse(s: str, dayfirst: bool) -> ParsedDate:
     t = normalize_text(s)
-    if not t:
+    if not t or _ZERO_DATE_RE.match(t):
         return _MISSING
     m = _YMD_RE.match(t) or _COMPACT_RE.match(t)
     if m:
@@ -98,6 +118,17 @@ def _parse(s: str, dayfirst: bool) -> ParsedDate:
         if b > 12 >= a:
             return _make(y, a, b)
         return _make(y, b, a) if dayfirst else _make(y, a, b)
+    if "年" in t:
+        m = _CN_DATE_RE.match(t)
+        if m:
+            year = int("".join(str(_CN_DIGITS[c]) for c in m.group(1)))
+            return _make(year, _cn_small_number(m.group(2)), _cn_small_number(m.group(3)))
+        m = _YY_CN_RE.match(t)
+        if m:
+            # Century pivot: a two-digit year not after this year's is this century's (05 → 2005).
+            yy = int(m.group(1))
+            year = 2000 + yy if yy <= _dt.date.today().year % 100 else 1900 + yy
+            return _make(year, int(m.group(2)), int(m.group(3)))
     low = t.lower()
     m = _DMY_NAME_RE.match(low)
     if m and m.group(2) in _MONTHS:

@@ -66,15 +66,18 @@ def _standardise_phone(raw: str, region: str) -> Phone:
         num = phonenumbers.parse(s, region)
     except phonenumbers.NumberParseException:
         return _INVALID
-    if not phonenumbers.is_valid_number(num):
+    # `number_type` is UNKNOWN exactly when `is_valid_number` is False (both resolve the number's own
+    # region and run the same type patterns); calling it once halves libphonenumber's work.
+    num_region = phonenumbers.region_code_for_number(num)
+    ntype = phonenumbers.number_type(num) if num_region else PhoneNumberType.UNKNOWN
+    if ntype == PhoneNumberType.UNKNOWN:
         flags: tuple[str, ...] = ("phone.invalid",)
         if phonenumbers.is_possible_number(num):
             # Right length but unassigned range: often a typo; callers may want to look at it.
             flags = ("phone.invalid", "phone.possible")
         return Phone(None, None, None, None, flags)
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
-    kind = _KIND.get(phonenumbers.number_type(num), "other")
-    num_region = phonenumbers.region_code_for_number(num)
+    kind = _KIND.get(ntype, "other")
     flags = ()
     if num_region and num_region != region:
         flags = ("phone.foreign",)

@@ -49,7 +49,8 @@ def as_str(value: object) -> str | None:
         return None
 
 
-@lru_cache(maxsize=200_000)
+# The entry points cache their own results; this cache only serves repeated sub-fields (cities, labels).
+@lru_cache(maxsize=65_536)
 def normalize_text(s: str) -> str:
     """NFKC (full-width → half-width, ligatures, compatibility forms), drop invisible/control characters,
     collapse whitespace, trim. Case and punctuation are kept."""
@@ -85,7 +86,7 @@ def strip_punctuation(s: str) -> str:
     return _WS_RE.sub(" ", s.translate(_PUNCT_TABLE)).strip()
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=65_536)
 def text_key(s: str) -> str:
     """A comparison key: NFKC, case-folded, punctuation removed, whitespace collapsed."""
     return strip_punctuation(normalize_text(s).casefold())
