@@ -126,3 +126,16 @@ def test_country_defaults():
     assert a.country == "GB" and "country.defaulted" in a.flags
     assert standardise_address().flags == ("address.missing",)
     assert "country.unknown" in standardise_address(street="x", country="Narnia").flags
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("南京市鼓楼区中山路一号", "南京市鼓楼区中山路1号"), ("北京市朝阳区建国路八十八号", "北京市朝阳区建国路88号"),
+     ("上海市浦东新区世纪大道一百号二栋五零一室", "上海市浦东新区世纪大道100号2栋501室")],
+)
+def test_cn_house_numbers_in_chinese_numerals_share_key(a, b):
+    assert standardise_address(street=a).key == standardise_address(street=b).key
+
+
+def test_cn_place_names_with_numerals_untouched():
+    assert standardise_address(street="北京市朝阳区三里屯路").key == "CN|110105|三里屯路"

@@ -266,6 +266,32 @@ def _cn_field(s: str | None) -> str:
     return t.replace(" ", "")
 
 
+_CN_NUM = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+# House/building/room numbers written in Chinese numerals (中山路一百二十三号, 三栋): only before a
+# numbering word, so place names like 三里屯 or 五道口 are left alone.
+_CN_HOUSE_NUM_RE = re.compile("([零〇一二两三四五六七八九十百千]+)(?=[号栋幢楼层室单弄巷])")
+
+
+def _cn_int(s: str) -> str:
+    if all(c in _CN_NUM for c in s):
+        return "".join(str(_CN_NUM[c]) for c in s)  # 一二三 → 123 (digit by digit)
+    total, cur = 0, 0
+    for c in s:
+        if c in _CN_NUM:
+            cur = _CN_NUM[c]
+        else:
+            total += (cur or 1) * _CN_UNIT[c]
+            cur = 0
+    return str(total + cur)
+
+
+def _cn_numerals_to_digits(s: str) -> str:
+    if not _CN_HOUSE_NUM_RE.search(s):
+        return s
+    return _CN_HOUSE_NUM_RE.sub(lambda m: _cn_int(m.group(1)), s)
+
+
 def _cn_address(street: str, city: str, region: str, postal: str | None, flags: list[str]) -> Address:
     r = _CN_PREFIX_RE.sub("", _cn_field(region))
     c = _CN_PREFIX_RE.sub("", _cn_field(city))
@@ -295,7 +321,7 @@ def _cn_address(street: str, city: str, region: str, postal: str | None, flags: 
     district = _CODE_NAME.get(dist) if dist else None
     adcode = dist or cty or prov
     street_out = st or None
-    street_key = text_key(st).replace(" ", "") if st else ""
+    street_key = _cn_numerals_to_digits(text_key(st).replace(" ", "")) if st else ""
     key = f"CN|{adcode or text_key(region_name or '') + '/' + text_key(city_name or '')}|{street_key}"
     if postal and not _CN_POSTAL_RE.match(postal):
         flags.append("postal_code.invalid")
