@@ -81,3 +81,22 @@ def test_uscc_fields_and_invalid():
     assert "uscc.format" in validate_uscc("91440300MA5FX").flags
     assert "uscc.format" in validate_uscc("9144030019220382IO").flags   # I and O are not in the alphabet
     assert uscc_check_char("91440300192203821") == "6"
+
+
+@pytest.mark.parametrize(("raw", "value", "valid"), [("A123456(3)", "A1234563", True), ("a 123456 (3)", "A1234563", True),
+                                                     ("G123456(A)", "G123456A", True), ("A123456(4)", "A1234564", False),
+                                                     ("123456(3)", None, False)])
+def test_hk_id(raw, value, valid):
+    from hub.standardise import validate_hk_id
+
+    r = validate_hk_id(raw)
+    assert (r.value, r.valid) == (value, valid)
+
+
+@pytest.mark.parametrize(("raw", "valid", "gender"), [("A123456789", True, "M"), ("a223456781", True, "F"),
+                                                      ("A123456788", False, "M"), ("A323456789", False, None)])
+def test_tw_id(raw, valid, gender):
+    from hub.standardise import validate_tw_id
+
+    r = validate_tw_id(raw)
+    assert (r.valid, r.gender) == (valid, gender)

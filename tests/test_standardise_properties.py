@@ -14,7 +14,9 @@ from hub.standardise import (
     standardise_phone,
     text_key,
     validate_cn_resident_id,
+    validate_hk_id,
     validate_ssn,
+    validate_tw_id,
     validate_uscc,
 )
 
@@ -89,6 +91,7 @@ def test_identifiers_never_raise(v):
     assert r.valid is False or (r.value and len(r.value) == 18)
     assert validate_ssn(v).valid in (True, False)
     assert validate_uscc(v).valid in (True, False)
+    assert validate_hk_id(v).valid in (True, False) and validate_tw_id(v).valid in (True, False)
 
 
 @_cfg

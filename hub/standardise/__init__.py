@@ -17,9 +17,12 @@ from hub.standardise.emails import Email, email_key, standardise_email
 from hub.standardise.identifiers import (
     CreditCode,
     NationalId,
+    RegionalId,
     Ssn,
     validate_cn_resident_id,
+    validate_hk_id,
     validate_ssn,
+    validate_tw_id,
     validate_uscc,
 )
 from hub.standardise.names import (
@@ -60,8 +63,11 @@ __all__ = [
     "standardise_address",
     "standardise_postal_code",
     "standardise_street",
+    "RegionalId",
     "validate_cn_resident_id",
+    "validate_hk_id",
     "validate_ssn",
+    "validate_tw_id",
     "validate_uscc",
     "DEFAULT_REGION",
     "Company",

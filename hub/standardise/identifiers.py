@@ -200,3 +200,75 @@ def validate_uscc(raw: object) -> CreditCode:
         return _uscc(s)
     except Exception:
         return CreditCode(None, False, None, None, ("uscc.format",))
+
+
+# --- Hong Kong and Taiwan identity cards --------------------------------------------------------------
+
+class RegionalId(NamedTuple):
+    value: str | None        # normalised: 'A1234563' (HK, check digit without brackets) / 'A123456789' (TW)
+    valid: bool
+    gender: str | None       # TW only: 'M' | 'F' (second character 1 / 2)
+    flags: tuple[str, ...]
+
+
+_HKID_RE = re.compile(r"^([A-Z]{1,2})(\d{6})\(?([0-9A])\)?$")
+_TWID_RE = re.compile(r"^([A-Z])([12])(\d{8})$")
+# Taiwan: letter → two-digit area number (not alphabetical: I, O, W, X, Y, Z were added later).
+_TW_LETTERS = dict(zip("ABCDEFGHJKLMNPQRSTUVXYWZIO", range(10, 36), strict=True))
+
+
+@lru_cache(maxsize=20_000)
+def _hkid(s: str) -> RegionalId:
+    t = _SEP_RE.sub("", normalize_text(s)).upper()
+    m = _HKID_RE.match(t)
+    if not m:
+        return RegionalId(None, False, None, ("hk_id.format",))
+    letters, digits, check = m.groups()
+    chars = (" " + letters if len(letters) == 1 else letters) + digits
+    # Space (single-letter IDs) = 36, A–Z = 10–35, digits as such; weights 9..2; check = mod 11, 10 → 'A'.
+    total = sum((36 if c == " " else int(c, 36)) * w for c, w in zip(chars, range(9, 1, -1), strict=True))
+    expected = (11 - total % 11) % 11
+    ok = check == ("A" if expected == 10 else str(expected))
+    value = letters + digits + check
+    return RegionalId(value, ok, None, () if ok else ("hk_id.checksum",))
+
+
+def validate_hk_id(raw: object) -> RegionalId:
+    """Validate a Hong Kong identity card number ('A123456(3)'). Never raises."""
+    s = as_str(raw)
+    if s is None or not s.strip():
+        return RegionalId(None, False, None, ("hk_id.missing",))
+    if len(s) > 64:
+        return RegionalId(None, False, None, ("hk_id.format",))
+    try:
+        return _hkid(s)
+    except Exception:
+        return RegionalId(None, False, None, ("hk_id.format",))
+
+
+@lru_cache(maxsize=20_000)
+def _twid(s: str) -> RegionalId:
+    t = _SEP_RE.sub("", normalize_text(s)).upper()
+    m = _TWID_RE.match(t)
+    if not m:
+        return RegionalId(None, False, None, ("tw_id.format",))
+    letter, sex, rest = m.groups()
+    area = _TW_LETTERS[letter]
+    digits = [int(c) for c in sex + rest]
+    total = area // 10 + (area % 10) * 9 + sum(d * w for d, w in zip(digits[:8], range(8, 0, -1), strict=True))
+    ok = (total + digits[8]) % 10 == 0
+    return RegionalId(t, ok, "M" if sex == "1" else "F", () if ok else ("tw_id.checksum",))
+
+
+def validate_tw_id(raw: object) -> RegionalId:
+    """Validate a Taiwan national identification number ('A123456789'); returns the encoded gender.
+    Never raises."""
+    s = as_str(raw)
+    if s is None or not s.strip():
+        return RegionalId(None, False, None, ("tw_id.missing",))
+    if len(s) > 64:
+        return RegionalId(None, False, None, ("tw_id.format",))
+    try:
+        return _twid(s)
+    except Exception:
+        return RegionalId(None, False, None, ("tw_id.format",))
