@@ -230,3 +230,30 @@ class EngineMatcher:
             groups.setdefault(lab, []).append(k)
         clusters = {k: min(ms) for ms in groups.values() for k in ms}
         return apply_constraints(clusters, edges, constraints.must_link, constraints.cannot_link)
+
+
+def cluster_frame(frame: pd.DataFrame, matching_cfg: Any = None) -> pd.DataFrame:
+    """Run the golden stage's local engine pipeline (train, block, score, cluster) on a canonical frame.
+
+    Same input as ``hub.dedupe.deduplicate`` (``record_id`` + canonical columns); returns record_id,
+    cluster_id. Used to check that the local, frozen-parameter pipeline keeps the engine's quality.
+    """
+    from collections import defaultdict
+
+    from hub.golden.matching import _candidates, load_match_settings
+
+    settings = load_match_settings(matching_cfg)
+    m = EngineMatcher(settings)
+    fr = frame.astype(str).reindex(columns=list(ENGINE_COLUMNS), fill_value="")
+    items = {str(r[0]): tuple(r) for r in fr.itertuples(index=False)}
+    b = m.batch(items, None)
+    m.train(b)
+    rec_blocks = m.block_keys(b)
+    blocks: dict[str, list[str]] = defaultdict(list)
+    for k in b.keys:
+        for blk in rec_blocks[k]:
+            blocks[blk].append(k)
+    cand = _candidates(blocks, {blk: len(v) for blk, v in blocks.items()}, settings.block_cap)
+    edges = [(p.left_key, p.right_key, p.match_weight) for p in m.score(b, cand) if p.band == "match"]
+    clusters, _ = m.cluster(b, edges, Constraints([], [], {}))
+    return pd.DataFrame({"record_id": b.keys, "cluster_id": [clusters[k] for k in b.keys]})

@@ -1,0 +1,94 @@
+"""The dedupe engine inside the golden stage: frozen parameters keep its quality, and incremental == full."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import combinations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from hub.golden import build_golden, golden_membership, match_and_cluster
+from hub.golden.synthetic import mutate, stage_records, synthetic_records, unstage_records
+from hub.golden.tables import match_model
+from hub.store import Store
+
+dedupe = pytest.importorskip("hub.dedupe")
+syn = pytest.importorskip("hub.dedupe.synthetic")
+
+ENGINE = {"engine": "dedupe", "full_rebuild_share": 1.0}
+
+
+def _pairs(ids: pd.Series, labels: pd.Series) -> set[tuple[str, str]]:
+    groups: dict[str, list[str]] = defaultdict(list)
+    for rid, lab in zip(ids.astype(str), labels.astype(str), strict=True):
+        groups[lab].append(rid)
+    return {p for g in groups.values() for p in combinations(sorted(g), 2)}
+
+
+def _f1(pred: set, truth: set) -> float:
+    tp = len(pred & truth)
+    p, r = tp / max(len(pred), 1), tp / max(len(truth), 1)
+    return 2 * p * r / max(p + r, 1e-9)
+
+
+@pytest.mark.parametrize("name", ["customers", "sparse_multisource"])
+def test_local_frozen_pipeline_keeps_engine_quality(name: str) -> None:
+    from hub.golden.engine_adapter import cluster_frame
+
+    frame = getattr(syn, name)(1500).astype(str)
+    truth = _pairs(frame["record_id"], frame["entity_id"])
+    engine = dedupe.deduplicate(frame).clusters
+    ours = cluster_frame(frame)
+    f_engine = _f1(_pairs(engine["record_id"], engine["cluster_id"]), truth)
+    f_ours = _f1(_pairs(ours["record_id"], ours["cluster_id"]), truth)
+    assert f_ours >= f_engine - 0.01, (f_ours, f_engine)
+    assert f_ours > 0.85
+
+
+def test_engine_incremental_equals_full_and_model_is_frozen(sqlite_store: Store) -> None:
+    store = sqlite_store
+    records = list(synthetic_records(700, seed=4))
+    stage_records(store, records)
+    ms = match_and_cluster(store, ENGINE)
+    assert (ms.mode, ms.matcher) == ("full", "dedupe") and "train" in ms.timings
+    build_golden(store)
+    for rnd in range(2):
+        upserts, deletes = mutate(records, 0.03, seed=40 + rnd)
+        stage_records(store, upserts)
+        unstage_records(store, deletes)
+        ms = match_and_cluster(store, ENGINE)
+        assert ms.mode == "incremental" and ms.records_rematched < len(records) / 3
+        build_golden(store)
+        inc = golden_membership(store)
+        full = match_and_cluster(store, ENGINE, mode="full")
+        assert "train" not in full.timings  # the frozen model is reused
+        gs = build_golden(store, mode="full")
+        assert golden_membership(store) == inc and gs.golden_written == 0
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(match_model)).scalar_one() == 1
+    retrained = match_and_cluster(store, ENGINE, mode="full", retrain=True)
+    assert "train" in retrained.timings
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(match_model)).scalar_one() == 2
+
+
+def test_engine_obeys_steward_decisions(sqlite_store: Store) -> None:
+    from hub.golden import decide, golden_id_of
+
+    store = sqlite_store
+    stage_records(store, synthetic_records(300, seed=9))
+    match_and_cluster(store, ENGINE)
+    build_golden(store)
+    members = golden_membership(store)
+    pair = next(sorted(ms)[:2] for ms in members.values() if len(ms) >= 2)
+    a, b = sorted(g for g in members if len(members[g]) == 1)[:2]
+    lone_a, lone_b = next(iter(members[a])), next(iter(members[b]))
+    decide(store, pair[0], pair[1], "no-match", by="t")
+    decide(store, lone_a, lone_b, "match", by="t")
+    for mode in ("incremental", "full"):
+        match_and_cluster(store, ENGINE, mode=mode)
+        build_golden(store, mode=mode)
+        assert golden_id_of(store, pair[0]) != golden_id_of(store, pair[1])
+        assert golden_id_of(store, lone_a) == golden_id_of(store, lone_b) == a
