@@ -28,6 +28,7 @@ class DedupeSettings:
     rules: tuple[BlockingRule, ...] = DEFAULT_RULES
     u_sample_pairs: int = 300_000
     joint_name_tf: bool = False  # full-name frequency instead of family x given (stricter on 王芳-type names)
+    ambiguity_margin: float = 1.0  # bits; a record matching two different people this closely stays apart
     min_support: float = 0.5  # mean match_probability across two partial clusters needed to merge them
     seed: int = 42
 
@@ -154,7 +155,7 @@ def deduplicate(
 
     step("cluster")
     labels = cluster(p.n, left[auto].astype(np.int64), right[auto].astype(np.int64), mw[auto], score_pairs,
-                     min_support=s.min_support)
+                     min_support=s.min_support, ambiguity_margin=s.ambiguity_margin)
     clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id[labels]})
     stats["n_records"] = p.n
     stats["n_clusters"] = int(len(np.unique(labels)))
