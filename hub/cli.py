@@ -77,7 +77,7 @@ def cmd_golden(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from hub.file_import import import_file
 
-    return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping)
+    return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping, key=args.key)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="import a CSV/XLSX file as a source")
     p.add_argument("file")
     p.add_argument("--source", required=True)
-    p.add_argument("--mapping", required=True)
+    p.add_argument("--mapping", required=True, help="mapping name in hub/mappings (e.g. customer_file) or a YAML path")
+    p.add_argument("--key", help="column holding the record id (default: record_id / customer_id / id, else row hash)")
     p.set_defaults(func=cmd_import)
     return parser
 
