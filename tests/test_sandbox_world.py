@@ -176,6 +176,9 @@ def test_ground_truth_covers_every_record(world: SandboxWorld) -> None:
     m = ground_truth_map(world.dir, "customer")
     persons = Counter(m.values())
     assert any(n > 1 for n in persons.values()), "some people hold duplicate shop accounts"
+    full = ground_truth_map(world.dir)
+    assert len(full) == len(truth)  # (system, entity, source_id) is unique
+    assert full[("erp", "party", "1")] != "" and ("erp", "sale", "1") in full
     systems_per_person = Counter(g.person_id for g in {(g.system, g.person_id): g for g in truth}.values()
                                  if g.person_id)
     assert set(systems_per_person.values()) == {1, 2, 3, 4}

@@ -57,9 +57,12 @@ def load_ground_truth(world_dir: Path | str) -> list[GroundTruth]:
         return [GroundTruth(*row) for row in csv.reader(fh)][1:]
 
 
-def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[tuple[str, str], str]:
-    """``{(system, source_id): person_id}``, optionally for one entity type (e.g. ``"party"``)."""
-    return {(g.system, g.source_id): g.person_id for g in load_ground_truth(world_dir)
+def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[tuple[str, str, str], str]:
+    """``{(system, entity, source_id): person_id}``, optionally for one entity type (e.g. ``"party"``).
+
+    The entity is part of the key because ids repeat across tables (ERP party 5 and sale 5).
+    """
+    return {(g.system, g.entity, g.source_id): g.person_id for g in load_ground_truth(world_dir)
             if entity is None or g.entity == entity}
 
 
