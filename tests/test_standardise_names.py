@@ -209,3 +209,24 @@ def test_gender(raw, expected):
     from hub.standardise import standardise_gender
 
     assert standardise_gender(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("full", "gender", "canonical"),
+    [("Pat Smith", "M", "patrick"), ("Pat Smith", "F", "patricia"), ("Pat Smith", "女", "patricia"),
+     ("Alex Li", "female", "alexandra"), ("Alex Li", "male", "alexander"), ("Chris Wong", "F", "christina"),
+     ("Bob Smith", "F", "robert"), ("Charlie Brown", "F", "charlotte")],
+)
+def test_gender_resolves_ambiguous_nicknames(full, gender, canonical):
+    assert standardise_person_name(full, gender=gender).given_canonical == canonical
+
+
+def test_given_name_variants_and_continental_nicknames():
+    from hub.standardise import given_name_variants
+
+    assert set(given_name_variants("Pat")) == {"patrick", "patricia"}
+    assert given_name_variants("Bob") == ("robert",)
+    assert given_name_variants("") == ()
+    for nick, canon in {"Olli": "oliver", "Lotte": "charlotte", "Steffi": "stefanie", "Sepp": "josef",
+                        "Paco": "francisco", "Matze": "matthias"}.items():
+        assert nickname_canonical(nick) == canon

@@ -28,6 +28,7 @@ from hub.standardise.identifiers import (
 from hub.standardise.names import (
     Company,
     PersonName,
+    given_name_variants,
     nickname_canonical,
     pinyin,
     standardise_company,
@@ -78,6 +79,7 @@ __all__ = [
     "as_str",
     "email_key",
     "fold_ascii",
+    "given_name_variants",
     "nickname_canonical",
     "normalize_text",
     "phone_e164",

@@ -191,7 +191,6 @@ _NICKS = {
     "cassandra": "cassie",
     "daphne": "daph",
     "evelyn": "evie",
-    "florence": "flo",
     "gertrude": "gertie trudy",
     "josephine": "josie",
     "leslie": "les",
@@ -200,13 +199,71 @@ _NICKS = {
     "rosemary": "rosie",
     "stephanie": "steph",
     "veronica": "ronnie",
+    # feminine counterparts of ambiguous short forms (pat, alex, sam, chris …)
+    "charlotte": "charlie lotte lottie",
+    "alexandra": "alex sandy sasha lexi",
+    "nicole": "nicky nikki",
+    "antonia": "toni",
+    "andrea": "andy",
+    "danielle": "dani danny",
+    "melissa": "mel missy",
+    "melanie": "mel",
+    "roberta": "bobbie robbie",
+    "frederica": "freddie",
+    "eugenia": "gene",
+    "maxine": "max",
+    "florence": "flo",
+    # German / continental forms common in the hub's Western sources
+    "matthias": "matze matti",
+    "stefanie": "steffi",
+    "florian": "flo",
+    "andreas": "andi",
+    "ulrich": "uli",
+    "johannes": "hannes jo",
+    "josef": "sepp seppi",
+    "franziska": "franzi",
+    "katharina": "kathi kati",
+    "susanne": "susi",
+    "gabriele": "gabi",
+    "anton": "toni",
+    "jose": "pepe",
+    "francisco": "paco pancho",
+    "ignacio": "nacho",
+    "guadalupe": "lupe",
 }
-# Ambiguous nicknames keep a single, deterministic canonical (harry → henry, ronnie → ronald). The
-# canonical is a blocking/comparison aid, not a truth claim.
-NICKNAMES: dict[str, str] = {}
+_NICKS["oliver"] += " olli oli"
+_NICKS["samantha"] += " sam"
+_NICKS["sebastian"] += " basti"
+_NICKS["tobias"] += " tobi"
+_NICKS["christina"] += " chris"
+_NICKS["christine"] += " chris"
+_NICKS["frances"] += " frankie"
+_NICKS["theresa"] += " terry"
+_NICKS["patricia"] += " pat"
+_NICKS["jacqueline"] += " jacky"
+
+# Canonical given names that are feminine: an ambiguous short form (pat, alex, chris) resolves to one of
+# these when the record says the person is female.
+FEMININE = frozenset({
+    "elizabeth", "katherine", "margaret", "patricia", "susan", "jennifer", "rebecca", "victoria", "deborah",
+    "abigail", "amanda", "sandra", "cynthia", "barbara", "dorothy", "mary", "judith", "jessica", "natalie",
+    "valerie", "christina", "christine", "mildred", "eleanor", "helen", "frances", "gwendolyn", "isabella",
+    "jacqueline", "joanne", "kimberly", "lucille", "penelope", "ruth", "samantha", "theresa", "virginia",
+    "winifred", "allison", "angela", "anne", "caroline", "cassandra", "daphne", "evelyn", "florence",
+    "gertrude", "josephine", "madeline", "pamela", "rosemary", "stephanie", "veronica", "charlotte",
+    "alexandra", "nicole", "antonia", "andrea", "danielle", "melissa", "melanie", "roberta", "frederica",
+    "eugenia", "maxine", "stefanie", "franziska", "katharina", "susanne", "gabriele", "guadalupe",
+})
+
+# nickname → every canonical it may stand for, in table order (the first is the default).
+NICKNAME_VARIANTS: dict[str, tuple[str, ...]] = {}
 for _canon, _nicks in _NICKS.items():
     for _n in _nicks.split():
-        NICKNAMES.setdefault(_n, _canon)
+        if _canon not in NICKNAME_VARIANTS.get(_n, ()):
+            NICKNAME_VARIANTS[_n] = (*NICKNAME_VARIANTS.get(_n, ()), _canon)
+# Ambiguous nicknames default to the first canonical (harry → henry, pat → patrick) unless the caller
+# passes the gender. The canonical is a blocking/comparison aid, not a truth claim.
+NICKNAMES: dict[str, str] = {n: v[0] for n, v in NICKNAME_VARIANTS.items()}
 del _canon, _nicks, _n
 
 # Company legal-form suffixes. Chinese forms are matched on the simplified text; Latin forms on

@@ -23,7 +23,9 @@ from hub.standardise._name_data import (
     CN_HONORIFICS,
     CN_LEGAL_SUFFIXES,
     COMPOUND_SURNAMES,
+    FEMININE,
     LATIN_LEGAL_FORMS,
+    NICKNAME_VARIANTS,
     NICKNAMES,
     PARTICLES,
     ROMANISED_SURNAMES,
@@ -418,29 +420,47 @@ def _standardise_parts(given: str, family: str) -> PersonName:
     return _build_latin(toks, list(range(len(g_toks), len(toks))), flags)
 
 
+def _gendered(res: PersonName, gender: object) -> PersonName:
+    """Re-resolve an ambiguous nickname (pat, alex, chris) with the record's gender."""
+    if res.script != "latin" or not res.given:
+        return res
+    variants = NICKNAME_VARIANTS.get(_latin_key(res.given.split()[0]))
+    if not variants or len(variants) < 2:
+        return res
+    g = standardise_gender(gender)
+    if g is None:
+        return res
+    pick = next((v for v in variants if (v in FEMININE) == (g == "F")), variants[0])
+    return res if pick == res.given_canonical else res._replace(given_canonical=pick)
+
+
 def standardise_person_name(
-    full: object = None, given: object = None, family: object = None
+    full: object = None, given: object = None, family: object = None, gender: object = None
 ) -> PersonName:
     """Standardise a person name given as a full string and/or explicit given/family parts.
 
-    Explicit parts win over the full string (the source knows its own fields). Never raises: junk gives
-    ``PersonName(... flags=('name.unparseable',))``.
+    Explicit parts win over the full string (the source knows its own fields). ``gender`` (any coding
+    `standardise_gender` reads) only disambiguates nicknames such as Pat (Patrick/Patricia). Never
+    raises: junk gives ``PersonName(... flags=('name.unparseable',))``.
     """
     try:
         g = as_str(given) or ""
         f = as_str(family) or ""
+        res = None
         if g.strip() or f.strip():
             if len(g) > _MAX_NAME_LEN or len(f) > _MAX_NAME_LEN:
                 return _BAD_NAME
             res = _standardise_parts(g, f)
-            if res.display is not None:
-                return res
-        s = as_str(full)
-        if s is None or not s.strip():
-            return _EMPTY_NAME
-        if len(s) > _MAX_NAME_LEN:
-            return _BAD_NAME
-        return _standardise_full(s)
+            if res.display is None:
+                res = None
+        if res is None:
+            s = as_str(full)
+            if s is None or not s.strip():
+                return _EMPTY_NAME
+            if len(s) > _MAX_NAME_LEN:
+                return _BAD_NAME
+            res = _standardise_full(s)
+        return _gendered(res, gender) if gender is not None else res
     except Exception:  # defensive: never let one odd name stop a batch
         return _BAD_NAME
 
@@ -452,6 +472,19 @@ def nickname_canonical(given: object) -> str | None:
         return None
     k = _latin_key(normalize_text(s))
     return _canonical_given(k) if k else None
+
+
+def given_name_variants(given: object) -> tuple[str, ...]:
+    """Every canonical name a given name may stand for: 'Pat' → ('patricia', 'patrick'), 'Bob' →
+    ('robert',), 'Zhang' → ('zhang',). Empty for junk. Lets a comparison treat Pat ~ Patrick as a
+    nickname match without choosing a gender."""
+    s = as_str(given)
+    if not s:
+        return ()
+    k = _latin_key(normalize_text(s)) if len(s) <= _MAX_NAME_LEN else ""
+    if not k:
+        return ()
+    return NICKNAME_VARIANTS.get(k, (k,))
 
 
 # --- Companies -------------------------------------------------------------------------------------
