@@ -18,7 +18,7 @@ from hub.golden.config import (
 )
 from hub.golden.matching import MatchSettings, MatchStats, match_and_cluster
 from hub.golden.preview import PreviewReport, preview
-from hub.golden.review import ReviewItem, decide, review_queue
+from hub.golden.review import ReviewItem, decide, parse_pair, review_queue
 from hub.golden.survivorship import Member, survive
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "load_golden",
     "load_survivorship",
     "match_and_cluster",
+    "parse_pair",
     "preview",
     "resolve",
     "review_queue",

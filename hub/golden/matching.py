@@ -192,8 +192,12 @@ class ExactMatcher:
 def make_matcher(settings: MatchSettings) -> Any:
     engine = settings.engine
     if engine == "auto":
-        try:
-            from hub.golden.engine_adapter import EngineMatcher  # noqa: F401 - availability probe
+        try:  # the engine pieces the adapter uses
+            import hub.dedupe.cluster
+            import hub.dedupe.compare
+            import hub.dedupe.engine
+            import hub.dedupe.prepare
+            import hub.dedupe.scoring  # noqa: F401
 
             engine = "dedupe"
         except ImportError:

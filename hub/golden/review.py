@@ -28,6 +28,14 @@ def pair_key(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
 
+def parse_pair(text: str) -> tuple[str, str]:
+    """``"erp:1|webshop:7"`` (the PAIR argument of ``hub review decide``) -> ("erp:1", "webshop:7")."""
+    left, sep, right = text.partition("|")
+    if not sep or not left.strip() or not right.strip():
+        raise ValueError(f"a pair is written LEFT_KEY|RIGHT_KEY, not {text!r}")
+    return pair_key(left.strip(), right.strip())
+
+
 @dataclass(frozen=True)
 class ReviewItem:
     left_key: str
