@@ -206,19 +206,21 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
     }
     quarantined: dict[tuple[str, str], int] = {}
     reasons: Counter[str] = Counter()
-    reasons_by_source: dict[str, Counter[str]] = defaultdict(Counter)
+    reasons_by_entity: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for source, entity, rs in conn.execute(
         sa.select(quarantine.c.source, quarantine.c.entity, quarantine.c.reasons)
     ):
         quarantined[(source, entity)] = quarantined.get((source, entity), 0) + 1
         for code in rs or []:
             reasons[str(code)] += 1
-            reasons_by_source[source][str(code)] += 1
+            reasons_by_entity[(source, entity)][str(code)] += 1
     rows = []
     for key in sorted(set(staged) | set(quarantined)):
         s, q = staged.get(key, 0), quarantined.get(key, 0)
         rows.append({"source": key[0], "entity": key[1], "staged": s, "quarantined": q,
-                     "quarantine_rate": pct(q, s + q)})
+                     "quarantine_rate": pct(q, s + q),
+                     "top_reasons": [{"reason": scrub_text(r["reason"]), "count": r["count"]}
+                                     for r in _top(reasons_by_entity.get(key, Counter()), 3)]})
     sample = [
         {"source": s, "entity": e, "source_id": mask_identifier(str(sid)),
          "reasons": [scrub_text(str(r)) for r in rs or []], "quarantined_at": jsonable(at)}
@@ -236,8 +238,6 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
     return {
         "staging": rows,
         "quarantine_reasons": [{"reason": scrub_text(r["reason"]), "count": r["count"]} for r in _top(reasons)],
-        "quarantine_reasons_by_source": {s: [{"reason": scrub_text(r["reason"]), "count": r["count"]}
-                                             for r in _top(c, 3)] for s, c in sorted(reasons_by_source.items())},
         "quarantine_sample": sample,
         "quality_flags": [{"source": s, "code": c, "count": n}
                           for (s, c), n in sorted(flags.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))],
@@ -413,7 +413,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 .kpi{border:1px solid #d9e2ec;border-radius:6px;padding:8px 14px;min-width:120px;background:#f8fafc}
 .kpi b{display:block;font-size:20px;color:#102a43} .kpi span{font-size:12px;color:#627d98}
 .bar{display:inline-block;height:10px;background:#4098d7;border-radius:2px;vertical-align:middle}
-.bad{color:#ab091e;font-weight:600} .good{color:#18794e} .muted{color:#829ab1}
+.bad{color:#ab091e;font-weight:600} .good{color:#18794e} .muted{color:#829ab1} p.muted{font-size:12px}
 code{font-size:12px;background:#f0f4f8;padding:1px 4px;border-radius:3px}
 </style>
 </head>
@@ -453,10 +453,10 @@ code{font-size:12px;background:#f0f4f8;padding:1px 4px;border-radius:3px}
 </section>
 
 <section id="staging"><h2>Staged vs quarantined</h2>
-{% if f.staging %}<table id="staging-table"><tr><th>source</th><th>entity</th><th class="num">staged</th><th class="num">quarantined</th><th class="num">quarantine %</th><th>top reasons (source)</th></tr>
+{% if f.staging %}<table id="staging-table"><tr><th>source</th><th>entity</th><th class="num">staged</th><th class="num">quarantined</th><th class="num">quarantine %</th><th>top reasons</th></tr>
 {% for r in f.staging %}<tr><td>{{ r.source }}</td><td>{{ r.entity }}</td><td class="num">{{ num(r.staged) }}</td><td class="num">{{ num(r.quarantined) }}</td>
 <td class="num{% if r.quarantine_rate >= 5 %} bad{% endif %}">{{ r.quarantine_rate }}</td>
-<td>{% for x in f.quarantine_reasons_by_source.get(r.source, []) %}<code>{{ x.reason }}</code> {{ x.count }}{% if not loop.last %}, {% endif %}{% endfor %}</td></tr>{% endfor %}
+<td>{% for x in r.top_reasons %}<code>{{ x.reason }}</code> {{ x.count }}{% if not loop.last %}, {% endif %}{% endfor %}</td></tr>{% endfor %}
 </table>{% else %}<p class="muted">Nothing staged yet.</p>{% endif %}
 {% if f.quarantine_reasons %}<h3>Top quarantine reasons</h3>
 <table id="quarantine-reasons"><tr><th>reason code</th><th class="num">records</th></tr>

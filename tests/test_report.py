@@ -180,6 +180,7 @@ def test_report_figures_in_html_and_json_twin(store: Store, tmp_path: Path) -> N
     assert staging[("webshop", "customers")][:3] == ["2", "2", "50.0"]
     assert "required.name_missing 2" in staging[("webshop", "customers")][3]
     assert staging[("erp", "customers")][:3] == ["2", "1", "33.3"]
+    assert staging[("webshop", "orders")] == ["9", "0", "0.0", ""]  # reasons are per source AND entity
     assert rows_by_key(page.tables["quarantine-reasons"]) == {"required.name_missing": ["3"],
                                                               "required.contact_missing": ["1"]}
     sample = page.tables["quarantine-sample"]
@@ -253,7 +254,7 @@ def test_render_html_escapes_everything() -> None:
         "generated_at": "now", "previous_generated_at": None, "trend": [], "run_summary": {"x": "<b>y</b>"},
         "landing": [{"source": "<script>alert(1)</script>", "entity": "customers", "records": 1,
                      "last_landed_at": None}],
-        "staging": [], "quarantine_reasons": [], "quarantine_reasons_by_source": {}, "quarantine_sample": [],
+        "staging": [], "quarantine_reasons": [], "quarantine_sample": [],
         "quality_flags": [], "completeness": {"sources": {}, "golden": None},
         "matching": {"pairs_by_band": {}, "golden_active": 0, "golden_retired": 0, "records_linked": 0,
                      "records_per_golden": {}, "consolidation_rate": 0.0, "history_events": {}, "merges": 0,
