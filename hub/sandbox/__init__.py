@@ -173,6 +173,23 @@ class SandboxWorld:
         self.wechat.save(self.dir / "wechat.json")
         (self.dir / "world.json").write_text(json.dumps(self.meta, indent=2), encoding="utf-8")
 
+    def stats(self) -> dict[str, int]:
+        """Record counts per system (for reports and sanity checks)."""
+        eng = erp_mod.make_engine(self.erp_url)
+        try:
+            with eng.connect() as c:
+                out = {f"erp.{t}": c.execute(sa.select(sa.func.count()).select_from(erp_mod.metadata.tables[t])
+                                             ).scalar() or 0 for t in erp_mod.TABLE_ORDER}
+        finally:
+            eng.dispose()
+        with self.shop.lock, self.wechat.lock:
+            out.update({"webshop.customers": len(self.shop.customers), "webshop.orders": len(self.shop.orders),
+                        "wechat.followers": len(self.wechat.followers()), "wechat.users": len(self.wechat.users)})
+        with self.cdr.master.open("rb") as fh:
+            out["cdr.calls_in_master"] = sum(1 for _ in fh)
+        out["people"] = self.meta["customers"]
+        return out
+
     # ------------------------------------------------------------------ answer key
     def people(self) -> list[Person]:
         return [Person.from_dict(d) for d in json.loads((self.dir / "people.json").read_text("utf-8"))["people"]]
