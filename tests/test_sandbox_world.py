@@ -176,6 +176,13 @@ def test_ground_truth_covers_every_record(world: SandboxWorld) -> None:
     m = ground_truth_map(world.dir, "customer")
     persons = Counter(m.values())
     assert any(n > 1 for n in persons.values()), "some people hold duplicate shop accounts"
+    stats = world.stats()
+    assert stats["webshop.customers"] == by[("webshop", "customer")]
+    assert stats["erp.party_party"] == by[("erp", "party")] and stats["erp.sale_sale"] == by[("erp", "sale")]
+    assert stats["erp.stock_shipment_out"] == by[("erp", "shipment")]
+    accounts = {c["id"]: c["date_created_gmt"] for c in world.shop.customers.values()}
+    assert all(o["date_created_gmt"] >= accounts[o["customer_id"]] for o in world.shop.orders.values()
+               if o["customer_id"])
     full = ground_truth_map(world.dir)
     assert len(full) == len(truth)  # (system, entity, source_id) is unique
     assert full[("erp", "party", "1")] != "" and ("erp", "sale", "1") in full

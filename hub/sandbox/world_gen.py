@@ -509,8 +509,8 @@ def build_world_data(people: list[Person], seed: int, malformed_share: float = 0
             for _ in range(n_orders):
                 cust = rng.choice(customers) if customers and rng.random() < 0.9 else None  # guest checkout
                 when = obs.rand_time(first_seen)
-                if cust is not None and wc_date(when) < cust["date_created_gmt"]:
-                    when = first_seen + timedelta(hours=1)
+                if cust is not None and wc_date(when) < cust["date_created_gmt"]:  # no orders before sign-up
+                    when = datetime.fromisoformat(cust["date_created_gmt"]) + timedelta(hours=1)
                 obs.shop_order(p, cust, when)
         if "wechat" in systems:
             tags = [t for t in tag_ids if rng.random() < 0.08]
