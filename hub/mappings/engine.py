@@ -126,6 +126,7 @@ class CompiledField:
     nested_model: type[BaseModel] | None = None
     region: Getter | None = None
     memo: dict[Any, Any] = field(default_factory=dict)
+    run: Any = None  # bound fast path: (node, ctx) -> (updates, flags); set by _bind
 
 
 @dataclass(slots=True)
@@ -223,7 +224,7 @@ def _compile_field(
                 f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors()
             )
             raise err(f"invalid declaration ({problems})") from None
-        out.append(_compile_spec(name, spec, info, model, samples, err))
+        out.append(_bind(_compile_spec(name, spec, info, model, samples, err)))
     return out
 
 
@@ -359,31 +360,63 @@ def compile_target(kind: str, landing: str, lspec: LandingSpec, tspec: TargetSpe
 
 
 def _run_field(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
-    if cf.nested is not None:
-        return _run_nested(cf, node, ctx)
+    return cf.run(node, ctx)
+
+
+def _run_each(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
     std = cf.std
-    assert std is not None
+    assert std is not None and cf.each is not None
+    values: list[Any] = []
+    flags: list[str] = []
+    extra: dict[str, Any] = {}
+    for item in cf.each(node):
+        upd, fl = _call(cf, std, item, ctx)
+        flags.extend(fl)
+        for k, x in upd.items():
+            if k == cf.name:
+                if isinstance(x, list):
+                    values.extend(x)
+                elif x is not None:
+                    values.append(x)
+            elif isinstance(x, list):
+                extra[k] = extra.get(k, []) + x
+            elif k not in extra:
+                extra[k] = x
+    if cf.info.is_list:
+        return {cf.name: values, **extra}, tuple(flags)
+    return {cf.name: values[0] if values else None, **extra}, tuple(flags)
+
+
+def _bind(cf: CompiledField) -> CompiledField:
+    """Specialise the per-record path of one field into a closure (the staging hot loop)."""
+    if cf.nested is not None:
+        cf.run = lambda node, ctx: _run_nested(cf, node, ctx)
+        return cf
     if cf.each is not None:
-        values: list[Any] = []
-        flags: list[str] = []
-        extra: dict[str, Any] = {}
-        for item in cf.each(node):
-            upd, fl = _call(cf, std, item, ctx)
-            flags.extend(fl)
-            for k, x in upd.items():
-                if k == cf.name:
-                    if isinstance(x, list):
-                        values.extend(x)
-                    elif x is not None:
-                        values.append(x)
-                elif isinstance(x, list):
-                    extra[k] = extra.get(k, []) + x
-                elif k not in extra:
-                    extra[k] = x
-        if cf.info.is_list:
-            return {cf.name: values, **extra}, tuple(flags)
-        return {cf.name: values[0] if values else None, **extra}, tuple(flags)
-    return _call(cf, std, node, ctx)
+        cf.run = lambda node, ctx: _run_each(cf, node, ctx)
+        return cf
+    assert cf.std is not None
+    fn, name, opts, memo, single = cf.std.fn, cf.name, cf.options, cf.memo, cf.single
+    if cf.region is not None or single is None:
+        std = cf.std
+        cf.run = lambda node, ctx: _call(cf, std, node, ctx)
+        return cf
+
+    def run(node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
+        inputs = single(node)
+        key = (ctx, *inputs)
+        try:
+            hit = memo.get(key)
+        except TypeError:  # unhashable input (a list or object reached by the path)
+            return fn(name, inputs, ctx, opts)
+        if hit is None:
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()
+            hit = memo[key] = fn(name, inputs, ctx, opts)
+        return hit
+
+    cf.run = run
+    return cf
 
 
 _MEMO_MAX = 50_000
@@ -525,16 +558,24 @@ class Mapper:
         out: dict[str, Any] = {"source": ctx.source, "source_id": sid}
         flags: dict[str, list[str]] = {}
         for cf in t.fields:
-            upd, fl = _run_field(cf, payload, ctx)
-            if cf.info.literals is not None:
+            upd, fl = cf.run(payload, ctx)
+            literals = cf.info.literals
+            if literals is not None:
                 v = upd.get(cf.name)
-                if v is not None and v not in cf.info.literals:
+                if v is not None and v not in literals:
                     upd = {**upd, cf.name: None}
                     fl = (*fl, "value.invalid")
             if fl:
                 flags.setdefault(cf.name, []).extend(fl)
-            _merge(out, upd, cf.info.is_list)
-        self._cross_check_id(out, flags)
+            # inline merge (never mutating memoised ``upd``): first value wins, lists concatenate
+            for k, v in upd.items():
+                old = out.get(k)
+                if old is None or old == []:
+                    out[k] = v
+                elif v and old.__class__ is list and v.__class__ is list:
+                    out[k] = old + [x for x in v if x not in old]
+        if "__id_birth_date" in out or "__id_gender" in out:
+            self._cross_check_id(out, flags)
         reasons = self._required(t, out, flags)
         if reasons:
             outcome.reasons.extend(reasons)
@@ -542,7 +583,7 @@ class Mapper:
                 {f: sorted(set(c)) for f, c in flags.items() if f in t.required or f in ("emails", "phones")}
             )
             return
-        clean = {k: v for k, v in out.items() if not k.startswith("__") and v is not None}
+        clean = {k: v for k, v in out.items() if v is not None}
         try:
             record = t.model.model_validate(clean).model_dump(mode="json")
         except ValidationError as exc:

@@ -261,7 +261,7 @@ def _birth_date(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any])
     return _date(fld, inputs, ctx, opts, birth=True)
 
 
-_ISO_FAST = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
+_ISO_FAST = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _MIN_DT = datetime(1900, 1, 1)
 _MAX_DT = datetime(2100, 12, 31)
 
