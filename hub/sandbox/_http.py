@@ -36,6 +36,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return
 
     def _dispatch(self, method: str) -> None:
+        self._truncate = False
         parts = urlsplit(self.path)
         self.route_path = parts.path
         self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
