@@ -71,8 +71,8 @@ def test_more_shapes(raw, expected):
 
 
 @pytest.mark.parametrize("raw", ["0000-00-00", "0000-00-00 00:00:00"])
-def test_zero_dates_are_missing(raw):
-    assert standardise_date(raw).flags == ("date.missing",)
+def test_zero_dates_are_flagged(raw):
+    assert standardise_date(raw).flags == ("date.impossible", "date.zero")
 
 
 def test_chinese_numeral_impossible():

@@ -230,3 +230,15 @@ def test_given_name_variants_and_continental_nicknames():
     for nick, canon in {"Olli": "oliver", "Lotte": "charlotte", "Steffi": "stefanie", "Sepp": "josef",
                         "Paco": "francisco", "Matze": "matthias"}.items():
         assert nickname_canonical(nick) == canon
+
+
+@pytest.mark.parametrize(
+    ("given", "family", "expected_family", "expected_given", "key"),
+    [("", "刘磊", "刘", "磊", "lei liu"), ("刘磊", "", "刘", "磊", "lei liu"), ("", "陈", "陈", None, "chen"),
+     ("", "欧阳", "欧阳", None, "ouyang"), ("Chen Wei", "", "Chen", "Wei", "chen wei"),
+     ("", "Wang Xiaoming", "Wang", "Xiaoming", "wang xiaoming"),
+     ("", "van Dijk", "van Dijk", None, "vandijk"), ("Mary Ann", "", None, "Mary", "mary")],
+)
+def test_whole_name_in_one_field(given, family, expected_family, expected_given, key):
+    n = standardise_person_name(given=given, family=family)
+    assert (n.family, n.given, n.name_key) == (expected_family, expected_given, key)

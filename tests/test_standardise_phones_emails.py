@@ -124,3 +124,10 @@ def test_email_multiple(raw, address):
 
 def test_email_trailing_sentence_dot():
     assert standardise_email("chen.wei@163.com.").address == "chen.wei@163.com"
+
+
+@pytest.mark.parametrize(("raw", "region", "e164"), [("0013125800836", "US", "+13125800836"),
+                                                     ("0086 138 0013 8000", "US", "+8613800138000"),
+                                                     ("011 86 138 0013 8000", "US", "+8613800138000")])
+def test_phone_00_international_prefix_from_any_source(raw, region, e164):
+    assert standardise_phone(raw, region).e164 == e164

@@ -55,7 +55,8 @@ _CN_DIGITS = {"〇": 0, "零": 0, "○": 0, "Ｏ": 0, "一": 1, "二": 2, "两":
 _CN_DATE_RE = re.compile(r"^([〇零○一二三四五六七八九]{4})年([一二三四五六七八九十]{1,2})月([一二三四五六七八九十]{1,3})[日号號]?$")
 # Two-digit year with 年: 85年3月7日
 _YY_CN_RE = re.compile(r"^(\d{2})年(\d{1,2})月(\d{1,2})[日号號]?$")
-# MySQL/legacy "zero dates" mean "no date", not an impossible one.
+# MySQL/legacy "zero dates": not a calendar date (date.impossible), tagged date.zero because they
+# usually stand for "no date" and a caller may prefer to treat them as missing.
 _ZERO_DATE_RE = re.compile(r"^0{4}-0{2}-0{2}(?:[ T]0{2}:0{2}(?::0{2}(?:\.0+)?)?)?$")
 
 
@@ -70,6 +71,7 @@ def _cn_small_number(s: str) -> int:
 
 
 _MISSING = ParsedDate(None, ("date.missing",))
+_ZERO = ParsedDate(None, ("date.impossible", "date.zero"))
 _UNPARSEABLE = ParsedDate(None, ("date.unparseable",))
 _IMPOSSIBLE = ParsedDate(None, ("date.impossible",))
 _DEFAULT_A = _dt.datetime(1904, 1, 1)
@@ -104,8 +106,10 @@ def _dateutil(s: str, dayfirst: bool) -> ParsedDate:
 @lru_cache(maxsize=100_000)
 def _parse(s: str, dayfirst: bool) -> ParsedDate:
     t = normalize_text(s)
-    if not t or _ZERO_DATE_RE.match(t):
+    if not t:
         return _MISSING
+    if _ZERO_DATE_RE.match(t):
+        return _ZERO
     m = _YMD_RE.match(t) or _COMPACT_RE.match(t)
     if m:
         return _make(int(m.group(1)), int(m.group(2)), int(m.group(3)))

@@ -388,6 +388,21 @@ def _standardise_full(raw: str) -> PersonName:
 
 
 @lru_cache(maxsize=100_000)
+def _looks_like_full_name(s: str, has_han: bool) -> bool:
+    if has_han:
+        han = "".join(_HAN_RE.findall(to_simplified(s)))
+        # a lone surname (陈, 欧阳) is what a family field should hold; anything longer is a full name
+        return len(han) >= 2 and han not in COMPOUND_SURNAMES
+    # Latin: only a romanised Chinese name ("Chen Wei") is re-parsed; "Mary Ann" in a given-name field
+    # or "van Dijk" in a family-name field mean what the field says.
+    keys = [_latin_key(t) for t in _tokens(s)]
+    return (
+        len(keys) >= 2
+        and all(k and (is_pinyin(k) or k in ROMANISED_SURNAMES) for k in keys)
+        and any(_surname_rank(k) is not None for k in keys)
+    )
+
+
 def _standardise_parts(given: str, family: str) -> PersonName:
     g = normalize_text(given)
     f = normalize_text(family)
@@ -397,6 +412,11 @@ def _standardise_parts(given: str, family: str) -> PersonName:
     has_han = _HAN_RE.search(joined) is not None
     has_latin = _LATIN_RE.search(joined) is not None
     flags: list[str] = []
+    only = f if not g else g if not f else None
+    if only is not None and _looks_like_full_name(only, has_han):
+        # The whole name typed into one field (陈伟 as family name, "Chen Wei" as first name).
+        res = _standardise_full(only)
+        return res._replace(flags=(*res.flags, "name.single_field"))
     if has_han and not has_latin:
         fs = "".join(_HAN_RE.findall(to_simplified(f))) or None
         gs = "".join(_HAN_RE.findall(to_simplified(g))) or None

@@ -47,6 +47,29 @@ _CN_MOBILE_SHAPE_RE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 
 _MISSING = Phone(None, None, None, None, ("phone.missing",))
 _INVALID = Phone(None, None, None, None, ("phone.invalid",))
+_INVALID_POSSIBLE = Phone(None, None, None, None, ("phone.invalid", "phone.possible"))
+
+
+# Regions whose own international prefix is 00: libphonenumber already handles 00 for them.
+_00_REGIONS_SKIP = frozenset({"CN", "DE", "GB", "FR", "IT", "ES", "NL", "CH", "AT", "HK", "MO", "TW", "IN"})
+
+
+def _parse_typed(s: str, region: str) -> tuple[phonenumbers.PhoneNumber | None, int, Phone]:
+    """Parse and type a number; (None, _, Phone-with-flags) when it is not a valid number."""
+    try:
+        num = phonenumbers.parse(s, region)
+    except phonenumbers.NumberParseException:
+        return None, PhoneNumberType.UNKNOWN, _INVALID
+    # `number_type` is UNKNOWN exactly when `is_valid_number` is False (both resolve the number's own
+    # region and run the same type patterns); calling it once halves libphonenumber's work.
+    num_region = phonenumbers.region_code_for_number(num)
+    ntype = phonenumbers.number_type(num) if num_region else PhoneNumberType.UNKNOWN
+    if ntype == PhoneNumberType.UNKNOWN:
+        if phonenumbers.is_possible_number(num):
+            # Right length but unassigned range: often a typo; callers may want to look at it.
+            return None, ntype, _INVALID_POSSIBLE
+        return None, ntype, _INVALID
+    return num, ntype, _INVALID
 
 
 @lru_cache(maxsize=200_000)
@@ -62,22 +85,17 @@ def _standardise_phone(raw: str, region: str) -> Phone:
         if _CN_MOBILE_RE.fullmatch(nsn):
             return Phone("+86" + nsn, "mobile", None, "CN", () if region == "CN" else ("phone.foreign",))
     s = _CN_EXT_RE.sub(" ext. ", s)
-    try:
-        num = phonenumbers.parse(s, region)
-    except phonenumbers.NumberParseException:
-        return _INVALID
-    # `number_type` is UNKNOWN exactly when `is_valid_number` is False (both resolve the number's own
-    # region and run the same type patterns); calling it once halves libphonenumber's work.
-    num_region = phonenumbers.region_code_for_number(num)
-    ntype = phonenumbers.number_type(num) if num_region else PhoneNumberType.UNKNOWN
-    if ntype == PhoneNumberType.UNKNOWN:
-        flags: tuple[str, ...] = ("phone.invalid",)
-        if phonenumbers.is_possible_number(num):
-            # Right length but unassigned range: often a typo; callers may want to look at it.
-            flags = ("phone.invalid", "phone.possible")
-        return Phone(None, None, None, None, flags)
+    num, ntype, invalid = _parse_typed(s, region)
+    if num is None and compact.startswith("00") and region not in _00_REGIONS_SKIP:
+        # "0013125800836" from a US source: 00 is the international prefix almost everywhere except
+        # North America (011), and people write it regardless of where the source is.
+        num, ntype, invalid2 = _parse_typed("+" + compact[2:], region)
+        invalid = invalid if num is None else invalid2
+    if num is None:
+        return invalid
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     kind = _KIND.get(ntype, "other")
+    num_region = phonenumbers.region_code_for_number(num)
     flags = ()
     if num_region and num_region != region:
         flags = ("phone.foreign",)
