@@ -215,6 +215,8 @@ class EngineMatcher:
     ) -> tuple[dict[str, str], list[tuple[str, str]]]:
         from hub.dedupe.cluster import cluster
 
+        if not b.keys:
+            return {}, []
         edges = sorted(edges, key=lambda e: (b.pos[e[0]], b.pos[e[1]]))
         left = np.array([b.pos[a] for a, _, _ in edges], dtype=np.int64)
         right = np.array([b.pos[c] for _, c, _ in edges], dtype=np.int64)
