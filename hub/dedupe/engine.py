@@ -143,8 +143,10 @@ def deduplicate(
 
     step("score")
     mw, contrib = score(model, levels, tfc)
-    prob = 1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))
     conflict = _conflict_mask(levels, contrib)
+    del contrib, tfc  # recomputed on demand for the explanation (saves ~40 B/pair at 1M records)
+    mw = mw.astype(np.float32)
+    prob = (1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))).astype(np.float32)
     auto = (prob >= s.auto_match) & ~conflict
     stats["pairs_auto_match"] = int(auto.sum())
 
@@ -162,6 +164,7 @@ def deduplicate(
     stats["t_total"] = time.perf_counter() - t0
 
     def build_pairs() -> pd.DataFrame:
+        _, contrib = score(model, levels, tf_codes(p, vocab, left, right, levels))
         band = np.where(prob >= s.auto_match, BAND_AUTO, np.where(prob >= s.review, BAND_REVIEW, BAND_NON))
         band = np.where(conflict, BAND_NON, band)
         data: dict[str, object] = {

@@ -350,14 +350,18 @@ def _email_fn() -> Callable[[str], str]:
 
 
 # --------------------------------------------------------------------------------------------
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The column as strings ('' = missing), kept in pandas' compact string storage: converting
+    1M x 15 values to Python objects would cost gigabytes."""
     if name not in frame.columns:
-        return np.full(len(frame), "", dtype=object)
+        return pd.Series([""] * len(frame), dtype=object)
     col = frame[name]
-    return col.fillna("").astype(str).to_numpy(dtype=object)
+    if not pd.api.types.is_string_dtype(col.dtype):
+        col = col.astype(str)
+    return col.fillna("")
 
 
-def _encode(values: np.ndarray, fn: Callable[[str], str] | None) -> KeyColumn:
+def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None) -> KeyColumn:
     """Standardise distinct raw values with ``fn`` and factorise the results to codes."""
     raw_codes, raw_uniques = pd.factorize(values)
     if fn is None:
@@ -412,14 +416,18 @@ def _combine(*cols: KeyColumn) -> KeyColumn:
 def prepare(frame: pd.DataFrame) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys."""
     n = len(frame)
-    rid = _column(frame, "record_id")
+    rid = _column(frame, "record_id").to_numpy(dtype=object)
     src = _encode(_column(frame, "source"), lambda s: s.strip())
     p = Prepared(n=n, record_id=rid, source=np.maximum(src.codes, 0))
 
     # names: standardise distinct (full, given, family) triples
     full, given, family = _column(frame, "full_name"), _column(frame, "given_name"), _column(frame, "family_name")
-    trip = pd.DataFrame({"f": full, "g": given, "s": family})
-    tcodes, tuniq = pd.factorize(pd.MultiIndex.from_frame(trip))
+    (cf, uf), (cg, ug), (cs, us) = (pd.factorize(c) for c in (full, given, family))
+    k1, _ = pd.factorize(cf.astype(np.int64) * (len(ug) + 1) + cg)
+    _, first, tcodes = np.unique(k1.astype(np.int64) * (len(us) + 1) + cs, return_index=True, return_inverse=True)
+    uf, ug, us = (np.asarray(u, dtype=object) for u in (uf, ug, us))
+    tuniq = [(uf[cf[r]] if cf[r] >= 0 else "", ug[cg[r]] if cg[r] >= 0 else "", us[cs[r]] if cs[r] >= 0 else "")
+             for r in first.tolist()]
     name_fn = _person_name_fn()
     parsed = [name_fn(f, g, s) for f, g, s in tuniq]
     fam_u = np.array([x[0] for x in parsed], dtype=object)
