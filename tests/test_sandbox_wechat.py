@@ -154,3 +154,31 @@ def test_tags(world: SandboxWorld, ep: Endpoints) -> None:
     assert call(ep, "user/info/updateremark", tok, {"openid": openids[0], "remark": "golden G-1"})["errcode"] == 0
     assert call(ep, "user/info", tok, openid=openids[0])["remark"] == "golden G-1"
     assert call(ep, "tags/update", tok, {"tag": {"id": 2, "name": "x"}})["errcode"] == 45058
+
+
+def test_customer_service_records(world: SandboxWorld, ep: Endpoints) -> None:
+    """``customservice/msgrecord/getmsglist``: one-day windows, msgid continuation, number ≤ 10 000."""
+    tok = get_token(ep)
+    msgs = world.wechat.messages
+    assert msgs and all(a["time"] <= b["time"] for a, b in zip(msgs, msgs[1:], strict=False))
+    day0 = msgs[len(msgs) // 2]["time"] - 43200
+    want = [m for m in msgs if day0 <= m["time"] <= day0 + 86400]
+    u = ep.wechat_url + "/customservice/msgrecord/getmsglist"
+    got, msgid = [], 1
+    while True:
+        body = requests.post(u, params={"access_token": tok}, json={
+            "starttime": day0, "endtime": day0 + 86400, "msgid": msgid, "number": 2}).json()
+        assert set(body) == {"recordlist", "number", "msgid"} and body["number"] == len(body["recordlist"])
+        got += body["recordlist"]
+        if body["number"] < 2:
+            break
+        msgid = body["msgid"]
+    assert got == want
+    r = got[0] if got else msgs[0]
+    assert set(r) == {"openid", "opercode", "text", "time", "worker"} and r["opercode"] in (2002, 2003)
+    too_long = requests.post(u, params={"access_token": tok}, json={
+        "starttime": day0, "endtime": day0 + 86401, "msgid": 1, "number": 10}).json()
+    assert too_long["errcode"] == 40097
+    assert requests.post(u, json={"starttime": 0, "endtime": 1}).json()["errcode"] == 41001
+    followers = set(world.wechat.users)
+    assert all(m["openid"] in followers for m in msgs)

@@ -237,6 +237,7 @@ def test_mutate_changes_every_system(tmp_path: Path) -> None:
     calls_before = w.cdr.master.read_text(encoding="utf-8").count("\n")
     truth_before = len(load_ground_truth(w.dir))
     followers_before = len(w.wechat.users)
+    chats_before = len(w.wechat.messages)
     modified_before = {i: c["date_modified_gmt"] for i, c in w.shop.customers.items()}
     orders_before = len(w.shop.orders)
     eng = sa.create_engine(w.erp_url)
@@ -260,6 +261,9 @@ def test_mutate_changes_every_system(tmp_path: Path) -> None:
     assert len(changed) == stats["webshop_updates"]
     assert len(w.shop.orders) == orders_before + stats["webshop_new_orders"]
     assert len(w.wechat.users) == followers_before + stats["wechat_new_followers"]
+    assert len(w.wechat.messages) > chats_before and stats["wechat_new_chats"] > 0
+    times = [m["time"] for m in w.wechat.messages]
+    assert times == sorted(times)
     assert w.cdr.master.read_text(encoding="utf-8").count("\n") == calls_before + stats["cdr_new_calls"]
     truth = load_ground_truth(w.dir)
     assert len(truth) > truth_before

@@ -21,7 +21,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -121,7 +121,8 @@ class SandboxWorld:
                             {"wc_user": data.counters["wc_user"], "wc_order": data.counters["wc_order"],
                              "wc_meta": data.counters["wc_meta"], "wc_line": data.counters["wc_line"]})
         shop.save(d / "webshop.json")
-        wechat = WeChatState(data.wechat_users, data.wechat_tags, meta["wechat_appid"], meta["wechat_secret"])
+        wechat = WeChatState(data.wechat_users, data.wechat_tags, meta["wechat_appid"], meta["wechat_secret"],
+                             messages=data.wechat_messages)
         wechat.save(d / "wechat.json")
         CdrDropFolder(d / "cdr", columns=cdr_columns).append(data.calls)
         _write_people(d, people, membership)
@@ -215,7 +216,7 @@ class SandboxWorld:
         now = erp_mod.erp_now().replace(microsecond=0)
         engine = erp_mod.make_engine(self.erp_url)
         stats = {"erp_updates": 0, "erp_new_sales": 0, "webshop_updates": 0, "webshop_new_orders": 0,
-                 "wechat_new_followers": 0, "wechat_unfollows": 0, "cdr_new_calls": 0}
+                 "wechat_new_followers": 0, "wechat_unfollows": 0, "wechat_new_chats": 0, "cdr_new_calls": 0}
         try:
             with engine.begin() as conn, self.shop.lock, self.wechat.lock:
                 ids = erp_mod.max_ids(conn)
@@ -303,6 +304,18 @@ class SandboxWorld:
                     membership[p.person_id] = sorted({*membership.get(p.person_id, []), "wechat"})
                     stats["wechat_new_followers"] += 1
                 followers = self.wechat.followers()
+                # new customer-service chats, after the newest stored one (msgids grow with time)
+                last_msg = max((m["time"] for m in self.wechat.messages), default=0)
+                chat_from = max(now - timedelta(hours=2), datetime.fromtimestamp(last_msg + 1, UTC).replace(tzinfo=None))
+                by_openid = {g.source_id: g.person_id for g in load_ground_truth(self.dir) if g.entity == "follower"}
+                by_openid.update({sid: pid for (_, ent, sid, pid) in data.truth if ent == "follower"})
+                for oid in rng.sample(followers, min(len(followers), round(fraction * len(followers)))):
+                    person = by_id.get(by_openid.get(oid, ""))
+                    if person is not None:
+                        obs.wechat_chat(person, oid, obs.rand_time(chat_from, max(now, chat_from + timedelta(minutes=30))))
+                        stats["wechat_new_chats"] += 1
+                data.wechat_messages.sort(key=lambda m: m["time"])
+                self.wechat.messages.extend(data.wechat_messages)
                 for oid in rng.sample(followers, min(len(followers), round(fraction * len(followers) * 0.2))):
                     self.wechat.users[oid]["subscribe"] = 0
                     stats["wechat_unfollows"] += 1

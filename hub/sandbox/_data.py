@@ -156,5 +156,10 @@ CARRIER_PREFIX = {"SF Express": "SF", "顺丰速运": "SF", "JD Logistics": "JDV
 
 WECHAT_NICK_DECOR = ("🌸", "🌟", "~", "_", "🍀", "😊", "🐼", "")
 WECHAT_NICK_WORDS = ("小", "阿", "老", "大")
+WECHAT_CHAT_OPENERS = ("你好，我想查一下我的订单", "请问什么时候发货？", "快递到哪里了？", "我要退货", "你好在吗",
+                      "Hi, where is my parcel?", "发票怎么开？", "茶叶有优惠吗")
+WECHAT_CHAT_PHONE = ("我的手机号是{phone}", "下单留的电话 {phone}", "电话：{phone}", "my phone is {phone}")
+WECHAT_CHAT_REPLIES = ("您好，客服为您服务，请稍等", "已为您查询，包裹已发出", "好的，已登记，会尽快处理",
+                       "Hello, your order has been shipped.", "请提供一下订单号")
 WECHAT_SCENES = ("ADD_SCENE_SEARCH", "ADD_SCENE_QR_CODE", "ADD_SCENE_PROFILE_CARD", "ADD_SCENE_ACCOUNT_MIGRATION",
                  "ADD_SCENE_PAID", "ADD_SCENE_OTHERS")

@@ -36,11 +36,14 @@ class WeChatState:
     """Followers, tags and access tokens of one Official Account; JSON-persisted, lock-protected."""
 
     def __init__(self, users: list[dict], tags: list[dict], appid: str, secret: str, next_tag_id: int | None = None,
+                 messages: list[dict] | None = None,
                  token_ttl: int = 7200, page_size: int = 10000, profile_fields: str = "legacy",
                  token_grace_seconds: float = 300):
         self.lock = threading.RLock()
         self.users: dict[str, dict] = {u["openid"]: u for u in users}  # insertion = follow order
         self.tags: dict[int, str] = {t["id"]: t["name"] for t in tags}
+        # customer-service chat records in time order; msgid = position + 1 (ids grow with time)
+        self.messages: list[dict] = sorted(messages or [], key=lambda m: m["time"])
         self.appid, self.secret = appid, secret
         self.next_tag_id = next_tag_id or max(self.tags, default=99) + 1
         self.token_ttl = token_ttl
@@ -103,12 +106,13 @@ class WeChatState:
         with self.lock:
             write_json_atomic(path, {"appid": self.appid, "secret": self.secret, "next_tag_id": self.next_tag_id},
                               {"tags": [{"id": k, "name": v} for k, v in self.tags.items()],
-                               "users": list(self.users.values())})
+                               "users": list(self.users.values()), "messages": self.messages})
 
     @classmethod
     def load(cls, path: Path) -> WeChatState:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return cls(doc["users"], doc["tags"], doc["appid"], doc["secret"], doc["next_tag_id"])
+        return cls(doc["users"], doc["tags"], doc["appid"], doc["secret"], doc["next_tag_id"],
+                   doc.get("messages", []))
 
 
 POST_ONLY = {"user/info/batchget", "user/info/updateremark", "tags/create", "tags/update", "tags/delete",
@@ -137,6 +141,9 @@ class WeChatHandler(SandboxHandler):
         self.send_json(200, {"errcode": 0, "errmsg": "ok", **(extra or {})})
 
     def route(self, method: str) -> None:
+        if self.route_path.rstrip("/") == "/customservice/msgrecord/getmsglist":
+            self._msgrecord(method)
+            return
         if not self.route_path.startswith("/cgi-bin/"):
             self.send_json(404, {"errcode": 404, "errmsg": "not found"})
             return
@@ -193,6 +200,42 @@ class WeChatHandler(SandboxHandler):
         else:
             return True
         return False
+
+    def _msgrecord(self, method: str) -> None:
+        """``POST /customservice/msgrecord/getmsglist``: chats between starttime and endtime (≤ 24 h apart),
+        from ``msgid`` on, at most ``number`` (≤ 10 000) records; ``number`` < requested means "no more"."""
+        if method != "POST":
+            self.err(43002, "require POST method")
+            return
+        with self.st.lock:
+            if not self._check_token():
+                return
+            try:
+                body = self.json_body()
+            except (ValueError, UnicodeDecodeError):
+                body = None
+            if not isinstance(body, dict):
+                self.err(47001, "data format error")
+                return
+            try:
+                start, end = int(body["starttime"]), int(body["endtime"])
+                msgid, number = int(body.get("msgid", 1)), int(body.get("number", 10000))
+            except (KeyError, TypeError, ValueError):
+                self.err(40097, "invalid args")  # errcode for bad arguments: INFERRED, not from the reference
+                return
+            if end < start or end - start > 86400 or not 1 <= number <= 10000 or msgid < 1:
+                self.err(40097, "invalid args")
+                return
+            out, next_id = [], msgid
+            for i in range(msgid - 1, len(self.st.messages)):
+                m = self.st.messages[i]
+                if m["time"] > end or len(out) >= number:
+                    break
+                if m["time"] >= start:
+                    out.append(dict(m))
+                    next_id = i + 2
+            # the returned msgid is where the next call continues (passing it back never repeats a record)
+            self.send_json(200, {"recordlist": out, "number": len(out), "msgid": next_id})
 
     # ------------------------------------------------------------------ token
     def api_token(self) -> None:

@@ -51,6 +51,7 @@ class WorldData:
     shop_orders: list[dict] = field(default_factory=list)
     wechat_users: list[dict] = field(default_factory=list)
     wechat_tags: list[dict] = field(default_factory=list)
+    wechat_messages: list[dict] = field(default_factory=list)  # customer-service chat records
     calls: list[dict] = field(default_factory=list)
     truth: list[tuple[str, str, str, str]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
@@ -403,6 +404,25 @@ class Observer:
         self.truth("wechat", "follower", openid, p.person_id)
         return openid
 
+    def wechat_chat(self, p: Person, openid: str, when: datetime) -> None:
+        """One customer-service session (msgrecord shape): the follower writes (2003), an agent answers (2002).
+
+        Customers often quote their phone number or an order number, which links the chat to other systems.
+        """
+        rng = self.rng
+        worker = rng.choice(("kf2001@shop", "kf2002@shop", "kf2003@shop"))
+        t = epoch(when)
+        lines = [(2003, rng.choice(D.WECHAT_CHAT_OPENERS))]
+        if rng.random() < 0.4:
+            lines.append((2003, rng.choice(D.WECHAT_CHAT_PHONE).format(phone=N.phone_variant(p.mobiles[0], rng))))
+        lines.append((2002, rng.choice(D.WECHAT_CHAT_REPLIES)))
+        if rng.random() < 0.5:
+            lines.append((2003, rng.choice(("好的，谢谢", "收到", "谢谢！", "OK thanks"))))
+        for opercode, text in lines:
+            t += rng.randrange(5, 240)
+            self.data.wechat_messages.append({"openid": openid, "opercode": opercode, "text": text, "time": t,
+                                              "worker": worker})
+
     # ------------------------------------------------------------------ Asterisk CDR
     def cdr_number(self, e164: str) -> str:
         """Caller-id as a trunk delivers it: digits only, national or international prefixes vary."""
@@ -514,7 +534,9 @@ def build_world_data(people: list[Person], seed: int, malformed_share: float = 0
                 obs.shop_order(p, cust, when)
         if "wechat" in systems:
             tags = [t for t in tag_ids if rng.random() < 0.08]
-            obs.wechat_user(p, first_seen, tags)
+            openid = obs.wechat_user(p, first_seen, tags)
+            for _ in range(wchoice(rng, (0, 1, 2, 3), (65, 22, 9, 4))):
+                obs.wechat_chat(p, openid, obs.rand_time(first_seen))
             if rng.random() < 0.02:  # second WeChat account (work phone)
                 obs.wechat_user(p, obs.rand_time(first_seen), [])
         if "cdr" in systems:
@@ -528,4 +550,5 @@ def build_world_data(people: list[Person], seed: int, malformed_share: float = 0
         obs.call(None, obs.rand_time(), number=num)
     data.calls.sort(key=lambda c: (c["end"], c["sequence"]))  # Asterisk appends at hang-up
     data.wechat_users.sort(key=lambda u: u["subscribe_time"])
+    data.wechat_messages.sort(key=lambda m: m["time"])
     return data, membership
