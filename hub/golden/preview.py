@@ -81,14 +81,22 @@ def preview(
     now = datetime.now(UTC).replace(tzinfo=None)
     report = PreviewReport(fields={f: FieldChange() for f in COMPARED_FIELDS})
     with store.engine.connect() as conn:
-        q = sa.select(golden_customer.c.golden_id, golden_customer.c.record).where(
-            golden_customer.c.status == "active"
-        ).order_by(golden_customer.c.golden_id)
-        if limit:
-            q = q.limit(limit)
-        stored = conn.execute(q).all()
-        for start in range(0, len(stored), batch):
-            part = stored[start : start + batch]
+        last = ""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            # keyset pagination: a million golden records never sit in memory at once
+            size = batch if remaining is None else min(batch, remaining)
+            part = conn.execute(
+                sa.select(golden_customer.c.golden_id, golden_customer.c.record)
+                .where(golden_customer.c.status == "active", golden_customer.c.golden_id > last)
+                .order_by(golden_customer.c.golden_id)
+                .limit(size)
+            ).all()
+            if not part:
+                break
+            last = part[-1][0]
+            if remaining is not None:
+                remaining -= len(part)
             gids = [g for g, _ in part]
             members_of: dict[str, list[str]] = defaultdict(list)
             for i in range(0, len(gids), 500):
