@@ -82,6 +82,8 @@ class SegmentsConfig:
     currency_rates: dict[str, Decimal] = field(default_factory=dict)
     recent_orders: int = 5
     social_sources: frozenset[str] = frozenset({"social"})
+    # guest checkouts (no customer record) join the golden customer who alone holds their billing phone/email
+    link_guest_orders: bool = True
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any] | None) -> SegmentsConfig:
@@ -108,6 +110,7 @@ class SegmentsConfig:
             currency_rates={str(k).upper(): Decimal(str(v)) for k, v in (cfg.get("currency_rates") or {}).items()},
             recent_orders=int(cfg.get("recent_orders", 5)),
             social_sources=frozenset(cfg.get("social_sources") or cls.social_sources),
+            link_guest_orders=bool(cfg.get("link_guest_orders", True)),
         )
 
 
@@ -278,6 +281,23 @@ def merge_consent(consents: Iterable[Consent | Mapping[str, Any] | None]) -> Con
     return Consent(**merged)
 
 
+def guest_order_owner(order: Mapping[str, Any], phone_owners: Mapping[str, Sequence[str]],
+                      email_owners: Mapping[str, Sequence[str]]) -> str | None:
+    """The golden customer of a guest order: the only holder of its billing phone, else of its billing email.
+
+    A number or address shared by several golden customers links nothing (no guessing on revenue).
+    """
+    phone = order.get("billing_phone")
+    owners = phone_owners.get(phone) if phone else None
+    if owners and len(set(owners)) == 1:
+        return owners[0]
+    email = (order.get("billing_email") or "").strip().lower()
+    owners = email_owners.get(email) if email else None
+    if owners and len(set(owners)) == 1:
+        return owners[0]
+    return None
+
+
 def golden_phones(profile: Mapping[str, Any]) -> list[str]:
     phones = list(profile.get("phones") or [])
     primary = profile.get("primary_phone")
@@ -299,6 +319,7 @@ class C360Stats:
     removed: int = 0
     orders_linked: int = 0
     orders_unlinked: int = 0
+    guest_orders_linked: int = 0
     duplicate_orders: int = 0
     shipments_linked: int = 0
     calls_linked: int = 0
@@ -317,7 +338,8 @@ class C360Stats:
             f"| {self.inserted + self.updated} | {self.inserted} | {self.updated} | {self.unchanged} "
             f"| {self.removed} |",
             "",
-            f"Orders linked {self.orders_linked} (unlinked {self.orders_unlinked}, cross-system duplicates "
+            f"Orders linked {self.orders_linked} (guest checkouts by billing phone/email "
+            f"{self.guest_orders_linked}; unlinked {self.orders_unlinked}; cross-system duplicates "
             f"{self.duplicate_orders}); shipments {self.shipments_linked}; calls {self.calls_linked}; "
             f"social events {self.social_linked}.",
         ]
@@ -393,6 +415,14 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
             if gid and consent:
                 consents[gid].append(consent)
 
+        phone_owners: dict[str, list[str]] = defaultdict(list)
+        email_owners: dict[str, list[str]] = defaultdict(list)
+        for gid, profile in profiles.items():
+            for phone in golden_phones(profile):
+                phone_owners[phone].append(gid)
+            for email in {e.lower() for e in [profile.get("primary_email"), *(profile.get("emails") or [])] if e}:
+                email_owners[email].append(gid)
+
         orders_by_golden: dict[str, list[dict[str, Any]]] = defaultdict(list)
         order_owner: dict[str, str] = {}
         for rk, source, ckey, rec in conn.execute(
@@ -400,6 +430,9 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                       staged_record.c.record).where(staged_record.c.entity == "orders")
         ):
             gid = _owner(ckey, source, rec, key_to_golden)
+            if gid is None and cfg.link_guest_orders and not ckey and not rec.get("customer_source_id"):
+                gid = guest_order_owner(rec, phone_owners, email_owners)
+                stats.guest_orders_linked += gid is not None
             if gid is None:
                 stats.orders_unlinked += 1
                 continue
@@ -419,10 +452,6 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 stats.shipments_linked += 1
                 shipments_by_golden[gid].append(rec)
 
-        phone_owners: dict[str, list[str]] = defaultdict(list)
-        for gid, profile in profiles.items():
-            for phone in golden_phones(profile):
-                phone_owners[phone].append(gid)
         calls: dict[str, list[datetime | None]] = defaultdict(list)
         follows: Counter[str] = Counter()
         ir = staged_record.c.record

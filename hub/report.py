@@ -105,6 +105,18 @@ def mask_identifier(value: str) -> str:
 # Pure helpers
 
 
+def _when(value: Any) -> str | None:
+    """Timestamps to the second, as people read them (SQLite may hand back strings)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.replace(microsecond=0).isoformat(sep=" ")
+
+
 def pct(part: int | float, whole: int | float) -> float:
     return round(100.0 * part / whole, 1) if whole else 0.0
 
@@ -180,7 +192,7 @@ def collect_figures(store: Store) -> dict[str, Any]:
     with store.engine.connect() as conn:
         fig: dict[str, Any] = {}
         fig["landing"] = [
-            {"source": s, "entity": e, "records": n, "last_landed_at": jsonable(last)}
+            {"source": s, "entity": e, "records": n, "last_landed_at": _when(last)}
             for s, e, n, last in conn.execute(
                 sa.select(landing.c.source, landing.c.entity, sa.func.count(), sa.func.max(landing.c.landed_at))
                 .group_by(landing.c.source, landing.c.entity).order_by(landing.c.source, landing.c.entity))
@@ -223,7 +235,7 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
                                      for r in _top(reasons_by_entity.get(key, Counter()), 3)]})
     sample = [
         {"source": s, "entity": e, "source_id": mask_identifier(str(sid)),
-         "reasons": [scrub_text(str(r)) for r in rs or []], "quarantined_at": jsonable(at)}
+         "reasons": [scrub_text(str(r)) for r in rs or []], "quarantined_at": _when(at)}
         for s, e, sid, rs, at in conn.execute(
             sa.select(quarantine.c.source, quarantine.c.entity, quarantine.c.source_id, quarantine.c.reasons,
                       quarantine.c.quarantined_at)

@@ -174,3 +174,31 @@ def test_currency_rates_convert_to_the_base_currency(sqlite_store: Store) -> Non
     assert len(g1["recent_orders"]) == 7 and ("erp", "wc-1001") in kept and ("webshop", "WC-1001") not in kept
     assert Decimal(g1["total_spent"]) == Decimal("4200.00")
     assert g1["value_tier"] == "silver"
+
+
+def test_guest_checkouts_join_the_only_golden_customer_with_their_billing_contact(sqlite_store: Store) -> None:
+    from test_customer360_data import insert_staged, order, staged_row
+
+    from hub.customer360 import guest_order_owner
+
+    owners = {"+1": ["G1"], "+2": ["G1", "G2"]}
+    emails = {"a@x.cn": ["G2"]}
+    assert guest_order_owner({"billing_phone": "+1"}, owners, emails) == "G1"
+    assert guest_order_owner({"billing_phone": "+2", "billing_email": "A@x.cn "}, owners, emails) == "G2"
+    assert guest_order_owner({"billing_phone": "+2"}, owners, emails) is None  # shared number: no guess
+
+    seed_demo(sqlite_store)
+    guest = order("webshop", "g1", "x", "800", datetime(2026, 10, 20), number="WC-5001").model_copy(
+        update={"customer_source_id": None, "billing_phone": "+4915112345678"})
+    by_mail = order("webshop", "g2", "x", "50", datetime(2026, 10, 21), number="WC-5002").model_copy(
+        update={"customer_source_id": None, "billing_email": "Chen.Wei@example.cn"})
+    stranger = order("webshop", "g3", "x", "50", datetime(2026, 10, 21), number="WC-5003").model_copy(
+        update={"customer_source_id": None, "billing_phone": "+8617700000000"})
+    insert_staged(sqlite_store, [staged_row("orders", o) for o in (guest, by_mail, stranger)])
+    stats = build_360(sqlite_store, {}, as_of=AS_OF)
+    assert stats.guest_orders_linked == 2 and stats.orders_unlinked == 2
+    views = current_360(sqlite_store)
+    assert views["G000000002"]["orders_count"] == 2 and views["G000000002"]["lifecycle"] == "active"
+    assert views["G000000001"]["rfm"]["frequency"] == 7
+    off = build_360(sqlite_store, {"link_guest_orders": False}, as_of=AS_OF)
+    assert off.guest_orders_linked == 0 and off.orders_unlinked == 4

@@ -185,6 +185,7 @@ def test_report_figures_in_html_and_json_twin(store: Store, tmp_path: Path) -> N
                                                               "required.contact_missing": ["1"]}
     sample = page.tables["quarantine-sample"]
     assert len(sample) == 4 and sample[1][:3] == ["erp", "customers", "99"]  # newest first
+    assert sample[1][4] == "2026-10-03 00:00:00"
     assert sample[2][2] == "139****5678"  # a phone number used as source id is masked
     flags = rows_by_key(page.tables["quality-flags-table"], 2)
     assert flags[("webshop", "email.fixed")] == ["1"] and flags[("erp", "birth_date.nulled")] == ["1"]
