@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import requests
@@ -73,15 +74,19 @@ def connector_read(server: harness.TrytonServer, page_size: int) -> tuple[int, f
     return n, time.perf_counter() - t0
 
 
-def store_pull(server: harness.TrytonServer, page_size: int) -> tuple[int, float]:
+def store_pull(server: harness.TrytonServer, page_size: int) -> tuple[int, float, float]:
+    """Full pull into a fresh hub store, then a no-change incremental sync (overlap 0: the bare window
+    cost). Returns (parties, full seconds, incremental seconds)."""
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(f"sqlite:///{tmp}/hub.db")
-        conn = TrytonConnector(server.url, server.database, server.username, server.password,
-                               page_size=page_size)
+        kw = {"page_size": page_size, "overlap": timedelta(0)}
+        conn = TrytonConnector(server.url, server.database, server.username, server.password, **kw)
         conn.rpc.login()
         stats = run_pull(conn, store, "customers")
+        again = run_pull(conn, store, "customers")
+        assert again.new == again.changed == 0
         store.dispose()
-        return stats.records, stats.seconds
+        return stats.records, stats.seconds, again.seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.snapshot(server, seeded)
         total = len(rpc.search("party.party", [], ))
         fields = ENTITIES["customers"].fields
-        raw, conn, pulled = [], [], []
+        raw, conn, pulled, incr = [], [], [], []
         for i in range(args.repeat):
             n, sec, nbytes = raw_read(server, fields, args.page_size)
             assert n == total, (n, total)
@@ -120,11 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             n, sec = connector_read(server, args.page_size)
             assert n == total, (n, total)
             conn.append(n / sec)
-            n, sec = store_pull(server, args.page_size)
+            n, sec, inc_sec = store_pull(server, args.page_size)
             assert n == total, (n, total)
             pulled.append(n / sec)
+            incr.append(inc_sec)
             print(f"run {i + 1}: raw {raw[-1]:,.0f}/s  connector {conn[-1]:,.0f}/s  "
-                  f"connector+store {pulled[-1]:,.0f}/s  ({nbytes / 1e6:.1f} MB JSON)")
+                  f"connector+store {pulled[-1]:,.0f}/s  no-change sync {incr[-1]:.2f}s  "
+                  f"({nbytes / 1e6:.1f} MB JSON)")
 
     result = {
         "parties": total, "page_size": args.page_size, "repeat": args.repeat,
@@ -132,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         "connector_parties_per_s": round(statistics.median(conn)),
         "connector_with_store_parties_per_s": round(statistics.median(pulled)),
         "connector_vs_raw": round(statistics.median(conn) / statistics.median(raw), 3),
+        "no_change_incremental_sync_s": round(statistics.median(incr), 3),
+        "runs": {"raw": [round(x) for x in raw], "connector": [round(x) for x in conn],
+                 "connector_with_store": [round(x) for x in pulled]},
         "seed_seconds": round(seed_seconds, 1) if seed_seconds else None,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

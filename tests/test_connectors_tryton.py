@@ -291,6 +291,14 @@ def test_push_rejects_unknown_party_and_creates_missing_party_once(tryton, rpc):
     assert creator.push([item])[0].status == "ok"
     assert len(rpc.search("party.identifier", [["code", "=", GOLDEN_ID_PREFIX + "G009001"]])) == 1
 
+    # "new:<golden id>" targets work too, and several creates in one batch stay apart
+    items = [OutboxItem(10 + k, "tryton", "customers", f"new:G00905{k}", f"G00905{k}",
+                        {"golden_id": f"G00905{k}", "display_name": f"Wang Fang {k}"}, 0) for k in range(2)]
+    assert [o.status for o in creator.push(items)] == ["ok", "ok"]
+    for k in range(2):
+        got = rpc.search_read("party.identifier", [["code", "=", f"{GOLDEN_ID_PREFIX}G00905{k}"]], ["party.name"])
+        assert [g["party."]["name"] for g in got] == [f"Wang Fang {k}"]
+
     # Tryton refusing the data (an invalid phone number) is a rejection, not a retryable error
     bad = OutboxItem(4, "tryton", "customers", "", "G009002",
                      {"golden_id": "G009002", "display_name": "Bad Phone", "phones": ["12"]}, 0)

@@ -134,6 +134,7 @@ class RawRpc:
         self.context: dict[str, Any] = {}
         self._ids = itertools.count(1)
         uid, token = self._post("common.db.login", [login, {"password": password}, "en"])[:2]
+        self.uid = uid
         auth = base64.b64encode(f"{login}:{uid}:{token}".encode()).decode()
         self.session.headers["Authorization"] = f"Session {auth}"
 
@@ -194,6 +195,7 @@ class TrytonServer:
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     seed: SeedSummary | None = None
+    pg_uri: str | None = None  # trytond database uri for the PostgreSQL backend; None = SQLite in workdir/db
 
     @property
     def url(self) -> str:
@@ -210,7 +212,7 @@ class TrytonServer:
         return r
 
     def start(self) -> None:
-        conf = _write_conf(self.workdir, self.port)
+        conf = _write_conf(self.workdir, self.port, self.pg_uri)
         self.log_path = self.workdir / "trytond.log"
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
@@ -240,14 +242,25 @@ class TrytonServer:
             proc.wait(timeout=10)
 
 
-def _write_conf(workdir: Path, port: int) -> Path:
+def _write_conf(workdir: Path, port: int, pg_uri: str | None = None) -> Path:
     conf = workdir / "trytond.conf"
+    database = f"uri = {pg_uri}\n" if pg_uri else f"uri = sqlite://\npath = {workdir / 'db'}\n"
     conf.write_text(
-        "[database]\nuri = sqlite://\npath = {db}\nlanguage = en\n\n"
-        "[web]\nlisten = 127.0.0.1:{port}\n\n"
-        "[session]\n# long enough for the test session; also the login-lockout window\ntimeout = 3600\n"
-        .format(db=workdir / "db", port=port))
+        f"[database]\n{database}language = en\n\n"
+        f"[web]\nlisten = 127.0.0.1:{port}\n\n"
+        "[session]\n# long enough for the test session; also the login-lockout window\ntimeout = 3600\n")
     return conf
+
+
+def _trytond_admin_init(conf: Path, database: str, work: Path) -> None:
+    passfile = work / "adminpass.txt"
+    passfile.write_text(ADMIN_PASSWORD + "\n")
+    subprocess.run(
+        [_bin("trytond-admin"), "-c", str(conf), "-d", database, "-u", *MODULES, "--activate-dependencies"],
+        # answers the "email for admin (empty for none)" prompt; the password comes from TRYTONPASSFILE
+        input=b"\n", check=True, capture_output=True,
+        env={**os.environ, "TRYTONPASSFILE": str(passfile)},
+    )
 
 
 # --------------------------------------------------------------------------------------------- template
@@ -274,16 +287,7 @@ def _build_template(dest: Path) -> None:
         work = Path(tmp)
         (work / "db").mkdir()
         (work / "db" / f"{DB_NAME}.sqlite").touch()  # the sqlite backend refuses a missing file
-        passfile = work / "adminpass.txt"
-        passfile.write_text(ADMIN_PASSWORD + "\n")
-        conf = _write_conf(work, free_port())
-        subprocess.run(
-            [_bin("trytond-admin"), "-c", str(conf), "-d", DB_NAME, "-u", *MODULES,
-             "--activate-dependencies"],
-            # answers the "email for admin (empty for none)" prompt; the password comes from TRYTONPASSFILE
-            input=b"\n", check=True, capture_output=True,
-            env={**os.environ, "TRYTONPASSFILE": str(passfile)},
-        )
+        _trytond_admin_init(_write_conf(work, free_port()), DB_NAME, work)
         server = TrytonServer(workdir=work, port=free_port())
         server.start()
         try:
@@ -317,7 +321,7 @@ def _setup_reference_data(server: TrytonServer) -> None:
                                     ("HK", "Hong Kong"), ("TW", "Taiwan")]])
     company_party = rpc.create("party.party", [{"name": "Hub Test Trading Co."}])[0]
     company = rpc.create("company.company", [{"party": company_party, "currency": usd}])[0]
-    rpc.write("res.user", [1], {"companies": [["add", [company]]], "company": company})
+    rpc.write("res.user", [rpc.uid], {"companies": [["add", [company]]], "company": company})
     rpc.context = {"company": company, "language": "en"}
 
     unit = rpc.search("product.uom", [["name", "=", "Unit"]], limit=1)[0]
@@ -456,19 +460,90 @@ def snapshot(server: TrytonServer, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+# --------------------------------------------------------------------------------------------- PostgreSQL
+# Optional backend: the machine's PostgreSQL (trust auth). The template is a PG database built once and
+# cloned per session with CREATE DATABASE ... TEMPLATE (seconds, instead of ~100 s of trytond-admin).
+PG_URI = os.environ.get("HUB_TRYTON_PG_URI", "postgresql://postgres@127.0.0.1:5432/")
+
+
+def _pg_admin() -> Any:
+    """Autocommit psycopg connection to the server's maintenance database, or skip/fail if unavailable."""
+    try:
+        import psycopg
+    except ImportError:
+        _skip_or_fail("psycopg (3) is not installed: trytond's PostgreSQL backend needs psycopg[binary,pool]")
+        raise
+    try:
+        return psycopg.connect(PG_URI.rstrip("/") + "/postgres", autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        _skip_or_fail(f"PostgreSQL at {PG_URI.split('@')[-1]} not reachable ({type(exc).__name__})")
+        raise
+
+
+def _pg_exists(conn: Any, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+
+
+def pg_template_db(version: str) -> str:
+    """Name of the cached, initialised template database on PostgreSQL; built once when missing."""
+    key = hashlib.sha256(f"{version}|{','.join(MODULES)}|{RECIPE_VERSION}".encode()).hexdigest()[:10]
+    name = f"hub_tryton_tpl_{key}"
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    with _pg_admin() as conn:
+        if _pg_exists(conn, name):
+            return name
+        with open(CACHE_ROOT / ".pg.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if _pg_exists(conn, name):
+                return name
+            building = name + "_build"
+            conn.execute(f'DROP DATABASE IF EXISTS "{building}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{building}" ENCODING \'UTF8\' TEMPLATE template0')
+            with tempfile.TemporaryDirectory(prefix="tryton-pgtpl-") as tmp:
+                work = Path(tmp)
+                _trytond_admin_init(_write_conf(work, free_port(), PG_URI), building, work)
+                server = TrytonServer(workdir=work, port=free_port(), database=building, pg_uri=PG_URI)
+                server.start()
+                try:
+                    _setup_reference_data(server)
+                finally:
+                    server.stop()
+            # publish atomically: a half-built template never carries the final name
+            conn.execute(f'ALTER DATABASE "{building}" RENAME TO "{name}"')
+    return name
+
+
 @contextlib.contextmanager
 def running_server(parties: int = 40, sales: int = 30, do_seed: bool = True,
-                   workdir: Path | None = None, db_file: Path | None = None) -> Iterator[TrytonServer]:
+                   workdir: Path | None = None, db_file: Path | None = None,
+                   backend: str | None = None) -> Iterator[TrytonServer]:
     """A started, seeded trytond on a fresh copy of the cached template (or of ``db_file``, a snapshot);
-    always stopped on exit."""
+    always stopped on exit (and on PostgreSQL, the session's database dropped).
+
+    ``backend`` 'sqlite' (default) or 'postgresql' (or env HUB_TRYTON_BACKEND)."""
     version = require_trytond()
-    tpl = db_file or template_db(version)
+    backend = backend or os.environ.get("HUB_TRYTON_BACKEND", "sqlite")
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tryton-")))
         (workdir / "db").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tpl, workdir / "db" / f"{DB_NAME}.sqlite")
-        server = TrytonServer(workdir=workdir, port=free_port())
+        if backend == "postgresql":
+            tpl_name = pg_template_db(version)
+            dbname = f"hub_tryton_t_{os.getpid()}_{free_port()}"
+            with _pg_admin() as conn:
+                conn.execute(f'CREATE DATABASE "{dbname}" TEMPLATE "{tpl_name}"')
+
+            def drop() -> None:
+                with _pg_admin() as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+            stack.callback(drop)
+            server = TrytonServer(workdir=workdir, port=free_port(), database=dbname, pg_uri=PG_URI)
+        elif backend == "sqlite":
+            shutil.copyfile(db_file or template_db(version), workdir / "db" / f"{DB_NAME}.sqlite")
+            server = TrytonServer(workdir=workdir, port=free_port())
+        else:
+            raise ValueError(f"unknown trytond backend {backend!r}")
         server.start()
         try:
             if do_seed:

@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 GOLDEN_ID_PREFIX = "hub_golden_id:"
 HUB_CATEGORY_PREFIX = "hub:"
+NEW_PARTY_PREFIX = "new:"  # outbox target_id for "create this party" (besides the empty target_id)
 # Tryton bookkeeping that changes without a business change (a push touches the party's write_date).
 _VOLATILE = frozenset({"write_date", "create_date", "write_uid", "create_uid"})
 
@@ -572,7 +573,9 @@ class TrytonConnector:
         if not golden_id:
             return PushOutcome(item.id, "rejected", "no golden_id")
         target = str(item.target_id or "").strip()
-        if not target:
+        # "" per the outbox contract; "new:<golden id>" keeps several pending creates apart in an outbox
+        # that de-duplicates pending rows by target_id
+        if not target or target.startswith(NEW_PARTY_PREFIX):
             return self._create_or_find_party(item, golden_id)
         if not target.isdigit():
             return PushOutcome(item.id, "rejected", f"target_id {target!r} is not a Tryton party id")
