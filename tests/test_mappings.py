@@ -237,16 +237,26 @@ def test_woocommerce_chinese_customer_traditional_script_and_phone_formats(mappi
 def test_woocommerce_documented_order(mappings) -> None:
     sample = _decl("woocommerce")["entities"]["orders"]["sample"]
     out = _map_one(mappings["woocommerce"], "orders", "webshop", "727", sample)
-    (rec,) = out.records
+    rec, guest = out.records
     o = Order.model_validate(rec.record)
-    assert o.customer_source_id is None and rec.customer_key is None  # guest checkout: customer_id 0
+    # guest checkout (customer_id 0): the order owns a guest customer record built from its billing block
+    assert o.customer_source_id == "guest-order-727" and rec.customer_key == "webshop:guest-order-727"
+    g = CustomerRecord.model_validate(guest.record)
+    assert (guest.entity, g.source_id, g.full_name, g.emails) == (
+        "customers", "guest-order-727", "John Doe", ["john.doe@example.com"])
     assert o.status == "completed" and o.currency == "USD" and str(o.total) == "29.35"
     assert o.ordered_at.isoformat() == "2017-03-22T19:28:02"
     assert o.lines[0].description == "Woo Single #1" and o.lines[0].quantity == 2
     assert o.billing_email == "john.doe@example.com"
     owned = dict(sample, customer_id=25, status="on-hold")
-    rec = _map_one(mappings["woocommerce"], "orders", "webshop", "727", owned).records[0]
+    (rec,) = _map_one(mappings["woocommerce"], "orders", "webshop", "727", owned).records
     assert rec.customer_key == "webshop:25" and rec.record["status"] == "pending"
+    # a guest without a usable name/contact: the order still stages, the optional guest record is skipped
+    anonymous = copy.deepcopy(sample)
+    anonymous["billing"].update(first_name="", last_name="", email="", phone="")
+    anonymous["shipping"].update(first_name="", last_name="")
+    out = _map_one(mappings["woocommerce"], "orders", "webshop", "727", anonymous)
+    assert out.reasons == [] and [r.entity for r in out.records] == ["orders"]
 
 
 WECHAT_BATCHGET = [

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 import tryton_harness as harness
+
 from hub.connectors.base import run_pull
 from hub.connectors.tryton import TrytonConnector
 from hub.mappings import load_mappings

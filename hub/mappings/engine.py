@@ -137,6 +137,8 @@ class CompiledTarget:
     required: tuple[str, ...]
     source_id: Getter | None
     source_id_prefix: str
+    when: Getter | None = None  # produce this record only when the path yields something
+    optional: bool = False  # its required rules failing drops this record, not the landing row
 
 
 @dataclass(slots=True)
@@ -212,9 +214,9 @@ def _compile_field(
     if name in _DERIVED:
         raise err(f"is filled by the standardiser {_DERIVED[name]}; map that instead")
     info = field_info(model, name)
+    # several declarations: a list field concatenates them, a single-valued field takes the first that
+    # yields a value (fallbacks with different standardiser options)
     specs = raw if isinstance(raw, list) and not all(isinstance(x, str) for x in raw) else [raw]
-    if len(specs) > 1 and not info.is_list:
-        raise err("only list fields take several declarations; use 'a | b' alternatives instead")
     out: list[CompiledField] = []
     for item in specs:
         try:
@@ -352,7 +354,11 @@ def compile_target(kind: str, landing: str, lspec: LandingSpec, tspec: TargetSpe
     if tspec.source_id:
         sid = _compile_getter(tspec.source_id, samples,
                               lambda m: _fail(kind, landing, tspec.entity, "source_id", m))
-    return CompiledTarget(tspec.entity, model, fields, tuple(tspec.required), sid, tspec.source_id_prefix)
+    when = None
+    if tspec.when:
+        when = _compile_getter(tspec.when, samples, lambda m: _fail(kind, landing, tspec.entity, "when", m))
+    return CompiledTarget(tspec.entity, model, fields, tuple(tspec.required), sid, tspec.source_id_prefix,
+                          when, tspec.optional)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -536,6 +542,14 @@ class Mapper:
         outcome = MappingOutcome()
         for t in targets:
             try:
+                if t.when is not None and not t.when(payload):
+                    continue
+                if t.optional:
+                    side = MappingOutcome()
+                    self._map_target(t, source_id, payload, ctx, side)
+                    if not side.reasons:
+                        outcome.records.extend(side.records)
+                    continue
                 self._map_target(t, source_id, payload, ctx, outcome)
             except Exception as exc:  # a bug or pathological data must not lose the record
                 outcome.reasons.append("payload.malformed")

@@ -103,6 +103,10 @@ def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
     p = standardise_person_name(full=full, given=given, family=family)
     if not (p.display or p.name_key):
         return {fld: None}, tuple(p.flags) or ("name.unparseable",)
+    reject = opts.get("reject_flags")
+    if reject and any(f in reject for f in p.flags):
+        # e.g. WeChat nicknames: "追风少年" is not a person's name; a fake name would only mislead matching
+        return {fld: None}, (*p.flags, "name.rejected")
     parts = {
         "display": p.display,
         "family": p.family,
@@ -443,13 +447,14 @@ def _text(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Re
 def _identifier(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
     """A foreign key or id as text; ``null_values`` (e.g. Woo's customer_id 0 for guests) mean none."""
     nulls = {str(v) for v in opts.get("null_values", ())}
+    prefix = str(opts.get("prefix", ""))
     for raw in _scalars(inputs):  # type: ignore[arg-type]
         s = as_str(raw)
         if s is None:
             continue
         s = s.strip()
         if s and s not in nulls:
-            return {fld: s[:255]}, _NO
+            return {fld: (prefix + s)[:255]}, _NO
     return {fld: None}, _NO
 
 
@@ -578,7 +583,8 @@ STANDARDISERS: dict[str, Standardiser] = {
     s.name: s
     for s in (
         Standardiser("person_name", first_only=True, fn=_person_name, roles=frozenset({"full", "given", "family"}),
-                     fills=("full_name", "given_name", "family_name"), doc="names -> PersonNameParts"),
+                     fills=("full_name", "given_name", "family_name"), options=frozenset({"reject_flags"}),
+                     doc="names -> PersonNameParts"),
         Standardiser("company", first_only=True, fn=_company, fills=("company_key",)),
         Standardiser("emails", _emails, fills=("email_keys",), produces_list=True),
         Standardiser("email", _email),
@@ -596,7 +602,7 @@ STANDARDISERS: dict[str, Standardiser] = {
                      required_roles=frozenset({"value"}), fills=("national_id_type",),
                      options=frozenset({"type"})),
         Standardiser("text", first_only=True, fn=_text, options=frozenset({"max_len"})),
-        Standardiser("identifier", first_only=True, fn=_identifier, options=frozenset({"null_values"})),
+        Standardiser("identifier", first_only=True, fn=_identifier, options=frozenset({"null_values", "prefix"})),
         Standardiser("decimal", _decimal),
         Standardiser("int", _int),
         Standardiser("bool", first_only=True, fn=_bool, options=frozenset({"true", "false"})),
