@@ -12,6 +12,32 @@ Inputs (read in bulk, a handful of queries whatever the size — no per-customer
 Computations are pure functions (``score_rfm``, ``value_tier``, ``lifecycle_stage``, ``segment_for``,
 ``merge_consent``, ``dedupe_orders``) separate from the store I/O in ``build_360``. Only rows whose record hash
 changed are written (diff-only); the hash leaves out ``computed_at`` so an unchanged customer is not rewritten.
+
+Revenue figures (frequency, monetary, first/last order, lifecycle) count orders whose status is not excluded
+(cancelled / refunded / draft); ``orders_count`` and ``recent_orders`` show every distinct order.
+
+Configuration (the ``segments`` section; every key optional, defaults shown)::
+
+    segments:
+      value_tiers:              # first tier whose minimums are ALL met; monetary in the base currency
+        platinum: {min_monetary: 20000, min_frequency: 5}
+        gold:     {min_monetary: 5000,  min_frequency: 3}
+        silver:   {min_monetary: 1000,  min_frequency: 1}
+        bronze:   {min_monetary: 0.01,  min_frequency: 1}
+      lifecycle: {new_days: 90, at_risk_days: 180, lapsed_days: 365}
+      rules:                    # first match names the segment; keys: lifecycle, value_tier (lists),
+        - {segment: prospect, lifecycle: [prospect]}   # min_frequency, min_monetary, min_r/f/m_score
+        - {segment: lapsed, lifecycle: [lapsed]}
+        - {segment: at_risk, lifecycle: [at_risk]}
+        - {segment: vip, value_tier: [platinum, gold]}
+        - {segment: new, lifecycle: [new]}
+        - {segment: loyal, min_frequency: 3}
+        - {segment: regular}
+      exclude_statuses: [cancelled, refunded, draft]
+      currency_rates: {}        # e.g. {USD: 7.1, EUR: 7.7}: 1 unit = N base units
+      recent_orders: 5
+      social_sources: [social]  # sources whose customer records are social accounts
+      link_guest_orders: true
 """
 
 from __future__ import annotations

@@ -202,3 +202,13 @@ def test_guest_checkouts_join_the_only_golden_customer_with_their_billing_contac
     assert views["G000000001"]["rfm"]["frequency"] == 7
     off = build_360(sqlite_store, {"link_guest_orders": False}, as_of=AS_OF)
     assert off.guest_orders_linked == 0 and off.orders_unlinked == 4
+
+
+def test_documented_segments_config_is_the_default() -> None:
+    import yaml
+
+    import hub.customer360 as module
+
+    doc = module.__doc__ or ""
+    documented = yaml.safe_load(doc[doc.index("segments:"):])["segments"]
+    assert SegmentsConfig.from_dict(documented) == SegmentsConfig.from_dict({}) == SegmentsConfig()
