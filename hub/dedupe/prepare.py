@@ -201,7 +201,8 @@ def _fallback_date(raw: str) -> str:
     if not s:
         return ""
     if s.isdigit():
-        return s if len(s) == 8 else ""
+        # a typo'd YYYYMMDD (digit inserted/dropped) is still one edit from the true date
+        return s if 7 <= len(s) <= 9 else ""
     s = s.split("t")[0] if re.match(r"\d{4}-\d\d-\d\dt", s) else s.split(" ")[0] if re.match(r"\d{4}\D", s) else s
     mon = next((v for k, v in _MONTHS.items() if k in s), None)
     parts = [p for p in _DATE_SEP.split(s) if p]
