@@ -16,7 +16,7 @@ from stdnum.cn import ric
 
 from hub.sandbox import SandboxWorld, erp, ground_truth_map, load_ground_truth
 from hub.sandbox.callcenter import CdrDropFolder, format_cdr_line
-from hub.sandbox.noise import date_variant, phone_variant
+from hub.sandbox.noise import date_variant, homophone, phone_variant
 from hub.sandbox.people import gb11643_check_char, generate_people
 
 
@@ -74,6 +74,8 @@ def test_noise_renderings() -> None:
     dates = {date_variant(date(1985, 3, 7), rng) for _ in range(300)}
     assert {"1985/3/7", "19850307", "1985年3月7日", "1985-03-07"} <= dates
     assert "07/03/1985" in {date_variant(date(1985, 3, 7), rng, "west") for _ in range(300)}
+    assert {homophone("陈伟", rng) for _ in range(50)} >= {"陈玮", "陈炜", "晨伟"}
+    assert homophone("Smith", rng) == "Smith"
 
 
 # ---------------------------------------------------------------- create / load

@@ -35,6 +35,13 @@ CN_GIVEN_FEMALE: tuple[tuple[str, str], ...] = tuple(
 CN_ENGLISH_NAMES = {"M": ("Kevin", "Jason", "Eric", "Tony", "Jack", "Leo", "Frank", "Vincent"),
                     "F": ("Lily", "Grace", "Cherry", "Vivian", "Amy", "Coco", "Jessica", "Sunny")}
 
+# Same-pinyin characters a pinyin IME offers first: the typical "typo" in Chinese data entry (陈伟 -> 陈玮)
+CN_HOMOPHONES: dict[str, str] = {c: group for group in (
+    "伟玮炜巍", "丽莉俐", "静婧", "敏珉闽", "强蔷", "军君", "娜纳", "芳方", "杰洁", "明铭", "涛滔", "辉晖",
+    "华桦", "磊蕾", "燕艳雁", "婷亭", "霞夏", "玲琳铃", "平萍", "宇雨羽", "峰锋枫", "斌彬", "鹏朋", "浩昊皓",
+    "超潮", "刚钢", "建健剑", "文雯", "龙隆", "东冬", "波博", "晨辰", "佳嘉", "欣馨", "颖莹", "倩茜", "月悦",
+    "张章", "刘留", "陈晨", "杨阳", "黄皇", "吴伍", "周舟", "徐许", "林琳") for c in group}
+
 # Very common full names: the matcher must not merge two different people who share these.
 CN_NAMESAKES: tuple[tuple[str, str, str, str, str], ...] = (
     # surname, surname pinyin, given, given pinyin, gender

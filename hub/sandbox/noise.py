@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
+from hub.sandbox import _data as D
 from hub.sandbox.people import Person, to_traditional, wchoice
 
 _FULLWIDTH = str.maketrans("0123456789+-() ", "０１２３４５６７８９＋－（）　")
@@ -53,6 +54,16 @@ def name_variant(p: Person, rng: random.Random) -> tuple[str, str, str]:
     elif r2 < 0.18:
         last = last.replace("ü", "ue").replace("ö", "oe").replace("ß", "ss")
     return first, last, f"{first} {last}"
+
+
+def homophone(s: str, rng: random.Random) -> str:
+    """Swap one character for a same-pinyin one, as a pinyin IME slip does (陈伟 -> 陈玮)."""
+    idx = [i for i, c in enumerate(s) if c in D.CN_HOMOPHONES]
+    if not idx:
+        return s
+    i = rng.choice(idx)
+    alts = [c for c in D.CN_HOMOPHONES[s[i]] if c != s[i]]
+    return s[:i] + rng.choice(alts) + s[i + 1:]
 
 
 def typo(s: str, rng: random.Random) -> str:

@@ -108,7 +108,9 @@ class Observer:
             first, last, _ = N.name_variant(p, rng)
             name = f"{first} {last}" if rng.random() < 0.85 else f"{last}, {first}"
         if rng.random() < 0.03:
-            name = N.typo(name, rng)
+            name = N.homophone(name, rng) if p.culture == "cn" else N.typo(name, rng)
+        elif p.culture == "cn" and rng.random() < 0.02:  # clerk only noted the title: 陈先生 / 王女士
+            name = p.family_name + ("先生" if p.gender == "M" else "女士")
         if malformed:
             name = rng.choice(("", " ", "???", "客户"))
         # Tryton writes the party again right after create (code sequence), so write_date is set.
@@ -255,6 +257,8 @@ class Observer:
         rng = self.rng
         cid = self._next("wc_user")
         first, last, _ = N.name_variant(p, rng)
+        if p.culture == "cn" and rng.random() < 0.03:
+            first = N.homophone(first, rng)
         if malformed and rng.random() < 0.5:
             first, last = "", ""
         email = p.emails[-1] if second_account and len(p.emails) > 1 else p.emails[0]
