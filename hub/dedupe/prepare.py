@@ -335,6 +335,24 @@ def _phone_fn() -> Callable[[str], str]:
     return run
 
 
+def _date_fn() -> Callable[[str], str]:
+    fn = _std("standardise_birth_date")
+    if fn is None:
+        return _fallback_date
+
+    def run(raw: str) -> str:
+        try:
+            d = getattr(fn(raw), "value", None)
+        except Exception:
+            d = None
+        if d is not None:
+            return f"{d.year:04d}{d.month:02d}{d.day:02d}"
+        # impossible/unparseable: a typo'd YYYYMMDD still carries evidence (FEBRL-style data)
+        return _fallback_date(raw)
+
+    return run
+
+
 def _email_fn() -> Callable[[str], str]:
     fn = _std("email_key")
     if fn is None:
@@ -441,7 +459,7 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     nk = np.array([" ".join(sorted(t for t in (a, b) if t)) for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
     p.keys["name_key"] = _encode(nk[tcodes], None)
 
-    p.keys["dob"] = _encode(_column(frame, "birth_date"), _fallback_date)
+    p.keys["dob"] = _encode(_column(frame, "birth_date"), _date_fn())
     p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
     p.keys["national_id"] = _encode(_column(frame, "national_id"), _fallback_national_id)
     p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn())
