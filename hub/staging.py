@@ -15,6 +15,8 @@ So staged + quarantined covers every landed row (never silent loss).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -27,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingOutcome, load_mapping
-from hub.store import Store, landing, payload_hash, quarantine, staged_record
+from hub.store import Store, landing, quarantine, staged_record
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +270,10 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
 
 
 def _record_hash(rec: Any) -> str:
-    return payload_hash({"r": rec.record, "f": rec.quality_flags, "c": rec.customer_key})
+    # records come from model_dump(mode="json"): JSON-native values in model field order, so the plain
+    # (unsorted) encoding is already deterministic and cheaper than the store's canonical_json
+    blob = json.dumps([rec.record, rec.quality_flags, rec.customer_key], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]],
