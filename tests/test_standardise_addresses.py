@@ -139,3 +139,56 @@ def test_cn_house_numbers_in_chinese_numerals_share_key(a, b):
 
 def test_cn_place_names_with_numerals_untouched():
     assert standardise_address(street="北京市朝阳区三里屯路").key == "CN|110105|三里屯路"
+
+
+def _division_triples() -> list[tuple[str, str, str, str]]:
+    names = dict(line.split(" ", 1) for line in DIVISIONS.strip().splitlines())
+    out = []
+    for code, name in names.items():
+        if code.endswith("00") or code[:2] in ("71", "81", "82"):
+            continue
+        prov = names.get(code[:2] + "0000")
+        city = names.get(code[:4] + "00")
+        if prov and city:
+            out.append((code, prov, city, name))
+    return out
+
+
+_TRIPLES = _division_triples()
+
+
+def test_every_county_with_a_prefecture_is_recognised_in_full_form():
+    # Every district/county written in full after its province and city must resolve to its own code.
+    misses = [(code, p + c + d) for code, p, c, d in _TRIPLES
+              if standardise_address(street=f"{p}{c}{d}中山路1号").adcode != code]
+    assert len(_TRIPLES) > 2500
+    assert misses == []
+
+
+def test_split_fields_equal_single_line():
+    for code, p, c, d in _TRIPLES[::7]:
+        one = standardise_address(street=f"{p}{c}{d}人民路8号")
+        split = standardise_address(street=f"{d}人民路8号", city=c, region=p)
+        assert one.key == split.key == f"CN|{code}|人民路8号"
+
+
+def test_every_county_is_recognised_after_abbreviated_province_and_city():
+    # 江苏南京鼓楼区, 河北唐山路南区 (路南区 is a district, not 唐山路), 山东济南市中区 (济南 + 市中区)
+    from hub.standardise.addresses import _short_forms
+
+    misses = []
+    for code, p, c, d in _TRIPLES:
+        ps = min(_short_forms(p, 0) or {p}, key=len)
+        cs = min(_short_forms(c, 1) or {c}, key=len)
+        a = standardise_address(street=f"{ps}{cs}{d}中山路1号")
+        if (a.adcode, a.street) != (code, "中山路1号"):
+            misses.append((code, ps + cs + d))
+    assert misses == []
+
+
+def test_street_named_after_a_city_stays_a_street():
+    for line in ("南京路100号", "中山大道1号", "唐山路5号"):
+        a = standardise_address(street=line)
+        assert a.street == line and a.adcode is None
+    a = standardise_address(street="广州中山大道1号")
+    assert (a.city, a.street) == ("广州市", "中山大道1号")

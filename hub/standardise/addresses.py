@@ -148,9 +148,12 @@ def _build_table() -> tuple[dict[str, tuple[_Div, ...]], dict[str, str], dict[st
             continue
         code_name[code] = name
         lvl = _level(code)
-        names.setdefault(name, []).append(_Div(code, lvl, False))
-        for short in _short_forms(name, lvl):
-            names.setdefault(short, []).append(_Div(code, lvl, True))
+        # Input goes through OpenCC t2s, which also rewrites a few official names (乾安县 → 干安县):
+        # index both spellings so they meet.
+        for spelling in {name, to_simplified(name)}:
+            names.setdefault(spelling, []).append(_Div(code, lvl, False))
+            for short in _short_forms(spelling, lvl):
+                names.setdefault(short, []).append(_Div(code, lvl, True))
     # Latin (pinyin) names of provinces and prefecture cities, for region/city fields written in Latin.
     latin: dict[str, str] = {}
     for code, name in code_name.items():
@@ -176,7 +179,8 @@ for _name in _TABLE:
 del _name
 _MUNICIPALITIES = frozenset({"11", "12", "31", "50"})
 # A short form directly followed by one of these is part of a street name (南京路, 中山大道).
-_STREET_AFTER = frozenset("路街道巷弄里号桥大")
+_STREET_AFTER = frozenset("路街道巷弄里号桥")
+_STREET_AFTER_2 = ("大道", "大街")
 _CN_PREFIX_RE = re.compile(r"^(?:中华人民共和国|中国大陆|中国|中國|china|prc)\s*", re.I)
 _LEAD_PUNCT_RE = re.compile(r"^[\s,，.:：;；#\-]+")
 _LEAD_POSTCODE_RE = re.compile(r"^(\d{6})\s*(?=[\u4e00-\u9fff])")
@@ -198,6 +202,15 @@ def _consistent(d: _Div, prov: str | None, city: str | None, dist: str | None) -
     )
 
 
+def _full_division_at(text: str, j: int) -> bool:
+    """Does a division written in full (路南区, 桥西区) start at ``text[j]``?"""
+    for ln in _LENGTHS_BY_FIRST.get(text[j], ()):
+        cands = _TABLE.get(text[j : j + ln])
+        if cands and not cands[0].alias:
+            return True
+    return False
+
+
 def _match_divisions(text: str) -> tuple[str | None, str | None, str | None, int, bool]:
     """Read divisions from the start of ``text``. Returns (province, city, district codes, end index,
     ambiguous)."""
@@ -215,7 +228,10 @@ def _match_divisions(text: str) -> tuple[str | None, str | None, str | None, int
             cands = table_get(text[i : i + ln])
             if cands is None:
                 continue
-            street_next = i + ln < n and text[i + ln] in _STREET_AFTER
+            j = i + ln
+            street_next = j < n and (text[j] in _STREET_AFTER or text.startswith(_STREET_AFTER_2, j)) and not (
+                _full_division_at(text, j)  # 唐山路南区, 石家庄桥西区: the "street" is a district name
+            )
             second = None
             for d in cands:  # sorted: full names first, then higher levels, then lowest code
                 if d.alias and (street_next or (d.level == 2 and prov is None and city is None)):
@@ -243,7 +259,16 @@ def _match_divisions(text: str) -> tuple[str | None, str | None, str | None, int
                 parent = best.code[:4] + "00"
                 if city is None and parent in _CODE_NAME:
                     city = parent
-            i += ln
+            step = ln
+            if (
+                ln >= 3
+                and i + ln < n
+                and not _full_division_at(text, i + ln)
+                and _full_division_at(text, i + ln - 1)
+                and any(d.code == best.code for d in table_get(text[i : i + ln - 1], ()))
+            ):
+                step = ln - 1  # 济南市中区 = 济南 + 市中区, not 济南市 + 中区
+            i += step
             break
         if best is None:
             break
