@@ -91,7 +91,6 @@ _ETHNIC = sorted(
     key=len,
     reverse=True,
 )
-_EXTRA_DIVISIONS = "710000 台湾省\n810000 香港特别行政区\n820000 澳门特别行政区"
 
 
 class _Div(NamedTuple):
@@ -142,7 +141,7 @@ def _short_forms(name: str, level: int) -> set[str]:
 def _build_table() -> tuple[dict[str, tuple[_Div, ...]], dict[str, str], dict[str, str], int]:
     names: dict[str, list[_Div]] = {}
     code_name: dict[str, str] = {}
-    for line in (DIVISIONS + _EXTRA_DIVISIONS).splitlines():
+    for line in DIVISIONS.splitlines():
         code, _, name = line.partition(" ")
         if not name:
             continue
@@ -164,7 +163,12 @@ def _build_table() -> tuple[dict[str, tuple[_Div, ...]], dict[str, str], dict[st
     latin.update({"shaanxi": "610000", "shanxi": "140000", "innermongolia": "150000", "tibet": "540000",
                   "xizang": "540000", "hongkong": "810000", "macau": "820000", "macao": "820000",
                   "canton": "440100", "peking": "110000"})
-    table = {k: tuple(sorted(v, key=lambda d: (d.alias, d.level, d.code))) for k, v in names.items()}
+    # one entry per code (a full name wins over an abbreviation of the same division)
+    table = {
+        k: tuple(sorted({d.code: d for d in sorted(v, key=lambda d: not d.alias)}.values(),
+                        key=lambda d: (d.alias, d.level, d.code)))
+        for k, v in names.items()
+    }
     return table, code_name, latin, max(len(k) for k in table)
 
 
