@@ -37,7 +37,7 @@ def _map_one(mapper, entity: str, source: str, source_id: str, payload: dict, **
 
 def test_every_shipped_mapping_loads(mappings) -> None:
     assert set(mappings) == set(SHIPPED_KINDS)
-    assert mappings["wechat"].entities == ("followers",)
+    assert mappings["wechat"].entities == ("followers", "messages")
     assert [t.entity for t in mappings["wechat"].targets["followers"]] == ["customers", "interactions"]
     assert [t.entity for t in mappings["asterisk_cdr"].targets["calls"]] == ["interactions"]
 
@@ -286,6 +286,20 @@ def test_wechat_follower_is_a_customer_and_a_social_follow(mappings) -> None:
     by = {r.entity: r for r in out.records}
     assert by["customers"].record["consent"]["social"] is False
     assert by["interactions"].record["disposition"] == "unsubscribed"
+
+
+def test_wechat_chat_records_are_messages_owned_by_the_follower(mappings) -> None:
+    # wechatpy fixture customservice_msgrecord_getmsglist.json (api_shapes.md §2.1)
+    records = [{"worker": " test1", "openid": "oDF3iY9WMaswOPWjCIp_f3Bnpljk", "opercode": 2002, "time": 1400563710,
+                "text": " 您好，客服test1为您服务。"},
+               {"worker": " test1", "openid": "oDF3iY9WMaswOPWjCIp_f3Bnpljk", "opercode": 2003, "time": 1400563731,
+                "text": " 你好，有什么事情？ "}]
+    out = [_map_one(mappings["wechat"], "messages", "social", f"m{i}", r).records[0] for i, r in enumerate(records)]
+    msgs = [Interaction.model_validate(r.record) for r in out]
+    assert [m.direction for m in msgs] == ["outbound", "inbound"]
+    assert all(m.kind == "social_message" and m.channel == "test1" for m in msgs)
+    assert {r.customer_key for r in out} == {"social:oDF3iY9WMaswOPWjCIp_f3Bnpljk"}
+    assert msgs[1].occurred_at.isoformat() == "2014-05-20T05:28:51" and msgs[1].content.startswith("你好")
 
 
 def test_wechat_remark_phone_is_read_from_free_text(mappings) -> None:
