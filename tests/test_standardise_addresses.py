@@ -192,3 +192,26 @@ def test_street_named_after_a_city_stays_a_street():
         assert a.street == line and a.adcode is None
     a = standardise_address(street="广州中山大道1号")
     assert (a.city, a.street) == ("广州市", "中山大道1号")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "a_b_same"),
+    [
+        ((dict(street="1 Market Street", city="San Francisco, CA 94105", country="US"),
+          dict(street="1 Market St.", city="San Francisco", region="California", postal_code="94105", country="USA")),
+         True),
+        ((dict(street="10 Downing Street, London SW1A 2AA", country="GB"),
+          dict(street="10 Downing St", city="London", postal_code="sw1a2aa", country="UK")), True),
+        ((dict(street="Hauptstraße 5", city="10115 Berlin", country="DE"),
+          dict(street="Hauptstr. 5", city="Berlin", postal_code="D-10115", country="Deutschland")), True),
+    ],
+)
+def test_postcode_and_state_written_into_other_fields(kwargs, a_b_same):
+    a, b = (standardise_address(**k) for k in kwargs)
+    assert (a.key == b.key) is a_b_same
+    assert (a.city, a.region, a.postal_code) == (b.city, b.region, b.postal_code)
+
+
+def test_city_that_ends_like_a_state_code_is_kept():
+    a = standardise_address(street="1 Main", city="Salt Lake City", country="US")
+    assert (a.city, a.region) == ("Salt Lake City", None)

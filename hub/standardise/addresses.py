@@ -448,11 +448,44 @@ def _subdivisions(country: str) -> dict[str, str]:
     return {text_key(s.name): s.code.split("-", 1)[1] for s in subs}
 
 
+_LEADING_POSTCODE_RE = re.compile(r"^(?:[A-Z]{1,2}-)?(\d{4,5})\s+(\D.*)$")
+_TRAILING_POSTCODE_RE = {
+    "US": re.compile(r"[\s,]+(\d{5}(?:-\d{4})?)$"),
+    "GB": re.compile(r"[\s,]+([A-Za-z]{1,2}\d[A-Za-z\d]?\s*\d[A-Za-z]{2})$"),
+    "CA": re.compile(r"[\s,]+([A-Za-z]\d[A-Za-z]\s?\d[A-Za-z]\d)$"),
+}
+_CITY_STATE_RE = re.compile(r"^(.*?),?\s+([A-Za-z]{2,3})$")
 _REGION_CODE_COUNTRIES = frozenset({"US", "CA", "AU"})
 
 
 def _western_address(street: str, city: str, region: str, postal: str | None, country: str,
                      flags: list[str]) -> Address:
+    if not postal:
+        # Postcode written into another field: "10115 Berlin" (city line, continental style) or
+        # "…, San Francisco, CA 94105" / "…, London SW1A 2AA" (end of the street line).
+        m = _LEADING_POSTCODE_RE.match(city)
+        if m:
+            postal, city = m.group(1), m.group(2)
+        else:
+            tail = _TRAILING_POSTCODE_RE.get(country)
+            for field in ("city", "street"):
+                text = city if field == "city" else street
+                m = tail.search(text) if tail and text else None
+                if m:
+                    postal = m.group(1)
+                    rest = text[: m.start()].rstrip(" ,")
+                    if field == "city":
+                        city = rest
+                    else:
+                        street = rest
+                        if not city and "," in street:  # "10 Downing Street, London"
+                            street, _, city = street.rpartition(",")
+                            street, city = street.strip(), city.strip()
+                    break
+    if not region and country in _REGION_CODE_COUNTRIES and city:
+        m = _CITY_STATE_RE.match(city)  # "San Francisco, CA"
+        if m and m.group(2).upper() in _subdivisions(country).values():
+            city, region = m.group(1), m.group(2).upper()
     st = standardise_street(street) if street else None
     cty = normalize_text(city) or None
     if cty and (cty.isupper() or cty.islower()):
