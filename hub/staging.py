@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingOutcome, load_mapping
-from hub.store import Store, landing, quarantine, staged_record
+from hub.store import Store, landing, payload_hash, quarantine, staged_record, sync_state
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class StagingStats:
     rows: dict[tuple[str, str], EntityStats] = field(default_factory=dict)
     seconds: float = 0.0
     full: bool = False
+    restaged_sources: list[str] = field(default_factory=list)  # fully re-staged: their mapping changed
 
     def row(self, source: str, entity: str) -> EntityStats:
         key = (source, entity)
@@ -130,6 +131,8 @@ class StagingStats:
             f"in {self.seconds:.2f}s ({self.records_per_second:,.0f}/s) — {self.staged} staged, "
             f"{self.unchanged} unchanged, {self.quarantined} quarantined, {self.released} released from quarantine",
             "",
+            *([f"Mapping changed, fully re-staged: {', '.join(self.restaged_sources)}", ""]
+              if self.restaged_sources else []),
             "| source | entity | in | staged | unchanged | quarantined | released | top reasons |",
             "|---|---|---:|---:|---:|---:|---:|---|",
         ]
@@ -232,11 +235,42 @@ def _run(
         present = [r[0] for r in conn.execute(sa.select(landing.c.source).distinct())]
     sources = resolve_sources(sources_config, mappings, present)
     for name in sorted(set(present) & set(sources)):
-        _stage_source(store, sources[name], stats, full=full, chunk_size=chunk_size)
+        src = sources[name]
+        fingerprint = mapping_fingerprint(src)
+        previous = store.get_cursor(name, FINGERPRINT_ENTITY) or {}
+        # a changed declaration (or phone region / date order) re-stages the whole source by itself
+        changed = bool(previous) and previous.get("fingerprint") != fingerprint
+        if changed and not full:
+            stats.restaged_sources.append(name)
+        _stage_source(store, src, stats, full=full or changed, chunk_size=chunk_size)
+        if previous.get("fingerprint") != fingerprint:
+            _save_fingerprint(store, name, fingerprint)
     stats.seconds = time.perf_counter() - started
     log.info("staging: %d in, %d staged, %d unchanged, %d quarantined, %d released in %.2fs",
              stats.records_in, stats.staged, stats.unchanged, stats.quarantined, stats.released, stats.seconds)
     return stats
+
+
+FINGERPRINT_ENTITY = "_staging_mapping"  # sync_state row per source: the mapping the rows were staged with
+
+
+def mapping_fingerprint(src: _Source) -> str:
+    ctx = src.mapper.context(src.name, src.overrides)
+    return payload_hash({"mapping": src.mapper.spec.model_dump(mode="json", by_alias=True),
+                         "context": [ctx.phone_region, ctx.dayfirst, ctx.default_country]})
+
+
+def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
+    cursor = {"fingerprint": fingerprint}
+    with store.begin() as conn:
+        done = conn.execute(
+            sync_state.update()
+            .where(sync_state.c.source == source, sync_state.c.entity == FINGERPRINT_ENTITY)
+            .values(cursor=cursor, updated_at=_now())
+        ).rowcount
+        if not done:
+            conn.execute(sync_state.insert().values(source=source, entity=FINGERPRINT_ENTITY, cursor=cursor,
+                                                    updated_at=_now()))
 
 
 def _stage_source(store: Store, src: _Source, stats: StagingStats, *, full: bool, chunk_size: int) -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from hub.connectors.base import run_pull
 from hub.connectors.cdr import AsteriskCdrConnector, parse_cdr_line
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.connectors.wechat import WeChatConnector
 from hub.connectors.woocommerce import WooCommerceConnector
-from hub.mappings import load_mappings
+from hub.mappings import load_mappings, parse_mapping
 from hub.sandbox import SandboxWorld, load_ground_truth
 from hub.staging import stage_all, stage_pending
 from hub.store import LandingRecord, Store, landing, payload_hash, quarantine, staged_record
@@ -299,3 +300,25 @@ def test_chunked_staging_and_duplicate_keys_in_one_run(store: Store, mappings) -
     st = stage_pending(store, mappings, cfg, chunk_size=2)
     assert st.records_in == 5 and st.staged == 5
     assert all(_load(r["record"])["family_name"] == "王" for r in _staged(store) if r["source_id"] in {"1", "6"})
+
+
+def test_a_changed_mapping_restages_its_source_by_itself(sqlite_store: Store, mappings) -> None:
+    store = sqlite_store
+    for i in range(1, 4):
+        _land(store, "webshop", "customers", str(i), dict(GOOD, id=i, billing={"phone": "030 1234567"}))
+    first = stage_pending(store, mappings, {"webshop": {"kind": "woocommerce"}})
+    assert first.staged == 3 and first.restaged_sources == []
+    assert stage_pending(store, mappings, {"webshop": {"kind": "woocommerce"}}).records_in == 0
+    # the source's phone region changes in hub.yaml: every row is re-read with the new setting
+    de = stage_pending(store, mappings, {"webshop": {"kind": "woocommerce", "phone_region": "DE"}})
+    assert de.restaged_sources == ["webshop"] and de.records_in == 3 and de.staged == 3
+    assert {_load(r["record"])["phones"][0]["e164"] for r in _staged(store)} == {"+49301234567"}
+    assert "fully re-staged: webshop" in de.markdown()
+    # a changed declaration does the same; an unchanged one does not
+    decl = yaml.safe_load((Path(__file__).parent.parent / "hub/mappings/woocommerce.yaml").read_text("utf-8"))
+    decl["entities"]["customers"]["records"][0]["fields"]["language"] = "meta_data[key=lang].value"
+    changed = {**mappings, "woocommerce": parse_mapping(decl)}
+    cfg = {"webshop": {"kind": "woocommerce", "phone_region": "DE"}}
+    again = stage_pending(store, changed, cfg)
+    assert again.restaged_sources == ["webshop"] and again.unchanged == 3  # same output: nothing rewritten
+    assert stage_pending(store, changed, cfg).records_in == 0
