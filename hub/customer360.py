@@ -42,6 +42,7 @@ Configuration (the ``segments`` section; every key optional, defaults shown)::
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import Counter, defaultdict
@@ -53,6 +54,7 @@ from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+from pydantic import ValidationError
 
 from hub.models import Consent, Customer360, GoldenCustomer, Order, Rfm
 from hub.store import (
@@ -64,6 +66,8 @@ from hub.store import (
     staged_record,
     xref,
 )
+
+log = logging.getLogger(__name__)
 
 VALUE_TIERS = ("platinum", "gold", "silver", "bronze")
 LIFECYCLES = ("prospect", "new", "active", "at_risk", "lapsed")
@@ -350,6 +354,7 @@ class C360Stats:
     shipments_linked: int = 0
     calls_linked: int = 0
     social_linked: int = 0
+    invalid: int = 0  # golden records whose view failed validation (logged by golden id, skipped)
     value_tiers: dict[str, int] = field(default_factory=dict)
     lifecycles: dict[str, int] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
@@ -545,14 +550,11 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         life = lifecycle_stage(agg["first"], agg["last"], rfm.frequency, as_of, cfg.new_days,
                                cfg.at_risk_days, cfg.lapsed_days)
         segment = segment_for(rfm, tier, life, cfg.rules)
-        tiers[tier] += 1
-        lifes[life] += 1
-        segs[segment or "-"] += 1
         orders = sorted(agg["orders"], key=lambda o: parse_dt(o.get("ordered_at")) or datetime.min, reverse=True)
         ships = shipments_by_golden.get(gid, [])
         last_ship = max(ships, key=_shipment_sort_key) if ships else None
         call_dates = [d for d in calls.get(gid, ()) if d is not None]
-        view = Customer360.model_validate({
+        data = {
             "golden_id": gid,
             "profile": profile,
             "orders_count": len(orders),
@@ -573,7 +575,18 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
             "lifecycle": life,
             "segment": segment,
             "consent": merge_consent([profile.get("consent"), *consents.get(gid, ())]),
-        })
+        }
+        try:
+            view = Customer360.model_validate(data)
+        except ValidationError as exc:
+            # one malformed golden record must not stop the view for everyone; fields only, never values
+            stats.invalid += 1
+            log.warning("360 for %s skipped: invalid fields %s", gid,
+                        sorted({".".join(map(str, e["loc"])) for e in exc.errors()})[:10])
+            continue
+        tiers[tier] += 1
+        lifes[life] += 1
+        segs[segment or "-"] += 1
         record = view.model_dump(mode="json", exclude={"computed_at"})
         h = payload_hash(record)
         old = existing.get(gid)

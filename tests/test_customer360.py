@@ -212,3 +212,17 @@ def test_documented_segments_config_is_the_default() -> None:
     doc = module.__doc__ or ""
     documented = yaml.safe_load(doc[doc.index("segments:"):])["segments"]
     assert SegmentsConfig.from_dict(documented) == SegmentsConfig.from_dict({}) == SegmentsConfig()
+
+
+def test_a_malformed_golden_record_is_skipped_and_counted(sqlite_store: Store,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    from hub.store import golden_customer
+
+    seed_demo(sqlite_store)
+    with sqlite_store.begin() as conn:
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000003")
+                     .values(record={"full_name": "李娜", "birth_date": "not a date", "phones": ["+8613912345678"]}))
+    stats = build_360(sqlite_store, {}, as_of=AS_OF)
+    assert stats.invalid == 1 and stats.inserted == 2 and "G000000003" not in current_360(sqlite_store)
+    assert "G000000003" in caplog.text and "profile.birth_date" in caplog.text
+    assert "李娜" not in caplog.text and "not a date" not in caplog.text  # field names only, never values
