@@ -374,6 +374,8 @@ class C360Stats:
             f"{self.duplicate_orders}); shipments {self.shipments_linked}; calls {self.calls_linked}; "
             f"social events {self.social_linked}.",
         ]
+        if self.invalid:
+            lines += ["", f"**{self.invalid} golden records skipped: invalid (see the log for golden ids).**"]
         for title, dist in (("value tier", self.value_tiers), ("lifecycle", self.lifecycles),
                             ("segment", self.segments)):
             lines += ["", f"| {title} | customers |", "|---|---|"]

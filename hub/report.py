@@ -324,6 +324,13 @@ def _c360(conn: sa.Connection) -> dict[str, Any]:
         out[name] = {str(k) if k is not None else "-": int(v) for k, v in conn.execute(
             sa.select(col, sa.func.count()).group_by(col).order_by(sa.func.count().desc()))}
     out["customers"] = sum(out["segment"].values())
+    consent: dict[str, dict[str, int]] = {}
+    for channel in ("email", "sms", "phone", "social"):
+        col = rec[("consent", channel)].as_boolean()
+        counts = {k: int(v) for k, v in conn.execute(sa.select(col, sa.func.count()).group_by(col))}
+        consent[channel] = {"opted_in": counts.get(True, 0), "opted_out": counts.get(False, 0),
+                            "unknown": counts.get(None, 0)}
+    out["consent"] = consent
     return out
 
 
@@ -521,6 +528,10 @@ code{font-size:12px;background:#f0f4f8;padding:1px 4px;border-radius:3px}
 <h3>Segment</h3>{{ dist("c360-segment", f.customer_360.segment, "segment") }}
 <h3>Value tier</h3>{{ dist("c360-value-tier", f.customer_360.value_tier, "value tier") }}
 <h3>Lifecycle</h3>{{ dist("c360-lifecycle", f.customer_360.lifecycle, "lifecycle") }}
+<h3>Marketing consent (merged: an opt-out anywhere wins)</h3>
+<table id="c360-consent"><tr><th>channel</th><th class="num">opted in</th><th class="num">opted out</th><th class="num">unknown</th></tr>
+{% for ch, c in f.customer_360.consent.items() %}<tr><td>{{ ch }}</td><td class="num">{{ num(c.opted_in) }}</td><td class="num">{{ num(c.opted_out) }}</td><td class="num">{{ num(c.unknown) }}</td></tr>{% endfor %}
+</table>
 </section>{% endif %}
 
 <section id="push"><h2>Push-back results per target</h2>

@@ -207,6 +207,10 @@ def test_report_figures_in_html_and_json_twin(store: Store, tmp_path: Path) -> N
     assert "pairs awaiting a steward" in kpi
     assert twin["golden_quality"]["count"] == 3 and twin["golden_quality"]["max"] == 0.9
     assert rows_by_key(page.tables["c360-segment"])["vip"][0] == "1"
+    consent = rows_by_key(page.tables["c360-consent"])
+    # 陈伟: social opted out (WeChat), email in; Anna: email + social in; 李娜: nothing known
+    assert consent["social"] == ["1", "1", "1"] and consent["email"] == ["2", "0", "1"]
+    assert consent["sms"] == ["0", "0", "3"]
 
     push = rows_by_key(page.tables["push-table"])
     assert push["erp"][:3] == ["1", "1", "0"] and push["webshop"][:3] == ["1", "0", "1"]
