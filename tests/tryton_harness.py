@@ -83,6 +83,17 @@ if os.environ.get("HUB_TRYTON_DNS_EMAIL_CHECK") != "1":
     import trytond.tools.email_ as _e
     _orig = _e.validate_email
     _e.validate_email = lambda email, check_deliverability=True: _orig(email, check_deliverability=False)
+# Orphan guard: if the test process dies without stopping us (SIGKILL, crash), exit instead of lingering.
+_parent = int(os.environ.get("HUB_TRYTON_PARENT_PID", "0"))
+if _parent:
+    import signal, threading, time
+
+    def _watch():
+        while os.getppid() == _parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=_watch, daemon=True).start()
 sys.argv[0] = "trytond"
 from trytond.cli import main
 sys.exit(main())
@@ -219,7 +230,7 @@ class TrytonServer:
             [sys.executable, "-c", _LAUNCHER, "-c", str(conf), "-d", self.database],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # own process group, so stop() can kill everything it spawned
-            env={**os.environ, "TRYTOND_CONFIG": str(conf)},
+            env={**os.environ, "TRYTOND_CONFIG": str(conf), "HUB_TRYTON_PARENT_PID": str(os.getpid())},
         )
         log.close()
         try:
