@@ -279,8 +279,8 @@ class WeChatConnector:
         return [failed.get(it.id, PushOutcome(it.id, "ok")) for it in items]
 
 
-class _RestartSweep(Exception):
-    pass
+class _RestartSweep(ConnectorError):
+    """The stored list cursor points at an openid that unfollowed: the sweep starts over."""
 
 
 def _hash_view(user: dict, hub_tags: set[int]) -> dict:

@@ -69,8 +69,11 @@ class WooCommerceConnector:
         self.api = self.base_url + API
         self.per_page = per_page
         self.system = system
+        # orders are re-read this far behind the watermark: orders saved late with an older date_modified (and
+        # the sandbox, which back-dates new orders by up to 2 h) are not missed; re-reads land as unchanged
         self.overlap = timedelta(seconds=overlap_seconds)
         self.body_retry_wait = body_retry_wait
+        # ``session`` (tests, shared pools) replaces the built one, with its own retry/timeout/auth/rate limit
         self.session = session or make_session(
             rate_limit=requests_per_second, timeout=timeout,
             auth=requests.auth.HTTPBasicAuth(consumer_key, consumer_secret),
