@@ -212,3 +212,17 @@ def test_cdr_against_sandbox_world(world: SandboxWorld, store: Store) -> None:
     s = run_pull(conn, store, "calls")
     assert s.changed == 0 and store.landed_ids("callcenter", "calls") == uniqueids()
     assert run_pull(conn, store, "calls").new == 0
+
+
+def test_wechat_resume_after_cursor_openid_unfollowed(world: SandboxWorld, store: Store) -> None:
+    with world.serve() as ep:
+        world.wechat.page_size = 40  # several user/get pages, so the cursor holds a next_openid
+        conn = wechat(ep)
+        with pytest.raises(KeyboardInterrupt):
+            run_pull(DieAfter(conn, 2), store, "followers")
+        token = store.get_cursor("wechat", "followers")["next_openid"]
+        assert token
+        world.wechat.users[token]["subscribe"] = 0  # that follower leaves: WeChat answers 40003 for it
+        run_pull(conn, store, "followers")
+        assert set(world.wechat.followers()) <= store.landed_ids("wechat", "followers")
+        assert store.get_cursor("wechat", "followers") == {"complete": True}
