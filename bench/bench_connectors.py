@@ -1,15 +1,14 @@
 """Pull throughput per connector against the sandbox systems.
 
     .venv/bin/python bench/bench_connectors.py --records 100000
-    .venv/bin/python bench/bench_connectors.py --records 20000 --nodelay --world .hub/bench-world-20k
+    .venv/bin/python bench/bench_connectors.py --records 20000 --world .hub/bench-world-20k --nagle
 
 ``--records`` is the number of generated people; each system sees a share of them (the table prints the
 real record counts). Every entity is pulled twice into a fresh SQLite hub store: the first (initial) pull
 lands everything, the second is the no-change sync (everything read again for full-sweep entities, nothing
-landed). The sandbox HTTP servers run in a child process (not sharing the GIL with the connector).
-``--nodelay`` sets TCP_NODELAY on the sandbox HTTP handlers of that process only: the stdlib
-handler writes headers and body in two sends, so without it Nagle + delayed ACK add ~40 ms to every request
-and the HTTP figures measure that, not the connector.
+landed). The sandbox HTTP servers run in a child process (not sharing the GIL with the connector), with
+TCP_NODELAY set on their handlers: the stdlib handler writes headers and body in two sends, so with Nagle
+on (``--nagle``) Nagle + delayed ACK add ~40 ms to every request and the HTTP figures measure that instead.
 """
 
 from __future__ import annotations
@@ -67,17 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--records", type=int, default=100_000, help="people in the generated world")
     ap.add_argument("--world", type=Path, help="world directory (reused if it exists); default: a temp dir")
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--nodelay", action="store_true", help="TCP_NODELAY on the sandbox servers (see above)")
+    ap.add_argument("--nagle", action="store_true",
+                    help="leave Nagle on in the sandbox servers (adds ~40 ms per request, see above)")
     args = ap.parse_args(argv)
 
-    work = Path(tempfile.mkdtemp(prefix="bench-connectors-"))
+    tmp = tempfile.TemporaryDirectory(prefix="bench-connectors-")
+    work = Path(tmp.name)
     world_dir = args.world or work / "world"
     t0 = time.perf_counter()
     SandboxWorld.create_or_load(world_dir, customers=args.records, seed=args.seed)  # generate once
     print(f"world: {args.records} people in {time.perf_counter() - t0:.1f}s ({world_dir})", flush=True)
 
     rows: list[tuple[str, str, int, float, float]] = []
-    with serve_elsewhere(world_dir, args.nodelay) as ep:
+    nodelay = not args.nagle
+    with serve_elsewhere(world_dir, nodelay) as ep:
         connectors = [
             SqlErpConnector(ep.erp_url, load_tables("sandbox")),
             WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret, per_page=100),
@@ -96,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             store.dispose()
 
     print()
-    print(f"| system | entity | records | first pull rec/s | no-change sync s |   (nodelay={args.nodelay})")
+    print(f"| system | entity | records | first pull rec/s | no-change sync s |   (TCP_NODELAY={nodelay})")
     print("|---|---|---:|---:|---:|")
     for system, entity, n, rps1, secs2 in rows:
         print(f"| {system} | {entity} | {n} | {rps1:,.0f} | {secs2:.2f} |")
+    tmp.cleanup()  # hub stores, and the world unless --world kept it elsewhere
     return 0
 
 
