@@ -445,6 +445,7 @@ class Store:
         queued = 0
         with self.engine.begin() as conn:
             state: dict[str, str] = {}
+            rejected: set[tuple[str, str]] = set()
             pending: dict[str, tuple[int, str]] = {}
             ids = [str(t) for t, _, _ in items]
             for chunk in _chunks(ids, 500):
@@ -456,6 +457,16 @@ class Store:
                     )
                 ):
                     state[tid] = h
+                # a payload the target refused is not offered again until the desired state changes
+                for tid, h in conn.execute(
+                    sa.select(push_outbox.c.target_id, push_outbox.c.payload_hash).where(
+                        push_outbox.c.target == target,
+                        push_outbox.c.entity == entity,
+                        push_outbox.c.status == "rejected",
+                        push_outbox.c.target_id.in_(chunk),
+                    )
+                ):
+                    rejected.add((tid, h))
                 for oid, tid, h in conn.execute(
                     sa.select(push_outbox.c.id, push_outbox.c.target_id, push_outbox.c.payload_hash).where(
                         push_outbox.c.target == target,
@@ -469,7 +480,7 @@ class Store:
             for target_id, golden_id, payload in items:
                 tid = str(target_id)
                 h = payload_hash(payload)
-                if state.get(tid) == h:
+                if state.get(tid) == h or (tid, h) in rejected:
                     if tid in pending:  # desired state already reached: an older pending row is obsolete
                         conn.execute(
                             push_outbox.update()

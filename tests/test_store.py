@@ -80,3 +80,12 @@ def test_golden_ids_are_never_reused(store: Store) -> None:
         second = store.mint_golden_ids(conn, 2)
     assert len(set(first + second)) == 5
     assert first[0] == "G000000001" and second[0] == "G000000004"
+
+
+def test_a_rejected_payload_is_not_offered_again_until_it_changes(store: Store) -> None:
+    payload = {"golden_id": "G9"}
+    store.enqueue_push("webshop", "customers", "guest-1", "G9", payload)
+    [item] = store.pending_pushes("webshop")
+    store.record_push_result(item.id, "rejected", "not a customer id")
+    assert not store.enqueue_push("webshop", "customers", "guest-1", "G9", payload)
+    assert store.enqueue_push("webshop", "customers", "guest-1", "G9", {"golden_id": "G10"})
