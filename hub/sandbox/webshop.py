@@ -5,7 +5,8 @@ query-string keys; ``page``/``per_page`` (1–100, default 10)/``offset`` paging
 ``X-WP-TotalPages`` and a ``Link`` header (``rel`` first/prev/next/last); ``modified_after``/``modified_before``
 (+``dates_are_gmt``) on orders only; ``orderby``/``order``; WordPress error JSON
 ``{"code","message","data":{"status"}}``; customers with billing/shipping/meta_data and paired
-``date_*``/``date_*_gmt`` naive ISO strings (site timezone Asia/Shanghai, +08:00).
+``date_*``/``date_*_gmt`` naive ISO strings (site timezone Asia/Shanghai, +08:00); ``PUT``/``POST`` updates with
+WooCommerce meta_data merge semantics; ``POST /customers``; ``POST /<kind>/batch`` (≤100 objects, else 413).
 
 A page past the end returns ``[]`` with the usual headers (WooCommerce controllers do not reject it the way
 the WordPress posts controller does — INFERRED in the reference, chosen here).
