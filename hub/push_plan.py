@@ -40,6 +40,7 @@ from hub.store import (
     customer_360,
     golden_customer,
     jsonable,
+    landing,
     payload_hash,
     push_outbox,
     push_state,
@@ -67,6 +68,10 @@ class TargetConfig:
     mode: str = "records"  # records | directory
     consent_channel: str | None = None  # email | sms | phone | social
     create_missing: bool = False
+
+
+# landing entities whose records exist as such in the source system
+WRITABLE_ENTITIES = ("customers", "followers")
 
 
 def target_configs(push_cfg: Mapping[str, Any] | None) -> list[TargetConfig]:
@@ -287,12 +292,22 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         active = set(views) | bare
         links: dict[str, list[tuple[str, str]]] = defaultdict(list)
         wanted_sources = {t.source for t in targets}
+        # only records the source itself holds can be written back: customer records the mapping derived
+        # from other payloads (e.g. guest checkouts in web-shop orders) have no target record
+        writable = {
+            (source, source_id)
+            for source, source_id in conn.execute(
+                sa.select(landing.c.source, landing.c.source_id).where(
+                    landing.c.source.in_(sorted(wanted_sources)), landing.c.entity.in_(WRITABLE_ENTITIES)
+                )
+            )
+        }
         for source, source_id, gid in conn.execute(
             sa.select(xref.c.source, xref.c.source_id, xref.c.golden_id)
             .where(xref.c.valid_to.is_(None), xref.c.source.in_(sorted(wanted_sources)))
             .order_by(xref.c.source, xref.c.source_id)
         ):
-            if gid in active:
+            if gid in active and (source, source_id) in writable:
                 links[source].append((source_id, gid))
 
     for tc in targets:

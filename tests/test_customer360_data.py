@@ -25,6 +25,7 @@ from hub.models import (
     Shipment,
 )
 from hub.store import (
+    LandingRecord,
     Store,
     golden_customer,
     golden_id_history,
@@ -75,12 +76,21 @@ def insert_golden(store: Store, goldens: Iterable[GoldenCustomer], status: str =
             conn.execute(golden_customer.insert(), rows)
 
 
-def insert_xref(store: Store, links: Iterable[tuple[str, str]], valid_to: datetime | None = None) -> None:
+def insert_xref(store: Store, links: Iterable[tuple[str, str]], valid_to: datetime | None = None,
+                landed: bool = True) -> None:
+    """xref rows; ``landed`` also lands the source's own customer payload (what a pull would have done)."""
     rows = [{"record_key": rk, "source": rk.split(":", 1)[0], "source_id": rk.split(":", 1)[1],
              "golden_id": gid, "valid_from": T0, "valid_to": valid_to} for rk, gid in links]
     if rows:
         with store.begin() as conn:
             conn.execute(xref.insert(), rows)
+    if rows and landed:
+        by_source: dict[str, list[LandingRecord]] = {}
+        for r in rows:
+            body = {"id": r["source_id"]}
+            by_source.setdefault(r["source"], []).append(LandingRecord(r["source_id"], body, payload_hash(body)))
+        for source, records in by_source.items():
+            store.land_page(source, "customers", records, None)
 
 
 def insert_history(store: Store, events: Iterable[tuple[str, str, str | None]]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from test_customer360_data import AS_OF, seed_demo
+from test_customer360_data import AS_OF, insert_xref, seed_demo
 
 from hub.customer360 import build_360
 from hub.push_plan import (
@@ -171,3 +171,14 @@ def test_social_follower_with_opt_in_gets_segment_tags(sqlite_store: Store) -> N
     assert _outbox(store, "social")["oAnna"] == {"golden_id": "G000000002", "segment": "lapsed",
                                                  "value_tier": "bronze", "lifecycle": "lapsed"}
     assert stats.targets["social"].consent_withheld == 1  # 陈伟 still opted out
+
+
+def test_records_the_source_does_not_hold_are_not_pushed(sqlite_store: Store) -> None:
+    """A customer record derived from another payload (a web-shop guest checkout) has no target record."""
+    store = sqlite_store
+    seed_demo(store)
+    insert_xref(store, [("webshop:guest-order-77", "G000000001")], landed=False)
+    build_360(store, {}, as_of=AS_OF)
+    plan_pushes(store, {"targets": ["webshop"]})
+    assert "guest-order-77" not in _outbox(store, "webshop")
+    assert _outbox(store, "webshop")  # the shop's own customers are still pushed
