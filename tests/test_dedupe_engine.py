@@ -22,12 +22,12 @@ def _run(df: pd.DataFrame, link_only: bool = False):
 
 @pytest.fixture(scope="module")
 def febrl_link():
-    return syn.febrl_like(3000, link=True, seed=101)
+    return syn.febrl_like(2000, link=True, seed=101)
 
 
 @pytest.fixture(scope="module")
 def customers():
-    return syn.customers(2500, seed=102)
+    return syn.customers(1500, seed=102)
 
 
 def test_two_file_linkage_pairwise_f1(febrl_link):
@@ -41,7 +41,7 @@ def test_two_file_linkage_pairwise_f1(febrl_link):
 
 
 def test_typo_dedup_cluster_f1():
-    df = syn.febrl_like(1200, 1800, 5, seed=103)
+    df = syn.febrl_like(800, 1200, 5, seed=103)
     _, m = _run(df)
     assert m["pairwise_precision"] >= 0.995, m
     assert m["cluster_f1"] >= 0.98, m
@@ -54,7 +54,7 @@ def test_customers_with_households_and_namesakes(customers):
 
 
 def test_sparse_multisource_floor():
-    _, m = _run(syn.sparse_multisource(2500, seed=104))
+    _, m = _run(syn.sparse_multisource(1500, seed=104))
     assert m["pairwise_precision"] >= 0.85, m
     assert m["cluster_f1"] >= 0.80, m
 

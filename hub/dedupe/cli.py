@@ -43,15 +43,14 @@ def read_input(path: str) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from hub.dedupe.engine import deduplicate
-
     try:
         frame = read_input(args.input)
     except InputError as exc:
         print(f"hub dedupe: error: {exc}", file=sys.stderr)
         return 2
+    from tqdm import tqdm
+
+    from hub.dedupe.engine import deduplicate
     bar = tqdm(total=len(STEPS), desc="dedupe", unit="step", file=sys.stderr,
                disable=len(frame) < 20_000 or getattr(args, "quiet", False))
 
