@@ -39,6 +39,8 @@ from typing import Any
 
 import requests
 
+from hub.connectors.tryton import encode_value
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_ROOT = Path(os.environ.get("HUB_CACHE_DIR", REPO_ROOT / ".hub" / "cache")) / "tryton"
 DB_NAME = "tryton"
@@ -114,25 +116,6 @@ def free_port() -> int:
 
 
 # --------------------------------------------------------------------------------------------- JSON-RPC
-def _encode(obj: Any) -> Any:
-    """Tryton's JSON-RPC wire types for Decimal/date/datetime."""
-    import datetime as dt
-
-    if isinstance(obj, Decimal):
-        return {"__class__": "Decimal", "decimal": str(obj)}
-    if isinstance(obj, dt.datetime):
-        return {"__class__": "datetime", "year": obj.year, "month": obj.month, "day": obj.day,
-                "hour": obj.hour, "minute": obj.minute, "second": obj.second,
-                "microsecond": obj.microsecond}
-    if isinstance(obj, dt.date):
-        return {"__class__": "date", "year": obj.year, "month": obj.month, "day": obj.day}
-    if isinstance(obj, dict):
-        return {k: _encode(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_encode(v) for v in obj]
-    return obj
-
-
 class RawRpc:
     """Minimal, independent JSON-RPC client used to seed and to check the connector against the server."""
 
@@ -151,7 +134,7 @@ class RawRpc:
 
     def _post(self, method: str, params: list) -> Any:
         r = self.session.post(f"{self.url}/{self.database}/rpc/",
-                              json={"id": next(self._ids), "method": method, "params": _encode(params)},
+                              json={"id": next(self._ids), "method": method, "params": encode_value(params)},
                               timeout=300)
         r.raise_for_status()
         body = r.json()
@@ -305,14 +288,7 @@ def _build_template(dest: Path) -> None:
             _setup_reference_data(server)
         finally:
             server.stop()
-        tmp_dest = dest.with_suffix(".tmp")
-        # backup API, not cp: the WAL may still hold committed pages
-        src = sqlite3.connect(work / "db" / f"{DB_NAME}.sqlite")
-        dst = sqlite3.connect(tmp_dest)
-        src.backup(dst)
-        dst.close()
-        src.close()
-        os.replace(tmp_dest, dest)
+        _sqlite_backup(work / "db" / f"{DB_NAME}.sqlite", dest)
 
 
 PRODUCTS = [("W000", "Widget", "10.00"), ("W001", "Gadget", "25.50"), ("T100", "Tea tin 茶叶", "48.00"),
@@ -458,17 +434,22 @@ def seed(server: TrytonServer, parties: int = 40, sales: int = 30, seed_value: i
 
 
 def snapshot(server: TrytonServer, dest: Path) -> None:
-    """Copy the server's live SQLite database to ``dest`` (backup API: safe while trytond has it open)."""
+    """Copy the server's live SQLite database to ``dest`` (safe while trytond has it open)."""
+    _sqlite_backup(server.db_file, dest)
+
+
+def _sqlite_backup(source: Path, dest: Path) -> None:
+    # backup API, not cp: with WAL on, committed pages may still sit in the -wal file (tryton.md §7)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(".tmp")
-    src = sqlite3.connect(server.db_file)
+    src = sqlite3.connect(source)
     dst = sqlite3.connect(tmp)
     try:
         src.backup(dst)
     finally:
         dst.close()
         src.close()
-    os.replace(tmp, dest)
+    os.replace(tmp, dest)  # atomic publish: readers never see a half-written cache file
 
 
 # --------------------------------------------------------------------------------------------- PostgreSQL

@@ -38,9 +38,8 @@ import itertools
 import json
 import logging
 import os
-import threading
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -192,7 +191,6 @@ class TrytonRpc:
         self.extra_context: dict[str, Any] = dict(extra_context or {})
         self._ids = itertools.count(1)
         self._auth: str | None = None
-        self._lock = threading.Lock()
         self.logins = 0
 
     @property
@@ -201,22 +199,18 @@ class TrytonRpc:
 
     # -- session ----------------------------------------------------------------------------------------------
     def login(self) -> None:
-        with self._lock:
-            resp = self.session.post(self.rpc_url, json={
-                "id": next(self._ids), "method": "common.db.login",
-                "params": [self.username, {"password": self._password}, self.language]},
-                headers={"Authorization": None}, stream=True, timeout=self.timeout)
-            if resp.status_code in (401, 403, 429):
-                raise TrytonAuthError(f"Tryton login refused for database {self.database!r} "
-                                      f"(HTTP {resp.status_code})")
-            resp.raise_for_status()
-            body = decode_body(resp)
-            if "error" in body:
-                raise TrytonAuthError(f"Tryton login failed: {_error_kind(body['error'])}")
-            uid, token = body["result"][:2]
-            token64 = base64.b64encode(f"{self.username}:{uid}:{token}".encode()).decode()
-            self._auth = f"Session {token64}"
-            self.logins += 1
+        self._auth = None
+        try:
+            # sent once, never retried: repeated failures trip the server's login throttle (tryton.md §5)
+            uid, token = self._call("common.db.login", [self.username, {"password": self._password},
+                                                        self.language], retry=False)[:2]
+        except _SessionExpired:
+            raise TrytonAuthError(f"Tryton login refused for database {self.database!r}") from None
+        except TrytonError as exc:
+            raise TrytonAuthError(f"Tryton login failed: {exc.kind}") from None
+        token64 = base64.b64encode(f"{self.username}:{uid}:{token}".encode()).decode()
+        self._auth = f"Session {token64}"
+        self.logins += 1
         prefs = self._call("model.res.user.get_preferences", [True, {}], retry=True)
         # company must be in the context for sales/stock; language keeps translated names stable
         self.context = {"company": prefs.get("company"), "language": prefs.get("language") or self.language,
@@ -307,10 +301,6 @@ def _parse_error(err: Any) -> tuple[str, str]:
     if isinstance(err, list) and err:
         return "error", str(err[0])
     return "error", str(err)
-
-
-def _error_kind(err: Any) -> str:
-    return _parse_error(err)[0]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -711,10 +701,3 @@ def _parse_dt(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value))
-
-
-def iter_all(connector: TrytonConnector, entity: str) -> Iterable[dict]:
-    """Every current payload of ``entity`` (a full sweep, no store): handy for audits and the bench."""
-    for page in connector.pages(entity, None):
-        for rec in page.records:
-            yield rec.payload
