@@ -204,6 +204,8 @@ push_outbox = sa.Table(
     _ts("updated_at", nullable=False),
 )
 sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status)
+# diff-only planning looks rows up per target record (migration 0002)
+sa.Index("ix_outbox_target_record", push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id)
 
 push_result = sa.Table(
     "push_result",
@@ -571,7 +573,8 @@ class Store:
                         at=now,
                     )
                 )
-                if status == "ok":
+                # a create has no target id yet: its record arrives with the next pull and is then tracked
+                if status == "ok" and row.target_id:
                     updated = conn.execute(
                         push_state.update()
                         .where(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hub.store import LandingRecord, Store, current_revision, landing, payload_hash, push_result
+from hub.store import LandingRecord, Store, current_revision, landing, payload_hash, push_result, upgrade
 
 
 def _rec(sid: str, body: dict) -> LandingRecord:
@@ -12,10 +12,22 @@ def _rec(sid: str, body: dict) -> LandingRecord:
 
 
 def test_schema_is_migrated_to_head_and_reopening_is_a_no_op(store: Store) -> None:
-    assert current_revision(store.engine) == "0001"
+    assert current_revision(store.engine) == "0002"
     again = Store(store.url)  # opening twice must not fail or re-run migrations
-    assert current_revision(again.engine) == "0001"
+    assert current_revision(again.engine) == "0002"
     again.dispose()
+
+
+def test_an_older_store_is_upgraded_in_place_keeping_its_data(store_url: str) -> None:
+    old = Store(store_url, migrate=False)
+    upgrade(old.engine, "0001")
+    old.land_page("erp", "customers", [_rec("1", {"x": 1})], {"after": 1})
+    old.dispose()
+    new = Store(store_url)  # opening runs the remaining migrations
+    assert current_revision(new.engine) == "0002"
+    assert new.landed_ids("erp", "customers") == {"1"}
+    assert "ix_outbox_target_record" in {i["name"] for i in sa.inspect(new.engine).get_indexes("push_outbox")}
+    new.dispose()
 
 
 def test_land_page_counts_new_changed_unchanged_and_saves_cursor_atomically(store: Store) -> None:
@@ -89,3 +101,10 @@ def test_a_rejected_payload_is_not_offered_again_until_it_changes(store: Store) 
     store.record_push_result(item.id, "rejected", "not a customer id")
     assert not store.enqueue_push("webshop", "customers", "guest-1", "G9", payload)
     assert store.enqueue_push("webshop", "customers", "guest-1", "G9", {"golden_id": "G10"})
+
+
+def test_a_successful_create_does_not_claim_the_empty_target_id(store: Store) -> None:
+    store.enqueue_push("erp", "customers", "", "G1", {"create": {"name": "A"}})
+    [item] = store.pending_pushes("erp")
+    store.record_push_result(item.id, "ok")
+    assert store.enqueue_push("erp", "customers", "", "G2", {"create": {"name": "B"}})
