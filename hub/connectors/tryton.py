@@ -353,7 +353,8 @@ ENTITIES: dict[str, _Entity] = {
          "company", "customer", "customer.code", "delivery_address",
          *[f"delivery_address.{f}" for f in ("street", "postal_code", "city", "country.code")],
          "warehouse.code", "origins", "outgoing_moves.product", "outgoing_moves.product.code",
-         "outgoing_moves.quantity", "outgoing_moves.state", "outgoing_moves.origin"],
+         "outgoing_moves.quantity", "outgoing_moves.state", "outgoing_moves.origin",
+         "outgoing_moves.sale"],  # the sale id (sale module): shipment -> order link without parsing origin
         {"moves": "stock.move", "delivery_address": "party.address"},
         # carrier/tracking come from optional modules (sale_shipment_cost, stock_package_shipping)
         optional_fields=("carrier", "carrier.rec_name", "shipping_reference", "tracking_number"),
@@ -461,11 +462,12 @@ class TrytonConnector:
 
     @classmethod
     def from_env(cls, prefix: str = "HUB_TRYTON_", **kw: Any) -> TrytonConnector:
-        """Build from ``<prefix>URL``, ``DATABASE``, ``USERNAME``, ``PASSWORD`` (secrets stay out of code)."""
+        """Build from ``<prefix>URL``, ``DATABASE``, ``USER`` (or ``USERNAME``; default admin) and ``PASSWORD``
+        — the names hub.default.yaml documents; secrets stay out of code."""
         env = os.environ
         try:
-            return cls(env[f"{prefix}URL"], env[f"{prefix}DATABASE"], env.get(f"{prefix}USERNAME", "admin"),
-                       env[f"{prefix}PASSWORD"], **kw)
+            user = env.get(f"{prefix}USER") or env.get(f"{prefix}USERNAME") or "admin"
+            return cls(env[f"{prefix}URL"], env[f"{prefix}DATABASE"], user, env[f"{prefix}PASSWORD"], **kw)
         except KeyError as exc:
             raise ConnectorError(f"missing environment variable {exc.args[0]}") from None
 
