@@ -185,7 +185,8 @@ class TrytonRpc:
         self.session = session or make_session(timeout=timeout)
         # See decode_body: ask for gzip so the server's Content-Encoding label is truthful.
         self.session.headers["Accept-Encoding"] = "gzip"
-        # Without it a 401 carries WWW-Authenticate: Basic, which some stacks answer with a Basic retry.
+        # Makes trytond leave WWW-Authenticate: Basic off its 401s (tryton.md §5): an expired session is
+        # answered by a fresh session login here, never by falling back to (slow, argon2-per-call) Basic auth.
         self.session.headers["X-Requested-With"] = "XMLHttpRequest"
         self.context: dict[str, Any] = {}
         self.extra_context: dict[str, Any] = dict(extra_context or {})
