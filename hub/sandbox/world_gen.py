@@ -11,7 +11,7 @@ import base64
 import hashlib
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from hub.sandbox import _data as D
@@ -19,9 +19,11 @@ from hub.sandbox import noise as N
 from hub.sandbox.people import Address, Person, to_traditional, wchoice
 
 SYSTEMS = ("erp", "webshop", "wechat", "cdr")
-# History window of the generated world; later mutations use the wall clock, which is after it.
-HISTORY_START = datetime(2023, 1, 1)
-HISTORY_END = datetime(2025, 12, 31, 23, 0)
+# History window of the generated world: the three years up to yesterday, so a new world's customers span
+# every lifecycle stage (new / active / at risk / lapsed) on the day it is generated. The world is generated
+# once and persisted; later mutations use the wall clock, which is after the window.
+HISTORY_END = datetime.combine(date.today(), time(0)) - timedelta(hours=1)
+HISTORY_START = HISTORY_END - timedelta(days=3 * 365)
 SHOP_TZ_OFFSET = timedelta(hours=8)  # WooCommerce site timezone Asia/Shanghai: date_x = date_x_gmt + 8 h
 WECHAT_OPENID_PREFIX = "oSbxQ"
 CURRENCY_RATE = {"CNY": Decimal("1"), "USD": Decimal("0.14"), "GBP": Decimal("0.11"), "EUR": Decimal("0.13")}
