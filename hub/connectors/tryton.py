@@ -640,7 +640,7 @@ class TrytonConnector:
         addr_vals: dict[str, Any] = {}
         if isinstance(address, dict):
             for src, dst in (("street", "street"), ("line1", "street"), ("city", "city"),
-                             ("postal_code", "postal_code"), ("postcode", "postal_code"), ("name", "name")):
+                             ("postal_code", "postal_code"), ("postcode", "postal_code")):
                 if address.get(src) and dst not in addr_vals:
                     addr_vals[dst] = str(address[src])
             country = address.get("country") or address.get("country_code")
