@@ -131,3 +131,10 @@ def test_email_trailing_sentence_dot():
                                                      ("011 86 138 0013 8000", "US", "+8613800138000")])
 def test_phone_00_international_prefix_from_any_source(raw, region, e164):
     assert standardise_phone(raw, region).e164 == e164
+
+
+@pytest.mark.parametrize(("raw", "key"), [("john.doe@gmial.com", "johndoe@gmail.com"), ("12345@qq.con", "12345@qq.com"),
+                                          ("chen@163.cm", "chen@163.com")])
+def test_email_domain_typo_fixed_in_key_only(raw, key):
+    e = standardise_email(raw)
+    assert e.key == key and e.address == raw and "email.domain_typo" in e.flags

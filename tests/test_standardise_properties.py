@@ -161,3 +161,29 @@ def test_phone_validity_matches_is_valid_number(raw, region):
         assert p.e164 is None
         return
     assert (p.e164 is not None) == phonenumbers.is_valid_number(num)
+
+
+# --- name_key is the same whatever the script and order -----------------------------------------------
+
+_S2T = __import__("opencc").OpenCC("s2t")
+_SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "林",
+             "欧阳", "司马", "诸葛", "上官", "单", "曾", "区", "解", "仇", "翟", "覃", "查"]
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红建文辉力斌宇浩凯健俊帆帅旭宁龙林欣晨雪婷琳"
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(_SURNAMES), st.text(alphabet=_GIVEN, min_size=1, max_size=2), st.integers(0, 4))
+def test_name_key_order_and_script_invariant(family, given_, form):
+    from hub.standardise import pinyin, surname_pinyin, to_simplified
+
+    han = standardise_person_name(family + given_)
+    assert (han.family, han.given) == (family, given_)
+    fp, gp = surname_pinyin(family), pinyin(given_)
+    written = [f"{gp.capitalize()} {fp.upper()}", f"{fp.upper()} {gp.capitalize()}", f"{fp.capitalize()}, {gp.capitalize()}",
+               f"{gp} {fp}", f"{fp} {gp}"][form]
+    rom = standardise_person_name(written)
+    assert rom.name_key == han.name_key == " ".join(sorted((fp, gp)))
+    # traditional script gives the same key (when the s2t → t2s round trip is lossless for these chars)
+    trad = _S2T.convert(family + given_)
+    if to_simplified(trad) == family + given_:
+        assert standardise_person_name(trad).name_key == han.name_key

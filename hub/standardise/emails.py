@@ -36,6 +36,18 @@ _DOMAIN_ALIASES = {
     # merged: they are separate namespaces and the same local part can be a different person.)
     "vip.qq.com": "qq.com",
 }
+# Misspelt domains of the big providers (typed on phones, never valid mail domains in practice). The key
+# uses the intended domain so the record still meets the customer's other records; flagged.
+_DOMAIN_TYPOS = {
+    "gmial.com": "gmail.com", "gamil.com": "gmail.com", "gmai.com": "gmail.com", "gmail.co": "gmail.com",
+    "gmail.con": "gmail.com", "gmail.cm": "gmail.com", "gmail.om": "gmail.com", "gmaill.com": "gmail.com",
+    "gnail.com": "gmail.com", "hotmial.com": "hotmail.com", "hotmai.com": "hotmail.com",
+    "hotmail.con": "hotmail.com", "hotmal.com": "hotmail.com", "outlook.con": "outlook.com",
+    "outlok.com": "outlook.com", "yahoo.con": "yahoo.com", "yaho.com": "yahoo.com", "yahooo.com": "yahoo.com",
+    "qq.con": "qq.com", "qq.cm": "qq.com", "qq.co": "qq.com", "163.con": "163.com", "163.cm": "163.com",
+    "163.co": "163.com", "126.con": "126.com", "126.cm": "126.com", "sina.con": "sina.com",
+    "foxmail.con": "foxmail.com", "icloud.con": "icloud.com", "iclould.com": "icloud.com",
+}
 # Providers that ignore dots in the local part.
 _DOTLESS = frozenset({"gmail.com"})
 # Providers that deliver user+tag@ to user@ (sub-addressing).
@@ -93,10 +105,15 @@ def _standardise_email(raw: str) -> Email:
         local = v.local_part.lower()
         domain = v.domain.lower()
     flags: tuple[str, ...] = ()
-    if domain in ("qq.com", "vip.qq.com", "foxmail.com") and not local.isdigit():
+    key_domain = _DOMAIN_TYPOS.get(domain)
+    if key_domain:
+        flags = ("email.domain_typo",)
+    else:
+        key_domain = domain
+    if key_domain in ("qq.com", "vip.qq.com", "foxmail.com") and not local.isdigit():
         # QQ mail allows aliases, but a non-numeric qq.com local part cannot be joined to a QQ number.
-        flags = ("email.qq_alias",)
-    return Email(f"{local}@{domain}", _key(local, domain), domain, flags)
+        flags = (*flags, "email.qq_alias")
+    return Email(f"{local}@{domain}", _key(local, key_domain), domain, flags)
 
 
 _MULTI_SEP_RE = re.compile(r"[;,，；、\s]+")

@@ -374,6 +374,8 @@ def _standardise_full(raw: str) -> PersonName:
         flags.append("name.symbols")
         text = _WS_RE.sub(" ", _SYMBOL_RE.sub(" ", text)).strip()
     if has_han:
+        if _OTHER_LETTER_RE.search(text):
+            flags.append("name.other_script")  # kana/hangul next to Han: a Japanese/Korean name
         return _parse_han(text, flags, "mixed" if has_latin else "han")
     if has_latin:
         return _parse_latin(text, flags)
