@@ -48,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"hub dedupe: error: {exc}", file=sys.stderr)
         return 2
+    if args.link_only and ("source" not in frame.columns or frame["source"].astype(str).str.strip().nunique() < 2):
+        print("hub dedupe: error: --link-only needs a 'source' column with at least two different values",
+              file=sys.stderr)
+        return 2
     from tqdm import tqdm
 
     from hub.dedupe.engine import deduplicate

@@ -110,6 +110,16 @@ def deduplicate(
     vocab = NameVocab.build(p)
     stats["t_prepare"] = time.perf_counter() - t0
 
+    if p.n < 2 or total_pairs(p, link_only) < 1:
+        # nothing to compare (empty input, one record, or link-only with a single source)
+        empty_model = FSModel(m=[np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS],
+                              u=[np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS],
+                              prior_log2_odds=0.0, lambda_candidates=0.0, em_iterations=0)
+        stats.update(n_records=p.n, n_clusters=p.n, t_total=time.perf_counter() - t0)
+        clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id})
+        return DedupeResult(clusters=clusters, model=empty_model, stats=stats, _pairs=pd.DataFrame(
+            columns=["record_id_l", "record_id_r", "match_weight", "match_probability", "band"]))
+
     step("blocking")
     left, right, bstats = candidate_pairs(p, s.rules, link_only=link_only)
     stats["blocking"] = bstats
