@@ -242,3 +242,13 @@ def test_given_name_variants_and_continental_nicknames():
 def test_whole_name_in_one_field(given, family, expected_family, expected_given, key):
     n = standardise_person_name(given=given, family=family)
     assert (n.family, n.given, n.name_key) == (expected_family, expected_given, key)
+
+
+@pytest.mark.parametrize(
+    ("raw", "family_key", "given_key"),
+    [("陈伟", "chen", "wei"), ("WEI CHEN", "chen", "wei"), ("José Müller", "muller", "jose"),
+     ("Ludwig van Beethoven", "vanbeethoven", "ludwig"), ("Xiao-Ming Wang", "wang", "xiaoming"), ("Bob", None, "bob")],
+)
+def test_part_keys_in_any_script(raw, family_key, given_key):
+    n = standardise_person_name(raw)
+    assert (n.family_key, n.given_key) == (family_key, given_key)

@@ -52,6 +52,10 @@ class PersonName(NamedTuple):
     given_canonical: str | None  # nickname-resolved lower-case given name ('robert' for Bob)
     flags: tuple[str, ...]
     middle: str | None = None   # Western middle name(s), if any
+    # Lower-case ASCII comparison forms of each part in any script: pinyin for Chinese names, folded
+    # Latin for others ('chen' / 'wei', 'muller' / 'jose', 'vanbeethoven' / 'ludwig').
+    family_key: str | None = None
+    given_key: str | None = None
 
 
 class Company(NamedTuple):
@@ -246,7 +250,7 @@ def _build_latin(display_tokens: list[str], fam_idx: list[int], flags: list[str]
     name_key = " ".join(sorted(k for k in key_tokens if k)) or None
     return PersonName(
         display, family, given, "latin", None, family_py, given_py, name_key,
-        _canonical_given(given_key), tuple(flags), middle,
+        _canonical_given(given_key), tuple(flags), middle, family_key or None, given_key or None,
     )
 
 
@@ -312,7 +316,7 @@ def _han_result(display: str, family: str | None, given: str | None, flags: list
     key = " ".join(sorted(k for k in (fam_py, giv_py) if k)) or None
     return PersonName(
         display, family, given, script, han or None, fam_py or None, giv_py or None, key,
-        giv_py or None, tuple(flags),
+        giv_py or None, tuple(flags), None, fam_py or None, giv_py or None,
     )
 
 
@@ -328,7 +332,7 @@ def _parse_han(text: str, flags: list[str], script: str) -> PersonName:
         han = "".join(parts)
         py = " ".join(pinyin(p) for p in parts)
         return PersonName(display, None, han, script, han, None, pinyin(han), " ".join(sorted(py.split())) or None,
-                          pinyin(han), tuple(flags))
+                          pinyin(han), tuple(flags), None, None, pinyin(han) or None)
     parts = [p for p in _NON_HAN_RE.split(simp) if p]
     if not parts:
         return _BAD_NAME
