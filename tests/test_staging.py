@@ -172,6 +172,18 @@ def test_staged_values_match_the_ground_truth(staged_world) -> None:
             phones += ph["e164"] in own
     assert checked_names > 50 and names / checked_names > 0.9, (names, checked_names)
     assert checked_phones > 100 and phones / checked_phones > 0.97, (phones, checked_phones)
+    # WeChat followers: gender from `sex`, the openid as external id, consent from `subscribe`
+    genders = checked = 0
+    for r in _staged(store, "customers"):
+        if r["source"] != "social":
+            continue
+        rec = _load(r["record"])
+        assert rec["external_ids"]["wechat_openid"] == r["source_id"] and rec["consent"]["social"] is True
+        p = people.get(truth.get(("wechat", "follower", r["source_id"]), ""))
+        if p is not None and rec["gender"]:
+            checked += 1
+            genders += rec["gender"] == {"M": "male", "F": "female"}[p.gender]
+    assert checked > 50 and genders == checked
     # calls are keyed by the caller's E.164 number
     calls = [r for r in _staged(store, "interactions") if r["source"] == "callcenter"]
     matched = known = 0
