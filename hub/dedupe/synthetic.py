@@ -15,6 +15,8 @@ All generators are deterministic for a given seed.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -99,10 +101,18 @@ STREET_TYPES = ("street", "road", "avenue", "place", "crescent", "drive", "court
 EMAIL_DOMAINS = ("gmail.com", "qq.com", "163.com", "126.com", "hotmail.com", "outlook.com", "yahoo.com", "sina.com")
 
 
+@lru_cache(maxsize=256)
+def _zipf_cdf(n: int, a: float) -> np.ndarray:
+    w = 1.0 / np.arange(1, n + 1) ** a
+    return np.cumsum(w / w.sum())
+
+
 def _zipf_choice(rng: np.random.Generator, items, size=None, a: float = 1.1):
-    w = 1.0 / np.arange(1, len(items) + 1) ** a
-    idx = rng.choice(len(items), size=size, p=w / w.sum())
-    return items[idx] if size is None else [items[k] for k in idx]
+    cdf = _zipf_cdf(len(items), a)
+    if size is None:
+        return items[min(int(np.searchsorted(cdf, rng.random())), len(items) - 1)]
+    idx = np.minimum(np.searchsorted(cdf, rng.random(size)), len(items) - 1)
+    return [items[k] for k in idx]
 
 
 def _typo(rng: np.random.Generator, s: str) -> str:
@@ -197,6 +207,7 @@ def febrl_like(n_orig: int = 2000, n_dup: int = 3000, max_dup: int = 5, link: bo
 _T2S_S2T = None
 
 
+@lru_cache(maxsize=200_000)
 def _s2t(s: str) -> str:
     global _T2S_S2T
     if _T2S_S2T is None:
@@ -206,6 +217,7 @@ def _s2t(s: str) -> str:
     return _T2S_S2T(s)
 
 
+@lru_cache(maxsize=200_000)
 def _pinyin(s: str) -> str:
     from pypinyin import Style, lazy_pinyin
 
