@@ -82,3 +82,5 @@ def test_tryton_customers_orders_shipments_values(staged) -> None:
         "draft", "waiting", "packed", "shipped", "cancelled"}
     assert any(Shipment.model_validate(r["record"]).status == "shipped" for r in ships)
     assert all(r["customer_key"].removeprefix("tryton:") in customers for r in ships)
+    order_ids = {r["source_id"] for r in orders}
+    assert all(Shipment.model_validate(r["record"]).order_source_id in order_ids for r in ships)
