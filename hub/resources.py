@@ -93,11 +93,18 @@ class TrytonResource(dg.ConfigurableResource):
     database: str
     username: str
     password: str
+    create_missing_parties: bool = False
+    overlap_minutes: float = 5.0
 
     def connector(self) -> Any:
+        from datetime import timedelta
+
         from hub.connectors.tryton import TrytonConnector
 
-        connector = TrytonConnector(self.url, self.database, self.username, self.password)
+        connector = TrytonConnector(
+            self.url, self.database, self.username, self.password,
+            create_missing_parties=self.create_missing_parties, overlap=timedelta(minutes=self.overlap_minutes),
+        )
         connector.system = self.system  # landing source / push target name from hub.yaml
         return connector
 
@@ -137,6 +144,8 @@ def source_resource(name: str, src: SourceConfig) -> dg.ConfigurableResource:
             database=_env(src.database_env, "database_env", name),
             username=_env(src.user_env, "user_env", name),
             password=_env(src.password_env, "password_env", name),
+            create_missing_parties=bool(src.options.get("create_missing_parties", False)),
+            overlap_minutes=float(src.options.get("overlap_minutes", 5.0)),
         )
     raise ValueError(f"hub.yaml: source {name!r} has unknown kind {src.kind!r}")
 
