@@ -78,6 +78,9 @@ def test_typo_in_a_role_path_and_in_a_filter_key_fail_at_load() -> None:
         (lambda f: f.update({"source_id": "id"}), r"'source_id'.*staging engine"),
         (lambda f: f.update({"gender": {"from": "billing.gender_x"}}), r"'gender'.*gender_x"),
         (lambda f: f.update({"phones": {"from": "billing.phone", "regoin": "CN"}}), r"'phones'.*regoin"),
+        (lambda f: f["addresses"][0].update({"kind": "invoice"}), r"'addresses'.*address kind 'invoice'"),
+        (lambda f: f.update({"gender": {"standardise": "map", "from": "email", "values": {"m": "man"}}}),
+         r"'gender'.*'man'"),
     ],
 )
 def test_broken_declarations_fail_at_load(mutate, pattern: str) -> None:

@@ -271,6 +271,10 @@ def _compile_spec(
         raise err(f"the field is a list; standardiser {std_name!r} produces one value")
     opts = dict(spec.options)
     allowed = sorted(map(str, info.literals)) if info.literals is not None else None
+    if std_name in ("address", "addresses") and "kind" in opts:
+        kinds = field_info(models.Address, "kind").literals or frozenset()
+        if opts["kind"] not in kinds:
+            raise err(f"address kind {opts['kind']!r} is not one of {sorted(kinds)}")
     if std_name == "const":
         opts["value"] = spec.const
         if spec.from_ is not None:
