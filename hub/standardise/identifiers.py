@@ -7,6 +7,7 @@ Identifiers are personal data: never log the values, only the flags.
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import re
 from functools import lru_cache
 from typing import NamedTuple
@@ -55,9 +56,15 @@ _ID18_RE = re.compile(r"^\d{17}[\dX]$")
 _ID15_RE = re.compile(r"^\d{15}$")
 
 
+_ID_WEIGHT_SUM_48 = 48 * sum(_ID_WEIGHTS)
+
+
 def cn_id_check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character for the first 17 digits of a resident ID."""
-    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    if len(first17) != 17 or not first17.isdigit() or not first17.isascii():
+        raise ValueError("17 ASCII digits expected")
+    # Σ (ord(c) − 48)·w done in C over the bytes: this runs once per distinct ID.
+    total = sum(map(operator.mul, first17.encode(), _ID_WEIGHTS)) - _ID_WEIGHT_SUM_48
     return _ID_CHECK[total % 11]
 
 
