@@ -23,7 +23,10 @@ def read_input(path: str) -> pd.DataFrame:
     try:
         if p.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+            for c in frame.columns:  # every column as text, '' = missing (keeps compact string storage)
+                col = frame[c]
+                frame[c] = (col if pd.api.types.is_string_dtype(col.dtype)
+                            else col.astype(object).where(col.notna(), "").astype("str")).fillna("")
         else:
             frame = pd.read_csv(p, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
     except UnicodeDecodeError:
