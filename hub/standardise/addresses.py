@@ -568,4 +568,4 @@ def standardise_address(
             return _EMPTY
         return _standardise_address(*args)
     except Exception:
-        return Address(None, None, None, None, None, None, None, ("address.unparseable",))
+        return Address(None, None, None, None, None, None, None, ("address.unparseable", "standardise.error"))

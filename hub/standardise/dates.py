@@ -179,7 +179,7 @@ def standardise_date(
     try:
         p = _parse(s, bool(dayfirst))
     except Exception:  # defensive: dateutil on pathological input
-        return _UNPARSEABLE
+        return ParsedDate(None, ("date.unparseable", "standardise.error"))
     return _check_range(p, birth, today)
 
 

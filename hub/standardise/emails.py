@@ -141,7 +141,7 @@ def standardise_email(raw: object) -> Email:
                         return e2._replace(flags=(*e2.flags, "email.multiple"))
         return e
     except Exception:  # defensive: the validator on pathological Unicode
-        return _INVALID
+        return Email(None, None, None, ("email.invalid", "standardise.error"))
 
 
 def email_key(raw: object) -> str | None:

@@ -112,7 +112,7 @@ def validate_cn_resident_id(raw: object, today: _dt.date | None = None) -> Natio
     try:
         return _cn_id(s, today or _dt.date.today())
     except Exception:
-        return NationalId(None, False, None, None, None, ("national_id.format",))
+        return NationalId(None, False, None, None, None, ("national_id.format", "standardise.error"))
 
 
 # --- US Social Security Number --------------------------------------------------------------------
@@ -148,7 +148,7 @@ def validate_ssn(raw: object) -> Ssn:
     try:
         return _ssn(s)
     except Exception:
-        return Ssn(None, False, ("ssn.format",))
+        return Ssn(None, False, ("ssn.format", "standardise.error"))
 
 
 # --- GB 32100 unified social credit code ------------------------------------------------------------
@@ -206,7 +206,7 @@ def validate_uscc(raw: object) -> CreditCode:
     try:
         return _uscc(s)
     except Exception:
-        return CreditCode(None, False, None, None, ("uscc.format",))
+        return CreditCode(None, False, None, None, ("uscc.format", "standardise.error"))
 
 
 # --- Hong Kong and Taiwan identity cards --------------------------------------------------------------
@@ -250,7 +250,7 @@ def validate_hk_id(raw: object) -> RegionalId:
     try:
         return _hkid(s)
     except Exception:
-        return RegionalId(None, False, None, ("hk_id.format",))
+        return RegionalId(None, False, None, ("hk_id.format", "standardise.error"))
 
 
 @lru_cache(maxsize=20_000)
@@ -278,4 +278,4 @@ def validate_tw_id(raw: object) -> RegionalId:
     try:
         return _twid(s)
     except Exception:
-        return RegionalId(None, False, None, ("tw_id.format",))
+        return RegionalId(None, False, None, ("tw_id.format", "standardise.error"))

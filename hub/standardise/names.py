@@ -488,7 +488,7 @@ def standardise_person_name(
             res = _standardise_full(s)
         return _gendered(res, gender) if gender is not None else res
     except Exception:  # defensive: never let one odd name stop a batch
-        return _BAD_NAME
+        return _BAD_NAME._replace(flags=("name.unparseable", "standardise.error"))
 
 
 def nickname_canonical(given: object) -> str | None:
@@ -582,7 +582,7 @@ def standardise_company(raw: object) -> Company:
     try:
         return _standardise_company(s)
     except Exception:
-        return _BAD_COMPANY
+        return Company(None, None, None, ("company.unparseable", "standardise.error"))
 
 
 # --- Gender ----------------------------------------------------------------------------------------

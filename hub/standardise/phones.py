@@ -136,7 +136,7 @@ def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone
             return _first_valid(s, reg)
         return _standardise_phone(s, reg)
     except Exception:  # libphonenumber edge cases on pathological input: report, never raise
-        return _INVALID
+        return Phone(None, None, None, None, ("phone.invalid", "standardise.error"))
 
 
 def phone_e164(raw: object, region: str | None = DEFAULT_REGION) -> str | None:
