@@ -20,7 +20,7 @@ import pycountry
 
 from hub.standardise._cn_divisions import DIVISIONS
 from hub.standardise.names import pinyin, to_simplified
-from hub.standardise.text import as_str, fold_ascii, normalize_text, text_key
+from hub.standardise.text import as_str, fold_ascii, normalize_text, strip_punctuation, text_key
 
 _MAX_ADDR_FIELD = 512
 
@@ -350,7 +350,8 @@ def _cn_address(street: str, city: str, region: str, postal: str | None, flags: 
     district = _CODE_NAME.get(dist) if dist else None
     adcode = dist or cty or prov
     street_out = st or None
-    street_key = _cn_numerals_to_digits(text_key(st).replace(" ", "")) if st else ""
+    # st is already NFKC-normalised: fold case and drop punctuation/spaces directly
+    street_key = _cn_numerals_to_digits(strip_punctuation(st.casefold()).replace(" ", "")) if st else ""
     key = f"CN|{adcode or text_key(region_name or '') + '/' + text_key(city_name or '')}|{street_key}"
     if postal and not _CN_POSTAL_RE.match(postal):
         flags.append("postal_code.invalid")
