@@ -24,7 +24,7 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.connectors.base import Page, PushOutcome, iter_keyset, landing_record, to_jsonable
+from hub.connectors.base import Page, PushOutcome, iter_keyset, landing_record, overlap_start, to_jsonable
 from hub.store import LandingRecord, OutboxItem
 
 SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
@@ -138,7 +138,7 @@ class SqlErpConnector:
         if not cur or cur.get("phase") == "done":
             # a new run: start the overlap window before the last watermark (None -> initial full load)
             wm = cur.get("watermark")
-            since = (datetime.fromisoformat(wm) - self.overlap).isoformat() if wm else None
+            since = overlap_start(wm, self.overlap)
             cur = {"phase": "main", "since": since, "after": None, "high": wm, "started": self._clock()}
         since = _ts_param(cur.get("since"))
 

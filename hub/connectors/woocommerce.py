@@ -29,6 +29,7 @@ from hub.connectors.base import (
     iter_page_number,
     landing_record,
     make_session,
+    overlap_start,
 )
 from hub.store import LandingRecord, OutboxItem
 
@@ -111,7 +112,7 @@ class WooCommerceConnector:
         cur = dict(cursor or {})
         if not cur or cur.get("complete"):
             wm = cur.get("watermark")
-            since = (datetime.fromisoformat(wm) - self.overlap).isoformat() if wm else None
+            since = overlap_start(wm, self.overlap)
             cur = {"since": since, "page": 1, "high": wm,
                    "started": datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat()}
         params: dict[str, Any] = {"per_page": self.per_page, "orderby": "id", "order": "asc", "status": "any",
