@@ -21,7 +21,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from hub import models
-from hub.mappings.fastdump import fast_dump
 from hub.mappings.paths import Getter, PathError, check_shape, compile_path
 from hub.mappings.spec import FieldSpec, LandingSpec, MappingSpec, TargetSpec
 from hub.mappings.transforms import STANDARDISERS, Context, Standardiser
@@ -604,7 +603,7 @@ class Mapper:
             return
         clean = {k: v for k, v in out.items() if v is not None}
         try:
-            record = fast_dump(t.model, clean) or t.model.model_validate(clean).model_dump(mode="json")
+            record = t.model.model_validate(clean).model_dump(mode="json")
         except ValidationError as exc:
             outcome.reasons.append("payload.malformed")
             outcome.detail.setdefault("validation", []).extend(
