@@ -375,7 +375,7 @@ class Store:
                             "source": source,
                             "entity": entity,
                             "source_id": sid,
-                            "payload": jsonable(rec.payload),
+                            "payload": rec.payload,
                             "payload_hash": rec.payload_hash,
                             "staged_hash": None,
                             "first_landed_at": now,
@@ -384,7 +384,7 @@ class Store:
                     )
                 elif old != rec.payload_hash:
                     updates.append(
-                        {"b_sid": sid, "payload": jsonable(rec.payload), "payload_hash": rec.payload_hash}
+                        {"b_sid": sid, "payload": rec.payload, "payload_hash": rec.payload_hash}
                     )
                 else:
                     unchanged += 1
@@ -505,7 +505,7 @@ class Store:
                         "entity": entity,
                         "target_id": tid,
                         "golden_id": golden_id,
-                        "payload": jsonable(payload),
+                        "payload": payload,
                         "payload_hash": h,
                         "status": "pending",
                         "attempts": 0,
@@ -621,9 +621,16 @@ class Store:
 # Engine and migrations
 
 
+def _json_serializer(obj: Any) -> str:
+    # JSON columns are serialised once, here: dates and decimals become strings on every backend
+    return json.dumps(obj, ensure_ascii=False, default=_json_default)
+
+
 def _make_engine(url: str, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, echo=echo, connect_args={"timeout": 60})
+        engine = sa.create_engine(
+            url, echo=echo, connect_args={"timeout": 60}, json_serializer=_json_serializer
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
@@ -635,7 +642,7 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True)
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -24,6 +24,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
     """Base handler: parses the request, applies injected faults, then calls ``route``."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, like real servers; lets "drop" break a pooled connection
+    disable_nagle_algorithm = True  # else every keep-alive response waits ~40 ms for the client's delayed ACK
     server_version = "nginx"
     service = "base"
     server: SandboxServer
