@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- sync events: {gs_inc.minted} minted, {gs_inc.merged} merged, {gs_inc.splits} splits, "
         f"{gs_inc.retired_empty} retired, {gs_inc.records_moved} records moved",
         f"- peak RSS {_rss_mb():.0f} MB; staging (not counted) {stage_s:.1f}s",
+        f"- incremental timings (cumulative s): match {ms_inc.timings}, golden {gs_inc.timings}",
+        f"- full rebuild timings (cumulative s): match {ms_re.timings}, golden {gs_re.timings}",
     ]
     text = "\n".join(lines)
     print(text)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -47,7 +47,8 @@ def person_records(i: int, rnd: random.Random, dup_rate: float = 0.3) -> list[di
     city, country = rnd.choice(CITIES)
     addr = {"kind": "billing", "street": f"{i % 977} Garden Rd {i // 977}", "district": None, "city": city,
             "region": None, "postal_code": f"{100000 + i % 90000}", "country": country, "key": None}
-    dob = f"{1940 + i % 60}-{1 + i % 12:02d}-{1 + i % 28:02d}"
+    # birth dates spread like real ones (~24k distinct days), not a handful of repeating values
+    dob = (date(1940, 1, 1) + timedelta(days=rnd.randrange(24_000))).isoformat()
     phones = [_phone(mobile)]
     if i % 10 < 5:  # households: five consecutive people share a landline
         phones.append(_phone(f"+86215{i // 10:07d}", "fixed"))
