@@ -503,3 +503,14 @@ def test_arbitrary_junk_payloads_never_raise(kind: str, entity: str) -> None:
             assert code.count(".") >= 1 and " " not in code
 
     run()
+
+
+def test_customer_file_mapping_for_spreadsheet_imports() -> None:
+    m = load_mapping("customer_file")  # used by `hub import FILE --mapping customer_file`
+    sample = m.spec.entities["customers"].sample
+    (rec,) = _map_one(m, "customers", "import", "C-001", sample).records
+    r = CustomerRecord.model_validate(rec.record)
+    assert r.name.name_key == "chen wei" and r.phones[0].e164 == "+8613800138000"
+    assert r.birth_date.isoformat() == "1985-03-07" and r.gender == "male" and r.company_key
+    assert r.national_id == "11010519491231002X"
+    assert "national_id:national_id.birth_date_mismatch" in rec.quality_flags  # the sample's id says 1949
