@@ -1,8 +1,8 @@
 """Dates → ``datetime.date``.
 
-The common machine shapes (ISO, 1985/3/7, 19850307, 1985年3月7日, 07/03/1985, 1985.03.07) go through
-precompiled regexes; everything else (``7 Mar 1985``, ``March 7, 1985``, RFC 2822 …) falls back to
-``dateutil``. Datetime strings keep their *written* calendar date (no time-zone shift: a birth date or
+The common shapes (ISO, 1985/3/7, 19850307, 1985年3月7日, 85年3月7日, 一九八五年三月七日, 07/03/1985,
+1985.03.07, 7 Mar 1985, March 7, 1985) go through precompiled regexes; everything else (RFC 2822,
+07-Mar-85 …) falls back to ``dateutil``. Datetime strings keep their *written* calendar date (no time-zone shift: a birth date or
 an order date written as ``1985-03-07T23:30:00-05:00`` means the 7th to the person who wrote it).
 """
 
