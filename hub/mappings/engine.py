@@ -414,7 +414,7 @@ def _bind(cf: CompiledField) -> CompiledField:
 
     def run(node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
         inputs = single(node)
-        key = (ctx, *inputs)
+        key = _memo_key(ctx, inputs)
         try:
             hit = memo.get(key)
         except TypeError:  # unhashable input (a list or object reached by the path)
@@ -432,6 +432,19 @@ def _bind(cf: CompiledField) -> CompiledField:
 _MEMO_MAX = 50_000
 
 
+def _typed(values: list[Any]) -> tuple[Any, ...]:
+    # 1 == 1.0 == True and 0 == False as dict keys: tag non-strings with their type so a memoised result
+    # for sex=1 is never served for sex=True
+    for v in values:
+        if v.__class__ is not str:
+            return tuple((v.__class__, v) for v in values)
+    return tuple(values)
+
+
+def _memo_key(ctx: Context, inputs: list[Any]) -> tuple[Any, ...]:
+    return (ctx, *_typed(inputs))
+
+
 def _record_region(cf: CompiledField, node: Any, ctx: Context) -> Context:
     assert cf.region is not None
     for v in cf.region(node):
@@ -447,10 +460,10 @@ def _call(cf: CompiledField, std: Standardiser, node: Any, ctx: Context) -> tupl
         ctx = _record_region(cf, node, ctx)
     if cf.single is not None:
         inputs: Any = cf.single(node)
-        key: Any = (ctx, *inputs)
+        key: Any = _memo_key(ctx, inputs)
     elif cf.roles:
         inputs = {role: g(node) for role, g in cf.roles.items()}
-        key = (ctx, *[tuple(v) for v in inputs.values()])
+        key = (ctx, *[_typed(v) for v in inputs.values()])
     else:
         inputs, key = [], (ctx,)
     # Customer data repeats (cities, consent values, the same person in two systems): memoise the adapter

@@ -93,7 +93,7 @@ def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
     given = _first(_scalars(inputs.get("given", [])))
     family = _first(_scalars(inputs.get("family", [])))
     if full is None and given is None and family is None:
-        return {fld: None}, ("name.missing",)
+        return {fld: None}, _NO  # absent, not bad: the `required` rule decides whether that matters
     if full is None and (given is None) != (family is None):
         # one box filled with a whole name ("张明辉" typed into last_name, "Wei Chen" into first_name):
         # parse it as a full name rather than trusting the box it landed in
