@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hub.golden.clustering import apply_constraints
-from hub.golden.features import ENGINE_COLUMNS, engine_row
+from hub.golden.features import ENGINE_COLUMNS, engine_row, hash_keys
 from hub.golden.review import Constraints
 
 _VOCAB_TF_KEYS = ("family", "given")  # term frequencies the engine indexes by its shared name vocabulary
@@ -152,12 +152,13 @@ class EngineMatcher:
 
     # blocking / scoring / clustering ----------------------------------------------------------------------------
 
-    def block_keys(self, b: EngineBatch) -> dict[str, set[str]]:
+    def block_pairs(self, b: EngineBatch) -> tuple[np.ndarray, list[str]]:
+        """(record position, hashed block key) for every key of every record, vectorised per rule."""
         from hub.dedupe.blocking import DEFAULT_RULES
 
-        out: dict[str, set[str]] = {k: set() for k in b.keys}
+        pos_parts: list[np.ndarray] = []
+        key_parts: list[str] = []
         n = len(b.keys)
-        keys_arr = np.array(b.keys, dtype=object)
         for rule in DEFAULT_RULES:
             if not rule.keys:  # a global sorted neighbourhood is not local: skip it
                 continue
@@ -170,9 +171,10 @@ class EngineMatcher:
             joined = pd.Series(cols[0][ok]).astype(str)
             for c in cols[1:]:
                 joined = joined + "|" + pd.Series(c[ok]).astype(str).to_numpy()
-            for k, v in zip(keys_arr[ok].tolist(), joined.tolist(), strict=True):
-                out[k].add(f"{rule.name}:{v}")
-        return out
+            pos_parts.append(np.flatnonzero(ok))
+            key_parts.extend(hash_keys(rule.name + ":" + joined))
+        pos = np.concatenate(pos_parts) if pos_parts else np.empty(0, dtype=np.int64)
+        return pos, key_parts
 
     def _score_idx(self, b: EngineBatch, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
         from hub.dedupe.compare import compare_fields, tf_codes
@@ -185,6 +187,7 @@ class EngineMatcher:
         return mw, prob, _conflict_mask(levels, contrib), levels, contrib
 
     def score(self, b: EngineBatch, pairs: list[tuple[str, str]]) -> list:
+        """Scored match/review pairs (non-matches are dropped: they never influence clustering)."""
         from hub.dedupe.compare import FIELDS
         from hub.golden.matching import PairRow
 
@@ -201,7 +204,6 @@ class EngineMatcher:
             else:
                 band = "match" if prob[n] >= self.ds.auto_match else "review"
             if band == "non_match":
-                out.append(PairRow(a, c, float(mw[n]), float(prob[n]), band, {}))
                 continue
             expl = {f.name: {"level": labels[k][int(levels[n, k]) + 1], "weight": round(float(contrib[n, k]), 3)}
                     for k, f in enumerate(FIELDS)}
@@ -240,9 +242,7 @@ def cluster_frame(frame: pd.DataFrame, matching_cfg: Any = None) -> pd.DataFrame
     Same input as ``hub.dedupe.deduplicate`` (``record_id`` + canonical columns); returns record_id,
     cluster_id. Used to check that the local, frozen-parameter pipeline keeps the engine's quality.
     """
-    from collections import defaultdict
-
-    from hub.golden.matching import _candidates, load_match_settings
+    from hub.golden.matching import candidate_codes, load_match_settings
 
     settings = load_match_settings(matching_cfg)
     m = EngineMatcher(settings)
@@ -250,12 +250,8 @@ def cluster_frame(frame: pd.DataFrame, matching_cfg: Any = None) -> pd.DataFrame
     items = {str(r[0]): tuple(r) for r in fr.itertuples(index=False)}
     b = m.batch(items, None)
     m.train(b)
-    rec_blocks = m.block_keys(b)
-    blocks: dict[str, list[str]] = defaultdict(list)
-    for k in b.keys:
-        for blk in rec_blocks[k]:
-            blocks[blk].append(k)
-    cand = _candidates(blocks, {blk: len(v) for blk, v in blocks.items()}, settings.block_cap)
-    edges = [(p.left_key, p.right_key, p.match_weight) for p in m.score(b, cand) if p.band == "match"]
+    codes = candidate_codes(*m.block_pairs(b), len(b.keys), settings.block_cap)
+    pairs = [(b.keys[c // len(b.keys)], b.keys[c % len(b.keys)]) for c in codes.tolist()]
+    edges = [(p.left_key, p.right_key, p.match_weight) for p in m.score(b, pairs) if p.band == "match"]
     clusters, _ = m.cluster(b, edges, Constraints([], [], {}))
     return pd.DataFrame({"record_id": b.keys, "cluster_id": [clusters[k] for k in b.keys]})

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,13 +23,15 @@ from datetime import UTC, datetime
 from itertools import combinations
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 from sqlalchemy.engine import Connection
 
 from hub.golden.clustering import greedy_clusters
-from hub.golden.features import Features, features_of
+from hub.golden.features import Features, features_of, hash_keys
 from hub.golden.review import Constraints, load_constraints, pair_key
 from hub.golden.tables import ensure_tables, match_block, match_model, match_record, match_run
 from hub.store import Store, match_pair, staged_record
@@ -126,15 +129,18 @@ class ExactMatcher:
     def train(self, b: ExactBatch) -> None:
         return None  # fixed weights: nothing to estimate
 
-    def block_keys(self, b: ExactBatch) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        for k in b.keys:
+    def block_pairs(self, b: ExactBatch) -> tuple[np.ndarray, list[str]]:
+        pos: list[int] = []
+        raw: list[str] = []
+        for i, k in enumerate(b.keys):
             f = b.feats[k]
             keys = {f"p:{p}" for p in f.phones} | {f"e:{e}" for e in f.email_keys}
             if f.national_id:
                 keys.add(f"n:{f.national_id}")
-            out[k] = keys
-        return out
+            for key in sorted(keys):
+                pos.append(i)
+                raw.append(key)
+        return np.asarray(pos, dtype=np.int64), hash_keys(raw)
 
     def _score(self, a: Features, b: Features) -> tuple[float, dict]:
         expl: dict[str, dict] = {}
@@ -177,16 +183,48 @@ class ExactMatcher:
         return "non_match"
 
     def score(self, b: ExactBatch, pairs: list[tuple[str, str]]) -> list[PairRow]:
+        """Scored match/review pairs (non-matches are dropped: they never influence clustering)."""
         out = []
         for lk, rk in pairs:
             w, expl = self._score(b.feats[lk], b.feats[rk])
-            out.append(PairRow(lk, rk, w, _prob(w), self._band(w), expl))
+            band = self._band(w)
+            if band != "non_match":
+                out.append(PairRow(lk, rk, w, _prob(w), band, expl))
         return out
 
     def cluster(
         self, b: ExactBatch, edges: Iterable[tuple[str, str, float]], constraints: Constraints
     ) -> tuple[dict[str, str], list[tuple[str, str]]]:
         return greedy_clusters(b.keys, edges, constraints.must_link, constraints.cannot_link)
+
+
+def block_keys(matcher: Any, b: Any) -> dict[str, set[str]]:
+    """record_key -> its (hashed) block keys."""
+    pos, keys = matcher.block_pairs(b)
+    out: dict[str, set[str]] = {k: set() for k in b.keys}
+    for i, key in zip(pos.tolist(), keys, strict=True):
+        out[b.keys[i]].add(key)
+    return out
+
+
+def candidate_codes(pos: np.ndarray, keys: list[str], n: int, cap: int) -> np.ndarray:
+    """Candidate pairs as sorted unique codes ``i * n + j`` (i < j positions): every pair of records sharing
+    a block of at most ``cap`` records. int64 codes keep millions of pairs in a few dozen MB."""
+    if not len(pos):
+        return np.empty(0, dtype=np.int64)
+    codes, _ = pd.factorize(pd.Series(keys, dtype=object))
+    order = np.lexsort((pos, codes))
+    codes_s, pos_s = codes[order], pos[order]
+    bounds = np.flatnonzero(np.diff(codes_s)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(codes_s)]])
+    sizes = ends - starts
+    buf = array("q")
+    for st, en in zip(starts[(sizes >= 2) & (sizes <= cap)].tolist(), ends[(sizes >= 2) & (sizes <= cap)].tolist(),
+                      strict=True):
+        members = pos_s[st:en].tolist()
+        buf.extend(a * n + c for a, c in combinations(members, 2) if a != c)
+    return np.unique(np.frombuffer(buf, dtype=np.int64)) if len(buf) else np.empty(0, dtype=np.int64)
 
 
 def make_matcher(settings: MatchSettings) -> Any:
@@ -431,14 +469,6 @@ def _finish_run(conn: Connection, run_id: int, stats: dict, **values: Any) -> No
                                                                             **values))
 
 
-def _candidates(blocks: dict[str, list[str]], sizes: dict[str, int], cap: int) -> list[tuple[str, str]]:
-    cand: set[tuple[str, str]] = set()
-    for b, members in blocks.items():
-        if len(members) >= 2 and sizes.get(b, len(members)) <= cap:
-            cand.update(pair_key(x, y) for x, y in combinations(members, 2))
-    return sorted(cand)
-
-
 def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats: MatchStats, t0: float) -> None:
     started = _now()
     with store.engine.connect() as conn:
@@ -455,14 +485,13 @@ def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats
     if model is None and keys:
         trained = matcher.train(batch)
         stats.timings["train"] = round(time.perf_counter() - t0, 3)
-    rec_blocks = matcher.block_keys(batch)
-    blocks: dict[str, list[str]] = defaultdict(list)
-    for k in keys:
-        for b in rec_blocks[k]:
-            blocks[b].append(k)
-    sizes = {b: len(m) for b, m in blocks.items()}
-    cand = _candidates(blocks, sizes, settings.block_cap)
-    scored = matcher.score(batch, cand)
+    pos, bkeys = matcher.block_pairs(batch)
+    codes = candidate_codes(pos, bkeys, len(keys), settings.block_cap)
+    scored: list[PairRow] = []
+    n = len(keys)
+    for start in range(0, len(codes), 200_000):  # bounded memory: only match/review pairs are kept
+        part = codes[start : start + 200_000]
+        scored.extend(matcher.score(batch, [(keys[c // n], keys[c % n]) for c in part.tolist()]))
     edges = [(p.left_key, p.right_key, p.match_weight) for p in scored if p.band == "match"]
     stats.timings["score"] = round(time.perf_counter() - t0, 3)
     clusters, refused = matcher.cluster(batch, edges, constraints)
@@ -478,9 +507,12 @@ def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats
         conn.execute(match_record.delete())
         for chunk in _chunks(_pair_dicts(scored, now), 5000):
             conn.execute(match_pair.insert(), chunk)
-        block_rows = [{"block_key": b, "record_key": k} for b, ms in blocks.items() for k in ms]
-        for chunk in _chunks(block_rows, 10000):
-            conn.execute(match_block.insert(), chunk)
+        pos_l = pos.tolist()
+        for start in range(0, len(pos_l), 20000):
+            conn.execute(match_block.insert(), [
+                {"block_key": bk, "record_key": keys[i]}
+                for i, bk in zip(pos_l[start : start + 20000], bkeys[start : start + 20000], strict=True)
+            ])
         rec_rows, dirty = [], 0
         for k in keys:
             o = old.get(k)
@@ -498,7 +530,7 @@ def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats
         stats.records_deleted = len(set(old) - set(items))
         stats.records_rematched = len(keys)
         stats.records_reclustered = dirty
-        stats.pairs_scored = len(cand)
+        stats.pairs_scored = len(codes)
         stats.pairs_match = len(edges)
         stats.pairs_review = sum(1 for p in scored if p.band == "review")
         stats.refused_must_links = len(refused)
@@ -552,7 +584,7 @@ def _incremental(
     if len(changed) > limit:
         raise _TooLarge(f"too large a change ({len(changed)} of {total} records)")
     c_batch = matcher.batch(c_items, model)
-    new_blocks = matcher.block_keys(c_batch)
+    new_blocks = block_keys(matcher, c_batch)
     with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
         run_id = _start_run(conn, "match", "incremental", matcher.name, started)
         # 1. the blocking index: replace the keys of changed and deleted records
