@@ -39,8 +39,8 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("dob+postcode", ("dob", "postcode"), sort="name_sort"),
     BlockingRule("given+city", ("given", "city"), sort="name_sort_rev", cap=12, window=3),
     BlockingRule("family+city", ("family", "city"), sort="name_sort", cap=12, window=3),
-    BlockingRule("sn:name", (), sort="name_sort", cap=0, window=4),
-    BlockingRule("sn:name_rev", (), sort="name_sort_rev", cap=0, window=4),
+    BlockingRule("sn:name", (), sort="name_sort", cap=0, window=2),
+    BlockingRule("sn:name_rev", (), sort="name_sort_rev", cap=0, window=2),
 )
 
 

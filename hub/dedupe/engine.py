@@ -18,6 +18,7 @@ from hub.dedupe.scoring import FSModel, em_fit, estimate_u, monotone_weights, sc
 
 log = logging.getLogger(__name__)
 
+CHUNK = 2_000_000  # pairs compared/scored at a time
 BAND_AUTO, BAND_REVIEW, BAND_NON = "auto_match", "review", "non_match"
 
 
@@ -126,8 +127,10 @@ def deduplicate(
     stats["t_blocking"] = time.perf_counter() - t0
 
     step("compare")
-    levels = compare_fields(p, vocab, left, right)
-    tfc = tf_codes(p, vocab, left, right, levels)
+    # in chunks: bounded temporary memory whatever the number of candidate pairs
+    levels = np.empty((len(left), len(FIELDS)), dtype=np.int8)
+    for a in range(0, len(left), CHUNK):
+        levels[a:a + CHUNK] = compare_fields(p, vocab, left[a:a + CHUNK], right[a:a + CHUNK])
     stats["t_compare"] = time.perf_counter() - t0
 
     step("estimate")
@@ -152,10 +155,13 @@ def deduplicate(
     stats["t_estimate"] = time.perf_counter() - t0
 
     step("score")
-    mw, contrib = score(model, levels, tfc)
-    conflict = _conflict_mask(levels, contrib)
-    del contrib, tfc  # recomputed on demand for the explanation (saves ~40 B/pair at 1M records)
-    mw = mw.astype(np.float32)
+    mw = np.empty(len(left), dtype=np.float32)
+    conflict = np.empty(len(left), dtype=bool)
+    for a in range(0, len(left), CHUNK):
+        sl = slice(a, a + CHUNK)
+        w, contrib = score(model, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]))
+        mw[sl], conflict[sl] = w, _conflict_mask(levels[sl], contrib)
+    del contrib  # per-field contributions are recomputed on demand for the explanation
     prob = (1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))).astype(np.float32)
     auto = (prob >= s.auto_match) & ~conflict
     stats["pairs_auto_match"] = int(auto.sum())

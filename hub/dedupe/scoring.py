@@ -83,7 +83,9 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, t
     nf = len(FIELDS)
     radix = np.array([len(f.labels) + 1 for f in FIELDS], dtype=np.int64)
     mult = np.cumprod(np.concatenate([[1], radix[:-1]]))
-    code = ((levels.astype(np.int64) + 1) * mult).sum(axis=1)
+    code = np.zeros(len(levels), dtype=np.int64)
+    for k in range(nf):  # column by column: a (pairs x fields) int64 temporary would cost 1 GB at 1M
+        code += (levels[:, k].astype(np.int64) + 1) * mult[k]
     uniq, counts = np.unique(code, return_counts=True)
     pat = ((uniq[:, None] // mult[None, :]) % radix[None, :]).astype(np.int64) - 1  # (P, nf)
     counts = counts.astype(np.float64)
