@@ -100,6 +100,16 @@ def candidate_pairs(
             enc = enc[p.source[enc // p.n] != p.source[enc % p.n]]
         stats[rule.name] = int(len(enc))
         parts.append(enc)
-    enc = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+    enc = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    parts.clear()  # free the per-rule arrays before sorting (peak memory at 1M records)
+    enc.sort()
+    if len(enc):
+        keep = np.empty(len(enc), dtype=bool)
+        keep[0] = True
+        np.not_equal(enc[1:], enc[:-1], out=keep[1:])
+        enc = enc[keep]
+        del keep
     stats["total"] = int(len(enc))
-    return (enc // p.n).astype(np.int32), (enc % p.n).astype(np.int32), stats
+    left = (enc // p.n).astype(np.int32)
+    enc -= left.astype(np.int64) * p.n
+    return left, enc.astype(np.int32), stats
