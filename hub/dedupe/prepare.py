@@ -353,6 +353,15 @@ def _date_fn() -> Callable[[str], str]:
     return run
 
 
+_PHONE_FORMAT = re.compile(r"[\s\-().\u3000]+")
+
+
+def _phone_pre(raw: str) -> str:
+    """Formatting-only normalisation (spaces, dashes, brackets, 00 -> +); meaning is left to the standardiser."""
+    s = _PHONE_FORMAT.sub("", raw)
+    return "+" + s[2:] if s.startswith("00") else s
+
+
 def _email_fn() -> Callable[[str], str]:
     fn = _std("email_key")
     if fn is None:
@@ -380,11 +389,17 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return col.fillna("")
 
 
-def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None) -> KeyColumn:
+def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
+            pre: Callable[[str], str] | None = None) -> KeyColumn:
     """Standardise distinct raw values with ``fn`` and factorise the results to codes."""
     raw_codes, raw_uniques = pd.factorize(values)
     if fn is None:
         std = np.asarray(raw_uniques, dtype=object)
+    elif pre is not None:
+        # collapse pure formatting variants first so the (slower) standardiser sees fewer values
+        pre_codes, pre_uniques = pd.factorize(np.array([pre(v) for v in raw_uniques], dtype=object))
+        pre_std = np.array([fn(v) if v else "" for v in pre_uniques], dtype=object)
+        std = pre_std[pre_codes] if len(pre_std) else np.asarray(raw_uniques, dtype=object)
     else:
         std = np.array([fn(v) if v else "" for v in raw_uniques], dtype=object)
     key_codes, key_uniques = pd.factorize(std)
@@ -462,8 +477,8 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["dob"] = _encode(_column(frame, "birth_date"), _date_fn())
     p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
     p.keys["national_id"] = _encode(_column(frame, "national_id"), _fallback_national_id)
-    p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn())
-    p.keys["email"] = _encode(_column(frame, "email"), _email_fn())
+    p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn(), pre=_phone_pre)
+    p.keys["email"] = _encode(_column(frame, "email"), _email_fn(), pre=lambda e: e.strip().lower())
     p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
     # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
     # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
