@@ -139,3 +139,17 @@ def test_thresholds_are_settings(customers):
     strict = deduplicate(df, settings=DedupeSettings(auto_match=0.999999))
     loose = deduplicate(df)
     assert strict.clusters.cluster_id.nunique() >= loose.clusters.cluster_id.nunique()
+
+
+@pytest.mark.parametrize("rows", [
+    [],
+    [{"record_id": "1", "full_name": "Alice Wong"}],
+    [{"record_id": "1", "full_name": "Alice Wong", "phone": "123456789"},
+     {"record_id": "2", "full_name": "Bob Smith", "phone": "987654321"}],
+])
+def test_tiny_inputs(rows):
+    df = pd.DataFrame(rows, columns=["record_id", "full_name", "phone"]).fillna("")
+    res = deduplicate(df)
+    assert list(res.clusters.record_id) == list(df.record_id)
+    assert res.clusters.cluster_id.nunique() == len(df)
+    assert isinstance(res.pairs, pd.DataFrame)

@@ -157,6 +157,7 @@ def deduplicate(
     step("score")
     mw = np.empty(len(left), dtype=np.float32)
     conflict = np.empty(len(left), dtype=bool)
+    contrib = None
     for a in range(0, len(left), CHUNK):
         sl = slice(a, a + CHUNK)
         w, contrib = score(model, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]))
