@@ -136,7 +136,10 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarra
     # nickname equivalence (Bob ~ Robert) and initials (J ~ John) on the given side
     ci, cj = v.canon[i], v.canon[j]
     canon_eq = (ci >= 0) & (ci == cj) & ~swap
-    gi_s, gj_s = np.where(swap, fi, gi), np.where(swap, fj, gj)
+    # a nickname vs a typo'd full name (jenny ~ jeknifer): compare the canonical forms too
+    canon_sim = np.where(swap, np.nan, np.minimum(_jw_codes(v, ci, cj), 0.99))  # agreement via nickname = close
+    giv_sim = np.where(np.nan_to_num(canon_sim) > np.nan_to_num(giv_sim), canon_sim, giv_sim)
+    gi_s, gj_s = gi, np.where(swap, fj, gj)  # swapped: i's given name faces j's family name
     li = np.array([len(s) for s in v.uniques], dtype=np.int32) if len(v.uniques) else np.zeros(0, np.int32)
     first = np.array([s[:1] for s in v.uniques], dtype=object)
     both = (gi_s >= 0) & (gj_s >= 0)
