@@ -73,16 +73,18 @@ def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) ->
     g = key[order]
     _, start, counts = np.unique(g, return_index=True, return_counts=True)
     size = np.repeat(counts, counts)  # block size at each sorted position
-    big_any = bool((counts > rule.cap).any())
+    off = np.arange(len(order)) - np.repeat(start, counts)  # position inside its block
+    # positions that still have a partner k places further on; shrinks quickly as k grows, so the
+    # cost is O(pairs) rather than O(n * cap)
+    active = np.flatnonzero(size > 1)
     out = []
-    max_k = max(rule.cap - 1, rule.window if big_any else 0)
-    for k in range(1, max_k + 1):
-        same = g[:-k] == g[k:]
-        if k > rule.window:
-            same &= size[:-k] <= rule.cap
-        if not same.any():
-            break  # no block (of the allowed sizes) is longer than k
-        a, b = order[:-k][same], order[k:][same]
+    k = 0
+    while len(active):
+        k += 1
+        active = active[(size[active] - off[active] - 1 >= k) & ((size[active] <= rule.cap) | (k <= rule.window))]
+        if not len(active):
+            break
+        a, b = order[active], order[active + k]
         lo, hi = np.minimum(a, b), np.maximum(a, b)
         out.append(lo.astype(np.int64) * n + hi)
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
