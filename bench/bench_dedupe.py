@@ -89,8 +89,8 @@ def splink_worker(data: str, out: str) -> None:
     settings = SettingsCreator(
         link_type="dedupe_only",
         comparisons=[
-            cl.NameComparison("first_name"),
-            cl.NameComparison("surname"),
+            cl.NameComparison("first_name").configure(term_frequency_adjustments=True),
+            cl.NameComparison("surname").configure(term_frequency_adjustments=True),
             cl.DateOfBirthComparison("dob", input_is_string=True),
             cl.EmailComparison("email"),
             cl.LevenshteinAtThresholds("phone", [1, 2]).configure(term_frequency_adjustments=True),
