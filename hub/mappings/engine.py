@@ -125,7 +125,9 @@ class CompiledField:
     nested: list[CompiledField] | None = None
     nested_model: type[BaseModel] | None = None
     region: Getter | None = None
-    memo: dict[Any, Any] = field(default_factory=dict)
+    memo: dict[Any, Any] | None = field(default_factory=dict)  # None: memo switched off (low hit rate)
+    hits: int = 0
+    misses: int = 0
     run: Any = None  # bound fast path: (node, ctx) -> (updates, flags); set by _bind
 
 
@@ -406,7 +408,7 @@ def _bind(cf: CompiledField) -> CompiledField:
         cf.run = lambda node, ctx: _run_each(cf, node, ctx)
         return cf
     assert cf.std is not None
-    fn, name, opts, memo, single = cf.std.fn, cf.name, cf.options, cf.memo, cf.single
+    fn, name, opts, single = cf.std.fn, cf.name, cf.options, cf.single
     if cf.region is not None or single is None:
         std = cf.std
         cf.run = lambda node, ctx: _call(cf, std, node, ctx)
@@ -414,22 +416,17 @@ def _bind(cf: CompiledField) -> CompiledField:
 
     def run(node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
         inputs = single(node)
-        key = _memo_key(ctx, inputs)
-        try:
-            hit = memo.get(key)
-        except TypeError:  # unhashable input (a list or object reached by the path)
+        if cf.memo is None:
             return fn(name, inputs, ctx, opts)
-        if hit is None:
-            if len(memo) >= _MEMO_MAX:
-                memo.clear()
-            hit = memo[key] = fn(name, inputs, ctx, opts)
-        return hit
+        return _memoised(cf, _memo_key(ctx, inputs), inputs, ctx)
 
     cf.run = run
     return cf
 
 
-_MEMO_MAX = 50_000
+_MEMO_MAX = 20_000
+# after this many misses a field whose values hardly repeat (names, e-mails, ids) stops memoising
+_MEMO_PROBE = 4_000
 
 
 def _typed(values: list[Any]) -> tuple[Any, ...]:
@@ -466,17 +463,31 @@ def _call(cf: CompiledField, std: Standardiser, node: Any, ctx: Context) -> tupl
         key = (ctx, *[_typed(v) for v in inputs.values()])
     else:
         inputs, key = [], (ctx,)
-    # Customer data repeats (cities, consent values, the same person in two systems): memoise the adapter
-    # per field. Results are shared, so nothing downstream may mutate them.
+    if cf.memo is None:
+        return std.fn(cf.name, inputs, ctx, cf.options)
+    return _memoised(cf, key, inputs, ctx)
+
+
+def _memoised(cf: CompiledField, key: tuple[Any, ...], inputs: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """Customer data repeats (cities, statuses, consent values, dates): memoise the adapter per field.
+    Fields whose values hardly repeat switch the memo off after a probe, so it costs neither time nor
+    memory there. Results are shared between records, so nothing downstream may mutate them."""
     memo = cf.memo
+    assert memo is not None and cf.std is not None
     try:
         hit = memo.get(key)
     except TypeError:  # unhashable input (a list or object reached by the path)
-        return std.fn(cf.name, inputs, ctx, cf.options)
-    if hit is None:
-        if len(memo) >= _MEMO_MAX:
-            memo.clear()
-        hit = memo[key] = std.fn(cf.name, inputs, ctx, cf.options)
+        return cf.std.fn(cf.name, inputs, ctx, cf.options)
+    if hit is not None:
+        cf.hits += 1
+        return hit
+    cf.misses += 1
+    if cf.misses >= _MEMO_PROBE and cf.hits * 4 < cf.misses:
+        cf.memo = None  # under 20 % hits: not worth a dict look-up per record
+        return cf.std.fn(cf.name, inputs, ctx, cf.options)
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()
+    hit = memo[key] = cf.std.fn(cf.name, inputs, ctx, cf.options)
     return hit
 
 
