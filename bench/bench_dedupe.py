@@ -40,16 +40,44 @@ def _data(size: int) -> Path:
     return path
 
 
-def _run(cmd: list[str]) -> dict:
-    """Run a subprocess; return wall, cpu (user+sys) and peak RSS (MB) of that process."""
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _run(cmd: list[str], mem_cap_mb: float) -> dict:
+    """Run a subprocess; return wall, cpu (user+sys) and peak RSS (MB) of that process. A run that grows
+    beyond ``mem_cap_mb`` is stopped (the machine is shared) and reported as failed."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, ru = os.wait4(proc.pid, 0)
+    err_path = OUT / "last_stderr.txt"
+    with open(err_path, "w", encoding="utf-8") as err_fh:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_fh)
+        killed = False
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if _rss_mb(proc.pid) > mem_cap_mb:
+                proc.kill()
+                killed = True
+                _, status, ru = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.5)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, tell Popen
     wall = time.perf_counter() - t
-    err = proc.stderr.read() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[:4]} failed: {err[-2000:]}")
-    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024}
+    res = {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024, "failed": ""}
+    if killed:
+        res["failed"] = f"stopped: RSS above {mem_cap_mb / 1024:.0f} GB"
+    elif proc.returncode != 0:
+        lines = err_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        res["failed"] = f"exit {proc.returncode}: {lines[-1][:120] if lines else ''}"
+    return res
 
 
 def _metrics(clusters_csv: Path, truth: pd.Series, id_col: str, cluster_col: str) -> dict:
@@ -105,7 +133,13 @@ def splink_worker(data: str, out: str) -> None:
         ],
         retain_intermediate_calculation_columns=False,
     )
-    db_api = DuckDBAPI()
+    import duckdb
+
+    con = duckdb.connect()
+    # let DuckDB spill to disk rather than take the shared machine's memory
+    con.execute(f"SET memory_limit='{os.environ.get('SPLINK_MEMORY_LIMIT', '8GB')}'")
+    con.execute(f"SET temp_directory='{OUT / 'duckdb_tmp'}'")
+    db_api = DuckDBAPI(connection=con)
     linker = Linker(db_api.register(df), settings)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("first_name", "surname", "dob"), block_on("phone"), block_on("email")], recall=0.7)
@@ -122,6 +156,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000,1000000", help="comma-separated record counts")
     ap.add_argument("--skip-splink", action="store_true")
+    ap.add_argument("--mem-cap-gb", type=float, default=12.0,
+                    help="stop a tool whose RSS exceeds this (the machine is shared); reported as failed")
     ap.add_argument("--splink-worker", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.splink_worker:
@@ -137,22 +173,29 @@ def main() -> int:
         if not inp.exists():
             pd.read_parquet(data).drop(columns=["entity_id"]).to_parquet(inp, index=False)
         hub_out = OUT / f"hub_clusters_{size}.csv"
-        r = _run([sys.executable, "-m", "hub.dedupe.cli", str(inp), "--out", str(hub_out), "--quiet"])
-        r.update(_metrics(hub_out, truth, "record_id", "cluster_id"))
+        r = _run([sys.executable, "-m", "hub.dedupe.cli", str(inp), "--out", str(hub_out), "--quiet"], args.mem_cap_gb * 1024)
+        if not r["failed"]:
+            r.update(_metrics(hub_out, truth, "record_id", "cluster_id"))
         rows.append({"size": size, "tool": "hub dedupe", **r})
         print(rows[-1], file=sys.stderr)
         if not args.skip_splink:
             sp_out = OUT / f"splink_clusters_{size}.csv"
-            r = _run([sys.executable, __file__, "--splink-worker", str(data), str(sp_out)])
-            r.update(_metrics(sp_out, truth, "unique_id", "cluster_id"))
+            r = _run([sys.executable, __file__, "--splink-worker", str(data), str(sp_out)], args.mem_cap_gb * 1024)
+            if not r["failed"]:
+                r.update(_metrics(sp_out, truth, "unique_id", "cluster_id"))
             rows.append({"size": size, "tool": "splink (duckdb)", **r})
             print(rows[-1], file=sys.stderr)
     cols = ["size", "tool", "wall_s", "cpu_s", "peak_mb", "pairwise_precision", "pairwise_recall", "pairwise_f1",
-            "cluster_precision", "cluster_recall", "cluster_f1"]
+            "cluster_precision", "cluster_recall", "cluster_f1", "failed"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+
+    def fmt(c: str, v: object) -> str:
+        if isinstance(v, float):
+            return f"{v:.1f}" if c in ("wall_s", "cpu_s", "peak_mb") else f"{v:.4f}"
+        return str(v)
+
     for r in rows:
-        lines.append("| " + " | ".join(f"{r[c]:.4f}" if isinstance(r[c], float) and c not in ("wall_s", "cpu_s", "peak_mb")
-                                          else f"{r[c]:.1f}" if isinstance(r[c], float) else str(r[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(fmt(c, r.get(c, "-")) for c in cols) + " |")
     table = "\n".join(lines)
     print(table)
     (OUT / "dedupe.md").write_text(
