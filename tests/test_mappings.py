@@ -237,6 +237,16 @@ def test_woocommerce_chinese_customer_traditional_script_and_phone_formats(mappi
     assert billing.region == "江苏省" and billing.city == "南京市" and billing.country == "CN"
 
 
+def test_woocommerce_province_codes_become_province_names(mappings) -> None:
+    payload = copy.deepcopy(WOO_CUSTOMER)
+    payload["billing"].update(country="CN", state="CN24", city="成都市", postcode="610041",
+                              address_1="Room 2701, Building 16, No. 78 Tianhe Road")
+    r = _map_one(mappings["woocommerce"], "customers", "webshop", "1", payload).records[0]
+    billing = next(a for a in r.record["addresses"] if a["kind"] == "billing")
+    assert (billing["region"], billing["city"], billing["country"]) == ("四川省", "成都市", "CN")
+    assert not any(f.startswith("addresses:address.division") for f in r.quality_flags)
+
+
 def test_woocommerce_documented_order(mappings) -> None:
     sample = _decl("woocommerce")["entities"]["orders"]["sample"]
     out = _map_one(mappings["woocommerce"], "orders", "webshop", "727", sample)

@@ -273,6 +273,10 @@ def _compile_spec(
         raise err(f"the field is a list; standardiser {std_name!r} produces one value")
     opts = dict(spec.options)
     allowed = sorted(map(str, info.literals)) if info.literals is not None else None
+    if "region_values" in opts:
+        if not isinstance(opts["region_values"], dict):
+            raise err("'region_values' must be a mapping code -> region name")
+        opts["_region_table"] = {str(k).strip().upper(): str(v) for k, v in opts["region_values"].items()}
     if std_name in ("address", "addresses") and "kind" in opts:
         kinds = field_info(models.Address, "kind").literals or frozenset()
         if opts["kind"] not in kinds:

@@ -357,6 +357,10 @@ def _address_one(roles: Mapping[str, list[Any]], ctx: Context, opts: Mapping[str
     district = _join(roles.get("district", []))
     city = _join(roles.get("city", []))
     region = _join(roles.get("region", []))
+    table = opts.get("_region_table")
+    if table and region:
+        # the source's own subdivision codes (WooCommerce "CN24" = 四川省) to names the standardiser knows
+        region = table.get(region.strip().upper(), region)
     postal = _join(roles.get("postal_code", []))
     country = _join(roles.get("country", []))
     if not any((street, district, city, region, postal)):
@@ -595,9 +599,9 @@ STANDARDISERS: dict[str, Standardiser] = {
         Standardiser("birth_date", _birth_date, options=frozenset({"dayfirst"})),
         Standardiser("datetime", _datetime, options=frozenset({"unit", "dayfirst"})),
         Standardiser("address", _address, roles=_ADDRESS_ROLES,
-                     options=frozenset({"kind", "default_country"})),
+                     options=frozenset({"kind", "default_country", "region_values"})),
         Standardiser("addresses", _addresses, roles=_ADDRESS_ROLES, produces_list=True,
-                     options=frozenset({"kind", "default_country"})),
+                     options=frozenset({"kind", "default_country", "region_values"})),
         Standardiser("national_id", _national_id, roles=frozenset({"value", "type"}),
                      required_roles=frozenset({"value"}), fills=("national_id_type",),
                      options=frozenset({"type"})),
