@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -163,11 +164,26 @@ def demo(customers: int = 2000, reset_first: bool = False) -> int:
     return 0 if result.success else 1
 
 
+def _dismiss_welcome_dialog(port: int, proc: subprocess.Popen) -> None:
+    """The UI's one-time "join the community" dialog covers the graph; mark it seen once the UI answers."""
+    import requests
+
+    for _ in range(120):
+        if proc.poll() is not None:
+            return
+        try:
+            requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": "mutation { setNuxSeen }"}, timeout=5)
+            return
+        except requests.RequestException:
+            time.sleep(2)
+
+
 def ui(customers: int = 2000, port: int = 3000) -> int:
     """Start the sandbox and `dagster dev` on 127.0.0.1 against the same instance the demo writes."""
     prepare_dagster_home()
     with running_sandbox(customers):
-        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port)]
+        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "hub.definitions",
+               "-h", "127.0.0.1", "-p", str(port)]
 
         def _reset_signals() -> None:  # `dagster dev` ignores SIGTERM when started with inherited SIG_IGN
             signal.signal(signal.SIGINT, signal.SIG_DFL)
@@ -176,6 +192,7 @@ def ui(customers: int = 2000, port: int = 3000) -> int:
 
         proc = subprocess.Popen(cmd, preexec_fn=_reset_signals)  # noqa: PLW1509 - needed, see dagster.md
         print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the sandbox)")
+        threading.Thread(target=_dismiss_welcome_dialog, args=(port, proc), daemon=True).start()
         try:
             return proc.wait()
         except KeyboardInterrupt:
