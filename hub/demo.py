@@ -193,6 +193,11 @@ def ui(customers: int = 2000, port: int = 3000) -> int:
         proc = subprocess.Popen(cmd, preexec_fn=_reset_signals)  # noqa: PLW1509 - needed, see dagster.md
         print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the sandbox)")
         threading.Thread(target=_dismiss_welcome_dialog, args=(port, proc), daemon=True).start()
+
+        def _on_term(_signum: int, _frame: Any) -> None:  # `kill` stops the UI like Ctrl-C does
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _on_term)
         try:
             return proc.wait()
         except KeyboardInterrupt:
