@@ -70,3 +70,20 @@ def test_demo_twice_on_sqlite_is_incremental(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_demo_twice_on_postgresql(tmp_path: Path, postgres_database_url: str) -> None:
     _run_twice(tmp_path, env={"HUB_DATABASE_URL": postgres_database_url})
+
+
+def test_changes_in_every_source_are_picked_up_and_pushed_to_the_others(tmp_path: Path) -> None:
+    """Between two syncs every sandbox system changes (new phone, moved address, new order, new follower, new
+    calls): the next sync pulls those changes from each source and writes their effect back."""
+    env = {"HUB_DATABASE_URL": ""}
+    _hub(tmp_path, "demo", "--customers", "300", env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hub.sandbox", "mutate", str(tmp_path / ".hub" / "sandbox"), "--fraction", "0.1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    second = _hub(tmp_path, "demo", env=env)
+    pulled = _pulled(second)
+    for source, (new, changed, _) in pulled.items():
+        assert new + changed > 0, f"{source} changes were not pulled:\n{second}"
+    assert sum(_pushed(second).values()) > 0, second
