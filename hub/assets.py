@@ -11,6 +11,7 @@ is incremental across runs and the store can be PostgreSQL in production.
 
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,108 +130,121 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
     return _push
 
 
+def build_stage_asset(
+    name: str, group: str, deps: list[Any], description: str, run: Callable[[Any], Any]
+) -> dg.AssetsDefinition:
+    """An asset for one store-to-store stage: ``run(store)`` returns the stage's stats (counts + markdown)."""
+
+    @dg.asset(name=name, group_name=group, kinds={"python"}, deps=deps, description=description)
+    def _stage(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata=stats_metadata(run(store.store())))
+
+    return _stage
+
+
+# Each stage's entry point, imported when the asset runs (keeps loading the definitions light).
+
+
+def _stage_records(config: HubConfig) -> Callable[[Any], Any]:
+    def run(store: Any) -> Any:
+        from hub.mappings import load_mappings
+        from hub.staging import stage_pending
+
+        return stage_pending(store, load_mappings(), config.sources)
+
+    return run
+
+
+def _match(config: HubConfig) -> Callable[[Any], Any]:
+    def run(store: Any) -> Any:
+        from hub.golden import match_and_cluster
+
+        return match_and_cluster(store, config.matching, mode="incremental")
+
+    return run
+
+
+def _golden(config: HubConfig) -> Callable[[Any], Any]:
+    def run(store: Any) -> Any:
+        from hub.golden import build_golden
+
+        return build_golden(store, config.survivorship)
+
+    return run
+
+
+def _review_queue(store: Any) -> Any:
+    from hub.stewardship import review_queue_summary
+
+    return review_queue_summary(store)
+
+
+def _customer_360(config: HubConfig) -> Callable[[Any], Any]:
+    def run(store: Any) -> Any:
+        from hub.customer360 import build_360
+
+        return build_360(store, config.segments)
+
+    return run
+
+
+def _push_plan(config: HubConfig, targets: list[str]) -> Callable[[Any], Any]:
+    def run(store: Any) -> Any:
+        from hub.push_plan import plan_pushes
+
+        return plan_pushes(store, {**config.push, "targets": targets})
+
+    return run
+
+
 def build_assets(config: HubConfig) -> list[Any]:
     sources = config.enabled_sources
     pull_assets = [build_pull_asset(name, src) for name, src in sources.items()]
     targets = [t for t in config.push.get("targets", list(sources)) if t in sources and sources[t].push]
     push_assets = [build_push_asset(t, sources[t]) for t in targets]
 
-    @dg.asset(
-        group_name="standardise",
-        kinds={"python"},
-        deps=[a.key for a in pull_assets],
-        description=(
-            "Canonical customer, order, shipment and interaction records: every landed payload that changed "
-            "since it was last staged is mapped with its source's declarative mapping (hub/mappings) and "
-            "standardised (names incl. Chinese script/pinyin, E.164 phones, e-mails, dates, addresses, ids). "
-            "Records failing a required rule go to quarantine with reason codes; nothing is dropped."
-        ),
+    staged_records = build_stage_asset(
+        "staged_records", "standardise", [a.key for a in pull_assets],
+        "Canonical customer, order, shipment and interaction records: every landed payload that changed "
+        "since it was last staged is mapped with its source's declarative mapping (hub/mappings) and "
+        "standardised (names incl. Chinese script/pinyin, E.164 phones, e-mails, dates, addresses, ids). "
+        "Records failing a required rule go to quarantine with reason codes; nothing is dropped.",
+        _stage_records(config),
     )
-    def staged_records(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.mappings import load_mappings
-        from hub.staging import stage_pending
-
-        stats = stage_pending(store.store(), load_mappings(), config.sources)
-        return dg.MaterializeResult(metadata=stats_metadata(stats))
-
-    @dg.asset(
-        group_name="match",
-        kinds={"python"},
-        deps=[staged_records],
-        description=(
-            "Scored candidate pairs of customer records (Fellegi–Sunter match weights, unsupervised), with "
-            "per-field comparison levels and weights as explanation, banded into match / review / non-match. "
-            "Incremental: only new and changed records are matched against the existing golden members."
-        ),
+    match_pairs = build_stage_asset(
+        "match_pairs", "match", [staged_records],
+        "Scored candidate pairs of customer records (Fellegi–Sunter match weights, unsupervised), with "
+        "per-field comparison levels and weights as explanation, banded into match / review / non-match. "
+        "Incremental: only new and changed records are matched against the existing golden members.",
+        _match(config),
     )
-    def match_pairs(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.golden import match_and_cluster
-
-        stats = match_and_cluster(store.store(), config.matching, mode="incremental")
-        return dg.MaterializeResult(metadata=stats_metadata(stats))
-
-    @dg.asset(
-        group_name="golden",
-        kinds={"python"},
-        deps=[match_pairs],
-        description=(
-            "Golden customer records with persistent golden ids, survivorship per field (hub.yaml) and "
-            "field-level lineage; the xref maps every source record to its golden id over time, and every "
-            "merge / split / retirement is in the golden-id history."
-        ),
+    golden_customers = build_stage_asset(
+        "golden_customers", "golden", [match_pairs],
+        "Golden customer records with persistent golden ids, survivorship per field (hub.yaml) and "
+        "field-level lineage; the xref maps every source record to its golden id over time, and every "
+        "merge / split / retirement is in the golden-id history.",
+        _golden(config),
     )
-    def golden_customers(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.golden import build_golden
-
-        stats = build_golden(store.store(), config.survivorship)
-        return dg.MaterializeResult(metadata=stats_metadata(stats))
-
-    @dg.asset(
-        group_name="golden",
-        kinds={"python"},
-        deps=[match_pairs],
-        description=(
-            "The steward review queue: pairs in the review band awaiting a decision "
-            "(`hub review list`, `hub review decide PAIR match|no-match`). Decisions always win over the "
-            "model on later runs."
-        ),
+    steward_review_queue = build_stage_asset(
+        "steward_review_queue", "golden", [match_pairs],
+        "The steward review queue: pairs in the review band awaiting a decision "
+        "(`hub review list`, `hub review decide PAIR match|no-match`). Decisions always win over the "
+        "model on later runs.",
+        _review_queue,
     )
-    def steward_review_queue(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.stewardship import review_queue_summary
-
-        stats = review_queue_summary(store.store())
-        return dg.MaterializeResult(metadata=stats_metadata(stats))
-
-    @dg.asset(
-        group_name="serve",
-        kinds={"python"},
-        deps=[golden_customers],
-        description=(
-            "The 360° view per golden customer: profile with lineage, orders and shipments from every system, "
-            "calls matched by E.164 phone, social follows, RFM scores, value tier, lifecycle stage, segment "
-            "and merged consent. Only changed rows are rewritten."
-        ),
+    customer_360 = build_stage_asset(
+        "customer_360", "serve", [golden_customers],
+        "The 360° view per golden customer: profile with lineage, orders and shipments from every system, "
+        "calls matched by E.164 phone, social follows, RFM scores, value tier, lifecycle stage, segment "
+        "and merged consent. Only changed rows are rewritten.",
+        _customer_360(config),
     )
-    def customer_360(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.customer360 import build_360
-
-        stats = build_360(store.store(), config.segments)
-        return dg.MaterializeResult(metadata=stats_metadata(stats))
-
-    @dg.asset(
-        group_name="push",
-        kinds={"python"},
-        deps=[customer_360],
-        description=(
-            "The push outbox: for every target system, the desired golden id / segment / value tier per "
-            "target record. Diff-only — a row is queued only when the target does not already hold it."
-        ),
+    push_outbox = build_stage_asset(
+        "push_outbox", "push", [customer_360],
+        "The push outbox: for every target system, the desired golden id / segment / value tier per "
+        "target record. Diff-only — a row is queued only when the target does not already hold it.",
+        _push_plan(config, targets),
     )
-    def push_outbox(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        from hub.push_plan import plan_pushes
-
-        stats = plan_pushes(store.store(), {**config.push, "targets": targets})
-        return dg.MaterializeResult(metadata=stats_metadata(stats))
 
     @dg.asset(
         group_name="report",
