@@ -51,29 +51,32 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _run(cmd: list[str], mem_cap_mb: float) -> dict:
+def _run(cmd: list[str], mem_cap_mb: float, time_cap_s: float = 1800.0) -> dict:
     """Run a subprocess; return wall, cpu (user+sys) and peak RSS (MB) of that process. A run that grows
     beyond ``mem_cap_mb`` is stopped (the machine is shared) and reported as failed."""
     t = time.perf_counter()
     err_path = OUT / "last_stderr.txt"
     with open(err_path, "w", encoding="utf-8") as err_fh:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err_fh)
-        killed = False
+        killed = ""
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            if _rss_mb(proc.pid) > mem_cap_mb:
+            over_time = time.perf_counter() - t > time_cap_s
+            if _rss_mb(proc.pid) > mem_cap_mb or over_time:
                 proc.kill()
-                killed = True
+                killed = "time" if over_time else "memory"
                 _, status, ru = os.wait4(proc.pid, 0)
                 break
             time.sleep(0.5)
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, tell Popen
     wall = time.perf_counter() - t
     res = {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024, "failed": ""}
-    if killed:
+    if killed == "memory":
         res["failed"] = f"stopped: RSS above {mem_cap_mb / 1024:.0f} GB"
+    elif killed == "time":
+        res["failed"] = f"stopped: still running after {time_cap_s:.0f} s"
     elif proc.returncode != 0:
         lines = err_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         res["failed"] = f"exit {proc.returncode}: {lines[-1][:120] if lines else ''}"
@@ -156,6 +159,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100000,1000000", help="comma-separated record counts")
     ap.add_argument("--skip-splink", action="store_true")
+    ap.add_argument("--time-cap-s", type=float, default=1800.0, help="stop a tool running longer than this")
     ap.add_argument("--mem-cap-gb", type=float, default=12.0,
                     help="stop a tool whose RSS exceeds this (the machine is shared); reported as failed")
     ap.add_argument("--splink-worker", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
@@ -173,14 +177,16 @@ def main() -> int:
         if not inp.exists():
             pd.read_parquet(data).drop(columns=["entity_id"]).to_parquet(inp, index=False)
         hub_out = OUT / f"hub_clusters_{size}.csv"
-        r = _run([sys.executable, "-m", "hub.dedupe.cli", str(inp), "--out", str(hub_out), "--quiet"], args.mem_cap_gb * 1024)
+        r = _run([sys.executable, "-m", "hub.dedupe.cli", str(inp), "--out", str(hub_out), "--quiet"], args.mem_cap_gb * 1024,
+                 args.time_cap_s)
         if not r["failed"]:
             r.update(_metrics(hub_out, truth, "record_id", "cluster_id"))
         rows.append({"size": size, "tool": "hub dedupe", **r})
         print(rows[-1], file=sys.stderr)
         if not args.skip_splink:
             sp_out = OUT / f"splink_clusters_{size}.csv"
-            r = _run([sys.executable, __file__, "--splink-worker", str(data), str(sp_out)], args.mem_cap_gb * 1024)
+            r = _run([sys.executable, __file__, "--splink-worker", str(data), str(sp_out)], args.mem_cap_gb * 1024,
+                     args.time_cap_s)
             if not r["failed"]:
                 r.update(_metrics(sp_out, truth, "unique_id", "cluster_id"))
             rows.append({"size": size, "tool": "splink (duckdb)", **r})
