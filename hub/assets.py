@@ -269,7 +269,11 @@ def build_assets(config: HubConfig) -> list[Any]:
             push_outbox, *push_assets, data_quality_report]
 
 
-def build_checks() -> list[dg.AssetChecksDefinition]:
+def build_checks(config: HubConfig) -> list[dg.AssetChecksDefinition]:
+    may_create = frozenset(
+        name for name, opts in config.push.items() if isinstance(opts, dict) and opts.get("create_missing")
+    )
+
     @dg.asset_check(
         asset="golden_customers",
         blocking=True,
@@ -312,7 +316,7 @@ def build_checks() -> list[dg.AssetChecksDefinition]:
     def push_outbox_targets_known(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
         from hub.checks import outbox_targets
 
-        result = outbox_targets(store.store())
+        result = outbox_targets(store.store(), may_create)
         return dg.AssetCheckResult(
             passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,

@@ -104,7 +104,8 @@ def quarantine_rate(store: Store, max_rate: float = 0.10) -> CheckOutcome:
     return CheckOutcome(passed=not problems, metadata=meta, problems=problems)
 
 
-def outbox_targets(store: Store, may_create: frozenset[str] = frozenset({"erp", "tryton"})) -> CheckOutcome:
+def outbox_targets(store: Store, may_create: frozenset[str] = frozenset()) -> CheckOutcome:
+    """Rows without a target record are creates: only targets configured with create_missing may have them."""
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(push_outbox.c.target, sa.func.count())

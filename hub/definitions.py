@@ -14,7 +14,7 @@ from hub.resources import build_resources
 config = load_config()
 
 all_assets = build_assets(config)
-all_checks = build_checks()
+all_checks = build_checks(config)
 
 full_sync = dg.define_asset_job(
     "full_sync",
