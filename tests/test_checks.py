@@ -1,0 +1,65 @@
+"""The checks that guard every push: they pass on a consistent golden layer and fail, naming the problem,
+on an inconsistent one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.checks import golden_consistency, outbox_targets, quarantine_rate
+from hub.store import Store, golden_customer, staged_record, xref
+
+T = datetime(2026, 1, 1)
+
+
+def _staged(store: Store, key: str, national_id: str | None = None) -> None:
+    source, sid = key.split(":")
+    rec = {"source": source, "source_id": sid, "national_id": national_id}
+    with store.begin() as conn:
+        conn.execute(staged_record.insert().values(entity="customers", record_key=key, source=source,
+                                                   source_id=sid, record=rec, quality_flags=[],
+                                                   record_hash=key, staged_at=T))
+
+
+def _golden(store: Store, gid: str, keys: list[str], status: str = "active") -> None:
+    with store.begin() as conn:
+        conn.execute(golden_customer.insert().values(golden_id=gid, status=status, record={}, created_at=T,
+                                                     updated_at=T))
+        for key in keys:
+            source, sid = key.split(":")
+            conn.execute(xref.insert().values(record_key=key, source=source, source_id=sid, golden_id=gid,
+                                              valid_from=T))
+
+
+def test_consistent_golden_layer_passes(store: Store) -> None:
+    _staged(store, "erp:1", "11010519491231002X")
+    _staged(store, "webshop:7", "11010519491231002X")
+    _golden(store, "G1", ["erp:1", "webshop:7"])
+    assert golden_consistency(store).passed
+
+
+def test_unmapped_records_and_national_id_conflicts_fail(store: Store) -> None:
+    _staged(store, "erp:1", "11010519491231002X")
+    _staged(store, "webshop:7", "440524188001010014")
+    _staged(store, "social:o1")
+    _golden(store, "G1", ["erp:1", "webshop:7"])
+    outcome = golden_consistency(store)
+    assert not outcome.passed
+    assert outcome.metadata["unmapped_records"] == 1
+    assert outcome.metadata["national_id_conflicts"] == 1
+    assert "two different national ids" in outcome.markdown()
+
+
+def test_xref_to_a_retired_golden_id_fails(store: Store) -> None:
+    _staged(store, "erp:1")
+    _golden(store, "G1", ["erp:1"], status="retired")
+    assert golden_consistency(store).metadata["dangling_xref_golden_ids"] == 1
+
+
+def test_creates_only_where_configured(store: Store) -> None:
+    store.enqueue_push("webshop", "customers", "", "G1", {"create": {}})
+    assert not outbox_targets(store, frozenset()).passed
+    assert outbox_targets(store, frozenset({"webshop"})).passed
+
+
+def test_quarantine_rate_per_source(store: Store) -> None:
+    assert quarantine_rate(store).passed  # empty store: nothing to warn about
