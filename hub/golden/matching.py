@@ -64,7 +64,7 @@ class MatchSettings(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     engine: Literal["auto", "dedupe", "exact"] = "auto"
-    block_cap: int = Field(50, ge=2)  # a block key shared by more records is too common to link anything
+    block_cap: int = Field(24, ge=2)  # a block key shared by more records is too common to link anything
     # an incremental run whose affected set exceeds this share of all records runs as a full rebuild
     full_rebuild_share: float = Field(0.3, gt=0, le=1)
     exact: ExactSettings = Field(default_factory=ExactSettings)
