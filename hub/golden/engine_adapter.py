@@ -152,12 +152,12 @@ class EngineMatcher:
 
     # blocking / scoring / clustering ----------------------------------------------------------------------------
 
-    def block_pairs(self, b: EngineBatch) -> tuple[np.ndarray, list[str]]:
+    def block_pairs(self, b: EngineBatch) -> tuple[np.ndarray, np.ndarray]:
         """(record position, hashed block key) for every key of every record, vectorised per rule."""
         from hub.dedupe.blocking import DEFAULT_RULES
 
         pos_parts: list[np.ndarray] = []
-        key_parts: list[str] = []
+        key_parts: list[np.ndarray] = []
         n = len(b.keys)
         for rule in DEFAULT_RULES:
             if not rule.keys:  # a global sorted neighbourhood is not local: skip it
@@ -172,9 +172,10 @@ class EngineMatcher:
             for c in cols[1:]:
                 joined = joined + "|" + pd.Series(c[ok]).astype(str).to_numpy()
             pos_parts.append(np.flatnonzero(ok))
-            key_parts.extend(hash_keys(rule.name + ":" + joined))
-        pos = np.concatenate(pos_parts) if pos_parts else np.empty(0, dtype=np.int64)
-        return pos, key_parts
+            key_parts.append(hash_keys(rule.name + ":" + joined))
+        if not pos_parts:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+        return np.concatenate(pos_parts), np.concatenate(key_parts)
 
     def _score_idx(self, b: EngineBatch, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
         from hub.dedupe.compare import compare_fields, tf_codes

@@ -31,7 +31,7 @@ from rapidfuzz import fuzz
 from sqlalchemy.engine import Connection
 
 from hub.golden.clustering import greedy_clusters
-from hub.golden.features import Features, features_of, hash_keys
+from hub.golden.features import Features, features_of, hash_keys, hex_key
 from hub.golden.review import Constraints, load_constraints, pair_key
 from hub.golden.tables import ensure_tables, match_block, match_model, match_record, match_run
 from hub.store import Store, match_pair, staged_record
@@ -129,7 +129,7 @@ class ExactMatcher:
     def train(self, b: ExactBatch) -> None:
         return None  # fixed weights: nothing to estimate
 
-    def block_pairs(self, b: ExactBatch) -> tuple[np.ndarray, list[str]]:
+    def block_pairs(self, b: ExactBatch) -> tuple[np.ndarray, np.ndarray]:
         pos: list[int] = []
         raw: list[str] = []
         for i, k in enumerate(b.keys):
@@ -199,20 +199,20 @@ class ExactMatcher:
 
 
 def block_keys(matcher: Any, b: Any) -> dict[str, set[str]]:
-    """record_key -> its (hashed) block keys."""
+    """record_key -> its block keys (hex of the 64-bit hash, as stored in match_block)."""
     pos, keys = matcher.block_pairs(b)
     out: dict[str, set[str]] = {k: set() for k in b.keys}
-    for i, key in zip(pos.tolist(), keys, strict=True):
-        out[b.keys[i]].add(key)
+    for i, key in zip(pos.tolist(), keys.tolist(), strict=True):
+        out[b.keys[i]].add(hex_key(key))
     return out
 
 
-def candidate_codes(pos: np.ndarray, keys: list[str], n: int, cap: int) -> np.ndarray:
+def candidate_codes(pos: np.ndarray, keys: np.ndarray, n: int, cap: int) -> np.ndarray:
     """Candidate pairs as sorted unique codes ``i * n + j`` (i < j positions): every pair of records sharing
     a block of at most ``cap`` records. int64 codes keep millions of pairs in a few dozen MB."""
     if not len(pos):
         return np.empty(0, dtype=np.int64)
-    codes, _ = pd.factorize(pd.Series(keys, dtype=object))
+    codes, _ = pd.factorize(keys)
     order = np.lexsort((pos, codes))
     codes_s, pos_s = codes[order], pos[order]
     bounds = np.flatnonzero(np.diff(codes_s)) + 1
@@ -507,23 +507,24 @@ def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats
         conn.execute(match_record.delete())
         for chunk in _chunks(_pair_dicts(scored, now), 5000):
             conn.execute(match_pair.insert(), chunk)
-        pos_l = pos.tolist()
-        for start in range(0, len(pos_l), 20000):
+        for start in range(0, len(pos), 20000):  # streamed: 10+ keys per record would not fit as dicts
             conn.execute(match_block.insert(), [
-                {"block_key": bk, "record_key": keys[i]}
-                for i, bk in zip(pos_l[start : start + 20000], bkeys[start : start + 20000], strict=True)
+                {"block_key": hex_key(bk), "record_key": keys[i]}
+                for i, bk in zip(pos[start : start + 20000].tolist(), bkeys[start : start + 20000].tolist(),
+                                 strict=True)
             ])
-        rec_rows, dirty = [], 0
-        for k in keys:
-            o = old.get(k)
-            if o is not None and o[0] == hashes[k] and o[1] == clusters[k]:
-                changed_run = o[2]
-            else:
-                changed_run, dirty = run_id, dirty + 1
-            rec_rows.append({"record_key": k, "record_hash": hashes[k], "cluster_key": clusters[k],
-                             "changed_run": changed_run, "matched_at": now})
-        for chunk in _chunks(rec_rows, 10000):
-            conn.execute(match_record.insert(), chunk)
+        dirty = 0
+        for chunk in _chunks(keys, 10000):
+            rec_rows = []
+            for k in chunk:
+                o = old.get(k)
+                if o is not None and o[0] == hashes[k] and o[1] == clusters[k]:
+                    changed_run = o[2]
+                else:
+                    changed_run, dirty = run_id, dirty + 1
+                rec_rows.append({"record_key": k, "record_hash": hashes[k], "cluster_key": clusters[k],
+                                 "changed_run": changed_run, "matched_at": now})
+            conn.execute(match_record.insert(), rec_rows)
         stats.run_id = run_id
         stats.records_total = len(keys)
         stats.records_new_or_changed = sum(1 for k in keys if k not in old or old[k][0] != hashes[k])
