@@ -78,7 +78,7 @@ def _fs_model(model: EngineModel, tf_arrays: dict[str, np.ndarray]) -> Any:
 class EngineBatch:
     keys: list[str]
     pos: dict[str, int]
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None  # dropped after training
     p: Any  # hub.dedupe.prepare.Prepared
     vocab: Any  # hub.dedupe.compare.NameVocab
     fs: Any = None  # FSModel re-indexed to this batch's codes

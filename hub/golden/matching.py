@@ -481,10 +481,13 @@ def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats
     stats.timings["load"] = round(time.perf_counter() - t0, 3)
     keys = sorted(items)
     batch = matcher.batch(items, model)
+    del items  # the batch holds what scoring needs; at a million records every copy counts
     trained = None
     if model is None and keys:
         trained = matcher.train(batch)
         stats.timings["train"] = round(time.perf_counter() - t0, 3)
+    if hasattr(batch, "frame"):
+        batch.frame = None  # only training reads the raw frame
     pos, bkeys = matcher.block_pairs(batch)
     codes = candidate_codes(pos, bkeys, len(keys), settings.block_cap)
     scored: list[PairRow] = []
@@ -528,7 +531,7 @@ def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats
         stats.run_id = run_id
         stats.records_total = len(keys)
         stats.records_new_or_changed = sum(1 for k in keys if k not in old or old[k][0] != hashes[k])
-        stats.records_deleted = len(set(old) - set(items))
+        stats.records_deleted = len(set(old) - set(keys))
         stats.records_rematched = len(keys)
         stats.records_reclustered = dirty
         stats.pairs_scored = len(codes)
