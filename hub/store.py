@@ -232,6 +232,56 @@ push_state = sa.Table(
 )
 
 
+# Matching state (migration 0003), owned by hub/golden: the persisted blocking index, per-record match state,
+# match/golden runs and the frozen scoring parameters of the engine.
+match_block = sa.Table(
+    "match_block",
+    metadata,
+    sa.Column("block_key", sa.String(400), primary_key=True),  # hashed: no personal data in the index
+    sa.Column("record_key", sa.String(320), primary_key=True),
+)
+sa.Index("ix_match_block_record", match_block.c.record_key)
+
+match_record = sa.Table(
+    "match_record",
+    metadata,
+    sa.Column("record_key", sa.String(320), primary_key=True),
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    sa.Column("cluster_key", sa.String(320), nullable=False),
+    sa.Column("changed_run", sa.Integer, nullable=False),
+    sa.Column("matched_at", sa.DateTime(), nullable=False),
+)
+sa.Index("ix_match_record_cluster", match_record.c.cluster_key)
+sa.Index("ix_match_record_changed", match_record.c.changed_run)
+
+match_run = sa.Table(
+    "match_run",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # match | golden
+    sa.Column("mode", sa.String(16), nullable=False),  # full | incremental
+    sa.Column("matcher", sa.String(32), nullable=True),
+    sa.Column("config_hash", sa.String(64), nullable=True),
+    sa.Column("upto_run", sa.Integer, nullable=True),  # golden runs: the match run they consumed
+    sa.Column("started_at", sa.DateTime(), nullable=False),
+    sa.Column("finished_at", sa.DateTime(), nullable=True),
+    sa.Column("stats", sa.JSON, nullable=True),
+)
+
+match_model = sa.Table(
+    "match_model",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matcher", sa.String(32), nullable=False),
+    sa.Column("trained_at", sa.DateTime(), nullable=False),
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),  # frozen scoring parameters (m/u, prior, term frequencies)
+)
+
+# match_pair is looked up by either end when growing an affected component
+sa.Index("ix_match_pair_right_key", match_pair.c.right_key)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Value types shared with connectors and stages
 

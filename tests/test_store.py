@@ -12,9 +12,9 @@ def _rec(sid: str, body: dict) -> LandingRecord:
 
 
 def test_schema_is_migrated_to_head_and_reopening_is_a_no_op(store: Store) -> None:
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0003"
     again = Store(store.url)  # opening twice must not fail or re-run migrations
-    assert current_revision(again.engine) == "0002"
+    assert current_revision(again.engine) == "0003"
     again.dispose()
 
 
@@ -24,7 +24,7 @@ def test_an_older_store_is_upgraded_in_place_keeping_its_data(store_url: str) ->
     old.land_page("erp", "customers", [_rec("1", {"x": 1})], {"after": 1})
     old.dispose()
     new = Store(store_url)  # opening runs the remaining migrations
-    assert current_revision(new.engine) == "0002"
+    assert current_revision(new.engine) == "0003"
     assert new.landed_ids("erp", "customers") == {"1"}
     assert "ix_outbox_target_record" in {i["name"] for i in sa.inspect(new.engine).get_indexes("push_outbox")}
     new.dispose()
@@ -108,3 +108,13 @@ def test_a_successful_create_does_not_claim_the_empty_target_id(store: Store) ->
     [item] = store.pending_pushes("erp")
     store.record_push_result(item.id, "ok")
     assert store.enqueue_push("erp", "customers", "", "G2", {"create": {"name": "B"}})
+
+
+def test_migrations_create_exactly_the_schema_the_code_declares(store: Store) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hub.store import metadata
+
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []

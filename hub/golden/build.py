@@ -22,7 +22,7 @@ from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import assign_golden_ids
 from hub.golden.matching import _chunks, last_run
 from hub.golden.survivorship import Member, survive
-from hub.golden.tables import ensure_tables, match_record, match_run
+from hub.golden.tables import match_record, match_run
 from hub.models import CustomerRecord, FieldLineage, GoldenCustomer
 from hub.store import Store, golden_customer, golden_id_history, payload_hash, staged_record, xref
 
@@ -183,7 +183,6 @@ def build_golden(
 ) -> GoldenStats:
     """Turn the current clusters into golden customers with persistent ids, xref, history and lineage."""
     t0 = time.perf_counter()
-    ensure_tables(store)
     cfg = load_survivorship(survivorship_cfg)
     fp = cfg.fingerprint()
     stats = GoldenStats(mode=mode)

@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.clustering import greedy_clusters
 from hub.golden.features import Features, features_of, hash_keys, hex_key
 from hub.golden.review import Constraints, load_constraints, pair_key
-from hub.golden.tables import ensure_tables, match_block, match_model, match_record, match_run
+from hub.golden.tables import match_block, match_model, match_record, match_run
 from hub.store import Store, match_pair, staged_record
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,6 @@ def match_and_cluster(
     full rebuild and an incremental run score every pair identically.
     """
     t0 = time.perf_counter()
-    ensure_tables(store)
     settings = load_match_settings(matching_cfg)
     matcher = make_matcher(settings)
     stats = MatchStats(mode=mode, matcher=matcher.name)
