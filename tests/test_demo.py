@@ -65,6 +65,46 @@ def _run_twice(tmp_path: Path, env: dict[str, str] | None = None) -> None:
 
 def test_demo_twice_on_sqlite_is_incremental(tmp_path: Path) -> None:
     _run_twice(tmp_path, env={"HUB_DATABASE_URL": ""})
+    _steward_and_preview(tmp_path, env={"HUB_DATABASE_URL": ""})
+
+
+def _golden_of(tmp_path: Path, env: dict[str, str], keys: set[str]) -> dict[str, str]:
+    _hub(tmp_path, "export", "xref", "--out", "xref_now.csv", env=env)
+    out = {}
+    for line in (tmp_path / "xref_now.csv").read_text(encoding="utf-8").splitlines()[1:]:
+        source, source_id, golden_id, _valid_from, valid_to = line.split(",")
+        if not valid_to and f"{source}:{source_id}" in keys:
+            out[f"{source}:{source_id}"] = golden_id
+    return out
+
+
+def _steward_and_preview(tmp_path: Path, env: dict[str, str]) -> None:
+    """A steward's "no-match" on a pair the model merged splits it on the next run and it stays split."""
+    listing = _hub(tmp_path, "review", "list", "--limit", "5", env=env)
+    assert "PAIR " in listing or "review queue is empty" in listing
+    import sqlalchemy as sa
+
+    from hub.store import Store, match_pair
+
+    store = Store(f"sqlite:///{tmp_path / '.hub' / 'hub.db'}")
+    with store.engine.connect() as conn:
+        left, right = conn.execute(
+            sa.select(match_pair.c.left_key, match_pair.c.right_key).where(match_pair.c.band == "match").limit(1)
+        ).one()
+    store.dispose()
+    before = _golden_of(tmp_path, env, {left, right})
+    assert before[left] == before[right]
+    _hub(tmp_path, "review", "decide", f"{left}|{right}", "no-match", env=env)
+    _hub(tmp_path, "demo", env=env)
+    after = _golden_of(tmp_path, env, {left, right})
+    assert after[left] != after[right]
+    _hub(tmp_path, "demo", env=env)
+    assert _golden_of(tmp_path, env, {left, right}) == after  # stays split
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("survivorship:\n  default_rule: {strategy: most_recent}\n", encoding="utf-8")
+    preview = _hub(tmp_path, "golden", "preview", "--rules", str(rules), env=env)
+    assert "full_name" in preview or "no golden value would change" in preview.lower(), preview
 
 
 @pytest.mark.postgres
