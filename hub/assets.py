@@ -269,58 +269,45 @@ def build_assets(config: HubConfig) -> list[Any]:
             push_outbox, *push_assets, data_quality_report]
 
 
+def build_check(
+    name: str, asset: str, blocking: bool, description: str, run: Callable[[Any], Any]
+) -> dg.AssetChecksDefinition:
+    """A check whose logic is ``run(store) -> hub.checks.CheckOutcome``; blocking checks fail with ERROR."""
+
+    @dg.asset_check(name=name, asset=asset, blocking=blocking, description=description)
+    def _check(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
+        outcome = run(store.store())
+        return dg.AssetCheckResult(
+            passed=outcome.passed,
+            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+            metadata={**outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())},
+        )
+
+    return _check
+
+
 def build_checks(config: HubConfig) -> list[dg.AssetChecksDefinition]:
+    from hub import checks
+
     may_create = frozenset(
         name for name, opts in config.push.items() if isinstance(opts, dict) and opts.get("create_missing")
     )
-
-    @dg.asset_check(
-        asset="golden_customers",
-        blocking=True,
-        description=(
+    return [
+        build_check(
+            "golden_customers_consistent", "golden_customers", True,
             "Blocks every push when the golden layer is inconsistent: each staged customer record must map to "
             "exactly one active golden id in the xref, and no golden record may contain records with two "
-            "different valid national ids."
+            "different valid national ids.",
+            checks.golden_consistency,
         ),
-    )
-    def golden_customers_consistent(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
-        from hub.checks import golden_consistency
-
-        result = golden_consistency(store.store())
-        return dg.AssetCheckResult(
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={**result.metadata, "summary": dg.MetadataValue.md(result.markdown())},
-        )
-
-    @dg.asset_check(
-        asset="staged_records",
-        blocking=False,
-        description="Warns when more than 10 % of a source's customer records went to quarantine in this store.",
-    )
-    def quarantine_rate_acceptable(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
-        from hub.checks import quarantine_rate
-
-        result = quarantine_rate(store.store(), max_rate=0.10)
-        return dg.AssetCheckResult(
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={**result.metadata, "summary": dg.MetadataValue.md(result.markdown())},
-        )
-
-    @dg.asset_check(
-        asset="push_outbox",
-        blocking=True,
-        description="Blocks the push when an outbox row targets no record and the target may not create one.",
-    )
-    def push_outbox_targets_known(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
-        from hub.checks import outbox_targets
-
-        result = outbox_targets(store.store(), may_create)
-        return dg.AssetCheckResult(
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={**result.metadata, "summary": dg.MetadataValue.md(result.markdown())},
-        )
-
-    return [golden_customers_consistent, quarantine_rate_acceptable, push_outbox_targets_known]
+        build_check(
+            "quarantine_rate_acceptable", "staged_records", False,
+            "Warns when more than 10 % of a source's customer records went to quarantine in this store.",
+            lambda store: checks.quarantine_rate(store, max_rate=0.10),
+        ),
+        build_check(
+            "push_outbox_targets_known", "push_outbox", True,
+            "Blocks the push when an outbox row targets no record and the target may not create one.",
+            lambda store: checks.outbox_targets(store, may_create),
+        ),
+    ]
