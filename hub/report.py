@@ -211,10 +211,13 @@ def collect_figures(store: Store) -> dict[str, Any]:
 
 
 def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
-    staged: dict[tuple[str, str], int] = {
+    # per LANDING entity (what the source sent): one landed row feeds one or more canonical records (a follower
+    # is a customer and an interaction), so rates over canonical entities would not add up
+    processed: dict[tuple[str, str], int] = {
         (s, e): n for s, e, n in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.entity, sa.func.count())
-            .group_by(staged_record.c.source, staged_record.c.entity))
+            sa.select(landing.c.source, landing.c.entity, sa.func.count())
+            .where(landing.c.staged_hash.is_not(None))
+            .group_by(landing.c.source, landing.c.entity))
     }
     quarantined: dict[tuple[str, str], int] = {}
     reasons: Counter[str] = Counter()
@@ -226,6 +229,7 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
         for code in rs or []:
             reasons[str(code)] += 1
             reasons_by_entity[(source, entity)][str(code)] += 1
+    staged = {k: max(n - quarantined.get(k, 0), 0) for k, n in processed.items()}
     rows = []
     for key in sorted(set(staged) | set(quarantined)):
         s, q = staged.get(key, 0), quarantined.get(key, 0)

@@ -104,8 +104,10 @@ def seed_operations(store: Store) -> None:
     build_360(store, {}, as_of=AS_OF)
     with store.begin() as conn:
         conn.execute(landing.insert(), [
+            # every landed row has been through staging (staged_hash == payload_hash); the quarantined ones
+            # below are among them
             {"source": s, "entity": e, "source_id": str(i), "payload": {"i": i}, "payload_hash": f"{s}{e}{i}",
-             "staged_hash": None, "first_landed_at": T0, "landed_at": T0}
+             "staged_hash": f"{s}{e}{i}", "first_landed_at": T0, "landed_at": T0}
             for s, e, n in (("erp", "customers", 3), ("webshop", "customers", 4), ("webshop", "orders", 9),
                             ("social", "followers", 1), ("callcenter", "calls", 3))
             for i in range(n)
@@ -181,6 +183,9 @@ def test_report_figures_in_html_and_json_twin(store: Store, tmp_path: Path) -> N
     assert "required.name_missing 2" in staging[("webshop", "customers")][3]
     assert staging[("erp", "customers")][:3] == ["2", "1", "33.3"]
     assert staging[("webshop", "orders")] == ["9", "0", "0.0", ""]  # reasons are per source AND entity
+    # rows are per landing entity (what each source sent), not per canonical entity it feeds
+    assert staging[("social", "followers")][:3] == ["1", "0", "0.0"]
+    assert not any(entity == "interactions" for _, entity in staging)
     assert rows_by_key(page.tables["quarantine-reasons"]) == {"required.name_missing": ["3"],
                                                               "required.contact_missing": ["1"]}
     sample = page.tables["quarantine-sample"]
