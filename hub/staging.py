@@ -30,7 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.mappings import Mapper, MappingOutcome, load_mapping
+from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.store import Store, landing, payload_hash, quarantine, staged_record, sync_state
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,11 @@ def resolve_sources(
             continue
         mname = _cfg_get(cfg, "mapping") or _cfg_get(cfg, "kind") or name
         if mname == "sql_erp" and "sql_erp" not in loaded:
-            mname = "sql_erp_sandbox"
+            # every SQL ERP has its own tables: guessing the sandbox's declaration would misread a real one
+            raise MappingError(
+                f"source {name!r}: kind sql_erp needs `mapping:` naming the declaration of its tables "
+                "(e.g. sql_erp_sandbox for the built-in sandbox)"
+            )
         if mname not in loaded:
             loaded[mname] = load_mapping(mname)
         out[name] = _Source(name, loaded[mname], _explicit(cfg))

@@ -347,3 +347,13 @@ def test_staged_records_are_exactly_the_canonical_model_dumps(staged_world) -> N
         rec = _load(r["record"])
         again = models[r["entity"]].model_validate(rec).model_dump(mode="json")
         assert json.dumps(again, ensure_ascii=False) == json.dumps(rec, ensure_ascii=False), r["record_key"]
+
+
+def test_a_sql_erp_source_without_a_mapping_is_a_configuration_error() -> None:
+    import pytest
+
+    from hub.mappings import MappingError
+    from hub.staging import resolve_sources
+
+    with pytest.raises(MappingError, match="'crm_db'.*needs `mapping:`"):
+        resolve_sources({"crm_db": {"kind": "sql_erp"}})
