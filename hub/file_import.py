@@ -117,8 +117,7 @@ def read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
 def _row_id(row: dict[str, str], key: str | None) -> str | None:
     if key:
         return row.get(key)
-    body = {k: v for k, v in row.items() if k != ROW_FIELD}
-    return "row-" + hashlib.sha256(payload_hash(body).encode()).hexdigest()[:16]
+    return "row-" + payload_hash(row)[:16]
 
 
 def import_records(

@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
-from hub.store import Store, landing, payload_hash, quarantine, staged_record, sync_state
+from hub.store import Store, chunked, landing, payload_hash, quarantine, staged_record, sync_state
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +329,7 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    return chunked(items, size)
 
 
 def _record_hash(rec: Any) -> str:

@@ -344,7 +344,8 @@ def default_database_url() -> str:
     return f"sqlite:///{DEFAULT_DB_PATH}"
 
 
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items (bounded IN lists and batched writes everywhere)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -407,7 +408,7 @@ class Store:
         with self.engine.begin() as conn:
             existing: dict[str, str] = {}
             ids = list(by_id)
-            for chunk in _chunks(ids, 500):
+            for chunk in chunked(ids, 500):
                 for sid, h in conn.execute(
                     sa.select(landing.c.source_id, landing.c.payload_hash).where(
                         landing.c.source == source,
@@ -500,7 +501,7 @@ class Store:
             rejected: set[tuple[str, str]] = set()
             pending: dict[str, tuple[int, str]] = {}
             ids = [str(t) for t, _, _ in items]
-            for chunk in _chunks(ids, 500):
+            for chunk in chunked(ids, 500):
                 for tid, h in conn.execute(
                     sa.select(push_state.c.target_id, push_state.c.payload_hash).where(
                         push_state.c.target == target,
@@ -599,7 +600,7 @@ class Store:
         with self.engine.begin() as conn:
             ids = [o[0] for o in outcomes]
             rows: dict[int, Any] = {}
-            for chunk in _chunks(ids, 500):
+            for chunk in chunked(ids, 500):
                 for row in conn.execute(sa.select(push_outbox).where(push_outbox.c.id.in_(chunk))):
                     rows[row.id] = row
             for outbox_id, status, reason in outcomes:

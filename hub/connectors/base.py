@@ -28,7 +28,7 @@ import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from hub.store import LandingRecord, OutboxItem, jsonable, payload_hash
+from hub.store import LandingRecord, OutboxItem, chunked, jsonable, payload_hash
 
 log = logging.getLogger(__name__)
 
@@ -421,11 +421,6 @@ def overlap_start(watermark: str | None, overlap: timedelta) -> str | None:
     if not watermark:
         return None
     return (datetime.fromisoformat(watermark) - overlap).isoformat()
-
-
-def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 # --------------------------------------------------------------------------------------------------------------

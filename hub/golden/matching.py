@@ -34,7 +34,7 @@ from hub.golden.clustering import greedy_clusters
 from hub.golden.features import Features, features_of, hash_keys, hex_key
 from hub.golden.review import Constraints, load_constraints, pair_key
 from hub.golden.tables import match_block, match_model, match_record, match_run
-from hub.store import Store, match_pair, staged_record
+from hub.store import Store, chunked, match_pair, staged_record
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ def _now() -> datetime:
 
 
 def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    return chunked(items, size)
 
 
 # -- settings -----------------------------------------------------------------------------------------------------
