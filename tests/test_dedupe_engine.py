@@ -121,10 +121,10 @@ def test_household_members_stay_apart_and_do_not_chain():
 def test_pairs_explain_every_weight(customers):
     res = deduplicate(customers.drop(columns=["entity_id"]).astype(str))
     pairs = res.pairs
-    wcols = [c for c in pairs.columns if c.endswith("_weight") and c != "match_weight"]
+    wcols = [c for c in pairs.columns if c.endswith("_weight") and c not in ("match_weight", "prior_weight")]
     lcols = [c for c in pairs.columns if c.endswith("_level")]
     assert len(wcols) == len(lcols) >= 8
-    total = pairs[wcols].sum(axis=1).to_numpy() + res.model.prior_log2_odds
+    total = pairs[wcols].sum(axis=1).to_numpy() + pairs["prior_weight"].to_numpy()
     assert np.allclose(total, pairs["match_weight"].to_numpy(), atol=0.05)
     assert set(pairs["band"].unique()) <= {"auto_match", "review", "non_match"}
     assert ((pairs["match_probability"] >= 0) & (pairs["match_probability"] <= 1)).all()

@@ -48,31 +48,58 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
     return np.concatenate(ls), np.concatenate(rs)
 
 
+JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
+
+
 def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin: float
                     ) -> list[tuple[int, int, float]]:
-    """Remove the links of records that match two clearly different people about equally well (within
-    ``margin`` bits): a name+city-only record next to two namesakes. Joining either would be a guess,
-    and a wrong guess breaks two clusters instead of leaving one record unlinked."""
+    """Remove the links of a record to candidates that are clearly different people (a conflict or a
+    match_probability under 1 %) unless its best candidate wins clearly: by odds, O_best > 2 + the sum of
+    the rival people's odds — the point where joining the best one is expected to reproduce more true
+    clusters exactly than leaving the record on its own (a wrong guess breaks two clusters). Rival records
+    that are one person (their pair is a likely match) count once. ``margin`` (bits) bounds which rivals
+    count: ones weaker than the best by more than ``margin`` never do. The record's other links (to records
+    of the same person as none of the rivals) are kept."""
     nbrs: dict[int, list[tuple[float, int]]] = {}
     for a, b, w in edges:
         nbrs.setdefault(a, []).append((w, b))
         nbrs.setdefault(b, []).append((w, a))
-    ambiguous = set()
+
+    def info(x: int, y: int):
+        return pair_info.get((x, y) if x < y else (y, x))
+
+    drop: set[tuple[int, int]] = set()
     for r, lst in nbrs.items():
         if len(lst) < 2:
             continue
         lst.sort(reverse=True)
         w1, x1 = lst[0]
+        rivals: list[list[tuple[float, int]]] = []  # one list of (weight, record) per rival person
         for w, x in lst[1:]:
             if w < w1 - margin:
                 break
-            info = pair_info.get((x1, x) if x1 < x else (x, x1))
-            if info is not None and (info[1] or info[0] < 0.01):
-                ambiguous.add(r)
-                break
-    if not ambiguous:
+            ix = info(x1, x)
+            if ix is None or not (ix[1] or ix[0] < 0.01):
+                continue
+            for person in rivals:
+                iy = info(person[0][1], x)
+                if iy is not None and not iy[1] and iy[0] >= 0.5:
+                    person.append((w, x))
+                    break
+            else:
+                rivals.append([(w, x)])
+        if not rivals:
+            continue
+        odds_best = float(np.exp2(min(w1, 60.0)))
+        odds_rivals = float(sum(np.exp2(min(person[0][0], 60.0)) for person in rivals))
+        losers = [x for person in rivals for _, x in person]
+        if odds_best <= JOIN_BASE + JOIN_RIVAL * odds_rivals:
+            losers.append(x1)
+        for x in losers:
+            drop.add((r, x) if r < x else (x, r))
+    if not drop:
         return edges
-    return [e for e in edges if e[0] not in ambiguous and e[1] not in ambiguous]
+    return [e for e in edges if ((e[0], e[1]) if e[0] < e[1] else (e[1], e[0])) not in drop]
 
 
 def cluster(

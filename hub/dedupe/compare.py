@@ -122,9 +122,11 @@ def _jw_codes(v: NameVocab, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(family_level, given_level, swapped) for pairs, choosing the better of the straight and the
-    swapped name order per pair (pinyin names arrive in either order)."""
+    swapped name order per pair (pinyin names arrive in either order). With ``p``, a name part written in
+    hanzi on both sides that differs in hanzi is at most ``weak`` however equal its pinyin (王伟 / 王薇)."""
     fi, fj, gi, gj = v.fam[i], v.fam[j], v.giv[i], v.giv[j]
     ff, gg = _jw_codes(v, fi, fj), _jw_codes(v, gi, gj)
     fg, gf = _jw_codes(v, fi, gj), _jw_codes(v, gi, fj)
@@ -152,6 +154,12 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarra
         giv_sim,
         [(3, giv_sim >= 1.0), (2, (giv_sim >= 0.88) | canon_eq), (1, (giv_sim >= 0.70) | initial)],
     )
+    if p is not None:
+        for lv, key in ((fam_lv, "family_han"), (giv_lv, "given_han")):
+            col = p.key(key)
+            ci, cj = col.codes[i], col.codes[j]
+            homophone = (ci >= 0) & (cj >= 0) & (ci != cj) & ~swap & (lv > 1)
+            lv[homophone] = 1
     return fam_lv, giv_lv, swap
 
 
@@ -189,7 +197,7 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Comparison levels, shape (n_pairs, len(FIELDS)), int8, -1 = missing."""
     out = np.empty((len(i), len(FIELDS)), dtype=np.int8)
-    fam_lv, giv_lv, _ = compare_names(vocab, i, j)
+    fam_lv, giv_lv, _ = compare_names(vocab, i, j, p)
     out[:, FIELD_INDEX["family_name"]] = fam_lv
     out[:, FIELD_INDEX["given_name"]] = giv_lv
     out[:, FIELD_INDEX["birth_date"]] = compare_dates(p.key("dob"), i, j)

@@ -14,7 +14,7 @@ from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from hub.dedupe.cluster import cluster
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
 from hub.dedupe.prepare import Prepared, prepare
-from hub.dedupe.scoring import FSModel, em_fit, estimate_u, monotone_weights, score
+from hub.dedupe.scoring import FSModel, em_fit, estimate_u, group_key, monotone_weights, pair_prior, score
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,64 @@ def _random_pairs(p: Prepared, k: int, link_only: bool, rng: np.random.Generator
     if link_only:
         keep &= p.source[i] != p.source[j]
     return i[keep].astype(np.int32), j[keep].astype(np.int32)
+
+
+MAX_SOURCE_GROUPS = 12  # more sources than this (a file per batch, say): one global prior
+
+
+def _pair_groups(p: Prepared, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray | None, int]:
+    """Group of each pair = its unordered pair of sources (``lo * S + hi``), or None with many sources."""
+    k = len(p.source_names)
+    if k < 2 or k > MAX_SOURCE_GROUPS:
+        return None, 1
+    a, b = p.source[left].astype(np.int64), p.source[right].astype(np.int64)
+    return np.minimum(a, b) * k + np.maximum(a, b), k * k
+
+
+def _fixed_point_prior(w: np.ndarray, total: float, start: float) -> float:
+    """log2 prior odds ``pi`` that explains itself: with ``pi`` as the prior, the expected number of matches
+    among the candidate pairs (their posterior sum) is ``pi * total`` — the share of matches among all
+    pairs, pairs outside the candidates being non-matches. ``w``: the pairs' match weights without prior.
+    Computed on a 1/32-bit histogram of ``w`` so that it costs nothing at 10M pairs."""
+    if len(w) == 0 or total < 1:
+        return start
+    lo = float(np.floor(w.min()))
+    idx = np.clip(((w - lo) * 32).astype(np.int64), 0, None)
+    cnt = np.bincount(idx).astype(np.float64)
+    nz = np.flatnonzero(cnt)
+    centres, cnt = lo + (nz + 0.5) / 32, cnt[nz]
+    logit = start
+    for _ in range(200):
+        expected = float((cnt / (1.0 + np.exp2(-np.clip(centres + logit, -60, 60)))).sum())
+        expected = min(max(expected, 0.5), total / 2.0)
+        new = float(np.log2(expected / (total - expected)))
+        if abs(new - logit) < 1e-4:
+            return new
+        logit = new
+    return logit
+
+
+def _group_priors(p: Prepared, group: np.ndarray | None, w: np.ndarray, link_only: bool, start: float
+                  ) -> dict[str, float]:
+    """log2 prior odds per source pair, each the self-consistent share of matches of its pairs."""
+    if group is None:
+        return {}
+    k = len(p.source_names)
+    sizes = np.bincount(p.source, minlength=k).astype(np.float64)
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(k * k + 1))
+    out: dict[str, float] = {}
+    for a in range(k):
+        for b in range(a, k):
+            if link_only and a == b:
+                continue
+            total = sizes[a] * (sizes[a] - 1) / 2.0 if a == b else sizes[a] * sizes[b]
+            if total < 1:
+                continue
+            g = a * k + b
+            out[group_key(str(p.source_names[a]), str(p.source_names[b]))] = _fixed_point_prior(
+                w[order[bounds[g]:bounds[g + 1]]], total, start)
+    return out
 
 
 def total_pairs(p: Prepared, link_only: bool) -> float:
@@ -138,10 +196,11 @@ def deduplicate(
     ri, rj = _random_pairs(p, min(s.u_sample_pairs, max(20_000, int(total_pairs(p, link_only)))), link_only, rng)
     u = estimate_u(compare_fields(p, vocab, ri, rj))
     if len(left):
-        m, lam_c, iters = em_fit(levels, u)
+        m, lam_g, iters = em_fit(levels, u)
     else:
-        m, lam_c, iters = [np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS], 0.0, 0
+        m, lam_g, iters = [np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS], np.zeros(1), 0
     m = monotone_weights(m, u)
+    lam_c = float(lam_g[0])
     expected_matches = max(lam_c * len(left), 1.0)
     tot = max(total_pairs(p, link_only), 2.0)
     prior = float(np.log2(expected_matches / max(tot - expected_matches, 1.0)))
@@ -158,18 +217,25 @@ def deduplicate(
     mw = np.empty(len(left), dtype=np.float32)
     conflict = np.empty(len(left), dtype=bool)
     contrib = None
+    zero = np.zeros(1)
     for a in range(0, len(left), CHUNK):
         sl = slice(a, a + CHUNK)
-        w, contrib = score(model, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]))
+        w, contrib = score(model, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
         mw[sl], conflict[sl] = w, _conflict_mask(levels[sl], contrib)
     del contrib  # per-field contributions are recomputed on demand for the explanation
+    # priors per pair of sources, from the evidence of the candidate pairs themselves
+    group, _ = _pair_groups(p, left, right)
+    model.group_prior = _group_priors(p, group, mw, link_only, model.prior_log2_odds)
+    del group
+    mw += pair_prior(model, p.source_names, p.source[left], p.source[right]).astype(np.float32)
+    stats["t_score"] = time.perf_counter() - t0
     prob = (1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))).astype(np.float32)
     auto = (prob >= s.auto_match) & ~conflict
     stats["pairs_auto_match"] = int(auto.sum())
 
     def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lv = compare_fields(p, vocab, i, j)
-        w, c = score(model, lv, tf_codes(p, vocab, i, j, lv))
+        w, c = score(model, lv, tf_codes(p, vocab, i, j, lv), pair_prior(model, p.source_names, p.source[i], p.source[j]))
         return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), _conflict_mask(lv, c)
 
     step("cluster")
@@ -181,7 +247,8 @@ def deduplicate(
     stats["t_total"] = time.perf_counter() - t0
 
     def build_pairs() -> pd.DataFrame:
-        _, contrib = score(model, levels, tf_codes(p, vocab, left, right, levels))
+        prior_w = pair_prior(model, p.source_names, p.source[left], p.source[right])
+        _, contrib = score(model, levels, tf_codes(p, vocab, left, right, levels), prior_w)
         band = np.where(prob >= s.auto_match, BAND_AUTO, np.where(prob >= s.review, BAND_REVIEW, BAND_NON))
         band = np.where(conflict, BAND_NON, band)
         data: dict[str, object] = {
@@ -189,6 +256,7 @@ def deduplicate(
             "record_id_r": p.record_id[right],
             "match_weight": mw.astype(np.float32),
             "match_probability": prob.astype(np.float32),
+            "prior_weight": np.round(prior_w, 3).astype(np.float32),
             "band": pd.Categorical(band, categories=[BAND_AUTO, BAND_REVIEW, BAND_NON]),
             "conflict": conflict,
             "same_cluster": labels[left] == labels[right],

@@ -19,7 +19,8 @@ def cluster_metrics(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
     """``predicted`` and ``truth`` map record_id -> cluster/entity id.
 
     pairwise_*: over record pairs placed together; cluster_*: share of predicted clusters that equal a
-    true cluster exactly (precision) and of true clusters reproduced exactly (recall)."""
+    true cluster exactly (precision) and of true clusters reproduced exactly (recall); bcubed_*: per-record
+    overlap of predicted and true cluster, averaged over records."""
     t = truth.reindex(predicted.index).astype(str).to_numpy()
     p = predicted.astype(str).to_numpy()
     pc = pd.factorize(p)[0].astype(np.int64)
@@ -36,7 +37,14 @@ def cluster_metrics(predicted: pd.Series, truth: pd.Series) -> dict[str, float]:
     correct = sum(1 for v in pred_sets if v is not None and true_size[v[0]] == v[1])
     cp = correct / len(pred_sets) if len(pred_sets) else 1.0
     cr = correct / len(true_size) if len(true_size) else 1.0
+    # B-cubed: per record, the share of its predicted cluster that is its true cluster and vice versa
+    n_both = np.bincount(pd.factorize(both)[0])[pd.factorize(both)[0]].astype(np.float64)
+    n_pred = np.bincount(pc)[pc].astype(np.float64)
+    n_true = np.bincount(tc)[tc].astype(np.float64)
+    bp = float((n_both / n_pred).mean()) if len(pc) else 1.0
+    br = float((n_both / n_true).mean()) if len(pc) else 1.0
     return {
+        "bcubed_precision": bp, "bcubed_recall": br, "bcubed_f1": _f1(bp, br),
         "pairwise_precision": pp, "pairwise_recall": pr, "pairwise_f1": _f1(pp, pr),
         "cluster_precision": cp, "cluster_recall": cr, "cluster_f1": _f1(cp, cr),
         "true_pairs": true_pairs, "predicted_pairs": pred_pairs,

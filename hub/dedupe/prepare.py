@@ -50,6 +50,7 @@ class Prepared:
     record_id: np.ndarray
     source: np.ndarray  # int32 codes of the source column (all 0 when absent)
     keys: dict[str, KeyColumn] = field(default_factory=dict)
+    source_names: np.ndarray = field(default_factory=lambda: np.array([""], dtype=object))  # code -> name
 
     def key(self, name: str) -> KeyColumn:
         return self.keys[name]
@@ -297,22 +298,35 @@ def _std(name: str) -> Callable | None:
     return getattr(std, name, None)
 
 
-def _person_name_fn() -> Callable[[str, str, str], tuple[str, str, str]]:
+NameParts = tuple[str, str, str, str, str]  # family key, given key, given canonical, family hanzi, given hanzi
+_LETTERS = re.compile(r"[^a-z]")
+
+
+def _fallback_name_parts(full: str, given: str, family: str) -> NameParts:
+    return (*_fallback_person_name(full, given, family), "", "")
+
+
+def _person_name_fn() -> Callable[[str, str, str], NameParts]:
+    """Latin matching keys of a name (pinyin for hanzi, either order resolved by the standardiser) plus
+    its simplified hanzi parts when written in hanzi: 王伟 and 王薇 share the key "wang wei" but are
+    different names, which only the hanzi can tell."""
     fn = _std("standardise_person_name")
     if fn is None:
-        return _fallback_person_name
+        return _fallback_name_parts
 
-    def run(full: str, given: str, family: str) -> tuple[str, str, str]:
+    def run(full: str, given: str, family: str) -> NameParts:
         try:
             r = fn(full=full or None, given=given or None, family=family or None)
         except Exception:
-            return _fallback_person_name(full, given, family)
-        fam = re.sub(r"[^a-z]", "", (getattr(r, "family_pinyin", None) or "").lower())
-        giv = re.sub(r"[^a-z]", "", (getattr(r, "given_pinyin", None) or "").lower())
+            return _fallback_name_parts(full, given, family)
+        fam = _LETTERS.sub("", (getattr(r, "family_key", None) or "").lower())
+        giv = _LETTERS.sub("", (getattr(r, "given_key", None) or "").lower())
         if not fam and not giv:
-            return _fallback_person_name(full, given, family)
-        canon = re.sub(r"[^a-z]", "", (getattr(r, "given_canonical", None) or giv).lower()) or giv
-        return fam, giv, canon
+            return _fallback_name_parts(full, given, family)
+        canon = _LETTERS.sub("", (getattr(r, "given_canonical", None) or giv).lower()) or giv
+        if getattr(r, "script", None) == "han":
+            return fam, giv, canon, r.family or "", r.given or ""
+        return fam, giv, canon, "", ""
 
     return run
 
@@ -451,8 +465,9 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys."""
     n = len(frame)
     rid = _column(frame, "record_id").to_numpy(dtype=object)
-    src = _encode(_column(frame, "source"), lambda s: s.strip())
-    p = Prepared(n=n, record_id=rid, source=np.maximum(src.codes, 0))
+    src_codes, src_names = pd.factorize(_column(frame, "source").str.strip())  # "" (no source) is a value too
+    names = np.asarray(src_names, dtype=object) if len(src_names) else np.array([""], dtype=object)
+    p = Prepared(n=n, record_id=rid, source=np.maximum(src_codes, 0).astype(np.int32), source_names=names)
 
     # names: standardise distinct (full, given, family) triples
     full, given, family = _column(frame, "full_name"), _column(frame, "given_name"), _column(frame, "family_name")
@@ -467,6 +482,8 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     fam_u = np.array([x[0] for x in parsed], dtype=object)
     giv_u = np.array([x[1] for x in parsed], dtype=object)
     can_u = np.array([x[2] for x in parsed], dtype=object)
+    p.keys["family_han"] = _encode(np.array([x[3] for x in parsed], dtype=object)[tcodes], None)
+    p.keys["given_han"] = _encode(np.array([x[4] for x in parsed], dtype=object)[tcodes], None)
     p.keys["family"] = _encode(fam_u[tcodes], None)
     p.keys["given"] = _encode(giv_u[tcodes], None)
     p.keys["given_canon"] = _encode(can_u[tcodes], None)

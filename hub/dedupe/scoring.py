@@ -29,13 +29,17 @@ class FSModel:
     em_iterations: int
     tf: dict[str, np.ndarray] = field(default_factory=dict)  # key -> relative frequency per code
     tf_u_floor: float = 1e-7
+    # prior per source pair ("erp|social" -> log2 odds): records of two systems match far more often than
+    # two records of one system that has few duplicates; pairs of an unknown pair of sources use the global prior
+    group_prior: dict[str, float] = field(default_factory=dict)
 
     def level_weights(self) -> list[np.ndarray]:
         return [np.log2(m / u) for m, u in zip(self.m, self.u, strict=True)]
 
     def as_dict(self) -> dict:
         out = {"prior_log2_odds": self.prior_log2_odds, "lambda_candidates": self.lambda_candidates,
-               "em_iterations": self.em_iterations, "fields": {}}
+               "em_iterations": self.em_iterations, "source_pair_prior_log2_odds": dict(self.group_prior),
+               "fields": {}}
         for f, m, u in zip(FIELDS, self.m, self.u, strict=True):
             out["fields"][f.name] = {
                 lab: {"m": float(mi), "u": float(ui), "match_weight": float(np.log2(mi / ui))}
@@ -77,22 +81,36 @@ def _seed_posterior(pat: np.ndarray) -> np.ndarray:
     return np.where(names_close & strong, 0.95, 0.02)
 
 
-def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, tol: float = 1e-5
-           ) -> tuple[list[np.ndarray], float, int]:
-    """EM on the distinct comparison patterns of candidate pairs. Returns (m, lambda_candidates, iters)."""
+def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | None = None, n_groups: int = 1,
+           max_iter: int = 40, tol: float = 1e-5, shrink: float = 200.0
+           ) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """EM on the distinct comparison patterns of candidate pairs. Returns (m, lambda per group, iters).
+
+    ``group`` (per pair, ``0..n_groups-1``) gives each group of pairs — a pair of sources — its own share of
+    matches while m and u are shared: two records of one system that keeps few duplicates are far less
+    often the same person than an ERP record and a shop record with the same evidence. A group's share is
+    shrunk towards the overall share by ``shrink`` pseudo-pairs so that a small group is not over-fitted.
+    """
     nf = len(FIELDS)
     radix = np.array([len(f.labels) + 1 for f in FIELDS], dtype=np.int64)
     mult = np.cumprod(np.concatenate([[1], radix[:-1]]))
     code = np.zeros(len(levels), dtype=np.int64)
     for k in range(nf):  # column by column: a (pairs x fields) int64 temporary would cost 1 GB at 1M
         code += (levels[:, k].astype(np.int64) + 1) * mult[k]
+    if group is not None and n_groups > 1:
+        code = code * n_groups + group.astype(np.int64)
+    else:
+        n_groups = 1
     uniq, counts = np.unique(code, return_counts=True)
+    grp = (uniq % n_groups).astype(np.int64)
+    uniq //= n_groups
     pat = ((uniq[:, None] // mult[None, :]) % radix[None, :]).astype(np.int64) - 1  # (P, nf)
     counts = counts.astype(np.float64)
+    g_total = np.bincount(grp, weights=counts, minlength=n_groups)
 
     m = [_initial_m(len(f.labels)) for f in FIELDS]
     u = [x.copy() for x in u_random]
-    lam = 0.05
+    lam = np.full(n_groups, 0.05)
     it = 0
     post = _seed_posterior(pat)
     for it in range(1, max_iter + 1):  # noqa: B007
@@ -104,11 +122,13 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, t
                 ok = col >= 0
                 lm[ok] += np.log(m[k][col[ok]])
                 lu[ok] += np.log(u[k][col[ok]])
-            logit = np.log(lam) - np.log1p(-lam) + lm - lu
+            logit = np.log(lam[grp]) - np.log1p(-lam[grp]) + lm - lu
             post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
         wm, wu = post * counts, (1 - post) * counts
-        new_lam = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
-        delta = abs(new_lam - lam)
+        overall = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        g_match = np.bincount(grp, weights=wm, minlength=n_groups)
+        new_lam = np.clip((g_match + shrink * overall) / (g_total + shrink), 1e-9, 1 - 1e-9)
+        delta = float(np.abs(new_lam - lam).max())
         lam = new_lam
         for k, f in enumerate(FIELDS):
             col = pat[:, k]
@@ -146,8 +166,10 @@ def monotone_weights(m: list[np.ndarray], u: list[np.ndarray]) -> list[np.ndarra
     return out
 
 
-def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(match_weight, per-field weight contributions) for comparison levels."""
+def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray], prior: np.ndarray | None = None
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """(match_weight, per-field weight contributions) for comparison levels. ``prior``: log2 prior odds per
+    pair (see :func:`pair_prior`); the model's global prior when omitted."""
     contrib = np.zeros(levels.shape, dtype=np.float32)
     for k, f in enumerate(FIELDS):
         w = np.log2(model.m[k] / model.u[k]).astype(np.float32)
@@ -173,5 +195,24 @@ def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray]) -
             tf = np.maximum(model.tf["name_key"][codes[sel]], model.tf_u_floor)
             joint = np.log2(model.m[kf][-1] * model.m[kg][-1] / tf)
             contrib[sel, kg] = (joint - contrib[sel, kf]).astype(np.float32)
-    mw = model.prior_log2_odds + contrib.sum(axis=1, dtype=np.float64)
+    base = model.prior_log2_odds if prior is None else prior
+    mw = base + contrib.sum(axis=1, dtype=np.float64)
     return mw, contrib
+
+
+def group_key(a: str, b: str) -> str:
+    """Name of the (unordered) pair of sources of a record pair."""
+    return f"{a}|{b}" if a <= b else f"{b}|{a}"
+
+
+def pair_prior(model: FSModel, source_names: np.ndarray, si: np.ndarray, sj: np.ndarray) -> np.ndarray:
+    """log2 prior odds of every pair from its two records' source codes (``source_names[code]``)."""
+    k = len(source_names)
+    table = np.full(k * k, model.prior_log2_odds, dtype=np.float64)
+    if model.group_prior:
+        for a in range(k):
+            for b in range(k):
+                v = model.group_prior.get(group_key(str(source_names[a]), str(source_names[b])))
+                if v is not None:
+                    table[a * k + b] = v
+    return table[si.astype(np.int64) * k + sj.astype(np.int64)]
