@@ -14,7 +14,16 @@ from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from hub.dedupe.cluster import cluster
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
 from hub.dedupe.prepare import Prepared, prepare
-from hub.dedupe.scoring import FSModel, em_fit, estimate_u, group_key, monotone_weights, pair_prior, score
+from hub.dedupe.scoring import (
+    PERSONAL_FIELDS,
+    FSModel,
+    em_fit,
+    estimate_u,
+    group_key,
+    monotone_weights,
+    pair_prior,
+    score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +136,16 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
 
 
 # Fields whose agreement is personal (not shared by a household): only these can outweigh a conflict.
-_PERSONAL = ("given_name", "birth_date", "national_id")
-OVERRIDE_BITS = 11.0
+_PERSONAL = PERSONAL_FIELDS
+OVERRIDE_BITS = 0.0  # net personal evidence (bits) at or above which a disagreement is not a conflict
 
 
 def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
-    """Pairs with hard conflicting evidence (cannot-link). A conflict in one personal field is only
-    overridden when the *other* personal fields agree strongly (>= OVERRIDE_BITS) — a typo'd birth
-    date with the same national id and given name is one person; different given names at one address
-    and phone (a household) are not, however much the shared address and phone add up to."""
+    """Pairs with hard conflicting evidence (cannot-link): a personal field disagrees outright (different
+    given names, birth dates or national ids) and the personal fields taken together — the disagreement's
+    own negative weight included — do not point to one person. A typo'd birth date with the same national
+    id and given name is one person; different given names at one address and phone (a household) are
+    not, however much the shared address, phone and surname add up to."""
     conflicted = np.zeros(levels.shape, dtype=bool)
     for k, f in enumerate(FIELDS):
         if f.conflict_level is not None:
@@ -144,7 +154,7 @@ def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     personal = [FIELD_INDEX[n] for n in _PERSONAL]
     support = np.zeros(len(levels), dtype=np.float64)
     for k in personal:
-        support += np.where(conflicted[:, k], 0.0, np.maximum(contrib[:, k], 0.0))
+        support += contrib[:, k]
     return any_conf & (support < OVERRIDE_BITS)
 
 

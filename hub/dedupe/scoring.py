@@ -140,6 +140,7 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | N
             m[k], u[k] = new_m, nu / nu.sum()
         if delta < tol and it > 2:
             break
+    m = _personal_m(pat, counts, m, u, lam[grp])
     # Fields seen (non-missing) on too few probable matches keep a conservative prior m: EM cannot
     # learn them, e.g. birth dates held by only one source of a multi-source set.
     for k, f in enumerate(FIELDS):
@@ -148,6 +149,45 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | N
         if support < 30:
             m[k] = _prior_m(len(f.labels))
     return m, lam, it
+
+
+PERSONAL_FIELDS = ("given_name", "birth_date", "national_id", "email")
+PERSONAL_LOGIT = float(np.log(99.0))
+
+
+def _personal_m(pat: np.ndarray, counts: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], lam: np.ndarray,
+                min_support: float = 30.0) -> list[np.ndarray]:
+    """m of the conflict fields (given name, birth date, national id) re-read from pairs that the *other
+    personal* fields alone make near-certain matches.
+
+    EM's match class also takes in the members of a household — same surname, address and landline — and
+    then learns that matches often have different given names and birth dates, which would let households
+    merge. Pairs that agree on another person's own identifiers (e-mail, id, birth date) are not
+    households; among them, how often a given name or birth date still differs is the real typo rate."""
+    from hub.dedupe.compare import FIELD_INDEX
+
+    personal = [FIELD_INDEX[n] for n in PERSONAL_FIELDS]
+    contrib = np.zeros((len(pat), len(personal)), dtype=np.float64)
+    for c, k in enumerate(personal):
+        col = pat[:, k]
+        ok = col >= 0
+        contrib[ok, c] = np.log(m[k][col[ok]]) - np.log(u[k][col[ok]])
+    base = np.log(lam) - np.log1p(-lam) + contrib.sum(axis=1)
+    out = list(m)
+    for c, k in enumerate(personal):
+        f = FIELDS[k]
+        if f.conflict_level is None:
+            continue
+        col = pat[:, k]
+        sel = (col >= 0) & (base - contrib[:, c] > PERSONAL_LOGIT)
+        w = counts[sel]
+        if w.sum() < min_support:
+            # too few pairs to tell: a conservative prior rather than EM's household-tainted estimate
+            out[k] = _prior_m(len(f.labels))
+            continue
+        cnt = np.bincount(col[sel], weights=w, minlength=len(f.labels)) + 0.5
+        out[k] = cnt / cnt.sum()
+    return out
 
 
 def _prior_m(n_levels: int) -> np.ndarray:
