@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from hub.dedupe.prepare import KeyColumn, Prepared, _combine
 
@@ -22,12 +23,19 @@ class BlockingRule:
     sort: str = "name_sort"
     cap: int = 24
     window: int = 4
+    # "deletions": one key only; a record is in the block of its value and of every value with one character
+    # deleted, so ids and phones one typo apart (substituted, inserted, dropped or swapped digit) still meet
+    variants: str = ""
 
 
 DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("phone", ("phone_tail",), sort="name_sort", cap=16, window=3),
     BlockingRule("email", ("email",), sort="name_sort", cap=16, window=3),
     BlockingRule("national_id", ("national_id",), sort="name_sort", cap=12, window=3),
+    BlockingRule("national_id~1", ("national_id",), sort="name_sort", cap=12, window=3, variants="deletions"),
+    BlockingRule("phone~1", ("phone_tail",), sort="name_sort", cap=8, window=2, variants="deletions"),
+    BlockingRule("given+birth_year", ("given", "birth_year"), sort="name_sort"),
+    BlockingRule("family+birth_year", ("family", "birth_year"), sort="name_sort_rev"),
     BlockingRule("name_key+birth_year", ("name_key", "birth_year"), sort="dob"),
     BlockingRule("name_key+city", ("name_key", "city"), sort="dob", cap=24),
     BlockingRule("family+given_canon", ("family", "given_canon"), sort="dob", cap=24),
@@ -54,23 +62,69 @@ def _rank(col: KeyColumn) -> np.ndarray:
     return np.where(col.codes >= 0, rank[np.maximum(col.codes, 0)], -1)
 
 
-def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) -> np.ndarray:
-    """Candidate pairs of one rule, encoded as ``lo * n + hi`` (int64, may contain duplicates)."""
-    n = p.n
-    if rule.keys:
-        key = _combine(*(p.key(k) for k in rule.keys)).codes.astype(np.int64)
-    else:
-        key = np.zeros(n, dtype=np.int64)
-    if rule.sort not in ranks:
-        ranks[rule.sort] = _rank(p.key(rule.sort))
-    srt = ranks[rule.sort]
-    idx = np.flatnonzero(key >= 0)
-    if not rule.keys:
-        idx = idx[srt[idx] >= 0]  # global sorted neighbourhood only over records having the sort key
-    if len(idx) < 2:
+MIN_DELETION_LEN = 6  # shorter values have too many neighbours one deletion away
+
+
+def deletion_variants(col: KeyColumn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(record index, variant code, variant texts) — a row for every record's value and each of its distinct
+    one-character deletions; ``texts[code]`` spells the variant."""
+    owner: list[int] = []
+    variant: list[str] = []
+    for u, v in enumerate(col.uniques.tolist()):
+        if len(v) < MIN_DELETION_LEN:
+            continue
+        for d in dict.fromkeys([v] + [v[:k] + v[k + 1:] for k in range(len(v))]):
+            owner.append(u)
+            variant.append(d)
+    if not owner:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
+    own = np.asarray(owner, dtype=np.int64)
+    vcode, texts = pd.factorize(np.asarray(variant, dtype=object))
+    cnt = np.bincount(own, minlength=len(col.uniques))
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    rec = np.flatnonzero(col.codes >= 0)
+    rec = rec[cnt[col.codes[rec]] > 0]
+    c = col.codes[rec]
+    reps = cnt[c]
+    # position of each row inside its record's run of variants
+    offs = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    rows = np.repeat(start[c], reps) + offs
+    return np.repeat(rec, reps).astype(np.int64), vcode.astype(np.int64)[rows], np.asarray(texts, dtype=object)
+
+
+def rule_keys(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray]:
+    """(record index, block key code) rows of one keyed rule; a record has several rows with variants."""
+    if rule.variants == "deletions":
+        rec, code, _ = deletion_variants(p.key(rule.keys[0]))
+        return rec, code
+    key = _combine(*(p.key(k) for k in rule.keys)).codes.astype(np.int64)
+    rec = np.flatnonzero(key >= 0)
+    return rec.astype(np.int64), key[rec]
+
+
+def rule_key_strings(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray]:
+    """(record index, block key text) rows of one keyed rule — the same blocks as :func:`rule_keys`, spelled
+    as values so that they mean the same in another batch of records (the golden stage's block index)."""
+    if rule.variants == "deletions":
+        rec, code, texts = deletion_variants(p.key(rule.keys[0]))
+        return rec, texts[code]
+    cols = [p.key(k).values() for k in rule.keys]
+    ok = np.ones(p.n, dtype=bool)
+    for c in cols:
+        ok &= c != ""
+    joined = pd.Series(cols[0][ok]).astype(str)
+    for c in cols[1:]:
+        joined = joined + "|" + pd.Series(c[ok]).astype(str).to_numpy()
+    return np.flatnonzero(ok).astype(np.int64), joined.to_numpy(dtype=object)
+
+
+def _block_pairs(rec: np.ndarray, key: np.ndarray, srt: np.ndarray, n: int, cap: int, window: int) -> np.ndarray:
+    """Pairs of records sharing a key, encoded ``lo * n + hi``; a block over ``cap`` pairs only records
+    within ``window`` positions in ``srt`` order."""
+    if len(rec) < 2:
         return np.empty(0, dtype=np.int64)
-    order = idx[np.lexsort((srt[idx], key[idx]))]
-    g = key[order]
+    o = np.lexsort((srt[rec], key))
+    order, g = rec[o], key[o]
     _, start, counts = np.unique(g, return_index=True, return_counts=True)
     size = np.repeat(counts, counts)  # block size at each sorted position
     off = np.arange(len(order)) - np.repeat(start, counts)  # position inside its block
@@ -81,13 +135,28 @@ def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) ->
     k = 0
     while len(active):
         k += 1
-        active = active[(size[active] - off[active] - 1 >= k) & ((size[active] <= rule.cap) | (k <= rule.window))]
+        active = active[(size[active] - off[active] - 1 >= k) & ((size[active] <= cap) | (k <= window))]
         if not len(active):
             break
         a, b = order[active], order[active + k]
-        lo, hi = np.minimum(a, b), np.maximum(a, b)
+        keep = a != b
+        lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
         out.append(lo.astype(np.int64) * n + hi)
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+
+def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) -> np.ndarray:
+    """Candidate pairs of one rule, encoded as ``lo * n + hi`` (int64, may contain duplicates)."""
+    n = p.n
+    if rule.sort not in ranks:
+        ranks[rule.sort] = _rank(p.key(rule.sort))
+    srt = ranks[rule.sort]
+    if rule.keys:
+        rec, key = rule_keys(p, rule)
+    else:
+        rec = np.flatnonzero(srt >= 0)  # global sorted neighbourhood only over records having the sort key
+        key = np.zeros(len(rec), dtype=np.int64)
+    return _block_pairs(rec, key, srt, n, rule.cap, rule.window)
 
 
 def candidate_pairs(

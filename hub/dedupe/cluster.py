@@ -49,6 +49,8 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
 
 
 JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
+MERGE_RULE = "sum_logit"
+LOGIT_CAP = 30.0
 
 
 def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin: float
@@ -161,9 +163,9 @@ def cluster(
     for c, ps, pe, es, ee in zip(comps.tolist(), p_start.tolist(), p_end.tolist(), e_start.tolist(),
                                  e_end.tolist(), strict=True):
         pair_info = {
-            (a, b): (pr, cf)
-            for a, b, pr, cf in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
-                                    conf[ps:pe].tolist(), strict=True)
+            (a, b): (pr, cf, w)
+            for a, b, pr, cf, w in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
+                                       conf[ps:pe].tolist(), mw[ps:pe].tolist(), strict=True)
         }
         exhaustive = sizes[c] <= max_component
         edges = list(zip(el[es:ee].tolist(), er[es:ee].tolist(), ew[es:ee].tolist(), strict=True))
@@ -176,7 +178,7 @@ def cluster(
                 continue
             ga = ga or [a]
             gb = gb or [b]
-            ok, total, cnt = True, 0.0, 0
+            ok, total, cnt, logit = True, 0.0, 0, 0.0
             for x in ga:
                 for y in gb:
                     info = pair_info.get((x, y) if x < y else (y, x))
@@ -186,10 +188,16 @@ def cluster(
                         ok = False
                         break
                     total += info[0]
+                    logit += max(min(info[2], LOGIT_CAP), -LOGIT_CAP)
                     cnt += 1
                 if not ok:
                     break
-            if not ok or (cnt and total / cnt < min_support) or (exhaustive and cnt == 0):
+            if not ok or (exhaustive and cnt == 0):
+                continue
+            if MERGE_RULE == "sum_logit":
+                if cnt and logit <= 0:
+                    continue
+            elif cnt and total / cnt < min_support:
                 continue
             merged = ga + gb
             for x in merged:

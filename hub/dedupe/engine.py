@@ -137,7 +137,7 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
 
 # Fields whose agreement is personal (not shared by a household): only these can outweigh a conflict.
 _PERSONAL = PERSONAL_FIELDS
-OVERRIDE_BITS = 0.0  # net personal evidence (bits) at or above which a disagreement is not a conflict
+OVERRIDE_BITS = -3.0  # net personal evidence (bits) at or above which a disagreement is not a conflict
 
 
 def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:

@@ -154,25 +154,18 @@ class EngineMatcher:
 
     def block_pairs(self, b: EngineBatch) -> tuple[np.ndarray, np.ndarray]:
         """(record position, hashed block key) for every key of every record, vectorised per rule."""
-        from hub.dedupe.blocking import DEFAULT_RULES
+        from hub.dedupe.blocking import DEFAULT_RULES, rule_key_strings
 
         pos_parts: list[np.ndarray] = []
         key_parts: list[np.ndarray] = []
-        n = len(b.keys)
         for rule in DEFAULT_RULES:
             if not rule.keys:  # a global sorted neighbourhood is not local: skip it
                 continue
-            cols = [b.p.key(k).values() for k in rule.keys]
-            ok = np.ones(n, dtype=bool)
-            for c in cols:
-                ok &= c != ""
-            if not ok.any():
+            pos, text = rule_key_strings(b.p, rule)
+            if not len(pos):
                 continue
-            joined = pd.Series(cols[0][ok]).astype(str)
-            for c in cols[1:]:
-                joined = joined + "|" + pd.Series(c[ok]).astype(str).to_numpy()
-            pos_parts.append(np.flatnonzero(ok))
-            key_parts.append(hash_keys(rule.name + ":" + joined))
+            pos_parts.append(pos)
+            key_parts.append(hash_keys(rule.name + ":" + pd.Series(text, dtype=object).astype(str)))
         if not pos_parts:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
         return np.concatenate(pos_parts), np.concatenate(key_parts)
