@@ -47,6 +47,9 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("dob+postcode", ("dob", "postcode"), sort="name_sort"),
     BlockingRule("given+city", ("given", "city"), sort="name_sort_rev", cap=12, window=3),
     BlockingRule("family+city", ("family", "city"), sort="name_sort", cap=12, window=3),
+    # one-word names run together (xubopeng, mingbinchau) meet the full name in either order
+    BlockingRule("name_concat", ("name_concat",), sort="dob", cap=12, window=3),
+    BlockingRule("name_concat_rev", ("name_concat_rev",), sort="dob", cap=12, window=3),
     BlockingRule("sn:name", (), sort="name_sort", cap=0, window=2),
     BlockingRule("sn:name_rev", (), sort="name_sort_rev", cap=0, window=2),
 )

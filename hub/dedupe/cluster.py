@@ -49,7 +49,7 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
 
 
 JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
-MERGE_RULE = "sum_logit"
+MERGE_RULE = "profile"
 LOGIT_CAP = 30.0
 
 
@@ -104,6 +104,19 @@ def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin
     return [e for e in edges if ((e[0], e[1]) if e[0] < e[1] else (e[1], e[0])) not in drop]
 
 
+def _profile_weight(lv: np.ndarray, ct: np.ndarray, prior: np.ndarray, cross: list[int]) -> float:
+    """Match weight of two clusters as two profiles: per field, the best comparison among the cross pairs
+    where both sides have the field (a caller's phone meets the ERP record's phone, the shop record's
+    e-mail meets the web account's). A record that agrees strongly with one member and merely holds other
+    fields than the rest is not held back by pairs that have nothing to compare."""
+    idx = np.asarray(cross, dtype=np.int64)
+    levels, contrib = lv[idx], ct[idx]
+    present = levels >= 0
+    best = np.where(present, contrib, -np.inf).max(axis=0)
+    best[~present.any(axis=0)] = 0.0
+    return float(prior[idx].max() + best.sum())
+
+
 def cluster(
     n: int,
     left: np.ndarray,
@@ -144,12 +157,19 @@ def cluster(
     pi = np.concatenate([pi, left[big_edge]])
     pj = np.concatenate([pj, right[big_edge]])
     lo, hi = np.minimum(pi, pj), np.maximum(pi, pj)
-    mw, prob, conf = score_pairs(lo, hi)
+    scored = score_pairs(lo, hi)
+    mw, prob, conf = scored[:3]
+    # per-field comparison levels and weight contributions, when the scorer gives them: a merge is then
+    # judged on the two clusters' combined profiles, not pair by pair
+    lv, ct = (scored[3], scored[4]) if len(scored) >= 5 and MERGE_RULE == "profile" else (None, None)
 
     # group scored pairs and auto edges by component, then greedy per component
     pc = comp[lo]
     porder = np.argsort(pc, kind="stable")
     lo, hi, mw, prob, conf, pc = lo[porder], hi[porder], mw[porder], prob[porder], conf[porder], pc[porder]
+    if lv is not None:
+        lv, ct = lv[porder], ct[porder].astype(np.float64)
+        prior = mw - ct.sum(axis=1)
     in_big = sizes[comp[left]] >= 3
     el, er, ew = left[in_big], right[in_big], weight[in_big]
     ec = comp[el]
@@ -163,9 +183,9 @@ def cluster(
     for c, ps, pe, es, ee in zip(comps.tolist(), p_start.tolist(), p_end.tolist(), e_start.tolist(),
                                  e_end.tolist(), strict=True):
         pair_info = {
-            (a, b): (pr, cf, w)
-            for a, b, pr, cf, w in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
-                                       conf[ps:pe].tolist(), mw[ps:pe].tolist(), strict=True)
+            (a, b): (pr, cf, w, k)
+            for a, b, pr, cf, w, k in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
+                                          conf[ps:pe].tolist(), mw[ps:pe].tolist(), range(ps, pe), strict=True)
         }
         exhaustive = sizes[c] <= max_component
         edges = list(zip(el[es:ee].tolist(), er[es:ee].tolist(), ew[es:ee].tolist(), strict=True))
@@ -179,6 +199,7 @@ def cluster(
             ga = ga or [a]
             gb = gb or [b]
             ok, total, cnt, logit = True, 0.0, 0, 0.0
+            cross: list[int] = []
             for x in ga:
                 for y in gb:
                     info = pair_info.get((x, y) if x < y else (y, x))
@@ -189,12 +210,16 @@ def cluster(
                         break
                     total += info[0]
                     logit += max(min(info[2], LOGIT_CAP), -LOGIT_CAP)
+                    cross.append(info[3])
                     cnt += 1
                 if not ok:
                     break
             if not ok or (exhaustive and cnt == 0):
                 continue
-            if MERGE_RULE == "sum_logit":
+            if lv is not None and cnt > 1:
+                if _profile_weight(lv, ct, prior, cross) < 0:
+                    continue
+            elif MERGE_RULE == "sum_logit":
                 if cnt and logit <= 0:
                     continue
             elif cnt and total / cnt < min_support:

@@ -149,11 +149,21 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
     if both.any():
         a, b = gi_s[both], gj_s[both]
         initial[both] = ((li[a] == 1) | (li[b] == 1)) & (first[a] == first[b])
+    # a family name given as an initial (Renee M.) faces the other record's family name
+    fi_s, fj_s = fi, np.where(swap, gj, fj)
+    both_f = (fi_s >= 0) & (fj_s >= 0)
+    initial_f = np.zeros(len(i), dtype=bool)
+    if both_f.any():
+        a, b = fi_s[both_f], fj_s[both_f]
+        initial_f[both_f] = ((li[a] == 1) | (li[b] == 1)) & (first[a] == first[b])
+    fam_sim = np.where(initial_f & ~(fam_sim >= 0.80), 0.80, fam_sim)
     fam_lv = _levels(fam_sim, [(3, fam_sim >= 1.0), (2, fam_sim >= 0.92), (1, fam_sim >= 0.80)])
     giv_lv = _levels(
         giv_sim,
         [(3, giv_sim >= 1.0), (2, (giv_sim >= 0.88) | canon_eq), (1, (giv_sim >= 0.70) | initial)],
     )
+    if p is not None and "name_concat" in p.keys:
+        _concatenated_names(v, p, i, j, fam_lv, giv_lv, swap)
     if p is not None:
         for lv, key in ((fam_lv, "family_han"), (giv_lv, "given_han")):
             col = p.key(key)
@@ -161,6 +171,34 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
             homophone = (ci >= 0) & (cj >= 0) & (ci != cj) & ~swap & (lv > 1)
             lv[homophone] = 1
     return fam_lv, giv_lv, swap
+
+
+MIN_CONCAT_LEN = 5  # "lina" is a given name as often as it is 李娜 run together
+
+
+def _concatenated_names(v: NameVocab, p: Prepared, i: np.ndarray, j: np.ndarray, fam_lv: np.ndarray,
+                        giv_lv: np.ndarray, swap: np.ndarray) -> None:
+    """A one-word name that is the other record's full name run together in either order (xubopeng /
+    徐博鹏, mingbinchau / Mingbin Chau): both name parts agree. Updates the levels in place."""
+    lens = np.array([len(s) for s in v.uniques], dtype=np.int32) if len(v.uniques) else np.zeros(0, np.int32)
+    fwd, rev = p.key("name_concat"), p.key("name_concat_rev")
+    for a, b in ((i, j), (j, i)):
+        fa, ga, fb, gb = v.fam[a], v.giv[a], v.fam[b], v.giv[b]
+        tok = np.where(fa >= 0, fa, ga)
+        sel = ((fa >= 0) != (ga >= 0)) & (fb >= 0) & (gb >= 0)
+        sel[sel] = lens[tok[sel]] >= MIN_CONCAT_LEN
+        if not sel.any():
+            continue
+        t, bb = tok[sel], b[sel]
+        s1 = _pair_scores(t, fwd.codes[bb], v.uniques, fwd.uniques, JaroWinkler.normalized_similarity)
+        s2 = _pair_scores(t, rev.codes[bb], v.uniques, rev.uniques, JaroWinkler.normalized_similarity)
+        sim = np.fmax(s1, s2)
+        lv = np.where(sim >= 1.0, 3, np.where(sim >= 0.96, 2, -2)).astype(np.int8)
+        hit = np.flatnonzero(sel)[lv >= 0]
+        lv = lv[lv >= 0]
+        fam_lv[hit] = np.maximum(fam_lv[hit], lv)
+        giv_lv[hit] = np.maximum(giv_lv[hit], lv)
+        swap[hit] = False
 
 
 def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -254,6 +292,9 @@ def tf_codes(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, levels
             # after a possible order swap the agreed value may sit in either slot: use the left record's
             # value that equals the right one
             fi, gi, fj, gj = vocab.fam[i], vocab.giv[i], vocab.fam[j], vocab.giv[j]
+            # a one-word name (run together, or a lone part) takes the frequency of the full record's part
+            one_i = (fi < 0) | (gi < 0)
+            fi, gi = np.where(one_i, fj, fi), np.where(one_i, gj, gi)
             if col == "family":
                 code = np.where(fi == fj, fi, np.where(fi == gj, fi, gi))
             else:

@@ -243,10 +243,10 @@ def deduplicate(
     auto = (prob >= s.auto_match) & ~conflict
     stats["pairs_auto_match"] = int(auto.sum())
 
-    def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
         lv = compare_fields(p, vocab, i, j)
         w, c = score(model, lv, tf_codes(p, vocab, i, j, lv), pair_prior(model, p.source_names, p.source[i], p.source[j]))
-        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), _conflict_mask(lv, c)
+        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), _conflict_mask(lv, c), lv, c
 
     step("cluster")
     labels = cluster(p.n, left[auto].astype(np.int64), right[auto].astype(np.int64), mw[auto], score_pairs,

@@ -511,6 +511,10 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["given_init"] = _derive(p.keys["given"], lambda s: s[:1])
     ns = np.array([f"{a} {b}".strip() for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
     nr = np.array([f"{b} {a}".strip() for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    p.keys["name_concat"] = _encode(np.array([f"{a}{b}" for a, b in zip(fam_u, giv_u, strict=True)],
+                                             dtype=object)[tcodes], None)
+    p.keys["name_concat_rev"] = _encode(np.array([f"{b}{a}" for a, b in zip(fam_u, giv_u, strict=True)],
+                                                 dtype=object)[tcodes], None)
     p.keys["name_sort"] = _encode(ns[tcodes], None)
     p.keys["name_sort_rev"] = _encode(nr[tcodes], None)
     return p

@@ -320,6 +320,25 @@ def _han_result(display: str, family: str | None, given: str | None, flags: list
     )
 
 
+_FAMILIAR_PREFIXES = ("老", "小", "阿")
+
+
+def _familiar_form(han: str) -> tuple[str | None, str | None] | None:
+    """(family, given) of 老赵 / 小王 (surname) or 小刚 / 阿强 (given name); None when ``han`` is a real
+    name that merely starts with one of those characters (小 and 阿 are not surnames; 老 is not either)."""
+    if len(han) not in (2, 3) or han[0] not in _FAMILIAR_PREFIXES:
+        return None
+    rest = han[1:]
+    # 老 goes with surnames; 小 and 阿 mostly with given names (小明, 阿强) unless the character is one of the
+    # most common surnames (小王, 阿陈)
+    top = 10_000 if han[0] == "老" else 40
+    if rest in COMPOUND_SURNAMES or _SURNAME_RANK.get(rest, 10_000) < top:
+        return rest, None
+    if len(rest) == 1:
+        return None, rest
+    return None
+
+
 def _parse_han(text: str, flags: list[str], script: str) -> PersonName:
     display = text
     simp = to_simplified(text)
@@ -352,6 +371,11 @@ def _parse_han(text: str, flags: list[str], script: str) -> PersonName:
                     return _han_result(display, rest, None, flags, script)
                 han = rest
                 break
+        familiar = _familiar_form(han)
+        if familiar is not None:
+            # 老赵 / 小王: "old/young" + surname; 小刚 / 阿强: + given name — a form of address, not a name
+            flags.append("name.familiar")
+            return _han_result(display, *familiar, flags, script)
         family, given = split_han_name(han)
         if len(han) > 4:
             flags.append("name.unusual_length")
