@@ -2,11 +2,15 @@
 
 1. Connected components of the auto-match graph give the *possible* clusters.
 2. Inside every component of 3+ records, ALL member pairs are scored (also those blocking never
-   proposed), vectorised in one batch.
-3. Greedy merge by descending match_weight inside each component: two partial clusters merge only if
-   no cross pair is a hard conflict (cannot-link) and the cross pairs on average support the merge
-   (mean match_probability >= ``min_support``). A sparse record that matches two different people
-   (陈伟 + a city) therefore joins at most one of them instead of bridging both into one cluster.
+   proposed), vectorised in one batch, with their per-field comparison levels and weights.
+3. Ambiguous links are dropped: a record that matches clearly different people about equally well joins
+   none of them (``_drop_ambiguous``).
+4. Greedy merge by descending match_weight inside each component: two partial clusters merge only if,
+   compared as two *profiles* (per field, the best comparison over their cross pairs), they are a match
+   (weight >= 0) and not in conflict (their cross pairs disagree on personal fields — given name, birth
+   date, id, e-mail — on average). A sparse record that matches two different people (陈伟 + a city) joins
+   at most one of them instead of bridging both into one cluster, and a household stays apart however
+   strongly its members share an address, a landline and a surname.
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
+from hub.dedupe.compare import FIELD_INDEX, FIELDS
+from hub.dedupe.scoring import OVERRIDE_BITS as _OVERRIDE_BITS
+from hub.dedupe.scoring import PERSONAL_FIELDS
+
+_PERSONAL_IDX = np.array([FIELD_INDEX[f] for f in PERSONAL_FIELDS], dtype=np.int64)
+_CONFLICT_FIELDS = np.array([k for k, f in enumerate(FIELDS) if f.conflict_level is not None], dtype=np.int64)
+_CONFLICT_LEVELS = np.array([f.conflict_level for f in FIELDS if f.conflict_level is not None], dtype=np.int64)
 
 
 def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -49,8 +61,7 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
 
 
 JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
-MERGE_RULE = "profile"
-LOGIT_CAP = 30.0
+MERGE_RULE = "profile"  # "mean_probability": the pairwise rule, used when the scorer gives no profiles
 
 
 def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin: float
@@ -104,17 +115,23 @@ def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin
     return [e for e in edges if ((e[0], e[1]) if e[0] < e[1] else (e[1], e[0])) not in drop]
 
 
-def _profile_weight(lv: np.ndarray, ct: np.ndarray, prior: np.ndarray, cross: list[int]) -> float:
-    """Match weight of two clusters as two profiles: per field, the best comparison among the cross pairs
-    where both sides have the field (a caller's phone meets the ERP record's phone, the shop record's
-    e-mail meets the web account's). A record that agrees strongly with one member and merely holds other
-    fields than the rest is not held back by pairs that have nothing to compare."""
+def _profile_weight(lv: np.ndarray, ct: np.ndarray, prior: np.ndarray, cross: list[int]) -> tuple[float, bool]:
+    """(match weight, conflict) of two clusters as two profiles.
+
+    Weight: per field, the best comparison among the cross pairs where both sides have the field (a
+    caller's phone meets the ERP record's phone, the shop record's e-mail meets the web account's), so a
+    record that agrees strongly with one member and merely holds other fields than the rest is not held
+    back by pairs that have nothing to compare. Conflict: some cross pair disagrees on a personal field and
+    the personal evidence of the cross pairs is, on average, against one person — two members of a
+    household disagree pair after pair; one badly typo'd duplicate among good ones does not."""
     idx = np.asarray(cross, dtype=np.int64)
     levels, contrib = lv[idx], ct[idx]
     present = levels >= 0
     best = np.where(present, contrib, -np.inf).max(axis=0)
     best[~present.any(axis=0)] = 0.0
-    return float(prior[idx].max() + best.sum())
+    disagree = (levels[:, _CONFLICT_FIELDS] == _CONFLICT_LEVELS).any(axis=1)
+    conflict = bool(disagree.any()) and float(contrib[:, _PERSONAL_IDX].sum(axis=1).mean()) < _OVERRIDE_BITS
+    return float(prior[idx].max() + best.sum()), conflict
 
 
 def cluster(
@@ -198,29 +215,26 @@ def cluster(
                 continue
             ga = ga or [a]
             gb = gb or [b]
-            ok, total, cnt, logit = True, 0.0, 0, 0.0
+            ok, total, cnt = True, 0.0, 0
             cross: list[int] = []
             for x in ga:
                 for y in gb:
                     info = pair_info.get((x, y) if x < y else (y, x))
                     if info is None:
                         continue  # only possible in oversized components: unknown pair, no evidence
-                    if info[1]:
+                    if info[1] and lv is None:  # with profiles, conflicts are judged per cluster below
                         ok = False
                         break
                     total += info[0]
-                    logit += max(min(info[2], LOGIT_CAP), -LOGIT_CAP)
                     cross.append(info[3])
                     cnt += 1
                 if not ok:
                     break
             if not ok or (exhaustive and cnt == 0):
                 continue
-            if lv is not None and cnt > 1:
-                if _profile_weight(lv, ct, prior, cross) < 0:
-                    continue
-            elif MERGE_RULE == "sum_logit":
-                if cnt and logit <= 0:
+            if lv is not None and cnt:
+                weight_ab, conflict_ab = _profile_weight(lv, ct, prior, cross)
+                if weight_ab < 0 or conflict_ab:
                     continue
             elif cnt and total / cnt < min_support:
                 continue

@@ -15,6 +15,7 @@ from hub.dedupe.cluster import cluster
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
 from hub.dedupe.prepare import Prepared, prepare
 from hub.dedupe.scoring import (
+    OVERRIDE_BITS,
     PERSONAL_FIELDS,
     FSModel,
     em_fit,
@@ -137,7 +138,6 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
 
 # Fields whose agreement is personal (not shared by a household): only these can outweigh a conflict.
 _PERSONAL = PERSONAL_FIELDS
-OVERRIDE_BITS = -3.0  # net personal evidence (bits) at or above which a disagreement is not a conflict
 
 
 def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:

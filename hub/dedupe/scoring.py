@@ -152,6 +152,7 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | N
 
 
 PERSONAL_FIELDS = ("given_name", "birth_date", "national_id", "email")
+OVERRIDE_BITS = -3.0  # net personal evidence (bits) at or above which a disagreement is not a conflict
 PERSONAL_LOGIT = float(np.log(99.0))
 
 

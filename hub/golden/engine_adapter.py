@@ -219,9 +219,8 @@ class EngineMatcher:
         right = np.array([b.pos[c] for _, c, _ in edges], dtype=np.int64)
         weight = np.array([w for _, _, w in edges], dtype=np.float64)
 
-        def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            mw, prob, conflict, _, _ = self._score_idx(b, i.astype(np.int32), j.astype(np.int32))
-            return mw, prob, conflict
+        def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+            return self._score_idx(b, i.astype(np.int32), j.astype(np.int32))
 
         labels = cluster(len(b.keys), left, right, weight, score_pairs, min_support=self.ds.min_support)
         groups: dict[int, list[str]] = {}
