@@ -26,6 +26,7 @@ class BlockingRule:
     # "deletions": one key only; a record is in the block of its value and of every value with one character
     # deleted, so ids and phones one typo apart (substituted, inserted, dropped or swapped digit) still meet
     variants: str = ""
+    one_word: bool = False  # keep only pairs where a record's name is one word (no family or no given part)
 
 
 DEFAULT_RULES: tuple[BlockingRule, ...] = (
@@ -33,7 +34,7 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("email", ("email",), sort="name_sort", cap=16, window=3),
     BlockingRule("national_id", ("national_id",), sort="name_sort", cap=12, window=3),
     BlockingRule("national_id~1", ("national_id",), sort="name_sort", cap=12, window=3, variants="deletions"),
-    BlockingRule("phone~1", ("phone_tail",), sort="name_sort", cap=8, window=2, variants="deletions"),
+    BlockingRule("phone~1", ("phone",), sort="name_sort", cap=8, window=2, variants="deletions"),
     BlockingRule("given+birth_year", ("given", "birth_year"), sort="name_sort"),
     BlockingRule("family+birth_year", ("family", "birth_year"), sort="name_sort_rev"),
     BlockingRule("name_key+birth_year", ("name_key", "birth_year"), sort="dob"),
@@ -48,8 +49,8 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("given+city", ("given", "city"), sort="name_sort_rev", cap=12, window=3),
     BlockingRule("family+city", ("family", "city"), sort="name_sort", cap=12, window=3),
     # one-word names run together (xubopeng, mingbinchau) meet the full name in either order
-    BlockingRule("name_concat", ("name_concat",), sort="dob", cap=12, window=3),
-    BlockingRule("name_concat_rev", ("name_concat_rev",), sort="dob", cap=12, window=3),
+    BlockingRule("name_concat", ("name_concat",), sort="dob", cap=12, window=3, one_word=True),
+    BlockingRule("name_concat_rev", ("name_concat_rev",), sort="dob", cap=12, window=3, one_word=True),
     BlockingRule("sn:name", (), sort="name_sort", cap=0, window=2),
     BlockingRule("sn:name_rev", (), sort="name_sort_rev", cap=0, window=2),
 )
@@ -159,6 +160,13 @@ def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) ->
     else:
         rec = np.flatnonzero(srt >= 0)  # global sorted neighbourhood only over records having the sort key
         key = np.zeros(len(rec), dtype=np.int64)
+    if rule.one_word:
+        one = (p.key("family").codes < 0) | (p.key("given").codes < 0)
+        blocks = np.unique(key[one[rec]])
+        keep = np.isin(key, blocks)  # only blocks holding a one-word name can give such a pair
+        rec, key = rec[keep], key[keep]
+        enc = _block_pairs(rec, key, srt, n, rule.cap, rule.window)
+        return enc[one[enc // n] | one[enc % n]]
     return _block_pairs(rec, key, srt, n, rule.cap, rule.window)
 
 

@@ -46,6 +46,30 @@ def _components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.fromiter((find(x) for x in range(n)), dtype=np.int64, count=n)
 
 
+def _cut_oversized(n: int, left: np.ndarray, right: np.ndarray, weight: np.ndarray, max_component: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop the weakest edges of components larger than ``max_component`` (a tenth of them per round) until
+    none is: a chain of thousands of records is held together by its weakest links, and the parts it falls
+    into are what exhaustive clustering can then judge."""
+    keep = np.ones(len(left), dtype=bool)
+    for _ in range(200):
+        comp = _components(n, left[keep], right[keep])
+        sizes = np.bincount(comp, minlength=n)
+        over = keep & (sizes[comp[left]] > max_component)
+        if not over.any():
+            break
+        # per oversized component, its weakest tenth of edges goes
+        idx = np.flatnonzero(over)
+        c = comp[left[idx]]
+        order = np.lexsort((weight[idx], c))
+        idx, c = idx[order], c[order]
+        start = np.searchsorted(c, c, side="left")
+        cnt = np.bincount(c, minlength=n)[c]
+        rank = np.arange(len(idx)) - start
+        keep[idx[rank < np.maximum(1, cnt // 10)]] = False
+    return left[keep], right[keep], weight[keep]
+
+
 def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> tuple[np.ndarray, np.ndarray]:
     """All pairs within groups (members sorted by group)."""
     ls, rs = [], []
@@ -61,6 +85,7 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
 
 
 JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
+BATCH_PAIRS = 1_000_000
 MERGE_RULE = "profile"  # "mean_probability": the pairwise rule, used when the scorer gives no profiles
 
 
@@ -147,10 +172,12 @@ def cluster(
     """Cluster label per record (the smallest member index of its cluster).
 
     ``left/right/weight``: auto-match pairs (free of pair-level conflicts).
-    ``score_pairs(i, j) -> (match_weight, match_probability, conflict)`` scores arbitrary pairs.
-    Components larger than ``max_component`` are split by greedy merging on their edges only, with the
-    same checks restricted to scored edges (keeps the cost bounded on pathological inputs).
+    ``score_pairs(i, j) -> (match_weight, match_probability, conflict[, levels, contributions])`` scores
+    arbitrary pairs; with the per-field levels and contributions, merges are judged on cluster profiles.
+    A component larger than ``max_component`` (namesakes and shared numbers chaining thousands of sparse
+    records at 1M) is first cut at its weakest links until every part can be checked exhaustively.
     """
+    left, right, weight = _cut_oversized(n, left, right, weight, max_component)
     comp = _components(n, left, right)
     labels = np.arange(n, dtype=np.int64)
     if len(left) == 0:
@@ -166,47 +193,56 @@ def cluster(
         return labels
     order = big[np.argsort(comp[big], kind="stable")]
     grp = comp[order]
-    small = sizes[grp] <= max_component
-    o_s, g_s = order[small], grp[small]
-    pi, pj = _all_pairs_by_group(o_s, g_s, int(sizes[g_s].max()) if len(g_s) else 0)
-    # edges of oversized components are scored as they are
-    big_edge = sizes[comp[left]] > max_component
-    pi = np.concatenate([pi, left[big_edge]])
-    pj = np.concatenate([pj, right[big_edge]])
+    in_big = sizes[comp[left]] >= 3
+    el, er, ew = left[in_big], right[in_big], weight[in_big]
+    ec = comp[el]
+    eorder = np.lexsort((-ew, ec))
+    el, er, ec, ew = el[eorder], er[eorder], ec[eorder], ew[eorder]
+    # components in batches of about BATCH_PAIRS member pairs: scoring every pair of every component at
+    # once would hold tens of millions of pairs (with their per-field levels) at 1M sparse records
+    comps, c_start, c_count = np.unique(grp, return_index=True, return_counts=True)
+    cum = np.cumsum(c_count.astype(np.int64) * (c_count - 1) // 2)
+    batch_of = cum // BATCH_PAIRS
+    for b in np.unique(batch_of).tolist():
+        sel = np.flatnonzero(batch_of == b)
+        lo_m, hi_m = int(c_start[sel[0]]), int(c_start[sel[-1]] + c_count[sel[-1]])
+        _cluster_batch(order[lo_m:hi_m], grp[lo_m:hi_m], comp, el, er, ew, ec, score_pairs, labels,
+                       min_support, ambiguity_margin)
+    return labels
+
+
+def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarray, el: np.ndarray, er: np.ndarray,
+                   ew: np.ndarray, ec: np.ndarray, score_pairs: Callable, labels: np.ndarray,
+                   min_support: float, ambiguity_margin: float) -> None:
+    """Greedy, profile-checked merging inside each component of one batch; writes ``labels``."""
+    sizes = np.bincount(member_comp - member_comp.min())
+    pi, pj = _all_pairs_by_group(members, member_comp, int(sizes.max()))
     lo, hi = np.minimum(pi, pj), np.maximum(pi, pj)
     scored = score_pairs(lo, hi)
     mw, prob, conf = scored[:3]
     # per-field comparison levels and weight contributions, when the scorer gives them: a merge is then
     # judged on the two clusters' combined profiles, not pair by pair
     lv, ct = (scored[3], scored[4]) if len(scored) >= 5 and MERGE_RULE == "profile" else (None, None)
-
-    # group scored pairs and auto edges by component, then greedy per component
+    del scored
     pc = comp[lo]
     porder = np.argsort(pc, kind="stable")
     lo, hi, mw, prob, conf, pc = lo[porder], hi[porder], mw[porder], prob[porder], conf[porder], pc[porder]
     if lv is not None:
-        lv, ct = lv[porder], ct[porder].astype(np.float64)
-        prior = mw - ct.sum(axis=1)
-    in_big = sizes[comp[left]] >= 3
-    el, er, ew = left[in_big], right[in_big], weight[in_big]
-    ec = comp[el]
-    eorder = np.lexsort((-ew, ec))
-    el, er, ec, ew = el[eorder], er[eorder], ec[eorder], ew[eorder]
+        lv, ct = lv[porder], ct[porder].astype(np.float32)
+        prior = (mw - ct.sum(axis=1, dtype=np.float64)).astype(np.float32)
     comps = np.unique(pc)
     p_start = np.searchsorted(pc, comps)
     p_end = np.searchsorted(pc, comps, side="right")
     e_start = np.searchsorted(ec, comps)
     e_end = np.searchsorted(ec, comps, side="right")
-    for c, ps, pe, es, ee in zip(comps.tolist(), p_start.tolist(), p_end.tolist(), e_start.tolist(),
-                                 e_end.tolist(), strict=True):
+    for ps, pe, es, ee in zip(p_start.tolist(), p_end.tolist(), e_start.tolist(), e_end.tolist(), strict=True):
         pair_info = {
             (a, b): (pr, cf, w, k)
             for a, b, pr, cf, w, k in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
                                           conf[ps:pe].tolist(), mw[ps:pe].tolist(), range(ps, pe), strict=True)
         }
-        exhaustive = sizes[c] <= max_component
         edges = list(zip(el[es:ee].tolist(), er[es:ee].tolist(), ew[es:ee].tolist(), strict=True))
-        if exhaustive and ambiguity_margin > 0:
+        if ambiguity_margin > 0:
             edges = _drop_ambiguous(edges, pair_info, ambiguity_margin)
         member_of: dict[int, list[int]] = {}
         for a, b, _w in edges:
@@ -219,9 +255,7 @@ def cluster(
             cross: list[int] = []
             for x in ga:
                 for y in gb:
-                    info = pair_info.get((x, y) if x < y else (y, x))
-                    if info is None:
-                        continue  # only possible in oversized components: unknown pair, no evidence
+                    info = pair_info[(x, y) if x < y else (y, x)]
                     if info[1] and lv is None:  # with profiles, conflicts are judged per cluster below
                         ok = False
                         break
@@ -230,13 +264,13 @@ def cluster(
                     cnt += 1
                 if not ok:
                     break
-            if not ok or (exhaustive and cnt == 0):
+            if not ok:
                 continue
-            if lv is not None and cnt:
+            if lv is not None:
                 weight_ab, conflict_ab = _profile_weight(lv, ct, prior, cross)
                 if weight_ab < 0 or conflict_ab:
                     continue
-            elif cnt and total / cnt < min_support:
+            elif total / cnt < min_support:
                 continue
             merged = ga + gb
             for x in merged:
@@ -246,6 +280,4 @@ def cluster(
             if id(grp_list) in seen:
                 continue
             seen.add(id(grp_list))
-            m = min(grp_list)
-            labels[grp_list] = m
-    return labels
+            labels[grp_list] = min(grp_list)
