@@ -165,11 +165,18 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
     if p is not None and "name_concat" in p.keys:
         _concatenated_names(v, p, i, j, fam_lv, giv_lv, swap)
     if p is not None:
-        for lv, key in ((fam_lv, "family_han"), (giv_lv, "given_han")):
+        # Chinese names are compared as characters, not as strings of pinyin letters: 婉红 (wanhong) and 浩强
+        # (haoqiang) are as different as two names get; a homophone in other characters (伟/玮, an input-method
+        # slip, or 王伟/王薇, two people) is weak; a character-level near miss on one side only in pinyin is
+        # still judged on the pinyin, but never as a merely "weak" look-alike
+        for lv, key, init in ((fam_lv, "family_han", initial_f), (giv_lv, "given_han", initial)):
             col = p.key(key)
             ci, cj = col.codes[i], col.codes[j]
-            homophone = (ci >= 0) & (cj >= 0) & (ci != cj) & ~swap & (lv > 1)
-            lv[homophone] = 1
+            both = (ci >= 0) & (cj >= 0) & ~swap
+            differ = both & (ci != cj)
+            lv[differ] = np.where(lv[differ] == 3, 1, 0)
+            one = ((ci >= 0) | (cj >= 0)) & ~both
+            lv[one & (lv == 1) & ~init] = 0
     return fam_lv, giv_lv, swap
 
 
@@ -242,6 +249,9 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return lv
 
 
+EMAIL_SIMILAR = 0.93  # name-derived addresses of namesakes (jonesrobert85 / jones.robert) sit at 0.88-0.93
+
+
 def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """Comparison levels, shape (n_pairs, len(FIELDS)), int8, -1 = missing."""
     out = np.empty((len(i), len(FIELDS)), dtype=np.int8)
@@ -273,7 +283,7 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     em = p.key("email")
     s = _same_key_sim(em, i, j, JaroWinkler.normalized_similarity)
     local = _code_eq(p.key("email_local"), i, j)
-    out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, local | (s >= 0.95)), (1, s >= 0.88)])
+    out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, local | (s >= 0.95)), (1, s >= EMAIL_SIMILAR)])
 
     out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
 
@@ -312,6 +322,11 @@ def tf_codes(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, levels
             out[col] = np.where(exact, code, -1)
         else:
             out[col] = np.where(exact, p.key(col).codes[i], -1)
+    # the same mailbox name at another provider (john.smith@gmail / john.smith@yahoo): as telling as the
+    # local part is rare — namesakes' look-alike addresses share the common ones
+    loc = p.key("email_local").codes
+    close = (levels[:, FIELD_INDEX["email"]] == 2) & (loc[i] >= 0) & (loc[i] == loc[j])
+    out["email_local"] = np.where(close, loc[i], -1)
     both = (levels[:, FIELD_INDEX["family_name"]] == 3) & (levels[:, FIELD_INDEX["given_name"]] == 3)
     nk = p.key("name_key").codes
     out["name_key"] = np.where(both & (nk[i] == nk[j]), nk[i], -1)

@@ -218,7 +218,7 @@ def deduplicate(
     for key, codes in (("family", vocab.fam), ("given", vocab.giv)):
         cnt = np.bincount(codes[codes >= 0], minlength=len(vocab.uniques)).astype(np.float64)
         model.tf[key] = cnt / max(cnt.sum(), 1.0)
-    for key in ("phone", "email") + (("name_key",) if s.joint_name_tf else ()):
+    for key in ("phone", "email", "email_local") + (("name_key",) if s.joint_name_tf else ()):
         cnt = p.key(key).counts().astype(np.float64)
         model.tf[key] = cnt / max(cnt.sum(), 1.0)
     stats["t_estimate"] = time.perf_counter() - t0

@@ -223,6 +223,17 @@ def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray], p
             if sel.any():
                 tf = np.maximum(model.tf[f.tf_key][codes[sel]], model.tf_u_floor)
                 contrib[sel, k] = np.log2(model.m[k][-1] / tf).astype(np.float32)
+    if "email_local" in tf_codes and "email_local" in model.tf:
+        from hub.dedupe.compare import FIELD_INDEX
+
+        ke = FIELD_INDEX["email"]
+        codes = tf_codes["email_local"]
+        sel = codes >= 0
+        if sel.any():
+            tf = np.maximum(model.tf["email_local"][codes[sel]], model.tf_u_floor)
+            w_close = np.log2(model.m[ke][2] / tf)
+            w_exact = float(np.log2(model.m[ke][-1] / model.u[ke][-1]))
+            contrib[sel, ke] = np.minimum(w_close, w_exact).astype(np.float32)
     # Full-name frequency: given names are not independent of family names (王芳, 张伟, John Smith are
     # far more common than tf(family) * tf(given) says), so when both agree exactly the pair gets the
     # weight of the joint name frequency; the correction is booked on the given_name column.
