@@ -55,8 +55,8 @@ def test_customers_with_households_and_namesakes(customers):
 
 def test_sparse_multisource_floor():
     _, m = _run(syn.sparse_multisource(1500, seed=104))
-    assert m["pairwise_precision"] >= 0.85, m
-    assert m["cluster_f1"] >= 0.80, m
+    assert m["pairwise_precision"] >= 0.88, m
+    assert m["cluster_f1"] >= 0.83, m
 
 
 def test_blocking_recall_and_caps(customers):
@@ -153,3 +153,22 @@ def test_tiny_inputs(rows):
     assert list(res.clusters.record_id) == list(df.record_id)
     assert res.clusters.cluster_id.nunique() == len(df)
     assert isinstance(res.pairs, pd.DataFrame)
+
+
+# Floors on the independently written generator (hub.dedupe.synthetic_alt: FEBRL dsgen-style corruption,
+# IME homophones, swapped name fields, shared mailboxes, WeChat nicknames) — data the engine was not
+# designed against; a change that only helps our own generator shows up here.
+@pytest.mark.parametrize(("kind", "size", "link_only", "metric", "floor"), [
+    ("febrl_link", 2000, True, "pairwise_f1", 0.99),
+    ("febrl_dedup", 3000, False, "cluster_f1", 0.985),
+    ("customers_single_source", 1500, False, "cluster_f1", 0.91),
+    ("sparse_multisource", 1500, False, "bcubed_f1", 0.90),
+])
+def test_independent_generator_floors(kind, size, link_only, metric, floor):
+    from hub.dedupe import synthetic_alt as alt
+
+    df = getattr(alt, kind)(size, seed=41).astype(str)
+    res = deduplicate(df.drop(columns=["entity_id"]), link_only=link_only)
+    pred = pd.Series(res.clusters["cluster_id"].to_numpy(), index=res.clusters["record_id"].to_numpy())
+    m = cluster_metrics(pred, alt.truth_of(df))
+    assert m[metric] >= floor, m

@@ -252,3 +252,22 @@ def test_whole_name_in_one_field(given, family, expected_family, expected_given,
 def test_part_keys_in_any_script(raw, family_key, given_key):
     n = standardise_person_name(raw)
     assert (n.family_key, n.given_key) == (family_key, given_key)
+
+
+@pytest.mark.parametrize(
+    ("raw", "family", "given"),
+    [
+        ("老赵", "赵", None),  # "old Zhao": a surname
+        ("小王", "王", None),  # 小 + a very common surname
+        ("阿陈", "陈", None),
+        ("小刚", None, "刚"),  # 小 + a given name
+        ("阿强", None, "强"),
+        ("小明", None, "明"),
+        ("王小明", "王", "小明"),  # a real name starting with 王 is untouched
+    ],
+)
+def test_familiar_forms_of_address(raw, family, given):
+    n = standardise_person_name(raw)
+    assert (n.family, n.given) == (family, given)
+    if raw != "王小明":
+        assert "name.familiar" in n.flags

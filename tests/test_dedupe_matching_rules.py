@@ -1,0 +1,146 @@
+"""Matching rules of the engine, each through ``deduplicate`` on a small frame plus a background population
+(so that frequencies and EM have something to learn from): Chinese names as characters, one typo in an id,
+one-word pinyin names, source-pair priors, cluster profiles, oversized components."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hub.dedupe import deduplicate
+from hub.dedupe import synthetic as syn
+from hub.dedupe.blocking import DEFAULT_RULES, candidate_pairs
+from hub.dedupe.prepare import prepare
+
+BACKGROUND = syn.customers(800, seed=31).drop(columns=["entity_id"]).astype(str)
+
+
+def _run(rows: list[dict], background: pd.DataFrame = BACKGROUND):
+    df = pd.concat([pd.DataFrame(rows).fillna("").astype(str), background], ignore_index=True).fillna("")
+    res = deduplicate(df)
+    return res, dict(zip(res.clusters.record_id, res.clusters.cluster_id, strict=True))
+
+
+def _pair(res, a: str, b: str) -> dict:
+    p = res.pairs
+    hit = p[((p.record_id_l == a) & (p.record_id_r == b)) | ((p.record_id_l == b) & (p.record_id_r == a))]
+    assert len(hit) == 1, f"{a}-{b} not a candidate pair"
+    return hit.iloc[0].to_dict()
+
+
+def test_chinese_given_names_compare_as_characters():
+    res, c = _run([
+        # one household: same surname, address and landline; 婉红 and 浩强 look alike only as pinyin letters
+        {"record_id": "h1", "full_name": "张婉红", "phone": "027-94541334", "street": "江汉区朝阳路304号202室",
+         "city": "武汉", "birth_date": "1964-04-12"},
+        {"record_id": "h2", "full_name": "张浩强", "phone": "86-27-94541334", "street": "朝阳路304号202室",
+         "city": "武汉市", "national_id": "440106196806083291"},
+        # 王伟 / 王薇: the same pinyin, different people
+        {"record_id": "w1", "full_name": "王伟", "city": "北京", "phone": "13911112222"},
+        {"record_id": "w2", "full_name": "王薇", "city": "北京", "phone": "13911112222"},
+        # the same person in hanzi and in pinyin
+        {"record_id": "p1", "full_name": "邹俊", "phone": "16691324135", "city": "重庆"},
+        {"record_id": "p2", "full_name": "Zou Jun", "phone": "166 9132 4135"},
+    ])
+    assert _pair(res, "h1", "h2")["given_name_level"] == "far"
+    assert _pair(res, "w1", "w2")["given_name_level"] == "weak"
+    assert _pair(res, "p1", "p2")["given_name_level"] == "exact"
+    assert c["h1"] != c["h2"] and c["p1"] == c["p2"]
+
+
+def test_one_typo_in_an_id_or_phone_still_meets_in_blocking():
+    df = pd.DataFrame([
+        {"record_id": "a", "full_name": "Ann Lee", "national_id": "6258306"},
+        {"record_id": "b", "full_name": "Anne Leigh", "national_id": "6285306"},  # two digits swapped
+        {"record_id": "c", "full_name": "Bo Chan", "phone": "+86 138 0013 8000"},
+        {"record_id": "d", "full_name": "Chan Bo", "phone": "13800138001"},  # last digit differs
+    ])
+    p = prepare(pd.concat([df, BACKGROUND], ignore_index=True).fillna(""))
+    rules = tuple(r for r in DEFAULT_RULES if r.variants == "deletions")
+    left, right, _ = candidate_pairs(p, rules)
+    pairs = {tuple(sorted((p.record_id[a], p.record_id[b]))) for a, b in zip(left, right, strict=True)}
+    assert ("a", "b") in pairs and ("c", "d") in pairs
+
+
+def test_one_word_pinyin_name_matches_the_full_name():
+    res, c = _run([
+        {"record_id": "x1", "source": "webshop", "full_name": "徐博鹏", "phone": "0086 18017839086",
+         "city": "西安"},
+        {"record_id": "x2", "source": "wechat", "full_name": "xubopeng", "phone": "+86 180 1783 9086"},
+    ])
+    pair = _pair(res, "x1", "x2")
+    assert pair["family_name_level"] == "exact" and pair["given_name_level"] == "exact"
+    assert c["x1"] == c["x2"]
+
+
+def test_source_pair_priors_follow_the_data():
+    df = syn.sparse_multisource(1500, seed=32).astype(str)
+    res = deduplicate(df.drop(columns=["entity_id"]))
+    gp = res.model.group_prior
+    # every sandbox person has at most one record per system: within-system pairs are far less likely
+    # matches than cross-system ones, and the engine learns that without labels
+    assert gp["erp|erp"] < gp["erp|shop"] - 1.5
+    assert gp["shop|shop"] < gp["erp|shop"] - 1.5
+    pairs = res.pairs
+    assert np.allclose(pairs[[c for c in pairs.columns if c.endswith("_weight") and c != "match_weight"]]
+                       .sum(axis=1), pairs["match_weight"], atol=0.05)
+
+
+def test_caller_joins_the_person_whose_landline_it_is():
+    """A call-centre record (surname + landline) agrees with one ERP record; the person's other records hold
+    other fields. Compared as profiles, the clusters match; pair by pair, the caller would stay alone."""
+    res, c = _run([
+        {"record_id": "e1", "source": "erp", "full_name": "王建国", "phone": "023-48382546", "birth_date": "1971/6/14",
+         "street": "九龙坡区深南大道34号", "city": "重庆", "postal_code": "400102"},
+        {"record_id": "e2", "source": "erp", "full_name": "王建国", "email": "jianguo.wang@qq.com",
+         "birth_date": "1971-06-14", "street": "九龙坡区深南大道34号", "city": "重庆市", "postal_code": "400102"},
+        {"record_id": "s1", "source": "webshop", "full_name": "Wang Jianguo", "email": "jianguo.wang@qq.com",
+         "phone": "166 9132 4135", "street": "九龙坡区深南大道34号", "postal_code": "400102"},
+        {"record_id": "c1", "source": "callcenter", "full_name": "王先生", "phone": "(023)4838 2546"},
+    ], syn.customers(3000, seed=34).drop(columns=["entity_id"]).astype(str))
+    # pair by pair, the caller is a stranger to e2 (not even a candidate, or a weak one)
+    p = res.pairs
+    e2c1 = p[((p.record_id_l == "e2") & (p.record_id_r == "c1")) | ((p.record_id_l == "c1") & (p.record_id_r == "e2"))]
+    assert e2c1.empty or float(e2c1.match_probability.iloc[0]) < 0.5
+    assert c["e1"] == c["e2"] == c["s1"] == c["c1"]
+
+
+def test_one_badly_typod_duplicate_does_not_split_a_person():
+    """FEBRL-style star: every duplicate matches the original, but two corrupted duplicates disagree with each
+    other on given name and id. The person stays one cluster."""
+    rows = [
+        {"record_id": "o", "given_name": "riley", "family_name": "singh", "birth_date": "19480207",
+         "national_id": "8221720", "street": "110 main street", "city": "sydney", "postal_code": "2000"},
+        {"record_id": "d1", "given_name": "riley", "family_name": "singh", "national_id": "8232207",
+         "street": "110 main street", "city": "sydney", "postal_code": "2020"},
+        {"record_id": "d2", "given_name": "ri1y", "family_name": "sinkg", "birth_date": "19480207",
+         "national_id": "8221720", "street": "110 main stre et", "city": "sydney", "postal_code": "2000"},
+        {"record_id": "d3", "given_name": "riley", "family_name": "singh", "birth_date": "19950414",
+         "national_id": "8221720", "street": "110 main street", "city": "sydney", "postal_code": "2000"},
+    ]
+    background = syn.febrl_like(1500, 2000, 5, seed=33).drop(columns=["entity_id"]).astype(str)
+    _, c = _run(rows, background)
+    assert c["o"] == c["d1"] == c["d2"] == c["d3"]
+
+
+def test_an_oversized_component_is_cut_before_exhaustive_scoring():
+    """A chain of 3,000 records, each linked to the next (namesakes and shared numbers at 1M records): every
+    pair of a component is scored, so a component this size must be cut at its weakest links first — the
+    pairs scored stay O(n * limit), not O(n^2), and no cluster is larger than the limit."""
+    from hub.dedupe.cluster import cluster
+
+    n, limit = 3000, 100
+    left = np.arange(n - 1, dtype=np.int64)
+    right = left + 1
+    weight = np.random.default_rng(5).uniform(1, 10, n - 1)
+    scored = []
+
+    def score_pairs(i, j):
+        scored.append(len(i))
+        adjacent = np.abs(i - j) == 1
+        mw = np.where(adjacent, 5.0, -20.0)
+        return mw, 1 / (1 + np.exp2(-mw)), np.zeros(len(i), dtype=bool)
+
+    labels = cluster(n, left, right, weight, score_pairs, max_component=limit)
+    assert sum(scored) <= n * limit / 2
+    assert np.bincount(labels).max() <= limit
