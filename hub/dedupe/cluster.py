@@ -19,11 +19,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hub.dedupe.compare import FIELD_INDEX, FIELDS
+from hub.dedupe.compare import FIELDS
 from hub.dedupe.scoring import OVERRIDE_BITS as _OVERRIDE_BITS
-from hub.dedupe.scoring import PERSONAL_FIELDS
+from hub.dedupe.scoring import personal_evidence
 
-_PERSONAL_IDX = np.array([FIELD_INDEX[f] for f in PERSONAL_FIELDS], dtype=np.int64)
 _CONFLICT_FIELDS = np.array([k for k, f in enumerate(FIELDS) if f.conflict_level is not None], dtype=np.int64)
 _CONFLICT_LEVELS = np.array([f.conflict_level for f in FIELDS if f.conflict_level is not None], dtype=np.int64)
 
@@ -155,7 +154,7 @@ def _profile_weight(lv: np.ndarray, ct: np.ndarray, prior: np.ndarray, cross: li
     best = np.where(present, contrib, -np.inf).max(axis=0)
     best[~present.any(axis=0)] = 0.0
     disagree = (levels[:, _CONFLICT_FIELDS] == _CONFLICT_LEVELS).any(axis=1)
-    conflict = bool(disagree.any()) and float(contrib[:, _PERSONAL_IDX].sum(axis=1).mean()) < _OVERRIDE_BITS
+    conflict = bool(disagree.any()) and float(personal_evidence(contrib).mean()) < _OVERRIDE_BITS
     return float(prior[idx].max() + best.sum()), conflict
 
 

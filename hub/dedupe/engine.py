@@ -23,6 +23,7 @@ from hub.dedupe.scoring import (
     group_key,
     monotone_weights,
     pair_prior,
+    personal_evidence,
     score,
 )
 
@@ -150,12 +151,7 @@ def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     for k, f in enumerate(FIELDS):
         if f.conflict_level is not None:
             conflicted[:, k] = levels[:, k] == f.conflict_level
-    any_conf = conflicted.any(axis=1)
-    personal = [FIELD_INDEX[n] for n in _PERSONAL]
-    support = np.zeros(len(levels), dtype=np.float64)
-    for k in personal:
-        support += contrib[:, k]
-    return any_conf & (support < OVERRIDE_BITS)
+    return conflicted.any(axis=1) & (personal_evidence(contrib) < OVERRIDE_BITS)
 
 
 def deduplicate(
