@@ -19,6 +19,7 @@ OUT = ROOT / "bench" / "out"
 FULL = [
     ("standardisation, 1,000,000 customer records", ["bench/bench_standardise.py", "--records", "1000000", "--workers", "2"]),
     ("matching vs Splink, 100k and 1M records", ["bench/bench_dedupe.py"]),
+    ("blocking recall of the matching engine, 100k records", ["bench/bench_blocking.py", "--size", "100000"]),
     ("golden incremental vs full, 1M people, 1 % changed", ["bench/bench_golden.py", "--people", "1000000", "--engine", "dedupe"]),
     ("connector pull throughput, 100k people", ["bench/bench_connectors.py", "--records", "100000"]),
     ("Tryton read throughput vs raw JSON-RPC", ["bench/bench_tryton.py", "--parties", "20000"]),
@@ -26,6 +27,7 @@ FULL = [
 QUICK = [
     ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
     ("matching vs Splink, 20k", ["bench/bench_dedupe.py", "--sizes", "20000"]),
+    ("blocking recall, 20k", ["bench/bench_blocking.py", "--size", "20000"]),
     ("golden incremental vs full, 20k people", ["bench/bench_golden.py", "--people", "20000", "--engine", "dedupe"]),
     ("connector pull throughput, 5k people", ["bench/bench_connectors.py", "--records", "5000"]),
     ("Tryton read throughput, 2k parties", ["bench/bench_tryton.py", "--parties", "2000"]),
