@@ -144,3 +144,21 @@ def test_an_oversized_component_is_cut_before_exhaustive_scoring():
     labels = cluster(n, left, right, weight, score_pairs, max_component=limit)
     assert sum(scored) <= n * limit / 2
     assert np.bincount(labels).max() <= limit
+
+
+def test_romanised_surnames_and_split_full_names():
+    res, c = _run([
+        # Hong Kong spelling of 黄 / 姚 against the mainland record of the same person
+        {"record_id": "k1", "full_name": "Wong Jiawei", "phone": "+852 9123 4567", "city": "Shenzhen"},
+        {"record_id": "k2", "full_name": "黄家伟", "phone": "85291234567", "city": "深圳"},
+        {"record_id": "y1", "full_name": "yiu yuyan", "phone": "0422705677", "city": "Melbourne"},
+        {"record_id": "y2", "full_name": "姚语燕", "phone": "0422 705 677", "city": "Melbourne"},
+        # the same letters split differently into family and given name
+        {"record_id": "s1", "full_name": "Chiang Xin Juan", "phone": "15233714448"},
+        {"record_id": "s2", "full_name": "xinjuan chiang", "phone": "152-3371-4448"},
+    ])
+    assert _pair(res, "k1", "k2")["family_name_level"] == "close"
+    assert _pair(res, "y1", "y2")["family_name_level"] == "close"
+    pair = _pair(res, "s1", "s2")
+    assert pair["family_name_level"] == "exact" and pair["given_name_level"] == "exact"
+    assert c["k1"] == c["k2"] and c["y1"] == c["y2"] and c["s1"] == c["s2"]

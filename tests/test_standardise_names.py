@@ -271,3 +271,13 @@ def test_familiar_forms_of_address(raw, family, given):
     assert (n.family, n.given) == (family, given)
     if raw != "王小明":
         assert "name.familiar" in n.flags
+
+
+def test_romanised_surname_variants():
+    from hub.standardise import surname_variants
+
+    assert surname_variants("Wong") == ("wong", "wang", "huang")
+    assert surname_variants("chiang") == ("chiang", "jiang")
+    assert surname_variants("smith") == ("smith",) and surname_variants("") == ()
+    n = standardise_person_name("Chiang Xin Juan")  # a known romanised surname leads, Chinese order
+    assert (n.family, n.given) == ("Chiang", "Xin Juan")

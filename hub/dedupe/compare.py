@@ -98,6 +98,8 @@ class NameVocab:
     giv: np.ndarray
     canon: np.ndarray
     uniques: np.ndarray
+    alias_group: np.ndarray = None  # per vocabulary entry: >= 0 when it is a (romanised) Chinese surname
+    aliases: dict = None  # vocabulary index -> set of Mandarin pinyin it can stand for
 
     @classmethod
     def build(cls, p: Prepared) -> NameVocab:
@@ -108,7 +110,19 @@ class NameVocab:
             m = np.searchsorted(vocab.astype(str), col.uniques.astype(str)).astype(np.int32)
             return np.where(col.codes >= 0, m[np.maximum(col.codes, 0)] if len(m) else -1, -1).astype(np.int32)
 
-        return cls(fam=recode(fam), giv=recode(giv), canon=recode(can), uniques=vocab)
+        from hub.standardise import surname_variants
+        from hub.standardise._name_data import ROMANISED_SURNAME_PINYIN
+
+        # surname spellings that stand for more than themselves, and the pinyin surnames they meet
+        targets = {t for ts in ROMANISED_SURNAME_PINYIN.values() for t in ts}
+        group = np.full(len(vocab), -1, dtype=np.int32)
+        aliases: dict[int, set[str]] = {}
+        for k, s in enumerate(vocab.tolist()):
+            if s in ROMANISED_SURNAME_PINYIN or s in targets:
+                group[k] = 0
+                aliases[k] = set(surname_variants(s))
+        return cls(fam=recode(fam), giv=recode(giv), canon=recode(can), uniques=vocab, alias_group=group,
+                   aliases=aliases)
 
 
 def _jw_codes(v: NameVocab, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -157,6 +171,13 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
         a, b = fi_s[both_f], fj_s[both_f]
         initial_f[both_f] = ((li[a] == 1) | (li[b] == 1)) & (first[a] == first[b])
     fam_sim = np.where(initial_f & ~(fam_sim >= 0.80), 0.80, fam_sim)
+    # a Cantonese / Hokkien / Wade-Giles spelling of the other record's surname (Wong / Huang, Chiang / Jiang)
+    alias = both_f & ~(fam_sim >= 0.92) & (v.alias_group[np.maximum(fi_s, 0)] >= 0) \
+        & (v.alias_group[np.maximum(fj_s, 0)] >= 0)
+    if alias.any():
+        a, b = fi_s[alias], fj_s[alias]
+        hit = np.array([bool(v.aliases[x] & v.aliases[y]) for x, y in zip(a.tolist(), b.tolist(), strict=True)])
+        fam_sim[np.flatnonzero(alias)[hit]] = 0.92
     fam_lv = _levels(fam_sim, [(3, fam_sim >= 1.0), (2, fam_sim >= 0.92), (1, fam_sim >= 0.80)])
     giv_lv = _levels(
         giv_sim,
@@ -206,6 +227,21 @@ def _concatenated_names(v: NameVocab, p: Prepared, i: np.ndarray, j: np.ndarray,
         fam_lv[hit] = np.maximum(fam_lv[hit], lv)
         giv_lv[hit] = np.maximum(giv_lv[hit], lv)
         swap[hit] = False
+    # two full names with the same letters split differently (Li Jie Zhang / 张丽洁 -> lijiezhang;
+    # xinjuan chiang / Chiang Xin Juan): both parts agree
+    fi, fj, ri = fwd.codes[i], fwd.codes[j], rev.codes[i]
+    same = (fi >= 0) & (fj >= 0) & ((fi == fj) | (ri == fj)) & ((fam_lv < 3) | (giv_lv < 3))
+    if same.any():
+        full = (v.fam[i] >= 0) & (v.giv[i] >= 0) & (v.fam[j] >= 0) & (v.giv[j] >= 0)
+        # both in hanzi: the characters decide (张丽洁 / 张立杰 share every pinyin letter)
+        han_i = (p.key("family_han").codes[i] >= 0) | (p.key("given_han").codes[i] >= 0)
+        han_j = (p.key("family_han").codes[j] >= 0) | (p.key("given_han").codes[j] >= 0)
+        same &= full & ~(han_i & han_j)
+        same[same] = lens[np.where(v.fam[i] >= 0, v.fam[i], 0)[same]] + lens[np.where(v.giv[i] >= 0, v.giv[i], 0)[same]] \
+            >= MIN_CONCAT_LEN
+        fam_lv[same] = 3
+        giv_lv[same] = 3
+        swap[same] = False
 
 
 def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:

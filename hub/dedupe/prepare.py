@@ -511,10 +511,14 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["given_init"] = _derive(p.keys["given"], lambda s: s[:1])
     ns = np.array([f"{a} {b}".strip() for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
     nr = np.array([f"{b} {a}".strip() for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
-    p.keys["name_concat"] = _encode(np.array([f"{a}{b}" for a, b in zip(fam_u, giv_u, strict=True)],
-                                             dtype=object)[tcodes], None)
-    p.keys["name_concat_rev"] = _encode(np.array([f"{b}{a}" for a, b in zip(fam_u, giv_u, strict=True)],
-                                                 dtype=object)[tcodes], None)
+    # the full name run together in both orders, coded in ONE vocabulary so that "lijiezhang" in one record
+    # equals the other's reversed concatenation whatever the family/given split was
+    fwd = np.array([f"{a}{b}" for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    rev = np.array([f"{b}{a}" for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    both = _encode(np.concatenate([fwd, rev]), None)
+    k = len(fwd)
+    p.keys["name_concat"] = KeyColumn(codes=both.codes[:k][tcodes], uniques=both.uniques)
+    p.keys["name_concat_rev"] = KeyColumn(codes=both.codes[k:][tcodes], uniques=both.uniques)
     p.keys["name_sort"] = _encode(ns[tcodes], None)
     p.keys["name_sort_rev"] = _encode(nr[tcodes], None)
     return p

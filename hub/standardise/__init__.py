@@ -35,6 +35,7 @@ from hub.standardise.names import (
     standardise_gender,
     standardise_person_name,
     surname_pinyin,
+    surname_variants,
     to_simplified,
 )
 from hub.standardise.phones import DEFAULT_REGION, Phone, phone_e164, standardise_phone
@@ -93,6 +94,7 @@ __all__ = [
     "standardise_phone",
     "strip_punctuation",
     "surname_pinyin",
+    "surname_variants",
     "text_key",
     "to_simplified",
 ]

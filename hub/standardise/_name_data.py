@@ -43,14 +43,39 @@ SURNAME_READINGS = {
 # Common non-Mandarin romanisations of Chinese surnames (Cantonese, Hokkien, Wade–Giles) — used only to
 # recognise the family-name token in a romanised name; they are not converted to pinyin.
 ROMANISED_SURNAMES = frozenset({
+    "chiang", "chau", "yiu", "hsiao", "tsao", "tseng", "tseung", "teoh", "chew", "choy", "pun", "soo", "keung",
     "chan", "wong", "cheung", "chang", "lee", "lau", "ng", "ho", "tsang", "leung", "lam", "cheng", "yip",
     "tang", "kwok", "chow", "chu", "lo", "fung", "yeung", "tse", "kwan", "mak", "choi", "hui", "szeto",
     "au", "ip", "tam", "tong", "tsui", "wan", "yau", "yuen", "siu", "ko", "kong", "koo", "law", "lai",
     "lui", "man", "mok", "pang", "poon", "shum", "so", "sze", "to", "tsoi", "wai", "woo", "wu", "yam",
-    "yu", "chiu", "chung", "hung", "kam", "keung", "kwong", "leong", "loh", "lim", "tan", "teo", "goh",
+    "yu", "chiu", "chung", "hung", "kam", "kwong", "leong", "loh", "lim", "tan", "teo", "goh",
     "ong", "koh", "chua", "ang", "khoo", "quek", "yeo", "hsu", "chou", "tsai", "hsieh", "kuo", "chien",
     "chao", "chen", "huang", "liao", "lin", "yang", "kao", "cheong", "leow", "toh", "neo", "sim", "low",
 })
+
+# Cantonese, Hokkien/Teochew and Wade-Giles spellings of Chinese surnames -> the Mandarin pinyin they can stand
+# for (Wong is 王 or 黄, Chan is 陈, Chiang is 蒋, Yiu is 姚): a Hong Kong or Singapore record and a mainland
+# one of the same person spell the surname differently.
+ROMANISED_SURNAME_PINYIN: dict[str, tuple[str, ...]] = {
+    "chan": ("chen",), "wong": ("wang", "huang"), "cheung": ("zhang",), "chang": ("zhang", "chang"),
+    "lee": ("li",), "lau": ("liu",), "ng": ("wu", "huang"), "ho": ("he",), "tsang": ("zeng",), "tseng": ("zeng",),
+    "leung": ("liang",), "leong": ("liang",), "lam": ("lin",), "lim": ("lin",), "cheng": ("zheng", "cheng"),
+    "yip": ("ye",), "yeh": ("ye",), "ip": ("ye",), "tang": ("deng", "tang"), "kwok": ("guo",), "kuo": ("guo",),
+    "quek": ("guo",), "chow": ("zhou",), "chou": ("zhou",), "chau": ("zhou",), "chew": ("zhou",),
+    "chu": ("zhu",), "lo": ("luo", "lu"), "loh": ("luo",), "law": ("luo", "liu"), "fung": ("feng",),
+    "yeung": ("yang",), "yeo": ("yang",), "yong": ("yang", "weng"), "tse": ("xie",), "hsieh": ("xie",),
+    "chia": ("xie",), "kwan": ("guan",), "mak": ("mai",), "choi": ("cai",), "tsoi": ("cai",), "tsai": ("cai",),
+    "chua": ("cai",), "choy": ("cai",), "hui": ("xu",), "hsu": ("xu",), "koh": ("xu",), "tsui": ("xu", "cui"),
+    "tam": ("tan",), "tan": ("chen", "tan"), "tong": ("tang",), "yau": ("qiu", "you"), "yuen": ("yuan",),
+    "siu": ("xiao",), "hsiao": ("xiao",), "ko": ("gao",), "kao": ("gao",), "kong": ("jiang", "kong"),
+    "lai": ("li", "lai"), "lui": ("lei", "lu"), "mok": ("mo",), "pang": ("peng", "pang"), "poon": ("pan",),
+    "pun": ("pan",), "so": ("su",), "soo": ("su",), "to": ("du", "tao"), "chiu": ("zhao", "qiu"),
+    "chao": ("zhao",), "chung": ("zhong",), "hung": ("hong", "xiong"), "kwong": ("kuang",), "teo": ("zhang",),
+    "teoh": ("zhang",), "goh": ("wu",), "ong": ("wang",), "ang": ("hong",), "khoo": ("qiu",), "chien": ("qian",),
+    "chiang": ("jiang",), "tseung": ("jiang",), "keung": ("jiang",), "yiu": ("yao",), "tsao": ("cao",),
+    "cho": ("cao",), "szeto": ("situ",), "au": ("ou",), "woo": ("hu", "wu"), "sze": ("shi",), "wai": ("wei",),
+    "yam": ("ren",), "kam": ("jin", "gan"), "shum": ("shen", "cen"), "man": ("wen",), "wan": ("wen", "yin"),
+}
 
 # Titles/honorifics before a Latin-script name (lower-case, without the trailing dot).
 TITLES = frozenset({

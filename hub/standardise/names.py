@@ -28,6 +28,7 @@ from hub.standardise._name_data import (
     NICKNAME_VARIANTS,
     NICKNAMES,
     PARTICLES,
+    ROMANISED_SURNAME_PINYIN,
     ROMANISED_SURNAMES,
     SINGLE_SURNAMES,
     SUFFIXES,
@@ -513,6 +514,16 @@ def standardise_person_name(
         return _gendered(res, gender) if gender is not None else res
     except Exception:  # defensive: never let one odd name stop a batch
         return _BAD_NAME._replace(flags=("name.unparseable", "standardise.error"))
+
+
+def surname_variants(key: object) -> tuple[str, ...]:
+    """Every Mandarin pinyin a romanised Chinese surname key can stand for, the key itself first:
+    'wong' -> ('wong', 'wang', 'huang'), 'chan' -> ('chan', 'chen'), 'smith' -> ('smith',)."""
+    k = as_str(key)
+    if not k:
+        return ()
+    k = k.strip().lower()
+    return (k, *ROMANISED_SURNAME_PINYIN.get(k, ()))
 
 
 def nickname_canonical(given: object) -> str | None:
