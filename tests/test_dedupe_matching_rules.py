@@ -162,3 +162,15 @@ def test_romanised_surnames_and_split_full_names():
     pair = _pair(res, "s1", "s2")
     assert pair["family_name_level"] == "exact" and pair["given_name_level"] == "exact"
     assert c["k1"] == c["k2"] and c["y1"] == c["y2"] and c["s1"] == c["s2"]
+
+
+def test_parallel_standardisation_gives_the_same_keys(monkeypatch):
+    import hub.dedupe.prepare as prep
+
+    monkeypatch.setattr(prep, "PARALLEL_MIN", 10)  # force the forked path on a small frame
+    frame = syn.sparse_multisource(400, seed=35).drop(columns=["entity_id"]).astype(str)
+    one, two = prep.prepare(frame, workers=1), prep.prepare(frame, workers=2)
+    assert one.keys.keys() == two.keys.keys()
+    for name in one.keys:
+        assert np.array_equal(one.key(name).codes, two.key(name).codes), name
+        assert list(one.key(name).uniques) == list(two.key(name).uniques), name

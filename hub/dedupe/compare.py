@@ -257,18 +257,14 @@ def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return _levels(d, [(3, d == 0), (2, (d == 1) | swap), (1, d == 2)])
 
 
-STREET_TOKENS = 1
-
-
 def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     sc = p.key("street")
     st = _same_key_sim(sc, i, j, fuzz.ratio, identical=100.0)
-    if STREET_TOKENS:
-        # words in another order (236 river street / 236 street river) or a unit/building part dropped
-        # ("suite 1, 1 bligh road" / "1 bligh road") is a close street, not a different one
-        st = np.fmax(st, _same_key_sim(sc, i, j, fuzz.token_sort_ratio, identical=100.0))
-        if STREET_TOKENS > 1:
-            st = np.fmax(st, np.minimum(_same_key_sim(sc, i, j, fuzz.token_set_ratio, identical=100.0), 92.0))
+    # words in another order (236 river street / 236 street river) are a close street, not a different one;
+    # only where the plain ratio leaves room for that
+    low = np.flatnonzero(st < 88)
+    if len(low):
+        st[low] = np.fmax(st[low], _same_key_sim(sc, i[low], j[low], fuzz.token_sort_ratio, identical=100.0))
     city = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
     pc = _distance(p.key("postcode"), i, j, OSA.distance)
     area_known = ~np.isnan(city) | ~np.isnan(pc)

@@ -43,6 +43,7 @@ class DedupeSettings:
     ambiguity_margin: float = 1.0  # bits; a record matching two different people this closely stays apart
     min_support: float = 0.5  # mean match_probability across two partial clusters needed to merge them
     seed: int = 42
+    workers: int = 0  # processes for standardising distinct values (0 = one per core, at most 4; 1 = none)
 
 
 @dataclass
@@ -171,7 +172,7 @@ def deduplicate(
     if "record_id" not in frame.columns:
         raise ValueError("input has no record_id column")
     step("standardise")
-    p = prepare(frame)
+    p = prepare(frame, workers=s.workers)
     vocab = NameVocab.build(p)
     stats["t_prepare"] = time.perf_counter() - t0
 

@@ -9,6 +9,8 @@ below are minimal private stand-ins (marked TO BE REPLACED) used only when that 
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -403,6 +405,39 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     return col.fillna("")
 
 
+PARALLEL_MIN = 40_000  # distinct values below which standardising in one process is faster than forking
+_TASK: Callable | None = None  # the standardiser a forked worker applies (inherited at fork, never pickled)
+_WORKERS = 1  # set by prepare(); 1 = in this process
+
+
+def _task_chunk(chunk: list) -> list:
+    fn = _TASK
+    assert fn is not None
+    return [(fn(*v) if isinstance(v, tuple) else fn(v) if v else "") for v in chunk]
+
+
+def _map(fn: Callable, values: list) -> list:
+    """``fn`` over distinct values — in ``_WORKERS`` forked processes when there are many of them (phones,
+    names and addresses are standardised value by value in Python; two cores halve the time)."""
+    global _TASK
+    workers = _WORKERS
+    if workers < 2 or len(values) < PARALLEL_MIN or "fork" not in mp.get_all_start_methods():
+        _TASK = fn
+        try:
+            return _task_chunk(values)
+        finally:
+            _TASK = None
+    size = -(-len(values) // (workers * 4))
+    chunks = [values[k:k + size] for k in range(0, len(values), size)]
+    _TASK = fn
+    try:
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_task_chunk, chunks, chunksize=1)
+    finally:
+        _TASK = None
+    return [x for part in parts for x in part]
+
+
 def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
             pre: Callable[[str], str] | None = None) -> KeyColumn:
     """Standardise distinct raw values with ``fn`` and factorise the results to codes."""
@@ -412,10 +447,10 @@ def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
     elif pre is not None:
         # collapse pure formatting variants first so the (slower) standardiser sees fewer values
         pre_codes, pre_uniques = pd.factorize(np.array([pre(v) for v in raw_uniques], dtype=object))
-        pre_std = np.array([fn(v) if v else "" for v in pre_uniques], dtype=object)
+        pre_std = np.array(_map(fn, list(pre_uniques)), dtype=object)
         std = pre_std[pre_codes] if len(pre_std) else np.asarray(raw_uniques, dtype=object)
     else:
-        std = np.array([fn(v) if v else "" for v in raw_uniques], dtype=object)
+        std = np.array(_map(fn, list(raw_uniques)), dtype=object)
     key_codes, key_uniques = pd.factorize(std)
     key_uniques = np.asarray(key_uniques, dtype=object)
     # empty key = missing
@@ -461,8 +496,18 @@ def _combine(*cols: KeyColumn) -> KeyColumn:
     return KeyColumn(codes=codes.astype(np.int32), uniques=np.asarray(uniq).astype(str).astype(object))
 
 
-def prepare(frame: pd.DataFrame) -> Prepared:
-    """Standardise the canonical columns of ``frame`` into matching keys."""
+def prepare(frame: pd.DataFrame, workers: int = 1) -> Prepared:
+    """Standardise the canonical columns of ``frame`` into matching keys; distinct values are standardised
+    in ``workers`` forked processes (0 = one per core, at most 4) when there are many."""
+    global _WORKERS
+    _WORKERS = workers if workers > 0 else min(os.cpu_count() or 1, 4)
+    try:
+        return _prepare(frame)
+    finally:
+        _WORKERS = 1
+
+
+def _prepare(frame: pd.DataFrame) -> Prepared:
     n = len(frame)
     rid = _column(frame, "record_id").to_numpy(dtype=object)
     src_codes, src_names = pd.factorize(_column(frame, "source").str.strip())  # "" (no source) is a value too
@@ -477,8 +522,7 @@ def prepare(frame: pd.DataFrame) -> Prepared:
     uf, ug, us = (np.asarray(u, dtype=object) for u in (uf, ug, us))
     tuniq = [(uf[cf[r]] if cf[r] >= 0 else "", ug[cg[r]] if cg[r] >= 0 else "", us[cs[r]] if cs[r] >= 0 else "")
              for r in first.tolist()]
-    name_fn = _person_name_fn()
-    parsed = [name_fn(f, g, s) for f, g, s in tuniq]
+    parsed = _map(_person_name_fn(), tuniq)
     fam_u = np.array([x[0] for x in parsed], dtype=object)
     giv_u = np.array([x[1] for x in parsed], dtype=object)
     can_u = np.array([x[2] for x in parsed], dtype=object)

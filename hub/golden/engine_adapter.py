@@ -93,7 +93,8 @@ class EngineMatcher:
         from hub.dedupe import DedupeSettings
 
         self.s = settings
-        kw: dict[str, Any] = {}
+        # no forked standardiser workers inside a Dagster step (a fork next to the run's own threads is not safe)
+        kw: dict[str, Any] = {"workers": 1}
         if settings.auto_match is not None:
             kw["auto_match"] = settings.auto_match
         if settings.review is not None:
