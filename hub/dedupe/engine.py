@@ -16,7 +16,6 @@ from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, t
 from hub.dedupe.prepare import Prepared, prepare
 from hub.dedupe.scoring import (
     OVERRIDE_BITS,
-    PERSONAL_FIELDS,
     FSModel,
     em_fit,
     estimate_u,
@@ -40,8 +39,8 @@ class DedupeSettings:
     rules: tuple[BlockingRule, ...] = DEFAULT_RULES
     u_sample_pairs: int = 300_000
     joint_name_tf: bool = False  # full-name frequency instead of family x given (stricter on 王芳-type names)
-    ambiguity_margin: float = 1.0  # bits; a record matching two different people this closely stays apart
-    min_support: float = 0.5  # mean match_probability across two partial clusters needed to merge them
+    ambiguity_margin: float = 1.0  # bits; rivals weaker than a record's best candidate by more never count
+    min_support: float = 0.5  # mean match_probability to merge two partial clusters (scorers without profiles)
     seed: int = 42
     workers: int = 0  # processes for standardising distinct values (0 = one per core, at most 4; 1 = none)
 
@@ -138,14 +137,11 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
     return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2.0)
 
 
-# Fields whose agreement is personal (not shared by a household): only these can outweigh a conflict.
-_PERSONAL = PERSONAL_FIELDS
-
-
 def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     """Pairs with hard conflicting evidence (cannot-link): a personal field disagrees outright (different
-    given names, birth dates or national ids) and the personal fields taken together — the disagreement's
-    own negative weight included — do not point to one person. A typo'd birth date with the same national
+    given names, birth dates or national ids) and the personal fields (``PERSONAL_FIELDS``: not shared by a
+    household) taken together — the disagreement's own negative weight included — are more than
+    ``-OVERRIDE_BITS`` against one person. A typo'd birth date with the same national
     id and given name is one person; different given names at one address and phone (a household) are
     not, however much the shared address, phone and surname add up to."""
     conflicted = np.zeros(levels.shape, dtype=bool)
