@@ -98,8 +98,10 @@ class NameVocab:
     giv: np.ndarray
     canon: np.ndarray
     uniques: np.ndarray
-    alias_group: np.ndarray = None  # per vocabulary entry: >= 0 when it is a (romanised) Chinese surname
-    aliases: dict = None  # vocabulary index -> set of Mandarin pinyin it can stand for
+    # per vocabulary entry: the Mandarin surnames (as small ids, -1 = none) a Cantonese / Hokkien / Wade-Giles
+    # spelling stands for — Wong: wang, huang; a pinyin surname stands for itself
+    alias_ids: np.ndarray | None = None  # (len(uniques), 3) int32
+    romanised: np.ndarray | None = None  # entry is a non-Mandarin spelling (only such pairs need the check)
 
     @classmethod
     def build(cls, p: Prepared) -> NameVocab:
@@ -113,16 +115,19 @@ class NameVocab:
         from hub.standardise import surname_variants
         from hub.standardise._name_data import ROMANISED_SURNAME_PINYIN
 
-        # surname spellings that stand for more than themselves, and the pinyin surnames they meet
-        targets = {t for ts in ROMANISED_SURNAME_PINYIN.values() for t in ts}
-        group = np.full(len(vocab), -1, dtype=np.int32)
-        aliases: dict[int, set[str]] = {}
+        targets = sorted({t for ts in ROMANISED_SURNAME_PINYIN.values() for t in ts})
+        tid = {t: k for k, t in enumerate(targets)}
+        ids = np.full((len(vocab), 3), -1, dtype=np.int32)
+        romanised = np.zeros(len(vocab), dtype=bool)
         for k, s in enumerate(vocab.tolist()):
-            if s in ROMANISED_SURNAME_PINYIN or s in targets:
-                group[k] = 0
-                aliases[k] = set(surname_variants(s))
-        return cls(fam=recode(fam), giv=recode(giv), canon=recode(can), uniques=vocab, alias_group=group,
-                   aliases=aliases)
+            if s in ROMANISED_SURNAME_PINYIN:
+                mandarin = [t for t in surname_variants(s)[1:] if t in tid][:3]
+                ids[k, :len(mandarin)] = [tid[t] for t in mandarin]
+                romanised[k] = True
+            elif s in tid:
+                ids[k, 0] = tid[s]
+        return cls(fam=recode(fam), giv=recode(giv), canon=recode(can), uniques=vocab, alias_ids=ids,
+                   romanised=romanised)
 
 
 def _jw_codes(v: NameVocab, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -172,12 +177,16 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
         initial_f[both_f] = ((li[a] == 1) | (li[b] == 1)) & (first[a] == first[b])
     fam_sim = np.where(initial_f & ~(fam_sim >= 0.80), 0.80, fam_sim)
     # a Cantonese / Hokkien / Wade-Giles spelling of the other record's surname (Wong / Huang, Chiang / Jiang)
-    alias = both_f & ~(fam_sim >= 0.92) & (v.alias_group[np.maximum(fi_s, 0)] >= 0) \
-        & (v.alias_group[np.maximum(fj_s, 0)] >= 0)
-    if alias.any():
-        a, b = fi_s[alias], fj_s[alias]
-        hit = np.array([bool(v.aliases[x] & v.aliases[y]) for x, y in zip(a.tolist(), b.tolist(), strict=True)])
-        fam_sim[np.flatnonzero(alias)[hit]] = 0.92
+    if v.alias_ids is not None and len(v.uniques):
+        fa, fb = np.maximum(fi_s, 0), np.maximum(fj_s, 0)
+        cand = np.flatnonzero(both_f & ~(fam_sim >= 0.92) & (v.romanised[fa] | v.romanised[fb]))
+        if len(cand):
+            ia, ib = v.alias_ids[fa[cand]], v.alias_ids[fb[cand]]
+            hit = np.zeros(len(cand), dtype=bool)
+            for x in range(3):
+                for y in range(3):
+                    hit |= (ia[:, x] >= 0) & (ia[:, x] == ib[:, y])
+            fam_sim[cand[hit]] = 0.92
     fam_lv = _levels(fam_sim, [(3, fam_sim >= 1.0), (2, fam_sim >= 0.92), (1, fam_sim >= 0.80)])
     giv_lv = _levels(
         giv_sim,
