@@ -174,3 +174,18 @@ def test_parallel_standardisation_gives_the_same_keys(monkeypatch):
     for name in one.keys:
         assert np.array_equal(one.key(name).codes, two.key(name).codes), name
         assert list(one.key(name).uniques) == list(two.key(name).uniques), name
+
+
+def test_parallel_blocking_and_comparison_give_the_same_clusters(monkeypatch):
+    import hub.dedupe.blocking as blk
+    import hub.dedupe.engine as eng
+    from hub.dedupe import DedupeSettings
+
+    monkeypatch.setattr(blk, "PARALLEL_MIN_RECORDS", 10)
+    monkeypatch.setattr(eng, "CMP_CHUNK", 5_000)  # many comparison tasks on a small frame
+    frame = syn.customers(1500, seed=36).drop(columns=["entity_id"]).astype(str)
+    one = deduplicate(frame, settings=DedupeSettings(workers=1))
+    two = deduplicate(frame, settings=DedupeSettings(workers=2))
+    assert one.stats["blocking"] == two.stats["blocking"]
+    assert one.clusters.equals(two.clusters)
+    assert np.array_equal(one.pairs["match_weight"].to_numpy(), two.pairs["match_weight"].to_numpy())

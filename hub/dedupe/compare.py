@@ -41,6 +41,9 @@ FIELDS: tuple[FieldSpec, ...] = (
 FIELD_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
 
 
+CPDIST_WORKERS = -1  # rapidfuzz threads (-1 = all cores); 1 inside a forked comparison worker
+
+
 def _pair_scores(ca: np.ndarray, cb: np.ndarray, ua: np.ndarray, ub: np.ndarray, scorer) -> np.ndarray:
     """scorer(ua[ca], ub[cb]) for every pair with both codes >= 0, computed once per distinct combo.
     Returns float32 with NaN where either side is missing."""
@@ -52,7 +55,7 @@ def _pair_scores(ca: np.ndarray, cb: np.ndarray, ua: np.ndarray, ub: np.ndarray,
     combo = a * (len(ub) + 1) + b
     uniq, inv = np.unique(combo, return_inverse=True)
     qa, qb = uniq // (len(ub) + 1), uniq % (len(ub) + 1)
-    vals = process.cpdist(list(ua[qa]), list(ub[qb]), scorer=scorer, workers=-1, dtype=np.float32)
+    vals = process.cpdist(list(ua[qa]), list(ub[qb]), scorer=scorer, workers=CPDIST_WORKERS, dtype=np.float32)
     out[ok] = np.asarray(vals, dtype=np.float32)[inv]
     return out
 

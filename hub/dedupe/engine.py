@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,9 +11,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hub.dedupe import compare as compare_mod
 from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from hub.dedupe.cluster import cluster
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
+from hub.dedupe.parallel import fork_map, worker_count
 from hub.dedupe.prepare import Prepared, prepare
 from hub.dedupe.scoring import (
     OVERRIDE_BITS,
@@ -28,7 +31,8 @@ from hub.dedupe.scoring import (
 
 log = logging.getLogger(__name__)
 
-CHUNK = 2_000_000  # pairs compared/scored at a time
+CHUNK = 2_000_000  # pairs scored at a time
+CMP_CHUNK = 1_000_000  # pairs compared at a time (a task of a comparison worker)
 BAND_AUTO, BAND_REVIEW, BAND_NON = "auto_match", "review", "non_match"
 
 
@@ -183,15 +187,26 @@ def deduplicate(
             columns=["record_id_l", "record_id_r", "match_weight", "match_probability", "band"]))
 
     step("blocking")
-    left, right, bstats = candidate_pairs(p, s.rules, link_only=link_only)
+    workers = worker_count(s.workers)
+    left, right, bstats = candidate_pairs(p, s.rules, link_only=link_only, workers=workers)
     stats["blocking"] = bstats
     stats["t_blocking"] = time.perf_counter() - t0
 
     step("compare")
-    # in chunks: bounded temporary memory whatever the number of candidate pairs
+    # in chunks: bounded temporary memory whatever the number of candidate pairs; the chunks of a large input
+    # are compared in forked workers (each with one rapidfuzz thread: the cores are taken by the workers)
     levels = np.empty((len(left), len(FIELDS)), dtype=np.int8)
-    for a in range(0, len(left), CHUNK):
-        levels[a:a + CHUNK] = compare_fields(p, vocab, left[a:a + CHUNK], right[a:a + CHUNK])
+    parent = os.getpid()
+
+    def compare_chunk(a: int) -> np.ndarray:
+        if os.getpid() != parent:
+            compare_mod.CPDIST_WORKERS = 1
+        return compare_fields(p, vocab, left[a:a + CMP_CHUNK], right[a:a + CMP_CHUNK])
+
+    starts = list(range(0, len(left), CMP_CHUNK))
+    for a, lv in zip(starts, fork_map(compare_chunk, starts, workers if len(left) > 2 * CMP_CHUNK else 1),
+                     strict=True):
+        levels[a:a + CMP_CHUNK] = lv
     stats["t_compare"] = time.perf_counter() - t0
 
     step("estimate")

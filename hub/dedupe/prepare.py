@@ -9,8 +9,6 @@ below are minimal private stand-ins (marked TO BE REPLACED) used only when that 
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -19,6 +17,8 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
+
+from hub.dedupe.parallel import fork_map, worker_count
 
 CANONICAL_COLUMNS = (
     "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
@@ -406,35 +406,21 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 PARALLEL_MIN = 40_000  # distinct values below which standardising in one process is faster than forking
-_TASK: Callable | None = None  # the standardiser a forked worker applies (inherited at fork, never pickled)
 _WORKERS = 1  # set by prepare(); 1 = in this process
 
 
-def _task_chunk(chunk: list) -> list:
-    fn = _TASK
-    assert fn is not None
+def _apply(fn: Callable, chunk: list) -> list:
     return [(fn(*v) if isinstance(v, tuple) else fn(v) if v else "") for v in chunk]
 
 
 def _map(fn: Callable, values: list) -> list:
     """``fn`` over distinct values — in ``_WORKERS`` forked processes when there are many of them (phones,
-    names and addresses are standardised value by value in Python; two cores halve the time)."""
-    global _TASK
-    workers = _WORKERS
-    if workers < 2 or len(values) < PARALLEL_MIN or "fork" not in mp.get_all_start_methods():
-        _TASK = fn
-        try:
-            return _task_chunk(values)
-        finally:
-            _TASK = None
-    size = -(-len(values) // (workers * 4))
+    names and addresses are standardised value by value in Python)."""
+    if _WORKERS < 2 or len(values) < PARALLEL_MIN:
+        return _apply(fn, values)
+    size = -(-len(values) // (_WORKERS * 4))
     chunks = [values[k:k + size] for k in range(0, len(values), size)]
-    _TASK = fn
-    try:
-        with mp.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_task_chunk, chunks, chunksize=1)
-    finally:
-        _TASK = None
+    parts = fork_map(lambda chunk: _apply(fn, chunk), chunks, _WORKERS)
     return [x for part in parts for x in part]
 
 
@@ -500,7 +486,7 @@ def prepare(frame: pd.DataFrame, workers: int = 1) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys; distinct values are standardised
     in ``workers`` forked processes (0 = one per core, at most 4) when there are many."""
     global _WORKERS
-    _WORKERS = workers if workers > 0 else min(os.cpu_count() or 1, 4)
+    _WORKERS = worker_count(workers)
     try:
         return _prepare(frame)
     finally:
