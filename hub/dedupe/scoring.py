@@ -81,36 +81,24 @@ def _seed_posterior(pat: np.ndarray) -> np.ndarray:
     return np.where(names_close & strong, 0.95, 0.02)
 
 
-def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | None = None, n_groups: int = 1,
-           max_iter: int = 40, tol: float = 1e-5, shrink: float = 200.0
+def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, tol: float = 1e-5
            ) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """EM on the distinct comparison patterns of candidate pairs. Returns (m, lambda per group, iters).
-
-    ``group`` (per pair, ``0..n_groups-1``) gives each group of pairs — a pair of sources — its own share of
-    matches while m and u are shared: two records of one system that keeps few duplicates are far less
-    often the same person than an ERP record and a shop record with the same evidence. A group's share is
-    shrunk towards the overall share by ``shrink`` pseudo-pairs so that a small group is not over-fitted.
-    """
+    """EM on the distinct comparison patterns of candidate pairs. Returns (m, [lambda], iters), lambda being
+    the share of matches among the candidate pairs. (Priors per pair of sources are not fitted here: with
+    weak evidence a group's EM share collapses; ``engine._group_priors`` solves them afterwards.)"""
     nf = len(FIELDS)
     radix = np.array([len(f.labels) + 1 for f in FIELDS], dtype=np.int64)
     mult = np.cumprod(np.concatenate([[1], radix[:-1]]))
     code = np.zeros(len(levels), dtype=np.int64)
     for k in range(nf):  # column by column: a (pairs x fields) int64 temporary would cost 1 GB at 1M
         code += (levels[:, k].astype(np.int64) + 1) * mult[k]
-    if group is not None and n_groups > 1:
-        code = code * n_groups + group.astype(np.int64)
-    else:
-        n_groups = 1
     uniq, counts = np.unique(code, return_counts=True)
-    grp = (uniq % n_groups).astype(np.int64)
-    uniq //= n_groups
     pat = ((uniq[:, None] // mult[None, :]) % radix[None, :]).astype(np.int64) - 1  # (P, nf)
     counts = counts.astype(np.float64)
-    g_total = np.bincount(grp, weights=counts, minlength=n_groups)
 
     m = [_initial_m(len(f.labels)) for f in FIELDS]
     u = [x.copy() for x in u_random]
-    lam = np.full(n_groups, 0.05)
+    lam = 0.05
     it = 0
     post = _seed_posterior(pat)
     for it in range(1, max_iter + 1):  # noqa: B007
@@ -122,13 +110,11 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | N
                 ok = col >= 0
                 lm[ok] += np.log(m[k][col[ok]])
                 lu[ok] += np.log(u[k][col[ok]])
-            logit = np.log(lam[grp]) - np.log1p(-lam[grp]) + lm - lu
+            logit = np.log(lam) - np.log1p(-lam) + lm - lu
             post = 1.0 / (1.0 + np.exp(-np.clip(logit, -700, 700)))
         wm, wu = post * counts, (1 - post) * counts
-        overall = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
-        g_match = np.bincount(grp, weights=wm, minlength=n_groups)
-        new_lam = np.clip((g_match + shrink * overall) / (g_total + shrink), 1e-9, 1 - 1e-9)
-        delta = float(np.abs(new_lam - lam).max())
+        new_lam = float(np.clip(wm.sum() / counts.sum(), 1e-9, 1 - 1e-9))
+        delta = abs(new_lam - lam)
         lam = new_lam
         for k, f in enumerate(FIELDS):
             col = pat[:, k]
@@ -140,7 +126,7 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | N
             m[k], u[k] = new_m, nu / nu.sum()
         if delta < tol and it > 2:
             break
-    m = _personal_m(pat, counts, m, u, lam[grp])
+    m = _personal_m(pat, counts, m, u, lam)
     # Fields seen (non-missing) on too few probable matches keep a conservative prior m: EM cannot
     # learn them, e.g. birth dates held by only one source of a multi-source set.
     for k, f in enumerate(FIELDS):
@@ -148,7 +134,7 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], group: np.ndarray | N
         support = float((post * counts)[col >= 0].sum())
         if support < 30:
             m[k] = _prior_m(len(f.labels))
-    return m, lam, it
+    return m, np.array([lam]), it
 
 
 PERSONAL_FIELDS = ("given_name", "birth_date", "national_id", "email")
@@ -165,7 +151,7 @@ def personal_evidence(contrib: np.ndarray) -> np.ndarray:
 PERSONAL_LOGIT = float(np.log(99.0))
 
 
-def _personal_m(pat: np.ndarray, counts: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], lam: np.ndarray,
+def _personal_m(pat: np.ndarray, counts: np.ndarray, m: list[np.ndarray], u: list[np.ndarray], lam: float,
                 min_support: float = 30.0) -> list[np.ndarray]:
     """m of the conflict fields (given name, birth date, national id) re-read from pairs that the *other
     personal* fields alone make near-certain matches.
