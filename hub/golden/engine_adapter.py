@@ -223,7 +223,8 @@ class EngineMatcher:
         def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
             return self._score_idx(b, i.astype(np.int32), j.astype(np.int32))
 
-        labels = cluster(len(b.keys), left, right, weight, score_pairs, min_support=self.ds.min_support)
+        labels = cluster(len(b.keys), left, right, weight, score_pairs, min_support=self.ds.min_support,
+                         ambiguity_margin=self.ds.ambiguity_margin)
         groups: dict[int, list[str]] = {}
         for k, lab in zip(b.keys, labels.tolist(), strict=True):
             groups.setdefault(lab, []).append(k)
