@@ -164,6 +164,21 @@ def test_romanised_surnames_and_split_full_names():
     assert c["k1"] == c["k2"] and c["y1"] == c["y2"] and c["s1"] == c["s2"]
 
 
+def test_naive_transliteration_of_a_surname_reading():
+    # a shop export transliterated 曾 with its everyday reading (ceng); as a surname it reads zeng
+    res, c = _run([
+        {"record_id": "z1", "family_name": "Ceng", "given_name": "Wei", "street": "杭州人民路67号", "city": "杭州",
+         "email": "cengwei457@yahoo.com"},
+        {"record_id": "z2", "full_name": "曾伟", "street": "杭州人民路67号", "postal_code": "310000", "city": "杭州",
+         "birth_date": "1968-01-13"},
+        {"record_id": "d1", "full_name": "Dan Lihua", "phone": "13912345678"},
+        {"record_id": "d2", "full_name": "单丽华", "phone": "139 1234 5678"},
+    ])
+    assert _pair(res, "z1", "z2")["family_name_level"] == "close"
+    assert _pair(res, "d1", "d2")["family_name_level"] == "close"
+    assert c["z1"] == c["z2"] and c["d1"] == c["d2"]
+
+
 def test_parallel_standardisation_gives_the_same_keys(monkeypatch):
     import hub.dedupe.prepare as prep
 

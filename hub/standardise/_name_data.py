@@ -77,6 +77,16 @@ ROMANISED_SURNAME_PINYIN: dict[str, tuple[str, ...]] = {
     "yam": ("ren",), "kam": ("jin", "gan"), "shum": ("shen", "cen"), "man": ("wen",), "wan": ("wen", "yin"),
 }
 
+# The everyday reading that a naive transliteration (pypinyin without surname readings, many ERP and shop
+# exports) writes for a surname character: 曾伟 exported as "Ceng Wei" is Zeng Wei, 单 as "Dan" is Shan.
+# Only readings that are not themselves a common surname (召 → zhao, 种 → zhong stay out).
+EVERYDAY_SURNAME_READINGS: dict[str, tuple[str, ...]] = {
+    "ceng": ("zeng",), "dan": ("shan",), "qu": ("ou",), "jie": ("xie",), "chou": ("qiu",), "pu": ("piao",),
+    "cha": ("zha",), "gai": ("ge",), "le": ("yue",), "mou": ("miao",), "di": ("zhai",),
+}
+for _everyday, _readings in EVERYDAY_SURNAME_READINGS.items():
+    ROMANISED_SURNAME_PINYIN[_everyday] = ROMANISED_SURNAME_PINYIN.get(_everyday, ()) + _readings
+
 # Titles/honorifics before a Latin-script name (lower-case, without the trailing dot).
 TITLES = frozenset({
     "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame", "lord", "lady", "rev",
