@@ -204,3 +204,40 @@ def test_parallel_blocking_and_comparison_give_the_same_clusters(monkeypatch):
     assert one.stats["blocking"] == two.stats["blocking"]
     assert one.clusters.equals(two.clusters)
     assert np.array_equal(one.pairs["match_weight"].to_numpy(), two.pairs["match_weight"].to_numpy())
+
+
+def test_email_levels_tell_typos_from_numbered_namesakes():
+    res, c = _run([
+        # two Sophie Joneses who each added a number to the same name-derived mailbox
+        {"record_id": "n1", "full_name": "Sophie Jones", "email": "sjones28@hotmail.com", "city": "Chicago"},
+        {"record_id": "n2", "full_name": "Sophie Jones", "email": "sjones49@hotmail.com", "city": "Chicago"},
+        {"record_id": "n3", "full_name": "Chloe Williams", "email": "chloe.williams@gmail.com"},
+        {"record_id": "n4", "full_name": "Chloe Williams", "email": "chloe.williams136@gmail.com"},
+        {"record_id": "n5", "full_name": "James Green", "email": "jgreen@outlook.com"},
+        {"record_id": "n6", "full_name": "C. Green", "email": "cgreen@outlook.com"},
+        # one person: separators, a typo, a birth year written short, the same mailbox elsewhere
+        {"record_id": "p1", "full_name": "Chloe Ryan", "email": "chloe.ryan@hotmail.com", "phone": "+1 617 555 0101"},
+        {"record_id": "p2", "full_name": "Chloe Ryan", "email": "chloe_ryan@hotmail.com"},
+        {"record_id": "t1", "full_name": "Oliver Bennet", "email": "oliver.bennet@gmail.com"},
+        {"record_id": "t2", "full_name": "Oliver Bennett", "email": "oliver.benent@gmail.com"},
+        {"record_id": "y1", "full_name": "Jack Thomas", "email": "jack.thomas1985@gmail.com"},
+        {"record_id": "y2", "full_name": "Jack Thomas", "email": "jack.thomas85@gmail.com"},
+    ])
+    for a, b in (("n1", "n2"), ("n3", "n4"), ("n5", "n6")):
+        assert _pair(res, a, b)["email_level"] == "far", (a, b)
+    assert c["n1"] != c["n2"] and c["n3"] != c["n4"]
+    for a, b in (("p1", "p2"), ("t1", "t2"), ("y1", "y2")):
+        assert _pair(res, a, b)["email_level"] == "close", (a, b)
+        assert c[a] == c[b], (a, b)
+
+
+def test_swapped_name_with_one_agreeing_part_is_a_shared_surname():
+    # "Pham Neil" read either way: the agreeing token is the surname of a household, not a rare given name
+    res, c = _run([
+        {"record_id": "v1", "full_name": "Pham Neil", "phone": "347-686-2332"},
+        {"record_id": "v2", "full_name": "Vanessa Pham", "phone": "+1 347 686 2332", "birth_date": "1979-09-19",
+         "email": "vanessa_pham1979@gmail.com", "street": "229 Jefferson St", "city": "Flushing"},
+    ])
+    pair = _pair(res, "v1", "v2")
+    assert pair["family_name_level"] == "exact" and pair["given_name_level"] == "far"
+    assert c["v1"] != c["v2"]

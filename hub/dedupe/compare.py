@@ -155,15 +155,21 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
     straight = np.nan_to_num(ff) + np.nan_to_num(gg)
     swapped = np.nan_to_num(fg) + np.nan_to_num(gf)
     swap = swapped > straight + 1e-6
-    fam_sim = np.where(swap, fg, ff)
-    giv_sim = np.where(swap, gf, gg)
+    # Swapped and only one part agrees (Pham Neil / Vanessa Pham): either record may be the misparsed one,
+    # so the agreeing token counts as the family name and the other as the given name — the reading that
+    # claims less (a shared surname, different given names), not a rare "given name" Pham matched exactly.
+    flip = swap & (np.nan_to_num(gf, nan=-1.0) > np.nan_to_num(fg, nan=-1.0)) & ~np.isnan(fg)
+    fam_sim = np.where(flip, gf, np.where(swap, fg, ff))
+    giv_sim = np.where(flip, fg, np.where(swap, gf, gg))
     # nickname equivalence (Bob ~ Robert) and initials (J ~ John) on the given side
     ci, cj = v.canon[i], v.canon[j]
     canon_eq = (ci >= 0) & (ci == cj) & ~swap
     # a nickname vs a typo'd full name (jenny ~ jeknifer): compare the canonical forms too
     canon_sim = np.where(swap, np.nan, np.minimum(_jw_codes(v, ci, cj), 0.99))  # agreement via nickname = close
     giv_sim = np.where(np.nan_to_num(canon_sim) > np.nan_to_num(giv_sim), canon_sim, giv_sim)
-    gi_s, gj_s = gi, np.where(swap, fj, gj)  # swapped: i's given name faces j's family name
+    # the token pairs behind each level: swapped, i's given name faces j's family name (flipped: the other
+    # way round, see above)
+    gi_s, gj_s = np.where(flip, fi, gi), np.where(flip, gj, np.where(swap, fj, gj))
     li = np.array([len(s) for s in v.uniques], dtype=np.int32) if len(v.uniques) else np.zeros(0, np.int32)
     first = np.array([s[:1] for s in v.uniques], dtype=object)
     both = (gi_s >= 0) & (gj_s >= 0)
@@ -172,7 +178,7 @@ def compare_names(v: NameVocab, i: np.ndarray, j: np.ndarray, p: Prepared | None
         a, b = gi_s[both], gj_s[both]
         initial[both] = ((li[a] == 1) | (li[b] == 1)) & (first[a] == first[b])
     # a family name given as an initial (Renee M.) faces the other record's family name
-    fi_s, fj_s = fi, np.where(swap, gj, fj)
+    fi_s, fj_s = np.where(flip, gi, fi), np.where(flip, fj, np.where(swap, gj, fj))
     both_f = (fi_s >= 0) & (fj_s >= 0)
     initial_f = np.zeros(len(i), dtype=bool)
     if both_f.any():
@@ -293,7 +299,34 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return lv
 
 
-EMAIL_SIMILAR = 0.93  # name-derived addresses of namesakes (jonesrobert85 / jones.robert) sit at 0.88-0.93
+
+
+def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """exact / close / similar / far. Close: the same mailbox at another provider (john.smith@gmail /
+    john.smith@yahoo), the same name written with other separators or case (chloe.ryan / chloe_ryan), or one
+    typo; similar: two typos. Name-derived addresses are look-alike by nature, so string similarity alone
+    proves little: a different first letter (cgreen / jgreen) or different numbers (sjones28 / sjones49,
+    wang.xin / wangxin72 — two namesakes who each picked one) is far. A number that ends the other
+    (john.smith1985 / john.smith85) is not a different number."""
+    em = p.key("email")
+    d = _distance(em, i, j, OSA.distance)
+    local = _code_eq(p.key("email_local"), i, j)
+    stem_eq = _code_eq(p.key("email_stem"), i, j)
+    dig = p.key("email_digits")
+    di, dj = dig.codes[i], dig.codes[j]
+    same_number = di == dj  # both without digits, or the same digits
+    cand = np.flatnonzero(~same_number & (di >= 0) & (dj >= 0) & (d <= 2))
+    if len(cand):
+        same_number[cand] = _pair_scores(di[cand], dj[cand], dig.uniques, dig.uniques,
+                                         lambda a, b, **_: float(a.endswith(b) or b.endswith(a))) >= 1
+    first = np.zeros(len(i), dtype=bool)
+    near = np.flatnonzero((d >= 1) & (d <= 2))
+    if len(near):
+        first[near] = _pair_scores(em.codes[i][near], em.codes[j][near], em.uniques, em.uniques,
+                                   lambda a, b, **_: float(a[:1] == b[:1])) >= 1
+    typo = first & same_number
+    return _levels(d, [(3, d == 0), (2, local | (stem_eq & same_number) | ((d == 1) & typo)),
+                       (1, (d == 2) & typo)])
 
 
 def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -324,10 +357,7 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
                                     lambda a, b, **_: float(a.endswith(b) or b.endswith(a))) >= 1
     out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
 
-    em = p.key("email")
-    s = _same_key_sim(em, i, j, JaroWinkler.normalized_similarity)
-    local = _code_eq(p.key("email_local"), i, j)
-    out[:, FIELD_INDEX["email"]] = _levels(s, [(3, s >= 1.0), (2, local | (s >= 0.95)), (1, s >= EMAIL_SIMILAR)])
+    out[:, FIELD_INDEX["email"]] = compare_emails(p, i, j)
 
     out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
 

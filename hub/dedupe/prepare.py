@@ -527,6 +527,9 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn(), pre=_phone_pre)
     p.keys["email"] = _encode(_column(frame, "email"), _email_fn(), pre=lambda e: e.strip().lower())
     p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
+    # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
+    p.keys["email_stem"] = _derive(p.keys["email_local"], lambda loc: "".join(ch for ch in loc if ch.isalpha()))
+    p.keys["email_digits"] = _derive(p.keys["email_local"], lambda loc: "".join(ch for ch in loc if ch.isdigit()))
     # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
     # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
     p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
