@@ -241,3 +241,16 @@ def test_swapped_name_with_one_agreeing_part_is_a_shared_surname():
     pair = _pair(res, "v1", "v2")
     assert pair["family_name_level"] == "exact" and pair["given_name_level"] == "far"
     assert c["v1"] != c["v2"]
+
+
+def test_municipality_in_the_region_column_and_a_street_in_another_script():
+    res, c = _run([
+        # 上海市 only as the region, the street in hanzi; the same flat written in English with Shanghai as city
+        {"record_id": "m1", "family_name": "張", "given_name": "桂蘭", "street": "张江路339号17栋3204室",
+         "region": "上海市", "gender": "f", "phone": "86-17336817311"},
+        {"record_id": "m2", "full_name": "guilan zhang", "street": "Rm 3204, No.339, Zhangjiang Lu, Xuhui",
+         "city": "Shanghai", "postal_code": "200308", "birth_date": "1966-07-22", "gender": "F"},
+    ])
+    assert _pair(res, "m1", "m2")["address_level"] == "same_area"
+    keys = prepare(pd.DataFrame([{"record_id": "a", "region": "上海市"}, {"record_id": "b", "region": "NY"}]), workers=1)
+    assert [keys.key("city").uniques[x] if x >= 0 else None for x in keys.key("city").codes] == ["shanghai", None]

@@ -278,6 +278,9 @@ def compare_dates(col: KeyColumn, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     sc = p.key("street")
     st = _same_key_sim(sc, i, j, fuzz.ratio, identical=100.0)
+    if "street_han" in p.keys:  # hanzi against Latin letters: the street is unknown, not different
+        script = p.key("street_han").codes
+        st[(script[i] >= 0) & (script[j] >= 0) & (script[i] != script[j])] = np.nan
     # words in another order (236 river street / 236 street river) are a close street, not a different one;
     # only where the plain ratio leaves room for that
     low = np.flatnonzero(st < 88)
@@ -297,8 +300,6 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     lv[has_st & (st >= 88)] = 4
     lv[has_st & (st >= 100)] = 5
     return lv
-
-
 
 
 def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -454,6 +454,27 @@ def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
     return KeyColumn(codes=codes, uniques=key_uniques)
 
 
+# Province-level municipalities: their province is the city, so a record with 上海市 only in the region
+# column is in the same city as one with Shanghai in the city column.
+MUNICIPALITIES = frozenset({"beijing", "shanghai", "tianjin", "chongqing", "hong kong", "hongkong", "macau", "aomen",
+                            "xianggang"})
+
+
+def _city_or_municipality(city: KeyColumn, region: KeyColumn) -> KeyColumn:
+    """City key, filled from the region where the city is missing and the region is a municipality."""
+    fill = (city.codes < 0) & (region.codes >= 0)
+    if not fill.any():
+        return city
+    muni = np.array([u in MUNICIPALITIES for u in region.uniques.tolist()], dtype=bool)
+    fill[fill] = muni[region.codes[fill]]
+    if not fill.any():
+        return city
+    vals = np.where(city.codes >= 0, city.uniques[np.maximum(city.codes, 0)] if len(city.uniques) else "", "")
+    vals = vals.astype(object)
+    vals[fill] = region.uniques[region.codes[fill]]
+    return _encode(vals, None)
+
+
 def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
     """A key computed from another key's distinct values (e.g. birth year from birth date)."""
     if len(parent.uniques) == 0:
@@ -534,8 +555,11 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
     p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
     p.keys["street"] = _encode(_column(frame, "street"), _fallback_street)
-    p.keys["city"] = _encode(_column(frame, "city"), _fallback_place)
     p.keys["region"] = _encode(_column(frame, "region"), _fallback_place)
+    p.keys["city"] = _city_or_municipality(_encode(_column(frame, "city"), _fallback_place), p.keys["region"])
+    # a street written in hanzi and one in Latin letters (张江路339号 / No.339 Zhangjiang Lu) cannot be compared
+    # as strings
+    p.keys["street_han"] = _derive(p.keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
     p.keys["postcode"] = _encode(_column(frame, "postal_code"), _fallback_postcode)
     p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
     p.keys["company"] = _encode(_column(frame, "company"), _fallback_company)
