@@ -254,3 +254,16 @@ def test_municipality_in_the_region_column_and_a_street_in_another_script():
     assert _pair(res, "m1", "m2")["address_level"] == "same_area"
     keys = prepare(pd.DataFrame([{"record_id": "a", "region": "上海市"}, {"record_id": "b", "region": "NY"}]), workers=1)
     assert [keys.key("city").uniques[x] if x >= 0 else None for x in keys.key("city").codes] == ["shanghai", None]
+
+
+def test_a_phone_held_by_one_customer_only_links_a_bare_call_record():
+    # a call-centre record with nothing but a number; that number is on one ERP customer and nowhere else.
+    # Its frequency among *other* people's records is what makes it telling, not its raw count of two
+    background = syn.sparse_multisource(1500, seed=41).drop(columns=["entity_id"]).astype(str)
+    res, c = _run([
+        {"record_id": "c1", "source": "callcenter", "phone": "0086 15808948858"},
+        {"record_id": "e1", "source": "erp", "full_name": "李建杰", "phone": "+86 158 0894 8858", "city": "广州市",
+         "email": "lijianjie@163.com"},
+    ], background=background)
+    assert _pair(res, "c1", "e1")["phone_level"] == "exact"
+    assert c["c1"] == c["e1"]

@@ -155,6 +155,25 @@ def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     return conflicted.any(axis=1) & (personal_evidence(contrib) < OVERRIDE_BITS)
 
 
+TF_MIN_OTHERS = 0.25  # a value held only by one person's records: as if a quarter of a stranger shared it
+
+
+def _identifier_tf(cnt: np.ndarray, key: str, model: FSModel, n: int, expected_matches: float) -> np.ndarray:
+    """Relative frequency of an identifier value among the *other people's* records, for its TF weight.
+
+    The plain count c/N overstates how often a stranger holds the value: it counts the record itself and
+    the person's own other records (a phone on one ERP and one call-centre record of one customer has c = 2
+    and no stranger holding it). Subtracted: the record, and the expected number of the person's other
+    records that carry the same value (other records per record, from the model's match count, times the
+    share that agree when both have the field)."""
+    field = {"phone": "phone", "email": "email", "email_local": "email", "name_key": "given_name"}[key]
+    holders = max(float(cnt.sum()), 1.0)
+    others_per_record = 2.0 * expected_matches / max(n, 1)
+    own = others_per_record * float(model.m[FIELD_INDEX[field]][-1]) * holders / max(n, 1)
+    others = np.where(cnt > 0, np.maximum(cnt - 1.0 - own, TF_MIN_OTHERS), 0.0)
+    return others / holders
+
+
 def deduplicate(
     frame: pd.DataFrame,
     link_only: bool = False,
@@ -228,7 +247,7 @@ def deduplicate(
         model.tf[key] = cnt / max(cnt.sum(), 1.0)
     for key in ("phone", "email", "email_local") + (("name_key",) if s.joint_name_tf else ()):
         cnt = p.key(key).counts().astype(np.float64)
-        model.tf[key] = cnt / max(cnt.sum(), 1.0)
+        model.tf[key] = _identifier_tf(cnt, key, model, p.n, expected_matches)
     stats["t_estimate"] = time.perf_counter() - t0
 
     step("score")
