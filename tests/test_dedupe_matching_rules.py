@@ -267,3 +267,23 @@ def test_a_phone_held_by_one_customer_only_links_a_bare_call_record():
     ], background=background)
     assert _pair(res, "c1", "e1")["phone_level"] == "exact"
     assert c["c1"] == c["e1"]
+
+
+def test_screen_names_are_not_surname_plus_given_name():
+    frame = pd.DataFrame([{"record_id": "a", "full_name": "平安是福"}, {"record_id": "b", "full_name": "春梅_46"},
+                          {"record_id": "c", "full_name": "陈国强"}, {"record_id": "d", "full_name": "老赵"}])
+    keys = prepare(frame, workers=1)
+
+    def parts(k: str) -> list:
+        col = keys.key(k)
+        return [col.uniques[x] if x >= 0 else None for x in col.codes]
+
+    assert parts("family") == [None, None, "chen", "zhao"]
+    assert parts("given") == ["pinganshifu", "chunmei", "guoqiang", None]
+    # two followers who both call themselves 平安是福 are not two records of a person named 平 安是福
+    background = syn.sparse_multisource(1500, seed=43).drop(columns=["entity_id"]).astype(str)
+    res, c = _run([
+        {"record_id": "w1", "source": "social", "full_name": "平安是福", "city": "上海", "gender": "女"},
+        {"record_id": "w2", "source": "social", "full_name": "平安是福", "city": "Manchester", "gender": "F"},
+    ], background=background)
+    assert c["w1"] != c["w2"]

@@ -308,6 +308,18 @@ def _fallback_name_parts(full: str, given: str, family: str) -> NameParts:
     return (*_fallback_person_name(full, given, family), "", "")
 
 
+def _is_handle(r) -> bool:
+    """A hanzi "name" that is a screen name rather than a person's name: its first character is no known
+    surname, or a one-character surname is followed by three or more characters (Chinese given names have
+    one or two)."""
+    flags = getattr(r, "flags", ()) or ()
+    if "name.familiar" in flags:
+        return False
+    if "name.unknown_surname" in flags:
+        return True
+    return len(r.family or "") == 1 and len(r.given or "") >= 3
+
+
 def _person_name_fn() -> Callable[[str, str, str], NameParts]:
     """Latin matching keys of a name (pinyin for hanzi, either order resolved by the standardiser) plus
     its simplified hanzi parts when written in hanzi: 王伟 and 王薇 share the key "wang wei" but are
@@ -327,6 +339,11 @@ def _person_name_fn() -> Callable[[str, str, str], NameParts]:
             return _fallback_name_parts(full, given, family)
         canon = _LETTERS.sub("", (getattr(r, "given_canonical", None) or giv).lower()) or giv
         if getattr(r, "script", None) == "han":
+            if _is_handle(r):
+                # a screen name (平安是福, 小太阳, 春梅_46): no surname to compare; the characters stand as one
+                # given-name word, so 春梅 may still meet the given name of 熊春梅
+                whole = fam + giv
+                return "", whole, whole, "", (r.family or "") + (r.given or "")
             return fam, giv, canon, r.family or "", r.given or ""
         return fam, giv, canon, "", ""
 
