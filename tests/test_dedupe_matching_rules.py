@@ -287,3 +287,31 @@ def test_screen_names_are_not_surname_plus_given_name():
         {"record_id": "w2", "source": "social", "full_name": "平安是福", "city": "Manchester", "gender": "F"},
     ], background=background)
     assert c["w1"] != c["w2"]
+
+
+def test_a_mailbox_named_after_the_person_at_another_provider_is_no_evidence():
+    res, _ = _run([
+        {"record_id": "r1", "full_name": "Robert Jones", "email": "robert.jones@gmail.com", "city": "Boston"},
+        {"record_id": "r2", "full_name": "Robert Jones", "email": "robert.jones@icloud.com", "city": "Boston"},
+        # a mailbox name that is not the name: the same one elsewhere still points at one person
+        {"record_id": "x1", "full_name": "徐晨", "email": "sunnyday88@139.com", "city": "上海"},
+        {"record_id": "x2", "full_name": "Xu Chen", "email": "sunnyday88@qq.com", "city": "Shanghai"},
+    ])
+    assert _pair(res, "r1", "r2")["email_level"] == "missing"
+    assert _pair(res, "x1", "x2")["email_level"] == "close"
+
+
+def test_a_small_source_does_not_talk_itself_into_matches():
+    # a dozen records of a source of their own: its prior is shrunk towards the global one, so two namesakes
+    # with different mailboxes stay apart instead of the source's prior rising to "every pair is a match"
+    names = ["Ava Clarke", "Noah Fischer", "Mia Novak", "Liam Ortega", "Zoe Hartmann", "Ethan Moreau",
+             "Lily Sato", "Owen Becker", "Ruby Castillo", "Felix Lindqvist"]
+    rows = [{"record_id": f"s{k}", "source": "tiny", "full_name": name, "city": "Boston"}
+            for k, name in enumerate(names)]
+    rows += [{"record_id": "n1", "source": "tiny", "full_name": "Sophie Jones", "email": "sjones28@hotmail.com",
+              "city": "Chicago"},
+             {"record_id": "n2", "source": "tiny", "full_name": "Sophie Jones", "email": "sjones49@hotmail.com",
+              "city": "Chicago"}]
+    res, c = _run(rows)
+    assert res.model.group_prior["tiny|tiny"] < res.model.prior_log2_odds + 3
+    assert c["n1"] != c["n2"]

@@ -326,8 +326,16 @@ def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         first[near] = _pair_scores(em.codes[i][near], em.codes[j][near], em.uniques, em.uniques,
                                    lambda a, b, **_: float(a[:1] == b[:1])) >= 1
     typo = first & same_number
-    return _levels(d, [(3, d == 0), (2, local | (stem_eq & same_number) | ((d == 1) & typo)),
-                       (1, (d == 2) & typo)])
+    lv = _levels(d, [(3, d == 0), (2, local | (stem_eq & same_number) | ((d == 1) & typo)),
+                     (1, (d == 2) & typo)])
+    if "email_is_name" in p.keys:
+        # robert.jones@gmail / robert.jones@icloud: two mailboxes named after the name, which is compared
+        # on its own; namesakes each have one, so the pair adds no evidence either way
+        dom = p.key("email_domain").codes
+        named = p.key("email_is_name").codes
+        other_box = (lv == 2) & (dom[i] != dom[j]) & ((named[i] >= 0) | (named[j] >= 0))
+        lv[other_box] = -1
+    return lv
 
 
 def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:

@@ -88,13 +88,20 @@ def _pair_groups(p: Prepared, left: np.ndarray, right: np.ndarray) -> tuple[np.n
     return np.minimum(a, b) * k + np.maximum(a, b), k * k
 
 
+PRIOR_PSEUDO_MATCHES = 2.0
+
+
 def _fixed_point_prior(w: np.ndarray, total: float, start: float) -> float:
     """log2 prior odds ``pi`` that explains itself: with ``pi`` as the prior, the expected number of matches
     among the candidate pairs (their posterior sum) is ``pi * total`` — the share of matches among all
     pairs, pairs outside the candidates being non-matches. ``w``: the pairs' match weights without prior.
-    Computed on a 1/32-bit histogram of ``w`` so that it costs nothing at 10M pairs."""
+    Computed on a 1/32-bit histogram of ``w`` so that it costs nothing at 10M pairs. Shrunk towards the
+    global prior ``start`` by PRIOR_PSEUDO_MATCHES matches' worth of pairs: a source of a dozen records
+    cannot talk itself into "every candidate pair is a match"."""
     if len(w) == 0 or total < 1:
         return start
+    pi0 = 2.0 ** start / (1.0 + 2.0 ** start)
+    pseudo_pairs = PRIOR_PSEUDO_MATCHES / max(pi0, 1e-300)
     lo = float(np.floor(w.min()))
     idx = np.clip(((w - lo) * 32).astype(np.int64), 0, None)
     cnt = np.bincount(idx).astype(np.float64)
@@ -104,7 +111,8 @@ def _fixed_point_prior(w: np.ndarray, total: float, start: float) -> float:
     for _ in range(200):
         expected = float((cnt / (1.0 + np.exp2(-np.clip(centres + logit, -60, 60)))).sum())
         expected = min(max(expected, 0.5), total / 2.0)
-        new = float(np.log2(expected / (total - expected)))
+        share = (expected + PRIOR_PSEUDO_MATCHES) / (total + pseudo_pairs)
+        new = float(np.log2(share / (1.0 - share)))
         if abs(new - logit) < 1e-4:
             return new
         logit = new

@@ -492,6 +492,22 @@ def _city_or_municipality(city: KeyColumn, region: KeyColumn) -> KeyColumn:
     return _encode(vals, None)
 
 
+def _mailbox_is_name(p: Prepared) -> KeyColumn:
+    """Code 0 where the letters of the record's mailbox name are its own name (robert.jones, jonesrobert,
+    rjones, lhuang774, jenny), else missing: such a mailbox at another provider repeats the name evidence."""
+    def strings(key: str) -> np.ndarray:
+        col = p.key(key)
+        u = np.append(col.uniques.astype(object), "")
+        return u[np.where(col.codes >= 0, col.codes, len(col.uniques))]
+
+    stem, fam, giv = strings("email_stem"), strings("family"), strings("given")
+    hit = np.zeros(p.n, dtype=bool)
+    for k in np.flatnonzero((stem != "") & ((fam != "") | (giv != ""))).tolist():
+        s, f, g = stem[k], fam[k], giv[k]
+        hit[k] = s in (f + g, g + f, g[:1] + f, f + g[:1], f, g) and s != ""
+    return KeyColumn(codes=np.where(hit, 0, -1).astype(np.int32), uniques=np.array(["name"], dtype=object))
+
+
 def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
     """A key computed from another key's distinct values (e.g. birth year from birth date)."""
     if len(parent.uniques) == 0:
@@ -565,9 +581,11 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn(), pre=_phone_pre)
     p.keys["email"] = _encode(_column(frame, "email"), _email_fn(), pre=lambda e: e.strip().lower())
     p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
+    p.keys["email_domain"] = _derive(p.keys["email"], lambda e: e.partition("@")[2])
     # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
     p.keys["email_stem"] = _derive(p.keys["email_local"], lambda loc: "".join(ch for ch in loc if ch.isalpha()))
     p.keys["email_digits"] = _derive(p.keys["email_local"], lambda loc: "".join(ch for ch in loc if ch.isdigit()))
+    p.keys["email_is_name"] = _mailbox_is_name(p)
     # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
     # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
     p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
