@@ -315,3 +315,29 @@ def test_a_small_source_does_not_talk_itself_into_matches():
     res, c = _run(rows)
     assert res.model.group_prior["tiny|tiny"] < res.model.prior_log2_odds + 3
     assert c["n1"] != c["n2"]
+
+
+def test_deletion_variants_block_like_spelled_out_variants():
+    # the vectorised, hashed variants must put records in the same blocks as the plain definition: a value
+    # and each of its one-character deletions (values of 6+ characters, 1122 minus either 1 is one variant)
+    from hub.dedupe.blocking import MIN_DELETION_LEN, deletion_variants
+    from hub.dedupe.prepare import KeyColumn
+
+    rng = np.random.default_rng(5)
+    values = sorted({"".join(rng.choice(list("0123456789"), size=int(rng.integers(4, 13)))) for _ in range(3000)}
+                    | {"112233", "11223", "1122334", "abcdeé", "abcdé", "440103198104111630"})
+    col = KeyColumn(codes=rng.integers(-1, len(values), size=8000).astype(np.int32),
+                    uniques=np.array(values, dtype=object))
+    rec, code, ids = deletion_variants(col)
+    got = {}
+    for r, c in zip(rec.tolist(), code.tolist(), strict=True):
+        got.setdefault(c, set()).add(r)
+    want = {}
+    for r, c in enumerate(col.codes.tolist()):
+        v = values[c] if c >= 0 else ""
+        if len(v) < MIN_DELETION_LEN:
+            continue
+        for d in {v, *(v[:k] + v[k + 1:] for k in range(len(v)))}:
+            want.setdefault(d, set()).add(r)
+    assert sorted(map(sorted, got.values())) == sorted(map(sorted, want.values()))
+    assert len(np.unique(ids)) == len(ids)  # one id per distinct variant

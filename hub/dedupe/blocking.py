@@ -72,21 +72,52 @@ def _rank(col: KeyColumn) -> np.ndarray:
 MIN_DELETION_LEN = 6  # shorter values have too many neighbours one deletion away
 
 
+_HASH_MULT = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier of the variants' polynomial hash
+
+
+def _row_hashes(cp: np.ndarray, powers: np.ndarray) -> np.ndarray:
+    """64-bit polynomial hash of each row of code points (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        return (cp.astype(np.uint64) * powers[None, : cp.shape[1]]).sum(axis=1, dtype=np.uint64)
+
+
 def deletion_variants(col: KeyColumn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(record index, variant code, variant texts) — a row for every record's value and each of its distinct
-    one-character deletions; ``texts[code]`` spells the variant."""
-    owner: list[int] = []
-    variant: list[str] = []
-    for u, v in enumerate(col.uniques.tolist()):
-        if len(v) < MIN_DELETION_LEN:
-            continue
-        for d in dict.fromkeys([v] + [v[:k] + v[k + 1:] for k in range(len(v))]):
-            owner.append(u)
-            variant.append(d)
-    if not owner:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=object)
-    own = np.asarray(owner, dtype=np.int64)
-    vcode, texts = pd.factorize(np.asarray(variant, dtype=object))
+    """(record index, variant code, variant ids) — a row for every record's value and each of its distinct
+    one-character deletions; ``ids[code]`` is the variant's 64-bit hash, the same in every batch of records.
+
+    Vectorised on a (values x length) array of code points: 1M phone numbers have ~12M variants, which as
+    Python strings cost ~1 GB per rule (twice over when the rules run in two workers). Two different
+    variants share a hash with probability ~2^-64: at worst one extra candidate pair, which the comparison
+    then judges."""
+    empty = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+    if len(col.uniques) == 0:
+        return empty
+    arr = np.asarray(col.uniques, dtype=str)
+    lens = np.char.str_len(arr)
+    eligible = np.flatnonzero(lens >= MIN_DELETION_LEN)
+    if not len(eligible):
+        return empty
+    width = arr.dtype.itemsize // 4
+    cp = np.zeros((len(eligible), width + 1), dtype=np.uint32)  # zero-padded, one spare column
+    cp[:, :width] = arr[eligible].view(np.uint32).reshape(len(eligible), width)
+    del arr
+    powers = np.cumprod(np.full(width + 1, _HASH_MULT, dtype=np.uint64), dtype=np.uint64)
+    le = lens[eligible]
+    owners, hashes = [eligible], [_row_hashes(cp[:, :width], powers)]  # the value itself
+    for k in range(width):
+        sel = np.flatnonzero(le > k)
+        if not len(sel):
+            break
+        owners.append(eligible[sel])
+        hashes.append(_row_hashes(np.concatenate([cp[sel, :k], cp[sel, k + 1:]], axis=1), powers))
+    own, hv = np.concatenate(owners), np.concatenate(hashes)
+    del owners, hashes, cp
+    o = np.lexsort((hv, own))
+    own, hv = own[o], hv[o]
+    keep = np.ones(len(own), dtype=bool)
+    keep[1:] = (own[1:] != own[:-1]) | (hv[1:] != hv[:-1])  # 1122 minus either 1 is one variant
+    own, hv = own[keep], hv[keep]
+    vcode, ids = pd.factorize(hv)
     cnt = np.bincount(own, minlength=len(col.uniques))
     start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
     rec = np.flatnonzero(col.codes >= 0)
@@ -96,7 +127,7 @@ def deletion_variants(col: KeyColumn) -> tuple[np.ndarray, np.ndarray, np.ndarra
     # position of each row inside its record's run of variants
     offs = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
     rows = np.repeat(start[c], reps) + offs
-    return np.repeat(rec, reps).astype(np.int64), vcode.astype(np.int64)[rows], np.asarray(texts, dtype=object)
+    return np.repeat(rec, reps).astype(np.int64), vcode.astype(np.int64)[rows], np.asarray(ids, dtype=np.uint64)
 
 
 def rule_keys(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray]:
@@ -113,8 +144,8 @@ def rule_key_strings(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.nd
     """(record index, block key text) rows of one keyed rule — the same blocks as :func:`rule_keys`, spelled
     as values so that they mean the same in another batch of records (the golden stage's block index)."""
     if rule.variants == "deletions":
-        rec, code, texts = deletion_variants(p.key(rule.keys[0]))
-        return rec, texts[code]
+        rec, code, ids = deletion_variants(p.key(rule.keys[0]))
+        return rec, np.char.mod("%016x", ids[code]).astype(object)
     cols = [p.key(k).values() for k in rule.keys]
     ok = np.ones(p.n, dtype=bool)
     for c in cols:
@@ -178,7 +209,9 @@ def candidate_pairs(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Union of all rules' pairs as sorted (left, right) index arrays, plus per-rule pair counts. With
     ``workers`` > 1 and a large input, the rules run in forked processes."""
-    ranks: dict[str, np.ndarray] = {}
+    # sort orders up front, in this process: forked workers then share them instead of each sorting (and
+    # copying on write) the key strings again
+    ranks: dict[str, np.ndarray] = {r.sort: _rank(p.key(r.sort)) for r in rules}
 
     def one_rule(rule: BlockingRule) -> np.ndarray:
         enc = rule_pairs(p, rule, ranks)
