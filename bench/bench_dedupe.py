@@ -394,14 +394,6 @@ def _cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _vm_hwm_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def splink_worker(name: str, size: int) -> None:
     """Subprocess timed as Splink: read the cleaned input, train, predict at 0.5, cluster at 0.5. Afterwards
     (reported separately, not in Splink's time) re-cluster at each of THRESHOLDS for the label-picked row."""
@@ -428,7 +420,7 @@ def splink_worker(name: str, size: int) -> None:
     pred = linker.inference.predict(threshold_match_probability=0.5)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, 0.5)
     clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]].to_csv(p.splink_out, index=False)
-    side = {"main_done": True, "main_cpu_s": _cpu_s(), "main_peak_mb": _vm_hwm_mb(),
+    side = {"main_done": True, "main_cpu_s": _cpu_s(), "main_peak_mb": _status_mb("self", "VmHWM"),
             "prior": linker._settings_obj._probability_two_random_records_match,
             "predicted_pairs_at_0.5": int(
                 db_api.duckdb_con.sql(f"select count(*) from {pred.physical_name}").fetchall()[0][0])}
@@ -446,11 +438,12 @@ def splink_worker(name: str, size: int) -> None:
 
 
 # ---- running and measuring -------------------------------------------------------------------------
-def _rss_mb(pid: int) -> float:
+def _status_mb(pid: int | str, field: str = "VmRSS") -> float:
+    """A memory line of /proc/PID/status in MB (VmRSS now, VmHWM its high-water mark); 0 once it is gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -477,17 +470,6 @@ def _tree_pss_mb(pid: int) -> float:
     return total
 
 
-def _child_hwm_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _run(cmd: list[str], log: Path, mem_cap_mb: float, time_cap_s: float) -> dict:
     """Run a subprocess; return wall, cpu (user+sys, forked workers included) and peak memory (MB) of that
     process and the 1-min load average before and after. Peak memory is sampled every 0.2 s: the larger of
@@ -506,9 +488,9 @@ def _run(cmd: list[str], log: Path, mem_cap_mb: float, time_cap_s: float) -> dic
                 pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
-                peak = max(peak, _child_hwm_mb(proc.pid), _tree_pss_mb(proc.pid))
+                peak = max(peak, _status_mb(proc.pid, "VmHWM"), _tree_pss_mb(proc.pid))
                 over_time = time.perf_counter() - t > time_cap_s
-                if _rss_mb(proc.pid) > mem_cap_mb or over_time:
+                if _status_mb(proc.pid) > mem_cap_mb or over_time:
                     proc.kill()
                     killed = "time" if over_time else "memory"
                     _, status, ru = os.wait4(proc.pid, 0)
