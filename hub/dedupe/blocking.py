@@ -211,7 +211,7 @@ def candidate_pairs(
     ``workers`` > 1 and a large input, the rules run in forked processes."""
     # sort orders up front, in this process: forked workers then share them instead of each sorting (and
     # copying on write) the key strings again
-    ranks: dict[str, np.ndarray] = {r.sort: _rank(p.key(r.sort)) for r in rules}
+    ranks: dict[str, np.ndarray] = {key: _rank(p.key(key)) for key in dict.fromkeys(r.sort for r in rules)}
 
     def one_rule(rule: BlockingRule) -> np.ndarray:
         enc = rule_pairs(p, rule, ranks)

@@ -60,6 +60,12 @@ def _pair_scores(ca: np.ndarray, cb: np.ndarray, ua: np.ndarray, ub: np.ndarray,
     return out
 
 
+def _one_ends_the_other(a: str, b: str, **_) -> float:
+    """1.0 where one value ends the other: a number with and without its country or trunk prefix, a year
+    written in full and short (john.smith1985 / john.smith85)."""
+    return float(a.endswith(b) or b.endswith(a))
+
+
 def _same_key_sim(col: KeyColumn, i: np.ndarray, j: np.ndarray, scorer, identical: float = 1.0) -> np.ndarray:
     """Score on one key; identical codes short-cut to ``identical`` without calling the scorer."""
     ci, cj = col.codes[i], col.codes[j]
@@ -319,7 +325,7 @@ def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     cand = np.flatnonzero(~same_number & (di >= 0) & (dj >= 0) & (d <= 2))
     if len(cand):
         same_number[cand] = _pair_scores(di[cand], dj[cand], dig.uniques, dig.uniques,
-                                         lambda a, b, **_: float(a.endswith(b) or b.endswith(a))) >= 1
+                                         _one_ends_the_other) >= 1
     first = np.zeros(len(i), dtype=bool)
     near = np.flatnonzero((d >= 1) & (d <= 2))
     if len(near):
@@ -363,7 +369,7 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     cand = tail & (d > 0)
     if cand.any():  # one number is the other plus a country/trunk prefix
         suffix[cand] = _pair_scores(ph.codes[i][cand], ph.codes[j][cand], ph.uniques, ph.uniques,
-                                    lambda a, b, **_: float(a.endswith(b) or b.endswith(a))) >= 1
+                                    _one_ends_the_other) >= 1
     out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
 
     out[:, FIELD_INDEX["email"]] = compare_emails(p, i, j)

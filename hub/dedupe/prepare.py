@@ -486,8 +486,7 @@ def _city_or_municipality(city: KeyColumn, region: KeyColumn) -> KeyColumn:
     fill[fill] = muni[region.codes[fill]]
     if not fill.any():
         return city
-    vals = np.where(city.codes >= 0, city.uniques[np.maximum(city.codes, 0)] if len(city.uniques) else "", "")
-    vals = vals.astype(object)
+    vals = city.values()
     vals[fill] = region.uniques[region.codes[fill]]
     return _encode(vals, None)
 
@@ -495,12 +494,7 @@ def _city_or_municipality(city: KeyColumn, region: KeyColumn) -> KeyColumn:
 def _mailbox_is_name(p: Prepared) -> KeyColumn:
     """Code 0 where the letters of the record's mailbox name are its own name (robert.jones, jonesrobert,
     rjones, lhuang774, jenny), else missing: such a mailbox at another provider repeats the name evidence."""
-    def strings(key: str) -> np.ndarray:
-        col = p.key(key)
-        u = np.append(col.uniques.astype(object), "")
-        return u[np.where(col.codes >= 0, col.codes, len(col.uniques))]
-
-    stem, fam, giv = strings("email_stem"), strings("family"), strings("given")
+    stem, fam, giv = p.key("email_stem").values(), p.key("family").values(), p.key("given").values()
     hit = np.zeros(p.n, dtype=bool)
     for k in np.flatnonzero((stem != "") & ((fam != "") | (giv != ""))).tolist():
         s, f, g = stem[k], fam[k], giv[k]
