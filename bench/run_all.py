@@ -23,6 +23,8 @@ FULL = [
     ("golden incremental vs full, 1M people, 1 % changed", ["bench/bench_golden.py", "--people", "1000000", "--engine", "dedupe"]),
     ("connector pull throughput, 100k people", ["bench/bench_connectors.py", "--records", "100000"]),
     ("Tryton read throughput vs raw JSON-RPC", ["bench/bench_tryton.py", "--parties", "20000"]),
+    ("push throughput per target, batched vs row by row, 20k people", ["bench/bench_push.py", "--people", "20000",
+                                                                       "--tryton-parties", "5000"]),
 ]
 QUICK = [
     ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
@@ -31,6 +33,7 @@ QUICK = [
     ("golden incremental vs full, 20k people", ["bench/bench_golden.py", "--people", "20000", "--engine", "dedupe"]),
     ("connector pull throughput, 5k people", ["bench/bench_connectors.py", "--records", "5000"]),
     ("Tryton read throughput, 2k parties", ["bench/bench_tryton.py", "--parties", "2000"]),
+    ("push throughput, 2k people", ["bench/bench_push.py", "--people", "2000", "--tryton-parties", "1000"]),
 ]
 
 

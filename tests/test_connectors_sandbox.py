@@ -21,7 +21,7 @@ from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.connectors.wechat import QuotaExceeded, WeChatConnector
 from hub.connectors.woocommerce import WooCommerceConnector
 from hub.sandbox import Endpoints, SandboxWorld
-from hub.store import Store
+from hub.store import OutboxItem, Store
 
 
 @pytest.fixture()
@@ -111,6 +111,46 @@ def test_woocommerce_push_meta_echo_free_and_retry(world: SandboxWorld, store: S
         assert run_pull(conn, store, "customers").changed == 1
 
 
+def test_woocommerce_push_is_batched_with_per_item_errors(world: SandboxWorld, store: Store) -> None:
+    """250 rows go in 3 requests of <= 100 (POST /customers/batch); an unknown customer fails alone."""
+    with world.serve() as ep:
+        conn = woo(ep)
+        ids = sorted(world.shop.customers)
+        ids += [ids[-1] + n for n in range(1, 251 - len(ids))]  # more customers sign up in the shop
+        for i in ids:
+            world.shop.customers.setdefault(i, {**copy.deepcopy(world.shop.customers[ids[0]]), "id": i})
+        world.shop.version += 1
+        run_pull(conn, store, "customers")
+        rows = [(str(i), f"G{i:06d}", {"golden_id": f"G{i:06d}", "segment": "vip", "value_tier": "gold"})
+                for i in ids]
+        store.enqueue_pushes("webshop", "customer", [*rows[:120], ("999999", "G999999", {"golden_id": "G999999"}),
+                                                     *rows[120:], ("guest-7", "G7", {"golden_id": "G7"})])
+        world.shop.updates.clear()
+        calls = world.fault_controller.calls.get("webshop", 0)
+        stats = run_push(conn, store)
+        assert world.fault_controller.calls["webshop"] - calls == 3  # 251 shop ids: 100 + 100 + 51
+        assert (stats.ok, stats.rejected, stats.error, stats.batches) == (250, 2, 0, 3), stats
+        assert stats.reasons == {"customer not found": 1, "target_id is not a customer id": 1}
+        assert set(world.shop.updates.values()) == {1} and len(world.shop.updates) == 250
+        for i in (ids[0], ids[150], ids[-1]):
+            meta = {m["key"]: m["value"] for m in world.shop.customers[i]["meta_data"]}
+            assert (meta["hub_golden_id"], meta["hub_segment"]) == (f"G{i:06d}", "vip")
+        assert run_push(conn, store).sent == 0
+        echo = run_pull(conn, store, "customers")
+        assert (echo.new, echo.changed) == (0, 0)
+
+        # the shop refuses one whole request (5xx after retries): those rows stay pending, the rest go out
+        store.enqueue_pushes("webshop", "customer", [(str(i), f"G{i:06d}", {"golden_id": f"G{i:06d}"})
+                                                     for i in ids[:150]])
+        world.faults = "webshop:503@1-8:path=/batch"
+        down = woo(ep, retries=0)
+        down.body_retry_wait = 0.001
+        stats = run_push(down, store)
+        assert (stats.ok, stats.error) == (0, 100)  # the run stops after the first failed request
+        world.faults = None
+        assert (run_push(conn, store).ok, len(store.pending_pushes("webshop"))) == (150, 0)
+
+
 # -- WeChat ----------------------------------------------------------------------------------------------------
 
 
@@ -165,6 +205,32 @@ def test_wechat_push_tags_echo_free_and_segment_move(world: SandboxWorld, store:
         tags = {name: tid for tid, name in world.wechat.tags.items()}
         assert tags["hub:seg:lapsed"] in tl and tags["hub:seg:vip"] not in tl and tags["hub:tier:金牌"] not in tl
         assert run_push(conn, store).sent == 0
+
+
+def test_wechat_push_sends_only_tag_changes_in_batches(world: SandboxWorld, store: Store) -> None:
+    """Current tags are read first (batchget): followers already in their tags cost no tagging call, a
+    follower is untagged only from the hub tag it holds, and members go 50 to a call."""
+    with world.serve() as ep:
+        conn = wechat(ep)
+        followers = world.wechat.followers()[:120]
+        rows = [(o, f"G{n}", {"golden_id": f"G{n}", "segment": "vip"}) for n, o in enumerate(followers)]
+        store.enqueue_pushes("wechat", "follower", rows)
+        assert run_push(conn, store).ok == 120
+        # 20 move to "lapsed", 100 stay "vip" (re-sent unchanged, e.g. after a lost result)
+        store.enqueue_pushes("wechat", "follower", [(o, g, {**p, "segment": "lapsed"}) for o, g, p in rows[:20]])
+        again = [OutboxItem(10_000 + n, "wechat", "follower", o, g, p, 0) for n, (o, g, p) in enumerate(rows[20:])]
+        before = dict(world.fault_controller.calls)
+        assert {o.status for o in conn.push(again)} == {"ok"}
+        # tags/get + one batchget of 100; no tagging call at all
+        assert world.fault_controller.calls["wechat"] - before["wechat"] == 2
+        before = dict(world.fault_controller.calls)
+        assert run_push(conn, store).ok == 20
+        # tags/get, batchget, tags/create (lapsed), batchuntagging (vip), batchtagging (lapsed)
+        assert world.fault_controller.calls["wechat"] - before["wechat"] == 5
+        tags = {name: tid for tid, name in world.wechat.tags.items()}
+        moved = [set(world.wechat.users[o]["tagid_list"]) for o in followers[:20]]
+        assert all(tags["hub:seg:lapsed"] in t and tags["hub:seg:vip"] not in t for t in moved)
+        assert all(tags["hub:seg:vip"] in world.wechat.users[o]["tagid_list"] for o in followers[20:])
 
 
 # -- ERP database and CDR folder of the same world ---------------------------------------------------------------

@@ -186,3 +186,54 @@ def test_full_sweep_without_updated_at_column(tmp_path: Path, hub_store: Store) 
     s = run_pull(conn, hub_store, "shipments")
     assert (s.new, s.changed, s.unchanged) == (0, 1, 9)
     conn.close()
+
+
+_REFUSE_PARTY_5 = {
+    "sqlite": ["CREATE TRIGGER refuse_locked BEFORE INSERT ON party_identifier WHEN NEW.party = 5 "
+               "BEGIN SELECT RAISE(ABORT, 'party 5 is locked'); END"],
+    "postgresql": ["CREATE FUNCTION refuse_locked() RETURNS trigger AS $$ BEGIN IF NEW.party = 5 THEN "
+                   "RAISE EXCEPTION 'party 5 is locked'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql",
+                   "CREATE TRIGGER refuse_locked BEFORE INSERT ON party_identifier FOR EACH ROW "
+                   "EXECUTE FUNCTION refuse_locked()"],
+    "mysql": ["CREATE TRIGGER refuse_locked BEFORE INSERT ON party_identifier FOR EACH ROW "
+              "BEGIN IF NEW.party = 5 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'party 5 is locked'; "
+              "END IF; END"],
+}
+
+
+def test_batched_push_repairs_duplicates_and_isolates_a_refused_row(erp_url: str, hub_store: Store) -> None:
+    """One transaction for the whole batch; an ERP refusing one party (a trigger here) fails that row alone;
+    a party that got two hub identifiers (two overlapping syncs) is left with exactly one."""
+    engine = sa.create_engine(erp_url)
+    with engine.begin() as c:
+        for stmt in _REFUSE_PARTY_5[engine.dialect.name]:
+            c.exec_driver_sql(stmt)
+        c.execute(erp.party_identifier.insert(), [
+            {"party": 3, "type": "hub_golden_id", "code": "G000003", "create_date": T0},
+            {"party": 3, "type": "hub_golden_id", "code": "G000003", "create_date": T0}])
+    engine.dispose()
+    conn = SqlErpConnector(erp_url, load_tables("sandbox"))
+    try:
+        rows = [(str(i), f"G{i:06d}", {"golden_id": f"G{i:06d}", "segment": "vip" if i % 2 else "regular",
+                                       "value_tier": "gold"}) for i in range(1, 11)]
+        hub_store.enqueue_pushes("erp", "customer", rows)
+        stats = run_push(conn, hub_store)
+        assert (stats.ok, stats.error, stats.batches) == (9, 1, 1)
+        assert [r for r in stats.reasons if r.startswith("database error")]
+        for i in (1, 2, 3, 10):
+            segment = "hub:segment:vip" if i % 2 else "hub:segment:regular"
+            assert _hub_state(erp_url, i) == (f"G{i:06d}", {segment, "hub:value_tier:gold"})
+        assert _hub_state(erp_url, 5) == (None, set())  # the refused row wrote nothing
+        engine = sa.create_engine(erp_url)
+        with engine.connect() as c:
+            per_party = dict(c.execute(sa.select(erp.party_identifier.c.party, sa.func.count())
+                                       .where(erp.party_identifier.c.type == "hub_golden_id")
+                                       .group_by(erp.party_identifier.c.party)).all())
+            categories = c.execute(sa.select(sa.func.count()).select_from(erp.party_category)
+                                   .where(erp.party_category.c.name.like("hub:%"))).scalar()
+        engine.dispose()
+        assert per_party == {i: 1 for i in range(1, 11) if i != 5}
+        assert categories == 3  # hub:segment:vip, hub:segment:regular, hub:value_tier:gold — created once
+        assert len(hub_store.pending_pushes("erp")) == 1  # the refused row waits for the next run
+    finally:
+        conn.close()

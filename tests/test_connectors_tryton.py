@@ -460,6 +460,36 @@ def test_failed_push_write_is_an_error_and_succeeds_next_run(tryton, rpc, sqlite
     assert sqlite_store.pending_pushes("tryton") == []
 
 
+def test_batched_push_writes_parties_in_a_few_calls(tryton, rpc, sqlite_store, proxy_factory):
+    """Eight parties in mixed states: one read, then one call each for identifier creates, rewrites and
+    deletes and one multi-record party write; a party already in its desired state is not written."""
+    parties = tryton.seed.parties[32:40]
+    done, stale, doubled = parties[:3]
+    rpc.call("model.party.identifier.create", [{"party": done, "type": None, "code": GOLDEN_ID_PREFIX + "G000932"},
+                                               {"party": stale, "type": None, "code": GOLDEN_ID_PREFIX + "GOLD"}]
+             + [{"party": doubled, "type": None, "code": GOLDEN_ID_PREFIX + "G000934"}] * 2)
+    conn = connector(tryton)
+    conn.push([OutboxItem(1, "tryton", "customers", str(done), "G000932",
+                          {"golden_id": "G000932", "segment": "batch_a", "value_tier": "gold"}, 0)])
+    untouched = _hub_state(rpc, done)
+
+    rows = [(str(p), f"G{900 + k + 32:06d}", {"golden_id": f"G{900 + k + 32:06d}",
+                                              "segment": "batch_a" if k % 2 == 0 else "batch_b",
+                                              "value_tier": "gold"}) for k, p in enumerate(parties)]
+    sqlite_store.enqueue_pushes("tryton", "customers", rows)
+    proxy = proxy_factory({})
+    via_proxy = TrytonConnector(proxy.url, tryton.database, tryton.username, tryton.password)
+    stats = run_push(via_proxy, sqlite_store)
+    assert (stats.ok, stats.error, stats.batches) == (8, 0, 1)
+    # login, preferences, read, create idents, rewrite, delete, search + create of category batch_b, write
+    assert proxy.count <= 9, proxy.count
+    assert _hub_state(rpc, done) == untouched  # nothing to do: not written, write_date unchanged
+    for k, party in enumerate(parties):
+        idents, cats, _ = _hub_state(rpc, party)
+        assert idents == [GOLDEN_ID_PREFIX + f"G{900 + k + 32:06d}"], (k, idents)
+        assert cats == ["hub:segment:" + ("batch_a" if k % 2 == 0 else "batch_b"), "hub:value_tier:gold"]
+
+
 def test_landed_payloads_map_through_the_tryton_mapping(tryton):
     """Contract with hub/mappings/tryton.yaml: what this connector lands maps without quarantine."""
     from hub.mappings import load_mapping

@@ -543,3 +543,22 @@ def running_server(parties: int = 40, sales: int = 30, do_seed: bool = True,
             yield server
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def bench_server(parties: int) -> Iterator[tuple[TrytonServer, float | None]]:
+    """A server with at least ``parties`` parties for benchmarks: seeded once, snapshotted under the cache
+    (``bench-<parties>.sqlite``) so reruns skip the seeding. Yields (server, seconds spent seeding or None)."""
+    tpl = template_db(require_trytond())
+    seeded = tpl.parent / f"bench-{parties}.sqlite"
+    with running_server(do_seed=False, db_file=seeded if seeded.exists() else tpl) as server:
+        rpc = server.rpc()
+        have = len(rpc.search("party.party", []))
+        seconds = None
+        if have < parties:
+            t0 = time.perf_counter()
+            create_parties(rpc, parties - have, start=have, batch=1000)
+            seconds = time.perf_counter() - t0
+            snapshot(server, seeded)
+        yield server, seconds
+

@@ -487,14 +487,19 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
     return stats
 
 
-def run_push(connector: Connector, store: Any, target: str | None = None, *, batch_size: int = 100) -> PushStats:
+def run_push(connector: Connector, store: Any, target: str | None = None, *,
+             batch_size: int | None = None) -> PushStats:
     """Send the target's pending outbox rows in batches and record every row's outcome.
 
+    ``batch_size`` rows go to one ``connector.push`` call (default: the connector's ``push_batch_size``,
+    what its API takes in one request or transaction; 1 sends row by row).
+
     'ok'/'rejected' close a row; 'error' keeps it pending, so it is retried next run and an ok row is never
-    sent twice. If ``connector.push`` raises (system down), that batch is recorded as 'error' and the run
-    stops: hammering a dead system helps nobody, and the rest stay pending.
+    sent twice. If ``connector.push`` raises or every row of a batch errors (system down), that batch is
+    recorded as 'error' and the run stops: hammering a dead system helps nobody, and the rest stay pending.
     """
     target = target or connector.system
+    batch_size = batch_size or getattr(connector, "push_batch_size", 100)
     stats = PushStats(target=target)
     started = time.perf_counter()
     pending = store.pending_pushes(target)
@@ -522,6 +527,9 @@ def run_push(connector: Connector, store: Any, target: str | None = None, *, bat
                 if o.status != "ok" and o.reason:
                     stats.reasons[o.reason] = stats.reasons.get(o.reason, 0) + 1
             store.record_push_results(rows)
+            if all(status == "error" for _, status, _ in rows):
+                log.warning("push %s: every row of a batch failed; stopping this run", target)
+                break  # the target is down or refusing us: the rest stay pending for the next run
     finally:
         stats.seconds = time.perf_counter() - started
         log.info("push %s: %d sent, %d ok, %d rejected, %d error in %.2fs",

@@ -98,6 +98,8 @@ class AsteriskCdrConnector:
     """Pull ``calls`` from ``Master.csv`` (+ rotated siblings); push the caller directory (target callcenter)."""
 
     entities: tuple[str, ...] = ("calls",)
+    # the directory file is rewritten once per push() call: a large batch keeps that to a few rewrites
+    push_batch_size = 20_000
 
     def __init__(
         self,

@@ -24,7 +24,15 @@ import sqlalchemy as sa
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.connectors.base import Page, PushOutcome, iter_keyset, landing_record, overlap_start, to_jsonable
+from hub.connectors.base import (
+    Page,
+    PushOutcome,
+    chunked,
+    iter_keyset,
+    landing_record,
+    overlap_start,
+    to_jsonable,
+)
 from hub.store import LandingRecord, OutboxItem
 
 SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
@@ -270,111 +278,147 @@ class SqlErpConnector:
 
     # -- push -------------------------------------------------------------------------------------------------
 
+    push_batch_size = 500  # outbox rows written in one transaction with multi-row statements
+
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+        """Golden ids and segment categories for a batch of parties in one transaction and a handful of
+        multi-row statements. If the batch fails, each row is retried in its own transaction so one bad row
+        fails alone."""
         cfg = self.mapping.get("push")
         if not cfg:
             return [PushOutcome(i.id, "rejected", "mapping declares no push") for i in items]
-        outcomes = []
-        categories: dict[str, Any] = {}
-        for item in items:
-            try:
-                with self.engine.begin() as conn:  # one transaction per row: one bad row fails alone
-                    outcomes.append(self._push_one(conn, cfg, item, categories))
-            except SQLAlchemyError as exc:
-                categories.clear()  # ids created in the rolled-back transaction are gone
-                outcomes.append(PushOutcome(item.id, "error", f"database error: {type(exc).__name__}"))
-        return outcomes
+        try:
+            with self.engine.begin() as conn:
+                return self._push_batch(conn, cfg, items)
+        except SQLAlchemyError as exc:
+            if len(items) == 1:
+                return [PushOutcome(items[0].id, "error", f"database error: {type(exc).__name__}")]
+        return [outcome for item in items for outcome in self.push([item])]
 
-    def _push_one(self, conn: sa.Connection, cfg: dict, item: OutboxItem, categories: dict[str, Any]) -> PushOutcome:
+    def _push_batch(self, conn: sa.Connection, cfg: dict, items: list[OutboxItem]) -> list[PushOutcome]:
         parties = self.table(cfg["table"])
         key = parties.c[cfg.get("key", "id")]
-        try:
-            pid = key.type.python_type(item.target_id)
-        except (TypeError, ValueError, NotImplementedError):
-            return PushOutcome(item.id, "rejected", "target_id is not a valid party key")
-        if conn.execute(sa.select(key).where(key == pid)).first() is None:
-            return PushOutcome(item.id, "rejected", "party not found")
-        payload = item.payload or {}
+        outcomes: dict[int, PushOutcome] = {}
+        wanted: dict[Any, OutboxItem] = {}
+        for item in items:
+            try:
+                wanted[key.type.python_type(item.target_id)] = item
+            except (TypeError, ValueError, NotImplementedError):
+                outcomes[item.id] = PushOutcome(item.id, "rejected", "target_id is not a valid party key")
+        found: set[Any] = set()
+        for chunk in chunked(list(wanted), 500):
+            found.update(r[0] for r in conn.execute(sa.select(key).where(key.in_(chunk))))
+        for pid, item in wanted.items():
+            if pid not in found:
+                outcomes[item.id] = PushOutcome(item.id, "rejected", "party not found")
+        live = {pid: item for pid, item in wanted.items() if pid in found}
         # the ERP keeps naive UTC timestamps (Tryton does); ours must compare with its own
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-        changed = False
-
-        gcfg = cfg.get("golden_id")
-        golden_id = item.golden_id or payload.get("golden_id")
-        if gcfg and golden_id:
-            it = self.table(gcfg["table"])
-            fk, type_col, value_col = it.c[gcfg["fk"]], it.c[gcfg["type_column"]], it.c[gcfg["value_column"]]
-            it_key = it.c[gcfg.get("key", "id")]
-            found = conn.execute(
-                sa.select(it_key, value_col).where(fk == pid, type_col == gcfg["type_value"])
-            ).all()
-            if not found:
-                conn.execute(it.insert().values(**self._stamped(it, now, {
-                    gcfg["fk"]: pid, gcfg["type_column"]: gcfg["type_value"], gcfg["value_column"]: golden_id})))
-                changed = True
-            elif found[0][1] != golden_id or len(found) > 1:
-                conn.execute(it.update().where(it_key == found[0][0])
-                             .values(**self._touched(it, now, {gcfg["value_column"]: golden_id})))
-                if len(found) > 1:  # keep exactly one hub identifier per party
-                    conn.execute(it.delete().where(it_key.in_([f[0] for f in found[1:]])))
-                changed = True
-
-        scfg = cfg.get("segments")
-        if scfg:
-            changed |= self._push_segments(conn, scfg, pid, payload, now, categories)
-
+        changed: set[Any] = set()
+        if cfg.get("golden_id"):
+            changed |= self._push_golden_ids(conn, cfg["golden_id"], live, now)
+        if cfg.get("segments"):
+            changed |= self._push_segments(conn, cfg["segments"], live, now)
         touch = cfg.get("touch")
         if changed and touch and touch in parties.c:
             # the ERP's ORM bumps write_date on any write; we do the same so other consumers see it
-            conn.execute(parties.update().where(key == pid).values({touch: now}))
-        return PushOutcome(item.id, "ok")
+            for chunk in chunked(sorted(changed), 500):
+                conn.execute(parties.update().where(key.in_(chunk)).values({touch: now}))
+        for item in live.values():
+            outcomes[item.id] = PushOutcome(item.id, "ok")
+        return [outcomes[item.id] for item in items]
 
-    def _push_segments(self, conn: sa.Connection, scfg: dict, pid: Any, payload: dict, now: datetime,
-                       categories: dict[str, Any]) -> bool:
+    def _push_golden_ids(self, conn: sa.Connection, gcfg: dict, live: dict[Any, OutboxItem],
+                         now: datetime) -> set[Any]:
+        """Exactly one hub identifier per party, holding its golden id: insert, rewrite, drop extras."""
+        it = self.table(gcfg["table"])
+        fk, type_col, value_col = it.c[gcfg["fk"]], it.c[gcfg["type_column"]], it.c[gcfg["value_column"]]
+        it_key = it.c[gcfg.get("key", "id")]
+        have: dict[Any, list[tuple[Any, Any]]] = {}
+        for chunk in chunked(list(live), 500):
+            for row_id, pid, value in conn.execute(
+                sa.select(it_key, fk, value_col).where(fk.in_(chunk), type_col == gcfg["type_value"])
+                .order_by(fk, it_key)
+            ):
+                have.setdefault(pid, []).append((row_id, value))
+        inserts, rewrites, extras = [], [], []
+        changed: set[Any] = set()
+        for pid, item in live.items():
+            golden_id = item.golden_id or (item.payload or {}).get("golden_id")
+            if not golden_id:
+                continue
+            rows = have.get(pid, [])
+            if not rows:
+                inserts.append(self._stamped(it, now, {
+                    gcfg["fk"]: pid, gcfg["type_column"]: gcfg["type_value"], gcfg["value_column"]: golden_id}))
+            elif rows[0][1] != golden_id:
+                rewrites.append({"b_id": rows[0][0], "b_value": golden_id})
+            extras += [row_id for row_id, _ in rows[1:]]  # keep exactly one hub identifier per party
+            if not rows or rows[0][1] != golden_id or len(rows) > 1:
+                changed.add(pid)
+        if inserts:
+            conn.execute(it.insert(), inserts)
+        if rewrites:
+            values = {gcfg["value_column"]: sa.bindparam("b_value")}
+            if "write_date" in it.c:
+                values["write_date"] = now
+            conn.execute(it.update().where(it_key == sa.bindparam("b_id")).values(values), rewrites)
+        for chunk in chunked(extras, 500):
+            conn.execute(it.delete().where(it_key.in_(chunk)))
+        return changed
+
+    def _push_segments(self, conn: sa.Connection, scfg: dict, live: dict[Any, OutboxItem],
+                       now: datetime) -> set[Any]:
+        """One hub category per family (``hub:segment:…``) per party: stale links dropped, missing added."""
         cat = self.table(scfg["table"])
         rel = self.table(scfg["rel_table"])
         cat_key, name_col = cat.c[scfg.get("key", "id")], cat.c[scfg["name_column"]]
         rel_fk, rel_cat = rel.c[scfg["rel_fk"]], rel.c[scfg["rel_category"]]
         prefix = scfg.get("prefix", "hub:")
-        changed = False
-        for field_name in _as_list(scfg.get("fields", ["segment", "value_tier"])):
-            family = f"{prefix}{field_name}:"
-            value = payload.get(field_name)
-            wanted = f"{family}{value}" if value not in (None, "") else None
-            have = conn.execute(
-                sa.select(rel_cat, name_col).join(cat, rel_cat == cat_key)
-                .where(rel_fk == pid, name_col.like(_like_prefix(family), escape="/"))
-            ).all()
-            stale = [cid for cid, name in have if name != wanted]
-            if stale:  # a customer is in one segment of a family at a time
-                conn.execute(rel.delete().where(rel_fk == pid, rel_cat.in_(stale)))
-                changed = True
-            if wanted and wanted not in {name for _, name in have}:
-                cid = categories.get(wanted)
-                if cid is None:
-                    cid = conn.execute(sa.select(cat_key).where(name_col == wanted)).scalar()
-                if cid is None:
-                    defaults = {k: v for k, v in (scfg.get("insert_defaults") or {}).items() if k in cat.c}
-                    res = conn.execute(cat.insert().values(**self._stamped(cat, now, {
-                        scfg["name_column"]: wanted, **defaults})))
-                    cid = res.inserted_primary_key[0]
-                categories[wanted] = cid
-                conn.execute(rel.insert().values(**self._stamped(rel, now, {
-                    scfg["rel_fk"]: pid, scfg["rel_category"]: cid})))
-                changed = True
-        return changed
+        families = [(f, f"{prefix}{f}:") for f in _as_list(scfg.get("fields", ["segment", "value_tier"]))]
+        have: dict[Any, list[tuple[Any, str]]] = {}
+        for chunk in chunked(list(live), 500):
+            for pid, cid, name in conn.execute(
+                sa.select(rel_fk, rel_cat, name_col).join(cat, rel_cat == cat_key)
+                .where(rel_fk.in_(chunk), name_col.like(_like_prefix(prefix), escape="/"))
+            ):
+                have.setdefault(pid, []).append((cid, name))
+        stale: list[tuple[Any, Any]] = []
+        links: list[tuple[Any, str]] = []
+        for pid, item in live.items():
+            payload = item.payload or {}
+            held = have.get(pid, [])
+            for field_name, family in families:
+                value = payload.get(field_name)
+                want = f"{family}{value}" if value not in (None, "") else None
+                stale += [(pid, cid) for cid, name in held if name.startswith(family) and name != want]
+                if want and want not in {name for _, name in held}:
+                    links.append((pid, want))
+        ids = self._category_ids(conn, scfg, cat, {name for _, name in links}, now)
+        for chunk in chunked(stale, 250):
+            conn.execute(rel.delete().where(sa.tuple_(rel_fk, rel_cat).in_(chunk)))
+        if links:
+            conn.execute(rel.insert(), [
+                self._stamped(rel, now, {scfg["rel_fk"]: pid, scfg["rel_category"]: ids[name]}) for pid, name in links])
+        return {pid for pid, _ in stale} | {pid for pid, _ in links}
+
+    def _category_ids(self, conn: sa.Connection, scfg: dict, cat: sa.Table, names: set[str],
+                      now: datetime) -> dict[str, Any]:
+        """Ids of the named hub categories, created when missing (a few per run at most)."""
+        cat_key, name_col = cat.c[scfg.get("key", "id")], cat.c[scfg["name_column"]]
+        ids = {name: cid for cid, name in conn.execute(
+            sa.select(cat_key, name_col).where(name_col.in_(sorted(names))))} if names else {}
+        defaults = {k: v for k, v in (scfg.get("insert_defaults") or {}).items() if k in cat.c}
+        for name in sorted(names - set(ids)):
+            values = self._stamped(cat, now, {scfg["name_column"]: name, **defaults})
+            ids[name] = conn.execute(cat.insert().values(**values)).inserted_primary_key[0]
+        return ids
 
     def _stamped(self, table: sa.Table, now: datetime, values: dict) -> dict:
         out = dict(values)
         for col in ("create_date", "write_date"):
             if col in table.c and col not in out:
                 out[col] = now
-        return out
-
-    def _touched(self, table: sa.Table, now: datetime, values: dict) -> dict:
-        out = dict(values)
-        if "write_date" in table.c:
-            out["write_date"] = now
         return out
 
 

@@ -538,28 +538,45 @@ class TrytonConnector:
                 return
 
     # -- push -------------------------------------------------------------------------------------------------
+    push_batch_size = 100  # parties per push() call: one read, then a few multi-record calls
+
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
         """Write golden id + hub categories onto parties (creating parties when allowed). Idempotent: a row
-        already in the desired state causes no write, so pushing twice changes nothing in Tryton."""
-        outcomes: list[PushOutcome] = []
-        existing_ids = [int(i.target_id) for i in items if str(i.target_id or "").isdigit()]
-        parties = {p["id"]: p for p in self.rpc.search_read(
-            "party.party", [["id", "in", existing_ids]],
-            ["identifiers.type", "identifiers.code", "categories.name"])} if existing_ids else {}
+        already in the desired state causes no write, so pushing twice changes nothing in Tryton.
+
+        Existing parties are written together: one read of their hub fields, then at most one call each to
+        create, rewrite and delete identifiers and one multi-record ``party.party.write`` for categories.
+        If Tryton refuses such a call, every party of it is retried on its own so one bad row fails alone."""
+        outcomes: dict[int, PushOutcome] = {}
+        updates: list[tuple[OutboxItem, int, str]] = []
         for item in items:
             try:
-                outcomes.append(self._push_one(item, parties))
+                checked = self._check(item)
+                if isinstance(checked, PushOutcome):
+                    outcomes[item.id] = checked
+                elif isinstance(checked, str):
+                    outcomes[item.id] = self._create_or_find_party(item, checked)
+                else:
+                    updates.append((item, *checked))
+            except (TrytonError, *_TRANSPORT_ERRORS) as exc:
+                outcomes[item.id] = _failure(item.id, exc)
+        if updates:
+            try:
+                outcomes.update(self._update_parties(updates))
             except TrytonError as exc:
-                # a UserError is Tryton refusing the data: retrying unchanged will not help
-                status = "rejected" if exc.is_user_error else "error"
-                outcomes.append(PushOutcome(item.id, status, f"{exc.kind}: {exc.message}"[:500]))
-            except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError, ConnectorError) as exc:
-                # transport trouble or a garbled answer: unknown whether it applied, so retry next run
-                # (the push is idempotent, a second application is harmless)
-                outcomes.append(PushOutcome(item.id, "error", type(exc).__name__))
-        return outcomes
+                if len(updates) == 1:
+                    outcomes[updates[0][0].id] = _failure(updates[0][0].id, exc)
+                else:  # each party alone, read afresh: whatever part of the batch applied is not redone
+                    for item, _, _ in updates:
+                        outcomes[item.id] = self.push([item])[0]
+            except _TRANSPORT_ERRORS as exc:
+                # transport trouble or a garbled answer: unknown what applied, so retry next run (idempotent)
+                for item, _, _ in updates:
+                    outcomes[item.id] = _failure(item.id, exc)
+        return [outcomes[item.id] for item in items]
 
-    def _push_one(self, item: OutboxItem, parties: dict[int, dict]) -> PushOutcome:
+    def _check(self, item: OutboxItem) -> PushOutcome | tuple[int, str] | str:
+        """A rejection, ``(party id, golden id)`` for an existing party, or the golden id of a create."""
         if item.entity not in ("customers", "customer", "party"):
             return PushOutcome(item.id, "rejected", f"tryton push does not handle entity {item.entity!r}")
         golden_id = item.golden_id or item.payload.get("golden_id")
@@ -569,46 +586,64 @@ class TrytonConnector:
         # "" per the outbox contract; "new:<golden id>" keeps several pending creates apart in an outbox
         # that de-duplicates pending rows by target_id
         if not target or target.startswith(NEW_PARTY_PREFIX):
-            return self._create_or_find_party(item, golden_id)
+            return str(golden_id)
         if not target.isdigit():
             return PushOutcome(item.id, "rejected", f"target_id {target!r} is not a Tryton party id")
-        party = parties.get(int(target))
-        if party is None:
-            return PushOutcome(item.id, "rejected", f"party {target} does not exist in Tryton")
-        self._apply_hub_fields(int(target), _nest(party), golden_id, item.payload)
-        return PushOutcome(item.id, "ok", None)
+        return int(target), str(golden_id)
 
-    def _apply_hub_fields(self, party_id: int, party: dict, golden_id: str, payload: dict) -> None:
-        code = GOLDEN_ID_PREFIX + golden_id
-        hub_idents = [i for i in party.get("identifiers") or [] if is_hub_identifier(i)]
-        stale = [i["id"] for i in hub_idents if i["code"] != code]
-        if len(stale) == len(hub_idents):  # the current golden id is not there yet
-            if stale:  # golden id changed (merge/split upstream): rewrite one, don't pile up stale ids
-                self.rpc.write("party.identifier", [stale.pop(0)], {"code": code})
-            else:
-                self.rpc.create("party.identifier", [{"party": party_id, "type": None, "code": code}])
-        if stale:
-            self.rpc.call("model.party.identifier.delete", stale, write=True)
+    def _hub_fields(self, party_ids: list[int]) -> dict[int, dict]:
+        """The hub identifiers and categories of these parties, as Tryton holds them now."""
+        rows = self.rpc.search_read("party.party", [["id", "in", party_ids]],
+                                    ["identifiers.type", "identifiers.code", "categories.name"])
+        return {p["id"]: _nest(p) for p in rows}
 
-        wanted = set(hub_category_names(payload))
-        current = {c["name"]: c["id"] for c in party.get("categories") or [] if is_hub_category(c)}
-        add = [self._category_id(n) for n in sorted(wanted - set(current))]
-        remove = [cid for name, cid in current.items() if name not in wanted]
-        ops: list = []
-        if add:
-            ops.append(["add", add])
-        if remove:
-            ops.append(["remove", remove])
-        if ops:  # no-op pushes must not touch the party (its write_date would move)
-            self.rpc.write("party.party", [party_id], {"categories": ops})
+    def _update_parties(self, updates: list[tuple[OutboxItem, int, str]]) -> dict[int, PushOutcome]:
+        parties = self._hub_fields(sorted({pid for _, pid, _ in updates}))
+        outcomes: dict[int, PushOutcome] = {}
+        plan = _HubFieldPlan()
+        for item, pid, golden_id in updates:
+            party = parties.get(pid)
+            if party is None:
+                outcomes[item.id] = PushOutcome(item.id, "rejected", f"party {pid} does not exist in Tryton")
+                continue
+            plan.add(pid, party, golden_id, item.payload)
+            outcomes[item.id] = PushOutcome(item.id, "ok", None)
+        self._apply(plan)
+        return outcomes
 
-    def _category_id(self, name: str) -> int:
-        """Id of a top-level hub category, created on first use."""
-        if name not in self._category_ids:
-            found = self.rpc.search("party.category", [["name", "=", name], ["parent", "=", None]], limit=1)
-            self._category_ids[name] = found[0] if found else self.rpc.create("party.category",
-                                                                              [{"name": name}])[0]
-        return self._category_ids[name]
+    def _apply(self, plan: _HubFieldPlan) -> None:
+        if plan.creates:
+            self.rpc.create("party.identifier", plan.creates)
+        if plan.rewrites:  # one call, one (records, values) pair per identifier: each gets its own code
+            self.rpc.call("model.party.identifier.write",
+                          *[arg for ident, code in plan.rewrites for arg in ([ident], {"code": code})], write=True)
+        if plan.deletes:
+            self.rpc.call("model.party.identifier.delete", plan.deletes, write=True)
+        if plan.category_ops:
+            ids = self.category_ids(sorted({n for add, _ in plan.category_ops for n in add}))
+            args: list = []
+            for (add, remove), pids in plan.category_ops.items():
+                ops: list = []
+                if add:
+                    ops.append(["add", [ids[n] for n in add]])
+                if remove:
+                    ops.append(["remove", list(remove)])
+                args += [pids, {"categories": ops}]
+            # parties already in their desired state are not in the call: their write_date must not move
+            self.rpc.call("model.party.party.write", *args, write=True)
+
+    def category_ids(self, names: list[str]) -> dict[str, int]:
+        """Ids of top-level hub categories, created on first use: one search and one create for all."""
+        missing = sorted(set(names) - set(self._category_ids))
+        if missing:
+            for row in self.rpc.search_read("party.category", [["name", "in", missing], ["parent", "=", None]],
+                                            ["name"]):
+                self._category_ids.setdefault(row["name"], row["id"])
+            new = [n for n in missing if n not in self._category_ids]
+            if new:
+                self._category_ids.update(zip(new, self.rpc.create("party.category", [{"name": n} for n in new]),
+                                              strict=True))
+        return {n: self._category_ids[n] for n in names}
 
     def find_party_by_golden_id(self, golden_id: str) -> int | None:
         found = self.rpc.search("party.identifier", [["code", "=", GOLDEN_ID_PREFIX + golden_id],
@@ -619,12 +654,12 @@ class TrytonConnector:
 
     def _create_or_find_party(self, item: OutboxItem, golden_id: str) -> PushOutcome:
         # Re-running after a crash between create and record_push_result must not create a twin: the
-        # golden id identifier doubles as the idempotency key.
+        # golden id identifier, created in the same call as the party, is the create's idempotency key.
         existing = self.find_party_by_golden_id(golden_id)
         if existing is not None:
-            party = self.rpc.search_read("party.party", [["id", "=", existing]],
-                                         ["identifiers.type", "identifiers.code", "categories.name"])[0]
-            self._apply_hub_fields(existing, _nest(party), golden_id, item.payload)
+            plan = _HubFieldPlan()
+            plan.add(existing, self._hub_fields([existing])[existing], golden_id, item.payload)
+            self._apply(plan)
             return PushOutcome(item.id, "ok", f"party {existing} already carries the golden id")
         if not self.create_missing_parties:
             return PushOutcome(item.id, "rejected", "no Tryton party and create_missing_parties is off")
@@ -661,7 +696,7 @@ class TrytonConnector:
             values["addresses"] = [["create", [addr_vals]]]
         if mechs:
             values["contact_mechanisms"] = [["create", mechs]]
-        cats = [self._category_id(n) for n in hub_category_names(payload)]
+        cats = list(self.category_ids(hub_category_names(payload)).values())
         if cats:
             values["categories"] = [["add", cats]]
         return values
@@ -682,6 +717,49 @@ def hub_category_names(payload: dict) -> list[str]:
         if value:
             names.append(f"{HUB_CATEGORY_PREFIX}{key}:{value}")
     return names
+
+
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    requests.RequestException, urllib3.exceptions.HTTPError, ValueError, ConnectorError)
+
+
+def _failure(outbox_id: int, exc: BaseException) -> PushOutcome:
+    if isinstance(exc, TrytonError):
+        # a UserError is Tryton refusing the data: retrying unchanged will not help
+        status = "rejected" if exc.is_user_error else "error"
+        return PushOutcome(outbox_id, status, f"{exc.kind}: {exc.message}"[:500])
+    return PushOutcome(outbox_id, "error", type(exc).__name__)
+
+
+class _HubFieldPlan:
+    """The writes that bring parties' hub identifier and hub categories to their desired state, gathered so
+    a whole batch goes to Tryton in a few calls."""
+
+    def __init__(self) -> None:
+        self.creates: list[dict] = []
+        self.rewrites: list[tuple[int, str]] = []
+        self.deletes: list[int] = []
+        # (category names to add, category ids to remove) -> parties needing exactly that
+        self.category_ops: dict[tuple[tuple[str, ...], tuple[int, ...]], list[int]] = {}
+
+    def add(self, party_id: int, party: dict, golden_id: str, payload: dict) -> None:
+        code = GOLDEN_ID_PREFIX + golden_id
+        hub_idents = [i for i in party.get("identifiers") or [] if is_hub_identifier(i)]
+        keep = next((i["id"] for i in hub_idents if i["code"] == code), None)
+        # exactly one hub identifier per party (two overlapping syncs could leave two)
+        stale = [i["id"] for i in hub_idents if i["id"] != keep]
+        if keep is None:  # the current golden id is not there yet
+            if stale:  # golden id changed (merge/split upstream): rewrite one, don't pile up stale ids
+                self.rewrites.append((stale.pop(0), code))
+            else:
+                self.creates.append({"party": party_id, "type": None, "code": code})
+        self.deletes += stale
+        wanted = set(hub_category_names(payload))
+        current = {c["name"]: c["id"] for c in party.get("categories") or [] if is_hub_category(c)}
+        add = tuple(sorted(wanted - set(current)))
+        remove = tuple(sorted(cid for name, cid in current.items() if name not in wanted))
+        if add or remove:
+            self.category_ops.setdefault((add, remove), []).append(party_id)
 
 
 def _as_list(value: Any) -> list[str]:

@@ -9,7 +9,8 @@ Pull:
   ``date_modified_gmt`` seen.
 
 Push: golden id, segment and value tier as customer ``meta_data`` (``hub_golden_id``, ``hub_segment``,
-``hub_value_tier``) with ``PUT /customers/<id>``. Echo suppression: the hash view drops ``hub_*`` meta and the
+``hub_value_tier``), up to 100 customers a request with ``POST /customers/batch`` (per-item errors in the
+answer). Echo suppression: the hash view drops ``hub_*`` meta and the
 ``date_modified*`` stamps our own PUT bumps.
 """
 
@@ -25,6 +26,7 @@ from hub.connectors.base import (
     ConnectorError,
     Page,
     PushOutcome,
+    chunked,
     fetch_json,
     iter_page_number,
     landing_record,
@@ -38,6 +40,7 @@ HUB_META_PREFIX = "hub_"
 # stamps our own PUT changes: kept in the stored payload, not part of the change hash
 _VOLATILE = ("date_modified", "date_modified_gmt")
 _PUSH_FIELDS = (("hub_golden_id", "golden_id"), ("hub_segment", "segment"), ("hub_value_tier", "value_tier"))
+BATCH_LIMIT = 100  # objects per POST /customers/batch (woocommerce_rest_batch_items_limit)
 
 
 def customer_hash_view(payload: dict) -> dict:
@@ -49,6 +52,7 @@ def customer_hash_view(payload: dict) -> dict:
 
 class WooCommerceConnector:
     entities: tuple[str, ...] = ("customers", "orders")
+    push_batch_size = BATCH_LIMIT  # outbox rows handed to one push() call: one batch request
 
     def __init__(
         self,
@@ -138,35 +142,74 @@ class WooCommerceConnector:
     # -- push -------------------------------------------------------------------------------------------------
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
-        outcomes = []
+        """Hub meta onto customers with ``POST /customers/batch`` (<= 100 updates a request); the shop answers
+        each item on its own, so one bad row fails alone."""
+        outcomes: dict[int, PushOutcome] = {}
+        valid = []
         for item in items:
-            if not str(item.target_id).isdigit():
-                outcomes.append(PushOutcome(item.id, "rejected", "target_id is not a customer id"))
-                continue
-            payload = {**(item.payload or {}), "golden_id": item.golden_id or (item.payload or {}).get("golden_id")}
-            meta = [{"key": key, "value": payload.get(field) or ""} for key, field in _PUSH_FIELDS]
+            if str(item.target_id).isdigit():
+                valid.append(item)
+            else:
+                outcomes[item.id] = PushOutcome(item.id, "rejected", "target_id is not a customer id")
+        for chunk in chunked(valid, BATCH_LIMIT):
+            body = {"update": [{"id": int(it.target_id), "meta_data": hub_meta(it)} for it in chunk]}
             try:
-                fetch_json(self.session, "PUT", f"{self.api}/customers/{item.target_id}",
-                           json={"meta_data": meta}, wait_initial=self.body_retry_wait)
-                outcomes.append(PushOutcome(item.id, "ok"))
-            except requests.HTTPError as exc:
-                outcomes.append(_rejection(item.id, exc.response))
+                # setting meta by key is idempotent, so a garbled answer may be retried (fetch_json does)
+                answer, _ = fetch_json(self.session, "POST", f"{self.api}/customers/batch", json=body,
+                                       wait_initial=self.body_retry_wait)
+            except requests.HTTPError as exc:  # the whole request refused (auth, size)
+                for it in chunk:
+                    outcomes[it.id] = _rejection(it.id, exc.response)
+                continue
             except (requests.RequestException, ConnectorError) as exc:  # down / 5xx after retries: next run
-                outcomes.append(PushOutcome(item.id, "error", type(exc).__name__))
-        return outcomes
+                for it in chunk:
+                    outcomes[it.id] = PushOutcome(it.id, "error", type(exc).__name__)
+                continue
+            results = (answer or {}).get("update") if isinstance(answer, dict) else None
+            for it, result in zip(chunk, results or [], strict=False):
+                outcomes[it.id] = _item_outcome(it.id, result)
+            for it in chunk[len(results or []):]:
+                outcomes[it.id] = PushOutcome(it.id, "error", "batch answer without this item")
+        return [outcomes[item.id] for item in items]
+
+
+def hub_meta(item: OutboxItem) -> list[dict[str, Any]]:
+    """The customer meta_data entries that carry the hub's fields ("" clears a value)."""
+    payload = {**(item.payload or {}), "golden_id": item.golden_id or (item.payload or {}).get("golden_id")}
+    return [{"key": key, "value": payload.get(field) or ""} for key, field in _PUSH_FIELDS]
+
+
+def _item_outcome(outbox_id: int, result: Any) -> PushOutcome:
+    """One entry of a batch answer: the updated customer, or ``{"id", "error": {code, message, data}}``."""
+    if not isinstance(result, dict):
+        return PushOutcome(outbox_id, "error", "batch answer item is not an object")
+    error = result.get("error")
+    if not error:
+        return PushOutcome(outbox_id, "ok")
+    code = str(error.get("code") or "") if isinstance(error, dict) else ""
+    data = error.get("data") if isinstance(error, dict) else None
+    status = data.get("status", 0) if isinstance(data, dict) else 0
+    return _refusal(outbox_id, int(status or 0), code)
 
 
 def _rejection(outbox_id: int, resp: requests.Response | None) -> PushOutcome:
-    """4xx: the shop refused this row. Auth problems are ours to fix, so they stay 'error' (retried)."""
+    """4xx for a whole request: the shop refused it. Auth problems are ours to fix, so they stay 'error'."""
     status = resp.status_code if resp is not None else 0
     try:
         code = resp.json().get("code", "") if resp is not None else ""
     except ValueError:
         code = ""
+    return _refusal(outbox_id, status, str(code))
+
+
+def _refusal(outbox_id: int, status: int, code: str) -> PushOutcome:
     if status in (401, 403):
         return PushOutcome(outbox_id, "error", f"HTTP {status} {code}".strip())
-    if status == 404:
+    # a customer update answers woocommerce_rest_invalid_id with 400 (batch) or 404 (single item)
+    if status == 404 or code == "woocommerce_rest_invalid_id":
         return PushOutcome(outbox_id, "rejected", "customer not found")
+    if status >= 500 or status == 429:
+        return PushOutcome(outbox_id, "error", f"HTTP {status} {code}".strip())
     return PushOutcome(outbox_id, "rejected", f"HTTP {status} {code}".strip())
 
 

@@ -18,6 +18,7 @@ import base64
 import json
 import re
 import threading
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class WebShopState:
         self.version = 0  # bumped on every write; list results are cached per version
         self.cache_version = 0
         self.list_cache: dict[tuple, list[dict]] = {}
+        # updates applied per (kind, id) since start: server-side bookkeeping for tests ("sent once"), not API
+        self.updates: Counter[tuple[str, int]] = Counter()
         self.counters = counters or {
             "wc_user": max(self.customers, default=24) + 1,
             "wc_order": max(self.orders, default=699) + 1,
@@ -400,13 +403,16 @@ class WebShopHandler(SandboxHandler):
         self.send_json(status, out, headers)
 
     def _do_update(self, kind: str, oid: object, body: dict) -> tuple[int, dict]:
-        obj = (self.st.customers if kind == "customers" else self.st.orders).get(oid)  # type: ignore[call-overload]
+        # WooCommerce reads the id as (int) $request['id']: "123" and 123 are the same record
+        key = int(oid) if isinstance(oid, int | str) and str(oid).strip().isdigit() else None
+        obj = (self.st.customers if kind == "customers" else self.st.orders).get(key)  # type: ignore[arg-type]
         if obj is None:
             return 404, (_err("woocommerce_rest_invalid_id", "Invalid resource ID.", 404) if kind == "customers"
                          else _err("woocommerce_rest_shop_order_invalid_id", "Invalid ID.", 404))
         err = self._apply(kind, obj, body)
         if err:
             return err["data"]["status"], err
+        self.st.updates[(kind, obj["id"])] += 1
         return 200, self._decorate(kind, obj)
 
     def _do_create(self, kind: str, body: dict) -> tuple[int, dict]:
