@@ -43,6 +43,48 @@ def stats_metadata(stats: Any) -> dict[str, Any]:
     return meta
 
 
+def run_info(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Any:
+    """The run a report describes: id, what started it (schedule, sensor, hub demo/sync, UI) and its start."""
+    from datetime import UTC, datetime
+
+    from hub.quality.history import RunInfo
+
+    run = context.run
+    tags = run.tags or {}
+    trigger = (tags.get("hub/trigger") or
+               (f"schedule {tags['dagster/schedule_name']}" if "dagster/schedule_name" in tags else None) or
+               (f"sensor {tags['dagster/sensor_name']}" if "dagster/sensor_name" in tags else None) or "manual")
+    record = context.instance.get_run_record_by_id(run.run_id)
+    started = record.start_time if record is not None else None
+    return RunInfo(run_id=run.run_id, trigger=trigger,
+                   started_at=datetime.fromtimestamp(started, UTC).replace(tzinfo=None) if started else None)
+
+
+def derived_prefixes(sources: dict[str, SourceConfig]) -> dict[str, tuple[str, ...]]:
+    from hub.quality.dimensions import derived_prefixes as prefixes
+
+    return prefixes(sources)
+
+
+def report_metadata(stats: Any, path: Path) -> dict[str, Any]:
+    """Every quality score as a float Dagster plots over runs, the verdicts as markdown, the report's path."""
+    meta: dict[str, Any] = {
+        "overall_status": stats.status,
+        "report": dg.MetadataValue.path(str(path.resolve())),
+        "report_url": dg.MetadataValue.url(path.resolve().as_uri()),
+        "summary": dg.MetadataValue.md(stats.markdown()),
+    }
+    for name, d in stats.dimensions.items():
+        if d["score"] is not None:
+            meta[f"score_{name}"] = float(d["score"])
+        for source, v in d["sources"].items():
+            if v.get("score") is not None:
+                meta[f"score_{name}_{source}"] = float(v["score"])
+    for key in ("golden_customers", "steward_queue", "quarantined_records", "push_rejected"):
+        meta[key] = int(stats.headline.get(key) or 0)
+    return meta
+
+
 def pull_table(stats: list[Any]) -> str:
     lines = ["| entity | pages | records | new | changed | unchanged | records/s |", "|---|---|---|---|---|---|---|"]
     for s in stats:
@@ -251,19 +293,20 @@ def build_assets(config: HubConfig) -> list[Any]:
         kinds={"html"},
         deps=[*(a.key for a in push_assets), steward_review_queue],
         description=(
-            "The data-quality report for operations: landing, staging and quarantine per source with reason "
-            "codes, field completeness, matching and golden figures, push results — a self-contained HTML "
-            "file (path in hub.yaml `report.path`) with a JSON twin for trends."
+            "The data-quality report for operations: every quality dimension (completeness, validity, "
+            "uniqueness, consistency, timeliness, steward agreement) scored 0–100 per source against the "
+            "thresholds of hub.yaml `quality:`, the history of runs as charts, what this run changed, quarantine "
+            "reasons and flags in plain words with a suggested action, matching, the customer base and push "
+            "results — a self-contained HTML file (hub.yaml `report.path`) with a JSON twin."
         ),
     )
     def data_quality_report(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
         from hub.report import write_report
 
         path = Path(config.report.get("path", ".hub/reports/data_quality.html"))
-        stats = write_report(store.store(), path, {"run_id": context.run_id})
-        meta = stats_metadata(stats)
-        meta["path"] = dg.MetadataValue.path(str(path.resolve()))
-        return dg.MaterializeResult(metadata=meta)
+        stats = write_report(store.store(), path, run=run_info(context), quality=config.quality,
+                             derived=derived_prefixes(config.enabled_sources))
+        return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
     return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
             push_outbox, *push_assets, data_quality_report]

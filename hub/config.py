@@ -16,6 +16,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.quality.config import QualityConfig
+
 PACKAGED_DEFAULT = Path(__file__).parent / "hub.default.yaml"
 
 SourceKind = Literal["sql_erp", "tryton", "woocommerce", "wechat", "asterisk_cdr"]
@@ -58,6 +60,7 @@ class HubConfig(BaseModel):
     segments: dict[str, Any] = Field(default_factory=dict)
     push: dict[str, Any] = Field(default_factory=dict)
     report: dict[str, Any] = Field(default_factory=dict)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     schedule: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("sources")

@@ -18,6 +18,9 @@ Tables, in flow order:
   push_outbox        what must be written back to each target system, one row per target record
   push_result        row-level result log of every push attempt
   push_state         last payload successfully pushed per target record (diff-only pushes)
+  quality_run        one row per data-quality report: dimension scores and run figures (history charts)
+  push_brake         merge/split brake evaluations before pushes; a tripped brake waits for a release
+  customer_base_snapshot  RFM segment / value tier / lifecycle per golden id at the last report
 """
 
 from __future__ import annotations
@@ -276,6 +279,50 @@ match_model = sa.Table(
     sa.Column("trained_at", sa.DateTime(), nullable=False),
     sa.Column("records", sa.Integer, nullable=False),
     sa.Column("params", sa.JSON, nullable=False),  # frozen scoring parameters (m/u, prior, term frequencies)
+)
+
+
+# Data-quality state (migration 0004), owned by hub/quality: the history of runs the report charts, the push
+# brake's evaluations and releases, and the customer-base position per golden customer at the last report
+# (RFM movement between runs).
+quality_run = sa.Table(
+    "quality_run",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("trigger", sa.String(64), nullable=True),
+    sa.Column("started_at", sa.DateTime(), nullable=True),
+    sa.Column("finished_at", sa.DateTime(), nullable=False),
+    sa.Column("seconds", sa.Float, nullable=True),
+    sa.Column("status", sa.String(8), nullable=False),  # green | amber | red | none
+    sa.Column("scores", sa.JSON, nullable=False),  # {dimension: {"score": x, "status": s, "sources": {...}}}
+    sa.Column("figures", sa.JSON, nullable=False),  # this run's counts and the store's totals
+)
+sa.Index("ix_quality_run_finished", quality_run.c.finished_at)
+
+push_brake = sa.Table(
+    "push_brake",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("golden_run", sa.Integer, nullable=False),  # the match_run (kind golden) evaluated
+    sa.Column("status", sa.String(16), nullable=False),  # passed | tripped | released
+    sa.Column("evaluated_at", sa.DateTime(), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),  # plain-language sentences, no personal data
+    sa.Column("figures", sa.JSON, nullable=False),
+    sa.Column("released_at", sa.DateTime(), nullable=True),
+    sa.Column("released_by", sa.String(128), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+)
+sa.Index("ix_push_brake_status", push_brake.c.status)
+
+customer_base_snapshot = sa.Table(
+    "customer_base_snapshot",
+    metadata,
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+    sa.Column("rfm_segment", sa.String(32), nullable=False),
+    sa.Column("value_tier", sa.String(16), nullable=False),
+    sa.Column("lifecycle", sa.String(16), nullable=False),
+    sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
 
 # match_pair is looked up by either end when growing an affected component

@@ -46,7 +46,7 @@ class _Page(HTMLParser):
             assert a["id"] not in self.ids, f"duplicate id {a['id']}"
             self.ids.add(a["id"])
         for name in ("src", "href"):
-            if a.get(name):
+            if a.get(name) and not (a[name] or "").startswith("#"):  # in-page links (contents) stay inside
                 self.external.append(a[name] or "")
         if tag in ("script", "link", "img", "iframe"):
             self.external.append(tag)
@@ -186,14 +186,17 @@ def test_report_figures_in_html_and_json_twin(store: Store, tmp_path: Path) -> N
     # rows are per landing entity (what each source sent), not per canonical entity it feeds
     assert staging[("social", "followers")][:3] == ["1", "0", "0.0"]
     assert not any(entity == "interactions" for _, entity in staging)
-    assert rows_by_key(page.tables["quarantine-reasons"]) == {"required.name_missing": ["3"],
-                                                              "required.contact_missing": ["1"]}
+    reasons = rows_by_key(page.tables["quarantine-reasons"])
+    assert {k: v[0] for k, v in reasons.items()} == {"required.name_missing": "3", "required.contact_missing": "1"}
+    # every code in plain words with what to do about it
+    assert reasons["required.name_missing"][1] == "No usable name (person or company)"
+    assert "source system" in reasons["required.name_missing"][2]
     sample = page.tables["quarantine-sample"]
     assert len(sample) == 4 and sample[1][:3] == ["erp", "customers", "99"]  # newest first
     assert sample[1][4] == "2026-10-03 00:00:00"
     assert sample[2][2] == "139****5678"  # a phone number used as source id is masked
     flags = rows_by_key(page.tables["quality-flags-table"], 2)
-    assert flags[("webshop", "email.fixed")] == ["1"] and flags[("erp", "birth_date.nulled")] == ["1"]
+    assert flags[("webshop", "email.fixed")][0] == "1" and flags[("erp", "birth_date.nulled")][0] == "1"
 
     comp = rows_by_key(page.tables["completeness-table"])
     # webshop: Chen Wei (phone + email) and Anna (phone only); nobody gave a birth date or address
@@ -257,22 +260,14 @@ def test_report_trend_against_previous_twin(sqlite_store: Store, tmp_path: Path)
     assert twin["previous_generated_at"] is not None
 
 
-def test_render_html_escapes_everything() -> None:
-    from hub.report import _headline
-
-    figures = {
-        "generated_at": "now", "previous_generated_at": None, "trend": [], "run_summary": {"x": "<b>y</b>"},
-        "landing": [{"source": "<script>alert(1)</script>", "entity": "customers", "records": 1,
-                     "last_landed_at": None}],
-        "staging": [], "quarantine_reasons": [], "quarantine_sample": [],
-        "quality_flags": [], "completeness": {"sources": {}, "golden": None},
-        "matching": {"pairs_by_band": {}, "golden_active": 0, "golden_retired": 0, "records_linked": 0,
-                     "records_per_golden": {}, "consolidation_rate": 0.0, "history_events": {}, "merges": 0,
-                     "splits": 0, "steward_queue": 0, "review_decisions": {}},
-        "golden_quality": quality_histogram([]), "customer_360": {"customers": 0},
-        "push": {"targets": [], "top_reasons": {}},
-    }
-    figures["headline"] = _headline(figures)
-    html = render_html(figures)
+def test_render_html_escapes_everything(sqlite_store: Store, tmp_path: Path) -> None:
+    # a source name and a run summary with markup: written through the real report, escaped on the page
+    with sqlite_store.begin() as conn:
+        conn.execute(landing.insert().values(source="<script>alert(1)</script>", entity="customers", source_id="1",
+                                             payload={}, payload_hash="h", staged_hash=None, first_landed_at=T0,
+                                             landed_at=T0))
+    out = tmp_path / "dq.html"
+    write_report(sqlite_store, out, {"x": "<b>y</b>"})
+    html = out.read_text(encoding="utf-8")
     parse(html)
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;y&lt;/b&gt;" in html

@@ -1,8 +1,10 @@
 """The data-quality report operations teams read: one self-contained HTML file plus a JSON twin.
 
-``write_report(store, out_path)`` gathers the figures from the store (``collect_figures``, bulk queries only),
-compares them with the previous run's JSON twin when it exists (trend), and renders the HTML (``render_html``:
-Jinja2 with autoescaping, inline CSS, no external assets). Personal data never appears in clear: quarantine
+``write_report(store, out_path, run=RunInfo(...))`` gathers the figures from the store (``collect_figures``,
+bulk queries only), scores the quality dimensions (hub/quality/dimensions.py) against the thresholds of
+hub.yaml ``quality:``, counts what this run changed (``run_figures``), adds the run to the history table
+``quality_run`` and renders the HTML (``render_html``: Jinja2 template ``template.html.j2`` with autoescaping,
+inline CSS and inline SVG charts from ``charts.py``, no external assets). Personal data never appears in clear: quarantine
 samples show the source id and reason codes only, and anything in a free-text field or id that looks like a
 phone number or e-mail address is masked (``138****8000``, ``c***@example.cn``).
 """
@@ -23,6 +25,11 @@ import jinja2
 import phonenumbers
 import sqlalchemy as sa
 
+from hub.quality.codes import describe
+from hub.quality.config import QualityConfig
+from hub.quality.dimensions import overall_status, score_dimensions
+from hub.quality.history import RunInfo, previous_finished_at, recent_runs, record_run
+from hub.report.charts import count_chart, score_chart
 from hub.store import (
     Store,
     canonical_json,
@@ -412,153 +419,139 @@ def trend(current: Mapping[str, Any], previous: Mapping[str, Any] | None) -> lis
 
 
 # --------------------------------------------------------------------------------------------------------------
+# This run: what happened since the run started (or since the previous report)
+
+
+def run_figures(conn: sa.Connection, since: datetime | None) -> dict[str, Any]:
+    """Counts of what changed in the store at or after ``since`` (everything when None)."""
+
+    def after(col: Any) -> Any:
+        return col >= since if since is not None else sa.true()
+
+    def grouped(*cols: Any, where: Any) -> list[Any]:
+        return conn.execute(sa.select(*cols, sa.func.count()).where(where).group_by(*cols)).all()
+
+    landed: dict[str, dict[str, int]] = defaultdict(lambda: {"new": 0, "changed": 0})
+    if since is None:  # the first report: everything in the store is new
+        for source, n in grouped(landing.c.source, where=sa.true()):
+            landed[source]["new"] += int(n)
+    else:
+        is_new = sa.case((landing.c.first_landed_at >= since, 1), else_=0)
+        for source, new, n in conn.execute(sa.select(landing.c.source, is_new, sa.func.count())
+                                           .where(after(landing.c.landed_at)).group_by(landing.c.source, is_new)):
+            landed[source]["new" if new else "changed"] += int(n)
+    staged = {s: int(n) for s, n in grouped(staged_record.c.source, where=after(staged_record.c.staged_at))}
+    held = {s: int(n) for s, n in grouped(quarantine.c.source, where=after(quarantine.c.quarantined_at))}
+    events = {str(e): int(n) for e, n in grouped(golden_id_history.c.event, where=after(golden_id_history.c.at))}
+    bands = {str(b): int(n) for b, n in grouped(match_pair.c.band, where=after(match_pair.c.scored_at))}
+    pushes: dict[str, dict[str, int]] = defaultdict(lambda: {"ok": 0, "rejected": 0, "error": 0})
+    for target, status, n in grouped(push_result.c.target, push_result.c.status, where=after(push_result.c.at)):
+        pushes[target][str(status)] = int(n)
+    golden_new = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
+                              .where(after(golden_customer.c.created_at))).scalar_one()
+    golden_changed = conn.execute(sa.select(sa.func.count()).select_from(golden_customer).where(
+        after(golden_customer.c.updated_at), golden_customer.c.status == "active",
+        ~after(golden_customer.c.created_at) if since is not None else sa.false())).scalar_one()
+    c360 = conn.execute(sa.select(sa.func.count()).select_from(customer_360)
+                        .where(after(customer_360.c.updated_at))).scalar_one()
+    decisions = conn.execute(sa.select(sa.func.count()).select_from(review_decision)
+                             .where(after(review_decision.c.decided_at))).scalar_one()
+    return {
+        "since": _when(since),
+        "landed": {s: dict(v) for s, v in sorted(landed.items())},
+        "landed_new": sum(v["new"] for v in landed.values()),
+        "landed_changed": sum(v["changed"] for v in landed.values()),
+        "staged": sum(staged.values()), "staged_by_source": staged,
+        "quarantined": sum(held.values()), "quarantined_by_source": held,
+        "pairs_scored": bands,
+        "golden_minted": events.get("minted", 0), "golden_merged": events.get("merged", 0),
+        "golden_split": events.get("split", 0), "golden_retired": events.get("retired", 0),
+        "records_moved": events.get("record_moved", 0),
+        "golden_new": int(golden_new), "golden_changed": int(golden_changed),
+        "customer_360_changed": int(c360), "steward_decisions": int(decisions),
+        "pushed": {t: dict(v) for t, v in sorted(pushes.items())},
+        "pushed_ok": sum(v["ok"] for v in pushes.values()),
+        "pushed_rejected": sum(v["rejected"] for v in pushes.values()),
+        "pushed_error": sum(v["error"] for v in pushes.values()),
+    }
+
+
+def what_changed(run: Mapping[str, Any]) -> list[str]:
+    """This run's figures as sentences an operator reads first."""
+    out = []
+    if run["landed_new"] or run["landed_changed"]:
+        per = ", ".join(f"{s} {v['new']:,} new / {v['changed']:,} changed" for s, v in run["landed"].items())
+        out.append(f"Pulled {run['landed_new']:,} new and {run['landed_changed']:,} changed records ({per}).")
+    else:
+        out.append("Nothing new or changed in any source.")
+    if run["quarantined"]:
+        out.append(f"{run['quarantined']:,} records went to quarantine this run (see Staging for the reasons).")
+    golden = []
+    if run["golden_new"]:
+        golden.append(f"{run['golden_new']:,} new golden customers")
+    if run["golden_changed"]:
+        golden.append(f"{run['golden_changed']:,} golden customers updated")
+    if run["golden_merged"]:
+        golden.append(f"{run['golden_merged']:,} merges")
+    if run["golden_split"]:
+        golden.append(f"{run['golden_split']:,} splits")
+    if run["records_moved"]:
+        golden.append(f"{run['records_moved']:,} records moved to another golden customer")
+    out.append(("Golden customers: " + ", ".join(golden) + ".") if golden else "No golden customer changed.")
+    if run["customer_360_changed"]:
+        out.append(f"{run['customer_360_changed']:,} customer 360 rows recomputed.")
+    pushed = run["pushed_ok"] + run["pushed_rejected"] + run["pushed_error"]
+    if pushed:
+        out.append(f"Pushed {pushed:,} changes: {run['pushed_ok']:,} accepted, {run['pushed_rejected']:,} "
+                   f"rejected, {run['pushed_error']:,} failed (retried next run).")
+    else:
+        out.append("Nothing needed writing back to any system.")
+    return out
+
+
+def code_table(rows: Iterable[Mapping[str, Any]], key: str = "reason") -> list[dict[str, Any]]:
+    """Adds plain-language label and suggested action to rows holding a reason or flag code."""
+    out = []
+    for r in rows:
+        text = describe(str(r[key]))
+        out.append({**r, "label": text.label, "action": text.action})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
 # Rendering
 
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-_TEMPLATE = r"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Data-quality report — customer data hub</title>
-<style>
-body{font-family:-apple-system,"Segoe UI","PingFang SC","Microsoft YaHei",Roboto,sans-serif;margin:0;color:#1f2933;background:#f5f7fa}
-header{background:#243b53;color:#fff;padding:16px 28px}
-header h1{margin:0;font-size:22px} header p{margin:4px 0 0;color:#bcccdc;font-size:13px}
-main{padding:8px 28px 40px;max-width:1200px}
-section{background:#fff;border:1px solid #d9e2ec;border-radius:6px;margin:18px 0;padding:14px 18px}
-h2{font-size:17px;margin:0 0 10px;color:#243b53} h3{font-size:14px;margin:14px 0 6px;color:#486581}
-table{border-collapse:collapse;font-size:13px;margin:4px 0 8px}
-th,td{border-bottom:1px solid #e4e7eb;padding:4px 10px;text-align:left;vertical-align:top}
-th{background:#f0f4f8;color:#334e68;font-weight:600}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-.kpis{display:flex;flex-wrap:wrap;gap:10px}
-.kpi{border:1px solid #d9e2ec;border-radius:6px;padding:8px 14px;min-width:120px;background:#f8fafc}
-.kpi b{display:block;font-size:20px;color:#102a43} .kpi span{font-size:12px;color:#627d98}
-.bar{display:inline-block;height:10px;background:#4098d7;border-radius:2px;vertical-align:middle}
-.bad{color:#ab091e;font-weight:600} .good{color:#18794e} .muted{color:#829ab1} p.muted{font-size:12px}
-code{font-size:12px;background:#f0f4f8;padding:1px 4px;border-radius:3px}
-</style>
-</head>
-<body>
-<header>
-<h1>Data-quality report — customer data hub</h1>
-<p>Generated {{ f.generated_at }} UTC{% if f.previous_generated_at %} · compared with the report of {{ f.previous_generated_at }}{% endif %}</p>
-</header>
-<main>
-{% macro num(v) %}{% if v is none %}<span class="muted">–</span>{% elif v is number %}{{ "{:,}".format(v) if v is integer else v }}{% else %}{{ v }}{% endif %}{% endmacro %}
-{% macro bar(v, top) %}<span class="bar" style="width:{{ (120 * v / top)|round(0, 'floor')|int if top else 0 }}px"></span>{% endmacro %}
-{% macro dist(id, rows, label) %}{% set top = rows.values()|max if rows else 0 %}
-<table id="{{ id }}"><tr><th>{{ label }}</th><th class="num">count</th><th></th></tr>
-{% for k, v in rows.items() %}<tr><td>{{ k }}</td><td class="num">{{ num(v) }}</td><td>{{ bar(v, top) }}</td></tr>{% endfor %}
-</table>{% endmacro %}
 
-<section id="summary"><h2>Summary</h2>
-<div class="kpis">
-{% for key, label in [("landed_records","landed records"),("staged_records","staged records"),("quarantined_records","quarantined"),("quarantine_rate_pct","quarantine rate %"),("golden_customers","golden customers"),("steward_queue","steward queue"),("golden_quality_mean","mean golden quality"),("push_rejected","push rejections")] %}
-<div class="kpi" id="kpi-{{ key }}"><b>{{ num(f.headline[key]) }}</b><span>{{ label }}</span></div>
-{% endfor %}
-</div>
-{% if f.run_summary %}<h3>Run</h3><table id="run-summary">
-{% for k, v in f.run_summary.items() %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>{% endif %}
-</section>
+def _charts(figures: Mapping[str, Any]) -> dict[str, str]:
+    history = figures.get("history") or []
+    labels = [(h.get("finished_at") or "")[5:16] for h in history]
+    charts = {}
+    for name, d in figures.get("dimensions", {}).items():
+        scores = [((h.get("scores") or {}).get(name) or {}).get("score") for h in history]
+        charts[name] = score_chart(f"chart-{name}", d["label"], labels, scores, d["thresholds"]["green"],
+                                   d["thresholds"]["amber"])
+    if history:
+        def series(key: str) -> list[float]:
+            return [float(((h.get("figures") or {}).get("run") or {}).get(key) or 0) for h in history]
 
-{% if f.trend %}<section id="trend"><h2>Trend vs previous report</h2>
-<table id="trend-table"><tr><th>figure</th><th class="num">previous</th><th class="num">current</th><th class="num">change</th></tr>
-{% for r in f.trend %}<tr><td>{{ r.figure }}</td><td class="num">{{ num(r.previous) }}</td><td class="num">{{ num(r.current) }}</td>
-<td class="num">{% if r.delta is none %}<span class="muted">–</span>{% elif r.delta > 0 %}+{{ r.delta }}{% else %}{{ r.delta }}{% endif %}</td></tr>{% endfor %}
-</table></section>{% endif %}
-
-<section id="landing"><h2>Landing per source and entity</h2>
-{% if f.landing %}<table id="landing-table"><tr><th>source</th><th>entity</th><th class="num">records</th><th>last landed (UTC)</th></tr>
-{% for r in f.landing %}<tr><td>{{ r.source }}</td><td>{{ r.entity }}</td><td class="num">{{ num(r.records) }}</td><td>{{ r.last_landed_at or "" }}</td></tr>{% endfor %}
-</table>{% else %}<p class="muted">Nothing landed yet.</p>{% endif %}
-</section>
-
-<section id="staging"><h2>Staged vs quarantined</h2>
-{% if f.staging %}<table id="staging-table"><tr><th>source</th><th>entity</th><th class="num">staged</th><th class="num">quarantined</th><th class="num">quarantine %</th><th>top reasons</th></tr>
-{% for r in f.staging %}<tr><td>{{ r.source }}</td><td>{{ r.entity }}</td><td class="num">{{ num(r.staged) }}</td><td class="num">{{ num(r.quarantined) }}</td>
-<td class="num{% if r.quarantine_rate >= 5 %} bad{% endif %}">{{ r.quarantine_rate }}</td>
-<td>{% for x in r.top_reasons %}<code>{{ x.reason }}</code> {{ x.count }}{% if not loop.last %}, {% endif %}{% endfor %}</td></tr>{% endfor %}
-</table>{% else %}<p class="muted">Nothing staged yet.</p>{% endif %}
-{% if f.quarantine_reasons %}<h3>Top quarantine reasons</h3>
-<table id="quarantine-reasons"><tr><th>reason code</th><th class="num">records</th></tr>
-{% for r in f.quarantine_reasons %}<tr><td><code>{{ r.reason }}</code></td><td class="num">{{ num(r.count) }}</td></tr>{% endfor %}</table>
-<h3>Latest quarantined records (sample of {{ f.quarantine_sample|length }}, personal data masked)</h3>
-<table id="quarantine-sample"><tr><th>source</th><th>entity</th><th>source id</th><th>reasons</th><th>quarantined (UTC)</th></tr>
-{% for r in f.quarantine_sample %}<tr><td>{{ r.source }}</td><td>{{ r.entity }}</td><td>{{ r.source_id }}</td><td>{% for c in r.reasons %}<code>{{ c }}</code> {% endfor %}</td><td>{{ r.quarantined_at }}</td></tr>{% endfor %}
-</table>{% endif %}
-</section>
-
-<section id="quality-flags"><h2>Field quality flags (values nulled or fixed while standardising)</h2>
-{% if f.quality_flags %}<table id="quality-flags-table"><tr><th>source</th><th>flag code</th><th class="num">records</th></tr>
-{% for r in f.quality_flags %}<tr><td>{{ r.source }}</td><td><code>{{ r.code }}</code></td><td class="num">{{ num(r.count) }}</td></tr>{% endfor %}
-</table>{% else %}<p class="muted">No quality flags.</p>{% endif %}
-</section>
-
-<section id="completeness"><h2>Field completeness (% of customer records with a value)</h2>
-{% set c = f.completeness %}
-{% if c.sources or c.golden %}<table id="completeness-table"><tr><th>records of</th><th class="num">records</th>{% for fld in fields %}<th class="num">{{ fld }}</th>{% endfor %}</tr>
-{% for s, r in c.sources.items() %}<tr><td>{{ s }}</td><td class="num">{{ num(r.records) }}</td>{% for fld in fields %}<td class="num">{{ r[fld] }}</td>{% endfor %}</tr>{% endfor %}
-{% if c.golden %}<tr><td><b>golden</b></td><td class="num">{{ num(c.golden.records) }}</td>{% for fld in fields %}<td class="num"><b>{{ c.golden[fld] }}</b></td>{% endfor %}</tr>{% endif %}
-</table>{% else %}<p class="muted">No customer records yet.</p>{% endif %}
-</section>
-
-<section id="matching"><h2>Matching and golden customers</h2>
-{% set m = f.matching %}
-<div class="kpis">
-<div class="kpi" id="kpi-golden-active"><b>{{ num(m.golden_active) }}</b><span>active golden customers</span></div>
-<div class="kpi"><b>{{ num(m.golden_retired) }}</b><span>retired golden ids</span></div>
-<div class="kpi"><b>{{ num(m.records_linked) }}</b><span>linked source records</span></div>
-<div class="kpi"><b>{{ m.consolidation_rate }}</b><span>consolidation %</span></div>
-<div class="kpi" id="kpi-steward-queue"><b>{{ num(m.steward_queue) }}</b><span>pairs awaiting a steward</span></div>
-</div>
-<h3>Scored pairs per band</h3>{{ dist("pairs-by-band", m.pairs_by_band, "band") }}
-<h3>Source records per golden customer</h3>{{ dist("records-per-golden", m.records_per_golden, "records") }}
-<h3>Golden id events</h3>{% if m.history_events %}{{ dist("history-events", m.history_events, "event") }}{% else %}<p class="muted">No events.</p>{% endif %}
-{% if m.review_decisions %}<h3>Steward decisions</h3>{{ dist("review-decisions", m.review_decisions, "decision") }}{% endif %}
-</section>
-
-<section id="golden-quality"><h2>Golden record quality score</h2>
-{% set q = f.golden_quality %}
-{% if q.count %}<p>{{ num(q.count) }} scored golden records · mean {{ q.mean }} · median {{ q.median }} · min {{ q.min }} · max {{ q.max }}</p>
-{% set top = q.histogram|map(attribute="count")|max %}
-<table id="quality-histogram"><tr><th>score</th><th class="num">golden records</th><th></th></tr>
-{% for b in q.histogram %}<tr><td>{{ b.bucket }}</td><td class="num">{{ num(b.count) }}</td><td>{{ bar(b.count, top) }}</td></tr>{% endfor %}
-</table>{% else %}<p class="muted">No scored golden records.</p>{% endif %}
-</section>
-
-{% if f.customer_360.customers %}<section id="customer-360"><h2>Customer 360 segments</h2>
-<h3>Segment</h3>{{ dist("c360-segment", f.customer_360.segment, "segment") }}
-<h3>Value tier</h3>{{ dist("c360-value-tier", f.customer_360.value_tier, "value tier") }}
-<h3>Lifecycle</h3>{{ dist("c360-lifecycle", f.customer_360.lifecycle, "lifecycle") }}
-<h3>Marketing consent (merged: an opt-out anywhere wins)</h3>
-<table id="c360-consent"><tr><th>channel</th><th class="num">opted in</th><th class="num">opted out</th><th class="num">unknown</th></tr>
-{% for ch, c in f.customer_360.consent.items() %}<tr><td>{{ ch }}</td><td class="num">{{ num(c.opted_in) }}</td><td class="num">{{ num(c.opted_out) }}</td><td class="num">{{ num(c.unknown) }}</td></tr>{% endfor %}
-</table>
-</section>{% endif %}
-
-<section id="push"><h2>Push-back results per target</h2>
-{% if f.push.targets %}<table id="push-table"><tr><th>target</th><th class="num">ok</th><th class="num">rejected</th><th class="num">error</th><th class="num">pending now</th><th class="num">in error now</th></tr>
-{% for t in f.push.targets %}<tr><td>{{ t.target }}</td><td class="num good">{{ num(t.ok) }}</td><td class="num{% if t.rejected %} bad{% endif %}">{{ num(t.rejected) }}</td><td class="num{% if t.error %} bad{% endif %}">{{ num(t.error) }}</td><td class="num">{{ num(t.outbox_pending) }}</td><td class="num">{{ num(t.outbox_error) }}</td></tr>{% endfor %}
-</table>
-<p class="muted">ok / rejected / error count every attempt logged in push_result; pending and in error are outbox rows still to send.</p>
-{% for t, reasons in f.push.top_reasons.items() %}<h3>Top rejection and error reasons — {{ t }}</h3>
-<table class="push-reasons" data-target="{{ t }}"><tr><th>reason</th><th class="num">rows</th></tr>
-{% for r in reasons %}<tr><td>{{ r.reason }}</td><td class="num">{{ num(r.count) }}</td></tr>{% endfor %}</table>{% endfor %}
-{% else %}<p class="muted">Nothing pushed yet.</p>{% endif %}
-</section>
-</main>
-</body>
-</html>
-"""
-
-_ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        charts["volume"] = count_chart("chart-volume", "Records per run", labels, {
+            "pulled new": series("landed_new"), "pulled changed": series("landed_changed"),
+            "quarantined": series("quarantined")})
+        charts["golden"] = count_chart("chart-golden", "Golden customers per run", labels, {
+            "new": series("golden_new"), "updated": series("golden_changed"), "merges": series("golden_merged"),
+            "splits": series("golden_split")})
+        charts["push"] = count_chart("chart-push", "Write-backs per run", labels, {
+            "accepted": series("pushed_ok"), "rejected": series("pushed_rejected"), "failed": series("pushed_error")})
+    return charts
 
 
 def render_html(figures: Mapping[str, Any]) -> str:
     """The report page for a figures dict (as written to the JSON twin)."""
-    return _ENV.from_string(_TEMPLATE).render(f=figures, fields=COMPLETENESS_FIELDS)
+    return _ENV.get_template("template.html.j2").render(f=figures, fields=COMPLETENESS_FIELDS,
+                                                        charts=_charts(figures))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -569,6 +562,7 @@ def render_html(figures: Mapping[str, Any]) -> str:
 class ReportStats:
     path: str
     json_path: str
+    status: str = "none"
     landed_records: int = 0
     staged_records: int = 0
     quarantined_records: int = 0
@@ -576,36 +570,63 @@ class ReportStats:
     steward_queue: int = 0
     push_rejected: int = 0
     trend_rows: int = 0
-    html_bytes: int = 0
+    history_runs: int = 0
+    dimensions: dict[str, Any] = field(default_factory=dict)
     headline: dict[str, Any] = field(default_factory=dict)
 
     def markdown(self) -> str:
-        lines = [f"**Data-quality report** written to `{self.path}` (+ JSON twin)", "",
-                 "| figure | value |", "|---|---|"]
+        lines = [f"**Data quality: {self.status.upper()}** — report written to `{self.path}` (+ JSON twin)", "",
+                 "| dimension | score | status | verdict |", "|---|---|---|---|"]
+        for d in self.dimensions.values():
+            score = "–" if d["score"] is None else f"{d['score']:g}"
+            lines.append(f"| {d['label']} | {score} | {d['status']} | {d['verdict']} |")
+        lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {k} | {'–' if v is None else v} |" for k, v in self.headline.items()]
-        if self.trend_rows:
-            lines += ["", f"Compared with the previous report ({self.trend_rows} figures)."]
         return "\n".join(lines)
 
 
 def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
-                 run_summary: dict | None = None) -> ReportStats:
-    """Write the HTML report and its JSON twin (same name, ``.json``); trend vs the previous twin if any."""
+                 run_summary: dict | None = None, *, run: RunInfo | None = None,
+                 quality: QualityConfig | None = None, derived: Mapping[str, tuple[str, ...]] | None = None,
+                 record: bool = True) -> ReportStats:
+    """Write the HTML report and its JSON twin (same name, ``.json``) and add this run to the history.
+
+    ``run`` names the run (id, trigger, start); "this run" counts what changed since its start, else since the
+    previous report. ``record=False`` writes the page without adding a history row (a preview).
+    """
     out = Path(out_path)
     json_path = out.with_suffix(".json")
-    previous = None
-    if json_path.exists():
-        try:
-            previous = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = None  # an unreadable previous twin only costs the trend
+    quality = quality or QualityConfig()
+    run = run or RunInfo(run_id="manual", trigger="manual")
+    since = run.started_at or previous_finished_at(store)
+    finished = datetime.now(UTC).replace(tzinfo=None)
 
     figures = collect_figures(store)
-    figures["generated_at"] = datetime.now(UTC).replace(tzinfo=None, microsecond=0).isoformat()
+    with store.engine.connect() as conn:
+        figures["run"] = run_figures(conn, since)
+    dims = score_dimensions(store, quality, now=finished, derived=derived)
+    status = overall_status(dims)
+    figures["dimensions"] = dims
+    figures["status"] = status
+    figures["generated_at"] = finished.replace(microsecond=0).isoformat()
+    figures["run_info"] = {"run_id": run.run_id, "trigger": run.trigger,
+                           "started_at": _when(run.started_at), "finished_at": _when(finished),
+                           "seconds": round((finished - run.started_at).total_seconds(), 1)
+                           if run.started_at else None}
+    figures["what_changed"] = what_changed(figures["run"])
     figures["run_summary"] = {str(k): scrub_text(v if isinstance(v, str) else canonical_json(v))
                               for k, v in (run_summary or {}).items()}
-    figures["previous_generated_at"] = (previous or {}).get("generated_at")
-    figures["trend"] = trend(figures["headline"], previous)
+    previous = recent_runs(store, 1)
+    figures["previous_generated_at"] = previous[0]["finished_at"] if previous else None
+    figures["trend"] = trend(figures["headline"], (previous[0]["figures"] if previous else None))
+    figures["quarantine_reasons"] = code_table(figures["quarantine_reasons"])
+    figures["quality_flags"] = code_table(figures["quality_flags"], key="code")
+    scores = {name: {"score": d["score"], "status": d["status"],
+                     "sources": {s: {"score": v["score"], "status": v["status"]} for s, v in d["sources"].items()}}
+              for name, d in dims.items()}
+    if record:
+        record_run(store, run, finished, status, scores, {"headline": figures["headline"], "run": figures["run"]})
+    figures["history"] = recent_runs(store, quality.history_runs)
 
     html = render_html(figures)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -613,11 +634,11 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
     _atomic_write(json_path, json.dumps(jsonable(figures), ensure_ascii=False, indent=1, sort_keys=True))
     h = figures["headline"]
     return ReportStats(
-        path=str(out), json_path=str(json_path),
+        path=str(out), json_path=str(json_path), status=status,
         landed_records=h["landed_records"], staged_records=h["staged_records"],
         quarantined_records=h["quarantined_records"], golden_customers=h["golden_customers"],
         steward_queue=h["steward_queue"], push_rejected=h["push_rejected"],
-        trend_rows=len(figures["trend"]), html_bytes=len(html.encode("utf-8")), headline=dict(h),
+        trend_rows=len(figures["trend"]), history_runs=len(figures["history"]), dimensions=dims, headline=dict(h),
     )
 
 

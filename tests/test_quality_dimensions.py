@@ -1,0 +1,154 @@
+"""Quality dimensions scored from a store whose every figure is known, and the report's history over runs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from test_report import parse, seed_operations
+
+from hub.quality import QualityConfig, score_dimensions
+from hub.quality.config import DIMENSIONS
+from hub.quality.dimensions import names_agree
+from hub.quality.history import RunInfo
+from hub.report import write_report
+from hub.store import (
+    Store,
+    golden_customer,
+    match_pair,
+    quarantine,
+    review_decision,
+    staged_record,
+    sync_state,
+    xref,
+)
+
+NOW = datetime(2026, 6, 1, 12, 0)
+
+
+def _customer(conn, key: str, **rec) -> None:
+    source, sid = key.split(":")
+    flags = rec.pop("flags", [])
+    conn.execute(staged_record.insert().values(
+        entity="customers", record_key=key, source=source, source_id=sid, record={"source": source,
+                                                                                  "source_id": sid, **rec},
+        quality_flags=flags, record_hash=key, staged_at=NOW))
+
+
+def _golden(conn, gid: str, keys: list[str], **rec) -> None:
+    conn.execute(golden_customer.insert().values(golden_id=gid, status="active", record={"golden_id": gid, **rec},
+                                                 created_at=NOW, updated_at=NOW))
+    for key in keys:
+        source, sid = key.split(":")
+        conn.execute(xref.insert().values(record_key=key, source=source, source_id=sid, golden_id=gid,
+                                          valid_from=NOW))
+
+
+def _name(key: str) -> dict:
+    return {"display": key, "name_key": key}
+
+
+def seed(store: Store) -> None:
+    with store.begin() as conn:
+        # erp: 4 customers, two of them the same person inside the ERP (a duplicate the ERP should merge)
+        _customer(conn, "erp:1", full_name="Chen Wei", name=_name("chen wei"), emails=["c@x.cn"],
+                  phones=[{"e164": "+8613800138000"}], birth_date="1980-01-02")
+        _customer(conn, "erp:2", full_name="Chen Wei", name=_name("chen wei"), emails=["c@x.cn"])
+        _customer(conn, "erp:3", full_name="Li Na", name=_name("li na"), birth_date="1990-05-05",
+                  flags=["phones:phone.invalid"])
+        _customer(conn, "erp:4", full_name="Wang Fang", name=_name("fang wang"))
+        # webshop: 2 customers; one is 陈伟 again, one is Li Na with ANOTHER birth date and another name
+        _customer(conn, "webshop:7", full_name="陈伟", name=_name("chen wei"), emails=["c@x.cn"],
+                  birth_date="1980-01-02")
+        _customer(conn, "webshop:8", full_name="Zhang Min", name=_name("min zhang"), birth_date="1991-01-01")
+        _customer(conn, "webshop:guest-order-5", full_name="Wang Fang", name=_name("fang wang"))
+        _golden(conn, "G1", ["erp:1", "erp:2", "webshop:7"], name_key="chen wei", birth_date="1980-01-02")
+        _golden(conn, "G2", ["erp:3", "webshop:8"], name_key="li na", birth_date="1990-05-05")
+        _golden(conn, "G3", ["erp:4", "webshop:guest-order-5"], name_key="fang wang")
+        conn.execute(quarantine.insert().values(source="webshop", entity="customers", source_id="9",
+                                                reasons=["required.name_missing"], payload={}, payload_hash="q",
+                                                quarantined_at=NOW))
+        conn.execute(sync_state.insert(), [
+            {"source": "erp", "entity": "customers", "cursor": None, "updated_at": NOW - timedelta(hours=2)},
+            {"source": "webshop", "entity": "customers", "cursor": None, "updated_at": NOW - timedelta(hours=52)},
+            {"source": "webshop", "entity": "_staging_mapping", "cursor": None, "updated_at": NOW}])
+        pairs = [("erp:3", "webshop:8", 0.7, "review"), ("erp:4", "webshop:9", 0.2, "review"),
+                 ("erp:1", "erp:4", 0.6, "review")]
+        conn.execute(match_pair.insert(), [
+            {"left_key": a, "right_key": b, "match_weight": 1.0, "match_probability": p, "band": band,
+             "explanation": {}, "scored_at": NOW} for a, b, p, band in pairs])
+        conn.execute(review_decision.insert(), [
+            {"left_key": "erp:3", "right_key": "webshop:8", "decision": "no-match", "decided_by": "s",
+             "decided_at": NOW},  # model said match (0.7): disagrees
+            {"left_key": "erp:4", "right_key": "webshop:9", "decision": "no-match", "decided_by": "s",
+             "decided_at": NOW}])  # model said no (0.2): agrees
+
+
+def test_every_dimension_per_source_and_overall(store: Store) -> None:
+    seed(store)
+    cfg = QualityConfig.model_validate({"completeness_fields": ["name", "email", "birth_date"],
+                                        "sources": {"webshop": {"expected_age_hours": 26}}})
+    d = score_dimensions(store, cfg, now=NOW, derived={"webshop": ("guest-order-",)})
+    assert set(d) == set(DIMENSIONS)
+    comp = d["completeness"]["sources"]
+    # erp: name 4/4, email 2/4, birth date 2/4 -> mean of 100, 50, 50
+    assert comp["erp"]["fields"] == {"name": 100.0, "email": 50.0, "birth_date": 50.0}
+    assert comp["erp"]["score"] == 66.7
+    # validity: erp 1 of 4 with an invalid phone; webshop 3 staged + 1 quarantined -> 3 of 4
+    assert d["validity"]["sources"]["erp"]["score"] == 75.0 and d["validity"]["sources"]["webshop"]["score"] == 75.0
+    # uniqueness: erp:2 duplicates erp:1 inside the ERP; the webshop guest checkout is not a shop duplicate
+    u = d["uniqueness"]
+    assert u["sources"]["erp"]["duplicates_within_source"] == 1 and u["sources"]["erp"]["score"] == 75.0
+    assert u["sources"]["webshop"]["duplicates_within_source"] == 0
+    # the undecided review pair erp:1~erp:4 spans G1 and G3: two golden customers are possible duplicates
+    assert u["possible_duplicates"] == 2 and u["score"] == 33.3
+    # consistency: webshop:8 (Zhang Min, 1991) sits in Li Na's golden record -> name and birth date conflict
+    c = d["consistency"]
+    assert c["golden_with_conflicts"] == 1 and c["golden_with_several_records"] == 3
+    assert c["conflicts_by_field"] == {"birth_date": 1, "name": 1}
+    assert c["sources"]["webshop"]["conflicting_records"] == 1 and c["sources"]["erp"]["score"] == 100.0
+    # timeliness: webshop's newest data is 52 h old against 26 h expected -> 50, amber; overall the worst
+    t = d["timeliness"]
+    assert t["sources"]["erp"]["score"] == 100.0 and t["sources"]["webshop"]["score"] == 50.0
+    assert t["score"] == 50.0 and t["sources"]["webshop"]["status"] == "amber"
+    assert "webshop" in t["verdict"] and "52" in t["verdict"]
+    # accuracy: one of two decisions agrees with the model
+    assert d["accuracy"]["score"] == 50.0 and d["accuracy"]["status"] == "red"
+    for dim in d.values():
+        assert dim["status"] in ("green", "amber", "red", "none") and dim["verdict"]
+
+
+def test_names_agree_across_scripts_and_spellings() -> None:
+    assert names_agree(["chen", "wei"], ["chen", "wei"])
+    assert names_agree(["xubinhai"], ["binhai", "xu"])  # a screen name written together
+    assert names_agree(["jonathon", "smith"], ["jonathan", "smyth"])
+    assert not names_agree(["li", "na"], ["min", "zhang"])
+    assert names_agree([], ["min", "zhang"])  # no name: nothing to disagree with
+
+
+def test_two_runs_leave_two_runs_of_history_in_the_twin(store: Store, tmp_path: Path) -> None:
+    seed_operations(store)
+    out = tmp_path / "dq.html"
+    run_id = "8d9f75d3-a7ae-4a82-83f8-b68fb5dc3628"
+    write_report(store, out, run=RunInfo("first-run", "hub demo", datetime.utcnow() - timedelta(seconds=5)))
+    stats = write_report(store, out, run=RunInfo(run_id, "schedule full_sync_nightly", datetime.utcnow()))
+    twin = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert set(twin["dimensions"]) == set(DIMENSIONS)
+    for name, dim in twin["dimensions"].items():
+        assert "score" in dim and dim["status"] in ("green", "amber", "red", "none"), name
+    assert [h["run_id"] for h in twin["history"]] == ["first-run", run_id]
+    assert all(set(h["scores"]) == set(DIMENSIONS) for h in twin["history"])
+    assert stats.history_runs == 2 and twin["status"] == stats.status
+    html = out.read_text(encoding="utf-8")
+    page = parse(html)
+    assert run_id in html  # a run id is not a phone number: never masked
+    assert {"toc", "verdict", "dimensions", "history", "this-run", "run-id"} <= page.ids
+    assert {f"chart-{d}" for d in DIMENSIONS} | {"chart-volume", "chart-golden", "chart-push"} <= page.ids
+    assert len(page.tables["history-table"]) == 3  # header + two runs
+    # this run changed nothing in the store: its figures are zero beside the store's totals
+    run_vs_store = {r[0]: r[1:] for r in page.tables["run-vs-store"][1:]}
+    assert run_vs_store["records in quarantine"] == ["0", "3"]
+    assert "Nothing new or changed in any source." in "".join(page.text)
+    assert "took" in html and "schedule full_sync_nightly" in html
+    assert twin["run_info"]["run_id"] == run_id and twin["run_info"]["seconds"] >= 0
