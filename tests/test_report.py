@@ -17,7 +17,6 @@ from hub.report import (
     mask_name,
     mask_phone,
     quality_histogram,
-    render_html,
     scrub_text,
     write_report,
 )
