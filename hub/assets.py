@@ -19,6 +19,28 @@ import dagster as dg
 
 from hub.config import HubConfig, SourceConfig
 
+# group names sort in the UI as the data flows
+GROUPS = {"pull": "1_pull", "standardise": "2_standardise", "match": "3_match", "golden": "4_golden",
+          "serve": "5_serve", "push": "6_push", "report": "7_report"}
+OWNERS = ["team:customer-data-hub"]
+
+
+def asset_tags(pii: bool) -> dict[str, str]:
+    """Catalog tags: every asset is customer-domain; ``pii`` marks those holding personal data."""
+    return {"domain": "customer", "pii": "true" if pii else "false"}
+
+
+def column_schema(model: Any, pii: frozenset[str], descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    """A pydantic model's fields as the asset's column schema (kept in step with the model itself)."""
+    cols = []
+    for name, info in model.model_fields.items():
+        kind = getattr(info.annotation, "__name__", None) or str(info.annotation).replace("typing.", "")
+        tags = {"pii": "true"} if name in pii else None
+        cols.append(dg.TableColumn(name, kind, description=(descriptions or {}).get(name) or info.description,
+                                   tags=tags))
+    return dg.TableSchema(columns=cols)
+
+
 KIND_LABEL = {
     "sql_erp": "sql",
     "tryton": "tryton",
@@ -28,6 +50,10 @@ KIND_LABEL = {
 }
 
 
+# stage stats fields that are identifiers (a run counter), not measures
+NOT_PLOTTED = frozenset({"run_id", "match_run", "upto_run"})
+
+
 def stats_metadata(stats: Any) -> dict[str, Any]:
     """Numbers of a stage's stats dataclass as plottable metadata, plus its markdown summary."""
     meta: dict[str, Any] = {}
@@ -35,6 +61,8 @@ def stats_metadata(stats: Any) -> dict[str, Any]:
     names += [n for n, v in vars(type(stats)).items() if isinstance(v, property)]
     for name in names:
         value = getattr(stats, name)
+        if name in NOT_PLOTTED or name.endswith(("_id", "_bytes")):
+            continue  # ids and byte counts are not quality figures: a chart of them misleads
         if isinstance(value, int | float) and not isinstance(value, bool):
             meta[name] = round(value, 4) if isinstance(value, float) else value
     markdown = getattr(stats, "markdown", None)
@@ -95,11 +123,20 @@ def pull_table(stats: list[Any]) -> str:
     return "\n".join(lines)
 
 
-def build_pull_asset(name: str, src: SourceConfig) -> dg.AssetsDefinition:
+def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 26.0) -> dg.AssetsDefinition:
+    from datetime import timedelta
+
+    # warn past the expected data age, fail past twice that (hub.yaml quality.expected_age_hours)
+    freshness = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=2 * expected_age_hours),
+                                               warn_window=timedelta(hours=expected_age_hours))
+
     @dg.asset(
         name=f"raw_{name}",
-        group_name="pull",
+        group_name=GROUPS["pull"],
         kinds={KIND_LABEL[src.kind]},
+        owners=OWNERS,
+        tags=asset_tags(pii=True),
+        freshness_policy=freshness,
         required_resource_keys={"store", f"source_{name}"},
         description=(
             f"Raw {src.kind} payloads of source `{name}` landed in the hub store (landing table). Pulls are "
@@ -133,8 +170,10 @@ def build_pull_asset(name: str, src: SourceConfig) -> dg.AssetsDefinition:
 def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"push_{target}",
-        group_name="push",
+        group_name=GROUPS["push"],
         kinds={KIND_LABEL[src.kind]},
+        owners=OWNERS,
+        tags=asset_tags(pii=False),
         deps=["push_outbox"],
         required_resource_keys={"store", f"source_{target}"},
         description=(
@@ -173,11 +212,14 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
 
 
 def build_stage_asset(
-    name: str, group: str, deps: list[Any], description: str, run: Callable[[Any], Any]
+    name: str, group: str, deps: list[Any], description: str, run: Callable[[Any], Any], pii: bool = True,
+    schema: dg.TableSchema | None = None,
 ) -> dg.AssetsDefinition:
     """An asset for one store-to-store stage: ``run(store)`` returns the stage's stats (counts + markdown)."""
+    metadata = {"dagster/column_schema": schema} if schema is not None else None
 
-    @dg.asset(name=name, group_name=group, kinds={"python"}, deps=deps, description=description)
+    @dg.asset(name=name, group_name=GROUPS[group], kinds={"python"}, deps=deps, description=description,
+              owners=OWNERS, tags=asset_tags(pii), metadata=metadata)
     def _stage(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata=stats_metadata(run(store.store())))
 
@@ -239,9 +281,34 @@ def _push_plan(config: HubConfig, targets: list[str]) -> Callable[[Any], Any]:
     return run
 
 
+GOLDEN_PII = frozenset({"full_name", "given_name", "family_name", "name_key", "primary_email", "emails",
+                        "primary_phone", "phones", "birth_date", "gender", "national_id", "address", "addresses"})
+
+
+def golden_schema() -> dg.TableSchema:
+    from hub.models import GoldenCustomer
+
+    return column_schema(GoldenCustomer, GOLDEN_PII, {
+        "golden_id": "Persistent id (G + 9 digits), never reused; retired ids resolve to their survivor",
+        "quality_score": "0–1: completeness, validated values, number of sources",
+        "lineage": "Per golden value: the source record, rule and time that decided it",
+        "record_keys": "The source records (source:id) this golden customer consolidates"})
+
+
+def customer_360_schema() -> dg.TableSchema:
+    from hub.models import Customer360
+
+    return column_schema(Customer360, frozenset({"profile"}), {
+        "profile": "The golden customer record (personal data)",
+        "rfm": "Recency (days), frequency, monetary with 1–5 quintile scores",
+        "value_tier": "platinum / gold / silver / bronze / none (hub.yaml segments.value_tiers)",
+        "lifecycle": "prospect / new / active / at_risk / lapsed",
+        "consent": "Merged marketing consent per channel: an opt-out anywhere wins"})
+
+
 def build_assets(config: HubConfig) -> list[Any]:
     sources = config.enabled_sources
-    pull_assets = [build_pull_asset(name, src) for name, src in sources.items()]
+    pull_assets = [build_pull_asset(name, src, config.quality.expected_age(name)) for name, src in sources.items()]
     targets = [t for t in config.push.get("targets", list(sources)) if t in sources and sources[t].push]
     push_assets = [build_push_asset(t, sources[t]) for t in targets]
 
@@ -266,6 +333,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         "field-level lineage; the xref maps every source record to its golden id over time, and every "
         "merge / split / retirement is in the golden-id history.",
         _golden(config),
+        schema=golden_schema(),
     )
     steward_review_queue = build_stage_asset(
         "steward_review_queue", "golden", [match_pairs],
@@ -273,6 +341,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         "(`hub review list`, `hub review decide PAIR match|no-match`). Decisions always win over the "
         "model on later runs.",
         _review_queue,
+        pii=False,
     )
     customer_360 = build_stage_asset(
         "customer_360", "serve", [golden_customers],
@@ -280,17 +349,21 @@ def build_assets(config: HubConfig) -> list[Any]:
         "calls matched by E.164 phone, social follows, RFM scores, value tier, lifecycle stage, segment "
         "and merged consent. Only changed rows are rewritten.",
         _customer_360(config),
+        schema=customer_360_schema(),
     )
     push_outbox = build_stage_asset(
         "push_outbox", "push", [customer_360],
         "The push outbox: for every target system, the desired golden id / segment / value tier per "
         "target record. Diff-only — a row is queued only when the target does not already hold it.",
         _push_plan(config, targets),
+        pii=False,
     )
 
     @dg.asset(
-        group_name="report",
+        group_name=GROUPS["report"],
         kinds={"html"},
+        owners=OWNERS,
+        tags=asset_tags(pii=False),
         deps=[*(a.key for a in push_assets), steward_review_queue],
         description=(
             "The data-quality report for operations: every quality dimension (completeness, validity, "
@@ -313,13 +386,18 @@ def build_assets(config: HubConfig) -> list[Any]:
 
 
 def build_check(
-    name: str, asset: str, blocking: bool, description: str, run: Callable[[Any], Any]
+    name: str, asset: str, blocking: bool, description: str, run: Callable[[Any], Any],
+    on_stop: Callable[[Any, Any, list[str]], None] | None = None,
 ) -> dg.AssetChecksDefinition:
-    """A check whose logic is ``run(store) -> hub.checks.CheckOutcome``; blocking checks fail with ERROR."""
+    """A check whose logic is ``run(store) -> hub.checks.CheckOutcome``; blocking checks fail with ERROR and,
+    when they stop the run, ``on_stop(context, store, problems)`` says why (the report)."""
 
     @dg.asset_check(name=name, asset=asset, blocking=blocking, description=description)
-    def _check(store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
-        outcome = run(store.store())
+    def _check(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
+        hub_store = store.store()
+        outcome = run(hub_store)
+        if blocking and not outcome.passed and on_stop is not None:
+            on_stop(context, hub_store, outcome.problems)
         return dg.AssetCheckResult(
             passed=outcome.passed,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
@@ -329,19 +407,89 @@ def build_check(
     return _check
 
 
+def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
+    """Every quality dimension per source as its own check in the UI, scored once per run (one op)."""
+    from hub import checks
+
+    sources = list(config.enabled_sources)
+    prefixes = derived_prefixes(config.enabled_sources)
+    wanted = checks.dimension_checks(sources, customer_sources(config.enabled_sources))
+    # every spec waits for the golden layer and the review queue (uniqueness and consistency read them)
+    after = ("golden_customers", "steward_review_queue")
+    specs = [dg.AssetCheckSpec(c.name, asset=c.asset, description=c.description,
+                               additional_deps=[a for a in after if a != c.asset]) for c in wanted]
+
+    @dg.multi_asset_check(specs=specs, name="quality_dimensions",
+                          description="Scores every quality dimension per source (hub/quality/dimensions.py).")
+    def quality_dimensions(store: dg.ResourceParam[Any]) -> Any:
+        from hub.quality import score_dimensions
+
+        dims = score_dimensions(store.store(), config.quality, derived=prefixes)
+        for c in wanted:
+            outcome, severity = checks.dimension_outcome(c, dims)
+            yield dg.AssetCheckResult(
+                check_name=c.name, asset_key=dg.AssetKey(c.asset), passed=outcome.passed,
+                severity=dg.AssetCheckSeverity[severity],
+                metadata={**outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())})
+
+    return quality_dimensions
+
+
+def customer_sources(sources: dict[str, SourceConfig]) -> list[str]:
+    """Sources whose mapping produces customer records (a call center only produces calls)."""
+    from hub.mappings import load_mappings
+
+    mappers = load_mappings()
+    out = []
+    for name, src in sources.items():
+        mapper = mappers.get(src.mapping_name)
+        if mapper is None or any(t.entity == "customers" for ts in mapper.targets.values() for t in ts):
+            out.append(name)
+    return out
+
+
+def _report_stop(config: HubConfig) -> Callable[[Any, Any, list[str]], None]:
+    """A blocking check stopped the run before the report asset: write the report now, saying why."""
+
+    def stop(context: Any, store: Any, problems: list[str]) -> None:
+        from hub.report import write_report
+
+        path = Path(config.report.get("path", ".hub/reports/data_quality.html"))
+        stats = write_report(store, path, run=run_info(context), quality=config.quality,
+                             derived=derived_prefixes(config.enabled_sources), stopped=problems)
+        context.log.warning("pushes stopped; report written to %s", stats.path)
+
+    return stop
+
+
 def build_checks(config: HubConfig) -> list[dg.AssetChecksDefinition]:
     from hub import checks
 
     may_create = frozenset(
         name for name, opts in config.push.items() if isinstance(opts, dict) and opts.get("create_missing")
     )
+    stop = _report_stop(config)
     return [
+        build_check(
+            "merge_split_brake", "golden_customers", True,
+            "The brake before any push: stops the run and waits for a person when, since the last accepted "
+            "sync, more golden customers were merged or split than hub.yaml quality.brake allows, or when "
+            "records were consolidated without any agreeing e-mail, phone, national id or name + birth date "
+            "(a first sync that folds distinct parties together). Release: `hub quality release --by NAME`.",
+            lambda store: checks.brake_outcome(store, config.quality), on_stop=stop,
+        ),
         build_check(
             "golden_customers_consistent", "golden_customers", True,
             "Blocks every push when the golden layer is inconsistent: each staged customer record must map to "
             "exactly one active golden id in the xref, and no golden record may contain records with two "
             "different valid national ids.",
-            checks.golden_consistency,
+            checks.golden_consistency, on_stop=stop,
+        ),
+        build_check(
+            "golden_ids_unique", "golden_customers", True,
+            "Golden-id uniqueness: a source record belongs to one golden id at a time, and every retired golden "
+            "id leads to an active one (ids handed to other systems keep resolving).",
+            checks.golden_ids_unique, on_stop=stop,
         ),
         build_check(
             "quarantine_rate_acceptable", "staged_records", False,
@@ -351,6 +499,7 @@ def build_checks(config: HubConfig) -> list[dg.AssetChecksDefinition]:
         build_check(
             "push_outbox_targets_known", "push_outbox", True,
             "Blocks the push when an outbox row targets no record and the target may not create one.",
-            lambda store: checks.outbox_targets(store, may_create),
+            lambda store: checks.outbox_targets(store, may_create), on_stop=stop,
         ),
+        build_dimension_checks(config),
     ]

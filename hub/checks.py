@@ -1,4 +1,6 @@
-"""Data checks run before the hub writes anything back (wired as Dagster asset checks in hub/assets.py)."""
+"""Data checks run before the hub writes anything back (wired as Dagster asset checks in hub/assets.py): golden
+layer consistency, quarantine rate, outbox targets, golden-id uniqueness, a check per quality dimension per
+source (scores from hub/quality/dimensions.py) and the blocking merge/split brake (hub/quality/brake.py)."""
 
 from __future__ import annotations
 
@@ -115,3 +117,116 @@ def outbox_targets(store: Store, may_create: frozenset[str] = frozenset()) -> Ch
     bad = {t: n for t, n in rows if t not in may_create}
     problems = [f"{n} pending rows for {t} with no target record (create not supported)" for t, n in bad.items()]
     return CheckOutcome(passed=not bad, metadata={"rows_without_target": sum(bad.values())}, problems=problems)
+
+
+# -- quality dimensions and the push brake (hub/quality) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DimensionCheck:
+    """One asset check on one dimension of one source (or overall: ``source`` None)."""
+
+    name: str
+    asset: str
+    dimension: str
+    source: str | None
+    description: str
+
+
+def dimension_checks(sources: list[str], customer_sources: list[str]) -> list[DimensionCheck]:
+    """The checks for every dimension per source; completeness and duplicates only where a source has customers."""
+    out = []
+    for s in sources:
+        out.append(DimensionCheck(
+            f"freshness_{s}", f"raw_{s}", "timeliness", s,
+            f"Age of the newest data from `{s}` against its expected age (hub.yaml quality.expected_age_hours): "
+            "warns past the amber threshold, errors past red — a sync that silently stopped shows here."))
+        out.append(DimensionCheck(
+            f"validity_{s}", "staged_records", "validity", s,
+            f"Share of `{s}`'s records staged without quarantine or an invalid value, against the validity "
+            "thresholds of hub.yaml quality."))
+    for s in customer_sources:
+        out.append(DimensionCheck(
+            f"completeness_{s}", "staged_records", "completeness", s,
+            f"Share of `{s}`'s customer records holding the expected fields (name, e-mail, phone, birth date, "
+            "address as configured per source)."))
+        out.append(DimensionCheck(
+            f"duplicates_{s}", "staged_records", "uniqueness", s,
+            f"Duplicate rate inside `{s}` itself: its customer records that share a golden customer with another "
+            f"record of `{s}` (guest checkouts excluded) — duplicates the source system should merge."))
+    out.append(DimensionCheck(
+        "cross_source_consistency", "golden_customers", "consistency", None,
+        "Golden customers whose records disagree on name, birth date or national id (conflicts across sources)."))
+    out.append(DimensionCheck(
+        "possible_duplicates", "steward_review_queue", "uniqueness", None,
+        "Golden customers waiting in the steward queue as a possible duplicate of another, as a share of all."))
+    out.append(DimensionCheck(
+        "steward_agreement", "steward_review_queue", "accuracy", None,
+        "Steward decisions that agree with the model (accuracy proxy); no decisions yet passes with a note."))
+    return out
+
+
+def dimension_outcome(check: DimensionCheck, dimensions: dict[str, Any]) -> tuple[CheckOutcome, str]:
+    """Green passes; amber fails with WARN; red fails with ERROR; no data passes. Returns (outcome, severity)."""
+    d = dimensions[check.dimension]
+    entry = d["sources"].get(check.source) if check.source else d
+    if entry is None or entry.get("score") is None:
+        return CheckOutcome(True, {"applies": False}, []), "WARN"
+    score, status, t = entry["score"], entry["status"], entry["thresholds"]
+    meta: dict[str, Any] = {"score": float(score), "threshold_green": float(t["green"]),
+                            "threshold_amber": float(t["amber"])}
+    for key, value in entry.items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and key not in ("score",):
+            meta[key] = float(value) if isinstance(value, float) else int(value)
+    problems = [] if status == "green" else [
+        f"{check.dimension} {'of ' + check.source if check.source else 'overall'} is {score:g} ({status}; green "
+        f"from {t['green']:g}, amber from {t['amber']:g}). {d['verdict']}"]
+    return CheckOutcome(status == "green", meta, problems), "ERROR" if status == "red" else "WARN"
+
+
+def brake_outcome(store: Store, quality: Any) -> CheckOutcome:
+    """The blocking merge/split brake: fails while a person has not released a run that changed too much."""
+    from hub.quality.brake import evaluate
+
+    result = evaluate(store, quality)
+    f = result.figures
+    meta: dict[str, Any] = {}
+    for key in ("merge_split_share", "unsupported_share"):
+        if key in f:
+            meta[key] = float(f[key])
+    for key in ("golden_customers_merged_or_split", "accepted_golden_customers", "records_consolidated",
+                "records_consolidated_unsupported"):
+        if key in f:
+            meta[key] = int(f[key])
+    problems = list(result.reasons) if result.stopped else []
+    if result.stopped:
+        problems.append(f"Pushes wait for a person. To accept: `{result.release_command}`.")
+    return CheckOutcome(not result.stopped, meta, problems)
+
+
+def golden_ids_unique(store: Store) -> CheckOutcome:
+    """Each source record belongs to one golden id; every retired id resolves to an active one (no cycles)."""
+    with store.engine.connect() as conn:
+        per_record = Counter(k for (k,) in conn.execute(
+            sa.select(xref.c.record_key).where(xref.c.valid_to.is_(None))))
+        rows = conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.status,
+                                      golden_customer.c.merged_into)).all()
+    status = {g: s for g, s, _ in rows}
+    successor = {g: m for g, s, m in rows if s == "retired" and m}
+    broken = 0
+    for start in successor:
+        seen, cur = set(), start
+        while cur in successor and cur not in seen:
+            seen.add(cur)
+            cur = successor[cur]
+        if status.get(cur) != "active":
+            broken += 1
+    multiple = sum(1 for n in per_record.values() if n > 1)
+    problems = []
+    if multiple:
+        problems.append(f"{multiple} source records belong to more than one golden id at once")
+    if broken:
+        problems.append(f"{broken} retired golden ids do not lead to an active golden customer")
+    return CheckOutcome(not problems, {"records_with_several_golden_ids": multiple,
+                                       "retired_ids_unresolvable": broken,
+                                       "retired_ids": len(successor)}, problems)

@@ -7,6 +7,7 @@
   hub review list | hub review decide 'LEFT|RIGHT' match|no-match
   hub golden preview --rules FILE
   hub import FILE --source NAME --mapping M
+  hub quality status | hub quality release --by NAME [--note TEXT]
 """
 
 from __future__ import annotations
@@ -80,6 +81,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping, key=args.key)
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    from hub.quality import brake
+
+    store = _store()
+    if args.quality_cmd == "release":
+        n = brake.release(store, by=args.by, note=args.note)
+        if not n:
+            print("the brake is not holding any push: nothing to release")
+            return 0
+        print(f"released by {args.by}: the golden customers as they are now are accepted; the next sync pushes")
+        return 0
+    held = brake.current(store)
+    if held is None:
+        print("brake: not holding — pushes go ahead")
+        return 0
+    print("brake: HOLDING every push")
+    for reason in held.reasons:
+        print(f"  - {reason}")
+    print(f"release with: {held.release_command}")
+    return 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Customer data hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +142,15 @@ def build_parser() -> argparse.ArgumentParser:
     q = gsub.add_parser("preview", help="what a survivorship rule change would change, before applying it")
     q.add_argument("--rules", required=True, help="YAML with a survivorship section")
     q.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("quality", help="the push brake: see why pushes wait, release them")
+    qsub = p.add_subparsers(dest="quality_cmd", required=True)
+    q = qsub.add_parser("status", help="is the merge/split brake holding pushes, and why (exit 3 if holding)")
+    q.set_defaults(func=cmd_quality)
+    q = qsub.add_parser("release", help="accept the consolidation the brake stopped; the next sync pushes")
+    q.add_argument("--by", required=True, help="who looked at it and decided")
+    q.add_argument("--note", help="why it is right")
+    q.set_defaults(func=cmd_quality)
 
     p = sub.add_parser("import", help="import a CSV/XLSX file as a source")
     p.add_argument("file")

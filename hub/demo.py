@@ -85,7 +85,8 @@ def run_full_sync() -> Any:
     with dg.DagsterInstance.get() as instance:
         # the console shows warnings only; the full event log is in the instance (make ui)
         quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet)
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet,
+                                      tags={"hub/trigger": "hub demo"})
 
 
 def _materializations(result: Any) -> dict[str, dict[str, Any]]:
@@ -134,6 +135,12 @@ def summarise(result: Any, store_url: str | None = None) -> str:
         f"Golden customers: {active} active; merges this run: {golden_meta.get('merged', 0)}; "
         f"merges ever: {merges}"
     )
+    from hub.quality.summary import brake_lines, explain_golden
+
+    explained_store = Store(store_url)
+    lines.extend(f"  {line}" for line in explain_golden(explained_store))
+    stopped = brake_lines(explained_store)
+    explained_store.dispose()
     lines.append("Pushed (sent: ok / rejected / error):")
     for key, meta in sorted(mats.items()):
         if key.startswith("push_") and key != "push_outbox":
@@ -141,8 +148,13 @@ def summarise(result: Any, store_url: str | None = None) -> str:
                 f"  {key[5:]:<12} {meta.get('sent', 0):>6}: {meta.get('ok', 0)} / {meta.get('rejected', 0)} / "
                 f"{meta.get('error', 0)}"
             )
-    report = mats.get("data_quality_report", {}).get("path")
+    report = mats.get("data_quality_report", {}).get("report")
+    if report is None:  # a blocking check stopped the run: the report was written when it stopped
+        from hub.config import load_config
+
+        report = Path(load_config().report.get("path", ".hub/reports/data_quality.html")).resolve()
     lines.append(f"Data-quality report: {report}")
+    lines.extend(stopped)
     failed = [
         e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"
     ]

@@ -12,21 +12,21 @@ import dagster as dg
 from hub.definitions import all_checks, defs
 
 EXPECTED = {
-    "raw_erp": "pull",
-    "raw_webshop": "pull",
-    "raw_social": "pull",
-    "raw_callcenter": "pull",
-    "staged_records": "standardise",
-    "match_pairs": "match",
-    "golden_customers": "golden",
-    "steward_review_queue": "golden",
-    "customer_360": "serve",
-    "push_outbox": "push",
-    "push_erp": "push",
-    "push_webshop": "push",
-    "push_social": "push",
-    "push_callcenter": "push",
-    "data_quality_report": "report",
+    "raw_erp": "1_pull",
+    "raw_webshop": "1_pull",
+    "raw_social": "1_pull",
+    "raw_callcenter": "1_pull",
+    "staged_records": "2_standardise",
+    "match_pairs": "3_match",
+    "golden_customers": "4_golden",
+    "steward_review_queue": "4_golden",
+    "customer_360": "5_serve",
+    "push_outbox": "6_push",
+    "push_erp": "6_push",
+    "push_webshop": "6_push",
+    "push_social": "6_push",
+    "push_callcenter": "6_push",
+    "data_quality_report": "7_report",
 }
 
 
@@ -37,6 +37,18 @@ def test_every_asset_has_its_group_and_a_description() -> None:
     for key, group in EXPECTED.items():
         assert specs[key].group_name == group, key
         assert specs[key].description and len(specs[key].description) > 40, key
+    # group names sort as the data flows; owners and catalog tags everywhere; pii where personal data is
+    assert sorted({specs[k].group_name for k in EXPECTED}) == [specs[k].group_name for k in
+                                                               ("raw_erp", "staged_records", "match_pairs",
+                                                                "golden_customers", "customer_360", "push_outbox",
+                                                                "data_quality_report")]
+    for key in EXPECTED:
+        assert specs[key].owners and specs[key].tags["domain"] == "customer", key
+    assert specs["golden_customers"].tags["pii"] == "true" and specs["data_quality_report"].tags["pii"] == "false"
+    for key, col in (("golden_customers", "golden_id"), ("customer_360", "value_tier")):
+        schema = specs[key].metadata["dagster/column_schema"]
+        assert col in {c.name for c in schema.columns}, key
+    assert specs["raw_erp"].freshness_policy is not None
     # the flow: push needs the outbox, the outbox needs the 360 view, … down to the pulls
     assert dg.AssetKey("push_outbox") in graph.get(dg.AssetKey("push_webshop")).parent_keys
     assert dg.AssetKey("golden_customers") in graph.get(dg.AssetKey("customer_360")).parent_keys
@@ -48,6 +60,24 @@ def test_a_blocking_check_guards_every_push() -> None:
     assert checks["golden_customers_consistent"].blocking
     assert checks["golden_customers_consistent"].asset_key == dg.AssetKey("golden_customers")
     assert all(spec.description for spec in checks.values())
+
+
+def test_a_check_for_every_dimension_per_source_and_the_blocking_brake() -> None:
+    checks = {spec.key.name: spec for c in all_checks for spec in c.check_specs}
+    assert len(checks) >= 12
+    brake = checks["merge_split_brake"]
+    assert brake.blocking and brake.asset_key == dg.AssetKey("golden_customers")
+    assert "hub quality release" in brake.description
+    for source in ("erp", "webshop", "social", "callcenter"):
+        assert checks[f"freshness_{source}"].asset_key == dg.AssetKey(f"raw_{source}")
+        assert f"validity_{source}" in checks
+    # completeness and duplicates only where a source has customer records (the call center has calls)
+    assert {"completeness_erp", "completeness_webshop", "completeness_social", "duplicates_erp"} <= set(checks)
+    assert "completeness_callcenter" not in checks
+    assert {"cross_source_consistency", "golden_ids_unique", "steward_agreement", "possible_duplicates"} <= set(checks)
+    # every push waits for the brake: the pushes are downstream of the blocked asset
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("golden_customers") in graph.get(dg.AssetKey("customer_360")).parent_keys
 
 
 def test_job_schedule_and_cdr_sensor_resolve() -> None:

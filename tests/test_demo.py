@@ -6,6 +6,7 @@ golden export identical. Runs on the embedded SQLite store and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -54,6 +55,15 @@ def _run_twice(tmp_path: Path, env: dict[str, str] | None = None) -> None:
 
     second = _hub(tmp_path, "demo", env=env)
     assert all(new == 0 and changed == 0 for new, changed, _ in _pulled(second).values()), second
+    # the summary explains people vs golden customers in words
+    assert "records were recognised as the same person and consolidated into" in first
+    assert "matched no other record" in first
+    # after two syncs the JSON twin holds every quality dimension with a score and a status, and two runs
+    twin = json.loads(Path(report).with_suffix(".json").read_text(encoding="utf-8"))
+    assert set(twin["dimensions"]) == {"completeness", "validity", "uniqueness", "consistency", "timeliness",
+                                       "accuracy"}
+    assert all("score" in d and d["status"] in ("green", "amber", "red", "none") for d in twin["dimensions"].values())
+    assert len(twin["history"]) == 2 and twin["history"][-1]["trigger"] == "hub demo"
     assert sum(_pushed(second).values()) == 0, first + "\n\n" + second
     _hub(tmp_path, "export", "golden", "--out", "golden2.csv", env=env)
     _hub(tmp_path, "export", "xref", "--out", "xref2.csv", env=env)

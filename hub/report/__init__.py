@@ -25,6 +25,7 @@ import jinja2
 import phonenumbers
 import sqlalchemy as sa
 
+from hub.quality import brake
 from hub.quality.codes import describe
 from hub.quality.config import QualityConfig
 from hub.quality.dimensions import overall_status, score_dimensions
@@ -573,9 +574,13 @@ class ReportStats:
     history_runs: int = 0
     dimensions: dict[str, Any] = field(default_factory=dict)
     headline: dict[str, Any] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
-        lines = [f"**Data quality: {self.status.upper()}** — report written to `{self.path}` (+ JSON twin)", "",
+        lines = [f"**Data quality: {self.status.upper()}** — report written to `{self.path}` (+ JSON twin)", ""]
+        if self.stopped:
+            lines += ["**Pushes stopped:**", *[f"- {r}" for r in self.stopped], ""]
+        lines += [
                  "| dimension | score | status | verdict |", "|---|---|---|---|"]
         for d in self.dimensions.values():
             score = "–" if d["score"] is None else f"{d['score']:g}"
@@ -588,7 +593,7 @@ class ReportStats:
 def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
                  run_summary: dict | None = None, *, run: RunInfo | None = None,
                  quality: QualityConfig | None = None, derived: Mapping[str, tuple[str, ...]] | None = None,
-                 record: bool = True) -> ReportStats:
+                 record: bool = True, stopped: list[str] | None = None) -> ReportStats:
     """Write the HTML report and its JSON twin (same name, ``.json``) and add this run to the history.
 
     ``run`` names the run (id, trigger, start); "this run" counts what changed since its start, else since the
@@ -616,6 +621,9 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
     figures["what_changed"] = what_changed(figures["run"])
     figures["run_summary"] = {str(k): scrub_text(v if isinstance(v, str) else canonical_json(v))
                               for k, v in (run_summary or {}).items()}
+    held = brake.current(store)
+    figures["brake"] = {"stopped": bool(stopped or held), "release_command": brake.RELEASE_COMMAND,
+                        "reasons": list(dict.fromkeys([*(held.reasons if held else []), *(stopped or [])]))}
     previous = recent_runs(store, 1)
     figures["previous_generated_at"] = previous[0]["finished_at"] if previous else None
     figures["trend"] = trend(figures["headline"], (previous[0]["figures"] if previous else None))
@@ -639,6 +647,7 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
         quarantined_records=h["quarantined_records"], golden_customers=h["golden_customers"],
         steward_queue=h["steward_queue"], push_rejected=h["push_rejected"],
         trend_rows=len(figures["trend"]), history_runs=len(figures["history"]), dimensions=dims, headline=dict(h),
+        stopped=figures["brake"]["reasons"] if figures["brake"]["stopped"] else [],
     )
 
 

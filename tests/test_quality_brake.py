@@ -1,0 +1,117 @@
+"""The merge/split brake before any push: it stops a first sync that folds distinct parties together without
+evidence, a later run that merges or splits too many golden customers, holds until a person releases it, and
+lets consolidations that identifiers support go through."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from hub.checks import brake_outcome
+from hub.quality import QualityConfig
+from hub.quality import brake as brake_mod
+from hub.store import Store, golden_customer, match_run, staged_record, xref
+
+T = datetime(2026, 3, 1)
+
+
+def _stage(conn, key: str, rec: dict) -> None:
+    source, sid = key.split(":")
+    conn.execute(staged_record.insert().values(entity="customers", record_key=key, source=source, source_id=sid,
+                                               record={"source": source, "source_id": sid, **rec},
+                                               quality_flags=[], record_hash=key, staged_at=T))
+
+
+def _golden_run(conn, at: datetime) -> None:
+    conn.execute(match_run.insert().values(kind="golden", mode="full", started_at=at, finished_at=at))
+
+
+def _assign(conn, groups: dict[str, list[str]], at: datetime) -> None:
+    """Golden membership from ``at`` on: records that move close their open xref row."""
+    for gid, keys in groups.items():
+        if conn.execute(sa.select(golden_customer.c.golden_id).where(golden_customer.c.golden_id == gid)).first() \
+                is None:
+            conn.execute(golden_customer.insert().values(golden_id=gid, status="active", record={},
+                                                         created_at=at, updated_at=at))
+        for key in keys:
+            open_gid = conn.execute(sa.select(xref.c.golden_id).where(xref.c.record_key == key,
+                                                                       xref.c.valid_to.is_(None))).scalar()
+            if open_gid == gid:
+                continue
+            conn.execute(xref.update().where(xref.c.record_key == key, xref.c.valid_to.is_(None))
+                         .values(valid_to=at))
+            source, sid = key.split(":")
+            conn.execute(xref.insert().values(record_key=key, source=source, source_id=sid, golden_id=gid,
+                                              valid_from=at))
+
+
+def erp_first_sync_like_the_real_one(store: Store, parties: int = 300, names: int = 12) -> None:
+    """Distinct parties with few distinct names and a placeholder e-mail, folded into a handful of golden ids."""
+    with store.begin() as conn:
+        for i in range(parties):
+            _stage(conn, f"erp:{i}", {"full_name": f"Party {i % names}",
+                                      "name": {"display": f"Party {i % names}", "name_key": f"party {i % names}"},
+                                      "emails": ["noreply@company.example"],
+                                      "phones": [{"e164": f"+86138{i:08d}"}]})
+        # 85 % consolidated by name into one golden customer per name; the rest stand alone
+        cut = int(parties * 0.85)
+        groups = {f"G{i % names}": [] for i in range(names)}
+        for i in range(cut):
+            groups[f"G{i % names}"].append(f"erp:{i}")
+        for i in range(cut, parties):
+            groups[f"S{i}"] = [f"erp:{i}"]
+        _assign(conn, groups, T)
+        _golden_run(conn, T)
+
+
+def test_a_first_sync_that_folds_distinct_parties_together_stops_and_waits(store: Store) -> None:
+    erp_first_sync_like_the_real_one(store)
+    outcome = brake_outcome(store, QualityConfig())
+    assert not outcome.passed
+    text = outcome.markdown()
+    assert "255 records were consolidated" in text and "share no e-mail, phone" in text
+    assert "hub quality release" in text
+    assert outcome.metadata["unsupported_share"] == 1.0  # the placeholder e-mail is not evidence
+    # it holds on the next run, with nothing new, until a person decides
+    assert not brake_outcome(store, QualityConfig()).passed
+    assert brake_mod.current(store) is not None
+    assert brake_mod.release(store, by="anna", note="parties of one group") == 1
+    assert brake_outcome(store, QualityConfig()).passed
+    assert brake_mod.current(store) is None
+
+
+def test_consolidations_an_identifier_supports_go_through(store: Store) -> None:
+    with store.begin() as conn:
+        groups = {}
+        for i in range(100):
+            # the same person in the ERP and the shop: same e-mail, different name spellings
+            _stage(conn, f"erp:{i}", {"full_name": "x", "emails": [f"p{i}@mail.example"]})
+            _stage(conn, f"webshop:{i}", {"full_name": "y", "emails": [f"P{i}@mail.example "]})
+            groups[f"G{i}"] = [f"erp:{i}", f"webshop:{i}"]
+        _assign(conn, groups, T)
+        _golden_run(conn, T)
+    outcome = brake_outcome(store, QualityConfig())
+    assert outcome.passed, outcome.markdown()
+    assert outcome.metadata["records_consolidated"] == 200 and outcome.metadata["unsupported_share"] == 0.0
+
+
+def test_a_later_run_that_merges_too_many_golden_customers_stops(store: Store) -> None:
+    with store.begin() as conn:
+        for i in range(200):
+            _stage(conn, f"erp:{i}", {"full_name": "x", "emails": [f"p{i}@mail.example"]})
+        _assign(conn, {f"G{i}": [f"erp:{i}"] for i in range(200)}, T)
+        _golden_run(conn, T)
+    assert brake_outcome(store, QualityConfig()).passed  # the accepted state
+    later = datetime.utcnow() + timedelta(seconds=1)
+    with store.begin() as conn:
+        # a new model folds 60 customers pairwise into 30: 60 of 200 accepted golden customers change
+        _assign(conn, {f"G{2 * i}": [f"erp:{2 * i}", f"erp:{2 * i + 1}"] for i in range(30)}, later)
+        _golden_run(conn, later)
+    outcome = brake_outcome(store, QualityConfig())
+    assert not outcome.passed
+    assert outcome.metadata["golden_customers_merged_or_split"] == 60
+    assert "60 of 200 golden customers (30.0%) were merged" in outcome.markdown()
+    # switched off in hub.yaml: the operator's explicit choice
+    off = QualityConfig.model_validate({"brake": {"enabled": False}})
+    assert brake_outcome(store, off).passed
