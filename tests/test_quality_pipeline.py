@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import yaml
+from test_seen_in_browser import check_dagster_ui
 
 HUB = str(Path(sys.executable).parent / "hub")
 
@@ -20,7 +21,7 @@ def _run(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProc
                           env={**os.environ, **env})
 
 
-def test_the_brake_stops_the_push_until_a_person_releases_it(tmp_path: Path) -> None:
+def test_the_brake_stops_the_push_until_a_person_releases_it_and_the_ui_shows_the_checks(tmp_path: Path) -> None:
     cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "hub" / "hub.default.yaml").read_text())
     # a strict deployment: any consolidation without an agreeing identifier needs a person's look
     cfg["quality"]["brake"].update({"max_unsupported_share": 0.0, "min_consolidated": 1})
@@ -52,3 +53,7 @@ def test_the_brake_stops_the_push_until_a_person_releases_it(tmp_path: Path) -> 
     assert any(int(w.rstrip(":")) > 0 for w in pushed.split() if w.rstrip(":").isdigit()), after.stdout
     twin = json.loads(report.with_suffix(".json").read_text(encoding="utf-8"))
     assert twin["brake"]["stopped"] is False and len(twin["history"]) == 2
+    # every dimension with a score and a status after two syncs
+    assert all("score" in d and d["status"] in ("green", "amber", "red", "none") for d in twin["dimensions"].values())
+
+    check_dagster_ui(tmp_path, env)

@@ -27,10 +27,11 @@ import sqlalchemy as sa
 
 from hub.quality import brake
 from hub.quality.codes import describe
+from hub.quality.customer_base import customer_base
 from hub.quality.config import QualityConfig
 from hub.quality.dimensions import overall_status, score_dimensions
 from hub.quality.history import RunInfo, previous_finished_at, recent_runs, record_run
-from hub.report.charts import count_chart, score_chart
+from hub.report.charts import count_chart, hbar_chart, score_chart
 from hub.store import (
     Store,
     canonical_json,
@@ -546,6 +547,16 @@ def _charts(figures: Mapping[str, Any]) -> dict[str, str]:
             "splits": series("golden_split")})
         charts["push"] = count_chart("chart-push", "Write-backs per run", labels, {
             "accepted": series("pushed_ok"), "rejected": series("pushed_rejected"), "failed": series("pushed_error")})
+    base = figures.get("customer_base")
+    if base and base["customers"]:
+        charts["pyramid"] = hbar_chart("chart-value-pyramid", "Value pyramid (customers per tier)",
+                                       [(r["tier"], r["customers"]) for r in base["value_pyramid"]],
+                                       colour="#f0b429", centered=True)
+        charts["funnel"] = hbar_chart("chart-funnel", "From contact to regular customer",
+                                      [(r["step"], r["customers"]) for r in base["funnel"]], colour="#3ebd93",
+                                      centered=True)
+        charts["lifecycle"] = hbar_chart("chart-lifecycle", "Lifecycle stage",
+                                         list(base["lifecycle"].items()), colour="#2680c2")
     return charts
 
 
@@ -621,6 +632,7 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
     figures["what_changed"] = what_changed(figures["run"])
     figures["run_summary"] = {str(k): scrub_text(v if isinstance(v, str) else canonical_json(v))
                               for k, v in (run_summary or {}).items()}
+    figures["customer_base"] = customer_base(store, update_snapshot=record)
     held = brake.current(store)
     figures["brake"] = {"stopped": bool(stopped or held), "release_command": brake.RELEASE_COMMAND,
                         "reasons": list(dict.fromkeys([*(held.reasons if held else []), *(stopped or [])]))}

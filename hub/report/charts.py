@@ -114,7 +114,7 @@ def count_chart(chart_id: str, title: str, labels: Sequence[str], series: dict[s
 def hbar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, float]], width: int = 420,
                colour: str = _LINE, centered: bool = False) -> str:
     """Horizontal bars, one per row; ``centered`` draws a pyramid / funnel (bars centred on the axis)."""
-    row_h, top, label_w = 22, 22, 130
+    row_h, top, label_w = 22, 22, 190
     height = top + row_h * max(len(rows), 1) + 6
     w = width - label_w - 60
     biggest = max([v for _, v in rows] + [1])
