@@ -27,8 +27,8 @@ import sqlalchemy as sa
 
 from hub.quality import brake
 from hub.quality.codes import describe
-from hub.quality.customer_base import customer_base
 from hub.quality.config import QualityConfig
+from hub.quality.customer_base import customer_base
 from hub.quality.dimensions import overall_status, score_dimensions
 from hub.quality.history import RunInfo, previous_finished_at, recent_runs, record_run
 from hub.report.charts import count_chart, hbar_chart, score_chart
