@@ -41,6 +41,7 @@ from hub.store import (
     jsonable,
     landing,
     match_pair,
+    match_run,
     push_outbox,
     push_result,
     quarantine,
@@ -314,7 +315,20 @@ def _matching(conn: sa.Connection) -> dict[str, Any]:
     linked = conn.execute(sa.select(sa.func.count()).select_from(xref)
                           .where(xref.c.valid_to.is_(None))).scalar_one()
     active = int(status.get("active", 0))
+    last = conn.execute(sa.select(match_run.c.mode, match_run.c.matcher, match_run.c.finished_at, match_run.c.stats)
+                        .where(match_run.c.kind == "match", match_run.c.finished_at.is_not(None))
+                        .order_by(match_run.c.id.desc()).limit(1)).first()
+    model = None
+    if last is not None:
+        st = last.stats or {}
+        # whatever the engine reports about how it estimated its parameters (a fallback to conservative
+        # parameters, too little data to fit) is shown as it comes: counts and words, never records
+        notes = {k: v for k, v in st.items()
+                 if any(w in k for w in ("fallback", "diagnos", "estimat", "warning", "note")) and v}
+        model = {"mode": last.mode, "matcher": last.matcher, "finished_at": _when(last.finished_at),
+                 "notes": {k: scrub_text(v if isinstance(v, str) else canonical_json(v)) for k, v in notes.items()}}
     return {
+        "model": model,
         "pairs_by_band": {b: int(bands.get(b, 0)) for b in sorted({"match", "review", "non_match", *bands})},
         "golden_active": active,
         "golden_retired": int(status.get("retired", 0)),

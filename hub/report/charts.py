@@ -19,6 +19,17 @@ def _fmt(v: float) -> str:
     return f"{v:.1f}".rstrip("0").rstrip(".")
 
 
+def _ends(labels: Sequence[str], x0: float, x1: float, y: float) -> list[str]:
+    """The first and last run's label under the x axis (the runs between are evenly spaced)."""
+    out = []
+    if labels:
+        out.append(f'<text x="{x0}" y="{y}" font-size="10" fill="#627d98">{escape(labels[0])}</text>')
+    if len(labels) > 1:
+        out.append(f'<text x="{x1}" y="{y}" font-size="10" text-anchor="end" fill="#627d98">'
+                   f"{escape(labels[-1])}</text>")
+    return out
+
+
 def score_chart(chart_id: str, title: str, labels: Sequence[str], scores: Sequence[float | None],
                 green: float, amber: float, width: int = 320, height: int = 150) -> str:
     """Line chart 0–100 with red/amber/green bands; a run without a score leaves a gap."""
@@ -59,11 +70,7 @@ def score_chart(chart_id: str, title: str, labels: Sequence[str], scores: Sequen
         if s is not None:
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(s):.1f}" r="3" fill="{_LINE}">'
                          f"<title>{escape(labels[i])}: {_fmt(s)}</title></circle>")
-    if labels:
-        parts.append(f'<text x="{left}" y="{height - 5}" font-size="10" fill="#627d98">{escape(labels[0])}</text>')
-        if len(labels) > 1:
-            parts.append(f'<text x="{left + w}" y="{height - 5}" font-size="10" text-anchor="end" '
-                         f'fill="#627d98">{escape(labels[-1])}</text>')
+    parts.extend(_ends(labels, left, left + w, height - 5))
     last = next((s for s in reversed(scores) if s is not None), None)
     if last is not None:
         parts.append(f'<text x="{left + w}" y="14" font-size="12" text-anchor="end" fill="#102a43">'
@@ -80,7 +87,7 @@ def count_chart(chart_id: str, title: str, labels: Sequence[str], series: dict[s
     top_value = max([v for vs in series.values() for v in vs] + [1])
     n, k = max(len(labels), 1), max(len(series), 1)
     slot = w / n
-    bar = max(1.0, slot * 0.8 / k)
+    bar = min(36.0, max(1.0, slot * 0.8 / k))  # a single run must not fill the chart with one block
     parts = [f'<svg id="{escape(chart_id)}" class="chart" role="img" viewBox="0 0 {width} {height}" '
              f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">',
              f"<title>{escape(title)}</title>",
@@ -99,14 +106,10 @@ def count_chart(chart_id: str, title: str, labels: Sequence[str], series: dict[s
         colour = SERIES_COLOURS[j % len(SERIES_COLOURS)]
         for i, v in enumerate(values):
             bh = h * (v / top_value) if top_value else 0
-            bx = left + slot * i + slot * 0.1 + bar * j
+            bx = left + slot * i + (slot - bar * k) / 2 + bar * j
             parts.append(f'<rect x="{bx:.1f}" y="{top + h - bh:.1f}" width="{bar:.1f}" height="{bh:.1f}" '
                          f'fill="{colour}"><title>{escape(labels[i])} — {escape(name)}: {int(v):,}</title></rect>')
-    if labels:
-        parts.append(f'<text x="{left}" y="{height - 5}" font-size="10" fill="#627d98">{escape(labels[0])}</text>')
-        if len(labels) > 1:
-            parts.append(f'<text x="{left + w}" y="{height - 5}" font-size="10" text-anchor="end" '
-                         f'fill="#627d98">{escape(labels[-1])}</text>')
+    parts.extend(_ends(labels, left, left + w, height - 5))
     parts.append("</svg>")
     return "".join(parts)
 
