@@ -152,3 +152,8 @@ def test_two_runs_leave_two_runs_of_history_in_the_twin(store: Store, tmp_path: 
     assert "Nothing new or changed in any source." in "".join(page.text)
     assert "took" in html and "schedule full_sync_nightly" in html
     assert twin["run_info"]["run_id"] == run_id and twin["run_info"]["seconds"] >= 0
+    assert "run-failures" not in page.ids
+    # a source that failed in the run is named at the top, with its error (personal data masked)
+    write_report(store, out, run=RunInfo("third", "manual"), failures={"pull of webshop": "HTTP 503 for 13800138000"})
+    page = parse(out.read_text(encoding="utf-8"))
+    assert page.tables["run-failures-table"][1] == ["pull of webshop", "HTTP 503 for 138****8000"]

@@ -618,11 +618,14 @@ class ReportStats:
 def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
                  run_summary: dict | None = None, *, run: RunInfo | None = None,
                  quality: QualityConfig | None = None, derived: Mapping[str, tuple[str, ...]] | None = None,
-                 record: bool = True, stopped: list[str] | None = None) -> ReportStats:
+                 record: bool = True, stopped: list[str] | None = None,
+                 failures: dict[str, str] | None = None) -> ReportStats:
     """Write the HTML report and its JSON twin (same name, ``.json``) and add this run to the history.
 
     ``run`` names the run (id, trigger, start); "this run" counts what changed since its start, else since the
-    previous report. ``record=False`` writes the page without adding a history row (a preview).
+    previous report. ``record=False`` writes the page without adding a history row (a preview). ``stopped``:
+    why a blocking check stopped the run before its pushes; ``failures``: what failed in this run
+    (``{"pull of webshop": "ConnectionError: ..."}``), named at the top of the page.
     """
     out = Path(out_path)
     json_path = out.with_suffix(".json")
@@ -643,7 +646,9 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
                            "started_at": _when(run.started_at), "finished_at": _when(finished),
                            "seconds": round((finished - run.started_at).total_seconds(), 1)
                            if run.started_at else None}
-    figures["what_changed"] = what_changed(figures["run"])
+    figures["run_failures"] = {str(k): scrub_text(v) for k, v in (failures or {}).items()}
+    figures["what_changed"] = [*(f"{k} failed: {v} — it kept its last good state."
+                                 for k, v in figures["run_failures"].items()), *what_changed(figures["run"])]
     figures["run_summary"] = {str(k): scrub_text(v if isinstance(v, str) else canonical_json(v))
                               for k, v in (run_summary or {}).items()}
     figures["customer_base"] = customer_base(store, update_snapshot=record)
