@@ -398,10 +398,11 @@ def build_check(
         outcome = run(hub_store)
         if blocking and not outcome.passed and on_stop is not None:
             on_stop(context, hub_store, outcome.problems)
+        why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
         return dg.AssetCheckResult(
             passed=outcome.passed,
             severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            metadata={**outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())},
+            metadata={**why, **outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())},
         )
 
     return _check
@@ -427,10 +428,11 @@ def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
         dims = score_dimensions(store.store(), config.quality, derived=prefixes)
         for c in wanted:
             outcome, severity = checks.dimension_outcome(c, dims)
+            why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
             yield dg.AssetCheckResult(
                 check_name=c.name, asset_key=dg.AssetKey(c.asset), passed=outcome.passed,
                 severity=dg.AssetCheckSeverity[severity],
-                metadata={**outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())})
+                metadata={**why, **outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())})
 
     return quality_dimensions
 
