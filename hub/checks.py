@@ -200,7 +200,7 @@ def brake_outcome(store: Store, quality: Any) -> CheckOutcome:
             meta[key] = int(f[key])
     problems = list(result.reasons) if result.stopped else []
     if result.stopped:
-        problems.append(f"Pushes wait for a person. To accept: `{result.release_command}`.")
+        meta["release"] = f"Pushes wait for a person. To accept: {result.release_command}"
     return CheckOutcome(not result.stopped, meta, problems)
 
 

@@ -655,6 +655,8 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
     held = brake.current(store)
     figures["brake"] = {"stopped": bool(stopped or held), "release_command": brake.RELEASE_COMMAND,
                         "reasons": list(dict.fromkeys([*(held.reasons if held else []), *(stopped or [])]))}
+    if figures["brake"]["stopped"]:
+        status = figures["status"] = "red"  # nothing reached the other systems: the page says so first
     previous = recent_runs(store, 1)
     figures["previous_generated_at"] = previous[0]["finished_at"] if previous else None
     figures["trend"] = trend(figures["headline"], (previous[0]["figures"] if previous else None))
