@@ -115,3 +115,26 @@ def test_a_later_run_that_merges_too_many_golden_customers_stops(store: Store) -
     # switched off in hub.yaml: the operator's explicit choice
     off = QualityConfig.model_validate({"brake": {"enabled": False}})
     assert brake_outcome(store, off).passed
+
+
+def test_a_new_source_folded_into_existing_customers_without_evidence_stops(store: Store) -> None:
+    """The first sync of a source on a hub that already runs: its records join existing golden customers."""
+    with store.begin() as conn:
+        for i in range(120):
+            _stage(conn, f"webshop:{i}", {"full_name": "x", "emails": [f"p{i}@mail.example"]})
+        _assign(conn, {f"G{i}": [f"webshop:{i}"] for i in range(120)}, T)
+        _golden_run(conn, T)
+    assert brake_outcome(store, QualityConfig()).passed  # the hub as it runs today
+    later = datetime.utcnow() + timedelta(seconds=1)
+    with store.begin() as conn:
+        # a new ERP: 100 parties, each folded into an existing customer; 20 share its e-mail, 80 share nothing
+        for i in range(100):
+            _stage(conn, f"erp:{i}", {"full_name": "y", "emails": [f"p{i}@mail.example"] if i < 20 else []})
+        _assign(conn, {f"G{i}": [f"webshop:{i}", f"erp:{i}"] for i in range(100)}, later)
+        _golden_run(conn, later)
+    outcome = brake_outcome(store, QualityConfig())
+    assert not outcome.passed
+    # no golden customer was merged or split: only the consolidation measure sees it
+    assert outcome.metadata["golden_customers_merged_or_split"] == 0
+    assert outcome.metadata["records_consolidated_unsupported"] == 160  # 80 ERP records and their partners
+    assert "erp: 100 of its 100 records" in outcome.markdown()
