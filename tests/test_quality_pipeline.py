@@ -57,3 +57,50 @@ def test_the_brake_stops_the_push_until_a_person_releases_it_and_the_ui_shows_th
     assert all("score" in d and d["status"] in ("green", "amber", "red", "none") for d in twin["dimensions"].values())
 
     check_dagster_ui(tmp_path, env)
+
+
+def _reshape_like_a_real_erp(erp_db: Path) -> int:
+    """Distinct parties, a dozen names ('散客', 'Walk-in Customer' …), one placeholder e-mail for all, a phone
+    for a third of them, no ids: the shape of the ERP whose first sync merged 1,501 parties into 219."""
+    import sqlite3
+
+    names = ["客户", "散客", "Walk-in Customer", "个人客户", "张伟", "王芳", "李娜", "刘洋", "Cash Sale", "零售客户",
+             "陈静", "杨帆"]
+    con = sqlite3.connect(erp_db)
+    ids = [r[0] for r in con.execute("select id from party_party order by id")]
+    for i, pid in enumerate(ids):
+        con.execute("update party_party set name=? where id=?", (names[i % len(names)], pid))
+    con.execute("delete from party_contact_mechanism where type='email'")
+    con.execute("delete from party_identifier")
+    con.execute("delete from party_contact_mechanism where type in ('phone','mobile') and party % 3 != 0")
+    top = con.execute("select coalesce(max(id), 0) from party_contact_mechanism").fetchone()[0]
+    con.executemany("insert into party_contact_mechanism (id, party, type, value, active, create_date, write_date)"
+                    " values (?, ?, 'email', 'noemail@company.example', 1, '2025-01-01 00:00:00',"
+                    " '2025-01-01 00:00:00')", [(top + n + 1, pid) for n, pid in enumerate(ids)])
+    con.commit()
+    con.close()
+    return len(ids)
+
+
+def test_a_first_erp_sync_folding_distinct_parties_never_reaches_the_erp(tmp_path: Path) -> None:
+    """The issue's case through the real matcher: whatever it makes of these parties, a consolidation the data
+    does not support must not be written back."""
+    world = subprocess.run([sys.executable, "-m", "hub.sandbox", "create", str(tmp_path / ".hub" / "sandbox"),
+                            "--customers", "600"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert world.returncode == 0, world.stderr
+    parties = _reshape_like_a_real_erp(tmp_path / ".hub" / "sandbox" / "erp.sqlite")
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[1] / "hub" / "hub.default.yaml").read_text())
+    cfg["sources"] = {"erp": cfg["sources"]["erp"]}
+    cfg["push"]["targets"] = ["erp"]
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    env = {"HUB_DATABASE_URL": "", "HUB_CONFIG": str(tmp_path / "hub.yaml")}
+    sync = _run(tmp_path, "demo", env=env)
+    out = sync.stdout
+    golden = int(out.split(" became ", 1)[1].split()[0].replace(",", ""))
+    if golden < 0.7 * parties:  # more than 30 % of distinct parties folded into others
+        assert sync.returncode == 1 and "PUSHES STOPPED" in out, out
+        assert "without any agreeing identifier" in out
+        pushed = out.split("Pushed", 1)[1].split("Data-quality", 1)[0]
+        assert not any(ch.isdigit() for ch in pushed), out
+    else:  # a matcher that keeps them apart needs no brake
+        assert sync.returncode == 0, out + sync.stderr[-2000:]
