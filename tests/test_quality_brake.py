@@ -73,6 +73,8 @@ def test_a_first_sync_that_folds_distinct_parties_together_stops_and_waits(store
     assert "255 records were consolidated" in text and "share no e-mail, phone" in text
     assert "hub quality release" in outcome.metadata["release"]
     assert outcome.metadata["unsupported_share"] == 1.0  # the placeholder e-mail is not evidence
+    largest = brake_mod.current(store).figures["largest_unsupported"]
+    assert largest[0]["records"] == largest[0]["unsupported"] > 20 and largest[0]["sources"] == ["erp"]
     # it holds on the next run, with nothing new, until a person decides
     assert not brake_outcome(store, QualityConfig()).passed
     assert brake_mod.current(store) is not None

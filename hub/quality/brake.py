@@ -138,6 +138,7 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     consolidated: Counter[str] = Counter()
     unsupported: Counter[str] = Counter()
     records: Counter[str] = Counter(k.partition(":")[0] for k in now_of)
+    unsupported_in: Counter[str] = Counter()
     for k in new_together:
         source = k.partition(":")[0]
         consolidated[source] += 1
@@ -145,6 +146,11 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         fellows = now_groups[now_of[k]] - {k}
         if not any(mine & keys_of.get(o, set()) for o in fellows):
             unsupported[source] += 1
+            unsupported_in[now_of[k]] += 1
+    # where to look first: the golden customers holding most records without evidence (ids only)
+    largest = [{"golden_id": gid, "records": len(now_groups[gid]), "unsupported": n,
+                "sources": sorted({k.partition(":")[0] for k in now_groups[gid]})}
+               for gid, n in sorted(unsupported_in.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
     return {
         "accepted_golden_customers": base, "golden_customers_merged_or_split": changed,
         "merge_split_share": round(changed / base, 4) if base else 0.0,
@@ -153,6 +159,7 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         "records_consolidated_unsupported": sum(unsupported.values()),
         "unsupported_share": round(sum(unsupported.values()) / sum(consolidated.values()), 4)
         if consolidated else 0.0,
+        "largest_unsupported": largest,
         "sources": {s: {"records": records[s], "consolidated": consolidated[s], "unsupported": unsupported[s],
                         "unsupported_share": round(unsupported[s] / consolidated[s], 4) if consolidated[s] else 0.0}
                     for s in sorted(records)},

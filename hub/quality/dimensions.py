@@ -4,7 +4,7 @@
 |---|---|---|
 | completeness | mean share of the source's customer records holding each expected field | record-weighted mean |
 | validity | share of the source's records (all entities) staged without quarantine or an invalid-value flag | record-weighted mean |
-| uniqueness | share of the source's customer records that have no duplicate *inside the same source* | share of golden customers not waiting in the steward queue as a possible duplicate |
+| uniqueness | share of the source's customer records that have no duplicate *inside the same source* | the lower of: golden customers not waiting in the steward queue as a possible duplicate, and the record-weighted per-source score |
 | consistency | share of the source's records that agree with their golden customer on name, birth date, national id | share of multi-record golden customers without a conflict |
 | timeliness | 100 while the newest data from the source is younger than expected, then expected / age | the worst source |
 | accuracy (proxy) | steward decisions on the source's pairs that agree with the model | all decisions |
@@ -52,8 +52,9 @@ MEASURES = {
                     "address — per source as configured), averaged over the fields.",
     "validity": "Share of the records a source sent that were staged without quarantine and without an "
                 "invalid, impossible or unreadable value.",
-    "uniqueness": "Per source: records with no duplicate inside the same source. Overall: golden customers "
-                  "not waiting in the steward queue as a possible duplicate of another.",
+    "uniqueness": "Per source: records with no duplicate inside the same source. Overall: the lower of that "
+                  "(weighted by records) and the share of golden customers not waiting in the steward queue as "
+                  "a possible duplicate of another.",
     "consistency": "Records that agree with their golden customer on name, birth date and national id. "
                    "Overall: golden customers with more than one record and no such conflict.",
     "timeliness": "Age of the newest data received from each source against its expected age "
@@ -319,7 +320,12 @@ def _uniqueness(cfg: QualityConfig, customers: Counter[str], members: dict[str, 
     suspects = {g for left, right in queued
                 for g in (golden_of.get(left), golden_of.get(right))
                 if g is not None and golden_of.get(left) != golden_of.get(right)}
-    return {"score": _pct(active - len(suspects), active), "sources": per, "golden_customers": active,
+    # overall: the worse of "no golden customer awaits review as a possible duplicate" and the record-weighted
+    # share without duplicates inside their own source (a source full of copies must not read as green)
+    queue_score = _pct(active - len(suspects), active)
+    within = _weighted({s: p["score"] for s, p in per.items()}, accounts)
+    scores = [x for x in (queue_score, within) if x is not None]
+    return {"score": min(scores) if scores else None, "sources": per, "golden_customers": active,
             "possible_duplicates": len(suspects)}
 
 

@@ -654,6 +654,7 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
     figures["customer_base"] = customer_base(store, update_snapshot=record)
     held = brake.current(store)
     figures["brake"] = {"stopped": bool(stopped or held), "release_command": brake.RELEASE_COMMAND,
+                        "largest": (held.figures.get("largest_unsupported") or []) if held else [],
                         "reasons": list(dict.fromkeys([*(held.reasons if held else []), *(stopped or [])]))}
     if figures["brake"]["stopped"]:
         status = figures["status"] = "red"  # nothing reached the other systems: the page says so first
