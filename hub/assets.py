@@ -2,8 +2,8 @@
 
 Flow (groups in brackets):
   raw_<source> [pull] → staged_records [standardise] → match_pairs [match] → golden_customers [golden]
-  (+ steward_review_queue) → customer_360 [serve] → push_outbox [push] → push_<target> [push]
-  → data_quality_report [report]
+  (+ steward_review_queue) → customer_360 [serve] (+ caller_lookup_index [serve]) → push_outbox [push]
+  → push_<target> [push] → data_quality_report [report]
 
 Stages persist in the hub store (see hub/store.py) rather than passing frames between assets, so every step
 is incremental across runs and the store can be PostgreSQL in production.
@@ -272,6 +272,12 @@ def _customer_360(config: HubConfig) -> Callable[[Any], Any]:
     return run
 
 
+def _caller_lookup_index(store: Any) -> Any:
+    from hub.lookup import refresh_lookup_index
+
+    return refresh_lookup_index(store)
+
+
 def _push_plan(config: HubConfig, targets: list[str]) -> Callable[[Any], Any]:
     def run(store: Any) -> Any:
         from hub.push_plan import plan_pushes
@@ -351,6 +357,14 @@ def build_assets(config: HubConfig) -> list[Any]:
         _customer_360(config),
         schema=customer_360_schema(),
     )
+    caller_lookup_index = build_stage_asset(
+        "caller_lookup_index", "serve", [customer_360],
+        "The caller-lookup index behind `hub serve`: hashed phone (E.164), e-mail and name(+city) keys -> golden "
+        "id, derived from the 360 view with the matcher's standardisers. Incremental: only customers whose 360 "
+        "row changed are re-keyed; merged, retired and erased golden ids leave the index.",
+        _caller_lookup_index,
+        pii=False,  # hashed keys and golden ids only
+    )
     push_outbox = build_stage_asset(
         "push_outbox", "push", [customer_360],
         "The push outbox: for every target system, the desired golden id / segment / value tier per "
@@ -382,7 +396,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
     return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
-            push_outbox, *push_assets, data_quality_report]
+            caller_lookup_index, push_outbox, *push_assets, data_quality_report]
 
 
 def build_check(

@@ -8,6 +8,7 @@
   hub golden preview --rules FILE
   hub import FILE --source NAME --mapping M
   hub quality status | hub quality release --by NAME [--note TEXT]
+  hub serve [--host H] [--port P]             caller-lookup HTTP API (tokens from HUB_API_TOKENS)
 """
 
 from __future__ import annotations
@@ -103,6 +104,12 @@ def cmd_quality(args: argparse.Namespace) -> int:
     return 3
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from hub.lookup.serve import serve
+
+    return serve(host=args.host, port=args.port, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Customer data hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", required=True, help="mapping name in hub/mappings (e.g. customer_file) or a YAML path")
     p.add_argument("--key", help="column holding the record id (default: record_id / customer_id / id, else row hash)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("serve", help="caller-lookup HTTP API for phone systems and agent desktops")
+    p.add_argument("--host", help="interface to listen on (default: hub.yaml serve.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: hub.yaml serve.port, 8765)")
+    p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

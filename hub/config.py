@@ -50,6 +50,37 @@ class SourceConfig(BaseModel):
         return self.mapping or self.kind
 
 
+class ServeConfig(BaseModel):
+    """The ``serve`` section: the caller-lookup API of ``hub serve`` (tokens only ever in ``HUB_API_TOKENS``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    # per token, in `limits` notation: "50/second", "20/second;600/minute"
+    rate_limit: str = "50/second"
+    token_rate_limits: dict[str, str] = Field(default_factory=dict)  # token name -> limit
+    audit_log: str = ".hub/audit/lookups.jsonl"
+    phone_region: str = "CN"  # region of numbers that arrive without a country code
+    screen_pop_url: str | None = None  # agent desktop page, "{golden_id}" is filled in
+    search_limit: int = Field(20, ge=1, le=100)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # raises ValueError on bad notation
+        return value
+
+    @field_validator("token_rate_limits")
+    @classmethod
+    def _limits(cls, value: dict[str, str]) -> dict[str, str]:
+        for spec in value.values():
+            cls._limit(spec)
+        return value
+
+
 class HubConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,6 +93,7 @@ class HubConfig(BaseModel):
     report: dict[str, Any] = Field(default_factory=dict)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     schedule: dict[str, Any] = Field(default_factory=dict)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     @field_validator("sources")
     @classmethod

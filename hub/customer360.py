@@ -56,7 +56,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from hub.models import Consent, Customer360, GoldenCustomer, Order, Rfm
+from hub.models import Consent, Customer360, GoldenCustomer, Interaction, Order, Rfm, Shipment
 from hub.store import (
     Store,
     customer_360,
@@ -72,6 +72,9 @@ log = logging.getLogger(__name__)
 VALUE_TIERS = ("platinum", "gold", "silver", "bronze")
 LIFECYCLES = ("prospect", "new", "active", "at_risk", "lapsed")
 OPEN_SHIPMENT_STATUSES = frozenset({"draft", "waiting", "packed", "shipped"})
+# how many open shipments and calls the view lists (the screen pop shows them while the phone rings)
+SHOWN_OPEN_SHIPMENTS = 5
+SHOWN_RECENT_CALLS = 5
 _CHUNK = 1000
 
 # --------------------------------------------------------------------------------------------------------------
@@ -485,13 +488,16 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 stats.shipments_linked += 1
                 shipments_by_golden[gid].append(rec)
 
-        calls: dict[str, list[datetime | None]] = defaultdict(list)
+        calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
         follows: Counter[str] = Counter()
         ir = staged_record.c.record
-        for ckey, source, kind, phone, occurred, csid in conn.execute(
-            sa.select(staged_record.c.customer_key, staged_record.c.source, ir["kind"].as_string(),
-                      ir["phone"].as_string(), ir["occurred_at"].as_string(),
-                      ir["customer_source_id"].as_string())
+        for ckey, source, sid, kind, phone, occurred, csid, direction, duration, billsec, disposition, channel \
+                in conn.execute(
+            sa.select(staged_record.c.customer_key, staged_record.c.source, staged_record.c.source_id,
+                      ir["kind"].as_string(), ir["phone"].as_string(), ir["occurred_at"].as_string(),
+                      ir["customer_source_id"].as_string(), ir["direction"].as_string(),
+                      ir["duration_s"].as_integer(), ir["billsec_s"].as_integer(),
+                      ir["disposition"].as_string(), ir["channel"].as_string())
             .where(staged_record.c.entity == "interactions")
         ):
             if kind == "call":
@@ -499,8 +505,11 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 owners = phone_owners.get(phone or "", [])
                 if owners:
                     stats.calls_linked += 1
+                call = {"source": source, "source_id": sid, "kind": kind, "phone": phone,
+                        "occurred_at": parse_dt(occurred), "direction": direction, "duration_s": duration,
+                        "billsec_s": billsec, "disposition": disposition, "channel": channel}
                 for gid in owners:
-                    calls[gid].append(parse_dt(occurred))
+                    calls[gid].append(call)
             else:
                 gid = _owner(ckey, source, {"customer_source_id": csid}, key_to_golden)
                 if gid is None:
@@ -555,7 +564,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         orders = sorted(agg["orders"], key=lambda o: parse_dt(o.get("ordered_at")) or datetime.min, reverse=True)
         ships = shipments_by_golden.get(gid, [])
         last_ship = max(ships, key=_shipment_sort_key) if ships else None
-        call_dates = [d for d in calls.get(gid, ()) if d is not None]
+        open_ships = sorted((s for s in ships if s.get("status") in OPEN_SHIPMENT_STATUSES),
+                            key=_shipment_sort_key, reverse=True)
+        gid_calls = sorted(calls.get(gid, ()), key=lambda c: c["occurred_at"] or datetime.min, reverse=True)
+        call_dates = [c["occurred_at"] for c in gid_calls if c["occurred_at"] is not None]
         data = {
             "golden_id": gid,
             "profile": profile,
@@ -566,10 +578,12 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
             "last_order_at": agg["last"],
             "recent_orders": [_order_view(o) for o in orders[: cfg.recent_orders]],
             "shipments_count": len(ships),
-            "open_shipments": sum(1 for s in ships if s.get("status") in OPEN_SHIPMENT_STATUSES),
+            "open_shipments": len(open_ships),
+            "open_shipment_list": [_shipment_view(s) for s in open_ships[:SHOWN_OPEN_SHIPMENTS]],
             "last_shipment_status": last_ship.get("status") if last_ship else None,
-            "calls_count": len(calls.get(gid, ())),
+            "calls_count": len(gid_calls),
             "last_call_at": max(call_dates) if call_dates else None,
+            "recent_calls": [_call_view(c) for c in gid_calls[:SHOWN_RECENT_CALLS]],
             "social_follows": follows.get(gid, 0),
             "social_accounts": sorted(social_accounts.get(gid, ())),
             "rfm": rfm,
@@ -624,10 +638,20 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
 
 
 _ORDER_FIELDS = set(Order.model_fields)
+_SHIPMENT_FIELDS = set(Shipment.model_fields)
+_CALL_FIELDS = set(Interaction.model_fields)
 
 
 def _order_view(rec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rec.items() if k in _ORDER_FIELDS}
+
+
+def _shipment_view(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k in _SHIPMENT_FIELDS}
+
+
+def _call_view(rec: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k in _CALL_FIELDS and v is not None}
 
 
 def _shipment_sort_key(rec: Mapping[str, Any]) -> tuple:

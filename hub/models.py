@@ -197,9 +197,12 @@ class Customer360(_Model):
     recent_orders: list[Order] = Field(default_factory=list)
     shipments_count: int = 0
     open_shipments: int = 0
+    # the newest open shipments and calls themselves, for the call-center screen pop (hub/lookup)
+    open_shipment_list: list[Shipment] = Field(default_factory=list)
     last_shipment_status: str | None = None
     calls_count: int = 0
     last_call_at: datetime | None = None
+    recent_calls: list[Interaction] = Field(default_factory=list)
     social_follows: int = 0
     social_accounts: list[str] = Field(default_factory=list)
     rfm: Rfm = Field(default_factory=Rfm)

@@ -21,6 +21,8 @@ Tables, in flow order:
   quality_run        one row per data-quality report: dimension scores and run figures (history charts)
   push_brake         merge/split brake evaluations before pushes; a tripped brake waits for a release
   customer_base_snapshot  RFM segment / value tier / lifecycle per golden id at the last report
+  lookup_key         caller-lookup index: hashed phone / e-mail / name(+city) key -> golden id (hub/lookup)
+  lookup_record      the customer_360 hash each golden id's lookup keys were derived from (incremental upkeep)
 """
 
 from __future__ import annotations
@@ -327,6 +329,26 @@ customer_base_snapshot = sa.Table(
 
 # match_pair is looked up by either end when growing an affected component
 sa.Index("ix_match_pair_right_key", match_pair.c.right_key)
+
+
+# Caller-lookup index (migration 0005), owned by hub/lookup: keys are 64-bit blake2b hashes of the standardised
+# phone / e-mail / name(+city) keys, so the index itself holds no personal data.
+lookup_key = sa.Table(
+    "lookup_key",
+    metadata,
+    sa.Column("key_hash", sa.BigInteger, primary_key=True),
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+)
+sa.Index("ix_lookup_key_golden", lookup_key.c.golden_id)
+
+lookup_record = sa.Table(
+    "lookup_record",
+    metadata,
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+    sa.Column("record_hash", sa.String(64), nullable=False),  # customer_360.record_hash the keys come from
+    sa.Column("keys_version", sa.String(16), nullable=False),  # fingerprint of the key derivation
+    sa.Column("indexed_at", sa.DateTime(), nullable=False),
+)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -118,6 +118,10 @@ def test_build_360_links_every_source_and_classifies(store: Store) -> None:
     assert len(g1.recent_orders) == 5 and g1.recent_orders[0].order_number == "WC-1009"
     assert g1.shipments_count == 2 and g1.open_shipments == 1 and g1.last_shipment_status == "shipped"
     assert g1.calls_count == 2 and g1.last_call_at == datetime(2026, 10, 1, 10)
+    # the screen pop lists the open shipment and the calls themselves, newest first
+    assert [(s.source_id, s.status) for s in g1.open_shipment_list] == [("SH2", "shipped")]
+    assert [c.occurred_at for c in g1.recent_calls][0] == datetime(2026, 10, 1, 10)
+    assert len(g1.recent_calls) == 2 and all(c.kind == "call" for c in g1.recent_calls)
     assert g1.social_follows == 1 and g1.social_accounts == ["social:oWx1"]
     assert (g1.value_tier, g1.lifecycle, g1.segment) == ("platinum", "active", "vip")
     assert g1.consent.social is False and g1.consent.email is True  # WeChat opt-out beats the shop's opt-in

@@ -21,6 +21,7 @@ EXPECTED = {
     "golden_customers": "4_golden",
     "steward_review_queue": "4_golden",
     "customer_360": "5_serve",
+    "caller_lookup_index": "5_serve",
     "push_outbox": "6_push",
     "push_erp": "6_push",
     "push_webshop": "6_push",
@@ -52,6 +53,7 @@ def test_every_asset_has_its_group_and_a_description() -> None:
     # the flow: push needs the outbox, the outbox needs the 360 view, … down to the pulls
     assert dg.AssetKey("push_outbox") in graph.get(dg.AssetKey("push_webshop")).parent_keys
     assert dg.AssetKey("golden_customers") in graph.get(dg.AssetKey("customer_360")).parent_keys
+    assert dg.AssetKey("customer_360") in graph.get(dg.AssetKey("caller_lookup_index")).parent_keys
 
 
 def test_a_blocking_check_guards_every_push() -> None:
