@@ -14,12 +14,12 @@ sends yields a 500 or a stack trace. The request path (which holds the phone num
 """
 
 
+import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Query, Request
@@ -73,29 +73,59 @@ def _error(status: int, error: str, detail: str, headers: Mapping[str, str] | No
     return JSONResponse({"error": error, "detail": detail}, status_code=status, headers=dict(headers or {}))
 
 
-@dataclass
+class _Compiled(NamedTuple):
+    sql: str
+    order: tuple[str, ...] | None  # positional drivers (sqlite3): parameter names in order
+    defaults: dict[str, Any]  # values bound at compile time (the LIMIT)
+
+
 class LookupService:
-    """Reads the lookup index and the 360 view; one per app."""
+    """Reads the lookup index and the 360 view; one per app.
 
-    store: Store
-    settings: ServeConfig
+    The hot path (key -> 360 records) is one join, compiled once for the store's dialect and run on a pooled
+    DBAPI connection: SQLAlchemy's per-statement work would cost more than the query itself.
+    """
 
-    def holders(self, key: str, cap: int = MAX_HOLDERS) -> list[str]:
-        with self.store.engine.connect() as conn:
-            return list(conn.execute(
-                sa.select(lookup_key.c.golden_id).where(lookup_key.c.key_hash == key_hash(key))
-                .order_by(lookup_key.c.golden_id).limit(cap)
-            ).scalars())
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        c = customer_360
+        self._by_key: dict[int, _Compiled] = {}
+        self._by_id = self._compile(sa.select(c.c.golden_id, c.c.record).where(c.c.golden_id == sa.bindparam("g")))
 
-    def views(self, golden_ids: Sequence[str]) -> list[dict[str, Any]]:
-        if not golden_ids:
-            return []
-        with self.store.engine.connect() as conn:
-            rows = dict(conn.execute(
-                sa.select(customer_360.c.golden_id, customer_360.c.record)
-                .where(customer_360.c.golden_id.in_(list(golden_ids)))
-            ).all())
-        return [rows[g] for g in golden_ids if g in rows]  # a 360 row deleted since indexing is gone
+    def _key_query(self, cap: int) -> "_Compiled":
+        if cap not in self._by_key:
+            k, c = lookup_key, customer_360
+            self._by_key[cap] = self._compile(
+                sa.select(c.c.golden_id, c.c.record).select_from(k.join(c, c.c.golden_id == k.c.golden_id))
+                .where(k.c.key_hash == sa.bindparam("h")).order_by(c.c.golden_id).limit(cap)
+            )
+        return self._by_key[cap]
+
+    def _compile(self, stmt: sa.Select) -> "_Compiled":
+        compiled = stmt.compile(dialect=self.store.engine.dialect)
+        order = getattr(compiled, "positiontup", None)
+        return _Compiled(str(compiled), tuple(order) if order else None, dict(compiled.params))
+
+    def _rows(self, query: "_Compiled", given: dict[str, Any]) -> list[dict[str, Any]]:
+        params = {**query.defaults, **given}
+        conn = self.store.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            cur.execute(query.sql, tuple(params[n] for n in query.order) if query.order else params)
+            rows = cur.fetchall()
+            cur.close()
+        finally:
+            conn.close()  # back to the pool
+        # PostgreSQL's driver decodes json columns itself; SQLite hands back the text
+        return [rec if isinstance(rec, dict) else json.loads(rec) for _, rec in rows]
+
+    def views_for_key(self, key: str, cap: int = MAX_HOLDERS) -> list[dict[str, Any]]:
+        """The 360 views of the golden customers holding ``key`` (by golden id, at most ``cap``)."""
+        return self._rows(self._key_query(cap), {"h": key_hash(key)})
+
+    def view(self, golden_id: str) -> dict[str, Any] | None:
+        rows = self._rows(self._by_id, {"g": golden_id})
+        return rows[0] if rows else None
 
     def survivor(self, golden_id: str) -> str | None:
         try:
@@ -111,7 +141,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
     """The API on one store. ``tokens`` must name at least one token: the API is never open."""
     if not tokens.names:
         raise ValueError(f"no API tokens: set {TOKENS_ENV} (name:token,…)")
-    service = LookupService(store, settings)
+    service = LookupService(store)
     limiter = RateLimiter(settings.rate_limit, settings.token_rate_limits)
 
     @asynccontextmanager
@@ -134,7 +164,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
     }
 
     def authorize(endpoint: Endpoint):  # noqa: ANN202 - FastAPI dependency factory
-        def dependency(request: Request) -> str:
+        async def dependency(request: Request) -> str:
             name = tokens.name_of(request.headers.get("authorization"))
             if name is None:
                 audit.record(None, endpoint, 401)
@@ -164,10 +194,13 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 
-    @app.exception_handler(sa.exc.OperationalError)
-    async def _store_down(_request: Request, exc: sa.exc.OperationalError) -> JSONResponse:
-        log.error("caller lookup: store unavailable (%s)", type(exc.orig).__name__)
+    async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("caller lookup: store unavailable (%s)", type(getattr(exc, "orig", exc)).__name__)
         return _error(503, "store_unavailable", "the hub store cannot be reached; try again shortly")
+
+    # the hot path runs on the driver directly: its own OperationalError too
+    for failure in {sa.exc.OperationalError, store.engine.dialect.loaded_dbapi.OperationalError}:
+        app.add_exception_handler(failure, _store_down)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -176,7 +209,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
         return _error(500, "internal_error", "the lookup failed on the server; it has been logged")
 
     @app.get("/healthz", summary="liveness and store reachability", responses={503: {"model": ApiError}})
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         with store.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
         return {"status": "ok", "store": store.dialect}
@@ -190,7 +223,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
                          "description": "JSON card; with format=asterisk one line "
                                         "`name|golden_id|value_tier|screen_pop_url` (household: empty id)"}},
     )
-    def caller(
+    async def caller(
         phone: str,
         token: Annotated[str, Depends(authorize("callers"))],
         format: Annotated[Literal["json", "asterisk"], Query(description="asterisk: one text line")] = "json",  # noqa: A002
@@ -204,7 +237,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
             audit.record(token, "callers", 404)
             raise Refusal(404, "not_found", "no golden customer holds this number (not an assigned number)"
                           ) from None
-        views = [v for v in service.views(service.holders(query.key)) if holds_phone(v, query.e164)]
+        views = [v for v in service.views_for_key(query.key) if holds_phone(v, query.e164)]
         audit.record(token, "callers", 200 if views else 404, [v["golden_id"] for v in views])
         if not views:
             raise Refusal(404, "not_found", "no golden customer holds this number")
@@ -228,20 +261,19 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
                    200: {"description": "the customer_360 record; `requested_id` is set when the id was merged "
                                         "into `golden_id`"}},
     )
-    def customer(golden_id: str, token: Annotated[str, Depends(authorize("customers"))]) -> Response:
+    async def customer(golden_id: str, token: Annotated[str, Depends(authorize("customers"))]) -> Response:
         try:
             gid = parse_golden_id(golden_id)
         except BadInput as exc:
             audit.record(token, "customers", 400)
             raise Refusal(400, "bad_request", str(exc)) from None
-        views = service.views([gid])
-        if not views:
+        view = service.view(gid)
+        if view is None:
             survivor = service.survivor(gid)
-            views = service.views([survivor]) if survivor and survivor != gid else []
-        if not views:
+            view = service.view(survivor) if survivor and survivor != gid else None
+        if view is None:
             audit.record(token, "customers", 404)
             raise Refusal(404, "not_found", "no active golden customer has this id")
-        view = dict(views[0])
         if view["golden_id"] != gid:
             view["requested_id"] = gid
         audit.record(token, "customers", 200, [view["golden_id"]])
@@ -249,7 +281,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
 
     @app.get("/v1/search", summary="find golden customers by e-mail, or by name (+ city)",
              response_model=SearchAnswer, responses=errors)
-    def search(
+    async def search(
         token: Annotated[str, Depends(authorize("search"))],
         email: Annotated[str | None, Query(description="any spelling of the address")] = None,
         name: Annotated[str | None, Query(description="any script and order: 陈伟, 陳偉, Chen Wei, WEI CHEN")] = None,
@@ -266,13 +298,13 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
         except BadInput as exc:
             audit.record(token, "search", 400)
             raise Refusal(400, "bad_request", str(exc)) from None
-        gids: list[str] = []
+        found: dict[str, dict[str, Any]] = {}
         for key in keys:
-            gids.extend(g for g in service.holders(key, limit + 1) if g not in gids)
-        gids.sort()
-        hits = [search_hit(v) for v in service.views(gids[:limit])]
+            for v in service.views_for_key(key, limit + 1):
+                found.setdefault(v["golden_id"], v)
+        hits = [search_hit(found[g]) for g in sorted(found)[:limit]]
         audit.record(token, "search", 200, [h.golden_id for h in hits])
-        return SearchAnswer(results=hits, truncated=len(gids) > limit)
+        return SearchAnswer(results=hits, truncated=len(found) > limit)
 
     return app
 
