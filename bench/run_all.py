@@ -25,6 +25,9 @@ FULL = [
     ("Tryton read throughput vs raw JSON-RPC", ["bench/bench_tryton.py", "--parties", "20000"]),
     ("push throughput per target, batched vs row by row, 20k people", ["bench/bench_push.py", "--people", "20000",
                                                                        "--tryton-parties", "5000"]),
+    ("caller lookup, 1M golden customers, SQLite and PostgreSQL, wrk at 200 req/s and saturation",
+     ["bench/bench_lookup.py", "--customers", "1000000"]),
+    ("caller lookup: the issue's check after hub demo", ["bench/bench_lookup.py", "--demo-check"]),
 ]
 QUICK = [
     ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
@@ -34,6 +37,7 @@ QUICK = [
     ("connector pull throughput, 5k people", ["bench/bench_connectors.py", "--records", "5000"]),
     ("Tryton read throughput, 2k parties", ["bench/bench_tryton.py", "--parties", "2000"]),
     ("push throughput, 2k people", ["bench/bench_push.py", "--people", "2000", "--tryton-parties", "1000"]),
+    ("caller lookup, 20k golden customers", ["bench/bench_lookup.py", "--customers", "20000", "--seconds", "10"]),
 ]
 
 

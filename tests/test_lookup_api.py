@@ -14,9 +14,8 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +24,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 import uvicorn
-from conftest import POSTGRES_URL, _server_url, require_service
+from conftest import fresh_postgres_database
 from test_customer360_data import AS_OF, golden, insert_golden, insert_history, seed_demo
 
 from hub.config import ServeConfig
@@ -94,32 +93,18 @@ def running_api(store: Store, audit_path: Path, **settings: Any) -> Iterator[str
 def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """One seeded store and server per backend for the read-only tests of this module."""
     tmp = tmp_path_factory.mktemp("lookup")
-    admin = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'hub.db'}"
-    else:
-        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-        name = f"hub_t_{uuid.uuid4().hex[:12]}"
-        try:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        except Exception as exc:  # noqa: BLE001 - any connection problem means "service not available"
-            admin.dispose()
-            require_service("PostgreSQL", f"{POSTGRES_URL.split('@')[-1]}: {type(exc).__name__}")
-        url = _server_url(POSTGRES_URL, name)
-    store = Store(url)
-    try:
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp / 'hub.db'}"
+        else:
+            url = stack.enter_context(fresh_postgres_database())
+        store = Store(url)
+        stack.callback(store.dispose)
         seed_lookup_world(store)
         build_360(store, {}, as_of=AS_OF)
         refresh_lookup_index(store)
         with running_api(store, tmp / "audit.jsonl") as base:
             yield base, tmp / "audit.jsonl"
-    finally:
-        store.dispose()
-        if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
 
 
 def get(base: str, path: str, token: str | None = PBX, **params: Any) -> requests.Response:
