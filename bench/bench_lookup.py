@@ -151,13 +151,9 @@ def _text(obj: dict) -> tuple[str, str]:
 def build_store(store: Store, n: int, seed: int = 7) -> dict:
     """N active golden customers with 360 views, 1 % merged-away ids, 1 % households sharing a landline."""
     rng = random.Random(seed)
-    nprng = np.random.default_rng(seed)
-    offsets = np.unique(nprng.integers(0, len(MOBILE_PREFIXES) * 10**8, size=int(n * 1.05)))[:n]
-    nprng.shuffle(offsets)
-    mobiles = [f"+86{MOBILE_PREFIXES[o // 10**8]}{o % 10**8:08d}" for o in offsets.tolist()]
+    mobiles, lines = _numbers(n, seed)
     households = {}
-    for h in range(n // 200):  # 1 % of customers: pairs sharing a Shanghai landline
-        line = f"+8621{60000000 + h:08d}"
+    for h, line in enumerate(lines):  # 1 % of customers: pairs sharing a Shanghai landline
         households[2 * h * 100 + 1] = line
         households[2 * h * 100 + 2] = line
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -346,22 +342,52 @@ def ensure_wrk() -> str:
 # -------------------------------------------------------------------------------------------------- runs
 
 
-def store_url(backend: str, workdir: Path) -> tuple[str, sa.Engine | None, str | None]:
+KEEP_DIR = Path(tempfile.gettempdir()) / "hub-bench-lookup"
+
+
+def store_url(backend: str, workdir: Path, keep: str | None) -> tuple[str, sa.Engine | None, str | None, bool]:
+    """(url, admin engine, database name, reused): a kept store (``--keep``) is reused when it is complete."""
     if backend == "sqlite":
-        return f"sqlite:///{workdir / 'hub.db'}", None, None
+        path = KEEP_DIR / f"{keep}.db" if keep else workdir / "hub.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}", None, None, path.exists()
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"hub_bench_lookup_{uuid.uuid4().hex[:8]}"
+    name = f"hub_bench_lookup_{keep or uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False), admin, name
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+    return url, admin, name, bool(exists)
 
 
-def run_backend(backend: str, n: int, rate: float, seconds: int) -> dict:
+def _complete(store: Store, n: int) -> bool:
+    from hub.store import lookup_record
+
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(lookup_record)).scalar_one() == n
+
+
+def _numbers(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
+    """The numbers build_store gives out (same seed): mobiles and household landlines."""
+    nprng = np.random.default_rng(seed)
+    offsets = np.unique(nprng.integers(0, len(MOBILE_PREFIXES) * 10**8, size=int(n * 1.05)))[:n]
+    nprng.shuffle(offsets)
+    mobiles = [f"+86{MOBILE_PREFIXES[o // 10**8]}{o % 10**8:08d}" for o in offsets.tolist()]
+    return mobiles, [f"+8621{60000000 + h:08d}" for h in range(n // 200)]
+
+
+def run_backend(backend: str, n: int, rate: float, seconds: int, keep: bool = False) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"hub-bench-lookup-{backend}-"))
-    url, admin, dbname = store_url(backend, workdir)
+    url, admin, dbname, reused = store_url(backend, workdir, f"{n}" if keep else None)
     res: dict = {"backend": backend, "customers": n}
     try:
         store = Store(url)  # migrated to head: the tables the pipeline has
+        if reused and _complete(store, n):
+            mobiles, households = _numbers(n)
+            res.update(reused=True)
+            store.dispose()
+            return _load(res, url, workdir, mobiles, households, rate, seconds, backend)
         built = build_store(store, n)
         res["build_store_s"] = built["seconds"]
         t0 = time.perf_counter()
@@ -377,30 +403,36 @@ def run_backend(backend: str, n: int, rate: float, seconds: int) -> dict:
         print(f"[{backend}] store {res['build_store_s']:.0f}s, index full {res['index_full_s']:.0f}s "
               f"({res['keys']} keys), incremental {res['index_incremental_s']:.1f}s ({inc.indexed})", flush=True)
 
-        rng = random.Random(3)
-        picked = rng.sample(built["mobiles"], min(20000, n)) + built["households"][:500]
-        numbers = [rng.choice(formats(p)) for p in picked]
-        paths = [caller_path(x) for x in numbers]
-        server = Server(url, workdir)
-        try:
-            # the same number in four formats gives the same golden id
-            for p in picked[:50]:
-                ids = {json.loads(get(server.port, caller_path(f))[1]).get("golden_id") for f in formats(p)}
-                assert len(ids) == 1 and None not in ids, ids
-            assert get(server.port, caller_path(picked[0]), token=None)[0] == 401
-            wrk(server.port, paths, workdir, 3, 4, None)  # warm-up
-            res["seq"] = sequential(server.port, numbers)
-            res["rate"] = wrk(server.port, paths, workdir, seconds, 20, rate)
-            res["saturation"] = wrk(server.port, paths, workdir, seconds, 16, None)
-        finally:
-            server.stop()
-        print(f"[{backend}] {json.dumps({k: res[k] for k in ('seq', 'rate', 'saturation')})}", flush=True)
+        return _load(res, url, workdir, built["mobiles"], built["households"], rate, seconds, backend)
     finally:
         if admin is not None:
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
+            if not keep:
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
             admin.dispose()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _load(res: dict, url: str, workdir: Path, mobiles: list[str], households: list[str], rate: float,
+          seconds: int, backend: str) -> dict:
+    rng = random.Random(3)
+    picked = rng.sample(mobiles, min(20000, len(mobiles))) + households[:500]
+    numbers = [rng.choice(formats(p)) for p in picked]
+    paths = [caller_path(x) for x in numbers]
+    server = Server(url, workdir)
+    try:
+        # the same number in four formats gives the same golden id
+        for p in picked[:50]:
+            ids = {json.loads(get(server.port, caller_path(f))[1]).get("golden_id") for f in formats(p)}
+            assert len(ids) == 1 and None not in ids, ids
+        assert get(server.port, caller_path(picked[0]), token=None)[0] == 401
+        wrk(server.port, paths, workdir, 3, 4, None)  # warm-up
+        res["seq"] = sequential(server.port, numbers)
+        res["rate"] = wrk(server.port, paths, workdir, seconds, 20, rate)
+        res["saturation"] = wrk(server.port, paths, workdir, seconds, 16, None)
+    finally:
+        server.stop()
+    print(f"[{backend}] {json.dumps({k: res[k] for k in ('seq', 'rate', 'saturation')})}", flush=True)
     return res
 
 
@@ -444,6 +476,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--seconds", type=int, default=30)
     ap.add_argument("--demo-check", action="store_true")
+    ap.add_argument("--keep", action="store_true", help=f"keep the built stores ({KEEP_DIR}, PostgreSQL database "
+                    "hub_bench_lookup_<N>) and reuse them on the next --keep run (load phases only)")
     args = ap.parse_args()
     ensure_wrk()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -459,7 +493,8 @@ def main() -> int:
               f"p95 {s['p95']:.2f} ms, **p99 {s['p99']:.2f} ms**, max {s['max']:.1f} ms; statuses {s['statuses']}.", ""]
         ok = r["mismatched"] == 0 and r["no_token_status"] == 401 and s["p99"] <= 20
     else:
-        results = [run_backend(b.strip(), args.customers, args.rate, args.seconds) for b in args.backends.split(",")]
+        results = [run_backend(b.strip(), args.customers, args.rate, args.seconds, args.keep)
+                   for b in args.backends.split(",")]
         md = [f"## Caller lookup at {args.customers:,} golden customers — {stamp}", "",
               "`hub serve` (1 uvicorn worker) in its own process; load from `wrk -t1` on the same 2 shared cores; "
               "random customers, each number in one of 4 formats (E.164, national spaced, 0086…, +86 spaced); "
@@ -480,6 +515,9 @@ def main() -> int:
         md += ["", "| store | build store (direct) | index full | keys | 1 % of views changed: incremental index |",
                "|---|---|---|---|---|"]
         for r in results:
+            if r.get("reused"):
+                md.append(f"| {r['backend']} | reused (--keep) | | | |")
+                continue
             md.append(f"| {r['backend']} | {r['build_store_s']:.0f} s | {r['index_full_s']:.0f} s | {r['keys']:,} | "
                       f"{r['index_incremental_s']:.1f} s ({r['reindexed']:,} re-keyed) |")
         md += ["", f"Target p99 ≤ 20 ms at {args.rate:.0f} requests/s: **{'met' if ok else 'NOT met'}**.", ""]
