@@ -29,7 +29,6 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hub.config import ServeConfig, load_config
-from hub.golden import resolve
 from hub.lookup.access import TOKENS_ENV, AuditLog, RateLimiter, TokenRegistry, parse_tokens
 from hub.lookup.cards import (
     CallerAnswer,
@@ -128,6 +127,8 @@ class LookupService:
         return rows[0] if rows else None
 
     def survivor(self, golden_id: str) -> str | None:
+        from hub.golden import resolve  # the golden package loads the matching stack: only for merged ids
+
         try:
             return resolve(self.store, golden_id)
         except KeyError:
