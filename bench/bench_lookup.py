@@ -212,11 +212,16 @@ def change_views(store: Store, share: float, seed: int = 11) -> int:
 
 
 def formats(e164: str) -> list[str]:
-    """Four ways a phone system writes a Chinese number."""
-    nsn = e164.removeprefix("+86")
-    spaced = f"{nsn[:3]} {nsn[3:7]} {nsn[7:]}" if len(nsn) == 11 else f"{nsn[:2]} {nsn[2:6]} {nsn[6:]}"
-    national = spaced if len(nsn) == 11 else "0" + spaced
-    return [e164, national, "0086" + nsn, "+86 " + spaced]
+    """Four ways a phone system writes a number: E.164, national (Chinese numbers; a foreign number has no
+    national form a Chinese PBX could resolve: a tel: URI instead), 00 + country code, international spaced."""
+    import phonenumbers
+
+    num = phonenumbers.parse(e164)
+    fmt = phonenumbers.PhoneNumberFormat
+    international = phonenumbers.format_number(num, fmt.INTERNATIONAL)  # +86 138 0013 8000
+    local = (phonenumbers.format_number(num, fmt.NATIONAL) if num.country_code == 86
+             else phonenumbers.format_number(num, fmt.RFC3966))  # 138 0013 8000 / tel:+1-415-555-0123
+    return [e164, local, "00" + e164[1:], international]
 
 
 # -------------------------------------------------------------------------------------------------- server
