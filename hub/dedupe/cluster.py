@@ -11,6 +11,8 @@
    date, id, e-mail — on average). A sparse record that matches two different people (陈伟 + a city) joins
    at most one of them instead of bridging both into one cluster, and a household stays apart however
    strongly its members share an address, a landline and a surname.
+5. Steward decisions: a must-link pair is an edge that always wins (merged first, without the profile check);
+   a cannot-link pair is never in one cluster, and no merge brings its two records together.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
 
 
 JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
+MUST_LINK_WEIGHT = 1e9  # edge weight of a steward's must-link: merged before any model edge
 BATCH_PAIRS = 1_000_000
 MERGE_RULE = "profile"  # "mean_probability": the pairwise rule, used when the scorer gives no profiles
 
@@ -167,6 +170,8 @@ def cluster(
     min_support: float = 0.5,
     max_component: int = 400,
     ambiguity_margin: float = 3.0,
+    must_link: tuple[np.ndarray, np.ndarray] | None = None,
+    cannot_link: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Cluster label per record (the smallest member index of its cluster).
 
@@ -175,7 +180,22 @@ def cluster(
     arbitrary pairs; with the per-field levels and contributions, merges are judged on cluster profiles.
     A component larger than ``max_component`` (namesakes and shared numbers chaining thousands of sparse
     records at 1M) is first cut at its weakest links until every part can be checked exhaustively.
+    ``must_link`` / ``cannot_link``: steward decisions as index pairs (see the module docstring).
     """
+    cannot: set[tuple[int, int]] = set()
+    if cannot_link is not None and len(cannot_link[0]):
+        a, b = np.asarray(cannot_link[0], np.int64), np.asarray(cannot_link[1], np.int64)
+        cannot = set(zip(np.minimum(a, b).tolist(), np.maximum(a, b).tolist(), strict=True))
+        drop = np.array([(x, y) in cannot for x, y in zip(np.minimum(left, right).tolist(),
+                                                           np.maximum(left, right).tolist(), strict=True)], dtype=bool)
+        left, right, weight = left[~drop], right[~drop], weight[~drop]
+    if must_link is not None and len(must_link[0]):
+        a, b = np.asarray(must_link[0], np.int64), np.asarray(must_link[1], np.int64)
+        keep = a != b
+        lo, hi = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+        left = np.concatenate([left.astype(np.int64), lo])
+        right = np.concatenate([right.astype(np.int64), hi])
+        weight = np.concatenate([np.asarray(weight, dtype=np.float64), np.full(len(lo), MUST_LINK_WEIGHT)])
     left, right, weight = _cut_oversized(n, left, right, weight, max_component)
     comp = _components(n, left, right)
     labels = np.arange(n, dtype=np.int64)
@@ -184,6 +204,9 @@ def cluster(
     sizes = np.bincount(comp, minlength=n)
     # size-2 components: the single auto-match pair is the cluster
     two = sizes[comp[left]] == 2
+    if cannot:  # a two-record component linked by a must-link that a cannot-link forbids: stays apart
+        two &= ~np.array([(min(x, y), max(x, y)) in cannot for x, y in zip(left.tolist(), right.tolist(),
+                                                                           strict=True)], dtype=bool)
     labels[right[two]] = np.minimum(left[two], right[two])
     labels[left[two]] = np.minimum(left[two], right[two])
 
@@ -206,13 +229,14 @@ def cluster(
         sel = np.flatnonzero(batch_of == b)
         lo_m, hi_m = int(c_start[sel[0]]), int(c_start[sel[-1]] + c_count[sel[-1]])
         _cluster_batch(order[lo_m:hi_m], grp[lo_m:hi_m], comp, el, er, ew, ec, score_pairs, labels,
-                       min_support, ambiguity_margin)
+                       min_support, ambiguity_margin, cannot)
     return labels
 
 
 def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarray, el: np.ndarray, er: np.ndarray,
                    ew: np.ndarray, ec: np.ndarray, score_pairs: Callable, labels: np.ndarray,
-                   min_support: float, ambiguity_margin: float) -> None:
+                   min_support: float, ambiguity_margin: float, cannot: set[tuple[int, int]] | None = None
+                   ) -> None:
     """Greedy, profile-checked merging inside each component of one batch; writes ``labels``."""
     sizes = np.bincount(member_comp - member_comp.min())
     pi, pj = _all_pairs_by_group(members, member_comp, int(sizes.max()))
@@ -242,7 +266,10 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
         }
         edges = list(zip(el[es:ee].tolist(), er[es:ee].tolist(), ew[es:ee].tolist(), strict=True))
         if ambiguity_margin > 0:
+            must = [e for e in edges if e[2] >= MUST_LINK_WEIGHT]
             edges = _drop_ambiguous(edges, pair_info, ambiguity_margin)
+            if must:  # a steward's must-link is never ambiguous
+                edges = must + [e for e in edges if e[2] < MUST_LINK_WEIGHT]
         member_of: dict[int, list[int]] = {}
         for a, b, _w in edges:
             ga, gb = member_of.get(a), member_of.get(b)
@@ -254,7 +281,11 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
             cross: list[int] = []
             for x in ga:
                 for y in gb:
-                    info = pair_info[(x, y) if x < y else (y, x)]
+                    key = (x, y) if x < y else (y, x)
+                    if cannot and key in cannot:
+                        ok = False
+                        break
+                    info = pair_info[key]
                     if info[1] and lv is None:  # with profiles, conflicts are judged per cluster below
                         ok = False
                         break
@@ -265,7 +296,9 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
                     break
             if not ok:
                 continue
-            if lv is not None:
+            if _w >= MUST_LINK_WEIGHT:
+                pass  # a steward's decision: no profile check
+            elif lv is not None:
                 weight_ab, conflict_ab = _profile_weight(lv, ct, prior, cross)
                 if weight_ab < 0 or conflict_ab:
                     continue

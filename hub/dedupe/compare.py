@@ -121,8 +121,7 @@ class NameVocab:
             m = np.searchsorted(vocab.astype(str), col.uniques.astype(str)).astype(np.int32)
             return np.where(col.codes >= 0, m[np.maximum(col.codes, 0)] if len(m) else -1, -1).astype(np.int32)
 
-        from hub.standardise import surname_variants
-        from hub.standardise._name_data import ROMANISED_SURNAME_PINYIN
+        from hub.standardise import ROMANISED_SURNAME_PINYIN, surname_variants
 
         targets = sorted({t for ts in ROMANISED_SURNAME_PINYIN.values() for t in ts})
         tid = {t: k for k, t in enumerate(targets)}

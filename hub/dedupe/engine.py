@@ -1,4 +1,18 @@
-"""The matching pipeline: prepare -> block -> compare -> estimate (u random, m EM) -> score -> cluster."""
+"""The matching engine's public verbs — prepare, block, fit, score, cluster — and ``deduplicate``, which chains them.
+
+``hub dedupe`` and the golden stage (``hub.golden.matching``) both call these; nothing else matches records.
+
+* ``prepare_records(frame)`` -> ``Records``: standardised matching keys (+ the shared name vocabulary).
+* ``block(records, settings, new=mask)`` -> ``Candidates``: every blocking rule with its own cap and window;
+  with ``new``, only pairs that involve a new record (new records against the indexed rest).
+* ``compare_pairs(records, left, right)`` -> comparison levels per field.
+* ``fit(records, candidates, levels, settings)`` -> ``Fit``: u from random pairs, m by EM, term frequencies,
+  global and per-source-pair priors; ``Fit.model`` is a ``MatchModel`` that can be stored and reloaded.
+* ``score(fs, records, left, right, levels)`` -> ``Scores``: match_weight = prior + the per-field weights
+  (``explain`` gives them), match_probability, conflict (cannot-link evidence).
+* ``cluster_records(records, fs, left, right, scores, settings, must_link=, cannot_link=)`` -> a label per record:
+  non-chaining, with steward must-/cannot-links.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +27,9 @@ import pandas as pd
 
 from hub.dedupe import compare as compare_mod
 from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
-from hub.dedupe.cluster import cluster
+from hub.dedupe.cluster import cluster as cluster_graph
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
+from hub.dedupe.model import MatchModel
 from hub.dedupe.parallel import fork_map, worker_count
 from hub.dedupe.prepare import Prepared, prepare
 from hub.dedupe.scoring import (
@@ -26,8 +41,8 @@ from hub.dedupe.scoring import (
     monotone_weights,
     pair_prior,
     personal_evidence,
-    score,
 )
+from hub.dedupe.scoring import score as score_levels
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +164,7 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
     return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2.0)
 
 
-def _conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
+def conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
     """Pairs with hard conflicting evidence (cannot-link): a personal field disagrees outright (different
     given names, birth dates or national ids) and the personal fields (``PERSONAL_FIELDS``: not shared by a
     household) taken together — the disagreement's own negative weight included — are more than
@@ -182,46 +197,64 @@ def _identifier_tf(cnt: np.ndarray, key: str, model: FSModel, n: int, expected_m
     return others / holders
 
 
-def deduplicate(
-    frame: pd.DataFrame,
-    link_only: bool = False,
-    settings: DedupeSettings | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> DedupeResult:
-    """Cluster the records of ``frame`` (needs ``record_id``; canonical columns optional, raw values ok).
+# -- the verbs -------------------------------------------------------------------------------------------------
 
-    With ``link_only`` only records of different ``source`` values are compared (two-file linkage).
-    """
+
+@dataclass
+class Records:
+    """A prepared batch of records: matching keys (``p``) and the shared name vocabulary (``vocab``)."""
+
+    p: Prepared
+    vocab: NameVocab
+
+    @property
+    def n(self) -> int:
+        return self.p.n
+
+    @property
+    def record_id(self) -> np.ndarray:
+        return self.p.record_id
+
+
+def prepare_records(frame: pd.DataFrame, workers: int = 1) -> Records:
+    """Standardise ``frame`` (``record_id`` + canonical columns) into matching keys."""
+    p = prepare(frame, workers=workers)
+    return Records(p=p, vocab=NameVocab.build(p))
+
+
+@dataclass
+class Candidates:
+    """Candidate pairs as sorted index arrays (``left < right``) and per-rule pair counts."""
+
+    left: np.ndarray  # int32
+    right: np.ndarray  # int32
+    stats: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+
+def block(records: Records, settings: DedupeSettings | None = None, link_only: bool = False,
+          new: np.ndarray | None = None, workers: int | None = None) -> Candidates:
+    """Candidate pairs: the union of every blocking rule (``settings.rules``), each with its own cap and window
+    (a block over its cap pairs only records within ``window`` in its sort order). With ``new`` (a boolean
+    mask), only pairs with at least one new record: new records blocked against the indexed rest, exactly the
+    pairs of a full run that a new record takes part in."""
     s = settings or DedupeSettings()
-    step = progress or (lambda _msg: None)
-    t0 = time.perf_counter()
-    stats: dict = {}
-    if "record_id" not in frame.columns:
-        raise ValueError("input has no record_id column")
-    step("standardise")
-    p = prepare(frame, workers=s.workers)
-    vocab = NameVocab.build(p)
-    stats["t_prepare"] = time.perf_counter() - t0
+    w = worker_count(s.workers if workers is None else workers)
+    left, right, stats = candidate_pairs(records.p, s.rules, link_only=link_only, workers=w)
+    if new is not None:
+        keep = new[left] | new[right]
+        left, right = left[keep], right[keep]
+        stats = dict(stats, total=int(len(left)))
+    return Candidates(left=left, right=right, stats=stats)
 
-    if p.n < 2 or total_pairs(p, link_only) < 1:
-        # nothing to compare (empty input, one record, or link-only with a single source)
-        empty_model = FSModel(m=[np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS],
-                              u=[np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS],
-                              prior_log2_odds=0.0, lambda_candidates=0.0, em_iterations=0)
-        stats.update(n_records=p.n, n_clusters=p.n, t_total=time.perf_counter() - t0)
-        clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id})
-        return DedupeResult(clusters=clusters, model=empty_model, stats=stats, _pairs=pd.DataFrame(
-            columns=["record_id_l", "record_id_r", "match_weight", "match_probability", "band"]))
 
-    step("blocking")
-    workers = worker_count(s.workers)
-    left, right, bstats = candidate_pairs(p, s.rules, link_only=link_only, workers=workers)
-    stats["blocking"] = bstats
-    stats["t_blocking"] = time.perf_counter() - t0
-
-    step("compare")
-    # in chunks: bounded temporary memory whatever the number of candidate pairs; the chunks of a large input
-    # are compared in forked workers (each with one rapidfuzz thread: the cores are taken by the workers)
+def compare_pairs(records: Records, left: np.ndarray, right: np.ndarray, workers: int = 1) -> np.ndarray:
+    """Comparison levels (pairs x ``FIELDS``, int8, -1 = missing), in chunks: bounded temporary memory whatever
+    the number of pairs; the chunks of a large input are compared in forked workers (each with one rapidfuzz
+    thread: the cores are taken by the workers)."""
+    p, vocab = records.p, records.vocab
     levels = np.empty((len(left), len(FIELDS)), dtype=np.int8)
     parent = os.getpid()
 
@@ -234,9 +267,34 @@ def deduplicate(
     for a, lv in zip(starts, fork_map(compare_chunk, starts, workers if len(left) > 2 * CMP_CHUNK else 1),
                      strict=True):
         levels[a:a + CMP_CHUNK] = lv
-    stats["t_compare"] = time.perf_counter() - t0
+    return levels
 
-    step("estimate")
+
+def empty_model() -> FSModel:
+    """Uninformative parameters (every level equally likely): for inputs with nothing to compare."""
+    return FSModel(m=[np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS],
+                   u=[np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS],
+                   prior_log2_odds=0.0, lambda_candidates=0.0, em_iterations=0)
+
+
+@dataclass
+class Fit:
+    """What ``fit`` learnt: ``fs`` aligned to the records it was fitted on, ``model`` to store and reload, and
+    the candidates' match weights without prior and conflict flags (``score`` need not recompute them)."""
+
+    fs: FSModel
+    model: MatchModel
+    weight_without_prior: np.ndarray  # float32, per candidate pair
+    conflict: np.ndarray  # bool, per candidate pair
+
+
+def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: DedupeSettings | None = None,
+        link_only: bool = False) -> Fit:
+    """Estimate the model on ``records`` without labels: u from random pairs, m by EM on the candidate pairs,
+    term frequencies of names and identifiers, the global prior and one prior per pair of sources."""
+    s = settings or DedupeSettings()
+    p, vocab = records.p, records.vocab
+    left, right = cand.left, cand.right
     rng = np.random.default_rng(s.seed)
     ri, rj = _random_pairs(p, min(s.u_sample_pairs, max(20_000, int(total_pairs(p, link_only)))), link_only, rng)
     u = estimate_u(compare_fields(p, vocab, ri, rj))
@@ -249,70 +307,202 @@ def deduplicate(
     expected_matches = max(lam_c * len(left), 1.0)
     tot = max(total_pairs(p, link_only), 2.0)
     prior = float(np.log2(expected_matches / max(tot - expected_matches, 1.0)))
-    model = FSModel(m=m, u=u, prior_log2_odds=prior, lambda_candidates=lam_c, em_iterations=iters)
+    fs = FSModel(m=m, u=u, prior_log2_odds=prior, lambda_candidates=lam_c, em_iterations=iters)
     for key, codes in (("family", vocab.fam), ("given", vocab.giv)):
         cnt = np.bincount(codes[codes >= 0], minlength=len(vocab.uniques)).astype(np.float64)
-        model.tf[key] = cnt / max(cnt.sum(), 1.0)
+        fs.tf[key] = cnt / max(cnt.sum(), 1.0)
     for key in ("phone", "email", "email_local") + (("name_key",) if s.joint_name_tf else ()):
         cnt = p.key(key).counts().astype(np.float64)
-        model.tf[key] = _identifier_tf(cnt, key, model, p.n, expected_matches)
-    stats["t_estimate"] = time.perf_counter() - t0
+        fs.tf[key] = _identifier_tf(cnt, key, fs, p.n, expected_matches)
 
-    step("score")
-    mw = np.empty(len(left), dtype=np.float32)
+    w_np = np.empty(len(left), dtype=np.float32)
     conflict = np.empty(len(left), dtype=bool)
-    contrib = None
     zero = np.zeros(1)
     for a in range(0, len(left), CHUNK):
         sl = slice(a, a + CHUNK)
-        w, contrib = score(model, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
-        mw[sl], conflict[sl] = w, _conflict_mask(levels[sl], contrib)
-    del contrib  # per-field contributions are recomputed on demand for the explanation
+        w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
+        w_np[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib)
+    del contrib
     # priors per pair of sources, from the evidence of the candidate pairs themselves
     group, _ = _pair_groups(p, left, right)
-    model.group_prior = _group_priors(p, group, mw, link_only, model.prior_log2_odds)
+    fs.group_prior = _group_priors(p, group, w_np, link_only, fs.prior_log2_odds)
     del group
-    mw += pair_prior(model, p.source_names, p.source[left], p.source[right]).astype(np.float32)
-    stats["t_score"] = time.perf_counter() - t0
-    prob = (1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))).astype(np.float32)
-    auto = (prob >= s.auto_match) & ~conflict
-    stats["pairs_auto_match"] = int(auto.sum())
+    model = MatchModel.from_fit(fs, p, vocab, pairs=len(left))
+    return Fit(fs=fs, model=model, weight_without_prior=w_np, conflict=conflict)
+
+
+def match_probability(match_weight: np.ndarray) -> np.ndarray:
+    return (1.0 / (1.0 + np.exp2(-np.clip(match_weight, -60, 60)))).astype(np.float32)
+
+
+@dataclass
+class Scores:
+    """Scored pairs: ``match_weight`` = ``prior_weight`` + the per-field weights of ``explain``."""
+
+    match_weight: np.ndarray  # float32
+    match_probability: np.ndarray  # float32
+    conflict: np.ndarray  # bool: hard personal disagreement, never an auto-match
+    levels: np.ndarray  # int8 (pairs x FIELDS), -1 = missing
+
+    def band(self, settings: DedupeSettings | None = None) -> np.ndarray:
+        """``auto_match`` / ``review`` / ``non_match`` per pair (a conflict is never more than a non-match)."""
+        s = settings or DedupeSettings()
+        prob = self.match_probability
+        band = np.where(prob >= s.auto_match, BAND_AUTO, np.where(prob >= s.review, BAND_REVIEW, BAND_NON))
+        return np.where(self.conflict, BAND_NON, band)
+
+    def auto(self, settings: DedupeSettings | None = None) -> np.ndarray:
+        s = settings or DedupeSettings()
+        return (self.match_probability >= s.auto_match) & ~self.conflict
+
+
+def score(fs: FSModel, records: Records, left: np.ndarray, right: np.ndarray, levels: np.ndarray | None = None,
+          fitted: Fit | None = None) -> Scores:
+    """Score pairs with the (bound) model ``fs``; ``levels`` are compared when not given. With ``fitted`` (the
+    ``Fit`` of these very candidates) the weights are not recomputed."""
+    p, vocab = records.p, records.vocab
+    if levels is None:
+        levels = compare_pairs(records, left, right)
+    if fitted is not None:
+        mw, conflict = fitted.weight_without_prior.copy(), fitted.conflict
+    else:
+        mw = np.empty(len(left), dtype=np.float32)
+        conflict = np.empty(len(left), dtype=bool)
+        zero = np.zeros(1)
+        for a in range(0, len(left), CHUNK):
+            sl = slice(a, a + CHUNK)
+            w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
+            mw[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib)
+    mw += pair_prior(fs, p.source_names, p.source[left], p.source[right]).astype(np.float32)
+    return Scores(match_weight=mw, match_probability=match_probability(mw), conflict=conflict, levels=levels)
+
+
+def explain(fs: FSModel, records: Records, left: np.ndarray, right: np.ndarray, levels: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(prior weight per pair, per-field weight per pair and field): together they add up to match_weight."""
+    p, vocab = records.p, records.vocab
+    prior_w = pair_prior(fs, p.source_names, p.source[left], p.source[right])
+    _, contrib = score_levels(fs, levels, tf_codes(p, vocab, left, right, levels), prior_w)
+    return prior_w, contrib
+
+
+def pair_scorer(fs: FSModel, records: Records) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    """``(i, j) -> (match_weight, match_probability, conflict, levels, contributions)`` for any pairs: what
+    clustering uses to judge every member pair of a component."""
+    p, vocab = records.p, records.vocab
 
     def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
+        i, j = i.astype(np.int32), j.astype(np.int32)
         lv = compare_fields(p, vocab, i, j)
-        w, c = score(model, lv, tf_codes(p, vocab, i, j, lv), pair_prior(model, p.source_names, p.source[i], p.source[j]))
-        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), _conflict_mask(lv, c), lv, c
+        w, c = score_levels(fs, lv, tf_codes(p, vocab, i, j, lv), pair_prior(fs, p.source_names, p.source[i],
+                                                                             p.source[j]))
+        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), conflict_mask(lv, c), lv, c
+
+    return score_pairs
+
+
+def cluster_records(records: Records, fs: FSModel, left: np.ndarray, right: np.ndarray, scores: Scores,
+            settings: DedupeSettings | None = None, must_link: tuple[np.ndarray, np.ndarray] | None = None,
+            cannot_link: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Cluster label per record (the smallest member index of its cluster) from the auto-match pairs, without
+    chaining (``cluster.py``). Steward decisions as index pairs: ``must_link`` pairs are merged whatever the
+    model says, ``cannot_link`` pairs never end up in one cluster (nor does a third record bridge them)."""
+    s = settings or DedupeSettings()
+    auto = scores.auto(s)
+    return cluster_graph(records.n, left[auto].astype(np.int64), right[auto].astype(np.int64),
+                           scores.match_weight[auto], pair_scorer(fs, records), min_support=s.min_support,
+                           ambiguity_margin=s.ambiguity_margin, must_link=must_link, cannot_link=cannot_link)
+
+
+def pairs_frame(records: Records, fs: FSModel, left: np.ndarray, right: np.ndarray, scores: Scores,
+                labels: np.ndarray | None, settings: DedupeSettings | None = None) -> pd.DataFrame:
+    """Scored pairs with ``<field>_level`` (comparison_level label) and ``<field>_weight`` columns; ``prior_weight``
+    plus the ``<field>_weight`` columns add up to ``match_weight``."""
+    p = records.p
+    prior_w, contrib = explain(fs, records, left, right, scores.levels)
+    band = scores.band(settings)
+    data: dict[str, object] = {
+        "record_id_l": p.record_id[left],
+        "record_id_r": p.record_id[right],
+        "match_weight": scores.match_weight.astype(np.float32),
+        "match_probability": scores.match_probability.astype(np.float32),
+        "prior_weight": np.round(prior_w, 3).astype(np.float32),
+        "band": pd.Categorical(band, categories=[BAND_AUTO, BAND_REVIEW, BAND_NON]),
+        "conflict": scores.conflict,
+    }
+    if labels is not None:
+        data["same_cluster"] = labels[left] == labels[right]
+    for k, f in enumerate(FIELDS):
+        lab = np.array(("missing",) + f.labels, dtype=object)
+        data[f"{f.name}_level"] = pd.Categorical.from_codes(scores.levels[:, k].astype(np.int16) + 1, categories=lab)
+        data[f"{f.name}_weight"] = np.round(contrib[:, k], 3)
+    return pd.DataFrame(data)
+
+
+def deduplicate(
+    frame: pd.DataFrame,
+    link_only: bool = False,
+    settings: DedupeSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> DedupeResult:
+    """Cluster the records of ``frame`` (needs ``record_id``; canonical columns optional, raw values ok):
+    prepare -> block -> compare -> fit -> score -> cluster.
+
+    With ``link_only`` only records of different ``source`` values are compared (two-file linkage).
+    """
+    s = settings or DedupeSettings()
+    step = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+    stats: dict = {}
+    if "record_id" not in frame.columns:
+        raise ValueError("input has no record_id column")
+    step("standardise")
+    records = prepare_records(frame, workers=s.workers)
+    p = records.p
+    stats["t_prepare"] = time.perf_counter() - t0
+
+    if p.n < 2 or total_pairs(p, link_only) < 1:
+        # nothing to compare (empty input, one record, or link-only with a single source)
+        stats.update(n_records=p.n, n_clusters=p.n, t_total=time.perf_counter() - t0)
+        clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id})
+        return DedupeResult(clusters=clusters, model=empty_model(), stats=stats, _pairs=pd.DataFrame(
+            columns=["record_id_l", "record_id_r", "match_weight", "match_probability", "band"]))
+
+    step("blocking")
+    workers = worker_count(s.workers)
+    cand = block(records, s, link_only=link_only, workers=workers)
+    left, right = cand.left, cand.right
+    stats["blocking"] = cand.stats
+    stats["t_blocking"] = time.perf_counter() - t0
+
+    step("compare")
+    levels = compare_pairs(records, left, right, workers)
+    stats["t_compare"] = time.perf_counter() - t0
+
+    step("estimate")
+    fitted = fit(records, cand, levels, s, link_only=link_only)
+    model = fitted.fs
+    stats["t_estimate"] = time.perf_counter() - t0
+
+    step("score")
+    scores = score(model, records, left, right, levels, fitted=fitted)
+    del fitted
+    stats["t_score"] = time.perf_counter() - t0
+    stats["pairs_auto_match"] = int(scores.auto(s).sum())
 
     step("cluster")
-    labels = cluster(p.n, left[auto].astype(np.int64), right[auto].astype(np.int64), mw[auto], score_pairs,
-                     min_support=s.min_support, ambiguity_margin=s.ambiguity_margin)
+    labels = cluster_records(records, model, left, right, scores, s)
     clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id[labels]})
     stats["n_records"] = p.n
     stats["n_clusters"] = int(len(np.unique(labels)))
     stats["t_total"] = time.perf_counter() - t0
 
-    def build_pairs() -> pd.DataFrame:
-        prior_w = pair_prior(model, p.source_names, p.source[left], p.source[right])
-        _, contrib = score(model, levels, tf_codes(p, vocab, left, right, levels), prior_w)
-        band = np.where(prob >= s.auto_match, BAND_AUTO, np.where(prob >= s.review, BAND_REVIEW, BAND_NON))
-        band = np.where(conflict, BAND_NON, band)
-        data: dict[str, object] = {
-            "record_id_l": p.record_id[left],
-            "record_id_r": p.record_id[right],
-            "match_weight": mw.astype(np.float32),
-            "match_probability": prob.astype(np.float32),
-            "prior_weight": np.round(prior_w, 3).astype(np.float32),
-            "band": pd.Categorical(band, categories=[BAND_AUTO, BAND_REVIEW, BAND_NON]),
-            "conflict": conflict,
-            "same_cluster": labels[left] == labels[right],
-        }
-        for k, f in enumerate(FIELDS):
-            lab = np.array(("missing",) + f.labels, dtype=object)
-            data[f"{f.name}_level"] = pd.Categorical.from_codes(levels[:, k].astype(np.int16) + 1, categories=lab)
-            data[f"{f.name}_weight"] = np.round(contrib[:, k], 3)
-        return pd.DataFrame(data)
-
-    return DedupeResult(clusters=clusters, model=model, stats=stats, _pairs_builder=build_pairs)
+    return DedupeResult(clusters=clusters, model=model, stats=stats,
+                        _pairs_builder=lambda: pairs_frame(records, model, left, right, scores, labels, s))
 
 
-__all__ = ["DedupeResult", "DedupeSettings", "deduplicate", "FIELD_INDEX"]
+__all__ = [
+    "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "FIELD_INDEX", "Fit",
+    "MatchModel", "Records", "Scores", "block", "cluster_records", "compare_pairs", "conflict_mask", "deduplicate", "explain",
+    "fit", "pair_scorer", "pairs_frame", "prepare_records", "score",
+]

@@ -173,14 +173,14 @@ class EngineMatcher:
 
     def _score_idx(self, b: EngineBatch, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
         from hub.dedupe.compare import compare_fields, tf_codes
-        from hub.dedupe.engine import _conflict_mask
+        from hub.dedupe.engine import conflict_mask
         from hub.dedupe.scoring import pair_prior, score
 
         levels = compare_fields(b.p, b.vocab, i, j)
         prior = pair_prior(b.fs, b.p.source_names, b.p.source[i], b.p.source[j])
         mw, contrib = score(b.fs, levels, tf_codes(b.p, b.vocab, i, j, levels), prior)
         prob = 1.0 / (1.0 + np.exp2(-np.clip(mw, -60, 60)))
-        return mw, prob, _conflict_mask(levels, contrib), levels, contrib
+        return mw, prob, conflict_mask(levels, contrib), levels, contrib
 
     def score(self, b: EngineBatch, pairs: list[tuple[str, str]]) -> list:
         """Scored match/review pairs (non-matches are dropped: they never influence clustering)."""

@@ -5,6 +5,7 @@ raises: it returns a value, or None plus machine-readable flag codes (``phone.in
 ``email.invalid``, ``date.impossible``, ``national_id.checksum``, ``name.unparseable`` …).
 """
 
+from hub.standardise._name_data import ROMANISED_SURNAME_PINYIN
 from hub.standardise.addresses import (
     Address,
     country_code,
@@ -57,6 +58,7 @@ def clear_caches() -> None:
 
 __all__ = [
     "clear_caches",
+    "ROMANISED_SURNAME_PINYIN",
     "Address",
     "CreditCode",
     "NationalId",

@@ -1,0 +1,113 @@
+"""The engine's public verbs: a fitted model stored and reloaded scores exactly as the fitted one, on the same
+records and on any subset of them; steward must-/cannot-links bind the clustering; explanations add up."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hub.dedupe import (
+    DedupeSettings,
+    MatchModel,
+    block,
+    cluster_records,
+    compare_pairs,
+    deduplicate,
+    explain,
+    fit,
+    prepare_records,
+    score,
+)
+from hub.dedupe import synthetic as syn
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return syn.customers(1200, seed=31).astype(str)
+
+
+@pytest.fixture(scope="module")
+def fitted(frame):
+    records = prepare_records(frame.drop(columns=["entity_id"]))
+    cand = block(records)
+    levels = compare_pairs(records, cand.left, cand.right)
+    f = fit(records, cand, levels)
+    return records, cand, levels, f
+
+
+def test_verbs_reproduce_deduplicate(frame, fitted):
+    records, cand, levels, f = fitted
+    scores = score(f.fs, records, cand.left, cand.right, levels, fitted=f)
+    labels = cluster_records(records, f.fs, cand.left, cand.right, scores)
+    res = deduplicate(frame.drop(columns=["entity_id"]))
+    assert (res.clusters["cluster_id"].to_numpy() == records.record_id[labels]).all()
+
+
+def test_stored_model_scores_like_the_fitted_one(fitted):
+    records, cand, levels, f = fitted
+    reloaded = MatchModel.from_json(json.loads(json.dumps(f.model.to_json())))
+    bound = reloaded.bind(records.p, records.vocab)
+    a = score(f.fs, records, cand.left, cand.right, levels, fitted=f)
+    b = score(bound, records, cand.left, cand.right, levels)
+    assert np.array_equal(a.match_weight, b.match_weight)
+    assert np.array_equal(a.conflict, b.conflict)
+    # the stored model holds no value in clear text
+    text = json.dumps(f.model.to_json())
+    assert records.p.key("phone").uniques[0] not in text
+
+
+def test_subset_scores_like_the_whole(frame, fitted):
+    """New records against the rest: a batch of a subset, scored with the stored model, gives every pair the
+    weight it has in the whole population."""
+    records, cand, levels, f = fitted
+    full = score(f.fs, records, cand.left, cand.right, levels, fitted=f)
+    sub_ids = set(frame["record_id"].iloc[::3]) | set(frame["record_id"].iloc[1::3])
+    sub = prepare_records(frame[frame["record_id"].isin(sub_ids)].drop(columns=["entity_id"]))
+    pos = {r: k for k, r in enumerate(sub.record_id.tolist())}
+    rid = records.record_id
+    keep = np.array([rid[a] in pos and rid[b] in pos for a, b in zip(cand.left, cand.right, strict=True)])
+    i = np.array([pos[r] for r in rid[cand.left[keep]]], dtype=np.int32)
+    j = np.array([pos[r] for r in rid[cand.right[keep]]], dtype=np.int32)
+    s = score(f.model.bind(sub.p, sub.vocab), sub, i, j)
+    assert np.allclose(s.match_weight, full.match_weight[keep], atol=1e-4)
+
+
+def test_explanation_adds_up(fitted):
+    records, cand, levels, f = fitted
+    scores = score(f.fs, records, cand.left, cand.right, levels, fitted=f)
+    prior, contrib = explain(f.fs, records, cand.left, cand.right, levels)
+    assert np.allclose(prior + contrib.sum(axis=1), scores.match_weight, atol=1e-3)
+
+
+def test_block_new_records_against_the_rest(fitted):
+    records, cand, _, _ = fitted
+    new = np.zeros(records.n, dtype=bool)
+    new[::50] = True
+    part = block(records, new=new)
+    expect = new[cand.left] | new[cand.right]
+    assert np.array_equal(part.left, cand.left[expect]) and np.array_equal(part.right, cand.right[expect])
+
+
+def test_steward_links_bind_the_clustering():
+    rows = [
+        {"record_id": "a", "full_name": "Chen Wei", "phone": "+86 138 0013 8000", "email": "chen.wei@example.com"},
+        {"record_id": "b", "full_name": "陈伟", "phone": "13800138000", "email": "chen.wei@example.com"},
+        {"record_id": "c", "full_name": "Maria Lopez", "city": "Madrid"},
+        {"record_id": "d", "full_name": "Jan Novak", "city": "Praha"},
+    ]
+    background = syn.customers(300, seed=9).drop(columns=["entity_id"]).astype(str)
+    records = prepare_records(pd.concat([pd.DataFrame(rows), background]).fillna("").astype(str))
+    cand = block(records)
+    levels = compare_pairs(records, cand.left, cand.right)
+    f = fit(records, cand, levels)
+    scores = score(f.fs, records, cand.left, cand.right, levels, fitted=f)
+    s = DedupeSettings()
+    free = cluster_records(records, f.fs, cand.left, cand.right, scores, s)
+    assert free[0] == free[1] and free[2] != free[3]
+    bound = cluster_records(records, f.fs, cand.left, cand.right, scores, s,
+                    must_link=(np.array([2]), np.array([3])), cannot_link=(np.array([0]), np.array([1])))
+    assert bound[0] != bound[1]
+    assert bound[2] == bound[3]
