@@ -3,7 +3,6 @@ golden customers (no per-customer queries), and a few thousand customers build q
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -73,15 +72,12 @@ def test_statement_count_does_not_grow_with_customers(tmp_path: Path) -> None:
     assert counts[0] == counts[1], counts
 
 
-def test_a_few_thousand_customers_build_in_seconds(tmp_path: Path) -> None:
+def test_a_few_thousand_customers_build(tmp_path: Path) -> None:
+    # how fast is a benchmark's question (bench/); the statement count above is what keeps it scaling
     store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
     _seed(store, 3000)
-    started = time.monotonic()
     stats = build_360(store, {}, as_of=AS_OF)
-    elapsed = time.monotonic() - started
     assert stats.golden_customers == 3000 and stats.inserted == 3000
     assert stats.calls_linked == 1000 and stats.orders_linked == 750 * (0 + 1 + 2 + 3)
     assert sum(stats.value_tiers.values()) == 3000 and stats.lifecycles["prospect"] == 750
-    # generous bound for a shared 2-core machine; ~1 s when idle
-    assert elapsed < 60, elapsed
     store.dispose()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import filecmp
-import time
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -26,11 +25,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> SandboxWorld:
 
 
 # ---------------------------------------------------------------- people
-def test_people_deterministic_and_fast() -> None:
-    t = time.perf_counter()
+def test_people_deterministic() -> None:
+    # speed is measured in bench/, not asserted here (wall time on a shared machine is noise)
     a = generate_people(2000, seed=42)
-    elapsed = time.perf_counter() - t
-    assert elapsed < 3.0
     b = generate_people(2000, seed=42)
     assert [p.to_dict() for p in a] == [p.to_dict() for p in b]
     assert [p.to_dict() for p in generate_people(2000, seed=43)] != [p.to_dict() for p in a]
