@@ -28,6 +28,8 @@ FULL = [
     ("caller lookup, 1M golden customers, SQLite and PostgreSQL, wrk at 200 req/s and saturation",
      ["bench/bench_lookup.py", "--customers", "1000000"]),
     ("caller lookup: the issue's check after hub demo", ["bench/bench_lookup.py", "--demo-check"]),
+    ("end-to-end sync, 1M people, SQLite and PostgreSQL, full then 1 % changed",
+     ["bench/bench_sync.py", "--people", "1000000", "--backends", "sqlite,postgres"]),
 ]
 QUICK = [
     ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
@@ -38,6 +40,7 @@ QUICK = [
     ("Tryton read throughput, 2k parties", ["bench/bench_tryton.py", "--parties", "2000"]),
     ("push throughput, 2k people", ["bench/bench_push.py", "--people", "2000", "--tryton-parties", "1000"]),
     ("caller lookup, 20k golden customers", ["bench/bench_lookup.py", "--customers", "20000", "--seconds", "10"]),
+    ("end-to-end sync, 20k people, SQLite and PostgreSQL", ["bench/bench_sync.py", "--people", "20000"]),
 ]
 
 

@@ -1,0 +1,478 @@
+"""End-to-end sync bench: the sandbox world through the hub's full sync, then a 1 % change and the incremental sync.
+
+    python bench/bench_sync.py --people 1000000 [--backends sqlite,postgres] [--rate 20] [--workdir DIR]
+
+What runs, each in its own process so that the figures are the hub's alone:
+  1. the sandbox world is generated once (``python -m hub.sandbox create``; time and peak RSS reported apart)
+     and copied per backend (the sync's pushes change the systems);
+  2. per backend, the sandbox serves its copy (``python -m hub.sandbox serve``, its own process) and the hub runs
+     the ``full_sync`` job in process — the path ``hub demo`` and ``hub sync`` take — on a fresh store (SQLite file
+     or a fresh PostgreSQL database). A sampler thread in the hub's process records CPU time (the process and its
+     forked workers) and the process tree's resident memory (PSS) every 0.25 s; Dagster's step events cut that
+     into stages: wall time, CPU time, peak memory and records/s per stage (asset or check);
+  3. the store's size on disk per table (SQLite ``dbstat``, PostgreSQL ``pg_total_relation_size``);
+  4. the pipeline's clusters (open xref rows) against the sandbox's ground truth: pairwise and exact-cluster F1;
+  5. the world is changed (``hub.sandbox mutate --fraction``: 1 % of every system's customers), served again, and
+     the incremental sync measured the same way.
+
+The web shop and WeChat are paged HTTP APIs: the hub's client rate (hub.yaml ``requests_per_second``, shipped
+default 20/s) is what a real sync pays for them; ``--rate`` sets it for both and the table says what was set.
+Writes markdown to bench/out/sync.md and the raw figures to bench/out/sync.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("HUB_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+# hub source -> (ground-truth system, entity) of its customer records (the packaged hub.yaml's source names)
+TRUTH_OF = {"erp": ("erp", "party"), "webshop": ("webshop", "customer"), "social": ("wechat", "follower")}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------------------------- process figures
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            try:
+                kids = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+            except OSError:
+                continue
+            for k in kids:
+                out.append(int(k))
+                out.extend(_children(int(k)))
+    except OSError:
+        pass
+    return out
+
+
+def _cpu_s(pid: int, waited: bool) -> float:
+    """utime + stime of a process (+ of its children it has waited for, when ``waited``), seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if waited:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / TICK
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+def _status_mb(pid: int | str, key: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0
+
+
+class Sampler(threading.Thread):
+    """Samples (time, CPU s of the process tree, PSS MB of the process tree) every ``every`` seconds."""
+
+    def __init__(self, every: float = 0.25):
+        super().__init__(daemon=True, name="bench-sampler")
+        self.every = every
+        self.samples: list[tuple[float, float, float]] = []
+        self._halt = threading.Event()
+
+    def sample(self) -> None:
+        me = os.getpid()
+        kids = _children(me)
+        cpu = _cpu_s(me, waited=True) + sum(_cpu_s(k, waited=False) for k in kids)
+        mem = _pss_mb(me) + sum(_pss_mb(k) for k in kids)
+        self.samples.append((time.time(), cpu, mem))
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            self.sample()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+        self.sample()
+
+
+# ---------------------------------------------------------------------------------------------- the hub's process
+def _row_count(meta: dict[str, Any]) -> int | None:
+    for key in ("dagster/row_count", "staged", "golden_customers", "sent", "customers"):
+        v = meta.get(key)
+        if isinstance(v, int | float):
+            return int(v)
+    return None
+
+
+def child_sync(out: Path) -> int:
+    """Run the full_sync job in this process (as `hub demo` does) and write per-step figures to ``out``."""
+    import dagster as dg
+
+    from hub.demo import run_full_sync
+
+    sampler = Sampler()
+    sampler.sample()
+    sampler.start()
+    t0 = time.time()
+    result = run_full_sync()
+    sampler.stop()
+    t1 = time.time()
+    steps: dict[str, dict[str, Any]] = {}
+    with dg.DagsterInstance.get() as instance:
+        for rec in instance.all_logs(result.run_id):
+            ev = rec.dagster_event
+            if ev is None or ev.step_key is None:
+                continue
+            s = steps.setdefault(ev.step_key, {"step": ev.step_key})
+            if ev.event_type_value == "STEP_START":
+                s["start"] = rec.timestamp
+            elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+                s["end"] = rec.timestamp
+                s["status"] = ev.event_type_value.removeprefix("STEP_").lower()
+            elif ev.event_type_value == "ASSET_MATERIALIZATION":
+                meta = {k: v.value for k, v in ev.event_specific_data.materialization.metadata.items()}
+                n = _row_count(meta)
+                if n is not None:
+                    s["records"] = n
+    samples = sampler.samples
+    for s in steps.values():
+        if "start" not in s or "end" not in s:
+            continue
+        inside = [x for x in samples if s["start"] <= x[0] <= s["end"]]
+        before = [x for x in samples if x[0] <= s["start"]][-1:] or samples[:1]
+        after = [x for x in samples if x[0] >= s["end"]][:1] or samples[-1:]
+        s["wall_s"] = s["end"] - s["start"]
+        s["cpu_s"] = max(0.0, after[0][1] - before[0][1])
+        s["peak_mb"] = max([x[2] for x in inside] + [before[0][2], after[0][2]])
+    ordered = sorted((s for s in steps.values() if "start" in s), key=lambda s: s["start"])
+    doc = {"success": result.success, "wall_s": t1 - t0, "cpu_s": samples[-1][1] - samples[0][1],
+           "peak_mb": max(x[2] for x in samples), "main_hwm_mb": _status_mb("self", "VmHWM"),
+           "steps": ordered, "run_id": result.run_id}
+    out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    return 0 if result.success else 1
+
+
+# ---------------------------------------------------------------------------------------------- orchestration
+def _timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+           stdout: Any = None) -> tuple[int, float, float, float]:
+    """Run ``cmd``; (exit code, wall s, CPU s, peak RSS MB) from wait4."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=stdout)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
+
+
+class Sandbox:
+    """``python -m hub.sandbox serve DIR`` in its own process; the endpoints it prints become the hub's env."""
+
+    def __init__(self, world: Path):
+        self.world = world
+        self.proc: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}
+
+    def __enter__(self) -> Sandbox:
+        self.proc = subprocess.Popen([sys.executable, "-m", "hub.sandbox", "serve", str(self.world)],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("HUB_"):
+                k, v = line.strip().split("=", 1)
+                self.env[k] = v
+                if k == "HUB_CDR_DIR":
+                    break
+        if "HUB_CDR_DIR" not in self.env:
+            raise RuntimeError("sandbox did not start")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)  # saves the world's state
+        self.proc.wait(timeout=3600)
+
+
+def _config(path: Path, rate: float, report: Path) -> Path:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "hub" / "hub.default.yaml").read_text(encoding="utf-8"))
+    for src in cfg["sources"].values():
+        if "requests_per_second" in src:
+            src["requests_per_second"] = rate
+    cfg["report"]["path"] = str(report)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def table_sizes(url: str) -> dict[str, int]:
+    """Bytes on disk per table, indexes (and TOAST) included."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    try:
+        with eng.connect() as conn:
+            if eng.dialect.name == "sqlite":
+                owner = dict(conn.execute(sa.text("SELECT name, tbl_name FROM sqlite_master")).all())
+                out: dict[str, int] = {}
+                for name, size in conn.execute(sa.text("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name")):
+                    table = owner.get(name, name)
+                    out[table] = out.get(table, 0) + int(size)
+                return out
+            return {t: int(n) for t, n in conn.execute(sa.text(
+                "SELECT relname, pg_total_relation_size(relid) FROM pg_catalog.pg_statio_user_tables"))}
+    finally:
+        eng.dispose()
+
+
+def cluster_quality(url: str, world: Path) -> dict[str, float]:
+    """Pairwise and exact-cluster F1 of the open xref rows against the sandbox's ground truth."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from hub.dedupe.evaluate import cluster_metrics
+
+    truth: dict[tuple[str, str, str], str] = {}
+    wanted = set(TRUTH_OF.values())
+    with (world / "ground_truth.csv").open(encoding="utf-8", newline="") as fh:
+        for system, entity, sid, pid in csv.reader(fh):
+            if (system, entity) in wanted and pid:
+                truth[(system, entity, sid)] = pid
+    eng = sa.create_engine(url)
+    keys, pred, true = [], [], []
+    with eng.connect() as conn:
+        for rk, source, sid, gid in conn.execute(sa.text(
+                "SELECT record_key, source, source_id, golden_id FROM xref WHERE valid_to IS NULL")):
+            pid = truth.get((*TRUTH_OF.get(source, ("", "")), sid))
+            if pid is None:
+                continue
+            keys.append(rk)
+            pred.append(gid)
+            true.append(pid)
+    eng.dispose()
+    m = cluster_metrics(pd.Series(pred, index=keys), pd.Series(true, index=keys))
+    return {"records": len(keys), "pairwise_f1": m["pairwise_f1"], "pairwise_precision": m["pairwise_precision"],
+            "pairwise_recall": m["pairwise_recall"], "cluster_f1": m["cluster_f1"]}
+
+
+def cli_quality(url: str, world: Path) -> dict[str, float] | None:
+    """`hub dedupe`'s engine (deduplicate, default workers) on the staged customers the pipeline matched."""
+    try:
+        from hub.golden.matching import load_population
+    except ImportError:
+        return None  # the one-engine API is not on this branch yet
+    import pandas as pd
+
+    from hub.dedupe import deduplicate
+    from hub.dedupe.evaluate import cluster_metrics
+    from hub.store import Store
+
+    store = Store(url)
+    with store.engine.connect() as conn:
+        frame = load_population(conn).frame
+    store.dispose()
+    t = time.perf_counter()
+    res = deduplicate(frame)
+    wall = time.perf_counter() - t
+    truth: dict[str, str] = {}
+    with (world / "ground_truth.csv").open(encoding="utf-8", newline="") as fh:
+        back = {v: k for k, v in TRUTH_OF.items()}
+        for system, entity, sid, pid in csv.reader(fh):
+            src = back.get((system, entity))
+            if src and pid:
+                truth[f"{src}:{sid}"] = pid
+    pred = pd.Series(list(res.clusters["cluster_id"]), index=list(res.clusters["record_id"]))
+    pred = pred[pred.index.isin(list(truth))]
+    m = cluster_metrics(pred, pd.Series(truth))
+    return {"wall_s": wall, "pairwise_f1": m["pairwise_f1"], "cluster_f1": m["cluster_f1"]}
+
+
+def _fresh_pg() -> tuple[str, str]:
+    import sqlalchemy as sa
+
+    name = f"bench_sync_{uuid.uuid4().hex[:8]}"
+    eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name, name
+
+
+def _drop_pg(name: str) -> None:
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run_backend(backend: str, base_world: Path, work: Path, rate: float, change: float, cli: bool) -> dict:
+    home = work / backend
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    world = home / "world"
+    t = time.perf_counter()
+    shutil.copytree(base_world, world)
+    copy_s = time.perf_counter() - t
+    pg_name = None
+    if backend == "postgres":
+        url, pg_name = _fresh_pg()
+    else:
+        url = f"sqlite:///{home / 'hub.db'}"
+    (home / "dagster").mkdir()
+    (home / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    env = {**os.environ, "HUB_DATABASE_URL": url, "DAGSTER_HOME": str(home / "dagster"),
+           "HUB_CONFIG": str(_config(home / "hub.yaml", rate, home / "reports" / "data_quality.html"))}
+    doc: dict[str, Any] = {"backend": backend, "url": url.split("@")[-1], "world_copy_s": copy_s, "runs": []}
+    try:
+        for label in ("full", "incremental"):
+            if label == "incremental":
+                code, wall, cpu, rss = _timed([sys.executable, "-m", "hub.sandbox", "mutate", str(world),
+                                               "--fraction", str(change)], cwd=ROOT, stdout=subprocess.DEVNULL)
+                doc["mutate"] = {"exit": code, "wall_s": wall, "cpu_s": cpu, "peak_mb": rss}
+            with Sandbox(world) as sb:
+                out = home / f"{label}.json"
+                load_before = _load()
+                code, wall, cpu, rss = _timed([sys.executable, __file__, "_sync", str(out)],
+                                              env={**env, **sb.env}, cwd=home)
+                load_after = _load()
+            run = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"steps": []}
+            run.update({"label": label, "exit": code, "process_wall_s": wall, "process_cpu_s": cpu,
+                        "process_maxrss_mb": rss, "load_before": load_before, "load_after": load_after})
+            run["table_bytes"] = table_sizes(url)
+            run["quality"] = cluster_quality(url, world)
+            doc["runs"].append(run)
+            print(f"[{backend}] {label}: exit {code}, {wall:.0f} s wall, {cpu:.0f} s CPU, "
+                  f"peak {run.get('peak_mb', 0):,.0f} MB, load {load_before} -> {load_after}", file=sys.stderr,
+                  flush=True)
+        if cli:
+            doc["cli"] = cli_quality(url, world)
+    finally:
+        if pg_name:
+            doc["pg_database"] = pg_name
+    return doc
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:,.1f}"
+
+
+def markdown(meta: dict, docs: list[dict]) -> str:
+    lines = [f"## End-to-end sync: {meta['people']:,} people — {meta['records']}", "",
+             f"World generated in {meta['gen_wall_s']:.0f} s ({meta['gen_cpu_s']:.0f} s CPU, peak "
+             f"{meta['gen_peak_mb']:,.0f} MB); web shop and WeChat clients at {meta['rate']:g} requests/s "
+             f"(hub.yaml requests_per_second); change between the runs: {meta['change']:.0%} of every system's "
+             f"customers; load average (1/5/15 min) before the bench {meta['load_start']}.", ""]
+    for doc in docs:
+        full = next((r for r in doc["runs"] if r["label"] == "full"), None)
+        for run in doc["runs"]:
+            lines += [f"### {doc['backend']}: {run['label']} sync — exit {run['exit']}, "
+                      f"**{run.get('wall_s', run['process_wall_s']):.0f} s** wall, "
+                      f"{run.get('cpu_s', 0):.0f} s CPU, peak memory of the hub's process tree "
+                      f"**{run.get('peak_mb', 0):,.0f} MB** (main process high-water {run.get('main_hwm_mb', 0):,.0f} "
+                      f"MB); load {run['load_before']} → {run['load_after']}", ""]
+            if run["label"] == "incremental" and full and full.get("wall_s"):
+                lines += [f"Incremental / full wall time: **{run.get('wall_s', 0) / full['wall_s']:.1%}** "
+                          "(target ≤ 10 %).", ""]
+            lines += ["| stage | wall s | CPU s | peak MB | records | records/s |", "|---|---|---|---|---|---|"]
+            for s in run["steps"]:
+                n = s.get("records")
+                rps = f"{n / s['wall_s']:,.0f}" if n and s.get("wall_s") else ""
+                lines.append(f"| {s['step']}{'' if s.get('status') == 'success' else ' (' + str(s.get('status')) + ')'}"
+                             f" | {s.get('wall_s', 0):.1f} | {s.get('cpu_s', 0):.1f} | {s.get('peak_mb', 0):,.0f} | "
+                             f"{'' if n is None else f'{n:,}'} | {rps} |")
+            mg = sum(s.get("wall_s", 0) for s in run["steps"] if s["step"] in ("match_pairs", "golden_customers"))
+            q = run.get("quality", {})
+            lines += ["", f"Matching + golden: **{mg:.0f} s** (target ≤ 300 s). Cluster quality against the "
+                      f"sandbox's ground truth ({q.get('records', 0):,} customer records): pairwise F1 "
+                      f"**{q.get('pairwise_f1', 0):.4f}** (P {q.get('pairwise_precision', 0):.4f} / R "
+                      f"{q.get('pairwise_recall', 0):.4f}), exact-cluster F1 {q.get('cluster_f1', 0):.4f}.", ""]
+            sizes = sorted(run["table_bytes"].items(), key=lambda kv: -kv[1])
+            lines += [f"Store on disk: **{_mb(sum(run['table_bytes'].values()))} MB** — " + ", ".join(
+                f"{t} {_mb(b)}" for t, b in sizes if b >= 1e5) + " (MB, indexes included).", ""]
+        if doc.get("cli"):
+            c = doc["cli"]
+            lines += [f"`hub dedupe` (deduplicate) on the same staged customers: {c['wall_s']:.0f} s, pairwise F1 "
+                      f"{c['pairwise_f1']:.4f}, exact-cluster F1 {c['cluster_f1']:.4f}.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_sync"]:
+        return child_sync(Path(argv[1]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--people", type=int, default=20_000)
+    ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--rate", type=float, default=20.0, help="web shop and WeChat client requests/s")
+    ap.add_argument("--change", type=float, default=0.01)
+    ap.add_argument("--workdir", type=Path, default=None, help="kept between runs: the world is generated once")
+    ap.add_argument("--no-cli", action="store_true", help="skip hub dedupe on the same records")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "sync.md")
+    args = ap.parse_args(argv)
+
+    work = args.workdir or Path(f"/tmp/bench_sync_{args.people}")
+    work.mkdir(parents=True, exist_ok=True)
+    base = work / "world"
+    load_start = _load()
+    if not (base / "world.json").exists():
+        code, gen_wall, gen_cpu, gen_rss = _timed([sys.executable, "-m", "hub.sandbox", "create", str(base),
+                                                   "--customers", str(args.people)], cwd=ROOT,
+                                                  stdout=subprocess.DEVNULL)
+        if code:
+            return code
+        (work / "gen.json").write_text(json.dumps([gen_wall, gen_cpu, gen_rss]), encoding="utf-8")
+    gen_wall, gen_cpu, gen_rss = json.loads((work / "gen.json").read_text(encoding="utf-8"))
+    counts: dict[str, int] = {}
+    with (base / "ground_truth.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            counts[row["entity"]] = counts.get(row["entity"], 0) + 1
+    customers = counts.get("party", 0) + counts.get("customer", 0) + counts.get("follower", 0)
+    others = counts.get("sale", 0) + counts.get("order", 0) + counts.get("shipment", 0) + counts.get("call", 0)
+    meta = {"people": args.people, "rate": args.rate, "change": args.change, "load_start": load_start,
+            "gen_wall_s": gen_wall, "gen_cpu_s": gen_cpu, "gen_peak_mb": gen_rss,
+            "records": f"{customers:,} customer records, {others:,} orders, shipments and calls"}
+    docs = []
+    for backend in [b for b in args.backends.split(",") if b]:
+        doc = run_backend(backend, base, work, args.rate, args.change, cli=not args.no_cli)
+        docs.append(doc)
+        text = markdown(meta, docs)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n", encoding="utf-8")
+        args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "backends": docs}, indent=1),
+                                                  encoding="utf-8")
+        if doc.get("pg_database"):
+            _drop_pg(doc["pg_database"])
+    print(markdown(meta, docs))
+    return 0 if all(r["exit"] == 0 for d in docs for r in d["runs"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
