@@ -2,13 +2,13 @@
 
   hub demo [--customers N] [--reset]          whole pipeline on the sandbox, embedded store
   hub ui [--port P]                           Dagster UI with the sandbox running
-  hub export golden|xref|customer360 --out F  CSV, or Parquet by extension
+  hub export golden|xref|customer360 --out F [--excel]  CSV, or XLSX / Parquet by extension
   hub dedupe INPUT --out OUT [--link-only] [--pairs PAIRS]
   hub review list | hub review decide 'LEFT|RIGHT' match|no-match
   hub golden preview --rules FILE
-  hub import FILE --source NAME --mapping M
   hub quality status | hub quality release --by NAME [--note TEXT]
   hub serve [--host H] [--port P]             caller-lookup HTTP API (tokens from HUB_API_TOKENS)
+  hub import FILE --source NAME --mapping M [--encoding E] [--no-header] [--columns A,B] [--sheet S]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from hub.export import export
 
-    n = export(_store(), args.what, Path(args.out))
+    n = export(_store(), args.what, Path(args.out), excel=args.excel)
     print(f"wrote {n} rows to {args.out}", file=sys.stderr)
     return 0
 
@@ -79,7 +79,21 @@ def cmd_golden(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from hub.file_import import import_file
 
-    return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping, key=args.key)
+    columns = [c for c in args.columns.split(",")] if args.columns is not None else None
+    return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping, key=args.key,
+                       encoding=args.encoding, no_header=args.no_header, columns=columns, sheet=args.sheet)
+
+
+def _module_doc(module: str) -> str | None:
+    """A module's docstring without importing it (importing the stage would slow every `hub` command)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        return None
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8")))
+    return doc.split("\n", 1)[1].strip() if doc else None
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
@@ -126,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export golden records, xref or the 360 view")
     p.add_argument("what", choices=["golden", "xref", "customer360"])
-    p.add_argument("--out", required=True, help="output file (.csv or .parquet)")
+    p.add_argument("--out", required=True, help="output file: .csv, .xlsx or .parquet (by extension)")
+    p.add_argument("--excel", action="store_true",
+                   help="CSV with a UTF-8 byte-order mark, so Excel and WPS read Chinese text correctly")
     p.set_defaults(func=cmd_export)
 
     from hub.dedupe.cli import register as register_dedupe
@@ -159,11 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--note", help="why it is right")
     q.set_defaults(func=cmd_quality)
 
-    p = sub.add_parser("import", help="import a CSV/XLSX file as a source")
+    p = sub.add_parser(
+        "import", help="import a CSV/TSV/XLSX file as a source", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_module_doc("hub.file_import"),
+    )
     p.add_argument("file")
     p.add_argument("--source", required=True)
     p.add_argument("--mapping", required=True, help="mapping name in hub/mappings (e.g. customer_file) or a YAML path")
-    p.add_argument("--key", help="column holding the record id (default: record_id / customer_id / id, else row hash)")
+    p.add_argument("--key", help="column holding the record id (default: record_id / customer_id / id; "
+                   "rows without one are keyed by their content)")
+    p.add_argument("--encoding", help="read a CSV in this encoding (e.g. gb18030, big5, utf-16) instead of "
+                   "detecting it")
+    p.add_argument("--no-header", action="store_true", help="the file has no header row: every row is data "
+                   "(needs --columns)")
+    p.add_argument("--columns", metavar="NAME,NAME,…", help="column names, one per column, comma-separated: "
+                   "for a file without a header (with --no-header) or to rename the header row")
+    p.add_argument("--sheet", help="XLSX: import only this sheet (default: every sheet)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("serve", help="caller-lookup HTTP API for phone systems and agent desktops")

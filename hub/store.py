@@ -23,6 +23,7 @@ Tables, in flow order:
   customer_base_snapshot  RFM segment / value tier / lifecycle per golden id at the last report
   lookup_key         caller-lookup index: hashed phone / e-mail / name(+city) key -> golden id (hub/lookup)
   lookup_record      the customer_360 hash each golden id's lookup keys were derived from (incremental upkeep)
+  file_import        one row per `hub import` run: rows read = staged + quarantined + skipped, problems found
 """
 
 from __future__ import annotations
@@ -326,6 +327,27 @@ customer_base_snapshot = sa.Table(
     sa.Column("lifecycle", sa.String(16), nullable=False),
     sa.Column("updated_at", sa.DateTime(), nullable=False),
 )
+file_import = sa.Table(
+    "file_import",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("mapping", sa.String(255), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("file_sha256", sa.String(64), nullable=False),
+    sa.Column("file_format", sa.String(16), nullable=False),  # csv | xlsx
+    sa.Column("encoding", sa.String(64), nullable=True),
+    sa.Column("rows_read", sa.Integer, nullable=False),  # = staged + quarantined + skipped when exit_code < 3
+    sa.Column("staged", sa.Integer, nullable=False),
+    sa.Column("quarantined", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("skipped_reasons", sa.JSON, nullable=False),  # {"empty row": 2, ...}
+    sa.Column("problems", sa.JSON, nullable=False),  # structural findings: line numbers and column names only
+    sa.Column("exit_code", sa.Integer, nullable=False),
+    _ts("started_at", nullable=False),
+    _ts("finished_at", nullable=False),
+)
+sa.Index("ix_file_import_source", file_import.c.source, file_import.c.started_at)
 
 # match_pair is looked up by either end when growing an affected component
 sa.Index("ix_match_pair_right_key", match_pair.c.right_key)

@@ -131,3 +131,34 @@ def test_push_directory_atomic_upsert_and_no_echo(tmp_path: Path, store: Store) 
     assert run_push(conn, store).sent == 0
     after = run_pull(conn, store, "calls")
     assert (after.new, after.changed) == (0, 0)  # the directory file is not mistaken for call data
+
+
+def test_directory_file_escapes_formulas_and_stays_idempotent(tmp_path: Path) -> None:
+    """A display name a spreadsheet would run (=…, @…, -2+3+cmd|…) is written with a leading apostrophe
+    (OWASP); E.164 numbers are left as they are; reading the directory back gives the original values, so an
+    unchanged entry is not rewritten and an escaped value is never escaped twice."""
+    from hub.store import OutboxItem
+
+    drop = tmp_path / "cdr"
+    drop.mkdir()
+    conn = AsteriskCdrConnector(drop)
+    names = {"+8613800138000": "=HYPERLINK(\"http://evil.example\",\"陈伟\")",
+             "+8613900139000": "-2+3+cmd| /c calc'!A0", "+8613700137000": "王芳"}
+    items = [OutboxItem(i, "callcenter", "caller", e164, f"G{i:06d}",
+                        {"golden_id": f"G{i:06d}", "display_name": name, "segment": "@vip"}, 0)
+             for i, (e164, name) in enumerate(names.items(), start=1)]
+    assert {o.status for o in conn.push(items)} == {"ok"}
+    with open(conn.directory_path, newline="", encoding="utf-8") as fh:
+        rows = {r["e164"]: r for r in csv.DictReader(fh)}
+    assert rows["+8613800138000"]["display_name"] == "'" + names["+8613800138000"]
+    assert rows["+8613900139000"]["display_name"] == "'" + names["+8613900139000"]
+    assert rows["+8613700137000"]["display_name"] == "王芳" and rows["+8613700137000"]["segment"] == "'@vip"
+    assert set(rows) == set(names)  # "+86…" numbers are data, not formulas: not escaped
+    assert {k: v["display_name"] for k, v in conn.read_directory().items()} == names
+    before = conn.directory_path.stat().st_mtime_ns
+    conn.push(items)  # nothing changed: the file is not rewritten
+    assert conn.directory_path.stat().st_mtime_ns == before
+    conn.push([items[2]._replace(id=9, payload={**items[2].payload, "display_name": "王芳芳"})])
+    with open(conn.directory_path, newline="", encoding="utf-8") as fh:
+        again = {r["e164"]: r for r in csv.DictReader(fh)}
+    assert again["+8613800138000"]["display_name"] == rows["+8613800138000"]["display_name"]  # not '' twice

@@ -59,3 +59,20 @@ def test_cli_errors_exit_2_with_one_line(tmp_path: Path, capsys):
         assert main([str(path), "--out", str(tmp_path / "o.csv")]) == 2
         err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
         assert len(err) == 1 and word in err[0], err
+
+
+def test_cli_warns_when_the_input_has_fewer_than_two_usable_columns(tmp_path: Path, capsys):
+    thin = tmp_path / "thin.csv"
+    thin.write_text("record_id,full_name,姓名,notes\n1,Wei Chen,陈伟,a\n2,Wei Chen,陈伟,b\n3,Li Na,李娜,\n",
+                    encoding="utf-8")
+    r = _cli(str(thin), "--out", str(tmp_path / "o.csv"))
+    assert r.returncode == 0, r.stderr
+    warning = [ln for ln in r.stderr.splitlines() if "warning" in ln]
+    assert len(warning) == 1 and "1 usable column(s) (full_name)" in warning[0] and "姓名, notes" in warning[0]
+    # an empty canonical column is not evidence either; two filled ones are enough
+    thin.write_text("record_id,full_name,phone\n1,Wei Chen,\n2,Li Na,\n", encoding="utf-8")
+    assert main([str(thin), "--out", str(tmp_path / "o.csv"), "--quiet"]) == 0
+    assert "1 usable column(s) (full_name)" in capsys.readouterr().err
+    thin.write_text("record_id,full_name,phone\n1,Wei Chen,13800138000\n2,Li Na,\n", encoding="utf-8")
+    assert main([str(thin), "--out", str(tmp_path / "o.csv"), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -8,7 +8,8 @@ stopped and starts the new one at 0; a truncation (copytruncate) or an inode reu
 0 — re-read rows keep their source_id and land as unchanged. A partial last line stays for the next read.
 
 Push (target ``callcenter``): upserts rows of ``directory.csv`` (e164, golden_id, display_name, value_tier,
-segment) and replaces the file atomically, so the PBX never reads a half-written directory.
+segment) and replaces the file atomically, so the PBX never reads a half-written directory. Cells a
+spreadsheet would run as formulas are written with a leading apostrophe (OWASP) and read back without it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hub.connectors.base import Page, PushOutcome, landing_record, read_complete_lines
+from hub.standardise.text import escape_cell, unescape_cell
 from hub.store import LandingRecord, OutboxItem
 
 BASE_COLUMNS: tuple[str, ...] = (
@@ -178,7 +180,8 @@ class AsteriskCdrConnector:
         if not self.directory_path.exists():
             return {}
         with open(self.directory_path, newline="", encoding="utf-8") as fh:
-            return {row["e164"]: row for row in csv.DictReader(fh)}
+            # cells were escaped against formula injection when written (see _write_directory)
+            return {row["e164"]: {k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(fh)}
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
         directory = self.read_directory()
@@ -218,7 +221,9 @@ class AsteriskCdrConnector:
         writer = csv.DictWriter(buf, fieldnames=DIRECTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for key in sorted(directory):
-            writer.writerow(directory[key])
+            # a display name like "=HYPERLINK(...)" must not run when someone opens the directory in a
+            # spreadsheet: OWASP escaping (E.164 numbers are left as they are)
+            writer.writerow({k: escape_cell(str(v)) for k, v in directory[key].items()})
         # write beside the target, fsync, then rename: the PBX sees either the old or the new file, whole
         fd, tmp = tempfile.mkstemp(prefix=".directory-", suffix=".tmp", dir=self.drop_dir)
         try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 STEPS = ("standardise", "blocking", "compare", "estimate", "score", "cluster")
 
@@ -17,6 +19,8 @@ class InputError(Exception):
 
 def read_input(path: str) -> pd.DataFrame:
     """Read CSV (UTF-8, header) or Parquet with every column as string, empty = missing."""
+    import pandas as pd  # here, not at the top: every `hub` command builds this parser
+
     p = Path(path)
     if not p.is_file():
         raise InputError(f"cannot read input {path!r}: no such file")
@@ -45,12 +49,38 @@ def read_input(path: str) -> pd.DataFrame:
     return frame
 
 
+def usable_columns(frame: pd.DataFrame) -> list[str]:
+    """Canonical columns (besides ``source``) that hold at least one value: the evidence matching can use."""
+    from hub.dedupe.prepare import CANONICAL_COLUMNS
+
+    return [c for c in CANONICAL_COLUMNS if c != "source" and c in frame.columns
+            and (frame[c].astype(str).str.strip() != "").any()]
+
+
+def thin_input_warning(frame: pd.DataFrame) -> str | None:
+    """A warning when the input gives matching fewer than two usable columns (one name column alone
+    merges everyone who shares a common name), naming the columns it ignored."""
+    usable = usable_columns(frame)
+    if len(usable) >= 2:
+        return None
+    ignored = [c for c in frame.columns if c not in usable and c not in ("record_id", "source")]
+    text = (f"hub dedupe: warning: the input has {len(usable)} usable column(s)"
+            f"{' (' + ', '.join(usable) + ')' if usable else ''}; matching needs at least two kinds of evidence, "
+            "so these clusters are unreliable")
+    if ignored:
+        text += f". Not used (no canonical name, or empty): {', '.join(map(str, ignored[:20]))}"
+    return text + " — see `hub dedupe --help` for the canonical column names"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         frame = read_input(args.input)
     except InputError as exc:
         print(f"hub dedupe: error: {exc}", file=sys.stderr)
         return 2
+    warning = thin_input_warning(frame)
+    if warning:
+        print(warning, file=sys.stderr)
     if args.link_only and ("source" not in frame.columns or frame["source"].astype(str).str.strip().nunique() < 2):
         print("hub dedupe: error: --link-only needs a 'source' column with at least two different values",
               file=sys.stderr)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from hub.mappings.paths import Getter, PathError, check_shape, compile_path
 from hub.mappings.spec import FieldSpec, LandingSpec, MappingSpec, TargetSpec
 from hub.mappings.transforms import STANDARDISERS, Context, Standardiser
 from hub.standardise.addresses import country_code
-from hub.standardise.text import as_str
+from hub.standardise.text import FORMULA_STARTS, as_str, is_formula_like
 
 ENTITY_MODELS: dict[str, type[BaseModel]] = {
     "customers": models.CustomerRecord,
@@ -262,6 +262,7 @@ def _compile_spec(
     std = STANDARDISERS.get(std_name)
     if std is None:
         raise err(f"unknown standardiser {std_name!r} (known: {', '.join(sorted(STANDARDISERS))}, nested)")
+    std = _formula_checked(std)
     if spec.fields:
         raise err(f"'fields:' only goes with nested models, not with standardiser {std_name!r}")
     bad_opts = set(spec.options) - std.options
@@ -323,6 +324,34 @@ def _compile_spec(
             cf.roles[role] = _compile_getter(path, samples, lambda m, _r=role: err(f"role '{_r}': {m}"),
                                              std.first_only)
     return cf
+
+
+FORMULA_FLAG = "text.formula_like"
+
+
+def _formula_inputs(inputs: Any) -> bool:
+    values = inputs if isinstance(inputs, list) else [v for vs in inputs.values() for v in vs]
+    for v in values:
+        if v.__class__ is str and v and v[0] in FORMULA_STARTS and is_formula_like(v):
+            return True
+        if isinstance(v, list) and _formula_inputs(v):
+            return True
+    return False
+
+
+def _formula_checked(std: Standardiser) -> Standardiser:
+    """The standardiser plus the ``text.formula_like`` flag when a raw input would run as a spreadsheet
+    formula (``=…``, ``@…``, ``-2+3+cmd|…``): whatever the standardiser makes of it, a steward should see
+    that the source held it. Checked on the inputs so memoised results carry the flag too."""
+    fn = std.fn
+
+    def checked(fld: str, inputs: Any, ctx: Context, opts: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+        upd, flags = fn(fld, inputs, ctx, opts)
+        if _formula_inputs(inputs):
+            flags = (*flags, FORMULA_FLAG)
+        return upd, flags
+
+    return replace(std, fn=checked)
 
 
 def _check_required_fields(model: type[BaseModel], mapped: set[str], err: Any) -> None:

@@ -49,6 +49,16 @@ CODES: dict[str, CodeText] = {
     "key.duplicate": CodeText(
         "The same record id appears twice in the imported file",
         "Remove or renumber the duplicate row in the file and import it again."),
+    "encoding.undecodable": CodeText(
+        "Imported row whose bytes are not text in the file's encoding",
+        "Its raw bytes are kept in quarantine: fix the row (or give the file's encoding with --encoding) and "
+        "import the file again."),
+    "encoding.mixed": CodeText(
+        "Imported row in another encoding than the rest of the file (UTF-8 inside a GB18030/Big5 file)",
+        "Save the whole file in one encoding (UTF-8 is safest) and import it again; the raw bytes are kept."),
+    "cell.oversized": CodeText(
+        "Imported row with a cell over 32,767 characters (Excel's own limit)",
+        "Look at the cell in the file (often a broken export or pasted data); shorten it and import again."),
     "payload.malformed": CodeText(
         "The source sent data the mapping cannot read",
         "Look at the record in quarantine; if many are affected the source's API or export format changed — "
@@ -56,6 +66,10 @@ CODES: dict[str, CodeText] = {
     "mapping.missing": CodeText(
         "No mapping is declared for this kind of record",
         "Declare the entity in the source's mapping (hub/mappings) or stop pulling it."),
+    "text.formula_like": CodeText(
+        "Value a spreadsheet would run as a formula (=…, +…, -…, @…)",
+        "Nothing breaks: every export escapes it. Check the source — such values are often pasted by mistake, "
+        "sometimes planted to attack whoever opens an export (CSV injection)."),
     "value.invalid": CodeText(
         "A value does not have the type the mapping expects",
         "Check the mapping of the field named in the quarantine detail."),

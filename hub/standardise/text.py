@@ -112,3 +112,37 @@ def clean_str(value: object, max_len: int = MAX_FIELD_LEN) -> tuple[str | None, 
     if not t:
         return None, "missing"
     return t, None
+
+
+# -- spreadsheet formula injection (OWASP "CSV Injection") ------------------------------------------------------
+# A cell that begins with one of these is run as a formula by Excel, WPS or LibreOffice when the file is
+# opened (``=HYPERLINK(...)``, ``-2+3+cmd|' /c calc'!A0``). Numbers and phone numbers (``+86 138-0013-8000``,
+# ``-12.5``) are data, not formulas: they stay as they are so they remain usable.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+_PLAIN_NUMBER_RE = re.compile(r"[+-][0-9][0-9 ().\-/]*")
+_DASHES_RE = re.compile(r"[-\s]+")  # "-", "--": the usual placeholder for "no value"
+
+
+def is_formula_like(value: object) -> bool:
+    """Would a spreadsheet read this text cell as a formula? (``text.formula_like``)."""
+    if value.__class__ is not str or not value or value[0] not in FORMULA_STARTS:  # type: ignore[index]
+        return False
+    s: str = value  # type: ignore[assignment]
+    if s[0] in "+-" and (_PLAIN_NUMBER_RE.fullmatch(s) or _DASHES_RE.fullmatch(s)):
+        return False
+    return True
+
+
+def escape_cell(value: str) -> str:
+    """OWASP escaping for a cell written into CSV/XLSX: a leading apostrophe makes a formula-like value text.
+
+    A value that already starts with apostrophes in front of a formula character gets one more, so
+    :func:`unescape_cell` gives back exactly the original (export -> import round trips)."""
+    return "'" + value if is_formula_like(value.lstrip("'")) else value
+
+
+def unescape_cell(value: str) -> str:
+    """Inverse of :func:`escape_cell` (applied to cells read from a spreadsheet)."""
+    if value.startswith("'") and is_formula_like(value[1:].lstrip("'")):
+        return value[1:]
+    return value
