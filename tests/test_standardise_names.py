@@ -281,3 +281,29 @@ def test_romanised_surname_variants():
     assert surname_variants("smith") == ("smith",) and surname_variants("") == ()
     n = standardise_person_name("Chiang Xin Juan")  # a known romanised surname leads, Chinese order
     assert (n.family, n.given) == ("Chiang", "Xin Juan")
+
+
+@pytest.mark.parametrize(("raw", "name_key", "kind"), [
+    ("Ines Khan #00999", "ines khan", "code"),
+    ("John Smith (old account)", "john smith", "inactive"),
+    ("Maria Rossi - do not use", "maria rossi", "inactive"),
+    ("Anna Dubois DUPLICATE", "anna dubois", "duplicate"),
+    ("王伟 测试", "wang wei", "test"),
+    ("王伟（停用）", "wang wei", "inactive"),
+    ("Hugo Khan [12345]", "hugo khan", "code"),
+])
+def test_erp_notes_are_split_off_and_flagged(raw, name_key, kind):
+    r = standardise_person_name(raw)
+    assert r.name_key == name_key and "name.note" in r.flags and f"name.note_{kind}" in r.flags, r
+
+
+@pytest.mark.parametrize("raw", ["John Smith Jr.", "Mary-Jane Watson", "Wang Se", "Chen Wei", "欧阳娜娜"])
+def test_names_without_notes_are_left_alone(raw):
+    assert not any(f.startswith("name.note") or f == "name.organisation" for f in standardise_person_name(raw).flags)
+
+
+@pytest.mark.parametrize("raw", ["ACME Trading GmbH", "Northwind Ltd.", "Foo S.A.", "Bar Inc.", "上海某某贸易有限公司",
+                                 "XX股份有限公司", "Huawei Technologies Co., Ltd.", "Siemens AG"])
+def test_organisations_are_recognised_by_legal_form(raw):
+    r = standardise_person_name(raw)
+    assert "name.organisation" in r.flags and r.family is None and r.given is None and r.name_key, r

@@ -48,6 +48,32 @@ def test_phone_invalid(raw):
     assert p.e164 is None and "phone.invalid" in p.flags
 
 
+@pytest.mark.parametrize("raw", ["13800000000", "+86 139 0000 0000", "0000000", "00000000000", "1234567",
+                                 "123456789"])
+def test_phone_placeholder_is_no_number(raw):
+    p = standardise_phone(raw)
+    assert p.e164 is None and "phone.placeholder" in p.flags
+
+
+@pytest.mark.parametrize("raw", ["+1 212 555 0123", "(415) 555-0199", "+1 555 0100"])
+def test_phone_fictional_range_is_flagged(raw):
+    assert "phone.fictional" in standardise_phone(raw).flags
+    assert "phone.fictional" not in standardise_phone("+1 212 555 1234").flags
+
+
+@pytest.mark.parametrize("raw", ["noemail@example.com", "test@test.com", "no.email@gmail.com", "none@none.com",
+                                 "xxxxx@qq.com", "N/A@unknown.com"])
+def test_email_placeholder_is_no_address(raw):
+    e = standardise_email(raw)
+    assert e.key is None and e.address is None and e.flags == ("email.placeholder",)
+
+
+def test_email_reserved_domain_keeps_its_key_flagged():
+    e = standardise_email("Customer00017@Example.com")
+    assert e.key == "customer00017@example.com" and "email.reserved_domain" in e.flags
+    assert standardise_email("wei.chen@163.com").flags == ()
+
+
 @pytest.mark.parametrize("raw", [None, "", "   ", float("nan")])
 def test_phone_missing(raw):
     assert standardise_phone(raw).flags == ("phone.missing",)

@@ -306,8 +306,25 @@ del _canon, _nicks, _n
 CN_LEGAL_SUFFIXES = (
     "集团股份有限公司", "集团有限责任公司", "集团有限公司", "股份有限公司", "有限责任公司", "有限合伙企业",
     "股份合作公司", "有限公司", "有限合伙", "合伙企业", "个人独资企业", "分公司", "总公司", "公司",
-    "集团", "工作室", "商行", "厂",
+    "集团", "股份", "工作室", "商行", "厂",
 )
+# Latin legal forms that are also name syllables or words (Wang Se, Li Ab, "co"): they make a party an
+# organisation only when written as a legal form is (AG, S.A., Co.), not as a name part is (Se, Ab).
+AMBIGUOUS_LEGAL_FORMS = frozenset({
+    "as", "ab", "se", "sl", "oy", "ag", "co", "kk", "nv", "lp", "sa", "ug", "ev", "kg", "bv", "sas", "spa", "group",
+    "company", "holdings",
+})
+
+# Notes that ERPs keep in the name field: "Ines Khan #00999", "John Smith (old account)", "Maria Rossi - do not
+# use", "Anna Dubois DUPLICATE", "王伟 测试". Words (lower case) that make a trailing part a note, by kind.
+NAME_NOTE_WORDS = {
+    "duplicate": ("duplicate", "dup", "dupe", "dupl", "double", "重复", "重複"),
+    "test": ("test", "testing", "dummy", "sample", "demo", "测试", "測試", "样本"),
+    "inactive": ("old", "account", "acct", "do", "not", "dont", "don't", "use", "dnu", "inactive", "closed",
+                 "deleted", "delete", "obsolete", "archived", "archive", "merged", "blocked", "former", "legacy",
+                 "see", "use", "new", "moved", "deceased", "停用", "作废", "作廢", "勿用", "删除", "刪除", "旧", "舊",
+                 "旧账户", "不要用", "已注销", "注销", "已删除"),
+}
 LATIN_LEGAL_FORMS = {
     "co": "Co", "company": "Co", "ltd": "Ltd", "limited": "Ltd", "inc": "Inc", "incorporated": "Inc",
     "corp": "Corp", "corporation": "Corp", "llc": "LLC", "llp": "LLP", "lp": "LP", "gmbh": "GmbH",

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
+from hub.standardise.placeholders import email_placeholder
 from hub.standardise.text import as_str, normalize_text
 
 _MAX_EMAIL_LEN = 320  # RFC 3696 errata: 64 + 1 + 255
@@ -71,6 +72,7 @@ _SPECIAL_TLDS = frozenset(SPECIAL_USE_DOMAIN_NAMES)
 
 _MISSING = Email(None, None, None, ("email.missing",))
 _INVALID = Email(None, None, None, ("email.invalid",))
+_PLACEHOLDER = Email(None, None, None, ("email.placeholder",))
 
 
 def _key(local: str, domain: str) -> str:
@@ -95,7 +97,8 @@ def _standardise_email(raw: str) -> Email:
         return _MISSING
     low = s.lower()
     m = _PLAIN_RE.match(low) if len(low) <= 254 else None
-    if m and len(m.group(1)) <= 64 and m.group(3) not in _SPECIAL_TLDS:
+    # "--" in a label is IDNA territory (xn--…, and "ab--" is reserved): left to email-validator
+    if m and len(m.group(1)) <= 64 and m.group(3) not in _SPECIAL_TLDS and "--" not in m.group(2):
         local, domain = m.group(1), m.group(2)
     else:
         try:
@@ -105,9 +108,14 @@ def _standardise_email(raw: str) -> Email:
         local = v.local_part.lower()
         domain = v.domain.lower()
     flags: tuple[str, ...] = ()
+    grade = email_placeholder(f"{local}@{domain}")
+    if grade == "email.placeholder":  # noemail@…, test@test.com: no address at all
+        return _PLACEHOLDER
+    if grade:  # @example.com: names a test record, not a person's mailbox
+        flags = (grade,)
     key_domain = _DOMAIN_TYPOS.get(domain)
     if key_domain:
-        flags = ("email.domain_typo",)
+        flags = (*flags, "email.domain_typo")
     else:
         key_domain = domain
     if key_domain in ("qq.com", "vip.qq.com", "foxmail.com") and not local.isdigit():
@@ -123,7 +131,9 @@ def standardise_email(raw: object) -> Email:
     """Trim, lower-case and syntax-check an e-mail address; compute its provider-aware match key.
 
     Never raises: ``Email(None, None, None, ('email.invalid',))`` for bad input. A field holding
-    several addresses gives the first valid one, flagged ``email.multiple``.
+    several addresses gives the first valid one, flagged ``email.multiple``. A placeholder (``noemail@…``,
+    ``test@test.com``) is no address: ``Email(None, None, None, ('email.placeholder',))``; an address at a
+    domain reserved for examples keeps its key, flagged ``email.reserved_domain`` (see ``placeholders``).
     """
     s = as_str(raw)
     if s is None or not s.strip():

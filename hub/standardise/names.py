@@ -20,11 +20,13 @@ from pypinyin.phrases_dict import phrases_dict
 from pypinyin.pinyin_dict import pinyin_dict
 
 from hub.standardise._name_data import (
+    AMBIGUOUS_LEGAL_FORMS,
     CN_HONORIFICS,
     CN_LEGAL_SUFFIXES,
     COMPOUND_SURNAMES,
     FEMININE,
     LATIN_LEGAL_FORMS,
+    NAME_NOTE_WORDS,
     NICKNAME_VARIANTS,
     NICKNAMES,
     PARTICLES,
@@ -485,6 +487,112 @@ def _gendered(res: PersonName, gender: object) -> PersonName:
     return res if pick == res.given_canonical else res._replace(given_canonical=pick)
 
 
+_NOTE_KIND = {w: kind for kind, words in NAME_NOTE_WORDS.items() for w in words}
+_BRACKET_TAIL_RE = re.compile(r"\s*[(\[（【{][^()\[\]（）【】{}]*[)\]）】}]\s*$")
+_HASH_TAIL_RE = re.compile(r"\s*#\s*[\w\-/.]*\s*$")
+_DASH_TAIL_RE = re.compile(r"\s+[-–—/|:]+\s*([^-–—/|:]+)$")
+_CODE_TOKEN_RE = re.compile(r"^(?:[A-Za-z]{0,4}[-_.]?\d{2,}[A-Za-z0-9]*|\d+)$")
+_LEAD_MARK_RE = re.compile(r"^\s*(?:z{2,}|x{2,}|\*+|dnu|do not use|test|测试|測試)\s*[-:*_]+\s*", re.I)
+_NOTE_SPLIT_RE = re.compile(r"[\s,._*!]+")
+
+
+def _note_words(text: str) -> list[str] | None:
+    """The note kinds of ``text`` when every word of it is a note word or a code, else None."""
+    words = [w for w in _NOTE_SPLIT_RE.split(text.lower()) if w]
+    if not words:
+        return []
+    kinds = []
+    for w in words:
+        if w in _NOTE_KIND:
+            kinds.append(_NOTE_KIND[w])
+        elif _CODE_TOKEN_RE.match(w):
+            kinds.append("code")
+        else:
+            return None
+    return kinds
+
+
+def split_name_note(raw: str) -> tuple[str, tuple[str, ...]]:
+    """(name, note kinds) of a name field that carries an ERP's note: ``Ines Khan #00999`` → ("Ines Khan",
+    ("code",)); ``John Smith (old account)`` → ("John Smith", ("inactive",)); ``Anna Dubois DUPLICATE``,
+    ``Maria Rossi - do not use``, ``王伟 测试``, ``ZZZ - Old Customer``. A bracketed tail is always a note (an
+    alias in another script included); other tails only when every word is a note word or a code. Kinds:
+    duplicate, test, inactive, code, note."""
+    text = raw
+    kinds: list[str] = []
+    m = _LEAD_MARK_RE.match(text)
+    if m and text[m.end():].strip():
+        kinds.extend(_note_words(m.group(0)) or ["note"])
+        text = text[m.end():]
+    for _ in range(4):
+        text = text.rstrip()
+        m = _BRACKET_TAIL_RE.search(text) or _HASH_TAIL_RE.search(text)
+        if m and m.start() > 0:
+            inner = m.group(0).strip().strip("#()[]（）【】{} ")
+            kinds.extend(_note_words(inner) or ["note"] if inner else ["code"])
+            text = text[:m.start()]
+            continue
+        m = _DASH_TAIL_RE.search(text)
+        if m and m.start() > 0 and (found := _note_words(m.group(1))):
+            kinds.extend(found)
+            text = text[:m.start()]
+            continue
+        # trailing words: DUPLICATE, 测试, a code (C00123) — while a name is left before them
+        toks = text.split()
+        if len(toks) >= 2 and (found := _note_words(toks[-1])) and found != ["inactive"]:
+            kinds.extend(found)
+            text = " ".join(toks[:-1])
+            continue
+        han_tail = next((x for x in _NOTE_KIND if _HAN_RE.search(x) and text.endswith(x)
+                         and len(_HAN_RE.findall(text[:-len(x)])) >= 2), None)
+        if han_tail:  # 王伟测试
+            kinds.append(_NOTE_KIND[han_tail])
+            text = text[:-len(han_tail)]
+            continue
+        break
+    return text.strip(), tuple(dict.fromkeys(kinds))
+
+
+def organisation_form(raw: str) -> str | None:
+    """The legal form when the name is an organisation's (ACME Trading GmbH, 华为技术有限公司, Smith & Co.
+    Ltd), else None. Ambiguous short forms count only when written as forms are (AG, S.A., Co.), not as a
+    capitalised name part (Wang Se)."""
+    c = standardise_company(raw)
+    if c.legal_form is None or c.name is None:
+        return None
+    if _HAN_RE.search(raw):
+        return c.legal_form
+    toks = [t for t in re.split(r"[\s,]+", normalize_text(raw)) if t]
+    if len(toks) < 2:
+        return None
+    last = toks[-1]
+    key = last.lower().replace(".", "").strip("()")
+    if key in AMBIGUOUS_LEGAL_FORMS:
+        written_as_form = "." in last or (last.isupper() and not all(t.isupper() for t in toks[:-1])) \
+            or last in ("GmbH", "SpA", "SaS")
+        if not written_as_form and not (key in ("company", "group", "holdings") and len(toks) >= 2
+                                        and toks[-2].lower() not in ("the",)):
+            return None
+    return c.legal_form
+
+
+def _note_flags(kinds: tuple[str, ...]) -> tuple[str, ...]:
+    """``name.note`` plus ``name.note_<kind>`` for what the ERP said (duplicate, test, inactive, code)."""
+    return ("name.note", *(f"name.note_{k}" for k in kinds if k != "note")) if kinds else ()
+
+
+def _with_flags(res: PersonName, flags: tuple[str, ...]) -> PersonName:
+    return res._replace(flags=(*res.flags, *flags)) if flags else res
+
+
+def _organisation(text: str, form: str) -> PersonName:
+    """A party whose name is an organisation's: no person parts; ``name_key`` is the company key."""
+    c = standardise_company(text)
+    display = normalize_text(text)
+    return PersonName(display, None, None, "han" if _HAN_RE.search(text) else "latin", None, None, None,
+                      c.key, None, ("name.organisation",))
+
+
 def standardise_person_name(
     full: object = None, given: object = None, family: object = None, gender: object = None
 ) -> PersonName:
@@ -501,16 +609,24 @@ def standardise_person_name(
         if g.strip() or f.strip():
             if len(g) > _MAX_NAME_LEN or len(f) > _MAX_NAME_LEN:
                 return _BAD_NAME
-            res = _standardise_parts(g, f)
-            if res.display is None:
-                res = None
+            f, f_note = split_name_note(f) if f.strip() else (f, ())
+            g, g_note = split_name_note(g) if g.strip() else (g, ())
+            note = _note_flags(f_note + g_note)
+            only = f if not g.strip() else g if not f.strip() else None
+            form = organisation_form(only) if only else None
+            res = _organisation(only, form) if form and only else _standardise_parts(g, f)
+            res = _with_flags(res, note) if res.display is not None else None
         if res is None:
             s = as_str(full)
             if s is None or not s.strip():
                 return _EMPTY_NAME
             if len(s) > _MAX_NAME_LEN:
                 return _BAD_NAME
-            res = _standardise_full(s)
+            s, kinds = split_name_note(s)
+            if not s:
+                return _BAD_NAME._replace(flags=("name.unparseable", *_note_flags(kinds)))
+            form = organisation_form(s)
+            res = _with_flags(_organisation(s, form) if form else _standardise_full(s), _note_flags(kinds))
         return _gendered(res, gender) if gender is not None else res
     except Exception:  # defensive: never let one odd name stop a batch
         return _BAD_NAME._replace(flags=("name.unparseable", "standardise.error"))

@@ -9,6 +9,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
+from hub.standardise.placeholders import phone_placeholder
 from hub.standardise.text import as_str, normalize_text
 
 # Sources without a configured region are Chinese (the hub's main market).
@@ -48,6 +49,7 @@ _CN_MOBILE_SHAPE_RE = re.compile(r"^(?:\+86|0086|86)?(1\d{10})$")
 _MISSING = Phone(None, None, None, None, ("phone.missing",))
 _INVALID = Phone(None, None, None, None, ("phone.invalid",))
 _INVALID_POSSIBLE = Phone(None, None, None, None, ("phone.invalid", "phone.possible"))
+_PLACEHOLDER = Phone(None, None, None, None, ("phone.placeholder",))
 
 
 # Regions whose own international prefix is 00: libphonenumber already handles 00 for them.
@@ -124,6 +126,8 @@ def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone
     ``region`` is the default region of the *source* (used for numbers written without country code).
     Never raises: invalid input gives ``Phone(e164=None, ..., flags=('phone.invalid',))``. A field
     holding several numbers gives the first valid mobile (else the first valid one), flagged ``phone.multiple``.
+    A dummy (``13800000000``, ``0000000``, ``1234567``) is no number: ``flags=('phone.placeholder',)``; a number
+    from a range reserved for fiction (555-0100..0199) keeps its E.164, flagged ``phone.fictional``.
     """
     s = as_str(raw)
     if s is None or not s.strip():
@@ -132,9 +136,13 @@ def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone
         return _INVALID
     reg = (region or DEFAULT_REGION).upper()
     try:
-        if _MULTI_SEP_RE.search(s):
-            return _first_valid(s, reg)
-        return _standardise_phone(s, reg)
+        p = _first_valid(s, reg) if _MULTI_SEP_RE.search(s) else _standardise_phone(s, reg)
+        grade = phone_placeholder(p.e164) or phone_placeholder(s)
+        if grade == "phone.placeholder" and p.e164:
+            return _PLACEHOLDER
+        if grade:
+            return p._replace(flags=(*p.flags, grade))
+        return p
     except Exception:  # libphonenumber edge cases on pathological input: report, never raise
         return Phone(None, None, None, None, ("phone.invalid", "standardise.error"))
 
