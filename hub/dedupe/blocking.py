@@ -48,6 +48,8 @@ DEFAULT_RULES: tuple[BlockingRule, ...] = (
     BlockingRule("family+postcode", ("family", "postcode"), sort="name_sort_rev", cap=12, window=3),
     BlockingRule("given+postcode", ("given", "postcode"), sort="name_sort", cap=12, window=3),
     BlockingRule("street+postcode", ("street", "postcode"), sort="name_sort", cap=16),
+    # an ERP that keeps no postcode: the house and the city (a typo'd name still meets its own address)
+    BlockingRule("street+city", ("street", "city"), sort="name_sort", cap=16),
     BlockingRule("dob+postcode", ("dob", "postcode"), sort="name_sort"),
     BlockingRule("given+city", ("given", "city"), sort="name_sort_rev", cap=12, window=3),
     BlockingRule("family+city", ("family", "city"), sort="name_sort", cap=12, window=3),

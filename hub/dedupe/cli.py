@@ -108,7 +108,27 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"hub dedupe: error: cannot write output: {exc}", file=sys.stderr)
         return 2
+    if not getattr(args, "quiet", False):
+        print(summary(result.stats, result.model.diagnostics))
     return 0
+
+
+def summary(stats: dict, diagnostics: list[dict]) -> str:
+    """What a user reads after a run: how many duplicates (none is an answer), what was set aside, and why
+    the model is not trusted when it is not. Counts only, no values."""
+    n, dup = stats.get("n_records", 0), stats.get("duplicate_records", 0)
+    found = "no duplicates found" if dup == 0 else \
+        f"{dup:,} duplicate record(s) found ({dup / max(n, 1):.1%} of the records merged into others)"
+    lines = [f"hub dedupe: {n:,} records -> {stats.get('n_clusters', n):,} clusters: {found}"]
+    aside = stats.get("set_aside") or {}
+    if aside:
+        lines.append("  set aside as missing: " + ", ".join(
+            f"{count:,} {key.replace('_unusable', ' (invalid or placeholder)').replace('_shared', ' (shared by many names)')}"
+            for key, count in sorted(aside.items())))
+    for d in diagnostics:
+        lines.append(f"  warning: {d['message']}" if d.get("code") != "conservative_parameters"
+                     else f"  note: {d['message']}")
+    return "\n".join(lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -36,7 +36,7 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("address", ("other_area", "same_area_street_differs", "same_area", "street_similar",
                           "street_close", "street_exact")),
     FieldSpec("gender", ("far", "exact")),
-    FieldSpec("company", ("far", "close", "exact")),
+    FieldSpec("company", ("far", "close", "exact"), tf_key="company"),
 )
 FIELD_INDEX = {f.name: i for i, f in enumerate(FIELDS)}
 
@@ -291,6 +291,12 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     low = np.flatnonzero(st < 88)
     if len(low):
         st[low] = np.fmax(st[low], _same_key_sim(sc, i[low], j[low], fuzz.token_sort_ratio, identical=100.0))
+    if "street_number" in p.keys:
+        # 17 / 2034 Market Street: one street, two addresses. Where every party lives on the same street the
+        # house number is all an address says, so numbers more than one typo apart (57 / 5v7 is one) make the
+        # streets at most similar
+        differ = _distance(p.key("street_number"), i, j, OSA.distance) >= 2
+        st[differ] = np.fmin(st[differ], 87.0)
     city = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
     pc = _distance(p.key("postcode"), i, j, OSA.distance)
     area_known = ~np.isnan(city) | ~np.isnan(pc)
@@ -343,8 +349,22 @@ def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return lv
 
 
-def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Comparison levels, shape (n_pairs, len(FIELDS)), int8, -1 = missing."""
+def _exact_only_if_reserved(p: Prepared, key: str, lv: np.ndarray, i: np.ndarray, j: np.ndarray) -> None:
+    """A value from a range reserved for examples (customer00017@example.com, +1 415 555 0123) names a
+    record, not a person: an exact copy is evidence, a near miss (customer00018) or a different value is not
+    (no evidence either way). Updates ``lv`` in place."""
+    if key not in p.keys:
+        return
+    codes = p.key(key).codes
+    reserved = (codes[i] >= 0) | (codes[j] >= 0)
+    lv[reserved & (lv >= 0) & (lv < 3)] = -1  # 3 = exact for both phone and e-mail
+
+
+def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, exact_only_reserved: bool = True
+                   ) -> np.ndarray:
+    """Comparison levels, shape (n_pairs, len(FIELDS)), int8, -1 = missing. ``exact_only_reserved=False`` keeps
+    the near levels of reserved-range values (for u: how often random pairs agree exactly, whatever the
+    value)."""
     out = np.empty((len(i), len(FIELDS)), dtype=np.int8)
     fam_lv, giv_lv, _ = compare_names(vocab, i, j, p)
     out[:, FIELD_INDEX["family_name"]] = fam_lv
@@ -372,6 +392,8 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray) 
     out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
 
     out[:, FIELD_INDEX["email"]] = compare_emails(p, i, j)
+    for name in ("phone", "email") if exact_only_reserved else ():
+        _exact_only_if_reserved(p, f"{name}_reserved", out[:, FIELD_INDEX[name]], i, j)
 
     out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
 

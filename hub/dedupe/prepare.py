@@ -53,6 +53,9 @@ class Prepared:
     source: np.ndarray  # int32 codes of the source column (all 0 when absent)
     keys: dict[str, KeyColumn] = field(default_factory=dict)
     source_names: np.ndarray = field(default_factory=lambda: np.array([""], dtype=object))  # code -> name
+    # records whose identifier was set aside, per reason: "phone_unusable" (invalid, or a placeholder such
+    # as 13800000000 or noemail@…) and "phone_shared" (held by too many different people to be anyone's own)
+    set_aside: dict[str, int] = field(default_factory=dict)
 
     def key(self, name: str) -> KeyColumn:
         return self.keys[name]
@@ -62,6 +65,7 @@ class Prepared:
 # Minimal private standardisers — TO BE REPLACED by hub.standardise where it offers the function.
 # --------------------------------------------------------------------------------------------
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_NUMBERS = re.compile(r"\d+")
 _NON_WORD = re.compile(r"[^\w\s,]+", re.UNICODE)
 _SPACES = re.compile(r"\s+")
 _TITLES = {"mr", "mrs", "ms", "miss", "dr", "prof", "sir", "madam", "jr", "sr", "ii", "iii", "iv", "先生", "女士"}
@@ -300,12 +304,13 @@ def _std(name: str) -> Callable | None:
     return getattr(std, name, None)
 
 
-NameParts = tuple[str, str, str, str, str]  # family key, given key, given canonical, family hanzi, given hanzi
+# family key, given key, given canonical, family hanzi, given hanzi, organisation key (the name is a company's)
+NameParts = tuple[str, str, str, str, str, str]
 _LETTERS = re.compile(r"[^a-z]")
 
 
 def _fallback_name_parts(full: str, given: str, family: str) -> NameParts:
-    return (*_fallback_person_name(full, given, family), "", "")
+    return (*_fallback_person_name(full, given, family), "", "", "")
 
 
 def _is_handle(r) -> bool:
@@ -333,6 +338,9 @@ def _person_name_fn() -> Callable[[str, str, str], NameParts]:
             r = fn(full=full or None, given=given or None, family=family or None)
         except Exception:
             return _fallback_name_parts(full, given, family)
+        if "name.organisation" in (getattr(r, "flags", ()) or ()):
+            # ACME Trading GmbH, 华为技术有限公司: matched as an organisation (company name, ids, address)
+            return "", "", "", "", "", _fallback_company(r.display or full or family or given)
         fam = _LETTERS.sub("", (getattr(r, "family_key", None) or "").lower())
         giv = _LETTERS.sub("", (getattr(r, "given_key", None) or "").lower())
         if not fam and not giv:
@@ -343,9 +351,9 @@ def _person_name_fn() -> Callable[[str, str, str], NameParts]:
                 # a screen name (平安是福, 小太阳, 春梅_46): no surname to compare; the characters stand as one
                 # given-name word, so 春梅 may still meet the given name of 熊春梅
                 whole = fam + giv
-                return "", whole, whole, "", (r.family or "") + (r.given or "")
-            return fam, giv, canon, r.family or "", r.given or ""
-        return fam, giv, canon, "", ""
+                return "", whole, whole, "", (r.family or "") + (r.given or ""), ""
+            return fam, giv, canon, r.family or "", r.given or "", ""
+        return fam, giv, canon, "", "", ""
 
     return run
 
@@ -359,13 +367,22 @@ def _phone_fn() -> Callable[[str], str]:
         try:
             r = fn(raw)
         except Exception:
-            return _fallback_phone(raw)
+            return _no_dummy_phone(_fallback_phone(raw))
+        if "phone.placeholder" in (getattr(r, "flags", ()) or ()):
+            return ""
         e164 = getattr(r, "e164", None) if not isinstance(r, str) else r
         if e164:
             return e164.lstrip("+").removeprefix("86")
-        return _fallback_phone(raw)
+        return _no_dummy_phone(_fallback_phone(raw))
 
     return run
+
+
+def _no_dummy_phone(digits: str) -> str:
+    """The digit key unless it is a dummy (0000000, 1234567): a placeholder is a missing value."""
+    from hub.standardise.placeholders import phone_placeholder
+
+    return "" if phone_placeholder(digits) == "phone.placeholder" else digits
 
 
 def _date_fn() -> Callable[[str], str]:
@@ -439,6 +456,60 @@ def _map(fn: Callable, values: list) -> list:
     chunks = [values[k:k + size] for k in range(0, len(values), size)]
     parts = fork_map(lambda chunk: _apply(fn, chunk), chunks, _WORKERS)
     return [x for part in parts for x in part]
+
+
+def _unless_placeholder(fn: Callable[[str], str]) -> Callable[[str], str]:
+    """``fn`` for a field where "n/a", "unknown", "-", "未知" mean "no value" (not for names: Na is a name)."""
+    from hub.standardise.placeholders import is_placeholder_text
+
+    def run(raw: str) -> str:
+        return "" if is_placeholder_text(raw) else fn(raw)
+
+    return run
+
+
+def _national_id(raw: str) -> str:
+    key = _fallback_national_id(raw)
+    # 000000000, 123456789, XXXXXXXX: a dummy id is a missing one
+    if len(set(key)) <= 1 or key in "0123456789012345678" or key in "9876543210987654321":
+        return ""
+    return key
+
+
+def _house_number(street: str) -> str:
+    nums = _NUMBERS.findall(street)
+    return nums[0] if len(nums) == 1 else ""
+
+
+SHARED_VALUE_NAMES = 6  # an identifier value held by records of this many different names is nobody's own
+
+
+def _set_aside_shared(col: KeyColumn, name_key: KeyColumn) -> tuple[KeyColumn, int]:
+    """Missing where the value is held by records of SHARED_VALUE_NAMES or more different names: a dummy
+    (13800000000 on every party entered without a number), a switchboard, a shop's own address — values far
+    too frequent to be one person's identifier. A household (a few names) keeps its landline. ``name_key``:
+    the names' initials (a person's typo'd and swapped names share them: Jon Smtih / Smith John)."""
+    ok = (col.codes >= 0) & (name_key.codes >= 0)
+    if not ok.any():
+        return col, 0
+    combo = np.unique(col.codes[ok].astype(np.int64) * (len(name_key.uniques) + 1) + name_key.codes[ok])
+    names_per_value = np.bincount(combo // (len(name_key.uniques) + 1), minlength=len(col.uniques))
+    shared = names_per_value >= SHARED_VALUE_NAMES
+    if not shared.any():
+        return col, 0
+    hit = (col.codes >= 0) & shared[np.maximum(col.codes, 0)]
+    return KeyColumn(codes=np.where(hit, -1, col.codes).astype(np.int32), uniques=col.uniques), int(hit.sum())
+
+
+def _reserved(col: KeyColumn, grade: str) -> KeyColumn:
+    """Code 0 where the value is from a range reserved for examples and tests (``@example.com``, 555-01xx),
+    else missing: such a value names a record, so only an exact copy of it is evidence."""
+    from hub.standardise.placeholders import email_placeholder, phone_placeholder
+
+    check = email_placeholder if grade.startswith("email") else phone_placeholder
+    flag = np.array([check(v) == grade for v in col.uniques.tolist()], dtype=bool)
+    hit = (col.codes >= 0) & (flag[np.maximum(col.codes, 0)] if len(flag) else False)
+    return KeyColumn(codes=np.where(hit, 0, -1).astype(np.int32), uniques=np.array([grade], dtype=object))
 
 
 def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
@@ -569,11 +640,25 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     nk = np.array([" ".join(sorted(t for t in (a, b) if t)) for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
     p.keys["name_key"] = _encode(nk[tcodes], None)
 
-    p.keys["dob"] = _encode(_column(frame, "birth_date"), _date_fn())
+    p.keys["dob"] = _encode(_column(frame, "birth_date"), _unless_placeholder(_date_fn()))
     p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
-    p.keys["national_id"] = _encode(_column(frame, "national_id"), _fallback_national_id)
-    p.keys["phone"] = _encode(_column(frame, "phone"), _phone_fn(), pre=_phone_pre)
-    p.keys["email"] = _encode(_column(frame, "email"), _email_fn(), pre=lambda e: e.strip().lower())
+    initials = _encode(np.array([" ".join(sorted(t[:1] for t in (a, b) if t)) for a, b in
+                                 zip(fam_u, giv_u, strict=True)], dtype=object)[tcodes], None)
+    for key, column, fn, pre in (
+            ("national_id", "national_id", _national_id, None),
+            ("phone", "phone", _phone_fn(), _phone_pre),
+            ("email", "email", _email_fn(), lambda e: e.strip().lower())):
+        raw = _column(frame, column)
+        col = _encode(raw, _unless_placeholder(fn), pre=pre)
+        unusable = int(((col.codes < 0) & (raw != "").to_numpy()).sum())
+        col, shared = _set_aside_shared(col, initials)
+        p.keys[key] = col
+        if unusable:
+            p.set_aside[f"{key}_unusable"] = unusable
+        if shared:
+            p.set_aside[f"{key}_shared"] = shared
+    p.keys["email_reserved"] = _reserved(p.keys["email"], "email.reserved_domain")
+    p.keys["phone_reserved"] = _reserved(p.keys["phone"], "phone.fictional")
     p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
     p.keys["email_domain"] = _derive(p.keys["email"], lambda e: e.partition("@")[2])
     # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
@@ -583,15 +668,23 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
     # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
     p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
-    p.keys["street"] = _encode(_column(frame, "street"), _fallback_street)
-    p.keys["region"] = _encode(_column(frame, "region"), _fallback_place)
-    p.keys["city"] = _city_or_municipality(_encode(_column(frame, "city"), _fallback_place), p.keys["region"])
+    p.keys["street"] = _encode(_column(frame, "street"), _unless_placeholder(_fallback_street))
+    p.keys["region"] = _encode(_column(frame, "region"), _unless_placeholder(_fallback_place))
+    p.keys["city"] = _city_or_municipality(_encode(_column(frame, "city"), _unless_placeholder(_fallback_place)),
+                                           p.keys["region"])
     # a street written in hanzi and one in Latin letters (张江路339号 / No.339 Zhangjiang Lu) cannot be compared
     # as strings
     p.keys["street_han"] = _derive(p.keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
-    p.keys["postcode"] = _encode(_column(frame, "postal_code"), _fallback_postcode)
+    # the house number of a street written as one number and a name (17 Market Street, 张江路339号); streets
+    # with more numbers (floor, room, unit) are left to the string comparison
+    p.keys["street_number"] = _derive(p.keys["street"], _house_number)
+    p.keys["postcode"] = _encode(_column(frame, "postal_code"), _unless_placeholder(_fallback_postcode))
     p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
-    p.keys["company"] = _encode(_column(frame, "company"), _fallback_company)
+    company = _column(frame, "company").to_numpy(dtype=object, copy=True)
+    org = np.array([x[5] for x in parsed], dtype=object)[tcodes]
+    fill = (company == "") & (org != "")
+    company[fill] = org[fill]  # already a company key: _fallback_company leaves it as it is
+    p.keys["company"] = _encode(company, _fallback_company)
     # blocking helpers
     p.keys["family_init"] = _derive(p.keys["family"], lambda s: s[:1])
     p.keys["given_init"] = _derive(p.keys["given"], lambda s: s[:1])

@@ -32,6 +32,10 @@ class FSModel:
     # prior per source pair ("erp|social" -> log2 odds): records of two systems match far more often than
     # two records of one system that has few duplicates; pairs of an unknown pair of sources use the global prior
     group_prior: dict[str, float] = field(default_factory=dict)
+    # how the parameters were obtained: "em", or "conservative" when the EM solution failed the checks of
+    # hub.dedupe.estimation; diagnostics: what those checks found ({"code", "message", ...numbers})
+    estimation: str = "em"
+    diagnostics: list[dict] = field(default_factory=list)
 
     def level_weights(self) -> list[np.ndarray]:
         return [np.log2(m / u) for m, u in zip(self.m, self.u, strict=True)]
@@ -39,7 +43,7 @@ class FSModel:
     def as_dict(self) -> dict:
         out = {"prior_log2_odds": self.prior_log2_odds, "lambda_candidates": self.lambda_candidates,
                "em_iterations": self.em_iterations, "source_pair_prior_log2_odds": dict(self.group_prior),
-               "fields": {}}
+               "estimation": self.estimation, "diagnostics": [dict(d) for d in self.diagnostics], "fields": {}}
         for f, m, u in zip(FIELDS, self.m, self.u, strict=True):
             out["fields"][f.name] = {
                 lab: {"m": float(mi), "u": float(ui), "match_weight": float(np.log2(mi / ui))}
@@ -81,11 +85,13 @@ def _seed_posterior(pat: np.ndarray) -> np.ndarray:
     return np.where(names_close & strong, 0.95, 0.02)
 
 
-def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, tol: float = 1e-5
-           ) -> tuple[list[np.ndarray], np.ndarray, int]:
+def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, tol: float = 1e-5,
+           trace: dict | None = None) -> tuple[list[np.ndarray], np.ndarray, int]:
     """EM on the distinct comparison patterns of candidate pairs. Returns (m, [lambda], iters), lambda being
     the share of matches among the candidate pairs. (Priors per pair of sources are not fitted here: with
-    weak evidence a group's EM share collapses; ``engine._group_priors`` solves them afterwards.)"""
+    weak evidence a group's EM share collapses; ``engine._group_priors`` solves them afterwards.) ``trace``,
+    when given, receives the patterns, their counts, the final posterior and the free non-match u — what
+    ``hub.dedupe.estimation`` needs to tell whether the match class is one person's records."""
     nf = len(FIELDS)
     radix = np.array([len(f.labels) + 1 for f in FIELDS], dtype=np.int64)
     mult = np.cumprod(np.concatenate([[1], radix[:-1]]))
@@ -126,6 +132,8 @@ def em_fit(levels: np.ndarray, u_random: list[np.ndarray], max_iter: int = 40, t
             m[k], u[k] = new_m, nu / nu.sum()
         if delta < tol and it > 2:
             break
+    if trace is not None:
+        trace.update(pat=pat, counts=counts, post=post, u_free=[x.copy() for x in u], m_em=[x.copy() for x in m])
     m = _personal_m(pat, counts, m, u, lam)
     # Fields seen (non-missing) on too few probable matches keep a conservative prior m: EM cannot
     # learn them, e.g. birth dates held by only one source of a multi-source set.
@@ -183,6 +191,15 @@ def _personal_m(pat: np.ndarray, counts: np.ndarray, m: list[np.ndarray], u: lis
             continue
         cnt = np.bincount(col[sel], weights=w, minlength=len(f.labels)) + 0.5
         out[k] = cnt / cnt.sum()
+    # the family name likewise: a class of pairs that share a house (an address shared by chance, a
+    # household) learns that "matches" have different surnames; the pairs that the personal fields make
+    # certain say how often one person's surname really differs
+    k = FIELD_INDEX["family_name"]
+    col = pat[:, k]
+    sel = (col >= 0) & (base > PERSONAL_LOGIT)
+    if counts[sel].sum() >= min_support:
+        cnt = np.bincount(col[sel], weights=counts[sel], minlength=len(FIELDS[k].labels)) + 0.5
+        out[k] = cnt / cnt.sum()
     return out
 
 
@@ -192,14 +209,92 @@ def _prior_m(n_levels: int) -> np.ndarray:
     return m
 
 
-def monotone_weights(m: list[np.ndarray], u: list[np.ndarray]) -> list[np.ndarray]:
-    """Make match weights non-decreasing with the comparison level (a closer value is never worse
-    evidence than a farther one) by raising m where EM noise says otherwise."""
-    out = []
-    for mk, uk in zip(m, u, strict=True):
-        w = np.maximum.accumulate(np.log2(mk / uk))
-        out.append(uk * np.exp2(w))
+def _pool_adjacent(m: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Isotonic likelihood ratio: adjacent levels whose ratio m/u falls with the level are pooled into one
+    ratio (sum m / sum u) until the ratios rise with the level (pool-adjacent-violators). m stays a
+    distribution: each pool keeps its total m, spread in proportion to u."""
+    blocks: list[list[float]] = []  # [m_sum, u_sum, first level, last level]
+    for k in range(len(m)):
+        blocks.append([float(m[k]), float(u[k]), k, k])
+        while len(blocks) > 1 and blocks[-2][0] * blocks[-1][1] >= blocks[-1][0] * blocks[-2][1]:
+            b = blocks.pop()
+            blocks[-1][0] += b[0]
+            blocks[-1][1] += b[1]
+            blocks[-1][3] = b[3]
+    out = np.empty(len(m), dtype=np.float64)
+    for msum, usum, a, b in blocks:
+        out[a:b + 1] = u[a:b + 1] * (msum / usum)
     return out
+
+
+def monotone_weights(m: list[np.ndarray], u: list[np.ndarray]) -> list[np.ndarray]:
+    """Make match weights non-decreasing with the comparison level (a closer value is never worse evidence
+    than a farther one), keeping every m a distribution: levels that EM noise (or a level random pairs
+    almost never reach, whose u is ~0) put out of order are pooled into one weight."""
+    out = []
+    for f, mk, uk in zip(FIELDS, m, u, strict=True):
+        mk, uk = np.asarray(mk, dtype=np.float64), np.asarray(uk, dtype=np.float64)
+        chain = np.array(LEVEL_CHAINS.get(f.name, range(len(mk))), dtype=np.int64)
+        res = mk.copy()
+        res[chain] = _pool_adjacent(mk[chain], uk[chain])
+        side = np.setdiff1d(np.arange(len(mk)), chain)
+        if len(side):  # a level off the chain is at least as good as the chain's worst
+            floor = res[chain[0]] / uk[chain[0]]
+            res[side] = np.maximum(res[side], uk[side] * floor)
+            res /= res.sum()
+        out.append(res)
+    return out
+
+
+# Levels that are ordered by closeness, per field (default: all, in order). The address level "same_area"
+# (one street unknown) is no less similar than "street_similar" (both known, alike): it is only ordered
+# above a different area.
+LEVEL_CHAINS = {"address": (0, 1, 3, 4, 5)}
+
+
+STRONG_IDENTIFIERS = ("national_id", "phone", "email")
+MIN_DISAGREE_BITS = 1.0  # a strong identifier that both records hold and that differs costs at least this
+
+
+def constrain_identifiers(m: list[np.ndarray], u: list[np.ndarray], single_source: bool = False
+                          ) -> list[np.ndarray]:
+    """Parameters that cannot say nonsense: agreeing on an identifier (e-mail, phone, national id) is never
+    evidence against one person (exact weight >= 0) and differing on one that both records hold is never
+    free (far weight <= -MIN_DISAGREE_BITS); mass moved to satisfy a bound goes to / comes from the exact
+    level. With one source, an unknown street is no evidence beyond the agreeing area (across sources it is:
+    the systems that keep no street — social, call centre — hold people's second records). The result is made
+    monotone again."""
+    from hub.dedupe.compare import FIELD_INDEX
+
+    out = [np.asarray(x, dtype=np.float64).copy() for x in m]
+    for name in STRONG_IDENTIFIERS:
+        k = FIELD_INDEX[name]
+        mk, uk = out[k], u[k]
+        cap = uk[0] * 2.0 ** -MIN_DISAGREE_BITS
+        if mk[0] > cap:
+            mk[-1] += mk[0] - cap
+            mk[0] = cap
+        if mk[-1] < uk[-1]:
+            need = uk[-1] - mk[-1]
+            for lv in range(len(mk) - 1):  # take it from the farthest levels first
+                take = min(need, max(mk[lv] - 1e-6, 0.0))
+                mk[lv] -= take
+                mk[-1] += take
+                need -= take
+        out[k] = mk / mk.sum()
+    # "same area, one street unknown" says only that the area agrees: never more than an agreeing area is
+    # worth (where everyone lives in one city, nothing) — a missing street is not evidence of a match
+    k, side = FIELD_INDEX["address"], 2
+    if not single_source:
+        return monotone_weights(out, u)
+    mk, uk = out[k], u[k]
+    cap = uk[side] / max(1.0 - uk[0], 1e-9)
+    if mk[side] > cap:
+        rest = 1.0 - mk[side]
+        mk[side] = cap
+        others = np.arange(len(mk)) != side
+        mk[others] *= (1.0 - cap) / max(rest, 1e-12)
+    return monotone_weights(out, u)
 
 
 def score(model: FSModel, levels: np.ndarray, tf_codes: dict[str, np.ndarray], prior: np.ndarray | None = None

@@ -430,3 +430,75 @@ def sparse_multisource(n_people: int = 3000, seed: int = 3) -> pd.DataFrame:
 def truth_of(frame: pd.DataFrame) -> pd.Series:
     """record_id -> entity id (ground truth)."""
     return pd.Series(frame["entity_id"].astype(str).to_numpy(), index=frame["record_id"].astype(str).to_numpy())
+
+
+# ---- ERP parties as a first sync meets them ----------------------------------------------------------
+ERP_GIVEN = ("hugo", "ines", "john", "maria", "wei", "anna", "lucas", "sofia", "omar", "lena", "ivan", "mia",
+             "noah", "emma", "li", "sara")
+ERP_FAMILY = ("khan", "smith", "garcia", "muller", "chen", "rossi", "novak", "silva", "dubois", "wang")
+ERP_GIVEN_HAN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明")
+ERP_FAMILY_HAN = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周")
+ERP_NOTES = (" (old account)", " #{code}", " - do not use", " DUPLICATE", " 测试", " [{code}]")
+ERP_DUMMY_PHONES = ("13800000000", "0000", "0000000", "+1 555 0100", "00000000000", "1234567")
+
+
+def erp_parties(n_people: int = 1500, dup_share: float = 0.0, seed: int = 21, *, script: str = "latin",
+                email: str = "numbered", phone: str = "fictional", street: str = "numbered") -> pd.DataFrame:
+    """One ERP's customer parties as a first sync meets them: distinct people with names drawn from 16 given
+    and 10 family names, one source, one city, one street name, test-data contact values. ``dup_share`` of
+    the records are duplicate parties of a person (entered again, with ERP notes in the name or a typo).
+
+    ``email``: ``numbered`` (customer00017@example.com per person, a duplicate keeps it or has none),
+    ``record`` (numbered per record: a duplicate has another number), ``placeholder`` (noemail@…, n/a, test@…
+    on most records, a real-looking mailbox on the rest), ``none``.
+    ``phone``: ``fictional`` (+1 555 01xx, a hundred numbers shared at random), ``dummy`` (13800000000, 0000, …
+    on most records, a real number on the rest), ``personal`` (a real-looking number per person), ``none``.
+    ``street``: ``numbered`` ("17 Market Street") or ``same`` (one address for everyone)."""
+    rng = np.random.default_rng(seed)
+    given, family = (ERP_GIVEN_HAN, ERP_FAMILY_HAN) if script == "han" else (ERP_GIVEN, ERP_FAMILY)
+    people = []
+    for k in range(n_people):
+        han = script == "han" or (script == "mixed" and rng.random() < 0.5)
+        g = (ERP_GIVEN_HAN if han else ERP_GIVEN)[rng.integers(0, 16)]
+        f = (ERP_FAMILY_HAN if han else ERP_FAMILY)[rng.integers(0, 10)]
+        people.append({
+            "name": f + g if han else f"{g.title()} {f.title()}",
+            "email": {"numbered": f"customer{k + 1:05d}@example.com", "record": f"customer{k + 1:05d}@example.com",
+                      "placeholder": (["noemail@example.com", "n/a", "test@test.com", "none@none.com", "unknown", ""]
+                                      [rng.integers(0, 6)] if rng.random() < 0.7 else
+                                      f"{g}.{f}{rng.integers(10, 99)}@mail{rng.integers(1, 9)}.net" if not han else
+                                      f"{rng.integers(10**7, 10**9)}@qq.com")}.get(email, ""),
+            "phone": {"fictional": f"+1 555 01{rng.integers(0, 100):02d}",
+                      "dummy": (ERP_DUMMY_PHONES[rng.integers(0, len(ERP_DUMMY_PHONES))] if rng.random() < 0.6
+                                else f"+86 139 {rng.integers(0, 10**4):04d} {rng.integers(0, 10**4):04d}"),
+                      "personal": f"+86 139 {rng.integers(0, 10**4):04d} {rng.integers(0, 10**4):04d}"}.get(phone, ""),
+            "street": f"{rng.integers(1, 4000)} Market Street" if street == "numbered" else "1 Market Street",
+            "han": han,
+        })
+    n_dup = int(round(n_people * dup_share / (1.0 - dup_share))) if dup_share > 0 else 0
+    rows = [{"entity_id": k, **{c: p[c] for c in ("name", "email", "phone", "street")}} for k, p in enumerate(people)]
+    for k in rng.choice(n_people, size=n_dup, replace=n_dup > n_people).tolist():
+        p = people[k]
+        name = p["name"]
+        r = rng.random()
+        if r < 0.3:
+            name += ERP_NOTES[rng.integers(0, len(ERP_NOTES))].format(code=f"{rng.integers(0, 10**5):05d}")
+        elif r < 0.45 and not p["han"]:
+            name = name.upper()
+        elif r < 0.6 and not p["han"]:
+            parts = name.split()
+            name = f"{parts[0]} {_typo(rng, parts[1].lower()).title()}"
+        rows.append({
+            "entity_id": k, "name": name,
+            "email": (p["email"] if rng.random() < 0.8 else "") if email != "record"
+            else f"customer{n_people + len(rows) + 1:05d}@example.com",
+            "phone": p["phone"] if rng.random() < 0.8 else "",
+            "street": p["street"] if rng.random() < 0.9 else "",
+        })
+    df = pd.DataFrame(rows)
+    df = df.rename(columns={"name": "full_name"})
+    df["city"] = "Springfield" if script != "han" else "上海"
+    df["source"] = "erp"
+    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    df.insert(0, "record_id", [f"P{k:06d}" for k in range(len(df))])
+    return df.fillna("")
