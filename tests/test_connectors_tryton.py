@@ -505,8 +505,12 @@ def test_landed_payloads_map_through_the_tryton_mapping(tryton):
                 assert outcome.reasons == [], (entity, rec.source_id, outcome.reasons)
                 mapped += len(outcome.records)
         assert mapped > 0, entity
-    # a Chinese mobile in the seed's "13800000000" form comes out as E.164
-    chen = [r for p in conn.pages("customers", None) for r in p.records
-            if r.source_id == str(tryton.seed.parties[0])][0]
-    out = mapper.map("customers", chen.source_id, chen.payload, ctx).records[0].record
-    assert any(ph["e164"].startswith("+86138") for ph in out["phones"])
+    # a Chinese mobile in the seed's "13800015838" form comes out as E.164 (party 0's 13800000000 is a dummy
+    # number: no phone at all)
+    landed = {r.source_id: r for p in conn.pages("customers", None) for r in p.records}
+    wang = landed[str(tryton.seed.parties[2])]
+    out = mapper.map("customers", wang.source_id, wang.payload, ctx).records[0].record
+    assert any(ph["e164"] == "+8613800015838" for ph in out["phones"])
+    first = landed[str(tryton.seed.parties[0])]
+    outcome = mapper.map("customers", first.source_id, first.payload, ctx)
+    assert not outcome.records[0].record["phones"] and "phone.placeholder" in str(outcome.records[0].quality_flags)
