@@ -173,6 +173,26 @@ def test_kill_between_pages_resumes_exactly_once(tmp_path: Path, hub_store: Stor
     conn.close()
 
 
+def test_own_company_and_employee_parties_are_not_customers(tmp_path: Path, hub_store: Store) -> None:
+    url = erp.sqlite_url(tmp_path / "erp.db")
+    erp.create_erp(url, seed_rows())
+    exec_sql(url, sa.text("CREATE TABLE company_company (id INTEGER PRIMARY KEY, party INTEGER)"))
+    exec_sql(url, sa.text("CREATE TABLE company_employee (id INTEGER PRIMARY KEY, party INTEGER)"))
+    exec_sql(url, sa.text("INSERT INTO company_company VALUES (1, 3)"))
+    exec_sql(url, sa.text("INSERT INTO company_employee VALUES (1, 7), (2, NULL)"))
+    mapping = copy.deepcopy(load_tables("sandbox"))
+    mapping["entities"]["customers"]["exclude_keys_in"] = [{"table": "company_company", "column": "party"},
+                                                           {"table": "company_employee", "column": "party"}]
+    conn = SqlErpConnector(url, mapping, page_size=4)
+    assert run_pull(conn, hub_store, "customers").new == 8
+    assert hub_store.landed_ids("erp", "customers") == {str(i) for i in range(1, 11)} - {"3", "7"}
+    # a child change of an excluded party does not bring it in either
+    exec_sql(url, erp.party_contact_mechanism.update().where(erp.party_contact_mechanism.c.party == 3).values(
+        value="+86 139 0000 1111", write_date=datetime(2030, 1, 1)))
+    assert run_pull(conn, hub_store, "customers").new == 0
+    conn.close()
+
+
 def test_full_sweep_without_updated_at_column(tmp_path: Path, hub_store: Store) -> None:
     url = erp.sqlite_url(tmp_path / "erp.db")
     erp.create_erp(url, seed_rows())

@@ -48,6 +48,8 @@ def test_pg_full_then_incremental_then_push_without_echo(tryton_pg, sqlite_store
     for entity, model in MODELS.items():
         st = run_pull(_conn(tryton_pg, page_size=8), sqlite_store, entity)
         expected = {str(i) for i in rpc.search(model, [])}
+        if entity == "customers":  # the ERP's own company party is not a customer
+            expected -= {str(r["party"]) for r in rpc.search_read("company.company", [], ["party"])}
         assert sqlite_store.landed_ids("tryton", entity) == expected and st.new == len(expected), entity
     p0 = tryton_pg.seed.parties[0]
     assert _payload(sqlite_store, "customers", p0)["active"] is True  # a real bool on PG as on SQLite

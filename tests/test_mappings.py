@@ -392,6 +392,26 @@ def test_tryton_party_with_children(mappings) -> None:
     assert r.addresses[0].country == "BE" and r.addresses[0].city == "Liege"
 
 
+@pytest.mark.parametrize(("name", "flag", "name_key"), [
+    ("Ines Khan #00999", "name:name.note_code", "ines khan"),
+    ("John Smith (old account)", "name:name.note_inactive", "john smith"),
+    ("ACME Trading GmbH", "name:name.organisation", "acme trading"),
+    ("上海某某贸易有限公司", "name:name.organisation", "上海某某贸易"),
+])
+def test_tryton_party_names_as_erps_write_them(mappings, name, flag, name_key) -> None:
+    """Staging carries what the name standardiser found: the ERP's note split off, an organisation by its
+    legal form; placeholder contact values are no contact values."""
+    payload = _nest({**TRYTON_PARTY, "name": name, "contact_mechanisms.": [
+        {"type": "phone", "value": "13800000000", "write_date": None, "id": 1},
+        {"type": "email", "value": "noemail@example.com", "write_date": None, "id": 2}]})
+    out = _map_one(mappings["tryton"], "customers", "tryton", "2", payload)
+    rec = out.records[0]
+    r = CustomerRecord.model_validate(rec.record)
+    assert flag in rec.quality_flags and r.name.name_key == name_key
+    assert r.phones == [] and r.emails == []
+    assert "phones:phone.placeholder" in rec.quality_flags and "emails:email.placeholder" in rec.quality_flags
+
+
 def test_tryton_sale_and_shipment(mappings) -> None:
     sale = _nest({
         "id": 1, "number": "1", "state": "processing", "sale_date": "2026-11-22", "party": 30,

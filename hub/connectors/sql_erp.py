@@ -118,6 +118,18 @@ class SqlErpConnector:
         else:
             yield from self._incremental(entity, spec, root, key, ts, cursor)
 
+    def _kept(self, spec: dict, key: sa.Column) -> sa.ColumnElement | None:
+        """Rows the entity leaves out: keys listed in other tables (``exclude_keys_in``: the ERP's own company
+        party, its employees' parties — not customers). None when nothing is excluded."""
+        subqueries = [sa.select(self.table(x["table"]).c[x["column"]]).where(
+            self.table(x["table"]).c[x["column"]].is_not(None)) for x in spec.get("exclude_keys_in") or ()]
+        return sa.and_(*(key.not_in(q) for q in subqueries)) if subqueries else None
+
+    def _root(self, spec: dict, root: sa.Table, key: sa.Column, *extra: sa.ColumnElement) -> sa.Select:
+        q = sa.select(root, *extra)
+        kept = self._kept(spec, key)
+        return q if kept is None else q.where(kept)
+
     def _rows(self, q: sa.Select) -> list[dict]:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
@@ -135,7 +147,8 @@ class SqlErpConnector:
                     cursor: dict | None) -> Iterator[Page]:
         """No usable updated-at column: read everything in key order; the payload hash finds the changes."""
         start = None if not cursor or cursor.get("complete") else cursor.get("after")
-        for rows, last, is_last in iter_keyset(self._by_key(sa.select(root), key), key_of=lambda r: (r[key.name],),
+        for rows, last, is_last in iter_keyset(self._by_key(self._root(spec, root, key), key),
+                                               key_of=lambda r: (r[key.name],),
                                                after=None if start is None else (start,), limit=self.page_size):
             after = to_jsonable(last[0]) if last else start
             yield Page(self._build(spec, rows, key.name), {"mode": "full", "after": after, "complete": is_last})
@@ -153,7 +166,7 @@ class SqlErpConnector:
         if cur["phase"] == "main":
 
             def fetch(after: tuple | None, limit: int) -> list[dict]:
-                q = sa.select(root, ts.label("_hub_ts")).order_by(ts, key).limit(limit)
+                q = self._root(spec, root, key, ts.label("_hub_ts")).order_by(ts, key).limit(limit)
                 if since is not None:
                     q = q.where(ts >= since)
                 if after is not None:
@@ -184,7 +197,8 @@ class SqlErpConnector:
             if changed is not None:
                 resume_id = cur.get("after_id")
                 for rows, last, is_last in iter_keyset(
-                    self._by_key(sa.select(root).where(key.in_(changed)), key), key_of=lambda r: (r[key.name],),
+                    self._by_key(self._root(spec, root, key).where(key.in_(changed)), key),
+                    key_of=lambda r: (r[key.name],),
                     after=None if resume_id is None else (resume_id,), limit=self.page_size,
                 ):
                     records = self._build(spec, rows, key.name)

@@ -1,6 +1,7 @@
 """Tryton ERP connector over JSON-RPC (trytond 8.x).
 
-Pull: ``customers`` (party.party with addresses, contact mechanisms, identifiers and categories embedded),
+Pull: ``customers`` (party.party with addresses, contact mechanisms, identifiers and categories embedded;
+the ERP's own company party and its employees' parties left out: they are not customers),
 ``orders`` (sale.sale with lines) and ``shipments`` (stock.shipment.out with its outgoing moves).
 
 Push: the hub's golden id as a ``party.identifier`` and segment / value tier as ``party.category`` rows;
@@ -460,6 +461,7 @@ class TrytonConnector:
         self.create_missing_parties = create_missing_parties
         self._fields: dict[str, list[str]] = {}
         self._category_ids: dict[str, int] = {}
+        self._own_parties: list[int] | None = None
 
     @classmethod
     def from_env(cls, prefix: str = "HUB_TRYTON_", **kw: Any) -> TrytonConnector:
@@ -504,6 +506,20 @@ class TrytonConnector:
             clauses += [[f"{path}.write_date", ">=", lb], [f"{path}.create_date", ">=", lb]]
         return clauses
 
+    def own_party_ids(self) -> list[int]:
+        """The ERP's own parties — its company's party and its employees' — which are not customers (read once
+        per connector; a model that is not installed has none)."""
+        if self._own_parties is None:
+            ids: set[int] = set()
+            for model in ("company.company", "company.employee"):
+                try:
+                    rows = self.rpc.search_read(model, [], ["party"])
+                except TrytonError:  # module not activated on this server
+                    continue
+                ids.update(int(r["party"]) for r in rows if r.get("party"))
+            self._own_parties = sorted(ids)
+        return self._own_parties
+
     def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
         if entity not in ENTITIES:
             raise ValueError(f"unknown entity {entity!r}")
@@ -520,10 +536,13 @@ class TrytonConnector:
         domain_window = self.window_domain(entity, lb)
         fields = self._read_fields(entity)
         spec = ENTITIES[entity]
+        own = self.own_party_ids() if entity == "customers" else []
         while True:
             domain: list = [["id", ">", last_id]]
             if domain_window:
                 domain.append(domain_window)
+            if own:  # the ERP's own company and employees are not customers
+                domain.append(["id", "not in", own])
             rows = self.rpc.search_read(spec.model, domain, fields, order=[["id", "ASC"]], limit=self.page_size)
             records = []
             for row in rows:
