@@ -291,12 +291,16 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     low = np.flatnonzero(st < 88)
     if len(low):
         st[low] = np.fmax(st[low], _same_key_sim(sc, i[low], j[low], fuzz.token_sort_ratio, identical=100.0))
+    if "street_base" in p.keys:
+        # the same building, one record with a room / apartment the other lacks (or another one): close
+        same = _code_eq(p.key("street_base"), i, j) & (st < 100)
+        st[same] = np.fmax(st[same], 92.0)
     if "street_number" in p.keys:
         # 17 / 2034 Market Street: one street, two addresses. Where every party lives on the same street the
         # house number is all an address says, so numbers more than one typo apart (57 / 5v7 is one) make the
         # streets at most similar
-        differ = _distance(p.key("street_number"), i, j, OSA.distance) >= 2
-        st[differ] = np.fmin(st[differ], 87.0)
+        differ = (_distance(p.key("street_number"), i, j, OSA.distance) >= 2) & ~np.isnan(st)
+        st[differ] = np.minimum(st[differ], 87.0)
     city = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
     pc = _distance(p.key("postcode"), i, j, OSA.distance)
     area_known = ~np.isnan(city) | ~np.isnan(pc)

@@ -477,8 +477,39 @@ def _national_id(raw: str) -> str:
 
 
 def _house_number(street: str) -> str:
+    """The house number of a street written as one number and a name (17 market st, 南京东路339号 — the
+    number of 号 whatever follows it); streets with more numbers (floor, room, unit) are left out."""
+    m = _HAN_HOUSE.search(street)
+    if m:
+        return m.group(1)
     nums = _NUMBERS.findall(street)
     return nums[0] if len(nums) == 1 else ""
+
+
+# a Chinese street line may start with its province / city / district (上海市黄浦区南京东路17号) and end with a
+# building, floor or room (…17号3栋502室); a Western one may carry an apartment or unit
+_HAN_ADMIN_PREFIX = re.compile(r"^(?:[\u4e00-\u9fff]{1,7}?(?:省|自治区|特别行政区|市))*(?:[\u4e00-\u9fff]{1,4}?(?:区|县))?")
+_HAN_HOUSE = re.compile(r"(\d+)号")
+_UNIT_TAIL = re.compile(r"[\s,]+(?:apt|apartment|unit|suite|ste|flat|fl|floor|room|rm|#)\.?\s*\w*\s*$")
+_UNIT_HEAD = re.compile(r"^(?:apt|apartment|unit|suite|ste|flat|#)\.?\s*\w+[\s,]+")
+
+
+def _street_key(raw: str) -> str:
+    """Street key: a hanzi street without the division it starts with (上海市南京东路17号 = 南京东路17号)."""
+    s = _fallback_street(raw)
+    if _HAN.search(s):
+        rest = _HAN_ADMIN_PREFIX.sub("", s, count=1)
+        s = rest if len(rest) >= 3 else s
+    return s
+
+
+def _street_base(street: str) -> str:
+    """The building a street line names, without room, floor, apartment or unit: 南京东路17号5室 and
+    南京东路17号 are one building, 12 elm st apt 5 and 12 elm st one house."""
+    m = _HAN_HOUSE.search(street)
+    if m and _HAN.search(street):
+        return street[:m.end()]
+    return _UNIT_HEAD.sub("", _UNIT_TAIL.sub("", street))
 
 
 SHARED_VALUE_NAMES = 6  # an identifier value held by records of this many different names is nobody's own
@@ -668,7 +699,7 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
     # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
     p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
-    p.keys["street"] = _encode(_column(frame, "street"), _unless_placeholder(_fallback_street))
+    p.keys["street"] = _encode(_column(frame, "street"), _unless_placeholder(_street_key))
     p.keys["region"] = _encode(_column(frame, "region"), _unless_placeholder(_fallback_place))
     p.keys["city"] = _city_or_municipality(_encode(_column(frame, "city"), _unless_placeholder(_fallback_place)),
                                            p.keys["region"])
@@ -677,7 +708,8 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["street_han"] = _derive(p.keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
     # the house number of a street written as one number and a name (17 Market Street, 张江路339号); streets
     # with more numbers (floor, room, unit) are left to the string comparison
-    p.keys["street_number"] = _derive(p.keys["street"], _house_number)
+    p.keys["street_base"] = _derive(p.keys["street"], _street_base)
+    p.keys["street_number"] = _derive(p.keys["street_base"], _house_number)
     p.keys["postcode"] = _encode(_column(frame, "postal_code"), _unless_placeholder(_fallback_postcode))
     p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
     company = _column(frame, "company").to_numpy(dtype=object, copy=True)

@@ -440,6 +440,38 @@ ERP_GIVEN_HAN = ("伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", 
 ERP_FAMILY_HAN = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周")
 ERP_NOTES = (" (old account)", " #{code}", " - do not use", " DUPLICATE", " 测试", " [{code}]")
 ERP_DUMMY_PHONES = ("13800000000", "0000", "0000000", "+1 555 0100", "00000000000", "1234567")
+ERP_HOMOPHONES = {"伟": "玮", "芳": "方", "娜": "纳", "敏": "民", "静": "晶", "丽": "莉", "强": "墙", "磊": "蕾",
+                  "军": "君", "洋": "阳", "勇": "永", "艳": "燕", "杰": "洁", "娟": "鹃", "涛": "韬", "明": "铭"}
+
+
+def _cn_variant(rng: np.random.Generator, name: str) -> str:
+    """A Chinese party entered again: traditional script, pinyin in either order, an IME homophone."""
+    r = rng.random()
+    if r < 0.25:
+        return _s2t(name)
+    if r < 0.4:
+        fam, giv = _pinyin(name[0]), _pinyin(name[1:])
+        return f"{fam} {giv}" if rng.random() < 0.5 else f"{giv} {fam.upper()}"
+    if r < 0.55:
+        return name[0] + "".join(ERP_HOMOPHONES.get(c, c) for c in name[1:])
+    return name
+
+
+def _cn_phone_format(rng: np.random.Generator, phone: str) -> str:
+    d = "".join(c for c in phone if c.isdigit())[-11:]
+    return [f"+86 {d[:3]} {d[3:7]} {d[7:]}", f"{d[:3]}-{d[3:7]}-{d[7:]}", f"0086{d}", d,
+            d.translate(str.maketrans("0123456789", "０１２３４５６７８９"))][int(rng.integers(0, 5))]
+
+
+def _cn_street_variant(rng: np.random.Generator, street: str) -> str:
+    r = rng.random()
+    if r < 0.3:
+        return "上海市" + street
+    if r < 0.5:
+        return street + f"{rng.integers(1, 30)}室"
+    if r < 0.6:
+        return "黄浦区" + street
+    return street
 
 
 def erp_parties(n_people: int = 1500, dup_share: float = 0.0, seed: int = 21, *, script: str = "latin",
@@ -453,7 +485,9 @@ def erp_parties(n_people: int = 1500, dup_share: float = 0.0, seed: int = 21, *,
     on most records, a real-looking mailbox on the rest), ``none``.
     ``phone``: ``fictional`` (+1 555 01xx, a hundred numbers shared at random), ``dummy`` (13800000000, 0000, …
     on most records, a real number on the rest), ``personal`` (a real-looking number per person), ``none``.
-    ``street``: ``numbered`` ("17 Market Street") or ``same`` (one address for everyone)."""
+    ``street``: ``numbered`` ("17 Market Street"), ``same`` (one address for everyone) or ``cn`` (南京东路17号, a
+    duplicate in another script — traditional, pinyin, an IME homophone — with its mobile written another way
+    and its street with a city, district or room added)."""
     rng = np.random.default_rng(seed)
     given, family = (ERP_GIVEN_HAN, ERP_FAMILY_HAN) if script == "han" else (ERP_GIVEN, ERP_FAMILY)
     people = []
@@ -472,7 +506,8 @@ def erp_parties(n_people: int = 1500, dup_share: float = 0.0, seed: int = 21, *,
                       "dummy": (ERP_DUMMY_PHONES[rng.integers(0, len(ERP_DUMMY_PHONES))] if rng.random() < 0.6
                                 else f"+86 139 {rng.integers(0, 10**4):04d} {rng.integers(0, 10**4):04d}"),
                       "personal": f"+86 139 {rng.integers(0, 10**4):04d} {rng.integers(0, 10**4):04d}"}.get(phone, ""),
-            "street": f"{rng.integers(1, 4000)} Market Street" if street == "numbered" else "1 Market Street",
+            "street": {"numbered": f"{rng.integers(1, 4000)} Market Street",
+                       "cn": f"南京东路{rng.integers(1, 800)}号"}.get(street, "1 Market Street"),
             "han": han,
         })
     n_dup = int(round(n_people * dup_share / (1.0 - dup_share))) if dup_share > 0 else 0
@@ -488,12 +523,16 @@ def erp_parties(n_people: int = 1500, dup_share: float = 0.0, seed: int = 21, *,
         elif r < 0.6 and not p["han"]:
             parts = name.split()
             name = f"{parts[0]} {_typo(rng, parts[1].lower()).title()}"
+        elif p["han"] and street == "cn":
+            name = _cn_variant(rng, name)
         rows.append({
             "entity_id": k, "name": name,
             "email": (p["email"] if rng.random() < 0.8 else "") if email != "record"
             else f"customer{n_people + len(rows) + 1:05d}@example.com",
-            "phone": p["phone"] if rng.random() < 0.8 else "",
-            "street": p["street"] if rng.random() < 0.9 else "",
+            "phone": (p["phone"] if street != "cn" or not p["phone"] else _cn_phone_format(rng, p["phone"]))
+            if rng.random() < 0.8 else "",
+            "street": (p["street"] if street != "cn" else _cn_street_variant(rng, p["street"]))
+            if rng.random() < 0.9 else "",
         })
     df = pd.DataFrame(rows)
     df = df.rename(columns={"name": "full_name"})
