@@ -51,15 +51,15 @@ def test_distinct_parties_stay_distinct(shape):
 # floors measured on these seeds (pairwise F1 2 % / 8 %); the "per record" e-mail shape is hard by design: a
 # duplicate without its street carries a name and nothing else, like its namesakes
 @pytest.mark.parametrize(("shape", "share", "floor"), [
-    ("numbered_emails_fictional_phones", 0.02, 0.95), ("numbered_emails_fictional_phones", 0.08, 0.97),
-    ("placeholder_emails_dummy_phones", 0.02, 0.93), ("placeholder_emails_dummy_phones", 0.08, 0.95),
-    ("hanzi_one_address_for_all", 0.08, 0.98), ("mixed_scripts", 0.08, 0.95),
-    ("no_email_personal_phones", 0.08, 0.98), ("emails_numbered_per_record", 0.08, 0.91),
+    ("numbered_emails_fictional_phones", 0.02, 0.95), ("numbered_emails_fictional_phones", 0.08, 0.95),
+    ("placeholder_emails_dummy_phones", 0.02, 0.95), ("placeholder_emails_dummy_phones", 0.08, 0.95),
+    ("hanzi_one_address_for_all", 0.08, 0.98), ("mixed_scripts", 0.08, 0.97),
+    ("no_email_personal_phones", 0.08, 0.98), ("emails_numbered_per_record", 0.08, 0.90),
 ])
 def test_duplicates_among_namesakes_are_found(shape, share, floor):
     _, m = _run(syn.erp_parties(1500, share, seed=62, **ERP_SHAPES[shape]))
     assert m["pairwise_f1"] >= floor, m
-    assert m["pairwise_precision"] >= 0.95, m
+    assert m["pairwise_precision"] >= 0.93, m  # two namesakes in one house by chance cost 0.06 at 2 %
 
 
 def test_placeholders_are_never_agreement():
