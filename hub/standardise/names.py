@@ -576,9 +576,13 @@ def organisation_form(raw: str) -> str | None:
     return c.legal_form
 
 
+_NOTE_FLAGS = {"duplicate": "name.note_duplicate", "test": "name.note_test", "inactive": "name.note_inactive",
+               "code": "name.note_code"}
+
+
 def _note_flags(kinds: tuple[str, ...]) -> tuple[str, ...]:
     """``name.note`` plus ``name.note_<kind>`` for what the ERP said (duplicate, test, inactive, code)."""
-    return ("name.note", *(f"name.note_{k}" for k in kinds if k != "note")) if kinds else ()
+    return ("name.note", *(_NOTE_FLAGS[k] for k in kinds if k in _NOTE_FLAGS)) if kinds else ()
 
 
 def _with_flags(res: PersonName, flags: tuple[str, ...]) -> PersonName:

@@ -30,7 +30,7 @@ _EMAIL_PLACEHOLDER_LOCAL = frozenset({
     "noemailaddress", "noemailprovided", "withheld", "declined", "refused", "default",
 })
 _EMAIL_PLACEHOLDER_DOMAINS = frozenset({
-    "none.com", "noemail.com", "nomail.com", "no-email.com", "noemail.invalid", "test.com", "testing.com",
+    "none.com", "noemail.com", "nomail.com", "no-email.com", "test.com", "testing.com",
     "fake.com", "dummy.com", "invalid.com", "null.com", "unknown.com", "donotreply.com", "na.com", "xxx.com",
     "abc.com", "asdf.com", "mailinator.com", "localhost", "localdomain",
 })
