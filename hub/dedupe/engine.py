@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hub.dedupe import compare as compare_mod
+from hub.dedupe import estimation
 from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from hub.dedupe.cluster import cluster as cluster_graph
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
@@ -35,10 +36,8 @@ from hub.dedupe.prepare import Prepared, prepare
 from hub.dedupe.scoring import (
     OVERRIDE_BITS,
     FSModel,
-    em_fit,
     estimate_u,
     group_key,
-    monotone_weights,
     pair_prior,
     personal_evidence,
 )
@@ -157,6 +156,27 @@ def _group_priors(p: Prepared, group: np.ndarray | None, w: np.ndarray, link_onl
     return out
 
 
+def canonical_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """``frame`` sorted by record_id, and the positions that restore the input order (None: already sorted)."""
+    rid = frame["record_id"].astype(str).to_numpy()
+    order = np.argsort(rid, kind="stable")
+    if (order == np.arange(len(order))).all():
+        return frame, None
+    return frame.iloc[order].reset_index(drop=True), np.argsort(order, kind="stable")
+
+
+def duplicate_summary(n_records: int, n_clusters: int) -> dict:
+    """How many duplicates the clustering found — none is a normal answer."""
+    return {"duplicate_records": n_records - n_clusters, "duplicate_share": (n_records - n_clusters) / max(n_records, 1)}
+
+
+def _source_pair_totals(p: Prepared) -> dict[str, float]:
+    sizes = np.bincount(p.source, minlength=len(p.source_names)).astype(np.float64)
+    names = [str(x) for x in p.source_names]
+    return {group_key(names[a], names[b]): (sizes[a] * (sizes[a] - 1) / 2.0 if a == b else sizes[a] * sizes[b])
+            for a in range(len(names)) for b in range(a, len(names))}
+
+
 def total_pairs(p: Prepared, link_only: bool) -> float:
     if not link_only:
         return p.n * (p.n - 1) / 2.0
@@ -189,8 +209,11 @@ def _identifier_tf(cnt: np.ndarray, key: str, model: FSModel, n: int, expected_m
     and no stranger holding it). Subtracted: the record, and the expected number of the person's other
     records that carry the same value (other records per record, from the model's match count, times the
     share that agree when both have the field)."""
-    field = {"phone": "phone", "email": "email", "email_local": "email", "name_key": "given_name"}[key]
-    holders = max(float(cnt.sum()), 1.0)
+    field = {"phone": "phone", "email": "email", "email_local": "email", "name_key": "given_name",
+             "company": "company"}[key]
+    # an organisation's name is one party name among all the parties (a handful of companies among persons
+    # does not make "Acme Trading" common); identifiers are compared among their holders
+    holders = max(float(n if key == "company" else cnt.sum()), 1.0)
     others_per_record = 2.0 * expected_matches / max(n, 1)
     own = others_per_record * float(model.m[FIELD_INDEX[field]][-1]) * holders / max(n, 1)
     others = np.where(cnt > 0, np.maximum(cnt - 1.0 - own, TF_MIN_OTHERS), 0.0)
@@ -297,21 +320,24 @@ def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: Dedupe
     left, right = cand.left, cand.right
     rng = np.random.default_rng(s.seed)
     ri, rj = _random_pairs(p, min(s.u_sample_pairs, max(20_000, int(total_pairs(p, link_only)))), link_only, rng)
-    u = estimate_u(compare_fields(p, vocab, ri, rj))
-    if len(left):
-        m, lam_g, iters = em_fit(levels, u)
-    else:
-        m, lam_g, iters = [np.full(len(f.labels), 1.0 / len(f.labels)) for f in FIELDS], np.zeros(1), 0
-    m = monotone_weights(m, u)
-    lam_c = float(lam_g[0])
-    expected_matches = max(lam_c * len(left), 1.0)
+    # u from the near levels of reserved-range values too (how often random pairs agree exactly, whatever the
+    # value); the parameters from EM when its solution passes the checks of hub.dedupe.estimation
+    random_levels = compare_fields(p, vocab, ri, rj, exact_only_reserved=False)
+    u = estimate_u(random_levels)
     tot = max(total_pairs(p, link_only), 2.0)
-    prior = float(np.log2(expected_matches / max(tot - expected_matches, 1.0)))
-    fs = FSModel(m=m, u=u, prior_log2_odds=prior, lambda_candidates=lam_c, em_iterations=iters)
+    fitted = estimation.fit(levels, random_levels, u, tot, p.n, estimation.evidence_holders(p),
+                            single_source=len(p.source_names) == 1)
+    del random_levels
+    fs = FSModel(m=fitted.m, u=u, prior_log2_odds=fitted.prior_log2_odds, lambda_candidates=fitted.lam,
+                 em_iterations=fitted.iterations, estimation=fitted.estimation, diagnostics=fitted.diagnostics)
+    expected_matches = max(fitted.expected_matches, 1.0)
     for key, codes in (("family", vocab.fam), ("given", vocab.giv)):
         cnt = np.bincount(codes[codes >= 0], minlength=len(vocab.uniques)).astype(np.float64)
         fs.tf[key] = cnt / max(cnt.sum(), 1.0)
-    for key in ("phone", "email", "email_local") + (("name_key",) if s.joint_name_tf else ()):
+    # a name word is as common as it is in either part (Li Chen: "chen" parsed as a given name is rare as
+    # one, but not as a name)
+    fs.tf["family"] = fs.tf["given"] = np.maximum(fs.tf["family"], fs.tf["given"])
+    for key in ("phone", "email", "email_local", "company") + (("name_key",) if s.joint_name_tf else ()):
         cnt = p.key(key).counts().astype(np.float64)
         fs.tf[key] = _identifier_tf(cnt, key, fs, p.n, expected_matches)
 
@@ -325,7 +351,8 @@ def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: Dedupe
     del contrib
     # priors per pair of sources, from the evidence of the candidate pairs themselves
     group, _ = _pair_groups(p, left, right)
-    fs.group_prior = _group_priors(p, group, w_np, link_only, fs.prior_log2_odds)
+    fs.group_prior = estimation.cap_source_pair_priors(
+        _group_priors(p, group, w_np, link_only, fs.prior_log2_odds), _source_pair_totals(p), fitted.max_matches)
     del group
     model = MatchModel.from_fit(fs, p, vocab, pairs=len(left))
     return Fit(fs=fs, model=model, weight_without_prior=w_np, conflict=conflict)
@@ -456,6 +483,9 @@ def deduplicate(
     stats: dict = {}
     if "record_id" not in frame.columns:
         raise ValueError("input has no record_id column")
+    # one canonical order (by record_id) for everything that follows: the same records in any order give the same
+    # random pairs, blocking windows, tie-breaks and so the same clusters; output in the input's order
+    frame, restore = canonical_order(frame)
     step("standardise")
     records = prepare_records(frame, workers=s.workers)
     p = records.p
@@ -463,8 +493,10 @@ def deduplicate(
 
     if p.n < 2 or total_pairs(p, link_only) < 1:
         # nothing to compare (empty input, one record, or link-only with a single source)
-        stats.update(n_records=p.n, n_clusters=p.n, t_total=time.perf_counter() - t0)
+        stats.update(n_records=p.n, n_clusters=p.n, t_total=time.perf_counter() - t0, **duplicate_summary(p.n, p.n))
         clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id})
+        if restore is not None:
+            clusters = clusters.iloc[restore].reset_index(drop=True)
         return DedupeResult(clusters=clusters, model=empty_model(), stats=stats, _pairs=pd.DataFrame(
             columns=["record_id_l", "record_id_r", "match_weight", "match_probability", "band"]))
 
@@ -493,8 +525,12 @@ def deduplicate(
     step("cluster")
     labels = cluster_records(records, model, left, right, scores, s)
     clusters = pd.DataFrame({"record_id": p.record_id, "cluster_id": p.record_id[labels]})
+    if restore is not None:
+        clusters = clusters.iloc[restore].reset_index(drop=True)
     stats["n_records"] = p.n
     stats["n_clusters"] = int(len(np.unique(labels)))
+    stats.update(duplicate_summary(p.n, stats["n_clusters"]))
+    stats["set_aside"] = dict(p.set_aside)
     stats["t_total"] = time.perf_counter() - t0
 
     return DedupeResult(clusters=clusters, model=model, stats=stats,

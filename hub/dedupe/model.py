@@ -102,6 +102,8 @@ class MatchModel:
             "em_iterations": int(fs.em_iterations),
             "tf_u_floor": float(fs.tf_u_floor),
             "group_prior": {k: float(v) for k, v in fs.group_prior.items()},
+            "estimation": fs.estimation,
+            "diagnostics": [dict(x) for x in fs.diagnostics],
             "tf": {k: {"hashes": t.hashes.astype(np.uint64).tolist(), "freq": t.freq.tolist(),
                        "default": t.default} for k, t in self.tf.items()},
             "records": self.records,
@@ -117,7 +119,8 @@ class MatchModel:
                      u=[np.asarray(x, dtype=np.float64) for x in d["u"]],
                      prior_log2_odds=float(d["prior_log2_odds"]), lambda_candidates=float(d["lambda_candidates"]),
                      em_iterations=int(d["em_iterations"]), tf_u_floor=float(d.get("tf_u_floor", 1e-7)),
-                     group_prior=dict(d.get("group_prior") or {}))
+                     group_prior=dict(d.get("group_prior") or {}), estimation=str(d.get("estimation", "em")),
+                     diagnostics=list(d.get("diagnostics") or []))
         tf = {k: TermFrequencies(hashes=np.asarray(t["hashes"], dtype=np.uint64),
                                  freq=np.asarray(t["freq"], dtype=np.float64), default=float(t["default"]))
               for k, t in (d.get("tf") or {}).items()}
