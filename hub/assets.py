@@ -188,11 +188,11 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
 
         store = context.resources.store.store()
         connector = getattr(context.resources, f"source_{target}").connector()
-        stats = run_push(connector, store, target)
+        stats = run_push(connector, store, target, run_id=context.run_id)
         reasons = "\n".join(f"| {r} | {n} |" for r, n in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10])
         table = (
-            "| sent | ok | rejected | error | batches |\n|---|---|---|---|---|\n"
-            f"| {stats.sent} | {stats.ok} | {stats.rejected} | {stats.error} | {stats.batches} |"
+            "| sent | ok | rejected | error | reconciled | batches |\n|---|---|---|---|---|---|\n"
+            f"| {stats.sent} | {stats.ok} | {stats.rejected} | {stats.error} | {stats.reconciled} | {stats.batches} |"
         )
         if reasons:
             table += "\n\n| reason | rows |\n|---|---|\n" + reasons
@@ -203,6 +203,7 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
                 "ok": stats.ok,
                 "rejected": stats.rejected,
                 "error": stats.error,
+                "reconciled": stats.reconciled,
                 "seconds": round(stats.seconds, 2),
                 "summary": dg.MetadataValue.md(table),
             }

@@ -36,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.store import (
+    WRITABLE_ENTITIES,
     Store,
     customer_360,
     golden_customer,
@@ -68,10 +69,6 @@ class TargetConfig:
     mode: str = "records"  # records | directory
     consent_channel: str | None = None  # email | sms | phone | social
     create_missing: bool = False
-
-
-# landing entities whose records exist as such in the source system
-WRITABLE_ENTITIES = ("customers", "followers")
 
 
 def target_configs(push_cfg: Mapping[str, Any] | None) -> list[TargetConfig]:

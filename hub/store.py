@@ -31,7 +31,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import socket
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -65,6 +67,10 @@ landing = sa.Table(
     sa.Column("payload_hash", sa.String(64), nullable=False),
     # hash of the payload the staging stage last processed: staging is incremental on this difference
     sa.Column("staged_hash", sa.String(64), nullable=True),
+    # the hub's own fields as the source holds them (golden id, segment...), last seen by a pull or written
+    # by a push; None when the connector does not report them (migration 0004). Not part of payload_hash.
+    sa.Column("hub_state", sa.JSON, nullable=True),
+    sa.Column("hub_state_hash", sa.String(64), nullable=True),
     _ts("first_landed_at", nullable=False),
     _ts("landed_at", nullable=False),
     sa.UniqueConstraint("source", "entity", "source_id", name="uq_landing_record"),
@@ -203,11 +209,18 @@ push_outbox = sa.Table(
     sa.Column("golden_id", sa.String(32), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
     sa.Column("payload_hash", sa.String(64), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending | ok | rejected | error
+    # pending | sending (claimed, handed to the target, result not recorded yet) | ok | rejected | error
+    # | superseded
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_reason", sa.Text, nullable=True),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    # claim of the pusher that sends the row (claim_token()), when, and in which run (migration 0004)
+    sa.Column("claimed_by", sa.String(96), nullable=True),
+    _ts("claimed_at", nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("cause", sa.String(16), nullable=True),  # change | create | remove | drift
 )
 sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status)
 # diff-only planning looks rows up per target record (migration 0002)
@@ -223,8 +236,12 @@ push_result = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text, nullable=True),
     _ts("at", nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("attempt", sa.Integer, nullable=True),
+    sa.Column("changes", sa.JSON, nullable=True),  # {field: [before, after]} of the fields the row changed
 )
 sa.Index("ix_push_result_target", push_result.c.target, push_result.c.at)
+sa.Index("ix_push_result_outbox", push_result.c.outbox_id)
 
 push_state = sa.Table(
     "push_state",
@@ -235,6 +252,9 @@ push_state = sa.Table(
     sa.Column("golden_id", sa.String(32), nullable=False),
     sa.Column("payload_hash", sa.String(64), nullable=False),
     _ts("pushed_at", nullable=False),
+    # hash of what the target holds once that payload is applied (the connector's held view): a later pull
+    # showing a different hub_state in landing is drift, repaired by pushing again
+    sa.Column("held_hash", sa.String(64), nullable=True),
 )
 
 
@@ -381,6 +401,7 @@ class LandingRecord(NamedTuple):
     source_id: str
     payload: dict
     payload_hash: str
+    hub_state: dict | None = None  # the hub's own fields as the source holds them; None = not reported
 
 
 class LandingCounts(NamedTuple):
@@ -397,6 +418,10 @@ class OutboxItem(NamedTuple):
     golden_id: str
     payload: dict
     attempts: int
+
+
+_OUTBOX_ITEM = (push_outbox.c.id, push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id,
+                push_outbox.c.golden_id, push_outbox.c.payload, push_outbox.c.attempts)
 
 
 def _json_default(value: Any) -> Any:
@@ -439,6 +464,40 @@ def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items (bounded IN lists and batched writes everywhere)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# outbox rows that still have to reach the target
+LIVE_STATUSES = ("pending", "error", "sending")
+# landing entities whose records exist as such in the source system (the ones the hub writes back to)
+WRITABLE_ENTITIES = ("customers", "followers")
+# a claim whose pusher cannot be checked (another host) is taken over after this long without a result
+CLAIM_LEASE_SECONDS = 15 * 60
+_HOST = socket.gethostname()
+
+
+def claim_token() -> str:
+    """A pusher's claim on outbox rows: host, process id and a nonce (several pushes in one process)."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def claim_is_stale(token: str | None, claimed_at: datetime | None, now: datetime,
+                   lease_seconds: float = CLAIM_LEASE_SECONDS) -> bool:
+    """Did the pusher holding this claim die? On this host: its process is gone. Elsewhere (or a process of
+    ours that lives on): the lease ran out."""
+    host, _, rest = (token or "").partition(":")
+    pid = rest.partition(":")[0]
+    if host == _HOST and pid.isdigit() and int(pid) != os.getpid():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, someone else's
+    if claimed_at is None:
+        return True
+    if isinstance(claimed_at, str):
+        claimed_at = datetime.fromisoformat(claimed_at)
+    return (now - claimed_at).total_seconds() > lease_seconds
 
 
 class Store:
@@ -489,7 +548,11 @@ class Store:
     def land_page(
         self, source: str, entity: str, records: Sequence[LandingRecord], cursor: dict | None
     ) -> LandingCounts:
-        """Upsert one page of raw payloads and save the cursor that follows it, in ONE transaction."""
+        """Upsert one page of raw payloads and save the cursor that follows it, in ONE transaction.
+
+        A record's ``hub_state`` (the hub's own fields as the source holds them) is kept up to date even when
+        the payload hash is unchanged: the hash leaves hub fields out (echo suppression), the drift check
+        of the push plan needs them."""
         new = changed = unchanged = 0
         now = _now()
         # last occurrence wins when a page repeats a record (overlap windows do that)
@@ -497,19 +560,20 @@ class Store:
         for rec in records:
             by_id[str(rec.source_id)] = rec
         with self.engine.begin() as conn:
-            existing: dict[str, str] = {}
+            existing: dict[str, tuple[str, str | None]] = {}
             ids = list(by_id)
             for chunk in chunked(ids, 500):
-                for sid, h in conn.execute(
-                    sa.select(landing.c.source_id, landing.c.payload_hash).where(
+                for sid, h, hs in conn.execute(
+                    sa.select(landing.c.source_id, landing.c.payload_hash, landing.c.hub_state_hash).where(
                         landing.c.source == source,
                         landing.c.entity == entity,
                         landing.c.source_id.in_(chunk),
                     )
                 ):
-                    existing[sid] = h
-            inserts, updates = [], []
+                    existing[sid] = (h, hs)
+            inserts, updates, held = [], [], []
             for sid, rec in by_id.items():
+                held_hash = None if rec.hub_state is None else payload_hash(rec.hub_state)
                 old = existing.get(sid)
                 if old is None:
                     inserts.append(
@@ -520,32 +584,38 @@ class Store:
                             "payload": rec.payload,
                             "payload_hash": rec.payload_hash,
                             "staged_hash": None,
+                            "hub_state": rec.hub_state,
+                            "hub_state_hash": held_hash,
                             "first_landed_at": now,
                             "landed_at": now,
                         }
                     )
-                elif old != rec.payload_hash:
+                    continue
+                if old[0] != rec.payload_hash:
                     updates.append(
                         {"b_sid": sid, "payload": rec.payload, "payload_hash": rec.payload_hash}
                     )
                 else:
                     unchanged += 1
+                if held_hash is not None and held_hash != old[1]:
+                    held.append({"b_sid": sid, "hub_state": rec.hub_state, "hub_state_hash": held_hash})
             if inserts:
                 conn.execute(landing.insert(), inserts)
                 new = len(inserts)
+            where = (landing.c.source == source, landing.c.entity == entity,
+                     landing.c.source_id == sa.bindparam("b_sid"))
             if updates:
                 conn.execute(
                     landing.update()
-                    .where(
-                        landing.c.source == source,
-                        landing.c.entity == entity,
-                        landing.c.source_id == sa.bindparam("b_sid"),
-                    )
+                    .where(*where)
                     .values(payload=sa.bindparam("payload"), payload_hash=sa.bindparam("payload_hash"),
                             landed_at=now),
                     updates,
                 )
                 changed = len(updates)
+            if held:
+                conn.execute(landing.update().where(*where).values(
+                    hub_state=sa.bindparam("hub_state"), hub_state_hash=sa.bindparam("hub_state_hash")), held)
             self._save_cursor(conn, source, entity, cursor)
         return LandingCounts(new, changed, unchanged)
 
@@ -580,17 +650,26 @@ class Store:
         return self.enqueue_pushes(target, entity, [(target_id, golden_id, payload)]) == 1
 
     def enqueue_pushes(
-        self, target: str, entity: str, items: Iterable[tuple[str, str, dict]]
+        self, target: str, entity: str, items: Iterable[tuple[str, str, dict]], *,
+        force: Iterable[str] = (), cause: str = "change",
     ) -> int:
+        """Queue desired states; returns how many rows were queued.
+
+        A row is skipped when the target already holds this payload (push_state), when the same payload
+        was refused before, or when a live row (pending, in error, or being sent) carries it already.
+        ``force`` target ids are queued although push_state says the target holds the payload: a pull saw
+        that it does not any more (drift); their rows get cause 'drift'.
+        """
         items = list(items)
         if not items:
             return 0
+        forced = {str(t) for t in force}
         now = _now()
         queued = 0
         with self.engine.begin() as conn:
             state: dict[str, str] = {}
             rejected: set[tuple[str, str]] = set()
-            pending: dict[str, tuple[int, str]] = {}
+            live: dict[str, list[tuple[int, str, str]]] = {}
             ids = [str(t) for t, _, _ in items]
             for chunk in chunked(ids, 500):
                 for tid, h in conn.execute(
@@ -611,36 +690,29 @@ class Store:
                     )
                 ):
                     rejected.add((tid, h))
-                for oid, tid, h in conn.execute(
-                    sa.select(push_outbox.c.id, push_outbox.c.target_id, push_outbox.c.payload_hash).where(
+                for oid, tid, h, status in conn.execute(
+                    sa.select(push_outbox.c.id, push_outbox.c.target_id, push_outbox.c.payload_hash,
+                              push_outbox.c.status).where(
                         push_outbox.c.target == target,
                         push_outbox.c.entity == entity,
-                        push_outbox.c.status.in_(("pending", "error")),
+                        push_outbox.c.status.in_(LIVE_STATUSES),
                         push_outbox.c.target_id.in_(chunk),
                     )
                 ):
-                    pending[tid] = (oid, h)
-            inserts = []
+                    live.setdefault(tid, []).append((oid, h, status))
+            inserts, supersede = [], []
             for target_id, golden_id, payload in items:
                 tid = str(target_id)
                 h = payload_hash(payload)
-                if state.get(tid) == h or (tid, h) in rejected:
-                    if tid in pending:  # desired state already reached: an older pending row is obsolete
-                        conn.execute(
-                            push_outbox.update()
-                            .where(push_outbox.c.id == pending[tid][0])
-                            .values(status="superseded", updated_at=now)
-                        )
+                rows = live.get(tid, [])
+                # a row being sent is never superseded: its result is recorded (or reconciled) first
+                waiting = [oid for oid, _, status in rows if status != "sending"]
+                if tid not in forced and (state.get(tid) == h or (tid, h) in rejected):
+                    supersede += waiting  # desired state already reached: an older pending row is obsolete
                     continue
-                if tid in pending:
-                    oid, old_h = pending[tid]
-                    if old_h == h:
-                        continue
-                    conn.execute(
-                        push_outbox.update()
-                        .where(push_outbox.c.id == oid)
-                        .values(status="superseded", updated_at=now)
-                    )
+                if any(old_h == h for _, old_h, _ in rows):
+                    continue
+                supersede += waiting
                 inserts.append(
                     {
                         "target": target,
@@ -653,24 +725,21 @@ class Store:
                         "attempts": 0,
                         "created_at": now,
                         "updated_at": now,
+                        "cause": "drift" if tid in forced else cause,
                     }
                 )
+            for chunk in chunked(supersede, 500):
+                conn.execute(push_outbox.update().where(push_outbox.c.id.in_(chunk))
+                             .values(status="superseded", updated_at=now))
             if inserts:
                 conn.execute(push_outbox.insert(), inserts)
                 queued = len(inserts)
         return queued
 
     def pending_pushes(self, target: str, limit: int | None = None) -> list[OutboxItem]:
+        """Rows waiting to be sent (pending, or in error from an earlier attempt), oldest first."""
         q = (
-            sa.select(
-                push_outbox.c.id,
-                push_outbox.c.target,
-                push_outbox.c.entity,
-                push_outbox.c.target_id,
-                push_outbox.c.golden_id,
-                push_outbox.c.payload,
-                push_outbox.c.attempts,
-            )
+            sa.select(*_OUTBOX_ITEM)
             .where(push_outbox.c.target == target, push_outbox.c.status.in_(("pending", "error")))
             .order_by(push_outbox.c.id)
         )
@@ -679,64 +748,179 @@ class Store:
         with self.engine.connect() as conn:
             return [OutboxItem(*row) for row in conn.execute(q)]
 
+    def holdings(self, target: str, source: str, target_ids: Sequence[str]
+                 ) -> tuple[dict[str, dict], dict[str, tuple[str, dict]]]:
+        """What the hub knows these target records hold: (the hub_state of their landing records in
+        ``source``, where a connector reports one; the golden id and payload last pushed ok to each)."""
+        states: dict[str, dict] = {}
+        last: dict[str, tuple[str, dict]] = {}
+        with self.engine.connect() as conn:
+            for chunk in chunked(list(target_ids), 500):
+                for sid, state in conn.execute(
+                    sa.select(landing.c.source_id, landing.c.hub_state).where(
+                        landing.c.source == source, landing.c.entity.in_(WRITABLE_ENTITIES),
+                        landing.c.source_id.in_(chunk), landing.c.hub_state_hash.is_not(None))
+                ):
+                    states[sid] = state
+                for tid, gid, payload in conn.execute(
+                    sa.select(push_outbox.c.target_id, push_outbox.c.golden_id, push_outbox.c.payload)
+                    .where(push_outbox.c.target == target, push_outbox.c.status == "ok",
+                           push_outbox.c.target_id.in_(chunk))
+                    .order_by(push_outbox.c.id)
+                ):
+                    last[tid] = (gid, payload)
+        return states, last
+
+    def claim_pushes(self, target: str, token: str, limit: int, run_id: str | None = None) -> list[OutboxItem]:
+        """Atomically claim up to ``limit`` waiting rows of ``target`` for the pusher ``token``: they move to
+        'sending' before anything is sent, so two pushers never send the same row.
+
+        One UPDATE picks and flips the rows (on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets a concurrent
+        claimer take the next rows instead of waiting; SQLite serialises writers), then the rows this token
+        holds are read back."""
+        # a row this pusher already tried and recorded as 'error' waits for the next run
+        claimable = sa.or_(push_outbox.c.status == "pending",
+                           sa.and_(push_outbox.c.status == "error",
+                                   sa.or_(push_outbox.c.claimed_by.is_(None), push_outbox.c.claimed_by != token)))
+        waiting = (
+            sa.select(push_outbox.c.id)
+            .where(push_outbox.c.target == target, claimable)
+            .order_by(push_outbox.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            waiting = waiting.with_for_update(skip_locked=True)
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                push_outbox.update()
+                .where(push_outbox.c.id.in_(waiting.scalar_subquery()), claimable)
+                .values(status="sending", claimed_by=token, claimed_at=now, run_id=run_id, updated_at=now)
+            )
+            rows = conn.execute(
+                sa.select(*_OUTBOX_ITEM)
+                .where(push_outbox.c.target == target, push_outbox.c.status == "sending",
+                       push_outbox.c.claimed_by == token, push_outbox.c.claimed_at == now)
+                .order_by(push_outbox.c.id)
+            ).all()
+        return [OutboxItem(*row) for row in rows]
+
+    def take_over_in_doubt(self, target: str, token: str, run_id: str | None = None,
+                           lease_seconds: float = CLAIM_LEASE_SECONDS) -> list[OutboxItem]:
+        """Rows of ``target`` left 'sending' by a pusher that died between sending and recording: claimed
+        for ``token`` (each only if its claim did not change meanwhile) so the caller can check what the
+        target holds before sending any of them again."""
+        with self.engine.connect() as conn:
+            claims = conn.execute(
+                sa.select(push_outbox.c.id, push_outbox.c.claimed_by, push_outbox.c.claimed_at)
+                .where(push_outbox.c.target == target, push_outbox.c.status == "sending")
+            ).all()
+        now = _now()
+        stale = [(oid, by) for oid, by, at in claims if by != token and claim_is_stale(by, at, now, lease_seconds)]
+        if not stale:
+            return []
+        with self.engine.begin() as conn:
+            for oid, by in stale:
+                conn.execute(
+                    push_outbox.update()
+                    .where(push_outbox.c.id == oid, push_outbox.c.status == "sending",
+                           push_outbox.c.claimed_by == by)
+                    .values(claimed_by=token, claimed_at=now, run_id=run_id, updated_at=now)
+                )
+            rows = conn.execute(
+                sa.select(*_OUTBOX_ITEM)
+                .where(push_outbox.c.id.in_([oid for oid, _ in stale]), push_outbox.c.claimed_by == token)
+                .order_by(push_outbox.c.id)
+            ).all()
+        return [OutboxItem(*row) for row in rows]
+
     def record_push_result(self, outbox_id: int, status: str, reason: str | None = None) -> None:
         """Log one row's outcome. 'ok'/'rejected' close the outbox row; 'error' keeps it for the next run."""
         self.record_push_results([(outbox_id, status, reason)])
 
-    def record_push_results(self, outcomes: Iterable[tuple[int, str, str | None]]) -> None:
+    def record_push_results(
+        self,
+        outcomes: Iterable[tuple[int, str, str | None]],
+        *,
+        token: str | None = None,
+        run_id: str | None = None,
+        changes: Mapping[int, dict] | None = None,
+        held: Mapping[int, dict | None] | None = None,
+        held_source: str | None = None,
+    ) -> int:
+        """Record each row's outcome in the outbox and the push log (push_result), in one transaction.
+
+        'ok'/'rejected' close a row; 'error' makes it wait for the next run. With ``token``, only rows that
+        pusher still holds are recorded (another run may have taken over a stale claim). ``changes`` are the
+        field-level before/after per row for the log. ``held`` is what the target holds once an ok row is
+        applied (the connector's held view): its hash goes to push_state (the drift check compares pulls
+        with it), and, with ``held_source``, onto the landing record of that source (the hub knows what it
+        just wrote, before the next pull sees it). Returns the rows recorded.
+        """
         outcomes = list(outcomes)
         if not outcomes:
-            return
+            return 0
         now = _now()
+        recorded = 0
         with self.engine.begin() as conn:
             ids = [o[0] for o in outcomes]
             rows: dict[int, Any] = {}
             for chunk in chunked(ids, 500):
                 for row in conn.execute(sa.select(push_outbox).where(push_outbox.c.id.in_(chunk))):
                     rows[row.id] = row
+            results, through = [], []
             for outbox_id, status, reason in outcomes:
                 if status not in ("ok", "rejected", "error"):
                     raise ValueError(f"push status must be ok, rejected or error, not {status!r}")
                 row = rows.get(outbox_id)
                 if row is None:
                     raise KeyError(f"no outbox row {outbox_id}")
-                conn.execute(
+                guard = [push_outbox.c.id == outbox_id]
+                if token is not None:
+                    guard += [push_outbox.c.claimed_by == token, push_outbox.c.status == "sending"]
+                done = conn.execute(
                     push_outbox.update()
-                    .where(push_outbox.c.id == outbox_id)
-                    .values(status=status, attempts=row.attempts + 1, last_reason=reason, updated_at=now)
-                )
-                conn.execute(
-                    push_result.insert().values(
-                        outbox_id=outbox_id,
-                        target=row.target,
-                        target_id=row.target_id,
-                        status=status,
-                        reason=reason,
-                        at=now,
-                    )
-                )
+                    .where(*guard)
+                    # an error row keeps its pusher's token: that run does not claim it again
+                    .values(status=status, attempts=row.attempts + 1, last_reason=reason, updated_at=now,
+                            claimed_by=token if status == "error" else None, claimed_at=None,
+                            run_id=run_id or row.run_id)
+                ).rowcount
+                if not done:
+                    continue  # another pusher took this row over
+                recorded += 1
+                results.append({"outbox_id": outbox_id, "target": row.target, "target_id": row.target_id,
+                                "status": status, "reason": reason, "at": now, "run_id": run_id or row.run_id,
+                                "attempt": row.attempts + 1, "changes": (changes or {}).get(outbox_id)})
                 # a create has no target id yet: its record arrives with the next pull and is then tracked
                 if status == "ok" and row.target_id:
-                    updated = conn.execute(
-                        push_state.update()
-                        .where(
-                            push_state.c.target == row.target,
-                            push_state.c.entity == row.entity,
-                            push_state.c.target_id == row.target_id,
-                        )
-                        .values(golden_id=row.golden_id, payload_hash=row.payload_hash, pushed_at=now)
-                    ).rowcount
-                    if not updated:
-                        conn.execute(
-                            push_state.insert().values(
-                                target=row.target,
-                                entity=row.entity,
-                                target_id=row.target_id,
-                                golden_id=row.golden_id,
-                                payload_hash=row.payload_hash,
-                                pushed_at=now,
-                            )
-                        )
+                    view = (held or {}).get(outbox_id)
+                    held_hash = None if view is None else payload_hash(view)
+                    self._save_push_state(conn, row, held_hash, now)
+                    if held_source and view is not None:
+                        through.append({"b_sid": row.target_id, "hub_state": view, "hub_state_hash": held_hash})
+            if results:
+                conn.execute(push_result.insert(), results)
+            if through:
+                conn.execute(
+                    landing.update()
+                    # an OR, not IN: an expanding IN cannot run as executemany
+                    .where(landing.c.source == held_source,
+                           sa.or_(*(landing.c.entity == e for e in WRITABLE_ENTITIES)),
+                           landing.c.source_id == sa.bindparam("b_sid"), landing.c.hub_state_hash.is_not(None))
+                    .values(hub_state=sa.bindparam("hub_state"), hub_state_hash=sa.bindparam("hub_state_hash")),
+                    through,
+                )
+        return recorded
+
+    def _save_push_state(self, conn: Connection, row: Any, held_hash: str | None, now: datetime) -> None:
+        key = (push_state.c.target == row.target, push_state.c.entity == row.entity,
+               push_state.c.target_id == row.target_id)
+        values = {"golden_id": row.golden_id, "payload_hash": row.payload_hash, "held_hash": held_hash,
+                  "pushed_at": now}
+        if not conn.execute(push_state.update().where(*key).values(**values)).rowcount:
+            conn.execute(push_state.insert().values(target=row.target, entity=row.entity,
+                                                    target_id=row.target_id, **values))
 
     # -- golden ids -----------------------------------------------------------------------------------------
 

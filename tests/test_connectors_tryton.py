@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -26,7 +32,7 @@ from hub.connectors.tryton import (
     decode_body,
     hash_view,
 )
-from hub.store import OutboxItem, Store, landing, payload_hash
+from hub.store import OutboxItem, Store, landing, payload_hash, push_outbox, push_result
 
 pytestmark = pytest.mark.tryton
 
@@ -370,15 +376,21 @@ def test_gzip_quirk_body_is_decoded(tryton):
 # ------------------------------------------------------------------------------------------------- faults
 class FaultyProxy:
     """A real HTTP proxy in front of trytond that injects faults on chosen request numbers:
-    'status:<code>' answers that status, 'truncate' sends half the body under the full Content-Length."""
+    'status:<code>' answers that status, 'truncate' sends half the body under the full Content-Length.
+    ``stall=(method, n)``: the n-th call of that JSON-RPC method is carried out by trytond, then its answer
+    is held back (``stalled`` is set) — the caller can be killed not knowing it was applied. ``methods``
+    counts the calls per method."""
 
-    def __init__(self, upstream: str, faults: dict[int, str]):
+    def __init__(self, upstream: str, faults: dict[int, str], stall: tuple[str, int] | None = None):
         import http.server
         import threading
+        from collections import Counter
 
         self.faults = dict(faults)
         self.count = 0
         self.hit: list[str] = []
+        self.methods: Counter[str] = Counter()
+        self.stalled = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -390,6 +402,8 @@ class FaultyProxy:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 proxy.count += 1
+                method = json.loads(body or b"{}").get("method", "")
+                proxy.methods[method] += 1
                 fault = proxy.faults.pop(proxy.count, None)
                 if fault and fault.startswith("status:"):
                     proxy.hit.append(fault)
@@ -413,6 +427,9 @@ class FaultyProxy:
                     self.wfile.flush()
                     self.close_connection = True
                     return
+                if stall and (method, proxy.methods[method]) == stall:
+                    proxy.stalled.set()
+                    time.sleep(120)  # the call was carried out; its answer never comes in time
                 self.end_headers()
                 self.wfile.write(raw)
 
@@ -430,8 +447,8 @@ class FaultyProxy:
 def proxy_factory(tryton):
     made: list[FaultyProxy] = []
 
-    def make(faults: dict[int, str]) -> FaultyProxy:
-        p = FaultyProxy(tryton.url, faults)
+    def make(faults: dict[int, str], stall: tuple[str, int] | None = None) -> FaultyProxy:
+        p = FaultyProxy(tryton.url, faults, stall)
         made.append(p)
         return p
 
@@ -496,6 +513,58 @@ def test_batched_push_writes_parties_in_a_few_calls(tryton, rpc, sqlite_store, p
         idents, cats, _ = _hub_state(rpc, party)
         assert idents == [GOLDEN_ID_PREFIX + f"G{900 + k + 32:06d}"], (k, idents)
         assert cats == ["hub:segment:" + ("batch_a" if k % 2 == 0 else "batch_b"), "hub:value_tier:gold"]
+
+
+PUSHER = """
+import sys
+from hub.connectors.base import run_push
+from hub.connectors.tryton import TrytonConnector
+from hub.store import Store
+store_url, url, database, user, password = sys.argv[1:6]
+run_push(TrytonConnector(url, database, user, password, timeout=(5.0, 600.0)), Store(store_url), "tryton",
+         batch_size=5, run_id="run-killed")
+"""
+
+
+def test_push_killed_mid_run_is_finished_without_writing_anything_twice(tryton, rpc, sqlite_store, proxy_factory):
+    """A real pusher process is killed after Tryton carried out its second batch (identifiers created,
+    categories written) but before the hub recorded it. The next run reads those parties, finds them in
+    their desired state and records them without a single write; it writes only the batch never sent."""
+    parties = [*tryton.seed.parties[2:10], *tryton.seed.parties[14:20]]
+    rows = [(str(p), f"G{700 + k:06d}", {"golden_id": f"G{700 + k:06d}", "segment": "resumed",
+                                         "value_tier": "silver"}) for k, p in enumerate(parties)]
+    sqlite_store.enqueue_pushes("tryton", "customers", rows)
+    proxy = proxy_factory({}, stall=("model.party.party.write", 2))
+    proc = subprocess.Popen([sys.executable, "-c", PUSHER, sqlite_store.url, proxy.url, tryton.database,
+                             tryton.username, tryton.password], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proxy.stalled.wait(120), proc.communicate(timeout=5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    second = parties[5:10]
+    before = {p: _hub_state(rpc, p) for p in second}
+    assert all(idents and cats for idents, cats, _ in before.values())  # carried out by Tryton...
+    with sqlite_store.engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(push_outbox.c.status, sa.func.count())
+                                     .group_by(push_outbox.c.status)).all())
+    assert statuses == {"ok": 5, "sending": 5, "pending": 4}  # ...not recorded by the hub
+
+    counting = proxy_factory({})
+    resumed = run_push(TrytonConnector(counting.url, tryton.database, tryton.username, tryton.password),
+                       sqlite_store, "tryton", run_id="run-resumed")
+    assert (resumed.reconciled, resumed.sent, resumed.ok) == (5, 4, 9)
+    assert {p: _hub_state(rpc, p) for p in second} == before  # not written again: write dates unchanged
+    writes = {m: n for m, n in counting.methods.items() if m.endswith((".create", ".write", ".delete"))}
+    assert writes == {"model.party.identifier.create": 1, "model.party.party.write": 1}  # the last batch only
+    for k, party in enumerate(parties):
+        idents, cats, _ = _hub_state(rpc, party)
+        assert idents == [GOLDEN_ID_PREFIX + f"G{700 + k:06d}"] and cats == [
+            "hub:segment:resumed", "hub:value_tier:silver"]
+    with sqlite_store.engine.connect() as conn:
+        per_row = Counter(r[0] for r in conn.execute(sa.select(push_result.c.outbox_id)))
+    assert len(per_row) == 14 and set(per_row.values()) == {1}
+    assert run_push(connector(tryton), sqlite_store, "tryton").sent == 0
 
 
 def test_landed_payloads_map_through_the_tryton_mapping(tryton):

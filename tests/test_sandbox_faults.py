@@ -61,6 +61,17 @@ def test_slow_response_times_out(world: SandboxWorld, ep: Endpoints) -> None:
     assert shop_get(ep, timeout=5).status_code == 200
 
 
+def test_stall_carries_the_write_out_then_answers_late(world: SandboxWorld, ep: Endpoints) -> None:
+    world.faults = "webshop:stall@1:delay=1.5"
+    cid = sorted(world.shop.customers)[0]
+    url = f"{ep.webshop_url}/wp-json/wc/v3/customers/{cid}"
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.put(url, json={"meta_data": [{"key": "hub_segment", "value": "stalled"}]},
+                     auth=(ep.webshop_key, ep.webshop_secret), timeout=0.3)
+    meta = {m["key"]: m["value"] for m in world.shop.customers[cid]["meta_data"]}
+    assert meta["hub_segment"] == "stalled"  # done, though the client never heard so
+
+
 def test_truncated_body(world: SandboxWorld, ep: Endpoints) -> None:
     world.faults = "webshop:truncate@1"
     with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):

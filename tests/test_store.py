@@ -30,7 +30,10 @@ def test_schema_is_migrated_to_head_and_reopening_is_a_no_op(store: Store) -> No
 def test_an_older_store_is_upgraded_in_place_keeping_its_data(store_url: str) -> None:
     old = Store(store_url, migrate=False)
     upgrade(old.engine, "0001")
-    old.land_page("erp", "customers", [_rec("1", {"x": 1})], {"after": 1})
+    with old.begin() as conn:  # written as the 0001 schema stores it (today's code knows newer columns)
+        conn.exec_driver_sql(
+            "INSERT INTO landing (source, entity, source_id, payload, payload_hash, first_landed_at, landed_at) "
+            "VALUES ('erp', 'customers', '1', '{\"x\": 1}', 'h', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
     old.dispose()
     new = Store(store_url)  # opening runs the remaining migrations
     assert current_revision(new.engine) == _head()
@@ -127,3 +130,44 @@ def test_migrations_create_exactly_the_schema_the_code_declares(store: Store) ->
 
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_outbox_rows_are_claimed_once_and_only_dead_claims_are_taken_over(store: Store) -> None:
+    import socket
+    from datetime import UTC, datetime, timedelta
+
+    from hub.store import claim_token, push_outbox
+
+    store.enqueue_pushes("shop", "customers", [(str(i), f"G{i}", {"golden_id": f"G{i}"}) for i in range(10)])
+    a, b = claim_token(), claim_token()
+    first, second = store.claim_pushes("shop", a, 4), store.claim_pushes("shop", b, 4)
+    assert len(first) == len(second) == 4 and not {i.id for i in first} & {i.id for i in second}
+    assert store.take_over_in_doubt("shop", b) == []  # a is alive (this process): its claims stand
+    assert store.record_push_results([(first[0].id, "ok", None)], token=b) == 0  # not b's row
+    assert store.record_push_results([(first[0].id, "ok", None)], token=a) == 1
+
+    host = socket.gethostname()
+    dead = f"{host}:{_dead_pid()}:0"
+    elsewhere = "other-host:1:0"
+    with store.begin() as conn:
+        conn.execute(push_outbox.update().where(push_outbox.c.id == first[1].id).values(claimed_by=dead))
+        conn.execute(push_outbox.update().where(push_outbox.c.id == first[2].id).values(claimed_by=elsewhere))
+    assert [i.id for i in store.take_over_in_doubt("shop", b)] == [first[1].id]  # the dead process's row
+    with store.begin() as conn:  # the other host's claim is taken over once its lease ran out
+        conn.execute(push_outbox.update().where(push_outbox.c.id == first[2].id)
+                     .values(claimed_at=datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)))
+    assert [i.id for i in store.take_over_in_doubt("shop", b)] == [first[2].id]
+    rest = store.claim_pushes("shop", b, 100)
+    assert len(rest) == 2 and store.claim_pushes("shop", a, 100) == []
+    # an error keeps the row for the next run, not for another try by the same pusher
+    store.record_push_results([(rest[0].id, "error", "timeout")], token=b)
+    assert store.claim_pushes("shop", b, 100) == [] and len(store.claim_pushes("shop", a, 100)) == 1

@@ -28,7 +28,7 @@ import tenacity
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from hub.store import LandingRecord, OutboxItem, chunked, jsonable, payload_hash
+from hub.store import LandingRecord, OutboxItem, chunked, claim_token, jsonable, payload_hash  # noqa: F401 - chunked is re-exported to connectors
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class PushStats:
     rejected: int = 0
     error: int = 0
     batches: int = 0
+    reconciled: int = 0  # rows left in doubt by a killed run that the target already held: not sent again
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -447,10 +448,13 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None) -> LandingRecord:
+def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
+                   hub_state: dict | None = None) -> LandingRecord:
     """Build a LandingRecord. ``hash_view`` is the payload with hub-owned fields removed (echo suppression):
-    the stored payload keeps them, the hash ignores them."""
-    return LandingRecord(str(source_id), payload, payload_hash(payload if hash_view is None else hash_view))
+    the stored payload keeps them, the hash ignores them. ``hub_state`` is what the record holds of the
+    hub's own fields (the connector's held view), for the drift check."""
+    return LandingRecord(str(source_id), payload, payload_hash(payload if hash_view is None else hash_view),
+                         hub_state)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -487,51 +491,140 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
     return stats
 
 
+def held_value(values: Any) -> Any:
+    """One value as a target holds it: '' and missing are None; several distinct values a sorted list (a
+    record carrying two golden ids or two segments of one family is not in its desired state)."""
+    if isinstance(values, list | tuple | set | frozenset):
+        distinct = sorted({str(v) for v in values if v not in (None, "")})
+        return None if not distinct else distinct[0] if len(distinct) == 1 else distinct
+    return None if values in (None, "") else values
+
+
+def field_changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list]:
+    """``{field: [before, after]}`` for the fields whose value differs (None = not held / removed)."""
+    b, a = before or {}, after or {}
+    out = {}
+    for key in sorted(set(a) | set(b)):
+        old, new = held_value(b.get(key)), held_value(a.get(key))
+        if old != new:
+            out[key] = [old, new]
+    return out
+
+
+def held_view(connector: Any, item: OutboxItem) -> dict | None:
+    """What the target holds of the hub's fields once ``item`` is applied (None: the record is removed).
+    Connectors that do not say fall back to the payload itself."""
+    view = getattr(connector, "held_view", None)
+    return view(item) if view is not None else dict(item.payload or {})
+
+
+def known_before(connector: Any, store: Any, target: str, items: list[OutboxItem]) -> dict[int, dict | None]:
+    """What the hub knows each row's target record holds now: the hub fields the last pull saw (or the last
+    push wrote) on the landing record, else the held view of the last payload pushed there, else None."""
+    ids = sorted({it.target_id for it in items if it.target_id})
+    states, last = store.holdings(target, getattr(connector, "system", target), ids)
+    out: dict[int, dict | None] = {}
+    for it in items:
+        if it.target_id in states:
+            out[it.id] = states[it.target_id]
+        elif it.target_id in last:
+            gid, payload = last[it.target_id]
+            out[it.id] = held_view(connector, it._replace(golden_id=gid, payload=payload))
+        else:
+            out[it.id] = None
+    return out
+
+
 def run_push(connector: Connector, store: Any, target: str | None = None, *,
-             batch_size: int | None = None) -> PushStats:
-    """Send the target's pending outbox rows in batches and record every row's outcome.
+             batch_size: int | None = None, run_id: str | None = None) -> PushStats:
+    """Send the target's waiting outbox rows in batches and record every row's outcome.
 
     ``batch_size`` rows go to one ``connector.push`` call (default: the connector's ``push_batch_size``,
     what its API takes in one request or transaction; 1 sends row by row).
 
-    'ok'/'rejected' close a row; 'error' keeps it pending, so it is retried next run and an ok row is never
-    sent twice. If ``connector.push`` raises or every row of a batch errors (system down), that batch is
-    recorded as 'error' and the run stops: hammering a dead system helps nobody, and the rest stay pending.
+    Each batch is claimed atomically before it is sent (status 'sending', see ``Store.claim_pushes``), so
+    two pushers on one store never send the same row. 'ok'/'rejected' close a row; 'error' makes it wait for
+    the next run. A row left 'sending' by a pusher that died between sending and recording is in doubt: the
+    next run asks the target what it holds (``connector.held``) and records the rows it already holds as
+    ok without sending them again — a half-finished push is finished, never repeated. If ``connector.push``
+    raises or every row of a batch errors (system down), the run stops: the rest keep waiting.
     """
     target = target or connector.system
     batch_size = batch_size or getattr(connector, "push_batch_size", 100)
+    token = claim_token()
     stats = PushStats(target=target)
     started = time.perf_counter()
-    pending = store.pending_pushes(target)
     try:
-        for batch in chunked(pending, batch_size):
-            batch = list(batch)
-            stats.batches += 1
-            stats.sent += len(batch)
-            try:
-                outcomes = connector.push(batch)
-            except Exception as exc:  # any failure of the target means: retry next run
-                reason = f"{type(exc).__name__}: push failed"
-                log.warning("push %s: batch of %d failed (%s); stopping this run", target, len(batch),
-                            type(exc).__name__)
-                store.record_push_results([(item.id, "error", reason) for item in batch])
-                stats.error += len(batch)
-                stats.reasons[reason] = stats.reasons.get(reason, 0) + len(batch)
+        doubt = store.take_over_in_doubt(target, token, run_id)
+        if doubt:
+            doubt = _reconcile(connector, store, target, doubt, token, run_id, stats)
+        while True:
+            if doubt:
+                batch, doubt = doubt[:batch_size], doubt[batch_size:]
+            else:
+                batch = store.claim_pushes(target, token, batch_size, run_id)
+            if not batch or not _send(connector, store, target, batch, token, run_id, stats):
                 break
-            by_id = {o.outbox_id: o for o in outcomes}
-            rows: list[tuple[int, str, str | None]] = []
-            for item in batch:
-                o = by_id.get(item.id) or PushOutcome(item.id, "error", "connector returned no outcome")
-                rows.append((item.id, o.status, o.reason))
-                setattr(stats, o.status, getattr(stats, o.status) + 1)
-                if o.status != "ok" and o.reason:
-                    stats.reasons[o.reason] = stats.reasons.get(o.reason, 0) + 1
-            store.record_push_results(rows)
-            if all(status == "error" for _, status, _ in rows):
-                log.warning("push %s: every row of a batch failed; stopping this run", target)
-                break  # the target is down or refusing us: the rest stay pending for the next run
     finally:
         stats.seconds = time.perf_counter() - started
-        log.info("push %s: %d sent, %d ok, %d rejected, %d error in %.2fs",
-                 target, stats.sent, stats.ok, stats.rejected, stats.error, stats.seconds)
+        log.info("push %s: %d sent, %d ok, %d rejected, %d error, %d reconciled in %.2fs",
+                 target, stats.sent, stats.ok, stats.rejected, stats.error, stats.reconciled, stats.seconds)
     return stats
+
+
+def _reconcile(connector: Any, store: Any, target: str, doubt: list[OutboxItem], token: str,
+               run_id: str | None, stats: PushStats) -> list[OutboxItem]:
+    """Record the in-doubt rows the target already holds as ok (not sent again); return the others."""
+    read = getattr(connector, "held", None)
+    if read is None:
+        return doubt  # no way to ask: the connector's push is idempotent, the rows are sent again
+    try:
+        held = read(doubt)
+    except Exception as exc:  # noqa: BLE001 - cannot read the target now: the rows stay in doubt for later
+        log.warning("push %s: cannot check %d in-doubt rows (%s)", target, len(doubt), type(exc).__name__)
+        return []
+    done = [it for it in doubt if it.id in held and held[it.id] == held_view(connector, it)]
+    if done:
+        views = {it.id: held_view(connector, it) for it in done}
+        store.record_push_results([(it.id, "ok", "reconciled: the target already held it") for it in done],
+                                  token=token, run_id=run_id, held=views, held_source=connector.system)
+        stats.reconciled += len(done)
+        stats.ok += len(done)
+    finished = {it.id for it in done}
+    return [it for it in doubt if it.id not in finished]
+
+
+def _send(connector: Any, store: Any, target: str, batch: list[OutboxItem], token: str, run_id: str | None,
+          stats: PushStats) -> bool:
+    """Push one claimed batch and record it; False when the run should stop (the target is down)."""
+    stats.batches += 1
+    stats.sent += len(batch)
+    before = known_before(connector, store, target, batch)
+    changes = {it.id: field_changes(before[it.id], held_view(connector, it)) for it in batch}
+    try:
+        outcomes = connector.push(batch)
+    except Exception as exc:  # any failure of the target means: retry next run
+        reason = f"{type(exc).__name__}: push failed"
+        log.warning("push %s: batch of %d failed (%s); stopping this run", target, len(batch), type(exc).__name__)
+        store.record_push_results([(item.id, "error", reason) for item in batch], token=token, run_id=run_id,
+                                  changes=changes)
+        stats.error += len(batch)
+        stats.reasons[reason] = stats.reasons.get(reason, 0) + len(batch)
+        return False
+    by_id = {o.outbox_id: o for o in outcomes}
+    rows: list[tuple[int, str, str | None]] = []
+    views: dict[int, dict | None] = {}
+    for item in batch:
+        o = by_id.get(item.id) or PushOutcome(item.id, "error", "connector returned no outcome")
+        rows.append((item.id, o.status, o.reason))
+        if o.status == "ok":
+            views[item.id] = held_view(connector, item)
+        setattr(stats, o.status, getattr(stats, o.status) + 1)
+        if o.status != "ok" and o.reason:
+            stats.reasons[o.reason] = stats.reasons.get(o.reason, 0) + 1
+    store.record_push_results(rows, token=token, run_id=run_id, changes=changes, held=views,
+                              held_source=connector.system)
+    if all(status == "error" for _, status, _ in rows):
+        log.warning("push %s: every row of a batch failed; stopping this run", target)
+        return False  # the target is down or refusing us: the rest wait for the next run
+    return True

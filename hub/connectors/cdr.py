@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from hub.connectors.base import Page, PushOutcome, landing_record, read_complete_lines
+from hub.connectors.base import Page, PushOutcome, held_value, landing_record, read_complete_lines
 from hub.standardise.text import escape_cell, unescape_cell
 from hub.store import LandingRecord, OutboxItem
 
@@ -94,6 +94,10 @@ def call_source_id(row: dict, raw: str) -> str:
 def _fingerprint(path: Path, length: int) -> str:
     with open(path, "rb") as fh:
         return hashlib.sha1(fh.read(length)).hexdigest()
+
+
+def _entry_view(row: dict) -> dict:
+    return {k: held_value(row.get(k)) for k in DIRECTORY_COLUMNS if k != "e164"}
 
 
 class AsteriskCdrConnector:
@@ -182,6 +186,19 @@ class AsteriskCdrConnector:
         with open(self.directory_path, newline="", encoding="utf-8") as fh:
             # cells were escaped against formula injection when written (see _write_directory)
             return {row["e164"]: {k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(fh)}
+
+    def held_view(self, item: OutboxItem) -> dict | None:
+        """The directory row of the number once ``item`` is applied; None when the number is removed."""
+        p = item.payload or {}
+        if p.get("lifecycle") in ("deleted", "erased"):
+            return None
+        return _entry_view({"golden_id": item.golden_id or p.get("golden_id"), **p})
+
+    def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:
+        """The directory row each number has now; None = not in the directory."""
+        directory = self.read_directory()
+        return {it.id: _entry_view(directory[it.target_id]) if it.target_id in directory else None
+                for it in items}
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
         directory = self.read_directory()

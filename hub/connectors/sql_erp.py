@@ -28,6 +28,7 @@ from hub.connectors.base import (
     Page,
     PushOutcome,
     chunked,
+    held_value,
     iter_keyset,
     landing_record,
     overlap_start,
@@ -267,8 +268,41 @@ class SqlErpConnector:
                     for kid in kids
                     if not _hub_owned(kid, child.get("hub_owned"))
                 ]
-            records.append(landing_record(row[key_name], payload, view))
+            hub_state = self._payload_hub_state(spec, payload)
+            records.append(landing_record(row[key_name], payload, view, hub_state))
         return records
+
+    def _payload_hub_state(self, spec: dict, payload: dict) -> dict | None:
+        """The hub's golden id and categories as a pulled party carries them (its children rows), for the
+        entity the push writes to; None for every other entity."""
+        cfg = self.mapping.get("push") or {}
+        if spec.get("table") != cfg.get("table"):
+            return None
+        gcfg, scfg = cfg.get("golden_id"), cfg.get("segments")
+        children = spec.get("children") or {}
+        idents: list[Any] = []
+        names: list[str] = []
+        for name, child in children.items():
+            rows = payload.get(name) or []
+            if gcfg and child.get("table") == gcfg["table"]:
+                idents = [r.get(gcfg["value_column"]) for r in rows
+                          if r.get(gcfg["type_column"]) == gcfg["type_value"]]
+            if scfg and (child.get("through") or {}).get("table") == scfg["table"]:
+                names = [str(r.get(scfg["name_column"]) or "") for r in rows]
+        return self._hub_view(cfg, idents, names)
+
+    @staticmethod
+    def _hub_view(cfg: dict, idents: list[Any], names: list[str]) -> dict:
+        view: dict[str, Any] = {}
+        if cfg.get("golden_id"):
+            view["golden_id"] = held_value(idents)
+        scfg = cfg.get("segments")
+        if scfg:
+            prefix = scfg.get("prefix", "hub:")
+            for field_name in _as_list(scfg.get("fields", ["segment", "value_tier"])):
+                family = f"{prefix}{field_name}:"
+                view[field_name] = held_value([n[len(family):] for n in names if n.startswith(family)])
+        return view
 
     def _children(self, conn: sa.Connection, child: dict, ids: list[Any]) -> dict[Any, list[dict]]:
         t = self.table(child["table"])
@@ -293,6 +327,62 @@ class SqlErpConnector:
     # -- push -------------------------------------------------------------------------------------------------
 
     push_batch_size = 500  # outbox rows written in one transaction with multi-row statements
+
+    def held_view(self, item: OutboxItem) -> dict:
+        """The hub identifier and categories a party carries once ``item`` is applied."""
+        cfg = self.mapping.get("push") or {}
+        payload = item.payload or {}
+        scfg = cfg.get("segments") or {}
+        prefix = scfg.get("prefix", "hub:")
+        names = [f"{prefix}{f}:{payload[f]}" for f in _as_list(scfg.get("fields", ["segment", "value_tier"]))
+                 if payload.get(f) not in (None, "")]
+        return self._hub_view(cfg, [item.golden_id or payload.get("golden_id")], names)
+
+    def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:
+        """Each row's party's hub identifier and categories now; None = no such party."""
+        cfg = self.mapping.get("push") or {}
+        parties = self.table(cfg["table"])
+        key = parties.c[cfg.get("key", "id")]
+        pids: dict[int, Any] = {}
+        for item in items:
+            try:
+                pids[item.id] = key.type.python_type(item.target_id)
+            except (TypeError, ValueError, NotImplementedError):
+                continue
+        with self.engine.connect() as conn:
+            found: set[Any] = set()
+            for chunk in chunked(sorted(set(pids.values())), 500):
+                found.update(r[0] for r in conn.execute(sa.select(key).where(key.in_(chunk))))
+            idents, cats = self._hub_rows(conn, cfg, sorted(found))
+        return {it.id: self._hub_view(cfg, [v for _, v in idents.get(pids[it.id], [])],
+                                      [n for _, n in cats.get(pids[it.id], [])])
+                if pids.get(it.id) in found else None for it in items}
+
+    def _hub_rows(self, conn: sa.Connection, cfg: dict, pids: list[Any]
+                  ) -> tuple[dict[Any, list[tuple[Any, Any]]], dict[Any, list[tuple[Any, str]]]]:
+        """Per party: its hub identifier rows (row id, golden id) and hub categories (category id, name)."""
+        idents: dict[Any, list[tuple[Any, Any]]] = {}
+        cats: dict[Any, list[tuple[Any, str]]] = {}
+        gcfg, scfg = cfg.get("golden_id"), cfg.get("segments")
+        for chunk in chunked(pids, 500):
+            if gcfg:
+                it = self.table(gcfg["table"])
+                fk, value_col, it_key = it.c[gcfg["fk"]], it.c[gcfg["value_column"]], it.c[gcfg.get("key", "id")]
+                for row_id, pid, value in conn.execute(
+                    sa.select(it_key, fk, value_col).where(fk.in_(chunk), it.c[gcfg["type_column"]] == gcfg["type_value"])
+                    .order_by(fk, it_key)
+                ):
+                    idents.setdefault(pid, []).append((row_id, value))
+            if scfg:
+                cat, rel = self.table(scfg["table"]), self.table(scfg["rel_table"])
+                cat_key, name_col = cat.c[scfg.get("key", "id")], cat.c[scfg["name_column"]]
+                rel_fk, rel_cat = rel.c[scfg["rel_fk"]], rel.c[scfg["rel_category"]]
+                for pid, cid, name in conn.execute(
+                    sa.select(rel_fk, rel_cat, name_col).join(cat, rel_cat == cat_key)
+                    .where(rel_fk.in_(chunk), name_col.like(_like_prefix(scfg.get("prefix", "hub:")), escape="/"))
+                ):
+                    cats.setdefault(pid, []).append((cid, name))
+        return idents, cats
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
         """Golden ids and segment categories for a batch of parties in one transaction and a handful of
@@ -329,10 +419,11 @@ class SqlErpConnector:
         # the ERP keeps naive UTC timestamps (Tryton does); ours must compare with its own
         now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         changed: set[Any] = set()
+        idents, cats = self._hub_rows(conn, cfg, list(live))
         if cfg.get("golden_id"):
-            changed |= self._push_golden_ids(conn, cfg["golden_id"], live, now)
+            changed |= self._push_golden_ids(conn, cfg["golden_id"], live, idents, now)
         if cfg.get("segments"):
-            changed |= self._push_segments(conn, cfg["segments"], live, now)
+            changed |= self._push_segments(conn, cfg["segments"], live, cats, now)
         touch = cfg.get("touch")
         if changed and touch and touch in parties.c:
             # the ERP's ORM bumps write_date on any write; we do the same so other consumers see it
@@ -343,18 +434,10 @@ class SqlErpConnector:
         return [outcomes[item.id] for item in items]
 
     def _push_golden_ids(self, conn: sa.Connection, gcfg: dict, live: dict[Any, OutboxItem],
-                         now: datetime) -> set[Any]:
+                         have: dict[Any, list[tuple[Any, Any]]], now: datetime) -> set[Any]:
         """Exactly one hub identifier per party, holding its golden id: insert, rewrite, drop extras."""
         it = self.table(gcfg["table"])
-        fk, type_col, value_col = it.c[gcfg["fk"]], it.c[gcfg["type_column"]], it.c[gcfg["value_column"]]
         it_key = it.c[gcfg.get("key", "id")]
-        have: dict[Any, list[tuple[Any, Any]]] = {}
-        for chunk in chunked(list(live), 500):
-            for row_id, pid, value in conn.execute(
-                sa.select(it_key, fk, value_col).where(fk.in_(chunk), type_col == gcfg["type_value"])
-                .order_by(fk, it_key)
-            ):
-                have.setdefault(pid, []).append((row_id, value))
         inserts, rewrites, extras = [], [], []
         changed: set[Any] = set()
         for pid, item in live.items():
@@ -382,21 +465,13 @@ class SqlErpConnector:
         return changed
 
     def _push_segments(self, conn: sa.Connection, scfg: dict, live: dict[Any, OutboxItem],
-                       now: datetime) -> set[Any]:
+                       have: dict[Any, list[tuple[Any, str]]], now: datetime) -> set[Any]:
         """One hub category per family (``hub:segment:…``) per party: stale links dropped, missing added."""
         cat = self.table(scfg["table"])
         rel = self.table(scfg["rel_table"])
-        cat_key, name_col = cat.c[scfg.get("key", "id")], cat.c[scfg["name_column"]]
         rel_fk, rel_cat = rel.c[scfg["rel_fk"]], rel.c[scfg["rel_category"]]
         prefix = scfg.get("prefix", "hub:")
         families = [(f, f"{prefix}{f}:") for f in _as_list(scfg.get("fields", ["segment", "value_tier"]))]
-        have: dict[Any, list[tuple[Any, str]]] = {}
-        for chunk in chunked(list(live), 500):
-            for pid, cid, name in conn.execute(
-                sa.select(rel_fk, rel_cat, name_col).join(cat, rel_cat == cat_key)
-                .where(rel_fk.in_(chunk), name_col.like(_like_prefix(prefix), escape="/"))
-            ):
-                have.setdefault(pid, []).append((cid, name))
         stale: list[tuple[Any, Any]] = []
         links: list[tuple[Any, str]] = []
         for pid, item in live.items():

@@ -56,6 +56,7 @@ from hub.connectors.base import (
     Page,
     PushOutcome,
     RetryableHTTPError,
+    held_value,
     landing_record,
     make_session,
 )
@@ -547,7 +548,8 @@ class TrytonConnector:
             records = []
             for row in rows:
                 payload = _nest(row)
-                records.append(landing_record(row["id"], payload, hash_view(entity, payload)))
+                records.append(landing_record(row["id"], payload, hash_view(entity, payload),
+                                              party_hub_state(payload) if entity == "customers" else None))
             done = len(rows) < self.page_size
             if rows:
                 last_id = rows[-1]["id"]
@@ -594,6 +596,25 @@ class TrytonConnector:
                     outcomes[item.id] = _failure(item.id, exc)
         return [outcomes[item.id] for item in items]
 
+    def held_view(self, item: OutboxItem) -> dict:
+        """The hub identifier and categories a party carries once ``item`` is applied."""
+        golden_id = item.golden_id or (item.payload or {}).get("golden_id")
+        return party_hub_state({"identifiers": [{"type": None, "code": GOLDEN_ID_PREFIX + str(golden_id)}],
+                                "categories": [{"name": n} for n in hub_category_names(item.payload or {})]})
+
+    def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:
+        """Each row's party's hub fields now; a create's party is found by its golden id. None = no party."""
+        party_of: dict[int, int | None] = {}
+        for item in items:
+            checked = self._check(item)
+            if isinstance(checked, tuple):
+                party_of[item.id] = checked[0]
+            elif isinstance(checked, str):
+                party_of[item.id] = self.find_party_by_golden_id(checked)
+        parties = self._hub_fields(sorted({p for p in party_of.values() if p is not None}))
+        return {it.id: party_hub_state(parties[party_of[it.id]]) if party_of.get(it.id) in parties else None
+                for it in items}
+
     def _check(self, item: OutboxItem) -> PushOutcome | tuple[int, str] | str:
         """A rejection, ``(party id, golden id)`` for an existing party, or the golden id of a create."""
         if item.entity not in ("customers", "customer", "party"):
@@ -612,6 +633,8 @@ class TrytonConnector:
 
     def _hub_fields(self, party_ids: list[int]) -> dict[int, dict]:
         """The hub identifiers and categories of these parties, as Tryton holds them now."""
+        if not party_ids:
+            return {}
         rows = self.rpc.search_read("party.party", [["id", "in", party_ids]],
                                     ["identifiers.type", "identifiers.code", "categories.name"])
         return {p["id"]: _nest(p) for p in rows}
@@ -726,6 +749,18 @@ class TrytonConnector:
         except (requests.RequestException, ConnectorError):
             pass
         self.rpc.session.close()
+
+
+def party_hub_state(party: dict) -> dict:
+    """Golden id, segment and tier as a (nested) party carries them in its hub identifier and categories."""
+    codes = [str(i.get("code"))[len(GOLDEN_ID_PREFIX):] for i in party.get("identifiers") or []
+             if is_hub_identifier(i)]
+    names = [str(c.get("name") or "") for c in party.get("categories") or [] if is_hub_category(c)]
+    state: dict[str, Any] = {"golden_id": held_value(codes)}
+    for key in ("segment", "value_tier"):
+        family = f"{HUB_CATEGORY_PREFIX}{key}:"
+        state[key] = held_value([n[len(family):] for n in names if n.startswith(family)])
+    return state
 
 
 def hub_category_names(payload: dict) -> list[str]:

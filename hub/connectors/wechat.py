@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -33,6 +33,7 @@ from hub.connectors.base import (
     VendorError,
     chunked,
     fetch_json,
+    held_value,
     iter_next_token,
     landing_record,
     make_retry,
@@ -157,8 +158,10 @@ class WeChatConnector:
 
     # -- pull -------------------------------------------------------------------------------------------------
 
-    def hub_tag_ids(self) -> set[int]:
-        return {t["id"] for t in self.call("tags/get").get("tags", []) if t["name"].startswith(HUB_TAG_PREFIX)}
+    def hub_tags(self) -> dict[int, str]:
+        """The account's hub tags, id -> name."""
+        return {t["id"]: t["name"] for t in self.call("tags/get").get("tags", [])
+                if t["name"].startswith(HUB_TAG_PREFIX)}
 
     def _batchget(self, openids: list[str]) -> list[dict]:
         """User info for ``openids`` in calls of ``batch_size``. An openid WeChat does not know (40003 fails the
@@ -185,7 +188,7 @@ class WeChatConnector:
         if entity != "followers":
             raise ValueError(f"unknown entity {entity!r}")
         cur = {} if not cursor or cursor.get("complete") else dict(cursor)
-        hub_tags = self.hub_tag_ids()
+        hub_tags = self.hub_tags()
         start_token, skip = cur.get("next_openid"), int(cur.get("skip", 0))
 
         def fetch(token: str | None) -> dict:
@@ -201,7 +204,8 @@ class WeChatConnector:
         except _RestartSweep:  # pages landed so far stay; the rerun lands them as unchanged
             yield from self._sweep(fetch, None, 0, hub_tags)
 
-    def _sweep(self, fetch: Any, start_token: str | None, skip: int, hub_tags: set[int]) -> Iterator[Page]:
+    def _sweep(self, fetch: Any, start_token: str | None, skip: int, hub_tags: dict[int, str]
+               ) -> Iterator[Page]:
         for token, openids, nxt in iter_next_token(
             fetch, start_token=start_token,
             items_of=lambda b: (b.get("data") or {}).get("openid", []),
@@ -213,7 +217,9 @@ class WeChatConnector:
                 users = self._batchget(openids[done:done + step])
                 done += step
                 last = done >= len(openids) and nxt is None
-                records = [landing_record(u["openid"], u, _hash_view(u, hub_tags)) for u in users]
+                records = [landing_record(u["openid"], u, _hash_view(u, hub_tags),
+                                          follower_hub_state(u.get("tagid_list"), hub_tags)
+                                          if u.get("subscribe") == 1 else None) for u in users]
                 yield Page(records, {"complete": True} if last else {"next_openid": token, "skip": done})
             skip = 0
             if not openids:
@@ -262,6 +268,20 @@ class WeChatConnector:
             if user.get("subscribe") == 1 and user.get("openid") in out:
                 out[user["openid"]] = set(user.get("tagid_list") or [])
         return out
+
+    def held_view(self, item: OutboxItem) -> dict:
+        """The hub tags a follower carries once ``item`` is applied (names cut to WeChat's 30 bytes)."""
+        payload = item.payload or {}
+        return {field: held_value(hub_tag_name(prefix, str(payload[field]))[len(prefix):]
+                                  if payload.get(field) not in (None, "") else None)
+                for field, prefix in TAG_FAMILIES}
+
+    def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:
+        """Each row's follower's hub tags now (one batchget per 100); None = not a follower."""
+        names = {tid: name for name, tid in self._tag_map().items()}
+        current = self.current_tags(sorted({it.target_id for it in items if it.target_id}))
+        return {it.id: None if current.get(it.target_id) is None else
+                follower_hub_state(current[it.target_id], names) for it in items}
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
         """Move followers into the hub tags of their segment / tier. The followers' current tags are read
@@ -313,7 +333,14 @@ class _RestartSweep(ConnectorError):
     """The stored list cursor points at an openid that unfollowed: the sweep starts over."""
 
 
-def _hash_view(user: dict, hub_tags: set[int]) -> dict:
+def follower_hub_state(tag_ids: Iterable[int] | None, names: Mapping[int, str]) -> dict:
+    """Segment and tier as a follower's hub tags carry them (the tag name after its family prefix)."""
+    held = [names[t] for t in tag_ids or [] if t in names]
+    return {field: held_value([n[len(prefix):] for n in held if n.startswith(prefix)])
+            for field, prefix in TAG_FAMILIES}
+
+
+def _hash_view(user: dict, hub_tags: Mapping[int, str]) -> dict:
     view = dict(user)
     if "tagid_list" in view:
         view["tagid_list"] = sorted(t for t in view["tagid_list"] if t not in hub_tags)

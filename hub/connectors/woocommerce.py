@@ -28,6 +28,7 @@ from hub.connectors.base import (
     PushOutcome,
     chunked,
     fetch_json,
+    held_value,
     iter_page_number,
     landing_record,
     make_session,
@@ -41,6 +42,12 @@ HUB_META_PREFIX = "hub_"
 _VOLATILE = ("date_modified", "date_modified_gmt")
 _PUSH_FIELDS = (("hub_golden_id", "golden_id"), ("hub_segment", "segment"), ("hub_value_tier", "value_tier"))
 BATCH_LIMIT = 100  # objects per POST /customers/batch (woocommerce_rest_batch_items_limit)
+
+
+def customer_hub_state(customer: dict) -> dict:
+    """The hub's fields as a customer carries them in its meta_data (several entries of one key: a list)."""
+    meta = customer.get("meta_data") or []
+    return {field: held_value([m.get("value") for m in meta if m.get("key") == key]) for key, field in _PUSH_FIELDS}
 
 
 def customer_hash_view(payload: dict) -> dict:
@@ -109,7 +116,7 @@ class WooCommerceConnector:
             lambda p: self._get_page("/customers", {**params, "page": p}),
             start_page=start,
         ):
-            records = [landing_record(c["id"], c, customer_hash_view(c)) for c in items]
+            records = [landing_record(c["id"], c, customer_hash_view(c), customer_hub_state(c)) for c in items]
             yield Page(records, {"complete": True} if is_last else {"page": page + 1})
 
     def _orders(self, cursor: dict | None) -> Iterator[Page]:
@@ -140,6 +147,21 @@ class WooCommerceConnector:
                 yield Page(records, dict(cur))
 
     # -- push -------------------------------------------------------------------------------------------------
+
+    def held_view(self, item: OutboxItem) -> dict:
+        """The hub meta a customer carries once ``item`` is applied."""
+        return customer_hub_state({"meta_data": hub_meta(item)})
+
+    def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:
+        """The hub meta each row's customer carries now (``GET /customers?include=…``); None = no such
+        customer."""
+        ids = sorted({int(it.target_id) for it in items if str(it.target_id).isdigit()})
+        found: dict[str, dict] = {}
+        for chunk in chunked(ids, BATCH_LIMIT):
+            customers, _ = self._get_page("/customers", {"include": ",".join(map(str, chunk)),
+                                                         "per_page": BATCH_LIMIT})
+            found.update({str(c["id"]): customer_hub_state(c) for c in customers})
+        return {it.id: found.get(str(it.target_id)) for it in items}
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
         """Hub meta onto customers with ``POST /customers/batch`` (<= 100 updates a request); the shop answers

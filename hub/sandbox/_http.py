@@ -38,6 +38,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         self._truncate = False
+        self._stall = 0.0
         parts = urlsplit(self.path)
         self.route_path = parts.path
         self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -60,6 +61,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
                 self.send_json(200, WECHAT_FAULT_BODIES[rule.kind])
                 return
         self._truncate = rule is not None and rule.kind == "truncate"
+        self._stall = rule.delay if rule is not None and rule.kind == "stall" else 0.0
         try:
             self.route(method)
         except OSError:  # the client went away (timeout, reset): nothing left to answer
@@ -107,6 +109,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        if getattr(self, "_stall", 0.0):
+            time.sleep(self._stall)  # the request was carried out; the answer is late
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=UTF-8")
         self.send_header("Content-Length", str(len(data)))

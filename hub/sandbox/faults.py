@@ -8,8 +8,10 @@ from a compact spec (also read from the env var ``HUB_SANDBOX_FAULTS``)::
     webshop:drop@2 ; wechat:45011@3 ; wechat:40001@2 ; wechat:45009@5-6 ; *:500@10-12 ; webshop:500@1-3:path=/orders
 
 Kinds: ``429`` (HTTP 429 + Retry-After), any 5xx status (``500``, ``502``, ``503``, ``504``), ``slow``
-(sleep ``delay`` seconds before answering: triggers client timeouts), ``truncate`` (announce the full
-Content-Length, send half the body, close), ``drop`` (close the connection without any response), and
+(sleep ``delay`` seconds before answering: triggers client timeouts), ``stall`` (carry the request out,
+then wait ``delay`` seconds before answering: the write is done, the client does not know yet — a killed
+or timed-out client leaves it in doubt), ``truncate`` (announce the full Content-Length, send half the body,
+close), ``drop`` (close the connection without any response), and
 WeChat errcodes ``40001``, ``42001``, ``45009``, ``45011`` (HTTP 200 with errcode/errmsg, as WeChat does).
 """
 
@@ -20,7 +22,7 @@ import threading
 from dataclasses import dataclass, field
 
 ENV_VAR = "HUB_SANDBOX_FAULTS"
-HTTP_KINDS = {"429", "500", "502", "503", "504", "slow", "truncate", "drop"}
+HTTP_KINDS = {"429", "500", "502", "503", "504", "slow", "stall", "truncate", "drop"}
 WECHAT_KINDS = {"40001", "42001", "45009", "45011"}
 
 
