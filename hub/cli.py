@@ -9,6 +9,7 @@
   hub quality status | hub quality release --by NAME [--note TEXT]
   hub serve [--host H] [--port P]             caller-lookup HTTP API (tokens from HUB_API_TOKENS)
   hub import FILE --source NAME --mapping M [--encoding E] [--no-header] [--columns A,B] [--sheet S]
+  hub push log [--target T] [--status S] [--limit N] [--format table|csv|json]
 """
 
 from __future__ import annotations
@@ -124,6 +125,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(host=args.host, port=args.port, workers=args.workers)
 
 
+def cmd_push_log(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+    from hub.push_log import log_rows, render
+    from hub.push_plan import target_configs
+
+    sources = {t.name: t.source for t in target_configs(load_config().push)}
+    rows = log_rows(_store(), target=args.target, status=args.status, limit=args.limit, sources=sources)
+    print(render(rows, args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Customer data hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port (default: hub.yaml serve.port, 8765)")
     p.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("push", help="what the hub wrote back to the target systems")
+    psub = p.add_subparsers(dest="push_cmd", required=True)
+    q = psub.add_parser("log", help="row-level push results, newest first (personal data masked)")
+    q.add_argument("--target", help="only this target (e.g. webshop)")
+    q.add_argument("--status", choices=["ok", "rejected", "error", "pending"],
+                   help="only rows with this status (pending: still to send)")
+    q.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.set_defaults(func=cmd_push_log)
     return parser
 
 

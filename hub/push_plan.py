@@ -13,6 +13,12 @@ system gets an outbox row with an empty target_id and a create payload. ``enqueu
 target_id, so these rows are de-duplicated here by golden id instead (one live create per golden customer,
 never a second one once a create succeeded).
 
+What the hub wrote is verified: connectors report the hub's fields as each pulled record carries them
+(``landing.hub_state``), and a push records what the target holds once it is applied (``push_state.held_hash``).
+A record whose pulled hub fields differ from what the hub wrote there (a golden id or segment removed or
+changed by someone else, or lost by the target) is queued again with cause ``drift``, although its desired
+state did not change; the plan and the report count these.
+
 Configuration (the ``push`` section)::
 
     push:
@@ -201,6 +207,7 @@ class TargetPlan:
     removed: int = 0
     creates_candidates: int = 0
     creates_queued: int = 0
+    drift: int = 0  # records whose hub fields a pull saw differ from what the hub wrote: queued again
 
     @property
     def unchanged(self) -> int:
@@ -213,11 +220,13 @@ class PushPlanStats:
     queued: int = 0
     creates_queued: int = 0
     consent_withheld: int = 0
+    drift: int = 0
     seconds: float = 0.0
 
     def markdown(self) -> str:
         lines = [
-            f"**Push plan** — {self.queued} rows queued ({self.creates_queued} creates) in {self.seconds:.1f}s",
+            f"**Push plan** — {self.queued} rows queued ({self.creates_queued} creates, {self.drift} drift "
+            f"repairs) in {self.seconds:.1f}s",
             "",
             "| target | entity | desired | queued | unchanged | consent withheld | creates queued | notes |",
             "|---|---|---|---|---|---|---|---|",
@@ -230,6 +239,8 @@ class PushPlanStats:
                 notes.append(f"{t.ambiguous_phones} shared numbers")
             if t.removed:
                 notes.append(f"{t.removed} numbers removed")
+            if t.drift:
+                notes.append(f"{t.drift} records drifted (changed or lost in the target): re-pushed")
             lines.append(f"| {t.target} | {t.entity} | {t.candidates} | {t.queued} | {t.unchanged} | "
                          f"{t.consent_withheld} | {t.creates_queued}/{t.creates_candidates} | {'; '.join(notes)} |")
         return "\n".join(lines)
@@ -314,7 +325,9 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
             items, plan.ambiguous_phones = directory_entries(views)
             removals = _directory_removals(store, tc, {phone for phone, _, _ in items})
             plan.removed = len(removals)
-            items += removals
+            plan.candidates = len(items) + len(removals)
+            plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items)
+                           + store.enqueue_pushes(tc.name, tc.entity, removals, cause="remove"))
         else:
             items = []
             for source_id, gid in links.get(tc.source, ()):
@@ -324,8 +337,12 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
                 payload, withheld = desired_state(gid, view, tc.consent_channel, policy)
                 plan.consent_withheld += withheld
                 items.append((source_id, gid, payload))
-        plan.candidates = len(items)
-        plan.queued = store.enqueue_pushes(tc.name, tc.entity, items)
+            # what the hub wrote is verified: a pull that saw a target record lose or change the hub's
+            # fields since the hub wrote them makes the record go out again, though its desired state is unchanged
+            drifted = store.drifted_records(tc.name, tc.entity, tc.source)
+            plan.drift = len(drifted & {source_id for source_id, _, _ in items})
+            plan.candidates = len(items)
+            plan.queued = store.enqueue_pushes(tc.name, tc.entity, items, force=drifted)
         if tc.create_missing:
             present = {gid for _, gid in links.get(tc.source, ())}
             wanted = [gid for gid, view in sorted(views.items())
@@ -338,6 +355,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         stats.queued += plan.queued + plan.creates_queued
         stats.creates_queued += plan.creates_queued
         stats.consent_withheld += plan.consent_withheld
+        stats.drift += plan.drift
     stats.seconds = time.monotonic() - started
     return stats
 
@@ -386,7 +404,7 @@ def enqueue_creates(store: Store, target: str, entity: str, creates: Iterable[tu
             supersede += [oid for oid, _, status in rows if status in ("pending", "error")]
             inserts.append({"target": target, "entity": entity, "target_id": "", "golden_id": gid,
                             "payload": jsonable(payload), "payload_hash": h, "status": "pending", "attempts": 0,
-                            "created_at": now, "updated_at": now})
+                            "created_at": now, "updated_at": now, "cause": "create"})
         for start in range(0, len(supersede), 500):
             conn.execute(push_outbox.update().where(push_outbox.c.id.in_(supersede[start:start + 500]))
                          .values(status="superseded", updated_at=now))

@@ -725,7 +725,8 @@ class Store:
                         "attempts": 0,
                         "created_at": now,
                         "updated_at": now,
-                        "cause": "drift" if tid in forced else cause,
+                        # drift: queued only because a pull saw the target lose what push_state says it holds
+                        "cause": "drift" if tid in forced and state.get(tid) == h else cause,
                     }
                 )
             for chunk in chunked(supersede, 500):
@@ -770,6 +771,19 @@ class Store:
                 ):
                     last[tid] = (gid, payload)
         return states, last
+
+    def drifted_records(self, target: str, entity: str, source: str) -> set[str]:
+        """Target records whose hub fields, as the last pull of ``source`` saw them, differ from what the hub
+        last wrote there (push_state.held_hash): changed or removed by someone else, or lost by the target."""
+        with self.engine.connect() as conn:
+            return {r[0] for r in conn.execute(
+                sa.select(push_state.c.target_id)
+                .join(landing, sa.and_(landing.c.source == source, landing.c.entity.in_(WRITABLE_ENTITIES),
+                                       landing.c.source_id == push_state.c.target_id))
+                .where(push_state.c.target == target, push_state.c.entity == entity,
+                       push_state.c.held_hash.is_not(None), landing.c.hub_state_hash.is_not(None),
+                       landing.c.hub_state_hash != push_state.c.held_hash)
+            )}
 
     def claim_pushes(self, target: str, token: str, limit: int, run_id: str | None = None) -> list[OutboxItem]:
         """Atomically claim up to ``limit`` waiting rows of ``target`` for the pusher ``token``: they move to

@@ -491,12 +491,14 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
     return stats
 
 
-def held_value(values: Any) -> Any:
-    """One value as a target holds it: '' and missing are None; several distinct values a sorted list (a
-    record carrying two golden ids or two segments of one family is not in its desired state)."""
+def held_value(values: Any, *, distinct: bool = True) -> Any:
+    """One value as a target holds it: '' and missing are None; several values a sorted list (a record
+    carrying two golden ids or two segments of one family is not in its desired state). ``distinct=False``
+    keeps repeats: two identifier rows with the same golden id are still one too many."""
     if isinstance(values, list | tuple | set | frozenset):
-        distinct = sorted({str(v) for v in values if v not in (None, "")})
-        return None if not distinct else distinct[0] if len(distinct) == 1 else distinct
+        held = [str(v) for v in values if v not in (None, "")]
+        held = sorted(set(held) if distinct else held)
+        return None if not held else held[0] if len(held) == 1 else held
     return None if values in (None, "") else values
 
 

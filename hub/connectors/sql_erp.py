@@ -295,7 +295,7 @@ class SqlErpConnector:
     def _hub_view(cfg: dict, idents: list[Any], names: list[str]) -> dict:
         view: dict[str, Any] = {}
         if cfg.get("golden_id"):
-            view["golden_id"] = held_value(idents)
+            view["golden_id"] = held_value(idents, distinct=False)
         scfg = cfg.get("segments")
         if scfg:
             prefix = scfg.get("prefix", "hub:")

@@ -756,7 +756,7 @@ def party_hub_state(party: dict) -> dict:
     codes = [str(i.get("code"))[len(GOLDEN_ID_PREFIX):] for i in party.get("identifiers") or []
              if is_hub_identifier(i)]
     names = [str(c.get("name") or "") for c in party.get("categories") or [] if is_hub_category(c)]
-    state: dict[str, Any] = {"golden_id": held_value(codes)}
+    state: dict[str, Any] = {"golden_id": held_value(codes, distinct=False)}
     for key in ("segment", "value_tier"):
         family = f"{HUB_CATEGORY_PREFIX}{key}:"
         state[key] = held_value([n[len(family):] for n in names if n.startswith(family)])

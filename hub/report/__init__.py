@@ -374,6 +374,13 @@ def _push(conn: sa.Connection) -> dict[str, Any]:
         .group_by(push_result.c.target, push_result.c.status)
     ):
         results[target][status] = int(n)
+    # records queued again because a pull saw the target lose or change what the hub wrote (push_plan)
+    drift: dict[str, Counter[str]] = defaultdict(Counter)
+    for target, status, n in conn.execute(
+        sa.select(push_outbox.c.target, push_outbox.c.status, sa.func.count())
+        .where(push_outbox.c.cause == "drift").group_by(push_outbox.c.target, push_outbox.c.status)
+    ):
+        drift[target][status] = int(n)
     rejections: dict[str, Counter[str]] = defaultdict(Counter)
     for target, status, reason, n in conn.execute(
         sa.select(push_result.c.target, push_result.c.status, push_result.c.reason, sa.func.count())
@@ -386,7 +393,9 @@ def _push(conn: sa.Connection) -> dict[str, Any]:
         "targets": [
             {"target": t,
              **{f"outbox_{s}": outbox[t].get(s, 0) for s in ("pending", "ok", "rejected", "error", "superseded")},
-             **{s: results[t].get(s, 0) for s in ("ok", "rejected", "error")}}
+             **{s: results[t].get(s, 0) for s in ("ok", "rejected", "error")},
+             "drift_found": sum(n for s, n in drift[t].items() if s != "superseded"),
+             "drift_repaired": drift[t].get("ok", 0)}
             for t in targets
         ],
         "top_reasons": {t: _top(rejections[t], 5) for t in targets if rejections[t]},
@@ -418,6 +427,7 @@ def _headline(fig: Mapping[str, Any]) -> dict[str, float | int | None]:
     for status in ("ok", "rejected", "error"):
         head[f"push_{status}"] = sum(t[status] for t in fig["push"]["targets"])
     head["push_pending"] = sum(t["outbox_pending"] + t["outbox_error"] for t in fig["push"]["targets"])
+    head["push_drift_found"] = sum(t["drift_found"] for t in fig["push"]["targets"])
     return head
 
 

@@ -1,0 +1,93 @@
+"""What the hub wrote is verified, end to end through `hub demo` (the whole Dagster flow against the sandbox).
+
+After a first sync, someone else damages what the hub wrote: the shop loses the hub meta of customers (a
+restore from an old backup), an ERP clerk overwrites golden-id identifiers, and three ERP parties end up
+with a second golden-id identifier (what two overlapping syncs used to leave behind). The next sync pulls
+those systems, sees the difference, pushes exactly those records again and the data-quality report counts
+the drift; a third sync sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub.sandbox import erp as erp_mod
+from hub.sandbox.webshop import WebShopState
+
+HUB = str(Path(sys.executable).parent / "hub")
+
+
+def _hub(cwd: Path, *args: str) -> str:
+    proc = subprocess.run([HUB, *args], cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "HUB_DATABASE_URL": ""})
+    assert proc.returncode == 0, f"hub {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+    return proc.stdout
+
+
+def _pushed(summary: str) -> dict[str, int]:
+    section = summary.split("Pushed", 1)[1].split("Data-quality", 1)[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^\s+(\w+)\s+(\d+):", section, re.M)}
+
+
+def _report(cwd: Path) -> dict:
+    return json.loads((cwd / ".hub" / "reports" / "data_quality.json").read_text(encoding="utf-8"))
+
+
+def test_golden_ids_lost_or_changed_in_targets_are_seen_and_pushed_again(tmp_path: Path) -> None:
+    _hub(tmp_path, "demo", "--customers", "200")
+    world = tmp_path / ".hub" / "sandbox"
+
+    shop = WebShopState.load(world / "webshop.json")
+    holders = [c for c in shop.customers.values() if any(m["key"] == "hub_golden_id" for m in c["meta_data"])]
+    lost = sorted(c["id"] for c in holders)[:60]
+    for cid in lost:
+        shop.customers[cid]["meta_data"] = [m for m in shop.customers[cid]["meta_data"]
+                                            if not m["key"].startswith("hub_")]
+    shop.save(world / "webshop.json")
+
+    engine = sa.create_engine(json.loads((world / "world.json").read_text())["erp_url"])
+    ident = erp_mod.party_identifier
+    now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    with engine.begin() as conn:
+        hub_rows = conn.execute(sa.select(ident.c.id, ident.c.party, ident.c.code)
+                                .where(ident.c.type == "hub_golden_id").order_by(ident.c.party)).all()
+        edited, doubled = hub_rows[:5], hub_rows[5:8]
+        for row_id, _, _ in edited:  # a clerk types over the golden id (the row's write_date moves)
+            conn.execute(ident.update().where(ident.c.id == row_id).values(code="G-TYPO", write_date=now))
+        conn.execute(ident.insert(), [{"party": party, "type": "hub_golden_id", "code": code, "create_date": now}
+                                      for _, party, code in doubled])
+
+    second = _hub(tmp_path, "demo")
+    pushed = _pushed(second)
+    assert pushed["webshop"] == 60 and pushed["erp"] == 8, second
+    assert pushed["social"] == 0 and pushed["callcenter"] == 0, second
+    drift = {t["target"]: (t["drift_found"], t["drift_repaired"]) for t in _report(tmp_path)["push"]["targets"]}
+    assert drift["webshop"] == (60, 60) and drift["erp"] == (8, 8), drift
+    assert _report(tmp_path)["headline"]["push_drift_found"] == 68
+
+    shop = WebShopState.load(world / "webshop.json")
+    assert all(any(m["key"] == "hub_golden_id" and m["value"] for m in shop.customers[cid]["meta_data"])
+               for cid in lost)
+    with engine.connect() as conn:
+        after = conn.execute(sa.select(ident.c.party, ident.c.code).where(ident.c.type == "hub_golden_id")).all()
+    by_party: dict[int, list[str]] = {}
+    for party, code in after:
+        by_party.setdefault(party, []).append(code)
+    assert all(len(codes) == 1 for codes in by_party.values())  # the doubled parties have one again
+    assert {party: codes[0] for party, codes in by_party.items() if party in {p for _, p, _ in hub_rows[:8]}} == {
+        party: code for _, party, code in hub_rows[:8]}
+    engine.dispose()
+
+    log = _hub(tmp_path, "push", "log", "--target", "webshop", "--limit", "60", "--format", "csv").splitlines()
+    assert len(log) == 61 and all(",drift," in line and "golden_id: — → G" in line for line in log[1:]), log[:3]
+
+    third = _hub(tmp_path, "demo")
+    assert sum(_pushed(third).values()) == 0, third
