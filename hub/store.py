@@ -475,6 +475,13 @@ CLAIM_LEASE_SECONDS = 15 * 60
 _HOST = socket.gethostname()
 
 
+def _group_keys(keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str], list[str]]:
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for target, entity, tid in keys:
+        grouped.setdefault((target, entity), []).append(tid)
+    return grouped
+
+
 def claim_token() -> str:
     """A pusher's claim on outbox rows: host, process id and a nonce (several pushes in one process)."""
     return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -870,51 +877,59 @@ class Store:
         applied (the connector's held view): its hash goes to push_state (the drift check compares pulls
         with it), and, with ``held_source``, onto the landing record of that source (the hub knows what it
         just wrote, before the next pull sees it). Returns the rows recorded.
+
+        Statements are multi-row (executemany): recording costs a few statements per batch, not per row.
         """
         outcomes = list(outcomes)
         if not outcomes:
             return 0
+        for _, status, _ in outcomes:
+            if status not in ("ok", "rejected", "error"):
+                raise ValueError(f"push status must be ok, rejected or error, not {status!r}")
         now = _now()
-        recorded = 0
         with self.engine.begin() as conn:
-            ids = [o[0] for o in outcomes]
             rows: dict[int, Any] = {}
-            for chunk in chunked(ids, 500):
-                for row in conn.execute(sa.select(push_outbox).where(push_outbox.c.id.in_(chunk))):
+            for chunk in chunked([o[0] for o in outcomes], 500):
+                q = sa.select(push_outbox).where(push_outbox.c.id.in_(chunk))
+                if self.dialect == "postgresql":
+                    q = q.with_for_update()  # nobody takes these rows over while we record them
+                for row in conn.execute(q):
                     rows[row.id] = row
-            results, through = [], []
-            for outbox_id, status, reason in outcomes:
-                if status not in ("ok", "rejected", "error"):
-                    raise ValueError(f"push status must be ok, rejected or error, not {status!r}")
-                row = rows.get(outbox_id)
-                if row is None:
-                    raise KeyError(f"no outbox row {outbox_id}")
-                guard = [push_outbox.c.id == outbox_id]
-                if token is not None:
-                    guard += [push_outbox.c.claimed_by == token, push_outbox.c.status == "sending"]
-                done = conn.execute(
-                    push_outbox.update()
-                    .where(*guard)
+            missing = [oid for oid, _, _ in outcomes if oid not in rows]
+            if missing:
+                raise KeyError(f"no outbox row {missing[0]}")
+            if token is not None:  # another pusher took a stale claim over: its run records that row
+                outcomes = [o for o in outcomes if rows[o[0]].claimed_by == token and rows[o[0]].status == "sending"]
+            if not outcomes:
+                return 0
+            guard = [push_outbox.c.id == sa.bindparam("b_id")]
+            if token is not None:
+                guard += [push_outbox.c.claimed_by == token, push_outbox.c.status == "sending"]
+            done = conn.execute(
+                push_outbox.update().where(*guard).values(
+                    status=sa.bindparam("b_status"), attempts=push_outbox.c.attempts + 1,
+                    last_reason=sa.bindparam("b_reason"), updated_at=now, claimed_at=None,
                     # an error row keeps its pusher's token: that run does not claim it again
-                    .values(status=status, attempts=row.attempts + 1, last_reason=reason, updated_at=now,
-                            claimed_by=token if status == "error" else None, claimed_at=None,
-                            run_id=run_id or row.run_id)
-                ).rowcount
-                if not done:
-                    continue  # another pusher took this row over
-                recorded += 1
-                results.append({"outbox_id": outbox_id, "target": row.target, "target_id": row.target_id,
-                                "status": status, "reason": reason, "at": now, "run_id": run_id or row.run_id,
-                                "attempt": row.attempts + 1, "changes": (changes or {}).get(outbox_id)})
-                # a create has no target id yet: its record arrives with the next pull and is then tracked
-                if status == "ok" and row.target_id:
-                    view = (held or {}).get(outbox_id)
-                    held_hash = None if view is None else payload_hash(view)
-                    self._save_push_state(conn, row, held_hash, now)
-                    if held_source and view is not None:
-                        through.append({"b_sid": row.target_id, "hub_state": view, "hub_state_hash": held_hash})
-            if results:
-                conn.execute(push_result.insert(), results)
+                    claimed_by=sa.bindparam("b_claim"), run_id=sa.bindparam("b_run")),
+                [{"b_id": oid, "b_status": status, "b_reason": reason, "b_claim": token if status == "error" else None,
+                  "b_run": run_id or rows[oid].run_id} for oid, status, reason in outcomes],
+            ).rowcount
+            if token is not None and self.engine.dialect.supports_sane_multi_rowcount and done != len(outcomes):
+                # a claim changed hands between our read and write: record nothing; the rows stay in doubt
+                # and the next run reconciles them against the target
+                raise RuntimeError("outbox claims changed while recording push results")
+            conn.execute(push_result.insert(), [
+                {"outbox_id": oid, "target": rows[oid].target, "target_id": rows[oid].target_id, "status": status,
+                 "reason": reason, "at": now, "run_id": run_id or rows[oid].run_id,
+                 "attempt": rows[oid].attempts + 1, "changes": (changes or {}).get(oid)}
+                for oid, status, reason in outcomes])
+            # a create has no target id yet: its record arrives with the next pull and is then tracked
+            ok = [rows[oid] for oid, status, _ in outcomes if status == "ok" and rows[oid].target_id]
+            views = {row.id: (held or {}).get(row.id) for row in ok}
+            hashes = {oid: None if view is None else payload_hash(view) for oid, view in views.items()}
+            self._save_push_states(conn, ok, hashes, now)
+            through = [{"b_sid": row.target_id, "hub_state": views[row.id], "hub_state_hash": hashes[row.id]}
+                       for row in ok if held_source and views[row.id] is not None]
             if through:
                 conn.execute(
                     landing.update()
@@ -925,16 +940,37 @@ class Store:
                     .values(hub_state=sa.bindparam("hub_state"), hub_state_hash=sa.bindparam("hub_state_hash")),
                     through,
                 )
-        return recorded
+        return len(outcomes)
 
-    def _save_push_state(self, conn: Connection, row: Any, held_hash: str | None, now: datetime) -> None:
-        key = (push_state.c.target == row.target, push_state.c.entity == row.entity,
-               push_state.c.target_id == row.target_id)
-        values = {"golden_id": row.golden_id, "payload_hash": row.payload_hash, "held_hash": held_hash,
-                  "pushed_at": now}
-        if not conn.execute(push_state.update().where(*key).values(**values)).rowcount:
-            conn.execute(push_state.insert().values(target=row.target, entity=row.entity,
-                                                    target_id=row.target_id, **values))
+    def _save_push_states(self, conn: Connection, rows: list[Any], held_hashes: Mapping[int, str | None],
+                          now: datetime) -> None:
+        """push_state of each (target, entity, target id) = the payload just pushed ok (last one wins)."""
+        latest = {(r.target, r.entity, r.target_id): r for r in rows}
+        existing: set[tuple[str, str, str]] = set()
+        for (target, entity), keys in _group_keys(latest).items():
+            for chunk in chunked(keys, 500):
+                existing.update((target, entity, tid) for (tid,) in conn.execute(
+                    sa.select(push_state.c.target_id).where(push_state.c.target == target,
+                                                            push_state.c.entity == entity,
+                                                            push_state.c.target_id.in_(chunk))))
+        values = [{"b_target": t, "b_entity": e, "b_tid": tid, "golden_id": r.golden_id,
+                   "payload_hash": r.payload_hash, "held_hash": held_hashes.get(r.id), "pushed_at": now}
+                  for (t, e, tid), r in latest.items()]
+        updates = [v for v in values if (v["b_target"], v["b_entity"], v["b_tid"]) in existing]
+        inserts = [{"target": v["b_target"], "entity": v["b_entity"], "target_id": v["b_tid"],
+                    **{k: v[k] for k in ("golden_id", "payload_hash", "held_hash", "pushed_at")}}
+                   for v in values if (v["b_target"], v["b_entity"], v["b_tid"]) not in existing]
+        if updates:
+            conn.execute(
+                push_state.update()
+                .where(push_state.c.target == sa.bindparam("b_target"), push_state.c.entity == sa.bindparam("b_entity"),
+                       push_state.c.target_id == sa.bindparam("b_tid"))
+                .values(golden_id=sa.bindparam("golden_id"), payload_hash=sa.bindparam("payload_hash"),
+                        held_hash=sa.bindparam("held_hash"), pushed_at=sa.bindparam("pushed_at")),
+                updates,
+            )
+        if inserts:
+            conn.execute(push_state.insert(), inserts)
 
     # -- golden ids -----------------------------------------------------------------------------------------
 
