@@ -36,7 +36,8 @@ def _statuses(store: Store) -> dict[int, str]:
         return dict(conn.execute(sa.select(push_outbox.c.id, push_outbox.c.status)).all())
 
 
-def test_push_log_and_dry_run_preview(tmp_path: Path, store: Store) -> None:
+def test_push_log_and_dry_run_preview(tmp_path: Path, sqlite_store: Store) -> None:
+    store = sqlite_store  # the log is plain SQL; claims and recording are tested on PostgreSQL elsewhere
     world = SandboxWorld.create_or_load(tmp_path / "world", customers=120, seed=3)
     with world.serve() as ep:
         shop = WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret)
