@@ -16,7 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -565,6 +565,21 @@ def test_push_killed_mid_run_is_finished_without_writing_anything_twice(tryton, 
         per_row = Counter(r[0] for r in conn.execute(sa.select(push_result.c.outbox_id)))
     assert len(per_row) == 14 and set(per_row.values()) == {1}
     assert run_push(connector(tryton), sqlite_store, "tryton").sent == 0
+
+
+def test_create_in_doubt_is_found_by_its_golden_id_not_created_twice(tryton, rpc, sqlite_store):
+    """A create sent by a pusher that died before recording it: the golden id it carries is its idempotency
+    key, so the next run finds the party and records the row without a second create."""
+    creator = connector(tryton, create_missing_parties=True)
+    payload = {"golden_id": "G009301", "display_name": "周杰", "segment": "new", "value_tier": "bronze"}
+    sqlite_store.enqueue_pushes("tryton", "customers", [("", "G009301", payload)], cause="create")
+    [row] = sqlite_store.claim_pushes("tryton", "otherhost:1:dead", 10)  # claimed elsewhere, then lost
+    assert creator.push([row])[0].status == "ok"  # the create went through...
+    with sqlite_store.begin() as conn:  # ...and the claim's lease ran out without a result
+        conn.execute(push_outbox.update().where(push_outbox.c.id == row.id).values(claimed_at=datetime(2000, 1, 1)))
+    stats = run_push(creator, sqlite_store, "tryton")
+    assert (stats.reconciled, stats.sent, stats.ok) == (1, 0, 1)
+    assert len(rpc.search("party.identifier", [["code", "=", GOLDEN_ID_PREFIX + "G009301"]])) == 1
 
 
 def test_landed_payloads_map_through_the_tryton_mapping(tryton):
