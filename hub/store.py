@@ -68,7 +68,7 @@ landing = sa.Table(
     # hash of the payload the staging stage last processed: staging is incremental on this difference
     sa.Column("staged_hash", sa.String(64), nullable=True),
     # the hub's own fields as the source holds them (golden id, segment...), last seen by a pull or written
-    # by a push; None when the connector does not report them (migration 0006). Not part of payload_hash.
+    # by a push; None when the connector does not report them (migration 0007). Not part of payload_hash.
     sa.Column("hub_state", sa.JSON, nullable=True),
     sa.Column("hub_state_hash", sa.String(64), nullable=True),
     _ts("first_landed_at", nullable=False),
@@ -216,7 +216,7 @@ push_outbox = sa.Table(
     sa.Column("last_reason", sa.Text, nullable=True),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
-    # claim of the pusher that sends the row (claim_token()), when, and in which run (migration 0006)
+    # claim of the pusher that sends the row (claim_token()), when, and in which run (migration 0007)
     sa.Column("claimed_by", sa.String(96), nullable=True),
     _ts("claimed_at", nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True),

@@ -1,7 +1,7 @@
 """push safety: outbox claims, row-level push log, what targets hold (drift)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-23 09:00:00
 
 push_outbox: ``claimed_by`` / ``claimed_at`` (a row is claimed atomically before it is sent; status
@@ -15,8 +15,8 @@ pull or written by a push).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
