@@ -488,7 +488,9 @@ def _gendered(res: PersonName, gender: object) -> PersonName:
 
 
 _NOTE_KIND = {w: kind for kind, words in NAME_NOTE_WORDS.items() for w in words}
-_BRACKET_TAIL_RE = re.compile(r"\s*[(\[（【{][^()\[\]（）【】{}]*[)\]）】}]\s*$")
+# a note in brackets after the name: ASCII brackets after a space ("John Smith (old account)"; =HYPERLINK("…")
+# is no name with a note), full-width ones also without (王伟（停用）)
+_BRACKET_TAIL_RE = re.compile(r"(?:\s+[(\[{][^()\[\]（）【】{}]*[)\]}]|\s*[（【][^()\[\]（）【】{}]*[）】])\s*$")
 _HASH_TAIL_RE = re.compile(r"\s*#\s*[\w\-/.]*\s*$")
 _DASH_TAIL_RE = re.compile(r"\s+[-–—/|:]+\s*([^-–—/|:]+)$")
 _CODE_TOKEN_RE = re.compile(r"^(?:[A-Za-z]{0,4}[-_.]?\d{2,}[A-Za-z0-9]*|\d+)$")
