@@ -354,7 +354,8 @@ def build_assets(config: HubConfig) -> list[Any]:
         "customer_360", "serve", [golden_customers],
         "The 360° view per golden customer: profile with lineage, orders and shipments from every system, "
         "calls matched by E.164 phone, social follows, RFM scores, value tier, lifecycle stage, segment "
-        "and merged consent. Only changed rows are rewritten.",
+        "and consent (the golden record's: per channel the latest explicit statement wins). Only changed rows "
+        "are rewritten.",
         _customer_360(config),
         schema=customer_360_schema(),
     )

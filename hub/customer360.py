@@ -3,14 +3,15 @@
 Inputs (read in bulk, a handful of queries whatever the size — no per-customer queries):
   golden_customer (active)   the profile and its field lineage
   xref (valid_to IS NULL)    source customer record -> golden id
-  staged_record customers    per-source consent (merged: an explicit opt-out anywhere wins)
   staged_record orders       linked through customer_key -> xref; the same order seen in two systems
                              (same order number) counts once
   staged_record shipments    linked through customer_key, or through their order
   staged_record interactions calls by E.164 phone; social events through customer_key
 
-Computations are pure functions (``score_rfm``, ``value_tier``, ``lifecycle_stage``, ``segment_for``,
-``merge_consent``, ``dedupe_orders``) separate from the store I/O in ``build_360``. Only rows whose record hash
+Consent is the golden record's: one rule merges it everywhere (``hub.consent``: per channel the most recent
+explicit statement wins), so the view and the golden record never disagree and an opt-in after an opt-out
+counts. Computations are pure functions (``score_rfm``, ``value_tier``, ``lifecycle_stage``, ``segment_for``,
+``dedupe_orders``) separate from the store I/O in ``build_360``. Only rows whose record hash
 changed are written (diff-only); the hash leaves out ``computed_at`` so an unchanged customer is not rewritten.
 
 Revenue figures (frequency, monetary, first/last order, lifecycle) count orders whose status is not excluded
@@ -56,7 +57,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from hub.models import Consent, Customer360, GoldenCustomer, Interaction, Order, Rfm, Shipment
+from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shipment
 from hub.store import (
     Store,
     customer_360,
@@ -298,22 +299,6 @@ def segment_for(rfm: Rfm, tier: str, lifecycle: str, rules: Sequence[Mapping[str
     return None
 
 
-def merge_consent(consents: Iterable[Consent | Mapping[str, Any] | None]) -> Consent:
-    """Per channel: an explicit opt-out anywhere wins, else an opt-in anywhere, else unknown."""
-    merged: dict[str, bool | None] = dict.fromkeys(Consent.model_fields)
-    for c in consents:
-        if c is None:
-            continue
-        values = c.model_dump() if isinstance(c, Consent) else c
-        for channel in merged:
-            v = values.get(channel)
-            if v is False:
-                merged[channel] = False
-            elif v is True and merged[channel] is None:
-                merged[channel] = True
-    return Consent(**merged)
-
-
 def guest_order_owner(order: Mapping[str, Any], phone_owners: Mapping[str, Sequence[str]],
                       email_owners: Mapping[str, Sequence[str]]) -> str | None:
     """The golden customer of a guest order: the only holder of its billing phone, else of its billing email.
@@ -438,18 +423,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         profiles = _golden_profiles(conn)
         key_to_golden = _current_xref(conn, profiles)
 
-        consents: dict[str, list[Any]] = defaultdict(list)
         social_accounts: dict[str, set[str]] = defaultdict(set)
         for rk, gid in key_to_golden.items():
             if rk.split(":", 1)[0] in cfg.social_sources:
                 social_accounts[gid].add(rk)
-        for rk, consent in conn.execute(
-            sa.select(staged_record.c.record_key, staged_record.c.record["consent"])
-            .where(staged_record.c.entity == "customers")
-        ):
-            gid = key_to_golden.get(rk)
-            if gid and consent:
-                consents[gid].append(consent)
 
         phone_owners: dict[str, list[str]] = defaultdict(list)
         email_owners: dict[str, list[str]] = defaultdict(list)
@@ -590,7 +567,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
             "value_tier": tier,
             "lifecycle": life,
             "segment": segment,
-            "consent": merge_consent([profile.get("consent"), *consents.get(gid, ())]),
+            "consent": profile.get("consent") or {},
         }
         try:
             view = Customer360.model_validate(data)

@@ -122,6 +122,7 @@ def customer360_frame(store: Store) -> pd.DataFrame:
                 "consent_sms": consent.get("sms"),
                 "consent_phone": consent.get("phone"),
                 "consent_social": consent.get("social"),
+                "consent_post": consent.get("post"),
                 "sources": ";".join(sorted(profile.get("sources") or [])),
             }
         )

@@ -39,12 +39,14 @@ class Phone(_Model):
 
 
 class Consent(_Model):
-    """Marketing consent per channel. None = unknown (never treated as granted)."""
+    """Marketing consent per channel. None = unknown (never treated as granted). Merged by one rule
+    everywhere: the most recent explicit statement per channel wins (``hub.consent``)."""
 
     email: bool | None = None
     sms: bool | None = None
     phone: bool | None = None
-    social: bool | None = None
+    social: bool | None = None  # WeChat and other social accounts
+    post: bool | None = None
 
 
 class PersonNameParts(_Model):

@@ -5,8 +5,12 @@ source record is ``{golden_id, segment, value_tier, lifecycle}`` from the custom
 target instead gets the PBX caller directory: one row per golden E.164 phone (target_id = the number) with
 ``display_name, golden_id, value_tier, segment``. ``store.enqueue_pushes`` drops rows the target already holds.
 
-Consent: on a target with a ``consent_channel`` (the social target: WeChat tags are marketing), the marketing
-fields are only pushed when the merged consent of that channel allows it; otherwise only the golden id goes.
+Consent (one rule, ``hub.consent``: per channel the most recent explicit statement wins, as on the golden
+record and in the 360 view): a target that is a marketing channel (``consent_channel``: the shop's e-mail
+campaigns, WeChat tags, the call center's phone line) gets segment, tier and lifecycle only when the customer's
+consent for that channel allows it — otherwise they are cleared there, so a withdrawal reaches the target.
+A target with a place for consent (``consent_fields``: shop customer meta, ERP categories, the PBX directory)
+is also told the consent itself, per channel, so an opt-in after an opt-out reaches it too.
 
 ``create_missing: true`` on a target (the ERP): a golden customer with orders elsewhere but no record in that
 system gets an outbox row with an empty target_id and a create payload. ``enqueue_pushes`` keys rows by
@@ -24,9 +28,10 @@ Configuration (the ``push`` section)::
     push:
       targets: [erp, webshop, social, callcenter]
       marketing_consent: opt_in        # or not_opted_out (unknown consent counts as granted)
-      erp: {create_missing: true}
+      erp: {create_missing: true}                  # consent_fields: true is the default for an ERP
+      webshop: {consent_channel: email}            # + consent_fields: default for kind woocommerce
       social: {consent_channel: social}            # default for a target named social / kind wechat
-      callcenter: {mode: directory}                # default for a target named callcenter / kind asterisk_cdr
+      callcenter: {mode: directory, consent_channel: phone}   # default for kind asterisk_cdr
       tryton: {source: tryton, entity: customers}  # source = the xref source name; entity = outbox entity
 """
 
@@ -41,6 +46,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub.consent import CONSENT_FIELDS, consent_fields, marketing_allowed
 from hub.store import (
     WRITABLE_ENTITIES,
     Store,
@@ -55,16 +61,26 @@ from hub.store import (
 )
 
 MARKETING_FIELDS = ("segment", "value_tier", "lifecycle")
+DIRECTORY_CONSENT = ("consent_phone", "consent_sms")  # the consent a PBX directory entry carries
 _TIER_RANK = {"platinum": 4, "gold": 3, "silver": 2, "bronze": 1, "none": 0}
+# Which channel a kind of target markets on, and whether it has a place to hold consent itself.
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
-    "wechat": {"consent_channel": "social"},
-    "asterisk_cdr": {"mode": "directory"},
+    "woocommerce": {"consent_channel": "email", "consent_fields": True},  # shop e-mail campaigns; meta
+    "wechat": {"consent_channel": "social"},  # the follow itself is the consent; tags are marketing
+    "asterisk_cdr": {"mode": "directory", "consent_channel": "phone", "consent_fields": True},
+    "sql_erp": {"consent_fields": True},  # the system of record: categories, no marketing channel
+    "tryton": {"consent_fields": True},
 }
+# the same for the sandbox's target names when the push section does not give kinds
 _NAME_DEFAULTS: dict[str, dict[str, Any]] = {
-    "social": {"consent_channel": "social"},
-    "callcenter": {"mode": "directory"},
+    "webshop": _KIND_DEFAULTS["woocommerce"],
+    "social": _KIND_DEFAULTS["wechat"],
+    "callcenter": _KIND_DEFAULTS["asterisk_cdr"],
+    "erp": _KIND_DEFAULTS["sql_erp"],
+    "tryton": _KIND_DEFAULTS["tryton"],
 }
-_TARGET_KEYS = {"source", "entity", "mode", "consent_channel", "create_missing", "kind", "enabled"}
+_TARGET_KEYS = {"source", "entity", "mode", "consent_channel", "consent_fields", "create_missing", "kind",
+                "enabled"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +89,8 @@ class TargetConfig:
     source: str
     entity: str = "customers"
     mode: str = "records"  # records | directory
-    consent_channel: str | None = None  # email | sms | phone | social
+    consent_channel: str | None = None  # email | sms | phone | social | post
+    consent_fields: bool = False  # the target holds consent per channel (consent_email = yes | no | None)
     create_missing: bool = False
 
 
@@ -104,6 +121,7 @@ def target_configs(push_cfg: Mapping[str, Any] | None) -> list[TargetConfig]:
             entity=str(merged.get("entity", "directory" if mode == "directory" else "customers")),
             mode=mode,
             consent_channel=merged.get("consent_channel"),
+            consent_fields=bool(merged.get("consent_fields", False)),
             create_missing=bool(merged.get("create_missing", False)),
         ))
     return out
@@ -113,22 +131,15 @@ def target_configs(push_cfg: Mapping[str, Any] | None) -> list[TargetConfig]:
 # Pure functions: desired states
 
 
-def marketing_allowed(consent: Mapping[str, Any] | None, channel: str | None, policy: str = "opt_in") -> bool:
-    """May marketing data about this customer go to a channel? No channel = not a marketing target."""
-    if channel is None:
-        return True
-    value = (consent or {}).get(channel)
-    if policy == "not_opted_out":
-        return value is not False
-    return value is True  # opt_in: unknown consent is never treated as granted
-
-
 def desired_state(golden_id: str, view: Mapping[str, Any] | None, consent_channel: str | None = None,
-                  policy: str = "opt_in") -> tuple[dict[str, Any], bool]:
-    """(payload, withheld): the golden id, plus segment / tier / lifecycle unless consent withholds them."""
+                  policy: str = "opt_in", with_consent: bool = False) -> tuple[dict[str, Any], bool]:
+    """(payload, withheld): the golden id, the consent per channel when the target holds it, plus segment /
+    tier / lifecycle unless the consent of the target's channel withholds them."""
     payload: dict[str, Any] = {"golden_id": golden_id}
     if view is None:
         return payload, False
+    if with_consent:
+        payload.update(consent_fields(view.get("consent")))
     if not marketing_allowed(view.get("consent"), consent_channel, policy):
         return payload, True
     for name in MARKETING_FIELDS:
@@ -148,19 +159,22 @@ def profile_phones(profile: Mapping[str, Any]) -> list[str]:
     return phones
 
 
-def directory_entries(views: Mapping[str, Mapping[str, Any]]) -> tuple[list[tuple[str, str, dict]], int]:
+def directory_entries(views: Mapping[str, Mapping[str, Any]], consent_channel: str | None = None,
+                      policy: str = "opt_in", with_consent: bool = False
+                      ) -> tuple[list[tuple[str, str, dict]], int, int]:
     """The PBX caller directory: one entry per E.164 phone of a golden customer.
 
     A number held by several golden customers (a shared household or office line) is shown as the customer
     with most orders, then highest tier, then lowest golden id — deterministic, so the entry does not flap.
-    Returns (entries, ambiguous_numbers).
+    Segment and tier are shown only when the owner's consent of ``consent_channel`` allows it.
+    Returns (entries, ambiguous_numbers, consent_withheld).
     """
     owners: dict[str, list[str]] = defaultdict(list)
     for gid, view in views.items():
         for phone in profile_phones(view.get("profile") or {}):
             owners[phone].append(gid)
     entries = []
-    ambiguous = 0
+    ambiguous = withheld = 0
     for phone in sorted(owners):
         gids = owners[phone]
         if len(gids) > 1:
@@ -168,13 +182,15 @@ def directory_entries(views: Mapping[str, Mapping[str, Any]]) -> tuple[list[tupl
         gid = min(gids, key=lambda g: (-int(views[g].get("orders_count") or 0),
                                        -_TIER_RANK.get(views[g].get("value_tier") or "none", 0), g))
         view = views[gid]
-        entries.append((phone, gid, {
-            "display_name": display_name(gid, view.get("profile") or {}),
-            "golden_id": gid,
-            "value_tier": view.get("value_tier"),
-            "segment": view.get("segment"),
-        }))
-    return entries, ambiguous
+        entry: dict[str, Any] = {"display_name": display_name(gid, view.get("profile") or {}), "golden_id": gid}
+        if marketing_allowed(view.get("consent"), consent_channel, policy):
+            entry.update({"value_tier": view.get("value_tier"), "segment": view.get("segment")})
+        else:
+            withheld += 1
+        if with_consent:  # what an agent needs before calling back: may this number get calls / texts
+            entry.update({k: v for k, v in consent_fields(view.get("consent")).items() if k in DIRECTORY_CONSENT})
+        entries.append((phone, gid, entry))
+    return entries, ambiguous, withheld
 
 
 def create_payload(golden_id: str, view: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,6 +204,7 @@ def create_payload(golden_id: str, view: Mapping[str, Any]) -> dict[str, Any]:
         "emails": list(profile.get("emails") or []),
         "address": address,
         **{name: view.get(name) for name in MARKETING_FIELDS},
+        **consent_fields(view.get("consent")),
     }
 
 
@@ -322,7 +339,8 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         plan = TargetPlan(tc.name, tc.entity)
         stats.targets[tc.name] = plan
         if tc.mode == "directory":
-            items, plan.ambiguous_phones = directory_entries(views)
+            items, plan.ambiguous_phones, plan.consent_withheld = directory_entries(
+                views, tc.consent_channel, policy, tc.consent_fields)
             removals = _directory_removals(store, tc, {phone for phone, _, _ in items})
             plan.removed = len(removals)
             plan.candidates = len(items) + len(removals)
@@ -334,7 +352,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
                 view = views.get(gid)
                 if view is None:
                     plan.without_360 += 1
-                payload, withheld = desired_state(gid, view, tc.consent_channel, policy)
+                payload, withheld = desired_state(gid, view, tc.consent_channel, policy, tc.consent_fields)
                 plan.consent_withheld += withheld
                 items.append((source_id, gid, payload))
             # what the hub wrote is verified: a pull that saw a target record lose or change the hub's
@@ -348,8 +366,8 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
             wanted = [gid for gid, view in sorted(views.items())
                       if gid not in present and int(view.get("orders_count") or 0) > 0]
             profiles = _full_profiles(store, wanted)
-            creates = [(gid, create_payload(gid, {**views[gid], "profile": profiles.get(gid) or {}}))
-                       for gid in wanted]
+            creates = [(gid, _without_consent(create_payload(gid, {**views[gid], "profile": profiles.get(gid) or {}}),
+                                              tc.consent_fields)) for gid in wanted]
             plan.creates_candidates = len(creates)
             plan.creates_queued = enqueue_creates(store, tc.name, tc.entity, creates)
         stats.queued += plan.queued + plan.creates_queued
@@ -358,6 +376,10 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         stats.drift += plan.drift
     stats.seconds = time.monotonic() - started
     return stats
+
+
+def _without_consent(payload: dict[str, Any], keep: bool) -> dict[str, Any]:
+    return payload if keep else {k: v for k, v in payload.items() if k not in CONSENT_FIELDS}
 
 
 def _directory_removals(store: Store, tc: TargetConfig, current: set[str]) -> list[tuple[str, str, dict]]:

@@ -13,7 +13,6 @@ from hub.customer360 import (
     build_360,
     dedupe_orders,
     lifecycle_stage,
-    merge_consent,
     quintile_scores,
     score_rfm,
     segment_for,
@@ -80,13 +79,6 @@ def test_segment_rules_first_match_wins() -> None:
         SegmentsConfig.from_dict({"rules": [{"segment": "x", "colour": "red"}]})
 
 
-def test_merge_consent_opt_out_wins() -> None:
-    merged = merge_consent([Consent(email=True, social=True), {"social": False, "sms": None}, None,
-                            Consent(phone=True)])
-    assert merged == Consent(email=True, sms=None, phone=True, social=False)
-    assert merge_consent([]) == Consent()
-
-
 def test_dedupe_orders_by_number_keeps_freshest_copy() -> None:
     a = {"source": "webshop", "source_id": "1", "order_number": "WC-1", "status": "processing",
          "updated_at": "2026-01-01T00:00:00"}
@@ -124,7 +116,7 @@ def test_build_360_links_every_source_and_classifies(store: Store) -> None:
     assert len(g1.recent_calls) == 2 and all(c.kind == "call" for c in g1.recent_calls)
     assert g1.social_follows == 1 and g1.social_accounts == ["social:oWx1"]
     assert (g1.value_tier, g1.lifecycle, g1.segment) == ("platinum", "active", "vip")
-    assert g1.consent.social is False and g1.consent.email is True  # WeChat opt-out beats the shop's opt-in
+    assert g1.consent == g1.profile.consent == Consent(email=True, social=False, phone=True)  # the golden record's
     assert (g1.rfm.r_score, g1.rfm.f_score, g1.rfm.m_score) == (5, 5, 5)
 
     g2 = Customer360.model_validate(views["G000000002"])

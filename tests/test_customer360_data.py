@@ -130,7 +130,8 @@ def seed_demo(store: Store) -> dict[str, Any]:
     """Three golden customers over four systems, the shapes the demo produces.
 
     G1 陈伟 — erp + webshop + social; the same order WC-1001 in webshop and ERP; big spender (platinum).
-       Opted in to social marketing in the shop but out on WeChat (opt-out wins). Calls from his mobile.
+       Opted in to social marketing in the shop, out on WeChat later (the latest statement wins: out).
+       Agreed to calls in the ERP. Calls from his mobile.
     G2 Anna Schmidt — webshop only, one small order 400 days ago (lapsed).
     G3 Li Na — erp only, no orders (prospect); shares no phone.
     G4 — retired (merged into G1): no 360 row.
@@ -138,9 +139,10 @@ def seed_demo(store: Store) -> dict[str, Any]:
     p1 = "+8613800138000"
     insert_golden(store, [
         golden("G000000001", "陈伟", ["erp:10", "webshop:501", "social:oWx1"], phones=[p1],
-               emails=["chen.wei@example.cn"], address=None),
+               emails=["chen.wei@example.cn"], address=None,
+               consent=Consent(email=True, social=False, phone=True)),
         golden("G000000002", "Anna Schmidt", ["webshop:502"], phones=["+4915112345678"],
-               emails=["anna@example.de"]),
+               emails=["anna@example.de"], consent=Consent(email=True, social=True)),
         golden("G000000003", "李娜", ["erp:11"], phones=["+8613912345678"], quality=0.5),
     ])
     insert_golden(store, [golden("G000000004", "陳偉", ["erp:12"])], status="retired")
@@ -148,7 +150,7 @@ def seed_demo(store: Store) -> dict[str, Any]:
                         ("webshop:502", "G000000002"), ("erp:11", "G000000003")])
     insert_xref(store, [("erp:12", "G000000004")], valid_to=T0)  # closed link: must be ignored
     insert_staged(store, [
-        staged_row("customers", customer("erp", "10", "陈伟", [p1], consent=Consent(email=True))),
+        staged_row("customers", customer("erp", "10", "陈伟", [p1], consent=Consent(email=True, phone=True))),
         staged_row("customers", customer("webshop", "501", "Chen Wei", [p1], ["chen.wei@example.cn"],
                                          consent=Consent(email=True, social=True))),
         staged_row("customers", customer("social", "oWx1", "陈伟", consent=Consent(social=False))),

@@ -80,7 +80,7 @@ def test_default_rules_pick_documented_winners_with_lineage() -> None:
     assert g.addresses == [SH_SHORT, SH_FULL] and g.address == SH_SHORT
     # consent: the latest statement per channel wins (the 2025 opt-out beats the 2024 opt-in)
     assert (g.consent.email, g.consent.sms, g.consent.phone) == (False, True, None)
-    assert lin["consent.email"].record_key == "webshop:7" and lin["consent.email"].rule == "most_recent"
+    assert lin["consent.email"].record_key == "webshop:7" and lin["consent.email"].rule == "latest_statement"
     # lineage carries the source timestamp and the decision time
     assert lin["consent.email"].source_updated_at == datetime(2025, 6, 1)
     assert lin["full_name"].decided_at == datetime(2026, 1, 1)

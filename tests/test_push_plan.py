@@ -54,6 +54,10 @@ def test_consent_policy() -> None:
     assert desired_state("G1", view, "social") == ({"golden_id": "G1"}, True)
     assert desired_state("G1", view, None)[0] == {"golden_id": "G1", "segment": "vip", "value_tier": "gold",
                                                   "lifecycle": "active"}
+    # a target holding consent is told it per channel, whether or not marketing fields may go
+    payload, withheld = desired_state("G1", view, "social", with_consent=True)
+    assert withheld and payload == {"golden_id": "G1", "consent_email": None, "consent_sms": None,
+                                    "consent_phone": None, "consent_social": "no", "consent_post": None}
 
 
 def test_directory_entries_pick_one_owner_per_shared_number() -> None:
@@ -63,10 +67,16 @@ def test_directory_entries_pick_one_owner_per_shared_number() -> None:
         "G1": {"profile": {"full_name": "张伟", "phones": ["+8613800000001"]}, "orders_count": 9,
                "value_tier": "gold", "segment": "vip"},
     }
-    entries, ambiguous = directory_entries(views)
-    assert ambiguous == 1
+    entries, ambiguous, withheld = directory_entries(views)
+    assert (ambiguous, withheld) == (1, 0)
     assert [(t, g) for t, g, _ in entries] == [("+8613800000001", "G1"), ("+8613800000002", "G2")]
     assert entries[0][2] == {"display_name": "张伟", "golden_id": "G1", "value_tier": "gold", "segment": "vip"}
+    # the phone line is a marketing channel: without phone consent an agent sees no segment or tier
+    views["G1"]["consent"] = {"phone": True, "sms": False}
+    entries, _, withheld = directory_entries(views, "phone", with_consent=True)
+    assert withheld == 1 and entries[0][2] == {"display_name": "张伟", "golden_id": "G1", "value_tier": "gold",
+                                               "segment": "vip", "consent_phone": "yes", "consent_sms": "no"}
+    assert entries[1][2] == {"display_name": "王芳", "golden_id": "G2", "consent_phone": None, "consent_sms": None}
 
 
 def test_plan_pushes_queues_desired_state_per_target(store: Store) -> None:
@@ -76,24 +86,33 @@ def test_plan_pushes_queues_desired_state_per_target(store: Store) -> None:
 
     erp = _outbox(store, "erp")
     assert erp["10"] == {"golden_id": "G000000001", "segment": "vip", "value_tier": "platinum",
-                         "lifecycle": "active"}
+                         "lifecycle": "active", "consent_email": "yes", "consent_sms": None,
+                         "consent_phone": "yes", "consent_social": "no", "consent_post": None}
     assert erp["11"]["segment"] == "prospect"
     # Anna has orders in the shop but no ERP party: a create row with contact data
     create = erp["new:G000000002"]
     assert create["display_name"] == "Anna Schmidt" and create["phones"] == ["+4915112345678"]
     assert create["emails"] == ["anna@example.de"] and create["value_tier"] == "bronze"
+    assert create["consent_email"] == "yes" and create["consent_social"] == "yes"
     assert "new:G000000003" not in erp  # a prospect with no orders anywhere is not created
-    assert set(_outbox(store, "webshop")) == {"501", "502"}
+    webshop = _outbox(store, "webshop")
+    assert set(webshop) == {"501", "502"}
+    assert webshop["501"]["segment"] == "vip" and webshop["501"]["consent_email"] == "yes"  # e-mail consent
     # 陈伟 opted out of social marketing on WeChat: his follower record gets the golden id only
     assert _outbox(store, "social") == {"oWx1": {"golden_id": "G000000001"}}
     directory = _outbox(store, "callcenter")
     assert directory["+8613800138000"] == {"display_name": "陈伟", "golden_id": "G000000001",
-                                           "value_tier": "platinum", "segment": "vip"}
+                                           "value_tier": "platinum", "segment": "vip", "consent_phone": "yes",
+                                           "consent_sms": None}
+    # Anna never said yes to calls: her entry carries no segment or tier
+    assert directory["+4915112345678"] == {"display_name": "Anna Schmidt", "golden_id": "G000000002",
+                                           "consent_phone": None, "consent_sms": None}
     assert set(directory) == {"+8613800138000", "+4915112345678", "+8613912345678"}
 
     t = stats.targets
     assert (t["erp"].candidates, t["erp"].queued, t["erp"].creates_queued) == (2, 2, 1)
     assert (t["social"].queued, t["social"].consent_withheld) == (1, 1)
+    assert t["callcenter"].consent_withheld == 2
     assert t["callcenter"].queued == 3 and stats.queued == 2 + 1 + 2 + 1 + 3
     assert "| social | customers | 1 | 1 | 0 | 1 |" in stats.markdown()
 

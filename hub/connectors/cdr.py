@@ -8,8 +8,9 @@ stopped and starts the new one at 0; a truncation (copytruncate) or an inode reu
 0 — re-read rows keep their source_id and land as unchanged. A partial last line stays for the next read.
 
 Push (target ``callcenter``): upserts rows of ``directory.csv`` (e164, golden_id, display_name, value_tier,
-segment) and replaces the file atomically, so the PBX never reads a half-written directory. Cells a
-spreadsheet would run as formulas are written with a leading apostrophe (OWASP) and read back without it.
+segment, consent_phone, consent_sms) and replaces the file atomically, so the PBX never reads a half-written
+directory. Cells a spreadsheet would run as formulas are written with a leading apostrophe (OWASP) and read back
+without it.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
 }
 _INT_COLUMNS = frozenset({"duration", "billsec", "sequence"})
 _TIME_COLUMNS = frozenset({"start", "answer", "end"})
-DIRECTORY_COLUMNS: tuple[str, ...] = ("e164", "golden_id", "display_name", "value_tier", "segment")
+# consent_phone / consent_sms: "yes" | "no" | "" (unknown) — whether the customer may be called / texted
+DIRECTORY_COLUMNS: tuple[str, ...] = ("e164", "golden_id", "display_name", "value_tier", "segment",
+                                      "consent_phone", "consent_sms")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _FINGERPRINT_BYTES = 1024
 
@@ -220,6 +223,8 @@ class AsteriskCdrConnector:
                 "display_name": p.get("display_name") or "",
                 "value_tier": p.get("value_tier") or "",
                 "segment": p.get("segment") or "",
+                "consent_phone": p.get("consent_phone") or "",
+                "consent_sms": p.get("consent_sms") or "",
             }
             if directory.get(e164) != row:
                 directory[e164] = row

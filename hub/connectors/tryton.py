@@ -60,6 +60,7 @@ from hub.connectors.base import (
     landing_record,
     make_session,
 )
+from hub.consent import CONSENT_FIELDS
 from hub.store import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -764,9 +765,10 @@ def party_hub_state(party: dict) -> dict:
 
 
 def hub_category_names(payload: dict) -> list[str]:
-    """The hub categories a golden customer should carry, e.g. ['hub:segment:vip', 'hub:value_tier:gold']."""
+    """The hub categories a golden customer should carry, e.g. ['hub:segment:vip', 'hub:value_tier:gold',
+    'hub:consent_email:yes']."""
     names = []
-    for key in ("segment", "value_tier"):
+    for key in ("segment", "value_tier", *CONSENT_FIELDS):
         value = payload.get(key)
         if value:
             names.append(f"{HUB_CATEGORY_PREFIX}{key}:{value}")

@@ -8,8 +8,8 @@ Pull:
   order (stable while we page: a modified order keeps its place). The watermark is the newest
   ``date_modified_gmt`` seen.
 
-Push: golden id, segment and value tier as customer ``meta_data`` (``hub_golden_id``, ``hub_segment``,
-``hub_value_tier``), up to 100 customers a request with ``POST /customers/batch`` (per-item errors in the
+Push: golden id, segment, value tier and consent per channel as customer ``meta_data`` (``hub_golden_id``,
+``hub_segment``, ``hub_value_tier``, ``hub_consent_email`` = yes / no / "" ...), up to 100 customers a request with ``POST /customers/batch`` (per-item errors in the
 answer). Echo suppression: the hash view drops ``hub_*`` meta and the
 ``date_modified*`` stamps our own PUT bumps.
 """
@@ -34,13 +34,15 @@ from hub.connectors.base import (
     make_session,
     overlap_start,
 )
+from hub.consent import CONSENT_FIELDS
 from hub.store import LandingRecord, OutboxItem
 
 API = "/wp-json/wc/v3"
 HUB_META_PREFIX = "hub_"
 # stamps our own PUT changes: kept in the stored payload, not part of the change hash
 _VOLATILE = ("date_modified", "date_modified_gmt")
-_PUSH_FIELDS = (("hub_golden_id", "golden_id"), ("hub_segment", "segment"), ("hub_value_tier", "value_tier"))
+_PUSH_FIELDS = (("hub_golden_id", "golden_id"), ("hub_segment", "segment"), ("hub_value_tier", "value_tier"),
+                *((f"hub_{f}", f) for f in CONSENT_FIELDS))
 BATCH_LIMIT = 100  # objects per POST /customers/batch (woocommerce_rest_batch_items_limit)
 
 

@@ -18,7 +18,7 @@ DEFAULT_SURVIVORSHIP_PATH = Path(__file__).with_name("default_survivorship.yaml"
 
 Strategy = Literal["source_priority", "most_recent", "most_complete", "most_frequent"]
 
-# Golden fields a rule may name. consent.* are per-channel sub-fields.
+# Golden fields a rule may name. Consent is not among them: one rule merges it everywhere (hub.consent).
 SINGLE_FIELDS = (
     "full_name",
     "given_name",
@@ -28,10 +28,6 @@ SINGLE_FIELDS = (
     "birth_date",
     "gender",
     "national_id",
-    "consent.email",
-    "consent.sms",
-    "consent.phone",
-    "consent.social",
 )
 MULTI_FIELDS = ("emails", "phones", "addresses")
 ALL_FIELDS = SINGLE_FIELDS + MULTI_FIELDS
@@ -81,6 +77,10 @@ class SurvivorshipConfig(_Cfg):
     @field_validator("fields")
     @classmethod
     def _known_fields(cls, v: dict[str, FieldRule]) -> dict[str, FieldRule]:
+        consent = sorted(f for f in v if f.startswith("consent."))
+        if consent:
+            raise ValueError(f"{consent}: consent is not configurable per field — one rule applies everywhere "
+                             "(per channel the most recent explicit statement wins, hub/consent.py)")
         unknown = sorted(set(v) - set(ALL_FIELDS))
         if unknown:
             raise ValueError(f"unknown survivorship field(s) {unknown}; known: {list(ALL_FIELDS)}")

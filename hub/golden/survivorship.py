@@ -4,6 +4,8 @@ Every golden value carries a ``FieldLineage``: the record, source system and rul
 (documented in README.md): ``<strategy>`` when the main strategy decided, ``<strategy>/<tie_breaker>`` when a
 tie-breaker decided, ``<strategy>/record_key`` for the final deterministic tie-break, ``single_value`` when
 every candidate agreed, ``follow:<field>`` when the value came with the record that won another field.
+Consent is merged by the hub's one consent rule (``hub.consent``: per channel the latest explicit statement
+wins), its lineage rule is ``latest_statement``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hub import consent as consent_rule
 from hub.golden.config import MULTI_FIELDS, SINGLE_FIELDS, FieldRule, SurvivorshipConfig
-from hub.models import Address, Consent, CustomerRecord, FieldLineage, GoldenCustomer
+from hub.models import Address, CustomerRecord, FieldLineage, GoldenCustomer
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,6 @@ _SINGLE_GETTERS: dict[str, Callable[[CustomerRecord], Any]] = {
     "birth_date": lambda r: r.birth_date,
     "gender": lambda r: r.gender,
     "national_id": lambda r: r.national_id,
-    "consent.email": lambda r: r.consent.email,
-    "consent.sms": lambda r: r.consent.sms,
-    "consent.phone": lambda r: r.consent.phone,
-    "consent.social": lambda r: r.consent.social,
 }
 
 
@@ -134,8 +133,6 @@ def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bo
         return bool(a.country and (a.city or a.postal_code))
     if fieldname == "gender":
         return value in ("female", "male", "other")
-    if fieldname.startswith("consent."):
-        return isinstance(value, bool)
     if isinstance(value, str):
         return any(ch.isalpha() for ch in value)  # names/company: at least one letter in any script
     return True
@@ -344,6 +341,13 @@ def survive(
             lineage[pf] = _lineage(c, rule, decided_at)
             validated[pf] = is_validated(f, c.value, c.member)
 
+    winners = consent_rule.latest(
+        s for m in ms for s in consent_rule.statements(m.record_key, m.source, m.record.consent, m.updated_at))
+    for channel, st in winners.items():
+        lineage[f"consent.{channel}"] = FieldLineage.model_construct(
+            record_key=st.record_key, source=st.source, rule=consent_rule.RULE, source_updated_at=st.at,
+            decided_at=decided_at)
+
     addresses = [c.value for c, _ in multi["addresses"]]
     golden = GoldenCustomer(
         golden_id=golden_id,
@@ -361,12 +365,7 @@ def survive(
         national_id=values["national_id"],
         address=addresses[0] if addresses else None,
         addresses=addresses,
-        consent=Consent(
-            email=values["consent.email"],
-            sms=values["consent.sms"],
-            phone=values["consent.phone"],
-            social=values["consent.social"],
-        ),
+        consent=consent_rule.consent_of(winners),
         sources=sorted({m.source for m in ms}),
         record_keys=[m.record_key for m in ms],
         lineage=lineage,

@@ -25,6 +25,7 @@ import jinja2
 import phonenumbers
 import sqlalchemy as sa
 
+from hub.consent import CHANNELS
 from hub.quality import brake
 from hub.quality.codes import describe
 from hub.quality.config import QualityConfig
@@ -352,7 +353,7 @@ def _c360(conn: sa.Connection) -> dict[str, Any]:
             sa.select(col, sa.func.count()).group_by(col).order_by(sa.func.count().desc()))}
     out["customers"] = sum(out["segment"].values())
     consent: dict[str, dict[str, int]] = {}
-    for channel in ("email", "sms", "phone", "social"):
+    for channel in CHANNELS:
         col = rec[("consent", channel)].as_boolean()
         counts = {k: int(v) for k, v in conn.execute(sa.select(col, sa.func.count()).group_by(col))}
         consent[channel] = {"opted_in": counts.get(True, 0), "opted_out": counts.get(False, 0),
