@@ -141,26 +141,38 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
         description=(
             f"Raw {src.kind} payloads of source `{name}` landed in the hub store (landing table). Pulls are "
             "incremental from the stored cursor; each page and its cursor commit together, so an interrupted "
-            "pull resumes where it stopped. Unchanged records (same payload hash) are not re-landed."
+            "pull resumes where it stopped. Unchanged records (same payload hash) are not re-landed. Then an "
+            "id-only sweep finds records the source deleted or deactivated (tombstones; staging retires them)."
         ),
     )
     def _pull(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        from hub.connectors.base import run_pull
+        from hub.connectors.base import run_pull, run_sweep
 
         store = context.resources.store.store()
         connector = getattr(context.resources, f"source_{name}").connector()
         results = [run_pull(connector, store, entity) for entity in connector.entities]
+        sweeps = [s for s in (run_sweep(connector, store, entity) for entity in connector.entities) if s]
         landed = store.landing_counts()
         total = sum(n for (s, _), n in landed.items() if s == name)
+        summary = pull_table(results)
+        if sweeps:
+            summary += "\n\n| entity | present at source | newly deleted | newly deactivated | back |\n|---|---|---|---|---|\n"
+            summary += "\n".join(f"| {s.entity} | {s.present} | {s.deleted} | {s.deactivated} | {s.revived} |"
+                                  for s in sweeps)
+            refused = [s.refused for s in sweeps if s.refused]
+            summary += "".join(f"\n\n**Deletes not applied:** {r}" for r in refused)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": total,
                 "new": sum(r.new for r in results),
                 "changed": sum(r.changed for r in results),
                 "unchanged": sum(r.unchanged for r in results),
+                "deleted_at_source": sum(s.deleted for s in sweeps),
+                "deactivated_at_source": sum(s.deactivated for s in sweeps),
+                "sweeps_refused": sum(1 for s in sweeps if s.refused),
                 "pages": sum(r.pages for r in results),
-                "seconds": round(sum(r.seconds for r in results), 2),
-                "summary": dg.MetadataValue.md(pull_table(results)),
+                "seconds": round(sum(r.seconds for r in results) + sum(s.seconds for s in sweeps), 2),
+                "summary": dg.MetadataValue.md(summary),
             }
         )
 

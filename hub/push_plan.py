@@ -12,6 +12,10 @@ consent for that channel allows it — otherwise they are cleared there, so a wi
 A target with a place for consent (``consent_fields``: shop customer meta, ERP categories, the PBX directory)
 is also told the consent itself, per channel, so an opt-in after an opt-out reaches it too.
 
+A record that left the hub (deactivated at its source, quarantined, …) while the target still holds the
+hub's fields for it gets ``{"action": "withdraw"}``: the golden id, segment and consent the hub wrote there are
+removed. A record deleted at its source has nothing left to withdraw: the hub forgets what it pushed there.
+
 ``create_missing: true`` on a target (the ERP): a golden customer with orders elsewhere but no record in that
 system gets an outbox row with an empty target_id and a create payload. ``enqueue_pushes`` keys rows by
 target_id, so these rows are de-duplicated here by golden id instead (one live create per golden customer,
@@ -47,9 +51,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.consent import CONSENT_FIELDS, consent_fields, marketing_allowed
+from hub.privacy.tombstones import GONE
 from hub.store import (
     WRITABLE_ENTITIES,
     Store,
+    chunked,
     customer_360,
     golden_customer,
     jsonable,
@@ -57,6 +63,7 @@ from hub.store import (
     payload_hash,
     push_outbox,
     push_state,
+    source_tombstone,
     xref,
 )
 
@@ -222,6 +229,7 @@ class TargetPlan:
     without_360: int = 0
     ambiguous_phones: int = 0
     removed: int = 0
+    withdrawn: int = 0  # records that left the hub: the hub's fields are taken off them
     creates_candidates: int = 0
     creates_queued: int = 0
     drift: int = 0  # records whose hub fields a pull saw differ from what the hub wrote: queued again
@@ -258,6 +266,8 @@ class PushPlanStats:
                 notes.append(f"{t.removed} numbers removed")
             if t.drift:
                 notes.append(f"{t.drift} records drifted (changed or lost in the target): re-pushed")
+            if t.withdrawn:
+                notes.append(f"{t.withdrawn} records withdrawn")
             lines.append(f"| {t.target} | {t.entity} | {t.candidates} | {t.queued} | {t.unchanged} | "
                          f"{t.consent_withheld} | {t.creates_queued}/{t.creates_candidates} | {'; '.join(notes)} |")
         return "\n".join(lines)
@@ -359,8 +369,12 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
             # fields since the hub wrote them makes the record go out again, though its desired state is unchanged
             drifted = store.drifted_records(tc.name, tc.entity, tc.source)
             plan.drift = len(drifted & {source_id for source_id, _, _ in items})
-            plan.candidates = len(items)
-            plan.queued = store.enqueue_pushes(tc.name, tc.entity, items, force=drifted)
+            # records that left the hub: what it wrote on them is taken off (cause 'remove')
+            withdrawals = _record_withdrawals(store, tc, {sid for sid, _ in links.get(tc.source, ())})
+            plan.withdrawn = len(withdrawals)
+            plan.candidates = len(items) + len(withdrawals)
+            plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items, force=drifted)
+                           + store.enqueue_pushes(tc.name, tc.entity, withdrawals, cause="remove"))
         if tc.create_missing:
             present = {gid for _, gid in links.get(tc.source, ())}
             wanted = [gid for gid, view in sorted(views.items())
@@ -376,6 +390,30 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         stats.drift += plan.drift
     stats.seconds = time.monotonic() - started
     return stats
+
+
+WITHDRAW: dict[str, Any] = {"action": "withdraw"}
+
+
+def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str]) -> list[tuple[str, str, dict]]:
+    """Target records the hub wrote to (push_state) that no longer belong to any golden customer: withdraw
+    what the hub wrote, unless the source deleted the record (then only forget the push state)."""
+    with store.begin() as conn:
+        rows = conn.execute(
+            sa.select(push_state.c.target_id, push_state.c.golden_id, push_state.c.payload_hash)
+            .where(push_state.c.target == tc.name, push_state.c.entity == tc.entity)
+        ).all()
+        orphans = {tid: (gid, h) for tid, gid, h in rows if tid not in linked and h != payload_hash(WITHDRAW)}
+        gone: set[str] = set()
+        for part in chunked(sorted(orphans), 500):
+            gone.update(conn.execute(
+                sa.select(source_tombstone.c.source_id).where(
+                    source_tombstone.c.source == tc.source, source_tombstone.c.entity.in_(WRITABLE_ENTITIES),
+                    source_tombstone.c.kind.in_(sorted(GONE)), source_tombstone.c.source_id.in_(part))).scalars())
+        for part in chunked(sorted(gone), 500):
+            conn.execute(push_state.delete().where(push_state.c.target == tc.name, push_state.c.entity == tc.entity,
+                                                   push_state.c.target_id.in_(part)))
+    return [(tid, gid, dict(WITHDRAW)) for tid, (gid, _) in sorted(orphans.items()) if tid not in gone]
 
 
 def _without_consent(payload: dict[str, Any], keep: bool) -> dict[str, Any]:

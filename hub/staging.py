@@ -11,6 +11,10 @@ Per landing row, exactly one of:
   quarantined  a required rule failed: a ``quarantine`` row with reason codes and the raw payload replaces
                any staged record of it. A quarantined record that later stages cleanly leaves quarantine.
 So staged + quarantined covers every landed row (never silent loss).
+
+Records the source deleted or deactivated (tombstones of the id-only sweep, ``hub.privacy.tombstones``) are
+retired first: their staged and quarantine rows go, and a tombstoned landing row is never staged again
+until its record is back at the source.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
+from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import Store, chunked, landing, payload_hash, quarantine, staged_record, sync_state
 
 log = logging.getLogger(__name__)
@@ -76,6 +81,7 @@ class StagingStats:
     seconds: float = 0.0
     full: bool = False
     restaged_sources: list[str] = field(default_factory=list)  # fully re-staged: their mapping changed
+    retired: int = 0  # records retired because their source deleted / deactivated them (tombstones)
 
     def row(self, source: str, entity: str) -> EntityStats:
         key = (source, entity)
@@ -135,6 +141,7 @@ class StagingStats:
             "",
             *([f"Mapping changed, fully re-staged: {', '.join(self.restaged_sources)}", ""]
               if self.restaged_sources else []),
+            *([f"Retired {self.retired} records their source deleted or deactivated", ""] if self.retired else []),
             "| source | entity | in | staged | unchanged | quarantined | released | top reasons |",
             "|---|---|---:|---:|---:|---:|---:|---|",
         ]
@@ -258,9 +265,18 @@ def _run_source(store: Store, src: _Source, stats: StagingStats, *, full: bool, 
     changed = bool(previous) and previous.get("fingerprint") != fingerprint
     if changed and not full:
         stats.restaged_sources.append(src.name)
+    with store.begin() as conn:
+        stats.retired += apply_tombstones(conn, src.name, derived_keys(src.mapper)).records
     _stage_source(store, src, stats, full=full or changed, chunk_size=chunk_size)
     if previous.get("fingerprint") != fingerprint:
         _save_fingerprint(store, src.name, fingerprint)
+
+
+def derived_keys(mapper: Mapper) -> dict[str, list[tuple[str, str]]]:
+    """Per landing entity, the (staged entity, source-id prefix) of the records a landing row of it produces
+    under its own id (``<source>:<prefix><landing source_id>``)."""
+    return {entity: [(t.entity, t.source_id_prefix) for t in targets if t.source_id is None]
+            for entity, targets in mapper.targets.items()}
 
 
 FINGERPRINT_ENTITY = "_staging_mapping"  # sync_state row per source: the mapping the rows were staged with
@@ -292,7 +308,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, *, full: bool
         q = (
             sa.select(landing.c.id, landing.c.entity, landing.c.source_id, landing.c.payload,
                       landing.c.payload_hash)
-            .where(landing.c.source == src.name, landing.c.id > last_id)
+            .where(landing.c.source == src.name, landing.c.id > last_id, ~live_tombstone())
             .order_by(landing.c.id)
             .limit(chunk_size)
         )

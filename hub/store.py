@@ -24,6 +24,9 @@ Tables, in flow order:
   lookup_key         caller-lookup index: hashed phone / e-mail / name(+city) key -> golden id (hub/lookup)
   lookup_record      the customer_360 hash each golden id's lookup keys were derived from (incremental upkeep)
   file_import        one row per `hub import` run: rows read = staged + quarantined + skipped, problems found
+  source_tombstone   source records found deleted / deactivated / unfollowed by an id-only sweep (hub.privacy)
+  suppression        salted hashes of erased people's phones, e-mails, ids and source keys: never staged again
+  erasure            one non-personal audit row per erasure request (time, reason, counts)
 """
 
 from __future__ import annotations
@@ -390,6 +393,40 @@ lookup_record = sa.Table(
     sa.Column("record_hash", sa.String(64), nullable=False),  # customer_360.record_hash the keys come from
     sa.Column("keys_version", sa.String(16), nullable=False),  # fingerprint of the key derivation
     sa.Column("indexed_at", sa.DateTime(), nullable=False),
+)
+
+
+# Personal-data lifecycle (migration 0008), owned by hub/privacy.
+source_tombstone = sa.Table(
+    "source_tombstone",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("entity", sa.String(64), primary_key=True),  # landing entity
+    sa.Column("source_id", sa.String(255), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # deleted | deactivated | unfollowed
+    _ts("detected_at", nullable=False),
+    _ts("applied_at", nullable=True),  # when staging retired the record's staged rows
+)
+
+suppression = sa.Table(
+    "suppression",
+    metadata,
+    sa.Column("hash", sa.String(64), primary_key=True),  # HMAC-SHA256(salt, "<kind>:<normalised value>")
+    sa.Column("kind", sa.String(16), nullable=False),  # phone | email | national_id | source_key
+    sa.Column("erasure_id", sa.String(32), nullable=True),
+    _ts("created_at", nullable=False),
+)
+
+erasure = sa.Table(
+    "erasure",
+    metadata,
+    sa.Column("erasure_id", sa.String(32), primary_key=True),  # E000000001
+    sa.Column("status", sa.String(16), nullable=False),  # pushing | done
+    sa.Column("selector", sa.String(16), nullable=False),  # golden_id | phone | email | record (never the value)
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("counts", sa.JSON, nullable=False),  # {"hub": {table: rows}, "systems": {target: records}}
+    _ts("requested_at", nullable=False),
+    _ts("finished_at", nullable=True),
 )
 
 

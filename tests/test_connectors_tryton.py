@@ -216,6 +216,53 @@ def test_deactivated_party_comes_through_as_a_change(tryton, rpc, sqlite_store):
         rpc.write("party.party", [victim], {"active": True})
 
 
+def test_id_sweep_finds_deleted_and_deactivated_parties_and_their_return(tryton, rpc, sqlite_store):
+    """Tryton's ``active`` and deletions are found by an id-only sweep; a party switched on again is back."""
+    from hub.connectors.base import run_sweep
+    from hub.store import source_tombstone
+
+    conn = connector(tryton)
+    run_pull(conn, sqlite_store, "customers")
+    off = tryton.seed.parties[21]
+    doomed = harness.create_parties(rpc, 1, start=9000)[0]  # a party without documents can be deleted
+    run_pull(conn, sqlite_store, "customers")
+    assert str(doomed) in conn.present_ids("customers").present
+    rpc.write("party.party", [off], {"active": False})
+    rpc.call("model.party.party.delete", [doomed])
+    try:
+        stats = run_sweep(conn, sqlite_store, "customers")
+        assert (stats.deleted, stats.deactivated, stats.refused) == (1, 1, None)
+        with sqlite_store.engine.connect() as c:
+            kinds = dict(c.execute(sa.select(source_tombstone.c.source_id, source_tombstone.c.kind)).all())
+        assert kinds == {str(doomed): "deleted", str(off): "deactivated"}
+        assert run_sweep(conn, sqlite_store, "customers").retired == 0  # known already: nothing new
+    finally:
+        rpc.write("party.party", [off], {"active": True})
+    stats = run_sweep(conn, sqlite_store, "customers")
+    assert stats.revived == 1
+    with sqlite_store.engine.connect() as c:
+        assert dict(c.execute(sa.select(source_tombstone.c.source_id, source_tombstone.c.kind)).all()) == {
+            str(doomed): "deleted"}
+    assert run_sweep(conn, sqlite_store, "orders").retired == 0
+
+
+def test_withdrawal_takes_the_hubs_identifier_and_categories_off_a_party(tryton, rpc, sqlite_store):
+    party = tryton.seed.parties[27]
+    conn = connector(tryton)
+    out = conn.push([OutboxItem(1, "tryton", "customers", str(party), "G000779",
+                                {"golden_id": "G000779", "segment": "vip", "consent_email": "yes"}, 0)])
+    assert out[0].status == "ok"
+    assert _hub_state(rpc, party)[:2] == ([GOLDEN_ID_PREFIX + "G000779"],
+                                          ["hub:consent_email:yes", "hub:segment:vip"])
+    others = [c["name"] for c in rpc.search_read("party.party", [["id", "=", party]], ["categories.name"])[0][
+        "categories."] if not c["name"].startswith("hub:")]
+    out = conn.push([OutboxItem(2, "tryton", "customers", str(party), "G000779", {"action": "withdraw"}, 0)])
+    assert out[0].status == "ok"
+    assert _hub_state(rpc, party)[:2] == ([], [])
+    assert [c["name"] for c in rpc.search_read("party.party", [["id", "=", party]], ["categories.name"])[0][
+        "categories."] if not c["name"].startswith("hub:")] == others
+
+
 # ------------------------------------------------------------------------------------------------- push
 def _hub_state(rpc: harness.RawRpc, party: int) -> tuple[list[str], list[str], dict]:
     p = rpc.search_read("party.party", [["id", "=", party]],

@@ -2,8 +2,15 @@
 
 Every source system gets a small class on this base (see ``Connector``): it declares ``system`` and
 ``entities``, yields ``Page`` objects from ``pages(entity, cursor)`` and answers ``push(items)`` with one
-``PushOutcome`` per outbox row. The drivers ``run_pull`` / ``run_push`` are the only code that talks to the
-store, so resumability (page + cursor in one transaction) and outbox bookkeeping live in one place.
+``PushOutcome`` per outbox row. Where the source can list its ids cheaply it also has ``present_ids(entity)``
+(an id-only sweep that finds deleted and deactivated records). The drivers ``run_pull`` / ``run_sweep`` /
+``run_push`` are the only code that talks to the store, so resumability (page + cursor in one transaction),
+tombstones and outbox bookkeeping live in one place.
+
+Outbox payloads that take something away (``removal(payload)``): ``{"action": "withdraw"}`` — remove every
+field the hub wrote on the target record (the record left the hub: deactivated, quarantined, merged away);
+``{"action": "erase", ...}`` — the person was erased: withdraw, then delete or anonymise the record where the
+target allows it (each connector says what it does).
 
 Retry policy in one sentence: transport-level trouble (connect/read timeouts, 429 + Retry-After, 5xx) is
 handled by urllib3 ``Retry`` inside the session; trouble only visible in the body (truncated JSON, vendor
@@ -96,6 +103,21 @@ class Connector(Protocol):
     def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]: ...
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]: ...
+
+
+REMOVALS = ("withdraw", "erase")
+
+
+def removal(payload: Mapping[str, Any] | None) -> str | None:
+    """'withdraw' / 'erase' when an outbox payload takes the hub's fields (or the record) away, else None.
+    (A directory payload with ``lifecycle: deleted`` is the older spelling of a withdrawal.)"""
+    p = payload or {}
+    action = p.get("action")
+    if action in REMOVALS:
+        return str(action)
+    if p.get("lifecycle") in ("deleted", "erased"):
+        return "erase" if p["lifecycle"] == "erased" else "withdraw"
+    return None
 
 
 class ConnectorError(RuntimeError):
@@ -535,6 +557,27 @@ def known_before(connector: Any, store: Any, target: str, items: list[OutboxItem
         else:
             out[it.id] = None
     return out
+
+
+def run_sweep(connector: Any, store: Any, entity: str) -> Any:
+    """Sweep ``entity``'s ids at the source (``connector.present_ids``) and record tombstones for records the
+    source deleted or deactivated (``hub.privacy.tombstones``). Returns ``SweepStats``, or None when the
+    connector cannot list ids for this entity."""
+    from hub.privacy.tombstones import record_sweep
+
+    lister = getattr(connector, "present_ids", None)
+    started = time.perf_counter()
+    ids = lister(entity) if lister is not None else None
+    if ids is None:
+        return None
+    stats = record_sweep(store, connector.system, entity, ids)
+    stats.seconds = time.perf_counter() - started
+    if stats.refused:
+        log.warning("sweep %s/%s: %s", connector.system, entity, stats.refused)
+    else:
+        log.info("sweep %s/%s: %d present, %d newly gone, %d deactivated, %d back in %.2fs", connector.system,
+                 entity, stats.present, stats.deleted, stats.deactivated, stats.revived, stats.seconds)
+    return stats
 
 
 def run_push(connector: Connector, store: Any, target: str | None = None, *,

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from hub.connectors.base import Page, PushOutcome, held_value, landing_record, read_complete_lines
+from hub.connectors.base import Page, PushOutcome, held_value, landing_record, read_complete_lines, removal
 from hub.standardise.text import escape_cell, unescape_cell
 from hub.store import LandingRecord, OutboxItem
 
@@ -213,7 +213,7 @@ class AsteriskCdrConnector:
                 outcomes.append(PushOutcome(item.id, "rejected", "target_id is not an E.164 number"))
                 continue
             p = item.payload or {}
-            if p.get("lifecycle") in ("deleted", "erased"):
+            if removal(p):
                 changed |= directory.pop(e164, None) is not None
                 outcomes.append(PushOutcome(item.id, "ok"))
                 continue

@@ -32,8 +32,10 @@ from hub.connectors.base import (
     iter_keyset,
     landing_record,
     overlap_start,
+    removal,
     to_jsonable,
 )
+from hub.privacy.tombstones import SourceIds
 from hub.store import LandingRecord, OutboxItem
 
 SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
@@ -324,6 +326,26 @@ class SqlErpConnector:
             out.setdefault(m.pop("_hub_parent"), []).append(m)
         return out
 
+    # -- id-only sweep (deletes and deactivations) --------------------------------------------------------------
+
+    def present_ids(self, entity: str) -> SourceIds:
+        """Every key the entity's root table holds now, and those whose ``active_column`` (declared in the
+        mapping, e.g. Tryton's ``active``) is false: one narrow SELECT, no payloads."""
+        spec = self.mapping["entities"].get(entity)
+        if spec is None:
+            raise ValueError(f"unknown entity {entity!r}")
+        root = self.table(spec["table"])
+        key = root.c[spec.get("key", "id")]
+        active = spec.get("active_column")
+        cols = [key, root.c[active]] if active else [key]
+        present, inactive = [], []
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(*cols).execution_options(yield_per=20_000)):
+                present.append(to_jsonable(row[0]))
+                if active and row[1] is not None and not row[1]:
+                    inactive.append(to_jsonable(row[0]))
+        return SourceIds.of(present, inactive)
+
     # -- push -------------------------------------------------------------------------------------------------
 
     push_batch_size = 500  # outbox rows written in one transaction with multi-row statements
@@ -441,10 +463,14 @@ class SqlErpConnector:
         inserts, rewrites, extras = [], [], []
         changed: set[Any] = set()
         for pid, item in live.items():
+            rows = have.get(pid, [])
+            if removal(item.payload):  # the party left the hub: its hub identifier goes
+                extras += [row_id for row_id, _ in rows]
+                changed |= {pid} if rows else set()
+                continue
             golden_id = item.golden_id or (item.payload or {}).get("golden_id")
             if not golden_id:
                 continue
-            rows = have.get(pid, [])
             if not rows:
                 inserts.append(self._stamped(it, now, {
                     gcfg["fk"]: pid, gcfg["type_column"]: gcfg["type_value"], gcfg["value_column"]: golden_id}))

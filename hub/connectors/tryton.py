@@ -59,8 +59,10 @@ from hub.connectors.base import (
     held_value,
     landing_record,
     make_session,
+    removal,
 )
 from hub.consent import CONSENT_FIELDS
+from hub.privacy.tombstones import SourceIds
 from hub.store import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -559,6 +561,24 @@ class TrytonConnector:
             if done:
                 return
 
+    # -- id-only sweep (deletes and deactivations) --------------------------------------------------------------
+    def present_ids(self, entity: str) -> SourceIds:
+        """Every id of the entity's model (``search``, ids only, inactive rows included: the connector's
+        context has ``active_test`` off) and, for parties, those with ``active`` false."""
+        if entity not in ENTITIES:
+            raise ValueError(f"unknown entity {entity!r}")
+        model = ENTITIES[entity].model
+        inactive = self._all_ids(model, [["active", "=", False]]) if entity == "customers" else []
+        return SourceIds.of(self._all_ids(model, []), inactive)
+
+    def _all_ids(self, model: str, domain: list, chunk: int = 10_000) -> list[int]:
+        out: list[int] = []
+        while True:
+            ids = self.rpc.search(model, [["id", ">", out[-1] if out else 0], *domain], limit=chunk)
+            out += ids
+            if len(ids) < chunk:
+                return out
+
     # -- push -------------------------------------------------------------------------------------------------
     push_batch_size = 100  # parties per push() call: one read, then a few multi-record calls
 
@@ -570,7 +590,7 @@ class TrytonConnector:
         create, rewrite and delete identifiers and one multi-record ``party.party.write`` for categories.
         If Tryton refuses such a call, every party of it is retried on its own so one bad row fails alone."""
         outcomes: dict[int, PushOutcome] = {}
-        updates: list[tuple[OutboxItem, int, str]] = []
+        updates: list[tuple[OutboxItem, int, str | None]] = []
         for item in items:
             try:
                 checked = self._check(item)
@@ -616,10 +636,16 @@ class TrytonConnector:
         return {it.id: party_hub_state(parties[party_of[it.id]]) if party_of.get(it.id) in parties else None
                 for it in items}
 
-    def _check(self, item: OutboxItem) -> PushOutcome | tuple[int, str] | str:
-        """A rejection, ``(party id, golden id)`` for an existing party, or the golden id of a create."""
+    def _check(self, item: OutboxItem) -> PushOutcome | tuple[int, str | None] | str:
+        """A rejection, ``(party id, golden id)`` for an existing party (golden id None: withdraw the hub's
+        fields), or the golden id of a create."""
         if item.entity not in ("customers", "customer", "party"):
             return PushOutcome(item.id, "rejected", f"tryton push does not handle entity {item.entity!r}")
+        if removal(item.payload):
+            target = str(item.target_id or "").strip()
+            if not target.isdigit():
+                return PushOutcome(item.id, "rejected", "a withdrawal needs a Tryton party id")
+            return int(target), None
         golden_id = item.golden_id or item.payload.get("golden_id")
         if not golden_id:
             return PushOutcome(item.id, "rejected", "no golden_id")
@@ -640,7 +666,7 @@ class TrytonConnector:
                                     ["identifiers.type", "identifiers.code", "categories.name"])
         return {p["id"]: _nest(p) for p in rows}
 
-    def _update_parties(self, updates: list[tuple[OutboxItem, int, str]]) -> dict[int, PushOutcome]:
+    def _update_parties(self, updates: list[tuple[OutboxItem, int, str | None]]) -> dict[int, PushOutcome]:
         parties = self._hub_fields(sorted({pid for _, pid, _ in updates}))
         outcomes: dict[int, PushOutcome] = {}
         plan = _HubFieldPlan()
@@ -798,19 +824,22 @@ class _HubFieldPlan:
         # (category names to add, category ids to remove) -> parties needing exactly that
         self.category_ops: dict[tuple[tuple[str, ...], tuple[int, ...]], list[int]] = {}
 
-    def add(self, party_id: int, party: dict, golden_id: str, payload: dict) -> None:
-        code = GOLDEN_ID_PREFIX + golden_id
+    def add(self, party_id: int, party: dict, golden_id: str | None, payload: dict) -> None:
+        """``golden_id`` None: the party left the hub — its hub identifier and categories go."""
+        code = GOLDEN_ID_PREFIX + golden_id if golden_id else None
         hub_idents = [i for i in party.get("identifiers") or [] if is_hub_identifier(i)]
         keep = next((i["id"] for i in hub_idents if i["code"] == code), None)
         # exactly one hub identifier per party (two overlapping syncs could leave two)
         stale = [i["id"] for i in hub_idents if i["id"] != keep]
-        if keep is None:  # the current golden id is not there yet
+        if code is None:
+            pass
+        elif keep is None:  # the current golden id is not there yet
             if stale:  # golden id changed (merge/split upstream): rewrite one, don't pile up stale ids
                 self.rewrites.append((stale.pop(0), code))
             else:
                 self.creates.append({"party": party_id, "type": None, "code": code})
         self.deletes += stale
-        wanted = set(hub_category_names(payload))
+        wanted = set(hub_category_names(payload)) if code else set()
         current = {c["name"]: c["id"] for c in party.get("categories") or [] if is_hub_category(c)}
         add = tuple(sorted(wanted - set(current)))
         remove = tuple(sorted(cid for name, cid in current.items() if name not in wanted))

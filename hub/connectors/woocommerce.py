@@ -33,8 +33,10 @@ from hub.connectors.base import (
     landing_record,
     make_session,
     overlap_start,
+    removal,
 )
 from hub.consent import CONSENT_FIELDS
+from hub.privacy.tombstones import SourceIds
 from hub.store import LandingRecord, OutboxItem
 
 API = "/wp-json/wc/v3"
@@ -148,6 +150,19 @@ class WooCommerceConnector:
             else:
                 yield Page(records, dict(cur))
 
+    # -- id-only sweep ----------------------------------------------------------------------------------------
+
+    def present_ids(self, entity: str) -> SourceIds | None:
+        """Customer ids the shop holds now (``_fields=id``: 100 ids a request, no payloads); a deleted
+        customer is missing. Orders are not swept: the shop trashes them (a status the order pull sees)."""
+        if entity != "customers":
+            return None
+        params = {"per_page": self.per_page, "orderby": "id", "order": "asc", "_fields": "id"}
+        ids: list[Any] = []
+        for _, items, _ in iter_page_number(lambda p: self._get_page("/customers", {**params, "page": p})):
+            ids += [c["id"] for c in items]
+        return SourceIds.of(ids)
+
     # -- push -------------------------------------------------------------------------------------------------
 
     def held_view(self, item: OutboxItem) -> dict:
@@ -198,7 +213,10 @@ class WooCommerceConnector:
 
 
 def hub_meta(item: OutboxItem) -> list[dict[str, Any]]:
-    """The customer meta_data entries that carry the hub's fields ("" clears a value)."""
+    """The customer meta_data entries that carry the hub's fields ("" clears a value; a withdrawal clears
+    them all)."""
+    if removal(item.payload):
+        return [{"key": key, "value": ""} for key, _ in _PUSH_FIELDS]
     payload = {**(item.payload or {}), "golden_id": item.golden_id or (item.payload or {}).get("golden_id")}
     return [{"key": key, "value": payload.get(field) or ""} for key, field in _PUSH_FIELDS]
 

@@ -24,6 +24,7 @@ from hub.golden.matching import _chunks, last_run
 from hub.golden.survivorship import Member, survive
 from hub.golden.tables import match_record, match_run
 from hub.models import CustomerRecord, FieldLineage, GoldenCustomer
+from hub.privacy.tombstones import removal_reasons
 from hub.store import Store, golden_customer, golden_id_history, payload_hash, staged_record, xref
 
 
@@ -41,7 +42,7 @@ class GoldenStats:
     golden_unchanged: int = 0
     minted: int = 0
     merged: int = 0  # ids retired as aliases of a surviving id
-    retired_empty: int = 0  # ids retired because no source record is left
+    retired_empty: int = 0  # ids retired because no source record is left (history says why)
     splits: int = 0
     records_moved: int = 0
     xref_opened: int = 0
@@ -264,11 +265,21 @@ def build_golden(
             conn.execute(xref.insert(), chunk)
         stats.xref_opened = len(opened)
 
+        # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
+        why = removal_reasons(conn, vanished)
+        removed = [{"golden_id": old_of[r], "event": "record_removed", "related_golden_id": None,
+                    "record_key": r, "reason": why.get(r, "no longer staged"), "at": now} for r in vanished]
+        left: dict[str, list[str]] = defaultdict(list)
+        for r in vanished:
+            left[old_of[r]].append(f"{r} {why.get(r, 'no longer staged')}")
         events = [
             {"golden_id": e.golden_id, "event": e.event, "related_golden_id": e.related_golden_id,
-             "record_key": e.record_key, "reason": e.reason, "at": now}
+             "record_key": e.record_key, "at": now,
+             "reason": (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
+                        if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
+                        else e.reason)}
             for e in plan.events
-        ]
+        ] + removed
         for chunk in _chunks(events, 5000):
             conn.execute(golden_id_history.insert(), chunk)
         stats.splits = sum(1 for e in plan.events if e.event == "split")

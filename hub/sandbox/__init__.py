@@ -198,6 +198,72 @@ class SandboxWorld:
     def ground_truth(self) -> list[GroundTruth]:
         return load_ground_truth(self.dir)
 
+    # ------------------------------------------------------------------ what people and clerks do by hand
+    # (the APIs only expose what the real systems expose: a shop admin deletes a customer, a follower leaves,
+    # an ERP clerk switches a party off or deletes one without documents)
+
+    def delete_shop_customer(self, customer_id: int) -> None:
+        """A shop admin deletes the customer account (its orders stay, as in WooCommerce)."""
+        with self.shop.lock:
+            if self.shop.customers.pop(int(customer_id), None) is None:
+                raise KeyError(f"no shop customer {customer_id}")
+            self.shop.version += 1
+        self.save()
+
+    def set_marketing_consent(self, customer_id: int, granted: bool) -> None:
+        """The customer ticks / unticks the newsletter box in their shop account (date_modified moves)."""
+        with self.shop.lock:
+            cust = self.shop.customers[int(customer_id)]
+            metas = [m for m in cust["meta_data"] if m.get("key") == "marketing_consent"]
+            if metas:
+                metas[0]["value"] = "yes" if granted else "no"
+            else:
+                cust["meta_data"].append({"id": self.shop.next_id("wc_meta"), "key": "marketing_consent",
+                                          "value": "yes" if granted else "no"})
+            self.shop.touch(cust)
+        self.save()
+
+    def unfollow(self, openid: str) -> None:
+        """The follower leaves the official account: user/get no longer lists them. Their tags are dropped
+        (INFERRED: the tag APIs only ever count and accept followers, so nothing can read or change them)."""
+        with self.wechat.lock:
+            user = self.wechat.users[openid]
+            user["subscribe"] = 0
+            user["tagid_list"] = []
+        self.save()
+
+    def deactivate_party(self, party_id: int) -> None:
+        """An ERP clerk switches the party off (Tryton's ``active``); the ORM bumps its write_date."""
+        self._erp_write(erp_mod.party_party.update().where(erp_mod.party_party.c.id == int(party_id))
+                        .values(active=False, write_date=erp_mod.erp_now().replace(microsecond=0)))
+
+    def delete_party(self, party_id: int) -> None:
+        """An ERP clerk deletes a party with no sales or shipments (an ERP refuses it otherwise)."""
+        pid = int(party_id)
+        eng = erp_mod.make_engine(self.erp_url)
+        try:
+            with eng.begin() as conn:
+                for table, col in ((erp_mod.sale_sale, "party"), (erp_mod.stock_shipment_out, "customer")):
+                    if conn.execute(sa.select(sa.func.count()).select_from(table)
+                                    .where(table.c[col] == pid)).scalar():
+                        raise ValueError(f"party {pid} has {table.name} rows: an ERP does not delete it")
+                for table in (erp_mod.party_party_category_rel, erp_mod.party_identifier,
+                              erp_mod.party_contact_mechanism, erp_mod.party_address):
+                    conn.execute(table.delete().where(table.c.party == pid))
+                if not conn.execute(erp_mod.party_party.delete().where(erp_mod.party_party.c.id == pid)).rowcount:
+                    raise KeyError(f"no ERP party {pid}")
+        finally:
+            eng.dispose()
+
+    def _erp_write(self, statement: sa.Executable) -> None:
+        eng = erp_mod.make_engine(self.erp_url)
+        try:
+            with eng.begin() as conn:
+                if not conn.execute(statement).rowcount:
+                    raise KeyError("no such ERP row")
+        finally:
+            eng.dispose()
+
     # ------------------------------------------------------------------ incremental changes
     def mutate(self, fraction: float = 0.01, seed: int | None = None) -> dict[str, int]:
         """Change ``fraction`` of the customers of every system, with ground truth updated.

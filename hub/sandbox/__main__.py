@@ -1,7 +1,8 @@
 """Run the sandbox by hand: ``python -m hub.sandbox serve .hub/sandbox --customers 2000``.
 
 Prints the endpoints (as the ``HUB_*`` environment variables ``hub demo`` uses) and serves until Ctrl-C;
-``mutate`` applies one round of incremental changes to a stopped world.
+``mutate`` applies one round of incremental changes to a stopped world; ``delete-shop-customer``, ``unfollow``,
+``deactivate-party``, ``delete-party``, ``opt-in`` / ``opt-out`` change one record by hand.
 """
 
 from __future__ import annotations
@@ -28,7 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.choices["serve"].add_argument("--wechat-port", type=int, default=0)
     sub.choices["serve"].add_argument("--faults", default="", help='e.g. "webshop:429@3-5;wechat:45011@2"')
     sub.choices["mutate"].add_argument("--fraction", type=float, default=0.01)
+    for name, what in (("delete-shop-customer", "shop customer id"), ("unfollow", "openid"),
+                       ("deactivate-party", "ERP party id"), ("delete-party", "ERP party id"),
+                       ("opt-in", "shop customer id"), ("opt-out", "shop customer id")):
+        p = sub.add_parser(name, help=f"change one record by hand ({what})")
+        p.add_argument("dir", type=Path)
+        p.add_argument("id", help=what)
     args = ap.parse_args(argv)
+    if args.cmd in ("delete-shop-customer", "unfollow", "deactivate-party", "delete-party", "opt-in", "opt-out"):
+        world = SandboxWorld.create_or_load(args.dir)
+        {"delete-shop-customer": lambda i: world.delete_shop_customer(int(i)), "unfollow": world.unfollow,
+         "deactivate-party": lambda i: world.deactivate_party(int(i)),
+         "delete-party": lambda i: world.delete_party(int(i)),
+         "opt-in": lambda i: world.set_marketing_consent(int(i), True),
+         "opt-out": lambda i: world.set_marketing_consent(int(i), False)}[args.cmd](args.id)
+        print(f"{args.cmd} {args.id}: done")
+        return 0
 
     t = time.perf_counter()
     world = SandboxWorld.create_or_load(args.dir, customers=args.customers, seed=args.seed, erp_url=args.erp_url)

@@ -148,7 +148,8 @@ class WebShopHandler(SandboxHandler):
         if m and m[2] == "batch":
             self._route_batch(method, m[1])
             return
-        if not m or method not in ("GET", "POST", "PUT", "PATCH") or (method in ("PUT", "PATCH") and not m[2]):
+        if not m or method not in ("GET", "POST", "PUT", "PATCH", "DELETE") or (
+                method in ("PUT", "PATCH", "DELETE") and not m[2]):
             self.send_json(404, _err("rest_no_route", "No route was found matching the URL and request method.", 404))
             return
         kind, oid = m[1], (int(m[2]) if m[2] else None)
@@ -164,6 +165,8 @@ class WebShopHandler(SandboxHandler):
                 self._create(kind)
             elif method == "GET":
                 self._get(kind, oid)
+            elif method == "DELETE":
+                self._delete(kind, oid)
             else:
                 self._update(kind, oid)
 
@@ -186,6 +189,28 @@ class WebShopHandler(SandboxHandler):
         if obj is None:
             self._not_found(kind)
             return
+        self.send_json(200, self._decorate(kind, obj))
+
+    def _delete(self, kind: str, oid: int) -> None:
+        """``DELETE /customers/<id>?force=true`` deletes (customers cannot be trashed: 501 without force);
+        ``DELETE /orders/<id>`` moves the order to the trash, ``?force=true`` deletes it."""
+        rows = self.st.customers if kind == "customers" else self.st.orders
+        obj = rows.get(oid)
+        if obj is None:
+            self._not_found(kind)
+            return
+        force = self.query.get("force", "").lower() in ("1", "true", "yes")
+        if not force:
+            if kind == "customers":
+                self.send_json(501, _err("woocommerce_rest_trash_not_supported",
+                                         "Customers do not support trashing.", 501))
+                return
+            obj["status"] = "trash"
+            self.st.touch(obj)
+            self.send_json(200, self._decorate(kind, obj))
+            return
+        del rows[oid]
+        self.st.version += 1
         self.send_json(200, self._decorate(kind, obj))
 
     # ------------------------------------------------------------------ list + paging
@@ -257,7 +282,11 @@ class WebShopHandler(SandboxHandler):
         link = self._link_header(kind, page, pages)
         if link:
             headers["Link"] = link
-        self.send_json(200, [self._decorate(kind, r) for r in chunk], headers)
+        fields = [f.strip() for f in self.query.get("_fields", "").split(",") if f.strip()]
+        body = [self._decorate(kind, r) for r in chunk]
+        if fields:  # WordPress's global _fields parameter: only these top-level keys (id-only sweeps)
+            body = [{k: v for k, v in r.items() if k in fields} for r in body]
+        self.send_json(200, body, headers)
 
     def _sorted_rows(self, kind: str, orderby: str, order: str, include: list[int], exclude: set[int],
                      search: str) -> list[dict] | None:
