@@ -167,6 +167,7 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
                 "new": sum(r.new for r in results),
                 "changed": sum(r.changed for r in results),
                 "unchanged": sum(r.unchanged for r in results),
+                "suppressed": sum(r.suppressed for r in results),
                 "deleted_at_source": sum(s.deleted for s in sweeps),
                 "deactivated_at_source": sum(s.deactivated for s in sweeps),
                 "sweeps_refused": sum(1 for s in sweeps if s.refused),
@@ -201,6 +202,9 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
         store = context.resources.store.store()
         connector = getattr(context.resources, f"source_{target}").connector()
         stats = run_push(connector, store, target, run_id=context.run_id)
+        from hub.privacy.erasure import finish_erasures
+
+        finish_erasures(store)  # confirmed erasure rows lose their target ids
         reasons = "\n".join(f"| {r} | {n} |" for r, n in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10])
         table = (
             "| sent | ok | rejected | error | reconciled | batches |\n|---|---|---|---|---|---|\n"
@@ -411,6 +415,56 @@ def build_assets(config: HubConfig) -> list[Any]:
 
     return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
             caller_lookup_index, push_outbox, *push_assets, data_quality_report]
+
+
+class ErasureRequest(dg.Config):
+    """Who to erase: exactly one of golden_id, phone, email, record (SOURCE:ID). Dagster keeps a run's config:
+    prefer a golden id here (``hub export golden``) over a phone or e-mail address."""
+
+    golden_id: str = ""
+    phone: str = ""
+    email: str = ""
+    record: str = ""
+    dry_run: bool = True  # the default run only shows what would be erased
+    reason: str = ""
+
+
+def build_erasure_job(hub_config: HubConfig) -> dg.JobDefinition:
+    """``erase_person``: ``hub erase`` from the Dagster UI (Launchpad config). The erasure rows it queues are
+    sent by the next full_sync's push step, like every other push."""
+
+    @dg.op(name="erase_person", required_resource_keys={"store"}, tags={"kind": "privacy"})
+    def erase_person(context: dg.OpExecutionContext, config: ErasureRequest) -> dg.Output[dict]:
+        """Find every record of the person, erase their personal data from the hub, put them on the
+        suppression list and queue the erasure for every target system (dry run by default)."""
+        from hub.privacy.erasure import ErasureInputError, Selector, context_from_config, erase
+        from hub.privacy.suppression import SuppressionError
+
+        request = config
+        given = [(k, v) for k, v in (("golden_id", request.golden_id), ("phone", request.phone),
+                                     ("email", request.email), ("record", request.record)) if v]
+        if len(given) != 1:
+            raise dg.Failure("give exactly one of golden_id, phone, email, record")
+        try:
+            result = erase(context.resources.store.store(), Selector(*given[0]), reason=request.reason or None,
+                           dry_run=request.dry_run, **context_from_config(hub_config))
+        except (ErasureInputError, SuppressionError) as exc:
+            raise dg.Failure(description=str(exc)) from None
+        plan = result.plan
+        return dg.Output(
+            {"erasure_id": result.erasure_id, "queued": result.queued},
+            metadata={"erasure_id": result.erasure_id or "(dry run)", "dry_run": result.dry_run,
+                      "golden_ids": len(plan.person.golden_ids), "records": len(plan.person.record_keys),
+                      "hub_rows": sum(plan.hub.values()), "system_records": sum(plan.systems.values()),
+                      "queued_for_targets": result.queued, "plan": dg.MetadataValue.md(f"```\n{plan.render()}\n```")},
+        )
+
+    @dg.job(name="erase_person", description="Erase a person (right to be forgotten) from the hub and queue the "
+            "erasure for every connected system; run it with dry_run: false after checking the preview.")
+    def _job() -> None:
+        erase_person()
+
+    return _job
 
 
 def build_check(

@@ -10,6 +10,7 @@
   hub serve [--host H] [--port P]             caller-lookup HTTP API (tokens from HUB_API_TOKENS)
   hub import FILE --source NAME --mapping M [--encoding E] [--no-header] [--columns A,B] [--sheet S]
   hub push log [--target T] [--status S] [--limit N] [--format table|csv|json]
+  hub erase (--golden-id G | --phone P | --email E | --record SOURCE:ID) [--dry-run] [--reason TEXT]
 """
 
 from __future__ import annotations
@@ -136,6 +137,29 @@ def cmd_push_log(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from hub.config import load_config
+    from hub.privacy.erasure import ErasureInputError, Selector, context_from_config, erase
+    from hub.privacy.suppression import SuppressionError
+
+    kind, value = next((k, v) for k, v in (("golden_id", args.golden_id), ("phone", args.phone),
+                                           ("email", args.email), ("record", args.record)) if v)
+    try:
+        result = erase(_store(), Selector(kind, value), reason=args.reason, dry_run=args.dry_run,
+                       **context_from_config(load_config()))
+    except (ErasureInputError, SuppressionError) as exc:
+        print(f"hub erase: {exc}", file=sys.stderr)
+        return 2
+    print(result.plan.render())
+    if result.dry_run:
+        print("\ndry run: nothing was erased")
+    else:
+        print(f"\nerased as {result.erasure_id}. {result.queued} erasure row(s) wait in the push outbox for the "
+              "target systems: the next sync sends them (row-level results in the push log) and retries them "
+              "until each target confirmed.")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Customer data hub")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -220,6 +244,24 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.set_defaults(func=cmd_push_log)
+
+    p = sub.add_parser(
+        "erase", help="erase a person from the hub and every connected system (right to be forgotten)",
+        description="Finds every record of the person (through their golden record, ids merged into it "
+        "included), prints what will be erased per hub table and per system, then erases: personal data "
+        "deleted or anonymised in every hub table, a non-personal audit row kept, the person's phones, "
+        "e-mails, ids and source keys put on the suppression list (salted hashes: HUB_SUPPRESSION_SALT) so no "
+        "pull brings them back, and one erasure row per target record queued for the next sync's push. "
+        "Exit 2 when the selector finds nobody or several people (nothing erased).",
+    )
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--golden-id", help="a golden id (a merged-away id names the record it went into)")
+    who.add_argument("--phone", help="a phone number in any format")
+    who.add_argument("--email", help="an e-mail address")
+    who.add_argument("--record", help="a source record, SOURCE:ID (e.g. webshop:1042)")
+    p.add_argument("--dry-run", action="store_true", help="show what would be erased; change nothing")
+    p.add_argument("--reason", help="why (kept in the audit row; contact data typed here is masked)")
+    p.set_defaults(func=cmd_erase)
     return parser
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from hub.assets import build_assets, build_checks
+from hub.assets import build_assets, build_checks, build_erasure_job
 from hub.config import load_config
 from hub.resources import build_resources
 
@@ -22,6 +22,8 @@ full_sync = dg.define_asset_job(
     description="Pull every source, standardise, match, build golden records and the 360 view, push back, "
     "write the data-quality report.",
 )
+
+erase_person = build_erasure_job(config)
 
 full_sync_schedule = dg.ScheduleDefinition(
     name="full_sync_nightly",
@@ -70,7 +72,7 @@ def cdr_drop_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[full_sync],
+    jobs=[full_sync, erase_person],
     schedules=[full_sync_schedule],
     sensors=[cdr_drop_folder_sensor],
     resources=build_resources(config),

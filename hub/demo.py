@@ -130,6 +130,12 @@ def summarise(result: Any, store_url: str | None = None) -> str:
         f"quarantined in store: {held}"
         + (f" (top reasons: {', '.join(f'{r} ×{n}' for r, n in reasons.most_common(3))})" if reasons else "")
     )
+    suppressed = staged.get("suppressed", 0) + sum(m.get("suppressed", 0) for k, m in mats.items()
+                                                   if k.startswith("raw_"))
+    deleted = sum(m.get("deleted_at_source", 0) + m.get("deactivated_at_source", 0) for k, m in mats.items()
+                  if k.startswith("raw_"))
+    lines.append(f"Privacy: {deleted} records deleted or deactivated at their sources this run "
+                 f"(retired: {staged.get('retired', 0)}); {suppressed} records of erased people suppressed")
     golden_meta = mats.get("golden_customers", {})
     lines.append(
         f"Golden customers: {active} active; merges this run: {golden_meta.get('merged', 0)}; "

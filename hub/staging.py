@@ -14,7 +14,9 @@ So staged + quarantined covers every landed row (never silent loss).
 
 Records the source deleted or deactivated (tombstones of the id-only sweep, ``hub.privacy.tombstones``) are
 retired first: their staged and quarantine rows go, and a tombstoned landing row is never staged again
-until its record is back at the source.
+until its record is back at the source. A landing row whose records carry an erased person's phone, e-mail,
+national id or owner (``hub.privacy.suppression``) is *suppressed*: never staged, its payload deleted and its
+source key listed so the next pull does not land it again.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
+from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import Store, chunked, landing, payload_hash, quarantine, staged_record, sync_state
 
@@ -82,6 +85,7 @@ class StagingStats:
     full: bool = False
     restaged_sources: list[str] = field(default_factory=list)  # fully re-staged: their mapping changed
     retired: int = 0  # records retired because their source deleted / deactivated them (tombstones)
+    suppressed: int = 0  # landing rows of erased people: dropped, never staged
 
     def row(self, source: str, entity: str) -> EntityStats:
         key = (source, entity)
@@ -142,6 +146,8 @@ class StagingStats:
             *([f"Mapping changed, fully re-staged: {', '.join(self.restaged_sources)}", ""]
               if self.restaged_sources else []),
             *([f"Retired {self.retired} records their source deleted or deactivated", ""] if self.retired else []),
+            *([f"Suppressed {self.suppressed} records of erased people (never staged)", ""]
+              if self.suppressed else []),
             "| source | entity | in | staged | unchanged | quarantined | released | top reasons |",
             "|---|---|---:|---:|---:|---:|---:|---|",
         ]
@@ -247,9 +253,10 @@ def _run(
     with store.engine.connect() as conn:
         present = [r[0] for r in conn.execute(sa.select(landing.c.source).distinct())]
     sources = resolve_sources(sources_config, mappings, present)
+    sup = suppression.load(store)
     try:
         for name in sorted(set(present) & set(sources)):
-            _run_source(store, sources[name], stats, full=full, chunk_size=chunk_size)
+            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size)
     finally:
         gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
     stats.seconds = time.perf_counter() - started
@@ -258,7 +265,8 @@ def _run(
     return stats
 
 
-def _run_source(store: Store, src: _Source, stats: StagingStats, *, full: bool, chunk_size: int) -> None:
+def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
+                chunk_size: int) -> None:
     fingerprint = mapping_fingerprint(src)
     previous = store.get_cursor(src.name, FINGERPRINT_ENTITY) or {}
     # a changed declaration (or phone region / date order) re-stages the whole source by itself
@@ -267,7 +275,7 @@ def _run_source(store: Store, src: _Source, stats: StagingStats, *, full: bool, 
         stats.restaged_sources.append(src.name)
     with store.begin() as conn:
         stats.retired += apply_tombstones(conn, src.name, derived_keys(src.mapper)).records
-    _stage_source(store, src, stats, full=full or changed, chunk_size=chunk_size)
+    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size)
     if previous.get("fingerprint") != fingerprint:
         _save_fingerprint(store, src.name, fingerprint)
 
@@ -301,7 +309,8 @@ def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
                                                     updated_at=_now()))
 
 
-def _stage_source(store: Store, src: _Source, stats: StagingStats, *, full: bool, chunk_size: int) -> None:
+def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
+                  chunk_size: int) -> None:
     ctx = src.mapper.context(src.name, src.overrides)
     last_id = 0
     while True:
@@ -322,7 +331,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, *, full: bool
         with _gc_paused():
             outcomes = [(row, src.mapper.map(row[1], row[2], row[3], ctx)) for row in rows]
             with store.begin() as conn:
-                _write_chunk(conn, src, outcomes, stats)
+                _write_chunk(conn, src, _suppress(conn, src, outcomes, stats, sup), stats)
         if len(rows) < chunk_size:
             return
 
@@ -353,6 +362,36 @@ def _record_hash(rec: Any) -> str:
     # (unsorted) encoding is already deterministic and cheaper than the store's canonical_json
     blob = json.dumps([rec.record, rec.quality_flags, rec.customer_key], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _suppress(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]], stats: StagingStats,
+              sup: suppression.Suppressor) -> list[tuple[Any, MappingOutcome]]:
+    """Drop the landing rows of erased people: payload deleted, earlier staged / quarantine rows removed, and
+    the source key listed (the next pull leaves it out). Returns the outcomes to stage."""
+    if sup.empty:
+        return outcomes
+    keep, dropped = [], []
+    for row, oc in outcomes:
+        hit = next((why for rec in oc.records
+                    if (why := "record" if sup.listed("record", suppression.record_value(
+                        rec.entity, f"{src.name}:{rec.source_id}"))
+                        else sup.record_listed(rec.entity, rec.record, rec.customer_key))), None)
+        (dropped if hit else keep).append((row, oc))
+    if not dropped:
+        return outcomes
+    source = src.name
+    keys = []
+    for (lid, lentity, sid, _, _), oc in dropped:
+        conn.execute(landing.delete().where(landing.c.id == lid))
+        conn.execute(quarantine.delete().where(quarantine.c.source == source, quarantine.c.entity == lentity,
+                                               quarantine.c.source_id == sid))
+        for rec in oc.records:
+            conn.execute(staged_record.delete().where(staged_record.c.entity == rec.entity,
+                                                      staged_record.c.record_key == f"{source}:{rec.source_id}"))
+        keys.append(("landing", suppression.landing_key(source, lentity, sid)))
+    suppression.add(conn, sup, keys, None)
+    stats.suppressed += len(dropped)
+    return keep
 
 
 def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]],
@@ -479,7 +518,9 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
         )
     for part in _chunks(q_release):
         conn.execute(quarantine.delete().where(quarantine.c.id.in_(part)))
-    conn.execute(
-        landing.update().where(landing.c.id == sa.bindparam("b_id")).values(staged_hash=sa.bindparam("staged_hash")),
-        done,
-    )
+    if done:  # every row of the chunk may have been suppressed
+        conn.execute(
+            landing.update().where(landing.c.id == sa.bindparam("b_id"))
+            .values(staged_hash=sa.bindparam("staged_hash")),
+            done,
+        )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -165,3 +166,111 @@ def test_deletes_at_the_source_and_consent_changes_reach_the_hub_and_the_targets
     assert view["consent_email"] == "True"
     meta = hub_meta(shop_customer(world_dir, d_customer))
     assert meta["hub_consent_email"] == "yes" and meta["hub_segment"] == view["segment"] != ""
+
+
+def dump_store(cwd: Path) -> str:
+    """Every row of every table of the hub store, as text."""
+    import sqlite3
+
+    con = sqlite3.connect(cwd / ".hub" / "hub.db")
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return "\n".join(str(row) for t in tables for row in con.execute(f'SELECT * FROM "{t}"'))  # noqa: S608
+    finally:
+        con.close()
+
+
+def spellings(phone: str) -> set[str]:
+    import phonenumbers
+
+    n = phonenumbers.parse(phone, None)
+    return {phone, phone.lstrip("+"), str(n.national_number)}
+
+
+def hub_fails(cwd: Path, *args: str) -> str:
+    proc = subprocess.run([HUB, *args], cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **ENV})
+    assert proc.returncode == 2, f"hub {' '.join(args)} should refuse:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stderr
+
+
+def test_erase_a_person_from_the_hub_and_every_system(tmp_path: Path) -> None:
+    import phonenumbers
+
+    hub(tmp_path, "demo", "--customers", "150")
+    world_dir = tmp_path / ".hub" / "sandbox"
+    store = store_of(tmp_path)
+    with store.engine.connect() as conn:
+        goldens = dict(conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.record)
+                                    .where(golden_customer.c.status == "active")).all())
+    store.dispose()
+    owners: dict[str, set[str]] = defaultdict(set)
+    for gid, rec in goldens.items():
+        for p in rec["phones"]:
+            owners[p].add(gid)
+    # someone in the shop, on WeChat and in the ERP, with a number and an address of their own
+    gid, rec = next((g, r) for g, r in sorted(goldens.items())
+                    if {"erp", "webshop", "social"} <= set(r["sources"]) and r["primary_phone"]
+                    and len(owners[r["primary_phone"]]) == 1 and r["primary_email"])
+    phone, email = rec["primary_phone"], rec["primary_email"]
+    typed = phonenumbers.format_number(phonenumbers.parse(phone, None), phonenumbers.PhoneNumberFormat.NATIONAL)
+    keys = set(rec["record_keys"])
+    shop_ids = [int(k.split(":")[1]) for k in keys if k.startswith("webshop:") and k.split(":")[1].isdigit()]
+    party_ids = [int(k.split(":")[1]) for k in keys if k.startswith("erp:")]
+    openids = [k.split(":", 1)[1] for k in keys if k.startswith("social:")]
+    assert shop_ids and party_ids and openids
+
+    # bad input erases nothing and says why
+    assert "not a phone number" in hub_fails(tmp_path, "erase", "--phone", "12")
+    assert "no customer has" in hub_fails(tmp_path, "erase", "--phone", "+86 139 0000 0001")
+    shared = next((p for p, gids in sorted(owners.items()) if len(gids) > 1), None)
+    assert shared, "the sandbox world has households sharing a number"
+    message = hub_fails(tmp_path, "erase", "--phone", shared)
+    assert "golden customers have" in message and "--golden-id" in message
+    assert shared not in message  # the number is not echoed back in clear
+    preview = hub(tmp_path, "erase", "--phone", typed, "--dry-run")
+    assert "dry run: nothing was erased" in preview and "staged_record" in preview and "webshop" in preview
+    hub(tmp_path, "export", "golden", "--out", "g.csv")
+    assert gid in (tmp_path / "g.csv").read_text("utf-8")  # the dry run changed nothing
+
+    out = hub(tmp_path, "erase", "--phone", typed, "--reason", f"asked on the phone from {typed}")
+    assert "erased as E" in out
+    # the person calls again before the next sync: the new call must not bring the number back
+    master = world_dir / "cdr" / "Master.csv"
+    line = master.read_text("utf-8").splitlines()[0]
+    fields = next(csv.reader([line]))
+    national = str(phonenumbers.parse(phone, None).national_number)
+    master.open("a", encoding="utf-8").write(
+        line.replace(fields[1], national).replace(fields[16], "1799999999.77") + "\n")
+    summary = hub(tmp_path, "demo")  # the erasure reaches every system; nothing of the person comes back
+    assert re.search(r"Privacy: .* [1-9]\d* records of erased people suppressed", summary), summary
+
+    dump = dump_store(tmp_path)
+    for value in {*spellings(phone), email, email.upper(), *openids}:
+        assert value not in dump, f"the hub store still holds {value}"
+    for what in ("golden", "xref", "customer360"):
+        hub(tmp_path, "export", what, "--out", f"{what}.csv")
+        text = (tmp_path / f"{what}.csv").read_text("utf-8")
+        assert gid not in text and email not in text and not spellings(phone) & set(text.replace(",", " ").split())
+        assert not any(f"{k.split(':')[0]},{k.split(':', 1)[1]}," in text for k in keys), what
+    # the systems no longer hold what the hub wrote: shop customers deleted, party anonymised, tags and number gone
+    assert all(shop_customer(world_dir, i) is None for i in shop_ids)
+    world = SandboxWorld.create_or_load(world_dir)
+    for party in party_ids:
+        assert erp_rows(world, "SELECT name, active FROM party_party WHERE id = :p", p=party) in ([("(erased)", 0)],
+                                                                                                  [])
+        assert erp_rows(world, "SELECT code FROM party_identifier WHERE party = :p", p=party) == []
+        assert erp_rows(world, "SELECT value FROM party_contact_mechanism WHERE party = :p", p=party) == []
+    users = {u["openid"]: u for u in json.loads((world_dir / "wechat.json").read_text("utf-8"))["users"]}
+    hub_tags = {t["id"] for t in json.loads((world_dir / "wechat.json").read_text("utf-8"))["tags"]
+                if t["name"].startswith("hub:")}
+    assert all(not set(users[o]["tagid_list"]) & hub_tags for o in openids)
+    assert not spellings(phone) & set((world_dir / "cdr" / "directory.csv").read_text("utf-8").replace(",", " ")
+                                      .split())
+    # the audit row is all that is left, and erasing again finds nobody
+    store = store_of(tmp_path)
+    with store.engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT status, selector, reason FROM erasure")).all()
+    store.dispose()
+    assert audit == [("done", "phone", "asked on the phone from [number]")]
+    assert "erased already" in hub_fails(tmp_path, "erase", "--phone", typed)

@@ -73,6 +73,7 @@ class PullStats:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    suppressed: int = 0  # records of erased people left out (hub.privacy.suppression)
     seconds: float = 0.0
 
     @property
@@ -491,12 +492,20 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
     """
     if entity not in connector.entities:
         raise ValueError(f"{connector.system} has no entity {entity!r} (has {connector.entities})")
+    from hub.privacy import suppression
+
     stats = PullStats(source=connector.system, entity=entity)
     started = time.perf_counter()
     cursor = store.get_cursor(connector.system, entity)
+    sup = suppression.load(store)
     try:
         for page in connector.pages(entity, cursor):
-            counts = store.land_page(connector.system, entity, page.records, jsonable(page.cursor))
+            records = page.records
+            if not sup.empty:  # an erased person's records never land again
+                records = [r for r in records if not sup.listed(
+                    "landing", suppression.landing_key(connector.system, entity, r.source_id))]
+                stats.suppressed += len(page.records) - len(records)
+            counts = store.land_page(connector.system, entity, records, jsonable(page.cursor))
             stats.pages += 1
             stats.records += len(page.records)
             stats.new += counts.new

@@ -446,14 +446,42 @@ class SqlErpConnector:
             changed |= self._push_golden_ids(conn, cfg["golden_id"], live, idents, now)
         if cfg.get("segments"):
             changed |= self._push_segments(conn, cfg["segments"], live, cats, now)
+        erased = {pid: item for pid, item in live.items() if removal(item.payload) == "erase"}
+        if erased:
+            if not cfg.get("erase"):
+                for item in erased.values():
+                    outcomes[item.id] = PushOutcome(item.id, "rejected", "mapping declares no erase: withdrawn only")
+            else:
+                self._erase(conn, cfg["erase"], parties, key, sorted(erased), now)
+                changed |= set(erased)
         touch = cfg.get("touch")
         if changed and touch and touch in parties.c:
             # the ERP's ORM bumps write_date on any write; we do the same so other consumers see it
             for chunk in chunked(sorted(changed), 500):
                 conn.execute(parties.update().where(key.in_(chunk)).values({touch: now}))
         for item in live.values():
-            outcomes[item.id] = PushOutcome(item.id, "ok")
+            outcomes.setdefault(item.id, PushOutcome(item.id, "ok"))
         return [outcomes[item.id] for item in items]
+
+    def _erase(self, conn: sa.Connection, ecfg: dict, parties: sa.Table, key: sa.Column, pids: list[Any],
+               now: datetime) -> None:
+        """``hub erase`` on parties, as the mapping's ``push.erase`` declares it: set columns on the party
+        (deactivate, anonymise), delete child rows (contact mechanisms, identifiers), blank columns of child
+        rows documents still point at (addresses)."""
+        fk = ecfg.get("fk", "party")
+        for chunk in chunked(pids, 500):
+            values = {k: v for k, v in (ecfg.get("set") or {}).items() if k in parties.c}
+            if values:
+                conn.execute(parties.update().where(key.in_(chunk)).values(values))
+            for name in _as_list(ecfg.get("delete")):
+                child = self.table(name)
+                conn.execute(child.delete().where(child.c[fk].in_(chunk)))
+            for name, cols in (ecfg.get("blank") or {}).items():
+                child = self.table(name)
+                blank = {c: None for c in _as_list(cols) if c in child.c}
+                if "write_date" in child.c:
+                    blank["write_date"] = now
+                conn.execute(child.update().where(child.c[fk].in_(chunk)).values(blank))
 
     def _push_golden_ids(self, conn: sa.Connection, gcfg: dict, live: dict[Any, OutboxItem],
                          have: dict[Any, list[tuple[Any, Any]]], now: datetime) -> set[Any]:

@@ -4,8 +4,10 @@ Pull: ``customers`` (party.party with addresses, contact mechanisms, identifiers
 the ERP's own company party and its employees' parties left out: they are not customers),
 ``orders`` (sale.sale with lines) and ``shipments`` (stock.shipment.out with its outgoing moves).
 
-Push: the hub's golden id as a ``party.identifier`` and segment / value tier as ``party.category`` rows;
-optionally a new party for a golden customer the ERP does not know yet.
+Push: the hub's golden id as a ``party.identifier`` and segment / value tier / consent as ``party.category``
+rows; optionally a new party for a golden customer the ERP does not know yet. A withdrawal takes the hub's
+identifier and categories off; an erasure then deletes the party, or deactivates and anonymises it when
+documents point at it (``erase_party``).
 
 Incremental reads, and why they look the way they do (measured facts in shared/reference/tryton.md):
 
@@ -69,6 +71,11 @@ log = logging.getLogger(__name__)
 
 GOLDEN_ID_PREFIX = "hub_golden_id:"
 HUB_CATEGORY_PREFIX = "hub:"
+ERASED_NAME = "(erased)"
+# party.address fields that hold the person (cleared on erasure; which exist depends on the Tryton version)
+_ADDRESS_PERSONAL = ("party_name", "attn", "street", "street_unstructured", "street_name", "building_name",
+                     "building_number", "unit_number", "floor_number", "room_number", "post_box", "private_bag",
+                     "post_office", "postal_code", "city")
 NEW_PARTY_PREFIX = "new:"  # outbox target_id for "create this party" (besides the empty target_id)
 # Tryton bookkeeping that changes without a business change (a push touches the party's write_date).
 _VOLATILE = frozenset({"write_date", "create_date", "write_uid", "create_uid"})
@@ -466,6 +473,7 @@ class TrytonConnector:
         self._fields: dict[str, list[str]] = {}
         self._category_ids: dict[str, int] = {}
         self._own_parties: list[int] | None = None
+        self._address_fields: list[str] | None = None
 
     @classmethod
     def from_env(cls, prefix: str = "HUB_TRYTON_", **kw: Any) -> TrytonConnector:
@@ -615,6 +623,12 @@ class TrytonConnector:
                 # transport trouble or a garbled answer: unknown what applied, so retry next run (idempotent)
                 for item, _, _ in updates:
                     outcomes[item.id] = _failure(item.id, exc)
+        for item, pid, _ in updates:  # hub fields are off: now the person goes too
+            if removal(item.payload) == "erase" and outcomes.get(item.id, PushOutcome(0, "ok")).status == "ok":
+                try:
+                    outcomes[item.id] = PushOutcome(item.id, "ok", self.erase_party(pid))
+                except (TrytonError, *_TRANSPORT_ERRORS) as exc:
+                    outcomes[item.id] = _failure(item.id, exc)
         return [outcomes[item.id] for item in items]
 
     def held_view(self, item: OutboxItem) -> dict:
@@ -635,6 +649,34 @@ class TrytonConnector:
         parties = self._hub_fields(sorted({p for p in party_of.values() if p is not None}))
         return {it.id: party_hub_state(parties[party_of[it.id]]) if party_of.get(it.id) in parties else None
                 for it in items}
+
+    def erase_party(self, party_id: int) -> str:
+        """``hub erase`` on a party: deleted when no document points at it (and Tryton agrees), else deactivated
+        and anonymised — name replaced, contact mechanisms and identifiers deleted, address fields cleared
+        (sales and shipments keep pointing at the address row). Idempotent."""
+        documents = (self.rpc.search("sale.sale", [["party", "=", party_id]], limit=1)
+                     or self.rpc.search("stock.shipment.out", [["customer", "=", party_id]], limit=1))
+        if not documents:
+            try:
+                self.rpc.call("model.party.party.delete", [party_id], write=True)
+                return "party deleted"
+            except TrytonError as exc:
+                if not exc.is_user_error:
+                    raise  # a refusal (something else points at it) falls back to anonymising
+        for model in ("party.contact_mechanism", "party.identifier"):
+            ids = self.rpc.search(model, [["party", "=", party_id]])
+            if ids:
+                self.rpc.call(f"model.{model}.delete", ids, write=True)
+        addresses = self.rpc.search("party.address", [["party", "=", party_id]])
+        if addresses:
+            if self._address_fields is None:
+                have = self.rpc.fields("party.address")
+                # Tryton 7+: street is computed from street_unstructured + the structured parts
+                self._address_fields = sorted(f for f in _ADDRESS_PERSONAL if f in have
+                                              and not (f == "street" and "street_unstructured" in have))
+            self.rpc.write("party.address", addresses, dict.fromkeys(self._address_fields))
+        self.rpc.write("party.party", [party_id], {"name": ERASED_NAME, "active": False})
+        return "party deactivated and anonymised"
 
     def _check(self, item: OutboxItem) -> PushOutcome | tuple[int, str | None] | str:
         """A rejection, ``(party id, golden id)`` for an existing party (golden id None: withdraw the hub's

@@ -11,6 +11,8 @@ user info via ``user/info/batchget`` in chunks of 100 (50 if the account answers
 the cursor (list token + openids done in that list page) makes a killed sweep resume where it stopped.
 
 Push segments as tags: ``hub:seg:<segment>`` and ``hub:tier:<value_tier>`` created once (``tags/create``).
+A withdrawal or an erasure (``base.removal``) takes every hub tag off the follower; WeChat offers no way to
+delete or anonymise a follower, so that is all an erasure can do here.
 The followers' current tags are read first (``user/info/batchget``), then only the changes are sent: members
 added with ``tags/members/batchtagging`` and moved off the family's other hub tags with ``batchuntagging``
 (<= 50 openids a call, one call per tag). Echo suppression: the hash view leaves hub tags out of ``tagid_list``.
@@ -39,6 +41,7 @@ from hub.connectors.base import (
     make_retry,
     make_session,
     redact_text,
+    removal,
 )
 from hub.privacy.tombstones import SourceIds
 from hub.store import OutboxItem
@@ -314,7 +317,10 @@ class WeChatConnector:
             current = self.current_tags(sorted({it.target_id for it in valid}))
             live = []
             for it in valid:
-                if current.get(it.target_id) is None:
+                if current.get(it.target_id) is None and removal(it.payload):
+                    # nothing to take off someone who no longer follows: the account holds no tags for them
+                    failed[it.id] = PushOutcome(it.id, "ok", "not a follower: nothing held")
+                elif current.get(it.target_id) is None:
                     failed[it.id] = PushOutcome(it.id, "rejected", "not a follower")
                 else:
                     live.append(it)

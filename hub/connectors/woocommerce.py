@@ -9,7 +9,8 @@ Pull:
   ``date_modified_gmt`` seen.
 
 Push: golden id, segment, value tier and consent per channel as customer ``meta_data`` (``hub_golden_id``,
-``hub_segment``, ``hub_value_tier``, ``hub_consent_email`` = yes / no / "" ...), up to 100 customers a request with ``POST /customers/batch`` (per-item errors in the
+``hub_segment``, ``hub_value_tier``, ``hub_consent_email`` = yes / no / "" ...); a withdrawal clears them, an
+erasure deletes the customer, up to 100 customers a request with ``POST /customers/batch`` (per-item errors in the
 answer). Echo suppression: the hash view drops ``hub_*`` meta and the
 ``date_modified*`` stamps our own PUT bumps.
 """
@@ -184,12 +185,15 @@ class WooCommerceConnector:
         """Hub meta onto customers with ``POST /customers/batch`` (<= 100 updates a request); the shop answers
         each item on its own, so one bad row fails alone."""
         outcomes: dict[int, PushOutcome] = {}
-        valid = []
+        valid, erase = [], []
         for item in items:
-            if str(item.target_id).isdigit():
-                valid.append(item)
-            else:
+            if not str(item.target_id).isdigit():
                 outcomes[item.id] = PushOutcome(item.id, "rejected", "target_id is not a customer id")
+            elif removal(item.payload) == "erase":
+                erase.append(item)
+            else:
+                valid.append(item)
+        self._delete(erase, outcomes)
         for chunk in chunked(valid, BATCH_LIMIT):
             body = {"update": [{"id": int(it.target_id), "meta_data": hub_meta(it)} for it in chunk]}
             try:
@@ -210,6 +214,32 @@ class WooCommerceConnector:
             for it in chunk[len(results or []):]:
                 outcomes[it.id] = PushOutcome(it.id, "error", "batch answer without this item")
         return [outcomes[item.id] for item in items]
+
+
+    def _delete(self, items: list[OutboxItem], outcomes: dict[int, PushOutcome]) -> None:
+        """``hub erase``: delete the customers (``POST /customers/batch`` ``delete``, which WooCommerce runs with
+        force=true: customers cannot be trashed). Their orders stay with the shop, as WooCommerce keeps them."""
+        for chunk in chunked(items, BATCH_LIMIT):
+            try:
+                answer, _ = fetch_json(self.session, "POST", f"{self.api}/customers/batch",
+                                       json={"delete": [int(it.target_id) for it in chunk]},
+                                       wait_initial=self.body_retry_wait)
+            except requests.HTTPError as exc:
+                for it in chunk:
+                    outcomes[it.id] = _rejection(it.id, exc.response)
+                continue
+            except (requests.RequestException, ConnectorError) as exc:
+                for it in chunk:
+                    outcomes[it.id] = PushOutcome(it.id, "error", type(exc).__name__)
+                continue
+            results = (answer or {}).get("delete") if isinstance(answer, dict) else None
+            for it, result in zip(chunk, results or [], strict=False):
+                outcome = _item_outcome(it.id, result)
+                # already gone is what an erasure wants
+                outcomes[it.id] = (PushOutcome(it.id, "ok", "customer already deleted")
+                                   if outcome.reason == "customer not found" else outcome)
+            for it in chunk[len(results or []):]:
+                outcomes[it.id] = PushOutcome(it.id, "error", "batch answer without this item")
 
 
 def hub_meta(item: OutboxItem) -> list[dict[str, Any]]:
