@@ -263,6 +263,32 @@ def test_withdrawal_takes_the_hubs_identifier_and_categories_off_a_party(tryton,
         "categories."] if not c["name"].startswith("hub:")] == others
 
 
+def test_erasure_deletes_a_party_without_documents_and_anonymises_one_with_documents(tryton, rpc):
+    """``{"action": "erase"}``: a party no document points at is deleted; a party with sales is switched off,
+    renamed and stripped of contact mechanisms, identifiers and address details; pushing again changes
+    nothing (the erasure is idempotent)."""
+    conn = connector(tryton)
+    lone = harness.create_parties(rpc, 1, start=9100)[0]
+    with_sales = rpc.search_read("sale.sale", [["id", "=", tryton.seed.sales[-1]]], ["party"])[0]["party"]
+    conn.push([OutboxItem(1, "tryton", "customers", str(with_sales), "G000780",
+                          {"golden_id": "G000780", "segment": "vip"}, 0)])
+    erase = {"action": "erase", "erasure_id": "E000000001"}
+    out = conn.push([OutboxItem(2, "tryton", "customers", str(lone), "E000000001", erase, 0),
+                     OutboxItem(3, "tryton", "customers", str(with_sales), "E000000001", erase, 0)])
+    assert [(o.status, o.reason) for o in out] == [("ok", "party deleted"),
+                                                  ("ok", "party deactivated and anonymised")]
+    assert rpc.search("party.party", [["id", "=", lone]]) == []
+    party = rpc.search_read("party.party", [["id", "=", with_sales]],
+                            ["name", "active", "contact_mechanisms", "identifiers", "categories.name",
+                             "addresses.street", "addresses.city", "addresses.postal_code"])[0]
+    assert (party["name"], party["active"], party["contact_mechanisms"], party["identifiers"]) == (
+        "(erased)", False, [], [])
+    assert not [c for c in party["categories."] if c["name"].startswith("hub:")]
+    assert all(not a.get("street") and not a.get("city") and not a.get("postal_code") for a in party["addresses."])
+    again = conn.push([OutboxItem(4, "tryton", "customers", str(with_sales), "E000000001", erase, 0)])
+    assert (again[0].status, again[0].reason) == ("ok", "party deactivated and anonymised")
+
+
 # ------------------------------------------------------------------------------------------------- push
 def _hub_state(rpc: harness.RawRpc, party: int) -> tuple[list[str], list[str], dict]:
     p = rpc.search_read("party.party", [["id", "=", party]],

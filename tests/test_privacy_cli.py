@@ -98,7 +98,7 @@ def export_360(cwd: Path) -> dict[str, dict[str, str]]:
 
 
 def test_deletes_at_the_source_and_consent_changes_reach_the_hub_and_the_targets(tmp_path: Path) -> None:
-    hub(tmp_path, "demo", "--customers", "150")
+    hub(tmp_path, "demo", "--customers", "120")
     world_dir = tmp_path / ".hub" / "sandbox"
     world = SandboxWorld.create_or_load(world_dir)
     members = current_members(tmp_path)
@@ -197,7 +197,7 @@ def hub_fails(cwd: Path, *args: str) -> str:
 def test_erase_a_person_from_the_hub_and_every_system(tmp_path: Path) -> None:
     import phonenumbers
 
-    hub(tmp_path, "demo", "--customers", "150")
+    hub(tmp_path, "demo", "--customers", "120")
     world_dir = tmp_path / ".hub" / "sandbox"
     store = store_of(tmp_path)
     with store.engine.connect() as conn:

@@ -667,15 +667,23 @@ class TrytonConnector:
             ids = self.rpc.search(model, [["party", "=", party_id]])
             if ids:
                 self.rpc.call(f"model.{model}.delete", ids, write=True)
-        addresses = self.rpc.search("party.address", [["party", "=", party_id]])
-        if addresses:
-            if self._address_fields is None:
-                have = self.rpc.fields("party.address")
-                # Tryton 7+: street is computed from street_unstructured + the structured parts
-                self._address_fields = sorted(f for f in _ADDRESS_PERSONAL if f in have
-                                              and not (f == "street" and "street_unstructured" in have))
-            self.rpc.write("party.address", addresses, dict.fromkeys(self._address_fields))
-        self.rpc.write("party.party", [party_id], {"name": ERASED_NAME, "active": False})
+        if self._address_fields is None:
+            have = self.rpc.fields("party.address")
+            # Tryton 7+: street is computed from street_unstructured + the structured parts
+            self._address_fields = sorted(f for f in _ADDRESS_PERSONAL if f in have
+                                          and not (f == "street" and "street_unstructured" in have))
+        # only what still holds something is written: Tryton refuses edits of a switched-off party, so a
+        # repeated erasure must find nothing left to write
+        filled = [a["id"] for a in self.rpc.search_read("party.address", [["party", "=", party_id]],
+                                                        self._address_fields) if any(a.get(f) for f in
+                                                                                     self._address_fields)]
+        if filled:
+            self.rpc.write("party.address", filled, dict.fromkeys(self._address_fields))
+        party = self.rpc.search_read("party.party", [["id", "=", party_id]], ["name", "active"])
+        wanted = {"name": ERASED_NAME, "active": False}
+        change = {k: v for k, v in wanted.items() if not party or party[0].get(k) != v}
+        if change:
+            self.rpc.write("party.party", [party_id], change)
         return "party deactivated and anonymised"
 
     def _check(self, item: OutboxItem) -> PushOutcome | tuple[int, str | None] | str:
