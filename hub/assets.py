@@ -21,7 +21,7 @@ from hub.config import HubConfig, SourceConfig
 
 # group names sort in the UI as the data flows
 GROUPS = {"pull": "1_pull", "standardise": "2_standardise", "match": "3_match", "golden": "4_golden",
-          "serve": "5_serve", "push": "6_push", "report": "7_report"}
+          "serve": "5_serve", "push": "6_push", "report": "7_report", "privacy": "8_privacy"}
 OWNERS = ["team:customer-data-hub"]
 
 
@@ -205,7 +205,10 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
         from hub.privacy.erasure import finish_erasures
 
         finish_erasures(store)  # confirmed erasure rows lose their target ids
-        reasons = "\n".join(f"| {r} | {n} |" for r, n in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10])
+        from hub.privacy.refs import safe_reason
+
+        reasons = "\n".join(f"| {safe_reason(r)} | {n} |"
+                            for r, n in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10])
         table = (
             "| sent | ok | rejected | error | reconciled | batches |\n|---|---|---|---|---|---|\n"
             f"| {stats.sent} | {stats.ok} | {stats.rejected} | {stats.error} | {stats.reconciled} | {stats.batches} |"
@@ -392,11 +395,35 @@ def build_assets(config: HubConfig) -> list[Any]:
     )
 
     @dg.asset(
+        group_name=GROUPS["privacy"],
+        kinds={"python"},
+        owners=OWNERS,
+        tags=asset_tags(pii=False),
+        deps=[a.key for a in push_assets],
+        description=(
+            "Retention, enforced every sync (hub.yaml `retention:`): landing and quarantine payloads older than "
+            "their period are pruned (keys and hashes stay), old push results and finished outbox rows deleted, "
+            "tombstones of deleted records dropped, finished erase_person runs (their config holds what the "
+            "operator typed) deleted from Dagster's storage; counts the rows that can hold personal data per "
+            "table."
+        ),
+    )
+    def retention(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.privacy.retention import apply_retention
+
+        stats = apply_retention(store.store(), config.retention)
+        if config.retention.erase_person_runs:
+            stats.erase_runs_deleted = delete_erase_runs(context.instance)
+        meta = stats_metadata(stats)
+        meta.update({f"rows_{t}": n for t, n in stats.personal_rows.items()})
+        return dg.MaterializeResult(metadata=meta)
+
+    @dg.asset(
         group_name=GROUPS["report"],
         kinds={"html"},
         owners=OWNERS,
         tags=asset_tags(pii=False),
-        deps=[*(a.key for a in push_assets), steward_review_queue],
+        deps=[*(a.key for a in push_assets), steward_review_queue, retention],
         description=(
             "The data-quality report for operations: every quality dimension (completeness, validity, "
             "uniqueness, consistency, timeliness, steward agreement) scored 0–100 per source against the "
@@ -414,7 +441,16 @@ def build_assets(config: HubConfig) -> list[Any]:
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
     return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
-            caller_lookup_index, push_outbox, *push_assets, data_quality_report]
+            caller_lookup_index, push_outbox, *push_assets, retention, data_quality_report]
+
+
+def delete_erase_runs(instance: dg.DagsterInstance) -> int:
+    """Finished erase_person runs leave Dagster's run and event storage: their config is the selector."""
+    done = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name="erase_person", statuses=done))
+    for run in runs:
+        instance.delete_run(run.run_id)
+    return len(runs)
 
 
 class ErasureRequest(dg.Config):
@@ -433,7 +469,7 @@ def build_erasure_job(hub_config: HubConfig) -> dg.JobDefinition:
     """``erase_person``: ``hub erase`` from the Dagster UI (Launchpad config). The erasure rows it queues are
     sent by the next full_sync's push step, like every other push."""
 
-    @dg.op(name="erase_person", required_resource_keys={"store"}, tags={"kind": "privacy"})
+    @dg.op(name="erase_person_op", required_resource_keys={"store"}, tags={"kind": "privacy"})
     def erase_person(context: dg.OpExecutionContext, config: ErasureRequest) -> dg.Output[dict]:
         """Find every record of the person, erase their personal data from the hub, put them on the
         suppression list and queue the erasure for every target system (dry run by default)."""

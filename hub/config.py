@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hub.privacy.retention import RetentionConfig
 from hub.quality.config import QualityConfig
 
 PACKAGED_DEFAULT = Path(__file__).parent / "hub.default.yaml"
@@ -94,6 +95,7 @@ class HubConfig(BaseModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     schedule: dict[str, Any] = Field(default_factory=dict)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("sources")
     @classmethod

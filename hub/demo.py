@@ -82,9 +82,15 @@ def run_full_sync() -> Any:
     from hub.definitions import defs
 
     job = defs.resolve_job_def("full_sync")
+    # the console shows warnings only (HUB_LOG_LEVEL=DEBUG shows everything, the hub's own logs included);
+    # the full event log is in the instance (make ui)
+    level = os.environ.get("HUB_LOG_LEVEL", "WARNING").upper()
+    if level != "WARNING":
+        import logging
+
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     with dg.DagsterInstance.get() as instance:
-        # the console shows warnings only; the full event log is in the instance (make ui)
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        quiet = {"loggers": {"console": {"config": {"log_level": level}}}}
         return job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet,
                                       tags={"hub/trigger": "hub demo"})
 

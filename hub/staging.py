@@ -38,6 +38,7 @@ from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
+from hub.privacy.retention import is_pruned
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import Store, chunked, landing, payload_hash, quarantine, staged_record, sync_state
 
@@ -328,11 +329,14 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         if not rows:
             return
         last_id = rows[-1][0]
+        last_chunk = len(rows) < chunk_size
+        # a payload retention pruned is not staged again: its staged record stays as it was
+        rows = [r for r in rows if not is_pruned(r[3])]
         with _gc_paused():
             outcomes = [(row, src.mapper.map(row[1], row[2], row[3], ctx)) for row in rows]
             with store.begin() as conn:
                 _write_chunk(conn, src, _suppress(conn, src, outcomes, stats, sup), stats)
-        if len(rows) < chunk_size:
+        if last_chunk:
             return
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hub.golden import ReviewItem, review_queue
+from hub.privacy.refs import record_ref
 from hub.store import Store
 
 SHOWN_FIELDS = ("full_name", "emails", "phones", "birth_date", "national_id", "addresses")
@@ -63,10 +64,14 @@ class ReviewQueueStats:
     def markdown(self) -> str:
         if not self.items:
             return "No pairs awaiting review."
-        rows = ["| pair | weight | p | evidence |", "|---|---|---|---|"]
+        # record keys may be openids or the e-mail / phone keys of imported files: the UI gets golden ids and
+        # references; `hub review list` shows stewards the records themselves
+        rows = ["| records | golden ids | weight | p | evidence |", "|---|---|---|---|---|"]
         for item in self.items[:25]:
             rows.append(
-                f"| `{item.pair}` | {item.match_weight:+.2f} | {item.match_probability:.3f} | {_levels(item)} |"
+                f"| {record_ref(item.left_key)} / {record_ref(item.right_key)} | {item.left_golden_id or '-'} / "
+                f"{item.right_golden_id or '-'} | {item.match_weight:+.2f} | {item.match_probability:.3f} | "
+                f"{_levels(item)} |"
             )
         more = f"\n\n…and {self.pending - 25} more (`hub review list`)" if self.pending > 25 else ""
         return "\n".join(rows) + more

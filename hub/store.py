@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import uuid
@@ -1039,10 +1040,17 @@ def _json_serializer(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=_json_default)
 
 
+# The store's statements carry personal data (payloads, names, numbers): a failed statement's parameters must
+# never reach an exception text (Dagster stores those) and SQLAlchemy never logs rows, whatever the root level.
+SQL_PRIVACY: dict[str, Any] = {"hide_parameters": True}
+if logging.getLogger("sqlalchemy.engine").level == logging.NOTSET:
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+
+
 def _make_engine(url: str, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, echo=echo, connect_args={"timeout": 60}, json_serializer=_json_serializer
+            url, echo=echo, connect_args={"timeout": 60}, json_serializer=_json_serializer, **SQL_PRIVACY
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -1055,7 +1063,7 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer)
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer, **SQL_PRIVACY)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

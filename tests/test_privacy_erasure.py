@@ -19,7 +19,7 @@ def _run(url: str, **request: object) -> dg.ExecuteInProcessResult:
     job = build_erasure_job(load_config())
     with dg.instance_for_test() as instance:
         return job.execute_in_process(
-            run_config={"ops": {"erase_person": {"config": request}}},
+            run_config={"ops": {"erase_person_op": {"config": request}}},
             resources={"store": HubStoreResource(database_url=url)}, instance=instance, raise_on_error=False)
 
 
@@ -30,13 +30,13 @@ def test_erase_person_job_previews_then_erases(tmp_path: Path) -> None:
     preview = _run(url, golden_id="G000000001")
     assert preview.success
     meta = preview.get_step_success_events()[0]  # the op succeeded with a plan, nothing erased
-    assert meta and preview.output_for_node("erase_person") == {"erasure_id": None, "queued": 0}
+    assert meta and preview.output_for_node("erase_person_op") == {"erasure_id": None, "queued": 0}
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(golden_customer.c.status).where(
             golden_customer.c.golden_id == "G000000001")).scalar_one() == "active"
 
     done = _run(url, golden_id="G000000001", dry_run=False, reason="customer request")
-    assert done.success and done.output_for_node("erase_person")["erasure_id"] == "E000000001"
+    assert done.success and done.output_for_node("erase_person_op")["erasure_id"] == "E000000001"
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(golden_customer.c.status, golden_customer.c.record).where(
             golden_customer.c.golden_id == "G000000001")).one() == ("erased", None)

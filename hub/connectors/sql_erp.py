@@ -85,7 +85,8 @@ class SqlErpConnector:
         self.page_size = int(page_size or self.mapping.get("page_size", 1000))
         self.overlap = timedelta(seconds=float(self.mapping.get("overlap_seconds", 300)))
         self.hash_exclude = frozenset(_as_list(self.mapping.get("hash_exclude_columns")))
-        self.engine = engine or sa.create_engine(url, pool_pre_ping=True)
+        # rows of the ERP are personal data: a failed statement's parameters stay out of exception texts
+        self.engine = engine or sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
         self._md = sa.MetaData(schema=self.mapping.get("schema"))
         self._tables: dict[str, sa.Table] = {}
 

@@ -26,6 +26,8 @@ import phonenumbers
 import sqlalchemy as sa
 
 from hub.consent import CHANNELS
+from hub.privacy.figures import privacy_figures
+from hub.privacy.refs import source_ref
 from hub.quality import brake
 from hub.quality.codes import describe
 from hub.quality.config import QualityConfig
@@ -103,13 +105,9 @@ def scrub_text(text: str | None) -> str:
 
 
 def mask_identifier(value: str) -> str:
-    """Source ids are shown, unless the source uses a phone number or e-mail as the id."""
-    if _EMAIL_RE.fullmatch(value.strip()):
-        return mask_email(value.strip())
-    if re.fullmatch(r"\+?[\d\s\-()]{7,}", value.strip()):
-        return mask_phone(value)
-    # ids with other characters (CDR uniqueid '1700000000.123', openids) are not contact data
-    return _EMAIL_RE.sub(lambda m: mask_email(m.group(0)), value)
+    """Short numeric source ids are shown; openids, national ids, e-mail / phone keys and composite keys only
+    as their length (``hub.privacy.refs``)."""
+    return source_ref(value.strip())
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -217,6 +215,7 @@ def collect_figures(store: Store) -> dict[str, Any]:
         fig["golden_quality"] = quality_histogram(scores)
         fig["customer_360"] = _c360(conn)
         fig["push"] = _push(conn)
+    fig["privacy"] = privacy_figures(store)
     fig["headline"] = _headline(fig)
     return fig
 

@@ -1,0 +1,66 @@
+"""Retention: old payloads pruned (keys and hashes stay, nothing is landed or staged again), old push logs and
+tombstones of deleted records removed, a deactivated record's tombstone kept; the typed hub.yaml section."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from hub.config import HubConfig
+from hub.privacy.retention import PRUNED, RetentionConfig, apply_retention
+from hub.staging import stage_all
+from hub.store import LandingRecord, Store, landing, payload_hash, push_outbox, push_result, source_tombstone
+
+SOURCES = {"webshop": {"kind": "woocommerce"}}
+CUSTOMER = {"id": 7, "email": "chen.wei@example.cn", "first_name": "Wei", "last_name": "Chen", "role": "customer",
+            "username": "cw", "billing": {"phone": "13800138000", "country": "CN"}, "shipping": {},
+            "meta_data": [], "date_created_gmt": "2024-01-01T00:00:00", "date_modified_gmt": "2024-01-01T00:00:00"}
+
+
+def test_retention_prunes_and_deletes_only_what_is_old(store: Store) -> None:
+    store.land_page("webshop", "customers", [LandingRecord("7", CUSTOMER, payload_hash(CUSTOMER))], None)
+    stats = stage_all(store, None, SOURCES)
+    assert stats.staged == 1
+    store.enqueue_push("webshop", "customers", "7", "G1", {"golden_id": "G1"})
+    outbox_id = store.pending_pushes("webshop")[0].id
+    store.record_push_result(outbox_id, "ok")
+    now = datetime.now() + timedelta(days=200)  # everything above is now 200 days old
+    with store.begin() as conn:
+        conn.execute(source_tombstone.insert(), [
+            {"source": "webshop", "entity": "customers", "source_id": "9", "kind": "deleted",
+             "detected_at": datetime(2020, 1, 1), "applied_at": datetime(2020, 1, 1)},
+            {"source": "erp", "entity": "customers", "source_id": "3", "kind": "deactivated",
+             "detected_at": datetime(2020, 1, 1), "applied_at": datetime(2020, 1, 1)}])
+
+    short = apply_retention(store, RetentionConfig(raw_payloads_days=300, push_log_days=300, tombstones_days=None),
+                            now=now)
+    assert (short.payloads_pruned, short.push_results_deleted) == (0, 0)
+    done = apply_retention(store, RetentionConfig(), now=now)
+    assert (done.payloads_pruned, done.push_results_deleted, done.outbox_rows_deleted, done.tombstones_deleted) \
+        == (1, 1, 1, 1)
+    assert apply_retention(store, RetentionConfig(), now=now).payloads_pruned == 0  # once is enough
+    with store.engine.connect() as conn:
+        payload, h = conn.execute(sa.select(landing.c.payload, landing.c.payload_hash)).one()
+        assert payload == PRUNED and h == payload_hash(CUSTOMER)
+        assert conn.execute(sa.select(sa.func.count()).select_from(push_result)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(push_outbox)).scalar_one() == 0
+        assert conn.execute(sa.select(source_tombstone.c.kind)).scalars().all() == ["deactivated"]
+    # the same record pulled again is unchanged (hash kept); a full re-stage leaves its staged record alone
+    counts = store.land_page("webshop", "customers", [LandingRecord("7", CUSTOMER, payload_hash(CUSTOMER))], None)
+    assert counts.unchanged == 1
+    assert stage_all(store, None, SOURCES).records_in == 0
+    assert done.personal_rows["staged_record"] == 1 and done.personal_rows["landing"] == 1
+
+
+def test_retention_is_a_typed_hub_yaml_section() -> None:
+    base = {"sources": {"erp": {"kind": "sql_erp"}}}
+    assert HubConfig.model_validate(base).retention.push_log_days == 180
+    cfg = HubConfig.model_validate({**base, "retention": {"raw_payloads_days": 30, "push_log_days": None}})
+    assert (cfg.retention.raw_payloads_days, cfg.retention.push_log_days) == (30, None)
+    with pytest.raises(ValidationError):
+        HubConfig.model_validate({**base, "retention": {"raw_payload_days": 30}})  # typo
+    with pytest.raises(ValidationError):
+        HubConfig.model_validate({**base, "retention": {"push_log_days": 0}})
