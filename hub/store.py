@@ -224,7 +224,7 @@ push_outbox = sa.Table(
     sa.Column("claimed_by", sa.String(96), nullable=True),
     _ts("claimed_at", nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True),
-    sa.Column("cause", sa.String(16), nullable=True),  # change | create | remove | drift
+    sa.Column("cause", sa.String(16), nullable=True),  # change | create | remove | drift | erase
 )
 sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status)
 # diff-only planning looks rows up per target record (migration 0002)

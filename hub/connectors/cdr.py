@@ -193,7 +193,7 @@ class AsteriskCdrConnector:
     def held_view(self, item: OutboxItem) -> dict | None:
         """The directory row of the number once ``item`` is applied; None when the number is removed."""
         p = item.payload or {}
-        if p.get("lifecycle") in ("deleted", "erased"):
+        if removal(p):
             return None
         return _entry_view({"golden_id": item.golden_id or p.get("golden_id"), **p})
 

@@ -359,6 +359,8 @@ class SqlErpConnector:
         prefix = scfg.get("prefix", "hub:")
         names = [f"{prefix}{f}:{payload[f]}" for f in _as_list(scfg.get("fields", ["segment", "value_tier"]))
                  if payload.get(f) not in (None, "")]
+        if removal(payload):  # a withdrawal or an erasure: the party holds none of the hub's fields
+            return self._hub_view(cfg, [], [])
         return self._hub_view(cfg, [item.golden_id or payload.get("golden_id")], names)
 
     def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:

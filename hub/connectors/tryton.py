@@ -632,7 +632,10 @@ class TrytonConnector:
         return [outcomes[item.id] for item in items]
 
     def held_view(self, item: OutboxItem) -> dict:
-        """The hub identifier and categories a party carries once ``item`` is applied."""
+        """The hub identifier and categories a party carries once ``item`` is applied (a withdrawal or an
+        erasure: none)."""
+        if removal(item.payload):
+            return party_hub_state({})
         golden_id = item.golden_id or (item.payload or {}).get("golden_id")
         return party_hub_state({"identifiers": [{"type": None, "code": GOLDEN_ID_PREFIX + str(golden_id)}],
                                 "categories": [{"name": n} for n in hub_category_names(item.payload or {})]})

@@ -167,7 +167,9 @@ class WooCommerceConnector:
     # -- push -------------------------------------------------------------------------------------------------
 
     def held_view(self, item: OutboxItem) -> dict:
-        """The hub meta a customer carries once ``item`` is applied."""
+        """The hub meta a customer carries once ``item`` is applied (None: an erasure deletes the customer)."""
+        if removal(item.payload) == "erase":
+            return None
         return customer_hub_state({"meta_data": hub_meta(item)})
 
     def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:

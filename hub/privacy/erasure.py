@@ -610,13 +610,14 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
         # the outbox and the push log: earlier rows anonymised, live ones superseded
         old = _outbox_rows(conn, p)
         for part in chunked(sorted(old), _IN):
+            # a row being sent ('sending') is left to its pusher: its result is recorded, then finished here
             conn.execute(push_outbox.update().where(push_outbox.c.id.in_(part), push_outbox.c.status.in_(
                 ("pending", "error"))).values(status="superseded", updated_at=now))
             conn.execute(push_outbox.update().where(push_outbox.c.id.in_(part)).values(
                 target_id=ERASED, golden_id=eid, payload={ERASED: eid}, payload_hash=payload_hash({ERASED: eid}),
                 last_reason=None))
             conn.execute(push_result.update().where(push_result.c.outbox_id.in_(part)).values(
-                target_id=ERASED, reason=None))
+                target_id=ERASED, reason=None, changes=None))
         rows = []
         for target, by_entity in sorted(p.targets.items()):
             for entity, tids in sorted(by_entity.items()):
@@ -625,7 +626,8 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
                 payload = {"action": "erase", "erasure_id": eid}
                 rows += [{"target": target, "entity": entity, "target_id": tid, "golden_id": eid,
                           "payload": payload, "payload_hash": payload_hash(payload), "status": "pending",
-                          "attempts": 0, "created_at": now, "updated_at": now} for tid in sorted(tids)]
+                          "attempts": 0, "created_at": now, "updated_at": now, "cause": "erase"}
+                         for tid in sorted(tids)]
         if rows:
             conn.execute(push_outbox.insert(), rows)
         listed = [("phone", v) for v in p.unique(p.phones)] + [("email", v) for v in p.unique(p.emails)]
@@ -675,7 +677,7 @@ def finish_erasures(store: Store) -> int:
                 conn.execute(push_outbox.update().where(push_outbox.c.id.in_(part)).values(
                     target_id=ERASED, last_reason=None))
                 conn.execute(push_result.update().where(push_result.c.outbox_id.in_(part)).values(
-                    target_id=ERASED, reason=None))
+                    target_id=ERASED, reason=None, changes=None))
             if all(r.status in ("ok", "rejected", "superseded") for r in rows):
                 conn.execute(erasure.update().where(erasure.c.erasure_id == eid).values(status="done",
                                                                                        finished_at=now))

@@ -46,6 +46,8 @@ NOT_PERSONAL: dict[str, str] = {
     "alembic_version": "schema revision",
     "quality_run": "report history: dimension scores and counts",
     "push_brake": "brake evaluations: counts and golden ids (bare ids once a person is erased)",
+    "file_import": "one row per `hub import`: counts, line numbers and column names (the file name is the "
+                   "operator's)",
 }
 
 
