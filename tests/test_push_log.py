@@ -77,7 +77,8 @@ def test_push_log_and_dry_run_preview(tmp_path: Path, sqlite_store: Store) -> No
         text = preview_text(previews)
         assert "webshop      would create 0, update 7, remove 0" in text
         assert f"update {ids[0]}: segment: vip → lapsed" in text
-        assert "remove 138****8000: display_name: 陈* → —; golden_id: G000000001 → —" in text
+        assert ("remove 138****8000: display_name: 陈* → —; golden_id: G000000001 → —; segment: vip → —; "
+                "value_tier: gold → —") in text
         assert "create (new): " in text and "display_name: — → A*** S******" in text
         assert "+4915112345678" not in text and "anna@example.de" not in text and "陈伟" not in text
         assert "a***@example.de" in text and "Hauptstr" not in text and "Berlin" in text

@@ -153,8 +153,8 @@ def test_masking_keeps_enough_to_recognise_never_the_value() -> None:
     assert mask_name("陈伟") == "陈*" and mask_name("Anna Schmidt") == "A*** S******"
     assert scrub_text("dup of chen.wei@example.cn / +86 138-0013-8000 in order 42") == \
         "dup of c***@example.cn / 138****8000 in order 42"
-    # a phone, a national id, an openid or a composite key used as id is shown by its length only
-    assert mask_identifier("13912345678") == "‹11 chars›" and mask_identifier("11010519491231002X") == "‹18 chars›"
+    # a phone used as id is masked; a national id, an openid or a composite key is shown by its length only
+    assert mask_identifier("13912345678") == "139****5678" and mask_identifier("11010519491231002X") == "‹18 chars›"
     assert mask_identifier("oWx1-abc") == "‹8 chars›" and mask_identifier("1700000000.123") == "‹14 chars›"
     assert mask_identifier("1042") == "1042"  # an ERP / shop id is no personal data
 
@@ -195,7 +195,7 @@ def test_report_figures_in_html_and_json_twin(store: Store, tmp_path: Path) -> N
     sample = page.tables["quarantine-sample"]
     assert len(sample) == 4 and sample[1][:3] == ["erp", "customers", "99"]  # newest first
     assert sample[1][4] == "2026-10-03 00:00:00"
-    assert sample[2][2] == "‹11 chars›"  # a phone number used as source id is not shown
+    assert sample[2][2] == "139****5678"  # a phone number used as source id is masked
     flags = rows_by_key(page.tables["quality-flags-table"], 2)
     assert flags[("webshop", "email.fixed")][0] == "1" and flags[("erp", "birth_date.nulled")][0] == "1"
 

@@ -105,9 +105,14 @@ def scrub_text(text: str | None) -> str:
 
 
 def mask_identifier(value: str) -> str:
-    """Short numeric source ids are shown; openids, national ids, e-mail / phone keys and composite keys only
-    as their length (``hub.privacy.refs``)."""
-    return source_ref(value.strip())
+    """Short numeric source ids are shown; a phone number or e-mail used as id is masked; anything else
+    (openids, national ids, composite keys) only by its length (``hub.privacy.refs``)."""
+    value = value.strip()
+    if _EMAIL_RE.fullmatch(value):
+        return mask_email(value)
+    if re.fullmatch(r"\+?[\d\s\-()]{9,}", value):
+        return mask_phone(value)
+    return source_ref(value)
 
 
 # --------------------------------------------------------------------------------------------------------------
