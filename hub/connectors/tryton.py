@@ -832,12 +832,13 @@ class TrytonConnector:
 
 
 def party_hub_state(party: dict) -> dict:
-    """Golden id, segment and tier as a (nested) party carries them in its hub identifier and categories."""
+    """Golden id, segment, tier and consent as a (nested) party carries them in its hub identifier and
+    categories."""
     codes = [str(i.get("code"))[len(GOLDEN_ID_PREFIX):] for i in party.get("identifiers") or []
              if is_hub_identifier(i)]
     names = [str(c.get("name") or "") for c in party.get("categories") or [] if is_hub_category(c)]
     state: dict[str, Any] = {"golden_id": held_value(codes, distinct=False)}
-    for key in ("segment", "value_tier"):
+    for key in ("segment", "value_tier", *CONSENT_FIELDS):
         family = f"{HUB_CATEGORY_PREFIX}{key}:"
         state[key] = held_value([n[len(family):] for n in names if n.startswith(family)])
     return state
