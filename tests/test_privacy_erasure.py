@@ -58,3 +58,19 @@ def test_erase_person_job_previews_then_erases(tmp_path: Path) -> None:
     failure = again.get_step_failure_events()[0].event_specific_data.error
     assert "erased already" in (failure.message or "") or "erased already" in str(failure)
     store.dispose()
+
+
+def test_retention_deletes_finished_erase_person_runs_whose_config_holds_the_selector(tmp_path: Path) -> None:
+    from hub.assets import delete_erase_runs
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    store = Store(url)
+    seed_demo(store)
+    job = build_erasure_job(load_config())
+    with dg.instance_for_test() as instance:
+        job.execute_in_process(run_config={"ops": {"erase_person_op": {"config": {"phone": "+8613800138000"}}}},
+                               resources={"store": HubStoreResource(database_url=url)}, instance=instance)
+        assert len(instance.get_runs()) == 1
+        assert delete_erase_runs(instance) == 1
+        assert instance.get_runs() == []
+    store.dispose()
