@@ -16,7 +16,7 @@ from hub.report import write_report
 from hub.store import Store
 
 SECTIONS = ["verdict", "dimensions", "history", "this-run", "trend", "landing", "staging", "quality-flags",
-            "completeness", "matching", "golden-quality", "customer-base", "customer-360", "push"]
+            "completeness", "matching", "golden-quality", "customer-base", "customer-360", "push", "privacy"]
 CHARTS = [*(f"chart-{d}" for d in DIMENSIONS), "chart-volume", "chart-golden", "chart-push",
           "chart-value-pyramid", "chart-funnel", "chart-lifecycle"]
 
