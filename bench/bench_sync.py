@@ -132,13 +132,15 @@ def child_sync(out: Path) -> int:
     """Run the full_sync job in this process (as `hub demo` does) and write per-step figures to ``out``."""
     import dagster as dg
 
-    from hub.demo import run_full_sync
+    from hub.config import load_config
+    from hub.definitions import defs
+    from hub.sync import JOB, plan_sync, run_job
 
     sampler = Sampler()
     sampler.sample()
     sampler.start()
     t0 = time.time()
-    result = run_full_sync()
+    result = run_job(plan_sync(load_config(), job=defs.resolve_job_def(JOB)), trigger="bench", progress=None)
     sampler.stop()
     t1 = time.time()
     steps: dict[str, dict[str, Any]] = {}

@@ -123,6 +123,35 @@ def pull_table(stats: list[Any]) -> str:
     return "\n".join(lines)
 
 
+class PullConfig(dg.Config):
+    """Run config of a pull asset (``hub sync --full``, or the UI's launchpad)."""
+
+    full: bool = False  # ignore the stored cursor: re-read every record (unchanged ones are not re-landed)
+
+
+class PushConfig(dg.Config):
+    """Run config of a push asset (``hub sync --dry-run``, or the UI job ``full_sync_dry_run``)."""
+
+    dry_run: bool = False  # preview what would be sent; send nothing, the outbox stays pending
+
+
+def pull_progress(context: dg.AssetExecutionContext, name: str, every: float = 1.0) -> Callable[[Any], None]:
+    """A ``run_pull`` progress callback: at most one log line a second with counts only (``hub sync`` draws
+    a bar from them, the UI shows them in the run's log)."""
+    import time
+
+    last = [0.0]
+
+    def report(stats: Any, total: int | None = None, final: bool = False) -> None:
+        now = time.monotonic()
+        if final or now - last[0] >= every or (total is not None and stats.records >= total):
+            last[0] = now
+            context.log.info(f"progress raw_{name} {stats.entity} {stats.records}"
+                             f"{f'/{total}' if total is not None else ''} records")
+
+    return report
+
+
 def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 26.0) -> dg.AssetsDefinition:
     from datetime import timedelta
 
@@ -145,12 +174,14 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
             "id-only sweep finds records the source deleted or deactivated (tombstones; staging retires them)."
         ),
     )
-    def _pull(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _pull(context: dg.AssetExecutionContext, config: PullConfig) -> dg.MaterializeResult:
         from hub.connectors.base import run_pull, run_sweep
 
         store = context.resources.store.store()
         connector = getattr(context.resources, f"source_{name}").connector()
-        results = [run_pull(connector, store, entity) for entity in connector.entities]
+        progress = pull_progress(context, name)
+        results = [run_pull(connector, store, entity, full=config.full, progress=progress)
+                   for entity in connector.entities]
         sweeps = [s for s in (run_sweep(connector, store, entity) for entity in connector.entities) if s]
         landed = store.landing_counts()
         total = sum(n for (s, _), n in landed.items() if s == name)
@@ -180,7 +211,11 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
     return _pull
 
 
-def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
+def build_push_asset(target: str, src: SourceConfig, source: str | None = None) -> dg.AssetsDefinition:
+    """``source``: the source whose pulled records the target writes (push config ``source:``, default the
+    target's own name) — the preview's "before" comes from there."""
+    source = source or target
+
     @dg.asset(
         name=f"push_{target}",
         group_name=GROUPS["push"],
@@ -196,10 +231,17 @@ def build_push_asset(target: str, src: SourceConfig) -> dg.AssetsDefinition:
             "is never sent twice."
         ),
     )
-    def _push(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def _push(context: dg.AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:
         from hub.connectors.base import run_push
 
         store = context.resources.store.store()
+        if config.dry_run:  # nothing reaches the target; the rows stay pending for the next real sync
+            from hub.push_preview import preview
+
+            plan = preview(store, target, source)
+            return dg.MaterializeResult(metadata={
+                "dry_run": True, "would_create": plan.create, "would_update": plan.update,
+                "would_remove": plan.remove, "sent": 0, "summary": dg.MetadataValue.md(plan.markdown())})
         connector = getattr(context.resources, f"source_{target}").connector()
         stats = run_push(connector, store, target, run_id=context.run_id)
         from hub.privacy.erasure import finish_erasures
@@ -332,11 +374,24 @@ def customer_360_schema() -> dg.TableSchema:
         "consent": "Merged marketing consent per channel: an opt-out anywhere wins"})
 
 
+def push_targets(config: HubConfig) -> list[str]:
+    """The enabled sources that take a push: ``push.targets`` when given, else every enabled source that can
+    take one (``push: true``, the default)."""
+    sources = config.enabled_sources
+    from hub.push_plan import target_configs
+
+    named = [t.name for t in target_configs(config.push)] if "targets" in config.push else list(sources)
+    return [t for t in named if t in sources and sources[t].push]
+
+
 def build_assets(config: HubConfig) -> list[Any]:
     sources = config.enabled_sources
     pull_assets = [build_pull_asset(name, src, config.quality.expected_age(name)) for name, src in sources.items()]
-    targets = [t for t in config.push.get("targets", list(sources)) if t in sources and sources[t].push]
-    push_assets = [build_push_asset(t, sources[t]) for t in targets]
+    targets = push_targets(config)
+    from hub.push_plan import target_configs
+
+    written = {t.name: t.source for t in target_configs(config.push)}
+    push_assets = [build_push_asset(t, sources[t], written.get(t)) for t in targets]
 
     staged_records = build_stage_asset(
         "staged_records", "standardise", [a.key for a in pull_assets],
@@ -538,13 +593,17 @@ def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
     specs = [dg.AssetCheckSpec(c.name, asset=c.asset, description=c.description,
                                additional_deps=[a for a in after if a != c.asset]) for c in wanted]
 
-    @dg.multi_asset_check(specs=specs, name="quality_dimensions",
+    # can_subset: `hub sync --source X` runs only X's pull, so the other sources' freshness checks stay out
+    @dg.multi_asset_check(specs=specs, name="quality_dimensions", can_subset=True,
                           description="Scores every quality dimension per source (hub/quality/dimensions.py).")
-    def quality_dimensions(store: dg.ResourceParam[Any]) -> Any:
+    def quality_dimensions(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> Any:
         from hub.quality import score_dimensions
 
         dims = score_dimensions(store.store(), config.quality, derived=prefixes)
+        selected = context.selected_asset_check_keys
         for c in wanted:
+            if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) not in selected:
+                continue
             outcome, severity = checks.dimension_outcome(c, dims)
             why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
             yield dg.AssetCheckResult(

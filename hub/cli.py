@@ -1,7 +1,8 @@
 """The `hub` command line.
 
-  hub demo [--customers N] [--reset]          whole pipeline on the sandbox, embedded store
-  hub ui [--port P]                           Dagster UI with the sandbox running
+  hub sync [--dry-run] [--source NAME]... [--full] [--no-wait]   whole pipeline against the systems in hub.yaml
+  hub demo [--customers N] [--reset]          sandbox started, then the same as `hub sync`, embedded store
+  hub ui [--port P] [--sandbox]               Dagster UI (with the sandbox running for the demo world)
   hub export golden|xref|customer360 --out F [--excel]  CSV, or XLSX / Parquet by extension
   hub dedupe INPUT --out OUT [--link-only] [--pairs PAIRS]
   hub review list | hub review decide 'LEFT|RIGHT' match|no-match
@@ -32,10 +33,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo(customers=args.customers, reset_first=args.reset)
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from hub.sync import sync
+
+    return sync(dry_run=args.dry_run, sources=args.source or (), full=args.full, no_wait=args.no_wait)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from hub.demo import ui
 
-    return ui(customers=args.customers, port=args.port)
+    return ui(customers=args.customers, port=args.port, sandbox=args.sandbox or None)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -164,14 +171,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description="Customer data hub")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    p = sub.add_parser(
+        "sync", help="run the whole pipeline against the systems in hub.yaml",
+        description="Pull every enabled source of hub.yaml, standardise, match, build golden records and the "
+        "360 view, push back, write the data-quality report — the full_sync job, on the Dagster instance in "
+        "DAGSTER_HOME (default .hub/dagster), so the run shows in `hub ui`. Progress on stderr, the summary on "
+        "stdout. Exit 0: every step succeeded; 1: some step failed (what was committed stays); 2: configuration "
+        "error; 3: another sync holds the store (--no-wait).",
+    )
+    p.add_argument("--dry-run", action="store_true",
+                   help="send nothing to any system: print per target what would be created / updated / removed "
+                   "(masked samples); the outbox stays pending for the next sync")
+    p.add_argument("--source", action="append", metavar="NAME",
+                   help="pull only this source (repeatable); everything downstream still runs")
+    p.add_argument("--full", action="store_true", help="ignore the stored cursors: re-read every record")
+    p.add_argument("--no-wait", action="store_true",
+                   help="when another sync holds the store, exit 3 naming it instead of waiting")
+    p.set_defaults(func=cmd_sync)
+
     p = sub.add_parser("demo", help="run the whole pipeline against the built-in sandbox")
     p.add_argument("--customers", type=int, default=2000, help="people in a new sandbox world (default 2000)")
     p.add_argument("--reset", action="store_true", help="start over: new store, new sandbox world")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("ui", help="open the Dagster UI (127.0.0.1) with the sandbox sources running")
-    p.add_argument("--customers", type=int, default=2000)
+    p = sub.add_parser("ui", help="open the Dagster UI (127.0.0.1); the sandbox runs only for the demo world")
+    p.add_argument("--customers", type=int, default=2000, help="people in a new sandbox world")
     p.add_argument("--port", type=int, default=3000)
+    p.add_argument("--sandbox", action="store_true",
+                   help="start the sandbox sources too (default: only when hub.yaml is the packaged demo one)")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("export", help="export golden records, xref or the 360 view")
@@ -266,9 +293,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hub.config import ConfigError
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:  # one clear message naming the key, no traceback
+        print(f"hub {args.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

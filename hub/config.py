@@ -14,12 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.privacy.retention import RetentionConfig
 from hub.quality.config import QualityConfig
 
 PACKAGED_DEFAULT = Path(__file__).parent / "hub.default.yaml"
+
+class ConfigError(ValueError):
+    """hub.yaml (or a variable it names) is wrong: the message names the key; the CLI prints it, exit 2."""
+
 
 SourceKind = Literal["sql_erp", "tryton", "woocommerce", "wechat", "asterisk_cdr"]
 
@@ -120,12 +124,28 @@ def config_path() -> Path:
     return PACKAGED_DEFAULT
 
 
+def validation_message(exc: ValidationError) -> str:
+    """Each pydantic error as ``key.path: what is wrong`` (the input value is left out: it may be a secret)."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        what = "unknown key (a typo?)" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{where}: {what}")
+    return "; ".join(lines)
+
+
 def load_config(path: str | Path | None = None) -> HubConfig:
+    """The validated configuration; ``ConfigError`` naming the file and the key when it is wrong."""
     p = Path(path) if path else config_path()
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except FileNotFoundError as exc:
-        raise SystemExit(f"hub config not found: {p}") from exc
+        raise ConfigError(f"hub config not found: {p}") from exc
     except yaml.YAMLError as exc:
-        raise SystemExit(f"hub config {p} is not valid YAML: {exc}") from exc
-    return HubConfig.model_validate(raw)
+        raise ConfigError(f"hub config {p} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"hub config {p}: expected a mapping of sections (sources:, push:, …)")
+    try:
+        return HubConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"hub config {p}: {validation_message(exc)}") from None

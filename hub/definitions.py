@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from hub.assets import build_assets, build_checks, build_erasure_job
+from hub.assets import build_assets, build_checks, build_erasure_job, push_targets
 from hub.config import load_config
 from hub.resources import build_resources
 
@@ -21,6 +21,16 @@ full_sync = dg.define_asset_job(
     selection=dg.AssetSelection.all(),
     description="Pull every source, standardise, match, build golden records and the 360 view, push back, "
     "write the data-quality report.",
+)
+
+# `hub sync --dry-run` from the UI: the same assets, the push steps preview instead of sending
+full_sync_dry_run = dg.define_asset_job(
+    "full_sync_dry_run",
+    selection=dg.AssetSelection.all(),
+    config={"ops": {f"push_{t}": {"config": {"dry_run": True}} for t in push_targets(config)}},
+    description="The full sync without writing to any system: pulls, golden records and the outbox as usual; "
+    "each push step shows what it would create / update / remove (masked samples) and leaves the outbox "
+    "pending, so the next full_sync sends exactly those rows.",
 )
 
 erase_person = build_erasure_job(config)
@@ -72,7 +82,7 @@ def cdr_drop_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[full_sync, erase_person],
+    jobs=[full_sync, full_sync_dry_run, erase_person],
     schedules=[full_sync_schedule],
     sensors=[cdr_drop_folder_sensor],
     resources=build_resources(config),

@@ -39,8 +39,10 @@ def sandbox_env(ep: Any) -> dict[str, str]:
     }
 
 
-def prepare_dagster_home(home: Path = HUB_HOME) -> Path:
-    dagster_home = (home / "dagster").resolve()
+def prepare_dagster_home(home: Path = HUB_HOME, dagster_home: Path | None = None) -> Path:
+    """Create Dagster's instance folder (``dagster_home``, default ``home/dagster``) with the hub's instance
+    config if missing, and point ``DAGSTER_HOME`` at it."""
+    dagster_home = (dagster_home or home / "dagster").resolve()
     dagster_home.mkdir(parents=True, exist_ok=True)
     cfg = dagster_home / "dagster.yaml"
     if not cfg.exists():
@@ -75,26 +77,6 @@ def running_sandbox(customers: int, home: Path = HUB_HOME, seed: int = 42) -> It
                     os.environ[k] = v
 
 
-def run_full_sync() -> Any:
-    """Execute the full_sync job in this process on the persistent Dagster instance."""
-    import dagster as dg
-
-    from hub.definitions import defs
-
-    job = defs.resolve_job_def("full_sync")
-    # the console shows warnings only (HUB_LOG_LEVEL=DEBUG shows everything, the hub's own logs included);
-    # the full event log is in the instance (make ui)
-    level = os.environ.get("HUB_LOG_LEVEL", "WARNING").upper()
-    if level != "WARNING":
-        import logging
-
-        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    with dg.DagsterInstance.get() as instance:
-        quiet = {"loggers": {"console": {"config": {"log_level": level}}}}
-        return job.execute_in_process(instance=instance, raise_on_error=False, run_config=quiet,
-                                      tags={"hub/trigger": "hub demo"})
-
-
 def _materializations(result: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
@@ -103,11 +85,12 @@ def _materializations(result: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
-def summarise(result: Any, store_url: str | None = None) -> str:
+def summarise(result: Any, store_url: str | None = None, title: str = "hub demo") -> str:
+    """The end summary of a sync (``hub sync`` / ``hub demo``): counts per stage, never a record's content."""
     from hub.store import Store, golden_customer, golden_id_history, quarantine
 
     mats = _materializations(result)
-    lines = [f"hub demo — run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}", ""]
+    lines = [f"{title} — run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}", ""]
     lines.append("Pulled (new / changed / unchanged):")
     for key, meta in sorted(mats.items()):
         if key.startswith("raw_"):
@@ -155,7 +138,10 @@ def summarise(result: Any, store_url: str | None = None) -> str:
     explained_store.dispose()
     lines.append("Pushed (sent: ok / rejected / error):")
     for key, meta in sorted(mats.items()):
-        if key.startswith("push_") and key != "push_outbox":
+        if key.startswith("push_") and key != "push_outbox" and meta.get("dry_run"):
+            lines.append(f"  {key[5:]:<12} {0:>6}: dry run — would create {meta.get('would_create', 0)}, "
+                         f"update {meta.get('would_update', 0)}, remove {meta.get('would_remove', 0)}")
+        elif key.startswith("push_") and key != "push_outbox":
             lines.append(
                 f"  {key[5:]:<12} {meta.get('sent', 0):>6}: {meta.get('ok', 0)} / {meta.get('rejected', 0)} / "
                 f"{meta.get('error', 0)}"
@@ -176,16 +162,15 @@ def summarise(result: Any, store_url: str | None = None) -> str:
 
 
 def demo(customers: int = 2000, reset_first: bool = False) -> int:
+    """Start the sandbox world, then run exactly what `hub sync` runs against it (packaged hub.yaml)."""
+    from hub.sync import sync
+
     if reset_first:
         reset()
     HUB_HOME.mkdir(exist_ok=True)
-    prepare_dagster_home()
-    started = time.perf_counter()
+    prepare_dagster_home()  # the demo's own instance, whatever DAGSTER_HOME says
     with running_sandbox(customers) as _ep:
-        result = run_full_sync()
-    print(summarise(result))
-    print(f"\nfinished in {time.perf_counter() - started:.1f} s")
-    return 0 if result.success else 1
+        return sync(trigger="hub demo")
 
 
 def _dismiss_welcome_dialog(port: int, proc: subprocess.Popen) -> None:
@@ -202,10 +187,36 @@ def _dismiss_welcome_dialog(port: int, proc: subprocess.Popen) -> None:
             time.sleep(2)
 
 
-def ui(customers: int = 2000, port: int = 3000) -> int:
-    """Start the sandbox and `dagster dev` on 127.0.0.1 against the same instance the demo writes."""
-    prepare_dagster_home()
-    with running_sandbox(customers):
+def uses_sandbox(config_file: Path, config: Any) -> bool:
+    """Is hub.yaml the demo world? The packaged default is; so is a file whose sources read only the sandbox's
+    variables while none of them is set. A hub.yaml naming real systems is not: the sandbox must not answer
+    in their place."""
+    from hub.config import PACKAGED_DEFAULT
+
+    if config_file.resolve() == PACKAGED_DEFAULT.resolve():
+        return True
+    sandbox_vars = {"HUB_ERP_URL", "HUB_WEBSHOP_URL", "HUB_WEBSHOP_KEY", "HUB_WEBSHOP_SECRET", "HUB_WECHAT_URL",
+                    "HUB_WECHAT_APPID", "HUB_WECHAT_SECRET", "HUB_CDR_DIR"}
+    named = {v for s in config.enabled_sources.values() for k, v in s if k.endswith("_env") and v}
+    return bool(named) and named <= sandbox_vars and not any(os.environ.get(v) for v in named)
+
+
+def ui(customers: int = 2000, port: int = 3000, sandbox: bool | None = None) -> int:
+    """`dagster dev` on 127.0.0.1 against the instance `hub sync` / `hub demo` write; the sandbox runs beside
+    it when asked (``sandbox``) or, by default, when hub.yaml is the demo world."""
+    from contextlib import nullcontext
+
+    from hub.config import config_path, load_config
+
+    if sandbox is None:
+        sandbox = uses_sandbox(config_path(), load_config())
+    if sandbox:
+        prepare_dagster_home()
+    else:  # real systems: the instance `hub sync` uses
+        from hub.sync import dagster_home
+
+        dagster_home()
+    with running_sandbox(customers) if sandbox else nullcontext():
         cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "hub.definitions",
                "-h", "127.0.0.1", "-p", str(port)]
 

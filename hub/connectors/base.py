@@ -55,6 +55,7 @@ class Page:
 
     records: list[LandingRecord]
     cursor: dict
+    total: int | None = None  # records of the entity the source announced (a progress bar's end), if it says
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,11 +485,14 @@ def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
 # Drivers
 
 
-def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | None = None) -> PullStats:
+def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | None = None, full: bool = False,
+             progress: Callable[..., None] | None = None) -> PullStats:
     """Pull ``entity`` from the stored cursor onwards; each page and its cursor land in one transaction.
 
     ``max_pages`` bounds one run (the next run resumes from the cursor). A crash between pages loses nothing:
-    the cursor saved with the last landed page is where the next run starts.
+    the cursor saved with the last landed page is where the next run starts. ``full`` ignores the stored
+    cursor: every record is read again (unchanged ones are still not re-landed). ``progress(stats, total)``
+    is called after every landed page (``total``: the records the source announced, when it says).
     """
     if entity not in connector.entities:
         raise ValueError(f"{connector.system} has no entity {entity!r} (has {connector.entities})")
@@ -496,7 +500,7 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
 
     stats = PullStats(source=connector.system, entity=entity)
     started = time.perf_counter()
-    cursor = store.get_cursor(connector.system, entity)
+    cursor = None if full else store.get_cursor(connector.system, entity)
     sup = suppression.load(store)
     try:
         for page in connector.pages(entity, cursor):
@@ -511,6 +515,8 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
             stats.new += counts.new
             stats.changed += counts.changed
             stats.unchanged += counts.unchanged
+            if progress is not None:
+                progress(stats, page.total)
             if max_pages is not None and stats.pages >= max_pages:
                 break
     finally:

@@ -104,6 +104,8 @@ class WooCommerceConnector:
                                 wait_initial=self.body_retry_wait)
         if not isinstance(body, list):
             raise ConnectorError(f"expected a JSON list from {path}")
+        total = resp.headers.get("X-WP-Total", "")
+        self.announced = int(total) if total.isdigit() else None  # the progress bar's end
         return [_clean(o) for o in body], resp.headers
 
     def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
@@ -122,7 +124,8 @@ class WooCommerceConnector:
             start_page=start,
         ):
             records = [landing_record(c["id"], c, customer_hash_view(c), customer_hub_state(c)) for c in items]
-            yield Page(records, {"complete": True} if is_last else {"page": page + 1})
+            yield Page(records, {"complete": True} if is_last else {"page": page + 1},
+                       total=getattr(self, "announced", None))
 
     def _orders(self, cursor: dict | None) -> Iterator[Page]:
         cur = dict(cursor or {})

@@ -1,0 +1,309 @@
+"""`hub sync`: the whole flow against the systems named in ``hub.yaml``, on the Dagster instance in
+``DAGSTER_HOME`` (default ``.hub/dagster``), so every run shows in the UI next to scheduled and sensor runs.
+
+It executes the same ``full_sync`` job the UI, the schedule and the sensor run, in this process; ``hub demo``
+starts the sandbox and then calls ``sync`` too (one path). Options become run config of that job:
+
+- ``--source NAME`` selects only those pull assets plus everything downstream of any pull (not the other pulls);
+- ``--full`` sets ``full: true`` on the pull assets: the stored cursor is ignored and every record re-read;
+- ``--dry-run`` sets ``dry_run: true`` on the push assets: they preview instead of sending and leave the
+  outbox pending, so the next real sync sends exactly those rows (the UI job ``full_sync_dry_run`` does the same).
+
+While the run goes, ``Progress`` follows the run's event log (what the UI shows) and writes one line per step
+started / finished with its counts to stderr, and a bar for pulls whose total is known. Only counts and names of
+steps: never a record's content. Exit codes: 0 every step succeeded, 1 some step failed (what was committed
+stays), 2 configuration error (one message naming the key), 3 another sync holds the store (``--no-wait``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hub.config import ConfigError, HubConfig, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+DEFAULT_DAGSTER_HOME = Path(".hub") / "dagster"
+JOB = "full_sync"
+
+# a pull asset reports its progress with this log line (hub.assets); Progress turns it into a bar
+PROGRESS_RE = re.compile(r"^progress (?P<step>\w+) (?P<entity>\w+) (?P<done>\d+)(?:/(?P<total>\d+))? records$")
+# per step, the metadata counts worth a progress line (never anything else of the metadata)
+STEP_COUNTS: dict[str, tuple[str, ...]] = {
+    "raw_": ("new", "changed", "unchanged", "deleted_at_source"),
+    "push_": ("sent", "ok", "rejected", "error", "would_create", "would_update", "would_remove"),
+    "staged_records": ("staged", "quarantined", "retired"),
+    "golden_customers": ("active", "created", "merged", "split"),
+}
+
+
+@dataclass
+class SyncPlan:
+    """What one sync runs: the job's asset selection (None: all of it) and its run config."""
+
+    sources: list[str]
+    targets: list[str]
+    selection: list[Any] | None
+    run_config: dict[str, Any] = field(default_factory=dict)
+
+
+def check_environment(config: HubConfig, sources: Iterable[str]) -> None:
+    """Every ``*_env`` variable an enabled source names must be set: a missing one is a configuration error
+    naming the variable and the key, raised before anything runs (never its value)."""
+    for name in sources:
+        src = config.sources[name]
+        for key in ("url_env", "key_env", "secret_env", "user_env", "password_env", "database_env", "dir_env"):
+            var = getattr(src, key)
+            if var and not os.environ.get(var):
+                raise ConfigError(f"sources.{name}.{key}: the environment variable {var} is not set")
+
+
+def plan_sync(config: HubConfig, sources: Sequence[str] = (), *, full: bool = False, dry_run: bool = False,
+              job: Any = None) -> SyncPlan:
+    """The selection and run config for ``hub sync`` options (ConfigError on an unknown source)."""
+    import dagster as dg
+
+    from hub.assets import push_targets
+
+    enabled = list(config.enabled_sources)
+    unknown = [s for s in sources if s not in enabled]
+    if unknown:
+        known = ", ".join(enabled) or "none"
+        raise ConfigError(f"--source {unknown[0]}: no enabled source of that name in hub.yaml (sources: {known})")
+    pulled = list(dict.fromkeys(sources)) or enabled
+    targets = push_targets(config)
+    selection = None
+    if sources and job is not None:
+        graph = job.asset_layer.asset_graph
+        keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+        pulls = {dg.AssetKey(f"raw_{s}") for s in enabled}
+        wanted = {dg.AssetKey(f"raw_{s}") for s in pulled}
+        downstream = set().union(*(graph.get_downstream_asset_keys(k) if hasattr(graph, "get_downstream_asset_keys")
+                                   else _downstream(graph, k) for k in pulls))
+        selection = sorted((wanted | (downstream - pulls)) & keys, key=lambda k: k.to_user_string())
+    ops: dict[str, Any] = {}
+    if full:
+        ops.update({f"raw_{s}": {"config": {"full": True}} for s in pulled})
+    if dry_run:
+        ops.update({f"push_{t}": {"config": {"dry_run": True}} for t in targets})
+    return SyncPlan(sources=pulled, targets=targets, selection=selection, run_config={"ops": ops} if ops else {})
+
+
+def _downstream(graph: Any, key: Any) -> set[Any]:
+    out: set[Any] = set()
+    todo = [key]
+    while todo:
+        for child in graph.get(todo.pop()).child_keys:
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
+def dagster_home() -> Path:
+    """``DAGSTER_HOME`` when set, else ``.hub/dagster``; created with the hub's instance config if missing."""
+    from hub.demo import prepare_dagster_home
+
+    given = os.environ.get("DAGSTER_HOME")
+    if given:
+        return prepare_dagster_home(dagster_home=Path(given))
+    return prepare_dagster_home()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Live progress
+
+
+class Progress:
+    """Follows a run's event log from a thread and writes what happens to ``out`` (stderr): step started /
+    finished with counts from its metadata, and a bar for pulls whose total is known."""
+
+    def __init__(self, instance: Any, run_id: str, out: TextIO = sys.stderr, interval: float = 0.4) -> None:
+        self.instance, self.run_id, self.out, self.interval = instance, run_id, out, interval
+        self._stop = threading.Event()
+        self._cursor: str | None = None
+        self._started: dict[str, float] = {}
+        self._bars: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._loop, name="hub-sync-progress", daemon=True)
+
+    def __enter__(self) -> Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._drain()  # whatever arrived after the last poll
+        for bar in self._bars.values():
+            bar.close()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._drain()
+            except Exception:  # noqa: BLE001 - progress is a courtesy: never let it break the run
+                continue
+
+    def _drain(self) -> None:
+        while True:
+            conn = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, limit=500)
+            for record in conn.records:
+                self.show(record.event_log_entry)
+            self._cursor = conn.cursor
+            if not conn.has_more:
+                return
+
+    def write(self, line: str) -> None:
+        if self._bars:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=self.out)
+        else:
+            print(line, file=self.out, flush=True)
+
+    def show(self, entry: Any) -> None:
+        event = entry.dagster_event
+        if event is None:  # a log line: only the pull progress lines are shown
+            m = PROGRESS_RE.match(entry.user_message or "")
+            if m:
+                self._bar(m["step"], m["entity"], int(m["done"]), int(m["total"]) if m["total"] else None)
+            return
+        step, kind = event.step_key, event.event_type_value
+        if kind == "STEP_START":
+            self._started[step] = time.perf_counter()
+            self.write(f"  ▶ {step} started")
+        elif kind == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            self._close_bars(mat.asset_key.to_user_string())
+            counts = step_counts(mat.asset_key.to_user_string(), {k: v.value for k, v in mat.metadata.items()})
+            if counts:
+                self.write(f"    {mat.asset_key.to_user_string()}: {counts}")
+        elif kind == "STEP_SUCCESS":
+            took = time.perf_counter() - self._started.get(step, time.perf_counter())
+            self.write(f"  ✓ {step} finished in {took:.1f} s")
+        elif kind == "STEP_FAILURE":
+            error = event.step_failure_data.error if event.step_failure_data else None
+            what = error.cls_name if error is not None else "error"
+            self._close_bars(step)
+            self.write(f"  ✗ {step} FAILED ({what}; details in the UI / event log of run {self.run_id[:8]})")
+        elif kind == "STEP_SKIPPED":
+            self.write(f"  – {step} skipped")
+        elif kind == "ASSET_CHECK_EVALUATION":
+            ev = event.event_specific_data
+            if not ev.passed:
+                self.write(f"  ! check {ev.check_name} on {ev.asset_key.to_user_string()} did not pass")
+
+    def _bar(self, step: str, entity: str, done: int, total: int | None) -> None:
+        key = f"{step}/{entity}"
+        if total is None:
+            if key not in self._bars:
+                self.write(f"    {key}: {done} records")
+            return
+        from tqdm import tqdm
+
+        bar = self._bars.get(key)
+        if bar is None:
+            bar = self._bars[key] = tqdm(total=total, desc=f"    {key}", unit=" rec", file=self.out,
+                                         leave=True, dynamic_ncols=True, mininterval=0.5)
+        bar.total = max(total, done)
+        bar.update(done - bar.n)
+
+    def _close_bars(self, step: str) -> None:
+        for key in [k for k in self._bars if k.split("/")[0] == step]:
+            self._bars.pop(key).close()
+
+
+def step_counts(asset: str, meta: dict[str, Any]) -> str:
+    """``new 12, changed 3, unchanged 980`` for the asset's count fields (numbers only)."""
+    fields = next((v for k, v in STEP_COUNTS.items() if asset.startswith(k)), None)
+    if fields is None:
+        fields = ("dagster/row_count",)
+    shown = [(f.replace("dagster/", "").replace("_", " "), meta[f]) for f in fields
+             if isinstance(meta.get(f), int | float) and not isinstance(meta.get(f), bool)]
+    return ", ".join(f"{name} {value}" for name, value in shown)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The sync
+
+
+def run_job(plan: SyncPlan, *, trigger: str, progress: TextIO | None = sys.stderr) -> Any:
+    """Execute ``full_sync`` (the plan's subset) in this process on the instance in ``DAGSTER_HOME``."""
+    import dagster as dg
+
+    from hub.definitions import defs
+
+    job = defs.resolve_job_def(JOB)
+    # the console shows warnings only (HUB_LOG_LEVEL=DEBUG shows everything, the hub's own logs included);
+    # the full event log is in the instance (hub ui)
+    level = os.environ.get("HUB_LOG_LEVEL", "WARNING").upper()
+    if level != "WARNING":
+        import logging
+
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    run_config = {**plan.run_config, "loggers": {"console": {"config": {"log_level": level}}}}
+    run_id = str(uuid.uuid4())
+    with dg.DagsterInstance.get() as instance:
+        follow = Progress(instance, run_id, progress) if progress is not None else None
+        if follow is not None:
+            follow.__enter__()
+        try:
+            return job.execute_in_process(instance=instance, raise_on_error=False, run_config=run_config,
+                                          asset_selection=plan.selection, run_id=run_id,
+                                          tags={"hub/trigger": trigger})
+        finally:
+            if follow is not None:
+                follow.__exit__(None, None, None)
+
+
+def sync(*, dry_run: bool = False, sources: Sequence[str] = (), full: bool = False, no_wait: bool = False,
+         trigger: str = "hub sync", out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run the whole flow once against the systems in hub.yaml; returns the exit code (see module doc).
+
+    ``no_wait``: when another sync holds the store, exit 3 instead of waiting (the store lock decides)."""
+    started = time.perf_counter()
+    try:
+        config = load_config()
+        from hub.definitions import defs
+
+        plan = plan_sync(config, sources, full=full, dry_run=dry_run, job=defs.resolve_job_def(JOB))
+        check_environment(config, plan.sources + [t for t in plan.targets if t in config.enabled_sources])
+    except ConfigError as exc:
+        print(f"{trigger}: configuration error: {exc}", file=err)
+        return EXIT_CONFIG
+    dagster_home()
+    what = ", ".join(plan.sources)
+    print(f"{trigger}: pulling {what}{' (full re-read)' if full else ''}"
+          f"{' — dry run, nothing is sent' if dry_run else ''}; Dagster instance {os.environ['DAGSTER_HOME']}",
+          file=err, flush=True)
+    result = run_job(plan, trigger=trigger, progress=err)
+    from hub.demo import summarise
+
+    text = summarise(result, title=trigger)
+    if dry_run:
+        text += "\n\n" + dry_run_text(plan.targets, config)
+    print(text, file=out)
+    print(f"\nfinished in {time.perf_counter() - started:.1f} s", file=out)
+    return EXIT_OK if result.success else EXIT_FAILED
+
+
+def dry_run_text(targets: Sequence[str], config: HubConfig) -> str:
+    """Per target: rows a real sync would create / update / remove, with masked samples."""
+    from hub.push_plan import target_configs
+    from hub.push_preview import preview, preview_text
+    from hub.store import Store
+
+    sources = {t.name: t.source for t in target_configs(config.push)}
+    store = Store()
+    try:
+        return preview_text(preview(store, t, sources.get(t, t)) for t in targets)
+    finally:
+        store.dispose()

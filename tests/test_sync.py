@@ -1,0 +1,124 @@
+"""`hub sync` as a user runs it against their own systems: the sandbox started on its own
+(`python -m hub.sandbox serve DIR`), its printed variables exported, then `hub sync` in an empty folder.
+
+Dry run first (nothing sent, the outbox pending), then the real sync (exactly those rows sent, ok in the push
+log), then again (nothing new). `--source` pulls only the named source; a typo in hub.yaml is exit 2 naming
+the key, before anything runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+HUB = str(Path(sys.executable).parent / "hub")
+DEFAULT_YAML = Path(__file__).resolve().parents[1] / "hub" / "hub.default.yaml"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A small sandbox world served by its own process; yields the HUB_* variables it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "hub.sandbox", "serve", str(tmp_path / "world"),
+                             "--customers", "200"], stdout=subprocess.PIPE, text=True)
+    env: dict[str, str] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("HUB_"):
+                key, _, value = line.strip().partition("=")
+                env[key] = value
+            if "HUB_CDR_DIR" in env:
+                break
+        assert len(env) == 8, env
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def hub(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") and k != "DAGSTER_HOME"}
+    return subprocess.run([HUB, *args], cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={**clean, "HUB_DATABASE_URL": "", **env})
+
+
+def push_log(cwd: Path, env: dict[str, str], status: str) -> list[dict[str, str]]:
+    done = hub(cwd, "push", "log", "--status", status, "--limit", "100000", "--format", "csv", env=env)
+    assert done.returncode == 0, done.stderr
+    return list(csv.DictReader(io.StringIO(done.stdout)))
+
+
+def pulled(summary: str) -> dict[str, int]:
+    """New records per source from the summary's "Pulled" block."""
+    section = summary.split("Pulled", 1)[1].split("Staged", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+(\d+) /", section, re.M)}
+
+
+def test_dry_run_then_sync_then_nothing_new(tmp_path: Path, sandbox: dict[str, str]) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    dry = hub(work, "sync", "--dry-run", env=sandbox)
+    assert dry.returncode == 0, dry.stdout + dry.stderr[-4000:]
+    assert "hub sync — run" in dry.stdout and "Dry run — nothing was sent" in dry.stdout
+    assert re.search(r"webshop\s+would create \d+, update [1-9]\d*, remove \d+", dry.stdout), dry.stdout
+    assert "→" in dry.stdout.split("Dry run — nothing was sent", 1)[1]  # masked before → after samples
+    # live progress on stderr: steps started and finished with their counts
+    assert "▶ raw_webshop started" in dry.stderr and "✓ push_webshop finished" in dry.stderr, dry.stderr
+    assert re.search(r"raw_webshop: new [1-9]", dry.stderr), dry.stderr
+    assert (work / ".hub" / "dagster" / "dagster.yaml").exists()  # the instance the UI reads
+    assert push_log(work, sandbox, "ok") == []
+    pending = push_log(work, sandbox, "pending")
+    assert pending, "a dry run leaves the outbox pending"
+    # personal data is masked in the preview: no e-mail address or full phone number in the output
+    assert not re.search(r"[\w.+-]+@[\w-]+\.\w+", dry.stdout) and not re.search(r"\d{11}", dry.stdout)
+
+    real = hub(work, "sync", env=sandbox)
+    assert real.returncode == 0, real.stdout + real.stderr[-4000:]
+    ok = push_log(work, sandbox, "ok")
+    assert len(ok) == len(pending), "the real sync sends exactly the rows the dry run showed"
+    assert push_log(work, sandbox, "pending") == []
+
+    again = hub(work, "sync", env=sandbox)
+    assert again.returncode == 0, again.stdout + again.stderr[-4000:]
+    assert len(push_log(work, sandbox, "ok")) == len(ok), "a second sync sends nothing new"
+    assert all(new == 0 for new in pulled(again.stdout).values()), again.stdout
+
+
+def test_source_pulls_only_the_named_source(tmp_path: Path, sandbox: dict[str, str]) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    done = hub(work, "sync", "--source", "webshop", "--dry-run", env=sandbox)
+    assert done.returncode == 0, done.stdout + done.stderr[-4000:]
+    assert set(pulled(done.stdout)) == {"webshop"}, done.stdout
+    assert "raw_erp" not in done.stderr and "▶ golden_customers started" in done.stderr
+    assert "▶ push_webshop started" in done.stderr
+
+    unknown = hub(work, "sync", "--source", "webshopp", env=sandbox)
+    assert unknown.returncode == 2 and "webshopp" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_configuration_errors_stop_before_anything_runs(tmp_path: Path, sandbox: dict[str, str]) -> None:
+    cfg = yaml.safe_load(DEFAULT_YAML.read_text(encoding="utf-8"))
+    cfg["sources"]["webshop"]["secret_evn"] = cfg["sources"]["webshop"].pop("secret_env")
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    done = hub(tmp_path, "sync", env=sandbox)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "sources.webshop.secret_evn" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / ".hub" / "hub.db").exists()  # nothing ran
+
+    # a variable hub.yaml names but the environment lacks: named, never a value
+    missing = {k: v for k, v in sandbox.items() if k != "HUB_WEBSHOP_SECRET"}
+    (tmp_path / "hub.yaml").unlink()
+    done = hub(tmp_path, "sync", env=missing)
+    assert done.returncode == 2 and "HUB_WEBSHOP_SECRET" in done.stderr and "Traceback" not in done.stderr
+    assert sandbox["HUB_WEBSHOP_KEY"] not in done.stderr
