@@ -1,6 +1,6 @@
 """Golden-record sync bench: full rebuild vs incremental sync after changing a share of the customers.
 
-    python bench/bench_golden.py --people 100000 [--change 0.01] [--engine dedupe|exact] [--db URL]
+    python bench/bench_golden.py --people 100000 [--change 0.01] [--engine dedupe|fixed] [--db URL]
 
 Measures, on a real store (SQLite file by default, any SQLAlchemy URL with --db):
   1. full run:        match_and_cluster(full) + build_golden(full) on N people (time, peak RSS)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--people", type=int, default=100_000, help="synthetic people (records ≈ 1.5 x people)")
     ap.add_argument("--change", type=float, default=0.01, help="share of staged records changed before the sync")
-    ap.add_argument("--engine", choices=("exact", "dedupe"), default="dedupe")
+    ap.add_argument("--engine", choices=("fixed", "dedupe"), default="dedupe")
     ap.add_argument("--db", default=None, help="store URL (default: a temporary SQLite file)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "out" / "golden.md"))
     args = ap.parse_args(argv)

@@ -38,9 +38,8 @@ from sqlalchemy.engine import Connection
 
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
-from hub.privacy.retention import is_pruned
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
-from hub.store import Store, chunked, landing, payload_hash, quarantine, staged_record, sync_state
+from hub.store import Store, chunked, is_pruned, landing, payload_hash, quarantine, staged_record, sync_state
 
 log = logging.getLogger(__name__)
 

@@ -477,6 +477,14 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
 
 
+# what retention leaves of a landing / quarantine payload past its retention period (key and hash are kept)
+PRUNED: dict[str, Any] = {"_pruned": True}
+
+
+def is_pruned(payload: Any) -> bool:
+    return payload == PRUNED
+
+
 def payload_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of ``obj``."""
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()

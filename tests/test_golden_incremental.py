@@ -10,7 +10,7 @@ from hub.golden.synthetic import mutate, stage_records, synthetic_records, unsta
 from hub.golden.tables import match_block, match_record
 from hub.store import Store, match_pair, staged_record
 
-EXACT = {"engine": "exact", "block_cap": 6, "full_rebuild_share": 1.0}
+EXACT = {"engine": "fixed", "full_rebuild_share": 1.0}
 
 
 def pairs(store: Store) -> set[tuple]:

@@ -144,7 +144,7 @@ def test_preview_reports_changes_and_build_applies_them(sqlite_store) -> None:
         cust("webshop", "9", "Anna Schmidt-Meyer", phone="+4930123456", email="anna@example.de",
              source_updated_at=datetime(2025, 1, 1)),
     ])
-    match_and_cluster(store, {"engine": "exact"})
+    match_and_cluster(store, {"engine": "fixed"})
     build_golden(store)
     # a steward edits one rule of the rules in force
     new_rules = yaml.safe_load(DEFAULT_SURVIVORSHIP_PATH.read_text(encoding="utf-8"))["survivorship"]

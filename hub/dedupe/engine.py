@@ -238,6 +238,30 @@ class Records:
     def record_id(self) -> np.ndarray:
         return self.p.record_id
 
+    def fingerprint(self) -> np.ndarray:
+        """A 64-bit hash per record of everything comparing and scoring read about it (its source, every
+        matching key, its name vocabulary entries): two runs that give a record the same fingerprint compare
+        and score its pairs identically under one model. Batch-level decisions show up here too (a phone set
+        aside as shared by many names changes the fingerprint of every record holding it)."""
+        from hub.dedupe.model import value_hashes
+
+        def per_record(codes: np.ndarray, uniques: np.ndarray) -> np.ndarray:
+            h = value_hashes(uniques)
+            out = np.zeros(len(codes), dtype=np.uint64)
+            ok = codes >= 0
+            out[ok] = h[codes[ok]] if len(h) else 0
+            return out
+
+        mult = np.uint64(0x100000001B3)
+        acc = per_record(self.p.source.astype(np.int64), np.asarray(self.p.source_names, dtype=object))
+        cols = [(self.p.keys[k].codes, self.p.keys[k].uniques) for k in sorted(self.p.keys)]
+        cols += [(self.vocab.fam, self.vocab.uniques), (self.vocab.giv, self.vocab.uniques),
+                 (self.vocab.canon, self.vocab.uniques)]
+        with np.errstate(over="ignore"):
+            for codes, uniques in cols:
+                acc = acc * mult + per_record(np.asarray(codes), uniques) + np.uint64(1)
+        return acc
+
 
 def prepare_records(frame: pd.DataFrame, workers: int = 1) -> Records:
     """Standardise ``frame`` (``record_id`` + canonical columns) into matching keys."""

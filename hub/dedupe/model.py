@@ -84,6 +84,38 @@ class MatchModel:
         bare = dataclasses.replace(fs, tf={}, group_prior=dict(fs.group_prior))
         return cls(fs=bare, tf=tables, records=p.n, pairs=pairs, match_rate=match_rate)
 
+    @classmethod
+    def from_weights(cls, weights: dict[str, dict[str, float]], prior_log2_odds: float) -> MatchModel:
+        """A fixed-weight model: ``weights[field][level]`` in bits (levels not given weigh 0), no term-frequency
+        adjustment, one prior. The same engine with weights chosen by hand instead of estimated."""
+        from hub.dedupe.compare import FIELDS
+
+        unknown = set(weights) - {f.name for f in FIELDS}
+        if unknown:
+            raise ValueError(f"unknown matching fields: {sorted(unknown)}")
+        m, u = [], []
+        for f in FIELDS:
+            given = weights.get(f.name, {})
+            bad = set(given) - set(f.labels)
+            if bad:
+                raise ValueError(f"unknown levels of {f.name}: {sorted(bad)}")
+            m.append(np.array([2.0 ** float(given.get(lab, 0.0)) for lab in f.labels], dtype=np.float64))
+            u.append(np.ones(len(f.labels), dtype=np.float64))
+        fs = FSModel(m=m, u=u, prior_log2_odds=float(prior_log2_odds), lambda_candidates=0.0, em_iterations=0,
+                     estimation="fixed")
+        return cls(fs=fs)
+
+    def forget(self, values: list[str]) -> int:
+        """Take these values out of the term-frequency tables (an erased person's phone, e-mail…): they
+        weigh as a value seen once from now on. Returns how many entries were removed."""
+        h = value_hashes(np.asarray(sorted(set(values)), dtype=object))
+        removed = 0
+        for key, t in list(self.tf.items()):
+            keep = ~np.isin(t.hashes, h)
+            removed += int((~keep).sum())
+            self.tf[key] = TermFrequencies(hashes=t.hashes[keep], freq=t.freq[keep], default=t.default)
+        return removed
+
     def bind(self, p: Prepared, vocab: NameVocab) -> FSModel:
         """The model as an ``FSModel`` aligned to the value codes of ``p``."""
         arrays = {key: t.lookup(tf_uniques(key, p, vocab)) for key, t in self.tf.items()}

@@ -1,74 +1,107 @@
-"""Matching for golden records: full rebuild or incremental, always obeying steward decisions.
+"""Matching for golden records: the hub.dedupe engine's public verbs plus the store-side bookkeeping.
 
-Candidate pairs are the pairs of records sharing a key of the persisted blocking index (``match_block``)
-whose block holds at most ``block_cap`` records; pairs are scored pairwise (fixed weights, or the dedupe
-engine with parameters frozen at training time) and clustered per connected component of match edges.
+Every run hands all staged customer records to the engine — ``prepare_records`` (its standardised keys),
+``block`` (every rule with its own cap and window, sorted neighbourhoods included), ``score`` with a stored
+``MatchModel`` (fitted once by ``fit``, or a fixed-weight configuration), ``cluster_records`` (non-chaining,
+steward must-/cannot-links). What the golden stage keeps is bookkeeping: which records changed, which pairs to
+re-score, which components to re-cluster, and the store tables (``match_pair``, ``match_record``,
+``match_run``, ``match_model``).
 
-Incremental: new, changed and deleted staged customer records are found by hash comparison with
-``match_record``; their block keys are replaced; only pairs involving them (plus pairs of blocks whose size
-crossed the cap) are re-scored; the affected set K is closed under match edges, steward must-links and the
-previous clusters and re-clustered. Because every step is pairwise or per component, the result equals a
-full rebuild on the same data (tested, and checked by bench/bench_golden.py).
+Incremental: a record is *dirty* when its staged content, its matching keys or its set of candidate partners
+differ from the last run (``match_record.record_hash`` holds a digest of the three). Only candidate pairs with a
+dirty end are compared and scored; the affected set K (dirty records, their old and new partners, steward
+decisions made since the last run) is closed under match edges, must-links and previous clusters and
+re-clustered. Scores are a function of the pair and the frozen model, clusters a function of each component:
+the result equals a full rebuild (tested in tests/test_golden_incremental.py and test_golden_engine.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from itertools import combinations
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
-from rapidfuzz import fuzz
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
-from hub.golden.clustering import greedy_clusters
-from hub.golden.features import Features, features_of, hash_keys, hex_key
-from hub.golden.review import Constraints, load_constraints, pair_key
-from hub.golden.tables import match_block, match_model, match_record, match_run
+from hub.golden.review import load_constraints
+from hub.golden.tables import match_model, match_record, match_run
 from hub.store import Store, chunked, match_pair, staged_record
+
+if TYPE_CHECKING:
+    from hub.dedupe import DedupeSettings, MatchModel, Records
 
 log = logging.getLogger(__name__)
 
 CHUNK = 500
+SCORE_CHUNK = 500_000  # candidate pairs compared and scored at a time (bounded memory)
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     return chunked(items, size)
 
 
 # -- settings -----------------------------------------------------------------------------------------------------
 
-
-class ExactSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    match_threshold: float = 8.0  # match_weight (bits) at or above which a pair links records
-    review_threshold: float = 3.0  # between review and match: a steward decides
+# The fixed-weight configuration of the engine (``engine: fixed``): weights in bits per comparison level, chosen
+# by hand instead of estimated — identifiers decide, names and dates support. With the prior of -8 bits a pair
+# needs 8 bits of evidence to link (an e-mail, or a phone with a name) and about 5 to be reviewed.
+FIXED_WEIGHTS: dict[str, dict[str, float]] = {
+    "family_name": {"far": -2.0, "weak": 0.0, "close": 2.0, "exact": 3.0},
+    "given_name": {"far": -3.0, "weak": 0.0, "close": 2.0, "exact": 3.0},
+    "birth_date": {"far": -6.0, "two_edits": -1.0, "close": 1.0, "exact": 3.0},
+    "national_id": {"far": -12.0, "similar": -2.0, "one_edit": 4.0, "exact": 10.0},
+    "phone": {"far": -1.0, "same_subscriber": 2.0, "one_edit": 1.0, "exact": 6.0},
+    "email": {"far": -1.0, "similar": 1.0, "close": 2.0, "exact": 8.0},
+    "address": {"other_area": -1.0, "same_area_street_differs": -0.5, "same_area": 0.5, "street_similar": 2.0,
+                "street_close": 3.0, "street_exact": 4.0},
+    "company": {"close": 1.0, "exact": 2.0},
+}
+FIXED_PRIOR = -8.0
 
 
 class MatchSettings(BaseModel):
     """The golden stage's keys in the ``matching`` section (other keys belong to the engine and are ignored)."""
 
     model_config = ConfigDict(extra="ignore")
-    engine: Literal["auto", "dedupe", "exact"] = "auto"
-    block_cap: int = Field(24, ge=2)  # a block key shared by more records is too common to link anything
-    # an incremental run whose affected set exceeds this share of all records runs as a full rebuild
+    # dedupe: parameters estimated from the data (``auto`` = dedupe); fixed: hand-set weights (FIXED_WEIGHTS)
+    engine: Literal["auto", "dedupe", "fixed"] = "auto"
+    # an incremental run whose affected set exceeds this share of all records re-clusters everything
     full_rebuild_share: float = Field(0.3, gt=0, le=1)
-    exact: ExactSettings = Field(default_factory=ExactSettings)
-    auto_match: float | None = None  # dedupe engine: match_probability thresholds (engine defaults if None)
+    auto_match: float | None = None  # match_probability thresholds (engine defaults if None)
     review: float | None = None
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _exact_is_fixed(cls, v: Any) -> Any:
+        return "fixed" if v == "exact" else v  # the former exact-key matcher is the fixed configuration
+
+    @property
+    def matcher(self) -> str:
+        return "fixed" if self.engine == "fixed" else "dedupe"
+
+    def engine_settings(self) -> DedupeSettings:
+        from hub.dedupe import DedupeSettings
+
+        # no forked standardiser workers inside a Dagster step (a fork next to the run's threads is not safe)
+        kw: dict[str, Any] = {"workers": 1}
+        if self.auto_match is not None:
+            kw["auto_match"] = self.auto_match
+        if self.review is not None:
+            kw["review"] = self.review
+        return DedupeSettings(**kw)
 
 
 def load_match_settings(cfg: MatchSettings | dict | None) -> MatchSettings:
@@ -77,173 +110,31 @@ def load_match_settings(cfg: MatchSettings | dict | None) -> MatchSettings:
     return MatchSettings.model_validate(cfg or {})
 
 
-# -- matchers -----------------------------------------------------------------------------------------------------
+# -- the engine's input -------------------------------------------------------------------------------------------
+
+ENGINE_COLUMNS = (
+    "record_id", "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
+    "gender", "national_id", "street", "city", "region", "postal_code", "country",
+)
 
 
-@dataclass(frozen=True, slots=True)
-class PairRow:
-    left_key: str
-    right_key: str
-    match_weight: float
-    match_probability: float
-    band: str  # match | review | non_match
-    explanation: dict
+def engine_row(record_key: str, rec: dict) -> tuple:
+    """One row of the engine's input from a staged customer record (staging's standardised values)."""
+    phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
+    emails = [e for e in rec.get("emails") or () if e]
+    addr = (rec.get("addresses") or [{}])[0] or {}
+    return (
+        record_key, rec.get("source") or "", rec.get("full_name") or "", rec.get("given_name") or "",
+        rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
+        phones[0] if phones else "", rec.get("birth_date") or "", rec.get("gender") or "",
+        rec.get("national_id") or "", addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
+        addr.get("postal_code") or "", addr.get("country") or "",
+    )
 
 
-def _prob(weight: float) -> float:
-    return 1.0 / (1.0 + 2.0 ** (-max(min(weight, 60.0), -60.0)))
-
-
-@dataclass
-class ExactBatch:
-    keys: list[str]
-    feats: dict[str, Features]
-
-
-class ExactMatcher:
-    """Exact key matcher: E.164 phone, e-mail match key, national id blocks; fixed Fellegi–Sunter-style weights.
-
-    Pairwise and deterministic. Used when the dedupe engine is unavailable (``engine: exact``), and as the
-    reference for the id-lifecycle tests.
-    """
-
-    name = "exact"
-    # match weights in bits per comparison level (agreement / disagreement / missing = 0)
-    WEIGHTS = {
-        "phone": (6.0, -1.0),
-        "email": (8.0, -1.0),
-        "national_id": (10.0, -12.0),
-        "birth_date": (3.0, -6.0),
-    }
-
-    def __init__(self, settings: MatchSettings) -> None:
-        self.s = settings
-
-    def item(self, key: str, rec: dict) -> Features:
-        return features_of(rec)
-
-    def batch(self, items: dict[str, Features], model: Any) -> ExactBatch:
-        return ExactBatch(sorted(items), items)
-
-    def train(self, b: ExactBatch) -> None:
-        return None  # fixed weights: nothing to estimate
-
-    def block_pairs(self, b: ExactBatch) -> tuple[np.ndarray, np.ndarray]:
-        pos: list[int] = []
-        raw: list[str] = []
-        for i, k in enumerate(b.keys):
-            f = b.feats[k]
-            keys = {f"p:{p}" for p in f.phones} | {f"e:{e}" for e in f.email_keys}
-            if f.national_id:
-                keys.add(f"n:{f.national_id}")
-            for key in sorted(keys):
-                pos.append(i)
-                raw.append(key)
-        return np.asarray(pos, dtype=np.int64), hash_keys(raw)
-
-    def _score(self, a: Features, b: Features) -> tuple[float, dict]:
-        expl: dict[str, dict] = {}
-        total = 0.0
-
-        def level(fieldname: str, agree: bool | None) -> None:
-            nonlocal total
-            if agree is None:
-                expl[fieldname] = {"level": "missing", "weight": 0.0}
-                return
-            w = self.WEIGHTS[fieldname][0 if agree else 1]
-            expl[fieldname] = {"level": "exact" if agree else "different", "weight": w}
-            total += w
-
-        level("phone", bool(set(a.phones) & set(b.phones)) if a.phones and b.phones else None)
-        level("email", bool(set(a.email_keys) & set(b.email_keys)) if a.email_keys and b.email_keys else None)
-        level("national_id", a.national_id == b.national_id if a.national_id and b.national_id else None)
-        level("birth_date", a.birth_date == b.birth_date if a.birth_date and b.birth_date else None)
-        if a.name_key and b.name_key:
-            sim = fuzz.token_sort_ratio(a.name_key, b.name_key)
-            if sim == 100:
-                lvl, w = "exact", 5.0
-            elif sim >= 90:
-                lvl, w = "close", 4.0
-            elif sim >= 70:
-                lvl, w = "far", 0.0
-            else:
-                lvl, w = "different", -4.0
-            expl["name"] = {"level": lvl, "weight": w, "similarity": round(sim, 1)}
-            total += w
-        else:
-            expl["name"] = {"level": "missing", "weight": 0.0}
-        return total, expl
-
-    def _band(self, weight: float) -> str:
-        if weight >= self.s.exact.match_threshold:
-            return "match"
-        if weight >= self.s.exact.review_threshold:
-            return "review"
-        return "non_match"
-
-    def score(self, b: ExactBatch, pairs: list[tuple[str, str]]) -> list[PairRow]:
-        """Scored match/review pairs (non-matches are dropped: they never influence clustering)."""
-        out = []
-        for lk, rk in pairs:
-            w, expl = self._score(b.feats[lk], b.feats[rk])
-            band = self._band(w)
-            if band != "non_match":
-                out.append(PairRow(lk, rk, w, _prob(w), band, expl))
-        return out
-
-    def cluster(
-        self, b: ExactBatch, edges: Iterable[tuple[str, str, float]], constraints: Constraints
-    ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        return greedy_clusters(b.keys, edges, constraints.must_link, constraints.cannot_link)
-
-
-def block_keys(matcher: Any, b: Any) -> dict[str, set[str]]:
-    """record_key -> its block keys (hex of the 64-bit hash, as stored in match_block)."""
-    pos, keys = matcher.block_pairs(b)
-    out: dict[str, set[str]] = {k: set() for k in b.keys}
-    for i, key in zip(pos.tolist(), keys.tolist(), strict=True):
-        out[b.keys[i]].add(hex_key(key))
-    return out
-
-
-def candidate_codes(pos: np.ndarray, keys: np.ndarray, n: int, cap: int) -> np.ndarray:
-    """Candidate pairs as sorted unique codes ``i * n + j`` (i < j positions): every pair of records sharing
-    a block of at most ``cap`` records. int64 codes keep millions of pairs in a few dozen MB."""
-    if not len(pos):
-        return np.empty(0, dtype=np.int64)
-    codes, _ = pd.factorize(keys)
-    order = np.lexsort((pos, codes))
-    codes_s, pos_s = codes[order], pos[order]
-    bounds = np.flatnonzero(np.diff(codes_s)) + 1
-    starts = np.concatenate([[0], bounds])
-    ends = np.concatenate([bounds, [len(codes_s)]])
-    sizes = ends - starts
-    buf = array("q")
-    for st, en in zip(starts[(sizes >= 2) & (sizes <= cap)].tolist(), ends[(sizes >= 2) & (sizes <= cap)].tolist(),
-                      strict=True):
-        members = pos_s[st:en].tolist()
-        buf.extend(a * n + c for a, c in combinations(members, 2) if a != c)
-    return np.unique(np.frombuffer(buf, dtype=np.int64)) if len(buf) else np.empty(0, dtype=np.int64)
-
-
-def make_matcher(settings: MatchSettings) -> Any:
-    engine = settings.engine
-    if engine == "auto":
-        try:  # the engine pieces the adapter uses
-            import hub.dedupe.cluster
-            import hub.dedupe.compare
-            import hub.dedupe.engine
-            import hub.dedupe.prepare
-            import hub.dedupe.scoring  # noqa: F401
-
-            engine = "dedupe"
-        except ImportError:
-            engine = "exact"
-    if engine == "dedupe":
-        from hub.golden.engine_adapter import EngineMatcher
-
-        return EngineMatcher(settings)
-    return ExactMatcher(settings)
+def engine_frame(rows: Iterable[tuple[str, dict]]) -> pd.DataFrame:
+    """The engine's input frame (all strings, '' = missing) for (record_key, staged record JSON) items."""
+    return pd.DataFrame([engine_row(k, r) for k, r in rows], columns=list(ENGINE_COLUMNS), dtype=str)
 
 
 # -- stats --------------------------------------------------------------------------------------------------------
@@ -267,6 +158,7 @@ class MatchStats:
     fallback_reason: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    model: dict = field(default_factory=dict)  # estimation, priors of the model used (no values)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -290,18 +182,6 @@ class MatchStats:
 # -- store access ---------------------------------------------------------------------------------------------------
 
 
-def _staged_customers(conn: Connection, keys: list[str] | None = None) -> Iterator[Any]:
-    cols = (staged_record.c.record_key, staged_record.c.record, staged_record.c.record_hash)
-    if keys is None:
-        q = sa.select(*cols).where(staged_record.c.entity == "customers")
-        yield from conn.execution_options(yield_per=5000).execute(q)
-        return
-    for chunk in _chunks(keys):
-        yield from conn.execute(
-            sa.select(*cols).where(staged_record.c.entity == "customers", staged_record.c.record_key.in_(chunk))
-        )
-
-
 def last_run(conn: Connection, kind: str) -> Any:
     return conn.execute(
         sa.select(match_run)
@@ -311,39 +191,9 @@ def last_run(conn: Connection, kind: str) -> Any:
     ).first()
 
 
-def _block_rows_for_records(conn: Connection, keys: Iterable[str]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for chunk in _chunks(list(keys)):
-        out.extend(conn.execute(
-            sa.select(match_block.c.block_key, match_block.c.record_key).where(match_block.c.record_key.in_(chunk))
-        ).tuples())
-    return out
-
-
-def _block_sizes(conn: Connection, block_keys: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(block_keys))):
-        out.update((b, n) for b, n in conn.execute(
-            sa.select(match_block.c.block_key, sa.func.count())
-            .where(match_block.c.block_key.in_(chunk))
-            .group_by(match_block.c.block_key)
-        ))
-    return out
-
-
-def _block_members(conn: Connection, block_keys: Iterable[str]) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    for chunk in _chunks(sorted(set(block_keys))):
-        out.extend(conn.execute(
-            sa.select(match_block.c.block_key, match_block.c.record_key).where(match_block.c.block_key.in_(chunk))
-        ).tuples())
-    return out
-
-
 def _cluster_mates(conn: Connection, keys: Iterable[str]) -> set[str]:
-    keys = list(keys)
     labels: set[str] = set()
-    for chunk in _chunks(keys):
+    for chunk in _chunks(sorted(keys)):
         labels.update(conn.execute(
             sa.select(match_record.c.cluster_key).where(match_record.c.record_key.in_(chunk))
         ).scalars())
@@ -355,19 +205,126 @@ def _cluster_mates(conn: Connection, keys: Iterable[str]) -> set[str]:
     return out
 
 
-def _pair_neighbours(conn: Connection, keys: list[str]) -> set[str]:
+def _pair_neighbours(conn: Connection, keys: Sequence[str], band: str | None = "match") -> set[str]:
     out: set[str] = set()
     for chunk in _chunks(keys):
-        out.update(conn.execute(
-            sa.select(match_pair.c.right_key).where(match_pair.c.band == "match", match_pair.c.left_key.in_(chunk))
-        ).scalars())
-        out.update(conn.execute(
-            sa.select(match_pair.c.left_key).where(match_pair.c.band == "match", match_pair.c.right_key.in_(chunk))
-        ).scalars())
+        for mine, other in ((match_pair.c.left_key, match_pair.c.right_key),
+                            (match_pair.c.right_key, match_pair.c.left_key)):
+            q = sa.select(other).where(mine.in_(chunk))
+            if band is not None:
+                q = q.where(match_pair.c.band == band)
+            out.update(conn.execute(q).scalars())
     return out
 
 
+def load_model(conn: Connection, matcher: str) -> MatchModel | None:
+    """The newest stored model of this matcher (None: none yet, or stored in a format the engine dropped)."""
+    row = conn.execute(
+        sa.select(match_model.c.params).where(match_model.c.matcher == matcher)
+        .order_by(match_model.c.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    from hub.dedupe import MatchModel
+
+    try:
+        return MatchModel.from_json(row[0])
+    except (ValueError, KeyError, TypeError):
+        log.warning("stored matching model is in an older format: it is retrained")
+        return None
+
+
 # -- the entry point ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Population:
+    """All staged customer records, prepared once by the engine, in record-key order."""
+
+    keys: list[str]
+    staged_hash: list[str]
+    records: Records
+
+
+def _load_population(conn: Connection) -> _Population:
+    from hub.dedupe import prepare_records
+
+    rows = conn.execution_options(yield_per=5000).execute(
+        sa.select(staged_record.c.record_key, staged_record.c.record, staged_record.c.record_hash)
+        .where(staged_record.c.entity == "customers")
+    )
+    items = sorted(((k, engine_row(k, rec), h) for k, rec, h in rows), key=lambda t: t[0])
+    frame = pd.DataFrame([r for _, r, _ in items], columns=list(ENGINE_COLUMNS), dtype=str)
+    return _Population(keys=[k for k, _, _ in items], staged_hash=[h or "" for _, _, h in items],
+                       records=prepare_records(frame))
+
+
+def _partner_digest(n: int, left: np.ndarray, right: np.ndarray, keys: list[str]) -> np.ndarray:
+    """Per record, an order-free digest of its candidate partners' keys (sum of their 64-bit hashes)."""
+    from hub.dedupe.model import value_hashes
+
+    h = value_hashes(np.asarray(keys, dtype=object))
+    out = np.zeros(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.add.at(out, left, h[right])
+        np.add.at(out, right, h[left])
+    return out
+
+
+def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> list[str]:
+    """What ``match_record.record_hash`` holds: 32 hex digits of the record's content (staged hash + matching
+    keys), then 16 of its candidate partners. Content decides whether its pairs score differently; partners
+    whether it gained or lost candidate pairs (a sorted-neighbourhood window or a capped block moved)."""
+    fp = pop.records.fingerprint()
+    partners = _partner_digest(len(pop.keys), left, right, pop.keys)
+    return [hashlib.sha256(f"{h}|{a:016x}".encode()).hexdigest()[:32] + f"{b:016x}"
+            for h, a, b in zip(pop.staged_hash, fp.tolist(), partners.tolist(), strict=True)]
+
+
+def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(match_weight, match_probability, conflict, levels) of the pairs, in bounded chunks."""
+    from hub.dedupe import compare_pairs, score
+
+    parts = []
+    for a in range(0, len(left), SCORE_CHUNK):
+        lft, rgt = left[a:a + SCORE_CHUNK], right[a:a + SCORE_CHUNK]
+        s = score(fs, records, lft, rgt, compare_pairs(records, lft, rgt))
+        parts.append((s.match_weight, s.match_probability, s.conflict, s.levels))
+    if not parts:
+        from hub.dedupe import FIELDS
+
+        return (np.empty(0, np.float32), np.empty(0, np.float32), np.empty(0, bool),
+                np.empty((0, len(FIELDS)), np.int8))
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
+
+
+def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
+               band: np.ndarray, now: datetime) -> list[dict]:
+    """match_pair rows of the match / review pairs, with the explanation: the prior and every field's level and
+    weight — ``prior.weight`` + the fields' weights == ``match_weight``."""
+    from hub.dedupe import BAND_AUTO, FIELDS, explain
+
+    mw, prob, conflict, levels = scored
+    keep = np.flatnonzero(band != "non_match")
+    if not len(keep):
+        return []
+    lk, rk = left[keep], right[keep]
+    prior, contrib = explain(fs, pop.records, lk, rk, levels[keep])
+    labels = [("missing",) + f.labels for f in FIELDS]
+    out = []
+    for n, idx in enumerate(keep.tolist()):
+        expl: dict[str, Any] = {"prior": {"level": "source pair", "weight": round(float(prior[n]), 3)}}
+        for k, f in enumerate(FIELDS):
+            expl[f.name] = {"level": labels[k][int(levels[idx, k]) + 1], "weight": round(float(contrib[n, k]), 3)}
+        out.append({"left_key": pop.keys[left[idx]], "right_key": pop.keys[right[idx]],
+                    "match_weight": float(mw[idx]), "match_probability": float(prob[idx]),
+                    "band": "match" if band[idx] == BAND_AUTO else "review", "explanation": expl, "scored_at": now})
+    return out
+
+
+def _index_pairs(pos: dict[str, int], pairs: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    got = [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
+    return (np.array([a for a, _ in got], dtype=np.int64), np.array([b for _, b in got], dtype=np.int64))
 
 
 def match_and_cluster(
@@ -378,82 +335,196 @@ def match_and_cluster(
 ) -> MatchStats:
     """Match staged customer records into clusters (match_pair rows + match_record cluster labels).
 
-    ``incremental`` re-matches only what new/changed/deleted records and new steward decisions affect; it
-    runs as ``full`` when there is no previous run, the matcher changed, or the affected set is too large.
-    The engine's parameters are trained on the first full run (or when ``retrain``) and then frozen, so a
-    full rebuild and an incremental run score every pair identically.
+    ``incremental`` re-scores only pairs of dirty records and re-clusters only what they (and new steward
+    decisions) affect; it runs as ``full`` when there is no previous run or model, the matcher changed or the
+    model was retrained. The ``dedupe`` model is fitted on the first run (or with ``retrain``) and then frozen,
+    so a full rebuild and an incremental run score every pair identically.
     """
+    from hub.dedupe import MatchModel, block, cluster_records, compare_pairs, fit
+
     t0 = time.perf_counter()
     settings = load_match_settings(matching_cfg)
-    matcher = make_matcher(settings)
-    stats = MatchStats(mode=mode, matcher=matcher.name)
+    ds = settings.engine_settings()
+    matcher = settings.matcher
+    stats = MatchStats(mode=mode, matcher=matcher)
+    started = _now()
+
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
-        model = None if retrain else _load_model(conn, matcher)
+        model = None if retrain or matcher == "fixed" else load_model(conn, matcher)
+        pop = _load_population(conn)
+        constraints = load_constraints(conn)
+        old = {k: (h, c, r) for k, h, c, r in conn.execute(
+            sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
+                      match_record.c.changed_run)).tuples()}
+    records, keys, n = pop.records, pop.keys, len(pop.keys)
+    pos = {k: i for i, k in enumerate(keys)}
+    stats.records_total = n
+    stats.timings["prepare"] = round(time.perf_counter() - t0, 3)
+
+    cand = block(records, ds, workers=1) if n >= 2 else None
+    left = cand.left if cand is not None else np.empty(0, np.int32)
+    right = cand.right if cand is not None else np.empty(0, np.int32)
+    stats.timings["block"] = round(time.perf_counter() - t0, 3)
+
+    fitted = None
+    if matcher == "fixed":
+        model = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR)
+    elif model is None:
+        if cand is not None and len(left):
+            levels_all = compare_pairs(records, left, right)
+            fitted = fit(records, cand, levels_all, ds)
+            del levels_all
+            model = fitted.model
+        else:
+            from hub.dedupe import empty_model
+
+            model = MatchModel(fs=empty_model())
+        stats.timings["train"] = round(time.perf_counter() - t0, 3)
+    fs = model.bind(records.p, records.vocab)
+    stats.model = {"estimation": fs.estimation, "prior_log2_odds": round(float(fs.prior_log2_odds), 3)}
+
     if mode == "incremental":
         if prev is None:
             stats.fallback_reason = "no previous match run"
-        elif prev.matcher != matcher.name:
-            stats.fallback_reason = f"matcher changed ({prev.matcher} -> {matcher.name})"
-        elif matcher.name == "dedupe" and model is None:
-            stats.fallback_reason = "no trained engine model"
-        if stats.fallback_reason:
-            mode = stats.mode = "full"
-    if mode == "incremental":
-        try:
-            _incremental(store, matcher, settings, model, prev, stats, t0)
-        except _TooLarge as exc:
-            stats.fallback_reason = str(exc)
-            mode = stats.mode = "full"
-    if mode == "full":
-        _full(store, matcher, settings, model, stats, t0)
+        elif prev.matcher != matcher:
+            stats.fallback_reason = f"matcher changed ({prev.matcher} -> {matcher})"
+        elif fitted is not None:
+            stats.fallback_reason = "the model was (re)trained"
+    full = mode == "full" or stats.fallback_reason is not None
+    stats.mode = "full" if full else "incremental"
+
+    hashes = _match_hashes(pop, left, right)
+    present = set(keys)
+    deleted = set(old) - present
+    stored = [old.get(k, ("",))[0] or "" for k in keys]
+    content = np.array([o[:32] != h[:32] for o, h in zip(stored, hashes, strict=True)], dtype=bool)
+    dirty = np.ones(n, dtype=bool) if full else content | np.array(
+        [o[32:] != h[32:] for o, h in zip(stored, hashes, strict=True)], dtype=bool)
+    stats.records_new_or_changed = int(content.sum())
+    stats.records_deleted = len(deleted)
+    decision_ends = set() if prev is None else {
+        k for p, at in constraints.decided_at.items() if at >= prev.started_at for k in p}
+
+    if not full and not dirty.any() and not deleted and not decision_ends:
+        with store.begin() as conn:
+            stats.run_id = _start_run(conn, "match", "incremental", matcher, started)
+            _finish_run(conn, stats.run_id, stats.as_dict())
+        stats.seconds = round(time.perf_counter() - t0, 3)
+        return stats
+
+    # 1. score the candidate pairs with a dirty end (all of them in a full run)
+    sel = np.flatnonzero(dirty[left] | dirty[right]) if len(left) else np.empty(0, np.int64)
+    sl, sr = left[sel], right[sel]
+    scored = _score(fs, records, sl, sr)
+    from hub.dedupe import Scores
+
+    band = Scores(*scored).band(ds)
+    now = _now()
+    rows = _pair_rows(fs, pop, sl, sr, scored, band, now)
+    stats.pairs_scored = len(sel)
+    stats.pairs_match = sum(1 for r in rows if r["band"] == "match")
+    stats.pairs_review = len(rows) - stats.pairs_match
+    stats.timings["score"] = round(time.perf_counter() - t0, 3)
+
+    with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
+        run_id = _start_run(conn, "match", stats.mode, matcher, started)
+        if fitted is not None:
+            conn.execute(match_model.insert().values(matcher=matcher, trained_at=now, records=n,
+                                                     params=model.to_json()))
+        # 2. replace the stored pairs of dirty and deleted records. Affected: records whose content changed and
+        #    the ends of every match edge that appeared or went (a record that only gained or lost candidate
+        #    partners changes nothing unless its match edges did)
+        touched = sorted({keys[i] for i in np.flatnonzero(dirty).tolist()} | deleted)
+        if full:
+            conn.execute(match_pair.delete())
+            seeds: set[str] = set(keys)
+        else:
+            old_edges: set[tuple[str, str]] = set()
+            for chunk in _chunks(touched):
+                for col in (match_pair.c.left_key, match_pair.c.right_key):
+                    old_edges.update(conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key).where(
+                        match_pair.c.band == "match", col.in_(chunk))).tuples())
+            for chunk in _chunks(touched):
+                conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
+                conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
+            new_edges = {(r["left_key"], r["right_key"]) for r in rows if r["band"] == "match"}
+            seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
+            seeds.update(k for e in old_edges ^ new_edges for k in e)
+        for chunk in _chunks(rows, 5000):
+            conn.execute(match_pair.insert(), list(chunk))
+
+        # 3. the affected set K: closed under match edges, must-links and previous clusters
+        limit = max(int(settings.full_rebuild_share * n), 1)
+        if full:
+            affected = set(keys)
+        else:
+            seeds |= _cluster_mates(conn, seeds | deleted)
+            seeds = (seeds - deleted) & present
+            must_adj: dict[str, set[str]] = defaultdict(set)
+            for a, b in constraints.must_link:
+                must_adj[a].add(b)
+                must_adj[b].add(a)
+            affected = set(seeds)
+            frontier = sorted(seeds)
+            while frontier:
+                nxt = _pair_neighbours(conn, frontier)
+                nxt |= {m for k in frontier for m in must_adj.get(k, ())}
+                nxt -= affected | deleted
+                nxt |= _cluster_mates(conn, nxt) - affected - deleted
+                nxt &= present
+                affected |= nxt
+                frontier = sorted(nxt)
+                if len(affected) > limit:  # re-clustering everything gives the same answer, and is cheaper now
+                    stats.fallback_reason = f"too large an affected set ({len(affected)} of {n} records)"
+                    stats.mode = "full"
+                    affected = set(keys)
+                    break
+        stats.timings["closure"] = round(time.perf_counter() - t0, 3)
+
+        # 4. re-cluster K with the engine: the candidate pairs inside K, exactly as a full run sees them
+        kmask = np.zeros(n, dtype=bool)
+        kmask[[pos[k] for k in affected]] = True
+        if len(affected) == n:
+            kl, kr, k_scored = sl, sr, scored  # every pair was scored above
+            if not full:
+                kl, kr = left, right
+                k_scored = _score(fs, records, kl, kr)
+        else:
+            inside = np.flatnonzero(kmask[left] & kmask[right]) if len(left) else np.empty(0, np.int64)
+            kl, kr = left[inside], right[inside]
+            k_scored = _score(fs, records, kl, kr)
+        must = _index_pairs(pos, constraints.must_link)
+        cannot = _index_pairs(pos, constraints.cannot_link)
+        labels = cluster_records(records, fs, kl, kr, Scores(*k_scored), ds, must_link=must, cannot_link=cannot)
+        clusters = {keys[i]: keys[int(labels[i])] for i in np.flatnonzero(kmask).tolist()}
+        stats.refused_must_links = sum(1 for a, b in constraints.must_link
+                                       if a in clusters and b in clusters and clusters[a] != clusters[b])
+        stats.timings["cluster"] = round(time.perf_counter() - t0, 3)
+
+        # 5. cluster labels; a record is dirty for build_golden when its content or cluster changed
+        writes = []
+        for k in sorted(affected):
+            i = pos[k]
+            o = old.get(k)
+            if o is not None and o[0] == hashes[i] and o[1] == clusters[k]:
+                continue
+            writes.append({"record_key": k, "record_hash": hashes[i], "cluster_key": clusters[k],
+                           "changed_run": run_id, "matched_at": now})
+        for chunk in _chunks(sorted(deleted | {w["record_key"] for w in writes})):
+            conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
+        for chunk in _chunks(writes, 5000):
+            conn.execute(match_record.insert(), list(chunk))
+        stats.run_id = run_id
+        stats.records_rematched = len(affected)
+        stats.records_reclustered = len(writes) + len(deleted)
+        stats.clusters = len(set(clusters.values()))
+        _finish_run(conn, run_id, stats.as_dict())
+    stats.timings["write"] = round(time.perf_counter() - t0, 3)
     stats.seconds = round(time.perf_counter() - t0, 3)
     log.info("match_and_cluster %s (%s): %d records re-matched in %.2fs", stats.mode, stats.matcher,
              stats.records_rematched, stats.seconds)
     return stats
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _load_model(conn: Connection, matcher: Any) -> Any:
-    if matcher.name != "dedupe":
-        return None
-    row = conn.execute(
-        sa.select(match_model.c.params).where(match_model.c.matcher == matcher.name)
-        .order_by(match_model.c.id.desc()).limit(1)
-    ).first()
-    if row is None:
-        return None
-    from hub.golden.engine_adapter import EngineModel
-
-    return EngineModel.from_json(row[0])
-
-
-def _items(rows: Iterable[Any], matcher: Any) -> tuple[dict[str, Any], dict[str, str]]:
-    items: dict[str, Any] = {}
-    hashes: dict[str, str] = {}
-    for key, rec, h in rows:
-        items[key] = matcher.item(key, rec)
-        hashes[key] = h
-    return items, hashes
-
-
-def _pair_dicts(pairs: Iterable[PairRow], now: datetime) -> list[dict]:
-    return [
-        {
-            "left_key": p.left_key,
-            "right_key": p.right_key,
-            "match_weight": float(p.match_weight),
-            "match_probability": float(p.match_probability),
-            "band": p.band,
-            "explanation": p.explanation,
-            "scored_at": now,
-        }
-        for p in pairs
-        if p.band != "non_match"  # non-matches do not influence clustering: not stored
-    ]
 
 
 def _start_run(conn: Connection, kind: str, mode: str, matcher: str, started: datetime) -> int:
@@ -465,267 +536,3 @@ def _start_run(conn: Connection, kind: str, mode: str, matcher: str, started: da
 def _finish_run(conn: Connection, run_id: int, stats: dict, **values: Any) -> None:
     conn.execute(match_run.update().where(match_run.c.id == run_id).values(finished_at=_now(), stats=stats,
                                                                             **values))
-
-
-def _full(store: Store, matcher: Any, settings: MatchSettings, model: Any, stats: MatchStats, t0: float) -> None:
-    started = _now()
-    with store.engine.connect() as conn:
-        items, hashes = _items(_staged_customers(conn), matcher)
-        constraints = load_constraints(conn)
-        old = {k: (h, c, r) for k, h, c, r in conn.execute(
-            sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
-                      match_record.c.changed_run)
-        ).tuples()}
-    stats.timings["load"] = round(time.perf_counter() - t0, 3)
-    keys = sorted(items)
-    batch = matcher.batch(items, model)
-    del items  # the batch holds what scoring needs; at a million records every copy counts
-    trained = None
-    if model is None and keys:
-        trained = matcher.train(batch)
-        stats.timings["train"] = round(time.perf_counter() - t0, 3)
-    if hasattr(batch, "frame"):
-        batch.frame = None  # only training reads the raw frame
-    pos, bkeys = matcher.block_pairs(batch)
-    codes = candidate_codes(pos, bkeys, len(keys), settings.block_cap)
-    scored: list[PairRow] = []
-    n = len(keys)
-    for start in range(0, len(codes), 200_000):  # bounded memory: only match/review pairs are kept
-        part = codes[start : start + 200_000]
-        scored.extend(matcher.score(batch, [(keys[c // n], keys[c % n]) for c in part.tolist()]))
-    edges = [(p.left_key, p.right_key, p.match_weight) for p in scored if p.band == "match"]
-    stats.timings["score"] = round(time.perf_counter() - t0, 3)
-    clusters, refused = matcher.cluster(batch, edges, constraints)
-    stats.timings["cluster"] = round(time.perf_counter() - t0, 3)
-    now = _now()
-    with store.begin() as conn:
-        run_id = _start_run(conn, "match", "full", matcher.name, started)
-        if trained is not None:
-            conn.execute(match_model.insert().values(matcher=matcher.name, trained_at=now, records=len(keys),
-                                                     params=trained.to_json()))
-        conn.execute(match_pair.delete())
-        conn.execute(match_block.delete())
-        conn.execute(match_record.delete())
-        for chunk in _chunks(_pair_dicts(scored, now), 5000):
-            conn.execute(match_pair.insert(), chunk)
-        for start in range(0, len(pos), 20000):  # streamed: 10+ keys per record would not fit as dicts
-            conn.execute(match_block.insert(), [
-                {"block_key": hex_key(bk), "record_key": keys[i]}
-                for i, bk in zip(pos[start : start + 20000].tolist(), bkeys[start : start + 20000].tolist(),
-                                 strict=True)
-            ])
-        dirty = 0
-        for chunk in _chunks(keys, 10000):
-            rec_rows = []
-            for k in chunk:
-                o = old.get(k)
-                if o is not None and o[0] == hashes[k] and o[1] == clusters[k]:
-                    changed_run = o[2]
-                else:
-                    changed_run, dirty = run_id, dirty + 1
-                rec_rows.append({"record_key": k, "record_hash": hashes[k], "cluster_key": clusters[k],
-                                 "changed_run": changed_run, "matched_at": now})
-            conn.execute(match_record.insert(), rec_rows)
-        stats.run_id = run_id
-        stats.records_total = len(keys)
-        stats.records_new_or_changed = sum(1 for k in keys if k not in old or old[k][0] != hashes[k])
-        stats.records_deleted = len(set(old) - set(keys))
-        stats.records_rematched = len(keys)
-        stats.records_reclustered = dirty
-        stats.pairs_scored = len(codes)
-        stats.pairs_match = len(edges)
-        stats.pairs_review = sum(1 for p in scored if p.band == "review")
-        stats.refused_must_links = len(refused)
-        stats.clusters = len(set(clusters.values()))
-        _finish_run(conn, run_id, stats.as_dict())
-    stats.timings["write"] = round(time.perf_counter() - t0, 3)
-
-
-def _incremental(
-    store: Store, matcher: Any, settings: MatchSettings, model: Any, prev: Any, stats: MatchStats, t0: float
-) -> None:
-    started = _now()
-    cap = settings.block_cap
-    with store.engine.connect() as conn:
-        # new or changed: hash differs from what the last run matched (robust to clock skew, unlike staged_at)
-        changed_q = (
-            sa.select(staged_record.c.record_key, staged_record.c.record, staged_record.c.record_hash)
-            .select_from(staged_record.outerjoin(match_record, match_record.c.record_key == staged_record.c.record_key))
-            .where(
-                staged_record.c.entity == "customers",
-                sa.or_(match_record.c.record_key.is_(None), match_record.c.record_hash != staged_record.c.record_hash),
-            )
-        )
-        c_items, c_hashes = _items(conn.execute(changed_q), matcher)
-        deleted = set(conn.execute(
-            sa.select(match_record.c.record_key).where(
-                ~sa.exists(
-                    sa.select(staged_record.c.record_key).where(
-                        staged_record.c.entity == "customers", staged_record.c.record_key == match_record.c.record_key
-                    )
-                )
-            )
-        ).scalars())
-        constraints = load_constraints(conn)
-        total = conn.execute(
-            sa.select(sa.func.count()).select_from(staged_record).where(staged_record.c.entity == "customers")
-        ).scalar_one()
-    decision_ends = {k for p, at in constraints.decided_at.items() if at >= prev.started_at for k in p}
-    stats.records_total = total
-    stats.records_new_or_changed = len(c_items)
-    stats.records_deleted = len(deleted)
-    stats.timings["detect"] = round(time.perf_counter() - t0, 3)
-    if not c_items and not deleted and not decision_ends:
-        with store.begin() as conn:
-            stats.run_id = _start_run(conn, "match", "incremental", matcher.name, started)
-            _finish_run(conn, stats.run_id, stats.as_dict())
-        return
-
-    changed = set(c_items)
-    limit = max(int(settings.full_rebuild_share * total), 1)
-    if len(changed) > limit:
-        raise _TooLarge(f"too large a change ({len(changed)} of {total} records)")
-    c_batch = matcher.batch(c_items, model)
-    new_blocks = block_keys(matcher, c_batch)
-    with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
-        run_id = _start_run(conn, "match", "incremental", matcher.name, started)
-        # 1. the blocking index: replace the keys of changed and deleted records
-        old_rows = _block_rows_for_records(conn, changed | deleted)
-        for chunk in _chunks(sorted(changed | deleted)):
-            conn.execute(match_block.delete().where(match_block.c.record_key.in_(chunk)))
-        ins = [{"block_key": b, "record_key": k} for k, bs in new_blocks.items() for b in bs]
-        for chunk in _chunks(ins, 10000):
-            conn.execute(match_block.insert(), chunk)
-        delta: dict[str, int] = defaultdict(int)
-        for b, _k in old_rows:
-            delta[b] -= 1
-        for bs in new_blocks.values():
-            for b in bs:
-                delta[b] += 1
-        sizes = _block_sizes(conn, delta)
-        # blocks whose size crossed the cap change which *unchanged* pairs are candidates
-        crossing = [b for b, d in delta.items() if (sizes.get(b, 0) <= cap) != (sizes.get(b, 0) - d <= cap)]
-        linkable = [b for bs in new_blocks.values() for b in bs if sizes.get(b, 0) <= cap]
-        members: dict[str, list[str]] = defaultdict(list)
-        for b, k in _block_members(conn, set(linkable) | set(crossing)):
-            members[b].append(k)
-
-        # 2. candidate pairs to (re)score: changed x their block partners, and all pairs of crossing blocks
-        cand: set[tuple[str, str]] = set()
-        for k, bs in new_blocks.items():
-            for b in bs:
-                if sizes.get(b, 0) <= cap:
-                    cand.update(pair_key(k, m) for m in members[b] if m != k)
-        x_members = sorted({k for b in crossing for k in members[b]} - changed)
-        x_blocks: dict[str, set[str]] = defaultdict(set)
-        for b, k in _block_rows_for_records(conn, x_members):
-            x_blocks[k].add(b)
-        sizes.update(_block_sizes(conn, {b for bs in x_blocks.values() for b in bs} - set(sizes)))
-        x_set = set(x_members)
-        x_index: dict[str, list[str]] = defaultdict(list)
-        for k in x_members:
-            for b in x_blocks[k]:
-                if sizes.get(b, 0) <= cap:
-                    x_index[b].append(k)
-        for ms in x_index.values():
-            cand.update(pair_key(a, c) for a, c in combinations(sorted(ms), 2))
-
-        # 3. drop stale pairs (any end changed/deleted, or both ends in a crossing block) and remember who
-        #    was linked to whom: those records' clusters may split
-        touched = sorted(changed | deleted)
-        seeds: set[str] = set(changed) | decision_ends | x_set
-        for chunk in _chunks(touched):
-            seeds.update(conn.execute(sa.select(match_pair.c.right_key).where(match_pair.c.left_key.in_(chunk)))
-                         .scalars())
-            seeds.update(conn.execute(sa.select(match_pair.c.left_key).where(match_pair.c.right_key.in_(chunk)))
-                         .scalars())
-            conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
-            conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
-        for chunk in _chunks(x_members):
-            conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk),
-                                                   match_pair.c.right_key.in_(x_members)))
-
-        # 4. score the candidates with the frozen model and store them
-        partners = sorted({k for p in cand for k in p} - changed)
-        items = dict(c_items)
-        hashes = dict(c_hashes)
-        more, more_h = _items(_staged_customers(conn, partners), matcher)
-        items.update(more)
-        hashes.update(more_h)
-        cand_l = sorted(p for p in cand if p[0] in items and p[1] in items)
-        batch = matcher.batch({k: items[k] for k in {k for p in cand_l for k in p} | changed}, model)
-        scored = matcher.score(batch, cand_l)
-        now = _now()
-        for chunk in _chunks(_pair_dicts(scored, now), 5000):
-            conn.execute(match_pair.insert(), chunk)
-        seeds.update(k for p in scored if p.band == "match" for k in (p.left_key, p.right_key))
-        stats.pairs_scored = len(cand_l)
-        stats.pairs_match = sum(1 for p in scored if p.band == "match")
-        stats.pairs_review = sum(1 for p in scored if p.band == "review")
-        stats.timings["score"] = round(time.perf_counter() - t0, 3)
-
-        # 5. the affected set K: closed under match edges, must-links and previous clusters
-        seeds |= _cluster_mates(conn, seeds | deleted)
-        seeds -= deleted
-        must_adj: dict[str, set[str]] = defaultdict(set)
-        for a, b in constraints.must_link:
-            must_adj[a].add(b)
-            must_adj[b].add(a)
-        affected = set(seeds)
-        frontier = sorted(seeds)
-        while frontier:
-            nxt = _pair_neighbours(conn, frontier)
-            nxt |= {n for k in frontier for n in must_adj.get(k, ())}
-            nxt -= affected | deleted
-            nxt |= _cluster_mates(conn, nxt) - affected - deleted
-            affected |= nxt
-            frontier = sorted(nxt)
-            if len(affected) > limit:
-                raise _TooLarge(f"affected component too large ({len(affected)} of {total} records)")
-        stats.timings["closure"] = round(time.perf_counter() - t0, 3)
-
-        # 6. re-cluster K from its stored match edges, exactly as a full run clusters each component
-        more, more_h = _items(_staged_customers(conn, sorted(affected - set(items))), matcher)
-        items.update(more)
-        hashes.update(more_h)
-        affected &= set(items)  # a staged row deleted meanwhile is picked up by the next run
-        keys = sorted(affected)
-        edges: list[tuple[str, str, float]] = []
-        for chunk in _chunks(keys):
-            for lk, rk, w in conn.execute(
-                sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.match_weight).where(
-                    match_pair.c.band == "match", match_pair.c.left_key.in_(chunk)
-                )
-            ):
-                if rk in affected:
-                    edges.append((lk, rk, w))
-        k_batch = matcher.batch({k: items[k] for k in keys}, model)
-        clusters, refused = matcher.cluster(k_batch, edges, constraints)
-        stats.timings["cluster"] = round(time.perf_counter() - t0, 3)
-
-        # 7. cluster labels; a record is dirty for build_golden when its content or cluster changed
-        old: dict[str, tuple[str, str, int]] = {}
-        for chunk in _chunks(sorted(affected | deleted)):
-            for k, h, c, r in conn.execute(
-                sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
-                          match_record.c.changed_run).where(match_record.c.record_key.in_(chunk))
-            ).tuples():
-                old[k] = (h, c, r)
-        writes = []
-        for k in keys:
-            o = old.get(k)
-            if o is not None and o[0] == hashes[k] and o[1] == clusters[k]:
-                continue
-            writes.append({"record_key": k, "record_hash": hashes[k], "cluster_key": clusters[k],
-                           "changed_run": run_id, "matched_at": now})
-        for chunk in _chunks(sorted(deleted | {w["record_key"] for w in writes})):
-            conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
-        for chunk in _chunks(writes, 5000):
-            conn.execute(match_record.insert(), chunk)
-        stats.run_id = run_id
-        stats.records_rematched = len(keys)
-        stats.records_reclustered = len(writes) + len(deleted)
-        stats.refused_must_links = len(refused)
-        stats.clusters = len(set(clusters.values()))
-        _finish_run(conn, run_id, stats.as_dict())
-    stats.timings["write"] = round(time.perf_counter() - t0, 3)

@@ -519,13 +519,19 @@ def _model_terms(person: Person) -> set[str]:
 
 
 def _model_hits(conn: Connection, person: Person) -> list[tuple[int, dict]]:
-    """Stored matching models whose term-frequency tables list one of the person's values."""
-    terms = _model_terms(person)
+    """Stored matching models whose term-frequency tables list one of the person's values, each with the
+    parameters that no longer do (the engine keys its tables by value hash: ``MatchModel.forget``)."""
+    from hub.dedupe import MatchModel
+
+    terms = sorted(_model_terms(person))
     hits = []
     for mid, params in conn.execute(sa.select(match_model.c.id, match_model.c.params)):
-        tf = (params or {}).get("tf")
-        if isinstance(tf, dict) and any(isinstance(t, dict) and terms & set(t) for t in tf.values()):
-            hits.append((mid, params))
+        try:
+            model = MatchModel.from_json(params or {})
+        except (ValueError, KeyError, TypeError):  # a model of a format the engine no longer reads: retrained
+            continue
+        if model.forget(terms):
+            hits.append((mid, model.to_json()))
     return hits
 
 
@@ -600,9 +606,6 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
                  "reason": f"erasure {eid}", "at": now} for g in sorted(gids)])
         delete_in(source_tombstone, source_tombstone.c.source_id, {sid for _, _, sid in p.landing_keys})
         for mid, params in _model_hits(conn, p):
-            terms = _model_terms(p)
-            params = {**params, "tf": {k: ({v: f for v, f in t.items() if v not in terms} if isinstance(t, dict)
-                                          else t) for k, t in params["tf"].items()}}
             conn.execute(match_model.update().where(match_model.c.id == mid).values(params=params))
         for source, entity in _cursors_holding(conn, p):
             conn.execute(sync_state.update().where(sync_state.c.source == source, sync_state.c.entity == entity)

@@ -21,14 +21,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.privacy.tombstones import GONE
-from hub.store import Store, landing, payload_hash, push_outbox, push_result, quarantine, source_tombstone
+from hub.store import (
+    PRUNED,
+    Store,
+    landing,
+    payload_hash,
+    push_outbox,
+    push_result,
+    quarantine,
+    source_tombstone,
+)
 
-PRUNED: dict[str, Any] = {"_pruned": True}
 FINISHED = ("ok", "rejected", "superseded")
 
 
@@ -110,5 +117,3 @@ def apply_retention(store: Store, cfg: RetentionConfig | None = None, now: datet
     return stats
 
 
-def is_pruned(payload: Any) -> bool:
-    return payload == PRUNED
