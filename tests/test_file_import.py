@@ -438,3 +438,28 @@ def test_forced_encoding_and_renamed_header(tmp_path: Path) -> None:
                 "--encoding", "gbk", "--columns", "record_id,full_name,phone,city")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "encoding GBK (forced)" in proc.stdout and _counts(proc) == (1, 1, 0, 0)
+
+
+def test_sparse_rows_are_customers_flagged_incomplete(tmp_path: Path) -> None:
+    """A name with a city (no phone, no e-mail) is a customer the hub can link: staged, flagged incomplete.
+    Quarantine is for rows the hub cannot use: a name with nothing to tell the person apart, no name at all."""
+    src = tmp_path / "social.csv"
+    src.write_text(_csv_text([HEADER,
+                              ["S-1", "王芳", "", "", "", "女", "上海市", "name and city"],
+                              ["S-2", "Robert Smith", "bob@example.com", "", "", "", "", "complete"],
+                              ["S-3", "李娜", "", "", "", "", "", "a name only"],
+                              ["S-4", "", "", "", "", "", "北京市", "a city only"]]), encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'hub.db'}"
+    proc = _hub(tmp_path, db, "import", str(src), "--source", "social", "--mapping", "customer_file")
+    assert _counts(proc) == (4, 2, 2, 0), proc.stdout
+    store = Store(db)
+    with store.engine.connect() as conn:
+        staged = {r.source_id: r for r in conn.execute(sa.select(staged_record))}
+        held = {r.source_id: r.reasons for r in conn.execute(sa.select(quarantine))}
+    store.dispose()
+    assert set(staged) == {"S-1", "S-2"}
+    assert {"record:incomplete", "record:contact_missing"} <= set(staged["S-1"].quality_flags)
+    assert staged["S-1"].record["addresses"][0]["city"]
+    assert not any(f.startswith("record:") for f in staged["S-2"].quality_flags)
+    assert held["S-3"] == ["required.reachable_missing"]
+    assert "required.name_missing" in held["S-4"]

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from test_golden_support import cust, stage
 
 from hub.golden import build_golden, decide, match_and_cluster, parse_pair, review_queue
-from hub.store import Store, review_decision
+from hub.store import Store, match_pair, review_decision
 
 EXACT = {"engine": "fixed"}
 
@@ -52,3 +52,38 @@ def test_decide_rejects_bad_input(sqlite_store: Store) -> None:
     with pytest.raises(ValueError):
         parse_pair("erp:1")
     assert parse_pair(" webshop:7 | erp:1 ") == ("erp:1", "webshop:7")
+
+
+def test_review_list_evidence_adds_up_to_the_weight_shown(sqlite_store: Store, tmp_path) -> None:
+    """`hub review list` shows each pair's match weight and its evidence: the prior of the pair's sources and
+    every field's level and weight. They add up (the engine's explanation, stored with the prior)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hub.golden.synthetic import stage_records, synthetic_records
+
+    store = sqlite_store
+    stage_records(store, synthetic_records(400, seed=3))
+    match_and_cluster(store, {"engine": "dedupe"})
+    build_golden(store)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(match_pair)).all()
+    assert rows and any(r.band == "review" for r in rows)
+    for r in rows:  # stored: prior + field weights == match weight
+        assert "prior" in r.explanation
+        total = sum(d["weight"] for d in r.explanation.values() if isinstance(d, dict))
+        assert abs(total - r.match_weight) < 0.01, (total, r.match_weight)
+    hub = str(Path(sys.executable).parent / "hub")
+    proc = subprocess.run([hub, "review", "list", "--limit", "20"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "HUB_DATABASE_URL": str(store.engine.url)})
+    assert proc.returncode == 0, proc.stderr
+    shown = re.findall(r"weight ([+-][\d.]+).*?\n(?:.*\n)*?\s+evidence\s+(.*)", proc.stdout)
+    assert shown, proc.stdout
+    for weight, evidence in shown:
+        parts = dict(re.findall(r"(\w+)=[\w ]+?\(([+-][\d.]+)\)", evidence))
+        assert "prior" in parts
+        # each figure is printed to 0.1: the sum may be off by half a tenth per figure
+        assert abs(sum(float(v) for v in parts.values()) - float(weight)) <= 0.05 * len(parts) + 0.01

@@ -31,7 +31,7 @@ SOURCES = {
 }
 PULLS = {"erp": ("customers", "orders", "shipments"), "webshop": ("customers", "orders"),
          "social": ("followers",), "callcenter": ("calls",)}
-KNOWN_REASONS = {"required.name_missing", "required.contact_missing", "phone.invalid", "phone.possible",
+KNOWN_REASONS = {"required.name_missing", "required.contact_missing", "required.reachable_missing", "phone.invalid", "phone.possible",
                  "datetime.impossible", "payload.malformed", "required.customer_source_id_missing",
                  "required.occurred_at_missing", "required.phone_missing", "name.unparseable", "name.missing",
                  "required.ordered_at_missing"}

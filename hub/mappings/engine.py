@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
@@ -45,7 +45,7 @@ _DERIVED: dict[str, str] = {
 }
 _ENGINE_FIELDS = frozenset({"source", "source_id"})
 # Composite rules besides plain field names in ``required``.
-_RULES = frozenset({"contact", "name_or_company"})
+_RULES = frozenset({"contact", "name_or_company", "reachable"})
 
 
 class MappingError(ValueError):
@@ -141,6 +141,7 @@ class CompiledTarget:
     source_id_prefix: str
     when: Getter | None = None  # produce this record only when the path yields something
     optional: bool = False  # its required rules failing drops this record, not the landing row
+    wanted: tuple[str, ...] = ()  # rules whose failure flags the record incomplete instead of quarantining it
 
 
 @dataclass(slots=True)
@@ -379,7 +380,7 @@ def compile_target(kind: str, landing: str, lspec: LandingSpec, tspec: TargetSpe
         return _fail(kind, landing, tspec.entity, None, msg)
 
     _check_required_fields(model, mapped, target_err)
-    for rule in tspec.required:
+    for rule in [*tspec.required, *tspec.wanted]:
         if rule in _RULES:
             continue
         if rule not in model.model_fields:
@@ -397,7 +398,7 @@ def compile_target(kind: str, landing: str, lspec: LandingSpec, tspec: TargetSpe
     if tspec.when:
         when = _compile_getter(tspec.when, samples, lambda m: _fail(kind, landing, tspec.entity, "when", m))
     return CompiledTarget(tspec.entity, model, fields, tuple(tspec.required), sid, tspec.source_id_prefix,
-                          when, tspec.optional)
+                          when, tspec.optional, tuple(tspec.wanted))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -668,7 +669,12 @@ class Mapper:
             )
             return
         cust = record.get("customer_source_id") if t.entity != "customers" else None
-        quality = sorted({f"{f}:{c}" for f, codes in flags.items() for c in codes})
+        quality = {f"{f}:{c}" for f, codes in flags.items() for c in codes}
+        missing = [r.removeprefix("required.") for r in self._required_rules(t.wanted, out, flags)
+                   if r.startswith("required.")]
+        if missing:
+            quality |= {"record:incomplete", *(f"record:{m}" for m in missing)}
+        quality = sorted(quality)
         outcome.records.append(
             StagedOutput(t.entity, sid, f"{ctx.source}:{cust}" if cust else None, record, quality)
         )
@@ -692,13 +698,24 @@ class Mapper:
 
     @staticmethod
     def _required(t: CompiledTarget, out: dict[str, Any], flags: dict[str, list[str]]) -> list[str]:
+        return Mapper._required_rules(t.required, out, flags)
+
+    @staticmethod
+    def _required_rules(rules: Iterable[str], out: dict[str, Any], flags: dict[str, list[str]]) -> list[str]:
         reasons: list[str] = []
 
         def invalid(fld: str) -> list[str]:
             return [c for c in flags.get(fld, ()) if c.endswith(_INVALID_SUFFIXES)]
 
-        for rule in t.required:
-            if rule == "contact":
+        for rule in rules:
+            if rule == "reachable":  # a way to tell the customer apart: a contact point or where they live
+                places = [a for a in out.get("addresses") or ()
+                          if any((a.get(k) if isinstance(a, dict) else getattr(a, k, None))
+                                 for k in ("street", "city", "postal_code"))]
+                if _empty(out.get("emails")) and _empty(out.get("phones")) and not places:
+                    reasons.append("required.reachable_missing")
+                    reasons.extend(invalid("phones") + invalid("emails"))
+            elif rule == "contact":
                 if _empty(out.get("emails")) and _empty(out.get("phones")):
                     reasons.append("required.contact_missing")
                     reasons.extend(invalid("phones") + invalid("emails"))

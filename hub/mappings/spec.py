@@ -73,6 +73,9 @@ class TargetSpec(BaseModel):
     source_id: str | None = None  # path; default: the landing row's source_id
     source_id_prefix: str = ""
     required: list[str] = Field(default_factory=list)
+    # rules a complete record meets; a record breaking one is still staged, flagged ``record:incomplete`` (a
+    # name and a city is a customer the hub can link, not one to quarantine)
+    wanted: list[str] = Field(default_factory=list)
     when: str | None = None  # a path: the record exists only for payloads where it yields a value
     optional: bool = False  # a derived record: failing its required rules skips it, not the landing row
     fields: dict[str, Any]
