@@ -329,7 +329,7 @@ def _customer_360(config: HubConfig) -> Callable[[Any], Any]:
     def run(store: Any) -> Any:
         from hub.customer360 import build_360
 
-        return build_360(store, config.segments)
+        return build_360(store, config.segments.as_dict())
 
     return run
 
@@ -340,11 +340,11 @@ def _caller_lookup_index(store: Any) -> Any:
     return refresh_lookup_index(store)
 
 
-def _push_plan(config: HubConfig, targets: list[str]) -> Callable[[Any], Any]:
+def _push_plan(config: HubConfig) -> Callable[[Any], Any]:
     def run(store: Any) -> Any:
         from hub.push_plan import plan_pushes
 
-        return plan_pushes(store, {**config.push, "targets": targets})
+        return plan_pushes(store, config.push_plan_config())
 
     return run
 
@@ -375,13 +375,8 @@ def customer_360_schema() -> dg.TableSchema:
 
 
 def push_targets(config: HubConfig) -> list[str]:
-    """The enabled sources that take a push: ``push.targets`` when given, else every enabled source that can
-    take one (``push: true``, the default)."""
-    sources = config.enabled_sources
-    from hub.push_plan import target_configs
-
-    named = [t.name for t in target_configs(config.push)] if "targets" in config.push else list(sources)
-    return [t for t in named if t in sources and sources[t].push]
+    """The enabled sources that take a push (``HubConfig.push_targets``)."""
+    return config.push_targets()
 
 
 def build_assets(config: HubConfig) -> list[Any]:
@@ -390,7 +385,7 @@ def build_assets(config: HubConfig) -> list[Any]:
     targets = push_targets(config)
     from hub.push_plan import target_configs
 
-    written = {t.name: t.source for t in target_configs(config.push)}
+    written = {t.name: t.source for t in target_configs(config.push_plan_config())}
     push_assets = [build_push_asset(t, sources[t], written.get(t)) for t in targets]
 
     staged_records = build_stage_asset(
@@ -445,7 +440,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         "push_outbox", "push", [customer_360],
         "The push outbox: for every target system, the desired golden id / segment / value tier per "
         "target record. Diff-only — a row is queued only when the target does not already hold it.",
-        _push_plan(config, targets),
+        _push_plan(config),
         pii=False,
     )
 
@@ -490,7 +485,7 @@ def build_assets(config: HubConfig) -> list[Any]:
     def data_quality_report(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
         from hub.report import write_report
 
-        path = Path(config.report.get("path", ".hub/reports/data_quality.html"))
+        path = Path(config.report.path)
         stats = write_report(store.store(), path, run=run_info(context), quality=config.quality,
                              derived=derived_prefixes(config.enabled_sources))
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
@@ -633,7 +628,7 @@ def _report_stop(config: HubConfig) -> Callable[[Any, Any, list[str]], None]:
     def stop(context: Any, store: Any, problems: list[str]) -> None:
         from hub.report import write_report
 
-        path = Path(config.report.get("path", ".hub/reports/data_quality.html"))
+        path = Path(config.report.path)
         stats = write_report(store, path, run=run_info(context), quality=config.quality,
                              derived=derived_prefixes(config.enabled_sources), stopped=problems)
         context.log.warning("pushes stopped; report written to %s", stats.path)
@@ -643,10 +638,9 @@ def _report_stop(config: HubConfig) -> Callable[[Any, Any, list[str]], None]:
 
 def build_checks(config: HubConfig) -> list[dg.AssetChecksDefinition]:
     from hub import checks
+    from hub.push_plan import target_configs
 
-    may_create = frozenset(
-        name for name, opts in config.push.items() if isinstance(opts, dict) and opts.get("create_missing")
-    )
+    may_create = frozenset(t.name for t in target_configs(config.push_plan_config()) if t.create_missing)
     stop = _report_stop(config)
     return [
         build_check(

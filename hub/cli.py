@@ -138,7 +138,7 @@ def cmd_push_log(args: argparse.Namespace) -> int:
     from hub.push_log import log_rows, render
     from hub.push_plan import target_configs
 
-    sources = {t.name: t.source for t in target_configs(load_config().push)}
+    sources = {t.name: t.source for t in target_configs(load_config().push_plan_config())}
     rows = log_rows(_store(), target=args.target, status=args.status, limit=args.limit, sources=sources)
     print(render(rows, args.format))
     return 0

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hub.golden.config import SurvivorshipConfig
+from hub.golden.matching import MatchSettings
 from hub.privacy.retention import RetentionConfig
 from hub.quality.config import QualityConfig
 
@@ -86,18 +88,115 @@ class ServeConfig(BaseModel):
         return value
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StandardiseConfig(_Section):
+    """The ``standardise`` section: hub-wide defaults (each source's own ``phone_region`` wins)."""
+
+    phone_region: str | None = None  # region of numbers typed without a country code (erasure selectors)
+
+
+class MatchingConfig(MatchSettings):
+    """The ``matching`` section (hub/golden/README.md): the golden stage's settings, every key checked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SegmentsSection(_Section):
+    """The ``segments`` section (hub/customer360.py ``SegmentsConfig``): value tiers, lifecycle, segment rules."""
+
+    value_tiers: dict[str, dict[str, float]] | None = None
+    lifecycle: dict[Literal["new_days", "at_risk_days", "lapsed_days"], int] | None = None
+    rules: list[dict[str, Any]] | None = None
+    exclude_statuses: list[str] | None = None
+    currency_rates: dict[str, float] | None = None
+    recent_orders: int | None = Field(None, ge=0)
+    social_sources: list[str] | None = None
+    link_guest_orders: bool | None = None
+
+    @model_validator(mode="after")
+    def _semantics(self) -> SegmentsSection:
+        from hub.customer360 import SegmentsConfig
+
+        SegmentsConfig.from_dict(self.as_dict())  # unknown tiers, bad rules: ValueError naming them
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class TargetOptions(_Section):
+    """Options of one push target (``push.<name>:`` or ``push.targets.<name>:``), hub/push_plan.py."""
+
+    source: str | None = None  # the source whose records (xref) it writes; default: the target's name
+    entity: str | None = None
+    mode: Literal["records", "directory"] | None = None
+    consent_channel: Literal["email", "sms", "phone", "social", "post"] | None = None
+    consent_fields: bool | None = None
+    create_missing: bool | None = None
+    kind: SourceKind | None = None
+    enabled: bool | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class PushSection(BaseModel):
+    """The ``push`` section. ``targets``: a list of source names or a mapping name -> options; when absent,
+    every enabled source that takes a push (``push: true``, the default). Options per target may also sit
+    under ``push.<name>:``; any other key is an error."""
+
+    model_config = ConfigDict(extra="allow")
+
+    targets: list[str] | dict[str, TargetOptions | None] | None = None
+    marketing_consent: Literal["opt_in", "not_opted_out"] = "opt_in"
+
+    @model_validator(mode="after")
+    def _options(self) -> PushSection:
+        for name, value in (self.model_extra or {}).items():
+            try:
+                opts = TargetOptions.model_validate(value or {})
+            except ValidationError as exc:
+                raise ValueError(f"push.{name}: {validation_message(exc)}") from None
+            self.model_extra[name] = opts
+        return self
+
+    def options(self) -> dict[str, TargetOptions]:
+        """Per named target: its options (both places merged; the ``targets`` mapping wins)."""
+        out = {name: opts for name, opts in (self.model_extra or {}).items()}
+        if isinstance(self.targets, dict):
+            for name, opts in self.targets.items():
+                merged = {**(out[name].as_dict() if name in out else {}), **(opts.as_dict() if opts else {})}
+                out[name] = TargetOptions.model_validate(merged)
+        return out
+
+
+class ReportConfig(_Section):
+    path: str = ".hub/reports/data_quality.html"
+
+
+class ScheduleConfig(_Section):
+    cron: str = "0 2 * * *"  # the nightly full_sync
+    timezone: str = "UTC"
+    running: bool = False  # switched on without a click in the UI
+
+
 class HubConfig(BaseModel):
+    """The whole hub.yaml: every section typed, every unknown key an error naming it (``load_config``)."""
+
     model_config = ConfigDict(extra="forbid")
 
     sources: dict[str, SourceConfig]
-    standardise: dict[str, Any] = Field(default_factory=dict)
-    matching: dict[str, Any] = Field(default_factory=dict)
-    survivorship: dict[str, Any] = Field(default_factory=dict)
-    segments: dict[str, Any] = Field(default_factory=dict)
-    push: dict[str, Any] = Field(default_factory=dict)
-    report: dict[str, Any] = Field(default_factory=dict)
+    standardise: StandardiseConfig = Field(default_factory=StandardiseConfig)
+    matching: MatchingConfig = Field(default_factory=MatchingConfig)
+    survivorship: SurvivorshipConfig | None = None  # None: the shipped rules (hub/golden/default_survivorship.yaml)
+    segments: SegmentsSection = Field(default_factory=SegmentsSection)
+    push: PushSection = Field(default_factory=PushSection)
+    report: ReportConfig = Field(default_factory=ReportConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
-    schedule: dict[str, Any] = Field(default_factory=dict)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
@@ -109,9 +208,46 @@ class HubConfig(BaseModel):
                 raise ValueError(f"source name {name!r} must be a simple identifier (letters, digits, _)")
         return value
 
+    @field_validator("survivorship", mode="before")
+    @classmethod
+    def _default_rules(cls, value: Any) -> Any:
+        return None if not value else value
+
+    @field_validator("standardise", "matching", "segments", "push", "report", "schedule", mode="before")
+    @classmethod
+    def _empty_section(cls, value: Any) -> Any:
+        return {} if value is None else value  # a section left empty in the YAML (`push:`) is its defaults
+
+    @model_validator(mode="after")
+    def _push_targets_known(self) -> HubConfig:
+        """A push target must be a source of this file: a typo would otherwise silently push nowhere."""
+        named = list(self.push.targets or []) + list(self.push.model_extra or {})
+        for name in named:
+            if name not in self.sources:
+                raise ValueError(f"push.{'targets.' if name in (self.push.targets or []) else ''}{name}: no source "
+                                 f"of that name (sources: {', '.join(self.sources)})")
+        return self
+
     @property
     def enabled_sources(self) -> dict[str, SourceConfig]:
         return {n: s for n, s in self.sources.items() if s.enabled}
+
+    def push_targets(self) -> list[str]:
+        """The enabled sources that take a push: ``push.targets`` when given, else every enabled source that
+        can take one (``push: true``, the default)."""
+        sources = self.enabled_sources
+        options = self.push.options()
+        named = list(self.push.targets) if self.push.targets is not None else list(sources)
+        return [t for t in named if t in sources and sources[t].push
+                and (options[t].enabled is not False if t in options else True)]
+
+    def push_plan_config(self) -> dict[str, Any]:
+        """The push section as hub/push_plan.py reads it: ``targets`` maps each push target to its options,
+        the source's kind included (so a shop not named ``webshop`` still gets the shop's defaults)."""
+        options = self.push.options()
+        targets = {t: {"kind": self.sources[t].kind, **(options[t].as_dict() if t in options else {})}
+                   for t in self.push_targets()}
+        return {"targets": targets, "marketing_consent": self.push.marketing_consent}
 
 
 def config_path() -> Path:
@@ -128,9 +264,10 @@ def validation_message(exc: ValidationError) -> str:
     """Each pydantic error as ``key.path: what is wrong`` (the input value is left out: it may be a secret)."""
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        what = "unknown key (a typo?)" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{where}: {what}")
+        what = "unknown key (a typo?)" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        where = ".".join(str(p) for p in err["loc"])
+        # a section's own check names the key itself ("push.targets.webshp: …")
+        lines.append(what if not where or what.startswith(f"{where}.") else f"{where}: {what}")
     return "; ".join(lines)
 
 

@@ -38,12 +38,12 @@ erase_person = build_erasure_job(config)
 full_sync_schedule = dg.ScheduleDefinition(
     name="full_sync_nightly",
     job=full_sync,
-    cron_schedule=config.schedule.get("cron", "0 2 * * *"),
-    execution_timezone=config.schedule.get("timezone", "UTC"),
+    cron_schedule=config.schedule.cron,
+    execution_timezone=config.schedule.timezone,
     description="The nightly full sync (cron from hub.yaml `schedule.cron`). Switch it on in the UI "
     "(Automation) or set `schedule.running: true` in hub.yaml.",
     default_status=(
-        dg.DefaultScheduleStatus.RUNNING if config.schedule.get("running") else dg.DefaultScheduleStatus.STOPPED
+        dg.DefaultScheduleStatus.RUNNING if config.schedule.running else dg.DefaultScheduleStatus.STOPPED
     ),
 )
 

@@ -150,7 +150,7 @@ def summarise(result: Any, store_url: str | None = None, title: str = "hub demo"
     if report is None:  # a blocking check stopped the run: the report was written when it stopped
         from hub.config import load_config
 
-        report = Path(load_config().report.get("path", ".hub/reports/data_quality.html")).resolve()
+        report = Path(load_config().report.path).resolve()
     lines.append(f"Data-quality report: {report}")
     lines.extend(stopped)
     failed = [

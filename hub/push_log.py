@@ -81,7 +81,7 @@ def _fields(row: LogRow) -> dict[str, Any]:
         "status": row.status,
         "attempt": row.attempt,
         "cause": row.cause,
-        "changes": format_changes(row.changes),
+        "changes": " ".join(format_changes(row.changes).split()),  # one line per row, whatever a value holds
         "reason": " ".join(scrub_text(row.reason).split()) if row.reason else None,
     }
 

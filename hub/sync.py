@@ -71,15 +71,13 @@ def plan_sync(config: HubConfig, sources: Sequence[str] = (), *, full: bool = Fa
     """The selection and run config for ``hub sync`` options (ConfigError on an unknown source)."""
     import dagster as dg
 
-    from hub.assets import push_targets
-
     enabled = list(config.enabled_sources)
     unknown = [s for s in sources if s not in enabled]
     if unknown:
         known = ", ".join(enabled) or "none"
         raise ConfigError(f"--source {unknown[0]}: no enabled source of that name in hub.yaml (sources: {known})")
     pulled = list(dict.fromkeys(sources)) or enabled
-    targets = push_targets(config)
+    targets = config.push_targets()
     selection = None
     if sources and job is not None:
         graph = job.asset_layer.asset_graph
@@ -301,7 +299,7 @@ def dry_run_text(targets: Sequence[str], config: HubConfig) -> str:
     from hub.push_preview import preview, preview_text
     from hub.store import Store
 
-    sources = {t.name: t.source for t in target_configs(config.push)}
+    sources = {t.name: t.source for t in target_configs(config.push_plan_config())}
     store = Store()
     try:
         return preview_text(preview(store, t, sources.get(t, t)) for t in targets)

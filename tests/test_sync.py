@@ -122,3 +122,60 @@ def test_configuration_errors_stop_before_anything_runs(tmp_path: Path, sandbox:
     done = hub(tmp_path, "sync", env=missing)
     assert done.returncode == 2 and "HUB_WEBSHOP_SECRET" in done.stderr and "Traceback" not in done.stderr
     assert sandbox["HUB_WEBSHOP_KEY"] not in done.stderr
+
+
+@pytest.mark.parametrize(("section", "typo", "named"), [
+    ("push", {"targets": ["erp", "webshp"]}, "push.targets.webshp"),
+    ("push", {"webshop": {"consent_chanel": "email"}}, "push.webshop: consent_chanel"),
+    ("matching", {"engin": "exact"}, "matching.engin"),
+    ("survivorship", {"fields": {"full_name": {"strategy": "most_recent", "tie_breaker": []}}},
+     "survivorship.fields.full_name.tie_breaker"),
+    ("schedule", {"crom": "0 3 * * *"}, "schedule.crom"),
+    ("segments", {"rulez": []}, "segments.rulez"),
+])
+def test_a_typo_in_any_section_is_exit_2_naming_the_key(tmp_path: Path, section: str, typo: dict,
+                                                         named: str) -> None:
+    cfg = yaml.safe_load(DEFAULT_YAML.read_text(encoding="utf-8"))
+    cfg[section] = {**(cfg.get(section) or {}), **typo}
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    done = hub(tmp_path, "sync", "--dry-run", env={})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / ".hub").exists()  # nothing ran, not even Dagster's instance was created
+
+
+def test_the_packaged_tryton_block_works_as_written_when_uncommented(tmp_path: Path) -> None:
+    """Uncommented as its comment says, the block is a source that is pushed to (no `push.targets` to edit)
+    and reads the variables it names: here the first one missing is reported before anything runs."""
+    text = DEFAULT_YAML.read_text(encoding="utf-8")
+    text = re.sub(r"^  # (tryton:|  kind: tryton|  \w+_env: HUB_TRYTON_\w+)", r"  \1", text, flags=re.M)
+    cfg = yaml.safe_load(text)
+    assert cfg["sources"]["tryton"]["url_env"] == "HUB_TRYTON_URL"
+    for name in ("erp", "webshop", "social", "callcenter"):
+        cfg["sources"][name]["enabled"] = False
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    done = hub(tmp_path, "sync", "--dry-run", env={})
+    assert done.returncode == 2 and "sources.tryton.url_env" in done.stderr and "HUB_TRYTON_URL" in done.stderr
+    from hub.config import load_config
+
+    assert load_config(tmp_path / "hub.yaml").push_targets() == ["tryton"]
+    readme = (DEFAULT_YAML.parents[1] / "README.md").read_text(encoding="utf-8")
+    for var in ("HUB_TRYTON_URL", "HUB_TRYTON_DATABASE", "HUB_TRYTON_USER", "HUB_TRYTON_PASSWORD"):
+        assert var in readme, var  # the README names the variables the file reads
+    assert not re.search(r"(?<!HUB_)TRYTON_URL", readme)
+
+
+def test_the_readme_example_is_a_valid_hub_yaml_with_every_variable_named() -> None:
+    readme = (DEFAULT_YAML.parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Running against your own systems", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shell = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    from hub.config import HubConfig
+
+    cfg = HubConfig.model_validate(yaml.safe_load(example))
+    assert {s.kind for s in cfg.sources.values()} == {"tryton", "woocommerce", "asterisk_cdr"}
+    assert cfg.push_targets() == list(cfg.sources)
+    named = {v for s in cfg.sources.values() for k, v in s if k.endswith("_env") and v}
+    assert named <= set(re.findall(r"\b(HUB_\w+)=", shell)), named
+    for command in ("hub sync --dry-run", "hub sync ", "hub push log", "hub ui"):
+        assert command in shell, command
