@@ -179,3 +179,36 @@ def test_the_readme_example_is_a_valid_hub_yaml_with_every_variable_named() -> N
     assert named <= set(re.findall(r"\b(HUB_\w+)=", shell)), named
     for command in ("hub sync --dry-run", "hub sync ", "hub push log", "hub ui"):
         assert command in shell, command
+
+
+def test_the_ui_dry_run_job_sends_nothing(tmp_path: Path, sandbox: dict[str, str]) -> None:
+    """`full_sync_dry_run` (what the UI launches) previews in every push step and leaves the outbox pending."""
+    script = (
+        "import dagster as dg\n"
+        "from hub.definitions import defs\n"
+        "from hub.sync import dagster_home\n"
+        "dagster_home()\n"
+        "with dg.DagsterInstance.get() as instance:\n"
+        "    r = defs.resolve_job_def('full_sync_dry_run').execute_in_process(instance=instance)\n"
+        "mats = [e.event_specific_data.materialization for e in r.get_asset_materialization_events()]\n"
+        "pushes = {m.asset_key.to_user_string(): m.metadata for m in mats\n"
+        "          if m.asset_key.to_user_string().startswith('push_') and m.asset_key.to_user_string() != 'push_outbox'}\n"
+        "assert r.success and len(pushes) == 4, pushes\n"
+        "assert all(m['dry_run'].value is True and m['sent'].value == 0 for m in pushes.values())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") and k != "DAGSTER_HOME"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900, env={**clean, "HUB_DATABASE_URL": "", **sandbox})
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert push_log(tmp_path, sandbox, "ok") == [] and push_log(tmp_path, sandbox, "pending")
+
+
+def test_hub_ui_starts_the_sandbox_only_for_the_demo_world(tmp_path: Path) -> None:
+    from hub.config import PACKAGED_DEFAULT, load_config
+    from hub.demo import uses_sandbox
+
+    assert uses_sandbox(PACKAGED_DEFAULT, load_config(PACKAGED_DEFAULT))
+    readme = (DEFAULT_YAML.parents[1] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Running against your own systems", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
+    (tmp_path / "hub.yaml").write_text(example, encoding="utf-8")
+    assert not uses_sandbox(tmp_path / "hub.yaml", load_config(tmp_path / "hub.yaml"))
