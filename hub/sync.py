@@ -23,15 +23,18 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import sqlalchemy as sa
+
 from hub.config import ConfigError, HubConfig, load_config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
-DEFAULT_DAGSTER_HOME = Path(".hub") / "dagster"
+HUB_HOME = Path(".hub")  # the working folder's hub files: store, Dagster instance, reports, sandbox
 JOB = "full_sync"
 
 # a pull asset reports its progress with this log line (hub.assets); Progress turns it into a bar
@@ -106,10 +109,20 @@ def _downstream(graph: Any, key: Any) -> set[Any]:
     return out
 
 
+def prepare_dagster_home(home: Path = HUB_HOME, dagster_home: Path | None = None) -> Path:
+    """Create Dagster's instance folder (``dagster_home``, default ``home/dagster``) with the hub's instance
+    config if missing, and point ``DAGSTER_HOME`` at it."""
+    dagster_home = (dagster_home or home / "dagster").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    cfg = dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    os.environ["DAGSTER_HOME"] = str(dagster_home)
+    return dagster_home
+
+
 def dagster_home() -> Path:
     """``DAGSTER_HOME`` when set, else ``.hub/dagster``; created with the hub's instance config if missing."""
-    from hub.demo import prepare_dagster_home
-
     given = os.environ.get("DAGSTER_HOME")
     if given:
         return prepare_dagster_home(dagster_home=Path(given))
@@ -283,14 +296,96 @@ def sync(*, dry_run: bool = False, sources: Sequence[str] = (), full: bool = Fal
           f"{' — dry run, nothing is sent' if dry_run else ''}; Dagster instance {os.environ['DAGSTER_HOME']}",
           file=err, flush=True)
     result = run_job(plan, trigger=trigger, progress=err)
-    from hub.demo import summarise
-
     text = summarise(result, title=trigger)
     if dry_run:
         text += "\n\n" + dry_run_text(plan.targets, config)
     print(text, file=out)
     print(f"\nfinished in {time.perf_counter() - started:.1f} s", file=out)
     return EXIT_OK if result.success else EXIT_FAILED
+
+
+def _materializations(result: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.event_specific_data.materialization
+        out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+    return out
+
+
+def summarise(result: Any, store_url: str | None = None, title: str = "hub demo") -> str:
+    """The end summary of a sync (``hub sync`` / ``hub demo``): counts per stage, never a record's content."""
+    from hub.store import Store, golden_customer, golden_id_history, quarantine
+
+    mats = _materializations(result)
+    lines = [f"{title} — run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}", ""]
+    lines.append("Pulled (new / changed / unchanged):")
+    for key, meta in sorted(mats.items()):
+        if key.startswith("raw_"):
+            lines.append(
+                f"  {key[4:]:<12} {meta.get('new', 0):>7} / {meta.get('changed', 0):>5} / "
+                f"{meta.get('unchanged', 0):>7}"
+            )
+    store = Store(store_url)
+    with store.engine.connect() as conn:
+        reasons: Counter[str] = Counter()
+        held = 0
+        for (codes,) in conn.execute(sa.select(quarantine.c.reasons)):
+            held += 1
+            reasons.update(codes or [])
+        active = conn.execute(
+            sa.select(sa.func.count()).select_from(golden_customer).where(golden_customer.c.status == "active")
+        ).scalar_one()
+        merges = conn.execute(
+            sa.select(sa.func.count()).select_from(golden_id_history).where(golden_id_history.c.event == "merged")
+        ).scalar_one()
+    store.dispose()
+    staged = mats.get("staged_records", {})
+    lines.append("")
+    lines.append(
+        f"Staged: {staged.get('staged', staged.get('dagster/row_count', 0))} this run; "
+        f"quarantined in store: {held}"
+        + (f" (top reasons: {', '.join(f'{r} ×{n}' for r, n in reasons.most_common(3))})" if reasons else "")
+    )
+    suppressed = staged.get("suppressed", 0) + sum(m.get("suppressed", 0) for k, m in mats.items()
+                                                   if k.startswith("raw_"))
+    deleted = sum(m.get("deleted_at_source", 0) + m.get("deactivated_at_source", 0) for k, m in mats.items()
+                  if k.startswith("raw_"))
+    lines.append(f"Privacy: {deleted} records deleted or deactivated at their sources this run "
+                 f"(retired: {staged.get('retired', 0)}); {suppressed} records of erased people suppressed")
+    golden_meta = mats.get("golden_customers", {})
+    lines.append(
+        f"Golden customers: {active} active; merges this run: {golden_meta.get('merged', 0)}; "
+        f"merges ever: {merges}"
+    )
+    from hub.quality.summary import brake_lines, explain_golden
+
+    explained_store = Store(store_url)
+    lines.extend(f"  {line}" for line in explain_golden(explained_store))
+    stopped = brake_lines(explained_store)
+    explained_store.dispose()
+    lines.append("Pushed (sent: ok / rejected / error):")
+    for key, meta in sorted(mats.items()):
+        if key.startswith("push_") and key != "push_outbox" and meta.get("dry_run"):
+            lines.append(f"  {key[5:]:<12} {0:>6}: dry run — would create {meta.get('would_create', 0)}, "
+                         f"update {meta.get('would_update', 0)}, remove {meta.get('would_remove', 0)}")
+        elif key.startswith("push_") and key != "push_outbox":
+            lines.append(
+                f"  {key[5:]:<12} {meta.get('sent', 0):>6}: {meta.get('ok', 0)} / {meta.get('rejected', 0)} / "
+                f"{meta.get('error', 0)}"
+            )
+    report = mats.get("data_quality_report", {}).get("report")
+    if report is None:  # a blocking check stopped the run: the report was written when it stopped
+        from hub.config import load_config
+
+        report = Path(load_config().report.path).resolve()
+    lines.append(f"Data-quality report: {report}")
+    lines.extend(stopped)
+    failed = [
+        e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    ]
+    if failed:
+        lines.append(f"FAILED steps: {', '.join(failed)}")
+    return "\n".join(lines)
 
 
 def dry_run_text(targets: Sequence[str], config: HubConfig) -> str:
