@@ -162,7 +162,7 @@ class SandboxWorld:
             yield Endpoints(
                 erp_url=self.erp_url, webshop_url=shop.url, webshop_key=self.shop.consumer_key,
                 webshop_secret=self.shop.consumer_secret, wechat_url=wx.url, wechat_appid=self.wechat.appid,
-                wechat_secret=self.wechat.secret, cdr_dir=self.cdr.dir)
+                wechat_secret=self.wechat.secret, cdr_dir=self.cdr.dir.resolve())
         finally:
             for s in self._servers:
                 s.stop()
