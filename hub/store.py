@@ -587,6 +587,12 @@ class Store:
             ).first()
         return row[0] if row else None
 
+    def save_cursor(self, source: str, entity: str, cursor: dict | None) -> None:
+        """Replace a cursor outside a page (a connector noting what its own push wrote, see
+        ``run_push``); pages save theirs with ``land_page``."""
+        with self.engine.begin() as conn:
+            self._save_cursor(conn, source, entity, cursor)
+
     def _save_cursor(self, conn: Connection, source: str, entity: str, cursor: dict | None) -> None:
         updated = conn.execute(
             sync_state.update()

@@ -18,13 +18,14 @@ import requests
 from hub.connectors.base import (
     Page,
     PushOutcome,
+    SourceAuthError,
+    SourceUnavailable,
     TokenBucket,
     fetch_json,
     iter_keyset,
     iter_next_token,
     iter_page_number,
     landing_record,
-    make_retry,
     make_session,
     read_complete_lines,
     run_pull,
@@ -99,7 +100,16 @@ def server() -> Iterator[ScriptedServer]:
 
 
 def fast_session(**kw: object) -> requests.Session:
-    return make_session(retry=make_retry(backoff_factor=0.01, backoff_jitter=0.01), **kw)  # type: ignore[arg-type]
+    return make_session(**kw)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_429_honours_retry_after(server: ScriptedServer) -> None:
@@ -112,16 +122,60 @@ def test_429_honours_retry_after(server: ScriptedServer) -> None:
 
 
 def test_5xx_burst_then_success(server: ScriptedServer) -> None:
-    server.script["/b"] = [{"status": 503}, {"status": 500}, {"status": 502}, {"status": 504}]
-    body, _ = fetch_json(fast_session(), "GET", server.url + "/b")
-    assert body["ok"] and server.hits["/b"] == 5
+    server.script["/b"] = [{"status": 503}, {"status": 500}, {"status": 502}]
+    body, _ = fetch_json(fast_session(), "GET", server.url + "/b", wait_initial=0.01)
+    assert body["ok"] and server.hits["/b"] == 4
 
 
-def test_5xx_burst_longer_than_transport_retries_is_retried_by_fetch_json(server: ScriptedServer) -> None:
-    server.script["/c"] = [{"status": 500}] * 4
-    session = make_session(retry=make_retry(total=2, backoff_factor=0.01))
-    body, _ = fetch_json(session, "GET", server.url + "/c", wait_initial=0.01)
-    assert body["ok"] and server.hits["/c"] == 5
+def test_one_retry_layer_a_5xx_burst_longer_than_the_attempts_gives_up_clearly(server: ScriptedServer) -> None:
+    server.script["/c"] = [{"status": 500}] * 10
+    with pytest.raises(SourceUnavailable) as info:
+        fetch_json(fast_session(), "GET", server.url + "/c", source="webshop", wait_initial=0.01, attempts=3)
+    # exactly `attempts` requests: the session does not retry inside the retries
+    assert server.hits["/c"] == 3
+    host = server.url.split("//", 1)[1]
+    assert str(info.value).startswith(f"webshop: {host} answered HTTP 500 — gave up after 3 attempts")
+
+
+def test_retry_budget_is_bounded_in_time(server: ScriptedServer) -> None:
+    # the server asks for a wait longer than the call's whole budget: no point waiting, it gives up now
+    server.script["/late"] = [{"status": 503, "headers": {"Retry-After": "3600"}}]
+    with pytest.raises(SourceUnavailable, match="answered HTTP 503 — gave up after 1 attempt "):
+        fetch_json(fast_session(), "GET", server.url + "/late", source="shop", max_seconds=30)
+    assert server.hits["/late"] == 1
+
+
+def test_unreachable_source_fails_at_once_naming_source_and_host_not_the_secret(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    port = free_port()
+    session = fast_session(auth=("ck_key", "cs_TOPSECRET"))
+    with pytest.raises(SourceUnavailable) as info:
+        fetch_json(session, "GET", f"http://127.0.0.1:{port}/wp-json/wc/v3/customers",
+                   params={"consumer_secret": "cs_TOPSECRET"}, source="webshop", wait_initial=0.01)
+    message = str(info.value)
+    # one retry for a source that does not answer at all, never a retry storm
+    assert message.startswith(f"webshop: cannot reach 127.0.0.1:{port} (connection refused) — gave up after "
+                              "2 attempts"), message
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no chained URL with the query
+    assert "TOPSECRET" not in message and "TOPSECRET" not in caplog.text
+    assert "/wp-json" not in message
+
+
+def test_unknown_host_is_named_as_such() -> None:
+    with pytest.raises(SourceUnavailable, match=r"^erp: cannot reach no-such-host\.invalid:8000 \(host name not found\)"):
+        fetch_json(fast_session(), "GET", "http://no-such-host.invalid:8000/rpc/", source="erp", wait_initial=0.01)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_wrong_credentials_are_not_retried_and_the_secret_is_not_printed(server: ScriptedServer, status: int) -> None:
+    server.script["/auth"] = [{"status": status, "body": {"code": "woocommerce_rest_authentication_error"}}] * 5
+    with pytest.raises(SourceAuthError) as info:
+        fetch_json(fast_session(auth=("ck_key", "cs_TOPSECRET")), "GET", server.url + "/auth",
+                   params={"consumer_secret": "cs_TOPSECRET"}, source="webshop", wait_initial=0.01)
+    assert server.hits["/auth"] == 1
+    assert f"refused the credentials (HTTP {status})" in str(info.value)
+    assert "TOPSECRET" not in str(info.value)
 
 
 def test_read_timeout_is_retried(server: ScriptedServer) -> None:
@@ -138,9 +192,11 @@ def test_truncated_body_is_retried(server: ScriptedServer) -> None:
 
 def test_retry_logs_do_not_carry_query_strings(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
     server.script["/q"] = [{"delay": 0.6}, {"status": 503}]
-    caplog.set_level(logging.DEBUG, logger="urllib3")
-    fetch_json(fast_session(timeout=(2.0, 0.3)), "GET", server.url + "/q", params={"access_token": "SECRET123"})
-    assert "Retrying" in caplog.text and "/q" in caplog.text
+    caplog.set_level(logging.DEBUG)
+    fetch_json(fast_session(timeout=(2.0, 0.3)), "GET", server.url + "/q", params={"access_token": "SECRET123"},
+               source="social", wait_initial=0.01)
+    assert "social: 127.0.0.1" in caplog.text and "read timed out; retrying" in caplog.text
+    assert "answered HTTP 503; retrying" in caplog.text
     assert "SECRET123" not in caplog.text
 
 

@@ -15,7 +15,7 @@ import requests
 import sqlalchemy as sa
 from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 
-from hub.connectors.base import make_retry, make_session, run_pull, run_push
+from hub.connectors.base import make_session, run_pull, run_push
 from hub.connectors.cdr import AsteriskCdrConnector
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.connectors.wechat import QuotaExceeded, WeChatConnector
@@ -36,11 +36,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.dispose()
 
 
-def woo(ep: Endpoints, per_page: int = 20, retries: int = 6) -> WooCommerceConnector:
+def woo(ep: Endpoints, per_page: int = 20) -> WooCommerceConnector:
     # short backoffs and timeouts: the faults fire fast, the test should not sleep for minutes
-    session = make_session(retry=make_retry(total=retries, backoff_factor=0.01, backoff_jitter=0.01),
-                           timeout=(2.0, 1.0),
-                           auth=requests.auth.HTTPBasicAuth(ep.webshop_key, ep.webshop_secret))
+    session = make_session(timeout=(2.0, 1.0), auth=requests.auth.HTTPBasicAuth(ep.webshop_key, ep.webshop_secret))
     return WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret, per_page=per_page,
                                 session=session, body_retry_wait=0.01)
 
@@ -87,7 +85,7 @@ def test_woocommerce_pull_with_faults_kill_resume_and_no_change(world: SandboxWo
 
 def test_woocommerce_push_meta_echo_free_and_retry(world: SandboxWorld, store: Store) -> None:
     with world.serve() as ep:
-        conn = woo(ep, retries=1)  # few retries: the outage below must not take long to declare
+        conn = woo(ep)
         run_pull(conn, store, "customers")
         ids = sorted(world.shop.customers)[:4]
         store.enqueue_pushes("webshop", "customer", [
@@ -143,7 +141,7 @@ def test_woocommerce_push_is_batched_with_per_item_errors(world: SandboxWorld, s
         store.enqueue_pushes("webshop", "customer", [(str(i), f"G{i:06d}", {"golden_id": f"G{i:06d}"})
                                                      for i in ids[:150]])
         world.faults = "webshop:503@1-8:path=/batch"
-        down = woo(ep, retries=0)
+        down = woo(ep)
         down.body_retry_wait = 0.001
         stats = run_push(down, store)
         assert (stats.ok, stats.error) == (0, 100)  # the run stops after the first failed request

@@ -353,6 +353,41 @@ def test_push_golden_id_and_categories_is_idempotent_and_not_echoed(tryton, rpc,
     assert _hub_state(rpc, a)[0] == [GOLDEN_ID_PREFIX + "G000100"]
 
 
+def test_the_hubs_own_writes_are_not_read_again_but_a_change_they_hide_is(tryton, rpc, sqlite_store):
+    """A push moves the parties' write_date (categories) and creates identifiers: the next pull must not
+    re-read those parties for it. A party a clerk renamed after the pull and before the hub wrote it still
+    comes through (the hub's write hid the clerk's date)."""
+    wrote, clerk = tryton.seed.parties[22:24], tryton.seed.parties[24]
+    # a later change elsewhere: the pull's high-water mark is past the seeding, as in any live ERP
+    rpc.write("party.party", [tryton.seed.parties[28]], {"name": "赵敏 #00028"})
+    run_pull(connector(tryton, overlap=timedelta(0)), sqlite_store, "customers")
+    rpc.write("party.party", [clerk], {"name": "周杰 (clerk edit) #00024"})  # after the pull, before the push
+    sqlite_store.enqueue_pushes("tryton", "customers", [
+        (str(pid), f"G{500 + k:06d}", {"golden_id": f"G{500 + k:06d}", "segment": "vip", "value_tier": "gold"})
+        for k, pid in enumerate([*wrote, clerk])])
+    assert run_push(connector(tryton, overlap=timedelta(0)), sqlite_store).ok == 3  # as its pull: one config
+    own = sqlite_store.get_cursor("tryton", "customers")["own"]
+    assert own["stamps"] and own["reread"] == [clerk]
+
+    st = run_pull(connector(tryton, overlap=timedelta(0)), sqlite_store, "customers")
+    # the clerk's party, and the party changed at the high-water mark (the window includes its bound); the
+    # hub's own writes are not read
+    assert (st.records, st.changed) == (2, 1)
+    assert landed(sqlite_store, "customers", clerk)["payload"]["name"] == "周杰 (clerk edit) #00024"
+    assert sqlite_store.get_cursor("tryton", "customers")["own"]["reread"] == []
+    assert run_pull(connector(tryton, overlap=timedelta(0)), sqlite_store, "customers").records == 0
+    # the drift check still sees what the parties hold: the hub state of the landing rows was kept
+    assert sqlite_store.holdings("tryton", "tryton", [str(wrote[0])])[0][str(wrote[0])]["golden_id"] == "G000500"
+
+    # someone else's later change to a party the hub wrote is a change like any other
+    rpc.write("party.party", [wrote[1]], {"name": "王芳 (renamed) #00023"})
+    ident = rpc.search("party.identifier", [["party", "=", wrote[0]], ["code", "like", GOLDEN_ID_PREFIX + "%"]])
+    rpc.write("party.identifier", ident, {"code": "G-TYPO"})  # a direct child write: the party's date stays
+    st = run_pull(connector(tryton, overlap=timedelta(0)), sqlite_store, "customers")
+    assert (st.records, st.changed) == (2, 2)  # the typo'd code is no hub identifier any more
+    assert sqlite_store.holdings("tryton", "tryton", [str(wrote[0])])[0][str(wrote[0])]["golden_id"] is None
+
+
 def test_push_rejects_unknown_party_and_creates_missing_party_once(tryton, rpc):
     conn = connector(tryton)
     out = conn.push([OutboxItem(1, "tryton", "customers", "99999999", "G1", {"golden_id": "G1"}, 0),
@@ -579,8 +614,9 @@ def test_batched_push_writes_parties_in_a_few_calls(tryton, rpc, sqlite_store, p
     via_proxy = TrytonConnector(proxy.url, tryton.database, tryton.username, tryton.password)
     stats = run_push(via_proxy, sqlite_store)
     assert (stats.ok, stats.error, stats.batches) == (8, 0, 1)
-    # login, preferences, read, create idents, rewrite, delete, search + create of category batch_b, write
-    assert proxy.count <= 9, proxy.count
+    # login, preferences, read, create idents, rewrite, delete, search + create of category batch_b, write,
+    # then the read-back of the timestamps of the hub's own writes (identifiers, parties)
+    assert proxy.count <= 11, proxy.count
     assert _hub_state(rpc, done) == untouched  # nothing to do: not written, write_date unchanged
     for k, party in enumerate(parties):
         idents, cats, _ = _hub_state(rpc, party)

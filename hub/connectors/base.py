@@ -12,26 +12,32 @@ field the hub wrote on the target record (the record left the hub: deactivated, 
 ``{"action": "erase", ...}`` — the person was erased: withdraw, then delete or anonymise the record where the
 target allows it (each connector says what it does).
 
-Retry policy in one sentence: transport-level trouble (connect/read timeouts, 429 + Retry-After, 5xx) is
-handled by urllib3 ``Retry`` inside the session; trouble only visible in the body (truncated JSON, vendor
-error codes in an HTTP 200 like WeChat's) is handled by tenacity around the call (``fetch_json``).
+Retry policy: ONE layer, ``send_with_retries`` (used by ``fetch_json`` and the Tryton client). It retries what
+passes — read timeouts, 429 (waiting as Retry-After asks, capped), 5xx, bodies cut off or not JSON — up to
+``attempts`` times within ``max_seconds``; a source that does not answer at all (connection refused, host
+not found, connect timeout) gets one retry only. The sessions themselves never retry (urllib3 ``Retry(0)``):
+retries inside retries multiplied into minutes before a down source was reported. When it gives up it raises
+``SourceUnavailable`` naming the source and the URL's host, never the URL's query (tokens) nor a secret; 401
+and 403 are not transient: ``SourceAuthError`` at once. Vendor error codes in an HTTP 200 (WeChat's) are the
+connector's business.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import requests
-import tenacity
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -43,6 +49,11 @@ PushStatus = Literal["ok", "rejected", "error"]
 
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds
 RETRY_STATUSES: tuple[int, ...] = (429, 500, 502, 503, 504)
+AUTH_STATUSES: tuple[int, ...] = (401, 403)
+DEFAULT_ATTEMPTS = 4  # one request and three retries
+DEFAULT_MAX_SECONDS = 60.0  # the whole retry budget of one call, waits included
+CONNECT_ATTEMPTS = 2  # nothing answers at all: one retry, then the source is reported down
+RETRY_AFTER_MAX = 120.0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -126,6 +137,15 @@ class ConnectorError(RuntimeError):
     """A source answered in a way the connector cannot recover from in this run (the cursor is kept)."""
 
 
+class SourceUnavailable(ConnectorError):
+    """The source did not answer, or kept failing, through every retry. The message names the source and the
+    URL's host and says what happened; it never holds a query string or a secret."""
+
+
+class SourceAuthError(ConnectorError):
+    """The source refused the credentials (HTTP 401/403, or its own login said no): not retried."""
+
+
 class VendorError(ConnectorError):
     """An error the vendor reports in the body (e.g. WeChat errcode); ``code`` is the vendor's code."""
 
@@ -194,36 +214,6 @@ class _HubAdapter(HTTPAdapter):
         return super().send(request, **kw)
 
 
-def make_retry(
-    *,
-    total: int = 6,
-    backoff_factor: float = 0.5,
-    backoff_jitter: float = 0.5,
-    backoff_max: float = 30.0,
-    retry_after_max: int = 120,
-    statuses: Iterable[int] = RETRY_STATUSES,
-    allowed_methods: Iterable[str] | None = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"),
-) -> Retry:
-    """The one retry policy: exponential backoff with jitter, honours Retry-After (capped), no raise on status
-    so the caller sees the last response and decides (``raise_for_status``)."""
-    return Retry(
-        total=total,
-        connect=total,
-        read=total,
-        status=total,
-        other=0,
-        backoff_factor=backoff_factor,
-        backoff_jitter=backoff_jitter,
-        backoff_max=backoff_max,
-        status_forcelist=frozenset(statuses),
-        allowed_methods=frozenset(m.upper() for m in allowed_methods) if allowed_methods else None,
-        respect_retry_after_header=True,
-        retry_after_max=retry_after_max,
-        raise_on_status=False,
-        raise_on_redirect=True,
-    )
-
-
 def make_session(
     *,
     rate_limit: float | None = None,
@@ -234,17 +224,17 @@ def make_session(
     headers: Mapping[str, str] | None = None,
     pool_size: int = 4,
 ) -> requests.Session:
-    """A ``requests.Session`` with the hub's retry policy, default timeouts and an optional token bucket.
+    """A ``requests.Session`` with default timeouts and an optional token bucket, and no retries of its own:
+    the hub retries in one place, ``send_with_retries`` (``retry`` only for callers outside the connectors).
 
-    ``rate_limit`` is requests per second for this system (None = unlimited). POST is not retried by
-    default (not idempotent); pass ``retry=make_retry(allowed_methods=None)`` for APIs whose POSTs are reads.
+    ``rate_limit`` is requests per second for this system (None = unlimited).
     """
     session = requests.Session()
     limiter = TokenBucket(rate_limit, burst) if rate_limit else None
     adapter = _HubAdapter(
         timeout=timeout,
         limiter=limiter,
-        max_retries=retry if retry is not None else make_retry(),
+        max_retries=retry if retry is not None else Retry(0, read=False),
         pool_connections=pool_size,
         pool_maxsize=pool_size,
     )
@@ -258,19 +248,142 @@ def make_session(
     return session
 
 
-# Exceptions that mean "the body did not arrive whole / was not JSON": the transport retry never sees these
-# because requests reads the body after urllib3 returns, so they are retried here.
+# What passes: a body that did not arrive whole or is not JSON, a read that timed out, a dropped connection
+# (requests raises these after urllib3 hands back the response; with stream=True urllib3's own errors).
 BODY_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
     requests.exceptions.ConnectionError,
     requests.exceptions.Timeout,
     requests.exceptions.JSONDecodeError,
+    json.JSONDecodeError,  # a body decoded by hand
+    urllib3.exceptions.HTTPError,
 )
 
 
 class RetryableHTTPError(ConnectorError):
-    """A retryable status survived the transport retries (e.g. a long 5xx burst); retried once more here."""
+    """A status worth retrying (429, 5xx); ``retry_after`` is the server's Retry-After in seconds, if any."""
+
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def retryable_status(resp: requests.Response) -> RetryableHTTPError | None:
+    """The error to retry for a 429/5xx answer (closing it), else None."""
+    if resp.status_code not in RETRY_STATUSES:
+        return None
+    resp.close()
+    return RetryableHTTPError(resp.status_code, _retry_after(resp.headers.get("Retry-After")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - time.time())
+
+
+def host_of(url: str) -> str:
+    """host[:port] of a URL: what an error may name (no credentials, path or query)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host
+
+
+def _no_answer(exc: BaseException) -> str | None:
+    """Why nothing answered at all (refused, unknown host, connect timeout), or None if something did."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timed out"
+    if not isinstance(exc, requests.exceptions.ConnectionError):
+        return None
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:  # walk the causes: requests wraps urllib3's MaxRetryError wraps NewConnectionError ...
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, urllib3.exceptions.NameResolutionError) or "Name or service not known" in str(e):
+            return "host name not found"
+        if isinstance(e, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(e, urllib3.exceptions.NewConnectionError):
+            return "connection refused" if "refused" in str(e).lower() else "cannot connect"
+        if isinstance(e, urllib3.exceptions.ConnectTimeoutError):
+            return "connect timed out"
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__, *[a for a in getattr(e, "args", ())
+                                                                          if isinstance(a, BaseException)]]
+    return None
+
+
+def _what_failed(exc: BaseException) -> str:
+    """A short, secret-free description of a transient failure."""
+    if isinstance(exc, RetryableHTTPError):
+        return f"answered HTTP {exc.status}"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read timed out"
+    if isinstance(exc, json.JSONDecodeError):  # requests' JSONDecodeError is one too
+        return "answer was not JSON"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
+        return "answer cut off"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection dropped"
+    return type(exc).__name__
+
+
+def send_with_retries(
+    send: Callable[[], Any],
+    *,
+    source: str,
+    url: str,
+    attempts: int = DEFAULT_ATTEMPTS,
+    wait_initial: float = 0.5,
+    wait_max: float = 8.0,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+    transient: tuple[type[BaseException], ...] = (*BODY_ERRORS, RetryableHTTPError),
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
+    """Call ``send()`` until it returns, retrying ``transient`` failures with jittered exponential backoff
+    (a 429/503's Retry-After is waited as asked, up to ``RETRY_AFTER_MAX``); at most ``attempts`` calls, and
+    no wait that would end past ``max_seconds`` after the first call. A source that does not answer at all
+    is tried ``CONNECT_ATTEMPTS`` times. Gives up with ``SourceUnavailable`` naming ``source`` and the host."""
+    import random
+
+    started = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return send()
+        except transient as exc:
+            no_answer = _no_answer(exc)
+            what = no_answer or _what_failed(exc)
+            limit = min(attempts, CONNECT_ATTEMPTS) if no_answer else attempts
+            wait = min(wait_max, wait_initial * 2 ** (attempt - 1)) + random.uniform(0, wait_initial)
+            asked = getattr(exc, "retry_after", None)
+            if asked is not None:
+                wait = min(float(asked), RETRY_AFTER_MAX)
+            elapsed = time.monotonic() - started
+            if attempt >= limit or elapsed + wait > max_seconds:
+                failure = f"cannot reach {host_of(url)} ({what})" if no_answer else f"{host_of(url)} {what}"
+                # from None: the chained requests/urllib3 errors quote the whole URL, query (tokens) included
+                raise SourceUnavailable(f"{source}: {failure} — gave up after {attempt} attempt"
+                                        f"{'s' if attempt > 1 else ''} in {elapsed:.1f}s") from None
+            log.warning("%s: %s %s; retrying in %.1fs (attempt %d of %d)", source, host_of(url), what, wait,
+                        attempt + 1, limit)
+            sleep(wait)
 
 
 def fetch_json(
@@ -278,31 +391,32 @@ def fetch_json(
     method: str,
     url: str,
     *,
-    attempts: int = 4,
+    source: str = "source",
+    attempts: int = DEFAULT_ATTEMPTS,
     wait_initial: float = 0.5,
-    wait_max: float = 20.0,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
     **kw: Any,
 ) -> tuple[Any, requests.Response]:
-    """Send a request and decode its JSON body, retrying truncated/garbled bodies with jittered backoff.
+    """Send a request and decode its JSON body, through the one retry layer (``send_with_retries``).
 
-    Returns ``(json, response)``. 4xx other than 429 raises ``requests.HTTPError`` at once (no point retrying
-    a bad request); 429/5xx that outlived the session's own retries are retried ``attempts`` times more.
+    Returns ``(json, response)``. 401/403 raise ``SourceAuthError`` at once (wrong key or secret: retrying
+    only hammers the server); any other 4xx raises ``requests.HTTPError`` at once (a bad request stays bad).
     """
 
-    @tenacity.retry(
-        retry=tenacity.retry_if_exception_type((*BODY_ERRORS, RetryableHTTPError)),
-        wait=tenacity.wait_exponential_jitter(initial=wait_initial, max=wait_max, jitter=wait_initial),
-        stop=tenacity.stop_after_attempt(attempts),
-        reraise=True,
-    )
-    def _once() -> tuple[Any, requests.Response]:
+    def once() -> tuple[Any, requests.Response]:
         resp = session.request(method, url, **kw)
-        if resp.status_code in RETRY_STATUSES:
-            raise RetryableHTTPError(f"HTTP {resp.status_code} from {method} {_redact(url)}")
+        retry = retryable_status(resp)
+        if retry is not None:
+            raise retry
+        if resp.status_code in AUTH_STATUSES:
+            resp.close()
+            raise SourceAuthError(f"{source}: {host_of(url)} refused the credentials (HTTP {resp.status_code}); "
+                                  "check the key / secret / password the source's hub.yaml *_env variables name")
         resp.raise_for_status()
         return resp.json(), resp
 
-    return _once()
+    return send_with_retries(once, source=source, url=url, attempts=attempts, wait_initial=wait_initial,
+                             max_seconds=max_seconds)
 
 
 def _redact(url: str) -> str:
@@ -626,6 +740,11 @@ def run_push(connector: Connector, store: Any, target: str | None = None, *,
             if not batch or not _send(connector, store, target, batch, token, run_id, stats):
                 break
     finally:
+        # a connector whose own writes look like changes at its source notes them for its next pull (Tryton:
+        # the timestamps of its calls); also after a failed batch, for what did get written
+        record_own = getattr(connector, "record_own_writes", None)
+        if record_own is not None:
+            record_own(store)
         stats.seconds = time.perf_counter() - started
         log.info("push %s: %d sent, %d ok, %d rejected, %d error, %d reconciled in %.2fs",
                  target, stats.sent, stats.ok, stats.rejected, stats.error, stats.reconciled, stats.seconds)

@@ -28,7 +28,13 @@ made while the sweep runs is never skipped. The cursor saved after every page is
 
 Echo suppression: the hub's own writes (an identifier with code ``hub_golden_id:<golden id>`` and the
 ``hub:*`` categories) and Tryton's bookkeeping dates are left out of ``payload_hash``, so a push followed by
-a pull lands as *unchanged*. Custom identifier *types* are not possible: ``party.identifier.type`` is a
+a pull lands as *unchanged*. And the hub's own writes are not even read again: writing categories moves the
+party's ``write_date``, creating an identifier gives it a ``create_date``, so without more every push would
+make the next pull re-read every party it wrote. All rows of one Tryton call carry that call's transaction
+timestamp, so the push reads back the timestamps its calls produced (``OwnWrites``) and keeps them in the
+customers cursor (``record_own_writes``); the next window leaves out rows whose date is one of those
+timestamps. A party someone else changed shortly before the hub wrote it (its change may not have been
+pulled yet: the hub's write hides its date) is named in the cursor and read again. Custom identifier *types* are not possible: ``party.identifier.type`` is a
 selection limited to python-stdnum types, hence the untyped identifier with a recognisable code prefix.
 """
 
@@ -48,20 +54,20 @@ from decimal import Decimal
 from typing import Any
 
 import requests
-import tenacity
 import urllib3
 
 from hub.connectors.base import (
-    BODY_ERRORS,
-    RETRY_STATUSES,
     ConnectorError,
     Page,
     PushOutcome,
-    RetryableHTTPError,
+    SourceAuthError,
     held_value,
+    host_of,
     landing_record,
     make_session,
     removal,
+    retryable_status,
+    send_with_retries,
 )
 from hub.consent import CONSENT_FIELDS
 from hub.privacy.tombstones import SourceIds
@@ -102,11 +108,19 @@ class TrytonError(ConnectorError):
         return self.kind in ("UserError", "UserWarning")
 
 
-class TrytonAuthError(ConnectorError):
+class TrytonAuthError(SourceAuthError):
     """Login refused (wrong credentials, or the server's login throttle answered 429)."""
 
 
 class _SessionExpired(Exception):
+    pass
+
+
+class _LoginThrottled(Exception):
+    pass
+
+
+class _NoDatabase(Exception):
     pass
 
 
@@ -180,8 +194,10 @@ def decode_body(resp: requests.Response) -> Any:
 class TrytonRpc:
     """JSON-RPC session against one trytond database: login, session re-login on expiry, typed errors.
 
-    Reads are retried (tenacity, jittered backoff) on transport/body trouble and 429/5xx; writes are sent
-    once (a retried ``create`` could duplicate) — the outbox retries them next run.
+    Reads go through the hub's one retry layer (``send_with_retries``: transport/body trouble, 429/5xx, a
+    bounded time); writes are sent once (a retried ``create`` could duplicate) — the outbox retries them next
+    run. The login is retried only when nothing answered or the server failed, never when it said no (the
+    server throttles failed logins).
     """
 
     def __init__(self, url: str, database: str, username: str, password: str, *,
@@ -205,6 +221,7 @@ class TrytonRpc:
         self._ids = itertools.count(1)
         self._auth: str | None = None
         self.logins = 0
+        self.source = "tryton"  # the hub's name for this system, for error messages
 
     @property
     def rpc_url(self) -> str:
@@ -213,14 +230,22 @@ class TrytonRpc:
     # -- session ----------------------------------------------------------------------------------------------
     def login(self) -> None:
         self._auth = None
+        where = f"database {self.database!r} at {host_of(self.base_url)}"
         try:
-            # sent once, never retried: repeated failures trip the server's login throttle (tryton.md §5)
+            # a refusal is never retried: repeated failures trip the server's login throttle (tryton.md §5)
             uid, token = self._call("common.db.login", [self.username, {"password": self._password},
-                                                        self.language], retry=False)[:2]
+                                                        self.language], retry=True, login=True)[:2]
         except _SessionExpired:
-            raise TrytonAuthError(f"Tryton login refused for database {self.database!r}") from None
+            raise TrytonAuthError(f"{self.source}: Tryton refused the login of user {self.username!r} to {where} "
+                                  "(wrong user name or password)") from None
+        except _LoginThrottled:
+            raise TrytonAuthError(f"{self.source}: Tryton refuses logins of user {self.username!r} to {where} for "
+                                  "now: too many failed logins (it lifts after its [session] timeout)") from None
+        except _NoDatabase:
+            raise ConnectorError(f"{self.source}: {host_of(self.base_url)} has no Tryton database "
+                                 f"{self.database!r}") from None
         except TrytonError as exc:
-            raise TrytonAuthError(f"Tryton login failed: {exc.kind}") from None
+            raise TrytonAuthError(f"{self.source}: Tryton login to {where} failed: {exc.kind}") from None
         token64 = base64.b64encode(f"{self.username}:{uid}:{token}".encode()).decode()
         self._auth = f"Session {token64}"
         self.logins += 1
@@ -255,32 +280,30 @@ class TrytonRpc:
             except _SessionExpired as exc:
                 raise TrytonAuthError("Tryton rejected a fresh session") from exc
 
-    def _call(self, method: str, params: list, *, retry: bool) -> Any:
+    def _call(self, method: str, params: list, *, retry: bool, login: bool = False) -> Any:
         payload = {"id": next(self._ids), "method": method, "params": encode_value(params)}
 
         def once() -> Any:
             resp = self.session.post(self.rpc_url, json=payload, headers={"Authorization": self._auth},
                                      stream=True, timeout=self.timeout)
-            if resp.status_code == 401:
+            if resp.status_code == 401 or (login and resp.status_code in (403, 404, 429)):
                 resp.close()
+                if resp.status_code == 429:
+                    raise _LoginThrottled()
+                if resp.status_code == 404:
+                    raise _NoDatabase()
                 raise _SessionExpired()
-            if resp.status_code in RETRY_STATUSES:
-                resp.close()
-                raise RetryableHTTPError(f"HTTP {resp.status_code} from tryton {method}")
+            retry_error = retryable_status(resp)
+            if retry_error is not None:
+                raise retry_error
             resp.raise_for_status()
+            # with stream=True a cut-off body surfaces from raw.read() as urllib3's ProtocolError/IncompleteRead
+            # (requests only wraps those when it reads the body itself): the retry layer knows both
             return decode_body(resp)
 
-        if retry:
-            once = tenacity.retry(
-                # urllib3 errors too: with stream=True a cut-off body surfaces from raw.read() as urllib3's
-                # ProtocolError/IncompleteRead, which requests only wraps when it reads the body itself
-                retry=tenacity.retry_if_exception_type(
-                    (*BODY_ERRORS, RetryableHTTPError, json.JSONDecodeError, urllib3.exceptions.HTTPError)),
-                wait=tenacity.wait_exponential_jitter(initial=0.5, max=20),
-                stop=tenacity.stop_after_attempt(self.read_attempts),
-                reraise=True,
-            )(once)
-        body = once()
+        # a write is sent once (attempts=1): the layer only turns a transport failure into a clear error
+        body = send_with_retries(once, source=self.source, url=self.rpc_url,
+                                 attempts=self.read_attempts if retry else 1)
         if "error" in body:
             kind, message = _parse_error(body["error"])
             raise TrytonError(method, kind, message)
@@ -456,8 +479,16 @@ class TrytonConnector:
     ``overlap`` re-reads that much before the last high-water mark (late commits of long transactions).
     """
 
-    system = "tryton"
     entities: tuple[str, ...] = ("customers", "orders", "shipments")
+
+    @property
+    def system(self) -> str:
+        """The hub's name for this Tryton (landing source, push target; hub.yaml's source name)."""
+        return self.rpc.source
+
+    @system.setter
+    def system(self, name: str) -> None:
+        self.rpc.source = name
 
     def __init__(self, url: str, database: str, username: str, password: str, *, page_size: int = 1000,
                  overlap: timedelta = timedelta(minutes=5), create_missing_parties: bool = False,
@@ -474,6 +505,7 @@ class TrytonConnector:
         self._category_ids: dict[str, int] = {}
         self._own_parties: list[int] | None = None
         self._address_fields: list[str] | None = None
+        self.own_writes = OwnWrites()  # what this connector's pushes wrote, until record_own_writes
 
     @classmethod
     def from_env(cls, prefix: str = "HUB_TRYTON_", **kw: Any) -> TrytonConnector:
@@ -508,14 +540,36 @@ class TrytonConnector:
                     best = _max_dt(best, rows[0][col])
         return best
 
-    def window_domain(self, entity: str, lb: dt.datetime | None) -> list:
-        """Rows changed at or after ``lb``, themselves or through a child row; [] = everything."""
+    def window_domain(self, entity: str, lb: dt.datetime | None, own: dict | None = None) -> list:
+        """Rows changed at or after ``lb``, themselves or through a child row; [] = everything.
+
+        For customers, ``own`` (the cursor's record of the hub's own writes) takes out the dates the hub's
+        own calls produced: a party's ``write_date`` moved by the hub's categories, an identifier the hub
+        created or rewrote — and adds the parties to read again (changed by someone else just before the
+        hub wrote them)."""
         if lb is None:
             return []
         spec = ENTITIES[entity]
-        clauses: list = ["OR", ["write_date", ">=", lb], ["create_date", ">=", lb]]
-        for path in spec.children:
-            clauses += [[f"{path}.write_date", ">=", lb], [f"{path}.create_date", ">=", lb]]
+        stamps = [s for s in (_parse_dt(x) for x in (own or {}).get("stamps") or []) if s is not None and s >= lb]
+
+        def since(column: str) -> list:
+            return [[column, ">=", lb], [column, "not in", stamps]] if stamps else [column, ">=", lb]
+
+        if entity != "customers" or not stamps:
+            clauses: list = ["OR", ["write_date", ">=", lb], ["create_date", ">=", lb]]
+            for path in spec.children:
+                clauses += [[f"{path}.write_date", ">=", lb], [f"{path}.create_date", ">=", lb]]
+        else:
+            # "where": one and the same identifier row must match both (a dotted path would let any two)
+            clauses = ["OR", since("write_date"), ["create_date", ">=", lb]]
+            for path in spec.children:
+                if path == "identifiers":
+                    clauses += [[path, "where", since("write_date")], [path, "where", since("create_date")]]
+                else:
+                    clauses += [[f"{path}.write_date", ">=", lb], [f"{path}.create_date", ">=", lb]]
+        reread = [int(i) for i in (own or {}).get("reread") or []]
+        if entity == "customers" and reread:
+            clauses.append(["id", "in", reread])
         return clauses
 
     def own_party_ids(self) -> list[int]:
@@ -535,6 +589,7 @@ class TrytonConnector:
     def pages(self, entity: str, cursor: dict | None) -> Iterator[Page]:
         if entity not in ENTITIES:
             raise ValueError(f"unknown entity {entity!r}")
+        written = (cursor or {}).get("own") if entity == "customers" else None
         if cursor and cursor.get("last_id") is not None:  # resume a sweep that was cut short
             lb = _parse_dt(cursor.get("lb"))
             hw = _parse_dt(cursor.get("hw"))
@@ -545,7 +600,7 @@ class TrytonConnector:
             # taken BEFORE reading: anything committed during the sweep is >= hw (or inside the overlap)
             hw = self.high_water(entity) or prev_hw
             last_id = 0
-        domain_window = self.window_domain(entity, lb)
+        domain_window = self.window_domain(entity, lb, written)
         fields = self._read_fields(entity)
         spec = ENTITIES[entity]
         own = self.own_party_ids() if entity == "customers" else []
@@ -564,8 +619,12 @@ class TrytonConnector:
             done = len(rows) < self.page_size
             if rows:
                 last_id = rows[-1]["id"]
-            yield Page(records=records, cursor={"lb": _iso(lb), "hw": _iso(hw),
-                                                "last_id": None if done else last_id})
+            page_cursor: dict[str, Any] = {"lb": _iso(lb), "hw": _iso(hw), "last_id": None if done else last_id}
+            if written:
+                # once the sweep is done its rereads are read, and stamps older than the next window are moot
+                page_cursor["own"] = (OwnWrites.pruned(written, hw - self.overlap if hw else None) if done
+                                      else written)
+            yield Page(records=records, cursor=page_cursor)
             if done:
                 return
 
@@ -716,8 +775,8 @@ class TrytonConnector:
         if not party_ids:
             return {}
         rows = self.rpc.search_read("party.party", [["id", "in", party_ids]],
-                                    ["identifiers.type", "identifiers.code", "categories.name"])
-        return {p["id"]: _nest(p) for p in rows}
+                                    ["write_date", "identifiers.type", "identifiers.code", "categories.name"])
+        return {p["id"]: {**_nest(p), "write_date": p.get("write_date")} for p in rows}
 
     def _update_parties(self, updates: list[tuple[OutboxItem, int, str | None]]) -> dict[int, PushOutcome]:
         parties = self._hub_fields(sorted({pid for _, pid, _ in updates}))
@@ -734,13 +793,15 @@ class TrytonConnector:
         return outcomes
 
     def _apply(self, plan: _HubFieldPlan) -> None:
+        created: list[int] = []
         if plan.creates:
-            self.rpc.create("party.identifier", plan.creates)
+            created = self.rpc.create("party.identifier", plan.creates)
         if plan.rewrites:  # one call, one (records, values) pair per identifier: each gets its own code
             self.rpc.call("model.party.identifier.write",
                           *[arg for ident, code in plan.rewrites for arg in ([ident], {"code": code})], write=True)
         if plan.deletes:
             self.rpc.call("model.party.identifier.delete", plan.deletes, write=True)
+        written: list[int] = []
         if plan.category_ops:
             ids = self.category_ids(sorted({n for add, _ in plan.category_ops for n in add}))
             args: list = []
@@ -753,6 +814,35 @@ class TrytonConnector:
                 args += [pids, {"categories": ops}]
             # parties already in their desired state are not in the call: their write_date must not move
             self.rpc.call("model.party.party.write", *args, write=True)
+            written = sorted({pid for pids in plan.category_ops.values() for pid in pids})
+        self._note_own_writes(created, [i for i, _ in plan.rewrites], written, plan.before)
+
+    def _note_own_writes(self, created: list[int], rewritten: list[int], written: list[int],
+                         before: dict[int, dt.datetime | None]) -> None:
+        """Read back the timestamps the hub's calls just gave the rows they wrote (every row of one call
+        carries its transaction's start time): at most one read of identifiers, one of parties."""
+        if created or rewritten:
+            new = set(created)
+            for row in self.rpc.search_read("party.identifier", [["id", "in", sorted(new | set(rewritten))]],
+                                            ["create_date", "write_date"]):
+                stamp = row.get("create_date") if row["id"] in new else row.get("write_date")
+                self.own_writes.note_stamps([stamp] if stamp is not None else [])
+        if written:
+            rows = self.rpc.search_read("party.party", [["id", "in", written]], ["write_date"])
+            self.own_writes.note_stamps([r["write_date"] for r in rows if r.get("write_date") is not None])
+            self.own_writes.note_overwritten({pid: before.get(pid) for pid in written})
+
+    def record_own_writes(self, store: Any) -> None:
+        """Keep the timestamps of this connector's own writes in the customers cursor, where the next pull
+        finds them (called by ``run_push`` after the batches, also when a batch failed)."""
+        if not self.own_writes:
+            return
+        cursor = dict(store.get_cursor(self.system, "customers") or {})
+        hw = _parse_dt(cursor.get("hw"))
+        lb_next = hw - self.overlap if hw is not None else None
+        cursor["own"] = self.own_writes.merged_into(cursor.get("own"), lb_next)
+        store.save_cursor(self.system, "customers", cursor)
+        self.own_writes = OwnWrites()
 
     def category_ids(self, names: list[str]) -> dict[str, int]:
         """Ids of top-level hub categories, created on first use: one search and one create for all."""
@@ -867,6 +957,45 @@ def _failure(outbox_id: int, exc: BaseException) -> PushOutcome:
     return PushOutcome(outbox_id, "error", type(exc).__name__)
 
 
+class OwnWrites:
+    """The timestamps of the hub's own writes to Tryton and the parties whose earlier change those writes may
+    hide; kept in the customers cursor as ``{"stamps": [iso, ...], "reread": [party id, ...]}``."""
+
+    def __init__(self) -> None:
+        self.stamps: set[dt.datetime] = set()
+        self.overwritten: dict[int, dt.datetime | None] = {}  # party -> its write_date before the hub's write
+
+    def __bool__(self) -> bool:
+        return bool(self.stamps or self.overwritten)
+
+    def note_stamps(self, dates: list[dt.datetime]) -> None:
+        self.stamps.update(dates)
+
+    def note_overwritten(self, before: dict[int, dt.datetime | None]) -> None:
+        for pid, date in before.items():
+            self.overwritten.setdefault(pid, date)  # the first write of a run hides the date that matters
+
+    def merged_into(self, own: dict | None, lb_next: dt.datetime | None) -> dict:
+        """This run's writes added to the cursor's ``own``. A party whose date before the hub's write is not
+        one of the hub's own and falls in the next window (someone changed it, maybe after the pull read it)
+        is read again by the next pull."""
+        own = own or {}
+        known = {d for d in (_parse_dt(x) for x in own.get("stamps") or []) if d is not None} | self.stamps
+        reread = {int(i) for i in own.get("reread") or []}
+        reread |= {pid for pid, before in self.overwritten.items()
+                   if before is not None and before not in known and (lb_next is None or before >= lb_next)}
+        return self.pruned({"stamps": [d.isoformat() for d in known], "reread": list(reread)}, lb_next,
+                           keep_reread=True)
+
+    @staticmethod
+    def pruned(own: dict, lb: dt.datetime | None, *, keep_reread: bool = False) -> dict:
+        """Stamps before ``lb`` dropped (no window reaches back there); rereads dropped unless kept."""
+        stamps = sorted(d for d in (_parse_dt(x) for x in own.get("stamps") or [])
+                        if d is not None and (lb is None or d >= lb))
+        return {"stamps": [d.isoformat() for d in stamps],
+                "reread": sorted(int(i) for i in own.get("reread") or []) if keep_reread else []}
+
+
 class _HubFieldPlan:
     """The writes that bring parties' hub identifier and hub categories to their desired state, gathered so
     a whole batch goes to Tryton in a few calls."""
@@ -877,6 +1006,7 @@ class _HubFieldPlan:
         self.deletes: list[int] = []
         # (category names to add, category ids to remove) -> parties needing exactly that
         self.category_ops: dict[tuple[tuple[str, ...], tuple[int, ...]], list[int]] = {}
+        self.before: dict[int, dt.datetime | None] = {}  # party -> its write_date before the hub writes it
 
     def add(self, party_id: int, party: dict, golden_id: str | None, payload: dict) -> None:
         """``golden_id`` None: the party left the hub — its hub identifier and categories go."""
@@ -899,6 +1029,7 @@ class _HubFieldPlan:
         remove = tuple(sorted(cid for name, cid in current.items() if name not in wanted))
         if add or remove:
             self.category_ops.setdefault((add, remove), []).append(party_id)
+            self.before[party_id] = party.get("write_date")
 
 
 def _as_list(value: Any) -> list[str]:

@@ -32,13 +32,14 @@ from hub.connectors.base import (
     ConnectorError,
     Page,
     PushOutcome,
+    SourceAuthError,
     VendorError,
     chunked,
     fetch_json,
     held_value,
+    host_of,
     iter_next_token,
     landing_record,
-    make_retry,
     make_session,
     redact_text,
     removal,
@@ -47,6 +48,8 @@ from hub.privacy.tombstones import SourceIds
 from hub.store import OutboxItem
 
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+# what /cgi-bin/token answers to a wrong appsecret / appid (40001 there too: "invalid credential")
+CREDENTIAL_ERRORS = frozenset({40001, 40013, 40125})
 QUOTA_ERRORS = frozenset({45009, 45011})
 HUB_TAG_PREFIX = "hub:"
 TAG_FAMILIES: tuple[tuple[str, str], ...] = (("segment", "hub:seg:"), ("value_tier", "hub:tier:"))
@@ -93,9 +96,8 @@ class WeChatConnector:
         self.batch_size = batch_size
         self.lang = lang
         self.quota_wait, self.quota_wait_max, self.quota_attempts = quota_wait, quota_wait_max, quota_attempts
-        # WeChat's POSTs here are reads or idempotent writes, so transport retries may repeat them
-        self.session = make_session(rate_limit=requests_per_second, timeout=timeout,
-                                    retry=make_retry(allowed_methods=None))
+        # WeChat's POSTs here are reads or idempotent writes, so fetch_json's retries may repeat them
+        self.session = make_session(rate_limit=requests_per_second, timeout=timeout)
         self.body_retry_wait = body_retry_wait
         self._token: str | None = None
         self._token_expires = 0.0
@@ -110,9 +112,14 @@ class WeChatConnector:
         if force or self._token is None or time.monotonic() >= self._token_expires:
             body, _ = fetch_json(self.session, "GET", f"{self.base_url}/cgi-bin/token", params={
                 "grant_type": "client_credential", "appid": self.appid, "secret": self._secret},
-                wait_initial=self.body_retry_wait)
+                wait_initial=self.body_retry_wait, source=self.system)
             if "access_token" not in body:
-                raise VendorError(body.get("errcode", "?"), "token request refused")
+                code = body.get("errcode", "?")
+                if code in CREDENTIAL_ERRORS:  # a wrong appid or secret: retrying cannot help
+                    raise SourceAuthError(f"{self.system}: {host_of(self.base_url)} refused the appid / secret "
+                                          f"(errcode {code}); check the variables hub.yaml's key_env / "
+                                          "secret_env name")
+                raise VendorError(code, "token request refused")
             self.token_fetches += 1
             self._token = body["access_token"]
             # refresh a little early so a token never expires between our check and WeChat's
@@ -128,14 +135,14 @@ class WeChatConnector:
                 q = {**(params or {}), "access_token": token}
                 if body is None:
                     data, _ = fetch_json(self.session, "GET", f"{self.base_url}/cgi-bin/{api}", params=q,
-                                         wait_initial=self.body_retry_wait)
+                                         wait_initial=self.body_retry_wait, source=self.system)
                 else:
                     # raw UTF-8: WeChat stores \\u escapes literally, so Chinese tag names must not be escaped
                     data, _ = fetch_json(
                         self.session, "POST", f"{self.base_url}/cgi-bin/{api}", params=q,
                         data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
                         headers={"Content-Type": "application/json; charset=utf-8"},
-                        wait_initial=self.body_retry_wait,
+                        wait_initial=self.body_retry_wait, source=self.system,
                     )
                 code = data.get("errcode", 0) if isinstance(data, dict) else 0
                 if code in TOKEN_ERRORS and not refresh:

@@ -101,7 +101,7 @@ class WooCommerceConnector:
 
     def _get_page(self, path: str, params: dict[str, Any]) -> tuple[list[dict], Mapping[str, str]]:
         body, resp = fetch_json(self.session, "GET", self.api + path, params=params,
-                                wait_initial=self.body_retry_wait)
+                                wait_initial=self.body_retry_wait, source=self.system)
         if not isinstance(body, list):
             raise ConnectorError(f"expected a JSON list from {path}")
         total = resp.headers.get("X-WP-Total", "")
@@ -204,7 +204,7 @@ class WooCommerceConnector:
             try:
                 # setting meta by key is idempotent, so a garbled answer may be retried (fetch_json does)
                 answer, _ = fetch_json(self.session, "POST", f"{self.api}/customers/batch", json=body,
-                                       wait_initial=self.body_retry_wait)
+                                       wait_initial=self.body_retry_wait, source=self.system)
             except requests.HTTPError as exc:  # the whole request refused (auth, size)
                 for it in chunk:
                     outcomes[it.id] = _rejection(it.id, exc.response)
@@ -228,7 +228,7 @@ class WooCommerceConnector:
             try:
                 answer, _ = fetch_json(self.session, "POST", f"{self.api}/customers/batch",
                                        json={"delete": [int(it.target_id) for it in chunk]},
-                                       wait_initial=self.body_retry_wait)
+                                       wait_initial=self.body_retry_wait, source=self.system)
             except requests.HTTPError as exc:
                 for it in chunk:
                     outcomes[it.id] = _rejection(it.id, exc.response)
