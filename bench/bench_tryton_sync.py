@@ -4,8 +4,8 @@
 
 A real trytond (tests/tryton_harness.py, SQLite backend) holding ``--parties`` parties, and a ``hub.yaml``
 holding only a ``tryton`` source. The whole hub flow runs in its own process on a fresh store, the way a user
-runs it — ``hub sync`` when that command exists, else the ``full_sync`` job executed in process
-(``hub.demo.run_full_sync``, the same code):
+runs it: ``hub sync`` (on a checkout from before that command, the ``full_sync`` job in process as
+``hub.demo.run_full_sync`` ran it — for before/after figures: ``PYTHONPATH=<old checkout>``):
 
 1. first sync: pulls every party, builds golden records, pushes golden ids back;
 2. second sync: nothing changed in Tryton — the figure the issue asks for ("a run with nothing to do");
@@ -48,14 +48,16 @@ quality:
     enabled: false
 """
 
-# the full_sync job in process, as hub.demo.run_full_sync; prints the asset metadata as JSON
+# `hub sync`, or on an older checkout the full_sync job in process as hub.demo.run_full_sync ran it
 _RUN_JOB = """
-import json, sys
-from hub.demo import prepare_dagster_home, run_full_sync, _materializations
-prepare_dagster_home()
-result = run_full_sync()
-print(json.dumps({"success": result.success, "assets": _materializations(result)}, default=str))
-sys.exit(0 if result.success else 1)
+import sys
+try:
+    from hub.sync import sync
+except ImportError:
+    from hub.demo import prepare_dagster_home, run_full_sync
+    prepare_dagster_home()
+    sys.exit(0 if run_full_sync().success else 1)
+sys.exit(sync())
 """
 
 
@@ -66,6 +68,20 @@ def sync_env(server: harness.TrytonServer, workdir: Path) -> dict[str, str]:
             "DAGSTER_HOME": str(workdir / ".hub" / "dagster")}
 
 
+def last_run_assets(workdir: Path) -> dict[str, dict]:
+    """Asset -> metadata of the newest run in the folder's Dagster instance."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(workdir / ".hub" / "dagster")) as instance:
+        run = instance.get_runs(limit=1)[0]
+        out = {}
+        for rec in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+                                                ).records:
+            mat = rec.event_log_entry.dagster_event.event_specific_data.materialization
+            out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+        return out
+
+
 def run_sync(workdir: Path, env: dict[str, str]) -> dict:
     """One sync in its own process; returns wall seconds and, per asset, the run's metadata."""
     t0 = time.perf_counter()
@@ -74,8 +90,7 @@ def run_sync(workdir: Path, env: dict[str, str]) -> dict:
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"sync failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"seconds": round(seconds, 2), "assets": out["assets"]}
+    return {"seconds": round(seconds, 2), "assets": last_run_assets(workdir)}
 
 
 def figures(run: dict) -> dict:

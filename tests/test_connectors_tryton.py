@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import random
 import signal
@@ -24,7 +25,7 @@ import requests
 import sqlalchemy as sa
 import tryton_harness as harness
 
-from hub.connectors.base import run_pull, run_push
+from hub.connectors.base import ConnectorError, SourceAuthError, SourceUnavailable, run_pull, run_push
 from hub.connectors.tryton import (
     GOLDEN_ID_PREFIX,
     TrytonAuthError,
@@ -458,11 +459,36 @@ def test_expired_session_logs_in_again(tryton):
     assert conn.rpc.logins == 2
 
 
-def test_wrong_password_raises_auth_error(tryton):
-    # a throwaway login name, so the login throttle never locks out the real test user
-    bad = TrytonConnector(tryton.url, tryton.database, "nobody-here", "wrong")
-    with pytest.raises(TrytonAuthError):
-        bad.rpc.search("party.party", [])
+def test_wrong_password_is_one_clear_refusal_without_the_password(tryton, proxy_factory, sqlite_store, caplog):
+    caplog.set_level(logging.DEBUG)
+    # a throwaway user, so the login throttle never locks out the real test user
+    rpc = tryton.rpc()
+    rpc.create("res.user", [{"name": "Hub reader", "login": "hub-reader", "password": "right-pass-4711"}])
+    proxy = proxy_factory({})
+    bad = TrytonConnector(proxy.url, tryton.database, "hub-reader", "wrong-pass-0815")
+    bad.system = "erp_tryton"
+    with pytest.raises(TrytonAuthError) as info:
+        run_pull(bad, sqlite_store, "customers")
+    assert isinstance(info.value, SourceAuthError)
+    host = proxy.url.split("//", 1)[1]
+    assert str(info.value) == (f"erp_tryton: Tryton refused the login of user 'hub-reader' to database "
+                               f"'{tryton.database}' at {host} (wrong user name or password)")
+    assert proxy.count == 1  # one login, no retry storm (each failure lengthens Tryton's login throttle)
+    assert "wrong-pass-0815" not in str(info.value) and "wrong-pass-0815" not in caplog.text
+    assert info.value.__cause__ is None
+
+
+def test_unreachable_tryton_and_unknown_database_fail_at_once_and_clearly(tryton, sqlite_store):
+    port = harness.free_port()  # nothing listens there
+    down = TrytonConnector(f"http://127.0.0.1:{port}", tryton.database, "admin", "pw-not-printed")
+    with pytest.raises(SourceUnavailable) as info:
+        run_pull(down, sqlite_store, "customers")
+    assert str(info.value).startswith(
+        f"tryton: cannot reach 127.0.0.1:{port} (connection refused) — gave up after 2 attempts")
+    assert "pw-not-printed" not in str(info.value)
+    nodb = TrytonConnector(tryton.url, "no_such_db", tryton.username, tryton.password)
+    with pytest.raises(ConnectorError, match="has no Tryton database 'no_such_db'"):
+        nodb.rpc.search("party.party", [])
 
 
 def test_gzip_quirk_body_is_decoded(tryton):

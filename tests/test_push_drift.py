@@ -1,8 +1,9 @@
 """What the hub wrote is verified, end to end through `hub demo` (the whole Dagster flow against the sandbox).
 
 After a first sync, someone else damages what the hub wrote: the shop loses the hub meta of customers (a
-restore from an old backup), an ERP clerk overwrites golden-id identifiers, and three ERP parties end up
-with a second golden-id identifier (what two overlapping syncs used to leave behind). The next sync pulls
+restore from an old backup), an ERP clerk overwrites golden-id identifiers, three ERP parties end up
+with a second golden-id identifier (what two overlapping syncs used to leave behind), and a community manager
+takes the hub's segment / tier tags off WeChat followers. The next sync pulls
 those systems, sees the difference, pushes exactly those records again and the data-quality report counts
 the drift; a third sync sends nothing.
 """
@@ -19,7 +20,9 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from hub.connectors.wechat import HUB_TAG_PREFIX
 from hub.sandbox import erp as erp_mod
+from hub.sandbox.social import WeChatState
 from hub.sandbox.webshop import WebShopState
 
 HUB = str(Path(sys.executable).parent / "hub")
@@ -53,6 +56,13 @@ def test_golden_ids_lost_or_changed_in_targets_are_seen_and_pushed_again(tmp_pat
                                             if not m["key"].startswith("hub_")]
     shop.save(world / "webshop.json")
 
+    wechat = WeChatState.load(world / "wechat.json")
+    hub_tags = {tid for tid, name in wechat.tags.items() if name.startswith(HUB_TAG_PREFIX)}
+    tagged = sorted(o for o, u in wechat.users.items() if set(u.get("tagid_list", [])) & hub_tags)[:20]
+    for openid in tagged:
+        wechat.users[openid]["tagid_list"] = [t for t in wechat.users[openid]["tagid_list"] if t not in hub_tags]
+    wechat.save(world / "wechat.json")
+
     engine = sa.create_engine(json.loads((world / "world.json").read_text())["erp_url"])
     ident = erp_mod.party_identifier
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -67,11 +77,14 @@ def test_golden_ids_lost_or_changed_in_targets_are_seen_and_pushed_again(tmp_pat
 
     second = _hub(tmp_path, "demo")
     pushed = _pushed(second)
-    assert pushed["webshop"] == 60 and pushed["erp"] == 8, second
-    assert pushed["social"] == 0 and pushed["callcenter"] == 0, second
+    assert pushed["webshop"] == 60 and pushed["erp"] == 8 and pushed["social"] == 20, second
+    assert pushed["callcenter"] == 0, second
     drift = {t["target"]: (t["drift_found"], t["drift_repaired"]) for t in _report(tmp_path)["push"]["targets"]}
-    assert drift["webshop"] == (60, 60) and drift["erp"] == (8, 8), drift
-    assert _report(tmp_path)["headline"]["push_drift_found"] == 68
+    assert drift["webshop"] == (60, 60) and drift["erp"] == (8, 8) and drift["social"] == (20, 20), drift
+    assert _report(tmp_path)["headline"]["push_drift_found"] == 88
+
+    wechat = WeChatState.load(world / "wechat.json")
+    assert all(set(wechat.users[o]["tagid_list"]) & hub_tags for o in tagged)  # the tags are back
 
     shop = WebShopState.load(world / "webshop.json")
     assert all(any(m["key"] == "hub_golden_id" and m["value"] for m in shop.customers[cid]["meta_data"])

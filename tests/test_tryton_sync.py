@@ -1,5 +1,6 @@
-"""The whole hub against a real Tryton server, as a user runs it: a ``hub.yaml`` holding only a ``tryton``
-source, the full flow (pull, stage, match, golden records, 360, push, report) in its own process.
+"""The whole hub against a real Tryton server, as a user runs it: ``hub sync`` in a folder whose ``hub.yaml``
+holds only a ``tryton`` source — the full flow (pull, stage, match, golden records, 360, push, report); the
+figures are read back from the run in the Dagster instance the command used (what the UI shows).
 
 The Tryton server holds parties of shapes the hub was not designed around: a company, a party without any
 contact mechanism or address, a switched-off party, 'other' / 'fax' / 'skype' contact mechanisms, a party
@@ -42,15 +43,7 @@ push:
   targets: [tryton]
 """
 
-# the full_sync job in process, exactly as hub.demo.run_full_sync runs it; prints every asset's metadata
-RUN_SYNC = """
-import json, sys
-from hub.demo import _materializations, prepare_dagster_home, run_full_sync
-prepare_dagster_home()
-result = run_full_sync()
-print(json.dumps({"success": result.success, "assets": _materializations(result)}, default=str))
-sys.exit(0 if result.success else 1)
-"""
+HUB = str(Path(sys.executable).parent / "hub")
 
 
 def unusual_parties(rpc: harness.RawRpc) -> dict[str, int]:
@@ -96,23 +89,33 @@ def workdir(tmp_path_factory: pytest.TempPathFactory, tryton: harness.TrytonServ
     return work
 
 
-def sync(workdir: Path, server: harness.TrytonServer, *, password: str | None = None) -> tuple[int, dict, str]:
-    """One sync in its own process (cwd = the user's folder). Returns (exit code, asset metadata, stderr)."""
-    env = {**os.environ, "HUB_TRYTON_URL": server.url, "HUB_TRYTON_DATABASE": server.database,
-           "HUB_TRYTON_USER": server.username, "HUB_TRYTON_PASSWORD": password or server.password,
-           "HUB_CONFIG": str(workdir / "hub.yaml"), "HUB_DATABASE_URL": "",
-           "DAGSTER_HOME": str(workdir / ".hub" / "dagster")}
-    proc = subprocess.run([sys.executable, "-c", RUN_SYNC], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=1200)
-    lines = proc.stdout.strip().splitlines()
-    assets = json.loads(lines[-1])["assets"] if lines and lines[-1].startswith("{") else {}
-    return proc.returncode, assets, proc.stderr
+def sync(workdir: Path, server: harness.TrytonServer, *, password: str | None = None,
+         url: str | None = None) -> subprocess.CompletedProcess:
+    """``hub sync`` in the user's folder (its hub.yaml, its .hub store and Dagster instance)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "HUB_CONFIG", "HUB_DATABASE_URL")}
+    env.update({"HUB_TRYTON_URL": url or server.url, "HUB_TRYTON_DATABASE": server.database,
+                "HUB_TRYTON_USER": server.username, "HUB_TRYTON_PASSWORD": password or server.password})
+    return subprocess.run([HUB, "sync"], cwd=workdir, env=env, capture_output=True, text=True, timeout=1200)
+
+
+def last_run(workdir: Path) -> dict[str, dict]:
+    """Asset -> metadata of the newest run in the folder's Dagster instance."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(workdir / ".hub" / "dagster")) as instance:
+        run = instance.get_runs(limit=1)[0]
+        records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+        out = {}
+        for rec in records:
+            mat = rec.event_log_entry.dagster_event.event_specific_data.materialization
+            out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+        return out
 
 
 def ok_sync(workdir: Path, server: harness.TrytonServer) -> dict:
-    code, assets, err = sync(workdir, server)
-    assert code == 0, err[-6000:]
-    return assets
+    proc = sync(workdir, server)
+    assert proc.returncode == 0, f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return last_run(workdir)
 
 
 def golden_ids(server: harness.TrytonServer) -> dict[int, list[str]]:
@@ -197,3 +200,64 @@ def test_tryton_end_to_end(workdir: Path, tryton: harness.TrytonServer) -> None:
     fifth = ok_sync(workdir, tryton)
     assert fifth["push_tryton"]["sent"] == 0 and fifth["push_outbox"]["drift"] == 0
     assert drift_of(workdir) == (4, 4)
+
+
+def run_failures(workdir: Path) -> dict[str, str]:
+    """Step -> error message of the failed steps of the newest run (what the UI shows for them)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(workdir / ".hub" / "dagster")) as instance:
+        run = instance.get_runs(limit=1)[0]
+        records = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+        out = {}
+        for r in records:
+            error, messages = r.event_log_entry.dagster_event.step_failure_data.error, []
+            while error is not None:  # Dagster's wrapper first, then the hub's own error as its cause
+                messages.append(error.message)
+                error = error.cause
+            out[r.event_log_entry.dagster_event.step_key] = "\n".join(messages)
+        return out
+
+
+def all_run_text(workdir: Path) -> str:
+    """Every message of the newest run's event log (errors with their causes included)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(workdir / ".hub" / "dagster")) as instance:
+        run = instance.get_runs(limit=1)[0]
+        return "\n".join(str(r.event_log_entry) for r in instance.get_records_for_run(run.run_id).records)
+
+
+def test_unreachable_tryton_fails_the_sync_at_once_naming_source_and_host(
+        tmp_path: Path, tryton: harness.TrytonServer) -> None:
+    (tmp_path / "hub.yaml").write_text(HUB_YAML, encoding="utf-8")
+    port = harness.free_port()  # nothing listens there
+    proc = sync(tmp_path, tryton, url=f"http://127.0.0.1:{port}/")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    failures = run_failures(tmp_path)
+    assert "raw_tryton" in failures, failures
+    assert (f"tryton: cannot reach 127.0.0.1:{port} (connection refused) — gave up after 2 attempts"
+            in failures["raw_tryton"]), failures
+    for text in (proc.stdout, proc.stderr, all_run_text(tmp_path)):
+        assert tryton.password not in text
+
+
+def test_wrong_tryton_password_fails_clearly_without_printing_it(
+        tmp_path: Path, tryton: harness.TrytonServer) -> None:
+    # a throwaway user: failed logins make Tryton throttle the login they were for
+    rpc = tryton.rpc()
+    rpc.create("res.user", [{"name": "Hub sync", "login": "hub-sync", "password": "the-right-one-2718"}])
+    (tmp_path / "hub.yaml").write_text(HUB_YAML, encoding="utf-8")
+    env_user = tryton.username
+    tryton.username = "hub-sync"
+    try:
+        proc = sync(tmp_path, tryton, password="a-wrong-secret-3141")
+    finally:
+        tryton.username = env_user
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    failures = run_failures(tmp_path)
+    host = tryton.url.split("//", 1)[1]
+    assert (f"tryton: Tryton refused the login of user 'hub-sync' to database '{tryton.database}' at {host} "
+            "(wrong user name or password)") in failures.get("raw_tryton", ""), failures
+    for text in (proc.stdout, proc.stderr, all_run_text(tmp_path)):
+        assert "a-wrong-secret-3141" not in text
