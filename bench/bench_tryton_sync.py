@@ -68,18 +68,28 @@ def sync_env(server: harness.TrytonServer, workdir: Path) -> dict[str, str]:
             "DAGSTER_HOME": str(workdir / ".hub" / "dagster")}
 
 
-def last_run_assets(workdir: Path) -> dict[str, dict]:
-    """Asset -> metadata of the newest run in the folder's Dagster instance."""
+def last_run_assets(workdir: Path) -> tuple[dict[str, dict], dict[str, float]]:
+    """Asset -> metadata, and step -> seconds, of the newest run in the folder's Dagster instance."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(workdir / ".hub" / "dagster")) as instance:
         run = instance.get_runs(limit=1)[0]
         out = {}
-        for rec in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
-                                                ).records:
-            mat = rec.event_log_entry.dagster_event.event_specific_data.materialization
-            out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
-        return out
+        started: dict[str, float] = {}
+        steps: dict[str, float] = {}
+        for rec in instance.get_records_for_run(run.run_id).records:
+            entry = rec.event_log_entry
+            event = entry.dagster_event
+            if event is None:
+                continue
+            if event.event_type_value == "STEP_START":
+                started[event.step_key] = entry.timestamp
+            elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+                steps[event.step_key] = round(entry.timestamp - started[event.step_key], 2)
+            elif event.event_type_value == "ASSET_MATERIALIZATION":
+                mat = event.event_specific_data.materialization
+                out[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()}
+        return out, steps
 
 
 def run_sync(workdir: Path, env: dict[str, str]) -> dict:
@@ -90,7 +100,8 @@ def run_sync(workdir: Path, env: dict[str, str]) -> dict:
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"sync failed (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
-    return {"seconds": round(seconds, 2), "assets": last_run_assets(workdir)}
+    assets, steps = last_run_assets(workdir)
+    return {"seconds": round(seconds, 2), "assets": assets, "steps": steps}
 
 
 def figures(run: dict) -> dict:
@@ -98,7 +109,8 @@ def figures(run: dict) -> dict:
     push = run["assets"].get("push_tryton", {})
     return {"seconds": run["seconds"], "pull_seconds": raw.get("seconds"), "new": raw.get("new"),
             "changed": raw.get("changed"), "unchanged": raw.get("unchanged"), "pushed": push.get("sent"),
-            "push_seconds": push.get("seconds")}
+            "push_seconds": push.get("seconds"),
+            "slowest_steps": dict(sorted(run["steps"].items(), key=lambda kv: -kv[1])[:6])}
 
 
 def change_parties(server: harness.TrytonServer, changed: int = 5, added: int = 3) -> None:

@@ -844,6 +844,40 @@ class Store:
                        landing.c.hub_state_hash != push_state.c.held_hash)
             )}
 
+    def drifted_holdings(self, target: str, holdings: Mapping[str, dict | None]
+                         ) -> dict[str, list[tuple[str, str, dict]]]:
+        """For a target the hub cannot pull but can read whole (the PBX directory file): the records whose
+        hub fields, as ``holdings`` (target id -> held view, None = not there) shows them, differ from what
+        the hub last wrote (push_state.held_hash). Per entity, ``(target_id, golden_id, last payload pushed
+        ok)`` to queue again — leaving out records with a live outbox row (that row writes them anyway)."""
+        out: dict[str, list[tuple[str, str, dict]]] = {}
+        with self.engine.connect() as conn:
+            drifted = []
+            for entity, tid, gid, held in conn.execute(
+                sa.select(push_state.c.entity, push_state.c.target_id, push_state.c.golden_id, push_state.c.held_hash)
+                .where(push_state.c.target == target, push_state.c.held_hash.is_not(None))
+            ):
+                seen = holdings.get(tid)
+                if seen is None or payload_hash(seen) != held:
+                    drifted.append((entity, tid, gid))
+            for chunk in chunked(drifted, 500):
+                ids = [tid for _, tid, _ in chunk]
+                live = {r[0] for r in conn.execute(
+                    sa.select(push_outbox.c.target_id).where(
+                        push_outbox.c.target == target, push_outbox.c.target_id.in_(ids),
+                        push_outbox.c.status.in_(("pending", "error", "sending"))))}
+                last: dict[str, dict] = {}
+                for tid, payload in conn.execute(
+                    sa.select(push_outbox.c.target_id, push_outbox.c.payload)
+                    .where(push_outbox.c.target == target, push_outbox.c.status == "ok",
+                           push_outbox.c.target_id.in_(ids)).order_by(push_outbox.c.id)
+                ):
+                    last[tid] = payload
+                for entity, tid, gid in chunk:
+                    if tid not in live and tid in last:
+                        out.setdefault(entity, []).append((tid, gid, last[tid]))
+        return out
+
     def claim_pushes(self, target: str, token: str, limit: int, run_id: str | None = None) -> list[OutboxItem]:
         """Atomically claim up to ``limit`` waiting rows of ``target`` for the pusher ``token``: they move to
         'sending' before anything is sent, so two pushers never send the same row.

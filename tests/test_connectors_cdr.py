@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 
 from hub.connectors.base import run_pull, run_push
 from hub.connectors.cdr import AsteriskCdrConnector, parse_cdr_line
-from hub.store import Store
+from hub.store import Store, push_outbox
 
 
 def cdr_line(i: int, *, columns: int = 18, answered: bool = True, name: str = "Alice Wang") -> str:
@@ -131,6 +132,36 @@ def test_push_directory_atomic_upsert_and_no_echo(tmp_path: Path, store: Store) 
     assert run_push(conn, store).sent == 0
     after = run_pull(conn, store, "calls")
     assert (after.new, after.changed) == (0, 0)  # the directory file is not mistaken for call data
+
+
+def test_directory_rows_deleted_or_changed_by_someone_else_are_written_again(tmp_path: Path, store: Store) -> None:
+    """No pull reads the directory: the push compares the file with what the hub wrote (drift) first."""
+    drop = tmp_path / "cdr"
+    drop.mkdir()
+    conn = AsteriskCdrConnector(drop)
+    numbers = [f"+86138001380{i:02d}" for i in range(10)]
+    store.enqueue_pushes("callcenter", "caller", [
+        (e164, f"G{i:06d}", {"golden_id": f"G{i:06d}", "display_name": f"客户{i}", "value_tier": "gold",
+                             "consent_phone": "yes"}) for i, e164 in enumerate(numbers)])
+    assert run_push(conn, store).ok == 10
+    written = conn.read_directory()
+    assert run_push(conn, store).sent == 0  # the file as the hub wrote it is no drift
+
+    # someone deletes three rows and types over the golden id of two others
+    edited = {e164: row for e164, row in written.items() if e164 not in numbers[:3]}
+    for e164 in numbers[3:5]:
+        edited[e164] = {**edited[e164], "golden_id": "G-TYPO"}
+    with open(conn.directory_path, "w", newline="", encoding="utf-8") as fh:  # as a spreadsheet would save it
+        out = csv.DictWriter(fh, fieldnames=["e164", *next(iter(edited.values())).keys() - {"e164"}])
+        out.writeheader()
+        out.writerows({**row, "e164": e164} for e164, row in edited.items())
+    stats = run_push(conn, store)
+    assert (stats.drift, stats.sent, stats.ok) == (5, 5, 5)
+    assert conn.read_directory() == written
+    causes = [c for (c,) in store.engine.connect().execute(
+        sa.select(push_outbox.c.cause).where(push_outbox.c.status == "ok").order_by(push_outbox.c.id))]
+    assert causes[-5:] == ["drift"] * 5
+    assert run_push(conn, store).sent == 0
 
 
 def test_directory_file_escapes_formulas_and_stays_idempotent(tmp_path: Path) -> None:

@@ -3,13 +3,15 @@
 After a first sync, someone else damages what the hub wrote: the shop loses the hub meta of customers (a
 restore from an old backup), an ERP clerk overwrites golden-id identifiers, three ERP parties end up
 with a second golden-id identifier (what two overlapping syncs used to leave behind), and a community manager
-takes the hub's segment / tier tags off WeChat followers. The next sync pulls
+takes the hub's segment / tier tags off WeChat followers, and someone edits the PBX's caller directory
+(deletes rows, types over golden ids) — a file no pull reads: the push checks it against what the hub wrote. The next sync pulls
 those systems, sees the difference, pushes exactly those records again and the data-quality report counts
 the drift; a third sync sends nothing.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -63,6 +65,16 @@ def test_golden_ids_lost_or_changed_in_targets_are_seen_and_pushed_again(tmp_pat
         wechat.users[openid]["tagid_list"] = [t for t in wechat.users[openid]["tagid_list"] if t not in hub_tags]
     wechat.save(world / "wechat.json")
 
+    directory = world / "cdr" / "directory.csv"
+    with open(directory, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    gone, typo = {r["e164"] for r in rows[:5]}, {r["e164"] for r in rows[5:8]}
+    kept = [{**r, "golden_id": "G-TYPO"} if r["e164"] in typo else r for r in rows if r["e164"] not in gone]
+    with open(directory, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+
     engine = sa.create_engine(json.loads((world / "world.json").read_text())["erp_url"])
     ident = erp_mod.party_identifier
     now = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
@@ -77,11 +89,13 @@ def test_golden_ids_lost_or_changed_in_targets_are_seen_and_pushed_again(tmp_pat
 
     second = _hub(tmp_path, "demo")
     pushed = _pushed(second)
-    assert pushed["webshop"] == 60 and pushed["erp"] == 8 and pushed["social"] == 20, second
-    assert pushed["callcenter"] == 0, second
+    assert pushed == {"erp": 8, "webshop": 60, "social": 20, "callcenter": 8}, second
     drift = {t["target"]: (t["drift_found"], t["drift_repaired"]) for t in _report(tmp_path)["push"]["targets"]}
-    assert drift["webshop"] == (60, 60) and drift["erp"] == (8, 8) and drift["social"] == (20, 20), drift
-    assert _report(tmp_path)["headline"]["push_drift_found"] == 88
+    assert drift == {"erp": (8, 8), "webshop": (60, 60), "social": (20, 20), "callcenter": (8, 8)}, drift
+    assert _report(tmp_path)["headline"]["push_drift_found"] == 96
+    with open(directory, newline="", encoding="utf-8") as fh:
+        assert sorted((r["e164"], r["golden_id"]) for r in csv.DictReader(fh)) == sorted(
+            (r["e164"], r["golden_id"]) for r in rows)  # the directory is whole again
 
     wechat = WeChatState.load(world / "wechat.json")
     assert all(set(wechat.users[o]["tagid_list"]) & hub_tags for o in tagged)  # the tags are back

@@ -102,6 +102,7 @@ class PushStats:
     error: int = 0
     batches: int = 0
     reconciled: int = 0  # rows left in doubt by a killed run that the target already held: not sent again
+    drift: int = 0  # records a target read whole showed changed or lost since the hub wrote them: queued again
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
 
@@ -729,6 +730,7 @@ def run_push(connector: Connector, store: Any, target: str | None = None, *,
     stats = PushStats(target=target)
     started = time.perf_counter()
     try:
+        stats.drift = verify_holdings(connector, store, target)
         doubt = store.take_over_in_doubt(target, token, run_id)
         if doubt:
             doubt = _reconcile(connector, store, target, doubt, token, run_id, stats)
@@ -746,9 +748,26 @@ def run_push(connector: Connector, store: Any, target: str | None = None, *,
         if record_own is not None:
             record_own(store)
         stats.seconds = time.perf_counter() - started
-        log.info("push %s: %d sent, %d ok, %d rejected, %d error, %d reconciled in %.2fs",
-                 target, stats.sent, stats.ok, stats.rejected, stats.error, stats.reconciled, stats.seconds)
+        log.info("push %s: %d sent, %d ok, %d rejected, %d error, %d reconciled, %d drift in %.2fs", target,
+                 stats.sent, stats.ok, stats.rejected, stats.error, stats.reconciled, stats.drift, stats.seconds)
     return stats
+
+
+def verify_holdings(connector: Any, store: Any, target: str) -> int:
+    """What the hub wrote is verified, for a target no pull reads (the PBX directory file): a connector that
+    can read everything it holds (``holdings()``, target id -> held view) is compared with what the hub last
+    wrote there; records changed or lost since are queued again (cause 'drift'). Targets the hub pulls are
+    verified by their pull instead (landing hub_state, ``push_plan``). Returns the records queued."""
+    read = getattr(connector, "holdings", None)
+    if read is None:
+        return 0
+    queued = 0
+    for entity, items in store.drifted_holdings(target, read()).items():
+        queued += store.enqueue_pushes(target, entity, items, force=[tid for tid, _, _ in items])
+    if queued:
+        log.warning("push %s: %d records changed or lost in the target since the hub wrote them: queued again",
+                    target, queued)
+    return queued
 
 
 def _reconcile(connector: Any, store: Any, target: str, doubt: list[OutboxItem], token: str,

@@ -197,6 +197,11 @@ class AsteriskCdrConnector:
             return None
         return _entry_view({"golden_id": item.golden_id or p.get("golden_id"), **p})
 
+    def holdings(self) -> dict[str, dict]:
+        """Every number's directory row as the file holds it now (no pull reads the directory: the push
+        verifies it against what the hub wrote, ``verify_holdings``)."""
+        return {e164: _entry_view(row) for e164, row in self.read_directory().items()}
+
     def held(self, items: list[OutboxItem]) -> dict[int, dict | None]:
         """The directory row each number has now; None = not in the directory."""
         directory = self.read_directory()
