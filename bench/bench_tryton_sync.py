@@ -7,9 +7,12 @@ holding only a ``tryton`` source. The whole hub flow runs in its own process on 
 runs it: ``hub sync`` (on a checkout from before that command, the ``full_sync`` job in process as
 ``hub.demo.run_full_sync`` ran it — for before/after figures: ``PYTHONPATH=<old checkout>``):
 
+0. one party is renamed first, as in any live ERP: the seeded parties are then older than the pull's overlap
+   window (5 minutes before the last change), as they would be;
 1. first sync: pulls every party, builds golden records, pushes golden ids back;
 2. second sync: nothing changed in Tryton — the figure the issue asks for ("a run with nothing to do");
-3. third sync after five parties were changed and three added.
+3. third sync after five parties were changed and three added;
+4. fourth sync: nothing to do again.
 
 Per run it reports wall time, the pull's new/changed/unchanged counts and the push's sent rows, and writes
 bench/out/tryton_sync.json.
@@ -115,7 +118,7 @@ def figures(run: dict) -> dict:
 
 def change_parties(server: harness.TrytonServer, changed: int = 5, added: int = 3) -> None:
     rpc = server.rpc()
-    ids = rpc.search("party.party", [["name", "like", "%#%"]], limit=changed)
+    ids = rpc.search("party.party", [["name", "like", "%#%"]], limit=changed + 1)[1:]
     for pid in ids:
         (name,) = [r["name"] for r in rpc.search_read("party.party", [["id", "=", pid]], ["name"])]
         rpc.write("party.party", [pid], {"name": name + " (renamed)"})
@@ -138,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             total = len(server.rpc().search("party.party", []))
             (work / "hub.yaml").write_text(HUB_YAML, encoding="utf-8")
             env = sync_env(server, work)
+            rpc = server.rpc()
+            (pid,) = rpc.search("party.party", [["name", "like", "%#%"]], limit=1)
+            rpc.write("party.party", [pid], {"name": f"Bench party {time.time():.0f}"})
             runs = {}
             runs["first"] = figures(run_sync(work, env))
             print("first sync:", runs["first"], flush=True)
@@ -146,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             change_parties(server)
             runs["five_changed_three_added"] = figures(run_sync(work, env))
             print("5 changed + 3 added:", runs["five_changed_three_added"], flush=True)
+            runs["nothing_to_do_again"] = figures(run_sync(work, env))
+            print("nothing to do again:", runs["nothing_to_do_again"], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"parties": total, **runs}
