@@ -152,6 +152,19 @@ def pull_progress(context: dg.AssetExecutionContext, name: str, every: float = 1
     return report
 
 
+# Transient trouble (a dropped database connection, a locked SQLite file, a source down for a moment) is retried
+# by Dagster: every stage is incremental and resumable, so running a step again is safe.
+STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
+# a pull tries once more (connectors already retry each request with backoff), then isolates its source
+PULL_RETRY = dg.RetryPolicy(max_retries=1, delay=5)
+# resource fields that hold secrets: their values are taken out of any error text the hub keeps
+SECRET_FIELDS = ("consumer_key", "consumer_secret", "appid", "secret", "username", "password", "url", "base_url")
+
+
+def _secrets(resource: Any) -> list[str]:
+    return [v for f in SECRET_FIELDS if isinstance(v := getattr(resource, f, None), str) and v]
+
+
 def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 26.0) -> dg.AssetsDefinition:
     from datetime import timedelta
 
@@ -167,22 +180,53 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
         tags=asset_tags(pii=True),
         freshness_policy=freshness,
         required_resource_keys={"store", f"source_{name}"},
+        retry_policy=PULL_RETRY,
+        check_specs=[dg.AssetCheckSpec(
+            "pull_succeeded", asset=f"raw_{name}",
+            description=f"Fails (the run is partial) when `{name}` could not be read after the step's retries: "
+                        "the other sources go on, this one is not pushed to and keeps its last good state; the "
+                        "error (redacted) is in the check, the summary and the data-quality report.")],
         description=(
             f"Raw {src.kind} payloads of source `{name}` landed in the hub store (landing table). Pulls are "
             "incremental from the stored cursor; each page and its cursor commit together, so an interrupted "
             "pull resumes where it stopped. Unchanged records (same payload hash) are not re-landed. Then an "
-            "id-only sweep finds records the source deleted or deactivated (tombstones; staging retires them)."
+            "id-only sweep finds records the source deleted or deactivated (tombstones; staging retires them). "
+            "A source that cannot be read is retried, then isolated (check `pull_succeeded`)."
         ),
     )
     def _pull(context: dg.AssetExecutionContext, config: PullConfig) -> dg.MaterializeResult:
+        from hub import source_health
         from hub.connectors.base import run_pull, run_sweep
 
         store = context.resources.store.store()
-        connector = getattr(context.resources, f"source_{name}").connector()
-        progress = pull_progress(context, name)
-        results = [run_pull(connector, store, entity, full=config.full, progress=progress)
-                   for entity in connector.entities]
-        sweeps = [s for s in (run_sweep(connector, store, entity) for entity in connector.entities) if s]
+        resource = getattr(context.resources, f"source_{name}")
+        attempt = context.retry_number + 1
+        error = None
+        try:
+            connector = resource.connector()
+            progress = pull_progress(context, name)
+            results = [run_pull(connector, store, entity, full=config.full, progress=progress)
+                       for entity in connector.entities]
+            sweeps = [s for s in (run_sweep(connector, store, entity) for entity in connector.entities) if s]
+        except Exception as exc:  # noqa: BLE001 - whatever stops the read isolates this source (hub/source_health)
+            error = source_health.describe_error(exc, secrets=_secrets(resource))
+        if error is not None:
+            if attempt <= PULL_RETRY.max_retries:
+                wait = PULL_RETRY.delay
+                context.log.warning(f"pull of {name} failed (attempt {attempt}): {error}; retrying in {wait} s")
+                # raised outside the except block: the original exception (its text unredacted) stays out
+                # of Dagster's event log
+                raise dg.RetryRequested(max_retries=PULL_RETRY.max_retries, seconds_to_wait=wait)
+            failure = source_health.record_failure(store, name, error, run_id=context.run_id, attempts=attempt)
+            context.log.error(f"source {name} isolated: {failure.describe()}")
+            return dg.MaterializeResult(
+                metadata={"pull_failed": error, "attempts": attempt, "new": 0, "changed": 0, "unchanged": 0},
+                check_results=[dg.AssetCheckResult(
+                    check_name="pull_succeeded", passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                    metadata={"error": error, "attempts": attempt,
+                              "why": dg.MetadataValue.text(failure.describe())})],
+            )
+        source_health.record_ok(store, name, run_id=context.run_id, attempts=attempt)
         landed = store.landing_counts()
         total = sum(n for (s, _), n in landed.items() if s == name)
         summary = pull_table(results)
@@ -205,7 +249,9 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
                 "pages": sum(r.pages for r in results),
                 "seconds": round(sum(r.seconds for r in results) + sum(s.seconds for s in sweeps), 2),
                 "summary": dg.MetadataValue.md(summary),
-            }
+            },
+            check_results=[dg.AssetCheckResult(check_name="pull_succeeded", passed=True,
+                                               metadata={"attempts": attempt})],
         )
 
     return _pull
@@ -224,6 +270,7 @@ def build_push_asset(target: str, src: SourceConfig, source: str | None = None) 
         tags=asset_tags(pii=False),
         deps=["push_outbox"],
         required_resource_keys={"store", f"source_{target}"},
+        retry_policy=STEP_RETRY,
         description=(
             f"Writes golden ids and segments back to `{target}`: sends the pending outbox rows of this target "
             "(diff-only — only records whose desired state changed) and logs every row's result "
@@ -233,6 +280,7 @@ def build_push_asset(target: str, src: SourceConfig, source: str | None = None) 
     )
     def _push(context: dg.AssetExecutionContext, config: PushConfig) -> dg.MaterializeResult:
         from hub.connectors.base import run_push
+        from hub.source_health import failing
 
         store = context.resources.store.store()
         if config.dry_run:  # nothing reaches the target; the rows stay pending for the next real sync
@@ -242,6 +290,12 @@ def build_push_asset(target: str, src: SourceConfig, source: str | None = None) 
             return dg.MaterializeResult(metadata={
                 "dry_run": True, "would_create": plan.create, "would_update": plan.update,
                 "would_remove": plan.remove, "sent": 0, "summary": dg.MetadataValue.md(plan.markdown())})
+        failure = failing(store).get(target)
+        if failure is not None:  # a system the hub cannot read is not written to: its rows wait in the outbox
+            why = f"not pushed: the pull of {target} failed ({failure.error})"
+            context.log.warning(f"push to {target} skipped — {why}")
+            return dg.MaterializeResult(metadata={"skipped": why, "dagster/row_count": 0, "sent": 0, "ok": 0,
+                                                  "rejected": 0, "error": 0, "reconciled": 0})
         connector = getattr(context.resources, f"source_{target}").connector()
         stats = run_push(connector, store, target, run_id=context.run_id)
         from hub.privacy.erasure import finish_erasures
@@ -281,7 +335,7 @@ def build_stage_asset(
     metadata = {"dagster/column_schema": schema} if schema is not None else None
 
     @dg.asset(name=name, group_name=GROUPS[group], kinds={"python"}, deps=deps, description=description,
-              owners=OWNERS, tags=asset_tags(pii), metadata=metadata)
+              owners=OWNERS, tags=asset_tags(pii), metadata=metadata, retry_policy=STEP_RETRY)
     def _stage(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
         return dg.MaterializeResult(metadata=stats_metadata(run(store.store())))
 
@@ -450,6 +504,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         owners=OWNERS,
         tags=asset_tags(pii=False),
         deps=[a.key for a in push_assets],
+        retry_policy=STEP_RETRY,
         description=(
             "Retention, enforced every sync (hub.yaml `retention:`): landing and quarantine payloads older than "
             "their period are pruned (keys and hashes stay), old push results and finished outbox rows deleted, "
@@ -474,6 +529,7 @@ def build_assets(config: HubConfig) -> list[Any]:
         owners=OWNERS,
         tags=asset_tags(pii=False),
         deps=[*(a.key for a in push_assets), steward_review_queue, retention],
+        retry_policy=STEP_RETRY,
         description=(
             "The data-quality report for operations: every quality dimension (completeness, validity, "
             "uniqueness, consistency, timeliness, steward agreement) scored 0–100 per source against the "
@@ -484,10 +540,12 @@ def build_assets(config: HubConfig) -> list[Any]:
     )
     def data_quality_report(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
         from hub.report import write_report
+        from hub.source_health import report_failures
 
         path = Path(config.report.path)
-        stats = write_report(store.store(), path, run=run_info(context), quality=config.quality,
-                             derived=derived_prefixes(config.enabled_sources))
+        hub_store = store.store()
+        stats = write_report(hub_store, path, run=run_info(context), quality=config.quality,
+                             derived=derived_prefixes(config.enabled_sources), failures=report_failures(hub_store))
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
     return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
@@ -627,10 +685,12 @@ def _report_stop(config: HubConfig) -> Callable[[Any, Any, list[str]], None]:
 
     def stop(context: Any, store: Any, problems: list[str]) -> None:
         from hub.report import write_report
+        from hub.source_health import report_failures
 
         path = Path(config.report.path)
         stats = write_report(store, path, run=run_info(context), quality=config.quality,
-                             derived=derived_prefixes(config.enabled_sources), stopped=problems)
+                             derived=derived_prefixes(config.enabled_sources), stopped=problems,
+                             failures=report_failures(store))
         context.log.warning("pushes stopped; report written to %s", stats.path)
 
     return stop

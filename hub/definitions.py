@@ -4,21 +4,28 @@ call-center drop-folder sensor. Loaded by `dagster dev` / `dg` through `[tool.da
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from hub.assets import build_assets, build_checks, build_erasure_job, push_targets
 from hub.config import load_config
-from hub.resources import build_resources
+from hub.resources import HubStoreResource, build_resources
+from hub.sync_lock import SYNC_RUN_TAG
 
 config = load_config()
 
 all_assets = build_assets(config)
 all_checks = build_checks(config)
 
+# Runs of these jobs write the hub store: the instance's run queue starts one at a time (hub/instance.py), and
+# the store's own lock (hub/sync_lock.py) keeps out runs started elsewhere.
+SYNC_TAGS = {SYNC_RUN_TAG: "true"}
+
 full_sync = dg.define_asset_job(
     "full_sync",
     selection=dg.AssetSelection.all(),
+    tags=SYNC_TAGS,
     description="Pull every source, standardise, match, build golden records and the 360 view, push back, "
     "write the data-quality report.",
 )
@@ -27,6 +34,7 @@ full_sync = dg.define_asset_job(
 full_sync_dry_run = dg.define_asset_job(
     "full_sync_dry_run",
     selection=dg.AssetSelection.all(),
+    tags=SYNC_TAGS,
     config={"ops": {f"push_{t}": {"config": {"dry_run": True}} for t in push_targets(config)}},
     description="The full sync without writing to any system: pulls, golden records and the outbox as usual; "
     "each push step shows what it would create / update / remove (masked samples) and leaves the outbox "
@@ -58,14 +66,33 @@ def _cdr_signature(folder: Path) -> str:
 
 _cdr_sources = {n: s for n, s in config.enabled_sources.items() if s.kind == "asterisk_cdr"}
 
+# The call center's own job: its pull and everything downstream of it (staging … push, report), not the
+# other sources' pulls.
+call_center_sync = dg.define_asset_job(
+    "call_center_sync",
+    selection=dg.AssetSelection.assets(*(f"raw_{n}" for n in _cdr_sources)).downstream()
+    # the quality-dimension checks are scored together, in one op: all of them or none
+    | dg.AssetSelection.checks(*(k for c in all_checks if c.node_def.name == "quality_dimensions"
+                                 for k in c.check_keys)),
+    tags=SYNC_TAGS,
+    description="The call center's CDR pull and what depends on it (matching, golden records, 360 view, "
+    "push, report); started by the drop-folder sensor.",
+) if _cdr_sources else None
+
+
+def _holds_call_center_data(store: Any) -> bool:
+    return any(n for (source, _), n in store.landing_counts().items() if source in _cdr_sources)
+
 
 @dg.sensor(
-    job=full_sync,
+    job_name="call_center_sync",
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Starts a sync when the call center drops new CDR data (Master.csv grows or rotates).",
+    description="Starts the call center's sync when the call center drops new CDR data (Master.csv grows or "
+    "rotates). Its first look at a store that already holds call-center data only notes the folder as it is.",
 )
-def cdr_drop_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
+def cdr_drop_folder_sensor(context: dg.SensorEvaluationContext, store: HubStoreResource
+                           ) -> dg.SensorResult | dg.SkipReason:
     folders = [os.environ.get(s.dir_env or "", "") for s in _cdr_sources.values()]
     folders = [Path(f) for f in folders if f]
     if not folders:
@@ -73,6 +100,15 @@ def cdr_drop_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
     signature = "||".join(_cdr_signature(f) for f in folders if f.is_dir())
     if not signature or signature == context.cursor:
         return dg.SkipReason("no new CDR data")
+    if context.cursor is None:
+        hub_store = store.store()
+        try:
+            synced = _holds_call_center_data(hub_store)
+        finally:
+            hub_store.dispose()
+        if synced:  # e.g. `hub ui` opened on a synced demo: no surprise run, the next drop starts one
+            return dg.SensorResult(skip_reason="first look: the store already holds call-center data; "
+                                   "noted the drop folder as it is", cursor=signature)
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=signature[-200:], tags={"hub/trigger": "cdr_drop"})],
         cursor=signature,
@@ -82,8 +118,11 @@ def cdr_drop_folder_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResu
 defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
-    jobs=[full_sync, full_sync_dry_run, erase_person],
+    jobs=[j for j in (full_sync, full_sync_dry_run, call_center_sync, erase_person) if j is not None],
     schedules=[full_sync_schedule],
-    sensors=[cdr_drop_folder_sensor],
+    sensors=[cdr_drop_folder_sensor] if call_center_sync is not None else [],
     resources=build_resources(config),
+    # every step in the run's own process: no process start-up and code import per step (a no-op sync from the
+    # UI took minutes that way), and one store resource — one sync lock — for the whole run
+    executor=dg.in_process_executor,
 )

@@ -10,18 +10,39 @@ import os
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from hub.config import HubConfig, SourceConfig
 from hub.store import Store, default_database_url
 
 
 class HubStoreResource(dg.ConfigurableResource):
-    """The hub's own database (SQLite at .hub/hub.db unless HUB_DATABASE_URL says otherwise)."""
+    """The hub's own database (SQLite at .hub/hub.db unless HUB_DATABASE_URL says otherwise).
+
+    A run that uses the store holds the store's sync lock from its start to its end (hub/sync_lock.py): a
+    second run waits for it, or fails at once when tagged ``hub/no_wait: true``. The lock is taken once per
+    run because the sync jobs execute in process (one resource initialisation per run)."""
 
     database_url: str = ""
+    _lock: Any = PrivateAttr(default=None)
 
     def store(self) -> Store:
         return Store(self.database_url or default_database_url())
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.dagster_run
+        if run is None:  # direct invocation outside a run (tests of one asset): nothing to exclude
+            return
+        from hub.sync_lock import NO_WAIT_TAG, SyncLock
+
+        say = context.log.warning if context.log is not None else None
+        self._lock = SyncLock(self.store(), run.run_id, job=run.job_name).acquire(
+            wait=(run.tags or {}).get(NO_WAIT_TAG) != "true", say=say, instance=context.instance)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
 
 class SqlErpResource(dg.ConfigurableResource):

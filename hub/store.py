@@ -27,6 +27,8 @@ Tables, in flow order:
   source_tombstone   source records found deleted / deactivated / unfollowed by an id-only sweep (hub.privacy)
   suppression        salted hashes of erased people's phones, e-mails, ids and source keys: never staged again
   erasure            one non-personal audit row per erasure request (time, reason, counts)
+  sync_lock          who holds the store's one-sync-at-a-time lock (run id, job, host, pid, since when)
+  source_health      each source's latest pull outcome (ok / failed + redacted error): failed sources skip push
 """
 
 from __future__ import annotations
@@ -428,6 +430,34 @@ erasure = sa.Table(
     sa.Column("counts", sa.JSON, nullable=False),  # {"hub": {table: rows}, "systems": {target: records}}
     _ts("requested_at", nullable=False),
     _ts("finished_at", nullable=True),
+)
+
+# Run safety (migration 0009), owned by hub/sync_lock.py and hub/source_health.py.
+sync_lock = sa.Table(
+    "sync_lock",
+    metadata,
+    # who holds the store's sync lock; the lock itself is the database's (PostgreSQL advisory lock) or the
+    # operating system's (a file lock beside a SQLite store), so it is released when its holder dies
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("job", sa.String(128), nullable=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    _ts("started_at", nullable=False),
+)
+
+source_health = sa.Table(
+    "source_health",
+    metadata,
+    # the outcome of each source's latest pull: a failed source is not pushed to until a pull succeeds
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # ok | failed
+    sa.Column("error", sa.Text, nullable=True),  # exception class + redacted message (no personal data)
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    _ts("checked_at", nullable=False),
+    _ts("last_ok_at", nullable=True),
+    _ts("failing_since", nullable=True),
 )
 
 
@@ -1137,11 +1167,46 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     cfg = alembic_config(engine)
     script = ScriptDirectory.from_config(cfg)
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    if revision == "head" and current == script.get_current_head():
+
+    def up_to_date() -> bool:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+        return revision == "head" and current == script.get_current_head()
+
+    if up_to_date():
         return
-    command.upgrade(cfg, revision)
+    with _migration_lock(engine):  # two processes opening a new store at once: one migrates, one waits
+        if not up_to_date():
+            command.upgrade(cfg, revision)
+
+
+MIGRATION_LOCK_KEY = int.from_bytes(b"hubmigr", "big")
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    backend = engine.url.get_backend_name()
+    database = engine.url.database
+    if backend == "sqlite" and database and database != ":memory:":
+        import fcntl
+
+        fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing drops the lock
+    elif backend == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+    else:
+        yield
 
 
 def current_revision(engine: Engine) -> str | None:

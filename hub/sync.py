@@ -110,15 +110,11 @@ def _downstream(graph: Any, key: Any) -> set[Any]:
 
 
 def prepare_dagster_home(home: Path = HUB_HOME, dagster_home: Path | None = None) -> Path:
-    """Create Dagster's instance folder (``dagster_home``, default ``home/dagster``) with the hub's instance
-    config if missing, and point ``DAGSTER_HOME`` at it."""
-    dagster_home = (dagster_home or home / "dagster").resolve()
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    cfg = dagster_home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    os.environ["DAGSTER_HOME"] = str(dagster_home)
-    return dagster_home
+    """Dagster's instance folder (``dagster_home``, default ``home/dagster``) with the hub's dagster.yaml (run
+    queue, run monitoring, storage: hub/instance.py); ``DAGSTER_HOME`` points at it."""
+    from hub.instance import prepare_dagster_home as prepare
+
+    return prepare(home, dagster_home)
 
 
 def dagster_home() -> Path:
@@ -246,11 +242,15 @@ def step_counts(asset: str, meta: dict[str, Any]) -> str:
 # The sync
 
 
-def run_job(plan: SyncPlan, *, trigger: str, progress: TextIO | None = sys.stderr) -> Any:
-    """Execute ``full_sync`` (the plan's subset) in this process on the instance in ``DAGSTER_HOME``."""
+def run_job(plan: SyncPlan, *, trigger: str, progress: TextIO | None = sys.stderr, no_wait: bool = False) -> Any:
+    """Execute ``full_sync`` (the plan's subset) in this process on the instance in ``DAGSTER_HOME``, holding
+    the store's sync lock (hub/sync_lock.py) from before the run starts: a sync already running is waited for
+    (said on ``progress``), or with ``no_wait`` ``SyncBusy`` is raised naming it."""
     import dagster as dg
 
     from hub.definitions import defs
+    from hub.store import Store
+    from hub.sync_lock import hold
 
     job = defs.resolve_job_def(JOB)
     # the console shows warnings only (HUB_LOG_LEVEL=DEBUG shows everything, the hub's own logs included);
@@ -262,7 +262,13 @@ def run_job(plan: SyncPlan, *, trigger: str, progress: TextIO | None = sys.stder
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     run_config = {**plan.run_config, "loggers": {"console": {"config": {"log_level": level}}}}
     run_id = str(uuid.uuid4())
-    with dg.DagsterInstance.get() as instance:
+    store = Store()
+
+    def say(message: str) -> None:
+        print(f"{trigger}: {message}", file=progress or sys.stderr, flush=True)
+
+    with dg.DagsterInstance.get() as instance, hold(store, run_id, job=JOB, wait=not no_wait, say=say,
+                                                    instance=instance):
         follow = Progress(instance, run_id, progress) if progress is not None else None
         if follow is not None:
             follow.__enter__()
@@ -273,6 +279,7 @@ def run_job(plan: SyncPlan, *, trigger: str, progress: TextIO | None = sys.stder
         finally:
             if follow is not None:
                 follow.__exit__(None, None, None)
+            store.dispose()
 
 
 def sync(*, dry_run: bool = False, sources: Sequence[str] = (), full: bool = False, no_wait: bool = False,
@@ -295,13 +302,20 @@ def sync(*, dry_run: bool = False, sources: Sequence[str] = (), full: bool = Fal
     print(f"{trigger}: pulling {what}{' (full re-read)' if full else ''}"
           f"{' — dry run, nothing is sent' if dry_run else ''}; Dagster instance {os.environ['DAGSTER_HOME']}",
           file=err, flush=True)
-    result = run_job(plan, trigger=trigger, progress=err)
+    from hub.sync_lock import SyncBusy
+
+    try:
+        result = run_job(plan, trigger=trigger, progress=err, no_wait=no_wait)
+    except SyncBusy as busy:
+        print(f"{trigger}: {busy} (--no-wait)", file=err)
+        return EXIT_LOCKED
     text = summarise(result, title=trigger)
     if dry_run:
         text += "\n\n" + dry_run_text(plan.targets, config)
     print(text, file=out)
     print(f"\nfinished in {time.perf_counter() - started:.1f} s", file=out)
-    return EXIT_OK if result.success else EXIT_FAILED
+    # a source isolated after its retries leaves a run whose steps all succeeded: still partial (exit 1)
+    return EXIT_OK if result.success and not run_partial(result) else EXIT_FAILED
 
 
 def _materializations(result: Any) -> dict[str, dict[str, Any]]:
@@ -323,9 +337,12 @@ def summarise(result: Any, store_url: str | None = None, title: str = "hub demo"
         if key.startswith("raw_"):
             lines.append(
                 f"  {key[4:]:<12} {meta.get('new', 0):>7} / {meta.get('changed', 0):>5} / "
-                f"{meta.get('unchanged', 0):>7}"
+                f"{meta.get('unchanged', 0):>7}" + ("   FAILED (see below)" if meta.get("pull_failed") else "")
             )
     store = Store(store_url)
+    from hub.source_health import failing
+
+    isolated = failing(store)
     with store.engine.connect() as conn:
         reasons: Counter[str] = Counter()
         held = 0
@@ -380,12 +397,26 @@ def summarise(result: Any, store_url: str | None = None, title: str = "hub demo"
         report = Path(load_config().report.path).resolve()
     lines.append(f"Data-quality report: {report}")
     lines.extend(stopped)
+    for source, failure in isolated.items():
+        lines.append(f"FAILED source {source}: {failure.describe()}")
     failed = [
         e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"
     ]
     if failed:
         lines.append(f"FAILED steps: {', '.join(failed)}")
     return "\n".join(lines)
+
+
+def run_partial(result: Any, store_url: str | None = None) -> bool:
+    """The run finished, but a source failed its pull in it (isolated: the rest went on) — exit 1."""
+    from hub.source_health import failed_in_run
+    from hub.store import Store
+
+    store = Store(store_url)
+    try:
+        return bool(failed_in_run(store, result.run_id))
+    finally:
+        store.dispose()
 
 
 def dry_run_text(targets: Sequence[str], config: HubConfig) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 
 from hub.definitions import all_checks, defs
+from hub.resources import HubStoreResource
 
 EXPECTED = {
     "raw_erp": "1_pull",
@@ -99,16 +100,54 @@ def test_secrets_are_environment_references() -> None:
 
 def test_cdr_sensor_skips_without_a_folder_and_fires_on_new_data(tmp_path: Path, monkeypatch) -> None:
     sensor = defs.resolve_sensor_def("cdr_drop_folder_sensor")
+    store = {"store": HubStoreResource(database_url=f"sqlite:///{tmp_path / 'hub.db'}")}
     monkeypatch.delenv("HUB_CDR_DIR", raising=False)
-    with dg.build_sensor_context() as ctx:
+    with dg.build_sensor_context(resources=store) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)
     monkeypatch.setenv("HUB_CDR_DIR", str(tmp_path))
     (tmp_path / "Master.csv").write_text('"","100","200","default"\n', encoding="utf-8")
-    with dg.build_sensor_context() as ctx:
+    with dg.build_sensor_context(resources=store) as ctx:
         result = sensor(ctx)
     assert isinstance(result, dg.SensorResult) and len(result.run_requests) == 1
-    with dg.build_sensor_context(cursor=result.cursor) as ctx:
+    assert sensor.job_name == "call_center_sync"
+    with dg.build_sensor_context(cursor=result.cursor, resources=store) as ctx:
         assert isinstance(sensor(ctx), dg.SkipReason)  # nothing new since
+
+
+def test_the_sensor_does_not_surprise_a_synced_store_and_runs_only_the_call_center_part(
+    tmp_path: Path, monkeypatch,
+) -> None:
+    from hub.store import LandingRecord, Store
+
+    sensor = defs.resolve_sensor_def("cdr_drop_folder_sensor")
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    hub_store = Store(url)
+    hub_store.land_page("callcenter", "calls", [LandingRecord("1", {"src": "100"}, "h1")], {"files": {}})
+    hub_store.dispose()
+    monkeypatch.setenv("HUB_CDR_DIR", str(tmp_path))
+    (tmp_path / "Master.csv").write_text('"","100","200","default"\n', encoding="utf-8")
+    # `hub ui` opened on a synced store: the first look notes the folder, starts nothing
+    with dg.build_sensor_context(resources={"store": HubStoreResource(database_url=url)}) as ctx:
+        first = sensor(ctx)
+    assert isinstance(first, dg.SensorResult) and not first.run_requests and first.cursor
+    with (tmp_path / "Master.csv").open("a", encoding="utf-8") as fh:  # the call center drops new calls
+        fh.write('"","101","200","default"\n' * 50)
+    with dg.build_sensor_context(cursor=first.cursor, resources={"store": HubStoreResource(database_url=url)}) as ctx:
+        later = sensor(ctx)
+    assert len(later.run_requests) == 1
+
+    # its job pulls the call center only, then everything downstream of it
+    job = defs.resolve_job_def("call_center_sync")
+    ops = {n.name for n in job.graph.node_defs}
+    assert "raw_callcenter" in ops and not ops & {"raw_erp", "raw_webshop", "raw_social"}
+    assert {"staged_records", "golden_customers", "customer_360", "push_webshop", "data_quality_report"} <= ops
+
+
+def test_sync_jobs_run_in_process_and_queue_one_at_a_time() -> None:
+    for name in ("full_sync", "call_center_sync"):
+        job = defs.resolve_job_def(name)
+        assert job.executor_def.name == "in_process", name  # no process per step: UI runs as fast as the CLI
+        assert job.tags.get("hub/sync") == "true", name  # the instance's run queue admits one at a time
 
 
 def test_dagster_cli_validates_the_definitions() -> None:

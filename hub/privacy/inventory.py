@@ -44,6 +44,8 @@ NOT_PERSONAL: dict[str, str] = {
     "suppression": "salted hashes only (the erased person cannot be read back from them)",
     "erasure": "audit row: erasure id, time, selector kind, reason, counts",
     "alembic_version": "schema revision",
+    "sync_lock": "run id, job name, host name and process id of the sync holding the store",
+    "source_health": "per source: pull status and the error's class and redacted message",
     "quality_run": "report history: dimension scores and counts",
     "push_brake": "brake evaluations: counts and golden ids (bare ids once a person is erased)",
     "file_import": "one row per `hub import`: counts, line numbers and column names (the file name is the "

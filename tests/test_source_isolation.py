@@ -1,0 +1,106 @@
+"""A failing source is isolated: through the full_sync job (in process, on a small sandbox world) with the
+ERP's database unreachable, the other sources are pulled, matched and pushed, the ERP is not pushed to and
+keeps its last good state, the run is partial (a failed ``pull_succeeded`` check; ``hub demo`` exits 1) and the
+summary and the data-quality report name the source and the error — without its secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from hub.demo import sandbox_env
+from hub.store import Store, landing, push_outbox, push_result
+from hub.sync import run_partial, summarise
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from hub.sandbox import SandboxWorld
+
+    w = SandboxWorld.create_or_load(tmp_path / "sandbox", customers=120, seed=11)
+    monkeypatch.chdir(tmp_path)  # the report and the store live under ./.hub
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    with w.serve() as ep:
+        for k, v in sandbox_env(ep).items():
+            monkeypatch.setenv(k, v)
+        yield w
+
+
+def _sync(instance: dg.DagsterInstance) -> Any:
+    from hub.definitions import defs
+
+    return defs.resolve_job_def("full_sync").execute_in_process(instance=instance, raise_on_error=False)
+
+
+def _pushed_ok(store: Store, run_id: str) -> dict[str, int]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(push_result.c.target, sa.func.count()).where(
+            push_result.c.run_id == run_id, push_result.c.status == "ok").group_by(push_result.c.target)).all()
+    return dict(rows)
+
+
+def _erp_landing(store: Store) -> list[tuple]:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(landing.c.entity, landing.c.source_id, landing.c.payload_hash)
+                            .where(landing.c.source == "erp").order_by(landing.c.entity, landing.c.source_id)).all()
+
+
+def test_an_unreachable_source_is_isolated_and_the_others_flow_through(
+    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = Store()
+    with dg.instance_for_test() as instance:
+        first = _sync(instance)
+        assert first.success and not run_partial(first)
+        erp_before = _erp_landing(store)
+        assert erp_before
+
+        sandbox.mutate(0.2, seed=3)  # every system changes: there is something to push everywhere
+        secret_dir = tmp_path / "no-such-dir-s3cr3tpath"
+        monkeypatch.setenv("HUB_ERP_URL", f"sqlite:///{secret_dir}/erp.sqlite")
+        second = _sync(instance)
+        assert second.success and run_partial(second)  # every step ran; the run is partial
+
+        checks = {(e.asset_key.to_user_string(), e.check_name): e for e in second.get_asset_check_evaluations()}
+        failed = checks[("raw_erp", "pull_succeeded")]
+        assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
+        assert "OperationalError" in failed.metadata["error"].value
+        assert all(checks[(f"raw_{s}", "pull_succeeded")].passed for s in ("webshop", "social", "callcenter"))
+
+        # the others were pulled, matched and pushed; the ERP was not pushed to and kept what it had
+        pushed = _pushed_ok(store, second.run_id)
+        assert pushed.get("webshop", 0) > 0 and "erp" not in pushed, pushed
+        assert _erp_landing(store) == erp_before
+        mats = {e.asset_key.to_user_string(): e for e in second.get_asset_materialization_events()}
+        assert "golden_customers" in mats and "customer_360" in mats and "data_quality_report" in mats
+        skipped = second.asset_materializations_for_node("push_erp")[0].metadata["skipped"].value
+        assert "pull of erp failed" in skipped
+
+        summary = summarise(second)
+        assert "FAILED source erp: OperationalError" in summary
+        twin = json.loads(Path(".hub/reports/data_quality.json").read_text(encoding="utf-8"))
+        assert "OperationalError" in twin["run_failures"]["pull of erp"]
+        html = Path(".hub/reports/data_quality.html").read_text(encoding="utf-8")
+        assert "pull of erp" in html
+        # the error text keeps no secret, path or query string of the source
+        for text in (summary, json.dumps(twin["run_failures"]), failed.metadata["error"].value):
+            assert "s3cr3t" not in text, text
+
+        # the source is back: its pull succeeds, the rows that waited for it are pushed, the run is whole
+        monkeypatch.setenv("HUB_ERP_URL", sandbox.erp_url)
+        third = _sync(instance)
+        assert third.success and not run_partial(third)
+        assert _pushed_ok(store, third.run_id).get("erp", 0) > 0
+        with store.engine.connect() as conn:
+            waiting = conn.execute(sa.select(sa.func.count()).select_from(push_outbox).where(
+                push_outbox.c.target == "erp", push_outbox.c.status.in_(("pending", "error")))).scalar_one()
+        assert waiting == 0
+        assert "FAILED source" not in summarise(third)
+    store.dispose()
