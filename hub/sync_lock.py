@@ -313,13 +313,11 @@ def current_holder(store: Store) -> LockHolder | None:
 
 def close_dead_run(instance: Any, holder: LockHolder, *, by: str) -> bool:
     """Mark the run of a holder that died holding the lock as failed in Dagster (it stays STARTED otherwise).
-    Only a run this instance knows and still shows as starting or started."""
-    import dagster as dg
-
+    Only a run this instance knows and does not show as finished."""
     if holder.host == _HOST and holder.pid != os.getpid() and _alive(holder.pid):
         return False  # its process lives on (it only failed to clear its row): the run may still finish
     run = instance.get_run_by_id(holder.run_id)
-    if run is None or run.status not in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING):
+    if run is None or run.is_finished:
         return False
     instance.report_run_failed(run, message=f"its process (pid {holder.pid} on {holder.host}) ended without "
                                              f"finishing the run; found by sync {by}, which took over the store")

@@ -192,7 +192,10 @@ def test_two_syncs_started_together_on_sqlite(tmp_path: Path, sandbox: Any) -> N
     victim = _wait_for_holder(store, killed)
     instance = dg.DagsterInstance.from_config(str(tmp_path / ".hub" / "dagster"))
     deadline = time.monotonic() + 60
-    while instance.get_run_by_id(victim) is None and time.monotonic() < deadline:  # its run has started
+    while time.monotonic() < deadline:  # killed mid-run, once its run has started
+        run = instance.get_run_by_id(victim)
+        if run is not None and run.status == dg.DagsterRunStatus.STARTED:
+            break
         time.sleep(0.2)
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
