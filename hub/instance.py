@@ -78,4 +78,20 @@ def prepare_dagster_home(home: Path = Path(".hub"), dagster_home: Path | None = 
         if current != wanted:
             cfg.write_text(wanted, encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
+    _create_storage(dagster_home)
     return dagster_home
+
+
+def _create_storage(dagster_home: Path) -> None:
+    """Create the instance's storage once, one process at a time: two syncs started together in a new folder
+    would otherwise both create Dagster's SQLite schema and leave it with two Alembic heads (unusable)."""
+    import fcntl
+
+    import dagster as dg
+
+    fd = os.open(dagster_home / ".storage.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        dg.DagsterInstance.from_config(str(dagster_home)).dispose()
+    finally:
+        os.close(fd)

@@ -230,3 +230,31 @@ def test_two_syncs_started_together_on_postgresql_with_dagster_on_postgresql(
         finally:
             engine.dispose()
         assert {r[:8] for r in stored} >= set(run_ids)
+
+
+# -- the Dagster instance the hub writes -------------------------------------------------------------------------
+
+
+def test_the_instance_queues_one_sync_at_a_time_and_monitors_runs(tmp_path: Path, monkeypatch) -> None:
+    from hub.instance import MARKER, prepare_dagster_home
+
+    monkeypatch.delenv("HUB_DAGSTER_POSTGRES_URL", raising=False)
+    home = tmp_path / "dagster"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")  # an older hub's file
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # restored after the test
+    assert prepare_dagster_home(tmp_path, home) == home.resolve()
+    assert (home / "dagster.yaml").read_text(encoding="utf-8").startswith(MARKER)
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        queue = instance.get_concurrency_config().run_queue_config
+        assert {"key": "hub/sync", "limit": 1} in queue.tag_concurrency_limits
+        assert instance.run_monitoring_enabled
+        assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+    finally:
+        instance.dispose()
+    # a file the operator wrote (no marker) is left alone
+    own = "telemetry:\n  enabled: true\n# mine\n"
+    (home / "dagster.yaml").write_text(own, encoding="utf-8")
+    prepare_dagster_home(tmp_path, home)
+    assert (home / "dagster.yaml").read_text(encoding="utf-8") == own
