@@ -157,12 +157,25 @@ def pull_progress(context: dg.AssetExecutionContext, name: str, every: float = 1
 STEP_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 # a pull tries once more (connectors already retry each request with backoff), then isolates its source
 PULL_RETRY = dg.RetryPolicy(max_retries=1, delay=5)
-# resource fields that hold secrets: their values are taken out of any error text the hub keeps
-SECRET_FIELDS = ("consumer_key", "consumer_secret", "appid", "secret", "username", "password", "url", "base_url")
+# resource fields that hold secrets: their values are taken out of any error text the hub keeps (a user name
+# or a host stays: they say what went wrong)
+SECRET_FIELDS = ("consumer_key", "consumer_secret", "appid", "secret", "password")
 
 
 def _secrets(resource: Any) -> list[str]:
-    return [v for f in SECRET_FIELDS if isinstance(v := getattr(resource, f, None), str) and v]
+    from urllib.parse import urlsplit
+
+    found = [v for f in SECRET_FIELDS if isinstance(v := getattr(resource, f, None), str) and v]
+    for f in ("url", "base_url"):  # a password written into a database or API URL
+        value = getattr(resource, f, None)
+        if isinstance(value, str) and "://" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                found.append(password)
+    return found
 
 
 def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 26.0) -> dg.AssetsDefinition:
@@ -196,7 +209,7 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
     )
     def _pull(context: dg.AssetExecutionContext, config: PullConfig) -> dg.MaterializeResult:
         from hub import source_health
-        from hub.connectors.base import run_pull, run_sweep
+        from hub.connectors.base import SourceAuthError, run_pull, run_sweep
 
         store = context.resources.store.store()
         resource = getattr(context.resources, f"source_{name}")
@@ -210,8 +223,9 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
             sweeps = [s for s in (run_sweep(connector, store, entity) for entity in connector.entities) if s]
         except Exception as exc:  # noqa: BLE001 - whatever stops the read isolates this source (hub/source_health)
             error = source_health.describe_error(exc, secrets=_secrets(resource))
+            refused = isinstance(exc, SourceAuthError)  # wrong credentials: trying again only locks the account
         if error is not None:
-            if attempt <= PULL_RETRY.max_retries:
+            if attempt <= PULL_RETRY.max_retries and not refused:
                 wait = PULL_RETRY.delay
                 context.log.warning(f"pull of {name} failed (attempt {attempt}): {error}; retrying in {wait} s")
                 # raised outside the except block: the original exception (its text unredacted) stays out

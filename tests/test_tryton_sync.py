@@ -203,7 +203,9 @@ def test_tryton_end_to_end(workdir: Path, tryton: harness.TrytonServer) -> None:
 
 
 def run_failures(workdir: Path) -> dict[str, str]:
-    """Step -> error message of the failed steps of the newest run (what the UI shows for them)."""
+    """Step -> error message of the failed steps of the newest run (what the UI shows for them); a source that
+    could not be read does not fail its step (the others go on, hub/source_health.py): its pull's failed
+    ``pull_succeeded`` check carries the error."""
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(workdir / ".hub" / "dagster")) as instance:
@@ -216,6 +218,13 @@ def run_failures(workdir: Path) -> dict[str, str]:
                 messages.append(error.message)
                 error = error.cause
             out[r.event_log_entry.dagster_event.step_key] = "\n".join(messages)
+        checks = instance.get_records_for_run(run.run_id,
+                                              of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
+        for r in checks:
+            evaluation = r.event_log_entry.dagster_event.event_specific_data
+            if not evaluation.passed:
+                out[evaluation.asset_key.to_user_string()] = "\n".join(
+                    str(v.value) for v in evaluation.metadata.values())
         return out
 
 
