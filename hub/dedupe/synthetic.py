@@ -541,3 +541,104 @@ def erp_parties(n_people: int = 1500, dup_share: float = 0.0, seed: int = 21, *,
     df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
     df.insert(0, "record_id", [f"P{k:06d}" for k in range(len(df))])
     return df.fillna("")
+
+
+# -- a distributor's contacts: persons at customer companies sharing switchboards and role mailboxes ----------
+CONTACT_GIVEN_DE = ("julia", "anna", "thomas", "michael", "stefan", "sabine", "andreas", "petra", "markus", "claudia",
+                    "frank", "monika", "jan", "katrin", "jens", "nicole")
+CONTACT_FAMILY_DE = ("mueller", "schmidt", "schneider", "fischer", "weber", "meyer", "wagner", "becker", "schulz",
+                     "hoffmann")
+CONTACT_ROLES_DE = ("info", "einkauf", "vertrieb", "kontakt", "office", "service", "buchhaltung", "sales", "zentrale")
+CONTACT_ROLES_CN = ("info", "sales", "service", "purchase", "office", "采购", "销售", "contact", "admin")
+CONTACT_PLACEHOLDERS = ("n.a.", "k.A.", "keine", "-", "none", "n/a", "kein", "k. A.")
+
+
+def company_contacts(n_people: int = 600, dup_share: float = 0.0, seed: int = 71) -> pd.DataFrame:
+    """A B2B distributor's ERP: contact persons at customer companies (about 19 per company, German and Chinese
+    companies), names from 16 given and 10 family names. Contacts of one company share its switchboard, its
+    address and its role mailboxes (info@, einkauf3@, 采购@…); clerks typed placeholders ("n.a.", "k.A.",
+    "keine", "-") into the e-mail and phone fields; some contacts have a personal mobile or mailbox. Namesakes
+    at one company are different people. ``dup_share`` of the records are a person's duplicate party: it keeps
+    the person's personal mobile or mailbox (the other field may hold the switchboard, a role mailbox, a
+    placeholder or nothing) and may carry a typo, capitals, an ERP note or another script in its name."""
+    rng = np.random.default_rng(seed)
+    n_comp = max(4, int(round(n_people / 19)))
+    companies = []
+    for c in range(n_comp):
+        cn = rng.random() < 0.45
+        domain = f"{'hua' if cn else 'handel'}{c:02d}{'-tech.cn' if cn else '-gmbh.de'}"
+        roles = [str(r) for r in rng.choice(CONTACT_ROLES_CN if cn else CONTACT_ROLES_DE, size=int(rng.integers(2, 6)),
+                                            replace=False)]
+        roles = [r + (str(rng.integers(1, 10)) if rng.random() < 0.3 else "") for r in roles]
+        companies.append({
+            "cn": cn, "domain": domain, "roles": [f"{r}@{domain}" for r in roles],
+            "switchboard": (f"+86 21 {rng.integers(5000, 7000)} {rng.integers(0, 10**4):04d}" if cn
+                            else f"+49 30 {rng.integers(100, 999)}{rng.integers(0, 10**4):04d}"),
+            "street": (f"张江路{rng.integers(1, 900)}号" if cn else f"Industriestraße {rng.integers(1, 200)}"),
+            "city": "上海" if cn else "Berlin", "postal_code": "201203" if cn else f"1{rng.integers(2000, 4000)}",
+        })
+    people = []
+    for k in range(n_people):
+        comp = companies[k % n_comp]
+        if comp["cn"]:
+            f, g = ERP_FAMILY_HAN[rng.integers(0, 10)], ERP_GIVEN_HAN[rng.integers(0, 16)]
+            name, local = f + g, f"{_pinyin(g).lower()}.{_pinyin(f).lower()}"
+        else:
+            f, g = CONTACT_FAMILY_DE[rng.integers(0, 10)], CONTACT_GIVEN_DE[rng.integers(0, 16)]
+            name, local = f"{g.title()} {f.title()}", f"{g[0] if rng.random() < 0.4 else g + '.'}{f}"
+        r = rng.random()
+        phone = (comp["switchboard"] if r < 0.45 else
+                 (f"+86 13{rng.integers(0, 10)} {rng.integers(0, 10**4):04d} {rng.integers(0, 10**4):04d}" if comp["cn"]
+                  else f"+49 15{rng.integers(1, 8)} {rng.integers(10**6, 10**7)}") if r < 0.8 else
+                 CONTACT_PLACEHOLDERS[rng.integers(0, len(CONTACT_PLACEHOLDERS))] if r < 0.9 else "")
+        r = rng.random()
+        # a personal mailbox: namesakes at one company get a number (julia.schmidt2@)
+        taken = comp.setdefault("taken", set())
+        mailbox, n = f"{local}@{comp['domain']}", 2
+        while mailbox in taken:
+            mailbox, n = f"{local}{n}@{comp['domain']}", n + 1
+        email = (comp["roles"][rng.integers(0, len(comp["roles"]))] if r < 0.35 else
+                 mailbox if r < 0.75 else
+                 CONTACT_PLACEHOLDERS[rng.integers(0, len(CONTACT_PLACEHOLDERS))] if r < 0.87 else "")
+        if email == mailbox:
+            taken.add(mailbox)
+        people.append({"name": name, "han": comp["cn"], "phone": phone, "email": email, "comp": comp})
+    rows = []
+    for k, p in enumerate(people):
+        c = p["comp"]
+        rows.append({"entity_id": k, "full_name": p["name"], "phone": p["phone"], "email": p["email"],
+                     "street": c["street"], "city": c["city"], "postal_code": c["postal_code"]})
+    n_dup = int(round(n_people * dup_share / (1.0 - dup_share))) if dup_share > 0 else 0
+    def personal(p: dict) -> tuple[bool, bool]:
+        return p["phone"].startswith(("+86 13", "+49 15")), "@" in p["email"] and p["email"] not in p["comp"]["roles"]
+
+    own = [k for k, p in enumerate(people) if any(personal(p))]
+    for k in rng.choice(own, size=n_dup, replace=n_dup > len(own)).tolist() if n_dup else []:
+        p, c = people[k], people[k]["comp"]
+        name = p["name"]
+        r = rng.random()
+        if r < 0.25:
+            name += ERP_NOTES[rng.integers(0, len(ERP_NOTES))].format(code=f"{rng.integers(0, 10**5):05d}")
+        elif r < 0.4 and not p["han"]:
+            name = name.upper()
+        elif r < 0.55 and not p["han"]:
+            g, f = name.split()
+            name = f"{g} {_typo(rng, f.lower()).title()}"
+        elif r < 0.55:
+            name = _cn_variant(rng, name)
+        own_phone, own_mail = personal(p)
+        keep_phone = own_phone and (not own_mail or rng.random() < 0.6)
+        keep_mail = own_mail and (not keep_phone or rng.random() < 0.6)
+        other = rng.random()
+        phone = (p["phone"] if keep_phone else c["switchboard"] if other < 0.5 else
+                 CONTACT_PLACEHOLDERS[rng.integers(0, len(CONTACT_PLACEHOLDERS))] if other < 0.7 else "")
+        email = (p["email"] if keep_mail else c["roles"][rng.integers(0, len(c["roles"]))] if other < 0.5 else
+                 CONTACT_PLACEHOLDERS[rng.integers(0, len(CONTACT_PLACEHOLDERS))] if other < 0.7 else "")
+        rows.append({"entity_id": k, "full_name": name, "phone": phone, "email": email,
+                     "street": c["street"] if rng.random() < 0.9 else "", "city": c["city"],
+                     "postal_code": c["postal_code"]})
+    df = pd.DataFrame(rows)
+    df["source"] = "erp"
+    df = df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    df.insert(0, "record_id", [f"C{k:06d}" for k in range(len(df))])
+    return df.fillna("")
