@@ -164,3 +164,22 @@ def test_phone_00_international_prefix_from_any_source(raw, region, e164):
 def test_email_domain_typo_fixed_in_key_only(raw, key):
     e = standardise_email(raw)
     assert e.key == key and e.address == raw and "email.domain_typo" in e.flags
+
+
+@pytest.mark.parametrize("raw", ["n.a.", "k.A.", "K. A.", "keine", "Keine Angabe", "-", "none", "n/a", "unbekannt"])
+def test_clerks_placeholders_are_no_contact_value(raw):
+    """What clerks type where no value was known is missing, flagged as a placeholder (not as invalid)."""
+    e, p = standardise_email(raw), standardise_phone(raw)
+    assert e.key is None and e.flags == ("email.placeholder",)
+    assert p.e164 is None and p.flags == ("phone.placeholder",)
+
+
+@pytest.mark.parametrize(("raw", "role"), [
+    ("info@handel-gmbh.de", True), ("Einkauf5@handel-gmbh.de", True), ("sales.cn@hua-tech.cn", True),
+    ("kontakt@firma.de", True), ("采购@hua-tech.cn", True), ("office-2@firma.at", True),
+    ("julia.schmidt@firma.de", False), ("wei.chen@163.com", False), ("sales.john@firma.de", False),
+    ("infomaniak.user@gmail.com", False),
+])
+def test_role_mailboxes_are_flagged(raw, role):
+    e = standardise_email(raw)
+    assert e.key is not None and ("email.role" in e.flags) == role

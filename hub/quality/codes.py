@@ -133,6 +133,8 @@ CODES: dict[str, CodeText] = {
     "email.reserved_domain": CodeText("E-mail at a domain reserved for examples (@example.com)",
                                       "A test or migration placeholder: ask for the real address at the next "
                                       "contact."),
+    "email.role": CodeText("E-mail of a function (info@, einkauf@, 采购@), not of a person",
+                           "Nothing to do; add the person's own address in the source where known."),
     "email.domain_typo": CodeText("E-mail domain typo corrected (gmial.com → gmail.com)",
                                   "Correct the address in the source so both systems agree."),
     "email.multiple": CodeText("Several e-mail addresses in one field, split by the hub",

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-from hub.standardise.placeholders import email_placeholder
+from hub.standardise.placeholders import email_placeholder, is_placeholder_text, is_role_address
 from hub.standardise.text import as_str, normalize_text
 
 _MAX_EMAIL_LEN = 320  # RFC 3696 errata: 64 + 1 + 255
@@ -113,6 +113,8 @@ def _standardise_email(raw: str) -> Email:
         return _PLACEHOLDER
     if grade:  # @example.com: names a test record, not a person's mailbox
         flags = (grade,)
+    if is_role_address(local + "@"):  # info@, einkauf3@, 采购@: a function's mailbox, shared by its holders
+        flags = (*flags, "email.role")
     key_domain = _DOMAIN_TYPOS.get(domain)
     if key_domain:
         flags = (*flags, "email.domain_typo")
@@ -140,6 +142,8 @@ def standardise_email(raw: object) -> Email:
         return _MISSING
     if len(s) > _MAX_EMAIL_LEN * 2:
         return _INVALID
+    if is_placeholder_text(s):  # "n.a.", "keine", "-" typed where no address was known
+        return _PLACEHOLDER
     try:
         e = _standardise_email(s)
         if e.address is None and s.count("@") > 1:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from hub.standardise.placeholders import phone_placeholder
+from hub.standardise.placeholders import is_placeholder_text, phone_placeholder
 from hub.standardise.text import as_str, normalize_text
 
 # Sources without a configured region are Chinese (the hub's main market).
@@ -134,6 +134,8 @@ def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone
         return _MISSING
     if len(s) > _MAX_PHONE_LEN:
         return _INVALID
+    if is_placeholder_text(s):  # "k.A.", "keine", "-" typed where no number was known
+        return _PLACEHOLDER
     reg = (region or DEFAULT_REGION).upper()
     try:
         p = _first_valid(s, reg) if _MULTI_SEP_RE.search(s) else _standardise_phone(s, reg)

@@ -28,6 +28,7 @@ _EMAIL_PLACEHOLDER_LOCAL = frozenset({
     "donotemail", "invalid", "sample", "xxx", "xx", "x", "abc", "asdf", "asdfgh", "qwerty", "nobody", "noone",
     "empty", "blank", "notprovided", "notavailable", "notgiven", "noname", "placeholder", "nomailbox",
     "noemailaddress", "noemailprovided", "withheld", "declined", "refused", "default",
+    "keine", "kein", "keineangabe", "ka", "nv", "unbekannt",
 })
 _EMAIL_PLACEHOLDER_DOMAINS = frozenset({
     "none.com", "noemail.com", "nomail.com", "no-email.com", "test.com", "testing.com",
@@ -91,10 +92,45 @@ _TEXT_PLACEHOLDERS = frozenset({
     "n/a", "na", "n.a.", "none", "null", "nil", "nan", "unknown", "unknow", "-", "--", "---", "?", "??", "x",
     "xx", "xxx", "tbd", "tba", "test", "dummy", "not available", "not provided", "no", "0", "未知", "无", "不详",
     "暂无", "没有", "空", "测试",
+    # German clerks: keine Angabe, nicht vorhanden, nicht verfügbar, unbekannt, entfällt
+    "k.a.", "k. a.", "ka", "k.a", "keine", "kein", "keine angabe", "keine angaben", "n.v.", "n. v.", "nv", "n/v",
+    "nicht vorhanden", "nicht verfügbar", "unbekannt", "entfällt", "/", ".", "..", "...", "*", "none.", "n.a",
 })
 
 
 def is_placeholder_text(value: str | None) -> bool:
-    """A whole field that says "no value" (``n/a``, ``unknown``, ``-``, ``未知``). Not for name fields: ``Na``
-    is a given name (李娜)."""
-    return value is not None and value.strip().lower() in _TEXT_PLACEHOLDERS
+    """A whole field that says "no value" (``n/a``, ``unknown``, ``-``, ``k.A.``, ``keine``, ``未知``). Not for name
+    fields: ``Na`` is a given name (李娜)."""
+    return value is not None and " ".join(value.strip().lower().split()) in _TEXT_PLACEHOLDERS
+
+
+# Mailboxes of a function, not of a person (RFC 2142 and what companies actually use): held by whoever does
+# the job, so several parties of one company share them. Compared without digits and separators
+# (einkauf3@, info-de@, sales.cn@).
+ROLE_LOCAL_PARTS = frozenset({
+    "info", "information", "office", "mail", "email", "post", "postmaster", "hostmaster", "webmaster", "contact",
+    "contacts", "kontakt", "sales", "sale", "vertrieb", "verkauf", "einkauf", "purchase", "purchasing",
+    "procurement", "buying", "orders", "order", "bestellung", "bestellungen", "service", "services",
+    "kundenservice", "customerservice", "support", "help", "helpdesk", "hotline", "admin", "administration",
+    "verwaltung", "hr", "jobs", "career", "careers", "personal", "bewerbung", "buchhaltung", "accounting",
+    "accounts", "finance", "finanzen", "billing", "invoice", "invoices", "rechnung", "rechnungen", "payment",
+    "team", "zentrale", "empfang", "reception", "sekretariat", "secretary", "marketing", "presse", "press",
+    "logistik", "logistics", "versand", "shipping", "lager", "warehouse", "export", "import", "legal", "it",
+    "technik", "general", "enquiries", "inquiries", "enquiry", "inquiry", "hello", "hallo", "business",
+    "采购", "销售", "客服", "财务", "行政", "人事", "市场", "前台", "服务", "业务", "总机", "办公室",
+})
+_ROLE_TOKENS = re.compile(r"[._\-+\d]+")
+
+
+def is_role_address(address: str | None) -> bool:
+    """An address of a function (``info@``, ``einkauf3@``, ``sales.de@``, ``采购@``) rather than of a person:
+    its local part, without digits and separators, is a role word, or its first word is one followed only by
+    a short code (``info-de``, ``sales.cn``)."""
+    if not address or "@" not in address:
+        return False
+    local = address.rpartition("@")[0].lower()
+    words = [w for w in _ROLE_TOKENS.split(local) if w]
+    if not words:
+        return False
+    return "".join(words) in ROLE_LOCAL_PARTS or (words[0] in ROLE_LOCAL_PARTS and all(len(w) <= 3 for w in words[1:]))
+
