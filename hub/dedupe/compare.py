@@ -301,6 +301,12 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         # streets at most similar
         differ = (_distance(p.key("street_number"), i, j, OSA.distance) >= 2) & ~np.isnan(st)
         st[differ] = np.minimum(st[differ], 87.0)
+    if "street_group" in p.keys:
+        # a street many different people are registered at (a company's site): it places a record in a group,
+        # so it counts like the area it is in, never as one person's address
+        # (two different sites still differ: records at two companies are not one person's)
+        shared = p.key("street_group").codes
+        st[((shared[i] >= 0) | (shared[j] >= 0)) & (st >= 70)] = np.nan
     city = _same_key_sim(p.key("city"), i, j, JaroWinkler.normalized_similarity)
     pc = _distance(p.key("postcode"), i, j, OSA.distance)
     area_known = ~np.isnan(city) | ~np.isnan(pc)
@@ -350,6 +356,9 @@ def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         named = p.key("email_is_name").codes
         other_box = (lv == 2) & (dom[i] != dom[j]) & ((named[i] >= 0) | (named[j] >= 0))
         lv[other_box] = -1
+        # ming.zhang@ / min.zhang@ at one company: two mailboxes each named after its holder are as alike as
+        # the names are, which are compared on their own — the near miss is no typo of one mailbox
+        lv[(lv >= 1) & (lv <= 2) & (named[i] >= 0) & (named[j] >= 0)] = -1
     return lv
 
 
@@ -396,6 +405,14 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, 
     out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
 
     out[:, FIELD_INDEX["email"]] = compare_emails(p, i, j)
+    for name in ("phone", "email"):
+        # two different switchboards or team mailboxes (set aside as nobody's own): the records belong to two
+        # different groups — two companies — which one person's records rarely do
+        key = f"{name}_group"
+        if key in p.keys:
+            g = p.key(key).codes
+            lv = out[:, FIELD_INDEX[name]]
+            lv[(lv < 0) & (g[i] >= 0) & (g[j] >= 0) & (g[i] != g[j])] = 0
     for name in ("phone", "email") if exact_only_reserved else ():
         _exact_only_if_reserved(p, f"{name}_reserved", out[:, FIELD_INDEX[name]], i, j)
 

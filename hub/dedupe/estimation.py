@@ -190,6 +190,17 @@ def _dominant_field(trace: dict, u_random: list[np.ndarray]) -> tuple[str, float
 
 def conservative_m(u: list[np.ndarray], single_source: bool = False) -> list[np.ndarray]:
     m = [np.array(CONSERVATIVE_M[f.name], dtype=np.float64) for f in FIELDS]
+    # "same area, a street unknown" (missing, or a company's site that places a record in a group) says that
+    # the area agrees, no more and no less: what one person's records typically look like cannot say how
+    # often streets are unknown in this data
+    k, side = FIELD_INDEX["address"], 2
+    ma, ua = m[k] / m[k].sum(), u[k]
+    want = ua[side] / max(1.0 - ua[0], 1e-9) * (1.0 - ma[0])
+    rest = 1.0 - ma[side]
+    others = np.arange(len(ma)) != side
+    ma[others] *= (1.0 - want) / max(rest, 1e-12)
+    ma[side] = want
+    m[k] = ma
     return constrain_identifiers([x / x.sum() for x in m], u, single_source)
 
 

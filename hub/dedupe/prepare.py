@@ -513,22 +513,120 @@ def _street_base(street: str) -> str:
 
 
 SHARED_VALUE_NAMES = 6  # an identifier value held by records of this many different names is nobody's own
+SAME_NAME_PART = 0.88  # Jaro-Winkler at which two name parts may be one person's name typed twice (Meyer / Meier)
+MAX_NAMES_COMPARED = 40  # a value held by more different spellings than this is shared without comparing them
 
 
-def _set_aside_shared(col: KeyColumn, name_key: KeyColumn) -> tuple[KeyColumn, int]:
-    """Missing where the value is held by records of SHARED_VALUE_NAMES or more different names: a dummy
-    (13800000000 on every party entered without a number), a switchboard, a shop's own address — values far
-    too frequent to be one person's identifier. A household (a few names) keeps its landline. ``name_key``:
-    the names' initials (a person's typo'd and swapped names share them: Jon Smtih / Smith John)."""
+def _name_part_alike(a: str, b: str) -> bool:
+    from rapidfuzz.distance import JaroWinkler
+
+    return (not a or not b or a == b or ((len(a) == 1 or len(b) == 1) and a[0] == b[0])
+            or JaroWinkler.normalized_similarity(a, b) >= SAME_NAME_PART)
+
+
+def _family_alike(a: str, b: str) -> bool:
+    """One family name typed twice: alike, one typo apart (Yuang / Huang), or a Cantonese / Wade-Giles spelling
+    of the other (Lau / Liu, Chan / Chen)."""
+    from rapidfuzz.distance import OSA
+
+    from hub.standardise import surname_variants
+
+    return (_name_part_alike(a, b) or (min(len(a), len(b)) >= 4 and OSA.distance(a, b) <= 1)
+            or b in surname_variants(a) or a in surname_variants(b))
+
+
+def _one_persons_names(a: tuple[str, str, str], b: tuple[str, str, str]) -> bool:
+    """Could (family, given, given canonical) ``a`` and ``b`` be one person's name written twice: typos,
+    nicknames, initials, the parts swapped or split elsewhere (WuWen Ming / 吴文鸣), a name run together? Lenient
+    on purpose — only names that clearly disagree (Chen Wei / Zhang Wei, Chen Fang / Chen Jing, Julia
+    Schneider / Julia Schmidt) say that two people hold a value."""
+    (fa, ga, ca), (fb, gb, cb) = a, b
+    if (not fa or not ga) or (not fb or not gb):  # one word: the other's part or its whole name run together
+        wa, wb = fa + ga, fb + gb
+        return any(_name_part_alike(x, y) for x in {wa, fa, ga} - {""} for y in {wb, fb, gb, gb + fb} - {""})
+    if fa + ga in (fb + gb, gb + fb) or ga + fa in (fb + gb, gb + fb):
+        return True
+    given = ca == cb or _name_part_alike(ga, gb)
+    return (_family_alike(fa, fb) and given) or (_family_alike(fa, gb) and _name_part_alike(ga, fb))
+
+
+def _holders(a: tuple[str, str, str], b: tuple[str, str, str]) -> int:
+    """0: one person's names; 1: one family's (the family name alike, the given names not: a household's
+    landline or mailbox); 2: two families' (Chen Wei / Zhang Wei, Julia Schneider / Julia Schmidt)."""
+    if _one_persons_names(a, b):
+        return 0
+    if not (a[0] and a[1] and b[0] and b[1]) or _family_alike(a[0], b[0]):
+        return 1
+    return 2
+
+
+def _set_aside_shared(col: KeyColumn, name_key: KeyColumn, names: np.ndarray | None = None,
+                      name_parts: list[tuple[str, str, str]] | None = None) -> tuple[KeyColumn, int]:
+    """(key, records set aside). Missing where the value is a group's, not a person's: held by records of
+    SHARED_VALUE_NAMES or more different names (a dummy such as 13800000000 on every party entered without a
+    number, a switchboard), or — with ``names`` (per record an index into ``name_parts``, -1 = no person's
+    name) — held by records of different families (a company's switchboard or team mailbox held by Chen Wei
+    and Zhang Wei, Julia Schneider and Julia Schmidt): such a value says the records belong to one group, not
+    that they are one person, and its difference from a person's own number says nothing either. A person's
+    records holding one value under a typo'd, swapped, re-split or romanised name keep it, and so does one
+    family's household (a landline of Chen Fang and Chen Jing: the given names disagree, which the
+    comparison of given names weighs; a person's English and Chinese given names look the same).
+    ``name_key``: the names' initials (a person's typo'd and swapped names share them: Jon Smtih / Smith
+    John)."""
     ok = (col.codes >= 0) & (name_key.codes >= 0)
     if not ok.any():
         return col, 0
     combo = np.unique(col.codes[ok].astype(np.int64) * (len(name_key.uniques) + 1) + name_key.codes[ok])
     names_per_value = np.bincount(combo // (len(name_key.uniques) + 1), minlength=len(col.uniques))
     shared = names_per_value >= SHARED_VALUE_NAMES
+    if names is not None and name_parts is not None:
+        held = (col.codes >= 0) & (names >= 0)
+        radix = len(name_parts) + 1
+        pairs = np.unique(col.codes[held].astype(np.int64) * radix + names[held])
+        value, name = pairs // radix, pairs % radix
+        starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
+        ends = np.r_[starts[1:], len(value)]
+        kind: dict[tuple[int, int], int] = {}
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            v = int(value[a])
+            if b - a < 2 or shared[v]:
+                continue
+            if b - a > MAX_NAMES_COMPARED:
+                shared[v] = True
+                continue
+            held_by = name[a:b].tolist()
+            for x in range(len(held_by)):
+                for y in range(x + 1, len(held_by)):
+                    k = (held_by[x], held_by[y])
+                    if k not in kind:
+                        kind[k] = _holders(name_parts[k[0]], name_parts[k[1]])
+                    if kind[k] == 2:
+                        shared[v] = True
+                        break
+                if shared[v]:
+                    break
     if not shared.any():
         return col, 0
     hit = (col.codes >= 0) & shared[np.maximum(col.codes, 0)]
+    return KeyColumn(codes=np.where(hit, -1, col.codes).astype(np.int32), uniques=col.uniques), int(hit.sum())
+
+
+def _group_values(col: KeyColumn, name_key: KeyColumn) -> KeyColumn:
+    """The value where it is held by records of SHARED_VALUE_NAMES or more different names, else missing."""
+    kept, _ = _set_aside_shared(col, name_key)
+    hit = (col.codes >= 0) & (kept.codes < 0)
+    return KeyColumn(codes=np.where(hit, col.codes, -1).astype(np.int32), uniques=col.uniques)
+
+
+def _set_aside_roles(col: KeyColumn) -> tuple[KeyColumn, int]:
+    """Missing where the e-mail is a function's mailbox (info@, einkauf3@, 采购@): whoever does the job holds
+    it, so it is no evidence that two records are one person — however few records hold it."""
+    from hub.standardise.placeholders import is_role_address
+
+    role = np.array([is_role_address(v) for v in col.uniques.tolist()], dtype=bool)
+    if not role.any():
+        return col, 0
+    hit = (col.codes >= 0) & role[np.maximum(col.codes, 0)]
     return KeyColumn(codes=np.where(hit, -1, col.codes).astype(np.int32), uniques=col.uniques), int(hit.sum())
 
 
@@ -675,6 +773,11 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
     initials = _encode(np.array([" ".join(sorted(t[:1] for t in (a, b) if t)) for a, b in
                                  zip(fam_u, giv_u, strict=True)], dtype=object)[tcodes], None)
+    # a person's name per record (index into the distinct names, -1 = none or an organisation's): a phone or
+    # e-mail held by records whose names disagree is a group's (switchboard, team or family mailbox)
+    person = np.array([bool(x[0] or x[1]) for x in parsed] or [False], dtype=bool)
+    names = np.where(person[tcodes], tcodes, -1) if len(tcodes) else np.zeros(0, dtype=np.int64)
+    name_parts = [(x[0], x[1], x[2]) for x in parsed]
     for key, column, fn, pre in (
             ("national_id", "national_id", _national_id, None),
             ("phone", "phone", _phone_fn(), _phone_pre),
@@ -682,7 +785,18 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
         raw = _column(frame, column)
         col = _encode(raw, _unless_placeholder(fn), pre=pre)
         unusable = int(((col.codes < 0) & (raw != "").to_numpy()).sum())
-        col, shared = _set_aside_shared(col, initials)
+        before = col
+        if key == "email":
+            col, role = _set_aside_roles(col)
+            if role:
+                p.set_aside["email_role"] = role
+        # a national id is one person's by definition: only a dummy held by many names is set aside
+        col, shared = (_set_aside_shared(col, initials) if key == "national_id"
+                       else _set_aside_shared(col, initials, names, name_parts))
+        if key != "national_id":
+            # the group value a record holds (a switchboard, a team mailbox): no evidence of one person, but two
+            # records holding it are members of one group, where namesakes are different people
+            p.keys[f"{key}_group"] = _encode(np.where(col.codes < 0, before.values(), ""), None)
         p.keys[key] = col
         if unusable:
             p.set_aside[f"{key}_unusable"] = unusable
@@ -710,6 +824,9 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     # with more numbers (floor, room, unit) are left to the string comparison
     p.keys["street_base"] = _derive(p.keys["street"], _street_base)
     p.keys["street_number"] = _derive(p.keys["street_base"], _house_number)
+    # a building where many different people are registered (a company's site with its contact persons, an
+    # office block): the street says which group a record belongs to, not which person — compared as area only
+    p.keys["street_group"] = _group_values(p.keys["street_base"], initials)
     p.keys["postcode"] = _encode(_column(frame, "postal_code"), _unless_placeholder(_fallback_postcode))
     p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
     company = _column(frame, "company").to_numpy(dtype=object, copy=True)
