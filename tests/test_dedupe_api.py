@@ -72,7 +72,12 @@ def test_subset_scores_like_the_whole(frame, fitted):
     i = np.array([pos[r] for r in rid[cand.left[keep]]], dtype=np.int32)
     j = np.array([pos[r] for r in rid[cand.right[keep]]], dtype=np.int32)
     s = score(f.model.bind(sub.p, sub.vocab), sub, i, j)
-    assert np.allclose(s.match_weight, full.match_weight[keep], atol=1e-4)
+    # batch-level decisions (a phone held by two families in the whole population, by one in the subset) change
+    # a record's fingerprint: every pair whose records keep theirs scores as in the whole
+    fp_full, fp_sub = records.fingerprint(), sub.fingerprint()
+    same = (fp_full[cand.left[keep]] == fp_sub[i]) & (fp_full[cand.right[keep]] == fp_sub[j])
+    assert same.mean() > 0.99, same.mean()
+    assert np.allclose(s.match_weight[same], full.match_weight[keep][same], atol=1e-4)
 
 
 def test_explanation_adds_up(fitted):

@@ -358,7 +358,7 @@ def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         lv[other_box] = -1
         # ming.zhang@ / min.zhang@ at one company: two mailboxes each named after its holder are as alike as
         # the names are, which are compared on their own — the near miss is no typo of one mailbox
-        lv[(lv >= 1) & (lv <= 2) & (named[i] >= 0) & (named[j] >= 0)] = -1
+        lv[(lv >= 1) & (lv <= 2) & (named[i] >= 0) & (named[j] >= 0) & ~stem_eq] = -1
     return lv
 
 
