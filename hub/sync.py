@@ -198,7 +198,7 @@ class Progress:
             self.write(f"  ✓ {step} finished in {took:.1f} s")
         elif kind == "STEP_FAILURE":
             error = event.step_failure_data.error if event.step_failure_data else None
-            what = error.cls_name if error is not None else "error"
+            what = failure_text(error)
             self._close_bars(step)
             self.write(f"  ✗ {step} FAILED ({what}; details in the UI / event log of run {self.run_id[:8]})")
         elif kind == "STEP_SKIPPED":
@@ -226,6 +226,25 @@ class Progress:
     def _close_bars(self, step: str) -> None:
         for key in [k for k in self._bars if k.split("/")[0] == step]:
             self._bars.pop(key).close()
+
+
+# errors written to be shown: the source, its host and what happened — never a secret, a URL query or a record
+SHOWN_ERRORS = frozenset({"SourceUnavailable", "SourceAuthError", "TrytonAuthError"})
+
+
+def failure_text(error: Any) -> str:
+    """What a failed step's line says: a connector's own message for the errors above (the innermost cause:
+    Dagster wraps it), else only the error's class name (other messages may quote personal data)."""
+    if error is None:
+        return "error"
+    inner = error
+    while getattr(inner, "cause", None) is not None:
+        inner = inner.cause
+    if inner.cls_name in SHOWN_ERRORS:
+        message = (inner.message or "").strip()
+        kind, sep, text = message.partition(": ")  # "hub.connectors.base.SourceUnavailable: tryton: ..."
+        return (text if sep and kind.endswith(inner.cls_name) else message) or inner.cls_name
+    return error.cls_name
 
 
 def step_counts(asset: str, meta: dict[str, Any]) -> str:
