@@ -116,3 +116,27 @@ def test_steward_links_bind_the_clustering():
                     must_link=(np.array([2]), np.array([3])), cannot_link=(np.array([0]), np.array([1])))
     assert bound[0] != bound[1]
     assert bound[2] == bound[3]
+
+
+def test_further_phones_and_emails_are_compared_and_blocked_on() -> None:
+    """phone_2.. / email_2.. columns: a record's further values meet and agree with another record's first."""
+    import pandas as pd
+
+    from hub.dedupe import deduplicate
+
+    people = [("Anna", "Schmidt"), ("Wei", "Chen"), ("John", "Miller"), ("Maria", "Garcia"), ("Kenji", "Sato")]
+    rows = []
+    for k, (g, f) in enumerate(people * 40):
+        n = k // len(people)
+        rows.append({"record_id": f"a{k:04d}", "source": "erp", "given_name": g, "family_name": f"{f}{n}",
+                     "phone": f"+8613{k:09d}", "phone_2": f"+491701{k:06d}", "email": f"{g}.{k}@a.example.org",
+                     "email_2": f"{g}.{f}{k}@mail.de"})
+        rows.append({"record_id": f"b{k:04d}", "source": "shop", "given_name": g, "family_name": f"{f}{n}",
+                     "phone": f"+491701{k:06d}" if k % 2 else "", "email": "" if k % 2 else f"{g}.{f}{k}@mail.de"})
+    res = deduplicate(pd.DataFrame(rows))
+    label = dict(zip(res.clusters["record_id"], res.clusters["cluster_id"], strict=True))
+    linked = sum(label[f"a{k:04d}"] == label[f"b{k:04d}"] for k in range(len(rows) // 2))
+    assert linked == len(rows) // 2
+    pairs = res.pairs.set_index(["record_id_l", "record_id_r"])
+    assert pairs.loc[("a0001", "b0001"), "phone_level"] == "exact"
+    assert pairs.loc[("a0000", "b0000"), "email_level"] == "exact"

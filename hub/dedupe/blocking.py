@@ -133,10 +133,25 @@ def deletion_variants(col: KeyColumn) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def rule_keys(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray]:
-    """(record index, block key code) rows of one keyed rule; a record has several rows with variants."""
+    """(record index, block key code) rows of one keyed rule; a record has several rows with variants, and
+    one per further phone / e-mail for a rule on one identifier key."""
+    slot_cols = [s[rule.keys[0]] for s in p.slots] if len(rule.keys) == 1 and p.slots and \
+        rule.keys[0] in p.slots[0] else []
     if rule.variants == "deletions":
-        rec, code, _ = deletion_variants(p.key(rule.keys[0]))
-        return rec, code
+        if not slot_cols:
+            rec, code, _ = deletion_variants(p.key(rule.keys[0]))
+            return rec, code
+        recs, hashes = [], []
+        for col in [p.key(rule.keys[0]), *slot_cols]:
+            rec, code, ids = deletion_variants(col)
+            recs.append(rec)
+            hashes.append(ids[code])
+        code, _ = pd.factorize(np.concatenate(hashes))
+        return np.concatenate(recs), code.astype(np.int64)
+    if slot_cols:  # one value table for every slot: codes are block keys
+        codes = np.concatenate([p.key(rule.keys[0]).codes, *(c.codes for c in slot_cols)]).astype(np.int64)
+        rec = np.flatnonzero(codes >= 0)
+        return (rec % p.n).astype(np.int64), codes[rec]
     key = _combine(*(p.key(k) for k in rule.keys)).codes.astype(np.int64)
     rec = np.flatnonzero(key >= 0)
     return rec.astype(np.int64), key[rec]

@@ -13,7 +13,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
-from hub.dedupe.prepare import KeyColumn, Prepared
+from hub.dedupe.prepare import ALTERNATE_KEYS, KeyColumn, Prepared
 
 
 @dataclass(frozen=True)
@@ -323,6 +323,77 @@ def compare_address(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return lv
 
 
+def compare_phones(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """exact (or one number is the other plus a country / trunk prefix) / one_edit / same_subscriber (last 8
+    digits) / far."""
+    ph = p.key("phone")
+    d = _distance(ph, i, j, OSA.distance)
+    tail = _code_eq(p.key("phone_tail"), i, j)
+    suffix = np.zeros(len(i), dtype=bool)
+    cand = tail & (d > 0)
+    if cand.any():  # one number is the other plus a country/trunk prefix
+        suffix[cand] = _pair_scores(ph.codes[i][cand], ph.codes[j][cand], ph.uniques, ph.uniques,
+                                    _one_ends_the_other) >= 1
+    return _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
+
+
+def slot_view(p: Prepared, a: int, b: int) -> Prepared:
+    """The identifier keys of slot ``a`` (0 = the first value) for records 0..n-1 and of slot ``b`` for records
+    n..2n-1: comparing (i, j + n) compares i's a-th phone / e-mail with j's b-th."""
+    def col(s: int, k: str) -> KeyColumn:
+        return p.key(k) if s == 0 else p.slots[s - 1][k]
+
+    keys = {k: KeyColumn(codes=np.concatenate([col(a, k).codes, col(b, k).codes]), uniques=col(a, k).uniques)
+            for k in ALTERNATE_KEYS}
+    return Prepared(n=2 * p.n, record_id=np.concatenate([p.record_id, p.record_id]),
+                    source=np.concatenate([p.source, p.source]), keys=keys, source_names=p.source_names)
+
+
+def _slot_has(p: Prepared, s: int) -> np.ndarray:
+    keys = p.keys if s == 0 else p.slots[s - 1]
+    return (keys["phone"].codes >= 0) | (keys["email"].codes >= 0)
+
+
+def _best_over_slots(p: Prepared, i: np.ndarray, j: np.ndarray, out: np.ndarray, exact_only_reserved: bool
+                     ) -> None:
+    """Phone and e-mail levels as the best over every pair of the two records' values (their first and
+    further phones / e-mails). Updates ``out`` in place."""
+    kp, ke = FIELD_INDEX["phone"], FIELD_INDEX["email"]
+    has = [_slot_has(p, s) for s in range(len(p.slots) + 1)]
+    for a in range(len(has)):
+        for b in range(len(has)):
+            if a == 0 and b == 0:
+                continue
+            sel = np.flatnonzero(has[a][i] & has[b][j])
+            if not len(sel):
+                continue
+            q = slot_view(p, a, b)
+            ii, jj = i[sel], j[sel] + p.n
+            lv_p, lv_e = compare_phones(q, ii, jj), compare_emails(q, ii, jj)
+            if exact_only_reserved:
+                _exact_only_if_reserved(q, "phone_reserved", lv_p, ii, jj)
+                _exact_only_if_reserved(q, "email_reserved", lv_e, ii, jj)
+            out[sel, kp] = np.maximum(out[sel, kp], lv_p)
+            out[sel, ke] = np.maximum(out[sel, ke], lv_e)
+
+
+def agreed_code(p: Prepared, key: str, i: np.ndarray, j: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """For pairs that agree exactly on ``key``: the code of a value both records hold (any of their first and
+    further values), else the left record's first value; -1 elsewhere."""
+    col = p.key(key)
+    code = np.where(exact, col.codes[i], -1)
+    if not p.slots or key not in p.slots[0]:
+        return code
+    cols = [col.codes] + [s[key].codes for s in p.slots]
+    todo = exact & ~((col.codes[i] >= 0) & (col.codes[i] == col.codes[j]))
+    for ca in cols:
+        for cb in cols:
+            hit = todo & (ca[i] >= 0) & (ca[i] == cb[j])
+            code[hit] = ca[i][hit]
+            todo &= ~hit
+    return code
+
+
 def compare_emails(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     """exact / close / similar / far. Close: the same mailbox at another provider (john.smith@gmail /
     john.smith@yahoo), the same name written with other separators or case (chloe.ryan / chloe_ryan), or one
@@ -394,16 +465,7 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, 
     far = d >= np.maximum(3, np.ceil(0.4 * maxlen - 1e-9))
     out[:, FIELD_INDEX["national_id"]] = _levels(d, [(3, d == 0), (2, d == 1), (1, ~far)])
 
-    ph = p.key("phone")
-    d = _distance(ph, i, j, OSA.distance)
-    tail = _code_eq(p.key("phone_tail"), i, j)
-    suffix = np.zeros(len(i), dtype=bool)
-    cand = tail & (d > 0)
-    if cand.any():  # one number is the other plus a country/trunk prefix
-        suffix[cand] = _pair_scores(ph.codes[i][cand], ph.codes[j][cand], ph.uniques, ph.uniques,
-                                    _one_ends_the_other) >= 1
-    out[:, FIELD_INDEX["phone"]] = _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
-
+    out[:, FIELD_INDEX["phone"]] = compare_phones(p, i, j)
     out[:, FIELD_INDEX["email"]] = compare_emails(p, i, j)
     for name in ("phone", "email"):
         # two different switchboards or team mailboxes (set aside as nobody's own): the records belong to two
@@ -415,6 +477,8 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, 
             lv[(lv < 0) & (g[i] >= 0) & (g[j] >= 0) & (g[i] != g[j])] = 0
     for name in ("phone", "email") if exact_only_reserved else ():
         _exact_only_if_reserved(p, f"{name}_reserved", out[:, FIELD_INDEX[name]], i, j)
+    if p.slots:
+        _best_over_slots(p, i, j, out, exact_only_reserved)
 
     out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
 
@@ -452,7 +516,7 @@ def tf_codes(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, levels
                 code = np.where(gi == gj, gi, np.where(gi == fj, gi, fi))
             out[col] = np.where(exact, code, -1)
         else:
-            out[col] = np.where(exact, p.key(col).codes[i], -1)
+            out[col] = agreed_code(p, col, i, j, exact)
     # the same mailbox name at another provider (john.smith@gmail / john.smith@yahoo): as telling as the
     # local part is rare — namesakes' look-alike addresses share the common ones
     loc = p.key("email_local").codes

@@ -255,6 +255,7 @@ class Records:
         mult = np.uint64(0x100000001B3)
         acc = per_record(self.p.source.astype(np.int64), np.asarray(self.p.source_names, dtype=object))
         cols = [(self.p.keys[k].codes, self.p.keys[k].uniques) for k in sorted(self.p.keys)]
+        cols += [(slot[k].codes, slot[k].uniques) for slot in self.p.slots for k in sorted(slot)]
         cols += [(self.vocab.fam, self.vocab.uniques), (self.vocab.giv, self.vocab.uniques),
                  (self.vocab.canon, self.vocab.uniques)]
         with np.errstate(over="ignore"):
@@ -362,7 +363,7 @@ def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: Dedupe
     # one, but not as a name)
     fs.tf["family"] = fs.tf["given"] = np.maximum(fs.tf["family"], fs.tf["given"])
     for key in ("phone", "email", "email_local", "company") + (("name_key",) if s.joint_name_tf else ()):
-        cnt = p.key(key).counts().astype(np.float64)
+        cnt = p.value_counts(key).astype(np.float64)
         fs.tf[key] = _identifier_tf(cnt, key, fs, p.n, expected_matches)
 
     w_np = np.empty(len(left), dtype=np.float32)

@@ -20,6 +20,12 @@ import pandas as pd
 
 from hub.dedupe.parallel import fork_map, worker_count
 
+MAX_SLOTS = 4  # further values per record read from phone_2..phone_5 / email_2..email_5
+ALTERNATE_COLUMN = re.compile(r"^(phone|email)_([2-9])$")
+# the keys a further phone / e-mail has of its own (everything comparing and blocking identifiers reads)
+ALTERNATE_KEYS = ("phone", "phone_tail", "phone_reserved", "email", "email_reserved", "email_local",
+                  "email_domain", "email_stem", "email_digits", "email_is_name")
+
 CANONICAL_COLUMNS = (
     "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
     "gender", "national_id", "street", "city", "region", "postal_code", "country",
@@ -56,9 +62,20 @@ class Prepared:
     # records whose identifier was set aside, per reason: "phone_unusable" (invalid, or a placeholder such
     # as 13800000000 or noemail@…) and "phone_shared" (held by too many different people to be anyone's own)
     set_aside: dict[str, int] = field(default_factory=dict)
+    # a record's further phones and e-mails (input columns phone_2, email_2 …): one dict per slot holding the
+    # identifier keys (ALTERNATE_KEYS) of that slot, coded in the same value tables as the first value's keys
+    slots: list[dict[str, KeyColumn]] = field(default_factory=list)
 
     def key(self, name: str) -> KeyColumn:
         return self.keys[name]
+
+    def value_counts(self, name: str) -> np.ndarray:
+        """Frequency of each distinct value of ``name`` over the first and the further values of every record."""
+        cnt = self.key(name).counts()
+        for slot in self.slots:
+            if name in slot:
+                cnt = cnt + slot[name].counts()
+        return cnt
 
 
 # --------------------------------------------------------------------------------------------
@@ -691,15 +708,34 @@ def _city_or_municipality(city: KeyColumn, region: KeyColumn) -> KeyColumn:
     return _encode(vals, None)
 
 
-def _mailbox_is_name(p: Prepared) -> KeyColumn:
+def _mailbox_is_name(p: Prepared, stem_col: KeyColumn | None = None) -> KeyColumn:
     """Code 0 where the letters of the record's mailbox name are its own name (robert.jones, jonesrobert,
     rjones, lhuang774, jenny), else missing: such a mailbox at another provider repeats the name evidence."""
-    stem, fam, giv = p.key("email_stem").values(), p.key("family").values(), p.key("given").values()
+    stem = (stem_col or p.key("email_stem")).values()
+    fam, giv = p.key("family").values(), p.key("given").values()
     hit = np.zeros(p.n, dtype=bool)
     for k in np.flatnonzero((stem != "") & ((fam != "") | (giv != ""))).tolist():
         s, f, g = stem[k], fam[k], giv[k]
         hit[k] = s in (f + g, g + f, g[:1] + f, f + g[:1], f, g) and s != ""
     return KeyColumn(codes=np.where(hit, 0, -1).astype(np.int32), uniques=np.array(["name"], dtype=object))
+
+
+def _identifier_keys(p: Prepared, phone: KeyColumn, email: KeyColumn) -> dict[str, KeyColumn]:
+    """The keys derived from one phone and one e-mail per record (ALTERNATE_KEYS); derived from the value
+    tables, so the first and the further values of the records share their codes."""
+    out = {"phone": phone, "email": email}
+    out["email_reserved"] = _reserved(email, "email.reserved_domain")
+    out["phone_reserved"] = _reserved(phone, "phone.fictional")
+    out["email_local"] = _derive(email, lambda e: e.split("@")[0])
+    out["email_domain"] = _derive(email, lambda e: e.partition("@")[2])
+    # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
+    out["email_stem"] = _derive(out["email_local"], lambda loc: "".join(ch for ch in loc if ch.isalpha()))
+    out["email_digits"] = _derive(out["email_local"], lambda loc: "".join(ch for ch in loc if ch.isdigit()))
+    out["email_is_name"] = _mailbox_is_name(p, out["email_stem"])
+    # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
+    # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
+    out["phone_tail"] = _derive(phone, lambda t: t[-8:] if len(t) >= 8 else "")
+    return out
 
 
 def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
@@ -778,41 +814,47 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     person = np.array([bool(x[0] or x[1]) for x in parsed] or [False], dtype=bool)
     names = np.where(person[tcodes], tcodes, -1) if len(tcodes) else np.zeros(0, dtype=np.int64)
     name_parts = [(x[0], x[1], x[2]) for x in parsed]
+    alternates = {c: sorted((col for col in frame.columns if (m := ALTERNATE_COLUMN.match(str(col)))
+                             and m.group(1) == c), key=lambda col: int(str(col)[-1]))[:MAX_SLOTS]
+                  for c in ("phone", "email")}
+    n_slots = max(len(v) for v in alternates.values())
+    slot_cols: dict[str, list[KeyColumn]] = {}
     for key, column, fn, pre in (
             ("national_id", "national_id", _national_id, None),
             ("phone", "phone", _phone_fn(), _phone_pre),
             ("email", "email", _email_fn(), lambda e: e.strip().lower())):
         raw = _column(frame, column)
-        col = _encode(raw, _unless_placeholder(fn), pre=pre)
-        unusable = int(((col.codes < 0) & (raw != "").to_numpy()).sum())
+        extra = [_column(frame, c) for c in alternates.get(column, [])] if n_slots else []
+        extra += [pd.Series([""] * n, dtype=object)] * ((n_slots - len(extra)) if key != "national_id" else 0)
+        # the first and the further values in one value table: codes compare across slots, and a value is set
+        # aside (a group's, a function's mailbox) whichever slot holds it
+        both = pd.concat([raw, *extra], ignore_index=True) if extra else raw
+        col = _encode(both, _unless_placeholder(fn), pre=pre)
+        unusable = int(((col.codes[:n] < 0) & (raw != "").to_numpy()).sum())
         before = col
         if key == "email":
             col, role = _set_aside_roles(col)
             if role:
                 p.set_aside["email_role"] = role
+        reps = 1 + len(extra)
+        tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques)
         # a national id is one person's by definition: only a dummy held by many names is set aside
-        col, shared = (_set_aside_shared(col, initials) if key == "national_id"
-                       else _set_aside_shared(col, initials, names, name_parts))
+        col, shared = (_set_aside_shared(col, tiled) if key == "national_id"
+                       else _set_aside_shared(col, tiled, np.tile(names, reps), name_parts))
         if key != "national_id":
             # the group value a record holds (a switchboard, a team mailbox): no evidence of one person, but two
             # records holding it are members of one group, where namesakes are different people
-            p.keys[f"{key}_group"] = _encode(np.where(col.codes < 0, before.values(), ""), None)
-        p.keys[key] = col
+            p.keys[f"{key}_group"] = _encode(np.where(col.codes[:n] < 0, before.values()[:n], ""), None)
+        p.keys[key] = KeyColumn(codes=col.codes[:n], uniques=col.uniques)
+        if extra:
+            slot_cols[key] = [KeyColumn(codes=col.codes[n * (s + 1):n * (s + 2)], uniques=col.uniques)
+                              for s in range(len(extra))]
         if unusable:
             p.set_aside[f"{key}_unusable"] = unusable
         if shared:
             p.set_aside[f"{key}_shared"] = shared
-    p.keys["email_reserved"] = _reserved(p.keys["email"], "email.reserved_domain")
-    p.keys["phone_reserved"] = _reserved(p.keys["phone"], "phone.fictional")
-    p.keys["email_local"] = _derive(p.keys["email"], lambda e: e.split("@")[0])
-    p.keys["email_domain"] = _derive(p.keys["email"], lambda e: e.partition("@")[2])
-    # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
-    p.keys["email_stem"] = _derive(p.keys["email_local"], lambda loc: "".join(ch for ch in loc if ch.isalpha()))
-    p.keys["email_digits"] = _derive(p.keys["email_local"], lambda loc: "".join(ch for ch in loc if ch.isdigit()))
-    p.keys["email_is_name"] = _mailbox_is_name(p)
-    # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
-    # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
-    p.keys["phone_tail"] = _derive(p.keys["phone"], lambda t: t[-8:] if len(t) >= 8 else "")
+    p.keys.update(_identifier_keys(p, p.keys["phone"], p.keys["email"]))
+    p.slots = [_identifier_keys(p, slot_cols["phone"][s], slot_cols["email"][s]) for s in range(n_slots)]
     p.keys["street"] = _encode(_column(frame, "street"), _unless_placeholder(_street_key))
     p.keys["region"] = _encode(_column(frame, "region"), _unless_placeholder(_fallback_place))
     p.keys["city"] = _city_or_municipality(_encode(_column(frame, "city"), _unless_placeholder(_fallback_place)),

@@ -112,23 +112,28 @@ def load_match_settings(cfg: MatchSettings | dict | None) -> MatchSettings:
 
 # -- the engine's input -------------------------------------------------------------------------------------------
 
+FURTHER_VALUES = 3  # a record's 2nd..4th phone and e-mail go to the engine as phone_2.. / email_2..
 ENGINE_COLUMNS = (
     "record_id", "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
     "gender", "national_id", "street", "city", "region", "postal_code", "country",
+    *(f"{kind}_{k}" for kind in ("phone", "email") for k in range(2, 2 + FURTHER_VALUES)),
 )
 
 
 def engine_row(record_key: str, rec: dict) -> tuple:
-    """One row of the engine's input from a staged customer record (staging's standardised values)."""
+    """One row of the engine's input from a staged customer record (staging's standardised values): every
+    phone and e-mail (up to 1 + FURTHER_VALUES of each); the first address."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
     emails = [e for e in rec.get("emails") or () if e]
     addr = (rec.get("addresses") or [{}])[0] or {}
+    phones, emails = list(dict.fromkeys(phones)), list(dict.fromkeys(emails))
+    further = [(v[k] if k < len(v) else "") for v in (phones, emails) for k in range(1, 1 + FURTHER_VALUES)]
     return (
         record_key, rec.get("source") or "", rec.get("full_name") or "", rec.get("given_name") or "",
         rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
         phones[0] if phones else "", rec.get("birth_date") or "", rec.get("gender") or "",
         rec.get("national_id") or "", addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
-        addr.get("postal_code") or "", addr.get("country") or "",
+        addr.get("postal_code") or "", addr.get("country") or "", *further,
     )
 
 
