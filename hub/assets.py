@@ -341,6 +341,9 @@ def build_push_asset(target: str, src: SourceConfig, source: str | None = None) 
     return _push
 
 
+RETRAIN_TAG = "hub/retrain"  # "force" on a run: the match_model asset refits whatever the model's age
+
+
 def build_stage_asset(
     name: str, group: str, deps: list[Any], description: str, run: Callable[[Any], Any], pii: bool = True,
     schema: dg.TableSchema | None = None,
@@ -464,8 +467,22 @@ def build_assets(config: HubConfig) -> list[Any]:
         "Records failing a required rule go to quarantine with reason codes; nothing is dropped.",
         _stage_records(config),
     )
+    @dg.asset(name="match_model", group_name=GROUPS["match"], kinds={"python"}, deps=[staged_records],
+              owners=OWNERS, tags=asset_tags(pii=False),
+              description="The matching model (u, m, term frequencies by value hash, priors per pair of sources), "
+              "fitted on all staged customers when there is none, when it is older than hub.yaml "
+              "`matching.retrain_days` (7) and on the weekly match_model_weekly schedule; a refit is compared "
+              "with the model it replaces (weight, prior and match-rate shift; drift beyond `matching.drift` is "
+              "reported). A new model makes the next match run re-score and re-cluster everything; golden ids "
+              "of unchanged clusters stay.")
+    def match_model(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
+        from hub.golden import train_model
+
+        force = context.run.tags.get(RETRAIN_TAG) == "force"
+        return dg.MaterializeResult(metadata=stats_metadata(train_model(store.store(), config.matching, force)))
+
     match_pairs = build_stage_asset(
-        "match_pairs", "match", [staged_records],
+        "match_pairs", "match", [staged_records, match_model],
         "Scored candidate pairs of customer records (Fellegi–Sunter match weights, unsupervised), with "
         "per-field comparison levels and weights as explanation, banded into match / review / non-match. "
         "Incremental: only new and changed records are matched against the existing golden members.",
@@ -562,7 +579,7 @@ def build_assets(config: HubConfig) -> list[Any]:
                              derived=derived_prefixes(config.enabled_sources), failures=report_failures(hub_store))
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
-    return [*pull_assets, staged_records, match_pairs, golden_customers, steward_review_queue, customer_360,
+    return [*pull_assets, staged_records, match_model, match_pairs, golden_customers, steward_review_queue, customer_360,
             caller_lookup_index, push_outbox, *push_assets, retention, data_quality_report]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from hub.assets import build_assets, build_checks, build_erasure_job, push_targets
+from hub.assets import RETRAIN_TAG, build_assets, build_checks, build_erasure_job, push_targets
 from hub.config import load_config
 from hub.resources import HubStoreResource, build_resources
 from hub.sync_lock import SYNC_RUN_TAG
@@ -50,6 +50,27 @@ full_sync_schedule = dg.ScheduleDefinition(
     execution_timezone=config.schedule.timezone,
     description="The nightly full sync (cron from hub.yaml `schedule.cron`). Switch it on in the UI "
     "(Automation) or set `schedule.running: true` in hub.yaml.",
+    default_status=(
+        dg.DefaultScheduleStatus.RUNNING if config.schedule.running else dg.DefaultScheduleStatus.STOPPED
+    ),
+)
+
+# the weekly refit of the matching model, then everything downstream of it (re-scored, re-clustered, pushed)
+match_model_weekly = dg.ScheduleDefinition(
+    name="match_model_weekly",
+    job=dg.define_asset_job(
+        "retrain_match_model",
+        selection=dg.AssetSelection.assets("match_model").downstream()
+        # the quality-dimension checks are scored together, in one op: all of them or none
+        | dg.AssetSelection.checks(*(k for c in all_checks if c.node_def.name == "quality_dimensions"
+                                     for k in c.check_keys)),
+        tags={**SYNC_TAGS, RETRAIN_TAG: "force"},
+        description="Refit the matching model on all staged customers and re-match with it.",
+    ),
+    cron_schedule=config.matching.retrain_cron,
+    execution_timezone=config.schedule.timezone,
+    description="The weekly refit of the matching model (hub.yaml `matching.retrain_cron`; drift is reported in "
+    "the match_model asset's metadata). Runs when the full-sync schedule runs.",
     default_status=(
         dg.DefaultScheduleStatus.RUNNING if config.schedule.running else dg.DefaultScheduleStatus.STOPPED
     ),
@@ -119,7 +140,7 @@ defs = dg.Definitions(
     assets=all_assets,
     asset_checks=all_checks,
     jobs=[j for j in (full_sync, full_sync_dry_run, call_center_sync, erase_person) if j is not None],
-    schedules=[full_sync_schedule],
+    schedules=[full_sync_schedule, match_model_weekly],
     sensors=[cdr_drop_folder_sensor] if call_center_sync is not None else [],
     resources=build_resources(config),
     # every step in the run's own process: no process start-up and code import per step (a no-op sync from the

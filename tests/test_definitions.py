@@ -18,6 +18,7 @@ EXPECTED = {
     "raw_social": "1_pull",
     "raw_callcenter": "1_pull",
     "staged_records": "2_standardise",
+    "match_model": "3_match",
     "match_pairs": "3_match",
     "golden_customers": "4_golden",
     "steward_review_queue": "4_golden",
@@ -87,6 +88,13 @@ def test_job_schedule_and_cdr_sensor_resolve() -> None:
     job = defs.resolve_job_def("full_sync")
     assert len(job.asset_layer.executable_asset_keys) >= len(EXPECTED)
     assert defs.resolve_schedule_def("full_sync_nightly").job_name == "full_sync"
+    weekly = defs.resolve_schedule_def("match_model_weekly")
+    assert weekly.job_name == "retrain_match_model" and weekly.cron_schedule == "0 3 * * 0"
+    refit = defs.resolve_job_def("retrain_match_model")
+    assert {dg.AssetKey("match_model"), dg.AssetKey("match_pairs"), dg.AssetKey("golden_customers")} <= set(
+        refit.asset_layer.executable_asset_keys) and refit.tags.get("hub/retrain") == "force"
+    graph = defs.resolve_asset_graph()
+    assert dg.AssetKey("match_model") in graph.get(dg.AssetKey("match_pairs")).parent_keys
     assert defs.resolve_sensor_def("cdr_drop_folder_sensor")
 
 

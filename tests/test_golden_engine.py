@@ -179,3 +179,38 @@ def test_incremental_equals_full_with_the_engine_on_20k_records(sqlite_store: St
     assert pairs() == inc_pairs
     assert golden_membership(store) == inc_members  # same clusters AND same golden ids
     assert gs.golden_written == 0 and gs.minted == 0 and gs.records_moved == 0
+
+
+def test_the_model_is_refitted_when_due_and_drift_is_reported(sqlite_store: Store) -> None:
+    """The match_model stage fits when there is no model, keeps a fresh one, refits when it is older than
+    retrain_days (or forced by the weekly schedule) and compares the refit with the model it replaces. A new
+    model makes matching re-score and re-cluster everything; unchanged clusters keep their golden ids."""
+    from hub.golden import train_model
+
+    store = sqlite_store
+    records = list(synthetic_records(700, seed=8))
+    stage_records(store, records)
+    first = train_model(store, ENGINE)
+    assert first.action == "trained" and first.model_id and first.match_rate > 0
+    assert train_model(store, ENGINE).action == "kept"
+    ms = match_and_cluster(store, ENGINE)
+    assert ms.mode == "full" and "train" not in ms.timings  # the asset's model is used, not refitted
+    build_golden(store)
+    before = golden_membership(store)
+    assert match_and_cluster(store, ENGINE).mode == "incremental"
+
+    refit = train_model(store, {**ENGINE, "retrain_days": 1e-9})  # due: older than a nanosecond's worth of days
+    assert refit.action == "retrained" and refit.model_id > first.model_id
+    assert set(refit.drift) == {"max_weight_shift_bits", "prior_shift_bits", "match_rate_shift"}
+    assert refit.drift["max_weight_shift_bits"] < 0.01 and not refit.drifted  # same data, same model
+    ms = match_and_cluster(store, ENGINE)
+    assert ms.mode == "full" and ms.fallback_reason == "the model was (re)trained"
+    gs = build_golden(store)
+    assert golden_membership(store) == before and gs.minted == 0 and gs.records_moved == 0
+
+    upserts, deletes = mutate(records, 0.3, seed=2)  # a third of the data changes: the parameters move
+    stage_records(store, upserts)
+    unstage_records(store, deletes)
+    forced = train_model(store, {**ENGINE, "drift": {"max_weight_shift_bits": 0.0, "prior_shift_bits": 0.0,
+                                                     "match_rate_shift": 0.0}}, force=True)
+    assert forced.action == "retrained" and forced.drifted and "Drift beyond the limits" in forced.markdown()

@@ -2,6 +2,7 @@
 
 Entry points for the Dagster assets / CLI (see README.md in this folder):
 
+    train_model(store, matching_cfg, force=False) -> ModelStats   (the match_model asset: refit + drift check)
     match_and_cluster(store, matching_cfg, mode="incremental"|"full") -> MatchStats
     build_golden(store, survivorship_cfg, mode="incremental"|"full") -> GoldenStats
     review_queue(store, limit) -> list[ReviewItem];  decide(store, left_key, right_key, "match"|"no-match", by)
@@ -16,7 +17,7 @@ from hub.golden.config import (
     default_survivorship,
     load_survivorship,
 )
-from hub.golden.matching import MatchSettings, MatchStats, match_and_cluster
+from hub.golden.matching import MatchSettings, MatchStats, ModelStats, match_and_cluster, train_model
 from hub.golden.preview import PreviewReport, preview
 from hub.golden.review import ReviewItem, decide, parse_pair, review_queue
 from hub.golden.survivorship import Member, survive
@@ -27,6 +28,7 @@ __all__ = [
     "GoldenStats",
     "MatchSettings",
     "MatchStats",
+    "ModelStats",
     "PreviewReport",
     "Member",
     "ReviewItem",
@@ -44,4 +46,5 @@ __all__ = [
     "resolve",
     "review_queue",
     "survive",
+    "train_model",
 ]

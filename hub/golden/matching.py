@@ -72,6 +72,15 @@ FIXED_WEIGHTS: dict[str, dict[str, float]] = {
 FIXED_PRIOR = -8.0
 
 
+class DriftLimits(BaseModel):
+    """How far a refitted model may move before the match_model asset reports drift."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_weight_shift_bits: float = 2.0  # largest change of one comparison level's weight
+    prior_shift_bits: float = 1.0  # change of the global prior
+    match_rate_shift: float = 0.05  # change of the auto-match share among candidate pairs
+
+
 class MatchSettings(BaseModel):
     """The golden stage's keys in the ``matching`` section (other keys belong to the engine and are ignored)."""
 
@@ -82,6 +91,11 @@ class MatchSettings(BaseModel):
     full_rebuild_share: float = Field(0.3, gt=0, le=1)
     auto_match: float | None = None  # match_probability thresholds (engine defaults if None)
     review: float | None = None
+    # the match_model asset refits the model when it is older than this (and on the weekly schedule); a refit
+    # whose parameters or match rate moved more than the drift limits is reported as drift
+    retrain_days: float = Field(7.0, gt=0)
+    retrain_cron: str = "0 3 * * 0"  # the match_model_weekly schedule (Sundays 03:00)
+    drift: DriftLimits = Field(default_factory=DriftLimits)
 
     @field_validator("engine", mode="before")
     @classmethod
@@ -222,21 +236,28 @@ def _pair_neighbours(conn: Connection, keys: Sequence[str], band: str | None = "
     return out
 
 
-def load_model(conn: Connection, matcher: str) -> MatchModel | None:
-    """The newest stored model of this matcher (None: none yet, or stored in a format the engine dropped)."""
+def latest_model(conn: Connection, matcher: str) -> tuple[int, datetime, MatchModel] | None:
+    """(id, trained_at, model) of the newest stored model of this matcher; None: none yet, or stored in a
+    format the engine no longer reads (then it is refitted)."""
     row = conn.execute(
-        sa.select(match_model.c.params).where(match_model.c.matcher == matcher)
-        .order_by(match_model.c.id.desc()).limit(1)
+        sa.select(match_model.c.id, match_model.c.trained_at, match_model.c.params)
+        .where(match_model.c.matcher == matcher).order_by(match_model.c.id.desc()).limit(1)
     ).first()
     if row is None:
         return None
     from hub.dedupe import MatchModel
 
     try:
-        return MatchModel.from_json(row[0])
+        return row[0], row[1], MatchModel.from_json(row[2])
     except (ValueError, KeyError, TypeError):
-        log.warning("stored matching model is in an older format: it is retrained")
+        log.warning("stored matching model is in an older format: it is refitted")
         return None
+
+
+def load_model(conn: Connection, matcher: str) -> MatchModel | None:
+    """The newest stored model of this matcher (None: none yet, or stored in a format the engine dropped)."""
+    got = latest_model(conn, matcher)
+    return got[2] if got else None
 
 
 # -- the entry point ------------------------------------------------------------------------------------------------
@@ -262,6 +283,23 @@ def _load_population(conn: Connection) -> _Population:
     frame = pd.DataFrame([r for _, r, _ in items], columns=list(ENGINE_COLUMNS), dtype=str)
     return _Population(keys=[k for k, _, _ in items], staged_hash=[h or "" for _, _, h in items],
                        records=prepare_records(frame))
+
+
+def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> MatchModel:
+    """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks)."""
+    from hub.dedupe import compare_pairs, fit, score
+
+    levels = compare_pairs(records, cand.left, cand.right)
+    fitted = fit(records, cand, levels, ds)
+    scores = score(fitted.fs, records, cand.left, cand.right, levels, fitted=fitted)
+    model = fitted.model
+    model.match_rate = float(scores.auto(ds).mean()) if len(cand) else 0.0
+    return model
+
+
+def _store_model(conn: Connection, matcher: str, model: MatchModel, records: int) -> int:
+    return conn.execute(match_model.insert().values(matcher=matcher, trained_at=_now(), records=records,
+                                                    params=model.to_json())).inserted_primary_key[0]
 
 
 def _partner_digest(n: int, left: np.ndarray, right: np.ndarray, keys: list[str]) -> np.ndarray:
@@ -345,7 +383,7 @@ def match_and_cluster(
     model was retrained. The ``dedupe`` model is fitted on the first run (or with ``retrain``) and then frozen,
     so a full rebuild and an incremental run score every pair identically.
     """
-    from hub.dedupe import MatchModel, block, cluster_records, compare_pairs, fit
+    from hub.dedupe import MatchModel, block, cluster_records
 
     t0 = time.perf_counter()
     settings = load_match_settings(matching_cfg)
@@ -356,7 +394,7 @@ def match_and_cluster(
 
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
-        model = None if retrain or matcher == "fixed" else load_model(conn, matcher)
+        latest = None if retrain or matcher == "fixed" else latest_model(conn, matcher)
         pop = _load_population(conn)
         constraints = load_constraints(conn)
         old = {k: (h, c, r) for k, h, c, r in conn.execute(
@@ -372,29 +410,32 @@ def match_and_cluster(
     right = cand.right if cand is not None else np.empty(0, np.int32)
     stats.timings["block"] = round(time.perf_counter() - t0, 3)
 
-    fitted = None
+    trained = False
     if matcher == "fixed":
-        model = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR)
-    elif model is None:
+        model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
+    elif latest is None:
         if cand is not None and len(left):
-            levels_all = compare_pairs(records, left, right)
-            fitted = fit(records, cand, levels_all, ds)
-            del levels_all
-            model = fitted.model
+            model = _fit_model(records, cand, ds)
         else:
             from hub.dedupe import empty_model
 
             model = MatchModel(fs=empty_model())
+        with store.begin() as conn:
+            model_id = _store_model(conn, matcher, model, n)
+        trained = True
         stats.timings["train"] = round(time.perf_counter() - t0, 3)
+    else:
+        model_id, _, model = latest
     fs = model.bind(records.p, records.vocab)
-    stats.model = {"estimation": fs.estimation, "prior_log2_odds": round(float(fs.prior_log2_odds), 3)}
+    stats.model = {"model_id": model_id, "estimation": fs.estimation,
+                   "prior_log2_odds": round(float(fs.prior_log2_odds), 3)}
 
     if mode == "incremental":
         if prev is None:
             stats.fallback_reason = "no previous match run"
         elif prev.matcher != matcher:
             stats.fallback_reason = f"matcher changed ({prev.matcher} -> {matcher})"
-        elif fitted is not None:
+        elif trained or (prev.stats or {}).get("model", {}).get("model_id") != model_id:
             stats.fallback_reason = "the model was (re)trained"
     full = mode == "full" or stats.fallback_reason is not None
     stats.mode = "full" if full else "incremental"
@@ -434,9 +475,6 @@ def match_and_cluster(
 
     with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
         run_id = _start_run(conn, "match", stats.mode, matcher, started)
-        if fitted is not None:
-            conn.execute(match_model.insert().values(matcher=matcher, trained_at=now, records=n,
-                                                     params=model.to_json()))
         # 2. replace the stored pairs of dirty and deleted records. Affected: records whose content changed and
         #    the ends of every match edge that appeared or went (a record that only gained or lost candidate
         #    partners changes nothing unless its match edges did)
@@ -529,6 +567,80 @@ def match_and_cluster(
     stats.seconds = round(time.perf_counter() - t0, 3)
     log.info("match_and_cluster %s (%s): %d records re-matched in %.2fs", stats.mode, stats.matcher,
              stats.records_rematched, stats.seconds)
+    return stats
+
+
+@dataclass
+class ModelStats:
+    """What the match_model asset did: kept the model, (re)fitted it, and how far a refit moved it."""
+
+    action: str  # trained (no model yet) | retrained | kept | fixed (hand-set weights: nothing to fit)
+    reason: str
+    model_id: int = 0
+    records: int = 0
+    pairs: int = 0
+    estimation: str = ""
+    match_rate: float = 0.0
+    age_days: float = 0.0  # of the model in use before this run
+    drift: dict[str, float] = field(default_factory=dict)
+    drifted: list[str] = field(default_factory=list)  # the drift limits a refit exceeded
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def markdown(self) -> str:
+        lines = [f"**match_model**: {self.action} — {self.reason}", "", "| metric | value |", "|---|---|"]
+        for k in ("model_id", "records", "pairs", "estimation", "match_rate", "age_days"):
+            lines.append(f"| {k} | {getattr(self, k)} |")
+        lines += [f"| drift {k} | {v} |" for k, v in self.drift.items()]
+        if self.drifted:
+            lines.append(f"\nDrift beyond the limits: {', '.join(self.drifted)}. Matching re-scores and "
+                         "re-clusters everything on its next run; golden ids of unchanged clusters stay.")
+        return "\n".join(lines)
+
+
+def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, force: bool = False) -> ModelStats:
+    """The match_model stage: refit the engine on all staged customers when there is no model, the model is
+    older than ``retrain_days`` or ``force`` (the weekly schedule), and compare the refit with the model it
+    replaces (parameter and match-rate shift). The next match run sees a new model and re-scores and
+    re-clusters everything; build_golden's id rules keep every unchanged cluster's golden id."""
+    from hub.dedupe import block, drift
+
+    t0 = time.perf_counter()
+    settings = load_match_settings(matching_cfg)
+    if settings.matcher == "fixed":
+        return ModelStats(action="fixed", reason="hand-set weights (engine: fixed): nothing to fit")
+    with store.engine.connect() as conn:
+        latest = latest_model(conn, settings.matcher)
+        now = _now()
+        age = (now - latest[1]).total_seconds() / 86400 if latest else 0.0
+        if latest is not None and not force and age < settings.retrain_days:
+            return ModelStats(action="kept", reason=f"the model is {age:.1f} days old; refitted every "
+                              f"{settings.retrain_days:g} days", model_id=latest[0], records=latest[2].records,
+                              pairs=latest[2].pairs, estimation=latest[2].fs.estimation,
+                              match_rate=round(latest[2].match_rate, 4), age_days=round(age, 2))
+        pop = _load_population(conn)
+    ds = settings.engine_settings()
+    n = len(pop.keys)
+    if n < 2:
+        return ModelStats(action="kept", reason="fewer than two staged customers: nothing to fit on",
+                          model_id=latest[0] if latest else 0)
+    cand = block(pop.records, ds, workers=1)
+    model = _fit_model(pop.records, cand, ds)
+    moved = drift(latest[2], model) if latest else {}
+    limits = settings.drift.model_dump()
+    drifted = [k for k, v in moved.items() if v > limits.get(k, float("inf"))]
+    with store.begin() as conn:
+        model_id = _store_model(conn, settings.matcher, model, n)
+    stats = ModelStats(action="retrained" if latest else "trained",
+                       reason=("forced (schedule or operator)" if force else f"older than {settings.retrain_days:g}"
+                               " days") if latest else "no model yet", model_id=model_id, records=n,
+                       pairs=len(cand), estimation=model.fs.estimation, match_rate=round(model.match_rate, 4),
+                       age_days=round(age, 2), drift=moved, drifted=drifted,
+                       seconds=round(time.perf_counter() - t0, 3))
+    if drifted:
+        log.warning("match model drift beyond the limits: %s", ", ".join(drifted))
     return stats
 
 
