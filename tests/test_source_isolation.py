@@ -104,3 +104,35 @@ def test_an_unreachable_source_is_isolated_and_the_others_flow_through(
         assert waiting == 0
         assert "FAILED source" not in summarise(third)
     store.dispose()
+
+
+def test_hub_sync_with_the_shop_down_exits_1_pushes_the_others_and_names_the_shop(
+    sandbox: Any, tmp_path: Path,
+) -> None:
+    """As the issue checks it: a sandbox server that does not answer during `hub sync`."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env["HUB_WEBSHOP_URL"] = f"http://127.0.0.1:{port}"
+    proc = subprocess.run([str(Path(sys.executable).parent / "hub"), "sync"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out[-4000:]
+    assert "FAILED source webshop: SourceUnavailable" in out and f"127.0.0.1:{port}" in out, out[-4000:]
+    assert os.environ["HUB_WEBSHOP_SECRET"] not in out
+    store = Store()
+    try:
+        with store.engine.connect() as conn:
+            ok = dict(conn.execute(sa.select(push_result.c.target, sa.func.count())
+                                   .where(push_result.c.status == "ok").group_by(push_result.c.target)).all())
+    finally:
+        store.dispose()
+    assert ok.get("erp", 0) > 0 and ok.get("social", 0) > 0 and "webshop" not in ok, ok
+    twin = json.loads((tmp_path / ".hub" / "reports" / "data_quality.json").read_text(encoding="utf-8"))
+    assert "SourceUnavailable" in twin["run_failures"]["pull of webshop"]
