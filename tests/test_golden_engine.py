@@ -42,7 +42,7 @@ def staged_from_frame(frame: pd.DataFrame) -> list[dict]:
             "source": r.get("source") or "src", "source_id": r["record_id"], "full_name": r.get("full_name") or None,
             "given_name": r.get("given_name") or None, "family_name": r.get("family_name") or None,
             "company": r.get("company") or None, "emails": [r["email"]] if r.get("email") else [],
-            "phones": [{"e164": r["phone"], "kind": None, "extension": None, "raw": r["phone"]}] if r.get("phone")
+            "phones": [{"e164": r["phone"], "kind": "other", "extension": None, "raw": r["phone"]}] if r.get("phone")
             else [], "birth_date": r.get("birth_date") or None, "gender": r.get("gender") or None,
             "national_id": r.get("national_id") or None,
             "addresses": [addr] if any(addr.values()) else [],
