@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customers", type=int, default=2000, help="people in a new sandbox world")
     p.add_argument("--port", type=int, default=3000)
     p.add_argument("--sandbox", action="store_true",
-                   help="start the sandbox sources too (default: only when hub.yaml is the packaged demo one)")
+                   help="start the sandbox sources too (default: only when hub.yaml is the demo world and its sandbox variables are not set)")
     p.set_defaults(func=cmd_ui)
 
     p = sub.add_parser("export", help="export golden records, xref or the 360 view")

@@ -89,13 +89,10 @@ def _dismiss_welcome_dialog(port: int, proc: subprocess.Popen) -> None:
 
 
 def uses_sandbox(config_file: Path, config: Any) -> bool:
-    """Is hub.yaml the demo world? The packaged default is; so is a file whose sources read only the sandbox's
-    variables while none of them is set. A hub.yaml naming real systems is not: the sandbox must not answer
-    in their place."""
-    from hub.config import PACKAGED_DEFAULT
-
-    if config_file.resolve() == PACKAGED_DEFAULT.resolve():
-        return True
+    """Is hub.yaml the demo world? A file whose sources read only the sandbox's variables (the packaged default
+    does) while none of them is set is. A hub.yaml naming real systems is not: the sandbox must not answer in
+    their place; nor is the default once its variables are set (a sandbox served on its own, `python -m
+    hub.sandbox serve DIR`, and its variables exported): a second sandbox would replace them."""
     sandbox_vars = {"HUB_ERP_URL", "HUB_WEBSHOP_URL", "HUB_WEBSHOP_KEY", "HUB_WEBSHOP_SECRET", "HUB_WECHAT_URL",
                     "HUB_WECHAT_APPID", "HUB_WECHAT_SECRET", "HUB_CDR_DIR"}
     named = {v for s in config.enabled_sources.values() for k, v in s if k.endswith("_env") and v}

@@ -203,11 +203,18 @@ def test_the_ui_dry_run_job_sends_nothing(tmp_path: Path, sandbox: dict[str, str
     assert push_log(tmp_path, sandbox, "ok") == [] and push_log(tmp_path, sandbox, "pending")
 
 
-def test_hub_ui_starts_the_sandbox_only_for_the_demo_world(tmp_path: Path) -> None:
+def test_hub_ui_starts_the_sandbox_only_for_the_demo_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from hub.config import PACKAGED_DEFAULT, load_config
     from hub.demo import uses_sandbox
 
+    for var in [v for v in os.environ if v.startswith("HUB_")]:
+        monkeypatch.delenv(var)
     assert uses_sandbox(PACKAGED_DEFAULT, load_config(PACKAGED_DEFAULT))
+    with monkeypatch.context() as served:  # a sandbox served on its own, its printed variables exported
+        for var in ("HUB_ERP_URL", "HUB_WEBSHOP_URL", "HUB_WEBSHOP_KEY", "HUB_WEBSHOP_SECRET", "HUB_WECHAT_URL",
+                    "HUB_WECHAT_APPID", "HUB_WECHAT_SECRET", "HUB_CDR_DIR"):
+            served.setenv(var, "x")
+        assert not uses_sandbox(PACKAGED_DEFAULT, load_config(PACKAGED_DEFAULT))
     readme = (DEFAULT_YAML.parents[1] / "README.md").read_text(encoding="utf-8")
     example = readme.split("## Running against your own systems", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
     (tmp_path / "hub.yaml").write_text(example, encoding="utf-8")
