@@ -285,7 +285,7 @@ def test_quarantine_lifecycle(store: Store, mappings) -> None:
     assert _load(rec["record"])["phones"] == [] and "phones:phone.invalid" in _load(rec["quality_flags"])
 
     # a staged record broken at the source moves to quarantine (its stale staged row goes)
-    _land(store, "webshop", "customers", "7", dict(GOOD, email="", billing={"phone": "x"}))
+    _land(store, "webshop", "customers", "7", dict(GOOD, email="", billing={"phone": "call me"}))
     st = stage_pending(store, mappings, cfg)
     assert st.quarantined == 1
     assert {r["record_key"] for r in _staged(store)} == {"webshop:8"}
