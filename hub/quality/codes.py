@@ -27,6 +27,9 @@ CODES: dict[str, CodeText] = {
     "required.contact_missing": CodeText(
         "No usable phone number or e-mail address",
         "Add a phone number or e-mail in the source system (the flags next to it say why a value was unusable)."),
+    "required.reachable_missing": CodeText(
+        "No way to reach the customer: no usable e-mail, phone or address (street, city or postcode)",
+        "Add an e-mail, a phone number or an address in the source system."),
     "required.source_id_missing": CodeText(
         "The source sent a record without its id",
         "Check the connector's mapping of the id field; a record without an id cannot be tracked or written back."),
