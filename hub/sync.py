@@ -272,10 +272,11 @@ def run_job(plan: SyncPlan, *, trigger: str, progress: TextIO | None = sys.stder
     from hub.sync_lock import hold
 
     job = defs.resolve_job_def(JOB)
-    # the console shows warnings only (HUB_LOG_LEVEL=DEBUG shows everything, the hub's own logs included);
-    # the full event log is in the instance (hub ui)
-    level = os.environ.get("HUB_LOG_LEVEL", "WARNING").upper()
-    if level != "WARNING":
+    # the progress lines say what happens and why a step failed; Dagster's own console log (stack traces)
+    # only when asked: HUB_LOG_LEVEL=WARNING / DEBUG (everything, the hub's own logs included). The full event
+    # log is in the instance (hub ui)
+    level = os.environ.get("HUB_LOG_LEVEL", "CRITICAL" if progress is not None else "WARNING").upper()
+    if level not in ("WARNING", "CRITICAL"):
         import logging
 
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")

@@ -102,6 +102,14 @@ def test_source_pulls_only_the_named_source(tmp_path: Path, sandbox: dict[str, s
     assert set(pulled(done.stdout)) == {"webshop"}, done.stdout
     assert "raw_erp" not in done.stderr and "▶ golden_customers started" in done.stderr
     assert "▶ push_webshop started" in done.stderr
+    assert re.search(r"raw_webshop/customers: 100%.*\d+/\d+", done.stderr), done.stderr  # the bar of a known total
+
+    # --full ignores the stored cursors: every record is read again (and found unchanged)
+    full = hub(work, "sync", "--source", "webshop", "--full", "--dry-run", env=sandbox)
+    assert full.returncode == 0, full.stdout + full.stderr[-4000:]
+    section = full.stdout.split("Pulled", 1)[1].split("Staged", 1)[0]
+    unchanged = {m[1]: int(m[2]) for m in re.finditer(r"^\s+(\w+)\s+\d+ /\s+\d+ /\s+(\d+)", section, re.M)}
+    assert set(unchanged) == {"webshop"} and unchanged["webshop"] > 0, full.stdout
 
     unknown = hub(work, "sync", "--source", "webshopp", env=sandbox)
     assert unknown.returncode == 2 and "webshopp" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -204,11 +204,14 @@ class WeChatConnector:
 
         def fetch(token: str | None) -> dict:
             try:
-                return self.call("user/get", params={"next_openid": token or ""})
+                body = self.call("user/get", params={"next_openid": token or ""})
             except VendorError as exc:
                 if exc.code == 40003 and token:  # the resume openid unfollowed meanwhile: sweep again
                     raise _RestartSweep from exc
                 raise
+            total = body.get("total") if isinstance(body, dict) else None
+            self.announced = total if isinstance(total, int) else None  # followers in all: the progress bar's end
+            return body
 
         try:
             yield from self._sweep(fetch, start_token, skip, hub_tags)
@@ -231,7 +234,8 @@ class WeChatConnector:
                 records = [landing_record(u["openid"], u, _hash_view(u, hub_tags),
                                           follower_hub_state(u.get("tagid_list"), hub_tags)
                                           if u.get("subscribe") == 1 else None) for u in users]
-                yield Page(records, {"complete": True} if last else {"next_openid": token, "skip": done})
+                yield Page(records, {"complete": True} if last else {"next_openid": token, "skip": done},
+                           total=getattr(self, "announced", None))
             skip = 0
             if not openids:
                 yield Page([], {"complete": True})
