@@ -130,43 +130,33 @@ def dagster_home() -> Path:
 
 
 class Progress:
-    """Follows a run's event log from a thread and writes what happens to ``out`` (stderr): step started /
-    finished with counts from its metadata, and a bar for pulls whose total is known."""
+    """Listens to a run's events as the instance stores them (``add_event_listener``: called in the process
+    that runs the steps, right after each event is written) and writes what happens to ``out`` (stderr): step
+    started / finished with counts from its metadata, and a bar for pulls whose total is known. It never reads
+    the event storage itself: a reader would, at DEBUG with managed SQLAlchemy loggers, log its own queries
+    into the run it follows, for ever."""
 
-    def __init__(self, instance: Any, run_id: str, out: TextIO = sys.stderr, interval: float = 0.4) -> None:
-        self.instance, self.run_id, self.out, self.interval = instance, run_id, out, interval
-        self._stop = threading.Event()
-        self._cursor: str | None = None
+    def __init__(self, instance: Any, run_id: str, out: TextIO = sys.stderr) -> None:
+        self.instance, self.run_id, self.out = instance, run_id, out
         self._started: dict[str, float] = {}
         self._bars: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self._loop, name="hub-sync-progress", daemon=True)
+        self._lock = threading.Lock()  # steps may run in threads: one line at a time
 
     def __enter__(self) -> Progress:
-        self._thread.start()
+        self.instance.add_event_listener(self.run_id, self._on_event)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._drain()  # whatever arrived after the last poll
         for bar in self._bars.values():
             bar.close()
+        self._bars.clear()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self._drain()
-            except Exception:  # noqa: BLE001 - progress is a courtesy: never let it break the run
-                continue
-
-    def _drain(self) -> None:
-        while True:
-            conn = self.instance.get_records_for_run(self.run_id, cursor=self._cursor, limit=500)
-            for record in conn.records:
-                self.show(record.event_log_entry)
-            self._cursor = conn.cursor
-            if not conn.has_more:
-                return
+    def _on_event(self, entry: Any) -> None:
+        try:
+            with self._lock:
+                self.show(entry)
+        except Exception:  # noqa: BLE001 - progress is a courtesy: never let it break the run
+            pass
 
     def write(self, line: str) -> None:
         if self._bars:
