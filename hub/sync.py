@@ -32,6 +32,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from hub.config import ConfigError, HubConfig, load_config
+from hub.connectors.base import redact_text  # a URL's query string may hold a token
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 HUB_HOME = Path(".hub")  # the working folder's hub files: store, Dagster instance, reports, sandbox
@@ -180,7 +181,13 @@ class Progress:
         elif kind == "ASSET_MATERIALIZATION":
             mat = event.event_specific_data.materialization
             self._close_bars(mat.asset_key.to_user_string())
-            counts = step_counts(mat.asset_key.to_user_string(), {k: v.value for k, v in mat.metadata.items()})
+            meta = {k: v.value for k, v in mat.metadata.items()}
+            if isinstance(meta.get("pull_failed"), str):  # a source isolated after its retries (hub.assets)
+                kind, sep, text = meta["pull_failed"].partition(": ")
+                shown = text if sep and kind.isidentifier() else meta["pull_failed"]
+                self.write(f"  ✗ {step} FAILED ({redact_text(shown)}; the other sources go on; details in the UI "
+                           f"/ event log of run {self.run_id[:8]})")
+            counts = step_counts(mat.asset_key.to_user_string(), meta)
             if counts:
                 self.write(f"    {mat.asset_key.to_user_string()}: {counts}")
         elif kind == "STEP_SUCCESS":
@@ -191,6 +198,8 @@ class Progress:
             what = failure_text(error)
             self._close_bars(step)
             self.write(f"  ✗ {step} FAILED ({what}; details in the UI / event log of run {self.run_id[:8]})")
+        elif kind == "STEP_UP_FOR_RETRY":
+            self.write(f"  ↻ {step} failed, retrying")
         elif kind == "STEP_SKIPPED":
             self.write(f"  – {step} skipped")
         elif kind == "ASSET_CHECK_EVALUATION":
