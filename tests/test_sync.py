@@ -12,7 +12,6 @@ import csv
 import io
 import os
 import re
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sandbox_process import served_sandbox
 
 HUB = str(Path(sys.executable).parent / "hub")
 DEFAULT_YAML = Path(__file__).resolve().parents[1] / "hub" / "hub.default.yaml"
@@ -28,22 +28,8 @@ DEFAULT_YAML = Path(__file__).resolve().parents[1] / "hub" / "hub.default.yaml"
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A small sandbox world served by its own process; yields the HUB_* variables it printed."""
-    proc = subprocess.Popen([sys.executable, "-m", "hub.sandbox", "serve", str(tmp_path / "world"),
-                             "--customers", "200"], stdout=subprocess.PIPE, text=True)
-    env: dict[str, str] = {}
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("HUB_"):
-                key, _, value = line.strip().partition("=")
-                env[key] = value
-            if "HUB_CDR_DIR" in env:
-                break
-        assert len(env) == 8, env
+    with served_sandbox(tmp_path / "world", customers=200) as env:
         yield env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def hub(cwd: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
