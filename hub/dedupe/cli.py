@@ -17,6 +17,19 @@ class InputError(Exception):
     """Input cannot be used; the message is one line naming the problem."""
 
 
+
+# why a value was set aside, in words (the engine's stats keys are <field>_<reason>)
+SET_ASIDE_REASONS = {
+    "unusable": "invalid or placeholder",
+    "shared": "shared by people of different names: a switchboard, a team mailbox",
+    "role": "a role mailbox such as info, sales or 采购",
+}
+
+
+def _set_aside_label(key: str) -> str:
+    field, _, reason = key.rpartition("_")
+    return f"{field} ({SET_ASIDE_REASONS[reason]})" if field and reason in SET_ASIDE_REASONS else key
+
 def read_input(path: str) -> pd.DataFrame:
     """Read CSV (UTF-8, header) or Parquet with every column as string, empty = missing."""
     import pandas as pd  # here, not at the top: every `hub` command builds this parser
@@ -123,8 +136,7 @@ def summary(stats: dict, diagnostics: list[dict]) -> str:
     aside = stats.get("set_aside") or {}
     if aside:
         lines.append("  set aside as missing: " + ", ".join(
-            f"{count:,} {key.replace('_unusable', ' (invalid or placeholder)').replace('_shared', ' (shared by many names)')}"
-            for key, count in sorted(aside.items())))
+            f"{count:,} {_set_aside_label(key)}" for key, count in sorted(aside.items())))
     for d in diagnostics:
         lines.append(f"  warning: {d['message']}" if d.get("code") != "conservative_parameters"
                      else f"  note: {d['message']}")
