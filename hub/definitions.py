@@ -43,6 +43,9 @@ full_sync_dry_run = dg.define_asset_job(
 
 erase_person = build_erasure_job(config)
 
+# both schedules follow hub.yaml `schedule.running`
+schedule_status = dg.DefaultScheduleStatus.RUNNING if config.schedule.running else dg.DefaultScheduleStatus.STOPPED
+
 full_sync_schedule = dg.ScheduleDefinition(
     name="full_sync_nightly",
     job=full_sync,
@@ -50,9 +53,7 @@ full_sync_schedule = dg.ScheduleDefinition(
     execution_timezone=config.schedule.timezone,
     description="The nightly full sync (cron from hub.yaml `schedule.cron`). Switch it on in the UI "
     "(Automation) or set `schedule.running: true` in hub.yaml.",
-    default_status=(
-        dg.DefaultScheduleStatus.RUNNING if config.schedule.running else dg.DefaultScheduleStatus.STOPPED
-    ),
+    default_status=schedule_status,
 )
 
 # the weekly refit of the matching model, then everything downstream of it (re-scored, re-clustered, pushed)
@@ -71,9 +72,7 @@ match_model_weekly = dg.ScheduleDefinition(
     execution_timezone=config.schedule.timezone,
     description="The weekly refit of the matching model (hub.yaml `matching.retrain_cron`; drift is reported in "
     "the match_model asset's metadata). Runs when the full-sync schedule runs.",
-    default_status=(
-        dg.DefaultScheduleStatus.RUNNING if config.schedule.running else dg.DefaultScheduleStatus.STOPPED
-    ),
+    default_status=schedule_status,
 )
 
 
