@@ -16,8 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hub.golden.config import SurvivorshipConfig
-from hub.golden.matching import MatchSettings
+from hub.golden.config import MatchSettings, SurvivorshipConfig
 from hub.privacy.retention import RetentionConfig
 from hub.quality.config import QualityConfig
 

@@ -9,18 +9,32 @@ Entry points for the Dagster assets / CLI (see README.md in this folder):
     preview(store, new_rules) -> PreviewReport;  resolve(store, golden_id) -> active golden id | None
 """
 
-from hub.golden.build import GoldenStats, build_golden, golden_id_of, golden_membership, load_golden, resolve
-from hub.golden.config import (
-    DEFAULT_SURVIVORSHIP_PATH,
-    FieldRule,
-    SurvivorshipConfig,
-    default_survivorship,
-    load_survivorship,
-)
-from hub.golden.matching import MatchSettings, MatchStats, ModelStats, match_and_cluster, train_model
-from hub.golden.preview import PreviewReport, preview
-from hub.golden.review import ReviewItem, decide, parse_pair, review_queue
-from hub.golden.survivorship import Member, survive
+from importlib import import_module
+from typing import Any
+
+# Lazy: hub.config reads the settings models (hub.golden.config) on every command; the stages below pull in
+# numpy/pandas and the engine, which only the commands that match or build golden records need.
+_WHERE = {
+    "GoldenStats": "build", "build_golden": "build", "golden_id_of": "build", "golden_membership": "build",
+    "load_golden": "build", "resolve": "build",
+    "DEFAULT_SURVIVORSHIP_PATH": "config", "FieldRule": "config", "SurvivorshipConfig": "config",
+    "default_survivorship": "config", "load_survivorship": "config", "MatchSettings": "config",
+    "MatchStats": "matching", "ModelStats": "matching", "match_and_cluster": "matching", "train_model": "matching",
+    "PreviewReport": "preview", "preview": "preview",
+    "ReviewItem": "review", "decide": "review", "parse_pair": "review", "review_queue": "review",
+    "Member": "survivorship", "survive": "survivorship",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'hub.golden' has no attribute {name!r}")
+    value = getattr(import_module(f"hub.golden.{_WHERE[name]}"), name)
+    # bound here so that the function ``preview`` wins over the submodule of the same name, which importing
+    # it has just set as this package's attribute
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_SURVIVORSHIP_PATH",

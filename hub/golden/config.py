@@ -7,12 +7,15 @@ accepts the section as a dict (what the lead's config loader passes), a YAML fil
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.store import payload_hash
+
+if TYPE_CHECKING:
+    from hub.dedupe import DedupeSettings
 
 DEFAULT_SURVIVORSHIP_PATH = Path(__file__).with_name("default_survivorship.yaml")
 
@@ -150,3 +153,57 @@ def load_survivorship(cfg: SurvivorshipConfig | dict | str | Path | None = None)
     if not section:
         return default_survivorship()
     return SurvivorshipConfig.model_validate(section)
+
+
+# -- the matching section (the golden stage's keys; hub.config reads them without importing the engine) ----------
+
+class DriftLimits(BaseModel):
+    """How far a refitted model may move before the match_model asset reports drift."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_weight_shift_bits: float = 2.0  # largest change of one comparison level's weight
+    prior_shift_bits: float = 1.0  # change of the global prior
+    match_rate_shift: float = 0.05  # change of the auto-match share among candidate pairs
+
+
+class MatchSettings(BaseModel):
+    """The golden stage's keys in the ``matching`` section (other keys belong to the engine and are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    # dedupe: parameters estimated from the data (``auto`` = dedupe); fixed: hand-set weights (FIXED_WEIGHTS)
+    engine: Literal["auto", "dedupe", "fixed"] = "auto"
+    # an incremental run whose affected set exceeds this share of all records re-clusters everything
+    full_rebuild_share: float = Field(0.3, gt=0, le=1)
+    auto_match: float | None = None  # match_probability thresholds (engine defaults if None)
+    review: float | None = None
+    # the match_model asset refits the model when it is older than this (and on the weekly schedule); a refit
+    # whose parameters or match rate moved more than the drift limits is reported as drift
+    retrain_days: float = Field(7.0, gt=0)
+    retrain_cron: str = "0 3 * * 0"  # the match_model_weekly schedule (Sundays 03:00)
+    drift: DriftLimits = Field(default_factory=DriftLimits)
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _exact_is_fixed(cls, v: Any) -> Any:
+        return "fixed" if v == "exact" else v  # the former exact-key matcher is the fixed configuration
+
+    @property
+    def matcher(self) -> str:
+        return "fixed" if self.engine == "fixed" else "dedupe"
+
+    def engine_settings(self) -> DedupeSettings:
+        from hub.dedupe import DedupeSettings
+
+        # no forked standardiser workers inside a Dagster step (a fork next to the run's threads is not safe)
+        kw: dict[str, Any] = {"workers": 1}
+        if self.auto_match is not None:
+            kw["auto_match"] = self.auto_match
+        if self.review is not None:
+            kw["review"] = self.review
+        return DedupeSettings(**kw)
+
+
+def load_match_settings(cfg: MatchSettings | dict | None) -> MatchSettings:
+    if isinstance(cfg, MatchSettings):
+        return cfg
+    return MatchSettings.model_validate(cfg or {})

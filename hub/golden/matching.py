@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.engine import Connection
 
+from hub.golden.config import MatchSettings, load_match_settings
 from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
 from hub.store import Store, chunked, match_pair, staged_record
@@ -70,58 +70,6 @@ FIXED_WEIGHTS: dict[str, dict[str, float]] = {
     "company": {"close": 1.0, "exact": 2.0},
 }
 FIXED_PRIOR = -8.0
-
-
-class DriftLimits(BaseModel):
-    """How far a refitted model may move before the match_model asset reports drift."""
-
-    model_config = ConfigDict(extra="forbid")
-    max_weight_shift_bits: float = 2.0  # largest change of one comparison level's weight
-    prior_shift_bits: float = 1.0  # change of the global prior
-    match_rate_shift: float = 0.05  # change of the auto-match share among candidate pairs
-
-
-class MatchSettings(BaseModel):
-    """The golden stage's keys in the ``matching`` section (other keys belong to the engine and are ignored)."""
-
-    model_config = ConfigDict(extra="ignore")
-    # dedupe: parameters estimated from the data (``auto`` = dedupe); fixed: hand-set weights (FIXED_WEIGHTS)
-    engine: Literal["auto", "dedupe", "fixed"] = "auto"
-    # an incremental run whose affected set exceeds this share of all records re-clusters everything
-    full_rebuild_share: float = Field(0.3, gt=0, le=1)
-    auto_match: float | None = None  # match_probability thresholds (engine defaults if None)
-    review: float | None = None
-    # the match_model asset refits the model when it is older than this (and on the weekly schedule); a refit
-    # whose parameters or match rate moved more than the drift limits is reported as drift
-    retrain_days: float = Field(7.0, gt=0)
-    retrain_cron: str = "0 3 * * 0"  # the match_model_weekly schedule (Sundays 03:00)
-    drift: DriftLimits = Field(default_factory=DriftLimits)
-
-    @field_validator("engine", mode="before")
-    @classmethod
-    def _exact_is_fixed(cls, v: Any) -> Any:
-        return "fixed" if v == "exact" else v  # the former exact-key matcher is the fixed configuration
-
-    @property
-    def matcher(self) -> str:
-        return "fixed" if self.engine == "fixed" else "dedupe"
-
-    def engine_settings(self) -> DedupeSettings:
-        from hub.dedupe import DedupeSettings
-
-        # no forked standardiser workers inside a Dagster step (a fork next to the run's threads is not safe)
-        kw: dict[str, Any] = {"workers": 1}
-        if self.auto_match is not None:
-            kw["auto_match"] = self.auto_match
-        if self.review is not None:
-            kw["review"] = self.review
-        return DedupeSettings(**kw)
-
-
-def load_match_settings(cfg: MatchSettings | dict | None) -> MatchSettings:
-    if isinstance(cfg, MatchSettings):
-        return cfg
-    return MatchSettings.model_validate(cfg or {})
 
 
 # -- the engine's input -------------------------------------------------------------------------------------------
