@@ -279,21 +279,23 @@ def cluster_quality(url: str, world: Path) -> dict[str, float]:
             "pairwise_recall": m["pairwise_recall"], "cluster_f1": m["cluster_f1"]}
 
 
-def cli_quality(url: str, world: Path) -> dict[str, float] | None:
+def cli_quality(url: str, world: Path) -> dict[str, float]:
     """`hub dedupe`'s engine (deduplicate, default workers) on the staged customers the pipeline matched."""
-    try:
-        from hub.golden.matching import load_population
-    except ImportError:
-        return None  # the one-engine API is not on this branch yet
     import pandas as pd
+    import sqlalchemy as sa
 
     from hub.dedupe import deduplicate
     from hub.dedupe.evaluate import cluster_metrics
-    from hub.store import Store
+    from hub.golden.matching import engine_frame
+    from hub.store import Store, staged_record
 
+    # the same engine input the golden stage builds from staging's output (engine_frame), all of it at once
     store = Store(url)
     with store.engine.connect() as conn:
-        frame = load_population(conn).frame
+        frame = engine_frame(conn.execute(
+            sa.select(staged_record.c.record_key, staged_record.c.record)
+            .where(staged_record.c.entity == "customers")
+        ).tuples())
     store.dispose()
     t = time.perf_counter()
     res = deduplicate(frame)
