@@ -17,7 +17,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import uuid
 from pathlib import Path
 
 
@@ -148,12 +150,20 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from hub.config import load_config
     from hub.privacy.erasure import ErasureInputError, Selector, context_from_config, erase
     from hub.privacy.suppression import SuppressionError
+    from hub.sync_lock import hold
 
     kind, value = next((k, v) for k, v in (("golden_id", args.golden_id), ("phone", args.phone),
                                            ("email", args.email), ("record", args.record)) if v)
+    store = _store()
     try:
-        result = erase(_store(), Selector(kind, value), reason=args.reason, dry_run=args.dry_run,
-                       **context_from_config(load_config()))
+        # an erasure edits golden records, xrefs and the outbox: it waits for a running sync (and a sync
+        # started meanwhile waits for it) like every run of the pipeline; a dry run only reads
+        with contextlib.ExitStack() as held:
+            if not args.dry_run:
+                held.enter_context(hold(store, f"erase-{uuid.uuid4().hex[:12]}", job="hub erase",
+                                        say=lambda text: print(f"hub erase: {text}", file=sys.stderr)))
+            result = erase(store, Selector(kind, value), reason=args.reason, dry_run=args.dry_run,
+                           **context_from_config(load_config()))
     except (ErasureInputError, SuppressionError) as exc:
         print(f"hub erase: {exc}", file=sys.stderr)
         return 2

@@ -273,3 +273,49 @@ def test_erase_a_person_from_the_hub_and_every_system(tmp_path: Path) -> None:
     store.dispose()
     assert audit == [("done", "phone", "asked on the phone from [number]")]
     assert "erased already" in hub_fails(tmp_path, "erase", "--phone", typed)
+
+
+HOLD_THE_STORE = """
+import sys, time
+from hub.store import Store
+from hub.sync_lock import SyncLock
+SyncLock(Store(sys.argv[1]), sys.argv[2], job="full_sync").acquire()
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_erase_waits_for_a_running_sync(tmp_path: Path) -> None:
+    """`hub erase` edits golden records and the outbox: it takes the store's sync lock, so it neither runs in the
+    middle of a sync nor lets one start in the middle of it; it says whom it waits for."""
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    Store(url).dispose()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HUB_") and k != "DAGSTER_HOME"},
+           "HUB_DATABASE_URL": url}
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_STORE, url, "run-nightly"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        erasing = subprocess.Popen([HUB, "erase", "--email", "ana.lima@mailbox.cn"], cwd=tmp_path, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = erasing.stderr.readline()  # an erasure that did not wait would end here with its answer
+        assert "waiting for sync run-nightly" in first, first
+        assert erasing.poll() is None
+        holder.kill()  # the sync ends (here: dies); the erasure goes on
+        holder.wait()
+        _, err = erasing.communicate(timeout=120)
+        assert erasing.returncode == 2 and "nothing erased" in err  # nobody with that address: exit 2
+    finally:
+        holder.kill()
+        holder.wait()
+    # a dry run only reads: it does not wait
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_STORE, url, "run-nightly"], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        dry = subprocess.run([HUB, "erase", "--email", "ana.lima@mailbox.cn", "--dry-run"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert dry.returncode == 2 and "waiting" not in dry.stderr
+    finally:
+        holder.kill()
+        holder.wait()
