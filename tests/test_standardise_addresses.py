@@ -215,3 +215,15 @@ def test_postcode_and_state_written_into_other_fields(kwargs, a_b_same):
 def test_city_that_ends_like_a_state_code_is_kept():
     a = standardise_address(street="1 Main", city="Salt Lake City", country="US")
     assert (a.city, a.region) == ("Salt Lake City", None)
+
+
+def test_a_street_named_after_a_city_is_not_that_city() -> None:
+    # 南京东路 is a street of Shanghai; with no city written, the address has no known division (not Nanjing)
+    for street in ("南京东路17号", "北京西路5号", "重庆南路8号"):
+        a = standardise_address(street, country="CN")
+        assert a.street == street and a.city is None, a
+    a = standardise_address("南京东路17号", city="上海", country="CN")
+    assert (a.city, a.street) == ("上海市", "南京东路17号")
+    # a city written before its district still reads as the city
+    a = standardise_address("北京东城区东直门南大街5号", country="CN")
+    assert (a.city, a.district, a.street) == ("北京市", "东城区", "东直门南大街5号")

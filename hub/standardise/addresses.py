@@ -184,7 +184,9 @@ del _name
 _MUNICIPALITIES = frozenset({"11", "12", "31", "50"})
 # A short form directly followed by one of these is part of a street name (南京路, 中山大道).
 _STREET_AFTER = frozenset("路街道巷弄里号桥")
-_STREET_AFTER_2 = ("大道", "大街")
+# a city short form followed by a compass-point road is a street named after the city (南京东路 in Shanghai,
+# 北京西路 in Guangzhou), not that city
+_STREET_AFTER_2 = ("大道", "大街", *(f"{p}{r}" for p in "东西南北中" for r in ("路", "街", "大街", "大道")))
 _CN_PREFIX_RE = re.compile(r"^(?:中华人民共和国|中国大陆|中国|中國|china|prc)\s*", re.I)
 _LEAD_PUNCT_RE = re.compile(r"^[\s,，.:：;；#\-]+")
 _LEAD_POSTCODE_RE = re.compile(r"^(\d{6})\s*(?=[\u4e00-\u9fff])")
