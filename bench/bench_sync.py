@@ -344,6 +344,13 @@ def run_backend(backend: str, base_world: Path, work: Path, rate: float, change:
     world = home / "world"
     t = time.perf_counter()
     shutil.copytree(base_world, world)
+    # the world names its ERP by URL: a copy must use its own ERP file, or pushes and the 1 % change would
+    # write into the base world the next backend starts from
+    meta_path = world / "world.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if meta.get("erp_url", "").startswith("sqlite:") and meta["erp_url"].endswith(str((base_world / "erp.sqlite").resolve())):
+        meta["erp_url"] = f"sqlite:///{(world / 'erp.sqlite').resolve()}"
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
     copy_s = time.perf_counter() - t
     pg_name = None
     if backend == "postgres":

@@ -48,7 +48,7 @@ import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -60,12 +60,14 @@ from pydantic import ValidationError
 from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shipment
 from hub.store import (
     Store,
+    canonical_json,
     chunked,
     customer_360,
     golden_customer,
     payload_hash,
     record_key,
     staged_record,
+    sync_state,
     xref,
 )
 
@@ -346,12 +348,16 @@ class C360Stats:
     calls_linked: int = 0
     social_linked: int = 0
     invalid: int = 0  # golden records whose view failed validation (logged by golden id, skipped)
+    skipped: bool = False  # nothing the view is built from changed since the last build: not rebuilt
     value_tiers: dict[str, int] = field(default_factory=dict)
     lifecycles: dict[str, int] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def markdown(self) -> str:
+        if self.skipped:
+            return (f"**Customer 360** — {self.golden_customers} golden customers: nothing it is built from "
+                    f"changed since the last build, not rebuilt ({self.seconds:.1f}s)")
         lines = [
             f"**Customer 360** — {self.golden_customers} golden customers in {self.seconds:.1f}s",
             "",
@@ -557,17 +563,56 @@ def _order_figures(orders: Sequence[Mapping[str, Any]], cfg: SegmentsConfig, as_
     return kept, dupes, (recency, len(revenue), monetary), agg
 
 
+INPUTS_ENTITY = "_customer_360_inputs"  # sync_state row: what the last build was built from
+
+
+def _inputs(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime) -> str:
+    """A fingerprint of everything the view is built from: row counts and newest change times of the golden
+    records, the links, the orders / shipments / interactions and the view itself, the configuration and the
+    day (recency and lifecycle count days). Cheap: index lookups and counts, no record read."""
+    gc, sr, c = golden_customer.c, staged_record.c, customer_360.c
+    parts: list[Any] = [canonical_json(asdict(cfg)), as_of.date().isoformat()]
+    parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(gc.updated_at))).one())
+    parts.append(conn.execute(sa.select(sa.func.count()).where(gc.status == "active")).scalar_one())
+    parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
+                                         sa.func.max(xref.c.valid_to))).one())
+    for entity in ("orders", "shipments", "interactions"):
+        parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(sr.staged_at))
+                                   .where(sr.entity == entity)).one())
+    parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(c.updated_at))).one())
+    return payload_hash([str(p) for p in parts])
+
+
+def _save_inputs(conn: sa.Connection, fingerprint: str) -> None:
+    cursor = {"fingerprint": fingerprint}
+    where = (sync_state.c.source == "hub", sync_state.c.entity == INPUTS_ENTITY)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if not conn.execute(sync_state.update().where(*where).values(cursor=cursor, updated_at=now)).rowcount:
+        conn.execute(sync_state.insert().values(source="hub", entity=INPUTS_ENTITY, cursor=cursor, updated_at=now))
+
+
 def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datetime | None = None, *,
-              chunk_size: int = _GID_CHUNK) -> C360Stats:
+              chunk_size: int = _GID_CHUNK, force: bool = False) -> C360Stats:
     """Rebuild the 360 view for every active golden customer; write only changed rows.
 
     Memory is bounded by the chunk, not the population (see ``_GID_CHUNK``); one transaction, so readers see
-    the old view or the new one.
+    the old view or the new one. When nothing the view is built from changed since the last build (a no-op
+    sync), nothing is read or written (``force`` rebuilds anyway).
     """
     started = time.monotonic()
     cfg = SegmentsConfig.from_dict(segments_cfg)
     as_of = parse_dt(as_of) or datetime.now(UTC).replace(tzinfo=None)
     stats = C360Stats()
+    with store.engine.connect() as conn:
+        before = _inputs(conn, cfg, as_of)
+        saved = conn.execute(sa.select(sync_state.c.cursor).where(
+            sync_state.c.source == "hub", sync_state.c.entity == INPUTS_ENTITY)).scalar_one_or_none()
+        if not force and saved and saved.get("fingerprint") == before:
+            stats.skipped = True
+            stats.golden_customers = stats.unchanged = conn.execute(
+                sa.select(sa.func.count()).select_from(customer_360)).scalar_one()
+            stats.seconds = time.monotonic() - started
+            return stats
     now = datetime.now(UTC).replace(tzinfo=None)
     tiers: Counter[str] = Counter()
     lifes: Counter[str] = Counter()
@@ -703,6 +748,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         # a retired (merged away) golden id has no 360 view any more
         active = sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active")
         stats.removed = conn.execute(customer_360.delete().where(customer_360.c.golden_id.not_in(active))).rowcount
+        _save_inputs(conn, _inputs(conn, cfg, as_of))
     stats.golden_customers = len(gids)
     stats.value_tiers, stats.lifecycles, stats.segments = dict(tiers), dict(lifes), dict(segs)
     stats.seconds = time.monotonic() - started

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from test_customer360_data import AS_OF, current_360, seed_demo
+from test_customer360_data import AS_OF, current_360, insert_staged, order, seed_demo, staged_row
 
 from hub.customer360 import (
     SegmentsConfig,
@@ -142,6 +142,24 @@ def test_build_360_is_diff_only(sqlite_store: Store) -> None:
     assert (moved.updated, moved.unchanged) == (2, 1)  # G1 active->at_risk, G2 lapsed->at_risk
     views = current_360(sqlite_store)
     assert views["G000000001"]["segment"] == "at_risk" and views["G000000002"]["lifecycle"] == "at_risk"
+
+
+def test_build_360_skips_a_build_whose_inputs_did_not_change(store: Store) -> None:
+    seed_demo(store)
+    first = build_360(store, {}, as_of=AS_OF)
+    assert not first.skipped and first.inserted == 3
+    again = build_360(store, {}, as_of=AS_OF)
+    assert again.skipped and again.golden_customers == again.unchanged == 3 and "not rebuilt" in again.markdown()
+    assert not build_360(store, {}, as_of=AS_OF, force=True).skipped
+    # a new order, the next day and a changed configuration each make it rebuild
+    insert_staged(store, [staged_row("orders", order("webshop", "9001", "502", "5000", AS_OF - timedelta(days=2),
+                                                     number="WC-9001"), customer_key="webshop:502")])
+    new_order = build_360(store, {}, as_of=AS_OF)
+    assert not new_order.skipped and new_order.updated >= 1
+    assert current_360(store)["G000000002"]["orders_count"] == 2
+    assert build_360(store, {}, as_of=AS_OF).skipped
+    assert not build_360(store, {}, as_of=AS_OF + timedelta(days=1)).skipped
+    assert not build_360(store, {"recent_orders": 3}, as_of=AS_OF + timedelta(days=1)).skipped
 
 
 def test_build_360_removes_views_of_retired_golden_ids(sqlite_store: Store) -> None:
