@@ -236,14 +236,15 @@ def free_port() -> int:
 class Server:
     """`hub serve` as its own process, as an operator runs it."""
 
-    def __init__(self, url: str, workdir: Path, rate_limit: str = "100000/second") -> None:
+    def __init__(self, url: str, workdir: Path, rate_limit: str = "100000/second", workers: int = 1) -> None:
         self.port = free_port()
         cfg = workdir / "hub.yaml"
         default = (ROOT / "hub" / "hub.default.yaml").read_text(encoding="utf-8")
         cfg.write_text(default + f"\nserve:\n  rate_limit: {rate_limit}\n  audit_log: {workdir / 'audit.jsonl'}\n",
                        encoding="utf-8")
         env = {**os.environ, "HUB_DATABASE_URL": url, "HUB_API_TOKENS": f"bench:{TOKEN}", "HUB_CONFIG": str(cfg)}
-        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "hub"), "serve", "--port", str(self.port)],
+        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "hub"), "serve", "--port", str(self.port),
+                                      "--workers", str(workers)],
                                      env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while True:
@@ -411,7 +412,7 @@ def _numbers(n: int, seed: int = 7) -> tuple[list[str], list[str]]:
 
 
 def run_backend(backend: str, n: int, rate: float, seconds: int, keep: bool = False,
-                copy_from_sqlite: bool = False) -> dict:
+                copy_from_sqlite: bool = False, workers: int = 1) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix=f"hub-bench-lookup-{backend}-"))
     url, admin, dbname, reused = store_url(backend, workdir, f"{n}" if keep else None)
     res: dict = {"backend": backend, "customers": n}
@@ -426,7 +427,7 @@ def run_backend(backend: str, n: int, rate: float, seconds: int, keep: bool = Fa
             mobiles, households = _numbers(n)
             res.update(reused=True)
             store.dispose()
-            return _load(res, url, workdir, mobiles, households, rate, seconds, backend)
+            return _load(res, url, workdir, mobiles, households, rate, seconds, backend, workers)
         kept_sqlite = KEEP_DIR / f"{n}.db"
         if backend == "postgresql" and copy_from_sqlite and kept_sqlite.exists():
             res["copied_s"] = copy_store(f"sqlite:///{kept_sqlite}", store)
@@ -436,7 +437,7 @@ def run_backend(backend: str, n: int, rate: float, seconds: int, keep: bool = Fa
             mobiles, households = _numbers(n)
             res.update(reused=True)
             store.dispose()
-            return _load(res, url, workdir, mobiles, households, rate, seconds, backend)
+            return _load(res, url, workdir, mobiles, households, rate, seconds, backend, workers)
         built = build_store(store, n)
         res["build_store_s"] = built["seconds"]
         t0 = time.perf_counter()
@@ -452,7 +453,7 @@ def run_backend(backend: str, n: int, rate: float, seconds: int, keep: bool = Fa
         print(f"[{backend}] store {res['build_store_s']:.0f}s, index full {res['index_full_s']:.0f}s "
               f"({res['keys']} keys), incremental {res['index_incremental_s']:.1f}s ({inc.indexed})", flush=True)
 
-        return _load(res, url, workdir, built["mobiles"], built["households"], rate, seconds, backend)
+        return _load(res, url, workdir, built["mobiles"], built["households"], rate, seconds, backend, workers)
     finally:
         if admin is not None:
             if not keep:
@@ -463,12 +464,12 @@ def run_backend(backend: str, n: int, rate: float, seconds: int, keep: bool = Fa
 
 
 def _load(res: dict, url: str, workdir: Path, mobiles: list[str], households: list[str], rate: float,
-          seconds: int, backend: str) -> dict:
+          seconds: int, backend: str, workers: int = 1) -> dict:
     rng = random.Random(3)
     picked = rng.sample(mobiles, min(20000, len(mobiles))) + households[:500]
     numbers = [rng.choice(formats(p)) for p in picked]
     paths = [caller_path(x) for x in numbers]
-    server = Server(url, workdir)
+    server = Server(url, workdir, workers=workers)
     try:
         # the same number in four formats gives the same golden id
         for p in picked[:50]:
@@ -524,6 +525,7 @@ def main() -> int:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--seconds", type=int, default=30)
+    ap.add_argument("--workers", type=int, default=1, help="hub serve --workers (uvicorn worker processes)")
     ap.add_argument("--demo-check", action="store_true")
     ap.add_argument("--keep", action="store_true", help=f"keep the built stores ({KEEP_DIR}, PostgreSQL database "
                     "hub_bench_lookup_<N>) and reuse them on the next --keep run (load phases only)")
@@ -544,10 +546,11 @@ def main() -> int:
               f"p95 {s['p95']:.2f} ms, **p99 {s['p99']:.2f} ms**, max {s['max']:.1f} ms; statuses {s['statuses']}.", ""]
         ok = r["mismatched"] == 0 and r["no_token_status"] == 401 and s["p99"] <= 20
     else:
-        results = [run_backend(b.strip(), args.customers, args.rate, args.seconds, args.keep, args.copy_from_sqlite)
+        results = [run_backend(b.strip(), args.customers, args.rate, args.seconds, args.keep, args.copy_from_sqlite,
+                               args.workers)
                    for b in args.backends.split(",")]
         md = [f"## Caller lookup at {args.customers:,} golden customers — {stamp}", "",
-              "`hub serve` (1 uvicorn worker) in its own process; load from `wrk -t1` on the same 2 shared cores; "
+              f"`hub serve --workers {args.workers}` in its own process; load from `wrk -t1` on the same 2 shared cores; "
               "random customers, each number in one of 4 formats (E.164, national spaced, 0086…, +86 spaced); "
               "latency in ms at the client.", "",
               "| store | load | requests/s | p50 | p95 | p99 | max | non-2xx |", "|---|---|---|---|---|---|---|---|"]

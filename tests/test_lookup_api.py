@@ -343,6 +343,38 @@ def test_the_index_follows_every_sync_and_erasure(store: Store, tmp_path: Path) 
                                 .where(lookup_key.c.golden_id == "G000000001")).scalar_one() == 0
 
 
+def test_postgresql_lookups_survive_a_dropped_connection_and_a_lost_store_is_503(tmp_path: Path) -> None:
+    """The PostgreSQL read path keeps its own connection: a server that drops it (restart, idle timeout) costs
+    one reconnect, not an error; a store that is gone answers 503 without details, and the API stays up."""
+    with fresh_postgres_database() as url:
+        store = Store(url)
+        try:
+            seed_lookup_world(store)
+            build_360(store, {}, as_of=AS_OF)
+            refresh_lookup_index(store)
+            with running_api(store, tmp_path / "audit.jsonl") as base:
+                assert caller(base, P1).json()["golden_id"] == "G000000001"
+                database = sa.engine.make_url(url).database
+                with store.engine.connect() as conn:  # what a server restart does to the API's connection
+                    killed = conn.execute(sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"), {"db": database}).scalar_one()
+                assert killed >= 1
+                assert caller(base, P1).json()["golden_id"] == "G000000001"
+
+                store.dispose()
+                admin = sa.create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+                with admin.connect() as conn:
+                    conn.execute(sa.text(f'DROP DATABASE "{database}" WITH (FORCE)'))
+                admin.dispose()
+                gone = caller(base, P1)
+                assert gone.status_code == 503 and gone.json()["error"] == "store_unavailable"
+                assert database not in gone.text and "Traceback" not in gone.text
+                assert get(base, "/healthz").status_code == 503
+        finally:
+            store.dispose()
+
+
 # ---------------------------------------------------------------------------------------- command and dialplan
 
 def test_hub_serve_refuses_to_run_without_tokens(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ sends yields a 500 or a stack trace. The request path (which holds the phone num
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, NamedTuple
@@ -52,6 +53,7 @@ from hub.store import Store, customer_360, lookup_key
 
 log = logging.getLogger(__name__)
 
+PG_TIMEOUT_S = 5  # connect / statement timeout of a lookup query: a dead server must not hold the loop
 MAX_HOLDERS = 50  # golden customers returned for one number (a switchboard can be shared by many)
 
 
@@ -78,11 +80,59 @@ class _Compiled(NamedTuple):
     defaults: dict[str, Any]  # values bound at compile time (the LIMIT)
 
 
+class _PgReader:
+    """One psycopg (3) connection for the lookup queries of one worker: autocommit, server-side prepared
+    statements, reconnect on failure. One round trip per lookup.
+
+    Called on the event loop: a lookup's query takes a fraction of a millisecond, less than handing it to a
+    thread would cost. psycopg's asyncio pool was measured too (bench_lookup.py, loaded 2-core machine): more
+    requests/s at saturation, but p99 at 200 requests/s of 400-750 ms against ~40 ms for this blocking call
+    (cause not pinned down). Timeouts bound how long a dead server can hold the loop; more throughput comes
+    from more workers (``hub serve --workers``).
+    """
+
+    def __init__(self, url: str) -> None:
+        self._conninfo = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: Any = None
+        self._lock = threading.Lock()  # one statement at a time on the connection (apps in threads: tests)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=PG_TIMEOUT_S,
+                               options=f"-c statement_timeout={PG_TIMEOUT_S * 1000}")
+
+    def rows(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        import psycopg
+
+        with self._lock:
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                try:
+                    return self._conn.execute(sql, params, prepare=True).fetchall()
+                except psycopg.OperationalError:
+                    # the server restarted or dropped the connection: one more try on a new one; a second
+                    # failure is a store outage (503)
+                    self.close()
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
 class LookupService:
     """Reads the lookup index and the 360 view; one per app.
 
-    The hot path (key -> 360 records) is one join, compiled once for the store's dialect and run on a pooled
-    DBAPI connection: SQLAlchemy's per-statement work would cost more than the query itself.
+    The hot path (key -> 360 records) is one join, compiled once for the store's dialect and run on the
+    driver directly: SQLAlchemy's per-statement work would cost more than the query itself. SQLite is read
+    through a pooled DBAPI connection (in-process, tens of microseconds); PostgreSQL through ``_PgReader``:
+    SQLAlchemy's pool cost three round trips per lookup there (pre-ping, query, rollback on return), each a
+    wait for the server process to get a CPU on a loaded machine.
     """
 
     def __init__(self, store: Store) -> None:
@@ -90,6 +140,11 @@ class LookupService:
         c = customer_360
         self._by_key: dict[int, _Compiled] = {}
         self._by_id = self._compile(sa.select(c.c.golden_id, c.c.record).where(c.c.golden_id == sa.bindparam("g")))
+        self._pg = _PgReader(store.url) if store.dialect == "postgresql" else None
+
+    def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
 
     def _key_query(self, cap: int) -> "_Compiled":
         if cap not in self._by_key:
@@ -107,16 +162,27 @@ class LookupService:
 
     def _rows(self, query: "_Compiled", given: dict[str, Any]) -> list[dict[str, Any]]:
         params = {**query.defaults, **given}
-        conn = self.store.engine.raw_connection()
-        try:
-            cur = conn.cursor()
-            cur.execute(query.sql, tuple(params[n] for n in query.order) if query.order else params)
-            rows = cur.fetchall()
-            cur.close()
-        finally:
-            conn.close()  # back to the pool
+        if self._pg is not None:
+            rows = self._pg.rows(query.sql, params)
+        else:
+            conn = self.store.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                cur.execute(query.sql, tuple(params[n] for n in query.order) if query.order else params)
+                rows = cur.fetchall()
+                cur.close()
+            finally:
+                conn.close()  # back to the pool
         # PostgreSQL's driver decodes json columns itself; SQLite hands back the text
         return [rec if isinstance(rec, dict) else json.loads(rec) for _, rec in rows]
+
+    def ping(self) -> None:
+        """Raise if the store cannot be reached (/healthz)."""
+        if self._pg is not None:
+            self._pg.rows("SELECT 1", {})
+            return
+        with self.store.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
 
     def views_for_key(self, key: str, cap: int = MAX_HOLDERS) -> list[dict[str, Any]]:
         """The 360 views of the golden customers holding ``key`` (by golden id, at most ``cap``)."""
@@ -147,9 +213,12 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):  # noqa: ANN202
-        yield
-        audit.close()
-        store.dispose()
+        try:
+            yield
+        finally:
+            service.close()
+            audit.close()
+            store.dispose()
 
     app = FastAPI(
         title="Customer data hub — caller lookup",
@@ -199,8 +268,13 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
         log.error("caller lookup: store unavailable (%s)", type(getattr(exc, "orig", exc)).__name__)
         return _error(503, "store_unavailable", "the hub store cannot be reached; try again shortly")
 
-    # the hot path runs on the driver directly: its own OperationalError too
-    for failure in {sa.exc.OperationalError, store.engine.dialect.loaded_dbapi.OperationalError}:
+    # the hot path runs on the driver directly: its own OperationalError too (psycopg 3 on PostgreSQL)
+    failures: set[type[Exception]] = {sa.exc.OperationalError, store.engine.dialect.loaded_dbapi.OperationalError}
+    if store.dialect == "postgresql":
+        import psycopg
+
+        failures.add(psycopg.OperationalError)
+    for failure in failures:
         app.add_exception_handler(failure, _store_down)
 
     @app.exception_handler(Exception)
@@ -211,8 +285,7 @@ def create_app(store: Store, settings: ServeConfig, tokens: TokenRegistry, audit
 
     @app.get("/healthz", summary="liveness and store reachability", responses={503: {"model": ApiError}})
     async def healthz() -> dict[str, str]:
-        with store.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
+        service.ping()
         return {"status": "ok", "store": store.dialect}
 
     @app.get(
