@@ -119,6 +119,25 @@ def test_every_dimension_per_source_and_overall(store: Store) -> None:
         assert dim["status"] in ("green", "amber", "red", "none") and dim["verdict"]
 
 
+def test_scores_are_reused_until_their_inputs_change(store: Store) -> None:
+    seed(store)
+    first = score_dimensions(store, QualityConfig(), now=NOW)
+    # a second run over the same records reuses the kept scores; timeliness follows the clock
+    again = score_dimensions(store, QualityConfig(), now=NOW + timedelta(hours=30))
+    assert {k: v for k, v in again.items() if k != "timeliness"} == {
+        k: v for k, v in first.items() if k != "timeliness"}
+    assert again["timeliness"]["sources"]["erp"]["score"] < first["timeliness"]["sources"]["erp"]["score"]
+    with store.begin() as conn:  # a newly quarantined record changes validity at once
+        conn.execute(quarantine.insert().values(source="erp", entity="customers", source_id="99",
+                                                reasons=["required.name_missing"], payload={}, payload_hash="q",
+                                                quarantined_at=NOW))
+    after = score_dimensions(store, QualityConfig(), now=NOW)
+    assert after["validity"]["sources"]["erp"]["score"] < first["validity"]["sources"]["erp"]["score"]
+    # another configuration is scored afresh
+    cfg = QualityConfig.model_validate({"completeness_fields": ["name"]})
+    assert score_dimensions(store, cfg, now=NOW)["completeness"]["sources"]["erp"]["fields"] == {"name": 100.0}
+
+
 def test_names_agree_across_scripts_and_spellings() -> None:
     assert names_agree(["chen", "wei"], ["chen", "wei"])
     assert names_agree(["xubinhai"], ["binhai", "xu"])  # a screen name written together

@@ -16,6 +16,7 @@ thresholds of hub.yaml ``quality:``.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -29,8 +30,10 @@ from hub.quality.codes import bare_code, describe
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
+    canonical_json,
     golden_customer,
     match_pair,
+    payload_hash,
     quarantine,
     review_decision,
     staged_record,
@@ -175,6 +178,75 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
     derived = derived or {}
     now = now or _now()
     with store.engine.connect() as conn:
+        arrived: dict[str, datetime] = {}
+        for source, entity, at in conn.execute(sa.select(sync_state.c.source, sync_state.c.entity,
+                                                         sync_state.c.updated_at)):
+            at = _as_dt(at)
+            if entity.startswith("_") or at is None:  # internal markers (staging's mapping fingerprint)
+                continue
+            arrived[source] = max(at, arrived.get(source, at))
+        fingerprint = _inputs(conn, cfg, derived)
+        saved = conn.execute(sa.select(sync_state.c.cursor).where(
+            sync_state.c.source == "hub", sync_state.c.entity == CACHE_ENTITY)).scalar_one_or_none()
+    if saved and saved.get("fingerprint") == fingerprint:
+        out = dict(saved["dimensions"])
+    else:
+        out = _score_records(store, cfg, derived)
+        _save(store, fingerprint, out)
+    out["timeliness"] = _timeliness(cfg, arrived, now)
+    out = {name: out[name] for name in DIMENSIONS}
+    for name in DIMENSIONS:
+        d = out[name]
+        t = cfg.threshold(name)
+        d["status"] = status_of(d["score"], t.green, t.amber)
+        d["thresholds"] = {"green": t.green, "amber": t.amber}
+        d["label"] = DIMENSION_LABELS[name]
+        d["measure"] = MEASURES[name]
+        for src, s in d["sources"].items():
+            ts = cfg.threshold(name, src)
+            s["status"] = status_of(s["score"], ts.green, ts.amber)
+            s["thresholds"] = {"green": ts.green, "amber": ts.amber}
+        d["verdict"] = _verdict(name, d)
+    return out
+
+
+# The record-level dimensions read every staged customer, flag list, link and golden record: at a million
+# customers minutes of work that only changes when those tables do. They are kept with a fingerprint of their
+# inputs (counts and newest change times, the configuration), so a sync that changed nothing — and the report
+# after the quality check in the same sync — reuses them; timeliness is always computed afresh.
+CACHE_ENTITY = "_quality_dimensions"
+
+
+def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> str:
+    sr, q, gc, mp, rd = staged_record.c, quarantine.c, golden_customer.c, match_pair.c, review_decision.c
+    parts: list[Any] = [cfg.model_dump_json(), canonical_json({k: list(v) for k, v in derived.items()})]
+    for stmt in (
+        sa.select(sa.func.count(), sa.func.max(sr.staged_at)),
+        sa.select(sa.func.count(), sa.func.max(q.quarantined_at)),
+        sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
+                  sa.func.max(xref.c.valid_to)),
+        sa.select(sa.func.count(), sa.func.max(gc.updated_at)),
+        sa.select(sa.func.count()).where(gc.status == "active"),
+        sa.select(sa.func.count(), sa.func.max(mp.scored_at)),
+        sa.select(sa.func.count()).where(mp.band == "review"),
+        sa.select(sa.func.count(), sa.func.max(rd.decided_at)),
+    ):
+        parts += list(conn.execute(stmt).one())
+    return payload_hash([str(p) for p in parts])
+
+
+def _save(store: Store, fingerprint: str, out: Mapping[str, Any]) -> None:
+    cursor = {"fingerprint": fingerprint, "dimensions": out}
+    where = (sync_state.c.source == "hub", sync_state.c.entity == CACHE_ENTITY)
+    with store.begin() as conn:
+        if not conn.execute(sync_state.update().where(*where).values(cursor=cursor, updated_at=_now())).rowcount:
+            conn.execute(sync_state.insert().values(source="hub", entity=CACHE_ENTITY, cursor=cursor,
+                                                    updated_at=_now()))
+
+
+def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state)."""
+    with store.engine.connect() as conn:
         golden_of: dict[str, str] = dict(conn.execute(
             sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))).all())
         members: dict[str, list[str]] = defaultdict(list)
@@ -228,35 +300,15 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
                       match_pair.c.match_probability)
             .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
                                       match_pair.c.right_key == review_decision.c.right_key))).all()
-        arrived: dict[str, datetime] = {}
-        for source, entity, at in conn.execute(sa.select(sync_state.c.source, sync_state.c.entity,
-                                                         sync_state.c.updated_at)):
-            at = _as_dt(at)
-            if entity.startswith("_") or at is None:  # internal markers (staging's mapping fingerprint)
-                continue
-            arrived[source] = max(at, arrived.get(source, at))
 
-    sources = sorted(set(staged_all) | set(held) | set(arrived))
+    sources = sorted(set(staged_all) | set(held))
     out: dict[str, Any] = {}
     out["completeness"] = _completeness(cfg, customers, present)
     out["validity"] = _validity(cfg, sources, staged_all, invalid, held, invalid_codes)
     out["uniqueness"] = _uniqueness(cfg, customers, members, queued, golden_of, active, derived)
     out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
-    out["timeliness"] = _timeliness(cfg, arrived, now)
     out["accuracy"] = _accuracy(cfg, decisions)
-    for name in DIMENSIONS:
-        d = out[name]
-        t = cfg.threshold(name)
-        d["status"] = status_of(d["score"], t.green, t.amber)
-        d["thresholds"] = {"green": t.green, "amber": t.amber}
-        d["label"] = DIMENSION_LABELS[name]
-        d["measure"] = MEASURES[name]
-        for src, s in d["sources"].items():
-            ts = cfg.threshold(name, src)
-            s["status"] = status_of(s["score"], ts.green, ts.amber)
-            s["thresholds"] = {"green": ts.green, "amber": ts.amber}
-        d["verdict"] = _verdict(name, d)
-    return out
+    return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 
 def overall_status(dimensions: Mapping[str, Any]) -> str:
