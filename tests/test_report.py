@@ -12,6 +12,7 @@ from test_customer360_data import AS_OF, T0, insert_history, seed_demo
 from hub.customer360 import build_360
 from hub.push_plan import plan_pushes
 from hub.report import (
+    collect_figures,
     mask_email,
     mask_identifier,
     mask_name,
@@ -272,3 +273,20 @@ def test_render_html_escapes_everything(sqlite_store: Store, tmp_path: Path) -> 
     html = out.read_text(encoding="utf-8")
     parse(html)
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;y&lt;/b&gt;" in html
+
+
+def test_record_wide_figures_are_reused_until_their_tables_change(sqlite_store: Store) -> None:
+    seed_operations(sqlite_store)
+    first = collect_figures(sqlite_store)
+    again = collect_figures(sqlite_store)
+    for key in ("staging", "quarantine_reasons", "quality_flags", "completeness", "customer_360"):
+        assert again[key] == first[key]
+    with sqlite_store.begin() as conn:  # one more quarantined record: the staging figures follow at once
+        conn.execute(quarantine.insert().values(
+            source="erp", entity="customers", source_id="98", reasons=["required.name_missing"], detail=None,
+            payload={}, payload_hash="q4", quarantined_at=datetime(2026, 10, 4)))
+    after = collect_figures(sqlite_store)
+    erp = next(r for r in after["staging"] if (r["source"], r["entity"]) == ("erp", "customers"))
+    before = next(r for r in first["staging"] if (r["source"], r["entity"]) == ("erp", "customers"))
+    assert erp["quarantined"] == before["quarantined"] + 1
+    assert after["completeness"] == first["completeness"]

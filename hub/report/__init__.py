@@ -45,11 +45,13 @@ from hub.store import (
     landing,
     match_pair,
     match_run,
+    payload_hash,
     push_outbox,
     push_result,
     quarantine,
     review_decision,
     staged_record,
+    sync_state,
     xref,
 )
 
@@ -201,9 +203,40 @@ def _top(counter: Counter, n: int = TOP_REASONS) -> list[dict[str, Any]]:
 # Figures from the store
 
 
+# Figures that read every record of a table are kept with a fingerprint of what they read (counts and newest
+# change times): a sync that did not change those tables reuses them instead of reading a million records.
+_KEPT = "_report_figures"
+
+
+def _inputs(conn: sa.Connection, *stmts: Any) -> str:
+    return payload_hash([str(v) for stmt in stmts for v in conn.execute(stmt).one()])
+
+
+def _staged_inputs(entity: str | None = None) -> Any:
+    sr = staged_record.c
+    stmt = sa.select(sa.func.count(), sa.func.max(sr.staged_at))
+    return stmt if entity is None else stmt.where(sr.entity == entity)
+
+
 def collect_figures(store: Store) -> dict[str, Any]:
     """Every figure of the report, JSON-ready (this is the JSON twin, less trend and run summary)."""
+    gc = golden_customer.c
+    golden_inputs = sa.select(sa.func.count(), sa.func.max(gc.updated_at),
+                              sa.func.sum(sa.case((gc.status == "active", 1), else_=0)))
     with store.engine.connect() as conn:
+        kept = conn.execute(sa.select(sync_state.c.cursor).where(
+            sync_state.c.source == "hub", sync_state.c.entity == _KEPT)).scalar_one_or_none() or {}
+        fresh: dict[str, Any] = {}
+
+        def reuse(name: str, fingerprint: str, compute: Any) -> Any:
+            old = kept.get(name)
+            if old and old.get("fingerprint") == fingerprint:
+                fresh[name] = old
+                return old["figures"]
+            figures = json.loads(json.dumps(compute(), default=str))
+            fresh[name] = {"fingerprint": fingerprint, "figures": figures}
+            return figures
+
         fig: dict[str, Any] = {}
         fig["landing"] = [
             {"source": s, "entity": e, "records": n, "last_landed_at": _when(last)}
@@ -211,15 +244,28 @@ def collect_figures(store: Store) -> dict[str, Any]:
                 sa.select(landing.c.source, landing.c.entity, sa.func.count(), sa.func.max(landing.c.landed_at))
                 .group_by(landing.c.source, landing.c.entity).order_by(landing.c.source, landing.c.entity))
         ]
-        fig.update(_staging_figures(conn))
-        fig["completeness"] = _completeness(conn)
+        fig.update(reuse("staging", _inputs(
+            conn, sa.select(sa.func.count(), sa.func.max(landing.c.landed_at)),
+            sa.select(sa.func.count()).where(landing.c.staged_hash.is_not(None)), _staged_inputs(),
+            sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
+            lambda: _staging_figures(conn)))
+        fig["completeness"] = reuse("completeness", _inputs(conn, _staged_inputs("customers"), golden_inputs),
+                                    lambda: _completeness(conn))
         fig["matching"] = _matching(conn)
         scores = [float(s) for (s,) in conn.execute(
             sa.select(golden_customer.c.quality_score)
             .where(golden_customer.c.status == "active", golden_customer.c.quality_score.is_not(None)))]
         fig["golden_quality"] = quality_histogram(scores)
-        fig["customer_360"] = _c360(conn)
+        c = customer_360.c
+        fig["customer_360"] = reuse("customer_360", _inputs(
+            conn, sa.select(sa.func.count(), sa.func.max(c.updated_at))), lambda: _c360(conn))
         fig["push"] = _push(conn)
+    if fresh != kept:
+        where = (sync_state.c.source == "hub", sync_state.c.entity == _KEPT)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with store.begin() as conn:
+            if not conn.execute(sync_state.update().where(*where).values(cursor=fresh, updated_at=now)).rowcount:
+                conn.execute(sync_state.insert().values(source="hub", entity=_KEPT, cursor=fresh, updated_at=now))
     fig["privacy"] = privacy_figures(store)
     fig["headline"] = _headline(fig)
     return fig
