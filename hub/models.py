@@ -75,6 +75,9 @@ class CustomerRecord(_Model):
     emails: list[str] = Field(default_factory=list)
     email_keys: list[str] = Field(default_factory=list)  # provider-canonical forms, match key only
     phones: list[Phone] = Field(default_factory=list)
+    # numbers of a possible length that fail validation (an unallocated prefix, a typo) as written: never called
+    # or pushed, match evidence only (the matching engine reads them as `hub dedupe` reads a file's phone column)
+    unverified_phones: list[str] = Field(default_factory=list)
     birth_date: date | None = None
     gender: Literal["female", "male", "other"] | None = None
     national_id: str | None = None

@@ -544,3 +544,20 @@ def test_customer_file_mapping_for_spreadsheet_imports() -> None:
     assert r.birth_date.isoformat() == "1985-03-07" and r.gender == "male" and r.company_key
     assert r.national_id == "11010519491231002X"
     assert "national_id:national_id.birth_date_mismatch" in rec.quality_flags  # the sample's id says 1949
+
+
+@pytest.mark.parametrize(("raw", "kept", "kind", "flag"), [
+    ("1804974", "1804974", "other", "national_id.unverified"),  # a foreign number (FEBRL's social security id)
+    ("X 1234-567", "X1234567", "other", "national_id.unverified"),
+    ("110105194912310021", None, None, "national_id.checksum"),  # shaped like a resident id: a typo is invalid
+    ("000000", None, None, "national_id.format"),  # a dummy
+    ("n/a", None, None, "national_id.format"),
+])
+def test_customer_file_keeps_an_identifier_of_an_undeclared_kind(raw, kept, kind, flag) -> None:
+    # what the matching engine compares (`hub dedupe` reads the same column): only an id shaped like a Chinese
+    # resident id is held to its checksum; anything else is kept as written, of type "other", unverified
+    m = load_mapping("customer_file")
+    (rec,) = _map_one(m, "customers", "import", "C-9", {"full_name": "Mitchell Green", "city": "Cleveland",
+                                                         "national_id": raw}).records
+    assert rec.record["national_id"] == kept and rec.record["national_id_type"] == kind
+    assert f"national_id:{flag}" in rec.quality_flags

@@ -84,8 +84,10 @@ ENGINE_COLUMNS = (
 
 def engine_row(record_key: str, rec: dict) -> tuple:
     """One row of the engine's input from a staged customer record (staging's standardised values): every
-    phone and e-mail (up to 1 + FURTHER_VALUES of each); the first address."""
+    phone and e-mail (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after the valid
+    ones, as `hub dedupe` reads them from a file); the first address."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
+    phones += [p for p in rec.get("unverified_phones") or () if p]
     emails = [e for e in rec.get("emails") or () if e]
     addr = (rec.get("addresses") or [{}])[0] or {}
     phones, emails = list(dict.fromkeys(phones)), list(dict.fromkeys(emails))

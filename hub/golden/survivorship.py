@@ -124,7 +124,8 @@ def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bo
         return _valid_phone(value)
     if fieldname == "national_id":
         # the standardiser sets the id type only after the checksum/format check passed
-        return member is None or member.record.national_id_type is not None
+        # ("other": an identifier of an undeclared kind, kept unchecked)
+        return member is None or member.record.national_id_type not in (None, "other")
     if fieldname == "birth_date":
         d = value if isinstance(value, date) else date.fromisoformat(str(value))
         return date(1900, 1, 1) <= d <= datetime.now(UTC).date()

@@ -41,6 +41,7 @@ _DERIVED: dict[str, str] = {
     "family_name": "person_name (field 'name')",
     "company_key": "company",
     "email_keys": "emails",
+    "unverified_phones": "phones",
     "national_id_type": "national_id",
 }
 _ENGINE_FIELDS = frozenset({"source", "source_id"})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,6 +29,7 @@ from hub.standardise.emails import standardise_email
 from hub.standardise.identifiers import validate_cn_resident_id, validate_ssn
 from hub.standardise.names import standardise_company, standardise_person_name
 from hub.standardise.phones import standardise_phone
+from hub.standardise.placeholders import is_placeholder_text
 from hub.standardise.text import as_str, normalize_text
 
 
@@ -203,10 +205,15 @@ def _phones(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> 
     candidates = _scalars(inputs)  # type: ignore[arg-type]
     if opts.get("free_text"):
         candidates = _free_text_numbers(candidates)
+    unverified: list[str] = []
     for raw in candidates:
         p = _parse_phone(raw, region, opts)
         if p.e164 is None:
             flags.extend(f for f in p.flags if f != "phone.missing")
+            if "phone.possible" in p.flags and not {"phone.fictional", "phone.placeholder"} & set(p.flags):
+                text = normalize_text(as_str(raw) or "").strip()[:64]
+                if text and text not in unverified:
+                    unverified.append(text)
             continue
         flags.extend(p.flags)
         if p.e164 in seen:
@@ -214,7 +221,7 @@ def _phones(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> 
         seen.add(p.e164)
         phones.append({"e164": p.e164, "kind": p.kind or "other", "extension": p.extension,
                        "raw": normalize_text(as_str(raw) or "")[:64] or None})
-    return {fld: phones}, tuple(flags)
+    return {fld: phones, "unverified_phones": unverified}, tuple(flags)
 
 
 def _phone(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
@@ -403,13 +410,31 @@ _ID_TYPES = {
 _ID_GENDER = {"M": "male", "F": "female"}
 
 
+_ID_SEPARATORS = re.compile(r"[\s\-./]+")
+
+
+def _other_id(raw: Any) -> str | None:
+    """An identifier of an undeclared scheme, letters upper-cased and separators dropped; None when it is a
+    placeholder or a dummy (n/a, 000000, 123456789) or too short to identify anyone."""
+    text = str(raw).strip()
+    if is_placeholder_text(text):
+        return None
+    value = _ID_SEPARATORS.sub("", unicodedata.normalize("NFKC", text)).upper()
+    if len(value) < 5 or len(value) > 32 or not value.isalnum() or not any(c.isdigit() for c in value):
+        return None
+    if len(set(value)) <= 1 or value in "0123456789012345678" or value in "9876543210987654321":
+        return None
+    return value
+
+
 def _national_id(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
     """Personal national ids: GB 11643 resident ids (checksum, encoded birth date/gender) and US SSNs."""
     assert isinstance(inputs, dict)
     raw = _first(_scalars(inputs.get("value", [])))
     if raw is None:
         return {fld: None}, _NO
-    declared = _first(_scalars(inputs.get("type", []))) or opts.get("type") or "cn_resident"
+    given = _first(_scalars(inputs.get("type", []))) or opts.get("type")
+    declared = given or "cn_resident"
     kind = _ID_TYPES.get(str(declared).strip().lower())
     if kind == "us_ssn":
         s = validate_ssn(raw)
@@ -419,6 +444,12 @@ def _national_id(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
     if kind != "cn_resident":
         return {fld: None}, ("national_id.unknown_type",)
     n = validate_cn_resident_id(raw, today=ctx.today)
+    if not given and n.flags and n.flags[0] == "national_id.format":
+        # no type declared and not shaped like a resident id (a passport, a foreign tax or social security
+        # number): kept as written, of type "other" and unverified — it still tells two records apart or together
+        other = _other_id(raw)
+        if other:
+            return {fld: other, "national_id_type": "other"}, ("national_id.unverified",)
     if not n.valid or not n.value:
         return {fld: None}, tuple(n.flags) or ("national_id.invalid",)
     out: dict[str, Any] = {fld: n.value, "national_id_type": "cn_resident"}
@@ -592,7 +623,7 @@ STANDARDISERS: dict[str, Standardiser] = {
         Standardiser("company", first_only=True, fn=_company, fills=("company_key",)),
         Standardiser("emails", _emails, fills=("email_keys",), produces_list=True),
         Standardiser("email", _email),
-        Standardiser("phones", _phones, produces_list=True,
+        Standardiser("phones", _phones, produces_list=True, fills=("unverified_phones",),
                      options=frozenset({"region", "free_text", "plus_fallback"})),
         Standardiser("phone", _phone, options=frozenset({"region", "plus_fallback"})),
         Standardiser("date", _date, options=frozenset({"dayfirst"})),

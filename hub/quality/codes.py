@@ -181,6 +181,9 @@ CODES: dict[str, CodeText] = {
     "national_id.legacy15": CodeText("Old 15-digit national id number, converted to 18 digits",
                                      "Nothing to do; informational."),
     "national_id.missing": CodeText("No national id number", "Nothing to do unless your process requires one."),
+    "national_id.unverified": CodeText(
+        "Identifier of an undeclared kind (not a Chinese resident id), kept as written without a check",
+        "Nothing to do; map its type in the source's mapping to have it validated."),
     "national_id.unknown_type": CodeText("Identifier of a type the hub does not know",
                                          "Map the identifier type in the source's mapping."),
     "national_id.birth_date_mismatch": CodeText(

@@ -1,0 +1,170 @@
+"""The pipeline against `hub dedupe` on one labelled customer file, as issue 16's check runs them.
+
+    python bench/bench_pipeline_vs_cli.py FILE [--label entity_id] [--workdir DIR] [--out REPORT.md]
+    python bench/bench_pipeline_vs_cli.py --generate 20000        # the engine's own synthetic customers
+
+FILE: CSV with ``record_id``, any canonical customer columns (``phone_2`` / ``email_2`` … for further values,
+``source`` to import the file as several sources) and the true person in ``--label`` (read by nobody but the
+scorer: the mapping ignores unknown columns, so does `hub dedupe`).
+
+In a fresh working directory (its own SQLite store and Dagster instance):
+  pipeline: `hub import PART --source S --mapping customer_file` per source, then
+            `dagster asset materialize -m hub.definitions --select match_pairs,golden_customers`, then
+            `hub export xref`: the current golden id of each record is its cluster;
+  CLI:      `hub dedupe FILE --out clusters.csv` on the same file.
+Both are scored with hub.dedupe.evaluate.cluster_metrics (pairwise, exact-cluster and B-cubed precision /
+recall / F1); a record the pipeline did not stage (quarantined) counts as a cluster of its own. Wall times
+are each command's, measured here (the machine is shared: compare the two in the same run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from hub.dedupe.evaluate import cluster_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
+    """Run a command; its wall time (s). Fails loudly (its stderr tail) on an unexpected exit code."""
+    return _run_output(cmd, cwd, env, ok)[0]
+
+
+def _run_output(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - t
+    if proc.returncode not in ok:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
+        raise SystemExit(f"{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''} exited {proc.returncode}")
+    return seconds, proc.stdout + proc.stderr
+
+
+def _tool(name: str) -> str:
+    found = BIN / name
+    return str(found) if found.exists() else (shutil.which(name) or name)
+
+
+def run_pipeline(frame: pd.DataFrame, work: Path, env: dict[str, str]) -> tuple[pd.Series, dict]:
+    """(record_id -> golden id, wall seconds per step) through hub import + the Dagster assets + hub export."""
+    times: dict = {"import": 0.0}
+    sources = frame["source"].astype(str).where(frame["source"].astype(str).str.strip() != "", "file") \
+        if "source" in frame.columns else pd.Series("file", index=frame.index)
+    for source, part in frame.groupby(sources, sort=True):
+        path = work / f"import_{source}.csv"
+        part.drop(columns=[c for c in ("source",) if c in part.columns]).to_csv(path, index=False)
+        # exit 1: some rows went to quarantine (they are scored as clusters of their own)
+        times["import"] += _run([_tool("hub"), "import", str(path), "--source", str(source), "--mapping",
+                                 "customer_file"], work, env, ok=(0, 1))
+    # exit 1 with the assets materialised: a blocking asset check failed (named in the report)
+    times["match_golden"], log = _run_output([_tool("dagster"), "asset", "materialize", "-m", "hub.definitions",
+                                              "--select", "match_pairs,golden_customers"], work, env, ok=(0, 1))
+    failed = sorted(set(re.findall(r"Asset check '(\w+)' on '\w+' did not pass", log)))
+    if "ASSET_MATERIALIZATION" not in log or "golden_customers" not in log:
+        sys.stderr.write(log[-5000:])
+        raise SystemExit("dagster asset materialize did not materialise golden_customers")
+    times["failed_checks"] = failed  # type: ignore[assignment]
+    out = work / "xref.csv"
+    _run([_tool("hub"), "export", "xref", "--out", str(out)], work, env)
+    xref = pd.read_csv(out, dtype=str, keep_default_na=False)
+    xref = xref[xref["valid_to"] == ""] if "valid_to" in xref.columns else xref
+    return pd.Series(xref["golden_id"].to_numpy(), index=xref["source_id"].to_numpy()), times
+
+
+def run_cli(path: Path, work: Path, env: dict[str, str]) -> tuple[pd.Series, float]:
+    out = work / "clusters.csv"
+    seconds = _run([_tool("hub"), "dedupe", str(path), "--out", str(out), "--quiet"], work, env)
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    return pd.Series(got["cluster_id"].to_numpy(), index=got["record_id"].to_numpy()), seconds
+
+
+def _complete(pred: pd.Series, ids: pd.Index) -> tuple[pd.Series, int]:
+    """Every record of the file with its cluster; records the tool left out are singletons (and counted)."""
+    pred = pred[~pred.index.duplicated(keep="last")].reindex(ids)
+    missing = pred.isna()
+    pred[missing] = ["missing:" + str(i) for i in ids[missing.to_numpy()]]
+    return pred.astype(str), int(missing.sum())
+
+
+def compare(path: Path, label: str, work: Path) -> dict:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    truth = pd.Series(frame[label].to_numpy(), index=frame["record_id"].to_numpy())
+    env = {k: v for k, v in os.environ.items() if k not in ("HUB_DATABASE_URL", "HUB_CONFIG",
+                                                            "HUB_DAGSTER_POSTGRES_URL")}
+    env["DAGSTER_HOME"] = str(work / "dagster")
+    (work / "dagster").mkdir(parents=True, exist_ok=True)
+    (work / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    # the file as users hand it over (the label column is in it: both tools ignore unknown columns)
+    pipe, times = run_pipeline(frame, work, env)
+    cli, cli_s = run_cli(path, work, env)
+    rows = {}
+    for name, pred, seconds in (("pipeline", pipe, times["match_golden"]), ("cli", cli, cli_s)):
+        full, missing = _complete(pred, truth.index)
+        m = cluster_metrics(full, truth)
+        rows[name] = {**{k: round(v, 4) for k, v in m.items()}, "wall_s": round(seconds, 1),
+                      "not_clustered": missing}
+    rows["pipeline"]["import_s"] = round(times["import"], 1)
+    rows["pipeline"]["failed_checks"] = times["failed_checks"]
+    return {"file": path.name, "records": len(frame), "entities": int(truth.nunique()), **rows}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"**{result['file']}**: {result['records']:,} records, {result['entities']:,} people", "",
+             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | not clustered |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name in ("pipeline", "cli"):
+        r = result[name]
+        wall = f"{r['wall_s']}" + (f" (+ import {r['import_s']})" if "import_s" in r else "")
+        lines.append(f"| {name} | {r['pairwise_precision']:.4f} | {r['pairwise_recall']:.4f} | "
+                     f"{r['pairwise_f1']:.4f} | {r['cluster_f1']:.4f} | {r['bcubed_f1']:.4f} | {wall} | "
+                     f"{r['not_clustered']} |")
+    if result["pipeline"].get("failed_checks"):
+        lines.append(f"\nasset checks that did not pass: {', '.join(result['pipeline']['failed_checks'])}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", help="labelled customer CSV")
+    ap.add_argument("--label", default="entity_id", help="column holding the true person")
+    ap.add_argument("--generate", type=int, metavar="N",
+                    help="no FILE: N people of hub.dedupe.synthetic.customers (the engine's own generator, about 1.5 records each)")
+    ap.add_argument("--workdir", help="keep the store and outputs here (default: a temporary folder)")
+    ap.add_argument("--out", help="also write the markdown table here (and the figures as .json beside it)")
+    args = ap.parse_args(argv)
+    if not args.file and not args.generate:
+        ap.error("give FILE or --generate N")
+    tmp = tempfile.TemporaryDirectory(prefix="bench_pipeline_")
+    work = Path(args.workdir or tmp.name).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.file:
+        path = Path(args.file).resolve()
+    else:
+        from hub.dedupe.synthetic import customers
+
+        path = work / f"customers_{args.generate}.csv"
+        customers(args.generate).to_csv(path, index=False)
+    result = compare(path, args.label, work)
+    text = markdown(result)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
