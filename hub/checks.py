@@ -55,7 +55,8 @@ def golden_consistency(store: Store) -> CheckOutcome:
     ids_per_golden: dict[str, set[str]] = {}
     for key, rec in records:
         nid = (rec or {}).get("national_id")
-        if nid and key in golden_of:
+        # an identifier of an undeclared kind ("other") is unchecked: a typo in it is no conflict of two people
+        if nid and key in golden_of and (rec or {}).get("national_id_type") != "other":
             ids_per_golden.setdefault(golden_of[key], set()).add(nid)
     conflicts = sorted(g for g, ids in ids_per_golden.items() if len(ids) > 1)
     problems = []
