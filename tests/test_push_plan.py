@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 import sqlalchemy as sa
 from test_customer360_data import AS_OF, insert_xref, seed_demo
@@ -148,8 +150,9 @@ def test_directory_removes_numbers_no_golden_customer_holds(sqlite_store: Store)
         rec = conn.execute(sa.select(golden_customer.c.record)
                            .where(golden_customer.c.golden_id == "G000000003")).scalar_one()
         rec = {**rec, "phones": [], "primary_phone": None}
+        # as the golden stage writes a changed record: with its change time (what the 360 build looks at)
         conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000003")
-                     .values(record=rec))
+                     .values(record=rec, updated_at=datetime.now(UTC).replace(tzinfo=None)))
     build_360(store, {}, as_of=AS_OF)
     stats = plan_pushes(store, {"targets": ["callcenter"]})
     assert stats.targets["callcenter"].removed == 1
