@@ -506,7 +506,7 @@ def build_assets(config: HubConfig) -> list[Any]:
     )
     customer_360 = build_stage_asset(
         "customer_360", "serve", [golden_customers],
-        "The 360° view per golden customer: profile with lineage, orders and shipments from every system, "
+        "The 360° view per golden customer: profile (field lineage on the golden record), orders and shipments from every system, "
         "calls matched by E.164 phone, social follows, RFM scores, value tier, lifecycle stage, segment "
         "and consent (the golden record's: per channel the latest explicit statement wins). Only changed rows "
         "are rewritten.",

@@ -1114,8 +1114,9 @@ class Store:
 
 
 def _json_serializer(obj: Any) -> str:
-    # JSON columns are serialised once, here: dates and decimals become strings on every backend
-    return json.dumps(obj, ensure_ascii=False, default=_json_default)
+    # JSON columns are serialised once, here: dates and decimals become strings on every backend; compact
+    # separators (', ' and ': ' were ~10 % of a stored record)
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
 # The store's statements carry personal data (payloads, names, numbers): a failed statement's parameters must

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 from test_customer360_data import AS_OF, current_360, insert_staged, order, seed_demo, staged_row
 
 from hub.customer360 import (
@@ -19,7 +20,7 @@ from hub.customer360 import (
     value_tier,
 )
 from hub.models import Consent, Customer360, Rfm
-from hub.store import Store
+from hub.store import Store, golden_customer
 
 # ---------------------------------------------------------------------------------------------- pure functions
 
@@ -102,7 +103,13 @@ def test_build_360_links_every_source_and_classifies(store: Store) -> None:
     views = current_360(store)
     assert set(views) == {"G000000001", "G000000002", "G000000003"}  # the retired G4 has none
     g1 = Customer360.model_validate(views["G000000001"])
-    assert g1.profile.full_name == "陈伟" and g1.profile.lineage["full_name"].rule == "source_priority"
+    assert g1.profile.full_name == "陈伟"
+    # the field lineage stays on the golden record: not copied into every view
+    assert "lineage" not in views["G000000001"]["profile"]
+    with store.engine.connect() as conn:
+        lineage = conn.execute(sa.select(golden_customer.c.lineage)
+                               .where(golden_customer.c.golden_id == "G000000001")).scalar_one()
+    assert lineage["full_name"]["rule"] == "source_priority"
     assert g1.orders_count == 7  # 6 shop orders (one also in the ERP, counted once) + 1 cancelled
     assert g1.rfm.frequency == 6 and g1.total_spent == Decimal(30000) and g1.currency == "CNY"
     assert g1.first_order_at == datetime(2026, 2, 5) and g1.last_order_at == datetime(2026, 7, 5)
@@ -163,10 +170,6 @@ def test_build_360_skips_a_build_whose_inputs_did_not_change(store: Store) -> No
 
 
 def test_build_360_removes_views_of_retired_golden_ids(sqlite_store: Store) -> None:
-    import sqlalchemy as sa
-
-    from hub.store import golden_customer
-
     seed_demo(sqlite_store)
     build_360(sqlite_store, {}, as_of=AS_OF)
     with sqlite_store.begin() as conn:
