@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.checks import golden_consistency, outbox_targets, quarantine_rate
+from hub.checks import golden_consistency, golden_ids_unique, outbox_targets, quarantine_rate
 from hub.store import Store, golden_customer, staged_record, xref
 
 T = datetime(2026, 1, 1)
@@ -72,3 +72,19 @@ def test_creates_only_where_configured(store: Store) -> None:
 
 def test_quarantine_rate_per_source(store: Store) -> None:
     assert quarantine_rate(store).passed  # empty store: nothing to warn about
+
+
+def test_golden_ids_unique_follows_retired_ids_to_an_active_customer(store: Store) -> None:
+    _golden(store, "G1", ["erp:1"])
+    _golden(store, "G2", ["erp:2"])
+    assert golden_ids_unique(store).passed
+    with store.begin() as conn:  # G3 -> G4 -> G1 (active): resolvable; G5 -> G6 -> G5: a cycle
+        conn.execute(golden_customer.insert(), [
+            {"golden_id": g, "status": "retired", "merged_into": m, "record": None, "created_at": T, "updated_at": T}
+            for g, m in (("G3", "G4"), ("G4", "G1"), ("G5", "G6"), ("G6", "G5"))])
+        # erp:2 is linked to G1 as well, while its G2 link is still open
+        conn.execute(xref.insert().values(record_key="erp:2", source="erp", source_id="2", golden_id="G1",
+                                          valid_from=T))
+    out = golden_ids_unique(store)
+    assert not out.passed
+    assert out.metadata == {"records_with_several_golden_ids": 1, "retired_ids_unresolvable": 2, "retired_ids": 4}
