@@ -149,10 +149,13 @@ class LookupService:
     def _key_query(self, cap: int) -> "_Compiled":
         if cap not in self._by_key:
             k, c = lookup_key, customer_360
-            self._by_key[cap] = self._compile(
+            q = self._compile(
                 sa.select(c.c.golden_id, c.c.record).select_from(k.join(c, c.c.golden_id == k.c.golden_id))
-                .where(k.c.key_hash == sa.bindparam("h")).order_by(c.c.golden_id).limit(cap)
+                .where(k.c.key_hash == sa.bindparam("h")).order_by(c.c.golden_id)
             )
+            # the cap written into the statement: a LIMIT parameter leaves the planner of a prepared statement
+            # guessing how many rows are wanted
+            self._by_key[cap] = q._replace(sql=f"{q.sql} LIMIT {int(cap)}")
         return self._by_key[cap]
 
     def _compile(self, stmt: sa.Select) -> "_Compiled":

@@ -117,6 +117,11 @@ def refresh_lookup_index(store: Store, *, full: bool = False) -> LookupIndexStat
                 stats.keys_written += _write(conn, rows, fingerprint, now)
             stats.indexed += len(rows)
     stats.removed = remove_from_lookup_index(store, gone)
+    if stats.mode == "full" and store.dialect == "postgresql":
+        # every key was rewritten: fresh planner statistics now rather than whenever autovacuum (off on some
+        # servers) gets to it; without them a key was estimated at thousands of rows
+        with store.begin() as conn:
+            conn.execute(sa.text("ANALYZE lookup_key, lookup_record"))
     with store.engine.connect() as conn:
         stats.customers = conn.execute(sa.select(sa.func.count()).select_from(lookup_record)).scalar_one()
     stats.seconds = time.monotonic() - started
