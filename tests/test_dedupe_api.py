@@ -140,3 +140,30 @@ def test_further_phones_and_emails_are_compared_and_blocked_on() -> None:
     pairs = res.pairs.set_index(["record_id_l", "record_id_r"])
     assert pairs.loc[("a0001", "b0001"), "phone_level"] == "exact"
     assert pairs.loc[("a0000", "b0000"), "email_level"] == "exact"
+
+
+def test_further_addresses_are_compared() -> None:
+    """street_2 / city_2 / postal_code_2 …: a record's further address (a shop's shipping address, an ERP party's
+    second site) agrees with another record's first address as the best agreement of any two of them."""
+    import pandas as pd
+
+    from hub.dedupe import deduplicate
+
+    given = ["Anna", "Wei", "John", "Maria", "Kenji"]
+    family = ("Schmidt Chen Miller Garcia Sato Novak Okafor Jensen Rossi Dubois Kowalski Nakamura Silva Murphy "
+              "Larsen Horvat Petrov Yilmaz Haddad Lindqvist").split()
+    streets = ("Lindenstrasse Hafenweg Rosenallee Bergstrasse Muehlenweg Kastanienallee Seeweg Birkenweg "
+               "Ahornplatz Eichendorffstrasse").split()
+    cities = [("Berlin", "10115"), ("Hamburg", "20095"), ("Munich", "80331"), ("Cologne", "50667")]
+    rows = []
+    for k in range(len(given) * len(family)):
+        g, f = given[k % len(given)], family[k // len(given)]
+        home, work = cities[k % 4], cities[(k + 1) % 4]
+        rows.append({"record_id": f"a{k:04d}", "given_name": g, "family_name": f,
+                     "street": f"{k + 1} {streets[k % 10]}", "city": home[0], "postal_code": home[1],
+                     "street_2": f"{k + 200} {streets[(k + 3) % 10]}", "city_2": work[0], "postal_code_2": work[1]})
+        rows.append({"record_id": f"b{k:04d}", "given_name": g, "family_name": f,
+                     "street": f"{k + 200} {streets[(k + 3) % 10]}", "city": work[0], "postal_code": work[1]})
+    pairs = deduplicate(pd.DataFrame(rows)).pairs.set_index(["record_id_l", "record_id_r"])
+    assert (pairs.loc[[(f"a{k:04d}", f"b{k:04d}") for k in range(len(rows) // 2)], "address_level"]
+            == "street_exact").all()

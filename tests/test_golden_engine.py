@@ -148,6 +148,32 @@ def test_every_phone_and_email_of_a_record_is_matched_on(sqlite_store: Store) ->
     assert {i.pair for i in review_queue(sqlite_store)} >= {"erp:1|webshop:8"}
 
 
+def test_every_address_of_a_record_is_matched_on(sqlite_store: Store) -> None:
+    """The engine sees all of a record's addresses, not the first only: the shop record of an ERP customer
+    that ships to the customer's office (the ERP's second address) links; a namesake elsewhere does not (the
+    fixed configuration: names alone, 6 bits, do not link; an agreeing street adds 4)."""
+    from test_golden_support import cust, stage
+
+    from hub.models import Address
+
+    home = Address(kind="billing", street="12 Lindenstrasse", city="Berlin", postal_code="10115", country="DE")
+    office = Address(kind="other", street="7 Hafenweg", city="Hamburg", postal_code="20095", country="DE")
+    elsewhere = Address(kind="shipping", street="3 Seeweg", city="Munich", postal_code="80331", country="DE")
+    shipping = office.model_copy(update={"kind": "shipping"})
+    stage(sqlite_store, [cust("erp", "1", "Anna Schmidt", addresses=[home, office]),
+                         cust("webshop", "7", "Anna Schmidt", addresses=[shipping]),
+                         cust("webshop", "8", "Anna Schmidt", addresses=[elsewhere])])
+    match_and_cluster(sqlite_store, {"engine": "fixed"})
+    build_golden(sqlite_store)
+    members = set(golden_membership(sqlite_store).values())
+    assert frozenset({"erp:1", "webshop:7"}) in members and frozenset({"webshop:8"}) in members
+    with sqlite_store.engine.connect() as conn:
+        from hub.store import match_pair
+
+        expl = {(r.left_key, r.right_key): r.explanation for r in conn.execute(sa.select(match_pair))}
+    assert expl[("erp:1", "webshop:7")]["address"]["level"] == "street_exact"
+
+
 def test_incremental_equals_full_with_the_engine_on_20k_records(sqlite_store: Store) -> None:
     """The real engine (fitted model, every blocking rule, non-chaining clustering) on 20k+ staged customers:
     after 1 % of them change (new e-mails, borrowed phones, deletions, updates, new records) the incremental

@@ -561,3 +561,16 @@ def test_customer_file_keeps_an_identifier_of_an_undeclared_kind(raw, kept, kind
                                                          "national_id": raw}).records
     assert rec.record["national_id"] == kept and rec.record["national_id_type"] == kind
     assert f"national_id:{flag}" in rec.quality_flags
+
+
+def test_customer_file_reads_the_further_columns_hub_dedupe_reads() -> None:
+    m = load_mapping("customer_file")
+    (rec,) = _map_one(m, "customers", "import", "C-8", {
+        "full_name": "Anna Schmidt", "phone": "+49 30 1234567", "phone_2": "+49 170 1234567",
+        "email_2": "anna@example.de", "street": "12 Lindenstrasse", "city": "Berlin", "country": "DE",
+        "street_2": "7 Hafenweg", "city_2": "Hamburg", "postal_code_2": "20095"}).records
+    r = CustomerRecord.model_validate(rec.record)
+    assert [p.e164 for p in r.phones] == ["+49301234567", "+491701234567"] and r.emails == ["anna@example.de"]
+    assert [a.city for a in r.addresses] == ["Berlin", "Hamburg"] and r.addresses[1].postal_code == "20095"
+    (one,) = _map_one(m, "customers", "import", "C-7", {"full_name": "Anna Schmidt", "city": "Berlin"}).records
+    assert len(one.record["addresses"]) == 1  # no empty second address

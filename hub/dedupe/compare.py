@@ -13,7 +13,7 @@ import numpy as np
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, JaroWinkler, Levenshtein
 
-from hub.dedupe.prepare import ALTERNATE_KEYS, KeyColumn, Prepared
+from hub.dedupe.prepare import ADDRESS_KEYS, ALTERNATE_KEYS, KeyColumn, Prepared
 
 
 @dataclass(frozen=True)
@@ -377,6 +377,35 @@ def _best_over_slots(p: Prepared, i: np.ndarray, j: np.ndarray, out: np.ndarray,
             out[sel, ke] = np.maximum(out[sel, ke], lv_e)
 
 
+def _address_view(p: Prepared, a: int, b: int) -> Prepared:
+    """The address keys of address ``a`` (0 = the first) for records 0..n-1 and of address ``b`` for records
+    n..2n-1: comparing (i, j + n) compares i's a-th address with j's b-th."""
+    def col(s: int, k: str) -> KeyColumn:
+        return p.key(k) if s == 0 else p.address_slots[s - 1][k]
+
+    keys = {k: KeyColumn(codes=np.concatenate([col(a, k).codes, col(b, k).codes]), uniques=col(a, k).uniques)
+            for k in ADDRESS_KEYS}
+    return Prepared(n=2 * p.n, record_id=np.concatenate([p.record_id, p.record_id]),
+                    source=np.concatenate([p.source, p.source]), keys=keys, source_names=p.source_names)
+
+
+def _best_address(p: Prepared, i: np.ndarray, j: np.ndarray, lv: np.ndarray) -> None:
+    """The address level as the best over every pair of the two records' addresses (a shop customer's
+    shipping address is the ERP party's home). Updates ``lv`` in place."""
+    def has(s: int) -> np.ndarray:
+        keys = p.keys if s == 0 else p.address_slots[s - 1]
+        return (keys["street"].codes >= 0) | (keys["city"].codes >= 0) | (keys["postcode"].codes >= 0)
+
+    held = [has(s) for s in range(len(p.address_slots) + 1)]
+    for a in range(len(held)):
+        for b in range(len(held)):
+            if a == 0 and b == 0:
+                continue
+            sel = np.flatnonzero(held[a][i] & held[b][j])
+            if len(sel):
+                lv[sel] = np.maximum(lv[sel], compare_address(_address_view(p, a, b), i[sel], j[sel] + p.n))
+
+
 def agreed_code(p: Prepared, key: str, i: np.ndarray, j: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """For pairs that agree exactly on ``key``: the code of a value both records hold (any of their first and
     further values), else the left record's first value; -1 elsewhere."""
@@ -481,6 +510,8 @@ def compare_fields(p: Prepared, vocab: NameVocab, i: np.ndarray, j: np.ndarray, 
         _best_over_slots(p, i, j, out, exact_only_reserved)
 
     out[:, FIELD_INDEX["address"]] = compare_address(p, i, j)
+    if p.address_slots:
+        _best_address(p, i, j, out[:, FIELD_INDEX["address"]])
 
     for name, key in (("gender", "gender"),):
         col = p.key(key)

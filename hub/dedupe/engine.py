@@ -256,6 +256,7 @@ class Records:
         acc = per_record(self.p.source.astype(np.int64), np.asarray(self.p.source_names, dtype=object))
         cols = [(self.p.keys[k].codes, self.p.keys[k].uniques) for k in sorted(self.p.keys)]
         cols += [(slot[k].codes, slot[k].uniques) for slot in self.p.slots for k in sorted(slot)]
+        cols += [(slot[k].codes, slot[k].uniques) for slot in self.p.address_slots for k in sorted(slot)]
         cols += [(self.vocab.fam, self.vocab.uniques), (self.vocab.giv, self.vocab.uniques),
                  (self.vocab.canon, self.vocab.uniques)]
         with np.errstate(over="ignore"):

@@ -26,6 +26,13 @@ ALTERNATE_COLUMN = re.compile(r"^(phone|email)_([2-9])$")
 ALTERNATE_KEYS = ("phone", "phone_tail", "phone_reserved", "email", "email_reserved", "email_local",
                   "email_domain", "email_stem", "email_digits", "email_is_name")
 
+# a record's further addresses (a shop's billing and shipping address, an ERP party's several addresses) from
+# street_2 / city_2 / region_2 / postal_code_2 … _4: compared as the best agreement of any two of the records'
+# addresses; the first address alone is blocked on
+ADDRESS_SLOTS = 3
+ADDRESS_COLUMN = re.compile(r"^(street|city|region|postal_code)_([2-9])$")
+ADDRESS_KEYS = ("street", "street_han", "street_base", "street_number", "street_group", "city", "region", "postcode")
+
 CANONICAL_COLUMNS = (
     "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
     "gender", "national_id", "street", "city", "region", "postal_code", "country",
@@ -65,6 +72,9 @@ class Prepared:
     # a record's further phones and e-mails (input columns phone_2, email_2 …): one dict per slot holding the
     # identifier keys (ALTERNATE_KEYS) of that slot, coded in the same value tables as the first value's keys
     slots: list[dict[str, KeyColumn]] = field(default_factory=list)
+    # a record's further addresses (street_2, city_2 …): one dict per slot holding the address keys
+    # (ADDRESS_KEYS), coded in the same value tables as the first address's keys
+    address_slots: list[dict[str, KeyColumn]] = field(default_factory=list)
 
     def key(self, name: str) -> KeyColumn:
         return self.keys[name]
@@ -766,6 +776,45 @@ def _combine(*cols: KeyColumn) -> KeyColumn:
     return KeyColumn(codes=codes.astype(np.int32), uniques=np.asarray(uniq).astype(str).astype(object))
 
 
+def _address_keys(frame: pd.DataFrame, initials: KeyColumn
+                  ) -> tuple[dict[str, KeyColumn], list[dict[str, KeyColumn]]]:
+    """(the first address's keys, one dict of keys per further address): every address of the records in one
+    value table per key, so a street is set aside as a group's site whichever slot holds it."""
+    n = len(frame)
+    further = sorted({int(m.group(2)) for c in frame.columns if (m := ADDRESS_COLUMN.match(str(c)))
+                      and (_column(frame, str(c)).str.strip() != "").any()})
+    further = [k for k in further if k <= 1 + ADDRESS_SLOTS]
+    reps = 1 + len(further)
+
+    def stacked(name: str) -> pd.Series:
+        parts = [_column(frame, name), *(_column(frame, f"{name}_{k}") for k in further)]
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    keys: dict[str, KeyColumn] = {}
+    keys["street"] = _encode(stacked("street"), _unless_placeholder(_street_key))
+    keys["region"] = _encode(stacked("region"), _unless_placeholder(_fallback_place))
+    keys["city"] = _city_or_municipality(_encode(stacked("city"), _unless_placeholder(_fallback_place)),
+                                         keys["region"])
+    # a street written in hanzi and one in Latin letters (张江路339号 / No.339 Zhangjiang Lu) cannot be compared
+    # as strings
+    keys["street_han"] = _derive(keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
+    # the house number of a street written as one number and a name (17 Market Street, 张江路339号); streets
+    # with more numbers (floor, room, unit) are left to the string comparison
+    keys["street_base"] = _derive(keys["street"], _street_base)
+    keys["street_number"] = _derive(keys["street_base"], _house_number)
+    # a building where many different people are registered (a company's site with its contact persons, an
+    # office block): the street says which group a record belongs to, not which person — compared as area only
+    tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques) if reps > 1 else initials
+    keys["street_group"] = _group_values(keys["street_base"], tiled)
+    keys["postcode"] = _encode(stacked("postal_code"), _unless_placeholder(_fallback_postcode))
+    if reps == 1:
+        return keys, []
+    first = {k: KeyColumn(codes=c.codes[:n], uniques=c.uniques) for k, c in keys.items()}
+    slots = [{k: KeyColumn(codes=c.codes[n * s:n * (s + 1)], uniques=c.uniques) for k, c in keys.items()}
+             for s in range(1, reps)]
+    return first, slots
+
+
 def prepare(frame: pd.DataFrame, workers: int = 1) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys; distinct values are standardised
     in ``workers`` forked processes (0 = one per core, at most 4) when there are many."""
@@ -855,21 +904,8 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
             p.set_aside[f"{key}_shared"] = shared
     p.keys.update(_identifier_keys(p, p.keys["phone"], p.keys["email"]))
     p.slots = [_identifier_keys(p, slot_cols["phone"][s], slot_cols["email"][s]) for s in range(n_slots)]
-    p.keys["street"] = _encode(_column(frame, "street"), _unless_placeholder(_street_key))
-    p.keys["region"] = _encode(_column(frame, "region"), _unless_placeholder(_fallback_place))
-    p.keys["city"] = _city_or_municipality(_encode(_column(frame, "city"), _unless_placeholder(_fallback_place)),
-                                           p.keys["region"])
-    # a street written in hanzi and one in Latin letters (张江路339号 / No.339 Zhangjiang Lu) cannot be compared
-    # as strings
-    p.keys["street_han"] = _derive(p.keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
-    # the house number of a street written as one number and a name (17 Market Street, 张江路339号); streets
-    # with more numbers (floor, room, unit) are left to the string comparison
-    p.keys["street_base"] = _derive(p.keys["street"], _street_base)
-    p.keys["street_number"] = _derive(p.keys["street_base"], _house_number)
-    # a building where many different people are registered (a company's site with its contact persons, an
-    # office block): the street says which group a record belongs to, not which person — compared as area only
-    p.keys["street_group"] = _group_values(p.keys["street_base"], initials)
-    p.keys["postcode"] = _encode(_column(frame, "postal_code"), _unless_placeholder(_fallback_postcode))
+    first, p.address_slots = _address_keys(frame, initials)
+    p.keys.update(first)
     p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
     company = _column(frame, "company").to_numpy(dtype=object, copy=True)
     org = np.array([x[5] for x in parsed], dtype=object)[tcodes]

@@ -74,24 +74,30 @@ FIXED_PRIOR = -8.0
 
 # -- the engine's input -------------------------------------------------------------------------------------------
 
-FURTHER_VALUES = 3  # a record's 2nd..4th phone and e-mail go to the engine as phone_2.. / email_2..
+FURTHER_VALUES = 3  # a record's 2nd..4th phone, e-mail and address go to the engine as phone_2.. / street_2..
+ADDRESS_PARTS = ("street", "city", "region", "postal_code")
 ENGINE_COLUMNS = (
     "record_id", "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
     "gender", "national_id", "street", "city", "region", "postal_code", "country",
     *(f"{kind}_{k}" for kind in ("phone", "email") for k in range(2, 2 + FURTHER_VALUES)),
+    *(f"{part}_{k}" for k in range(2, 2 + FURTHER_VALUES) for part in ADDRESS_PARTS),
 )
 
 
 def engine_row(record_key: str, rec: dict) -> tuple:
     """One row of the engine's input from a staged customer record (staging's standardised values): every
-    phone and e-mail (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after the valid
-    ones, as `hub dedupe` reads them from a file); the first address."""
+    phone, e-mail and address (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after
+    the valid ones, as `hub dedupe` reads them from a file)."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
     phones += [p for p in rec.get("unverified_phones") or () if p]
     emails = [e for e in rec.get("emails") or () if e]
-    addr = (rec.get("addresses") or [{}])[0] or {}
+    held = [a for a in rec.get("addresses") or () if isinstance(a, dict) and any(a.get(k) for k in ADDRESS_PARTS)]
+    addresses = list(dict.fromkeys(tuple(a.get(k) or "" for k in ADDRESS_PARTS) for a in held))
+    addr = held[0] if held else {}
     phones, emails = list(dict.fromkeys(phones)), list(dict.fromkeys(emails))
     further = [(v[k] if k < len(v) else "") for v in (phones, emails) for k in range(1, 1 + FURTHER_VALUES)]
+    further += [(addresses[k][x] if k < len(addresses) else "") for k in range(1, 1 + FURTHER_VALUES)
+                for x in range(len(ADDRESS_PARTS))]
     return (
         record_key, rec.get("source") or "", rec.get("full_name") or "", rec.get("given_name") or "",
         rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
