@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from test_customer360_data import AS_OF, seed_demo
 
@@ -34,9 +36,21 @@ def test_views_add_up_and_movement_follows_each_customer(store: Store) -> None:
         gid, rec = conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record)).first()
         before = rfm_segment(rec["rfm"]["r_score"], rec["rfm"]["f_score"])
         rec["rfm"] = {**rec["rfm"], "r_score": 1, "f_score": 1, "frequency": max(rec["rfm"]["frequency"], 1)}
-        conn.execute(customer_360.update().where(customer_360.c.golden_id == gid).values(record=rec))
+        # written as build_360 writes a changed view: with its updated_at
+        conn.execute(customer_360.update().where(customer_360.c.golden_id == gid)
+                     .values(record=rec, updated_at=datetime.now(UTC).replace(tzinfo=None)))
     second = customer_base(store)["rfm_movement"]
     assert second["compared"] and second["new"] == 0 and second["gone"] == 0
     if before != "hibernating":
         assert second["matrix"][before]["hibernating"] >= 1
         assert second["up"] + second["down"] == 1 and second["same"] == n - 1
+
+
+def test_a_report_over_an_unchanged_view_keeps_the_figures_and_counts_everyone_the_same(store: Store) -> None:
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    customer_base(store)
+    computed = customer_base(store, update_snapshot=False)  # reads every view, compares with the snapshot
+    kept = customer_base(store)  # nothing changed since the last report: the kept figures
+    assert kept == computed
+    assert kept["rfm_movement"]["compared"] and kept["rfm_movement"]["same"] == kept["customers"]
