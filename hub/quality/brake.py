@@ -126,13 +126,18 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
             before = old_groups.get(old_of[k], set()) if k in old_of else {k}
             if keys - before:  # it shares its golden customer with someone it was not with before
                 new_together.append(k)
+    # the identifiers of the records that joined someone and of their fellows only (every record's would be
+    # gigabytes at a million customers); how many records hold each identifier is counted over everyone
+    needed: set[str] = set()
+    for k in new_together:
+        needed |= now_groups[now_of[k]]
     keys_of: dict[str, set[tuple]] = {}
     holders: Counter[tuple] = Counter()
     for key, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
                                  .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)):
         ks = strong_keys(rec or {})
         holders.update(ks)
-        if key in now_of:
+        if key in needed:
             keys_of[key] = ks
     limit = cfg.brake.shared_value_limit
     consolidated: Counter[str] = Counter()
