@@ -564,6 +564,8 @@ def _order_figures(orders: Sequence[Mapping[str, Any]], cfg: SegmentsConfig, as_
 
 
 INPUTS_ENTITY = "_customer_360_inputs"  # sync_state row: what the last build was built from
+# bumped when what a view holds changes (2: the profile without its lineage), so the next build rewrites them
+VIEW_VERSION = 2
 
 
 def _inputs(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime) -> str:
@@ -571,7 +573,7 @@ def _inputs(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime) -> str:
     records, the links, the orders / shipments / interactions and the view itself, the configuration and the
     day (recency and lifecycle count days). Cheap: index lookups and counts, no record read."""
     gc, sr, c = golden_customer.c, staged_record.c, customer_360.c
-    parts: list[Any] = [canonical_json(asdict(cfg)), as_of.date().isoformat()]
+    parts: list[Any] = [VIEW_VERSION, canonical_json(asdict(cfg)), as_of.date().isoformat()]
     parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(gc.updated_at))).one())
     parts.append(conn.execute(sa.select(sa.func.count()).where(gc.status == "active")).scalar_one())
     parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
