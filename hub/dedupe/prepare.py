@@ -730,22 +730,48 @@ def _mailbox_is_name(p: Prepared, stem_col: KeyColumn | None = None) -> KeyColum
     return KeyColumn(codes=np.where(hit, 0, -1).astype(np.int32), uniques=np.array(["name"], dtype=object))
 
 
-def _identifier_keys(p: Prepared, phone: KeyColumn, email: KeyColumn) -> dict[str, KeyColumn]:
-    """The keys derived from one phone and one e-mail per record (ALTERNATE_KEYS); derived from the value
-    tables, so the first and the further values of the records share their codes."""
-    out = {"phone": phone, "email": email}
-    out["email_reserved"] = _reserved(email, "email.reserved_domain")
-    out["phone_reserved"] = _reserved(phone, "phone.fictional")
-    out["email_local"] = _derive(email, lambda e: e.split("@")[0])
-    out["email_domain"] = _derive(email, lambda e: e.partition("@")[2])
-    # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
-    out["email_stem"] = _derive(out["email_local"], lambda loc: "".join(ch for ch in loc if ch.isalpha()))
-    out["email_digits"] = _derive(out["email_local"], lambda loc: "".join(ch for ch in loc if ch.isdigit()))
-    out["email_is_name"] = _mailbox_is_name(p, out["email_stem"])
-    # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
-    # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
-    out["phone_tail"] = _derive(phone, lambda t: t[-8:] if len(t) >= 8 else "")
+_IDENTIFIER_KEY_ORDER = ("phone", "email", "email_reserved", "phone_reserved", "email_local", "email_domain",
+                         "email_stem", "email_digits", "email_is_name", "phone_tail")
+
+
+def _identifier_tables(phone_uniques: np.ndarray, email_uniques: np.ndarray) -> dict[str, tuple[str, KeyColumn]]:
+    """The value-level identifier keys (ALTERNATE_KEYS but the per-record ``email_is_name``) of one phone and
+    one e-mail value table, as (parent key, key coded per value of the parent's table): computed once per
+    table and shared by the first and every further value (slot), which use the same tables."""
+    def table(uniques: np.ndarray) -> KeyColumn:
+        return KeyColumn(codes=np.arange(len(uniques), dtype=np.int32), uniques=uniques)
+
+    phone, email = table(phone_uniques), table(email_uniques)
+    local = _derive(email, lambda e: e.split("@")[0])
+    out = {
+        "email_reserved": ("email", _reserved(email, "email.reserved_domain")),
+        "phone_reserved": ("phone", _reserved(phone, "phone.fictional")),
+        "email_local": ("email", local),
+        "email_domain": ("email", _derive(email, lambda e: e.partition("@")[2])),
+        # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
+        "email_stem": ("email", _derive(local, lambda loc: "".join(ch for ch in loc if ch.isalpha()))),
+        "email_digits": ("email", _derive(local, lambda loc: "".join(ch for ch in loc if ch.isdigit()))),
+        # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
+        # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
+        "phone_tail": ("phone", _derive(phone, lambda t: t[-8:] if len(t) >= 8 else "")),
+    }
     return out
+
+
+def _identifier_keys(p: Prepared, phone: KeyColumn, email: KeyColumn,
+                     tables: dict[str, tuple[str, KeyColumn]] | None = None) -> dict[str, KeyColumn]:
+    """The keys derived from one phone and one e-mail per record (ALTERNATE_KEYS); derived from the value
+    tables, so the first and the further values of the records share their codes (``tables``: those of
+    ``_identifier_tables`` for these value tables, computed once for every slot)."""
+    tables = tables if tables is not None else _identifier_tables(phone.uniques, email.uniques)
+    out = {"phone": phone, "email": email}
+    for name, (parent_name, per_value) in tables.items():
+        parent = out[parent_name]
+        codes = (np.where(parent.codes >= 0, per_value.codes[np.maximum(parent.codes, 0)], -1)
+                 if len(per_value.codes) else np.full(len(parent.codes), -1))
+        out[name] = KeyColumn(codes=codes.astype(np.int32), uniques=per_value.uniques)
+    out["email_is_name"] = _mailbox_is_name(p, out["email_stem"])
+    return {k: out[k] for k in _IDENTIFIER_KEY_ORDER}
 
 
 def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
@@ -902,8 +928,9 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
             p.set_aside[f"{key}_unusable"] = unusable
         if shared:
             p.set_aside[f"{key}_shared"] = shared
-    p.keys.update(_identifier_keys(p, p.keys["phone"], p.keys["email"]))
-    p.slots = [_identifier_keys(p, slot_cols["phone"][s], slot_cols["email"][s]) for s in range(n_slots)]
+    tables = _identifier_tables(p.keys["phone"].uniques, p.keys["email"].uniques)
+    p.keys.update(_identifier_keys(p, p.keys["phone"], p.keys["email"], tables))
+    p.slots = [_identifier_keys(p, slot_cols["phone"][s], slot_cols["email"][s], tables) for s in range(n_slots)]
     first, p.address_slots = _address_keys(frame, initials)
     p.keys.update(first)
     p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
