@@ -282,6 +282,10 @@ match_record = sa.Table(
     sa.Column("cluster_key", sa.String(320), nullable=False),
     sa.Column("changed_run", sa.Integer, nullable=False),
     sa.Column("matched_at", sa.DateTime(), nullable=False),
+    # the engine's input row of the record (JSON list, personal data: erased with the row) and a digest of the
+    # staged hash and engine-row code it was derived from: unchanged records are not re-read from staging
+    sa.Column("input_hash", sa.String(32), nullable=True),
+    sa.Column("engine_row", sa.Text, nullable=True),
 )
 sa.Index("ix_match_record_cluster", match_record.c.cluster_key)
 sa.Index("ix_match_record_changed", match_record.c.changed_run)

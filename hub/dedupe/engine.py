@@ -238,6 +238,11 @@ class Records:
     def record_id(self) -> np.ndarray:
         return self.p.record_id
 
+    @property
+    def standardised(self) -> pd.DataFrame | None:
+        """Per-record standardised values (``prepare_records(..., capture=True)``), else None."""
+        return self.p.standardised
+
     def fingerprint(self) -> np.ndarray:
         """A 64-bit hash per record of everything comparing and scoring read about it (its source, every
         matching key, its name vocabulary entries): two runs that give a record the same fingerprint compare
@@ -265,9 +270,13 @@ class Records:
         return acc
 
 
-def prepare_records(frame: pd.DataFrame, workers: int = 1) -> Records:
-    """Standardise ``frame`` (``record_id`` + canonical columns) into matching keys."""
-    p = prepare(frame, workers=workers)
+def prepare_records(frame: pd.DataFrame, workers: int = 1, standardised: pd.DataFrame | None = None,
+                    capture: bool = False) -> Records:
+    """Standardise ``frame`` (``record_id`` + canonical columns) into matching keys. ``capture``: keep the
+    per-record standardised values (``Records.standardised``, one row per record, a pure function of the
+    record); ``standardised``: such rows (of this or of earlier calls, in ``frame``'s row order) used instead
+    of standardising again — a caller that keeps them per record prepares only its new records' values."""
+    p = prepare(frame, workers=workers, standardised=standardised, capture=capture)
     return Records(p=p, vocab=NameVocab.build(p))
 
 

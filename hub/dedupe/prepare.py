@@ -75,6 +75,8 @@ class Prepared:
     # a record's further addresses (street_2, city_2 …): one dict per slot holding the address keys
     # (ADDRESS_KEYS), coded in the same value tables as the first address's keys
     address_slots: list[dict[str, KeyColumn]] = field(default_factory=list)
+    # the per-record standardised values (``prepare(..., capture=True)``; see STANDARDISED_NAME_PARTS)
+    standardised: pd.DataFrame | None = None
 
     def key(self, name: str) -> KeyColumn:
         return self.keys[name]
@@ -802,7 +804,7 @@ def _combine(*cols: KeyColumn) -> KeyColumn:
     return KeyColumn(codes=codes.astype(np.int32), uniques=np.asarray(uniq).astype(str).astype(object))
 
 
-def _address_keys(frame: pd.DataFrame, initials: KeyColumn
+def _address_keys(frame: pd.DataFrame, initials: KeyColumn, std: _Standardised
                   ) -> tuple[dict[str, KeyColumn], list[dict[str, KeyColumn]]]:
     """(the first address's keys, one dict of keys per further address): every address of the records in one
     value table per key, so a street is set aside as a group's site whichever slot holds it."""
@@ -816,11 +818,13 @@ def _address_keys(frame: pd.DataFrame, initials: KeyColumn
         parts = [_column(frame, name), *(_column(frame, f"{name}_{k}") for k in further)]
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
+    def encode(name: str, fn: Callable[[str], str]) -> KeyColumn:
+        return std.encode([name] + [f"{name}_{k}" for k in further], n, stacked(name), fn)
+
     keys: dict[str, KeyColumn] = {}
-    keys["street"] = _encode(stacked("street"), _unless_placeholder(_street_key))
-    keys["region"] = _encode(stacked("region"), _unless_placeholder(_fallback_place))
-    keys["city"] = _city_or_municipality(_encode(stacked("city"), _unless_placeholder(_fallback_place)),
-                                         keys["region"])
+    keys["street"] = encode("street", _unless_placeholder(_street_key))
+    keys["region"] = encode("region", _unless_placeholder(_fallback_place))
+    keys["city"] = _city_or_municipality(encode("city", _unless_placeholder(_fallback_place)), keys["region"])
     # a street written in hanzi and one in Latin letters (张江路339号 / No.339 Zhangjiang Lu) cannot be compared
     # as strings
     keys["street_han"] = _derive(keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
@@ -832,7 +836,7 @@ def _address_keys(frame: pd.DataFrame, initials: KeyColumn
     # office block): the street says which group a record belongs to, not which person — compared as area only
     tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques) if reps > 1 else initials
     keys["street_group"] = _group_values(keys["street_base"], tiled)
-    keys["postcode"] = _encode(stacked("postal_code"), _unless_placeholder(_fallback_postcode))
+    keys["postcode"] = encode("postal_code", _unless_placeholder(_fallback_postcode))
     if reps == 1:
         return keys, []
     first = {k: KeyColumn(codes=c.codes[:n], uniques=c.uniques) for k, c in keys.items()}
@@ -841,18 +845,81 @@ def _address_keys(frame: pd.DataFrame, initials: KeyColumn
     return first, slots
 
 
-def prepare(frame: pd.DataFrame, workers: int = 1) -> Prepared:
+# The per-record standardised values prepare computes before any decision about the batch (which values are
+# shared, set aside, …): a pure function of the record's own values. ``prepare(frame, capture=True)`` returns
+# them (``Prepared.standardised``), ``prepare(frame, standardised=…)`` takes them instead of standardising
+# again — the same keys as preparing the raw frame (a caller that keeps them per record, the golden stage,
+# prepares only its new and changed records). Columns: the name parts, then one per standardised field;
+# ``phone`` / ``email`` values of further slots as ``phone_2`` … like the input.
+STANDARDISED_NAME_PARTS = ("name_family", "name_given", "name_canon", "name_family_han", "name_given_han",
+                           "name_org")
+
+
+def prepare(frame: pd.DataFrame, workers: int = 1, standardised: pd.DataFrame | None = None,
+            capture: bool = False) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys; distinct values are standardised
-    in ``workers`` forked processes (0 = one per core, at most 4) when there are many."""
+    in ``workers`` forked processes (0 = one per core, at most 4) when there are many. ``standardised``:
+    the records' standardised values (``Prepared.standardised`` of an earlier call, row for row), used
+    instead of standardising; ``capture``: keep them in ``Prepared.standardised``."""
     global _WORKERS
     _WORKERS = worker_count(workers)
     try:
-        return _prepare(frame)
+        std = _Standardised(standardised, capture)
+        p = _prepare(frame, std)
+        if capture:
+            p.standardised = _standardised_frame(frame, std.captured or {})
+        return p
     finally:
         _WORKERS = 1
 
 
-def _prepare(frame: pd.DataFrame) -> Prepared:
+def _standardised_frame(frame: pd.DataFrame, captured: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The captured values as a frame whose columns depend on ``frame``'s columns only (sorted by name): a
+    further address slot empty in this batch (not standardised) is a column of empty values."""
+    cols = dict(captured)
+    for c in map(str, frame.columns):
+        m = ADDRESS_COLUMN.match(c)
+        if m and int(m.group(2)) <= 1 + ADDRESS_SLOTS and c not in cols:
+            cols[c] = np.full(len(frame), "", dtype=object)
+    return pd.DataFrame({k: cols[k] for k in sorted(cols)}, index=pd.RangeIndex(len(frame)), dtype=object)
+
+
+class _Standardised:
+    """Where prepare gets a column's per-record standardised values: given, or computed (and kept)."""
+
+    def __init__(self, given: pd.DataFrame | None, capture: bool) -> None:
+        self.given = given
+        self.captured: dict[str, np.ndarray] | None = {} if capture else None
+
+    def has(self, name: str) -> bool:
+        return self.given is not None and name in self.given.columns
+
+    def column(self, name: str) -> np.ndarray:
+        return self.given[name].to_numpy(dtype=object)
+
+    def keep(self, name: str, values: np.ndarray) -> None:
+        if self.captured is not None:
+            self.captured[name] = values
+
+    def encode(self, names: list[str], n: int, values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
+               pre: Callable[[str], str] | None = None) -> KeyColumn:
+        """``_encode(values, fn, pre)``; ``values`` are the columns ``names`` (each ``n`` long) one after the
+        other. From the given standardised values when there are any (factorising the per-record values gives
+        the same codes and value table as standardising the distinct raw values: both number the values in
+        order of first appearance)."""
+        if all(self.has(x) for x in names):
+            std = np.concatenate([self.column(x) for x in names]) if len(names) > 1 else self.column(names[0])
+            return _encode(std, None)
+        col = _encode(values, fn, pre)
+        if self.captured is not None:
+            vals = col.values()
+            for k, x in enumerate(names):
+                self.captured[x] = vals[k * n:(k + 1) * n]
+        return col
+
+
+def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
+    std = std or _Standardised(None, False)
     n = len(frame)
     rid = _column(frame, "record_id").to_numpy(dtype=object)
     src_codes, src_names = pd.factorize(_column(frame, "source").str.strip())  # "" (no source) is a value too
@@ -867,7 +934,14 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     uf, ug, us = (np.asarray(u, dtype=object) for u in (uf, ug, us))
     tuniq = [(uf[cf[r]] if cf[r] >= 0 else "", ug[cg[r]] if cg[r] >= 0 else "", us[cs[r]] if cs[r] >= 0 else "")
              for r in first.tolist()]
-    parsed = _map(_person_name_fn(), tuniq)
+    if all(std.has(x) for x in STANDARDISED_NAME_PARTS):
+        parts = [std.column(x) for x in STANDARDISED_NAME_PARTS]
+        parsed = list(zip(*(c[first] for c in parts), strict=True)) if len(first) else []
+    else:
+        parsed = _map(_person_name_fn(), tuniq)
+        for k, x in enumerate(STANDARDISED_NAME_PARTS):
+            std.keep(x, np.array([t[k] for t in parsed], dtype=object)[tcodes] if len(tcodes)
+                     else np.empty(0, dtype=object))
     fam_u = np.array([x[0] for x in parsed], dtype=object)
     giv_u = np.array([x[1] for x in parsed], dtype=object)
     can_u = np.array([x[2] for x in parsed], dtype=object)
@@ -880,7 +954,8 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     nk = np.array([" ".join(sorted(t for t in (a, b) if t)) for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
     p.keys["name_key"] = _encode(nk[tcodes], None)
 
-    p.keys["dob"] = _encode(_column(frame, "birth_date"), _unless_placeholder(_date_fn()))
+    p.keys["dob"] = std.encode(["birth_date"], n, _column(frame, "birth_date"),
+                               None if std.has("birth_date") else _unless_placeholder(_date_fn()))
     p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
     initials = _encode(np.array([" ".join(sorted(t[:1] for t in (a, b) if t)) for a, b in
                                  zip(fam_u, giv_u, strict=True)], dtype=object)[tcodes], None)
@@ -894,17 +969,19 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
                   for c in ("phone", "email")}
     n_slots = max(len(v) for v in alternates.values())
     slot_cols: dict[str, list[KeyColumn]] = {}
-    for key, column, fn, pre in (
-            ("national_id", "national_id", _national_id, None),
-            ("phone", "phone", _phone_fn(), _phone_pre),
-            ("email", "email", _email_fn(), lambda e: e.strip().lower())):
+    for key, column, fn_of, pre in (
+            ("national_id", "national_id", lambda: _national_id, None),
+            ("phone", "phone", _phone_fn, _phone_pre),
+            ("email", "email", _email_fn, lambda e: e.strip().lower())):
         raw = _column(frame, column)
         extra = [_column(frame, c) for c in alternates.get(column, [])] if n_slots else []
         extra += [pd.Series([""] * n, dtype=object)] * ((n_slots - len(extra)) if key != "national_id" else 0)
         # the first and the further values in one value table: codes compare across slots, and a value is set
         # aside (a group's, a function's mailbox) whichever slot holds it
         both = pd.concat([raw, *extra], ignore_index=True) if extra else raw
-        col = _encode(both, _unless_placeholder(fn), pre=pre)
+        std_cols = [column] + [f"{column}_{k + 2}" for k in range(len(extra))]
+        col = std.encode(std_cols, n, both,
+                         None if all(std.has(x) for x in std_cols) else _unless_placeholder(fn_of()), pre=pre)
         unusable = int(((col.codes[:n] < 0) & (raw != "").to_numpy()).sum())
         before = col
         if key == "email":
@@ -931,14 +1008,14 @@ def _prepare(frame: pd.DataFrame) -> Prepared:
     tables = _identifier_tables(p.keys["phone"].uniques, p.keys["email"].uniques)
     p.keys.update(_identifier_keys(p, p.keys["phone"], p.keys["email"], tables))
     p.slots = [_identifier_keys(p, slot_cols["phone"][s], slot_cols["email"][s], tables) for s in range(n_slots)]
-    first, p.address_slots = _address_keys(frame, initials)
+    first, p.address_slots = _address_keys(frame, initials, std)
     p.keys.update(first)
-    p.keys["gender"] = _encode(_column(frame, "gender"), _fallback_gender)
+    p.keys["gender"] = std.encode(["gender"], n, _column(frame, "gender"), _fallback_gender)
     company = _column(frame, "company").to_numpy(dtype=object, copy=True)
     org = np.array([x[5] for x in parsed], dtype=object)[tcodes]
     fill = (company == "") & (org != "")
     company[fill] = org[fill]  # already a company key: _fallback_company leaves it as it is
-    p.keys["company"] = _encode(company, _fallback_company)
+    p.keys["company"] = std.encode(["company"], n, company, _fallback_company)
     # blocking helpers
     p.keys["family_init"] = _derive(p.keys["family"], lambda s: s[:1])
     p.keys["given_init"] = _derive(p.keys["given"], lambda s: s[:1])

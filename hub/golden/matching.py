@@ -17,13 +17,18 @@ the result equals a full rebuild (tested in tests/test_golden_incremental.py and
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
+import inspect
+import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -221,24 +226,120 @@ def load_model(conn: Connection, matcher: str) -> MatchModel | None:
 
 @dataclass
 class _Population:
-    """All staged customer records, prepared once by the engine, in record-key order."""
+    """All staged customer records, prepared once by the engine, in record-key order. ``input_hash`` /
+    ``row_text``: what ``match_record`` caches of each record's engine input; ``derived``: the records whose row
+    was derived from the staged JSON in this run (not found, or stale, in the cache)."""
 
     keys: list[str]
     staged_hash: list[str]
     records: Records
+    input_hash: list[str | None]
+    row_text: list[str]
+    derived: np.ndarray  # bool per record
 
 
-def _load_population(conn: Connection) -> _Population:
+@functools.cache
+def _engine_signature() -> str:
+    """Digest of the code that turns a staged record into the engine's input and standardised values
+    (``engine_row``, the engine's ``prepare``, ``hub.standardise``): cached rows of another version are stale
+    and derived again, so a cached row is always what this code would derive."""
+    h = hashlib.sha256((inspect.getsource(engine_row) + repr(ENGINE_COLUMNS)).encode())
+    files = [Path(importlib.util.find_spec("hub.dedupe.prepare").origin)]
+    for loc in importlib.util.find_spec("hub.standardise").submodule_search_locations:
+        files += sorted(f for f in Path(loc).rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _input_hash(staged_hash: str) -> str | None:
+    """Key of a cached engine row: the record's staged hash under this engine-row code (None: no hash, never
+    cached)."""
+    if not staged_hash:
+        return None
+    return hashlib.sha256(f"{_engine_signature()}|{staged_hash}".encode()).hexdigest()[:32]
+
+
+def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
+    """Every staged customer prepared by the engine. A record's engine row and standardised values come from
+    the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
+    neither read from the staged JSON nor standardised again), else from the staged JSON; the engine then
+    prepares the whole population from the standardised values (decisions about shared values are the
+    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging."""
     from hub.dedupe import prepare_records
 
-    rows = conn.execution_options(yield_per=5000).execute(
-        sa.select(staged_record.c.record_key, staged_record.c.record, staged_record.c.record_hash)
-        .where(staged_record.c.entity == "customers")
-    )
-    items = sorted(((k, engine_row(k, rec), h) for k, rec, h in rows), key=lambda t: t[0])
-    frame = pd.DataFrame([r for _, r, _ in items], columns=list(ENGINE_COLUMNS), dtype=str)
-    return _Population(keys=[k for k, _, _ in items], staged_hash=[h or "" for _, _, h in items],
-                       records=prepare_records(frame))
+    staged = sorted(conn.execution_options(yield_per=10_000).execute(
+        sa.select(staged_record.c.record_key, staged_record.c.record_hash)
+        .where(staged_record.c.entity == "customers")).tuples())
+    keys = [k for k, _ in staged]
+    shash = [h or "" for _, h in staged]
+    del staged
+    want = [_input_hash(h) for h in shash]
+    n = len(keys)
+    text: list[str] = [""] * n
+    derived = np.ones(n, dtype=bool)
+    if use_cache:
+        cached = {k: (h, r) for k, h, r in conn.execution_options(yield_per=10_000).execute(
+            sa.select(match_record.c.record_key, match_record.c.input_hash, match_record.c.engine_row)
+            .where(match_record.c.input_hash.is_not(None)))}
+        for i, k in enumerate(keys):
+            hit = cached.get(k)
+            if hit is not None and want[i] is not None and hit[0] == want[i] and hit[1]:
+                text[i] = hit[1]
+                derived[i] = False
+        del cached
+    width = len(ENGINE_COLUMNS) - 1
+    rows: list[Any] = [None] * n
+    new_idx = np.flatnonzero(derived)
+    pos = {keys[i]: i for i in new_idx.tolist()}
+    for chunk in _chunks([keys[i] for i in new_idx.tolist()]):
+        for k, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record).where(
+                staged_record.c.entity == "customers", staged_record.c.record_key.in_(chunk))):
+            rows[pos[k]] = engine_row(k, rec)[1:]
+    del pos
+    std_rows: list[Any] = [None] * n
+    for i in np.flatnonzero(~derived).tolist():
+        values = json.loads(text[i])
+        rows[i], std_rows[i] = values[:width], values[width:]
+    frame = pd.DataFrame(rows, columns=list(ENGINE_COLUMNS[1:]), dtype=str)
+    del rows
+    frame.insert(0, "record_id", pd.Series(keys, dtype=str))
+    if derived.all():
+        del std_rows
+        records = prepare_records(frame, capture=True)
+        new_std = records.standardised
+    else:
+        new_std = prepare_records(frame.iloc[new_idx].reset_index(drop=True), capture=True).standardised
+        for j, row in enumerate(new_std.itertuples(index=False, name=None)):
+            std_rows[new_idx[j]] = row
+        records = prepare_records(frame, standardised=pd.DataFrame(std_rows, columns=list(new_std.columns),
+                                                                   dtype=object))
+        del std_rows
+        new_std = new_std.set_axis(new_idx.tolist())
+    # the cache rows of the records derived now: engine row, then standardised values
+    eng = frame.iloc[new_idx, 1:].astype(object).to_numpy()
+    std_vals = new_std.astype(object).to_numpy() if len(new_idx) else np.empty((0, 0), dtype=object)
+    for j, i in enumerate(new_idx.tolist()):
+        text[i] = json.dumps([*eng[j].tolist(), *std_vals[j].tolist()], ensure_ascii=False,
+                             separators=(",", ":"))
+    records.p.standardised = None  # not needed any more (memory)
+    return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=text,
+                       derived=derived)
+
+
+def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored: dict[str, tuple]) -> int:
+    """Store the engine rows derived in this run for records whose match_record row was not rewritten anyway
+    (content unchanged, but the cache was missing or of an older engine-row version). ``stored``: record key
+    -> its match_record row (record_hash, cluster_key, changed_run, input_hash) before this run."""
+    todo = [{"b_key": k, "input_hash": pop.input_hash[i], "engine_row": pop.row_text[i]}
+            for i in np.flatnonzero(pop.derived).tolist()
+            if (k := pop.keys[i]) not in written and k in stored and pop.input_hash[i] is not None
+            and stored[k][3] != pop.input_hash[i]]
+    for chunk in _chunks(todo, 5000):
+        conn.execute(match_record.update().where(match_record.c.record_key == sa.bindparam("b_key"))
+                     .values(input_hash=sa.bindparam("input_hash"), engine_row=sa.bindparam("engine_row")),
+                     list(chunk))
+    return len(todo)
 
 
 def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> MatchModel:
@@ -351,11 +452,11 @@ def match_and_cluster(
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
         latest = None if retrain or matcher == "fixed" else latest_model(conn, matcher)
-        pop = _load_population(conn)
+        pop = _load_population(conn, use_cache=mode != "full")
         constraints = load_constraints(conn)
-        old = {k: (h, c, r) for k, h, c, r in conn.execute(
+        old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
-                      match_record.c.changed_run)).tuples()}
+                      match_record.c.changed_run, match_record.c.input_hash)).tuples()}
     records, keys, n = pop.records, pop.keys, len(pop.keys)
     pos = {k: i for i, k in enumerate(keys)}
     stats.records_total = n
@@ -411,6 +512,7 @@ def match_and_cluster(
     if not full and not dirty.any() and not deleted and not decision_ends:
         with store.begin() as conn:
             stats.run_id = _start_run(conn, "match", "incremental", matcher, started)
+            _refresh_cache(conn, pop, set(), old)
             _finish_run(conn, stats.run_id, stats.as_dict())
         stats.seconds = round(time.perf_counter() - t0, 3)
         return stats
@@ -509,11 +611,13 @@ def match_and_cluster(
             if o is not None and o[0] == hashes[i] and o[1] == clusters[k]:
                 continue
             writes.append({"record_key": k, "record_hash": hashes[i], "cluster_key": clusters[k],
-                           "changed_run": run_id, "matched_at": now})
+                           "changed_run": run_id, "matched_at": now, "input_hash": pop.input_hash[i],
+                           "engine_row": pop.row_text[i]})
         for chunk in _chunks(sorted(deleted | {w["record_key"] for w in writes})):
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
         for chunk in _chunks(writes, 5000):
             conn.execute(match_record.insert(), list(chunk))
+        _refresh_cache(conn, pop, {w["record_key"] for w in writes}, old)
         stats.run_id = run_id
         stats.records_rematched = len(affected)
         stats.records_reclustered = len(writes) + len(deleted)

@@ -19,7 +19,7 @@ PERSONAL: dict[str, str] = {
     "quarantine": "quarantined payloads carrying the person's contacts deleted",
     "match_pair": "scored pairs with one of the person's records deleted",
     "match_block": "blocking-index rows of the person's records deleted",
-    "match_record": "match state of the person's records deleted",
+    "match_record": "match state (and cached engine input rows) of the person's records deleted",
     "match_model": "the person's phone numbers / e-mail addresses taken out of the term-frequency tables",
     "review_decision": "steward decisions on the person's records deleted",
     "golden_customer": "golden records (incl. ids merged away) kept as ids only: status erased, no values",
