@@ -260,6 +260,21 @@ def _input_hash(staged_hash: str) -> str | None:
     return hashlib.sha256(f"{_engine_signature()}|{staged_hash}".encode()).hexdigest()[:32]
 
 
+_SEP = "\x1f"  # the unit separator between a cached row's values
+
+
+def _pack(values: list[str]) -> str:
+    """A cached row as text: "|" and the values joined by the unit separator (splitting is ten times faster
+    than JSON), or JSON when a value holds the separator itself."""
+    if any(_SEP in v for v in values):
+        return json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    return "|" + _SEP.join(values)
+
+
+def _unpack(text: str) -> list[str]:
+    return text[1:].split(_SEP) if text.startswith("|") else json.loads(text)
+
+
 def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
@@ -299,7 +314,7 @@ def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
     del pos
     std_rows: list[Any] = [None] * n
     for i in np.flatnonzero(~derived).tolist():
-        values = json.loads(text[i])
+        values = _unpack(text[i])
         rows[i], std_rows[i] = values[:width], values[width:]
     frame = pd.DataFrame(rows, columns=list(ENGINE_COLUMNS[1:]), dtype=str)
     del rows
@@ -320,8 +335,7 @@ def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
     eng = frame.iloc[new_idx, 1:].astype(object).to_numpy()
     std_vals = new_std.astype(object).to_numpy() if len(new_idx) else np.empty((0, 0), dtype=object)
     for j, i in enumerate(new_idx.tolist()):
-        text[i] = json.dumps([*eng[j].tolist(), *std_vals[j].tolist()], ensure_ascii=False,
-                             separators=(",", ":"))
+        text[i] = _pack([*eng[j].tolist(), *std_vals[j].tolist()])
     records.p.standardised = None  # not needed any more (memory)
     return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=text,
                        derived=derived)
@@ -396,6 +410,24 @@ def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray) -> tu
         return (np.empty(0, np.float32), np.empty(0, np.float32), np.empty(0, bool),
                 np.empty((0, len(FIELDS)), np.int8))
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(4))
+
+
+def _rescore(fs: Any, records: Records, left: np.ndarray, right: np.ndarray, want: np.ndarray,
+             have: np.ndarray, scored: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """Scores of the candidate pairs ``want`` (sorted indices into left/right), taken from ``scored`` (the
+    scores of the sorted indices ``have``) where they were scored already, compared and scored otherwise."""
+    at = np.searchsorted(have, want)
+    known = at < len(have)
+    known[known] = have[at[known]] == want[known]
+    rest = want[~known]
+    fresh = _score(fs, records, left[rest], right[rest])
+    out = []
+    for k, col in enumerate(scored):
+        got = np.empty((len(want), *col.shape[1:]), dtype=col.dtype)
+        got[known] = col[at[known]]
+        got[~known] = fresh[k]
+        out.append(got)
+    return tuple(out)
 
 
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
@@ -590,11 +622,11 @@ def match_and_cluster(
             kl, kr, k_scored = sl, sr, scored  # every pair was scored above
             if not full:
                 kl, kr = left, right
-                k_scored = _score(fs, records, kl, kr)
+                k_scored = _rescore(fs, records, left, right, np.arange(len(left)), sel, scored)
         else:
             inside = np.flatnonzero(kmask[left] & kmask[right]) if len(left) else np.empty(0, np.int64)
             kl, kr = left[inside], right[inside]
-            k_scored = _score(fs, records, kl, kr)
+            k_scored = _rescore(fs, records, left, right, inside, sel, scored)
         must = _index_pairs(pos, constraints.must_link)
         cannot = _index_pairs(pos, constraints.cannot_link)
         labels = cluster_records(records, fs, kl, kr, Scores(*k_scored), ds, must_link=must, cannot_link=cannot)
