@@ -131,8 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         f"- sync events: {gs_inc.minted} minted, {gs_inc.merged} merged, {gs_inc.splits} splits, "
         f"{gs_inc.retired_empty} retired, {gs_inc.records_moved} records moved",
         f"- peak RSS {_rss_mb():.0f} MB; staging (not counted) {stage_s:.1f}s",
-        f"- incremental timings (cumulative s): match {ms_inc.timings}, golden {gs_inc.timings}",
-        f"- full rebuild timings (cumulative s): match {ms_re.timings}, golden {gs_re.timings}",
+        f"- incremental timings (cumulative s): match {ms_inc.timings}, golden {gs_inc.timings}; match CPU "
+        f"{ms_inc.cpu}; {ms_inc.records_new_or_changed:,} records changed, {ms_inc.records_dirty:,} dirty (content "
+        f"or candidate partners), {ms_inc.pairs_scored:,} pairs scored",
+        f"- full rebuild timings (cumulative s): match {ms_re.timings}, golden {gs_re.timings}; match CPU "
+        f"{ms_re.cpu}; {ms_re.pairs_scored:,} pairs scored",
     ]
     text = "\n".join(lines)
     print(text)

@@ -137,7 +137,9 @@ class MatchStats:
     refused_must_links: int = 0
     fallback_reason: str | None = None
     seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # cumulative wall s at the end of each step
+    cpu: dict[str, float] = field(default_factory=dict)  # cumulative CPU s (this process) at the same points
+    records_dirty: int = 0  # records whose candidate pairs were scored: content or candidate partners changed
     model: dict = field(default_factory=dict)  # estimation, priors of the model used (no values)
 
     def as_dict(self) -> dict:
@@ -157,6 +159,11 @@ class MatchStats:
         if self.fallback_reason:
             lines.append(f"\nRan as full rebuild: {self.fallback_reason}")
         return "\n".join(lines)
+
+
+def _mark(stats: MatchStats, step: str, t0: float, c0: float) -> None:
+    stats.timings[step] = round(time.perf_counter() - t0, 3)
+    stats.cpu[step] = round(time.process_time() - c0, 3)
 
 
 # -- store access ---------------------------------------------------------------------------------------------------
@@ -283,9 +290,9 @@ def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
     batch's). ``use_cache=False`` (a full rebuild) derives every record from staging."""
     from hub.dedupe import prepare_records
 
-    staged = sorted(conn.execution_options(yield_per=10_000).execute(
+    staged = sorted(map(tuple, conn.execution_options(yield_per=10_000).execute(
         sa.select(staged_record.c.record_key, staged_record.c.record_hash)
-        .where(staged_record.c.entity == "customers")).tuples())
+        .where(staged_record.c.entity == "customers"))))
     keys = [k for k, _ in staged]
     shash = [h or "" for _, h in staged]
     del staged
@@ -474,7 +481,7 @@ def match_and_cluster(
     """
     from hub.dedupe import MatchModel, block, cluster_records
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     settings = load_match_settings(matching_cfg)
     ds = settings.engine_settings()
     matcher = settings.matcher
@@ -492,12 +499,12 @@ def match_and_cluster(
     records, keys, n = pop.records, pop.keys, len(pop.keys)
     pos = {k: i for i, k in enumerate(keys)}
     stats.records_total = n
-    stats.timings["prepare"] = round(time.perf_counter() - t0, 3)
+    _mark(stats, "prepare", t0, c0)
 
     cand = block(records, ds, workers=1) if n >= 2 else None
     left = cand.left if cand is not None else np.empty(0, np.int32)
     right = cand.right if cand is not None else np.empty(0, np.int32)
-    stats.timings["block"] = round(time.perf_counter() - t0, 3)
+    _mark(stats, "block", t0, c0)
 
     trained = False
     if matcher == "fixed":
@@ -512,7 +519,7 @@ def match_and_cluster(
         with store.begin() as conn:
             model_id = _store_model(conn, matcher, model, n)
         trained = True
-        stats.timings["train"] = round(time.perf_counter() - t0, 3)
+        _mark(stats, "train", t0, c0)
     else:
         model_id, _, model = latest
     fs = model.bind(records.p, records.vocab)
@@ -537,6 +544,7 @@ def match_and_cluster(
     dirty = np.ones(n, dtype=bool) if full else content | np.array(
         [o[32:] != h[32:] for o, h in zip(stored, hashes, strict=True)], dtype=bool)
     stats.records_new_or_changed = int(content.sum())
+    stats.records_dirty = int(dirty.sum())
     stats.records_deleted = len(deleted)
     decision_ends = set() if prev is None else {
         k for p, at in constraints.decided_at.items() if at >= prev.started_at for k in p}
@@ -561,7 +569,7 @@ def match_and_cluster(
     stats.pairs_scored = len(sel)
     stats.pairs_match = sum(1 for r in rows if r["band"] == "match")
     stats.pairs_review = len(rows) - stats.pairs_match
-    stats.timings["score"] = round(time.perf_counter() - t0, 3)
+    _mark(stats, "score", t0, c0)
 
     with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
         run_id = _start_run(conn, "match", stats.mode, matcher, started)
@@ -613,7 +621,7 @@ def match_and_cluster(
                     stats.mode = "full"
                     affected = set(keys)
                     break
-        stats.timings["closure"] = round(time.perf_counter() - t0, 3)
+        _mark(stats, "closure", t0, c0)
 
         # 4. re-cluster K with the engine: the candidate pairs inside K, exactly as a full run sees them
         kmask = np.zeros(n, dtype=bool)
@@ -633,7 +641,7 @@ def match_and_cluster(
         clusters = {keys[i]: keys[int(labels[i])] for i in np.flatnonzero(kmask).tolist()}
         stats.refused_must_links = sum(1 for a, b in constraints.must_link
                                        if a in clusters and b in clusters and clusters[a] != clusters[b])
-        stats.timings["cluster"] = round(time.perf_counter() - t0, 3)
+        _mark(stats, "cluster", t0, c0)
 
         # 5. cluster labels; a record is dirty for build_golden when its content or cluster changed
         writes = []
@@ -655,7 +663,7 @@ def match_and_cluster(
         stats.records_reclustered = len(writes) + len(deleted)
         stats.clusters = len(set(clusters.values()))
         _finish_run(conn, run_id, stats.as_dict())
-    stats.timings["write"] = round(time.perf_counter() - t0, 3)
+    _mark(stats, "write", t0, c0)
     stats.seconds = round(time.perf_counter() - t0, 3)
     log.info("match_and_cluster %s (%s): %d records re-matched in %.2fs", stats.mode, stats.matcher,
              stats.records_rematched, stats.seconds)
