@@ -1,6 +1,7 @@
 """Matching for golden records: the hub.dedupe engine's public verbs plus the store-side bookkeeping.
 
-Every run hands all staged customer records to the engine — ``prepare_records`` (its standardised keys),
+Every run hands all staged customer records to the engine — ``prepare_records`` (its standardised keys; the
+engine rows and standardised values of unchanged records come from a cache in ``match_record``),
 ``block`` (every rule with its own cap and window, sorted neighbourhoods included), ``score`` with a stored
 ``MatchModel`` (fitted once by ``fit``, or a fixed-weight configuration), ``cluster_records`` (non-chaining,
 steward must-/cannot-links). What the golden stage keeps is bookkeeping: which records changed, which pairs to
