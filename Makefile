@@ -19,9 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hub demo
 
-## the test suite (SQLite always; PostgreSQL/MariaDB/Tryton when available — CI requires them)
+## the test suite (SQLite always; PostgreSQL/MariaDB/Tryton when available — CI requires them), on
+## TEST_WORKERS processes (pytest-xdist; each test file stays on one worker; TEST_WORKERS=0 runs in one process)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 ## Dagster UI on 127.0.0.1:3000 with the sandbox sources running
 ui: $(STAMP)
