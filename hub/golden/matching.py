@@ -179,20 +179,6 @@ def last_run(conn: Connection, kind: str) -> Any:
     ).first()
 
 
-def _cluster_mates(conn: Connection, keys: Iterable[str]) -> set[str]:
-    labels: set[str] = set()
-    for chunk in _chunks(sorted(keys)):
-        labels.update(conn.execute(
-            sa.select(match_record.c.cluster_key).where(match_record.c.record_key.in_(chunk))
-        ).scalars())
-    out: set[str] = set()
-    for chunk in _chunks(sorted(labels)):
-        out.update(conn.execute(
-            sa.select(match_record.c.record_key).where(match_record.c.cluster_key.in_(chunk))
-        ).scalars())
-    return out
-
-
 def _pair_neighbours(conn: Connection, keys: Sequence[str], band: str | None = "match") -> set[str]:
     out: set[str] = set()
     for chunk in _chunks(keys):
@@ -601,7 +587,15 @@ def match_and_cluster(
         if full:
             affected = set(keys)
         else:
-            seeds |= _cluster_mates(conn, seeds | deleted)
+            # previous clusters from the match_record rows read at the start (this run writes them only below)
+            members: dict[str, list[str]] = defaultdict(list)
+            for k, o in old.items():
+                members[o[1]].append(k)
+
+            def mates(ks: Iterable[str]) -> set[str]:
+                return {m for c in {old[k][1] for k in ks if k in old} for m in members[c]}
+
+            seeds |= mates(seeds | deleted)
             seeds = (seeds - deleted) & present
             must_adj: dict[str, set[str]] = defaultdict(set)
             for a, b in constraints.must_link:
@@ -613,7 +607,7 @@ def match_and_cluster(
                 nxt = _pair_neighbours(conn, frontier)
                 nxt |= {m for k in frontier for m in must_adj.get(k, ())}
                 nxt -= affected | deleted
-                nxt |= _cluster_mates(conn, nxt) - affected - deleted
+                nxt |= mates(nxt) - affected - deleted
                 nxt &= present
                 affected |= nxt
                 frontier = sorted(nxt)
