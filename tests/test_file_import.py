@@ -441,25 +441,31 @@ def test_forced_encoding_and_renamed_header(tmp_path: Path) -> None:
 
 
 def test_sparse_rows_are_customers_flagged_incomplete(tmp_path: Path) -> None:
-    """A name with a city (no phone, no e-mail) is a customer the hub can link: staged, flagged incomplete.
-    Quarantine is for rows the hub cannot use: a name with nothing to tell the person apart, no name at all."""
+    """A name with a city (no phone, no e-mail), or with a birth date, is a customer the hub can link (as `hub
+    dedupe` links it): staged, flagged incomplete. Quarantine is for rows the hub cannot use: a name with nothing
+    to tell the person apart, no name at all."""
     src = tmp_path / "social.csv"
     src.write_text(_csv_text([HEADER,
                               ["S-1", "王芳", "", "", "", "女", "上海市", "name and city"],
                               ["S-2", "Robert Smith", "bob@example.com", "", "", "", "", "complete"],
                               ["S-3", "李娜", "", "", "", "", "", "a name only"],
-                              ["S-4", "", "", "", "", "", "北京市", "a city only"]]), encoding="utf-8")
+                              ["S-4", "", "", "", "", "", "北京市", "a city only"],
+                              ["S-5", "William Willfams", "", "", "19/08/1935", "M", "", "name and birth date"],
+                              ["S-6", "Wei YUAN", "", "8615411427015", "", "", "", "a number no carrier has"]]),
+                   encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'hub.db'}"
     proc = _hub(tmp_path, db, "import", str(src), "--source", "social", "--mapping", "customer_file")
-    assert _counts(proc) == (4, 2, 2, 0), proc.stdout
+    assert _counts(proc) == (6, 4, 2, 0), proc.stdout
     store = Store(db)
     with store.engine.connect() as conn:
         staged = {r.source_id: r for r in conn.execute(sa.select(staged_record))}
         held = {r.source_id: r.reasons for r in conn.execute(sa.select(quarantine))}
     store.dispose()
-    assert set(staged) == {"S-1", "S-2"}
+    assert set(staged) == {"S-1", "S-2", "S-5", "S-6"}
     assert {"record:incomplete", "record:contact_missing"} <= set(staged["S-1"].quality_flags)
     assert staged["S-1"].record["addresses"][0]["city"]
     assert not any(f.startswith("record:") for f in staged["S-2"].quality_flags)
-    assert held["S-3"] == ["required.reachable_missing"]
+    assert {"record:incomplete", "record:reachable_missing"} <= set(staged["S-5"].quality_flags)
+    assert staged["S-6"].record["unverified_phones"] == ["8615411427015"] and not staged["S-6"].record["phones"]
+    assert held["S-3"] == ["required.identifiable_missing"]
     assert "required.name_missing" in held["S-4"]

@@ -46,7 +46,7 @@ _DERIVED: dict[str, str] = {
 }
 _ENGINE_FIELDS = frozenset({"source", "source_id"})
 # Composite rules besides plain field names in ``required``.
-_RULES = frozenset({"contact", "name_or_company", "reachable"})
+_RULES = frozenset({"contact", "identifiable", "name_or_company", "reachable"})
 
 
 class MappingError(ValueError):
@@ -708,13 +708,23 @@ class Mapper:
         def invalid(fld: str) -> list[str]:
             return [c for c in flags.get(fld, ()) if c.endswith(_INVALID_SUFFIXES)]
 
+        def places() -> list[Any]:
+            return [a for a in out.get("addresses") or ()
+                    if any((a.get(k) if isinstance(a, dict) else getattr(a, k, None))
+                           for k in ("street", "city", "postal_code"))]
+
         for rule in rules:
-            if rule == "reachable":  # a way to tell the customer apart: a contact point or where they live
-                places = [a for a in out.get("addresses") or ()
-                          if any((a.get(k) if isinstance(a, dict) else getattr(a, k, None))
-                                 for k in ("street", "city", "postal_code"))]
-                if _empty(out.get("emails")) and _empty(out.get("phones")) and not places:
+            if rule == "reachable":  # a contact point or where they live
+                if _empty(out.get("emails")) and _empty(out.get("phones")) and not places():
                     reasons.append("required.reachable_missing")
+                    reasons.extend(invalid("phones") + invalid("emails"))
+            elif rule == "identifiable":
+                # something besides the name that tells the customer apart, as matching reads it: a contact point,
+                # where they live, a birth date, an id number, a number of a possible length that failed validation
+                if (_empty(out.get("emails")) and _empty(out.get("phones")) and not places()
+                        and _empty(out.get("birth_date")) and _empty(out.get("national_id"))
+                        and _empty(out.get("unverified_phones"))):
+                    reasons.append("required.identifiable_missing")
                     reasons.extend(invalid("phones") + invalid("emails"))
             elif rule == "contact":
                 if _empty(out.get("emails")) and _empty(out.get("phones")):

@@ -30,6 +30,9 @@ CODES: dict[str, CodeText] = {
     "required.reachable_missing": CodeText(
         "No way to reach the customer: no usable e-mail, phone or address (street, city or postcode)",
         "Add an e-mail, a phone number or an address in the source system."),
+    "required.identifiable_missing": CodeText(
+        "Nothing but a name: no usable e-mail, phone, address, birth date or id number to tell the customer apart",
+        "Add an e-mail, a phone number, an address or a birth date in the source system."),
     "required.source_id_missing": CodeText(
         "The source sent a record without its id",
         "Check the connector's mapping of the id field; a record without an id cannot be tracked or written back."),
