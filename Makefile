@@ -20,8 +20,10 @@ demo: $(STAMP)
 	$(BIN)/hub demo
 
 ## the test suite (SQLite always; PostgreSQL/MariaDB/Tryton when available — CI requires them), on
-## TEST_WORKERS processes (pytest-xdist; each test file stays on one worker; TEST_WORKERS=0 runs in one process)
-TEST_WORKERS ?= 2
+## TEST_WORKERS processes (pytest-xdist; each test file stays on one worker; TEST_WORKERS=0 runs in one process).
+## One process by default: in a two-worker run a dedupe fork_map child (mp "fork" Pool, forked from a worker that
+## has execnet's thread) hung on a lock for 11 minutes; TEST_WORKERS=2 measured 1.94x faster when it does not.
+TEST_WORKERS ?= 0
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
