@@ -7,6 +7,7 @@ the top level is exact agreement. String similarities are computed vectorised wi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -337,16 +338,23 @@ def compare_phones(p: Prepared, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return _levels(d, [(3, (d == 0) | suffix), (2, d == 1), (1, tail)])
 
 
+def _pair_view(p: Prepared, slots: Sequence[dict[str, KeyColumn]], names: Iterable[str], a: int, b: int
+               ) -> Prepared:
+    """The keys ``names`` of value ``a`` (0 = the first, else ``slots[a - 1]``) for records 0..n-1 and of value
+    ``b`` for records n..2n-1, so the ordinary comparisons of (i, j + n) compare i's a-th value with j's b-th."""
+    def col(s: int, k: str) -> KeyColumn:
+        return p.key(k) if s == 0 else slots[s - 1][k]
+
+    keys = {k: KeyColumn(codes=np.concatenate([col(a, k).codes, col(b, k).codes]), uniques=col(a, k).uniques)
+            for k in names}
+    return Prepared(n=2 * p.n, record_id=np.concatenate([p.record_id, p.record_id]),
+                    source=np.concatenate([p.source, p.source]), keys=keys, source_names=p.source_names)
+
+
 def slot_view(p: Prepared, a: int, b: int) -> Prepared:
     """The identifier keys of slot ``a`` (0 = the first value) for records 0..n-1 and of slot ``b`` for records
     n..2n-1: comparing (i, j + n) compares i's a-th phone / e-mail with j's b-th."""
-    def col(s: int, k: str) -> KeyColumn:
-        return p.key(k) if s == 0 else p.slots[s - 1][k]
-
-    keys = {k: KeyColumn(codes=np.concatenate([col(a, k).codes, col(b, k).codes]), uniques=col(a, k).uniques)
-            for k in ALTERNATE_KEYS}
-    return Prepared(n=2 * p.n, record_id=np.concatenate([p.record_id, p.record_id]),
-                    source=np.concatenate([p.source, p.source]), keys=keys, source_names=p.source_names)
+    return _pair_view(p, p.slots, ALTERNATE_KEYS, a, b)
 
 
 def _slot_has(p: Prepared, s: int) -> np.ndarray:
@@ -380,13 +388,7 @@ def _best_over_slots(p: Prepared, i: np.ndarray, j: np.ndarray, out: np.ndarray,
 def _address_view(p: Prepared, a: int, b: int) -> Prepared:
     """The address keys of address ``a`` (0 = the first) for records 0..n-1 and of address ``b`` for records
     n..2n-1: comparing (i, j + n) compares i's a-th address with j's b-th."""
-    def col(s: int, k: str) -> KeyColumn:
-        return p.key(k) if s == 0 else p.address_slots[s - 1][k]
-
-    keys = {k: KeyColumn(codes=np.concatenate([col(a, k).codes, col(b, k).codes]), uniques=col(a, k).uniques)
-            for k in ADDRESS_KEYS}
-    return Prepared(n=2 * p.n, record_id=np.concatenate([p.record_id, p.record_id]),
-                    source=np.concatenate([p.source, p.source]), keys=keys, source_names=p.source_names)
+    return _pair_view(p, p.address_slots, ADDRESS_KEYS, a, b)
 
 
 def _best_address(p: Prepared, i: np.ndarray, j: np.ndarray, lv: np.ndarray) -> None:
