@@ -65,9 +65,11 @@ from hub.store import (
     customer_360,
     golden_customer,
     payload_hash,
+    read_cursor,
     record_key,
     staged_record,
-    sync_state,
+    table_fingerprint,
+    write_cursor,
     xref,
 )
 
@@ -573,24 +575,17 @@ def _inputs(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime) -> str:
     records, the links, the orders / shipments / interactions and the view itself, the configuration and the
     day (recency and lifecycle count days). Cheap: index lookups and counts, no record read."""
     gc, sr, c = golden_customer.c, staged_record.c, customer_360.c
-    parts: list[Any] = [VIEW_VERSION, canonical_json(asdict(cfg)), as_of.date().isoformat()]
-    parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(gc.updated_at))).one())
-    parts.append(conn.execute(sa.select(sa.func.count()).where(gc.status == "active")).scalar_one())
-    parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
-                                         sa.func.max(xref.c.valid_to))).one())
-    for entity in ("orders", "shipments", "interactions"):
-        parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(sr.staged_at))
-                                   .where(sr.entity == entity)).one())
-    parts += list(conn.execute(sa.select(sa.func.count(), sa.func.max(c.updated_at))).one())
-    return payload_hash([str(p) for p in parts])
-
-
-def _save_inputs(conn: sa.Connection, fingerprint: str) -> None:
-    cursor = {"fingerprint": fingerprint}
-    where = (sync_state.c.source == "hub", sync_state.c.entity == INPUTS_ENTITY)
-    now = datetime.now(UTC).replace(tzinfo=None)
-    if not conn.execute(sync_state.update().where(*where).values(cursor=cursor, updated_at=now)).rowcount:
-        conn.execute(sync_state.insert().values(source="hub", entity=INPUTS_ENTITY, cursor=cursor, updated_at=now))
+    return table_fingerprint(
+        conn,
+        sa.select(sa.func.count(), sa.func.max(gc.updated_at)),
+        sa.select(sa.func.count()).where(gc.status == "active"),
+        sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
+                  sa.func.max(xref.c.valid_to)),
+        *(sa.select(sa.func.count(), sa.func.max(sr.staged_at)).where(sr.entity == entity)
+          for entity in ("orders", "shipments", "interactions")),
+        sa.select(sa.func.count(), sa.func.max(c.updated_at)),
+        extra=(VIEW_VERSION, canonical_json(asdict(cfg)), as_of.date().isoformat()),
+    )
 
 
 def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datetime | None = None, *,
@@ -607,8 +602,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
     stats = C360Stats()
     with store.engine.connect() as conn:
         before = _inputs(conn, cfg, as_of)
-        saved = conn.execute(sa.select(sync_state.c.cursor).where(
-            sync_state.c.source == "hub", sync_state.c.entity == INPUTS_ENTITY)).scalar_one_or_none()
+        saved = read_cursor(conn, "hub", INPUTS_ENTITY)
         if not force and saved and saved.get("fingerprint") == before:
             stats.skipped = True
             stats.golden_customers = stats.unchanged = conn.execute(
@@ -750,7 +744,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         # a retired (merged away) golden id has no 360 view any more
         active = sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active")
         stats.removed = conn.execute(customer_360.delete().where(customer_360.c.golden_id.not_in(active))).rowcount
-        _save_inputs(conn, _inputs(conn, cfg, as_of))
+        write_cursor(conn, "hub", INPUTS_ENTITY, {"fingerprint": _inputs(conn, cfg, as_of)})
     stats.golden_customers = len(gids)
     stats.value_tiers, stats.lifecycles, stats.segments = dict(tiers), dict(lifes), dict(segs)
     stats.seconds = time.monotonic() - started

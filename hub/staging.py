@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
-from hub.store import Store, chunked, is_pruned, landing, payload_hash, quarantine, staged_record, sync_state
+from hub.store import Store, chunked, is_pruned, landing, payload_hash, quarantine, staged_record
 
 log = logging.getLogger(__name__)
 
@@ -297,16 +297,7 @@ def mapping_fingerprint(src: _Source) -> str:
 
 
 def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
-    cursor = {"fingerprint": fingerprint}
-    with store.begin() as conn:
-        done = conn.execute(
-            sync_state.update()
-            .where(sync_state.c.source == source, sync_state.c.entity == FINGERPRINT_ENTITY)
-            .values(cursor=cursor, updated_at=_now())
-        ).rowcount
-        if not done:
-            conn.execute(sync_state.insert().values(source=source, entity=FINGERPRINT_ENTITY, cursor=cursor,
-                                                    updated_at=_now()))
+    store.save_cursor(source, FINGERPRINT_ENTITY, {"fingerprint": fingerprint})
 
 
 def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,

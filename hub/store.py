@@ -540,6 +540,29 @@ def default_database_url() -> str:
     return f"sqlite:///{DEFAULT_DB_PATH}"
 
 
+def read_cursor(conn: Connection, source: str, entity: str) -> dict | None:
+    """The sync_state cursor of (source, entity) inside the caller's connection, or None."""
+    return conn.execute(sa.select(sync_state.c.cursor).where(
+        sync_state.c.source == source, sync_state.c.entity == entity)).scalar_one_or_none()
+
+
+def write_cursor(conn: Connection, source: str, entity: str, cursor: dict | None) -> None:
+    """Replace (or create) the sync_state cursor of (source, entity) inside the caller's transaction."""
+    updated = conn.execute(
+        sync_state.update()
+        .where(sync_state.c.source == source, sync_state.c.entity == entity)
+        .values(cursor=cursor, updated_at=_now())
+    ).rowcount
+    if not updated:
+        conn.execute(sync_state.insert().values(source=source, entity=entity, cursor=cursor, updated_at=_now()))
+
+
+def table_fingerprint(conn: Connection, *stmts: Any, extra: Sequence[Any] = ()) -> str:
+    """A digest of ``extra`` and the one row each statement answers (counts and newest change times of the
+    tables a derived figure reads): equal while those tables did not change. No record is read."""
+    return payload_hash([*(str(v) for v in extra), *(str(v) for stmt in stmts for v in conn.execute(stmt).one())])
+
+
 def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items (bounded IN lists and batched writes everywhere)."""
     for start in range(0, len(items), size):
@@ -614,29 +637,13 @@ class Store:
 
     def get_cursor(self, source: str, entity: str) -> dict | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(sync_state.c.cursor).where(
-                    sync_state.c.source == source, sync_state.c.entity == entity
-                )
-            ).first()
-        return row[0] if row else None
+            return read_cursor(conn, source, entity)
 
     def save_cursor(self, source: str, entity: str, cursor: dict | None) -> None:
         """Replace a cursor outside a page (a connector noting what its own push wrote, see
         ``run_push``); pages save theirs with ``land_page``."""
         with self.engine.begin() as conn:
-            self._save_cursor(conn, source, entity, cursor)
-
-    def _save_cursor(self, conn: Connection, source: str, entity: str, cursor: dict | None) -> None:
-        updated = conn.execute(
-            sync_state.update()
-            .where(sync_state.c.source == source, sync_state.c.entity == entity)
-            .values(cursor=cursor, updated_at=_now())
-        ).rowcount
-        if not updated:
-            conn.execute(
-                sync_state.insert().values(source=source, entity=entity, cursor=cursor, updated_at=_now())
-            )
+            write_cursor(conn, source, entity, cursor)
 
     def land_page(
         self, source: str, entity: str, records: Sequence[LandingRecord], cursor: dict | None
@@ -709,7 +716,7 @@ class Store:
             if held:
                 conn.execute(landing.update().where(*where).values(
                     hub_state=sa.bindparam("hub_state"), hub_state_hash=sa.bindparam("hub_state_hash")), held)
-            self._save_cursor(conn, source, entity, cursor)
+            write_cursor(conn, source, entity, cursor)
         return LandingCounts(new, changed, unchanged)
 
     def landed_ids(self, source: str, entity: str) -> set[str]:

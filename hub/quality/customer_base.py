@@ -34,8 +34,9 @@ from hub.store import (
     customer_360,
     customer_base_snapshot,
     golden_customer,
-    payload_hash,
-    sync_state,
+    read_cursor,
+    table_fingerprint,
+    write_cursor,
 )
 
 VALUE_TIERS = ("platinum", "gold", "silver", "bronze", "none")
@@ -78,9 +79,8 @@ KEPT_ENTITY = "_customer_base"
 
 def _inputs(conn: sa.Connection) -> str:
     c, s = customer_360.c, customer_base_snapshot.c
-    parts = [*conn.execute(sa.select(sa.func.count(), sa.func.max(c.updated_at))).one(),
-             *conn.execute(sa.select(sa.func.count(), sa.func.max(s.updated_at))).one()]
-    return payload_hash([str(p) for p in parts])
+    return table_fingerprint(conn, sa.select(sa.func.count(), sa.func.max(c.updated_at)),
+                             sa.select(sa.func.count(), sa.func.max(s.updated_at)))
 
 
 def _unchanged_movement(rfm_counts: Mapping[str, int]) -> dict[str, Any]:
@@ -95,21 +95,16 @@ def customer_base(store: Store, *, update_snapshot: bool = True) -> dict[str, An
     """Every figure of the customer-base view, JSON-ready; stores this report's positions for the next one."""
     if update_snapshot:
         with store.engine.connect() as conn:
-            kept = conn.execute(sa.select(sync_state.c.cursor).where(
-                sync_state.c.source == "hub", sync_state.c.entity == KEPT_ENTITY)).scalar_one_or_none()
+            kept = read_cursor(conn, "hub", KEPT_ENTITY)
             if kept and kept.get("fingerprint") == _inputs(conn):
                 return {**kept["figures"], "rfm_movement": _unchanged_movement(kept["rfm_counts"])}
     figures = _customer_base(store, update_snapshot=update_snapshot)
     if update_snapshot:
         rfm_counts = dict(Counter(seg for seg, _, _ in figures.pop("_now_state").values()))
         cursor = {"figures": {k: v for k, v in figures.items() if k != "rfm_movement"}, "rfm_counts": rfm_counts}
-        where = (sync_state.c.source == "hub", sync_state.c.entity == KEPT_ENTITY)
         with store.begin() as conn:
             cursor["fingerprint"] = _inputs(conn)
-            cursor = json.loads(json.dumps(cursor, default=str))
-            if not conn.execute(sync_state.update().where(*where).values(cursor=cursor, updated_at=_now())).rowcount:
-                conn.execute(sync_state.insert().values(source="hub", entity=KEPT_ENTITY, cursor=cursor,
-                                                        updated_at=_now()))
+            write_cursor(conn, "hub", KEPT_ENTITY, json.loads(json.dumps(cursor, default=str)))
     else:
         figures.pop("_now_state")
     return figures

@@ -33,11 +33,12 @@ from hub.store import (
     canonical_json,
     golden_customer,
     match_pair,
-    payload_hash,
     quarantine,
+    read_cursor,
     review_decision,
     staged_record,
     sync_state,
+    table_fingerprint,
     xref,
 )
 
@@ -186,13 +187,12 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
                 continue
             arrived[source] = max(at, arrived.get(source, at))
         fingerprint = _inputs(conn, cfg, derived)
-        saved = conn.execute(sa.select(sync_state.c.cursor).where(
-            sync_state.c.source == "hub", sync_state.c.entity == CACHE_ENTITY)).scalar_one_or_none()
+        saved = read_cursor(conn, "hub", CACHE_ENTITY)
     if saved and saved.get("fingerprint") == fingerprint:
         out = dict(saved["dimensions"])
     else:
         out = _score_records(store, cfg, derived)
-        _save(store, fingerprint, out)
+        store.save_cursor("hub", CACHE_ENTITY, {"fingerprint": fingerprint, "dimensions": out})
     out["timeliness"] = _timeliness(cfg, arrived, now)
     out = {name: out[name] for name in DIMENSIONS}
     for name in DIMENSIONS:
@@ -219,8 +219,8 @@ CACHE_ENTITY = "_quality_dimensions"
 
 def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> str:
     sr, q, gc, mp, rd = staged_record.c, quarantine.c, golden_customer.c, match_pair.c, review_decision.c
-    parts: list[Any] = [cfg.model_dump_json(), canonical_json({k: list(v) for k, v in derived.items()})]
-    for stmt in (
+    return table_fingerprint(
+        conn,
         sa.select(sa.func.count(), sa.func.max(sr.staged_at)),
         sa.select(sa.func.count(), sa.func.max(q.quarantined_at)),
         sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
@@ -230,18 +230,8 @@ def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple
         sa.select(sa.func.count(), sa.func.max(mp.scored_at)),
         sa.select(sa.func.count()).where(mp.band == "review"),
         sa.select(sa.func.count(), sa.func.max(rd.decided_at)),
-    ):
-        parts += list(conn.execute(stmt).one())
-    return payload_hash([str(p) for p in parts])
-
-
-def _save(store: Store, fingerprint: str, out: Mapping[str, Any]) -> None:
-    cursor = {"fingerprint": fingerprint, "dimensions": out}
-    where = (sync_state.c.source == "hub", sync_state.c.entity == CACHE_ENTITY)
-    with store.begin() as conn:
-        if not conn.execute(sync_state.update().where(*where).values(cursor=cursor, updated_at=_now())).rowcount:
-            conn.execute(sync_state.insert().values(source="hub", entity=CACHE_ENTITY, cursor=cursor,
-                                                    updated_at=_now()))
+        extra=(cfg.model_dump_json(), canonical_json({k: list(v) for k, v in derived.items()})),
+    )
 
 
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:

@@ -45,13 +45,13 @@ from hub.store import (
     landing,
     match_pair,
     match_run,
-    payload_hash,
     push_outbox,
     push_result,
     quarantine,
+    read_cursor,
     review_decision,
     staged_record,
-    sync_state,
+    table_fingerprint,
     xref,
 )
 
@@ -208,10 +208,6 @@ def _top(counter: Counter, n: int = TOP_REASONS) -> list[dict[str, Any]]:
 _KEPT = "_report_figures"
 
 
-def _inputs(conn: sa.Connection, *stmts: Any) -> str:
-    return payload_hash([str(v) for stmt in stmts for v in conn.execute(stmt).one()])
-
-
 def _staged_inputs(entity: str | None = None) -> Any:
     sr = staged_record.c
     stmt = sa.select(sa.func.count(), sa.func.max(sr.staged_at))
@@ -224,8 +220,7 @@ def collect_figures(store: Store) -> dict[str, Any]:
     golden_inputs = sa.select(sa.func.count(), sa.func.max(gc.updated_at),
                               sa.func.sum(sa.case((gc.status == "active", 1), else_=0)))
     with store.engine.connect() as conn:
-        kept = conn.execute(sa.select(sync_state.c.cursor).where(
-            sync_state.c.source == "hub", sync_state.c.entity == _KEPT)).scalar_one_or_none() or {}
+        kept = read_cursor(conn, "hub", _KEPT) or {}
         fresh: dict[str, Any] = {}
 
         def reuse(name: str, fingerprint: str, compute: Any) -> Any:
@@ -244,12 +239,12 @@ def collect_figures(store: Store) -> dict[str, Any]:
                 sa.select(landing.c.source, landing.c.entity, sa.func.count(), sa.func.max(landing.c.landed_at))
                 .group_by(landing.c.source, landing.c.entity).order_by(landing.c.source, landing.c.entity))
         ]
-        fig.update(reuse("staging", _inputs(
+        fig.update(reuse("staging", table_fingerprint(
             conn, sa.select(sa.func.count(), sa.func.max(landing.c.landed_at)),
             sa.select(sa.func.count()).where(landing.c.staged_hash.is_not(None)), _staged_inputs(),
             sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
             lambda: _staging_figures(conn)))
-        fig["completeness"] = reuse("completeness", _inputs(conn, _staged_inputs("customers"), golden_inputs),
+        fig["completeness"] = reuse("completeness", table_fingerprint(conn, _staged_inputs("customers"), golden_inputs),
                                     lambda: _completeness(conn))
         fig["matching"] = _matching(conn)
         scores = [float(s) for (s,) in conn.execute(
@@ -257,15 +252,11 @@ def collect_figures(store: Store) -> dict[str, Any]:
             .where(golden_customer.c.status == "active", golden_customer.c.quality_score.is_not(None)))]
         fig["golden_quality"] = quality_histogram(scores)
         c = customer_360.c
-        fig["customer_360"] = reuse("customer_360", _inputs(
+        fig["customer_360"] = reuse("customer_360", table_fingerprint(
             conn, sa.select(sa.func.count(), sa.func.max(c.updated_at))), lambda: _c360(conn))
         fig["push"] = _push(conn)
     if fresh != kept:
-        where = (sync_state.c.source == "hub", sync_state.c.entity == _KEPT)
-        now = datetime.now(UTC).replace(tzinfo=None)
-        with store.begin() as conn:
-            if not conn.execute(sync_state.update().where(*where).values(cursor=fresh, updated_at=now)).rowcount:
-                conn.execute(sync_state.insert().values(source="hub", entity=_KEPT, cursor=fresh, updated_at=now))
+        store.save_cursor("hub", _KEPT, fresh)
     fig["privacy"] = privacy_figures(store)
     fig["headline"] = _headline(fig)
     return fig
