@@ -24,6 +24,12 @@ class CheckOutcome:
         return f"{head}\n\n{rows}" if rows else head
 
 
+def _records_with_several_open_xrefs() -> Any:
+    """Record keys with more than one open xref row (both golden checks count them)."""
+    return (sa.select(xref.c.record_key).where(xref.c.valid_to.is_(None)).group_by(xref.c.record_key)
+            .having(sa.func.count() > 1).subquery())
+
+
 def golden_consistency(store: Store) -> CheckOutcome:
     """Every staged customer has exactly one open xref to an active golden id; no national-id conflicts."""
     # counted in SQL (no record of the population in memory: at a million customers the staged records alone
@@ -32,7 +38,7 @@ def golden_consistency(store: Store) -> CheckOutcome:
     customers = sr.entity == "customers"
     is_open = x.valid_to.is_(None)
     linked = sa.exists().where(x.record_key == sr.record_key, is_open)
-    several = sa.select(x.record_key).where(is_open).group_by(x.record_key).having(sa.func.count() > 1).subquery()
+    several = _records_with_several_open_xrefs()
     live = sa.exists().where(gc.golden_id == x.golden_id, gc.status == "active")
     dangling_ids = sa.select(x.golden_id).where(is_open, ~live).distinct().subquery()
     nid, nid_type = sr.record["national_id"].as_string(), sr.record["national_id_type"].as_string()
@@ -201,8 +207,7 @@ def brake_outcome(store: Store, quality: Any) -> CheckOutcome:
 def golden_ids_unique(store: Store) -> CheckOutcome:
     """Each source record belongs to one golden id; every retired id resolves to an active one (no cycles)."""
     gc = golden_customer.c
-    several = (sa.select(xref.c.record_key).where(xref.c.valid_to.is_(None)).group_by(xref.c.record_key)
-               .having(sa.func.count() > 1).subquery())
+    several = _records_with_several_open_xrefs()
     with store.engine.connect() as conn:
         multiple = conn.execute(sa.select(sa.func.count()).select_from(several)).scalar_one()
         # only retired ids and where their chains end are looked at, not every golden customer
