@@ -128,63 +128,140 @@ def _row_count(meta: dict[str, Any]) -> int | None:
     return None
 
 
-def child_sync(out: Path) -> int:
-    """Run the full_sync job in this process (as `hub demo` does) and write per-step figures to ``out``."""
-    import dagster as dg
-
-    from hub.config import load_config
-    from hub.definitions import defs
-    from hub.sync import JOB, plan_sync, run_job
-
-    sampler = Sampler()
-    sampler.sample()
-    sampler.start()
-    t0 = time.time()
-    result = run_job(plan_sync(load_config(), job=defs.resolve_job_def(JOB)), trigger="bench", progress=None)
-    sampler.stop()
-    t1 = time.time()
+def _steps(instance: Any, run_id: str, samples: list[tuple[float, float, float]],
+           now: float | None = None) -> list[dict[str, Any]]:
+    """Per-step figures from the run's event log cut against the sampler's samples; a step still running
+    (no end event yet) is cut at ``now`` and has status "running"."""
     steps: dict[str, dict[str, Any]] = {}
-    with dg.DagsterInstance.get() as instance:
-        for rec in instance.all_logs(result.run_id):
-            ev = rec.dagster_event
-            if ev is None or ev.step_key is None:
-                continue
-            s = steps.setdefault(ev.step_key, {"step": ev.step_key})
-            if ev.event_type_value == "STEP_START":
-                s["start"] = rec.timestamp
-            elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
-                s["end"] = rec.timestamp
-                s["status"] = ev.event_type_value.removeprefix("STEP_").lower()
-            elif ev.event_type_value == "ASSET_MATERIALIZATION":
-                meta = {k: v.value for k, v in ev.event_specific_data.materialization.metadata.items()}
-                n = _row_count(meta)
-                if n is not None:
-                    s["records"] = n
-    samples = sampler.samples
-    for s in steps.values():
-        if "start" not in s or "end" not in s:
+    for rec in instance.all_logs(run_id):
+        ev = rec.dagster_event
+        if ev is None or ev.step_key is None:
             continue
+        s = steps.setdefault(ev.step_key, {"step": ev.step_key})
+        if ev.event_type_value == "STEP_START":
+            s["start"] = rec.timestamp
+        elif ev.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
+            s["end"] = rec.timestamp
+            s["status"] = ev.event_type_value.removeprefix("STEP_").lower()
+        elif ev.event_type_value == "ASSET_MATERIALIZATION":
+            meta = {k: v.value for k, v in ev.event_specific_data.materialization.metadata.items()}
+            n = _row_count(meta)
+            if n is not None:
+                s["records"] = n
+    if not samples:
+        return []
+    for s in steps.values():
+        if "start" not in s:
+            continue
+        if "end" not in s:
+            if now is None:
+                continue
+            s["end"], s["status"] = now, "running"
         inside = [x for x in samples if s["start"] <= x[0] <= s["end"]]
         before = [x for x in samples if x[0] <= s["start"]][-1:] or samples[:1]
         after = [x for x in samples if x[0] >= s["end"]][:1] or samples[-1:]
         s["wall_s"] = s["end"] - s["start"]
         s["cpu_s"] = max(0.0, after[0][1] - before[0][1])
         s["peak_mb"] = max([x[2] for x in inside] + [before[0][2], after[0][2]])
-    ordered = sorted((s for s in steps.values() if "start" in s), key=lambda s: s["start"])
+    return sorted((s for s in steps.values() if "start" in s), key=lambda s: s["start"])
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    tmp.replace(path)
+
+
+def child_sync(out: Path) -> int:
+    """Run the full_sync job in this process (as `hub demo` does) and write per-step figures to ``out``.
+
+    While the run goes on, the figures of the steps so far (the running one cut at the moment of writing) are
+    written to ``out`` every 20 s, so a run stopped at a time limit still leaves its per-stage figures."""
+    import dagster as dg
+
+    from hub.config import load_config
+    from hub.definitions import defs
+    from hub.sync import JOB, plan_sync, run_job
+
+    with dg.DagsterInstance.get() as instance:
+        known = {r.run_id for r in instance.get_runs()}
+    sampler = Sampler()
+    sampler.sample()
+    sampler.start()
+    t0 = time.time()
+    done = threading.Event()
+
+    def write_partial(inst: Any) -> None:
+        run_id = next((r.run_id for r in inst.get_runs(limit=5) if r.run_id not in known), None)
+        if run_id is None:
+            return
+        samples = list(sampler.samples)
+        now = time.time()
+        _write_json(out, {"success": False, "partial": True, "wall_s": now - t0,
+                          "cpu_s": samples[-1][1] - samples[0][1], "peak_mb": max(x[2] for x in samples),
+                          "main_hwm_mb": _status_mb("self", "VmHWM"),
+                          "steps": _steps(inst, run_id, samples, now), "run_id": run_id})
+
+    def partial() -> None:
+        with dg.DagsterInstance.get() as inst:
+            while not done.wait(20.0):
+                try:
+                    write_partial(inst)
+                except Exception as exc:  # a figure missed now is written at the next tick
+                    print(f"bench: partial figures not written ({type(exc).__name__})", file=sys.stderr, flush=True)
+
+    def stopped(signum: int, frame: Any) -> None:  # the time limit: the figures so far, then exit at once
+        done.set()
+        sampler.sample()
+        with dg.DagsterInstance.get() as inst:
+            write_partial(inst)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stopped)
+    writer = threading.Thread(target=partial, daemon=True, name="bench-partial")
+    writer.start()
+    result = run_job(plan_sync(load_config(), job=defs.resolve_job_def(JOB)), trigger="bench", progress=sys.stderr)
+    done.set()
+    writer.join()
+    sampler.stop()
+    t1 = time.time()
+    samples = sampler.samples
+    with dg.DagsterInstance.get() as instance:
+        ordered = _steps(instance, result.run_id, samples)
     doc = {"success": result.success, "wall_s": t1 - t0, "cpu_s": samples[-1][1] - samples[0][1],
            "peak_mb": max(x[2] for x in samples), "main_hwm_mb": _status_mb("self", "VmHWM"),
            "steps": ordered, "run_id": result.run_id}
-    out.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    _write_json(out, doc)
     return 0 if result.success else 1
 
 
 # ---------------------------------------------------------------------------------------------- orchestration
 def _timed(cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
-           stdout: Any = None) -> tuple[int, float, float, float]:
-    """Run ``cmd``; (exit code, wall s, CPU s, peak RSS MB) from wait4."""
+           stdout: Any = None, deadline: float | None = None,
+           tick: Any = None) -> tuple[int, float, float, float]:
+    """Run ``cmd``; (exit code, wall s, CPU s, peak RSS MB) from wait4. Past ``deadline`` (time.time()) the
+    process is stopped (SIGTERM, SIGKILL 60 s later) and its exit code is negative; ``tick()`` every 30 s."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=stdout)
-    _, status, ru = os.wait4(proc.pid, 0)
+    stopped_at = None
+    last_tick = time.time()
+    while True:
+        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        now = time.time()
+        if deadline is not None and now >= deadline:
+            if stopped_at is None:
+                print(f"bench: time limit reached, stopping {Path(cmd[1]).name if len(cmd) > 1 else cmd[0]}",
+                      file=sys.stderr, flush=True)
+                proc.send_signal(signal.SIGTERM)
+                stopped_at = now
+            elif now - stopped_at > 60:
+                proc.kill()
+        if tick is not None and now - last_tick >= 30:
+            last_tick = now
+            tick()
+        time.sleep(0.5)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, time.perf_counter() - t, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
@@ -197,7 +274,10 @@ class Sandbox:
         self.proc: subprocess.Popen | None = None
         self.env: dict[str, str] = {}
 
+    save = True  # False: stop without writing the world's state (nothing runs after it)
+
     def __enter__(self) -> Sandbox:
+        t = time.perf_counter()
         self.proc = subprocess.Popen([sys.executable, "-m", "hub.sandbox", "serve", str(self.world)],
                                      stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
@@ -209,12 +289,21 @@ class Sandbox:
                     break
         if "HUB_CDR_DIR" not in self.env:
             raise RuntimeError("sandbox did not start")
+        self.start_s = time.perf_counter() - t
         return self
+
+    def rss_mb(self) -> float:
+        assert self.proc is not None
+        return _status_mb(self.proc.pid, "VmRSS")
 
     def __exit__(self, *exc: Any) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)  # saves the world's state
-        self.proc.wait(timeout=3600)
+        if self.save:
+            self.proc.send_signal(signal.SIGTERM)  # saves the world's state
+            self.proc.wait(timeout=3600)
+        else:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _config(path: Path, rate: float, report: Path) -> Path:
@@ -337,7 +426,12 @@ def _load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def run_backend(backend: str, base_world: Path, work: Path, rate: float, change: float, cli: bool) -> dict:
+def run_backend(backend: str, base_world: Path, work: Path, rate: float, change: float, cli: bool,
+                deadline: float | None = None, publish: Any = None) -> dict:
+    """Full then incremental sync of ``backend`` on a copy of the world. ``deadline`` (time.time()): a sync
+    still running then is stopped and its per-stage figures so far are kept (the incremental run is then
+    left out); ``publish(doc)`` is called whenever new figures are in ``doc`` (partial ones every 30 s)."""
+    publish = publish or (lambda doc: None)
     home = work / backend
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -362,32 +456,57 @@ def run_backend(backend: str, base_world: Path, work: Path, rate: float, change:
     env = {**os.environ, "HUB_DATABASE_URL": url, "DAGSTER_HOME": str(home / "dagster"),
            "HUB_CONFIG": str(_config(home / "hub.yaml", rate, home / "reports" / "data_quality.html"))}
     doc: dict[str, Any] = {"backend": backend, "url": url.split("@")[-1], "world_copy_s": copy_s, "runs": []}
-    try:
-        for label in ("full", "incremental"):
-            if label == "incremental":
-                code, wall, cpu, rss = _timed([sys.executable, "-m", "hub.sandbox", "mutate", str(world),
-                                               "--fraction", str(change)], cwd=ROOT, stdout=subprocess.DEVNULL)
-                doc["mutate"] = {"exit": code, "wall_s": wall, "cpu_s": cpu, "peak_mb": rss}
-            with Sandbox(world) as sb:
-                out = home / f"{label}.json"
-                load_before = _load()
-                code, wall, cpu, rss = _timed([sys.executable, __file__, "_sync", str(out)],
-                                              env={**env, **sb.env}, cwd=home)
-                load_after = _load()
-            run = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"steps": []}
-            run.update({"label": label, "exit": code, "process_wall_s": wall, "process_cpu_s": cpu,
-                        "process_maxrss_mb": rss, "load_before": load_before, "load_after": load_after})
-            run["table_bytes"] = table_sizes(url)
+    if pg_name:
+        doc["pg_database"] = pg_name
+    for label in ("full", "incremental"):
+        if label == "incremental":
+            code, wall, cpu, rss = _timed([sys.executable, "-m", "hub.sandbox", "mutate", str(world),
+                                           "--fraction", str(change)], cwd=ROOT, stdout=subprocess.DEVNULL)
+            doc["mutate"] = {"exit": code, "wall_s": wall, "cpu_s": cpu, "peak_mb": rss}
+        with Sandbox(world) as sb:
+            out = home / f"{label}.json"
+            out.unlink(missing_ok=True)
+            load_before = _load()
+            base = {"label": label, "load_before": load_before, "sandbox_start_s": sb.start_s,
+                    "sandbox_rss_mb": sb.rss_mb()}
+            loads: list[float] = []
+
+            def tick(sb: Sandbox = sb, out: Path = out, base: dict = base, loads: list = loads) -> None:
+                loads.append(os.getloadavg()[0])
+                base["sandbox_rss_mb"] = max(base["sandbox_rss_mb"], sb.rss_mb())
+                if out.exists():
+                    try:
+                        run = {**json.loads(out.read_text(encoding="utf-8")), **base, "exit": None,
+                               "load_after": _load(), "load_1min_median": sorted(loads)[len(loads) // 2]}
+                    except ValueError:
+                        return
+                    publish({**doc, "runs": [*doc["runs"], run]})
+
+            code, wall, cpu, rss = _timed([sys.executable, __file__, "_sync", str(out)],
+                                          env={**env, **sb.env}, cwd=home, deadline=deadline, tick=tick)
+            load_after = _load()
+            timed_out = deadline is not None and time.time() >= deadline
+            sb.save = not timed_out
+        run = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {"steps": []}
+        run.update({**base, "exit": code, "process_wall_s": wall, "process_cpu_s": cpu, "process_maxrss_mb": rss,
+                    "load_after": load_after, "timed_out": timed_out})
+        if loads:
+            run["load_1min_median"] = sorted(loads)[len(loads) // 2]
+        doc["runs"].append(run)
+        publish(doc)
+        run["table_bytes"] = table_sizes(url)
+        try:
             run["quality"] = cluster_quality(url, world)
-            doc["runs"].append(run)
-            print(f"[{backend}] {label}: exit {code}, {wall:.0f} s wall, {cpu:.0f} s CPU, "
-                  f"peak {run.get('peak_mb', 0):,.0f} MB, load {load_before} -> {load_after}", file=sys.stderr,
-                  flush=True)
-        if cli:
-            doc["cli"] = cli_quality(url, world)
-    finally:
-        if pg_name:
-            doc["pg_database"] = pg_name
+        except Exception as exc:  # a run stopped before golden_customers has no clusters to score
+            run["quality"] = {"error": type(exc).__name__}
+        publish(doc)
+        print(f"[{backend}] {label}: exit {code}, {wall:.0f} s wall, {cpu:.0f} s CPU, "
+              f"peak {run.get('peak_mb', 0):,.0f} MB, load {load_before} -> {load_after}"
+              f"{' (stopped at the time limit)' if timed_out else ''}", file=sys.stderr, flush=True)
+        if timed_out:
+            break
+    if cli and not any(r.get("timed_out") for r in doc["runs"]):
+        doc["cli"] = cli_quality(url, world)
     return doc
 
 
@@ -400,16 +519,24 @@ def markdown(meta: dict, docs: list[dict]) -> str:
              f"World generated in {meta['gen_wall_s']:.0f} s ({meta['gen_cpu_s']:.0f} s CPU, peak "
              f"{meta['gen_peak_mb']:,.0f} MB); web shop and WeChat clients at {meta['rate']:g} requests/s "
              f"(hub.yaml requests_per_second); change between the runs: {meta['change']:.0%} of every system's "
-             f"customers; load average (1/5/15 min) before the bench {meta['load_start']}.", ""]
+             f"customers; load average (1/5/15 min) before the bench {meta['load_start']}."
+             + (f" Time limit per sync: stopped at {meta['stop_at']}." if meta.get("stop_at") else ""), ""]
     for doc in docs:
         full = next((r for r in doc["runs"] if r["label"] == "full"), None)
         for run in doc["runs"]:
-            lines += [f"### {doc['backend']}: {run['label']} sync — exit {run['exit']}, "
-                      f"**{run.get('wall_s', run['process_wall_s']):.0f} s** wall, "
+            state = ("RUNNING (figures so far)" if run.get("exit") is None
+                     else "STOPPED at the time limit" if run.get("timed_out") else f"exit {run['exit']}")
+            lines += [f"### {doc['backend']}: {run['label']} sync — {state}, "
+                      f"**{run.get('wall_s', run.get('process_wall_s', 0)):.0f} s** wall, "
                       f"{run.get('cpu_s', 0):.0f} s CPU, peak memory of the hub's process tree "
                       f"**{run.get('peak_mb', 0):,.0f} MB** (main process high-water {run.get('main_hwm_mb', 0):,.0f} "
-                      f"MB); load {run['load_before']} → {run['load_after']}", ""]
-            if run["label"] == "incremental" and full and full.get("wall_s"):
+                      f"MB); load {run['load_before']} → {run.get('load_after', '')}"
+                      + (f", 1-min load median during the run {run['load_1min_median']:.1f}"
+                         if run.get("load_1min_median") is not None else "")
+                      + f"; the sandbox (its own process, not counted above) started in "
+                      f"{run.get('sandbox_start_s', 0):.0f} s and held up to {run.get('sandbox_rss_mb', 0):,.0f} MB",
+                      ""]
+            if run["label"] == "incremental" and full and full.get("wall_s") and run.get("exit") is not None:
                 lines += [f"Incremental / full wall time: **{run.get('wall_s', 0) / full['wall_s']:.1%}** "
                           "(target ≤ 10 %).", ""]
             lines += ["| stage | wall s | CPU s | peak MB | records | records/s |", "|---|---|---|---|---|---|"]
@@ -420,14 +547,18 @@ def markdown(meta: dict, docs: list[dict]) -> str:
                              f" | {s.get('wall_s', 0):.1f} | {s.get('cpu_s', 0):.1f} | {s.get('peak_mb', 0):,.0f} | "
                              f"{'' if n is None else f'{n:,}'} | {rps} |")
             mg = sum(s.get("wall_s", 0) for s in run["steps"] if s["step"] in ("match_pairs", "golden_customers"))
-            q = run.get("quality", {})
-            lines += ["", f"Matching + golden: **{mg:.0f} s** (target ≤ 300 s). Cluster quality against the "
-                      f"sandbox's ground truth ({q.get('records', 0):,} customer records): pairwise F1 "
-                      f"**{q.get('pairwise_f1', 0):.4f}** (P {q.get('pairwise_precision', 0):.4f} / R "
-                      f"{q.get('pairwise_recall', 0):.4f}), exact-cluster F1 {q.get('cluster_f1', 0):.4f}.", ""]
-            sizes = sorted(run["table_bytes"].items(), key=lambda kv: -kv[1])
-            lines += [f"Store on disk: **{_mb(sum(run['table_bytes'].values()))} MB** — " + ", ".join(
-                f"{t} {_mb(b)}" for t, b in sizes if b >= 1e5) + " (MB, indexes included).", ""]
+            q = run.get("quality")
+            if q and "error" not in q:
+                lines += ["", f"Matching + golden: **{mg:.0f} s** (target ≤ 300 s). Cluster quality against the "
+                          f"sandbox's ground truth ({q.get('records', 0):,} customer records): pairwise F1 "
+                          f"**{q.get('pairwise_f1', 0):.4f}** (P {q.get('pairwise_precision', 0):.4f} / R "
+                          f"{q.get('pairwise_recall', 0):.4f}), exact-cluster F1 {q.get('cluster_f1', 0):.4f}.", ""]
+            else:
+                lines += [""]
+            if run.get("table_bytes"):
+                sizes = sorted(run["table_bytes"].items(), key=lambda kv: -kv[1])
+                lines += [f"Store on disk: **{_mb(sum(run['table_bytes'].values()))} MB** — " + ", ".join(
+                    f"{t} {_mb(b)}" for t, b in sizes if b >= 1e5) + " (MB, indexes included).", ""]
         if doc.get("cli"):
             c = doc["cli"]
             lines += [f"`hub dedupe` (deduplicate) on the same staged customers: {c['wall_s']:.0f} s, pairwise F1 "
@@ -447,7 +578,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="kept between runs: the world is generated once")
     ap.add_argument("--no-cli", action="store_true", help="skip hub dedupe on the same records")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "sync.md")
+    ap.add_argument("--stop-at", default=None, metavar="HH:MM",
+                    help="UTC clock time: a sync still running then is stopped; its per-stage figures so far are "
+                         "reported and nothing runs after it")
     args = ap.parse_args(argv)
+    deadline = None
+    if args.stop_at:
+        import datetime as dt
+
+        now = dt.datetime.now(dt.UTC)
+        hh, mm = (int(x) for x in args.stop_at.split(":"))
+        stop = now.replace(hour=hh, minute=mm, second=0, microsecond=0)
+        deadline = (stop if stop > now else stop + dt.timedelta(days=1)).timestamp()
 
     work = args.workdir or Path(f"/tmp/bench_sync_{args.people}")
     work.mkdir(parents=True, exist_ok=True)
@@ -468,17 +610,23 @@ def main(argv: list[str] | None = None) -> int:
     customers = counts.get("party", 0) + counts.get("customer", 0) + counts.get("follower", 0)
     others = counts.get("sale", 0) + counts.get("order", 0) + counts.get("shipment", 0) + counts.get("call", 0)
     meta = {"people": args.people, "rate": args.rate, "change": args.change, "load_start": load_start,
-            "gen_wall_s": gen_wall, "gen_cpu_s": gen_cpu, "gen_peak_mb": gen_rss,
+            "gen_wall_s": gen_wall, "gen_cpu_s": gen_cpu, "gen_peak_mb": gen_rss, "stop_at": args.stop_at,
             "records": f"{customers:,} customer records, {others:,} orders, shipments and calls"}
-    docs = []
-    for backend in [b for b in args.backends.split(",") if b]:
-        doc = run_backend(backend, base, work, args.rate, args.change, cli=not args.no_cli)
-        docs.append(doc)
-        text = markdown(meta, docs)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
-        args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "backends": docs}, indent=1),
+    docs: list[dict] = []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def publish(current: list[dict]) -> None:
+        args.out.write_text(markdown(meta, current) + "\n", encoding="utf-8")
+        args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "backends": current}, indent=1),
                                                   encoding="utf-8")
+
+    for backend in [b for b in args.backends.split(",") if b]:
+        if deadline is not None and time.time() >= deadline:
+            break
+        doc = run_backend(backend, base, work, args.rate, args.change, cli=not args.no_cli, deadline=deadline,
+                          publish=lambda d: publish([*docs, d]))
+        docs.append(doc)
+        publish(docs)
         if doc.get("pg_database"):
             _drop_pg(doc["pg_database"])
     print(markdown(meta, docs))
