@@ -3,11 +3,21 @@
 Each benchmark is its own script (runnable alone with smaller sizes); this runner only sequences them with
 the sizes the issues name and collects their markdown into bench/out/SUMMARY.md. Sizes can be reduced for a
 quick look: `python bench/run_all.py --quick`. Expect the full run to take a long time on 2 cores.
+
+The end-to-end sync (bench/bench_sync.py: the sandbox world through ``hub sync``'s full_sync job, then a 1 %
+change and the incremental sync) is sized by environment variables, read by both the full and the quick list:
+  BENCH_SYNC_PEOPLE    people in the sandbox world (full: 1,000,000; quick: 20,000)
+  BENCH_SYNC_BACKENDS  stores, comma-separated (default sqlite,postgres)
+  BENCH_SYNC_RATE      web shop and WeChat client requests/s (default 20: hub.yaml's shipped value)
+  BENCH_SYNC_STOP_AT   HH:MM UTC: a sync still running then is stopped, its per-stage figures so far reported
+  BENCH_SYNC_WORKDIR   where the world is generated once and kept (default /tmp/bench_sync_<people>)
+e.g. ``BENCH_SYNC_PEOPLE=100000 BENCH_SYNC_BACKENDS=sqlite make bench`` or ``python bench/run_all.py --only sync``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -15,6 +25,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
+
+
+def sync_bench(people: int) -> tuple[str, list[str]]:
+    """The end-to-end sync entry: (title, command) from the BENCH_SYNC_* variables (module doc)."""
+    env = os.environ
+    people = int(env.get("BENCH_SYNC_PEOPLE", people))
+    backends = env.get("BENCH_SYNC_BACKENDS", "sqlite,postgres")
+    rate = env.get("BENCH_SYNC_RATE", "20")
+    cmd = ["bench/bench_sync.py", "--people", str(people), "--backends", backends, "--rate", rate]
+    if env.get("BENCH_SYNC_STOP_AT"):
+        cmd += ["--stop-at", env["BENCH_SYNC_STOP_AT"]]
+    if env.get("BENCH_SYNC_WORKDIR"):
+        cmd += ["--workdir", env["BENCH_SYNC_WORKDIR"]]
+    return (f"end-to-end sync, {people:,} people, {backends.replace(',', ' and ')}, {rate} requests/s, "
+            "full then 1 % changed", cmd)
+
 
 FULL = [
     ("standardisation, 1,000,000 customer records", ["bench/bench_standardise.py", "--records", "1000000", "--workers", "2"]),
@@ -30,8 +56,7 @@ FULL = [
     ("caller lookup, 1M golden customers, SQLite and PostgreSQL, wrk at 200 req/s and saturation",
      ["bench/bench_lookup.py", "--customers", "1000000"]),
     ("caller lookup: the issue's check after hub demo", ["bench/bench_lookup.py", "--demo-check"]),
-    ("end-to-end sync, 1M people, SQLite and PostgreSQL, full then 1 % changed",
-     ["bench/bench_sync.py", "--people", "1000000", "--backends", "sqlite,postgres"]),
+    sync_bench(1_000_000),
 ]
 QUICK = [
     ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
@@ -44,7 +69,7 @@ QUICK = [
     ("pipeline vs hub dedupe on one file, ~7k synthetic customer records",
      ["bench/bench_pipeline_vs_cli.py", "--generate", "5000", "--out", "bench/out/pipeline_vs_cli.md"]),
     ("caller lookup, 20k golden customers", ["bench/bench_lookup.py", "--customers", "20000", "--seconds", "10"]),
-    ("end-to-end sync, 20k people, SQLite and PostgreSQL", ["bench/bench_sync.py", "--people", "20000"]),
+    sync_bench(20_000),
 ]
 
 
