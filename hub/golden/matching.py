@@ -140,7 +140,7 @@ class MatchStats:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # cumulative wall s at the end of each step
     cpu: dict[str, float] = field(default_factory=dict)  # cumulative CPU s (this process) at the same points
-    records_dirty: int = 0  # records whose candidate pairs were scored: content or candidate partners changed
+    records_dirty: int = 0  # records whose content or candidate partners changed
     model: dict = field(default_factory=dict)  # estimation, priors of the model used (no values)
 
     def as_dict(self) -> dict:
@@ -424,6 +424,29 @@ def _rescore(fs: Any, records: Records, left: np.ndarray, right: np.ndarray, wan
     return tuple(out)
 
 
+def _match_edges_inside(conn: Connection, pos: dict[str, int], inside: set[str]
+                        ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
+    """(left, right, scores) of the stored match-band pairs with both ends in ``inside``, sorted by index as
+    candidate pairs are: what ``cluster_records`` reads of them (weights and probabilities as scored; a match
+    pair is never a conflict). Levels are not stored and not needed there (zeros)."""
+    from hub.dedupe import FIELDS
+
+    got: list[tuple[int, int, float, float]] = []
+    q = sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.match_weight,
+                  match_pair.c.match_probability).where(match_pair.c.band == "match")
+    for chunk in _chunks(sorted(inside)):
+        for a, b, w, pr in conn.execute(q.where(match_pair.c.left_key.in_(chunk))).tuples():
+            if b in inside:
+                got.append((pos[a], pos[b], w, pr))
+    got.sort()
+    m = len(got)
+    lft = np.fromiter((g[0] for g in got), dtype=np.int32, count=m)
+    rgt = np.fromiter((g[1] for g in got), dtype=np.int32, count=m)
+    mw = np.fromiter((g[2] for g in got), dtype=np.float64, count=m).astype(np.float32)
+    prob = np.fromiter((g[3] for g in got), dtype=np.float64, count=m).astype(np.float32)
+    return lft, rgt, (mw, prob, np.zeros(m, dtype=bool), np.zeros((m, len(FIELDS)), dtype=np.int8))
+
+
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
                band: np.ndarray, now: datetime) -> list[dict]:
     """match_pair rows of the match / review pairs, with the explanation: the prior and every field's level and
@@ -544,8 +567,17 @@ def match_and_cluster(
         stats.seconds = round(time.perf_counter() - t0, 3)
         return stats
 
-    # 1. score the candidate pairs with a dirty end (all of them in a full run)
-    sel = np.flatnonzero(dirty[left] | dirty[right]) if len(left) else np.empty(0, np.int64)
+    # 1. score the candidate pairs that can score or exist differently from the last run (all in a full run):
+    #    those with a changed end, and those between two records that both gained or lost candidate partners
+    #    (a pair between two unchanged records that is new has both ends in that set). Every other pair existed
+    #    in the last run with the same two fingerprints: its stored score holds.
+    moved = dirty & ~content  # content unchanged, candidate partners changed
+    if full:
+        sel = np.arange(len(left))
+    elif len(left):
+        sel = np.flatnonzero(content[left] | content[right] | (moved[left] & moved[right]))
+    else:
+        sel = np.empty(0, np.int64)
     sl, sr = left[sel], right[sel]
     scored = _score(fs, records, sl, sr)
     from hub.dedupe import Scores
@@ -563,19 +595,34 @@ def match_and_cluster(
         # 2. replace the stored pairs of dirty and deleted records. Affected: records whose content changed and
         #    the ends of every match edge that appeared or went (a record that only gained or lost candidate
         #    partners changes nothing unless its match edges did)
-        touched = sorted({keys[i] for i in np.flatnonzero(dirty).tolist()} | deleted)
         if full:
             conn.execute(match_pair.delete())
             seeds: set[str] = set(keys)
         else:
+            # the stored pairs scored again above: those with a changed or deleted end, and those between two
+            # records whose partners moved (a stored pair with an end outside both sets is still a candidate)
+            touched = sorted({keys[i] for i in np.flatnonzero(content).tolist()} | deleted)
+            movers = {keys[i] for i in np.flatnonzero(moved).tolist()}
             old_edges: set[tuple[str, str]] = set()
+            between: list[tuple[str, str]] = []
+            pair_q = sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.band)
             for chunk in _chunks(touched):
                 for col in (match_pair.c.left_key, match_pair.c.right_key):
-                    old_edges.update(conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key).where(
-                        match_pair.c.band == "match", col.in_(chunk))).tuples())
+                    old_edges.update((a, b) for a, b, bd in conn.execute(pair_q.where(col.in_(chunk))).tuples()
+                                     if bd == "match")
+            for chunk in _chunks(sorted(movers)):
+                for a, b, bd in conn.execute(pair_q.where(match_pair.c.left_key.in_(chunk))).tuples():
+                    if b in movers:
+                        between.append((a, b))
+                        if bd == "match":
+                            old_edges.add((a, b))
             for chunk in _chunks(touched):
                 conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
                 conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
+            for chunk in _chunks(between, 5000):
+                conn.execute(match_pair.delete().where(match_pair.c.left_key == sa.bindparam("a"),
+                                                       match_pair.c.right_key == sa.bindparam("b")),
+                             [{"a": a, "b": b} for a, b in chunk])
             new_edges = {(r["left_key"], r["right_key"]) for r in rows if r["band"] == "match"}
             seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
             seeds.update(k for e in old_edges ^ new_edges for k in e)
@@ -627,9 +674,9 @@ def match_and_cluster(
                 kl, kr = left, right
                 k_scored = _rescore(fs, records, left, right, np.arange(len(left)), sel, scored)
         else:
-            inside = np.flatnonzero(kmask[left] & kmask[right]) if len(left) else np.empty(0, np.int64)
-            kl, kr = left[inside], right[inside]
-            k_scored = _rescore(fs, records, left, right, inside, sel, scored)
+            # clustering reads only the auto-match pairs: inside K they are the match pairs stored now (the
+            # ones kept from the last run and the ones just written), in the order a full run gives them
+            kl, kr, k_scored = _match_edges_inside(conn, pos, affected)
         must = _index_pairs(pos, constraints.must_link)
         cannot = _index_pairs(pos, constraints.cannot_link)
         labels = cluster_records(records, fs, kl, kr, Scores(*k_scored), ds, must_link=must, cannot_link=cannot)
