@@ -173,9 +173,18 @@ def rule_key_strings(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.nd
     return np.flatnonzero(ok).astype(np.int64), joined.to_numpy(dtype=object)
 
 
-def _block_pairs(rec: np.ndarray, key: np.ndarray, srt: np.ndarray, n: int, cap: int, window: int) -> np.ndarray:
+def _block_pairs(rec: np.ndarray, key: np.ndarray, srt: np.ndarray, n: int, cap: int, window: int,
+                 new: np.ndarray | None = None) -> np.ndarray:
     """Pairs of records sharing a key, encoded ``lo * n + hi``; a block over ``cap`` pairs only records
-    within ``window`` positions in ``srt`` order."""
+    within ``window`` positions in ``srt`` order. With ``new`` (bool per record): only the pairs with a new
+    record, from the blocks holding one (whole, so that positions and sizes are the full run's)."""
+    if new is not None:
+        rows = new[rec]
+        if not rows.any():
+            return np.empty(0, dtype=np.int64)
+        if not rows.all():
+            keep = np.isin(key, np.unique(key[rows]))
+            rec, key = rec[keep], key[keep]
     if len(rec) < 2:
         return np.empty(0, dtype=np.int64)
     o = np.lexsort((srt[rec], key))
@@ -183,6 +192,8 @@ def _block_pairs(rec: np.ndarray, key: np.ndarray, srt: np.ndarray, n: int, cap:
     _, start, counts = np.unique(g, return_index=True, return_counts=True)
     size = np.repeat(counts, counts)  # block size at each sorted position
     off = np.arange(len(order)) - np.repeat(start, counts)  # position inside its block
+    if new is not None:
+        return _pairs_of_new(order, size, off, new, n, cap, window)
     # positions that still have a partner k places further on; shrinks quickly as k grows, so the
     # cost is O(pairs) rather than O(n * cap)
     active = np.flatnonzero(size > 1)
@@ -200,8 +211,33 @@ def _block_pairs(rec: np.ndarray, key: np.ndarray, srt: np.ndarray, n: int, cap:
     return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
-def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) -> np.ndarray:
-    """Candidate pairs of one rule, encoded as ``lo * n + hi`` (int64, may contain duplicates)."""
+def _pairs_of_new(order: np.ndarray, size: np.ndarray, off: np.ndarray, new: np.ndarray, n: int, cap: int,
+                  window: int) -> np.ndarray:
+    """The pairs of :func:`_block_pairs` that have a new record, from the sorted blocks (``order``; ``size``
+    and ``off``: block size and position inside the block per sorted position): for each new record's
+    position, the partners k places before and after it — every k in a block within the cap, up to
+    ``window`` in one over it."""
+    q = np.flatnonzero(new[order])
+    reach = np.where(size[q] <= cap, size[q] - 1, np.minimum(window, size[q] - 1))
+    out = []
+    for k in range(1, int(reach.max(initial=0)) + 1):
+        live = reach >= k
+        if not live.any():
+            break
+        fwd = q[live & (size[q] - off[q] - 1 >= k)]
+        bwd = q[live & (off[q] >= k)]
+        a = np.concatenate([order[fwd], order[bwd - k]])
+        b = np.concatenate([order[fwd + k], order[bwd]])
+        keep = a != b
+        lo, hi = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+        out.append(lo.astype(np.int64) * n + hi)
+    return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
+
+
+def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray], new: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Candidate pairs of one rule, encoded as ``lo * n + hi`` (int64, may contain duplicates). With ``new``
+    (bool per record), only those with a new record."""
     n = p.n
     if rule.sort not in ranks:
         ranks[rule.sort] = _rank(p.key(rule.sort))
@@ -216,22 +252,25 @@ def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray]) ->
         blocks = np.unique(key[one[rec]])
         keep = np.isin(key, blocks)  # only blocks holding a one-word name can give such a pair
         rec, key = rec[keep], key[keep]
-        enc = _block_pairs(rec, key, srt, n, rule.cap, rule.window)
+        enc = _block_pairs(rec, key, srt, n, rule.cap, rule.window, new)
         return enc[one[enc // n] | one[enc % n]]
-    return _block_pairs(rec, key, srt, n, rule.cap, rule.window)
+    return _block_pairs(rec, key, srt, n, rule.cap, rule.window, new)
 
 
 def candidate_pairs(
-    p: Prepared, rules: tuple[BlockingRule, ...] = DEFAULT_RULES, link_only: bool = False, workers: int = 1
+    p: Prepared, rules: tuple[BlockingRule, ...] = DEFAULT_RULES, link_only: bool = False, workers: int = 1,
+    new: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """Union of all rules' pairs as sorted (left, right) index arrays, plus per-rule pair counts. With
-    ``workers`` > 1 and a large input, the rules run in forked processes."""
+    ``workers`` > 1 and a large input, the rules run in forked processes. With ``new`` (bool per record),
+    only the pairs that have a new record — exactly those of the full union — generated from the blocks
+    and sort-order windows the new records are in, not from every block."""
     # sort orders up front, in this process: forked workers then share them instead of each sorting (and
     # copying on write) the key strings again
     ranks: dict[str, np.ndarray] = {key: _rank(p.key(key)) for key in dict.fromkeys(r.sort for r in rules)}
 
     def one_rule(rule: BlockingRule) -> np.ndarray:
-        enc = rule_pairs(p, rule, ranks)
+        enc = rule_pairs(p, rule, ranks, new)
         if link_only and len(enc):
             enc = enc[p.source[enc // p.n] != p.source[enc % p.n]]
         return enc

@@ -300,11 +300,10 @@ def block(records: Records, settings: DedupeSettings | None = None, link_only: b
     pairs of a full run that a new record takes part in."""
     s = settings or DedupeSettings()
     w = worker_count(s.workers if workers is None else workers)
-    left, right, stats = candidate_pairs(records.p, s.rules, link_only=link_only, workers=w)
-    if new is not None:
-        keep = new[left] | new[right]
-        left, right = left[keep], right[keep]
-        stats = dict(stats, total=int(len(left)))
+    mask = None if new is None else np.asarray(new, dtype=bool)
+    if mask is not None and len(mask) != records.n:
+        raise ValueError(f"new: {len(mask)} flags for {records.n} records")
+    left, right, stats = candidate_pairs(records.p, s.rules, link_only=link_only, workers=w, new=mask)
     return Candidates(left=left, right=right, stats=stats)
 
 
