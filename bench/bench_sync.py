@@ -121,7 +121,10 @@ class Sampler(threading.Thread):
 
 # ---------------------------------------------------------------------------------------------- the hub's process
 def _row_count(meta: dict[str, Any]) -> int | None:
-    for key in ("dagster/row_count", "staged", "golden_customers", "sent", "customers"):
+    # the records the step went through: landed (pulls), read from landing (staging), the matched population,
+    # records of the clusters rebuilt (golden), golden customers (360, lookup, report), pushed (pushes)
+    for key in ("dagster/row_count", "records_in", "records_total", "records", "records_affected",
+                "golden_customers", "sent", "customers"):
         v = meta.get(key)
         if isinstance(v, int | float):
             return int(v)
