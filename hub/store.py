@@ -82,6 +82,8 @@ landing = sa.Table(
     sa.UniqueConstraint("source", "entity", "source_id", name="uq_landing_record"),
 )
 sa.Index("ix_landing_pending", landing.c.source, landing.c.entity, landing.c.staged_hash)
+# staging pages through a source by id (hub/staging.py): without it SQLite sorts the whole source per page
+sa.Index("ix_landing_source_id", landing.c.source, landing.c.id)
 
 sync_state = sa.Table(
     "sync_state",
