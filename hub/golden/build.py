@@ -21,9 +21,9 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import assign_golden_ids
 from hub.golden.matching import _chunks, last_run
-from hub.golden.survivorship import Member, survive
+from hub.golden.survivorship import MemberFacts, Survivor, staged_member
 from hub.golden.tables import match_record, match_run
-from hub.models import CustomerRecord, FieldLineage, GoldenCustomer
+from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
 from hub.store import Store, golden_customer, golden_id_history, payload_hash, staged_record, xref
 
@@ -130,15 +130,13 @@ def _affected(conn: Connection, since_run: int) -> tuple[dict[str, str], list[tu
     return cluster_of, list(xrows.values())
 
 
-def _members(conn: Connection, keys: Iterable[str]) -> dict[str, Member]:
+def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
     q = sa.select(
         staged_record.c.record_key, staged_record.c.source, staged_record.c.record, staged_record.c.quality_flags,
         staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
-    out: dict[str, Member] = {}
-    for k, src, rec, flags, at in _in(conn, q, staged_record.c.record_key, keys):
-        out[k] = Member(k, src, CustomerRecord.model_validate(rec), at, tuple(flags or ()))
-    return out
+    return {k: staged_member(k, src, rec, flags, at)
+            for k, src, rec, flags, at in _in(conn, q, staged_record.c.record_key, keys)}
 
 
 def golden_hash(record: dict, lineage: dict) -> str:
@@ -303,6 +301,7 @@ def _write_golden(
     batch: int = 2000,
 ) -> None:
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
+    survivor = Survivor(cfg)
     for start in range(0, len(items), batch):
         part = items[start : start + batch]
         members = _members(conn, (r for c, _ in part for r in clusters[c]))
@@ -317,9 +316,8 @@ def _write_golden(
             ms = [members[r] for r in sorted(clusters[c]) if r in members]
             if not ms:
                 continue
-            golden = survive(g, ms, cfg, decided_at=now)
-            rec = golden.model_dump(mode="json", exclude={"lineage"})
-            lin = {k: v.model_dump(mode="json") for k, v in golden.lineage.items()}
+            golden = survivor.survive(g, ms, now)
+            rec, lin = golden.record, golden.lineage
             h = golden_hash(rec, lin)
             o = old.get(g)
             if o is not None and o.record_hash == h and o.status == "active":

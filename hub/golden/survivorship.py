@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from hub import consent as consent_rule
 from hub.golden.config import MULTI_FIELDS, SINGLE_FIELDS, FieldRule, SurvivorshipConfig
-from hub.models import Address, CustomerRecord, FieldLineage, GoldenCustomer
+from hub.models import Address, Consent, CustomerRecord, GoldenCustomer
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,70 @@ class Member:
         return ts
 
 
-@dataclass(frozen=True)
-class _Cand:
-    value: Any
-    norm: Any  # equality key: two candidates with the same norm are the same golden value
-    member: Member
-    pos: int  # position inside the source record's list (multi-valued fields keep source order)
+class MemberFacts:
+    """What the rules read of one member, derived once: its values per field, rank keys, validation inputs."""
+
+    __slots__ = ("key", "source", "updated_at", "recent", "updated_json", "values", "flags", "national_id_type",
+                 "consent")
+
+    def __init__(self, key: str, source: str, values: dict[str, list[Any]], source_updated_at: datetime | None,
+                 staged_at: datetime | None, flags: Sequence[str], national_id_type: str | None,
+                 consent: Any) -> None:
+        self.key, self.source, self.values = key, source, values
+        ts = source_updated_at or staged_at
+        if ts is not None and ts.tzinfo is not None:
+            ts = ts.astimezone(UTC).replace(tzinfo=None)  # compare naive UTC across sources
+        self.updated_at = ts
+        self.recent = (1, 0.0) if ts is None else (0, -ts.replace(tzinfo=UTC).timestamp())
+        self.updated_json = _dt_json(source_updated_at)
+        self.flags, self.national_id_type, self.consent = tuple(flags or ()), national_id_type, consent
+
+    def statements(self) -> list[consent_rule.Statement]:
+        return consent_rule.statements(self.key, self.source, self.consent, self.updated_at)
+
+
+def _facts_of_member(m: Member) -> MemberFacts:
+    r = m.record
+    values: dict[str, list[Any]] = {f: [get(r)] for f, get in _SINGLE_GETTERS.items()}
+    values["emails"] = list(r.emails)
+    values["phones"] = [p.e164 for p in r.phones]
+    values["addresses"] = list(r.addresses)
+    return MemberFacts(m.record_key, m.source, values, r.source_updated_at, m.staged_at, m.quality_flags,
+                  r.national_id_type, r.consent)
+
+
+def staged_member(record_key: str, source: str, record: dict[str, Any], quality_flags: Sequence[str] | None,
+                  staged_at: datetime | None) -> MemberFacts:
+    """A cluster member straight from a staged customer record's JSON (what ``CustomerRecord`` would read of
+    it, without validating the whole record: values that are compared or written are parsed as the model
+    parses them)."""
+    name = record.get("name")
+    full = record.get("full_name") or (name.get("display") if name else None)
+    bd = record.get("birth_date")
+    values: dict[str, list[Any]] = {
+        "full_name": [full],
+        "given_name": [record.get("given_name")],
+        "family_name": [record.get("family_name")],
+        "name_key": [name.get("name_key") if name else None],
+        "company": [record.get("company")],
+        "birth_date": [None if bd is None else _DATE.validate_python(bd)],
+        "gender": [record.get("gender")],
+        "national_id": [record.get("national_id")],
+        "emails": list(record.get("emails") or ()),
+        "phones": [p["e164"] for p in record.get("phones") or ()],
+        "addresses": [Address.model_validate(a) for a in record.get("addresses") or ()],
+    }
+    consent = record.get("consent")
+    if consent and any(v is not None and not isinstance(v, bool) for v in consent.values()):
+        consent = Consent.model_validate(consent).model_dump()  # lax values ("yes", 1) as the model reads them
+    su = record.get("source_updated_at")
+    return MemberFacts(record_key, source, values, None if su is None else _DATETIME.validate_python(su), staged_at,
+                  quality_flags or (), record.get("national_id_type"), consent)
+
+
+# a candidate value of one field: (value, norm, member, position inside the member's list); two candidates with
+# the same norm are the same golden value
+_Cand = tuple[Any, Any, MemberFacts, int]
 
 
 # -- value access, normalisation, validation --------------------------------------------------------------------
@@ -112,12 +172,19 @@ def _valid_phone(v: str) -> bool:
 
 def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bool:
     """Did ``value`` pass validation? (the basis of ``validated_only`` and the quality score)."""
+    if member is None:
+        return _validated(fieldname, value, (), None, False)
+    return _validated(fieldname, value, member.quality_flags, member.record.national_id_type, True)
+
+
+def _validated(fieldname: str, value: Any, flags: Sequence[str], national_id_type: str | None,
+               of_member: bool) -> bool:
     if _is_empty(value):
         return False
-    flags = member.quality_flags if member else ()
-    base = fieldname.split(".")[0].rstrip("s")  # emails -> email, phones -> phone
-    if any(f.startswith(f"{base}.invalid") for f in flags):
-        return False
+    if flags:
+        base = fieldname.split(".")[0].rstrip("s")  # emails -> email, phones -> phone
+        if any(f.startswith(f"{base}.invalid") for f in flags):
+            return False
     if fieldname in ("emails", "primary_email"):
         return _valid_email(value)
     if fieldname in ("phones", "primary_phone"):
@@ -125,7 +192,7 @@ def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bo
     if fieldname == "national_id":
         # the standardiser sets the id type only after the checksum/format check passed
         # ("other": an identifier of an undeclared kind, kept unchecked)
-        return member is None or member.record.national_id_type not in (None, "other")
+        return not of_member or national_id_type not in (None, "other")
     if fieldname == "birth_date":
         d = value if isinstance(value, date) else date.fromisoformat(str(value))
         return date(1900, 1, 1) <= d <= datetime.now(UTC).date()
@@ -139,24 +206,32 @@ def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bo
     return True
 
 
-def _candidates(fieldname: str, members: Sequence[Member], rule: FieldRule) -> list[_Cand]:
+def _valid_of(fieldname: str, value: Any, mf: MemberFacts) -> bool:
+    return _validated(fieldname, value, mf.flags, mf.national_id_type, True)
+
+
+def _candidates(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[_Cand]:
     out: list[_Cand] = []
-    for m in members:
-        r = m.record
-        if fieldname == "emails":
-            values: list[Any] = list(r.emails)
-        elif fieldname == "phones":
-            values = [p.e164 for p in r.phones]
-        elif fieldname == "addresses":
-            values = list(r.addresses)
-        else:
-            values = [_SINGLE_GETTERS[fieldname](r)]
-        for pos, v in enumerate(values):
-            if rule.ignore_empty and _is_empty(v):
+    name, ignore_empty, validated_only = plan.name, plan.ignore_empty, plan.validated_only
+    for mf in facts:
+        for pos, v in enumerate(mf.values[name]):
+            if v is None:
+                empty = True
+            elif v.__class__ is str:
+                empty = not v.strip()
+            else:
+                empty = _is_empty(v)
+            if empty and ignore_empty:
                 continue
-            if rule.validated_only and not is_validated(fieldname, v, m):
+            if validated_only and not _valid_of(name, v, mf):
                 continue
-            out.append(_Cand(v, None if _is_empty(v) else _norm(fieldname, v), m, pos))
+            if empty:
+                out.append((v, None, mf, pos))
+            elif v.__class__ is str:
+                # names/companies that differ only by case or spacing are the same value
+                out.append((v, " ".join(v.split()).casefold(), mf, pos))
+            else:
+                out.append((v, _norm(name, v), mf, pos))
     return out
 
 
@@ -173,116 +248,125 @@ def _completeness(v: Any) -> float:
     return 1.0
 
 
-def _strategy_key(
-    strategy: str, c: _Cand, rule: FieldRule, cfg: SurvivorshipConfig, votes: dict[Any, float]
-) -> tuple:
-    if strategy == "source_priority":
-        return (cfg.priority_rank(rule, c.member.source),)
-    if strategy == "most_recent":
-        ts = c.member.updated_at
-        return (1, 0.0) if ts is None else (0, -ts.replace(tzinfo=UTC).timestamp())
-    if strategy == "most_complete":
-        return (-_completeness(c.value),)
-    if strategy == "most_frequent":
-        return (-round(votes.get(c.norm, 0.0), 9),)
-    raise ValueError(f"unknown survivorship strategy {strategy!r}")
+class _FieldPlan:
+    """One field's rule, compiled once per build: strategy chain, rule labels, source ranks."""
+
+    __slots__ = ("name", "rule", "chain", "labels", "key_label", "ignore_empty", "validated_only", "weighted",
+                 "follow", "max_values", "ranks", "votes", "cfg")
+
+    def __init__(self, name: str, rule: FieldRule, cfg: SurvivorshipConfig) -> None:
+        self.name, self.rule, self.cfg = name, rule, cfg
+        self.chain = [rule.strategy] + [t for t in rule.tie_breakers if t != rule.strategy]
+        for s in self.chain:
+            if s not in _STRATEGIES:
+                raise ValueError(f"unknown survivorship strategy {s!r}")
+        self.labels = [rule.strategy if i == 0 else f"{rule.strategy}/{s}" for i, s in enumerate(self.chain)]
+        self.key_label = f"{rule.strategy}/record_key"
+        self.ignore_empty, self.validated_only = rule.ignore_empty, rule.validated_only
+        self.weighted, self.follow, self.max_values = rule.weighted, rule.follow, rule.max_values
+        self.votes = "most_frequent" in self.chain
+        self.ranks: dict[str, tuple[int]] = {}
+
+    def rank_of(self, source: str) -> tuple[int]:
+        r = self.ranks.get(source)
+        if r is None:
+            r = self.ranks[source] = (self.cfg.priority_rank(self.rule, source),)
+        return r
 
 
-def _rank(
-    fieldname: str, cands: list[_Cand], rule: FieldRule, cfg: SurvivorshipConfig
-) -> list[tuple[tuple, _Cand]]:
+_STRATEGIES = ("source_priority", "most_recent", "most_complete", "most_frequent")
+
+
+def _rank(plan: _FieldPlan, cands: list[_Cand]) -> list[tuple[tuple, _Cand]]:
     """Candidates sorted best first, each with its full sort key (strategy, tie-breakers, record key)."""
     if len(cands) <= 1:  # most fields of most clusters: nothing to rank
         return [((), c) for c in cands]
     votes: dict[Any, float] = {}
-    seen: set[tuple[Any, str]] = set()
+    if plan.votes:
+        seen: set[tuple[Any, str]] = set()
+        cfg = plan.cfg
+        for c in cands:
+            vk = (c[1], c[2].key)
+            if vk in seen:  # one vote per record
+                continue
+            seen.add(vk)
+            votes[c[1]] = votes.get(c[1], 0.0) + (cfg.trust(c[2].source) if plan.weighted else 1.0)
+    keyed = []
     for c in cands:
-        if (c.norm, c.member.record_key) in seen:  # one vote per record
-            continue
-        seen.add((c.norm, c.member.record_key))
-        votes[c.norm] = votes.get(c.norm, 0.0) + (cfg.trust(c.member.source) if rule.weighted else 1.0)
-    chain = [rule.strategy] + [t for t in rule.tie_breakers if t != rule.strategy]
-    keyed = [
-        (tuple(_strategy_key(s, c, rule, cfg, votes) for s in chain) + ((c.member.record_key, c.pos),), c)
-        for c in cands
-    ]
-    keyed.sort(key=lambda kc: kc[0])
+        mf = c[2]
+        parts: list[tuple] = []
+        for s in plan.chain:
+            if s == "source_priority":
+                parts.append(plan.rank_of(mf.source))
+            elif s == "most_recent":
+                parts.append(mf.recent)
+            elif s == "most_complete":
+                parts.append((-_completeness(c[0]),))
+            else:
+                parts.append((-round(votes.get(c[1], 0.0), 9),))
+        parts.append((mf.key, c[3]))
+        keyed.append((tuple(parts), c))
+    keyed.sort(key=_first)
     return keyed
 
 
-def _rule_label(rule: FieldRule, ranked: list[tuple[tuple, _Cand]]) -> str:
-    """Which step of the rule separated the winner from the best different value."""
-    winner_key, winner = ranked[0]
-    for key, c in ranked[1:]:
-        if c.norm != winner.norm:
-            chain = [rule.strategy] + [t for t in rule.tie_breakers if t != rule.strategy]
-            for i, step in enumerate(chain):
-                if key[i] != winner_key[i]:
-                    return rule.strategy if i == 0 else f"{rule.strategy}/{step}"
+def _first(kc: tuple[tuple, _Cand]) -> tuple:
+    return kc[0]
+
+
+def _rule_label(plan: _FieldPlan, ranked: list[tuple[tuple, _Cand]], start: int = 0) -> str:
+    """Which step of the rule separated the winner (``ranked[start]``) from the best different value after it."""
+    winner_key, winner = ranked[start]
+    for i in range(start + 1, len(ranked)):
+        key, c = ranked[i]
+        if c[1] != winner[1]:
+            for k, label in enumerate(plan.labels):
+                if key[k] != winner_key[k]:
+                    return label
             # same rank on every step: the order inside one record, else the record key decided
-            return "source_order" if c.member.record_key == winner.member.record_key else f"{rule.strategy}/record_key"
+            return "source_order" if c[2].key == winner[2].key else plan.key_label
     return "single_value"
 
 
-def _lineage(c: _Cand, rule: str, decided_at: datetime) -> FieldLineage:
-    # trusted values from validated records: skip pydantic validation (hot path, ~15 values per golden)
-    return FieldLineage.model_construct(
-        record_key=c.member.record_key,
-        source=c.member.source,
-        rule=rule,
-        source_updated_at=c.member.record.source_updated_at,
-        decided_at=decided_at,
-    )
-
-
-@dataclass
-class _Picked:
-    value: Any
-    winner: _Cand | None
-    rule: str
-
-
-def _pick_single(
-    fieldname: str, members: Sequence[Member], cfg: SurvivorshipConfig, picked: dict[str, _Picked]
-) -> _Picked:
-    if fieldname in picked:
-        return picked[fieldname]
-    rule = cfg.rule(fieldname)
-    if rule.follow:
-        lead = _pick_single(rule.follow, members, cfg, picked)
-        if lead.winner is not None:
-            v = _SINGLE_GETTERS[fieldname](lead.winner.member.record)
-            ok = not (rule.ignore_empty and _is_empty(v)) and not (
-                rule.validated_only and not is_validated(fieldname, v, lead.winner.member)
+def _pick_single(plan: _FieldPlan, plans: dict[str, _FieldPlan], facts: Sequence[MemberFacts],
+                 picked: dict[str, tuple[Any, _Cand | None, str]]) -> tuple[Any, _Cand | None, str]:
+    """(value, winning candidate, rule label) of one single-valued field."""
+    name = plan.name
+    if name in picked:
+        return picked[name]
+    if plan.follow:
+        lead = _pick_single(plans[plan.follow], plans, facts, picked)
+        if lead[1] is not None:
+            mf = lead[1][2]
+            v = mf.values[name][0]
+            ok = not (plan.ignore_empty and _is_empty(v)) and not (
+                plan.validated_only and not _valid_of(name, v, mf)
             )
             if ok:
-                c = _Cand(v, _norm(fieldname, v), lead.winner.member, 0)
-                picked[fieldname] = _Picked(v, c, f"follow:{rule.follow}")
-                return picked[fieldname]
-        # the leading record has nothing usable here: rank this field on its own (default strategy)
-        rule = rule.model_copy(update={"follow": None})
-    ranked = _rank(fieldname, _candidates(fieldname, members, rule), rule, cfg)
+                picked[name] = (v, (v, _norm(name, v), mf, 0), f"follow:{plan.follow}")
+                return picked[name]
+        # the leading record has nothing usable here: rank this field on its own (its strategy, no follow)
+    ranked = _rank(plan, _candidates(plan, facts))
     if not ranked:
-        result = _Picked(None, None, rule.strategy)
+        result: tuple[Any, _Cand | None, str] = (None, None, plan.rule.strategy)
     else:
         winner = ranked[0][1]
-        result = _Picked(winner.value, winner, _rule_label(rule, ranked))
-    picked[fieldname] = result
+        result = (winner[0], winner, _rule_label(plan, ranked))
+    picked[name] = result
     return result
 
 
-def _pick_multi(fieldname: str, members: Sequence[Member], cfg: SurvivorshipConfig) -> list[tuple[_Cand, str]]:
-    rule = cfg.rule(fieldname)
-    ranked = _rank(fieldname, _candidates(fieldname, members, rule), rule, cfg)
+def _pick_multi(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[tuple[_Cand, str]]:
+    ranked = _rank(plan, _candidates(plan, facts))
     out: list[tuple[_Cand, str]] = []
     seen: set[Any] = set()
     for i, (_, c) in enumerate(ranked):
-        if c.norm in seen or c.norm is None:
+        if c[1] in seen or c[1] is None:
             continue
-        seen.add(c.norm)
+        seen.add(c[1])
         # the label says why this value outranks the next distinct one (primary: why it is primary)
-        out.append((c, _rule_label(rule, ranked[i:])))
-        if rule.max_values and len(out) >= rule.max_values:
+        out.append((c, _rule_label(plan, ranked, i)))
+        if plan.max_values and len(out) >= plan.max_values:
             break
     return out
 
@@ -292,12 +376,12 @@ def _pick_multi(fieldname: str, members: Sequence[Member], cfg: SurvivorshipConf
 _QUALITY_FIELDS = ("full_name", "primary_email", "primary_phone", "birth_date", "address", "gender", "national_id")
 
 
-def quality_score(golden: GoldenCustomer, validated: dict[str, bool], cfg: SurvivorshipConfig) -> float:
+def _quality(values: dict[str, Any], n_sources: int, validated: dict[str, bool], cfg: SurvivorshipConfig) -> float:
     """Completeness of the key fields, share of them validated, and number of source systems, in [0, 1]."""
-    filled = [f for f in _QUALITY_FIELDS if not _is_empty(getattr(golden, f))]
+    filled = [f for f in _QUALITY_FIELDS if not _is_empty(values[f])]
     completeness = len(filled) / len(_QUALITY_FIELDS)
     valid_share = (sum(1 for f in filled if validated.get(f)) / len(filled)) if filled else 0.0
-    sources = min(1.0, len(golden.sources) / cfg.quality.full_sources)
+    sources = min(1.0, n_sources / cfg.quality.full_sources)
     w = cfg.quality.weights
     total = sum(w.values()) or 1.0
     score = (
@@ -308,6 +392,126 @@ def quality_score(golden: GoldenCustomer, validated: dict[str, bool], cfg: Survi
 
 # -- the golden record ------------------------------------------------------------------------------------------
 
+_DATETIME = TypeAdapter(datetime | None)
+_DATE = TypeAdapter(date)
+
+
+def _dt_json(ts: datetime | None) -> str | None:
+    """A timestamp as the models write it to JSON (pydantic's format: what FieldLineage.model_dump gives)."""
+    return None if ts is None else _DATETIME.dump_python(ts, mode="json")
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, Address):
+        return v.model_dump(mode="json")
+    if isinstance(v, date):
+        return v.isoformat()
+    return v
+
+
+@dataclass(frozen=True)
+class Survived:
+    """One golden customer as stored: ``record`` (GoldenCustomer's JSON without lineage), ``lineage`` (field ->
+    FieldLineage JSON) and the quality score (also inside ``record``)."""
+
+    record: dict[str, Any]
+    lineage: dict[str, dict[str, Any]]
+    quality_score: float
+
+    def golden(self) -> GoldenCustomer:
+        return GoldenCustomer.model_validate({**self.record, "lineage": self.lineage})
+
+
+class Survivor:
+    """The survivorship rules compiled once; ``survive`` applies them to one cluster at a time."""
+
+    def __init__(self, cfg: SurvivorshipConfig) -> None:
+        self.cfg = cfg
+        self.plans = {f: _FieldPlan(f, cfg.rule(f), cfg) for f in (*SINGLE_FIELDS, *MULTI_FIELDS)}
+        self._decided: tuple[datetime, str | None] | None = None
+
+    def _decided_json(self, decided_at: datetime) -> str | None:
+        if self._decided is None or self._decided[0] is not decided_at:
+            self._decided = (decided_at, _dt_json(decided_at))
+        return self._decided[1]
+
+    def survive(self, golden_id: str, members: Iterable[Member | MemberFacts], decided_at: datetime | None = None) -> Survived:
+        """Apply the rules to one cluster. Deterministic for the same members and rules."""
+        decided_at = decided_at or datetime.now(UTC).replace(tzinfo=None)
+        decided = self._decided_json(decided_at)
+        facts = sorted((m if isinstance(m, MemberFacts) else _facts_of_member(m) for m in members), key=_facts_key)
+        if not facts:
+            raise ValueError("a golden record needs at least one member")
+        plans = self.plans
+
+        def lin(mf: MemberFacts, rule: str) -> dict[str, Any]:
+            return {"record_key": mf.key, "source": mf.source, "rule": rule, "source_updated_at": mf.updated_json,
+                    "decided_at": decided}
+
+        picked: dict[str, tuple[Any, _Cand | None, str]] = {}
+        lineage: dict[str, dict[str, Any]] = {}
+        values: dict[str, Any] = {}
+        validated: dict[str, bool] = {}
+        for f in SINGLE_FIELDS:
+            value, winner, rule = _pick_single(plans[f], plans, facts, picked)
+            values[f] = value
+            if winner is not None and not _is_empty(value):
+                lineage[f] = lin(winner[2], rule)
+                if f in _QUALITY_FIELDS:
+                    validated[f] = _valid_of(f, value, winner[2])
+
+        multi = {f: _pick_multi(plans[f], facts) for f in MULTI_FIELDS}
+        for f, items in multi.items():
+            for i, (c, rule) in enumerate(items):
+                lineage[f"{f}[{i}]"] = lin(c[2], rule)
+        for f, pf in _PRIMARY.items():
+            if multi[f]:
+                c, rule = multi[f][0]
+                lineage[pf] = lin(c[2], rule)
+                validated[pf] = _valid_of(f, c[0], c[2])
+                values[pf] = c[0]
+            else:
+                values[pf] = None
+
+        winners = consent_rule.latest(s for mf in facts for s in mf.statements())
+        for channel, st in winners.items():
+            lineage[f"consent.{channel}"] = {"record_key": st.record_key, "source": st.source,
+                                             "rule": consent_rule.RULE, "source_updated_at": _dt_json(st.at),
+                                             "decided_at": decided}
+
+        sources = sorted({mf.source for mf in facts})
+        score = _quality(values, len(sources), validated, self.cfg)
+        addresses = [_json(c[0]) for c, _ in multi["addresses"]]
+        record = {
+            "golden_id": golden_id,
+            "full_name": values["full_name"],
+            "given_name": values["given_name"],
+            "family_name": values["family_name"],
+            "name_key": values["name_key"],
+            "company": values["company"],
+            "primary_email": values["primary_email"],
+            "emails": [c[0] for c, _ in multi["emails"]],
+            "primary_phone": values["primary_phone"],
+            "phones": [c[0] for c, _ in multi["phones"]],
+            "birth_date": _json(values["birth_date"]),
+            "gender": values["gender"],
+            "national_id": values["national_id"],
+            "address": addresses[0] if addresses else None,
+            "addresses": addresses,
+            "consent": {c: (winners[c].value if c in winners else None) for c in consent_rule.CHANNELS},
+            "sources": sources,
+            "record_keys": [mf.key for mf in facts],
+            "quality_score": score,
+        }
+        return Survived(record, lineage, score)
+
+
+_PRIMARY = {"emails": "primary_email", "phones": "primary_phone", "addresses": "address"}
+
+
+def _facts_key(m: MemberFacts) -> str:
+    return m.key
+
 
 def survive(
     golden_id: str,
@@ -316,60 +520,4 @@ def survive(
     decided_at: datetime | None = None,
 ) -> GoldenCustomer:
     """Apply the survivorship rules to one cluster. Deterministic for the same members and rules."""
-    decided_at = decided_at or datetime.now(UTC).replace(tzinfo=None)
-    ms = sorted(members, key=lambda m: m.record_key)
-    if not ms:
-        raise ValueError("a golden record needs at least one member")
-    picked: dict[str, _Picked] = {}
-    lineage: dict[str, FieldLineage] = {}
-    values: dict[str, Any] = {}
-    validated: dict[str, bool] = {}
-    for f in SINGLE_FIELDS:
-        p = _pick_single(f, ms, cfg, picked)
-        values[f] = p.value
-        if p.winner is not None and not _is_empty(p.value):
-            lineage[f] = _lineage(p.winner, p.rule, decided_at)
-            validated[f] = is_validated(f, p.value, p.winner.member)
-
-    multi: dict[str, list[tuple[_Cand, str]]] = {f: _pick_multi(f, ms, cfg) for f in MULTI_FIELDS}
-    for f, items in multi.items():
-        for i, (c, rule) in enumerate(items):
-            lineage[f"{f}[{i}]"] = _lineage(c, rule, decided_at)
-    primary = {"emails": "primary_email", "phones": "primary_phone", "addresses": "address"}
-    for f, pf in primary.items():
-        if multi[f]:
-            c, rule = multi[f][0]
-            lineage[pf] = _lineage(c, rule, decided_at)
-            validated[pf] = is_validated(f, c.value, c.member)
-
-    winners = consent_rule.latest(
-        s for m in ms for s in consent_rule.statements(m.record_key, m.source, m.record.consent, m.updated_at))
-    for channel, st in winners.items():
-        lineage[f"consent.{channel}"] = FieldLineage.model_construct(
-            record_key=st.record_key, source=st.source, rule=consent_rule.RULE, source_updated_at=st.at,
-            decided_at=decided_at)
-
-    addresses = [c.value for c, _ in multi["addresses"]]
-    golden = GoldenCustomer(
-        golden_id=golden_id,
-        full_name=values["full_name"],
-        given_name=values["given_name"],
-        family_name=values["family_name"],
-        name_key=values["name_key"],
-        company=values["company"],
-        primary_email=multi["emails"][0][0].value if multi["emails"] else None,
-        emails=[c.value for c, _ in multi["emails"]],
-        primary_phone=multi["phones"][0][0].value if multi["phones"] else None,
-        phones=[c.value for c, _ in multi["phones"]],
-        birth_date=values["birth_date"],
-        gender=values["gender"],
-        national_id=values["national_id"],
-        address=addresses[0] if addresses else None,
-        addresses=addresses,
-        consent=consent_rule.consent_of(winners),
-        sources=sorted({m.source for m in ms}),
-        record_keys=[m.record_key for m in ms],
-        lineage=lineage,
-    )
-    golden.quality_score = quality_score(golden, validated, cfg)
-    return golden
+    return Survivor(cfg).survive(golden_id, members, decided_at).golden()
