@@ -257,3 +257,50 @@ def test_batched_push_repairs_duplicates_and_isolates_a_refused_row(erp_url: str
         assert len(hub_store.pending_pushes("erp")) == 1  # the refused row waits for the next run
     finally:
         conn.close()
+
+
+def test_own_writes_are_not_read_again_but_changes_after_or_hidden_by_them_are(erp_url: str,
+                                                                               hub_store: Store) -> None:
+    """A push stamps the parties it writes; the next pull leaves exactly those rows out of its window (the
+    hub's echo), yet reads a change made after the push and a change the push's stamp hid."""
+    mapping = copy.deepcopy(load_tables("sandbox"))
+    mapping["overlap_seconds"] = 5  # the window re-reads 5 s before the watermark, not the sandbox's 3 h
+    conn = SqlErpConnector(erp_url, mapping, page_size=4)
+    try:
+        run_pull(conn, hub_store, "customers")
+        # move the watermark to now: the seed rows (2024) fall outside the next window
+        now = erp.erp_now().replace(microsecond=0)
+        exec_sql(erp_url, erp.party_party.update().where(erp.party_party.c.id == 9).values(
+            name="John Smith Jr", write_date=now - timedelta(seconds=60)))
+        assert run_pull(conn, hub_store, "customers").changed == 1
+        # someone renames party 4 after that pull; the hub's push below touches it before any pull saw it
+        exec_sql(erp_url, erp.party_party.update().where(erp.party_party.c.id == 4).values(
+            name="Wei Chen Ltd", write_date=now - timedelta(seconds=30)))
+        hub_store.enqueue_pushes("erp", "customer", [
+            (str(i), f"G{i:06d}", {"golden_id": f"G{i:06d}", "segment": "vip"}) for i in (1, 2, 3, 4, 5)])
+        assert run_push(conn, hub_store).ok == 5
+        own = hub_store.get_cursor("erp", "customers")["own"]
+        assert own["stamps"] and own["reread"] == [4]
+
+        echo = run_pull(conn, hub_store, "customers")
+        # parties 1, 2, 3, 5 were written by the hub only: not read; party 4 is read for the change it hid
+        # (and party 9, the row at the watermark, as every window starts at or before it)
+        assert (echo.records, echo.changed) == (2, 1)
+        assert _payload(hub_store, "customers", "4")["name"] == "Wei Chen Ltd"
+        assert hub_store.get_cursor("erp", "customers")["own"]["reread"] == []
+        assert run_pull(conn, hub_store, "customers").records == 0
+
+        # changes after the push carry a later date: read, on the party and through a child row
+        later = max(datetime.fromisoformat(s) for s in own["stamps"]) + timedelta(seconds=2)
+        exec_sql(erp_url, erp.party_party.update().where(erp.party_party.c.id == 1).values(
+            name="陳偉 (VIP)", write_date=later))
+        exec_sql(erp_url, erp.party_contact_mechanism.insert().values(
+            party=2, type="phone", value="+86 138 0013 9999", active=True, create_date=later))
+        after = run_pull(conn, hub_store, "customers")
+        assert after.changed == 2
+        assert _payload(hub_store, "customers", "1")["name"] == "陳偉 (VIP)"
+        assert _payload(hub_store, "customers", "2")["contact_mechanisms"][-1]["value"] == "+86 138 0013 9999"
+        # the hub's fields the push wrote are known without a re-read (push_state / landing hub_state)
+        assert _hub_state(erp_url, 3) == ("G000003", {"hub:segment:vip"})
+    finally:
+        conn.close()

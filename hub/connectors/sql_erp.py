@@ -9,12 +9,21 @@ entity without an updated-at column is swept in full every run and diffed by pay
 Push writes the golden id into an identifier table and segments into a category table, both declared in the
 same mapping. Echo suppression: the hash view drops the hub's own identifier rows and categories and the
 bookkeeping columns (write_date...) that our own write bumps, so a push is not seen as a source change.
+And the hub's own writes are not even read again: a push stamps the parties, identifiers and category links
+it writes with one timestamp per batch (``now``, as the ERP's ORM would); ``record_own_writes`` keeps those
+timestamps in the pushed entity's cursor (``own``: ``{"stamps": [...], "reread": [...]}``, as the Tryton
+connector does) and the next window leaves out root rows and pushed child rows stamped at one of them —
+without it every push made the next pull re-read every party it wrote (measured at 20k people: 23,505
+parties read, all unchanged, 19 s of a 156 s incremental sync). A party someone else changed shortly before
+the hub wrote it (the hub's stamp hides that change's date) is named in ``reread`` and read again; a change
+made after the push carries a later date and is read as usual.
 
 See ``sql_erp_sandbox.yaml`` for the declaration of the sandbox's Tryton-style schema.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -89,6 +98,12 @@ class SqlErpConnector:
         self.engine = engine or sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
         self._md = sa.MetaData(schema=self.mapping.get("schema"))
         self._tables: dict[str, sa.Table] = {}
+        # this connector's pushes since the last record_own_writes: their stamps, and each written party's
+        # date before the hub's write (a change that date may stand for must not be hidden by the stamp)
+        self._own_stamps: set[datetime] = set()
+        self._overwritten: dict[Any, datetime | None] = {}
+        self._erased: set[Any] = set()
+        self._pending: tuple[datetime, dict[Any, datetime | None], set[Any]] | None = None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -164,8 +179,13 @@ class SqlErpConnector:
             # a new run: start the overlap window before the last watermark (None -> initial full load)
             wm = cur.get("watermark")
             since = overlap_start(wm, self.overlap)
-            cur = {"phase": "main", "since": since, "after": None, "high": wm, "started": self._clock()}
+            cur = {"phase": "main", "since": since, "after": None, "high": wm, "started": self._clock(),
+                   **({"own": cur["own"]} if cur.get("own") else {})}
         since = _ts_param(cur.get("since"))
+        # the hub's own writes inside this window (see the module docstring): left out unless named again
+        own_stamps = [d for d in (_ts_param(x) for x in (cur.get("own") or {}).get("stamps") or [])
+                      if d is not None and d >= since] if since is not None else []
+        reread = list((cur.get("own") or {}).get("reread") or [])
 
         if cur["phase"] == "main":
 
@@ -173,6 +193,9 @@ class SqlErpConnector:
                 q = self._root(spec, root, key, ts.label("_hub_ts")).order_by(ts, key).limit(limit)
                 if since is not None:
                     q = q.where(ts >= since)
+                if own_stamps:
+                    own = ts.not_in(own_stamps)
+                    q = q.where(sa.or_(own, key.in_(reread)) if reread else own)
                 if after is not None:
                     q = q.where(sa.or_(ts > after[0], sa.and_(ts == after[0], key > after[1])))
                 return self._rows(q)
@@ -196,7 +219,7 @@ class SqlErpConnector:
         if cur["phase"] == "children":
             # children (a new phone, an edited address) do not bump the parent's write_date in Tryton:
             # re-read every parent with a child changed since the window start
-            changed = self._changed_parent_ids(spec, since)
+            changed = self._changed_parent_ids(spec, since, own_stamps)
             records: list[LandingRecord] = []
             if changed is not None:
                 resume_id = cur.get("after_id")
@@ -236,17 +259,53 @@ class SqlErpConnector:
             # a row stamped in the future (clock skew, bad import) must not push the watermark past now, or
             # every real change until that moment would be skipped
             high = cur["started"]
-        return {"phase": "done", "watermark": high}
+        done: dict[str, Any] = {"phase": "done", "watermark": high}
+        own = _pruned_own(cur.get("own"), overlap_start(high, self.overlap))  # its rereads are read now
+        if own:
+            done["own"] = own
+        return done
 
-    def _changed_parent_ids(self, spec: dict, since: datetime | None) -> sa.Select | None:
+    def _pushed_tables(self) -> set[str]:
+        """The child tables a push writes rows of (the golden-id identifier table, the category links)."""
+        cfg = self.mapping.get("push") or {}
+        return {t for t in ((cfg.get("golden_id") or {}).get("table"), (cfg.get("segments") or {}).get("rel_table"))
+                if t}
+
+    def _hub_owned_rows(self, t: sa.Table, child: dict) -> sa.ColumnElement | None:
+        """The rows of child table ``t`` that are the hub's own (``hub_owned``, on the row or, for a link
+        table, on the row it links to), as SQL; None when the mapping does not say."""
+        rule = child.get("hub_owned")
+        if not rule:
+            return None
+        through = child.get("through")
+        target = self.table(through["table"]) if through else t
+        col = target.c[rule["column"]]
+        conds = []
+        if rule.get("values"):
+            conds.append(col.in_(list(rule["values"])))
+        if rule.get("prefix"):
+            conds.append(col.like(_like_prefix(str(rule["prefix"])), escape="/"))
+        if not conds:
+            return None
+        if through is None:
+            return sa.or_(*conds)
+        return t.c[through["fk"]].in_(sa.select(target.c[through.get("key", "id")]).where(sa.or_(*conds)))
+
+    def _changed_parent_ids(self, spec: dict, since: datetime | None,
+                            stamps: list[datetime] | None = None) -> sa.Select | None:
         if since is None:
             return None
         parts = []
+        pushed = self._pushed_tables() if stamps else set()
         for child in (spec.get("children") or {}).values():
             t = self.table(child["table"])
             expr = self._ts_expr(t, child.get("updated_at"))
             if expr is not None:
-                parts.append(sa.select(t.c[child["fk"]].label("pid")).where(expr >= since))
+                cond = expr >= since
+                own = self._hub_owned_rows(t, child) if child["table"] in pushed else None
+                if own is not None:  # the hub's own identifier / category rows, stamped by its push: no change
+                    cond = sa.and_(cond, sa.not_(sa.and_(own, expr.in_(stamps))))
+                parts.append(sa.select(t.c[child["fk"]].label("pid")).where(cond))
         if not parts:
             return None
         return sa.select(sa.union(*parts).subquery().c.pid)
@@ -418,8 +477,11 @@ class SqlErpConnector:
             return [PushOutcome(i.id, "rejected", "mapping declares no push") for i in items]
         try:
             with self.engine.begin() as conn:
-                return self._push_batch(conn, cfg, items)
+                outcomes = self._push_batch(conn, cfg, items)
+            self._note_own_writes()  # committed: these stamps are the hub's own
+            return outcomes
         except SQLAlchemyError as exc:
+            self._pending = None
             if len(items) == 1:
                 return [PushOutcome(items[0].id, "error", f"database error: {type(exc).__name__}")]
         return [outcome for item in items for outcome in self.push([item])]
@@ -458,13 +520,80 @@ class SqlErpConnector:
                 self._erase(conn, cfg["erase"], parties, key, sorted(erased), now)
                 changed |= set(erased)
         touch = cfg.get("touch")
+        before: dict[Any, datetime | None] = {}
         if changed and touch and touch in parties.c:
+            entity = self._push_entity()
+            ts = self._ts_expr(parties, self.mapping["entities"][entity].get("updated_at")) if entity else None
             # the ERP's ORM bumps write_date on any write; we do the same so other consumers see it
             for chunk in chunked(sorted(changed), 500):
+                if ts is not None:  # the date the hub's stamp replaces (a change it may stand for)
+                    before.update((pid, _ts_param(_ts_iso(d))) for pid, d in conn.execute(
+                        sa.select(key, ts).where(key.in_(chunk))))
                 conn.execute(parties.update().where(key.in_(chunk)).values({touch: now}))
+        self._pending = (now, before, set(erased)) if changed else None
         for item in live.values():
             outcomes.setdefault(item.id, PushOutcome(item.id, "ok"))
         return [outcomes[item.id] for item in items]
+
+    def _push_entity(self) -> str | None:
+        """The pulled entity whose root table the push writes (the customers)."""
+        table = (self.mapping.get("push") or {}).get("table")
+        return next((name for name, spec in self.mapping["entities"].items() if spec.get("table") == table), None)
+
+    def _note_own_writes(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        now, before, erased = pending
+        self._own_stamps.add(now)
+        for pid, was in before.items():
+            self._overwritten.setdefault(pid, was)  # the first write of a run hides the date that matters
+        self._erased |= erased
+
+    def record_own_writes(self, store: Any) -> None:
+        """Keep the stamps of this connector's pushes in the pushed entity's cursor, where the next pull finds
+        them (``run_push`` calls it when a push run ends). Named for a re-read: a party whose date before the
+        hub's write was not one of the hub's earlier stamps and falls inside the next window (someone changed
+        it, maybe after the pull read it), a party the hub did not write that carries one of this run's stamps
+        (changed by someone else in the same second), and an erased party (its anonymised row must land)."""
+        entity = self._push_entity()
+        if entity is None or not (self._own_stamps or self._overwritten or self._erased):
+            return
+        cursor = dict(store.get_cursor(self.system, entity) or {})
+        own = cursor.get("own") or {}
+        earlier = {d for d in (_ts_param(x) for x in own.get("stamps") or []) if d is not None}
+        if cursor.get("phase") in (None, "done"):
+            lb_next = _ts_param(overlap_start(cursor.get("watermark"), self.overlap))
+        else:
+            lb_next = _ts_param(cursor.get("since"))
+        reread = {to_jsonable(i) for i in own.get("reread") or []} | {to_jsonable(p) for p in self._erased}
+        reread |= {to_jsonable(pid) for pid, was in self._overwritten.items()
+                   if was is not None and was not in earlier and (lb_next is None or was >= lb_next)}
+        reread |= self._stamped_by_others()
+        cursor["own"] = {"stamps": sorted(d.isoformat() for d in earlier | self._own_stamps),
+                         "reread": sorted(reread, key=str)}
+        store.save_cursor(self.system, entity, cursor)
+        self._own_stamps, self._overwritten, self._erased = set(), {}, set()
+
+    def _stamped_by_others(self) -> set[Any]:
+        """Parties carrying one of this run's stamps that the hub did not write (stamp resolution is the
+        ERP's: a second, maybe). Checked once the newest stamp's second is over, so no later write can
+        still share it."""
+        if not self._own_stamps:
+            return set()
+        wait = (max(self._own_stamps) + timedelta(seconds=1) - datetime.now(UTC).replace(tzinfo=None)).total_seconds()
+        if wait > 0:
+            time.sleep(min(wait, 1.0))
+        cfg = self.mapping.get("push") or {}
+        entity = self._push_entity()
+        parties = self.table(cfg["table"])
+        key = parties.c[cfg.get("key", "id")]
+        ts = self._ts_expr(parties, self.mapping["entities"][entity].get("updated_at")) if entity else None
+        if ts is None:
+            return set()
+        with self.engine.connect() as conn:
+            stamped = {r[0] for r in conn.execute(sa.select(key).where(ts.in_(sorted(self._own_stamps))))}
+        return {to_jsonable(pid) for pid in stamped - set(self._overwritten)}
 
     def _erase(self, conn: sa.Connection, ecfg: dict, parties: sa.Table, key: sa.Column, pids: list[Any],
                now: datetime) -> None:
@@ -566,6 +695,16 @@ class SqlErpConnector:
             if col in table.c and col not in out:
                 out[col] = now
         return out
+
+
+def _pruned_own(own: dict | None, lb: str | None) -> dict | None:
+    """The cursor's record of the hub's own writes once a sweep is done: stamps no later window reaches
+    (before ``lb``) dropped, rereads dropped (they were read); None when nothing is left."""
+    if not own:
+        return None
+    low = _ts_param(lb)
+    stamps = sorted(x for x in own.get("stamps") or [] if low is None or _ts_param(x) >= low)
+    return {"stamps": stamps, "reread": []} if stamps else None
 
 
 def _hub_owned(row: dict, rule: Mapping[str, Any] | None) -> bool:
