@@ -61,8 +61,9 @@ from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shi
 from hub.store import (
     Store,
     canonical_json,
-    chunked,
     customer_360,
+    customer_360_link,
+    customer_360_rank,
     golden_customer,
     payload_hash,
     read_cursor,
@@ -351,6 +352,7 @@ class C360Stats:
     social_linked: int = 0
     invalid: int = 0  # golden records whose view failed validation (logged by golden id, skipped)
     skipped: bool = False  # nothing the view is built from changed since the last build: not rebuilt
+    built: int = 0  # golden customers whose view was computed this run (all of them on a full build)
     value_tiers: dict[str, int] = field(default_factory=dict)
     lifecycles: dict[str, int] = field(default_factory=dict)
     segments: dict[str, int] = field(default_factory=dict)
@@ -519,26 +521,10 @@ class _Population:
             conn.execute(_links.insert(), batch)
         # indexed once filled: cheaper than keeping the index up to date row by row
         conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner ON tmp_c360_owner (entity, golden_id)"))
+        conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner_key ON tmp_c360_owner (entity, record_key)"))
 
     def drop(self, conn: sa.Connection) -> None:
         _links.drop(conn, checkfirst=True)
-
-
-def _chunk_records(conn: sa.Connection, entity: str, lo: str, hi: str, *cols: Any) -> Any:
-    """The chunk's (golden id, ...) rows of one staged entity, through the owner table."""
-    return conn.execute(
-        sa.select(_links.c.golden_id, *cols)
-        .select_from(_links.join(staged_record, sa.and_(staged_record.c.entity == _links.c.entity,
-                                                        staged_record.c.record_key == _links.c.record_key)))
-        .where(_links.c.entity == entity, _links.c.golden_id >= lo, _links.c.golden_id <= hi)
-    )
-
-
-def _chunk_orders(conn: sa.Connection, lo: str, hi: str) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for gid, rec in _chunk_records(conn, "orders", lo, hi, staged_record.c.record):
-        out[gid].append(rec)
-    return out
 
 
 def _order_figures(orders: Sequence[Mapping[str, Any]], cfg: SegmentsConfig, as_of: datetime
@@ -588,13 +574,140 @@ def _inputs(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime) -> str:
     )
 
 
+def _marks(conn: sa.Connection) -> dict[str, str | None]:
+    """The newest change times of what decides who is affected (taken before anything is read: a change
+    made while the build runs is at or after them, and the next build takes it)."""
+    def iso(value: Any) -> str | None:
+        dt = parse_dt(value)
+        return dt.isoformat() if dt is not None else None
+
+    gc, sr = golden_customer.c, staged_record.c
+    return {
+        "golden": iso(conn.execute(sa.select(sa.func.max(gc.updated_at))).scalar()),
+        "staged": iso(conn.execute(sa.select(sa.func.max(sr.staged_at))
+                                   .where(sr.entity.in_(["orders", "shipments", "interactions"]))).scalar()),
+        "xref": iso(max((v for v in conn.execute(sa.select(sa.func.max(xref.c.valid_from),
+                                                           sa.func.max(xref.c.valid_to))).one() if v is not None),
+                        default=None, key=lambda v: parse_dt(v) or datetime.min)),
+    }
+
+
+def _affected(conn: sa.Connection, marks: Mapping[str, str | None]) -> set[str]:
+    """Active golden ids whose view may differ from the last build: their golden record changed, one of their
+    cross-references opened or closed, a record linked to them was staged again, or a record moved to or
+    away from them (the links of this build against the last build's). Newer than the marks: the stages
+    that write these tables run before this one under the sync lock, each stamping its rows with its own
+    time, so nothing written after the last build carries the very instant of its newest."""
+    gc, sr, lk, tmp = golden_customer.c, staged_record.c, customer_360_link.c, _links.c
+    out: set[str] = set()
+    if marks.get("golden"):
+        out.update(conn.execute(sa.select(gc.golden_id).where(gc.updated_at > parse_dt(marks["golden"]))).scalars())
+    if marks.get("xref"):
+        at = parse_dt(marks["xref"])
+        out.update(conn.execute(sa.select(xref.c.golden_id).where(
+            sa.or_(xref.c.valid_from > at, xref.c.valid_to > at)).distinct()).scalars())
+    if marks.get("staged"):
+        out.update(conn.execute(
+            sa.select(tmp.golden_id).distinct()
+            .select_from(_links.join(staged_record, sa.and_(sr.entity == tmp.entity, sr.record_key == tmp.record_key)))
+            .where(sr.staged_at > parse_dt(marks["staged"]))).scalars())
+    same_tmp = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id)
+    out.update(conn.execute(sa.select(tmp.golden_id).distinct().where(
+        ~sa.exists().where(same_tmp))).scalars())  # a record linked anew
+    out.update(conn.execute(sa.select(lk.golden_id).distinct().where(
+        ~sa.exists(sa.select(tmp.entity).where(same_tmp)))).scalars())  # a record that left
+    # an active golden customer without ranking figures (new, or back from retired)
+    rk = customer_360_rank.c
+    out.update(conn.execute(sa.select(gc.golden_id).where(
+        gc.status == "active", ~sa.exists().where(rk.golden_id == gc.golden_id))).scalars())
+    return out
+
+
+def _save_links(conn: sa.Connection) -> None:
+    """The persisted links become this build's (diff-only: rows that left deleted, new rows inserted)."""
+    lk, tmp = customer_360_link.c, _links.c
+    same = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id)
+    conn.execute(customer_360_link.delete().where(~sa.exists(sa.select(tmp.entity).where(same))))
+    conn.execute(customer_360_link.insert().from_select(
+        ["entity", "record_key", "golden_id"],
+        sa.select(tmp.entity, tmp.record_key, tmp.golden_id).where(~sa.exists(sa.select(lk.entity).where(same)))))
+
+
+def _where_gids(column: Any, part: Sequence[str], contiguous: bool) -> Any:
+    """A chunk of golden ids as SQL: a range when the chunk is a run of consecutive active ids (a full build),
+    an IN list otherwise."""
+    return sa.and_(column >= part[0], column <= part[-1]) if contiguous else column.in_(list(part))
+
+
+def _chunk_records(conn: sa.Connection, entity: str, where: Any, *cols: Any) -> Any:
+    """The chunk's (golden id, ...) rows of one staged entity, through the owner table."""
+    return conn.execute(
+        sa.select(_links.c.golden_id, *cols)
+        .select_from(_links.join(staged_record, sa.and_(staged_record.c.entity == _links.c.entity,
+                                                        staged_record.c.record_key == _links.c.record_key)))
+        .where(_links.c.entity == entity, where)
+    )
+
+
+def _chunk_orders(conn: sa.Connection, where: Any) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for gid, rec in _chunk_records(conn, "orders", where, staged_record.c.record):
+        out[gid].append(rec)
+    return out
+
+
+def _rank_figures(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime, gids: Sequence[str],
+                  chunk_size: int, contiguous: bool) -> None:
+    """Pass 1: the ranking figures of ``gids`` from their orders, replacing their rank rows."""
+    rk = customer_360_rank
+    for start in range(0, len(gids), chunk_size):
+        part = gids[start:start + chunk_size]
+        orders = _chunk_orders(conn, _where_gids(_links.c.golden_id, part, contiguous))
+        rows = []
+        for gid in part:
+            _, dupes, (_, freq, monetary), agg = _order_figures(orders.get(gid, ()), cfg, as_of)
+            rows.append({"golden_id": gid, "first_order_at": agg["first"], "last_order_at": agg["last"],
+                         "frequency": freq, "monetary": float(monetary), "duplicate_orders": dupes})
+        conn.execute(rk.delete().where(_where_gids(rk.c.golden_id, part, contiguous)))
+        conn.execute(rk.insert(), rows)
+
+
+def _rerank(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime
+            ) -> tuple[dict[str, tuple[int | None, int | None, int | None, int | None, str]], set[str]]:
+    """The RFM quintiles, recency and lifecycle of every active golden customer from the rank rows (three
+    figures and two dates each, no orders read): (golden id -> (recency, r, f, m, lifecycle), the golden ids
+    whose figures differ from what their view was built with)."""
+    rk = customer_360_rank.c
+    rows = conn.execute(sa.select(rk.golden_id, rk.first_order_at, rk.last_order_at, rk.frequency, rk.monetary,
+                                  rk.recency_days, rk.r_score, rk.f_score, rk.m_score, rk.lifecycle)
+                        .order_by(rk.golden_id)).all()
+    metrics = []
+    lifes = []
+    for _, first, last, freq, monetary, *_ in rows:
+        first, last = parse_dt(first), parse_dt(last)
+        metrics.append((max(0, (as_of - last).days) if last is not None else None, freq, monetary))
+        lifes.append(lifecycle_stage(first, last, freq, as_of, cfg.new_days, cfg.at_risk_days, cfg.lapsed_days))
+    scores = rfm_scores(metrics)
+    figures: dict[str, tuple[int | None, int | None, int | None, int | None, str]] = {}
+    moved: set[str] = set()
+    for row, (recency, _, _), (r, f, m), life in zip(rows, metrics, scores, lifes, strict=True):
+        figures[row[0]] = (recency, r, f, m, life)
+        if (recency, r, f, m, life) != tuple(row[5:10]):
+            moved.add(row[0])
+    return figures, moved
+
+
 def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datetime | None = None, *,
               chunk_size: int = _GID_CHUNK, force: bool = False) -> C360Stats:
-    """Rebuild the 360 view for every active golden customer; write only changed rows.
+    """Build the 360 view of every active golden customer; write only changed rows.
 
+    Incremental: only the golden customers whose inputs changed since the last build (``_affected``) are
+    read and built again, plus those whose RFM scores, recency or lifecycle moved when the population was
+    re-ranked (``_rerank``, over the stored figures). The result is the view a full rebuild writes (a changed
+    configuration or view version, ``force`` or a store without the last build's state rebuilds everyone).
     Memory is bounded by the chunk, not the population (see ``_GID_CHUNK``); one transaction, so readers see
     the old view or the new one. When nothing the view is built from changed since the last build (a no-op
-    sync), nothing is read or written (``force`` rebuilds anyway).
+    sync), nothing is read or written.
     """
     started = time.monotonic()
     cfg = SegmentsConfig.from_dict(segments_cfg)
@@ -610,45 +723,53 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
             stats.seconds = time.monotonic() - started
             return stats
     now = datetime.now(UTC).replace(tzinfo=None)
-    tiers: Counter[str] = Counter()
-    lifes: Counter[str] = Counter()
-    segs: Counter[str] = Counter()
+    config_key = payload_hash([VIEW_VERSION, canonical_json(asdict(cfg))])
     with store.begin() as conn:
+        marks = _marks(conn)
         pop = _Population(conn, cfg, stats)
         gids = pop.gids
-        # pass 1: the RFM quintiles need every customer's recency / frequency / monetary first
-        metrics: list[tuple[int | None, int, Decimal]] = []
-        for part in chunked(gids, chunk_size):
-            orders = _chunk_orders(conn, part[0], part[-1])
-            metrics.extend(_order_figures(orders.get(gid, ()), cfg, as_of)[2] for gid in part)
-        scores = rfm_scores(metrics)
-        del metrics
+        full = force or not saved or saved.get("config") != config_key or not saved.get("marks")
+        active = sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active")
+        conn.execute(customer_360_rank.delete().where(customer_360_rank.c.golden_id.not_in(active)))
+        affected = gids if full else sorted(_affected(conn, saved["marks"]) & set(gids))
+        # pass 1: the ranking figures of the affected customers (everyone's, on a full build)
+        _rank_figures(conn, cfg, as_of, affected, chunk_size, contiguous=full)
+        # the RFM quintiles over the whole population's stored figures; whoever's moved is built again too
+        figures, moved = _rerank(conn, cfg, as_of)
+        rebuild = gids if full else sorted(moved | set(affected))
+        stats.built = len(rebuild)
         # pass 2: the views, chunk by chunk, written diff-only
         gc = golden_customer.c
         ir = staged_record.c.record
         upd = (customer_360.update().where(customer_360.c.golden_id == sa.bindparam("b_gid"))
                .values(record=sa.bindparam("record"), record_hash=sa.bindparam("record_hash"),
                        updated_at=sa.bindparam("updated_at")))
-        for start in range(0, len(gids), chunk_size):
-            part = gids[start:start + chunk_size]
-            lo, hi = part[0], part[-1]
+        rk = customer_360_rank.c
+        rank_upd = (customer_360_rank.update().where(rk.golden_id == sa.bindparam("b_gid"))
+                    .values({c: sa.bindparam(c) for c in ("recency_days", "r_score", "f_score", "m_score",
+                                                          "lifecycle", "value_tier", "segment")}))
+        for start in range(0, len(rebuild), chunk_size):
+            part = rebuild[start:start + chunk_size]
+            gid_in = {col: _where_gids(col, part, full) for col in (gc.golden_id, xref.c.golden_id,
+                                                                     _links.c.golden_id, customer_360.c.golden_id)}
             profiles = {gid: _profile(gid, rec, score) for gid, rec, score in conn.execute(
                 sa.select(gc.golden_id, gc.record, gc.quality_score)
-                .where(gc.status == "active", gc.golden_id >= lo, gc.golden_id <= hi))}
+                .where(gc.status == "active", gid_in[gc.golden_id]))}
             social_accounts: dict[str, set[str]] = defaultdict(set)
-            for rk, gid in conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(
-                    xref.c.valid_to.is_(None), xref.c.golden_id >= lo, xref.c.golden_id <= hi)):
-                if rk.split(":", 1)[0] in cfg.social_sources:
-                    social_accounts[gid].add(rk)
-            orders_by_golden = _chunk_orders(conn, lo, hi)
+            for rk_, gid in conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(
+                    xref.c.valid_to.is_(None), gid_in[xref.c.golden_id])):
+                if rk_.split(":", 1)[0] in cfg.social_sources:
+                    social_accounts[gid].add(rk_)
+            linked = gid_in[_links.c.golden_id]
+            orders_by_golden = _chunk_orders(conn, linked)
             shipments_by_golden: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for gid, rec in _chunk_records(conn, "shipments", lo, hi, staged_record.c.record):
+            for gid, rec in _chunk_records(conn, "shipments", linked, staged_record.c.record):
                 shipments_by_golden[gid].append(rec)
             calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
             follows: Counter[str] = Counter()
             for gid, ckey, source, sid, kind, phone, occurred, csid, direction, duration, billsec, disposition, \
                     channel in _chunk_records(
-                        conn, "interactions", lo, hi, staged_record.c.customer_key, staged_record.c.source,
+                        conn, "interactions", linked, staged_record.c.customer_key, staged_record.c.source,
                         staged_record.c.source_id, ir["kind"].as_string(), ir["phone"].as_string(),
                         ir["occurred_at"].as_string(), ir["customer_source_id"].as_string(),
                         ir["direction"].as_string(), ir["duration_s"].as_integer(), ir["billsec_s"].as_integer(),
@@ -663,21 +784,22 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     if kind == "social_follow":
                         follows[gid] += 1
             existing = dict(conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record_hash)
-                                         .where(customer_360.c.golden_id >= lo, customer_360.c.golden_id <= hi)).all())
+                                         .where(gid_in[customer_360.c.golden_id])).all())
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
-            for i, gid in enumerate(part, start=start):
+            ranks: list[dict[str, Any]] = []
+            for gid in part:
                 profile = profiles.get(gid)
                 if profile is None:  # retired between the two passes cannot happen in one transaction
                     continue
-                kept, dupes, (recency, freq, monetary), agg = _order_figures(orders_by_golden.get(gid, ()), cfg, as_of)
-                stats.duplicate_orders += dupes
-                r_s, f_s, m_s = scores[i]
+                kept, _, (_, freq, monetary), agg = _order_figures(orders_by_golden.get(gid, ()), cfg, as_of)
+                recency, r_s, f_s, m_s, life = figures[gid]
+                rank = {"b_gid": gid, "recency_days": recency, "r_score": r_s, "f_score": f_s, "m_score": m_s,
+                        "lifecycle": life, "value_tier": None, "segment": None}
+                ranks.append(rank)
                 rfm = Rfm(recency_days=recency, frequency=freq, monetary=monetary, r_score=r_s, f_score=f_s,
                           m_score=m_s)
                 tier = value_tier(rfm.monetary, rfm.frequency, cfg.value_tiers)
-                life = lifecycle_stage(agg["first"], agg["last"], rfm.frequency, as_of, cfg.new_days,
-                                       cfg.at_risk_days, cfg.lapsed_days)
                 segment = segment_for(rfm, tier, life, cfg.rules)
                 orders = sorted(kept, key=lambda o: parse_dt(o.get("ordered_at")) or datetime.min, reverse=True)
                 ships = shipments_by_golden.get(gid, [])
@@ -714,18 +836,14 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     view = Customer360.model_validate(data)
                 except ValidationError as exc:
                     # one malformed golden record must not stop the view for everyone; fields only, never values
-                    stats.invalid += 1
                     log.warning("360 for %s skipped: invalid fields %s", gid,
                                 sorted({".".join(map(str, e["loc"])) for e in exc.errors()})[:10])
                     continue
-                tiers[tier] += 1
-                lifes[life] += 1
-                segs[segment or "-"] += 1
+                rank.update(value_tier=tier, segment=segment or "-")
                 record = view.model_dump(mode="json", exclude={"computed_at": True, "profile": {"lineage"}})
                 h = payload_hash(record)
                 old = existing.get(gid)
                 if old == h:
-                    stats.unchanged += 1
                     continue
                 record["computed_at"] = now.isoformat()
                 # model_dump(mode="json") is already JSON-safe: no jsonable() round trip (it costs a second encode)
@@ -738,15 +856,25 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 conn.execute(customer_360.insert(), inserts)
             if updates:
                 conn.execute(upd, updates)
+            if ranks:
+                conn.execute(rank_upd, ranks)
             stats.inserted += len(inserts)
             stats.updated += len(updates)
+        _save_links(conn)
         pop.drop(conn)
         # a retired (merged away) golden id has no 360 view any more
-        active = sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active")
         stats.removed = conn.execute(customer_360.delete().where(customer_360.c.golden_id.not_in(active))).rowcount
-        write_cursor(conn, "hub", INPUTS_ENTITY, {"fingerprint": _inputs(conn, cfg, as_of)})
+        # the figures of everyone (built now or before), as a full build counts them
+        stats.duplicate_orders = int(conn.execute(sa.select(sa.func.coalesce(sa.func.sum(rk.duplicate_orders), 0)))
+                                     .scalar_one())
+        for col, dist in ((rk.value_tier, "value_tiers"), (rk.lifecycle, "lifecycles"), (rk.segment, "segments")):
+            setattr(stats, dist, {k: int(n) for k, n in conn.execute(
+                sa.select(col, sa.func.count()).where(rk.value_tier.is_not(None)).group_by(col))})
+        stats.invalid = int(conn.execute(sa.select(sa.func.count()).where(rk.value_tier.is_(None))).scalar_one())
+        write_cursor(conn, "hub", INPUTS_ENTITY, {"fingerprint": _inputs(conn, cfg, as_of), "config": config_key,
+                                                  "marks": marks})
     stats.golden_customers = len(gids)
-    stats.value_tiers, stats.lifecycles, stats.segments = dict(tiers), dict(lifes), dict(segs)
+    stats.unchanged = len(gids) - stats.inserted - stats.updated - stats.invalid
     stats.seconds = time.monotonic() - started
     return stats
 

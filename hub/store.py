@@ -207,6 +207,38 @@ customer_360 = sa.Table(
     _ts("updated_at", nullable=False),
 )
 
+# What the last 360 build was built from, so the next one rebuilds the affected golden customers only:
+# which staged order / shipment / interaction belonged to whom (a record that moves names its old owner too),
+# and per golden customer what the RFM ranking and the value / lifecycle figures need (the quintiles are
+# re-ranked over these rows, not over every customer's orders).
+customer_360_link = sa.Table(
+    "customer_360_link",
+    metadata,
+    sa.Column("entity", sa.String(32), primary_key=True),
+    sa.Column("record_key", sa.String(320), primary_key=True),
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+)
+sa.Index("ix_customer_360_link_golden", customer_360_link.c.golden_id)
+customer_360_rank = sa.Table(
+    "customer_360_rank",
+    metadata,
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+    sa.Column("first_order_at", sa.DateTime(), nullable=True),
+    sa.Column("last_order_at", sa.DateTime(), nullable=True),
+    sa.Column("frequency", sa.Integer, nullable=False),
+    sa.Column("monetary", sa.Float, nullable=False),
+    sa.Column("duplicate_orders", sa.Integer, nullable=False),
+    # derived at the last build (as_of and the population's ranks): a change rewrites the view
+    sa.Column("recency_days", sa.Integer, nullable=True),
+    sa.Column("r_score", sa.Integer, nullable=True),
+    sa.Column("f_score", sa.Integer, nullable=True),
+    sa.Column("m_score", sa.Integer, nullable=True),
+    sa.Column("lifecycle", sa.String(16), nullable=True),
+    # the view as written (None: its golden record failed validation, no view)
+    sa.Column("value_tier", sa.String(16), nullable=True),
+    sa.Column("segment", sa.String(64), nullable=True),
+)
+
 push_outbox = sa.Table(
     "push_outbox",
     metadata,

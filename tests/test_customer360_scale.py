@@ -81,3 +81,80 @@ def test_a_few_thousand_customers_build(tmp_path: Path) -> None:
     assert stats.calls_linked == 1000 and stats.orders_linked == 750 * (0 + 1 + 2 + 3)
     assert sum(stats.value_tiers.values()) == 3000 and stats.lifecycles["prospect"] == 750
     store.dispose()
+
+
+def _views(store: Store) -> dict[str, str]:
+    from hub.store import customer_360
+
+    with store.engine.connect() as conn:
+        return dict(conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record_hash)).all())
+
+
+def test_incremental_360_builds_only_the_affected_and_equals_a_full_rebuild(sqlite_store: Store) -> None:
+    """After changes of every kind — a new order, an order moving to another customer, an order staged again
+    with a new total, a retired golden id, a changed golden record, a new call, a new cross-reference, and a
+    later as_of — the incremental build writes exactly what a full rebuild writes, while building only the
+    customers concerned and those whose RFM rank moved."""
+    from hub.store import golden_customer, staged_record, xref
+
+    store = sqlite_store
+    n = 300
+    _seed(store, n)
+    build_360(store, {}, as_of=AS_OF)
+    t1, t2 = datetime(2026, 3, 1), datetime(2026, 4, 1)
+
+    def stage(rows: list[dict], at: datetime) -> None:
+        for r in rows:
+            r["staged_at"] = at
+        with store.begin() as conn:  # staging upserts by record key
+            for r in rows:
+                conn.execute(staged_record.delete().where(staged_record.c.entity == r["entity"],
+                                                          staged_record.c.record_key == r["record_key"]))
+        insert_staged(store, rows)
+
+    stage([staged_row("orders", order("webshop", "x1", "5", "900", AS_OF - timedelta(days=3), number="X1"),
+                      "webshop:5")], t1)
+    assert build_360(store, {}, as_of=AS_OF).built < n // 3
+
+    # the changes an incremental sync sees
+    stage([staged_row("orders", order("webshop", "x2", "7", "25000", AS_OF - timedelta(days=1), number="X2"),
+                      "webshop:7"),  # a big new order: customer 7 climbs the ranks, others move down
+           # two customers buy for the first time: more buyers, every rank's percentile moves
+           staged_row("orders", order("webshop", "x3", "16", "50", AS_OF - timedelta(days=2), number="X3"),
+                      "webshop:16"),
+           staged_row("orders", order("webshop", "x4", "20", "60", AS_OF - timedelta(days=3), number="X4"),
+                      "webshop:20"),
+           # an order moves from customer 10 to customer 12 (its customer key changed)
+           staged_row("orders", order("webshop", "10-1", "12", "137", AS_OF - timedelta(days=40), number="N10-1"),
+                      "webshop:12"),
+           # an order staged again with another total
+           staged_row("orders", order("webshop", "14-1", "14", "999", AS_OF - timedelta(days=44), number="N14-1"),
+                      "webshop:14"),
+           staged_row("interactions", Interaction(source="callcenter", source_id="c-new", kind="call",
+                                                  phone="+8613800000020", occurred_at=datetime(2026, 10, 20)))], t2)
+    with store.begin() as conn:
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000011")
+                     .values(status="retired", merged_into="G000000012", updated_at=t2))
+        conn.execute(xref.update().where(xref.c.golden_id == "G000000011").values(valid_to=t2))
+        conn.execute(xref.insert(), [{"record_key": "erp:11", "source": "erp", "source_id": "11",
+                                      "golden_id": "G000000012", "valid_from": t2, "valid_to": None},
+                                     {"record_key": "social:o14", "source": "social", "source_id": "o14",
+                                      "golden_id": "G000000014", "valid_from": t2, "valid_to": None}])
+        rec = conn.execute(sa.select(golden_customer.c.record)
+                           .where(golden_customer.c.golden_id == "G000000016")).scalar_one()
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000016")
+                     .values(record={**rec, "full_name": "客户16 (renamed)"}, updated_at=t2))
+    later = AS_OF + timedelta(hours=5)  # the same day: recency moves only for some customers
+    incremental = build_360(store, {}, as_of=later)
+    assert not incremental.skipped and incremental.removed == 1
+    assert incremental.built < n // 3, incremental.built
+    assert incremental.built > 6  # the six changed customers and those whose RFM rank moved
+    views = _views(store)
+    full = build_360(store, {}, as_of=later, force=True)
+    assert full.built == n - 1
+    # the full rebuild finds nothing to write: the incremental build wrote the same views
+    assert (full.inserted, full.updated, full.removed) == (0, 0, 0)
+    assert _views(store) == views and len(views) == n - 1
+    for name in ("golden_customers", "invalid", "duplicate_orders", "orders_linked", "calls_linked",
+                 "value_tiers", "lifecycles", "segments"):
+        assert getattr(incremental, name) == getattr(full, name), name

@@ -27,6 +27,8 @@ PERSONAL: dict[str, str] = {
                          "keys removed from other ids' history",
     "xref": "the person's cross-references deleted",
     "customer_360": "360 views deleted",
+    "customer_360_link": "which of the person's records their 360 view was built from: deleted",
+    "customer_360_rank": "the person's order figures and ranks of the last 360 build deleted",
     "push_outbox": "earlier rows anonymised (payload, target id); erasure rows keep the target id only until "
                    "the target confirmed",
     "push_result": "target ids and reasons of the person's rows anonymised",
