@@ -63,7 +63,9 @@ from hub.store import (
     payload_hash,
     push_outbox,
     push_state,
+    read_cursor,
     source_tombstone,
+    write_cursor,
     xref,
 )
 
@@ -246,12 +248,15 @@ class PushPlanStats:
     creates_queued: int = 0
     consent_withheld: int = 0
     drift: int = 0
+    full: bool = True  # every golden customer planned (else only those changed since the last plan)
+    golden_planned: int = 0  # golden customers whose desired states were worked out
     seconds: float = 0.0
 
     def markdown(self) -> str:
+        scope = "every golden customer" if self.full else f"{self.golden_planned} changed golden customers"
         lines = [
             f"**Push plan** — {self.queued} rows queued ({self.creates_queued} creates, {self.drift} drift "
-            f"repairs) in {self.seconds:.1f}s",
+            f"repairs) in {self.seconds:.1f}s, planned for {scope}",
             "",
             "| target | entity | desired | queued | unchanged | consent withheld | creates queued | notes |",
             "|---|---|---|---|---|---|---|---|",
@@ -277,29 +282,92 @@ class PushPlanStats:
 # Store I/O
 
 
-def _load_views(conn: sa.Connection) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """360 summaries of active golden customers, and the active golden ids without a 360 row yet.
+def _load_views(conn: sa.Connection, gids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """360 summaries of active golden customers (of ``gids`` only, when given).
 
     Only the profile fields the directory needs are read (JSON paths): decoding 100k full profiles with their
     lineage would dominate the run. Create payloads read full profiles for their few candidates.
     """
     rec = customer_360.c.record
     views: dict[str, dict[str, Any]] = {}
-    rows = conn.execute(
-        sa.select(customer_360.c.golden_id, rec["segment"].as_string(), rec["value_tier"].as_string(),
-                  rec["lifecycle"].as_string(), rec["orders_count"].as_integer(), rec["consent"],
-                  rec[("profile", "full_name")].as_string(), rec[("profile", "company")].as_string(),
-                  rec[("profile", "primary_phone")].as_string(), rec[("profile", "phones")])
+    q = (sa.select(customer_360.c.golden_id, rec["segment"].as_string(), rec["value_tier"].as_string(),
+                   rec["lifecycle"].as_string(), rec["orders_count"].as_integer(), rec["consent"],
+                   rec[("profile", "full_name")].as_string(), rec[("profile", "company")].as_string(),
+                   rec[("profile", "primary_phone")].as_string(), rec[("profile", "phones")])
+         .join(golden_customer, golden_customer.c.golden_id == customer_360.c.golden_id)
+         .where(golden_customer.c.status == "active"))
+    parts = [q] if gids is None else [q.where(customer_360.c.golden_id.in_(part))
+                                      for part in chunked(sorted(gids), 500)]
+    for part in parts:
+        for gid, segment, tier, life, orders, consent, name, company, primary, phones in conn.execute(part):
+            profile = {"full_name": name, "company": company, "primary_phone": primary, "phones": phones or []}
+            views[gid] = {"segment": segment, "value_tier": tier, "lifecycle": life, "orders_count": orders or 0,
+                          "consent": consent or {}, "profile": profile}
+    return views
+
+
+def _phone_holders(conn: sa.Connection) -> dict[str, list[str]]:
+    """E.164 phone -> the active golden customers whose 360 profile holds it (two JSON paths a row)."""
+    rec = customer_360.c.record
+    owners: dict[str, list[str]] = defaultdict(list)
+    for gid, primary, phones in conn.execute(
+        sa.select(customer_360.c.golden_id, rec[("profile", "primary_phone")].as_string(), rec[("profile", "phones")])
         .join(golden_customer, golden_customer.c.golden_id == customer_360.c.golden_id)
-        .where(golden_customer.c.status == "active")
-    )
-    for gid, segment, tier, life, orders, consent, name, company, primary, phones in rows:
-        profile = {"full_name": name, "company": company, "primary_phone": primary, "phones": phones or []}
-        views[gid] = {"segment": segment, "value_tier": tier, "lifecycle": life, "orders_count": orders or 0,
-                      "consent": consent or {}, "profile": profile}
-    active = {r[0] for r in conn.execute(
-        sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active"))}
-    return views, active - set(views)
+        .where(golden_customer.c.status == "active").order_by(customer_360.c.golden_id)
+    ):
+        for phone in profile_phones({"primary_phone": primary, "phones": phones or []}):
+            owners[phone].append(gid)
+    return owners
+
+
+PLAN_ENTITY = "_push_plan"  # sync_state row: the config and change marks of the last plan
+
+
+def _plan_marks(conn: sa.Connection) -> dict[str, str | None]:
+    """The newest change times of what decides a desired state: the 360 views, the cross-references and the
+    target records landed (taken before anything is read)."""
+    def iso(value: Any) -> str | None:
+        if value is None:
+            return None
+        return (value if isinstance(value, datetime) else datetime.fromisoformat(str(value))).isoformat()
+
+    vf, vt = conn.execute(sa.select(sa.func.max(xref.c.valid_from), sa.func.max(xref.c.valid_to))).one()
+    return {
+        "c360": iso(conn.execute(sa.select(sa.func.max(customer_360.c.updated_at))).scalar()),
+        "golden": iso(conn.execute(sa.select(sa.func.max(golden_customer.c.updated_at))).scalar()),
+        "xref": max((x for x in (iso(vf), iso(vt)) if x), default=None),
+        "landing": iso(conn.execute(sa.select(sa.func.max(landing.c.first_landed_at))
+                                    .where(landing.c.entity.in_(WRITABLE_ENTITIES))).scalar()),
+    }
+
+
+def _changes(conn: sa.Connection, marks: Mapping[str, str | None], sources: Iterable[str]
+             ) -> tuple[set[str], dict[str, set[str]]]:
+    """What changed since the marks of the last plan: golden ids (view rewritten, golden record changed, a
+    cross-reference opened or closed) and target records per source (landed new, linked or unlinked)."""
+    gids: set[str] = set()
+    records: dict[str, set[str]] = defaultdict(set)
+
+    def at(name: str) -> datetime | None:
+        return datetime.fromisoformat(marks[name]) if marks.get(name) else None
+
+    if at("c360") is not None:
+        gids.update(conn.execute(sa.select(customer_360.c.golden_id)
+                                 .where(customer_360.c.updated_at > at("c360"))).scalars())
+    if at("golden") is not None:
+        gids.update(conn.execute(sa.select(golden_customer.c.golden_id)
+                                 .where(golden_customer.c.updated_at > at("golden"))).scalars())
+    if at("xref") is not None:
+        for source, sid, gid in conn.execute(sa.select(xref.c.source, xref.c.source_id, xref.c.golden_id).where(
+                sa.or_(xref.c.valid_from > at("xref"), xref.c.valid_to > at("xref")))):
+            gids.add(gid)
+            records[source].add(sid)
+    if at("landing") is not None:
+        for source, sid in conn.execute(sa.select(landing.c.source, landing.c.source_id).where(
+                landing.c.source.in_(sorted(sources)), landing.c.entity.in_(WRITABLE_ENTITIES),
+                landing.c.first_landed_at > at("landing"))):
+            records[source].add(sid)
+    return gids, records
 
 
 def _full_profiles(store: Store, golden_ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -313,20 +381,36 @@ def _full_profiles(store: Store, golden_ids: list[str]) -> dict[str, dict[str, A
     return out
 
 
-def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanStats:
-    """Queue the desired state of every target record; returns counts per target."""
+def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool = False) -> PushPlanStats:
+    """Queue the desired state of every target record; returns counts per target.
+
+    Incremental: only the golden customers and target records that changed since the last plan (its marks in
+    sync_state: 360 views rewritten, golden records changed, cross-references opened or closed, target
+    records landed; records a pull saw drift on) get their desired states worked out again — everything else
+    is what the last plan queued and the targets confirmed, so the outbox comes out as a full plan would
+    leave it (enqueue_pushes is diff-only and idempotent). The caller directory re-resolves the numbers
+    those golden customers hold or held. A changed push configuration, ``force`` or a store planned by an
+    older hub plans everyone."""
     started = time.monotonic()
     targets = target_configs(push_cfg)
     policy = str((push_cfg or {}).get("marketing_consent", "opt_in"))
     if policy not in ("opt_in", "not_opted_out"):
         raise ValueError(f"push.marketing_consent must be opt_in or not_opted_out, not {policy!r}")
     stats = PushPlanStats()
+    config_key = payload_hash(jsonable(dict(push_cfg or {})))
+    wanted_sources = {t.source for t in targets}
 
     with store.engine.connect() as conn:
-        views, bare = _load_views(conn)
-        active = set(views) | bare
+        marks = _plan_marks(conn)
+        saved = read_cursor(conn, "hub", PLAN_ENTITY)
+        full = force or not saved or saved.get("config") != config_key or not saved.get("marks")
+        changed_gids, changed_records = (set(), {}) if full else _changes(conn, saved["marks"], wanted_sources)
+        active = set(conn.execute(sa.select(golden_customer.c.golden_id)
+                                  .where(golden_customer.c.status == "active")).scalars())
+        with_view = set(conn.execute(sa.select(customer_360.c.golden_id)).scalars())
         links: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        wanted_sources = {t.source for t in targets}
+        linked: dict[str, set[str]] = defaultdict(set)  # every source record of an active golden customer
+        present: dict[str, set[str]] = defaultdict(set)  # every golden customer with a record in the source
         # only records the source itself holds can be written back: customer records the mapping derived
         # from other payloads (e.g. guest checkouts in web-shop orders) have no target record
         writable = {
@@ -344,14 +428,50 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         ):
             if gid in active and (source, source_id) in writable:
                 links[source].append((source_id, gid))
+                linked[source].add(source_id)
+                present[source].add(gid)
+        del writable
+        drifted = {tc.name: store.drifted_records(tc.name, tc.entity, tc.source)
+                   for tc in targets if tc.mode == "records"}
+        # the records to plan: all, or those of a changed golden customer, changed themselves, or drifted
+        if not full:
+            for tc in targets:
+                if tc.mode == "records":
+                    changed_records.setdefault(tc.source, set()).update(drifted[tc.name])
+            links = {src: [(sid, gid) for sid, gid in pairs
+                           if gid in changed_gids or sid in changed_records.get(src, ())]
+                     for src, pairs in links.items()}
+        directory = [tc for tc in targets if tc.mode == "directory"]
+        holders = _phone_holders(conn) if directory and not full else {}
+        phones: set[str] | None = None
+        needed: set[str] | None = None
+        if not full:
+            needed = set(changed_gids) | {gid for pairs in links.values() for _, gid in pairs}
+            if directory:
+                # the numbers a changed golden customer holds now or held when the hub last wrote them
+                phones = {p for p, gids in holders.items() if changed_gids & set(gids)}
+                for tc in directory:
+                    phones |= {tid for (tid,) in conn.execute(
+                        sa.select(push_state.c.target_id).where(
+                            push_state.c.target == tc.name, push_state.c.entity == tc.entity,
+                            push_state.c.golden_id.in_(sorted(changed_gids) or [""])))}
+                needed |= {gid for p in phones for gid in holders.get(p, ())}
+        views = _load_views(conn, needed)
+    stats.full = full
+    stats.golden_planned = len(views if full else needed or ())
+    bare = active - with_view
 
     for tc in targets:
         plan = TargetPlan(tc.name, tc.entity)
         stats.targets[tc.name] = plan
         if tc.mode == "directory":
+            owned = views if phones is None else {
+                gid: v for gid, v in views.items() if any(p in phones for p in profile_phones(v["profile"]))}
             items, plan.ambiguous_phones, plan.consent_withheld = directory_entries(
-                views, tc.consent_channel, policy, tc.consent_fields)
-            removals = _directory_removals(store, tc, {phone for phone, _, _ in items})
+                owned, tc.consent_channel, policy, tc.consent_fields)
+            if phones is not None:  # a number outside the changed ones may have holders not loaded: not planned
+                items = [item for item in items if item[0] in phones]
+            removals = _directory_removals(store, tc, {phone for phone, _, _ in items} if phones is None else set(holders))
             plan.removed = len(removals)
             plan.candidates = len(items) + len(removals)
             plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items)
@@ -361,24 +481,23 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
             for source_id, gid in links.get(tc.source, ()):
                 view = views.get(gid)
                 if view is None:
-                    plan.without_360 += 1
+                    plan.without_360 += gid in bare
                 payload, withheld = desired_state(gid, view, tc.consent_channel, policy, tc.consent_fields)
                 plan.consent_withheld += withheld
                 items.append((source_id, gid, payload))
             # what the hub wrote is verified: a pull that saw a target record lose or change the hub's
             # fields since the hub wrote them makes the record go out again, though its desired state is unchanged
-            drifted = store.drifted_records(tc.name, tc.entity, tc.source)
-            plan.drift = len(drifted & {source_id for source_id, _, _ in items})
+            plan.drift = len(drifted[tc.name] & {source_id for source_id, _, _ in items})
             # records that left the hub: what it wrote on them is taken off (cause 'remove')
-            withdrawals = _record_withdrawals(store, tc, {sid for sid, _ in links.get(tc.source, ())})
+            withdrawals = _record_withdrawals(store, tc, linked.get(tc.source, set()),
+                                              None if full else (changed_records.get(tc.source, set()), changed_gids))
             plan.withdrawn = len(withdrawals)
             plan.candidates = len(items) + len(withdrawals)
-            plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items, force=drifted)
+            plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items, force=drifted[tc.name])
                            + store.enqueue_pushes(tc.name, tc.entity, withdrawals, cause="remove"))
         if tc.create_missing:
-            present = {gid for _, gid in links.get(tc.source, ())}
             wanted = [gid for gid, view in sorted(views.items())
-                      if gid not in present and int(view.get("orders_count") or 0) > 0]
+                      if gid not in present.get(tc.source, ()) and int(view.get("orders_count") or 0) > 0]
             profiles = _full_profiles(store, wanted)
             creates = [(gid, _without_consent(create_payload(gid, {**views[gid], "profile": profiles.get(gid) or {}}),
                                               tc.consent_fields)) for gid in wanted]
@@ -388,6 +507,8 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
         stats.creates_queued += plan.creates_queued
         stats.consent_withheld += plan.consent_withheld
         stats.drift += plan.drift
+    with store.begin() as conn:
+        write_cursor(conn, "hub", PLAN_ENTITY, {"config": config_key, "marks": marks})
     stats.seconds = time.monotonic() - started
     return stats
 
@@ -395,15 +516,20 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None) -> PushPlanSta
 WITHDRAW: dict[str, Any] = {"action": "withdraw"}
 
 
-def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str]) -> list[tuple[str, str, dict]]:
+def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str],
+                        changed: tuple[set[str], set[str]] | None = None) -> list[tuple[str, str, dict]]:
     """Target records the hub wrote to (push_state) that no longer belong to any golden customer: withdraw
-    what the hub wrote, unless the source deleted the record (then only forget the push state)."""
+    what the hub wrote, unless the source deleted the record (then only forget the push state). ``changed``
+    (target ids, golden ids): only those records, or records the hub wrote for those golden customers, are
+    looked at (an incremental plan: any other orphan was one at the last plan already)."""
+    withdrawn = payload_hash(WITHDRAW)
     with store.begin() as conn:
         rows = conn.execute(
             sa.select(push_state.c.target_id, push_state.c.golden_id, push_state.c.payload_hash)
             .where(push_state.c.target == tc.name, push_state.c.entity == tc.entity)
         ).all()
-        orphans = {tid: (gid, h) for tid, gid, h in rows if tid not in linked and h != payload_hash(WITHDRAW)}
+        orphans = {tid: (gid, h) for tid, gid, h in rows if tid not in linked and h != withdrawn
+                   and (changed is None or tid in changed[0] or gid in changed[1])}
         gone: set[str] = set()
         for part in chunked(sorted(orphans), 500):
             gone.update(conn.execute(

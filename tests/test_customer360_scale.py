@@ -22,7 +22,7 @@ from test_customer360_data import (
 from hub.customer360 import build_360
 from hub.models import Interaction
 from hub.push_plan import plan_pushes
-from hub.store import Store
+from hub.store import LandingRecord, Store, payload_hash
 
 
 def _seed(store: Store, n: int) -> None:
@@ -158,3 +158,74 @@ def test_incremental_360_builds_only_the_affected_and_equals_a_full_rebuild(sqli
     for name in ("golden_customers", "invalid", "duplicate_orders", "orders_linked", "calls_linked",
                  "value_tiers", "lifecycles", "segments"):
         assert getattr(incremental, name) == getattr(full, name), name
+
+
+def _pending(store: Store) -> set[tuple]:
+    from hub.store import push_outbox
+
+    with store.engine.connect() as conn:
+        return set(conn.execute(sa.select(push_outbox.c.target, push_outbox.c.target_id, push_outbox.c.golden_id,
+                                          push_outbox.c.payload_hash, push_outbox.c.cause)
+                                .where(push_outbox.c.status == "pending")).all())
+
+
+def test_incremental_push_plan_queues_what_a_full_plan_queues(tmp_path: Path) -> None:
+    """After a sync whose pushes the targets confirmed, changes of every kind (a new order moves a customer's
+    tier, a golden record's phone changes, a record moves to another golden customer, a golden id is retired,
+    a new target record is linked) are planned from the changed golden customers and records only, and the
+    outbox holds exactly the rows a full plan of the same store queues."""
+    import shutil
+
+    from hub.store import golden_customer, xref
+
+    cfg = {"targets": ["erp", "webshop", "callcenter"], "erp": {"create_missing": True}}
+    path = tmp_path / "hub.db"
+    store = Store(f"sqlite:///{path}")
+    n = 200
+    _seed(store, n)
+    build_360(store, {}, as_of=AS_OF)
+    assert plan_pushes(store, cfg).full
+    for target in ("erp", "webshop", "callcenter"):
+        store.record_push_results([(i.id, "ok", None) for i in store.pending_pushes(target, limit=100_000)])
+    assert not _pending(store)
+
+    t2 = datetime(2026, 4, 1)
+    order_row = staged_row("orders", order("webshop", "x2", "7", "25000", AS_OF - timedelta(days=1), number="X2"),
+                           "webshop:7")
+    order_row["staged_at"] = t2
+    insert_staged(store, [order_row])
+    with store.begin() as conn:
+        rec = conn.execute(sa.select(golden_customer.c.record)
+                           .where(golden_customer.c.golden_id == "G000000016")).scalar_one()
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000016").values(
+            record={**rec, "phones": ["+8613900000016"], "primary_phone": "+8613900000016"}, updated_at=t2))
+        conn.execute(xref.update().where(xref.c.record_key == "webshop:21").values(valid_to=t2))
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000030")
+                     .values(status="retired", merged_into="G000000031", updated_at=t2))
+        conn.execute(xref.update().where(xref.c.golden_id == "G000000030").values(valid_to=t2))
+        conn.execute(xref.insert(), [
+            {"record_key": "webshop:21", "source": "webshop", "source_id": "21", "golden_id": "G000000022",
+             "valid_from": t2, "valid_to": None},
+            *({"record_key": f"{s}:30", "source": s, "source_id": "30", "golden_id": "G000000031",
+               "valid_from": t2, "valid_to": None} for s in ("erp", "webshop")),
+            {"record_key": "erp:900", "source": "erp", "source_id": "900", "golden_id": "G000000040",
+             "valid_from": t2, "valid_to": None}])
+    store.land_page("erp", "customers", [LandingRecord("900", {"id": "900"}, payload_hash({"id": "900"}))], None)
+    build_360(store, {}, as_of=AS_OF)
+    store.dispose()
+    shutil.copy(path, tmp_path / "copy.db")
+    store, copy = Store(f"sqlite:///{path}"), Store(f"sqlite:///{tmp_path / 'copy.db'}")
+
+    incremental = plan_pushes(store, cfg)
+    full = plan_pushes(copy, cfg, force=True)
+    assert not incremental.full and full.full
+    assert incremental.golden_planned < n // 5 < full.golden_planned, incremental.golden_planned
+    queued = _pending(store)
+    assert queued == _pending(copy) and incremental.queued == full.queued == len(queued) > 0
+    # each kind of change made it out: the tier (the ERP: the shop withholds it without e-mail consent), the directory's new and removed number, the moved record,
+    # the retired id's records, the new record
+    ids = {(t, tid) for t, tid, *_ in queued}
+    assert {("erp", "7"), ("callcenter", "+8613900000016"), ("callcenter", "+8613800000016"),
+            ("webshop", "21"), ("erp", "30"), ("erp", "900")} <= ids, ids
+    store.dispose()
+    copy.dispose()

@@ -118,9 +118,12 @@ def test_plan_pushes_queues_desired_state_per_target(store: Store) -> None:
     assert t["callcenter"].queued == 3 and stats.queued == 2 + 1 + 2 + 1 + 3
     assert "| social | customers | 1 | 1 | 0 | 1 |" in stats.markdown()
 
-    # planning again changes nothing: the same rows are already pending (creates included)
+    # planning again changes nothing: nothing changed since the last plan, so nobody is planned; planned in
+    # full, the same rows are already pending (creates included)
     again = plan_pushes(store, PUSH_CFG)
-    assert again.queued == 0 and again.targets["erp"].unchanged == 2
+    assert again.queued == 0 and not again.full and again.golden_planned == 0
+    again = plan_pushes(store, PUSH_CFG, force=True)
+    assert again.queued == 0 and again.full and again.targets["erp"].unchanged == 2
 
 
 def test_plan_is_diff_only_against_what_targets_hold(sqlite_store: Store) -> None:
