@@ -351,8 +351,9 @@ def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored
     return len(todo)
 
 
-def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> MatchModel:
-    """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks)."""
+def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, np.ndarray]:
+    """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks).
+    Also returns the pairs' comparison levels (a full run scores the same pairs: it need not compare again)."""
     from hub.dedupe import compare_pairs, fit, score
 
     levels = compare_pairs(records, cand.left, cand.right)
@@ -360,7 +361,7 @@ def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> MatchModel:
     scores = score(fitted.fs, records, cand.left, cand.right, levels, fitted=fitted)
     model = fitted.model
     model.match_rate = float(scores.auto(ds).mean()) if len(cand) else 0.0
-    return model
+    return model, levels
 
 
 def _store_model(conn: Connection, matcher: str, model: MatchModel, records: int) -> int:
@@ -390,14 +391,17 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> list
             for h, a, b in zip(pop.staged_hash, fp.tolist(), partners.tolist(), strict=True)]
 
 
-def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(match_weight, match_probability, conflict, levels) of the pairs, in bounded chunks."""
+def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray,
+           levels: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """(match_weight, match_probability, conflict, levels) of the pairs, in bounded chunks (``levels``: the
+    pairs' comparison levels when they were compared already)."""
     from hub.dedupe import compare_pairs, score
 
     parts = []
     for a in range(0, len(left), SCORE_CHUNK):
         lft, rgt = left[a:a + SCORE_CHUNK], right[a:a + SCORE_CHUNK]
-        s = score(fs, records, lft, rgt, compare_pairs(records, lft, rgt))
+        lv = compare_pairs(records, lft, rgt) if levels is None else levels[a:a + SCORE_CHUNK]
+        s = score(fs, records, lft, rgt, lv)
         parts.append((s.match_weight, s.match_probability, s.conflict, s.levels))
     if not parts:
         from hub.dedupe import FIELDS
@@ -518,11 +522,12 @@ def match_and_cluster(
     _mark(stats, "block", t0, c0)
 
     trained = False
+    fit_levels = None  # levels of every candidate pair when this run fitted the model on them
     if matcher == "fixed":
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
     elif latest is None:
         if cand is not None and len(left):
-            model = _fit_model(records, cand, ds)
+            model, fit_levels = _fit_model(records, cand, ds)
         else:
             from hub.dedupe import empty_model
 
@@ -580,7 +585,8 @@ def match_and_cluster(
     else:
         sel = np.empty(0, np.int64)
     sl, sr = left[sel], right[sel]
-    scored = _score(fs, records, sl, sr)
+    scored = _score(fs, records, sl, sr, fit_levels if full else None)  # full: sel is every candidate pair
+    del fit_levels
     from hub.dedupe import Scores
 
     band = Scores(*scored).band(ds)
@@ -770,7 +776,7 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
         return ModelStats(action="kept", reason="fewer than two staged customers: nothing to fit on",
                           model_id=latest[0] if latest else 0)
     cand = block(pop.records, ds, workers=1)
-    model = _fit_model(pop.records, cand, ds)
+    model, _ = _fit_model(pop.records, cand, ds)
     moved = drift(latest[2], model) if latest else {}
     limits = settings.drift.model_dump()
     drifted = [k for k, v in moved.items() if v > limits.get(k, float("inf"))]
