@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from hub.golden.build import _members
 from hub.golden.config import SurvivorshipConfig, load_survivorship
-from hub.golden.survivorship import survive
+from hub.golden.survivorship import Survivor
 from hub.store import Store, golden_customer, xref
 
 COMPARED_FIELDS = (
@@ -77,7 +77,7 @@ def preview(
     batch: int = 2000,
 ) -> PreviewReport:
     """What applying ``new_rules`` would change in the stored golden records (nothing is written)."""
-    cfg = load_survivorship(new_rules)
+    survivor = Survivor(load_survivorship(new_rules))
     now = datetime.now(UTC).replace(tzinfo=None)
     report = PreviewReport(fields={f: FieldChange() for f in COMPARED_FIELDS})
     with store.engine.connect() as conn:
@@ -111,8 +111,8 @@ def preview(
                 ms = [members[r] for r in sorted(members_of.get(gid, ())) if r in members]
                 if not ms:
                     continue
-                new_golden = survive(gid, ms, cfg, decided_at=now)
-                new = new_golden.model_dump(mode="json", exclude={"lineage"})
+                new_golden = survivor.survive(gid, ms, now)
+                new = new_golden.record
                 report.golden_checked += 1
                 any_change = False
                 for f in COMPARED_FIELDS:
@@ -122,11 +122,10 @@ def preview(
                     fc = report.fields[f]
                     fc.changed += 1
                     if len(fc.examples) < examples:
-                        lin = new_golden.lineage.get(f) or new_golden.lineage.get(f"{f}[0]")
+                        lin = new_golden.lineage.get(f) or new_golden.lineage.get(f"{f}[0]") or {}
                         fc.examples.append({
                             "golden_id": gid, "old": (old or {}).get(f), "new": new.get(f),
-                            "source": lin.source if lin else None, "rule": lin.rule if lin else None,
-                            "record_key": lin.record_key if lin else None,
+                            "source": lin.get("source"), "rule": lin.get("rule"), "record_key": lin.get("record_key"),
                         })
                 report.golden_changed += any_change
     return report
