@@ -90,14 +90,13 @@ def _views(store: Store) -> dict[str, str]:
         return dict(conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record_hash)).all())
 
 
-def test_incremental_360_builds_only_the_affected_and_equals_a_full_rebuild(sqlite_store: Store) -> None:
+def test_incremental_360_builds_only_the_affected_and_equals_a_full_rebuild(store: Store) -> None:
     """After changes of every kind — a new order, an order moving to another customer, an order staged again
     with a new total, a retired golden id, a changed golden record, a new call, a new cross-reference, and a
     later as_of — the incremental build writes exactly what a full rebuild writes, while building only the
     customers concerned and those whose RFM rank moved."""
     from hub.store import golden_customer, staged_record, xref
 
-    store = sqlite_store
     n = 300
     _seed(store, n)
     build_360(store, {}, as_of=AS_OF)
