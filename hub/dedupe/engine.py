@@ -250,8 +250,12 @@ class Records:
         aside as shared by many names changes the fingerprint of every record holding it)."""
         from hub.dedupe.model import value_hashes
 
+        hashed: dict[int, np.ndarray] = {}  # value tables shared by several keys (slots, vocabulary) hashed once
+
         def per_record(codes: np.ndarray, uniques: np.ndarray) -> np.ndarray:
-            h = value_hashes(uniques)
+            h = hashed.get(id(uniques))
+            if h is None:
+                h = hashed[id(uniques)] = value_hashes(uniques)
             out = np.zeros(len(codes), dtype=np.uint64)
             ok = codes >= 0
             out[ok] = h[codes[ok]] if len(h) else 0
