@@ -708,7 +708,15 @@ def match_and_cluster(
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
         for chunk in _chunks(writes, 5000):
             conn.execute(match_record.insert(), list(chunk))
-        _refresh_cache(conn, pop, {w["record_key"] for w in writes}, old)
+        written = {w["record_key"] for w in writes}
+        # a record whose partners moved but whose cluster stayed keeps its row: its digest is brought up to
+        # date all the same, or a partner that leaves and comes back in a later run would look unmoved then
+        stale = [{"b_key": keys[i], "record_hash": hashes[i]} for i in np.flatnonzero(dirty).tolist()
+                 if keys[i] not in written and keys[i] in old and old[keys[i]][0] != hashes[i]]
+        for chunk in _chunks(stale, 5000):
+            conn.execute(match_record.update().where(match_record.c.record_key == sa.bindparam("b_key"))
+                         .values(record_hash=sa.bindparam("record_hash")), list(chunk))
+        _refresh_cache(conn, pop, written, old)
         stats.run_id = run_id
         stats.records_rematched = len(affected)
         stats.records_reclustered = len(writes) + len(deleted)
