@@ -1,6 +1,7 @@
 """End-to-end sync bench: the sandbox world through the hub's full sync, then a 1 % change and the incremental sync.
 
     python bench/bench_sync.py --people 1000000 [--backends sqlite,postgres] [--rate 20] [--workdir DIR]
+                               [--stop-at HH:MM] [--no-cli]
 
 What runs, each in its own process so that the figures are the hub's alone:
   1. the sandbox world is generated once (``python -m hub.sandbox create``; time and peak RSS reported apart)
@@ -17,7 +18,11 @@ What runs, each in its own process so that the figures are the hub's alone:
 
 The web shop and WeChat are paged HTTP APIs: the hub's client rate (hub.yaml ``requests_per_second``, shipped
 default 20/s) is what a real sync pays for them; ``--rate`` sets it for both and the table says what was set.
-Writes markdown to bench/out/sync.md and the raw figures to bench/out/sync.json.
+Writes markdown to bench/out/sync.md and the raw figures to bench/out/sync.json, rewritten every 30 s while a
+sync runs (the running stage marked "running", cut at that moment). ``--stop-at HH:MM`` (UTC) stops a sync
+still running then: the table keeps the stages that finished and the one that was running; nothing runs
+after it. At 1M people expect the world to take ~35 min and ~16 GB to generate and the sandbox ~11 GB and
+several minutes to start (it holds the shop's JSON state in memory): the harness, not the hub.
 """
 
 from __future__ import annotations
