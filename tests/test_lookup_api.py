@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -322,10 +323,12 @@ def test_the_index_follows_every_sync_and_erasure(store: Store, tmp_path: Path) 
             rec = conn.execute(sa.select(golden_customer.c.record)
                                .where(golden_customer.c.golden_id == "G000000002")).scalar_one()
             rec["phones"], rec["primary_phone"] = ["+4917612345678"], "+4917612345678"
+            # stamped as the golden stage stamps every record it changes (the 360 build rebuilds by it)
+            changed_at = datetime.now(UTC).replace(tzinfo=None)
             conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000002")
-                         .values(record=rec))
+                         .values(record=rec, updated_at=changed_at))
             conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000003")
-                         .values(status="retired"))
+                         .values(status="retired", updated_at=changed_at))
         build_360(store, {}, as_of=AS_OF)
         stats = refresh_lookup_index(store)
         assert (stats.mode, stats.indexed, stats.removed, stats.customers) == ("incremental", 1, 1, 4)
