@@ -106,18 +106,22 @@ class _PgReader:
         import psycopg
 
         with self._lock:
-            for attempt in (1, 2):
-                if self._conn is None or self._conn.closed:
-                    self._conn = self._connect()
-                try:
-                    return self._conn.execute(sql, params, prepare=True).fetchall()
-                except psycopg.OperationalError:
-                    # the server restarted or dropped the connection: one more try on a new one; a second
-                    # failure is a store outage (503)
-                    self.close()
-                    if attempt == 2:
-                        raise
-            raise AssertionError("unreachable")
+            try:
+                return self._execute(sql, params)
+            except psycopg.OperationalError:
+                # the server restarted or dropped the connection: one more try on a new one; a second failure
+                # is a store outage (503)
+                self.close()
+            try:
+                return self._execute(sql, params)
+            except psycopg.OperationalError:
+                self.close()
+                raise
+
+    def _execute(self, sql: str, params: Mapping[str, Any]) -> list[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        return self._conn.execute(sql, params, prepare=True).fetchall()
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
