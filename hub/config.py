@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hub.golden.config import MatchSettings, SurvivorshipConfig
 from hub.privacy.retention import RetentionConfig
@@ -27,6 +35,30 @@ class ConfigError(ValueError):
 
 
 SourceKind = Literal["sql_erp", "tryton", "woocommerce", "wechat", "asterisk_cdr"]
+
+
+class TrytonOptions(BaseModel):
+    """``options`` of a ``tryton`` source."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # a golden customer with no party in Tryton gets one created by the push (off: only known parties are updated)
+    create_missing_parties: bool = False
+    # how far back an incremental pull re-reads before its cursor (Tryton's write_date is set at commit)
+    overlap_minutes: float = Field(5.0, ge=0)
+
+
+class NoOptions(BaseModel):
+    """Kinds that take no ``options``: any key there is a mistake, not something to ignore."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# the typed ``options`` of each source kind; a key the kind does not know fails the config load, naming it
+SOURCE_OPTIONS: dict[str, type[BaseModel]] = {
+    "tryton": TrytonOptions, "sql_erp": NoOptions, "woocommerce": NoOptions, "wechat": NoOptions,
+    "asterisk_cdr": NoOptions,
+}
 
 
 class SourceConfig(BaseModel):
@@ -50,6 +82,13 @@ class SourceConfig(BaseModel):
     tables: str | None = None  # SQL ERP: table declaration name or path
     requests_per_second: float | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _typed_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # validated against the kind's model and kept with its defaults filled in (kind is checked first)
+        model = SOURCE_OPTIONS.get(info.data.get("kind", ""), NoOptions)
+        return model.model_validate(value).model_dump()
 
     @property
     def mapping_name(self) -> str:

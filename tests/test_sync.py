@@ -138,6 +138,21 @@ def test_a_typo_in_any_section_is_exit_2_naming_the_key(tmp_path: Path, section:
     assert not (tmp_path / ".hub").exists()  # nothing ran, not even Dagster's instance was created
 
 
+@pytest.mark.parametrize(("source", "options", "named"), [
+    ("webshop", {"batch_size": 50}, "sources.webshop.options.batch_size"),  # the shop takes no options
+    ("erp", {"overlap_minutes": 5}, "sources.erp.options.overlap_minutes"),  # a Tryton option on a SQL ERP
+])
+def test_an_option_the_source_kind_does_not_know_is_exit_2_naming_it(tmp_path: Path, source: str, options: dict,
+                                                                      named: str) -> None:
+    cfg = yaml.safe_load(DEFAULT_YAML.read_text(encoding="utf-8"))
+    cfg["sources"][source]["options"] = options
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    done = hub(tmp_path, "sync", "--dry-run", env={})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / ".hub").exists()
+
+
 def test_the_packaged_tryton_block_works_as_written_when_uncommented(tmp_path: Path) -> None:
     """Uncommented as its comment says, the block is a source that is pushed to (no `push.targets` to edit)
     and reads the variables it names: here the first one missing is reported before anything runs."""
