@@ -215,23 +215,12 @@ def _candidates(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[_Cand]:
     name, ignore_empty, validated_only = plan.name, plan.ignore_empty, plan.validated_only
     for mf in facts:
         for pos, v in enumerate(mf.values[name]):
-            if v is None:
-                empty = True
-            elif v.__class__ is str:
-                empty = not v.strip()
-            else:
-                empty = _is_empty(v)
+            empty = _is_empty(v)
             if empty and ignore_empty:
                 continue
             if validated_only and not _valid_of(name, v, mf):
                 continue
-            if empty:
-                out.append((v, None, mf, pos))
-            elif v.__class__ is str:
-                # names/companies that differ only by case or spacing are the same value
-                out.append((v, " ".join(v.split()).casefold(), mf, pos))
-            else:
-                out.append((v, _norm(name, v), mf, pos))
+            out.append((v, None if empty else _norm(name, v), mf, pos))
     return out
 
 
