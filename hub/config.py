@@ -87,8 +87,10 @@ class SourceConfig(BaseModel):
     @classmethod
     def _typed_options(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         # validated against the kind's model and kept with its defaults filled in (kind is checked first)
-        model = SOURCE_OPTIONS.get(info.data.get("kind", ""), NoOptions)
-        return model.model_validate(value).model_dump()
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is wrong and already reported: no second, misleading error here
+            return value
+        return SOURCE_OPTIONS[kind].model_validate(value).model_dump()
 
     @property
     def mapping_name(self) -> str:
