@@ -33,19 +33,20 @@ if TYPE_CHECKING:
         pairs_frame,
         prepare_records,
         score,
+        worker_count,
     )
     from hub.dedupe.model import MatchModel, drift
 
 _ENGINE = (
     "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "Fit", "Records",
     "Scores", "block", "cluster_records", "compare_pairs", "deduplicate", "empty_model", "explain", "fit", "pairs_frame",
-    "prepare_records", "score",
+    "prepare_records", "score", "worker_count",
 )
 _MODEL = ("MatchModel", "drift")
 __all__ = [
     "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "FIELDS", "Candidates", "DedupeResult", "DedupeSettings", "Fit",
     "MatchModel", "Records", "Scores", "block", "cluster_records", "compare_pairs", "deduplicate", "drift", "empty_model",
-    "explain", "fit", "pairs_frame", "prepare_records", "score",
+    "explain", "fit", "pairs_frame", "prepare_records", "score", "worker_count",
 ]
 
 

@@ -578,5 +578,5 @@ def deduplicate(
 __all__ = [
     "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "FIELD_INDEX", "Fit",
     "MatchModel", "Records", "Scores", "block", "cluster_records", "compare_pairs", "conflict_mask", "deduplicate", "explain",
-    "fit", "pair_scorer", "pairs_frame", "prepare_records", "score",
+    "fit", "pair_scorer", "pairs_frame", "prepare_records", "score", "worker_count",
 ]

@@ -179,6 +179,10 @@ class MatchSettings(BaseModel):
     # the match_model asset refits the model when it is older than this (and on the weekly schedule); a refit
     # whose parameters or match rate moved more than the drift limits is reported as drift
     retrain_days: float = Field(7.0, gt=0)
+    # engine processes for standardising, blocking and comparing (0 = one per core, at most 4; 1 = this process
+    # only) — the same default as ``hub dedupe``: the engine forks with os.fork and a pipe (hub.dedupe.parallel),
+    # which is safe next to a Dagster step's threads
+    workers: int = Field(0, ge=0, le=64)
     retrain_cron: str = "0 3 * * 0"  # the match_model_weekly schedule (Sundays 03:00)
     drift: DriftLimits = Field(default_factory=DriftLimits)
 
@@ -194,8 +198,7 @@ class MatchSettings(BaseModel):
     def engine_settings(self) -> DedupeSettings:
         from hub.dedupe import DedupeSettings
 
-        # no forked standardiser workers inside a Dagster step (a fork next to the run's threads is not safe)
-        kw: dict[str, Any] = {"workers": 1}
+        kw: dict[str, Any] = {"workers": self.workers}
         if self.auto_match is not None:
             kw["auto_match"] = self.auto_match
         if self.review is not None:

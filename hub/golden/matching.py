@@ -272,7 +272,7 @@ def _unpack(text: str) -> list[str]:
     return text[1:].split(_SEP) if text.startswith("|") else json.loads(text)
 
 
-def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
+def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
     neither read from the staged JSON nor standardised again), else from the staged JSON; the engine then
@@ -318,13 +318,14 @@ def _load_population(conn: Connection, use_cache: bool = True) -> _Population:
     frame.insert(0, "record_id", pd.Series(keys, dtype=str))
     if derived.all():
         del std_rows
-        records = prepare_records(frame, capture=True)
+        records = prepare_records(frame, workers=workers, capture=True)
         new_std = records.standardised
     else:
-        new_std = prepare_records(frame.iloc[new_idx].reset_index(drop=True), capture=True).standardised
+        new_std = prepare_records(frame.iloc[new_idx].reset_index(drop=True), workers=workers,
+                                  capture=True).standardised
         for j, row in enumerate(new_std.itertuples(index=False, name=None)):
             std_rows[new_idx[j]] = row
-        records = prepare_records(frame, standardised=pd.DataFrame(std_rows, columns=list(new_std.columns),
+        records = prepare_records(frame, workers=workers, standardised=pd.DataFrame(std_rows, columns=list(new_std.columns),
                                                                    dtype=object))
         del std_rows
         new_std = new_std.set_axis(new_idx.tolist())
@@ -356,9 +357,9 @@ def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored
 def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, np.ndarray]:
     """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks).
     Also returns the pairs' comparison levels (a full run scores the same pairs: it need not compare again)."""
-    from hub.dedupe import compare_pairs, fit, score
+    from hub.dedupe import compare_pairs, fit, score, worker_count
 
-    levels = compare_pairs(records, cand.left, cand.right)
+    levels = compare_pairs(records, cand.left, cand.right, worker_count(ds.workers))
     fitted = fit(records, cand, levels, ds)
     scores = score(fitted.fs, records, cand.left, cand.right, levels, fitted=fitted)
     model = fitted.model
@@ -394,7 +395,7 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> list
 
 
 def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray,
-           levels: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+           levels: np.ndarray | None = None, workers: int = 1) -> tuple[np.ndarray, ...]:
     """(match_weight, match_probability, conflict, levels) of the pairs, in bounded chunks (``levels``: the
     pairs' comparison levels when they were compared already)."""
     from hub.dedupe import compare_pairs, score
@@ -402,7 +403,7 @@ def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray,
     parts = []
     for a in range(0, len(left), SCORE_CHUNK):
         lft, rgt = left[a:a + SCORE_CHUNK], right[a:a + SCORE_CHUNK]
-        lv = compare_pairs(records, lft, rgt) if levels is None else levels[a:a + SCORE_CHUNK]
+        lv = compare_pairs(records, lft, rgt, workers) if levels is None else levels[a:a + SCORE_CHUNK]
         s = score(fs, records, lft, rgt, lv)
         parts.append((s.match_weight, s.match_probability, s.conflict, s.levels))
     if not parts:
@@ -414,14 +415,14 @@ def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray,
 
 
 def _rescore(fs: Any, records: Records, left: np.ndarray, right: np.ndarray, want: np.ndarray,
-             have: np.ndarray, scored: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+             have: np.ndarray, scored: tuple[np.ndarray, ...], workers: int = 1) -> tuple[np.ndarray, ...]:
     """Scores of the candidate pairs ``want`` (sorted indices into left/right), taken from ``scored`` (the
     scores of the sorted indices ``have``) where they were scored already, compared and scored otherwise."""
     at = np.searchsorted(have, want)
     known = at < len(have)
     known[known] = have[at[known]] == want[known]
     rest = want[~known]
-    fresh = _score(fs, records, left[rest], right[rest])
+    fresh = _score(fs, records, left[rest], right[rest], workers=workers)
     out = []
     for k, col in enumerate(scored):
         got = np.empty((len(want), *col.shape[1:]), dtype=col.dtype)
@@ -496,11 +497,12 @@ def match_and_cluster(
     model was retrained. The ``dedupe`` model is fitted on the first run (or with ``retrain``) and then frozen,
     so a full rebuild and an incremental run score every pair identically.
     """
-    from hub.dedupe import MatchModel, block, cluster_records
+    from hub.dedupe import MatchModel, block, cluster_records, worker_count
 
     t0, c0 = time.perf_counter(), time.process_time()
     settings = load_match_settings(matching_cfg)
     ds = settings.engine_settings()
+    workers = worker_count(ds.workers)
     matcher = settings.matcher
     stats = MatchStats(mode=mode, matcher=matcher)
     started = _now()
@@ -508,7 +510,7 @@ def match_and_cluster(
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
         latest = None if retrain or matcher == "fixed" else latest_model(conn, matcher)
-        pop = _load_population(conn, use_cache=mode != "full")
+        pop = _load_population(conn, use_cache=mode != "full", workers=workers)
         constraints = load_constraints(conn)
         old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
@@ -518,7 +520,7 @@ def match_and_cluster(
     stats.records_total = n
     _mark(stats, "prepare", t0, c0)
 
-    cand = block(records, ds, workers=1) if n >= 2 else None
+    cand = block(records, ds, workers=workers) if n >= 2 else None
     left = cand.left if cand is not None else np.empty(0, np.int32)
     right = cand.right if cand is not None else np.empty(0, np.int32)
     _mark(stats, "block", t0, c0)
@@ -587,7 +589,7 @@ def match_and_cluster(
     else:
         sel = np.empty(0, np.int64)
     sl, sr = left[sel], right[sel]
-    scored = _score(fs, records, sl, sr, fit_levels if full else None)  # full: sel is every candidate pair
+    scored = _score(fs, records, sl, sr, fit_levels if full else None, workers)  # full: sel is every candidate pair
     del fit_levels
     from hub.dedupe import Scores
 
@@ -681,7 +683,7 @@ def match_and_cluster(
             kl, kr, k_scored = sl, sr, scored  # every pair was scored above
             if not full:
                 kl, kr = left, right
-                k_scored = _rescore(fs, records, left, right, np.arange(len(left)), sel, scored)
+                k_scored = _rescore(fs, records, left, right, np.arange(len(left)), sel, scored, workers)
         else:
             # clustering reads only the auto-match pairs: inside K they are the match pairs stored now (the
             # ones kept from the last run and the ones just written), in the order a full run gives them
@@ -764,7 +766,7 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
     older than ``retrain_days`` or ``force`` (the weekly schedule), and compare the refit with the model it
     replaces (parameter and match-rate shift). The next match run sees a new model and re-scores and
     re-clusters everything; build_golden's id rules keep every unchanged cluster's golden id."""
-    from hub.dedupe import block, drift
+    from hub.dedupe import block, drift, worker_count
 
     t0 = time.perf_counter()
     settings = load_match_settings(matching_cfg)
@@ -779,13 +781,13 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
                               f"{settings.retrain_days:g} days", model_id=latest[0], records=latest[2].records,
                               pairs=latest[2].pairs, estimation=latest[2].fs.estimation,
                               match_rate=round(latest[2].match_rate, 4), age_days=round(age, 2))
-        pop = _load_population(conn)
+        pop = _load_population(conn, workers=worker_count(settings.workers))
     ds = settings.engine_settings()
     n = len(pop.keys)
     if n < 2:
         return ModelStats(action="kept", reason="fewer than two staged customers: nothing to fit on",
                           model_id=latest[0] if latest else 0)
-    cand = block(pop.records, ds, workers=1)
+    cand = block(pop.records, ds)
     model, _ = _fit_model(pop.records, cand, ds)
     moved = drift(latest[2], model) if latest else {}
     limits = settings.drift.model_dump()
