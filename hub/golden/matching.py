@@ -450,7 +450,7 @@ def _match_edges_inside(conn: Connection, pos: dict[str, int], inside: set[str]
     q = sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.match_weight,
                   match_pair.c.match_probability).where(match_pair.c.band == "match")
     for chunk in _chunks(sorted(inside)):
-        for a, b, w, pr in conn.execute(q.where(match_pair.c.left_key.in_(chunk))).tuples():
+        for a, b, w, pr in conn.execute(q.where(match_pair.c.left_key.in_(chunk))):
             if b in inside:
                 got.append((pos[a], pos[b], w, pr))
     got.sort()
@@ -521,7 +521,7 @@ def match_and_cluster(
         constraints = load_constraints(conn)
         old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
-                      match_record.c.changed_run, match_record.c.input_hash)).tuples()}
+                      match_record.c.changed_run, match_record.c.input_hash))}
     records, keys, n = pop.records, pop.keys, len(pop.keys)
     pos = {k: i for i, k in enumerate(keys)}
     stats.records_total = n
@@ -626,10 +626,10 @@ def match_and_cluster(
             pair_q = sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.band)
             for chunk in _chunks(touched):
                 for col in (match_pair.c.left_key, match_pair.c.right_key):
-                    old_edges.update((a, b) for a, b, bd in conn.execute(pair_q.where(col.in_(chunk))).tuples()
+                    old_edges.update((a, b) for a, b, bd in conn.execute(pair_q.where(col.in_(chunk)))
                                      if bd == "match")
             for chunk in _chunks(sorted(movers)):
-                for a, b, bd in conn.execute(pair_q.where(match_pair.c.left_key.in_(chunk))).tuples():
+                for a, b, bd in conn.execute(pair_q.where(match_pair.c.left_key.in_(chunk))):
                     if b in movers:
                         between.append((a, b))
                         if bd == "match":
