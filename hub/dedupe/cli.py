@@ -149,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dedupe", help="cluster customer records (record_id -> cluster_id)",
         description="Match and cluster customer records. INPUT: CSV/Parquet with record_id and any canonical "
         "columns (source, full_name, given_name, family_name, company, email, phone, birth_date, gender, "
-        "national_id, street, city, region, postal_code, country); further values as phone_2 … phone_5, "
+        "national_id, national_id_type, street, city, region, postal_code, country); further values as phone_2 … phone_5, "
         "email_2 … email_5 and addresses as street_2, city_2, region_2, postal_code_2 … _4.",
     )
     _add_arguments(sp)

@@ -11,7 +11,9 @@
    date, id, e-mail — on average). A sparse record that matches two different people (陈伟 + a city) joins
    at most one of them instead of bridging both into one cluster, and a household stays apart however
    strongly its members share an address, a landline and a surname.
-5. Steward decisions: a must-link pair is an edge that always wins (merged first, without the profile check);
+5. Two different *validated* national ids (checksummed resident ids, SSNs) in a cross pair: never merged,
+   whatever the profiles add up to (namesakes of one city sharing a mailbox hold two ids).
+6. Steward decisions: a must-link pair is an edge that always wins (merged first, without the profile check);
    a cannot-link pair is never in one cluster, and no merge brings its two records together.
 """
 
@@ -176,8 +178,9 @@ def cluster(
     """Cluster label per record (the smallest member index of its cluster).
 
     ``left/right/weight``: auto-match pairs (free of pair-level conflicts).
-    ``score_pairs(i, j) -> (match_weight, match_probability, conflict[, levels, contributions])`` scores
-    arbitrary pairs; with the per-field levels and contributions, merges are judged on cluster profiles.
+    ``score_pairs(i, j) -> (match_weight, match_probability, conflict[, levels, contributions[, ids_differ]])``
+    scores arbitrary pairs; with the per-field levels and contributions, merges are judged on cluster profiles;
+    two partial clusters with a cross pair in ``ids_differ`` (different validated national ids) never merge.
     A component larger than ``max_component`` (namesakes and shared numbers chaining thousands of sparse
     records at 1M) is first cut at its weakest links until every part can be checked exhaustively.
     ``must_link`` / ``cannot_link``: steward decisions as index pairs (see the module docstring).
@@ -246,10 +249,13 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
     # per-field comparison levels and weight contributions, when the scorer gives them: a merge is then
     # judged on the two clusters' combined profiles, not pair by pair
     lv, ct = (scored[3], scored[4]) if len(scored) >= 5 and MERGE_RULE == "profile" else (None, None)
+    # pairs with two different validated national ids: two people, whatever the profiles say
+    hard = scored[5] if len(scored) >= 6 else np.zeros(len(mw), dtype=bool)
     del scored
     pc = comp[lo]
     porder = np.argsort(pc, kind="stable")
     lo, hi, mw, prob, conf, pc = lo[porder], hi[porder], mw[porder], prob[porder], conf[porder], pc[porder]
+    hard = hard[porder]
     if lv is not None:
         lv, ct = lv[porder], ct[porder].astype(np.float32)
         prior = (mw - ct.sum(axis=1, dtype=np.float64)).astype(np.float32)
@@ -260,9 +266,10 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
     e_end = np.searchsorted(ec, comps, side="right")
     for ps, pe, es, ee in zip(p_start.tolist(), p_end.tolist(), e_start.tolist(), e_end.tolist(), strict=True):
         pair_info = {
-            (a, b): (pr, cf, w, k)
-            for a, b, pr, cf, w, k in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
-                                          conf[ps:pe].tolist(), mw[ps:pe].tolist(), range(ps, pe), strict=True)
+            (a, b): (pr, cf, w, k, hd)
+            for a, b, pr, cf, w, k, hd in zip(lo[ps:pe].tolist(), hi[ps:pe].tolist(), prob[ps:pe].tolist(),
+                                              conf[ps:pe].tolist(), mw[ps:pe].tolist(), range(ps, pe),
+                                              hard[ps:pe].tolist(), strict=True)
         }
         edges = list(zip(el[es:ee].tolist(), er[es:ee].tolist(), ew[es:ee].tolist(), strict=True))
         if ambiguity_margin > 0:
@@ -287,6 +294,9 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
                         break
                     info = pair_info[key]
                     if info[1] and lv is None:  # with profiles, conflicts are judged per cluster below
+                        ok = False
+                        break
+                    if info[4] and _w < MUST_LINK_WEIGHT:  # no profile outweighs two validated ids
                         ok = False
                         break
                     total += info[0]

@@ -184,18 +184,32 @@ def total_pairs(p: Prepared, link_only: bool) -> float:
     return float((sizes.sum() ** 2 - (sizes**2).sum()) / 2.0)
 
 
-def conflict_mask(levels: np.ndarray, contrib: np.ndarray) -> np.ndarray:
+def id_conflict(p: Prepared, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Pairs whose two records hold different *validated* national ids (``Prepared.validated_id``: checksummed
+    resident ids, SSNs): two people, whatever else they share. A typo that still passes the checksum is one in
+    eleven; namesakes of one city sharing a mailbox are not rarer, and an id of similar digits (same region,
+    birth dates years apart) is no typo."""
+    v = p.validated_id
+    if v is None or not v.any():
+        return np.zeros(len(left), dtype=bool)
+    codes = p.key("national_id").codes
+    return v[left] & v[right] & (codes[left] != codes[right])
+
+
+def conflict_mask(levels: np.ndarray, contrib: np.ndarray, ids_differ: np.ndarray | None = None) -> np.ndarray:
     """Pairs with hard conflicting evidence (cannot-link): a personal field disagrees outright (different
     given names, birth dates or national ids) and the personal fields (``PERSONAL_FIELDS``: not shared by a
     household) taken together — the disagreement's own negative weight included — are more than
     ``-OVERRIDE_BITS`` against one person. A typo'd birth date with the same national
     id and given name is one person; different given names at one address and phone (a household) are
-    not, however much the shared address, phone and surname add up to."""
+    not, however much the shared address, phone and surname add up to. ``ids_differ`` (``id_conflict``):
+    pairs with two different validated national ids, a conflict that no other evidence overrides."""
     conflicted = np.zeros(levels.shape, dtype=bool)
     for k, f in enumerate(FIELDS):
         if f.conflict_level is not None:
             conflicted[:, k] = levels[:, k] == f.conflict_level
-    return conflicted.any(axis=1) & (personal_evidence(contrib) < OVERRIDE_BITS)
+    soft = conflicted.any(axis=1) & (personal_evidence(contrib) < OVERRIDE_BITS)
+    return soft if ids_differ is None else soft | ids_differ
 
 
 TF_MIN_OTHERS = 0.25  # a value held only by one person's records: as if a quarter of a stranger shared it
@@ -271,6 +285,8 @@ class Records:
         with np.errstate(over="ignore"):
             for codes, uniques in cols:
                 acc = acc * mult + per_record(np.asarray(codes), uniques) + np.uint64(1)
+            if self.p.validated_id is not None:  # a validated id conflicts where the same unchecked one does not
+                acc = acc * mult + self.p.validated_id.astype(np.uint64) + np.uint64(1)
         return acc
 
 
@@ -385,7 +401,7 @@ def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: Dedupe
     for a in range(0, len(left), CHUNK):
         sl = slice(a, a + CHUNK)
         w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
-        w_np[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib)
+        w_np[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib, id_conflict(p, left[sl], right[sl]))
     del contrib
     # priors per pair of sources, from the evidence of the candidate pairs themselves
     group, _ = _pair_groups(p, left, right)
@@ -437,7 +453,7 @@ def score(fs: FSModel, records: Records, left: np.ndarray, right: np.ndarray, le
         for a in range(0, len(left), CHUNK):
             sl = slice(a, a + CHUNK)
             w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
-            mw[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib)
+            mw[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib, id_conflict(p, left[sl], right[sl]))
     mw += pair_prior(fs, p.source_names, p.source[left], p.source[right]).astype(np.float32)
     return Scores(match_weight=mw, match_probability=match_probability(mw), conflict=conflict, levels=levels)
 
@@ -452,8 +468,8 @@ def explain(fs: FSModel, records: Records, left: np.ndarray, right: np.ndarray, 
 
 
 def pair_scorer(fs: FSModel, records: Records) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
-    """``(i, j) -> (match_weight, match_probability, conflict, levels, contributions)`` for any pairs: what
-    clustering uses to judge every member pair of a component."""
+    """``(i, j) -> (match_weight, match_probability, conflict, levels, contributions, ids_differ)`` for any
+    pairs: what clustering uses to judge every member pair of a component (``ids_differ``: ``id_conflict``)."""
     p, vocab = records.p, records.vocab
 
     def score_pairs(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -461,7 +477,8 @@ def pair_scorer(fs: FSModel, records: Records) -> Callable[[np.ndarray, np.ndarr
         lv = compare_fields(p, vocab, i, j)
         w, c = score_levels(fs, lv, tf_codes(p, vocab, i, j, lv), pair_prior(fs, p.source_names, p.source[i],
                                                                              p.source[j]))
-        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), conflict_mask(lv, c), lv, c
+        hard = id_conflict(p, i, j)
+        return w, 1.0 / (1.0 + np.exp2(-np.clip(w, -60, 60))), conflict_mask(lv, c, hard), lv, c, hard
 
     return score_pairs
 
@@ -578,5 +595,5 @@ def deduplicate(
 __all__ = [
     "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "FIELD_INDEX", "Fit",
     "MatchModel", "Records", "Scores", "block", "cluster_records", "compare_pairs", "conflict_mask", "deduplicate", "explain",
-    "fit", "pair_scorer", "pairs_frame", "prepare_records", "score", "worker_count",
+    "fit", "id_conflict", "pair_scorer", "pairs_frame", "prepare_records", "score", "worker_count",
 ]

@@ -37,6 +37,11 @@ CANONICAL_COLUMNS = (
     "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
     "gender", "national_id", "street", "city", "region", "postal_code", "country",
 )
+# the kind of a record's national id, when the caller validated it (the hub's staging does): a checksummed
+# resident id or an SSN that passed the issuing rules is one person's, and two different ones are two people.
+# Optional: without it, an 18-character id that passes the GB 11643 checksum is taken as validated.
+NATIONAL_ID_TYPE_COLUMN = "national_id_type"
+VALIDATED_ID_TYPES = frozenset({"cn_resident", "us_ssn"})
 
 
 @dataclass
@@ -77,6 +82,9 @@ class Prepared:
     address_slots: list[dict[str, KeyColumn]] = field(default_factory=list)
     # the per-record standardised values (``prepare(..., capture=True)``; see STANDARDISED_NAME_PARTS)
     standardised: pd.DataFrame | None = None
+    # per record: its national id (the ``national_id`` key, not set aside) is a validated one
+    # (``VALIDATED_ID_TYPES``): two records whose validated ids differ are two people (engine.id_conflict)
+    validated_id: np.ndarray | None = None
 
     def key(self, name: str) -> KeyColumn:
         return self.keys[name]
@@ -503,6 +511,28 @@ def _national_id(raw: str) -> str:
     if len(set(key)) <= 1 or key in "0123456789012345678" or key in "9876543210987654321":
         return ""
     return key
+
+
+def _checksummed_resident_id(key: str) -> bool:
+    """An engine id key that is a GB 11643 resident id as staging writes it: 18 characters, checksum and birth
+    date valid (a 15-digit legacy id is left out: its key differs from the same person's 18-digit one)."""
+    if len(key) != 18:
+        return False
+    from hub.standardise import validate_cn_resident_id
+
+    got = validate_cn_resident_id(key)
+    return got.valid and got.value == key
+
+
+def _validated_ids(frame: pd.DataFrame, col: KeyColumn) -> np.ndarray:
+    """Per record: its id key is present and validated — declared of a validated kind, or (no kind declared)
+    a checksummed resident id. An id declared of another kind ("other": unchecked) never is."""
+    declared = _column(frame, NATIONAL_ID_TYPE_COLUMN).str.strip().str.lower().to_numpy(dtype=object)
+    by_value = np.array([_checksummed_resident_id(str(v)) for v in col.uniques] or [False], dtype=bool)
+    held = col.codes >= 0
+    ok = np.where(declared == "", by_value[np.maximum(col.codes, 0)],
+                  np.isin(declared, list(VALIDATED_ID_TYPES)))
+    return held & ok
 
 
 def _house_number(street: str) -> str:
@@ -998,6 +1028,8 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
             # records holding it are members of one group, where namesakes are different people
             p.keys[f"{key}_group"] = _encode(np.where(col.codes[:n] < 0, before.values()[:n], ""), None)
         p.keys[key] = KeyColumn(codes=col.codes[:n], uniques=col.uniques)
+        if key == "national_id":
+            p.validated_id = _validated_ids(frame, p.keys[key])
         if extra:
             slot_cols[key] = [KeyColumn(codes=col.codes[n * (s + 1):n * (s + 2)], uniques=col.uniques)
                               for s in range(len(extra))]

@@ -87,7 +87,7 @@ FURTHER_VALUES = 3  # a record's 2nd..4th phone, e-mail and address go to the en
 ADDRESS_PARTS = ("street", "city", "region", "postal_code")
 ENGINE_COLUMNS = (
     "record_id", "source", "full_name", "given_name", "family_name", "company", "email", "phone", "birth_date",
-    "gender", "national_id", "street", "city", "region", "postal_code", "country",
+    "gender", "national_id", "national_id_type", "street", "city", "region", "postal_code", "country",
     *(f"{kind}_{k}" for kind in ("phone", "email") for k in range(2, 2 + FURTHER_VALUES)),
     *(f"{part}_{k}" for k in range(2, 2 + FURTHER_VALUES) for part in ADDRESS_PARTS),
 )
@@ -96,7 +96,8 @@ ENGINE_COLUMNS = (
 def engine_row(record_key: str, rec: dict) -> tuple:
     """One row of the engine's input from a staged customer record (staging's standardised values): every
     phone, e-mail and address (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after
-    the valid ones, as `hub dedupe` reads them from a file)."""
+    the valid ones, as `hub dedupe` reads them from a file) and the kind of the national id staging validated
+    (two different validated ids are two people to the engine)."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
     phones += [p for p in rec.get("unverified_phones") or () if p]
     emails = [e for e in rec.get("emails") or () if e]
@@ -111,7 +112,7 @@ def engine_row(record_key: str, rec: dict) -> tuple:
         record_key, rec.get("source") or "", rec.get("full_name") or "", rec.get("given_name") or "",
         rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
         phones[0] if phones else "", rec.get("birth_date") or "", rec.get("gender") or "",
-        rec.get("national_id") or "", addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
+        rec.get("national_id") or "", rec.get("national_id_type") or "", addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
         addr.get("postal_code") or "", addr.get("country") or "", *further,
     )
 
