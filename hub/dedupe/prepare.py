@@ -528,8 +528,11 @@ def _validated_ids(frame: pd.DataFrame, col: KeyColumn) -> np.ndarray:
     """Per record: its id key is present and validated — declared of a validated kind, or (no kind declared)
     a checksummed resident id. An id declared of another kind ("other": unchecked) never is."""
     declared = _column(frame, NATIONAL_ID_TYPE_COLUMN).str.strip().str.lower().to_numpy(dtype=object)
-    by_value = np.array([_checksummed_resident_id(str(v)) for v in col.uniques] or [False], dtype=bool)
     held = col.codes >= 0
+    # the checksum only of the values some record holds without a declared kind (staging declares them all)
+    by_value = np.zeros(max(len(col.uniques), 1), dtype=bool)
+    for k in np.unique(col.codes[held & (declared == "")]).tolist():
+        by_value[k] = _checksummed_resident_id(str(col.uniques[k]))
     ok = np.where(declared == "", by_value[np.maximum(col.codes, 0)],
                   np.isin(declared, list(VALIDATED_ID_TYPES)))
     return held & ok
