@@ -14,7 +14,8 @@ In a fresh working directory (its own SQLite store and Dagster instance):
   CLI:      `hub dedupe FILE --out clusters.csv` on the same file.
 Both are scored with hub.dedupe.evaluate.cluster_metrics (pairwise, exact-cluster and B-cubed precision /
 recall / F1); a record the pipeline did not stage (quarantined) counts as a cluster of its own. Wall times
-are each command's, measured here (the machine is shared: compare the two in the same run).
+are each command's, measured here, with its CPU time (user + system of the command and its children): the machine
+is shared, compare the two in the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -38,15 +40,25 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+CPU: dict[str, float] = {}  # CPU seconds (user + system, the command and the processes it waited for) per step
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
     """Run a command; its wall time (s). Fails loudly (its stderr tail) on an unexpected exit code."""
     return _run_output(cmd, cwd, env, ok)[0]
 
 
 def _run_output(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
+    step = Path(cmd[0]).name + (" " + cmd[1] if len(cmd) > 1 else "")
+    CPU[step] = CPU.get(step, 0.0) + _cpu() - c
     if proc.returncode not in ok:
         sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
         raise SystemExit(f"{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''} exited {proc.returncode}")
@@ -114,7 +126,8 @@ def compare(path: Path, label: str, work: Path) -> dict:
     for name, pred, seconds in (("pipeline", pipe, times["match_golden"]), ("cli", cli, cli_s)):
         full, missing = _complete(pred, truth.index)
         m = cluster_metrics(full, truth)
-        rows[name] = {**{k: round(v, 4) for k, v in m.items()}, "wall_s": round(seconds, 1),
+        cpu = CPU.get("dagster asset" if name == "pipeline" else "hub dedupe", float("nan"))
+        rows[name] = {**{k: round(v, 4) for k, v in m.items()}, "wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
                       "not_clustered": missing}
     rows["pipeline"]["import_s"] = round(times["import"], 1)
     rows["pipeline"]["failed_checks"] = times["failed_checks"]
@@ -123,13 +136,13 @@ def compare(path: Path, label: str, work: Path) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [f"**{result['file']}**: {result['records']:,} records, {result['entities']:,} people", "",
-             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | not clustered |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | CPU s | not clustered |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("pipeline", "cli"):
         r = result[name]
         wall = f"{r['wall_s']}" + (f" (+ import {r['import_s']})" if "import_s" in r else "")
         lines.append(f"| {name} | {r['pairwise_precision']:.4f} | {r['pairwise_recall']:.4f} | "
-                     f"{r['pairwise_f1']:.4f} | {r['cluster_f1']:.4f} | {r['bcubed_f1']:.4f} | {wall} | "
+                     f"{r['pairwise_f1']:.4f} | {r['cluster_f1']:.4f} | {r['bcubed_f1']:.4f} | {wall} | {r['cpu_s']} | "
                      f"{r['not_clustered']} |")
     if result["pipeline"].get("failed_checks"):
         lines.append(f"\nasset checks that did not pass: {', '.join(result['pipeline']['failed_checks'])}")

@@ -29,6 +29,10 @@ class Address(_Model):
     postal_code: str | None = None
     country: str | None = None  # ISO 3166 alpha-2
     key: str | None = None  # compact comparable form, set by the address standardiser
+    # a postcode that does not fit the country (often only the source's default one: a 4-digit Australian code in
+    # a file taken as Chinese) as written: never pushed, match evidence only (the matching engine compares it as
+    # `hub dedupe` compares a file's postal_code column)
+    unverified_postal_code: str | None = None
 
 
 class Phone(_Model):
@@ -79,6 +83,8 @@ class CustomerRecord(_Model):
     # or pushed, match evidence only (the matching engine reads them as `hub dedupe` reads a file's phone column)
     unverified_phones: list[str] = Field(default_factory=list)
     birth_date: date | None = None
+    # a birth date that is no date (a typo: 19561345) as written: match evidence only, like unverified_phones
+    unverified_birth_date: str | None = None
     gender: Literal["female", "male", "other"] | None = None
     national_id: str | None = None
     national_id_type: str | None = None  # cn_resident | us_ssn | ...

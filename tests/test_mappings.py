@@ -574,3 +574,29 @@ def test_customer_file_reads_the_further_columns_hub_dedupe_reads() -> None:
     assert [a.city for a in r.addresses] == ["Berlin", "Hamburg"] and r.addresses[1].postal_code == "20095"
     (one,) = _map_one(m, "customers", "import", "C-7", {"full_name": "Anna Schmidt", "city": "Berlin"}).records
     assert len(one.record["addresses"]) == 1  # no empty second address
+
+
+def test_customer_file_keeps_unverified_postcode_and_birth_date_as_match_evidence() -> None:
+    # what `hub dedupe` compares in the same file: a postcode that does not fit the (defaulted) country and a
+    # birth date with a typo that makes it no date are kept as written, apart from the verified values (never
+    # pushed), with the flags that say why they are not verified
+    from hub.golden.matching import ENGINE_COLUMNS, engine_row
+
+    m = load_mapping("customer_file")
+    (rec,) = _map_one(m, "customers", "import", "C-9", {
+        "given_name": "mitchell", "family_name": "green", "street": "7 wallaby place", "city": "cleveland",
+        "region": "sa", "postal_code": "2119", "birth_date": "19561345"}).records
+    r = rec.record
+    assert r["birth_date"] is None and r["unverified_birth_date"] == "19561345"
+    (addr,) = r["addresses"]
+    assert addr["postal_code"] is None and addr["unverified_postal_code"] == "2119"
+    assert "birth_date:date.impossible" in rec.quality_flags
+    assert any(f.endswith("postal_code.invalid") for f in rec.quality_flags)
+    row = dict(zip(ENGINE_COLUMNS, engine_row("import:C-9", r), strict=True))
+    assert (row["birth_date"], row["postal_code"]) == ("19561345", "2119")
+    # verified values win, and a placeholder date is no evidence
+    (ok,) = _map_one(m, "customers", "import", "C-8", {"full_name": "Wang Fang", "city": "上海", "postal_code": "200001",
+                                                        "birth_date": "0000-00-00"}).records
+    assert ok.record["addresses"][0]["postal_code"] == "200001"
+    assert "unverified_postal_code" not in ok.record["addresses"][0] or not ok.record["addresses"][0]["unverified_postal_code"]
+    assert ok.record["unverified_birth_date"] is None

@@ -96,12 +96,15 @@ ENGINE_COLUMNS = (
 def engine_row(record_key: str, rec: dict) -> tuple:
     """One row of the engine's input from a staged customer record (staging's standardised values): every
     phone, e-mail and address (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after
-    the valid ones, as `hub dedupe` reads them from a file) and the kind of the national id staging validated
-    (two different validated ids are two people to the engine)."""
+    the valid ones, as `hub dedupe` reads them from a file; so are a birth date and a postcode staging could not
+    verify) and the kind of the national id staging validated (two different validated ids are two people to
+    the engine)."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
     phones += [p for p in rec.get("unverified_phones") or () if p]
     emails = [e for e in rec.get("emails") or () if e]
-    held = [a for a in rec.get("addresses") or () if isinstance(a, dict) and any(a.get(k) for k in ADDRESS_PARTS)]
+    # a postcode staging could not verify for the address's country is handed over as written
+    held = [dict(a, postal_code=a.get("postal_code") or a.get("unverified_postal_code"))
+            for a in rec.get("addresses") or () if isinstance(a, dict) and any(a.get(k) for k in ADDRESS_PARTS)]
     addresses = list(dict.fromkeys(tuple(a.get(k) or "" for k in ADDRESS_PARTS) for a in held))
     addr = held[0] if held else {}
     phones, emails = list(dict.fromkeys(phones)), list(dict.fromkeys(emails))
@@ -111,8 +114,9 @@ def engine_row(record_key: str, rec: dict) -> tuple:
     return (
         record_key, rec.get("source") or "", rec.get("full_name") or "", rec.get("given_name") or "",
         rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
-        phones[0] if phones else "", rec.get("birth_date") or "", rec.get("gender") or "",
-        rec.get("national_id") or "", rec.get("national_id_type") or "", addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
+        phones[0] if phones else "", rec.get("birth_date") or rec.get("unverified_birth_date") or "",
+        rec.get("gender") or "", rec.get("national_id") or "", rec.get("national_id_type") or "",
+        addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
         addr.get("postal_code") or "", addr.get("country") or "", *further,
     )
 

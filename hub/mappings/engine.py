@@ -42,6 +42,7 @@ _DERIVED: dict[str, str] = {
     "company_key": "company",
     "email_keys": "emails",
     "unverified_phones": "phones",
+    "unverified_birth_date": "birth_date",
     "national_id_type": "national_id",
 }
 _ENGINE_FIELDS = frozenset({"source", "source_id"})

@@ -260,12 +260,23 @@ def _tryton_value(v: Any) -> Any:
 def _date(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any], birth: bool = False) -> Result:
     flags: list[str] = []
     dayfirst = bool(opts.get("dayfirst", ctx.dayfirst))
+    unverified: str | None = None
     for raw in _scalars([_tryton_value(v) for v in inputs]):  # type: ignore[union-attr]
         p = standardise_date(raw, dayfirst=dayfirst, birth=birth, today=ctx.today)
         if p.value is not None:
-            return {fld: p.value}, tuple(p.flags)
+            return {fld: p.value, **({"unverified_birth_date": None} if birth else {})}, tuple(p.flags)
         flags.extend(f for f in p.flags if f != "date.missing")
+        if unverified is None and {"date.impossible", "date.unparseable"} & set(p.flags) \
+                and "date.zero" not in p.flags:
+            unverified = normalize_text(as_str(raw) or "").strip()[:_MAX_UNVERIFIED_DATE] or None
+    if birth:
+        # a birth date that is no date (19561345, a digit typed twice) as written: match evidence only, as
+        # `hub dedupe` compares a file's birth_date column (a typo is still one edit from the true date)
+        return {fld: None, "unverified_birth_date": unverified}, tuple(dict.fromkeys(flags))
     return {fld: None}, tuple(dict.fromkeys(flags))
+
+
+_MAX_UNVERIFIED_DATE = 32
 
 
 def _birth_date(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]) -> Result:
@@ -357,6 +368,7 @@ def _join(values: list[Any], sep: str = ", ") -> str | None:
 
 
 _ADDRESS_ROLES = frozenset({"street", "district", "city", "region", "postal_code", "country"})
+_MAX_POSTAL = 16  # the standardiser's limit too
 
 
 def _address_one(roles: Mapping[str, list[Any]], ctx: Context, opts: Mapping[str, Any]) -> Result:
@@ -386,6 +398,10 @@ def _address_one(roles: Mapping[str, list[Any]], ctx: Context, opts: Mapping[str
         "country": a.country,
         "key": a.key,
     }
+    if postal and not a.postal_code and "postal_code.invalid" in a.flags:
+        kept = " ".join(postal.split())
+        if 0 < len(kept) <= _MAX_POSTAL:  # longer is no postcode anywhere
+            value["unverified_postal_code"] = kept
     if not any(value[k] for k in ("street", "district", "city", "region", "postal_code")):
         return {}, tuple(a.flags) or ("address.unparseable",)
     return {"value": value}, tuple(a.flags)
@@ -627,7 +643,7 @@ STANDARDISERS: dict[str, Standardiser] = {
                      options=frozenset({"region", "free_text", "plus_fallback"})),
         Standardiser("phone", _phone, options=frozenset({"region", "plus_fallback"})),
         Standardiser("date", _date, options=frozenset({"dayfirst"})),
-        Standardiser("birth_date", _birth_date, options=frozenset({"dayfirst"})),
+        Standardiser("birth_date", _birth_date, options=frozenset({"dayfirst"}), fills=("unverified_birth_date",)),
         Standardiser("datetime", _datetime, options=frozenset({"unit", "dayfirst"})),
         Standardiser("address", _address, roles=_ADDRESS_ROLES,
                      options=frozenset({"kind", "default_country", "region_values"})),
