@@ -350,7 +350,7 @@ def test_csv_import_reports_rows_and_loses_nothing(tmp_path: Path, store_url: st
     proc = _hub(tmp_path, store_url, "import", str(src), "--source", "crm", "--mapping", "customer_file")
     assert proc.returncode == 1, proc.stderr  # some rows are in quarantine: the exit code says so
     out = proc.stdout
-    assert "row 4 (C-3): " in out and "required.name_missing" in out
+    assert "row 4 (C-3): " in out and "required.matchable_missing" in out  # no name, contact or id: nobody
     assert "row 6 (C-1): key.duplicate (first at row 2)" in out
     assert _counts(proc) == (5, 3, 2, 0)
     store = Store(store_url)
@@ -366,7 +366,7 @@ def test_csv_import_reports_rows_and_loses_nothing(tmp_path: Path, store_url: st
     assert staged["C-2"]["phones"][0]["e164"] == "+8613800138000"
     assert staged["C-1"]["name"]["name_key"] == staged["C-2"]["name"]["name_key"] == "chen wei"
     assert staged["C-4"].get("birth_date") is None  # bad optional field: kept, nulled, flagged
-    assert "required.name_missing" in held["C-3"]
+    assert "required.matchable_missing" in held["C-3"]
     store.dispose()
 
     again = _hub(tmp_path, store_url, "import", str(src), "--source", "crm", "--mapping", "customer_file")
@@ -441,9 +441,10 @@ def test_forced_encoding_and_renamed_header(tmp_path: Path) -> None:
 
 
 def test_sparse_rows_are_customers_flagged_incomplete(tmp_path: Path) -> None:
-    """A name with a city (no phone, no e-mail), or with a birth date, is a customer the hub can link (as `hub
-    dedupe` links it): staged, flagged incomplete. Quarantine is for rows the hub cannot use: a name with nothing
-    to tell the person apart, no name at all."""
+    """Every row matching can compare is a customer (as `hub dedupe` compares it): a name with a city, with a
+    birth date, a name alone (a follower's display name, a name as heard on a call), a caller's number without a
+    name — staged, flagged incomplete. Quarantine is for rows the hub cannot use: no name, company, contact or id
+    number (a city alone)."""
     src = tmp_path / "social.csv"
     src.write_text(_csv_text([HEADER,
                               ["S-1", "王芳", "", "", "", "女", "上海市", "name and city"],
@@ -451,21 +452,24 @@ def test_sparse_rows_are_customers_flagged_incomplete(tmp_path: Path) -> None:
                               ["S-3", "李娜", "", "", "", "", "", "a name only"],
                               ["S-4", "", "", "", "", "", "北京市", "a city only"],
                               ["S-5", "William Willfams", "", "", "19/08/1935", "M", "", "name and birth date"],
-                              ["S-6", "Wei YUAN", "", "8615411427015", "", "", "", "a number no carrier has"]]),
+                              ["S-6", "Wei YUAN", "", "8615411427015", "", "", "", "a number no carrier has"],
+                              ["S-7", "", "", "13800138000", "", "", "", "a caller id"]]),
                    encoding="utf-8")
     db = f"sqlite:///{tmp_path / 'hub.db'}"
     proc = _hub(tmp_path, db, "import", str(src), "--source", "social", "--mapping", "customer_file")
-    assert _counts(proc) == (6, 4, 2, 0), proc.stdout
+    assert _counts(proc) == (7, 6, 1, 0), proc.stdout
     store = Store(db)
     with store.engine.connect() as conn:
         staged = {r.source_id: r for r in conn.execute(sa.select(staged_record))}
         held = {r.source_id: r.reasons for r in conn.execute(sa.select(quarantine))}
     store.dispose()
-    assert set(staged) == {"S-1", "S-2", "S-5", "S-6"}
+    assert set(staged) == {"S-1", "S-2", "S-3", "S-5", "S-6", "S-7"}
     assert {"record:incomplete", "record:contact_missing"} <= set(staged["S-1"].quality_flags)
     assert staged["S-1"].record["addresses"][0]["city"]
     assert not any(f.startswith("record:") for f in staged["S-2"].quality_flags)
     assert {"record:incomplete", "record:reachable_missing"} <= set(staged["S-5"].quality_flags)
     assert staged["S-6"].record["unverified_phones"] == ["8615411427015"] and not staged["S-6"].record["phones"]
-    assert held["S-3"] == ["required.identifiable_missing"]
-    assert "required.name_missing" in held["S-4"]
+    assert {"record:incomplete", "record:identifiable_missing"} <= set(staged["S-3"].quality_flags)
+    assert {"record:incomplete", "record:name_missing"} <= set(staged["S-7"].quality_flags)
+    assert staged["S-7"].record["phones"][0]["e164"] == "+8613800138000"
+    assert held["S-4"] == ["required.matchable_missing"]

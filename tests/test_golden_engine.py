@@ -302,3 +302,32 @@ def test_an_imported_file_keeps_the_postcodes_and_dates_hub_dedupe_compares(sqli
     assert len(rows) > 0.99 * len(frame)
     cli = dedupe.deduplicate(rows).clusters
     assert _pairs(got["record_id"], got["cluster_id"]) == _pairs(cli["record_id"], cli["cluster_id"])
+
+
+def test_sparse_sources_imported_match_as_hub_dedupe_matches_them(sqlite_store: Store, tmp_path) -> None:
+    """Issue 16's check on another generator's sparse multi-source customers (ERP, web shop, WeChat display
+    names, call-center callers heard by name or known by their number only): each source imported with the
+    customer_file mapping and matched by the golden stage scores within 0.005 of `hub dedupe` on the same file.
+    Before, the rows without a name (a caller id) or with a name alone (a follower's display name, a province)
+    went to quarantine — 5 % of the rows, pairwise F1 0.81 against the CLI's 0.84."""
+    from hub.dedupe.synthetic_alt import sparse_multisource
+    from hub.file_import import import_records
+
+    frame = sparse_multisource(1500, seed=5)
+    whole = tmp_path / "all.csv"
+    frame.to_csv(whole, index=False)
+    for source, part in frame.groupby("source"):
+        path = tmp_path / f"{source}.csv"
+        part.drop(columns=["source"]).to_csv(path, index=False)
+        import_records(sqlite_store, path, source=str(source), mapping="customer_file")
+    match_and_cluster(sqlite_store, ENGINE, mode="full")
+    with sqlite_store.engine.connect() as conn:
+        got = pd.DataFrame(conn.execute(sa.select(match_record.c.record_key, match_record.c.cluster_key)).all(),
+                           columns=["record_id", "cluster_id"])
+    got["record_id"] = got["record_id"].str.split(":", n=1).str[1]
+    truth = _pairs(frame["record_id"], frame["entity_id"])
+    cli = dedupe.deduplicate(pd.read_csv(whole, dtype=str, keep_default_na=False).drop(columns=["entity_id"])).clusters
+    f_cli = _f1(_pairs(cli["record_id"], cli["cluster_id"]), truth)
+    f_ours = _f1(_pairs(got["record_id"], got["cluster_id"]), truth)
+    assert f_ours >= f_cli - 0.005, (f_ours, f_cli)  # a quarantined row is a cluster of its own
+    assert len(got) > 0.99 * len(frame)

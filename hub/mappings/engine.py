@@ -47,7 +47,7 @@ _DERIVED: dict[str, str] = {
 }
 _ENGINE_FIELDS = frozenset({"source", "source_id"})
 # Composite rules besides plain field names in ``required``.
-_RULES = frozenset({"contact", "identifiable", "name_or_company", "reachable"})
+_RULES = frozenset({"contact", "identifiable", "matchable", "name_or_company", "reachable"})
 
 
 class MappingError(ValueError):
@@ -727,6 +727,15 @@ class Mapper:
                         and _empty(out.get("unverified_phones"))):
                     reasons.append("required.identifiable_missing")
                     reasons.extend(invalid("phones") + invalid("emails"))
+            elif rule == "matchable":
+                # anything matching compares to tell people together: a name or company, a contact point (a
+                # number that failed validation too), an id number. Without one the record is nobody to link
+                # (a city, a birth date alone)
+                if (_empty(out.get("name")) and _empty(out.get("company")) and _empty(out.get("emails"))
+                        and _empty(out.get("phones")) and _empty(out.get("unverified_phones"))
+                        and _empty(out.get("national_id"))):
+                    reasons.append("required.matchable_missing")
+                    reasons.extend(invalid("name") + invalid("phones") + invalid("emails") + invalid("national_id"))
             elif rule == "contact":
                 if _empty(out.get("emails")) and _empty(out.get("phones")):
                     reasons.append("required.contact_missing")

@@ -33,6 +33,9 @@ CODES: dict[str, CodeText] = {
     "required.identifiable_missing": CodeText(
         "Nothing but a name: no usable e-mail, phone, address, birth date or id number to tell the customer apart",
         "Add an e-mail, a phone number, an address or a birth date in the source system."),
+    "required.matchable_missing": CodeText(
+        "Nothing to match the customer by: no name, company, e-mail, phone or id number",
+        "Add the customer's name, an e-mail or a phone number in the source system."),
     "required.source_id_missing": CodeText(
         "The source sent a record without its id",
         "Check the connector's mapping of the id field; a record without an id cannot be tracked or written back."),
