@@ -121,7 +121,12 @@ class SqlErpConnector:
             return None
         # Tryton leaves write_date NULL until the first edit: fall back to create_date, then the epoch, so
         # the keyset never meets a NULL (NULL compares false and would drop rows).
-        return sa.func.coalesce(*cols, sa.literal(_EPOCH, sa.DateTime()), type_=sa.DateTime())
+        epoch: sa.ColumnElement = sa.literal(_EPOCH, sa.DateTime())
+        if self.engine.dialect.name in ("mysql", "mariadb"):
+            # a bare string epoch makes MySQL's COALESCE a VARCHAR, compared as text: a DATETIME(6) column's
+            # '…:24.000000' then never equals the stamp '…:24' and the hub's own writes are read again
+            epoch = sa.cast(epoch, sa.DateTime())
+        return sa.func.coalesce(*cols, epoch, type_=sa.DateTime())
 
     # -- pull -------------------------------------------------------------------------------------------------
 
