@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import random
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,7 @@ from hub.sandbox.webshop import WebShopState, serve_webshop
 from hub.sandbox.world_gen import HISTORY_END, Observer, WorldData, build_world_data
 
 __all__ = ["CdrDropFolder", "Endpoints", "FaultPlan", "FaultRule", "GroundTruth", "SandboxWorld",
-           "generate_people", "ground_truth_map", "load_ground_truth"]
+           "generate_people", "ground_truth_map", "identifiable_followers", "load_ground_truth"]
 
 WORLD_VERSION = 1
 GROUND_TRUTH = "ground_truth.csv"
@@ -64,6 +65,35 @@ def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[t
     """
     return {(g.system, g.entity, g.source_id): g.person_id for g in load_ground_truth(world_dir)
             if entity is None or g.entity == entity}
+
+
+def _squash(text: str) -> str:
+    """Lower case, ASCII digits, no spaces or separators: the form a name or number is searched in."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def identifiable_followers(world_dir: Path | str) -> dict[str, bool]:
+    """``{openid: identifiable}`` for the world's WeChat followers (evaluation only, like the ground truth).
+
+    A follower is identifiable when its nickname or staff remark carries its person's whole name (in characters,
+    pinyin or Latin letters, either order) or the last 8 digits of one of their numbers. The rest (a phrase, a
+    decorated character, a first name, "VIP 陈先生") hold nothing but a city, gender and language that thousands
+    share: no matcher can tell which person they are, yet the ground truth counts their pairs."""
+    d = Path(world_dir)
+    people = {p["person_id"]: p for p in json.loads((d / "people.json").read_text("utf-8"))["people"]}
+    owner = {t.source_id: t.person_id for t in load_ground_truth(d) if t.entity == "follower"}
+    out: dict[str, bool] = {}
+    for u in json.loads((d / "wechat.json").read_text("utf-8"))["users"]:
+        p = people.get(owner.get(u["openid"], ""))
+        if p is None:
+            continue
+        text = _squash(f"{u.get('nickname') or ''} {u.get('remark') or ''}")
+        names = {p["family_name"] + p["given_name"], p["given_name"] + p["family_name"]}
+        if p.get("family_pinyin"):
+            names |= {p["family_pinyin"] + p["given_pinyin"], p["given_pinyin"] + p["family_pinyin"]}
+        numbers = [n[-8:] for n in [*p["mobiles"], p.get("landline") or ""] if len(n) >= 8]
+        out[u["openid"]] = any(_squash(n) in text for n in names if n) or any(n in text for n in numbers)
+    return out
 
 
 @dataclass(frozen=True)
