@@ -43,8 +43,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("HUB_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-# hub source -> (ground-truth system, entity) of its customer records (the packaged hub.yaml's source names)
-TRUTH_OF = {"erp": ("erp", "party"), "webshop": ("webshop", "customer"), "social": ("wechat", "follower")}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -357,40 +355,23 @@ def table_sizes(url: str) -> dict[str, int]:
         eng.dispose()
 
 
-def record_truth(world: Path) -> dict[str, str]:
-    """``{hub record key: true person}`` for every customer record the hub stages from the sandbox: ERP parties,
-    shop accounts, shop guest checkouts (staged as ``webshop:guest-order-<order id>``: the truth holds their
-    order) and WeChat followers."""
-    of = {v: k for k, v in TRUTH_OF.items()}
-    out: dict[str, str] = {}
-    with (world / "ground_truth.csv").open(encoding="utf-8", newline="") as fh:
-        for system, entity, sid, pid in csv.reader(fh):
-            if not pid:
-                continue
-            if (system, entity) in of:
-                out[f"{of[system, entity]}:{sid}"] = pid
-            elif (system, entity) == ("webshop", "order"):
-                out[f"webshop:guest-order-{sid}"] = pid
-    return out
-
-
 def score_clusters(pred: dict[str, str], world: Path) -> dict[str, float]:
     """Pairwise and exact-cluster figures of ``pred`` (record key -> cluster) against the ground truth, on every
-    customer record with a true person and on the identifiable ones only (WeChat followers whose record holds
-    nothing of their person left out: see hub.sandbox.identifiable_followers)."""
+    customer record with a true person (shop guest checkouts included) and on the identifiable ones only (WeChat
+    followers whose record holds nothing of their person left out: hub.sandbox.identifiable_followers)."""
     import pandas as pd
 
     from hub.dedupe.evaluate import cluster_metrics
-    from hub.sandbox import identifiable_followers
+    from hub.sandbox import customer_record_truth
 
-    truth = record_truth(world)
-    keys = [k for k in pred if k in truth]
-    ident = identifiable_followers(world)
-    kept = [k for k in keys if not k.startswith("social:") or ident.get(k.split(":", 1)[1], True)]
-    out: dict[str, float] = {"records": len(keys), "identifiable_records": len(kept),
-                             "guest_records": sum(k.startswith("webshop:guest-order-") for k in keys)}
-    for label, ks in (("", keys), ("identifiable_", kept)):
+    out: dict[str, float] = {}
+    for label, only in (("", False), ("identifiable_", True)):
+        truth = customer_record_truth(world, identifiable_only=only)
+        ks = [k for k in pred if k in truth]
         m = cluster_metrics(pd.Series([pred[k] for k in ks], index=ks), pd.Series([truth[k] for k in ks], index=ks))
+        out[label + "records"] = len(ks)
+        if not only:
+            out["guest_records"] = sum(k.startswith("webshop:guest-order-") for k in ks)
         for f in ("pairwise_f1", "pairwise_precision", "pairwise_recall", "cluster_f1", "true_pairs"):
             out[label + f] = m[f]
     return out
@@ -422,7 +403,7 @@ def cli_quality(url: str, world: Path) -> dict[str, float]:
         frame = engine_frame(conn.execute(
             sa.select(staged_record.c.record_key, staged_record.c.record)
             .where(staged_record.c.entity == "customers")
-        ).tuples())
+        ))
     store.dispose()
     t = time.perf_counter()
     res = deduplicate(frame)

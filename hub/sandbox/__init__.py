@@ -39,7 +39,7 @@ from hub.sandbox.webshop import WebShopState, serve_webshop
 from hub.sandbox.world_gen import HISTORY_END, Observer, WorldData, build_world_data
 
 __all__ = ["CdrDropFolder", "Endpoints", "FaultPlan", "FaultRule", "GroundTruth", "SandboxWorld",
-           "generate_people", "ground_truth_map", "identifiable_followers", "load_ground_truth"]
+           "customer_record_truth", "generate_people", "ground_truth_map", "identifiable_followers", "load_ground_truth"]
 
 WORLD_VERSION = 1
 GROUND_TRUTH = "ground_truth.csv"
@@ -65,6 +65,33 @@ def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[t
     """
     return {(g.system, g.entity, g.source_id): g.person_id for g in load_ground_truth(world_dir)
             if entity is None or g.entity == entity}
+
+
+# the packaged hub.yaml's source names of the sandbox systems whose customer records carry a person
+HUB_SOURCES = {"erp": "erp", "webshop": "webshop", "social": "wechat"}
+
+
+def customer_record_truth(world_dir: Path | str, sources: dict[str, str] | None = None,
+                          identifiable_only: bool = False) -> dict[str, str]:
+    """``{hub record key: person_id}`` for every customer record the hub stages from the world (evaluation only):
+    ERP parties, shop accounts, shop guest checkouts (the hub stages one as ``<shop>:guest-order-<order id>``;
+    the truth holds its order) and WeChat followers. ``sources`` maps the hub's source names to the systems;
+    ``identifiable_only`` leaves out the followers no matcher can link (``identifiable_followers``)."""
+    system_of = sources or HUB_SOURCES
+    source_of = {v: k for k, v in system_of.items()}
+    hidden = set()
+    if identifiable_only:
+        hidden = {o for o, ok in identifiable_followers(world_dir).items() if not ok}
+    out: dict[str, str] = {}
+    for t in load_ground_truth(world_dir):
+        src = source_of.get(t.system)
+        if not t.person_id or src is None:
+            continue
+        if t.entity in ("party", "customer") or (t.entity == "follower" and t.source_id not in hidden):
+            out[f"{src}:{t.source_id}"] = t.person_id
+        elif t.entity == "order":
+            out[f"{src}:guest-order-{t.source_id}"] = t.person_id
+    return out
 
 
 def _squash(text: str) -> str:
