@@ -467,7 +467,9 @@ def run_backend(backend: str, base_world: Path, work: Path, rate: float, change:
     # write into the base world the next backend starts from
     meta_path = world / "world.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("erp_url", "").startswith("sqlite:") and meta["erp_url"].endswith(str((base_world / "erp.sqlite").resolve())):
+    # (any SQLite ERP when the world holds its own erp.sqlite: a workdir copied elsewhere still names the old path)
+    if meta.get("erp_url", "").startswith("sqlite:") and (
+            meta["erp_url"].endswith(str((base_world / "erp.sqlite").resolve())) or (world / "erp.sqlite").exists()):
         meta["erp_url"] = f"sqlite:///{(world / 'erp.sqlite').resolve()}"
         meta_path.write_text(json.dumps(meta), encoding="utf-8")
     copy_s = time.perf_counter() - t
