@@ -19,6 +19,7 @@ import csv
 import hashlib
 import json
 import random
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +39,7 @@ from hub.sandbox.webshop import WebShopState, serve_webshop
 from hub.sandbox.world_gen import HISTORY_END, Observer, WorldData, build_world_data
 
 __all__ = ["CdrDropFolder", "Endpoints", "FaultPlan", "FaultRule", "GroundTruth", "SandboxWorld",
-           "generate_people", "ground_truth_map", "load_ground_truth"]
+           "customer_record_truth", "generate_people", "ground_truth_map", "identifiable_followers", "load_ground_truth"]
 
 WORLD_VERSION = 1
 GROUND_TRUTH = "ground_truth.csv"
@@ -64,6 +65,62 @@ def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[t
     """
     return {(g.system, g.entity, g.source_id): g.person_id for g in load_ground_truth(world_dir)
             if entity is None or g.entity == entity}
+
+
+# the packaged hub.yaml's source names of the sandbox systems whose customer records carry a person
+HUB_SOURCES = {"erp": "erp", "webshop": "webshop", "social": "wechat"}
+
+
+def customer_record_truth(world_dir: Path | str, sources: dict[str, str] | None = None,
+                          identifiable_only: bool = False) -> dict[str, str]:
+    """``{hub record key: person_id}`` for every customer record the hub stages from the world (evaluation only):
+    ERP parties, shop accounts, shop guest checkouts (the hub stages one as ``<shop>:guest-order-<order id>``;
+    the truth holds its order) and WeChat followers. ``sources`` maps the hub's source names to the systems;
+    ``identifiable_only`` leaves out the followers no matcher can link (``identifiable_followers``)."""
+    system_of = sources or HUB_SOURCES
+    source_of = {v: k for k, v in system_of.items()}
+    hidden = set()
+    if identifiable_only:
+        hidden = {o for o, ok in identifiable_followers(world_dir).items() if not ok}
+    out: dict[str, str] = {}
+    for t in load_ground_truth(world_dir):
+        src = source_of.get(t.system)
+        if not t.person_id or src is None:
+            continue
+        if t.entity in ("party", "customer") or (t.entity == "follower" and t.source_id not in hidden):
+            out[f"{src}:{t.source_id}"] = t.person_id
+        elif t.entity == "order":
+            out[f"{src}:guest-order-{t.source_id}"] = t.person_id
+    return out
+
+
+def _squash(text: str) -> str:
+    """Lower case, ASCII digits, no spaces or separators: the form a name or number is searched in."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).lower() if ch.isalnum())
+
+
+def identifiable_followers(world_dir: Path | str) -> dict[str, bool]:
+    """``{openid: identifiable}`` for the world's WeChat followers (evaluation only, like the ground truth).
+
+    A follower is identifiable when its nickname or staff remark carries its person's whole name (in characters,
+    pinyin or Latin letters, either order) or the last 8 digits of one of their numbers. The rest (a phrase, a
+    decorated character, a first name, "VIP 陈先生") hold nothing but a city, gender and language that thousands
+    share: no matcher can tell which person they are, yet the ground truth counts their pairs."""
+    d = Path(world_dir)
+    people = {p["person_id"]: p for p in json.loads((d / "people.json").read_text("utf-8"))["people"]}
+    owner = {t.source_id: t.person_id for t in load_ground_truth(d) if t.entity == "follower"}
+    out: dict[str, bool] = {}
+    for u in json.loads((d / "wechat.json").read_text("utf-8"))["users"]:
+        p = people.get(owner.get(u["openid"], ""))
+        if p is None:
+            continue
+        text = _squash(f"{u.get('nickname') or ''} {u.get('remark') or ''}")
+        names = {p["family_name"] + p["given_name"], p["given_name"] + p["family_name"]}
+        if p.get("family_pinyin"):
+            names |= {p["family_pinyin"] + p["given_pinyin"], p["given_pinyin"] + p["family_pinyin"]}
+        numbers = [n[-8:] for n in [*p["mobiles"], p.get("landline") or ""] if len(n) >= 8]
+        out[u["openid"]] = any(_squash(n) in text for n in names if n) or any(n in text for n in numbers)
+    return out
 
 
 @dataclass(frozen=True)
