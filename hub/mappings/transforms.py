@@ -110,8 +110,7 @@ def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
             full, given, family = only, None, None
     p = standardise_person_name(full=full, given=given, family=family)
     reject = opts.get("reject_flags")
-    if not (p.display or p.name_key) or (free_text and (
-            (reject and any(f in reject for f in p.flags)) or any(ch.isdigit() for ch in p.display or ""))):
+    if not (p.display or p.name_key) or (free_text and reject and any(f in reject for f in p.flags)):
         # a note that reads as no name ("VIP 陈先生", "老客户") is no bad value: nothing to flag
         return {fld: None}, (_NO if free_text else tuple(p.flags) or ("name.unparseable",))
     if reject and any(f in reject for f in p.flags):
