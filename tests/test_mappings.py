@@ -327,27 +327,6 @@ def test_wechat_remark_phone_is_read_from_free_text(mappings) -> None:
     assert c.record["phones"] == [] and not any("phone" in f for f in c.quality_flags)
 
 
-def test_wechat_remark_name_beats_a_nickname_that_is_no_name(mappings) -> None:
-    """The staff's remark (备注名) names the follower when the nickname does not ("追风少年")."""
-    def customer(**over: str) -> dict:
-        payload = dict(WECHAT_BATCHGET[0], **over)
-        out = _map_one(mappings["wechat"], "followers", "social", payload["openid"], payload)
-        return next(r for r in out.records if r.entity == "customers")
-
-    c = customer(nickname="追风少年", remark="陈伟 138 0013 8000")
-    assert (c.record["family_name"], c.record["given_name"]) == ("陈", "伟")
-    assert [p["e164"] for p in c.record["phones"]] == ["+8613800138000"]
-    c = customer(nickname="Lucky", remark="John Smith (415) 555-0101")
-    assert (c.record["family_name"], c.record["given_name"]) == ("Smith", "John")
-    # a remark that is no whole name leaves the nickname to speak, and is no bad value to flag
-    for remark in ("VIP 陈先生", "老客户", "John", ""):
-        c = customer(nickname="Wei Chen", remark=remark)
-        assert c.record["name"]["name_key"] == "chen wei", remark
-        assert "name:name.rejected" not in c.quality_flags, remark
-    c = customer(nickname="追风少年", remark="VIP 陈先生")
-    assert c.record.get("name") is None and "name:name.rejected" in c.quality_flags
-
-
 CDR_LINES = [
     '"","1001","2000","from-internal","""Alice Wang"" <1001>","PJSIP/1001-00000001","PJSIP/2000-00000002","Dial",'
     '"PJSIP/2000,30,tT","2024-05-06 10:15:02","2024-05-06 10:15:07","2024-05-06 10:17:40",158,153,"ANSWERED",'

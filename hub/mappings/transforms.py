@@ -96,12 +96,6 @@ def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
     family = _first(_scalars(inputs.get("family", [])))
     if full is None and given is None and family is None:
         return {fld: None}, _NO  # absent, not bad: the `required` rule decides whether that matters
-    free_text = bool(opts.get("free_text"))
-    if free_text:
-        # a staff note ("陈伟 138 0013 8000", "John Smith (415) 555-0101"): the name without its numbers
-        full = _NUMBER_RUN.sub(" ", as_str(full) or "").strip(" \t()（）-－,，:：;；/") or None
-        if full is None:
-            return {fld: None}, _NO
     if full is None and (given is None) != (family is None):
         # one box filled with a whole name ("张明辉" typed into last_name, "Wei Chen" into first_name):
         # parse it as a full name rather than trusting the box it landed in
@@ -109,10 +103,9 @@ def _person_name(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
         if " " in only or (len(only) >= 2 and _HAN_RE.fullmatch(only)):
             full, given, family = only, None, None
     p = standardise_person_name(full=full, given=given, family=family)
+    if not (p.display or p.name_key):
+        return {fld: None}, tuple(p.flags) or ("name.unparseable",)
     reject = opts.get("reject_flags")
-    if not (p.display or p.name_key) or (free_text and reject and any(f in reject for f in p.flags)):
-        # a note that reads as no name ("VIP 陈先生", "老客户") is no bad value: nothing to flag
-        return {fld: None}, (_NO if free_text else tuple(p.flags) or ("name.unparseable",))
     if reject and any(f in reject for f in p.flags):
         # e.g. WeChat nicknames: "追风少年" is not a person's name; a fake name would only mislead matching
         return {fld: None}, (*p.flags, "name.rejected")
@@ -641,7 +634,7 @@ STANDARDISERS: dict[str, Standardiser] = {
     s.name: s
     for s in (
         Standardiser("person_name", first_only=True, fn=_person_name, roles=frozenset({"full", "given", "family"}),
-                     fills=("full_name", "given_name", "family_name"), options=frozenset({"reject_flags", "free_text"}),
+                     fills=("full_name", "given_name", "family_name"), options=frozenset({"reject_flags"}),
                      doc="names -> PersonNameParts"),
         Standardiser("company", first_only=True, fn=_company, fills=("company_key",)),
         Standardiser("emails", _emails, fills=("email_keys",), produces_list=True),
