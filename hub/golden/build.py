@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import assign_golden_ids
 from hub.golden.matching import _chunks, last_run
-from hub.golden.survivorship import MemberFacts, Survivor, staged_member
+from hub.golden.survivorship import MemberFacts, Survivor, _dt_json, staged_member, stamp_decided
 from hub.golden.tables import match_record, match_run
 from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
@@ -142,7 +142,12 @@ def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
 def golden_hash(record: dict, lineage: dict) -> str:
     """Hash of golden values + lineage without decision times: unchanged hash = nothing to write downstream."""
     stable = {f: {k: v for k, v in lin.items() if k != "decided_at"} for f, lin in lineage.items()}
-    return payload_hash({"record": record, "lineage": stable})
+    return _undated_hash(record, stable)
+
+
+def _undated_hash(record: dict, undated_lineage: dict) -> str:
+    """``golden_hash`` of lineage entries that have no ``decided_at`` (``Survivor.survive_undated``)."""
+    return payload_hash({"record": record, "lineage": undated_lineage})
 
 
 def _field_value(record: dict, lineage_field: str) -> Any:
@@ -302,6 +307,7 @@ def _write_golden(
 ) -> None:
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
     survivor = Survivor(cfg)
+    decided = _dt_json(now)  # every value of this build is decided at `now`
     for start in range(0, len(items), batch):
         part = items[start : start + batch]
         members = _members(conn, (r for c, _ in part for r in clusters[c]))
@@ -316,9 +322,12 @@ def _write_golden(
             ms = [members[r] for r in sorted(clusters[c]) if r in members]
             if not ms:
                 continue
-            golden = survivor.survive(g, ms, now)
+            # hash the lineage before it gets its decision time: the same hash as golden_hash of the dated
+            # lineage, without copying every entry to drop decided_at
+            golden = survivor.survive_undated(g, ms)
             rec, lin = golden.record, golden.lineage
-            h = golden_hash(rec, lin)
+            h = _undated_hash(rec, lin)
+            stamp_decided(lin, decided)
             o = old.get(g)
             if o is not None and o.record_hash == h and o.status == "active":
                 stats.golden_unchanged += 1
