@@ -72,7 +72,8 @@ class GoldenStats:
 
 def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
     for chunk in _chunks(sorted(set(keys))):
-        yield from conn.execute(select.where(column.in_(chunk)))
+        # fetch each chunk at once: iterating a result fetches row by row
+        yield from conn.execute(select.where(column.in_(chunk))).all()
 
 
 def _open_xref(conn: Connection, *, records: Iterable[str] | None = None, golden_ids: Iterable[str] | None = None
@@ -339,12 +340,14 @@ def _write_golden(
         part = items[start : start + batch]
         members = _members(conn, (r for c, _ in part for r in clusters[c]))
         gids = [g for _, g in part]
+        # the stored hash decides whether a golden changed; its record and lineage (large JSON) are read only
+        # for the goldens that did (to carry their decision times), not for every unchanged one
         old: dict[str, Any] = {}
-        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
-                                       golden_customer.c.lineage, golden_customer.c.record_hash,
+        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record_hash,
                                        golden_customer.c.status), golden_customer.c.golden_id, gids):
             old[row.golden_id] = row
         inserts, updates = [], []
+        changed: list[tuple[str, dict, dict, float, str]] = []
         for c, g in part:
             ms = [members[r] for r in sorted(clusters[c]) if r in members]
             if not ms:
@@ -359,11 +362,20 @@ def _write_golden(
             if o is not None and o.record_hash == h and o.status == "active":
                 stats.golden_unchanged += 1
                 continue
+            changed.append((g, rec, lin, golden.quality_score, h))
+        old_values = {
+            row.golden_id: row
+            for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
+                                           golden_customer.c.lineage), golden_customer.c.golden_id,
+                           [g for g, *_ in changed if g in old])
+        }
+        for g, rec, lin, score, h in changed:
+            o = old_values.get(g)
             if o is not None:
                 _carry_decided_at(rec, lin, o.record, o.lineage)
             row = {"golden_id": g, "status": "active", "merged_into": None, "record": rec, "lineage": lin,
-                   "quality_score": golden.quality_score, "record_hash": h, "updated_at": now}
-            if o is None:
+                   "quality_score": score, "record_hash": h, "updated_at": now}
+            if g not in old:
                 inserts.append({**row, "created_at": now})
             else:
                 updates.append({"b_gid": g, **{k: v for k, v in row.items() if k != "golden_id"}})
