@@ -187,8 +187,9 @@ def _carry_decided_at(new_rec: dict, new_lin: dict, old_rec: dict | None, old_li
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector (reference counting still frees everything): a build allocates
     millions of short-lived acyclic objects (staged JSON, member facts, lineage dicts, row dicts), and each
-    allocation burst made the collector traverse the whole heap again — a quarter of build_golden's CPU at 20k
-    people and more in a process holding more objects. The cycles a build leaves are collected once at the end."""
+    allocation burst made the collector traverse the young objects again and again (same code at 20k people:
+    8.1 s CPU with the collector on, 6.0 s paused). The few cycles a build leaves (~1,700 objects at 20k
+    people) are collected once at the end."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
