@@ -8,9 +8,11 @@ forces a full pass.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,7 +23,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import assign_golden_ids
 from hub.golden.matching import _chunks, last_run
-from hub.golden.survivorship import MemberFacts, Survivor, staged_member
+from hub.golden.survivorship import MemberFacts, Survivor, _dt_json, staged_member, stamp_decided
 from hub.golden.tables import match_record, match_run
 from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
@@ -70,7 +72,8 @@ class GoldenStats:
 
 def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
     for chunk in _chunks(sorted(set(keys))):
-        yield from conn.execute(select.where(column.in_(chunk)))
+        # fetch each chunk at once: iterating a result fetches row by row
+        yield from conn.execute(select.where(column.in_(chunk))).all()
 
 
 def _open_xref(conn: Connection, *, records: Iterable[str] | None = None, golden_ids: Iterable[str] | None = None
@@ -142,7 +145,12 @@ def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
 def golden_hash(record: dict, lineage: dict) -> str:
     """Hash of golden values + lineage without decision times: unchanged hash = nothing to write downstream."""
     stable = {f: {k: v for k, v in lin.items() if k != "decided_at"} for f, lin in lineage.items()}
-    return payload_hash({"record": record, "lineage": stable})
+    return _undated_hash(record, stable)
+
+
+def _undated_hash(record: dict, undated_lineage: dict) -> str:
+    """``golden_hash`` of lineage entries that have no ``decided_at`` (``Survivor.survive_undated``)."""
+    return payload_hash({"record": record, "lineage": undated_lineage})
 
 
 def _field_value(record: dict, lineage_field: str) -> Any:
@@ -175,12 +183,38 @@ def _carry_decided_at(new_rec: dict, new_lin: dict, old_rec: dict | None, old_li
 # -- the entry point ------------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (reference counting still frees everything): a build allocates
+    millions of short-lived acyclic objects (staged JSON, member facts, lineage dicts, row dicts), and each
+    allocation burst made the collector traverse the young objects again and again (same code at 20k people:
+    8.1 s CPU with the collector on, 6.0 s paused). The few cycles a build leaves (~1,700 objects at 20k
+    people) are collected once at the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+            gc.collect()
+
+
 def build_golden(
     store: Store,
     survivorship_cfg: SurvivorshipConfig | dict | None = None,
     mode: Literal["incremental", "full"] = "incremental",
 ) -> GoldenStats:
     """Turn the current clusters into golden customers with persistent ids, xref, history and lineage."""
+    with _gc_paused():
+        return _build_golden(store, survivorship_cfg, mode)
+
+
+def _build_golden(
+    store: Store,
+    survivorship_cfg: SurvivorshipConfig | dict | None,
+    mode: Literal["incremental", "full"],
+) -> GoldenStats:
     t0 = time.perf_counter()
     cfg = load_survivorship(survivorship_cfg)
     fp = cfg.fingerprint()
@@ -302,32 +336,47 @@ def _write_golden(
 ) -> None:
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
     survivor = Survivor(cfg)
+    decided = _dt_json(now)  # every value of this build is decided at `now`
     for start in range(0, len(items), batch):
         part = items[start : start + batch]
         members = _members(conn, (r for c, _ in part for r in clusters[c]))
         gids = [g for _, g in part]
+        # the stored hash decides whether a golden changed; its record and lineage (large JSON) are read only
+        # for the goldens that did (to carry their decision times), not for every unchanged one
         old: dict[str, Any] = {}
-        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
-                                       golden_customer.c.lineage, golden_customer.c.record_hash,
+        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record_hash,
                                        golden_customer.c.status), golden_customer.c.golden_id, gids):
             old[row.golden_id] = row
         inserts, updates = [], []
+        changed: list[tuple[str, dict, dict, float, str]] = []
         for c, g in part:
             ms = [members[r] for r in sorted(clusters[c]) if r in members]
             if not ms:
                 continue
-            golden = survivor.survive(g, ms, now)
+            # hash the lineage before it gets its decision time: the same hash as golden_hash of the dated
+            # lineage, without copying every entry to drop decided_at
+            golden = survivor.survive_undated(g, ms)
             rec, lin = golden.record, golden.lineage
-            h = golden_hash(rec, lin)
+            h = _undated_hash(rec, lin)
+            stamp_decided(lin, decided)
             o = old.get(g)
             if o is not None and o.record_hash == h and o.status == "active":
                 stats.golden_unchanged += 1
                 continue
+            changed.append((g, rec, lin, golden.quality_score, h))
+        old_values = {
+            row.golden_id: row
+            for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
+                                           golden_customer.c.lineage), golden_customer.c.golden_id,
+                           [g for g, *_ in changed if g in old])
+        }
+        for g, rec, lin, score, h in changed:
+            o = old_values.get(g)
             if o is not None:
                 _carry_decided_at(rec, lin, o.record, o.lineage)
             row = {"golden_id": g, "status": "active", "merged_into": None, "record": rec, "lineage": lin,
-                   "quality_score": golden.quality_score, "record_hash": h, "updated_at": now}
-            if o is None:
+                   "quality_score": score, "record_hash": h, "updated_at": now}
+            if g not in old:
                 inserts.append({**row, "created_at": now})
             else:
                 updates.append({"b_gid": g, **{k: v for k, v in row.items() if k != "golden_id"}})

@@ -427,15 +427,21 @@ class Survivor:
     def survive(self, golden_id: str, members: Iterable[Member | MemberFacts], decided_at: datetime | None = None) -> Survived:
         """Apply the rules to one cluster. Deterministic for the same members and rules."""
         decided_at = decided_at or datetime.now(UTC).replace(tzinfo=None)
-        decided = self._decided_json(decided_at)
+        survived = self.survive_undated(golden_id, members)
+        stamp_decided(survived.lineage, self._decided_json(decided_at))
+        return survived
+
+    def survive_undated(self, golden_id: str, members: Iterable[Member | MemberFacts]) -> Survived:
+        """``survive`` with lineage entries that have no ``decided_at`` yet (add it with ``stamp_decided``):
+        what the golden hash covers, so build_golden hashes them as they are instead of copying every entry
+        without its decision time."""
         facts = sorted((m if isinstance(m, MemberFacts) else _facts_of_member(m) for m in members), key=_facts_key)
         if not facts:
             raise ValueError("a golden record needs at least one member")
         plans = self.plans
 
         def lin(mf: MemberFacts, rule: str) -> dict[str, Any]:
-            return {"record_key": mf.key, "source": mf.source, "rule": rule, "source_updated_at": mf.updated_json,
-                    "decided_at": decided}
+            return {"record_key": mf.key, "source": mf.source, "rule": rule, "source_updated_at": mf.updated_json}
 
         picked: dict[str, tuple[Any, _Cand | None, str]] = {}
         lineage: dict[str, dict[str, Any]] = {}
@@ -465,8 +471,7 @@ class Survivor:
         winners = consent_rule.latest(s for mf in facts for s in mf.statements())
         for channel, st in winners.items():
             lineage[f"consent.{channel}"] = {"record_key": st.record_key, "source": st.source,
-                                             "rule": consent_rule.RULE, "source_updated_at": _dt_json(st.at),
-                                             "decided_at": decided}
+                                             "rule": consent_rule.RULE, "source_updated_at": _dt_json(st.at)}
 
         sources = sorted({mf.source for mf in facts})
         score = _quality(values, len(sources), validated, self.cfg)
@@ -493,6 +498,12 @@ class Survivor:
             "quality_score": score,
         }
         return Survived(record, lineage, score)
+
+
+def stamp_decided(lineage: dict[str, dict[str, Any]], decided: str | None) -> None:
+    """Add the decision time (JSON) to every lineage entry of ``survive_undated``, as the entries' last key."""
+    for entry in lineage.values():
+        entry["decided_at"] = decided
 
 
 _PRIMARY = {"emails": "primary_email", "phones": "primary_phone", "addresses": "address"}
