@@ -34,6 +34,16 @@ from hub.connectors.base import (
 from hub.store import OutboxItem, Store
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A test server whose handler threads die quietly: a client that hung up (a killed process, a test's
+    timeout) must not print socketserver's traceback into whichever test runs next on this worker."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return
+
+
 class ScriptedServer:
     """Answers each path from a script of faults, then with the normal answer. Counts every hit."""
 
@@ -81,8 +91,7 @@ class ScriptedServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

@@ -14,7 +14,6 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 import tryton_harness as harness
+from test_connectors_base import QuietHTTPServer
 
 from hub.connectors.base import ConnectorError, SourceAuthError, SourceUnavailable, run_pull, run_push
 from hub.connectors.tryton import (
@@ -525,6 +525,7 @@ class FaultyProxy:
         self.hit: list[str] = []
         self.methods: Counter[str] = Counter()
         self.stalled = threading.Event()
+        self.released = threading.Event()  # close() ends a held-back answer at once
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -563,16 +564,17 @@ class FaultyProxy:
                     return
                 if stall and (method, proxy.methods[method]) == stall:
                     proxy.stalled.set()
-                    time.sleep(120)  # the call was carried out; its answer never comes in time
+                    proxy.released.wait(120)  # the call was carried out; its answer never comes in time
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
