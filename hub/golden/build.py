@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import assign_golden_ids
 from hub.golden.matching import _chunks, last_run
-from hub.golden.survivorship import MemberFacts, Survivor, _dt_json, staged_member, stamp_decided
+from hub.golden.survivorship import MemberFacts, Survivor, staged_member
 from hub.golden.tables import match_record, match_run
 from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
@@ -336,7 +336,6 @@ def _write_golden(
 ) -> None:
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
     survivor = Survivor(cfg)
-    decided = _dt_json(now)  # every value of this build is decided at `now`
     for start in range(0, len(items), batch):
         part = items[start : start + batch]
         members = _members(conn, (r for c, _ in part for r in clusters[c]))
@@ -358,7 +357,7 @@ def _write_golden(
             golden = survivor.survive_undated(g, ms)
             rec, lin = golden.record, golden.lineage
             h = _undated_hash(rec, lin)
-            stamp_decided(lin, decided)
+            survivor.stamp_decided(lin, now)  # every value of this build is decided at `now`
             o = old.get(g)
             if o is not None and o.record_hash == h and o.status == "active":
                 stats.golden_unchanged += 1

@@ -428,11 +428,17 @@ class Survivor:
         """Apply the rules to one cluster. Deterministic for the same members and rules."""
         decided_at = decided_at or datetime.now(UTC).replace(tzinfo=None)
         survived = self.survive_undated(golden_id, members)
-        stamp_decided(survived.lineage, self._decided_json(decided_at))
+        self.stamp_decided(survived.lineage, decided_at)
         return survived
 
+    def stamp_decided(self, lineage: dict[str, dict[str, Any]], decided_at: datetime) -> None:
+        """Add the decision time to every lineage entry of ``survive_undated``, as the entries' last key."""
+        decided = self._decided_json(decided_at)
+        for entry in lineage.values():
+            entry["decided_at"] = decided
+
     def survive_undated(self, golden_id: str, members: Iterable[Member | MemberFacts]) -> Survived:
-        """``survive`` with lineage entries that have no ``decided_at`` yet (add it with ``stamp_decided``):
+        """``survive`` with lineage entries that have no ``decided_at`` yet (add it with ``Survivor.stamp_decided``):
         what the golden hash covers, so build_golden hashes them as they are instead of copying every entry
         without its decision time."""
         facts = sorted((m if isinstance(m, MemberFacts) else _facts_of_member(m) for m in members), key=_facts_key)
@@ -498,12 +504,6 @@ class Survivor:
             "quality_score": score,
         }
         return Survived(record, lineage, score)
-
-
-def stamp_decided(lineage: dict[str, dict[str, Any]], decided: str | None) -> None:
-    """Add the decision time (JSON) to every lineage entry of ``survive_undated``, as the entries' last key."""
-    for entry in lineage.values():
-        entry["decided_at"] = decided
 
 
 _PRIMARY = {"emails": "primary_email", "phones": "primary_phone", "addresses": "address"}
