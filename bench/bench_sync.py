@@ -368,28 +368,11 @@ def quarantined_customers(url: str) -> set[str]:
 
 
 def score_clusters(pred: dict[str, str], world: Path, lost: set[str] | None = None) -> dict[str, float]:
-    """Pairwise and exact-cluster figures of ``pred`` (record key -> cluster) against the ground truth, on every
-    customer record with a true person (shop guest checkouts included) and on the identifiable ones only (WeChat
-    followers whose record holds nothing of their person left out: hub.sandbox.identifiable_followers). The
-    ``lost`` records (quarantined) count as clusters of their own: their true links are missed."""
-    import pandas as pd
+    """``pred`` (record key -> cluster) against the ground truth: hub.sandbox.score_against_truth, with the
+    quarantined records counted as lost."""
+    from hub.sandbox import score_against_truth
 
-    from hub.dedupe.evaluate import cluster_metrics
-    from hub.sandbox import customer_record_truth
-
-    pred = {**{k: f"lost:{k}" for k in lost or ()}, **pred}
-    out: dict[str, float] = {}
-    for label, only in (("", False), ("identifiable_", True)):
-        truth = customer_record_truth(world, identifiable_only=only)
-        ks = [k for k in pred if k in truth]
-        m = cluster_metrics(pd.Series([pred[k] for k in ks], index=ks), pd.Series([truth[k] for k in ks], index=ks))
-        out[label + "records"] = len(ks)
-        if not only:
-            out["guest_records"] = sum(k.startswith("webshop:guest-order-") for k in ks)
-            out["quarantined_records"] = sum(pred[k].startswith("lost:") for k in ks)
-        for f in ("pairwise_f1", "pairwise_precision", "pairwise_recall", "cluster_f1", "true_pairs"):
-            out[label + f] = m[f]
-    return out
+    return score_against_truth(pred, world, lost or ())
 
 
 def cluster_quality(url: str, world: Path) -> dict[str, float]:

@@ -20,7 +20,7 @@ import hashlib
 import json
 import random
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +39,8 @@ from hub.sandbox.webshop import WebShopState, serve_webshop
 from hub.sandbox.world_gen import HISTORY_END, Observer, WorldData, build_world_data
 
 __all__ = ["CdrDropFolder", "Endpoints", "FaultPlan", "FaultRule", "GroundTruth", "SandboxWorld",
-           "customer_record_truth", "generate_people", "ground_truth_map", "identifiable_followers", "load_ground_truth"]
+           "customer_record_truth", "generate_people", "ground_truth_map", "identifiable_followers", "load_ground_truth",
+           "score_against_truth"]
 
 WORLD_VERSION = 1
 GROUND_TRUTH = "ground_truth.csv"
@@ -102,10 +103,11 @@ def _squash(text: str) -> str:
 def identifiable_followers(world_dir: Path | str) -> dict[str, bool]:
     """``{openid: identifiable}`` for the world's WeChat followers (evaluation only, like the ground truth).
 
-    A follower is identifiable when its nickname or staff remark carries its person's whole name (in characters,
-    pinyin or Latin letters, either order) or the last 8 digits of one of their numbers. The rest (a phrase, a
-    decorated character, a first name, "VIP 陈先生") hold nothing but a city, gender and language that thousands
-    share: no matcher can tell which person they are, yet the ground truth counts their pairs."""
+    A follower is identifiable when what the hub's WeChat mapping reads of it names its person: the nickname
+    carries the whole name (in characters, pinyin or Latin letters, either order), or the staff remark carries
+    the last 8 digits of one of their numbers (the mapping reads phone numbers from the remark, no names). The
+    rest (a phrase, a decorated character, a first name, "VIP 陈先生", a name only in the remark) hold nothing
+    the hub reads but a city, gender and language that thousands share, yet the ground truth counts their pairs."""
     d = Path(world_dir)
     people = {p["person_id"]: p for p in json.loads((d / "people.json").read_text("utf-8"))["people"]}
     owner = {t.source_id: t.person_id for t in load_ground_truth(d) if t.entity == "follower"}
@@ -114,12 +116,37 @@ def identifiable_followers(world_dir: Path | str) -> dict[str, bool]:
         p = people.get(owner.get(u["openid"], ""))
         if p is None:
             continue
-        text = _squash(f"{u.get('nickname') or ''} {u.get('remark') or ''}")
+        nickname, remark = _squash(u.get("nickname") or ""), _squash(u.get("remark") or "")
         names = {p["family_name"] + p["given_name"], p["given_name"] + p["family_name"]}
         if p.get("family_pinyin"):
             names |= {p["family_pinyin"] + p["given_pinyin"], p["given_pinyin"] + p["family_pinyin"]}
         numbers = [n[-8:] for n in [*p["mobiles"], p.get("landline") or ""] if len(n) >= 8]
-        out[u["openid"]] = any(_squash(n) in text for n in names if n) or any(n in text for n in numbers)
+        out[u["openid"]] = any(_squash(n) in nickname for n in names if n) or any(n in remark for n in numbers)
+    return out
+
+
+def score_against_truth(pred: dict[str, str], world_dir: Path | str, lost: Iterable[str] = ()) -> dict[str, float]:
+    """Pairwise and exact-cluster figures of ``pred`` (hub record key -> cluster or golden id) against the
+    world's ground truth (evaluation only), on every customer record with a true person (shop guest checkouts
+    included) and, prefixed ``identifiable_``, on the identifiable ones (``identifiable_followers``). The
+    ``lost`` records (quarantined: never matched) count as clusters of their own, so their true links are
+    missed rather than left out."""
+    import pandas as pd
+
+    from hub.dedupe.evaluate import cluster_metrics
+
+    pred = {**{k: f"lost:{k}" for k in lost}, **pred}
+    out: dict[str, float] = {}
+    for label, only in (("", False), ("identifiable_", True)):
+        truth = customer_record_truth(world_dir, identifiable_only=only)
+        ks = [k for k in pred if k in truth]
+        m = cluster_metrics(pd.Series([pred[k] for k in ks], index=ks), pd.Series([truth[k] for k in ks], index=ks))
+        out[label + "records"] = len(ks)
+        if not only:
+            out["guest_records"] = sum(k.startswith("webshop:guest-order-") for k in ks)
+            out["quarantined_records"] = sum(pred[k].startswith("lost:") for k in ks)
+        for f in ("pairwise_f1", "pairwise_precision", "pairwise_recall", "cluster_f1", "true_pairs"):
+            out[label + f] = m[f]
     return out
 
 
