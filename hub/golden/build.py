@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -137,31 +136,36 @@ def _affected(conn: Connection, since_run: int) -> tuple[dict[str, str], list[tu
     return cluster_of, list(xrows.values())
 
 
-# orjson reads an integer of more than 64 bits as a float (json.loads keeps it exact): such text, and anything
-# orjson rejects (NaN, lone surrogates), is read by json.loads, so the records are the same objects as before
-_LONG_DIGITS = re.compile(r"\d{19}")
-
-
 def _json_loads(text: Any) -> Any:
-    """A staged record's JSON column as the store's JSON type reads it (json.loads), about 3x faster."""
+    """A JSON column's text as the store's JSON type reads it (json.loads), about 3x faster; what orjson rejects
+    (NaN, lone surrogates) json.loads reads. Not the same objects in one case: orjson reads an integer beyond 64
+    bits as a float (see _member)."""
     if not isinstance(text, str):
         # a driver that parses JSON columns itself (psycopg2), or bytes
         return json.loads(text) if isinstance(text, bytes | bytearray) else text
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _member(key: str, source: str, text: Any, flags: Any, staged_at: datetime | None) -> MemberFacts:
+    flags = _json_loads(flags)
+    m = staged_member(key, source, _json_loads(text), flags, staged_at)
+    if not m.plain and isinstance(text, str):
+        # a value that is not a str: read with json.loads, so an integer beyond 64 bits stays exact (every
+        # other value a member gives the golden record is parsed from a str, the same through either reader)
+        m = staged_member(key, source, json.loads(text), flags, staged_at)
+    return m
 
 
 def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
     # the record as text, parsed here (the JSON type's json.loads was a third of loading the members)
     q = sa.select(
         staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
-        staged_record.c.quality_flags, staged_record.c.staged_at,
+        sa.type_coerce(staged_record.c.quality_flags, sa.Text), staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
-    return {k: staged_member(k, src, _json_loads(rec), flags, at)
+    return {k: _member(k, src, rec, flags, at)
             for k, src, rec, flags, at in _in(conn, q, staged_record.c.record_key, keys)}
 
 
