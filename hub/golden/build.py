@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
 import time
 from collections import defaultdict
@@ -71,6 +72,12 @@ class GoldenStats:
 
 
 # -- loading helpers ------------------------------------------------------------------------------------------------
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
@@ -302,6 +309,9 @@ def _build_golden(
     clusters: dict[str, set[str]] = defaultdict(set)
     for r, c in cluster_of.items():
         clusters[c].add(r)
+    stats.clusters_affected = len(clusters)
+    stats.records_affected = len(cluster_of)
+    del cluster_of  # a full build holds one entry per record in each of these: free them as soon as they are used
     old_members: dict[str, set[str]] = defaultdict(set)
     member_since: dict[str, datetime] = {}
     old_of: dict[str, str] = {}
@@ -309,8 +319,7 @@ def _build_golden(
         old_members[g].add(r)
         member_since[r] = since
         old_of[r] = g
-    stats.clusters_affected = len(clusters)
-    stats.records_affected = len(cluster_of)
+    del xrows
 
     now = _now()
     with store.begin() as conn:
@@ -336,24 +345,31 @@ def _build_golden(
                 stats.merged += 1
         stats.minted = len(plan.minted)
 
-        # xref: close the row of every record that moved or vanished, open one for every moved or new record
+        # xref: close the row of every record that moved or vanished, open one for every moved or new record.
+        # Only records with an open row (old_of: every open row of the affected records) have one to close.
+        del member_since
         moved = sorted(r for r, g in plan.record_ids.items() if old_of.get(r) != g)
         vanished = sorted(set(old_of) - set(plan.record_ids))
-        for chunk in _chunks(sorted(set(moved) | set(vanished))):
+        closing = sorted({r for r in moved if r in old_of} | set(vanished))
+        for chunk in _chunks(closing):
             conn.execute(
                 xref.update()
                 .where(xref.c.record_key.in_(chunk), xref.c.valid_to.is_(None))
                 .values(valid_to=now)
             )
-        stats.xref_closed = sum(1 for r in moved if r in old_of) + len(vanished)
-        opened = []
-        for r in moved:
-            source, _, source_id = r.partition(":")
-            opened.append({"record_key": r, "source": source, "source_id": source_id,
-                           "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None})
-        for chunk in _chunks(opened, 5000):
+        stats.xref_closed = len(closing)
+        del closing
+
+        def opened() -> Iterator[dict[str, Any]]:
+            for r in moved:
+                source, _, source_id = r.partition(":")
+                yield {"record_key": r, "source": source, "source_id": source_id,
+                       "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None}
+
+        # rows made a batch at a time: a first build opens one per record
+        for chunk in _batches(opened(), 5000):
             conn.execute(xref.insert(), chunk)
-        stats.xref_opened = len(opened)
+        stats.xref_opened = len(moved)
 
         # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
         why = removal_reasons(conn, vanished)
@@ -362,15 +378,16 @@ def _build_golden(
         left: dict[str, list[str]] = defaultdict(list)
         for r in vanished:
             left[old_of[r]].append(f"{r} {why.get(r, 'no longer staged')}")
-        events = [
+        events = (
             {"golden_id": e.golden_id, "event": e.event, "related_golden_id": e.related_golden_id,
              "record_key": e.record_key, "at": now,
              "reason": (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
                         if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
                         else e.reason)}
             for e in plan.events
-        ] + removed
-        for chunk in _chunks(events, 5000):
+        )
+        # a batch at a time, as the xref rows: a first build mints one id per cluster
+        for chunk in _batches(itertools.chain(events, removed), 5000):
             conn.execute(golden_id_history.insert(), chunk)
         stats.splits = sum(1 for e in plan.events if e.event == "split")
         stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a first build makes one per golden id
 class IdEvent:
     golden_id: str
     event: str  # minted | merged | split | retired | record_moved
