@@ -139,6 +139,8 @@ _SINGLE_GETTERS: dict[str, Callable[[CustomerRecord], Any]] = {
 
 
 def _is_empty(v: Any) -> bool:
+    if type(v) is str:  # the common case first: called for every candidate value of every field
+        return not v.strip()
     if v is None:
         return True
     if isinstance(v, str):
