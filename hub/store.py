@@ -1164,6 +1164,11 @@ def _json_serializer(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
+def json_text(obj: Any) -> str:
+    """The text the store writes for a JSON column value (for a writer that encodes it itself)."""
+    return _json_serializer(obj)
+
+
 # The store's statements carry personal data (payloads, names, numbers): a failed statement's parameters must
 # never reach an exception text (Dagster stores those) and SQLAlchemy never logs rows, whatever the root level.
 SQL_PRIVACY: dict[str, Any] = {"hide_parameters": True}

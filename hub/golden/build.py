@@ -9,6 +9,9 @@ forces a full pass.
 from __future__ import annotations
 
 import gc
+import hashlib
+import itertools
+import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -17,17 +20,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import assign_golden_ids
 from hub.golden.matching import _chunks, last_run
-from hub.golden.survivorship import MemberFacts, Survivor, staged_member
+from hub.golden.survivorship import MemberFacts, Survived, Survivor, staged_member
 from hub.golden.tables import match_record, match_run
 from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
-from hub.store import Store, golden_customer, golden_id_history, payload_hash, staged_record, xref
+from hub.store import Store, golden_customer, golden_id_history, json_text, payload_hash, staged_record, xref
 
 
 def _now() -> datetime:
@@ -68,6 +72,12 @@ class GoldenStats:
 
 
 # -- loading helpers ------------------------------------------------------------------------------------------------
+
+
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
@@ -133,12 +143,36 @@ def _affected(conn: Connection, since_run: int) -> tuple[dict[str, str], list[tu
     return cluster_of, list(xrows.values())
 
 
+def _json_loads(text: Any) -> Any:
+    """A JSON column's text as the store's JSON type reads it (json.loads), about 3x faster; what orjson rejects
+    (NaN, lone surrogates) json.loads reads. Not the same objects in one case: orjson reads an integer beyond 64
+    bits as a float (see _member)."""
+    if not isinstance(text, str):
+        # a driver that parses JSON columns itself (psycopg2), or bytes
+        return json.loads(text) if isinstance(text, bytes | bytearray) else text
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _member(key: str, source: str, text: Any, flags: Any, staged_at: datetime | None) -> MemberFacts:
+    flags = _json_loads(flags)
+    m = staged_member(key, source, _json_loads(text), flags, staged_at)
+    if not m.plain and isinstance(text, str):
+        # a value that is not a str: read with json.loads, so an integer beyond 64 bits stays exact (every
+        # other value a member gives the golden record is parsed from a str, the same through either reader)
+        m = staged_member(key, source, json.loads(text), flags, staged_at)
+    return m
+
+
 def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
+    # the record as text, parsed here (the JSON type's json.loads was a third of loading the members)
     q = sa.select(
-        staged_record.c.record_key, staged_record.c.source, staged_record.c.record, staged_record.c.quality_flags,
-        staged_record.c.staged_at,
+        staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
+        sa.type_coerce(staged_record.c.quality_flags, sa.Text), staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
-    return {k: staged_member(k, src, rec, flags, at)
+    return {k: _member(k, src, rec, flags, at)
             for k, src, rec, flags, at in _in(conn, q, staged_record.c.record_key, keys)}
 
 
@@ -148,9 +182,40 @@ def golden_hash(record: dict, lineage: dict) -> str:
     return _undated_hash(record, stable)
 
 
-def _undated_hash(record: dict, undated_lineage: dict) -> str:
+def _undated_hash(record: dict, undated_lineage: dict, plain: bool = False) -> str:
     """``golden_hash`` of lineage entries that have no ``decided_at`` (``Survivor.survive_undated``)."""
-    return payload_hash({"record": record, "lineage": undated_lineage})
+    obj = {"record": record, "lineage": undated_lineage}
+    if plain:
+        try:
+            return hashlib.sha256(orjson.dumps(obj, option=_ORJSON | orjson.OPT_SORT_KEYS)).hexdigest()
+        except TypeError:
+            pass
+    return payload_hash(obj)
+
+
+# orjson gives the bytes of the stdlib's compact json.dumps (ensure_ascii=False; sorted keys with OPT_SORT_KEYS)
+# for str, int, bool, None, lists and dicts with str keys, and floats from 1e-4 to 1e16 (Survived.plain: the
+# quality score is the only float). Everything else it would write its own way is passed through to no default
+# and raises TypeError: dates, dataclasses, subclasses (enums), numpy values; the stdlib encodes those.
+_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _column_json(obj: Any, plain: bool) -> str:
+    """The text the store writes for a JSON column value (``json_text``), with orjson when it is the same."""
+    if plain:
+        try:
+            return orjson.dumps(obj, option=_ORJSON).decode()
+        except TypeError:
+            pass
+    return json_text(obj)
+
+
+def _json_param(conn: Connection, name: str) -> Any:
+    """A bound parameter that carries JSON text into a JSON column (encoded by _column_json, not again)."""
+    p = sa.bindparam(name, type_=sa.Text)
+    if conn.dialect.name == "postgresql":
+        return sa.cast(p, golden_customer.c.record.type)  # text into a json column needs the cast there
+    return p
 
 
 def _field_value(record: dict, lineage_field: str) -> Any:
@@ -244,6 +309,9 @@ def _build_golden(
     clusters: dict[str, set[str]] = defaultdict(set)
     for r, c in cluster_of.items():
         clusters[c].add(r)
+    stats.clusters_affected = len(clusters)
+    stats.records_affected = len(cluster_of)
+    del cluster_of  # a full build holds one entry per record in each of these: free them as soon as they are used
     old_members: dict[str, set[str]] = defaultdict(set)
     member_since: dict[str, datetime] = {}
     old_of: dict[str, str] = {}
@@ -251,8 +319,7 @@ def _build_golden(
         old_members[g].add(r)
         member_since[r] = since
         old_of[r] = g
-    stats.clusters_affected = len(clusters)
-    stats.records_affected = len(cluster_of)
+    del xrows
 
     now = _now()
     with store.begin() as conn:
@@ -278,24 +345,31 @@ def _build_golden(
                 stats.merged += 1
         stats.minted = len(plan.minted)
 
-        # xref: close the row of every record that moved or vanished, open one for every moved or new record
+        # xref: close the row of every record that moved or vanished, open one for every moved or new record.
+        # Only records with an open row (old_of: every open row of the affected records) have one to close.
+        del member_since
         moved = sorted(r for r, g in plan.record_ids.items() if old_of.get(r) != g)
         vanished = sorted(set(old_of) - set(plan.record_ids))
-        for chunk in _chunks(sorted(set(moved) | set(vanished))):
+        closing = sorted({r for r in moved if r in old_of} | set(vanished))
+        for chunk in _chunks(closing):
             conn.execute(
                 xref.update()
                 .where(xref.c.record_key.in_(chunk), xref.c.valid_to.is_(None))
                 .values(valid_to=now)
             )
-        stats.xref_closed = sum(1 for r in moved if r in old_of) + len(vanished)
-        opened = []
-        for r in moved:
-            source, _, source_id = r.partition(":")
-            opened.append({"record_key": r, "source": source, "source_id": source_id,
-                           "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None})
-        for chunk in _chunks(opened, 5000):
+        stats.xref_closed = len(closing)
+        del closing
+
+        def opened() -> Iterator[dict[str, Any]]:
+            for r in moved:
+                source, _, source_id = r.partition(":")
+                yield {"record_key": r, "source": source, "source_id": source_id,
+                       "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None}
+
+        # rows made a batch at a time: a first build opens one per record
+        for chunk in _batches(opened(), 5000):
             conn.execute(xref.insert(), chunk)
-        stats.xref_opened = len(opened)
+        stats.xref_opened = len(moved)
 
         # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
         why = removal_reasons(conn, vanished)
@@ -304,15 +378,16 @@ def _build_golden(
         left: dict[str, list[str]] = defaultdict(list)
         for r in vanished:
             left[old_of[r]].append(f"{r} {why.get(r, 'no longer staged')}")
-        events = [
+        events = (
             {"golden_id": e.golden_id, "event": e.event, "related_golden_id": e.related_golden_id,
              "record_key": e.record_key, "at": now,
              "reason": (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
                         if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
                         else e.reason)}
             for e in plan.events
-        ] + removed
-        for chunk in _chunks(events, 5000):
+        )
+        # a batch at a time, as the xref rows: a first build mints one id per cluster
+        for chunk in _batches(itertools.chain(events, removed), 5000):
             conn.execute(golden_id_history.insert(), chunk)
         stats.splits = sum(1 for e in plan.events if e.event == "split")
         stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
@@ -347,7 +422,7 @@ def _write_golden(
                                        golden_customer.c.status), golden_customer.c.golden_id, gids):
             old[row.golden_id] = row
         inserts, updates = [], []
-        changed: list[tuple[str, dict, dict, float, str]] = []
+        changed: list[tuple[str, Survived, str]] = []
         for c, g in part:
             ms = [members[r] for r in sorted(clusters[c]) if r in members]
             if not ms:
@@ -355,37 +430,40 @@ def _write_golden(
             # hash the lineage before it gets its decision time: the same hash as golden_hash of the dated
             # lineage, without copying every entry to drop decided_at
             golden = survivor.survive_undated(g, ms)
-            rec, lin = golden.record, golden.lineage
-            h = _undated_hash(rec, lin)
-            survivor.stamp_decided(lin, now)  # every value of this build is decided at `now`
+            h = _undated_hash(golden.record, golden.lineage, golden.plain)
             o = old.get(g)
             if o is not None and o.record_hash == h and o.status == "active":
                 stats.golden_unchanged += 1
                 continue
-            changed.append((g, rec, lin, golden.quality_score, h))
+            survivor.stamp_decided(golden.lineage, now)  # every value of this build is decided at `now`
+            changed.append((g, golden, h))
         old_values = {
             row.golden_id: row
             for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
                                            golden_customer.c.lineage), golden_customer.c.golden_id,
                            [g for g, *_ in changed if g in old])
         }
-        for g, rec, lin, score, h in changed:
+        for g, golden, h in changed:
+            rec, lin = golden.record, golden.lineage
             o = old_values.get(g)
             if o is not None:
                 _carry_decided_at(rec, lin, o.record, o.lineage)
-            row = {"golden_id": g, "status": "active", "merged_into": None, "record": rec, "lineage": lin,
-                   "quality_score": score, "record_hash": h, "updated_at": now}
+            row = {"golden_id": g, "status": "active", "merged_into": None,
+                   "j_record": _column_json(rec, golden.plain), "j_lineage": _column_json(lin, golden.plain),
+                   "quality_score": golden.quality_score, "record_hash": h, "updated_at": now}
             if g not in old:
                 inserts.append({**row, "created_at": now})
             else:
                 updates.append({"b_gid": g, **{k: v for k, v in row.items() if k != "golden_id"}})
+        encoded = {"record": _json_param(conn, "j_record"), "lineage": _json_param(conn, "j_lineage")}
         if inserts:
-            conn.execute(golden_customer.insert(), inserts)
+            conn.execute(golden_customer.insert().values(encoded), inserts)
         if updates:
             conn.execute(
                 golden_customer.update()
                 .where(golden_customer.c.golden_id == sa.bindparam("b_gid"))
-                .values({k: sa.bindparam(k) for k in updates[0] if k != "b_gid"}),
+                .values({**{k: sa.bindparam(k) for k in updates[0] if k not in ("b_gid", "j_record", "j_lineage")},
+                         **encoded}),
                 updates,
             )
         stats.golden_written += len(inserts) + len(updates)

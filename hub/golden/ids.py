@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a first build makes one per golden id
 class IdEvent:
     golden_id: str
     event: str  # minted | merged | split | retired | record_moved
@@ -60,9 +60,14 @@ def assign_golden_ids(
     preferred: dict[str, str] = {}
     parts: dict[str, list[str]] = {}
     for g in sorted(old_members):
-        counts = Counter(record_cluster[r] for r in old_members[g] if r in record_cluster)
-        if not counts:
+        in_clusters = {record_cluster.get(r) for r in old_members[g]}
+        in_clusters.discard(None)
+        if len(in_clusters) <= 1:  # most ids: every remaining member in one cluster, nothing to rank
+            if in_clusters:
+                preferred[g] = in_clusters.pop()
+                parts[g] = [preferred[g]]
             continue
+        counts = Counter(record_cluster[r] for r in old_members[g] if r in record_cluster)
         oldest: dict[str, tuple[datetime, str]] = {}
         for r in old_members[g]:
             c = record_cluster.get(r)

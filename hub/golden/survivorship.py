@@ -45,12 +45,18 @@ class MemberFacts:
     """What the rules read of one member, derived once: its values per field, rank keys, validation inputs."""
 
     __slots__ = ("key", "source", "updated_at", "recent", "updated_json", "values", "flags", "national_id_type",
-                 "consent")
+                 "consent", "plain")
 
     def __init__(self, key: str, source: str, values: dict[str, list[Any]], source_updated_at: datetime | None,
                  staged_at: datetime | None, flags: Sequence[str], national_id_type: str | None,
                  consent: Any) -> None:
         self.key, self.source, self.values = key, source, values
+        # every value this member can give a golden record is a str or None (addresses, dates and consent are
+        # typed): its golden JSON then holds no float but the quality score (see Survived.plain)
+        self.plain = all(
+            v is None or type(v) is str
+            for f in _PLAIN_FIELDS for v in values[f]
+        )
         ts = source_updated_at or staged_at
         if ts is not None and ts.tzinfo is not None:
             ts = ts.astimezone(UTC).replace(tzinfo=None)  # compare naive UTC across sources
@@ -61,6 +67,10 @@ class MemberFacts:
 
     def statements(self) -> list[consent_rule.Statement]:
         return consent_rule.statements(self.key, self.source, self.consent, self.updated_at)
+
+
+_PLAIN_FIELDS = ("full_name", "given_name", "family_name", "name_key", "company", "gender", "national_id", "emails",
+                 "phones")
 
 
 def _facts_of_member(m: Member) -> MemberFacts:
@@ -103,8 +113,10 @@ def staged_member(record_key: str, source: str, record: dict[str, Any], quality_
 
 
 # a candidate value of one field: (value, norm, member, position inside the member's list); two candidates with
-# the same norm are the same golden value
+# the same norm are the same golden value. The norm of an empty value is None; a non-empty one's is _LAZY until
+# _rank compares candidates (most fields of most clusters have a single candidate, whose norm nobody reads).
 _Cand = tuple[Any, Any, MemberFacts, int]
+_LAZY = object()
 
 
 # -- value access, normalisation, validation --------------------------------------------------------------------
@@ -127,6 +139,8 @@ _SINGLE_GETTERS: dict[str, Callable[[CustomerRecord], Any]] = {
 
 
 def _is_empty(v: Any) -> bool:
+    if type(v) is str:  # the common case first: called for every candidate value of every field
+        return not v.strip()
     if v is None:
         return True
     if isinstance(v, str):
@@ -220,7 +234,7 @@ def _candidates(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[_Cand]:
                 continue
             if validated_only and not _valid_of(name, v, mf):
                 continue
-            out.append((v, None if empty else _norm(name, v), mf, pos))
+            out.append((v, None if empty else _LAZY, mf, pos))
     return out
 
 
@@ -270,6 +284,8 @@ def _rank(plan: _FieldPlan, cands: list[_Cand]) -> list[tuple[tuple, _Cand]]:
     """Candidates sorted best first, each with its full sort key (strategy, tie-breakers, record key)."""
     if len(cands) <= 1:  # most fields of most clusters: nothing to rank
         return [((), c) for c in cands]
+    name = plan.name
+    cands = [c if c[1] is None else (c[0], _norm(name, c[0]), c[2], c[3]) for c in cands]
     votes: dict[Any, float] = {}
     if plan.votes:
         seen: set[tuple[Any, str]] = set()
@@ -335,9 +351,14 @@ def _pick_single(plan: _FieldPlan, plans: dict[str, _FieldPlan], facts: Sequence
                 picked[name] = (v, (v, _norm(name, v), mf, 0), f"follow:{plan.follow}")
                 return picked[name]
         # the leading record has nothing usable here: rank this field on its own (its strategy, no follow)
-    ranked = _rank(plan, _candidates(plan, facts))
+    cands = _candidates(plan, facts)
+    if len(cands) == 1:  # one candidate: it wins, nothing separated it from another value
+        result: tuple[Any, _Cand | None, str] = (cands[0][0], cands[0], "single_value")
+        picked[name] = result
+        return result
+    ranked = _rank(plan, cands)
     if not ranked:
-        result: tuple[Any, _Cand | None, str] = (None, None, plan.rule.strategy)
+        result = (None, None, plan.rule.strategy)
     else:
         winner = ranked[0][1]
         result = (winner[0], winner, _rule_label(plan, ranked))
@@ -346,7 +367,10 @@ def _pick_single(plan: _FieldPlan, plans: dict[str, _FieldPlan], facts: Sequence
 
 
 def _pick_multi(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[tuple[_Cand, str]]:
-    ranked = _rank(plan, _candidates(plan, facts))
+    cands = _candidates(plan, facts)
+    if len(cands) <= 1:  # what the loop below gives for one candidate (max_values is never below 1)
+        return [(c, "single_value") for c in cands if c[1] is not None]
+    ranked = _rank(plan, cands)
     out: list[tuple[_Cand, str]] = []
     seen: set[Any] = set()
     for i, (_, c) in enumerate(ranked):
@@ -406,6 +430,9 @@ class Survived:
     record: dict[str, Any]
     lineage: dict[str, dict[str, Any]]
     quality_score: float
+    # no float in record or lineage but the quality score (rounded to 4 places, so it prints the same in every
+    # JSON encoder): build_golden may then encode it with orjson, which writes other floats differently
+    plain: bool = False
 
     def golden(self) -> GoldenCustomer:
         return GoldenCustomer.model_validate({**self.record, "lineage": self.lineage})
@@ -475,9 +502,12 @@ class Survivor:
                 values[pf] = None
 
         winners = consent_rule.latest(s for mf in facts for s in mf.statements())
+        at_json: dict[datetime | None, str | None] = {}  # a member's statements share one time: encode it once
         for channel, st in winners.items():
+            if st.at not in at_json:
+                at_json[st.at] = _dt_json(st.at)
             lineage[f"consent.{channel}"] = {"record_key": st.record_key, "source": st.source,
-                                             "rule": consent_rule.RULE, "source_updated_at": _dt_json(st.at)}
+                                             "rule": consent_rule.RULE, "source_updated_at": at_json[st.at]}
 
         sources = sorted({mf.source for mf in facts})
         score = _quality(values, len(sources), validated, self.cfg)
@@ -503,7 +533,7 @@ class Survivor:
             "record_keys": [mf.key for mf in facts],
             "quality_score": score,
         }
-        return Survived(record, lineage, score)
+        return Survived(record, lineage, score, all(mf.plain for mf in facts))
 
 
 _PRIMARY = {"emails": "primary_email", "phones": "primary_phone", "addresses": "address"}
