@@ -203,3 +203,26 @@ def test_small_changes_really_run_incrementally(sqlite_store: Store) -> None:
     assert ms.mode == "incremental" and ms.records_rematched == 2  # erp:2 and webshop:22, nobody else
     gs = build_golden(sqlite_store)
     assert gs.mode == "incremental" and gs.clusters_affected == 1 and gs.merged == 1
+
+
+_MOVES = """
+from datetime import datetime
+from hub.golden.ids import assign_golden_ids
+# 300 records move from two old ids into one new cluster each: clusters are sets, iterated in hash order
+clusters = {"c1": {f"erp:{i}" for i in range(0, 300, 2)} | {"erp:x"}, "c2": {f"erp:{i}" for i in range(1, 300, 2)}}
+old = {"G1": {f"erp:{i}" for i in range(300)} | {"erp:x"}}
+ids = iter(f"N{i}" for i in range(10))
+out = assign_golden_ids(clusters, old, {"G1": datetime(2020, 1, 1)}, {}, lambda n: [next(ids) for _ in range(n)])
+print([(e.event, e.record_key) for e in out.events])
+"""
+
+
+def test_id_events_are_the_same_in_every_process() -> None:
+    """golden_id_history is written in event order: it must not follow Python's per-process string hashing."""
+    import os
+    import subprocess
+    import sys
+
+    runs = {subprocess.run([sys.executable, "-c", _MOVES], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2", "3")}
+    assert len(runs) == 1 and "record_moved" in runs.pop()

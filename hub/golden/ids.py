@@ -120,10 +120,15 @@ def assign_golden_ids(
                     result.events.append(
                         IdEvent(g, "split", other, None, f"records of {g} now belong to {other}")
                     )
+    moved: list[str] = []
     for r, c in record_cluster.items():
         g = result.cluster_ids[c]
         result.record_ids[r] = g
         prev = old_of.get(r)
         if prev is not None and prev != g:
-            result.events.append(IdEvent(g, "record_moved", prev, r, f"record moved from {prev} to {g}"))
+            moved.append(r)
+    # in record order: record_cluster's order can follow set iteration, which differs between processes
+    for r in sorted(moved):
+        g, prev = result.record_ids[r], old_of[r]
+        result.events.append(IdEvent(g, "record_moved", prev, r, f"record moved from {prev} to {g}"))
     return result
