@@ -264,15 +264,25 @@ class Records:
         aside as shared by many names changes the fingerprint of every record holding it)."""
         from hub.dedupe.model import value_hashes
 
-        hashed: dict[int, np.ndarray] = {}  # value tables shared by several keys (slots, vocabulary) hashed once
+        # value tables shared by several keys (slots, vocabulary) hashed once, and only the values some record
+        # holds (a group key's table is its parent's, of which few values are a group's)
+        hashed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
         def per_record(codes: np.ndarray, uniques: np.ndarray) -> np.ndarray:
-            h = hashed.get(id(uniques))
-            if h is None:
-                h = hashed[id(uniques)] = value_hashes(uniques)
+            got = hashed.get(id(uniques))
+            if got is None:
+                got = hashed[id(uniques)] = (np.zeros(len(uniques), dtype=np.uint64), np.zeros(len(uniques), bool))
+            h, done = got
             out = np.zeros(len(codes), dtype=np.uint64)
             ok = codes >= 0
-            out[ok] = h[codes[ok]] if len(h) else 0
+            held = codes[ok]
+            if len(held):
+                used = np.unique(held)
+                todo = used[~done[used]]
+                if len(todo):
+                    h[todo] = value_hashes(np.asarray(uniques, dtype=object)[todo])
+                    done[todo] = True
+                out[ok] = h[held]
             return out
 
         mult = np.uint64(0x100000001B3)

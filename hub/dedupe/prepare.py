@@ -698,7 +698,15 @@ def _reserved(col: KeyColumn, grade: str) -> KeyColumn:
     from hub.standardise.placeholders import email_placeholder, phone_placeholder
 
     check = email_placeholder if grade.startswith("email") else phone_placeholder
-    flag = np.array([check(v) == grade for v in col.uniques.tolist()], dtype=bool)
+    values = col.uniques.tolist()
+    if grade == "phone.fictional":
+        # a fictional number (NANP 555-0100..0199) has the digits 55501: a number of ASCII digits without them
+        # is none, and checking only the others is ~20x cheaper (phone keys are digits)
+        flag = np.array([not (v.isascii() and v.isdigit()) or "55501" in v for v in values], dtype=bool)
+        for k in np.flatnonzero(flag).tolist():
+            flag[k] = check(values[k]) == grade
+    else:
+        flag = np.array([check(v) == grade for v in values], dtype=bool)
     hit = (col.codes >= 0) & (flag[np.maximum(col.codes, 0)] if len(flag) else False)
     return KeyColumn(codes=np.where(hit, 0, -1).astype(np.int32), uniques=np.array([grade], dtype=object))
 
@@ -769,6 +777,20 @@ _IDENTIFIER_KEY_ORDER = ("phone", "email", "email_reserved", "phone_reserved", "
                          "email_stem", "email_digits", "email_is_name", "phone_tail")
 
 
+_NOT_ASCII_LETTER = re.compile(r"[^A-Za-z]+")
+_NOT_ASCII_DIGIT = re.compile(r"[^0-9]+")
+
+
+def _letters(s: str) -> str:
+    """The letters of ``s`` (``str.isalpha``), by one regex pass when ``s`` is ASCII (where the two agree)."""
+    return _NOT_ASCII_LETTER.sub("", s) if s.isascii() else "".join(ch for ch in s if ch.isalpha())
+
+
+def _digits(s: str) -> str:
+    """The digits of ``s`` (``str.isdigit``), by one regex pass when ``s`` is ASCII (where the two agree)."""
+    return _NOT_ASCII_DIGIT.sub("", s) if s.isascii() else "".join(ch for ch in s if ch.isdigit())
+
+
 def _identifier_tables(phone_uniques: np.ndarray, email_uniques: np.ndarray) -> dict[str, tuple[str, KeyColumn]]:
     """The value-level identifier keys (ALTERNATE_KEYS but the per-record ``email_is_name``) of one phone and
     one e-mail value table, as (parent key, key coded per value of the parent's table): computed once per
@@ -784,8 +806,8 @@ def _identifier_tables(phone_uniques: np.ndarray, email_uniques: np.ndarray) -> 
         "email_local": ("email", local),
         "email_domain": ("email", _derive(email, lambda e: e.partition("@")[2])),
         # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
-        "email_stem": ("email", _derive(local, lambda loc: "".join(ch for ch in loc if ch.isalpha()))),
-        "email_digits": ("email", _derive(local, lambda loc: "".join(ch for ch in loc if ch.isdigit()))),
+        "email_stem": ("email", _derive(local, _letters)),
+        "email_digits": ("email", _derive(local, _digits)),
         # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
         # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
         "phone_tail": ("phone", _derive(phone, lambda t: t[-8:] if len(t) >= 8 else "")),
