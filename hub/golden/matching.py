@@ -371,9 +371,12 @@ def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored
     return len(todo)
 
 
-def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, np.ndarray]:
+def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, tuple[np.ndarray, ...]]:
     """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks).
-    Also returns the pairs' comparison levels (a full run scores the same pairs: it need not compare again)."""
+    Also returns the pairs' (match_weight, match_probability, conflict, levels): a full run scores the same
+    pairs with the stored model bound to the same records, which scores them exactly as the fitted one
+    (``MatchModel.from_fit``; tests/test_golden_engine.py checks the stage against ``hub dedupe``), so it
+    neither compares nor scores them again."""
     from hub.dedupe import compare_pairs, fit, score, worker_count
 
     levels = compare_pairs(records, cand.left, cand.right, worker_count(ds.workers))
@@ -381,7 +384,7 @@ def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchMo
     scores = score(fitted.fs, records, cand.left, cand.right, levels, fitted=fitted)
     model = fitted.model
     model.match_rate = float(scores.auto(ds).mean()) if len(cand) else 0.0
-    return model, levels
+    return model, (scores.match_weight, scores.match_probability, scores.conflict, scores.levels)
 
 
 def _store_model(conn: Connection, matcher: str, model: MatchModel, records: int) -> int:
@@ -560,12 +563,12 @@ def match_and_cluster(
     _mark(stats, "block", t0, c0)
 
     trained = False
-    fit_levels = None  # levels of every candidate pair when this run fitted the model on them
+    fit_scored = None  # scores and levels of every candidate pair when this run fitted the model on them
     if matcher == "fixed":
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
     elif latest is None:
         if cand is not None and len(left):
-            model, fit_levels = _fit_model(records, cand, ds)
+            model, fit_scored = _fit_model(records, cand, ds)
         else:
             from hub.dedupe import empty_model
 
@@ -623,8 +626,9 @@ def match_and_cluster(
     else:
         sel = np.empty(0, np.int64)
     sl, sr = left[sel], right[sel]
-    scored = _score(fs, records, sl, sr, fit_levels if full else None, workers)  # full: sel is every candidate pair
-    del fit_levels
+    # a run that fitted the model is a full one (sel: every candidate pair), scored by the fit already
+    scored = fit_scored if full and fit_scored is not None else _score(fs, records, sl, sr, workers=workers)
+    del fit_scored
     from hub.dedupe import Scores
 
     band = Scores(*scored).band(ds)
