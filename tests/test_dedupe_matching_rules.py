@@ -361,13 +361,13 @@ def test_shared_variant_table_blocks_every_slot_as_its_own_table():
         assert (rec == rec2).all() and (ids[code] == ids2[code2]).all()
 
 
-def test_fast_paths_of_identifier_keys_agree_with_their_definitions():
-    # ASCII fast paths of the mailbox stem / digits and the prefilter of the fictional-number check must give
-    # what the plain definitions give, for any text (staging hands over digits, but the fallbacks need not)
+def test_the_fictional_number_prefilter_agrees_with_its_definition():
+    # the prefilter of the fictional-number check (only non-digit text and numbers holding 55501 are checked)
+    # must flag what the plain definition flags, for any text (staging hands over digits, fallbacks need not)
     import random
     import string
 
-    from hub.dedupe.prepare import KeyColumn, _digits, _letters, _reserved
+    from hub.dedupe.prepare import KeyColumn, _reserved
     from hub.standardise.placeholders import phone_placeholder
 
     rnd = random.Random(3)
@@ -377,9 +377,6 @@ def test_fast_paths_of_identifier_keys_agree_with_their_definitions():
     vals += [f"1{rnd.randint(200, 999)}55501{rnd.randint(0, 99):02d}" for _ in range(300)]
     vals += [f"55501{k:02d}" for k in range(100)] + ["+1 (212) 555-0142", "555-0199", "٥٥٥٠١٠٠", "2125550142"]
     vals = list(dict.fromkeys(vals))
-    for v in vals:
-        assert _letters(v) == "".join(c for c in v if c.isalpha())
-        assert _digits(v) == "".join(c for c in v if c.isdigit())
     col = KeyColumn(codes=np.arange(len(vals), dtype=np.int32), uniques=np.array(vals, dtype=object))
     got = _reserved(col, "phone.fictional").codes == 0
     want = np.array([phone_placeholder(v) == "phone.fictional" for v in vals])

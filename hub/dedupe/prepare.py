@@ -777,20 +777,6 @@ _IDENTIFIER_KEY_ORDER = ("phone", "email", "email_reserved", "phone_reserved", "
                          "email_stem", "email_digits", "email_is_name", "phone_tail")
 
 
-_NOT_ASCII_LETTER = re.compile(r"[^A-Za-z]+")
-_NOT_ASCII_DIGIT = re.compile(r"[^0-9]+")
-
-
-def _letters(s: str) -> str:
-    """The letters of ``s`` (``str.isalpha``), by one regex pass when ``s`` is ASCII (where the two agree)."""
-    return _NOT_ASCII_LETTER.sub("", s) if s.isascii() else "".join(ch for ch in s if ch.isalpha())
-
-
-def _digits(s: str) -> str:
-    """The digits of ``s`` (``str.isdigit``), by one regex pass when ``s`` is ASCII (where the two agree)."""
-    return _NOT_ASCII_DIGIT.sub("", s) if s.isascii() else "".join(ch for ch in s if ch.isdigit())
-
-
 def _identifier_tables(phone_uniques: np.ndarray, email_uniques: np.ndarray) -> dict[str, tuple[str, KeyColumn]]:
     """The value-level identifier keys (ALTERNATE_KEYS but the per-record ``email_is_name``) of one phone and
     one e-mail value table, as (parent key, key coded per value of the parent's table): computed once per
@@ -806,8 +792,8 @@ def _identifier_tables(phone_uniques: np.ndarray, email_uniques: np.ndarray) -> 
         "email_local": ("email", local),
         "email_domain": ("email", _derive(email, lambda e: e.partition("@")[2])),
         # the letters and the digits of the mailbox name apart: sjones28 / sjones49 are two Sophie Joneses
-        "email_stem": ("email", _derive(local, _letters)),
-        "email_digits": ("email", _derive(local, _digits)),
+        "email_stem": ("email", _derive(local, lambda loc: "".join(ch for ch in loc if ch.isalpha()))),
+        "email_digits": ("email", _derive(local, lambda loc: "".join(ch for ch in loc if ch.isdigit()))),
         # last 8 digits: the same subscriber written with and without a country code (+1 279 491 4555 vs
         # (279) 491-4555 parsed under the CN default region) still meets in blocking and comparison
         "phone_tail": ("phone", _derive(phone, lambda t: t[-8:] if len(t) >= 8 else "")),
