@@ -389,3 +389,19 @@ def test_value_hashes_are_pandas_hashes_of_the_values():
 
     vals = np.array(["", "wang", "王芳", "x" * 300, "13800138000", "a@b.cn", "wang"], dtype=object)
     assert (value_hashes(vals) == pd.util.hash_array(vals.astype(str).astype(object))).all()
+
+
+def test_band_codes_are_the_bands():
+    # the golden stage reads one byte per pair (band_codes) where the band's text took 40: both must say the
+    # same, conflicts included and whatever the thresholds' order
+    from hub.dedupe import BAND_BY_CODE, DedupeSettings, Scores
+
+    rng = np.random.default_rng(1)
+    prob = rng.random(50_000).astype(np.float32)
+    prob[:50], prob[50:100] = 0.5, 0.1  # on the default thresholds
+    conflict = rng.random(50_000) < 0.1
+    s = Scores(np.zeros(50_000, np.float32), prob, conflict, np.zeros((50_000, 1), np.int8))
+    for ds in (DedupeSettings(), DedupeSettings(auto_match=0.3, review=0.6)):
+        plain = np.where(conflict, "non_match", np.where(prob >= ds.auto_match, "auto_match",
+                                                         np.where(prob >= ds.review, "review", "non_match")))
+        assert (np.array(BAND_BY_CODE)[s.band_codes(ds)] == plain).all() and (s.band(ds) == plain).all()

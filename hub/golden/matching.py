@@ -484,15 +484,16 @@ def _pair_row_chunks(fs: Any, pop: _Population, left: np.ndarray, right: np.ndar
     with its explanation is ~2 KB of Python objects: all of them at once cost gigabytes at 1M records), with
     the explanation: the prior and every field's level and weight — ``prior.weight`` + the fields' weights ==
     ``match_weight``."""
-    keep = np.flatnonzero(band != "non_match")
+    keep = np.flatnonzero(band > 0)
     for a in range(0, len(keep), ROW_CHUNK):
         yield _pair_rows(fs, pop, left, right, scored, band, now, keep[a:a + ROW_CHUNK])
 
 
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
                band: np.ndarray, now: datetime, keep: np.ndarray) -> list[dict]:
-    """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band)."""
-    from hub.dedupe import BAND_AUTO, FIELDS, explain
+    """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
+    pairs' ``Scores.band_codes``)."""
+    from hub.dedupe import FIELDS, explain
 
     mw, prob, conflict, levels = scored
     if not len(keep):
@@ -506,7 +507,7 @@ def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, s
     keys = pop.keys
     out = []
     for lft, rgt, w, pr, bd, pw, lv, cw in zip(lk.tolist(), rk.tolist(), mw[keep].tolist(), prob[keep].tolist(),
-                                              (band[keep] == BAND_AUTO).tolist(), prior.tolist(),
+                                              (band[keep] == 2).tolist(), prior.tolist(),
                                               levels[keep].tolist(), contrib.tolist(), strict=True):
         expl: dict[str, Any] = {"prior": {"level": "source pair", "weight": round(pw, 3)}}
         for k, name in enumerate(names):
@@ -631,14 +632,12 @@ def match_and_cluster(
     del fit_scored
     from hub.dedupe import Scores
 
-    band = Scores(*scored).band(ds)
+    band = Scores(*scored).band_codes(ds)  # 2 auto-match, 1 review, 0 non-match
     now = _now()
-    from hub.dedupe import BAND_AUTO, BAND_REVIEW
-
-    auto = np.flatnonzero(band == BAND_AUTO)
+    auto = np.flatnonzero(band == 2)
     stats.pairs_scored = len(sel)
     stats.pairs_match = len(auto)
-    stats.pairs_review = int((band == BAND_REVIEW).sum())
+    stats.pairs_review = int((band == 1).sum())
     _mark(stats, "score", t0, c0)
 
     with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
