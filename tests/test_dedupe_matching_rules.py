@@ -341,3 +341,67 @@ def test_deletion_variants_block_like_spelled_out_variants():
             want.setdefault(d, set()).add(r)
     assert sorted(map(sorted, got.values())) == sorted(map(sorted, want.values()))
     assert len(np.unique(ids)) == len(ids)  # one id per distinct variant
+
+
+def test_shared_variant_table_blocks_every_slot_as_its_own_table():
+    # phone~1 computes the deletion variants of the phone value table once for the first and every further
+    # phone: each slot must get the rows it gets from a table of its own
+    from hub.dedupe.blocking import deletion_variants, variant_table
+    from hub.dedupe.prepare import KeyColumn
+
+    rng = np.random.default_rng(9)
+    values = np.array(sorted({"".join(rng.choice(list("0123456789"), size=int(rng.integers(4, 14))))
+                              for _ in range(2000)}), dtype=object)
+    table = variant_table(values)
+    for seed in range(3):  # slots hold different, sparser subsets of the same table
+        codes = np.random.default_rng(seed).integers(-1 - 3 * seed, len(values), size=5000)
+        col = KeyColumn(codes=np.maximum(codes, -1).astype(np.int32), uniques=values)
+        rec, code, ids = deletion_variants(col)
+        rec2, code2, ids2 = deletion_variants(col, table)
+        assert (rec == rec2).all() and (ids[code] == ids2[code2]).all()
+
+
+def test_the_fictional_number_prefilter_agrees_with_its_definition():
+    # the prefilter of the fictional-number check (only non-digit text and numbers holding 55501 are checked)
+    # must flag what the plain definition flags, for any text (staging hands over digits, fallbacks need not)
+    import random
+    import string
+
+    from hub.dedupe.prepare import KeyColumn, _reserved
+    from hub.standardise.placeholders import phone_placeholder
+
+    rnd = random.Random(3)
+    alphabet = string.printable + "éü王²٣５"
+    vals = ["".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 15))) for _ in range(5000)]
+    vals += ["".join(rnd.choice("0123456789") for _ in range(rnd.randint(5, 13))) for _ in range(5000)]
+    vals += [f"1{rnd.randint(200, 999)}55501{rnd.randint(0, 99):02d}" for _ in range(300)]
+    vals += [f"55501{k:02d}" for k in range(100)] + ["+1 (212) 555-0142", "555-0199", "٥٥٥٠١٠٠", "2125550142"]
+    vals = list(dict.fromkeys(vals))
+    col = KeyColumn(codes=np.arange(len(vals), dtype=np.int32), uniques=np.array(vals, dtype=object))
+    got = _reserved(col, "phone.fictional").codes == 0
+    want = np.array([phone_placeholder(v) == "phone.fictional" for v in vals])
+    assert want.sum() > 300 and (got == want).all()
+
+
+def test_value_hashes_are_pandas_hashes_of_the_values():
+    # value_hashes skips pandas' categorising: the hashes stored models hold (by value) must not change
+    from hub.dedupe.model import value_hashes
+
+    vals = np.array(["", "wang", "王芳", "x" * 300, "13800138000", "a@b.cn", "wang"], dtype=object)
+    assert (value_hashes(vals) == pd.util.hash_array(vals.astype(str).astype(object))).all()
+
+
+def test_band_codes_are_the_bands():
+    # the golden stage reads one byte per pair (band_codes) where the band's text took 40: both must say the
+    # same, conflicts included and whatever the thresholds' order
+    from hub.dedupe import BAND_BY_CODE, DedupeSettings, Scores
+
+    rng = np.random.default_rng(1)
+    prob = rng.random(50_000).astype(np.float32)
+    prob[:50], prob[50:100] = 0.5, 0.1  # on the default thresholds
+    conflict = rng.random(50_000) < 0.1
+    s = Scores(np.zeros(50_000, np.float32), prob, conflict, np.zeros((50_000, 1), np.int8))
+    for ds in (DedupeSettings(), DedupeSettings(auto_match=0.3, review=0.6)):
+        plain = np.where(conflict, "non_match", np.where(prob >= ds.auto_match, "auto_match",
+                                                         np.where(prob >= ds.review, "review", "non_match")))
+        assert (np.array(BAND_BY_CODE)[s.band_codes(ds)] == plain).all() and (s.band(ds) == plain).all()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from hub.dedupe.compare import FIELDS
     from hub.dedupe.engine import (
         BAND_AUTO,
+        BAND_BY_CODE,
         BAND_NON,
         BAND_REVIEW,
         Candidates,
@@ -38,13 +39,13 @@ if TYPE_CHECKING:
     from hub.dedupe.model import MatchModel, drift
 
 _ENGINE = (
-    "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "Fit", "Records",
+    "BAND_AUTO", "BAND_BY_CODE", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "Fit", "Records",
     "Scores", "block", "cluster_records", "compare_pairs", "deduplicate", "empty_model", "explain", "fit", "pairs_frame",
     "prepare_records", "score", "worker_count",
 )
 _MODEL = ("MatchModel", "drift")
 __all__ = [
-    "BAND_AUTO", "BAND_NON", "BAND_REVIEW", "FIELDS", "Candidates", "DedupeResult", "DedupeSettings", "Fit",
+    "BAND_AUTO", "BAND_BY_CODE", "BAND_NON", "BAND_REVIEW", "FIELDS", "Candidates", "DedupeResult", "DedupeSettings", "Fit",
     "MatchModel", "Records", "Scores", "block", "cluster_records", "compare_pairs", "deduplicate", "drift", "empty_model",
     "explain", "fit", "pairs_frame", "prepare_records", "score", "worker_count",
 ]

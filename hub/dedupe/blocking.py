@@ -83,18 +83,42 @@ def _row_hashes(cp: np.ndarray, powers: np.ndarray) -> np.ndarray:
         return (cp.astype(np.uint64) * powers[None, : cp.shape[1]]).sum(axis=1, dtype=np.uint64)
 
 
-def deletion_variants(col: KeyColumn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def deletion_variants(col: KeyColumn, table: VariantTable | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(record index, variant code, variant ids) — a row for every record's value and each of its distinct
     one-character deletions; ``ids[code]`` is the variant's 64-bit hash, the same in every batch of records.
+    ``table``: ``variant_table(col.uniques)`` when the caller has it (several slots share one value table).
 
     Vectorised on a (values x length) array of code points: 1M phone numbers have ~12M variants, which as
     Python strings cost ~1 GB per rule (twice over when the rules run in two workers). Two different
     variants share a hash with probability ~2^-64: at worst one extra candidate pair, which the comparison
     then judges."""
-    empty = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
-    if len(col.uniques) == 0:
+    cnt, start, vcode, ids = table if table is not None else variant_table(col.uniques)
+    if not len(ids):
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64)
+    rec = np.flatnonzero(col.codes >= 0)
+    rec = rec[cnt[col.codes[rec]] > 0]
+    c = col.codes[rec]
+    reps = cnt[c]
+    # position of each row inside its record's run of variants
+    offs = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    rows = np.repeat(start[c], reps) + offs
+    return np.repeat(rec, reps).astype(np.int64), vcode[rows], ids
+
+
+# per distinct value: its number of variants, the start of its run of rows, then per row the variant code, and
+# the variants' 64-bit hashes (code -> hash)
+VariantTable = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def variant_table(uniques: np.ndarray) -> VariantTable:
+    """The one-character deletions of every distinct value (of MIN_DELETION_LEN or more characters): computed
+    once per value table and shared by every slot that codes its values in it."""
+    cnt0 = np.zeros(len(uniques), dtype=np.int64)
+    empty = (cnt0, cnt0, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.uint64))
+    if len(uniques) == 0:
         return empty
-    arr = np.asarray(col.uniques, dtype=str)
+    arr = np.asarray(uniques, dtype=str)
     lens = np.char.str_len(arr)
     eligible = np.flatnonzero(lens >= MIN_DELETION_LEN)
     if not len(eligible):
@@ -120,16 +144,9 @@ def deletion_variants(col: KeyColumn) -> tuple[np.ndarray, np.ndarray, np.ndarra
     keep[1:] = (own[1:] != own[:-1]) | (hv[1:] != hv[:-1])  # 1122 minus either 1 is one variant
     own, hv = own[keep], hv[keep]
     vcode, ids = pd.factorize(hv)
-    cnt = np.bincount(own, minlength=len(col.uniques))
+    cnt = np.bincount(own, minlength=len(uniques))
     start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    rec = np.flatnonzero(col.codes >= 0)
-    rec = rec[cnt[col.codes[rec]] > 0]
-    c = col.codes[rec]
-    reps = cnt[c]
-    # position of each row inside its record's run of variants
-    offs = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
-    rows = np.repeat(start[c], reps) + offs
-    return np.repeat(rec, reps).astype(np.int64), vcode.astype(np.int64)[rows], np.asarray(ids, dtype=np.uint64)
+    return cnt, start, vcode.astype(np.int64), np.asarray(ids, dtype=np.uint64)
 
 
 def rule_keys(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray]:
@@ -142,8 +159,10 @@ def rule_keys(p: Prepared, rule: BlockingRule) -> tuple[np.ndarray, np.ndarray]:
             rec, code, _ = deletion_variants(p.key(rule.keys[0]))
             return rec, code
         recs, hashes = [], []
-        for col in [p.key(rule.keys[0]), *slot_cols]:
-            rec, code, ids = deletion_variants(col)
+        first = p.key(rule.keys[0])
+        table = variant_table(first.uniques)  # computed once: the slots code their values in the same table
+        for col in [first, *slot_cols]:
+            rec, code, ids = deletion_variants(col, table if col.uniques is first.uniques else None)
             recs.append(rec)
             hashes.append(ids[code])
         code, _ = pd.factorize(np.concatenate(hashes))

@@ -698,7 +698,15 @@ def _reserved(col: KeyColumn, grade: str) -> KeyColumn:
     from hub.standardise.placeholders import email_placeholder, phone_placeholder
 
     check = email_placeholder if grade.startswith("email") else phone_placeholder
-    flag = np.array([check(v) == grade for v in col.uniques.tolist()], dtype=bool)
+    values = col.uniques.tolist()
+    if grade == "phone.fictional":
+        # a fictional number (NANP 555-0100..0199) has the digits 55501: a number of ASCII digits without them
+        # is none, and checking only the others is ~20x cheaper (phone keys are digits)
+        flag = np.array([not (v.isascii() and v.isdigit()) or "55501" in v for v in values], dtype=bool)
+        for k in np.flatnonzero(flag).tolist():
+            flag[k] = check(values[k]) == grade
+    else:
+        flag = np.array([check(v) == grade for v in values], dtype=bool)
     hit = (col.codes >= 0) & (flag[np.maximum(col.codes, 0)] if len(flag) else False)
     return KeyColumn(codes=np.where(hit, 0, -1).astype(np.int32), uniques=np.array([grade], dtype=object))
 

@@ -268,6 +268,7 @@ def _input_hash(staged_hash: str) -> str | None:
     return hashlib.sha256(f"{_engine_signature()}|{staged_hash}".encode()).hexdigest()[:32]
 
 
+PACK_CHUNK = 50_000  # records whose cache rows are packed at a time
 _SEP = "\x1f"  # the unit separator between a cached row's values
 
 
@@ -341,11 +342,15 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
                                                                    dtype=object))
         del std_rows
         new_std = new_std.set_axis(new_idx.tolist())
-    # the cache rows of the records derived now: engine row, then standardised values
-    eng = frame.iloc[new_idx, 1:].astype(object).to_numpy()
-    std_vals = new_std.astype(object).to_numpy() if len(new_idx) else np.empty((0, 0), dtype=object)
-    for j, i in enumerate(new_idx.tolist()):
-        text[i] = _pack([*eng[j].tolist(), *std_vals[j].tolist()])
+    # the cache rows of the records derived now: engine row, then standardised values; in slices, so that the
+    # values as Python objects never exist for every record at once (a full run derives them all)
+    for a in range(0, len(new_idx), PACK_CHUNK):
+        part = new_idx[a:a + PACK_CHUNK]
+        eng = frame.iloc[part, 1:].astype(object).to_numpy()
+        std_vals = new_std.iloc[a:a + PACK_CHUNK].astype(object).to_numpy()
+        for j, i in enumerate(part.tolist()):
+            text[i] = _pack([*eng[j].tolist(), *std_vals[j].tolist()])
+        del eng, std_vals
     records.p.standardised = None  # not needed any more (memory)
     return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=text,
                        derived=derived)
@@ -366,9 +371,12 @@ def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored
     return len(todo)
 
 
-def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, np.ndarray]:
+def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, tuple[np.ndarray, ...]]:
     """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks).
-    Also returns the pairs' comparison levels (a full run scores the same pairs: it need not compare again)."""
+    Also returns the pairs' (match_weight, match_probability, conflict, levels): a full run scores the same
+    pairs with the stored model bound to the same records, which scores them exactly as the fitted one
+    (``MatchModel.from_fit``; tests/test_golden_engine.py checks the stage against ``hub dedupe``), so it
+    neither compares nor scores them again."""
     from hub.dedupe import compare_pairs, fit, score, worker_count
 
     levels = compare_pairs(records, cand.left, cand.right, worker_count(ds.workers))
@@ -376,7 +384,7 @@ def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchMo
     scores = score(fitted.fs, records, cand.left, cand.right, levels, fitted=fitted)
     model = fitted.model
     model.match_rate = float(scores.auto(ds).mean()) if len(cand) else 0.0
-    return model, levels
+    return model, (scores.match_weight, scores.match_probability, scores.conflict, scores.levels)
 
 
 def _store_model(conn: Connection, matcher: str, model: MatchModel, records: int) -> int:
@@ -467,27 +475,45 @@ def _match_edges_inside(conn: Connection, pos: dict[str, int], inside: set[str]
     return lft, rgt, (mw, prob, np.zeros(m, dtype=bool), np.zeros((m, len(FIELDS)), dtype=np.int8))
 
 
+ROW_CHUNK = 5000  # match_pair rows built (with their explanation) and inserted at a time
+
+
+def _pair_row_chunks(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray,
+                     scored: tuple[np.ndarray, ...], band: np.ndarray, now: datetime) -> Iterator[list[dict]]:
+    """match_pair rows of the match / review pairs in chunks of ROW_CHUNK, built as they are inserted (a row
+    with its explanation is ~2 KB of Python objects: all of them at once cost gigabytes at 1M records), with
+    the explanation: the prior and every field's level and weight — ``prior.weight`` + the fields' weights ==
+    ``match_weight``."""
+    keep = np.flatnonzero(band > 0)
+    for a in range(0, len(keep), ROW_CHUNK):
+        yield _pair_rows(fs, pop, left, right, scored, band, now, keep[a:a + ROW_CHUNK])
+
+
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
-               band: np.ndarray, now: datetime) -> list[dict]:
-    """match_pair rows of the match / review pairs, with the explanation: the prior and every field's level and
-    weight — ``prior.weight`` + the fields' weights == ``match_weight``."""
-    from hub.dedupe import BAND_AUTO, FIELDS, explain
+               band: np.ndarray, now: datetime, keep: np.ndarray) -> list[dict]:
+    """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
+    pairs' ``Scores.band_codes``)."""
+    from hub.dedupe import FIELDS, explain
 
     mw, prob, conflict, levels = scored
-    keep = np.flatnonzero(band != "non_match")
     if not len(keep):
         return []
     lk, rk = left[keep], right[keep]
     prior, contrib = explain(fs, pop.records, lk, rk, levels[keep])
     labels = [("missing",) + f.labels for f in FIELDS]
+    names = [f.name for f in FIELDS]
+    # Python lists up front (the same floats as float() of each element): element access on arrays, row by row,
+    # was most of this function's time
+    keys = pop.keys
     out = []
-    for n, idx in enumerate(keep.tolist()):
-        expl: dict[str, Any] = {"prior": {"level": "source pair", "weight": round(float(prior[n]), 3)}}
-        for k, f in enumerate(FIELDS):
-            expl[f.name] = {"level": labels[k][int(levels[idx, k]) + 1], "weight": round(float(contrib[n, k]), 3)}
-        out.append({"left_key": pop.keys[left[idx]], "right_key": pop.keys[right[idx]],
-                    "match_weight": float(mw[idx]), "match_probability": float(prob[idx]),
-                    "band": "match" if band[idx] == BAND_AUTO else "review", "explanation": expl, "scored_at": now})
+    for lft, rgt, w, pr, bd, pw, lv, cw in zip(lk.tolist(), rk.tolist(), mw[keep].tolist(), prob[keep].tolist(),
+                                              (band[keep] == 2).tolist(), prior.tolist(),
+                                              levels[keep].tolist(), contrib.tolist(), strict=True):
+        expl: dict[str, Any] = {"prior": {"level": "source pair", "weight": round(pw, 3)}}
+        for k, name in enumerate(names):
+            expl[name] = {"level": labels[k][lv[k] + 1], "weight": round(cw[k], 3)}
+        out.append({"left_key": keys[lft], "right_key": keys[rgt], "match_weight": w, "match_probability": pr,
+                    "band": "match" if bd else "review", "explanation": expl, "scored_at": now})
     return out
 
 
@@ -538,12 +564,12 @@ def match_and_cluster(
     _mark(stats, "block", t0, c0)
 
     trained = False
-    fit_levels = None  # levels of every candidate pair when this run fitted the model on them
+    fit_scored = None  # scores and levels of every candidate pair when this run fitted the model on them
     if matcher == "fixed":
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
     elif latest is None:
         if cand is not None and len(left):
-            model, fit_levels = _fit_model(records, cand, ds)
+            model, fit_scored = _fit_model(records, cand, ds)
         else:
             from hub.dedupe import empty_model
 
@@ -601,16 +627,17 @@ def match_and_cluster(
     else:
         sel = np.empty(0, np.int64)
     sl, sr = left[sel], right[sel]
-    scored = _score(fs, records, sl, sr, fit_levels if full else None, workers)  # full: sel is every candidate pair
-    del fit_levels
+    # a run that fitted the model is a full one (sel: every candidate pair), scored by the fit already
+    scored = fit_scored if full and fit_scored is not None else _score(fs, records, sl, sr, workers=workers)
+    del fit_scored
     from hub.dedupe import Scores
 
-    band = Scores(*scored).band(ds)
+    band = Scores(*scored).band_codes(ds)  # 2 auto-match, 1 review, 0 non-match
     now = _now()
-    rows = _pair_rows(fs, pop, sl, sr, scored, band, now)
+    auto = np.flatnonzero(band == 2)
     stats.pairs_scored = len(sel)
-    stats.pairs_match = sum(1 for r in rows if r["band"] == "match")
-    stats.pairs_review = len(rows) - stats.pairs_match
+    stats.pairs_match = len(auto)
+    stats.pairs_review = int((band == 1).sum())
     _mark(stats, "score", t0, c0)
 
     with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
@@ -646,11 +673,11 @@ def match_and_cluster(
                 conn.execute(match_pair.delete().where(match_pair.c.left_key == sa.bindparam("a"),
                                                        match_pair.c.right_key == sa.bindparam("b")),
                              [{"a": a, "b": b} for a, b in chunk])
-            new_edges = {(r["left_key"], r["right_key"]) for r in rows if r["band"] == "match"}
+            new_edges = {(keys[a], keys[b]) for a, b in zip(sl[auto].tolist(), sr[auto].tolist(), strict=True)}
             seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
             seeds.update(k for e in old_edges ^ new_edges for k in e)
-        for chunk in _chunks(rows, 5000):
-            conn.execute(match_pair.insert(), list(chunk))
+        for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, now):
+            conn.execute(match_pair.insert(), chunk)
 
         # 3. the affected set K: closed under match edges, must-links and previous clusters
         limit = max(int(settings.full_rebuild_share * n), 1)
