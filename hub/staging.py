@@ -36,6 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.dedupe.parallel import fork_map, worker_count
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -224,9 +225,13 @@ def stage_pending(
     sources_config: Mapping[str, Any] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
+    workers: int = 0,
 ) -> StagingStats:
-    """Stage every landing row whose payload changed since it was last staged."""
-    return _run(store, mappings, sources_config, full=False, chunk_size=chunk_size)
+    """Stage every landing row whose payload changed since it was last staged.
+
+    ``workers``: processes that map a large backlog (0 = one per core, at most 4; 1 = in this process only).
+    The output is the same whatever the number."""
+    return _run(store, mappings, sources_config, full=False, chunk_size=chunk_size, workers=workers)
 
 
 def stage_all(
@@ -235,9 +240,10 @@ def stage_all(
     sources_config: Mapping[str, Any] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
+    workers: int = 0,
 ) -> StagingStats:
     """Re-stage every landing row (after a mapping or standardiser change). Unchanged output writes nothing."""
-    return _run(store, mappings, sources_config, full=True, chunk_size=chunk_size)
+    return _run(store, mappings, sources_config, full=True, chunk_size=chunk_size, workers=workers)
 
 
 def _run(
@@ -247,6 +253,7 @@ def _run(
     *,
     full: bool,
     chunk_size: int,
+    workers: int,
 ) -> StagingStats:
     started = time.perf_counter()
     stats = StagingStats(full=full)
@@ -256,7 +263,8 @@ def _run(
     sup = suppression.load(store)
     try:
         for name in sorted(set(present) & set(sources)):
-            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size)
+            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size,
+                        workers=worker_count(workers))
     finally:
         gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
     stats.seconds = time.perf_counter() - started
@@ -266,7 +274,7 @@ def _run(
 
 
 def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
-                chunk_size: int) -> None:
+                chunk_size: int, workers: int) -> None:
     fingerprint = mapping_fingerprint(src)
     previous = store.get_cursor(src.name, FINGERPRINT_ENTITY) or {}
     # a changed declaration (or phone region / date order) re-stages the whole source by itself
@@ -275,7 +283,7 @@ def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppressio
         stats.restaged_sources.append(src.name)
     with store.begin() as conn:
         stats.retired += apply_tombstones(conn, src.name, derived_keys(src.mapper)).records
-    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size)
+    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size, workers=workers)
     if previous.get("fingerprint") != fingerprint:
         _save_fingerprint(store, src.name, fingerprint)
 
@@ -301,8 +309,11 @@ def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
 
 
 def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
-                  chunk_size: int) -> None:
+                  chunk_size: int, workers: int) -> None:
     ctx = src.mapper.context(src.name, src.overrides)
+    # with several workers a read covers one task of PARALLEL_TASK_ROWS rows per worker: the adapter memos
+    # start cold in every forked task, and under ~10k rows the warm-up costs more than the second core gives
+    batch = max(chunk_size, workers * PARALLEL_TASK_ROWS) if workers > 1 else chunk_size
     last_id = 0
     while True:
         q = (
@@ -310,7 +321,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
                       landing.c.payload_hash)
             .where(landing.c.source == src.name, landing.c.id > last_id, ~live_tombstone())
             .order_by(landing.c.id)
-            .limit(chunk_size)
+            .limit(batch)
         )
         if not full:
             q = q.where(sa.or_(landing.c.staged_hash.is_(None), landing.c.staged_hash != landing.c.payload_hash))
@@ -319,15 +330,49 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         if not rows:
             return
         last_id = rows[-1][0]
-        last_chunk = len(rows) < chunk_size
+        last_batch = len(rows) < batch
         # a payload retention pruned is not staged again: its staged record stays as it was
         rows = [r for r in rows if not is_pruned(r[3])]
         with _gc_paused():
-            outcomes = [(row, src.mapper.map(row[1], row[2], row[3], ctx)) for row in rows]
-            with store.begin() as conn:
-                _write_chunk(conn, src, _suppress(conn, src, outcomes, stats, sup), stats)
-        if last_chunk:
+            mapped = _map_rows(src.mapper, rows, ctx, workers)
+        for start in range(0, len(rows), chunk_size):
+            part = mapped[start:start + chunk_size]
+            with _gc_paused(), store.begin() as conn:
+                _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
+        if last_batch:
             return
+
+
+_Mapped = tuple[Any, MappingOutcome, list[str]]  # (landing row, its outcome, the hashes of its records)
+
+# rows one forked mapping task takes (see _stage_source); below two tasks' worth everything maps in-process
+PARALLEL_TASK_ROWS = 10_000
+
+
+def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[tuple[MappingOutcome, list[str]]]:
+    """Each row's mapping outcome and the hashes of its records (hashed here: in the worker, when forked)."""
+    out = []
+    for row in rows:
+        oc = mapper.map(row[1], row[2], row[3], ctx)
+        out.append((oc, [_record_hash(rec) for rec in oc.records]))
+    return out
+
+
+def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int) -> list[_Mapped]:
+    """``(row, outcome, record hashes)`` per row, in order; on ``workers`` forked processes for a large read.
+    The mapping is pure (its memos are caches only), so where it runs does not change a byte of the output."""
+    if workers < 2 or len(rows) < 2 * PARALLEL_TASK_ROWS:
+        results = _map_one(mapper, rows, ctx)
+    else:
+        size = -(-len(rows) // workers)
+        parts = [rows[i:i + size] for i in range(0, len(rows), size)]
+
+        def task(part: Sequence[Any]) -> list[tuple[MappingOutcome, list[str]]]:
+            gc.disable()  # the child exits when done: collecting its garbage is wasted work
+            return _map_one(mapper, part, ctx)
+
+        results = [r for chunk in fork_map(task, parts, workers) for r in chunk]
+    return [(row, oc, hashes) for row, (oc, hashes) in zip(rows, results, strict=True)]
 
 
 @contextmanager
@@ -358,24 +403,25 @@ def _record_hash(rec: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _suppress(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]], stats: StagingStats,
-              sup: suppression.Suppressor) -> list[tuple[Any, MappingOutcome]]:
+def _suppress(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats,
+              sup: suppression.Suppressor) -> list[_Mapped]:
     """Drop the landing rows of erased people: payload deleted, earlier staged / quarantine rows removed, and
     the source key listed (the next pull leaves it out). Returns the outcomes to stage."""
     if sup.empty:
         return outcomes
     keep, dropped = [], []
-    for row, oc in outcomes:
+    for mapped in outcomes:
+        oc = mapped[1]
         hit = next((why for rec in oc.records
                     if (why := "record" if sup.listed("record", suppression.record_value(
                         rec.entity, f"{src.name}:{rec.source_id}"))
                         else sup.record_listed(rec.entity, rec.record, rec.customer_key))), None)
-        (dropped if hit else keep).append((row, oc))
+        (dropped if hit else keep).append(mapped)
     if not dropped:
         return outcomes
     source = src.name
     keys = []
-    for (lid, lentity, sid, _, _), oc in dropped:
+    for (lid, lentity, sid, _, _), oc, _ in dropped:
         conn.execute(landing.delete().where(landing.c.id == lid))
         conn.execute(quarantine.delete().where(quarantine.c.source == source, quarantine.c.entity == lentity,
                                                quarantine.c.source_id == sid))
@@ -388,13 +434,13 @@ def _suppress(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingO
     return keep
 
 
-def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]],
+def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
                  stats: StagingStats) -> None:
     source = src.name
     now = _now()
     # -- what is staged / quarantined already for the rows of this chunk
     keys_by_entity: dict[str, set[str]] = {}
-    for row, oc in outcomes:
+    for row, oc, _ in outcomes:
         for rec in oc.records:
             keys_by_entity.setdefault(rec.entity, set()).add(f"{source}:{rec.source_id}")
         if oc.reasons:  # the stale staged records of a now-quarantined row are removed below
@@ -411,7 +457,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
             ):
                 existing[(entity, rk)] = h
     in_quarantine: dict[tuple[str, str], int] = {}
-    landing_ids = sorted({(row[1], row[2]) for row, _ in outcomes})
+    landing_ids = sorted({(row[1], row[2]) for row, _, _ in outcomes})
     by_entity: dict[str, list[str]] = {}
     for ent, sid in landing_ids:
         by_entity.setdefault(ent, []).append(sid)
@@ -432,7 +478,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
     q_release: list[int] = []
     done: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()  # a chunk may produce one record key twice (last one wins)
-    for row, oc in outcomes:
+    for row, oc, hashes in outcomes:
         lid, lentity, sid, payload, phash = row
         st = stats.row(source, lentity)
         st.records_in += 1
@@ -458,9 +504,8 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
             q_release.append(qid)
             st.released += 1
         changed = False
-        for rec in oc.records:
+        for rec, h in zip(oc.records, hashes, strict=True):
             rk = f"{source}:{rec.source_id}"
-            h = _record_hash(rec)
             st.flags.update(rec.quality_flags)
             key = (rec.entity, rk)
             old = existing.get(key)
