@@ -25,9 +25,12 @@ import gc
 import hashlib
 import json
 import logging
+import os
+import pickle
 import time
+import traceback
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.dedupe.parallel import fork_map, worker_count
+from hub.dedupe.parallel import worker_count
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -312,13 +315,13 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
                   chunk_size: int, workers: int) -> None:
     ctx = src.mapper.context(src.name, src.overrides)
     # with several workers a read covers one task of PARALLEL_TASK_ROWS rows per worker: the adapter memos
-    # start cold in every forked task, and under ~10k rows the warm-up costs more than the second core gives
+    # start cold in every forked task, and under ~5k rows the warm-up costs more than the second core gives
     batch = max(chunk_size, workers * PARALLEL_TASK_ROWS) if workers > 1 else chunk_size
+    payload = _payload_text(store.engine.dialect.name)
     last_id = 0
     while True:
         q = (
-            sa.select(landing.c.id, landing.c.entity, landing.c.source_id, landing.c.payload,
-                      landing.c.payload_hash)
+            sa.select(landing.c.id, landing.c.entity, landing.c.source_id, payload, landing.c.payload_hash)
             .where(landing.c.source == src.name, landing.c.id > last_id, ~live_tombstone())
             .order_by(landing.c.id)
             .limit(batch)
@@ -331,11 +334,9 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
             return
         last_id = rows[-1][0]
         last_batch = len(rows) < batch
-        # a payload retention pruned is not staged again: its staged record stays as it was
-        rows = [r for r in rows if not is_pruned(r[3])]
         with _gc_paused():
             mapped = _map_rows(src.mapper, rows, ctx, workers)
-        for start in range(0, len(rows), chunk_size):
+        for start in range(0, len(mapped), chunk_size):
             part = mapped[start:start + chunk_size]
             with _gc_paused(), store.begin() as conn:
                 _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
@@ -343,36 +344,107 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
             return
 
 
+def _payload_text(dialect: str) -> Any:
+    """The payload column read as its JSON text: decoded by ``json.loads`` (what the store's engine does) in the
+    mapping worker, so that decoding, a fifth of staging's reading, runs on every core."""
+    if dialect == "postgresql":  # psycopg2 decodes json columns itself; the text of a json value is verbatim
+        return sa.cast(landing.c.payload, sa.Text).label("payload")
+    return sa.type_coerce(landing.c.payload, sa.Text).label("payload")  # SQLite, MariaDB: stored as text
+
+
 _Mapped = tuple[Any, MappingOutcome, list[str]]  # (landing row, its outcome, the hashes of its records)
 
-# rows one forked mapping task takes (see _stage_source); below two tasks' worth everything maps in-process
+# rows one forked mapping task takes (see _stage_source); a smaller read maps in this process
 PARALLEL_TASK_ROWS = 10_000
 
 
-def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[tuple[MappingOutcome, list[str]]]:
-    """Each row's mapping outcome and the hashes of its records (hashed here: in the worker, when forked)."""
-    out = []
-    for row in rows:
-        oc = mapper.map(row[1], row[2], row[3], ctx)
-        out.append((oc, [_record_hash(rec) for rec in oc.records]))
+def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | None]:
+    """Per landing row read with its payload as JSON text: ``(row, outcome, record hashes)`` (hashed here: in
+    the worker, when forked), or None for a payload retention pruned (not staged again: its staged record
+    stays as it was). The row keeps its decoded payload only when quarantined (the one place it is written)."""
+    out: list[_Mapped | None] = []
+    for lid, entity, sid, text, phash in rows:
+        payload = json.loads(text) if text.__class__ is str else text
+        if is_pruned(payload):
+            out.append(None)
+            continue
+        oc = mapper.map(entity, sid, payload, ctx)
+        out.append(((lid, entity, sid, payload if oc.reasons else None, phash), oc,
+                    [_record_hash(rec) for rec in oc.records]))
     return out
 
 
 def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int) -> list[_Mapped]:
-    """``(row, outcome, record hashes)`` per row, in order; on ``workers`` forked processes for a large read.
-    The mapping is pure (its memos are caches only), so where it runs does not change a byte of the output."""
-    if workers < 2 or len(rows) < 2 * PARALLEL_TASK_ROWS:
+    """``_map_one`` over ``rows``, in order; a large read is split between this process and ``workers - 1``
+    forked ones. The mapping is pure (its memos and the standardisers' caches are caches only), so where it
+    runs does not change a byte of the output."""
+    if workers < 2 or len(rows) < PARALLEL_TASK_ROWS:
         results = _map_one(mapper, rows, ctx)
     else:
         size = -(-len(rows) // workers)
         parts = [rows[i:i + size] for i in range(0, len(rows), size)]
+        results = [r for chunk in _split_map(lambda part: _map_one(mapper, part, ctx), parts) for r in chunk]
+    return [r for r in results if r is not None]
 
-        def task(part: Sequence[Any]) -> list[tuple[MappingOutcome, list[str]]]:
-            gc.disable()  # the child exits when done: collecting its garbage is wasted work
-            return _map_one(mapper, part, ctx)
 
-        results = [r for chunk in fork_map(task, parts, workers) for r in chunk]
-    return [(row, oc, hashes) for row, (oc, hashes) in zip(rows, results, strict=True)]
+def _split_map(fn: Callable[[Any], Any], parts: Sequence[Any]) -> list[Any]:
+    """``[fn(p) for p in parts]``: the first part in this process, every other in a child forked for it.
+
+    Not ``fork_map``, which runs every task in a child: the standardisers' caches (phones, names, cities) and
+    the adapter memos would then warm up in children that exit, and every read would start cold (measured:
+    twice the CPU of one process). Here this process keeps its caches warm and each child starts from them.
+    A child leaves with ``os._exit`` after writing its pickled result to a pipe, like ``fork_map``'s."""
+    children: list[tuple[int, int]] = []  # (read fd, pid) not yet reaped
+    try:
+        for part in parts[1:]:
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(r)
+                _child(fn, part, w)
+            os.close(w)
+            children.append((r, pid))
+        results = [fn(parts[0])]
+        while children:
+            r, pid = children[0]
+            children[0] = (-1, pid)  # the file object below owns r (and closes it) from here
+            with os.fdopen(r, "rb") as f:
+                raw = f.read()
+            _, status = os.waitpid(pid, 0)
+            children.pop(0)
+            ok, value = pickle.loads(raw) if raw else (False, f"worker exited with status {status}")
+            if not ok or os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError(f"a staging worker failed:\n{value}")
+            results.append(value)
+        return results
+    finally:
+        # only after an error: no child left behind
+        for r, pid in children:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+            if r >= 0:
+                os.close(r)
+
+
+def _child(fn: Callable[[Any], Any], part: Any, fd: int) -> None:
+    code = 0
+    try:
+        gc.disable()  # the child exits when done: collecting its garbage is wasted work
+        try:
+            payload = pickle.dumps((True, fn(part)), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: BLE001 — the parent raises it, with this traceback
+            code = 1
+            payload = pickle.dumps((False, traceback.format_exc()), protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view[:1 << 20]):]
+    except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
+        code = 2
+    finally:
+        os._exit(code)
 
 
 @contextmanager
