@@ -141,13 +141,14 @@ def profile_run(pulled: Path, workdir: Path, top: int, workers: int | None) -> s
 
 
 def dump(workdir: Path, dest: Path) -> str:
-    """The staged tables of run.db as sorted JSON lines; returns their SHA-256."""
+    """The staged tables of run.db as sorted JSON lines; returns their SHA-256. Time stamps only by their
+    storage type and length (they differ from run to run)."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(f"sqlite:///{workdir / 'run.db'}")
     queries = {
         "staged_record": "SELECT entity, record_key, source, source_id, customer_key, record, quality_flags, "
-                         "record_hash FROM staged_record",
+                         "record_hash, typeof(record), typeof(quality_flags), typeof(staged_at), length(staged_at) FROM staged_record",
         "quarantine": "SELECT source, entity, source_id, reasons, detail, payload, payload_hash FROM quarantine",
         "landing": "SELECT source, entity, source_id, payload_hash, staged_hash FROM landing",
     }

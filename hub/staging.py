@@ -352,15 +352,16 @@ def _payload_text(dialect: str) -> Any:
     return sa.type_coerce(landing.c.payload, sa.Text).label("payload")  # SQLite, MariaDB: stored as text
 
 
-_Mapped = tuple[Any, MappingOutcome, list[str]]  # (landing row, its outcome, the hashes of its records)
+# (landing row, its outcome, per record: (record_hash, record JSON, quality_flags JSON))
+_Mapped = tuple[Any, MappingOutcome, list[tuple[str, str, str]]]
 
 # rows one forked mapping task takes (see _stage_source); a smaller read maps in this process
 PARALLEL_TASK_ROWS = 10_000
 
 
 def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | None]:
-    """Per landing row read with its payload as JSON text: ``(row, outcome, record hashes)`` (hashed here: in
-    the worker, when forked), or None for a payload retention pruned (not staged again: its staged record
+    """Per landing row read with its payload as JSON text: ``(row, outcome, encoded records)`` (hashed and
+    encoded here: in the worker, when forked), or None for a payload retention pruned (not staged again: its staged record
     stays as it was). The row keeps its decoded payload only when quarantined (the one place it is written)."""
     out: list[_Mapped | None] = []
     for lid, entity, sid, text, phash in rows:
@@ -370,7 +371,7 @@ def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | No
             continue
         oc = mapper.map(entity, sid, payload, ctx)
         out.append(((lid, entity, sid, payload if oc.reasons else None, phash), oc,
-                    [_record_hash(rec) for rec in oc.records]))
+                    [_encoded(rec) for rec in oc.records]))
     return out
 
 
@@ -468,11 +469,39 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
     return chunked(items, size)
 
 
-def _record_hash(rec: Any) -> str:
-    # records come from model_dump(mode="json"): JSON-native values in model field order, so the plain
-    # (unsorted) encoding is already deterministic and cheaper than the store's canonical_json
-    blob = json.dumps([rec.record, rec.quality_flags, rec.customer_key], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+def _dumps(value: Any) -> str:
+    # the store's JSON encoding (hub.store's engine serialiser) of JSON-native values: records come from
+    # model_dump(mode="json"), so its ``default`` hook never runs for them
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encoded(rec: Any) -> tuple[str, str, str]:
+    """``(record_hash, record JSON, quality_flags JSON)``: each value encoded once, for the hash and for the
+    write (the JSON columns take the text as it is, see ``_write_chunk``). The hash is of the JSON list
+    ``[record, quality_flags, customer_key]``, which is those encodings joined by commas in brackets. Records
+    are JSON-native values in model field order, so the plain (unsorted) encoding is deterministic."""
+    record, flags = _dumps(rec.record), _dumps(rec.quality_flags)
+    blob = f"[{record},{flags},{_dumps(rec.customer_key)}]"
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest(), record, flags
+
+
+# staged_record writes with the record and its flags bound as the JSON text _encoded made (a plain text
+# parameter: the column stores it as the JSON type's own bind would, without encoding the record again)
+_STAGED_VALUES = {
+    **{c: sa.bindparam(f"v_{c}", type_=staged_record.c[c].type)
+       for c in ("source", "source_id", "customer_key", "record_hash", "staged_at")},
+    "record": sa.bindparam("v_record", type_=sa.Text()),
+    "quality_flags": sa.bindparam("v_quality_flags", type_=sa.Text()),
+}
+_STAGED_INSERT = staged_record.insert().values({
+    "entity": sa.bindparam("v_entity", type_=staged_record.c.entity.type),
+    "record_key": sa.bindparam("v_record_key", type_=staged_record.c.record_key.type),
+    **_STAGED_VALUES,
+})
+_STAGED_UPDATE = (staged_record.update()
+                  .where(staged_record.c.entity == sa.bindparam("b_entity"),
+                         staged_record.c.record_key == sa.bindparam("b_key"))
+                  .values(_STAGED_VALUES))
 
 
 def _suppress(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats,
@@ -550,7 +579,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
     q_release: list[int] = []
     done: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()  # a chunk may produce one record key twice (last one wins)
-    for row, oc, hashes in outcomes:
+    for row, oc, encoded in outcomes:
         lid, lentity, sid, payload, phash = row
         st = stats.row(source, lentity)
         st.records_in += 1
@@ -576,7 +605,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
             q_release.append(qid)
             st.released += 1
         changed = False
-        for rec, h in zip(oc.records, hashes, strict=True):
+        for rec, (h, record_json, flags_json) in zip(oc.records, encoded, strict=True):
             rk = f"{source}:{rec.source_id}"
             st.flags.update(rec.quality_flags)
             key = (rec.entity, rk)
@@ -584,11 +613,11 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
             if old == h:
                 continue
             changed = True
-            values = {"source": source, "source_id": rec.source_id, "customer_key": rec.customer_key,
-                      "record": rec.record, "quality_flags": rec.quality_flags, "record_hash": h,
-                      "staged_at": now}
+            values = {"v_source": source, "v_source_id": rec.source_id, "v_customer_key": rec.customer_key,
+                      "v_record": record_json, "v_quality_flags": flags_json, "v_record_hash": h,
+                      "v_staged_at": now}
             if old is None and key not in seen:
-                inserts.append({"entity": rec.entity, "record_key": rk, **values})
+                inserts.append({"v_entity": rec.entity, "v_record_key": rk, **values})
             else:
                 updates.append({"b_entity": rec.entity, "b_key": rk, **values})
             existing[key] = h
@@ -601,16 +630,9 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
 
     if inserts:
         # duplicates inside one chunk (same key twice) were turned into updates above
-        conn.execute(staged_record.insert(), inserts)
+        conn.execute(_STAGED_INSERT, inserts)
     if updates:
-        conn.execute(
-            staged_record.update()
-            .where(staged_record.c.entity == sa.bindparam("b_entity"),
-                   staged_record.c.record_key == sa.bindparam("b_key"))
-            .values({k: sa.bindparam(k) for k in ("source", "source_id", "customer_key", "record",
-                                                   "quality_flags", "record_hash", "staged_at")}),
-            updates,
-        )
+        conn.execute(_STAGED_UPDATE, updates)
     if deletes:
         conn.execute(
             staged_record.delete().where(staged_record.c.entity == sa.bindparam("b_entity"),
