@@ -318,6 +318,20 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
     # start cold in every forked task, and under ~5k rows the warm-up costs more than the second core gives
     batch = max(chunk_size, workers * PARALLEL_TASK_ROWS) if workers > 1 else chunk_size
     payload = _payload_text(store.engine.dialect.name)
+    pending: list[_Mapped] = []  # mapped, not yet written: written while the next read is being mapped
+    lead = 1.0 / workers  # this process's share of a read's mapping (it also writes; see _lead_share)
+    write_s = 0.0
+
+    def write() -> None:
+        nonlocal write_s
+        started = time.perf_counter()
+        for start in range(0, len(pending), chunk_size):
+            part = pending[start:start + chunk_size]
+            with _gc_paused(), store.begin() as conn:
+                _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
+        pending.clear()
+        write_s = time.perf_counter() - started
+
     last_id = 0
     while True:
         q = (
@@ -331,17 +345,28 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         with store.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:
-            return
+            break
         last_id = rows[-1][0]
-        last_batch = len(rows) < batch
         with _gc_paused():
-            mapped = _map_rows(src.mapper, rows, ctx, workers)
-        for start in range(0, len(mapped), chunk_size):
-            part = mapped[start:start + chunk_size]
-            with _gc_paused(), store.begin() as conn:
-                _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
-        if last_batch:
-            return
+            # the rows read before are written (in order: their writes never touch these rows) while forked
+            # workers map these; the mapping reads nothing from the store
+            mapped, map_s = _map_rows(src.mapper, rows, ctx, workers, lead, write)
+        pending.extend(mapped)
+        if map_s:
+            lead = _lead_share(workers, map_s / max(1, round(lead * len(rows))) * len(rows), write_s)
+        if len(rows) < batch:
+            break
+    write()
+
+
+def _lead_share(workers: int, map_s: float, write_s: float) -> float:
+    """The share of a read this process maps so that it ends with the workers: it also writes the previous
+    read meanwhile, so ``write + share * map = (1 - share) * map / (workers - 1)``. At least a fifth (its
+    caches, which every worker starts from, stay warm) and at most an equal share."""
+    if map_s <= 0:
+        return 1.0 / workers
+    share = (map_s - (workers - 1) * write_s) / (workers * map_s)
+    return min(1.0 / workers, max(0.2, share))
 
 
 def _payload_text(dialect: str) -> Any:
@@ -375,21 +400,39 @@ def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | No
     return out
 
 
-def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int) -> list[_Mapped]:
-    """``_map_one`` over ``rows``, in order; a large read is split between this process and ``workers - 1``
-    forked ones. The mapping is pure (its memos and the standardisers' caches are caches only), so where it
-    runs does not change a byte of the output."""
+def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int, lead: float,
+              meanwhile: Callable[[], None]) -> tuple[list[_Mapped], float]:
+    """``_map_one`` over ``rows``, in order, and the seconds this process spent mapping its share (0 when it
+    mapped everything). A large read is split: this process maps the first ``lead`` of it and ``workers - 1``
+    forked ones the rest in equal parts, started before ``meanwhile`` runs here. The mapping is pure (its
+    memos and the standardisers' caches are caches only), so where it runs does not change a byte of the
+    output."""
     if workers < 2 or len(rows) < PARALLEL_TASK_ROWS:
+        meanwhile()
         results = _map_one(mapper, rows, ctx)
+        took = 0.0
     else:
-        size = -(-len(rows) // workers)
-        parts = [rows[i:i + size] for i in range(0, len(rows), size)]
-        results = [r for chunk in _split_map(lambda part: _map_one(mapper, part, ctx), parts) for r in chunk]
-    return [r for r in results if r is not None]
+        first = max(1, round(lead * len(rows)))
+        size = -(-(len(rows) - first) // (workers - 1))
+        parts = [rows[:first], *(rows[i:i + size] for i in range(first, len(rows), size))]
+        timed: list[float] = []
+
+        def lead_part(part: Sequence[Any]) -> list[_Mapped | None]:
+            started = time.perf_counter()
+            out = _map_one(mapper, part, ctx)
+            timed.append(time.perf_counter() - started)
+            return out
+
+        chunks = _split_map(lambda part: _map_one(mapper, part, ctx), parts, meanwhile, lead_part)
+        results = [r for chunk in chunks for r in chunk]
+        took = timed[0]
+    return [r for r in results if r is not None], took
 
 
-def _split_map(fn: Callable[[Any], Any], parts: Sequence[Any]) -> list[Any]:
-    """``[fn(p) for p in parts]``: the first part in this process, every other in a child forked for it.
+def _split_map(fn: Callable[[Any], Any], parts: Sequence[Any], meanwhile: Callable[[], None] | None = None,
+               lead: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``[fn(p) for p in parts]``: every part but the first in a child forked for it, then ``meanwhile()`` and
+    the first part (by ``lead``, else ``fn``) in this process.
 
     Not ``fork_map``, which runs every task in a child: the standardisers' caches (phones, names, cities) and
     the adapter memos would then warm up in children that exit, and every read would start cold (measured:
@@ -405,7 +448,9 @@ def _split_map(fn: Callable[[Any], Any], parts: Sequence[Any]) -> list[Any]:
                 _child(fn, part, w)
             os.close(w)
             children.append((r, pid))
-        results = [fn(parts[0])]
+        if meanwhile is not None:
+            meanwhile()
+        results = [(lead or fn)(parts[0])]
         while children:
             r, pid = children[0]
             children[0] = (-1, pid)  # the file object below owns r (and closes it) from here

@@ -399,9 +399,9 @@ def test_parallel_mapping_stages_byte_for_byte_what_one_process_stages(staged_wo
     splits: list[int] = []
     real_split = staging._split_map
 
-    def counting(fn, parts):
+    def counting(fn, parts, *args):
         splits.append(len(parts))
-        return real_split(fn, parts)
+        return real_split(fn, parts, *args)
 
     monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 60)  # the world is small: force the forked path
     monkeypatch.setattr(staging, "_split_map", counting)
@@ -424,6 +424,8 @@ def test_a_failing_mapping_worker_raises_with_its_traceback() -> None:
             raise ValueError("bad part")
         return [x * 2 for x in part]
 
-    assert staging._split_map(fn, [[1, 2], [5], [7, 8]]) == [[2, 4], [10], [14, 16]]
+    ran: list[str] = []
+    assert staging._split_map(fn, [[1, 2], [5], [7, 8]], lambda: ran.append("meanwhile")) == [[2, 4], [10], [14, 16]]
+    assert ran == ["meanwhile"]
     with pytest.raises(RuntimeError, match="bad part"):
         staging._split_map(fn, [[1], [3], [4]])
