@@ -17,6 +17,11 @@ retired first: their staged and quarantine rows go, and a tombstoned landing row
 until its record is back at the source. A landing row whose records carry an erased person's phone, e-mail,
 national id or owner (``hub.privacy.suppression``) is *suppressed*: never staged, its payload deleted and its
 source key listed so the next pull does not land it again.
+
+Speed (bench/bench_staging.py): landing rows are read in large batches; the mapping, the JSON decoding of the
+payloads and the encoding and hashing of the records run on ``workers`` processes (this one and forked
+children, ``_split_map``) while this process writes the previous batch. Only this process writes. The output
+does not depend on the number of workers.
 """
 
 from __future__ import annotations
