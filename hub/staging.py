@@ -340,7 +340,8 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
     last_id = 0
     while True:
         q = (
-            sa.select(landing.c.id, landing.c.entity, landing.c.source_id, payload, landing.c.payload_hash)
+            sa.select(landing.c.id, landing.c.entity, landing.c.source_id, payload, landing.c.payload_hash,
+                      landing.c.staged_hash)
             .where(landing.c.source == src.name, landing.c.id > last_id, ~live_tombstone())
             .order_by(landing.c.id)
             .limit(batch)
@@ -392,15 +393,16 @@ PARALLEL_TASK_ROWS = 10_000
 def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | None]:
     """Per landing row read with its payload as JSON text: ``(row, outcome, encoded records)`` (hashed and
     encoded here: in the worker, when forked), or None for a payload retention pruned (not staged again: its staged record
-    stays as it was). The row keeps its decoded payload only when quarantined (the one place it is written)."""
+    stays as it was). The row, ``(id, entity, source_id, payload, payload_hash, staged_hash is current)``, keeps
+    its decoded payload only when quarantined (the one place it is written)."""
     out: list[_Mapped | None] = []
-    for lid, entity, sid, text, phash in rows:
+    for lid, entity, sid, text, phash, staged_hash in rows:
         payload = json.loads(text) if text.__class__ is str else text
         if is_pruned(payload):
             out.append(None)
             continue
         oc = mapper.map(entity, sid, payload, ctx)
-        out.append(((lid, entity, sid, payload if oc.reasons else None, phash), oc,
+        out.append(((lid, entity, sid, payload if oc.reasons else None, phash, staged_hash == phash), oc,
                     [_encoded(rec) for rec in oc.records]))
     return out
 
@@ -572,7 +574,7 @@ def _suppress(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: St
         return outcomes
     source = src.name
     keys = []
-    for (lid, lentity, sid, _, _), oc, _ in dropped:
+    for (lid, lentity, sid, *_), oc, _ in dropped:
         conn.execute(landing.delete().where(landing.c.id == lid))
         conn.execute(quarantine.delete().where(quarantine.c.source == source, quarantine.c.entity == lentity,
                                                quarantine.c.source_id == sid))
@@ -630,10 +632,11 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
     done: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()  # a chunk may produce one record key twice (last one wins)
     for row, oc, encoded in outcomes:
-        lid, lentity, sid, payload, phash = row
+        lid, lentity, sid, payload, phash, current = row
         st = stats.row(source, lentity)
         st.records_in += 1
-        done.append({"b_id": lid, "staged_hash": phash})
+        if not current:  # a full restage of an unchanged payload: its staged_hash is this hash already
+            done.append({"b_id": lid, "staged_hash": phash})
         qid = in_quarantine.get((lentity, sid))
         if oc.reasons:
             st.quarantined += 1
@@ -701,7 +704,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
         )
     for part in _chunks(q_release):
         conn.execute(quarantine.delete().where(quarantine.c.id.in_(part)))
-    if done:  # every row of the chunk may have been suppressed
+    if done:  # every row of the chunk may have been suppressed, or already have its staged_hash
         conn.execute(
             landing.update().where(landing.c.id == sa.bindparam("b_id"))
             .values(staged_hash=sa.bindparam("staged_hash")),
