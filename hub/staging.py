@@ -233,12 +233,14 @@ def stage_pending(
     sources_config: Mapping[str, Any] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
-    workers: int = 0,
+    workers: int = 1,
 ) -> StagingStats:
     """Stage every landing row whose payload changed since it was last staged.
 
-    ``workers``: processes that map a large backlog (0 = one per core, at most 4; 1 = in this process only).
-    The output is the same whatever the number."""
+    ``workers``: processes that map a large backlog (0 = one per core, at most 4; 1 = in this process only,
+    the default: on the shared 2-core machine, busy with other benchmarks, forked mapping cost ~30 % more CPU
+    and gave no wall time back; bench/bench_staging.py --workers N measures it). The output is the same
+    whatever the number."""
     return _run(store, mappings, sources_config, full=False, chunk_size=chunk_size, workers=workers)
 
 
@@ -248,7 +250,7 @@ def stage_all(
     sources_config: Mapping[str, Any] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
-    workers: int = 0,
+    workers: int = 1,
 ) -> StagingStats:
     """Re-stage every landing row (after a mapping or standardiser change). Unchanged output writes nothing."""
     return _run(store, mappings, sources_config, full=True, chunk_size=chunk_size, workers=workers)
