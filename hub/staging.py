@@ -523,10 +523,10 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
     return chunked(items, size)
 
 
-def _dumps(value: Any) -> str:
-    # the store's JSON encoding (hub.store's engine serialiser) of JSON-native values: records come from
-    # model_dump(mode="json"), so its ``default`` hook never runs for them
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+# the store's JSON encoding (hub.store's engine serialiser) of JSON-native values: records come from
+# model_dump(mode="json"), so its ``default`` hook never runs for them. One encoder for all calls: json.dumps
+# with options builds a new one per call (measured: a third of the cost of encoding a record)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _encoded(rec: Any) -> tuple[str, str, str]:
