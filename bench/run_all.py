@@ -45,6 +45,8 @@ def sync_bench(people: int) -> tuple[str, list[str]]:
 HELD_OUT = "febrl1,febrl2,febrl3,febrl4,alt_febrl3,alt_febrl4,alt_customers,alt_sparse"
 FULL = [
     ("standardisation, 1,000,000 customer records", ["bench/bench_standardise.py", "--records", "1000000", "--workers", "2"]),
+    ("staging of a pulled sandbox world, 100k people: first stage and full restage",
+     ["bench/bench_staging.py", "--people", "100000"]),
     ("matching vs Splink, 100k and 1M records", ["bench/bench_dedupe.py"]),
     ("blocking recall of the matching engine, 100k records", ["bench/bench_blocking.py", "--size", "100000"]),
     ("golden incremental vs full, 1M people, 1 % changed", ["bench/bench_golden.py", "--people", "1000000", "--engine", "dedupe"]),
@@ -64,6 +66,7 @@ FULL = [
 ]
 QUICK = [
     ("standardisation, 100k", ["bench/bench_standardise.py", "--records", "100000"]),
+    ("staging of a pulled sandbox world, 10k people", ["bench/bench_staging.py", "--people", "10000"]),
     ("matching vs Splink, 20k", ["bench/bench_dedupe.py", "--sizes", "20000"]),
     ("blocking recall, 20k", ["bench/bench_blocking.py", "--size", "20000"]),
     ("golden incremental vs full, 20k people", ["bench/bench_golden.py", "--people", "20000", "--engine", "dedupe"]),

@@ -17,6 +17,11 @@ retired first: their staged and quarantine rows go, and a tombstoned landing row
 until its record is back at the source. A landing row whose records carry an erased person's phone, e-mail,
 national id or owner (``hub.privacy.suppression``) is *suppressed*: never staged, its payload deleted and its
 source key listed so the next pull does not land it again.
+
+Speed (bench/bench_staging.py): landing rows are read in large batches; the mapping, the JSON decoding of the
+payloads and the encoding and hashing of the records run on ``workers`` processes (this one and forked
+children, ``_split_map``) while this process writes the previous batch. Only this process writes. The output
+does not depend on the number of workers.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ import gc
 import hashlib
 import json
 import logging
+import os
+import pickle
 import time
+import traceback
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +44,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.dedupe.parallel import worker_count
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -224,9 +233,15 @@ def stage_pending(
     sources_config: Mapping[str, Any] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
+    workers: int = 1,
 ) -> StagingStats:
-    """Stage every landing row whose payload changed since it was last staged."""
-    return _run(store, mappings, sources_config, full=False, chunk_size=chunk_size)
+    """Stage every landing row whose payload changed since it was last staged.
+
+    ``workers``: processes that map a large backlog (0 = one per core, at most 4; 1 = in this process only,
+    the default: on the shared 2-core machine, busy with other benchmarks, forked mapping cost ~30 % more CPU
+    and gave no wall time back; bench/bench_staging.py --workers N measures it). The output is the same
+    whatever the number."""
+    return _run(store, mappings, sources_config, full=False, chunk_size=chunk_size, workers=workers)
 
 
 def stage_all(
@@ -235,9 +250,10 @@ def stage_all(
     sources_config: Mapping[str, Any] | None = None,
     *,
     chunk_size: int = CHUNK_SIZE,
+    workers: int = 1,
 ) -> StagingStats:
     """Re-stage every landing row (after a mapping or standardiser change). Unchanged output writes nothing."""
-    return _run(store, mappings, sources_config, full=True, chunk_size=chunk_size)
+    return _run(store, mappings, sources_config, full=True, chunk_size=chunk_size, workers=workers)
 
 
 def _run(
@@ -247,6 +263,7 @@ def _run(
     *,
     full: bool,
     chunk_size: int,
+    workers: int,
 ) -> StagingStats:
     started = time.perf_counter()
     stats = StagingStats(full=full)
@@ -256,7 +273,8 @@ def _run(
     sup = suppression.load(store)
     try:
         for name in sorted(set(present) & set(sources)):
-            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size)
+            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size,
+                        workers=worker_count(workers))
     finally:
         gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
     stats.seconds = time.perf_counter() - started
@@ -266,7 +284,7 @@ def _run(
 
 
 def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
-                chunk_size: int) -> None:
+                chunk_size: int, workers: int) -> None:
     fingerprint = mapping_fingerprint(src)
     previous = store.get_cursor(src.name, FINGERPRINT_ENTITY) or {}
     # a changed declaration (or phone region / date order) re-stages the whole source by itself
@@ -275,7 +293,7 @@ def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppressio
         stats.restaged_sources.append(src.name)
     with store.begin() as conn:
         stats.retired += apply_tombstones(conn, src.name, derived_keys(src.mapper)).records
-    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size)
+    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size, workers=workers)
     if previous.get("fingerprint") != fingerprint:
         _save_fingerprint(store, src.name, fingerprint)
 
@@ -301,33 +319,187 @@ def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
 
 
 def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
-                  chunk_size: int) -> None:
+                  chunk_size: int, workers: int) -> None:
     ctx = src.mapper.context(src.name, src.overrides)
+    # with several workers a read covers one task of PARALLEL_TASK_ROWS rows per worker: the adapter memos
+    # start cold in every forked task, and under ~5k rows the warm-up costs more than the second core gives
+    batch = max(chunk_size, workers * PARALLEL_TASK_ROWS) if workers > 1 else chunk_size
+    payload = _payload_text(store.engine.dialect.name)
+    pending: list[_Mapped] = []  # mapped, not yet written: written while the next read is being mapped
+    lead = 1.0 / workers  # this process's share of a read's mapping (it also writes; see _lead_share)
+    write_s = 0.0
+
+    def write() -> None:
+        nonlocal write_s
+        started = time.perf_counter()
+        for start in range(0, len(pending), chunk_size):
+            part = pending[start:start + chunk_size]
+            with _gc_paused(), store.begin() as conn:
+                _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
+        pending.clear()
+        write_s = time.perf_counter() - started
+
     last_id = 0
     while True:
         q = (
-            sa.select(landing.c.id, landing.c.entity, landing.c.source_id, landing.c.payload,
-                      landing.c.payload_hash)
+            sa.select(landing.c.id, landing.c.entity, landing.c.source_id, payload, landing.c.payload_hash,
+                      landing.c.staged_hash)
             .where(landing.c.source == src.name, landing.c.id > last_id, ~live_tombstone())
             .order_by(landing.c.id)
-            .limit(chunk_size)
+            .limit(batch)
         )
         if not full:
             q = q.where(sa.or_(landing.c.staged_hash.is_(None), landing.c.staged_hash != landing.c.payload_hash))
         with store.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:
-            return
+            break
         last_id = rows[-1][0]
-        last_chunk = len(rows) < chunk_size
-        # a payload retention pruned is not staged again: its staged record stays as it was
-        rows = [r for r in rows if not is_pruned(r[3])]
         with _gc_paused():
-            outcomes = [(row, src.mapper.map(row[1], row[2], row[3], ctx)) for row in rows]
-            with store.begin() as conn:
-                _write_chunk(conn, src, _suppress(conn, src, outcomes, stats, sup), stats)
-        if last_chunk:
-            return
+            # the rows read before are written (in order: their writes never touch these rows) while forked
+            # workers map these; the mapping reads nothing from the store
+            mapped, map_s = _map_rows(src.mapper, rows, ctx, workers, lead, write)
+        pending.extend(mapped)
+        if map_s:
+            lead = _lead_share(workers, map_s / max(1, round(lead * len(rows))) * len(rows), write_s)
+        if len(rows) < batch:
+            break
+    write()
+
+
+def _lead_share(workers: int, map_s: float, write_s: float) -> float:
+    """The share of a read this process maps so that it ends with the workers: it also writes the previous
+    read meanwhile, so ``write + share * map = (1 - share) * map / (workers - 1)``. At least a fifth (its
+    caches, which every worker starts from, stay warm) and at most an equal share."""
+    if map_s <= 0:
+        return 1.0 / workers
+    share = (map_s - (workers - 1) * write_s) / (workers * map_s)
+    return min(1.0 / workers, max(0.2, share))
+
+
+def _payload_text(dialect: str) -> Any:
+    """The payload column read as its JSON text: decoded by ``json.loads`` (what the store's engine does) in the
+    mapping worker, so that decoding, a fifth of staging's reading, runs on every core."""
+    if dialect == "postgresql":  # psycopg2 decodes json columns itself; the text of a json value is verbatim
+        return sa.cast(landing.c.payload, sa.Text).label("payload")
+    return sa.type_coerce(landing.c.payload, sa.Text).label("payload")  # SQLite, MariaDB: stored as text
+
+
+# (landing row, its outcome, per record: (record_hash, record JSON, quality_flags JSON))
+_Mapped = tuple[Any, MappingOutcome, list[tuple[str, str, str]]]
+
+# rows one forked mapping task takes (see _stage_source); a smaller read maps in this process
+PARALLEL_TASK_ROWS = 10_000
+
+
+def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | None]:
+    """Per landing row read with its payload as JSON text: ``(row, outcome, encoded records)`` (hashed and
+    encoded here: in the worker, when forked), or None for a payload retention pruned (not staged again: its staged record
+    stays as it was). The row, ``(id, entity, source_id, payload, payload_hash, staged_hash is current)``, keeps
+    its decoded payload only when quarantined (the one place it is written)."""
+    out: list[_Mapped | None] = []
+    for lid, entity, sid, text, phash, staged_hash in rows:
+        payload = json.loads(text) if text.__class__ is str else text
+        if is_pruned(payload):
+            out.append(None)
+            continue
+        oc = mapper.map(entity, sid, payload, ctx)
+        out.append(((lid, entity, sid, payload if oc.reasons else None, phash, staged_hash == phash), oc,
+                    [_encoded(rec) for rec in oc.records]))
+    return out
+
+
+def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int, lead: float,
+              meanwhile: Callable[[], None]) -> tuple[list[_Mapped], float]:
+    """``_map_one`` over ``rows``, in order, and the seconds this process spent mapping its share (0 when it
+    mapped everything). A large read is split: this process maps the first ``lead`` of it and ``workers - 1``
+    forked ones the rest in equal parts, started before ``meanwhile`` runs here. The mapping is pure (its
+    memos and the standardisers' caches are caches only), so where it runs does not change a byte of the
+    output."""
+    if workers < 2 or len(rows) < PARALLEL_TASK_ROWS:
+        meanwhile()
+        results = _map_one(mapper, rows, ctx)
+        took = 0.0
+    else:
+        first = max(1, round(lead * len(rows)))
+        size = -(-(len(rows) - first) // (workers - 1))
+        parts = [rows[:first], *(rows[i:i + size] for i in range(first, len(rows), size))]
+        timed: list[float] = []
+
+        def lead_part(part: Sequence[Any]) -> list[_Mapped | None]:
+            started = time.perf_counter()
+            out = _map_one(mapper, part, ctx)
+            timed.append(time.perf_counter() - started)
+            return out
+
+        chunks = _split_map(lambda part: _map_one(mapper, part, ctx), parts, meanwhile, lead_part)
+        results = [r for chunk in chunks for r in chunk]
+        took = timed[0]
+    return [r for r in results if r is not None], took
+
+
+def _split_map(fn: Callable[[Any], Any], parts: Sequence[Any], meanwhile: Callable[[], None] | None = None,
+               lead: Callable[[Any], Any] | None = None) -> list[Any]:
+    """``[fn(p) for p in parts]``: every part but the first in a child forked for it, then ``meanwhile()`` and
+    the first part (by ``lead``, else ``fn``) in this process.
+
+    Not ``fork_map``, which runs every task in a child: the standardisers' caches (phones, names, cities) and
+    the adapter memos would then warm up in children that exit, and every read would start cold (measured:
+    twice the CPU of one process). Here this process keeps its caches warm and each child starts from them.
+    A child leaves with ``os._exit`` after writing its pickled result to a pipe, like ``fork_map``'s."""
+    children: list[tuple[int, int]] = []  # (read fd, pid) not yet reaped
+    try:
+        for part in parts[1:]:
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the child: never returns
+                os.close(r)
+                _child(fn, part, w)
+            os.close(w)
+            children.append((r, pid))
+        if meanwhile is not None:
+            meanwhile()
+        results = [(lead or fn)(parts[0])]
+        while children:
+            r, pid = children[0]
+            children[0] = (-1, pid)  # the file object below owns r (and closes it) from here
+            with os.fdopen(r, "rb") as f:
+                raw = f.read()
+            _, status = os.waitpid(pid, 0)
+            children.pop(0)
+            ok, value = pickle.loads(raw) if raw else (False, f"worker exited with status {status}")
+            if not ok or os.waitstatus_to_exitcode(status) != 0:
+                raise RuntimeError(f"a staging worker failed:\n{value}")
+            results.append(value)
+        return results
+    finally:
+        # only after an error: no child left behind
+        for r, pid in children:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+            if r >= 0:
+                os.close(r)
+
+
+def _child(fn: Callable[[Any], Any], part: Any, fd: int) -> None:
+    code = 0
+    try:
+        gc.disable()  # the child exits when done: collecting its garbage is wasted work
+        try:
+            payload = pickle.dumps((True, fn(part)), protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # noqa: BLE001 — the parent raises it, with this traceback
+            code = 1
+            payload = pickle.dumps((False, traceback.format_exc()), protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view[:1 << 20]):]
+    except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
+        code = 2
+    finally:
+        os._exit(code)
 
 
 @contextmanager
@@ -351,31 +523,60 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
     return chunked(items, size)
 
 
-def _record_hash(rec: Any) -> str:
-    # records come from model_dump(mode="json"): JSON-native values in model field order, so the plain
-    # (unsorted) encoding is already deterministic and cheaper than the store's canonical_json
-    blob = json.dumps([rec.record, rec.quality_flags, rec.customer_key], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+# the store's JSON encoding (hub.store's engine serialiser) of JSON-native values: records come from
+# model_dump(mode="json"), so its ``default`` hook never runs for them. One encoder for all calls: json.dumps
+# with options builds a new one per call (measured: a third of the cost of encoding a record)
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def _suppress(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]], stats: StagingStats,
-              sup: suppression.Suppressor) -> list[tuple[Any, MappingOutcome]]:
+def _encoded(rec: Any) -> tuple[str, str, str]:
+    """``(record_hash, record JSON, quality_flags JSON)``: each value encoded once, for the hash and for the
+    write (the JSON columns take the text as it is, see ``_write_chunk``). The hash is of the JSON list
+    ``[record, quality_flags, customer_key]``, which is those encodings joined by commas in brackets. Records
+    are JSON-native values in model field order, so the plain (unsorted) encoding is deterministic."""
+    record, flags = _dumps(rec.record), _dumps(rec.quality_flags)
+    blob = f"[{record},{flags},{_dumps(rec.customer_key)}]"
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest(), record, flags
+
+
+# staged_record writes with the record and its flags bound as the JSON text _encoded made (a plain text
+# parameter: the column stores it as the JSON type's own bind would, without encoding the record again)
+_STAGED_VALUES = {
+    **{c: sa.bindparam(f"v_{c}", type_=staged_record.c[c].type)
+       for c in ("source", "source_id", "customer_key", "record_hash", "staged_at")},
+    "record": sa.bindparam("v_record", type_=sa.Text()),
+    "quality_flags": sa.bindparam("v_quality_flags", type_=sa.Text()),
+}
+_STAGED_INSERT = staged_record.insert().values({
+    "entity": sa.bindparam("v_entity", type_=staged_record.c.entity.type),
+    "record_key": sa.bindparam("v_record_key", type_=staged_record.c.record_key.type),
+    **_STAGED_VALUES,
+})
+_STAGED_UPDATE = (staged_record.update()
+                  .where(staged_record.c.entity == sa.bindparam("b_entity"),
+                         staged_record.c.record_key == sa.bindparam("b_key"))
+                  .values(_STAGED_VALUES))
+
+
+def _suppress(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats,
+              sup: suppression.Suppressor) -> list[_Mapped]:
     """Drop the landing rows of erased people: payload deleted, earlier staged / quarantine rows removed, and
     the source key listed (the next pull leaves it out). Returns the outcomes to stage."""
     if sup.empty:
         return outcomes
     keep, dropped = [], []
-    for row, oc in outcomes:
+    for mapped in outcomes:
+        oc = mapped[1]
         hit = next((why for rec in oc.records
                     if (why := "record" if sup.listed("record", suppression.record_value(
                         rec.entity, f"{src.name}:{rec.source_id}"))
                         else sup.record_listed(rec.entity, rec.record, rec.customer_key))), None)
-        (dropped if hit else keep).append((row, oc))
+        (dropped if hit else keep).append(mapped)
     if not dropped:
         return outcomes
     source = src.name
     keys = []
-    for (lid, lentity, sid, _, _), oc in dropped:
+    for (lid, lentity, sid, *_), oc, _ in dropped:
         conn.execute(landing.delete().where(landing.c.id == lid))
         conn.execute(quarantine.delete().where(quarantine.c.source == source, quarantine.c.entity == lentity,
                                                quarantine.c.source_id == sid))
@@ -388,13 +589,13 @@ def _suppress(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingO
     return keep
 
 
-def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, MappingOutcome]],
+def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
                  stats: StagingStats) -> None:
     source = src.name
     now = _now()
     # -- what is staged / quarantined already for the rows of this chunk
     keys_by_entity: dict[str, set[str]] = {}
-    for row, oc in outcomes:
+    for row, oc, _ in outcomes:
         for rec in oc.records:
             keys_by_entity.setdefault(rec.entity, set()).add(f"{source}:{rec.source_id}")
         if oc.reasons:  # the stale staged records of a now-quarantined row are removed below
@@ -411,7 +612,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
             ):
                 existing[(entity, rk)] = h
     in_quarantine: dict[tuple[str, str], int] = {}
-    landing_ids = sorted({(row[1], row[2]) for row, _ in outcomes})
+    landing_ids = sorted({(row[1], row[2]) for row, _, _ in outcomes})
     by_entity: dict[str, list[str]] = {}
     for ent, sid in landing_ids:
         by_entity.setdefault(ent, []).append(sid)
@@ -432,11 +633,12 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
     q_release: list[int] = []
     done: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()  # a chunk may produce one record key twice (last one wins)
-    for row, oc in outcomes:
-        lid, lentity, sid, payload, phash = row
+    for row, oc, encoded in outcomes:
+        lid, lentity, sid, payload, phash, current = row
         st = stats.row(source, lentity)
         st.records_in += 1
-        done.append({"b_id": lid, "staged_hash": phash})
+        if not current:  # a full restage of an unchanged payload: its staged_hash is this hash already
+            done.append({"b_id": lid, "staged_hash": phash})
         qid = in_quarantine.get((lentity, sid))
         if oc.reasons:
             st.quarantined += 1
@@ -458,20 +660,19 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
             q_release.append(qid)
             st.released += 1
         changed = False
-        for rec in oc.records:
+        for rec, (h, record_json, flags_json) in zip(oc.records, encoded, strict=True):
             rk = f"{source}:{rec.source_id}"
-            h = _record_hash(rec)
             st.flags.update(rec.quality_flags)
             key = (rec.entity, rk)
             old = existing.get(key)
             if old == h:
                 continue
             changed = True
-            values = {"source": source, "source_id": rec.source_id, "customer_key": rec.customer_key,
-                      "record": rec.record, "quality_flags": rec.quality_flags, "record_hash": h,
-                      "staged_at": now}
+            values = {"v_source": source, "v_source_id": rec.source_id, "v_customer_key": rec.customer_key,
+                      "v_record": record_json, "v_quality_flags": flags_json, "v_record_hash": h,
+                      "v_staged_at": now}
             if old is None and key not in seen:
-                inserts.append({"entity": rec.entity, "record_key": rk, **values})
+                inserts.append({"v_entity": rec.entity, "v_record_key": rk, **values})
             else:
                 updates.append({"b_entity": rec.entity, "b_key": rk, **values})
             existing[key] = h
@@ -484,16 +685,9 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
 
     if inserts:
         # duplicates inside one chunk (same key twice) were turned into updates above
-        conn.execute(staged_record.insert(), inserts)
+        conn.execute(_STAGED_INSERT, inserts)
     if updates:
-        conn.execute(
-            staged_record.update()
-            .where(staged_record.c.entity == sa.bindparam("b_entity"),
-                   staged_record.c.record_key == sa.bindparam("b_key"))
-            .values({k: sa.bindparam(k) for k in ("source", "source_id", "customer_key", "record",
-                                                   "quality_flags", "record_hash", "staged_at")}),
-            updates,
-        )
+        conn.execute(_STAGED_UPDATE, updates)
     if deletes:
         conn.execute(
             staged_record.delete().where(staged_record.c.entity == sa.bindparam("b_entity"),
@@ -512,7 +706,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[tuple[Any, Mappi
         )
     for part in _chunks(q_release):
         conn.execute(quarantine.delete().where(quarantine.c.id.in_(part)))
-    if done:  # every row of the chunk may have been suppressed
+    if done:  # every row of the chunk may have been suppressed, or already have its staged_hash
         conn.execute(
             landing.update().where(landing.c.id == sa.bindparam("b_id"))
             .values(staged_hash=sa.bindparam("staged_hash")),

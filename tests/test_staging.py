@@ -357,3 +357,75 @@ def test_a_sql_erp_source_without_a_mapping_is_a_configuration_error() -> None:
 
     with pytest.raises(MappingError, match="'crm_db'.*needs `mapping:`"):
         resolve_sources({"crm_db": {"kind": "sql_erp"}})
+
+
+def _unstaged_copy(store: Store, dest: Path) -> Store:
+    """A copy of ``store`` with its landing rows as pulled: nothing staged, nothing in quarantine."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(store.engine.url.database), sqlite3.connect(dest)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    copy = Store(f"sqlite:///{dest}")
+    with copy.begin() as conn:
+        conn.execute(staged_record.delete())
+        conn.execute(quarantine.delete())
+        conn.execute(landing.update().values(staged_hash=None))
+    return copy
+
+
+def _staged_tables(store: Store) -> tuple[list, list, list]:
+    with store.engine.connect() as conn:
+        return (
+            conn.execute(sa.text("SELECT entity, record_key, source, source_id, customer_key, record, quality_flags,"
+                                 " record_hash, typeof(staged_at) FROM staged_record ORDER BY 1, 2")).all(),
+            conn.execute(sa.text("SELECT source, entity, source_id, reasons, detail, payload, payload_hash"
+                                 " FROM quarantine ORDER BY 1, 2, 3")).all(),
+            conn.execute(sa.text("SELECT id, staged_hash FROM landing ORDER BY id")).all(),
+        )
+
+
+def test_parallel_mapping_stages_byte_for_byte_what_one_process_stages(staged_world, mappings, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large read is mapped by this process and forked workers; the staged tables must not differ by a byte
+    (the JSON text of records and flags, hashes, quarantine reasons and payloads, staged hashes)."""
+    import hub.staging as staging
+
+    _, store, _ = staged_world
+    serial = _unstaged_copy(store, tmp_path / "serial.db")
+    forked = _unstaged_copy(store, tmp_path / "forked.db")
+    one = stage_pending(serial, mappings, SOURCES, workers=1)
+    splits: list[int] = []
+    real_split = staging._split_map
+
+    def counting(fn, parts, *args):
+        splits.append(len(parts))
+        return real_split(fn, parts, *args)
+
+    monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 60)  # the world is small: force the forked path
+    monkeypatch.setattr(staging, "_split_map", counting)
+    two = stage_pending(forked, mappings, SOURCES, workers=3, chunk_size=70)
+    assert splits and set(splits) == {3}
+    assert (two.records_in, two.staged, two.quarantined) == (one.records_in, one.staged, one.quarantined)
+    assert one.quarantined > 0
+    assert _staged_tables(forked) == _staged_tables(serial)
+    again = stage_all(forked, mappings, SOURCES, workers=3, chunk_size=70)  # nothing changed: nothing written
+    assert again.unchanged + again.quarantined == again.records_in and again.staged == 0
+    serial.dispose()
+    forked.dispose()
+
+
+def test_a_failing_mapping_worker_raises_with_its_traceback() -> None:
+    import hub.staging as staging
+
+    def fn(part: list[int]) -> list[int]:
+        if part[0] == 3:
+            raise ValueError("bad part")
+        return [x * 2 for x in part]
+
+    ran: list[str] = []
+    assert staging._split_map(fn, [[1, 2], [5], [7, 8]], lambda: ran.append("meanwhile")) == [[2, 4], [10], [14, 16]]
+    assert ran == ["meanwhile"]
+    with pytest.raises(RuntimeError, match="bad part"):
+        staging._split_map(fn, [[1], [3], [4]])

@@ -452,9 +452,24 @@ def _bind(cf: CompiledField) -> CompiledField:
 
     def run(node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
         inputs = single(node)
-        if cf.memo is None:
+        memo = cf.memo
+        if memo is None:
             return fn(name, inputs, ctx, opts)
-        return _memoised(cf, _memo_key(ctx, inputs), inputs, ctx)
+        # _memo_key and the hit path of _memoised, inlined: this runs for every field of every record
+        for v in inputs:
+            if v.__class__ is not str:
+                key: tuple[Any, ...] = (ctx, *[(x.__class__, x) for x in inputs])
+                break
+        else:
+            key = (ctx, *inputs)
+        try:
+            hit = memo.get(key)
+        except TypeError:  # unhashable input (a list or object reached by the path)
+            return fn(name, inputs, ctx, opts)
+        if hit is not None:
+            cf.hits += 1
+            return hit
+        return _memoised(cf, key, inputs, ctx)
 
     cf.run = run
     return cf

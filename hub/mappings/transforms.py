@@ -294,6 +294,13 @@ def _to_naive_utc(dt: datetime) -> datetime:
 
 
 def _parse_datetime(raw: Any, unit: str, dayfirst: bool) -> tuple[datetime | None, str | None]:
+    if raw.__class__ is str and raw.isascii() and _ISO_FAST.fullmatch(raw):
+        # the bulk of timestamps (ISO 8601 from every API), each unique: the general path below gives the same
+        # result (an ASCII ISO string is its own normal form), after a normalize_text whose cache they flood
+        try:
+            return _to_naive_utc(datetime.fromisoformat(raw)), None
+        except ValueError:
+            return None, "datetime.impossible"
     raw = _tryton_value(raw)
     if isinstance(raw, datetime):
         return _to_naive_utc(raw), None

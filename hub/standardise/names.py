@@ -514,6 +514,11 @@ def _note_words(text: str) -> list[str] | None:
     return kinds
 
 
+# the note words in Han script, in _NOTE_KIND's order (the first that ends a name wins)
+_HAN_NOTE_WORDS = tuple(x for x in _NOTE_KIND if _HAN_RE.search(x))
+
+
+@lru_cache(maxsize=100_000)  # pure; surnames and given names repeat across records and sources
 def split_name_note(raw: str) -> tuple[str, tuple[str, ...]]:
     """(name, note kinds) of a name field that carries an ERP's note: ``Ines Khan #00999`` → ("Ines Khan",
     ("code",)); ``John Smith (old account)`` → ("John Smith", ("inactive",)); ``Anna Dubois DUPLICATE``,
@@ -545,7 +550,7 @@ def split_name_note(raw: str) -> tuple[str, tuple[str, ...]]:
             kinds.extend(found)
             text = " ".join(toks[:-1])
             continue
-        han_tail = next((x for x in _NOTE_KIND if _HAN_RE.search(x) and text.endswith(x)
+        han_tail = next((x for x in _HAN_NOTE_WORDS if text.endswith(x)
                          and len(_HAN_RE.findall(text[:-len(x)])) >= 2), None)
         if han_tail:  # 王伟测试
             kinds.append(_NOTE_KIND[han_tail])

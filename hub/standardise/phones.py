@@ -130,13 +130,21 @@ def standardise_phone(raw: object, region: str | None = DEFAULT_REGION) -> Phone
     from a range reserved for fiction (555-0100..0199) keeps its E.164, flagged ``phone.fictional``.
     """
     s = as_str(raw)
-    if s is None or not s.strip():
+    if s is None:
+        return _MISSING
+    return _standardise_text(s, (region or DEFAULT_REGION).upper())
+
+
+@lru_cache(maxsize=200_000)
+def _standardise_text(s: str, reg: str) -> Phone:
+    # the whole of standardise_phone on text, cached: a number recurs across sources and on every call it
+    # makes, and the placeholder and multi-number checks cost as much as the cached parse itself
+    if not s.strip():
         return _MISSING
     if len(s) > _MAX_PHONE_LEN:
         return _INVALID
     if is_placeholder_text(s):  # "k.A.", "keine", "-" typed where no number was known
         return _PLACEHOLDER
-    reg = (region or DEFAULT_REGION).upper()
     try:
         p = _first_valid(s, reg) if _MULTI_SEP_RE.search(s) else _standardise_phone(s, reg)
         grade = phone_placeholder(p.e164) or phone_placeholder(s)
