@@ -41,6 +41,25 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _hwm_mb() -> float:
+    """Peak resident memory of this process since the last ``_reset_hwm`` (Linux VmHWM)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return _rss_mb()
+
+
+def _reset_hwm() -> None:
+    """Start a new peak-memory window (writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def _sync(store: Store, matching: dict, mode: str) -> tuple[float, float, float, float, object, object]:
     """(match wall s, golden wall s, total wall s, total CPU s, MatchStats, GoldenStats)."""
     c0, t0 = _cpu_s(), time.perf_counter()
@@ -80,27 +99,38 @@ def main(argv: list[str] | None = None) -> int:
     matching = {"engine": args.engine}
 
     t = time.perf_counter()
-    records = list(synthetic_records(args.people))
-    stage_records(store, records)
+    # streamed: the harness holding every synthetic record (~5 GB at 1M people) would hide the hub's own peak
+    stage_records(store, synthetic_records(args.people))
     stage_s = time.perf_counter() - t
     n_records = count_customers(store)
     print(f"staged {n_records} records for {args.people} people in {stage_s:.1f}s", file=sys.stderr)
 
+    peak: dict[str, float] = {}
+    _reset_hwm()
     full_m, full_g, full_t, full_c, ms_full, gs_full = _sync(store, matching, "full")
-    print(f"full: {full_t:.1f}s", file=sys.stderr)
+    peak["full"] = _hwm_mb()
+    print(f"full: {full_t:.1f}s, peak {peak['full']:.0f} MB", file=sys.stderr)
+    _reset_hwm()
     cli_t, cli_c = _cli_peer(store)
-    print(f"hub dedupe peer: {cli_t:.1f}s", file=sys.stderr)
+    peak["cli"] = _hwm_mb()
+    print(f"hub dedupe peer: {cli_t:.1f}s, peak {peak['cli']:.0f} MB", file=sys.stderr)
 
+    records = list(synthetic_records(args.people))  # the same records again (seeded), to change a share of them
     upserts, deletes = mutate(records, args.change)
+    del records
     stage_records(store, upserts)
     unstage_records(store, deletes)
 
+    _reset_hwm()
     inc_m, inc_g, inc_t, inc_c, ms_inc, gs_inc = _sync(store, matching, "incremental")
-    print(f"incremental: {inc_t:.2f}s", file=sys.stderr)
+    peak["incremental"] = _hwm_mb()
+    print(f"incremental: {inc_t:.2f}s, peak {peak['incremental']:.0f} MB", file=sys.stderr)
     inc_members = golden_membership(store)
 
+    _reset_hwm()
     re_m, re_g, re_t, re_c, ms_re, gs_re = _sync(store, matching, "full")
-    print(f"full rebuild: {re_t:.1f}s", file=sys.stderr)
+    peak["rebuild"] = _hwm_mb()
+    print(f"full rebuild: {re_t:.1f}s, peak {peak['rebuild']:.0f} MB", file=sys.stderr)
     re_members = golden_membership(store)
 
     same_sets = set(inc_members.values()) == set(re_members.values())
@@ -137,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         f"identical golden ids: {same_ids}",
         f"- sync events: {gs_inc.minted} minted, {gs_inc.merged} merged, {gs_inc.splits} splits, "
         f"{gs_inc.retired_empty} retired, {gs_inc.records_moved} records moved",
-        f"- peak RSS {_rss_mb():.0f} MB; staging (not counted) {stage_s:.1f}s",
+        f"- peak RSS of this process per run (VmHWM, reset before each): full {peak['full']:.0f} MB, `hub dedupe` "
+        f"peer {peak['cli']:.0f} MB, incremental {peak['incremental']:.0f} MB, full rebuild {peak['rebuild']:.0f} MB "
+        f"(forked engine workers not included); staging (not counted) {stage_s:.1f}s",
         f"- incremental timings (cumulative s): match {ms_inc.timings}, golden {gs_inc.timings}; match CPU "
         f"{ms_inc.cpu}; {ms_inc.records_new_or_changed:,} records changed, {ms_inc.records_dirty:,} dirty (content "
         f"or candidate partners), {ms_inc.pairs_scored:,} pairs scored",
