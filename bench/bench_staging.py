@@ -36,14 +36,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SOURCES = {
-    "erp": {"kind": "sql_erp", "mapping": "sql_erp_sandbox"},
-    "webshop": {"kind": "woocommerce"},
-    "social": {"kind": "wechat"},
-    "callcenter": {"kind": "asterisk_cdr"},
-}
-PULLS = {"erp": ("customers", "orders", "shipments"), "webshop": ("customers", "orders"),
-         "social": ("followers",), "callcenter": ("calls",)}
 
 
 def _cpu() -> float:
@@ -54,10 +46,6 @@ def _cpu() -> float:
 def prepare(workdir: Path, people: int, seed: int) -> Path:
     """The world and its pulled store, made once per work directory (reused while they exist)."""
     from hub.connectors.base import run_pull
-    from hub.connectors.cdr import AsteriskCdrConnector
-    from hub.connectors.sql_erp import SqlErpConnector, load_tables
-    from hub.connectors.wechat import WeChatConnector
-    from hub.connectors.woocommerce import WooCommerceConnector
     from hub.sandbox import SandboxWorld
     from hub.store import Store
 
@@ -73,14 +61,8 @@ def prepare(workdir: Path, people: int, seed: int) -> Path:
     store = Store(f"sqlite:///{partial}")
     started = time.perf_counter()
     with world.serve() as ep:
-        connectors = {
-            "erp": SqlErpConnector(ep.erp_url, load_tables("sandbox")),
-            "webshop": WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret),
-            "social": WeChatConnector(ep.wechat_url, ep.wechat_appid, ep.wechat_secret, system="social"),
-            "callcenter": AsteriskCdrConnector(ep.cdr_dir),
-        }
-        for name, conn in connectors.items():
-            for entity in PULLS[name]:
+        for conn in ep.connectors().values():
+            for entity in conn.entities:
                 run_pull(conn, store, entity)
     store.dispose()
     partial.rename(pulled)
@@ -108,6 +90,7 @@ def _kwargs(workers: int | None) -> dict[str, Any]:
 
 def timed_run(pulled: Path, workdir: Path, workers: int | None) -> dict[str, Any]:
     from hub.mappings import load_mappings
+    from hub.sandbox import SOURCES
     from hub.staging import stage_all, stage_pending
 
     store = _fresh_store(pulled, workdir)
@@ -124,6 +107,7 @@ def timed_run(pulled: Path, workdir: Path, workers: int | None) -> dict[str, Any
 
 def profile_run(pulled: Path, workdir: Path, top: int, workers: int | None) -> str:
     from hub.mappings import load_mappings
+    from hub.sandbox import SOURCES
     from hub.staging import stage_pending
 
     store = _fresh_store(pulled, workdir)

@@ -13,24 +13,13 @@ import sqlalchemy as sa
 import yaml
 
 from hub.connectors.base import run_pull
-from hub.connectors.cdr import AsteriskCdrConnector, parse_cdr_line
-from hub.connectors.sql_erp import SqlErpConnector, load_tables
-from hub.connectors.wechat import WeChatConnector
-from hub.connectors.woocommerce import WooCommerceConnector
+from hub.connectors.cdr import parse_cdr_line
 from hub.mappings import load_mappings, parse_mapping
 from hub.models import CustomerRecord, Interaction, Order, Shipment
-from hub.sandbox import SandboxWorld, load_ground_truth
+from hub.sandbox import SOURCES, SandboxWorld, load_ground_truth
 from hub.staging import stage_all, stage_pending
 from hub.store import LandingRecord, Store, landing, payload_hash, quarantine, staged_record
 
-SOURCES = {
-    "erp": {"kind": "sql_erp", "mapping": "sql_erp_sandbox"},
-    "webshop": {"kind": "woocommerce"},
-    "social": {"kind": "wechat"},
-    "callcenter": {"kind": "asterisk_cdr"},
-}
-PULLS = {"erp": ("customers", "orders", "shipments"), "webshop": ("customers", "orders"),
-         "social": ("followers",), "callcenter": ("calls",)}
 KNOWN_REASONS = {"required.name_missing", "required.contact_missing", "required.reachable_missing", "phone.invalid", "phone.possible",
                  "datetime.impossible", "payload.malformed", "required.customer_source_id_missing",
                  "required.occurred_at_missing", "required.phone_missing", "name.unparseable", "name.missing",
@@ -39,14 +28,8 @@ KNOWN_REASONS = {"required.name_missing", "required.contact_missing", "required.
 
 def _pull_all(world: SandboxWorld, store: Store) -> None:
     with world.serve() as ep:
-        connectors = {
-            "erp": SqlErpConnector(ep.erp_url, load_tables("sandbox")),
-            "webshop": WooCommerceConnector(ep.webshop_url, ep.webshop_key, ep.webshop_secret),
-            "social": WeChatConnector(ep.wechat_url, ep.wechat_appid, ep.wechat_secret, system="social"),
-            "callcenter": AsteriskCdrConnector(ep.cdr_dir),
-        }
-        for name, conn in connectors.items():
-            for entity in PULLS[name]:
+        for conn in ep.connectors().values():
+            for entity in conn.entities:
                 run_pull(conn, store, entity)
 
 

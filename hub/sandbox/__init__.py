@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -70,6 +70,13 @@ def ground_truth_map(world_dir: Path | str, entity: str | None = None) -> dict[t
 
 # the packaged hub.yaml's source names of the sandbox systems whose customer records carry a person
 HUB_SOURCES = {"erp": "erp", "webshop": "webshop", "social": "wechat"}
+# staging's configuration of the sandbox's sources (kind and mapping), under the packaged hub.yaml's names
+SOURCES = {
+    "erp": {"kind": "sql_erp", "mapping": "sql_erp_sandbox"},
+    "webshop": {"kind": "woocommerce"},
+    "social": {"kind": "wechat"},
+    "callcenter": {"kind": "asterisk_cdr"},
+}
 
 
 def customer_record_truth(world_dir: Path | str, sources: dict[str, str] | None = None,
@@ -160,6 +167,21 @@ class Endpoints:
     wechat_appid: str
     wechat_secret: str
     cdr_dir: Path
+
+    def connectors(self) -> dict[str, Any]:
+        """The hub's connectors for these systems, under the packaged hub.yaml's source names (what a bench or
+        a test pulls the world with, outside Dagster)."""
+        from hub.connectors.cdr import AsteriskCdrConnector
+        from hub.connectors.sql_erp import SqlErpConnector, load_tables
+        from hub.connectors.wechat import WeChatConnector
+        from hub.connectors.woocommerce import WooCommerceConnector
+
+        return {
+            "erp": SqlErpConnector(self.erp_url, load_tables("sandbox")),
+            "webshop": WooCommerceConnector(self.webshop_url, self.webshop_key, self.webshop_secret),
+            "social": WeChatConnector(self.wechat_url, self.wechat_appid, self.wechat_secret, system="social"),
+            "callcenter": AsteriskCdrConnector(self.cdr_dir),
+        }
 
 
 def _derive(seed: int, label: str, n: int) -> str:
