@@ -34,6 +34,7 @@ Tables, in flow order:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -597,10 +598,16 @@ def table_fingerprint(conn: Connection, *stmts: Any, extra: Sequence[Any] = ()) 
     return payload_hash([*(str(v) for v in extra), *(str(v) for stmt in stmts for v in conn.execute(stmt).one())])
 
 
-def chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Consecutive slices of at most ``size`` items (bounded IN lists and batched writes everywhere)."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def chunked(items: Iterable[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of at most ``size`` items (bounded IN lists and batched writes everywhere); an
+    iterator that is not a sequence (rows made as they are written) is taken a batch at a time."""
+    if isinstance(items, Sequence):
+        for start in range(0, len(items), size):
+            yield items[start : start + size]
+        return
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
 
 
 # outbox rows that still have to reach the target

@@ -31,7 +31,16 @@ from hub.golden.survivorship import MemberFacts, Survived, Survivor, staged_memb
 from hub.golden.tables import match_record, match_run
 from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
-from hub.store import Store, golden_customer, golden_id_history, json_text, payload_hash, staged_record, xref
+from hub.store import (
+    Store,
+    chunked,
+    golden_customer,
+    golden_id_history,
+    json_text,
+    payload_hash,
+    staged_record,
+    xref,
+)
 
 
 def _now() -> datetime:
@@ -72,12 +81,6 @@ class GoldenStats:
 
 
 # -- loading helpers ------------------------------------------------------------------------------------------------
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    it = iter(items)
-    while chunk := list(itertools.islice(it, size)):
-        yield chunk
 
 
 def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
@@ -367,7 +370,7 @@ def _build_golden(
                        "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None}
 
         # rows made a batch at a time: a first build opens one per record
-        for chunk in _batches(opened(), 5000):
+        for chunk in chunked(opened(), 5000):
             conn.execute(xref.insert(), chunk)
         stats.xref_opened = len(moved)
 
@@ -387,7 +390,7 @@ def _build_golden(
             for e in plan.events
         )
         # a batch at a time, as the xref rows: a first build mints one id per cluster
-        for chunk in _batches(itertools.chain(events, removed), 5000):
+        for chunk in chunked(itertools.chain(events, removed), 5000):
             conn.execute(golden_id_history.insert(), chunk)
         stats.splits = sum(1 for e in plan.events if e.event == "split")
         stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
