@@ -20,7 +20,7 @@ source key listed so the next pull does not land it again.
 
 Speed (bench/bench_staging.py): landing rows are read in large batches; the mapping, the JSON decoding of the
 payloads and the encoding and hashing of the records run on ``workers`` processes (this one and forked
-children, ``_split_map``) while this process writes the previous batch. Only this process writes. The output
+children, ``hub.dedupe.parallel.fork_map`` with a lead task) while this process writes the previous batch. Only this process writes. The output
 does not depend on the number of workers.
 """
 
@@ -30,10 +30,7 @@ import gc
 import hashlib
 import json
 import logging
-import os
-import pickle
 import time
-import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,7 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.dedupe.parallel import worker_count
+from hub.dedupe.parallel import fork_map, worker_count
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -432,74 +429,13 @@ def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int, lead:
             timed.append(time.perf_counter() - started)
             return out
 
-        chunks = _split_map(lambda part: _map_one(mapper, part, ctx), parts, meanwhile, lead_part)
+        # this process maps the first part itself (its standardiser caches stay warm; each child starts from
+        # them: running every part in a child doubled the CPU), after forking the children and running meanwhile
+        chunks = fork_map(lambda part: _map_one(mapper, part, ctx), parts, workers, lead=lead_part,
+                          meanwhile=meanwhile, collect=False)
         results = [r for chunk in chunks for r in chunk]
         took = timed[0]
     return [r for r in results if r is not None], took
-
-
-def _split_map(fn: Callable[[Any], Any], parts: Sequence[Any], meanwhile: Callable[[], None] | None = None,
-               lead: Callable[[Any], Any] | None = None) -> list[Any]:
-    """``[fn(p) for p in parts]``: every part but the first in a child forked for it, then ``meanwhile()`` and
-    the first part (by ``lead``, else ``fn``) in this process.
-
-    Not ``fork_map``, which runs every task in a child: the standardisers' caches (phones, names, cities) and
-    the adapter memos would then warm up in children that exit, and every read would start cold (measured:
-    twice the CPU of one process). Here this process keeps its caches warm and each child starts from them.
-    A child leaves with ``os._exit`` after writing its pickled result to a pipe, like ``fork_map``'s."""
-    children: list[tuple[int, int]] = []  # (read fd, pid) not yet reaped
-    try:
-        for part in parts[1:]:
-            r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the child: never returns
-                os.close(r)
-                _child(fn, part, w)
-            os.close(w)
-            children.append((r, pid))
-        if meanwhile is not None:
-            meanwhile()
-        results = [(lead or fn)(parts[0])]
-        while children:
-            r, pid = children[0]
-            children[0] = (-1, pid)  # the file object below owns r (and closes it) from here
-            with os.fdopen(r, "rb") as f:
-                raw = f.read()
-            _, status = os.waitpid(pid, 0)
-            children.pop(0)
-            ok, value = pickle.loads(raw) if raw else (False, f"worker exited with status {status}")
-            if not ok or os.waitstatus_to_exitcode(status) != 0:
-                raise RuntimeError(f"a staging worker failed:\n{value}")
-            results.append(value)
-        return results
-    finally:
-        # only after an error: no child left behind
-        for r, pid in children:
-            try:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-            except OSError:
-                pass
-            if r >= 0:
-                os.close(r)
-
-
-def _child(fn: Callable[[Any], Any], part: Any, fd: int) -> None:
-    code = 0
-    try:
-        gc.disable()  # the child exits when done: collecting its garbage is wasted work
-        try:
-            payload = pickle.dumps((True, fn(part)), protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 — the parent raises it, with this traceback
-            code = 1
-            payload = pickle.dumps((False, traceback.format_exc()), protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view[:1 << 20]):]
-    except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
-        code = 2
-    finally:
-        os._exit(code)
 
 
 @contextmanager

@@ -24,14 +24,48 @@ def test_fork_map_keeps_order_and_equals_a_loop() -> None:
     assert fork_map(lambda i: table[i], [3, 1, 2], 3) == ["333", "111", "222"]
 
 
-def test_a_failing_task_raises_with_the_workers_traceback() -> None:
+def test_a_failing_task_raises_with_the_workers_stack_but_not_its_message() -> None:
+    # a task maps customer records: its exception's message can hold one's values, and WorkerFailed's text is
+    # logged and stored by Dagster — the type and the frames say where it broke, the message stays out
     def fail_on_two(i: int) -> int:
         if i == 2:
-            raise ValueError("task two is broken")
+            raise ValueError("no phone in +86 138-0013-8000 for 陈伟")
         return i
 
-    with pytest.raises(WorkerFailed, match="task two is broken"):
+    with pytest.raises(WorkerFailed, match="ValueError") as err:
         fork_map(fail_on_two, [0, 1, 2, 3], 2)
+    text = str(err.value)
+    assert "fail_on_two" in text and "message withheld" in text
+    assert "138" not in text and "陈伟" not in text
+
+
+def test_a_lead_task_runs_in_this_process_after_the_children_start() -> None:
+    import os
+
+    parent = os.getpid()
+    order: list[str] = []
+    got = fork_map(lambda i: (i, os.getpid() != parent), list(range(5)), 3,
+                   lead=lambda i: (i, order.append("lead") or False),
+                   meanwhile=lambda: order.append("meanwhile"), collect=False)
+    assert got == [(0, False), (1, True), (2, True), (3, True), (4, True)]
+    assert order == ["meanwhile", "lead"]
+    # one worker: the same answer, all here
+    order.clear()
+    assert fork_map(lambda i: (i, True), list(range(3)), 1, lead=lambda i: (i, False),
+                    meanwhile=lambda: order.append("meanwhile")) == [(0, False), (1, True), (2, True)]
+    assert order == ["meanwhile"]
+
+
+def test_a_failing_lead_task_leaves_no_child_behind() -> None:
+    import os
+
+    def boom(i: int) -> int:
+        raise RuntimeError("lead broke")
+
+    with pytest.raises(RuntimeError, match="lead broke"):
+        fork_map(lambda i: i, list(range(4)), 2, lead=boom)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # every child was reaped
 
 
 class _LockedStream:

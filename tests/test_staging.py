@@ -380,14 +380,14 @@ def test_parallel_mapping_stages_byte_for_byte_what_one_process_stages(staged_wo
     forked = _unstaged_copy(store, tmp_path / "forked.db")
     one = stage_pending(serial, mappings, SOURCES, workers=1)
     splits: list[int] = []
-    real_split = staging._split_map
+    real_fork_map = staging.fork_map
 
-    def counting(fn, parts, *args):
+    def counting(fn, parts, workers, **options):
         splits.append(len(parts))
-        return real_split(fn, parts, *args)
+        return real_fork_map(fn, parts, workers, **options)
 
     monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 60)  # the world is small: force the forked path
-    monkeypatch.setattr(staging, "_split_map", counting)
+    monkeypatch.setattr(staging, "fork_map", counting)
     two = stage_pending(forked, mappings, SOURCES, workers=3, chunk_size=70)
     assert splits and set(splits) == {3}
     assert (two.records_in, two.staged, two.quarantined) == (one.records_in, one.staged, one.quarantined)
@@ -399,16 +399,36 @@ def test_parallel_mapping_stages_byte_for_byte_what_one_process_stages(staged_wo
     forked.dispose()
 
 
-def test_a_failing_mapping_worker_raises_with_its_traceback() -> None:
+def test_a_failing_mapping_worker_stops_staging_with_no_record_value_in_the_error(
+        staged_world, tmp_path: Path, mappings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forked mapping worker that raises stops the stage with WorkerFailed; its text says where, never what
+    (the exception's message quoted a payload here), and the rows it held stay unstaged for the next run."""
+    import os
+
     import hub.staging as staging
+    from hub.dedupe.parallel import WorkerFailed
 
-    def fn(part: list[int]) -> list[int]:
-        if part[0] == 3:
-            raise ValueError("bad part")
-        return [x * 2 for x in part]
+    _, store, _ = staged_world
+    forked = _unstaged_copy(store, tmp_path / "failing.db")
+    parent = os.getpid()
+    real_map_one = staging._map_one
 
-    ran: list[str] = []
-    assert staging._split_map(fn, [[1, 2], [5], [7, 8]], lambda: ran.append("meanwhile")) == [[2, 4], [10], [14, 16]]
-    assert ran == ["meanwhile"]
-    with pytest.raises(RuntimeError, match="bad part"):
-        staging._split_map(fn, [[1], [3], [4]])
+    def map_one(mapper, rows, ctx):
+        if os.getpid() != parent:  # a forked worker
+            raise ValueError(f"cannot map {rows[0][3]}")  # the landing payload's JSON text
+        return real_map_one(mapper, rows, ctx)
+
+    monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 60)
+    monkeypatch.setattr(staging, "_map_one", map_one)
+    with pytest.raises(WorkerFailed) as err:
+        stage_pending(forked, mappings, SOURCES, workers=2, chunk_size=70)
+    text = str(err.value)
+    assert "ValueError" in text and "map_one" in text
+    assert "{" not in text and "@" not in text  # no payload, no e-mail address
+    monkeypatch.setattr(staging, "_map_one", real_map_one)
+    stage_pending(forked, mappings, SOURCES, workers=1)  # the next run stages what the failure left
+    serial = _unstaged_copy(store, tmp_path / "serial.db")
+    stage_pending(serial, mappings, SOURCES, workers=1)
+    assert _staged_tables(forked) == _staged_tables(serial)
+    forked.dispose()
+    serial.dispose()

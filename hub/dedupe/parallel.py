@@ -10,15 +10,21 @@ stdout, log, import) stays locked forever in the child. A Pool child runs multip
 standard streams and runs exit handlers, any of which can wait on such a lock — a two-worker test run hung there
 for 11 minutes. Here the child runs the task, writes the pickled result to a pipe with ``os.write`` and leaves
 with ``os._exit``: it touches no lock the task itself does not take.
+
+A failure's text names the exception's type and where it was raised, never its message: a task maps or compares
+customer records, so a message can hold a value of one (a name, a phone number), and the text of
+:class:`WorkerFailed` ends up in logs and in the error Dagster stores for the run.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import selectors
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
@@ -30,18 +36,29 @@ def worker_count(requested: int) -> int:
 
 
 class WorkerFailed(RuntimeError):
-    """A forked worker raised or died; the message carries the worker's traceback or its exit status."""
+    """A forked worker raised or died; the message carries the exception's type and the worker's stack (no
+    exception message: it may hold record values), or its exit status."""
 
 
-def _child(fn: Callable[[Any], Any], task: Any, fd: int) -> None:
+def failure_text(exc: BaseException) -> str:
+    """The exception's type and the frames it passed through (file, line, function), without its message or the
+    source lines (a test's literal can be a customer's value too)."""
+    tb = traceback.TracebackException.from_exception(exc)
+    frames = "\n".join(f"  {Path(f.filename).name}:{f.lineno} in {f.name}" for f in tb.stack)
+    return f"{tb.exc_type.__qualname__ if tb.exc_type else 'exception'} (message withheld)\n{frames}"
+
+
+def _child(fn: Callable[[Any], Any], task: Any, fd: int, collect: bool) -> None:
     """Run one task in the forked child and never return."""
     code = 0
     try:
+        if not collect:
+            gc.disable()  # the child exits when done: collecting its garbage is wasted work
         try:
             payload = pickle.dumps((True, fn(task)), protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException:  # noqa: BLE001 — everything goes back to the parent, which raises it
+        except BaseException as exc:  # noqa: BLE001 — everything goes back to the parent, which raises it
             code = 1
-            payload = pickle.dumps((False, traceback.format_exc()), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps((False, failure_text(exc)), protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(payload)
         while view:
             view = view[os.write(fd, view[:_CHUNK]):]
@@ -51,37 +68,52 @@ def _child(fn: Callable[[Any], Any], task: Any, fd: int) -> None:
         os._exit(code)
 
 
-def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int) -> list[Any]:
+def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
+             lead: Callable[[Any], Any] | None = None, meanwhile: Callable[[], None] | None = None,
+             collect: bool = True) -> list[Any]:
     """``[fn(t) for t in tasks]``, in up to ``workers`` forked processes at once (order kept).
 
     Each task runs in a child of its own, forked when a slot is free, so long and short tasks balance out. A
-    task that raises makes ``fork_map`` raise :class:`WorkerFailed` with the child's traceback, after the other
-    children have been waited for.
+    task that raises makes ``fork_map`` raise :class:`WorkerFailed` (type and stack, no message), after the
+    other children have been waited for.
+
+    ``lead``: this process runs the first task itself, by ``lead``, after forking the children for the others
+    (then ``workers - 1`` run at once) and after ``meanwhile()``: a task that warms caches of this process (the
+    standardisers') keeps them warm here, and each child starts from them. ``collect=False``: children run
+    without the cyclic garbage collector (they exit when done).
     """
     if workers < 2 or len(tasks) < 2 or not hasattr(os, "fork"):
-        return [fn(t) for t in tasks]
+        if meanwhile is not None:
+            meanwhile()
+        return [(lead or fn)(t) if i == 0 else fn(t) for i, t in enumerate(tasks)]
     results: list[Any] = [None] * len(tasks)
     buffers: dict[int, bytearray] = {}
     running: dict[int, tuple[int, int]] = {}  # read fd -> (task index, pid)
     failures: list[str] = []
     sel = selectors.DefaultSelector()
-    todo = iter(range(len(tasks)))
-    slots = min(workers, len(tasks))
+    todo = iter(range(1 if lead is not None else 0, len(tasks)))
+    slots = min(workers - 1 if lead is not None else workers, len(tasks))
 
     def start(i: int) -> None:
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the child
             os.close(r)
-            _child(fn, tasks[i], w)
+            _child(fn, tasks[i], w, collect)
         os.close(w)
         running[r] = (i, pid)
         buffers[r] = bytearray()
         sel.register(r, selectors.EVENT_READ)
 
     try:
-        for _ in range(slots):
-            start(next(todo))
+        for i in todo:
+            start(i)
+            if len(running) >= slots:
+                break
+        if meanwhile is not None:
+            meanwhile()
+        if lead is not None:  # children fill their pipes meanwhile and wait for this process to read them
+            results[0] = lead(tasks[0])
         while running:
             for key, _ in sel.select():
                 fd = key.fd
@@ -113,5 +145,5 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int) -> li
             os.close(fd)
         sel.close()
     if failures:
-        raise WorkerFailed(f"a parallel worker failed:\n{failures[0]}")
+        raise WorkerFailed(f"a parallel worker failed: {failures[0]}")
     return results
