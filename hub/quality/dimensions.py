@@ -234,6 +234,12 @@ def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple
     )
 
 
+def has_flags() -> Any:
+    """Staged records holding at least one quality flag: the store writes an empty list as ``[]`` (a record
+    written otherwise is read, never miscounted)."""
+    return sa.cast(staged_record.c.quality_flags, sa.Text) != "[]"
+
+
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
     """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state)."""
     with store.engine.connect() as conn:
@@ -258,13 +264,15 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             if gid is not None and len(members[gid]) > 1:
                 slim[key] = (source, _name_tokens(rec), rec.get("birth_date"), rec.get("national_id"))
 
-        staged_all: Counter[str] = Counter()
+        # every record counts; only those with a flag are read (most have none)
+        staged_all: Counter[str] = Counter({source: int(n) for source, n in conn.execute(
+            sa.select(staged_record.c.source, sa.func.count()).group_by(staged_record.c.source))})
         invalid: Counter[str] = Counter()
         invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
         for source, flags in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.quality_flags).execution_options(yield_per=5000)
+            sa.select(staged_record.c.source, staged_record.c.quality_flags).where(has_flags())
+            .execution_options(yield_per=5000)
         ):
-            staged_all[source] += 1
             bad = [f for f in flags or [] if is_invalid_flag(str(f))]
             if bad:
                 invalid[source] += 1

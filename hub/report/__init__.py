@@ -32,7 +32,7 @@ from hub.quality import brake
 from hub.quality.codes import describe
 from hub.quality.config import QualityConfig
 from hub.quality.customer_base import customer_base
-from hub.quality.dimensions import overall_status, score_dimensions
+from hub.quality.dimensions import has_flags, overall_status, score_dimensions
 from hub.quality.history import RunInfo, previous_finished_at, recent_runs, record_run
 from hub.report.charts import count_chart, hbar_chart, score_chart
 from hub.store import (
@@ -299,7 +299,8 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
     ]
     flags: Counter[tuple[str, str]] = Counter()
     for source, fl in conn.execute(
-        sa.select(staged_record.c.source, staged_record.c.quality_flags).execution_options(yield_per=5000)
+        sa.select(staged_record.c.source, staged_record.c.quality_flags).where(has_flags())
+        .execution_options(yield_per=5000)
     ):
         for code in fl or []:
             flags[(source, str(code))] += 1
@@ -386,20 +387,23 @@ def _matching(conn: sa.Connection) -> dict[str, Any]:
 
 
 def _c360(conn: sa.Connection) -> dict[str, Any]:
+    """Segment, value tier, lifecycle and consent distributions of the 360 view: one grouped scan (each
+    figure on its own was a scan of every 360 record)."""
     rec = customer_360.c.record
-    out: dict[str, Any] = {}
-    for name in ("segment", "value_tier", "lifecycle"):
-        col = rec[name].as_string()
-        out[name] = {str(k) if k is not None else "-": int(v) for k, v in conn.execute(
-            sa.select(col, sa.func.count()).group_by(col).order_by(sa.func.count().desc()))}
+    names = ("segment", "value_tier", "lifecycle")
+    cols = [rec[name].as_string() for name in names] + [rec[("consent", ch)].as_boolean() for ch in CHANNELS]
+    dists: dict[str, Counter[Any]] = {name: Counter() for name in names}
+    consents: dict[str, Counter[Any]] = {ch: Counter() for ch in CHANNELS}
+    for *values, n in conn.execute(sa.select(*cols, sa.func.count()).group_by(*cols)):
+        for name, value in zip(names, values[:len(names)], strict=True):
+            dists[name][str(value) if value is not None else "-"] += int(n)
+        for ch, value in zip(CHANNELS, values[len(names):], strict=True):
+            consents[ch][value] += int(n)
+    out: dict[str, Any] = {name: dict(sorted(dists[name].items(), key=lambda kv: (-kv[1], kv[0])))
+                           for name in names}
     out["customers"] = sum(out["segment"].values())
-    consent: dict[str, dict[str, int]] = {}
-    for channel in CHANNELS:
-        col = rec[("consent", channel)].as_boolean()
-        counts = {k: int(v) for k, v in conn.execute(sa.select(col, sa.func.count()).group_by(col))}
-        consent[channel] = {"opted_in": counts.get(True, 0), "opted_out": counts.get(False, 0),
-                            "unknown": counts.get(None, 0)}
-    out["consent"] = consent
+    out["consent"] = {ch: {"opted_in": c.get(True, 0), "opted_out": c.get(False, 0), "unknown": c.get(None, 0)}
+                      for ch, c in consents.items()}
     return out
 
 
