@@ -133,8 +133,11 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         needed |= now_groups[now_of[k]]
     keys_of: dict[str, set[tuple]] = {}
     holders: Counter[tuple] = Counter()
-    for key, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
-                                 .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)):
+    # nothing newly consolidated (an incremental sync that only changed values): no evidence to weigh
+    records = conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
+                           .where(staged_record.c.entity == "customers")
+                           .execution_options(yield_per=5000)) if new_together else ()
+    for key, rec in records:
         ks = strong_keys(rec or {})
         holders.update(ks)
         if key in needed:

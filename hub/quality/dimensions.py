@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 
 from hub.quality.codes import bare_code, describe
+from hub.quality.completeness import CompletenessTally
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
@@ -217,6 +218,23 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
 CACHE_ENTITY = "_quality_dimensions"
 
 
+REPORT_COMPLETENESS = "_report_completeness"  # kept with the dimensions, not one of them
+
+
+def kept_report_completeness(store: Store, cfg: QualityConfig | None = None,
+                             derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any] | None:
+    """The report's completeness figures as the last scoring tallied them, when nothing they were read from
+    changed since (the same fingerprint as the dimensions: staged records, golden records, …); else None."""
+    cfg = cfg or QualityConfig()
+    with store.engine.connect() as conn:
+        saved = read_cursor(conn, "hub", CACHE_ENTITY)
+        if not saved or REPORT_COMPLETENESS not in (saved.get("dimensions") or {}):
+            return None
+        if saved.get("fingerprint") != _inputs(conn, cfg, derived or {}):
+            return None
+    return saved["dimensions"][REPORT_COMPLETENESS]
+
+
 def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> str:
     sr, q, gc, mp, rd = staged_record.c, quarantine.c, golden_customer.c, match_pair.c, review_decision.c
     return table_fingerprint(
@@ -249,6 +267,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         for key, gid in golden_of.items():
             members[gid].append(key)
 
+        tally = CompletenessTally()  # the report's completeness, from the same pass
         customers: Counter[str] = Counter()
         present: dict[str, Counter[str]] = defaultdict(Counter)
         slim: dict[str, tuple[str, list[str], str | None, str | None]] = {}  # key -> source, name, birth, id
@@ -257,6 +276,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
             rec = rec or {}
+            tally.add_customer(source, rec)
             customers[source] += 1
             for name, has in fields_present(rec).items():
                 present[source][name] += has
@@ -282,10 +302,13 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             held[source] += 1
             invalid_codes[source].update(bare_code(str(r)) for r in (reasons or [])[:1])
 
-        golden_rows = {gid: rec or {} for gid, rec in conn.execute(
-            sa.select(golden_customer.c.golden_id, golden_customer.c.record)
-            .where(golden_customer.c.status == "active"))
-            if len(members.get(gid, ())) > 1}
+        golden_rows: dict[str, Any] = {}
+        for gid, rec in conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.record)
+                                     .where(golden_customer.c.status == "active")
+                                     .execution_options(yield_per=5000)):
+            tally.add_golden(rec)
+            if len(members.get(gid, ())) > 1:
+                golden_rows[gid] = rec or {}
         active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
                               .where(golden_customer.c.status == "active")).scalar_one()
 
@@ -306,6 +329,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     out["uniqueness"] = _uniqueness(cfg, customers, members, queued, golden_of, active, derived)
     out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
     out["accuracy"] = _accuracy(cfg, decisions)
+    out[REPORT_COMPLETENESS] = tally.figures()
     return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 
