@@ -136,3 +136,39 @@ def test_the_brake_of_a_sync_that_consolidated_nothing_new_reads_no_record(store
     assert _statements_on(store, "staged_record", measure) == 0
     assert figures["records_consolidated"] == figures["records_consolidated_unsupported"] == 0
     assert figures["golden_customers_merged_or_split"] == 0
+
+
+def test_an_incremental_push_plan_withdraws_what_a_full_plan_withdraws(tmp_path: Path) -> None:
+    """Records that left the hub since the last plan (their cross-reference closed, none opened) get their
+    withdrawal from the push state of the changed records only, and the outbox equals a full plan's."""
+    import shutil
+
+    from test_customer360_scale import _pending, _seed
+
+    from hub.push_plan import WITHDRAW, plan_pushes
+    from hub.store import xref
+
+    cfg = {"targets": ["erp", "webshop", "callcenter"], "erp": {"create_missing": True}}
+    path = tmp_path / "hub.db"
+    store = Store(f"sqlite:///{path}")
+    _seed(store, 120)
+    build_360(store, {}, as_of=AS_OF)
+    plan_pushes(store, cfg)
+    for target in ("erp", "webshop", "callcenter"):
+        store.record_push_results([(i.id, "ok", None) for i in store.pending_pushes(target, limit=100_000)])
+    t2 = datetime(2026, 4, 1)
+    with store.begin() as conn:  # two shop records leave the hub (deactivated, quarantined, …)
+        conn.execute(xref.update().where(xref.c.record_key.in_(["webshop:7", "webshop:55"])).values(valid_to=t2))
+    build_360(store, {}, as_of=AS_OF)
+    store.dispose()
+    shutil.copy(path, tmp_path / "copy.db")
+    store, copy = Store(f"sqlite:///{path}"), Store(f"sqlite:///{tmp_path / 'copy.db'}")
+
+    incremental = plan_pushes(store, cfg)
+    full = plan_pushes(copy, cfg, force=True)
+    assert not incremental.full and full.full
+    assert incremental.targets["webshop"].withdrawn == full.targets["webshop"].withdrawn == 2
+    queued = _pending(store)
+    assert queued == _pending(copy)
+    withdrawn = payload_hash(WITHDRAW)
+    assert {(t, tid) for t, tid, _, h, _ in queued if h == withdrawn} == {("webshop", "7"), ("webshop", "55")}
