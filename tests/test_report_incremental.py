@@ -172,3 +172,49 @@ def test_an_incremental_push_plan_withdraws_what_a_full_plan_withdraws(tmp_path:
     assert queued == _pending(copy)
     withdrawn = payload_hash(WITHDRAW)
     assert {(t, tid) for t, tid, _, h, _ in queued if h == withdrawn} == {("webshop", "7"), ("webshop", "55")}
+
+
+def test_the_brake_around_the_moves_measures_what_the_whole_golden_layer_gives(store: Store) -> None:
+    """Against an accepted state the brake reads only the golden customers around the records that moved;
+    its figures equal those of the whole layer read (merges, splits, moves, new records, records that left)."""
+    import random
+
+    from test_quality_brake import _assign, _stage
+
+    rng = random.Random(5)
+    t0 = datetime(2026, 3, 1)
+    with store.begin() as conn:
+        for i in range(240):
+            _stage(conn, f"{('erp', 'webshop', 'social')[i % 3]}:{i}",
+                   {"full_name": f"p{i % 90}", "emails": [f"p{i % 90}@mail.example"] if i % 4 else [],
+                    "phones": [{"e164": f"+86138{i % 70:08d}"}]})
+        _assign(conn, {f"G{i:03d}": [f"{('erp', 'webshop', 'social')[j % 3]}:{j}" for j in range(i, 240, 80)]
+                       for i in range(80)}, t0)
+    accepted = t0 + timedelta(hours=1)
+    later = t0 + timedelta(hours=2)
+    keys = [f"{('erp', 'webshop', 'social')[i % 3]}:{i}" for i in range(240)]
+    with store.begin() as conn:
+        for i in range(240, 260):  # new records, some joining existing golden customers
+            _stage(conn, f"erp:{i}", {"full_name": f"p{i % 90}", "emails": [f"p{i % 90}@mail.example"]})
+        moves: dict[str, list[str]] = {}
+        for key in rng.sample(keys, 25):  # records moved to another (or a new) golden customer
+            moves.setdefault(rng.choice([f"G{rng.randrange(80):03d}", f"N{rng.randrange(5)}"]), []).append(key)
+        for i in range(240, 260):
+            moves.setdefault(f"G{rng.randrange(80):03d}", []).append(f"erp:{i}")
+        _assign(conn, moves, later)
+        for key in rng.sample(keys, 5):  # records that left the hub
+            conn.execute(sa.text("UPDATE xref SET valid_to = :at WHERE record_key = :k AND valid_to IS NULL"),
+                         {"at": later, "k": key})
+
+    with store.engine.connect() as conn:
+        around = brake.measure(conn, QUALITY, accepted)
+    whole = brake._around_moves
+    try:  # the same measure over every cross-reference: each golden customer judged
+        brake._around_moves = lambda conn, at: (brake._membership(conn, None), brake._membership(conn, at),
+                                                None, None)
+        with store.engine.connect() as conn:
+            everything = brake.measure(conn, QUALITY, accepted)
+    finally:
+        brake._around_moves = whole
+    assert around == everything
+    assert around["golden_customers_merged_or_split"] > 10 and around["records_consolidated"] > 10
