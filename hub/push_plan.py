@@ -449,7 +449,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
             needed = set(changed_gids) | {gid for pairs in links.values() for _, gid in pairs}
             if directory:
                 # the numbers a changed golden customer holds now or held when the hub last wrote them
-                phones = {p for p, gids in holders.items() if changed_gids & set(gids)}
+                phones = {p for p, gids in holders.items() if not changed_gids.isdisjoint(gids)}
                 for tc in directory:
                     phones |= {tid for (tid,) in conn.execute(
                         sa.select(push_state.c.target_id).where(
@@ -523,11 +523,17 @@ def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str],
     (target ids, golden ids): only those records, or records the hub wrote for those golden customers, are
     looked at (an incremental plan: any other orphan was one at the last plan already)."""
     withdrawn = payload_hash(WITHDRAW)
+    ps = push_state.c
+    of_target = sa.select(ps.target_id, ps.golden_id, ps.payload_hash).where(ps.target == tc.name,
+                                                                              ps.entity == tc.entity)
     with store.begin() as conn:
-        rows = conn.execute(
-            sa.select(push_state.c.target_id, push_state.c.golden_id, push_state.c.payload_hash)
-            .where(push_state.c.target == tc.name, push_state.c.entity == tc.entity)
-        ).all()
+        if changed is None:
+            rows = conn.execute(of_target).all()
+        else:  # the database picks the changed ones: the target's every push state never reaches Python
+            rows = [row for part in chunked(sorted(changed[0]), 500)
+                    for row in conn.execute(of_target.where(ps.target_id.in_(part)))]
+            rows += [row for part in chunked(sorted(changed[1]), 500)
+                     for row in conn.execute(of_target.where(ps.golden_id.in_(part)))]
         orphans = {tid: (gid, h) for tid, gid, h in rows if tid not in linked and h != withdrawn
                    and (changed is None or tid in changed[0] or gid in changed[1])}
         gone: set[str] = set()

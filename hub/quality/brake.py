@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub.quality.config import QualityConfig
-from hub.store import Store, jsonable, match_run, push_brake, staged_record, xref
+from hub.store import Store, chunked, jsonable, match_run, push_brake, staged_record, xref
 
 RELEASE_COMMAND = "hub quality release --by YOUR_NAME --note 'why this is right'"
 
@@ -98,15 +98,69 @@ def _groups(membership: Mapping[str, str]) -> dict[str, set[str]]:
     return out
 
 
+def _moved_since(conn: sa.Connection, at: datetime) -> set[str]:
+    """Record keys whose golden customer changed since ``at``: a cross-reference opened or closed after it."""
+    return set(conn.execute(sa.select(xref.c.record_key).distinct().where(
+        sa.or_(xref.c.valid_from > at, xref.c.valid_to > at))).scalars())
+
+
+def _membership_of(conn: sa.Connection, at: datetime | None, *, keys: Iterable[str] = (),
+                   golden_ids: Iterable[str] = ()) -> dict[str, str]:
+    """``_membership`` of the given record keys, and of every record of the given golden ids."""
+    q = sa.select(xref.c.record_key, xref.c.golden_id)
+    q = q.where(xref.c.valid_to.is_(None)) if at is None else q.where(
+        xref.c.valid_from <= at, sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > at))
+    out: dict[str, str] = {}
+    for part in chunked(sorted(set(keys)), 500):
+        out.update(conn.execute(q.where(xref.c.record_key.in_(part))).all())
+    for part in chunked(sorted(set(golden_ids)), 500):
+        out.update(conn.execute(q.where(xref.c.golden_id.in_(part))).all())
+    return out
+
+
+def _around_moves(conn: sa.Connection, at: datetime) -> tuple[dict[str, str], dict[str, str], set[str], set[str]]:
+    """The memberships (now, at ``at``) of what a move since ``at`` can touch, and the golden ids whose groups
+    they hold complete: (now_of, old_of, accepted golden customers to judge, current ones to judge).
+
+    Only an accepted golden customer with a record that moved, or now sharing a golden customer with one, can
+    have been merged or split; only a current golden customer holding a moved record can hold a record newly
+    together with another. Everything else is where it was at ``at``."""
+    moved = _moved_since(conn, at)
+    now_of = _membership_of(conn, None, keys=moved)
+    touched_now = set(now_of.values())
+    now_of.update(_membership_of(conn, None, golden_ids=touched_now))
+    old_of = _membership_of(conn, at, keys=now_of.keys() | moved)
+    judged_old = set(old_of.values())
+    old_of.update(_membership_of(conn, at, golden_ids=judged_old))
+    # where the records of those accepted golden customers are now, whole groups (a merge is seen from them)
+    now_of.update(_membership_of(conn, None, keys=old_of.keys() - now_of.keys()))
+    now_of.update(_membership_of(conn, None, golden_ids=set(now_of.values()) - touched_now))
+    old_of.update(_membership_of(conn, at, keys=now_of.keys() - old_of.keys()))
+    return now_of, old_of, judged_old, touched_now
+
+
 def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | None) -> dict[str, Any]:
-    """Both measures of the golden layer now against the one accepted at ``accepted_at`` (None: first sync)."""
-    now_of = _membership(conn, None)
-    old_of = _membership(conn, accepted_at) if accepted_at is not None else {}
+    """Both measures of the golden layer now against the one accepted at ``accepted_at`` (None: first sync).
+
+    Against an accepted state only the golden customers around the records that moved since are read
+    (``_around_moves``): an incremental sync's brake reads what changed, not every cross-reference."""
+    if accepted_at is None:
+        now_of, old_of = _membership(conn, None), {}
+        judged_old: set[str] | None = None
+        judged_now: set[str] | None = None
+        base = 0
+    else:
+        now_of, old_of, judged_old, judged_now = _around_moves(conn, accepted_at)
+        base = conn.execute(sa.select(sa.func.count(sa.distinct(xref.c.golden_id))).where(
+            xref.c.valid_from <= accepted_at,
+            sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > accepted_at))).scalar_one()
     now_groups, old_groups = _groups(now_of), _groups(old_of)
 
     # 1. merge/split rate of the accepted golden customers
     changed = 0
     for gid, keys in old_groups.items():
+        if judged_old is not None and gid not in judged_old:
+            continue
         current = {now_of[k] for k in keys if k in now_of}
         if len(current) > 1:
             changed += 1  # split
@@ -115,12 +169,13 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
             (cur,) = current
             if any(k in old_of and old_of[k] != gid for k in now_groups[cur]):
                 changed += 1  # merged with another accepted golden customer (new records joining are judged below)
-    base = len(old_groups)
+    if judged_old is None:
+        base = len(old_groups)
 
     # 2. newly consolidated records and whether an identifier supports them
     new_together: list[str] = []
-    for keys in now_groups.values():
-        if len(keys) < 2:
+    for gid, keys in now_groups.items():
+        if len(keys) < 2 or (judged_now is not None and gid not in judged_now):
             continue
         for k in keys:
             before = old_groups.get(old_of[k], set()) if k in old_of else {k}
@@ -133,8 +188,11 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         needed |= now_groups[now_of[k]]
     keys_of: dict[str, set[tuple]] = {}
     holders: Counter[tuple] = Counter()
-    for key, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
-                                 .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)):
+    # nothing newly consolidated (an incremental sync that only changed values): no evidence to weigh
+    rows = conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
+                        .where(staged_record.c.entity == "customers")
+                        .execution_options(yield_per=5000)) if new_together else ()
+    for key, rec in rows:
         ks = strong_keys(rec or {})
         holders.update(ks)
         if key in needed:
@@ -142,7 +200,9 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     limit = cfg.brake.shared_value_limit
     consolidated: Counter[str] = Counter()
     unsupported: Counter[str] = Counter()
-    records: Counter[str] = Counter(k.partition(":")[0] for k in now_of)
+    # records per source: counted by the database (now_of holds only the records around the moves)
+    records: Counter[str] = Counter({source: int(n) for source, n in conn.execute(
+        sa.select(xref.c.source, sa.func.count()).where(xref.c.valid_to.is_(None)).group_by(xref.c.source))})
     unsupported_in: Counter[str] = Counter()
     for k in new_together:
         source = k.partition(":")[0]

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 
 from hub.quality.codes import bare_code, describe
+from hub.quality.completeness import CompletenessTally
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
@@ -217,6 +218,23 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
 CACHE_ENTITY = "_quality_dimensions"
 
 
+REPORT_COMPLETENESS = "_report_completeness"  # kept with the dimensions, not one of them
+
+
+def kept_report_completeness(store: Store, cfg: QualityConfig | None = None,
+                             derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any] | None:
+    """The report's completeness figures as the last scoring tallied them, when nothing they were read from
+    changed since (the same fingerprint as the dimensions: staged records, golden records, …); else None."""
+    cfg = cfg or QualityConfig()
+    with store.engine.connect() as conn:
+        saved = read_cursor(conn, "hub", CACHE_ENTITY)
+        if not saved or REPORT_COMPLETENESS not in (saved.get("dimensions") or {}):
+            return None
+        if saved.get("fingerprint") != _inputs(conn, cfg, derived or {}):
+            return None
+    return saved["dimensions"][REPORT_COMPLETENESS]
+
+
 def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> str:
     sr, q, gc, mp, rd = staged_record.c, quarantine.c, golden_customer.c, match_pair.c, review_decision.c
     return table_fingerprint(
@@ -234,6 +252,12 @@ def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple
     )
 
 
+def has_flags() -> Any:
+    """Staged records holding at least one quality flag: the store writes an empty list as ``[]`` (a record
+    written otherwise is read, never miscounted)."""
+    return sa.cast(staged_record.c.quality_flags, sa.Text) != "[]"
+
+
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
     """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state)."""
     with store.engine.connect() as conn:
@@ -243,6 +267,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         for key, gid in golden_of.items():
             members[gid].append(key)
 
+        tally = CompletenessTally()  # the report's completeness, from the same pass
         customers: Counter[str] = Counter()
         present: dict[str, Counter[str]] = defaultdict(Counter)
         slim: dict[str, tuple[str, list[str], str | None, str | None]] = {}  # key -> source, name, birth, id
@@ -251,6 +276,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
             rec = rec or {}
+            tally.add_customer(source, rec)
             customers[source] += 1
             for name, has in fields_present(rec).items():
                 present[source][name] += has
@@ -258,13 +284,15 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             if gid is not None and len(members[gid]) > 1:
                 slim[key] = (source, _name_tokens(rec), rec.get("birth_date"), rec.get("national_id"))
 
-        staged_all: Counter[str] = Counter()
+        # every record counts; only those with a flag are read (most have none)
+        staged_all: Counter[str] = Counter({source: int(n) for source, n in conn.execute(
+            sa.select(staged_record.c.source, sa.func.count()).group_by(staged_record.c.source))})
         invalid: Counter[str] = Counter()
         invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
         for source, flags in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.quality_flags).execution_options(yield_per=5000)
+            sa.select(staged_record.c.source, staged_record.c.quality_flags).where(has_flags())
+            .execution_options(yield_per=5000)
         ):
-            staged_all[source] += 1
             bad = [f for f in flags or [] if is_invalid_flag(str(f))]
             if bad:
                 invalid[source] += 1
@@ -274,10 +302,13 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             held[source] += 1
             invalid_codes[source].update(bare_code(str(r)) for r in (reasons or [])[:1])
 
-        golden_rows = {gid: rec or {} for gid, rec in conn.execute(
-            sa.select(golden_customer.c.golden_id, golden_customer.c.record)
-            .where(golden_customer.c.status == "active"))
-            if len(members.get(gid, ())) > 1}
+        golden_rows: dict[str, Any] = {}
+        for gid, rec in conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.record)
+                                     .where(golden_customer.c.status == "active")
+                                     .execution_options(yield_per=5000)):
+            tally.add_golden(rec)
+            if len(members.get(gid, ())) > 1:
+                golden_rows[gid] = rec or {}
         active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
                               .where(golden_customer.c.status == "active")).scalar_one()
 
@@ -298,6 +329,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     out["uniqueness"] = _uniqueness(cfg, customers, members, queued, golden_of, active, derived)
     out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
     out["accuracy"] = _accuracy(cfg, decisions)
+    out[REPORT_COMPLETENESS] = tally.figures()
     return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 

@@ -30,9 +30,16 @@ from hub.privacy.figures import privacy_figures
 from hub.privacy.refs import source_ref
 from hub.quality import brake
 from hub.quality.codes import describe
+from hub.quality.completeness import (  # noqa: F401 - customer/golden_completeness: the report's API
+    COMPLETENESS_FIELDS,
+    CompletenessTally,
+    customer_completeness,
+    golden_completeness,
+    pct,
+)
 from hub.quality.config import QualityConfig
 from hub.quality.customer_base import customer_base
-from hub.quality.dimensions import overall_status, score_dimensions
+from hub.quality.dimensions import has_flags, kept_report_completeness, overall_status, score_dimensions
 from hub.quality.history import RunInfo, previous_finished_at, recent_runs, record_run
 from hub.report.charts import count_chart, hbar_chart, score_chart
 from hub.store import (
@@ -56,7 +63,6 @@ from hub.store import (
 )
 
 DEFAULT_REPORT_PATH = Path(".hub") / "reports" / "data_quality.html"
-COMPLETENESS_FIELDS = ("name", "email", "phone", "birth_date", "address")
 SAMPLE_SIZE = 25
 TOP_REASONS = 10
 
@@ -133,43 +139,6 @@ def _when(value: Any) -> str | None:
     return value.replace(microsecond=0).isoformat(sep=" ")
 
 
-def pct(part: int | float, whole: int | float) -> float:
-    return round(100.0 * part / whole, 1) if whole else 0.0
-
-
-def _has_name(rec: Mapping[str, Any]) -> bool:
-    name = rec.get("name") or {}
-    return bool(rec.get("full_name") or rec.get("given_name") or rec.get("family_name")
-                or (isinstance(name, Mapping) and name.get("display")))
-
-
-def _has_address(addresses: Iterable[Any]) -> bool:
-    return any(isinstance(a, Mapping) and (a.get("street") or a.get("city") or a.get("postal_code"))
-               for a in addresses or [])
-
-
-def customer_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
-    """Which of the report's fields a staged CustomerRecord (JSON) has."""
-    return {
-        "name": _has_name(rec),
-        "email": bool(rec.get("emails")),
-        "phone": bool(rec.get("phones")),
-        "birth_date": bool(rec.get("birth_date")),
-        "address": _has_address(rec.get("addresses") or []),
-    }
-
-
-def golden_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
-    """Which of the report's fields a GoldenCustomer (JSON) has."""
-    return {
-        "name": _has_name(rec),
-        "email": bool(rec.get("primary_email") or rec.get("emails")),
-        "phone": bool(rec.get("primary_phone") or rec.get("phones")),
-        "birth_date": bool(rec.get("birth_date")),
-        "address": _has_address([rec.get("address"), *(rec.get("addresses") or [])]),
-    }
-
-
 def size_bucket(n: int) -> str:
     return str(n) if n < 5 else "5+"
 
@@ -214,8 +183,13 @@ def _staged_inputs(entity: str | None = None) -> Any:
     return stmt if entity is None else stmt.where(sr.entity == entity)
 
 
-def collect_figures(store: Store) -> dict[str, Any]:
-    """Every figure of the report, JSON-ready (this is the JSON twin, less trend and run summary)."""
+def collect_figures(store: Store, quality: QualityConfig | None = None,
+                    derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+    """Every figure of the report, JSON-ready (this is the JSON twin, less trend and run summary).
+
+    ``quality`` / ``derived``: the settings the quality dimensions are scored with; when their last scoring
+    (the sync's quality check) read the store as it is now, its completeness tally is taken as it is."""
+    tallied = kept_report_completeness(store, quality, derived)
     gc = golden_customer.c
     golden_inputs = sa.select(sa.func.count(), sa.func.max(gc.updated_at),
                               sa.func.sum(sa.case((gc.status == "active", 1), else_=0)))
@@ -245,7 +219,7 @@ def collect_figures(store: Store) -> dict[str, Any]:
             sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
             lambda: _staging_figures(conn)))
         fig["completeness"] = reuse("completeness", table_fingerprint(conn, _staged_inputs("customers"), golden_inputs),
-                                    lambda: _completeness(conn))
+                                    lambda: tallied if tallied is not None else _completeness(conn))
         fig["matching"] = _matching(conn)
         scores = [float(s) for (s,) in conn.execute(
             sa.select(golden_customer.c.quality_score)
@@ -299,7 +273,8 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
     ]
     flags: Counter[tuple[str, str]] = Counter()
     for source, fl in conn.execute(
-        sa.select(staged_record.c.source, staged_record.c.quality_flags).execution_options(yield_per=5000)
+        sa.select(staged_record.c.source, staged_record.c.quality_flags).where(has_flags())
+        .execution_options(yield_per=5000)
     ):
         for code in fl or []:
             flags[(source, str(code))] += 1
@@ -313,31 +288,18 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
 
 
 def _completeness(conn: sa.Connection) -> dict[str, Any]:
-    per_source: dict[str, Counter[str]] = defaultdict(Counter)
-    totals: Counter[str] = Counter()
+    tally = CompletenessTally()
     for source, rec in conn.execute(
         sa.select(staged_record.c.source, staged_record.c.record)
         .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
     ):
-        totals[source] += 1
-        for name, present in customer_completeness(rec or {}).items():
-            per_source[source][name] += present
-    out: dict[str, Any] = {"sources": {}, "golden": None}
-    for source in sorted(totals):
-        out["sources"][source] = {"records": totals[source],
-                                  **{f: pct(per_source[source][f], totals[source]) for f in COMPLETENESS_FIELDS}}
-    golden = Counter()
-    n = 0
+        tally.add_customer(source, rec)
     for (rec,) in conn.execute(
         sa.select(golden_customer.c.record).where(golden_customer.c.status == "active")
         .execution_options(yield_per=5000)
     ):
-        n += 1
-        for name, present in golden_completeness(rec or {}).items():
-            golden[name] += present
-    if n:
-        out["golden"] = {"records": n, **{f: pct(golden[f], n) for f in COMPLETENESS_FIELDS}}
-    return out
+        tally.add_golden(rec)
+    return tally.figures()
 
 
 def _matching(conn: sa.Connection) -> dict[str, Any]:
@@ -386,20 +348,23 @@ def _matching(conn: sa.Connection) -> dict[str, Any]:
 
 
 def _c360(conn: sa.Connection) -> dict[str, Any]:
+    """Segment, value tier, lifecycle and consent distributions of the 360 view: one grouped scan (each
+    figure on its own was a scan of every 360 record)."""
     rec = customer_360.c.record
-    out: dict[str, Any] = {}
-    for name in ("segment", "value_tier", "lifecycle"):
-        col = rec[name].as_string()
-        out[name] = {str(k) if k is not None else "-": int(v) for k, v in conn.execute(
-            sa.select(col, sa.func.count()).group_by(col).order_by(sa.func.count().desc()))}
+    names = ("segment", "value_tier", "lifecycle")
+    cols = [rec[name].as_string() for name in names] + [rec[("consent", ch)].as_boolean() for ch in CHANNELS]
+    dists: dict[str, Counter[Any]] = {name: Counter() for name in names}
+    consents: dict[str, Counter[Any]] = {ch: Counter() for ch in CHANNELS}
+    for *values, n in conn.execute(sa.select(*cols, sa.func.count()).group_by(*cols)):
+        for name, value in zip(names, values[:len(names)], strict=True):
+            dists[name][str(value) if value is not None else "-"] += int(n)
+        for ch, value in zip(CHANNELS, values[len(names):], strict=True):
+            consents[ch][value] += int(n)
+    out: dict[str, Any] = {name: dict(sorted(dists[name].items(), key=lambda kv: (-kv[1], kv[0])))
+                           for name in names}
     out["customers"] = sum(out["segment"].values())
-    consent: dict[str, dict[str, int]] = {}
-    for channel in CHANNELS:
-        col = rec[("consent", channel)].as_boolean()
-        counts = {k: int(v) for k, v in conn.execute(sa.select(col, sa.func.count()).group_by(col))}
-        consent[channel] = {"opted_in": counts.get(True, 0), "opted_out": counts.get(False, 0),
-                            "unknown": counts.get(None, 0)}
-    out["consent"] = consent
+    out["consent"] = {ch: {"opted_in": c.get(True, 0), "opted_out": c.get(False, 0), "unknown": c.get(None, 0)}
+                      for ch, c in consents.items()}
     return out
 
 
@@ -686,7 +651,7 @@ def write_report(store: Store, out_path: str | Path = DEFAULT_REPORT_PATH,
     since = run.started_at or previous_finished_at(store)
     finished = datetime.now(UTC).replace(tzinfo=None)
 
-    figures = collect_figures(store)
+    figures = collect_figures(store, quality, derived)
     with store.engine.connect() as conn:
         figures["run"] = run_figures(conn, since)
     dims = score_dimensions(store, quality, now=finished, derived=derived)

@@ -1,0 +1,80 @@
+"""The report's completeness figures: which of five fields the staged customer records of each source and the
+active golden records hold. Tallied in the same pass as the quality dimensions read those records
+(hub/quality/dimensions.py), so the report does not read every record a second time."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+COMPLETENESS_FIELDS = ("name", "email", "phone", "birth_date", "address")
+
+
+def pct(part: int | float, whole: int | float) -> float:
+    return round(100.0 * part / whole, 1) if whole else 0.0
+
+
+def _has_name(rec: Mapping[str, Any]) -> bool:
+    name = rec.get("name") or {}
+    return bool(rec.get("full_name") or rec.get("given_name") or rec.get("family_name")
+                or (isinstance(name, Mapping) and name.get("display")))
+
+
+def _has_address(addresses: Iterable[Any]) -> bool:
+    return any(isinstance(a, Mapping) and (a.get("street") or a.get("city") or a.get("postal_code"))
+               for a in addresses or [])
+
+
+def customer_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
+    """Which of the report's fields a staged CustomerRecord (JSON) has."""
+    return {
+        "name": _has_name(rec),
+        "email": bool(rec.get("emails")),
+        "phone": bool(rec.get("phones")),
+        "birth_date": bool(rec.get("birth_date")),
+        "address": _has_address(rec.get("addresses") or []),
+    }
+
+
+def golden_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
+    """Which of the report's fields a GoldenCustomer (JSON) has."""
+    return {
+        "name": _has_name(rec),
+        "email": bool(rec.get("primary_email") or rec.get("emails")),
+        "phone": bool(rec.get("primary_phone") or rec.get("phones")),
+        "birth_date": bool(rec.get("birth_date")),
+        "address": _has_address([rec.get("address"), *(rec.get("addresses") or [])]),
+    }
+
+
+class CompletenessTally:
+    """Counts records and present fields: staged customers per source, active golden records."""
+
+    def __init__(self) -> None:
+        self.per_source: dict[str, Counter[str]] = defaultdict(Counter)
+        self.totals: Counter[str] = Counter()
+        self.golden: Counter[str] = Counter()
+        self.golden_records = 0
+
+    def add_customer(self, source: str, rec: Mapping[str, Any] | None) -> None:
+        self.totals[source] += 1
+        for name, present in customer_completeness(rec or {}).items():
+            self.per_source[source][name] += present
+
+    def add_golden(self, rec: Mapping[str, Any] | None) -> None:
+        self.golden_records += 1
+        for name, present in golden_completeness(rec or {}).items():
+            self.golden[name] += present
+
+    def figures(self) -> dict[str, Any]:
+        """The report's ``completeness`` section (JSON-ready)."""
+        out: dict[str, Any] = {"sources": {}, "golden": None}
+        for source in sorted(self.totals):
+            n = self.totals[source]
+            out["sources"][source] = {"records": n,
+                                      **{f: pct(self.per_source[source][f], n) for f in COMPLETENESS_FIELDS}}
+        if self.golden_records:
+            n = self.golden_records
+            out["golden"] = {"records": n, **{f: pct(self.golden[f], n) for f in COMPLETENESS_FIELDS}}
+        return out
