@@ -273,6 +273,25 @@ def _unpack(text: str) -> list[str]:
     return text[1:].split(_SEP) if text.startswith("|") else json.loads(text)
 
 
+def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.ndarray]:
+    """The cached rows ``idx`` of ``text`` column by column (object arrays of ``width`` values per row): a slice
+    of rows is joined and split at once (a split per row and a frame built from row lists cost twice as much)."""
+    cols = [np.empty(len(idx), dtype=object) for _ in range(width)]
+    for a in range(0, len(idx), PACK_CHUNK):
+        part = [text[i] for i in idx[a:a + PACK_CHUNK].tolist()]
+        flat = _SEP.join([t[1:] for t in part]).split(_SEP) if all(t[:1] == "|" for t in part) else []
+        if len(flat) != len(part) * width:  # a row stored as JSON (a value holds the separator)
+            flat = []
+            for t in part:
+                values = _unpack(t)
+                if len(values) != width:
+                    raise ValueError(f"a cached engine row has {len(values)} values, not {width}")
+                flat += values
+        for j in range(width):
+            cols[j][a:a + len(part)] = np.array(flat[j::width], dtype=object)
+    return cols
+
+
 def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
@@ -302,34 +321,44 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
                 derived[i] = False
         del cached
     width = len(ENGINE_COLUMNS) - 1
-    rows: list[Any] = [None] * n
+    names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    pos = {keys[i]: i for i in new_idx.tolist()}
+    new_rows: list[Any] = [None] * len(new_idx)
+    at = {keys[i]: j for j, i in enumerate(new_idx.tolist())}
     for chunk in _chunks([keys[i] for i in new_idx.tolist()]):
         for k, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record).where(
                 staged_record.c.entity == "customers", staged_record.c.record_key.in_(chunk))):
-            rows[pos[k]] = engine_row(k, rec)[1:]
-    del pos
-    std_rows: list[Any] = [None] * n
-    for i in np.flatnonzero(~derived).tolist():
-        values = _unpack(text[i])
-        rows[i], std_rows[i] = values[:width], values[width:]
-    frame = pd.DataFrame(rows, columns=list(ENGINE_COLUMNS[1:]), dtype=str)
-    del rows
-    frame.insert(0, "record_id", pd.Series(keys, dtype=str))
+            new_rows[at[k]] = engine_row(k, rec)[1:]
+    del at
     if derived.all():
-        del std_rows
+        frame = pd.DataFrame(new_rows, columns=names, dtype=str)
+        del new_rows
+        frame.insert(0, "record_id", pd.Series(keys, dtype=str))
         records = prepare_records(frame, workers=workers, capture=True)
         new_std = records.standardised
     else:
-        new_std = prepare_records(frame.iloc[new_idx].reset_index(drop=True), workers=workers,
-                                  capture=True).standardised
-        for j, row in enumerate(new_std.itertuples(index=False, name=None)):
-            std_rows[new_idx[j]] = row
-        records = prepare_records(frame, workers=workers, standardised=pd.DataFrame(std_rows, columns=list(new_std.columns),
-                                                                   dtype=object))
-        del std_rows
-        new_std = new_std.set_axis(new_idx.tolist())
+        fresh = pd.DataFrame(new_rows, columns=names, dtype=str)
+        del new_rows
+        fresh.insert(0, "record_id", pd.Series([keys[i] for i in new_idx.tolist()], dtype=str))
+        new_std = prepare_records(fresh, workers=workers, capture=True).standardised
+        std_names = list(new_std.columns)
+        old_idx = np.flatnonzero(~derived)
+        cols: list[Any] = _cached_columns(text, old_idx, width + len(std_names))
+
+        def merged(j: int, new_values: np.ndarray) -> np.ndarray:
+            col = np.empty(n, dtype=object)
+            col[old_idx] = cols[j]
+            col[new_idx] = new_values
+            cols[j] = None  # memory: one copy of each column at a time
+            return col
+
+        frame = pd.DataFrame({"record_id": keys, **{c: merged(j, fresh[c].to_numpy(dtype=object))
+                                                    for j, c in enumerate(names)}}, dtype=str)
+        std = pd.DataFrame({c: merged(width + j, new_std[c].to_numpy(dtype=object))
+                            for j, c in enumerate(std_names)}, dtype=object)
+        del fresh, cols
+        records = prepare_records(frame, workers=workers, standardised=std)
+        del std
     # the cache rows of the records derived now: engine row, then standardised values; in slices, so that the
     # values as Python objects never exist for every record at once (a full run derives them all)
     for a in range(0, len(new_idx), PACK_CHUNK):
