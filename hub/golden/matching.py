@@ -8,13 +8,13 @@ steward must-/cannot-links). What the golden stage keeps is bookkeeping: which r
 re-score, which components to re-cluster, and the store tables (``match_pair``, ``match_record``,
 ``match_run``, ``match_model``).
 
-Incremental: a record is *dirty* when its staged content, its matching keys or its set of candidate partners
-differ from the last run (``match_record.record_hash`` holds a digest of the three). Compared and scored are the
-candidate pairs with a changed end (content or keys) and those between two records whose partners moved (a pair
-between unchanged records that is new has both ends among them); every other pair keeps its stored score. The
-affected set K (changed records, the ends of match edges that appeared or went, steward decisions made since the
-last run) is closed under match edges, must-links and previous clusters and re-clustered from the match pairs
-stored inside it. Scores are a function of the pair and the frozen model, clusters a function of each component:
+Incremental: a record is *changed* when its staged content or its matching keys differ from the last run
+(``match_record.record_hash`` holds a digest of them and of its candidate partners). Compared and scored are the
+candidate pairs with a changed end and those that were not candidates in the last run (``match_candidates``
+holds that run's pairs and bands); every other pair keeps its stored score, and a pair that left the set its
+row no more. The affected set K (changed records, the ends of match edges that appeared or went, steward
+decisions made since the last run) is closed in memory under match edges, must-links and previous clusters and
+re-clustered from the match pairs stored inside it. Scores are a function of the pair and the frozen model, clusters a function of each component:
 the result equals a full rebuild (tested in tests/test_golden_incremental.py and test_golden_engine.py).
 """
 
