@@ -561,12 +561,25 @@ def _load_candidates(conn: Connection, keys: Sequence[str]) -> _CandidateSet | N
     return _CandidateSet(left=left, right=right, band=band)
 
 
-def _member(query: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found, position) of each query code in the sorted codes ``ref``."""
+MEMBER_CHUNK = 4_000_000  # codes looked up at a time (bounded memory at tens of millions of pairs)
+
+
+def _member(query: np.ndarray, ref: np.ndarray, values: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Whether each query code is among the sorted codes ``ref``, and (``values``: one per ref code) its value
+    there (0 where it is not)."""
+    found = np.zeros(len(query), dtype=bool)
+    got = None if values is None else np.zeros(len(query), dtype=values.dtype)
     if not len(ref):
-        return np.zeros(len(query), bool), np.zeros(len(query), np.int64)
-    at = np.minimum(np.searchsorted(ref, query), len(ref) - 1)
-    return ref[at] == query, at
+        return found, got
+    for a in range(0, len(query), MEMBER_CHUNK):
+        q = query[a:a + MEMBER_CHUNK]
+        at = np.minimum(np.searchsorted(ref, q), len(ref) - 1)
+        hit = ref[at] == q
+        found[a:a + len(q)] = hit
+        if got is not None:
+            got[a:a + len(q)][hit] = values[at[hit]]
+    return found, got
 
 
 def _closure(n: int, edge_l: np.ndarray, edge_r: np.ndarray, group: np.ndarray, seeds: np.ndarray,
@@ -752,24 +765,29 @@ def match_and_cluster(
         sel = np.arange(len(left))
     else:
         assert prior is not None
-        remap = np.array([pos.get(k, -1) for k in old_keys], dtype=np.int64)
+        remap = np.array([pos.get(k, -1) for k in old_keys], dtype=np.int32)
         ol, orr = remap[prior.left], remap[prior.right]
+        del remap
         alive = (ol >= 0) & (orr >= 0)  # both ends still staged
-        old_code, old_order = _sorted_pairs(ol[alive], orr[alive], n)  # the map is monotone: sorted already
-        old_band = prior.band[alive] if old_order is None else prior.band[alive][old_order]
-        cur_code, _ = _sorted_pairs(left, right, n)  # the engine's candidates are sorted
-        was, at = _member(cur_code, old_code)
-        band_all = np.zeros(len(left), np.int8)
-        band_all[was] = old_band[at[was]]
-        sel = np.flatnonzero(content[left] | content[right] | ~was)
         # the last run's pairs that are scored again or went: a changed or deleted end, or (between two
-        # unchanged records) no longer a candidate
+        # unchanged records) no longer a candidate (found below)
         redo = ~alive
         redo[alive] = content[ol[alive]] | content[orr[alive]]
-        gone = np.flatnonzero(alive)[~_member(ol[alive] * n + orr[alive], cur_code)[0]]
+        old_code, old_order = _sorted_pairs(ol[alive], orr[alive], n)  # the map is monotone: sorted already
+        del ol, orr
+        kept = np.flatnonzero(alive)  # the last run's pairs behind old_code
+        del alive
+        if old_order is not None:
+            kept = kept[old_order]
+        cur_sorted, cur_order = _sorted_pairs(left, right, n)  # the engine's candidates are sorted
+        cur_code = cur_sorted if cur_order is None else left.astype(np.int64) * n + right
+        was, band_all = _member(cur_code, old_code, prior.band[kept])
+        sel = np.flatnonzero(content[left] | content[right] | ~was)
+        still, _ = _member(old_code, cur_sorted)
+        gone = kept[~still]
+        del was, still, old_code, cur_code, cur_sorted, kept
         gone = gone[~redo[gone]]  # left the set between two unchanged records (the rest go with their end)
         redo[gone] = True
-        del remap, ol, orr, alive, old_code, old_band, cur_code, was, at
     sl, sr = left[sel], right[sel]
     # a run that fitted the model is a full one (sel: every candidate pair), scored by the fit already
     scored = fit_scored if full and fit_scored is not None else _score(fs, records, sl, sr, workers=workers)
