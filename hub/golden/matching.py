@@ -551,13 +551,15 @@ def _load_candidates(conn: Connection, keys: Sequence[str]) -> _CandidateSet | N
     if not rows or rows[0][1] != len(keys) or len({r[0] for r in rows}) != 1 or rows[0][0] != _keys_digest(keys):
         return None
     n, m = rows[0][1], rows[0][2]
-    raw = zlib.decompress(b"".join(bytes(r[3]) for r in rows))
+    parts = [r[3] for r in rows]
+    del rows
+    raw = zlib.decompress(b"".join(parts))
+    del parts
     if len(raw) != 4 * n + 5 * m:
         return None
-    counts = np.frombuffer(raw, np.int32, n, 0)
-    left = np.repeat(np.arange(n, dtype=np.int32), counts)
-    right = np.frombuffer(raw, np.int32, m, 4 * n).copy()
-    band = np.frombuffer(raw, np.int8, m, 4 * (n + m)).copy()
+    left = np.repeat(np.arange(n, dtype=np.int32), np.frombuffer(raw, np.int32, n, 0))
+    right = np.frombuffer(raw, np.int32, m, 4 * n)  # read-only views of ``raw``: no second copy
+    band = np.frombuffer(raw, np.int8, m, 4 * (n + m))
     return _CandidateSet(left=left, right=right, band=band)
 
 
@@ -692,7 +694,6 @@ def match_and_cluster(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
                       match_record.c.changed_run, match_record.c.input_hash))}
         old_keys = sorted(old)  # what the stored candidate indices point into
-        prior = _load_candidates(conn, old_keys) if mode != "full" and prev is not None else None
     records, keys, n = pop.records, pop.keys, len(pop.keys)
     pos = {k: i for i, k in enumerate(keys)}
     stats.records_total = n
@@ -724,6 +725,10 @@ def match_and_cluster(
     stats.model = {"model_id": model_id, "estimation": fs.estimation,
                    "prior_log2_odds": round(float(fs.prior_log2_odds), 3)}
 
+    prior = None  # read only now: not held while the engine blocks (memory)
+    if mode == "incremental" and prev is not None:
+        with store.engine.connect() as conn:
+            prior = _load_candidates(conn, old_keys)
     if mode == "incremental":
         if prev is None:
             stats.fallback_reason = "no previous match run"
@@ -824,6 +829,7 @@ def match_and_cluster(
             og = gone[prior.band[gone] > 0]
             between = list(zip([old_keys[a] for a in prior.left[og].tolist()],
                                [old_keys[b] for b in prior.right[og].tolist()], strict=True))
+            del prior, redo, gone, og, oe
             for chunk in _chunks(touched):
                 conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
                 conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
