@@ -349,6 +349,20 @@ match_model = sa.Table(
     sa.Column("params", sa.JSON, nullable=False),  # frozen scoring parameters (m/u, prior, term frequencies)
 )
 
+# The candidate pairs of the last match run (migration 0013): record indices into the sorted match_record keys
+# of that run (no personal data) and each pair's band, packed and split into parts. An incremental run scores
+# only the pairs that are not among them (or have a changed end) and drops the match pairs that left the set.
+match_candidates = sa.Table(
+    "match_candidates",
+    metadata,
+    sa.Column("part", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("keys_digest", sa.String(64), nullable=False),  # of the record keys the indices point into
+    sa.Column("records", sa.Integer, nullable=False),
+    sa.Column("pairs", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
 
 # Data-quality state (migration 0004), owned by hub/quality: the history of runs the report charts, the push
 # brake's evaluations and releases, and the customer-base position per golden customer at the last report

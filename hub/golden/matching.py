@@ -8,13 +8,13 @@ steward must-/cannot-links). What the golden stage keeps is bookkeeping: which r
 re-score, which components to re-cluster, and the store tables (``match_pair``, ``match_record``,
 ``match_run``, ``match_model``).
 
-Incremental: a record is *dirty* when its staged content, its matching keys or its set of candidate partners
-differ from the last run (``match_record.record_hash`` holds a digest of the three). Compared and scored are the
-candidate pairs with a changed end (content or keys) and those between two records whose partners moved (a pair
-between unchanged records that is new has both ends among them); every other pair keeps its stored score. The
-affected set K (changed records, the ends of match edges that appeared or went, steward decisions made since the
-last run) is closed under match edges, must-links and previous clusters and re-clustered from the match pairs
-stored inside it. Scores are a function of the pair and the frozen model, clusters a function of each component:
+Incremental: a record is *changed* when its staged content or its matching keys differ from the last run
+(``match_record.record_hash`` holds a digest of them and of its candidate partners). Compared and scored are the
+candidate pairs with a changed end and those that were not candidates in the last run (``match_candidates``
+holds that run's pairs and bands); every other pair keeps its stored score, and a pair that left the set its
+row no more. The affected set K (changed records, the ends of match edges that appeared or went, steward
+decisions made since the last run) is closed in memory under match edges, must-links and previous clusters and
+re-clustered from the match pairs stored inside it. Scores are a function of the pair and the frozen model, clusters a function of each component:
 the result equals a full rebuild (tested in tests/test_golden_incremental.py and test_golden_engine.py).
 """
 
@@ -28,7 +28,7 @@ import json
 import logging
 import os
 import time
-from collections import defaultdict
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import MatchSettings, load_match_settings
 from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
-from hub.store import Store, chunked, match_pair, staged_record
+from hub.store import Store, chunked, match_candidates, match_pair, staged_record
 
 if TYPE_CHECKING:
     from hub.dedupe import DedupeSettings, MatchModel, Records
@@ -193,18 +193,6 @@ def last_run(conn: Connection, kind: str) -> Any:
     ).first()
 
 
-def _pair_neighbours(conn: Connection, keys: Sequence[str], band: str | None = "match") -> set[str]:
-    out: set[str] = set()
-    for chunk in _chunks(keys):
-        for mine, other in ((match_pair.c.left_key, match_pair.c.right_key),
-                            (match_pair.c.right_key, match_pair.c.left_key)):
-            q = sa.select(other).where(mine.in_(chunk))
-            if band is not None:
-                q = q.where(match_pair.c.band == band)
-            out.update(conn.execute(q).scalars())
-    return out
-
-
 def latest_model(conn: Connection, matcher: str) -> tuple[int, datetime, MatchModel] | None:
     """(id, trained_at, model) of the newest stored model of this matcher; None: none yet, or stored in a
     format the engine no longer reads (then it is refitted)."""
@@ -285,6 +273,25 @@ def _unpack(text: str) -> list[str]:
     return text[1:].split(_SEP) if text.startswith("|") else json.loads(text)
 
 
+def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.ndarray]:
+    """The cached rows ``idx`` of ``text`` column by column (object arrays of ``width`` values per row): a slice
+    of rows is joined and split at once (a split per row and a frame built from row lists cost twice as much)."""
+    cols = [np.empty(len(idx), dtype=object) for _ in range(width)]
+    for a in range(0, len(idx), PACK_CHUNK):
+        part = [text[i] for i in idx[a:a + PACK_CHUNK].tolist()]
+        flat = _SEP.join([t[1:] for t in part]).split(_SEP) if all(t[:1] == "|" for t in part) else []
+        if len(flat) != len(part) * width:  # a row stored as JSON (a value holds the separator)
+            flat = []
+            for t in part:
+                values = _unpack(t)
+                if len(values) != width:
+                    raise ValueError(f"a cached engine row has {len(values)} values, not {width}")
+                flat += values
+        for j in range(width):
+            cols[j][a:a + len(part)] = np.array(flat[j::width], dtype=object)
+    return cols
+
+
 def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
@@ -314,34 +321,44 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
                 derived[i] = False
         del cached
     width = len(ENGINE_COLUMNS) - 1
-    rows: list[Any] = [None] * n
+    names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    pos = {keys[i]: i for i in new_idx.tolist()}
+    new_rows: list[Any] = [None] * len(new_idx)
+    at = {keys[i]: j for j, i in enumerate(new_idx.tolist())}
     for chunk in _chunks([keys[i] for i in new_idx.tolist()]):
         for k, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record).where(
                 staged_record.c.entity == "customers", staged_record.c.record_key.in_(chunk))):
-            rows[pos[k]] = engine_row(k, rec)[1:]
-    del pos
-    std_rows: list[Any] = [None] * n
-    for i in np.flatnonzero(~derived).tolist():
-        values = _unpack(text[i])
-        rows[i], std_rows[i] = values[:width], values[width:]
-    frame = pd.DataFrame(rows, columns=list(ENGINE_COLUMNS[1:]), dtype=str)
-    del rows
-    frame.insert(0, "record_id", pd.Series(keys, dtype=str))
+            new_rows[at[k]] = engine_row(k, rec)[1:]
+    del at
     if derived.all():
-        del std_rows
+        frame = pd.DataFrame(new_rows, columns=names, dtype=str)
+        del new_rows
+        frame.insert(0, "record_id", pd.Series(keys, dtype=str))
         records = prepare_records(frame, workers=workers, capture=True)
         new_std = records.standardised
     else:
-        new_std = prepare_records(frame.iloc[new_idx].reset_index(drop=True), workers=workers,
-                                  capture=True).standardised
-        for j, row in enumerate(new_std.itertuples(index=False, name=None)):
-            std_rows[new_idx[j]] = row
-        records = prepare_records(frame, workers=workers, standardised=pd.DataFrame(std_rows, columns=list(new_std.columns),
-                                                                   dtype=object))
-        del std_rows
-        new_std = new_std.set_axis(new_idx.tolist())
+        fresh = pd.DataFrame(new_rows, columns=names, dtype=str)
+        del new_rows
+        fresh.insert(0, "record_id", pd.Series([keys[i] for i in new_idx.tolist()], dtype=str))
+        new_std = prepare_records(fresh, workers=workers, capture=True).standardised
+        std_names = list(new_std.columns)
+        old_idx = np.flatnonzero(~derived)
+        cols: list[Any] = _cached_columns(text, old_idx, width + len(std_names))
+
+        def merged(j: int, new_values: np.ndarray) -> np.ndarray:
+            col = np.empty(n, dtype=object)
+            col[old_idx] = cols[j]
+            col[new_idx] = new_values
+            cols[j] = None  # memory: one copy of each column at a time
+            return col
+
+        frame = pd.DataFrame({"record_id": keys, **{c: merged(j, fresh[c].to_numpy(dtype=object))
+                                                    for j, c in enumerate(names)}}, dtype=str)
+        std = pd.DataFrame({c: merged(width + j, new_std[c].to_numpy(dtype=object))
+                            for j, c in enumerate(std_names)}, dtype=object)
+        del fresh, cols
+        records = prepare_records(frame, workers=workers, standardised=std)
+        del std
     # the cache rows of the records derived now: engine row, then standardised values; in slices, so that the
     # values as Python objects never exist for every record at once (a full run derives them all)
     for a in range(0, len(new_idx), PACK_CHUNK):
@@ -475,6 +492,129 @@ def _match_edges_inside(conn: Connection, pos: dict[str, int], inside: set[str]
     return lft, rgt, (mw, prob, np.zeros(m, dtype=bool), np.zeros((m, len(FIELDS)), dtype=np.int8))
 
 
+# -- the last run's candidate pairs ----------------------------------------------------------------------------------
+
+CAND_PART_BYTES = 32 << 20  # bytes of the packed candidate set per match_candidates row
+
+
+@dataclass
+class _CandidateSet:
+    """Candidate pairs of a run as sorted index arrays into that run's sorted record keys, and their bands
+    (``Scores.band_codes``: 2 auto-match, 1 review, 0 non-match)."""
+
+    left: np.ndarray  # int32
+    right: np.ndarray  # int32
+    band: np.ndarray  # int8
+
+
+def _keys_digest(keys: Sequence[str]) -> str:
+    """Digest of a sorted key list: the stored indices are valid only against the keys they were taken from."""
+    h = hashlib.sha256(f"{len(keys)}".encode())
+    for a in range(0, len(keys), 100_000):
+        h.update(b"\x01" + "\x00".join(keys[a:a + 100_000]).encode())
+    return h.hexdigest()
+
+
+def _sorted_pairs(left: np.ndarray, right: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(codes left * n + right, the order that sorts them); the order is None when they are sorted already (the
+    engine's candidates are)."""
+    code = left.astype(np.int64) * max(n, 1) + right
+    if len(code) < 2 or bool((code[1:] > code[:-1]).all()):
+        return code, None
+    order = np.argsort(code, kind="stable")
+    return code[order], order
+
+
+def _store_candidates(conn: Connection, run_id: int, keys: Sequence[str], left: np.ndarray, right: np.ndarray,
+                      band: np.ndarray) -> None:
+    """Replace the stored candidate set with this run's (``keys``: the sorted record keys, as match_record holds
+    them after the run): per record its number of pairs as left end, then the right ends and the bands."""
+    n = len(keys)
+    _, order = _sorted_pairs(left, right, n)
+    if order is not None:
+        left, right, band = left[order], right[order], band[order]
+    counts = np.bincount(left, minlength=n).astype(np.int32) if len(left) else np.zeros(n, np.int32)
+    data = zlib.compress(counts.tobytes() + right.astype(np.int32).tobytes() + band.astype(np.int8).tobytes(), 1)
+    digest = _keys_digest(keys)
+    conn.execute(match_candidates.delete())
+    for part, a in enumerate(range(0, max(len(data), 1), CAND_PART_BYTES)):
+        conn.execute(match_candidates.insert().values(part=part, run_id=run_id, keys_digest=digest, records=n,
+                                                      pairs=len(left), data=data[a:a + CAND_PART_BYTES]))
+
+
+def _load_candidates(conn: Connection, keys: Sequence[str]) -> _CandidateSet | None:
+    """The stored candidate set when its indices point into ``keys`` (the sorted match_record keys now); None:
+    none stored (a run before migration 0013), or match_record changed outside a match run since."""
+    rows = conn.execute(sa.select(match_candidates.c.keys_digest, match_candidates.c.records,
+                                  match_candidates.c.pairs, match_candidates.c.data)
+                        .order_by(match_candidates.c.part)).all()
+    if not rows or rows[0][1] != len(keys) or len({r[0] for r in rows}) != 1 or rows[0][0] != _keys_digest(keys):
+        return None
+    n, m = rows[0][1], rows[0][2]
+    parts = [r[3] for r in rows]
+    del rows
+    raw = zlib.decompress(b"".join(parts))
+    del parts
+    if len(raw) != 4 * n + 5 * m:
+        return None
+    left = np.repeat(np.arange(n, dtype=np.int32), np.frombuffer(raw, np.int32, n, 0))
+    right = np.frombuffer(raw, np.int32, m, 4 * n)  # read-only views of ``raw``: no second copy
+    band = np.frombuffer(raw, np.int8, m, 4 * (n + m))
+    return _CandidateSet(left=left, right=right, band=band)
+
+
+MEMBER_CHUNK = 4_000_000  # codes looked up at a time (bounded memory at tens of millions of pairs)
+
+
+def _member(query: np.ndarray, ref: np.ndarray, values: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Whether each query code is among the sorted codes ``ref``, and (``values``: one per ref code) its value
+    there (0 where it is not)."""
+    found = np.zeros(len(query), dtype=bool)
+    got = None if values is None else np.zeros(len(query), dtype=values.dtype)
+    if not len(ref):
+        return found, got
+    for a in range(0, len(query), MEMBER_CHUNK):
+        q = query[a:a + MEMBER_CHUNK]
+        at = np.minimum(np.searchsorted(ref, q), len(ref) - 1)
+        hit = ref[at] == q
+        found[a:a + len(q)] = hit
+        if got is not None:
+            got[a:a + len(q)][hit] = values[at[hit]]
+    return found, got
+
+
+def _closure(n: int, edge_l: np.ndarray, edge_r: np.ndarray, group: np.ndarray, seeds: np.ndarray,
+             seed_groups: np.ndarray) -> np.ndarray:
+    """Records reachable from the seeds (bool per record) over edges between records and the membership of
+    records in groups (``group``: per record its group, -1 none; a group links all its members). Breadth-first
+    over an adjacency in arrays: the work is the reached part's edges, not the population's."""
+    has = np.flatnonzero(group >= 0)
+    n_nodes = n + (int(group.max()) + 1 if len(has) else 0)
+    src = np.concatenate([edge_l, edge_r, has, n + group[has]]).astype(np.int64)
+    dst = np.concatenate([edge_r, edge_l, n + group[has], has]).astype(np.int64)
+    order = np.argsort(src, kind="stable")
+    dst = dst[order]
+    indptr = np.zeros(n_nodes + 1, np.int64)
+    np.cumsum(np.bincount(src, minlength=n_nodes), out=indptr[1:])
+    seen = np.zeros(n_nodes, bool)
+    seen[:n] = seeds
+    seed_groups = seed_groups[(seed_groups >= 0) & (seed_groups < n_nodes - n)]
+    seen[n + seed_groups] = True
+    frontier = np.flatnonzero(seen)
+    while len(frontier):
+        starts, cnt = indptr[frontier], indptr[frontier + 1] - indptr[frontier]
+        total = int(cnt.sum())
+        if not total:
+            break
+        idx = np.repeat(starts - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+        nxt = np.unique(dst[idx])
+        nxt = nxt[~seen[nxt]]
+        seen[nxt] = True
+        frontier = nxt
+    return seen[:n]
+
+
 ROW_CHUNK = 5000  # match_pair rows built (with their explanation) and inserted at a time
 
 
@@ -553,6 +693,7 @@ def match_and_cluster(
         old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
                       match_record.c.changed_run, match_record.c.input_hash))}
+        old_keys = sorted(old)  # what the stored candidate indices point into
     records, keys, n = pop.records, pop.keys, len(pop.keys)
     pos = {k: i for i, k in enumerate(keys)}
     stats.records_total = n
@@ -584,6 +725,10 @@ def match_and_cluster(
     stats.model = {"model_id": model_id, "estimation": fs.estimation,
                    "prior_log2_odds": round(float(fs.prior_log2_odds), 3)}
 
+    prior = None  # read only now: not held while the engine blocks (memory)
+    if mode == "incremental" and prev is not None:
+        with store.engine.connect() as conn:
+            prior = _load_candidates(conn, old_keys)
     if mode == "incremental":
         if prev is None:
             stats.fallback_reason = "no previous match run"
@@ -591,6 +736,8 @@ def match_and_cluster(
             stats.fallback_reason = f"matcher changed ({prev.matcher} -> {matcher})"
         elif trained or (prev.stats or {}).get("model", {}).get("model_id") != model_id:
             stats.fallback_reason = "the model was (re)trained"
+        elif prior is None:
+            stats.fallback_reason = "the last run's candidate pairs are not stored (or match_record changed since)"
     full = mode == "full" or stats.fallback_reason is not None
     stats.mode = "full" if full else "incremental"
 
@@ -615,17 +762,37 @@ def match_and_cluster(
         stats.seconds = round(time.perf_counter() - t0, 3)
         return stats
 
-    # 1. score the candidate pairs that can score or exist differently from the last run (all in a full run):
-    #    those with a changed end, and those between two records that both gained or lost candidate partners
-    #    (a pair between two unchanged records that is new has both ends in that set). Every other pair existed
-    #    in the last run with the same two fingerprints: its stored score holds.
-    moved = dirty & ~content  # content unchanged, candidate partners changed
+    # 1. score the candidate pairs that can score differently from the last run (all in a full run): those
+    #    with a changed end, and those that were not candidates in the last run (the stored candidate set says
+    #    which). Every other pair was scored in the last run with the same two fingerprints: its band holds.
+    #    ``band_all``: every candidate pair's band after this run (stored as the next run's candidate set).
     if full:
         sel = np.arange(len(left))
-    elif len(left):
-        sel = np.flatnonzero(content[left] | content[right] | (moved[left] & moved[right]))
     else:
-        sel = np.empty(0, np.int64)
+        assert prior is not None
+        remap = np.array([pos.get(k, -1) for k in old_keys], dtype=np.int32)
+        ol, orr = remap[prior.left], remap[prior.right]
+        del remap
+        alive = (ol >= 0) & (orr >= 0)  # both ends still staged
+        # the last run's pairs that are scored again or went: a changed or deleted end, or (between two
+        # unchanged records) no longer a candidate (found below)
+        redo = ~alive
+        redo[alive] = content[ol[alive]] | content[orr[alive]]
+        old_code, old_order = _sorted_pairs(ol[alive], orr[alive], n)  # the map is monotone: sorted already
+        del ol, orr
+        kept = np.flatnonzero(alive)  # the last run's pairs behind old_code
+        del alive
+        if old_order is not None:
+            kept = kept[old_order]
+        cur_sorted, cur_order = _sorted_pairs(left, right, n)  # the engine's candidates are sorted
+        cur_code = cur_sorted if cur_order is None else left.astype(np.int64) * n + right
+        was, band_all = _member(cur_code, old_code, prior.band[kept])
+        sel = np.flatnonzero(content[left] | content[right] | ~was)
+        still, _ = _member(old_code, cur_sorted)
+        gone = kept[~still]
+        del was, still, old_code, cur_code, cur_sorted, kept
+        gone = gone[~redo[gone]]  # left the set between two unchanged records (the rest go with their end)
+        redo[gone] = True
     sl, sr = left[sel], right[sel]
     # a run that fitted the model is a full one (sel: every candidate pair), scored by the fit already
     scored = fit_scored if full and fit_scored is not None else _score(fs, records, sl, sr, workers=workers)
@@ -633,6 +800,10 @@ def match_and_cluster(
     from hub.dedupe import Scores
 
     band = Scores(*scored).band_codes(ds)  # 2 auto-match, 1 review, 0 non-match
+    if full:
+        band_all = band.astype(np.int8)
+    else:
+        band_all[sel] = band
     now = _now()
     auto = np.flatnonzero(band == 2)
     stats.pairs_scored = len(sel)
@@ -649,23 +820,16 @@ def match_and_cluster(
             conn.execute(match_pair.delete())
             seeds: set[str] = set(keys)
         else:
-            # the stored pairs scored again above: those with a changed or deleted end, and those between two
-            # records whose partners moved (a stored pair with an end outside both sets is still a candidate)
+            # the stored pairs scored again above or gone: those with a changed or deleted end, and those
+            # between two unchanged records that left the candidate set (the last run's set has their bands)
             touched = sorted({keys[i] for i in np.flatnonzero(content).tolist()} | deleted)
-            movers = {keys[i] for i in np.flatnonzero(moved).tolist()}
-            old_edges: set[tuple[str, str]] = set()
-            between: list[tuple[str, str]] = []
-            pair_q = sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.band)
-            for chunk in _chunks(touched):
-                for col in (match_pair.c.left_key, match_pair.c.right_key):
-                    old_edges.update((a, b) for a, b, bd in conn.execute(pair_q.where(col.in_(chunk)))
-                                     if bd == "match")
-            for chunk in _chunks(sorted(movers)):
-                for a, b, bd in conn.execute(pair_q.where(match_pair.c.left_key.in_(chunk))):
-                    if b in movers:
-                        between.append((a, b))
-                        if bd == "match":
-                            old_edges.add((a, b))
+            oe = np.flatnonzero(redo & (prior.band == 2))
+            old_edges = {(old_keys[a], old_keys[b])
+                         for a, b in zip(prior.left[oe].tolist(), prior.right[oe].tolist(), strict=True)}
+            og = gone[prior.band[gone] > 0]
+            between = list(zip([old_keys[a] for a in prior.left[og].tolist()],
+                               [old_keys[b] for b in prior.right[og].tolist()], strict=True))
+            del prior, redo, gone, og, oe
             for chunk in _chunks(touched):
                 conn.execute(match_pair.delete().where(match_pair.c.left_key.in_(chunk)))
                 conn.execute(match_pair.delete().where(match_pair.c.right_key.in_(chunk)))
@@ -684,35 +848,26 @@ def match_and_cluster(
         if full:
             affected = set(keys)
         else:
-            # previous clusters from the match_record rows read at the start (this run writes them only below)
-            members: dict[str, list[str]] = defaultdict(list)
-            for k, o in old.items():
-                members[o[1]].append(k)
-
-            def mates(ks: Iterable[str]) -> set[str]:
-                return {m for c in {old[k][1] for k in ks if k in old} for m in members[c]}
-
-            seeds |= mates(seeds | deleted)
-            seeds = (seeds - deleted) & present
-            must_adj: dict[str, set[str]] = defaultdict(set)
-            for a, b in constraints.must_link:
-                must_adj[a].add(b)
-                must_adj[b].add(a)
-            affected = set(seeds)
-            frontier = sorted(seeds)
-            while frontier:
-                nxt = _pair_neighbours(conn, frontier)
-                nxt |= {m for k in frontier for m in must_adj.get(k, ())}
-                nxt -= affected | deleted
-                nxt |= mates(nxt) - affected - deleted
-                nxt &= present
-                affected |= nxt
-                frontier = sorted(nxt)
-                if len(affected) > limit:  # re-clustering everything gives the same answer, and is cheaper now
-                    stats.fallback_reason = f"too large an affected set ({len(affected)} of {n} records)"
-                    stats.mode = "full"
-                    affected = set(keys)
-                    break
+            # in memory: the match edges after this run (every candidate pair's band is known), must-links
+            # between staged records, and the previous clusters (from the match_record rows read at the start;
+            # this run writes them only below); a deleted record's previous cluster is a seed
+            group_ids: dict[str, int] = {}
+            group = np.array([group_ids.setdefault(old[k][1], len(group_ids)) if k in old else -1 for k in keys],
+                             dtype=np.int64)
+            seed_groups = np.array([group_ids.get(old[k][1], -1) for k in (seeds | deleted) - present if k in old],
+                                   dtype=np.int64)
+            seed_mask = np.zeros(n, dtype=bool)
+            seed_mask[[pos[k] for k in seeds if k in pos]] = True
+            must_l, must_r = _index_pairs(pos, constraints.must_link)
+            edge = np.flatnonzero(band_all == 2)
+            reached = _closure(n, np.concatenate([left[edge], must_l]), np.concatenate([right[edge], must_r]),
+                               group, seed_mask, seed_groups)
+            affected = {keys[i] for i in np.flatnonzero(reached).tolist()}
+            del group_ids, group, reached
+            if len(affected) > limit:  # re-clustering everything gives the same answer, and is cheaper now
+                stats.fallback_reason = f"too large an affected set ({len(affected)} of {n} records)"
+                stats.mode = "full"
+                affected = set(keys)
         _mark(stats, "closure", t0, c0)
 
         # 4. re-cluster K with the engine: the candidate pairs inside K, exactly as a full run sees them
@@ -758,6 +913,7 @@ def match_and_cluster(
             conn.execute(match_record.update().where(match_record.c.record_key == sa.bindparam("b_key"))
                          .values(record_hash=sa.bindparam("record_hash")), list(chunk))
         _refresh_cache(conn, pop, written, old)
+        _store_candidates(conn, run_id, keys, left, right, band_all)
         stats.run_id = run_id
         stats.records_rematched = len(affected)
         stats.records_reclustered = len(writes) + len(deleted)

@@ -43,6 +43,7 @@ PERSONAL: dict[str, str] = {
 NOT_PERSONAL: dict[str, str] = {
     "golden_id_sequence": "a counter",
     "match_run": "run counts and watermarks",
+    "match_candidates": "the last match run's candidate pairs as record indices and bands (no keys, no values)",
     "suppression": "salted hashes only (the erased person cannot be read back from them)",
     "erasure": "audit row: erasure id, time, selector kind, reason, counts",
     "alembic_version": "schema revision",
