@@ -442,6 +442,32 @@ def _pick_alone(plan: _FieldPlan, plans: dict[str, _FieldPlan], mf: MemberFacts,
     return got
 
 
+def _pick_multi_alone(plan: _FieldPlan, mf: MemberFacts) -> list[tuple[_Cand, str]]:
+    """``_pick_multi`` for a cluster of one member: its one value wins if it is not empty and passes the
+    field's validation; several values are ranked as ``_pick_multi`` ranks them."""
+    vals = mf.values[plan.name]
+    if len(vals) > 1:
+        return _pick_multi(plan, (mf,))
+    if not vals:
+        return []
+    v = vals[0]
+    # an empty value is never kept (with ignore_empty: false it is a candidate, but not a value to keep)
+    if _is_empty(v) or (plan.validated_only and not _valid_of(plan.name, v, mf)):
+        return []
+    return [((v, _LAZY, mf, 0), "single_value")]
+
+
+_ITEM_FIELDS: dict[tuple[str, int], str] = {}
+
+
+def _item_field(name: str, i: int) -> str:
+    """The lineage key of value ``i`` of a multi-valued field (``emails[0]``), built once per field and index."""
+    got = _ITEM_FIELDS.get((name, i))
+    if got is None:
+        got = _ITEM_FIELDS[(name, i)] = f"{name}[{i}]"
+    return got
+
+
 def _pick_multi(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[tuple[_Cand, str]]:
     cands = _candidates(plan, facts)
     if len(cands) <= 1:  # what the loop below gives for one candidate (max_values is never below 1)
@@ -577,10 +603,13 @@ class Survivor:
                     if f in _QUALITY_FIELDS:
                         validated[f] = _valid_of(f, value, winner[2])
 
-        multi = {f: _pick_multi(plans[f], facts) for f in MULTI_FIELDS}
+        if alone is not None:
+            multi = {f: _pick_multi_alone(plans[f], alone) for f in MULTI_FIELDS}
+        else:
+            multi = {f: _pick_multi(plans[f], facts) for f in MULTI_FIELDS}
         for f, items in multi.items():
             for i, (c, rule) in enumerate(items):
-                lineage[f"{f}[{i}]"] = lin(c[2], rule)
+                lineage[_item_field(f, i)] = lin(c[2], rule)
         for f, pf in _PRIMARY.items():
             if multi[f]:
                 c, rule = multi[f][0]
