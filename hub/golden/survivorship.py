@@ -581,8 +581,10 @@ class Survivor:
         lineage: dict[str, dict[str, Any]] = {}
         values: dict[str, Any] = {}
         validated: dict[str, bool] = {}
-        alone = facts[0] if len(facts) == 1 else None
-        if alone is not None and all(len(alone.values[f]) == 1 for f in SINGLE_FIELDS):
+        # a one-record cluster (most of them) takes the short path of every rule below (its single fields
+        # hold one value each, as every staged record's do)
+        alone = facts[0] if len(facts) == 1 and all(len(facts[0].values[f]) == 1 for f in SINGLE_FIELDS) else None
+        if alone is not None:
             # a one-record cluster (most of them): each single field's value is that record's, if it passes
             # the field's filters — what _pick_single gives for it, without candidates and ranking
             one: dict[str, tuple[Any, bool, str]] = {}
