@@ -309,19 +309,28 @@ def _build_golden(
     stats.timings["load"] = round(time.perf_counter() - t0, 3)
     stats.match_run = m_run.id
 
-    clusters: dict[str, set[str]] = defaultdict(set)
+    # lists, not sets: a full build holds one per cluster and one per old golden id (a set of one or two
+    # record keys takes 216 bytes, a list 72); the keys of cluster_of are distinct
+    clusters: dict[str, list[str]] = defaultdict(list)
     for r, c in cluster_of.items():
-        clusters[c].add(r)
+        clusters[c].append(r)
     stats.clusters_affected = len(clusters)
     stats.records_affected = len(cluster_of)
     del cluster_of  # a full build holds one entry per record in each of these: free them as soon as they are used
-    old_members: dict[str, set[str]] = defaultdict(set)
+    old_members: dict[str, list[str]] = defaultdict(list)
     member_since: dict[str, datetime] = {}
     old_of: dict[str, str] = {}
+    times: dict[datetime, datetime] = {}  # one object per distinct valid_from (a build opens rows at one time)
     for r, g, since in xrows:
-        old_members[g].add(r)
-        member_since[r] = since
+        old_members[g].append(r)
+        member_since[r] = times.setdefault(since, since)
         old_of[r] = g
+    del times
+    # a record with two open xref rows (not written by this code) must count once per id, as a set would
+    one_row_each = len(old_of) == len(xrows)
+    if not one_row_each:
+        for g, rs in old_members.items():
+            old_members[g] = list(dict.fromkeys(rs))
     del xrows
 
     now = _now()
@@ -330,7 +339,9 @@ def _build_golden(
             match_run.insert().values(kind="golden", mode=mode, config_hash=fp, upto_run=m_run.id, started_at=now)
         ).inserted_primary_key[0]
         plan = assign_golden_ids(clusters, old_members, created_at, member_since,
-                                 lambda n: store.mint_golden_ids(conn, n))
+                                 lambda n: store.mint_golden_ids(conn, n),
+                                 old_of=old_of if one_row_each else None)
+        del old_members, member_since
         stats.timings["ids"] = round(time.perf_counter() - t0, 3)
         _write_golden(conn, plan.cluster_ids, clusters, cfg, now, stats)
         stats.timings["survivorship"] = round(time.perf_counter() - t0, 3)
@@ -350,7 +361,6 @@ def _build_golden(
 
         # xref: close the row of every record that moved or vanished, open one for every moved or new record.
         # Only records with an open row (old_of: every open row of the affected records) have one to close.
-        del member_since
         moved = sorted(r for r, g in plan.record_ids.items() if old_of.get(r) != g)
         vanished = sorted(set(old_of) - set(plan.record_ids))
         closing = sorted({r for r in moved if r in old_of} | set(vanished))
@@ -406,7 +416,7 @@ def _build_golden(
 def _write_golden(
     conn: Connection,
     cluster_ids: dict[str, str],
-    clusters: dict[str, set[str]],
+    clusters: dict[str, list[str]],
     cfg: SurvivorshipConfig,
     now: datetime,
     stats: GoldenStats,

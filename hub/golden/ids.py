@@ -12,7 +12,7 @@ Rules
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,20 +39,25 @@ _FAR_PAST = datetime.min
 
 
 def assign_golden_ids(
-    clusters: Mapping[str, set[str]],
-    old_members: Mapping[str, set[str]],
+    clusters: Mapping[str, Collection[str]],
+    old_members: Mapping[str, Collection[str]],
     created_at: Mapping[str, datetime],
     member_since: Mapping[str, datetime],
     mint: Callable[[int], list[str]],
+    old_of: Mapping[str, str] | None = None,
 ) -> IdAssignment:
     """Assign golden ids to ``clusters`` (cluster_key -> record keys).
 
     ``old_members``: every affected old golden id -> all of its current record keys (records that are no
     longer staged simply do not appear in any cluster). ``created_at``: when each old id was minted;
     ``member_since``: since when each record belongs to its current golden id (xref valid_from).
+    ``old_of``: record key -> its old golden id, the inverse of ``old_members`` (the caller may have it: a
+    full build then holds one such map, not two); derived from ``old_members`` when not given.
+    Clusters and old members may be any collections of distinct record keys.
     """
     record_cluster = {r: c for c, rs in clusters.items() for r in rs}
-    old_of = {r: g for g, rs in old_members.items() for r in rs}
+    if old_of is None:
+        old_of = {r: g for g, rs in old_members.items() for r in rs}
 
     def age(g: str) -> tuple[datetime, str]:
         return (created_at.get(g, _FAR_PAST), g)

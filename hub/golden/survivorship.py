@@ -41,6 +41,36 @@ class Member:
         return ts
 
 
+_UNSET = object()
+
+# Members share few distinct timestamps and birth dates (a source stamps a batch with one time; people share
+# birthdays): what is parsed or encoded from them is kept per distinct value, up to _MEMO_SIZE values each.
+# The keys are the staged strings (two aware datetimes of one instant are equal but encode differently) and
+# naive datetimes.
+_MEMO_SIZE = 1 << 16
+
+
+def _memo(cache: dict[Any, Any], key: Any, make: Callable[[Any], Any]) -> Any:
+    got = cache.get(key, _UNSET)
+    if got is _UNSET:
+        if len(cache) >= _MEMO_SIZE:
+            cache.clear()
+        got = cache[key] = make(key)
+    return got
+
+
+_RECENTS: dict[datetime, tuple[int, float]] = {}
+
+
+def _recent(ts: datetime) -> tuple[int, float]:
+    """The most_recent rank key of a naive UTC time (later first)."""
+    return _memo(_RECENTS, ts, _recent_key)
+
+
+def _recent_key(ts: datetime) -> tuple[int, float]:
+    return (0, -ts.replace(tzinfo=UTC).timestamp())
+
+
 class MemberFacts:
     """What the rules read of one member, derived once: its values per field, rank keys, validation inputs."""
 
@@ -49,7 +79,7 @@ class MemberFacts:
 
     def __init__(self, key: str, source: str, values: dict[str, list[Any]], source_updated_at: datetime | None,
                  staged_at: datetime | None, flags: Sequence[str], national_id_type: str | None,
-                 consent: Any) -> None:
+                 consent: Any, updated_json: str | None | object = _UNSET) -> None:
         self.key, self.source, self.values = key, source, values
         # every value this member can give a golden record is a str or None (addresses, dates and consent are
         # typed): its golden JSON then holds no float but the quality score (see Survived.plain)
@@ -61,8 +91,8 @@ class MemberFacts:
         if ts is not None and ts.tzinfo is not None:
             ts = ts.astimezone(UTC).replace(tzinfo=None)  # compare naive UTC across sources
         self.updated_at = ts
-        self.recent = (1, 0.0) if ts is None else (0, -ts.replace(tzinfo=UTC).timestamp())
-        self.updated_json = _dt_json(source_updated_at)
+        self.recent = (1, 0.0) if ts is None else _recent(ts)
+        self.updated_json = _dt_json(source_updated_at) if updated_json is _UNSET else updated_json
         self.flags, self.national_id_type, self.consent = tuple(flags or ()), national_id_type, consent
 
     def statements(self) -> list[consent_rule.Statement]:
@@ -97,7 +127,8 @@ def staged_member(record_key: str, source: str, record: dict[str, Any], quality_
         "family_name": [record.get("family_name")],
         "name_key": [name.get("name_key") if name else None],
         "company": [record.get("company")],
-        "birth_date": [None if bd is None else _DATE.validate_python(bd)],
+        "birth_date": [None if bd is None else _memo(_DATES, bd, _DATE.validate_python) if type(bd) is str
+                       else _DATE.validate_python(bd)],
         "gender": [record.get("gender")],
         "national_id": [record.get("national_id")],
         "emails": list(record.get("emails") or ()),
@@ -108,8 +139,22 @@ def staged_member(record_key: str, source: str, record: dict[str, Any], quality_
     if consent and any(v is not None and not isinstance(v, bool) for v in consent.values()):
         consent = Consent.model_validate(consent).model_dump()  # lax values ("yes", 1) as the model reads them
     su = record.get("source_updated_at")
+    if type(su) is str:
+        ts, ts_json = _memo(_DATETIMES, su, _parsed_time)
+        return MemberFacts(record_key, source, values, ts, staged_at, quality_flags or (),
+                           record.get("national_id_type"), consent, ts_json)
     return MemberFacts(record_key, source, values, None if su is None else _DATETIME.validate_python(su), staged_at,
                   quality_flags or (), record.get("national_id_type"), consent)
+
+
+_DATES: dict[str, date] = {}
+_DATETIMES: dict[str, tuple[datetime | None, str | None]] = {}
+
+
+def _parsed_time(text: str) -> tuple[datetime | None, str | None]:
+    """A staged timestamp as the model reads it, and that time as the lineage writes it."""
+    ts = _DATETIME.validate_python(text)
+    return ts, _dt_json(ts)
 
 
 # a candidate value of one field: (value, norm, member, position inside the member's list); two candidates with
@@ -191,13 +236,19 @@ def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bo
     return _validated(fieldname, value, member.quality_flags, member.record.national_id_type, True)
 
 
+_INVALID_PREFIX: dict[str, str] = {}  # field -> the quality flag prefix that marks its value invalid
+
+
 def _validated(fieldname: str, value: Any, flags: Sequence[str], national_id_type: str | None,
                of_member: bool) -> bool:
     if _is_empty(value):
         return False
     if flags:
-        base = fieldname.split(".")[0].rstrip("s")  # emails -> email, phones -> phone
-        if any(f.startswith(f"{base}.invalid") for f in flags):
+        prefix = _INVALID_PREFIX.get(fieldname)
+        if prefix is None:
+            base = fieldname.split(".")[0].rstrip("s")  # emails -> email, phones -> phone
+            prefix = _INVALID_PREFIX[fieldname] = f"{base}.invalid"
+        if any(f.startswith(prefix) for f in flags):
             return False
     if fieldname in ("emails", "primary_email"):
         return _valid_email(value)
@@ -229,10 +280,11 @@ def _candidates(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[_Cand]:
     name, ignore_empty, validated_only = plan.name, plan.ignore_empty, plan.validated_only
     for mf in facts:
         for pos, v in enumerate(mf.values[name]):
-            empty = _is_empty(v)
+            # _is_empty inlined for its common cases: this runs for every value of every member
+            empty = (not v.strip()) if type(v) is str else (v is None or _is_empty(v))
             if empty and ignore_empty:
                 continue
-            if validated_only and not _valid_of(name, v, mf):
+            if validated_only and not _validated(name, v, mf.flags, mf.national_id_type, True):
                 continue
             out.append((v, None if empty else _LAZY, mf, pos))
     return out
@@ -255,7 +307,7 @@ class _FieldPlan:
     """One field's rule, compiled once per build: strategy chain, rule labels, source ranks."""
 
     __slots__ = ("name", "rule", "chain", "labels", "key_label", "ignore_empty", "validated_only", "weighted",
-                 "follow", "max_values", "ranks", "votes", "cfg")
+                 "follow", "follow_label", "max_values", "ranks", "votes", "cfg")
 
     def __init__(self, name: str, rule: FieldRule, cfg: SurvivorshipConfig) -> None:
         self.name, self.rule, self.cfg = name, rule, cfg
@@ -267,6 +319,7 @@ class _FieldPlan:
         self.key_label = f"{rule.strategy}/record_key"
         self.ignore_empty, self.validated_only = rule.ignore_empty, rule.validated_only
         self.weighted, self.follow, self.max_values = rule.weighted, rule.follow, rule.max_values
+        self.follow_label = f"follow:{rule.follow}"
         self.votes = "most_frequent" in self.chain
         self.ranks: dict[str, tuple[int]] = {}
 
@@ -297,12 +350,14 @@ def _rank(plan: _FieldPlan, cands: list[_Cand]) -> list[tuple[tuple, _Cand]]:
             seen.add(vk)
             votes[c[1]] = votes.get(c[1], 0.0) + (cfg.trust(c[2].source) if plan.weighted else 1.0)
     keyed = []
+    chain = plan.chain
     for c in cands:
         mf = c[2]
         parts: list[tuple] = []
-        for s in plan.chain:
+        for s in chain:
             if s == "source_priority":
-                parts.append(plan.rank_of(mf.source))
+                r = plan.ranks.get(mf.source)
+                parts.append(r if r is not None else plan.rank_of(mf.source))
             elif s == "most_recent":
                 parts.append(mf.recent)
             elif s == "most_complete":
@@ -364,6 +419,53 @@ def _pick_single(plan: _FieldPlan, plans: dict[str, _FieldPlan], facts: Sequence
         result = (winner[0], winner, _rule_label(plan, ranked))
     picked[name] = result
     return result
+
+
+def _pick_alone(plan: _FieldPlan, plans: dict[str, _FieldPlan], mf: MemberFacts,
+                picked: dict[str, tuple[Any, bool, str]]) -> tuple[Any, bool, str]:
+    """``_pick_single`` for a cluster of one member whose single fields hold one value each: (value, whether
+    a candidate won, rule label). The value passes the field's filters or nothing wins; a follow field takes it
+    when the field it follows has a winner (the same member)."""
+    name = plan.name
+    got = picked.get(name)
+    if got is not None:
+        return got
+    v = mf.values[name][0]
+    ok = not (plan.ignore_empty and _is_empty(v)) and not (plan.validated_only and not _valid_of(name, v, mf))
+    if ok and plan.follow and _pick_alone(plans[plan.follow], plans, mf, picked)[1]:
+        got = (v, True, plan.follow_label)
+    elif ok:
+        got = (v, True, "single_value")
+    else:
+        got = (None, False, plan.rule.strategy)
+    picked[name] = got
+    return got
+
+
+def _pick_multi_alone(plan: _FieldPlan, mf: MemberFacts) -> list[tuple[_Cand, str]]:
+    """``_pick_multi`` for a cluster of one member: its one value wins if it is not empty and passes the
+    field's validation; several values are ranked as ``_pick_multi`` ranks them."""
+    vals = mf.values[plan.name]
+    if len(vals) > 1:
+        return _pick_multi(plan, (mf,))
+    if not vals:
+        return []
+    v = vals[0]
+    # an empty value is never kept (with ignore_empty: false it is a candidate, but not a value to keep)
+    if _is_empty(v) or (plan.validated_only and not _valid_of(plan.name, v, mf)):
+        return []
+    return [((v, _LAZY, mf, 0), "single_value")]
+
+
+_ITEM_FIELDS: dict[tuple[str, int], str] = {}
+
+
+def _item_field(name: str, i: int) -> str:
+    """The lineage key of value ``i`` of a multi-valued field (``emails[0]``), built once per field and index."""
+    got = _ITEM_FIELDS.get((name, i))
+    if got is None:
+        got = _ITEM_FIELDS[(name, i)] = f"{name}[{i}]"
+    return got
 
 
 def _pick_multi(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[tuple[_Cand, str]]:
@@ -476,22 +578,40 @@ class Survivor:
         def lin(mf: MemberFacts, rule: str) -> dict[str, Any]:
             return {"record_key": mf.key, "source": mf.source, "rule": rule, "source_updated_at": mf.updated_json}
 
-        picked: dict[str, tuple[Any, _Cand | None, str]] = {}
         lineage: dict[str, dict[str, Any]] = {}
         values: dict[str, Any] = {}
         validated: dict[str, bool] = {}
-        for f in SINGLE_FIELDS:
-            value, winner, rule = _pick_single(plans[f], plans, facts, picked)
-            values[f] = value
-            if winner is not None and not _is_empty(value):
-                lineage[f] = lin(winner[2], rule)
-                if f in _QUALITY_FIELDS:
-                    validated[f] = _valid_of(f, value, winner[2])
+        # a one-record cluster (most of them) takes the short path of every rule below (its single fields
+        # hold one value each, as every staged record's do)
+        alone = facts[0] if len(facts) == 1 and all(len(facts[0].values[f]) == 1 for f in SINGLE_FIELDS) else None
+        if alone is not None:
+            # a one-record cluster (most of them): each single field's value is that record's, if it passes
+            # the field's filters — what _pick_single gives for it, without candidates and ranking
+            one: dict[str, tuple[Any, bool, str]] = {}
+            for f in SINGLE_FIELDS:
+                value, won, rule = _pick_alone(plans[f], plans, alone, one)
+                values[f] = value
+                if won and not _is_empty(value):
+                    lineage[f] = lin(alone, rule)
+                    if f in _QUALITY_FIELDS:
+                        validated[f] = _valid_of(f, value, alone)
+        else:
+            picked: dict[str, tuple[Any, _Cand | None, str]] = {}
+            for f in SINGLE_FIELDS:
+                value, winner, rule = _pick_single(plans[f], plans, facts, picked)
+                values[f] = value
+                if winner is not None and not _is_empty(value):
+                    lineage[f] = lin(winner[2], rule)
+                    if f in _QUALITY_FIELDS:
+                        validated[f] = _valid_of(f, value, winner[2])
 
-        multi = {f: _pick_multi(plans[f], facts) for f in MULTI_FIELDS}
+        if alone is not None:
+            multi = {f: _pick_multi_alone(plans[f], alone) for f in MULTI_FIELDS}
+        else:
+            multi = {f: _pick_multi(plans[f], facts) for f in MULTI_FIELDS}
         for f, items in multi.items():
             for i, (c, rule) in enumerate(items):
-                lineage[f"{f}[{i}]"] = lin(c[2], rule)
+                lineage[_item_field(f, i)] = lin(c[2], rule)
         for f, pf in _PRIMARY.items():
             if multi[f]:
                 c, rule = multi[f][0]
@@ -501,7 +621,11 @@ class Survivor:
             else:
                 values[pf] = None
 
-        winners = consent_rule.latest(s for mf in facts for s in mf.statements())
+        if alone is not None:
+            # one record states at most once per channel: each of its statements wins its channel
+            winners = {st.channel: st for st in alone.statements()}
+        else:
+            winners = consent_rule.latest(st for mf in facts for st in mf.statements())
         at_json: dict[datetime | None, str | None] = {}  # a member's statements share one time: encode it once
         for channel, st in winners.items():
             if st.at not in at_json:
