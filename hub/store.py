@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_DB_PATH = Path(".hub") / "hub.db"
@@ -360,7 +361,8 @@ match_candidates = sa.Table(
     sa.Column("keys_digest", sa.String(64), nullable=False),  # of the record keys the indices point into
     sa.Column("records", sa.Integer, nullable=False),
     sa.Column("pairs", sa.Integer, nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
+    # LONGBLOB on MySQL/MariaDB: its plain BLOB holds 64 KB, a part up to CAND_PART_BYTES
+    sa.Column("data", sa.LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb"), nullable=False),
 )
 
 

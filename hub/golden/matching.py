@@ -494,7 +494,7 @@ def _match_edges_inside(conn: Connection, pos: dict[str, int], inside: set[str]
 
 # -- the last run's candidate pairs ----------------------------------------------------------------------------------
 
-CAND_PART_BYTES = 32 << 20  # bytes of the packed candidate set per match_candidates row
+CAND_PART_BYTES = 8 << 20  # bytes of the packed candidate set per match_candidates row (MariaDB sends at most 16 MB a packet by default)
 
 
 @dataclass

@@ -8,6 +8,7 @@ Create Date: 2026-12-03 12:00:00
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects.mysql import LONGBLOB
 
 revision = "0013"
 down_revision = "0012"
@@ -23,7 +24,7 @@ def upgrade() -> None:
         sa.Column("keys_digest", sa.String(length=64), nullable=False),
         sa.Column("records", sa.Integer(), nullable=False),
         sa.Column("pairs", sa.Integer(), nullable=False),
-        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("data", sa.LargeBinary().with_variant(LONGBLOB(), "mysql", "mariadb"), nullable=False),
         sa.PrimaryKeyConstraint("part"),
     )
 
