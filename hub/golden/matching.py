@@ -563,6 +563,36 @@ def _load_candidates(conn: Connection, keys: Sequence[str]) -> _CandidateSet | N
     return _CandidateSet(left=left, right=right, band=band)
 
 
+def forget_records(conn: Connection, erased: Iterable[str]) -> int:
+    """Take erased records out of the match state that outlives their rows: call in the erasure's transaction,
+    before their ``match_record`` rows go. The stored candidate set drops the pairs with an erased end and its
+    indices move onto the keys that remain, so the next match run is still incremental (the set no longer
+    fitting the keys made it a full one: at a million customers every erasure cost a full match). A record
+    that was a candidate partner of an erased one is marked changed (its digest blanked): the next run scores
+    its pairs and re-clusters it as a full run would. Returns the partners marked."""
+    gone = set(erased)
+    keys = sorted(k for (k,) in conn.execute(sa.select(match_record.c.record_key)))
+    if not gone.intersection(keys):
+        return 0
+    stored = _load_candidates(conn, keys)
+    if stored is None:  # nothing usable stored: the next run is a full one anyway
+        return 0
+    run_id = conn.execute(sa.select(match_candidates.c.run_id).limit(1)).scalar_one()
+    drop = np.array([k in gone for k in keys], dtype=bool)
+    touched = drop[stored.left] | drop[stored.right]
+    partners = np.union1d(stored.left[touched], stored.right[touched])
+    partners = partners[~drop[partners]]
+    shift = np.cumsum(~drop, dtype=np.int64) - 1  # old index -> index among the remaining keys
+    keep = ~touched
+    left, right = shift[stored.left[keep]].astype(np.int32), shift[stored.right[keep]].astype(np.int32)
+    _store_candidates(conn, run_id, [k for k, d in zip(keys, drop.tolist(), strict=True) if not d],
+                      left, right, stored.band[keep])
+    marked = [keys[i] for i in partners.tolist()]
+    for chunk in _chunks(marked):
+        conn.execute(match_record.update().where(match_record.c.record_key.in_(chunk)).values(record_hash=""))
+    return len(marked)
+
+
 MEMBER_CHUNK = 4_000_000  # codes looked up at a time (bounded memory at tens of millions of pairs)
 
 

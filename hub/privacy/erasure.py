@@ -589,6 +589,9 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
         for col in (match_pair.c.left_key, match_pair.c.right_key):
             delete_in(match_pair, col, ckeys)
         delete_in(match_block, match_block.c.record_key, ckeys)
+        from hub.golden.matching import forget_records
+
+        forget_records(conn, ckeys)  # the candidate set keeps fitting the remaining keys
         delete_in(match_record, match_record.c.record_key, ckeys)
         for col in (review_decision.c.left_key, review_decision.c.right_key):
             delete_in(review_decision, col, ckeys)
