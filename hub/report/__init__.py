@@ -189,7 +189,6 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
 
     ``quality`` / ``derived``: the settings the quality dimensions are scored with; when their last scoring
     (the sync's quality check) read the store as it is now, its completeness tally is taken as it is."""
-    tallied = kept_report_completeness(store, quality, derived)
     gc = golden_customer.c
     golden_inputs = sa.select(sa.func.count(), sa.func.max(gc.updated_at),
                               sa.func.sum(sa.case((gc.status == "active", 1), else_=0)))
@@ -219,7 +218,7 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
             sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
             lambda: _staging_figures(conn)))
         fig["completeness"] = reuse("completeness", table_fingerprint(conn, _staged_inputs("customers"), golden_inputs),
-                                    lambda: tallied if tallied is not None else _completeness(conn))
+                                    lambda: _kept_or_read_completeness(store, conn, quality, derived))
         fig["matching"] = _matching(conn)
         scores = [float(s) for (s,) in conn.execute(
             sa.select(golden_customer.c.quality_score)
@@ -285,6 +284,14 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
         "quality_flags": [{"source": s, "code": c, "count": n}
                           for (s, c), n in sorted(flags.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))],
     }
+
+
+def _kept_or_read_completeness(store: Store, conn: sa.Connection, quality: QualityConfig | None,
+                               derived: Mapping[str, tuple[str, ...]] | None) -> dict[str, Any]:
+    """The completeness tally the last dimension scoring kept, if it read the store as it is now (checked only
+    when the report's own kept figures are stale: the check fingerprints several tables); else read here."""
+    tallied = kept_report_completeness(store, quality, derived)
+    return tallied if tallied is not None else _completeness(conn)
 
 
 def _completeness(conn: sa.Connection) -> dict[str, Any]:
