@@ -20,8 +20,8 @@ source key listed so the next pull does not land it again.
 
 Speed (bench/bench_staging.py): landing rows are read in large batches; the mapping, the JSON decoding of the
 payloads and the encoding and hashing of the records run on ``workers`` processes (this one and forked
-children, ``hub.dedupe.parallel.fork_map`` with a lead task) while this process writes the previous batch. Only this process writes. The output
-does not depend on the number of workers.
+children, ``hub.dedupe.parallel.fork_map`` with a lead task) while this process writes the previous batch.
+Only this process writes. The output does not depend on the number of workers.
 """
 
 from __future__ import annotations
