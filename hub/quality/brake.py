@@ -81,14 +81,16 @@ def strong_keys(rec: Mapping[str, Any]) -> set[tuple]:
     return keys
 
 
+def _open_at(at: datetime | None) -> Any:
+    """The cross-references open now (at=None) or at ``at``."""
+    if at is None:
+        return xref.c.valid_to.is_(None)
+    return sa.and_(xref.c.valid_from <= at, sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > at))
+
+
 def _membership(conn: sa.Connection, at: datetime | None) -> dict[str, str]:
     """record key -> golden id, now (at=None) or as it was at ``at``."""
-    q = sa.select(xref.c.record_key, xref.c.golden_id)
-    if at is None:
-        q = q.where(xref.c.valid_to.is_(None))
-    else:
-        q = q.where(xref.c.valid_from <= at, sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > at))
-    return dict(conn.execute(q).all())
+    return dict(conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(_open_at(at))).all())
 
 
 def _groups(membership: Mapping[str, str]) -> dict[str, set[str]]:
@@ -107,9 +109,7 @@ def _moved_since(conn: sa.Connection, at: datetime) -> set[str]:
 def _membership_of(conn: sa.Connection, at: datetime | None, *, keys: Iterable[str] = (),
                    golden_ids: Iterable[str] = ()) -> dict[str, str]:
     """``_membership`` of the given record keys, and of every record of the given golden ids."""
-    q = sa.select(xref.c.record_key, xref.c.golden_id)
-    q = q.where(xref.c.valid_to.is_(None)) if at is None else q.where(
-        xref.c.valid_from <= at, sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > at))
+    q = sa.select(xref.c.record_key, xref.c.golden_id).where(_open_at(at))
     out: dict[str, str] = {}
     for part in chunked(sorted(set(keys)), 500):
         out.update(conn.execute(q.where(xref.c.record_key.in_(part))).all())
@@ -151,9 +151,8 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         base = 0
     else:
         now_of, old_of, judged_old, judged_now = _around_moves(conn, accepted_at)
-        base = conn.execute(sa.select(sa.func.count(sa.distinct(xref.c.golden_id))).where(
-            xref.c.valid_from <= accepted_at,
-            sa.or_(xref.c.valid_to.is_(None), xref.c.valid_to > accepted_at))).scalar_one()
+        base = conn.execute(sa.select(sa.func.count(sa.distinct(xref.c.golden_id)))
+                            .where(_open_at(accepted_at))).scalar_one()
     now_groups, old_groups = _groups(now_of), _groups(old_of)
 
     # 1. merge/split rate of the accepted golden customers
