@@ -10,6 +10,7 @@ wins), its lineage rule is ``latest_statement``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -44,30 +45,15 @@ class Member:
 _UNSET = object()
 
 # Members share few distinct timestamps and birth dates (a source stamps a batch with one time; people share
-# birthdays): what is parsed or encoded from them is kept per distinct value, up to _MEMO_SIZE values each.
+# birthdays): what is parsed or encoded from them is cached per distinct value, up to _MEMO_SIZE values each.
 # The keys are the staged strings (two aware datetimes of one instant are equal but encode differently) and
 # naive datetimes.
 _MEMO_SIZE = 1 << 16
 
 
-def _memo(cache: dict[Any, Any], key: Any, make: Callable[[Any], Any]) -> Any:
-    got = cache.get(key, _UNSET)
-    if got is _UNSET:
-        if len(cache) >= _MEMO_SIZE:
-            cache.clear()
-        got = cache[key] = make(key)
-    return got
-
-
-_RECENTS: dict[datetime, tuple[int, float]] = {}
-
-
+@functools.lru_cache(maxsize=_MEMO_SIZE)
 def _recent(ts: datetime) -> tuple[int, float]:
     """The most_recent rank key of a naive UTC time (later first)."""
-    return _memo(_RECENTS, ts, _recent_key)
-
-
-def _recent_key(ts: datetime) -> tuple[int, float]:
     return (0, -ts.replace(tzinfo=UTC).timestamp())
 
 
@@ -127,7 +113,7 @@ def staged_member(record_key: str, source: str, record: dict[str, Any], quality_
         "family_name": [record.get("family_name")],
         "name_key": [name.get("name_key") if name else None],
         "company": [record.get("company")],
-        "birth_date": [None if bd is None else _memo(_DATES, bd, _DATE.validate_python) if type(bd) is str
+        "birth_date": [None if bd is None else _birth_date(bd) if type(bd) is str
                        else _DATE.validate_python(bd)],
         "gender": [record.get("gender")],
         "national_id": [record.get("national_id")],
@@ -140,17 +126,20 @@ def staged_member(record_key: str, source: str, record: dict[str, Any], quality_
         consent = Consent.model_validate(consent).model_dump()  # lax values ("yes", 1) as the model reads them
     su = record.get("source_updated_at")
     if type(su) is str:
-        ts, ts_json = _memo(_DATETIMES, su, _parsed_time)
+        ts, ts_json = _parsed_time(su)
         return MemberFacts(record_key, source, values, ts, staged_at, quality_flags or (),
                            record.get("national_id_type"), consent, ts_json)
     return MemberFacts(record_key, source, values, None if su is None else _DATETIME.validate_python(su), staged_at,
                   quality_flags or (), record.get("national_id_type"), consent)
 
 
-_DATES: dict[str, date] = {}
-_DATETIMES: dict[str, tuple[datetime | None, str | None]] = {}
+@functools.lru_cache(maxsize=_MEMO_SIZE)
+def _birth_date(text: str) -> date:
+    """A staged birth date as the model reads it."""
+    return _DATE.validate_python(text)
 
 
+@functools.lru_cache(maxsize=_MEMO_SIZE)
 def _parsed_time(text: str) -> tuple[datetime | None, str | None]:
     """A staged timestamp as the model reads it, and that time as the lineage writes it."""
     ts = _DATETIME.validate_python(text)
