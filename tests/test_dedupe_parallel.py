@@ -56,16 +56,28 @@ def test_a_lead_task_runs_in_this_process_after_the_children_start() -> None:
     assert order == ["meanwhile"]
 
 
-def test_a_failing_lead_task_leaves_no_child_behind() -> None:
+def test_a_failing_lead_task_leaves_no_child_behind(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
+
+    forked: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:  # records the children fork_map starts (this process may have others: a test worker)
+        pid = real_fork()
+        if pid:
+            forked.append(pid)
+        return pid
 
     def boom(i: int) -> int:
         raise RuntimeError("lead broke")
 
+    monkeypatch.setattr(os, "fork", fork)
     with pytest.raises(RuntimeError, match="lead broke"):
         fork_map(lambda i: i, list(range(4)), 2, lead=boom)
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)  # every child was reaped
+    assert forked
+    for pid in forked:  # every child was reaped: none is left to wait for
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
 
 class _LockedStream:
