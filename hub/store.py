@@ -38,6 +38,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import Connection, Engine
@@ -1187,6 +1189,24 @@ def _json_serializer(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=_json_default)
 
 
+# Integers of 19 or more digits: orjson reads those beyond 64 bits as floats, json.loads exactly. Such a text
+# (a digit run that long anywhere, in a string too: cheap and on the safe side) is read by json.loads.
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def json_value(text: str | bytes) -> Any:
+    """A JSON column's value as json.loads reads it, with orjson (about 3x faster) wherever the two agree: what
+    orjson rejects (NaN, Infinity, lone surrogates) and long integers are read by json.loads."""
+    if isinstance(text, bytes | bytearray):
+        text = text.decode("utf-8")
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
 def json_text(obj: Any) -> str:
     """The text the store writes for a JSON column value (for a writer that encodes it itself)."""
     return _json_serializer(obj)
@@ -1202,7 +1222,7 @@ if logging.getLogger("sqlalchemy.engine").level == logging.NOTSET:
 def _make_engine(url: str, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(
-            url, echo=echo, connect_args={"timeout": 60}, json_serializer=_json_serializer, **SQL_PRIVACY
+            url, echo=echo, connect_args={"timeout": 60}, json_serializer=_json_serializer, json_deserializer=json_value, **SQL_PRIVACY
         )
 
         @sa.event.listens_for(engine, "connect")
@@ -1215,7 +1235,7 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer, **SQL_PRIVACY)
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer, json_deserializer=json_value, **SQL_PRIVACY)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
