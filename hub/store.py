@@ -52,6 +52,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects.mysql import LONGBLOB
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.compiler import compiles
 
 DEFAULT_DB_PATH = Path(".hub") / "hub.db"
 
@@ -997,6 +998,10 @@ class Store:
         )
         if self.dialect == "postgresql":
             waiting = waiting.with_for_update(skip_locked=True)
+        elif self.dialect in ("mysql", "mariadb"):
+            # neither takes LIMIT in an IN subquery nor a subquery on the table being updated: a derived table
+            # (materialised first) does both; the UPDATE re-checks `claimable` on the rows it locks
+            waiting = sa.select(waiting.subquery("waiting").c.id)
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(
@@ -1178,6 +1183,14 @@ class Store:
             conn.execute(golden_id_sequence.insert().values(name="golden", next_value=start + count))
         return [f"{prefix}{n:09d}" for n in range(start, start + count)]
 
+
+
+@compiles(sa.DateTime, "mysql")
+@compiles(sa.DateTime, "mariadb")
+def _mysql_datetime(type_: sa.DateTime, compiler: Any, **kw: Any) -> str:
+    # MySQL's DATETIME keeps whole seconds: outbox claims are read back by their exact claim time, and
+    # change marks compare stamps finer than a second. Microseconds, as SQLite and PostgreSQL keep them.
+    return "DATETIME(6)"
 
 # --------------------------------------------------------------------------------------------------------------
 # Engine and migrations

@@ -1,10 +1,23 @@
-"""The hub store on SQLite and PostgreSQL: migrations, landing with cursors, outbox semantics, golden ids."""
+"""The hub store on SQLite, PostgreSQL and MariaDB: migrations, landing with cursors, outbox semantics, golden
+ids. The store API's own tests also run on MariaDB (the sync lock supports MySQL/MariaDB stores); the pipeline's
+tests run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 import sqlalchemy as sa
 
 from hub.store import LandingRecord, Store, current_revision, landing, payload_hash, push_result, upgrade
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """conftest's store_url, with MariaDB as a third backend for the store API's tests."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hub.db'}"
+    return request.getfixturevalue(f"{request.param.replace('postgresql', 'postgres')}_database_url")
 
 
 def _rec(sid: str, body: dict) -> LandingRecord:
