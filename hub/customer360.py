@@ -61,6 +61,7 @@ from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shi
 from hub.store import (
     Store,
     canonical_json,
+    chunked,
     customer_360,
     customer_360_link,
     customer_360_rank,
@@ -389,10 +390,13 @@ class C360Stats:
 
 
 # The population is processed in chunks of golden ids: whole-population state is kept to what links records
-# to golden customers (record key -> golden id, phone / e-mail -> holders) and three numbers per customer for
-# the RFM quintiles. Which orders, shipments and interactions belong to whom is worked out once, in one pass
-# over their linking fields, into a temporary table on the build's own connection; each chunk then reads its
-# customers' records through it. Measured at 20k people: the all-in-memory build held ~21 KB per customer.
+# to golden customers and three numbers per customer for the RFM quintiles. Which orders, shipments and
+# interactions belong to whom is persisted (customer_360_link); each chunk reads its customers' records through
+# it. A full build works it out in one pass over every record's linking fields (record key -> golden id and
+# phone / e-mail -> holders of the whole population) into a temporary table on the build's own connection,
+# diffed into the persisted links; an incremental one relinks only the records whose owners can have changed
+# (``_relink``: the owners of the keys, phones and e-mails those records name, no more). Measured at 20k
+# people: the all-in-memory build held ~21 KB per customer.
 _GID_CHUNK = 2000
 _links_meta = sa.MetaData()
 _links = sa.Table(
@@ -425,106 +429,361 @@ def _owner(customer_key: str | None, source: str, csid: Any, key_to_golden: Mapp
     return None
 
 
-class _Population:
-    """What links records to active golden customers, for the whole population (no profiles, no records)."""
+# The link rules, one record at a time: the full link feeds them every staged record, the incremental relink
+# only the records whose link can have changed (``_relink``).
 
-    def __init__(self, conn: sa.Connection, cfg: SegmentsConfig, stats: C360Stats) -> None:
-        gc = golden_customer.c
-        rec = gc.record
-        self.gids: list[str] = []
-        self.phone_owners: dict[str, list[str]] = defaultdict(list)
-        self.email_owners: dict[str, list[str]] = defaultdict(list)
-        for gid, primary, phones, email, emails in conn.execute(
-            sa.select(gc.golden_id, rec["primary_phone"].as_string(), rec["phones"], rec["primary_email"].as_string(),
-                      rec["emails"]).where(gc.status == "active").order_by(gc.golden_id)
-        ):
-            self.gids.append(gid)
-            for phone in golden_phones({"primary_phone": primary, "phones": phones}):
-                self.phone_owners[phone].append(gid)
-            for mail in {e.lower() for e in [email, *(emails or [])] if e}:
-                self.email_owners[mail].append(gid)
-        active = set(self.gids)
-        self.key_to_golden: dict[str, str] = {
-            rk: gid for rk, gid in conn.execute(
-                sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None)))
-            if gid in active}
-        del active
-        _links.drop(conn, checkfirst=True)
-        _links.create(conn)
-        self._link(conn, cfg, stats)
 
-    def _link(self, conn: sa.Connection, cfg: SegmentsConfig, stats: C360Stats) -> None:
-        sr = staged_record.c
-        r = sr.record
-        k2g = self.key_to_golden
-        batch: list[dict[str, str]] = []
+def order_link(source: str, ckey: str | None, csid: Any, phone: str | None, email: str | None,
+               key_to_golden: Mapping[str, str], phone_owners: Mapping[str, Sequence[str]],
+               email_owners: Mapping[str, Sequence[str]], link_guests: bool) -> str | None:
+    """The golden customer of an order: through its customer record, else (a guest checkout) by billing
+    phone / e-mail."""
+    gid = _owner(ckey, source, csid, key_to_golden)
+    if gid is None and link_guests and _is_guest(ckey, csid):
+        gid = guest_order_owner({"billing_phone": phone, "billing_email": email}, phone_owners, email_owners)
+    return gid
 
-        def add(entity: str, rk: str, gid: str) -> None:
-            batch.append({"entity": entity, "record_key": rk, "golden_id": gid})
-            if len(batch) >= 5000:
-                conn.execute(_links.insert(), batch)
-                batch.clear()
 
-        order_owner: dict[str, str] = {}  # only the orders shipments name
-        wanted_orders: set[str] = set()
-        for source, order_sid in conn.execute(
-            sa.select(sr.source, r["order_source_id"].as_string()).where(sr.entity == "shipments")
-        ):
-            if order_sid:
-                wanted_orders.add(record_key(source, str(order_sid)))
-        for rk, source, ckey, csid, phone, email in conn.execute(
-            sa.select(sr.record_key, sr.source, sr.customer_key, r["customer_source_id"].as_string(),
-                      r["billing_phone"].as_string(), r["billing_email"].as_string())
-            .where(sr.entity == "orders")
-        ):
-            gid = _owner(ckey, source, csid, k2g)
-            if gid is None and cfg.link_guest_orders and not ckey and not csid:
-                gid = guest_order_owner({"billing_phone": phone, "billing_email": email},
-                                        self.phone_owners, self.email_owners)
-                stats.guest_orders_linked += gid is not None
-            if gid is None:
-                stats.orders_unlinked += 1
-                continue
-            stats.orders_linked += 1
+def shipment_link(source: str, ckey: str | None, csid: Any, order_sid: Any, key_to_golden: Mapping[str, str],
+                  order_owner: Mapping[str, str]) -> str | None:
+    """The golden customer of a shipment: through its customer record, else through its order."""
+    gid = _owner(ckey, source, csid, key_to_golden)
+    if gid is None and order_sid:
+        gid = order_owner.get(record_key(source, str(order_sid)))
+    return gid
+
+
+def interaction_links(source: str, ckey: str | None, csid: Any, kind: str | None, phone: str | None,
+                      key_to_golden: Mapping[str, str], phone_owners: Mapping[str, Sequence[str]]) -> list[str]:
+    """The golden customers of an interaction: a call counts for every one who holds its phone (household,
+    switchboard), a social event for the owner of its account."""
+    if kind == "call":
+        return list(dict.fromkeys(phone_owners.get(phone or "", ())))
+    gid = _owner(ckey, source, csid, key_to_golden)
+    return [gid] if gid is not None else []
+
+
+def _is_guest(ckey: str | None, csid: Any) -> bool:
+    return not ckey and not csid
+
+
+def _is_regular(source: str, ckey: str | None, csid: Any) -> bool:
+    """Whether the record's owner depends on its customer_key alone (staging sets customer_key to
+    record_key(source, customer_source_id)); the incremental relink finds owned records by that indexed column."""
+    return not csid or ckey == record_key(source, str(csid))
+
+
+def _email_keys(emails: Iterable[str | None]) -> set[str]:
+    return {e.lower() for e in emails if e}
+
+
+def _active_gids(conn: sa.Connection) -> list[str]:
+    gc = golden_customer.c
+    return list(conn.execute(sa.select(gc.golden_id).where(gc.status == "active").order_by(gc.golden_id))
+                .scalars())
+
+
+def _owner_maps(conn: sa.Connection, phones: set[str] | None = None, emails: set[str] | None = None
+                ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """phone -> active golden ids holding it, e-mail (lower case) -> the same; every phone / e-mail of the
+    golden layer when ``phones`` / ``emails`` are None, else only those asked for (no index on the golden
+    JSON: one pass over the active golden records, keeping what is wanted)."""
+    gc = golden_customer.c
+    rec = gc.record
+    phone_owners: dict[str, list[str]] = defaultdict(list)
+    email_owners: dict[str, list[str]] = defaultdict(list)
+    for gid, primary, gphones, email, gemails in conn.execute(
+        sa.select(gc.golden_id, rec["primary_phone"].as_string(), rec["phones"], rec["primary_email"].as_string(),
+                  rec["emails"]).where(gc.status == "active").order_by(gc.golden_id)
+    ):
+        for phone in golden_phones({"primary_phone": primary, "phones": gphones}):
+            if phones is None or phone in phones:
+                phone_owners[phone].append(gid)
+        for mail in _email_keys([email, *(gemails or [])]):
+            if emails is None or mail in emails:
+                email_owners[mail].append(gid)
+    return phone_owners, email_owners
+
+
+def _key_owners(conn: sa.Connection, active: set[str], keys: Iterable[str] | None = None) -> dict[str, str]:
+    """Customer record key -> active golden id through the open cross-references (all of them, or ``keys``)."""
+    q = sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))
+    if keys is None:
+        rows: Iterable[Any] = conn.execute(q)
+    else:
+        wanted = sorted(set(keys))
+        rows = (row for start in range(0, len(wanted), _IN_CHUNK)
+                for row in conn.execute(q.where(xref.c.record_key.in_(wanted[start:start + _IN_CHUNK]))))
+    return {rk: gid for rk, gid in rows if gid in active}
+
+
+_IN_CHUNK = 500
+_LINKED = ("orders", "shipments", "interactions")
+
+
+def _order_cols() -> list[Any]:
+    sr = staged_record.c
+    r = sr.record
+    return [sr.record_key, sr.source, sr.customer_key, r["customer_source_id"].as_string(),
+            r["billing_phone"].as_string(), r["billing_email"].as_string()]
+
+
+def _shipment_cols() -> list[Any]:
+    sr = staged_record.c
+    r = sr.record
+    return [sr.record_key, sr.source, sr.customer_key, r["customer_source_id"].as_string(),
+            r["order_source_id"].as_string()]
+
+
+def _interaction_cols() -> list[Any]:
+    sr = staged_record.c
+    r = sr.record
+    return [sr.record_key, sr.source, sr.customer_key, r["customer_source_id"].as_string(), r["kind"].as_string(),
+            r["phone"].as_string()]
+
+
+_COLS = {"orders": _order_cols, "shipments": _shipment_cols, "interactions": _interaction_cols}
+
+
+def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int:
+    """The full link: every staged order / shipment / interaction's owners into the temporary owner table.
+    Returns how many records are not regular (see ``_is_regular``): the next build relinks everything then."""
+    sr = staged_record.c
+    phone_owners, email_owners = _owner_maps(conn)
+    k2g = _key_owners(conn, active)
+    _links.drop(conn, checkfirst=True)
+    _links.create(conn)
+    batch: list[dict[str, str]] = []
+    irregular = 0
+
+    def add(entity: str, rk: str, gid: str) -> None:
+        batch.append({"entity": entity, "record_key": rk, "golden_id": gid})
+        if len(batch) >= 5000:
+            conn.execute(_links.insert(), batch)
+            batch.clear()
+
+    order_owner: dict[str, str] = {}  # only the orders shipments name
+    wanted_orders: set[str] = set()
+    for source, order_sid in conn.execute(
+        sa.select(sr.source, sr.record["order_source_id"].as_string()).where(sr.entity == "shipments")
+    ):
+        if order_sid:
+            wanted_orders.add(record_key(source, str(order_sid)))
+    for rk, source, ckey, csid, phone, email in conn.execute(sa.select(*_order_cols()).where(sr.entity == "orders")):
+        irregular += not _is_regular(source, ckey, csid)
+        gid = order_link(source, ckey, csid, phone, email, k2g, phone_owners, email_owners, cfg.link_guest_orders)
+        if gid is not None:
             if rk in wanted_orders:
                 order_owner[rk] = gid
             add("orders", rk, gid)
-        del wanted_orders
-        for rk, source, ckey, csid, order_sid in conn.execute(
-            sa.select(sr.record_key, sr.source, sr.customer_key, r["customer_source_id"].as_string(),
-                      r["order_source_id"].as_string()).where(sr.entity == "shipments")
-        ):
-            gid = _owner(ckey, source, csid, k2g)
-            if gid is None and order_sid:
-                gid = order_owner.get(record_key(source, str(order_sid)))
-            if gid is not None:
-                stats.shipments_linked += 1
-                add("shipments", rk, gid)
-        del order_owner
-        for rk, ckey, source, kind, phone, csid in conn.execute(
-            sa.select(sr.record_key, sr.customer_key, sr.source, r["kind"].as_string(), r["phone"].as_string(),
-                      r["customer_source_id"].as_string()).where(sr.entity == "interactions")
-        ):
-            if kind == "call":
-                # a shared phone (household, switchboard) counts for every golden customer who holds it
-                owners = self.phone_owners.get(phone or "", [])
-                if owners:
-                    stats.calls_linked += 1
-                for gid in owners:
-                    add("interactions", rk, gid)
-            else:
-                gid = _owner(ckey, source, csid, k2g)
-                if gid is not None:
-                    stats.social_linked += 1
-                    add("interactions", rk, gid)
-        if batch:
-            conn.execute(_links.insert(), batch)
-        # indexed once filled: cheaper than keeping the index up to date row by row
-        conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner ON tmp_c360_owner (entity, golden_id)"))
-        conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner_key ON tmp_c360_owner (entity, record_key)"))
+    del wanted_orders
+    for rk, source, ckey, csid, order_sid in conn.execute(
+            sa.select(*_shipment_cols()).where(sr.entity == "shipments")):
+        irregular += not _is_regular(source, ckey, csid)
+        gid = shipment_link(source, ckey, csid, order_sid, k2g, order_owner)
+        if gid is not None:
+            add("shipments", rk, gid)
+    del order_owner
+    for rk, source, ckey, csid, kind, phone in conn.execute(
+            sa.select(*_interaction_cols()).where(sr.entity == "interactions")):
+        irregular += not _is_regular(source, ckey, csid)
+        for gid in interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners):
+            add("interactions", rk, gid)
+    if batch:
+        conn.execute(_links.insert(), batch)
+    # indexed once filled: cheaper than keeping the index up to date row by row
+    conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner ON tmp_c360_owner (entity, golden_id)"))
+    conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner_key ON tmp_c360_owner (entity, record_key)"))
+    return irregular
 
-    def drop(self, conn: sa.Connection) -> None:
-        _links.drop(conn, checkfirst=True)
+
+def _in_chunks(conn: sa.Connection, query: Any, column: Any, values: Iterable[Any]) -> Iterable[Any]:
+    wanted = sorted(set(values))
+    for start in range(0, len(wanted), _IN_CHUNK):
+        yield from conn.execute(query.where(column.in_(wanted[start:start + _IN_CHUNK])))
+
+
+def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | None], active: set[str]
+            ) -> set[str] | None:
+    """The incremental link: relink only the records whose owners can have changed since the last build
+    (``marks``), starting from its persisted links, and write the difference to ``customer_360_link``.
+    Returns the golden ids whose linked records changed (a record staged again, moved, linked anew, gone), or
+    None when this build must link everything (``_link_all``): a mark missing, a record whose owner does not
+    follow its customer_key, a changed golden customer whose phones / e-mails at the last build are unknown.
+
+    A record's owners follow from its own fields (changed only when it was staged again), the open
+    cross-reference of its customer record, and the phones / e-mails the active golden customers hold. So the
+    records relinked are those (1) staged since the last build, (2) whose customer record's cross-reference
+    opened or closed, or whose customer record belongs to a golden customer that changed (status included),
+    (3) calls and guest orders whose phone or e-mail a changed golden customer holds or held at the last build
+    (the profile in its view), (4) shipments whose order changed owner, and (5) the links of records no longer staged are deleted."""
+    if not all(marks.get(k) for k in ("golden", "staged", "xref")):
+        return None
+    at_golden, at_staged, at_xref = (parse_dt(marks[k]) for k in ("golden", "staged", "xref"))
+    gc, sr, lk, c3 = golden_customer.c, staged_record.c, customer_360_link.c, customer_360.c
+    # the golden customers that changed, with the phones / e-mails they hold now and held at the last build
+    changed: dict[str, tuple[str, set[str], set[str]]] = {}
+    for gid, status, primary, phones, email, emails in conn.execute(
+            sa.select(gc.golden_id, gc.status, gc.record["primary_phone"].as_string(), gc.record["phones"],
+                      gc.record["primary_email"].as_string(), gc.record["emails"]).where(gc.updated_at > at_golden)):
+        changed[gid] = (status, set(golden_phones({"primary_phone": primary, "phones": phones})),
+                        _email_keys([email, *(emails or [])]))
+    # a status change the golden stage did not stamp: active at the last build (it has ranking figures) and
+    # not now, or the other way round
+    ranks = customer_360_rank.c
+    gone_or_back = set(conn.execute(sa.select(ranks.golden_id).where(ranks.golden_id.not_in(
+        sa.select(gc.golden_id).where(gc.status == "active")))).scalars())
+    gone_or_back.update(conn.execute(sa.select(gc.golden_id).where(
+        gc.status == "active", ~sa.exists().where(ranks.golden_id == gc.golden_id))).scalars())
+    for gid, status, primary, phones, email, emails in _in_chunks(conn, sa.select(
+            gc.golden_id, gc.status, gc.record["primary_phone"].as_string(), gc.record["phones"],
+            gc.record["primary_email"].as_string(), gc.record["emails"]), gc.golden_id, gone_or_back - set(changed)):
+        changed[gid] = (status, set(golden_phones({"primary_phone": primary, "phones": phones})),
+                        _email_keys([email, *(emails or [])]))
+    viewed: set[str] = set()
+    for gid, view in _in_chunks(conn, sa.select(c3.golden_id, c3.record), c3.golden_id, changed):
+        profile = (view or {}).get("profile") or {}
+        viewed.add(gid)
+        changed[gid][1].update(golden_phones(profile))
+        changed[gid][2].update(_email_keys([profile.get("primary_email"), *(profile.get("emails") or [])]))
+    ranked = set(_in_chunks(conn, sa.select(ranks.golden_id), ranks.golden_id, set(changed) - viewed))
+    if ranked or any(status == "erased" and gid not in viewed for gid, (status, _, _) in changed.items()):
+        # active at the last build without a view (invalid), or erased since (its view deleted): what it held
+        # then is unknown
+        return None
+    phones_changed = {p for _, ps, _ in changed.values() for p in ps}
+    emails_changed = {e for _, _, es in changed.values() for e in es}
+
+    wanted: dict[str, set[str]] = {e: set() for e in _LINKED}
+    restaged: dict[str, set[str]] = {e: set() for e in _LINKED}
+    for entity, rk in conn.execute(sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED),
+                                                                              sr.staged_at > at_staged)):
+        restaged[entity].add(rk)
+        wanted[entity].add(rk)
+    # (2) owned through a customer record whose cross-reference opened / closed or whose golden id changed
+    keys = set(conn.execute(sa.select(xref.c.record_key).where(
+        sa.or_(xref.c.valid_from > at_xref, xref.c.valid_to > at_xref))).scalars())
+    keys.update(rk for rk, in _in_chunks(conn, sa.select(xref.c.record_key).where(xref.c.valid_to.is_(None)),
+                                         xref.c.golden_id, changed))
+    for entity, rk in _in_chunks(conn, sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED)),
+                                 sr.customer_key, keys):
+        wanted[entity].add(rk)
+    # (3) holding a phone / e-mail a changed golden customer holds or held (what its records are linked by)
+    if phones_changed:
+        for rk, phone in conn.execute(sa.select(sr.record_key, sr.record["phone"].as_string())
+                                      .where(sr.entity == "interactions")):
+            if phone in phones_changed:
+                wanted["interactions"].add(rk)
+    if (phones_changed or emails_changed) and cfg.link_guest_orders:
+        for rk, ckey, csid, phone, email in conn.execute(
+                sa.select(sr.record_key, sr.customer_key, sr.record["customer_source_id"].as_string(),
+                          sr.record["billing_phone"].as_string(), sr.record["billing_email"].as_string())
+                .where(sr.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))):
+            if _is_guest(ckey, csid) and (phone in phones_changed
+                                          or (email or "").strip().lower() in emails_changed):
+                wanted["orders"].add(rk)
+    # (5) the links of records no longer staged
+    gone = conn.execute(sa.select(lk.entity, lk.record_key, lk.golden_id).where(~sa.exists().where(
+        sr.entity == lk.entity, sr.record_key == lk.record_key))).all()
+    affected = {gid for _, _, gid in gone}
+    gone_orders = {rk for entity, rk, _ in gone if entity == "orders"}
+    for entity in _LINKED:
+        for part in chunked(sorted({rk for e, rk, _ in gone if e == entity}), _IN_CHUNK):
+            conn.execute(customer_360_link.delete().where(lk.entity == entity, lk.record_key.in_(part)))
+
+    def fetch(entity: str, rks: Iterable[str]) -> list[Any]:
+        return list(_in_chunks(conn, sa.select(*_COLS[entity]()).where(sr.entity == entity), sr.record_key, rks))
+
+    def old_links(entity: str, rks: Iterable[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for rk, gid in _in_chunks(conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == entity),
+                                  lk.record_key, rks):
+            out[rk].add(gid)
+        return out
+
+    orders, ships, calls = fetch("orders", wanted["orders"]), fetch("shipments", wanted["shipments"]), \
+        fetch("interactions", wanted["interactions"])
+    if not all(_is_regular(row[1], row[2], row[3]) for row in (*orders, *ships, *calls)):
+        return None
+    # the owners of what these records name: customer records, phones, e-mails
+    k2g = _key_owners(conn, active, {k for row in (*orders, *ships, *calls)
+                                     for k in (row[2], record_key(row[1], str(row[3])) if row[3] else None) if k})
+    need_phones = {row[4] for row in orders if row[4]} | {row[5] for row in calls if row[4] == "call" and row[5]}
+    need_emails = _email_keys(row[5].strip() for row in orders if row[5])
+    phone_owners, email_owners = (_owner_maps(conn, need_phones, need_emails) if need_phones or need_emails
+                                  else ({}, {}))
+    new: dict[str, dict[str, set[str]]] = {e: defaultdict(set) for e in _LINKED}
+    for rk, source, ckey, csid, phone, email in orders:
+        gid = order_link(source, ckey, csid, phone, email, k2g, phone_owners, email_owners, cfg.link_guest_orders)
+        if gid is not None:
+            new["orders"][rk].add(gid)
+    old = {"orders": old_links("orders", (row[0] for row in orders))}
+    # (4) shipments through an order whose owner changed
+    moved_orders = gone_orders | {row[0] for row in orders if old["orders"].get(row[0], set()) != new["orders"][row[0]]}
+    if moved_orders:
+        known = {row[0] for row in ships}
+        extra = {rk for rk, source, order_sid in conn.execute(
+            sa.select(sr.record_key, sr.source, sr.record["order_source_id"].as_string())
+            .where(sr.entity == "shipments"))
+            if order_sid and rk not in known and record_key(source, str(order_sid)) in moved_orders}
+        ships += fetch("shipments", extra)
+        if not all(_is_regular(row[1], row[2], row[3]) for row in ships):
+            return None
+        k2g.update(_key_owners(conn, active, {k for row in ships for k in
+                                              (row[2], record_key(row[1], str(row[3])) if row[3] else None) if k}))
+    order_keys = {record_key(row[1], str(row[4])) for row in ships if row[4]}
+    relinked = {row[0] for row in orders}
+    order_owner = {rk: gid for rk, gid in _in_chunks(
+        conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == "orders"), lk.record_key,
+        order_keys - relinked)}
+    order_owner.update({rk: next(iter(gids)) for rk, gids in new["orders"].items() if gids and rk in order_keys})
+    for rk, source, ckey, csid, order_sid in ships:
+        gid = shipment_link(source, ckey, csid, order_sid, k2g, order_owner)
+        if gid is not None:
+            new["shipments"][rk].add(gid)
+    for rk, source, ckey, csid, kind, phone in calls:
+        new["interactions"][rk].update(interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners))
+    old["shipments"] = old_links("shipments", (row[0] for row in ships))
+    old["interactions"] = old_links("interactions", (row[0] for row in calls))
+    # the difference written, and whose records it touched
+    for entity, rows in (("orders", orders), ("shipments", ships), ("interactions", calls)):
+        removed: list[tuple[str, str]] = []
+        added: list[dict[str, str]] = []
+        for row in rows:
+            rk = row[0]
+            before, after = old[entity].get(rk, set()), new[entity].get(rk, set())
+            removed += [(rk, gid) for gid in before - after]
+            added += [{"entity": entity, "record_key": rk, "golden_id": gid} for gid in after - before]
+            affected |= before ^ after
+            if rk in restaged[entity]:
+                affected |= after
+        if removed:
+            conn.execute(customer_360_link.delete().where(
+                lk.entity == entity, lk.record_key == sa.bindparam("b_rk"), lk.golden_id == sa.bindparam("b_gid")),
+                [{"b_rk": rk, "b_gid": gid} for rk, gid in removed])
+        if added:
+            conn.execute(customer_360_link.insert(), added)
+    return affected
+
+
+def _link_stats(conn: sa.Connection, stats: C360Stats) -> None:
+    """How many orders / shipments / calls / social events are linked, from the persisted links (what a full
+    link counts, whichever way this build linked)."""
+    lk, sr = customer_360_link.c, staged_record.c
+    by_entity = {e: int(n) for e, n in conn.execute(sa.select(lk.entity, sa.func.count()).group_by(lk.entity))}
+    staged = sa.join(customer_360_link, staged_record, sa.and_(sr.entity == lk.entity, sr.record_key == lk.record_key))
+    stats.orders_linked = by_entity.get("orders", 0)
+    stats.orders_unlinked = int(conn.execute(sa.select(sa.func.count()).where(sr.entity == "orders"))
+                                .scalar_one()) - stats.orders_linked
+    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in conn.execute(
+        sa.select(sr.customer_key, sr.record["customer_source_id"].as_string()).select_from(staged)
+        .where(lk.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))))
+    stats.shipments_linked = by_entity.get("shipments", 0)
+    kind = sa.func.coalesce(sr.record["kind"].as_string(), "")
+    stats.calls_linked, stats.social_linked = (int(n or 0) for n in conn.execute(
+        sa.select(sa.func.count(sa.distinct(sa.case((kind == "call", lk.record_key)))),
+                  sa.func.sum(sa.case((kind == "call", 0), else_=1)))
+        .select_from(staged).where(lk.entity == "interactions")).one())
 
 
 def _order_figures(orders: Sequence[Mapping[str, Any]], cfg: SegmentsConfig, as_of: datetime
@@ -598,14 +857,8 @@ def _affected(conn: sa.Connection, marks: Mapping[str, str | None]) -> set[str]:
     away from them (the links of this build against the last build's). Newer than the marks: the stages
     that write these tables run before this one under the sync lock, each stamping its rows with its own
     time, so nothing written after the last build carries the very instant of its newest."""
-    gc, sr, lk, tmp = golden_customer.c, staged_record.c, customer_360_link.c, _links.c
-    out: set[str] = set()
-    if marks.get("golden"):
-        out.update(conn.execute(sa.select(gc.golden_id).where(gc.updated_at > parse_dt(marks["golden"]))).scalars())
-    if marks.get("xref"):
-        at = parse_dt(marks["xref"])
-        out.update(conn.execute(sa.select(xref.c.golden_id).where(
-            sa.or_(xref.c.valid_from > at, xref.c.valid_to > at)).distinct()).scalars())
+    sr, lk, tmp = staged_record.c, customer_360_link.c, _links.c
+    out = _changed_inputs(conn, marks)
     if marks.get("staged"):
         out.update(conn.execute(
             sa.select(tmp.golden_id).distinct()
@@ -616,6 +869,20 @@ def _affected(conn: sa.Connection, marks: Mapping[str, str | None]) -> set[str]:
         ~sa.exists().where(same_tmp))).scalars())  # a record linked anew
     out.update(conn.execute(sa.select(lk.golden_id).distinct().where(
         ~sa.exists(sa.select(tmp.entity).where(same_tmp)))).scalars())  # a record that left
+    return out
+
+
+def _changed_inputs(conn: sa.Connection, marks: Mapping[str, str | None]) -> set[str]:
+    """Golden ids whose golden record changed or one of whose cross-references opened or closed since the
+    marks, and active golden customers without ranking figures (new, or back from retired)."""
+    gc = golden_customer.c
+    out: set[str] = set()
+    if marks.get("golden"):
+        out.update(conn.execute(sa.select(gc.golden_id).where(gc.updated_at > parse_dt(marks["golden"]))).scalars())
+    if marks.get("xref"):
+        at = parse_dt(marks["xref"])
+        out.update(conn.execute(sa.select(xref.c.golden_id).where(
+            sa.or_(xref.c.valid_from > at, xref.c.valid_to > at)).distinct()).scalars())
     # an active golden customer without ranking figures (new, or back from retired)
     rk = customer_360_rank.c
     out.update(conn.execute(sa.select(gc.golden_id).where(
@@ -640,12 +907,13 @@ def _where_gids(column: Any, part: Sequence[str], contiguous: bool) -> Any:
 
 
 def _chunk_records(conn: sa.Connection, entity: str, where: Any, *cols: Any) -> Any:
-    """The chunk's (golden id, ...) rows of one staged entity, through the owner table."""
+    """The chunk's (golden id, ...) rows of one staged entity, through this build's links."""
+    lk = customer_360_link.c
     return conn.execute(
-        sa.select(_links.c.golden_id, *cols)
-        .select_from(_links.join(staged_record, sa.and_(staged_record.c.entity == _links.c.entity,
-                                                        staged_record.c.record_key == _links.c.record_key)))
-        .where(_links.c.entity == entity, where)
+        sa.select(lk.golden_id, *cols)
+        .select_from(customer_360_link.join(staged_record, sa.and_(staged_record.c.entity == lk.entity,
+                                                                   staged_record.c.record_key == lk.record_key)))
+        .where(lk.entity == entity, where)
     )
 
 
@@ -653,7 +921,16 @@ def _chunk_orders(conn: sa.Connection, where: Any) -> dict[str, list[dict[str, A
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for gid, rec in _chunk_records(conn, "orders", where, staged_record.c.record):
         out[gid].append(rec)
+    for recs in out.values():
+        recs.sort(key=_record_order)
     return out
+
+
+def _record_order(rec: Mapping[str, Any]) -> tuple[str, str]:
+    """One customer's records in record key order before anything is computed over them: ties (the most
+    common currency, equal dates) then fall the same way whatever order the store returns the links in (which
+    depends on the history of incremental builds)."""
+    return (str(rec.get("source", "")), str(rec.get("source_id", "")))
 
 
 def _rank_figures(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime, gids: Sequence[str],
@@ -662,7 +939,7 @@ def _rank_figures(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime, gid
     rk = customer_360_rank
     for start in range(0, len(gids), chunk_size):
         part = gids[start:start + chunk_size]
-        orders = _chunk_orders(conn, _where_gids(_links.c.golden_id, part, contiguous))
+        orders = _chunk_orders(conn, _where_gids(customer_360_link.c.golden_id, part, contiguous))
         rows = []
         for gid in part:
             _, dupes, (_, freq, monetary), agg = _order_figures(orders.get(gid, ()), cfg, as_of)
@@ -701,8 +978,9 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
               chunk_size: int = _GID_CHUNK, force: bool = False) -> C360Stats:
     """Build the 360 view of every active golden customer; write only changed rows.
 
-    Incremental: only the golden customers whose inputs changed since the last build (``_affected``) are
-    read and built again, plus those whose RFM scores, recency or lifecycle moved when the population was
+    Incremental: only the records whose owners can have changed are linked again (``_relink``), and only the
+    golden customers whose inputs changed since the last build (their records' links, golden record or
+    cross-references) are read and built again, plus those whose RFM scores, recency or lifecycle moved when the population was
     re-ranked (``_rerank``, over the stored figures). The result is the view a full rebuild writes (a changed
     configuration or view version, ``force`` or a store without the last build's state rebuilds everyone).
     Memory is bounded by the chunk, not the population (see ``_GID_CHUNK``); one transaction, so readers see
@@ -726,12 +1004,22 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
     config_key = payload_hash([VIEW_VERSION, canonical_json(asdict(cfg))])
     with store.begin() as conn:
         marks = _marks(conn)
-        pop = _Population(conn, cfg, stats)
-        gids = pop.gids
+        gids = _active_gids(conn)
         full = force or not saved or saved.get("config") != config_key or not saved.get("marks")
+        # the links: only what can have changed since the last build, else (a full build, or what the
+        # incremental relink cannot follow) every record linked again and diffed against the last build's
+        relinked = None if full or saved.get("irregular", 1) else _relink(conn, cfg, saved["marks"], set(gids))
+        if relinked is None:
+            irregular = _link_all(conn, cfg, set(gids))
+            changed = None if full else _affected(conn, saved["marks"])
+            _save_links(conn)
+            _links.drop(conn, checkfirst=True)
+        else:
+            irregular = 0
+            changed = relinked | _changed_inputs(conn, saved["marks"])
         active = sa.select(golden_customer.c.golden_id).where(golden_customer.c.status == "active")
         conn.execute(customer_360_rank.delete().where(customer_360_rank.c.golden_id.not_in(active)))
-        affected = gids if full else sorted(_affected(conn, saved["marks"]) & set(gids))
+        affected = gids if changed is None else sorted(changed & set(gids))
         # pass 1: the ranking figures of the affected customers (everyone's, on a full build)
         _rank_figures(conn, cfg, as_of, affected, chunk_size, contiguous=full)
         # the RFM quintiles over the whole population's stored figures; whoever's moved is built again too
@@ -751,7 +1039,8 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         for start in range(0, len(rebuild), chunk_size):
             part = rebuild[start:start + chunk_size]
             gid_in = {col: _where_gids(col, part, full) for col in (gc.golden_id, xref.c.golden_id,
-                                                                     _links.c.golden_id, customer_360.c.golden_id)}
+                                                                     customer_360_link.c.golden_id,
+                                                                     customer_360.c.golden_id)}
             profiles = {gid: _profile(gid, rec, score) for gid, rec, score in conn.execute(
                 sa.select(gc.golden_id, gc.record, gc.quality_score)
                 .where(gc.status == "active", gid_in[gc.golden_id]))}
@@ -760,7 +1049,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     xref.c.valid_to.is_(None), gid_in[xref.c.golden_id])):
                 if rk_.split(":", 1)[0] in cfg.social_sources:
                     social_accounts[gid].add(rk_)
-            linked = gid_in[_links.c.golden_id]
+            linked = gid_in[customer_360_link.c.golden_id]
             orders_by_golden = _chunk_orders(conn, linked)
             shipments_by_golden: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for gid, rec in _chunk_records(conn, "shipments", linked, staged_record.c.record):
@@ -783,6 +1072,8 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     social_accounts[gid].add(ckey or record_key(source, str(csid)))
                     if kind == "social_follow":
                         follows[gid] += 1
+            for recs in (*shipments_by_golden.values(), *calls.values()):
+                recs.sort(key=_record_order)
             existing = dict(conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record_hash)
                                          .where(gid_in[customer_360.c.golden_id])).all())
             inserts: list[dict[str, Any]] = []
@@ -860,8 +1151,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 conn.execute(rank_upd, ranks)
             stats.inserted += len(inserts)
             stats.updated += len(updates)
-        _save_links(conn)
-        pop.drop(conn)
+        _link_stats(conn, stats)
         # a retired (merged away) golden id has no 360 view any more
         stats.removed = conn.execute(customer_360.delete().where(customer_360.c.golden_id.not_in(active))).rowcount
         # the figures of everyone (built now or before), as a full build counts them
@@ -872,7 +1162,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 sa.select(col, sa.func.count()).where(rk.value_tier.is_not(None)).group_by(col))})
         stats.invalid = int(conn.execute(sa.select(sa.func.count()).where(rk.value_tier.is_(None))).scalar_one())
         write_cursor(conn, "hub", INPUTS_ENTITY, {"fingerprint": _inputs(conn, cfg, as_of), "config": config_key,
-                                                  "marks": marks})
+                                                  "marks": marks, "irregular": irregular})
     stats.golden_customers = len(gids)
     stats.unchanged = len(gids) - stats.inserted - stats.updated - stats.invalid
     stats.seconds = time.monotonic() - started

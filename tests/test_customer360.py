@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from test_customer360_data import AS_OF, current_360, insert_staged, order, seed_demo, staged_row
+from test_customer360_data import AS_OF, T0, current_360, insert_staged, order, seed_demo, staged_row
 
 from hub.customer360 import (
     SegmentsConfig,
@@ -158,9 +158,11 @@ def test_build_360_skips_a_build_whose_inputs_did_not_change(store: Store) -> No
     again = build_360(store, {}, as_of=AS_OF)
     assert again.skipped and again.golden_customers == again.unchanged == 3 and "not rebuilt" in again.markdown()
     assert not build_360(store, {}, as_of=AS_OF, force=True).skipped
-    # a new order, the next day and a changed configuration each make it rebuild
-    insert_staged(store, [staged_row("orders", order("webshop", "9001", "502", "5000", AS_OF - timedelta(days=2),
-                                                     number="WC-9001"), customer_key="webshop:502")])
+    # a new order, the next day and a changed configuration each make it rebuild; the order is stamped when
+    # staged, after what the last build read (staging stamps every row with its own time)
+    insert_staged(store, [{**staged_row("orders", order("webshop", "9001", "502", "5000", AS_OF - timedelta(days=2),
+                                                        number="WC-9001"), customer_key="webshop:502"),
+                           "staged_at": T0 + timedelta(days=1)}])
     new_order = build_360(store, {}, as_of=AS_OF)
     assert not new_order.skipped and new_order.updated >= 1
     assert current_360(store)["G000000002"]["orders_count"] == 2
