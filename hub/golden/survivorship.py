@@ -69,10 +69,12 @@ class MemberFacts:
         self.key, self.source, self.values = key, source, values
         # every value this member can give a golden record is a str or None (addresses, dates and consent are
         # typed): its golden JSON then holds no float but the quality score (see Survived.plain)
-        self.plain = all(
-            v is None or type(v) is str
-            for f in _PLAIN_FIELDS for v in values[f]
-        )
+        plain = True
+        for f in _PLAIN_FIELDS:  # a loop, not all() over a generator: this runs for every member
+            for v in values[f]:
+                if v is not None and type(v) is not str:
+                    plain = False
+        self.plain = plain
         ts = source_updated_at or staged_at
         if ts is not None and ts.tzinfo is not None:
             ts = ts.astimezone(UTC).replace(tzinfo=None)  # compare naive UTC across sources
@@ -575,9 +577,8 @@ class Survivor:
             raise ValueError("a golden record needs at least one member")
         plans = self.plans
 
-        def lin(mf: MemberFacts, rule: str) -> dict[str, Any]:
-            return {"record_key": mf.key, "source": mf.source, "rule": rule, "source_updated_at": mf.updated_json}
-
+        # lineage entries are written inline, {"record_key", "source", "rule", "source_updated_at"} in this order
+        # (not a helper: 750k calls in a first build of 100k records)
         lineage: dict[str, dict[str, Any]] = {}
         values: dict[str, Any] = {}
         validated: dict[str, bool] = {}
@@ -592,7 +593,8 @@ class Survivor:
                 value, won, rule = _pick_alone(plans[f], plans, alone, one)
                 values[f] = value
                 if won and not ((not value.strip()) if type(value) is str else _is_empty(value)):
-                    lineage[f] = lin(alone, rule)
+                    lineage[f] = {"record_key": alone.key, "source": alone.source, "rule": rule,
+                                  "source_updated_at": alone.updated_json}
                     if f in _QUALITY_FIELDS:
                         # a validated_only field's winner passed that very check to win
                         validated[f] = True if plans[f].validated_only else _valid_of(f, value, alone)
@@ -602,7 +604,9 @@ class Survivor:
                 value, winner, rule = _pick_single(plans[f], plans, facts, picked)
                 values[f] = value
                 if winner is not None and not ((not value.strip()) if type(value) is str else _is_empty(value)):
-                    lineage[f] = lin(winner[2], rule)
+                    mf = winner[2]
+                    lineage[f] = {"record_key": mf.key, "source": mf.source, "rule": rule,
+                                  "source_updated_at": mf.updated_json}
                     if f in _QUALITY_FIELDS:
                         validated[f] = True if plans[f].validated_only else _valid_of(f, value, winner[2])
 
@@ -612,11 +616,15 @@ class Survivor:
             multi = {f: _pick_multi(plans[f], facts) for f in MULTI_FIELDS}
         for f, items in multi.items():
             for i, (c, rule) in enumerate(items):
-                lineage[_item_field(f, i)] = lin(c[2], rule)
+                mf = c[2]
+                lineage[_item_field(f, i)] = {"record_key": mf.key, "source": mf.source, "rule": rule,
+                                              "source_updated_at": mf.updated_json}
         for f, pf in _PRIMARY.items():
             if multi[f]:
                 c, rule = multi[f][0]
-                lineage[pf] = lin(c[2], rule)
+                mf = c[2]
+                lineage[pf] = {"record_key": mf.key, "source": mf.source, "rule": rule,
+                               "source_updated_at": mf.updated_json}
                 validated[pf] = True if plans[f].validated_only else _valid_of(f, c[0], c[2])
                 values[pf] = c[0]
             else:
