@@ -8,6 +8,7 @@ forces a full pass.
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import itertools
@@ -159,8 +160,16 @@ def _json_loads(text: Any) -> Any:
         return json.loads(text)
 
 
+@functools.lru_cache(maxsize=1 << 12)
+def _flags(text: str) -> Any:
+    """A staged record's quality flags from their JSON text, as a tuple: records share few distinct flag sets
+    (about 160 among 100k records), parsed once each."""
+    flags = _json_loads(text)
+    return tuple(flags) if isinstance(flags, list) else flags
+
+
 def _member(key: str, source: str, text: Any, flags: Any, staged_at: datetime | None) -> MemberFacts:
-    flags = _json_loads(flags)
+    flags = _flags(flags) if type(flags) is str else _json_loads(flags)
     m = staged_member(key, source, _json_loads(text), flags, staged_at)
     if not m.plain and isinstance(text, str):
         # a value that is not a str: read with json.loads, so an integer beyond 64 bits stays exact (every
@@ -221,6 +230,38 @@ def _json_param(conn: Connection, name: str) -> Any:
     return p
 
 
+def _bound_time(conn: Connection, ts: datetime) -> Any:
+    """``ts`` as a value of a row for ``_insert_rows``: on SQLite the text SQLAlchemy's DateTime stores (the
+    rows go to the driver as they are), elsewhere the datetime."""
+    if conn.dialect.name != "sqlite":
+        return ts
+    dt = sa.DateTime().dialect_impl(conn.dialect)
+    process = dt.bind_processor(conn.dialect)
+    return process(ts) if process is not None else ts
+
+
+def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: list[tuple],
+                 json_columns: tuple[str, ...] = ()) -> None:
+    """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
+    ``_bound_time``). On SQLite the rows go straight to the driver's executemany: SQLAlchemy's processing of
+    every parameter of every row took more CPU than the driver's executemany itself (cProfile of a first build
+    at 100k records: 243k rows, a golden and an id history row per cluster, an xref row per record).
+    Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
+    executemany sends one statement per row)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
+               f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})")
+        conn.exec_driver_sql(sql, rows)
+        return
+    values = {n: _json_param(conn, f"p_{n}") if n in json_columns else sa.bindparam(f"p_{n}", type_=table.c[n].type)
+              for n in names}
+    keys = [f"p_{n}" for n in names]
+    conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
+
+
 def _field_value(record: dict, lineage_field: str) -> Any:
     name, _, idx = lineage_field.partition("[")
     if name.startswith("consent."):
@@ -257,7 +298,9 @@ def _gc_paused() -> Iterator[None]:
     millions of short-lived acyclic objects (staged JSON, member facts, lineage dicts, row dicts), and each
     allocation burst made the collector traverse the young objects again and again (same code at 20k people:
     8.1 s CPU with the collector on, 6.0 s paused). The few cycles a build leaves (~1,700 objects at 20k
-    people) are collected once at the end."""
+    people) are collected once at the end, by a collection of the youngest generation: with the collector off,
+    every object the build allocated is still in that generation (a full collection also traversed the
+    caller's whole heap: Dagster's and the store's long-lived objects)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -265,7 +308,7 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-            gc.collect()
+            gc.collect(0)
 
 
 def build_golden(
@@ -338,6 +381,7 @@ def _build_golden(
         run_id = conn.execute(
             match_run.insert().values(kind="golden", mode=mode, config_hash=fp, upto_run=m_run.id, started_at=now)
         ).inserted_primary_key[0]
+        at = _bound_time(conn, now)
         plan = assign_golden_ids(clusters, old_members, created_at, member_since,
                                  lambda n: store.mint_golden_ids(conn, n),
                                  old_of=old_of if one_row_each else None)
@@ -373,35 +417,33 @@ def _build_golden(
         stats.xref_closed = len(closing)
         del closing
 
-        def opened() -> Iterator[dict[str, Any]]:
+        def opened() -> Iterator[tuple]:
             for r in moved:
                 source, _, source_id = r.partition(":")
-                yield {"record_key": r, "source": source, "source_id": source_id,
-                       "golden_id": plan.record_ids[r], "valid_from": now, "valid_to": None}
+                yield r, source, source_id, plan.record_ids[r], at, None
 
         # rows made a batch at a time: a first build opens one per record
         for chunk in chunked(opened(), 5000):
-            conn.execute(xref.insert(), chunk)
+            _insert_rows(conn, xref, _XREF_COLUMNS, chunk)
         stats.xref_opened = len(moved)
 
         # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
         why = removal_reasons(conn, vanished)
-        removed = [{"golden_id": old_of[r], "event": "record_removed", "related_golden_id": None,
-                    "record_key": r, "reason": why.get(r, "no longer staged"), "at": now} for r in vanished]
+        removed = [(old_of[r], "record_removed", None, r, why.get(r, "no longer staged"), at) for r in vanished]
         left: dict[str, list[str]] = defaultdict(list)
         for r in vanished:
             left[old_of[r]].append(f"{r} {why.get(r, 'no longer staged')}")
         events = (
-            {"golden_id": e.golden_id, "event": e.event, "related_golden_id": e.related_golden_id,
-             "record_key": e.record_key, "at": now,
-             "reason": (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
-                        if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
-                        else e.reason)}
+            (e.golden_id, e.event, e.related_golden_id, e.record_key,
+             (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
+              if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
+              else e.reason),
+             at)
             for e in plan.events
         )
         # a batch at a time, as the xref rows: a first build mints one id per cluster
         for chunk in chunked(itertools.chain(events, removed), 5000):
-            conn.execute(golden_id_history.insert(), chunk)
+            _insert_rows(conn, golden_id_history, _HISTORY_COLUMNS, chunk)
         stats.splits = sum(1 for e in plan.events if e.event == "split")
         stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
         stats.golden_active = conn.execute(
@@ -411,6 +453,12 @@ def _build_golden(
         conn.execute(match_run.update().where(match_run.c.id == run_id).values(finished_at=_now(),
                                                                                 stats=stats.as_dict()))
     return stats
+
+
+_GOLDEN_COLUMNS = ("golden_id", "status", "merged_into", "record", "lineage", "quality_score", "record_hash",
+                   "created_at", "updated_at")
+_XREF_COLUMNS = ("record_key", "source", "source_id", "golden_id", "valid_from", "valid_to")
+_HISTORY_COLUMNS = ("golden_id", "event", "related_golden_id", "record_key", "reason", "at")
 
 
 def _write_golden(
@@ -424,6 +472,7 @@ def _write_golden(
 ) -> None:
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
     survivor = Survivor(cfg)
+    at = _bound_time(conn, now)
     for start in range(0, len(items), batch):
         part = items[start : start + batch]
         members = _members(conn, (r for c, _ in part for r in clusters[c]))
@@ -461,16 +510,15 @@ def _write_golden(
             o = old_values.get(g)
             if o is not None:
                 _carry_decided_at(rec, lin, o.record, o.lineage)
-            row = {"golden_id": g, "status": "active", "merged_into": None,
-                   "j_record": _column_json(rec, golden.plain), "j_lineage": _column_json(lin, golden.plain),
-                   "quality_score": golden.quality_score, "record_hash": h, "updated_at": now}
+            j_record, j_lineage = _column_json(rec, golden.plain), _column_json(lin, golden.plain)
             if g not in old:
-                inserts.append({**row, "created_at": now})
+                inserts.append((g, "active", None, j_record, j_lineage, golden.quality_score, h, at, at))
             else:
-                updates.append({"b_gid": g, **{k: v for k, v in row.items() if k != "golden_id"}})
+                updates.append({"b_gid": g, "status": "active", "merged_into": None, "j_record": j_record,
+                                "j_lineage": j_lineage, "quality_score": golden.quality_score, "record_hash": h,
+                                "updated_at": now})
+        _insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, inserts, json_columns=("record", "lineage"))
         encoded = {"record": _json_param(conn, "j_record"), "lineage": _json_param(conn, "j_lineage")}
-        if inserts:
-            conn.execute(golden_customer.insert().values(encoded), inserts)
         if updates:
             conn.execute(
                 golden_customer.update()
