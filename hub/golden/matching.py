@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import MatchSettings, load_match_settings
 from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
-from hub.store import Store, chunked, match_candidates, match_pair, staged_record
+from hub.store import Store, chunked, json_text, json_value, match_candidates, match_pair, staged_record
 
 if TYPE_CHECKING:
     from hub.dedupe import DedupeSettings, MatchModel, Records
@@ -260,7 +260,7 @@ PACK_CHUNK = 50_000  # records whose cache rows are packed at a time
 _SEP = "\x1f"  # the unit separator between a cached row's values
 
 
-def _pack(values: list[str]) -> str:
+def _pack(values: Sequence[str]) -> str:
     """A cached row as text: "|" and the values joined by the unit separator (splitting is ten times faster
     than JSON), or JSON when a value holds the separator itself."""
     joined = _SEP.join(values)
@@ -290,6 +290,64 @@ def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.nda
         for j in range(width):
             cols[j][a:a + len(part)] = np.array(flat[j::width], dtype=object)
     return cols
+
+
+DERIVE_PARALLEL_MIN = 20_000  # records derived from staged JSON below which one process is faster than forking
+
+
+def _engine_rows(items: Sequence[tuple[str, str]]) -> list[str | tuple]:
+    """The engine rows (without record_key) of (record_key, staged JSON text) items, each packed (``_pack``)
+    when all its values are strings, else as derived."""
+    out: list[str | tuple] = []
+    for key, raw in items:
+        row = engine_row(key, json_value(raw))[1:]
+        try:
+            out.append(_pack(row))
+        except TypeError:  # joining met a value that is no string
+            out.append(row)
+    return out
+
+
+def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int) -> list[str | tuple]:
+    """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order. Read as JSON text
+    (the store decodes it as the column would: ``json_value``), decoded in ``workers`` processes: decoding and
+    walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process."""
+    from hub.dedupe.parallel import fork_map
+
+    if not keys:
+        return []
+    q = sa.select(staged_record.c.record_key, sa.cast(staged_record.c.record, sa.Text)).where(
+        staged_record.c.entity == "customers")
+    raw: dict[str, str] = {}
+    if 2 * len(keys) >= population:  # most records: one scan beats hundreds of IN lists
+        wanted = set(keys)
+        raw = {k: t for k, t in conn.execution_options(yield_per=10_000).execute(q) if k in wanted}
+        del wanted
+    else:
+        for chunk in _chunks(keys):
+            raw.update(conn.execute(q.where(staged_record.c.record_key.in_(chunk))).all())
+    items = [(k, raw[k]) for k in keys]
+    del raw
+    tasks = max(1, min(workers, len(items) // DERIVE_PARALLEL_MIN + 1))
+    size = -(-len(items) // tasks)
+    parts = fork_map(_engine_rows, [items[a:a + size] for a in range(0, len(items), size)], tasks,
+                     lead=_engine_rows, collect=False)
+    return [row for part in parts for row in part]
+
+
+def _fresh_frame(rows: list, cols: dict[str, np.ndarray] | None, names: list[str], keys: list[str]) -> pd.DataFrame:
+    """The engine's input frame of derived records: from their columns (``cols``), else from their rows."""
+    frame = pd.DataFrame(rows if cols is None else cols, columns=names, dtype=str)
+    frame.insert(0, "record_id", pd.Series(keys, dtype=str))
+    return frame
+
+
+def _pack_more(packed: str, values: list[str]) -> str:
+    """``_pack`` of the values of the packed row ``packed`` followed by ``values``."""
+    more = _SEP.join(values)
+    if packed.startswith("|") and more.count(_SEP) == max(len(values) - 1, 0):  # no value holds the separator
+        return packed + _SEP + more if values else packed
+    return _pack([*_unpack(packed), *values])
 
 
 def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1) -> _Population:
@@ -323,23 +381,21 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    new_rows: list[Any] = [None] * len(new_idx)
-    at = {keys[i]: j for j, i in enumerate(new_idx.tolist())}
-    for chunk in _chunks([keys[i] for i in new_idx.tolist()]):
-        for k, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record).where(
-                staged_record.c.entity == "customers", staged_record.c.record_key.in_(chunk))):
-            new_rows[at[k]] = engine_row(k, rec)[1:]
-    del at
+    eng = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers)
+    packed = all(isinstance(r, str) for r in eng)
+    fresh_cols = None
+    if packed:  # split column by column at once
+        fresh_cols = dict(zip(names, _cached_columns(eng, np.arange(len(eng)), width), strict=True))
+    else:  # a value that is no string: the rows as they were derived (pandas converts it as it always did)
+        eng = [r if isinstance(r, tuple) else tuple(_unpack(r)) for r in eng]
     if derived.all():
-        frame = pd.DataFrame(new_rows, columns=names, dtype=str)
-        del new_rows
-        frame.insert(0, "record_id", pd.Series(keys, dtype=str))
+        frame = _fresh_frame(eng, fresh_cols, names, keys)
+        del fresh_cols
         records = prepare_records(frame, workers=workers, capture=True)
         new_std = records.standardised
     else:
-        fresh = pd.DataFrame(new_rows, columns=names, dtype=str)
-        del new_rows
-        fresh.insert(0, "record_id", pd.Series([keys[i] for i in new_idx.tolist()], dtype=str))
+        fresh = _fresh_frame(eng, fresh_cols, names, [keys[i] for i in new_idx.tolist()])
+        del fresh_cols
         new_std = prepare_records(fresh, workers=workers, capture=True).standardised
         std_names = list(new_std.columns)
         old_idx = np.flatnonzero(~derived)
@@ -363,11 +419,17 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
     # values as Python objects never exist for every record at once (a full run derives them all)
     for a in range(0, len(new_idx), PACK_CHUNK):
         part = new_idx[a:a + PACK_CHUNK]
-        eng = frame.iloc[part, 1:].astype(object).to_numpy()
         std_vals = new_std.iloc[a:a + PACK_CHUNK].astype(object).to_numpy()
-        for j, i in enumerate(part.tolist()):
-            text[i] = _pack([*eng[j].tolist(), *std_vals[j].tolist()])
-        del eng, std_vals
+        if packed:  # the engine row's text as derived, the standardised values after it
+            for j, i in enumerate(part.tolist()):
+                text[i] = _pack_more(eng[a + j], std_vals[j].tolist())
+        else:
+            rows = frame.iloc[part, 1:].astype(object).to_numpy()
+            for j, i in enumerate(part.tolist()):
+                text[i] = _pack([*rows[j].tolist(), *std_vals[j].tolist()])
+            del rows
+        del std_vals
+    del eng
     records.p.standardised = None  # not needed any more (memory)
     return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=text,
                        derived=derived)
@@ -659,10 +721,22 @@ def _pair_row_chunks(fs: Any, pop: _Population, left: np.ndarray, right: np.ndar
         yield _pair_rows(fs, pop, left, right, scored, band, now, keep[a:a + ROW_CHUNK])
 
 
+def _explanation_heads() -> tuple[str, list[list[str]]]:
+    """The explanation's JSON text up to the prior's weight, and per field and level code (-1 = missing, at 0)
+    the text up to that field's weight: as the store writes the explanation's dict (``json_text``)."""
+    from hub.dedupe import FIELDS
+
+    prior = "{" + json_text("prior") + ':{"level":' + json_text("source pair") + ',"weight":'
+    return prior, [["," + json_text(f.name) + ':{"level":' + json_text(label) + ',"weight":'
+                    for label in ("missing",) + f.labels] for f in FIELDS]
+
+
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
                band: np.ndarray, now: datetime, keep: np.ndarray) -> list[dict]:
     """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
-    pairs' ``Scores.band_codes``)."""
+    pairs' ``Scores.band_codes``), for ``PAIR_INSERT``: the explanation as the JSON text the store would write
+    for its dict, put together from text pieces (a dict per field and pair, encoded by the store, cost three
+    times as much); a pair with a weight that is no finite number goes through the dict and ``json_text``."""
     from hub.dedupe import FIELDS, explain
 
     mw, prob, conflict, levels = scored
@@ -670,21 +744,30 @@ def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, s
         return []
     lk, rk = left[keep], right[keep]
     prior, contrib = explain(fs, pop.records, lk, rk, levels[keep])
-    labels = [("missing",) + f.labels for f in FIELDS]
-    names = [f.name for f in FIELDS]
+    head, heads = _explanation_heads()
+    finite = (np.isfinite(prior) & np.isfinite(contrib).all(axis=1)).tolist()
     # Python lists up front (the same floats as float() of each element): element access on arrays, row by row,
     # was most of this function's time
     keys = pop.keys
     out = []
-    for lft, rgt, w, pr, bd, pw, lv, cw in zip(lk.tolist(), rk.tolist(), mw[keep].tolist(), prob[keep].tolist(),
-                                              (band[keep] == 2).tolist(), prior.tolist(),
-                                              levels[keep].tolist(), contrib.tolist(), strict=True):
-        expl: dict[str, Any] = {"prior": {"level": "source pair", "weight": round(pw, 3)}}
-        for k, name in enumerate(names):
-            expl[name] = {"level": labels[k][lv[k] + 1], "weight": round(cw[k], 3)}
+    for lft, rgt, w, pr, bd, pw, lv, cw, ok in zip(lk.tolist(), rk.tolist(), mw[keep].tolist(), prob[keep].tolist(),
+                                                  (band[keep] == 2).tolist(), prior.tolist(), levels[keep].tolist(),
+                                                  contrib.tolist(), finite, strict=True):
+        if ok:  # repr is how JSON writes a finite float
+            text = head + repr(round(pw, 3)) + "}" + "".join(
+                [h[c + 1] + repr(round(x, 3)) + "}" for h, c, x in zip(heads, lv, cw, strict=True)]) + "}"
+        else:
+            expl: dict[str, Any] = {"prior": {"level": "source pair", "weight": round(pw, 3)}}
+            for k, f in enumerate(FIELDS):
+                expl[f.name] = {"level": (("missing",) + f.labels)[lv[k] + 1], "weight": round(cw[k], 3)}
+            text = json_text(expl)
         out.append({"left_key": keys[lft], "right_key": keys[rgt], "match_weight": w, "match_probability": pr,
-                    "band": "match" if bd else "review", "explanation": expl, "scored_at": now})
+                    "band": "match" if bd else "review", "explanation_json": text, "scored_at": now})
     return out
+
+
+# match_pair rows of ``_pair_rows``: the explanation arrives as JSON text (a JSON column would encode it again)
+PAIR_INSERT = match_pair.insert().values(explanation=sa.bindparam("explanation_json", type_=sa.Text))
 
 
 def _index_pairs(pos: dict[str, int], pairs: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -871,7 +954,7 @@ def match_and_cluster(
             seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
             seeds.update(k for e in old_edges ^ new_edges for k in e)
         for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, now):
-            conn.execute(match_pair.insert(), chunk)
+            conn.execute(PAIR_INSERT, chunk)
 
         # 3. the affected set K: closed under match edges, must-links and previous clusters
         limit = max(int(settings.full_rebuild_share * n), 1)

@@ -1,0 +1,66 @@
+"""A full match run derives the engine's input from staged JSON in forked workers and writes the pairs'
+explanations as JSON text: the stored state is the one a single process gives, on SQLite and PostgreSQL, for odd
+staged values too (a value holding the cache's unit separator, a number where a string is expected)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from hub.golden import match_and_cluster
+from hub.golden import matching as golden_matching
+from hub.golden.synthetic import stage_records, synthetic_records
+from hub.golden.tables import match_record
+from hub.store import Store, json_text, match_pair
+
+pytest.importorskip("hub.dedupe")
+
+
+def _odd(records: list[dict], kind: str) -> list[dict]:
+    """Copies of a few records with the separator in a street, or a number as given name and company."""
+    out = []
+    for k, rec in enumerate(records[:6]):
+        odd = json.loads(json.dumps(rec))
+        odd["source_id"] = f"odd{k}"
+        if kind == "number":
+            odd["given_name"] = 1000 + k
+            odd["company"] = 7
+        else:
+            odd["addresses"] = [dict(a, street=(a.get("street") or "x") + "\x1f9") for a in odd.get("addresses") or []
+                                ] or [{"street": "x\x1f9", "city": "Berlin", "country": "DE"}]
+        out.append(odd)
+    return out
+
+
+def _state(store: Store) -> tuple[list, list]:
+    with store.engine.connect() as conn:
+        pairs = conn.execute(sa.select(
+            match_pair.c.left_key, match_pair.c.right_key, match_pair.c.match_weight, match_pair.c.match_probability,
+            match_pair.c.band, sa.cast(match_pair.c.explanation, sa.Text), match_pair.c.explanation)
+            .order_by(match_pair.c.left_key, match_pair.c.right_key)).all()
+        records = conn.execute(sa.select(
+            match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
+            match_record.c.input_hash, match_record.c.engine_row).order_by(match_record.c.record_key)).all()
+    return [tuple(p) for p in pairs], [tuple(r) for r in records]
+
+
+@pytest.mark.parametrize("kind", ["separator", "number"])
+def test_a_full_run_derived_in_workers_stores_what_one_process_stores(store: Store, monkeypatch, kind: str) -> None:
+    records = list(synthetic_records(400, seed=11))
+    stage_records(store, records + _odd(records, kind))
+    match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+    one = _state(store)
+    monkeypatch.setattr(golden_matching, "DERIVE_PARALLEL_MIN", 50)  # three workers' shares of ~560 records
+    match_and_cluster(store, {"engine": "dedupe", "workers": 3}, mode="full")
+    forked = _state(store)
+    assert forked == one
+    pairs, rows = one
+    assert pairs and len([r for r in rows if r[0].split(":")[1].startswith("odd")]) == 6
+    if kind == "separator":  # its engine row is cached as JSON
+        assert any(r[4].startswith("[") and "\\u001f9" in r[4] for r in rows)
+    # the explanation text is the one the store writes for its value
+    assert all(text == json_text(value) for *_, text, value in pairs)
+    assert all(abs(value["prior"]["weight"] + sum(v["weight"] for k, v in value.items() if k != "prior") - w) < 0.02
+               for _, _, w, _, _, _, value in pairs)
