@@ -180,9 +180,10 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         if len(keys) < 2 or (judged_now is not None and gid not in judged_now):
             continue
         for k in keys:
-            # a record that had no golden customer before shares this one with someone new (it holds two)
+            # it shares its golden customer with someone it was not with before (a record not in the accepted
+            # layer was with no one: this golden customer holds two or more)
             if k not in old_of or keys - old_groups.get(old_of[k], set()):
-                new_together.append(k)  # it shares its golden customer with someone it was not with before
+                new_together.append(k)
     # the identifiers of the records that joined someone and of their fellows only (every record's would be
     # gigabytes at a million customers); how many records hold each identifier is counted over everyone
     needed: set[str] = set()

@@ -50,10 +50,10 @@ def loads(text: str | bytes | None) -> Any:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector over a pass (also as a decorator) (reference counting still frees everything): a pass keeps
-    hundreds of thousands of small containers alive (identifier tuples, name words, golden memberships) and
-    allocates more for every record, so the collector would traverse the live ones again and again (the brake
-    at 100k customers: ~0.9 of 3.4 CPU s). A pass makes no reference cycles."""
+    """Pause the cyclic garbage collector over a pass (a context manager or a decorator); reference counting
+    still frees everything. A pass keeps hundreds of thousands of small containers alive (identifier tuples,
+    name words, golden memberships) and allocates more for every record, so the collector would traverse the
+    live ones again and again (the brake at 100k customers: ~0.9 of 3.4 CPU s). A pass makes no cycles."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -24,8 +24,8 @@ def _has_name(rec: Mapping[str, Any]) -> bool:
 def has_address(addresses: Iterable[Any]) -> bool:
     """Some address holds a street, a city or a postal code (``type is dict`` first: decoded JSON holds dicts,
     and the abstract-class check costs more than the rest)."""
-    return any((type(a) is dict or isinstance(a, Mapping)) and (a.get("street") or a.get("city") or a.get("postal_code"))
-               for a in addresses or [])
+    return any((type(a) is dict or isinstance(a, Mapping))
+               and (a.get("street") or a.get("city") or a.get("postal_code")) for a in addresses or [])
 
 
 def customer_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:

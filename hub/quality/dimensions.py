@@ -307,8 +307,9 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         tokens_of: dict[str, list[str]] = {}  # name key -> its tokens (many people share a name)
         slim: dict[str, tuple[str, list[str], str | None, str | None]] = {}  # key -> source, name, birth, id
         dialect = conn.dialect.name
+        record = as_text(staged_record.c.record, dialect)
         for source, key, text in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.record_key, as_text(staged_record.c.record, dialect))
+            sa.select(staged_record.c.source, staged_record.c.record_key, record)
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
             rec = loads(text) or {}
@@ -343,7 +344,8 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             bad = [f for f in loads(text) or [] if is_invalid_flag(str(f))]
             if bad:
                 invalid[source] += n
-                invalid_codes[source].update({c: k * n for c, k in Counter(bare_code(str(f)) for f in bad).items()})
+                codes = Counter(bare_code(str(f)) for f in bad)  # first-met order, as record by record
+                invalid_codes[source].update({c: k * n for c, k in codes.items()})
         held_q: Counter[str] = Counter()
         for source, reasons in conn.execute(sa.select(quarantine.c.source, quarantine.c.reasons)):
             held_q[source] += 1
