@@ -176,3 +176,26 @@ def test_two_runs_leave_two_runs_of_history_in_the_twin(store: Store, tmp_path: 
     write_report(store, out, run=RunInfo("third", "manual"), failures={"pull of webshop": "HTTP 503 for 13800138000"})
     page = parse(out.read_text(encoding="utf-8"))
     assert page.tables["run-failures-table"][1] == ["pull of webshop", "HTTP 503 for 138****8000"]
+
+
+def test_flag_codes_count_every_record_and_ties_keep_the_order_records_carry_them(store: Store) -> None:
+    # the same flag list on many records counts once per record; codes with equal counts are listed as the
+    # records (in the order they are stored) first carry them, not in the order of their texts
+    with store.begin() as conn:
+        for i in range(3):
+            _customer(conn, f"erp:{i}", full_name="A", flags=["phones:phone.invalid", "emails:email.format"])
+        _customer(conn, "erp:7", full_name="B", flags=["national_id:national_id.checksum"])
+        _customer(conn, "erp:8", full_name="C", flags=["birth_date:date.future", "names:name.fixed"])
+        _customer(conn, "erp:9", full_name="D", flags=["birth_date:date.impossible"])
+    v = score_dimensions(store, QualityConfig(), now=NOW)["validity"]["sources"]["erp"]
+    assert v["records"] == 6 and v["invalid_values"] == 6
+    assert [c["code"] for c in v["top_codes"]] == ["phone.invalid", "email.format", "national_id.checksum"]
+    assert [c["count"] for c in v["top_codes"]] == [3, 3, 1]
+    with store.begin() as conn:  # now the second pair of codes comes first, and the last code ties the others
+        conn.execute(staged_record.delete())
+        _customer(conn, "erp:1", full_name="B", flags=["national_id:national_id.checksum"])
+        _customer(conn, "erp:2", full_name="D", flags=["birth_date:date.impossible"])
+        _customer(conn, "erp:3", full_name="C", flags=["birth_date:date.future"])
+        _customer(conn, "erp:4", full_name="C", flags=["birth_date:date.future"])
+    v = score_dimensions(store, QualityConfig(), now=NOW)["validity"]["sources"]["erp"]
+    assert [c["code"] for c in v["top_codes"]] == ["date.future", "national_id.checksum", "date.impossible"]

@@ -29,10 +29,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
 
+from hub.quality.bulk import as_text, gc_paused, loads
 from hub.quality.config import QualityConfig
 from hub.store import Store, chunked, jsonable, match_run, push_brake, staged_record, xref
 
@@ -65,7 +67,7 @@ def strong_keys(rec: Mapping[str, Any]) -> set[tuple]:
     for e in rec.get("emails") or []:
         keys.add(("email", str(e).strip().lower()))
     for p in rec.get("phones") or []:
-        number = p.get("e164") if isinstance(p, Mapping) else p
+        number = p.get("e164") if type(p) is dict or isinstance(p, Mapping) else p  # decoded JSON: dicts
         if number:
             keys.add(("phone", str(number)))
     if rec.get("national_id"):
@@ -75,7 +77,7 @@ def strong_keys(rec: Mapping[str, Any]) -> set[tuple]:
         if value and not kind.endswith("openid"):
             keys.add(("external", kind, str(value)))
     name = rec.get("name") or {}
-    name_key = name.get("name_key") if isinstance(name, Mapping) else None
+    name_key = name.get("name_key") if type(name) is dict or isinstance(name, Mapping) else None
     if name_key and rec.get("birth_date"):
         keys.add(("name_birth", name_key, str(rec["birth_date"])))
     return keys
@@ -139,6 +141,7 @@ def _around_moves(conn: sa.Connection, at: datetime) -> tuple[dict[str, str], di
     return now_of, old_of, judged_old, touched_now
 
 
+@gc_paused()
 def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | None) -> dict[str, Any]:
     """Both measures of the golden layer now against the one accepted at ``accepted_at`` (None: first sync).
 
@@ -177,8 +180,9 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         if len(keys) < 2 or (judged_now is not None and gid not in judged_now):
             continue
         for k in keys:
-            before = old_groups.get(old_of[k], set()) if k in old_of else {k}
-            if keys - before:  # it shares its golden customer with someone it was not with before
+            # it shares its golden customer with someone it was not with before (a record not in the accepted
+            # layer was with no one: this golden customer holds two or more)
+            if k not in old_of or keys - old_groups.get(old_of[k], set()):
                 new_together.append(k)
     # the identifiers of the records that joined someone and of their fellows only (every record's would be
     # gigabytes at a million customers); how many records hold each identifier is counted over everyone
@@ -188,15 +192,23 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     keys_of: dict[str, set[tuple]] = {}
     holders: Counter[tuple] = Counter()
     # nothing newly consolidated (an incremental sync that only changed values): no evidence to weigh
-    rows = conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
-                        .where(staged_record.c.entity == "customers")
-                        .execution_options(yield_per=5000)) if new_together else ()
-    for key, rec in rows:
-        ks = strong_keys(rec or {})
-        holders.update(ks)
-        if key in needed:
-            keys_of[key] = ks
+    if new_together:
+        record = as_text(staged_record.c.record, conn.dialect.name)
+        rows = conn.execute(sa.select(staged_record.c.record_key, record)
+                            .where(staged_record.c.entity == "customers").execution_options(yield_per=5000))
+        for part in rows.partitions():
+            held = []
+            for key, text in part:
+                ks = strong_keys(loads(text) or {})
+                held.append(ks)
+                if key in needed:
+                    keys_of[key] = ks
+            holders.update(chain.from_iterable(held))  # counted a batch at a time (one call, not one per record)
     limit = cfg.brake.shared_value_limit
+    # a record is supported when one of its rare identifiers is held by a fellow record too, i.e. by at least two
+    # records of its golden customer (each record's identifiers are a set: it counts once)
+    rare_of = {k: {x for x in ks if holders[x] <= limit} for k, ks in keys_of.items()}
+    in_golden = Counter((now_of[k], x) for k, xs in rare_of.items() for x in xs)
     consolidated: Counter[str] = Counter()
     unsupported: Counter[str] = Counter()
     # records per source: counted by the database (now_of holds only the records around the moves)
@@ -206,11 +218,10 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     for k in new_together:
         source = k.partition(":")[0]
         consolidated[source] += 1
-        mine = {x for x in keys_of.get(k, ()) if holders[x] <= limit}
-        fellows = now_groups[now_of[k]] - {k}
-        if not any(mine & keys_of.get(o, set()) for o in fellows):
+        gid = now_of[k]
+        if not any(in_golden[gid, x] > 1 for x in rare_of.get(k, ())):
             unsupported[source] += 1
-            unsupported_in[now_of[k]] += 1
+            unsupported_in[gid] += 1
     # where to look first: the golden customers holding most records without evidence (ids only)
     largest = [{"golden_id": gid, "records": len(now_groups[gid]), "unsupported": n,
                 "sources": sorted({k.partition(":")[0] for k in now_groups[gid]})}

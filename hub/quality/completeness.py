@@ -21,9 +21,11 @@ def _has_name(rec: Mapping[str, Any]) -> bool:
                 or (isinstance(name, Mapping) and name.get("display")))
 
 
-def _has_address(addresses: Iterable[Any]) -> bool:
-    return any(isinstance(a, Mapping) and (a.get("street") or a.get("city") or a.get("postal_code"))
-               for a in addresses or [])
+def has_address(addresses: Iterable[Any]) -> bool:
+    """Some address holds a street, a city or a postal code (``type is dict`` first: decoded JSON holds dicts,
+    and the abstract-class check costs more than the rest)."""
+    return any((type(a) is dict or isinstance(a, Mapping))
+               and (a.get("street") or a.get("city") or a.get("postal_code")) for a in addresses or [])
 
 
 def customer_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
@@ -33,7 +35,7 @@ def customer_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
         "email": bool(rec.get("emails")),
         "phone": bool(rec.get("phones")),
         "birth_date": bool(rec.get("birth_date")),
-        "address": _has_address(rec.get("addresses") or []),
+        "address": has_address(rec.get("addresses") or []),
     }
 
 
@@ -44,7 +46,7 @@ def golden_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
         "email": bool(rec.get("primary_email") or rec.get("emails")),
         "phone": bool(rec.get("primary_phone") or rec.get("phones")),
         "birth_date": bool(rec.get("birth_date")),
-        "address": _has_address([rec.get("address"), *(rec.get("addresses") or [])]),
+        "address": has_address([rec.get("address"), *(rec.get("addresses") or [])]),
     }
 
 
@@ -66,6 +68,19 @@ class CompletenessTally:
         self.golden_records += 1
         for name, present in golden_completeness(rec or {}).items():
             self.golden[name] += present
+
+    def add_customer_counts(self, source: str, records: int, present: Mapping[str, int]) -> None:
+        """``records`` customer records of ``source`` at once, ``present[field]`` of them holding the field (a
+        pass that counts records by which fields they hold adds each count once, not each record)."""
+        self.totals[source] += records
+        for name in COMPLETENESS_FIELDS:
+            self.per_source[source][name] += present.get(name, 0)
+
+    def add_golden_counts(self, records: int, present: Mapping[str, int]) -> None:
+        """``records`` active golden records at once (as ``add_customer_counts``)."""
+        self.golden_records += records
+        for name in COMPLETENESS_FIELDS:
+            self.golden[name] += present.get(name, 0)
 
     def figures(self) -> dict[str, Any]:
         """The report's ``completeness`` section (JSON-ready)."""

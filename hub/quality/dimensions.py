@@ -26,8 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 from rapidfuzz import fuzz
 
+from hub.quality.bulk import as_text, gc_paused, loads
 from hub.quality.codes import bare_code, describe
-from hub.quality.completeness import CompletenessTally
+from hub.quality.completeness import COMPLETENESS_FIELDS, CompletenessTally, golden_completeness, has_address
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
@@ -105,20 +106,39 @@ def _as_dt(value: Any) -> datetime | None:
 # -- what a record holds -----------------------------------------------------------------------------------------
 
 
+# What the completeness figures need from one staged customer record, as a tuple (records are counted by it):
+# the report's name (no company), the company, then the other fields as ``fields_present`` names them.
+_PROFILE = ("name", "company", "email", "phone", "birth_date", "address", "national_id", "gender")
+
+
+def _profile(rec: Mapping[str, Any]) -> tuple[bool, ...]:
+    """``fields_present`` and the report's ``customer_completeness`` of one record in one tuple: the name of
+    ``fields_present`` is the report's name or the company. (A decoded record's mappings are dicts: ``type is
+    dict`` spares the abstract-class check, a tenth of the pass.)"""
+    name = rec.get("name") or {}
+    return (
+        bool(rec.get("full_name") or rec.get("given_name") or rec.get("family_name")
+             or ((type(name) is dict or isinstance(name, Mapping)) and name.get("display"))),
+        bool(rec.get("company")),
+        bool(rec.get("emails")),
+        bool(rec.get("phones")),
+        bool(rec.get("birth_date")),
+        has_address(rec.get("addresses") or []),
+        bool(rec.get("national_id")),
+        bool(rec.get("gender")),
+    )
+
+
+def _fields_present(profile: tuple[bool, ...]) -> dict[str, bool]:
+    held = dict(zip(_PROFILE, profile, strict=True))
+    company = held.pop("company")
+    held["name"] = held["name"] or company
+    return held
+
+
 def fields_present(rec: Mapping[str, Any]) -> dict[str, bool]:
     """Which completeness fields a staged customer record (JSON) holds."""
-    name = rec.get("name") or {}
-    return {
-        "name": bool(rec.get("full_name") or rec.get("given_name") or rec.get("family_name") or rec.get("company")
-                     or (isinstance(name, Mapping) and name.get("display"))),
-        "email": bool(rec.get("emails")),
-        "phone": bool(rec.get("phones")),
-        "birth_date": bool(rec.get("birth_date")),
-        "address": any(isinstance(a, Mapping) and (a.get("street") or a.get("city") or a.get("postal_code"))
-                       for a in rec.get("addresses") or []),
-        "national_id": bool(rec.get("national_id")),
-        "gender": bool(rec.get("gender")),
-    }
+    return _fields_present(_profile(rec))
 
 
 def is_invalid_flag(code: str) -> bool:
@@ -128,10 +148,17 @@ def is_invalid_flag(code: str) -> bool:
 _DIGITS = re.compile(r"[\d_\W]+", re.UNICODE)
 
 
-def _name_tokens(rec: Mapping[str, Any]) -> list[str]:
+def _name_tokens(rec: Mapping[str, Any], memo: dict[str, list[str]] | None = None) -> list[str]:
+    """The words of a record's romanised name key; ``memo`` (key -> words, shared and never changed) keeps the
+    words of a name key met before."""
     name = rec.get("name") or {}
-    key = (name.get("name_key") if isinstance(name, Mapping) else None) or rec.get("name_key") or ""
-    return [t for t in _DIGITS.sub(" ", str(key).lower()).split() if t]
+    key = str((name.get("name_key") if isinstance(name, Mapping) else None) or rec.get("name_key") or "")
+    if memo is not None and key in memo:
+        return memo[key]
+    words = [t for t in _DIGITS.sub(" ", key.lower()).split() if t]
+    if memo is not None:
+        memo[key] = words
+    return words
 
 
 def names_agree(a: list[str], b: list[str]) -> bool:
@@ -252,14 +279,23 @@ def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple
     )
 
 
+# a staged record's quality_flags text when it has none (``has_flags``), read as text or as bytes (``as_text``)
+NO_FLAGS = ("[]", b"[]")
+
+
 def has_flags() -> Any:
     """Staged records holding at least one quality flag: the store writes an empty list as ``[]`` (a record
     written otherwise is read, never miscounted)."""
     return sa.cast(staged_record.c.quality_flags, sa.Text) != "[]"
 
 
+@gc_paused()
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state)."""
+    """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state).
+
+    The JSON columns are read as text and decoded by ``bulk.loads`` (same values, cheaper); records are
+    counted by which fields they hold, and a value repeated over many rows (flag lists, name keys) is worked
+    out once."""
     with store.engine.connect() as conn:
         golden_of: dict[str, str] = dict(conn.execute(
             sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))).all())
@@ -267,48 +303,67 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         for key, gid in golden_of.items():
             members[gid].append(key)
 
-        tally = CompletenessTally()  # the report's completeness, from the same pass
-        customers: Counter[str] = Counter()
-        present: dict[str, Counter[str]] = defaultdict(Counter)
+        profiles: Counter[tuple[str, tuple[bool, ...]]] = Counter()
+        tokens_of: dict[str, list[str]] = {}  # name key -> its tokens (many people share a name)
         slim: dict[str, tuple[str, list[str], str | None, str | None]] = {}  # key -> source, name, birth, id
-        for source, key, rec in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.record_key, staged_record.c.record)
+        dialect = conn.dialect.name
+        record = as_text(staged_record.c.record, dialect)
+        for source, key, text in conn.execute(
+            sa.select(staged_record.c.source, staged_record.c.record_key, record)
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
-            rec = rec or {}
-            tally.add_customer(source, rec)
-            customers[source] += 1
-            for name, has in fields_present(rec).items():
-                present[source][name] += has
+            rec = loads(text) or {}
+            profiles[source, _profile(rec)] += 1
             gid = golden_of.get(key)
             if gid is not None and len(members[gid]) > 1:
-                slim[key] = (source, _name_tokens(rec), rec.get("birth_date"), rec.get("national_id"))
+                slim[key] = (source, _name_tokens(rec, tokens_of), rec.get("birth_date"), rec.get("national_id"))
+        customers: Counter[str] = Counter()
+        present: dict[str, Counter[str]] = defaultdict(Counter)
+        tally = CompletenessTally()  # the report's completeness, from the same pass
+        for (source, profile), n in profiles.items():
+            customers[source] += n
+            held = dict(zip(_PROFILE, profile, strict=True))
+            tally.add_customer_counts(source, n, {f: n * held[f] for f in COMPLETENESS_FIELDS})
+            for name, has in _fields_present(profile).items():
+                present[source][name] += n * has
 
-        # every record counts; only those with a flag are read (most have none)
-        staged_all: Counter[str] = Counter({source: int(n) for source, n in conn.execute(
-            sa.select(staged_record.c.source, sa.func.count()).group_by(staged_record.c.source))})
-        invalid: Counter[str] = Counter()
-        invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
-        for source, flags in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.quality_flags).where(has_flags())
+        # every record counts (all entities) and each distinct flag list is decoded once, in the order the lists
+        # were first met: the top codes' ties fall as they did record by record
+        staged_all: Counter[str] = Counter()
+        flag_lists: Counter[tuple[str, Any]] = Counter()
+        for source, text in conn.execute(
+            sa.select(staged_record.c.source, as_text(staged_record.c.quality_flags, dialect))
             .execution_options(yield_per=5000)
         ):
-            bad = [f for f in flags or [] if is_invalid_flag(str(f))]
+            staged_all[source] += 1
+            if text not in NO_FLAGS:
+                flag_lists[source, text] += 1
+        invalid: Counter[str] = Counter()
+        invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
+        for (source, text), n in flag_lists.items():
+            bad = [f for f in loads(text) or [] if is_invalid_flag(str(f))]
             if bad:
-                invalid[source] += 1
-                invalid_codes[source].update(bare_code(str(f)) for f in bad)
-        held: Counter[str] = Counter()
+                invalid[source] += n
+                codes = Counter(bare_code(str(f)) for f in bad)  # first-met order, as record by record
+                invalid_codes[source].update({c: k * n for c, k in codes.items()})
+        held_q: Counter[str] = Counter()
         for source, reasons in conn.execute(sa.select(quarantine.c.source, quarantine.c.reasons)):
-            held[source] += 1
+            held_q[source] += 1
             invalid_codes[source].update(bare_code(str(r)) for r in (reasons or [])[:1])
 
-        golden_rows: dict[str, Any] = {}
-        for gid, rec in conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.record)
-                                     .where(golden_customer.c.status == "active")
-                                     .execution_options(yield_per=5000)):
-            tally.add_golden(rec)
+        golden_profiles: Counter[tuple[tuple[str, bool], ...]] = Counter()
+        golden_rows: dict[str, tuple[Any, Any, list[str]]] = {}  # golden id -> birth, id, name tokens
+        golden_record = as_text(golden_customer.c.record, dialect)
+        for gid, text in conn.execute(sa.select(golden_customer.c.golden_id, golden_record)
+                                      .where(golden_customer.c.status == "active")
+                                      .execution_options(yield_per=5000)):
+            rec = loads(text)
+            golden_profiles[tuple(golden_completeness(rec or {}).items())] += 1
             if len(members.get(gid, ())) > 1:
-                golden_rows[gid] = rec or {}
+                rec = rec or {}
+                golden_rows[gid] = (rec.get("birth_date"), rec.get("national_id"), _name_tokens(rec, tokens_of))
+        for profile, n in golden_profiles.items():
+            tally.add_golden_counts(n, {f: n * has for f, has in profile})
         active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
                               .where(golden_customer.c.status == "active")).scalar_one()
 
@@ -322,11 +377,11 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
                                       match_pair.c.right_key == review_decision.c.right_key))).all()
 
-    sources = sorted(set(staged_all) | set(held))
+    sources = sorted(set(staged_all) | set(held_q))
     out: dict[str, Any] = {}
     out["completeness"] = _completeness(cfg, customers, present)
-    out["validity"] = _validity(cfg, sources, staged_all, invalid, held, invalid_codes)
-    out["uniqueness"] = _uniqueness(cfg, customers, members, queued, golden_of, active, derived)
+    out["validity"] = _validity(cfg, sources, staged_all, invalid, held_q, invalid_codes)
+    out["uniqueness"] = _uniqueness(cfg, customers, queued, golden_of, active, derived)
     out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
     out["accuracy"] = _accuracy(cfg, decisions)
     out[REPORT_COMPLETENESS] = tally.figures()
@@ -374,20 +429,22 @@ def _validity(cfg: QualityConfig, sources: list[str], staged: Counter[str], inva
     return {"score": _weighted({s: p["score"] for s, p in per.items()}, weights), "sources": per}
 
 
-def _uniqueness(cfg: QualityConfig, customers: Counter[str], members: dict[str, list[str]],
-                queued: list[Any], golden_of: dict[str, str], active: int,
+def _uniqueness(cfg: QualityConfig, customers: Counter[str], queued: list[Any], golden_of: dict[str, str],
+                active: int,
                 derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
     def own(key: str) -> str | None:
         source, _, sid = key.partition(":")
         return None if derived.get(source) and sid.startswith(derived[source]) else source
 
-    dupes: Counter[str] = Counter()
-    for keys in members.values():
-        per_source = Counter(s for s in map(own, keys) if s is not None)
-        for source, n in per_source.items():
-            if n > 1:
-                dupes[source] += n - 1  # the first is the original, the others its duplicates
-    accounts = Counter(s for s in map(own, golden_of) if s is not None)
+    accounts: Counter[str] = Counter()
+    held: set[tuple[str, str]] = set()  # (golden id, source) for every golden customer holding a record of it
+    for key, gid in golden_of.items():
+        source = own(key)
+        if source is not None:
+            accounts[source] += 1
+            held.add((gid, source))
+    # in a golden customer the first record of a source is the original, the others its duplicates
+    dupes = accounts - Counter(source for _, source in held)
     per = {source: {"score": _pct(accounts[source] - dupes[source], accounts[source]), "records": accounts[source],
                     "duplicates_within_source": dupes[source]}
            for source in sorted(customers)}
@@ -403,8 +460,8 @@ def _uniqueness(cfg: QualityConfig, customers: Counter[str], members: dict[str, 
             "possible_duplicates": len(suspects)}
 
 
-def _consistency(cfg: QualityConfig, customers: Counter[str], slim: dict[str, tuple], golden_rows: dict[str, Any],
-                 golden_of: dict[str, str]) -> dict[str, Any]:
+def _consistency(cfg: QualityConfig, customers: Counter[str], slim: dict[str, tuple],
+                 golden_rows: dict[str, tuple[Any, Any, list[str]]], golden_of: dict[str, str]) -> dict[str, Any]:
     checked: Counter[str] = Counter()
     conflicting: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -414,13 +471,14 @@ def _consistency(cfg: QualityConfig, customers: Counter[str], slim: dict[str, tu
         golden = golden_rows.get(gid)
         if golden is None:
             continue
+        golden_birth, golden_nid, golden_name = golden
         checked[source] += 1
         found = []
-        if birth and golden.get("birth_date") and str(birth) != str(golden["birth_date"]):
+        if birth and golden_birth and str(birth) != str(golden_birth):
             found.append("birth_date")
-        if nid and golden.get("national_id") and nid != golden["national_id"]:
+        if nid and golden_nid and nid != golden_nid:
             found.append("national_id")
-        if not names_agree(name, _name_tokens(golden)):
+        if not names_agree(name, golden_name):
             found.append("name")
         if found:
             conflicting[source] += 1
