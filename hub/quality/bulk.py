@@ -1,26 +1,19 @@
 """Reading the store in bulk for the quality passes (every staged customer, every golden record).
 
-The store's column type decodes each JSON value with ``hub.store.json_value``: orjson, unless a run of 19 digits
-(a possible integer beyond 64 bits, which orjson reads as a float) sends it to ``json.loads``. On the staged
-customers that digit search (a regular expression over ~1 KB of mostly non-ASCII text) costs three times the
-decoding itself. Here the column is selected as its text (``as_text``) and decoded by ``loads``: the same rule,
-with the digit runs found by a byte translation and a substring search — ASCII digits only, the only ones a
-JSON number is written with. Same values as ``json_value`` and ``json.loads``.
+The column is selected as its stored text (``as_text``: bytes on SQLite, no str round trip) and decoded by
+``loads``, the store's own ``json_value`` rule (orjson where it agrees with ``json.loads``).
 """
 
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 
-_DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
-_LONG_RUN = b"\0" * 19  # JSON text holds no raw NUL: only a run of 19 digits reads as this
+from hub.store import json_value
 
 
 def as_text(column: Any, dialect: str) -> Any:
@@ -30,22 +23,9 @@ def as_text(column: Any, dialect: str) -> Any:
 
 
 def loads(text: str | bytes | None) -> Any:
-    """A JSON column's text as ``hub.store.json_value`` (and ``json.loads``) reads it; None stays None."""
-    if text is None:
-        return None
-    if isinstance(text, str):
-        try:
-            raw = text.encode()
-        except UnicodeEncodeError:  # a lone surrogate: only json.loads reads it
-            return json.loads(text)
-    else:
-        raw = bytes(text)
-    if _LONG_RUN not in raw.translate(_DIGITS_TO_NUL):
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass  # NaN, infinities, ...: json.loads reads them
-    return json.loads(raw.decode() if isinstance(text, bytes | bytearray | memoryview) else text)
+    """A JSON column's text as the column type (``hub.store.json_value``) and ``json.loads`` read it; None stays
+    None."""
+    return None if text is None else json_value(text)
 
 
 @contextmanager
