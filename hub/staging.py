@@ -32,8 +32,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,7 +44,7 @@ from hub.dedupe.parallel import fork_map, worker_count
 from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
-from hub.store import Store, chunked, is_pruned, landing, payload_hash, quarantine, staged_record
+from hub.store import Store, chunked, gc_paused, is_pruned, landing, payload_hash, quarantine, staged_record
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +330,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         started = time.perf_counter()
         for start in range(0, len(pending), chunk_size):
             part = pending[start:start + chunk_size]
-            with _gc_paused(), store.begin() as conn:
+            with gc_paused(freeze=True), store.begin() as conn:
                 _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
         pending.clear()
         write_s = time.perf_counter() - started
@@ -352,7 +351,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         if not rows:
             break
         last_id = rows[-1][0]
-        with _gc_paused():
+        with gc_paused(freeze=True):
             # the rows read before are written (in order: their writes never touch these rows) while forked
             # workers map these; the mapping reads nothing from the store
             mapped, map_s = _map_rows(src.mapper, rows, ctx, workers, lead, write)
@@ -436,23 +435,6 @@ def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int, lead:
         results = [r for chunk in chunks for r in chunk]
         took = timed[0]
     return [r for r in results if r is not None], took
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC for one chunk. The adapter memos keep a large live heap, and the chunk allocates
-    many short-lived containers, so the collector would rescan that heap over and over (measured: ~40 % of
-    the mapping loop). A chunk creates no reference cycles worth collecting before it ends; collection
-    resumes between chunks, so memory stays bounded on any run length."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        # what is alive now (the memos above all) is long-lived: keep later collections from rescanning it
-        gc.freeze()
-        if was_enabled:
-            gc.enable()
 
 
 def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[Any]]:

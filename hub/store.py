@@ -33,6 +33,7 @@ Tables, in flow order:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
@@ -627,6 +628,29 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[Sequence[Any]]:
     while chunk := list(itertools.islice(it, size)):
         yield chunk
 
+
+
+@contextmanager
+def gc_paused(freeze: bool = False) -> Iterator[None]:
+    """Pause the cyclic garbage collector over a bulk pass (a context manager or a decorator); reference counting
+    still frees everything. A pass over the store allocates millions of short-lived acyclic containers (staged
+    JSON, member facts, identifier tuples, row dicts) beside a large live heap, and each allocation burst made
+    the collector traverse it again and again (golden build at 20k: 8.1 -> 6.0 CPU s; the brake at 100k ~0.9 of
+    3.4 s; staging's mapping loop ~40 %). At the end the youngest generation is collected once (with the
+    collector off, everything the pass allocated is still there; a full collection would also walk the caller's
+    long-lived heap), or with ``freeze`` what is alive is moved out of later collections (staging's adapter
+    memos: long-lived by design)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.freeze()
+        if was_enabled:
+            gc.enable()
+            if not freeze:
+                gc.collect(0)
 
 # outbox rows that still have to reach the target
 LIVE_STATUSES = ("pending", "error", "sending")

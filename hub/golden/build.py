@@ -9,14 +9,12 @@ forces a full pass.
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 import itertools
 import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -35,6 +33,7 @@ from hub.privacy.tombstones import removal_reasons
 from hub.store import (
     Store,
     chunked,
+    gc_paused,
     golden_customer,
     golden_id_history,
     json_text,
@@ -292,32 +291,13 @@ def _carry_decided_at(new_rec: dict, new_lin: dict, old_rec: dict | None, old_li
 # -- the entry point ------------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (reference counting still frees everything): a build allocates
-    millions of short-lived acyclic objects (staged JSON, member facts, lineage dicts, row dicts), and each
-    allocation burst made the collector traverse the young objects again and again (same code at 20k people:
-    8.1 s CPU with the collector on, 6.0 s paused). The few cycles a build leaves (~1,700 objects at 20k
-    people) are collected once at the end, by a collection of the youngest generation: with the collector off,
-    every object the build allocated is still in that generation (a full collection also traversed the
-    caller's whole heap: Dagster's and the store's long-lived objects)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-            gc.collect(0)
-
-
 def build_golden(
     store: Store,
     survivorship_cfg: SurvivorshipConfig | dict | None = None,
     mode: Literal["incremental", "full"] = "incremental",
 ) -> GoldenStats:
     """Turn the current clusters into golden customers with persistent ids, xref, history and lineage."""
-    with _gc_paused():
+    with gc_paused():
         return _build_golden(store, survivorship_cfg, mode)
 
 

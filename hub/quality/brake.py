@@ -34,9 +34,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.quality.bulk import as_text, gc_paused, loads
+from hub.quality.bulk import as_text, loads
 from hub.quality.config import QualityConfig
-from hub.store import Store, chunked, jsonable, match_run, push_brake, staged_record, xref
+from hub.store import Store, chunked, gc_paused, jsonable, match_run, push_brake, staged_record, xref
 
 RELEASE_COMMAND = "hub quality release --by YOUR_NAME --note 'why this is right'"
 

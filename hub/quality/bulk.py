@@ -6,9 +6,6 @@ The column is selected as its stored text (``as_text``: bytes on SQLite, no str 
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,18 +23,3 @@ def loads(text: str | bytes | None) -> Any:
     """A JSON column's text as the column type (``hub.store.json_value``) and ``json.loads`` read it; None stays
     None."""
     return None if text is None else json_value(text)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector over a pass (a context manager or a decorator); reference counting
-    still frees everything. A pass keeps hundreds of thousands of small containers alive (identifier tuples,
-    name words, golden memberships) and allocates more for every record, so the collector would traverse the
-    live ones again and again (the brake at 100k customers: ~0.9 of 3.4 CPU s). A pass makes no cycles."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

@@ -26,13 +26,14 @@ from typing import Any
 import sqlalchemy as sa
 from rapidfuzz import fuzz
 
-from hub.quality.bulk import as_text, gc_paused, loads
+from hub.quality.bulk import as_text, loads
 from hub.quality.codes import bare_code, describe
 from hub.quality.completeness import COMPLETENESS_FIELDS, CompletenessTally, golden_completeness, has_address
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
     canonical_json,
+    gc_paused,
     golden_customer,
     match_pair,
     quarantine,
