@@ -50,13 +50,16 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.mysql import LONGBLOB
+from sqlalchemy.dialects.mysql import DOUBLE, LONGBLOB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 
 DEFAULT_DB_PATH = Path(".hub") / "hub.db"
 
 metadata = sa.MetaData()
+# A double on every backend: MySQL's plain FLOAT is single precision (7 digits: money, probabilities). Whether
+# Dagster's storage module (which compiles Float to FLOAT(32), a double) was imported must not decide the schema.
+REAL = sa.Float().with_variant(DOUBLE(asdecimal=False), "mysql", "mariadb")
 
 
 def _now() -> datetime:
@@ -135,8 +138,8 @@ match_pair = sa.Table(
     metadata,
     sa.Column("left_key", sa.String(320), primary_key=True),
     sa.Column("right_key", sa.String(320), primary_key=True),
-    sa.Column("match_weight", sa.Float, nullable=False),
-    sa.Column("match_probability", sa.Float, nullable=False),
+    sa.Column("match_weight", REAL, nullable=False),
+    sa.Column("match_probability", REAL, nullable=False),
     sa.Column("band", sa.String(16), nullable=False),  # match | review | non_match
     sa.Column("explanation", sa.JSON, nullable=False),  # {field: {"level": ..., "weight": ...}}
     _ts("scored_at", nullable=False),
@@ -162,7 +165,7 @@ golden_customer = sa.Table(
     sa.Column("merged_into", sa.String(32), nullable=True),
     sa.Column("record", sa.JSON, nullable=True),
     sa.Column("lineage", sa.JSON, nullable=True),
-    sa.Column("quality_score", sa.Float, nullable=True),
+    sa.Column("quality_score", REAL, nullable=True),
     sa.Column("record_hash", sa.String(64), nullable=True),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
@@ -231,7 +234,7 @@ customer_360_rank = sa.Table(
     sa.Column("first_order_at", sa.DateTime(), nullable=True),
     sa.Column("last_order_at", sa.DateTime(), nullable=True),
     sa.Column("frequency", sa.Integer, nullable=False),
-    sa.Column("monetary", sa.Float, nullable=False),
+    sa.Column("monetary", REAL, nullable=False),
     sa.Column("duplicate_orders", sa.Integer, nullable=False),
     # derived at the last build (as_of and the population's ranks): a change rewrites the view
     sa.Column("recency_days", sa.Integer, nullable=True),
@@ -380,7 +383,7 @@ quality_run = sa.Table(
     sa.Column("trigger", sa.String(64), nullable=True),
     sa.Column("started_at", sa.DateTime(), nullable=True),
     sa.Column("finished_at", sa.DateTime(), nullable=False),
-    sa.Column("seconds", sa.Float, nullable=True),
+    sa.Column("seconds", REAL, nullable=True),
     sa.Column("status", sa.String(8), nullable=False),  # green | amber | red | none
     sa.Column("scores", sa.JSON, nullable=False),  # {dimension: {"score": x, "status": s, "sources": {...}}}
     sa.Column("figures", sa.JSON, nullable=False),  # this run's counts and the store's totals
@@ -1214,6 +1217,13 @@ def _mysql_datetime(type_: sa.DateTime, compiler: Any, **kw: Any) -> str:
     # MySQL's DATETIME keeps whole seconds: outbox claims are read back by their exact claim time, and
     # change marks compare stamps finer than a second. Microseconds, as SQLite and PostgreSQL keep them.
     return "DATETIME(6)"
+
+
+@compiles(sa.Float, "mysql")
+@compiles(sa.Float, "mariadb")
+def _mysql_float(type_: sa.Float, compiler: Any, **kw: Any) -> str:
+    # the migrations' Float columns (see REAL): a double, imported Dagster or not
+    return "DOUBLE"
 
 # --------------------------------------------------------------------------------------------------------------
 # Engine and migrations

@@ -145,6 +145,29 @@ def test_migrations_create_exactly_the_schema_the_code_declares(store: Store) ->
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
+def test_the_schema_does_not_depend_on_dagster_being_imported(store_url: str) -> None:
+    """Dagster's storage module compiles every Float and DateTime on MySQL its own way when imported (a `hub sync`
+    imports it, a `hub import` may not): a store migrated with it loaded has the schema the code declares too,
+    and keeps money and probabilities in doubles."""
+    import dagster._core.storage.sql  # noqa: F401 - its @compiles hooks are the point
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hub.store import customer_360_rank, metadata
+
+    store = Store(store_url)
+    try:
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            if store.dialect == "mysql":
+                kind = conn.execute(sa.text(
+                    "SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() "
+                    "AND table_name = :t AND column_name = 'monetary'"), {"t": customer_360_rank.name}).scalar()
+                assert kind == "double"
+    finally:
+        store.dispose()
+
+
 def _dead_pid() -> int:
     import subprocess
     import sys
