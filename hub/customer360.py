@@ -59,6 +59,7 @@ from pydantic import ValidationError
 
 from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shipment
 from hub.store import (
+    IN_LIST,
     Store,
     canonical_json,
     chunked,
@@ -69,6 +70,7 @@ from hub.store import (
     payload_hash,
     read_cursor,
     record_key,
+    select_in,
     staged_record,
     table_fingerprint,
     write_cursor,
@@ -511,13 +513,10 @@ def _key_owners(conn: sa.Connection, active: set[str], keys: Iterable[str] | Non
     if keys is None:
         rows: Iterable[Any] = conn.execute(q)
     else:
-        wanted = sorted(set(keys))
-        rows = (row for start in range(0, len(wanted), _IN_CHUNK)
-                for row in conn.execute(q.where(xref.c.record_key.in_(wanted[start:start + _IN_CHUNK]))))
+        rows = select_in(conn, q, xref.c.record_key, keys)
     return {rk: gid for rk, gid in rows if gid in active}
 
 
-_IN_CHUNK = 500
 _LINKED = ("orders", "shipments", "interactions")
 
 
@@ -597,12 +596,6 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
     return irregular
 
 
-def _in_chunks(conn: sa.Connection, query: Any, column: Any, values: Iterable[Any]) -> Iterable[Any]:
-    wanted = sorted(set(values))
-    for start in range(0, len(wanted), _IN_CHUNK):
-        yield from conn.execute(query.where(column.in_(wanted[start:start + _IN_CHUNK])))
-
-
 def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | None], active: set[str]
             ) -> set[str] | None:
     """The incremental link: relink only the records whose owners can have changed since the last build
@@ -635,18 +628,18 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
         sa.select(gc.golden_id).where(gc.status == "active")))).scalars())
     gone_or_back.update(conn.execute(sa.select(gc.golden_id).where(
         gc.status == "active", ~sa.exists().where(ranks.golden_id == gc.golden_id))).scalars())
-    for gid, status, primary, phones, email, emails in _in_chunks(conn, sa.select(
+    for gid, status, primary, phones, email, emails in select_in(conn, sa.select(
             gc.golden_id, gc.status, gc.record["primary_phone"].as_string(), gc.record["phones"],
             gc.record["primary_email"].as_string(), gc.record["emails"]), gc.golden_id, gone_or_back - set(changed)):
         changed[gid] = (status, set(golden_phones({"primary_phone": primary, "phones": phones})),
                         _email_keys([email, *(emails or [])]))
     viewed: set[str] = set()
-    for gid, view in _in_chunks(conn, sa.select(c3.golden_id, c3.record), c3.golden_id, changed):
+    for gid, view in select_in(conn, sa.select(c3.golden_id, c3.record), c3.golden_id, changed):
         profile = (view or {}).get("profile") or {}
         viewed.add(gid)
         changed[gid][1].update(golden_phones(profile))
         changed[gid][2].update(_email_keys([profile.get("primary_email"), *(profile.get("emails") or [])]))
-    ranked = set(_in_chunks(conn, sa.select(ranks.golden_id), ranks.golden_id, set(changed) - viewed))
+    ranked = set(select_in(conn, sa.select(ranks.golden_id), ranks.golden_id, set(changed) - viewed))
     if ranked or any(status == "erased" and gid not in viewed for gid, (status, _, _) in changed.items()):
         # active at the last build without a view (invalid), or erased since (its view deleted): what it held
         # then is unknown
@@ -663,10 +656,10 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     # (2) owned through a customer record whose cross-reference opened / closed or whose golden id changed
     keys = set(conn.execute(sa.select(xref.c.record_key).where(
         sa.or_(xref.c.valid_from > at_xref, xref.c.valid_to > at_xref))).scalars())
-    keys.update(rk for rk, in _in_chunks(conn, sa.select(xref.c.record_key).where(xref.c.valid_to.is_(None)),
-                                         xref.c.golden_id, changed))
-    for entity, rk in _in_chunks(conn, sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED)),
-                                 sr.customer_key, keys):
+    keys.update(rk for rk, in select_in(conn, sa.select(xref.c.record_key).where(xref.c.valid_to.is_(None)),
+                                        xref.c.golden_id, changed))
+    for entity, rk in select_in(conn, sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED)),
+                                sr.customer_key, keys):
         wanted[entity].add(rk)
     # (3) holding a phone / e-mail a changed golden customer holds or held (what its records are linked by)
     if phones_changed:
@@ -688,16 +681,16 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     affected = {gid for _, _, gid in gone}
     gone_orders = {rk for entity, rk, _ in gone if entity == "orders"}
     for entity in _LINKED:
-        for part in chunked(sorted({rk for e, rk, _ in gone if e == entity}), _IN_CHUNK):
+        for part in chunked(sorted({rk for e, rk, _ in gone if e == entity}), IN_LIST):
             conn.execute(customer_360_link.delete().where(lk.entity == entity, lk.record_key.in_(part)))
 
     def fetch(entity: str, rks: Iterable[str]) -> list[Any]:
-        return list(_in_chunks(conn, sa.select(*_COLS[entity]()).where(sr.entity == entity), sr.record_key, rks))
+        return list(select_in(conn, sa.select(*_COLS[entity]()).where(sr.entity == entity), sr.record_key, rks))
 
     def old_links(entity: str, rks: Iterable[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = defaultdict(set)
-        for rk, gid in _in_chunks(conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == entity),
-                                  lk.record_key, rks):
+        for rk, gid in select_in(conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == entity),
+                                 lk.record_key, rks):
             out[rk].add(gid)
         return out
 
@@ -733,7 +726,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
                                               (row[2], record_key(row[1], str(row[3])) if row[3] else None) if k}))
     order_keys = {record_key(row[1], str(row[4])) for row in ships if row[4]}
     relinked = {row[0] for row in orders}
-    order_owner = {rk: gid for rk, gid in _in_chunks(
+    order_owner = {rk: gid for rk, gid in select_in(
         conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == "orders"), lk.record_key,
         order_keys - relinked)}
     order_owner.update({rk: next(iter(gids)) for rk, gids in new["orders"].items() if gids and rk in order_keys})

@@ -632,6 +632,22 @@ def chunked(items: Iterable[Any], size: int) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
+IN_LIST = 500  # values per IN list: well below every backend's parameter limit (SQLite's 32,766, MySQL's 65,535)
+
+
+def select_in(conn: Connection, query: Any, column: Any, values: Iterable[Any], size: int = IN_LIST) -> Iterator[Any]:
+    """The rows of ``query`` whose ``column`` is one of ``values``, as bounded IN lists (distinct values, sorted,
+    ``size`` at a time; ``values`` is read at the call). Each list's rows are fetched at once: iterating a result
+    fetches row by row."""
+    wanted = sorted(set(values))
+    return (row for part in chunked(wanted, size) for row in conn.execute(query.where(column.in_(part))).all())
+
+
+def as_text(column: Any, dialect: str) -> Any:
+    """A JSON column as its stored text, not decoded by the driver or the column type: on SQLite as bytes (the
+    driver's UTF-8 decoding to str would only be undone for orjson), elsewhere as text. ``json_value`` reads it."""
+    return sa.cast(column, sa.LargeBinary if dialect == "sqlite" else sa.Text)
+
 
 @contextmanager
 def gc_paused(freeze: bool = False) -> Iterator[None]:
@@ -1243,9 +1259,12 @@ _DIGITS_TO_NUL = bytes.maketrans(b"0123456789", b"\0" * 10)
 _LONG_RUN = b"\0" * 19
 
 
-def json_value(text: str | bytes | bytearray | memoryview) -> Any:
+def json_value(text: str | bytes | bytearray | memoryview | None) -> Any:
     """A JSON column's value as json.loads reads it, with orjson (about 3x faster) wherever the two agree: what
-    orjson rejects (NaN, Infinity, lone surrogates) and long integers are read by json.loads."""
+    orjson rejects (NaN, Infinity, lone surrogates) and long integers are read by json.loads. SQL NULL (None)
+    stays None, for a column read as its text (``as_text``)."""
+    if text is None:
+        return None
     if isinstance(text, str):
         try:
             raw = text.encode()

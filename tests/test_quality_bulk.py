@@ -1,5 +1,6 @@
-"""The quality passes decode JSON columns themselves (hub/quality/bulk.py): the values must be json.loads' (and
-the store's column type's), on every text the store can hold — including the ones orjson reads otherwise."""
+"""Bulk passes decode JSON columns themselves (``hub.store.as_text``, read by ``json_value``): the values must be
+json.loads' (and the store's column type's), on every text the store can hold — including the ones orjson reads
+otherwise."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from hub.quality.bulk import as_text, loads
-from hub.store import Store, json_value, staged_record
+from hub.store import Store, as_text, json_value, staged_record
 
 TEXTS = [
     '{"a":1,"b":[true,false,null],"c":"中文","d":1.5}',
@@ -36,14 +36,14 @@ def _same(a: object, b: object) -> bool:
 def test_loads_reads_what_json_loads_reads(text: str) -> None:
     expected = json.loads(text)
     for given in (text, text.encode()):
-        assert _same(loads(given), expected)
+        assert _same(json_value(given), expected)
     assert _same(json_value(text), expected)
-    assert loads(None) is None
+    assert json_value(None) is None
 
 
 def test_a_lone_surrogate_in_the_text_itself_is_read_by_json_loads() -> None:
     text = '["\ud800"]'
-    assert loads(text) == json.loads(text)
+    assert json_value(text) == json.loads(text)
 
 
 def test_the_column_read_as_text_decodes_to_the_column_value(store: Store) -> None:
@@ -60,5 +60,5 @@ def test_the_column_read_as_text_decodes_to_the_column_value(store: Store) -> No
         texts = conn.execute(sa.select(as_text(staged_record.c.record, conn.dialect.name),
                                        as_text(staged_record.c.quality_flags, conn.dialect.name))
                              .order_by(staged_record.c.record_key)).all()
-    assert [(loads(r), loads(f)) for r, f in texts] == [tuple(row) for row in typed]
+    assert [(json_value(r), json_value(f)) for r, f in texts] == [tuple(row) for row in typed]
     assert [r for r, _ in typed] == records  # the long integers came back exact

@@ -40,6 +40,7 @@ from hub.privacy import suppression
 from hub.privacy.inventory import PERSONAL
 from hub.standardise import phone_e164, standardise_email
 from hub.store import (
+    IN_LIST,
     Store,
     chunked,
     customer_360,
@@ -62,6 +63,7 @@ from hub.store import (
     push_state,
     quarantine,
     review_decision,
+    select_in,
     source_tombstone,
     staged_record,
     sync_state,
@@ -70,7 +72,6 @@ from hub.store import (
 
 SelectorKind = Literal["golden_id", "phone", "email", "record"]
 ERASED = "erased"  # golden status, and what anonymised target ids / payload markers read
-_IN = 500
 
 
 def _now() -> datetime:
@@ -160,13 +161,6 @@ class ErasureResult:
 # ------------------------------------------------------------------------------------------------ finding
 
 
-def _in(conn: Connection, query: sa.Select, column: Any, values: Iterable[Any]) -> list[Any]:
-    out: list[Any] = []
-    for part in chunked(sorted(set(values)), _IN):
-        out += conn.execute(query.where(column.in_(part))).all()
-    return out
-
-
 def _selector_value(selector: Selector, region: str) -> str:
     if selector.kind == "phone":
         value = phone_e164(selector.value, region)
@@ -185,8 +179,8 @@ def _selector_value(selector: Selector, region: str) -> str:
 
 def _describe(conn: Connection, gids: Iterable[str]) -> list[str]:
     lines = []
-    for gid, rec in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record),
-                        golden_customer.c.golden_id, gids):
+    for gid, rec in select_in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record),
+                              golden_customer.c.golden_id, gids):
         rec = rec or {}
         name = rec.get("full_name") or rec.get("company") or ""
         masked = " ".join(w[:1] + "*" * (len(w) - 1) for w in str(name).split()) or "(no name)"
@@ -246,33 +240,33 @@ def _expand(conn: Connection, person: Person) -> None:
     """Golden ids merged into the person's, and every record that ever belonged to them."""
     frontier = set(person.golden_ids)
     while frontier:
-        more = {r[0] for r in _in(conn, sa.select(golden_customer.c.golden_id), golden_customer.c.merged_into,
-                                  frontier)} - person.golden_ids
+        more = {r[0] for r in select_in(conn, sa.select(golden_customer.c.golden_id), golden_customer.c.merged_into,
+                                        frontier)} - person.golden_ids
         person.golden_ids |= more
         frontier = more
-    history = _in(conn, sa.select(xref.c.record_key, xref.c.golden_id, xref.c.valid_to), xref.c.golden_id,
-                  person.golden_ids)
+    history = list(select_in(conn, sa.select(xref.c.record_key, xref.c.golden_id, xref.c.valid_to),
+                             xref.c.golden_id, person.golden_ids))
     keys = {rk for rk, _, _ in history}
     # a record that moved on to someone else (a split) is that person's now
-    moved = {rk for rk, gid in _in(conn, sa.select(xref.c.record_key, xref.c.golden_id)
-                                   .where(xref.c.valid_to.is_(None)), xref.c.record_key, keys)
+    moved = {rk for rk, gid in select_in(conn, sa.select(xref.c.record_key, xref.c.golden_id)
+                                         .where(xref.c.valid_to.is_(None)), xref.c.record_key, keys)
              if gid not in person.golden_ids}
     person.customer_keys |= keys - moved
-    for (rec,) in _in(conn, sa.select(golden_customer.c.record), golden_customer.c.golden_id, person.golden_ids):
+    for (rec,) in select_in(conn, sa.select(golden_customer.c.record), golden_customer.c.golden_id, person.golden_ids):
         person.customer_keys |= set((rec or {}).get("record_keys") or []) - moved
 
 
 def _contacts(conn: Connection, person: Person) -> None:
-    for rk, rec in _in(conn, sa.select(staged_record.c.record_key, staged_record.c.record)
-                       .where(staged_record.c.entity == "customers"), staged_record.c.record_key,
-                       person.customer_keys):
+    for rk, rec in select_in(conn, sa.select(staged_record.c.record_key, staged_record.c.record)
+                             .where(staged_record.c.entity == "customers"), staged_record.c.record_key,
+                             person.customer_keys):
         person.staged["customers"].add(rk)
         rec = rec or {}
         person.phones |= {p.get("e164") for p in rec.get("phones") or [] if isinstance(p, dict) and p.get("e164")}
         person.emails |= {str(e).lower() for e in rec.get("emails") or [] if e}
         if rec.get("national_id"):
             person.national_ids.add(str(rec["national_id"]).upper())
-    for (rec,) in _in(conn, sa.select(golden_customer.c.record), golden_customer.c.golden_id, person.golden_ids):
+    for (rec,) in select_in(conn, sa.select(golden_customer.c.record), golden_customer.c.golden_id, person.golden_ids):
         rec = rec or {}
         person.phones |= {p for p in rec.get("phones") or [] if p}
         person.emails |= {str(e).lower() for e in rec.get("emails") or [] if e}
@@ -353,9 +347,9 @@ def _landing(conn: Connection, person: Person, derived: Mapping[str, Mapping[str
     for source in {s for s, _, _ in wanted}:
         for lentity in {e for s, e, _ in wanted if s == source}:
             sids = [sid for s, e, sid in wanted if s == source and e == lentity]
-            for lid, sid in _in(conn, sa.select(landing.c.id, landing.c.source_id)
-                                .where(landing.c.source == source, landing.c.entity == lentity),
-                                landing.c.source_id, sids):
+            for lid, sid in select_in(conn, sa.select(landing.c.id, landing.c.source_id)
+                                      .where(landing.c.source == source, landing.c.entity == lentity),
+                                      landing.c.source_id, sids):
                 person.landing_ids.add(lid)
                 person.landing_keys.add((source, lentity, sid))
     # never staged: quarantined, not staged yet, or retired by a tombstone
@@ -377,9 +371,9 @@ def _landing(conn: Connection, person: Person, derived: Mapping[str, Mapping[str
         if (source, lentity, sid) in person.landing_keys or _carries(payload, person, region):
             person.quarantine_ids.add(qid)
             person.landing_keys.add((source, lentity, sid))
-    for lid, source, lentity, sid in _in(conn, sa.select(landing.c.id, landing.c.source, landing.c.entity,
-                                                         landing.c.source_id), landing.c.source_id,
-                                         {sid for _, _, sid in person.landing_keys}):
+    for lid, source, lentity, sid in select_in(conn, sa.select(landing.c.id, landing.c.source, landing.c.entity,
+                                                               landing.c.source_id), landing.c.source_id,
+                                               {sid for _, _, sid in person.landing_keys}):
         if (source, lentity, sid) in person.landing_keys:
             person.landing_ids.add(lid)
 
@@ -391,11 +385,11 @@ def _targets(conn: Connection, person: Person, targets: list[Any]) -> None:
     linked = {(s, sid) for s, e, sid in person.landing_keys if e in WRITABLE_ENTITIES}
     phones = person.unique(person.phones)
     for tc in targets:
-        held = _in(conn, sa.select(push_state.c.entity, push_state.c.target_id, push_state.c.golden_id)
-                   .where(push_state.c.target == tc.name), push_state.c.golden_id, person.golden_ids)
+        held = list(select_in(conn, sa.select(push_state.c.entity, push_state.c.target_id, push_state.c.golden_id)
+                              .where(push_state.c.target == tc.name), push_state.c.golden_id, person.golden_ids))
         if tc.mode == "directory":
-            held += _in(conn, sa.select(push_state.c.entity, push_state.c.target_id, push_state.c.golden_id)
-                        .where(push_state.c.target == tc.name), push_state.c.target_id, phones)
+            held += select_in(conn, sa.select(push_state.c.entity, push_state.c.target_id, push_state.c.golden_id)
+                              .where(push_state.c.target == tc.name), push_state.c.target_id, phones)
             for entity, tid, _ in held:
                 if tid not in person.shared:
                     person.targets[tc.name][entity].add(tid)
@@ -448,28 +442,28 @@ def plan_erasure(store: Store, selector: Selector, person: Person) -> ErasurePla
     hub: dict[str, int] = {}
     with store.engine.connect() as conn:
         def count_in(table: sa.Table, column: Any, values: Iterable[Any], *where: Any) -> int:
-            return sum(_count(conn, table, column.in_(part), *where) for part in chunked(sorted(set(values)), _IN))
+            return sum(_count(conn, table, column.in_(part), *where) for part in chunked(sorted(set(values)), IN_LIST))
 
         hub["landing"] = len(person.landing_ids)
         hub["quarantine"] = len(person.quarantine_ids)
         hub["staged_record"] = sum(count_in(staged_record, staged_record.c.record_key, ks,
                                             staged_record.c.entity == e) for e, ks in person.staged_pairs().items())
         hub["match_pair"] = len({tuple(r) for col in (match_pair.c.left_key, match_pair.c.right_key)
-                                 for r in _in(conn, sa.select(match_pair.c.left_key, match_pair.c.right_key),
-                                              col, person.customer_keys)})
+                                 for r in select_in(conn, sa.select(match_pair.c.left_key, match_pair.c.right_key),
+                                                    col, person.customer_keys)})
         hub["match_block"] = count_in(match_block, match_block.c.record_key, person.customer_keys)
         hub["match_record"] = count_in(match_record, match_record.c.record_key, person.customer_keys)
         hub["review_decision"] = len({tuple(r) for col in (review_decision.c.left_key, review_decision.c.right_key)
-                                      for r in _in(conn, sa.select(review_decision.c.left_key,
-                                                                   review_decision.c.right_key),
-                                                   col, person.customer_keys)})
+                                      for r in select_in(conn, sa.select(review_decision.c.left_key,
+                                                                         review_decision.c.right_key),
+                                                         col, person.customer_keys)})
         hub["golden_customer"] = count_in(golden_customer, golden_customer.c.golden_id, gids)
         hub["golden_id_history"] = count_in(golden_id_history, golden_id_history.c.golden_id, gids) + count_in(
             golden_id_history, golden_id_history.c.record_key, person.customer_keys,
             golden_id_history.c.golden_id.not_in(sorted(gids) or [""]))
         hub["xref"] = len({r[0] for col, vals in ((xref.c.record_key, person.customer_keys),
                                                   (xref.c.golden_id, gids))
-                           for r in _in(conn, sa.select(xref.c.id), col, vals)})
+                           for r in select_in(conn, sa.select(xref.c.id), col, vals)})
         hub["customer_360"] = count_in(customer_360, customer_360.c.golden_id, gids)
         hub["customer_360_link"] = count_in(customer_360_link, customer_360_link.c.golden_id, gids)
         hub["customer_360_rank"] = count_in(customer_360_rank, customer_360_rank.c.golden_id, gids)
@@ -492,18 +486,18 @@ def plan_erasure(store: Store, selector: Selector, person: Person) -> ErasurePla
 
 
 def _outbox_rows(conn: Connection, person: Person) -> set[int]:
-    ids = {r[0] for r in _in(conn, sa.select(push_outbox.c.id), push_outbox.c.golden_id, person.golden_ids)}
+    ids = {r[0] for r in select_in(conn, sa.select(push_outbox.c.id), push_outbox.c.golden_id, person.golden_ids)}
     for target, by_entity in person.targets.items():
         for entity, tids in by_entity.items():
-            ids |= {r[0] for r in _in(conn, sa.select(push_outbox.c.id).where(
+            ids |= {r[0] for r in select_in(conn, sa.select(push_outbox.c.id).where(
                 push_outbox.c.target == target, push_outbox.c.entity == entity), push_outbox.c.target_id, tids)}
     return ids
 
 
 def _tombstoned(conn: Connection, person: Person) -> set[tuple[str, str, str]]:
-    return {tuple(r) for r in _in(conn, sa.select(source_tombstone.c.source, source_tombstone.c.entity,
-                                                  source_tombstone.c.source_id),
-                                  source_tombstone.c.source_id, {sid for _, _, sid in person.landing_keys})}
+    return {tuple(r) for r in select_in(conn, sa.select(source_tombstone.c.source, source_tombstone.c.entity,
+                                                        source_tombstone.c.source_id),
+                                        source_tombstone.c.source_id, {sid for _, _, sid in person.landing_keys})}
 
 
 def _model_terms(person: Person) -> set[str]:
@@ -579,7 +573,7 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
         eid = _next_erasure_id(conn)
 
         def delete_in(table: sa.Table, column: Any, values: Iterable[Any], *where: Any) -> None:
-            for part in chunked(sorted(set(values)), _IN):
+            for part in chunked(sorted(set(values)), IN_LIST):
                 conn.execute(table.delete().where(column.in_(part), *where))
 
         delete_in(landing, landing.c.id, p.landing_ids)
@@ -602,10 +596,10 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
         delete_in(customer_360_rank, customer_360_rank.c.golden_id, gids)
         delete_in(customer_base_snapshot, customer_base_snapshot.c.golden_id, gids)
         delete_in(golden_id_history, golden_id_history.c.golden_id, gids)
-        for part in chunked(sorted(ckeys), _IN):  # other ids' history naming the person's records
+        for part in chunked(sorted(ckeys), IN_LIST):  # other ids' history naming the person's records
             conn.execute(golden_id_history.update().where(golden_id_history.c.record_key.in_(part))
                          .values(record_key=None, reason=f"record erased ({eid})"))
-        for part in chunked(sorted(gids), _IN):
+        for part in chunked(sorted(gids), IN_LIST):
             conn.execute(golden_customer.update().where(golden_customer.c.golden_id.in_(part)).values(
                 status=ERASED, merged_into=None, record=None, lineage=None, quality_score=None, record_hash=None,
                 updated_at=now))
@@ -621,7 +615,7 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
                          .values(cursor=None, updated_at=now))
         # the outbox and the push log: earlier rows anonymised, live ones superseded
         old = _outbox_rows(conn, p)
-        for part in chunked(sorted(old), _IN):
+        for part in chunked(sorted(old), IN_LIST):
             # a row being sent ('sending') is left to its pusher: its result is recorded, then finished here
             conn.execute(push_outbox.update().where(push_outbox.c.id.in_(part), push_outbox.c.status.in_(
                 ("pending", "error"))).values(status="superseded", updated_at=now))
@@ -685,7 +679,7 @@ def finish_erasures(store: Store) -> int:
                 conn.execute(push_state.delete().where(push_state.c.target == r.target,
                                                        push_state.c.entity == r.entity,
                                                        push_state.c.target_id == r.target_id))
-            for part in chunked([r.id for r in closed], _IN):
+            for part in chunked([r.id for r in closed], IN_LIST):
                 conn.execute(push_outbox.update().where(push_outbox.c.id.in_(part)).values(
                     target_id=ERASED, last_reason=None))
                 conn.execute(push_result.update().where(push_result.c.outbox_id.in_(part)).values(

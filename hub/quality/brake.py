@@ -34,9 +34,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from hub.quality.bulk import as_text, loads
 from hub.quality.config import QualityConfig
-from hub.store import Store, chunked, gc_paused, jsonable, match_run, push_brake, staged_record, xref
+from hub.store import (
+    Store,
+    as_text,
+    chunked,
+    gc_paused,
+    json_value,
+    jsonable,
+    match_run,
+    push_brake,
+    staged_record,
+    xref,
+)
 
 RELEASE_COMMAND = "hub quality release --by YOUR_NAME --note 'why this is right'"
 
@@ -199,7 +209,7 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
         for part in rows.partitions():
             held = []
             for key, text in part:
-                ks = strong_keys(loads(text) or {})
+                ks = strong_keys(json_value(text) or {})
                 held.append(ks)
                 if key in needed:
                     keys_of[key] = ks

@@ -26,15 +26,16 @@ from typing import Any
 import sqlalchemy as sa
 from rapidfuzz import fuzz
 
-from hub.quality.bulk import as_text, loads
 from hub.quality.codes import bare_code, describe
 from hub.quality.completeness import COMPLETENESS_FIELDS, CompletenessTally, golden_completeness, has_address
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
+    as_text,
     canonical_json,
     gc_paused,
     golden_customer,
+    json_value,
     match_pair,
     quarantine,
     read_cursor,
@@ -294,7 +295,7 @@ def has_flags() -> Any:
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
     """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state).
 
-    The JSON columns are read as text and decoded by ``bulk.loads`` (same values, cheaper); records are
+    The JSON columns are read as text and decoded by ``hub.store.json_value`` (same values, cheaper); records are
     counted by which fields they hold, and a value repeated over many rows (flag lists, name keys) is worked
     out once."""
     with store.engine.connect() as conn:
@@ -313,7 +314,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             sa.select(staged_record.c.source, staged_record.c.record_key, record)
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
-            rec = loads(text) or {}
+            rec = json_value(text) or {}
             profiles[source, _profile(rec)] += 1
             gid = golden_of.get(key)
             if gid is not None and len(members[gid]) > 1:
@@ -342,7 +343,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         invalid: Counter[str] = Counter()
         invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
         for (source, text), n in flag_lists.items():
-            bad = [f for f in loads(text) or [] if is_invalid_flag(str(f))]
+            bad = [f for f in json_value(text) or [] if is_invalid_flag(str(f))]
             if bad:
                 invalid[source] += n
                 codes = Counter(bare_code(str(f)) for f in bad)  # first-met order, as record by record
@@ -358,7 +359,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         for gid, text in conn.execute(sa.select(golden_customer.c.golden_id, golden_record)
                                       .where(golden_customer.c.status == "active")
                                       .execution_options(yield_per=5000)):
-            rec = loads(text)
+            rec = json_value(text)
             golden_profiles[tuple(golden_completeness(rec or {}).items())] += 1
             if len(members.get(gid, ())) > 1:
                 rec = rec or {}
