@@ -27,7 +27,13 @@ import sqlalchemy as sa
 from rapidfuzz import fuzz
 
 from hub.quality.codes import bare_code, describe
-from hub.quality.completeness import COMPLETENESS_FIELDS, CompletenessTally, golden_completeness, has_address
+from hub.quality.completeness import (
+    COMPLETENESS_FIELDS,
+    PROFILE_FIELDS,
+    CompletenessTally,
+    customer_profile,
+    golden_completeness,
+)
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
     Store,
@@ -108,31 +114,8 @@ def _as_dt(value: Any) -> datetime | None:
 # -- what a record holds -----------------------------------------------------------------------------------------
 
 
-# What the completeness figures need from one staged customer record, as a tuple (records are counted by it):
-# the report's name (no company), the company, then the other fields as ``fields_present`` names them.
-_PROFILE = ("name", "company", "email", "phone", "birth_date", "address", "national_id", "gender")
-
-
-def _profile(rec: Mapping[str, Any]) -> tuple[bool, ...]:
-    """``fields_present`` and the report's ``customer_completeness`` of one record in one tuple: the name of
-    ``fields_present`` is the report's name or the company. (A decoded record's mappings are dicts: ``type is
-    dict`` spares the abstract-class check, a tenth of the pass.)"""
-    name = rec.get("name") or {}
-    return (
-        bool(rec.get("full_name") or rec.get("given_name") or rec.get("family_name")
-             or ((type(name) is dict or isinstance(name, Mapping)) and name.get("display"))),
-        bool(rec.get("company")),
-        bool(rec.get("emails")),
-        bool(rec.get("phones")),
-        bool(rec.get("birth_date")),
-        has_address(rec.get("addresses") or []),
-        bool(rec.get("national_id")),
-        bool(rec.get("gender")),
-    )
-
-
 def _fields_present(profile: tuple[bool, ...]) -> dict[str, bool]:
-    held = dict(zip(_PROFILE, profile, strict=True))
+    held = dict(zip(PROFILE_FIELDS, profile, strict=True))
     company = held.pop("company")
     held["name"] = held["name"] or company
     return held
@@ -140,7 +123,7 @@ def _fields_present(profile: tuple[bool, ...]) -> dict[str, bool]:
 
 def fields_present(rec: Mapping[str, Any]) -> dict[str, bool]:
     """Which completeness fields a staged customer record (JSON) holds."""
-    return _fields_present(_profile(rec))
+    return _fields_present(customer_profile(rec))
 
 
 def is_invalid_flag(code: str) -> bool:
@@ -315,7 +298,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
             rec = json_value(text) or {}
-            profiles[source, _profile(rec)] += 1
+            profiles[source, customer_profile(rec)] += 1
             gid = golden_of.get(key)
             if gid is not None and len(members[gid]) > 1:
                 slim[key] = (source, _name_tokens(rec, tokens_of), rec.get("birth_date"), rec.get("national_id"))
@@ -324,7 +307,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         tally = CompletenessTally()  # the report's completeness, from the same pass
         for (source, profile), n in profiles.items():
             customers[source] += n
-            held = dict(zip(_PROFILE, profile, strict=True))
+            held = dict(zip(PROFILE_FIELDS, profile, strict=True))
             tally.add_customer_counts(source, n, {f: n * held[f] for f in COMPLETENESS_FIELDS})
             for name, has in _fields_present(profile).items():
                 present[source][name] += n * has
