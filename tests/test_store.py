@@ -207,3 +207,47 @@ def test_outbox_rows_are_claimed_once_and_only_dead_claims_are_taken_over(store:
     # an error keeps the row for the next run, not for another try by the same pusher
     store.record_push_results([(rest[0].id, "error", "timeout")], token=b)
     assert store.claim_pushes("shop", b, 100) == [] and len(store.claim_pushes("shop", a, 100)) == 1
+
+
+def test_a_mysql_store_made_with_whole_second_times_and_floats_is_widened(mariadb_database_url: str) -> None:
+    """A MySQL/MariaDB store created before DateTime compiled to DATETIME(6) (and Float to DOUBLE) is widened in
+    place by migration 0014: its outbox claims come back (a claim is read by its exact claim time) and its
+    doubles keep their precision; rows written before survive."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hub.store import claim_token, metadata
+
+    url = mariadb_database_url
+    old = Store(url)
+    narrowed = []
+    with old.begin() as conn:
+        columns = conn.execute(sa.text(
+            "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND data_type IN ('datetime', 'double')")).all()
+        assert columns
+        for table, column, kind, nullable in columns:  # as a store migrated before the change has them
+            narrower = "DATETIME" if kind == "datetime" else "FLOAT"
+            conn.exec_driver_sql(f"ALTER TABLE `{table}` MODIFY `{column}` {narrower} "
+                                 f"{'NULL' if nullable == 'YES' else 'NOT NULL'}")
+            narrowed.append((table, column))
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0013'")
+    old.enqueue_pushes("shop", "customers", [("1", "G1", {"golden_id": "G1"})])
+    assert old.claim_pushes("shop", claim_token(), 10) == []  # the bug: a whole-second claim time never matches
+    old.dispose()
+
+    store = Store(url)  # opening runs 0014
+    try:
+        assert current_revision(store.engine) == _head()
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+            left = conn.execute(sa.text(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() "
+                "AND ((data_type = 'datetime' AND datetime_precision < 6) OR data_type = 'float')")).scalar()
+        assert left == 0 and len(narrowed) > 10
+        with store.begin() as conn:  # the claim that came back empty is let go (as a dead pusher's would be)
+            conn.exec_driver_sql("UPDATE push_outbox SET status = 'pending', claimed_by = NULL, claimed_at = NULL")
+        claimed = store.claim_pushes("shop", claim_token(), 10)
+        assert [c.golden_id for c in claimed] == ["G1"]
+    finally:
+        store.dispose()
