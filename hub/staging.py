@@ -31,20 +31,33 @@ import hashlib
 import json
 import logging
 import time
+import typing
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from hub.dedupe.parallel import fork_map, worker_count
-from hub.mappings import Mapper, MappingError, MappingOutcome, load_mapping
+from hub.mappings import ENTITY_MODELS, Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
-from hub.store import Store, chunked, gc_paused, is_pruned, landing, payload_hash, quarantine, staged_record
+from hub.store import (
+    Store,
+    chunked,
+    gc_paused,
+    is_pruned,
+    json_value,
+    landing,
+    payload_hash,
+    quarantine,
+    staged_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -395,7 +408,8 @@ def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | No
     its decoded payload only when quarantined (the one place it is written)."""
     out: list[_Mapped | None] = []
     for lid, entity, sid, text, phash, staged_hash in rows:
-        payload = json.loads(text) if text.__class__ is str else text
+        # the store's own reading of a JSON column (json.loads' values, with orjson where the two agree)
+        payload = json_value(text) if text.__class__ is str else text
         if is_pruned(payload):
             out.append(None)
             continue
@@ -445,6 +459,37 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
 # model_dump(mode="json"), so its ``default`` hook never runs for them. One encoder for all calls: json.dumps
 # with options builds a new one per call (measured: a third of the cost of encoding a record)
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# orjson writes the same bytes as _dumps for str, int (64-bit), bool, None, lists and str-keyed dicts; it differs
+# on floats (1e-05 vs 0.00001, NaN) and takes types _dumps refuses. Those raise here (passthrough options, big
+# ints, lone surrogates, non-str keys) and go to _dumps; floats are kept away by _FLOATLESS below
+_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _holds_float(tp: Any, seen: set[Any] | None = None) -> bool:
+    """Whether a value of the annotation ``tp`` can hold a float anywhere (nested models, lists, dicts, Any)."""
+    seen = set() if seen is None else seen
+    if tp is float or tp is Any or tp is object:
+        return True
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        if tp in seen:
+            return False
+        seen.add(tp)
+        return any(_holds_float(f.annotation, seen) for f in tp.model_fields.values())
+    return any(_holds_float(a, seen) for a in typing.get_args(tp) if not isinstance(a, str | int | bool))
+
+
+# canonical entities whose records hold no float, so orjson's encoding of them is _dumps' byte for byte
+_FLOATLESS = frozenset(e for e, model in ENTITY_MODELS.items() if not _holds_float(model))
+
+
+def _json_bytes(value: Any, fast: bool) -> bytes:
+    """``_dumps(value)`` as UTF-8 (lone surrogates passed through, as the hash has always read them)."""
+    if fast:
+        try:
+            return orjson.dumps(value, option=_ORJSON_STRICT)
+        except TypeError:  # orjson.JSONEncodeError: a value outside orjson's exact common ground with _dumps
+            pass
+    return _dumps(value).encode("utf-8", "surrogatepass")
 
 
 def _encoded(rec: Any) -> tuple[str, str, str]:
@@ -452,13 +497,20 @@ def _encoded(rec: Any) -> tuple[str, str, str]:
     write (the JSON columns take the text as it is, see ``_write_chunk``). The hash is of the JSON list
     ``[record, quality_flags, customer_key]``, which is those encodings joined by commas in brackets. Records
     are JSON-native values in model field order, so the plain (unsorted) encoding is deterministic."""
-    record, flags = _dumps(rec.record), _dumps(rec.quality_flags)
-    blob = f"[{record},{flags},{_dumps(rec.customer_key)}]"
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest(), record, flags
+    fast = rec.entity in _FLOATLESS
+    record, flags = _json_bytes(rec.record, fast), _json_bytes(rec.quality_flags, True)
+    key = rec.customer_key
+    blob = b"".join((b"[", record, b",", flags, b",", b"null" if key is None else _json_bytes(key, True), b"]"))
+    return (hashlib.sha256(blob).hexdigest(), record.decode("utf-8", "surrogatepass"),
+            flags.decode("utf-8", "surrogatepass"))
 
 
 # staged_record writes with the record and its flags bound as the JSON text _encoded made (a plain text
-# parameter: the column stores it as the JSON type's own bind would, without encoding the record again)
+# parameter: the column stores it as the JSON type's own bind would, without encoding the record again). Rows
+# are tuples in the order of these names (see _executemany)
+_STAGED_SET = ("source", "source_id", "customer_key", "record", "quality_flags", "record_hash", "staged_at")
+_STAGED_INSERT_COLS = ("entity", "record_key", *_STAGED_SET)
+_STAGED_UPDATE_COLS = (*_STAGED_SET, "entity", "record_key")  # SET ..., WHERE entity, record_key
 _STAGED_VALUES = {
     **{c: sa.bindparam(f"v_{c}", type_=staged_record.c[c].type)
        for c in ("source", "source_id", "customer_key", "record_hash", "staged_at")},
@@ -471,9 +523,49 @@ _STAGED_INSERT = staged_record.insert().values({
     **_STAGED_VALUES,
 })
 _STAGED_UPDATE = (staged_record.update()
-                  .where(staged_record.c.entity == sa.bindparam("b_entity"),
-                         staged_record.c.record_key == sa.bindparam("b_key"))
+                  .where(staged_record.c.entity == sa.bindparam("v_entity"),
+                         staged_record.c.record_key == sa.bindparam("v_record_key"))
                   .values(_STAGED_VALUES))
+_LANDING_DONE = (landing.update().where(landing.c.id == sa.bindparam("v_id"))
+                 .values(staged_hash=sa.bindparam("v_staged_hash")))
+# the same statements as SQLite's driver takes them: positional, in the order of the tuples
+_SQLITE_SQL = {
+    "insert": (f"INSERT INTO staged_record ({', '.join(_STAGED_INSERT_COLS)}) "
+               f"VALUES ({', '.join('?' * len(_STAGED_INSERT_COLS))})"),
+    "update": (f"UPDATE staged_record SET {', '.join(f'{c} = ?' for c in _STAGED_SET)} "
+               "WHERE entity = ? AND record_key = ?"),
+    "done": "UPDATE landing SET staged_hash = ? WHERE id = ?",
+}
+_STATEMENTS: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "insert": (_STAGED_INSERT, tuple(f"v_{c}" for c in _STAGED_INSERT_COLS)),
+    "update": (_STAGED_UPDATE, tuple(f"v_{c}" for c in _STAGED_UPDATE_COLS)),
+    "done": (_LANDING_DONE, ("v_staged_hash", "v_id")),
+}
+
+
+def _bound_time(conn: Connection, ts: datetime) -> Any:
+    """``ts`` as a value of a row for ``_executemany``: on SQLite the text SQLAlchemy's DateTime stores (the
+    rows go to the driver as they are), elsewhere the datetime."""
+    if conn.dialect.name != "sqlite":
+        return ts
+    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(ts) if process is not None else ts
+
+
+def _executemany(conn: Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run one of ``_STATEMENTS`` for ``rows`` (tuples; times from ``_bound_time``). On SQLite the rows go
+    straight to the driver's executemany: SQLAlchemy's processing of every parameter of every row (a dict per
+    row, compiled parameters, processors) cost more CPU than the driver's executemany itself. Elsewhere
+    SQLAlchemy's executemany, which batches rows into multi-row statements (the drivers' own executemany sends
+    one statement per row). Every column is a string, or JSON bound as its text, or the time: the same bytes
+    stored either way."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(_SQLITE_SQL[kind], rows)
+        return
+    stmt, keys = _STATEMENTS[kind]
+    conn.execute(stmt, [dict(zip(keys, r, strict=True)) for r in rows])
 
 
 def _suppress(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats,
@@ -511,6 +603,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
                  stats: StagingStats) -> None:
     source = src.name
     now = _now()
+    bound_now = _bound_time(conn, now)
     # -- what is staged / quarantined already for the rows of this chunk
     keys_by_entity: dict[str, set[str]] = {}
     for row, oc, _ in outcomes:
@@ -543,20 +636,20 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
             ):
                 in_quarantine[(ent, sid)] = qid
 
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    inserts: list[tuple[Any, ...]] = []  # rows of _STAGED_INSERT_COLS
+    updates: list[tuple[Any, ...]] = []  # rows of _STAGED_UPDATE_COLS
     deletes: list[dict[str, Any]] = []
     q_inserts: list[dict[str, Any]] = []
     q_updates: list[dict[str, Any]] = []
     q_release: list[int] = []
-    done: list[dict[str, Any]] = []
+    done: list[tuple[str, int]] = []  # (staged_hash, landing id)
     seen: set[tuple[str, str]] = set()  # a chunk may produce one record key twice (last one wins)
     for row, oc, encoded in outcomes:
         lid, lentity, sid, payload, phash, current = row
         st = stats.row(source, lentity)
         st.records_in += 1
         if not current:  # a full restage of an unchanged payload: its staged_hash is this hash already
-            done.append({"b_id": lid, "staged_hash": phash})
+            done.append((phash, lid))
         qid = in_quarantine.get((lentity, sid))
         if oc.reasons:
             st.quarantined += 1
@@ -586,13 +679,11 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
             if old == h:
                 continue
             changed = True
-            values = {"v_source": source, "v_source_id": rec.source_id, "v_customer_key": rec.customer_key,
-                      "v_record": record_json, "v_quality_flags": flags_json, "v_record_hash": h,
-                      "v_staged_at": now}
+            values = (source, rec.source_id, rec.customer_key, record_json, flags_json, h, bound_now)
             if old is None and key not in seen:
-                inserts.append({"v_entity": rec.entity, "v_record_key": rk, **values})
+                inserts.append((rec.entity, rk, *values))
             else:
-                updates.append({"b_entity": rec.entity, "b_key": rk, **values})
+                updates.append((*values, rec.entity, rk))
             existing[key] = h
             seen.add(key)
         if changed:
@@ -601,11 +692,9 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
         else:
             st.unchanged += 1
 
-    if inserts:
-        # duplicates inside one chunk (same key twice) were turned into updates above
-        conn.execute(_STAGED_INSERT, inserts)
-    if updates:
-        conn.execute(_STAGED_UPDATE, updates)
+    # duplicates inside one chunk (same key twice) were turned into updates above
+    _executemany(conn, "insert", inserts)
+    _executemany(conn, "update", updates)
     if deletes:
         conn.execute(
             staged_record.delete().where(staged_record.c.entity == sa.bindparam("b_entity"),
@@ -624,9 +713,5 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
         )
     for part in _chunks(q_release):
         conn.execute(quarantine.delete().where(quarantine.c.id.in_(part)))
-    if done:  # every row of the chunk may have been suppressed, or already have its staged_hash
-        conn.execute(
-            landing.update().where(landing.c.id == sa.bindparam("b_id"))
-            .values(staged_hash=sa.bindparam("staged_hash")),
-            done,
-        )
+    # every row of the chunk may have been suppressed, or already have its staged_hash: then nothing runs
+    _executemany(conn, "done", done)
