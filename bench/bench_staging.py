@@ -13,7 +13,7 @@ CPU time is ``os.times`` of the process and its waited-for children (user + syst
 Medians over ``--runs``. ``--profile`` runs one extra, un-timed first stage under cProfile and prints the top
 functions. ``--dump FILE`` writes the staged tables of the last run (staged_record rows with their hashes,
 quarantine rows with their reasons, landing staged hashes; time stamps and surrogate ids left out) as sorted
-JSON lines, so two code versions can be diffed; ``--hub-root DIR`` imports ``hub`` from another checkout (e.g.
+JSON lines, so two code versions can be diffed (``FILE.first``: the same after the first stage of that run); ``--hub-root DIR`` imports ``hub`` from another checkout (e.g.
 an exported main) for that A/B, with the same world and the same pulled store.
 """
 
@@ -88,7 +88,7 @@ def _kwargs(workers: int | None) -> dict[str, Any]:
         "workers": workers}
 
 
-def timed_run(pulled: Path, workdir: Path, workers: int | None) -> dict[str, Any]:
+def timed_run(pulled: Path, workdir: Path, workers: int | None, dump_first: Path | None = None) -> dict[str, Any]:
     from hub.mappings import load_mappings
     from hub.sandbox import SOURCES
     from hub.staging import stage_all, stage_pending
@@ -101,6 +101,8 @@ def timed_run(pulled: Path, workdir: Path, workers: int | None) -> dict[str, Any
         stats = fn(store, mappings, SOURCES, **_kwargs(workers))
         out[phase] = {"cpu": _cpu() - c0, "wall": time.perf_counter() - w0, "rows": stats.records_in,
                       "staged": stats.staged, "unchanged": stats.unchanged, "quarantined": stats.quarantined}
+        if phase == "first" and dump_first is not None:  # not timed: between the two phases
+            out["first_dump"] = dump(workdir, dump_first)
     store.dispose()
     return out
 
@@ -167,7 +169,9 @@ def main() -> int:
     workdir = Path(args.workdir or f"/tmp/bench_staging_{args.people}")
     pulled = prepare(workdir, args.people, args.seed)
     # the world is generated with this checkout; a run with --hub-root stages it with the other one
-    runs = [timed_run(pulled, workdir, args.workers) for _ in range(args.runs)]
+    first_dump = Path(f"{args.dump}.first") if args.dump else None
+    runs = [timed_run(pulled, workdir, args.workers, first_dump if i == args.runs - 1 else None)
+            for i in range(args.runs)]
     lines = [f"# Staging, {args.people:,} people (sandbox seed {args.seed}), hub from {code}, workers "
              f"{'default' if args.workers is None else args.workers}", "",
              f"{runs[0]['first']['rows']:,} landing rows; medians of {args.runs} runs (CPU: process + waited-for "
@@ -184,7 +188,8 @@ def main() -> int:
         f"first {r['first']['cpu']:.1f}/{r['first']['wall']:.1f}, restage {r['restage']['cpu']:.1f}/"
         f"{r['restage']['wall']:.1f}" for r in runs)]
     if args.dump:
-        lines += ["", f"dump {args.dump}: sha256 {dump(workdir, Path(args.dump))}"]
+        lines += ["", f"dump {first_dump} (after first): sha256 {runs[-1]['first_dump']}",
+                  f"dump {args.dump} (after restage): sha256 {dump(workdir, Path(args.dump))}"]
     report = "\n".join(lines)
     print(report, flush=True)
     out = Path(args.out)

@@ -144,6 +144,8 @@ class CompiledTarget:
     when: Getter | None = None  # produce this record only when the path yields something
     optional: bool = False  # its required rules failing drops this record, not the landing row
     wanted: tuple[str, ...] = ()  # rules whose failure flags the record incomplete instead of quarantining it
+    # per field (run, name, allowed literals or None), in field order: the per-record loop of _map_target
+    plan: tuple[tuple[Any, str, frozenset[Any] | None], ...] = ()
 
 
 @dataclass(slots=True)
@@ -350,6 +352,14 @@ def _formula_checked(std: Standardiser) -> Standardiser:
 
     def checked(fld: str, inputs: Any, ctx: Context, opts: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
         upd, flags = fn(fld, inputs, ctx, opts)
+        if inputs.__class__ is list:  # _formula_inputs inlined for the common case (runs on every memo miss)
+            for v in inputs:
+                if v.__class__ is str:
+                    if v and v[0] in FORMULA_STARTS and is_formula_like(v):
+                        return upd, (*flags, FORMULA_FLAG)
+                elif isinstance(v, list) and _formula_inputs(v):
+                    return upd, (*flags, FORMULA_FLAG)
+            return upd, flags
         if _formula_inputs(inputs):
             flags = (*flags, FORMULA_FLAG)
         return upd, flags
@@ -400,7 +410,8 @@ def compile_target(kind: str, landing: str, lspec: LandingSpec, tspec: TargetSpe
     if tspec.when:
         when = _compile_getter(tspec.when, samples, lambda m: _fail(kind, landing, tspec.entity, "when", m))
     return CompiledTarget(tspec.entity, model, fields, tuple(tspec.required), sid, tspec.source_id_prefix,
-                          when, tspec.optional, tuple(tspec.wanted))
+                          when, tspec.optional, tuple(tspec.wanted),
+                          tuple((cf.run, cf.name, cf.info.literals) for cf in fields))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -445,6 +456,18 @@ def _bind(cf: CompiledField) -> CompiledField:
         return cf
     assert cf.std is not None
     fn, name, opts, single = cf.std.fn, cf.name, cf.options, cf.single
+    if cf.region is None and single is None and cf.roles:
+        roles = tuple(cf.roles.items())
+
+        def run_roles(node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
+            # _call for role-based fields (names, addresses), without its branches
+            inputs = {role: g(node) for role, g in roles}
+            if cf.memo is None:
+                return fn(name, inputs, ctx, opts)
+            return _memoised(cf, (ctx, *[_typed(v) for v in inputs.values()]), inputs, ctx)
+
+        cf.run = run_roles
+        return cf
     if cf.region is not None or single is None:
         std = cf.std
         cf.run = lambda node, ctx: _call(cf, std, node, ctx)
@@ -508,14 +531,18 @@ def _call(cf: CompiledField, std: Standardiser, node: Any, ctx: Context) -> tupl
         ctx = _record_region(cf, node, ctx)
     if cf.single is not None:
         inputs: Any = cf.single(node)
-        key: Any = _memo_key(ctx, inputs)
     elif cf.roles:
         inputs = {role: g(node) for role, g in cf.roles.items()}
+    else:
+        inputs = []
+    if cf.memo is None:  # switched off: no key to build (names, streets: every value differs)
+        return std.fn(cf.name, inputs, ctx, cf.options)
+    if cf.single is not None:
+        key: Any = _memo_key(ctx, inputs)
+    elif cf.roles:
         key = (ctx, *[_typed(v) for v in inputs.values()])
     else:
-        inputs, key = [], (ctx,)
-    if cf.memo is None:
-        return std.fn(cf.name, inputs, ctx, cf.options)
+        key = (ctx,)
     return _memoised(cf, key, inputs, ctx)
 
 
@@ -650,16 +677,15 @@ class Mapper:
         sid = f"{t.source_id_prefix}{sid}"
         out: dict[str, Any] = {"source": ctx.source, "source_id": sid}
         flags: dict[str, list[str]] = {}
-        for cf in t.fields:
-            upd, fl = cf.run(payload, ctx)
-            literals = cf.info.literals
+        for run, name, literals in t.plan:
+            upd, fl = run(payload, ctx)
             if literals is not None:
-                v = upd.get(cf.name)
+                v = upd.get(name)
                 if v is not None and v not in literals:
-                    upd = {**upd, cf.name: None}
+                    upd = {**upd, name: None}
                     fl = (*fl, "value.invalid")
             if fl:
-                flags.setdefault(cf.name, []).extend(fl)
+                flags.setdefault(name, []).extend(fl)
             # inline merge (never mutating memoised ``upd``): first value wins, lists concatenate
             for k, v in upd.items():
                 old = out.get(k)
@@ -688,7 +714,7 @@ class Mapper:
         cust = record.get("customer_source_id") if t.entity != "customers" else None
         quality = {f"{f}:{c}" for f, codes in flags.items() for c in codes}
         missing = [r.removeprefix("required.") for r in self._required_rules(t.wanted, out, flags)
-                   if r.startswith("required.")]
+                   if r.startswith("required.")] if t.wanted else None
         if missing:
             quality |= {"record:incomplete", *(f"record:{m}" for m in missing)}
         quality = sorted(quality)
