@@ -4,8 +4,10 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -241,6 +243,53 @@ def _land(store: Store, source: str, entity: str, sid: str, payload: dict) -> No
 
 GOOD = {"id": 7, "email": "wei.chen@example.com", "first_name": "偉", "last_name": "陳",
         "billing": {"phone": "13800138000", "country": "CN"}, "meta_data": []}
+
+
+# text JSON encoders disagree on: quotes, backslashes, control characters (short and \u escapes), U+2028,
+# astral characters, non-ASCII letters
+AWKWARD_NAMES = ['Zoë "Q" O\\Brien', "Tab\tNew\nLine", "Ctrl\x01\x1fChar", "Line\u2028Sep Ann", "Emoji 😀 Lee",
+                 "Ünïcödé Müller", "欧阳 娜娜"]
+
+
+def test_staged_json_text_and_hashes_are_the_store_encoding(store: Store, mappings) -> None:
+    """Whatever the write path (SQLite: rows straight to the driver; elsewhere SQLAlchemy) and the encoder
+    (orjson where it is byte-equal), a staged record and its flags are stored as the store's JSON encoder writes
+    them, ``record_hash`` is the SHA-256 of ``[record, quality_flags, customer_key]`` in that encoding, and
+    ``staged_at`` is the store's timestamp: the fast paths pinned against the general one."""
+    cfg = {"webshop": {"kind": "woocommerce"}}
+    for i, name in enumerate(AWKWARD_NAMES, start=1):
+        _land(store, "webshop", "customers", str(i), dict(
+            GOOD, id=i, email=f"c{i}@example.com", first_name=name, last_name="",
+            billing={"phone": "12345" if i % 2 else "13800138000", "country": "CN", "company": name}))
+    order = {"id": 50, "number": "50", "status": "completed", "currency": "CNY", "total": "10.00",
+             "customer_id": 1, "date_created_gmt": "2024-05-06T11:00:00",
+             "line_items": [{"name": AWKWARD_NAMES[0], "quantity": 2, "price": 3, "total": "6.00", "sku": "ä\x02"}]}
+    _land(store, "webshop", "orders", "50", order)
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    st = stage_pending(store, mappings, cfg)
+    assert st.staged == len(AWKWARD_NAMES) + 1 and st.quarantined == 0
+    rows = _staged(store)
+    assert {r["customer_key"] for r in rows} == {None, "webshop:1"}
+    assert any(_load(r["quality_flags"]) for r in rows)
+    companies = {_load(r["record"]).get("company") or "" for r in rows}
+    assert any('"' in c and "\\" in c and "ë" in c for c in companies)  # what the encoders must escape alike
+    models = {"customers": CustomerRecord, "orders": Order}
+    for r in rows:
+        # the record as the general path makes it: the model's dump, in field order
+        record = models[r["entity"]].model_validate(_load(r["record"])).model_dump(mode="json")
+        flags = _load(r["quality_flags"])
+        text = json.dumps([record, flags, r["customer_key"]], ensure_ascii=False, separators=(",", ":"))
+        assert r["record_hash"] == hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        assert isinstance(r["staged_at"], datetime) and r["staged_at"] >= before
+    if store.engine.dialect.name == "sqlite":  # the stored text itself, byte for byte
+        with store.engine.connect() as c:
+            for entity, rec_text, flags_text, ts_type in c.execute(sa.text(
+                    "SELECT entity, record, quality_flags, typeof(staged_at) FROM staged_record")):
+                again = models[entity].model_validate_json(rec_text).model_dump(mode="json")
+                assert rec_text == json.dumps(again, ensure_ascii=False, separators=(",", ":"))
+                assert flags_text == json.dumps(json.loads(flags_text), ensure_ascii=False, separators=(",", ":"))
+                assert ts_type == "text"
+    assert stage_all(store, mappings, cfg).unchanged == len(AWKWARD_NAMES) + 1  # the hashes match: nothing to write
 
 
 def test_quarantine_lifecycle(store: Store, mappings) -> None:

@@ -418,10 +418,6 @@ def compile_target(kind: str, landing: str, lspec: LandingSpec, tspec: TargetSpe
 # Applying
 
 
-def _run_field(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
-    return cf.run(node, ctx)
-
-
 def _run_each(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
     std = cf.std
     assert std is not None and cf.each is not None
@@ -449,7 +445,8 @@ def _run_each(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any
 def _bind(cf: CompiledField) -> CompiledField:
     """Specialise the per-record path of one field into a closure (the staging hot loop)."""
     if cf.nested is not None:
-        cf.run = lambda node, ctx: _run_nested(cf, node, ctx)
+        plan = tuple((s.run, s.name) for s in cf.nested)  # sub-fields are bound already (_compile_field)
+        cf.run = lambda node, ctx: _run_nested(cf, plan, node, ctx)
         return cf
     if cf.each is not None:
         cf.run = lambda node, ctx: _run_each(cf, node, ctx)
@@ -569,33 +566,32 @@ def _memoised(cf: CompiledField, key: tuple[Any, ...], inputs: Any, ctx: Context
     return hit
 
 
-def _run_nested(cf: CompiledField, node: Any, ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
-    assert cf.nested is not None
+def _run_nested(cf: CompiledField, plan: tuple[tuple[Any, str], ...], node: Any,
+                ctx: Context) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A nested model (order lines …) per item; ``plan`` is (run, name) per sub-field of ``cf.nested``."""
     items = cf.each(node) if cf.each is not None else [node]
     values: list[dict[str, Any]] = []
     flags: list[str] = []
     for item in items:
         sub: dict[str, Any] = {}
-        for scf in cf.nested:
-            upd, fl = _run_field(scf, item, ctx)
-            flags.extend(f"{scf.name}.{c}" if "." not in c else c for c in fl)
-            _merge(sub, upd, scf.info.is_list)
+        for run, name in plan:
+            upd, fl = run(item, ctx)
+            if fl:
+                flags.extend(f"{name}.{c}" if "." not in c else c for c in fl)
+            # first value wins, lists concatenate; never mutates ``upd`` or its values (memoised results
+            # shared between records)
+            for k, v in upd.items():
+                old = sub.get(k)
+                if old is None or (isinstance(old, list) and not old):
+                    sub[k] = v
+                elif isinstance(old, list) and isinstance(v, list) and v:
+                    sub[k] = old + [x for x in v if x not in old]
         sub = {k: v for k, v in sub.items() if v is not None and not k.startswith("__")}
         if sub:
             values.append(sub)
     if cf.info.is_list:
         return {cf.name: values}, tuple(flags)
     return {cf.name: values[0] if values else None}, tuple(flags)
-
-
-def _merge(out: dict[str, Any], upd: dict[str, Any], is_list: bool) -> None:
-    # never mutates ``upd`` or its values: they may be memoised results shared between records
-    for k, v in upd.items():
-        old = out.get(k)
-        if old is None or (isinstance(old, list) and not old):
-            out[k] = v
-        elif isinstance(old, list) and isinstance(v, list) and v:
-            out[k] = old + [x for x in v if x not in old]
 
 
 _INVALID_SUFFIXES = (".invalid", ".impossible", ".unparseable", ".checksum", ".possible", ".future", ".partial")
