@@ -56,12 +56,14 @@ _PLACEHOLDER = Phone(None, None, None, None, ("phone.placeholder",))
 _00_REGIONS_SKIP = frozenset({"CN", "DE", "GB", "FR", "IT", "ES", "NL", "CH", "AT", "HK", "MO", "TW", "IN"})
 
 
-def _parse_typed(s: str, region: str) -> tuple[phonenumbers.PhoneNumber | None, int, Phone]:
-    """Parse and type a number; (None, _, Phone-with-flags) when it is not a valid number."""
+def _parse_typed(s: str, region: str) -> tuple[phonenumbers.PhoneNumber | None, int, Phone, str | None]:
+    """Parse and type a number: (number, type, _, the number's own region), or (None, _, Phone-with-flags, _)
+    when it is not a valid number. The region is returned because working it out is half of libphonenumber's
+    cost for a +1 number (it tries every NANP region's patterns)."""
     try:
         num = phonenumbers.parse(s, region)
     except phonenumbers.NumberParseException:
-        return None, PhoneNumberType.UNKNOWN, _INVALID
+        return None, PhoneNumberType.UNKNOWN, _INVALID, None
     # `number_type` is UNKNOWN exactly when `is_valid_number` is False (both resolve the number's own
     # region and run the same type patterns); calling it once halves libphonenumber's work.
     num_region = phonenumbers.region_code_for_number(num)
@@ -69,9 +71,9 @@ def _parse_typed(s: str, region: str) -> tuple[phonenumbers.PhoneNumber | None, 
     if ntype == PhoneNumberType.UNKNOWN:
         if phonenumbers.is_possible_number(num):
             # Right length but unassigned range: often a typo; callers may want to look at it.
-            return None, ntype, _INVALID_POSSIBLE
-        return None, ntype, _INVALID
-    return num, ntype, _INVALID
+            return None, ntype, _INVALID_POSSIBLE, num_region
+        return None, ntype, _INVALID, num_region
+    return num, ntype, _INVALID, num_region
 
 
 @lru_cache(maxsize=200_000)
@@ -87,17 +89,16 @@ def _standardise_phone(raw: str, region: str) -> Phone:
         if _CN_MOBILE_RE.fullmatch(nsn):
             return Phone("+86" + nsn, "mobile", None, "CN", () if region == "CN" else ("phone.foreign",))
     s = _CN_EXT_RE.sub(" ext. ", s)
-    num, ntype, invalid = _parse_typed(s, region)
+    num, ntype, invalid, num_region = _parse_typed(s, region)
     if num is None and compact.startswith("00") and region not in _00_REGIONS_SKIP:
         # "0013125800836" from a US source: 00 is the international prefix almost everywhere except
         # North America (011), and people write it regardless of where the source is.
-        num, ntype, invalid2 = _parse_typed("+" + compact[2:], region)
+        num, ntype, invalid2, num_region = _parse_typed("+" + compact[2:], region)
         invalid = invalid if num is None else invalid2
     if num is None:
         return invalid
     e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
     kind = _KIND.get(ntype, "other")
-    num_region = phonenumbers.region_code_for_number(num)
     flags = ()
     if num_region and num_region != region:
         flags = ("phone.foreign",)
