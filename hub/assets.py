@@ -367,7 +367,7 @@ def _stage_records(config: HubConfig) -> Callable[[Any], Any]:
         from hub.mappings import load_mappings
         from hub.staging import stage_pending
 
-        return stage_pending(store, load_mappings(), config.sources)
+        return stage_pending(store, load_mappings(), config.sources, workers=config.staging.workers)
 
     return run
 

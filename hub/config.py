@@ -138,6 +138,15 @@ class StandardiseConfig(_Section):
     phone_region: str | None = None  # region of numbers typed without a country code (erasure selectors)
 
 
+class StagingConfig(_Section):
+    """The ``staging`` section (hub/staging.py)."""
+
+    # processes that map a large backlog: 1 = this one only (the default: on a 2-core machine a second worker
+    # cost ~30 % more CPU for ~a quarter less wall time on a first stage, and lost wall time on a restage;
+    # bench/bench_staging.py --workers N), 0 = one per core (at most 4). The output is the same either way.
+    workers: int = Field(1, ge=0, le=16)
+
+
 class MatchingConfig(MatchSettings):
     """The ``matching`` section (hub/golden/README.md): the golden stage's settings, every key checked."""
 
@@ -230,6 +239,7 @@ class HubConfig(BaseModel):
 
     sources: dict[str, SourceConfig]
     standardise: StandardiseConfig = Field(default_factory=StandardiseConfig)
+    staging: StagingConfig = Field(default_factory=StagingConfig)
     matching: MatchingConfig = Field(default_factory=MatchingConfig)
     survivorship: SurvivorshipConfig | None = None  # None: the shipped rules (hub/golden/default_survivorship.yaml)
     segments: SegmentsSection = Field(default_factory=SegmentsSection)
@@ -253,7 +263,7 @@ class HubConfig(BaseModel):
     def _default_rules(cls, value: Any) -> Any:
         return None if not value else value
 
-    @field_validator("standardise", "matching", "segments", "push", "report", "schedule", mode="before")
+    @field_validator("standardise", "staging", "matching", "segments", "push", "report", "schedule", mode="before")
     @classmethod
     def _empty_section(cls, value: Any) -> Any:
         return {} if value is None else value  # a section left empty in the YAML (`push:`) is its defaults

@@ -481,3 +481,44 @@ def test_a_failing_mapping_worker_stops_staging_with_no_record_value_in_the_erro
     assert _staged_tables(forked) == _staged_tables(serial)
     forked.dispose()
     serial.dispose()
+
+
+def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, mappings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``staging.workers`` in hub.yaml is what the staged_records asset maps with (forked workers), and the
+    output is byte for byte what one process stages. Default 1; nonsense is a config error."""
+    import dagster as dg
+    from pydantic import ValidationError
+
+    import hub.staging as staging
+    from hub.assets import build_assets
+    from hub.config import HubConfig
+    from hub.resources import HubStoreResource
+
+    assert HubConfig.model_validate({"sources": SOURCES}).staging.workers == 1
+    assert HubConfig.model_validate({"sources": SOURCES, "staging": None}).staging.workers == 1
+    with pytest.raises(ValidationError, match="staging.workers"):
+        HubConfig.model_validate({"sources": SOURCES, "staging": {"workers": -1}})
+
+    _, store, _ = staged_world
+    serial = _unstaged_copy(store, tmp_path / "serial.db")
+    stage_pending(serial, mappings, SOURCES)
+    forked = _unstaged_copy(store, tmp_path / "forked.db")
+    used: list[int] = []
+    real_fork_map = staging.fork_map
+
+    def counting(fn, parts, workers, **options):
+        used.append(workers)
+        return real_fork_map(fn, parts, workers, **options)
+
+    monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 60)  # the world is small: force the forked path
+    monkeypatch.setattr(staging, "fork_map", counting)
+    config = HubConfig.model_validate({"sources": SOURCES, "staging": {"workers": 2}})
+    (asset,) = [a for a in build_assets(config) if a.key == dg.AssetKey("staged_records")]
+    result = dg.materialize([asset], resources={
+        "store": HubStoreResource(database_url=f"sqlite:///{tmp_path / 'forked.db'}")})
+    assert result.success
+    assert used and set(used) == {2}
+    assert _staged_tables(forked) == _staged_tables(serial)
+    serial.dispose()
+    forked.dispose()
