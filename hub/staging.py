@@ -247,9 +247,8 @@ def stage_pending(
     """Stage every landing row whose payload changed since it was last staged.
 
     ``workers``: processes that map a large backlog (0 = one per core, at most 4; 1 = in this process only,
-    the default: on the shared 2-core machine, busy with other benchmarks, forked mapping cost ~30 % more CPU
-    and gave no wall time back; bench/bench_staging.py --workers N measures it). The output is the same
-    whatever the number."""
+    the default; the staged_records asset passes hub.yaml ``staging.workers``, whose comment has the measured
+    trade-off; bench/bench_staging.py --workers N measures it). The output is the same whatever the number."""
     return _run(store, mappings, sources_config, full=False, chunk_size=chunk_size, workers=workers)
 
 
