@@ -452,7 +452,7 @@ _HISTORY_COLUMNS = ("golden_id", "event", "related_golden_id", "record_key", "re
 # rows are inserted in golden id order, as one process would. A round bounds the staged JSON held at once.
 _ROUND = 16384  # clusters per round
 _PARALLEL_MIN = 2000  # below this many clusters forking costs more than it saves
-_LEAD_SHARE = 0.8  # this process's share of a round, relative to one worker's (it writes as well)
+_LEAD_SHARE = 0.5  # this process's share of a round, relative to one worker's (it also loads and writes)
 
 _StagedRow = tuple[str, str, Any, datetime | None]  # source, record JSON, staged_at
 
