@@ -8,13 +8,12 @@ forces a full pass.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -23,8 +22,9 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.dedupe.parallel import fork_map, worker_count
 from hub.golden.config import SurvivorshipConfig, load_survivorship
-from hub.golden.ids import assign_golden_ids
+from hub.golden.ids import IdAssignment, assign_golden_ids
 from hub.golden.matching import _chunks, last_run
 from hub.golden.survivorship import MemberFacts, Survived, Survivor, staged_member
 from hub.golden.tables import match_record, match_run
@@ -159,21 +159,13 @@ def _json_loads(text: Any) -> Any:
         return json.loads(text)
 
 
-@functools.lru_cache(maxsize=1 << 12)
-def _flags(text: str) -> Any:
-    """A staged record's quality flags from their JSON text, as a tuple: records share few distinct flag sets
-    (about 160 among 100k records), parsed once each."""
-    flags = _json_loads(text)
-    return tuple(flags) if isinstance(flags, list) else flags
-
-
-def _member(key: str, source: str, text: Any, flags: Any, staged_at: datetime | None) -> MemberFacts:
-    flags = _flags(flags) if type(flags) is str else _json_loads(flags)
-    m = staged_member(key, source, _json_loads(text), flags, staged_at)
+def _member(key: str, source: str, text: Any, staged_at: datetime | None) -> MemberFacts:
+    # no quality flags: survivorship validates a member's values themselves (see survivorship._validated)
+    m = staged_member(key, source, _json_loads(text), (), staged_at)
     if not m.plain and isinstance(text, str):
         # a value that is not a str: read with json.loads, so an integer beyond 64 bits stays exact (every
         # other value a member gives the golden record is parsed from a str, the same through either reader)
-        m = staged_member(key, source, json.loads(text), flags, staged_at)
+        m = staged_member(key, source, json.loads(text), (), staged_at)
     return m
 
 
@@ -181,10 +173,9 @@ def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
     # the record as text, parsed here (the JSON type's json.loads was a third of loading the members)
     q = sa.select(
         staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
-        sa.type_coerce(staged_record.c.quality_flags, sa.Text), staged_record.c.staged_at,
+        staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
-    return {k: _member(k, src, rec, flags, at)
-            for k, src, rec, flags, at in _in(conn, q, staged_record.c.record_key, keys)}
+    return {k: _member(k, src, rec, at) for k, src, rec, at in _in(conn, q, staged_record.c.record_key, keys)}
 
 
 def golden_hash(record: dict, lineage: dict) -> str:
@@ -295,16 +286,22 @@ def build_golden(
     store: Store,
     survivorship_cfg: SurvivorshipConfig | dict | None = None,
     mode: Literal["incremental", "full"] = "incremental",
+    *,
+    workers: int = 0,
 ) -> GoldenStats:
-    """Turn the current clusters into golden customers with persistent ids, xref, history and lineage."""
+    """Turn the current clusters into golden customers with persistent ids, xref, history and lineage.
+
+    ``workers``: processes for survivorship (0 = one per core, at most 4; 1 = this process only). A build of
+    fewer than ``_PARALLEL_MIN`` clusters runs in this process; the stored result is the same either way."""
     with gc_paused():
-        return _build_golden(store, survivorship_cfg, mode)
+        return _build_golden(store, survivorship_cfg, mode, workers)
 
 
 def _build_golden(
     store: Store,
     survivorship_cfg: SurvivorshipConfig | dict | None,
     mode: Literal["incremental", "full"],
+    workers: int,
 ) -> GoldenStats:
     t0 = time.perf_counter()
     cfg = load_survivorship(survivorship_cfg)
@@ -367,65 +364,11 @@ def _build_golden(
                                  old_of=old_of if one_row_each else None)
         del old_members, member_since
         stats.timings["ids"] = round(time.perf_counter() - t0, 3)
-        _write_golden(conn, plan.cluster_ids, clusters, cfg, now, stats)
+        # the id bookkeeping (retired ids, xref, history) does not depend on survivorship: it is written while
+        # the workers run survivorship for their clusters
+        _write_golden(conn, plan.cluster_ids, clusters, cfg, now, stats, workers=workers,
+                      meanwhile=lambda: _write_ids(conn, plan, old_of, now, at, stats))
         stats.timings["survivorship"] = round(time.perf_counter() - t0, 3)
-
-        # retired ids stay as aliases; resolve() follows merged_into
-        for g, survivor in sorted(plan.retired.items()):
-            conn.execute(
-                golden_customer.update()
-                .where(golden_customer.c.golden_id == g)
-                .values(status="retired", merged_into=survivor, updated_at=now)
-            )
-            if survivor is None:
-                stats.retired_empty += 1
-            else:
-                stats.merged += 1
-        stats.minted = len(plan.minted)
-
-        # xref: close the row of every record that moved or vanished, open one for every moved or new record.
-        # Only records with an open row (old_of: every open row of the affected records) have one to close.
-        moved = sorted(r for r, g in plan.record_ids.items() if old_of.get(r) != g)
-        vanished = sorted(set(old_of) - set(plan.record_ids))
-        closing = sorted({r for r in moved if r in old_of} | set(vanished))
-        for chunk in _chunks(closing):
-            conn.execute(
-                xref.update()
-                .where(xref.c.record_key.in_(chunk), xref.c.valid_to.is_(None))
-                .values(valid_to=now)
-            )
-        stats.xref_closed = len(closing)
-        del closing
-
-        def opened() -> Iterator[tuple]:
-            for r in moved:
-                source, _, source_id = r.partition(":")
-                yield r, source, source_id, plan.record_ids[r], at, None
-
-        # rows made a batch at a time: a first build opens one per record
-        for chunk in chunked(opened(), 5000):
-            _insert_rows(conn, xref, _XREF_COLUMNS, chunk)
-        stats.xref_opened = len(moved)
-
-        # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
-        why = removal_reasons(conn, vanished)
-        removed = [(old_of[r], "record_removed", None, r, why.get(r, "no longer staged"), at) for r in vanished]
-        left: dict[str, list[str]] = defaultdict(list)
-        for r in vanished:
-            left[old_of[r]].append(f"{r} {why.get(r, 'no longer staged')}")
-        events = (
-            (e.golden_id, e.event, e.related_golden_id, e.record_key,
-             (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
-              if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
-              else e.reason),
-             at)
-            for e in plan.events
-        )
-        # a batch at a time, as the xref rows: a first build mints one id per cluster
-        for chunk in chunked(itertools.chain(events, removed), 5000):
-            _insert_rows(conn, golden_id_history, _HISTORY_COLUMNS, chunk)
-        stats.splits = sum(1 for e in plan.events if e.event == "split")
-        stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
         stats.golden_active = conn.execute(
             sa.select(sa.func.count()).select_from(golden_customer).where(golden_customer.c.status == "active")
         ).scalar_one()
@@ -435,10 +378,175 @@ def _build_golden(
     return stats
 
 
+def _write_ids(conn: Connection, plan: IdAssignment, old_of: dict[str, str], now: datetime, at: Any,
+               stats: GoldenStats) -> None:
+    """Retire ids, close and open xref rows and write the id history of ``plan``."""
+    # retired ids stay as aliases; resolve() follows merged_into
+    for g, survivor in sorted(plan.retired.items()):
+        conn.execute(
+            golden_customer.update()
+            .where(golden_customer.c.golden_id == g)
+            .values(status="retired", merged_into=survivor, updated_at=now)
+        )
+        if survivor is None:
+            stats.retired_empty += 1
+        else:
+            stats.merged += 1
+    stats.minted = len(plan.minted)
+
+    # xref: close the row of every record that moved or vanished, open one for every moved or new record.
+    # Only records with an open row (old_of: every open row of the affected records) have one to close.
+    moved = sorted(r for r, g in plan.record_ids.items() if old_of.get(r) != g)
+    vanished = sorted(set(old_of) - set(plan.record_ids))
+    closing = sorted({r for r in moved if r in old_of} | set(vanished))
+    for chunk in _chunks(closing):
+        conn.execute(
+            xref.update()
+            .where(xref.c.record_key.in_(chunk), xref.c.valid_to.is_(None))
+            .values(valid_to=now)
+        )
+    stats.xref_closed = len(closing)
+    del closing
+
+    def opened() -> Iterator[tuple]:
+        for r in moved:
+            source, _, source_id = r.partition(":")
+            yield r, source, source_id, plan.record_ids[r], at, None
+
+    # rows made a batch at a time: a first build opens one per record
+    for chunk in chunked(opened(), 5000):
+        _insert_rows(conn, xref, _XREF_COLUMNS, chunk)
+    stats.xref_opened = len(moved)
+
+    # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
+    why = removal_reasons(conn, vanished)
+    removed = [(old_of[r], "record_removed", None, r, why.get(r, "no longer staged"), at) for r in vanished]
+    left: dict[str, list[str]] = defaultdict(list)
+    for r in vanished:
+        left[old_of[r]].append(f"{r} {why.get(r, 'no longer staged')}")
+    events = (
+        (e.golden_id, e.event, e.related_golden_id, e.record_key,
+         (f"{e.reason}: {'; '.join(sorted(left[e.golden_id]))}"
+          if e.event == "retired" and e.related_golden_id is None and left.get(e.golden_id)
+          else e.reason),
+         at)
+        for e in plan.events
+    )
+    # a batch at a time, as the xref rows: a first build mints one id per cluster
+    for chunk in chunked(itertools.chain(events, removed), 5000):
+        _insert_rows(conn, golden_id_history, _HISTORY_COLUMNS, chunk)
+    stats.splits = sum(1 for e in plan.events if e.event == "split")
+    stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
+
+
 _GOLDEN_COLUMNS = ("golden_id", "status", "merged_into", "record", "lineage", "quality_score", "record_hash",
                    "created_at", "updated_at")
 _XREF_COLUMNS = ("record_key", "source", "source_id", "golden_id", "valid_from", "valid_to")
 _HISTORY_COLUMNS = ("golden_id", "event", "related_golden_id", "record_key", "reason", "at")
+
+
+# Survivorship is pure Python, one cluster at a time (a first build at 100k records: 68k clusters). The clusters
+# go in rounds, in golden id order; each round is split between this process (the first, smaller share: it also
+# writes) and forked workers, which inherit the round's staged rows and return the rows to write. This process
+# meanwhile writes the previous round's rows and its own, and reads the next round's members: golden_customer
+# rows are inserted in golden id order, as one process would. A round bounds the staged JSON held at once.
+_ROUND = 16384  # clusters per round
+_PARALLEL_MIN = 2000  # below this many clusters forking costs more than it saves
+_LEAD_SHARE = 0.5  # this process's share of a round, relative to one worker's (it also loads and writes)
+
+_StagedRow = tuple[str, str, Any, datetime | None]  # source, record JSON, staged_at
+
+
+@dataclass
+class _Part:
+    """What survivorship of some clusters gives: rows to insert (JSON encoded), goldens that replace a stored
+    one (their decision times are carried over from the stored lineage when written), unchanged goldens."""
+
+    inserts: list[tuple] = field(default_factory=list)
+    updates: list[tuple[str, Survived, str]] = field(default_factory=list)
+    unchanged: int = 0
+
+
+def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[str, list[str]]
+                ) -> tuple[dict[str, _StagedRow], dict[str, tuple[str | None, str]]]:
+    """The staged rows of the round's members (parsed by whoever runs their survivorship) and the stored
+    (record_hash, status) of the round's golden ids."""
+    q = sa.select(
+        staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
+        staged_record.c.staged_at,
+    ).where(staged_record.c.entity == "customers")
+    rows = {k: (src, rec, at) for k, src, rec, at in
+            _in(conn, q, staged_record.c.record_key, (r for c, _ in part for r in clusters[c]))}
+    # the stored hash decides whether a golden changed; its record and lineage (large JSON) are read only for
+    # the goldens that did (to carry their decision times), not for every unchanged one
+    old = {g: (h, status) for g, h, status in _in(
+        conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record_hash, golden_customer.c.status),
+        golden_customer.c.golden_id, [g for _, g in part])}
+    return rows, old
+
+
+def _survive_part(part: list[tuple[str, str]], clusters: dict[str, list[str]], rows: dict[str, _StagedRow],
+                  old: dict[str, tuple[str | None, str]], survivor: Survivor, now: datetime, at: Any) -> _Part:
+    out = _Part()
+    for c, g in part:
+        ms = [_member(r, *rows[r]) for r in sorted(clusters[c]) if r in rows]
+        if not ms:
+            continue
+        # hash the lineage before it gets its decision time: the same hash as golden_hash of the dated
+        # lineage, without copying every entry to drop decided_at
+        golden = survivor.survive_undated(g, ms)
+        h = _undated_hash(golden.record, golden.lineage, golden.plain)
+        o = old.get(g)
+        if o is not None and o[0] == h and o[1] == "active":
+            out.unchanged += 1
+            continue
+        survivor.stamp_decided(golden.lineage, now)  # every value of this build is decided at `now`
+        if o is None:
+            out.inserts.append((g, "active", None, _column_json(golden.record, golden.plain),
+                                _column_json(golden.lineage, golden.plain), golden.quality_score, h, at, at))
+        else:
+            out.updates.append((g, golden, h))
+    return out
+
+
+def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats) -> None:
+    stats.golden_unchanged += part.unchanged
+    old_values = {
+        row.golden_id: row
+        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
+                                       golden_customer.c.lineage), golden_customer.c.golden_id,
+                       [g for g, *_ in part.updates])
+    }
+    updates = []
+    for g, golden, h in part.updates:
+        rec, lin = golden.record, golden.lineage
+        o = old_values.get(g)
+        if o is not None:
+            _carry_decided_at(rec, lin, o.record, o.lineage)
+        updates.append({"b_gid": g, "status": "active", "merged_into": None,
+                        "j_record": _column_json(rec, golden.plain), "j_lineage": _column_json(lin, golden.plain),
+                        "quality_score": golden.quality_score, "record_hash": h, "updated_at": now})
+    _insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, part.inserts, json_columns=("record", "lineage"))
+    if updates:
+        encoded = {"record": _json_param(conn, "j_record"), "lineage": _json_param(conn, "j_lineage")}
+        conn.execute(
+            golden_customer.update()
+            .where(golden_customer.c.golden_id == sa.bindparam("b_gid"))
+            .values({**{k: sa.bindparam(k) for k in updates[0] if k not in ("b_gid", "j_record", "j_lineage")},
+                     **encoded}),
+            updates,
+        )
+    stats.golden_written += len(part.inserts) + len(updates)
+
+
+def _split(part: list[tuple[str, str]], workers: int) -> list[list[tuple[str, str]]]:
+    """This process's share first, then one equal share per other worker."""
+    if workers < 2:
+        return [part]
+    own = round(len(part) * _LEAD_SHARE / (_LEAD_SHARE + workers - 1))
+    rest = part[own:]
+    size = -(-len(rest) // (workers - 1))
+    return [part[:own]] + [rest[i : i + size] for i in range(0, len(rest), size)]
 
 
 def _write_golden(
@@ -448,66 +556,43 @@ def _write_golden(
     cfg: SurvivorshipConfig,
     now: datetime,
     stats: GoldenStats,
-    batch: int = 2000,
+    *,
+    workers: int = 0,
+    meanwhile: Callable[[], None] | None = None,
 ) -> None:
+    """Survivorship of every cluster and its golden_customer row; ``meanwhile()`` runs in this process while the
+    first round's workers run (once, before this returns)."""
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
     survivor = Survivor(cfg)
     at = _bound_time(conn, now)
-    for start in range(0, len(items), batch):
-        part = items[start : start + batch]
-        members = _members(conn, (r for c, _ in part for r in clusters[c]))
-        gids = [g for _, g in part]
-        # the stored hash decides whether a golden changed; its record and lineage (large JSON) are read only
-        # for the goldens that did (to carry their decision times), not for every unchanged one
-        old: dict[str, Any] = {}
-        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record_hash,
-                                       golden_customer.c.status), golden_customer.c.golden_id, gids):
-            old[row.golden_id] = row
-        inserts, updates = [], []
-        changed: list[tuple[str, Survived, str]] = []
-        for c, g in part:
-            ms = [members[r] for r in sorted(clusters[c]) if r in members]
-            if not ms:
-                continue
-            # hash the lineage before it gets its decision time: the same hash as golden_hash of the dated
-            # lineage, without copying every entry to drop decided_at
-            golden = survivor.survive_undated(g, ms)
-            h = _undated_hash(golden.record, golden.lineage, golden.plain)
-            o = old.get(g)
-            if o is not None and o.record_hash == h and o.status == "active":
-                stats.golden_unchanged += 1
-                continue
-            survivor.stamp_decided(golden.lineage, now)  # every value of this build is decided at `now`
-            changed.append((g, golden, h))
-        old_values = {
-            row.golden_id: row
-            for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
-                                           golden_customer.c.lineage), golden_customer.c.golden_id,
-                           [g for g, *_ in changed if g in old])
-        }
-        for g, golden, h in changed:
-            rec, lin = golden.record, golden.lineage
-            o = old_values.get(g)
-            if o is not None:
-                _carry_decided_at(rec, lin, o.record, o.lineage)
-            j_record, j_lineage = _column_json(rec, golden.plain), _column_json(lin, golden.plain)
-            if g not in old:
-                inserts.append((g, "active", None, j_record, j_lineage, golden.quality_score, h, at, at))
-            else:
-                updates.append({"b_gid": g, "status": "active", "merged_into": None, "j_record": j_record,
-                                "j_lineage": j_lineage, "quality_score": golden.quality_score, "record_hash": h,
-                                "updated_at": now})
-        _insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, inserts, json_columns=("record", "lineage"))
-        encoded = {"record": _json_param(conn, "j_record"), "lineage": _json_param(conn, "j_lineage")}
-        if updates:
-            conn.execute(
-                golden_customer.update()
-                .where(golden_customer.c.golden_id == sa.bindparam("b_gid"))
-                .values({**{k: sa.bindparam(k) for k in updates[0] if k not in ("b_gid", "j_record", "j_lineage")},
-                         **encoded}),
-                updates,
-            )
-        stats.golden_written += len(inserts) + len(updates)
+    n = worker_count(workers) if len(items) >= _PARALLEL_MIN else 1
+    rounds = [items[i : i + _ROUND] for i in range(0, len(items), _ROUND)]
+    if not rounds:
+        if meanwhile is not None:
+            meanwhile()
+        return
+    loaded = _load_round(conn, rounds[0], clusters)
+    pending: list[_Part] = []  # the workers' share of the previous round: written before this round's own
+    for k, part in enumerate(rounds):
+        rows, old = loaded
+
+        def work(share: list[tuple[str, str]], rows: dict = rows, old: dict = old) -> _Part:
+            return _survive_part(share, clusters, rows, old, survivor, now, at)
+
+        def lead(share: list[tuple[str, str]], k: int = k, work: Callable = work) -> None:
+            nonlocal loaded, pending
+            mine = work(share)
+            for p in pending:
+                _store_part(conn, p, now, stats)
+            pending = []
+            _store_part(conn, mine, now, stats)
+            if k == 0 and meanwhile is not None:
+                meanwhile()
+            loaded = _load_round(conn, rounds[k + 1], clusters) if k + 1 < len(rounds) else ({}, {})
+
+        pending = fork_map(work, _split(part, n), n, lead=lead, collect=False)[1:]
+    for p in pending:
+        _store_part(conn, p, now, stats)
 
 
 # -- reading golden records -------------------------------------------------------------------------------------------

@@ -223,24 +223,17 @@ def _valid_phone(v: str) -> bool:
 def is_validated(fieldname: str, value: Any, member: Member | None = None) -> bool:
     """Did ``value`` pass validation? (the basis of ``validated_only`` and the quality score)."""
     if member is None:
-        return _validated(fieldname, value, (), None, False)
-    return _validated(fieldname, value, member.quality_flags, member.record.national_id_type, True)
+        return _validated(fieldname, value, None, False)
+    return _validated(fieldname, value, member.record.national_id_type, True)
 
 
-_INVALID_PREFIX: dict[str, str] = {}  # field -> the quality flag prefix that marks its value invalid
-
-
-def _validated(fieldname: str, value: Any, flags: Sequence[str], national_id_type: str | None,
-               of_member: bool) -> bool:
+# Validation reads the value itself, not the record's quality flags: staging flags a value it could not validate
+# as "<field>:<code>" (phones:phone.invalid) and leaves that value out (or sets it aside: unverified_phones,
+# unverified_postal_code), so a flag never names a value a member still gives. A flag says nothing about the
+# record's other values of that field either: its other phones were validated on their own.
+def _validated(fieldname: str, value: Any, national_id_type: str | None, of_member: bool) -> bool:
     if (not value.strip()) if type(value) is str else _is_empty(value):  # the common case without a call
         return False
-    if flags:
-        prefix = _INVALID_PREFIX.get(fieldname)
-        if prefix is None:
-            base = fieldname.split(".")[0].rstrip("s")  # emails -> email, phones -> phone
-            prefix = _INVALID_PREFIX[fieldname] = f"{base}.invalid"
-        if _flagged(tuple(flags) if type(flags) is not tuple else flags, prefix):
-            return False
     if fieldname in ("emails", "primary_email"):
         return _valid_email(value)
     if fieldname in ("phones", "primary_phone"):
@@ -262,15 +255,8 @@ def _validated(fieldname: str, value: Any, flags: Sequence[str], national_id_typ
     return True
 
 
-@functools.lru_cache(maxsize=_MEMO_SIZE)
-def _flagged(flags: tuple[str, ...], prefix: str) -> bool:
-    """Does a quality flag start with ``prefix``? Records share few distinct flag sets (about 160 among 100k
-    records), and the answer was asked for every validated value of every member."""
-    return any(f.startswith(prefix) for f in flags)
-
-
 def _valid_of(fieldname: str, value: Any, mf: MemberFacts) -> bool:
-    return _validated(fieldname, value, mf.flags, mf.national_id_type, True)
+    return _validated(fieldname, value, mf.national_id_type, True)
 
 
 def _candidates(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[_Cand]:
@@ -282,7 +268,7 @@ def _candidates(plan: _FieldPlan, facts: Sequence[MemberFacts]) -> list[_Cand]:
             empty = (not v.strip()) if type(v) is str else (v is None or _is_empty(v))
             if empty and ignore_empty:
                 continue
-            if validated_only and not _validated(name, v, mf.flags, mf.national_id_type, True):
+            if validated_only and not _validated(name, v, mf.national_id_type, True):
                 continue
             out.append((v, None if empty else _LAZY, mf, pos))
     return out
