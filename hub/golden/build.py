@@ -38,6 +38,7 @@ from hub.store import (
     golden_id_history,
     json_text,
     payload_hash,
+    select_in,
     staged_record,
     xref,
 )
@@ -83,19 +84,13 @@ class GoldenStats:
 # -- loading helpers ------------------------------------------------------------------------------------------------
 
 
-def _in(conn: Connection, select: Any, column: Any, keys: Iterable[str]) -> Iterator[Any]:
-    for chunk in _chunks(sorted(set(keys))):
-        # fetch each chunk at once: iterating a result fetches row by row
-        yield from conn.execute(select.where(column.in_(chunk))).all()
-
-
 def _open_xref(conn: Connection, *, records: Iterable[str] | None = None, golden_ids: Iterable[str] | None = None
                ) -> list[tuple[str, str, datetime]]:
     q = sa.select(xref.c.record_key, xref.c.golden_id, xref.c.valid_from).where(xref.c.valid_to.is_(None))
     if records is not None:
-        return [tuple(r) for r in _in(conn, q, xref.c.record_key, records)]
+        return [tuple(r) for r in select_in(conn, q, xref.c.record_key, records)]
     if golden_ids is not None:
-        return [tuple(r) for r in _in(conn, q, xref.c.golden_id, golden_ids)]
+        return [tuple(r) for r in select_in(conn, q, xref.c.golden_id, golden_ids)]
     return [tuple(r) for r in conn.execute(q)]
 
 
@@ -103,9 +98,9 @@ def _clusters_of(conn: Connection, *, records: Iterable[str] | None = None, labe
                  ) -> list[tuple[str, str]]:
     q = sa.select(match_record.c.record_key, match_record.c.cluster_key)
     if records is not None:
-        return [tuple(r) for r in _in(conn, q, match_record.c.record_key, records)]
+        return [tuple(r) for r in select_in(conn, q, match_record.c.record_key, records)]
     if labels is not None:
-        return [tuple(r) for r in _in(conn, q, match_record.c.cluster_key, labels)]
+        return [tuple(r) for r in select_in(conn, q, match_record.c.cluster_key, labels)]
     return [tuple(r) for r in conn.execute(q)]
 
 
@@ -175,7 +170,7 @@ def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
         staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
         staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
-    return {k: _member(k, src, rec, at) for k, src, rec, at in _in(conn, q, staged_record.c.record_key, keys)}
+    return {k: _member(k, src, rec, at) for k, src, rec, at in select_in(conn, q, staged_record.c.record_key, keys)}
 
 
 def golden_hash(record: dict, lineage: dict) -> str:
@@ -323,8 +318,8 @@ def _build_golden(
             cluster_of, xrows = _affected(conn, prev.upto_run or 0)
         old_gids = sorted({g for _, g, _ in xrows})
         created_at = {}
-        for g, at in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.created_at),
-                         golden_customer.c.golden_id, old_gids):
+        for g, at in select_in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.created_at),
+                               golden_customer.c.golden_id, old_gids):
             created_at[g] = at
     stats.timings["load"] = round(time.perf_counter() - t0, 3)
     stats.match_run = m_run.id
@@ -476,10 +471,10 @@ def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[st
         staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
     rows = {k: (src, rec, at) for k, src, rec, at in
-            _in(conn, q, staged_record.c.record_key, (r for c, _ in part for r in clusters[c]))}
+            select_in(conn, q, staged_record.c.record_key, (r for c, _ in part for r in clusters[c]))}
     # the stored hash decides whether a golden changed; its record and lineage (large JSON) are read only for
     # the goldens that did (to carry their decision times), not for every unchanged one
-    old = {g: (h, status) for g, h, status in _in(
+    old = {g: (h, status) for g, h, status in select_in(
         conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record_hash, golden_customer.c.status),
         golden_customer.c.golden_id, [g for _, g in part])}
     return rows, old
@@ -513,9 +508,9 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
     stats.golden_unchanged += part.unchanged
     old_values = {
         row.golden_id: row
-        for row in _in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
-                                       golden_customer.c.lineage), golden_customer.c.golden_id,
-                       [g for g, *_ in part.updates])
+        for row in select_in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
+                                             golden_customer.c.lineage), golden_customer.c.golden_id,
+                             [g for g, *_ in part.updates])
     }
     updates = []
     for g, golden, h in part.updates:
