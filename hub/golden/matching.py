@@ -29,7 +29,7 @@ import logging
 import os
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -493,6 +493,15 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> list
             for h, a, b in zip(pop.staged_hash, fp.tolist(), partners.tolist(), strict=True)]
 
 
+def _beside(main: Callable[[], Any], side: Callable[[], Any], workers: int) -> tuple[Any, Any]:
+    """(``main()``, ``side()``): ``side`` in a forked worker while this process runs ``main`` (in turn here when
+    ``workers`` < 2)."""
+    from hub.dedupe.parallel import fork_map
+
+    got = fork_map(lambda f: f(), [main, side], workers, lead=lambda f: f())
+    return got[0], got[1]
+
+
 def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray,
            levels: np.ndarray | None = None, workers: int = 1) -> tuple[np.ndarray, ...]:
     """(match_weight, match_probability, conflict, levels) of the pairs, in bounded chunks (``levels``: the
@@ -711,7 +720,7 @@ ROW_CHUNK = 5000  # match_pair rows built (with their explanation) and inserted 
 
 
 def _pair_row_chunks(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray,
-                     scored: tuple[np.ndarray, ...], band: np.ndarray, now: datetime) -> Iterator[list[dict]]:
+                     scored: tuple[np.ndarray, ...], band: np.ndarray, now: Any) -> Iterator[list[tuple]]:
     """match_pair rows of the match / review pairs in chunks of ROW_CHUNK, built as they are inserted (a row
     with its explanation is ~2 KB of Python objects: all of them at once cost gigabytes at 1M records), with
     the explanation: the prior and every field's level and weight — ``prior.weight`` + the fields' weights ==
@@ -732,11 +741,11 @@ def _explanation_heads() -> tuple[str, list[list[str]]]:
 
 
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
-               band: np.ndarray, now: datetime, keep: np.ndarray) -> list[dict]:
+               band: np.ndarray, now: Any, keep: np.ndarray) -> list[tuple]:
     """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
-    pairs' ``Scores.band_codes``), for ``PAIR_INSERT``: the explanation as the JSON text the store would write
-    for its dict, put together from text pieces (a dict per field and pair, encoded by the store, cost three
-    times as much); a pair with a weight that is no finite number goes through the dict and ``json_text``."""
+    pairs' ``Scores.band_codes``), tuples in the order of ``PAIR_COLUMNS`` (``now``: from ``_bound_time``): the
+    explanation as the JSON text the store would write for its dict, put together from text pieces (a dict per
+    field and pair, encoded by the store, cost three times as much); a pair with a weight that is no finite number goes through the dict and ``json_text``."""
     from hub.dedupe import FIELDS, explain
 
     mw, prob, conflict, levels = scored
@@ -761,13 +770,41 @@ def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, s
             for k, f in enumerate(FIELDS):
                 expl[f.name] = {"level": (("missing",) + f.labels)[lv[k] + 1], "weight": round(cw[k], 3)}
             text = json_text(expl)
-        out.append({"left_key": keys[lft], "right_key": keys[rgt], "match_weight": w, "match_probability": pr,
-                    "band": "match" if bd else "review", "explanation_json": text, "scored_at": now})
+        out.append((keys[lft], keys[rgt], w, pr, "match" if bd else "review", text, now))
     return out
 
 
-# match_pair rows of ``_pair_rows``: the explanation arrives as JSON text (a JSON column would encode it again)
-PAIR_INSERT = match_pair.insert().values(explanation=sa.bindparam("explanation_json", type_=sa.Text))
+PAIR_COLUMNS = ("left_key", "right_key", "match_weight", "match_probability", "band", "explanation", "scored_at")
+RECORD_COLUMNS = ("record_key", "record_hash", "cluster_key", "changed_run", "matched_at", "input_hash", "engine_row")
+
+
+def _bound_time(conn: Connection, ts: datetime) -> Any:
+    """``ts`` as a value of a row for ``_insert_rows``: on SQLite the text SQLAlchemy's DateTime stores (the rows
+    go to the driver as they are), elsewhere the datetime."""
+    if conn.dialect.name != "sqlite":
+        return ts
+    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(ts) if process is not None else ts
+
+
+def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: Sequence[tuple]) -> None:
+    """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
+    ``_bound_time``). On SQLite straight to the driver's executemany: SQLAlchemy's processing of every parameter
+    of every row cost more than the insert itself (107k match_record and 47k match_pair rows at 100k customers).
+    Elsewhere SQLAlchemy's executemany (it batches rows into multi-row INSERTs)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql(f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
+                             f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})",
+                             list(rows))
+        return
+    # a JSON column's value arrives as JSON text (the column type would encode it again)
+    values = {n: sa.bindparam(f"p_{n}", type_=sa.Text if isinstance(table.c[n].type, sa.JSON) else table.c[n].type)
+              for n in names}
+    keys = [f"p_{n}" for n in names]
+    conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
 
 
 def _index_pairs(pos: dict[str, int], pairs: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -818,12 +855,15 @@ def match_and_cluster(
     _mark(stats, "block", t0, c0)
 
     trained = False
+    hashes: list[str] | None = None
     fit_scored = None  # scores and levels of every candidate pair when this run fitted the model on them
     if matcher == "fixed":
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
     elif latest is None:
         if cand is not None and len(left):
-            model, fit_scored = _fit_model(records, cand, ds)
+            # the match hashes need only the records and candidate pairs: computed on the other core meanwhile
+            (model, fit_scored), hashes = _beside(lambda: _fit_model(records, cand, ds),
+                                                  lambda: _match_hashes(pop, left, right), workers)
         else:
             from hub.dedupe import empty_model
 
@@ -854,7 +894,8 @@ def match_and_cluster(
     full = mode == "full" or stats.fallback_reason is not None
     stats.mode = "full" if full else "incremental"
 
-    hashes = _match_hashes(pop, left, right)
+    if hashes is None:
+        hashes = _match_hashes(pop, left, right)
     present = set(keys)
     deleted = set(old) - present
     stored = [old.get(k, ("",))[0] or "" for k in keys]
@@ -953,8 +994,9 @@ def match_and_cluster(
             new_edges = {(keys[a], keys[b]) for a, b in zip(sl[auto].tolist(), sr[auto].tolist(), strict=True)}
             seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
             seeds.update(k for e in old_edges ^ new_edges for k in e)
-        for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, now):
-            conn.execute(PAIR_INSERT, chunk)
+        bound_now = _bound_time(conn, now)
+        for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, bound_now):
+            _insert_rows(conn, match_pair, PAIR_COLUMNS, chunk)
 
         # 3. the affected set K: closed under match edges, must-links and previous clusters
         limit = max(int(settings.full_rebuild_share * n), 1)
@@ -1010,14 +1052,13 @@ def match_and_cluster(
             o = old.get(k)
             if o is not None and o[0] == hashes[i] and o[1] == clusters[k]:
                 continue
-            writes.append({"record_key": k, "record_hash": hashes[i], "cluster_key": clusters[k],
-                           "changed_run": run_id, "matched_at": now, "input_hash": pop.input_hash[i],
-                           "engine_row": pop.row_text[i]})
-        for chunk in _chunks(sorted(deleted | {w["record_key"] for w in writes})):
+            writes.append((k, hashes[i], clusters[k], run_id, bound_now, pop.input_hash[i], pop.row_text[i]))
+        written = {w[0] for w in writes}
+        # only records that have a row (a first run's table is empty: no deletes at all)
+        for chunk in _chunks(sorted(deleted | (written & old.keys()))):
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
         for chunk in _chunks(writes, 5000):
-            conn.execute(match_record.insert(), list(chunk))
-        written = {w["record_key"] for w in writes}
+            _insert_rows(conn, match_record, RECORD_COLUMNS, chunk)
         # a record whose partners moved but whose cluster stayed keeps its row: its digest is brought up to
         # date all the same, or a partner that leaves and comes back in a later run would look unmoved then
         stale = [{"b_key": keys[i], "record_hash": hashes[i]} for i in np.flatnonzero(dirty).tolist()
