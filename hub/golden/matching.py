@@ -151,6 +151,8 @@ class MatchStats:
     cpu: dict[str, float] = field(default_factory=dict)  # cumulative CPU s (this process) at the same points
     records_dirty: int = 0  # records whose content or candidate partners changed
     model: dict = field(default_factory=dict)  # estimation, priors of the model used (no values)
+    inputs: str = ""  # digest of what the run matched (``_inputs_digest``): equal next time = nothing to do
+    unchanged: bool = False  # nothing changed since the last run: it ended without matching
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -166,6 +168,9 @@ class MatchStats:
                   "pairs_scored", "pairs_match", "pairs_review", "clusters", "records_reclustered",
                   "refused_must_links"):
             lines.append(f"| {k} | {getattr(self, k)} |")
+        if self.unchanged:
+            lines.append("\nNothing changed since the last match run (staged customers, model, steward "
+                         "decisions, settings): kept its result.")
         if self.fallback_reason:
             lines.append(f"\nRan as full rebuild: {self.fallback_reason}")
         return "\n".join(lines)
@@ -821,6 +826,24 @@ def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows
     conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
 
 
+def _inputs_state(conn: Connection, settings: MatchSettings, constraints: Any) -> list:
+    """What a match run reads besides the records' content and the model, read at its start: the staged
+    customers' count and newest ``staged_at`` (staging stamps every record it writes; a deleted one lowers the
+    count), the steward decisions, the settings and the engine-row code."""
+    count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(staged_record.c.staged_at))
+                                 .where(staged_record.c.entity == "customers")).one()
+    return [count, str(newest), constraints.must_link, constraints.cannot_link,
+            sorted((f"{a}\x00{b}", str(t)) for (a, b), t in constraints.decided_at.items()),
+            settings.model_dump(mode="json"), _engine_signature()]
+
+
+def _inputs_digest(state: list, model_id: int | None) -> str:
+    """Digest of ``_inputs_state`` and the model in use: equal to the last run's, matching would store what is
+    stored."""
+    text = json.dumps([*state, model_id], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _index_pairs(pos: dict[str, int], pairs: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
     got = [(pos[a], pos[b]) for a, b in pairs if a in pos and b in pos]
     return (np.array([a for a, _ in got], dtype=np.int64), np.array([b for _, b in got], dtype=np.int64))
@@ -852,8 +875,13 @@ def match_and_cluster(
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
         latest = None if retrain or matcher == "fixed" else latest_model(conn, matcher)
-        pop = _load_population(conn, use_cache=mode != "full", workers=workers)
         constraints = load_constraints(conn)
+        inputs = _inputs_state(conn, settings, constraints)
+        stats.inputs = _inputs_digest(inputs, 0 if matcher == "fixed" else latest[0] if latest else None)
+        if mode == "incremental" and (latest is not None or matcher == "fixed") and prev is not None \
+                and prev.matcher == matcher and (prev.stats or {}).get("inputs") == stats.inputs:
+            return _unchanged_run(store, stats, prev, started, t0)
+        pop = _load_population(conn, use_cache=mode != "full", workers=workers)
         old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
                       match_record.c.changed_run, match_record.c.input_hash))}
@@ -884,6 +912,7 @@ def match_and_cluster(
             model = MatchModel(fs=empty_model())
         with store.begin() as conn:
             model_id = _store_model(conn, matcher, model, n)
+        stats.inputs = _inputs_digest(inputs, model_id)  # the model this run's result was scored with
         trained = True
         _mark(stats, "train", t0, c0)
     else:
@@ -1091,6 +1120,24 @@ def match_and_cluster(
     stats.seconds = round(time.perf_counter() - t0, 3)
     log.info("match_and_cluster %s (%s): %d records re-matched in %.2fs", stats.mode, stats.matcher,
              stats.records_rematched, stats.seconds)
+    return stats
+
+
+def _unchanged_run(store: Store, stats: MatchStats, prev: Any, started: datetime, t0: float) -> MatchStats:
+    """A run that found nothing changed since ``prev`` (same inputs digest): recorded as a run (the next one
+    compares with it) that keeps ``prev``'s result — the stored pairs, clusters and candidate set stay as they
+    are, which is what matching the same input again would store."""
+    before = prev.stats or {}
+    stats.mode = "incremental"
+    stats.unchanged = True
+    stats.model = dict(before.get("model") or {})
+    stats.records_total = int(before.get("records_total") or 0)
+    stats.clusters = int(before.get("clusters") or 0)
+    with store.begin() as conn:
+        stats.run_id = _start_run(conn, "match", "incremental", stats.matcher, started)
+        stats.seconds = round(time.perf_counter() - t0, 3)
+        _finish_run(conn, stats.run_id, stats.as_dict())
+    log.info("match_and_cluster: nothing changed since run %d", prev.id)
     return stats
 
 
