@@ -764,7 +764,8 @@ def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, s
     """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
     pairs' ``Scores.band_codes``), tuples in the order of ``PAIR_COLUMNS`` (``now``: from ``_bound_time``): the
     explanation as the JSON text the store would write for its dict, put together from text pieces (a dict per
-    field and pair, encoded by the store, cost three times as much); a pair with a weight that is no finite number goes through the dict and ``json_text``."""
+    field and pair, encoded by the store, cost three times as much); a pair with a weight that is no finite
+    number goes through the dict and ``json_text``."""
     from hub.dedupe import FIELDS, explain
 
     mw, prob, conflict, levels = scored
