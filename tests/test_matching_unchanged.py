@@ -49,6 +49,12 @@ def test_a_run_with_nothing_changed_ends_early_and_keeps_the_state(store: Store)
     assert _runs(store) == 2  # recorded as a run: the next one compares with it
     assert match_and_cluster(store, CFG).unchanged  # and again
 
+    # the match state changed outside a match run (a record's row deleted): it runs
+    with store.begin() as conn:
+        conn.execute(match_record.delete().where(match_record.c.record_key == before[1][0][0]))
+    assert not match_and_cluster(store, CFG).unchanged
+    assert match_and_cluster(store, CFG).unchanged
+
     # a full rebuild is asked for: it runs
     assert not match_and_cluster(store, CFG, mode="full").unchanged
 

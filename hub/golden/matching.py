@@ -152,6 +152,7 @@ class MatchStats:
     records_dirty: int = 0  # records whose content or candidate partners changed
     model: dict = field(default_factory=dict)  # estimation, priors of the model used (no values)
     inputs: str = ""  # digest of what the run matched (``_inputs_digest``): equal next time = nothing to do
+    stored: str = ""  # digest of the match state the run left (``_stored_digest``): changed outside a run = redo
     unchanged: bool = False  # nothing changed since the last run: it ended without matching
 
     def as_dict(self) -> dict:
@@ -838,6 +839,19 @@ def _inputs_state(conn: Connection, settings: MatchSettings, constraints: Any) -
             settings.model_dump(mode="json"), _engine_signature()]
 
 
+def _stored_digest(conn: Connection) -> str:
+    """Digest of the match state's shape: match_record and match_pair row counts and the stored candidate set's
+    run and key digest. Different from what the last run left: the state was changed outside a match run (a
+    record's match state or the candidate set deleted), and the run is not skipped."""
+    records = conn.execute(sa.select(sa.func.count()).select_from(match_record)).scalar_one()
+    pairs = conn.execute(sa.select(sa.func.count()).select_from(match_pair)).scalar_one()
+    cand = conn.execute(sa.select(match_candidates.c.part, match_candidates.c.run_id, match_candidates.c.keys_digest,
+                                  match_candidates.c.records, match_candidates.c.pairs)
+                        .order_by(match_candidates.c.part)).all()
+    text = json.dumps([records, pairs, [list(r) for r in cand]], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def _inputs_digest(state: list, model_id: int | None) -> str:
     """Digest of ``_inputs_state`` and the model in use: equal to the last run's, matching would store what is
     stored."""
@@ -880,7 +894,8 @@ def match_and_cluster(
         inputs = _inputs_state(conn, settings, constraints)
         stats.inputs = _inputs_digest(inputs, 0 if matcher == "fixed" else latest[0] if latest else None)
         if mode == "incremental" and (latest is not None or matcher == "fixed") and prev is not None \
-                and prev.matcher == matcher and (prev.stats or {}).get("inputs") == stats.inputs:
+                and prev.matcher == matcher and (prev.stats or {}).get("inputs") == stats.inputs \
+                and (prev.stats or {}).get("stored") == _stored_digest(conn):
             return _unchanged_run(store, stats, prev, started, t0)
         pop = _load_population(conn, use_cache=mode != "full", workers=workers)
         old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
@@ -956,6 +971,7 @@ def match_and_cluster(
         with store.begin() as conn:
             stats.run_id = _start_run(conn, "match", "incremental", matcher, started)
             _refresh_cache(conn, pop, set(), old)
+            stats.stored = _stored_digest(conn)
             _finish_run(conn, stats.run_id, stats.as_dict())
         stats.seconds = round(time.perf_counter() - t0, 3)
         return stats
@@ -1116,6 +1132,7 @@ def match_and_cluster(
         stats.records_rematched = len(affected)
         stats.records_reclustered = len(writes) + len(deleted)
         stats.clusters = len(set(clusters.values()))
+        stats.stored = _stored_digest(conn)
         _finish_run(conn, run_id, stats.as_dict())
     _mark(stats, "write", t0, c0)
     stats.seconds = round(time.perf_counter() - t0, 3)
@@ -1125,15 +1142,16 @@ def match_and_cluster(
 
 
 def _unchanged_run(store: Store, stats: MatchStats, prev: Any, started: datetime, t0: float) -> MatchStats:
-    """A run that found nothing changed since ``prev`` (same inputs digest): recorded as a run (the next one
-    compares with it) that keeps ``prev``'s result — the stored pairs, clusters and candidate set stay as they
-    are, which is what matching the same input again would store."""
+    """A run that found nothing changed since ``prev`` (same inputs, and the match state as ``prev`` left it):
+    recorded as a run (the next one compares with it) that keeps ``prev``'s result — the stored pairs, clusters
+    and candidate set stay as they are, which is what matching the same input again would store."""
     before = prev.stats or {}
     stats.mode = "incremental"
     stats.unchanged = True
     stats.model = dict(before.get("model") or {})
     stats.records_total = int(before.get("records_total") or 0)
     stats.clusters = int(before.get("clusters") or 0)
+    stats.stored = str(before.get("stored") or "")
     with store.begin() as conn:
         stats.run_id = _start_run(conn, "match", "incremental", stats.matcher, started)
         stats.seconds = round(time.perf_counter() - t0, 3)
