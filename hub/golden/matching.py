@@ -831,12 +831,30 @@ def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows
 def _inputs_state(conn: Connection, settings: MatchSettings, constraints: Any) -> list:
     """What a match run reads besides the records' content and the model, read at its start: the staged
     customers' count and newest ``staged_at`` (staging stamps every record it writes; a deleted one lowers the
-    count), the steward decisions, the settings and the engine-row code."""
+    count), the steward decisions, the settings and the matching code."""
     count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(staged_record.c.staged_at))
                                  .where(staged_record.c.entity == "customers")).one()
     return [count, str(newest), constraints.must_link, constraints.cannot_link,
             sorted((f"{a}\x00{b}", str(t)) for (a, b), t in constraints.decided_at.items()),
-            settings.model_dump(mode="json"), _engine_signature()]
+            settings.model_dump(mode="json"), _engine_signature(), _matching_code()]
+
+
+@functools.cache
+def _matching_files() -> str:
+    """Digest of the engine's and this module's source: new matching code matches again."""
+    h = hashlib.sha256()
+    for f in sorted(Path(importlib.util.find_spec("hub.dedupe").origin).parent.glob("*.py")) + [Path(__file__)]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _matching_code() -> str:
+    """``_matching_files`` and the engine verbs this run calls (one replaced at run time is other code)."""
+    import hub.dedupe as engine
+
+    verbs = [getattr(engine, v) for v in ("prepare_records", "block", "compare_pairs", "fit", "score",
+                                         "cluster_records", "explain")]
+    return _matching_files() + "|" + "|".join(f"{f.__module__}.{f.__qualname__}" for f in verbs)
 
 
 def _stored_digest(conn: Connection) -> str:
