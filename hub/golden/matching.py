@@ -16,6 +16,8 @@ row no more. The affected set K (changed records, the ends of match edges that a
 decisions made since the last run) is closed in memory under match edges, must-links and previous clusters and
 re-clustered from the match pairs stored inside it. Scores are a function of the pair and the frozen model, clusters a function of each component:
 the result equals a full rebuild (tested in tests/test_golden_incremental.py and test_golden_engine.py).
+A run whose inputs are the last run's (staged customers' count and newest staged_at, model, steward decisions,
+settings, matching code) and that finds the match state as that run left it ends at once (``_unchanged_run``).
 """
 
 from __future__ import annotations
