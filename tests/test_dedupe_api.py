@@ -167,3 +167,28 @@ def test_further_addresses_are_compared() -> None:
     pairs = deduplicate(pd.DataFrame(rows)).pairs.set_index(["record_id_l", "record_id_r"])
     assert (pairs.loc[[(f"a{k:04d}", f"b{k:04d}") for k in range(len(rows) // 2)], "address_level"]
             == "street_exact").all()
+
+
+def test_a_comparison_under_two_chunks_is_split_among_the_workers(frame, fitted, monkeypatch) -> None:
+    """Between CMP_PARALLEL_MIN pairs and two chunks the pairs go to the workers in one share each (a first
+    match run at 100k customers compared its 1.45M pairs in one process), with the levels of one process."""
+    import hub.dedupe.engine as eng
+
+    records, cand, levels, _ = fitted
+    calls: list[tuple[int, int]] = []
+    real = eng.fork_map
+
+    def watched(fn, tasks, workers, **kw):
+        calls.append((len(tasks), workers))
+        return real(fn, tasks, workers, **kw)
+
+    monkeypatch.setattr(eng, "fork_map", watched)
+    monkeypatch.setattr(eng, "CMP_PARALLEL_MIN", len(cand) // 2)
+    assert len(cand) < 2 * eng.CMP_CHUNK
+    split = compare_pairs(records, cand.left, cand.right, workers=2)
+    assert calls == [(2, 2)]
+    assert np.array_equal(split, levels)
+    calls.clear()
+    monkeypatch.setattr(eng, "CMP_PARALLEL_MIN", len(cand))  # fewer pairs: one process (rapidfuzz's threads)
+    assert np.array_equal(compare_pairs(records, cand.left, cand.right, workers=2), levels)
+    assert calls == [(1, 1)]

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 2_000_000  # pairs scored at a time
 CMP_CHUNK = 1_000_000  # pairs compared at a time (a task of a comparison worker)
+CMP_PARALLEL_MIN = 400_000  # pairs above which the comparison is split among the workers (fewer: threads only)
 BAND_AUTO, BAND_REVIEW, BAND_NON = "auto_match", "review", "non_match"
 BAND_BY_CODE = (BAND_NON, BAND_REVIEW, BAND_AUTO)  # the bands of ``Scores.band_codes``
 
@@ -345,16 +346,19 @@ def compare_pairs(records: Records, left: np.ndarray, right: np.ndarray, workers
     p, vocab = records.p, records.vocab
     levels = np.empty((len(left), len(FIELDS)), dtype=np.int8)
     parent = os.getpid()
+    parallel = workers > 1 and len(left) > min(CMP_PARALLEL_MIN, 2 * CMP_CHUNK)
+    # forked: at least one chunk per worker (1.5M pairs in chunks of 1M kept one core idle for a third of it);
+    # levels are per pair, whatever the chunks
+    size = min(CMP_CHUNK, -(-len(left) // workers)) if parallel else CMP_CHUNK
 
-    def compare_chunk(a: int) -> np.ndarray:
+    def compare_at(a: int) -> np.ndarray:
         if os.getpid() != parent:
             compare_mod.CPDIST_WORKERS = 1
-        return compare_fields(p, vocab, left[a:a + CMP_CHUNK], right[a:a + CMP_CHUNK])
+        return compare_fields(p, vocab, left[a:a + size], right[a:a + size])
 
-    starts = list(range(0, len(left), CMP_CHUNK))
-    for a, lv in zip(starts, fork_map(compare_chunk, starts, workers if len(left) > 2 * CMP_CHUNK else 1),
-                     strict=True):
-        levels[a:a + CMP_CHUNK] = lv
+    starts = list(range(0, len(left), size))
+    for a, lv in zip(starts, fork_map(compare_at, starts, workers if parallel else 1), strict=True):
+        levels[a:a + size] = lv
     return levels
 
 

@@ -16,6 +16,8 @@ row no more. The affected set K (changed records, the ends of match edges that a
 decisions made since the last run) is closed in memory under match edges, must-links and previous clusters and
 re-clustered from the match pairs stored inside it. Scores are a function of the pair and the frozen model, clusters a function of each component:
 the result equals a full rebuild (tested in tests/test_golden_incremental.py and test_golden_engine.py).
+A run whose inputs are the last run's (staged customers' count and newest staged_at, model, steward decisions,
+settings, matching code) and that finds the match state as that run left it ends at once (``_unchanged_run``).
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ import functools
 import hashlib
 import importlib.util
 import inspect
+import itertools
 import json
 import logging
 import os
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,6 +153,9 @@ class MatchStats:
     cpu: dict[str, float] = field(default_factory=dict)  # cumulative CPU s (this process) at the same points
     records_dirty: int = 0  # records whose content or candidate partners changed
     model: dict = field(default_factory=dict)  # estimation, priors of the model used (no values)
+    inputs: str = ""  # digest of what the run matched (``_inputs_digest``): equal next time = nothing to do
+    stored: str = ""  # digest of the match state the run left (``_stored_digest``): changed outside a run = redo
+    unchanged: bool = False  # nothing changed since the last run: it ended without matching
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -165,6 +171,9 @@ class MatchStats:
                   "pairs_scored", "pairs_match", "pairs_review", "clusters", "records_reclustered",
                   "refused_must_links"):
             lines.append(f"| {k} | {getattr(self, k)} |")
+        if self.unchanged:
+            lines.append("\nNothing changed since the last match run (staged customers, model, steward "
+                         "decisions, settings): kept its result.")
         if self.fallback_reason:
             lines.append(f"\nRan as full rebuild: {self.fallback_reason}")
         return "\n".join(lines)
@@ -318,18 +327,31 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
         return []
     q = sa.select(staged_record.c.record_key, sa.cast(staged_record.c.record, sa.Text)).where(
         staged_record.c.entity == "customers")
-    raw: dict[str, str] = {}
+    tasks = max(1, min(workers, len(keys) // DERIVE_PARALLEL_MIN + 1))
+    size = -(-len(keys) // tasks)
     if 2 * len(keys) >= population:  # most records: one scan beats hundreds of IN lists
+        # the workers' shares are the first rows the scan gives: they are derived while this process reads the
+        # rest (its own share) — reading ~1 KB of JSON per record was a third of deriving, on one core
         wanted = set(keys)
-        raw = {k: t for k, t in conn.execution_options(yield_per=10_000).execute(q) if k in wanted}
-        del wanted
-    else:
-        for chunk in _chunks(keys):
-            raw.update(conn.execute(q.where(staged_record.c.record_key.in_(chunk))).all())
+        scan = ((k, t) for k, t in conn.execution_options(yield_per=10_000).execute(q) if k in wanted)
+        head = list(itertools.islice(scan, size * (tasks - 1)))
+        shares = [head[a:a + size] for a in range(0, len(head), size)]
+        del head
+        own: list[tuple[str, str]] = []
+        parts = fork_map(_engine_rows, [own, *shares], tasks, lead=_engine_rows, meanwhile=lambda: own.extend(scan),
+                         collect=False)
+        del wanted, scan
+        at = {k: i for i, k in enumerate(keys)}
+        out: list[str | tuple] = [""] * len(keys)
+        for share, part in zip([own, *shares], parts, strict=True):
+            for (k, _), row in zip(share, part, strict=True):
+                out[at[k]] = row
+        return out
+    raw: dict[str, str] = {}
+    for chunk in _chunks(keys):
+        raw.update(conn.execute(q.where(staged_record.c.record_key.in_(chunk))).all())
     items = [(k, raw[k]) for k in keys]
     del raw
-    tasks = max(1, min(workers, len(items) // DERIVE_PARALLEL_MIN + 1))
-    size = -(-len(items) // tasks)
     parts = fork_map(_engine_rows, [items[a:a + size] for a in range(0, len(items), size)], tasks,
                      lead=_engine_rows, collect=False)
     return [row for part in parts for row in part]
@@ -491,6 +513,15 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> list
     partners = _partner_digest(len(pop.keys), left, right, pop.keys)
     return [hashlib.sha256(f"{h}|{a:016x}".encode()).hexdigest()[:32] + f"{b:016x}"
             for h, a, b in zip(pop.staged_hash, fp.tolist(), partners.tolist(), strict=True)]
+
+
+def _beside(main: Callable[[], Any], side: Callable[[], Any], workers: int) -> tuple[Any, Any]:
+    """(``main()``, ``side()``): ``side`` in a forked worker while this process runs ``main`` (in turn here when
+    ``workers`` < 2)."""
+    from hub.dedupe.parallel import fork_map
+
+    got = fork_map(lambda f: f(), [main, side], workers, lead=lambda f: f())
+    return got[0], got[1]
 
 
 def _score(fs: Any, records: Records, left: np.ndarray, right: np.ndarray,
@@ -711,7 +742,7 @@ ROW_CHUNK = 5000  # match_pair rows built (with their explanation) and inserted 
 
 
 def _pair_row_chunks(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray,
-                     scored: tuple[np.ndarray, ...], band: np.ndarray, now: datetime) -> Iterator[list[dict]]:
+                     scored: tuple[np.ndarray, ...], band: np.ndarray, now: Any) -> Iterator[list[tuple]]:
     """match_pair rows of the match / review pairs in chunks of ROW_CHUNK, built as they are inserted (a row
     with its explanation is ~2 KB of Python objects: all of them at once cost gigabytes at 1M records), with
     the explanation: the prior and every field's level and weight — ``prior.weight`` + the fields' weights ==
@@ -732,11 +763,12 @@ def _explanation_heads() -> tuple[str, list[list[str]]]:
 
 
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
-               band: np.ndarray, now: datetime, keep: np.ndarray) -> list[dict]:
+               band: np.ndarray, now: Any, keep: np.ndarray) -> list[tuple]:
     """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
-    pairs' ``Scores.band_codes``), for ``PAIR_INSERT``: the explanation as the JSON text the store would write
-    for its dict, put together from text pieces (a dict per field and pair, encoded by the store, cost three
-    times as much); a pair with a weight that is no finite number goes through the dict and ``json_text``."""
+    pairs' ``Scores.band_codes``), tuples in the order of ``PAIR_COLUMNS`` (``now``: from ``_bound_time``): the
+    explanation as the JSON text the store would write for its dict, put together from text pieces (a dict per
+    field and pair, encoded by the store, cost three times as much); a pair with a weight that is no finite
+    number goes through the dict and ``json_text``."""
     from hub.dedupe import FIELDS, explain
 
     mw, prob, conflict, levels = scored
@@ -761,13 +793,90 @@ def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, s
             for k, f in enumerate(FIELDS):
                 expl[f.name] = {"level": (("missing",) + f.labels)[lv[k] + 1], "weight": round(cw[k], 3)}
             text = json_text(expl)
-        out.append({"left_key": keys[lft], "right_key": keys[rgt], "match_weight": w, "match_probability": pr,
-                    "band": "match" if bd else "review", "explanation_json": text, "scored_at": now})
+        out.append((keys[lft], keys[rgt], w, pr, "match" if bd else "review", text, now))
     return out
 
 
-# match_pair rows of ``_pair_rows``: the explanation arrives as JSON text (a JSON column would encode it again)
-PAIR_INSERT = match_pair.insert().values(explanation=sa.bindparam("explanation_json", type_=sa.Text))
+PAIR_COLUMNS = ("left_key", "right_key", "match_weight", "match_probability", "band", "explanation", "scored_at")
+RECORD_COLUMNS = ("record_key", "record_hash", "cluster_key", "changed_run", "matched_at", "input_hash", "engine_row")
+
+
+def _bound_time(conn: Connection, ts: datetime) -> Any:
+    """``ts`` as a value of a row for ``_insert_rows``: on SQLite the text SQLAlchemy's DateTime stores (the rows
+    go to the driver as they are), elsewhere the datetime."""
+    if conn.dialect.name != "sqlite":
+        return ts
+    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(ts) if process is not None else ts
+
+
+def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: Sequence[tuple]) -> None:
+    """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
+    ``_bound_time``). On SQLite straight to the driver's executemany: SQLAlchemy's processing of every parameter
+    of every row cost more than the insert itself (107k match_record and 47k match_pair rows at 100k customers).
+    Elsewhere SQLAlchemy's executemany (it batches rows into multi-row INSERTs)."""
+    if not rows:
+        return
+    if conn.dialect.name == "sqlite":
+        quote = conn.dialect.identifier_preparer.quote
+        conn.exec_driver_sql(f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
+                             f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})",
+                             list(rows))
+        return
+    # a JSON column's value arrives as JSON text (the column type would encode it again)
+    values = {n: sa.bindparam(f"p_{n}", type_=sa.Text if isinstance(table.c[n].type, sa.JSON) else table.c[n].type)
+              for n in names}
+    keys = [f"p_{n}" for n in names]
+    conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
+
+
+def _inputs_state(conn: Connection, settings: MatchSettings, constraints: Any) -> list:
+    """What a match run reads besides the records' content and the model, read at its start: the staged
+    customers' count and newest ``staged_at`` (staging stamps every record it writes; a deleted one lowers the
+    count), the steward decisions, the settings and the matching code."""
+    count, newest = conn.execute(sa.select(sa.func.count(), sa.func.max(staged_record.c.staged_at))
+                                 .where(staged_record.c.entity == "customers")).one()
+    return [count, str(newest), constraints.must_link, constraints.cannot_link,
+            sorted((f"{a}\x00{b}", str(t)) for (a, b), t in constraints.decided_at.items()),
+            settings.model_dump(mode="json"), _engine_signature(), _matching_code()]
+
+
+@functools.cache
+def _matching_files() -> str:
+    """Digest of the engine's and this module's source: new matching code matches again."""
+    h = hashlib.sha256()
+    for f in sorted(Path(importlib.util.find_spec("hub.dedupe").origin).parent.glob("*.py")) + [Path(__file__)]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _matching_code() -> str:
+    """``_matching_files`` and the engine verbs this run calls (one replaced at run time is other code)."""
+    import hub.dedupe as engine
+
+    verbs = [getattr(engine, v) for v in ("prepare_records", "block", "compare_pairs", "fit", "score",
+                                         "cluster_records", "explain")]
+    return _matching_files() + "|" + "|".join(f"{f.__module__}.{f.__qualname__}" for f in verbs)
+
+
+def _stored_digest(conn: Connection) -> str:
+    """Digest of the match state's shape: match_record and match_pair row counts and the stored candidate set's
+    run and key digest. Different from what the last run left: the state was changed outside a match run (a
+    record's match state or the candidate set deleted), and the run is not skipped."""
+    records = conn.execute(sa.select(sa.func.count()).select_from(match_record)).scalar_one()
+    pairs = conn.execute(sa.select(sa.func.count()).select_from(match_pair)).scalar_one()
+    cand = conn.execute(sa.select(match_candidates.c.part, match_candidates.c.run_id, match_candidates.c.keys_digest,
+                                  match_candidates.c.records, match_candidates.c.pairs)
+                        .order_by(match_candidates.c.part)).all()
+    text = json.dumps([records, pairs, [list(r) for r in cand]], default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _inputs_digest(state: list, model_id: int | None) -> str:
+    """Digest of ``_inputs_state`` and the model in use: equal to the last run's, matching would store what is
+    stored."""
+    text = json.dumps([*state, model_id], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _index_pairs(pos: dict[str, int], pairs: Iterable[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
@@ -801,8 +910,14 @@ def match_and_cluster(
     with store.engine.connect() as conn:
         prev = last_run(conn, "match")
         latest = None if retrain or matcher == "fixed" else latest_model(conn, matcher)
-        pop = _load_population(conn, use_cache=mode != "full", workers=workers)
         constraints = load_constraints(conn)
+        inputs = _inputs_state(conn, settings, constraints)
+        stats.inputs = _inputs_digest(inputs, 0 if matcher == "fixed" else latest[0] if latest else None)
+        if mode == "incremental" and (latest is not None or matcher == "fixed") and prev is not None \
+                and prev.matcher == matcher and (prev.stats or {}).get("inputs") == stats.inputs \
+                and (prev.stats or {}).get("stored") == _stored_digest(conn):
+            return _unchanged_run(store, stats, prev, started, t0)
+        pop = _load_population(conn, use_cache=mode != "full", workers=workers)
         old = {k: (h, c, r, ih) for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(
             sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
                       match_record.c.changed_run, match_record.c.input_hash))}
@@ -818,18 +933,22 @@ def match_and_cluster(
     _mark(stats, "block", t0, c0)
 
     trained = False
+    hashes: list[str] | None = None
     fit_scored = None  # scores and levels of every candidate pair when this run fitted the model on them
     if matcher == "fixed":
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
     elif latest is None:
         if cand is not None and len(left):
-            model, fit_scored = _fit_model(records, cand, ds)
+            # the match hashes need only the records and candidate pairs: computed on the other core meanwhile
+            (model, fit_scored), hashes = _beside(lambda: _fit_model(records, cand, ds),
+                                                  lambda: _match_hashes(pop, left, right), workers)
         else:
             from hub.dedupe import empty_model
 
             model = MatchModel(fs=empty_model())
         with store.begin() as conn:
             model_id = _store_model(conn, matcher, model, n)
+        stats.inputs = _inputs_digest(inputs, model_id)  # the model this run's result was scored with
         trained = True
         _mark(stats, "train", t0, c0)
     else:
@@ -854,7 +973,8 @@ def match_and_cluster(
     full = mode == "full" or stats.fallback_reason is not None
     stats.mode = "full" if full else "incremental"
 
-    hashes = _match_hashes(pop, left, right)
+    if hashes is None:
+        hashes = _match_hashes(pop, left, right)
     present = set(keys)
     deleted = set(old) - present
     stored = [old.get(k, ("",))[0] or "" for k in keys]
@@ -871,6 +991,7 @@ def match_and_cluster(
         with store.begin() as conn:
             stats.run_id = _start_run(conn, "match", "incremental", matcher, started)
             _refresh_cache(conn, pop, set(), old)
+            stats.stored = _stored_digest(conn)
             _finish_run(conn, stats.run_id, stats.as_dict())
         stats.seconds = round(time.perf_counter() - t0, 3)
         return stats
@@ -953,8 +1074,9 @@ def match_and_cluster(
             new_edges = {(keys[a], keys[b]) for a, b in zip(sl[auto].tolist(), sr[auto].tolist(), strict=True)}
             seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
             seeds.update(k for e in old_edges ^ new_edges for k in e)
-        for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, now):
-            conn.execute(PAIR_INSERT, chunk)
+        bound_now = _bound_time(conn, now)
+        for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, bound_now):
+            _insert_rows(conn, match_pair, PAIR_COLUMNS, chunk)
 
         # 3. the affected set K: closed under match edges, must-links and previous clusters
         limit = max(int(settings.full_rebuild_share * n), 1)
@@ -1010,14 +1132,13 @@ def match_and_cluster(
             o = old.get(k)
             if o is not None and o[0] == hashes[i] and o[1] == clusters[k]:
                 continue
-            writes.append({"record_key": k, "record_hash": hashes[i], "cluster_key": clusters[k],
-                           "changed_run": run_id, "matched_at": now, "input_hash": pop.input_hash[i],
-                           "engine_row": pop.row_text[i]})
-        for chunk in _chunks(sorted(deleted | {w["record_key"] for w in writes})):
+            writes.append((k, hashes[i], clusters[k], run_id, bound_now, pop.input_hash[i], pop.row_text[i]))
+        written = {w[0] for w in writes}
+        # only records that have a row (a first run's table is empty: no deletes at all)
+        for chunk in _chunks(sorted(deleted | (written & old.keys()))):
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
         for chunk in _chunks(writes, 5000):
-            conn.execute(match_record.insert(), list(chunk))
-        written = {w["record_key"] for w in writes}
+            _insert_rows(conn, match_record, RECORD_COLUMNS, chunk)
         # a record whose partners moved but whose cluster stayed keeps its row: its digest is brought up to
         # date all the same, or a partner that leaves and comes back in a later run would look unmoved then
         stale = [{"b_key": keys[i], "record_hash": hashes[i]} for i in np.flatnonzero(dirty).tolist()
@@ -1031,11 +1152,31 @@ def match_and_cluster(
         stats.records_rematched = len(affected)
         stats.records_reclustered = len(writes) + len(deleted)
         stats.clusters = len(set(clusters.values()))
+        stats.stored = _stored_digest(conn)
         _finish_run(conn, run_id, stats.as_dict())
     _mark(stats, "write", t0, c0)
     stats.seconds = round(time.perf_counter() - t0, 3)
     log.info("match_and_cluster %s (%s): %d records re-matched in %.2fs", stats.mode, stats.matcher,
              stats.records_rematched, stats.seconds)
+    return stats
+
+
+def _unchanged_run(store: Store, stats: MatchStats, prev: Any, started: datetime, t0: float) -> MatchStats:
+    """A run that found nothing changed since ``prev`` (same inputs, and the match state as ``prev`` left it):
+    recorded as a run (the next one compares with it) that keeps ``prev``'s result — the stored pairs, clusters
+    and candidate set stay as they are, which is what matching the same input again would store."""
+    before = prev.stats or {}
+    stats.mode = "incremental"
+    stats.unchanged = True
+    stats.model = dict(before.get("model") or {})
+    stats.records_total = int(before.get("records_total") or 0)
+    stats.clusters = int(before.get("clusters") or 0)
+    stats.stored = str(before.get("stored") or "")
+    with store.begin() as conn:
+        stats.run_id = _start_run(conn, "match", "incremental", stats.matcher, started)
+        stats.seconds = round(time.perf_counter() - t0, 3)
+        _finish_run(conn, stats.run_id, stats.as_dict())
+    log.info("match_and_cluster: nothing changed since run %d", prev.id)
     return stats
 
 

@@ -1,0 +1,75 @@
+"""A match run with nothing changed since the last one (same staged customers, model, steward decisions and
+settings) ends without matching, and the stored state is the one matching again would leave; any change runs."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hub.golden import match_and_cluster
+from hub.golden.review import decide
+from hub.golden.synthetic import stage_records, synthetic_records
+from hub.golden.tables import match_model, match_record, match_run
+from hub.store import Store, match_candidates, match_pair
+
+CFG = {"engine": "dedupe", "workers": 1}
+
+
+def _state(store: Store) -> list:
+    with store.engine.connect() as conn:
+        return [
+            conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.match_weight,
+                                   match_pair.c.band, sa.cast(match_pair.c.explanation, sa.Text))
+                         .order_by(match_pair.c.left_key, match_pair.c.right_key)).all(),
+            conn.execute(sa.select(match_record.c.record_key, match_record.c.record_hash, match_record.c.cluster_key,
+                                   match_record.c.changed_run, match_record.c.engine_row)
+                         .order_by(match_record.c.record_key)).all(),
+            conn.execute(sa.select(match_candidates.c.part, match_candidates.c.data)).all(),
+            conn.execute(sa.select(match_model.c.id)).all(),
+        ]
+
+
+def _runs(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(match_run).where(match_run.c.kind == "match")
+                            ).scalar_one()
+
+
+def test_a_run_with_nothing_changed_ends_early_and_keeps_the_state(store: Store) -> None:
+    records = list(synthetic_records(120, seed=5))
+    stage_records(store, records)
+    first = match_and_cluster(store, CFG)
+    assert first.mode == "full" and not first.unchanged
+    before = _state(store)
+
+    again = match_and_cluster(store, CFG)
+    assert again.unchanged and again.mode == "incremental"
+    assert "prepare" not in again.timings  # the population was not read
+    assert again.records_total == first.records_total and again.model == first.model
+    assert _state(store) == before
+    assert _runs(store) == 2  # recorded as a run: the next one compares with it
+    assert match_and_cluster(store, CFG).unchanged  # and again
+
+    # the match state changed outside a match run (a record's row deleted): it runs
+    with store.begin() as conn:
+        conn.execute(match_record.delete().where(match_record.c.record_key == before[1][0][0]))
+    assert not match_and_cluster(store, CFG).unchanged
+    assert match_and_cluster(store, CFG).unchanged
+
+    # a full rebuild is asked for: it runs
+    assert not match_and_cluster(store, CFG, mode="full").unchanged
+
+    # a steward decision since: it runs (and after it, nothing changed again)
+    pair = before[0][0]
+    decide(store, pair[0], pair[1], "no-match", by="test")
+    decided = match_and_cluster(store, CFG)
+    assert not decided.unchanged and decided.mode == "incremental"
+    assert match_and_cluster(store, CFG).unchanged
+
+    # other settings: it runs
+    assert not match_and_cluster(store, {**CFG, "full_rebuild_share": 0.9}).unchanged
+
+    # a record staged again (changed content): it runs and re-matches it
+    changed = dict(records[0], given_name="Zebediah")
+    stage_records(store, [changed])
+    after = match_and_cluster(store, {**CFG, "full_rebuild_share": 0.9})
+    assert not after.unchanged and after.records_new_or_changed == 1
