@@ -386,8 +386,10 @@ class SqlErpConnector:
         else:
             q = sa.select(t, fk.label("_hub_parent")).where(fk.in_(ids)).order_by(fk, t.c[child.get("key", "id")])
         out: dict[Any, list[dict]] = {}
-        for r in conn.execute(q):
-            m = dict(r._mapping)
+        result = conn.execute(q)
+        names = list(result.keys())
+        for values in result.tuples():  # tuples and zip: a Row's mapping cost more than the row itself
+            m = dict(zip(names, values, strict=True))
             out.setdefault(m.pop("_hub_parent"), []).append(m)
         return out
 
