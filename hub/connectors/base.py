@@ -630,7 +630,10 @@ def _orjson_exact(obj: Any) -> bool:
         return t in _LEAVES
     if set(map(type, members)) <= _LEAVES:
         return True
-    return all(_orjson_exact(v) for v in members if type(v) not in _LEAVES)
+    for v in members:
+        if type(v) not in _LEAVES and not _orjson_exact(v):
+            return False
+    return True
 
 
 def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
