@@ -6,7 +6,8 @@
 ``--records`` is the number of generated people; each system sees a share of them (the table prints the
 real record counts). Every entity is pulled twice into a fresh SQLite hub store: the first (initial) pull
 lands everything, the second is the no-change sync (everything read again for full-sweep entities, nothing
-landed). The sandbox HTTP servers run in a child process (not sharing the GIL with the connector), with
+landed). The table gives the first pull's CPU seconds per 1,000 records (this process's user + system time: the
+figure wall time hides on a shared machine; the servers' CPU is theirs). The sandbox HTTP servers run in a child process (not sharing the GIL with the connector), with
 TCP_NODELAY set on their handlers: the stdlib handler writes headers and body in two sends, so with Nagle
 on (``--nagle``) Nagle + delayed ACK add ~40 ms to every request and the HTTP figures measure that instead.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -61,6 +63,11 @@ def serve_elsewhere(world_dir: Path, nodelay: bool) -> Iterator[Endpoints]:
             proc.terminate()
 
 
+def _cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=100_000, help="people in the generated world")
@@ -77,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     SandboxWorld.create_or_load(world_dir, customers=args.records, seed=args.seed)  # generate once
     print(f"world: {args.records} people in {time.perf_counter() - t0:.1f}s ({world_dir})", flush=True)
 
-    rows: list[tuple[str, str, int, float, float]] = []
+    rows: list[tuple[str, str, int, float, float, float]] = []
     nodelay = not args.nagle
     with serve_elsewhere(world_dir, nodelay) as ep:
         connectors = [
@@ -89,19 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         for conn in connectors:
             store = Store(f"sqlite:///{work}/hub-{conn.system}.db")
             for entity in conn.entities:
+                cpu0 = _cpu()
                 first = run_pull(conn, store, entity)
+                cpu_k = (_cpu() - cpu0) / max(first.records, 1) * 1000
                 second = run_pull(conn, store, entity)
                 assert second.new == 0 and second.changed == 0, "a no-change sync must land nothing"
-                rows.append((conn.system, entity, first.new, first.records_per_second, second.seconds))
-                print(f"  {conn.system}/{entity}: {first.new} records, {first.records_per_second:,.0f} rec/s "
-                      f"first pull, {second.seconds:.2f}s no-change sync", flush=True)
+                rows.append((conn.system, entity, first.new, first.records_per_second, cpu_k, second.seconds))
+                print(f"  {conn.system}/{entity}: {first.new} records, {first.records_per_second:,.0f} rec/s, "
+                      f"{cpu_k:.3f} CPU s/1k first pull, {second.seconds:.2f}s no-change sync", flush=True)
             store.dispose()
 
     print()
-    print(f"| system | entity | records | first pull rec/s | no-change sync s |   (TCP_NODELAY={nodelay})")
-    print("|---|---|---:|---:|---:|")
-    for system, entity, n, rps1, secs2 in rows:
-        print(f"| {system} | {entity} | {n} | {rps1:,.0f} | {secs2:.2f} |")
+    print(f"| system | entity | records | first pull rec/s | first pull CPU s/1k | no-change sync s |"
+          f"   (TCP_NODELAY={nodelay})")
+    print("|---|---|---:|---:|---:|---:|")
+    for system, entity, n, rps1, cpu_k, secs2 in rows:
+        print(f"| {system} | {entity} | {n} | {rps1:,.0f} | {cpu_k:.3f} | {secs2:.2f} |")
     tmp.cleanup()  # hub stores, and the world unless --world kept it elsewhere
     return 0
 

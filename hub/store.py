@@ -531,6 +531,45 @@ class LandingRecord(NamedTuple):
     payload: dict
     payload_hash: str
     hub_state: dict | None = None  # the hub's own fields as the source holds them; None = not reported
+    # the payload as ``json_text`` writes it, when the connector encoded it already (connectors.base
+    # landing_record): land_page stores this text and does not encode the payload again
+    payload_text: str | None = None
+
+
+def _payload_text(rec: LandingRecord) -> str:
+    return rec.payload_text if rec.payload_text is not None else json_text(rec.payload)
+
+
+def _json_text_param(conn: Connection, name: str) -> Any:
+    """A bound parameter carrying JSON text (``json_text``) into a JSON column, not encoded again."""
+    p = sa.bindparam(name, type_=sa.Text)
+    return sa.cast(p, landing.c.payload.type) if conn.dialect.name == "postgresql" else p
+
+
+_LANDING_INSERT = ("source", "entity", "source_id", "payload", "payload_hash", "staged_hash", "hub_state",
+                   "hub_state_hash", "first_landed_at", "landed_at")
+
+
+def _insert_landing(conn: Connection, source: str, entity: str, rows: list[tuple], now: datetime) -> None:
+    """INSERT new landing rows ``(source_id, payload text, payload hash, hub_state text, hub_state hash)``. On
+    SQLite straight to the driver's executemany (times as SQLAlchemy's DateTime writes them): SQLAlchemy's
+    processing of every parameter cost about as much as the driver's executemany itself. Elsewhere
+    SQLAlchemy's executemany (multi-row INSERTs)."""
+    if conn.dialect.name == "sqlite":
+        process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        ts = process(now) if process is not None else now
+        prep = conn.dialect.identifier_preparer
+        sql = (f"INSERT INTO {prep.format_table(landing)} ({', '.join(prep.quote(n) for n in _LANDING_INSERT)}) "
+               f"VALUES ({', '.join('?' * len(_LANDING_INSERT))})")
+        conn.exec_driver_sql(sql, [(source, entity, sid, text, h, None, hub, hh, ts, ts)
+                                   for sid, text, h, hub, hh in rows])
+        return
+    values = {n: _json_text_param(conn, f"p_{n}") if n in ("payload", "hub_state")
+              else sa.bindparam(f"p_{n}", type_=landing.c[n].type) for n in _LANDING_INSERT}
+    conn.execute(landing.insert().values(values), [
+        {"p_source": source, "p_entity": entity, "p_source_id": sid, "p_payload": text, "p_payload_hash": h,
+         "p_staged_hash": None, "p_hub_state": hub, "p_hub_state_hash": hh, "p_first_landed_at": now,
+         "p_landed_at": now} for sid, text, h, hub, hh in rows])
 
 
 class LandingCounts(NamedTuple):
@@ -773,36 +812,23 @@ class Store:
                     )
                 ):
                     existing[sid] = (h, hs)
-            inserts, updates, held = [], [], []
+            inserts: list[tuple] = []
+            updates, held = [], []
             for sid, rec in by_id.items():
                 held_hash = None if rec.hub_state is None else payload_hash(rec.hub_state)
                 old = existing.get(sid)
                 if old is None:
-                    inserts.append(
-                        {
-                            "source": source,
-                            "entity": entity,
-                            "source_id": sid,
-                            "payload": rec.payload,
-                            "payload_hash": rec.payload_hash,
-                            "staged_hash": None,
-                            "hub_state": rec.hub_state,
-                            "hub_state_hash": held_hash,
-                            "first_landed_at": now,
-                            "landed_at": now,
-                        }
-                    )
+                    # (None is stored as JSON null, as the JSON column type writes it)
+                    inserts.append((sid, _payload_text(rec), rec.payload_hash, json_text(rec.hub_state), held_hash))
                     continue
                 if old[0] != rec.payload_hash:
-                    updates.append(
-                        {"b_sid": sid, "payload": rec.payload, "payload_hash": rec.payload_hash}
-                    )
+                    updates.append({"b_sid": sid, "payload": _payload_text(rec), "payload_hash": rec.payload_hash})
                 else:
                     unchanged += 1
                 if held_hash is not None and held_hash != old[1]:
                     held.append({"b_sid": sid, "hub_state": rec.hub_state, "hub_state_hash": held_hash})
             if inserts:
-                conn.execute(landing.insert(), inserts)
+                _insert_landing(conn, source, entity, inserts, now)
                 new = len(inserts)
             where = (landing.c.source == source, landing.c.entity == entity,
                      landing.c.source_id == sa.bindparam("b_sid"))
@@ -810,7 +836,7 @@ class Store:
                 conn.execute(
                     landing.update()
                     .where(*where)
-                    .values(payload=sa.bindparam("payload"), payload_hash=sa.bindparam("payload_hash"),
+                    .values(payload=_json_text_param(conn, "payload"), payload_hash=sa.bindparam("payload_hash"),
                             landed_at=now),
                     updates,
                 )

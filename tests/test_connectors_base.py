@@ -394,3 +394,66 @@ def test_run_push_connector_crash_keeps_rows_pending(tmp_path: Path) -> None:
     stats = run_push(Down([]), store, batch_size=2)
     assert stats.error == 2 and stats.batches == 1  # stopped after the first failing batch
     assert len(store.pending_pushes("listsrc")) == 4
+
+
+# --------------------------------------------------------------------------------------------------------------
+# landing_record: the stored text and the hash written once, exactly as the general path writes them
+
+# values where a fast JSON writer may differ from the store's json.dumps: non-ASCII, escapes, integers at and
+# beyond 64 bits, floats where repr switches to exponent notation, non-finite floats, nesting, tuples
+_ODD_VALUES: list[Any] = [
+    "王小明 · Zoë", 'quote " back\\ \n\t\x01\x1f\x7f \u2028 😀', 2**63 - 1, 2**63, 2**64 - 1, 2**64, 2**70,
+    -(2**63), -(2**63) - 1, 0.1, 3.0, 1e-05, 0.00012, 0.0001, 123456789012345.6, 1e16, 1.5e300, 5e-324, -0.0,
+    float("nan"), float("inf"), [{"b": 1, "a": [1.5, None, True, False]}], (1, "x"), {"é": {"z": 1, "a": 2}},
+    "\ud800",  # a lone surrogate
+]
+
+
+@pytest.mark.parametrize("value", _ODD_VALUES, ids=[repr(v)[:30] for v in _ODD_VALUES])
+def test_landing_record_text_and_hash_equal_the_general_paths(value: Any) -> None:
+    from hub.connectors.base import landing_record
+    from hub.store import json_text, payload_hash
+
+    payload = {"id": 7, "name": "张伟", "value": value, "write_date": "2025-01-01T00:00:00"}
+    view = {k: v for k, v in payload.items() if k != "write_date"}
+    if value == "\ud800":  # the general path cannot hash it either: the same error
+        with pytest.raises(UnicodeEncodeError):
+            payload_hash(view)
+        with pytest.raises(UnicodeEncodeError):
+            landing_record(7, payload, view)
+        return
+    rec = landing_record(7, payload, view)
+    assert rec.payload_hash == payload_hash(view)
+    assert rec.payload_text in (None, json_text(payload))  # None: the store encodes it (the general path)
+    assert landing_record(7, payload).payload_hash == payload_hash(payload)
+
+
+def test_landing_record_encodes_a_plain_payload_once() -> None:
+    from hub.connectors.base import landing_record
+    from hub.store import json_text, payload_hash
+
+    payload = {"z": "中文", "id": 2**63, "lines": [{"qty": 3.0, "price": "10.50", "b": None, "a": True}]}
+    rec = landing_record("1", payload)
+    assert rec.payload_text == json_text(payload)  # the text the store writes, not encoded again
+    assert rec.payload_hash == payload_hash(payload)
+
+
+def test_landed_text_is_what_the_json_column_writes(store: Store) -> None:
+    """Records from landing_record (pre-encoded or not) land as the text the store's JSON column writes."""
+    import sqlalchemy as sa
+
+    from hub.connectors.base import landing_record
+    from hub.store import json_text, landing
+
+    payloads = {str(i): {"id": i, "名": "王", "v": v} for i, v in enumerate(
+        v for v in _ODD_VALUES if v == v and v not in (float("inf"), "\ud800"))}  # PostgreSQL's json: no NaN
+    records = [landing_record(sid, p, hub_state={"golden_id": "G1"} if sid == "0" else None)
+               for sid, p in payloads.items()]
+    assert any(r.payload_text is not None for r in records) and any(r.payload_text is None for r in records)
+    assert store.land_page("erp", "customers", records, {"after": 1}).new == len(records)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(landing.c.source_id, sa.cast(landing.c.payload, sa.Text),
+                                      sa.cast(landing.c.hub_state, sa.Text), landing.c.payload_hash)).all()
+    assert {sid: (text, hub) for sid, text, hub, _ in rows} == {
+        sid: (json_text(p), json_text({"golden_id": "G1"} if sid == "0" else None)) for sid, p in payloads.items()}
+    assert {sid: h for sid, _, _, h in rows} == {r.source_id: r.payload_hash for r in records}

@@ -325,10 +325,10 @@ class SqlErpConnector:
                         for name, child in (spec.get("children") or {}).items()}
         records = []
         for row in rows:
-            payload = to_jsonable(row)
+            payload = _jsonable_row(dict(row))
             view = {k: v for k, v in payload.items() if k not in self.hash_exclude}
             for name, child in (spec.get("children") or {}).items():
-                kids = [to_jsonable(k) for k in attached[name].get(row[key_name], [])]
+                kids = [_jsonable_row(k) for k in attached[name].get(row[key_name], [])]
                 payload[name] = kids
                 view[name] = [
                     {k: v for k, v in kid.items() if k not in self.hash_exclude}
@@ -386,8 +386,10 @@ class SqlErpConnector:
         else:
             q = sa.select(t, fk.label("_hub_parent")).where(fk.in_(ids)).order_by(fk, t.c[child.get("key", "id")])
         out: dict[Any, list[dict]] = {}
-        for r in conn.execute(q):
-            m = dict(r._mapping)
+        result = conn.execute(q)
+        names = list(result.keys())
+        for values in result.tuples():  # tuples and zip: a Row's mapping cost more than the row itself
+            m = dict(zip(names, values, strict=True))
             out.setdefault(m.pop("_hub_parent"), []).append(m)
         return out
 
@@ -700,6 +702,18 @@ class SqlErpConnector:
             if col in table.c and col not in out:
                 out[col] = now
         return out
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _jsonable_row(row: dict) -> dict:
+    """``to_jsonable`` of a row dict of our own (str column names), converting its few non-plain values
+    (dates, Decimal) in place: a new dict per row and child row was a large share of an ERP pull."""
+    for k, v in row.items():
+        if type(v) not in _PLAIN:
+            row[k] = to_jsonable(v)
+    return row
 
 
 def _pruned_own(own: dict | None, lb: str | None) -> dict | None:
