@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import json
 import logging
 import time
 import typing
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
@@ -52,6 +50,7 @@ from hub.store import (
     chunked,
     gc_paused,
     is_pruned,
+    json_bytes,
     json_value,
     landing,
     payload_hash,
@@ -454,16 +453,6 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
     return chunked(items, size)
 
 
-# the store's JSON encoding (hub.store's engine serialiser) of JSON-native values: records come from
-# model_dump(mode="json"), so its ``default`` hook never runs for them. One encoder for all calls: json.dumps
-# with options builds a new one per call (measured: a third of the cost of encoding a record)
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-# orjson writes the same bytes as _dumps for str, int (64-bit), bool, None, lists and str-keyed dicts; it differs
-# on floats (1e-05 vs 0.00001, NaN) and takes types _dumps refuses. Those raise here (passthrough options, big
-# ints, lone surrogates, non-str keys) and go to _dumps; floats are kept away by _FLOATLESS below
-_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
 def _holds_float(tp: Any, seen: set[Any] | None = None) -> bool:
     """Whether a value of the annotation ``tp`` can hold a float anywhere (nested models, lists, dicts, Any)."""
     seen = set() if seen is None else seen
@@ -477,18 +466,8 @@ def _holds_float(tp: Any, seen: set[Any] | None = None) -> bool:
     return any(_holds_float(a, seen) for a in typing.get_args(tp) if not isinstance(a, str | int | bool))
 
 
-# canonical entities whose records hold no float, so orjson's encoding of them is _dumps' byte for byte
+# canonical entities whose records hold no float: json_bytes tries orjson on them without walking the record
 _FLOATLESS = frozenset(e for e, model in ENTITY_MODELS.items() if not _holds_float(model))
-
-
-def _json_bytes(value: Any, fast: bool) -> bytes:
-    """``_dumps(value)`` as UTF-8 (lone surrogates passed through, as the hash has always read them)."""
-    if fast:
-        try:
-            return orjson.dumps(value, option=_ORJSON_STRICT)
-        except TypeError:  # orjson.JSONEncodeError: a value outside orjson's exact common ground with _dumps
-            pass
-    return _dumps(value).encode("utf-8", "surrogatepass")
 
 
 def _encoded(rec: Any) -> tuple[str, str, str]:
@@ -497,9 +476,11 @@ def _encoded(rec: Any) -> tuple[str, str, str]:
     ``[record, quality_flags, customer_key]``, which is those encodings joined by commas in brackets. Records
     are JSON-native values in model field order, so the plain (unsorted) encoding is deterministic."""
     fast = rec.entity in _FLOATLESS
-    record, flags = _json_bytes(rec.record, fast), _json_bytes(rec.quality_flags, True)
+    record = json_bytes(rec.record, floatless=fast, errors="surrogatepass")
+    flags = json_bytes(rec.quality_flags, floatless=True, errors="surrogatepass")
     key = rec.customer_key
-    blob = b"".join((b"[", record, b",", flags, b",", b"null" if key is None else _json_bytes(key, True), b"]"))
+    key_text = b"null" if key is None else json_bytes(key, floatless=True, errors="surrogatepass")
+    blob = b"".join((b"[", record, b",", flags, b",", key_text, b"]"))
     return (hashlib.sha256(blob).hexdigest(), record.decode("utf-8", "surrogatepass"),
             flags.decode("utf-8", "surrogatepass"))
 

@@ -50,6 +50,7 @@ from hub.store import (  # noqa: F401 - chunked is re-exported to connectors
     claim_token,
     json_value,
     jsonable,
+    orjson_exact,
     payload_hash,
 )
 
@@ -601,41 +602,6 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-# Floats orjson writes as json.dumps does (repr): outside this range repr switches to exponent notation at other
-# points than orjson (1e-05 vs 0.00001), and orjson writes NaN / infinities as null.
-_FLOAT_LOW, _FLOAT_HIGH = 1e-4, 1e16
-
-
-_LEAVES = frozenset({str, int, bool, type(None)})
-_STR = frozenset({str})
-
-
-def _orjson_exact(obj: Any) -> bool:
-    """Does orjson write ``obj`` byte for byte as the store's ``json.dumps`` (compact, ``ensure_ascii=False``,
-    and with ``OPT_SORT_KEYS`` as ``canonical_json``)? True for trees of exactly dict (str keys) / list / tuple
-    / str / int / bool / None and floats in the range above. Integers beyond 64 bits make orjson raise
-    TypeError (the caller falls back); anything else (subclasses, datetimes, Decimal ...) is left to json.
-    The types of a container's members are collected by ``set(map(type, ...))`` (in C): a loop over every
-    value in Python cost as much as the encoding it saves."""
-    t = type(obj)
-    if t is dict:
-        if not set(map(type, obj)) <= _STR:
-            return False
-        members: Any = obj.values()
-    elif t is list or t is tuple:
-        members = obj
-    elif t is float:
-        return obj == 0.0 or _FLOAT_LOW <= abs(obj) < _FLOAT_HIGH
-    else:
-        return t in _LEAVES
-    if set(map(type, members)) <= _LEAVES:
-        return True
-    for v in members:
-        if type(v) not in _LEAVES and not _orjson_exact(v):
-            return False
-    return True
-
-
 def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
                    hub_state: dict | None = None) -> LandingRecord:
     """Build a LandingRecord. ``hash_view`` is the payload with hub-owned fields removed (echo suppression):
@@ -643,10 +609,10 @@ def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
     hub's own fields (the connector's held view), for the drift check.
 
     The payload's stored text (``store.json_text``) and the hash's canonical text are written here by orjson
-    where it writes exactly what ``json.dumps`` would (``_orjson_exact``): the two encodings were the largest
+    where it writes exactly what ``json.dumps`` would (``orjson_exact``): the two encodings were the largest
     share of a pull's CPU (json.dumps ~20-50 us a record, twice). Anything else takes the general path."""
     view = payload if hash_view is None else hash_view
-    if _orjson_exact(payload) and (hash_view is None or _orjson_exact(hash_view)):
+    if orjson_exact(payload) and (hash_view is None or orjson_exact(hash_view)):
         try:
             text = orjson.dumps(payload)
             canonical = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
