@@ -73,3 +73,24 @@ def test_a_run_with_nothing_changed_ends_early_and_keeps_the_state(store: Store)
     stage_records(store, [changed])
     after = match_and_cluster(store, {**CFG, "full_rebuild_share": 0.9})
     assert not after.unchanged and after.records_new_or_changed == 1
+
+
+def test_an_upgraded_standardising_or_comparing_library_matches_again(store: Store, monkeypatch) -> None:
+    """A new phonenumbers / pypinyin / rapidfuzz … can standardise or compare differently: the run is not skipped
+    and the cached engine rows are derived again (the cache key is the engine signature)."""
+    import hub.golden.matching as matching
+
+    stage_records(store, list(synthetic_records(80, seed=7)))
+    match_and_cluster(store, CFG)
+    assert match_and_cluster(store, CFG).unchanged
+    real = matching._version
+    monkeypatch.setattr(matching, "_version", lambda p: "999.0" if p == "phonenumbers" else real(p))
+    matching._engine_signature.cache_clear()
+    try:
+        upgraded = match_and_cluster(store, CFG)
+        assert not upgraded.unchanged
+        assert upgraded.records_new_or_changed == 0  # the same records, derived again under the new signature
+        assert match_and_cluster(store, CFG).unchanged
+    finally:
+        monkeypatch.undo()
+        matching._engine_signature.cache_clear()

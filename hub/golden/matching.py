@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import importlib.util
 import inspect
 import itertools
@@ -254,7 +255,20 @@ def _engine_signature() -> str:
         files += sorted(f for f in Path(loc).rglob("*") if f.is_file() and "__pycache__" not in f.parts)
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
+    # the libraries the standardisers and comparisons call: an upgrade can change a derived value or a level
+    h.update(repr([_version(p) for p in _ENGINE_LIBRARIES]).encode())
     return h.hexdigest()[:16]
+
+
+_ENGINE_LIBRARIES = ("phonenumbers", "pypinyin", "opencc", "rapidfuzz", "email-validator", "pycountry",
+                     "python-dateutil", "numpy", "pandas")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _input_hash(staged_hash: str) -> str | None:
