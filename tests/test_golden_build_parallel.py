@@ -18,7 +18,8 @@ from hub.store import Store, golden_customer, golden_id_history, xref
 
 
 def _state(store: Store) -> dict[str, list]:
-    """The golden tables with build times replaced by the build's number (in order of the builds)."""
+    """The golden tables with build times replaced by the build's number (in order of the builds); golden
+    records in insertion order on SQLite (rowid), by golden id elsewhere (PostgreSQL's heap order moves rows)."""
     with store.engine.connect() as conn:
         times = sorted({t for (t,) in conn.execute(sa.select(xref.c.valid_from))}
                        | {t for (t,) in conn.execute(sa.select(golden_customer.c.updated_at))})
@@ -28,7 +29,10 @@ def _state(store: Store) -> dict[str, list]:
             return no.get(v, v) if isinstance(v, datetime) else v
 
         goldens = []
-        for row in conn.execute(sa.select(golden_customer)):  # rowid order: the order the rows were inserted
+        q = sa.select(golden_customer)  # on SQLite in rowid order: the order the rows were inserted
+        if store.dialect != "sqlite":
+            q = q.order_by(golden_customer.c.golden_id)
+        for row in conn.execute(q):
             d = dict(row._mapping)
             for entry in (d["lineage"] or {}).values():
                 entry["decided_at"] = no.get(datetime.fromisoformat(entry["decided_at"]))
@@ -81,6 +85,20 @@ def test_parallel_build_stores_what_one_process_stores(tmp_path, small_rounds: N
         store.engine.dispose()
     assert runs[2] == runs[1]
     assert runs[3] == runs[1]
+
+
+def test_parallel_build_on_postgresql_stores_what_one_process_stores(small_rounds: None) -> None:
+    """The workers inherit the parent's PostgreSQL connection (a socket) and must leave it alone: only this
+    process reads and writes."""
+    from conftest import fresh_postgres_database
+
+    runs = {}
+    for workers in (1, 2):
+        with fresh_postgres_database() as url:
+            store = Store(url)
+            runs[workers] = _run(store, workers)
+            store.dispose()
+    assert runs[2] == runs[1]
 
 
 def test_quality_flags_do_not_veto_a_value_staging_kept() -> None:
