@@ -47,6 +47,7 @@ from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import (
     Store,
+    bound_time,
     chunked,
     gc_paused,
     is_pruned,
@@ -523,17 +524,8 @@ _STATEMENTS: dict[str, tuple[Any, tuple[str, ...]]] = {
 }
 
 
-def _bound_time(conn: Connection, ts: datetime) -> Any:
-    """``ts`` as a value of a row for ``_executemany``: on SQLite the text SQLAlchemy's DateTime stores (the
-    rows go to the driver as they are), elsewhere the datetime."""
-    if conn.dialect.name != "sqlite":
-        return ts
-    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return process(ts) if process is not None else ts
-
-
 def _executemany(conn: Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
-    """Run one of ``_STATEMENTS`` for ``rows`` (tuples; times from ``_bound_time``). On SQLite the rows go
+    """Run one of ``_STATEMENTS`` for ``rows`` (tuples; times from ``hub.store.bound_time``). On SQLite the rows go
     straight to the driver's executemany: SQLAlchemy's processing of every parameter of every row (a dict per
     row, compiled parameters, processors) cost more CPU than the driver's executemany itself. Elsewhere
     SQLAlchemy's executemany, which batches rows into multi-row statements (the drivers' own executemany sends
@@ -594,7 +586,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
                  stats: StagingStats) -> None:
     source = src.name
     now = _now()
-    bound_now = _bound_time(conn, now)
+    bound_now = bound_time(conn, now)
     # -- what is staged / quarantined already for the rows of this chunk
     keys_by_entity: dict[str, set[str]] = {}
     for row, oc, _ in outcomes:

@@ -546,6 +546,15 @@ def _json_text_param(conn: Connection, name: str) -> Any:
     return sa.cast(p, landing.c.payload.type) if conn.dialect.name == "postgresql" else p
 
 
+def bound_time(conn: Connection, ts: datetime) -> Any:
+    """``ts`` as a value of a row sent straight to the driver's executemany: on SQLite the text SQLAlchemy's
+    DateTime stores, elsewhere the datetime (SQLAlchemy binds it)."""
+    if conn.dialect.name != "sqlite":
+        return ts
+    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process(ts) if process is not None else ts
+
+
 _LANDING_INSERT = ("source", "entity", "source_id", "payload", "payload_hash", "staged_hash", "hub_state",
                    "hub_state_hash", "first_landed_at", "landed_at")
 
@@ -556,8 +565,7 @@ def _insert_landing(conn: Connection, source: str, entity: str, rows: list[tuple
     processing of every parameter cost about as much as the driver's executemany itself. Elsewhere
     SQLAlchemy's executemany (multi-row INSERTs)."""
     if conn.dialect.name == "sqlite":
-        process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        ts = process(now) if process is not None else now
+        ts = bound_time(conn, now)
         prep = conn.dialect.identifier_preparer
         sql = (f"INSERT INTO {prep.format_table(landing)} ({', '.join(prep.quote(n) for n in _LANDING_INSERT)}) "
                f"VALUES ({', '.join('?' * len(_LANDING_INSERT))})")

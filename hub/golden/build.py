@@ -32,6 +32,7 @@ from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
 from hub.store import (
     Store,
+    bound_time,
     chunked,
     gc_paused,
     golden_customer,
@@ -215,20 +216,11 @@ def _json_param(conn: Connection, name: str) -> Any:
     return p
 
 
-def _bound_time(conn: Connection, ts: datetime) -> Any:
-    """``ts`` as a value of a row for ``_insert_rows``: on SQLite the text SQLAlchemy's DateTime stores (the
-    rows go to the driver as they are), elsewhere the datetime."""
-    if conn.dialect.name != "sqlite":
-        return ts
-    dt = sa.DateTime().dialect_impl(conn.dialect)
-    process = dt.bind_processor(conn.dialect)
-    return process(ts) if process is not None else ts
-
 
 def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: list[tuple],
                  json_columns: tuple[str, ...] = ()) -> None:
     """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
-    ``_bound_time``). On SQLite the rows go straight to the driver's executemany: SQLAlchemy's processing of
+    ``hub.store.bound_time``). On SQLite the rows go straight to the driver's executemany: SQLAlchemy's processing of
     every parameter of every row took more CPU than the driver's executemany itself (cProfile of a first build
     at 100k records: 243k rows, a golden and an id history row per cluster, an xref row per record).
     Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
@@ -353,7 +345,7 @@ def _build_golden(
         run_id = conn.execute(
             match_run.insert().values(kind="golden", mode=mode, config_hash=fp, upto_run=m_run.id, started_at=now)
         ).inserted_primary_key[0]
-        at = _bound_time(conn, now)
+        at = bound_time(conn, now)
         plan = assign_golden_ids(clusters, old_members, created_at, member_since,
                                  lambda n: store.mint_golden_ids(conn, n),
                                  old_of=old_of if one_row_each else None)
@@ -559,7 +551,7 @@ def _write_golden(
     first round's workers run (once, before this returns)."""
     items = sorted(cluster_ids.items(), key=lambda kv: kv[1])
     survivor = Survivor(cfg)
-    at = _bound_time(conn, now)
+    at = bound_time(conn, now)
     n = worker_count(workers) if len(items) >= _PARALLEL_MIN else 1
     rounds = [items[i : i + _ROUND] for i in range(0, len(items), _ROUND)]
     if not rounds:

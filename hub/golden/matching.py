@@ -47,7 +47,16 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import MatchSettings, load_match_settings
 from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
-from hub.store import Store, chunked, json_text, json_value, match_candidates, match_pair, staged_record
+from hub.store import (
+    Store,
+    bound_time,
+    chunked,
+    json_text,
+    json_value,
+    match_candidates,
+    match_pair,
+    staged_record,
+)
 
 if TYPE_CHECKING:
     from hub.dedupe import DedupeSettings, MatchModel, Records
@@ -779,7 +788,7 @@ def _explanation_heads() -> tuple[str, list[list[str]]]:
 def _pair_rows(fs: Any, pop: _Population, left: np.ndarray, right: np.ndarray, scored: tuple[np.ndarray, ...],
                band: np.ndarray, now: Any, keep: np.ndarray) -> list[tuple]:
     """match_pair rows of the pairs ``keep`` (indices into left/right, match or review band; ``band``: the
-    pairs' ``Scores.band_codes``), tuples in the order of ``PAIR_COLUMNS`` (``now``: from ``_bound_time``): the
+    pairs' ``Scores.band_codes``), tuples in the order of ``PAIR_COLUMNS`` (``now``: from ``hub.store.bound_time``): the
     explanation as the JSON text the store would write for its dict, put together from text pieces (a dict per
     field and pair, encoded by the store, cost three times as much); a pair with a weight that is no finite
     number goes through the dict and ``json_text``."""
@@ -815,18 +824,9 @@ PAIR_COLUMNS = ("left_key", "right_key", "match_weight", "match_probability", "b
 RECORD_COLUMNS = ("record_key", "record_hash", "cluster_key", "changed_run", "matched_at", "input_hash", "engine_row")
 
 
-def _bound_time(conn: Connection, ts: datetime) -> Any:
-    """``ts`` as a value of a row for ``_insert_rows``: on SQLite the text SQLAlchemy's DateTime stores (the rows
-    go to the driver as they are), elsewhere the datetime."""
-    if conn.dialect.name != "sqlite":
-        return ts
-    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-    return process(ts) if process is not None else ts
-
-
 def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: Sequence[tuple]) -> None:
     """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
-    ``_bound_time``). On SQLite straight to the driver's executemany: SQLAlchemy's processing of every parameter
+    ``hub.store.bound_time``). On SQLite straight to the driver's executemany: SQLAlchemy's processing of every parameter
     of every row cost more than the insert itself (107k match_record and 47k match_pair rows at 100k customers).
     Elsewhere SQLAlchemy's executemany (it batches rows into multi-row INSERTs)."""
     if not rows:
@@ -1088,7 +1088,7 @@ def match_and_cluster(
             new_edges = {(keys[a], keys[b]) for a, b in zip(sl[auto].tolist(), sr[auto].tolist(), strict=True)}
             seeds = {keys[i] for i in np.flatnonzero(content).tolist()} | decision_ends
             seeds.update(k for e in old_edges ^ new_edges for k in e)
-        bound_now = _bound_time(conn, now)
+        bound_now = bound_time(conn, now)
         for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, bound_now):
             _insert_rows(conn, match_pair, PAIR_COLUMNS, chunk)
 
