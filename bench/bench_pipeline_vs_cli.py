@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -51,11 +50,7 @@ BIN = Path(sys.executable).parent
 
 
 CPU: dict[str, float] = {}  # CPU seconds (user + system, the command and the processes it waited for) per step
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+PEAK_MB: dict[str, float] = {}  # peak resident memory (MB) of the command or of the largest process it waited for
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
@@ -64,15 +59,23 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (
 
 
 def _run_output(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    t, c = time.perf_counter(), _cpu()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        # wait4 gives this command's own rusage (peak RSS per command, not the running maximum of all children)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - t
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
     step = Path(cmd[0]).name + (" " + cmd[1] if len(cmd) > 1 else "")
-    CPU[step] = CPU.get(step, 0.0) + _cpu() - c
+    CPU[step] = CPU.get(step, 0.0) + usage.ru_utime + usage.ru_stime
+    PEAK_MB[step] = max(PEAK_MB.get(step, 0.0), usage.ru_maxrss / 1024)
     if proc.returncode not in ok:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
+        sys.stderr.write(stdout[-3000:] + stderr[-5000:])
         raise SystemExit(f"{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''} exited {proc.returncode}")
-    return seconds, proc.stdout + proc.stderr
+    return seconds, stdout + stderr
 
 
 def _tool(name: str) -> str:
@@ -99,11 +102,20 @@ def run_pipeline(frame: pd.DataFrame, work: Path, env: dict[str, str]) -> tuple[
         sys.stderr.write(log[-5000:])
         raise SystemExit("dagster asset materialize did not materialise golden_customers")
     times["failed_checks"] = failed  # type: ignore[assignment]
+    # Dagster's own step times ("Finished execution of step "x" in 1.2s." / "in 2m3s"), for the per-step table
+    times["steps"] = {name: _seconds(took) for name, took in  # type: ignore[assignment]
+                      re.findall(r'Finished execution of step "(\w+)" in ([0-9.hms]+)\.', log)}
     out = work / "xref.csv"
     _run([_tool("hub"), "export", "xref", "--out", str(out)], work, env)
     xref = pd.read_csv(out, dtype=str, keep_default_na=False)
     xref = xref[xref["valid_to"] == ""] if "valid_to" in xref.columns else xref
     return pd.Series(xref["golden_id"].to_numpy(), index=xref["source_id"].to_numpy()), times
+
+
+def _seconds(took: str) -> float:
+    """Dagster's short duration ("850ms", "12.3s", "2m3s", "1h2m") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return round(sum(float(n) * units[u] for n, u in re.findall(r"([0-9.]+)(ms|h|m|s)", took)), 3)
 
 
 def run_cli(path: Path, work: Path, env: dict[str, str]) -> tuple[pd.Series, float]:
@@ -137,23 +149,34 @@ def compare(path: Path, label: str, work: Path) -> dict:
         full, missing = _complete(pred, truth.index)
         m = cluster_metrics(full, truth)
         cpu = CPU.get("dagster asset" if name == "pipeline" else "hub dedupe", float("nan"))
+        peak = PEAK_MB.get("dagster asset" if name == "pipeline" else "hub dedupe", float("nan"))
         rows[name] = {**{k: round(v, 4) for k, v in m.items()}, "wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
-                      "not_clustered": missing}
+                      "peak_mb": round(peak), "not_clustered": missing}
     rows["pipeline"]["import_s"] = round(times["import"], 1)
+    rows["pipeline"]["import_cpu_s"] = round(CPU.get("hub import", float("nan")), 1)
+    rows["pipeline"]["import_peak_mb"] = round(PEAK_MB.get("hub import", float("nan")))
     rows["pipeline"]["failed_checks"] = times["failed_checks"]
+    rows["pipeline"]["steps_s"] = times["steps"]
     return {"file": path.name, "records": len(frame), "entities": int(truth.nunique()), **rows}
 
 
 def markdown(result: dict) -> str:
     lines = [f"**{result['file']}**: {result['records']:,} records, {result['entities']:,} people", "",
-             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | CPU s | not clustered |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | CPU s | peak MB "
+             "| not clustered |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("pipeline", "cli"):
         r = result[name]
         wall = f"{r['wall_s']}" + (f" (+ import {r['import_s']})" if "import_s" in r else "")
         lines.append(f"| {name} | {r['pairwise_precision']:.4f} | {r['pairwise_recall']:.4f} | "
                      f"{r['pairwise_f1']:.4f} | {r['cluster_f1']:.4f} | {r['bcubed_f1']:.4f} | {wall} | {r['cpu_s']} | "
-                     f"{r['not_clustered']} |")
+                     f"{r.get('peak_mb', '')} | {r['not_clustered']} |")
+    steps = result["pipeline"].get("steps_s") or {}
+    if steps:
+        lines.append("\npipeline steps (Dagster's times, s): " + ", ".join(f"{k} {v}" for k, v in steps.items()))
+    if "import_cpu_s" in result["pipeline"]:
+        p = result["pipeline"]
+        lines.append(f"\nimport: {p['import_s']} s wall, {p['import_cpu_s']} CPU s, peak {p['import_peak_mb']} MB")
     if result["pipeline"].get("failed_checks"):
         lines.append(f"\nasset checks that did not pass: {', '.join(result['pipeline']['failed_checks'])}")
     return "\n".join(lines)
