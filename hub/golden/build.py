@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -32,13 +30,16 @@ from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
 from hub.store import (
     Store,
+    as_text,
     bound_time,
     chunked,
     gc_paused,
     golden_customer,
     golden_id_history,
-    json_text,
-    payload_hash,
+    insert_rows,
+    json_bytes,
+    json_text_param,
+    json_value,
     select_in,
     staged_record,
     xref,
@@ -142,33 +143,15 @@ def _affected(conn: Connection, since_run: int) -> tuple[dict[str, str], list[tu
     return cluster_of, list(xrows.values())
 
 
-def _json_loads(text: Any) -> Any:
-    """A JSON column's text as the store's JSON type reads it (json.loads), about 3x faster; what orjson rejects
-    (NaN, lone surrogates) json.loads reads. Not the same objects in one case: orjson reads an integer beyond 64
-    bits as a float (see _member)."""
-    if not isinstance(text, str):
-        # a driver that parses JSON columns itself (psycopg2), or bytes
-        return json.loads(text) if isinstance(text, bytes | bytearray) else text
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
-
-
 def _member(key: str, source: str, text: Any, staged_at: datetime | None) -> MemberFacts:
     # no quality flags: survivorship validates a member's values themselves (see survivorship._validated)
-    m = staged_member(key, source, _json_loads(text), (), staged_at)
-    if not m.plain and isinstance(text, str):
-        # a value that is not a str: read with json.loads, so an integer beyond 64 bits stays exact (every
-        # other value a member gives the golden record is parsed from a str, the same through either reader)
-        m = staged_member(key, source, json.loads(text), (), staged_at)
-    return m
+    return staged_member(key, source, json_value(text), (), staged_at)
 
 
 def _members(conn: Connection, keys: Iterable[str]) -> dict[str, MemberFacts]:
-    # the record as text, parsed here (the JSON type's json.loads was a third of loading the members)
+    # the record as its stored text, parsed here (the JSON type's json.loads was a third of loading the members)
     q = sa.select(
-        staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
+        staged_record.c.record_key, staged_record.c.source, as_text(staged_record.c.record, conn.dialect.name),
         staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
     return {k: _member(k, src, rec, at) for k, src, rec, at in select_in(conn, q, staged_record.c.record_key, keys)}
@@ -182,61 +165,15 @@ def golden_hash(record: dict, lineage: dict) -> str:
 
 def _undated_hash(record: dict, undated_lineage: dict, plain: bool = False) -> str:
     """``golden_hash`` of lineage entries that have no ``decided_at`` (``Survivor.survive_undated``)."""
-    obj = {"record": record, "lineage": undated_lineage}
-    if plain:
-        try:
-            return hashlib.sha256(orjson.dumps(obj, option=_ORJSON | orjson.OPT_SORT_KEYS)).hexdigest()
-        except TypeError:
-            pass
-    return payload_hash(obj)
-
-
-# orjson gives the bytes of the stdlib's compact json.dumps (ensure_ascii=False; sorted keys with OPT_SORT_KEYS)
-# for str, int, bool, None, lists and dicts with str keys, and floats from 1e-4 to 1e16 (Survived.plain: the
-# quality score is the only float). Everything else it would write its own way is passed through to no default
-# and raises TypeError: dates, dataclasses, subclasses (enums), numpy values; the stdlib encodes those.
-_ORJSON = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+    # payload_hash's bytes; plain: the quality score is the only float, orjson is tried without a walk
+    return hashlib.sha256(json_bytes({"record": record, "lineage": undated_lineage}, sort_keys=True,
+                                     floatless=plain)).hexdigest()
 
 
 def _column_json(obj: Any, plain: bool) -> str:
-    """The text the store writes for a JSON column value (``json_text``), with orjson when it is the same."""
-    if plain:
-        try:
-            return orjson.dumps(obj, option=_ORJSON).decode()
-        except TypeError:
-            pass
-    return json_text(obj)
-
-
-def _json_param(conn: Connection, name: str) -> Any:
-    """A bound parameter that carries JSON text into a JSON column (encoded by _column_json, not again)."""
-    p = sa.bindparam(name, type_=sa.Text)
-    if conn.dialect.name == "postgresql":
-        return sa.cast(p, golden_customer.c.record.type)  # text into a json column needs the cast there
-    return p
-
-
-
-def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: list[tuple],
-                 json_columns: tuple[str, ...] = ()) -> None:
-    """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
-    ``hub.store.bound_time``). On SQLite the rows go straight to the driver's executemany: SQLAlchemy's processing of
-    every parameter of every row took more CPU than the driver's executemany itself (cProfile of a first build
-    at 100k records: 243k rows, a golden and an id history row per cluster, an xref row per record).
-    Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
-    executemany sends one statement per row)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        quote = conn.dialect.identifier_preparer.quote
-        sql = (f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
-               f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})")
-        conn.exec_driver_sql(sql, rows)
-        return
-    values = {n: _json_param(conn, f"p_{n}") if n in json_columns else sa.bindparam(f"p_{n}", type_=table.c[n].type)
-              for n in names}
-    keys = [f"p_{n}" for n in names]
-    conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
+    """The text the store writes for a JSON column value; ``plain`` (``Survived.plain``): the quality score is
+    its only float, so orjson is tried without walking the value first."""
+    return json_bytes(obj, floatless=plain, errors="surrogatepass").decode("utf-8", "surrogatepass")
 
 
 def _field_value(record: dict, lineage_field: str) -> Any:
@@ -402,7 +339,7 @@ def _write_ids(conn: Connection, plan: IdAssignment, old_of: dict[str, str], now
 
     # rows made a batch at a time: a first build opens one per record
     for chunk in chunked(opened(), 5000):
-        _insert_rows(conn, xref, _XREF_COLUMNS, chunk)
+        insert_rows(conn, xref, _XREF_COLUMNS, chunk)
     stats.xref_opened = len(moved)
 
     # why records left: a source delete / deactivation (tombstone), else no longer staged (quarantined...)
@@ -421,7 +358,7 @@ def _write_ids(conn: Connection, plan: IdAssignment, old_of: dict[str, str], now
     )
     # a batch at a time, as the xref rows: a first build mints one id per cluster
     for chunk in chunked(itertools.chain(events, removed), 5000):
-        _insert_rows(conn, golden_id_history, _HISTORY_COLUMNS, chunk)
+        insert_rows(conn, golden_id_history, _HISTORY_COLUMNS, chunk)
     stats.splits = sum(1 for e in plan.events if e.event == "split")
     stats.records_moved = sum(1 for e in plan.events if e.event == "record_moved")
 
@@ -459,7 +396,7 @@ def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[st
     """The staged rows of the round's members (parsed by whoever runs their survivorship) and the stored
     (record_hash, status) of the round's golden ids."""
     q = sa.select(
-        staged_record.c.record_key, staged_record.c.source, sa.type_coerce(staged_record.c.record, sa.Text),
+        staged_record.c.record_key, staged_record.c.source, as_text(staged_record.c.record, conn.dialect.name),
         staged_record.c.staged_at,
     ).where(staged_record.c.entity == "customers")
     rows = {k: (src, rec, at) for k, src, rec, at in
@@ -513,9 +450,9 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
         updates.append({"b_gid": g, "status": "active", "merged_into": None,
                         "j_record": _column_json(rec, golden.plain), "j_lineage": _column_json(lin, golden.plain),
                         "quality_score": golden.quality_score, "record_hash": h, "updated_at": now})
-    _insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, part.inserts, json_columns=("record", "lineage"))
+    insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, part.inserts)
     if updates:
-        encoded = {"record": _json_param(conn, "j_record"), "lineage": _json_param(conn, "j_lineage")}
+        encoded = {"record": json_text_param(conn, "j_record"), "lineage": json_text_param(conn, "j_lineage")}
         conn.execute(
             golden_customer.update()
             .where(golden_customer.c.golden_id == sa.bindparam("b_gid"))
