@@ -334,31 +334,35 @@ def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.nda
 DERIVE_PARALLEL_MIN = 20_000  # records derived from staged JSON below which one process is faster than forking
 
 
-def _engine_rows(items: Sequence[tuple[str, str | bytes]]) -> list[str | tuple]:
+def _engine_rows(items: Sequence[tuple[str, str | bytes]]) -> tuple[list[str | tuple], set[str]]:
     """The engine rows (without record_key) of (record_key, staged JSON text) items, each packed (``_pack``)
-    when all its values are strings, else as derived. The text is the record's JSON object, or the JSON array
-    of its ``ENGINE_FIELDS`` (``_staged_fields``)."""
+    when all its values are strings, else as derived; and the E.164 numbers staging gave among their phones
+    (the engine reads their keys off them: ``prepare_records(staged_phones=)``). The text is the record's JSON
+    object, or the JSON array of its ``ENGINE_FIELDS`` (``_staged_fields``)."""
     out: list[str | tuple] = []
+    staged: set[str] = set()
     for key, raw in items:
         rec = json_value(raw)
         if type(rec) is list:  # the fields' values (a missing one is null: ``engine_row`` reads both as absent)
             rec = dict(zip(ENGINE_FIELDS, rec, strict=True))
+        staged.update(p["e164"] for p in rec.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str)
         row = engine_row(key, rec)[1:]
         try:
             out.append(_pack(row))
         except TypeError:  # joining met a value that is no string
             out.append(row)
-    return out
+    return out, staged
 
 
-def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int) -> list[str | tuple]:
+def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int
+                 ) -> tuple[list[str | tuple], set[str]]:
     """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order. Read as JSON text
     (the store decodes it as the column would: ``json_value``), decoded in ``workers`` processes: decoding and
     walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process."""
     from hub.dedupe.parallel import fork_map
 
     if not keys:
-        return []
+        return [], set()
     q = sa.select(staged_record.c.record_key, _staged_fields(conn.dialect.name)).where(
         staged_record.c.entity == "customers")
     tasks = max(1, min(workers, len(keys) // DERIVE_PARALLEL_MIN + 1))
@@ -377,10 +381,10 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
         del wanted, scan
         at = {k: i for i, k in enumerate(keys)}
         out: list[str | tuple] = [""] * len(keys)
-        for share, part in zip([own, *shares], parts, strict=True):
+        for share, (part, _) in zip([own, *shares], parts, strict=True):
             for (k, _), row in zip(share, part, strict=True):
                 out[at[k]] = row
-        return out
+        return out, set().union(*(staged for _, staged in parts))
     raw: dict[str, str] = {}
     for chunk in _chunks(keys):
         raw.update(conn.execute(q.where(staged_record.c.record_key.in_(chunk))).all())
@@ -388,7 +392,7 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
     del raw
     parts = fork_map(_engine_rows, [items[a:a + size] for a in range(0, len(items), size)], tasks,
                      lead=_engine_rows, collect=False)
-    return [row for part in parts for row in part]
+    return [row for part, _ in parts for row in part], set().union(*(staged for _, staged in parts))
 
 
 def _staged_fields(dialect: str) -> Any:
@@ -451,7 +455,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    eng = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers)
+    eng, staged_phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers)
     packed = all(isinstance(r, str) for r in eng)
     fresh_cols = None
     if packed:  # split column by column at once
@@ -461,12 +465,12 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
     if derived.all():
         frame = _fresh_frame(eng, fresh_cols, names, keys)
         del fresh_cols
-        records = prepare_records(frame, workers=workers, capture=True)
+        records = prepare_records(frame, workers=workers, capture=True, staged_phones=staged_phones)
         new_std = records.standardised
     else:
         fresh = _fresh_frame(eng, fresh_cols, names, [keys[i] for i in new_idx.tolist()])
         del fresh_cols
-        new_std = prepare_records(fresh, workers=workers, capture=True).standardised
+        new_std = prepare_records(fresh, workers=workers, capture=True, staged_phones=staged_phones).standardised
         std_names = list(new_std.columns)
         old_idx = np.flatnonzero(~derived)
         cols: list[Any] = _cached_columns(text, old_idx, width + len(std_names))
