@@ -113,3 +113,34 @@ def test_derived_rows_are_those_of_the_whole_staged_json(store: Store) -> None:
         derived, _ = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
     want = [golden_matching._engine_rows([(k, text[k])])[0][0] for k in keys]
     assert len(derived) == len(keys) > 120 and derived == want
+
+
+def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: Store, monkeypatch) -> None:
+    # a full run reads the keys of the E.164 numbers staging gave off them (prepare_records(staged_phones=)):
+    # the stored state is the one standardising every phone again gives, for dummies and odd numbers too
+    from hub.dedupe import prepare as engine_prepare
+
+    records = list(synthetic_records(300, seed=8))
+    odd = [json.loads(json.dumps(r)) for r in records[:6]]
+    # a dummy, valid numbers, and numbers no standardiser gives (invalid, one with the trunk 0)
+    numbers = ["+8613800000000", "+8613812345678", "+12025550123", "+8699912345", "+4930123456", "+86012345678"]
+    for k, (rec, e164) in enumerate(zip(odd, numbers, strict=True)):
+        rec["source_id"] = f"phone{k}"
+        rec["phones"] = [{"e164": e164, "kind": "mobile", "extension": None, "raw": None}]
+        rec["unverified_phones"] = ["+86 138 1234 5678"] if k == 1 else []
+    stage_records(store, records + odd)
+    calls: list[str] = []
+    real = engine_prepare._staged_phone_keys
+
+    def counted(values: list[str], staged: set[str]) -> list[str | None]:
+        got = real(values, staged)
+        calls.extend(v for v, g in zip(values, got, strict=True) if g is not None)
+        return got
+
+    monkeypatch.setattr(engine_prepare, "_staged_phone_keys", counted)
+    match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+    read_off = _state(store)
+    assert {"+8613812345678", "+12025550123", "+4930123456"} <= set(calls)  # read off, not standardised
+    monkeypatch.setattr(engine_prepare, "_staged_phone_keys", lambda values, staged: [None] * len(values))
+    match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+    assert _state(store) == read_off

@@ -422,14 +422,21 @@ def _e164_key(e164: str) -> str:
 
 
 def _staged_phone_keys(values: list[str], staged: Collection[str]) -> list[str | None]:
-    """The phone keys of the ``values`` that are E.164 numbers staging gave (``staged``), None for the others.
-    What ``_unless_placeholder(_phone_fn())`` gives them: ``standardise_phone`` returns such a number as it is
-    (parsing an E.164 number and formatting it again gives it back), so its key is read off it; the placeholder
-    checks it makes are made here too (a dummy is no number)."""
+    """The phone keys of the ``values`` that are E.164 numbers staging gave (``staged``), None for the others
+    (standardised as usual). What ``_unless_placeholder(_phone_fn())`` gives such a number without asking the
+    standardiser: as a valid number ``standardise_phone`` gives it back as it is (staging wrote it as
+    ``format_number`` does: parsing and formatting it again is a round trip) and its key is read off it; as an
+    invalid one (a number staged under another version of the standardiser or of libphonenumber) the fallback
+    key, read off only where it is the same key. Dummies are left to the standardiser: it drops them."""
     from hub.standardise.placeholders import is_placeholder_text, phone_placeholder
 
-    return [None if v not in staged else "" if is_placeholder_text(v) or phone_placeholder(v) == "phone.placeholder"
-            else _e164_key(v) for v in values]
+    out: list[str | None] = []
+    for v in values:
+        key = _e164_key(v) if v in staged else ""
+        ok = (key != "" and _fallback_phone(v) == key and not is_placeholder_text(v)
+              and phone_placeholder(v) != "phone.placeholder" and phone_placeholder(key) != "phone.placeholder")
+        out.append(key if ok else None)
+    return out
 
 
 def _no_dummy_phone(digits: str) -> str:
