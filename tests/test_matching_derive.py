@@ -64,3 +64,83 @@ def test_a_full_run_derived_in_workers_stores_what_one_process_stores(store: Sto
     assert all(text == json_text(value) for *_, text, value in pairs)
     assert all(abs(value["prior"]["weight"] + sum(v["weight"] for k, v in value.items() if k != "prior") - w) < 0.02
                for _, _, w, _, _, _, value in pairs)
+
+
+class _Reads(dict):
+    """A staged record that notes the fields read from it."""
+
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        self.read: set[str] = set()
+
+    def get(self, key, default=None):  # noqa: ANN001, ANN201
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key):  # noqa: ANN001, ANN204
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_engine_row_reads_only_the_fields_a_full_run_reads_of_staged_json() -> None:
+    # a full run reads only ENGINE_FIELDS of each staged record (SQLite): a field engine_row reads beyond them
+    # would be missing there
+    for rec in list(synthetic_records(60, seed=5)):
+        seen = _Reads(rec)
+        full = golden_matching.engine_row("k", seen)
+        assert seen.read <= set(golden_matching.ENGINE_FIELDS), seen.read - set(golden_matching.ENGINE_FIELDS)
+        assert golden_matching.engine_row("k", {f: rec.get(f) for f in golden_matching.ENGINE_FIELDS}) == full
+
+
+def test_derived_rows_are_those_of_the_whole_staged_json(store: Store) -> None:
+    # odd records: a NaN (SQLite 3.42+ would read it as null: the whole record is read), a number where a string
+    # is expected, an escaped separator, a missing field; each derived row equals engine_row of the whole JSON
+    records = list(synthetic_records(120, seed=3))
+    odd = _odd(records, "number") + _odd(records, "separator")
+    for k, rec in enumerate(odd[:3]):
+        if k == 0 and store.dialect == "sqlite":  # the other databases refuse NaN in JSON
+            rec["given_name"] = float("nan")
+        rec.pop("gender", None)
+    for k, rec in enumerate(odd):
+        rec["source_id"] = f"odd{k}"
+    stage_records(store, records + odd)
+    with store.engine.connect() as conn:
+        got = conn.execute(sa.select(golden_matching.staged_record.c.record_key,
+                                     sa.cast(golden_matching.staged_record.c.record, sa.Text))
+                           .where(golden_matching.staged_record.c.entity == "customers")).all()
+        keys = sorted(k for k, _ in got)
+        text = dict(got)
+        derived, _ = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
+    want = [golden_matching._engine_rows([(k, text[k])])[0][0] for k in keys]
+    assert len(derived) == len(keys) > 120 and derived == want
+
+
+def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: Store, monkeypatch) -> None:
+    # a full run reads the keys of the E.164 numbers staging gave off them (prepare_records(staged_phones=)):
+    # the stored state is the one standardising every phone again gives, for dummies and odd numbers too
+    from hub.dedupe import prepare as engine_prepare
+
+    records = list(synthetic_records(300, seed=8))
+    odd = [json.loads(json.dumps(r)) for r in records[:6]]
+    # a dummy, valid numbers, and numbers no standardiser gives (invalid, one with the trunk 0)
+    numbers = ["+8613800000000", "+8613812345678", "+12025550123", "+8699912345", "+4930123456", "+86012345678"]
+    for k, (rec, e164) in enumerate(zip(odd, numbers, strict=True)):
+        rec["source_id"] = f"phone{k}"
+        rec["phones"] = [{"e164": e164, "kind": "mobile", "extension": None, "raw": None}]
+        rec["unverified_phones"] = ["+86 138 1234 5678"] if k == 1 else []
+    stage_records(store, records + odd)
+    calls: list[str] = []
+    real = engine_prepare._staged_phone_keys
+
+    def counted(values: list[str], staged: set[str]) -> list[str | None]:
+        got = real(values, staged)
+        calls.extend(v for v, g in zip(values, got, strict=True) if g is not None)
+        return got
+
+    monkeypatch.setattr(engine_prepare, "_staged_phone_keys", counted)
+    match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+    read_off = _state(store)
+    assert {"+8613812345678", "+12025550123", "+4930123456"} <= set(calls)  # read off, not standardised
+    monkeypatch.setattr(engine_prepare, "_staged_phone_keys", lambda values, staged: [None] * len(values))
+    match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+    assert _state(store) == read_off

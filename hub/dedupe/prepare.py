@@ -9,9 +9,10 @@ below are minimal private stand-ins (marked TO BE REPLACED) used only when that 
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -409,10 +410,33 @@ def _phone_fn() -> Callable[[str], str]:
             return ""
         e164 = getattr(r, "e164", None) if not isinstance(r, str) else r
         if e164:
-            return e164.lstrip("+").removeprefix("86")
+            return _e164_key(e164)
         return _no_dummy_phone(_fallback_phone(raw))
 
     return run
+
+
+def _e164_key(e164: str) -> str:
+    """The phone key of an E.164 number: its digits, without China's country code."""
+    return e164.lstrip("+").removeprefix("86")
+
+
+def _staged_phone_keys(values: list[str], staged: Collection[str]) -> list[str | None]:
+    """The phone keys of the ``values`` that are E.164 numbers staging gave (``staged``), None for the others
+    (standardised as usual). What ``_unless_placeholder(_phone_fn())`` gives such a number without asking the
+    standardiser: as a valid number ``standardise_phone`` gives it back as it is (staging wrote it as
+    ``format_number`` does: parsing and formatting it again is a round trip) and its key is read off it; as an
+    invalid one (a number staged under another version of the standardiser or of libphonenumber) the fallback
+    key, read off only where it is the same key. Dummies are left to the standardiser: it drops them."""
+    from hub.standardise.placeholders import is_placeholder_text, phone_placeholder
+
+    out: list[str | None] = []
+    for v in values:
+        key = _e164_key(v) if v in staged else ""
+        ok = (key != "" and _fallback_phone(v) == key and not is_placeholder_text(v)
+              and phone_placeholder(v) != "phone.placeholder" and phone_placeholder(key) != "phone.placeholder")
+        out.append(key if ok else None)
+    return out
 
 
 def _no_dummy_phone(digits: str) -> str:
@@ -482,6 +506,18 @@ _WORKERS = 1  # set by prepare(); 1 = in this process
 
 def _apply(fn: Callable, chunk: list) -> list:
     return [(fn(*v) if isinstance(v, tuple) else fn(v) if v else "") for v in chunk]
+
+
+def _map_known(fn: Callable, values: list, known: Callable[[list], list] | None) -> list:
+    """``_map(fn, values)``; ``known``: the results it knows already (None for the others), which are not
+    standardised."""
+    if known is None:
+        return _map(fn, values)
+    out = known(values)
+    todo = [k for k, v in enumerate(out) if v is None]
+    for k, v in zip(todo, _map(fn, [values[k] for k in todo]), strict=True):
+        out[k] = v
+    return out
 
 
 def _map(fn: Callable, values: list) -> list:
@@ -712,15 +748,16 @@ def _reserved(col: KeyColumn, grade: str) -> KeyColumn:
 
 
 def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
-            pre: Callable[[str], str] | None = None) -> KeyColumn:
-    """Standardise distinct raw values with ``fn`` and factorise the results to codes."""
+            pre: Callable[[str], str] | None = None, known: Callable[[list], list] | None = None) -> KeyColumn:
+    """Standardise distinct raw values with ``fn`` and factorise the results to codes (``known``: ``fn``'s
+    results of some of the values after ``pre``, see ``_map_known``)."""
     raw_codes, raw_uniques = pd.factorize(values)
     if fn is None:
         std = np.asarray(raw_uniques, dtype=object)
     elif pre is not None:
         # collapse pure formatting variants first so the (slower) standardiser sees fewer values
         pre_codes, pre_uniques = pd.factorize(np.array([pre(v) for v in raw_uniques], dtype=object))
-        pre_std = np.array(_map(fn, list(pre_uniques)), dtype=object)
+        pre_std = np.array(_map_known(fn, list(pre_uniques), known), dtype=object)
         std = pre_std[pre_codes] if len(pre_std) else np.asarray(raw_uniques, dtype=object)
     else:
         std = np.array(_map(fn, list(raw_uniques)), dtype=object)
@@ -897,15 +934,17 @@ STANDARDISED_NAME_PARTS = ("name_family", "name_given", "name_canon", "name_fami
 
 
 def prepare(frame: pd.DataFrame, workers: int = 1, standardised: pd.DataFrame | None = None,
-            capture: bool = False) -> Prepared:
+            capture: bool = False, staged_phones: Collection[str] = ()) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys; distinct values are standardised
     in ``workers`` forked processes (0 = one per core, at most 4) when there are many. ``standardised``:
     the records' standardised values (``Prepared.standardised`` of an earlier call, row for row), used
-    instead of standardising; ``capture``: keep them in ``Prepared.standardised``."""
+    instead of standardising; ``capture``: keep them in ``Prepared.standardised``. ``staged_phones``: phone
+    values that are E.164 numbers ``hub.standardise.standardise_phone`` gave (the hub's staging): their keys
+    are read off them (``_staged_phone_keys``) instead of standardising them again."""
     global _WORKERS
     _WORKERS = worker_count(workers)
     try:
-        std = _Standardised(standardised, capture)
+        std = _Standardised(standardised, capture, staged_phones)
         p = _prepare(frame, std)
         if capture:
             p.standardised = _standardised_frame(frame, std.captured or {})
@@ -928,9 +967,10 @@ def _standardised_frame(frame: pd.DataFrame, captured: dict[str, np.ndarray]) ->
 class _Standardised:
     """Where prepare gets a column's per-record standardised values: given, or computed (and kept)."""
 
-    def __init__(self, given: pd.DataFrame | None, capture: bool) -> None:
+    def __init__(self, given: pd.DataFrame | None, capture: bool, staged_phones: Collection[str] = ()) -> None:
         self.given = given
         self.captured: dict[str, np.ndarray] | None = {} if capture else None
+        self.staged_phones = staged_phones
 
     def has(self, name: str) -> bool:
         return self.given is not None and name in self.given.columns
@@ -943,7 +983,7 @@ class _Standardised:
             self.captured[name] = values
 
     def encode(self, names: list[str], n: int, values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
-               pre: Callable[[str], str] | None = None) -> KeyColumn:
+               pre: Callable[[str], str] | None = None, known: Callable[[list], list] | None = None) -> KeyColumn:
         """``_encode(values, fn, pre)``; ``values`` are the columns ``names`` (each ``n`` long) one after the
         other. From the given standardised values when there are any (factorising the per-record values gives
         the same codes and value table as standardising the distinct raw values: both number the values in
@@ -951,7 +991,7 @@ class _Standardised:
         if all(self.has(x) for x in names):
             std = np.concatenate([self.column(x) for x in names]) if len(names) > 1 else self.column(names[0])
             return _encode(std, None)
-        col = _encode(values, fn, pre)
+        col = _encode(values, fn, pre, known)
         if self.captured is not None:
             vals = col.values()
             for k, x in enumerate(names):
@@ -1021,8 +1061,10 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
         # aside (a group's, a function's mailbox) whichever slot holds it
         both = pd.concat([raw, *extra], ignore_index=True) if extra else raw
         std_cols = [column] + [f"{column}_{k + 2}" for k in range(len(extra))]
+        staged = std.staged_phones if key == "phone" and std.staged_phones else None
         col = std.encode(std_cols, n, both,
-                         None if all(std.has(x) for x in std_cols) else _unless_placeholder(fn_of()), pre=pre)
+                         None if all(std.has(x) for x in std_cols) else _unless_placeholder(fn_of()), pre=pre,
+                         known=None if staged is None else functools.partial(_staged_phone_keys, staged=staged))
         unusable = int(((col.codes[:n] < 0) & (raw != "").to_numpy()).sum())
         before = col
         if key == "email":
