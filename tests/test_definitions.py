@@ -192,3 +192,15 @@ def test_a_run_opens_the_store_once_for_all_its_steps(tmp_path: Path, monkeypatc
     steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
     assert {"match_pairs", "golden_customers", "quality_dimensions"} <= steps and len(steps) >= 5, steps
     assert checked == [str(tmp_path / "hub.db")], len(checked)
+
+
+def test_loading_the_definitions_leaves_them_out_of_the_cyclic_collector() -> None:
+    """Built with the collector paused, then frozen (the import, the run's full collections and the
+    interpreter's exit no longer walk them); the collector is on again afterwards."""
+    probe = ("import gc, hub.definitions; "
+             "print(gc.isenabled(), gc.get_freeze_count(), len(gc.get_objects()))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    enabled, frozen, tracked = proc.stdout.split()
+    assert enabled == "True"
+    assert int(frozen) > 100_000 and int(frozen) > 10 * int(tracked), (frozen, tracked)
