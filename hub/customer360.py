@@ -53,7 +53,6 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import pandas as pd
 import sqlalchemy as sa
 from pydantic import ValidationError
 
@@ -228,6 +227,8 @@ def quintile_scores(values: Sequence[float], higher_is_better: bool = True) -> l
     """1..5 score by percentile rank across the population; ties share a score."""
     if not values:
         return []
+    import pandas as pd  # here: hub.config imports this module for its settings, and pandas costs ~0.7 s
+
     s = pd.Series(values, dtype="float64")
     if not higher_is_better:
         s = -s

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -165,3 +166,41 @@ def test_dagster_cli_validates_the_definitions() -> None:
         capture_output=True, text=True, timeout=300, env={**os.environ, "DAGSTER_HOME": ""},
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_a_run_opens_the_store_once_for_all_its_steps(tmp_path: Path, monkeypatch) -> None:
+    """Every step of a run (stages and checks) gets the run's one store: the engine and the schema check
+    (Alembic reads every revision file) once per run, not once per step."""
+    import hub.store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    hub.store.Store().dispose()  # an empty, migrated store
+    checked: list[str] = []
+    upgrade = hub.store.upgrade
+
+    def counted_upgrade(engine: Any, *args: Any, **kwargs: Any) -> None:
+        checked.append(engine.url.database)
+        upgrade(engine, *args, **kwargs)
+
+    monkeypatch.setattr(hub.store, "upgrade", counted_upgrade)
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance, asset_selection=[dg.AssetKey("match_pairs"), dg.AssetKey("golden_customers")])
+    assert result.success
+    steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert {"match_pairs", "golden_customers", "quality_dimensions"} <= steps and len(steps) >= 5, steps
+    assert checked == [str(tmp_path / "hub.db")], len(checked)
+
+
+def test_loading_the_definitions_leaves_them_out_of_the_cyclic_collector() -> None:
+    """Built with the collector paused, then frozen (the import, the run's full collections and the
+    interpreter's exit no longer walk them); the collector is on again afterwards."""
+    probe = ("import gc, hub.definitions; "
+             "print(gc.isenabled(), gc.get_freeze_count(), len(gc.get_objects()))")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    enabled, frozen, tracked = proc.stdout.split()
+    assert enabled == "True"
+    assert int(frozen) > 100_000 and int(frozen) > 10 * int(tracked), (frozen, tracked)
