@@ -49,8 +49,10 @@ from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
 from hub.store import (
     Store,
+    as_text,
     bound_time,
     chunked,
+    insert_rows,
     json_text,
     json_value,
     match_candidates,
@@ -402,7 +404,7 @@ def _staged_fields(dialect: str) -> Any:
     ``json_value`` (NaN, which SQLite 3.42+ takes for null, or invalid JSON). Elsewhere the record's text."""
     record = staged_record.c.record
     if dialect != "sqlite":
-        return sa.cast(record, sa.Text)
+        return as_text(record, dialect)
     text = sa.type_coerce(record, sa.Text)  # the stored text as it is (SQLite parses one text once per row)
     plain = sa.and_(sa.func.json_valid(text) == 1, sa.func.instr(text, sa.literal("NaN", sa.Text)) == 0)
     fields = sa.func.json_extract(text, *(sa.literal(f'$."{f}"', sa.Text) for f in ENGINE_FIELDS))
@@ -853,26 +855,6 @@ PAIR_COLUMNS = ("left_key", "right_key", "match_weight", "match_probability", "b
 RECORD_COLUMNS = ("record_key", "record_hash", "cluster_key", "changed_run", "matched_at", "input_hash", "engine_row")
 
 
-def _insert_rows(conn: Connection, table: sa.Table, names: tuple[str, ...], rows: Sequence[tuple]) -> None:
-    """INSERT ``rows`` (tuples in the order of ``names``; JSON columns as the text the store writes, times from
-    ``hub.store.bound_time``). On SQLite straight to the driver's executemany: SQLAlchemy's processing of every parameter
-    of every row cost more than the insert itself (107k match_record and 47k match_pair rows at 100k customers).
-    Elsewhere SQLAlchemy's executemany (it batches rows into multi-row INSERTs)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        quote = conn.dialect.identifier_preparer.quote
-        conn.exec_driver_sql(f"INSERT INTO {conn.dialect.identifier_preparer.format_table(table)} "
-                             f"({', '.join(quote(n) for n in names)}) VALUES ({', '.join('?' * len(names))})",
-                             list(rows))
-        return
-    # a JSON column's value arrives as JSON text (the column type would encode it again)
-    values = {n: sa.bindparam(f"p_{n}", type_=sa.Text if isinstance(table.c[n].type, sa.JSON) else table.c[n].type)
-              for n in names}
-    keys = [f"p_{n}" for n in names]
-    conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
-
-
 def _inputs_state(conn: Connection, settings: MatchSettings, constraints: Any) -> list:
     """What a match run reads besides the records' content and the model, read at its start: the staged
     customers' count and newest ``staged_at`` (staging stamps every record it writes; a deleted one lowers the
@@ -1119,7 +1101,7 @@ def match_and_cluster(
             seeds.update(k for e in old_edges ^ new_edges for k in e)
         bound_now = bound_time(conn, now)
         for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, bound_now):
-            _insert_rows(conn, match_pair, PAIR_COLUMNS, chunk)
+            insert_rows(conn, match_pair, PAIR_COLUMNS, chunk)
 
         # 3. the affected set K: closed under match edges, must-links and previous clusters
         limit = max(int(settings.full_rebuild_share * n), 1)
@@ -1181,7 +1163,7 @@ def match_and_cluster(
         for chunk in _chunks(sorted(deleted | (written & old.keys()))):
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
         for chunk in _chunks(writes, 5000):
-            _insert_rows(conn, match_record, RECORD_COLUMNS, chunk)
+            insert_rows(conn, match_record, RECORD_COLUMNS, chunk)
         # a record whose partners moved but whose cluster stayed keeps its row: its digest is brought up to
         # date all the same, or a partner that leaves and comes back in a later run would look unmoved then
         stale = [{"b_key": keys[i], "record_hash": hashes[i]} for i in np.flatnonzero(dirty).tolist()
