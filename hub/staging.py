@@ -50,6 +50,7 @@ from hub.store import (
     bound_time,
     chunked,
     gc_paused,
+    insert_rows,
     is_pruned,
     json_bytes,
     json_value,
@@ -488,7 +489,7 @@ def _encoded(rec: Any) -> tuple[str, str, str]:
 
 # staged_record writes with the record and its flags bound as the JSON text _encoded made (a plain text
 # parameter: the column stores it as the JSON type's own bind would, without encoding the record again). Rows
-# are tuples in the order of these names (see _executemany)
+# are tuples in the order of these names: new ones through hub.store.insert_rows, updates through _executemany
 _STAGED_SET = ("source", "source_id", "customer_key", "record", "quality_flags", "record_hash", "staged_at")
 _STAGED_INSERT_COLS = ("entity", "record_key", *_STAGED_SET)
 _STAGED_UPDATE_COLS = (*_STAGED_SET, "entity", "record_key")  # SET ..., WHERE entity, record_key
@@ -498,11 +499,6 @@ _STAGED_VALUES = {
     "record": sa.bindparam("v_record", type_=sa.Text()),
     "quality_flags": sa.bindparam("v_quality_flags", type_=sa.Text()),
 }
-_STAGED_INSERT = staged_record.insert().values({
-    "entity": sa.bindparam("v_entity", type_=staged_record.c.entity.type),
-    "record_key": sa.bindparam("v_record_key", type_=staged_record.c.record_key.type),
-    **_STAGED_VALUES,
-})
 _STAGED_UPDATE = (staged_record.update()
                   .where(staged_record.c.entity == sa.bindparam("v_entity"),
                          staged_record.c.record_key == sa.bindparam("v_record_key"))
@@ -511,14 +507,11 @@ _LANDING_DONE = (landing.update().where(landing.c.id == sa.bindparam("v_id"))
                  .values(staged_hash=sa.bindparam("v_staged_hash")))
 # the same statements as SQLite's driver takes them: positional, in the order of the tuples
 _SQLITE_SQL = {
-    "insert": (f"INSERT INTO staged_record ({', '.join(_STAGED_INSERT_COLS)}) "
-               f"VALUES ({', '.join('?' * len(_STAGED_INSERT_COLS))})"),
     "update": (f"UPDATE staged_record SET {', '.join(f'{c} = ?' for c in _STAGED_SET)} "
                "WHERE entity = ? AND record_key = ?"),
     "done": "UPDATE landing SET staged_hash = ? WHERE id = ?",
 }
 _STATEMENTS: dict[str, tuple[Any, tuple[str, ...]]] = {
-    "insert": (_STAGED_INSERT, tuple(f"v_{c}" for c in _STAGED_INSERT_COLS)),
     "update": (_STAGED_UPDATE, tuple(f"v_{c}" for c in _STAGED_UPDATE_COLS)),
     "done": (_LANDING_DONE, ("v_staged_hash", "v_id")),
 }
@@ -672,7 +665,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
             st.unchanged += 1
 
     # duplicates inside one chunk (same key twice) were turned into updates above
-    _executemany(conn, "insert", inserts)
+    insert_rows(conn, staged_record, _STAGED_INSERT_COLS, inserts)
     _executemany(conn, "update", updates)
     if deletes:
         conn.execute(
