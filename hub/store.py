@@ -1367,9 +1367,11 @@ def orjson_exact(obj: Any) -> bool:
 
 def json_bytes(obj: Any, *, sort_keys: bool = False, floatless: bool = False, errors: str = "strict") -> bytes:
     """``json_text(obj)`` (with ``sort_keys``: ``canonical_json(obj)``) as UTF-8, written by orjson (several
-    times faster) wherever it writes the same bytes. ``floatless``: the caller knows ``obj`` holds no float (a
-    record of a float-free model), so orjson is tried without walking it — any other difference makes orjson
-    raise under ``_ORJSON_STRICT`` and the standard encoder writes it. ``errors``: how the standard encoder's
+    times faster) wherever it writes the same bytes. ``floatless``: the caller knows ``obj`` holds no float
+    orjson writes otherwise (none: a record of a float-free model; or only floats ``orjson_exact`` accepts: a
+    value it walked already, a golden record whose only float is its rounded quality score), so orjson is tried
+    without walking it — any other difference makes orjson raise under ``_ORJSON_STRICT`` and the standard
+    encoder writes it. ``errors``: how the standard encoder's
     text is encoded (``surrogatepass`` keeps a lone surrogate, as staged hashes always have)."""
     if floatless or orjson_exact(obj):
         try:
