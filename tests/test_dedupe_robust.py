@@ -268,6 +268,71 @@ def test_a_household_keeps_its_landline_and_a_company_loses_its_switchboard():
     assert p.set_aside.get("phone_shared") == 2
 
 
+def test_namesakes_on_one_mailbox_make_it_a_group_value():
+    """A mailbox or phone held under one person's names with two people's birth dates is a group's (father and
+    son, a name-derived address a provider gave many Sarah Wilsons); a person's records with a typo'd or
+    day/month-swapped birth date, and a household's landline, keep theirs."""
+    from hub.dedupe.prepare import prepare
+
+    rows = [("Sarah Wilson", "1984-03-12", "sarah.wilson@gmail.com", ""),
+            ("Sarah Wilson", "1991-11-02", "sarah.wilson@gmail.com", ""),
+            ("SARAH WILSON", "", "sarah.wilson@gmail.com", ""),
+            ("John Smith", "1950-01-20", "", "+1 415 555 0101"), ("John Smith", "1979-06-30", "", "+1 415 555 0101"),
+            ("Emma Brown", "1988-07-14", "emma.b@web.de", ""), ("Emma Brown", "1988-07-15", "emma.b@web.de", ""),
+            ("Li Na", "1990-04-05", "lina@qq.com", ""), ("Li Na", "1990-05-04", "lina@qq.com", ""),
+            ("Chen Fang", "1970-02-01", "", "+86 139 0000 1111"), ("Chen Jing", "1998-09-09", "", "+86 139 0000 1111")]
+    p = prepare(pd.DataFrame([{"record_id": f"n{k}", "full_name": n, "birth_date": d, "email": e, "phone": ph}
+                              for k, (n, d, e, ph) in enumerate(rows)]))
+    assert (p.key("email").codes >= 0).tolist() == [False, False, False, False, False, True, True, True, True,
+                                                     False, False]
+    assert (p.key("phone").codes >= 0).tolist() == [False, False, False, False, False, False, False, False, False,
+                                                     True, True]
+    assert p.set_aside == {"email_shared": 3, "phone_shared": 2}, p.set_aside
+    # through the engine: the two Sarah Wilsons are not one person because they share a mailbox
+    res = deduplicate(pd.DataFrame([{"record_id": f"n{k}", "full_name": n, "birth_date": d, "email": e, "phone": ph}
+                                    for k, (n, d, e, ph) in enumerate(rows)]))
+    c = dict(zip(res.clusters.record_id, res.clusters.cluster_id, strict=True))
+    assert c["n0"] != c["n1"] and c["n3"] != c["n4"]
+
+
+def test_a_match_class_of_namesakes_on_shared_mailboxes_is_rejected():
+    """At a million customers a name-derived mailbox shared by namesakes gave more candidate pairs than true
+    duplicates, and EM's match class became "same name and mailbox": birth date, id, phone and address
+    disagreeing cost about one bit. The estimation checks reject such a class (conservative parameters)."""
+    from hub.dedupe import estimation
+    from hub.dedupe.scoring import estimate_u
+
+    rng = np.random.default_rng(5)
+    top = [len(f.labels) - 1 for f in FIELDS]
+
+    def pairs(n: int, **levels) -> np.ndarray:
+        out = np.zeros((n, len(FIELDS)), dtype=np.int8)
+        for name, lv in levels.items():
+            out[:, FIELD_INDEX[name]] = lv
+        out[:, FIELD_INDEX["company"]] = -1
+        return out
+
+    exact = {f.name: top[k] for k, f in enumerate(FIELDS) if f.name != "company"}
+    duplicates = pairs(20_000, **exact)  # one person's records: everything agrees
+    namesakes = pairs(60_000, **{**{k: 0 for k in exact}, "family_name": top[FIELD_INDEX["family_name"]],
+                                 "given_name": top[FIELD_INDEX["given_name"]], "email": top[FIELD_INDEX["email"]],
+                                 "gender": 1})
+    strangers = pairs(400_000, **{k: 0 for k in exact})
+    strangers[:, FIELD_INDEX["family_name"]] = rng.integers(0, 4, len(strangers))  # blocked on a name part
+    levels = np.concatenate([duplicates, namesakes, strangers])
+    random_levels = pairs(200_000, **{k: 0 for k in exact})
+    random_levels[: 2_000, FIELD_INDEX["family_name"]] = 3
+    random_levels[:, FIELD_INDEX["gender"]] = rng.integers(0, 2, len(random_levels))
+    held = {name: np.ones(200_000, dtype=bool) for name in ("email", "phone", "national_id", "birth_date", "address")}
+    fitted = estimation.fit(levels, random_levels, estimate_u(random_levels), 200_000 * 199_999 / 2, 200_000, held)
+    codes = {d["code"] for d in fitted.diagnostics}
+    assert "match_class_identity_differs" in codes and fitted.estimation == "conservative", fitted.diagnostics
+    # the conservative parameters charge a different birth date as evidence against one person
+    u = estimate_u(random_levels)
+    k = FIELD_INDEX["birth_date"]
+    assert np.log2(fitted.m[k][0] / u[k][0]) < -3
+
+
 @pytest.mark.parametrize(("share", "floor"), [(0.0, None), (0.08, 0.93)])
 def test_company_contacts_through_the_golden_stage(sqlite_store, share, floor):
     """The pipeline's golden stage (staged customers -> match_and_cluster) on a distributor's contacts: no

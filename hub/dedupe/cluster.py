@@ -88,6 +88,9 @@ def _all_pairs_by_group(members: np.ndarray, group: np.ndarray, max_k: int) -> t
 
 
 JOIN_BASE, JOIN_RIVAL = 2.0, 1.0
+# a pair under this match_probability (about 10 bits against) is two people: a rival in the ambiguity rule.
+# (1 % put a person whose landline and mobile differ — name, birth date and address the same — on the edge)
+RIVAL_PROBABILITY = 0.001
 MUST_LINK_WEIGHT = 1e9  # edge weight of a steward's must-link: merged before any model edge
 BATCH_PAIRS = 1_000_000
 MERGE_RULE = "profile"  # "mean_probability": the pairwise rule, used when the scorer gives no profiles
@@ -96,7 +99,7 @@ MERGE_RULE = "profile"  # "mean_probability": the pairwise rule, used when the s
 def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin: float
                     ) -> list[tuple[int, int, float]]:
     """Remove the links of a record to candidates that are clearly different people (a conflict or a
-    match_probability under 1 %) unless its best candidate wins clearly: by odds, O_best > 2 + the sum of
+    match_probability under RIVAL_PROBABILITY) unless its best candidate wins clearly: by odds, O_best > 2 + the sum of
     the rival people's odds — the point where joining the best one is expected to reproduce more true
     clusters exactly than leaving the record on its own (a wrong guess breaks two clusters). Rival records
     that are one person (their pair is a likely match) count once. ``margin`` (bits) bounds which rivals
@@ -121,7 +124,7 @@ def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin
             if w < w1 - margin:
                 break
             ix = info(x1, x)
-            if ix is None or not (ix[1] or ix[0] < 0.01):
+            if ix is None or not (ix[1] or ix[0] < RIVAL_PROBABILITY):
                 continue
             for person in rivals:
                 iy = info(person[0][1], x)

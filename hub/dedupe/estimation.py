@@ -19,6 +19,10 @@ solution, each a statistical check rather than a rule about particular values:
 * **Do the matches agree on their names?** A person's records rarely carry outright different family or
   given names (typos, nicknames and scripts are levels of their own); a class where most do holds records
   that share a house or a phone, not one person's records.
+* **Do the matches keep one birth date and one national id?** A person's records that both hold a birth date
+  (or an id) rarely hold two people's — typos are levels of their own. A class where many do is "shares a
+  name and a mailbox" (namesakes given one name-derived e-mail, at a million customers more such pairs than
+  true duplicates), and a model fitted on it charges a contradicting birth date about one bit, not twelve.
 * **Are there enough confident pairs to learn from?** Fewer than ``MIN_ANCHORS`` pairs whose names agree
   *and* that share an identifier or a birth date leave EM nothing real to learn the m-probabilities from.
 
@@ -43,6 +47,9 @@ BOUND_SLACK_BITS = 1.0  # EM's prior may exceed the identifier bound by this muc
 DOMINANT_SHARE = 0.5  # one field giving more than this share of the match class's evidence ...
 LOW_CARDINALITY_U = 0.02  # ... that random pairs share more often than this: the class is that field
 MAX_NAME_DISAGREEMENT = 0.5  # a person's records have outright different family or given names less often
+MAX_IDENTITY_DISAGREEMENT = 0.3  # a person's record pairs hold two people's birth dates / ids less often
+IDENTITY_FIELDS = ("birth_date", "national_id")
+MIN_IDENTITY_SUPPORT = 30.0  # matches holding the field on both sides needed to judge it
 MIN_ANCHORS = 30  # confident pairs (names agree + identifier or birth date agrees) EM needs to learn from
 NO_IDENTIFIER_MATCH_SHARE = 0.1  # without identifiers, conservative parameters assume <= 0.1 matches/record
 
@@ -188,6 +195,21 @@ def _dominant_field(trace: dict, u_random: list[np.ndarray]) -> tuple[str, float
     return None
 
 
+def _identity_disagreement(trace: dict, m: list[np.ndarray]) -> list[tuple[str, float, float]]:
+    """(field, share, support) per field of IDENTITY_FIELDS whose farthest level holds more than
+    MAX_IDENTITY_DISAGREEMENT of the fitted match class (``m``: what scoring would use), where at least
+    MIN_IDENTITY_SUPPORT expected matches hold it on both sides."""
+    pat, wm = trace["pat"], trace["post"] * trace["counts"]
+    out = []
+    for name in IDENTITY_FIELDS:
+        k = FIELD_INDEX[name]
+        support = float(wm[pat[:, k] >= 0].sum())
+        share = float(m[k][0])
+        if support >= MIN_IDENTITY_SUPPORT and share > MAX_IDENTITY_DISAGREEMENT:
+            out.append((name, share, support))
+    return out
+
+
 def conservative_m(u: list[np.ndarray], single_source: bool = False) -> list[np.ndarray]:
     m = [np.array(CONSERVATIVE_M[f.name], dtype=np.float64) for f in FIELDS]
     # "same area, a street unknown" (missing, or a company's site that places a record in a group) says that
@@ -248,6 +270,14 @@ def fit(levels: np.ndarray, random_levels: np.ndarray, u: list[np.ndarray], tota
             "message": f"in {share:.0%} of EM's matches the {name.replace('_', ' ')} differs outright: the class "
                        "holds records that share something else (a house, a phone), not one person's records",
             "field": name, "share": round(share, 3)})
+    for name, share, support in _identity_disagreement(trace, m):
+        degenerate = True
+        diagnostics.append({
+            "code": "match_class_identity_differs",
+            "message": f"in {share:.0%} of EM's matches that both hold a {name.replace('_', ' ')} it is a different "
+                       "one: the class holds records that share a name and a mailbox or phone, not one person's "
+                       "records",
+            "field": name, "share": round(share, 3), "support": round(support, 1)})
     anchors = _anchors(trace["pat"], trace["counts"])
     if anchors < MIN_ANCHORS:
         degenerate = True

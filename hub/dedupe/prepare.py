@@ -658,8 +658,19 @@ def _holders(a: tuple[str, str, str], b: tuple[str, str, str]) -> int:
     return 2
 
 
+def _dates_of_two_people(a: str, b: str) -> bool:
+    """Birth dates (YYYYMMDD) that one person's records would not carry: neither equal, nor one edit apart, nor
+    a day/month swap — what the comparison calls two edits or far."""
+    from rapidfuzz.distance import OSA
+
+    if a == b or (len(a) == 8 and a[:4] + a[6:8] + a[4:6] == b):
+        return False
+    return OSA.distance(a, b) >= 2
+
+
 def _set_aside_shared(col: KeyColumn, name_key: KeyColumn, names: np.ndarray | None = None,
-                      name_parts: list[tuple[str, str, str]] | None = None) -> tuple[KeyColumn, int]:
+                      name_parts: list[tuple[str, str, str]] | None = None, births: KeyColumn | None = None
+                      ) -> tuple[KeyColumn, int]:
     """(key, records set aside). Missing where the value is a group's, not a person's: held by records of
     SHARED_VALUE_NAMES or more different names (a dummy such as 13800000000 on every party entered without a
     number, a switchboard), or — with ``names`` (per record an index into ``name_parts``, -1 = no person's
@@ -670,7 +681,11 @@ def _set_aside_shared(col: KeyColumn, name_key: KeyColumn, names: np.ndarray | N
     family's household (a landline of Chen Fang and Chen Jing: the given names disagree, which the
     comparison of given names weighs; a person's English and Chinese given names look the same).
     ``name_key``: the names' initials (a person's typo'd and swapped names share them: Jon Smtih / Smith
-    John)."""
+    John). With ``births`` (per record a birth-date code), a value is also a group's where records of one
+    person's names hold it under two people's birth dates: namesakes sharing a mailbox (John Smith senior and
+    junior), or a name-derived address (sarah.wilson@gmail.com) given to many Sarah Wilsons. At scale such
+    values outnumber a person's own shared values, and a model fitted with them learns that a person's records
+    often differ on birth date, phone and address."""
     ok = (col.codes >= 0) & (name_key.codes >= 0)
     if not ok.any():
         return col, 0
@@ -703,10 +718,51 @@ def _set_aside_shared(col: KeyColumn, name_key: KeyColumn, names: np.ndarray | N
                         break
                 if shared[v]:
                     break
+        if births is not None:
+            _set_aside_namesakes(col, names, name_parts, births, shared, kind)
     if not shared.any():
         return col, 0
     hit = (col.codes >= 0) & shared[np.maximum(col.codes, 0)]
     return KeyColumn(codes=np.where(hit, -1, col.codes).astype(np.int32), uniques=col.uniques), int(hit.sum())
+
+
+def _set_aside_namesakes(col: KeyColumn, names: np.ndarray, name_parts: list[tuple[str, str, str]],
+                         births: KeyColumn, shared: np.ndarray, kind: dict[tuple[int, int], int]) -> None:
+    """Mark in ``shared`` the values held under one person's names (``_holders`` 0) with two people's birth dates.
+    A household's value (the given names disagree) is left to the comparison of given names, as above."""
+    held = (col.codes >= 0) & (names >= 0) & (births.codes >= 0)
+    held[held] = ~shared[col.codes[held]]
+    if not held.any():
+        return
+    rn, rb = len(name_parts) + 1, len(births.uniques) + 1
+    triples = np.unique((col.codes[held].astype(np.int64) * rn + names[held]) * rb + births.codes[held])
+    value, name, born = triples // (rn * rb), (triples // rb) % rn, triples % rb
+    starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
+    ends = np.r_[starts[1:], len(value)]
+    many = (ends - starts) >= 2
+    dates = births.uniques
+    for a, b in zip(starts[many].tolist(), ends[many].tolist(), strict=True):
+        if b - a > MAX_NAMES_COMPARED:  # dozens of (name, birth date) holders: nobody's own
+            shared[int(value[a])] = True
+            continue
+        held_by, born_as = name[a:b].tolist(), born[a:b].tolist()
+        if len(set(born_as)) < 2:
+            continue
+        found = False
+        for x in range(len(held_by)):
+            for y in range(x + 1, len(held_by)):
+                if born_as[x] == born_as[y] or not _dates_of_two_people(dates[born_as[x]], dates[born_as[y]]):
+                    continue
+                k = (min(held_by[x], held_by[y]), max(held_by[x], held_by[y]))
+                if k[0] != k[1] and k not in kind:
+                    kind[k] = _holders(name_parts[k[0]], name_parts[k[1]])
+                if k[0] == k[1] or kind[k] == 0:
+                    found = True
+                    break
+            if found:
+                break
+        if found:
+            shared[int(value[a])] = True
 
 
 def _group_values(col: KeyColumn, name_key: KeyColumn) -> KeyColumn:
@@ -1075,7 +1131,9 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
         tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques)
         # a national id is one person's by definition: only a dummy held by many names is set aside
         col, shared = (_set_aside_shared(col, tiled) if key == "national_id"
-                       else _set_aside_shared(col, tiled, np.tile(names, reps), name_parts))
+                       else _set_aside_shared(col, tiled, np.tile(names, reps), name_parts,
+                                              KeyColumn(codes=np.tile(p.keys["dob"].codes, reps),
+                                                        uniques=p.keys["dob"].uniques)))
         if key != "national_id":
             # the group value a record holds (a switchboard, a team mailbox): no evidence of one person, but two
             # records holding it are members of one group, where namesakes are different people
