@@ -245,6 +245,23 @@ def test_the_model_is_refitted_when_due_and_drift_is_reported(sqlite_store: Stor
     assert forced.action == "retrained" and forced.drifted and "Drift beyond the limits" in forced.markdown()
 
 
+def test_the_model_stage_says_why_it_rejected_the_fitted_parameters(sqlite_store: Store) -> None:
+    """An ERP's first sync (distinct parties, few names, test-data contact values): the estimation checks reject
+    EM's solution, and the match_model asset's summary tells the operator which checks and why — field names
+    and counts, no values."""
+    from hub.golden import train_model
+
+    frame = syn.erp_parties(1500, 0.0, seed=41, email="placeholder", phone="dummy")
+    stage_records(sqlite_store, staged_from_frame(frame.drop(columns=["entity_id"])))
+    stats = train_model(sqlite_store, ENGINE)
+    assert stats.estimation == "conservative" and stats.diagnostics, stats
+    assert any(d.startswith("conservative_parameters: ") for d in stats.diagnostics)
+    summary = stats.markdown()
+    assert "Estimation checks: " in summary and "conservative_parameters" in summary
+    for value in [e for e in frame["email"].tolist() if "@" in e] + frame["full_name"].tolist():
+        assert value not in summary
+
+
 def test_an_imported_file_is_matched_as_hub_dedupe_matches_it(sqlite_store: Store, tmp_path) -> None:
     """The golden stage sees what `hub dedupe` sees in the same file imported with the customer_file mapping:
     the further phones of the CLI's columns (phone_2), numbers of a possible length that fail validation (an

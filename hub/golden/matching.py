@@ -1220,6 +1220,8 @@ class ModelStats:
     drift: dict[str, float] = field(default_factory=dict)
     drifted: list[str] = field(default_factory=list)  # the drift limits a refit exceeded
     seconds: float = 0.0
+    # what the estimation checks found (hub.dedupe.estimation): "code: message", field names and counts only
+    diagnostics: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -1229,6 +1231,8 @@ class ModelStats:
         for k in ("model_id", "records", "pairs", "estimation", "match_rate", "age_days"):
             lines.append(f"| {k} | {getattr(self, k)} |")
         lines += [f"| drift {k} | {v} |" for k, v in self.drift.items()]
+        if self.diagnostics:
+            lines.append("\nEstimation checks: " + "; ".join(self.diagnostics))
         if self.drifted:
             lines.append(f"\nDrift beyond the limits: {', '.join(self.drifted)}. Matching re-scores and "
                          "re-clusters everything on its next run; golden ids of unchanged clusters stay.")
@@ -1273,7 +1277,8 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
                                " days") if latest else "no model yet", model_id=model_id, records=n,
                        pairs=len(cand), estimation=model.fs.estimation, match_rate=round(model.match_rate, 4),
                        age_days=round(age, 2), drift=moved, drifted=drifted,
-                       seconds=round(time.perf_counter() - t0, 3))
+                       seconds=round(time.perf_counter() - t0, 3),
+                       diagnostics=[f"{d.get('code')}: {d.get('message')}" for d in model.fs.diagnostics])
     if drifted:
         log.warning("match model drift beyond the limits: %s", ", ".join(drifted))
     return stats
