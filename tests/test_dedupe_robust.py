@@ -295,6 +295,25 @@ def test_namesakes_on_one_mailbox_make_it_a_group_value():
     assert c["n0"] != c["n1"] and c["n3"] != c["n4"]
 
 
+def test_one_street_name_in_many_cities_is_not_a_site():
+    """Zhongshan Road 421 in eight cities (as staging writes it: the street without the city) is eight buildings, not
+    one site many people share: a person's two records there compare as the same street. Six contacts of a
+    company at one address in one city are still a site (compared as area only)."""
+    from hub.dedupe.prepare import prepare
+
+    cities = ["天津市", "北京市", "西安市", "杭州市", "南京市", "重庆市", "成都市", "武汉市"]
+    names = ["刘洋", "王芳", "李强", "张伟", "陈静", "赵敏", "孙杰", "周涛"]
+    rows = [{"record_id": f"z{k}", "full_name": nm, "street": "中山路421号", "city": c}
+            for k, (nm, c) in enumerate(zip(names, cities, strict=True))]
+    rows.append({"record_id": "z8", "full_name": "Yang Liu", "street": "中山路421号", "city": "天津市"})
+    rows += [{"record_id": f"s{k}", "full_name": nm, "street": "Hauptstraße 5", "city": "Berlin"}
+             for k, nm in enumerate(["Anna Weber", "Jonas Koch", "Lena Wolf", "Paul Klein", "Marie Lange", "Tim Roth"])]
+    p = prepare(pd.DataFrame(rows))
+    grouped = dict(zip(p.record_id.tolist(), (p.key("street_group").codes >= 0).tolist(), strict=True))
+    assert not any(grouped[f"z{k}"] for k in range(9)), grouped
+    assert all(grouped[f"s{k}"] for k in range(6)), grouped
+
+
 def test_a_match_class_of_namesakes_on_shared_mailboxes_is_rejected():
     """At a million customers a name-derived mailbox shared by namesakes gave more candidate pairs than true
     duplicates, and EM's match class became "same name and mailbox": birth date, id, phone and address

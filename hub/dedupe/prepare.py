@@ -920,6 +920,23 @@ def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
     return KeyColumn(codes=codes, uniques=sub.uniques)
 
 
+def _street_in_city(street: KeyColumn, city: KeyColumn) -> KeyColumn:
+    """The street with its city ("street|city"; a street without a city is its own value), missing where the
+    street is."""
+    ok = street.codes >= 0
+    combo = street.codes.astype(np.int64) * (len(city.uniques) + 1) + (city.codes.astype(np.int64) + 1)
+    codes = np.full(len(street.codes), -1, dtype=np.int32)
+    if not ok.any():
+        return KeyColumn(codes=codes, uniques=np.empty(0, dtype=object))
+    sub, distinct = pd.factorize(combo[ok])
+    codes[ok] = sub
+    radix = len(city.uniques) + 1
+    cities = np.append(np.asarray(city.uniques, dtype=object), "")  # index -1 -> ""
+    streets = np.asarray(street.uniques, dtype=object)
+    uniques = np.array([f"{streets[v // radix]}|{cities[v % radix - 1]}" for v in distinct.tolist()], dtype=object)
+    return KeyColumn(codes=codes, uniques=uniques)
+
+
 def _combine(*cols: KeyColumn) -> KeyColumn:
     """Key for a tuple of keys (missing if any part is missing) — used for blocking."""
     n = len(cols[0].codes)
@@ -968,8 +985,11 @@ def _address_keys(frame: pd.DataFrame, initials: KeyColumn, std: _Standardised
     keys["street_number"] = _derive(keys["street_base"], _house_number)
     # a building where many different people are registered (a company's site with its contact persons, an
     # office block): the street says which group a record belongs to, not which person — compared as area only
+    # A site is a street in its city: 中山路421号 or 12 Elm Street in two cities are two buildings (staging writes
+    # the street without the city a raw line such as 天津中山路421号 carries, so by street alone every city's
+    # Zhongshan Road 421 was one "site" held by many names, and a person's two records there compared as area only)
     tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques) if reps > 1 else initials
-    keys["street_group"] = _group_values(keys["street_base"], tiled)
+    keys["street_group"] = _group_values(_street_in_city(keys["street_base"], keys["city"]), tiled)
     keys["postcode"] = encode("postal_code", _unless_placeholder(_fallback_postcode))
     if reps == 1:
         return keys, []
