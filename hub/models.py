@@ -88,6 +88,9 @@ class CustomerRecord(_Model):
     gender: Literal["female", "male", "other"] | None = None
     national_id: str | None = None
     national_id_type: str | None = None  # cn_resident | us_ssn | ...
+    # an id that failed validation (an unknown region code, a typo) as written: match evidence only, like
+    # unverified_birth_date — never the golden record's id, never pushed
+    unverified_national_id: str | None = None
     addresses: list[Address] = Field(default_factory=list)
     consent: Consent = Field(default_factory=Consent)
     language: str | None = None

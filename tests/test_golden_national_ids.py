@@ -12,6 +12,7 @@ the Dagster definitions; and ``hub dedupe`` on the same file.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub.standardise.identifiers import cn_id_check_char
-from hub.store import Store, xref
+from hub.store import Store, match_pair, staged_record, xref
 
 syn = pytest.importorskip("hub.dedupe.synthetic")
 
@@ -99,3 +100,53 @@ def test_hub_dedupe_keeps_the_namesakes_apart(people_file: Path, tmp_path: Path)
     cluster = pd.read_csv(out, dtype=str).set_index("record_id")["cluster_id"]
     assert cluster["T-A"] != cluster["T-B"]
     assert cluster["T-C"] == cluster["T-A"]
+
+
+def test_an_id_that_fails_validation_is_still_match_evidence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A resident id with a region code that does not exist (a typo, or a made-up prefix) fails staging's
+    validation: it is no golden record's id and never pushed, but two records holding it are evidence of one
+    person to the pipeline as they are to `hub dedupe` (劉洋 / Yang LIU: names alike, nothing else shared)."""
+    from hub.cli import main
+    from hub.dedupe.cli import main as dedupe_main
+    from hub.definitions import defs
+
+    nid = _resident_id("403512", date(1960, 8, 4), 31)
+    rows = [{"record_id": "U-A", "full_name": "劉洋", "national_id": nid, "city": "天津", "country": "CN"},
+            {"record_id": "U-B", "full_name": "Yang LIU", "national_id": nid, "city": "tianjin", "country": "CN"}]
+    background = syn.customers(400, seed=8).astype(str).drop(columns=["source", "entity_id"])
+    path = tmp_path / "people.csv"
+    pd.concat([background, pd.DataFrame(rows)], ignore_index=True).fillna("").to_csv(path, index=False)
+
+    out = tmp_path / "clusters.csv"
+    assert dedupe_main([str(path), "--out", str(out), "--quiet"]) == 0
+    cluster = pd.read_csv(out, dtype=str).set_index("record_id")["cluster_id"]
+    assert cluster["U-A"] == cluster["U-B"]
+
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    monkeypatch.chdir(tmp_path)
+    assert main(["import", str(path), "--source", "crm", "--mapping", "customer_file"]) == 0
+    job = defs.resolve_implicit_global_asset_job_def()
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance, raise_on_error=False,
+            asset_selection=[dg.AssetKey(k) for k in ("match_model", "match_pairs", "golden_customers")])
+    assert result.success
+    store = Store()
+    try:
+        with store.engine.connect() as conn:
+            golden = dict(conn.execute(sa.select(xref.c.source_id, xref.c.golden_id).where(
+                xref.c.source_id.in_(["U-A", "U-B"]), xref.c.valid_to.is_(None))).all())
+            staged = [r[0] for r in conn.execute(sa.select(staged_record.c.record).where(
+                staged_record.c.source_id.in_(["U-A", "U-B"])))]
+            explanation = conn.execute(sa.select(match_pair.c.explanation).where(
+                match_pair.c.left_key.in_(["crm:U-A", "crm:U-B"]),
+                match_pair.c.right_key.in_(["crm:U-A", "crm:U-B"]))).scalar_one()
+    finally:
+        store.dispose()
+    explanation = explanation if isinstance(explanation, dict) else json.loads(explanation)
+    assert explanation["national_id"]["level"] == "exact", explanation
+    assert golden["U-A"] == golden["U-B"]
+    for rec in staged:
+        rec = rec if isinstance(rec, dict) else json.loads(rec)
+        assert rec["national_id"] is None and rec.get("unverified_national_id") == nid

@@ -111,8 +111,8 @@ ENGINE_COLUMNS = (
 def engine_row(record_key: str, rec: dict) -> tuple:
     """One row of the engine's input from a staged customer record (staging's standardised values): every
     phone, e-mail and address (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after
-    the valid ones, as `hub dedupe` reads them from a file; so are a birth date and a postcode staging could not
-    verify) and the kind of the national id staging validated (two different validated ids are two people to
+    the valid ones, as `hub dedupe` reads them from a file; so are a birth date, a national id and a postcode
+    staging could not verify) and the kind of the national id staging validated (two different validated ids are two people to
     the engine)."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
     phones += [p for p in rec.get("unverified_phones") or () if p]
@@ -130,7 +130,8 @@ def engine_row(record_key: str, rec: dict) -> tuple:
         record_key, rec.get("source") or "", rec.get("full_name") or "", rec.get("given_name") or "",
         rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
         phones[0] if phones else "", rec.get("birth_date") or rec.get("unverified_birth_date") or "",
-        rec.get("gender") or "", rec.get("national_id") or "", rec.get("national_id_type") or "",
+        rec.get("gender") or "", rec.get("national_id") or rec.get("unverified_national_id") or "",
+        (rec.get("national_id_type") or "") if rec.get("national_id") else "",
         addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
         addr.get("postal_code") or "", addr.get("country") or "", *further,
     )
@@ -140,7 +141,7 @@ def engine_row(record_key: str, rec: dict) -> tuple:
 # run reads only these of each record's JSON (about a third of its bytes)
 ENGINE_FIELDS = ("source", "full_name", "given_name", "family_name", "company", "emails", "phones",
                  "unverified_phones", "birth_date", "unverified_birth_date", "gender", "national_id",
-                 "national_id_type", "addresses")
+                 "national_id_type", "unverified_national_id", "addresses")
 
 
 def engine_frame(rows: Iterable[tuple[str, dict]]) -> pd.DataFrame:

@@ -44,6 +44,7 @@ _DERIVED: dict[str, str] = {
     "unverified_phones": "phones",
     "unverified_birth_date": "birth_date",
     "national_id_type": "national_id",
+    "unverified_national_id": "national_id",
 }
 _ENGINE_FIELDS = frozenset({"source", "source_id"})
 # Composite rules besides plain field names in ``required``.

@@ -462,8 +462,8 @@ def _national_id(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
     if kind == "us_ssn":
         s = validate_ssn(raw)
         if not s.valid:
-            return {fld: None}, tuple(s.flags) or ("national_id.invalid",)
-        return {fld: s.value, "national_id_type": "us_ssn"}, tuple(s.flags)
+            return {fld: None, "unverified_national_id": _other_id(raw)}, tuple(s.flags) or ("national_id.invalid",)
+        return {fld: s.value, "national_id_type": "us_ssn", "unverified_national_id": None}, tuple(s.flags)
     if kind != "cn_resident":
         return {fld: None}, ("national_id.unknown_type",)
     n = validate_cn_resident_id(raw, today=ctx.today)
@@ -474,8 +474,10 @@ def _national_id(fld: str, inputs: Inputs, ctx: Context, opts: Mapping[str, Any]
         if other:
             return {fld: other, "national_id_type": "other"}, ("national_id.unverified",)
     if not n.valid or not n.value:
-        return {fld: None}, tuple(n.flags) or ("national_id.invalid",)
-    out: dict[str, Any] = {fld: n.value, "national_id_type": "cn_resident"}
+        # an id that fails validation (a region code that does not exist, a typo) as written: match evidence
+        # only, as `hub dedupe` compares a file's national_id column (a typo is still one edit from the true id)
+        return {fld: None, "unverified_national_id": _other_id(raw)}, tuple(n.flags) or ("national_id.invalid",)
+    out: dict[str, Any] = {fld: n.value, "national_id_type": "cn_resident", "unverified_national_id": None}
     # the engine cross-checks these against the record's own birth date / gender
     if n.birth_date is not None:
         out["__id_birth_date"] = n.birth_date
@@ -657,7 +659,7 @@ STANDARDISERS: dict[str, Standardiser] = {
         Standardiser("addresses", _addresses, roles=_ADDRESS_ROLES, produces_list=True,
                      options=frozenset({"kind", "default_country", "region_values"})),
         Standardiser("national_id", _national_id, roles=frozenset({"value", "type"}),
-                     required_roles=frozenset({"value"}), fills=("national_id_type",),
+                     required_roles=frozenset({"value"}), fills=("national_id_type", "unverified_national_id"),
                      options=frozenset({"type"})),
         Standardiser("text", first_only=True, fn=_text, options=frozenset({"max_len"})),
         Standardiser("identifier", first_only=True, fn=_identifier, options=frozenset({"null_values", "prefix"})),
