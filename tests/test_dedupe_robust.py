@@ -295,6 +295,22 @@ def test_namesakes_on_one_mailbox_make_it_a_group_value():
     assert c["n0"] != c["n1"] and c["n3"] != c["n4"]
 
 
+def test_namesakes_birth_date_rule_is_the_comparisons():
+    """prepare's "two people's birth dates" (it cannot import compare, which imports it) is exactly the date
+    comparison's two-edits-or-far: equal, one edit and a day/month swap are one person's."""
+    from hub.dedupe.compare import compare_dates
+    from hub.dedupe.prepare import KeyColumn, _dates_of_two_people
+
+    dates = ["19840312", "19841203", "19840313", "19840321", "19480312", "19911102", "19840412", "20010101",
+             "19840302", "19850313"]
+    i, j = (x.ravel().astype(np.int32) for x in np.meshgrid(np.arange(len(dates)), np.arange(len(dates))))
+    levels = compare_dates(KeyColumn(codes=np.arange(len(dates), dtype=np.int32),
+                                     uniques=np.array(dates, dtype=object)), i, j)
+    rule = [_dates_of_two_people(dates[a], dates[b]) for a, b in zip(i.tolist(), j.tolist(), strict=True)]
+    assert rule == (levels <= 1).tolist()
+    assert any(rule) and not all(rule)
+
+
 def test_one_street_name_in_many_cities_is_not_a_site():
     """Zhongshan Road 421 in eight cities (as staging writes it: the street without the city) is eight buildings, not
     one site many people share: a person's two records there compare as the same street. Six contacts of a

@@ -99,8 +99,8 @@ MERGE_RULE = "profile"  # "mean_probability": the pairwise rule, used when the s
 def _drop_ambiguous(edges: list[tuple[int, int, float]], pair_info: dict, margin: float
                     ) -> list[tuple[int, int, float]]:
     """Remove the links of a record to candidates that are clearly different people (a conflict or a
-    match_probability under RIVAL_PROBABILITY) unless its best candidate wins clearly: by odds, O_best > 2 + the sum of
-    the rival people's odds — the point where joining the best one is expected to reproduce more true
+    match_probability under RIVAL_PROBABILITY) unless its best candidate wins clearly: by odds, O_best > 2 + the
+    sum of the rival people's odds — the point where joining the best one is expected to reproduce more true
     clusters exactly than leaving the record on its own (a wrong guess breaks two clusters). Rival records
     that are one person (their pair is a likely match) count once. ``margin`` (bits) bounds which rivals
     count: ones weaker than the best by more than ``margin`` never do. The record's other links (to records

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import combinations
 
 import numpy as np
 import pandas as pd
@@ -660,7 +661,8 @@ def _holders(a: tuple[str, str, str], b: tuple[str, str, str]) -> int:
 
 def _dates_of_two_people(a: str, b: str) -> bool:
     """Birth dates (YYYYMMDD) that one person's records would not carry: neither equal, nor one edit apart, nor
-    a day/month swap — what the comparison calls two edits or far."""
+    a day/month swap — what ``compare.compare_dates`` calls two edits or far (restated here: compare imports this
+    module; a test pins the two together)."""
     from rapidfuzz.distance import OSA
 
     if a == b or (len(a) == 8 and a[:4] + a[6:8] + a[4:6] == b):
@@ -741,27 +743,21 @@ def _set_aside_namesakes(col: KeyColumn, names: np.ndarray, name_parts: list[tup
     ends = np.r_[starts[1:], len(value)]
     many = (ends - starts) >= 2
     dates = births.uniques
+
+    def one_persons(x: int, y: int) -> bool:
+        if x == y:
+            return True
+        k = (min(x, y), max(x, y))
+        if k not in kind:
+            kind[k] = _holders(name_parts[k[0]], name_parts[k[1]])
+        return kind[k] == 0
+
     for a, b in zip(starts[many].tolist(), ends[many].tolist(), strict=True):
-        if b - a > MAX_NAMES_COMPARED:  # dozens of (name, birth date) holders: nobody's own
-            shared[int(value[a])] = True
-            continue
-        held_by, born_as = name[a:b].tolist(), born[a:b].tolist()
-        if len(set(born_as)) < 2:
-            continue
-        found = False
-        for x in range(len(held_by)):
-            for y in range(x + 1, len(held_by)):
-                if born_as[x] == born_as[y] or not _dates_of_two_people(dates[born_as[x]], dates[born_as[y]]):
-                    continue
-                k = (min(held_by[x], held_by[y]), max(held_by[x], held_by[y]))
-                if k[0] != k[1] and k not in kind:
-                    kind[k] = _holders(name_parts[k[0]], name_parts[k[1]])
-                if k[0] == k[1] or kind[k] == 0:
-                    found = True
-                    break
-            if found:
-                break
-        if found:
+        holders = list(zip(name[a:b].tolist(), born[a:b].tolist(), strict=True))
+        # dozens of (name, birth date) holders: nobody's own
+        if b - a > MAX_NAMES_COMPARED or any(
+                bx != by and _dates_of_two_people(dates[bx], dates[by]) and one_persons(nx, ny)
+                for (nx, bx), (ny, by) in combinations(holders, 2)):
             shared[int(value[a])] = True
 
 
@@ -922,7 +918,8 @@ def _derive(parent: KeyColumn, fn: Callable[[str], str]) -> KeyColumn:
 
 def _street_in_city(street: KeyColumn, city: KeyColumn) -> KeyColumn:
     """The street with its city ("street|city"; a street without a city is its own value), missing where the
-    street is."""
+    street is. Not ``_combine``: its values are batch-dependent integer codes, and a key's values go into
+    ``Records.fingerprint`` (a record's fingerprint must not change because other records came or went)."""
     ok = street.codes >= 0
     combo = street.codes.astype(np.int64) * (len(city.uniques) + 1) + (city.codes.astype(np.int64) + 1)
     codes = np.full(len(street.codes), -1, dtype=np.int32)

@@ -112,8 +112,8 @@ def engine_row(record_key: str, rec: dict) -> tuple:
     """One row of the engine's input from a staged customer record (staging's standardised values): every
     phone, e-mail and address (up to 1 + FURTHER_VALUES of each; the numbers staging could not validate after
     the valid ones, as `hub dedupe` reads them from a file; so are a birth date, a national id and a postcode
-    staging could not verify) and the kind of the national id staging validated (two different validated ids are two people to
-    the engine)."""
+    staging could not verify) and the kind of the national id staging validated (two different validated ids
+    are two people to the engine)."""
     phones = [p.get("e164") for p in rec.get("phones") or () if isinstance(p, dict) and p.get("e164")]
     phones += [p for p in rec.get("unverified_phones") or () if p]
     emails = [e for e in rec.get("emails") or () if e]
@@ -131,7 +131,7 @@ def engine_row(record_key: str, rec: dict) -> tuple:
         rec.get("family_name") or "", rec.get("company") or "", emails[0] if emails else "",
         phones[0] if phones else "", rec.get("birth_date") or rec.get("unverified_birth_date") or "",
         rec.get("gender") or "", rec.get("national_id") or rec.get("unverified_national_id") or "",
-        (rec.get("national_id_type") or "") if rec.get("national_id") else "",
+        rec.get("national_id_type") or "",  # staging types only an id it validated
         addr.get("street") or "", addr.get("city") or "", addr.get("region") or "",
         addr.get("postal_code") or "", addr.get("country") or "", *further,
     )
@@ -1240,6 +1240,11 @@ class ModelStats:
         return "\n".join(lines)
 
 
+def _diagnostic_lines(fs: Any) -> list[str]:
+    """The estimation checks' findings of a model as "code: message" (field names and counts, no values)."""
+    return [f"{d.get('code')}: {d.get('message')}" for d in fs.diagnostics]
+
+
 def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, force: bool = False) -> ModelStats:
     """The match_model stage: refit the engine on all staged customers when there is no model, the model is
     older than ``retrain_days`` or ``force`` (the weekly schedule), and compare the refit with the model it
@@ -1259,6 +1264,7 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
             return ModelStats(action="kept", reason=f"the model is {age:.1f} days old; refitted every "
                               f"{settings.retrain_days:g} days", model_id=latest[0], records=latest[2].records,
                               pairs=latest[2].pairs, estimation=latest[2].fs.estimation,
+                              diagnostics=_diagnostic_lines(latest[2].fs),
                               match_rate=round(latest[2].match_rate, 4), age_days=round(age, 2))
         pop = _load_population(conn, workers=worker_count(settings.workers))
     ds = settings.engine_settings()
@@ -1279,7 +1285,7 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
                        pairs=len(cand), estimation=model.fs.estimation, match_rate=round(model.match_rate, 4),
                        age_days=round(age, 2), drift=moved, drifted=drifted,
                        seconds=round(time.perf_counter() - t0, 3),
-                       diagnostics=[f"{d.get('code')}: {d.get('message')}" for d in model.fs.diagnostics])
+                       diagnostics=_diagnostic_lines(model.fs))
     if drifted:
         log.warning("match model drift beyond the limits: %s", ", ".join(drifted))
     return stats
