@@ -1034,7 +1034,10 @@ def _standardised_frame(frame: pd.DataFrame, captured: dict[str, np.ndarray]) ->
         m = ADDRESS_COLUMN.match(c)
         if m and int(m.group(2)) <= 1 + ADDRESS_SLOTS and c not in cols:
             cols[c] = np.full(len(frame), "", dtype=object)
-    return pd.DataFrame({k: cols[k] for k in sorted(cols)}, index=pd.RangeIndex(len(frame)), dtype=object)
+    # copy=False: the captured arrays become the columns (pandas would copy them into one block: at the match
+    # step's high-water mark, ~100 MB at 300k records)
+    return pd.DataFrame({k: cols[k] for k in sorted(cols)}, index=pd.RangeIndex(len(frame)), dtype=object,
+                        copy=False)
 
 
 class _Standardised:

@@ -434,6 +434,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
     prepares the whole population from the standardised values (decisions about shared values are the
     batch's). ``use_cache=False`` (a full rebuild) derives every record from staging."""
     from hub.dedupe import prepare_records
+    from hub.standardise import clear_caches
 
     staged = sorted(map(tuple, conn.execution_options(yield_per=10_000).execute(
         sa.select(staged_record.c.record_key, staged_record.c.record_hash)
@@ -492,6 +493,12 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
         del fresh, cols
         records = prepare_records(frame, workers=workers, standardised=std)
         del std
+    # memory, at the match step's high-water mark (the cache rows are built next): the standardisers' memoised
+    # results are of no further use in this run (nothing after matching standardises; 300k records: ~125 MB),
+    # and packed rows hold every value the frame's cells do
+    clear_caches()
+    if packed:
+        del frame
     # the cache rows of the records derived now: engine row, then standardised values; in slices, so that the
     # values as Python objects never exist for every record at once (a full run derives them all)
     for a in range(0, len(new_idx), PACK_CHUNK):
