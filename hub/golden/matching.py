@@ -257,7 +257,7 @@ class _Population:
 
     keys: list[str]
     staged_hash: list[str]
-    records: Records
+    records: Records | None  # None once clustered (memory: the writes do not need it)
     input_hash: list[str | None]
     row_text: list[str]
     derived: np.ndarray  # bool per record
@@ -689,7 +689,11 @@ def _store_candidates(conn: Connection, run_id: int, keys: Sequence[str], left: 
     if order is not None:
         left, right, band = left[order], right[order], band[order]
     counts = np.bincount(left, minlength=n).astype(np.int32) if len(left) else np.zeros(n, np.int32)
-    data = zlib.compress(counts.tobytes() + right.astype(np.int32).tobytes() + band.astype(np.int8).tobytes(), 1)
+    # compressed piece by piece from the arrays' own buffers: one concatenated copy of them was ~600 MB at the
+    # end of a 1M run (the stream decompresses to the same bytes)
+    comp = zlib.compressobj(1)
+    data = b"".join([comp.compress(np.ascontiguousarray(a, dtype=t)) for a, t in
+                     ((counts, np.int32), (right, np.int32), (band, np.int8))] + [comp.flush()])
     digest = _keys_digest(keys)
     conn.execute(match_candidates.delete())
     for part, a in enumerate(range(0, max(len(data), 1), CAND_PART_BYTES)):
@@ -1060,7 +1064,8 @@ def match_and_cluster(
         del was, still, old_code, cur_code, cur_sorted, kept
         gone = gone[~redo[gone]]  # left the set between two unchanged records (the rest go with their end)
         redo[gone] = True
-    sl, sr = left[sel], right[sel]
+    # a full run scores every pair: the candidate arrays themselves, not a copy (32M pairs at 1M: 256 MB)
+    sl, sr = (left, right) if full else (left[sel], right[sel])
     # a run that fitted the model is a full one (sel: every candidate pair), scored by the fit already
     scored = fit_scored if full and fit_scored is not None else _score(fs, records, sl, sr, workers=workers)
     del fit_scored
@@ -1157,6 +1162,10 @@ def match_and_cluster(
         stats.refused_must_links = sum(1 for a, b in constraints.must_link
                                        if a in clusters and b in clusters and clusters[a] != clusters[b])
         _mark(stats, "cluster", t0, c0)
+        # memory, at the write's high-water mark: the scores, levels and prepared records are of no further use
+        # (the writes below need keys, hashes, clusters and the candidate arrays only)
+        del labels, kl, kr, k_scored, scored, sl, sr, band, auto
+        records = fs = pop.records = None  # type: ignore[assignment]
 
         # 5. cluster labels; a record is dirty for build_golden when its content or cluster changed
         writes = []
