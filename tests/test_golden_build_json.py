@@ -78,3 +78,23 @@ def test_json_columns_read_back_as_json_loads_reads_them(store: Store) -> None:
         back = conn.execute(sa.select(staged_record.c.record)).scalar_one()
     assert back == odd
     assert type(back["big"]) is int and type(back["neg"]) is int
+
+
+def test_payload_hash_is_the_sha256_of_the_canonical_stdlib_text() -> None:
+    """Every stored hash (landing, staged, 360 view, push payload) is the sha256 of ``canonical_json``'s UTF-8
+    bytes, whichever encoder writes them: values orjson writes like json.dumps and values it writes otherwise."""
+    import hashlib
+    from datetime import date
+    from decimal import Decimal
+
+    from hub.store import canonical_json
+
+    values = [
+        {"b": 1, "a": [True, None, "陈伟 \u2028Zoë\x01", {"z": 2, "y": "\"q\"\\"}], "c": 0.25, "d": -0.0},
+        {"tiny": 1e-05, "huge": 1e17, "big": 123456789012345678901234567, "neg": -9223372036854775809},
+        {"when": datetime(2026, 1, 2, 3, 4, 5), "day": date(2026, 1, 2), "amount": Decimal("12.50")},
+        [1, 2.5, "x", (3, 4)], "plain", 42, None, {}, [],
+        {"nan": float("nan"), "inf": float("inf")},
+    ]
+    for v in values:
+        assert payload_hash(v) == hashlib.sha256(canonical_json(v).encode("utf-8")).hexdigest(), repr(v)
