@@ -17,7 +17,7 @@ from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 from hub.connectors.base import run_pull, run_push
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.sandbox import erp
-from hub.store import Store
+from hub.store import Store, json_text, payload_hash
 
 T0 = datetime(2024, 5, 6, 10, 0, 0)
 NAMES = ["陳偉", "陈伟", "Chen Wei", "WEI CHEN", "王芳", "Bob Smith", "Robert Smith", "李娜", "John Smith", "张伟"]
@@ -172,6 +172,30 @@ def _hub_state(url: str, party: int) -> tuple[str | None, set[str]]:
             .where(erp.party_party_category_rel.c.party == party)).scalars())
     engine.dispose()
     return gid, cats
+
+
+def test_pulled_records_take_the_exact_orjson_path(erp_url: str) -> None:
+    """Reflected column names are quoted_name (a str subclass): the records must still be keyed by exact str,
+    so landing_record writes them with orjson (payload_text set), byte for byte what json.dumps writes."""
+    conn = SqlErpConnector(erp_url, load_tables("sandbox"), page_size=4)
+    try:
+        for entity in conn.entities:
+            records = [r for page in conn.pages(entity, None) for r in page.records]
+            assert records, entity
+            for rec in records:
+                assert rec.payload_text is not None, entity
+                assert rec.payload_text == json_text(rec.payload)
+                if entity == "shipments":  # no child rows: the hash view is the payload less hash_exclude
+                    assert rec.payload_hash == payload_hash(_view(conn, rec.payload))
+                keys = [k for k in rec.payload] + [k for v in rec.payload.values() if isinstance(v, list)
+                                                   for kid in v for k in kid]
+                assert {type(k) for k in keys} == {str}, entity
+    finally:
+        conn.close()
+
+
+def _view(conn: SqlErpConnector, payload: dict) -> dict:
+    return {k: v for k, v in payload.items() if k not in conn.hash_exclude}
 
 
 def test_kill_between_pages_resumes_exactly_once(tmp_path: Path, hub_store: Store) -> None:

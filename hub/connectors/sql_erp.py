@@ -156,7 +156,9 @@ class SqlErpConnector:
 
     def _rows(self, q: sa.Select) -> list[dict]:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            result = conn.execute(q)
+            names = _plain_names(result.keys())
+            return [dict(zip(names, values, strict=True)) for values in result.tuples()]
 
     def _by_key(self, q: sa.Select, key: sa.Column) -> Callable[[tuple | None, int], list[dict]]:
         """A keyset fetcher over ``key`` alone, for ``iter_keyset``."""
@@ -387,7 +389,7 @@ class SqlErpConnector:
             q = sa.select(t, fk.label("_hub_parent")).where(fk.in_(ids)).order_by(fk, t.c[child.get("key", "id")])
         out: dict[Any, list[dict]] = {}
         result = conn.execute(q)
-        names = list(result.keys())
+        names = _plain_names(result.keys())
         for values in result.tuples():  # tuples and zip: a Row's mapping cost more than the row itself
             m = dict(zip(names, values, strict=True))
             out.setdefault(m.pop("_hub_parent"), []).append(m)
@@ -705,6 +707,12 @@ class SqlErpConnector:
 
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_names(keys: Any) -> list[str]:
+    """A result's column names as exact str, once per statement: reflected names are ``quoted_name`` (a str
+    subclass), and a payload keyed by them failed ``orjson_exact``, so every ERP record took json.dumps."""
+    return [str(k) for k in keys]
 
 
 def _jsonable_row(row: dict) -> dict:
