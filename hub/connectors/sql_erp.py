@@ -159,7 +159,7 @@ class SqlErpConnector:
     def _rows(self, q: sa.Select) -> _Rows:
         with self.engine.connect() as conn:
             result = conn.execute(q)
-            return _Rows(_plain_names(result.keys()), result.tuples())
+            return _Rows(_plain_names(result.keys()), result.all())  # all(): iterating fetches row by row
 
     def _by_key(self, q: sa.Select, key: sa.Column) -> Callable[[tuple | None, int], _Rows]:
         """A keyset fetcher over ``key`` alone, for ``iter_keyset``."""
@@ -425,7 +425,7 @@ class SqlErpConnector:
         else:
             q = sa.select(t, fk.label("_hub_parent")).where(fk.in_(ids)).order_by(fk, t.c[child.get("key", "id")])
         result = conn.execute(q)
-        rows = _Rows(_plain_names(result.keys()), result.tuples())
+        rows = _Rows(_plain_names(result.keys()), result.all())
         pi = rows.names.index("_hub_parent")
         names, values, exact = _converted(rows.names, rows, "_hub_parent")
         out: dict[Any, list[tuple]] = {}
