@@ -194,6 +194,26 @@ def test_pulled_records_take_the_exact_orjson_path(erp_url: str) -> None:
         conn.close()
 
 
+def test_a_float_orjson_writes_otherwise_takes_json_dumps(tmp_path: Path) -> None:
+    """A page whose values orjson would write differently (1e-05: json.dumps' exponent form) is encoded by
+    json.dumps: the same text and hash as every record of the page has without the fast path."""
+    rows = seed_rows()
+    rows["sale_line"][3]["quantity"] = 1e-05
+    url = erp.sqlite_url(tmp_path / "erp.db")
+    erp.create_erp(url, rows)
+    conn = SqlErpConnector(url, load_tables("sandbox"), page_size=4)
+    try:
+        records = [r for page in conn.pages("orders", None) for r in page.records]
+        assert len(records) == 10
+        for rec in records:
+            assert (rec.payload_text or json_text(rec.payload)) == json_text(rec.payload)
+            view = {**_view(conn, rec.payload), "lines": [_view(conn, k) for k in rec.payload["lines"]]}
+            assert rec.payload_hash == payload_hash(view)
+        assert "1e-05" in json_text(next(r.payload for r in records if r.source_id == "4"))
+    finally:
+        conn.close()
+
+
 def _view(conn: SqlErpConnector, payload: dict) -> dict:
     return {k: v for k, v in payload.items() if k not in conn.hash_exclude}
 
