@@ -836,11 +836,14 @@ class Store:
             inserts: list[tuple] = []
             updates, held = [], []
             for sid, rec in by_id.items():
-                held_hash = None if rec.hub_state is None else payload_hash(rec.hub_state)
+                # payload_hash / json_text's bytes, by orjson where it writes the same (json_bytes)
+                held_hash = None if rec.hub_state is None else hashlib.sha256(
+                    json_bytes(rec.hub_state, sort_keys=True)).hexdigest()
                 old = existing.get(sid)
                 if old is None:
                     # (None is stored as JSON null, as the JSON column type writes it)
-                    inserts.append((sid, _payload_text(rec), rec.payload_hash, json_text(rec.hub_state), held_hash))
+                    inserts.append((sid, _payload_text(rec), rec.payload_hash, json_bytes(rec.hub_state).decode(),
+                                    held_hash))
                     continue
                 if old[0] != rec.payload_hash:
                     updates.append({"b_sid": sid, "payload": _payload_text(rec), "payload_hash": rec.payload_hash})
@@ -1338,7 +1341,7 @@ _FLOAT_LOW, _FLOAT_HIGH = 1e-4, 1e16
 _LEAVES = frozenset({str, int, bool, type(None)})
 _STR = frozenset({str})
 # a type orjson would write its own way (datetime, dataclass, str/int/dict subclass) raises instead
-_ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 
 
 def orjson_exact(obj: Any) -> bool:
@@ -1371,12 +1374,12 @@ def json_bytes(obj: Any, *, sort_keys: bool = False, floatless: bool = False, er
     times faster) wherever it writes the same bytes. ``floatless``: the caller knows ``obj`` holds no float
     orjson writes otherwise (none: a record of a float-free model; or only floats ``orjson_exact`` accepts: a
     value it walked already, a golden record whose only float is its rounded quality score), so orjson is tried
-    without walking it — any other difference makes orjson raise under ``_ORJSON_STRICT`` and the standard
+    without walking it — any other difference makes orjson raise under ``ORJSON_STRICT`` and the standard
     encoder writes it. ``errors``: how the standard encoder's
     text is encoded (``surrogatepass`` keeps a lone surrogate, as staged hashes always have)."""
     if floatless or orjson_exact(obj):
         try:
-            return orjson.dumps(obj, option=_ORJSON_STRICT | orjson.OPT_SORT_KEYS if sort_keys else _ORJSON_STRICT)
+            return orjson.dumps(obj, option=ORJSON_STRICT | orjson.OPT_SORT_KEYS if sort_keys else ORJSON_STRICT)
         except TypeError:  # orjson.JSONEncodeError: beyond 64 bits, a lone surrogate, a type it writes otherwise
             pass
     return (canonical_json(obj) if sort_keys else _json_serializer(obj)).encode("utf-8", errors)

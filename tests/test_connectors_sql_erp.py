@@ -17,7 +17,7 @@ from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 from hub.connectors.base import run_pull, run_push
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.sandbox import erp
-from hub.store import Store
+from hub.store import Store, json_text, payload_hash
 
 T0 = datetime(2024, 5, 6, 10, 0, 0)
 NAMES = ["陳偉", "陈伟", "Chen Wei", "WEI CHEN", "王芳", "Bob Smith", "Robert Smith", "李娜", "John Smith", "张伟"]
@@ -172,6 +172,50 @@ def _hub_state(url: str, party: int) -> tuple[str | None, set[str]]:
             .where(erp.party_party_category_rel.c.party == party)).scalars())
     engine.dispose()
     return gid, cats
+
+
+def test_pulled_records_take_the_exact_orjson_path(erp_url: str) -> None:
+    """Reflected column names are quoted_name (a str subclass): the records must still be keyed by exact str,
+    so landing_record writes them with orjson (payload_text set), byte for byte what json.dumps writes."""
+    conn = SqlErpConnector(erp_url, load_tables("sandbox"), page_size=4)
+    try:
+        for entity in conn.entities:
+            records = [r for page in conn.pages(entity, None) for r in page.records]
+            assert records, entity
+            for rec in records:
+                assert rec.payload_text is not None, entity
+                assert rec.payload_text == json_text(rec.payload)
+                if entity == "shipments":  # no child rows: the hash view is the payload less hash_exclude
+                    assert rec.payload_hash == payload_hash(_view(conn, rec.payload))
+                keys = [k for k in rec.payload] + [k for v in rec.payload.values() if isinstance(v, list)
+                                                   for kid in v for k in kid]
+                assert {type(k) for k in keys} == {str}, entity
+    finally:
+        conn.close()
+
+
+def test_a_float_orjson_writes_otherwise_takes_json_dumps(tmp_path: Path) -> None:
+    """A page whose values orjson would write differently (1e-05: json.dumps' exponent form) is encoded by
+    json.dumps: the same text and hash as every record of the page has without the fast path."""
+    rows = seed_rows()
+    rows["sale_line"][3]["quantity"] = 1e-05
+    url = erp.sqlite_url(tmp_path / "erp.db")
+    erp.create_erp(url, rows)
+    conn = SqlErpConnector(url, load_tables("sandbox"), page_size=4)
+    try:
+        records = [r for page in conn.pages("orders", None) for r in page.records]
+        assert len(records) == 10
+        for rec in records:
+            assert (rec.payload_text or json_text(rec.payload)) == json_text(rec.payload)
+            view = {**_view(conn, rec.payload), "lines": [_view(conn, k) for k in rec.payload["lines"]]}
+            assert rec.payload_hash == payload_hash(view)
+        assert "1e-05" in json_text(next(r.payload for r in records if r.source_id == "4"))
+    finally:
+        conn.close()
+
+
+def _view(conn: SqlErpConnector, payload: dict) -> dict:
+    return {k: v for k, v in payload.items() if k not in conn.hash_exclude}
 
 
 def test_kill_between_pages_resumes_exactly_once(tmp_path: Path, hub_store: Store) -> None:

@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from hub.store import LandingRecord, Store, current_revision, landing, payload_hash, push_result, upgrade
+from hub.store import (
+    LandingRecord,
+    Store,
+    as_text,
+    current_revision,
+    json_text,
+    landing,
+    payload_hash,
+    push_result,
+    upgrade,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
@@ -84,6 +94,23 @@ def test_unicode_payloads_round_trip(store: Store) -> None:
     store.land_page("social", "followers", [_rec("o1", body)], None)
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(landing.c.payload)).scalar_one() == body
+
+
+def test_land_page_writes_hub_state_as_json_text_and_payload_hash_do(store: Store) -> None:
+    """hub_state's stored text and hash are json_text / payload_hash's bytes whichever encoder writes them
+    (orjson where exact; json.dumps for a float orjson writes otherwise, a long integer)."""
+    states = {"1": {"golden_id": "G1", "segment": None, "z": ["二", "a"]}, "2": {"score": 1e-05, "big": 2**70},
+              "3": {"n": 0.5, "b": True}}
+    store.land_page("erp", "customers", [LandingRecord(sid, {"i": sid}, payload_hash({"i": sid}), st)
+                                         for sid, st in states.items()], None)
+    d = store.engine.dialect.name
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(landing.c.source_id, as_text(landing.c.hub_state, d),
+                                      landing.c.hub_state_hash)).all()
+    for sid, text, h in rows:
+        assert h == payload_hash(states[sid])
+        if d == "sqlite":  # other backends may store JSON text their own way
+            assert bytes(text).decode() == json_text(states[sid])
 
 
 def test_outbox_is_diff_only_and_idempotent(store: Store) -> None:

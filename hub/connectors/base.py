@@ -44,6 +44,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from hub.store import (  # noqa: F401 - chunked is re-exported to connectors
+    ORJSON_STRICT,
     LandingRecord,
     OutboxItem,
     chunked,
@@ -603,19 +604,21 @@ def to_jsonable(value: Any) -> Any:
 
 
 def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
-                   hub_state: dict | None = None) -> LandingRecord:
+                   hub_state: dict | None = None, *, exact: bool = False) -> LandingRecord:
     """Build a LandingRecord. ``hash_view`` is the payload with hub-owned fields removed (echo suppression):
     the stored payload keeps them, the hash ignores them. ``hub_state`` is what the record holds of the
     hub's own fields (the connector's held view), for the drift check.
 
     The payload's stored text (``store.json_text``) and the hash's canonical text are written here by orjson
     where it writes exactly what ``json.dumps`` would (``orjson_exact``): the two encodings were the largest
-    share of a pull's CPU (json.dumps ~20-50 us a record, twice). Anything else takes the general path."""
+    share of a pull's CPU (json.dumps ~20-50 us a record, twice). Anything else takes the general path.
+    ``exact``: the caller knows both pass ``orjson_exact`` (the SQL ERP, from its page's column types), so
+    they are not walked again; ``ORJSON_STRICT`` still makes orjson raise on a type it would write otherwise."""
     view = payload if hash_view is None else hash_view
-    if orjson_exact(payload) and (hash_view is None or orjson_exact(hash_view)):
+    if exact or (orjson_exact(payload) and (hash_view is None or orjson_exact(hash_view))):
         try:
-            text = orjson.dumps(payload)
-            canonical = orjson.dumps(view, option=orjson.OPT_SORT_KEYS)
+            text = orjson.dumps(payload, option=ORJSON_STRICT)
+            canonical = orjson.dumps(view, option=ORJSON_STRICT | orjson.OPT_SORT_KEYS)
         except TypeError:  # an integer beyond 64 bits
             pass
         else:

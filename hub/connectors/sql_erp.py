@@ -24,8 +24,10 @@ See ``sql_erp_sandbox.yaml`` for the declaration of the sandbox's Tryton-style s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,7 @@ from hub.connectors.base import (
     to_jsonable,
 )
 from hub.privacy.tombstones import SourceIds
-from hub.store import LandingRecord, OutboxItem
+from hub.store import LandingRecord, OutboxItem, gc_paused, orjson_exact
 
 SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
 _EPOCH = datetime(1970, 1, 1)
@@ -154,14 +156,15 @@ class SqlErpConnector:
         kept = self._kept(spec, key)
         return q if kept is None else q.where(kept)
 
-    def _rows(self, q: sa.Select) -> list[dict]:
+    def _rows(self, q: sa.Select) -> _Rows:
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            result = conn.execute(q)
+            return _Rows(_plain_names(result.keys()), result.all())  # all(): iterating fetches row by row
 
-    def _by_key(self, q: sa.Select, key: sa.Column) -> Callable[[tuple | None, int], list[dict]]:
+    def _by_key(self, q: sa.Select, key: sa.Column) -> Callable[[tuple | None, int], _Rows]:
         """A keyset fetcher over ``key`` alone, for ``iter_keyset``."""
 
-        def fetch(after: tuple | None, limit: int) -> list[dict]:
+        def fetch(after: tuple | None, limit: int) -> _Rows:
             page = q.order_by(key).limit(limit)
             return self._rows(page if after is None else page.where(key > after[0]))
 
@@ -171,8 +174,9 @@ class SqlErpConnector:
                     cursor: dict | None) -> Iterator[Page]:
         """No usable updated-at column: read everything in key order; the payload hash finds the changes."""
         start = None if not cursor or cursor.get("complete") else cursor.get("after")
+        ki = _position(root, key)
         for rows, last, is_last in iter_keyset(self._by_key(self._root(spec, root, key), key),
-                                               key_of=lambda r: (r[key.name],),
+                                               key_of=lambda r: (r[ki],),
                                                after=None if start is None else (start,), limit=self.page_size):
             after = to_jsonable(last[0]) if last else start
             yield Page(self._build(spec, rows, key.name), {"mode": "full", "after": after, "complete": is_last})
@@ -192,9 +196,10 @@ class SqlErpConnector:
                       if d is not None and d >= since] if since is not None else []
         reread = list((cur.get("own") or {}).get("reread") or [])
 
+        ki = _position(root, key)
         if cur["phase"] == "main":
 
-            def fetch(after: tuple | None, limit: int) -> list[dict]:
+            def fetch(after: tuple | None, limit: int) -> _Rows:
                 q = self._root(spec, root, key, ts.label("_hub_ts")).order_by(ts, key).limit(limit)
                 if since is not None:
                     q = q.where(ts >= since)
@@ -207,13 +212,13 @@ class SqlErpConnector:
 
             resume = cur.get("after")
             for rows, _, is_last in iter_keyset(
-                fetch, key_of=lambda r: (r["_hub_ts"], r[key.name]),
+                fetch, key_of=lambda r: (r[-1], r[ki]),  # _hub_ts is the last column
                 after=(_ts_param(resume[0]), resume[1]) if resume else None, limit=self.page_size,
             ):
-                stamps = [_ts_iso(r.pop("_hub_ts")) for r in rows]
-                records = self._build(spec, rows, key.name)
+                stamps = [_ts_iso(r[-1]) for r in rows]
+                records = self._build(spec, rows, key.name, drop="_hub_ts")
                 if rows:
-                    cur["after"] = [stamps[-1], to_jsonable(rows[-1][key.name])]
+                    cur["after"] = [stamps[-1], to_jsonable(rows[-1][ki])]
                     cur["high"] = max(filter(None, [cur.get("high"), *stamps]))
                 if is_last:
                     cur = {**cur, "phase": "children", "after_id": None}
@@ -230,7 +235,7 @@ class SqlErpConnector:
                 resume_id = cur.get("after_id")
                 for rows, last, is_last in iter_keyset(
                     self._by_key(self._root(spec, root, key).where(key.in_(changed)), key),
-                    key_of=lambda r: (r[key.name],),
+                    key_of=lambda r: (r[ki],),
                     after=None if resume_id is None else (resume_id,), limit=self.page_size,
                 ):
                     records = self._build(spec, rows, key.name)
@@ -315,36 +320,68 @@ class SqlErpConnector:
             return None
         return sa.select(sa.union(*parts).subquery().c.pid)
 
-    def _build(self, spec: dict, rows: list[dict], key_name: str) -> list[LandingRecord]:
-        """Attach child rows to each root row and build landing records with the echo-free hash view."""
+    def _build(self, spec: dict, rows: _Rows, key_name: str, drop: str | None = None) -> list[LandingRecord]:
+        """Attach child rows to each root row and build landing records with the echo-free hash view.
+
+        Values are converted column by column, once per page (``_converted``): the per-row, per-value
+        conversion was a large share of an ERP pull. The page's column types also tell whether orjson writes
+        the records exactly as json.dumps (``landing_record(exact=...)``), so no record is walked for it."""
         if not rows:
             return []
-        ids = [r[key_name] for r in rows]
-        with self.engine.connect() as conn:
-            attached = {name: self._children(conn, child, ids)
-                        for name, child in (spec.get("children") or {}).items()}
-        records = []
-        for row in rows:
-            payload = _jsonable_row(dict(row))
-            view = {k: v for k, v in payload.items() if k not in self.hash_exclude}
-            for name, child in (spec.get("children") or {}).items():
-                kids = [_jsonable_row(k) for k in attached[name].get(row[key_name], [])]
-                payload[name] = kids
-                view[name] = [
-                    {k: v for k, v in kid.items() if k not in self.hash_exclude}
-                    for kid in kids
-                    if not _hub_owned(kid, child.get("hub_owned"))
-                ]
-            hub_state = self._payload_hub_state(spec, payload)
-            records.append(landing_record(row[key_name], payload, view, hub_state))
+        ki = rows.names.index(key_name)
+        ids = [r[ki] for r in rows]
+        children = spec.get("children") or {}
+        with gc_paused():  # a page's many small dicts and tuples: no cycles among them to find
+            with self.engine.connect() as conn:
+                attached = {name: self._children(conn, child, ids) for name, child in children.items()}
+            names, values, exact = _converted(rows.names, rows, drop)
+            view_of = _picker(names, self.hash_exclude)
+            kids_of = []
+            for name, child in children.items():
+                kid_names, by_parent, kids_exact = attached[name]
+                exact = exact and kids_exact
+                kids_of.append((name, kid_names, by_parent, _picker(kid_names, self.hash_exclude),
+                                child.get("hub_owned")))
+            hub_state_of = self._hub_state_reader(spec)
+            records = []
+            for pid, row in zip(ids, values, strict=True):
+                payload = dict(zip(names, row, strict=True))
+                view = view_of(row)
+                for name, kid_names, by_parent, kid_view_of, owned in kids_of:
+                    kid_rows = by_parent.get(pid, ())
+                    kids = [dict(zip(kid_names, k, strict=True)) for k in kid_rows]
+                    payload[name] = kids
+                    view[name] = [kid_view_of(k) for k, kid in zip(kid_rows, kids, strict=True) if not _hub_owned(kid, owned)]
+                hub_state = None if hub_state_of is None else hub_state_of(payload)
+                records.append(landing_record(pid, payload, view, hub_state, exact=exact))
         return records
 
-    def _payload_hub_state(self, spec: dict, payload: dict) -> dict | None:
-        """The hub's golden id and categories as a pulled party carries them (its children rows), for the
-        entity the push writes to; None for every other entity."""
+    def _hub_state_reader(self, spec: dict) -> Callable[[dict], dict] | None:
+        """payload -> the hub's golden id and categories as a pulled party carries them (its child rows), for
+        the entity the push writes to; None for the others. The view of one combination of hub identifiers and
+        categories is built once (most parties carry the same few)."""
         cfg = self.mapping.get("push") or {}
         if spec.get("table") != cfg.get("table"):
             return None
+        seen: dict[tuple, dict] = {}
+
+        def read(payload: dict) -> dict:
+            idents, names = self._hub_fields(spec, cfg, payload)
+            key = (tuple(idents), tuple(names))
+            try:
+                view = seen.get(key)
+            except TypeError:  # an unhashable identifier value (a JSON column): not kept
+                return self._hub_view(cfg, idents, names)
+            if view is None:
+                view = seen[key] = self._hub_view(cfg, idents, names)
+            # a copy per record (its lists too): records never share a mutable value
+            return {k: list(v) if isinstance(v, list) else v for k, v in view.items()}
+
+        return read
+
+    @staticmethod
+    def _hub_fields(spec: dict, cfg: dict, payload: dict) -> tuple[list[Any], list[str]]:
+        """The hub identifier values and category names a pulled party's child rows carry."""
         gcfg, scfg = cfg.get("golden_id"), cfg.get("segments")
         children = spec.get("children") or {}
         idents: list[Any] = []
@@ -356,7 +393,7 @@ class SqlErpConnector:
                           if r.get(gcfg["type_column"]) == gcfg["type_value"]]
             if scfg and (child.get("through") or {}).get("table") == scfg["table"]:
                 names = [str(r.get(scfg["name_column"]) or "") for r in rows]
-        return self._hub_view(cfg, idents, names)
+        return idents, names
 
     @staticmethod
     def _hub_view(cfg: dict, idents: list[Any], names: list[str]) -> dict:
@@ -371,7 +408,9 @@ class SqlErpConnector:
                 view[field_name] = held_value([n[len(family):] for n in names if n.startswith(family)])
         return view
 
-    def _children(self, conn: sa.Connection, child: dict, ids: list[Any]) -> dict[Any, list[dict]]:
+    def _children(self, conn: sa.Connection, child: dict, ids: list[Any]
+                  ) -> tuple[list[str], dict[Any, list[tuple]], bool]:
+        """A child table's rows of the parents ``ids``: (column names, converted rows by parent, exact)."""
         t = self.table(child["table"])
         fk = t.c[child["fk"]]
         through = child.get("through")
@@ -385,13 +424,14 @@ class SqlErpConnector:
             )
         else:
             q = sa.select(t, fk.label("_hub_parent")).where(fk.in_(ids)).order_by(fk, t.c[child.get("key", "id")])
-        out: dict[Any, list[dict]] = {}
         result = conn.execute(q)
-        names = list(result.keys())
-        for values in result.tuples():  # tuples and zip: a Row's mapping cost more than the row itself
-            m = dict(zip(names, values, strict=True))
-            out.setdefault(m.pop("_hub_parent"), []).append(m)
-        return out
+        rows = _Rows(_plain_names(result.keys()), result.all())
+        pi = rows.names.index("_hub_parent")
+        names, values, exact = _converted(rows.names, rows, "_hub_parent")
+        out: dict[Any, list[tuple]] = {}
+        for raw, row in zip(rows, values, strict=True):
+            out.setdefault(raw[pi], []).append(row)
+        return names, out, exact
 
     # -- id-only sweep (deletes and deactivations) --------------------------------------------------------------
 
@@ -707,13 +747,76 @@ class SqlErpConnector:
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
-def _jsonable_row(row: dict) -> dict:
-    """``to_jsonable`` of a row dict of our own (str column names), converting its few non-plain values
-    (dates, Decimal) in place: a new dict per row and child row was a large share of an ERP pull."""
-    for k, v in row.items():
-        if type(v) not in _PLAIN:
-            row[k] = to_jsonable(v)
-    return row
+def _plain_names(keys: Any) -> list[str]:
+    """A result's column names as exact str, once per statement: reflected names are ``quoted_name`` (a str
+    subclass), and a payload keyed by them failed ``orjson_exact``, so every ERP record took json.dumps."""
+    return [str(k) for k in keys]
+
+
+_LEAVES = frozenset({str, int, bool, type(None)})
+_NONE = type(None)
+_FLOATS = frozenset({float, _NONE})
+
+
+class _Rows(list):
+    """One statement's rows as tuples, with its column names (exact str)."""
+
+    def __init__(self, names: list[str], rows: Any) -> None:
+        super().__init__(rows)
+        self.names = names
+
+
+def _converted(names: list[str], rows: Sequence[tuple], drop: str | None = None
+               ) -> tuple[list[str], list[tuple], bool]:
+    """``rows`` with every value as ``to_jsonable`` leaves it, less the column ``drop``, converted a column at
+    a time by a plan chosen from the column's value types (a datetime column by isoformat, Decimal by str,
+    plain values untouched). Also says whether orjson writes every value as json.dumps does (``orjson_exact``;
+    only a column of other than str / int / bool / None is walked for it)."""
+    if not rows:
+        return [n for n in names if n != drop], [], True
+    columns = list(zip(*rows, strict=True))
+    if drop is not None:
+        i = names.index(drop)
+        names = names[:i] + names[i + 1:]
+        del columns[i]
+    exact = True
+    for i, col in enumerate(columns):
+        types = set(map(type, col))
+        if types <= _LEAVES:
+            continue
+        plain = types - {_NONE}
+        if len(plain) == 1 and (t := next(iter(plain))) in _FORMATS:
+            fmt = _FORMATS[t]
+            columns[i] = col = tuple(map(fmt, col)) if _NONE not in types else tuple(
+                None if v is None else fmt(v) for v in col)
+        elif not types <= _PLAIN:
+            columns[i] = col = tuple(map(to_jsonable, col))
+        if exact and not (types := set(map(type, col))) <= _LEAVES:
+            # a float column (sale line quantities) is checked once per distinct value (no int to equal one)
+            exact = all(map(orjson_exact, set(col) if types <= _FLOATS else col))
+    return names, list(zip(*columns, strict=True)), exact
+
+
+# to_jsonable's conversions of one exact type, as one function for a whole column
+_FORMATS: dict[type, Callable[[Any], str]] = {datetime: datetime.isoformat, date: date.isoformat, Decimal: str}
+
+
+def _picker(names: list[str], exclude: frozenset[str]) -> Callable[[tuple], dict]:
+    """A converted row -> its hash view (the columns not in ``exclude``), in column order."""
+    kept = [(i, n) for i, n in enumerate(names) if n not in exclude]
+    if len(kept) == len(names):
+        return lambda row: dict(zip(names, row, strict=True))
+    kept_names = [n for _, n in kept]
+    if len(kept) == 1:
+        i0 = kept[0][0]
+        return lambda row: {kept_names[0]: row[i0]}
+    get = itemgetter(*(i for i, _ in kept))
+    return lambda row: dict(zip(kept_names, get(row), strict=True))
+
+
+def _position(table: sa.Table, column: sa.Column) -> int:
+    """``column``'s place in a row of ``select(table, ...)``."""
+    return [c.name for c in table.c].index(column.name)
 
 
 def _pruned_own(own: dict | None, lb: str | None) -> dict | None:
