@@ -836,14 +836,11 @@ class Store:
             inserts: list[tuple] = []
             updates, held = [], []
             for sid, rec in by_id.items():
-                # payload_hash / json_text's bytes, by orjson where it writes the same (json_bytes)
-                held_hash = None if rec.hub_state is None else hashlib.sha256(
-                    json_bytes(rec.hub_state, sort_keys=True)).hexdigest()
+                held_hash = None if rec.hub_state is None else payload_hash(rec.hub_state)
                 old = existing.get(sid)
                 if old is None:
                     # (None is stored as JSON null, as the JSON column type writes it)
-                    inserts.append((sid, _payload_text(rec), rec.payload_hash, json_bytes(rec.hub_state).decode(),
-                                    held_hash))
+                    inserts.append((sid, _payload_text(rec), rec.payload_hash, json_text(rec.hub_state), held_hash))
                     continue
                 if old[0] != rec.payload_hash:
                     updates.append({"b_sid": sid, "payload": _payload_text(rec), "payload_hash": rec.payload_hash})
