@@ -829,7 +829,9 @@ def _send(connector: Any, store: Any, target: str, batch: list[OutboxItem], toke
     stats.batches += 1
     stats.sent += len(batch)
     before = known_before(connector, store, target, batch)
-    changes = {it.id: field_changes(before[it.id], held_view(connector, it)) for it in batch}
+    # what each row leaves in the target (a function of the row): the log's changes, and push_state once ok
+    after = {it.id: held_view(connector, it) for it in batch}
+    changes = {it.id: field_changes(before[it.id], after[it.id]) for it in batch}
     try:
         outcomes = connector.push(batch)
     except Exception as exc:  # any failure of the target means: retry next run
@@ -847,7 +849,7 @@ def _send(connector: Any, store: Any, target: str, batch: list[OutboxItem], toke
         o = by_id.get(item.id) or PushOutcome(item.id, "error", "connector returned no outcome")
         rows.append((item.id, o.status, o.reason))
         if o.status == "ok":
-            views[item.id] = held_view(connector, item)
+            views[item.id] = after[item.id]
         setattr(stats, o.status, getattr(stats, o.status) + 1)
         if o.status != "ok" and o.reason:
             stats.reasons[o.reason] = stats.reasons.get(o.reason, 0) + 1
