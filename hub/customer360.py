@@ -43,6 +43,7 @@ Configuration (the ``segments`` section; every key optional, defaults shown)::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -51,7 +52,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -60,12 +61,17 @@ from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shi
 from hub.store import (
     IN_LIST,
     Store,
+    bound_time,
     canonical_json,
     chunked,
     customer_360,
     customer_360_link,
     customer_360_rank,
     golden_customer,
+    insert_rows,
+    json_bytes,
+    json_text,
+    json_text_param,
     payload_hash,
     read_cursor,
     record_key,
@@ -75,6 +81,7 @@ from hub.store import (
     write_cursor,
     xref,
 )
+from hub.view_json import Slow, list_writer, model_writer
 
 log = logging.getLogger(__name__)
 
@@ -1023,9 +1030,11 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         # pass 2: the views, chunk by chunk, written diff-only
         gc = golden_customer.c
         ir = staged_record.c.record
+        # the record as its text (``_record_text``), the time as the driver takes it (``bound_time``)
         upd = (customer_360.update().where(customer_360.c.golden_id == sa.bindparam("b_gid"))
-               .values(record=sa.bindparam("record"), record_hash=sa.bindparam("record_hash"),
+               .values(record=json_text_param(conn, "record"), record_hash=sa.bindparam("record_hash"),
                        updated_at=sa.bindparam("updated_at")))
+        ts = bound_time(conn, now)
         rk = customer_360_rank.c
         rank_upd = (customer_360_rank.update().where(rk.golden_id == sa.bindparam("b_gid"))
                     .values({c: sa.bindparam(c) for c in ("recency_days", "r_score", "f_score", "m_score",
@@ -1082,8 +1091,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 rank = {"b_gid": gid, "recency_days": recency, "r_score": r_s, "f_score": f_s, "m_score": m_s,
                         "lifecycle": life, "value_tier": None, "segment": None}
                 ranks.append(rank)
-                rfm = Rfm(recency_days=recency, frequency=freq, monetary=monetary, r_score=r_s, f_score=f_s,
-                          m_score=m_s)
+                rfm = _RfmFigures(recency, freq, monetary, r_s, f_s, m_s)
                 tier = value_tier(rfm.monetary, rfm.frequency, cfg.value_tiers)
                 segment = segment_for(rfm, tier, life, cfg.rules)
                 orders = sorted(kept, key=lambda o: parse_dt(o.get("ordered_at")) or datetime.min, reverse=True)
@@ -1101,10 +1109,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     "currency": agg["currency"],
                     "first_order_at": agg["first"],
                     "last_order_at": agg["last"],
-                    "recent_orders": [_order_view(o) for o in orders[: cfg.recent_orders]],
+                    "recent_orders": orders[: cfg.recent_orders],
                     "shipments_count": len(ships),
                     "open_shipments": len(open_ships),
-                    "open_shipment_list": [_shipment_view(s) for s in open_ships[:SHOWN_OPEN_SHIPMENTS]],
+                    "open_shipment_list": open_ships[:SHOWN_OPEN_SHIPMENTS],
                     "last_shipment_status": last_ship.get("status") if last_ship else None,
                     "calls_count": len(gid_calls),
                     "last_call_at": max(call_dates) if call_dates else None,
@@ -1118,27 +1126,26 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     "consent": profile.get("consent") or {},
                 }
                 try:
-                    view = Customer360.model_validate(data)
+                    record, exact = view_record(data)
                 except ValidationError as exc:
                     # one malformed golden record must not stop the view for everyone; fields only, never values
                     log.warning("360 for %s skipped: invalid fields %s", gid,
                                 sorted({".".join(map(str, e["loc"])) for e in exc.errors()})[:10])
                     continue
                 rank.update(value_tier=tier, segment=segment or "-")
-                record = view.model_dump(mode="json", exclude={"computed_at": True, "profile": {"lineage"}})
-                h = payload_hash(record)
+                # the fast writer's floats are all written by orjson as json.dumps writes them: no walk
+                h = hashlib.sha256(json_bytes(record, sort_keys=True, floatless=exact)).hexdigest()
                 old = existing.get(gid)
                 if old == h:
                     continue
                 record["computed_at"] = now.isoformat()
-                # model_dump(mode="json") is already JSON-safe: no jsonable() round trip (it costs a second encode)
-                row = {"record": record, "record_hash": h, "updated_at": now}
+                text = _record_text(record, exact)
                 if old is None:
-                    inserts.append({"golden_id": gid, **row})
+                    inserts.append((gid, text, h, ts))
                 else:
-                    updates.append({"b_gid": gid, **row})
+                    updates.append({"b_gid": gid, "record": text, "record_hash": h, "updated_at": now})
             if inserts:
-                conn.execute(customer_360.insert(), inserts)
+                insert_rows(conn, customer_360, ("golden_id", "record", "record_hash", "updated_at"), inserts)
             if updates:
                 conn.execute(upd, updates)
             if ranks:
@@ -1161,6 +1168,55 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
     stats.unchanged = len(gids) - stats.inserted - stats.updated - stats.invalid
     stats.seconds = time.monotonic() - started
     return stats
+
+
+class _RfmFigures(NamedTuple):
+    """The RFM figures of one view (what ``Rfm`` holds; ``segment_for`` reads them by name)."""
+
+    recency_days: int | None
+    frequency: int
+    monetary: Decimal
+    r_score: int | None
+    f_score: int | None
+    m_score: int | None
+
+
+_VIEW_EXCLUDE: dict[str, Any] = {"computed_at": True, "profile": {"lineage"}}
+# Customer360 validated and dumped (``_VIEW_EXCLUDE``) for a view in dump form: orders and shipments are staged
+# records (``model_dump(mode="json")``), filtered to the model's fields as ``_order_view`` / ``_shipment_view`` do
+_RFM_WRITER = model_writer(Rfm)
+_VIEW_WRITER = model_writer(Customer360, exclude=("computed_at",), writers={
+    "profile": model_writer(GoldenCustomer, exclude=("lineage",)),
+    "recent_orders": list_writer(model_writer(Order, ignore_extra=True)),
+    "open_shipment_list": list_writer(model_writer(Shipment, ignore_extra=True)),
+    "rfm": lambda r: _RFM_WRITER(r._asdict()),
+})
+
+
+def view_record(data: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The stored record of one view: ``Customer360.model_validate(...).model_dump(mode="json")`` without its
+    computation time and the profile's lineage. ``data`` as ``build_360`` assembles it (orders and shipments
+    as staged, ``rfm`` as ``_RfmFigures``). Written directly where every value is in dump form already
+    (``hub.view_json``; then True: its floats are written by orjson as by json.dumps), else validated by the
+    model (False); ValidationError as the model raises it."""
+    try:
+        return _VIEW_WRITER(data), True
+    except Slow:
+        pass
+    view = Customer360.model_validate({
+        **data,
+        "recent_orders": [_order_view(o) for o in data["recent_orders"]],
+        "open_shipment_list": [_shipment_view(s) for s in data["open_shipment_list"]],
+        "rfm": data["rfm"]._asdict(),
+    })
+    return view.model_dump(mode="json", exclude=_VIEW_EXCLUDE), False
+
+
+def _record_text(record: Mapping[str, Any], exact: bool) -> str:
+    """The text the store writes for a view's record (``json_text``), by orjson where the record came from the
+    fast writer (its floats written as json.dumps writes them)."""
+    return json_bytes(record, floatless=exact, errors="surrogatepass").decode("utf-8", "surrogatepass") \
+        if exact else json_text(record)
 
 
 _ORDER_FIELDS = set(Order.model_fields)
