@@ -48,7 +48,7 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -416,6 +416,7 @@ _links = sa.Table(
     sa.Column("golden_id", sa.String(32), nullable=False),
     prefixes=["TEMPORARY"],
 )
+_LINK_COLS = ("entity", "record_key", "golden_id")
 _PROFILE_FIELDS = frozenset(GoldenCustomer.model_fields)
 
 
@@ -502,7 +503,7 @@ def _owner_maps(conn: sa.Connection, phones: set[str] | None = None, emails: set
     rec = gc.record
     phone_owners: dict[str, list[str]] = defaultdict(list)
     email_owners: dict[str, list[str]] = defaultdict(list)
-    for gid, primary, gphones, email, gemails in conn.execute(
+    for gid, primary, gphones, email, gemails in _rows(conn,
         sa.select(gc.golden_id, rec["primary_phone"].as_string(), rec["phones"], rec["primary_email"].as_string(),
                   rec["emails"]).where(gc.status == "active").order_by(gc.golden_id)
     ):
@@ -560,23 +561,25 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
     k2g = _key_owners(conn, active)
     _links.drop(conn, checkfirst=True)
     _links.create(conn)
-    batch: list[dict[str, str]] = []
+    batch: list[tuple[str, str, str]] = []
     irregular = 0
 
     def add(entity: str, rk: str, gid: str) -> None:
-        batch.append({"entity": entity, "record_key": rk, "golden_id": gid})
+        # tuples to the driver's executemany on SQLite (insert_rows): SQLAlchemy's per-row parameter
+        # processing cost more than the insert
+        batch.append((entity, rk, gid))
         if len(batch) >= 5000:
-            conn.execute(_links.insert(), batch)
+            insert_rows(conn, _links, _LINK_COLS, batch)
             batch.clear()
 
     order_owner: dict[str, str] = {}  # only the orders shipments name
     wanted_orders: set[str] = set()
-    for source, order_sid in conn.execute(
+    for source, order_sid in _rows(conn,
         sa.select(sr.source, sr.record["order_source_id"].as_string()).where(sr.entity == "shipments")
     ):
         if order_sid:
             wanted_orders.add(record_key(source, str(order_sid)))
-    for rk, source, ckey, csid, phone, email in conn.execute(sa.select(*_order_cols()).where(sr.entity == "orders")):
+    for rk, source, ckey, csid, phone, email in _rows(conn, sa.select(*_order_cols()).where(sr.entity == "orders")):
         irregular += not _is_regular(source, ckey, csid)
         gid = order_link(source, ckey, csid, phone, email, k2g, phone_owners, email_owners, cfg.link_guest_orders)
         if gid is not None:
@@ -584,20 +587,20 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
                 order_owner[rk] = gid
             add("orders", rk, gid)
     del wanted_orders
-    for rk, source, ckey, csid, order_sid in conn.execute(
+    for rk, source, ckey, csid, order_sid in _rows(conn,
             sa.select(*_shipment_cols()).where(sr.entity == "shipments")):
         irregular += not _is_regular(source, ckey, csid)
         gid = shipment_link(source, ckey, csid, order_sid, k2g, order_owner)
         if gid is not None:
             add("shipments", rk, gid)
     del order_owner
-    for rk, source, ckey, csid, kind, phone in conn.execute(
+    for rk, source, ckey, csid, kind, phone in _rows(conn,
             sa.select(*_interaction_cols()).where(sr.entity == "interactions")):
         irregular += not _is_regular(source, ckey, csid)
         for gid in interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners):
             add("interactions", rk, gid)
     if batch:
-        conn.execute(_links.insert(), batch)
+        insert_rows(conn, _links, _LINK_COLS, batch)
     # indexed once filled: cheaper than keeping the index up to date row by row
     conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner ON tmp_c360_owner (entity, golden_id)"))
     conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner_key ON tmp_c360_owner (entity, record_key)"))
@@ -624,7 +627,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     gc, sr, lk, c3 = golden_customer.c, staged_record.c, customer_360_link.c, customer_360.c
     # the golden customers that changed, with the phones / e-mails they hold now and held at the last build
     changed: dict[str, tuple[str, set[str], set[str]]] = {}
-    for gid, status, primary, phones, email, emails in conn.execute(
+    for gid, status, primary, phones, email, emails in _rows(conn,
             sa.select(gc.golden_id, gc.status, gc.record["primary_phone"].as_string(), gc.record["phones"],
                       gc.record["primary_email"].as_string(), gc.record["emails"]).where(gc.updated_at > at_golden)):
         changed[gid] = (status, set(golden_phones({"primary_phone": primary, "phones": phones})),
@@ -657,7 +660,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
 
     wanted: dict[str, set[str]] = {e: set() for e in _LINKED}
     restaged: dict[str, set[str]] = {e: set() for e in _LINKED}
-    for entity, rk in conn.execute(sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED),
+    for entity, rk in _rows(conn, sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED),
                                                                               sr.staged_at > at_staged)):
         restaged[entity].add(rk)
         wanted[entity].add(rk)
@@ -671,12 +674,12 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
         wanted[entity].add(rk)
     # (3) holding a phone / e-mail a changed golden customer holds or held (what its records are linked by)
     if phones_changed:
-        for rk, phone in conn.execute(sa.select(sr.record_key, sr.record["phone"].as_string())
+        for rk, phone in _rows(conn, sa.select(sr.record_key, sr.record["phone"].as_string())
                                       .where(sr.entity == "interactions")):
             if phone in phones_changed:
                 wanted["interactions"].add(rk)
     if (phones_changed or emails_changed) and cfg.link_guest_orders:
-        for rk, ckey, csid, phone, email in conn.execute(
+        for rk, ckey, csid, phone, email in _rows(conn,
                 sa.select(sr.record_key, sr.customer_key, sr.record["customer_source_id"].as_string(),
                           sr.record["billing_phone"].as_string(), sr.record["billing_email"].as_string())
                 .where(sr.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))):
@@ -723,7 +726,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     moved_orders = gone_orders | {row[0] for row in orders if old["orders"].get(row[0], set()) != new["orders"][row[0]]}
     if moved_orders:
         known = {row[0] for row in ships}
-        extra = {rk for rk, source, order_sid in conn.execute(
+        extra = {rk for rk, source, order_sid in _rows(conn,
             sa.select(sr.record_key, sr.source, sr.record["order_source_id"].as_string())
             .where(sr.entity == "shipments"))
             if order_sid and rk not in known and record_key(source, str(order_sid)) in moved_orders}
@@ -776,7 +779,7 @@ def _link_stats(conn: sa.Connection, stats: C360Stats) -> None:
     stats.orders_linked = by_entity.get("orders", 0)
     stats.orders_unlinked = int(conn.execute(sa.select(sa.func.count()).where(sr.entity == "orders"))
                                 .scalar_one()) - stats.orders_linked
-    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in conn.execute(
+    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in _rows(conn,
         sa.select(sr.customer_key, sr.record["customer_source_id"].as_string()).select_from(staged)
         .where(lk.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))))
     stats.shipments_linked = by_entity.get("shipments", 0)
@@ -908,14 +911,25 @@ def _where_gids(column: Any, part: Sequence[str], contiguous: bool) -> Any:
 
 
 def _chunk_records(conn: sa.Connection, entity: str, where: Any, *cols: Any) -> Any:
-    """The chunk's (golden id, ...) rows of one staged entity, through this build's links."""
+    """The chunk's (golden id, ...) rows of one staged entity, through this build's links (fetched at once:
+    a chunk's)."""
     lk = customer_360_link.c
     return conn.execute(
         sa.select(lk.golden_id, *cols)
         .select_from(customer_360_link.join(staged_record, sa.and_(staged_record.c.entity == lk.entity,
                                                                    staged_record.c.record_key == lk.record_key)))
         .where(lk.entity == entity, where)
-    )
+    ).all()
+
+
+_FETCH = 5000
+
+
+def _rows(conn: sa.Connection, stmt: Any) -> Iterator[Any]:
+    """The rows of a population-wide query, fetched ``_FETCH`` at a time: iterating a result fetches row by
+    row (SQLAlchemy's per-row fetch cost as much as the rows' own work); memory stays bounded."""
+    for part in conn.execute(stmt).partitions(_FETCH):
+        yield from part
 
 
 def _chunk_orders(conn: sa.Connection, where: Any) -> dict[str, list[dict[str, Any]]]:
@@ -1046,10 +1060,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                                                                      customer_360.c.golden_id)}
             profiles = {gid: _profile(gid, rec, score) for gid, rec, score in conn.execute(
                 sa.select(gc.golden_id, gc.record, gc.quality_score)
-                .where(gc.status == "active", gid_in[gc.golden_id]))}
+                .where(gc.status == "active", gid_in[gc.golden_id])).all()}
             social_accounts: dict[str, set[str]] = defaultdict(set)
             for rk_, gid in conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(
-                    xref.c.valid_to.is_(None), gid_in[xref.c.golden_id])):
+                    xref.c.valid_to.is_(None), gid_in[xref.c.golden_id])).all():
                 if rk_.split(":", 1)[0] in cfg.social_sources:
                     social_accounts[gid].add(rk_)
             linked = gid_in[customer_360_link.c.golden_id]
