@@ -4,7 +4,7 @@
 Run from a checkout's root with its own python (it imports ``hub`` from the working directory, so one copy of
 this script compares two checkouts on the same stores):
 
-    .venv/bin/python bench/bench_360.py --full S1.db [--incr S2in.db] [--repeat 5] [--dump DIR]
+    .venv/bin/python bench/bench_360.py --full S1.db [--incr S2in.db] [--repeat 5] [--dump DIR] [--callgrind]
     .venv/bin/python bench/bench_360.py --make-incr S1.db S2.db S2in.db
 
 ``--full``: a store after a ``hub sync`` (``.hub/hub.db``); each run copies it, empties the 360 tables and
@@ -18,7 +18,8 @@ Every run is its own process (CPU by ``time.process_time``: the build's Python a
 load moves wall time, far less this). ``as_of`` is fixed per store (the last build's newest ``updated_at`` of
 the view, or the store's modification time), so runs and checkouts compare. The dump: every customer_360 row
 (golden id, stored record without ``computed_at``, record hash), customer_360_rank (all columns) and
-customer_360_link, sorted, as text; its sha256 is printed (``--dump DIR`` keeps the text).
+customer_360_link, sorted, as text; its sha256 is printed (``--dump DIR`` keeps the text). ``--callgrind``
+counts the build's instructions under valgrind (a process that builds minus one that stops before the build).
 """
 from __future__ import annotations
 
@@ -84,8 +85,9 @@ def dump(db: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def one(db: Path, mode: str, as_of: str) -> None:
-    """One build in this process; prints its figures as JSON."""
+def one(db: Path, mode: str, as_of: str, skip: bool = False) -> None:
+    """One build in this process; prints its figures as JSON (``skip``: everything but the build, what a
+    callgrind count takes off)."""
     import pandas  # noqa: F401 - the sync's matching stage imports it before the 360 stage (~0.7 s, not its own)
 
     from hub.config import load_config
@@ -100,11 +102,34 @@ def one(db: Path, mode: str, as_of: str) -> None:
             conn.exec_driver_sql("DELETE FROM sync_state WHERE source = ? AND entity = ?", CURSOR)
     segments = load_config().segments.as_dict()  # HUB_CONFIG, else the shipped defaults
     t0, c0 = time.perf_counter(), time.process_time()
+    if skip:
+        store.dispose()
+        print(json.dumps({}))
+        return
     stats = build_360(store, segments, as_of=datetime.fromisoformat(as_of))
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     store.dispose()
     print(json.dumps({"cpu_s": cpu, "wall_s": wall, "goldens": stats.golden_customers, "built": stats.built,
                       "inserted": stats.inserted, "updated": stats.updated, "skipped": stats.skipped}))
+
+
+def instructions(db: Path, mode: str) -> dict:
+    """Instructions executed by the build (valgrind's callgrind, robust to the machine's load): a process
+    that builds minus one that does everything else (imports, store, configuration)."""
+    as_of = _as_of(db).isoformat()
+    counts = {}
+    with tempfile.TemporaryDirectory(prefix="bench360-") as tmp:
+        for variant in ("build", "skip"):
+            copy = Path(tmp) / f"{mode}.db"
+            shutil.copyfile(db, copy)
+            err = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+                                  sys.executable, __file__, "_one", str(copy), mode, as_of,
+                                  *(["skip"] if variant == "skip" else [])],
+                                 check=True, capture_output=True, text=True).stderr
+            counts[variant] = int(re.search(r"Collected : (\d+)", err).group(1))
+    ir = counts["build"] - counts["skip"]
+    print(f"{mode:12} callgrind: {ir / 1e9:.3f} G instructions in build_360", flush=True)
+    return {"mode": mode, "store": str(db), "as_of": as_of, "instructions": ir}
 
 
 def run(db: Path, mode: str, repeat: int, dump_dir: Path | None) -> dict:
@@ -140,7 +165,7 @@ def run(db: Path, mode: str, repeat: int, dump_dir: Path | None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "_one":
-        one(Path(argv[1]), argv[2], argv[3])
+        one(Path(argv[1]), argv[2], argv[3], skip=argv[4:5] == ["skip"])
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", type=Path, help="a synced store: every view built from empty 360 tables")
@@ -149,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dump", type=Path, default=None, help="directory: keep the dumped tables (full.tsv, incr.tsv)")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--callgrind", action="store_true", help="also count the build's instructions (valgrind; "
+                    "~50x slower: a store of a few thousand people)")
     args = ap.parse_args(argv)
     if args.make_incr:
         make_incr(*args.make_incr)
@@ -157,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run(args.full, "full", args.repeat, args.dump))
     if args.incr:
         results.append(run(args.incr, "incr", args.repeat, args.dump))
+    if args.callgrind:
+        results += [instructions(db, mode) for db, mode in ((args.full, "full"), (args.incr, "incr")) if db]
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     return 0

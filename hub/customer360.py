@@ -948,20 +948,50 @@ def _record_order(rec: Mapping[str, Any]) -> tuple[str, str]:
     return (str(rec.get("source", "")), str(rec.get("source_id", "")))
 
 
+_RANK_INSERT = ("golden_id", "first_order_at", "last_order_at", "frequency", "monetary", "duplicate_orders")
+_RANK_VIEW = ("recency_days", "r_score", "f_score", "m_score", "lifecycle", "value_tier", "segment")
+
+
+def _time_binder(conn: sa.Connection) -> Any:
+    """A datetime as a row sent to the driver's executemany takes it (``insert_rows``; ``bound_time``, its
+    processor made once)."""
+    if conn.dialect.name != "sqlite":
+        return lambda ts: ts
+    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process if process is not None else (lambda ts: ts)
+
+
+def _update_ranks(conn: sa.Connection, rows: Sequence[tuple]) -> None:
+    """The view's figures into the rank rows: ``rows`` of (``_RANK_VIEW`` ..., golden id). On SQLite straight
+    to the driver's executemany (ints and text, nothing to convert), elsewhere through SQLAlchemy."""
+    if not rows:
+        return
+    rk = customer_360_rank.c
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"UPDATE customer_360_rank SET {', '.join(f'{c} = ?' for c in _RANK_VIEW)} "
+                             "WHERE golden_id = ?", list(rows))
+        return
+    stmt = (customer_360_rank.update().where(rk.golden_id == sa.bindparam("b_gid"))
+            .values({c: sa.bindparam(f"b_{c}") for c in _RANK_VIEW}))
+    conn.execute(stmt, [dict(zip((*(f"b_{c}" for c in _RANK_VIEW), "b_gid"), r, strict=True)) for r in rows])
+
+
 def _rank_figures(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime, gids: Sequence[str],
                   chunk_size: int, contiguous: bool) -> None:
     """Pass 1: the ranking figures of ``gids`` from their orders, replacing their rank rows."""
     rk = customer_360_rank
+    dt = _time_binder(conn)
     for start in range(0, len(gids), chunk_size):
         part = gids[start:start + chunk_size]
         orders = _chunk_orders(conn, _where_gids(customer_360_link.c.golden_id, part, contiguous))
         rows = []
         for gid in part:
             _, dupes, (_, freq, monetary), agg = _order_figures(orders.get(gid, ()), cfg, as_of)
-            rows.append({"golden_id": gid, "first_order_at": agg["first"], "last_order_at": agg["last"],
-                         "frequency": freq, "monetary": float(monetary), "duplicate_orders": dupes})
+            first, last = agg["first"], agg["last"]
+            rows.append((gid, None if first is None else dt(first), None if last is None else dt(last), freq,
+                         float(monetary), dupes))
         conn.execute(rk.delete().where(_where_gids(rk.c.golden_id, part, contiguous)))
-        conn.execute(rk.insert(), rows)
+        insert_rows(conn, rk, _RANK_INSERT, rows)
 
 
 def _rerank(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime
@@ -1050,9 +1080,6 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                        updated_at=sa.bindparam("updated_at")))
         ts = bound_time(conn, now)
         rk = customer_360_rank.c
-        rank_upd = (customer_360_rank.update().where(rk.golden_id == sa.bindparam("b_gid"))
-                    .values({c: sa.bindparam(c) for c in ("recency_days", "r_score", "f_score", "m_score",
-                                                          "lifecycle", "value_tier", "segment")}))
         for start in range(0, len(rebuild), chunk_size):
             part = rebuild[start:start + chunk_size]
             gid_in = {col: _where_gids(col, part, full) for col in (gc.golden_id, xref.c.golden_id,
@@ -1095,16 +1122,13 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                                          .where(gid_in[customer_360.c.golden_id])).all())
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
-            ranks: list[dict[str, Any]] = []
+            ranks: list[tuple] = []  # _RANK_VIEW, golden id
             for gid in part:
                 profile = profiles.get(gid)
                 if profile is None:  # retired between the two passes cannot happen in one transaction
                     continue
                 kept, _, (_, freq, monetary), agg = _order_figures(orders_by_golden.get(gid, ()), cfg, as_of)
                 recency, r_s, f_s, m_s, life = figures[gid]
-                rank = {"b_gid": gid, "recency_days": recency, "r_score": r_s, "f_score": f_s, "m_score": m_s,
-                        "lifecycle": life, "value_tier": None, "segment": None}
-                ranks.append(rank)
                 rfm = _RfmFigures(recency, freq, monetary, r_s, f_s, m_s)
                 tier = value_tier(rfm.monetary, rfm.frequency, cfg.value_tiers)
                 segment = segment_for(rfm, tier, life, cfg.rules)
@@ -1145,8 +1169,9 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     # one malformed golden record must not stop the view for everyone; fields only, never values
                     log.warning("360 for %s skipped: invalid fields %s", gid,
                                 sorted({".".join(map(str, e["loc"])) for e in exc.errors()})[:10])
+                    ranks.append((recency, r_s, f_s, m_s, life, None, None, gid))  # no value tier: invalid
                     continue
-                rank.update(value_tier=tier, segment=segment or "-")
+                ranks.append((recency, r_s, f_s, m_s, life, tier, segment or "-", gid))
                 # the fast writer's floats are all written by orjson as json.dumps writes them: no walk
                 h = hashlib.sha256(json_bytes(record, sort_keys=True, floatless=exact)).hexdigest()
                 old = existing.get(gid)
@@ -1162,8 +1187,7 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 insert_rows(conn, customer_360, ("golden_id", "record", "record_hash", "updated_at"), inserts)
             if updates:
                 conn.execute(upd, updates)
-            if ranks:
-                conn.execute(rank_upd, ranks)
+            _update_ranks(conn, ranks)
             stats.inserted += len(inserts)
             stats.updated += len(updates)
         _link_stats(conn, stats)
