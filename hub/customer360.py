@@ -43,15 +43,16 @@ Configuration (the ``segments`` section; every key optional, defaults shown)::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from pydantic import ValidationError
@@ -60,12 +61,17 @@ from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shi
 from hub.store import (
     IN_LIST,
     Store,
+    bound_time,
     canonical_json,
     chunked,
     customer_360,
     customer_360_link,
     customer_360_rank,
     golden_customer,
+    insert_rows,
+    json_bytes,
+    json_text,
+    json_text_param,
     payload_hash,
     read_cursor,
     record_key,
@@ -75,6 +81,7 @@ from hub.store import (
     write_cursor,
     xref,
 )
+from hub.view_json import Slow, list_writer, model_writer
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +416,7 @@ _links = sa.Table(
     sa.Column("golden_id", sa.String(32), nullable=False),
     prefixes=["TEMPORARY"],
 )
+_LINK_COLS = ("entity", "record_key", "golden_id")
 _PROFILE_FIELDS = frozenset(GoldenCustomer.model_fields)
 
 
@@ -495,7 +503,7 @@ def _owner_maps(conn: sa.Connection, phones: set[str] | None = None, emails: set
     rec = gc.record
     phone_owners: dict[str, list[str]] = defaultdict(list)
     email_owners: dict[str, list[str]] = defaultdict(list)
-    for gid, primary, gphones, email, gemails in conn.execute(
+    for gid, primary, gphones, email, gemails in _rows(conn,
         sa.select(gc.golden_id, rec["primary_phone"].as_string(), rec["phones"], rec["primary_email"].as_string(),
                   rec["emails"]).where(gc.status == "active").order_by(gc.golden_id)
     ):
@@ -553,23 +561,25 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
     k2g = _key_owners(conn, active)
     _links.drop(conn, checkfirst=True)
     _links.create(conn)
-    batch: list[dict[str, str]] = []
+    batch: list[tuple[str, str, str]] = []
     irregular = 0
 
     def add(entity: str, rk: str, gid: str) -> None:
-        batch.append({"entity": entity, "record_key": rk, "golden_id": gid})
+        # tuples to the driver's executemany on SQLite (insert_rows): SQLAlchemy's per-row parameter
+        # processing cost more than the insert
+        batch.append((entity, rk, gid))
         if len(batch) >= 5000:
-            conn.execute(_links.insert(), batch)
+            insert_rows(conn, _links, _LINK_COLS, batch)
             batch.clear()
 
     order_owner: dict[str, str] = {}  # only the orders shipments name
     wanted_orders: set[str] = set()
-    for source, order_sid in conn.execute(
+    for source, order_sid in _rows(conn,
         sa.select(sr.source, sr.record["order_source_id"].as_string()).where(sr.entity == "shipments")
     ):
         if order_sid:
             wanted_orders.add(record_key(source, str(order_sid)))
-    for rk, source, ckey, csid, phone, email in conn.execute(sa.select(*_order_cols()).where(sr.entity == "orders")):
+    for rk, source, ckey, csid, phone, email in _rows(conn, sa.select(*_order_cols()).where(sr.entity == "orders")):
         irregular += not _is_regular(source, ckey, csid)
         gid = order_link(source, ckey, csid, phone, email, k2g, phone_owners, email_owners, cfg.link_guest_orders)
         if gid is not None:
@@ -577,20 +587,20 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
                 order_owner[rk] = gid
             add("orders", rk, gid)
     del wanted_orders
-    for rk, source, ckey, csid, order_sid in conn.execute(
+    for rk, source, ckey, csid, order_sid in _rows(conn,
             sa.select(*_shipment_cols()).where(sr.entity == "shipments")):
         irregular += not _is_regular(source, ckey, csid)
         gid = shipment_link(source, ckey, csid, order_sid, k2g, order_owner)
         if gid is not None:
             add("shipments", rk, gid)
     del order_owner
-    for rk, source, ckey, csid, kind, phone in conn.execute(
+    for rk, source, ckey, csid, kind, phone in _rows(conn,
             sa.select(*_interaction_cols()).where(sr.entity == "interactions")):
         irregular += not _is_regular(source, ckey, csid)
         for gid in interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners):
             add("interactions", rk, gid)
     if batch:
-        conn.execute(_links.insert(), batch)
+        insert_rows(conn, _links, _LINK_COLS, batch)
     # indexed once filled: cheaper than keeping the index up to date row by row
     conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner ON tmp_c360_owner (entity, golden_id)"))
     conn.execute(sa.text("CREATE INDEX ix_tmp_c360_owner_key ON tmp_c360_owner (entity, record_key)"))
@@ -617,7 +627,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     gc, sr, lk, c3 = golden_customer.c, staged_record.c, customer_360_link.c, customer_360.c
     # the golden customers that changed, with the phones / e-mails they hold now and held at the last build
     changed: dict[str, tuple[str, set[str], set[str]]] = {}
-    for gid, status, primary, phones, email, emails in conn.execute(
+    for gid, status, primary, phones, email, emails in _rows(conn,
             sa.select(gc.golden_id, gc.status, gc.record["primary_phone"].as_string(), gc.record["phones"],
                       gc.record["primary_email"].as_string(), gc.record["emails"]).where(gc.updated_at > at_golden)):
         changed[gid] = (status, set(golden_phones({"primary_phone": primary, "phones": phones})),
@@ -650,7 +660,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
 
     wanted: dict[str, set[str]] = {e: set() for e in _LINKED}
     restaged: dict[str, set[str]] = {e: set() for e in _LINKED}
-    for entity, rk in conn.execute(sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED),
+    for entity, rk in _rows(conn, sa.select(sr.entity, sr.record_key).where(sr.entity.in_(_LINKED),
                                                                               sr.staged_at > at_staged)):
         restaged[entity].add(rk)
         wanted[entity].add(rk)
@@ -664,12 +674,12 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
         wanted[entity].add(rk)
     # (3) holding a phone / e-mail a changed golden customer holds or held (what its records are linked by)
     if phones_changed:
-        for rk, phone in conn.execute(sa.select(sr.record_key, sr.record["phone"].as_string())
+        for rk, phone in _rows(conn, sa.select(sr.record_key, sr.record["phone"].as_string())
                                       .where(sr.entity == "interactions")):
             if phone in phones_changed:
                 wanted["interactions"].add(rk)
     if (phones_changed or emails_changed) and cfg.link_guest_orders:
-        for rk, ckey, csid, phone, email in conn.execute(
+        for rk, ckey, csid, phone, email in _rows(conn,
                 sa.select(sr.record_key, sr.customer_key, sr.record["customer_source_id"].as_string(),
                           sr.record["billing_phone"].as_string(), sr.record["billing_email"].as_string())
                 .where(sr.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))):
@@ -716,7 +726,7 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     moved_orders = gone_orders | {row[0] for row in orders if old["orders"].get(row[0], set()) != new["orders"][row[0]]}
     if moved_orders:
         known = {row[0] for row in ships}
-        extra = {rk for rk, source, order_sid in conn.execute(
+        extra = {rk for rk, source, order_sid in _rows(conn,
             sa.select(sr.record_key, sr.source, sr.record["order_source_id"].as_string())
             .where(sr.entity == "shipments"))
             if order_sid and rk not in known and record_key(source, str(order_sid)) in moved_orders}
@@ -769,7 +779,7 @@ def _link_stats(conn: sa.Connection, stats: C360Stats) -> None:
     stats.orders_linked = by_entity.get("orders", 0)
     stats.orders_unlinked = int(conn.execute(sa.select(sa.func.count()).where(sr.entity == "orders"))
                                 .scalar_one()) - stats.orders_linked
-    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in conn.execute(
+    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in _rows(conn,
         sa.select(sr.customer_key, sr.record["customer_source_id"].as_string()).select_from(staged)
         .where(lk.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))))
     stats.shipments_linked = by_entity.get("shipments", 0)
@@ -901,14 +911,25 @@ def _where_gids(column: Any, part: Sequence[str], contiguous: bool) -> Any:
 
 
 def _chunk_records(conn: sa.Connection, entity: str, where: Any, *cols: Any) -> Any:
-    """The chunk's (golden id, ...) rows of one staged entity, through this build's links."""
+    """The chunk's (golden id, ...) rows of one staged entity, through this build's links (fetched at once:
+    a chunk's)."""
     lk = customer_360_link.c
     return conn.execute(
         sa.select(lk.golden_id, *cols)
         .select_from(customer_360_link.join(staged_record, sa.and_(staged_record.c.entity == lk.entity,
                                                                    staged_record.c.record_key == lk.record_key)))
         .where(lk.entity == entity, where)
-    )
+    ).all()
+
+
+_FETCH = 5000
+
+
+def _rows(conn: sa.Connection, stmt: Any) -> Iterator[Any]:
+    """The rows of a population-wide query, fetched ``_FETCH`` at a time: iterating a result fetches row by
+    row (SQLAlchemy's per-row fetch cost as much as the rows' own work); memory stays bounded."""
+    for part in conn.execute(stmt).partitions(_FETCH):
+        yield from part
 
 
 def _chunk_orders(conn: sa.Connection, where: Any) -> dict[str, list[dict[str, Any]]]:
@@ -927,20 +948,50 @@ def _record_order(rec: Mapping[str, Any]) -> tuple[str, str]:
     return (str(rec.get("source", "")), str(rec.get("source_id", "")))
 
 
+_RANK_INSERT = ("golden_id", "first_order_at", "last_order_at", "frequency", "monetary", "duplicate_orders")
+_RANK_VIEW = ("recency_days", "r_score", "f_score", "m_score", "lifecycle", "value_tier", "segment")
+
+
+def _time_binder(conn: sa.Connection) -> Any:
+    """A datetime as a row sent to the driver's executemany takes it (``insert_rows``; ``bound_time``, its
+    processor made once)."""
+    if conn.dialect.name != "sqlite":
+        return lambda ts: ts
+    process = sa.DateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    return process if process is not None else (lambda ts: ts)
+
+
+def _update_ranks(conn: sa.Connection, rows: Sequence[tuple]) -> None:
+    """The view's figures into the rank rows: ``rows`` of (``_RANK_VIEW`` ..., golden id). On SQLite straight
+    to the driver's executemany (ints and text, nothing to convert), elsewhere through SQLAlchemy."""
+    if not rows:
+        return
+    rk = customer_360_rank.c
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"UPDATE customer_360_rank SET {', '.join(f'{c} = ?' for c in _RANK_VIEW)} "
+                             "WHERE golden_id = ?", list(rows))
+        return
+    stmt = (customer_360_rank.update().where(rk.golden_id == sa.bindparam("b_gid"))
+            .values({c: sa.bindparam(f"b_{c}") for c in _RANK_VIEW}))
+    conn.execute(stmt, [dict(zip((*(f"b_{c}" for c in _RANK_VIEW), "b_gid"), r, strict=True)) for r in rows])
+
+
 def _rank_figures(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime, gids: Sequence[str],
                   chunk_size: int, contiguous: bool) -> None:
     """Pass 1: the ranking figures of ``gids`` from their orders, replacing their rank rows."""
     rk = customer_360_rank
+    dt = _time_binder(conn)
     for start in range(0, len(gids), chunk_size):
         part = gids[start:start + chunk_size]
         orders = _chunk_orders(conn, _where_gids(customer_360_link.c.golden_id, part, contiguous))
         rows = []
         for gid in part:
             _, dupes, (_, freq, monetary), agg = _order_figures(orders.get(gid, ()), cfg, as_of)
-            rows.append({"golden_id": gid, "first_order_at": agg["first"], "last_order_at": agg["last"],
-                         "frequency": freq, "monetary": float(monetary), "duplicate_orders": dupes})
+            first, last = agg["first"], agg["last"]
+            rows.append((gid, None if first is None else dt(first), None if last is None else dt(last), freq,
+                         float(monetary), dupes))
         conn.execute(rk.delete().where(_where_gids(rk.c.golden_id, part, contiguous)))
-        conn.execute(rk.insert(), rows)
+        insert_rows(conn, rk, _RANK_INSERT, rows)
 
 
 def _rerank(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime
@@ -1023,13 +1074,12 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         # pass 2: the views, chunk by chunk, written diff-only
         gc = golden_customer.c
         ir = staged_record.c.record
+        # the record as its text (``_record_text``), the time as the driver takes it (``bound_time``)
         upd = (customer_360.update().where(customer_360.c.golden_id == sa.bindparam("b_gid"))
-               .values(record=sa.bindparam("record"), record_hash=sa.bindparam("record_hash"),
+               .values(record=json_text_param(conn, "record"), record_hash=sa.bindparam("record_hash"),
                        updated_at=sa.bindparam("updated_at")))
+        ts = bound_time(conn, now)
         rk = customer_360_rank.c
-        rank_upd = (customer_360_rank.update().where(rk.golden_id == sa.bindparam("b_gid"))
-                    .values({c: sa.bindparam(c) for c in ("recency_days", "r_score", "f_score", "m_score",
-                                                          "lifecycle", "value_tier", "segment")}))
         for start in range(0, len(rebuild), chunk_size):
             part = rebuild[start:start + chunk_size]
             gid_in = {col: _where_gids(col, part, full) for col in (gc.golden_id, xref.c.golden_id,
@@ -1037,10 +1087,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                                                                      customer_360.c.golden_id)}
             profiles = {gid: _profile(gid, rec, score) for gid, rec, score in conn.execute(
                 sa.select(gc.golden_id, gc.record, gc.quality_score)
-                .where(gc.status == "active", gid_in[gc.golden_id]))}
+                .where(gc.status == "active", gid_in[gc.golden_id])).all()}
             social_accounts: dict[str, set[str]] = defaultdict(set)
             for rk_, gid in conn.execute(sa.select(xref.c.record_key, xref.c.golden_id).where(
-                    xref.c.valid_to.is_(None), gid_in[xref.c.golden_id])):
+                    xref.c.valid_to.is_(None), gid_in[xref.c.golden_id])).all():
                 if rk_.split(":", 1)[0] in cfg.social_sources:
                     social_accounts[gid].add(rk_)
             linked = gid_in[customer_360_link.c.golden_id]
@@ -1072,18 +1122,14 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                                          .where(gid_in[customer_360.c.golden_id])).all())
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
-            ranks: list[dict[str, Any]] = []
+            ranks: list[tuple] = []  # _RANK_VIEW, golden id
             for gid in part:
                 profile = profiles.get(gid)
                 if profile is None:  # retired between the two passes cannot happen in one transaction
                     continue
                 kept, _, (_, freq, monetary), agg = _order_figures(orders_by_golden.get(gid, ()), cfg, as_of)
                 recency, r_s, f_s, m_s, life = figures[gid]
-                rank = {"b_gid": gid, "recency_days": recency, "r_score": r_s, "f_score": f_s, "m_score": m_s,
-                        "lifecycle": life, "value_tier": None, "segment": None}
-                ranks.append(rank)
-                rfm = Rfm(recency_days=recency, frequency=freq, monetary=monetary, r_score=r_s, f_score=f_s,
-                          m_score=m_s)
+                rfm = _RfmFigures(recency, freq, monetary, r_s, f_s, m_s)
                 tier = value_tier(rfm.monetary, rfm.frequency, cfg.value_tiers)
                 segment = segment_for(rfm, tier, life, cfg.rules)
                 orders = sorted(kept, key=lambda o: parse_dt(o.get("ordered_at")) or datetime.min, reverse=True)
@@ -1101,10 +1147,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     "currency": agg["currency"],
                     "first_order_at": agg["first"],
                     "last_order_at": agg["last"],
-                    "recent_orders": [_order_view(o) for o in orders[: cfg.recent_orders]],
+                    "recent_orders": orders[: cfg.recent_orders],
                     "shipments_count": len(ships),
                     "open_shipments": len(open_ships),
-                    "open_shipment_list": [_shipment_view(s) for s in open_ships[:SHOWN_OPEN_SHIPMENTS]],
+                    "open_shipment_list": open_ships[:SHOWN_OPEN_SHIPMENTS],
                     "last_shipment_status": last_ship.get("status") if last_ship else None,
                     "calls_count": len(gid_calls),
                     "last_call_at": max(call_dates) if call_dates else None,
@@ -1118,31 +1164,30 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                     "consent": profile.get("consent") or {},
                 }
                 try:
-                    view = Customer360.model_validate(data)
+                    record, exact = view_record(data)
                 except ValidationError as exc:
                     # one malformed golden record must not stop the view for everyone; fields only, never values
                     log.warning("360 for %s skipped: invalid fields %s", gid,
                                 sorted({".".join(map(str, e["loc"])) for e in exc.errors()})[:10])
+                    ranks.append((recency, r_s, f_s, m_s, life, None, None, gid))  # no value tier: invalid
                     continue
-                rank.update(value_tier=tier, segment=segment or "-")
-                record = view.model_dump(mode="json", exclude={"computed_at": True, "profile": {"lineage"}})
-                h = payload_hash(record)
+                ranks.append((recency, r_s, f_s, m_s, life, tier, segment or "-", gid))
+                # the fast writer's floats are all written by orjson as json.dumps writes them: no walk
+                h = hashlib.sha256(json_bytes(record, sort_keys=True, floatless=exact)).hexdigest()
                 old = existing.get(gid)
                 if old == h:
                     continue
                 record["computed_at"] = now.isoformat()
-                # model_dump(mode="json") is already JSON-safe: no jsonable() round trip (it costs a second encode)
-                row = {"record": record, "record_hash": h, "updated_at": now}
+                text = _record_text(record, exact)
                 if old is None:
-                    inserts.append({"golden_id": gid, **row})
+                    inserts.append((gid, text, h, ts))
                 else:
-                    updates.append({"b_gid": gid, **row})
+                    updates.append({"b_gid": gid, "record": text, "record_hash": h, "updated_at": now})
             if inserts:
-                conn.execute(customer_360.insert(), inserts)
+                insert_rows(conn, customer_360, ("golden_id", "record", "record_hash", "updated_at"), inserts)
             if updates:
                 conn.execute(upd, updates)
-            if ranks:
-                conn.execute(rank_upd, ranks)
+            _update_ranks(conn, ranks)
             stats.inserted += len(inserts)
             stats.updated += len(updates)
         _link_stats(conn, stats)
@@ -1161,6 +1206,55 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
     stats.unchanged = len(gids) - stats.inserted - stats.updated - stats.invalid
     stats.seconds = time.monotonic() - started
     return stats
+
+
+class _RfmFigures(NamedTuple):
+    """The RFM figures of one view (what ``Rfm`` holds; ``segment_for`` reads them by name)."""
+
+    recency_days: int | None
+    frequency: int
+    monetary: Decimal
+    r_score: int | None
+    f_score: int | None
+    m_score: int | None
+
+
+_VIEW_EXCLUDE: dict[str, Any] = {"computed_at": True, "profile": {"lineage"}}
+# Customer360 validated and dumped (``_VIEW_EXCLUDE``) for a view in dump form: orders and shipments are staged
+# records (``model_dump(mode="json")``), filtered to the model's fields as ``_order_view`` / ``_shipment_view`` do
+_RFM_WRITER = model_writer(Rfm)
+_VIEW_WRITER = model_writer(Customer360, exclude=("computed_at",), writers={
+    "profile": model_writer(GoldenCustomer, exclude=("lineage",)),
+    "recent_orders": list_writer(model_writer(Order, ignore_extra=True)),
+    "open_shipment_list": list_writer(model_writer(Shipment, ignore_extra=True)),
+    "rfm": lambda r: _RFM_WRITER(r._asdict()),
+})
+
+
+def view_record(data: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The stored record of one view: ``Customer360.model_validate(...).model_dump(mode="json")`` without its
+    computation time and the profile's lineage. ``data`` as ``build_360`` assembles it (orders and shipments
+    as staged, ``rfm`` as ``_RfmFigures``). Written directly where every value is in dump form already
+    (``hub.view_json``; then True: its floats are written by orjson as by json.dumps), else validated by the
+    model (False); ValidationError as the model raises it."""
+    try:
+        return _VIEW_WRITER(data), True
+    except Slow:
+        pass
+    view = Customer360.model_validate({
+        **data,
+        "recent_orders": [_order_view(o) for o in data["recent_orders"]],
+        "open_shipment_list": [_shipment_view(s) for s in data["open_shipment_list"]],
+        "rfm": data["rfm"]._asdict(),
+    })
+    return view.model_dump(mode="json", exclude=_VIEW_EXCLUDE), False
+
+
+def _record_text(record: Mapping[str, Any], exact: bool) -> str:
+    """The text the store writes for a view's record (``json_text``), by orjson where the record came from the
+    fast writer (its floats written as json.dumps writes them)."""
+    return json_bytes(record, floatless=exact, errors="surrogatepass").decode("utf-8", "surrogatepass") \
+        if exact else json_text(record)
 
 
 _ORDER_FIELDS = set(Order.model_fields)
