@@ -137,17 +137,22 @@ class PushConfig(dg.Config):
 
 def pull_progress(context: dg.AssetExecutionContext, name: str, every: float = 1.0) -> Callable[[Any], None]:
     """A ``run_pull`` progress callback: at most one log line a second with counts only (``hub sync`` draws
-    a bar from them, the UI shows them in the run's log)."""
+    a bar from them, the UI shows them in the run's log). Each line is an event Dagster writes to its storage
+    before the pull goes on (SQLite: a connection and a synced commit; 180 ms apiece seen on a loaded
+    machine): the next line waits at least ten times as long as the last took, so they never cost the pull
+    more than a tenth of its time."""
     import time
 
     last = [0.0]
+    gap = [every]
 
     def report(stats: Any, total: int | None = None, final: bool = False) -> None:
         now = time.monotonic()
-        if final or now - last[0] >= every or (total is not None and stats.records >= total):
-            last[0] = now
+        if final or now - last[0] >= gap[0] or (total is not None and stats.records >= total):
             context.log.info(f"progress raw_{name} {stats.entity} {stats.records}"
                              f"{f'/{total}' if total is not None else ''} records")
+            last[0] = time.monotonic()
+            gap[0] = max(every, 10 * (last[0] - now))
 
     return report
 
