@@ -1067,7 +1067,8 @@ class Store:
     def holdings(self, target: str, source: str, target_ids: Sequence[str]
                  ) -> tuple[dict[str, dict], dict[str, tuple[str, dict]]]:
         """What the hub knows these target records hold: (the hub_state of their landing records in
-        ``source``, where a connector reports one; the golden id and payload last pushed ok to each)."""
+        ``source``, where a connector reports one; the golden id and payload last pushed ok to each of the
+        others)."""
         states: dict[str, dict] = {}
         last: dict[str, tuple[str, dict]] = {}
         with self.engine.connect() as conn:
@@ -1078,10 +1079,14 @@ class Store:
                         landing.c.source_id.in_(chunk), landing.c.hub_state_hash.is_not(None))
                 ):
                     states[sid] = state
+                # the last payload pushed counts only where no landing record says what the target holds
+                rest = [tid for tid in chunk if tid not in states]
+                if not rest:
+                    continue
                 for tid, gid, payload in conn.execute(
                     sa.select(push_outbox.c.target_id, push_outbox.c.golden_id, push_outbox.c.payload)
                     .where(push_outbox.c.target == target, push_outbox.c.status == "ok",
-                           push_outbox.c.target_id.in_(chunk))
+                           push_outbox.c.target_id.in_(rest))
                     .order_by(push_outbox.c.id)
                 ):
                     last[tid] = (gid, payload)
