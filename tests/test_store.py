@@ -278,3 +278,27 @@ def test_a_mysql_store_made_with_whole_second_times_and_floats_is_widened(mariad
         assert [c.golden_id for c in claimed] == ["G1"]
     finally:
         store.dispose()
+
+
+def test_a_claim_on_sqlite_walks_only_the_waiting_rows_in_id_order(tmp_path: Path) -> None:
+    """Claiming a batch reads the waiting rows of the target through its (target, status) index, already in id
+    order: the OR form walked every row of the target (sent ones too) and sorted the waiting ones per claim,
+    so a push of N rows cost N²/batch. The claims still take error rows of other pushers in id order."""
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.enqueue_pushes("shop", "customers", [(str(i), f"G{i:09d}", {"segment": "vip", "n": i}) for i in range(300)])
+    plans: list[str] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def _plan(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.startswith("UPDATE push_outbox") and "IN (SELECT" in statement and not executemany:
+            plans.extend(r[-1] for r in cursor.connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+
+    first = store.claim_pushes("shop", "run-a", 100)
+    store.record_push_results([(first[0].id, "error", "timeout")], token="run-a")
+    store.record_push_results([(it.id, "ok", None) for it in first[1:]], token="run-a")
+    second = store.claim_pushes("shop", "run-b", 100)
+    assert [it.target_id for it in first] == [str(i) for i in range(100)]
+    # run-b retries run-a's error row first (lowest id), then the next pending rows
+    assert [it.target_id for it in second] == ["0", *(str(i) for i in range(100, 199))]
+    assert plans and not any("TEMP B-TREE" in p or p.startswith("SCAN") for p in plans), plans
+    assert any("ix_outbox_pending" in p for p in plans), plans
