@@ -630,6 +630,8 @@ _OUTBOX_ITEM = (push_outbox.c.id, push_outbox.c.target, push_outbox.c.entity, pu
 _RECORDED = (push_outbox.c.id, push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id,
              push_outbox.c.golden_id, push_outbox.c.payload_hash, push_outbox.c.status, push_outbox.c.attempts,
              push_outbox.c.claimed_by, push_outbox.c.run_id)
+_OUTBOX_INSERT = ("target", "entity", "target_id", "golden_id", "payload", "payload_hash", "status", "attempts",
+                  "created_at", "updated_at", "cause")
 _RESULT_COLUMNS = ("outbox_id", "target", "target_id", "status", "reason", "at", "run_id", "attempt", "changes")
 _PUSH_STATE_INSERT = ("target", "entity", "target_id", "golden_id", "payload_hash", "held_hash", "pushed_at")
 _PUSH_STATE_UPDATE = (
@@ -1016,6 +1018,7 @@ class Store:
                 ):
                     live.setdefault(tid, []).append((oid, h, status))
             inserts, supersede = [], []
+            at = bound_time(conn, now)
             for target_id, golden_id, payload in items:
                 tid = str(target_id)
                 h = payload_hash(payload)
@@ -1028,28 +1031,16 @@ class Store:
                 if any(old_h == h for _, old_h, _ in rows):
                     continue
                 supersede += waiting
-                inserts.append(
-                    {
-                        "target": target,
-                        "entity": entity,
-                        "target_id": tid,
-                        "golden_id": golden_id,
-                        "payload": payload,
-                        "payload_hash": h,
-                        "status": "pending",
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                        # drift: queued only because a pull saw the target lose what push_state says it holds
-                        "cause": "drift" if tid in forced and state.get(tid) == h else cause,
-                    }
-                )
+                # drift: queued only because a pull saw the target lose what push_state says it holds
+                inserts.append((target, entity, tid, golden_id, json_text(payload), h, "pending", 0, at, at,
+                                "drift" if tid in forced and state.get(tid) == h else cause))
             for chunk in chunked(supersede, 500):
                 conn.execute(push_outbox.update().where(push_outbox.c.id.in_(chunk))
                              .values(status="superseded", updated_at=now))
-            if inserts:
-                conn.execute(push_outbox.insert(), inserts)
-                queued = len(inserts)
+            # tuples to the driver's executemany on SQLite (insert_rows): SQLAlchemy's per-row processing of
+            # eleven parameters cost about as much as planning the rows
+            insert_rows(conn, push_outbox, _OUTBOX_INSERT, inserts)
+            queued = len(inserts)
         return queued
 
     def pending_pushes(self, target: str, limit: int | None = None) -> list[OutboxItem]:
