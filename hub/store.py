@@ -92,6 +92,8 @@ landing = sa.Table(
 sa.Index("ix_landing_pending", landing.c.source, landing.c.entity, landing.c.staged_hash)
 # staging pages through a source by id (hub/staging.py): without it SQLite sorts the whole source per page
 sa.Index("ix_landing_source_id", landing.c.source, landing.c.id)
+# the newest target record landed per entity (the push plan's mark) and those landed since (0016)
+sa.Index("ix_landing_first_landed", landing.c.entity, landing.c.first_landed_at)
 
 sync_state = sa.Table(
     "sync_state",

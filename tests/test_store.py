@@ -248,7 +248,7 @@ def test_a_mysql_store_made_with_whole_second_times_and_floats_is_widened(mariad
 
     url = mariadb_database_url
     old = Store(url)
-    command.downgrade(alembic_config(old.engine), "0014")  # the migrations after 0014 had not been written then
+    command.downgrade(alembic_config(old.engine), "0014")  # the migrations after 0014 were not written then
     narrowed = []
     with old.begin() as conn:
         columns = conn.execute(sa.text(
