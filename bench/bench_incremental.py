@@ -94,7 +94,7 @@ def child_sync(snap: Path) -> int:
     return 0 if result.success else 1
 
 
-def prepare(work: Path, people: int, change: float, rate: float) -> int:
+def prepare(work: Path, people: int, change: float, rate: float, only: str | None = None) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     from bench_sync import Sandbox, _config
 
@@ -107,8 +107,8 @@ def prepare(work: Path, people: int, change: float, rate: float) -> int:
     url = f"sqlite:///{work / 'hub.db'}"
     env = {**os.environ, "HUB_DATABASE_URL": url, "DAGSTER_HOME": str(work / "dagster"),
            "HUB_CONFIG": str(_config(work / "hub.yaml", rate, work / "reports" / "data_quality.html"))}
-    for label in ("full", "incremental"):
-        if label == "incremental":
+    for label in ("full", "incremental") if only is None else (only,):
+        if label == "incremental" and only is None:  # --only incremental: the world was changed already
             subprocess.run([sys.executable, "-m", "hub.sandbox", "mutate", str(world), "--fraction", str(change)],
                            cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         shutil.rmtree(work / "snap" / label, ignore_errors=True)
@@ -275,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--people", type=int, default=20_000)
     p.add_argument("--change", type=float, default=0.01)
     p.add_argument("--rate", type=float, default=1000.0, help="web shop and WeChat client requests/s")
+    p.add_argument("--only", choices=("full", "incremental"),
+                   help="run that sync alone (incremental: again after a failed one, without a new change)")
     m = sub.add_parser("measure")
     m.add_argument("dir", type=Path)
     m.add_argument("--repeat", type=int, default=3)
@@ -283,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
-        return prepare(args.dir.resolve(), args.people, args.change, args.rate)
+        return prepare(args.dir.resolve(), args.people, args.change, args.rate, args.only)
     doc = measure(args.dir.resolve(), args.repeat, [s for s in args.stages.split(",") if s], args.profile)
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
