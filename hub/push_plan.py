@@ -50,6 +50,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub import c360_summary
 from hub.consent import CONSENT_FIELDS, consent_fields, marketing_allowed
 from hub.privacy.tombstones import GONE
 from hub.store import (
@@ -57,6 +58,7 @@ from hub.store import (
     Store,
     chunked,
     customer_360,
+    customer_360_phone,
     golden_customer,
     jsonable,
     landing,
@@ -64,6 +66,7 @@ from hub.store import (
     push_outbox,
     push_state,
     read_cursor,
+    select_in,
     source_tombstone,
     write_cursor,
     xref,
@@ -306,16 +309,21 @@ def _load_views(conn: sa.Connection, gids: Iterable[str] | None = None) -> dict[
     return views
 
 
-def _phone_holders(conn: sa.Connection) -> dict[str, list[str]]:
-    """E.164 phone -> the active golden customers whose 360 profile holds it (two JSON paths a row)."""
-    rec = customer_360.c.record
+def _phone_holders(conn: sa.Connection, *, gids: Iterable[str] = (), phones: Iterable[str] = ()
+                   ) -> dict[str, list[str]]:
+    """E.164 phone -> the active golden customers whose 360 profile holds it, for the numbers ``gids`` hold and
+    the numbers ``phones`` (the kept phone rows of hub/c360_summary.py, refreshed by ``plan_pushes``)."""
+    p = customer_360_phone.c
+    rows = [*select_in(conn, sa.select(p.phone, p.golden_id), p.golden_id, gids),
+            *select_in(conn, sa.select(p.phone, p.golden_id), p.phone, phones)]
+    # which holders are active: looked up by id, the status compared here (with the status in the query, or a
+    # join, the planner walks the status index: every active golden customer once per IN list)
+    active = {gid for gid, status in select_in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.status),
+                                                golden_customer.c.golden_id, {gid for _, gid in rows})
+              if status == "active"}
     owners: dict[str, list[str]] = defaultdict(list)
-    for gid, primary, phones in conn.execute(
-        sa.select(customer_360.c.golden_id, rec[("profile", "primary_phone")].as_string(), rec[("profile", "phones")])
-        .join(golden_customer, golden_customer.c.golden_id == customer_360.c.golden_id)
-        .where(golden_customer.c.status == "active").order_by(customer_360.c.golden_id)
-    ):
-        for phone in profile_phones({"primary_phone": primary, "phones": phones or []}):
+    for phone, gid in rows:
+        if gid in active and gid not in owners[phone]:
             owners[phone].append(gid)
     return owners
 
@@ -336,8 +344,10 @@ def _plan_marks(conn: sa.Connection) -> dict[str, str | None]:
         "c360": iso(conn.execute(sa.select(sa.func.max(customer_360.c.updated_at))).scalar()),
         "golden": iso(conn.execute(sa.select(sa.func.max(golden_customer.c.updated_at))).scalar()),
         "xref": max((x for x in (iso(vf), iso(vt)) if x), default=None),
-        "landing": iso(conn.execute(sa.select(sa.func.max(landing.c.first_landed_at))
-                                    .where(landing.c.entity.in_(WRITABLE_ENTITIES))).scalar()),
+        # per entity: one step down the (entity, first_landed_at) index each, where an IN list scanned it all
+        "landing": iso(max((at for entity in WRITABLE_ENTITIES if (at := conn.execute(
+            sa.select(sa.func.max(landing.c.first_landed_at)).where(landing.c.entity == entity)).scalar())
+            is not None), default=None)),
     }
 
 
@@ -400,6 +410,8 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
     config_key = payload_hash(jsonable(dict(push_cfg or {})))
     wanted_sources = {t.source for t in targets}
 
+    if any(t.mode == "directory" for t in targets):
+        c360_summary.refresh(store)  # the numbers each golden customer holds: from the views rewritten since
     with store.engine.connect() as conn:
         marks = _plan_marks(conn)
         saved = read_cursor(conn, "hub", PLAN_ENTITY)
@@ -407,7 +419,6 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         changed_gids, changed_records = (set(), {}) if full else _changes(conn, saved["marks"], wanted_sources)
         active = set(conn.execute(sa.select(golden_customer.c.golden_id)
                                   .where(golden_customer.c.status == "active")).scalars())
-        with_view = set(conn.execute(sa.select(customer_360.c.golden_id)).scalars())
         links: dict[str, list[tuple[str, str]]] = defaultdict(list)
         linked: dict[str, set[str]] = defaultdict(set)  # every source record of an active golden customer
         present: dict[str, set[str]] = defaultdict(set)  # every golden customer with a record in the source
@@ -442,24 +453,23 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                            if gid in changed_gids or sid in changed_records.get(src, ())]
                      for src, pairs in links.items()}
         directory = [tc for tc in targets if tc.mode == "directory"]
-        holders = _phone_holders(conn) if directory and not full else {}
         phones: set[str] | None = None
         needed: set[str] | None = None
         if not full:
             needed = set(changed_gids) | {gid for pairs in links.values() for _, gid in pairs}
             if directory:
-                # the numbers a changed golden customer holds now or held when the hub last wrote them
-                phones = {p for p, gids in holders.items() if not changed_gids.isdisjoint(gids)}
+                # the numbers a changed golden customer holds now or held when the hub last wrote them, and
+                # every active holder of those numbers (the kept phone rows: not every view's profile)
+                phones = set(_phone_holders(conn, gids=changed_gids))
                 for tc in directory:
                     phones |= {tid for (tid,) in conn.execute(
                         sa.select(push_state.c.target_id).where(
                             push_state.c.target == tc.name, push_state.c.entity == tc.entity,
                             push_state.c.golden_id.in_(sorted(changed_gids) or [""])))}
-                needed |= {gid for p in phones for gid in holders.get(p, ())}
+                needed |= {gid for gids in _phone_holders(conn, phones=phones).values() for gid in gids}
         views = _load_views(conn, needed)
     stats.full = full
     stats.golden_planned = len(views if full else needed or ())
-    bare = active - with_view
 
     for tc in targets:
         plan = TargetPlan(tc.name, tc.entity)
@@ -471,7 +481,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                 owned, tc.consent_channel, policy, tc.consent_fields)
             if phones is not None:  # a number outside the changed ones may have holders not loaded: not planned
                 items = [item for item in items if item[0] in phones]
-            removals = _directory_removals(store, tc, {phone for phone, _, _ in items} if phones is None else set(holders))
+            removals = _directory_removals(store, tc, {phone for phone, _, _ in items} if phones is None else None)
             plan.removed = len(removals)
             plan.candidates = len(items) + len(removals)
             plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items)
@@ -480,8 +490,8 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
             items = []
             for source_id, gid in links.get(tc.source, ()):
                 view = views.get(gid)
-                if view is None:
-                    plan.without_360 += gid in bare
+                if view is None:  # an active golden customer (every linked one is) without a 360 view
+                    plan.without_360 += 1
                 payload, withheld = desired_state(gid, view, tc.consent_channel, policy, tc.consent_fields)
                 plan.consent_withheld += withheld
                 items.append((source_id, gid, payload))
@@ -552,18 +562,23 @@ def _without_consent(payload: dict[str, Any], keep: bool) -> dict[str, Any]:
     return payload if keep else {k: v for k, v in payload.items() if k not in CONSENT_FIELDS}
 
 
-def _directory_removals(store: Store, tc: TargetConfig, current: set[str]) -> list[tuple[str, str, dict]]:
-    """Numbers the PBX directory holds (pushed before) that no golden customer has any more: remove them."""
+def _directory_removals(store: Store, tc: TargetConfig, current: set[str] | None) -> list[tuple[str, str, dict]]:
+    """Numbers the PBX directory holds (pushed before) that no golden customer has any more: remove them.
+    ``current``: the numbers golden customers hold; None: those of the kept phone rows (an incremental plan)."""
+    ps = push_state.c
+    q = (sa.select(ps.target_id, ps.golden_id, ps.payload_hash)
+         .where(ps.target == tc.name, ps.entity == tc.entity).order_by(ps.target_id))
+    if current is None:  # the database leaves out every number an active golden customer holds
+        p = customer_360_phone.c
+        held = (sa.select(p.phone).join(golden_customer, golden_customer.c.golden_id == p.golden_id)
+                .where(golden_customer.c.status == "active"))
+        q = q.where(ps.target_id.not_in(held))  # not correlated: the planner reads the held numbers once
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(push_state.c.target_id, push_state.c.golden_id, push_state.c.payload_hash)
-            .where(push_state.c.target == tc.name, push_state.c.entity == tc.entity)
-            .order_by(push_state.c.target_id)
-        ).all()
+        rows = conn.execute(q).all()
     out = []
     for tid, gid, h in rows:
         payload = {"golden_id": gid, "lifecycle": "deleted"}
-        if tid not in current and h != payload_hash(payload):  # not yet removed from the directory
+        if (current is None or tid not in current) and h != payload_hash(payload):  # not yet removed
             out.append((tid, gid, payload))
     return out
 

@@ -92,6 +92,8 @@ landing = sa.Table(
 sa.Index("ix_landing_pending", landing.c.source, landing.c.entity, landing.c.staged_hash)
 # staging pages through a source by id (hub/staging.py): without it SQLite sorts the whole source per page
 sa.Index("ix_landing_source_id", landing.c.source, landing.c.id)
+# the newest target record landed per entity (the push plan's mark) and those landed since (0016)
+sa.Index("ix_landing_first_landed", landing.c.entity, landing.c.first_landed_at)
 
 sync_state = sa.Table(
     "sync_state",
@@ -171,6 +173,7 @@ golden_customer = sa.Table(
     _ts("updated_at", nullable=False),
 )
 sa.Index("ix_golden_status", golden_customer.c.status)
+sa.Index("ix_golden_updated", golden_customer.c.updated_at)  # newest change / changed since a mark (0015)
 
 golden_id_history = sa.Table(
     "golden_id_history",
@@ -205,6 +208,8 @@ xref = sa.Table(
 )
 sa.Index("ix_xref_record", xref.c.record_key, xref.c.valid_to)
 sa.Index("ix_xref_golden", xref.c.golden_id)
+sa.Index("ix_xref_valid_from", xref.c.valid_from)  # links opened / closed since a mark (0015)
+sa.Index("ix_xref_valid_to", xref.c.valid_to)
 
 customer_360 = sa.Table(
     "customer_360",
@@ -214,6 +219,7 @@ customer_360 = sa.Table(
     sa.Column("record_hash", sa.String(64), nullable=False),
     _ts("updated_at", nullable=False),
 )
+sa.Index("ix_customer_360_updated", customer_360.c.updated_at)  # views rewritten since a mark (0015)
 
 # What the last 360 build was built from, so the next one rebuilds the affected golden customers only:
 # which staged order / shipment / interaction belonged to whom (a record that moves names its old owner too),
@@ -404,6 +410,37 @@ push_brake = sa.Table(
     sa.Column("note", sa.Text, nullable=True),
 )
 sa.Index("ix_push_brake_status", push_brake.c.status)
+
+# What the report's customer base and 360 figures and the push plan's caller directory read of each 360 view,
+# kept per golden customer and brought up to date from the views rewritten since (hub/c360_summary.py): a sync
+# that changed a few customers reads those, not every view's JSON.
+customer_360_summary = sa.Table(
+    "customer_360_summary",
+    metadata,
+    sa.Column("golden_id", sa.String(32), primary_key=True),
+    sa.Column("segment", sa.String(64), nullable=True),
+    sa.Column("value_tier", sa.String(16), nullable=True),
+    sa.Column("lifecycle", sa.String(16), nullable=True),
+    sa.Column("rfm_segment", sa.String(32), nullable=False),
+    sa.Column("frequency", sa.Integer, nullable=False),
+    sa.Column("monetary", REAL, nullable=False),
+    sa.Column("region", sa.String(255), nullable=True),
+    sa.Column("sources", sa.Text, nullable=False),  # JSON list, as the profile lists them
+    sa.Column("has_orders", sa.Boolean, nullable=False),
+    sa.Column("has_calls", sa.Boolean, nullable=False),
+    sa.Column("has_social", sa.Boolean, nullable=False),
+    *(sa.Column(f"consent_{ch}", sa.Boolean, nullable=True) for ch in ("email", "sms", "phone", "social", "post")),
+    _ts("view_updated_at", nullable=False),  # the view's updated_at when summarised: the newest is the mark
+)
+sa.Index("ix_customer_360_summary_view", customer_360_summary.c.view_updated_at)
+customer_360_phone = sa.Table(
+    "customer_360_phone",
+    metadata,
+    sa.Column("golden_id", sa.String(32), nullable=False),
+    sa.Column("phone", sa.String(255), nullable=False),
+    sa.PrimaryKeyConstraint("golden_id", "phone"),
+)
+sa.Index("ix_customer_360_phone", customer_360_phone.c.phone)
 
 customer_base_snapshot = sa.Table(
     "customer_base_snapshot",

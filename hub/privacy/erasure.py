@@ -45,7 +45,9 @@ from hub.store import (
     chunked,
     customer_360,
     customer_360_link,
+    customer_360_phone,
     customer_360_rank,
+    customer_360_summary,
     customer_base_snapshot,
     erasure,
     golden_customer,
@@ -467,6 +469,8 @@ def plan_erasure(store: Store, selector: Selector, person: Person) -> ErasurePla
         hub["customer_360"] = count_in(customer_360, customer_360.c.golden_id, gids)
         hub["customer_360_link"] = count_in(customer_360_link, customer_360_link.c.golden_id, gids)
         hub["customer_360_rank"] = count_in(customer_360_rank, customer_360_rank.c.golden_id, gids)
+        hub["customer_360_summary"] = count_in(customer_360_summary, customer_360_summary.c.golden_id, gids)
+        hub["customer_360_phone"] = count_in(customer_360_phone, customer_360_phone.c.golden_id, gids)
         outbox_ids = _outbox_rows(conn, person)
         hub["push_outbox"] = len(outbox_ids)
         hub["push_result"] = count_in(push_result, push_result.c.outbox_id, outbox_ids)
@@ -594,6 +598,8 @@ def apply_erasure(store: Store, plan: ErasurePlan, reason: str | None) -> tuple[
         delete_in(customer_360, customer_360.c.golden_id, gids)
         delete_in(customer_360_link, customer_360_link.c.golden_id, gids)
         delete_in(customer_360_rank, customer_360_rank.c.golden_id, gids)
+        delete_in(customer_360_summary, customer_360_summary.c.golden_id, gids)
+        delete_in(customer_360_phone, customer_360_phone.c.golden_id, gids)
         delete_in(customer_base_snapshot, customer_base_snapshot.c.golden_id, gids)
         delete_in(golden_id_history, golden_id_history.c.golden_id, gids)
         for part in chunked(sorted(ckeys), IN_LIST):  # other ids' history naming the person's records

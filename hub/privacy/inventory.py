@@ -29,6 +29,8 @@ PERSONAL: dict[str, str] = {
     "customer_360": "360 views deleted",
     "customer_360_link": "which of the person's records their 360 view was built from: deleted",
     "customer_360_rank": "the person's order figures and ranks of the last 360 build deleted",
+    "customer_360_summary": "what the report and the push plan count of the person's 360 view deleted",
+    "customer_360_phone": "the phone numbers of the person's 360 view (caller directory holders) deleted",
     "push_outbox": "earlier rows anonymised (payload, target id); erasure rows keep the target id only until "
                    "the target confirmed",
     "push_result": "target ids and reasons of the person's rows anonymised",

@@ -28,12 +28,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub import c360_summary
+from hub.c360_summary import rfm_segment  # noqa: F401 - the segment table's rule, as documented here
 from hub.store import (
     Store,
+    as_text,
     chunked,
     customer_360,
+    customer_360_summary,
     customer_base_snapshot,
     golden_customer,
+    json_value,
     read_cursor,
     table_fingerprint,
     write_cursor,
@@ -47,24 +52,6 @@ RFM_RANK = {s: i for i, s in enumerate(("hibernating", "at risk", "cannot lose",
                                         "loyal", "champions"))}
 CHANNELS = {"orders": "bought (any system)", "calls": "called the call center", "social": "follows on social"}
 TOP_REGIONS = 12
-
-
-def rfm_segment(r: int | None, f: int | None) -> str:
-    if r is None or f is None:
-        return "no purchase"
-    if r >= 4 and f >= 4:
-        return "champions"
-    if r >= 3 and f >= 3:
-        return "loyal"
-    if r >= 4:
-        return "promising"
-    if r == 3:
-        return "needs attention"
-    if f >= 4:
-        return "cannot lose"
-    if f == 3:
-        return "at risk"
-    return "hibernating"
 
 
 def _now() -> datetime:
@@ -110,7 +97,68 @@ def customer_base(store: Store, *, update_snapshot: bool = True) -> dict[str, An
     return figures
 
 
+# one golden customer as the figures count it: golden id, tier, stage, segment, monetary, frequency, region,
+# sources, (orders, calls, social) and RFM segment
+_Row = tuple[str, str, str, str, float, int, str | None, list[str], tuple[Any, Any, Any], str]
+
+
+def _summary_rows(store: Store) -> list[_Row]:
+    """Every golden customer from the kept 360 summary (brought up to date first: only rewritten views read)."""
+    c360_summary.refresh(store)
+    s = customer_360_summary.c
+    sources: dict[str, list[str]] = {}
+    with store.engine.connect() as conn:
+        return [(gid, tier or "none", stage or "prospect", seg or "-", float(monetary or 0), int(freq or 0),
+                 region, sources.setdefault(src, json.loads(src)), (orders, calls, social), rfm)
+                for gid, tier, stage, seg, monetary, freq, region, src, orders, calls, social, rfm in conn.execute(
+                    sa.select(s.golden_id, s.value_tier, s.lifecycle, s.segment, s.monetary, s.frequency, s.region,
+                              s.sources, s.has_orders, s.has_calls, s.has_social, s.rfm_segment))]
+
+
+def _view_rows(store: Store) -> list[_Row]:
+    """Every golden customer from the 360 views themselves, in the order the table is read."""
+    out: list[_Row] = []
+    with store.engine.connect() as conn:
+        for gid, text in conn.execute(sa.select(customer_360.c.golden_id,
+                                                as_text(customer_360.c.record, conn.dialect.name))
+                                      .execution_options(yield_per=5000)):
+            rec = json_value(text) or {}
+            rfm = rec.get("rfm") or {}
+            profile = rec.get("profile") or {}
+            address = profile.get("address") or {}
+            out.append((gid, rec.get("value_tier") or "none", rec.get("lifecycle") or "prospect",
+                        rec.get("segment") or "-", float(rfm.get("monetary") or 0), int(rfm.get("frequency") or 0),
+                        address.get("region"), list(profile.get("sources") or []),
+                        (rec.get("orders_count"), rec.get("calls_count"), rec.get("social_follows")),
+                        rfm_segment(rfm.get("r_score"), rfm.get("f_score"))))
+    return out
+
+
 def _customer_base(store: Store, *, update_snapshot: bool) -> dict[str, Any]:
+    figures = _tally(_summary_rows(store))
+    if figures is None:
+        # segments with as many customers as each other are listed in the order the views are read first:
+        # that order is the 360 table's, which only reading it gives
+        figures = _tally(_view_rows(store), ties=True)
+    assert figures is not None
+    now_state = figures["_now_state"]
+    with store.engine.connect() as conn:
+        previous = {gid: (s, t, lc) for gid, s, t, lc in conn.execute(
+            sa.select(customer_base_snapshot.c.golden_id, customer_base_snapshot.c.rfm_segment,
+                      customer_base_snapshot.c.value_tier, customer_base_snapshot.c.lifecycle))}
+        merged_into = dict(conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.merged_into)
+                                        .where(golden_customer.c.status == "retired",
+                                               golden_customer.c.merged_into.is_not(None))).all())
+    figures["rfm_movement"] = _movement(previous, now_state, merged_into)
+    if update_snapshot:
+        _save_snapshot(store, previous, now_state)
+    figures["_now_state"] = figures.pop("_now_state")  # the key order the figures always had
+    return figures
+
+
+def _tally(rows: list[_Row], *, ties: bool = False) -> dict[str, Any] | None:
+    """The figures of ``rows``; None when two segments hold as many customers (unless ``ties``: the rows are in
+    the 360 table's order, which decides their order)."""
     tiers: Counter[str] = Counter()
     revenue: dict[str, float] = defaultdict(float)
     lifecycle: Counter[str] = Counter()
@@ -120,42 +168,25 @@ def _customer_base(store: Store, *, update_snapshot: bool) -> dict[str, Any]:
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     by_channel: dict[str, Counter[str]] = defaultdict(Counter)
     now_state: dict[str, tuple[str, str, str]] = {}
-    with store.engine.connect() as conn:
-        for gid, rec in conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record)
-                                     .execution_options(yield_per=5000)):
-            rec = rec or {}
-            rfm = rec.get("rfm") or {}
-            tier, stage = rec.get("value_tier") or "none", rec.get("lifecycle") or "prospect"
-            seg = rec.get("segment") or "-"
-            tiers[tier] += 1
-            revenue[tier] += float(rfm.get("monetary") or 0)
-            lifecycle[stage] += 1
-            freq = int(rfm.get("frequency") or 0)
-            funnel["known"] += 1
-            funnel["bought"] += freq >= 1
-            funnel["bought_again"] += freq >= 2
-            funnel["regular"] += freq >= 4
-            funnel["active_now"] += stage in ("new", "active")
-            segments[seg] += 1
-            profile = rec.get("profile") or {}
-            address = profile.get("address") or {}
-            by_region[address.get("region") or "(unknown)"][seg] += 1
-            for source in profile.get("sources") or []:
-                by_source[source][seg] += 1
-            for channel, has in (("orders", rec.get("orders_count")), ("calls", rec.get("calls_count")),
-                                 ("social", rec.get("social_follows"))):
-                if has:
-                    by_channel[channel][seg] += 1
-            now_state[gid] = (rfm_segment(rfm.get("r_score"), rfm.get("f_score")), tier, stage)
-        previous = {gid: (s, t, lc) for gid, s, t, lc in conn.execute(
-            sa.select(customer_base_snapshot.c.golden_id, customer_base_snapshot.c.rfm_segment,
-                      customer_base_snapshot.c.value_tier, customer_base_snapshot.c.lifecycle))}
-        merged_into = dict(conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.merged_into)
-                                        .where(golden_customer.c.status == "retired",
-                                               golden_customer.c.merged_into.is_not(None))).all())
-    movement = _movement(previous, now_state, merged_into)
-    if update_snapshot:
-        _save_snapshot(store, previous, now_state)
+    for gid, tier, stage, seg, monetary, freq, region, sources, channels, rfm in rows:
+        tiers[tier] += 1
+        revenue[tier] += monetary
+        lifecycle[stage] += 1
+        funnel["known"] += 1
+        funnel["bought"] += freq >= 1
+        funnel["bought_again"] += freq >= 2
+        funnel["regular"] += freq >= 4
+        funnel["active_now"] += stage in ("new", "active")
+        segments[seg] += 1
+        by_region[region or "(unknown)"][seg] += 1
+        for source in sources:
+            by_source[source][seg] += 1
+        for channel, has in zip(CHANNELS, channels, strict=True):
+            if has:
+                by_channel[channel][seg] += 1
+        now_state[gid] = (rfm, tier, stage)
+    if not ties and len(set(segments.values())) < len(segments):
+        return None
     regions = sorted(by_region, key=lambda r: (r == "(unknown)", -sum(by_region[r].values()), r))
     shown = regions[:TOP_REGIONS]
     other: Counter[str] = Counter()
@@ -179,7 +210,6 @@ def _customer_base(store: Store, *, update_snapshot: bool) -> dict[str, Any]:
         "by_region": table,
         "by_source": {s: dict(c) for s, c in sorted(by_source.items())},
         "by_channel": {CHANNELS[c]: dict(by_channel[c]) for c in CHANNELS},
-        "rfm_movement": movement,
         "_now_state": now_state,
     }
 

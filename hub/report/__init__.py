@@ -25,6 +25,7 @@ import jinja2
 import phonenumbers
 import sqlalchemy as sa
 
+from hub import c360_summary
 from hub.consent import CHANNELS
 from hub.privacy.figures import privacy_figures
 from hub.privacy.refs import source_ref
@@ -46,6 +47,7 @@ from hub.store import (
     Store,
     canonical_json,
     customer_360,
+    customer_360_summary,
     golden_customer,
     golden_id_history,
     jsonable,
@@ -189,6 +191,7 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
 
     ``quality`` / ``derived``: the settings the quality dimensions are scored with; when their last scoring
     (the sync's quality check) read the store as it is now, its completeness tally is taken as it is."""
+    c360_summary.refresh(store)  # the 360 figures and the customer base read it: the views rewritten since
     gc = golden_customer.c
     golden_inputs = sa.select(sa.func.count(), sa.func.max(gc.updated_at),
                               sa.func.sum(sa.case((gc.status == "active", 1), else_=0)))
@@ -355,18 +358,18 @@ def _matching(conn: sa.Connection) -> dict[str, Any]:
 
 
 def _c360(conn: sa.Connection) -> dict[str, Any]:
-    """Segment, value tier, lifecycle and consent distributions of the 360 view: one grouped scan (each
-    figure on its own was a scan of every 360 record)."""
-    rec = customer_360.c.record
+    """Segment, value tier, lifecycle and consent distributions of the 360 view: one grouped read of its kept
+    summary (hub/c360_summary.py, refreshed by ``collect_figures``), not of every view's JSON."""
+    s = customer_360_summary.c
     names = ("segment", "value_tier", "lifecycle")
-    cols = [rec[name].as_string() for name in names] + [rec[("consent", ch)].as_boolean() for ch in CHANNELS]
+    cols = [s[name] for name in names] + [s[f"consent_{ch}"] for ch in CHANNELS]
     dists: dict[str, Counter[Any]] = {name: Counter() for name in names}
     consents: dict[str, Counter[Any]] = {ch: Counter() for ch in CHANNELS}
     for *values, n in conn.execute(sa.select(*cols, sa.func.count()).group_by(*cols)):
         for name, value in zip(names, values[:len(names)], strict=True):
             dists[name][str(value) if value is not None else "-"] += int(n)
         for ch, value in zip(CHANNELS, values[len(names):], strict=True):
-            consents[ch][value] += int(n)
+            consents[ch][None if value is None else bool(value)] += int(n)
     out: dict[str, Any] = {name: dict(sorted(dists[name].items(), key=lambda kv: (-kv[1], kv[0])))
                            for name in names}
     out["customers"] = sum(out["segment"].values())
