@@ -65,7 +65,7 @@ def _consent(value: Any) -> bool | None:
 
 
 def profile_phones(profile: Mapping[str, Any]) -> list[str]:
-    """The numbers of a 360 profile, primary first (hub.push_plan.profile_phones, which the directory uses)."""
+    """The numbers of a 360 profile, primary first (the caller directory's numbers and the summary's)."""
     phones = [p for p in profile.get("phones") or [] if p]
     primary = profile.get("primary_phone")
     if primary and primary not in phones:

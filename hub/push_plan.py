@@ -51,6 +51,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub import c360_summary
+from hub.c360_summary import profile_phones
 from hub.consent import CONSENT_FIELDS, consent_fields, marketing_allowed
 from hub.privacy.tombstones import GONE
 from hub.store import (
@@ -161,14 +162,6 @@ def desired_state(golden_id: str, view: Mapping[str, Any] | None, consent_channe
 
 def display_name(golden_id: str, profile: Mapping[str, Any]) -> str:
     return profile.get("full_name") or profile.get("company") or golden_id
-
-
-def profile_phones(profile: Mapping[str, Any]) -> list[str]:
-    phones = [p for p in profile.get("phones") or [] if p]
-    primary = profile.get("primary_phone")
-    if primary and primary not in phones:
-        phones.insert(0, primary)
-    return phones
 
 
 def directory_entries(views: Mapping[str, Mapping[str, Any]], consent_channel: str | None = None,
