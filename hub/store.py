@@ -587,21 +587,13 @@ def json_text_param(conn: Connection, name: str) -> Any:
 def insert_rows(conn: Connection, table: sa.Table, names: Sequence[str], rows: Sequence[tuple]) -> None:
     """INSERT ``rows``: tuples in the order of ``names``, JSON columns as the text the store writes
     (``json_text`` / ``json_bytes``), times from ``bound_time``. On SQLite straight to the driver's
-    executemany: SQLAlchemy's processing of every parameter of every row cost about as much as the insert
-    itself (landing pages; 243k golden, xref and history rows and 154k match rows at 100k customers).
-    Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
+    executemany (``execute_rows``): SQLAlchemy's processing of every parameter of every row cost about as much
+    as the insert itself (landing pages; 243k golden, xref and history rows and 154k match rows at 100k
+    customers). Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
     executemany sends one statement per row)."""
-    if not rows:
-        return
-    if conn.dialect.name == "sqlite":
-        prep = conn.dialect.identifier_preparer
-        conn.exec_driver_sql(f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) "
-                             f"VALUES ({', '.join('?' * len(names))})", list(rows))
-        return
     values = {n: json_text_param(conn, f"p_{n}") if isinstance(table.c[n].type, sa.JSON)
               else sa.bindparam(f"p_{n}", type_=table.c[n].type) for n in names}
-    keys = [f"p_{n}" for n in names]
-    conn.execute(table.insert().values(values), [dict(zip(keys, r, strict=True)) for r in rows])
+    execute_rows(conn, table.insert().values(values), [f"p_{n}" for n in names], rows)
 
 
 def execute_rows(conn: Connection, stmt: Any, names: Sequence[str], rows: Sequence[tuple],
@@ -618,6 +610,8 @@ def execute_rows(conn: Connection, stmt: Any, names: Sequence[str], rows: Sequen
         compiled = stmt.compile(dialect=conn.dialect)
         at = {n: i for i, n in enumerate(names)}
         slots = [(at[n], None) if n in at else (-1, fixed[n]) for n in compiled.positiontup]
+        if [i for i, _ in slots] == list(range(len(names))):  # the rows are the parameters as they are
+            return conn.exec_driver_sql(str(compiled), list(rows)).rowcount
         params = [tuple(r[i] if i >= 0 else v for i, v in slots) for r in rows]
         return conn.exec_driver_sql(str(compiled), params).rowcount
     return conn.execute(stmt, [{**fixed, **dict(zip(names, r, strict=True))} for r in rows]).rowcount
@@ -1419,7 +1413,8 @@ def json_text(obj: Any) -> str:
 # Floats orjson writes as json.dumps does (repr): outside this range repr switches to exponent notation at other
 # points than orjson (1e-05 vs 0.00001), and orjson writes NaN / infinities as null.
 _FLOAT_LOW, _FLOAT_HIGH = 1e-4, 1e16
-_LEAVES = frozenset({str, int, bool, type(None)})
+# the leaf types orjson writes exactly as json.dumps does (public: the SQL ERP pull checks whole columns)
+ORJSON_LEAVES = frozenset({str, int, bool, type(None)})
 _STR = frozenset({str})
 # a type orjson would write its own way (datetime, dataclass, str/int/dict subclass) raises instead
 ORJSON_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -1441,11 +1436,11 @@ def orjson_exact(obj: Any) -> bool:
     elif t is float:
         return obj == 0.0 or _FLOAT_LOW <= abs(obj) < _FLOAT_HIGH
     else:
-        return t in _LEAVES
-    if set(map(type, members)) <= _LEAVES:
+        return t in ORJSON_LEAVES
+    if set(map(type, members)) <= ORJSON_LEAVES:
         return True
     for v in members:
-        if type(v) not in _LEAVES and not orjson_exact(v):
+        if type(v) not in ORJSON_LEAVES and not orjson_exact(v):
             return False
     return True
 

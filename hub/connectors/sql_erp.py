@@ -47,7 +47,7 @@ from hub.connectors.base import (
     to_jsonable,
 )
 from hub.privacy.tombstones import SourceIds
-from hub.store import LandingRecord, OutboxItem, gc_paused, orjson_exact
+from hub.store import ORJSON_LEAVES, LandingRecord, OutboxItem, gc_paused, orjson_exact
 
 SANDBOX_MAPPING_PATH = Path(__file__).with_name("sql_erp_sandbox.yaml")
 _EPOCH = datetime(1970, 1, 1)
@@ -753,7 +753,6 @@ def _plain_names(keys: Any) -> list[str]:
     return [str(k) for k in keys]
 
 
-_LEAVES = frozenset({str, int, bool, type(None)})
 _NONE = type(None)
 _FLOATS = frozenset({float, _NONE})
 
@@ -782,7 +781,7 @@ def _converted(names: list[str], rows: Sequence[tuple], drop: str | None = None
     exact = True
     for i, col in enumerate(columns):
         types = set(map(type, col))
-        if types <= _LEAVES:
+        if types <= ORJSON_LEAVES:
             continue
         plain = types - {_NONE}
         if len(plain) == 1 and (t := next(iter(plain))) in _FORMATS:
@@ -791,7 +790,7 @@ def _converted(names: list[str], rows: Sequence[tuple], drop: str | None = None
                 None if v is None else fmt(v) for v in col)
         elif not types <= _PLAIN:
             columns[i] = col = tuple(map(to_jsonable, col))
-        if exact and not (types := set(map(type, col))) <= _LEAVES:
+        if exact and not (types := set(map(type, col))) <= ORJSON_LEAVES:
             # a float column (sale line quantities) is checked once per distinct value (no int to equal one)
             exact = all(map(orjson_exact, set(col) if types <= _FLOATS else col))
     return names, list(zip(*columns, strict=True)), exact

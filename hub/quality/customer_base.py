@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from hub import c360_summary
-from hub.c360_summary import rfm_segment  # noqa: F401 - the segment table's rule, as documented here
+from hub.c360_summary import rfm_segment
 from hub.store import (
     Store,
     as_text,
