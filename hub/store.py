@@ -276,7 +276,9 @@ push_outbox = sa.Table(
     sa.Column("run_id", sa.String(64), nullable=True),
     sa.Column("cause", sa.String(16), nullable=True),  # change | create | remove | drift | erase
 )
-sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status)
+# the waiting rows of a target in id order, as claims read them (migration 0017 added id: PostgreSQL's index
+# entries of one status are not in id order otherwise; SQLite's and InnoDB's end with the key anyway)
+sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status, push_outbox.c.id)
 # diff-only planning looks rows up per target record (migration 0002)
 sa.Index("ix_outbox_target_record", push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id)
 
@@ -1178,19 +1180,26 @@ class Store:
             .order_by(push_outbox.c.id)
             .limit(limit)
         )
+        # The waiting rows come from two walks of ix_outbox_pending (target, status, id), pending and retryable
+        # error rows, each in id order. For the OR above SQLite walked every row of the target (sent ones too)
+        # and sorted the waiting ones, and PostgreSQL walked the primary key past every sent row: per claim, so
+        # a push cost the square of its outbox.
+        by = push_outbox.c
+        pending = sa.select(by.id).where(by.target == target, by.status == "pending")
+        retry = sa.select(by.id).where(by.target == target, by.status == "error",
+                                       sa.or_(by.claimed_by.is_(None), by.claimed_by != token))
         if self.dialect == "sqlite":
-            # the same rows as a merge of two walks of ix_outbox_pending (target, status), each in id order (the
-            # rowid ends every SQLite index): for the OR above SQLite walked every row of the target, sent ones
-            # included, and sorted the waiting ones — per claim, so a push cost the square of its outbox
-            # (0.6 ms instead of 32 ms a claim at 30k waiting rows)
-            by = push_outbox.c
-            waiting = sa.union_all(
-                sa.select(by.id).where(by.target == target, by.status == "pending"),
-                sa.select(by.id).where(by.target == target, by.status == "error",
-                                       sa.or_(by.claimed_by.is_(None), by.claimed_by != token)),
-            ).order_by("id").limit(limit)
+            # a merge of the two walks: the same rows in the same order (SQLite serialises writers)
+            waiting = sa.union_all(pending, retry).order_by("id").limit(limit)
         elif self.dialect == "postgresql":
-            waiting = waiting.with_for_update(skip_locked=True)
+            # each walk locks its rows as it goes and steps over rows another claimer holds (SKIP LOCKED inside
+            # the walk: locking after the walk left a second claimer the first one's rows, all skipped, and
+            # nothing); FOR UPDATE takes no UNION, so the walks are CTEs. Rows a walk locked beyond the first
+            # `limit` stay waiting and are unlocked at commit.
+            walks = [walk.order_by(by.id).limit(limit).with_for_update(skip_locked=True).cte(name)
+                     for walk, name in ((pending, "pending_walk"), (retry, "retry_walk"))]
+            mine = sa.union_all(*(sa.select(walk.c.id) for walk in walks)).subquery("mine")
+            waiting = sa.select(mine.c.id).order_by(mine.c.id).limit(limit)
         elif self.dialect in ("mysql", "mariadb"):
             # neither takes LIMIT in an IN subquery nor a subquery on the table being updated: a derived table
             # (materialised first) does both; the UPDATE re-checks `claimable` on the rows it locks

@@ -304,3 +304,33 @@ def test_a_claim_on_sqlite_walks_only_the_waiting_rows_in_id_order(tmp_path: Pat
     assert [it.target_id for it in second] == ["0", *(str(i) for i in range(100, 199))]
     assert plans and not any("TEMP B-TREE" in p or p.startswith("SCAN") for p in plans), plans
     assert any("ix_outbox_pending" in p for p in plans), plans
+
+
+def test_a_postgresql_claim_steps_over_rows_another_claimer_holds(postgres_database_url: str) -> None:
+    """On PostgreSQL a claimer takes the next waiting rows while another transaction holds the first ones: the
+    walks of ix_outbox_pending skip locked rows as they go (a claim that locked after the walk found only the
+    other claimer's rows, skipped them all and claimed nothing while rows waited). Order and the retry of
+    another pusher's error rows are as on SQLite."""
+    from hub.store import push_outbox
+
+    store = Store(postgres_database_url)
+    try:
+        store.enqueue_pushes("shop", "customers", [(str(i), f"G{i:09d}", {"n": i}) for i in range(300)])
+        first = store.claim_pushes("shop", "run-a", 100)
+        store.record_push_results([(first[0].id, "error", "timeout")], token="run-a")
+        store.record_push_results([(it.id, "ok", None) for it in first[1:]], token="run-a")
+        with store.engine.connect() as other:  # another claimer, mid-transaction, holding the next 50 rows
+            held = other.execute(
+                sa.select(push_outbox.c.id).where(push_outbox.c.status == "pending")
+                .order_by(push_outbox.c.id).limit(50).with_for_update()
+            ).scalars().all()
+            second = store.claim_pushes("shop", "run-b", 100)
+            other.rollback()
+        third = store.claim_pushes("shop", "run-c", 100)
+        assert [it.target_id for it in first] == [str(i) for i in range(100)]
+        assert len(held) == 50 and not {it.id for it in second} & set(held)
+        # run-b: run-a's error row first, then the waiting rows after the held ones
+        assert [it.target_id for it in second] == ["0", *(str(i) for i in range(150, 249))]
+        assert [it.target_id for it in third] == [*(str(i) for i in range(100, 150)), *map(str, range(249, 299))]
+    finally:
+        store.dispose()
