@@ -251,6 +251,7 @@ def test_the_instance_queues_one_sync_at_a_time_and_monitors_runs(tmp_path: Path
         assert {"key": "hub/sync", "limit": 1} in queue.tag_concurrency_limits
         assert instance.run_monitoring_enabled
         assert type(instance.run_storage).__name__ == "SqliteRunStorage"
+        assert type(instance.event_log_storage).__name__ == "KeptSqliteEventLogStorage"
     finally:
         instance.dispose()
     # a file the operator wrote (no marker) is left alone
@@ -258,3 +259,43 @@ def test_the_instance_queues_one_sync_at_a_time_and_monitors_runs(tmp_path: Path
     (home / "dagster.yaml").write_text(own, encoding="utf-8")
     prepare_dagster_home(tmp_path, home)
     assert (home / "dagster.yaml").read_text(encoding="utf-8") == own
+
+
+def test_the_instance_keeps_its_event_log_engines_and_every_event_is_read_back(tmp_path: Path, monkeypatch) -> None:
+    """The hub's SQLite event log keeps one engine per file instead of one per event: runs through it are
+    recorded as Dagster records them (every event, the asset's materializations), another instance on the same
+    files (the UI's process) reads them while the writer's connections stay open, and a wipe starts over."""
+    from hub.instance import prepare_dagster_home
+
+    monkeypatch.delenv("HUB_DAGSTER_POSTGRES_URL", raising=False)
+    home = tmp_path / "dagster"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # restored after the test
+    prepare_dagster_home(tmp_path, home)
+
+    @dg.asset
+    def counted(context) -> None:  # noqa: ANN001 (Dagster reads the annotation; a string would not do)
+        context.log.info("one log line, one event")
+        context.add_output_metadata({"rows": 3})
+
+    job = dg.Definitions(assets=[counted], jobs=[dg.define_asset_job("j", selection=[counted])]).resolve_job_def("j")
+    writer = dg.DagsterInstance.from_config(str(home))
+    reader = dg.DagsterInstance.from_config(str(home))
+    try:
+        runs = [job.execute_in_process(instance=writer).run_id for _ in range(6)]  # more runs than files kept
+        engines = writer.event_log_storage._engines
+        assert 1 < len(engines) <= type(writer.event_log_storage).KEEP
+        for run_id in runs:
+            written = writer.all_logs(run_id)
+            assert [e.message for e in reader.all_logs(run_id)] == [e.message for e in written]
+            assert any(e.message == "one log line, one event" for e in written)
+            assert reader.get_run_by_id(run_id).is_success
+        latest = reader.get_latest_materialization_event(dg.AssetKey("counted"))
+        assert latest is not None and latest.run_id == runs[-1]
+        assert latest.asset_materialization.metadata["rows"].value == 3
+        writer.wipe()
+        assert writer.get_latest_materialization_event(dg.AssetKey("counted")) is None
+        run_id = job.execute_in_process(instance=writer).run_id
+        assert reader.get_latest_materialization_event(dg.AssetKey("counted")).run_id == run_id
+    finally:
+        writer.dispose()
+        reader.dispose()
