@@ -141,11 +141,13 @@ class StandardiseConfig(_Section):
 class StagingConfig(_Section):
     """The ``staging`` section (hub/staging.py)."""
 
-    # processes that map a large backlog: 1 = this one only, 0 = one per core (at most 4); the output is the
-    # same either way. Default 1: on the shared 2-core machine (20k people, 110k landed rows, medians of 2) a
-    # second worker took a first stage from 121 to 87 s wall for 17 % more CPU, but a restage (nothing to
-    # write meanwhile) from 36 to 53 s wall for 56 % more CPU (bench/bench_staging.py --workers N)
-    workers: int = Field(1, ge=0, le=16)
+    # processes that map a large backlog of records never staged before (a first sync, a new source): 1 = this
+    # one only, 0 = one per core (at most 4); the output is the same either way. Reads of records staged before
+    # (a restage after a mapping change) are mapped in one process whatever this says. On the shared 2-core
+    # machine (20k people, 110k landed rows, medians of 2) a second worker took a first stage from 121 to 87 s
+    # wall for 17 % more CPU, but a restage (nothing to write meanwhile) from 36 to 53 s wall for 56 % more CPU
+    # (bench/bench_staging.py --workers N); hub/staging.py read_workers decides per read.
+    workers: int = Field(0, ge=0, le=16)
 
 
 class MatchingConfig(MatchSettings):

@@ -442,8 +442,10 @@ def test_parallel_mapping_stages_byte_for_byte_what_one_process_stages(staged_wo
     assert (two.records_in, two.staged, two.quarantined) == (one.records_in, one.staged, one.quarantined)
     assert one.quarantined > 0
     assert _staged_tables(forked) == _staged_tables(serial)
+    forks = len(splits)
     again = stage_all(forked, mappings, SOURCES, workers=3, chunk_size=70)  # nothing changed: nothing written
     assert again.unchanged + again.quarantined == again.records_in and again.staged == 0
+    assert len(splits) == forks  # records staged before are mapped in this process (read_workers)
     serial.dispose()
     forked.dispose()
 
@@ -486,7 +488,7 @@ def test_a_failing_mapping_worker_stops_staging_with_no_record_value_in_the_erro
 def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, mappings, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """``staging.workers`` in hub.yaml is what the staged_records asset maps with (forked workers), and the
-    output is byte for byte what one process stages. Default 1; nonsense is a config error."""
+    output is byte for byte what one process stages. Default 0 (one per core); nonsense is a config error."""
     import dagster as dg
     from pydantic import ValidationError
 
@@ -495,8 +497,8 @@ def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, m
     from hub.config import HubConfig
     from hub.resources import HubStoreResource
 
-    assert HubConfig.model_validate({"sources": SOURCES}).staging.workers == 1
-    assert HubConfig.model_validate({"sources": SOURCES, "staging": None}).staging.workers == 1
+    assert HubConfig.model_validate({"sources": SOURCES}).staging.workers == 0
+    assert HubConfig.model_validate({"sources": SOURCES, "staging": None}).staging.workers == 0
     with pytest.raises(ValidationError, match="staging.workers"):
         HubConfig.model_validate({"sources": SOURCES, "staging": {"workers": -1}})
 
@@ -522,3 +524,15 @@ def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, m
     assert _staged_tables(forked) == _staged_tables(serial)
     serial.dispose()
     forked.dispose()
+
+
+def test_a_read_is_mapped_by_several_processes_only_when_most_of_it_was_never_staged() -> None:
+    """Forked mapping pays for a first stage (records to insert while the next read maps) and costs for a
+    restage (unchanged output, nothing to write): the rows' staged_hash decides per read."""
+    from hub.staging import read_workers
+
+    fresh = [(i, "customers", str(i), "{}", "h", None) for i in range(10)]
+    staged = [(i, "customers", str(i), "{}", "h", "h") for i in range(10)]
+    assert read_workers(fresh, 2) == 2 and read_workers(fresh, 1) == 1
+    assert read_workers(staged, 4) == 1
+    assert read_workers(fresh[:5] + staged[:5], 2) == 2 and read_workers(fresh[:4] + staged[:6], 2) == 1
