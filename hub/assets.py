@@ -88,6 +88,14 @@ def run_info(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) 
                    started_at=datetime.fromtimestamp(started, UTC).replace(tzinfo=None) if started else None)
 
 
+def run_steps(context: dg.AssetExecutionContext) -> set[str]:
+    """The steps this run executes (the step keys it was launched with; all of its job's otherwise)."""
+    steps = context.run.step_keys_to_execute
+    if steps is None:
+        return {node.name for node in context.job_def.nodes}
+    return set(steps)
+
+
 def derived_prefixes(sources: dict[str, SourceConfig]) -> dict[str, tuple[str, ...]]:
     from hub.quality.dimensions import derived_prefixes as prefixes
 
@@ -484,7 +492,9 @@ def build_assets(config: HubConfig) -> list[Any]:
         from hub.golden import train_model
 
         force = context.run.tags.get(RETRAIN_TAG) == "force"
-        return dg.MaterializeResult(metadata=stats_metadata(train_model(store.store(), config.matching, force)))
+        follows = "match_pairs" in run_steps(context)
+        return dg.MaterializeResult(metadata=stats_metadata(
+            train_model(store.store(), config.matching, force, matching_follows=follows)))
 
     match_pairs = build_stage_asset(
         "match_pairs", "match", [staged_records, match_model],

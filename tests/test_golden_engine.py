@@ -348,3 +348,37 @@ def test_sparse_sources_imported_match_as_hub_dedupe_matches_them(sqlite_store: 
     f_ours = _f1(_pairs(got["record_id"], got["cluster_id"]), truth)
     assert f_ours >= f_cli - 0.005, (f_ours, f_cli)  # a quarantined row is a cluster of its own
     assert len(got) > 0.99 * len(frame)
+
+
+def test_a_first_model_left_to_the_match_step_is_the_model_the_model_stage_fits(tmp_path) -> None:
+    """In a run that matches after it (a first sync), the match_model stage leaves the first fit to the match
+    step, which prepares and blocks every customer once instead of twice: the stored model, the pairs and the
+    clusters are those of a model stage that fits first. A refit is never deferred."""
+    from hub.golden import train_model
+    from hub.store import match_pair
+
+    records = list(synthetic_records(700, seed=8))
+    stores = [Store(f"sqlite:///{tmp_path / name}.db") for name in ("first", "deferred")]
+    try:
+        for store in stores:
+            stage_records(store, records)
+        fitted = train_model(stores[0], ENGINE, matching_follows=False)
+        deferred = train_model(stores[1], ENGINE, matching_follows=True)
+        assert fitted.action == "trained" and deferred.action == "deferred" and deferred.model_id == 0
+        runs = [match_and_cluster(store, ENGINE) for store in stores]
+        assert "train" not in runs[0].timings and "train" in runs[1].timings  # the match step fitted it
+        for store in stores:
+            build_golden(store)
+        with stores[0].engine.connect() as a, stores[1].engine.connect() as b:
+            params = [conn.execute(sa.select(match_model.c.params)).scalars().all() for conn in (a, b)]
+            pairs = [set(conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key, match_pair.c.band,
+                                                match_pair.c.match_weight)).all()) for conn in (a, b)]
+        assert len(params[0]) == 1 and params[0] == params[1]
+        assert pairs[0] == pairs[1] and pairs[0]
+        assert golden_membership(stores[0]) == golden_membership(stores[1])
+        assert train_model(stores[1], ENGINE, matching_follows=True).action == "kept"
+        refit = train_model(stores[1], {**ENGINE, "retrain_days": 1e-9}, matching_follows=True)
+        assert refit.action == "retrained"
+    finally:
+        for store in stores:
+            store.dispose()

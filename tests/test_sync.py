@@ -44,6 +44,19 @@ def push_log(cwd: Path, env: dict[str, str], status: str) -> list[dict[str, str]
     return list(csv.DictReader(io.StringIO(done.stdout)))
 
 
+def model_summary(cwd: Path) -> str:
+    """The match_model asset's summary in its latest materialization (the instance the UI reads)."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(cwd / ".hub" / "dagster"))
+    try:
+        event = instance.get_latest_materialization_event(dg.AssetKey("match_model"))
+        assert event is not None and event.asset_materialization is not None
+        return event.asset_materialization.metadata["summary"].value
+    finally:
+        instance.dispose()
+
+
 def pulled(summary: str) -> dict[str, int]:
     """New records per source from the summary's "Pulled" block."""
     section = summary.split("Pulled", 1)[1].split("Staged", 1)[0]
@@ -68,8 +81,12 @@ def test_dry_run_then_sync_then_nothing_new(tmp_path: Path, sandbox: dict[str, s
     # personal data is masked in the preview: no e-mail address or full phone number in the output
     assert not re.search(r"[\w.+-]+@[\w-]+\.\w+", dry.stdout) and not re.search(r"\d{11}", dry.stdout)
 
+    # the first sync's match step fitted the first model (the model stage left it to it: one preparation)
+    assert model_summary(work).startswith("**match_model**: deferred")
+
     real = hub(work, "sync", env=sandbox)
     assert real.returncode == 0, real.stdout + real.stderr[-4000:]
+    assert model_summary(work).startswith("**match_model**: kept")
     ok = push_log(work, sandbox, "ok")
     assert len(ok) == len(pending), "the real sync sends exactly the rows the dry run showed"
     assert push_log(work, sandbox, "pending") == []
