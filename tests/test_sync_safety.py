@@ -292,6 +292,27 @@ def test_the_instance_keeps_its_event_log_engines_and_every_event_is_read_back(t
         latest = reader.get_latest_materialization_event(dg.AssetKey("counted"))
         assert latest is not None and latest.run_id == runs[-1]
         assert latest.asset_materialization.metadata["rows"].value == 3
+
+        # a run in progress, watched by another process's instance (the UI's live run view): Dagster's watchdog
+        # reacts to the run's .db file, which a kept connection in WAL mode only changes at a checkpoint
+        from dagster._core.events.log import EventLogEntry
+
+        run_id = "5" * 8 + "-0000-4000-8000-" + "0" * 12
+        seen: list[str] = []
+
+        def event(text: str) -> EventLogEntry:
+            return EventLogEntry(error_info=None, level=20, user_message=text, run_id=run_id, timestamp=time.time())
+
+        writer.event_log_storage.store_event(event("started"))
+        reader.event_log_storage.watch(run_id, None, lambda entry, _cursor: seen.append(entry.user_message))
+        time.sleep(0.5)
+        for k in range(3):
+            writer.event_log_storage.store_event(event(f"step {k}"))
+            time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while len(seen) < 4 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert seen == ["started", "step 0", "step 1", "step 2"]
         writer.wipe()
         assert writer.get_latest_materialization_event(dg.AssetKey("counted")) is None
         run_id = job.execute_in_process(instance=writer).run_id
