@@ -334,3 +334,24 @@ def test_a_postgresql_claim_steps_over_rows_another_claimer_holds(postgres_datab
         assert [it.target_id for it in third] == [*(str(i) for i in range(100, 150)), *map(str, range(249, 299))]
     finally:
         store.dispose()
+
+
+def test_open_links_of_some_golden_ids_are_found_through_the_golden_id_index(tmp_path: Path) -> None:
+    """"valid_to IS NULL AND golden_id IN / BETWEEN" (the golden build, the 360 build's chunks, the brake) search
+    ix_xref_golden: ix_xref_valid_to holds closed links only (migration 0018). Holding the open ones too, it made
+    SQLite read every open link per chunk of golden ids (the 360 build at 1M people: 1,500+ s). The "closed since
+    a mark" queries it serves still use it."""
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        with store.engine.connect() as conn:
+            def plan(sql: str) -> str:
+                return " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+
+            assert "ix_xref_golden" in plan(
+                "SELECT record_key FROM xref WHERE valid_to IS NULL AND golden_id IN ('G1', 'G2', 'G3')")
+            assert "ix_xref_golden" in plan(
+                "SELECT record_key FROM xref WHERE valid_to IS NULL AND golden_id >= 'G1' AND golden_id <= 'G2'")
+            since = plan("SELECT record_key FROM xref WHERE valid_from > '2026-01-01' OR valid_to > '2026-01-01'")
+            assert "ix_xref_valid_to" in since and "ix_xref_valid_from" in since, since
+    finally:
+        store.dispose()
