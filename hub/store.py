@@ -172,7 +172,9 @@ golden_customer = sa.Table(
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
 )
-sa.Index("ix_golden_status", golden_customer.c.status)
+# (status, golden_id) since migration 0019: "active golden customers of this chunk of ids" (the 360 build) had
+# SQLite read every active golden customer per chunk through (status) alone
+sa.Index("ix_golden_status", golden_customer.c.status, golden_customer.c.golden_id)
 sa.Index("ix_golden_updated", golden_customer.c.updated_at)  # newest change / changed since a mark (0015)
 
 golden_id_history = sa.Table(
@@ -238,6 +240,10 @@ customer_360_link = sa.Table(
     sa.Column("golden_id", sa.String(32), primary_key=True),
 )
 sa.Index("ix_customer_360_link_golden", customer_360_link.c.golden_id)
+# one entity's links of a chunk of golden ids (the 360 build's chunks; migration 0019): through the primary key
+# (entity, ...) SQLite read every link of the entity per chunk
+sa.Index("ix_customer_360_link_entity_golden", customer_360_link.c.entity, customer_360_link.c.golden_id,
+         customer_360_link.c.record_key)
 customer_360_rank = sa.Table(
     "customer_360_rank",
     metadata,

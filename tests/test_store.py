@@ -336,7 +336,7 @@ def test_a_postgresql_claim_steps_over_rows_another_claimer_holds(postgres_datab
         store.dispose()
 
 
-def test_open_links_of_some_golden_ids_are_found_through_the_golden_id_index(tmp_path: Path) -> None:
+def test_chunks_of_golden_ids_are_found_through_golden_id_indexes(tmp_path: Path) -> None:
     """"valid_to IS NULL AND golden_id IN / BETWEEN" (the golden build, the 360 build's chunks, the brake) search
     ix_xref_golden: ix_xref_valid_to holds closed links only (migration 0018). Holding the open ones too, it made
     SQLite read every open link per chunk of golden ids (the 360 build at 1M people: 1,500+ s). The "closed since
@@ -353,5 +353,13 @@ def test_open_links_of_some_golden_ids_are_found_through_the_golden_id_index(tmp
                 "SELECT record_key FROM xref WHERE valid_to IS NULL AND golden_id >= 'G1' AND golden_id <= 'G2'")
             since = plan("SELECT record_key FROM xref WHERE valid_from > '2026-01-01' OR valid_to > '2026-01-01'")
             assert "ix_xref_valid_to" in since and "ix_xref_valid_from" in since, since
+            # the 360 build's chunks (migration 0019): by golden id, not every active golden / every link
+            chunk = plan("SELECT golden_id, record FROM golden_customer WHERE status = 'active' "
+                         "AND golden_id >= 'G1' AND golden_id <= 'G2'")
+            assert "(status=? AND golden_id>? AND golden_id<?)" in chunk, chunk
+            for where in ("l.golden_id >= 'G1' AND l.golden_id <= 'G2'", "l.golden_id IN ('G1', 'G2')"):
+                links = plan("SELECT l.golden_id, s.record FROM customer_360_link l JOIN staged_record s ON "
+                             f"s.entity = l.entity AND s.record_key = l.record_key WHERE l.entity = 'orders' AND {where}")
+                assert "ix_customer_360_link_entity_golden (entity=? AND golden_id" in links, links
     finally:
         store.dispose()
