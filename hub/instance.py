@@ -107,10 +107,6 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
         self._close_all()  # the run files are deleted: no connection may write on into an unlinked file
         super().wipe()
 
-    def upgrade(self) -> None:
-        self._close_all()
-        super().upgrade()
-
     def dispose(self) -> None:
         super().dispose()
         self._close_all()

@@ -1181,24 +1181,16 @@ class Store:
         One UPDATE picks and flips the rows (on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets a concurrent
         claimer take the next rows instead of waiting; SQLite serialises writers), then the rows this token
         holds are read back."""
-        # a row this pusher already tried and recorded as 'error' waits for the next run
-        claimable = sa.or_(push_outbox.c.status == "pending",
-                           sa.and_(push_outbox.c.status == "error",
-                                   sa.or_(push_outbox.c.claimed_by.is_(None), push_outbox.c.claimed_by != token)))
-        waiting = (
-            sa.select(push_outbox.c.id)
-            .where(push_outbox.c.target == target, claimable)
-            .order_by(push_outbox.c.id)
-            .limit(limit)
-        )
-        # The waiting rows come from two walks of ix_outbox_pending (target, status, id), pending and retryable
-        # error rows, each in id order. For the OR above SQLite walked every row of the target (sent ones too)
-        # and sorted the waiting ones, and PostgreSQL walked the primary key past every sent row: per claim, so
-        # a push cost the square of its outbox.
         by = push_outbox.c
+        # a row this pusher already tried and recorded as 'error' waits for the next run
+        retryable = sa.or_(by.claimed_by.is_(None), by.claimed_by != token)
+        claimable = sa.or_(by.status == "pending", sa.and_(by.status == "error", retryable))
+        # The waiting rows come from two walks of ix_outbox_pending (target, status, id), pending and retryable
+        # error rows, each in id order. For the OR of `claimable` SQLite walked every row of the target (sent ones
+        # too) and sorted the waiting ones, and PostgreSQL walked the primary key past every sent row: per claim,
+        # so a push cost the square of its outbox.
         pending = sa.select(by.id).where(by.target == target, by.status == "pending")
-        retry = sa.select(by.id).where(by.target == target, by.status == "error",
-                                       sa.or_(by.claimed_by.is_(None), by.claimed_by != token))
+        retry = sa.select(by.id).where(by.target == target, by.status == "error", retryable)
         if self.dialect == "sqlite":
             # a merge of the two walks: the same rows in the same order (SQLite serialises writers)
             waiting = sa.union_all(pending, retry).order_by("id").limit(limit)
@@ -1211,10 +1203,12 @@ class Store:
                      for walk, name in ((pending, "pending_walk"), (retry, "retry_walk"))]
             mine = sa.union_all(*(sa.select(walk.c.id) for walk in walks)).subquery("mine")
             waiting = sa.select(mine.c.id).order_by(mine.c.id).limit(limit)
-        elif self.dialect in ("mysql", "mariadb"):
-            # neither takes LIMIT in an IN subquery nor a subquery on the table being updated: a derived table
-            # (materialised first) does both; the UPDATE re-checks `claimable` on the rows it locks
-            waiting = sa.select(waiting.subquery("waiting").c.id)
+        else:
+            waiting = sa.select(by.id).where(by.target == target, claimable).order_by(by.id).limit(limit)
+            if self.dialect in ("mysql", "mariadb"):
+                # neither takes LIMIT in an IN subquery nor a subquery on the table being updated: a derived table
+                # (materialised first) does both; the UPDATE re-checks `claimable` on the rows it locks
+                waiting = sa.select(waiting.subquery("waiting").c.id)
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(
