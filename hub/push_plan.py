@@ -309,11 +309,11 @@ def _phone_holders(conn: sa.Connection, *, gids: Iterable[str] = (), phones: Ite
     p = customer_360_phone.c
     rows = [*select_in(conn, sa.select(p.phone, p.golden_id), p.golden_id, gids),
             *select_in(conn, sa.select(p.phone, p.golden_id), p.phone, phones)]
-    # which holders are active: looked up by id, the status compared here (with the status in the query, or a
-    # join, the planner walks the status index: every active golden customer once per IN list)
-    active = {gid for gid, status in select_in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.status),
-                                                golden_customer.c.golden_id, {gid for _, gid in rows})
-              if status == "active"}
+    # which holders are active: (status, golden_id) is one index since migration 0019 (through (status) alone the
+    # planner walked every active golden customer once per IN list)
+    gc = golden_customer.c
+    active = {gid for (gid,) in select_in(conn, sa.select(gc.golden_id).where(gc.status == "active"), gc.golden_id,
+                                          {gid for _, gid in rows})}
     owners: dict[str, list[str]] = defaultdict(list)
     for phone, gid in rows:
         if gid in active and gid not in owners[phone]:
