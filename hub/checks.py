@@ -39,8 +39,11 @@ def golden_consistency(store: Store) -> CheckOutcome:
     is_open = x.valid_to.is_(None)
     linked = sa.exists().where(x.record_key == sr.record_key, is_open)
     several = _records_with_several_open_xrefs()
-    live = sa.exists().where(gc.golden_id == x.golden_id, gc.status == "active")
-    dangling_ids = sa.select(x.golden_id).where(is_open, ~live).distinct().subquery()
+    # the open links' golden ids less the active ones: the active ids come off ix_golden_status (status,
+    # golden_id) alone; a NOT EXISTS per link read each golden row for its status (at a million customers a
+    # random read of each of ~1M rows of 4 KB: most of the check's minute)
+    dangling_ids = sa.except_(sa.select(x.golden_id).where(is_open),
+                              sa.select(gc.golden_id).where(gc.status == "active")).subquery()
     nid, nid_type = sr.record["national_id"].as_string(), sr.record["national_id_type"].as_string()
     holders = (sa.select(x.golden_id).select_from(staged_record)
                .join(xref, sa.and_(x.record_key == sr.record_key, is_open))
