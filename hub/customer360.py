@@ -67,6 +67,7 @@ from hub.store import (
     customer_360,
     customer_360_link,
     customer_360_rank,
+    gc_paused,
     golden_customer,
     insert_rows,
     json_bytes,
@@ -1019,6 +1020,7 @@ def _rerank(conn: sa.Connection, cfg: SegmentsConfig, as_of: datetime
     return figures, moved
 
 
+@gc_paused()  # a bulk pass: no cycles among its many small containers (see hub.store.gc_paused)
 def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datetime | None = None, *,
               chunk_size: int = _GID_CHUNK, force: bool = False) -> C360Stats:
     """Build the 360 view of every active golden customer; write only changed rows.

@@ -60,6 +60,7 @@ from hub.store import (
     chunked,
     customer_360,
     customer_360_phone,
+    gc_paused,
     golden_customer,
     jsonable,
     landing,
@@ -384,6 +385,7 @@ def _full_profiles(store: Store, golden_ids: list[str]) -> dict[str, dict[str, A
     return out
 
 
+@gc_paused()  # a bulk pass: no cycles among its many small containers (see hub.store.gc_paused)
 def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool = False) -> PushPlanStats:
     """Queue the desired state of every target record; returns counts per target.
 

@@ -52,6 +52,7 @@ from hub.store import (
     as_text,
     bound_time,
     chunked,
+    gc_paused,
     insert_rows,
     json_text,
     json_value,
@@ -921,6 +922,10 @@ def _index_pairs(pos: dict[str, int], pairs: Iterable[tuple[str, str]]) -> tuple
     return (np.array([a for a, _ in got], dtype=np.int64), np.array([b for _, b in got], dtype=np.int64))
 
 
+# the cyclic collector is paused over a run (``gc_paused``): preparing, blocking and writing a population allocate
+# millions of acyclic tuples, lists and dicts beside the run's large live heap, and each burst made the collector
+# walk that heap again (100k records: ~1 of 15 CPU s of this process)
+@gc_paused()
 def match_and_cluster(
     store: Store,
     matching_cfg: MatchSettings | dict | None = None,
@@ -1263,6 +1268,7 @@ def _diagnostic_lines(fs: Any) -> list[str]:
     return [f"{d.get('code')}: {d.get('message')}" for d in fs.diagnostics]
 
 
+@gc_paused()
 def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, force: bool = False,
                 matching_follows: bool = False) -> ModelStats:
     """The match_model stage: refit the engine on all staged customers when there is no model, the model is

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from hub.lookup.keys import customer_keys, key_hash, keys_fingerprint
-from hub.store import Store, chunked, customer_360, lookup_key, lookup_record
+from hub.store import Store, chunked, customer_360, gc_paused, lookup_key, lookup_record
 
 _CHUNK = 2000
 
@@ -86,6 +86,7 @@ def _write(conn: Connection, rows: Sequence[Any], fingerprint: str, now: datetim
     return len(keys)
 
 
+@gc_paused()  # a bulk pass: no cycles among its many small containers (see hub.store.gc_paused)
 def refresh_lookup_index(store: Store, *, full: bool = False) -> LookupIndexStats:
     """Bring the lookup index up to date with customer_360 (only changed customers unless ``full``)."""
     started = time.monotonic()
