@@ -5,7 +5,8 @@ Entry points for the Dagster assets / CLI (see README.md in this folder):
     train_model(store, matching_cfg, force=False) -> ModelStats   (the match_model asset: refit + drift check)
     match_and_cluster(store, matching_cfg, mode="incremental"|"full") -> MatchStats
     build_golden(store, survivorship_cfg, mode="incremental"|"full") -> GoldenStats
-    review_queue(store, limit) -> list[ReviewItem];  decide(store, left_key, right_key, "match"|"no-match", by)
+    review_queue(store, limit) -> list[ReviewItem];  pending_reviews(store) -> int
+    decide(store, left_key, right_key, "match"|"no-match", by)
     preview(store, new_rules) -> PreviewReport;  resolve(store, golden_id) -> active golden id | None
 """
 
@@ -21,7 +22,8 @@ _WHERE = {
     "default_survivorship": "config", "load_survivorship": "config", "MatchSettings": "config",
     "MatchStats": "matching", "ModelStats": "matching", "match_and_cluster": "matching", "train_model": "matching",
     "PreviewReport": "preview", "preview": "preview",
-    "ReviewItem": "review", "decide": "review", "parse_pair": "review", "review_queue": "review",
+    "ReviewItem": "review", "decide": "review", "parse_pair": "review", "pending_reviews": "review",
+    "review_queue": "review",
     "Member": "survivorship", "survive": "survivorship",
 }
 
@@ -56,6 +58,7 @@ __all__ = [
     "load_survivorship",
     "match_and_cluster",
     "parse_pair",
+    "pending_reviews",
     "preview",
     "resolve",
     "review_queue",

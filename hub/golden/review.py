@@ -54,14 +54,25 @@ class ReviewItem:
         return f"{self.left_key}|{self.right_key}"
 
 
-def review_queue(store: Store, limit: int | None = 50) -> list[ReviewItem]:
-    """Undecided review-band pairs, most uncertain first (probability closest to 0.5), with both records."""
+def _undecided() -> sa.ColumnElement[bool]:
+    """Review-band pairs no steward has decided."""
     decided = sa.select(review_decision.c.left_key).where(
         review_decision.c.left_key == match_pair.c.left_key, review_decision.c.right_key == match_pair.c.right_key
     )
+    return sa.and_(match_pair.c.band == "review", ~sa.exists(decided))
+
+
+def pending_reviews(store: Store) -> int:
+    """How many pairs await a steward's decision (``review_queue(limit=None)`` holds as many)."""
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(match_pair).where(_undecided())).scalar_one()
+
+
+def review_queue(store: Store, limit: int | None = 50) -> list[ReviewItem]:
+    """Undecided review-band pairs, most uncertain first (probability closest to 0.5), with both records."""
     q = (
         sa.select(match_pair)
-        .where(match_pair.c.band == "review", ~sa.exists(decided))
+        .where(_undecided())
         .order_by(sa.func.abs(match_pair.c.match_probability - 0.5), match_pair.c.left_key, match_pair.c.right_key)
     )
     if limit:
