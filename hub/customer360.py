@@ -780,9 +780,14 @@ def _link_stats(conn: sa.Connection, stats: C360Stats) -> None:
     stats.orders_linked = by_entity.get("orders", 0)
     stats.orders_unlinked = int(conn.execute(sa.select(sa.func.count()).where(sr.entity == "orders"))
                                 .scalar_one()) - stats.orders_linked
-    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in _rows(conn,
-        sa.select(sr.customer_key, sr.record["customer_source_id"].as_string()).select_from(staged)
-        .where(lk.entity == "orders", sa.or_(sr.customer_key.is_(None), sr.customer_key == ""))))
+    # guest orders (no customer key) are found through ix_staged_customer_key, each half of the OR on its own
+    # (with the OR SQLite read every order), and kept when linked; from the links instead, every linked order
+    # was looked up (1M people: ~1.3M random reads of staged orders)
+    linked = sa.exists().where(lk.entity == sr.entity, lk.record_key == sr.record_key)
+    guests = sa.union_all(*(sa.select(sr.customer_key, sr.record["customer_source_id"].as_string())
+                            .where(sr.entity == "orders", no_key, linked)
+                            for no_key in (sr.customer_key.is_(None), sr.customer_key == "")))
+    stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in _rows(conn, guests))
     stats.shipments_linked = by_entity.get("shipments", 0)
     kind = sa.func.coalesce(sr.record["kind"].as_string(), "")
     stats.calls_linked, stats.social_linked = (int(n or 0) for n in conn.execute(
