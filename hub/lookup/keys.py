@@ -64,7 +64,11 @@ def city_key(city: str | None, region: str | None = None) -> str | None:
 
 def customer_keys(view: Mapping[str, Any]) -> set[str]:
     """Every lookup key of one customer_360 view (its golden profile: phones, e-mails, names × cities)."""
-    profile = view.get("profile") or {}
+    return profile_keys(view.get("profile") or {})
+
+
+def profile_keys(profile: Mapping[str, Any]) -> set[str]:
+    """``customer_keys`` of a view's profile alone (what the index reads of each view)."""
     keys: set[str] = set()
     for phone in _phones(profile):
         keys.add(phone_key(phone))
