@@ -45,6 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -1099,11 +1100,18 @@ class Store:
         with self.engine.connect() as conn:
             return [OutboxItem(*row) for row in conn.execute(q)]
 
-    def holdings(self, target: str, source: str, target_ids: Sequence[str]
+    def holdings(self, target: str, source: str, target_ids: Sequence[str], entities: Iterable[str] | None = None
                  ) -> tuple[dict[str, dict], dict[str, tuple[str, dict]]]:
         """What the hub knows these target records hold: (the hub_state of their landing records in
         ``source``, where a connector reports one; the golden id and payload last pushed ok to each of the
-        others)."""
+        others). ``entities``: the outbox entities of these records (a pusher's batch), else any."""
+        # a record's rows are searched by (target, entity, target_id), ix_outbox_target_record, and their status
+        # is read off the rows: with "status = 'ok'" in the query SQLite searched (target, status) and read every
+        # row pushed ok to the target for each batch, quadratic over a first sync's pushes (1M people: half the
+        # samples of the call center's push, growing)
+        pushed = push_outbox.c.target == target
+        if entities is not None:
+            pushed = sa.and_(pushed, push_outbox.c.entity.in_(sorted(set(entities))))
         states: dict[str, dict] = {}
         last: dict[str, tuple[str, dict]] = {}
         with self.engine.connect() as conn:
@@ -1118,13 +1126,13 @@ class Store:
                 rest = [tid for tid in chunk if tid not in states]
                 if not rest:
                     continue
-                for tid, gid, payload in conn.execute(
-                    sa.select(push_outbox.c.target_id, push_outbox.c.golden_id, push_outbox.c.payload)
-                    .where(push_outbox.c.target == target, push_outbox.c.status == "ok",
-                           push_outbox.c.target_id.in_(rest))
-                    .order_by(push_outbox.c.id)
-                ):
-                    last[tid] = (gid, payload)
+                rows = conn.execute(
+                    sa.select(push_outbox.c.id, push_outbox.c.status, push_outbox.c.target_id,
+                              push_outbox.c.golden_id, push_outbox.c.payload)
+                    .where(pushed, push_outbox.c.target_id.in_(rest))).all()
+                for _, status, tid, gid, payload in sorted(rows, key=itemgetter(0)):  # the last push wins
+                    if status == "ok":
+                        last[tid] = (gid, payload)
         return states, last
 
     def drifted_records(self, target: str, entity: str, source: str) -> set[str]:

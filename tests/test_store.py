@@ -306,6 +306,45 @@ def test_a_claim_on_sqlite_walks_only_the_waiting_rows_in_id_order(tmp_path: Pat
     assert any("ix_outbox_pending" in p for p in plans), plans
 
 
+def test_holdings_give_the_last_payload_pushed_ok_to_each_record(store: Store) -> None:
+    """What a pusher's batch is diffed against: per target record the last row pushed ok (later error and
+    pending rows do not count), of the batch's entity only."""
+    store.enqueue_pushes("shop", "customers", [("1", "G1", {"tier": "a"}), ("2", "G2", {"tier": "a"})])
+    store.enqueue_pushes("shop", "followers", [("1", "G9", {"tag": "x"})])
+    first = store.claim_pushes("shop", "run-a", 10)
+    store.record_push_results([(it.id, "ok", None) for it in first], token="run-a")
+    store.enqueue_pushes("shop", "customers", [("1", "G1", {"tier": "b"}), ("2", "G2", {"tier": "b"})])
+    second = store.claim_pushes("shop", "run-b", 10)
+    by_id = {it.target_id: it.id for it in second}
+    store.record_push_results([(by_id["1"], "ok", None), (by_id["2"], "error", "timeout")], token="run-b")
+    store.enqueue_pushes("shop", "customers", [("1", "G1", {"tier": "c"})])  # pending: not held yet
+    _, last = store.holdings("shop", "shop", ["1", "2", "3"], {"customers"})
+    assert last == {"1": ("G1", {"tier": "b"}), "2": ("G2", {"tier": "a"})}
+    _, followers = store.holdings("shop", "shop", ["1"], {"followers"})
+    assert followers == {"1": ("G9", {"tag": "x"})}
+
+
+def test_holdings_search_a_batchs_records_by_target_entity_and_id(tmp_path: Path) -> None:
+    """A batch's records are searched through ix_outbox_target_record: with the status in the query SQLite
+    searched (target, status) and read every row pushed ok to the target per batch (a first sync's pushes
+    grew with the square of the rows; 1M people: half the call center push's samples)."""
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    store.enqueue_pushes("shop", "customers", [(str(i), f"G{i:09d}", {"n": i}) for i in range(50)])
+    store.record_push_results([(it.id, "ok", None) for it in store.claim_pushes("shop", "run-a", 50)],
+                              token="run-a")
+    plans: list[str] = []
+
+    @sa.event.listens_for(store.engine, "before_cursor_execute")
+    def _plan(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ARG001
+        if statement.startswith("SELECT") and "FROM push_outbox" in statement:
+            plans.extend(r[-1] for r in cursor.connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters))
+
+    _, last = store.holdings("shop", "shop", ["3", "7"], {"customers"})
+    assert set(last) == {"3", "7"}
+    assert plans and all("ix_outbox_target_record (target=? AND entity=? AND target_id=?)" in p for p in plans), plans
+    store.dispose()
+
+
 def test_a_postgresql_claim_steps_over_rows_another_claimer_holds(postgres_database_url: str) -> None:
     """On PostgreSQL a claimer takes the next waiting rows while another transaction holds the first ones: the
     walks of ix_outbox_pending skip locked rows as they go (a claim that locked after the walk found only the

@@ -707,7 +707,7 @@ def known_before(connector: Any, store: Any, target: str, items: list[OutboxItem
     """What the hub knows each row's target record holds now: the hub fields the last pull saw (or the last
     push wrote) on the landing record, else the held view of the last payload pushed there, else None."""
     ids = sorted({it.target_id for it in items if it.target_id})
-    states, last = store.holdings(target, getattr(connector, "system", target), ids)
+    states, last = store.holdings(target, getattr(connector, "system", target), ids, {it.entity for it in items})
     out: dict[int, dict | None] = {}
     for it in items:
         if it.target_id in states:
