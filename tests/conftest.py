@@ -108,6 +108,21 @@ def store(store_url: str) -> Iterator[Store]:
         s.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A fresh store once per backend the hub runs on, MariaDB included (dialect-sensitive SQL)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        url = request.getfixturevalue({"postgresql": "postgres_database_url",
+                                       "mariadb": "mariadb_database_url"}[request.param])
+    s = Store(url)
+    try:
+        yield s
+    finally:
+        s.dispose()
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     s = Store(f"sqlite:///{tmp_path / 'hub.db'}")

@@ -3,9 +3,7 @@ on an inconsistent one."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,19 +15,10 @@ from hub.store import Store, golden_customer, staged_record, xref
 T = datetime(2026, 1, 1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """The checks' SQL on every backend the hub runs on (EXCEPT, JSON paths, NOT EXISTS differ)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        url = request.getfixturevalue({"postgresql": "postgres_database_url",
-                                       "mariadb": "mariadb_database_url"}[request.param])
-    s = Store(url)
-    try:
-        yield s
-    finally:
-        s.dispose()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """The checks' SQL on every backend (EXCEPT, JSON paths and NOT EXISTS differ)."""
+    return any_store
 
 
 def _staged(store: Store, key: str, national_id: str | None = None, id_type: str | None = None) -> None:

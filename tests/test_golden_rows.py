@@ -5,9 +5,7 @@ sorts and compares differently), elsewhere through SQLAlchemy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,20 +15,6 @@ import hub.golden.build as build
 from hub.golden import build_golden, golden_id_of, load_golden, match_and_cluster
 from hub.golden.tables import match_run
 from hub.store import Store, golden_customer, golden_id_history, xref
-
-
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        url = request.getfixturevalue({"postgresql": "postgres_database_url",
-                                       "mariadb": "mariadb_database_url"}[request.param])
-    s = Store(url)
-    try:
-        yield s
-    finally:
-        s.dispose()
 
 
 def _text(col: sa.ColumnElement) -> sa.ColumnElement:
