@@ -905,9 +905,13 @@ def _save_links(conn: sa.Connection) -> None:
     lk, tmp = customer_360_link.c, _links.c
     same = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id)
     conn.execute(customer_360_link.delete().where(~sa.exists(sa.select(tmp.entity).where(same))))
+    # inserted in (entity, golden_id, record_key) order, the order of two of the table's three B-trees (and of
+    # the owner table's index): in the owners' order every insert landed on a random page of each (2M links:
+    # 36.5 -> 17.7 s; a first build at 1M people inserts up to ~3.9M)
     conn.execute(customer_360_link.insert().from_select(
         ["entity", "record_key", "golden_id"],
-        sa.select(tmp.entity, tmp.record_key, tmp.golden_id).where(~sa.exists(sa.select(lk.entity).where(same)))))
+        sa.select(tmp.entity, tmp.record_key, tmp.golden_id).where(~sa.exists(sa.select(lk.entity).where(same)))
+        .order_by(tmp.entity, tmp.golden_id, tmp.record_key)))
 
 
 def _where_gids(column: Any, part: Sequence[str], contiguous: bool) -> Any:
