@@ -290,3 +290,26 @@ def test_record_wide_figures_are_reused_until_their_tables_change(sqlite_store: 
     before = next(r for r in first["staging"] if (r["source"], r["entity"]) == ("erp", "customers"))
     assert erp["quarantined"] == before["quarantined"] + 1
     assert after["completeness"] == first["completeness"]
+
+
+def test_quality_flags_are_counted_per_source_and_code_on_every_backend(any_store) -> None:  # noqa: ANN001
+    """The report's flag table, counted by the database per distinct flag list (a code twice in one list counts
+    twice, as record by record)."""
+    from datetime import datetime
+
+    from hub.report import _staging_figures
+    from hub.store import staged_record
+
+    lists = [["phones:phone.invalid", "emails:email.typo"], ["phones:phone.invalid", "emails:email.typo"], [],
+             ["name:name.initials", "name:name.initials"], ["phones:phone.invalid"]]
+    with any_store.begin() as conn:
+        for i, flags in enumerate(lists):
+            conn.execute(staged_record.insert().values(
+                entity="customers", record_key=f"erp:{i}", source="erp" if i < 4 else "shop", source_id=str(i),
+                record={"source": "erp"}, quality_flags=flags, record_hash=str(i), staged_at=datetime(2026, 1, 1)))
+    with any_store.engine.connect() as conn:
+        table = _staging_figures(conn)["quality_flags"]
+    assert table == [{"source": "erp", "code": "emails:email.typo", "count": 2},
+                     {"source": "erp", "code": "name:name.initials", "count": 2},
+                     {"source": "erp", "code": "phones:phone.invalid", "count": 2},
+                     {"source": "shop", "code": "phones:phone.invalid", "count": 1}]

@@ -45,11 +45,13 @@ from hub.quality.history import RunInfo, previous_finished_at, recent_runs, reco
 from hub.report.charts import count_chart, hbar_chart, score_chart
 from hub.store import (
     Store,
+    as_text,
     canonical_json,
     customer_360,
     customer_360_summary,
     golden_customer,
     golden_id_history,
+    json_value,
     jsonable,
     landing,
     match_pair,
@@ -273,13 +275,16 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
                       quarantine.c.quarantined_at)
             .order_by(quarantine.c.quarantined_at.desc(), quarantine.c.id.desc()).limit(SAMPLE_SIZE))
     ]
+    # counted by the database per distinct flag list, each list decoded once: record by record in Python this
+    # was a quarter of the report at 1M people (py-spy)
     flags: Counter[tuple[str, str]] = Counter()
-    for source, fl in conn.execute(
-        sa.select(staged_record.c.source, staged_record.c.quality_flags).where(has_flags())
-        .execution_options(yield_per=5000)
+    listed = as_text(staged_record.c.quality_flags, conn.dialect.name)
+    for source, text, n in conn.execute(
+        sa.select(staged_record.c.source, listed, sa.func.count()).where(has_flags())
+        .group_by(staged_record.c.source, listed)
     ):
-        for code in fl or []:
-            flags[(source, str(code))] += 1
+        for code in json_value(text) or []:
+            flags[(source, str(code))] += n
     return {
         "staging": rows,
         "quarantine_reasons": [{"reason": scrub_text(r["reason"]), "count": r["count"]} for r in _top(reasons)],
