@@ -51,6 +51,7 @@ class WaitingRow:
     last_reason: str | None = None
     run_id: str | None = None
     created_at: datetime | None = None
+    entity: str = ""
 
 
 @dataclass
@@ -95,7 +96,7 @@ def waiting_rows(store: Store, target: str | None = None, limit: int | None = No
     q = (
         sa.select(push_outbox.c.id, push_outbox.c.target, push_outbox.c.target_id, push_outbox.c.golden_id,
                   push_outbox.c.payload, push_outbox.c.status, push_outbox.c.cause, push_outbox.c.attempts,
-                  push_outbox.c.last_reason, push_outbox.c.run_id, push_outbox.c.created_at)
+                  push_outbox.c.last_reason, push_outbox.c.run_id, push_outbox.c.created_at, push_outbox.c.entity)
         .where(push_outbox.c.status.in_(tuple(statuses)))
         .order_by(push_outbox.c.id.desc())
     )
@@ -112,10 +113,13 @@ def holdings(store: Store, rows: Iterable[WaitingRow], sources: Mapping[str, str
     """Per target: what the hub knows its records hold (``Store.holdings``). ``sources`` maps a target to
     the source whose pulled records it writes (default: the same name)."""
     by_target: dict[str, list[str]] = {}
+    entities: dict[str, set[str]] = {}
     for r in rows:
         if r.target_id:
             by_target.setdefault(r.target, []).append(r.target_id)
-    return {t: store.holdings(t, (sources or {}).get(t, t), ids) for t, ids in by_target.items()}
+            entities.setdefault(r.target, set()).add(r.entity)
+    # with the rows' entities: a target record's pushes are searched by (target, entity, target_id)
+    return {t: store.holdings(t, (sources or {}).get(t, t), ids, entities[t]) for t, ids in by_target.items()}
 
 
 # --------------------------------------------------------------------------------------------------------------
