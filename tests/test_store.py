@@ -402,3 +402,20 @@ def test_chunks_of_golden_ids_are_found_through_golden_id_indexes(tmp_path: Path
                 assert "ix_customer_360_link_entity_golden (entity=? AND golden_id" in links, links
     finally:
         store.dispose()
+
+
+def test_sqlite_connections_write_ahead_with_a_page_cache(tmp_path: Path) -> None:
+    """Every connection of a SQLite store: WAL (the UI and exports read while a run writes), synchronous NORMAL
+    and the store's page cache (the default 2 MB re-read and re-spilled pages of big tables row by row)."""
+    from hub.store import SQLITE_CACHE_KIB
+
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        for _ in range(2):  # a pooled connection and a second one opened beside it
+            with store.engine.connect() as conn, store.engine.connect() as other:
+                for c in (conn, other):
+                    assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                    assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                    assert c.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+    finally:
+        store.dispose()
