@@ -821,6 +821,9 @@ def _order_figures(orders: Sequence[Mapping[str, Any]], cfg: SegmentsConfig, as_
 
 
 INPUTS_ENTITY = "_customer_360_inputs"  # sync_state row: what the last build was built from
+# figures of the whole 360 layer a build counts, kept with its inputs for a build that finds nothing changed
+_KEPT_FIGURES = ("orders_linked", "orders_unlinked", "guest_orders_linked", "duplicate_orders", "shipments_linked",
+                 "calls_linked", "social_linked", "invalid", "value_tiers", "lifecycles", "segments")
 # bumped when what a view holds changes (2: the profile without its lineage), so the next build rewrites them
 VIEW_VERSION = 2
 
@@ -1052,6 +1055,10 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
         saved = read_cursor(conn, "hub", INPUTS_ENTITY)
         if not force and saved and saved.get("fingerprint") == before:
             stats.skipped = True
+            # the last build's figures hold (nothing they count changed): a no-op sync must not plot zeros
+            for name, value in (saved.get("figures") or {}).items():
+                if name in _KEPT_FIGURES:
+                    setattr(stats, name, value)
             stats.golden_customers = stats.unchanged = conn.execute(
                 sa.select(sa.func.count()).select_from(customer_360)).scalar_one()
             stats.seconds = time.monotonic() - started
@@ -1212,7 +1219,8 @@ def build_360(store: Store, segments_cfg: Mapping[str, Any] | None, as_of: datet
                 sa.select(col, sa.func.count()).where(rk.value_tier.is_not(None)).group_by(col))})
         stats.invalid = int(conn.execute(sa.select(sa.func.count()).where(rk.value_tier.is_(None))).scalar_one())
         write_cursor(conn, "hub", INPUTS_ENTITY, {"fingerprint": _inputs(conn, cfg, as_of), "config": config_key,
-                                                  "marks": marks, "irregular": irregular})
+                                                  "marks": marks, "irregular": irregular,
+                                                  "figures": {f: getattr(stats, f) for f in _KEPT_FIGURES}})
     stats.golden_customers = len(gids)
     stats.unchanged = len(gids) - stats.inserted - stats.updated - stats.invalid
     stats.seconds = time.monotonic() - started
