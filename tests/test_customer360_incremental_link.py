@@ -275,3 +275,17 @@ def test_a_build_that_finds_nothing_changed_reports_the_last_figures(store: Stor
     assert {f: getattr(again, f) for f in _STAT_FIELDS} == {f: getattr(first, f) for f in _STAT_FIELDS}
     assert (again.inserted, again.updated, again.removed) == (0, 0, 0)
 
+
+def test_owners_of_phones_and_emails_are_found_whatever_case_and_script(store: Store) -> None:
+    # the owners the incremental relink asks for: found by the lower-cased address, non-ASCII included (SQLite
+    # lowers ASCII only), in golden id order
+    insert_golden(store, [
+        golden("G1", "A", ["shop:1"], phones=["+8613900000001"], emails=["Zoë.Ünal@Exämple.CN"]),
+        golden("G2", "B", ["shop:2"], phones=["+8613900000002", "+8613900000001"], emails=["Mixed@Example.CN"]),
+        golden("G3", "C", ["shop:3"], phones=["+8613900000003"], emails=["other@example.cn"]),
+    ])
+    with store.begin() as conn:
+        phones, emails = c360._owner_maps(conn, {"+8613900000001", "+8613900000003", "+8613999999999"},
+                                          {"zoë.ünal@exämple.cn", "mixed@example.cn"})
+    assert dict(phones) == {"+8613900000001": ["G1", "G2"], "+8613900000003": ["G3"]}
+    assert dict(emails) == {"zoë.ünal@exämple.cn": ["G1"], "mixed@example.cn": ["G2"]}
