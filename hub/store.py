@@ -1516,7 +1516,16 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer, json_deserializer=json_value, **SQL_PRIVACY)
+    options: dict[str, Any] = {}
+    if sa.engine.make_url(url).get_driver_name() == "psycopg2":
+        # UPDATE / DELETE executemany in pages (psycopg2's execute_batch) instead of one round trip per row: a
+        # pull's landing, the golden stage's xref and the pushes' outbox bookkeeping update rows by the
+        # thousand (100k people on PostgreSQL: the incremental shop pull 51.6 s wall for 6.9 s CPU). 20k
+        # rows updated by primary key: 2.25 -> 0.36 s. Such an executemany reports no row count then
+        # (supports_sane_multi_rowcount is False; the one reader, Store.record_push_results, checks it).
+        options["executemany_mode"] = "values_plus_batch"
+    return sa.create_engine(url, echo=echo, pool_pre_ping=True, json_serializer=_json_serializer,
+                            json_deserializer=json_value, **options, **SQL_PRIVACY)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
