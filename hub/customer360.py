@@ -714,9 +714,10 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
                                 sr.customer_key, keys):
         wanted[entity].add(rk)
     # (3) holding a phone / e-mail a changed golden customer holds or held (what its records are linked by)
-    if phones_changed and conn.dialect.name in ("sqlite", "postgresql"):
-        # the database compares every interaction's phone with the changed ones (one scan, no row to Python;
-        # MariaDB: the JSON value's and the table's collations may not compare)
+    if phones_changed and conn.dialect.name == "sqlite":
+        # the database compares every interaction's phone with the changed ones (one scan, no row to Python).
+        # Not elsewhere: PostgreSQL has no statistics of a temporary table and ran the IN as a subplan per row
+        # (100k people: minutes); MariaDB: the JSON value's and the table's collations may not compare
         _fill_wanted(conn, {"changed": phones_changed})
         phone = sr.record["phone"].as_string()
         wanted["interactions"].update(conn.execute(sa.select(sr.record_key).where(
