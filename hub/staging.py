@@ -46,6 +46,7 @@ from hub.mappings import ENTITY_MODELS, Mapper, MappingError, MappingOutcome, lo
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import (
+    ANALYZE_AFTER_ROWS,
     Store,
     bound_time,
     chunked,
@@ -286,6 +287,8 @@ def _run(
                         workers=worker_count(workers))
     finally:
         gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
+    if stats.staged + stats.quarantined >= ANALYZE_AFTER_ROWS:
+        store.refresh_statistics(staged_record, landing, quarantine)
     stats.seconds = time.perf_counter() - started
     log.info("staging: %d in, %d staged, %d unchanged, %d quarantined, %d released in %.2fs",
              stats.records_in, stats.staged, stats.unchanged, stats.quarantined, stats.released, stats.seconds)

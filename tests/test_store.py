@@ -5,6 +5,7 @@ tests run on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -417,5 +418,38 @@ def test_sqlite_connections_write_ahead_with_a_page_cache(tmp_path: Path) -> Non
                     assert c.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
                     assert c.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
                     assert c.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_statistics_are_refreshed_after_a_bulk_pull(backend: str, request: pytest.FixtureRequest, tmp_path: Path
+                                                    ) -> None:
+    """A pull that landed many rows leaves PostgreSQL with the landing table's statistics (autovacuum may be
+    off or behind: without them the page lookups scanned a whole source); on SQLite nothing is needed."""
+    from hub.connectors.base import run_pull
+    from hub.store import ANALYZE_AFTER_ROWS
+
+    url = (f"sqlite:///{tmp_path / 'hub.db'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres_database_url"))
+    store = Store(url)
+
+    class Bulk:  # a source handing over one page of many records
+        system = "shop"
+        entities = ("customers",)
+
+        def pages(self, entity: str, cursor: dict | None) -> Any:
+            from hub.connectors.base import Page, landing_record
+
+            yield Page([landing_record(str(i), {"id": i}) for i in range(ANALYZE_AFTER_ROWS + 10)], {"done": True})
+
+    try:
+        stats = run_pull(Bulk(), store, "customers")
+        assert stats.new == ANALYZE_AFTER_ROWS + 10
+        if backend == "postgresql":
+            with store.engine.connect() as conn:
+                analyzed = conn.exec_driver_sql(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'landing'").scalar()
+            assert analyzed is not None
     finally:
         store.dispose()

@@ -44,6 +44,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from hub.store import (  # noqa: F401 - chunked is re-exported to connectors
+    ANALYZE_AFTER_ROWS,
     ORJSON_STRICT,
     LandingRecord,
     OutboxItem,
@@ -51,6 +52,7 @@ from hub.store import (  # noqa: F401 - chunked is re-exported to connectors
     claim_token,
     json_value,
     jsonable,
+    landing,
     orjson_exact,
     payload_hash,
 )
@@ -666,6 +668,8 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
             if max_pages is not None and stats.pages >= max_pages:
                 break
     finally:
+        if stats.new + stats.changed >= ANALYZE_AFTER_ROWS:
+            store.refresh_statistics(landing)  # the next page lookups and staging plan with what landed
         stats.seconds = time.perf_counter() - started
         log.info(
             "pull %s/%s: %d pages, %d new, %d changed, %d unchanged in %.2fs",
