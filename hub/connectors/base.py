@@ -667,9 +667,9 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
                 progress(stats, page.total)
             if max_pages is not None and stats.pages >= max_pages:
                 break
+        if stats.new + stats.changed >= ANALYZE_AFTER_ROWS:  # after a pull that went through (a failing one
+            store.refresh_statistics(landing)  # keeps its own error): the next lookups plan with what landed
     finally:
-        if stats.new + stats.changed >= ANALYZE_AFTER_ROWS:
-            store.refresh_statistics(landing)  # the next page lookups and staging plan with what landed
         stats.seconds = time.perf_counter() - started
         log.info(
             "pull %s/%s: %d pages, %d new, %d changed, %d unchanged in %.2fs",
