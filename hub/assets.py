@@ -367,7 +367,10 @@ def build_stage_asset(
     @dg.asset(name=name, group_name=GROUPS[group], kinds={"python"}, deps=deps, description=description,
               owners=OWNERS, tags=asset_tags(pii), metadata=metadata, retry_policy=STEP_RETRY)
     def _stage(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata=stats_metadata(run(store.store())))
+        hub_store = store.store()
+        stats = run(hub_store)
+        hub_store.refresh_statistics()  # PostgreSQL: the tables this stage changed much, for the stages after it
+        return dg.MaterializeResult(metadata=stats_metadata(stats))
 
     return _stage
 

@@ -453,3 +453,36 @@ def test_statistics_are_refreshed_after_a_bulk_pull(backend: str, request: pytes
             assert analyzed is not None
     finally:
         store.dispose()
+
+
+def test_statistics_are_refreshed_for_the_tables_a_stage_changed_much(postgres_database_url: str) -> None:
+    """After a stage, PostgreSQL analyzes the tables changed by many rows since their last analysis (what
+    autovacuum would do, were it on and in time), and leaves the others alone."""
+    import time
+    from datetime import datetime
+
+    from hub.store import ANALYZE_AFTER_ROWS, quarantine, sync_state
+
+    store = Store(postgres_database_url)
+    try:
+        with store.begin() as conn:
+            conn.execute(quarantine.insert(), [
+                {"source": "shop", "entity": "customers", "source_id": str(i), "reasons": ["x"], "detail": None,
+                 "payload": {}, "payload_hash": "h", "quarantined_at": datetime(2026, 1, 1)}
+                for i in range(ANALYZE_AFTER_ROWS + 100)])
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+
+        def last(table: str) -> Any:
+            with store.engine.connect() as conn:
+                return conn.exec_driver_sql("SELECT n_mod_since_analyze, last_analyze FROM pg_stat_user_tables "
+                                            f"WHERE relname = '{table}'").one()
+
+        for _ in range(50):  # the statistics collector reports the inserts within a second or so
+            if last("quarantine")[0] >= ANALYZE_AFTER_ROWS:
+                break
+            time.sleep(0.1)
+        store.refresh_statistics()
+        assert last("quarantine")[1] is not None
+        assert last(sync_state.name)[1] is None  # barely changed: not analyzed
+    finally:
+        store.dispose()
