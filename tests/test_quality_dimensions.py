@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -199,3 +200,31 @@ def test_flag_codes_count_every_record_and_ties_keep_the_order_records_carry_the
         _customer(conn, "erp:4", full_name="C", flags=["birth_date:date.future"])
     v = score_dimensions(store, QualityConfig(), now=NOW)["validity"]["sources"]["erp"]
     assert [c["code"] for c in v["top_codes"]] == ["date.future", "national_id.checksum", "date.impossible"]
+
+
+def test_a_forked_worker_reading_the_staged_customers_scores_what_one_process_scores(
+        store: Store, monkeypatch, tmp_path: Path) -> None:
+    """Large stores read the staged customers in a forked worker with its own connection, beside the rest: the
+    dimensions must not depend on it (SQLite and PostgreSQL)."""
+    from hub.quality import dimensions
+
+    seed(store)
+    cfg = QualityConfig.model_validate({"completeness_fields": ["name", "email", "birth_date"]})
+    derived = {"webshop": ("guest-order-",)}
+    monkeypatch.setattr(dimensions, "PARALLEL_MIN", 10**9)
+    alone = score_dimensions(store, cfg, now=NOW, derived=derived)
+    store.save_cursor("hub", dimensions.CACHE_ENTITY, None)  # forget the kept scores: score again
+    readers = tmp_path / "readers"
+    real = dimensions._staged_customers
+
+    def recorded(*args):
+        with readers.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return real(*args)
+
+    monkeypatch.setattr(dimensions, "_staged_customers", recorded)
+    monkeypatch.setattr(dimensions, "PARALLEL_MIN", 0)
+    forked = score_dimensions(store, cfg, now=NOW, derived=derived)
+    assert readers.read_text().split() != [str(os.getpid())]  # read by another process
+    assert forked == alone
+    assert forked["consistency"]["golden_with_conflicts"] == 1 and forked["uniqueness"]["possible_duplicates"] == 2

@@ -17,6 +17,7 @@ thresholds of hub.yaml ``quality:``.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
@@ -274,44 +275,94 @@ def has_flags() -> Any:
     return sa.cast(staged_record.c.quality_flags, sa.Text) != "[]"
 
 
+# below this many staged customers one process reads everything: forking and a second connection cost more
+PARALLEL_MIN = 20_000
+
+
 @gc_paused()
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
     """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state).
 
     The JSON columns are read as text and decoded by ``hub.store.json_value`` (same values, cheaper); records are
     counted by which fields they hold, and a value repeated over many rows (flag lists, name keys) is worked
-    out once."""
+    out once. The staged customers (every record's JSON) are read by a forked worker with its own connection
+    while this process reads the flags, the quarantine, the golden records and the review queue (both cores:
+    the two halves take about as long)."""
+    from hub.dedupe.parallel import fork_map, worker_count
+
     with store.engine.connect() as conn:
         golden_of: dict[str, str] = dict(conn.execute(
             sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))).all())
-        members: dict[str, list[str]] = defaultdict(list)
-        for key, gid in golden_of.items():
-            members[gid].append(key)
+    members: dict[str, list[str]] = defaultdict(list)
+    for key, gid in golden_of.items():
+        members[gid].append(key)
+    multi = {k for k, gid in golden_of.items() if len(members[gid]) > 1}
+    in_memory = store.url.startswith("sqlite://") and (store.url in ("sqlite://", "sqlite:///")
+                                                     or ":memory:" in store.url or "mode=memory" in store.url)
+    workers = 1 if in_memory or len(golden_of) < PARALLEL_MIN else min(worker_count(0), 2)
+    parent = os.getpid()
 
-        profiles: Counter[tuple[str, tuple[bool, ...]]] = Counter()
-        tokens_of: dict[str, list[str]] = {}  # name key -> its tokens (many people share a name)
-        slim: dict[str, tuple[str, list[str], str | None, str | None]] = {}  # key -> source, name, birth, id
-        dialect = conn.dialect.name
-        record = as_text(staged_record.c.record, dialect)
+    def staged(_: Any) -> tuple[Counter, dict]:
+        own = store if os.getpid() == parent else Store(store.url, migrate=False)  # a child: its own connection
+        try:
+            return _staged_customers(own, multi)
+        finally:
+            if own is not store:
+                own.dispose()
+
+    rest, (profiles, slim) = fork_map(lambda f: f(None), [lambda _: _the_rest(store, members), staged], workers,
+                                      lead=lambda f: f(None), collect=False)
+    staged_all, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued, decisions = rest
+    customers: Counter[str] = Counter()
+    present: dict[str, Counter[str]] = defaultdict(Counter)
+    tally = CompletenessTally()  # the report's completeness, from the same pass
+    for (source, profile), n in profiles.items():
+        customers[source] += n
+        held = dict(zip(PROFILE_FIELDS, profile, strict=True))
+        tally.add_customer_counts(source, n, {f: n * held[f] for f in COMPLETENESS_FIELDS})
+        for name, has in _fields_present(profile).items():
+            present[source][name] += n * has
+    for profile, n in golden_profiles.items():
+        tally.add_golden_counts(n, {f: n * has for f, has in profile})
+
+    sources = sorted(set(staged_all) | set(held_q))
+    out: dict[str, Any] = {}
+    out["completeness"] = _completeness(cfg, customers, present)
+    out["validity"] = _validity(cfg, sources, staged_all, invalid, held_q, invalid_codes)
+    out["uniqueness"] = _uniqueness(cfg, customers, queued, golden_of, active, derived)
+    out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
+    out["accuracy"] = _accuracy(cfg, decisions)
+    out[REPORT_COMPLETENESS] = tally.figures()
+    return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
+
+
+def _staged_customers(store: Store, multi: set[str]
+                      ) -> tuple[Counter[tuple[str, tuple[bool, ...]]], dict[str, tuple[str, list[str], Any, Any]]]:
+    """Per (source, which fields it holds) the number of staged customer records; and source, name words, birth
+    date and national id of the records in ``multi`` (those sharing a golden customer with another)."""
+    profiles: Counter[tuple[str, tuple[bool, ...]]] = Counter()
+    tokens_of: dict[str, list[str]] = {}  # name key -> its tokens (many people share a name)
+    slim: dict[str, tuple[str, list[str], Any, Any]] = {}
+    with store.engine.connect() as conn:
+        record = as_text(staged_record.c.record, conn.dialect.name)
         for source, key, text in conn.execute(
             sa.select(staged_record.c.source, staged_record.c.record_key, record)
             .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
         ):
             rec = json_value(text) or {}
             profiles[source, customer_profile(rec)] += 1
-            gid = golden_of.get(key)
-            if gid is not None and len(members[gid]) > 1:
+            if key in multi:
                 slim[key] = (source, _name_tokens(rec, tokens_of), rec.get("birth_date"), rec.get("national_id"))
-        customers: Counter[str] = Counter()
-        present: dict[str, Counter[str]] = defaultdict(Counter)
-        tally = CompletenessTally()  # the report's completeness, from the same pass
-        for (source, profile), n in profiles.items():
-            customers[source] += n
-            held = dict(zip(PROFILE_FIELDS, profile, strict=True))
-            tally.add_customer_counts(source, n, {f: n * held[f] for f in COMPLETENESS_FIELDS})
-            for name, has in _fields_present(profile).items():
-                present[source][name] += n * has
+    return profiles, slim
 
+
+def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
+    """What the dimensions read besides the staged customers: records and flag lists per source (all entities),
+    the quarantine, the active golden records' completeness (and birth date, id and name words of those with
+    several records), the review queue and the steward decisions."""
+    tokens_of: dict[str, list[str]] = {}
+    with store.engine.connect() as conn:
+        dialect = conn.dialect.name
         # every record counts (all entities) and each distinct flag list is decoded once, in the order the lists
         # were first met: the top codes' ties fall as they did record by record
         staged_all: Counter[str] = Counter()
@@ -347,30 +398,19 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
             if len(members.get(gid, ())) > 1:
                 rec = rec or {}
                 golden_rows[gid] = (rec.get("birth_date"), rec.get("national_id"), _name_tokens(rec, tokens_of))
-        for profile, n in golden_profiles.items():
-            tally.add_golden_counts(n, {f: n * has for f, has in profile})
         active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
                               .where(golden_customer.c.status == "active")).scalar_one()
 
         decided = sa.exists().where(review_decision.c.left_key == match_pair.c.left_key,
                                     review_decision.c.right_key == match_pair.c.right_key)
-        queued = conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key)
-                              .where(match_pair.c.band == "review", ~decided)).all()
-        decisions = conn.execute(
+        queued = [tuple(r) for r in conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key)
+                                                 .where(match_pair.c.band == "review", ~decided))]
+        decisions = [tuple(r) for r in conn.execute(
             sa.select(review_decision.c.left_key, review_decision.c.right_key, review_decision.c.decision,
                       match_pair.c.match_probability)
             .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
-                                      match_pair.c.right_key == review_decision.c.right_key))).all()
-
-    sources = sorted(set(staged_all) | set(held_q))
-    out: dict[str, Any] = {}
-    out["completeness"] = _completeness(cfg, customers, present)
-    out["validity"] = _validity(cfg, sources, staged_all, invalid, held_q, invalid_codes)
-    out["uniqueness"] = _uniqueness(cfg, customers, queued, golden_of, active, derived)
-    out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
-    out["accuracy"] = _accuracy(cfg, decisions)
-    out[REPORT_COMPLETENESS] = tally.figures()
-    return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
+                                      match_pair.c.right_key == review_decision.c.right_key)))]
+    return (staged_all, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued, decisions)
 
 
 def overall_status(dimensions: Mapping[str, Any]) -> str:
