@@ -1,7 +1,7 @@
 """Indexes that hold what the report's and the quality check's whole-table counts read, so that they read the
 index instead of the table: landing's (source, entity, staged_hash) gains landed_at and first_landed_at, golden
-customers' (status, golden_id) gains updated_at, created_at and quality_score, staged records get (source,
-staged_at) and match pairs' (band) gains scored_at.
+customers' (status, golden_id) gains updated_at, created_at and quality_score, staged records get (staged_at,
+source) and match pairs' (band) gains scored_at.
 
 "Records and newest landing per source", "golden customers, newest change, active ones", "changed since the last
 run" and the golden quality histogram read every row of landing and golden_customer: at a million people 10 GB
@@ -28,7 +28,7 @@ def upgrade() -> None:
     op.drop_index("ix_golden_status", table_name="golden_customer")
     op.create_index("ix_golden_status", "golden_customer",
                     ["status", "golden_id", "updated_at", "created_at", "quality_score"])
-    op.create_index("ix_staged_source", "staged_record", ["source", "staged_at"])
+    op.create_index("ix_staged_source", "staged_record", ["staged_at", "source"])
     op.drop_index("ix_match_pair_band", table_name="match_pair")
     op.create_index("ix_match_pair_band", "match_pair", ["band", "scored_at"])
 
