@@ -299,8 +299,11 @@ push_outbox = sa.Table(
     sa.Column("cause", sa.String(16), nullable=True),  # change | create | remove | drift | erase
 )
 # the waiting rows of a target in id order, as claims read them (migration 0017 added id: PostgreSQL's index
-# entries of one status are not in id order otherwise; SQLite's and InnoDB's end with the key anyway)
-sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status, push_outbox.c.id)
+# entries of one status are not in id order otherwise; SQLite's and InnoDB's end with the key anyway); cause
+# (0021): the report's rows per target and status of a cause read the index alone
+sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status, push_outbox.c.id, push_outbox.c.cause)
+# retention deletes finished rows older than its period: those, not every row (0021)
+sa.Index("ix_outbox_updated", push_outbox.c.updated_at, push_outbox.c.status)
 # diff-only planning looks rows up per target record (migration 0002)
 sa.Index("ix_outbox_target_record", push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id)
 
@@ -318,7 +321,10 @@ push_result = sa.Table(
     sa.Column("attempt", sa.Integer, nullable=True),
     sa.Column("changes", sa.JSON, nullable=True),  # {field: [before, after]} of the fields the row changed
 )
-sa.Index("ix_push_result_target", push_result.c.target, push_result.c.at)
+# with status (0021): results per target and status read the index alone
+sa.Index("ix_push_result_target", push_result.c.target, push_result.c.at, push_result.c.status)
+# results since the last run (the report) and older than the retention period (0021): rows in the order written
+sa.Index("ix_push_result_at", push_result.c.at, push_result.c.target, push_result.c.status)
 sa.Index("ix_push_result_outbox", push_result.c.outbox_id)
 
 push_state = sa.Table(
