@@ -64,6 +64,7 @@ from hub.store import (
     golden_customer,
     jsonable,
     landing,
+    newest_xref_change,
     payload_hash,
     push_outbox,
     push_state,
@@ -333,7 +334,7 @@ def _plan_marks(conn: sa.Connection) -> dict[str, str | None]:
             return None
         return (value if isinstance(value, datetime) else datetime.fromisoformat(str(value))).isoformat()
 
-    vf, vt = conn.execute(sa.select(sa.func.max(xref.c.valid_from), sa.func.max(xref.c.valid_to))).one()
+    vf, vt = newest_xref_change(conn)
     return {
         "c360": iso(conn.execute(sa.select(sa.func.max(customer_360.c.updated_at))).scalar()),
         "golden": iso(conn.execute(sa.select(sa.func.max(golden_customer.c.updated_at))).scalar()),

@@ -809,6 +809,21 @@ def table_fingerprint(conn: Connection, *stmts: Any, extra: Sequence[Any] = ()) 
     return payload_hash([*(str(v) for v in extra), *(str(v) for stmt in stmts for v in conn.execute(stmt).one())])
 
 
+def xref_marks() -> list[Any]:
+    """Statements that together tell whether the cross-references changed (for ``table_fingerprint``): rows,
+    newest id, newest link opened, newest closed. One at a time each is an index lookup (the closed ones through
+    the partial ix_xref_valid_to); one statement with the four aggregates read every row of xref."""
+    return [sa.select(sa.func.count()).select_from(xref), sa.select(sa.func.max(xref.c.id)),
+            sa.select(sa.func.max(xref.c.valid_from)),
+            sa.select(sa.func.max(xref.c.valid_to)).where(xref.c.valid_to.is_not(None))]
+
+
+def newest_xref_change(conn: Connection) -> tuple[Any, Any]:
+    """(newest valid_from, newest valid_to) of the cross-references: each an index lookup (see ``xref_marks``)."""
+    _, _, opened, closed = xref_marks()
+    return conn.execute(opened).scalar(), conn.execute(closed).scalar()
+
+
 def chunked(items: Iterable[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of at most ``size`` items (bounded IN lists and batched writes everywhere); an
     iterator that is not a sequence (rows made as they are written) is taken a batch at a time."""

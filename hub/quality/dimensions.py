@@ -51,6 +51,7 @@ from hub.store import (
     sync_state,
     table_fingerprint,
     xref,
+    xref_marks,
 )
 
 STATUS_ORDER = {"red": 0, "amber": 1, "green": 2, "none": 3}
@@ -254,8 +255,7 @@ def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple
         conn,
         sa.select(sa.func.count(), sa.func.max(sr.staged_at)),
         sa.select(sa.func.count(), sa.func.max(q.quarantined_at)),
-        sa.select(sa.func.count(), sa.func.max(xref.c.id), sa.func.max(xref.c.valid_from),
-                  sa.func.max(xref.c.valid_to)),
+        *xref_marks(),
         sa.select(sa.func.count(), sa.func.max(gc.updated_at)),
         sa.select(sa.func.count()).where(gc.status == "active"),
         sa.select(sa.func.count(), sa.func.max(mp.scored_at)),
