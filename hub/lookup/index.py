@@ -61,6 +61,7 @@ def _now() -> datetime:
 
 
 def _stale_ids(conn: Connection, fingerprint: str) -> list[str]:
+    # every view's golden id and record hash come from ix_customer_360_hash (0022), not from the views
     c, r = customer_360, lookup_record
     q = (
         sa.select(c.c.golden_id)

@@ -114,7 +114,9 @@ def _groups(membership: Mapping[str, str]) -> dict[str, set[str]]:
 
 def _moved_since(conn: sa.Connection, at: datetime) -> set[str]:
     """Record keys whose golden customer changed since ``at``: a cross-reference opened or closed after it."""
-    return set(conn.execute(sa.select(xref.c.record_key).distinct().where(
+    # no DISTINCT (the set dedupes): with it SQLite read every cross-reference through ix_xref_record instead
+    # of the two time indexes
+    return set(conn.execute(sa.select(xref.c.record_key).where(
         sa.or_(xref.c.valid_from > at, xref.c.valid_to > at))).scalars())
 
 
