@@ -193,3 +193,45 @@ def test_directory_file_escapes_formulas_and_stays_idempotent(tmp_path: Path) ->
     with open(conn.directory_path, newline="", encoding="utf-8") as fh:
         again = {r["e164"]: r for r in csv.DictReader(fh)}
     assert again["+8613800138000"]["display_name"] == rows["+8613800138000"]["display_name"]  # not '' twice
+
+
+def test_a_directory_pushed_in_batches_is_the_file_one_push_of_it_writes(tmp_path: Path) -> None:
+    """A large directory comes in batches, each replacing the whole file: the connector keeps the rows and their
+    lines between batches (reading and rendering every row per batch grew with the square of the directory:
+    1M numbers, 582 s), and what it writes is byte for byte what one push of the end state writes — new,
+    changed and removed numbers, and a row someone edits in the file between two batches (read afresh)."""
+    from hub.store import OutboxItem
+
+    def item(i: int, n: int, **payload: str) -> OutboxItem:
+        return OutboxItem(i, "callcenter", "caller", f"+86138{n:08d}", f"G{n:06d}",
+                          {"golden_id": f"G{n:06d}", "display_name": f"客户{n}", "value_tier": "gold", **payload}, 0)
+
+    drop = tmp_path / "cdr"
+    drop.mkdir()
+    conn = AsteriskCdrConnector(drop)
+    final: dict[int, OutboxItem] = {}
+    batches = [[item(i, n) for i, n in enumerate(range(900, 0, -3))],  # out of order: the file is sorted
+               [item(1000 + n, n, value_tier="silver") for n in range(0, 900, 7)],  # changes and new numbers
+               [item(2000 + n, n, display_name="=cmd|x") for n in range(1, 60, 2)]]
+    for batch in batches:
+        assert {o.status for o in conn.push(batch)} == {"ok"}
+        final.update({int(it.target_id[-8:]): it for it in batch})
+    # someone edits a row in the file (another inode: as an editor saves), then a batch removes some numbers
+    text = conn.directory_path.read_text(encoding="utf-8").replace("客户900,", "客户九百,")
+    edited = drop / "edited.csv"
+    edited.write_text(text, encoding="utf-8")
+    edited.replace(conn.directory_path)
+    gone = [item(3000 + n, n)._replace(payload={"action": "withdraw"}) for n in range(0, 300, 9)]
+    assert {o.status for o in conn.push(gone)} == {"ok"}
+    assert conn.read_directory()["+8613800000900"]["display_name"] == "客户九百"  # the edit was read, kept
+    for g in gone:
+        final.pop(int(g.target_id[-8:]), None)
+
+    fresh_drop = tmp_path / "fresh"
+    fresh_drop.mkdir()
+    fresh = AsteriskCdrConnector(fresh_drop)
+    end = dict(final)
+    end[900] = end[900]._replace(payload={**end[900].payload, "display_name": "客户九百"})
+    assert {o.status for o in fresh.push(list(end.values()))} == {"ok"}
+    assert conn.directory_path.read_bytes() == fresh.directory_path.read_bytes()
+    assert AsteriskCdrConnector(drop).read_directory() == conn.read_directory()

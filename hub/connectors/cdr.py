@@ -127,6 +127,10 @@ class AsteriskCdrConnector:
         self.page_bytes = page_bytes
         self.file_prefix = file_prefix
         self.directory_path = self.drop_dir / directory_name
+        # the directory as this connector last read or wrote it: (file signature, rows, their CSV lines, keys in
+        # order). A push of a million numbers comes in batches, each rewriting the whole file: reading and
+        # rendering every row again per batch made the push grow with the square of the directory (1M: 582 s)
+        self._kept: tuple[tuple[int, int, int], dict[str, dict], dict[str, str], list[str]] | None = None
 
     # -- pull -------------------------------------------------------------------------------------------------
 
@@ -182,13 +186,27 @@ class AsteriskCdrConnector:
 
     # -- push -------------------------------------------------------------------------------------------------
 
+    def _signature(self) -> tuple[int, int, int] | None:
+        """What tells the directory file apart from another version of it (None: there is none)."""
+        try:
+            st = self.directory_path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
     def read_directory(self) -> dict[str, dict]:
-        """The current caller directory, keyed by E.164."""
-        if not self.directory_path.exists():
+        """The current caller directory, keyed by E.164 (a new dict: the caller may change it; the rows are shared
+        and must not be changed in place)."""
+        signature = self._signature()
+        if signature is None:
             return {}
+        if self._kept is not None and self._kept[0] == signature:  # the file as this connector left it
+            return dict(self._kept[1])
         with open(self.directory_path, newline="", encoding="utf-8") as fh:
             # cells were escaped against formula injection when written (see _write_directory)
-            return {row["e164"]: {k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(fh)}
+            rows = {row["e164"]: {k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(fh)}
+        self._kept = (signature, rows, {}, [])
+        return dict(rows)
 
     def held_view(self, item: OutboxItem) -> dict | None:
         """The directory row of the number once ``item`` is applied; None when the number is removed."""
@@ -209,9 +227,9 @@ class AsteriskCdrConnector:
                 for it in items}
 
     def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
-        directory = self.read_directory()
+        directory, lines, order = self._take_directory()
         outcomes: list[PushOutcome] = []
-        changed = False
+        touched: set[str] = set()
         for item in items:
             e164 = (item.target_id or "").strip()
             if not _E164.match(e164):
@@ -219,7 +237,8 @@ class AsteriskCdrConnector:
                 continue
             p = item.payload or {}
             if removal(p):
-                changed |= directory.pop(e164, None) is not None
+                if directory.pop(e164, None) is not None:
+                    touched.add(e164)
                 outcomes.append(PushOutcome(item.id, "ok"))
                 continue
             row = {
@@ -233,32 +252,78 @@ class AsteriskCdrConnector:
             }
             if directory.get(e164) != row:
                 directory[e164] = row
-                changed = True
+                touched.add(e164)
             outcomes.append(PushOutcome(item.id, "ok"))
-        if changed:
+        if touched:
             try:
-                self._write_directory(directory)
+                self._write_directory(directory, lines, order, touched)
             except OSError as exc:
                 return [PushOutcome(o.outbox_id, "error", f"directory write failed: {type(exc).__name__}")
                         if o.status == "ok" else o for o in outcomes]
+        else:
+            self._keep(directory, lines, order)
         return outcomes
 
-    def _write_directory(self, directory: dict[str, dict]) -> None:
+    def _take_directory(self) -> tuple[dict[str, dict], dict[str, str] | None, list[str]]:
+        """(rows, their CSV lines in the file or None when not known, keys in file order) of the directory now,
+        for this connector to change: what it kept of the file it last wrote or read when that is still the
+        file (the cache is given up meanwhile), else the file read afresh."""
+        kept, self._kept = self._kept, None
+        if kept is not None and kept[0] == self._signature():
+            _, rows, lines, order = kept
+            return rows, (lines if len(lines) == len(rows) == len(order) else None), order
+        return self.read_directory(), None, []
+
+    def _keep(self, rows: dict[str, dict], lines: dict[str, str] | None, order: list[str]) -> None:
+        signature = self._signature()
+        if signature is not None:
+            self._kept = (signature, rows, lines if lines is not None else {}, order if lines is not None else [])
+
+    def _write_directory(self, directory: dict[str, dict], lines: dict[str, str] | None = None,
+                         order: list[str] | None = None, touched: set[str] | None = None) -> None:
+        """Replace the file with ``directory``. ``lines`` / ``order``: every row's CSV line and the keys in file
+        order as the file holds them now, ``touched``: the keys changed since (only those are rendered again;
+        without them every row is)."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=DIRECTORY_COLUMNS, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        for key in sorted(directory):
+
+        def line(row: dict) -> str:
             # a display name like "=HYPERLINK(...)" must not run when someone opens the directory in a
             # spreadsheet: OWASP escaping (E.164 numbers are left as they are)
-            writer.writerow({k: escape_cell(str(v)) for k, v in directory[key].items()})
+            buf.seek(0)
+            buf.truncate()
+            writer.writerow({k: escape_cell(str(v)) for k, v in row.items()})
+            return buf.getvalue()
+
+        if lines is None or order is None or touched is None:
+            lines = {key: line(row) for key, row in directory.items()}
+            order = sorted(lines)
+        else:
+            # the new keys sorted and merged in: two sorted runs, which sort() merges in one pass
+            added = sorted(k for k in touched if k in directory and k not in lines)
+            removed = {k for k in touched if k not in directory and k in lines}
+            for k in touched:
+                if k in directory:
+                    lines[k] = line(directory[k])
+                else:
+                    lines.pop(k, None)
+            if removed:
+                order = [k for k in order if k not in removed]
+            if added:
+                order = order + added
+                order.sort()
+        header = ",".join(DIRECTORY_COLUMNS) + "\n"
         # write beside the target, fsync, then rename: the PBX sees either the old or the new file, whole
+        self._kept = None
         fd, tmp = tempfile.mkstemp(prefix=".directory-", suffix=".tmp", dir=self.drop_dir)
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-                fh.write(buf.getvalue())
+                fh.write(header)
+                fh.write("".join([lines[k] for k in order]))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.directory_path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._keep(directory, lines, order)
