@@ -535,15 +535,18 @@ def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored
     return len(todo)
 
 
-def _fit_model(records: Records, cand: Any, ds: DedupeSettings) -> tuple[MatchModel, tuple[np.ndarray, ...]]:
-    """Fit the engine on every candidate pair; the model remembers its auto-match share (for drift checks).
+def _fit_model(records: Records, cand: Any, ds: DedupeSettings, levels: np.ndarray | None = None
+               ) -> tuple[MatchModel, tuple[np.ndarray, ...]]:
+    """Fit the engine on every candidate pair (``levels``: their comparison levels, when compared already); the
+    model remembers its auto-match share (for drift checks).
     Also returns the pairs' (match_weight, match_probability, conflict, levels): a full run scores the same
     pairs with the stored model bound to the same records, which scores them exactly as the fitted one
     (``MatchModel.from_fit``; tests/test_golden_engine.py checks the stage against ``hub dedupe``), so it
     neither compares nor scores them again."""
     from hub.dedupe import compare_pairs, fit, score, worker_count
 
-    levels = compare_pairs(records, cand.left, cand.right, worker_count(ds.workers))
+    if levels is None:
+        levels = compare_pairs(records, cand.left, cand.right, worker_count(ds.workers))
     fitted = fit(records, cand, levels, ds)
     scores = score(fitted.fs, records, cand.left, cand.right, levels, fitted=fitted)
     model = fitted.model
@@ -939,7 +942,7 @@ def match_and_cluster(
     model was retrained. The ``dedupe`` model is fitted on the first run (or with ``retrain``) and then frozen,
     so a full rebuild and an incremental run score every pair identically.
     """
-    from hub.dedupe import MatchModel, block, cluster_records, worker_count
+    from hub.dedupe import MatchModel, block, cluster_records, compare_pairs, worker_count
 
     t0, c0 = time.perf_counter(), _cpu_s()
     settings = load_match_settings(matching_cfg)
@@ -981,9 +984,13 @@ def match_and_cluster(
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
     elif latest is None:
         if cand is not None and len(left):
-            # the match hashes need only the records and candidate pairs: computed on the other core meanwhile
-            (model, fit_scored), hashes = _beside(lambda: _fit_model(records, cand, ds),
+            # comparing takes both cores; fitting one: the match hashes (they need only the records and the
+            # candidate pairs) are computed on the other core meanwhile, not beside the comparison (three
+            # processes on two cores)
+            levels = compare_pairs(records, left, right, workers)
+            (model, fit_scored), hashes = _beside(lambda: _fit_model(records, cand, ds, levels),
                                                   lambda: _match_hashes(pop, left, right), workers)
+            del levels
         else:
             from hub.dedupe import empty_model
 
