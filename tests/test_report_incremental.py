@@ -218,3 +218,19 @@ def test_the_brake_around_the_moves_measures_what_the_whole_golden_layer_gives(s
         brake._around_moves = whole
     assert around == everything
     assert around["golden_customers_merged_or_split"] > 10 and around["records_consolidated"] > 10
+
+
+def test_the_report_after_the_quality_check_takes_its_flag_lists(store: Store) -> None:
+    """The quality check counts every staged record's flag list; the report's flag table is the same count and
+    takes it while nothing changed since (at a million people one read of all staged records less), and counts
+    again after a change."""
+    seed_operations(store)
+    score_dimensions(store, QUALITY, derived=DERIVED)
+    taken: dict[str, Any] = {}
+    assert _statements_on(store, "quality_flags", lambda: taken.update(_figures(store, QUALITY, DERIVED))) == 0
+    assert taken["quality_flags"] == _full(store)[0]["quality_flags"] != []
+    score_dimensions(store, QUALITY, derived=DERIVED)
+    _restage(store, staged_row("customers", customer("erp", "11", "李娜"), flags=["phones:phone.invalid"]), LATER)
+    after: dict[str, Any] = {}
+    assert _statements_on(store, "quality_flags", lambda: after.update(_figures(store, QUALITY, DERIVED))) > 0
+    assert after["quality_flags"] == _full(store)[0]["quality_flags"] != taken["quality_flags"]

@@ -233,20 +233,36 @@ CACHE_ENTITY = "_quality_dimensions"
 
 
 REPORT_COMPLETENESS = "_report_completeness"  # kept with the dimensions, not one of them
+# [source, flag list as stored, records] of every staged record with flags: the report's flag table counts the
+# same lists (at a million people a read of all 6.6 GB of staged records, once here is enough)
+REPORT_FLAG_LISTS = "_report_flag_lists"
 
 
 def kept_report_completeness(store: Store, cfg: QualityConfig | None = None,
                              derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any] | None:
     """The report's completeness figures as the last scoring tallied them, when nothing they were read from
     changed since (the same fingerprint as the dimensions: staged records, golden records, …); else None."""
+    return _kept(store, REPORT_COMPLETENESS, cfg, derived)
+
+
+def kept_flag_lists(store: Store, cfg: QualityConfig | None = None,
+                    derived: Mapping[str, tuple[str, ...]] | None = None) -> list[tuple[str, str, int]] | None:
+    """(source, flag list as stored, records) of the staged records with quality flags, as the last scoring
+    counted them, when nothing changed since (see ``kept_report_completeness``); else None."""
+    kept = _kept(store, REPORT_FLAG_LISTS, cfg, derived)
+    return None if kept is None else [(str(s), str(t), int(n)) for s, t, n in kept]
+
+
+def _kept(store: Store, name: str, cfg: QualityConfig | None,
+          derived: Mapping[str, tuple[str, ...]] | None) -> Any:
     cfg = cfg or QualityConfig()
     with store.engine.connect() as conn:
         saved = read_cursor(conn, "hub", CACHE_ENTITY)
-        if not saved or REPORT_COMPLETENESS not in (saved.get("dimensions") or {}):
+        if not saved or name not in (saved.get("dimensions") or {}):
             return None
         if saved.get("fingerprint") != _inputs(conn, cfg, derived or {}):
             return None
-    return saved["dimensions"][REPORT_COMPLETENESS]
+    return saved["dimensions"][name]
 
 
 def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> str:
@@ -312,7 +328,8 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
 
     rest, (profiles, slim) = fork_map(lambda f: f(None), [lambda _: _the_rest(store, members), staged], workers,
                                       lead=lambda f: f(None), collect=False)
-    staged_all, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued, decisions = rest
+    (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
+     decisions) = rest
     customers: Counter[str] = Counter()
     present: dict[str, Counter[str]] = defaultdict(Counter)
     tally = CompletenessTally()  # the report's completeness, from the same pass
@@ -333,6 +350,8 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
     out["accuracy"] = _accuracy(cfg, decisions)
     out[REPORT_COMPLETENESS] = tally.figures()
+    out[REPORT_FLAG_LISTS] = [[source, bytes(text).decode("utf-8") if isinstance(text, bytes | memoryview) else text,
+                               n] for (source, text), n in flag_lists.items()]
     return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 
@@ -410,7 +429,8 @@ def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
                       match_pair.c.match_probability)
             .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
                                       match_pair.c.right_key == review_decision.c.right_key)))]
-    return (staged_all, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued, decisions)
+    return (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
+            decisions)
 
 
 def overall_status(dimensions: Mapping[str, Any]) -> str:

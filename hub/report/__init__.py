@@ -40,7 +40,13 @@ from hub.quality.completeness import (  # noqa: F401 - customer/golden_completen
 )
 from hub.quality.config import QualityConfig
 from hub.quality.customer_base import customer_base
-from hub.quality.dimensions import has_flags, kept_report_completeness, overall_status, score_dimensions
+from hub.quality.dimensions import (
+    has_flags,
+    kept_flag_lists,
+    kept_report_completeness,
+    overall_status,
+    score_dimensions,
+)
 from hub.quality.history import RunInfo, previous_finished_at, recent_runs, record_run
 from hub.report.charts import count_chart, hbar_chart, score_chart
 from hub.store import (
@@ -221,7 +227,7 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
             conn, sa.select(sa.func.count(), sa.func.max(landing.c.landed_at)),
             sa.select(sa.func.count()).where(landing.c.staged_hash.is_not(None)), _staged_inputs(),
             sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
-            lambda: _staging_figures(conn)))
+            lambda: _staging_figures(conn, kept_flag_lists(store, quality, derived))))
         fig["completeness"] = reuse("completeness", table_fingerprint(conn, _staged_inputs("customers"), golden_inputs),
                                     lambda: _kept_or_read_completeness(store, conn, quality, derived))
         fig["matching"] = _matching(conn)
@@ -240,7 +246,9 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
     return fig
 
 
-def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
+def _staging_figures(conn: sa.Connection, flag_lists: list[tuple[str, str, int]] | None = None) -> dict[str, Any]:
+    """``flag_lists``: (source, flag list, records) as the quality check counted them, when it read the store as
+    it is now (``kept_flag_lists``); else counted here."""
     # per LANDING entity (what the source sent): one landed row feeds one or more canonical records (a follower
     # is a customer and an interaction), so rates over canonical entities would not add up
     processed: dict[tuple[str, str], int] = {
@@ -279,10 +287,10 @@ def _staging_figures(conn: sa.Connection) -> dict[str, Any]:
     # was a quarter of the report at 1M people (py-spy)
     flags: Counter[tuple[str, str]] = Counter()
     listed = as_text(staged_record.c.quality_flags, conn.dialect.name)
-    for source, text, n in conn.execute(
-        sa.select(staged_record.c.source, listed, sa.func.count()).where(has_flags())
-        .group_by(staged_record.c.source, listed)
-    ):
+    if flag_lists is None:
+        flag_lists = conn.execute(sa.select(staged_record.c.source, listed, sa.func.count()).where(has_flags())
+                                  .group_by(staged_record.c.source, listed)).all()
+    for source, text, n in flag_lists:
         for code in json_value(text) or []:
             flags[(source, str(code))] += n
     return {
