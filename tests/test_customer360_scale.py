@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+from query_plans import plan_of, statements_of
 from test_customer360_data import (
     AS_OF,
     customer,
@@ -46,18 +47,7 @@ def _seed(store: Store, n: int) -> None:
 
 
 def _statements(store: Store, fn: Callable[[], object]) -> int:
-    count = 0
-
-    def _count(*_args: object) -> None:
-        nonlocal count
-        count += 1
-
-    sa.event.listen(store.engine, "before_cursor_execute", _count)
-    try:
-        fn()
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", _count)
-    return count
+    return len(statements_of(store, fn, None))
 
 
 def test_statement_count_does_not_grow_with_customers(tmp_path: Path) -> None:
@@ -268,21 +258,13 @@ def test_no_build_reads_every_view(tmp_path: Path) -> None:
     _seed(store, 40)
     build_360(store, {}, as_of=AS_OF)
     refresh_lookup_index(store)
-    statements: list[tuple[str, object]] = []
 
-    def seen(conn: object, cursor: object, statement: str, parameters: object, context: object, many: bool) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "DELETE", "UPDATE")):
-            statements.append((statement, parameters[0] if many and parameters else parameters))
-
-    sa.event.listen(store.engine, "before_cursor_execute", seen)
-    try:
+    def later() -> None:
         build_360(store, {}, as_of=AS_OF + timedelta(days=1))  # a later day: everyone's recency changes
         assert refresh_lookup_index(store).mode == "incremental"
-    finally:
-        sa.event.remove(store.engine, "before_cursor_execute", seen)
-    with store.engine.connect() as conn:
-        plans = [step for statement, parameters in statements
-                 for step in (r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))]
+
+    plans = [step for statement, parameters in statements_of(store, later, ("SELECT", "DELETE", "UPDATE"))
+             for step in plan_of(store, statement, parameters)]
     whole = [p for p in plans if p.startswith(("SCAN customer_360", "SCAN xref")) and "COVERING INDEX" not in p
              and not p.startswith(("SCAN customer_360_", "SCAN xref_"))]
     assert plans and not whole, whole

@@ -70,24 +70,14 @@ def test_retention_reads_only_the_push_log_rows_that_expire(sqlite_store: Store)
     """Push results and finished outbox rows expire in the order they were written: retention finds them by time
     (SQLite's plan: SEARCH), not by reading every row of both tables in every sync (at a million people 674 MB
     and 1.4 GB)."""
-    statements: list[tuple[str, object]] = []
+    from query_plans import plan_of, statements_of
 
-    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        if statement.lstrip().upper().startswith("DELETE"):
-            statements.append((statement, parameters))
-
-    sa.event.listen(sqlite_store.engine, "before_cursor_execute", seen)
-    try:
-        apply_retention(sqlite_store, RetentionConfig(), now=datetime.now())
-    finally:
-        sa.event.remove(sqlite_store.engine, "before_cursor_execute", seen)
     checked = set()
-    with sqlite_store.engine.connect() as conn:
-        for statement, parameters in statements:
-            for table in ("push_result", "push_outbox"):
-                if f"DELETE FROM {table} " not in statement:
-                    continue
-                plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    for statement, parameters in statements_of(
+            sqlite_store, lambda: apply_retention(sqlite_store, RetentionConfig(), now=datetime.now()), ("DELETE",)):
+        for table in ("push_result", "push_outbox"):
+            if f"DELETE FROM {table} " in statement:
+                plan = plan_of(sqlite_store, statement, parameters)
                 assert plan and all(p.startswith(f"SEARCH {table} USING INDEX") for p in plan), plan
                 checked.add(table)
     assert checked == {"push_result", "push_outbox"}

@@ -320,39 +320,31 @@ def test_the_reports_whole_table_counts_read_indexes_not_the_big_tables(sqlite_s
     memory: the report's counts per source, newest change, "changed since the last run" and quality histogram
     must be answered from indexes (SQLite's plan: SEARCH or a COVERING INDEX), never by reading every row, and
     what must read every row (the flag lists) reads the table in order."""
-    import sqlalchemy as sa
+    from query_plans import plan_of, statements_of
 
     from hub.report import run_figures
 
     seed_operations(sqlite_store)
-    statements: list[tuple[str, object]] = []
 
-    def seen(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        if statement.lstrip().upper().startswith("SELECT"):
-            statements.append((statement, parameters))
-
-    sa.event.listen(sqlite_store.engine, "before_cursor_execute", seen)
-    try:
+    def report() -> None:
         write_report(sqlite_store, tmp_path / "dq.html")
         with sqlite_store.engine.connect() as conn:
             run_figures(conn, None)
             run_figures(conn, datetime(2026, 10, 1))
-    finally:
-        sa.event.remove(sqlite_store.engine, "before_cursor_execute", seen)
+
     checked = 0
-    with sqlite_store.engine.connect() as conn:
-        for statement, parameters in statements:
-            if any(f"{t}.{c}" in statement for t, c in (("golden_customer", "record"), ("landing", "payload"),
-                                                        ("golden_customer", "lineage"))):
-                continue  # reads the records themselves (completeness when no quality check kept it)
-            plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-            # nor any table read whole through an index that does not hold what is read (every row fetched out of
-            # order: the flag lists per source went through (source, staged_at) so)
-            assert not [p for p in plan if p.startswith(("SCAN staged_record USING INDEX", "SCAN landing USING INDEX",
-                                                         "SCAN golden_customer USING INDEX"))], (statement, plan)
-            for table in ("landing", "golden_customer", "match_pair"):
-                for step in plan:
-                    if step.startswith(f"SCAN {table}") or step.startswith(f"SEARCH {table}"):
-                        checked += 1
-                        assert step.startswith("SEARCH") or "COVERING INDEX" in step, (statement, plan)
+    for statement, parameters in statements_of(sqlite_store, report):
+        if any(f"{t}.{c}" in statement for t, c in (("golden_customer", "record"), ("landing", "payload"),
+                                                    ("golden_customer", "lineage"))):
+            continue  # reads the records themselves (completeness when no quality check kept it)
+        plan = plan_of(sqlite_store, statement, parameters)
+        # nor any table read whole through an index that does not hold what is read (every row fetched out of
+        # order: the flag lists per source went through (source, staged_at) so)
+        assert not [p for p in plan if p.startswith(("SCAN staged_record USING INDEX", "SCAN landing USING INDEX",
+                                                     "SCAN golden_customer USING INDEX"))], (statement, plan)
+        for table in ("landing", "golden_customer", "match_pair"):
+            for step in plan:
+                if step.startswith(f"SCAN {table}") or step.startswith(f"SEARCH {table}"):
+                    checked += 1
+                    assert step.startswith("SEARCH") or "COVERING INDEX" in step, (statement, plan)
     assert checked >= 10
