@@ -47,6 +47,7 @@ from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import (
     ANALYZE_AFTER_ROWS,
+    STAGING_MAPPING_ENTITY,
     Store,
     bound_time,
     chunked,
@@ -317,7 +318,7 @@ def derived_keys(mapper: Mapper) -> dict[str, list[tuple[str, str]]]:
             for entity, targets in mapper.targets.items()}
 
 
-FINGERPRINT_ENTITY = "_staging_mapping"  # sync_state row per source: the mapping the rows were staged with
+FINGERPRINT_ENTITY = STAGING_MAPPING_ENTITY  # sync_state row per source: the mapping the rows were staged with
 
 
 def mapping_fingerprint(src: _Source) -> str:

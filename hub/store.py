@@ -98,6 +98,8 @@ sa.Index("ix_landing_pending", landing.c.source, landing.c.entity, landing.c.sta
 sa.Index("ix_landing_source_id", landing.c.source, landing.c.id)
 # the newest target record landed per entity (the push plan's mark) and those landed since (0016)
 sa.Index("ix_landing_first_landed", landing.c.entity, landing.c.first_landed_at)
+# retention prunes the payloads that expired since its last pass, not by reading every landed row (0023)
+sa.Index("ix_landing_landed", landing.c.landed_at)
 
 sync_state = sa.Table(
     "sync_state",
@@ -788,6 +790,11 @@ def default_database_url() -> str:
     if url:
         return url
     return f"sqlite:///{DEFAULT_DB_PATH}"
+
+
+# sync_state row per source: the mapping its rows were staged with (hub.staging); its updated_at is when a
+# changed mapping re-staged the source
+STAGING_MAPPING_ENTITY = "_staging_mapping"
 
 
 def read_cursor(conn: Connection, source: str, entity: str) -> dict | None:

@@ -81,3 +81,44 @@ def test_retention_reads_only_the_push_log_rows_that_expire(sqlite_store: Store)
                 assert plan and all(p.startswith(f"SEARCH {table} USING INDEX") for p in plan), plan
                 checked.add(table)
     assert checked == {"push_result", "push_outbox"}
+
+
+def test_payload_pruning_reads_what_expired_since_its_last_pass_and_everything_weekly(sqlite_store: Store) -> None:
+    """A sync's retention prunes the payloads that expired since its last pass (landing searched by landed_at:
+    reading every landed row was 10 GB per sync at a million people); every row is looked at on the first
+    pass, a week after the last such pass and after a changed mapping re-staged a source, so a payload that was
+    not staged when it expired is pruned once it is."""
+    from query_plans import plan_of, statements_of
+
+    from hub.privacy.retention import FULL_PASS_DAYS
+    from hub.store import STAGING_MAPPING_ENTITY, sync_state
+
+    store = sqlite_store
+    store.land_page("webshop", "customers", [LandingRecord("7", CUSTOMER, payload_hash(CUSTOMER))], None)
+    assert stage_all(store, None, SOURCES).staged == 1
+    late = {**CUSTOMER, "id": 8, "email": "li.na@example.cn", "username": "ln"}
+    store.land_page("webshop", "customers", [LandingRecord("8", late, payload_hash(late))], None)  # not staged yet
+    cfg = RetentionConfig(push_log_days=None, tombstones_days=None, quarantine_days=None)
+    day = datetime.now() + timedelta(days=100)
+
+    def landing_plans(at: datetime) -> tuple[int, list[str]]:
+        pruned: list[int] = []
+        seen = statements_of(store, lambda: pruned.append(apply_retention(store, cfg, now=at).payloads_pruned),
+                             ("UPDATE",))
+        return pruned[0], [p for s, params in seen if s.startswith("UPDATE landing")
+                           for p in plan_of(store, s, params)]
+
+    window = ["SEARCH landing USING INDEX ix_landing_landed (landed_at>? AND landed_at<?)"]
+    everything = ["SEARCH landing USING INDEX ix_landing_landed (landed_at<?)"]  # all that expired, ever
+    assert landing_plans(day) == (1, everything)  # the first pass
+    assert landing_plans(day + timedelta(days=1)) == (0, window)  # the next day: what expired since
+    assert stage_all(store, None, SOURCES).staged == 1  # record 8 staged at last: expired long ago, not pruned
+    assert landing_plans(day + timedelta(days=2)) == (0, window)
+    assert landing_plans(day + timedelta(days=2 + FULL_PASS_DAYS)) == (1, everything)  # a week after the first
+    assert landing_plans(day + timedelta(days=3 + FULL_PASS_DAYS)) == (0, window)
+    with store.begin() as conn:  # a changed mapping re-stages the source (staging notes when)
+        conn.execute(sync_state.update().where(sync_state.c.entity == STAGING_MAPPING_ENTITY)
+                     .values(updated_at=day + timedelta(days=4 + FULL_PASS_DAYS)))
+    assert landing_plans(day + timedelta(days=5 + FULL_PASS_DAYS)) == (0, everything)
+    with store.engine.connect() as conn:
+        assert [p for (p,) in conn.execute(sa.select(landing.c.payload))] == [PRUNED, PRUNED]

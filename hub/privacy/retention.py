@@ -22,18 +22,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.privacy.tombstones import GONE
 from hub.store import (
     PRUNED,
+    STAGING_MAPPING_ENTITY,
     Store,
     landing,
     payload_hash,
     push_outbox,
     push_result,
     quarantine,
+    read_cursor,
     source_tombstone,
+    sync_state,
+    write_cursor,
 )
 
 FINISHED = ("ok", "rejected", "superseded")
@@ -76,6 +81,36 @@ def _cutoff(days: int | None, now: datetime) -> datetime | None:
     return None if days is None else now - timedelta(days=days)
 
 
+RETENTION_ENTITY = "_retention"  # sync_state (source "hub"): the last payload cut, the last pass over everything
+FULL_PASS_DAYS = 7  # a pass over every landed row at least this often
+
+
+def _landing_window(conn: sa.Connection, now: datetime) -> datetime | None:
+    """Where this pass over landing payloads may start: the last pass's cut, so that only payloads that expired
+    since are read (through ix_landing_landed; a pass over every landed row read 10 GB at a million people, in
+    every sync). None (every landed row) on the first pass, a week after the last full one, and after a changed
+    mapping re-staged a source since it: a payload that was not staged when it expired (staging interrupted, a
+    record its mapping could not use yet) is pruned once it is."""
+    kept = read_cursor(conn, "hub", RETENTION_ENTITY) or {}
+    since, full_at = _when(kept.get("landing_cut")), _when(kept.get("landing_full_at"))
+    if since is None or full_at is None or now - full_at >= timedelta(days=FULL_PASS_DAYS):
+        return None
+    restaged = conn.execute(sa.select(sa.func.max(sync_state.c.updated_at))
+                            .where(sync_state.c.entity == STAGING_MAPPING_ENTITY)).scalar()
+    if restaged is not None and (_when(restaged) or datetime.max) >= full_at:
+        return None
+    return since
+
+
+def _when(value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 def apply_retention(store: Store, cfg: RetentionConfig | None = None, now: datetime | None = None) -> RetentionStats:
     """Remove what the retention periods say is no longer needed; returns what was removed."""
     from hub.privacy.erasure import finish_erasures
@@ -89,10 +124,17 @@ def apply_retention(store: Store, cfg: RetentionConfig | None = None, now: datet
         cut = _cutoff(cfg.raw_payloads_days, now)
         if cut is not None:
             # the hash of what the source sent is kept: only the payload itself goes
+            since = _landing_window(conn, now)
+            expired = [landing.c.landed_at < cut] if since is None else [landing.c.landed_at < cut,
+                                                                           landing.c.landed_at >= since]
             stats.payloads_pruned = conn.execute(
-                landing.update().where(landing.c.landed_at < cut, landing.c.staged_hash == landing.c.payload_hash,
+                landing.update().where(*expired, landing.c.staged_hash == landing.c.payload_hash,
                                        landing.c.payload["_pruned"].as_boolean().is_(None))
                 .values(payload=PRUNED)).rowcount or 0
+            kept = read_cursor(conn, "hub", RETENTION_ENTITY) or {}
+            write_cursor(conn, "hub", RETENTION_ENTITY, {
+                "landing_cut": cut.isoformat(),
+                "landing_full_at": now.isoformat() if since is None else kept.get("landing_full_at")})
         cut = _cutoff(cfg.quarantine_days, now)
         if cut is not None:
             stats.quarantine_pruned = conn.execute(
