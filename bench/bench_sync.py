@@ -96,6 +96,17 @@ def _status_mb(pid: int | str, key: str) -> float:
     return 0.0
 
 
+def _read_mb(pid: int) -> float:
+    """Bytes the process made the disk read (``read_bytes`` of /proc/PID/io: page-cache misses, not rchar), MB."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("read_bytes:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 def _rss_mb(pid: int) -> float:
     try:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
@@ -104,7 +115,10 @@ def _rss_mb(pid: int) -> float:
 
 
 class Sampler(threading.Thread):
-    """Samples (time, CPU s of the process tree, memory MB of the process tree) every ``every`` seconds.
+    """Samples (time, CPU s of the process tree, memory MB of the process tree, MB the disk read for the
+    process tree) every ``every`` seconds. Disk reads of forked workers count while they live (what a worker
+    reads after the last sample before it exits is lost): at a million people the store is larger than the page
+    cache and a stage's disk reads tell an I/O-bound stage from a CPU-bound one.
 
     The sampler runs in the measured process, so its own cost counts: the main process's resident size comes
     from ``statm`` (cheap); forked workers, which share pages with it, by PSS (``smaps_rollup`` walks the page
@@ -113,7 +127,9 @@ class Sampler(threading.Thread):
     def __init__(self, every: float = 0.5):
         super().__init__(daemon=True, name="bench-sampler")
         self.every = every
-        self.samples: list[tuple[float, float, float]] = []
+        self.samples: list[tuple[float, float, float, float]] = []
+        self._gone_read = 0.0  # disk reads of workers that exited, as last sampled
+        self._kid_read: dict[int, float] = {}
         self._halt = threading.Event()
 
     def sample(self) -> None:
@@ -121,7 +137,11 @@ class Sampler(threading.Thread):
         kids = _children(me)
         cpu = _cpu_s(me, waited=True) + sum(_cpu_s(k, waited=False) for k in kids)
         mem = _rss_mb(me) + sum(_pss_mb(k) for k in kids)
-        self.samples.append((time.time(), cpu, mem))
+        now_read = {k: _read_mb(k) for k in kids}
+        self._gone_read += sum(v for k, v in self._kid_read.items() if k not in now_read)
+        self._kid_read = now_read
+        read = _read_mb(me) + self._gone_read + sum(now_read.values())
+        self.samples.append((time.time(), cpu, mem, read))
 
     def run(self) -> None:
         while not self._halt.wait(self.every):
@@ -145,7 +165,7 @@ def _row_count(meta: dict[str, Any]) -> int | None:
     return None
 
 
-def _steps(instance: Any, run_id: str, samples: list[tuple[float, float, float]],
+def _steps(instance: Any, run_id: str, samples: list[tuple[float, float, float, float]],
            now: float | None = None) -> list[dict[str, Any]]:
     """Per-step figures from the run's event log cut against the sampler's samples; a step still running
     (no end event yet) is cut at ``now`` and has status "running"."""
@@ -180,6 +200,7 @@ def _steps(instance: Any, run_id: str, samples: list[tuple[float, float, float]]
         s["wall_s"] = s["end"] - s["start"]
         s["cpu_s"] = max(0.0, after[0][1] - before[0][1])
         s["peak_mb"] = max([x[2] for x in inside] + [before[0][2], after[0][2]])
+        s["read_mb"] = max(0.0, after[0][3] - before[0][3])
     return sorted((s for s in steps.values() if "start" in s), key=lambda s: s["start"])
 
 
@@ -216,6 +237,7 @@ def child_sync(out: Path) -> int:
         now = time.time()
         _write_json(out, {"success": False, "partial": True, "wall_s": now - t0,
                           "cpu_s": samples[-1][1] - samples[0][1], "peak_mb": max(x[2] for x in samples),
+                          "read_mb": samples[-1][3] - samples[0][3],
                           "main_hwm_mb": _status_mb("self", "VmHWM"),
                           "steps": _steps(inst, run_id, samples, now), "run_id": run_id})
 
@@ -246,6 +268,7 @@ def child_sync(out: Path) -> int:
     with dg.DagsterInstance.get() as instance:
         ordered = _steps(instance, result.run_id, samples)
     doc = {"success": result.success, "wall_s": t1 - t0, "cpu_s": samples[-1][1] - samples[0][1],
+           "read_mb": samples[-1][3] - samples[0][3],
            "peak_mb": max(x[2] for x in samples), "main_hwm_mb": _status_mb("self", "VmHWM"),
            "steps": ordered, "run_id": result.run_id}
     _write_json(out, doc)
@@ -550,13 +573,14 @@ def markdown(meta: dict, docs: list[dict]) -> str:
             if run["label"] == "incremental" and full and full.get("wall_s") and run.get("exit") is not None:
                 lines += [f"Incremental / full wall time: **{run.get('wall_s', 0) / full['wall_s']:.1%}** "
                           "(target ≤ 10 %).", ""]
-            lines += ["| stage | wall s | CPU s | peak MB | records | records/s |", "|---|---|---|---|---|---|"]
+            lines += ["| stage | wall s | CPU s | peak MB | disk read MB | records | records/s |",
+                      "|---|---|---|---|---|---|---|"]
             for s in run["steps"]:
                 n = s.get("records")
                 rps = f"{n / s['wall_s']:,.0f}" if n and s.get("wall_s") else ""
                 lines.append(f"| {s['step']}{'' if s.get('status') == 'success' else ' (' + str(s.get('status')) + ')'}"
                              f" | {s.get('wall_s', 0):.1f} | {s.get('cpu_s', 0):.1f} | {s.get('peak_mb', 0):,.0f} | "
-                             f"{'' if n is None else f'{n:,}'} | {rps} |")
+                             f"{s.get('read_mb', 0):,.0f} | {'' if n is None else f'{n:,}'} | {rps} |")
             mg = sum(s.get("wall_s", 0) for s in run["steps"] if s["step"] in ("match_pairs", "golden_customers"))
             q = run.get("quality")
             if q and "error" not in q:
