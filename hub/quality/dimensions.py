@@ -291,7 +291,8 @@ def has_flags() -> Any:
     return sa.cast(staged_record.c.quality_flags, sa.Text) != "[]"
 
 
-# below this many staged customers one process reads everything: forking and a second connection cost more
+# below this many customer records (open cross-references) one process reads everything: forking and a second
+# connection cost more
 PARALLEL_MIN = 20_000
 
 
