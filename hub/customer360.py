@@ -74,6 +74,7 @@ from hub.store import (
     json_text,
     json_text_param,
     newest_xref_change,
+    parse_dt,
     payload_hash,
     read_cursor,
     record_key,
@@ -168,22 +169,6 @@ class SegmentsConfig:
 
 # --------------------------------------------------------------------------------------------------------------
 # Pure computations
-
-
-def parse_dt(value: Any) -> datetime | None:
-    """ISO string / datetime -> naive UTC datetime (the hub stores naive UTC everywhere)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        try:
-            dt = datetime.fromisoformat(str(value))
-        except ValueError:
-            return None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt
 
 
 def to_decimal(value: Any) -> Decimal | None:

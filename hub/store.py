@@ -67,6 +67,23 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def parse_dt(value: Any) -> datetime | None:
+    """ISO string / datetime -> naive UTC datetime (the hub stores naive UTC everywhere); None for nothing or
+    what is not a time (a cursor's or a column's value as the driver or JSON gives it)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
+    return dt
+
+
 def _ts(name: str, **kw: Any) -> sa.Column:
     return sa.Column(name, sa.DateTime(), **kw)
 

@@ -31,6 +31,7 @@ from hub.store import (
     STAGING_MAPPING_ENTITY,
     Store,
     landing,
+    parse_dt,
     payload_hash,
     push_outbox,
     push_result,
@@ -92,23 +93,14 @@ def _landing_window(conn: sa.Connection, now: datetime) -> datetime | None:
     mapping re-staged a source since it: a payload that was not staged when it expired (staging interrupted, a
     record its mapping could not use yet) is pruned once it is."""
     kept = read_cursor(conn, "hub", RETENTION_ENTITY) or {}
-    since, full_at = _when(kept.get("landing_cut")), _when(kept.get("landing_full_at"))
+    since, full_at = parse_dt(kept.get("landing_cut")), parse_dt(kept.get("landing_full_at"))
     if since is None or full_at is None or now - full_at >= timedelta(days=FULL_PASS_DAYS):
         return None
     restaged = conn.execute(sa.select(sa.func.max(sync_state.c.updated_at))
                             .where(sync_state.c.entity == STAGING_MAPPING_ENTITY)).scalar()
-    if restaged is not None and (_when(restaged) or datetime.max) >= full_at:
+    if restaged is not None and (parse_dt(restaged) or datetime.max) >= full_at:
         return None
     return since
-
-
-def _when(value: object) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 def apply_retention(store: Store, cfg: RetentionConfig | None = None, now: datetime | None = None) -> RetentionStats:

@@ -44,6 +44,7 @@ from hub.store import (
     golden_customer,
     json_value,
     match_pair,
+    parse_dt,
     quarantine,
     read_cursor,
     review_decision,
@@ -102,15 +103,6 @@ def _pct(part: float, whole: float) -> float | None:
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _as_dt(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
 
 
 # -- what a record holds -----------------------------------------------------------------------------------------
@@ -197,7 +189,7 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
         arrived: dict[str, datetime] = {}
         for source, entity, at in conn.execute(sa.select(sync_state.c.source, sync_state.c.entity,
                                                          sync_state.c.updated_at)):
-            at = _as_dt(at)
+            at = parse_dt(at)
             if entity.startswith("_") or at is None:  # internal markers (staging's mapping fingerprint)
                 continue
             arrived[source] = max(at, arrived.get(source, at))
