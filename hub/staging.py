@@ -299,7 +299,7 @@ def _run(
 def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
                 chunk_size: int, workers: int) -> None:
     fingerprint = mapping_fingerprint(src)
-    previous = store.get_cursor(src.name, FINGERPRINT_ENTITY) or {}
+    previous = store.get_cursor(src.name, STAGING_MAPPING_ENTITY) or {}
     # a changed declaration (or phone region / date order) re-stages the whole source by itself
     changed = bool(previous) and previous.get("fingerprint") != fingerprint
     if changed and not full:
@@ -318,9 +318,6 @@ def derived_keys(mapper: Mapper) -> dict[str, list[tuple[str, str]]]:
             for entity, targets in mapper.targets.items()}
 
 
-FINGERPRINT_ENTITY = STAGING_MAPPING_ENTITY  # sync_state row per source: the mapping the rows were staged with
-
-
 def mapping_fingerprint(src: _Source) -> str:
     ctx = src.mapper.context(src.name, src.overrides)
     return payload_hash({"mapping": src.mapper.spec.model_dump(mode="json", by_alias=True),
@@ -328,7 +325,7 @@ def mapping_fingerprint(src: _Source) -> str:
 
 
 def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
-    store.save_cursor(source, FINGERPRINT_ENTITY, {"fingerprint": fingerprint})
+    store.save_cursor(source, STAGING_MAPPING_ENTITY, {"fingerprint": fingerprint})
 
 
 def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
