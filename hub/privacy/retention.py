@@ -86,21 +86,22 @@ RETENTION_ENTITY = "_retention"  # sync_state (source "hub"): the last payload c
 FULL_PASS_DAYS = 7  # a pass over every landed row at least this often
 
 
-def _landing_window(conn: sa.Connection, now: datetime) -> datetime | None:
-    """Where this pass over landing payloads may start: the last pass's cut, so that only payloads that expired
-    since are read (through ix_landing_landed; a pass over every landed row read 10 GB at a million people, in
-    every sync). None (every landed row) on the first pass, a week after the last full one, and after a changed
-    mapping re-staged a source since it: a payload that was not staged when it expired (staging interrupted, a
-    record its mapping could not use yet) is pruned once it is."""
+def _landing_window(conn: sa.Connection, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """(where this pass over landing payloads may start, when the last pass over every row was). The start is
+    the last pass's cut, so that only payloads that expired since are read (through ix_landing_landed; a pass
+    over every landed row read 10 GB at a million people, in every sync); None (every landed row) on the first
+    pass, a week after the last full one, and after a changed mapping re-staged a source since it: a payload
+    that was not staged when it expired (staging interrupted, a record its mapping could not use yet) is pruned
+    once it is."""
     kept = read_cursor(conn, "hub", RETENTION_ENTITY) or {}
     since, full_at = parse_dt(kept.get("landing_cut")), parse_dt(kept.get("landing_full_at"))
     if since is None or full_at is None or now - full_at >= timedelta(days=FULL_PASS_DAYS):
-        return None
+        return None, full_at
     restaged = conn.execute(sa.select(sa.func.max(sync_state.c.updated_at))
                             .where(sync_state.c.entity == STAGING_MAPPING_ENTITY)).scalar()
     if restaged is not None and (parse_dt(restaged) or datetime.max) >= full_at:
-        return None
-    return since
+        return None, full_at
+    return since, full_at
 
 
 def apply_retention(store: Store, cfg: RetentionConfig | None = None, now: datetime | None = None) -> RetentionStats:
@@ -116,17 +117,16 @@ def apply_retention(store: Store, cfg: RetentionConfig | None = None, now: datet
         cut = _cutoff(cfg.raw_payloads_days, now)
         if cut is not None:
             # the hash of what the source sent is kept: only the payload itself goes
-            since = _landing_window(conn, now)
+            since, full_at = _landing_window(conn, now)
             expired = [landing.c.landed_at < cut] if since is None else [landing.c.landed_at < cut,
                                                                            landing.c.landed_at >= since]
             stats.payloads_pruned = conn.execute(
                 landing.update().where(*expired, landing.c.staged_hash == landing.c.payload_hash,
                                        landing.c.payload["_pruned"].as_boolean().is_(None))
                 .values(payload=PRUNED)).rowcount or 0
-            kept = read_cursor(conn, "hub", RETENTION_ENTITY) or {}
             write_cursor(conn, "hub", RETENTION_ENTITY, {
                 "landing_cut": cut.isoformat(),
-                "landing_full_at": now.isoformat() if since is None else kept.get("landing_full_at")})
+                "landing_full_at": (now if since is None else full_at).isoformat()})
         cut = _cutoff(cfg.quarantine_days, now)
         if cut is not None:
             stats.quarantine_pruned = conn.execute(
