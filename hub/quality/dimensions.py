@@ -230,31 +230,18 @@ REPORT_COMPLETENESS = "_report_completeness"  # kept with the dimensions, not on
 REPORT_FLAG_LISTS = "_report_flag_lists"
 
 
-def kept_report_completeness(store: Store, cfg: QualityConfig | None = None,
-                             derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any] | None:
-    """The report's completeness figures as the last scoring tallied them, when nothing they were read from
-    changed since (the same fingerprint as the dimensions: staged records, golden records, …); else None."""
-    return _kept(store, REPORT_COMPLETENESS, cfg, derived)
-
-
-def kept_flag_lists(store: Store, cfg: QualityConfig | None = None,
-                    derived: Mapping[str, tuple[str, ...]] | None = None) -> list[tuple[str, str, int]] | None:
-    """(source, flag list as stored, records) of the staged records with quality flags, as the last scoring
-    counted them, when nothing changed since (see ``kept_report_completeness``); else None."""
-    kept = _kept(store, REPORT_FLAG_LISTS, cfg, derived)
-    return None if kept is None else [(str(s), str(t), int(n)) for s, t, n in kept]
-
-
-def _kept(store: Store, name: str, cfg: QualityConfig | None,
-          derived: Mapping[str, tuple[str, ...]] | None) -> Any:
+def kept_for_report(store: Store, cfg: QualityConfig | None = None,
+                    derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any] | None:
+    """What the last scoring kept for the report — its completeness tally (``REPORT_COMPLETENESS``) and the
+    staged records' flag lists (``REPORT_FLAG_LISTS``: [source, flag list as stored, records]) — when nothing
+    it read changed since (the same fingerprint as the dimensions: staged records, golden records, …); else
+    None."""
     cfg = cfg or QualityConfig()
     with store.engine.connect() as conn:
         saved = read_cursor(conn, "hub", CACHE_ENTITY)
-        if not saved or name not in (saved.get("dimensions") or {}):
+        if not saved or saved.get("fingerprint") != _inputs(conn, cfg, derived or {}):
             return None
-        if saved.get("fingerprint") != _inputs(conn, cfg, derived or {}):
-            return None
-    return saved["dimensions"][name]
+    return saved.get("dimensions")
 
 
 def _inputs(conn: sa.Connection, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> str:

@@ -41,9 +41,10 @@ from hub.quality.completeness import (  # noqa: F401 - customer/golden_completen
 from hub.quality.config import QualityConfig
 from hub.quality.customer_base import customer_base
 from hub.quality.dimensions import (
+    REPORT_COMPLETENESS,
+    REPORT_FLAG_LISTS,
     has_flags,
-    kept_flag_lists,
-    kept_report_completeness,
+    kept_for_report,
     overall_status,
     score_dimensions,
 )
@@ -203,6 +204,16 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
     gc = golden_customer.c
     golden_inputs = sa.select(sa.func.count(), sa.func.max(gc.updated_at),
                               sa.func.sum(sa.case((gc.status == "active", 1), else_=0)))
+    checked: list[dict[str, Any]] = []
+
+    def from_check() -> dict[str, Any]:
+        """What the last quality check kept for the report (its completeness tally, the flag lists), if it read
+        the store as it is now: asked once, and only when a figure is computed afresh (the check fingerprints
+        several tables)."""
+        if not checked:
+            checked.append(kept_for_report(store, quality, derived) or {})
+        return checked[0]
+
     with store.engine.connect() as conn:
         kept = read_cursor(conn, "hub", _KEPT) or {}
         fresh: dict[str, Any] = {}
@@ -227,9 +238,10 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
             conn, sa.select(sa.func.count(), sa.func.max(landing.c.landed_at)),
             sa.select(sa.func.count()).where(landing.c.staged_hash.is_not(None)), _staged_inputs(),
             sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
-            lambda: _staging_figures(conn, kept_flag_lists(store, quality, derived))))
+            lambda: _staging_figures(conn, from_check().get(REPORT_FLAG_LISTS))))
         fig["completeness"] = reuse("completeness", table_fingerprint(conn, _staged_inputs("customers"), golden_inputs),
-                                    lambda: _kept_or_read_completeness(store, conn, quality, derived))
+                                    lambda: tallied if (tallied := from_check().get(REPORT_COMPLETENESS)) is not None
+                                    else _completeness(conn))
         fig["matching"] = _matching(conn)
         scores = [float(s) for (s,) in conn.execute(
             sa.select(golden_customer.c.quality_score)
@@ -248,7 +260,7 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
 
 def _staging_figures(conn: sa.Connection, flag_lists: list[tuple[str, str, int]] | None = None) -> dict[str, Any]:
     """``flag_lists``: (source, flag list, records) as the quality check counted them, when it read the store as
-    it is now (``kept_flag_lists``); else counted here."""
+    it is now (``kept_for_report``); else counted here."""
     # per LANDING entity (what the source sent): one landed row feeds one or more canonical records (a follower
     # is a customer and an interaction), so rates over canonical entities would not add up
     processed: dict[tuple[str, str], int] = {
@@ -300,14 +312,6 @@ def _staging_figures(conn: sa.Connection, flag_lists: list[tuple[str, str, int]]
         "quality_flags": [{"source": s, "code": c, "count": n}
                           for (s, c), n in sorted(flags.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1]))],
     }
-
-
-def _kept_or_read_completeness(store: Store, conn: sa.Connection, quality: QualityConfig | None,
-                               derived: Mapping[str, tuple[str, ...]] | None) -> dict[str, Any]:
-    """The completeness tally the last dimension scoring kept, if it read the store as it is now (checked only
-    when the report's own kept figures are stale: the check fingerprints several tables); else read here."""
-    tallied = kept_report_completeness(store, quality, derived)
-    return tallied if tallied is not None else _completeness(conn)
 
 
 def _completeness(conn: sa.Connection) -> dict[str, Any]:
