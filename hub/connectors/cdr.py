@@ -127,10 +127,11 @@ class AsteriskCdrConnector:
         self.page_bytes = page_bytes
         self.file_prefix = file_prefix
         self.directory_path = self.drop_dir / directory_name
-        # the directory as this connector last read or wrote it: (file signature, rows, their CSV lines, keys in
-        # order). A push of a million numbers comes in batches, each rewriting the whole file: reading and
-        # rendering every row again per batch made the push grow with the square of the directory (1M: 582 s)
-        self._kept: tuple[tuple[int, int, int], dict[str, dict], dict[str, str], list[str]] | None = None
+        # the directory as this connector last read or wrote it: (file signature, rows, their CSV lines (None
+        # until it writes them), keys in file order). A push of a million numbers comes in batches, each
+        # rewriting the whole file: reading and rendering every row again per batch made the push grow with the
+        # square of the directory (1M: 582 s)
+        self._kept: tuple[tuple[int, int, int], dict[str, dict], dict[str, str] | None, list[str]] | None = None
 
     # -- pull -------------------------------------------------------------------------------------------------
 
@@ -205,7 +206,7 @@ class AsteriskCdrConnector:
         with open(self.directory_path, newline="", encoding="utf-8") as fh:
             # cells were escaped against formula injection when written (see _write_directory)
             rows = {row["e164"]: {k: unescape_cell(v or "") for k, v in row.items()} for row in csv.DictReader(fh)}
-        self._kept = (signature, rows, {}, [])
+        self._kept = (signature, rows, None, [])  # the lines are rendered when it is first written
         return dict(rows)
 
     def held_view(self, item: OutboxItem) -> dict | None:
@@ -271,13 +272,13 @@ class AsteriskCdrConnector:
         kept, self._kept = self._kept, None
         if kept is not None and kept[0] == self._signature():
             _, rows, lines, order = kept
-            return rows, (lines if len(lines) == len(rows) == len(order) else None), order
+            return rows, lines, order
         return self.read_directory(), None, []
 
     def _keep(self, rows: dict[str, dict], lines: dict[str, str] | None, order: list[str]) -> None:
         signature = self._signature()
         if signature is not None:
-            self._kept = (signature, rows, lines if lines is not None else {}, order if lines is not None else [])
+            self._kept = (signature, rows, lines, order)
 
     def _write_directory(self, directory: dict[str, dict], lines: dict[str, str] | None = None,
                          order: list[str] | None = None, touched: set[str] | None = None) -> None:
