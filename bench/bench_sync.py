@@ -120,9 +120,12 @@ class Sampler(threading.Thread):
     reads after the last sample before it exits is lost): at a million people the store is larger than the page
     cache and a stage's disk reads tell an I/O-bound stage from a CPU-bound one.
 
-    The sampler runs in the measured process, so its own cost counts: the main process's resident size comes
-    from ``statm`` (cheap); forked workers, which share pages with it, by PSS (``smaps_rollup`` walks the page
-    tables: ~20 ms for a 600 MB process, too dear to read four times a second in the process measured)."""
+    Memory is what the tree holds in RAM: the sum of every process's PSS (a page shared by k processes counts
+    1/k in each), so the main process's pages that forked workers share are counted once, not once in the main
+    process's resident size and again in the workers'. The sampler runs in the measured process, so its own
+    cost counts: with no worker alive the main process's resident size comes from ``statm`` (cheap, and then
+    equal to its PSS but for shared libraries); PSS (``smaps_rollup`` walks the page tables: ~20 ms for a 600 MB
+    process) only while workers live."""
 
     def __init__(self, every: float = 0.5):
         super().__init__(daemon=True, name="bench-sampler")
@@ -136,7 +139,7 @@ class Sampler(threading.Thread):
         me = os.getpid()
         kids = _children(me)
         cpu = _cpu_s(me, waited=True) + sum(_cpu_s(k, waited=False) for k in kids)
-        mem = _rss_mb(me) + sum(_pss_mb(k) for k in kids)
+        mem = (_pss_mb(me) if kids else _rss_mb(me)) + sum(_pss_mb(k) for k in kids)
         now_read = {k: _read_mb(k) for k in kids}
         self._gone_read += sum(v for k, v in self._kid_read.items() if k not in now_read)
         self._kid_read = now_read
@@ -562,7 +565,7 @@ def markdown(meta: dict, docs: list[dict]) -> str:
                      else "STOPPED at the time limit" if run.get("timed_out") else f"exit {run['exit']}")
             lines += [f"### {doc['backend']}: {run['label']} sync — {state}, "
                       f"**{run.get('wall_s', run.get('process_wall_s', 0)):.0f} s** wall, "
-                      f"{run.get('cpu_s', 0):.0f} s CPU, peak memory of the hub's process tree "
+                      f"{run.get('cpu_s', 0):.0f} s CPU, peak memory of the hub's process tree (sum of PSS) "
                       f"**{run.get('peak_mb', 0):,.0f} MB** (main process high-water {run.get('main_hwm_mb', 0):,.0f} "
                       f"MB); load {run['load_before']} → {run.get('load_after', '')}"
                       + (f", 1-min load median during the run {run['load_1min_median']:.1f}"
