@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from hub.config import HubConfig, SourceConfig
+from hub.heap import trim_heap
 from hub.store import Store, default_database_url
 
 
@@ -33,6 +34,9 @@ class HubStoreResource(dg.ConfigurableResource):
 
     def store(self) -> Store:
         if self._store is not None:
+            # every step of a run starts here, in the run's one process: what the step before it freed is
+            # given back to the OS, not kept resident under the next stage's own high-water mark
+            trim_heap()
             return self._store
         return Store(self.database_url or default_database_url())
 

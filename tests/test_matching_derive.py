@@ -144,3 +144,23 @@ def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: St
     monkeypatch.setattr(engine_prepare, "_staged_phone_keys", lambda values, staged: [None] * len(values))
     match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
     assert _state(store) == read_off
+
+
+def test_cache_rows_held_compressed_in_slices_are_stored_as_derived(tmp_path, monkeypatch) -> None:
+    # between preparing and writing, the population's cache rows are held zlib-compressed in slices of
+    # PACK_CHUNK records: with slices of 7, rows cut at every slice boundary (Chinese names, a value holding the
+    # unit separator, a row cached as JSON) are stored exactly as with one slice
+    records = list(synthetic_records(300, seed=5))
+    han = json.loads(json.dumps(records[0]))
+    han.update(source_id="han", full_name="陳偉", given_name="偉", family_name="陳")
+    states = []
+    for chunk in (golden_matching.PACK_CHUNK, 7):
+        monkeypatch.setattr(golden_matching, "PACK_CHUNK", chunk)
+        store = Store(f"sqlite:///{tmp_path}/slices{chunk}.db")
+        stage_records(store, records + _odd(records, "separator") + [han])
+        match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+        states.append(_state(store))
+        store.dispose()
+    assert states[1] == states[0]
+    rows = {r[0].split(":")[1]: r[4] for r in states[0][1]}
+    assert "陳偉" in rows["han"] and sum(1 for t in rows.values() if t.startswith("[")) >= 1

@@ -47,6 +47,7 @@ from sqlalchemy.engine import Connection
 from hub.golden.config import MatchSettings, load_match_settings
 from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
+from hub.heap import trim_heap
 from hub.store import (
     Store,
     as_text,
@@ -260,8 +261,31 @@ class _Population:
     staged_hash: list[str]
     records: Records | None  # None once clustered (memory: the writes do not need it)
     input_hash: list[str | None]
-    row_text: list[str]
+    row_text: _RowTexts
     derived: np.ndarray  # bool per record
+
+
+class _RowTexts:
+    """The population's cache rows (``_pack`` texts, ~400 bytes a record) held compressed between preparing and
+    writing: zlib in slices of ``PACK_CHUNK`` rows, each slice one text and the rows' end offsets. Held as Python
+    strings they were a tenth of the match stage's high-water mark (blocking, comparing and fitting come
+    between); compressed a fifth of that. Read in index order (the writes go through the records in key order),
+    so one slice is decompressed at a time."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._slices: list[tuple[bytes, np.ndarray]] = []
+        for a in range(0, len(texts), PACK_CHUNK):
+            part = texts[a:a + PACK_CHUNK]
+            ends = np.cumsum([len(t) for t in part], dtype=np.int64)
+            self._slices.append((zlib.compress("".join(part).encode("utf-8", "surrogatepass"), 1), ends))
+        self._open: tuple[int, str] = (-1, "")
+
+    def __getitem__(self, i: int) -> str:
+        s, j = divmod(i, PACK_CHUNK)
+        if self._open[0] != s:
+            self._open = (s, zlib.decompress(self._slices[s][0]).decode("utf-8", "surrogatepass"))
+        ends = self._slices[s][1]
+        return self._open[1][int(ends[j - 1]) if j else 0:int(ends[j])]
 
 
 @functools.cache
@@ -516,7 +540,10 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
         del std_vals
     del eng
     records.p.standardised = None  # not needed any more (memory)
-    return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=text,
+    row_text = _RowTexts(text)
+    del text
+    trim_heap()  # the standardisers' and the frames' temporaries: blocking and comparing come next
+    return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=row_text,
                        derived=derived)
 
 
@@ -1178,6 +1205,7 @@ def match_and_cluster(
         # (the writes below need keys, hashes, clusters and the candidate arrays only)
         del labels, kl, kr, k_scored, scored, sl, sr, band, auto
         records = fs = pop.records = None  # type: ignore[assignment]
+        trim_heap()
 
         # 5. cluster labels; a record is dirty for build_golden when its content or cluster changed
         writes = []
