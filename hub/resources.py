@@ -34,8 +34,10 @@ class HubStoreResource(dg.ConfigurableResource):
 
     def store(self) -> Store:
         if self._store is not None:
-            # every step of a run starts here, in the run's one process: what the step before it freed is
-            # given back to the OS, not kept resident under the next stage's own high-water mark
+            # every step of a run starts here, in the run's one process: what the step before it freed and
+            # the page caches of the connections it pooled are given back to the OS, not kept resident under
+            # the next stage's own high-water mark
+            self._store.release_caches()
             trim_heap()
             return self._store
         return Store(self.database_url or default_database_url())

@@ -988,6 +988,13 @@ class Store:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def release_caches(self) -> None:
+        """Close the pooled connections of an SQLite store: each holds a page cache of up to
+        ``SQLITE_CACHE_KIB`` in this process (the next statement opens a new one, ~1 ms; the OS keeps the file's
+        pages). A server database keeps its caches in the server: nothing to do."""
+        if self.engine.dialect.name == "sqlite":
+            self.engine.dispose()
+
     # -- sync state / landing ---------------------------------------------------------------------------------
 
     def get_cursor(self, source: str, entity: str) -> dict | None:
