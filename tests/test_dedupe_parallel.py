@@ -3,9 +3,11 @@ of the parent at fork time cannot hang a child (the two-worker test run once hun
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
+import numpy as np
 import pytest
 
 from hub.dedupe.parallel import WorkerFailed, fork_map
@@ -114,3 +116,35 @@ def test_a_lock_held_by_another_thread_at_fork_time_does_not_hang_the_workers(mo
     finally:
         release.set()
         thread.join(10)
+
+
+def _results(k: int) -> tuple:
+    """Arrays larger than a pipe's buffer and than a read (1 MB), a strided and a Fortran-ordered one, an
+    empty one and plain objects."""
+    big = np.arange(3_000_000, dtype=np.int64) * k
+    return big, big[::3], np.asfortranarray(np.ones((300, 7)) * k), np.empty(0, dtype=np.int8), {"k": k, "名": "陳偉"}
+
+
+def test_arrays_come_back_whole_and_onto_the_bytes_received() -> None:
+    got = fork_map(_results, [1, 2, 3], 2)
+    for k, (big, strided, fortran, empty, plain) in zip([1, 2, 3], got, strict=True):
+        want = _results(k)
+        assert np.array_equal(big, want[0]) and np.array_equal(strided, want[1])
+        assert np.array_equal(fortran, want[2]) and fortran.flags.f_contiguous
+        assert empty.size == 0 and plain == want[4]
+        assert big.base is not None and big.flags.writeable  # a view of the message, not a copy of it
+
+
+def test_a_worker_that_dies_in_the_middle_of_its_message_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write = os.write
+
+    def half_then_die(fd: int, data: object) -> int:
+        view = memoryview(data)
+        if len(view) > 100_000:  # the child's first large write: half of it, then the child is gone
+            real_write(fd, view[: len(view) // 2])
+            os._exit(0)
+        return real_write(fd, view)
+
+    monkeypatch.setattr(os, "write", half_then_die)
+    with pytest.raises(WorkerFailed, match="worker exited with status"):
+        fork_map(_results, [1, 2], 2)

@@ -22,6 +22,7 @@ import gc
 import os
 import pickle
 import selectors
+import struct
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,66 @@ def failure_text(exc: BaseException) -> str:
     return f"{tb.exc_type.__qualname__ if tb.exc_type else 'exception'} (message withheld)\n{frames}"
 
 
+def _message(value: Any) -> list[Any]:
+    """``value`` as the byte strings a child writes: the total size (8 bytes), the count and sizes of the parts,
+    the pickle (protocol 5) and the raw bytes of its large buffers (numpy arrays) out of band, so that the
+    parent unpickles the arrays onto the bytes it received instead of copying them (``_unpickle``)."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    sizes = [len(head), *(r.nbytes for r in raws)]
+    index = struct.pack(f"<I{len(sizes)}Q", len(sizes), *sizes)
+    return [struct.pack("<Q", len(index) + sum(sizes)), index, head, *raws]
+
+
+def _unpickle(message: bytearray) -> Any:
+    """The value of a message (without its total size) that ``_message`` made. Arrays sent out of band are views
+    of ``message``: it stays alive as long as they do."""
+    view = memoryview(message)
+    (count,) = struct.unpack_from("<I", view, 0)
+    sizes = struct.unpack_from(f"<{count}Q", view, 4)
+    at = 4 + 8 * count
+    parts = []
+    for n in sizes:
+        parts.append(view[at:at + n])
+        at += n
+    return pickle.loads(parts[0], buffers=parts[1:])
+
+
+class _Inbox:
+    """One child's message as it arrives: the first 8 bytes give its size, then it is read into one buffer of
+    exactly that size (a buffer grown read by read holds up to an eighth more, for as long as the arrays
+    unpickled onto it live)."""
+
+    def __init__(self) -> None:
+        self.size = b""
+        self.message: bytearray | None = None
+        self.filled = 0
+
+    def read(self, fd: int) -> bool:
+        """Read what the pipe has; False at its end."""
+        if self.message is None:
+            chunk = os.read(fd, 8 - len(self.size))
+            if not chunk:
+                return False
+            self.size += chunk
+            if len(self.size) == 8:
+                self.message = bytearray(struct.unpack("<Q", self.size)[0])
+            return True
+        if self.filled == len(self.message):
+            return bool(os.read(fd, 1))  # the end (a child writes nothing after its message)
+        got = os.readv(fd, [memoryview(self.message)[self.filled:self.filled + _CHUNK]])
+        self.filled += got
+        return got > 0
+
+    def value(self) -> tuple[bool, Any] | None:
+        """(ok, value) of a whole message; None when the child sent none or only part of one."""
+        if self.message is None or self.filled < len(self.message):
+            return None
+        message, self.message = self.message, None
+        return _unpickle(message)
+
+
 def _child(fn: Callable[[Any], Any], task: Any, fd: int, collect: bool) -> None:
     """Run one task in the forked child and never return."""
     code = 0
@@ -55,13 +116,14 @@ def _child(fn: Callable[[Any], Any], task: Any, fd: int, collect: bool) -> None:
         if not collect:
             gc.disable()  # the child exits when done: collecting its garbage is wasted work
         try:
-            payload = pickle.dumps((True, fn(task)), protocol=pickle.HIGHEST_PROTOCOL)
+            parts = _message((True, fn(task)))
         except BaseException as exc:  # noqa: BLE001 — everything goes back to the parent, which raises it
             code = 1
-            payload = pickle.dumps((False, failure_text(exc)), protocol=pickle.HIGHEST_PROTOCOL)
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view[:_CHUNK]):]
+            parts = _message((False, failure_text(exc)))
+        for part in parts:
+            view = memoryview(part).cast("B")
+            while view:
+                view = view[os.write(fd, view[:_CHUNK]):]
     except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
         code = 2
     finally:
@@ -87,7 +149,7 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
             meanwhile()
         return [(lead or fn)(t) if i == 0 else fn(t) for i, t in enumerate(tasks)]
     results: list[Any] = [None] * len(tasks)
-    buffers: dict[int, bytearray] = {}
+    inboxes: dict[int, _Inbox] = {}
     running: dict[int, tuple[int, int]] = {}  # read fd -> (task index, pid)
     failures: list[str] = []
     sel = selectors.DefaultSelector()
@@ -102,7 +164,7 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
             _child(fn, tasks[i], w, collect)
         os.close(w)
         running[r] = (i, pid)
-        buffers[r] = bytearray()
+        inboxes[r] = _Inbox()
         sel.register(r, selectors.EVENT_READ)
 
     try:
@@ -117,16 +179,14 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
         while running:
             for key, _ in sel.select():
                 fd = key.fd
-                chunk = os.read(fd, _CHUNK)
-                if chunk:
-                    buffers[fd] += chunk
+                if inboxes[fd].read(fd):
                     continue
                 sel.unregister(fd)
                 os.close(fd)
                 i, pid = running.pop(fd)
                 _, status = os.waitpid(pid, 0)
-                raw = bytes(buffers.pop(fd))
-                ok, value = pickle.loads(raw) if raw else (False, f"worker exited with status {status}")
+                got = inboxes.pop(fd).value()
+                ok, value = got if got is not None else (False, f"worker exited with status {status}")
                 if ok and os.waitstatus_to_exitcode(status) == 0:
                     results[i] = value
                 else:
