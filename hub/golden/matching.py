@@ -273,15 +273,16 @@ class _RowTexts:
     so one slice is decompressed at a time."""
 
     def __init__(self, texts: Sequence[str]) -> None:
+        self._rows = PACK_CHUNK  # rows per slice, fixed for the life of the object
         self._slices: list[tuple[bytes, np.ndarray]] = []
-        for a in range(0, len(texts), PACK_CHUNK):
-            part = texts[a:a + PACK_CHUNK]
+        for a in range(0, len(texts), self._rows):
+            part = texts[a:a + self._rows]
             ends = np.cumsum([len(t) for t in part], dtype=np.int64)
             self._slices.append((zlib.compress("".join(part).encode("utf-8", "surrogatepass"), 1), ends))
         self._open: tuple[int, str] = (-1, "")
 
     def __getitem__(self, i: int) -> str:
-        s, j = divmod(i, PACK_CHUNK)
+        s, j = divmod(i, self._rows)
         if self._open[0] != s:
             self._open = (s, zlib.decompress(self._slices[s][0]).decode("utf-8", "surrogatepass"))
         ends = self._slices[s][1]
