@@ -428,14 +428,20 @@ def test_landing_record_text_and_hash_equal_the_general_paths(value: Any) -> Non
     assert landing_record(7, payload).payload_hash == payload_hash(payload)
 
 
-def test_landing_record_encodes_a_plain_payload_once() -> None:
+def test_landing_record_leaves_the_text_to_the_store_unless_the_caller_vouches_for_it() -> None:
+    """The stored text is written by land_page, for new and changed records only (an unchanged record of an
+    incremental pull is hashed, never encoded); a caller that knows its values are plain (exact) gets it at once."""
     from hub.connectors.base import landing_record
     from hub.store import json_text, payload_hash
 
     payload = {"z": "中文", "id": 2**63, "lines": [{"qty": 3.0, "price": "10.50", "b": None, "a": True}]}
     rec = landing_record("1", payload)
-    assert rec.payload_text == json_text(payload)  # the text the store writes, not encoded again
+    assert rec.payload_text is None
     assert rec.payload_hash == payload_hash(payload)
+    plain = {"z": "中文", "id": 7, "lines": [{"price": "10.50", "b": None, "a": True}]}
+    rec = landing_record("2", plain, exact=True)
+    assert rec.payload_text == json_text(plain)  # the text the store writes, not encoded again
+    assert rec.payload_hash == payload_hash(plain)
 
 
 def test_landed_text_is_what_the_json_column_writes(store: Store) -> None:
@@ -443,11 +449,12 @@ def test_landed_text_is_what_the_json_column_writes(store: Store) -> None:
     import sqlalchemy as sa
 
     from hub.connectors.base import landing_record
-    from hub.store import json_text, landing
+    from hub.store import json_text, landing, orjson_exact
 
     payloads = {str(i): {"id": i, "名": "王", "v": v} for i, v in enumerate(
         v for v in _ODD_VALUES if v == v and v not in (float("inf"), "\ud800"))}  # PostgreSQL's json: no NaN
-    records = [landing_record(sid, p, hub_state={"golden_id": "G1"} if sid == "0" else None)
+    records = [landing_record(sid, p, hub_state={"golden_id": "G1"} if sid == "0" else None,
+                              exact=orjson_exact(p) and int(sid) % 2 == 0)
                for sid, p in payloads.items()]
     assert any(r.payload_text is not None for r in records) and any(r.payload_text is None for r in records)
     assert store.land_page("erp", "customers", records, {"after": 1}).new == len(records)

@@ -611,21 +611,23 @@ def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
     the stored payload keeps them, the hash ignores them. ``hub_state`` is what the record holds of the
     hub's own fields (the connector's held view), for the drift check.
 
-    The payload's stored text (``store.json_text``) and the hash's canonical text are written here by orjson
-    where it writes exactly what ``json.dumps`` would (``orjson_exact``): the two encodings were the largest
-    share of a pull's CPU (json.dumps ~20-50 us a record, twice). Anything else takes the general path.
+    The hash's canonical text is written here by orjson where it writes exactly what ``json.dumps`` would
+    (``orjson_exact``): the encodings were the largest share of a pull's CPU (json.dumps ~20-50 us a record).
+    Anything else takes the general path. The payload's stored text is left to ``land_page`` (``json_text``,
+    orjson where exact too), which writes it only for a new or changed record: most records of an incremental
+    pull are unchanged, and walking and encoding each one's payload was a tenth of an unchanged shop pull.
     ``exact``: the caller knows both pass ``orjson_exact`` (the SQL ERP, from its page's column types), so
-    they are not walked again; ``ORJSON_STRICT`` still makes orjson raise on a type it would write otherwise."""
+    they are not walked and the text is written at once; ``ORJSON_STRICT`` still makes orjson raise on a type it
+    would write otherwise."""
     view = payload if hash_view is None else hash_view
-    if exact or (orjson_exact(payload) and (hash_view is None or orjson_exact(hash_view))):
+    if exact or orjson_exact(view):
         try:
-            text = orjson.dumps(payload, option=ORJSON_STRICT)
+            text = orjson.dumps(payload, option=ORJSON_STRICT).decode() if exact else None
             canonical = orjson.dumps(view, option=ORJSON_STRICT | orjson.OPT_SORT_KEYS)
         except TypeError:  # an integer beyond 64 bits
             pass
         else:
-            return LandingRecord(str(source_id), payload, hashlib.sha256(canonical).hexdigest(), hub_state,
-                                 text.decode())
+            return LandingRecord(str(source_id), payload, hashlib.sha256(canonical).hexdigest(), hub_state, text)
     return LandingRecord(str(source_id), payload, payload_hash(view), hub_state)
 
 

@@ -49,10 +49,19 @@ _PUSH_FIELDS = (("hub_golden_id", "golden_id"), ("hub_segment", "segment"), ("hu
 BATCH_LIMIT = 100  # objects per POST /customers/batch (woocommerce_rest_batch_items_limit)
 
 
+_FIELD_OF_KEY = dict(_PUSH_FIELDS)
+
+
 def customer_hub_state(customer: dict) -> dict:
-    """The hub's fields as a customer carries them in its meta_data (several entries of one key: a list)."""
-    meta = customer.get("meta_data") or []
-    return {field: held_value([m.get("value") for m in meta if m.get("key") == key]) for key, field in _PUSH_FIELDS}
+    """The hub's fields as a customer carries them in its meta_data (several entries of one key: a list). One
+    pass over the entries: a pass per field (eight) was a fifth of an unchanged shop pull's CPU."""
+    held: dict[str, list[Any]] = {}
+    for m in customer.get("meta_data") or ():
+        key = m.get("key")
+        field = _FIELD_OF_KEY.get(key) if type(key) is str else None
+        if field is not None:
+            held.setdefault(field, []).append(m.get("value"))
+    return {field: held_value(held[field]) if field in held else None for _, field in _PUSH_FIELDS}
 
 
 def customer_hash_view(payload: dict) -> dict:
