@@ -25,7 +25,9 @@ In a fresh working directory (its own SQLite store and Dagster instance):
 Both are scored with hub.dedupe.evaluate.cluster_metrics (pairwise, exact-cluster and B-cubed precision /
 recall / F1); a record the pipeline did not stage (quarantined) counts as a cluster of its own. Wall times
 are each command's, measured here, with its CPU time (user + system of the command and its children): the machine
-is shared, compare the two in the same run.
+is shared, compare the two in the same run. Peak memory is what the command's process tree held at once (the sum
+of its processes' PSS, sampled every 0.5 s: forked workers count, the pages they share with their parent once),
+as bench_sync.py measures it; beside it the main process's own high-water (its peak RSS).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from proc_figures import TreePeak
 
 from hub.dedupe.evaluate import cluster_metrics
 
@@ -50,7 +53,8 @@ BIN = Path(sys.executable).parent
 
 
 CPU: dict[str, float] = {}  # CPU seconds (user + system, the command and the processes it waited for) per step
-PEAK_MB: dict[str, float] = {}  # peak resident memory (MB) of the command or of the largest process it waited for
+PEAK_MB: dict[str, float] = {}  # peak resident memory (MB) of the command's main process
+TREE_MB: dict[str, float] = {}  # peak of what the command's process tree held at once (sum of PSS, MB)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> float:
@@ -61,9 +65,13 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (
 def _run_output(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
     t = time.perf_counter()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        # wait4 gives this command's own rusage (peak RSS per command, not the running maximum of all children)
+        # wait4 gives this command's own rusage (its main process's peak RSS, not the running maximum of all
+        # children); the sampler the peak of what the command's process tree held at once (sum of PSS)
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        peak = TreePeak(proc.pid)
+        peak.start()
         _, status, usage = os.wait4(proc.pid, 0)
+        tree_mb = peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t
         out.seek(0)
@@ -72,6 +80,7 @@ def _run_output(cmd: list[str], cwd: Path, env: dict[str, str], ok: tuple[int, .
     step = Path(cmd[0]).name + (" " + cmd[1] if len(cmd) > 1 else "")
     CPU[step] = CPU.get(step, 0.0) + usage.ru_utime + usage.ru_stime
     PEAK_MB[step] = max(PEAK_MB.get(step, 0.0), usage.ru_maxrss / 1024)
+    TREE_MB[step] = max(TREE_MB.get(step, 0.0), tree_mb)
     if proc.returncode not in ok:
         sys.stderr.write(stdout[-3000:] + stderr[-5000:])
         raise SystemExit(f"{Path(cmd[0]).name} {cmd[1] if len(cmd) > 1 else ''} exited {proc.returncode}")
@@ -149,12 +158,13 @@ def compare(path: Path, label: str, work: Path) -> dict:
         full, missing = _complete(pred, truth.index)
         m = cluster_metrics(full, truth)
         cpu = CPU.get("dagster asset" if name == "pipeline" else "hub dedupe", float("nan"))
-        peak = PEAK_MB.get("dagster asset" if name == "pipeline" else "hub dedupe", float("nan"))
+        step = "dagster asset" if name == "pipeline" else "hub dedupe"
         rows[name] = {**{k: round(v, 4) for k, v in m.items()}, "wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
-                      "peak_mb": round(peak), "not_clustered": missing}
+                      "peak_mb": round(TREE_MB.get(step, float("nan"))),
+                      "main_peak_mb": round(PEAK_MB.get(step, float("nan"))), "not_clustered": missing}
     rows["pipeline"]["import_s"] = round(times["import"], 1)
     rows["pipeline"]["import_cpu_s"] = round(CPU.get("hub import", float("nan")), 1)
-    rows["pipeline"]["import_peak_mb"] = round(PEAK_MB.get("hub import", float("nan")))
+    rows["pipeline"]["import_peak_mb"] = round(TREE_MB.get("hub import", float("nan")))
     rows["pipeline"]["failed_checks"] = times["failed_checks"]
     rows["pipeline"]["steps_s"] = times["steps"]
     return {"file": path.name, "records": len(frame), "entities": int(truth.nunique()), **rows}
@@ -162,15 +172,15 @@ def compare(path: Path, label: str, work: Path) -> dict:
 
 def markdown(result: dict) -> str:
     lines = [f"**{result['file']}**: {result['records']:,} records, {result['entities']:,} people", "",
-             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | CPU s | peak MB "
-             "| not clustered |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| tool | pairwise P | pairwise R | pairwise F1 | cluster F1 | B-cubed F1 | wall s | CPU s "
+             "| peak MB (sum of PSS) | main process peak MB | not clustered |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name in ("pipeline", "cli"):
         r = result[name]
         wall = f"{r['wall_s']}" + (f" (+ import {r['import_s']})" if "import_s" in r else "")
         lines.append(f"| {name} | {r['pairwise_precision']:.4f} | {r['pairwise_recall']:.4f} | "
                      f"{r['pairwise_f1']:.4f} | {r['cluster_f1']:.4f} | {r['bcubed_f1']:.4f} | {wall} | {r['cpu_s']} | "
-                     f"{r.get('peak_mb', '')} | {r['not_clustered']} |")
+                     f"{r.get('peak_mb', '')} | {r.get('main_peak_mb', '')} | {r['not_clustered']} |")
     steps = result["pipeline"].get("steps_s") or {}
     if steps:
         lines.append("\npipeline steps (Dagster's times, s): " + ", ".join(f"{k} {v}" for k, v in steps.items()))

@@ -41,77 +41,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from proc_figures import children, cpu_s, pss_mb, read_mb, rss_mb, status_mb
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("HUB_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-# ---------------------------------------------------------------------------------------------- process figures
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            try:
-                kids = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-            except OSError:
-                continue
-            for k in kids:
-                out.append(int(k))
-                out.extend(_children(int(k)))
-    except OSError:
-        pass
-    return out
-
-
-def _cpu_s(pid: int, waited: bool) -> float:
-    """utime + stime of a process (+ of its children it has waited for, when ``waited``), seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if waited:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / TICK
-
-
-def _pss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
-def _status_mb(pid: int | str, key: str) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
-
-
-def _read_mb(pid: int) -> float:
-    """Bytes the process made the disk read (``read_bytes`` of /proc/PID/io: page-cache misses, not rchar), MB."""
-    try:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("read_bytes:"):
-                return int(line.split()[1]) / 2**20
-    except (OSError, ValueError):
-        pass
-    return 0.0
-
-
-def _rss_mb(pid: int) -> float:
-    try:
-        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE / 2**20
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 class Sampler(threading.Thread):
@@ -137,13 +70,13 @@ class Sampler(threading.Thread):
 
     def sample(self) -> None:
         me = os.getpid()
-        kids = _children(me)
-        cpu = _cpu_s(me, waited=True) + sum(_cpu_s(k, waited=False) for k in kids)
-        mem = (_pss_mb(me) if kids else _rss_mb(me)) + sum(_pss_mb(k) for k in kids)
-        now_read = {k: _read_mb(k) for k in kids}
+        kids = children(me)
+        cpu = cpu_s(me, waited=True) + sum(cpu_s(k, waited=False) for k in kids)
+        mem = (pss_mb(me) if kids else rss_mb(me)) + sum(pss_mb(k) for k in kids)
+        now_read = {k: read_mb(k) for k in kids}
         self._gone_read += sum(v for k, v in self._kid_read.items() if k not in now_read)
         self._kid_read = now_read
-        read = _read_mb(me) + self._gone_read + sum(now_read.values())
+        read = read_mb(me) + self._gone_read + sum(now_read.values())
         self.samples.append((time.time(), cpu, mem, read))
 
     def run(self) -> None:
@@ -241,7 +174,7 @@ def child_sync(out: Path) -> int:
         _write_json(out, {"success": False, "partial": True, "wall_s": now - t0,
                           "cpu_s": samples[-1][1] - samples[0][1], "peak_mb": max(x[2] for x in samples),
                           "read_mb": samples[-1][3] - samples[0][3],
-                          "main_hwm_mb": _status_mb("self", "VmHWM"),
+                          "main_hwm_mb": status_mb("self", "VmHWM"),
                           "steps": _steps(inst, run_id, samples, now), "run_id": run_id})
 
     def partial() -> None:
@@ -272,7 +205,7 @@ def child_sync(out: Path) -> int:
         ordered = _steps(instance, result.run_id, samples)
     doc = {"success": result.success, "wall_s": t1 - t0, "cpu_s": samples[-1][1] - samples[0][1],
            "read_mb": samples[-1][3] - samples[0][3],
-           "peak_mb": max(x[2] for x in samples), "main_hwm_mb": _status_mb("self", "VmHWM"),
+           "peak_mb": max(x[2] for x in samples), "main_hwm_mb": status_mb("self", "VmHWM"),
            "steps": ordered, "run_id": result.run_id}
     _write_json(out, doc)
     return 0 if result.success else 1
@@ -337,7 +270,7 @@ class Sandbox:
 
     def rss_mb(self) -> float:
         assert self.proc is not None
-        return _status_mb(self.proc.pid, "VmRSS")
+        return status_mb(self.proc.pid, "VmRSS")
 
     def __exit__(self, *exc: Any) -> None:
         assert self.proc is not None
