@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from proc_figures import status_mb, tree_pss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -420,7 +421,7 @@ def splink_worker(name: str, size: int) -> None:
     pred = linker.inference.predict(threshold_match_probability=0.5)
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(pred, 0.5)
     clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]].to_csv(p.splink_out, index=False)
-    side = {"main_done": True, "main_cpu_s": _cpu_s(), "main_peak_mb": _status_mb("self", "VmHWM"),
+    side = {"main_done": True, "main_cpu_s": _cpu_s(), "main_peak_mb": status_mb("self", "VmHWM"),
             "prior": linker._settings_obj._probability_two_random_records_match,
             "predicted_pairs_at_0.5": int(
                 db_api.duckdb_con.sql(f"select count(*) from {pred.physical_name}").fetchall()[0][0])}
@@ -438,38 +439,6 @@ def splink_worker(name: str, size: int) -> None:
 
 
 # ---- running and measuring -------------------------------------------------------------------------
-def _status_mb(pid: int | str, field: str = "VmRSS") -> float:
-    """A memory line of /proc/PID/status in MB (VmRSS now, VmHWM its high-water mark); 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _tree_pss_mb(pid: int) -> float:
-    """Proportional set size (MB) of a process and all its descendants: what the tool holds in memory, its
-    forked workers included, with copy-on-write pages shared between them counted once."""
-    todo, total = [pid], 0.0
-    while todo:
-        q = todo.pop()
-        try:
-            with open(f"/proc/{q}/smaps_rollup", encoding="ascii") as fh:
-                for line in fh:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1]) / 1024
-                        break
-            for task in os.listdir(f"/proc/{q}/task"):
-                with open(f"/proc/{q}/task/{task}/children", encoding="ascii") as fh:
-                    todo.extend(int(x) for x in fh.read().split())
-        except (OSError, ValueError):
-            continue
-    return total
-
-
 def _run(cmd: list[str], log: Path, mem_cap_mb: float, time_cap_s: float) -> dict:
     """Run a subprocess; return wall, cpu (user+sys, forked workers included) and peak memory (MB) of that
     process and the 1-min load average before and after. Peak memory is sampled every 0.2 s: the larger of
@@ -488,9 +457,9 @@ def _run(cmd: list[str], log: Path, mem_cap_mb: float, time_cap_s: float) -> dic
                 pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
                 if pid:
                     break
-                peak = max(peak, _status_mb(proc.pid, "VmHWM"), _tree_pss_mb(proc.pid))
+                peak = max(peak, status_mb(proc.pid, "VmHWM"), tree_pss_mb(proc.pid))
                 over_time = time.perf_counter() - t > time_cap_s
-                if _status_mb(proc.pid) > mem_cap_mb or over_time:
+                if status_mb(proc.pid, "VmRSS") > mem_cap_mb or over_time:
                     proc.kill()
                     killed = "time" if over_time else "memory"
                     _, status, ru = os.wait4(proc.pid, 0)

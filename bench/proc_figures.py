@@ -78,6 +78,12 @@ def rss_mb(pid: int) -> float:
         return 0.0
 
 
+def tree_pss_mb(pid: int) -> float:
+    """The sum of the PSS of a process and all its descendants (MB): what it holds in memory, its forked workers
+    included, the copy-on-write pages they share counted once."""
+    return pss_mb(pid) + sum(pss_mb(k) for k in children(pid))
+
+
 def tree_memory_mb(pid: int) -> float:
     """What a process and its descendants hold in RAM (MB): the sum of their PSS, so that the pages forked
     workers share with their parent count once. With no descendant alive the process's resident size
