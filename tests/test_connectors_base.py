@@ -428,16 +428,20 @@ def test_landing_record_text_and_hash_equal_the_general_paths(value: Any) -> Non
     assert landing_record(7, payload).payload_hash == payload_hash(payload)
 
 
-def test_landing_record_leaves_the_text_to_the_store_unless_the_caller_vouches_for_it() -> None:
-    """The stored text is written by land_page, for new and changed records only (an unchanged record of an
-    incremental pull is hashed, never encoded); a caller that knows its values are plain (exact) gets it at once."""
+def test_landing_record_leaves_the_text_to_the_store_unless_the_payload_was_walked_or_vouched_for() -> None:
+    """With a hash view the stored text is written by land_page, for new and changed records only (an unchanged
+    record of an incremental pull is hashed, never encoded); a payload that is its own view was walked for the
+    hash, and a caller that knows its values are plain (exact) vouches for it: their text comes at once."""
     from hub.connectors.base import landing_record
     from hub.store import json_text, payload_hash
 
     payload = {"z": "中文", "id": 2**63, "lines": [{"qty": 3.0, "price": "10.50", "b": None, "a": True}]}
     rec = landing_record("1", payload)
-    assert rec.payload_text is None
+    assert rec.payload_text == json_text(payload)  # the text the store writes, not encoded again
     assert rec.payload_hash == payload_hash(payload)
+    view = {k: v for k, v in payload.items() if k != "z"}
+    rec = landing_record("4", payload, view)
+    assert rec.payload_text is None and rec.payload_hash == payload_hash(view)
     plain = {"z": "中文", "id": 7, "lines": [{"price": "10.50", "b": None, "a": True}]}
     rec = landing_record("2", plain, exact=True)
     assert rec.payload_text == json_text(plain)  # the text the store writes, not encoded again

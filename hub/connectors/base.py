@@ -613,16 +613,19 @@ def landing_record(source_id: Any, payload: dict, hash_view: dict | None = None,
 
     The hash's canonical text is written here by orjson where it writes exactly what ``json.dumps`` would
     (``orjson_exact``): the encodings were the largest share of a pull's CPU (json.dumps ~20-50 us a record).
-    Anything else takes the general path. The payload's stored text is left to ``land_page`` (``json_text``,
-    orjson where exact too), which writes it only for a new or changed record: most records of an incremental
-    pull are unchanged, and walking and encoding each one's payload was a tenth of an unchanged shop pull.
+    Anything else takes the general path. The payload's stored text is written here too when the payload
+    itself was found exact (no ``hash_view``, or ``exact``): one more orjson call. With a ``hash_view`` the
+    text is left to ``land_page`` (``json_text``, orjson where exact too), which writes it only for a new or
+    changed record: most records of an incremental pull are unchanged, and walking and encoding each one's
+    payload besides its view was a tenth of an unchanged shop pull.
     ``exact``: the caller knows both pass ``orjson_exact`` (the SQL ERP, from its page's column types), so
-    they are not walked and the text is written at once; ``ORJSON_STRICT`` still makes orjson raise on a type it
-    would write otherwise."""
+    they are not walked; ``ORJSON_STRICT`` still makes orjson raise on a type it would write otherwise."""
     view = payload if hash_view is None else hash_view
     if exact or orjson_exact(view):
         try:
-            text = orjson.dumps(payload, option=ORJSON_STRICT).decode() if exact else None
+            # the payload was walked (it is the view) or vouched for: its text costs one orjson call, and
+            # land_page would walk it again to write a new record's
+            text = orjson.dumps(payload, option=ORJSON_STRICT).decode() if exact or view is payload else None
             canonical = orjson.dumps(view, option=ORJSON_STRICT | orjson.OPT_SORT_KEYS)
         except TypeError:  # an integer beyond 64 bits
             pass
