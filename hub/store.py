@@ -962,6 +962,13 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database: another connection (a forked worker's own) would open another one."""
+        u = self.url
+        return u.startswith("sqlite://") and (u in ("sqlite://", "sqlite:///") or ":memory:" in u
+                                              or "mode=memory" in u)
+
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:

@@ -140,3 +140,33 @@ def test_a_new_source_folded_into_existing_customers_without_evidence_stops(stor
     assert outcome.metadata["golden_customers_merged_or_split"] == 0
     assert outcome.metadata["records_consolidated_unsupported"] == 160  # 80 ERP records and their partners
     assert "erp: 100 of its 100 records" in outcome.markdown()
+
+
+def test_identifier_holders_are_counted_over_every_record_when_two_processes_read_halves(
+        any_store: Store, monkeypatch) -> None:
+    """Each process reads a range of record keys; an identifier is rare by its holders in both ranges together."""
+    with any_store.begin() as conn:
+        groups = {}
+        for i in range(100):
+            low, high = {"full_name": "x"}, {"full_name": "y"}
+            if i < 40:  # one e-mail per person: supported
+                low["emails"] = high["emails"] = [f"p{i}@mail.example"]
+            elif 40 <= i < 45:  # a number held by 11 records (6 in the lower half, 5 in the upper): not rare
+                low["phones"] = high["phones"] = [{"e164": "+8613800000001"}]
+            elif i == 45:
+                low["phones"] = [{"e164": "+8613800000001"}]
+            elif 50 <= i < 55:  # a number held by 10 records, 5 in each half: rare at the limit of 10
+                low["phones"] = high["phones"] = [{"e164": "+8613800000002"}]
+            _stage(conn, f"erp:{i:03d}", low)
+            _stage(conn, f"erp:{i + 100:03d}", high)
+            groups[f"G{i}"] = [f"erp:{i:03d}", f"erp:{i + 100:03d}"]
+        _assign(conn, groups, T)
+        _golden_run(conn, T)
+    monkeypatch.setattr(brake_mod, "PARALLEL_MIN", 1)
+    cfg = QualityConfig()
+    with any_store.engine.connect() as conn:
+        halves = brake_mod.measure(conn, cfg, None, store=any_store, workers=2)
+        one = brake_mod.measure(conn, cfg, None, store=any_store, workers=1)
+    assert halves == one
+    assert halves["records_consolidated"] == 200
+    assert halves["records_consolidated_unsupported"] == 200 - 80 - 10

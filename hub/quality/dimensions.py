@@ -293,9 +293,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     for key, gid in golden_of.items():
         members[gid].append(key)
     multi = {k for k, gid in golden_of.items() if len(members[gid]) > 1}
-    in_memory = store.url.startswith("sqlite://") and (store.url in ("sqlite://", "sqlite:///")
-                                                     or ":memory:" in store.url or "mode=memory" in store.url)
-    workers = 1 if in_memory or len(golden_of) < PARALLEL_MIN else min(worker_count(0), 2)
+    workers = 1 if store.in_memory or len(golden_of) < PARALLEL_MIN else min(worker_count(0), 2)
     parent = os.getpid()
 
     def staged(_: Any) -> tuple[Counter, dict]:
