@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -374,5 +375,43 @@ def _own_writes_scenario(erp_url: str, hub_store: Store) -> None:
         assert _payload(hub_store, "customers", "2")["contact_mechanisms"][-1]["value"] == "+86 138 0013 9999"
         # the hub's fields the push wrote are known without a re-read (push_state / landing hub_state)
         assert _hub_state(erp_url, 3) == ("G000003", {"hub:segment:vip"})
+    finally:
+        conn.close()
+
+
+class _EditAfterPage:
+    """Wraps a connector: ``edit()`` runs in the ERP after the first page was handed over (a user at work)."""
+
+    def __init__(self, inner: SqlErpConnector, edit: Any) -> None:
+        self.inner, self.edit = inner, edit
+        self.system, self.entities = inner.system, inner.entities
+
+    def pages(self, entity: str, cursor: dict | None) -> Iterator[Any]:
+        for n, page in enumerate(self.inner.pages(entity, cursor)):
+            yield page
+            if n == 0:
+                self.edit()
+
+
+def test_first_load_reads_in_key_order_and_a_row_edited_behind_it_is_read_next_run(erp_url: str,
+                                                                                   hub_store: Store) -> None:
+    """The first pull pages by primary key (ordering by the updated-at expression, which has no index in an
+    ERP we do not own, sorted the whole table for every page); a party edited after its page was read is read
+    again by the next pull, as the watermark stops at the first pull's start."""
+    conn = SqlErpConnector(erp_url, load_tables("sandbox"), page_size=3)
+    statements: list[str] = []
+    sa.event.listen(conn.engine, "before_cursor_execute",
+                    lambda c, cur, stmt, *a: statements.append(" ".join(stmt.split())))
+    try:
+        edited = erp.party_party.update().where(erp.party_party.c.id == 2).values(
+            name="Chen Wei (edited)", write_date=erp.erp_now().replace(microsecond=0))
+        first = run_pull(_EditAfterPage(conn, lambda: exec_sql(erp_url, edited)), hub_store, "customers")
+        assert first.new == 10
+        pages = [s for s in statements if s.startswith("SELECT party_party.id") and "LIMIT" in s.upper()]
+        assert len(pages) == 4 and not any("ORDER BY coalesce" in s for s in pages)
+        assert _payload(hub_store, "customers", "2")["name"] == "陈伟"  # as read before the edit
+        again = run_pull(conn, hub_store, "customers")
+        assert (again.new, again.changed) == (0, 1)
+        assert _payload(hub_store, "customers", "2")["name"] == "Chen Wei (edited)"
     finally:
         conn.close()
