@@ -253,25 +253,32 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
 PARALLEL_MIN = 20_000  # staged customers below which one process reads them faster than two
 
 
-def _scan_identifiers(conn: sa.Connection, needed: set[str], lo: str | None, hi: str | None
-                      ) -> tuple[np.ndarray, dict[str, list[int]]]:
+_Scanned = tuple[np.ndarray, list[str], np.ndarray, np.ndarray]
+
+
+def _scan_identifiers(conn: sa.Connection, needed: set[str], lo: str | None, hi: str | None) -> _Scanned:
     """The identifier hashes of every staged customer with ``lo <= record_key < hi`` (None: open), one entry per
-    record holding it, and those of each record in ``needed`` among them."""
+    record holding it; and those of the records in ``needed`` among them: their keys, how many hashes each holds
+    and the hashes one after the other (arrays: what a forked worker sends back is pickled)."""
     q = sa.select(staged_record.c.record_key, as_text(staged_record.c.record, conn.dialect.name)).where(
         staged_record.c.entity == "customers")
     if lo is not None:
         q = q.where(staged_record.c.record_key >= lo)
     if hi is not None:
         q = q.where(staged_record.c.record_key < hi)
-    held = array("q")
-    keys_of: dict[str, list[int]] = {}
+    held, mine, counts = array("q"), array("q"), array("i")
+    keys: list[str] = []
     for part in conn.execute(q.execution_options(yield_per=5000)).partitions():
         for key, text in part:
             hashes = [hash(x) for x in strong_keys(json_value(text) or {})]  # a set: each counts once per record
             held.extend(hashes)
             if key in needed:
-                keys_of[key] = hashes
-    return np.frombuffer(held, dtype=np.int64) if len(held) else np.empty(0, dtype=np.int64), keys_of
+                keys.append(key)
+                counts.append(len(hashes))
+                mine.extend(hashes)
+    return (np.frombuffer(held, dtype=np.int64) if len(held) else np.empty(0, dtype=np.int64), keys,
+            np.frombuffer(counts, dtype=np.int32) if len(counts) else np.empty(0, dtype=np.int32),
+            np.frombuffer(mine, dtype=np.int64) if len(mine) else np.empty(0, dtype=np.int64))
 
 
 def _rare_identifiers(conn: sa.Connection, store: Store | None, needed: set[str], limit: int, workers: int
@@ -291,7 +298,7 @@ def _rare_identifiers(conn: sa.Connection, store: Store | None, needed: set[str]
     bounds.append(None)
     parent = os.getpid()
 
-    def scan(k: int) -> tuple[np.ndarray, dict[str, list[int]]]:
+    def scan(k: int) -> _Scanned:
         if os.getpid() == parent:
             return _scan_identifiers(conn, needed, bounds[k], bounds[k + 1])
         own = Store(store.url, migrate=False)  # a forked worker: its own connection
@@ -302,13 +309,17 @@ def _rare_identifiers(conn: sa.Connection, store: Store | None, needed: set[str]
             own.dispose()
 
     parts = fork_map(scan, list(range(n)), n, lead=scan, collect=False)
-    held = np.concatenate([h for h, _ in parts])
-    ids, holders = np.unique(held, return_counts=True)
-    del held
-    keys_of = {k: v for _, part in parts for k, v in part.items()}
-    mine = np.fromiter((h for hs in keys_of.values() for h in hs), dtype=np.int64)
-    rare = set(mine[holders[np.searchsorted(ids, mine)] <= limit].tolist()) if len(mine) else set()
-    return {k: {h for h in hs if h in rare} for k, hs in keys_of.items()}
+    ids, holders = np.unique(np.concatenate([p[0] for p in parts]), return_counts=True)
+    mine = np.concatenate([p[3] for p in parts])
+    rare = (holders[np.searchsorted(ids, mine)] <= limit) if len(mine) else np.zeros(0, dtype=bool)
+    out: dict[str, set[int]] = {}
+    at = 0
+    hashes, keep = mine.tolist(), rare.tolist()
+    for _, keys, counts, _ in parts:
+        for key, c in zip(keys, counts.tolist(), strict=True):
+            out[key] = {hashes[i] for i in range(at, at + c) if keep[i]}
+            at += c
+    return out
 
 
 def judge(figures: Mapping[str, Any], cfg: QualityConfig) -> list[str]:
