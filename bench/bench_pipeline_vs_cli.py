@@ -157,8 +157,8 @@ def compare(path: Path, label: str, work: Path) -> dict:
     for name, pred, seconds in (("pipeline", pipe, times["match_golden"]), ("cli", cli, cli_s)):
         full, missing = _complete(pred, truth.index)
         m = cluster_metrics(full, truth)
-        cpu = CPU.get("dagster asset" if name == "pipeline" else "hub dedupe", float("nan"))
         step = "dagster asset" if name == "pipeline" else "hub dedupe"
+        cpu = CPU.get(step, float("nan"))
         rows[name] = {**{k: round(v, 4) for k, v in m.items()}, "wall_s": round(seconds, 1), "cpu_s": round(cpu, 1),
                       "peak_mb": round(TREE_MB.get(step, float("nan"))),
                       "main_peak_mb": round(PEAK_MB.get(step, float("nan"))), "not_clustered": missing}

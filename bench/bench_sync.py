@@ -41,7 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from proc_figures import children, cpu_s, pss_mb, read_mb, rss_mb, status_mb
+from proc_figures import children, cpu_s, read_mb, status_mb, tree_memory_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("HUB_BENCH_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -72,7 +72,7 @@ class Sampler(threading.Thread):
         me = os.getpid()
         kids = children(me)
         cpu = cpu_s(me, waited=True) + sum(cpu_s(k, waited=False) for k in kids)
-        mem = (pss_mb(me) if kids else rss_mb(me)) + sum(pss_mb(k) for k in kids)
+        mem = tree_memory_mb(me, kids)
         now_read = {k: read_mb(k) for k in kids}
         self._gone_read += sum(v for k, v in self._kid_read.items() if k not in now_read)
         self._kid_read = now_read

@@ -84,11 +84,12 @@ def tree_pss_mb(pid: int) -> float:
     return pss_mb(pid) + sum(pss_mb(k) for k in children(pid))
 
 
-def tree_memory_mb(pid: int) -> float:
-    """What a process and its descendants hold in RAM (MB): the sum of their PSS, so that the pages forked
-    workers share with their parent count once. With no descendant alive the process's resident size
-    (``statm``: cheap; PSS walks the page tables, ~20 ms for a 600 MB process)."""
-    kids = children(pid)
+def tree_memory_mb(pid: int, kids: list[int] | None = None) -> float:
+    """What a process and its descendants (``kids``, when the caller listed them already) hold in RAM (MB): the
+    sum of their PSS, so that the pages forked workers share with their parent count once. With no descendant
+    alive the process's resident size (``statm``: cheap; PSS walks the page tables, ~20 ms for a 600 MB
+    process)."""
+    kids = children(pid) if kids is None else kids
     return (pss_mb(pid) if kids else rss_mb(pid)) + sum(pss_mb(k) for k in kids)
 
 
