@@ -402,9 +402,10 @@ _links = sa.Table(
     sa.Column("entity", sa.String(32), nullable=False),
     sa.Column("record_key", sa.String(320), nullable=False),
     sa.Column("golden_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
     prefixes=["TEMPORARY"],
 )
-_LINK_COLS = ("entity", "record_key", "golden_id")
+_LINK_COLS = ("entity", "record_key", "golden_id", "kind")  # kind: an interaction's, else ""
 # the phones / e-mails an incremental relink asks about, for the database to search the population with (one
 # scan in SQL instead of every row through Python)
 _wanted = sa.Table(
@@ -589,13 +590,13 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
     k2g = _key_owners(conn, active)
     _links.drop(conn, checkfirst=True)
     _links.create(conn)
-    batch: list[tuple[str, str, str]] = []
+    batch: list[tuple[str, str, str, str]] = []
     irregular = 0
 
-    def add(entity: str, rk: str, gid: str) -> None:
+    def add(entity: str, rk: str, gid: str, kind: str = "") -> None:
         # tuples to the driver's executemany on SQLite (insert_rows): SQLAlchemy's per-row parameter
         # processing cost more than the insert
-        batch.append((entity, rk, gid))
+        batch.append((entity, rk, gid, kind))
         if len(batch) >= 5000:
             insert_rows(conn, _links, _LINK_COLS, batch)
             batch.clear()
@@ -626,7 +627,7 @@ def _link_all(conn: sa.Connection, cfg: SegmentsConfig, active: set[str]) -> int
             sa.select(*_interaction_cols()).where(sr.entity == "interactions")):
         irregular += not _is_regular(source, ckey, csid)
         for gid in interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners):
-            add("interactions", rk, gid)
+            add("interactions", rk, gid, kind or "")
     if batch:
         insert_rows(conn, _links, _LINK_COLS, batch)
     # indexed once filled: cheaper than keeping the index up to date row by row
@@ -735,11 +736,11 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     def fetch(entity: str, rks: Iterable[str]) -> list[Any]:
         return list(select_in(conn, sa.select(*_COLS[entity]()).where(sr.entity == entity), sr.record_key, rks))
 
-    def old_links(entity: str, rks: Iterable[str]) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = defaultdict(set)
-        for rk, gid in select_in(conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == entity),
-                                 lk.record_key, rks):
-            out[rk].add(gid)
+    def old_links(entity: str, rks: Iterable[str]) -> dict[str, set[tuple[str, str]]]:
+        out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for rk, gid, kind in select_in(conn, sa.select(lk.record_key, lk.golden_id, lk.kind)
+                                       .where(lk.entity == entity), lk.record_key, rks):
+            out[rk].add((gid, kind))
         return out
 
     orders, ships, calls = fetch("orders", wanted["orders"]), fetch("shipments", wanted["shipments"]), \
@@ -753,11 +754,12 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     need_emails = _email_keys(row[5].strip() for row in orders if row[5])
     phone_owners, email_owners = (_owner_maps(conn, need_phones, need_emails) if need_phones or need_emails
                                   else ({}, {}))
-    new: dict[str, dict[str, set[str]]] = {e: defaultdict(set) for e in _LINKED}
+    # per record its links as (golden id, kind): an interaction whose kind changed is linked anew
+    new: dict[str, dict[str, set[tuple[str, str]]]] = {e: defaultdict(set) for e in _LINKED}
     for rk, source, ckey, csid, phone, email in orders:
         gid = order_link(source, ckey, csid, phone, email, k2g, phone_owners, email_owners, cfg.link_guest_orders)
         if gid is not None:
-            new["orders"][rk].add(gid)
+            new["orders"][rk].add((gid, ""))
     old = {"orders": old_links("orders", (row[0] for row in orders))}
     # (4) shipments through an order whose owner changed
     moved_orders = gone_orders | {row[0] for row in orders if old["orders"].get(row[0], set()) != new["orders"][row[0]]}
@@ -777,13 +779,15 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
     order_owner = {rk: gid for rk, gid in select_in(
         conn, sa.select(lk.record_key, lk.golden_id).where(lk.entity == "orders"), lk.record_key,
         order_keys - relinked)}
-    order_owner.update({rk: next(iter(gids)) for rk, gids in new["orders"].items() if gids and rk in order_keys})
+    order_owner.update({rk: next(iter(links))[0] for rk, links in new["orders"].items()
+                        if links and rk in order_keys})
     for rk, source, ckey, csid, order_sid in ships:
         gid = shipment_link(source, ckey, csid, order_sid, k2g, order_owner)
         if gid is not None:
-            new["shipments"][rk].add(gid)
+            new["shipments"][rk].add((gid, ""))
     for rk, source, ckey, csid, kind, phone in calls:
-        new["interactions"][rk].update(interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners))
+        new["interactions"][rk].update((gid, kind or "") for gid in
+                                       interaction_links(source, ckey, csid, kind, phone, k2g, phone_owners))
     old["shipments"] = old_links("shipments", (row[0] for row in ships))
     old["interactions"] = old_links("interactions", (row[0] for row in calls))
     # the difference written, and whose records it touched
@@ -793,11 +797,12 @@ def _relink(conn: sa.Connection, cfg: SegmentsConfig, marks: Mapping[str, str | 
         for row in rows:
             rk = row[0]
             before, after = old[entity].get(rk, set()), new[entity].get(rk, set())
-            removed += [(rk, gid) for gid in before - after]
-            added += [{"entity": entity, "record_key": rk, "golden_id": gid} for gid in after - before]
-            affected |= before ^ after
+            removed += [(rk, gid) for gid, _ in before - after]
+            added += [{"entity": entity, "record_key": rk, "golden_id": gid, "kind": kind}
+                      for gid, kind in after - before]
+            affected |= {gid for gid, _ in before ^ after}
             if rk in restaged[entity]:
-                affected |= after
+                affected |= {gid for gid, _ in after}
         if removed:
             conn.execute(customer_360_link.delete().where(
                 lk.entity == entity, lk.record_key == sa.bindparam("b_rk"), lk.golden_id == sa.bindparam("b_gid")),
@@ -812,7 +817,6 @@ def _link_stats(conn: sa.Connection, stats: C360Stats) -> None:
     link counts, whichever way this build linked)."""
     lk, sr = customer_360_link.c, staged_record.c
     by_entity = {e: int(n) for e, n in conn.execute(sa.select(lk.entity, sa.func.count()).group_by(lk.entity))}
-    staged = sa.join(customer_360_link, staged_record, sa.and_(sr.entity == lk.entity, sr.record_key == lk.record_key))
     stats.orders_linked = by_entity.get("orders", 0)
     stats.orders_unlinked = int(conn.execute(sa.select(sa.func.count()).where(sr.entity == "orders"))
                                 .scalar_one()) - stats.orders_linked
@@ -825,11 +829,11 @@ def _link_stats(conn: sa.Connection, stats: C360Stats) -> None:
                             for no_key in (sr.customer_key.is_(None), sr.customer_key == "")))
     stats.guest_orders_linked = sum(_is_guest(ckey, csid) for ckey, csid in _rows(conn, guests))
     stats.shipments_linked = by_entity.get("shipments", 0)
-    kind = sa.func.coalesce(sr.record["kind"].as_string(), "")
+    # from the kind kept on the link (every link of a record no longer staged is gone already)
     stats.calls_linked, stats.social_linked = (int(n or 0) for n in conn.execute(
-        sa.select(sa.func.count(sa.distinct(sa.case((kind == "call", lk.record_key)))),
-                  sa.func.sum(sa.case((kind == "call", 0), else_=1)))
-        .select_from(staged).where(lk.entity == "interactions")).one())
+        sa.select(sa.func.count(sa.distinct(sa.case((lk.kind == "call", lk.record_key)))),
+                  sa.func.sum(sa.case((lk.kind == "call", 0), else_=1)))
+        .where(lk.entity == "interactions")).one())
 
 
 def _order_figures(orders: Sequence[Mapping[str, Any]], cfg: SegmentsConfig, as_of: datetime
@@ -911,7 +915,8 @@ def _affected(conn: sa.Connection, marks: Mapping[str, str | None]) -> set[str]:
             sa.select(tmp.golden_id).distinct()
             .select_from(_links.join(staged_record, sa.and_(sr.entity == tmp.entity, sr.record_key == tmp.record_key)))
             .where(sr.staged_at > parse_dt(marks["staged"]))).scalars())
-    same_tmp = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id)
+    same_tmp = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id,
+                       tmp.kind == lk.kind)
     out.update(conn.execute(sa.select(tmp.golden_id).distinct().where(
         ~sa.exists().where(same_tmp))).scalars())  # a record linked anew
     out.update(conn.execute(sa.select(lk.golden_id).distinct().where(
@@ -942,14 +947,15 @@ def _changed_inputs(conn: sa.Connection, marks: Mapping[str, str | None]) -> set
 def _save_links(conn: sa.Connection) -> None:
     """The persisted links become this build's (diff-only: rows that left deleted, new rows inserted)."""
     lk, tmp = customer_360_link.c, _links.c
-    same = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id)
+    same = sa.and_(tmp.entity == lk.entity, tmp.record_key == lk.record_key, tmp.golden_id == lk.golden_id,
+                   tmp.kind == lk.kind)  # a link whose interaction changed kind is replaced
     conn.execute(customer_360_link.delete().where(~sa.exists(sa.select(tmp.entity).where(same))))
     # inserted in (entity, golden_id, record_key) order, the order of two of the table's three B-trees (and of
     # the owner table's index): in the owners' order every insert landed on a random page of each (2M links:
     # 36.5 -> 17.7 s; a first build at 1M people inserts up to ~3.9M)
     conn.execute(customer_360_link.insert().from_select(
-        ["entity", "record_key", "golden_id"],
-        sa.select(tmp.entity, tmp.record_key, tmp.golden_id).where(~sa.exists(sa.select(lk.entity).where(same)))
+        list(_LINK_COLS),
+        sa.select(tmp.entity, tmp.record_key, tmp.golden_id, tmp.kind).where(~sa.exists(sa.select(lk.entity).where(same)))
         .order_by(tmp.entity, tmp.golden_id, tmp.record_key)))
 
 

@@ -144,6 +144,24 @@ class World:
             row = staged_row("interactions", rec, f"shop:{c}")
         self.stage([row], at or self.tick())
 
+    def rekind_interaction(self) -> None:
+        """An interaction staged again as another kind (a call that was a social event, or the other way round):
+        the calls and social events counted follow it."""
+        rng = self.rng
+        keys = self.keys("interactions")
+        if not keys:
+            return
+        rk = rng.choice(keys)
+        source, sid = rk.split(":", 1)
+        with self.store.engine.connect() as conn:
+            kind = conn.execute(sa.select(staged_record.c.record["kind"].as_string()).where(
+                staged_record.c.entity == "interactions", staged_record.c.record_key == rk)).scalar()
+        c = str(rng.randint(0, self.n_cust))
+        rec = Interaction(source=source, source_id=sid, kind="social_message" if kind == "call" else "call",
+                          phone=rng.choice(PHONES), customer_source_id=c if kind == "call" else None,
+                          occurred_at=AS_OF - timedelta(days=rng.randint(0, 60)))
+        self.stage([staged_row("interactions", rec, f"{source}:{c}" if kind == "call" else None)], self.tick())
+
     def restage_order(self) -> None:
         orders = self.keys("orders")
         if orders:
@@ -230,7 +248,8 @@ class World:
     def change(self, n: int) -> None:
         moves = [self.new_order, self.new_order, self.restage_order, self.restage_order, self.new_shipment,
                  self.new_interaction, self.new_interaction, self.move_customer, self.change_contacts,
-                 self.change_contacts, self.retire, self.toggle_status, self.new_golden, self.delete_record]
+                 self.change_contacts, self.retire, self.toggle_status, self.new_golden, self.delete_record,
+                 self.rekind_interaction]
         for _ in range(n):
             self.rng.choice(moves)()
 

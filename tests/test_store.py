@@ -486,3 +486,41 @@ def test_statistics_are_refreshed_for_the_tables_a_stage_changed_much(postgres_d
         assert last(sync_state.name)[1] is None  # barely changed: not analyzed
     finally:
         store.dispose()
+
+
+def test_interaction_links_of_an_older_store_get_their_kind_on_upgrade(store_url: str) -> None:
+    """Migration 0024 gives the persisted 360 links of interactions the kind of their staged record (the build
+    counts linked calls and social events from the links); orders keep an empty kind."""
+    from alembic import command
+
+    from hub.customer360 import C360Stats, _link_stats
+    from hub.store import alembic_config, customer_360_link, staged_record
+
+    old = Store(store_url)
+    command.downgrade(alembic_config(old.engine), "0023")
+    staged = [("interactions", "cc:1", {"kind": "call", "phone": "+8613800138000"}),
+              ("interactions", "wx:2", {"kind": "social_follow"}), ("orders", "shop:3", {"total": "1"})]
+    with old.begin() as conn:
+        for entity, rk, rec in staged:
+            conn.execute(staged_record.insert().values(
+                entity=entity, record_key=rk, source=rk.split(":")[0], source_id=rk.split(":")[1], record=rec,
+                quality_flags=[], record_hash=payload_hash(rec), staged_at=sa.func.now()))
+        # as the 0023 schema holds links (no kind column): a call linked to two golden customers
+        for entity, rk, gid in [("interactions", "cc:1", "G1"), ("interactions", "cc:1", "G2"),
+                                ("interactions", "wx:2", "G1"), ("orders", "shop:3", "G1")]:
+            conn.execute(sa.text("INSERT INTO customer_360_link (entity, record_key, golden_id) "
+                                 "VALUES (:e, :k, :g)"), {"e": entity, "k": rk, "g": gid})
+    old.dispose()
+    new = Store(store_url)  # opening runs 0024
+    try:
+        assert current_revision(new.engine) == _head()
+        lk = customer_360_link.c
+        with new.engine.connect() as conn:
+            kinds = sorted(tuple(r) for r in conn.execute(sa.select(lk.record_key, lk.golden_id, lk.kind)))
+            stats = C360Stats()
+            _link_stats(conn, stats)
+        assert kinds == [("cc:1", "G1", "call"), ("cc:1", "G2", "call"), ("shop:3", "G1", ""),
+                         ("wx:2", "G1", "social_follow")]
+        assert (stats.calls_linked, stats.social_linked, stats.orders_linked) == (1, 1, 1)
+    finally:
+        new.dispose()
