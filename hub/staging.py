@@ -48,6 +48,7 @@ from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import (
     ANALYZE_AFTER_ROWS,
     STAGING_MAPPING_ENTITY,
+    StatisticsKeeper,
     Store,
     bound_time,
     chunked,
@@ -282,9 +283,10 @@ def _run(
         present = [r[0] for r in conn.execute(sa.select(landing.c.source).distinct())]
     sources = resolve_sources(sources_config, mappings, present)
     sup = suppression.load(store)
+    keeper = store.statistics_keeper(staged_record)  # a first stage fills it from empty (PostgreSQL's plans)
     try:
         for name in sorted(set(present) & set(sources)):
-            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size,
+            _run_source(store, sources[name], stats, sup, keeper, full=full, chunk_size=chunk_size,
                         workers=worker_count(workers))
     finally:
         gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
@@ -296,8 +298,8 @@ def _run(
     return stats
 
 
-def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
-                chunk_size: int, workers: int) -> None:
+def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor,
+                keeper: StatisticsKeeper, *, full: bool, chunk_size: int, workers: int) -> None:
     fingerprint = mapping_fingerprint(src)
     previous = store.get_cursor(src.name, STAGING_MAPPING_ENTITY) or {}
     # a changed declaration (or phone region / date order) re-stages the whole source by itself
@@ -306,7 +308,7 @@ def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppressio
         stats.restaged_sources.append(src.name)
     with store.begin() as conn:
         stats.retired += apply_tombstones(conn, src.name, derived_keys(src.mapper)).records
-    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size, workers=workers)
+    _stage_source(store, src, stats, sup, keeper, full=full or changed, chunk_size=chunk_size, workers=workers)
     if previous.get("fingerprint") != fingerprint:
         _save_fingerprint(store, src.name, fingerprint)
 
@@ -328,8 +330,8 @@ def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
     store.save_cursor(source, STAGING_MAPPING_ENTITY, {"fingerprint": fingerprint})
 
 
-def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
-                  chunk_size: int, workers: int) -> None:
+def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor,
+                  keeper: StatisticsKeeper, *, full: bool, chunk_size: int, workers: int) -> None:
     ctx = src.mapper.context(src.name, src.overrides)
     # with several workers a read covers one task of PARALLEL_TASK_ROWS rows per worker: the adapter memos
     # start cold in every forked task, and under ~5k rows the warm-up costs more than the second core gives
@@ -345,7 +347,8 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         for start in range(0, len(pending), chunk_size):
             part = pending[start:start + chunk_size]
             with gc_paused(freeze=True), store.begin() as conn:
-                _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
+                inserted = _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
+            keeper.wrote(inserted)
         pending.clear()
         write_s = time.perf_counter() - started
 
@@ -588,8 +591,9 @@ def _staged_hashes(conn: Connection, entity: str, keys: Sequence[str]) -> Sequen
         staged_record.c.entity == entity, staged_record.c.record_key.in_(keys))).all()
 
 
-def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
-                 stats: StagingStats) -> None:
+def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats) -> int:
+    """Write one chunk's staged records, quarantine rows and landing marks; returns the staged records
+    inserted."""
     source = src.name
     now = _now()
     bound_now = bound_time(conn, now)
@@ -700,3 +704,4 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped],
         conn.execute(quarantine.delete().where(quarantine.c.id.in_(part)))
     # every row of the chunk may have been suppressed, or already have its staged_hash: then nothing runs
     _executemany(conn, "done", done)
+    return len(inserts)

@@ -996,6 +996,11 @@ class Store:
             for name in names:
                 conn.exec_driver_sql(f'ANALYZE "{name}"')
 
+    def statistics_keeper(self, table: sa.Table) -> StatisticsKeeper:
+        """A ``StatisticsKeeper`` of ``table``: told the rows a stage writes into it, it keeps the table's
+        statistics up to date while the table grows (PostgreSQL; elsewhere it does nothing)."""
+        return StatisticsKeeper(self, table)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -1597,6 +1602,38 @@ if logging.getLogger("sqlalchemy.engine").level == logging.NOTSET:
 SQLITE_CACHE_KIB = 65_536
 # rows a pull or staging wrote before the store refreshes the table's statistics (Store.refresh_statistics)
 ANALYZE_AFTER_ROWS = 5000
+
+
+class StatisticsKeeper:
+    """PostgreSQL: ANALYZE a table while a stage fills it, whenever the rows written since its last analysis
+    reach as many as it held then (and ``ANALYZE_AFTER_ROWS``): a dozen analyses from empty to ten million
+    rows. ``Store.refresh_statistics`` runs after a stage; a table that grows from empty inside one stage had no
+    statistics until then, and its lookups were planned for an empty table: a first staging at 100k people
+    searched each chunk's 500 record keys through (entity, staged_at) and read every staged customer, 237 ms a
+    chunk against ~2 ms through the primary key. Autovacuum would analyze it too, but asynchronously, and it
+    may be off. Elsewhere nothing (SQLite's plans here come from its indexes)."""
+
+    def __init__(self, store: Store, table: sa.Table) -> None:
+        self.store, self.table = store, table
+        self.active = store.dialect == "postgresql"
+        self.analyses = 0
+        self._held = self._written = 0
+        if self.active:
+            with store.engine.connect() as conn:  # -1: never analyzed
+                self._held = max(0, int(conn.execute(sa.text(
+                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+                    {"name": table.name}).scalar() or 0))
+
+    def wrote(self, rows: int) -> None:
+        """``rows`` rows of the table were written (and committed) since the last call."""
+        if not self.active:
+            return
+        self._written += rows
+        if self._written >= max(ANALYZE_AFTER_ROWS, self._held):
+            self.store.refresh_statistics(self.table)
+            self.analyses += 1
+            self._held += self._written
+            self._written = 0
 
 
 def _make_engine(url: str, echo: bool = False) -> Engine:

@@ -536,3 +536,33 @@ def test_a_read_is_mapped_by_several_processes_only_when_most_of_it_was_never_st
     assert read_workers(fresh, 2) == 2 and read_workers(fresh, 1) == 1
     assert read_workers(staged, 4) == 1
     assert read_workers(fresh[:5] + staged[:5], 2) == 2 and read_workers(fresh[:4] + staged[:6], 2) == 1
+
+
+def test_a_first_stage_on_postgresql_keeps_the_statistics_of_the_table_it_fills(
+        postgres_database_url: str, mappings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first stage fills staged_record from empty: PostgreSQL analyzes it as it grows (each time it has
+    doubled since its last analysis), or every chunk's lookup of its record keys is planned for an empty table
+    (100k people: each chunk read every staged customer). Counted as the ANALYZE statements the stage sends."""
+    import hub.store
+
+    monkeypatch.setattr(hub.store, "ANALYZE_AFTER_ROWS", 20)
+    store = Store(postgres_database_url)
+    analyzed: list[int] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.startswith('ANALYZE "staged_record"'):
+            with store.engine.connect() as other:  # rows staged (and committed) when it ran
+                analyzed.append(other.execute(sa.select(sa.func.count()).select_from(staged_record)).scalar())
+
+    try:
+        recs = [LandingRecord(str(i), dict(GOOD, id=i, email=f"c{i}@example.com"),
+                              payload_hash(dict(GOOD, id=i, email=f"c{i}@example.com"))) for i in range(1, 401)]
+        store.land_page("webshop", "customers", recs, None)
+        sa.event.listen(store.engine, "before_cursor_execute", count)
+        st = stage_pending(store, mappings, {"webshop": {"kind": "woocommerce", "phone_region": "CN"}},
+                           chunk_size=25)
+        assert st.staged == 400 and len(_staged(store)) == 400
+        # from empty: after the first chunk, then whenever the rows staged since reach those analyzed
+        assert analyzed == [25, 50, 100, 200, 400], analyzed
+    finally:
+        store.dispose()
