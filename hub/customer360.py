@@ -60,6 +60,7 @@ from pydantic import ValidationError
 from hub.models import Customer360, GoldenCustomer, Interaction, Order, Rfm, Shipment
 from hub.store import (
     IN_LIST,
+    JsonPaths,
     Store,
     bound_time,
     canonical_json,
@@ -498,9 +499,9 @@ def _owner_maps(conn: sa.Connection, phones: set[str] | None = None, emails: set
     JSON: one pass over the active golden records, keeping what is wanted; on SQLite the database finds the
     records that can hold one, and only those are read)."""
     gc = golden_customer.c
-    rec = gc.record
-    cols = (gc.golden_id, rec["primary_phone"].as_string(), rec["phones"], rec["primary_email"].as_string(),
-            rec["emails"])
+    fields = JsonPaths(gc.record, [("primary_phone", "string"), ("phones", "json"), ("primary_email", "string"),
+                                   ("emails", "json")], conn.dialect.name)
+    cols = (gc.golden_id, *fields.columns)
     if phones is not None and emails is not None and conn.dialect.name == "sqlite":
         holders = _sqlite_holders(conn, phones, emails)
         # in golden id order, as the scan gives them: an owner list's order is the same either way
@@ -510,7 +511,8 @@ def _owner_maps(conn: sa.Connection, phones: set[str] | None = None, emails: set
         rows = _rows(conn, sa.select(*cols).where(gc.status == "active").order_by(gc.golden_id))
     phone_owners: dict[str, list[str]] = defaultdict(list)
     email_owners: dict[str, list[str]] = defaultdict(list)
-    for gid, primary, gphones, email, gemails in rows:
+    for gid, *values in rows:
+        primary, gphones, email, gemails = fields.values(values)
         for phone in golden_phones({"primary_phone": primary, "phones": gphones}):
             if phones is None or phone in phones:
                 phone_owners[phone].append(gid)

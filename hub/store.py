@@ -885,6 +885,43 @@ def as_text(column: Any, dialect: str) -> Any:
     return sa.cast(column, sa.LargeBinary if dialect == "sqlite" else sa.Text)
 
 
+class JsonPaths:
+    """Values at paths of a JSON column, read the way that costs least on each database. SQLite and MariaDB
+    extract each path in SQL. PostgreSQL parses a ``json`` column's whole text again for every path read from
+    it (ten paths of the 2.6 KB 360 views of 100k people: 10.4 s in the server, the text alone 0.85 s), so
+    there the text is read once (``columns`` is one column then) and the paths are taken from its value here.
+    ``paths``: (key or tuple of keys, kind), kind "string" (``as_string``: a value that is no string as its JSON
+    text), "integer" or "json" (the value)."""
+
+    def __init__(self, column: Any, paths: Sequence[tuple[str | tuple[str, ...], str]], dialect: str) -> None:
+        self.paths = [((p,) if isinstance(p, str) else tuple(p), kind) for p, kind in paths]
+        self.decode = dialect == "postgresql"
+        self.columns: list[Any] = [as_text(column, dialect)] if self.decode else [
+            self._sql(column, path, kind) for path, kind in self.paths]
+
+    @staticmethod
+    def _sql(column: Any, path: tuple[str, ...], kind: str) -> Any:
+        value = column[path if len(path) > 1 else path[0]]
+        return value.as_string() if kind == "string" else value.as_integer() if kind == "integer" else value
+
+    def values(self, row: Sequence[Any]) -> list[Any]:
+        """The paths' values from the ``columns`` part of a row."""
+        if not self.decode:
+            return list(row)
+        doc = json_value(row[0])
+        out: list[Any] = []
+        for path, kind in self.paths:
+            value = doc
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is not None and kind == "string" and not isinstance(value, str):
+                value = json_text(value)  # ->> of a number, a boolean, an object
+            elif value is not None and kind == "integer":
+                value = int(value)
+            out.append(value)
+        return out
+
+
 @contextmanager
 def gc_paused(freeze: bool = False) -> Iterator[None]:
     """Pause the cyclic garbage collector over a bulk pass (a context manager or a decorator); reference counting

@@ -524,3 +524,33 @@ def test_interaction_links_of_an_older_store_get_their_kind_on_upgrade(store_url
         assert (stats.calls_linked, stats.social_linked, stats.orders_linked) == (1, 1, 1)
     finally:
         new.dispose()
+
+
+def test_json_paths_read_the_same_values_on_every_backend(store_url: str) -> None:
+    """JsonPaths reads a JSON column's paths in SQL, or on PostgreSQL from the text decoded once: the same
+    values either way (strings and numbers as ``as_string`` gives them, integers, JSON values, nested and
+    missing keys, null)."""
+    from hub.store import JsonPaths, golden_customer
+
+    store = Store(store_url)
+    records = {"G1": {"name": "陈伟", "n": 3, "p": {"phones": ["+8613800138000"], "x": None},
+                      "consent": {"email": "yes"}},
+               "G2": {"name": None, "p": {}}}
+    paths = [("name", "string"), ("n", "integer"), ("n", "string"),
+             (("p", "phones"), "json"), (("p", "x"), "string"), (("p", "missing"), "json"), ("consent", "json"),
+             ("missing", "string")]
+    try:
+        with store.begin() as conn:
+            for gid, rec in records.items():
+                conn.execute(golden_customer.insert().values(
+                    golden_id=gid, status="active", record=rec, record_hash=payload_hash(rec),
+                    created_at=sa.func.now(), updated_at=sa.func.now()))
+        with store.engine.connect() as conn:
+            fields = JsonPaths(golden_customer.c.record, paths, conn.dialect.name)
+            assert len(fields.columns) == (1 if conn.dialect.name == "postgresql" else len(paths))
+            got = {gid: fields.values(values) for gid, *values in conn.execute(
+                sa.select(golden_customer.c.golden_id, *fields.columns))}
+        assert got["G1"] == ["陈伟", 3, "3", ["+8613800138000"], None, None, {"email": "yes"}, None]
+        assert got["G2"] == [None] * len(paths)
+    finally:
+        store.dispose()
