@@ -1322,9 +1322,11 @@ class Store:
                         out.setdefault(entity, []).append((tid, gid, last[tid]))
         return out
 
-    def claim_pushes(self, target: str, token: str, limit: int, run_id: str | None = None) -> list[OutboxItem]:
+    def claim_pushes(self, target: str, token: str, limit: int, run_id: str | None = None, *,
+                     after: int = 0) -> list[OutboxItem]:
         """Atomically claim up to ``limit`` waiting rows of ``target`` for the pusher ``token``: they move to
-        'sending' before anything is sent, so two pushers never send the same row.
+        'sending' before anything is sent, so two pushers never send the same row. ``after``: only rows of a
+        higher id (a pusher walks on from its last claim, see ``run_push``).
 
         One UPDATE picks and flips the rows (on PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets a concurrent
         claimer take the next rows instead of waiting; SQLite serialises writers), then the rows this token
@@ -1337,8 +1339,8 @@ class Store:
         # error rows, each in id order. For the OR of `claimable` SQLite walked every row of the target (sent ones
         # too) and sorted the waiting ones, and PostgreSQL walked the primary key past every sent row: per claim,
         # so a push cost the square of its outbox.
-        pending = sa.select(by.id).where(by.target == target, by.status == "pending")
-        retry = sa.select(by.id).where(by.target == target, by.status == "error", retryable)
+        pending = sa.select(by.id).where(by.target == target, by.status == "pending", by.id > after)
+        retry = sa.select(by.id).where(by.target == target, by.status == "error", retryable, by.id > after)
         if self.dialect == "sqlite":
             # a merge of the two walks: the same rows in the same order (SQLite serialises writers)
             waiting = sa.union_all(pending, retry).order_by("id").limit(limit)
@@ -1352,7 +1354,8 @@ class Store:
             mine = sa.union_all(*(sa.select(walk.c.id) for walk in walks)).subquery("mine")
             waiting = sa.select(mine.c.id).order_by(mine.c.id).limit(limit)
         else:
-            waiting = sa.select(by.id).where(by.target == target, claimable).order_by(by.id).limit(limit)
+            waiting = (sa.select(by.id).where(by.target == target, claimable, by.id > after)
+                       .order_by(by.id).limit(limit))
             if self.dialect in ("mysql", "mariadb"):
                 # neither takes LIMIT in an IN subquery nor a subquery on the table being updated: a derived table
                 # (materialised first) does both; the UPDATE re-checks `claimable` on the rows it locks
@@ -1366,7 +1369,7 @@ class Store:
             )
             rows = conn.execute(
                 sa.select(*_OUTBOX_ITEM)
-                .where(push_outbox.c.target == target, push_outbox.c.status == "sending",
+                .where(push_outbox.c.target == target, push_outbox.c.status == "sending", push_outbox.c.id > after,
                        push_outbox.c.claimed_by == token, push_outbox.c.claimed_at == now)
                 .order_by(push_outbox.c.id)
             ).all()

@@ -383,6 +383,38 @@ def test_run_push_retries_errors_and_never_resends_ok(tmp_path: Path) -> None:
     assert run_push(conn, store).sent == 0 and conn.pushed == []
 
 
+def test_a_push_walks_on_from_its_last_claim_and_still_sends_rows_let_go_behind_it(store: Store) -> None:
+    """Each claim starts after the last row claimed (a walk from the first id stepped over every row sent before:
+    quadratic on PostgreSQL); a row before it that becomes claimable meanwhile (another pusher held it, then let
+    it go in error) is sent in the same run, by a last walk from the start. Every row is sent exactly once."""
+    from hub.store import claim_token
+
+    store.enqueue_pushes("listsrc", "things", [(str(i), f"G{i}", {"golden_id": f"G{i}"}) for i in range(30)])
+    other = claim_token()
+    held = store.claim_pushes("listsrc", other, 5, "other-run")  # the first five rows: another pusher's
+    claims: list[int] = []
+    real_claim = store.claim_pushes
+
+    def claim(*args: Any, **kwargs: Any) -> list[OutboxItem]:
+        claims.append(kwargs.get("after", 0))
+        return real_claim(*args, **kwargs)
+
+    class LetsGo(ListConnector):
+        def push(self, items: list[OutboxItem]) -> list[PushOutcome]:
+            if not self.pushed:  # while the first batch is sent, the other pusher gives its rows up (an error)
+                store.record_push_results([(it.id, "error", "timeout") for it in held], token=other)
+            return super().push(items)
+
+    conn = LetsGo([])
+    store.claim_pushes = claim  # type: ignore[method-assign]
+    stats = run_push(conn, store, batch_size=10)
+    ids = sorted(it.id for it in held)
+    assert sorted(conn.pushed) == sorted(set(conn.pushed)) and len(conn.pushed) == 30
+    assert conn.pushed[-5:] == ids and stats.ok == 30  # the rows let go: sent last, by the walk from the start
+    assert claims[1:4] == [conn.pushed[9], conn.pushed[19], conn.pushed[24]]  # on from the last claim each time
+    assert store.pending_pushes("listsrc") == []
+
+
 def test_run_push_connector_crash_keeps_rows_pending(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path}/hub.db")
     store.enqueue_pushes("listsrc", "things", [(str(i), f"G{i}", {"golden_id": f"G{i}"}) for i in range(4)])

@@ -774,11 +774,20 @@ def run_push(connector: Connector, store: Any, target: str | None = None, *,
         doubt = store.take_over_in_doubt(target, token, run_id)
         if doubt:
             doubt = _reconcile(connector, store, target, doubt, token, run_id, stats)
+        # each claim walks on from the last row claimed: a walk from the first waiting id stepped over every row
+        # sent before it, which PostgreSQL keeps in the index until a vacuum (55k shop rows in claims of 100:
+        # 6.6 ms a claim at first, 46 ms at the end, 11.7 s in all; quadratic). The rows before it are walked
+        # once more when it finds nothing: a row another pusher held then, or let go in error, is sent now.
+        after = 0
         while True:
             if doubt:
                 batch, doubt = doubt[:batch_size], doubt[batch_size:]
             else:
-                batch = store.claim_pushes(target, token, batch_size, run_id)
+                batch = store.claim_pushes(target, token, batch_size, run_id, after=after)
+                if not batch and after:
+                    after = 0
+                    batch = store.claim_pushes(target, token, batch_size, run_id)
+                after = max((item.id for item in batch), default=after)
             if not batch or not _send(connector, store, target, batch, token, run_id, stats):
                 break
     finally:
