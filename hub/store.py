@@ -996,6 +996,7 @@ class Store:
         if self.url.startswith("sqlite:///") and not self.url.startswith("sqlite:///:memory:"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = _make_engine(self.url, echo=echo)
+        self._keepers: dict[str, StatisticsKeeper] = {}
         if migrate:
             upgrade(self.engine)
 
@@ -1034,9 +1035,12 @@ class Store:
                 conn.exec_driver_sql(f'ANALYZE "{name}"')
 
     def statistics_keeper(self, table: sa.Table) -> StatisticsKeeper:
-        """A ``StatisticsKeeper`` of ``table``: told the rows a stage writes into it, it keeps the table's
-        statistics up to date while the table grows (PostgreSQL; elsewhere it does nothing)."""
-        return StatisticsKeeper(self, table)
+        """The ``StatisticsKeeper`` of ``table`` (one per table and store): told the rows written into it, it
+        keeps the table's statistics up to date while it grows (PostgreSQL; elsewhere it does nothing). The
+        store tells it of its own bulk writes: landed records, queued pushes, push states and results."""
+        if table.name not in self._keepers:
+            self._keepers[table.name] = StatisticsKeeper(self, table)
+        return self._keepers[table.name]
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -1119,6 +1123,7 @@ class Store:
                 conn.execute(landing.update().where(*where).values(
                     hub_state=sa.bindparam("hub_state"), hub_state_hash=sa.bindparam("hub_state_hash")), held)
             write_cursor(conn, source, entity, cursor)
+        self.statistics_keeper(landing).wrote(new)  # a first pull fills it from empty
         return LandingCounts(new, changed, unchanged)
 
     def landed_ids(self, source: str, entity: str) -> set[str]:
@@ -1226,6 +1231,7 @@ class Store:
             # eleven parameters cost about as much as planning the rows
             insert_rows(conn, push_outbox, _OUTBOX_INSERT, inserts)
             queued = len(inserts)
+        self.statistics_keeper(push_outbox).wrote(queued)
         return queued
 
     def pending_pushes(self, target: str, limit: int | None = None) -> list[OutboxItem]:
@@ -1474,6 +1480,10 @@ class Store:
             if held_source:
                 _record_held(conn, held_source, [(json_text(views[row.id]), hashes[row.id], row.target_id)
                                                  for row in ok if views[row.id] is not None])
+        # a first push fills push_state from empty, and each batch looks its records up there: unanalyzed,
+        # PostgreSQL filtered every state of the target per 500 ids (130k states: 28 ms a lookup, 2.9 analyzed)
+        self.statistics_keeper(push_state).wrote(len(ok))
+        self.statistics_keeper(push_result).wrote(len(outcomes))
         return len(outcomes)
 
     def _save_push_states(self, conn: Connection, rows: list[Any], held_hashes: Mapping[int, str | None],

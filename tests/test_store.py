@@ -554,3 +554,37 @@ def test_json_paths_read_the_same_values_on_every_backend(store_url: str) -> Non
         assert got["G2"] == [None] * len(paths)
     finally:
         store.dispose()
+
+
+def test_the_store_keeps_postgresql_statistics_of_the_tables_its_bulk_writes_fill(
+        postgres_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Landing pages, queued pushes, push states and results fill their tables from empty in a first sync,
+    and the same run looks rows up in them: PostgreSQL analyzes each as it grows (whenever the rows written
+    since its last analysis reach those it held then), or it plans those lookups for an empty table."""
+    import hub.store
+    from hub.store import claim_token
+
+    monkeypatch.setattr(hub.store, "ANALYZE_AFTER_ROWS", 20)
+    store = Store(postgres_database_url)
+    analyzed: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("ANALYZE "):
+            analyzed.append(statement.split('"')[1])
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        for page in range(16):  # 400 records in pages of 25
+            store.land_page("shop", "customers", [_rec(str(page * 25 + i), {"n": page * 25 + i})
+                                                  for i in range(25)], {"page": page})
+        for page in range(16):
+            store.enqueue_pushes("shop", "customers", [(str(page * 25 + i), f"G{i}", {"n": page * 25 + i})
+                                                       for i in range(25)])
+        token = claim_token()
+        while batch := store.claim_pushes("shop", token, 25):
+            store.record_push_results([(item.id, "ok", None) for item in batch], token=token)
+        # from empty: after 25 rows, then at 50, 100, 200 and 400
+        for table in ("landing", "push_outbox", "push_state", "push_result"):
+            assert analyzed.count(table) == 5, (table, analyzed)
+    finally:
+        store.dispose()
