@@ -1666,7 +1666,6 @@ class StatisticsKeeper:
     def __init__(self, store: Store, table: sa.Table) -> None:
         self.store, self.table = store, table
         self.active = store.dialect == "postgresql"
-        self.analyses = 0
         self._held = self._written = 0
         if self.active:
             with store.engine.connect() as conn:  # -1: never analyzed
@@ -1681,7 +1680,6 @@ class StatisticsKeeper:
         self._written += rows
         if self._written >= max(ANALYZE_AFTER_ROWS, self._held):
             self.store.refresh_statistics(self.table)
-            self.analyses += 1
             self._held += self._written
             self._written = 0
 
