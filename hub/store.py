@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import io
 import itertools
 import json
 import logging
@@ -648,9 +649,53 @@ def insert_rows(conn: Connection, table: sa.Table, names: Sequence[str], rows: S
     as the insert itself (landing pages; 243k golden, xref and history rows and 154k match rows at 100k
     customers). Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
     executemany sends one statement per row)."""
+    if len(rows) >= COPY_MIN_ROWS and conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
+        text = _copy_text(rows)
+        if text is not None:
+            prep = conn.dialect.identifier_preparer
+            cursor = conn.connection.dbapi_connection.cursor()
+            try:
+                cursor.copy_expert(f"COPY {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) "
+                                   "FROM STDIN", io.StringIO(text))
+            finally:
+                cursor.close()
+            return
     values = {n: json_text_param(conn, f"p_{n}") if isinstance(table.c[n].type, sa.JSON)
               else sa.bindparam(f"p_{n}", type_=table.c[n].type) for n in names}
     execute_rows(conn, table.insert().values(values), [f"p_{n}" for n in names], rows)
+
+
+# rows from which insert_rows sends PostgreSQL a COPY instead of multi-row INSERTs: psycopg2 quotes every value of
+# those into the statement's text in Python, and the server parses it (50k staged records: see _copy_text)
+COPY_MIN_ROWS = 100
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(rows: Sequence[tuple]) -> str | None:
+    """``rows`` in COPY's text format (tab-separated, ``\\N`` for NULL, backslash escapes), or None when a value
+    is of a type this does not write as the driver would bind it (those rows go through INSERTs). Strings (JSON
+    columns' text included), integers, floats (repr: the same double), decimals, booleans, naive datetimes and
+    dates. 50k staged records at 100k people's shape: COPY 1.0 s wall against 3.0 s as INSERTs."""
+    lines: list[str] = []
+    for row in rows:
+        fields: list[str] = []
+        for v in row:
+            if v is None:
+                fields.append("\\N")
+            elif v.__class__ is str:
+                fields.append(v.translate(_COPY_ESCAPES))
+            elif v.__class__ is bool:
+                fields.append("t" if v else "f")
+            elif v.__class__ in (int, float, Decimal):
+                fields.append(repr(v) if v.__class__ is float else str(v))
+            elif v.__class__ is datetime and v.tzinfo is None:
+                fields.append(v.isoformat(sep=" "))
+            elif v.__class__ is date:
+                fields.append(v.isoformat())
+            else:
+                return None
+        lines.append("\t".join(fields))
+    return "\n".join(lines) + "\n"
 
 
 def execute_rows(conn: Connection, stmt: Any, names: Sequence[str], rows: Sequence[tuple],
@@ -734,7 +779,25 @@ _PUSH_STATE_UPDATE = (
 
 def _record_outbox(conn: Connection, token: str | None, rows: list[tuple]) -> int:
     """Close (ok, rejected) or release (error) outbox rows: ``(status, reason, at, claimed_by, run_id, id)``
-    each; with ``token`` only rows that pusher still holds. Returns the rows changed."""
+    each; with ``token`` only rows that pusher still holds. Returns the rows changed.
+
+    Off SQLite one UPDATE per outcome and IN list of ids: a batch's rows share their outcome but for the id,
+    and row by row (executemany in pages) a first push of 100k directory rows sent 100k statements to
+    PostgreSQL. SQLite takes the rows as they are (the driver's executemany of one prepared statement)."""
+    if conn.dialect.name != "sqlite":
+        groups: dict[tuple, list[int]] = {}
+        for *values, oid in rows:
+            groups.setdefault(tuple(values), []).append(oid)
+        done = 0
+        for (status, reason, at, claim, run), ids in groups.items():
+            for part in chunked(ids, IN_LIST):
+                where = [push_outbox.c.id.in_(part)]
+                if token is not None:
+                    where += [push_outbox.c.claimed_by == token, push_outbox.c.status == "sending"]
+                done += conn.execute(push_outbox.update().where(*where).values(
+                    status=status, attempts=push_outbox.c.attempts + sa.literal_column("1"), last_reason=reason,
+                    updated_at=at, claimed_at=sa.null(), claimed_by=claim, run_id=run)).rowcount
+        return done
     guard = [push_outbox.c.id == sa.bindparam("b_id")]
     if token is not None:
         guard += [push_outbox.c.claimed_by == sa.bindparam("b_token"), push_outbox.c.status == sa.bindparam("b_sending")]

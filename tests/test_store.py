@@ -588,3 +588,50 @@ def test_the_store_keeps_postgresql_statistics_of_the_tables_its_bulk_writes_fil
             assert analyzed.count(table) == 5, (table, analyzed)
     finally:
         store.dispose()
+
+
+def test_bulk_inserts_store_the_same_values_through_copy_on_postgresql(postgres_database_url: str) -> None:
+    """insert_rows sends PostgreSQL a COPY from 100 rows on: awkward text (tabs, newlines, backslashes, quotes,
+    CJK, astral characters), NULLs, JSON text, floats, integers and times come back as the rows an INSERT of a
+    few rows stores; a value COPY's writer does not know (an aware time) sends its rows as INSERTs."""
+    from datetime import UTC, datetime, timedelta
+
+    from hub.store import insert_rows, json_text, match_pair, staged_record
+
+    store = Store(postgres_database_url)
+    at = datetime(2026, 12, 5, 13, 0, 0, 123456)
+    names = ("entity", "record_key", "source", "source_id", "customer_key", "record", "quality_flags",
+             "record_hash", "staged_at")
+    awkward = ['陈伟\t"Chen"\nWEI', "back\\slash \\N", "\r\n😀", "", "\\t literal"]
+
+    def staged(prefix: str, n: int) -> list[tuple]:
+        return [("customers", f"{prefix}{i}", "shop", f"{prefix}{i}", None if i % 2 else awkward[i % 5],
+                 json_text({"name": awkward[i % 5], "n": i, "x": None}), "[]", awkward[i % 5],
+                 at + timedelta(microseconds=i)) for i in range(n)]
+
+    pairs = [(f"a{i}", f"b{i}", -12.5 + i / 3, 1 / (i + 3), "review", json_text({"f": {"w": 0.1 * i}}), at)
+             for i in range(150)]
+    try:
+        with store.begin() as conn:
+            insert_rows(conn, staged_record, names, staged("copy:", 150))  # COPY
+            for part in range(0, 150, 50):  # INSERTs: below COPY_MIN_ROWS
+                insert_rows(conn, staged_record, names, staged("insert:", 150)[part:part + 50])
+            insert_rows(conn, match_pair, ("left_key", "right_key", "match_weight", "match_probability", "band",
+                                           "explanation", "scored_at"), pairs)
+            aware = [(e, "aware:" + k, s, sid, ck, rec, q, h, t.replace(tzinfo=UTC))
+                     for e, k, s, sid, ck, rec, q, h, t in staged("", 120)]
+            insert_rows(conn, staged_record, names, aware)  # not for COPY: INSERTs
+        with store.engine.connect() as conn:
+            got = {r.record_key: tuple(r)[2:] for r in conn.execute(sa.select(staged_record))}
+            stored_pairs = [tuple(r) for r in conn.execute(sa.select(match_pair).order_by(match_pair.c.left_key))]
+        assert len(got) == 420
+        for i in range(150):
+            assert got[f"copy:{i}"] == got[f"insert:{i}"][:1] + (f"copy:{i}",) + got[f"insert:{i}"][2:]
+        # (source, source_id, customer_key, record, quality_flags, record_hash, staged_at)
+        assert got["copy:7"][2] is None and got["copy:8"][2] == "" and got["copy:0"][5] == awkward[0]
+        assert got["copy:1"][3]["name"] == awkward[1] and got["copy:1"][6] == at + timedelta(microseconds=1)
+        assert got["aware:3"][6] == at + timedelta(microseconds=3)
+        assert [(p[0], p[2], p[3], p[5]) for p in stored_pairs] == sorted(
+            (p[0], p[2], p[3], {"f": {"w": 0.1 * int(p[0][1:])}}) for p in pairs)
+    finally:
+        store.dispose()
