@@ -816,6 +816,24 @@ def _record_outbox(conn: Connection, token: str | None, rows: list[tuple]) -> in
 def _record_held(conn: Connection, source: str, rows: list[tuple]) -> None:
     """What the hub just wrote onto the landing records of ``source`` it tracks: ``(hub_state JSON text,
     its hash, source id)`` each."""
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and len(rows) > 1:
+        # one UPDATE ... FROM (VALUES ...) per page: row by row it was most of what PostgreSQL did in a first
+        # push (bench/pg_activity.py at 100k people); the last row of a source id wins, as row by row
+        from psycopg2.extras import execute_values
+
+        last = {sid: (state, state_hash) for state, state_hash, sid in rows}
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            head = cursor.mogrify(
+                "UPDATE landing SET hub_state = CAST(v.state AS JSON), hub_state_hash = v.state_hash "
+                "FROM (VALUES _ROWS_) AS v (state, state_hash, sid) WHERE landing.source = %s "
+                "AND landing.entity = ANY(%s) AND landing.source_id = v.sid AND landing.hub_state_hash IS NOT NULL",
+                (source, list(WRITABLE_ENTITIES))).decode()
+            execute_values(cursor, head.replace("%", "%%").replace("_ROWS_", "%s"),
+                           [(state, state_hash, sid) for sid, (state, state_hash) in last.items()], page_size=1000)
+        finally:
+            cursor.close()
+        return
     entities = {f"b_entity{i}": e for i, e in enumerate(WRITABLE_ENTITIES)}
     stmt = (
         landing.update()

@@ -635,3 +635,35 @@ def test_bulk_inserts_store_the_same_values_through_copy_on_postgresql(postgres_
             (p[0], p[2], p[3], {"f": {"w": 0.1 * int(p[0][1:])}}) for p in pairs)
     finally:
         store.dispose()
+
+
+def test_what_a_push_wrote_is_noted_on_the_landing_records_it_tracks(store: Store) -> None:
+    """record_push_results(held=, held_source=) puts each ok row's held view and its hash onto the source's
+    landing record of that id (a writable entity, tracked: with a hub_state_hash); other records keep theirs.
+    Many rows at once, as a push batch records them (on PostgreSQL one UPDATE ... FROM VALUES per page)."""
+    from hub.store import claim_token
+
+    old = {"golden_id": "G0"}
+    records = [LandingRecord(str(i), {"i": i}, payload_hash({"i": i}), None if i == 3 else old) for i in range(40)]
+    store.land_page("shop", "customers", records, None)
+    store.land_page("shop", "orders", [LandingRecord("5", {"o": 5}, payload_hash({"o": 5}), old)], None)
+    store.enqueue_pushes("shop", "customers", [(str(i), f"G{i}", {"golden_id": f"G{i}", "n": "陈伟's"})
+                                               for i in range(30)])
+    token = claim_token()
+    batch = store.claim_pushes("shop", token, 100)
+    held = {item.id: {**item.payload, "held": True} for item in batch}
+    store.record_push_results([(item.id, "rejected" if item.target_id == "7" else "ok", None) for item in batch],
+                              token=token, held=held, held_source="shop")
+    with store.engine.connect() as conn:
+        got = {(e, sid): (state, h) for e, sid, state, h in conn.execute(
+            sa.select(landing.c.entity, landing.c.source_id, landing.c.hub_state, landing.c.hub_state_hash))}
+    for i in range(40):
+        state, h = got[("customers", str(i))]
+        if i < 30 and i not in (3, 7):  # pushed ok, tracked
+            want = {"golden_id": f"G{i}", "n": "陈伟's", "held": True}
+            assert (state, h) == (want, payload_hash(want)), i
+        elif i == 3:  # not tracked: no hub_state to compare a pull with
+            assert (state, h) == (None, None)
+        else:  # rejected, or not pushed
+            assert (state, h) == (old, payload_hash(old)), i
+    assert got[("orders", "5")] == (old, payload_hash(old))
