@@ -58,9 +58,11 @@ from hub.store import (
     json_bytes,
     json_value,
     landing,
+    on_psycopg2,
     payload_hash,
     quarantine,
     staged_record,
+    update_from_values,
 )
 
 log = logging.getLogger(__name__)
@@ -545,17 +547,11 @@ def _executemany(conn: Connection, kind: str, rows: list[tuple[Any, ...]]) -> No
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(_SQLITE_SQL[kind], rows)
         return
-    if kind == "done" and conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
-        # one UPDATE ... FROM (VALUES ...) per chunk: as executemany, a statement per landing row was most of what
-        # PostgreSQL did in a first staging (bench/pg_activity.py: 39 of 63 samples at 100k people)
-        from psycopg2.extras import execute_values
-
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            execute_values(cursor, "UPDATE landing SET staged_hash = v.h FROM (VALUES %s) AS v (h, id) "
-                                   "WHERE landing.id = v.id", rows, page_size=len(rows))
-        finally:
-            cursor.close()
+    if kind == "done" and on_psycopg2(conn):
+        # one statement per chunk: a statement per landing row was 39 of 63 samples of what PostgreSQL did in a
+        # first staging at 100k people (bench/pg_activity.py)
+        update_from_values(conn, "UPDATE landing SET staged_hash = v.h FROM (VALUES {rows}) AS v (h, id) "
+                                 "WHERE landing.id = v.id", rows, page_size=len(rows))
         return
     stmt, keys = _STATEMENTS[kind]
     conn.execute(stmt, [dict(zip(keys, r, strict=True)) for r in rows])

@@ -650,20 +650,46 @@ def insert_rows(conn: Connection, table: sa.Table, names: Sequence[str], rows: S
     as the insert itself (landing pages; 243k golden, xref and history rows and 154k match rows at 100k
     customers). Elsewhere SQLAlchemy's executemany, which batches rows into multi-row INSERTs (the drivers' own
     executemany sends one statement per row)."""
-    if len(rows) >= COPY_MIN_ROWS and conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2":
+    if len(rows) >= COPY_MIN_ROWS and on_psycopg2(conn):
         text = _copy_text(rows)
         if text is not None:
             prep = conn.dialect.identifier_preparer
-            cursor = conn.connection.dbapi_connection.cursor()
-            try:
+            with driver_cursor(conn) as cursor:
                 cursor.copy_expert(f"COPY {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) "
                                    "FROM STDIN", io.StringIO(text))
-            finally:
-                cursor.close()
             return
     values = {n: json_text_param(conn, f"p_{n}") if isinstance(table.c[n].type, sa.JSON)
               else sa.bindparam(f"p_{n}", type_=table.c[n].type) for n in names}
     execute_rows(conn, table.insert().values(values), [f"p_{n}" for n in names], rows)
+
+
+def on_psycopg2(conn: Connection) -> bool:
+    """A PostgreSQL store through psycopg2: ``driver_cursor`` can COPY and ``update_from_values`` runs."""
+    return conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2"
+
+
+@contextmanager
+def driver_cursor(conn: Connection) -> Iterator[Any]:
+    """A cursor of the driver's own connection under ``conn``, in its transaction, closed afterwards: for what
+    SQLAlchemy has no statement for (psycopg2's COPY and execute_values)."""
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def update_from_values(conn: Connection, statement: str, rows: Sequence[tuple], params: Sequence[Any] = (),
+                       page_size: int = 1000) -> None:
+    """psycopg2: ``statement``, an ``UPDATE ... FROM (VALUES {rows}) AS v (...) ...`` with ``%s`` for each of
+    ``params``, run once per page of ``rows`` (psycopg2's execute_values): one statement for a page, where an
+    executemany sent one per row (most of what PostgreSQL did in a first staging's landing marks and in the
+    pushes' notes on landing records, bench/pg_activity.py at 100k people)."""
+    from psycopg2.extras import execute_values
+
+    with driver_cursor(conn) as cursor:
+        text = cursor.mogrify(statement.replace("{rows}", "_ROWS_"), tuple(params) or None).decode()
+        execute_values(cursor, text.replace("%", "%%").replace("_ROWS_", "%s"), rows, page_size=page_size)
 
 
 # rows from which insert_rows sends PostgreSQL a COPY instead of multi-row INSERTs: psycopg2 quotes every value of
@@ -816,23 +842,13 @@ def _record_outbox(conn: Connection, token: str | None, rows: list[tuple]) -> in
 def _record_held(conn: Connection, source: str, rows: list[tuple]) -> None:
     """What the hub just wrote onto the landing records of ``source`` it tracks: ``(hub_state JSON text,
     its hash, source id)`` each."""
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg2" and len(rows) > 1:
-        # one UPDATE ... FROM (VALUES ...) per page: row by row it was most of what PostgreSQL did in a first
-        # push (bench/pg_activity.py at 100k people); the last row of a source id wins, as row by row
-        from psycopg2.extras import execute_values
-
+    if on_psycopg2(conn) and len(rows) > 1:  # a page per statement; the last row of a source id wins, as row by row
         last = {sid: (state, state_hash) for state, state_hash, sid in rows}
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            head = cursor.mogrify(
-                "UPDATE landing SET hub_state = CAST(v.state AS JSON), hub_state_hash = v.state_hash "
-                "FROM (VALUES _ROWS_) AS v (state, state_hash, sid) WHERE landing.source = %s "
-                "AND landing.entity = ANY(%s) AND landing.source_id = v.sid AND landing.hub_state_hash IS NOT NULL",
-                (source, list(WRITABLE_ENTITIES))).decode()
-            execute_values(cursor, head.replace("%", "%%").replace("_ROWS_", "%s"),
-                           [(state, state_hash, sid) for sid, (state, state_hash) in last.items()], page_size=1000)
-        finally:
-            cursor.close()
+        update_from_values(
+            conn, "UPDATE landing SET hub_state = CAST(v.state AS JSON), hub_state_hash = v.state_hash "
+                  "FROM (VALUES {rows}) AS v (state, state_hash, sid) WHERE landing.source = %s "
+                  "AND landing.entity = ANY(%s) AND landing.source_id = v.sid AND landing.hub_state_hash IS NOT NULL",
+            [(state, state_hash, sid) for sid, (state, state_hash) in last.items()], (source, list(WRITABLE_ENTITIES)))
         return
     entities = {f"b_entity{i}": e for i, e in enumerate(WRITABLE_ENTITIES)}
     stmt = (
