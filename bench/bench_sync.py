@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -581,6 +582,15 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.workdir or Path(f"/tmp/bench_sync_{args.people}")
     work.mkdir(parents=True, exist_ok=True)
+    # one bench per workdir: a second one would run its syncs beside the first (both figures wrong) and share its
+    # world copies; held until this process ends
+    lock = (work / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another bench_sync is running in {work}: wait for it, or give --workdir another directory",
+              file=sys.stderr)
+        return 2
     base = work / "world"
     load_start = _load()
     if not (base / "world.json").exists():
