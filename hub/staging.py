@@ -48,7 +48,6 @@ from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.store import (
     ANALYZE_AFTER_ROWS,
     STAGING_MAPPING_ENTITY,
-    StatisticsKeeper,
     Store,
     bound_time,
     chunked,
@@ -285,10 +284,9 @@ def _run(
         present = [r[0] for r in conn.execute(sa.select(landing.c.source).distinct())]
     sources = resolve_sources(sources_config, mappings, present)
     sup = suppression.load(store)
-    keeper = store.statistics_keeper(staged_record)  # a first stage fills it from empty (PostgreSQL's plans)
     try:
         for name in sorted(set(present) & set(sources)):
-            _run_source(store, sources[name], stats, sup, keeper, full=full, chunk_size=chunk_size,
+            _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size,
                         workers=worker_count(workers))
     finally:
         gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
@@ -300,8 +298,8 @@ def _run(
     return stats
 
 
-def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor,
-                keeper: StatisticsKeeper, *, full: bool, chunk_size: int, workers: int) -> None:
+def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
+                chunk_size: int, workers: int) -> None:
     fingerprint = mapping_fingerprint(src)
     previous = store.get_cursor(src.name, STAGING_MAPPING_ENTITY) or {}
     # a changed declaration (or phone region / date order) re-stages the whole source by itself
@@ -310,7 +308,7 @@ def _run_source(store: Store, src: _Source, stats: StagingStats, sup: suppressio
         stats.restaged_sources.append(src.name)
     with store.begin() as conn:
         stats.retired += apply_tombstones(conn, src.name, derived_keys(src.mapper)).records
-    _stage_source(store, src, stats, sup, keeper, full=full or changed, chunk_size=chunk_size, workers=workers)
+    _stage_source(store, src, stats, sup, full=full or changed, chunk_size=chunk_size, workers=workers)
     if previous.get("fingerprint") != fingerprint:
         _save_fingerprint(store, src.name, fingerprint)
 
@@ -332,8 +330,8 @@ def _save_fingerprint(store: Store, source: str, fingerprint: str) -> None:
     store.save_cursor(source, STAGING_MAPPING_ENTITY, {"fingerprint": fingerprint})
 
 
-def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor,
-                  keeper: StatisticsKeeper, *, full: bool, chunk_size: int, workers: int) -> None:
+def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppression.Suppressor, *, full: bool,
+                  chunk_size: int, workers: int) -> None:
     ctx = src.mapper.context(src.name, src.overrides)
     # with several workers a read covers one task of PARALLEL_TASK_ROWS rows per worker: the adapter memos
     # start cold in every forked task, and under ~5k rows the warm-up costs more than the second core gives
@@ -350,7 +348,8 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
             part = pending[start:start + chunk_size]
             with gc_paused(freeze=True), store.begin() as conn:
                 inserted = _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
-            keeper.wrote(inserted)
+            # a first stage fills staged_record from empty: PostgreSQL's plans of the lookups above need its statistics
+            store.statistics_keeper(staged_record).wrote(inserted)
         pending.clear()
         write_s = time.perf_counter() - started
 
@@ -538,7 +537,8 @@ _STATEMENTS: dict[str, tuple[Any, tuple[str, ...]]] = {
 def _executemany(conn: Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
     """Run one of ``_STATEMENTS`` for ``rows`` (tuples; times from ``hub.store.bound_time``). On SQLite the rows go
     straight to the driver's executemany: SQLAlchemy's processing of every parameter of every row (a dict per
-    row, compiled parameters, processors) cost more CPU than the driver's executemany itself. Elsewhere
+    row, compiled parameters, processors) cost more CPU than the driver's executemany itself. The landing marks
+    on PostgreSQL (psycopg2): one UPDATE ... FROM VALUES per chunk (``hub.store.update_from_values``). Elsewhere
     SQLAlchemy's executemany, which batches rows into multi-row statements (the drivers' own executemany sends
     one statement per row). Every column is a string, or JSON bound as its text, or the time: the same bytes
     stored either way."""
