@@ -233,7 +233,7 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
             progress = pull_progress(context, name)
             results = [run_pull(connector, store, entity, full=config.full, progress=progress)
                        for entity in connector.entities]
-            sweeps = [s for s in (run_sweep(connector, store, entity) for entity in connector.entities) if s]
+            sweeps = [s for s in (run_sweep(connector, store, r.entity, pulled=r) for r in results) if s]
         except Exception as exc:  # noqa: BLE001 - whatever stops the read isolates this source (hub/source_health)
             error = source_health.describe_error(exc, secrets=_secrets(resource))
             refused = isinstance(exc, SourceAuthError)  # wrong credentials: trying again only locks the account

@@ -15,13 +15,13 @@ import requests
 import sqlalchemy as sa
 from test_connectors_base import DieAfter  # shared kill-between-pages wrapper
 
-from hub.connectors.base import make_session, run_pull, run_push
+from hub.connectors.base import make_session, run_pull, run_push, run_sweep
 from hub.connectors.cdr import AsteriskCdrConnector
 from hub.connectors.sql_erp import SqlErpConnector, load_tables
 from hub.connectors.wechat import QuotaExceeded, WeChatConnector
 from hub.connectors.woocommerce import WooCommerceConnector
 from hub.sandbox import Endpoints, SandboxWorld
-from hub.store import OutboxItem, Store
+from hub.store import OutboxItem, Store, source_tombstone
 
 
 @pytest.fixture()
@@ -81,6 +81,44 @@ def test_woocommerce_pull_with_faults_kill_resume_and_no_change(world: SandboxWo
         assert o.new == stats["webshop_new_orders"] and o.changed == 0
         assert c.changed == len(edited) > 0 and c.new == 0
         assert store.landed_ids("webshop", "orders") == {str(i) for i in world.shop.orders}
+
+
+def test_woocommerce_pull_from_start_is_the_id_sweep_a_resumed_one_is_not(world: SandboxWorld, store: Store) -> None:
+    """A customer pull read from its first page to its last saw every id the shop holds: the sweep after it
+    takes them and sends no id-only request; a pull that resumed a sweep left half done did not, and the sweep
+    asks the shop (``_fields=id``). Either way the customers deleted at the shop are found, and only they."""
+    with world.serve() as ep:
+        conn = woo(ep)
+        asked: list[str] = []
+        conn.session.hooks["response"].append(lambda resp, *a, **k: asked.append(resp.request.url))
+
+        def id_requests() -> int:
+            return sum("_fields=id" in url for url in asked)
+
+        with pytest.raises(KeyboardInterrupt):
+            run_pull(DieAfter(conn, 3), store, "customers")
+        resumed = run_pull(conn, store, "customers")
+        assert resumed.present is None  # pages 4.. only
+        first = run_sweep(conn, store, "customers", pulled=resumed)
+        assert id_requests() > 0 and (first.present, first.deleted) == (len(store.landed_ids("webshop", "customers")), 0)
+
+        gone = sorted(i for i, c in world.shop.customers.items() if c["role"] == "customer")[5:7]
+        for i in gone:  # deleted in the shop's admin (the REST API's own delete)
+            assert conn.session.delete(f"{conn.api}/customers/{i}", params={"force": "true"}).status_code == 200
+        asked.clear()
+        whole = run_pull(conn, store, "customers")
+        assert whole.present is not None and whole.present.present == conn.present_ids("customers").present
+        asked.clear()
+        swept = run_sweep(conn, store, "customers", pulled=whole)
+        assert id_requests() == 0 and asked == []  # the pull's ids, nothing asked again
+        assert (swept.deleted, swept.present) == (2, len(whole.present.present))
+        with store.engine.connect() as db:
+            tombstoned = set(db.execute(sa.select(source_tombstone.c.source_id, source_tombstone.c.kind)
+                                        .where(source_tombstone.c.source == "webshop")).all())
+        assert tombstoned == {(str(i), "deleted") for i in gone}
+
+        orders = run_pull(conn, store, "orders")  # incremental by date: never an id sweep
+        assert orders.present is None
 
 
 def test_woocommerce_push_meta_echo_free_and_retry(world: SandboxWorld, store: Store) -> None:

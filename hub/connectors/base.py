@@ -3,7 +3,8 @@
 Every source system gets a small class on this base (see ``Connector``): it declares ``system`` and
 ``entities``, yields ``Page`` objects from ``pages(entity, cursor)`` and answers ``push(items)`` with one
 ``PushOutcome`` per outbox row. Where the source can list its ids cheaply it also has ``present_ids(entity)``
-(an id-only sweep that finds deleted and deactivated records). The drivers ``run_pull`` / ``run_sweep`` /
+(an id-only sweep that finds deleted and deactivated records); one whose pull of an entity reads all of it
+every run says so with ``pull_sweeps(entity)``, and a pull read from start to end stands for that sweep. The drivers ``run_pull`` / ``run_sweep`` /
 ``run_push`` are the only code that talks to the store, so resumability (page + cursor in one transaction),
 tombstones and outbox bookkeeping live in one place.
 
@@ -101,6 +102,9 @@ class PullStats:
     unchanged: int = 0
     suppressed: int = 0  # records of erased people left out (hub.privacy.suppression)
     seconds: float = 0.0
+    # the ids a pull that read the whole entity from its first page to its last saw (``Connector.pull_sweeps``):
+    # what an id-only sweep would find, so ``run_sweep`` does not ask the source again; else None
+    present: Any = None
 
     @property
     def records_per_second(self) -> float:
@@ -655,8 +659,16 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
     started = time.perf_counter()
     cursor = None if full else store.get_cursor(connector.system, entity)
     sup = suppression.load(store)
+    # a pull that reads the whole entity every run keeps the ids it saw when it reads it from the first page
+    # (not resuming a sweep an earlier run left half done) to the last: an id-only sweep after it would ask the
+    # source the same again (WooCommerce customers: as many requests as the pull itself)
+    seen: list[str] | None = [] if _sweeps_from_start(connector, entity, cursor) else None
+    last_cursor: dict | None = None
     try:
         for page in connector.pages(entity, cursor):
+            if seen is not None:
+                seen.extend(str(r.source_id) for r in page.records)  # before suppression: still at the source
+            last_cursor = page.cursor
             records = page.records
             if not sup.empty:  # an erased person's records never land again
                 records = [r for r in records if not sup.listed(
@@ -674,6 +686,10 @@ def run_pull(connector: Connector, store: Any, entity: str, *, max_pages: int | 
                 break
         if stats.new + stats.changed >= ANALYZE_AFTER_ROWS:  # after a pull that went through (a failing one
             store.refresh_statistics(landing)  # keeps its own error): the next lookups plan with what landed
+        if seen is not None and (last_cursor or {}).get("complete") is True:
+            from hub.privacy.tombstones import SourceIds
+
+            stats.present = SourceIds.of(seen)
     finally:
         stats.seconds = time.perf_counter() - started
         log.info(
@@ -729,15 +745,27 @@ def known_before(connector: Any, store: Any, target: str, items: list[OutboxItem
     return out
 
 
-def run_sweep(connector: Any, store: Any, entity: str) -> Any:
+def _sweeps_from_start(connector: Any, entity: str, cursor: dict | None) -> bool:
+    """Whether ``connector.pages(entity, cursor)`` reads every record of the entity from the first page: the
+    connector says its pull of the entity is a full sweep (``pull_sweeps``) and the cursor starts a new one
+    (none, or the last sweep's ``{"complete": True, ...}``)."""
+    sweeps = getattr(connector, "pull_sweeps", None)
+    return bool(sweeps is not None and sweeps(entity) and (not cursor or cursor.get("complete") is True))
+
+
+def run_sweep(connector: Any, store: Any, entity: str, pulled: PullStats | None = None) -> Any:
     """Sweep ``entity``'s ids at the source (``connector.present_ids``) and record tombstones for records the
     source deleted or deactivated (``hub.privacy.tombstones``). Returns ``SweepStats``, or None when the
-    connector cannot list ids for this entity."""
+    connector cannot list ids for this entity. ``pulled``: the pull of the entity just run; when it read the
+    whole entity (``PullStats.present``) its ids are the sweep's and the source is not asked again."""
     from hub.privacy.tombstones import record_sweep
 
     lister = getattr(connector, "present_ids", None)
     started = time.perf_counter()
-    ids = lister(entity) if lister is not None else None
+    if pulled is not None and pulled.present is not None and pulled.entity == entity:
+        ids = pulled.present
+    else:
+        ids = lister(entity) if lister is not None else None
     if ids is None:
         return None
     stats = record_sweep(store, connector.system, entity, ids)

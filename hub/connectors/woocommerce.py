@@ -3,7 +3,8 @@
 Pull:
 - ``customers``: the API has no modified-date filter for customers, so every run is a full sweep in id order
   (``page``/``per_page``, ``X-WP-TotalPages``); the payload hash decides what changed. The cursor holds the
-  next page, so a killed sweep resumes where it stopped.
+  next page, so a killed sweep resumes where it stopped. A sweep read from its first page to its last is also
+  the id sweep that finds deleted customers (``pull_sweeps``); a resumed one is followed by ``present_ids``.
 - ``orders``: incremental with ``modified_after`` (GMT) = last watermark minus an overlap window, paged in id
   order (stable while we page: a modified order keeps its place). The watermark is the newest
   ``date_modified_gmt`` seen.
@@ -164,6 +165,12 @@ class WooCommerceConnector:
                 yield Page(records, dict(cur))
 
     # -- id-only sweep ----------------------------------------------------------------------------------------
+
+    def pull_sweeps(self, entity: str) -> bool:
+        """The customer pull reads every customer each run (no modified-date filter): a pull that went from
+        the first page to the last saw the ids ``present_ids`` would list, and ``run_sweep`` takes them from it
+        (the id-only sweep is as many requests again: 5,500 at 550k customers, ~4.6 min at 20 requests/s)."""
+        return entity == "customers"
 
     def present_ids(self, entity: str) -> SourceIds | None:
         """Customer ids the shop holds now (``_fields=id``: 100 ids a request, no payloads); a deleted
