@@ -254,8 +254,7 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
                               "why": dg.MetadataValue.text(failure.describe())})],
             )
         source_health.record_ok(store, name, run_id=context.run_id, attempts=attempt)
-        landed = store.landing_counts()
-        total = sum(n for (s, _), n in landed.items() if s == name)
+        total = sum(store.landing_counts(name).values())
         summary = pull_table(results)
         if sweeps:
             summary += "\n\n| entity | present at source | newly deleted | newly deactivated | back |\n|---|---|---|---|---|\n"

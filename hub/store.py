@@ -1234,13 +1234,14 @@ class Store:
                 )
             }
 
-    def landing_counts(self) -> dict[tuple[str, str], int]:
+    def landing_counts(self, source: str | None = None) -> dict[tuple[str, str], int]:
+        """Landed records per (source, entity); of one ``source`` only when given (a pull's figures: the index
+        range of that source instead of every landed record, 4 x 0.5 s at 300k people)."""
+        q = sa.select(landing.c.source, landing.c.entity, sa.func.count()).group_by(landing.c.source, landing.c.entity)
+        if source is not None:
+            q = q.where(landing.c.source == source)
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(landing.c.source, landing.c.entity, sa.func.count()).group_by(
-                    landing.c.source, landing.c.entity
-                )
-            ).all()
+            rows = conn.execute(q).all()
         return {(s, e): n for s, e, n in rows}
 
     # -- push outbox --------------------------------------------------------------------------------------------

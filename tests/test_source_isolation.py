@@ -61,6 +61,12 @@ def test_an_unreachable_source_is_isolated_and_the_others_flow_through(
         assert first.success and not run_partial(first)
         erp_before = _erp_landing(store)
         assert erp_before
+        # each pull's row count is its own source's landed records, whatever the others landed
+        with store.engine.connect() as conn:
+            landed = dict(conn.execute(sa.select(landing.c.source, sa.func.count()).group_by(landing.c.source)).all())
+        for source in ("erp", "webshop", "social", "callcenter"):
+            mat = first.asset_materializations_for_node(f"raw_{source}")[0]
+            assert mat.metadata["dagster/row_count"].value == landed[source] > 0
 
         sandbox.mutate(0.2, seed=3)  # every system changes: there is something to push everywhere
         secret_dir = tmp_path / "no-such-dir-s3cr3tpath"
