@@ -369,6 +369,8 @@ push_state = sa.Table(
     # showing a different hub_state in landing is drift, repaired by pushing again
     sa.Column("held_hash", sa.String(64), nullable=True),
 )
+# what the hub wrote for given golden customers (an incremental plan's changed ones, an erased person's): 0025
+sa.Index("ix_push_state_golden", push_state.c.target, push_state.c.golden_id)
 
 
 # Matching state (migration 0003), owned by hub/golden: the persisted blocking index, per-record match state,

@@ -269,3 +269,25 @@ def test_no_build_reads_every_view(tmp_path: Path) -> None:
              and not p.startswith(("SCAN customer_360_", "SCAN xref_"))]
     assert plans and not whole, whole
     store.dispose()
+
+
+def test_an_incremental_plan_finds_what_was_written_for_changed_customers_by_index(tmp_path: Path) -> None:
+    """An incremental push plan looks up the push states of the golden customers that changed through
+    ix_push_state_golden (target, golden_id), not through every push state of the target per 500 ids."""
+    from hub.store import golden_customer
+
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    _seed(store, 40)
+    build_360(store, {}, as_of=AS_OF)
+    cfg = {"targets": ["erp", "webshop", "callcenter"]}
+    plan_pushes(store, cfg)
+    with store.begin() as conn:
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000003")
+                     .values(updated_at=datetime(2030, 1, 1)))
+    seen = statements_of(store, lambda: plan_pushes(store, cfg))
+    reads = [(s, p) for s, p in seen if "FROM push_state" in s and "golden_id IN" in s]
+    assert reads, "the plan looked up no push state by golden id (was it incremental?)"
+    for statement, params in reads:
+        plan = " ".join(plan_of(store, statement, params))
+        assert "ix_push_state_golden" in plan, plan
+    store.dispose()
