@@ -291,3 +291,14 @@ def test_an_incremental_plan_finds_what_was_written_for_changed_customers_by_ind
         plan = " ".join(plan_of(store, statement, params))
         assert "ix_push_state_golden" in plan, plan
     store.dispose()
+
+
+def test_the_drift_check_reads_the_landed_hub_state_from_an_index(tmp_path: Path) -> None:
+    """The push plan compares every push state of a target with the hub state its last pull saw: the landing
+    side comes from ix_landing_held (source, entity, source_id, hub_state_hash), not from each landed row."""
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    seen = statements_of(store, lambda: store.drifted_records("webshop", "customers", "webshop"))
+    assert len(seen) == 1
+    plan = " ".join(plan_of(store, *seen[0]))
+    assert "COVERING INDEX ix_landing_held" in plan, plan
+    store.dispose()
