@@ -216,7 +216,8 @@ def build_pull_asset(name: str, src: SourceConfig, expected_age_hours: float = 2
             f"Raw {src.kind} payloads of source `{name}` landed in the hub store (landing table). Pulls are "
             "incremental from the stored cursor; each page and its cursor commit together, so an interrupted "
             "pull resumes where it stopped. Unchanged records (same payload hash) are not re-landed. Then an "
-            "id-only sweep finds records the source deleted or deactivated (tombstones; staging retires them). "
+            "id-only sweep finds records the source deleted or deactivated (tombstones; staging retires them); a "
+            "pull that read every record of an entity from its first page to its last is that sweep itself. "
             "A source that cannot be read is retried, then isolated (check `pull_succeeded`)."
         ),
     )

@@ -2,8 +2,9 @@
 
 A connector that can list the ids its source holds (``present_ids(entity) -> SourceIds``: ids only, no
 payloads — a SQL ``SELECT id, active``, Tryton ``search``, WooCommerce ``_fields=id``, WeChat ``user/get``)
-is swept after every pull (``connectors.base.run_sweep``). ``record_sweep`` compares the ids with what the
-hub landed and keeps one ``source_tombstone`` row per record that is
+is swept after every pull (``connectors.base.run_sweep``; a pull that read the whole entity, start to end,
+gives the ids itself). ``record_sweep`` compares the ids with what the hub landed and keeps one
+``source_tombstone`` row per record that is
 
   deleted      landed before, no longer in the source;
   deactivated  still in the source, switched off there (Tryton / ERP ``active = false``);
