@@ -567,10 +567,13 @@ def _directory_removals(store: Store, tc: TargetConfig, current: set[str] | None
     q = (sa.select(ps.target_id, ps.golden_id, ps.payload_hash)
          .where(ps.target == tc.name, ps.entity == tc.entity).order_by(ps.target_id))
     if current is None:  # the database leaves out every number an active golden customer holds
-        p = customer_360_phone.c
-        held = (sa.select(p.phone).join(golden_customer, golden_customer.c.golden_id == p.golden_id)
-                .where(golden_customer.c.status == "active"))
-        q = q.where(ps.target_id.not_in(held))  # not correlated: the planner reads the held numbers once
+        p, gc = customer_360_phone.c, golden_customer.c
+        if store.engine.dialect.name == "sqlite":  # the held numbers listed once (its NOT EXISTS walked every
+            q = q.where(ps.target_id.not_in(  # active golden customer per push state)
+                sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")))
+        else:  # an anti join: NOT IN scanned the held numbers per push state once they outgrew work_mem
+            q = q.where(~sa.exists().where(p.phone == ps.target_id, gc.golden_id == p.golden_id,
+                                           gc.status == "active"))
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     out = []

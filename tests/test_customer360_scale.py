@@ -302,3 +302,43 @@ def test_the_drift_check_reads_the_landed_hub_state_from_an_index(tmp_path: Path
     plan = " ".join(plan_of(store, *seen[0]))
     assert "COVERING INDEX ix_landing_held" in plan, plan
     store.dispose()
+
+
+def test_ids_of_no_active_customer_are_found_without_a_scan_per_id(store: Store) -> None:
+    """The 360 build finds the views and ranking rows of golden ids that are no longer active. On PostgreSQL a
+    NOT IN (SELECT active ids) runs as a plain subplan — a scan of every active id per row — once the ids
+    outgrow work_mem (300k people: a build stuck for minutes): there it asks with an anti join. On SQLite the
+    NOT IN lists the active ids once (its NOT EXISTS would read each golden row)."""
+    from hub.store import golden_customer
+
+    _seed(store, 3000)
+    build_360(store, {}, as_of=AS_OF)
+    with store.begin() as conn:
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000005")
+                     .values(status="retired", merged_into="G000000006", updated_at=datetime(2030, 1, 1)))
+    seen = statements_of(store, lambda: build_360(store, {}, as_of=AS_OF), kinds=("SELECT", "DELETE"))
+    # the statements over views or ranking rows that test their golden id against the active ones
+    asks = [(s, p) for s, p in seen if "golden_customer.status" in s and "NOT" in s
+            and "golden_customer" not in s.split("WHERE")[0]]
+    assert len(asks) >= 2, "the build never asked for ids that are not active"
+    # and the caller directory's numbers no active golden customer holds (an incremental plan)
+    cfg = {"targets": ["callcenter"]}
+    plan_pushes(store, cfg)
+    with store.begin() as conn:
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000007")
+                     .values(updated_at=datetime(2030, 1, 2)))
+    held = [(s, p) for s, p in statements_of(store, lambda: plan_pushes(store, cfg))
+            if "FROM push_state" in s and "customer_360_phone" in s]
+    assert len(held) == 1
+    asks += held
+    if store.engine.dialect.name == "sqlite":  # the active ids listed once, never a golden row read per id
+        for statement, params in asks:
+            plan = " | ".join(plan_of(store, statement, params))
+            assert "LIST SUBQUERY" in plan and "CORRELATED" not in plan, plan
+    else:
+        with store.engine.connect() as conn:
+            conn.exec_driver_sql("SET work_mem = '64kB'")  # 3,000 ids outgrow it, as 370k outgrow the default
+            for statement, params in asks:
+                plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {statement}", params))
+                assert "NOT (SubPlan" not in plan and "Anti Join" in plan, plan
+    assert "G000000005" not in _views(store)
