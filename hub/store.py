@@ -1291,26 +1291,21 @@ class Store:
                     )
                 ):
                     state[tid] = h
-                # a payload the target refused is not offered again until the desired state changes
-                for tid, h in conn.execute(
-                    sa.select(push_outbox.c.target_id, push_outbox.c.payload_hash).where(
-                        push_outbox.c.target == target,
-                        push_outbox.c.entity == entity,
-                        push_outbox.c.status == "rejected",
-                        push_outbox.c.target_id.in_(chunk),
-                    )
-                ):
-                    rejected.add((tid, h))
+                # the records' rows by (target, entity, target_id), their status tested here: with the status
+                # in the WHERE clause SQLite walked (target, status) — every waiting or refused row of the
+                # target for each 500 ids, quadratic once a target that was down has a backlog
                 for oid, tid, h, status in conn.execute(
                     sa.select(push_outbox.c.id, push_outbox.c.target_id, push_outbox.c.payload_hash,
                               push_outbox.c.status).where(
                         push_outbox.c.target == target,
                         push_outbox.c.entity == entity,
-                        push_outbox.c.status.in_(LIVE_STATUSES),
                         push_outbox.c.target_id.in_(chunk),
                     )
                 ):
-                    live.setdefault(tid, []).append((oid, h, status))
+                    if status == "rejected":  # not offered again until the desired state changes
+                        rejected.add((tid, h))
+                    elif status in LIVE_STATUSES:
+                        live.setdefault(tid, []).append((oid, h, status))
             inserts, supersede = [], []
             at = bound_time(conn, now)
             for target_id, golden_id, payload in items:

@@ -207,3 +207,29 @@ def test_records_the_source_does_not_hold_are_not_pushed(sqlite_store: Store) ->
     plan_pushes(store, {"targets": ["webshop"]})
     assert "guest-order-77" not in _outbox(store, "webshop")
     assert _outbox(store, "webshop")  # the shop's own customers are still pushed
+
+
+def test_queueing_over_a_backlog_reads_each_records_rows_by_key(sqlite_store: Store) -> None:
+    """Queueing looks up the rows of the records it queues (waiting, refused) through (target, entity,
+    target_id): with the status in the WHERE clause SQLite walked every waiting row of the target for each 500
+    ids — quadratic once a target that was down has a backlog. The outcome is the same: a new desired state
+    supersedes the waiting row, a refused payload is not offered again."""
+    from query_plans import plan_of, statements_of
+
+    store = sqlite_store
+    first = [(str(i), f"G{i}", {"hub_golden_id": f"G{i}", "v": 1}) for i in range(600)]
+    assert store.enqueue_pushes("webshop", "customers", first) == 600
+    with store.begin() as conn:
+        conn.execute(push_outbox.update().where(push_outbox.c.target_id == "7").values(status="rejected"))
+    again = [(t, g, {**p, "v": 1 if t == "7" else 2}) for t, g, p in first]
+    seen = statements_of(store, lambda: store.enqueue_pushes("webshop", "customers", again))
+    reads = [(s, p) for s, p in seen if "FROM push_outbox" in s and "target_id IN" in s]
+    assert reads
+    for statement, params in reads:
+        plan = " ".join(plan_of(store, statement, params))
+        assert "ix_outbox_target_record (target=? AND entity=? AND target_id=?)" in plan, plan
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(push_outbox.c.target_id, push_outbox.c.status, push_outbox.c.payload)).all()
+    assert sum(1 for _, status, _ in rows if status == "pending") == 599  # each superseded by its v2 row
+    assert [p["v"] for t, status, p in rows if status == "pending" and t == "8"] == [2]
+    assert not [r for r in rows if r[0] == "7" and r[1] == "pending"]  # the refused payload is not queued again
