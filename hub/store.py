@@ -119,8 +119,9 @@ sa.Index("ix_landing_source_id", landing.c.source, landing.c.id)
 sa.Index("ix_landing_first_landed", landing.c.entity, landing.c.first_landed_at)
 # retention prunes the payloads that expired since its last pass, not by reading every landed row (0023)
 sa.Index("ix_landing_landed", landing.c.landed_at)
-# the push plan's drift check reads each target record's hub_state_hash from here, not from its row (0026)
-sa.Index("ix_landing_held", landing.c.source, landing.c.entity, landing.c.source_id, landing.c.hub_state_hash)
+# the push plan's drift check and each pulled page's lookup read the hashes from here, not from the rows (0026)
+sa.Index("ix_landing_held", landing.c.source, landing.c.entity, landing.c.source_id, landing.c.payload_hash,
+         landing.c.hub_state_hash)
 
 sync_state = sa.Table(
     "sync_state",

@@ -342,3 +342,19 @@ def test_ids_of_no_active_customer_are_found_without_a_scan_per_id(store: Store)
                 plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {statement}", params))
                 assert "NOT (SubPlan" not in plan and "Anti Join" in plan, plan
     assert "G000000005" not in _views(store)
+
+
+def test_a_pulled_page_looks_its_records_up_in_an_index(tmp_path: Path) -> None:
+    """Landing a page reads the payload and hub-state hashes of its records from ix_landing_held, not from the
+    landed rows (payloads of kilobytes each, read for two hashes)."""
+    from hub.connectors.base import landing_record
+
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    page = [landing_record(i, {"id": i, "name": f"N{i}"}, None, {"hub_golden_id": None}) for i in range(20)]
+    store.land_page("webshop", "customers", page, {"page": 2})
+    seen = [(s, p) for s, p in statements_of(store, lambda: store.land_page("webshop", "customers", page, {"page": 2}))
+            if "FROM landing" in s]
+    assert len(seen) == 1
+    plan = " ".join(plan_of(store, *seen[0]))
+    assert "COVERING INDEX ix_landing_held" in plan, plan
+    store.dispose()
