@@ -75,6 +75,7 @@ from hub.store import (
     json_text,
     json_text_param,
     newest_xref_change,
+    not_among,
     parse_dt,
     payload_hash,
     read_cursor,
@@ -493,15 +494,9 @@ def _active_gids(conn: sa.Connection) -> list[str]:
 
 
 def not_active(golden_id: Any, dialect: str) -> sa.ColumnElement[bool]:
-    """``golden_id`` is no active golden customer's. Off SQLite a correlated NOT EXISTS, which PostgreSQL plans
-    as an anti join: ``NOT IN (SELECT ... active)`` is none there (NULL semantics), it ran as a hashed subplan
-    while the active ids fit in work_mem and as a scan of them per row beyond (300k people: 370k ids, a 360
-    build stuck over 6 minutes in one such SELECT). On SQLite the NOT IN: the active ids are listed once from
-    ix_golden_status; its NOT EXISTS looks each id up by primary key and reads the golden row for its status."""
+    """``golden_id`` is no active golden customer's (``hub.store.not_among``: an anti join on PostgreSQL)."""
     gc = golden_customer.c
-    if dialect == "sqlite":
-        return golden_id.not_in(sa.select(gc.golden_id).where(gc.status == "active"))
-    return ~sa.exists().where(gc.status == "active", gc.golden_id == golden_id)
+    return not_among(golden_id, sa.select(gc.golden_id).where(gc.status == "active"), dialect)
 
 
 def _owner_maps(conn: sa.Connection, phones: set[str] | None = None, emails: set[str] | None = None

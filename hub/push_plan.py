@@ -66,6 +66,7 @@ from hub.store import (
     jsonable,
     landing,
     newest_xref_change,
+    not_among,
     payload_hash,
     push_outbox,
     push_state,
@@ -568,12 +569,8 @@ def _directory_removals(store: Store, tc: TargetConfig, current: set[str] | None
          .where(ps.target == tc.name, ps.entity == tc.entity).order_by(ps.target_id))
     if current is None:  # the database leaves out every number an active golden customer holds
         p, gc = customer_360_phone.c, golden_customer.c
-        if store.engine.dialect.name == "sqlite":  # the held numbers listed once (its NOT EXISTS walked every
-            q = q.where(ps.target_id.not_in(  # active golden customer per push state)
-                sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")))
-        else:  # an anti join: NOT IN scanned the held numbers per push state once they outgrew work_mem
-            q = q.where(~sa.exists().where(p.phone == ps.target_id, gc.golden_id == p.golden_id,
-                                           gc.status == "active"))
+        held = sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")
+        q = q.where(not_among(ps.target_id, held, store.engine.dialect.name))
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     out = []
