@@ -4,9 +4,9 @@ Every source system gets a small class on this base (see ``Connector``): it decl
 ``entities``, yields ``Page`` objects from ``pages(entity, cursor)`` and answers ``push(items)`` with one
 ``PushOutcome`` per outbox row. Where the source can list its ids cheaply it also has ``present_ids(entity)``
 (an id-only sweep that finds deleted and deactivated records); one whose pull of an entity reads all of it
-every run says so with ``pull_sweeps(entity)``, and a pull read from start to end stands for that sweep. The drivers ``run_pull`` / ``run_sweep`` /
-``run_push`` are the only code that talks to the store, so resumability (page + cursor in one transaction),
-tombstones and outbox bookkeeping live in one place.
+every run says so with ``pull_sweeps(entity)``, and a pull read from start to end stands for that sweep. The
+drivers ``run_pull`` / ``run_sweep`` / ``run_push`` are the only code that talks to the store, so resumability
+(page + cursor in one transaction), tombstones and outbox bookkeeping live in one place.
 
 Outbox payloads that take something away (``removal(payload)``): ``{"action": "withdraw"}`` — remove every
 field the hub wrote on the target record (the record left the hub: deactivated, quarantined, merged away);
