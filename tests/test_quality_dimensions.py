@@ -179,27 +179,48 @@ def test_two_runs_leave_two_runs_of_history_in_the_twin(store: Store, tmp_path: 
     assert page.tables["run-failures-table"][1] == ["pull of webshop", "HTTP 503 for 138****8000"]
 
 
-def test_flag_codes_count_every_record_and_ties_keep_the_order_records_carry_them(store: Store) -> None:
-    # the same flag list on many records counts once per record; codes with equal counts are listed as the
-    # records (in the order they are stored) first carry them, not in the order of their texts
-    with store.begin() as conn:
-        for i in range(3):
-            _customer(conn, f"erp:{i}", full_name="A", flags=["phones:phone.invalid", "emails:email.format"])
-        _customer(conn, "erp:7", full_name="B", flags=["national_id:national_id.checksum"])
-        _customer(conn, "erp:8", full_name="C", flags=["birth_date:date.future", "names:name.fixed"])
-        _customer(conn, "erp:9", full_name="D", flags=["birth_date:date.impossible"])
-    v = score_dimensions(store, QualityConfig(), now=NOW)["validity"]["sources"]["erp"]
-    assert v["records"] == 6 and v["invalid_values"] == 6
-    assert [c["code"] for c in v["top_codes"]] == ["phone.invalid", "email.format", "national_id.checksum"]
-    assert [c["count"] for c in v["top_codes"]] == [3, 3, 1]
-    with store.begin() as conn:  # now the second pair of codes comes first, and the last code ties the others
-        conn.execute(staged_record.delete())
-        _customer(conn, "erp:1", full_name="B", flags=["national_id:national_id.checksum"])
-        _customer(conn, "erp:2", full_name="D", flags=["birth_date:date.impossible"])
-        _customer(conn, "erp:3", full_name="C", flags=["birth_date:date.future"])
-        _customer(conn, "erp:4", full_name="C", flags=["birth_date:date.future"])
-    v = score_dimensions(store, QualityConfig(), now=NOW)["validity"]["sources"]["erp"]
-    assert [c["code"] for c in v["top_codes"]] == ["date.future", "national_id.checksum", "date.impossible"]
+def test_flag_codes_count_every_record_and_ties_fall_the_same_whatever_order_records_are_stored_in(
+        store: Store) -> None:
+    # the same flag list on many records counts once per record; codes with equal counts are listed as the flag
+    # lists first carry them in the order of the lists' texts (the database counts records per list): the same
+    # on every backend and whichever record was stored first
+    records = [*((f"erp:{i}", "A", ["phones:phone.invalid", "emails:email.format"]) for i in range(3)),
+               ("erp:7", "B", ["national_id:national_id.checksum"]),
+               ("erp:8", "C", ["birth_date:date.future", "names:name.fixed"]),
+               ("erp:9", "D", ["birth_date:date.impossible"])]
+    for order in (records, records[::-1]):
+        with store.begin() as conn:
+            conn.execute(staged_record.delete())
+            for key, name, flags in order:
+                _customer(conn, key, full_name=name, flags=flags)
+        v = score_dimensions(store, QualityConfig(), now=NOW)["validity"]["sources"]["erp"]
+        assert v["records"] == 6 and v["invalid_values"] == 6
+        assert [c["code"] for c in v["top_codes"]] == ["phone.invalid", "email.format", "date.future"]
+        assert [c["count"] for c in v["top_codes"]] == [3, 3, 1]
+
+
+def test_the_golden_paths_the_quality_pass_reads_are_the_ones_golden_completeness_reads() -> None:
+    """The dimensions read only ``GOLDEN_KEYS_READ`` of each golden record from the store: a key the function
+    reads beyond them would always look absent."""
+    from hub.quality.completeness import GOLDEN_KEYS_READ, golden_completeness
+
+    read: set[str] = set()
+
+    class Spy(dict):
+        def get(self, key, default=None):
+            read.add(key)
+            return super().get(key, default)
+
+        def __getitem__(self, key):
+            read.add(key)
+            return super().__getitem__(key)
+
+        def __contains__(self, key):
+            read.add(key)
+            return super().__contains__(key)
+
+    golden_completeness(Spy())  # nothing held: every alternative of every field is read
+    assert read == set(GOLDEN_KEYS_READ)
 
 
 def test_a_forked_worker_reading_the_staged_customers_scores_what_one_process_scores(

@@ -234,6 +234,56 @@ def test_world_mutation_is_staged_incrementally(tmp_path: Path, mappings) -> Non
         store.dispose()
 
 
+def _profiles_are_those_of_the_records(store: Store) -> int:
+    """Every staged customer's kept quality profile is ``customer_profile`` of its stored JSON; other entities
+    keep none. Returns how many distinct profiles the customers have."""
+    from hub.quality.completeness import customer_profile, profile_bits
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(staged_record.c.entity, staged_record.c.record,
+                                      staged_record.c.quality_profile)).all()
+    customers = [(_load(rec), bits) for entity, rec, bits in rows if entity == "customers"]
+    assert customers and len(customers) < len(rows)
+    assert [bits for _, bits in customers] == [profile_bits(customer_profile(rec)) for rec, _ in customers]
+    assert all(bits is None for entity, _, bits in rows if entity != "customers")
+    return len({bits for _, bits in customers})
+
+
+def test_staged_customers_keep_the_quality_profile_of_their_record_through_changes(tmp_path: Path,
+                                                                                    mappings) -> None:
+    """Staging writes which fields a customer record holds beside it (the quality dimensions count records by
+    it), and rewrites it with the record: after a first stage and after a change of a third of the world."""
+    world = SandboxWorld.create_or_load(tmp_path / "world", customers=120, seed=5)
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    try:
+        _pull_all(world, store)
+        stage_pending(store, mappings, SOURCES)
+        assert _profiles_are_those_of_the_records(store) > 3
+        world.mutate(fraction=0.3, seed=3)
+        _pull_all(world, store)
+        assert stage_pending(store, mappings, SOURCES).staged > 0
+        _profiles_are_those_of_the_records(store)
+    finally:
+        store.dispose()
+
+
+def test_quality_dimensions_of_kept_profiles_are_those_of_the_records(staged_world) -> None:
+    """The quality dimensions count staged customers by their kept profiles; a store staged before profiles were
+    kept (every profile null) is read record by record once, its profiles filled in, to the same dimensions."""
+    from hub.quality import QualityConfig, score_dimensions
+    from hub.quality.dimensions import CACHE_ENTITY
+
+    _, store, _ = staged_world
+    now = datetime(2026, 12, 5)  # as the store's times are read: naive UTC
+    kept = score_dimensions(store, QualityConfig(), now=now)
+    with store.begin() as conn:
+        conn.execute(staged_record.update().values(quality_profile=None))
+    store.save_cursor("hub", CACHE_ENTITY, None)  # forget the kept scores: score again
+    assert score_dimensions(store, QualityConfig(), now=now) == kept
+    _profiles_are_those_of_the_records(store)  # filled in
+    assert kept["completeness"]["sources"]["erp"]["records"] > 0
+
+
 # -- the quarantine lifecycle, on SQLite and PostgreSQL ------------------------------------------------------
 
 

@@ -547,7 +547,8 @@ def test_json_paths_read_the_same_values_on_every_backend(store_url: str) -> Non
                     created_at=sa.func.now(), updated_at=sa.func.now()))
         with store.engine.connect() as conn:
             fields = JsonPaths(golden_customer.c.record, paths, conn.dialect.name)
-            assert len(fields.columns) == (1 if conn.dialect.name == "postgresql" else len(paths))
+            # the document (PostgreSQL) or every path in one array (SQLite) in one column; MariaDB a column a path
+            assert len(fields.columns) == (len(paths) if conn.dialect.name == "mysql" else 1)
             got = {gid: fields.values(values) for gid, *values in conn.execute(
                 sa.select(golden_customer.c.golden_id, *fields.columns))}
         assert got["G1"] == ["陈伟", 3, "3", ["+8613800138000"], None, None, {"email": "yes"}, None]

@@ -48,10 +48,27 @@ def customer_profile(rec: Mapping[str, Any]) -> tuple[bool, ...]:
     )
 
 
+def profile_bits(profile: tuple[bool, ...]) -> int:
+    """A ``customer_profile`` as the integer staging keeps in ``staged_record.quality_profile`` (bit i set: the
+    record holds ``PROFILE_FIELDS[i]``)."""
+    return sum(1 << i for i, held in enumerate(profile) if held)
+
+
+def profile_of_bits(bits: int) -> tuple[bool, ...]:
+    """The ``customer_profile`` kept as ``bits`` (``profile_bits``)."""
+    return tuple(bool(bits >> i & 1) for i in range(len(PROFILE_FIELDS)))
+
+
 def customer_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:
     """Which of the report's fields a staged CustomerRecord (JSON) has."""
     profile = customer_profile(rec)
     return {f: profile[i] for f, i in zip(COMPLETENESS_FIELDS, _REPORTED, strict=True)}
+
+
+# the keys of a golden record ``golden_completeness`` reads: the quality pass reads only these paths of each
+# record from the store (tests/test_quality_dimensions.py checks the list against the function)
+GOLDEN_KEYS_READ = ("full_name", "given_name", "family_name", "name", "primary_email", "emails", "primary_phone",
+                    "phones", "birth_date", "address", "addresses")
 
 
 def golden_completeness(rec: Mapping[str, Any]) -> dict[str, bool]:

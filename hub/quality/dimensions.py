@@ -30,13 +30,17 @@ from rapidfuzz import fuzz
 from hub.quality.codes import bare_code, describe
 from hub.quality.completeness import (
     COMPLETENESS_FIELDS,
+    GOLDEN_KEYS_READ,
     PROFILE_FIELDS,
     CompletenessTally,
     customer_profile,
     golden_completeness,
+    profile_bits,
+    profile_of_bits,
 )
 from hub.quality.config import DIMENSIONS, QualityConfig
 from hub.store import (
+    JsonPaths,
     Store,
     as_text,
     canonical_json,
@@ -336,21 +340,64 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
 def _staged_customers(store: Store, multi: set[str]
                       ) -> tuple[Counter[tuple[str, tuple[bool, ...]]], dict[str, tuple[str, list[str], Any, Any]]]:
     """Per (source, which fields it holds) the number of staged customer records; and source, name words, birth
-    date and national id of the records in ``multi`` (those sharing a golden customer with another)."""
+    date and national id of the records in ``multi`` (those sharing a golden customer with another).
+
+    Records are counted by the profile staging keeps with each (``staged_record.quality_profile``), in SQL: the
+    JSON of every staged customer was decoded here on every sync. A record without one (staged by an older
+    version, or written by something else than staging) is read once and its profile kept (``_fill_profiles``).
+    The records in ``multi`` are read for the four paths the consistency check compares (``JsonPaths``)."""
+    sr = staged_record.c
     profiles: Counter[tuple[str, tuple[bool, ...]]] = Counter()
     tokens_of: dict[str, list[str]] = {}  # name key -> its tokens (many people share a name)
     slim: dict[str, tuple[str, list[str], Any, Any]] = {}
-    with store.engine.connect() as conn:
-        record = as_text(staged_record.c.record, conn.dialect.name)
-        for source, key, text in conn.execute(
-            sa.select(staged_record.c.source, staged_record.c.record_key, record)
-            .where(staged_record.c.entity == "customers").execution_options(yield_per=5000)
+    count = (sa.select(sr.source, sr.quality_profile, sa.func.count())
+             .where(sr.entity == "customers").group_by(sr.source, sr.quality_profile))
+    with store.begin() as conn:
+        counted = conn.execute(count).all()  # from ix_staged_profile alone
+        if any(bits is None for _, bits, _ in counted):
+            _fill_profiles(conn)
+            counted = conn.execute(count).all()
+        for source, bits, n in counted:
+            profiles[source, profile_of_bits(bits)] += n
+        paths = JsonPaths(sr.record, [(("name", "name_key"), "json"), ("name_key", "json"), ("birth_date", "json"),
+                                      ("national_id", "json")], conn.dialect.name)
+        for source, key, *cols in conn.execute(
+            sa.select(sr.source, sr.record_key, *paths.columns)
+            .where(sr.entity == "customers").execution_options(yield_per=5000)
         ):
-            rec = json_value(text) or {}
-            profiles[source, customer_profile(rec)] += 1
             if key in multi:
-                slim[key] = (source, _name_tokens(rec, tokens_of), rec.get("birth_date"), rec.get("national_id"))
+                name_key, own_key, birth, nid = paths.values(cols)
+                # the record as far as ``_name_tokens`` reads it
+                rec = {"name": {"name_key": name_key}, "name_key": own_key}
+                slim[key] = (source, _name_tokens(rec, tokens_of), birth, nid)
     return profiles, slim
+
+
+PROFILE_FILL_CHUNK = 5000  # records without a kept profile read (and written back) at a time
+
+
+def _fill_profiles(conn: sa.Connection) -> int:
+    """Keep the profile of every staged customer record that has none (``customer_profile`` of its JSON, as
+    staging computes it), in key order and chunks (a store staged by an older version: every record, once).
+    Returns how many were filled."""
+    sr = staged_record.c
+    record = as_text(sr.record, conn.dialect.name)
+    filled, last = 0, ""
+    while True:
+        rows = conn.execute(
+            sa.select(sr.record_key, record)
+            .where(sr.entity == "customers", sr.quality_profile.is_(None), sr.record_key > last)
+            .order_by(sr.record_key).limit(PROFILE_FILL_CHUNK)
+        ).all()
+        if not rows:
+            return filled
+        conn.execute(
+            staged_record.update().where(sr.entity == "customers", sr.record_key == sa.bindparam("b_key"))
+            .values(quality_profile=sa.bindparam("b_bits")),
+            [{"b_key": key, "b_bits": profile_bits(customer_profile(json_value(text) or {}))} for key, text in rows],
+        )
+        filled += len(rows)
+        last = rows[-1][0]
 
 
 def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
@@ -360,17 +407,17 @@ def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
     tokens_of: dict[str, list[str]] = {}
     with store.engine.connect() as conn:
         dialect = conn.dialect.name
-        # every record counts (all entities) and each distinct flag list is decoded once, in the order the lists
-        # were first met: the top codes' ties fall as they did record by record
+        # every record counts (all entities), by source and flag list in SQL; each distinct list is decoded once,
+        # in the order of (source, list text): the top codes' ties fall the same way on every backend
         staged_all: Counter[str] = Counter()
         flag_lists: Counter[tuple[str, Any]] = Counter()
-        for source, text in conn.execute(
-            sa.select(staged_record.c.source, as_text(staged_record.c.quality_flags, dialect))
-            .execution_options(yield_per=5000)
-        ):
-            staged_all[source] += 1
+        flags = as_text(staged_record.c.quality_flags, dialect)
+        grouped = conn.execute(sa.select(staged_record.c.source, flags, sa.func.count())
+                               .group_by(staged_record.c.source, flags)).all()
+        for source, text, n in sorted(grouped, key=lambda r: (r[0], _text(r[1]))):
+            staged_all[source] += n
             if text not in NO_FLAGS:
-                flag_lists[source, text] += 1
+                flag_lists[source, text] += n
         invalid: Counter[str] = Counter()
         invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
         for (source, text), n in flag_lists.items():
@@ -386,14 +433,15 @@ def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
 
         golden_profiles: Counter[tuple[tuple[str, bool], ...]] = Counter()
         golden_rows: dict[str, tuple[Any, Any, list[str]]] = {}  # golden id -> birth, id, name tokens
-        golden_record = as_text(golden_customer.c.record, dialect)
-        for gid, text in conn.execute(sa.select(golden_customer.c.golden_id, golden_record)
-                                      .where(golden_customer.c.status == "active")
-                                      .execution_options(yield_per=5000)):
-            rec = json_value(text)
-            golden_profiles[tuple(golden_completeness(rec or {}).items())] += 1
+        # the paths golden_completeness and the consistency check read, not each whole record
+        keys = (*GOLDEN_KEYS_READ, "national_id", "name_key")
+        paths = JsonPaths(golden_customer.c.record, [(k, "json") for k in keys], dialect)
+        for gid, *cols in conn.execute(sa.select(golden_customer.c.golden_id, *paths.columns)
+                                       .where(golden_customer.c.status == "active")
+                                       .execution_options(yield_per=5000)):
+            rec = dict(zip(keys, paths.values(cols), strict=True))
+            golden_profiles[tuple(golden_completeness(rec).items())] += 1
             if len(members.get(gid, ())) > 1:
-                rec = rec or {}
                 golden_rows[gid] = (rec.get("birth_date"), rec.get("national_id"), _name_tokens(rec, tokens_of))
         active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
                               .where(golden_customer.c.status == "active")).scalar_one()
@@ -409,6 +457,11 @@ def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
                                       match_pair.c.right_key == review_decision.c.right_key)))]
     return (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
             decisions)
+
+
+def _text(value: str | bytes | memoryview) -> str:
+    """A JSON column read as its text (``as_text``: bytes on SQLite) as a str."""
+    return value if isinstance(value, str) else bytes(value).decode("utf-8", "surrogatepass")
 
 
 def overall_status(dimensions: Mapping[str, Any]) -> str:
