@@ -97,27 +97,39 @@ def customer_base(store: Store, *, update_snapshot: bool = True) -> dict[str, An
     return figures
 
 
-# one golden customer as the figures count it: golden id, tier, stage, segment, monetary, frequency, region,
-# sources, (orders, calls, social) and RFM segment
-_Row = tuple[str, str, str, str, float, int, str | None, list[str], tuple[Any, Any, Any], str]
+# golden customers as the figures count them: how many, tier, stage, segment, their monetary value together,
+# frequency (or the funnel step it reaches: 0, 1, 2 or 4+ orders), region, sources and (orders, calls, social).
+# A row of the views is one golden customer; a row of the summary is a group of them (counted in SQL)
+_Row = tuple[int, str, str, str, float, int, str | None, list[str], tuple[Any, Any, Any]]
+# golden id -> (RFM segment, tier, stage): what the snapshot keeps per customer for the next report's movement
+_State = dict[str, tuple[str, str, str]]
 
 
-def _summary_rows(store: Store) -> list[_Row]:
-    """Every golden customer from the kept 360 summary (brought up to date first: only rewritten views read)."""
+def _summary_rows(store: Store) -> tuple[list[_Row], _State]:
+    """The golden customers from the kept 360 summary (brought up to date first: only rewritten views read),
+    counted per group in SQL (a million customers are a few thousand groups), and each one's state."""
     c360_summary.refresh(store)
     s = customer_360_summary.c
+    # the funnel steps need only whether a customer has 0, 1, 2-3 or 4+ orders
+    step = sa.case((s.frequency >= 4, 4), (s.frequency >= 2, 2), (s.frequency >= 1, 1), else_=0)
+    keys = (s.value_tier, s.lifecycle, s.segment, step, s.region, s.sources, s.has_orders, s.has_calls,
+            s.has_social)
     sources: dict[str, list[str]] = {}
     with store.engine.connect() as conn:
-        return [(gid, tier or "none", stage or "prospect", seg or "-", float(monetary or 0), int(freq or 0),
-                 region, sources.setdefault(src, json.loads(src)), (orders, calls, social), rfm)
-                for gid, tier, stage, seg, monetary, freq, region, src, orders, calls, social, rfm in conn.execute(
-                    sa.select(s.golden_id, s.value_tier, s.lifecycle, s.segment, s.monetary, s.frequency, s.region,
-                              s.sources, s.has_orders, s.has_calls, s.has_social, s.rfm_segment))]
+        rows = [(n, tier or "none", stage or "prospect", seg or "-", float(monetary or 0), int(freq or 0), region,
+                 sources.setdefault(src, json.loads(src)), (orders, calls, social))
+                for tier, stage, seg, freq, region, src, orders, calls, social, n, monetary in conn.execute(
+                    sa.select(*keys, sa.func.count(), sa.func.sum(s.monetary)).group_by(*keys))]
+        state = {gid: (rfm, tier or "none", stage or "prospect") for gid, rfm, tier, stage in conn.execute(
+            sa.select(s.golden_id, s.rfm_segment, s.value_tier, s.lifecycle))}
+    return rows, state
 
 
-def _view_rows(store: Store) -> list[_Row]:
-    """Every golden customer from the 360 views themselves, in the order the table is read."""
+def _view_rows(store: Store) -> tuple[list[_Row], _State]:
+    """Every golden customer from the 360 views themselves, in the order the table is read, and each one's
+    state."""
     out: list[_Row] = []
+    state: _State = {}
     with store.engine.connect() as conn:
         for gid, text in conn.execute(sa.select(customer_360.c.golden_id,
                                                 as_text(customer_360.c.record, conn.dialect.name))
@@ -126,22 +138,23 @@ def _view_rows(store: Store) -> list[_Row]:
             rfm = rec.get("rfm") or {}
             profile = rec.get("profile") or {}
             address = profile.get("address") or {}
-            out.append((gid, rec.get("value_tier") or "none", rec.get("lifecycle") or "prospect",
-                        rec.get("segment") or "-", float(rfm.get("monetary") or 0), int(rfm.get("frequency") or 0),
-                        address.get("region"), list(profile.get("sources") or []),
-                        (rec.get("orders_count"), rec.get("calls_count"), rec.get("social_follows")),
-                        rfm_segment(rfm.get("r_score"), rfm.get("f_score"))))
-    return out
+            tier, stage = rec.get("value_tier") or "none", rec.get("lifecycle") or "prospect"
+            out.append((1, tier, stage, rec.get("segment") or "-", float(rfm.get("monetary") or 0),
+                        int(rfm.get("frequency") or 0), address.get("region"), list(profile.get("sources") or []),
+                        (rec.get("orders_count"), rec.get("calls_count"), rec.get("social_follows"))))
+            state[gid] = (rfm_segment(rfm.get("r_score"), rfm.get("f_score")), tier, stage)
+    return out, state
 
 
 def _customer_base(store: Store, *, update_snapshot: bool) -> dict[str, Any]:
-    figures = _tally(_summary_rows(store))
+    rows, now_state = _summary_rows(store)
+    figures = _tally(rows)
     if figures is None:
         # segments with as many customers as each other are listed in the order the views are read first:
         # that order is the 360 table's, which only reading it gives
-        figures = _tally(_view_rows(store), ties=True)
+        rows, now_state = _view_rows(store)
+        figures = _tally(rows, ties=True)
     assert figures is not None
-    now_state = figures["_now_state"]
     with store.engine.connect() as conn:
         previous = {gid: (s, t, lc) for gid, s, t, lc in conn.execute(
             sa.select(customer_base_snapshot.c.golden_id, customer_base_snapshot.c.rfm_segment,
@@ -152,13 +165,13 @@ def _customer_base(store: Store, *, update_snapshot: bool) -> dict[str, Any]:
     figures["rfm_movement"] = _movement(previous, now_state, merged_into)
     if update_snapshot:
         _save_snapshot(store, previous, now_state)
-    figures["_now_state"] = figures.pop("_now_state")  # the key order the figures always had
+    figures["_now_state"] = now_state
     return figures
 
 
 def _tally(rows: list[_Row], *, ties: bool = False) -> dict[str, Any] | None:
-    """The figures of ``rows``; None when two segments hold as many customers (unless ``ties``: the rows are in
-    the 360 table's order, which decides their order)."""
+    """The figures of ``rows``; None when two segments hold as many customers (unless ``ties``: the rows are
+    the views in the 360 table's order, which decides their order)."""
     tiers: Counter[str] = Counter()
     revenue: dict[str, float] = defaultdict(float)
     lifecycle: Counter[str] = Counter()
@@ -167,24 +180,22 @@ def _tally(rows: list[_Row], *, ties: bool = False) -> dict[str, Any] | None:
     by_region: dict[str, Counter[str]] = defaultdict(Counter)
     by_source: dict[str, Counter[str]] = defaultdict(Counter)
     by_channel: dict[str, Counter[str]] = defaultdict(Counter)
-    now_state: dict[str, tuple[str, str, str]] = {}
-    for gid, tier, stage, seg, monetary, freq, region, sources, channels, rfm in rows:
-        tiers[tier] += 1
+    for n, tier, stage, seg, monetary, freq, region, sources, channels in rows:
+        tiers[tier] += n
         revenue[tier] += monetary
-        lifecycle[stage] += 1
-        funnel["known"] += 1
-        funnel["bought"] += freq >= 1
-        funnel["bought_again"] += freq >= 2
-        funnel["regular"] += freq >= 4
-        funnel["active_now"] += stage in ("new", "active")
-        segments[seg] += 1
-        by_region[region or "(unknown)"][seg] += 1
+        lifecycle[stage] += n
+        funnel["known"] += n
+        funnel["bought"] += n * (freq >= 1)
+        funnel["bought_again"] += n * (freq >= 2)
+        funnel["regular"] += n * (freq >= 4)
+        funnel["active_now"] += n * (stage in ("new", "active"))
+        segments[seg] += n
+        by_region[region or "(unknown)"][seg] += n
         for source in sources:
-            by_source[source][seg] += 1
+            by_source[source][seg] += n
         for channel, has in zip(CHANNELS, channels, strict=True):
             if has:
-                by_channel[channel][seg] += 1
-        now_state[gid] = (rfm, tier, stage)
+                by_channel[channel][seg] += n
     if not ties and len(set(segments.values())) < len(segments):
         return None
     regions = sorted(by_region, key=lambda r: (r == "(unknown)", -sum(by_region[r].values()), r))
@@ -210,7 +221,6 @@ def _tally(rows: list[_Row], *, ties: bool = False) -> dict[str, Any] | None:
         "by_region": table,
         "by_source": {s: dict(c) for s, c in sorted(by_source.items())},
         "by_channel": {CHANNELS[c]: dict(by_channel[c]) for c in CHANNELS},
-        "_now_state": now_state,
     }
 
 
