@@ -283,11 +283,10 @@ PARALLEL_MIN = 20_000
 def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
     """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state).
 
-    The JSON columns are read as text and decoded by ``hub.store.json_value`` (same values, cheaper); records are
-    counted by which fields they hold, and a value repeated over many rows (flag lists, name keys) is worked
-    out once. The staged customers (every record's JSON) are read by a forked worker with its own connection
-    while this process reads the flags, the quarantine, the golden records and the review queue (both cores:
-    the two halves take about as long)."""
+    Staged customers are counted by the fields they hold from the profiles staging keeps (in SQL); JSON is read
+    for the paths a figure needs (``JsonPaths``), and a value repeated over many rows (flag lists, name keys) is
+    worked out once. The staged customers' pass runs in a forked worker with its own connection while this
+    process reads the flags, the quarantine, the golden records and the review queue."""
     from hub.dedupe.parallel import fork_map, worker_count
 
     with store.engine.connect() as conn:
