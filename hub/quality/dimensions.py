@@ -48,6 +48,7 @@ from hub.store import (
     golden_customer,
     json_value,
     match_pair,
+    on_psycopg2,
     parse_dt,
     quarantine,
     read_cursor,
@@ -55,6 +56,7 @@ from hub.store import (
     staged_record,
     sync_state,
     table_fingerprint,
+    update_from_values,
     xref,
     xref_marks,
 )
@@ -390,11 +392,17 @@ def _fill_profiles(conn: sa.Connection) -> int:
         ).all()
         if not rows:
             return filled
-        conn.execute(
-            staged_record.update().where(sr.entity == "customers", sr.record_key == sa.bindparam("b_key"))
-            .values(quality_profile=sa.bindparam("b_bits")),
-            [{"b_key": key, "b_bits": profile_bits(customer_profile(json_value(text) or {}))} for key, text in rows],
-        )
+        fills = [(key, profile_bits(customer_profile(json_value(text) or {}))) for key, text in rows]
+        if on_psycopg2(conn):  # one statement per chunk (an executemany sends a statement per row)
+            update_from_values(conn, "UPDATE staged_record SET quality_profile = v.bits FROM (VALUES {rows}) AS v "
+                                     "(record_key, bits) WHERE staged_record.entity = 'customers' "
+                                     "AND staged_record.record_key = v.record_key", fills, page_size=len(fills))
+        else:
+            conn.execute(
+                staged_record.update().where(sr.entity == "customers", sr.record_key == sa.bindparam("b_key"))
+                .values(quality_profile=sa.bindparam("b_bits")),
+                [{"b_key": key, "b_bits": bits} for key, bits in fills],
+            )
         filled += len(rows)
         last = rows[-1][0]
 
