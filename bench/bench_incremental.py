@@ -6,7 +6,8 @@
 ``prepare`` generates a sandbox world (or reuses DIR/world), then runs the hub's ``full_sync`` job in process —
 the full sync, then ``hub.sandbox mutate`` (a 1 % change) and the incremental sync — on a SQLite store in DIR.
 Right before each of the three stages measured here runs in those syncs, the store is copied (SQLite backup)
-to ``DIR/snap/<full|incremental>/<stage>.db`` with the stage's arguments (``<stage>.args``, pickled):
+to ``DIR/snap/<full|incremental>/<stage>.db`` with the stage's arguments (``<stage>.args``, pickled). Mind the
+disk: six copies of the store (at 50k people DIR held 13-15 GB):
 
 | stage | function | in the sync |
 |---|---|---|
