@@ -7,6 +7,7 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from test_report import parse, seed_operations
 
 from hub.quality import QualityConfig, score_dimensions
@@ -221,6 +222,32 @@ def test_the_golden_paths_the_quality_pass_reads_are_the_ones_golden_completenes
 
     golden_completeness(Spy())  # nothing held: every alternative of every field is read
     assert read == set(GOLDEN_KEYS_READ)
+
+
+def test_the_dimensions_count_staged_customers_by_profile_from_the_index_alone(tmp_path: Path) -> None:
+    """The count of staged customers per source and profile reads ix_staged_profile only (SQLite: a covering
+    index), not the rows (a kilobyte of JSON each): the point of keeping the profile."""
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn, cursor, statement: str, parameters, context, many: bool) -> None:
+        if "GROUP BY staged_record.source, staged_record.quality_profile" in statement:
+            statements.append((statement, parameters))
+
+    try:
+        with store.begin() as conn:
+            _customer(conn, "erp:1", full_name="A", flags=[])
+            _customer(conn, "shop:2", full_name="B", flags=[])
+        sa.event.listen(store.engine, "before_cursor_execute", seen)
+        score_dimensions(store, QualityConfig(), now=NOW)
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+        assert statements
+        with store.engine.connect() as conn:
+            for statement, parameters in statements:
+                plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+                assert any("COVERING INDEX ix_staged_profile" in p for p in plan), plan
+    finally:
+        store.dispose()
 
 
 def test_a_forked_worker_reading_the_staged_customers_scores_what_one_process_scores(
