@@ -58,6 +58,7 @@ from hub.store import (
     json_bytes,
     json_value,
     landing,
+    landing_unstaged,
     on_psycopg2,
     payload_hash,
     quarantine,
@@ -364,7 +365,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
             .limit(batch)
         )
         if not full:
-            q = q.where(sa.or_(landing.c.staged_hash.is_(None), landing.c.staged_hash != landing.c.payload_hash))
+            q = q.where(landing_unstaged())  # through ix_landing_unstaged: the unstaged rows only
         with store.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:

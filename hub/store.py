@@ -115,6 +115,20 @@ sa.Index("ix_landing_pending", landing.c.source, landing.c.entity, landing.c.sta
          landing.c.first_landed_at)
 # staging pages through a source by id (hub/staging.py): without it SQLite sorts the whole source per page
 sa.Index("ix_landing_source_id", landing.c.source, landing.c.id)
+
+
+def landing_unstaged() -> sa.ColumnElement[bool]:
+    """Landing rows staging has still to read: never staged, or their payload changed since (the condition of
+    ``ix_landing_unstaged``: a query must state it in these words for SQLite to use that index)."""
+    return sa.or_(landing.c.staged_hash.is_(None), landing.c.staged_hash != landing.c.payload_hash)
+
+
+# the rows an incremental stage reads, by source in id order (0028): a partial index of the unstaged rows only,
+# where the database has partial indexes (MariaDB: all of them). Through ix_landing_source_id each page read
+# every landed row of the source, payload and all, to compare its two hashes (1M people: 14.5 GB read from
+# disk for 27k changed records)
+sa.Index("ix_landing_unstaged", landing.c.source, landing.c.id, sqlite_where=landing_unstaged(),
+         postgresql_where=landing_unstaged())
 # the newest target record landed per entity (the push plan's mark) and those landed since (0016)
 sa.Index("ix_landing_first_landed", landing.c.entity, landing.c.first_landed_at)
 # retention prunes the payloads that expired since its last pass, not by reading every landed row (0023)
