@@ -7,7 +7,6 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import sqlalchemy as sa
 from test_report import parse, seed_operations
 
 from hub.quality import QualityConfig, score_dimensions
@@ -227,25 +226,19 @@ def test_the_golden_paths_the_quality_pass_reads_are_the_ones_golden_completenes
 def test_the_dimensions_count_staged_customers_by_profile_from_the_index_alone(tmp_path: Path) -> None:
     """The count of staged customers per source and profile reads ix_staged_profile only (SQLite: a covering
     index), not the rows (a kilobyte of JSON each): the point of keeping the profile."""
+    from query_plans import plan_of, statements_of
+
     store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
-    statements: list[tuple[str, object]] = []
-
-    def seen(conn, cursor, statement: str, parameters, context, many: bool) -> None:
-        if "GROUP BY staged_record.source, staged_record.quality_profile" in statement:
-            statements.append((statement, parameters))
-
     try:
         with store.begin() as conn:
             _customer(conn, "erp:1", full_name="A", flags=[])
             _customer(conn, "shop:2", full_name="B", flags=[])
-        sa.event.listen(store.engine, "before_cursor_execute", seen)
-        score_dimensions(store, QualityConfig(), now=NOW)
-        sa.event.remove(store.engine, "before_cursor_execute", seen)
-        assert statements
-        with store.engine.connect() as conn:
-            for statement, parameters in statements:
-                plan = [r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
-                assert any("COVERING INDEX ix_staged_profile" in p for p in plan), plan
+        counts = [(q, p) for q, p in statements_of(store, lambda: score_dimensions(store, QualityConfig(), now=NOW))
+                  if "GROUP BY staged_record.source, staged_record.quality_profile" in q]
+        assert counts
+        for statement, parameters in counts:
+            plan = plan_of(store, statement, parameters)
+            assert any("COVERING INDEX ix_staged_profile" in p for p in plan), plan
     finally:
         store.dispose()
 
