@@ -333,8 +333,7 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
     out["accuracy"] = _accuracy(cfg, decisions)
     out[REPORT_COMPLETENESS] = tally.figures()
-    out[REPORT_FLAG_LISTS] = [[source, bytes(text).decode("utf-8") if isinstance(text, bytes | memoryview) else text,
-                               n] for (source, text), n in flag_lists.items()]
+    out[REPORT_FLAG_LISTS] = [[source, _text(text), n] for (source, text), n in flag_lists.items()]
     return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 
