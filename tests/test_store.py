@@ -668,3 +668,31 @@ def test_what_a_push_wrote_is_noted_on_the_landing_records_it_tracks(store: Stor
         else:  # rejected, or not pushed
             assert (state, h) == (old, payload_hash(old)), i
     assert got[("orders", "5")] == (old, payload_hash(old))
+
+
+def test_a_pull_into_a_new_part_of_a_large_landing_table_is_known_to_the_postgresql_planner(
+        postgres_database_url: str) -> None:
+    """A first sync lands one source's entity after another: the shop's customers arrive when the table already
+    holds the ERP's rows, and the statistics know the shop's part as empty. PostgreSQL analyzes the table as
+    that part grows (against the rows the planner expects it to hold), so it plans each page's lookup of ids
+    for the rows there are: planned for one row, the lookup walked every shop customer landed so far (at 1M
+    people the shop's pull fell from 10,000 to 1,500 records/s)."""
+    store = Store(postgres_database_url)
+
+    def expected_rows(source: str) -> float:
+        with store.engine.connect() as conn:
+            plan = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) SELECT 1 FROM landing WHERE source = %(s)s "
+                                        "AND entity = 'customers'", {"s": source}).scalar()
+        return plan[0]["Plan"]["Plan Rows"]
+
+    try:
+        for page in range(20):  # the ERP's customers: 20,000 rows, analyzed as they came
+            store.land_page("erp", "customers", [_rec(str(page * 1000 + i), {"n": i}) for i in range(1000)],
+                            {"page": page})
+        assert expected_rows("erp") >= 10_000
+        for page in range(8):  # the shop's first 8,000: far fewer than the table held at its last analysis
+            store.land_page("shop", "customers", [_rec(str(page * 1000 + i), {"n": i}) for i in range(1000)],
+                            {"page": page})
+        assert expected_rows("shop") >= 4_000
+    finally:
+        store.dispose()
