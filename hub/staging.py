@@ -350,8 +350,11 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
             part = pending[start:start + chunk_size]
             with gc_paused(freeze=True), store.begin() as conn:
                 inserted = _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
-            # a first stage fills staged_record from empty: PostgreSQL's plans of the lookups above need its statistics
-            store.statistics_keeper(staged_record).wrote(inserted)
+            # a first stage fills staged_record from empty, and each source adds to the table's part of an entity
+            # (the ERP's customers after the call center's): PostgreSQL's plans of the lookups above need
+            # statistics of both (planned for one row, a chunk's lookup walked every staged customer: 443 ms)
+            for entity, n in inserted.items():
+                store.statistics_keeper(staged_record).wrote(n, {"entity": entity})
         pending.clear()
         write_s = time.perf_counter() - started
 
@@ -604,9 +607,9 @@ def _staged_hashes(conn: Connection, entity: str, keys: Sequence[str]) -> Sequen
         staged_record.c.entity == entity, staged_record.c.record_key.in_(keys))).all()
 
 
-def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats) -> int:
+def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats) -> Counter[str]:
     """Write one chunk's staged records, quarantine rows and landing marks; returns the staged records
-    inserted."""
+    inserted per entity."""
     source = src.name
     now = _now()
     bound_now = bound_time(conn, now)
@@ -717,4 +720,4 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats:
         conn.execute(quarantine.delete().where(quarantine.c.id.in_(part)))
     # every row of the chunk may have been suppressed, or already have its staged_hash: then nothing runs
     _executemany(conn, "done", done)
-    return len(inserts)
+    return Counter(row[0] for row in inserts)
