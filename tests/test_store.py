@@ -696,3 +696,39 @@ def test_a_pull_into_a_new_part_of_a_large_landing_table_is_known_to_the_postgre
         assert expected_rows("shop") >= 4_000
     finally:
         store.dispose()
+
+
+def test_each_push_target_is_a_part_of_the_push_tables_whose_postgresql_statistics_are_kept(
+        postgres_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pushes run one target after another: the second target's rows are new to statistics that know the
+    first target's, and its lookups by (target, entity, target id) were planned for one row. PostgreSQL
+    analyzes the outbox and the push states while a target's part of them grows, not only when the tables
+    doubled."""
+    import hub.store
+    from hub.store import claim_token
+
+    monkeypatch.setattr(hub.store, "ANALYZE_AFTER_ROWS", 20)
+    store = Store(postgres_database_url)
+    analyzed: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("ANALYZE "):
+            analyzed.append(statement.split('"')[1])
+
+    def push(target: str, n: int) -> None:
+        for page in range(n // 25):
+            store.enqueue_pushes(target, "customers", [(str(page * 25 + i), f"G{i}", {"n": page * 25 + i})
+                                                       for i in range(25)])
+        token = claim_token()
+        while batch := store.claim_pushes(target, token, 25):
+            store.record_push_results([(item.id, "ok", None) for item in batch], token=token)
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    try:
+        push("erp", 800)
+        analyzed.clear()
+        push("shop", 200)  # a quarter of what the tables held: the table-wide rule would wait
+        for table in ("push_outbox", "push_state"):
+            assert analyzed.count(table) >= 2, (table, analyzed)
+    finally:
+        store.dispose()
