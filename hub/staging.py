@@ -286,12 +286,14 @@ def _run(
         present = [r[0] for r in conn.execute(sa.select(landing.c.source).distinct())]
     sources = resolve_sources(sources_config, mappings, present)
     sup = suppression.load(store)
-    try:
-        for name in sorted(set(present) & set(sources)):
+    for name in sorted(set(present) & set(sources)):
+        try:
             _run_source(store, sources[name], stats, sup, full=full, chunk_size=chunk_size,
                         workers=worker_count(workers))
-    finally:
-        gc.unfreeze()  # back to normal collection: garbage frozen during the run is collectable again
+        finally:
+            # back to normal collection: what the source's passes froze unswept (see _stage_source) is
+            # collectable again (not collected here: a full collection walks the whole heap, ~0.4 s a source)
+            gc.unfreeze()
     if stats.staged + stats.quarantined >= ANALYZE_AFTER_ROWS:
         store.refresh_statistics(staged_record, landing, quarantine)
     stats.seconds = time.perf_counter() - started
@@ -348,7 +350,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         started = time.perf_counter()
         for start in range(0, len(pending), chunk_size):
             part = pending[start:start + chunk_size]
-            with gc_paused(freeze=True), store.begin() as conn:
+            with gc_paused(freeze=True, sweep=False), store.begin() as conn:
                 inserted = _write_chunk(conn, src, _suppress(conn, src, part, stats, sup), stats)
             # a first stage fills staged_record from empty, and each source adds to the table's part of an entity
             # (the ERP's customers after the call center's): PostgreSQL's plans of the lookups above need
@@ -374,7 +376,9 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
         if not rows:
             break
         last_id = rows[-1][0]
-        with gc_paused(freeze=True):
+        # frozen unswept: a sweep walked all of a read's mapped rows to find garbage cycles the mapping makes
+        # none of (~6 % of staging's CPU); the few it might are collectable again after the source (_run)
+        with gc_paused(freeze=True, sweep=False):
             # the rows read before are written (in order: their writes never touch these rows) while forked
             # workers map these; the mapping reads nothing from the store
             mapped, map_s = _map_rows(src.mapper, rows, ctx, read_workers(rows, workers), lead, write)
@@ -603,8 +607,17 @@ def _staged_hashes(conn: Connection, entity: str, keys: Sequence[str]) -> Sequen
         return conn.exec_driver_sql(
             "SELECT record_key, record_hash FROM staged_record WHERE entity = ? AND record_key IN "
             f"({', '.join('?' * len(keys))})", (entity, *keys)).all()
-    return conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record_hash).where(
-        staged_record.c.entity == entity, staged_record.c.record_key.in_(keys))).all()
+    return conn.execute(_STAGED_HASHES, {"b_entity": entity, "b_keys": list(keys)}).all()
+
+
+# built once, with expanding parameters: a statement built per chunk compiled its IN list every time and left
+# garbage cycles (SQLAlchemy's cloned bind parameters, each with its 500 values) for the collector to find
+_STAGED_HASHES = sa.select(staged_record.c.record_key, staged_record.c.record_hash).where(
+    staged_record.c.entity == sa.bindparam("b_entity"),
+    staged_record.c.record_key.in_(sa.bindparam("b_keys", expanding=True)))
+_IN_QUARANTINE = sa.select(quarantine.c.id, quarantine.c.source_id).where(
+    quarantine.c.source == sa.bindparam("b_source"), quarantine.c.entity == sa.bindparam("b_entity"),
+    quarantine.c.source_id.in_(sa.bindparam("b_sids", expanding=True)))
 
 
 def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats: StagingStats) -> Counter[str]:
@@ -634,11 +647,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats:
         by_entity.setdefault(ent, []).append(sid)
     for ent, sids in by_entity.items():
         for part in _chunks(sids):
-            for qid, sid in conn.execute(
-                sa.select(quarantine.c.id, quarantine.c.source_id).where(
-                    quarantine.c.source == source, quarantine.c.entity == ent, quarantine.c.source_id.in_(part)
-                )
-            ):
+            for qid, sid in conn.execute(_IN_QUARANTINE, {"b_source": source, "b_entity": ent, "b_sids": list(part)}):
                 in_quarantine[(ent, sid)] = qid
 
     inserts: list[tuple[Any, ...]] = []  # rows of _STAGED_INSERT_COLS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import traceback
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -56,13 +57,24 @@ _PLACEHOLDER = Phone(None, None, None, None, ("phone.placeholder",))
 _00_REGIONS_SKIP = frozenset({"CN", "DE", "GB", "FR", "IT", "ES", "NL", "CH", "AT", "HK", "MO", "TW", "IN"})
 
 
+def _clear_frames(exc: BaseException | None) -> None:
+    """Drop the locals of the finished frames of ``exc``'s traceback and of the exceptions it arose from."""
+    while exc is not None:
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__context__
+
+
 def _parse_typed(s: str, region: str) -> tuple[phonenumbers.PhoneNumber | None, int, Phone, str | None]:
     """Parse and type a number: (number, type, _, the number's own region), or (None, _, Phone-with-flags, _)
     when it is not a valid number. The region is returned because working it out is half of libphonenumber's
     cost for a +1 number (it tries every NANP region's patterns)."""
     try:
         num = phonenumbers.parse(s, region)
-    except phonenumbers.NumberParseException:
+    except phonenumbers.NumberParseException as exc:
+        # parse keeps an exception it caught in a local (sys.exc_info()) and raises again: that frame and the
+        # traceback are a cycle holding every caller's frame until the cyclic collector runs (in staging: a
+        # read's mapped rows, kept through the pass that should have freed them)
+        _clear_frames(exc)
         return None, PhoneNumberType.UNKNOWN, _INVALID, None
     # `number_type` is UNKNOWN exactly when `is_valid_number` is False (both resolve the number's own
     # region and run the same type patterns); calling it once halves libphonenumber's work.
