@@ -557,6 +557,18 @@ def test_json_paths_read_the_same_values_on_every_backend(store_url: str) -> Non
         store.dispose()
 
 
+def _analyzed_tables(store: Store) -> list[str]:
+    """The tables ``store`` asks PostgreSQL to ANALYZE from now on, in order (a list that grows)."""
+    analyzed: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("ANALYZE "):
+            analyzed.append(statement.split('"')[1])
+
+    sa.event.listen(store.engine, "before_cursor_execute", count)
+    return analyzed
+
+
 def test_the_store_keeps_postgresql_statistics_of_the_tables_its_bulk_writes_fill(
         postgres_database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Landing pages, queued pushes, push states and results fill their tables from empty in a first sync,
@@ -567,13 +579,8 @@ def test_the_store_keeps_postgresql_statistics_of_the_tables_its_bulk_writes_fil
 
     monkeypatch.setattr(hub.store, "ANALYZE_AFTER_ROWS", 20)
     store = Store(postgres_database_url)
-    analyzed: list[str] = []
+    analyzed = _analyzed_tables(store)
 
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("ANALYZE "):
-            analyzed.append(statement.split('"')[1])
-
-    sa.event.listen(store.engine, "before_cursor_execute", count)
     try:
         for page in range(16):  # 400 records in pages of 25
             store.land_page("shop", "customers", [_rec(str(page * 25 + i), {"n": page * 25 + i})
@@ -709,11 +716,7 @@ def test_each_push_target_is_a_part_of_the_push_tables_whose_postgresql_statisti
 
     monkeypatch.setattr(hub.store, "ANALYZE_AFTER_ROWS", 20)
     store = Store(postgres_database_url)
-    analyzed: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("ANALYZE "):
-            analyzed.append(statement.split('"')[1])
+    analyzed = _analyzed_tables(store)
 
     def push(target: str, n: int) -> None:
         for page in range(n // 25):
@@ -723,7 +726,6 @@ def test_each_push_target_is_a_part_of_the_push_tables_whose_postgresql_statisti
         while batch := store.claim_pushes(target, token, 25):
             store.record_push_results([(item.id, "ok", None) for item in batch], token=token)
 
-    sa.event.listen(store.engine, "before_cursor_execute", count)
     try:
         push("erp", 800)
         analyzed.clear()
