@@ -422,6 +422,35 @@ def test_sqlite_connections_write_ahead_with_a_page_cache(tmp_path: Path) -> Non
         store.dispose()
 
 
+def test_a_new_sqlite_store_has_large_pages_and_an_old_one_keeps_its_own(tmp_path: Path) -> None:
+    """A new SQLite store is made with the store's page size (a golden customer's ~2.5 KB row filled a 4 KB
+    page alone); a store made with SQLite's default pages keeps them (only VACUUM changes a page size) and is
+    upgraded and written as before."""
+    import sqlite3
+
+    from hub.store import SQLITE_PAGE_SIZE
+
+    new = Store(f"sqlite:///{tmp_path / 'new.db'}")
+    old_path = tmp_path / "old.db"
+    raw = sqlite3.connect(old_path)
+    raw.execute("PRAGMA page_size=4096")
+    raw.execute("CREATE TABLE made_before (x INTEGER)")  # a file written before the store opens it
+    raw.commit()
+    raw.close()
+    old = Store(f"sqlite:///{old_path}")
+    try:
+        for store, size in ((new, SQLITE_PAGE_SIZE), (old, 4096)):
+            store.land_page("crm", "customers", [_rec("1", {"name": "x"})], None)
+            with store.engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA page_size").scalar() == size
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.execute(sa.select(sa.func.count()).select_from(landing)).scalar_one() == 1
+        assert SQLITE_PAGE_SIZE == 16_384
+    finally:
+        new.dispose()
+        old.dispose()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_statistics_are_refreshed_after_a_bulk_pull(backend: str, request: pytest.FixtureRequest, tmp_path: Path
                                                     ) -> None:
