@@ -1893,9 +1893,9 @@ def _make_engine(url: str, echo: bool = False) -> Engine:
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
-            # WAL lets the Dagster UI / exports read while a run writes
             # before anything is written (switching to WAL writes the header): a no-op on an existing store
             cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+            # WAL lets the Dagster UI / exports read while a run writes
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
