@@ -169,19 +169,22 @@ def display_name(golden_id: str, profile: Mapping[str, Any]) -> str:
 
 
 def directory_entries(views: Mapping[str, Mapping[str, Any]], consent_channel: str | None = None,
-                      policy: str = "opt_in", with_consent: bool = False
+                      policy: str = "opt_in", with_consent: bool = False,
+                      owners: Mapping[str, list[str]] | None = None
                       ) -> tuple[list[tuple[str, str, dict]], int, int]:
     """The PBX caller directory: one entry per E.164 phone of a golden customer.
 
     A number held by several golden customers (a shared household or office line) is shown as the customer
     with most orders, then highest tier, then lowest golden id — deterministic, so the entry does not flap.
     Segment and tier are shown only when the owner's consent of ``consent_channel`` allows it.
-    Returns (entries, ambiguous_numbers, consent_withheld).
+    ``owners``: phone -> the golden customers holding it, for the numbers to list (every holder's view in
+    ``views``); else every number of ``views``. Returns (entries, ambiguous_numbers, consent_withheld).
     """
-    owners: dict[str, list[str]] = defaultdict(list)
-    for gid, view in views.items():
-        for phone in profile_phones(view.get("profile") or {}):
-            owners[phone].append(gid)
+    if owners is None:
+        owners = defaultdict(list)
+        for gid, view in views.items():
+            for phone in profile_phones(view.get("profile") or {}):
+                owners[phone].append(gid)
     entries = []
     ambiguous = withheld = 0
     for phone in sorted(owners):
@@ -282,8 +285,10 @@ class PushPlanStats:
 # Store I/O
 
 
-def _load_views(conn: sa.Connection, gids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """360 summaries of active golden customers (of ``gids`` only, when given).
+def _load_views(conn: sa.Connection, gids: Iterable[str] | None = None, between: tuple[str, str] | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """360 summaries of active golden customers (of ``gids`` only, when given; of the golden ids from
+    ``between[0]`` to ``between[1]``, when given).
 
     Only the profile fields the directory needs are read (JSON paths): decoding 100k full profiles with their
     lineage would dominate the run. Create payloads read full profiles for their few candidates.
@@ -296,6 +301,8 @@ def _load_views(conn: sa.Connection, gids: Iterable[str] | None = None) -> dict[
     q = (sa.select(customer_360.c.golden_id, *fields.columns)
          .join(golden_customer, golden_customer.c.golden_id == customer_360.c.golden_id)
          .where(golden_customer.c.status == "active"))
+    if between is not None:
+        q = q.where(customer_360.c.golden_id.between(*between))
     parts = [q] if gids is None else [q.where(customer_360.c.golden_id.in_(part))
                                       for part in chunked(sorted(gids), 500)]
     for part in parts:
@@ -327,6 +334,9 @@ def _phone_holders(conn: sa.Connection, *, gids: Iterable[str] = (), phones: Ite
 
 
 PLAN_ENTITY = "_push_plan"  # sync_state row: the config and change marks of the last plan
+# golden customers whose desired states are worked out at a time: a plan holds their views and outbox rows, not
+# every customer's (a full plan of a million customers held ~4 GB of them at once)
+PLAN_CHUNK = 20_000
 
 
 def _plan_marks(conn: sa.Connection) -> dict[str, str | None]:
@@ -416,46 +426,23 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         saved = read_cursor(conn, "hub", PLAN_ENTITY)
         full = force or not saved or saved.get("config") != config_key or not saved.get("marks")
         changed_gids, changed_records = (set(), {}) if full else _changes(conn, saved["marks"], wanted_sources)
-        active = set(conn.execute(sa.select(golden_customer.c.golden_id)
-                                  .where(golden_customer.c.status == "active")).scalars())
-        links: dict[str, list[tuple[str, str]]] = defaultdict(list)
-        linked: dict[str, set[str]] = defaultdict(set)  # every source record of an active golden customer
-        present: dict[str, set[str]] = defaultdict(set)  # every golden customer with a record in the source
-        # only records the source itself holds can be written back: customer records the mapping derived
-        # from other payloads (e.g. guest checkouts in web-shop orders) have no target record
-        writable = {
-            (source, source_id)
-            for source, source_id in conn.execute(
-                sa.select(landing.c.source, landing.c.source_id).where(
-                    landing.c.source.in_(sorted(wanted_sources)), landing.c.entity.in_(WRITABLE_ENTITIES)
-                )
-            )
-        }
-        for source, source_id, gid in conn.execute(
-            sa.select(xref.c.source, xref.c.source_id, xref.c.golden_id)
-            .where(xref.c.valid_to.is_(None), xref.c.source.in_(sorted(wanted_sources)))
-            .order_by(xref.c.source, xref.c.source_id)
-        ):
-            if gid in active and (source, source_id) in writable:
-                links[source].append((source_id, gid))
-                linked[source].add(source_id)
-                present[source].add(gid)
-        del writable
         drifted = {tc.name: store.drifted_records(tc.name, tc.entity, tc.source)
                    for tc in targets if tc.mode == "records"}
-        # the records to plan: all, or those of a changed golden customer, changed themselves, or drifted
-        if not full:
+        directory = [tc for tc in targets if tc.mode == "directory"]
+        phones: set[str] | None = None
+        if full:
+            # every active golden customer, in golden-id order (each chunk is one range of them)
+            scope = list(conn.execute(sa.select(golden_customer.c.golden_id)
+                                      .where(golden_customer.c.status == "active")
+                                      .order_by(golden_customer.c.golden_id)).scalars())
+        else:
+            # the records to plan: those of a changed golden customer, changed themselves, or drifted
             for tc in targets:
                 if tc.mode == "records":
                     changed_records.setdefault(tc.source, set()).update(drifted[tc.name])
-            links = {src: [(sid, gid) for sid, gid in pairs
-                           if gid in changed_gids or sid in changed_records.get(src, ())]
-                     for src, pairs in links.items()}
-        directory = [tc for tc in targets if tc.mode == "directory"]
-        phones: set[str] | None = None
-        needed: set[str] | None = None
-        if not full:
-            needed = set(changed_gids) | {gid for pairs in links.values() for _, gid in pairs}
+            changed_records = {src: ids for src, ids in changed_records.items() if src in wanted_sources}
+            needed = set(changed_gids) | {gid for _, _, gid in _open_links(conn, wanted_sources,
+                                                                             records=changed_records)}
             if directory:
                 # the numbers a changed golden customer holds now or held when the hub last wrote them, and
                 # every active holder of those numbers (the kept phone rows: not every view's profile)
@@ -466,55 +453,96 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                             push_state.c.target == tc.name, push_state.c.entity == tc.entity,
                             push_state.c.golden_id.in_(sorted(changed_gids) or [""])))}
                 needed |= {gid for gids in _phone_holders(conn, phones=phones).values() for gid in gids}
-        views = _load_views(conn, needed)
+            scope = sorted(needed)
     stats.full = full
-    stats.golden_planned = len(views if full else needed or ())
-
-    for tc in targets:
-        plan = TargetPlan(tc.name, tc.entity)
-        stats.targets[tc.name] = plan
-        if tc.mode == "directory":
-            owned = views if phones is None else {
-                gid: v for gid, v in views.items() if any(p in phones for p in profile_phones(v["profile"]))}
-            items, plan.ambiguous_phones, plan.consent_withheld = directory_entries(
-                owned, tc.consent_channel, policy, tc.consent_fields)
-            if phones is not None:  # a number outside the changed ones may have holders not loaded: not planned
-                items = [item for item in items if item[0] in phones]
-            removals = _directory_removals(store, tc, {phone for phone, _, _ in items} if phones is None else None)
-            plan.removed = len(removals)
-            plan.candidates = len(items) + len(removals)
-            plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items)
-                           + store.enqueue_pushes(tc.name, tc.entity, removals, cause="remove"))
-        else:
-            items = []
-            for source_id, gid in links.get(tc.source, ()):
-                view = views.get(gid)
-                if view is None:  # an active golden customer (every linked one is) without a 360 view
-                    plan.without_360 += 1
-                payload, withheld = desired_state(gid, view, tc.consent_channel, policy, tc.consent_fields)
+    stats.golden_planned = 0
+    plans = {tc.name: TargetPlan(tc.name, tc.entity) for tc in targets}
+    stats.targets.update(plans)
+    # the source records linked to an active golden customer (a full plan's withdrawals: every other record
+    # the hub wrote to is withdrawn)
+    linked: dict[str, set[str]] = defaultdict(set)
+    for at in range(0, len(scope), PLAN_CHUNK):
+        chunk = scope[at:at + PLAN_CHUNK]
+        lo, hi = chunk[0], chunk[-1]
+        with store.engine.connect() as conn:
+            if full:
+                # one range of golden ids (one index scan each, not IN lists): the scope is every active golden
+                # customer, so the range holds no other active one
+                active = set(chunk)
+                views = _load_views(conn, between=(lo, hi))
+                rows = [row for row in _open_links(conn, wanted_sources, between=(lo, hi)) if row[2] in active]
+            else:
+                active = {gid for (gid,) in select_in(conn, sa.select(golden_customer.c.golden_id)
+                                                      .where(golden_customer.c.status == "active"),
+                                                      golden_customer.c.golden_id, chunk)}
+                views = _load_views(conn, chunk)
+                rows = [row for row in _open_links(conn, wanted_sources, gids=chunk) if row[2] in active]
+            stats.golden_planned += len(views) if full else len(chunk)
+            for tc in directory:
+                owners, extra = _directory_owners(conn, views, lo, phones)
+                more = _load_views(conn, extra) if extra else {}
+                plan = plans[tc.name]
+                items, ambiguous, withheld = directory_entries(
+                    {**views, **more}, tc.consent_channel, policy, tc.consent_fields, owners=owners)
+                plan.ambiguous_phones += ambiguous
                 plan.consent_withheld += withheld
-                items.append((source_id, gid, payload))
-            # what the hub wrote is verified: a pull that saw a target record lose or change the hub's
-            # fields since the hub wrote them makes the record go out again, though its desired state is unchanged
-            plan.drift = len(drifted[tc.name] & {source_id for source_id, _, _ in items})
+                plan.candidates += len(items)
+                plan.queued += store.enqueue_pushes(tc.name, tc.entity, items)
+        links: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        present: dict[str, set[str]] = defaultdict(set)  # the chunk's golden customers with a record in the source
+        for source, source_id, gid in sorted(rows):
+            present[source].add(gid)
+            if full:
+                linked[source].add(source_id)
+            # an incremental plan: the records of a changed golden customer, or changed or drifted themselves
+            if full or gid in changed_gids or source_id in changed_records.get(source, ()):
+                links[source].append((source_id, gid))
+        del rows
+        for tc in targets:
+            plan = plans[tc.name]
+            if tc.mode == "records":
+                items = []
+                for source_id, gid in links.get(tc.source, ()):
+                    view = views.get(gid)
+                    if view is None:  # an active golden customer (every linked one is) without a 360 view
+                        plan.without_360 += 1
+                    payload, withheld = desired_state(gid, view, tc.consent_channel, policy, tc.consent_fields)
+                    plan.consent_withheld += withheld
+                    items.append((source_id, gid, payload))
+                # what the hub wrote is verified: a pull that saw a target record lose or change the hub's
+                # fields since the hub wrote them makes the record go out again, though its desired state is
+                # unchanged
+                plan.drift += len(drifted[tc.name] & {source_id for source_id, _, _ in items})
+                plan.candidates += len(items)
+                plan.queued += store.enqueue_pushes(tc.name, tc.entity, items, force=drifted[tc.name])
+            if tc.create_missing:
+                wanted = [gid for gid, view in sorted(views.items())
+                          if gid not in present.get(tc.source, ()) and int(view.get("orders_count") or 0) > 0]
+                profiles = _full_profiles(store, wanted)
+                creates = [(gid, _without_consent(create_payload(gid, {**views[gid],
+                                                                       "profile": profiles.get(gid) or {}}),
+                                                  tc.consent_fields)) for gid in wanted]
+                plan.creates_candidates += len(creates)
+                plan.creates_queued += enqueue_creates(store, tc.name, tc.entity, creates)
+        del views, links, present
+    for tc in targets:
+        plan = plans[tc.name]
+        if tc.mode == "directory":
+            # numbers no active golden customer holds any more (the kept phone rows, refreshed above)
+            removals = _directory_removals(store, tc, None)
+            plan.removed = len(removals)
+            plan.candidates += len(removals)
+            plan.queued += store.enqueue_pushes(tc.name, tc.entity, removals, cause="remove")
+        else:
             # records that left the hub: what it wrote on them is taken off (cause 'remove')
-            withdrawals = _record_withdrawals(store, tc, linked.get(tc.source, set()),
+            withdrawals = _record_withdrawals(store, tc, linked.get(tc.source, set()) if full else None,
                                               None if full else (changed_records.get(tc.source, set()), changed_gids))
             plan.withdrawn = len(withdrawals)
-            plan.candidates = len(items) + len(withdrawals)
-            plan.queued = (store.enqueue_pushes(tc.name, tc.entity, items, force=drifted[tc.name])
-                           + store.enqueue_pushes(tc.name, tc.entity, withdrawals, cause="remove"))
-        if tc.create_missing:
-            wanted = [gid for gid, view in sorted(views.items())
-                      if gid not in present.get(tc.source, ()) and int(view.get("orders_count") or 0) > 0]
-            profiles = _full_profiles(store, wanted)
-            creates = [(gid, _without_consent(create_payload(gid, {**views[gid], "profile": profiles.get(gid) or {}}),
-                                              tc.consent_fields)) for gid in wanted]
-            plan.creates_candidates = len(creates)
-            plan.creates_queued = enqueue_creates(store, tc.name, tc.entity, creates)
+            plan.candidates += len(withdrawals)
+            plan.queued += store.enqueue_pushes(tc.name, tc.entity, withdrawals, cause="remove")
         stats.queued += plan.queued + plan.creates_queued
-        stats.creates_queued += plan.creates_queued
         stats.consent_withheld += plan.consent_withheld
+        stats.creates_queued += plan.creates_queued
         stats.drift += plan.drift
     with store.begin() as conn:
         write_cursor(conn, "hub", PLAN_ENTITY, {"config": config_key, "marks": marks})
@@ -522,15 +550,58 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
     return stats
 
 
+def _open_links(conn: sa.Connection, sources: Iterable[str], *, between: tuple[str, str] | None = None,
+                gids: Iterable[str] = (), records: Mapping[str, Iterable[str]] | None = None
+                ) -> list[tuple[str, str, str]]:
+    """(source, source id, golden id) of the open cross-references of ``sources`` whose record the source
+    itself holds — a landing record of an entity the hub writes back to (customer records the mapping derived
+    from other payloads, e.g. guest checkouts in web-shop orders, have no target record). Those of the golden
+    ids from ``between[0]`` to ``between[1]``, of ``gids``, or of the ``records`` (source -> source ids)."""
+    x, lnd = xref.c, landing.c
+    held = sa.exists().where(lnd.source == x.source, lnd.source_id == x.source_id,
+                             lnd.entity.in_(WRITABLE_ENTITIES))
+    q = sa.select(x.source, x.source_id, x.golden_id).where(x.valid_to.is_(None), x.source.in_(sorted(sources)),
+                                                             held)
+    if between is not None:
+        return [tuple(r) for r in conn.execute(q.where(x.golden_id.between(*between)))]
+    if records is not None:  # by record key (``source:source_id``, indexed), the way a record is looked up
+        keys = [f"{source}:{sid}" for source, ids in records.items() for sid in ids]
+        return [tuple(r) for r in select_in(conn, q, x.record_key, keys)]
+    return [tuple(r) for r in select_in(conn, q, x.golden_id, gids)]
+
+
+def _directory_owners(conn: sa.Connection, views: Mapping[str, Mapping[str, Any]], lo: str,
+                      planned: set[str] | None) -> tuple[dict[str, list[str]], set[str]]:
+    """The numbers a chunk of golden customers (``views``, ids from ``lo`` on) lists in the directory, with
+    every active holder of each; and the holders outside the chunk, whose views the choice of owner needs.
+
+    A number is listed with the chunk of its first holder (in golden-id order), so a number shared across
+    chunks is planned once. ``planned``: only these numbers (an incremental plan), else all the chunk holds.
+    Holders come from the chunk's own profiles and the kept phone rows (every other active holder)."""
+    held: dict[str, list[str]] = defaultdict(list)
+    for gid, view in views.items():
+        for phone in profile_phones(view.get("profile") or {}):
+            if planned is None or phone in planned:
+                held[phone].append(gid)
+    owners: dict[str, list[str]] = {}
+    others = _phone_holders(conn, phones=held)
+    for phone, gids in held.items():
+        every = sorted(set(gids) | set(others.get(phone, ())))
+        if every[0] >= lo:
+            owners[phone] = every
+    return owners, {gid for gids in owners.values() for gid in gids if gid not in views}
+
+
 WITHDRAW: dict[str, Any] = {"action": "withdraw"}
 
 
-def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str],
+def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str] | None,
                         changed: tuple[set[str], set[str]] | None = None) -> list[tuple[str, str, dict]]:
     """Target records the hub wrote to (push_state) that no longer belong to any golden customer: withdraw
-    what the hub wrote, unless the source deleted the record (then only forget the push state). ``changed``
-    (target ids, golden ids): only those records, or records the hub wrote for those golden customers, are
-    looked at (an incremental plan: any other orphan was one at the last plan already)."""
+    what the hub wrote, unless the source deleted the record (then only forget the push state). ``linked``:
+    the source's records linked to an active golden customer (None: looked up for the records in question).
+    ``changed`` (target ids, golden ids): only those records, or records the hub wrote for those golden
+    customers, are looked at (an incremental plan: any other orphan was one at the last plan already)."""
     withdrawn = payload_hash(WITHDRAW)
     ps = push_state.c
     of_target = sa.select(ps.target_id, ps.golden_id, ps.payload_hash).where(ps.target == tc.name,
@@ -543,6 +614,12 @@ def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str],
                     for row in conn.execute(of_target.where(ps.target_id.in_(part)))]
             rows += [row for part in chunked(sorted(changed[1]), 500)
                      for row in conn.execute(of_target.where(ps.golden_id.in_(part)))]
+        if linked is None:
+            links = _open_links(conn, [tc.source], records={tc.source: {tid for tid, _, _ in rows}})
+            active = {gid for (gid,) in select_in(conn, sa.select(golden_customer.c.golden_id)
+                                                  .where(golden_customer.c.status == "active"),
+                                                  golden_customer.c.golden_id, {gid for _, _, gid in links})}
+            linked = {sid for _, sid, gid in links if gid in active}
         orphans = {tid: (gid, h) for tid, gid, h in rows if tid not in linked and h != withdrawn
                    and (changed is None or tid in changed[0] or gid in changed[1])}
         gone: set[str] = set()

@@ -220,6 +220,73 @@ def test_incremental_push_plan_queues_what_a_full_plan_queues(tmp_path: Path) ->
     copy.dispose()
 
 
+def test_a_plan_in_chunks_queues_what_a_plan_in_one_chunk_queues(tmp_path: Path, monkeypatch) -> None:
+    """A plan works out the desired states chunk by chunk of golden customers (memory: a million customers'
+    views held at once were ~4 GB): planned in chunks of 7 golden customers, the outbox and every count come
+    out as planned in one — a number shared by golden customers of different chunks is listed once, with the
+    owner the whole directory would pick; records, creates and withdrawals of every chunk — in a full and
+    then in an incremental plan."""
+    import shutil
+
+    import hub.push_plan
+    from hub.store import golden_customer, xref
+
+    cfg = {"targets": ["erp", "webshop", "callcenter"], "erp": {"create_missing": True}}
+    path = tmp_path / "hub.db"
+    store = Store(f"sqlite:///{path}")
+    n = 60
+    _seed(store, n)
+    t1 = datetime(2026, 3, 1)
+    with store.begin() as conn:
+        # G…41 also holds G…3's number (chunks 0 and 5 of 7): G…3 has more orders and keeps the entry
+        rec = conn.execute(sa.select(golden_customer.c.record)
+                           .where(golden_customer.c.golden_id == "G000000041")).scalar_one()
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000041").values(
+            record={**rec, "phones": ["+8613800000041", "+8613800000003"]}, updated_at=t1))
+        # a golden customer with orders but no ERP party (a create), one of them in every few chunks
+        conn.execute(xref.update().where(xref.c.source == "erp", xref.c.source_id.in_(["9", "23", "50"]))
+                     .values(valid_to=t1))
+    build_360(store, {}, as_of=AS_OF)
+    store.dispose()
+    shutil.copy(path, tmp_path / "one.db")
+    chunked, one = Store(f"sqlite:///{path}"), Store(f"sqlite:///{tmp_path / 'one.db'}")
+
+    def plan_both() -> tuple[object, object]:
+        monkeypatch.setattr(hub.push_plan, "PLAN_CHUNK", 7)
+        in_chunks = plan_pushes(chunked, cfg)
+        monkeypatch.setattr(hub.push_plan, "PLAN_CHUNK", 1_000)
+        return in_chunks, plan_pushes(one, cfg)
+
+    in_chunks, in_one = plan_both()
+    assert in_chunks.full and in_one.full and in_chunks.targets == in_one.targets
+    assert (in_chunks.queued, in_chunks.golden_planned) == (in_one.queued, in_one.golden_planned)
+    assert _pending(chunked) == _pending(one)
+    assert in_one.targets["callcenter"].ambiguous_phones == 1 and in_one.targets["erp"].creates_queued > 0
+    assert ("callcenter", "+8613800000003", "G000000003") in {row[:3] for row in _pending(one)}
+    for s in (chunked, one):
+        for target in ("erp", "webshop", "callcenter"):
+            s.record_push_results([(i.id, "ok", None) for i in s.pending_pushes(target, limit=100_000)])
+
+    # changes in several chunks: a record leaves (withdrawn), a golden record's number changes
+    t2 = datetime(2026, 4, 1)
+    for s in (chunked, one):
+        with s.begin() as conn:
+            conn.execute(xref.update().where(xref.c.record_key.in_(["webshop:12", "webshop:44"]))
+                         .values(valid_to=t2))
+            rec = conn.execute(sa.select(golden_customer.c.record)
+                               .where(golden_customer.c.golden_id == "G000000030")).scalar_one()
+            conn.execute(golden_customer.update().where(golden_customer.c.golden_id == "G000000030").values(
+                record={**rec, "phones": ["+8613900000030"], "primary_phone": "+8613900000030"}, updated_at=t2))
+        build_360(s, {}, as_of=AS_OF)
+    in_chunks, in_one = plan_both()
+    assert not in_chunks.full and not in_one.full and in_chunks.targets == in_one.targets
+    assert (in_chunks.queued, in_chunks.golden_planned) == (in_one.queued, in_one.golden_planned)
+    assert _pending(chunked) == _pending(one) and in_one.queued > 0
+    assert in_one.targets["webshop"].withdrawn == 2
+    chunked.dispose()
+    one.dispose()
+
+
 def test_guest_orders_are_counted_through_the_customer_key_index(tmp_path: Path) -> None:
     """The build's link statistics find guest orders (no customer key) through ix_staged_customer_key and
     keep the linked ones: counted from the links instead, every linked order was looked up (1M people: ~1.3M
