@@ -607,8 +607,9 @@ def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str] | None,
     of_target = sa.select(ps.target_id, ps.golden_id, ps.payload_hash).where(ps.target == tc.name,
                                                                               ps.entity == tc.entity)
     with store.begin() as conn:
-        if changed is None:
-            rows = conn.execute(of_target).all()
+        if changed is None:  # every push state of the target, streamed: only the unlinked ones are kept
+            rows = [row for row in conn.execution_options(yield_per=10_000).execute(of_target)
+                    if row[0] not in linked]
         else:  # the database picks the changed ones: the target's every push state never reaches Python
             rows = [row for part in chunked(sorted(changed[0]), 500)
                     for row in conn.execute(of_target.where(ps.target_id.in_(part)))]
