@@ -480,10 +480,12 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
             stats.golden_planned += len(views) if full else len(chunk)
             for tc in directory:
                 owners, extra = _directory_owners(conn, views, lo, phones)
-                more = _load_views(conn, extra) if extra else {}
+                every = {**views, **(_load_views(conn, extra) if extra else {})}
+                # a holder the kept phone rows name but whose view is gone (merged or erased since) holds nothing
+                owners = {phone: kept for phone, gids in owners.items() if (kept := [g for g in gids if g in every])}
                 plan = plans[tc.name]
-                items, ambiguous, withheld = directory_entries(
-                    {**views, **more}, tc.consent_channel, policy, tc.consent_fields, owners=owners)
+                items, ambiguous, withheld = directory_entries(every, tc.consent_channel, policy, tc.consent_fields,
+                                                               owners=owners)
                 plan.ambiguous_phones += ambiguous
                 plan.consent_withheld += withheld
                 plan.candidates += len(items)
