@@ -468,15 +468,11 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
             if full:
                 # one range of golden ids (one index scan each, not IN lists): the scope is every active golden
                 # customer, so the range holds no other active one
-                active = set(chunk)
                 views = _load_views(conn, between=(lo, hi))
-                rows = [row for row in _open_links(conn, wanted_sources, between=(lo, hi)) if row[2] in active]
+                rows = _open_links(conn, wanted_sources, between=(lo, hi))
             else:
-                active = {gid for (gid,) in select_in(conn, sa.select(golden_customer.c.golden_id)
-                                                      .where(golden_customer.c.status == "active"),
-                                                      golden_customer.c.golden_id, chunk)}
                 views = _load_views(conn, chunk)
-                rows = [row for row in _open_links(conn, wanted_sources, gids=chunk) if row[2] in active]
+                rows = _open_links(conn, wanted_sources, gids=chunk)
             stats.golden_planned += len(views) if full else len(chunk)
             for tc in directory:
                 owners, extra = _directory_owners(conn, views, lo, phones)
@@ -543,8 +539,8 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
             plan.candidates += len(withdrawals)
             plan.queued += store.enqueue_pushes(tc.name, tc.entity, withdrawals, cause="remove")
         stats.queued += plan.queued + plan.creates_queued
-        stats.consent_withheld += plan.consent_withheld
         stats.creates_queued += plan.creates_queued
+        stats.consent_withheld += plan.consent_withheld
         stats.drift += plan.drift
     with store.begin() as conn:
         write_cursor(conn, "hub", PLAN_ENTITY, {"config": config_key, "marks": marks})
@@ -555,15 +551,17 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
 def _open_links(conn: sa.Connection, sources: Iterable[str], *, between: tuple[str, str] | None = None,
                 gids: Iterable[str] = (), records: Mapping[str, Iterable[str]] | None = None
                 ) -> list[tuple[str, str, str]]:
-    """(source, source id, golden id) of the open cross-references of ``sources`` whose record the source
-    itself holds — a landing record of an entity the hub writes back to (customer records the mapping derived
-    from other payloads, e.g. guest checkouts in web-shop orders, have no target record). Those of the golden
-    ids from ``between[0]`` to ``between[1]``, of ``gids``, or of the ``records`` (source -> source ids)."""
+    """(source, source id, golden id) of the open cross-references of ``sources`` to an active golden customer
+    whose record the source itself holds — a landing record of an entity the hub writes back to (customer
+    records the mapping derived from other payloads, e.g. guest checkouts in web-shop orders, have no target
+    record). Those of the golden ids from ``between[0]`` to ``between[1]``, of ``gids``, or of the ``records``
+    (source -> source ids)."""
     x, lnd = xref.c, landing.c
     held = sa.exists().where(lnd.source == x.source, lnd.source_id == x.source_id,
                              lnd.entity.in_(WRITABLE_ENTITIES))
-    q = sa.select(x.source, x.source_id, x.golden_id).where(x.valid_to.is_(None), x.source.in_(sorted(sources)),
-                                                             held)
+    q = (sa.select(x.source, x.source_id, x.golden_id)
+         .join(golden_customer, golden_customer.c.golden_id == x.golden_id)
+         .where(x.valid_to.is_(None), x.source.in_(sorted(sources)), golden_customer.c.status == "active", held))
     if between is not None:
         return [tuple(r) for r in conn.execute(q.where(x.golden_id.between(*between)))]
     if records is not None:  # by record key (``source:source_id``, indexed), the way a record is looked up
@@ -618,11 +616,7 @@ def _record_withdrawals(store: Store, tc: TargetConfig, linked: set[str] | None,
             rows += [row for part in chunked(sorted(changed[1]), 500)
                      for row in conn.execute(of_target.where(ps.golden_id.in_(part)))]
         if linked is None:
-            links = _open_links(conn, [tc.source], records={tc.source: {tid for tid, _, _ in rows}})
-            active = {gid for (gid,) in select_in(conn, sa.select(golden_customer.c.golden_id)
-                                                  .where(golden_customer.c.status == "active"),
-                                                  golden_customer.c.golden_id, {gid for _, _, gid in links})}
-            linked = {sid for _, sid, gid in links if gid in active}
+            linked = {sid for _, sid, _ in _open_links(conn, [tc.source], records={tc.source: {t for t, _, _ in rows}})}
         orphans = {tid: (gid, h) for tid, gid, h in rows if tid not in linked and h != withdrawn
                    and (changed is None or tid in changed[0] or gid in changed[1])}
         gone: set[str] = set()
