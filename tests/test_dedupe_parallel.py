@@ -148,3 +148,30 @@ def test_a_worker_that_dies_in_the_middle_of_its_message_is_a_failure(monkeypatc
     monkeypatch.setattr(os, "write", half_then_die)
     with pytest.raises(WorkerFailed, match="worker exited with status"):
         fork_map(_results, [1, 2], 2)
+
+
+def test_a_child_that_finishes_while_the_lead_task_runs_leaves_at_once(tmp_path) -> None:
+    # a child stays alive (with its whole heap) until its message is read: at a million records the match
+    # hashes' worker held ~1 GB through the whole model fit that ran as the lead task beside it
+    pid_file = tmp_path / "child.pid"
+
+    def child_task(_: int) -> bytes:
+        pid_file.write_text(str(os.getpid()))
+        return b"x" * (4 << 20)  # far more than a pipe's buffer: the child blocks until it is read
+
+    def lead_task(_: int) -> bool:
+        import time
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if pid_file.exists() and pid_file.read_text():
+                try:
+                    os.kill(int(pid_file.read_text()), 0)
+                except ProcessLookupError:
+                    return True  # the child is gone (reaped) while the lead task still runs
+            time.sleep(0.02)
+        return False
+
+    got = fork_map(child_task, [0, 1], 2, lead=lead_task)
+    assert got[0] is True
+    assert got[1] == b"x" * (4 << 20)

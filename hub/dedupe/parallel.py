@@ -23,6 +23,7 @@ import os
 import pickle
 import selectors
 import struct
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -141,7 +142,9 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
 
     ``lead``: this process runs the first task itself, by ``lead``, after forking the children for the others
     (then ``workers - 1`` run at once) and after ``meanwhile()``: a task that warms caches of this process (the
-    standardisers') keeps them warm here, and each child starts from them. ``collect=False``: children run
+    standardisers') keeps them warm here, and each child starts from them. Meanwhile a thread of this process
+    takes the results of the children that finish, so that they exit then (a child leaves only once its
+    message is read); the next children are forked after the lead task. ``collect=False``: children run
     without the cyclic garbage collector (they exit when done).
     """
     if workers < 2 or len(tasks) < 2 or not hasattr(os, "fork"):
@@ -167,30 +170,64 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
         inboxes[r] = _Inbox()
         sel.register(r, selectors.EVENT_READ)
 
+    def receive(timeout: float | None = None) -> None:
+        """Read what the children's pipes hold; reap the children that are done."""
+        for key, _ in sel.select(timeout):
+            fd = key.fd
+            if inboxes[fd].read(fd):
+                continue
+            sel.unregister(fd)
+            os.close(fd)
+            i, pid = running.pop(fd)
+            _, status = os.waitpid(pid, 0)
+            got = inboxes.pop(fd).value()
+            ok, value = got if got is not None else (False, f"worker exited with status {status}")
+            if ok and os.waitstatus_to_exitcode(status) == 0:
+                results[i] = value
+            else:
+                failures.append(str(value))
+
     try:
         for i in todo:
             start(i)
             if len(running) >= slots:
                 break
-        if meanwhile is not None:
-            meanwhile()
-        if lead is not None:  # children fill their pipes meanwhile and wait for this process to read them
-            results[0] = lead(tasks[0])
+        # while this process is busy with ``meanwhile`` and the lead task, a thread takes the children's
+        # results: a child that is done leaves then, instead of holding its memory (its heap, its message)
+        # until the lead task returns — at a million records the match hashes' worker held ~1 GB through the
+        # whole fit. The thread only reads and reaps; children are forked from this thread alone.
+        busy = threading.Event()
+        drain = None
+        drain_errors: list[BaseException] = []
+        if lead is not None or meanwhile is not None:
+            busy.set()
+
+            def drain_while_busy() -> None:
+                try:
+                    while busy.is_set() and running:
+                        receive(0.05)
+                except BaseException as exc:  # noqa: BLE001 — raised in this process once the lead returns
+                    drain_errors.append(exc)
+
+            drain = threading.Thread(target=drain_while_busy, name="fork_map-drain", daemon=True)
+            drain.start()
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            if lead is not None:
+                results[0] = lead(tasks[0])
+        finally:
+            busy.clear()
+            if drain is not None:
+                drain.join()
+        if drain_errors:
+            raise drain_errors[0]
+        while not failures and len(running) < slots and (nxt := next(todo, None)) is not None:
+            start(nxt)  # slots the drain freed
         while running:
-            for key, _ in sel.select():
-                fd = key.fd
-                if inboxes[fd].read(fd):
-                    continue
-                sel.unregister(fd)
-                os.close(fd)
-                i, pid = running.pop(fd)
-                _, status = os.waitpid(pid, 0)
-                got = inboxes.pop(fd).value()
-                ok, value = got if got is not None else (False, f"worker exited with status {status}")
-                if ok and os.waitstatus_to_exitcode(status) == 0:
-                    results[i] = value
-                else:
-                    failures.append(str(value))
+            before = len(running)
+            receive()
+            for _ in range(before - len(running)):
                 nxt = None if failures else next(todo, None)
                 if nxt is not None:
                     start(nxt)
