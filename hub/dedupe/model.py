@@ -33,8 +33,17 @@ def value_hashes(values: np.ndarray) -> np.ndarray:
     if len(values) == 0:
         return np.empty(0, dtype=np.uint64)
     # categorize=False: the same hashes (categorising is pandas' shortcut for repeated values), but the values
-    # hashed here are mostly distinct, where factorising first only costs (6x at 20k records)
-    return pd.util.hash_array(np.asarray(values, dtype=object).astype(str).astype(object), categorize=False)
+    # hashed here are mostly distinct, where factorising first only costs (6x at 20k records). In slices: each
+    # value's hash is its own, and the fixed-width text array of a million street names at once was ~0.4 GB
+    values = np.asarray(values, dtype=object)
+    out = np.empty(len(values), dtype=np.uint64)
+    for a in range(0, len(values), HASH_SLICE):
+        out[a:a + HASH_SLICE] = pd.util.hash_array(values[a:a + HASH_SLICE].astype(str).astype(object),
+                                                   categorize=False)
+    return out
+
+
+HASH_SLICE = 100_000  # values hashed at a time
 
 
 @dataclass
