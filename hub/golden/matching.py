@@ -272,11 +272,12 @@ class _RowTexts:
     between); compressed a fifth of that. Read in index order (the writes go through the records in key order),
     so one slice is decompressed at a time."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
+    def __init__(self, parts: Iterable[Sequence[str]]) -> None:
+        """``parts``: the rows in slices of ``PACK_CHUNK`` (the last one shorter), each compressed as it comes
+        (a caller that builds the rows slice by slice never holds them all as strings)."""
         self._rows = PACK_CHUNK  # rows per slice, fixed for the life of the object
         self._slices: list[tuple[bytes, np.ndarray]] = []
-        for a in range(0, len(texts), self._rows):
-            part = texts[a:a + self._rows]
+        for part in parts:
             ends = np.cumsum([len(t) for t in part], dtype=np.int64)
             self._slices.append((zlib.compress("".join(part).encode("utf-8", "surrogatepass"), 1), ends))
         self._open: tuple[int, str] = (-1, "")
@@ -545,24 +546,29 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     clear_caches()
     if packed:
         del frame
-    # the cache rows of the records derived now: engine row, then standardised values; in slices, so that the
-    # values as Python objects never exist for every record at once (a full run derives them all)
-    for a in range(0, len(new_idx), PACK_CHUNK):
-        part = new_idx[a:a + PACK_CHUNK]
-        std_vals = new_std.iloc[a:a + PACK_CHUNK].astype(object).to_numpy()
-        if packed:  # the engine row's text as derived, the standardised values after it
-            for j, i in enumerate(part.tolist()):
-                text[i] = _pack_more(eng[a + j], std_vals[j].tolist())
-        else:
-            rows = frame.iloc[part, 1:].astype(object).to_numpy()
-            for j, i in enumerate(part.tolist()):
-                text[i] = _pack([*rows[j].tolist(), *std_vals[j].tolist()])
-            del rows
-        del std_vals
-    del eng
     records.p.standardised = None  # not needed any more (memory)
-    row_text = _RowTexts(text)
-    del text
+
+    def cache_rows() -> Iterator[list[str]]:
+        """The population's cache rows in slices of PACK_CHUNK, each compressed (``_RowTexts``) before the next
+        is made: the rows of the records derived now (engine row, then standardised values) are made here, so
+        that neither they nor the values as Python objects exist for every record at once (a full run derives
+        them all: 1.5M rows held as strings were ~0.7 GB at the match step's high-water mark)."""
+        for a in range(0, n, PACK_CHUNK):
+            lo, hi = np.searchsorted(new_idx, [a, a + PACK_CHUNK])  # the records of the slice derived now
+            std_vals = new_std.iloc[lo:hi].astype(object).to_numpy()
+            if not packed:
+                rows = frame.iloc[new_idx[lo:hi], 1:].astype(object).to_numpy()
+            for j, i in enumerate(new_idx[lo:hi].tolist()):
+                if packed:  # the engine row's text as derived, the standardised values after it
+                    text[i] = _pack_more(eng[lo + j], std_vals[j].tolist())
+                    eng[lo + j] = ""
+                else:
+                    text[i] = _pack([*rows[j].tolist(), *std_vals[j].tolist()])
+            part = text[a:a + PACK_CHUNK]
+            text[a:a + PACK_CHUNK] = [""] * len(part)
+            yield part
+
+    row_text = _RowTexts(cache_rows())  # leaves ``text`` and ``eng`` holding empty strings
     trim_heap()  # the standardisers' and the frames' temporaries: blocking and comparing come next
     return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=row_text,
                        derived=derived)
