@@ -1183,6 +1183,12 @@ def match_and_cluster(
         bound_now = bound_time(conn, now)
         for chunk in _pair_row_chunks(fs, pop, sl, sr, scored, band, bound_now):
             insert_rows(conn, match_pair, PAIR_COLUMNS, chunk)
+        if full:
+            # clustering reads the auto-match pairs only (``cluster_records``): every other pair's scores and
+            # levels go before the closure and the clustering (36M candidate pairs: ~0.6 GB of the high-water
+            # mark after the fit)
+            scored = tuple(col[auto] for col in scored)
+            sl, sr = sl[auto], sr[auto]
 
         # 3. the affected set K: closed under match edges, must-links and previous clusters
         limit = max(int(settings.full_rebuild_share * n), 1)
@@ -1215,7 +1221,7 @@ def match_and_cluster(
         kmask = np.zeros(n, dtype=bool)
         kmask[[pos[k] for k in affected]] = True
         if len(affected) == n:
-            kl, kr, k_scored = sl, sr, scored  # every pair was scored above
+            kl, kr, k_scored = sl, sr, scored  # every pair was scored above (a full run: its auto-match pairs)
             if not full:
                 kl, kr = left, right
                 k_scored = _rescore(fs, records, left, right, np.arange(len(left)), sel, scored, workers)
