@@ -28,13 +28,16 @@ def tf_uniques(key: str, p: Prepared, vocab: NameVocab) -> np.ndarray:
     return vocab.uniques if key in VOCAB_TF_KEYS else p.key(key).uniques
 
 
+HASH_SLICE = 100_000  # values hashed at a time
+
+
 def value_hashes(values: np.ndarray) -> np.ndarray:
     """Stable 64-bit hash of each value (the same in every process and run)."""
     if len(values) == 0:
         return np.empty(0, dtype=np.uint64)
     # categorize=False: the same hashes (categorising is pandas' shortcut for repeated values), but the values
     # hashed here are mostly distinct, where factorising first only costs (6x at 20k records). In slices: each
-    # value's hash is its own, and the fixed-width text array of a million street names at once was ~0.4 GB
+    # value's hash is its own, and a fixed-width text array of a million 100-character values is 0.4 GB
     values = np.asarray(values, dtype=object)
     out = np.empty(len(values), dtype=np.uint64)
     for a in range(0, len(values), HASH_SLICE):
@@ -45,9 +48,6 @@ def value_hashes(values: np.ndarray) -> np.ndarray:
             part = part.astype(str).astype(object)
         out[a:a + HASH_SLICE] = pd.util.hash_array(part, categorize=False)
     return out
-
-
-HASH_SLICE = 100_000  # values hashed at a time
 
 
 @dataclass

@@ -187,15 +187,17 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
             else:
                 failures.append(str(value))
 
-    try:
-        for i in todo:
+    def fill() -> None:
+        """Fork children for the next tasks while a slot is free (none after a failure)."""
+        while not failures and len(running) < slots and (i := next(todo, None)) is not None:
             start(i)
-            if len(running) >= slots:
-                break
+
+    try:
+        fill()
         # while this process is busy with ``meanwhile`` and the lead task, a thread takes the children's
         # results: a child that is done leaves then, instead of holding its memory (its heap, its message)
         # until the lead task returns — at a million records the match hashes' worker held ~1 GB through the
-        # whole fit. The thread only reads and reaps; children are forked from this thread alone.
+        # whole fit. The thread only reads and reaps; only the calling thread forks.
         busy = threading.Event()
         drain = None
         drain_errors: list[BaseException] = []
@@ -222,15 +224,10 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
                 drain.join()
         if drain_errors:
             raise drain_errors[0]
-        while not failures and len(running) < slots and (nxt := next(todo, None)) is not None:
-            start(nxt)  # slots the drain freed
+        fill()  # the slots the drain freed
         while running:
-            before = len(running)
             receive()
-            for _ in range(before - len(running)):
-                nxt = None if failures else next(todo, None)
-                if nxt is not None:
-                    start(nxt)
+            fill()
     finally:
         # only on an error in this process (a KeyboardInterrupt, say): do not leave children behind
         for fd, (_, pid) in running.items():
