@@ -552,7 +552,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         """The population's cache rows in slices of PACK_CHUNK, each compressed (``_RowTexts``) before the next
         is made: the rows of the records derived now (engine row, then standardised values) are made here, so
         that neither they nor the values as Python objects exist for every record at once (a full run derives
-        them all: 1.5M rows held as strings were ~0.7 GB at the match step's high-water mark)."""
+        them all: at 1.5M records the rows held as strings put the prepare step's high-water mark 0.4 GB higher)."""
         for a in range(0, n, PACK_CHUNK):
             lo, hi = np.searchsorted(new_idx, [a, a + PACK_CHUNK])  # the records of the slice derived now
             std_vals = new_std.iloc[lo:hi].astype(object).to_numpy()
@@ -625,14 +625,30 @@ def _partner_digest(n: int, left: np.ndarray, right: np.ndarray, keys: list[str]
     return out
 
 
-def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> list[str]:
+MATCH_HASH_WIDTH = 48  # hex digits of a match hash: 32 of content, 16 of partners
+
+
+def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """What ``match_record.record_hash`` holds: 32 hex digits of the record's content (staged hash + matching
     keys), then 16 of its candidate partners. Content decides whether its pairs score differently; partners
-    whether it gained or lost candidate pairs (a sorted-neighbourhood window or a capped block moved)."""
+    whether it gained or lost candidate pairs (a sorted-neighbourhood window or a capped block moved).
+    As one array of ASCII texts (``_hash_texts`` reads them): the worker that makes them beside the fit holds
+    and sends one buffer, not a list of a Python string per record and its pickle (~0.25 GB at 1.5M)."""
     fp = pop.records.fingerprint()
     partners = _partner_digest(len(pop.keys), left, right, pop.keys)
-    return [hashlib.sha256(f"{h}|{a:016x}".encode()).hexdigest()[:32] + f"{b:016x}"
-            for h, a, b in zip(pop.staged_hash, fp.tolist(), partners.tolist(), strict=True)]
+    out = bytearray(MATCH_HASH_WIDTH * len(pop.keys))
+    for a in range(0, len(pop.keys), PACK_CHUNK):
+        b = min(a + PACK_CHUNK, len(pop.keys))
+        out[a * MATCH_HASH_WIDTH:b * MATCH_HASH_WIDTH] = "".join(
+            hashlib.sha256(f"{h}|{x:016x}".encode()).hexdigest()[:32] + f"{y:016x}"
+            for h, x, y in zip(pop.staged_hash[a:b], fp[a:b].tolist(), partners[a:b].tolist(), strict=True)
+        ).encode("ascii")
+    return np.frombuffer(out, dtype=f"S{MATCH_HASH_WIDTH}")
+
+
+def _hash_texts(hashes: np.ndarray) -> list[str]:
+    """The match hashes of ``_match_hashes`` as texts, a slice of records at a time."""
+    return [h.decode("ascii") for a in range(0, len(hashes), PACK_CHUNK) for h in hashes[a:a + PACK_CHUNK].tolist()]
 
 
 def _beside(main: Callable[[], Any], side: Callable[[], Any], workers: int) -> tuple[Any, Any]:
@@ -1044,8 +1060,10 @@ def match_and_cluster(
             # candidate pairs) are computed on the other core meanwhile, not beside the comparison (three
             # processes on two cores)
             levels = compare_pairs(records, left, right, workers)
-            (model, fit_scored), hashes = _beside(lambda: _fit_model(records, cand, ds, levels),
-                                                  lambda: _match_hashes(pop, left, right), workers)
+            (model, fit_scored), raw_hashes = _beside(lambda: _fit_model(records, cand, ds, levels),
+                                                      lambda: _match_hashes(pop, left, right), workers)
+            hashes = _hash_texts(raw_hashes)
+            del raw_hashes
             del levels
         else:
             from hub.dedupe import empty_model
@@ -1079,7 +1097,7 @@ def match_and_cluster(
     stats.mode = "full" if full else "incremental"
 
     if hashes is None:
-        hashes = _match_hashes(pop, left, right)
+        hashes = _hash_texts(_match_hashes(pop, left, right))
     present = set(keys)
     deleted = set(old) - present
     stored = [old.get(k, ("",))[0] or "" for k in keys]
