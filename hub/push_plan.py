@@ -318,17 +318,13 @@ def _phone_holders(conn: sa.Connection, *, gids: Iterable[str] = (), phones: Ite
                    ) -> dict[str, list[str]]:
     """E.164 phone -> the active golden customers whose 360 profile holds it, for the numbers ``gids`` hold and
     the numbers ``phones`` (the kept phone rows of hub/c360_summary.py, refreshed by ``plan_pushes``)."""
-    p = customer_360_phone.c
-    rows = [*select_in(conn, sa.select(p.phone, p.golden_id), p.golden_id, gids),
-            *select_in(conn, sa.select(p.phone, p.golden_id), p.phone, phones)]
-    # which holders are active: (status, golden_id) is one index since migration 0019 (through (status) alone the
-    # planner walked every active golden customer once per IN list)
-    gc = golden_customer.c
-    active = {gid for (gid,) in select_in(conn, sa.select(gc.golden_id).where(gc.status == "active"), gc.golden_id,
-                                          {gid for _, gid in rows})}
+    p, gc = customer_360_phone.c, golden_customer.c
+    # active holders only, by a join (as _open_links and _directory_removals do)
+    q = sa.select(p.phone, p.golden_id).join(golden_customer, gc.golden_id == p.golden_id).where(
+        gc.status == "active")
     owners: dict[str, list[str]] = defaultdict(list)
-    for phone, gid in rows:
-        if gid in active and gid not in owners[phone]:
+    for phone, gid in [*select_in(conn, q, p.golden_id, gids), *select_in(conn, q, p.phone, phones)]:
+        if gid not in owners[phone]:
             owners[phone].append(gid)
     return owners
 
@@ -474,11 +470,12 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                 views = _load_views(conn, chunk)
                 rows = _open_links(conn, wanted_sources, gids=chunk)
             stats.golden_planned += len(views) if full else len(chunk)
-            for tc in directory:
+            if directory:  # the chunk's numbers and their holders: the same for every directory target
                 owners, extra = _directory_owners(conn, views, lo, phones)
                 every = {**views, **(_load_views(conn, extra) if extra else {})}
                 # a holder the kept phone rows name but whose view is gone (merged or erased since) holds nothing
                 owners = {phone: kept for phone, gids in owners.items() if (kept := [g for g in gids if g in every])}
+            for tc in directory:
                 plan = plans[tc.name]
                 items, ambiguous, withheld = directory_entries(every, tc.consent_channel, policy, tc.consent_fields,
                                                                owners=owners)
@@ -527,7 +524,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         plan = plans[tc.name]
         if tc.mode == "directory":
             # numbers no active golden customer holds any more (the kept phone rows, refreshed above)
-            removals = _directory_removals(store, tc, None)
+            removals = _directory_removals(store, tc)
             plan.removed = len(removals)
             plan.candidates += len(removals)
             plan.queued += store.enqueue_pushes(tc.name, tc.entity, removals, cause="remove")
@@ -635,22 +632,21 @@ def _without_consent(payload: dict[str, Any], keep: bool) -> dict[str, Any]:
     return payload if keep else {k: v for k, v in payload.items() if k not in CONSENT_FIELDS}
 
 
-def _directory_removals(store: Store, tc: TargetConfig, current: set[str] | None) -> list[tuple[str, str, dict]]:
-    """Numbers the PBX directory holds (pushed before) that no golden customer has any more: remove them.
-    ``current``: the numbers golden customers hold; None: those of the kept phone rows (an incremental plan)."""
-    ps = push_state.c
+def _directory_removals(store: Store, tc: TargetConfig) -> list[tuple[str, str, dict]]:
+    """Numbers the PBX directory holds (pushed before) that no active golden customer has any more (the kept
+    phone rows, refreshed by ``plan_pushes``): remove them."""
+    ps, p, gc = push_state.c, customer_360_phone.c, golden_customer.c
+    held = sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")
+    # the database leaves out every number an active golden customer holds
     q = (sa.select(ps.target_id, ps.golden_id, ps.payload_hash)
-         .where(ps.target == tc.name, ps.entity == tc.entity).order_by(ps.target_id))
-    if current is None:  # the database leaves out every number an active golden customer holds
-        p, gc = customer_360_phone.c, golden_customer.c
-        held = sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")
-        q = q.where(not_among(ps.target_id, held, store.engine.dialect.name))
+         .where(ps.target == tc.name, ps.entity == tc.entity,
+                not_among(ps.target_id, held, store.engine.dialect.name)).order_by(ps.target_id))
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     out = []
     for tid, gid, h in rows:
         payload = {"golden_id": gid, "lifecycle": "deleted"}
-        if (current is None or tid not in current) and h != payload_hash(payload):  # not yet removed
+        if h != payload_hash(payload):  # not yet removed
             out.append((tid, gid, payload))
     return out
 
