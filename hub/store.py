@@ -164,6 +164,10 @@ staged_record = sa.Table(
     # staging: the quality dimensions count records by it in SQL instead of decoding every record (0027). Null
     # for other entities and for rows written otherwise; the dimensions fill those in
     sa.Column("quality_profile", sa.Integer, nullable=True),
+    # the strong identifiers of a customer record as hashes (hub.quality.identifiers.identifier_digests), written
+    # with the record by staging: the brake counts how many records hold each without decoding every record
+    # (0030). Null for other entities and for rows written otherwise; the brake computes and keeps those
+    sa.Column("identifier_hashes", sa.LargeBinary, nullable=True),
 )
 # the dimensions count customers per source and profile from the index alone (0027)
 sa.Index("ix_staged_profile", staged_record.c.entity, staged_record.c.source, staged_record.c.quality_profile)
@@ -729,8 +733,8 @@ _COPY_SPECIAL = re.compile(r"[\\\t\n\r]").search  # one scan in C: most values n
 def _copy_text(rows: Sequence[tuple]) -> str | None:
     """``rows`` in COPY's text format (tab-separated, ``\\N`` for NULL, backslash escapes), or None when a value
     is of a type this does not write as the driver would bind it (those rows go through INSERTs). Strings (JSON
-    columns' text included), integers, floats (repr: the same double), decimals, booleans, naive datetimes and
-    dates. 40k staged records, three rounds each: INSERTs 2.6-2.9 s wall, COPY 1.2-1.45 s."""
+    columns' text included), integers, floats (repr: the same double), decimals, booleans, naive datetimes,
+    dates and bytes (bytea). 40k staged records, three rounds each: INSERTs 2.6-2.9 s wall, COPY 1.2-1.45 s."""
     lines: list[str] = []
     for row in rows:
         fields: list[str] = []
@@ -747,6 +751,8 @@ def _copy_text(rows: Sequence[tuple]) -> str | None:
                 fields.append(v.isoformat(sep=" "))
             elif v.__class__ is date:
                 fields.append(v.isoformat())
+            elif v.__class__ is bytes:  # bytea's hex input, its backslash escaped for COPY
+                fields.append("\\\\x" + v.hex())
             else:
                 return None
         lines.append("\t".join(fields))

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from hub.checks import brake_outcome
 from hub.quality import QualityConfig
 from hub.quality import brake as brake_mod
+from hub.quality.identifiers import DIGEST_SIZE, identifier_digests
 from hub.store import Store, golden_customer, match_run, staged_record, xref
 
 T = datetime(2026, 3, 1)
@@ -142,31 +143,55 @@ def test_a_new_source_folded_into_existing_customers_without_evidence_stops(stor
     assert "erp: 100 of its 100 records" in outcome.markdown()
 
 
-def test_identifier_holders_are_counted_over_every_record_when_two_processes_read_halves(
-        any_store: Store, monkeypatch) -> None:
-    """Each process reads a range of record keys; an identifier is rare by its holders in both ranges together."""
+def test_identifier_holders_are_counted_from_the_hashes_staging_keeps_and_from_records_kept_without(
+        any_store: Store) -> None:
+    """An identifier is rare by its holders over every staged customer, whether a record's identifier hashes
+    were kept by staging or are worked out from a record kept without them (an older store): those are kept by
+    the first pass, and the next one reads the kept hashes only and judges the same."""
     with any_store.begin() as conn:
         groups = {}
         for i in range(100):
             low, high = {"full_name": "x"}, {"full_name": "y"}
             if i < 40:  # one e-mail per person: supported
                 low["emails"] = high["emails"] = [f"p{i}@mail.example"]
-            elif 40 <= i < 45:  # a number held by 11 records (6 in the lower half, 5 in the upper): not rare
+            elif 40 <= i < 45:  # a number held by 11 records: not rare
                 low["phones"] = high["phones"] = [{"e164": "+8613800000001"}]
             elif i == 45:
                 low["phones"] = [{"e164": "+8613800000001"}]
-            elif 50 <= i < 55:  # a number held by 10 records, 5 in each half: rare at the limit of 10
+            elif 50 <= i < 55:  # a number held by 10 records: rare at the limit of 10
                 low["phones"] = high["phones"] = [{"e164": "+8613800000002"}]
             _stage(conn, f"erp:{i:03d}", low)
             _stage(conn, f"erp:{i + 100:03d}", high)
             groups[f"G{i}"] = [f"erp:{i:03d}", f"erp:{i + 100:03d}"]
         _assign(conn, groups, T)
         _golden_run(conn, T)
-    monkeypatch.setattr(brake_mod, "PARALLEL_MIN", 1)
+        # the upper half as staging writes it: hashes kept with the record
+        for key, rec in conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)
+                                     .where(staged_record.c.record_key >= "erp:100")).all():
+            conn.execute(staged_record.update().where(staged_record.c.record_key == key)
+                         .values(identifier_hashes=identifier_digests(rec)))
     cfg = QualityConfig()
     with any_store.engine.connect() as conn:
-        halves = brake_mod.measure(conn, cfg, None, store=any_store, workers=2)
-        one = brake_mod.measure(conn, cfg, None, store=any_store, workers=1)
-    assert halves == one
-    assert halves["records_consolidated"] == 200
-    assert halves["records_consolidated_unsupported"] == 200 - 80 - 10
+        first = brake_mod.measure(conn, cfg, None)
+    with any_store.engine.connect() as conn:
+        kept = dict(conn.execute(sa.select(staged_record.c.record_key, staged_record.c.identifier_hashes)).all())
+        records = dict(conn.execute(sa.select(staged_record.c.record_key, staged_record.c.record)).all())
+    assert {k: bytes(v) for k, v in kept.items()} == {k: identifier_digests(r) for k, r in records.items()}
+    assert len(kept["erp:000"]) == DIGEST_SIZE and kept["erp:099"] == b""  # an e-mail; no identifier at all
+
+    reads: list[str] = []
+
+    def note(conn, cursor, statement, *args) -> None:
+        if "staged_record" in statement:
+            reads.append(statement)
+
+    sa.event.listen(any_store.engine, "before_cursor_execute", note)
+    try:
+        with any_store.engine.connect() as conn:
+            again = brake_mod.measure(conn, cfg, None)
+    finally:
+        sa.event.remove(any_store.engine, "before_cursor_execute", note)
+    assert again == first
+    assert reads and not any("UPDATE" in r for r in reads)  # nothing left to work out and keep
+    assert first["records_consolidated"] == 200
+    assert first["records_consolidated_unsupported"] == 200 - 80 - 10

@@ -235,26 +235,31 @@ def test_world_mutation_is_staged_incrementally(tmp_path: Path, mappings) -> Non
 
 
 def _profiles_are_those_of_the_records(store: Store) -> int:
-    """Every staged customer's kept quality profile is ``customer_profile`` of its stored JSON; other entities
-    keep none. Returns how many distinct profiles the customers have."""
+    """Every staged customer's kept quality profile and identifier hashes are ``customer_profile`` and
+    ``identifier_digests`` of its stored JSON; other entities keep neither. Returns how many distinct profiles
+    the customers have."""
     from hub.quality.completeness import customer_profile, profile_bits
+    from hub.quality.identifiers import identifier_digests
 
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(staged_record.c.entity, staged_record.c.record,
-                                      staged_record.c.quality_profile)).all()
-    customers = [(_load(rec), bits) for entity, rec, bits in rows if entity == "customers"]
+                                      staged_record.c.quality_profile, staged_record.c.identifier_hashes)).all()
+    customers = [(_load(rec), bits, hashes) for entity, rec, bits, hashes in rows if entity == "customers"]
     assert customers and len(customers) < len(rows)
-    assert [bits for _, bits in customers] == [profile_bits(customer_profile(rec)) for rec, _ in customers]
-    assert all(bits is None for entity, _, bits in rows if entity != "customers")
-    return len({bits for _, bits in customers})
+    assert [bits for _, bits, _ in customers] == [profile_bits(customer_profile(rec)) for rec, _, _ in customers]
+    assert [bytes(h) for _, _, h in customers] == [identifier_digests(rec) for rec, _, _ in customers]
+    assert sum(len(h) > 0 for _, _, h in customers) > len(customers) / 2  # most hold an e-mail or a phone
+    assert all(bits is None and hashes is None for entity, _, bits, hashes in rows if entity != "customers")
+    return len({bits for _, bits, _ in customers})
 
 
-def test_staged_customers_keep_the_quality_profile_of_their_record_through_changes(tmp_path: Path,
-                                                                                    mappings) -> None:
-    """Staging writes which fields a customer record holds beside it (the quality dimensions count records by
-    it), and rewrites it with the record: after a first stage and after a change of a third of the world."""
+def test_staged_customers_keep_the_quality_profile_and_identifiers_of_their_record_through_changes(
+        store_url: str, tmp_path: Path, mappings) -> None:
+    """Staging writes which fields a customer record holds (the quality dimensions count records by it) and its
+    strong identifiers' hashes (the brake counts their holders) beside it, and rewrites both with the record:
+    after a first stage and after a change of a third of the world, on SQLite and PostgreSQL (COPY)."""
     world = SandboxWorld.create_or_load(tmp_path / "world", customers=120, seed=5)
-    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    store = Store(store_url)
     try:
         _pull_all(world, store)
         stage_pending(store, mappings, SOURCES)

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from hub.quality.identifiers import identifier_digests
 from hub.store import Store, payload_hash, staged_record
 
 FAMILY = ["Chen", "Wang", "Li", "Zhang", "Liu", "Yang", "Huang", "Zhao", "Smith", "Müller", "Garcia", "Kim",
@@ -99,7 +100,7 @@ def stage_records(store: Store, records: Iterable[dict], at: datetime | None = N
         key = f"{rec['source']}:{rec['source_id']}"
         buf.append({"entity": "customers", "record_key": key, "source": rec["source"], "source_id": rec["source_id"],
                     "customer_key": None, "record": rec, "quality_flags": [], "record_hash": payload_hash(rec),
-                    "staged_at": at})
+                    "staged_at": at, "identifier_hashes": identifier_digests(rec)})
         n += 1
         if len(buf) >= batch:
             flush()

@@ -25,8 +25,6 @@ A person releases the brake with ``hub quality release --by NAME [--note TEXT]``
 
 from __future__ import annotations
 
-import os
-from array import array
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +35,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from hub.quality.config import QualityConfig
+from hub.quality.identifiers import identifier_digests
 from hub.store import (
     Store,
     as_text,
@@ -71,28 +70,6 @@ class BrakeOutcome:
 
 
 # -- evidence --------------------------------------------------------------------------------------------------------
-
-
-def strong_keys(rec: Mapping[str, Any]) -> set[tuple]:
-    """The identifiers of a staged customer record that name one person when they are rare."""
-    keys: set[tuple] = set()
-    for e in rec.get("emails") or []:
-        keys.add(("email", str(e).strip().lower()))
-    for p in rec.get("phones") or []:
-        number = p.get("e164") if type(p) is dict or isinstance(p, Mapping) else p  # decoded JSON: dicts
-        if number:
-            keys.add(("phone", str(number)))
-    if rec.get("national_id"):
-        keys.add(("national_id", str(rec["national_id"])))
-    for kind, value in (rec.get("external_ids") or {}).items():
-        # an openid is per account and never shared; a unionid is shared by the accounts of one person
-        if value and not kind.endswith("openid"):
-            keys.add(("external", kind, str(value)))
-    name = rec.get("name") or {}
-    name_key = name.get("name_key") if type(name) is dict or isinstance(name, Mapping) else None
-    if name_key and rec.get("birth_date"):
-        keys.add(("name_birth", name_key, str(rec["birth_date"])))
-    return keys
 
 
 def _open_at(at: datetime | None) -> Any:
@@ -156,14 +133,13 @@ def _around_moves(conn: sa.Connection, at: datetime) -> tuple[dict[str, str], di
 
 
 @gc_paused()
-def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | None, *, store: Store | None = None,
-            workers: int = 0) -> dict[str, Any]:
+def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | None) -> dict[str, Any]:
     """Both measures of the golden layer now against the one accepted at ``accepted_at`` (None: first sync).
 
     Against an accepted state only the golden customers around the records that moved since are read
     (``_around_moves``): an incremental sync's brake reads what changed, not every cross-reference. How many
-    records hold each identifier is counted over every staged customer; given the ``store`` (``conn``'s), that
-    pass runs in up to ``workers`` processes (0: one per core, at most 2), each with its own connection."""
+    records hold each identifier is counted over every staged customer, from the hashes staging keeps
+    (``_rare_identifiers``: hashes it has to work out are kept, and ``conn`` committed)."""
     if accepted_at is None:
         now_of, old_of = _membership(conn, None), {}
         judged_old: set[str] | None = None
@@ -207,8 +183,7 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     for k in new_together:
         needed |= now_groups[now_of[k]]
     # nothing newly consolidated (an incremental sync that only changed values): no evidence to weigh
-    rare_of = (_rare_identifiers(conn, store, needed, cfg.brake.shared_value_limit, workers) if new_together
-               else {})
+    rare_of = _rare_identifiers(conn, needed, cfg.brake.shared_value_limit) if new_together else {}
     # a record is supported when one of its rare identifiers is held by a fellow record too, i.e. by at least two
     # records of its golden customer (each record's identifiers are a set: it counts once)
     in_golden = Counter((now_of[k], x) for k, xs in rare_of.items() for x in xs)
@@ -246,80 +221,59 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
 
 # -- how many records hold an identifier -----------------------------------------------------------------------------
 
-# The one pass of the brake over every staged customer (1.6M JSON records at a million people). Identifiers are
-# counted as 64-bit hashes in numpy (a Counter of every identifier tuple held ~1 GB at a million people): Python's
-# hash of the key tuple, the same in this process and its forked workers (they share the interpreter's hash
-# secret). Two identifiers colliding would count as one: at 10M identifiers a chance of about 1 in 10^5.
-PARALLEL_MIN = 20_000  # staged customers below which one process reads them faster than two
+# The one pass of the brake over every staged customer (1.6M at a million people) reads the identifier hashes
+# staging keeps with each record (``staged_record.identifier_hashes``, 8 bytes an identifier) and counts them in
+# numpy: decoding every record's JSON instead was 1.8 s of the brake's 2.4 at 100k records. A record kept without
+# them (staged by an older version, or written by something else than staging) is decoded here once, and its
+# hashes are kept for the next pass.
+KEEP_CHUNK = 5000
 
 
-_Scanned = tuple[np.ndarray, list[str], np.ndarray, np.ndarray]
+def _digests(raw: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(raw), dtype="<u8")
 
 
-def _scan_identifiers(conn: sa.Connection, needed: set[str], lo: str | None, hi: str | None) -> _Scanned:
-    """The identifier hashes of every staged customer with ``lo <= record_key < hi`` (None: open), one entry per
-    record holding it; and those of the records in ``needed`` among them: their keys, how many hashes each holds
-    and the hashes one after the other (arrays: what a forked worker sends back is pickled)."""
-    q = sa.select(staged_record.c.record_key, as_text(staged_record.c.record, conn.dialect.name)).where(
-        staged_record.c.entity == "customers")
-    if lo is not None:
-        q = q.where(staged_record.c.record_key >= lo)
-    if hi is not None:
-        q = q.where(staged_record.c.record_key < hi)
-    held, mine, counts = array("q"), array("q"), array("i")
-    keys: list[str] = []
-    for part in conn.execute(q.execution_options(yield_per=5000)).partitions():
-        for key, text in part:
-            hashes = [hash(x) for x in strong_keys(json_value(text) or {})]  # a set: each counts once per record
-            held.extend(hashes)
-            if key in needed:
-                keys.append(key)
-                counts.append(len(hashes))
-                mine.extend(hashes)
-    return (np.frombuffer(held, dtype=np.int64) if len(held) else np.empty(0, dtype=np.int64), keys,
-            np.frombuffer(counts, dtype=np.int32) if len(counts) else np.empty(0, dtype=np.int32),
-            np.frombuffer(mine, dtype=np.int64) if len(mine) else np.empty(0, dtype=np.int64))
+def _held_identifiers(conn: sa.Connection, needed: set[str]
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray], list[tuple[str, bytes]]]:
+    """The identifier hashes of every staged customer, one entry per record holding one; those of each record in
+    ``needed``; and (record key, hashes) of the records that had none kept (worked out here from the record)."""
+    sr = staged_record.c
+    # the record's text only where no hashes are kept (SQLite and PostgreSQL read no more of the row than that)
+    record = sa.case((sr.identifier_hashes.is_(None), as_text(sr.record, conn.dialect.name)), else_=sa.null())
+    held: list[bytes] = []
+    mine: dict[str, np.ndarray] = {}
+    computed: list[tuple[str, bytes]] = []
+    rows = conn.execute(sa.select(sr.record_key, sr.identifier_hashes, record).where(sr.entity == "customers")
+                        .execution_options(yield_per=10_000))
+    for key, kept, text in rows:
+        if kept is None:
+            kept = identifier_digests(json_value(text) or {})
+            computed.append((key, kept))
+        held.append(kept)
+        if key in needed:
+            mine[key] = _digests(kept)
+    return _digests(b"".join(held)), mine, computed
 
 
-def _rare_identifiers(conn: sa.Connection, store: Store | None, needed: set[str], limit: int, workers: int
-                      ) -> dict[str, set[int]]:
-    """Record key (of ``needed``) -> hashes of its identifiers held by at most ``limit`` staged customers."""
-    from hub.dedupe.parallel import fork_map, worker_count
+def _keep_identifiers(conn: sa.Connection, computed: list[tuple[str, bytes]]) -> None:
+    """Keep the identifier hashes worked out from records that had none (chunks of ``KEEP_CHUNK``)."""
+    sr = staged_record.c
+    update = (staged_record.update().where(sr.entity == "customers", sr.record_key == sa.bindparam("b_key"))
+              .values(identifier_hashes=sa.bindparam("b_hashes")))
+    for part in chunked(computed, KEEP_CHUNK):
+        conn.execute(update, [{"b_key": key, "b_hashes": hashes} for key, hashes in part])
 
-    customers = conn.execute(sa.select(sa.func.count()).select_from(staged_record)
-                             .where(staged_record.c.entity == "customers")).scalar_one()
-    n = 1 if store is None or store.in_memory or customers < PARALLEL_MIN else min(worker_count(workers), 2)
-    bounds: list[str | None] = [None]
-    for k in range(1, n):  # record keys cutting the customers into n equal ranges
-        bounds.append(conn.execute(sa.select(staged_record.c.record_key)
-                                   .where(staged_record.c.entity == "customers")
-                                   .order_by(staged_record.c.record_key)
-                                   .limit(1).offset(customers * k // n)).scalar())
-    bounds.append(None)
-    parent = os.getpid()
 
-    def scan(k: int) -> _Scanned:
-        if os.getpid() == parent:
-            return _scan_identifiers(conn, needed, bounds[k], bounds[k + 1])
-        own = Store(store.url, migrate=False)  # a forked worker: its own connection
-        try:
-            with own.engine.connect() as c:
-                return _scan_identifiers(c, needed, bounds[k], bounds[k + 1])
-        finally:
-            own.dispose()
-
-    parts = fork_map(scan, list(range(n)), n, lead=scan, collect=False)
-    ids, holders = np.unique(np.concatenate([p[0] for p in parts]), return_counts=True)
-    mine = np.concatenate([p[3] for p in parts])
-    rare = (holders[np.searchsorted(ids, mine)] <= limit) if len(mine) else np.zeros(0, dtype=bool)
-    out: dict[str, set[int]] = {}
-    at = 0
-    hashes, keep = mine.tolist(), rare.tolist()
-    for _, keys, counts, _ in parts:
-        for key, c in zip(keys, counts.tolist(), strict=True):
-            out[key] = {hashes[i] for i in range(at, at + c) if keep[i]}
-            at += c
-    return out
+def _rare_identifiers(conn: sa.Connection, needed: set[str], limit: int) -> dict[str, set[int]]:
+    """Record key (of ``needed``) -> hashes of its identifiers held by at most ``limit`` staged customers. Keeps
+    the hashes it had to work out from the records (``conn`` is committed then)."""
+    held, mine, computed = _held_identifiers(conn, needed)
+    if computed:
+        _keep_identifiers(conn, computed)
+        conn.commit()
+    ids, holders = np.unique(held, return_counts=True)
+    rare_ids = set(ids[holders <= limit].tolist())
+    return {key: {h for h in hashes.tolist() if h in rare_ids} for key, hashes in mine.items()}
 
 
 def judge(figures: Mapping[str, Any], cfg: QualityConfig) -> list[str]:
@@ -375,7 +329,7 @@ def evaluate(store: Store, cfg: QualityConfig | None = None) -> BrakeOutcome:
     if tripped is not None and tripped.golden_run == golden_run:
         return BrakeOutcome(True, list(tripped.reasons), dict(tripped.figures), golden_run)
     with store.engine.connect() as conn:
-        figures = measure(conn, cfg, accepted, store=store)
+        figures = measure(conn, cfg, accepted)
     reasons = judge(figures, cfg)
     now = _now()
     with store.begin() as conn:
