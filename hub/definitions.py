@@ -15,7 +15,7 @@ from hub.store import gc_paused
 with gc_paused(freeze=True):
     import dagster as dg
 
-    from hub.assets import RETRAIN_TAG, build_assets, build_checks, build_erasure_job, push_targets
+    from hub.assets import PUSH_STEP, RETRAIN_TAG, build_assets, build_checks, build_erasure_job, push_targets
     from hub.config import load_config
     from hub.resources import HubStoreResource, build_resources
     from hub.sync_lock import SYNC_RUN_TAG
@@ -37,14 +37,14 @@ full_sync = dg.define_asset_job(
     "write the data-quality report.",
 )
 
-# `hub sync --dry-run` from the UI: the same assets, the push steps preview instead of sending
+# `hub sync --dry-run` from the UI: the same assets, the push step previews instead of sending
 full_sync_dry_run = dg.define_asset_job(
     "full_sync_dry_run",
     selection=dg.AssetSelection.all(),
     tags=SYNC_TAGS,
-    config={"ops": {f"push_{t}": {"config": {"dry_run": True}} for t in push_targets(config)}},
+    config={"ops": {PUSH_STEP: {"config": {"dry_run": True}}}} if push_targets(config) else None,
     description="The full sync without writing to any system: pulls, golden records and the outbox as usual; "
-    "each push step shows what it would create / update / remove (masked samples) and leaves the outbox "
+    "the push step shows per target what it would create / update / remove (masked samples) and leaves the outbox "
     "pending, so the next full_sync sends exactly those rows.",
 )
 

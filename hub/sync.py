@@ -94,8 +94,10 @@ def plan_sync(config: HubConfig, sources: Sequence[str] = (), *, full: bool = Fa
     ops: dict[str, Any] = {}
     if full:
         ops.update({f"raw_{s}": {"config": {"full": True}} for s in pulled})
-    if dry_run:
-        ops.update({f"push_{t}": {"config": {"dry_run": True}} for t in targets})
+    if dry_run and targets:
+        from hub.assets import PUSH_STEP
+
+        ops[PUSH_STEP] = {"config": {"dry_run": True}}
     return SyncPlan(sources=pulled, targets=targets, selection=selection, run_config={"ops": ops} if ops else {})
 
 

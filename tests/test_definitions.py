@@ -149,7 +149,8 @@ def test_the_sensor_does_not_surprise_a_synced_store_and_runs_only_the_call_cent
     job = defs.resolve_job_def("call_center_sync")
     ops = {n.name for n in job.graph.node_defs}
     assert "raw_callcenter" in ops and not ops & {"raw_erp", "raw_webshop", "raw_social"}
-    assert {"staged_records", "golden_customers", "customer_360", "push_webshop", "data_quality_report"} <= ops
+    assert {"staged_records", "golden_customers", "customer_360", "push_targets", "data_quality_report"} <= ops
+    assert dg.AssetKey("push_webshop") in job.asset_layer.asset_graph.get_all_asset_keys()
 
 
 def test_sync_jobs_run_in_process_and_queue_one_at_a_time() -> None:

@@ -86,7 +86,7 @@ def test_an_unreachable_source_is_isolated_and_the_others_flow_through(
         assert _erp_landing(store) == erp_before
         mats = {e.asset_key.to_user_string(): e for e in second.get_asset_materialization_events()}
         assert "golden_customers" in mats and "customer_360" in mats and "data_quality_report" in mats
-        skipped = second.asset_materializations_for_node("push_erp")[0].metadata["skipped"].value
+        skipped = mats["push_erp"].event_specific_data.materialization.metadata["skipped"].value
         assert "pull of erp failed" in skipped
 
         summary = summarise(second)
@@ -142,3 +142,57 @@ def test_hub_sync_with_the_shop_down_exits_1_pushes_the_others_and_names_the_sho
     assert ok.get("erp", 0) > 0 and ok.get("social", 0) > 0 and "webshop" not in ok, ok
     twin = json.loads((tmp_path / ".hub" / "reports" / "data_quality.json").read_text(encoding="utf-8"))
     assert "SourceUnavailable" in twin["run_failures"]["pull of webshop"]
+
+
+def test_targets_are_pushed_at_once_so_a_slow_target_holds_up_no_other(sandbox: Any, tmp_path: Path) -> None:
+    """The pushes of one sync run side by side: WeChat answers its first tagging call late (the call is carried
+    out, the answer waits 6 s), and meanwhile the shop, the ERP and the PBX directory are written — every one of
+    their results is recorded before WeChat's first. One after another, the shop would have waited for WeChat."""
+    sandbox.faults = "wechat:stall@1:delay=6:path=batchtagging"
+    with dg.instance_for_test() as instance:
+        run = _sync(instance)
+    assert run.success
+    assert [kind for _, kind, _ in sandbox.fault_controller.fired] == ["stall"]
+    store = Store()
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(push_result.c.target, sa.func.min(push_result.c.at),
+                                          sa.func.max(push_result.c.at))
+                                .where(push_result.c.run_id == run.run_id, push_result.c.status == "ok")
+                                .group_by(push_result.c.target)).all()
+    finally:
+        store.dispose()
+    first = {target: lo for target, lo, _ in rows}
+    last = {target: hi for target, _, hi in rows}
+    assert set(first) == {"callcenter", "erp", "social", "webshop"}, rows
+    assert all(last[t] < first["social"] for t in ("callcenter", "erp", "webshop")), rows
+
+
+def test_a_target_that_cannot_be_written_fails_the_push_step_alone_and_is_pushed_next_time(
+        sandbox: Any, tmp_path: Path) -> None:
+    """The PBX directory cannot be written (a folder stands where its file goes): its push is tried three times
+    and fails, naming the target and the error; the shop, the ERP and WeChat are pushed in the same step. Once
+    the file can be written, the next sync sends the PBX what waited."""
+    import os
+
+    blocker = Path(os.environ["HUB_CDR_DIR"]) / "directory.csv"
+    blocker.mkdir()
+    with dg.instance_for_test() as instance:
+        run = _sync(instance)
+        assert not run.success
+        failures = [e for e in run.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert [e.step_key for e in failures] == ["push_targets"]
+        text = failures[0].step_failure_data.error.message
+        assert "push failed after 3 attempts: callcenter (IsADirectoryError" in text, text
+        pushed = {e.asset_key.to_user_string() for e in run.get_asset_materialization_events()}
+        assert {"push_webshop", "push_erp", "push_social"} <= pushed and "push_callcenter" not in pushed
+        store = Store()
+        try:
+            ok = _pushed_ok(store, run.run_id)
+            assert ok.get("webshop", 0) > 0 and ok.get("erp", 0) > 0 and "callcenter" not in ok, ok
+            blocker.rmdir()
+            again = _sync(instance)
+            assert again.success
+            assert _pushed_ok(store, again.run_id).get("callcenter", 0) > 0
+        finally:
+            store.dispose()

@@ -72,7 +72,7 @@ def test_dry_run_then_sync_then_nothing_new(tmp_path: Path, sandbox: dict[str, s
     assert re.search(r"webshop\s+would create \d+, update [1-9]\d*, remove \d+", dry.stdout), dry.stdout
     assert "→" in dry.stdout.split("Dry run — nothing was sent", 1)[1]  # masked before → after samples
     # live progress on stderr: steps started and finished with their counts
-    assert "▶ raw_webshop started" in dry.stderr and "✓ push_webshop finished" in dry.stderr, dry.stderr
+    assert "▶ raw_webshop started" in dry.stderr and "✓ push_targets finished" in dry.stderr, dry.stderr
     assert re.search(r"raw_webshop: new [1-9]", dry.stderr), dry.stderr
     assert (work / ".hub" / "dagster" / "dagster.yaml").exists()  # the instance the UI reads
     assert push_log(work, sandbox, "ok") == []
@@ -104,7 +104,7 @@ def test_source_pulls_only_the_named_source(tmp_path: Path, sandbox: dict[str, s
     assert done.returncode == 0, done.stdout + done.stderr[-4000:]
     assert set(pulled(done.stdout)) == {"webshop"}, done.stdout
     assert "raw_erp" not in done.stderr and "▶ golden_customers started" in done.stderr
-    assert "▶ push_webshop started" in done.stderr
+    assert "▶ push_targets started" in done.stderr and "    push_webshop: sent" in done.stderr, done.stderr
     assert re.search(r"raw_webshop/customers: 100%.*\d+/\d+", done.stderr), done.stderr  # the bar of a known total
 
     # --full ignores the stored cursors: every record is read again (and found unchanged)
