@@ -319,9 +319,11 @@ def _phone_holders(conn: sa.Connection, *, gids: Iterable[str] = (), phones: Ite
     """E.164 phone -> the active golden customers whose 360 profile holds it, for the numbers ``gids`` hold and
     the numbers ``phones`` (the kept phone rows of hub/c360_summary.py, refreshed by ``plan_pushes``)."""
     p, gc = customer_360_phone.c, golden_customer.c
-    # active holders only, by a join (as _open_links and _directory_removals do)
-    q = sa.select(p.phone, p.golden_id).join(golden_customer, gc.golden_id == p.golden_id).where(
-        gc.status == "active")
+    # active holders only, by EXISTS: the phone rows asked for are read first (by number or golden id) and each
+    # holder's status looked up. As a join SQLite read every active golden customer first and looked each up
+    # among the numbers asked for (20k people: 2.9 s per 500 numbers, 140 s of a first plan's 145; at 1M hours)
+    active = sa.exists().where(gc.golden_id == p.golden_id, gc.status == "active")
+    q = sa.select(p.phone, p.golden_id).where(active)
     owners: dict[str, list[str]] = defaultdict(list)
     for phone, gid in [*select_in(conn, q, p.golden_id, gids), *select_in(conn, q, p.phone, phones)]:
         if gid not in owners[phone]:
