@@ -92,11 +92,11 @@ def plan_sync(config: HubConfig, sources: Sequence[str] = (), *, full: bool = Fa
                                    else _downstream(graph, k) for k in pulls))
         selection = sorted((wanted | (downstream - pulls)) & keys, key=lambda k: k.to_user_string())
     ops: dict[str, Any] = {}
-    if full:
-        ops.update({f"raw_{s}": {"config": {"full": True}} for s in pulled})
-    if dry_run and targets:
-        from hub.assets import PUSH_STEP
+    from hub.assets import PULL_STEP, PUSH_STEP
 
+    if full and pulled:
+        ops[PULL_STEP] = {"config": {"full": True}}
+    if dry_run and targets:
         ops[PUSH_STEP] = {"config": {"dry_run": True}}
     return SyncPlan(sources=pulled, targets=targets, selection=selection, run_config={"ops": ops} if ops else {})
 
@@ -187,8 +187,8 @@ class Progress:
             if isinstance(meta.get("pull_failed"), str):  # a source isolated after its retries (hub.assets)
                 kind, sep, text = meta["pull_failed"].partition(": ")
                 shown = text if sep and kind.isidentifier() else meta["pull_failed"]
-                self.write(f"  ✗ {step} FAILED ({redact_text(shown)}; the other sources go on; details in the UI "
-                           f"/ event log of run {self.run_id[:8]})")
+                self.write(f"  ✗ {mat.asset_key.to_user_string()} FAILED ({redact_text(shown)}; the other sources go "
+                           f"on; details in the UI / event log of run {self.run_id[:8]})")
             counts = step_counts(mat.asset_key.to_user_string(), meta)
             if counts:
                 self.write(f"    {mat.asset_key.to_user_string()}: {counts}")

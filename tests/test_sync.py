@@ -72,7 +72,8 @@ def test_dry_run_then_sync_then_nothing_new(tmp_path: Path, sandbox: dict[str, s
     assert re.search(r"webshop\s+would create \d+, update [1-9]\d*, remove \d+", dry.stdout), dry.stdout
     assert "→" in dry.stdout.split("Dry run — nothing was sent", 1)[1]  # masked before → after samples
     # live progress on stderr: steps started and finished with their counts
-    assert "▶ raw_webshop started" in dry.stderr and "✓ push_targets finished" in dry.stderr, dry.stderr
+    assert "▶ pull_sources started" in dry.stderr and "    raw_webshop: new" in dry.stderr, dry.stderr
+    assert "✓ push_targets finished" in dry.stderr, dry.stderr
     assert re.search(r"raw_webshop: new [1-9]", dry.stderr), dry.stderr
     assert (work / ".hub" / "dagster" / "dagster.yaml").exists()  # the instance the UI reads
     assert push_log(work, sandbox, "ok") == []
