@@ -243,14 +243,31 @@ def build_pull_assets(sources: dict[str, SourceConfig], expected_age_hours: dict
                 _, pending = wait(pending, timeout=0.5)
                 _relay_lines(context, lines)
         _relay_lines(context, lines)
-        for name, future in futures.items():
-            result = future.result()
+        results, broken = _settled(futures)
+        for name, result in results.items():
             check = result.check_results[0]
             if not check.passed:
                 context.log.error(f"source {name} isolated: {check.metadata['why'].value}")
             yield result
+        if broken:  # not the source's read (that isolates it) but the hub's own bookkeeping: the step fails
+            raise dg.Failure(description=f"pull failed: {'; '.join(broken)}")
 
     return pull_all
+
+
+def _settled(futures: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The results of the threads that returned, by name, and "name (error)" of those that raised (the error
+    without its text's personal data): one thread's error loses no other's result."""
+    from hub.source_health import describe_error
+
+    results: dict[str, Any] = {}
+    broken: list[str] = []
+    for name, future in futures.items():
+        try:
+            results[name] = future.result()
+        except Exception as exc:  # noqa: BLE001 - reported after the others' results
+            broken.append(f"{name} ({describe_error(exc)})")
+    return results, broken
 
 
 def _relay_lines(context: dg.AssetExecutionContext, lines: Any) -> None:
@@ -372,19 +389,18 @@ def build_push_assets(targets: dict[str, SourceConfig], written: dict[str, str |
         with ThreadPoolExecutor(max_workers=max(len(chosen), 1), thread_name_prefix="push") as pool:
             futures = {t: pool.submit(push_target, store, t, written.get(t) or t, resources[t], config.dry_run,
                                       context.run_id) for t in chosen}
-            outcomes = {t: f.result() for t, f in futures.items()}
+        outcomes, failed = _settled(futures)
         if not config.dry_run:
             finish_erasures(store)  # confirmed erasure rows lose their target ids
-        failed = []
         for target, outcome in outcomes.items():
             for line in outcome.log:
                 context.log.warning(line)
             if outcome.error is not None:
-                failed.append(f"{target} ({outcome.error})")
+                failed.append(f"{target} ({outcome.error}; {PUSH_ATTEMPTS} attempts)")
                 continue
             yield dg.MaterializeResult(asset_key=dg.AssetKey(f"push_{target}"), metadata=outcome.metadata)
         if failed:  # the other targets' results are recorded; the failed ones' rows stay pending for the next run
-            raise dg.Failure(description=f"push failed after {PUSH_ATTEMPTS} attempts: {'; '.join(failed)}")
+            raise dg.Failure(description=f"push failed: {'; '.join(failed)}")
 
     return push_all
 
