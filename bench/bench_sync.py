@@ -118,10 +118,13 @@ def _steps(instance: Any, run_id: str, samples: list[tuple[float, float, float, 
             s["end"] = rec.timestamp
             s["status"] = ev.event_type_value.removeprefix("STEP_").lower()
         elif ev.event_type_value == "ASSET_MATERIALIZATION":
-            meta = {k: v.value for k, v in ev.event_specific_data.materialization.metadata.items()}
+            mat = ev.event_specific_data.materialization
+            meta = {k: v.value for k, v in mat.metadata.items()}
             n = _row_count(meta)
-            if n is not None:
-                s["records"] = n
+            if n is not None:  # a step of several assets (the pulls, the pushes): their records add up
+                s["records"] = s.get("records", 0) + n
+            if isinstance(meta.get("seconds"), int | float):  # each asset's own time inside a shared step
+                s.setdefault("assets", {})[mat.asset_key.to_user_string()] = meta["seconds"]
     if not samples:
         return []
     for s in steps.values():
@@ -518,6 +521,11 @@ def markdown(meta: dict, docs: list[dict]) -> str:
                 lines.append(f"| {s['step']}{'' if s.get('status') == 'success' else ' (' + str(s.get('status')) + ')'}"
                              f" | {s.get('wall_s', 0):.1f} | {s.get('cpu_s', 0):.1f} | {s.get('peak_mb', 0):,.0f} | "
                              f"{s.get('read_mb', 0):,.0f} | {'' if n is None else f'{n:,}'} | {rps} |")
+            shared = [(s["step"], s["assets"]) for s in run["steps"] if len(s.get("assets", {})) > 1]
+            if shared:  # the sources and targets of one step run side by side: each one's own seconds
+                lines += ["", "Side by side in one step (each asset's own seconds): " + "; ".join(
+                    f"{step}: " + ", ".join(f"{a} {v:.1f}" for a, v in sorted(parts.items()))
+                    for step, parts in shared) + "."]
             mg = sum(s.get("wall_s", 0) for s in run["steps"] if s["step"] in ("match_pairs", "golden_customers"))
             q = run.get("quality")
             if q and "error" not in q:
