@@ -273,19 +273,47 @@ def _settled(futures: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 def _relay_lines(context: dg.AssetExecutionContext, lines: Any) -> None:
     """The pull threads' log lines so far, in the run's log: of progress lines only the newest of each source and
     entity (a line is an event Dagster stores before the next: four pulls' lines one by one could fall behind)."""
+    import queue
+
+    from hub.sync import PROGRESS_RE
+
     progress: dict[tuple[str, str], str] = {}
     while True:
         try:
             line = lines.get_nowait()
-        except Exception:  # noqa: BLE001 - queue.Empty: nothing more for now
+        except queue.Empty:
             break
-        m = line.split(" ", 3)
-        if m[0] == "progress" and len(m) == 4:
-            progress[m[1], m[2]] = line
+        m = PROGRESS_RE.match(line)
+        if m:
+            progress[m["step"], m["entity"]] = line
         else:
             context.log.warning(line)
     for line in progress.values():
         context.log.info(line)
+
+
+def _attempted(run: Callable[[], Any], policy: dg.RetryPolicy, resource: Any, what: str, warn: Callable[[str], None],
+               final: type[BaseException] | tuple[type[BaseException], ...] = ()) -> tuple[Any, str | None, int]:
+    """``run()`` tried up to ``policy.max_retries`` times more, ``policy.delay`` seconds after the first failure
+    (doubled after each further one with exponential backoff), not again after an error of a ``final`` type; a
+    pull or push thread's own retries (Dagster retries whole steps). Returns (result, None, attempts), or (None,
+    the last error without secrets or personal data, attempts); ``warn`` gets a line per retry."""
+    import time
+
+    from hub.source_health import describe_error
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return run(), None, attempt
+        except Exception as exc:  # noqa: BLE001 - retried, then reported without its text's personal data
+            error = describe_error(exc, secrets=_secrets(resource))
+            if attempt > policy.max_retries or isinstance(exc, final):
+                return None, error, attempt
+        wait = policy.delay * (2 ** (attempt - 1) if policy.backoff == dg.Backoff.EXPONENTIAL else 1)
+        warn(f"{what} failed (attempt {attempt}): {error}; retrying in {wait} s")
+        time.sleep(wait)
 
 
 def pull_source(store: Any, name: str, resource: Any, full: bool, run_id: str, progress: Callable[..., None],
@@ -294,29 +322,19 @@ def pull_source(store: Any, name: str, resource: Any, full: bool, run_id: str, p
     start), then the deletion sweeps. A read that fails is tried once more after ``PULL_RETRY.delay`` seconds
     (not wrong credentials: trying again only locks the account), then the source is isolated: its failure is
     recorded (``hub.source_health``) and its check fails; the other sources go on."""
-    import time
 
     from hub import source_health
     from hub.connectors.base import SourceAuthError, run_pull, run_sweep
 
-    attempts = PULL_RETRY.max_retries + 1
-    for attempt in range(1, attempts + 1):
-        error = None
-        try:
-            connector = resource.connector()
-            results = [run_pull(connector, store, entity, full=full, progress=progress)
-                       for entity in connector.entities]
-            sweeps = [s for s in (run_sweep(connector, store, r.entity, pulled=r) for r in results) if s]
-            break
-        except Exception as exc:  # noqa: BLE001 - whatever stops the read isolates this source (hub/source_health)
-            error = source_health.describe_error(exc, secrets=_secrets(resource))
-            refused = isinstance(exc, SourceAuthError)
-        if attempt == attempts or refused:
-            break
-        warn(f"pull of {name} failed (attempt {attempt}): {error}; retrying in {PULL_RETRY.delay} s")
-        time.sleep(PULL_RETRY.delay)
+    def read() -> tuple[list[Any], list[Any]]:
+        connector = resource.connector()
+        results = [run_pull(connector, store, entity, full=full, progress=progress) for entity in connector.entities]
+        return results, [s for s in (run_sweep(connector, store, r.entity, pulled=r) for r in results) if s]
+
+    # whatever stops the read isolates this source (hub/source_health)
+    done, error, attempt = _attempted(read, PULL_RETRY, resource, f"pull of {name}", warn, final=SourceAuthError)
     key = dg.AssetKey(f"raw_{name}")
-    if error is not None:
+    if done is None:
         failure = source_health.record_failure(store, name, error, run_id=run_id, attempts=attempt)
         return dg.MaterializeResult(
             asset_key=key,
@@ -325,6 +343,7 @@ def pull_source(store: Any, name: str, resource: Any, full: bool, run_id: str, p
                 asset_key=key, check_name="pull_succeeded", passed=False, severity=dg.AssetCheckSeverity.ERROR,
                 metadata={"error": error, "attempts": attempt, "why": dg.MetadataValue.text(failure.describe())})],
         )
+    results, sweeps = done
     source_health.record_ok(store, name, run_id=run_id, attempts=attempt)
     total = sum(store.landing_counts(name).values())
     summary = pull_table(results)
@@ -419,11 +438,9 @@ def push_target(store: Any, target: str, source: str, resource: Any, dry_run: bo
     """Push one target (a thread of ``push_targets``): a dry run previews; a target whose pull failed is not
     written to; otherwise its waiting outbox rows are sent, retried up to ``PUSH_ATTEMPTS`` times (every
     attempt sends only what is still pending: a batch is never sent twice)."""
-    import time
-
     from hub.connectors.base import run_push
     from hub.privacy.refs import safe_reason
-    from hub.source_health import describe_error, failing
+    from hub.source_health import failing
 
     if dry_run:  # nothing reaches the target; the rows stay pending for the next real sync
         from hub.push_preview import preview
@@ -437,18 +454,10 @@ def push_target(store: Any, target: str, source: str, resource: Any, dry_run: bo
         return PushOutcome({"skipped": why, "dagster/row_count": 0, "sent": 0, "ok": 0, "rejected": 0, "error": 0,
                             "reconciled": 0}, log=[f"push to {target} skipped — {why}"])
     outcome = PushOutcome()
-    for attempt in range(1, PUSH_ATTEMPTS + 1):
-        try:
-            stats = run_push(resource.connector(), store, target, run_id=run_id)
-            break
-        except Exception as exc:  # noqa: BLE001 - retried, then reported without its text's personal data
-            outcome.error = describe_error(exc, secrets=_secrets(resource))
-            if attempt == PUSH_ATTEMPTS:
-                return outcome
-            wait = STEP_RETRY.delay * 2 ** (attempt - 1)
-            outcome.log.append(f"push to {target} failed (attempt {attempt}): {outcome.error}; retrying in {wait} s")
-            time.sleep(wait)
-    outcome.error = None
+    stats, outcome.error, _ = _attempted(lambda: run_push(resource.connector(), store, target, run_id=run_id),
+                                         STEP_RETRY, resource, f"push to {target}", outcome.log.append)
+    if stats is None:
+        return outcome
     reasons = "\n".join(f"| {safe_reason(r)} | {n} |"
                         for r, n in sorted(stats.reasons.items(), key=lambda x: -x[1])[:10])
     table = (

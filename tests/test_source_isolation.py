@@ -80,6 +80,7 @@ def test_an_unreachable_source_is_isolated_and_the_others_flow_through(
         failed = checks[("raw_erp", "pull_succeeded")]
         assert not failed.passed and failed.severity == dg.AssetCheckSeverity.ERROR
         assert "OperationalError" in failed.metadata["error"].value
+        assert failed.metadata["attempts"].value == 2  # tried once more before the source was isolated
         assert all(checks[(f"raw_{s}", "pull_succeeded")].passed for s in ("webshop", "social", "callcenter"))
 
         # the others were pulled, matched and pushed; the ERP was not pushed to and kept what it had
