@@ -275,17 +275,17 @@ def _relay_lines(context: dg.AssetExecutionContext, lines: Any) -> None:
     entity (a line is an event Dagster stores before the next: four pulls' lines one by one could fall behind)."""
     import queue
 
-    from hub.sync import PROGRESS_RE
-
     progress: dict[tuple[str, str], str] = {}
     while True:
         try:
             line = lines.get_nowait()
         except queue.Empty:
             break
-        m = PROGRESS_RE.match(line)
-        if m:
-            progress[m["step"], m["entity"]] = line
+        # "progress raw_<source> <entity> ..." (pull_progress; hub.sync's PROGRESS_RE reads the same lines, but
+        # hub.sync imports this module: importing it back would make a cycle)
+        words = line.split(" ", 3)
+        if words[0] == "progress" and len(words) == 4:
+            progress[words[1], words[2]] = line
         else:
             context.log.warning(line)
     for line in progress.values():
