@@ -47,6 +47,7 @@ from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
 from hub.quality.completeness import customer_profile, profile_bits
 from hub.quality.identifiers import identifier_digests
+from hub.standardise import clear_caches
 from hub.store import (
     ANALYZE_AFTER_ROWS,
     STAGING_MAPPING_ENTITY,
@@ -295,6 +296,10 @@ def _run(
             # back to normal collection: what the source's passes froze unswept (see _stage_source) is
             # collectable again (not collected here: a full collection walks the whole heap, ~0.4 s a source)
             gc.unfreeze()
+    # the standardisers' memoised results are this batch's (each cache holds up to 200k values: ~0.5 GB of
+    # small objects after 100k people's sources) and nothing after staging standardises that many values; a
+    # sync's later stages run in this process and would start above them (matching clears them too, later)
+    clear_caches()
     if stats.staged + stats.quarantined >= ANALYZE_AFTER_ROWS:
         store.refresh_statistics(staged_record, landing, quarantine)
     stats.seconds = time.perf_counter() - started
