@@ -152,14 +152,15 @@ def pull_progress(context: dg.AssetExecutionContext, name: str, every: float = 1
     more than a tenth of its time."""
     import time
 
+    from hub.connectors.base import progress_line
+
     last = [0.0]
     gap = [every]
 
     def report(stats: Any, total: int | None = None, final: bool = False) -> None:
         now = time.monotonic()
         if final or now - last[0] >= gap[0] or (total is not None and stats.records >= total):
-            context.log.info(f"progress raw_{name} {stats.entity} {stats.records}"
-                             f"{f'/{total}' if total is not None else ''} records")
+            context.log.info(progress_line(f"raw_{name}", stats.entity, stats.records, total))
             last[0] = time.monotonic()
             gap[0] = max(every, 10 * (last[0] - now))
 
@@ -275,17 +276,17 @@ def _relay_lines(context: dg.AssetExecutionContext, lines: Any) -> None:
     entity (a line is an event Dagster stores before the next: four pulls' lines one by one could fall behind)."""
     import queue
 
+    from hub.connectors.base import PROGRESS_RE
+
     progress: dict[tuple[str, str], str] = {}
     while True:
         try:
             line = lines.get_nowait()
         except queue.Empty:
             break
-        # "progress raw_<source> <entity> ..." (pull_progress; hub.sync's PROGRESS_RE reads the same lines, but
-        # hub.sync imports this module: importing it back would make a cycle)
-        words = line.split(" ", 3)
-        if words[0] == "progress" and len(words) == 4:
-            progress[words[1], words[2]] = line
+        m = PROGRESS_RE.match(line)
+        if m is not None:
+            progress[m["step"], m["entity"]] = line
         else:
             context.log.warning(line)
     for line in progress.values():

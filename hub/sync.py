@@ -18,7 +18,6 @@ stays), 2 configuration error (one message naming the key), 3 another sync holds
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -32,14 +31,12 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from hub.config import ConfigError, HubConfig, load_config
-from hub.connectors.base import redact_text  # a URL's query string may hold a token
+from hub.connectors.base import PROGRESS_RE, redact_text  # a URL's query string may hold a token
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
 HUB_HOME = Path(".hub")  # the working folder's hub files: store, Dagster instance, reports, sandbox
 JOB = "full_sync"
 
-# a pull asset reports its progress with this log line (hub.assets); Progress turns it into a bar
-PROGRESS_RE = re.compile(r"^progress (?P<step>\w+) (?P<entity>\w+) (?P<done>\d+)(?:/(?P<total>\d+))? records$")
 # per step, the metadata counts worth a progress line (never anything else of the metadata)
 STEP_COUNTS: dict[str, tuple[str, ...]] = {
     "raw_": ("new", "changed", "unchanged", "deleted_at_source"),

@@ -7,7 +7,7 @@ import time
 from types import SimpleNamespace
 
 from hub.assets import pull_progress
-from hub.sync import PROGRESS_RE
+from hub.connectors.base import PROGRESS_RE
 
 
 class _Clock:

@@ -450,6 +450,16 @@ def _redact(url: str) -> str:
 _QUERY = re.compile(r"\?[^\s'\"()]*")
 
 
+# The line a pull reports its progress with: the pull step writes it (hub.assets.pull_progress), relays the newest
+# of each source and entity from its threads, and `hub sync` draws a bar from it (hub.sync.Progress)
+PROGRESS_RE = re.compile(r"^progress (?P<step>\w+) (?P<entity>\w+) (?P<done>\d+)(?:/(?P<total>\d+))? records$")
+
+
+def progress_line(step: str, entity: str, done: int, total: int | None = None) -> str:
+    """The progress line of ``step`` (``raw_<source>``): ``done`` records of ``entity`` (of ``total``)."""
+    return f"progress {step} {entity} {done}{f'/{total}' if total is not None else ''} records"
+
+
 def redact_text(text: str) -> str:
     """Remove every URL query string from a message (urllib3 and requests put whole URLs, tokens included,
     into log lines and exception texts)."""
