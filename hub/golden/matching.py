@@ -63,6 +63,8 @@ from hub.store import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from hub.dedupe import DedupeSettings, MatchModel, Records
 
 log = logging.getLogger(__name__)
@@ -342,9 +344,44 @@ def _unpack(text: str) -> list[str]:
     return text[1:].split(_SEP) if text.startswith("|") else json.loads(text)
 
 
-def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.ndarray]:
-    """The cached rows ``idx`` of ``text`` column by column (object arrays of ``width`` values per row): a slice
-    of rows is joined and split at once (a split per row and a frame built from row lists cost twice as much)."""
+def _split_columns(text: list[str], idx: np.ndarray, width: int) -> list[pa.Array] | None:
+    """The packed rows ``idx`` of ``text`` column by column as Arrow strings, split by Arrow a slice at a time: no
+    Python object per value (1.5M records' ~66 values were 4 GB of str objects and pointer arrays at once).
+    None when a row is stored as JSON (a value holds the separator, or is no string)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parts: list[list[pa.Array]] = [[] for _ in range(width)]
+    for a in range(0, len(idx), PACK_CHUNK):
+        part = [text[i] for i in idx[a:a + PACK_CHUNK].tolist()]
+        if not all(t[:1] == "|" for t in part):
+            return None
+        # the values after the leading "|" that marks a packed row
+        values = pc.split_pattern(pc.utf8_slice_codeunits(pa.array(part, type=pa.large_string()), 1), _SEP)
+        del part
+        lengths = pc.list_value_length(values).to_numpy()
+        if len(lengths) and (lengths.min() != width or lengths.max() != width):
+            return None
+        # each row's values follow one another: value j of every row is every width-th from j
+        flat = values.flatten()
+        del values
+        for j in range(width):
+            parts[j].append(flat.take(pa.array(np.arange(j, len(flat), width, dtype=np.int64))))
+    return [pa.concat_arrays(c) if c else pa.array([], type=pa.large_string()) for c in parts]
+
+
+def _as_given(values: Any) -> Any:
+    """A column as a frame keeps it: an object array stays objects (pandas would infer strings of it)."""
+    return pd.Series(values, dtype=object, copy=False) if isinstance(values, np.ndarray) else values
+
+
+def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[Any]:
+    """The cached rows ``idx`` of ``text`` column by column, ``width`` values per row: Arrow-backed string
+    arrays (``_split_columns``) when every row is packed, else object arrays — a slice of rows is joined and
+    split at once (a split per row and a frame built from row lists cost twice as much)."""
+    split = _split_columns(text, idx, width)
+    if split is not None:
+        return [pd.array(c, dtype=str) for c in split]
     cols = [np.empty(len(idx), dtype=object) for _ in range(width)]
     for a in range(0, len(idx), PACK_CHUNK):
         part = [text[i] for i in idx[a:a + PACK_CHUNK].tolist()]
@@ -524,19 +561,33 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         new_std = prepare_records(fresh, workers=workers, capture=True, staged_phones=staged_phones).standardised
         std_names = list(new_std.columns)
         old_idx = np.flatnonzero(~derived)
-        cols: list[Any] = _cached_columns(text, old_idx, width + len(std_names))
+        split = _split_columns(text, old_idx, width + len(std_names))
+        cols: list[Any] = split if split is not None else _cached_columns(text, old_idx, width + len(std_names))
+        # where each record's value is in the cached values followed by the derived ones
+        order = np.empty(n, dtype=np.int64)
+        order[old_idx] = np.arange(len(old_idx))
+        order[new_idx] = len(old_idx) + np.arange(len(new_idx))
 
-        def merged(j: int, new_values: np.ndarray) -> np.ndarray:
+        def merged(j: int, new_values: np.ndarray) -> Any:
+            """Column ``j`` of every record: Arrow strings when the cached and the derived values all are
+            strings (no Python object per value), else an object array (the values as they are)."""
+            old, cols[j] = cols[j], None  # memory: one copy of each column at a time
+            if not isinstance(old, np.ndarray) and all(type(v) is str for v in new_values.tolist()):
+                import pyarrow as pa
+
+                both = pa.concat_arrays([old, pa.array(new_values, type=pa.large_string())])
+                return pd.array(both.take(pa.array(order)), dtype=str)
             col = np.empty(n, dtype=object)
-            col[old_idx] = cols[j]
+            col[old_idx] = old if isinstance(old, np.ndarray) else old.to_numpy(zero_copy_only=False)
             col[new_idx] = new_values
-            cols[j] = None  # memory: one copy of each column at a time
             return col
 
         frame = pd.DataFrame({"record_id": keys, **{c: merged(j, fresh[c].to_numpy(dtype=object))
                                                     for j, c in enumerate(names)}}, dtype=str)
-        std = pd.DataFrame({c: merged(width + j, new_std[c].to_numpy(dtype=object))
-                            for j, c in enumerate(std_names)}, dtype=object)
+        # Arrow-backed where every value is a string: the engine reads a column at a time as objects
+        # (``prepare(standardised=)``), the same values
+        std = pd.DataFrame({c: _as_given(merged(width + j, new_std[c].to_numpy(dtype=object)))
+                            for j, c in enumerate(std_names)})
         del fresh, cols
         records = prepare_records(frame, workers=workers, standardised=std)
         del std
