@@ -378,11 +378,16 @@ def _as_given(values: Any) -> Any:
 
 def _cached_columns(text: list[str], idx: np.ndarray, width: int) -> list[Any]:
     """The cached rows ``idx`` of ``text`` column by column, ``width`` values per row: Arrow-backed string
-    arrays (``_split_columns``) when every row is packed, else object arrays — a slice of rows is joined and
-    split at once (a split per row and a frame built from row lists cost twice as much)."""
+    arrays (``_split_columns``) when every row is packed, else object arrays (``_object_columns``)."""
     split = _split_columns(text, idx, width)
     if split is not None:
         return [pd.array(c, dtype=str) for c in split]
+    return _object_columns(text, idx, width)
+
+
+def _object_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.ndarray]:
+    """The cached rows ``idx`` of ``text`` column by column as object arrays, packed or JSON rows alike: a slice
+    of rows is joined and split at once (a split per row and a frame built from row lists cost twice as much)."""
     cols = [np.empty(len(idx), dtype=object) for _ in range(width)]
     for a in range(0, len(idx), PACK_CHUNK):
         part = [text[i] for i in idx[a:a + PACK_CHUNK].tolist()]
@@ -563,7 +568,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         std_names = list(new_std.columns)
         old_idx = np.flatnonzero(~derived)
         split = _split_columns(text, old_idx, width + len(std_names))
-        cols: list[Any] = split if split is not None else _cached_columns(text, old_idx, width + len(std_names))
+        cols: list[Any] = split if split is not None else _object_columns(text, old_idx, width + len(std_names))
         # where each record's value is in the cached values followed by the derived ones
         order = np.empty(n, dtype=np.int64)
         order[old_idx] = np.arange(len(old_idx))
