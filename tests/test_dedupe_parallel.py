@@ -175,3 +175,64 @@ def test_a_child_that_finishes_while_the_lead_task_runs_leaves_at_once(tmp_path)
     got = fork_map(child_task, [0, 1], 2, lead=lead_task)
     assert got[0] is True
     assert got[1] == b"x" * (4 << 20)
+
+
+def _rss_mb() -> float:
+    with open(f"/proc/{os.getpid()}/statm", encoding="ascii") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc (Linux)")
+def test_a_stage_run_forked_returns_its_result_and_takes_its_memory_with_it() -> None:
+    """run_forked: the result comes back, the work happens in another process, and what it allocated is not
+    resident here afterwards (a stage's heap no longer sits under the next stage's high-water mark)."""
+    from hub.dedupe.parallel import run_forked
+
+    parent = os.getpid()
+    before = _rss_mb()
+
+    def stage() -> tuple[int, int]:
+        held = [bytearray(1 << 20) for _ in range(300)]  # 300 MB, touched
+        for block in held:
+            block[::4096] = b"x" * len(block[::4096])
+        return os.getpid(), sum(len(b) for b in held)
+
+    pid, size = run_forked(stage)
+    assert pid != parent and size == 300 << 20
+    assert _rss_mb() - before < 50
+    assert run_forked(lambda: {"rows": np.arange(3)})["rows"].tolist() == [0, 1, 2]
+
+
+def test_a_stage_run_forked_raises_its_own_exception_and_logs_through_this_process(caplog) -> None:
+    """The stage's exception is raised here as itself (the same type and message as when it ran in this
+    process, its frames in a note); its log records reach this process's handlers (Dagster's, when it
+    manages the hub's loggers); one that does not pickle becomes WorkerFailed; a child that dies says so."""
+    import logging
+    import signal
+
+    from hub.dedupe.parallel import run_forked
+    from hub.mappings.engine import MappingError
+
+    log = logging.getLogger("hub.test_stage")
+
+    def stage() -> None:
+        log.warning("stage %s read %d rows", "staging", 3)
+        raise MappingError("mapping 'shop' has no rule for entity 'orders'")
+
+    with caplog.at_level(logging.INFO, logger="hub.test_stage"), pytest.raises(MappingError) as err:
+        run_forked(stage)
+    assert str(err.value) == "mapping 'shop' has no rule for entity 'orders'"
+    assert any("in stage" in note for note in getattr(err.value, "__notes__", []))
+    assert [r.getMessage() for r in caplog.records if r.name == "hub.test_stage"] == ["stage staging read 3 rows"]
+
+    class Unpicklable(Exception):
+        def __init__(self, a: int, b: int) -> None:
+            super().__init__(a)
+
+    def odd() -> None:
+        raise Unpicklable(1, 2)
+
+    with pytest.raises(WorkerFailed, match="Unpicklable"):
+        run_forked(odd)
+    with pytest.raises(WorkerFailed, match="status -9"):
+        run_forked(lambda: os.kill(os.getpid(), signal.SIGKILL))

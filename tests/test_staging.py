@@ -586,11 +586,12 @@ def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, m
     serial = _unstaged_copy(store, tmp_path / "serial.db")
     stage_pending(serial, mappings, SOURCES)
     forked = _unstaged_copy(store, tmp_path / "forked.db")
-    used: list[int] = []
+    used_file = tmp_path / "fork_map_workers.txt"  # the stage runs in a child process of its own (run_stage)
     real_fork_map = staging.fork_map
 
     def counting(fn, parts, workers, **options):
-        used.append(workers)
+        with used_file.open("a", encoding="utf-8") as out:
+            out.write(f"{workers}\n")
         return real_fork_map(fn, parts, workers, **options)
 
     monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 60)  # the world is small: force the forked path
@@ -600,6 +601,7 @@ def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, m
     result = dg.materialize([asset], resources={
         "store": HubStoreResource(database_url=f"sqlite:///{tmp_path / 'forked.db'}")})
     assert result.success
+    used = [int(x) for x in used_file.read_text(encoding="utf-8").split()]
     assert used and set(used) == {2}
     assert _staged_tables(forked) == _staged_tables(serial)
     serial.dispose()

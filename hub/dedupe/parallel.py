@@ -19,6 +19,7 @@ customer records, so a message can hold a value of one (a name, a phone number),
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import pickle
 import selectors
@@ -241,3 +242,97 @@ def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
     if failures:
         raise WorkerFailed(f"a parallel worker failed: {failures[0]}")
     return results
+
+
+class _LogCollector(logging.Handler):
+    """In a stage's process: every log record, its message formatted (its arguments can be objects that do not
+    pickle), to be handled again by the parent's loggers."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        self.records.append(record)
+
+
+def _collect_logs() -> _LogCollector:
+    """Route every logger's records to one collector: the parent's handlers (Dagster's among them, which write
+    to the run's event log through the parent's connections) are never called from the child."""
+    collector = _LogCollector()
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    for logger in loggers:
+        if logger.handlers or logger is logging.getLogger():
+            logger.handlers = [collector] if (logger is logging.getLogger() or not logger.propagate) else []
+    return collector
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """``exc`` as it can travel to the parent: itself when it pickles (with the frames it passed through as a
+    note: the parent's traceback ends at ``run_forked``), else :class:`WorkerFailed` with its type and frames."""
+    frames = failure_text(exc).split("\n", 1)[-1]
+    try:
+        exc.add_note(f"raised in the stage's own process at:\n{frames}")
+        return pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 — an exception that does not pickle (or unpickle) as itself
+        return WorkerFailed(f"the stage's process failed: {failure_text(exc)}")
+
+
+def run_forked(fn: Callable[[], Any]) -> Any:
+    """``fn()`` run in a forked child process, its result returned here (pickled through a pipe).
+
+    For a whole stage of a run whose steps share one process: what the stage allocates, and the fragmented
+    heap it leaves (glibc and pymalloc keep freed blocks for reuse), leave with the child, so the next stage
+    starts from the run's own baseline instead of on top of this one's leftovers (100k people: 0.77 GB resident
+    after staging, 0.23 GB before it). The child's log records are handled by this process's loggers when it
+    returns (in order, after the fact). An exception is raised here as itself when it pickles (it carries the
+    child's frames as a note), else as :class:`WorkerFailed` (type and frames, no message); a child that dies
+    (killed, out of memory) raises WorkerFailed with its exit status. Where fork is unavailable ``fn()`` runs
+    here."""
+    if not hasattr(os, "fork"):
+        return fn()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, write, leave (no exit handlers, no parent's lock touched)
+        os.close(r)
+        code = 0
+        try:
+            collector = _collect_logs()
+            try:
+                message = _message((True, fn(), collector.records))
+            except BaseException as exc:  # noqa: BLE001 — raised again in the parent
+                code = 1
+                message = _message((False, _portable(exc), collector.records))
+            for part in message:
+                view = memoryview(part).cast("B")
+                while view:
+                    view = view[os.write(w, view[:_CHUNK]):]
+        except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
+            code = 2
+        finally:
+            os._exit(code)
+    os.close(w)
+    inbox = _Inbox()
+    try:
+        while inbox.read(r):
+            pass
+    except BaseException:  # interrupted (a run terminated): the child goes too
+        os.kill(pid, 9)
+        raise
+    finally:
+        os.close(r)
+        _, status = os.waitpid(pid, 0)
+    got = inbox.value()
+    if got is None:
+        raise WorkerFailed(f"the stage's process exited with status {os.waitstatus_to_exitcode(status)}")
+    ok, value, records = got
+    for record in records:
+        logging.getLogger(record.name).handle(record)
+    if not ok:
+        raise value
+    return value
