@@ -72,7 +72,9 @@ class Sampler(threading.Thread):
     def sample(self) -> None:
         me = os.getpid()
         kids = children(me)
-        cpu = cpu_s(me, waited=True) + sum(cpu_s(k, waited=False) for k in kids)
+        # a live child's own waited-for children count with it: a stage runs in a forked child that forks
+        # its workers (their CPU reaches this process's cutime only when the stage's child is reaped)
+        cpu = cpu_s(me, waited=True) + sum(cpu_s(k, waited=True) for k in kids)
         mem = tree_memory_mb(me, kids)
         now_read = {k: read_mb(k) for k in kids}
         self._gone_read += sum(v for k, v in self._kid_read.items() if k not in now_read)
