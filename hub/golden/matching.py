@@ -319,12 +319,15 @@ def _version(package: str) -> str | None:
         return None
 
 
+INPUT_HASH_WIDTH = 32  # hex digits of match_record.input_hash
+
+
 def _input_hash(staged_hash: str) -> str | None:
     """Key of a cached engine row: the record's staged hash under this engine-row code (None: no hash, never
     cached)."""
     if not staged_hash:
         return None
-    return hashlib.sha256(f"{_engine_signature()}|{staged_hash}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{_engine_signature()}|{staged_hash}".encode()).hexdigest()[:INPUT_HASH_WIDTH]
 
 
 PACK_CHUNK = 50_000  # records whose cache rows are packed at a time
@@ -497,23 +500,67 @@ def _pack_more(packed: str, values: list[str]) -> str:
     return _pack([*_unpack(packed), *values])
 
 
-def _match_state(conn: Connection, use_cache: bool) -> tuple[dict[str, tuple], dict[str, tuple[str, str]]]:
-    """One read of ``match_record``: record key -> (record_hash, cluster_key, changed_run, input_hash), and
-    with ``use_cache`` record key -> (input_hash, engine_row) of the rows that cache an engine row (the two
-    reads were 0.4 s apiece at 196k records)."""
+@dataclass
+class _Stored:
+    """The ``match_record`` rows before this run, by column, in record-key order (Python's): a dict of a tuple
+    of four strings per record held ~0.4 KB a record through the whole stage (63 MB at 160k records, ~0.8 GB at
+    two million). ``record_hash`` / ``input_hash``: ASCII bytes (b"" = none, or a hash of another width);
+    ``cluster``: per record an index into ``clusters`` (the distinct cluster keys)."""
+
+    keys: list[str]
+    record_hash: np.ndarray
+    cluster: np.ndarray
+    clusters: np.ndarray
+    input_hash: np.ndarray
+
+    def positions(self, keys: Sequence[str]) -> np.ndarray:
+        """Per key of ``keys``, its index among the stored keys; -1 where it has no row."""
+        if not self.keys:
+            return np.full(len(keys), -1, dtype=np.int64)
+        return pd.Index(self.keys).get_indexer(keys)
+
+    def cluster_key(self, j: int) -> str:
+        return self.clusters[self.cluster[j]]
+
+
+def _fixed(values: list[Any], width: int) -> np.ndarray:
+    """Hex digests as ``S{width}`` bytes; b"" for None and for a text of another width (it equals no hash)."""
+    return np.array([v.encode("ascii") if isinstance(v, str) and len(v) == width and v.isascii() else b""
+                     for v in values], dtype=f"S{width}")
+
+
+def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, tuple[str, str]]]:
+    """One read of ``match_record``: its rows by column (``_Stored``), and with ``use_cache`` record key ->
+    (input_hash, engine_row) of the rows that cache an engine row (the two reads were 0.4 s apiece at 196k
+    records)."""
     mr = match_record.c
-    cols = [mr.record_key, mr.record_hash, mr.cluster_key, mr.changed_run, mr.input_hash]
-    old: dict[str, tuple] = {}
+    cols = [mr.record_key, mr.record_hash, mr.cluster_key, mr.input_hash]
+    keys: list[str] = []
+    hashes: list[np.ndarray] = []
+    inputs: list[np.ndarray] = []
+    codes: list[np.ndarray] = []
+    code_of: dict[str, int] = {}
     cached: dict[str, tuple[str, str]] = {}
-    if not use_cache:
-        for k, h, c, r, ih in conn.execution_options(yield_per=10_000).execute(sa.select(*cols)):
-            old[k] = (h, c, r, ih)
-        return old, cached
-    for k, h, c, r, ih, row in conn.execution_options(yield_per=10_000).execute(sa.select(*cols, mr.engine_row)):
-        old[k] = (h, c, r, ih)
-        if ih is not None:
-            cached[k] = (ih, row)
-    return old, cached
+    q = sa.select(*cols, mr.engine_row) if use_cache else sa.select(*cols)
+    for part in conn.execution_options(yield_per=10_000).execute(q).partitions():
+        keys.extend(r[0] for r in part)
+        hashes.append(_fixed([r[1] for r in part], MATCH_HASH_WIDTH))
+        inputs.append(_fixed([r[3] for r in part], INPUT_HASH_WIDTH))
+        codes.append(np.array([code_of.setdefault(r[2], len(code_of)) for r in part], dtype=np.int32))
+        if use_cache:
+            cached.update((r[0], (r[3], r[4])) for r in part if r[3] is not None)
+    clusters = np.empty(len(code_of), dtype=object)
+    clusters[:] = list(code_of)
+    del code_of
+    order = np.argsort(np.array(keys, dtype=object), kind="stable") if keys else np.zeros(0, dtype=np.int64)
+
+    def joined(parts: list[np.ndarray], dtype: str) -> np.ndarray:
+        return np.concatenate(parts)[order] if parts else np.zeros(0, dtype=dtype)
+
+    stored = _Stored(keys=[keys[i] for i in order.tolist()],
+                     record_hash=joined(hashes, f"S{MATCH_HASH_WIDTH}"), cluster=joined(codes, "int32"),
+                     clusters=clusters, input_hash=joined(inputs, f"S{INPUT_HASH_WIDTH}"))
+    return stored, cached
 
 
 def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
@@ -631,14 +678,14 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
                        derived=derived)
 
 
-def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored: dict[str, tuple]) -> int:
+def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored: _Stored, at: np.ndarray) -> int:
     """Store the engine rows derived in this run for records whose match_record row was not rewritten anyway
-    (content unchanged, but the cache was missing or of an older engine-row version). ``stored``: record key
-    -> its match_record row (record_hash, cluster_key, changed_run, input_hash) before this run."""
-    todo = [{"b_key": k, "input_hash": pop.input_hash[i], "engine_row": pop.row_text[i]}
+    (content unchanged, but the cache was missing or of an older engine-row version). ``stored``: the
+    match_record rows before this run; ``at``: per record of ``pop`` its index among them (-1: none)."""
+    todo = [{"b_key": k, "input_hash": ih, "engine_row": pop.row_text[i]}
             for i in np.flatnonzero(pop.derived).tolist()
-            if (k := pop.keys[i]) not in written and k in stored and pop.input_hash[i] is not None
-            and stored[k][3] != pop.input_hash[i]]
+            if (k := pop.keys[i]) not in written and at[i] >= 0 and (ih := pop.input_hash[i]) is not None
+            and stored.input_hash[at[i]] != ih.encode("ascii")]
     for chunk in _chunks(todo, 5000):
         conn.execute(match_record.update().where(match_record.c.record_key == sa.bindparam("b_key"))
                      .values(input_hash=sa.bindparam("input_hash"), engine_row=sa.bindparam("engine_row")),
@@ -689,7 +736,7 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> np.n
     """What ``match_record.record_hash`` holds: 32 hex digits of the record's content (staged hash + matching
     keys), then 16 of its candidate partners. Content decides whether its pairs score differently; partners
     whether it gained or lost candidate pairs (a sorted-neighbourhood window or a capped block moved).
-    As one array of ASCII texts (``_hash_texts`` reads them): the worker that makes them beside the fit holds
+    As one array of ASCII texts (``_hash_changes`` compares them): the worker that makes them beside the fit holds
     and sends one buffer, not a list of a Python string per record and its pickle (~0.25 GB at 1.5M)."""
     fp = pop.records.fingerprint()
     partners = _partner_digest(len(pop.keys), left, right, pop.keys)
@@ -703,9 +750,17 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> np.n
     return np.frombuffer(out, dtype=f"S{MATCH_HASH_WIDTH}")
 
 
-def _hash_texts(hashes: np.ndarray) -> list[str]:
-    """The match hashes of ``_match_hashes`` as texts, a slice of records at a time."""
-    return [h.decode("ascii") for a in range(0, len(hashes), PACK_CHUNK) for h in hashes[a:a + PACK_CHUNK].tolist()]
+def _hash_changes(stored: np.ndarray, at: np.ndarray, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per record (bool each): its content changed (the first 32 digits of its match hash differ from its stored
+    row's, or it has none), its candidate partners changed (the last 16). ``stored``: the stored rows' hashes,
+    ``at``: each record's stored row (-1 none), ``hashes``: this run's (``_match_hashes``)."""
+    w = MATCH_HASH_WIDTH
+    before = np.zeros(len(hashes), dtype=f"S{w}")  # b"": no row, never equal to a hash
+    before[at >= 0] = stored[at[at >= 0]]
+    # as bytes per record (a short "S" value is padded with NULs here, which no hex digit equals)
+    old_b = before.view(np.uint8).reshape(len(before), w)
+    new_b = np.ascontiguousarray(hashes, dtype=f"S{w}").view(np.uint8).reshape(len(hashes), w)
+    return (old_b[:, :32] != new_b[:, :32]).any(axis=1), (old_b[:, 32:] != new_b[:, 32:]).any(axis=1)
 
 
 def _beside(main: Callable[[], Any], side: Callable[[], Any], workers: int) -> tuple[Any, Any]:
@@ -1095,9 +1150,10 @@ def match_and_cluster(
         old, cached = _match_state(conn, use_cache=mode != "full")
         pop = _load_population(conn, use_cache=mode != "full", workers=workers, cached=cached)
         del cached
-        old_keys = sorted(old)  # what the stored candidate indices point into
+        old_keys = old.keys  # what the stored candidate indices point into
     records, keys, n = pop.records, pop.keys, len(pop.keys)
     pos = {k: i for i, k in enumerate(keys)}
+    at = old.positions(keys)  # per record its stored row (-1: none)
     stats.records_total = n
     _mark(stats, "prepare", t0, c0)
 
@@ -1107,7 +1163,7 @@ def match_and_cluster(
     _mark(stats, "block", t0, c0)
 
     trained = False
-    hashes: list[str] | None = None
+    hashes: np.ndarray | None = None  # the match hashes (``_match_hashes``: ASCII bytes)
     fit_scored = None  # scores and levels of every candidate pair when this run fitted the model on them
     if matcher == "fixed":
         model, model_id = MatchModel.from_weights(FIXED_WEIGHTS, FIXED_PRIOR), 0
@@ -1119,8 +1175,7 @@ def match_and_cluster(
             levels = compare_pairs(records, left, right, workers)
             (model, fit_scored), raw_hashes = _beside(lambda: _fit_model(records, cand, ds, levels),
                                                       lambda: _match_hashes(pop, left, right), workers)
-            hashes = _hash_texts(raw_hashes)
-            del raw_hashes
+            hashes = raw_hashes
             del levels
         else:
             from hub.dedupe import empty_model
@@ -1154,13 +1209,15 @@ def match_and_cluster(
     stats.mode = "full" if full else "incremental"
 
     if hashes is None:
-        hashes = _hash_texts(_match_hashes(pop, left, right))
+        hashes = _match_hashes(pop, left, right)
     present = set(keys)
-    deleted = set(old) - present
-    stored = [old.get(k, ("",))[0] or "" for k in keys]
-    content = np.array([o[:32] != h[:32] for o, h in zip(stored, hashes, strict=True)], dtype=bool)
-    dirty = np.ones(n, dtype=bool) if full else content | np.array(
-        [o[32:] != h[32:] for o, h in zip(stored, hashes, strict=True)], dtype=bool)
+    staged_again = np.zeros(len(old_keys), dtype=bool)
+    staged_again[at[at >= 0]] = True
+    deleted = {old_keys[j] for j in np.flatnonzero(~staged_again).tolist()}
+    del staged_again
+    content, moved = _hash_changes(old.record_hash, at, hashes)
+    dirty = np.ones(n, dtype=bool) if full else content | moved
+    del moved
     stats.records_new_or_changed = int(content.sum())
     stats.records_dirty = int(dirty.sum())
     stats.records_deleted = len(deleted)
@@ -1170,7 +1227,7 @@ def match_and_cluster(
     if not full and not dirty.any() and not deleted and not decision_ends:
         with store.begin() as conn:
             stats.run_id = _start_run(conn, "match", "incremental", matcher, started)
-            _refresh_cache(conn, pop, set(), old)
+            _refresh_cache(conn, pop, set(), old, at)
             stats.stored = _stored_digest(conn)
             _finish_run(conn, stats.run_id, stats.as_dict())
         stats.seconds = round(time.perf_counter() - t0, 3)
@@ -1273,11 +1330,10 @@ def match_and_cluster(
             # in memory: the match edges after this run (every candidate pair's band is known), must-links
             # between staged records, and the previous clusters (from the match_record rows read at the start;
             # this run writes them only below); a deleted record's previous cluster is a seed
-            group_ids: dict[str, int] = {}
-            group = np.array([group_ids.setdefault(old[k][1], len(group_ids)) if k in old else -1 for k in keys],
-                             dtype=np.int64)
-            seed_groups = np.array([group_ids.get(old[k][1], -1) for k in (seeds | deleted) - present if k in old],
-                                   dtype=np.int64)
+            group = (np.where(at >= 0, old.cluster[np.maximum(at, 0)], -1).astype(np.int64) if len(old.keys)
+                     else np.full(n, -1, dtype=np.int64))
+            gone_seeds = old.positions(sorted((seeds | deleted) - present))
+            seed_groups = old.cluster[gone_seeds[gone_seeds >= 0]].astype(np.int64)
             seed_mask = np.zeros(n, dtype=bool)
             seed_mask[[pos[k] for k in seeds if k in pos]] = True
             must_l, must_r = _index_pairs(pos, constraints.must_link)
@@ -1285,7 +1341,7 @@ def match_and_cluster(
             reached = _closure(n, np.concatenate([left[edge], must_l]), np.concatenate([right[edge], must_r]),
                                group, seed_mask, seed_groups)
             affected = {keys[i] for i in np.flatnonzero(reached).tolist()}
-            del group_ids, group, reached
+            del group, reached
             if len(affected) > limit:  # re-clustering everything gives the same answer, and is cheaper now
                 stats.fallback_reason = f"too large an affected set ({len(affected)} of {n} records)"
                 stats.mode = "full"
@@ -1321,24 +1377,25 @@ def match_and_cluster(
         writes = []
         for k in sorted(affected):
             i = pos[k]
-            o = old.get(k)
-            if o is not None and o[0] == hashes[i] and o[1] == clusters[k]:
+            j = int(at[i])
+            if j >= 0 and old.record_hash[j] == hashes[i] and old.cluster_key(j) == clusters[k]:
                 continue
-            writes.append((k, hashes[i], clusters[k], run_id, bound_now, pop.input_hash[i], pop.row_text[i]))
+            writes.append((k, hashes[i].decode("ascii"), clusters[k], run_id, bound_now, pop.input_hash[i],
+                           pop.row_text[i]))
         written = {w[0] for w in writes}
         # only records that have a row (a first run's table is empty: no deletes at all)
-        for chunk in _chunks(sorted(deleted | (written & old.keys()))):
+        for chunk in _chunks(sorted(deleted | {k for k in written if at[pos[k]] >= 0})):
             conn.execute(match_record.delete().where(match_record.c.record_key.in_(chunk)))
         for chunk in _chunks(writes, 5000):
             insert_rows(conn, match_record, RECORD_COLUMNS, chunk)
         # a record whose partners moved but whose cluster stayed keeps its row: its digest is brought up to
         # date all the same, or a partner that leaves and comes back in a later run would look unmoved then
-        stale = [{"b_key": keys[i], "record_hash": hashes[i]} for i in np.flatnonzero(dirty).tolist()
-                 if keys[i] not in written and keys[i] in old and old[keys[i]][0] != hashes[i]]
+        stale = [{"b_key": keys[i], "record_hash": hashes[i].decode("ascii")} for i in np.flatnonzero(dirty).tolist()
+                 if keys[i] not in written and at[i] >= 0 and old.record_hash[at[i]] != hashes[i]]
         for chunk in _chunks(stale, 5000):
             conn.execute(match_record.update().where(match_record.c.record_key == sa.bindparam("b_key"))
                          .values(record_hash=sa.bindparam("record_hash")), list(chunk))
-        _refresh_cache(conn, pop, written, old)
+        _refresh_cache(conn, pop, written, old, at)
         _store_candidates(conn, run_id, keys, left, right, band_all)
         stats.run_id = run_id
         stats.records_rematched = len(affected)
