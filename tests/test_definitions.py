@@ -207,3 +207,18 @@ def test_loading_the_definitions_leaves_them_out_of_the_cyclic_collector() -> No
     enabled, frozen, tracked = proc.stdout.split()
     assert enabled == "True"
     assert int(frozen) > 100_000 and int(frozen) > 10 * int(tracked), (frozen, tracked)
+
+
+def test_a_stage_in_its_own_process_logs_into_the_runs_event_log(tmp_path: Path, monkeypatch) -> None:
+    """The stages that hold every record run in a forked child of the run's process (``run_stage``); what they
+    log reaches the run's event log as before when the instance manages the hub's loggers (``python_logs``),
+    sent by the run's process, not written by the child into Dagster's storage."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HUB_DATABASE_URL", f"sqlite:///{tmp_path / 'hub.db'}")
+    job = defs.resolve_implicit_global_asset_job_def()
+    overrides = {"python_logs": {"managed_python_loggers": ["hub"], "python_log_level": "INFO"}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        result = job.execute_in_process(instance=instance, asset_selection=[dg.AssetKey("match_pairs")])
+        assert result.success
+        messages = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(m.startswith("match_and_cluster") for m in messages), [m for m in messages if "match" in m][:5]
