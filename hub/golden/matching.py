@@ -260,11 +260,21 @@ class _Population:
     was derived from the staged JSON in this run (not found, or stale, in the cache)."""
 
     keys: list[str]
-    staged_hash: list[str]
+    staged_hash: np.ndarray  # bytes per record (``_digest_column``; b"" = none)
     records: Records | None  # None once clustered (memory: the writes do not need it)
-    input_hash: list[str | None]
+    input_hash: np.ndarray  # bytes per record (b"" = never cached: no staged hash)
     row_text: _RowTexts
     derived: np.ndarray  # bool per record
+
+    def input_hash_of(self, i: int) -> str | None:
+        return self.input_hash[i].decode("utf-8") or None
+
+
+def _digest_column(texts: list[str]) -> np.ndarray:
+    """Hash digests as one array of fixed-width bytes: half a Python string's size and no object per record
+    (two of them were ~0.4 GB through the match stage at two million records). UTF-8, so any text comes back
+    as it was (a digest ends in no NUL, which the array would drop)."""
+    return np.array([t.encode("utf-8") for t in texts], dtype=bytes)
 
 
 class _RowTexts:
@@ -578,18 +588,18 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         sa.select(staged_record.c.record_key, staged_record.c.record_hash)
         .where(staged_record.c.entity == "customers"))))
     keys = [k for k, _ in staged]
-    shash = [h or "" for _, h in staged]
+    shash = _digest_column([h or "" for _, h in staged])
     del staged
-    want = [_input_hash(h) for h in shash]
+    want = _digest_column([_input_hash(h.decode("utf-8")) or "" for h in shash.tolist()])
     n = len(keys)
     text: list[str] = [""] * n
     derived = np.ones(n, dtype=bool)
     if use_cache:
         if cached is None:
             cached = _match_state(conn, True)[1]
-        for i, k in enumerate(keys):
+        for i, (k, w) in enumerate(zip(keys, want.tolist(), strict=True)):
             hit = cached.get(k)
-            if hit is not None and want[i] is not None and hit[0] == want[i] and hit[1]:
+            if hit is not None and w and hit[0] == w.decode("utf-8") and hit[1]:
                 text[i] = hit[1]
                 derived[i] = False
         cached.clear()  # emptied, not only unnamed: the caller holds it too (memory: the prepare comes next)
@@ -684,7 +694,7 @@ def _refresh_cache(conn: Connection, pop: _Population, written: set[str], stored
     match_record rows before this run; ``at``: per record of ``pop`` its index among them (-1: none)."""
     todo = [{"b_key": k, "input_hash": ih, "engine_row": pop.row_text[i]}
             for i in np.flatnonzero(pop.derived).tolist()
-            if (k := pop.keys[i]) not in written and at[i] >= 0 and (ih := pop.input_hash[i]) is not None
+            if (k := pop.keys[i]) not in written and at[i] >= 0 and (ih := pop.input_hash_of(i)) is not None
             and stored.input_hash[at[i]] != ih.encode("ascii")]
     for chunk in _chunks(todo, 5000):
         conn.execute(match_record.update().where(match_record.c.record_key == sa.bindparam("b_key"))
@@ -744,8 +754,8 @@ def _match_hashes(pop: _Population, left: np.ndarray, right: np.ndarray) -> np.n
     for a in range(0, len(pop.keys), PACK_CHUNK):
         b = min(a + PACK_CHUNK, len(pop.keys))
         out[a * MATCH_HASH_WIDTH:b * MATCH_HASH_WIDTH] = "".join(
-            hashlib.sha256(f"{h}|{x:016x}".encode()).hexdigest()[:32] + f"{y:016x}"
-            for h, x, y in zip(pop.staged_hash[a:b], fp[a:b].tolist(), partners[a:b].tolist(), strict=True)
+            hashlib.sha256(b"%s|%016x" % (h, x)).hexdigest()[:32] + f"{y:016x}"
+            for h, x, y in zip(pop.staged_hash[a:b].tolist(), fp[a:b].tolist(), partners[a:b].tolist(), strict=True)
         ).encode("ascii")
     return np.frombuffer(out, dtype=f"S{MATCH_HASH_WIDTH}")
 
@@ -1152,7 +1162,6 @@ def match_and_cluster(
         del cached
         old_keys = old.keys  # what the stored candidate indices point into
     records, keys, n = pop.records, pop.keys, len(pop.keys)
-    pos = {k: i for i, k in enumerate(keys)}
     at = old.positions(keys)  # per record its stored row (-1: none)
     stats.records_total = n
     _mark(stats, "prepare", t0, c0)
@@ -1241,7 +1250,8 @@ def match_and_cluster(
         sel = np.arange(len(left))
     else:
         assert prior is not None
-        remap = np.array([pos.get(k, -1) for k in old_keys], dtype=np.int32)
+        remap = np.full(len(old_keys), -1, dtype=np.int32)  # a stored row's record now (-1: not staged)
+        remap[at[at >= 0]] = np.flatnonzero(at >= 0)
         ol, orr = remap[prior.left], remap[prior.right]
         del remap
         alive = (ol >= 0) & (orr >= 0)  # both ends still staged
@@ -1283,6 +1293,8 @@ def match_and_cluster(
     stats.pairs_review = int((band == 1).sum())
     _mark(stats, "score", t0, c0)
 
+    # record key -> index: made only now (a dict of every key is ~80 bytes a record, held through the fit)
+    pos = {k: i for i, k in enumerate(keys)}
     with store.begin() as conn:  # one transaction: a failure leaves the previous state intact
         run_id = _start_run(conn, "match", stats.mode, matcher, started)
         # 2. replace the stored pairs of dirty and deleted records. Affected: records whose content changed and
@@ -1380,7 +1392,7 @@ def match_and_cluster(
             j = int(at[i])
             if j >= 0 and old.record_hash[j] == hashes[i] and old.cluster_key(j) == clusters[k]:
                 continue
-            writes.append((k, hashes[i].decode("ascii"), clusters[k], run_id, bound_now, pop.input_hash[i],
+            writes.append((k, hashes[i].decode("ascii"), clusters[k], run_id, bound_now, pop.input_hash_of(i),
                            pop.row_text[i]))
         written = {w[0] for w in writes}
         # only records that have a row (a first run's table is empty: no deletes at all)
