@@ -122,14 +122,19 @@ def _child(fn: Callable[[Any], Any], task: Any, fd: int, collect: bool) -> None:
         except BaseException as exc:  # noqa: BLE001 — everything goes back to the parent, which raises it
             code = 1
             parts = _message((False, failure_text(exc)))
-        for part in parts:
-            view = memoryview(part).cast("B")
-            while view:
-                view = view[os.write(fd, view[:_CHUNK]):]
+        _send(fd, parts)
     except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
         code = 2
     finally:
         os._exit(code)
+
+
+def _send(fd: int, parts: list[Any]) -> None:
+    """Write a message (``_message``'s parts) to a pipe, a chunk at a time."""
+    for part in parts:
+        view = memoryview(part).cast("B")
+        while view:
+            view = view[os.write(fd, view[:_CHUNK]):]
 
 
 def fork_map(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int, *,
@@ -308,10 +313,7 @@ def run_forked(fn: Callable[[], Any]) -> Any:
             except BaseException as exc:  # noqa: BLE001 — raised again in the parent
                 code = 1
                 message = _message((False, _portable(exc), collector.records))
-            for part in message:
-                view = memoryview(part).cast("B")
-                while view:
-                    view = view[os.write(w, view[:_CHUNK]):]
+            _send(w, message)
         except BaseException:  # noqa: BLE001 — a broken pipe: the parent sees the exit code
             code = 2
         finally:
