@@ -270,11 +270,15 @@ class _Population:
         return self.input_hash[i].decode("utf-8") or None
 
 
-def _digest_column(texts: list[str]) -> np.ndarray:
+def _digest_column(texts: Sequence[Any], width: int | None = None) -> np.ndarray:
     """Hash digests as one array of fixed-width bytes: half a Python string's size and no object per record
-    (two of them were ~0.4 GB through the match stage at two million records). UTF-8, so any text comes back
-    as it was (a digest ends in no NUL, which the array would drop)."""
-    return np.array([t.encode("utf-8") for t in texts], dtype=bytes)
+    (a dict and lists of them were ~1 GB through the match stage at two million records). b"" for None or "".
+    Without ``width`` every text comes back as it was (UTF-8; a digest ends in no NUL, which the array would
+    drop); with it, a text of another width or not ASCII is b"" too (it equals no hash of this width)."""
+    if width is None:
+        return np.array([(t or "").encode("utf-8") for t in texts], dtype=bytes)
+    return np.array([t.encode("ascii") if isinstance(t, str) and len(t) == width and t.isascii() else b""
+                     for t in texts], dtype=f"S{width}")
 
 
 class _RowTexts:
@@ -533,12 +537,6 @@ class _Stored:
         return self.clusters[self.cluster[j]]
 
 
-def _fixed(values: list[Any], width: int) -> np.ndarray:
-    """Hex digests as ``S{width}`` bytes; b"" for None and for a text of another width (it equals no hash)."""
-    return np.array([v.encode("ascii") if isinstance(v, str) and len(v) == width and v.isascii() else b""
-                     for v in values], dtype=f"S{width}")
-
-
 def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, tuple[str, str]]]:
     """One read of ``match_record``: its rows by column (``_Stored``), and with ``use_cache`` record key ->
     (input_hash, engine_row) of the rows that cache an engine row (the two reads were 0.4 s apiece at 196k
@@ -554,8 +552,8 @@ def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, 
     q = sa.select(*cols, mr.engine_row) if use_cache else sa.select(*cols)
     for part in conn.execution_options(yield_per=10_000).execute(q).partitions():
         keys.extend(r[0] for r in part)
-        hashes.append(_fixed([r[1] for r in part], MATCH_HASH_WIDTH))
-        inputs.append(_fixed([r[3] for r in part], INPUT_HASH_WIDTH))
+        hashes.append(_digest_column([r[1] for r in part], MATCH_HASH_WIDTH))
+        inputs.append(_digest_column([r[3] for r in part], INPUT_HASH_WIDTH))
         codes.append(np.array([code_of.setdefault(r[2], len(code_of)) for r in part], dtype=np.int32))
         if use_cache:
             cached.update((r[0], (r[3], r[4])) for r in part if r[3] is not None)
@@ -588,9 +586,9 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         sa.select(staged_record.c.record_key, staged_record.c.record_hash)
         .where(staged_record.c.entity == "customers"))))
     keys = [k for k, _ in staged]
-    shash = _digest_column([h or "" for _, h in staged])
+    shash = _digest_column([h for _, h in staged])
     del staged
-    want = _digest_column([_input_hash(h.decode("utf-8")) or "" for h in shash.tolist()])
+    want = _digest_column([_input_hash(h.decode("utf-8")) for h in shash.tolist()], INPUT_HASH_WIDTH)
     n = len(keys)
     text: list[str] = [""] * n
     derived = np.ones(n, dtype=bool)
@@ -1219,10 +1217,10 @@ def match_and_cluster(
 
     if hashes is None:
         hashes = _match_hashes(pop, left, right)
-    present = set(keys)
     staged_again = np.zeros(len(old_keys), dtype=bool)
     staged_again[at[at >= 0]] = True
-    deleted = {old_keys[j] for j in np.flatnonzero(~staged_again).tolist()}
+    gone_rows = np.flatnonzero(~staged_again)  # the stored rows of records no longer staged
+    deleted = {old_keys[j] for j in gone_rows.tolist()}
     del staged_again
     content, moved = _hash_changes(old.record_hash, at, hashes)
     dirty = np.ones(n, dtype=bool) if full else content | moved
@@ -1344,8 +1342,8 @@ def match_and_cluster(
             # this run writes them only below); a deleted record's previous cluster is a seed
             group = (np.where(at >= 0, old.cluster[np.maximum(at, 0)], -1).astype(np.int64) if len(old.keys)
                      else np.full(n, -1, dtype=np.int64))
-            gone_seeds = old.positions(sorted((seeds | deleted) - present))
-            seed_groups = old.cluster[gone_seeds[gone_seeds >= 0]].astype(np.int64)
+            # the seeds with a stored row that are no longer staged are the deleted records
+            seed_groups = old.cluster[gone_rows].astype(np.int64)
             seed_mask = np.zeros(n, dtype=bool)
             seed_mask[[pos[k] for k in seeds if k in pos]] = True
             must_l, must_r = _index_pairs(pos, constraints.must_link)
