@@ -748,8 +748,10 @@ def build_assets(config: HubConfig) -> list[Any]:
 
         path = Path(config.report.path)
         hub_store = store.store()
-        stats = write_report(hub_store, path, run=run_info(context), quality=config.quality,
-                             derived=derived_prefixes(config.enabled_sources), failures=report_failures(hub_store))
+        run = run_info(context)
+        stats = run_stage(lambda own: write_report(own, path, run=run, quality=config.quality,
+                                                   derived=derived_prefixes(config.enabled_sources),
+                                                   failures=report_failures(own)), hub_store)
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
     return [*([pull_assets] if pull_assets is not None else []), staged_records, match_model, match_pairs, golden_customers, steward_review_queue, customer_360,
@@ -826,7 +828,9 @@ def build_check(
     @dg.asset_check(name=name, asset=asset, blocking=blocking, description=description)
     def _check(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
         hub_store = store.store()
-        outcome = run(hub_store)
+        # in a child: the brake's and the consistency checks' reads of every record (2.1 GB at 1M people) were
+        # the run process's high-water mark, kept under every later step
+        outcome = run_stage(run, hub_store)
         if blocking and not outcome.passed and on_stop is not None:
             on_stop(context, hub_store, outcome.problems)
         why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
@@ -857,7 +861,7 @@ def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
     def quality_dimensions(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> Any:
         from hub.quality import score_dimensions
 
-        dims = score_dimensions(store.store(), config.quality, derived=prefixes)
+        dims = run_stage(lambda own: score_dimensions(own, config.quality, derived=prefixes), store.store())
         selected = context.selected_asset_check_keys
         for c in wanted:
             if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) not in selected:
