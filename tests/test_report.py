@@ -308,7 +308,7 @@ def test_quality_flags_are_counted_per_source_and_code_on_every_backend(any_stor
                 entity="customers", record_key=f"erp:{i}", source="erp" if i < 4 else "shop", source_id=str(i),
                 record={"source": "erp"}, quality_flags=flags, record_hash=str(i), staged_at=datetime(2026, 1, 1)))
     with any_store.engine.connect() as conn:
-        table = _staging_figures(conn)["quality_flags"]
+        table = _staging_figures(conn, {})["quality_flags"]
     assert table == [{"source": "erp", "code": "emails:email.typo", "count": 2},
                      {"source": "erp", "code": "name:name.initials", "count": 2},
                      {"source": "erp", "code": "phones:phone.invalid", "count": 2},

@@ -9,6 +9,8 @@ otherwise), so a table another stage adds is classified — and handled by ``hub
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sqlalchemy as sa
 
 from hub.store import Store, metadata
@@ -63,12 +65,17 @@ def unclassified() -> list[str]:
     return sorted(set(metadata.tables) - set(PERSONAL) - set(NOT_PERSONAL))
 
 
-def personal_row_counts(store: Store) -> dict[str, int]:
-    """Rows per table that can hold personal data (the report's privacy section)."""
+def personal_row_counts(store: Store, known: Mapping[str, int] | None = None) -> dict[str, int]:
+    """Rows per table that can hold personal data (the report's privacy section). ``known``: counts the caller
+    has just taken (the report's landing and staged counts: a count of every landing row was ~45 s at 1M
+    people on PostgreSQL, each time)."""
+    known = known or {}
     out: dict[str, int] = {}
     with store.engine.connect() as conn:
         for name in sorted(PERSONAL):
             table = metadata.tables.get(name)
-            if table is not None:
+            if name in known:
+                out[name] = int(known[name])
+            elif table is not None:
                 out[name] = int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
     return out

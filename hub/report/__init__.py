@@ -228,17 +228,23 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
             return figures
 
         fig: dict[str, Any] = {}
-        fig["landing"] = [
-            {"source": s, "entity": e, "records": n, "last_landed_at": _when(last)}
-            for s, e, n, last in conn.execute(
-                sa.select(landing.c.source, landing.c.entity, sa.func.count(), sa.func.max(landing.c.landed_at))
-                .group_by(landing.c.source, landing.c.entity).order_by(landing.c.source, landing.c.entity))
-        ]
+        # one read of the landing rows per report: rows, newest landing and rows staged per source and entity
+        # give the landing table, the staging figures' fingerprint and their processed counts, and the privacy
+        # section's row count (four reads of 5.5M landing rows before: ~190 s of two reports at 1M people)
+        landed = conn.execute(
+            sa.select(landing.c.source, landing.c.entity, sa.func.count(), sa.func.max(landing.c.landed_at),
+                      sa.func.count(landing.c.staged_hash))
+            .group_by(landing.c.source, landing.c.entity).order_by(landing.c.source, landing.c.entity)).all()
+        fig["landing"] = [{"source": s, "entity": e, "records": n, "last_landed_at": _when(last)}
+                          for s, e, n, last, _ in landed]
+        processed = {(s, e): staged for s, e, _, _, staged in landed if staged}
+        staged_rows, staged_at = conn.execute(_staged_inputs()).one()
+        counted = {"landing": sum(n for _, _, n, _, _ in landed), "staged_record": staged_rows}
+        newest = max((str(last) for *_, last, _ in landed if last is not None), default=None)
         fig.update(reuse("staging", table_fingerprint(
-            conn, sa.select(sa.func.count(), sa.func.max(landing.c.landed_at)),
-            sa.select(sa.func.count()).where(landing.c.staged_hash.is_not(None)), _staged_inputs(),
-            sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id))),
-            lambda: _staging_figures(conn, from_check().get(REPORT_FLAG_LISTS))))
+            conn, sa.select(sa.func.count(), sa.func.max(quarantine.c.quarantined_at), sa.func.max(quarantine.c.id)),
+            extra=(counted["landing"], newest, sum(processed.values()), staged_rows, staged_at)),
+            lambda: _staging_figures(conn, processed, from_check().get(REPORT_FLAG_LISTS))))
         fig["completeness"] = reuse("completeness", table_fingerprint(conn, _staged_inputs("customers"), golden_inputs),
                                     lambda: tallied if (tallied := from_check().get(REPORT_COMPLETENESS)) is not None
                                     else _completeness(conn))
@@ -253,22 +259,18 @@ def collect_figures(store: Store, quality: QualityConfig | None = None,
         fig["push"] = _push(conn)
     if fresh != kept:
         store.save_cursor("hub", _KEPT, fresh)
-    fig["privacy"] = privacy_figures(store)
+    fig["privacy"] = privacy_figures(store, counted)
     fig["headline"] = _headline(fig)
     return fig
 
 
-def _staging_figures(conn: sa.Connection, flag_lists: list[tuple[str, str, int]] | None = None) -> dict[str, Any]:
-    """``flag_lists``: (source, flag list, records) as the quality check counted them, when it read the store as
+def _staging_figures(conn: sa.Connection, processed: Mapping[tuple[str, str], int],
+                     flag_lists: list[tuple[str, str, int]] | None = None) -> dict[str, Any]:
+    """``processed``: landing rows staged per (source, entity), as ``collect_figures`` counted them.
+    ``flag_lists``: (source, flag list, records) as the quality check counted them, when it read the store as
     it is now (``kept_for_report``); else counted here."""
     # per LANDING entity (what the source sent): one landed row feeds one or more canonical records (a follower
     # is a customer and an interaction), so rates over canonical entities would not add up
-    processed: dict[tuple[str, str], int] = {
-        (s, e): n for s, e, n in conn.execute(
-            sa.select(landing.c.source, landing.c.entity, sa.func.count())
-            .where(landing.c.staged_hash.is_not(None))
-            .group_by(landing.c.source, landing.c.entity))
-    }
     quarantined: dict[tuple[str, str], int] = {}
     reasons: Counter[str] = Counter()
     reasons_by_entity: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
