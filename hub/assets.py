@@ -828,8 +828,8 @@ def build_check(
     @dg.asset_check(name=name, asset=asset, blocking=blocking, description=description)
     def _check(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
         hub_store = store.store()
-        # in a child: the brake's and the consistency checks' reads of every record (2.1 GB at 1M people) were
-        # the run process's high-water mark, kept under every later step
+        # in a child: the brake's reads of every open link (2.1 GB at 1M people) were the run process's
+        # high-water mark, kept under every later step (the consistency checks count in SQL: a fork is all)
         outcome = run_stage(run, hub_store)
         if blocking and not outcome.passed and on_stop is not None:
             on_stop(context, hub_store, outcome.problems)
