@@ -517,6 +517,66 @@ def test_statistics_are_refreshed_for_the_tables_a_stage_changed_much(postgres_d
         store.dispose()
 
 
+def test_a_bulk_load_autovacuum_will_not_vacuum_is_vacuumed_and_a_table_of_dead_rows_only_analyzed(
+        postgres_database_url: str) -> None:
+    """With autovacuum off for a table, a stage's bulk load into it is vacuumed when the stage is done (its pages
+    marked all-visible: counts read the index, not the rows); a table whose rows the stage also updated (dead
+    rows everywhere) is analyzed, not vacuumed (removing them walks every index: the operator's vacuum)."""
+    import time
+    from datetime import datetime
+
+    from hub.store import ANALYZE_AFTER_ROWS, quarantine, staged_record
+
+    def staged(a: int, b: int) -> list[dict]:
+        return [{"record_key": f"shop:{i}", "source": "shop", "entity": "customers", "source_id": str(i),
+                 "record": {"n": i}, "quality_flags": [], "record_hash": "h", "staged_at": datetime(2026, 1, 1)}
+                for i in range(a, b)]
+
+    store = Store(postgres_database_url)
+
+    def state(table: str) -> Any:
+        with store.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT n_ins_since_vacuum, n_dead_tup, last_vacuum, last_analyze FROM pg_stat_user_tables "
+                f"WHERE relname = '{table}'").one()
+
+    def settled(ok: Any) -> None:
+        for _ in range(50):  # the statistics collector reports the writes within a second or so
+            if ok():
+                return
+            time.sleep(0.1)
+
+    try:
+        n = ANALYZE_AFTER_ROWS + 100
+        with store.begin() as conn:
+            for table in (quarantine, staged_record):  # off for these tables, whatever the server's setting
+                conn.exec_driver_sql(f"ALTER TABLE {table.name} SET (autovacuum_enabled = false)")
+            conn.execute(quarantine.insert(), [
+                {"source": "shop", "entity": "customers", "source_id": str(i), "reasons": ["x"], "detail": None,
+                 "payload": {}, "payload_hash": "h", "quarantined_at": datetime(2026, 1, 1)} for i in range(n)])
+            conn.execute(staged_record.insert(), staged(0, n))
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        settled(lambda: state("quarantine")[0] >= n and state("staged_record")[0] >= n)
+        store.refresh_statistics(staged_record)  # a load: vacuumed
+        first = state("staged_record")[2]
+        assert first is not None
+        with store.begin() as conn:  # a second load, and every earlier row updated: as many dead rows
+            conn.execute(staged_record.update().values(record_hash="h2"))
+            conn.execute(staged_record.insert(), staged(n, 2 * n))
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+        settled(lambda: state("staged_record")[1] >= n and state("staged_record")[0] >= n)
+        store.refresh_statistics(quarantine, staged_record)
+        q, s = state("quarantine"), state("staged_record")
+        assert q[2] is not None and q[3] is not None  # the load: vacuumed and analyzed
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql(
+                "SELECT relallvisible >= relpages AND relpages > 0 FROM pg_class WHERE relname = 'quarantine'"
+            ).scalar()
+        assert s[2] == first and s[3] is not None  # dead rows: analyzed, not vacuumed again
+    finally:
+        store.dispose()
+
+
 def test_interaction_links_of_an_older_store_get_their_kind_on_upgrade(store_url: str) -> None:
     """Migration 0024 gives the persisted 360 links of interactions the kind of their staged record (the build
     counts linked calls and social events from the links); orders keep an empty kind."""
@@ -591,7 +651,7 @@ def _analyzed_tables(store: Store) -> list[str]:
     analyzed: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith("ANALYZE "):
+        if statement.startswith(("ANALYZE ", "VACUUM (ANALYZE) ")):  # a load autovacuum will not vacuum: both
             analyzed.append(statement.split('"')[1])
 
     sa.event.listen(store.engine, "before_cursor_execute", count)
