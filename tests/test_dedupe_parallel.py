@@ -236,3 +236,31 @@ def test_a_stage_run_forked_raises_its_own_exception_and_logs_through_this_proce
         run_forked(odd)
     with pytest.raises(WorkerFailed, match="status -9"):
         run_forked(lambda: os.kill(os.getpid(), signal.SIGKILL))
+
+
+def test_arrays_of_a_result_with_many_objects_do_not_keep_the_whole_message_alive(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # arrays travel out of band and are views of the received message; with a large in-band part (the pickle of
+    # many Python objects) they get their own bytes, so the message (and that part) is freed once unpickled
+    import pickle
+
+    import numpy as np
+
+    import hub.dedupe.parallel as parallel
+    from hub.dedupe.parallel import run_forked
+
+    def owner(a: np.ndarray) -> int:
+        """The size of the buffer that holds ``a``'s bytes."""
+        base: object = a
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        while isinstance(base, memoryview | pickle.PickleBuffer):
+            base = memoryview(base).obj
+        return memoryview(base).nbytes
+
+    monkeypatch.setattr(parallel, "_OWN_BUFFERS_AFTER", 1 << 16)
+    names, arr = run_forked(lambda: ([f"name {i}" for i in range(50_000)], np.arange(100_000, dtype=np.int64)))
+    assert len(names) == 50_000 and arr.tolist() == list(range(100_000))
+    assert owner(arr) == arr.nbytes  # its own bytes, not the message's
+    small, arr2 = run_forked(lambda: (["x"], np.arange(100_000, dtype=np.int64)))
+    assert arr2.tolist() == list(range(100_000)) and owner(arr2) > arr2.nbytes  # few objects: a view, no copy

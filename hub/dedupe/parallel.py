@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 _CHUNK = 1 << 20
+_OWN_BUFFERS_AFTER = 16 << 20  # in-band bytes of a message from which its arrays are copied out (_unpickle)
 
 
 def worker_count(requested: int) -> int:
@@ -65,7 +66,9 @@ def _message(value: Any) -> list[Any]:
 
 def _unpickle(message: bytearray) -> Any:
     """The value of a message (without its total size) that ``_message`` made. Arrays sent out of band are views
-    of ``message``: it stays alive as long as they do."""
+    of ``message``: it stays alive as long as they do — unless its in-band part (the Python objects' pickle) is
+    large (``_OWN_BUFFERS_AFTER``): then each array gets its own copy and the message goes, instead of that part
+    staying resident beside the objects made of it (a match population of 460k records: 79 MB of its 252)."""
     view = memoryview(message)
     (count,) = struct.unpack_from("<I", view, 0)
     sizes = struct.unpack_from(f"<{count}Q", view, 4)
@@ -74,7 +77,10 @@ def _unpickle(message: bytearray) -> Any:
     for n in sizes:
         parts.append(view[at:at + n])
         at += n
-    return pickle.loads(parts[0], buffers=parts[1:])
+    buffers: list[Any] = parts[1:]
+    if len(parts[0]) >= _OWN_BUFFERS_AFTER:
+        buffers = [bytearray(b) for b in buffers]
+    return pickle.loads(parts[0], buffers=buffers)
 
 
 class _Inbox:
