@@ -710,7 +710,7 @@ def _population_apart(store: Store, use_cache: bool, workers: int) -> _Populatio
         finally:
             own.dispose()
 
-    pop = run_forked(in_child)
+    pop = run_forked(in_child, spill=True)  # through a file: the child is gone before it is read
     trim_heap()
     return pop
 
