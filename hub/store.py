@@ -1839,8 +1839,9 @@ SQLITE_PAGE_SIZE = 16_384
 # table): loaded in bulk with few dead rows since. Until a vacuum marks their pages all-visible, every count and
 # every index-only read of them visits the rows themselves (1M people, autovacuum off: the staged records'
 # counts and newest staging times, which the later stages take as fingerprints, read the 5 GB table each time,
-# ~3 minutes of database time a full and an incremental sync). A vacuum after an insert-only load reads the table
-# once and touches no index; a table with many dead rows (a stage that updated its rows) is left to the
+# ~3 minutes of database time a full and an incremental sync; after a vacuum, 6.6 s on a warm cache, such a count
+# read 1.8k pages instead of 654k). A vacuum after an insert-only load reads the table once and touches no index;
+# a table with many dead rows (a stage that updated its rows) is left to the
 # operator's vacuum: removing them walks every index (landing after staging: 4M dead rows, 7 indexes).
 _UNVACUUMED_LOADS = sa.text(
     "SELECT s.relname FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid "

@@ -264,3 +264,29 @@ def test_arrays_of_a_result_with_many_objects_do_not_keep_the_whole_message_aliv
     assert owner(arr) == arr.nbytes  # its own bytes, not the message's
     small, arr2 = run_forked(lambda: (["x"], np.arange(100_000, dtype=np.int64)))
     assert arr2.tolist() == list(range(100_000)) and owner(arr2) > arr2.nbytes  # few objects: a view, no copy
+
+
+def test_a_spilled_result_comes_back_through_a_file_that_is_gone_afterwards(tmp_path, monkeypatch) -> None:
+    # spill: the child writes its result to a temporary file and exits before this process reads it (no moment
+    # when both hold it); the file holds record values: it never has a name, so nothing is left behind
+    import tempfile
+
+    import numpy as np
+
+    from hub.dedupe.parallel import run_forked
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    def result() -> tuple[list[str], np.ndarray]:
+        assert list(tmp_path.iterdir()) == []  # not even while the child writes it
+        return ["陈伟", "Chen Wei"] * 1000, np.arange(10_000)
+
+    names, arr = run_forked(result, spill=True)
+    assert names[:2] == ["陈伟", "Chen Wei"] and len(names) == 2000 and arr.tolist() == list(range(10_000))
+    assert list(tmp_path.iterdir()) == []
+
+    def fail() -> None:
+        raise ValueError("no phone in +86 138-0013-8000")
+
+    with pytest.raises(ValueError):
+        run_forked(fail, spill=True)
+    assert list(tmp_path.iterdir()) == []

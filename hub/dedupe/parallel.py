@@ -18,7 +18,6 @@ customer records, so a message can hold a value of one (a name, a phone number),
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
@@ -308,30 +307,26 @@ def run_forked(fn: Callable[[], Any], *, spill: bool = False) -> Any:
     (killed, out of memory) raises WorkerFailed with its exit status. Where fork is unavailable ``fn()`` runs
     here.
 
-    ``spill``: a large result goes through a temporary file (owner-only, removed once read, or when the child
-    fails) that this process reads only after the child has exited. Through the pipe, the child's memory and
-    the received message are both resident while it arrives: the match population of 2M records (~1 GB
-    pickled) put the stage's peak 0.5 GB higher than preparing it in the stage's own process."""
+    ``spill``: a large result goes through a temporary file that this process reads only after the child has
+    exited. Through the pipe, the child's memory and the received message are both resident while it arrives
+    (the match population of 2M records is ~1 GB pickled). The file has no name from the start (it holds
+    record values: nothing is left behind, whatever kills either process)."""
     if not hasattr(os, "fork"):
         return fn()
-    path = None
-    if spill:
-        fd, path = tempfile.mkstemp(prefix="hub-forked-", suffix=".pickle")  # mode 0600
-        os.close(fd)
+    spilled = tempfile.TemporaryFile(prefix="hub-forked-") if spill else None  # unlinked already
     try:
-        value = _run_forked(fn, path)
-        if path is not None:
-            with open(path, "rb") as f:
-                value = pickle.load(f)
+        value = _run_forked(fn, None if spilled is None else spilled.fileno())
+        if spilled is not None:
+            spilled.seek(0)
+            value = pickle.load(spilled)
         return value
     finally:
-        if path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+        if spilled is not None:
+            spilled.close()
 
 
-def _run_forked(fn: Callable[[], Any], path: str | None) -> Any:
-    """``run_forked``; with ``path``, the child writes its result there (and sends None)."""
+def _run_forked(fn: Callable[[], Any], spill_fd: int | None) -> Any:
+    """``run_forked``; with ``spill_fd``, the child writes its result to that file (and sends None)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: run, write, leave (no exit handlers, no parent's lock touched)
@@ -341,8 +336,8 @@ def _run_forked(fn: Callable[[], Any], path: str | None) -> Any:
             collector = _collect_logs()
             try:
                 value = fn()
-                if path is not None:
-                    with open(path, "wb") as f:
+                if spill_fd is not None:
+                    with os.fdopen(os.dup(spill_fd), "wb") as f:
                         pickle.dump(value, f, protocol=5)
                     value = None
                 message = _message((True, value, collector.records))
