@@ -539,8 +539,9 @@ class _Stored:
 
 def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, tuple[str, str]]]:
     """One read of ``match_record``: its rows by column (``_Stored``), and with ``use_cache`` record key ->
-    (input_hash, engine_row) of the rows that cache an engine row (the two reads were 0.4 s apiece at 196k
-    records)."""
+    (input_hash, engine_row) of the rows that cache an engine row. A match run reads it twice: without the
+    engine rows for itself, with them in the child that prepares the population (``_population_apart``: the
+    cache texts, ~400 B a record, never enter the stage's own heap)."""
     mr = match_record.c
     cols = [mr.record_key, mr.record_hash, mr.cluster_key, mr.input_hash]
     keys: list[str] = []
@@ -571,14 +572,12 @@ def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, 
     return stored, cached
 
 
-def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
-                     cached: dict[str, tuple[str, str]] | None = None) -> _Population:
+def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
     neither read from the staged JSON nor standardised again), else from the staged JSON; the engine then
     prepares the whole population from the standardised values (decisions about shared values are the
-    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging. ``cached``: the cache
-    rows as ``_match_state`` read them (else read here)."""
+    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging."""
     from hub.dedupe import prepare_records
     from hub.standardise import clear_caches
 
@@ -593,14 +592,13 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     text: list[str] = [""] * n
     derived = np.ones(n, dtype=bool)
     if use_cache:
-        if cached is None:
-            cached = _match_state(conn, True)[1]
+        cached = _match_state(conn, True)[1]
         for i, (k, w) in enumerate(zip(keys, want.tolist(), strict=True)):
             hit = cached.get(k)
             if hit is not None and w and hit[0] == w.decode("utf-8") and hit[1]:
                 text[i] = hit[1]
                 derived[i] = False
-        cached.clear()  # emptied, not only unnamed: the caller holds it too (memory: the prepare comes next)
+        del cached  # memory: the prepare comes next
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
