@@ -632,7 +632,8 @@ def test_a_first_stage_on_postgresql_keeps_the_statistics_of_the_table_it_fills(
     analyzed: list[int] = []
 
     def count(conn, cursor, statement, *args) -> None:
-        if statement.startswith('ANALYZE "staged_record"'):
+        # a load autovacuum would vacuum but will not (it is off) is analyzed by VACUUM (ANALYZE)
+        if statement.startswith(('ANALYZE "staged_record"', 'VACUUM (ANALYZE) "staged_record"')):
             with store.engine.connect() as other:  # rows staged (and committed) when it ran
                 analyzed.append(other.execute(sa.select(sa.func.count()).select_from(staged_record)).scalar())
 
@@ -663,7 +664,8 @@ def test_a_stage_adding_an_entity_to_a_large_staged_table_keeps_its_postgresql_s
     analyzed: list[str] = []
 
     def note(conn, cursor, statement: str, *args) -> None:  # noqa: ANN001
-        if statement.startswith('ANALYZE "staged_record"'):
+        # a load autovacuum would vacuum but will not (it is off) is analyzed by VACUUM (ANALYZE)
+        if statement.startswith(('ANALYZE "staged_record"', 'VACUUM (ANALYZE) "staged_record"')):
             analyzed.append(statement)
 
     sa.event.listen(store.engine, "before_cursor_execute", note)
