@@ -484,43 +484,18 @@ def build_stage_asset(
 ) -> dg.AssetsDefinition:
     """An asset for one store-to-store stage: ``run(store)`` returns the stage's stats (counts + markdown).
 
-    ``own_process``: the stage runs in a forked child with its own connection (``run_stage``)."""
+    ``own_process``: the stage runs in a forked child with its own connection (``Store.run_apart``)."""
     metadata = {"dagster/column_schema": schema} if schema is not None else None
 
     @dg.asset(name=name, group_name=GROUPS[group], kinds={"python"}, deps=deps, description=description,
               owners=OWNERS, tags=asset_tags(pii), metadata=metadata, retry_policy=STEP_RETRY)
     def _stage(context: dg.AssetExecutionContext, store: dg.ResourceParam[Any]) -> dg.MaterializeResult:
         hub_store = store.store()
-        stats = run_stage(run, hub_store) if own_process else run(hub_store)
+        stats = hub_store.run_apart(run) if own_process else run(hub_store)
         hub_store.refresh_statistics()  # PostgreSQL: the tables this stage changed much, for the stages after it
         return dg.MaterializeResult(metadata=stats_metadata(stats))
 
     return _stage
-
-
-def run_stage(run: Callable[[Any], Any], store: Any) -> Any:
-    """``run(store)`` in a forked child process on its own connection to the store, its stats returned here.
-
-    A run's steps share one process (the in-process executor): a stage that holds every record's values
-    (staging, matching, survivorship, the 360 view, the push plan) left its heap resident and fragmented under
-    every later stage's own high-water mark (100k people: 0.77 GB resident after staging against 0.23 GB
-    before it, about a sixth of the match stage's peak at a million). In a child, it leaves with the child. An
-    in-memory SQLite store (another connection would open another database) runs here."""
-    from hub.dedupe.parallel import run_forked
-    from hub.store import Store
-
-    if store.in_memory:
-        return run(store)
-    url = store.url
-
-    def in_child() -> Any:
-        own = Store(url, migrate=False)  # the parent's pooled connections are not this process's to use
-        try:
-            return run(own)
-        finally:
-            own.dispose()
-
-    return run_forked(in_child)
 
 
 # Each stage's entry point, imported when the asset runs (keeps loading the definitions light).
@@ -749,9 +724,9 @@ def build_assets(config: HubConfig) -> list[Any]:
         path = Path(config.report.path)
         hub_store = store.store()
         run = run_info(context)
-        stats = run_stage(lambda own: write_report(own, path, run=run, quality=config.quality,
-                                                   derived=derived_prefixes(config.enabled_sources),
-                                                   failures=report_failures(own)), hub_store)
+        stats = hub_store.run_apart(lambda own: write_report(own, path, run=run, quality=config.quality,
+                                                             derived=derived_prefixes(config.enabled_sources),
+                                                             failures=report_failures(own)))
         return dg.MaterializeResult(metadata=report_metadata(stats, path))
 
     return [*([pull_assets] if pull_assets is not None else []), staged_records, match_model, match_pairs, golden_customers, steward_review_queue, customer_360,
@@ -830,7 +805,7 @@ def build_check(
         hub_store = store.store()
         # in a child: the brake's reads of every open link (2.1 GB at 1M people) were the run process's
         # high-water mark, kept under every later step (the consistency checks count in SQL: a fork is all)
-        outcome = run_stage(run, hub_store)
+        outcome = hub_store.run_apart(run)
         if blocking and not outcome.passed and on_stop is not None:
             on_stop(context, hub_store, outcome.problems)
         why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
@@ -861,7 +836,7 @@ def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
     def quality_dimensions(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> Any:
         from hub.quality import score_dimensions
 
-        dims = run_stage(lambda own: score_dimensions(own, config.quality, derived=prefixes), store.store())
+        dims = store.store().run_apart(lambda own: score_dimensions(own, config.quality, derived=prefixes))
         selected = context.selected_asset_check_keys
         for c in wanted:
             if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) not in selected:

@@ -210,7 +210,7 @@ def test_loading_the_definitions_leaves_them_out_of_the_cyclic_collector() -> No
 
 
 def test_a_stage_in_its_own_process_logs_into_the_runs_event_log(tmp_path: Path, monkeypatch) -> None:
-    """The stages that hold every record run in a forked child of the run's process (``run_stage``); what they
+    """The stages that hold every record run in a forked child of the run's process (``Store.run_apart``); what they
     log reaches the run's event log as before when the instance manages the hub's loggers (``python_logs``),
     sent by the run's process, not written by the child into Dagster's storage."""
     monkeypatch.chdir(tmp_path)

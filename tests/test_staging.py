@@ -586,7 +586,7 @@ def test_hub_yaml_staging_workers_reach_the_staged_records_asset(staged_world, m
     serial = _unstaged_copy(store, tmp_path / "serial.db")
     stage_pending(serial, mappings, SOURCES)
     forked = _unstaged_copy(store, tmp_path / "forked.db")
-    used_file = tmp_path / "fork_map_workers.txt"  # the stage runs in a child process of its own (run_stage)
+    used_file = tmp_path / "fork_map_workers.txt"  # the stage runs in a child process of its own (Store.run_apart)
     real_fork_map = staging.fork_map
 
     def counting(fn, parts, workers, **options):

@@ -693,22 +693,11 @@ def _population_apart(store: Store, use_cache: bool, workers: int) -> _Populatio
     out compactly: 1.96M records (1M people), every step after preparing 1.7-2.8 GB lower (the fit's 6.9 ->
     4.1 GB), preparing's own peak unchanged (7.8 GB: now the stage's); 460k records, pickling and unpickling
     ~2 s. An in-memory SQLite store (a second connection would open another database) is prepared here."""
-    from hub.dedupe.parallel import run_forked
-
-    if store.in_memory:
-        with store.engine.connect() as conn:
+    def prepare(own: Store) -> _Population:
+        with own.engine.connect() as conn:
             return _load_population(conn, use_cache=use_cache, workers=workers)
-    url = store.url
 
-    def in_child() -> _Population:
-        own = Store(url, migrate=False)  # the parent's pooled connections are not this process's to use
-        try:
-            with own.engine.connect() as conn:
-                return _load_population(conn, use_cache=use_cache, workers=workers)
-        finally:
-            own.dispose()
-
-    pop = run_forked(in_child, spill=True)  # through a file: the child is gone before it is read
+    pop = store.run_apart(prepare, spill=True)  # through a file: the child is gone before it is read
     trim_heap()
     return pop
 
