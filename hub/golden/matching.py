@@ -27,7 +27,6 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import inspect
-import itertools
 import json
 import logging
 import os
@@ -424,7 +423,7 @@ def _object_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.nda
 DERIVE_PARALLEL_MIN = 20_000  # records derived from staged JSON below which one process is faster than forking
 
 
-def _engine_rows(items: Sequence[tuple[str, str | bytes]]) -> tuple[list[str | tuple], set[str]]:
+def _engine_rows(items: Iterable[tuple[str, str | bytes]]) -> tuple[list[str | tuple], set[str]]:
     """The engine rows (without record_key) of (record_key, staged JSON text) items, each packed (``_pack``)
     when all its values are strings, else as derived; and the E.164 numbers staging gave among their phones
     (the engine reads their keys off them: ``prepare_records(staged_phones=)``). The text is the record's JSON
@@ -444,11 +443,12 @@ def _engine_rows(items: Sequence[tuple[str, str | bytes]]) -> tuple[list[str | t
     return out, staged
 
 
-def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int
+def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int, url: str | None = None
                  ) -> tuple[list[str | tuple], set[str]]:
     """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order. Read as JSON text
     (the store decodes it as the column would: ``json_value``), decoded in ``workers`` processes: decoding and
-    walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process."""
+    walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process.
+    ``url``: the store's, for the workers' own connections (None: an in-memory store, derived here)."""
     from hub.dedupe.parallel import fork_map
 
     if not keys:
@@ -457,24 +457,50 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
         staged_record.c.entity == "customers")
     tasks = max(1, min(workers, len(keys) // DERIVE_PARALLEL_MIN + 1))
     size = -(-len(keys) // tasks)
-    if 2 * len(keys) >= population:  # most records: one scan beats hundreds of IN lists
-        # the workers' shares are the first rows the scan gives: they are derived while this process reads the
-        # rest (its own share) — reading ~1 KB of JSON per record was a third of deriving, on one core
+    if 2 * len(keys) >= population:  # most records: scans beat hundreds of IN lists
+        # each process scans a range of record keys on its own connection, deriving as it reads: no record's
+        # text is held for the whole range, nor passes from one process to another (a parent that read the
+        # workers' shares before forking them held them, and each worker copied the pages of its share as it
+        # read them: 1M people, ~2.3 GB in the workers). Ranges in the database's order (its collation need not
+        # be Python's): every record is in exactly one, whatever the order
         wanted = set(keys)
-        scan = ((k, t) for k, t in conn.execution_options(yield_per=10_000).execute(q) if k in wanted)
-        head = list(itertools.islice(scan, size * (tasks - 1)))
-        shares = [head[a:a + size] for a in range(0, len(head), size)]
-        del head
-        own: list[tuple[str, str]] = []
-        parts = fork_map(_engine_rows, [own, *shares], tasks, lead=_engine_rows, meanwhile=lambda: own.extend(scan),
-                         collect=False)
-        del wanted, scan
+        if url is None:
+            tasks = 1
+        cuts = [keys[a] for a in range(size, len(keys), size)][:tasks - 1]
+        ranges = list(zip([None, *cuts], [*cuts, None], strict=True))
+
+        def scan(c: Connection, lo: str | None, hi: str | None) -> Iterator[tuple[str, Any]]:
+            part = q if lo is None else q.where(staged_record.c.record_key >= lo)
+            part = part if hi is None else part.where(staged_record.c.record_key < hi)
+            return ((k, t) for k, t in c.execution_options(yield_per=10_000).execute(part) if k in wanted)
+
+        def derived(items: Iterator[tuple[str, Any]]) -> tuple[list[str], list[str | tuple], set[str]]:
+            got: list[str] = []
+
+            def noted() -> Iterator[tuple[str, Any]]:
+                for item in items:
+                    got.append(item[0])
+                    yield item
+
+            rows, staged = _engine_rows(noted())
+            return got, rows, staged
+
+        def in_worker(bounds: tuple[str | None, str | None]) -> Any:
+            own = Store(url, migrate=False)  # the parent's connection is not this process's to use
+            try:
+                with own.engine.connect() as c:
+                    return derived(scan(c, *bounds))
+            finally:
+                own.dispose()
+
+        parts = fork_map(in_worker, ranges, tasks, lead=lambda bounds: derived(scan(conn, *bounds)), collect=False)
+        del wanted
         at = {k: i for i, k in enumerate(keys)}
         out: list[str | tuple] = [""] * len(keys)
-        for share, (part, _) in zip([own, *shares], parts, strict=True):
-            for (k, _), row in zip(share, part, strict=True):
+        for got, rows, _ in parts:
+            for k, row in zip(got, rows, strict=True):
                 out[at[k]] = row
-        return out, set().union(*(staged for _, staged in parts))
+        return out, set().union(*(staged for _, _, staged in parts))
     raw: dict[str, str] = {}
     for chunk in _chunks(keys):
         raw.update(conn.execute(q.where(staged_record.c.record_key.in_(chunk))).all())
@@ -572,12 +598,14 @@ def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, 
     return stored, cached
 
 
-def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1) -> _Population:
+def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1, url: str | None = None
+                     ) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
     neither read from the staged JSON nor standardised again), else from the staged JSON; the engine then
     prepares the whole population from the standardised values (decisions about shared values are the
-    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging."""
+    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging. ``url``: the store's,
+    for the processes that derive records on connections of their own (None: derived in this one)."""
     from hub.dedupe import prepare_records
     from hub.standardise import clear_caches
 
@@ -602,7 +630,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1)
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    eng, staged_phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers)
+    eng, staged_phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, url)
     packed = all(isinstance(r, str) for r in eng)
     fresh_cols = None
     if packed:  # split column by column at once
@@ -695,7 +723,8 @@ def _population_apart(store: Store, use_cache: bool, workers: int) -> _Populatio
     ~2 s. An in-memory SQLite store (a second connection would open another database) is prepared here."""
     def prepare(own: Store) -> _Population:
         with own.engine.connect() as conn:
-            return _load_population(conn, use_cache=use_cache, workers=workers)
+            return _load_population(conn, use_cache=use_cache, workers=workers,
+                                    url=None if own.in_memory else own.url)
 
     pop = store.run_apart(prepare, spill=True)  # through a file: the child is gone before it is read
     trim_heap()
@@ -1528,7 +1557,8 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
         if latest is None and matching_follows and not force:
             return ModelStats(action="deferred", reason="no model yet: the match step of this run fits the first "
                               "one on the same records (one preparation of every customer instead of two)")
-        pop = _load_population(conn, workers=worker_count(settings.workers))
+        pop = _load_population(conn, workers=worker_count(settings.workers),
+                               url=None if store.in_memory else store.url)
     ds = settings.engine_settings()
     n = len(pop.keys)
     if n < 2:
