@@ -1235,16 +1235,23 @@ class Store:
 
         if self.in_memory:
             return fn(self)
-        url = self.url
 
         def in_child() -> Any:
-            own = Store(url, migrate=False)  # the parent's pooled connections are not this process's to use
-            try:
+            with self.own_copy() as own:
                 return fn(own)
-            finally:
-                own.dispose()
 
         return run_forked(in_child, spill=spill)
+
+    @contextmanager
+    def own_copy(self) -> Iterator[Store]:
+        """This store on connections of the calling process's own, disposed after: a forked process must not use
+        the pooled connections it inherited. Not for an in-memory store (another connection opens another
+        database)."""
+        own = Store(self.url, migrate=False)
+        try:
+            yield own
+        finally:
+            own.dispose()
 
     def release_caches(self) -> None:
         """Close the pooled connections of an SQLite store: each holds a page cache of up to

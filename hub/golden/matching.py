@@ -443,12 +443,12 @@ def _engine_rows(items: Iterable[tuple[str, str | bytes]]) -> tuple[list[str | t
     return out, staged
 
 
-def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int, url: str | None = None
+def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int, store: Store | None = None
                  ) -> tuple[list[str | tuple], set[str]]:
     """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order. Read as JSON text
     (the store decodes it as the column would: ``json_value``), decoded in ``workers`` processes: decoding and
     walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process.
-    ``url``: the store's, for the workers' own connections (None: an in-memory store, derived here)."""
+    ``store``: the one ``conn`` is of, for the workers' own connections (None or in memory: derived here)."""
     from hub.dedupe.parallel import fork_map
 
     if not keys:
@@ -464,7 +464,7 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
         # read them: 1.55M synthetic records on PostgreSQL, the derive's peak 3.7 -> 1.8 GB). Ranges in the
         # database's order (its collation need not be Python's): every record is in exactly one, whatever the order
         wanted = set(keys)
-        if url is None:
+        if store is None or store.in_memory:
             tasks = 1
         cuts = [keys[a] for a in range(size, len(keys), size)][:tasks - 1]
         ranges = list(zip([None, *cuts], [*cuts, None], strict=True))
@@ -486,12 +486,8 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
             return got, rows, staged
 
         def in_worker(bounds: tuple[str | None, str | None]) -> Any:
-            own = Store(url, migrate=False)  # the parent's connection is not this process's to use
-            try:
-                with own.engine.connect() as c:
-                    return derived(scan(c, *bounds))
-            finally:
-                own.dispose()
+            with store.own_copy() as own, own.engine.connect() as c:
+                return derived(scan(c, *bounds))
 
         parts = fork_map(in_worker, ranges, tasks, lead=lambda bounds: derived(scan(conn, *bounds)), collect=False)
         del wanted
@@ -598,14 +594,14 @@ def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, 
     return stored, cached
 
 
-def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1, url: str | None = None
+def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1, store: Store | None = None
                      ) -> _Population:
     """Every staged customer prepared by the engine. A record's engine row and standardised values come from
     the cache in ``match_record`` when its staged hash is the one they were derived from (unchanged records are
     neither read from the staged JSON nor standardised again), else from the staged JSON; the engine then
     prepares the whole population from the standardised values (decisions about shared values are the
-    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging. ``url``: the store's,
-    for the processes that derive records on connections of their own (None: derived in this one)."""
+    batch's). ``use_cache=False`` (a full rebuild) derives every record from staging. ``store``: the one
+    ``conn`` is of, for the processes that derive records on connections of their own (None: derived here)."""
     from hub.dedupe import prepare_records
     from hub.standardise import clear_caches
 
@@ -630,7 +626,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    eng, staged_phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, url)
+    eng, staged_phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, store)
     packed = all(isinstance(r, str) for r in eng)
     fresh_cols = None
     if packed:  # split column by column at once
@@ -725,8 +721,7 @@ def _population_apart(store: Store, use_cache: bool, workers: int) -> _Populatio
     open another database) is prepared here."""
     def prepare(own: Store) -> _Population:
         with own.engine.connect() as conn:
-            return _load_population(conn, use_cache=use_cache, workers=workers,
-                                    url=None if own.in_memory else own.url)
+            return _load_population(conn, use_cache=use_cache, workers=workers, store=own)
 
     pop = store.run_apart(prepare, spill=True)  # through a file: the child is gone before it is read
     trim_heap()
@@ -1559,8 +1554,7 @@ def train_model(store: Store, matching_cfg: MatchSettings | dict | None = None, 
         if latest is None and matching_follows and not force:
             return ModelStats(action="deferred", reason="no model yet: the match step of this run fits the first "
                               "one on the same records (one preparation of every customer instead of two)")
-        pop = _load_population(conn, workers=worker_count(settings.workers),
-                               url=None if store.in_memory else store.url)
+        pop = _load_population(conn, workers=worker_count(settings.workers), store=store)
     ds = settings.engine_settings()
     n = len(pop.keys)
     if n < 2:

@@ -302,12 +302,10 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     parent = os.getpid()
 
     def staged(_: Any) -> tuple[Counter, dict]:
-        own = store if os.getpid() == parent else Store(store.url, migrate=False)  # a child: its own connection
-        try:
+        if os.getpid() == parent:
+            return _staged_customers(store, multi)
+        with store.own_copy() as own:  # a child: its own connection
             return _staged_customers(own, multi)
-        finally:
-            if own is not store:
-                own.dispose()
 
     rest, (profiles, slim) = fork_map(lambda f: f(None), [lambda _: _the_rest(store, members), staged], workers,
                                       lead=lambda f: f(None), collect=False)
