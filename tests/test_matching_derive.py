@@ -120,24 +120,34 @@ def test_derived_rows_are_those_of_the_whole_staged_json(store: Store) -> None:
 
 
 def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: Store, monkeypatch, tmp_path) -> None:
-    # a full run reads the keys of the E.164 numbers staging gave off them (prepare_records(staged_phones=)):
-    # the stored state is the one standardising every phone again gives, for dummies and odd numbers too
+    # a full run reads the keys of the E.164 numbers staging gave off them, and keys the numbers it could not
+    # validate without asking the standardiser again (prepare_records(staged_phones=, unverified_phones=)): the
+    # stored state is the one standardising every phone again gives, for dummies and odd numbers too
     from hub.dedupe import prepare as engine_prepare
 
     records = list(synthetic_records(300, seed=8))
     odd = [json.loads(json.dumps(r)) for r in records[:6]]
     # a dummy, valid numbers, and numbers no standardiser gives (invalid, one with the trunk 0)
     numbers = ["+8613800000000", "+8613812345678", "+12025550123", "+8699912345", "+4930123456", "+86012345678"]
+    # numbers staging could not validate, as written: a placeholder text, a dummy, too short, a NANP number of no
+    # area, a Chinese number of no range (with its country code, without the plus), a valid one with an extension
+    unverified = [["n/a", "(700) 656-8893"], ["+86 138 1234 5678", "000-0000000"], ["12345"],
+                  ["8615426964707", "+1 957 555 9836"], ["021-1234"], ["138 0013 8000 ext 12"]]
     for k, (rec, e164) in enumerate(zip(odd, numbers, strict=True)):
         rec["source_id"] = f"phone{k}"
         rec["phones"] = [{"e164": e164, "kind": "mobile", "extension": None, "raw": None}]
-        rec["unverified_phones"] = ["+86 138 1234 5678"] if k == 1 else []
+        rec["unverified_phones"] = unverified[k]
+    # the same numbers held by records of their own (no staged number beside them): matched on them
+    for k, texts in enumerate(unverified):
+        twin = json.loads(json.dumps(records[10 + k]))
+        twin.update(source_id=f"twin{k}", phones=[], unverified_phones=texts)
+        odd.append(twin)
     stage_records(store, records + odd)
     seen = tmp_path / "read_off.txt"  # the population is prepared in a forked child: it writes what it read off
     real = engine_prepare._staged_phone_keys
 
-    def counted(values: list[str], staged: set[str]) -> list[str | None]:
-        got = real(values, staged)
+    def counted(values: list[str], staged: set[str], unverified: set[str]) -> list[str | None]:
+        got = real(values, staged, unverified)
         with seen.open("a") as f:
             f.writelines(f"{v}\n" for v, g in zip(values, got, strict=True) if g is not None)
         return got
@@ -146,8 +156,10 @@ def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: St
     match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
     read_off = _state(store)
     calls = seen.read_text().split()
-    assert {"+8613812345678", "+12025550123", "+4930123456"} <= set(calls)  # read off, not standardised
-    monkeypatch.setattr(engine_prepare, "_staged_phone_keys", lambda values, staged: [None] * len(values))
+    # read off, not standardised (the unverified ones as the engine's phone column holds them: _phone_pre)
+    assert {"+8613812345678", "+12025550123", "+4930123456", "7006568893", "8615426964707", "+19575559836",
+            "n/a"} <= set(calls)
+    monkeypatch.setattr(engine_prepare, "_staged_phone_keys", lambda values, staged, unverified: [None] * len(values))
     match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
     assert _state(store) == read_off
 

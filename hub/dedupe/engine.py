@@ -309,13 +309,16 @@ class Records:
 
 
 def prepare_records(frame: pd.DataFrame, workers: int = 1, standardised: pd.DataFrame | None = None,
-                    capture: bool = False, staged_phones: Collection[str] = ()) -> Records:
+                    capture: bool = False, staged_phones: Collection[str] = (),
+                    unverified_phones: Collection[str] = ()) -> Records:
     """Standardise ``frame`` (``record_id`` + canonical columns) into matching keys. ``capture``: keep the
     per-record standardised values (``Records.standardised``, one row per record, a pure function of the
     record); ``standardised``: such rows (of this or of earlier calls, in ``frame``'s row order) used instead
     of standardising again — a caller that keeps them per record prepares only its new records' values.
-    ``staged_phones``: phone values that are E.164 numbers the hub's staging gave (``prepare``)."""
-    p = prepare(frame, workers=workers, standardised=standardised, capture=capture, staged_phones=staged_phones)
+    ``staged_phones`` / ``unverified_phones``: phone values that are E.164 numbers the hub's staging gave, and
+    that it could not validate (``prepare``)."""
+    p = prepare(frame, workers=workers, standardised=standardised, capture=capture, staged_phones=staged_phones,
+                unverified_phones=unverified_phones)
     return Records(p=p, vocab=NameVocab.build(p))
 
 

@@ -422,18 +422,26 @@ def _e164_key(e164: str) -> str:
     return e164.lstrip("+").removeprefix("86")
 
 
-def _staged_phone_keys(values: list[str], staged: Collection[str]) -> list[str | None]:
-    """The phone keys of the ``values`` that are E.164 numbers staging gave (``staged``), None for the others
-    (standardised as usual). What ``_unless_placeholder(_phone_fn())`` gives such a number without asking the
-    standardiser: as a valid number ``standardise_phone`` gives it back as it is (staging wrote it as
+def _staged_phone_keys(values: list[str], staged: Collection[str], unverified: Collection[str] = ()
+                       ) -> list[str | None]:
+    """The phone keys of the ``values`` staging judged already, None for the others (standardised as usual).
+    ``staged``: E.164 numbers staging gave. What ``_unless_placeholder(_phone_fn())`` gives such a number without
+    asking the standardiser: as a valid number ``standardise_phone`` gives it back as it is (staging wrote it as
     ``format_number`` does: parsing and formatting it again is a round trip) and its key is read off it; as an
     invalid one (a number staged under another version of the standardiser or of libphonenumber) the fallback
-    key, read off only where it is the same key. Dummies are left to the standardiser: it drops them."""
+    key, read off only where it is the same key. Dummies are left to the standardiser: it drops them.
+    ``unverified``: numbers staging could not validate (its ``unverified_phones``, after ``_phone_pre``): the
+    standardiser, asked again, gives no E.164 either, so their key is the fallback key (no dummy, no placeholder
+    text), as it would be after asking; staging asked in the source's region, which the engine does not know."""
     from hub.standardise.placeholders import is_placeholder_text, phone_placeholder
 
     out: list[str | None] = []
     for v in values:
-        key = _e164_key(v) if v in staged else ""
+        if v not in staged:
+            out.append(None if v not in unverified else "" if is_placeholder_text(v)
+                       else _no_dummy_phone(_fallback_phone(v)))
+            continue
+        key = _e164_key(v)
         ok = (key != "" and _fallback_phone(v) == key and not is_placeholder_text(v)
               and phone_placeholder(v) != "phone.placeholder" and phone_placeholder(key) != "phone.placeholder")
         out.append(key if ok else None)
@@ -1007,17 +1015,19 @@ STANDARDISED_NAME_PARTS = ("name_family", "name_given", "name_canon", "name_fami
 
 
 def prepare(frame: pd.DataFrame, workers: int = 1, standardised: pd.DataFrame | None = None,
-            capture: bool = False, staged_phones: Collection[str] = ()) -> Prepared:
+            capture: bool = False, staged_phones: Collection[str] = (),
+            unverified_phones: Collection[str] = ()) -> Prepared:
     """Standardise the canonical columns of ``frame`` into matching keys; distinct values are standardised
     in ``workers`` forked processes (0 = one per core, at most 4) when there are many. ``standardised``:
     the records' standardised values (``Prepared.standardised`` of an earlier call, row for row), used
     instead of standardising; ``capture``: keep them in ``Prepared.standardised``. ``staged_phones``: phone
     values that are E.164 numbers ``hub.standardise.standardise_phone`` gave (the hub's staging): their keys
-    are read off them (``_staged_phone_keys``) instead of standardising them again."""
+    are read off them (``_staged_phone_keys``) instead of standardising them again; ``unverified_phones``: phone
+    values staging could not validate (its ``unverified_phones``), keyed without asking the standardiser again."""
     global _WORKERS
     _WORKERS = worker_count(workers)
     try:
-        std = _Standardised(standardised, capture, staged_phones)
+        std = _Standardised(standardised, capture, staged_phones, unverified_phones)
         p = _prepare(frame, std)
         if capture:
             p.standardised = _standardised_frame(frame, std.captured or {})
@@ -1043,10 +1053,13 @@ def _standardised_frame(frame: pd.DataFrame, captured: dict[str, np.ndarray]) ->
 class _Standardised:
     """Where prepare gets a column's per-record standardised values: given, or computed (and kept)."""
 
-    def __init__(self, given: pd.DataFrame | None, capture: bool, staged_phones: Collection[str] = ()) -> None:
+    def __init__(self, given: pd.DataFrame | None, capture: bool, staged_phones: Collection[str] = (),
+                 unverified_phones: Collection[str] = ()) -> None:
         self.given = given
         self.captured: dict[str, np.ndarray] | None = {} if capture else None
         self.staged_phones = staged_phones
+        # as the phone column's values reach ``_staged_phone_keys`` (after ``_phone_pre``)
+        self.unverified_phones = {_phone_pre(v) for v in unverified_phones}
 
     def has(self, name: str) -> bool:
         return self.given is not None and name in self.given.columns
@@ -1137,10 +1150,11 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
         # aside (a group's, a function's mailbox) whichever slot holds it
         both = pd.concat([raw, *extra], ignore_index=True) if extra else raw
         std_cols = [column] + [f"{column}_{k + 2}" for k in range(len(extra))]
-        staged = std.staged_phones if key == "phone" and std.staged_phones else None
+        judged = key == "phone" and (std.staged_phones or std.unverified_phones)
         col = std.encode(std_cols, n, both,
                          None if all(std.has(x) for x in std_cols) else _unless_placeholder(fn_of()), pre=pre,
-                         known=None if staged is None else functools.partial(_staged_phone_keys, staged=staged))
+                         known=functools.partial(_staged_phone_keys, staged=std.staged_phones,
+                                                 unverified=std.unverified_phones) if judged else None)
         unusable = int(((col.codes[:n] < 0) & (raw != "").to_numpy()).sum())
         before = col
         if key == "email":

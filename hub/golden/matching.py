@@ -423,28 +423,46 @@ def _object_columns(text: list[str], idx: np.ndarray, width: int) -> list[np.nda
 DERIVE_PARALLEL_MIN = 20_000  # records derived from staged JSON below which one process is faster than forking
 
 
-def _engine_rows(items: Iterable[tuple[str, str | bytes]]) -> tuple[list[str | tuple], set[str]]:
+@dataclass
+class _PhoneVerdicts:
+    """What staging judged of the derived records' phone numbers: the engine keys them without standardising
+    them again (``prepare_records(staged_phones=, unverified_phones=)``)."""
+
+    valid: set[str] = field(default_factory=set)  # the E.164 numbers staging gave (``phones``)
+    unverified: set[str] = field(default_factory=set)  # the numbers it could not validate, as written
+
+    @staticmethod
+    def union(parts: Iterable[_PhoneVerdicts]) -> _PhoneVerdicts:
+        out = _PhoneVerdicts()
+        for p in parts:
+            out.valid |= p.valid
+            out.unverified |= p.unverified
+        return out
+
+
+def _engine_rows(items: Iterable[tuple[str, str | bytes]]) -> tuple[list[str | tuple], _PhoneVerdicts]:
     """The engine rows (without record_key) of (record_key, staged JSON text) items, each packed (``_pack``)
-    when all its values are strings, else as derived; and the E.164 numbers staging gave among their phones
-    (the engine reads their keys off them: ``prepare_records(staged_phones=)``). The text is the record's JSON
-    object, or the JSON array of its ``ENGINE_FIELDS`` (``_staged_fields``)."""
+    when all its values are strings, else as derived; and staging's verdicts on their phone numbers. The text is
+    the record's JSON object, or the JSON array of its ``ENGINE_FIELDS`` (``_staged_fields``)."""
     out: list[str | tuple] = []
-    staged: set[str] = set()
+    phones = _PhoneVerdicts()
+    valid, unverified = phones.valid, phones.unverified
     for key, raw in items:
         rec = json_value(raw)
         if type(rec) is list:  # the fields' values (a missing one is null: ``engine_row`` reads both as absent)
             rec = dict(zip(ENGINE_FIELDS, rec, strict=True))
-        staged.update(p["e164"] for p in rec.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str)
+        valid.update(p["e164"] for p in rec.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str)
+        unverified.update(p for p in rec.get("unverified_phones") or () if type(p) is str)
         row = engine_row(key, rec)[1:]
         try:
             out.append(_pack(row))
         except TypeError:  # joining met a value that is no string
             out.append(row)
-    return out, staged
+    return out, phones
 
 
 def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int, store: Store | None = None
-                 ) -> tuple[list[str | tuple], set[str]]:
+                 ) -> tuple[list[str | tuple], _PhoneVerdicts]:
     """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order. Read as JSON text
     (the store decodes it as the column would: ``json_value``), decoded in ``workers`` processes: decoding and
     walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process.
@@ -452,7 +470,7 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
     from hub.dedupe.parallel import fork_map
 
     if not keys:
-        return [], set()
+        return [], _PhoneVerdicts()
     q = sa.select(staged_record.c.record_key, _staged_fields(conn.dialect.name)).where(
         staged_record.c.entity == "customers")
     tasks = max(1, min(workers, len(keys) // DERIVE_PARALLEL_MIN + 1))
@@ -474,7 +492,7 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
             part = part if hi is None else part.where(staged_record.c.record_key < hi)
             return ((k, t) for k, t in c.execution_options(yield_per=10_000).execute(part) if k in wanted)
 
-        def derived(items: Iterator[tuple[str, Any]]) -> tuple[list[str], list[str | tuple], set[str]]:
+        def derived(items: Iterator[tuple[str, Any]]) -> tuple[list[str], list[str | tuple], _PhoneVerdicts]:
             got: list[str] = []
 
             def noted() -> Iterator[tuple[str, Any]]:
@@ -482,8 +500,8 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
                     got.append(item[0])
                     yield item
 
-            rows, staged = _engine_rows(noted())
-            return got, rows, staged
+            rows, phones = _engine_rows(noted())
+            return got, rows, phones
 
         def in_worker(bounds: tuple[str | None, str | None]) -> Any:
             with store.own_copy() as own, own.engine.connect() as c:
@@ -496,7 +514,7 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
         for got, rows, _ in parts:
             for k, row in zip(got, rows, strict=True):
                 out[at[k]] = row
-        return out, set().union(*(staged for _, _, staged in parts))
+        return out, _PhoneVerdicts.union(phones for _, _, phones in parts)
     raw: dict[str, str] = {}
     for chunk in _chunks(keys):
         raw.update(conn.execute(q.where(staged_record.c.record_key.in_(chunk))).all())
@@ -504,7 +522,7 @@ def _derive_rows(conn: Connection, keys: list[str], population: int, workers: in
     del raw
     parts = fork_map(_engine_rows, [items[a:a + size] for a in range(0, len(items), size)], tasks,
                      lead=_engine_rows, collect=False)
-    return [row for part, _ in parts for row in part], set().union(*(staged for _, staged in parts))
+    return [row for part, _ in parts for row in part], _PhoneVerdicts.union(phones for _, phones in parts)
 
 
 def _staged_fields(dialect: str) -> Any:
@@ -626,7 +644,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    eng, staged_phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, store)
+    eng, phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, store)
     packed = all(isinstance(r, str) for r in eng)
     fresh_cols = None
     if packed:  # split column by column at once
@@ -639,12 +657,14 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     if derived.all():
         frame = _fresh_frame(eng, fresh_cols, names, keys)
         del fresh_cols
-        records = prepare_records(frame, workers=workers, capture=True, staged_phones=staged_phones)
+        records = prepare_records(frame, workers=workers, capture=True, staged_phones=phones.valid,
+                                  unverified_phones=phones.unverified)
         new_std = records.standardised
     else:
         fresh = _fresh_frame(eng, fresh_cols, names, [keys[i] for i in new_idx.tolist()])
         del fresh_cols
-        new_std = prepare_records(fresh, workers=workers, capture=True, staged_phones=staged_phones).standardised
+        new_std = prepare_records(fresh, workers=workers, capture=True, staged_phones=phones.valid,
+                                  unverified_phones=phones.unverified).standardised
         std_names = list(new_std.columns)
         old_idx = np.flatnonzero(~derived)
         split = _split_columns(text, old_idx, width + len(std_names))
