@@ -87,6 +87,21 @@ def test_parallel_build_stores_what_one_process_stores(tmp_path, small_rounds: N
     assert runs[3] == runs[1]
 
 
+@pytest.mark.parametrize("share", ["none", "all"])
+def test_a_lead_taking_no_share_or_a_whole_one_stores_what_one_process_stores(tmp_path, small_rounds: None,
+                                                                           monkeypatch, share: str) -> None:
+    # this process's share of each round after the first follows the last round's times (_lead_share): at its
+    # bounds it survives no cluster at all (it only writes and loads), or as many as a worker
+    runs = {}
+    for workers in (1, 2):
+        if workers == 2:
+            monkeypatch.setattr(build, "_lead_share", lambda size, n, per, extra: 0 if share == "none" else size // n)
+        store = Store(f"sqlite:///{tmp_path}/{share}{workers}.db")
+        runs[workers] = _run(store, workers)
+        store.engine.dispose()
+    assert runs[2] == runs[1]
+
+
 def test_parallel_build_on_postgresql_stores_what_one_process_stores(small_rounds: None) -> None:
     """The workers inherit the parent's PostgreSQL connection (a socket) and must leave it alone: only this
     process reads and writes."""

@@ -463,14 +463,26 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
     stats.golden_written += len(part.inserts) + len(updates)
 
 
-def _split(part: list[tuple[str, str]], workers: int) -> list[list[tuple[str, str]]]:
-    """This process's share first, then one equal share per other worker."""
+def _split(part: list[tuple[str, str]], workers: int, own: int | None = None) -> list[list[tuple[str, str]]]:
+    """This process's share first (``own`` clusters, else by ``_LEAD_SHARE``), then one equal share per other
+    worker."""
     if workers < 2:
         return [part]
-    own = round(len(part) * _LEAD_SHARE / (_LEAD_SHARE + workers - 1))
+    if own is None:
+        own = round(len(part) * _LEAD_SHARE / (_LEAD_SHARE + workers - 1))
+    own = max(0, min(own, len(part)))
     rest = part[own:]
-    size = -(-len(rest) // (workers - 1))
+    size = max(1, -(-len(rest) // (workers - 1)))
     return [part[:own]] + [rest[i : i + size] for i in range(0, len(rest), size)]
+
+
+def _lead_share(size: int, workers: int, per_cluster: float, extra: float) -> int:
+    """The clusters of a round of ``size`` this process takes so that it ends with the workers: it survives at
+    ``per_cluster`` seconds a cluster as they do, and spends ``extra`` seconds on writing and loading besides
+    (the last round's figures). Its share x: x * per_cluster + extra = (size - x) / (workers - 1) * per_cluster."""
+    if per_cluster <= 0:
+        return round(size / workers)
+    return max(0, min(size // workers, round((size - (workers - 1) * extra / per_cluster) / workers)))
 
 
 def _write_golden(
@@ -497,6 +509,10 @@ def _write_golden(
         return
     loaded = _load_round(conn, rounds[0], clusters)
     pending: list[_Part] = []  # the workers' share of the previous round: written before this round's own
+    # this process also writes the parts and loads the next round while the workers survive theirs: its share of
+    # the next round is sized by what the last one took (with a fixed share it waited for the workers)
+    own: int | None = None
+    per_cluster = 0.0  # seconds this process took to survive a cluster, in the last round it had any
     for k, part in enumerate(rounds):
         rows, old = loaded
 
@@ -504,17 +520,25 @@ def _write_golden(
             return _survive_part(share, clusters, rows, old, survivor, now, at)
 
         def lead(share: list[tuple[str, str]], k: int = k, work: Callable = work) -> None:
-            nonlocal loaded, pending
+            nonlocal loaded, pending, own, per_cluster
+            t0 = time.perf_counter()
             mine = work(share)
+            t1 = time.perf_counter()
             for p in pending:
                 _store_part(conn, p, now, stats)
             pending = []
             _store_part(conn, mine, now, stats)
+            t2 = time.perf_counter()
             if k == 0 and meanwhile is not None:
-                meanwhile()
+                meanwhile()  # once: not part of what the next rounds take besides surviving
+            t3 = time.perf_counter()
             loaded = _load_round(conn, rounds[k + 1], clusters) if k + 1 < len(rounds) else ({}, {})
+            if share:
+                per_cluster = (t1 - t0) / len(share)
+            if k + 1 < len(rounds):
+                own = _lead_share(len(rounds[k + 1]), n, per_cluster, (t2 - t1) + (time.perf_counter() - t3))
 
-        pending = fork_map(work, _split(part, n), n, lead=lead, collect=False)[1:]
+        pending = fork_map(work, _split(part, n, own), n, lead=lead, collect=False)[1:]
     for p in pending:
         _store_part(conn, p, now, stats)
 
