@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
-from hub.dedupe.parallel import fork_map, worker_count
+from hub.dedupe.parallel import fork_map, lead_share, worker_count
 from hub.mappings import ENTITY_MODELS, Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -348,7 +348,7 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
     batch = max(chunk_size, workers * PARALLEL_TASK_ROWS) if workers > 1 else chunk_size
     payload = _payload_text(store.engine.dialect.name)
     pending: list[_Mapped] = []  # mapped, not yet written: written while the next read is being mapped
-    lead = 1.0 / workers  # this process's share of a read's mapping (it also writes; see _lead_share)
+    lead = 1.0 / workers  # this process's share of a read's mapping (it also writes; see lead_share)
     write_s = 0.0
 
     def write() -> None:
@@ -390,7 +390,8 @@ def _stage_source(store: Store, src: _Source, stats: StagingStats, sup: suppress
             mapped, map_s = _map_rows(src.mapper, rows, ctx, read_workers(rows, workers), lead, write)
         pending.extend(mapped)
         if map_s:
-            lead = _lead_share(workers, map_s / max(1, round(lead * len(rows))) * len(rows), write_s)
+            # at least a fifth: its caches, which every worker starts from, stay warm
+            lead = lead_share(workers, map_s / max(1, round(lead * len(rows))) * len(rows), write_s, floor=0.2)
         if len(rows) < batch:
             break
     write()
@@ -406,16 +407,6 @@ def read_workers(rows: Sequence[Any], workers: int) -> int:
         return 1
     first = sum(1 for row in rows if row[-1] is None)  # the landing row's staged_hash: never staged
     return workers if 2 * first >= len(rows) else 1
-
-
-def _lead_share(workers: int, map_s: float, write_s: float) -> float:
-    """The share of a read this process maps so that it ends with the workers: it also writes the previous
-    read meanwhile, so ``write + share * map = (1 - share) * map / (workers - 1)``. At least a fifth (its
-    caches, which every worker starts from, stay warm) and at most an equal share."""
-    if map_s <= 0:
-        return 1.0 / workers
-    share = (map_s - (workers - 1) * write_s) / (workers * map_s)
-    return min(1.0 / workers, max(0.2, share))
 
 
 def _payload_text(dialect: str) -> Any:

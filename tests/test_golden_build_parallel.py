@@ -90,12 +90,12 @@ def test_parallel_build_stores_what_one_process_stores(tmp_path, small_rounds: N
 @pytest.mark.parametrize("share", ["none", "all"])
 def test_a_lead_taking_no_share_or_a_whole_one_stores_what_one_process_stores(tmp_path, small_rounds: None,
                                                                            monkeypatch, share: str) -> None:
-    # this process's share of each round after the first follows the last round's times (_lead_share): at its
+    # this process's share of each round after the first follows the last round's times (lead_share): at its
     # bounds it survives no cluster at all (it only writes and loads), or as many as a worker
     runs = {}
     for workers in (1, 2):
         if workers == 2:
-            monkeypatch.setattr(build, "_lead_share", lambda size, n, per, extra: 0 if share == "none" else size // n)
+            monkeypatch.setattr(build, "lead_share", lambda n, work, extra: 0.0 if share == "none" else 1.0 / n)
         store = Store(f"sqlite:///{tmp_path}/{share}{workers}.db")
         runs[workers] = _run(store, workers)
         store.engine.dispose()

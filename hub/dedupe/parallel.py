@@ -45,6 +45,17 @@ class WorkerFailed(RuntimeError):
     exception message: it may hold record values), or its exit status."""
 
 
+def lead_share(workers: int, work_s: float, extra_s: float, floor: float = 0.0) -> float:
+    """The share of a batch this process (``fork_map``'s lead) takes so that it ends with the other workers,
+    when all of them would take ``work_s`` seconds for the whole batch and this process also spends
+    ``extra_s`` seconds on other work meanwhile (writing the last batch, reading the next):
+    ``extra + share * work = (1 - share) * work / (workers - 1)``. At least ``floor``, at most an equal share."""
+    if work_s <= 0 or workers < 2:
+        return 1.0 / max(workers, 1)
+    share = (work_s - (workers - 1) * extra_s) / (workers * work_s)
+    return min(1.0 / workers, max(floor, share))
+
+
 def failure_text(exc: BaseException) -> str:
     """The exception's type and the frames it passed through (file, line, function), without its message or the
     source lines (a test's literal can be a customer's value too)."""

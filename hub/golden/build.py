@@ -20,7 +20,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from hub.dedupe.parallel import fork_map, worker_count
+from hub.dedupe.parallel import fork_map, lead_share, worker_count
 from hub.golden.config import SurvivorshipConfig, load_survivorship
 from hub.golden.ids import IdAssignment, assign_golden_ids
 from hub.golden.matching import _chunks, last_run
@@ -476,15 +476,6 @@ def _split(part: list[tuple[str, str]], workers: int, own: int | None = None) ->
     return [part[:own]] + [rest[i : i + size] for i in range(0, len(rest), size)]
 
 
-def _lead_share(size: int, workers: int, per_cluster: float, extra: float) -> int:
-    """The clusters of a round of ``size`` this process takes so that it ends with the workers: it survives at
-    ``per_cluster`` seconds a cluster as they do, and spends ``extra`` seconds on writing and loading besides
-    (the last round's figures). Its share x: x * per_cluster + extra = (size - x) / (workers - 1) * per_cluster."""
-    if per_cluster <= 0:
-        return round(size / workers)
-    return max(0, min(size // workers, round((size - (workers - 1) * extra / per_cluster) / workers)))
-
-
 def _write_golden(
     conn: Connection,
     cluster_ids: dict[str, str],
@@ -536,7 +527,8 @@ def _write_golden(
             if share:
                 per_cluster = (t1 - t0) / len(share)
             if k + 1 < len(rounds):
-                own = _lead_share(len(rounds[k + 1]), n, per_cluster, (t2 - t1) + (time.perf_counter() - t3))
+                size = len(rounds[k + 1])
+                own = round(size * lead_share(n, per_cluster * size, (t2 - t1) + (time.perf_counter() - t3)))
 
         pending = fork_map(work, _split(part, n, own), n, lead=lead, collect=False)[1:]
     for p in pending:
