@@ -1305,9 +1305,8 @@ def match_and_cluster(
     #    with a changed end, and those that were not candidates in the last run (the stored candidate set says
     #    which). Every other pair was scored in the last run with the same two fingerprints: its band holds.
     #    ``band_all``: every candidate pair's band after this run (stored as the next run's candidate set).
-    if full:
-        sel = np.arange(len(left))
-    else:
+    sel: np.ndarray | None = None  # the pairs scored again (None: every candidate pair, a full run)
+    if not full:
         assert prior is not None
         remap = np.full(len(old_keys), -1, dtype=np.int32)  # a stored row's record now (-1: not staged)
         remap[at[at >= 0]] = np.flatnonzero(at >= 0)
@@ -1335,19 +1334,19 @@ def match_and_cluster(
         redo[gone] = True
     # a full run scores every pair: the candidate arrays themselves, not a copy (32M pairs at 1M: 256 MB)
     sl, sr = (left, right) if full else (left[sel], right[sel])
-    # a run that fitted the model is a full one (sel: every candidate pair), scored by the fit already
+    # a run that fitted the model is a full one (every candidate pair), scored by the fit already
     scored = fit_scored if full and fit_scored is not None else _score(fs, records, sl, sr, workers=workers)
     del fit_scored
     from hub.dedupe import Scores
 
     band = Scores(*scored).band_codes(ds)  # 2 auto-match, 1 review, 0 non-match
     if full:
-        band_all = band.astype(np.int8)
+        band_all = band.astype(np.int8, copy=False)  # band is not written to: one array for both
     else:
         band_all[sel] = band
     now = _now()
     auto = np.flatnonzero(band == 2)
-    stats.pairs_scored = len(sel)
+    stats.pairs_scored = len(left) if sel is None else len(sel)
     stats.pairs_match = len(auto)
     stats.pairs_review = int((band == 1).sum())
     _mark(stats, "score", t0, c0)
