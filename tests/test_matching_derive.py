@@ -119,6 +119,25 @@ def test_derived_rows_are_those_of_the_whole_staged_json(store: Store) -> None:
     assert len(derived) == len(keys) > 120 and derived == want
 
 
+def test_a_population_prepared_in_a_child_of_its_own_stores_what_one_prepared_here_stores(any_store: Store,
+                                                                                         monkeypatch) -> None:
+    # from POPULATION_APART_MIN staged customers the population is prepared in a forked child on a connection
+    # of its own and sent back through a file (Store.run_apart); below it, in the stage's process
+    store = any_store
+    records = list(synthetic_records(400, seed=12))
+    stage_records(store, records + _odd(records, "separator"))
+    states = []
+    for apart in (False, True):
+        monkeypatch.setattr(golden_matching, "POPULATION_APART_MIN", 0 if apart else 10**9)
+        match_and_cluster(store, {"engine": "dedupe", "workers": 2}, mode="full")
+        states.append(_state(store))
+        stage_records(store, [dict(r, emails=["moved@example.org"]) for r in records[:5]])
+        match_and_cluster(store, {"engine": "dedupe", "workers": 2}, mode="incremental")  # from the cache
+        states.append(_state(store))
+        stage_records(store, records[:5])  # back as they were
+    assert states[2] == states[0] and states[3] == states[1] and states[1] != states[0]
+
+
 def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: Store, monkeypatch, tmp_path) -> None:
     # a full run reads the keys of the E.164 numbers staging gave off them, and keys the numbers it could not
     # validate without asking the standardiser again (prepare_records(staged_phones=, unverified_phones=)): the

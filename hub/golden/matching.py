@@ -730,6 +730,9 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
                        derived=derived)
 
 
+POPULATION_APART_MIN = 200_000  # staged customers from which the population is prepared in a child of its own
+
+
 def _population_apart(store: Store, use_cache: bool, workers: int) -> _Population:
     """``_load_population`` in a forked child on its own connection, the population sent back here. Preparing
     leaves this process's heap fragmented around the records it keeps (the staged JSON, the engine's input
@@ -737,12 +740,19 @@ def _population_apart(store: Store, use_cache: bool, workers: int) -> _Populatio
     resident holes at 460k records), and every later step (blocking, comparing, fitting, clustering, writing)
     ran on top of them, its forked workers copying the pages they touched. Received, the population is laid
     out compactly: 1.96M records (1M people), every step after preparing 1.7-2.8 GB lower (the fit's 6.9 ->
-    4.1 GB); 460k records, pickling and unpickling ~2 s. An in-memory SQLite store (a second connection would
-    open another database) is prepared here."""
+    4.1 GB); 460k records, pickling and unpickling ~2 s. Fewer than ``POPULATION_APART_MIN`` staged customers
+    are prepared here: the holes are small (160k records: the stage process's peak RSS 725 -> 885 MB) and the child and
+    its pickle cost more than they save (0.4-0.6 s of a 16 s stage). An in-memory SQLite store (a second
+    connection would open another database) is prepared here."""
     def prepare(own: Store) -> _Population:
         with own.engine.connect() as conn:
             return _load_population(conn, use_cache=use_cache, workers=workers, store=own)
 
+    with store.engine.connect() as conn:
+        staged = conn.execute(sa.select(sa.func.count()).select_from(staged_record)
+                              .where(staged_record.c.entity == "customers")).scalar_one()
+    if staged < POPULATION_APART_MIN:
+        return prepare(store)
     pop = store.run_apart(prepare, spill=True)  # through a file: the child is gone before it is read
     trim_heap()
     return pop
