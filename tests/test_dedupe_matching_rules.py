@@ -184,11 +184,15 @@ def test_parallel_standardisation_gives_the_same_keys(monkeypatch):
 
     monkeypatch.setattr(prep, "PARALLEL_MIN", 10)  # force the forked path on a small frame
     frame = syn.sparse_multisource(400, seed=35).drop(columns=["entity_id"]).astype(str)
-    one, two = prep.prepare(frame, workers=1), prep.prepare(frame, workers=2)
-    assert one.keys.keys() == two.keys.keys()
-    for name in one.keys:
-        assert np.array_equal(one.key(name).codes, two.key(name).codes), name
-        assert list(one.key(name).uniques) == list(two.key(name).uniques), name
+    # and with staging's verdicts on some numbers (read off, a chunk at a time beside the rest standardised)
+    phones = [v for v in frame["phone"].tolist() if v]
+    verdicts = {"staged_phones": {v for v in phones[::3] if v.startswith("+")}, "unverified_phones": set(phones[1::3])}
+    for given in ({}, verdicts):
+        one, two = prep.prepare(frame, workers=1, **given), prep.prepare(frame, workers=2, **given)
+        assert one.keys.keys() == two.keys.keys()
+        for name in one.keys:
+            assert np.array_equal(one.key(name).codes, two.key(name).codes), name
+            assert list(one.key(name).uniques) == list(two.key(name).uniques), name
 
 
 def test_parallel_blocking_and_comparison_give_the_same_clusters(monkeypatch):

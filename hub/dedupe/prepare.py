@@ -519,12 +519,17 @@ def _apply(fn: Callable, chunk: list) -> list:
 
 def _map_known(fn: Callable, values: list, known: Callable[[list], list] | None) -> list:
     """``_map(fn, values)``; ``known``: the results it knows already (None for the others), which are not
-    standardised."""
+    standardised. Both run a chunk at a time in ``_WORKERS`` processes when there are many values (reading
+    100k staged numbers' keys off them took 0.5 s in one process)."""
     if known is None:
         return _map(fn, values)
-    out = known(values)
+    return _chunked(functools.partial(_known_or_apply, fn, known), values)
+
+
+def _known_or_apply(fn: Callable, known: Callable[[list], list], chunk: list) -> list:
+    out = known(chunk)
     todo = [k for k, v in enumerate(out) if v is None]
-    for k, v in zip(todo, _map(fn, [values[k] for k in todo]), strict=True):
+    for k, v in zip(todo, _apply(fn, [chunk[k] for k in todo]), strict=True):
         out[k] = v
     return out
 
@@ -532,12 +537,17 @@ def _map_known(fn: Callable, values: list, known: Callable[[list], list] | None)
 def _map(fn: Callable, values: list) -> list:
     """``fn`` over distinct values — in ``_WORKERS`` forked processes when there are many of them (phones,
     names and addresses are standardised value by value in Python)."""
+    return _chunked(functools.partial(_apply, fn), values)
+
+
+def _chunked(task: Callable[[list], list], values: list) -> list:
+    """``task(values)`` for a task that maps a list value by value: in chunks on ``_WORKERS`` forked processes
+    when there are ``PARALLEL_MIN`` values or more."""
     if _WORKERS < 2 or len(values) < PARALLEL_MIN:
-        return _apply(fn, values)
+        return task(values)
     size = -(-len(values) // (_WORKERS * 4))
     chunks = [values[k:k + size] for k in range(0, len(values), size)]
-    parts = fork_map(lambda chunk: _apply(fn, chunk), chunks, _WORKERS)
-    return [x for part in parts for x in part]
+    return [x for part in fork_map(task, chunks, _WORKERS) for x in part]
 
 
 def _unless_placeholder(fn: Callable[[str], str]) -> Callable[[str], str]:
@@ -816,7 +826,8 @@ def _encode(values: pd.Series | np.ndarray, fn: Callable[[str], str] | None,
         std = np.asarray(raw_uniques, dtype=object)
     elif pre is not None:
         # collapse pure formatting variants first so the (slower) standardiser sees fewer values
-        pre_codes, pre_uniques = pd.factorize(np.array([pre(v) for v in raw_uniques], dtype=object))
+        pre_codes, pre_uniques = pd.factorize(np.array([pre(v) for v in np.asarray(raw_uniques, dtype=object).tolist()],
+                                                       dtype=object))
         pre_std = np.array(_map_known(fn, list(pre_uniques), known), dtype=object)
         std = pre_std[pre_codes] if len(pre_std) else np.asarray(raw_uniques, dtype=object)
     else:
