@@ -1413,11 +1413,16 @@ def match_and_cluster(
         cannot = _index_pairs(pos, constraints.cannot_link)
         labels: np.ndarray | None = None
         if full:
-            # clustering reads the auto-match pairs only (``cluster_records``): every other pair's scores and
-            # levels go before the closure and the clustering (36M candidate pairs: ~0.6 GB of the high-water
-            # mark after the fit). A full run clusters every record on them, which needs nothing stored: in a
-            # forked worker while this process writes the pairs (160k records: 0.5 s and 0.7 s, one after the
-            # other before)
+            # only the match and review pairs are written, and clustering reads the auto-match pairs only
+            # (``cluster_records``): every other pair's scores and levels go first (36M candidate pairs: ~0.6 GB
+            # of the high-water mark after the fit). A full run clusters every record on them, which needs
+            # nothing stored: in a forked worker while this process writes the pairs (160k records: 0.5 s and
+            # 0.7 s, one after the other before)
+            keep = np.flatnonzero(band > 0)
+            sl, sr, band = sl[keep], sr[keep], band[keep]
+            scored = tuple(col[keep] for col in scored)
+            auto = np.flatnonzero(band == 2)
+            del keep
             a_scored = tuple(col[auto] for col in scored)
             a_l, a_r = sl[auto], sr[auto]
             _, labels = _beside(functools.partial(write_pairs, sl, sr, scored, band), functools.partial(
