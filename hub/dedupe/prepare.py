@@ -430,9 +430,10 @@ def _staged_phone_keys(values: list[str], staged: Collection[str], unverified: C
     ``format_number`` does: parsing and formatting it again is a round trip) and its key is read off it; as an
     invalid one (a number staged under another version of the standardiser or of libphonenumber) the fallback
     key, read off only where it is the same key. Dummies are left to the standardiser: it drops them.
-    ``unverified``: numbers staging could not validate (its ``unverified_phones``, after ``_phone_pre``): the
-    standardiser, asked again, gives no E.164 either, so their key is the fallback key (no dummy, no placeholder
-    text), as it would be after asking; staging asked in the source's region, which the engine does not know."""
+    ``unverified``: numbers staging could not validate (its ``unverified_phones``, after ``_phone_pre``): their
+    key is the fallback key (no dummy, no placeholder text), what the standardiser's "no number" gives. Staging
+    asked in the source's region, which the engine does not know (it asks in the default one): its verdict
+    stands, so a number is judged once, where its region is known."""
     from hub.standardise.placeholders import is_placeholder_text, phone_placeholder
 
     out: list[str | None] = []
