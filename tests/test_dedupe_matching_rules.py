@@ -202,12 +202,16 @@ def test_parallel_blocking_and_comparison_give_the_same_clusters(monkeypatch):
 
     monkeypatch.setattr(blk, "PARALLEL_MIN_RECORDS", 10)
     monkeypatch.setattr(eng, "CMP_CHUNK", 5_000)  # many comparison tasks on a small frame
+    # the fit's weights in chunks on two processes (a chunk shorter than CHUNK: three of them)
+    monkeypatch.setattr(eng, "WEIGH_PARALLEL_MIN", 10)
+    monkeypatch.setattr(eng, "CHUNK", 1_000)
     frame = syn.customers(1500, seed=36).drop(columns=["entity_id"]).astype(str)
     one = deduplicate(frame, settings=DedupeSettings(workers=1))
     two = deduplicate(frame, settings=DedupeSettings(workers=2))
     assert one.stats["blocking"] == two.stats["blocking"]
     assert one.clusters.equals(two.clusters)
     assert np.array_equal(one.pairs["match_weight"].to_numpy(), two.pairs["match_weight"].to_numpy())
+    assert np.array_equal(one.pairs["conflict"].to_numpy(), two.pairs["conflict"].to_numpy())
 
 
 def test_email_levels_tell_typos_from_numbered_namesakes():

@@ -390,6 +390,46 @@ class Fit:
     conflict: np.ndarray  # bool, per candidate pair
 
 
+WEIGH_PARALLEL_MIN = 1_000_000  # pairs from which their weights are computed on several processes
+
+
+def _weights(fs: FSModel, records: Records, left: np.ndarray, right: np.ndarray, levels: np.ndarray,
+             workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(match weight without prior, conflict) of the pairs, a chunk at a time: bounded temporaries. From
+    ``WEIGH_PARALLEL_MIN`` pairs the chunks go to ``workers`` forked processes, which write into the two
+    arrays themselves (anonymous shared memory: no copy of a chunk's result is sent back or held). 100k
+    customers' 2.3M candidate pairs: 1.15 s in one process, the fit's longest step."""
+    p, vocab = records.p, records.vocab
+    n = len(left)
+    parallel = workers > 1 and n >= WEIGH_PARALLEL_MIN
+    size = min(CHUNK, max(1, -(-n // workers))) if parallel else CHUNK
+    w_np = _shared_empty(n, np.float32) if parallel else np.empty(n, dtype=np.float32)
+    conflict = _shared_empty(n, np.bool_) if parallel else np.empty(n, dtype=bool)
+    zero = np.zeros(1)
+
+    def weigh(a: int) -> None:
+        sl = slice(a, a + size)
+        w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
+        w_np[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib, id_conflict(p, left[sl], right[sl]))
+
+    starts = list(range(0, n, size))
+    if parallel and len(starts) > 1:
+        # every chunk in a child, ``workers`` at a time (a lead task here would leave one slot for the rest)
+        fork_map(weigh, starts, workers, collect=False)
+    else:
+        for a in starts:
+            weigh(a)
+    return w_np, conflict
+
+
+def _shared_empty(n: int, dtype: type) -> np.ndarray:
+    """An uninitialised array that forked processes write into and this one reads (a MAP_SHARED anonymous
+    mapping, inherited by ``fork``)."""
+    import mmap
+
+    return np.frombuffer(mmap.mmap(-1, max(1, n * np.dtype(dtype).itemsize)), dtype=dtype, count=n)
+
+
 def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: DedupeSettings | None = None,
         link_only: bool = False) -> Fit:
     """Estimate the model on ``records`` without labels: u from random pairs, m by EM on the candidate pairs,
@@ -420,14 +460,7 @@ def fit(records: Records, cand: Candidates, levels: np.ndarray, settings: Dedupe
         cnt = p.value_counts(key).astype(np.float64)
         fs.tf[key] = _identifier_tf(cnt, key, fs, p.n, expected_matches)
 
-    w_np = np.empty(len(left), dtype=np.float32)
-    conflict = np.empty(len(left), dtype=bool)
-    zero = np.zeros(1)
-    for a in range(0, len(left), CHUNK):
-        sl = slice(a, a + CHUNK)
-        w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
-        w_np[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib, id_conflict(p, left[sl], right[sl]))
-    del contrib
+    w_np, conflict = _weights(fs, records, left, right, levels, worker_count(s.workers))
     # priors per pair of sources, from the evidence of the candidate pairs themselves
     group, _ = _pair_groups(p, left, right)
     fs.group_prior = estimation.cap_source_pair_priors(
@@ -472,19 +505,13 @@ def score(fs: FSModel, records: Records, left: np.ndarray, right: np.ndarray, le
           fitted: Fit | None = None) -> Scores:
     """Score pairs with the (bound) model ``fs``; ``levels`` are compared when not given. With ``fitted`` (the
     ``Fit`` of these very candidates) the weights are not recomputed."""
-    p, vocab = records.p, records.vocab
+    p = records.p
     if levels is None:
         levels = compare_pairs(records, left, right)
     if fitted is not None:
         mw, conflict = fitted.weight_without_prior.copy(), fitted.conflict
     else:
-        mw = np.empty(len(left), dtype=np.float32)
-        conflict = np.empty(len(left), dtype=bool)
-        zero = np.zeros(1)
-        for a in range(0, len(left), CHUNK):
-            sl = slice(a, a + CHUNK)
-            w, contrib = score_levels(fs, levels[sl], tf_codes(p, vocab, left[sl], right[sl], levels[sl]), zero)
-            mw[sl], conflict[sl] = w, conflict_mask(levels[sl], contrib, id_conflict(p, left[sl], right[sl]))
+        mw, conflict = _weights(fs, records, left, right, levels)
     prob = np.empty(len(left), dtype=np.float32)
     for a in range(0, len(left), CHUNK):  # the prior's and the probability's temporaries a chunk at a time
         sl = slice(a, a + CHUNK)
