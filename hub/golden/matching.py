@@ -752,9 +752,9 @@ def _population_apart(store: Store, use_cache: bool, workers: int) -> _Populatio
     ran on top of them, its forked workers copying the pages they touched. Received, the population is laid
     out compactly: 1.96M records (1M people), every step after preparing 1.7-2.8 GB lower (the fit's 6.9 ->
     4.1 GB); 460k records, pickling and unpickling ~2 s. Fewer than ``POPULATION_APART_MIN`` staged customers
-    are prepared here: the holes are small (160k records: the stage process's peak RSS 725 -> 885 MB) and the child and
-    its pickle cost more than they save (0.4-0.6 s of a 16 s stage). An in-memory SQLite store (a second
-    connection would open another database) is prepared here."""
+    are prepared here: the holes are small (160k records: the stage process's peak RSS 725 -> 885 MB) and the
+    child and its pickle cost more than they save (0.4-0.6 s of a 16 s stage). An in-memory SQLite store (a
+    second connection would open another database) is prepared here."""
     def prepare(own: Store) -> _Population:
         with own.engine.connect() as conn:
             return _load_population(conn, use_cache=use_cache, workers=workers, store=own)
@@ -1423,13 +1423,9 @@ def match_and_cluster(
             scored = tuple(col[keep] for col in scored)
             auto = np.flatnonzero(band == 2)
             del keep
-            a_scored = tuple(col[auto] for col in scored)
-            a_l, a_r = sl[auto], sr[auto]
             _, labels = _beside(functools.partial(write_pairs, sl, sr, scored, band), functools.partial(
-                cluster_records, records, fs, a_l, a_r, Scores(*a_scored), ds, must_link=must, cannot_link=cannot),
-                workers)
-            scored, sl, sr = a_scored, a_l, a_r
-            del a_scored, a_l, a_r
+                cluster_records, records, fs, sl[auto], sr[auto], Scores(*(col[auto] for col in scored)), ds,
+                must_link=must, cannot_link=cannot), workers)
         else:
             write_pairs(sl, sr, scored, band)
 
