@@ -793,29 +793,68 @@ def build_erasure_job(hub_config: HubConfig) -> dg.JobDefinition:
     return _job
 
 
-def build_check(
-    name: str, asset: str, blocking: bool, description: str, run: Callable[[Any], Any],
-    on_stop: Callable[[Any, Any, list[str]], None] | None = None,
-) -> dg.AssetChecksDefinition:
-    """A check whose logic is ``run(store) -> hub.checks.CheckOutcome``; blocking checks fail with ERROR and,
-    when they stop the run, ``on_stop(context, store, problems)`` says why (the report)."""
+@dataclasses.dataclass(frozen=True)
+class StoreCheck:
+    """A check whose logic is ``run(store) -> hub.checks.CheckOutcome``; a blocking one fails with ERROR."""
 
-    @dg.asset_check(name=name, asset=asset, blocking=blocking, description=description)
+    name: str
+    asset: str
+    blocking: bool
+    description: str
+    run: Callable[[Any], Any]
+
+
+def _check_result(check: StoreCheck, outcome: Any) -> dg.AssetCheckResult:
+    why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
+    return dg.AssetCheckResult(
+        check_name=check.name, asset_key=dg.AssetKey(check.asset), passed=outcome.passed,
+        severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+        metadata={**why, **outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())},
+    )
+
+
+def build_check(check: StoreCheck, on_stop: Callable[[Any, Any, list[str]], None] | None = None
+                ) -> dg.AssetChecksDefinition:
+    """One ``StoreCheck`` as its own op; when a blocking one stops the run, ``on_stop(context, store,
+    problems)`` says why (the report)."""
+
+    @dg.asset_check(name=check.name, asset=check.asset, blocking=check.blocking, description=check.description)
     def _check(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
         hub_store = store.store()
-        # in a child: the brake's reads of every open link (2.1 GB at 1M people) were the run process's
-        # high-water mark, kept under every later step (the consistency checks count in SQL: a fork is all)
-        outcome = hub_store.run_apart(run)
-        if blocking and not outcome.passed and on_stop is not None:
+        # in a child: what a check reads leaves with it (the consistency checks count in SQL: a fork is all)
+        outcome = hub_store.run_apart(check.run)
+        if check.blocking and not outcome.passed and on_stop is not None:
             on_stop(context, hub_store, outcome.problems)
-        why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
-        return dg.AssetCheckResult(
-            passed=outcome.passed,
-            severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-            metadata={**why, **outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())},
-        )
+        return _check_result(check, outcome)
 
     return _check
+
+
+def build_checks_together(
+    name: str, description: str, checks: list[StoreCheck], on_stop: Callable[[Any, Any, list[str]], None],
+) -> dg.AssetChecksDefinition:
+    """Independent checks of one layer in one op, run side by side (``hub.checks.run_checks_apart``), each its
+    own check in the UI. When a blocking one fails, ``on_stop(context, store, problems)`` says why (the report)
+    once, with every failing check's problems."""
+    specs = [dg.AssetCheckSpec(c.name, asset=c.asset, blocking=c.blocking, description=c.description)
+             for c in checks]
+
+    @dg.multi_asset_check(specs=specs, name=name, can_subset=True, description=description)
+    def _checks(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> Any:
+        from hub.checks import run_checks_apart
+
+        selected = context.selected_asset_check_keys
+        chosen = [c for c in checks if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) in selected]
+        hub_store = store.store()
+        outcomes = run_checks_apart(hub_store, [c.run for c in chosen])
+        stopped = [p for c, o in zip(chosen, outcomes, strict=True) if c.blocking and not o.passed
+                   for p in o.problems]
+        if stopped:
+            on_stop(context, hub_store, stopped)
+        for c, outcome in zip(chosen, outcomes, strict=True):
+            yield _check_result(c, outcome)
+
+    return _checks
 
 
 def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
@@ -836,11 +875,13 @@ def build_dimension_checks(config: HubConfig) -> dg.AssetChecksDefinition:
     def quality_dimensions(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> Any:
         from hub.quality import score_dimensions
 
-        dims = store.store().run_apart(lambda own: score_dimensions(own, config.quality, derived=prefixes))
         selected = context.selected_asset_check_keys
-        for c in wanted:
-            if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) not in selected:
-                continue
+        chosen = [c for c in wanted if dg.AssetCheckKey(dg.AssetKey(c.asset), c.name) in selected]
+        # the dimensions of the selected checks only (materialising the golden layer alone selects one)
+        only = {c.dimension for c in chosen}
+        dims = store.store().run_apart(lambda own: score_dimensions(own, config.quality, derived=prefixes,
+                                                                    only=only))
+        for c in chosen:
             outcome, severity = checks.dimension_outcome(c, dims)
             why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
             yield dg.AssetCheckResult(
@@ -886,37 +927,44 @@ def build_checks(config: HubConfig) -> list[dg.AssetChecksDefinition]:
 
     may_create = frozenset(t.name for t in target_configs(config.push_plan_config()) if t.create_missing)
     stop = _report_stop(config)
-    return [
-        build_check(
+    golden = [
+        StoreCheck(
             "merge_split_brake", "golden_customers", True,
             "The brake before any push: stops the run and waits for a person when, since the last accepted "
             "sync, more golden customers were merged or split than hub.yaml quality.brake allows, or when "
             "records were consolidated without any agreeing e-mail, phone, national id or name + birth date "
             "(a first sync that folds distinct parties together). Release: `hub quality release --by NAME`.",
-            lambda store: checks.brake_outcome(store, config.quality), on_stop=stop,
+            lambda store: checks.brake_outcome(store, config.quality),
         ),
-        build_check(
+        StoreCheck(
             "golden_customers_consistent", "golden_customers", True,
             "Blocks every push when the golden layer is inconsistent: each staged customer record must map to "
             "exactly one active golden id in the xref, and no golden record may contain records with two "
             "different valid national ids.",
-            checks.golden_consistency, on_stop=stop,
+            checks.golden_consistency,
         ),
-        build_check(
+        StoreCheck(
             "golden_ids_unique", "golden_customers", True,
             "Golden-id uniqueness: a source record belongs to one golden id at a time, and every retired golden "
             "id leads to an active one (ids handed to other systems keep resolving).",
-            checks.golden_ids_unique, on_stop=stop,
+            checks.golden_ids_unique,
         ),
-        build_check(
+    ]
+    outbox = StoreCheck(
+        "push_outbox_targets_known", "push_outbox", True,
+        "Blocks the push when an outbox row targets no record and the target may not create one.",
+        lambda store: checks.outbox_targets(store, may_create),
+    )
+    return [
+        build_checks_together(
+            "golden_customers_checks", "The golden layer's blocking checks (the merge/split brake, consistency, "
+            "id uniqueness), run side by side; when one fails, no push runs and the report says why.", golden,
+            on_stop=stop),
+        build_check(StoreCheck(
             "quarantine_rate_acceptable", "staged_records", False,
             "Warns when more than 10 % of a source's customer records went to quarantine in this store.",
             lambda store: checks.quarantine_rate(store, max_rate=0.10),
-        ),
-        build_check(
-            "push_outbox_targets_known", "push_outbox", True,
-            "Blocks the push when an outbox row targets no record and the target may not create one.",
-            lambda store: checks.outbox_targets(store, may_create), on_stop=stop,
-        ),
+        )),
+        build_check(outbox, on_stop=stop),
         build_dimension_checks(config),
     ]

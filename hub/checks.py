@@ -4,6 +4,7 @@ source (scores from hub/quality/dimensions.py) and the blocking merge/split brak
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,3 +237,23 @@ def golden_ids_unique(store: Store) -> CheckOutcome:
     return CheckOutcome(not problems, {"records_with_several_golden_ids": multiple,
                                        "retired_ids_unresolvable": broken,
                                        "retired_ids": len(successor)}, problems)
+
+
+def run_checks_apart(store: Store, runs: Sequence[Callable[[Store], CheckOutcome]]) -> list[CheckOutcome]:
+    """Each ``run(store)`` in a forked child on a connection of its own, two at a time (order kept).
+
+    The golden layer's checks are independent and each is one process's work (the brake in Python, the others
+    in the database): run one after another, one core idled through each (100k people: the brake 1.6 s, the
+    consistency check 0.7 s). In children, what they read (the brake: every open link, 2.1 GB at a million
+    people) leaves with them. An in-memory SQLite store (another connection opens another database) runs them
+    here."""
+    from hub.dedupe.parallel import fork_map
+
+    if store.in_memory:
+        return [run(store) for run in runs]
+
+    def apart(run: Callable[[Store], CheckOutcome]) -> CheckOutcome:
+        with store.own_copy() as own:
+            return run(own)
+
+    return fork_map(apart, list(runs), 2)

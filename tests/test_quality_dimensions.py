@@ -269,3 +269,28 @@ def test_a_forked_worker_reading_the_staged_customers_scores_what_one_process_sc
     assert readers.read_text().split() != [str(os.getpid())]  # read by another process
     assert forked == alone
     assert forked["consistency"]["golden_with_conflicts"] == 1 and forked["uniqueness"]["possible_duplicates"] == 2
+
+
+def test_the_dimensions_of_the_selected_checks_alone_score_as_in_the_whole(store: Store) -> None:
+    """Materialising the golden layer alone runs its consistency check alone: only the wanted dimensions are
+    scored (the same figures as in a scoring of all of them), and nothing is kept for the report."""
+    from hub.quality import dimensions
+    from hub.store import read_cursor
+
+    def kept() -> dict | None:
+        with store.engine.connect() as conn:
+            return read_cursor(conn, "hub", dimensions.CACHE_ENTITY)
+
+    seed(store)
+    derived = {"webshop": ("guest-order-",)}
+    for only in ({"consistency"}, {"uniqueness", "timeliness"}, {"validity"}, {"accuracy", "completeness"}):
+        part = score_dimensions(store, QualityConfig(), now=NOW, derived=derived, only=only)
+        assert set(part) == only
+        assert not kept()  # not kept: the report scores them all
+    whole = score_dimensions(store, QualityConfig(), now=NOW, derived=derived)
+    assert kept()
+    for only in ({"consistency"}, {"uniqueness", "timeliness"}, {"validity"}, {"accuracy", "completeness"}):
+        store.save_cursor("hub", dimensions.CACHE_ENTITY, None)
+        part = score_dimensions(store, QualityConfig(), now=NOW, derived=derived, only=only)
+        assert part == {name: whole[name] for name in only}
+    assert whole["consistency"]["golden_with_conflicts"] == 1 and whole["validity"]["score"] is not None

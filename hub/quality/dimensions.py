@@ -20,7 +20,7 @@ import json
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,15 +182,20 @@ def derived_prefixes(sources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
 
 
 def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: datetime | None = None,
-                     derived: Mapping[str, tuple[str, ...]] | None = None) -> dict[str, Any]:
+                     derived: Mapping[str, tuple[str, ...]] | None = None,
+                     only: Collection[str] | None = None) -> dict[str, Any]:
     """Every dimension with its overall score/status/verdict and a score/status per source.
 
     ``derived``: per source, id prefixes of customer records derived from transactions (``derived_prefixes``);
-    they count everywhere except as a source's own duplicates.
+    they count everywhere except as a source's own duplicates. ``only``: the dimensions wanted (the checks a run
+    selected: materialising the golden layer alone runs the consistency check alone), the others left out of the
+    result. When the kept scores are stale and ``only`` leaves out a record-level dimension, only the wanted ones
+    are scored and nothing is kept: the report (and a run of every check) scores them all and keeps them.
     """
     cfg = cfg or QualityConfig()
     derived = derived or {}
     now = now or _now()
+    wanted = [name for name in DIMENSIONS if only is None or name in only]
     with store.engine.connect() as conn:
         arrived: dict[str, datetime] = {}
         for source, entity, at in conn.execute(sa.select(sync_state.c.source, sync_state.c.entity,
@@ -203,12 +208,14 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
         saved = read_cursor(conn, "hub", CACHE_ENTITY)
     if saved and saved.get("fingerprint") == fingerprint:
         out = dict(saved["dimensions"])
-    else:
+    elif set(RECORD_LEVEL) <= set(wanted):
         out = _score_records(store, cfg, derived)
         store.save_cursor("hub", CACHE_ENTITY, {"fingerprint": fingerprint, "dimensions": out})
+    else:
+        out = _score_records(store, cfg, derived, only=frozenset(wanted))
     out["timeliness"] = _timeliness(cfg, arrived, now)
-    out = {name: out[name] for name in DIMENSIONS}
-    for name in DIMENSIONS:
+    out = {name: out[name] for name in wanted}
+    for name in wanted:
         d = out[name]
         t = cfg.threshold(name)
         d["status"] = status_of(d["score"], t.green, t.amber)
@@ -222,6 +229,8 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
         d["verdict"] = _verdict(name, d)
     return out
 
+
+RECORD_LEVEL = tuple(name for name in DIMENSIONS if name != "timeliness")  # scored from the store's records
 
 # The record-level dimensions read every staged customer, flag list, link and golden record: at a million
 # customers minutes of work that only changes when those tables do. They are kept with a fingerprint of their
@@ -282,8 +291,10 @@ PARALLEL_MIN = 20_000
 
 
 @gc_paused()
-def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
-    """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state).
+def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple[str, ...]],
+                   only: frozenset[str] | None = None) -> dict[str, Any]:
+    """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state); ``only``: just
+    these dimensions (nothing for the report), reading only what they need.
 
     Staged customers are counted by the fields they hold from the profiles staging keeps (in SQL); JSON is read
     for the paths a figure needs (``JsonPaths``), and a value repeated over many rows (flag lists, name keys) is
@@ -297,8 +308,11 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     members: dict[str, list[str]] = defaultdict(list)
     for key, gid in golden_of.items():
         members[gid].append(key)
-    multi = {k for k, gid in golden_of.items() if len(members[gid]) > 1}
-    workers = 1 if store.in_memory or len(golden_of) < PARALLEL_MIN else min(worker_count(0), 2)
+    # the staged customers' names, birth dates and ids are read for the consistency check alone
+    multi = ({k for k, gid in golden_of.items() if len(members[gid]) > 1}
+             if only is None or "consistency" in only else None)
+    workers = 1 if store.in_memory or len(golden_of) < PARALLEL_MIN or multi is None \
+        else min(worker_count(0), 2)
     parent = os.getpid()
 
     def staged(_: Any) -> tuple[Counter, dict]:
@@ -307,8 +321,8 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         with store.own_copy() as own:  # a child: its own connection
             return _staged_customers(own, multi)
 
-    rest, (profiles, slim) = fork_map(lambda f: f(None), [lambda _: _the_rest(store, members), staged], workers,
-                                      lead=lambda f: f(None), collect=False)
+    rest, (profiles, slim) = fork_map(lambda f: f(None), [lambda _: _the_rest(store, members, only), staged],
+                                      workers, lead=lambda f: f(None), collect=False)
     (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
      decisions) = rest
     customers: Counter[str] = Counter()
@@ -324,21 +338,25 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         tally.add_golden_counts(n, {f: n * has for f, has in profile})
 
     sources = sorted(set(staged_all) | set(held_q))
-    out: dict[str, Any] = {}
-    out["completeness"] = _completeness(cfg, customers, present)
-    out["validity"] = _validity(cfg, sources, staged_all, invalid, held_q, invalid_codes)
-    out["uniqueness"] = _uniqueness(cfg, customers, queued, golden_of, active, derived)
-    out["consistency"] = _consistency(cfg, customers, slim, golden_rows, golden_of)
-    out["accuracy"] = _accuracy(cfg, decisions)
-    out[REPORT_COMPLETENESS] = tally.figures()
-    out[REPORT_FLAG_LISTS] = [[source, _text(text), n] for (source, text), n in flag_lists.items()]
+    scored = {
+        "completeness": lambda: _completeness(cfg, customers, present),
+        "validity": lambda: _validity(cfg, sources, staged_all, invalid, held_q, invalid_codes),
+        "uniqueness": lambda: _uniqueness(cfg, customers, queued, golden_of, active, derived),
+        "consistency": lambda: _consistency(cfg, customers, slim, golden_rows, golden_of),
+        "accuracy": lambda: _accuracy(cfg, decisions),
+    }
+    out: dict[str, Any] = {name: score() for name, score in scored.items() if only is None or name in only}
+    if only is None:
+        out[REPORT_COMPLETENESS] = tally.figures()
+        out[REPORT_FLAG_LISTS] = [[source, _text(text), n] for (source, text), n in flag_lists.items()]
     return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 
-def _staged_customers(store: Store, multi: set[str]
+def _staged_customers(store: Store, multi: set[str] | None
                       ) -> tuple[Counter[tuple[str, tuple[bool, ...]]], dict[str, tuple[str, list[str], Any, Any]]]:
     """Per (source, which fields it holds) the number of staged customer records; and source, name words, birth
-    date and national id of the records in ``multi`` (those sharing a golden customer with another).
+    date and national id of the records in ``multi`` (those sharing a golden customer with another; None: no
+    record is read).
 
     Records are counted by the profile staging keeps with each (``staged_record.quality_profile``), in SQL: the
     JSON of every staged customer was decoded here on every sync. A record without one (staged by an older
@@ -357,6 +375,8 @@ def _staged_customers(store: Store, multi: set[str]
             counted = conn.execute(count).all()
         for source, bits, n in counted:
             profiles[source, profile_of_bits(bits)] += n
+        if multi is None:
+            return profiles, slim
         paths = JsonPaths(sr.record, [(("name", "name_key"), "json"), ("name_key", "json"), ("birth_date", "json"),
                                       ("national_id", "json")], conn.dialect.name)
         for source, key, *cols in conn.execute(
@@ -404,63 +424,87 @@ def _fill_profiles(conn: sa.Connection) -> int:
         last = rows[-1][0]
 
 
-def _the_rest(store: Store, members: Mapping[str, list[str]]) -> tuple:
+def _the_rest(store: Store, members: Mapping[str, list[str]], only: frozenset[str] | None = None) -> tuple:
     """What the dimensions read besides the staged customers: records and flag lists per source (all entities),
     the quarantine, the active golden records' completeness (and birth date, id and name words of those with
-    several records), the review queue and the steward decisions."""
+    several records), the review queue and the steward decisions. ``only``: what these dimensions read (the
+    rest left empty)."""
+    def wants(*names: str) -> bool:
+        return only is None or any(n in only for n in names)
+
     tokens_of: dict[str, list[str]] = {}
+    staged_all: Counter[str] = Counter()
+    flag_lists: Counter[tuple[str, Any]] = Counter()
+    invalid: Counter[str] = Counter()
+    invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
+    held_q: Counter[str] = Counter()
+    golden_profiles: Counter[tuple[tuple[str, bool], ...]] = Counter()
+    golden_rows: dict[str, tuple[Any, Any, list[str]]] = {}  # golden id -> birth, id, name tokens
+    active = 0
+    queued: list[tuple] = []
+    decisions: list[tuple] = []
     with store.engine.connect() as conn:
         dialect = conn.dialect.name
-        # every record counts (all entities), by source and flag list in SQL; each distinct list is decoded once,
-        # in the order of (source, list text): the top codes' ties fall the same way on every backend
-        staged_all: Counter[str] = Counter()
-        flag_lists: Counter[tuple[str, Any]] = Counter()
-        flags = as_text(staged_record.c.quality_flags, dialect)
-        grouped = conn.execute(sa.select(staged_record.c.source, flags, sa.func.count())
-                               .group_by(staged_record.c.source, flags)).all()
-        for source, text, n in sorted(grouped, key=lambda r: (r[0], _text(r[1]))):
-            staged_all[source] += n
-            if text not in NO_FLAGS:
-                flag_lists[source, text] += n
-        invalid: Counter[str] = Counter()
-        invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
-        for (source, text), n in flag_lists.items():
-            bad = [f for f in json_value(text) or [] if is_invalid_flag(str(f))]
-            if bad:
-                invalid[source] += n
-                codes = Counter(bare_code(str(f)) for f in bad)  # first-met order, as record by record
-                invalid_codes[source].update({c: k * n for c, k in codes.items()})
-        held_q: Counter[str] = Counter()
-        for source, reasons in conn.execute(sa.select(quarantine.c.source, quarantine.c.reasons)):
-            held_q[source] += 1
-            invalid_codes[source].update(bare_code(str(r)) for r in (reasons or [])[:1])
-
-        golden_profiles: Counter[tuple[tuple[str, bool], ...]] = Counter()
-        golden_rows: dict[str, tuple[Any, Any, list[str]]] = {}  # golden id -> birth, id, name tokens
-        # the paths golden_completeness and the consistency check read, not each whole record
-        keys = (*GOLDEN_KEYS_READ, "national_id", "name_key")
-        paths = JsonPaths(golden_customer.c.record, [(k, "json") for k in keys], dialect)
-        for gid, *cols in conn.execute(sa.select(golden_customer.c.golden_id, *paths.columns)
-                                       .where(golden_customer.c.status == "active")
-                                       .execution_options(yield_per=5000)):
-            rec = dict(zip(keys, paths.values(cols), strict=True))
-            golden_profiles[tuple(golden_completeness(rec).items())] += 1
-            if len(members.get(gid, ())) > 1:
-                golden_rows[gid] = (rec.get("birth_date"), rec.get("national_id"), _name_tokens(rec, tokens_of))
-        active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
-                              .where(golden_customer.c.status == "active")).scalar_one()
-
-        decided = sa.exists().where(review_decision.c.left_key == match_pair.c.left_key,
-                                    review_decision.c.right_key == match_pair.c.right_key)
-        queued = [tuple(r) for r in conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key)
-                                                 .where(match_pair.c.band == "review", ~decided))]
-        decisions = [tuple(r) for r in conn.execute(
-            sa.select(review_decision.c.left_key, review_decision.c.right_key, review_decision.c.decision,
-                      match_pair.c.match_probability)
-            .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
-                                      match_pair.c.right_key == review_decision.c.right_key)))]
+        if wants("validity"):
+            _flags_and_quarantine(conn, staged_all, flag_lists, invalid, invalid_codes, held_q)
+        if wants("consistency"):
+            # the paths golden_completeness (for the report) and the consistency check read, not each whole
+            # record; the check alone reads its four
+            keys: tuple[Any, ...] = (*GOLDEN_KEYS_READ, "national_id", "name_key") if only is None else \
+                (("name", "name_key"), "name_key", "birth_date", "national_id")
+            paths = JsonPaths(golden_customer.c.record, [(k, "json") for k in keys], dialect)
+            for gid, *cols in conn.execute(sa.select(golden_customer.c.golden_id, *paths.columns)
+                                           .where(golden_customer.c.status == "active")
+                                           .execution_options(yield_per=5000)):
+                values = paths.values(cols)
+                if only is None:
+                    rec = dict(zip(keys, values, strict=True))
+                    golden_profiles[tuple(golden_completeness(rec).items())] += 1
+                else:  # the record as far as ``_name_tokens`` reads it
+                    rec = {"name": {"name_key": values[0]}, "name_key": values[1], "birth_date": values[2],
+                           "national_id": values[3]}
+                if len(members.get(gid, ())) > 1:
+                    golden_rows[gid] = (rec.get("birth_date"), rec.get("national_id"),
+                                        _name_tokens(rec, tokens_of))
+        if wants("uniqueness"):
+            active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
+                                  .where(golden_customer.c.status == "active")).scalar_one()
+            decided = sa.exists().where(review_decision.c.left_key == match_pair.c.left_key,
+                                        review_decision.c.right_key == match_pair.c.right_key)
+            queued = [tuple(r) for r in conn.execute(sa.select(match_pair.c.left_key, match_pair.c.right_key)
+                                                     .where(match_pair.c.band == "review", ~decided))]
+        if wants("accuracy"):
+            decisions = [tuple(r) for r in conn.execute(
+                sa.select(review_decision.c.left_key, review_decision.c.right_key, review_decision.c.decision,
+                          match_pair.c.match_probability)
+                .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
+                                          match_pair.c.right_key == review_decision.c.right_key)))]
     return (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
             decisions)
+
+
+def _flags_and_quarantine(conn: sa.Connection, staged_all: Counter[str], flag_lists: Counter[tuple[str, Any]],
+                          invalid: Counter[str], invalid_codes: dict[str, Counter[str]], held_q: Counter[str]
+                          ) -> None:
+    """Records and flag lists per source (all entities), the invalid ones and their codes, the quarantine."""
+    # every record counts (all entities), by source and flag list in SQL; each distinct list is decoded once, in
+    # the order of (source, list text): the top codes' ties fall the same way on every backend
+    flags = as_text(staged_record.c.quality_flags, conn.dialect.name)
+    grouped = conn.execute(sa.select(staged_record.c.source, flags, sa.func.count())
+                           .group_by(staged_record.c.source, flags)).all()
+    for source, text, n in sorted(grouped, key=lambda r: (r[0], _text(r[1]))):
+        staged_all[source] += n
+        if text not in NO_FLAGS:
+            flag_lists[source, text] += n
+    for (source, text), n in flag_lists.items():
+        bad = [f for f in json_value(text) or [] if is_invalid_flag(str(f))]
+        if bad:
+            invalid[source] += n
+            codes = Counter(bare_code(str(f)) for f in bad)  # first-met order, as record by record
+            invalid_codes[source].update({c: k * n for c, k in codes.items()})
+    for source, reasons in conn.execute(sa.select(quarantine.c.source, quarantine.c.reasons)):
+        held_q[source] += 1
+        invalid_codes[source].update(bare_code(str(r)) for r in (reasons or [])[:1])
 
 
 def _text(value: str | bytes | memoryview) -> str:
