@@ -542,13 +542,17 @@ def _write_golden(
             pending = []
             _store_part(conn, mine, now, stats)
             # until the workers are expected to be done with their share
+            t2 = time.perf_counter()
             run_steps(t0 + per_cluster * (size - len(share)) / max(n - 1, 1))
+            stepped = time.perf_counter() - t2
             loaded = _load_round(conn, rounds[k + 1], clusters) if k + 1 < len(rounds) else ({}, {})
             if k + 1 < len(rounds):
-                # what this process did besides surviving (the steps of ``meanwhile`` included: while any are
-                # left, its share shrinks to leave them room)
+                # what this process did besides surviving: the steps of ``meanwhile`` count while any are left
+                # (its share shrinks to leave them room), not once they are done (160k records: the round after
+                # the last step had the share of a round with steps, and the workers' 0.9 s longer)
                 nxt = len(rounds[k + 1])
-                own = round(nxt * lead_share(n, per_cluster * nxt, time.perf_counter() - t1))
+                extra = time.perf_counter() - t1 - (stepped if steps is None else 0.0)
+                own = round(nxt * lead_share(n, per_cluster * nxt, extra))
 
         pending = fork_map(work, _split(part, n, own), n, lead=lead, collect=False)[1:]
     for p in pending:
