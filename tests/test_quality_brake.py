@@ -195,3 +195,56 @@ def test_identifier_holders_are_counted_from_the_hashes_staging_keeps_and_from_r
     assert reads and not any("UPDATE" in r for r in reads)  # nothing left to work out and keep
     assert first["records_consolidated"] == 200
     assert first["records_consolidated_unsupported"] == 200 - 80 - 10
+
+
+def test_support_is_judged_as_record_by_record_on_random_golden_customers(store: Store) -> None:
+    """The brake weighs evidence over every record at once (numpy): on random golden customers of one to four
+    records, identifiers drawn from a small pool (some held by more records than the limit, some written twice
+    in one record), every figure equals the plain rule worked out record by record: a newly consolidated record is
+    supported when one of its rare identifiers is held by another record of its golden customer."""
+    import random
+    from collections import Counter
+
+    from hub.quality.identifiers import strong_keys
+
+    rng = random.Random(16)
+    pool = [f"p{i}@mail.example" for i in range(90)]
+    records: dict[str, dict] = {}
+    groups: dict[str, list[str]] = {}
+    with store.begin() as conn:
+        n = 0
+        for g in range(400):
+            keys = []
+            for _ in range(rng.choice((1, 1, 2, 2, 3, 4))):
+                key = f"{rng.choice(('erp', 'webshop'))}:{n:04d}"
+                n += 1
+                rec = {"full_name": "x", "emails": rng.sample(pool, rng.choice((0, 1, 1, 2)))}
+                if rec["emails"] and rng.random() < 0.2:
+                    rec["emails"].append(rec["emails"][0].upper())  # one identifier written twice in one record
+                _stage(conn, key, rec)
+                records[key] = rec
+                keys.append(key)
+            groups[f"G{g:03d}"] = keys
+        _assign(conn, groups, T)
+        _golden_run(conn, T)
+    limit = QualityConfig().brake.shared_value_limit
+    holders = Counter(x for rec in records.values() for x in strong_keys(rec))
+    consolidated: Counter[str] = Counter()
+    unsupported: Counter[str] = Counter()
+    for keys in groups.values():
+        if len(keys) < 2:
+            continue
+        rare = {k: {x for x in strong_keys(records[k]) if holders[x] <= limit} for k in keys}
+        in_golden = Counter(x for xs in rare.values() for x in xs)
+        for k in keys:
+            consolidated[k.partition(":")[0]] += 1
+            if not any(in_golden[x] > 1 for x in rare[k]):
+                unsupported[k.partition(":")[0]] += 1
+    with store.engine.connect() as conn:
+        figures = brake_mod.measure(conn, QualityConfig(), None)
+    assert 0 < figures["records_consolidated_unsupported"] < figures["records_consolidated"]
+    assert figures["records_consolidated"] == sum(consolidated.values())
+    assert figures["records_consolidated_unsupported"] == sum(unsupported.values())
+    for source in ("erp", "webshop"):
+        assert figures["sources"][source]["unsupported"] == unsupported[source]
+    assert max(holders.values()) > limit  # some identifiers are too common to count

@@ -180,13 +180,10 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     # the identifiers of the records that joined someone and of their fellows only (every record's would be
     # gigabytes at a million customers); how many records hold each identifier is counted over everyone
     needed: set[str] = set()
-    for k in new_together:
-        needed |= now_groups[now_of[k]]
+    for gid in {now_of[k] for k in new_together}:
+        needed.update(now_groups[gid])
     # nothing newly consolidated (an incremental sync that only changed values): no evidence to weigh
-    rare_of = _rare_identifiers(conn, needed, cfg.brake.shared_value_limit) if new_together else {}
-    # a record is supported when one of its rare identifiers is held by a fellow record too, i.e. by at least two
-    # records of its golden customer (each record's identifiers are a set: it counts once)
-    in_golden = Counter((now_of[k], x) for k, xs in rare_of.items() for x in xs)
+    supported = _supported(conn, needed, now_of, cfg.brake.shared_value_limit) if new_together else set()
     consolidated: Counter[str] = Counter()
     unsupported: Counter[str] = Counter()
     # records per source: counted by the database (now_of holds only the records around the moves)
@@ -196,8 +193,8 @@ def measure(conn: sa.Connection, cfg: QualityConfig, accepted_at: datetime | Non
     for k in new_together:
         source = k.partition(":")[0]
         consolidated[source] += 1
-        gid = now_of[k]
-        if not any(in_golden[gid, x] > 1 for x in rare_of.get(k, ())):
+        if k not in supported:
+            gid = now_of[k]
             unsupported[source] += 1
             unsupported_in[gid] += 1
     # where to look first: the golden customers holding most records without evidence (ids only)
@@ -264,16 +261,44 @@ def _keep_identifiers(conn: sa.Connection, computed: list[tuple[str, bytes]]) ->
         conn.execute(update, [{"b_key": key, "b_hashes": hashes} for key, hashes in part])
 
 
-def _rare_identifiers(conn: sa.Connection, needed: set[str], limit: int) -> dict[str, set[int]]:
-    """Record key (of ``needed``) -> hashes of its identifiers held by at most ``limit`` staged customers. Keeps
-    the hashes it had to work out from the records (``conn`` is committed then)."""
+def _supported(conn: sa.Connection, needed: set[str], now_of: Mapping[str, str], limit: int) -> set[str]:
+    """The records of ``needed`` that share an identifier held by at most ``limit`` staged customers with a
+    fellow record of their golden customer (``now_of``): each record's identifiers are a set, so one identifier
+    held by at least two records of a golden customer supports both. Keeps the hashes it had to work out from
+    the records (``conn`` is committed then).
+
+    In numpy, over every (record, identifier) of ``needed`` at once: per record a set of rare hashes, a counter
+    of (golden customer, hash) and a look-up per record were a third of the brake (100k people)."""
     held, mine, computed = _held_identifiers(conn, needed)
     if computed:
         _keep_identifiers(conn, computed)
         conn.commit()
+    keys = list(mine)
+    if not keys:
+        return set()
     ids, holders = np.unique(held, return_counts=True)
-    rare_ids = set(ids[holders <= limit].tolist())
-    return {key: {h for h in hashes.tolist() if h in rare_ids} for key, hashes in mine.items()}
+    rare = ids[holders <= limit]  # sorted
+    hashes = np.concatenate([mine[k] for k in keys])
+    rec = np.repeat(np.arange(len(keys)), [len(mine[k]) for k in keys])
+    at = np.minimum(np.searchsorted(rare, hashes), max(len(rare) - 1, 0))
+    keep = (rare[at] == hashes) if len(rare) else np.zeros(len(hashes), dtype=bool)
+    rec, hashes = rec[keep], hashes[keep]
+    codes: dict[str, int] = {}
+    golden = np.fromiter((codes.setdefault(now_of[k], len(codes)) for k in keys), dtype=np.int64, count=len(keys))
+    # (record, hash) once per record, then how many records of the golden customer hold each hash
+    order = np.lexsort((hashes, rec))
+    rec, hashes = rec[order], hashes[order]
+    first = np.ones(len(rec), dtype=bool)
+    first[1:] = (rec[1:] != rec[:-1]) | (hashes[1:] != hashes[:-1])
+    rec, hashes = rec[first], hashes[first]
+    g = golden[rec]
+    order = np.lexsort((hashes, g))
+    g, h = g[order], hashes[order]
+    start = np.ones(len(g), dtype=bool)
+    start[1:] = (g[1:] != g[:-1]) | (h[1:] != h[:-1])
+    run = np.cumsum(start) - 1
+    shared = np.bincount(run, minlength=int(run[-1]) + 1 if len(run) else 0)[run] > 1
+    return {keys[i] for i in np.unique(rec[order][shared]).tolist()}
 
 
 def judge(figures: Mapping[str, Any], cfg: QualityConfig) -> list[str]:
