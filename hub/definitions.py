@@ -15,7 +15,15 @@ from hub.store import gc_paused
 with gc_paused(freeze=True):
     import dagster as dg
 
-    from hub.assets import PUSH_STEP, RETRAIN_TAG, build_assets, build_checks, build_erasure_job, push_targets
+    from hub.assets import (
+        PUSH_STEP,
+        QUALITY_CHECKS_OP,
+        RETRAIN_TAG,
+        build_assets,
+        build_checks,
+        build_erasure_job,
+        push_targets,
+    )
     from hub.config import load_config
     from hub.resources import HubStoreResource, build_resources
     from hub.sync_lock import SYNC_RUN_TAG
@@ -69,8 +77,8 @@ match_model_weekly = dg.ScheduleDefinition(
     job=dg.define_asset_job(
         "retrain_match_model",
         selection=dg.AssetSelection.assets("match_model").downstream()
-        # the quality-dimension checks are scored together, in one op: all of them or none
-        | dg.AssetSelection.checks(*(k for c in all_checks if c.node_def.name == "quality_dimensions"
+        # the quality checks: those of the golden layer and every quality dimension
+        | dg.AssetSelection.checks(*(k for c in all_checks if c.node_def.name == QUALITY_CHECKS_OP
                                      for k in c.check_keys)),
         tags={**SYNC_TAGS, RETRAIN_TAG: "force"},
         description="Refit the matching model on all staged customers and re-match with it.",
@@ -98,8 +106,8 @@ _cdr_sources = {n: s for n, s in config.enabled_sources.items() if s.kind == "as
 call_center_sync = dg.define_asset_job(
     "call_center_sync",
     selection=dg.AssetSelection.assets(*(f"raw_{n}" for n in _cdr_sources)).downstream()
-    # the quality-dimension checks are scored together, in one op: all of them or none
-    | dg.AssetSelection.checks(*(k for c in all_checks if c.node_def.name == "quality_dimensions"
+    # the quality checks: those of the golden layer and every quality dimension
+    | dg.AssetSelection.checks(*(k for c in all_checks if c.node_def.name == QUALITY_CHECKS_OP
                                  for k in c.check_keys)),
     tags=SYNC_TAGS,
     description="The call center's CDR pull and what depends on it (matching, golden records, 360 view, "

@@ -193,7 +193,7 @@ def test_a_run_opens_the_store_once_for_all_its_steps(tmp_path: Path, monkeypatc
             instance=instance, asset_selection=[dg.AssetKey("match_pairs"), dg.AssetKey("golden_customers")])
     assert result.success
     steps = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
-    assert steps == {"match_pairs", "golden_customers", "golden_customers_checks", "quality_dimensions"}, steps
+    assert steps == {"match_pairs", "golden_customers", "quality_checks"}, steps
     assert checked == [str(tmp_path / "hub.db")], len(checked)
 
 
