@@ -283,13 +283,15 @@ def test_the_dimensions_of_the_selected_checks_alone_score_as_in_the_whole(store
 
     seed(store)
     derived = {"webshop": ("guest-order-",)}
-    for only in ({"consistency"}, {"uniqueness", "timeliness"}, {"validity"}, {"accuracy", "completeness"}):
+    for only in ({"consistency"}, {"uniqueness", "timeliness"}, {"validity"}, {"accuracy", "completeness"},
+                 {"timeliness"}):
         part = score_dimensions(store, QualityConfig(), now=NOW, derived=derived, only=only)
         assert set(part) == only
         assert not kept()  # not kept: the report scores them all
     whole = score_dimensions(store, QualityConfig(), now=NOW, derived=derived)
     assert kept()
-    for only in ({"consistency"}, {"uniqueness", "timeliness"}, {"validity"}, {"accuracy", "completeness"}):
+    for only in ({"consistency"}, {"uniqueness", "timeliness"}, {"validity"}, {"accuracy", "completeness"},
+                 {"timeliness"}):
         store.save_cursor("hub", dimensions.CACHE_ENTITY, None)
         part = score_dimensions(store, QualityConfig(), now=NOW, derived=derived, only=only)
         assert part == {name: whole[name] for name in only}

@@ -211,8 +211,10 @@ def score_dimensions(store: Store, cfg: QualityConfig | None = None, now: dateti
     elif set(RECORD_LEVEL) <= set(wanted):
         out = _score_records(store, cfg, derived)
         store.save_cursor("hub", CACHE_ENTITY, {"fingerprint": fingerprint, "dimensions": out})
-    else:
+    elif set(RECORD_LEVEL) & set(wanted):
         out = _score_records(store, cfg, derived, only=frozenset(wanted))
+    else:  # timeliness alone (the freshness checks of a run that only pulls)
+        out = {}
     out["timeliness"] = _timeliness(cfg, arrived, now)
     out = {name: out[name] for name in wanted}
     for name in wanted:
