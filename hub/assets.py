@@ -804,13 +804,18 @@ class StoreCheck:
     run: Callable[[Any], Any]
 
 
-def _check_result(check: StoreCheck, outcome: Any) -> dg.AssetCheckResult:
+def _check_result(name: str, asset: str, outcome: Any, severity: dg.AssetCheckSeverity) -> dg.AssetCheckResult:
+    """A ``hub.checks.CheckOutcome`` as Dagster's result: its figures, why it failed and a summary."""
     why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
     return dg.AssetCheckResult(
-        check_name=check.name, asset_key=dg.AssetKey(check.asset), passed=outcome.passed,
-        severity=dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN,
+        check_name=name, asset_key=dg.AssetKey(asset), passed=outcome.passed, severity=severity,
         metadata={**why, **outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())},
     )
+
+
+def _store_check_result(check: StoreCheck, outcome: Any) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.ERROR if check.blocking else dg.AssetCheckSeverity.WARN
+    return _check_result(check.name, check.asset, outcome, severity)
 
 
 def build_check(check: StoreCheck, on_stop: Callable[[Any, Any, list[str]], None] | None = None
@@ -821,11 +826,11 @@ def build_check(check: StoreCheck, on_stop: Callable[[Any, Any, list[str]], None
     @dg.asset_check(name=check.name, asset=check.asset, blocking=check.blocking, description=check.description)
     def _check(context: dg.AssetCheckExecutionContext, store: dg.ResourceParam[Any]) -> dg.AssetCheckResult:
         hub_store = store.store()
-        # in a child: what a check reads leaves with it (the consistency checks count in SQL: a fork is all)
+        # in a child: what a check reads leaves with it
         outcome = hub_store.run_apart(check.run)
         if check.blocking and not outcome.passed and on_stop is not None:
             on_stop(context, hub_store, outcome.problems)
-        return _check_result(check, outcome)
+        return _store_check_result(check, outcome)
 
     return _check
 
@@ -871,26 +876,22 @@ def build_quality_checks(config: HubConfig, golden: list[StoreCheck],
         # the dimensions of the selected checks only (materialising the golden layer alone selects one)
         only = {c.dimension for c in dimension}
         runs: list[Callable[[Any], Any]] = [c.run for c in blocking]
+        # the dimensions' scoring second: the two longest (the brake, the dimensions) start first
+        scoring = min(1, len(runs))
         if dimension:
-            # second: the two longest (the brake, the dimensions) start first
-            runs.insert(min(1, len(runs)), lambda own: score_dimensions(own, config.quality, derived=prefixes,
-                                                                        only=only))
+            runs.insert(scoring, lambda own: score_dimensions(own, config.quality, derived=prefixes, only=only))
         hub_store = store.store()
         results = run_checks_apart(hub_store, runs)
-        dims = results.pop(min(1, len(blocking))) if dimension else None
+        dims = results.pop(scoring) if dimension else None
         stopped = [p for c, o in zip(blocking, results, strict=True) if c.blocking and not o.passed
                    for p in o.problems]
         if stopped:
             on_stop(context, hub_store, stopped)
         for c, outcome in zip(blocking, results, strict=True):
-            yield _check_result(c, outcome)
+            yield _store_check_result(c, outcome)
         for c in dimension:
             outcome, severity = checks.dimension_outcome(c, dims)
-            why = {"why": dg.MetadataValue.text(" ".join(outcome.problems))} if outcome.problems else {}
-            yield dg.AssetCheckResult(
-                check_name=c.name, asset_key=dg.AssetKey(c.asset), passed=outcome.passed,
-                severity=dg.AssetCheckSeverity[severity],
-                metadata={**why, **outcome.metadata, "summary": dg.MetadataValue.md(outcome.markdown())})
+            yield _check_result(c.name, c.asset, outcome, dg.AssetCheckSeverity[severity])
 
     return quality_checks
 

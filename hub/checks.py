@@ -255,7 +255,7 @@ def run_checks_apart(store: Store, runs: Sequence[Callable[[Store], Any]]) -> li
     if len(runs) == 1:
         return [store.run_apart(runs[0])]
 
-    def apart(run: Callable[[Store], CheckOutcome]) -> CheckOutcome:
+    def apart(run: Callable[[Store], Any]) -> Any:
         with store.own_copy() as own:
             return run(own)
 

@@ -435,11 +435,6 @@ def _the_rest(store: Store, members: Mapping[str, list[str]], only: frozenset[st
         return only is None or any(n in only for n in names)
 
     tokens_of: dict[str, list[str]] = {}
-    staged_all: Counter[str] = Counter()
-    flag_lists: Counter[tuple[str, Any]] = Counter()
-    invalid: Counter[str] = Counter()
-    invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
-    held_q: Counter[str] = Counter()
     golden_profiles: Counter[tuple[tuple[str, bool], ...]] = Counter()
     golden_rows: dict[str, tuple[Any, Any, list[str]]] = {}  # golden id -> birth, id, name tokens
     active = 0
@@ -447,8 +442,8 @@ def _the_rest(store: Store, members: Mapping[str, list[str]], only: frozenset[st
     decisions: list[tuple] = []
     with store.engine.connect() as conn:
         dialect = conn.dialect.name
-        if wants("validity"):
-            _flags_and_quarantine(conn, staged_all, flag_lists, invalid, invalid_codes, held_q)
+        staged_all, flag_lists, invalid, invalid_codes, held_q = _flags_and_quarantine(conn) \
+            if wants("validity") else (Counter(), Counter(), Counter(), defaultdict(Counter), Counter())
         if wants("consistency"):
             # the paths golden_completeness (for the report) and the consistency check read, not each whole
             # record; the check alone reads its four
@@ -485,10 +480,15 @@ def _the_rest(store: Store, members: Mapping[str, list[str]], only: frozenset[st
             decisions)
 
 
-def _flags_and_quarantine(conn: sa.Connection, staged_all: Counter[str], flag_lists: Counter[tuple[str, Any]],
-                          invalid: Counter[str], invalid_codes: dict[str, Counter[str]], held_q: Counter[str]
-                          ) -> None:
-    """Records and flag lists per source (all entities), the invalid ones and their codes, the quarantine."""
+def _flags_and_quarantine(conn: sa.Connection) -> tuple[Counter[str], Counter[tuple[str, Any]], Counter[str],
+                                                        dict[str, Counter[str]], Counter[str]]:
+    """Records and flag lists per source (all entities), the invalid records and their codes per source, the
+    quarantined records per source."""
+    staged_all: Counter[str] = Counter()
+    flag_lists: Counter[tuple[str, Any]] = Counter()
+    invalid: Counter[str] = Counter()
+    invalid_codes: dict[str, Counter[str]] = defaultdict(Counter)
+    held_q: Counter[str] = Counter()
     # every record counts (all entities), by source and flag list in SQL; each distinct list is decoded once, in
     # the order of (source, list text): the top codes' ties fall the same way on every backend
     flags = as_text(staged_record.c.quality_flags, conn.dialect.name)
@@ -507,6 +507,7 @@ def _flags_and_quarantine(conn: sa.Connection, staged_all: Counter[str], flag_li
     for source, reasons in conn.execute(sa.select(quarantine.c.source, quarantine.c.reasons)):
         held_q[source] += 1
         invalid_codes[source].update(bare_code(str(r)) for r in (reasons or [])[:1])
+    return staged_all, flag_lists, invalid, invalid_codes, held_q
 
 
 def _text(value: str | bytes | memoryview) -> str:
