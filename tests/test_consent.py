@@ -11,7 +11,7 @@ from test_customer360_data import customer, insert_staged, staged_row
 
 from hub.consent import consent_fields, latest, marketing_allowed, statements
 from hub.customer360 import build_360
-from hub.golden import build_golden, decide, load_survivorship, match_and_cluster
+from hub.golden import build_golden, decide, load_survivorship, match_and_cluster, unpack_lineage
 from hub.models import Consent
 from hub.store import Store, customer_360, golden_customer
 
@@ -74,6 +74,7 @@ def test_golden_record_and_360_view_agree_after_opt_out_and_opt_in(store: Store)
         views = dict(conn.execute(sa.select(customer_360.c.golden_id, customer_360.c.record)).all())
     assert len(golden) == 1, "the three records are one person"
     gid, record, lineage = golden[0]
+    lineage = unpack_lineage(lineage)
     expected = {"email": True, "sms": None, "phone": False, "social": True, "post": None}
     assert record["consent"] == expected
     assert views[gid]["consent"] == record["consent"] == views[gid]["profile"]["consent"]

@@ -19,6 +19,7 @@ from hub.customer360 import (
     segment_for,
     value_tier,
 )
+from hub.golden import unpack_lineage
 from hub.models import Consent, Customer360, Rfm
 from hub.store import Store, golden_customer
 
@@ -109,7 +110,7 @@ def test_build_360_links_every_source_and_classifies(store: Store) -> None:
     with store.engine.connect() as conn:
         lineage = conn.execute(sa.select(golden_customer.c.lineage)
                                .where(golden_customer.c.golden_id == "G000000001")).scalar_one()
-    assert lineage["full_name"]["rule"] == "source_priority"
+    assert unpack_lineage(lineage)["full_name"]["rule"] == "source_priority"
     assert g1.orders_count == 7  # 6 shop orders (one also in the ERP, counted once) + 1 cancelled
     assert g1.rfm.frequency == 6 and g1.total_spent == Decimal(30000) and g1.currency == "CNY"
     assert g1.first_order_at == datetime(2026, 2, 5) and g1.last_order_at == datetime(2026, 7, 5)

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from hub.golden import pack_lineage
 from hub.models import (
     Consent,
     CustomerRecord,
@@ -68,7 +69,7 @@ def insert_golden(store: Store, goldens: Iterable[GoldenCustomer], status: str =
         rec = g.model_dump(mode="json")
         rows.append({
             "golden_id": g.golden_id, "status": status, "merged_into": None, "record": rec,
-            "lineage": rec["lineage"], "quality_score": g.quality_score, "record_hash": payload_hash(rec),
+            "lineage": pack_lineage(rec["lineage"]), "quality_score": g.quality_score, "record_hash": payload_hash(rec),
             "created_at": T0, "updated_at": T0,
         })
     if rows:

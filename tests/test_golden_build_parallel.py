@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from test_golden_support import cust, stage, synthetic_customers, unstage
 
 import hub.golden.build as build
-from hub.golden import build_golden, match_and_cluster
+from hub.golden import build_golden, match_and_cluster, unpack_lineage
 from hub.golden.config import load_survivorship
 from hub.golden.survivorship import Survivor, staged_member
 from hub.store import Store, golden_customer, golden_id_history, xref
@@ -34,7 +34,8 @@ def _state(store: Store) -> dict[str, list]:
             q = q.order_by(golden_customer.c.golden_id)
         for row in conn.execute(q):
             d = dict(row._mapping)
-            for entry in (d["lineage"] or {}).values():
+            d["lineage"] = unpack_lineage(d["lineage"])
+            for entry in d["lineage"].values():
                 entry["decided_at"] = no.get(datetime.fromisoformat(entry["decided_at"]))
             goldens.append({k: norm(v) for k, v in d.items()})
         return {

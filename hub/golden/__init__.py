@@ -17,7 +17,7 @@ from typing import Any
 # numpy/pandas and the engine, which only the commands that match or build golden records need.
 _WHERE = {
     "GoldenStats": "build", "build_golden": "build", "golden_id_of": "build", "golden_membership": "build",
-    "load_golden": "build", "resolve": "build",
+    "load_golden": "build", "pack_lineage": "build", "resolve": "build", "unpack_lineage": "build",
     "DEFAULT_SURVIVORSHIP_PATH": "config", "FieldRule": "config", "SurvivorshipConfig": "config",
     "default_survivorship": "config", "load_survivorship": "config", "MatchSettings": "config",
     "MatchStats": "matching", "ModelStats": "matching", "match_and_cluster": "matching", "train_model": "matching",
@@ -57,6 +57,7 @@ __all__ = [
     "load_golden",
     "load_survivorship",
     "match_and_cluster",
+    "pack_lineage",
     "parse_pair",
     "pending_reviews",
     "preview",
@@ -64,4 +65,5 @@ __all__ = [
     "review_queue",
     "survive",
     "train_model",
+    "unpack_lineage",
 ]

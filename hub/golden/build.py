@@ -176,6 +176,42 @@ def _column_json(obj: Any, plain: bool) -> str:
     return json_bytes(obj, floatless=plain, errors="surrogatepass").decode("utf-8", "surrogatepass")
 
 
+def pack_lineage(lineage: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The stored form of a golden record's lineage (``golden_customer.lineage``): each deciding record once
+    (``records``: record key, source, source_updated_at), each field its record's index and rule, and its
+    decision time only where it is not the record's ``decided_at`` (the first field's; a build decides every
+    value at once, a later one keeps the time of the values it did not change). Written out, the same record
+    key, source and times were repeated under every field: 1.9 KB of a golden row's 2.9 (100k people: 190 MB
+    of the golden stage's 350 MB written, twice with the WAL). ``unpack_lineage`` gives the entries back."""
+    records: dict[tuple[Any, Any, Any], int] = {}
+    fields: dict[str, list[Any]] = {}
+    decided: Any = None
+    for k, (f, e) in enumerate(lineage.items()):
+        by = (e["record_key"], e["source"], e["source_updated_at"])
+        i = records.get(by)
+        if i is None:
+            i = records[by] = len(records)
+        at = e.get("decided_at")
+        if k == 0:
+            decided = at
+        fields[f] = [i, e["rule"]] if at == decided else [i, e["rule"], at]
+    return {"decided_at": decided, "records": [list(by) for by in records], "fields": fields}
+
+
+def unpack_lineage(stored: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Field -> FieldLineage JSON (record_key, source, rule, source_updated_at, decided_at) of a stored
+    ``golden_customer.lineage`` (``pack_lineage``); {} for none (an erased or retired golden record)."""
+    if not stored:
+        return {}
+    records, decided = stored["records"], stored["decided_at"]
+    out: dict[str, dict[str, Any]] = {}
+    for f, v in stored["fields"].items():
+        key, source, updated = records[v[0]]
+        out[f] = {"record_key": key, "source": source, "rule": v[1], "source_updated_at": updated,
+                  "decided_at": v[2] if len(v) > 2 else decided}
+    return out
+
+
 def _field_value(record: dict, lineage_field: str) -> Any:
     name, _, idx = lineage_field.partition("[")
     if name.startswith("consent."):
@@ -432,7 +468,8 @@ def _survive_part(part: list[tuple[str, str]], clusters: dict[str, list[str]], r
         survivor.stamp_decided(golden.lineage, now)  # every value of this build is decided at `now`
         if o is None:
             out.inserts.append((g, "active", None, _column_json(golden.record, golden.plain),
-                                _column_json(golden.lineage, golden.plain), golden.quality_score, h, at, at))
+                                _column_json(pack_lineage(golden.lineage), golden.plain), golden.quality_score, h,
+                                at, at))
         else:
             out.updates.append((g, golden, h))
     return out
@@ -451,9 +488,10 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
         rec, lin = golden.record, golden.lineage
         o = old_values.get(g)
         if o is not None:
-            _carry_decided_at(rec, lin, o.record, o.lineage)
+            _carry_decided_at(rec, lin, o.record, unpack_lineage(o.lineage))
         updates.append({"b_gid": g, "status": "active", "merged_into": None,
-                        "j_record": _column_json(rec, golden.plain), "j_lineage": _column_json(lin, golden.plain),
+                        "j_record": _column_json(rec, golden.plain),
+                        "j_lineage": _column_json(pack_lineage(lin), golden.plain),
                         "quality_score": golden.quality_score, "record_hash": h, "updated_at": now})
     insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, part.inserts)
     if updates:
@@ -596,7 +634,7 @@ def load_golden(store: Store, golden_id: str) -> GoldenCustomer | None:
         row = conn.execute(
             sa.select(golden_customer.c.record, golden_customer.c.lineage).where(golden_customer.c.golden_id == gid)
         ).first()
-    lineage = {k: FieldLineage.model_validate(v) for k, v in (row.lineage or {}).items()}
+    lineage = {k: FieldLineage.model_validate(v) for k, v in unpack_lineage(row.lineage).items()}
     return GoldenCustomer.model_validate({**row.record, "lineage": lineage})
 
 
