@@ -42,6 +42,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from hub.dedupe.parallel import fork_map, lead_share, worker_count
+from hub.golden.matching import staged_engine_row
 from hub.mappings import ENTITY_MODELS, Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -495,13 +496,16 @@ def _holds_float(tp: Any, seen: set[Any] | None = None) -> bool:
 _FLOATLESS = frozenset(e for e, model in ENTITY_MODELS.items() if not _holds_float(model))
 
 
-def _encoded(rec: Any) -> tuple[str, str, str, int | None, bytes | None]:
-    """``(record_hash, record JSON, quality_flags JSON, quality_profile, identifier_hashes)``: each value encoded once, for the hash
+def _encoded(rec: Any) -> tuple[str, str, str, int | None, bytes | None, str | None, str | None]:
+    """``(record_hash, record JSON, quality_flags JSON, quality_profile, identifier_hashes, engine_input,
+    engine_row)``: each value encoded once, for the hash
     and for the write (the JSON columns take the text as it is, see ``_write_chunk``). The hash is of the JSON
     list ``[record, quality_flags, customer_key]``, which is those encodings joined by commas in brackets.
     Records are JSON-native values in model field order, so the plain (unsorted) encoding is deterministic.
     ``quality_profile``: which fields a customer record holds (``profile_bits``); ``identifier_hashes``: its strong
-    identifiers (``identifier_digests``, which the brake counts); both None for other entities."""
+    identifiers (``identifier_digests``, which the brake counts); ``engine_input`` / ``engine_row``: the matching
+    engine's input row (``staged_engine_row``: the match stage reads it instead of deriving it from the JSON);
+    all four None for other entities."""
     fast = rec.entity in _FLOATLESS
     record = json_bytes(rec.record, floatless=fast, errors="surrogatepass")
     flags = json_bytes(rec.quality_flags, floatless=True, errors="surrogatepass")
@@ -510,21 +514,23 @@ def _encoded(rec: Any) -> tuple[str, str, str, int | None, bytes | None]:
     blob = b"".join((b"[", record, b",", flags, b",", key_text, b"]"))
     customer = rec.entity == "customers"
     profile = profile_bits(customer_profile(rec.record)) if customer else None
-    return (hashlib.sha256(blob).hexdigest(), record.decode("utf-8", "surrogatepass"),
-            flags.decode("utf-8", "surrogatepass"), profile, identifier_digests(rec.record) if customer else None)
+    record_hash = hashlib.sha256(blob).hexdigest()
+    engine_input, engine_text = staged_engine_row(record_hash, rec.record) if customer else (None, None)
+    return (record_hash, record.decode("utf-8", "surrogatepass"), flags.decode("utf-8", "surrogatepass"), profile,
+            identifier_digests(rec.record) if customer else None, engine_input, engine_text)
 
 
 # staged_record writes with the record and its flags bound as the JSON text _encoded made (a plain text
 # parameter: the column stores it as the JSON type's own bind would, without encoding the record again). Rows
 # are tuples in the order of these names: new ones through hub.store.insert_rows, updates through _executemany
 _STAGED_SET = ("source", "source_id", "customer_key", "record", "quality_flags", "record_hash", "staged_at",
-               "quality_profile", "identifier_hashes")
+               "quality_profile", "identifier_hashes", "engine_input", "engine_row")
 _STAGED_INSERT_COLS = ("entity", "record_key", *_STAGED_SET)
 _STAGED_UPDATE_COLS = (*_STAGED_SET, "entity", "record_key")  # SET ..., WHERE entity, record_key
 _STAGED_VALUES = {
     **{c: sa.bindparam(f"v_{c}", type_=staged_record.c[c].type)
        for c in ("source", "source_id", "customer_key", "record_hash", "staged_at", "quality_profile",
-                 "identifier_hashes")},
+                 "identifier_hashes", "engine_input", "engine_row")},
     "record": sa.bindparam("v_record", type_=sa.Text()),
     "quality_flags": sa.bindparam("v_quality_flags", type_=sa.Text()),
 }
@@ -685,7 +691,8 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats:
             q_release.append(qid)
             st.released += 1
         changed = False
-        for rec, (h, record_json, flags_json, profile, identifiers) in zip(oc.records, encoded, strict=True):
+        for rec, (h, record_json, flags_json, profile, identifiers, engine_input, engine_text) in zip(
+                oc.records, encoded, strict=True):
             rk = f"{source}:{rec.source_id}"
             st.flags.update(rec.quality_flags)
             key = (rec.entity, rk)
@@ -694,7 +701,7 @@ def _write_chunk(conn: Connection, src: _Source, outcomes: list[_Mapped], stats:
                 continue
             changed = True
             values = (source, rec.source_id, rec.customer_key, record_json, flags_json, h, bound_now, profile,
-                      identifiers)
+                      identifiers, engine_input, engine_text)
             if old is None and key not in seen:
                 inserts.append((rec.entity, rk, *values))
             else:

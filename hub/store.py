@@ -168,6 +168,12 @@ staged_record = sa.Table(
     # with the record by staging: the brake counts how many records hold each without decoding every record
     # (0030). Null for other entities and for rows written otherwise; the brake computes and keeps those
     sa.Column("identifier_hashes", sa.LargeBinary, nullable=True),
+    # the matching engine's input row of a customer record (hub.golden.matching.staged_engine_row), written with
+    # the record by staging, and the key it is valid under (the record's hash under the engine-row code): a
+    # match run reads it instead of decoding the record's JSON (0032). Null for other entities and for rows
+    # written otherwise, and stale under other code; the match stage derives those from the JSON
+    sa.Column("engine_input", sa.String(32), nullable=True),
+    sa.Column("engine_row", sa.Text, nullable=True),
 )
 # the dimensions count customers per source and profile from the index alone (0027)
 sa.Index("ix_staged_profile", staged_record.c.entity, staged_record.c.source, staged_record.c.quality_profile)

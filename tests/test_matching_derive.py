@@ -5,6 +5,11 @@ staged values too (a value holding the cache's unit separator, a number where a 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +18,7 @@ from hub.golden import match_and_cluster
 from hub.golden import matching as golden_matching
 from hub.golden.synthetic import stage_records, synthetic_records
 from hub.golden.tables import match_record
-from hub.store import Store, json_text, match_pair
+from hub.store import Store, json_text, match_pair, payload_hash
 
 pytest.importorskip("hub.dedupe")
 
@@ -96,10 +101,16 @@ def test_engine_row_reads_only_the_fields_a_full_run_reads_of_staged_json() -> N
         assert golden_matching.engine_row("k", {f: rec.get(f) for f in golden_matching.ENGINE_FIELDS}) == full
 
 
-def test_derived_rows_are_those_of_the_whole_staged_json(store: Store) -> None:
+@pytest.mark.parametrize("kept", [True, False], ids=["rows-staging-kept", "from-json"])
+def test_derived_rows_are_those_of_the_whole_staged_json(store: Store, kept: bool) -> None:
     # odd records: a NaN (SQLite 3.42+ would read it as null: the whole record is read), a number where a string
-    # is expected, an escaped separator, a missing field; each derived row equals engine_row of the whole JSON
+    # is expected, an escaped separator, a missing field; each derived row equals engine_row of the whole JSON,
+    # read off the row staging kept with the record or derived from its JSON, and so do staging's verdicts on
+    # the rows' phone numbers (validated ones first, then the ones it could not validate)
     records = list(synthetic_records(120, seed=3))
+    for k, rec in enumerate(records[:40]):  # unverified numbers, some also a validated number of the record
+        rec["unverified_phones"] = ["(021) 5555 0123"] + ([rec["phones"][0]["e164"]] if rec["phones"] and k % 2
+                                                          else [])
     odd = _odd(records, "number") + _odd(records, "separator")
     for k, rec in enumerate(odd[:3]):
         if k == 0 and store.dialect == "sqlite":  # the other databases refuse NaN in JSON
@@ -107,16 +118,44 @@ def test_derived_rows_are_those_of_the_whole_staged_json(store: Store) -> None:
         rec.pop("gender", None)
     for k, rec in enumerate(odd):
         rec["source_id"] = f"odd{k}"
-    stage_records(store, records + odd)
+    stage_records(store, records + odd, engine_rows=kept)
     with store.engine.connect() as conn:
-        got = conn.execute(sa.select(golden_matching.staged_record.c.record_key,
-                                     sa.cast(golden_matching.staged_record.c.record, sa.Text))
-                           .where(golden_matching.staged_record.c.entity == "customers")).all()
+        sr = golden_matching.staged_record.c
+        got = conn.execute(sa.select(sr.record_key, sa.cast(sr.record, sa.Text)).where(sr.entity == "customers")).all()
+        held = conn.execute(sa.select(sa.func.count()).where(sr.engine_row.is_not(None))).scalar_one()
         keys = sorted(k for k, _ in got)
         text = dict(got)
-        derived, _ = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
-    want = [golden_matching._engine_rows([(k, text[k])])[0][0] for k in keys]
+        derived, phones = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
+    # the six odd records with a number have no kept row (a value that is no string): derived from their JSON
+    assert held == (len(keys) - 6 if kept else 0)
+    want, verdicts = golden_matching._engine_rows([(k, text[k]) for k in keys])
     assert len(derived) == len(keys) > 120 and derived == want
+    in_rows = {p for row in want for j in golden_matching._PHONE_SLOTS
+               if (p := golden_matching._unpack(row)[j] if isinstance(row, str) else row[j])}
+    # a number judged valid anywhere is keyed as valid (_staged_phone_keys asks that first)
+    def judged(v: golden_matching._PhoneVerdicts) -> dict[str, str]:
+        return {p: "valid" if p in v.valid else "unverified" if p in v.unverified else "" for p in in_rows}
+
+    assert judged(phones) == judged(verdicts)
+    assert {"valid", "unverified"} <= set(judged(phones).values())
+
+
+def test_a_kept_row_of_a_record_changed_behind_stagings_back_is_not_used(store: Store) -> None:
+    """A kept engine row is valid for the record hash it was made from: a record rewritten without it (with its
+    hash) is derived from its JSON."""
+    records = list(synthetic_records(30, seed=4))
+    stage_records(store, records)
+    sr = golden_matching.staged_record.c
+    key = f"{records[0]['source']}:{records[0]['source_id']}"
+    changed = dict(records[0], full_name="Zhang Xiaoming", given_name="Xiaoming", family_name="Zhang")
+    with store.begin() as conn:
+        conn.execute(golden_matching.staged_record.update().where(sr.record_key == key)
+                     .values(record=changed, record_hash=payload_hash(changed)))
+    with store.engine.connect() as conn:
+        keys = sorted(conn.execute(sa.select(sr.record_key)).scalars())
+        derived, _ = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
+    row = golden_matching._unpack(derived[keys.index(key)])
+    assert row[1:4] == ["Zhang Xiaoming", "Xiaoming", "Zhang"]
 
 
 def test_a_population_prepared_in_a_child_of_its_own_stores_what_one_prepared_here_stores(any_store: Store,
@@ -201,3 +240,35 @@ def test_cache_rows_held_compressed_in_slices_are_stored_as_derived(tmp_path, mo
     assert states[1] == states[0]
     rows = {r[0].split(":")[1]: r[4] for r in states[0][1]}
     assert "陳偉" in rows["han"] and sum(1 for t in rows.values() if t.startswith("[")) >= 1
+
+
+def test_rows_staging_keeps_match_as_the_staged_json_does(tmp_path: Path) -> None:
+    """`hub import` keeps each customer's engine row with its record; a full match of that store stores exactly
+    what a match of the same store without them (rows derived from the JSON, as a store staged before 0032) does."""
+    from hub.dedupe.synthetic import customers
+
+    path = tmp_path / "customers.csv"
+    frame = customers(400, seed=5).drop(columns=["entity_id"])
+    frame.loc[::17, "phone"] = "not a phone"  # numbers staging cannot validate are handed over as written
+    frame.to_csv(path, index=False)
+    db = tmp_path / "hub.db"
+    proc = subprocess.run([str(Path(sys.executable).parent / "hub"), "import", str(path), "--source", "crm",
+                           "--mapping", "customer_file"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HUB_DATABASE_URL": f"sqlite:///{db}"})
+    assert proc.returncode == 0, proc.stderr
+    shutil.copy(db, tmp_path / "without.db")
+    states = []
+    for name, keep in (("hub.db", True), ("without.db", False)):
+        store = Store(f"sqlite:///{tmp_path / name}")
+        try:
+            sr = golden_matching.staged_record.c
+            with store.begin() as conn:
+                if not keep:
+                    conn.execute(golden_matching.staged_record.update().values(engine_input=None, engine_row=None))
+                held = conn.execute(sa.select(sa.func.count()).where(sr.engine_row.is_not(None))).scalar_one()
+            assert held == (len(frame) if keep else 0)
+            match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+            states.append(_state(store))
+        finally:
+            store.dispose()
+    assert states[0] == states[1] and states[0][0]

@@ -58,6 +58,7 @@ from hub.store import (
     json_value,
     match_candidates,
     match_pair,
+    select_in,
     staged_record,
 )
 
@@ -371,6 +372,36 @@ def _unpack(text: str) -> list[str]:
     return text[1:].split(_SEP) if text.startswith("|") else json.loads(text)
 
 
+# where a row's phone numbers are among its values (ENGINE_COLUMNS without record_id): the first, then the further
+_PHONE_SLOTS = tuple(ENGINE_COLUMNS.index(c) - 1 for c in ("phone", *(f"phone_{k}" for k in
+                                                                      range(2, 2 + FURTHER_VALUES))))
+
+
+def staged_engine_row(record_hash: str, record: dict[str, Any]) -> tuple[str | None, str | None]:
+    """What staging keeps with a customer record for the match stage (``staged_record.engine_input`` /
+    ``engine_row``): the key the row is valid under (``_input_hash`` of the record's hash: another record or
+    other engine-row code makes it stale) and the record's engine row (``engine_row``) packed (``_pack``) after
+    how many of its phone numbers staging validated (they come first: ``_PhoneVerdicts`` is read off it). (None,
+    None) where a value is no string: the match stage derives that row from the JSON."""
+    row = engine_row("", record)[1:]
+    valid = [p["e164"] for p in record.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str]
+    valid_slots = min(len(dict.fromkeys(v for v in valid if v)), len(_PHONE_SLOTS))
+    try:
+        return _input_hash(record_hash), _pack([str(valid_slots), *row])
+    except TypeError:
+        return None, None
+
+
+def _kept_row(text: str) -> tuple[str, list[str], list[str]]:
+    """A kept engine row (``staged_engine_row``): the row packed as ``_engine_rows`` packs it, and its validated
+    and its unverified phone numbers."""
+    values = _unpack(text)
+    valid_slots, row = int(values[0]), values[1:]
+    phones = [row[j] for j in _PHONE_SLOTS]
+    packed = "|" + text[len(values[0]) + 2:] if text.startswith("|") else _pack(row)
+    return packed, phones[:valid_slots], [p for p in phones[valid_slots:] if p]
+
+
 def _split_columns(text: list[str], idx: np.ndarray, width: int) -> list[pa.Array] | None:
     """The packed rows ``idx`` of ``text`` column by column as Arrow strings, split by Arrow a slice at a time: no
     Python object per value (196k records' 66 values were 3.8M str objects and 0.38 GB with their pointer arrays,
@@ -472,8 +503,43 @@ def _engine_rows(items: Iterable[tuple[str, str | bytes]]) -> tuple[list[str | t
     return out, phones
 
 
-def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int, store: Store | None = None
-                 ) -> tuple[list[str | tuple], _PhoneVerdicts]:
+def _derive_rows(conn: Connection, keys: list[str], population: int, workers: int, store: Store | None = None,
+                 inputs: Sequence[str] | None = None) -> tuple[list[str | tuple], _PhoneVerdicts]:
+    """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order: the rows staging kept
+    (``staged_engine_row``) where they are valid under ``inputs`` (per key its ``_input_hash``; None: worked out
+    here), the others derived from the staged JSON (``_derive_from_json``)."""
+    if not keys:
+        return [], _PhoneVerdicts()
+    rows: list[str | tuple] = [""] * len(keys)
+    phones = _PhoneVerdicts()
+    found = np.zeros(len(keys), dtype=bool)
+    at = {k: i for i, k in enumerate(keys)}
+    sr = staged_record.c
+    q = sa.select(sr.record_key, sr.record_hash, sr.engine_input, sr.engine_row).where(
+        sr.entity == "customers", sr.engine_input.is_not(None))
+    # most records: one scan beats hundreds of IN lists
+    kept = (conn.execution_options(yield_per=10_000).execute(q) if 2 * len(keys) >= population
+            else select_in(conn, q, sr.record_key, keys))
+    for key, record_hash, engine_input, text in kept:
+        i = at.get(key)
+        if i is None or engine_input != (_input_hash(record_hash) if inputs is None else inputs[i]):
+            continue
+        rows[i], valid, unverified = _kept_row(text)
+        phones.valid.update(valid)
+        phones.unverified.update(unverified)
+        found[i] = True
+    del at
+    if found.all():
+        return rows, phones
+    missing = np.flatnonzero(~found)
+    derived, more = _derive_from_json(conn, [keys[i] for i in missing.tolist()], population, workers, store)
+    for i, row in zip(missing.tolist(), derived, strict=True):
+        rows[i] = row
+    return rows, _PhoneVerdicts.union([phones, more])
+
+
+def _derive_from_json(conn: Connection, keys: list[str], population: int, workers: int, store: Store | None = None
+                      ) -> tuple[list[str | tuple], _PhoneVerdicts]:
     """``_engine_rows`` of the staged customer records ``keys`` (sorted), in their order. Read as JSON text
     (the store decodes it as the column would: ``json_value``), decoded in ``workers`` processes: decoding and
     walking ~1 KB of JSON per record is most of what a full run's reading costs, all of it in one process.
@@ -655,7 +721,8 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
     new_idx = np.flatnonzero(derived)
-    eng, phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, store)
+    eng, phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, store,
+                               inputs=[w.decode("ascii") for w in want[new_idx].tolist()])
     packed = all(isinstance(r, str) for r in eng)
     fresh_cols = None
     if packed:  # split column by column at once

@@ -81,8 +81,11 @@ def synthetic_records(n_people: int, seed: int = 7, dup_rate: float = 0.3) -> It
         yield from person_records(i, rnd, dup_rate)
 
 
-def stage_records(store: Store, records: Iterable[dict], at: datetime | None = None, batch: int = 5000) -> int:
-    """Upsert staged customer rows the way the staging stage writes them; returns the number written."""
+def stage_records(store: Store, records: Iterable[dict], at: datetime | None = None, batch: int = 5000,
+                  engine_rows: bool = True) -> int:
+    """Upsert staged customer rows the way the staging stage writes them; returns the number written.
+    ``engine_rows=False``: without the engine rows staging keeps (as a store staged before 0032 holds them)."""
+    from hub.golden.matching import staged_engine_row
     at = at or datetime.now(UTC).replace(tzinfo=None)
     n = 0
     buf: list[dict] = []
@@ -98,9 +101,12 @@ def stage_records(store: Store, records: Iterable[dict], at: datetime | None = N
 
     for rec in records:
         key = f"{rec['source']}:{rec['source_id']}"
+        record_hash = payload_hash(rec)
+        engine_input, engine_row = staged_engine_row(record_hash, rec) if engine_rows else (None, None)
         buf.append({"entity": "customers", "record_key": key, "source": rec["source"], "source_id": rec["source_id"],
-                    "customer_key": None, "record": rec, "quality_flags": [], "record_hash": payload_hash(rec),
-                    "staged_at": at, "identifier_hashes": identifier_digests(rec)})
+                    "customer_key": None, "record": rec, "quality_flags": [], "record_hash": record_hash,
+                    "staged_at": at, "identifier_hashes": identifier_digests(rec), "engine_input": engine_input,
+                    "engine_row": engine_row})
         n += 1
         if len(buf) >= batch:
             flush()
