@@ -272,3 +272,21 @@ def test_rows_staging_keeps_match_as_the_staged_json_does(tmp_path: Path) -> Non
         finally:
             store.dispose()
     assert states[0] == states[1] and states[0][0]
+
+
+def test_cache_rows_joined_by_arrow_are_the_rows_one_at_a_time() -> None:
+    """A full run joins each derived record's engine row and standardised values with Arrow: the texts
+    ``_pack_more`` gives a row at a time, or nothing (then a row at a time) where Arrow would differ."""
+    import pandas as pd
+
+    rows = [golden_matching._pack(["crm", "陈伟", "", "Wei 𠮷"]), golden_matching._pack(["shop", "", "x", ""])]
+    values = pd.DataFrame({"a": ["chen", ""], "b": ["wei", "ana müller"]})
+    joined = golden_matching._packed_more(rows, values)
+    assert joined == [golden_matching._pack_more(r, v) for r, v in zip(rows, values.values.tolist(), strict=True)]
+    assert golden_matching._unpack(joined[0]) == ["crm", "陈伟", "", "Wei 𠮷", "chen", "wei"]
+    for odd_rows, odd_values in (
+            (rows, pd.DataFrame({"a": ["chen", "x\x1fy"], "b": ["", ""]})),  # a value holds the separator
+            (rows, pd.DataFrame({"a": ["chen", None], "b": ["", ""]})),  # a value that is no string
+            (rows, pd.DataFrame({"a": ["chen", "\ud800"], "b": ["", ""]}, dtype=object)),  # a lone surrogate
+            ([rows[0], golden_matching._pack(["a\x1fb", "c"])], values)):  # a row stored as JSON
+        assert golden_matching._packed_more(odd_rows, odd_values) is None

@@ -623,6 +623,29 @@ def _fresh_frame(rows: list, cols: dict[str, np.ndarray] | None, names: list[str
     return frame
 
 
+def _packed_more(packed: list[str], values: pd.DataFrame) -> list[str] | None:
+    """``_pack_more`` of each packed row of ``packed`` and the same row of ``values``, joined by Arrow a column at
+    a time (160k records: 0.9 s of Python a row at a time); None where that would not give ``_pack_more``'s text
+    (a row stored as JSON, a value that is no string or holds the separator, a lone surrogate): then a row at a
+    time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not packed or values.shape[1] == 0:
+        return None
+    try:
+        base = pa.array(packed, type=pa.large_string())
+        cols = [pa.array(values[c].to_numpy(dtype=object), type=pa.large_string()) for c in values.columns]
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeEncodeError):
+        return None
+    if not pc.all(pc.starts_with(base, "|")).as_py():
+        return None
+    for c in cols:
+        if c.null_count or pc.any(pc.match_substring(c, _SEP)).as_py():
+            return None
+    return pc.binary_join_element_wise(base, *cols, pa.scalar(_SEP, type=pa.large_string())).to_pylist()
+
+
 def _pack_more(packed: str, values: list[str]) -> str:
     """``_pack`` of the values of the packed row ``packed`` followed by ``values``."""
     more = _SEP.join(values)
@@ -790,6 +813,15 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         them all: at 1.5M records the rows held as strings put the prepare step's high-water mark 0.4 GB higher)."""
         for a in range(0, n, PACK_CHUNK):
             lo, hi = np.searchsorted(new_idx, [a, a + PACK_CHUNK])  # the records of the slice derived now
+            joined = _packed_more([eng[k] for k in range(lo, hi)], new_std.iloc[lo:hi]) if packed else None
+            if joined is not None:
+                for i, row in zip(new_idx[lo:hi].tolist(), joined, strict=True):
+                    text[i] = row
+                del joined
+                part = text[a:a + PACK_CHUNK]
+                text[a:a + PACK_CHUNK] = [""] * len(part)
+                yield part
+                continue
             std_vals = new_std.iloc[lo:hi].astype(object).to_numpy()
             if not packed:
                 rows = frame.iloc[new_idx[lo:hi], 1:].astype(object).to_numpy()
