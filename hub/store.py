@@ -54,7 +54,7 @@ from typing import Any, NamedTuple
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects.mysql import DOUBLE, LONGBLOB
+from sqlalchemy.dialects.mysql import DOUBLE, LONGBLOB, LONGTEXT
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.compiler import compiles
 
@@ -64,6 +64,9 @@ metadata = sa.MetaData()
 # A double on every backend: MySQL's plain FLOAT is single precision (7 digits: money, probabilities). Whether
 # Dagster's storage module (which compiles Float to FLOAT(32), a double) was imported must not decide the schema.
 REAL = sa.Float().with_variant(DOUBLE(asdecimal=False), "mysql", "mariadb")
+# text without a length limit on every backend: MariaDB's TEXT holds 64 KB (an engine row holding a pasted document
+# as a name was refused there, "Data too long")
+LONG_TEXT = sa.Text().with_variant(LONGTEXT(), "mysql", "mariadb")
 
 
 def _now() -> datetime:
@@ -173,7 +176,7 @@ staged_record = sa.Table(
     # match run reads it instead of decoding the record's JSON (0032). Null for other entities and for rows
     # written otherwise, and stale under other code; the match stage derives those from the JSON
     sa.Column("engine_input", sa.String(32), nullable=True),
-    sa.Column("engine_row", sa.Text, nullable=True),
+    sa.Column("engine_row", LONG_TEXT, nullable=True),
 )
 # the dimensions count customers per source and profile from the index alone (0027)
 sa.Index("ix_staged_profile", staged_record.c.entity, staged_record.c.source, staged_record.c.quality_profile)
@@ -429,7 +432,7 @@ match_record = sa.Table(
     # the engine's input row of the record (JSON list, personal data: erased with the row) and a digest of the
     # staged hash and engine-row code it was derived from: unchanged records are not re-read from staging
     sa.Column("input_hash", sa.String(32), nullable=True),
-    sa.Column("engine_row", sa.Text, nullable=True),
+    sa.Column("engine_row", LONG_TEXT, nullable=True),
 )
 sa.Index("ix_match_record_cluster", match_record.c.cluster_key)
 sa.Index("ix_match_record_changed", match_record.c.changed_run)

@@ -290,3 +290,20 @@ def test_cache_rows_joined_by_arrow_are_the_rows_one_at_a_time() -> None:
             (rows, pd.DataFrame({"a": ["chen", "\ud800"], "b": ["", ""]}, dtype=object)),  # a lone surrogate
             ([rows[0], golden_matching._pack(["a\x1fb", "c"])], values)):  # a row stored as JSON
         assert golden_matching._packed_more(odd_rows, odd_values) is None
+
+
+def test_a_long_value_is_kept_and_cached_whole_on_every_backend(any_store: Store) -> None:
+    """An engine row longer than MariaDB's TEXT (64 KB: a pasted document in a name field) is kept by staging
+    and cached by the match stage whole, as on the other databases."""
+    records = list(synthetic_records(20, seed=6))
+    long_name = "Chen " + "Wei" * 30_000
+    records[0] = dict(records[0], full_name=long_name)
+    stage_records(any_store, records)
+    match_and_cluster(any_store, {"engine": "dedupe", "workers": 1}, mode="full")
+    key = f"{records[0]['source']}:{records[0]['source_id']}"
+    with any_store.engine.connect() as conn:
+        kept = conn.execute(sa.select(golden_matching.staged_record.c.engine_row)
+                            .where(golden_matching.staged_record.c.record_key == key)).scalar_one()
+        cached = conn.execute(sa.select(match_record.c.engine_row).where(match_record.c.record_key == key)
+                              ).scalar_one()
+    assert long_name in golden_matching._unpack(kept) and long_name in golden_matching._unpack(cached)
