@@ -53,26 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "serve":
         if args.faults:
             world.faults = args.faults
-        # SIGTERM ends the serving loop as Ctrl-C does. Not with an Event set by the handler: the handler runs in
-        # the main thread, and when the signal came while that thread held the Event's lock (inside wait) the
-        # handler's set() waited for it forever (seen: a bench's sandbox hung on SIGTERM, its state unsaved)
-        signal.signal(signal.SIGTERM, _interrupt)
+        # SIGTERM ends the serving loop as Ctrl-C does (Python's own handler for it raises KeyboardInterrupt). Not
+        # with an Event set by a handler: the handler runs in the main thread, and when the signal came while that
+        # thread held the Event's lock (inside wait) its set() waited for it forever (seen: a bench's sandbox hung
+        # on SIGTERM, its state unsaved)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         with world.serve(args.webshop_port, args.wechat_port) as ep:
-            print(f"HUB_ERP_URL={ep.erp_url}\nHUB_WEBSHOP_URL={ep.webshop_url}\nHUB_WEBSHOP_KEY={ep.webshop_key}\n"
-                  f"HUB_WEBSHOP_SECRET={ep.webshop_secret}\nHUB_WECHAT_URL={ep.wechat_url}\n"
-                  f"HUB_WECHAT_APPID={ep.wechat_appid}\nHUB_WECHAT_SECRET={ep.wechat_secret}\nHUB_CDR_DIR={ep.cdr_dir}",
-                  flush=True)
-            try:
+            try:  # a signal as soon as the variables are read (a harness's) ends here too
+                print(f"HUB_ERP_URL={ep.erp_url}\nHUB_WEBSHOP_URL={ep.webshop_url}\nHUB_WEBSHOP_KEY={ep.webshop_key}\n"
+                      f"HUB_WEBSHOP_SECRET={ep.webshop_secret}\nHUB_WECHAT_URL={ep.wechat_url}\n"
+                      f"HUB_WECHAT_APPID={ep.wechat_appid}\nHUB_WECHAT_SECRET={ep.wechat_secret}\n"
+                      f"HUB_CDR_DIR={ep.cdr_dir}", flush=True)
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
         print("stopped; state saved")
     return 0
-
-
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
