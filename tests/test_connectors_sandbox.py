@@ -244,8 +244,8 @@ def test_wechat_push_tags_echo_free_and_segment_move(world: SandboxWorld, store:
 
 
 def test_wechat_push_sends_only_tag_changes_in_batches(world: SandboxWorld, store: Store) -> None:
-    """Current tags are read first (batchget): followers already in their tags cost no tagging call, a
-    follower is untagged only from the hub tag it holds, and members go 50 to a call."""
+    """Current tags are read first (batchget) where the hub knows nothing: followers already in their tags cost
+    no tagging call, a follower is untagged only from the hub tag it holds, and members go 50 to a call."""
     with world.serve() as ep:
         conn = wechat(ep)
         followers = world.wechat.followers()[:120]
@@ -261,13 +261,54 @@ def test_wechat_push_sends_only_tag_changes_in_batches(world: SandboxWorld, stor
         assert world.fault_controller.calls["wechat"] - before["wechat"] == 2
         before = dict(world.fault_controller.calls)
         assert run_push(conn, store).ok == 20
-        # tags/get, batchget, tags/create (lapsed), batchuntagging (vip), batchtagging (lapsed)
-        assert world.fault_controller.calls["wechat"] - before["wechat"] == 5
+        # tags/get, tags/create (lapsed), batchuntagging (vip), batchtagging (lapsed): no batchget, the hub
+        # knows what it pushed to them
+        assert world.fault_controller.calls["wechat"] - before["wechat"] == 4
         tags = {name: tid for tid, name in world.wechat.tags.items()}
         moved = [set(world.wechat.users[o]["tagid_list"]) for o in followers[:20]]
         assert all(tags["hub:seg:lapsed"] in t and tags["hub:seg:vip"] not in t for t in moved)
         assert all(tags["hub:seg:vip"] in world.wechat.users[o]["tagid_list"] for o in followers[20:])
 
+
+
+def test_wechat_push_of_pulled_followers_reads_nothing_back(world: SandboxWorld, store: Store) -> None:
+    """After a pull the hub knows every follower's hub tags: a push sends tagging calls only (no batchget), a
+    follower who left since is refused by halving the 50-member call (not 50 single calls), a follower whose
+    hub tags changed behind the hub's back is put right by the next pull and push, and a withdrawal still
+    reads what the follower holds."""
+    with world.serve() as ep:
+        conn = wechat(ep)
+        run_pull(conn, store, "followers")
+        followers = world.wechat.followers()[:120]
+        gone = followers[7]
+        world.wechat.users[gone]["subscribe"] = 0  # left since the pull
+        store.enqueue_pushes("wechat", "follower", [(o, f"G{n}", {"golden_id": f"G{n}", "segment": "vip"})
+                                                    for n, o in enumerate(followers)])
+        before = dict(world.fault_controller.calls)
+        p = run_push(conn, store)
+        assert (p.ok, p.rejected, p.error) == (119, 1, 0)
+        # tags/get, tags/create, 3 batchtagging (50, 50, 20); the first refused and halved down to the leaver
+        # (25+25, 13+12, 7+6, 4+3, 2+2, 1+1: 12 calls), no batchget
+        assert world.fault_controller.calls["wechat"] - before["wechat"] == 2 + 3 + 12
+        tags = {name: tid for tid, name in world.wechat.tags.items()}
+        assert all(tags["hub:seg:vip"] in world.wechat.users[o]["tagid_list"] for o in followers if o != gone)
+        assert tags["hub:seg:vip"] not in world.wechat.users[gone]["tagid_list"]
+        # someone tags a follower "lapsed" by hand: the next pull sees two segments, the drift is queued again
+        # by the push plan; a push with that knowledge untags the one that is not wanted
+        lapsed = conn.call("tags/create", {"tag": {"name": "hub:seg:lapsed"}})["tag"]["id"]
+        world.wechat.users[followers[0]]["tagid_list"].append(lapsed)
+        run_pull(conn, store, "followers")
+        store.enqueue_pushes("wechat", "follower", [(followers[0], "G0", {"golden_id": "G0", "segment": "vip"})],
+                             force=[followers[0]])
+        assert run_push(conn, store).ok == 1
+        held = set(world.wechat.users[followers[0]]["tagid_list"])
+        assert tags["hub:seg:vip"] in held and lapsed not in held
+        # a withdrawal reads the follower first (batchget) and takes the hub tags off
+        store.enqueue_pushes("wechat", "follower", [(followers[1], "G1", {"golden_id": "G1", "action": "withdraw"})])
+        before = dict(world.fault_controller.calls)
+        assert run_push(conn, store).ok == 1
+        assert world.fault_controller.calls["wechat"] - before["wechat"] == 3  # tags/get, batchget, batchuntagging
+        assert tags["hub:seg:vip"] not in world.wechat.users[followers[1]]["tagid_list"]
 
 # -- ERP database and CDR folder of the same world ---------------------------------------------------------------
 
