@@ -16,7 +16,8 @@ delete or anonymise a follower, so that is all an erasure can do here.
 What each follower holds is what the hub knows (the hub tags its last pull saw or its last push wrote), read
 with ``user/info/batchget`` only for followers it knows nothing of and for removals; then only the changes are
 sent: members added with ``tags/members/batchtagging`` and moved off the family's other hub tags with
-``batchuntagging`` (<= 50 openids a call, one call per tag). Echo suppression: the hash view leaves hub tags out of ``tagid_list``.
+``batchuntagging`` (<= 50 openids a call, one call per tag). Echo suppression: the hash view leaves hub tags
+out of ``tagid_list``.
 """
 
 from __future__ import annotations
