@@ -21,8 +21,11 @@ default 20/s) is what a real sync pays for them; ``--rate`` sets it for both and
 Writes markdown to bench/out/sync.md and the raw figures to bench/out/sync.json, rewritten every 30 s while a
 sync runs (the running stage marked "running", cut at that moment). ``--stop-at HH:MM`` (UTC) stops a sync
 still running then: the table keeps the stages that finished and the one that was running; nothing runs
-after it. At 1M people expect the world to take ~35 min and ~16 GB to generate and the sandbox ~11 GB and
-several minutes to start (it holds the shop's JSON state in memory): the harness, not the hub.
+after it. At 1M people expect the world to take ~7 min and ~16 GB to generate (409 s on 2026-12-07; ~35 min
+on earlier machines), the sandbox ~12.6 GB and ~2 min to start (it holds the shop's JSON state in memory) and
+``hub.sandbox mutate`` ~20 GB: the harness, not the hub. The full sync took 4,405 s and the incremental one
+861 s there (SQLite, 20 requests/s). The sampler reads every process's smaps_rollup from a thread of the hub's
+process: at 1M ~12 % of a core during staging (py-spy), counted in the hub's CPU.
 """
 
 from __future__ import annotations
