@@ -383,14 +383,15 @@ class _RestartSweep(ConnectorError):
 
 
 def _held_tag_ids(state: Mapping[str, Any], tags: Mapping[str, int]) -> set[int]:
-    """The ids of the hub tags a follower's hub state names (``follower_hub_state`` read back; a name no tag
-    carries any more is left out)."""
+    """The ids of the hub tags a follower's hub state names (``follower_hub_state`` read back, each name made
+    by ``hub_tag_name`` as a push makes it; a name no tag carries any more is left out)."""
     held: set[int] = set()
     for field, prefix in TAG_FAMILIES:
         values = state.get(field)
         for value in values if isinstance(values, list) else [values]:
-            if value not in (None, "") and f"{prefix}{value}" in tags:
-                held.add(tags[f"{prefix}{value}"])
+            name = hub_tag_name(prefix, str(value)) if value not in (None, "") else None
+            if name in tags:
+                held.add(tags[name])
     return held
 
 
