@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
+import hub.golden.matching
 from hub.golden import build_golden, golden_membership, match_and_cluster
 from hub.golden.synthetic import mutate, stage_records, synthetic_records, unstage_records
 from hub.golden.tables import match_block, match_record
@@ -32,7 +33,18 @@ def blocks(store: Store) -> set[tuple]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_incremental_equals_full_rebuild_over_rounds(sqlite_store: Store, seed: int) -> None:
-    store = sqlite_store
+    equal_over_rounds(sqlite_store, seed)
+
+
+def test_incremental_equals_full_rebuild_comparing_candidates_a_few_records_at_a_time(
+        sqlite_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This run's candidate pairs are compared with the last run's a range of records at a time (131,072 of
+    them): ranges of 37 records, so that records come and go at the ranges' edges."""
+    monkeypatch.setattr(hub.golden.matching, "CANDIDATE_RECORDS", 37)
+    equal_over_rounds(sqlite_store, 4)
+
+
+def equal_over_rounds(store: Store, seed: int) -> None:
     records = list(synthetic_records(600, seed=seed))
     stage_records(store, records)
     match_and_cluster(store, EXACT, mode="full")

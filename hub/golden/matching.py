@@ -402,10 +402,11 @@ def _kept_row(text: str) -> tuple[str, list[str], list[str]]:
     return packed, phones[:valid_slots], [p for p in phones[valid_slots:] if p]
 
 
-def _split_columns(text: list[str], idx: np.ndarray, width: int) -> list[pa.Array] | None:
+def _split_columns(text: list[str], idx: np.ndarray, width: int) -> list[pa.ChunkedArray] | None:
     """The packed rows ``idx`` of ``text`` column by column as Arrow strings, split by Arrow a slice at a time: no
     Python object per value (196k records' 66 values were 3.8M str objects and 0.38 GB with their pointer arrays,
-    all alive at once).
+    all alive at once). A column is its slices' arrays as they were taken (one array each, concatenated, was a
+    second copy of every column at the end: ~0.4 GB at 614k records).
     None when a row is stored as JSON (a value holds the separator, or is no string)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -426,7 +427,7 @@ def _split_columns(text: list[str], idx: np.ndarray, width: int) -> list[pa.Arra
         del values
         for j in range(width):
             parts[j].append(flat.take(pa.array(np.arange(j, len(flat), width, dtype=np.int64))))
-    return [pa.concat_arrays(c) if c else pa.array([], type=pa.large_string()) for c in parts]
+    return [pa.chunked_array(c, type=pa.large_string()) for c in parts]
 
 
 def _as_given(values: Any) -> Any:
@@ -677,11 +678,10 @@ class _Stored:
         return self.clusters[self.cluster[j]]
 
 
-def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, tuple[str, str]]]:
-    """One read of ``match_record``: its rows by column (``_Stored``), and with ``use_cache`` record key ->
-    (input_hash, engine_row) of the rows that cache an engine row. A match run reads it twice: without the
-    engine rows for itself, with them in the child that prepares the population (``_population_apart``: the
-    cache texts, ~400 B a record, never enter the stage's own heap)."""
+def _match_state(conn: Connection) -> _Stored:
+    """One read of ``match_record``: its rows by column (``_Stored``), without the cached engine rows (the child
+    that prepares the population reads those: ``_read_cached_rows``; ~400 B a record, they never enter the
+    stage's own heap)."""
     mr = match_record.c
     cols = [mr.record_key, mr.record_hash, mr.cluster_key, mr.input_hash]
     keys: list[str] = []
@@ -689,15 +689,11 @@ def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, 
     inputs: list[np.ndarray] = []
     codes: list[np.ndarray] = []
     code_of: dict[str, int] = {}
-    cached: dict[str, tuple[str, str]] = {}
-    q = sa.select(*cols, mr.engine_row) if use_cache else sa.select(*cols)
-    for part in conn.execution_options(yield_per=10_000).execute(q).partitions():
+    for part in conn.execution_options(yield_per=10_000).execute(sa.select(*cols)).partitions():
         keys.extend(r[0] for r in part)
         hashes.append(_digest_column([r[1] for r in part], MATCH_HASH_WIDTH))
         inputs.append(_digest_column([r[3] for r in part], INPUT_HASH_WIDTH))
         codes.append(np.array([code_of.setdefault(r[2], len(code_of)) for r in part], dtype=np.int32))
-        if use_cache:
-            cached.update((r[0], (r[3], r[4])) for r in part if r[3] is not None)
     clusters = np.empty(len(code_of), dtype=object)
     clusters[:] = list(code_of)
     del code_of
@@ -709,7 +705,7 @@ def _match_state(conn: Connection, use_cache: bool) -> tuple[_Stored, dict[str, 
     stored = _Stored(keys=[keys[i] for i in order.tolist()],
                      record_hash=joined(hashes, f"S{MATCH_HASH_WIDTH}"), cluster=joined(codes, "int32"),
                      clusters=clusters, input_hash=joined(inputs, f"S{INPUT_HASH_WIDTH}"))
-    return stored, cached
+    return stored
 
 
 def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1, store: Store | None = None
@@ -734,15 +730,10 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
     text: list[str] = [""] * n
     derived = np.ones(n, dtype=bool)
     if use_cache:
-        cached = _match_state(conn, True)[1]
-        for i, (k, w) in enumerate(zip(keys, want.tolist(), strict=True)):
-            hit = cached.get(k)
-            if hit is not None and w and hit[0] == w.decode("utf-8") and hit[1]:
-                text[i] = hit[1]
-                derived[i] = False
-        del cached  # memory: the prepare comes next
+        _read_cached_rows(conn, keys, want, text, derived)
     width = len(ENGINE_COLUMNS) - 1
     names = list(ENGINE_COLUMNS[1:])
+    cached_rows: _RowTexts | None = None  # the cached rows, compressed once split into columns
     new_idx = np.flatnonzero(derived)
     eng, phones = _derive_rows(conn, [keys[i] for i in new_idx.tolist()], n, workers, store,
                                inputs=[w.decode("ascii") for w in want[new_idx].tolist()])
@@ -770,6 +761,10 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         old_idx = np.flatnonzero(~derived)
         split = _split_columns(text, old_idx, width + len(std_names))
         cols: list[Any] = split if split is not None else _object_columns(text, old_idx, width + len(std_names))
+        # the cached rows are read again only to make the cache rows, after the engine's prepare: compressed
+        # meanwhile, as the derived ones are (1.96M records: ~1 GB as strings beside the columns and the prepare)
+        cached_rows = _RowTexts(text[a:a + PACK_CHUNK] for a in range(0, n, PACK_CHUNK))
+        del text
         # where each record's value is in the cached values followed by the derived ones
         order = np.empty(n, dtype=np.int64)
         order[old_idx] = np.arange(len(old_idx))
@@ -782,7 +777,7 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
             if not isinstance(old, np.ndarray) and all(type(v) is str for v in new_values.tolist()):
                 import pyarrow as pa
 
-                both = pa.concat_arrays([old, pa.array(new_values, type=pa.large_string())])
+                both = pa.chunked_array([*old.chunks, pa.array(new_values, type=pa.large_string())])
                 return pd.array(both.take(pa.array(order)), dtype=str)
             col = np.empty(n, dtype=object)
             col[old_idx] = old if isinstance(old, np.ndarray) else old.to_numpy(zero_copy_only=False)
@@ -813,13 +808,14 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
         them all: at 1.5M records the rows held as strings put the prepare step's high-water mark 0.4 GB higher)."""
         for a in range(0, n, PACK_CHUNK):
             lo, hi = np.searchsorted(new_idx, [a, a + PACK_CHUNK])  # the records of the slice derived now
+            # the cached rows (those derived now are blank, and are filled in below)
+            part = ([cached_rows[i] for i in range(a, min(a + PACK_CHUNK, n))] if cached_rows is not None
+                    else [""] * (min(a + PACK_CHUNK, n) - a))
             joined = _packed_more([eng[k] for k in range(lo, hi)], new_std.iloc[lo:hi]) if packed else None
             if joined is not None:
                 for i, row in zip(new_idx[lo:hi].tolist(), joined, strict=True):
-                    text[i] = row
+                    part[i - a] = row
                 del joined
-                part = text[a:a + PACK_CHUNK]
-                text[a:a + PACK_CHUNK] = [""] * len(part)
                 yield part
                 continue
             std_vals = new_std.iloc[lo:hi].astype(object).to_numpy()
@@ -827,17 +823,35 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
                 rows = frame.iloc[new_idx[lo:hi], 1:].astype(object).to_numpy()
             for j, i in enumerate(new_idx[lo:hi].tolist()):
                 if packed:  # the engine row's text as derived, the standardised values after it
-                    text[i] = _pack_more(eng[lo + j], std_vals[j].tolist())
+                    part[i - a] = _pack_more(eng[lo + j], std_vals[j].tolist())
                 else:
-                    text[i] = _pack([*rows[j].tolist(), *std_vals[j].tolist()])
-            part = text[a:a + PACK_CHUNK]
-            text[a:a + PACK_CHUNK] = [""] * len(part)
+                    part[i - a] = _pack([*rows[j].tolist(), *std_vals[j].tolist()])
             yield part
 
-    row_text = _RowTexts(cache_rows())  # leaves ``text`` holding empty strings
+    row_text = _RowTexts(cache_rows())
     trim_heap()  # the standardisers' and the frames' temporaries: blocking and comparing come next
     return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=row_text,
                        derived=derived)
+
+
+def _read_cached_rows(conn: Connection, keys: list[str], want: np.ndarray, text: list[str], derived: np.ndarray
+                      ) -> int:
+    """Fill ``text`` (per record of ``keys``) with the engine rows ``match_record`` caches where they were derived
+    from the staged hash the record has now (``want``: per record its ``_input_hash``), and clear ``derived``
+    there; returns the rows taken. Read in the table's order and placed by key (an index over ``keys``): no
+    dict of every cached row (key, input hash and row as Python objects: ~0.3 KB a record beside the texts)."""
+    mr = match_record.c
+    at = pd.Index(keys)
+    taken = 0
+    q = sa.select(mr.record_key, mr.input_hash, mr.engine_row).where(mr.input_hash.is_not(None))
+    for part in conn.execution_options(yield_per=10_000).execute(q).partitions():
+        pos = at.get_indexer([r[0] for r in part])
+        for i, (_, input_hash, row) in zip(pos.tolist(), part, strict=True):
+            if i >= 0 and row and want[i] and want[i] == input_hash.encode("ascii", "replace"):
+                text[i] = row
+                derived[i] = False
+                taken += 1
+    return taken
 
 
 POPULATION_APART_MIN = 200_000  # staged customers from which the population is prepared in a child of its own
@@ -1152,6 +1166,72 @@ def _member(query: np.ndarray, ref: np.ndarray, values: np.ndarray | None = None
     return found, got
 
 
+CANDIDATE_RECORDS = 1 << 17  # records whose candidate pairs are compared with the last run's at a time
+
+
+def _compare_candidates(prior: _CandidateSet, remap: np.ndarray, content: np.ndarray, left: np.ndarray,
+                        right: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """This run's candidate pairs (``left``/``right``, indices into the records now) against the last run's
+    (``prior``, indices into the records then; ``remap``: per record then its index now, -1 gone; ``content``:
+    per record now, whether its content changed). Returns
+
+    * ``band_all`` (int8 per pair now): its band in the last run, 0 where it was no candidate then;
+    * ``sel`` (sorted indices of pairs now): the pairs to score again: a changed end, or no candidate then;
+    * ``redo`` (bool per pair then): scored again or gone: a changed or deleted end, or no longer a candidate;
+    * ``gone`` (indices of pairs then): no longer candidates though both ends are unchanged.
+
+    Compared a range of records at a time (both sets are sorted by left end, then right; the map from the
+    records then to those now keeps their order): the codes of both sets at once were five arrays of 8 bytes
+    a pair beside the sets (32M pairs at a million people: ~1.3 GB of the stage's high-water mark)."""
+    n = len(content)
+    if len(left) > 1 and bool((np.diff(left) < 0).any()):  # not the engine's order: compare them sorted
+        order = np.lexsort((right, left))
+        band_sorted, sel_sorted, redo, gone = _compare_candidates(prior, remap, content, left[order], right[order])
+        band_all = np.empty_like(band_sorted)
+        band_all[order] = band_sorted
+        return band_all, np.sort(order[sel_sorted]), redo, gone
+    band_all = np.zeros(len(left), dtype=np.int8)
+    redo = np.ones(len(prior.right), dtype=bool)  # pairs with an end gone stay True
+    sel_parts: list[np.ndarray] = []
+    gone_parts: list[np.ndarray] = []
+    # per record then, the index now of the last one kept up to it (non-decreasing): records then whose index
+    # now is in a range are one run of them
+    mono = np.maximum.accumulate(remap) if len(remap) else remap
+    for a in range(0, n, CANDIDATE_RECORDS):
+        b = min(a + CANDIDATE_RECORDS, n)
+        ps, pe = np.searchsorted(left, [a, b])
+        ja, jb = np.searchsorted(mono, [a, b])
+        os_, oe = np.searchsorted(prior.left, [ja, jb])
+        ol, orr = remap[prior.left[os_:oe]], remap[prior.right[os_:oe]]
+        alive = (ol >= 0) & (orr >= 0)  # both ends still staged
+        r = ~alive
+        r[alive] = content[ol[alive]] | content[orr[alive]]
+        kept = os_ + np.flatnonzero(alive)  # the pairs then behind ``old_code``
+        old_code = ol[alive].astype(np.int64) * n + orr[alive]
+        del ol, orr, alive
+        if len(old_code) > 1 and bool((old_code[1:] <= old_code[:-1]).any()):  # kept in order: never, but cheap
+            o = np.argsort(old_code, kind="stable")
+            old_code, kept = old_code[o], kept[o]
+        cl, cr = left[ps:pe], right[ps:pe]
+        cur_code = cl.astype(np.int64) * n + cr
+        if len(cur_code) > 1 and bool((cur_code[1:] <= cur_code[:-1]).any()):
+            cur_sorted = np.sort(cur_code)
+        else:
+            cur_sorted = cur_code
+        was, band = _member(cur_code, old_code, prior.band[kept])
+        band_all[ps:pe] = band
+        sel_parts.append(ps + np.flatnonzero(content[cl] | content[cr] | ~was))
+        still, _ = _member(old_code, cur_sorted)
+        g = kept[~still]
+        g = g[~r[g - os_]]  # left the set between two unchanged records (the rest go with their end)
+        r[g - os_] = True
+        redo[os_:oe] = r
+        gone_parts.append(g)
+    sel = np.concatenate(sel_parts) if sel_parts else np.empty(0, dtype=np.int64)
+    gone = np.concatenate(gone_parts) if gone_parts else np.empty(0, dtype=np.int64)
+    return band_all, sel, redo, gone
+
+
 def _closure(n: int, edge_l: np.ndarray, edge_r: np.ndarray, group: np.ndarray, seeds: np.ndarray,
              seed_groups: np.ndarray) -> np.ndarray:
     """Records reachable from the seeds (bool per record) over edges between records and the membership of
@@ -1337,7 +1417,7 @@ def match_and_cluster(
                 and prev.matcher == matcher and (prev.stats or {}).get("inputs") == stats.inputs \
                 and (prev.stats or {}).get("stored") == _stored_digest(conn):
             return _unchanged_run(store, stats, prev, started, t0)
-        old, _ = _match_state(conn, use_cache=False)  # the cached engine rows are read by the population's child
+        old = _match_state(conn)  # the cached engine rows are read by the population's child
     pop = _population_apart(store, use_cache=mode != "full", workers=workers)
     old_keys = old.keys  # what the stored candidate indices point into
     records, keys, n = pop.records, pop.keys, len(pop.keys)
@@ -1430,28 +1510,8 @@ def match_and_cluster(
         assert prior is not None
         remap = np.full(len(old_keys), -1, dtype=np.int32)  # a stored row's record now (-1: not staged)
         remap[at[at >= 0]] = np.flatnonzero(at >= 0)
-        ol, orr = remap[prior.left], remap[prior.right]
+        band_all, sel, redo, gone = _compare_candidates(prior, remap, content, left, right)
         del remap
-        alive = (ol >= 0) & (orr >= 0)  # both ends still staged
-        # the last run's pairs that are scored again or went: a changed or deleted end, or (between two
-        # unchanged records) no longer a candidate (found below)
-        redo = ~alive
-        redo[alive] = content[ol[alive]] | content[orr[alive]]
-        old_code, old_order = _sorted_pairs(ol[alive], orr[alive], n)  # the map is monotone: sorted already
-        del ol, orr
-        kept = np.flatnonzero(alive)  # the last run's pairs behind old_code
-        del alive
-        if old_order is not None:
-            kept = kept[old_order]
-        cur_sorted, cur_order = _sorted_pairs(left, right, n)  # the engine's candidates are sorted
-        cur_code = cur_sorted if cur_order is None else left.astype(np.int64) * n + right
-        was, band_all = _member(cur_code, old_code, prior.band[kept])
-        sel = np.flatnonzero(content[left] | content[right] | ~was)
-        still, _ = _member(old_code, cur_sorted)
-        gone = kept[~still]
-        del was, still, old_code, cur_code, cur_sorted, kept
-        gone = gone[~redo[gone]]  # left the set between two unchanged records (the rest go with their end)
-        redo[gone] = True
     # a full run scores every pair: the candidate arrays themselves, not a copy (32M pairs at 1M: 256 MB)
     sl, sr = (left, right) if full else (left[sel], right[sel])
     # a run that fitted the model is a full one (every candidate pair), scored by the fit already
