@@ -17,7 +17,12 @@ disk: six copies of the store (at 50k people DIR held 13-15 GB):
 
 ``measure`` runs each stage ``--repeat`` times, each on a fresh copy of its snapshot, with the clock frozen at
 the snapshot's time (every ``datetime.now`` of the hub's modules), and prints per stage the median CPU seconds
-(``time.process_time``: this process, SQLite included) and a sha256 of its output:
+(``time.process_time``: this process, SQLite included) and a sha256 of its output. ``--cold`` (root only): the
+page cache is dropped right before the stage runs (after a first run on another copy has imported and warmed
+everything it uses), and the median wall seconds and megabytes read from disk (``/proc/diskstats``, every
+device) are printed too: what the stage reads when the store is larger than memory (at a million people the
+store was 30 GB beside a 12.6 GB sandbox on a 24 GB machine), and whether an incremental run reads in
+proportion to the change. The outputs hashed:
 
 * dims: the returned dimensions (canonical JSON);
 * plan: the outbox and push state afterwards (every column but ids and times) and the returned counts;
@@ -168,21 +173,35 @@ def _outbox_rows(url: str) -> list[Any]:
     return [outbox, sorted(tuple(r[i] for i in keep) for r in state)]
 
 
-def run_stage(stage: str, db: Path, tmp: Path, profile: Path | None = None) -> tuple[float, str, str]:
-    """One run of ``stage`` on a copy of ``db``: (CPU s, output sha256, what was hashed in short)."""
+def _disk_read_mb() -> float:
+    """Megabytes read from every disk since boot (/proc/diskstats: sectors of 512 bytes; partitions left out)."""
+    total = 0
+    for line in Path("/proc/diskstats").read_text().splitlines():
+        f = line.split()
+        if len(f) > 5 and not re.search(r"\d+p\d+$|[a-z]d[a-z]\d+$|^(loop|ram|zram)", f[2]):
+            total += int(f[5])
+    return total * 512 / 2**20
+
+
+def _open_store(url: str) -> Any:
+    from hub.store import Store
+
+    try:
+        return Store(url)
+    except Exception:  # a snapshot of newer code's store: its schema is read as it is
+        return Store(url, migrate=False)
+
+
+def run_stage(stage: str, db: Path, tmp: Path, profile: Path | None = None, cold: bool = False
+              ) -> tuple[float, str, str]:
+    """One run of ``stage`` on a copy of ``db``: (CPU s, output sha256, with ``cold`` "wall s/MB read")."""
     args, kwargs, at = pickle.loads(db.with_suffix(".args").read_bytes())
     work = tmp / f"{stage}.db"
-    shutil.copyfile(db, work)
     url = f"sqlite:///{work}"
     import hub.push_plan
     import hub.quality
     import hub.report
-    from hub.store import Store
 
-    try:
-        store = Store(url)
-    except Exception:  # a snapshot of newer code's store: its schema is read as it is
-        store = Store(url, migrate=False)
     _freeze(at)
     if stage == "report":
         out = tmp / "report" / "data_quality.html"
@@ -192,15 +211,29 @@ def run_stage(stage: str, db: Path, tmp: Path, profile: Path | None = None) -> t
           "report": hub.report.write_report}[stage]
     if stage == "dims":
         kwargs = {**kwargs, "now": at}  # timeliness: the age of the data at the snapshot's time
+    if cold:  # a first run on another copy: what the stage imports or loads once is not read from disk below
+        warm = tmp / "warm" / f"{stage}.db"
+        warm.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(db, warm)
+        ws = _open_store(f"sqlite:///{warm}")
+        fn(ws, *(((tmp / "warm" / "report.html"), *args[1:]) if stage == "report" else args), **kwargs)
+        ws.dispose()
+        shutil.rmtree(warm.parent)
+    shutil.copyfile(db, work)
+    store = _open_store(url)
     prof = None
     if profile is not None:
         import cProfile
 
         prof = cProfile.Profile()
         prof.enable()
+    if cold:
+        subprocess.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], check=True)
+    read0, wall0 = _disk_read_mb(), time.perf_counter()
     t = time.process_time()
     result = fn(store, *args, **kwargs)
     cpu = time.process_time() - t
+    io = f"{time.perf_counter() - wall0:.3f}/{_disk_read_mb() - read0:.1f}" if cold else ""
     if prof is not None:
         prof.disable()
         prof.dump_stats(profile)
@@ -219,10 +252,10 @@ def run_stage(stage: str, db: Path, tmp: Path, profile: Path | None = None) -> t
             (twin.get("privacy") or {}).get("rows", {}).pop(table, None)
             page = re.sub(rf"<tr><td>{table}</td><td class=\"num\">[\d,]+</td></tr>", "", page)
         digest += "/" + _sha([_sha(twin), _sha(page.encode())])
-    return cpu, digest, ""
+    return cpu, digest, io
 
 
-def measure(work: Path, repeat: int, stages: list[str], profile: bool) -> dict[str, Any]:
+def measure(work: Path, repeat: int, stages: list[str], profile: bool, cold: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"hub": str(Path(__import__("hub").__file__).parent), "runs": {}}
     tmp = work / "tmp"
     for label in ("full", "incremental"):
@@ -230,35 +263,45 @@ def measure(work: Path, repeat: int, stages: list[str], profile: bool) -> dict[s
             db = work / "snap" / label / f"{stage}.db"
             if not db.exists():
                 continue
-            cpus, digests = [], set()
+            cpus, digests, walls, reads = [], set(), [], []
             for _ in range(repeat):
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
-                cpu, digest, _ = _isolated(stage, db, tmp)
+                cpu, digest, io = _isolated(stage, db, tmp, cold=cold)
                 cpus.append(cpu)
                 digests.add(digest)
+                if io:
+                    walls.append(float(io.split("/")[0]))
+                    reads.append(float(io.split("/")[1]))
             if profile:
                 (work / "prof").mkdir(exist_ok=True)
                 shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
                 _isolated(stage, db, tmp, work / "prof" / f"{label}_{stage}.prof")
-            out["runs"][f"{label}/{stage}"] = {"cpu_s_median": round(statistics.median(cpus), 3),
-                                               "cpu_s": [round(c, 3) for c in cpus],
-                                               "sha256": sorted(digests)}
+            run = out["runs"][f"{label}/{stage}"] = {"cpu_s_median": round(statistics.median(cpus), 3),
+                                                     "cpu_s": [round(c, 3) for c in cpus],
+                                                     "sha256": sorted(digests)}
+            cold_text = ""
+            if walls:
+                run.update(cold_wall_s_median=round(statistics.median(walls), 3),
+                           cold_read_mb_median=round(statistics.median(reads), 1))
+                cold_text = (f"  cold: wall {statistics.median(walls):7.3f} s, read {statistics.median(reads):7.1f} "
+                             "MB")
             print(f"{label:12} {stage:7} CPU {statistics.median(cpus):7.3f} s (median of {repeat}: "
-                  f"{', '.join(f'{c:.2f}' for c in cpus)})  "
+                  f"{', '.join(f'{c:.2f}' for c in cpus)}){cold_text}  "
                   f"{' | '.join('/'.join(p[:16] for p in d.split('/')) for d in sorted(digests))}", flush=True)
     return out
 
 
-def _isolated(stage: str, db: Path, tmp: Path, profile: Path | None = None) -> tuple[float, str, str]:
+def _isolated(stage: str, db: Path, tmp: Path, profile: Path | None = None, cold: bool = False
+              ) -> tuple[float, str, str]:
     """Each run in its own process: imports, caches and the frozen clock never carry over."""
-    res = subprocess.run([sys.executable, __file__, "_stage", stage, str(db), str(tmp), str(profile or "")],
-                         capture_output=True, text=True, env=os.environ)
+    res = subprocess.run([sys.executable, __file__, "_stage", stage, str(db), str(tmp), str(profile or ""),
+                          "cold" if cold else ""], capture_output=True, text=True, env=os.environ)
     if res.returncode:
         raise RuntimeError(f"{stage} on {db}: {res.stderr[-3000:]}")
-    cpu, digest = res.stdout.strip().splitlines()[-1].split()
-    return float(cpu), digest, ""
+    cpu, digest, *io = res.stdout.strip().splitlines()[-1].split()
+    return float(cpu), digest, io[0] if io else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,8 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_sync"]:
         return child_sync(Path(argv[1]))
     if argv[:1] == ["_stage"]:
-        cpu, digest, _ = run_stage(argv[1], Path(argv[2]), Path(argv[3]), Path(argv[4]) if argv[4] else None)
-        print(f"{cpu:.6f} {digest}")
+        cpu, digest, io = run_stage(argv[1], Path(argv[2]), Path(argv[3]), Path(argv[4]) if argv[4] else None,
+                                    cold=argv[5:6] == ["cold"])
+        print(f"{cpu:.6f} {digest} {io}".rstrip())
         return 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -284,10 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--stages", default=",".join(STAGES))
     m.add_argument("--profile", action="store_true")
     m.add_argument("--json", type=Path, help="also write the figures here")
+    m.add_argument("--cold", action="store_true",
+                   help="drop the page cache before each run (root) and print wall s and MB read from disk")
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
         return prepare(args.dir.resolve(), args.people, args.change, args.rate, args.only)
-    doc = measure(args.dir.resolve(), args.repeat, [s for s in args.stages.split(",") if s], args.profile)
+    doc = measure(args.dir.resolve(), args.repeat, [s for s in args.stages.split(",") if s], args.profile,
+                  args.cold)
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return 0
