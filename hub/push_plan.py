@@ -440,7 +440,12 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         saved = read_cursor(conn, "hub", PLAN_ENTITY)
         full = force or not saved or saved.get("config") != config_key or not saved.get("marks")
         changed_gids, changed_records = (set(), {}) if full else _changes(conn, saved["marks"], wanted_sources)
-        drifted = {tc.name: store.drifted_records(tc.name, tc.entity, tc.source)
+        # the drift check's marks, taken before it reads: an incremental plan checks the records that can have
+        # drifted since the last one (one before the marks were kept: all of them)
+        marks["drift"] = [m.isoformat() if m else None for m in store.drift_marks()]
+        last = None if full else saved["marks"].get("drift")
+        since = None if last is None else tuple(datetime.fromisoformat(m) if m else None for m in last)
+        drifted = {tc.name: store.drifted_records(tc.name, tc.entity, tc.source, since=since)  # type: ignore[arg-type]
                    for tc in targets if tc.mode == "records"}
         directory = [tc for tc in targets if tc.mode == "directory"]
         phones: set[str] | None = None

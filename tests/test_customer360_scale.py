@@ -425,3 +425,19 @@ def test_a_pulled_page_looks_its_records_up_in_an_index(tmp_path: Path) -> None:
     plan = " ".join(plan_of(store, *seen[0]))
     assert "COVERING INDEX ix_landing_held" in plan, plan
     store.dispose()
+
+
+def test_an_incremental_drift_check_reads_what_changed_since_through_indexes(tmp_path: Path) -> None:
+    """Since the last plan: the landing records a pull saw change (ix_landing_held_at), the push states written
+    (ix_push_state_pushed), the outbox rows waiting or refused (ix_outbox_pending); then only those records are
+    compared (ix_landing_held by key). No statement scans landing or push_state."""
+    store = Store(f"sqlite:///{tmp_path / 'hub.db'}")
+    at = datetime(2026, 1, 1)
+    seen = statements_of(store, lambda: store.drifted_records("webshop", "customers", "webshop", since=(at, at)))
+    plans = [" ".join(plan_of(store, *s)) for s in seen]
+    assert any("ix_landing_held_at" in p for p in plans), plans
+    assert any("ix_push_state_pushed" in p for p in plans), plans
+    assert any("ix_outbox_pending" in p for p in plans), plans
+    for p in plans:
+        assert "SCAN landing" not in p and "SCAN push_state" not in p, p
+    store.dispose()

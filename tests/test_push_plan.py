@@ -253,3 +253,54 @@ def test_a_plan_reads_the_holders_of_directory_numbers_by_number(sqlite_store: S
         assert plan[0].startswith("SEARCH customer_360_phone USING"), plan  # the phone rows first
         assert "SCAN golden_customer" not in " ".join(plan) and "ix_golden_status" not in " ".join(plan), plan
     assert _outbox(store, "callcenter")  # the directory is planned
+
+
+@pytest.mark.parametrize("by_key_max", [20_000, 0])
+def test_an_incremental_plan_finds_drift_as_a_full_plan_does(sqlite_store: Store, monkeypatch: pytest.MonkeyPatch,
+                                                             by_key_max: int) -> None:
+    """An incremental plan checks for drift only the records a pull saw change, a push wrote, or that wait or
+    were refused: a record whose hub fields someone changed after the push is queued again; a refused repair is
+    queued again by every plan (as a full plan does), and one that went through leaves nothing to repair. With
+    more such records than ``DRIFT_BY_KEY_MAX`` (0 here), every push state is joined: the same findings."""
+    import hub.store
+    from hub.store import LandingRecord, payload_hash, push_state
+
+    monkeypatch.setattr(hub.store, "DRIFT_BY_KEY_MAX", by_key_max)
+    store = sqlite_store
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    body = {"id": "501"}
+
+    def pull_sees(hub_state: dict) -> None:
+        store.land_page("webshop", "customers", [LandingRecord("501", body, payload_hash(body), hub_state)], None)
+
+    pull_sees({"hub_golden_id": "G000000001"})  # what the shop shows of the hub's fields before the first push
+    plan_pushes(store, PUSH_CFG)
+    desired = _outbox(store, "webshop")["501"]
+    for target in ("erp", "webshop", "social", "callcenter"):  # every push lands; the shop reports what it holds
+        store.record_push_results([(i.id, "ok", None) for i in store.pending_pushes(target)],
+                                  held={i.id: i.payload for i in store.pending_pushes(target)}
+                                  if target == "webshop" else None,
+                                  held_source="webshop" if target == "webshop" else None)
+    assert plan_pushes(store, PUSH_CFG).drift == 0
+
+    pull_sees({"hub_golden_id": "G000000001", "hub_segment": "typed over"})  # someone edits the hub's fields
+    stats = plan_pushes(store, PUSH_CFG)
+    assert not stats.full and stats.drift == 1 and _outbox(store, "webshop") == {"501": desired}
+    assert stats.drift == plan_pushes(store, PUSH_CFG, force=True).drift  # what a full plan finds
+
+    rows = store.pending_pushes("webshop")
+    store.record_push_results([(i.id, "rejected", "refused") for i in rows])
+    again = plan_pushes(store, PUSH_CFG)  # nothing changed, but the repair was refused: queued again
+    assert not again.full and again.drift == 1 and _outbox(store, "webshop") == {"501": desired}
+
+    rows = store.pending_pushes("webshop")
+    store.record_push_results([(i.id, "ok", None) for i in rows], held={i.id: i.payload for i in rows},
+                              held_source="webshop")
+    with store.engine.connect() as conn:
+        held = conn.execute(sa.select(push_state.c.held_hash).where(push_state.c.target == "webshop",
+                                                                    push_state.c.target_id == "501")).scalar()
+    assert held == payload_hash(desired)
+    done = plan_pushes(store, PUSH_CFG)
+    assert not done.full and done.drift == 0 and not _outbox(store, "webshop")
+    assert plan_pushes(store, PUSH_CFG, force=True).drift == 0
