@@ -25,7 +25,9 @@ What the hub wrote is verified: connectors report the hub's fields as each pulle
 (``landing.hub_state``), and a push records what the target holds once it is applied (``push_state.held_hash``).
 A record whose pulled hub fields differ from what the hub wrote there (a golden id or segment removed or
 changed by someone else, or lost by the target) is queued again with cause ``drift``, although its desired
-state did not change; the plan and the report count these.
+state did not change; the plan and the report count these. An incremental plan checks only the records that can
+have drifted since the last plan (``Store.drifted_records(since=...)``): those whose hub fields a pull saw change
+(``landing.held_at``), those a push wrote, and those with an outbox row waiting or refused.
 
 Configuration (the ``push`` section)::
 
