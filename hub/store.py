@@ -1526,12 +1526,14 @@ class Store:
         """Target records whose hub fields, as the last pull of ``source`` saw them, differ from what the hub
         last wrote there (push_state.held_hash): changed or removed by someone else, or lost by the target.
 
-        ``since`` (``drift_marks()`` as they were when the last check ran): only the records that can have drifted or stayed drifted since are checked —
-        those whose hub fields a pull saw change or whose push state a push wrote after those times, and those
-        with an outbox row waiting or refused (a drift found before and not yet repaired). Every other record
-        compares as it did then, and then it was not drifted or its repair was queued and went through. None:
-        every push state of the target (the join of all of them with their landing records, each plan, was
-        the largest statement of an incremental sync)."""
+        ``since`` (``drift_marks()`` as they were when the last check ran): only the records that can have
+        drifted, or stayed drifted, since are checked — those whose hub fields a pull saw change or whose push
+        state a push wrote after those times, and those with an outbox row waiting or refused (a drift found
+        before and not yet repaired). Every other record compares as it did then, and then it was not drifted or
+        its repair was queued and went through. None: every push state of the target (the join of all of them
+        with their landing records, each plan, was the largest statement of an incremental sync). A pull
+        committed while a plan takes its marks can be stamped before them (as for the plan's other marks): runs
+        do not overlap under ``hub sync``'s lock."""
         ps, lnd, ob = push_state.c, landing.c, push_outbox.c
         q = (sa.select(ps.target_id)
              .join(landing, sa.and_(lnd.source == source, lnd.entity.in_(WRITABLE_ENTITIES),
