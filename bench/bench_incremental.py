@@ -19,10 +19,11 @@ disk: six copies of the store (at 50k people DIR held 13-15 GB):
 the snapshot's time (every ``datetime.now`` of the hub's modules), and prints per stage the median CPU seconds
 (``time.process_time``: this process, SQLite included) and a sha256 of its output. ``--cold`` (root only): the
 page cache is dropped right before the stage runs (after a first run on another copy has imported and warmed
-everything it uses), and the median wall seconds and megabytes read from disk (``/proc/diskstats``, every
-device) are printed too: what the stage reads when the store is larger than memory (at a million people the
-store was 30 GB beside a 12.6 GB sandbox on a 24 GB machine), and whether an incremental run reads in
-proportion to the change. The outputs hashed:
+everything it uses), and the median wall seconds and megabytes this process read from disk (``read_bytes``
+of /proc/self/io, forked workers it waited for included: ``proc_figures.read_mb``) are printed too: what the
+stage reads when the store is larger than memory (at a million people the store was 30 GB beside a 12.6 GB
+sandbox on a 24 GB machine), and whether an incremental run reads in proportion to the change. The outputs
+hashed:
 
 * dims: the returned dimensions (canonical JSON);
 * plan: the outbox and push state afterwards (every column but ids and times) and the returned counts;
@@ -52,6 +53,8 @@ import time
 from datetime import datetime as _real_datetime
 from pathlib import Path
 from typing import Any
+
+from proc_figures import read_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("dims", "plan", "report")
@@ -173,16 +176,6 @@ def _outbox_rows(url: str) -> list[Any]:
     return [outbox, sorted(tuple(r[i] for i in keep) for r in state)]
 
 
-def _disk_read_mb() -> float:
-    """Megabytes read from every disk since boot (/proc/diskstats: sectors of 512 bytes; partitions left out)."""
-    total = 0
-    for line in Path("/proc/diskstats").read_text().splitlines():
-        f = line.split()
-        if len(f) > 5 and not re.search(r"\d+p\d+$|[a-z]d[a-z]\d+$|^(loop|ram|zram)", f[2]):
-            total += int(f[5])
-    return total * 512 / 2**20
-
-
 def _open_store(url: str) -> Any:
     from hub.store import Store
 
@@ -229,11 +222,11 @@ def run_stage(stage: str, db: Path, tmp: Path, profile: Path | None = None, cold
         prof.enable()
     if cold:
         subprocess.run(["sh", "-c", "sync && echo 3 > /proc/sys/vm/drop_caches"], check=True)
-    read0, wall0 = _disk_read_mb(), time.perf_counter()
+    read0, wall0 = read_mb(os.getpid()), time.perf_counter()
     t = time.process_time()
     result = fn(store, *args, **kwargs)
     cpu = time.process_time() - t
-    io = f"{time.perf_counter() - wall0:.3f}/{_disk_read_mb() - read0:.1f}" if cold else ""
+    io = f"{time.perf_counter() - wall0:.3f}/{read_mb(os.getpid()) - read0:.1f}" if cold else ""
     if prof is not None:
         prof.disable()
         prof.dump_stats(profile)

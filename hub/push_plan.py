@@ -372,6 +372,10 @@ def _plan_marks(conn: sa.Connection) -> dict[str, str | None]:
         "landing": iso(max((at for entity in WRITABLE_ENTITIES if (at := conn.execute(
             sa.select(sa.func.max(landing.c.first_landed_at)).where(landing.c.entity == entity)).scalar())
             is not None), default=None)),
+        # the drift check's (Store.drifted_records): a pull's newest sight of changed hub fields, the newest push
+        # state; one step down each time-led index
+        "drift": [iso(conn.execute(sa.select(sa.func.max(landing.c.held_at))).scalar()),
+                  iso(conn.execute(sa.select(sa.func.max(push_state.c.pushed_at))).scalar())],
     }
 
 
@@ -442,12 +446,13 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         saved = read_cursor(conn, "hub", PLAN_ENTITY)
         full = force or not saved or saved.get("config") != config_key or not saved.get("marks")
         changed_gids, changed_records = (set(), {}) if full else _changes(conn, saved["marks"], wanted_sources)
-        # the drift check's marks, taken before it reads: an incremental plan checks the records that can have
-        # drifted since the last one (one before the marks were kept: all of them)
-        marks["drift"] = [m.isoformat() if m else None for m in store.drift_marks()]
-        last = None if full else saved["marks"].get("drift")
-        since = None if last is None else tuple(datetime.fromisoformat(m) if m else None for m in last)
-        drifted = {tc.name: store.drifted_records(tc.name, tc.entity, tc.source, since=since)  # type: ignore[arg-type]
+        # an incremental plan checks the records that can have drifted since the last one's drift marks (a plan
+        # before those were kept: all of them)
+        since = None
+        if not full and saved["marks"].get("drift"):
+            held, pushed = (datetime.fromisoformat(m) if m else None for m in saved["marks"]["drift"])
+            since = (held, pushed)
+        drifted = {tc.name: store.drifted_records(tc.name, tc.entity, tc.source, since=since)
                    for tc in targets if tc.mode == "records"}
         directory = [tc for tc in targets if tc.mode == "directory"]
         phones: set[str] | None = None

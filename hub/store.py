@@ -1513,20 +1513,13 @@ class Store:
                         last[tid] = (gid, payload)
         return states, last
 
-    def drift_marks(self) -> tuple[datetime | None, datetime | None]:
-        """What ``drifted_records(since=...)`` compares with next time: the newest time a pull saw the hub's
-        fields change, and the newest push state (None: none yet). One step down each index."""
-        with self.engine.connect() as conn:
-            held = conn.execute(sa.select(sa.func.max(landing.c.held_at))).scalar()
-            pushed = conn.execute(sa.select(sa.func.max(push_state.c.pushed_at))).scalar()
-        return parse_dt(held), parse_dt(pushed)
-
     def drifted_records(self, target: str, entity: str, source: str,
                         since: tuple[datetime | None, datetime | None] | None = None) -> set[str]:
         """Target records whose hub fields, as the last pull of ``source`` saw them, differ from what the hub
         last wrote there (push_state.held_hash): changed or removed by someone else, or lost by the target.
 
-        ``since`` (``drift_marks()`` as they were when the last check ran): only the records that can have
+        ``since`` (the newest ``landing.held_at`` and ``push_state.pushed_at`` when the last check ran, None
+        where there was none; the push plan keeps them with its marks): only the records that can have
         drifted, or stayed drifted, since are checked — those whose hub fields a pull saw change or whose push
         state a push wrote after those times, and those with an outbox row waiting or refused (a drift found
         before and not yet repaired). Every other record compares as it did then, and then it was not drifted or

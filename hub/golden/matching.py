@@ -840,14 +840,13 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
 
 
 def _read_cached_rows(conn: Connection, keys: list[str], want: np.ndarray, text: list[str], derived: np.ndarray
-                      ) -> int:
+                      ) -> None:
     """Fill ``text`` (per record of ``keys``) with the engine rows ``match_record`` caches where they were derived
     from the staged hash the record has now (``want``: per record its ``_input_hash``), and clear ``derived``
-    there; returns the rows taken. Read in the table's order and placed by key (an index over ``keys``): no
-    dict of every cached row (key, input hash and row as Python objects: ~0.3 KB a record beside the texts)."""
+    there. Read in the table's order and placed by key (an index over ``keys``): no dict of every cached row
+    (key, input hash and row as Python objects: ~0.3 KB a record beside the texts)."""
     mr = match_record.c
     at = pd.Index(keys)
-    taken = 0
     q = sa.select(mr.record_key, mr.input_hash, mr.engine_row).where(mr.input_hash.is_not(None))
     for part in conn.execution_options(yield_per=10_000).execute(q).partitions():
         pos = at.get_indexer([r[0] for r in part])
@@ -855,8 +854,6 @@ def _read_cached_rows(conn: Connection, keys: list[str], want: np.ndarray, text:
             if i >= 0 and row and want[i] and want[i] == input_hash.encode("ascii", "replace"):
                 text[i] = row
                 derived[i] = False
-                taken += 1
-    return taken
 
 
 POPULATION_APART_MIN = 200_000  # staged customers from which the population is prepared in a child of its own
@@ -1148,27 +1145,6 @@ def forget_records(conn: Connection, erased: Iterable[str]) -> int:
     for chunk in _chunks(marked):
         conn.execute(match_record.update().where(match_record.c.record_key.in_(chunk)).values(record_hash=""))
     return len(marked)
-
-
-MEMBER_CHUNK = 4_000_000  # codes looked up at a time (bounded memory at tens of millions of pairs)
-
-
-def _member(query: np.ndarray, ref: np.ndarray, values: np.ndarray | None = None
-            ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Whether each query code is among the sorted codes ``ref``, and (``values``: one per ref code) its value
-    there (0 where it is not)."""
-    found = np.zeros(len(query), dtype=bool)
-    got = None if values is None else np.zeros(len(query), dtype=values.dtype)
-    if not len(ref):
-        return found, got
-    for a in range(0, len(query), MEMBER_CHUNK):
-        q = query[a:a + MEMBER_CHUNK]
-        at = np.minimum(np.searchsorted(ref, q), len(ref) - 1)
-        hit = ref[at] == q
-        found[a:a + len(q)] = hit
-        if got is not None:
-            got[a:a + len(q)][hit] = values[at[hit]]
-    return found, got
 
 
 CANDIDATE_RECORDS = 1 << 17  # records whose candidate pairs are compared with the last run's at a time
