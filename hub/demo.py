@@ -132,7 +132,11 @@ def ui(customers: int = 2000, port: int = 3000, sandbox: bool | None = None) -> 
 
         signal.signal(signal.SIGTERM, _on_term)
         try:
-            return proc.wait()
+            while True:  # short waits: a SIGTERM the kernel hands to a sandbox server thread must wake this thread
+                try:
+                    return proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    continue
         except KeyboardInterrupt:
             os.killpg(proc.pid, signal.SIGTERM)
             try:

@@ -31,3 +31,19 @@ def served_sandbox(world: Path | str, customers: int = 200, cwd: Path | None = N
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+_TGKILL = {"x86_64": 234, "aarch64": 131}  # the syscall's number; Python has no tgkill
+
+
+def signal_another_thread(pid: int, sig: int) -> None:
+    """Send ``sig`` to a thread of ``pid`` other than its main one: what the kernel may do with a process-directed
+    signal (a `kill`) whenever the main thread is not the one it picks. Linux only."""
+    import ctypes
+    import os
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for tid in sorted(int(t) for t in os.listdir(f"/proc/{pid}/task")):
+        if tid != pid and libc.syscall(_TGKILL[os.uname().machine], pid, tid, sig) == 0:
+            return
+    raise AssertionError(f"process {pid} has no other thread to signal")

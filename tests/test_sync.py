@@ -246,3 +246,65 @@ def test_hub_ui_starts_the_sandbox_only_for_the_demo_world(tmp_path: Path, monke
     example = readme.split("## Running against your own systems", 1)[1].split("```yaml\n", 1)[1].split("```")[0]
     (tmp_path / "hub.yaml").write_text(example, encoding="utf-8")
     assert not uses_sandbox(tmp_path / "hub.yaml", load_config(tmp_path / "hub.yaml"))
+
+
+def test_hub_ui_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_path: Path) -> None:
+    """`hub ui` with its sandbox: `kill` stops the UI (the whole `dagster dev` process group) and the sandbox,
+    even when the signal lands in one of the sandbox's server threads (the main thread used to sleep on in
+    `wait()` for good, the UI still up)."""
+    import signal
+    import socket
+    import time
+
+    import requests
+    from sandbox_process import signal_another_thread
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") and k != "DAGSTER_HOME"}
+    proc = subprocess.Popen([HUB, "ui", "--sandbox", "--customers", "30", "--port", str(port)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, text=True, env={**clean, "HUB_DATABASE_URL": ""})
+    dagster_group = None
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Dagster UI:"):
+                break
+        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_pid(int(p)) == proc.pid]
+        assert len(children) == 1, children  # `dagster dev`, its own process group
+        dagster_group = os.getpgid(children[0])
+        for _ in range(240):  # the UI answers
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("the Dagster UI never answered")
+        signal_another_thread(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        for _ in range(40):  # the UI's processes are gone too
+            try:
+                os.killpg(dagster_group, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("`dagster dev` outlived `hub ui`")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if dagster_group is not None:
+            try:
+                os.killpg(dagster_group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _parent_pid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
