@@ -124,7 +124,7 @@ def ui(customers: int = 2000, port: int = 3000, sandbox: bool | None = None) -> 
             os.setsid()
 
         proc = subprocess.Popen(cmd, preexec_fn=_reset_signals)  # noqa: PLW1509 - needed, see dagster.md
-        print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the sandbox)")
+        print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops it and the sandbox)", flush=True)
         threading.Thread(target=_dismiss_welcome_dialog, args=(port, proc), daemon=True).start()
 
         def _on_term(_signum: int, _frame: Any) -> None:  # `kill` stops the UI like Ctrl-C does
@@ -138,9 +138,28 @@ def ui(customers: int = 2000, port: int = 3000, sandbox: bool | None = None) -> 
                 except subprocess.TimeoutExpired:
                     continue
         except KeyboardInterrupt:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+            _stop_group(proc)
             return 0
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 15.0) -> None:
+    """SIGTERM to `dagster dev`'s process group, then SIGKILL to whatever is left of it after ``grace`` seconds:
+    a code server that missed the SIGTERM (one starting up) otherwise lives on until its heartbeat times out
+    (45 s, seen), and `dagster dev` may exit before its children do."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.2)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

@@ -263,14 +263,21 @@ def test_hub_ui_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_pat
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") and k != "DAGSTER_HOME"}
-    proc = subprocess.Popen([HUB, "ui", "--sandbox", "--customers", "30", "--port", str(port)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, text=True, env={**clean, "HUB_DATABASE_URL": ""})
+    out = tmp_path / "ui.log"  # a file, not a pipe: dagster's output (runs the sensor starts log a lot) must not
+    # fill a pipe nobody reads and stop the UI writing
+    with out.open("w") as log:
+        proc = subprocess.Popen([HUB, "ui", "--sandbox", "--customers", "30", "--port", str(port)], cwd=tmp_path,
+                                stdout=log, stderr=subprocess.STDOUT, text=True,
+                                env={**clean, "HUB_DATABASE_URL": ""})
     dagster_group = None
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("Dagster UI:"):
+        for _ in range(240):  # `hub ui` says where the UI is once `dagster dev` runs
+            if "Dagster UI: http://127.0.0.1:" in out.read_text(errors="replace"):
                 break
+            assert proc.poll() is None, out.read_text(errors="replace")[-3000:]
+            time.sleep(0.5)
+        else:
+            raise AssertionError("`hub ui` never said where the UI is")
         children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_pid(int(p)) == proc.pid]
         assert len(children) == 1, children  # `dagster dev`, its own process group
         dagster_group = os.getpgid(children[0])
@@ -281,17 +288,18 @@ def test_hub_ui_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_pat
             except requests.RequestException:
                 time.sleep(0.5)
         else:
-            raise AssertionError("the Dagster UI never answered")
+            raise AssertionError("the Dagster UI never answered: " + out.read_text(errors="replace")[-3000:])
         signal_another_thread(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=40) == 0
-        for _ in range(40):  # the UI's processes are gone too
+        assert proc.wait(timeout=60) == 0
+        for _ in range(120):  # the UI's processes are gone too (a run the sensor started may take a while)
             try:
                 os.killpg(dagster_group, 0)
             except ProcessLookupError:
                 break
             time.sleep(0.5)
         else:
-            raise AssertionError("`dagster dev` outlived `hub ui`")
+            left = [_command_of(int(p)) for p in os.listdir("/proc") if p.isdigit() and _group_of(int(p)) == dagster_group]
+            raise AssertionError(f"`dagster dev`'s processes outlived `hub ui`: {left}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -300,6 +308,20 @@ def test_hub_ui_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_pat
                 os.killpg(dagster_group, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200].decode(errors="replace")
+    except OSError:
+        return "(gone)"
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _parent_pid(pid: int) -> int | None:
