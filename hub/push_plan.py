@@ -699,11 +699,14 @@ def enqueue_creates(store: Store, target: str, entity: str, creates: Iterable[tu
         return 0
     now = datetime.now(UTC).replace(tzinfo=None)
     with store.begin() as conn:
+        # the create rows of these golden customers only (ix_outbox_target_record): a plan queues creates a chunk
+        # of golden customers at a time, and reading every create row of the target each time made a full plan's
+        # reads grow with the square of the population
         existing: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-        for oid, gid, h, status in conn.execute(
-            sa.select(push_outbox.c.id, push_outbox.c.golden_id, push_outbox.c.payload_hash, push_outbox.c.status)
+        for oid, gid, h, status in select_in(
+            conn, sa.select(push_outbox.c.id, push_outbox.c.golden_id, push_outbox.c.payload_hash, push_outbox.c.status)
             .where(push_outbox.c.target == target, push_outbox.c.entity == entity, push_outbox.c.target_id == "",
-                   push_outbox.c.status != "superseded")
+                   push_outbox.c.status != "superseded"), push_outbox.c.golden_id, (gid for gid, _ in creates)
         ):
             existing[gid].append((oid, h, status))
         inserts, supersede = [], []

@@ -304,3 +304,33 @@ def test_an_incremental_plan_finds_drift_as_a_full_plan_does(sqlite_store: Store
     done = plan_pushes(store, PUSH_CFG)
     assert not done.full and done.drift == 0 and not _outbox(store, "webshop")
     assert plan_pushes(store, PUSH_CFG, force=True).drift == 0
+
+
+def test_creates_are_queued_once_per_payload_and_looked_up_by_golden_id(sqlite_store: Store) -> None:
+    """``enqueue_creates`` skips a golden customer whose create row has this payload or was sent (ok), supersedes
+    a waiting create with an older payload, and reads only the create rows of the golden customers it is given,
+    through the index (it read every create row of the target for each chunk of a plan: a full plan's reads grew
+    with the square of the population)."""
+    from query_plans import plan_of, statements_of
+
+    from hub.push_plan import enqueue_creates
+
+    store = sqlite_store
+    assert enqueue_creates(store, "erp", "customers", [(f"G{i:05d}", {"n": i}) for i in range(3000)]) == 3000
+    assert enqueue_creates(store, "shop", "customers", [("G00001", {"n": 1})]) == 1  # another target's own
+    with store.begin() as conn:
+        conn.execute(push_outbox.update().where(push_outbox.c.golden_id == "G00002").values(status="ok"))
+    again = [("G00001", {"n": 1}), ("G00002", {"n": 22}), ("G00003", {"n": 33}), ("G09999", {"n": 9})]
+    seen = statements_of(store, lambda: enqueue_creates(store, "erp", "customers", again))
+    reads = [(s, p) for s, p in seen if "FROM push_outbox" in s]
+    assert len(reads) == 1
+    plan = " ".join(plan_of(store, *reads[0]))
+    assert "ix_outbox_target_record (target=? AND entity=? AND target_id=? AND golden_id=?)" in plan, plan
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(push_outbox.c.target, push_outbox.c.golden_id, push_outbox.c.status,
+                                      push_outbox.c.payload).order_by(push_outbox.c.id)).all()
+    erp = [(g, status, p["n"]) for t, g, status, p in rows if t == "erp" and g in ("G00001", "G00002", "G00003", "G09999")]
+    assert erp == [("G00001", "pending", 1), ("G00002", "ok", 2), ("G00003", "superseded", 3),
+                   ("G00003", "pending", 33), ("G09999", "pending", 9)]
+    assert [(g, status) for t, g, status, _ in rows if t == "shop"] == [("G00001", "pending")]
+    assert len(rows) == 3000 + 1 + 2
