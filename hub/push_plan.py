@@ -558,7 +558,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         plan = plans[tc.name]
         if tc.mode == "directory":
             # numbers no active golden customer holds any more (the kept phone rows, refreshed above)
-            removals = _directory_removals(store, tc)
+            removals = _directory_removals(store, tc, None if full else phones)
             plan.removed = len(removals)
             plan.candidates += len(removals)
             plan.queued += store.enqueue_pushes(tc.name, tc.entity, removals, cause="remove")
@@ -668,9 +668,12 @@ def _without_consent(payload: dict[str, Any], keep: bool) -> dict[str, Any]:
     return payload if keep else {k: v for k, v in payload.items() if k not in CONSENT_FIELDS}
 
 
-def _directory_removals(store: Store, tc: TargetConfig) -> list[tuple[str, str, dict]]:
+def _directory_removals(store: Store, tc: TargetConfig, numbers: set[str] | None = None
+                        ) -> list[tuple[str, str, dict]]:
     """Numbers the PBX directory holds (pushed before) that no active golden customer has any more (the kept
-    phone rows, refreshed by ``plan_pushes``): remove them."""
+    phone rows, refreshed by ``plan_pushes``): remove them. ``numbers``: only those (an incremental plan's: the
+    numbers its changed golden customers hold or were pushed for, the only ones that can have lost their last
+    holder since the last plan; every number the directory holds was checked against every held one)."""
     ps, p, gc = push_state.c, customer_360_phone.c, golden_customer.c
     held = sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")
     # the database leaves out every number an active golden customer holds
@@ -678,7 +681,8 @@ def _directory_removals(store: Store, tc: TargetConfig) -> list[tuple[str, str, 
          .where(ps.target == tc.name, ps.entity == tc.entity,
                 not_among(ps.target_id, held, store.engine.dialect.name)).order_by(ps.target_id))
     with store.engine.connect() as conn:
-        rows = conn.execute(q).all()
+        # select_in: sorted IN lists, each in target-id order (the order of the rows queued)
+        rows = conn.execute(q).all() if numbers is None else list(select_in(conn, q, ps.target_id, numbers))
     out = []
     for tid, gid, h in rows:
         payload = {"golden_id": gid, "lifecycle": "deleted"}
@@ -699,7 +703,7 @@ def enqueue_creates(store: Store, target: str, entity: str, creates: Iterable[tu
         return 0
     now = datetime.now(UTC).replace(tzinfo=None)
     with store.begin() as conn:
-        # the create rows of these golden customers only (ix_outbox_target_record): a plan queues creates a chunk
+        # the create rows of these golden customers only (ix_outbox_golden): a plan queues creates a chunk
         # of golden customers at a time, and reading every create row of the target each time made a full plan's
         # reads grow with the square of the population
         existing: dict[str, list[tuple[int, str, str]]] = defaultdict(list)

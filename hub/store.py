@@ -377,10 +377,11 @@ push_outbox = sa.Table(
 sa.Index("ix_outbox_pending", push_outbox.c.target, push_outbox.c.status, push_outbox.c.id, push_outbox.c.cause)
 # retention deletes finished rows older than its period: those, not every row (0021)
 sa.Index("ix_outbox_updated", push_outbox.c.updated_at, push_outbox.c.status)
-# diff-only planning looks rows up per target record (migration 0002), a plan's creates (empty target_id) per
-# golden id (0034)
-sa.Index("ix_outbox_target_record", push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id,
-         push_outbox.c.golden_id)
+# diff-only planning looks rows up per target record (migration 0002)
+sa.Index("ix_outbox_target_record", push_outbox.c.target, push_outbox.c.entity, push_outbox.c.target_id)
+# a plan's creates (empty target_id) per golden id (0034)
+sa.Index("ix_outbox_golden", push_outbox.c.golden_id, push_outbox.c.target, push_outbox.c.entity,
+         push_outbox.c.target_id)
 
 push_result = sa.Table(
     "push_result",

@@ -325,7 +325,7 @@ def test_creates_are_queued_once_per_payload_and_looked_up_by_golden_id(sqlite_s
     reads = [(s, p) for s, p in seen if "FROM push_outbox" in s]
     assert len(reads) == 1
     plan = " ".join(plan_of(store, *reads[0]))
-    assert "ix_outbox_target_record (target=? AND entity=? AND target_id=? AND golden_id=?)" in plan, plan
+    assert "ix_outbox_golden (golden_id=? AND target=? AND entity=? AND target_id=?)" in plan, plan
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(push_outbox.c.target, push_outbox.c.golden_id, push_outbox.c.status,
                                       push_outbox.c.payload).order_by(push_outbox.c.id)).all()

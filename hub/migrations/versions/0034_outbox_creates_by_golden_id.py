@@ -1,7 +1,9 @@
-"""ix_outbox_target_record holds golden_id too: a push plan looks up the create rows (empty target_id) of the
+"""push_outbox gets an index led by golden_id: a push plan looks up the create rows (empty target_id) of the
 golden customers it queues creates for, where it read every create row of the target for each chunk of 20,000
 golden customers (a full plan at a million people: 50 reads of every create row per target; an incremental one:
-one, for a 1 % change). Lookups per target record use the index's first three columns as before.
+one, for a 1 % change). Led by golden_id, not an extension of ix_outbox_target_record: with golden_id after
+(target, entity) SQLite chose that index over ix_outbox_pending for a target's waiting rows (every row of the
+target read).
 
 Revision ID: 0034
 Revises: 0033
@@ -17,10 +19,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_outbox_target_record", table_name="push_outbox")
-    op.create_index("ix_outbox_target_record", "push_outbox", ["target", "entity", "target_id", "golden_id"])
+    op.create_index("ix_outbox_golden", "push_outbox", ["golden_id", "target", "entity", "target_id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_target_record", table_name="push_outbox")
-    op.create_index("ix_outbox_target_record", "push_outbox", ["target", "entity", "target_id"])
+    op.drop_index("ix_outbox_golden", table_name="push_outbox")
