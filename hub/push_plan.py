@@ -471,13 +471,19 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                                                                              records=changed_records)}
             if directory:
                 # the numbers a changed golden customer holds now or held when the hub last wrote them, and
-                # every active holder of those numbers (the kept phone rows: not every view's profile)
+                # every active holder of those numbers (the kept phone rows: not every view's profile). The
+                # numbers queued for them count too: one whose push has not gone out (the target down) names
+                # its holder in the outbox only, and it is among the numbers checked for removal below
                 phones = set(_phone_holders(conn, gids=changed_gids))
                 for tc in directory:
                     phones |= {tid for (tid,) in conn.execute(
                         sa.select(push_state.c.target_id).where(
                             push_state.c.target == tc.name, push_state.c.entity == tc.entity,
                             push_state.c.golden_id.in_(sorted(changed_gids) or [""])))}
+                    phones |= {tid for (tid,) in select_in(conn, sa.select(push_outbox.c.target_id).where(
+                        push_outbox.c.target == tc.name, push_outbox.c.entity == tc.entity,
+                        push_outbox.c.target_id != "", push_outbox.c.status != "superseded"),
+                        push_outbox.c.golden_id, changed_gids)}
                 needed |= {gid for gids in _phone_holders(conn, phones=phones).values() for gid in gids}
             scope = sorted(needed)
     stats.full = full

@@ -334,3 +334,41 @@ def test_creates_are_queued_once_per_payload_and_looked_up_by_golden_id(sqlite_s
                    ("G00003", "pending", 33), ("G09999", "pending", 9)]
     assert [(g, status) for t, g, status, _ in rows if t == "shop"] == [("G00001", "pending")]
     assert len(rows) == 3000 + 1 + 2
+
+
+def test_an_incremental_plan_removes_a_number_whose_last_holder_dropped_it_before_its_push_went_out(
+        sqlite_store: Store) -> None:
+    """The directory's number moves from 李娜 to 陈伟 while the call center is down (the row naming 陈伟 waits in
+    the outbox; the directory still says 李娜), then 陈伟 drops it too: the incremental plan, which checks only
+    the numbers of the golden customers that changed, finds it through the waiting row and removes it, as a
+    full plan does (it checks every number)."""
+    store = sqlite_store
+    seed_demo(store)
+    build_360(store, {}, as_of=AS_OF)
+    cfg = {"targets": ["callcenter"]}
+    plan_pushes(store, cfg)
+    _ack_all(store)
+    number = "+8613912345678"
+    assert _outbox(store, "callcenter", "ok")[number]["golden_id"] == "G000000003"
+
+    def phones(gid: str, keep: list[str], at: datetime) -> None:
+        with store.begin() as conn:
+            rec = conn.execute(sa.select(golden_customer.c.record)
+                               .where(golden_customer.c.golden_id == gid)).scalar_one()
+            conn.execute(golden_customer.update().where(golden_customer.c.golden_id == gid).values(
+                record={**rec, "phones": keep, "primary_phone": keep[0] if keep else None}, updated_at=at))
+
+    with store.engine.connect() as conn:
+        chen = conn.execute(sa.select(golden_customer.c.record)
+                            .where(golden_customer.c.golden_id == "G000000001")).scalar_one()["phones"]
+    phones("G000000003", [], datetime(2030, 1, 1))
+    phones("G000000001", [*chen, number], datetime(2030, 1, 1))
+    build_360(store, {}, as_of=AS_OF)
+    assert not plan_pushes(store, cfg).full
+    assert _outbox(store, "callcenter")[number]["golden_id"] == "G000000001"  # waiting: the call center is down
+    phones("G000000001", chen, datetime(2030, 1, 2))
+    build_360(store, {}, as_of=AS_OF)
+    stats = plan_pushes(store, cfg)
+    assert not stats.full and stats.targets["callcenter"].removed == 1
+    assert _outbox(store, "callcenter")[number] == {"golden_id": "G000000003", "lifecycle": "deleted"}
+    assert plan_pushes(store, cfg, force=True).queued == 0  # a full plan queues nothing more
