@@ -48,6 +48,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -687,8 +688,16 @@ def _directory_removals(store: Store, tc: TargetConfig, numbers: set[str] | None
          .where(ps.target == tc.name, ps.entity == tc.entity,
                 not_among(ps.target_id, held, store.engine.dialect.name)).order_by(ps.target_id))
     with store.engine.connect() as conn:
-        # select_in: sorted IN lists, each in target-id order (the order of the rows queued)
-        rows = conn.execute(q).all() if numbers is None else list(select_in(conn, q, ps.target_id, numbers))
+        if numbers is None:
+            rows = conn.execute(q).all()
+        else:
+            # by number: the ones the directory holds, less those an active golden customer holds (two index
+            # searches per list; the anti join listed every held number for each list)
+            pushed = sa.select(ps.target_id, ps.golden_id, ps.payload_hash).where(ps.target == tc.name,
+                                                                               ps.entity == tc.entity)
+            rows = list(select_in(conn, pushed, ps.target_id, numbers))
+            kept = _phone_holders(conn, phones=[r[0] for r in rows])
+            rows = sorted((r for r in rows if r[0] not in kept), key=itemgetter(0))
     out = []
     for tid, gid, h in rows:
         payload = {"golden_id": gid, "lifecycle": "deleted"}
