@@ -278,7 +278,8 @@ def test_hub_ui_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_pat
             time.sleep(0.5)
         else:
             raise AssertionError("`hub ui` never said where the UI is")
-        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_pid(int(p)) == proc.pid]
+        children = [int(p) for p in os.listdir("/proc") if p.isdigit() and _parent_pid(int(p)) == proc.pid
+                    and "dagster" in _command_of(int(p))]
         assert len(children) == 1, children  # `dagster dev`, its own process group
         dagster_group = os.getpgid(children[0])
         for _ in range(240):  # the UI answers
