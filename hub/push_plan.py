@@ -457,6 +457,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                    for tc in targets if tc.mode == "records"}
         directory = [tc for tc in targets if tc.mode == "directory"]
         phones: set[str] | None = None
+        unheld: set[str] | None = None  # an incremental plan's numbers no active golden customer holds
         if full:
             # every active golden customer, in golden-id order (each chunk is one range of them)
             scope = list(conn.execute(sa.select(golden_customer.c.golden_id)
@@ -477,15 +478,17 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
                 # its holder in the outbox only, and it is among the numbers checked for removal below
                 phones = set(_phone_holders(conn, gids=changed_gids))
                 for tc in directory:
-                    phones |= {tid for (tid,) in conn.execute(
-                        sa.select(push_state.c.target_id).where(
-                            push_state.c.target == tc.name, push_state.c.entity == tc.entity,
-                            push_state.c.golden_id.in_(sorted(changed_gids) or [""])))}
+                    phones |= {tid for (tid,) in select_in(conn, sa.select(push_state.c.target_id).where(
+                        push_state.c.target == tc.name, push_state.c.entity == tc.entity),
+                        push_state.c.golden_id, changed_gids)}
                     phones |= {tid for (tid,) in select_in(conn, sa.select(push_outbox.c.target_id).where(
                         push_outbox.c.target == tc.name, push_outbox.c.entity == tc.entity,
                         push_outbox.c.target_id != "", push_outbox.c.status != "superseded"),
                         push_outbox.c.golden_id, changed_gids)}
-                needed |= {gid for gids in _phone_holders(conn, phones=phones).values() for gid in gids}
+                holders = _phone_holders(conn, phones=phones)
+                needed |= {gid for gids in holders.values() for gid in gids}
+                # the only numbers that can have lost their last holder since the last plan
+                unheld = phones - holders.keys()
             scope = sorted(needed)
     stats.full = full
     stats.golden_planned = 0
@@ -565,7 +568,7 @@ def plan_pushes(store: Store, push_cfg: Mapping[str, Any] | None, *, force: bool
         plan = plans[tc.name]
         if tc.mode == "directory":
             # numbers no active golden customer holds any more (the kept phone rows, refreshed above)
-            removals = _directory_removals(store, tc, None if full else phones)
+            removals = _directory_removals(store, tc, unheld)
             plan.removed = len(removals)
             plan.candidates += len(removals)
             plan.queued += store.enqueue_pushes(tc.name, tc.entity, removals, cause="remove")
@@ -675,29 +678,23 @@ def _without_consent(payload: dict[str, Any], keep: bool) -> dict[str, Any]:
     return payload if keep else {k: v for k, v in payload.items() if k not in CONSENT_FIELDS}
 
 
-def _directory_removals(store: Store, tc: TargetConfig, numbers: set[str] | None = None
+def _directory_removals(store: Store, tc: TargetConfig, unheld: set[str] | None = None
                         ) -> list[tuple[str, str, dict]]:
     """Numbers the PBX directory holds (pushed before) that no active golden customer has any more (the kept
-    phone rows, refreshed by ``plan_pushes``): remove them. ``numbers``: only those (an incremental plan's: the
-    numbers its changed golden customers hold or were pushed for, the only ones that can have lost their last
-    holder since the last plan; every number the directory holds was checked against every held one)."""
+    phone rows, refreshed by ``plan_pushes``): remove them. ``unheld``: those numbers, known already (an
+    incremental plan's: of the numbers its changed golden customers hold or were pushed for, the ones without
+    an active holder); None: every number the directory holds, checked against every held one."""
     ps, p, gc = push_state.c, customer_360_phone.c, golden_customer.c
-    held = sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")
-    # the database leaves out every number an active golden customer holds
-    q = (sa.select(ps.target_id, ps.golden_id, ps.payload_hash)
-         .where(ps.target == tc.name, ps.entity == tc.entity,
-                not_among(ps.target_id, held, store.engine.dialect.name)).order_by(ps.target_id))
+    pushed = sa.select(ps.target_id, ps.golden_id, ps.payload_hash).where(ps.target == tc.name,
+                                                                       ps.entity == tc.entity)
     with store.engine.connect() as conn:
-        if numbers is None:
-            rows = conn.execute(q).all()
-        else:
-            # by number: the ones the directory holds, less those an active golden customer holds (two index
-            # searches per list; the anti join listed every held number for each list)
-            pushed = sa.select(ps.target_id, ps.golden_id, ps.payload_hash).where(ps.target == tc.name,
-                                                                               ps.entity == tc.entity)
-            rows = list(select_in(conn, pushed, ps.target_id, numbers))
-            kept = _phone_holders(conn, phones=[r[0] for r in rows])
-            rows = sorted((r for r in rows if r[0] not in kept), key=itemgetter(0))
+        if unheld is None:
+            held = sa.select(p.phone).join(golden_customer, gc.golden_id == p.golden_id).where(gc.status == "active")
+            # the database leaves out every number an active golden customer holds
+            rows = conn.execute(pushed.where(not_among(ps.target_id, held, store.engine.dialect.name))
+                                .order_by(ps.target_id)).all()
+        else:  # by number (the anti join listed every held number for each IN list)
+            rows = sorted(select_in(conn, pushed, ps.target_id, unheld), key=itemgetter(0))
     out = []
     for tid, gid, h in rows:
         payload = {"golden_id": gid, "lifecycle": "deleted"}

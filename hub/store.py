@@ -1554,8 +1554,7 @@ class Store:
             ids.discard("")
             if len(ids) > DRIFT_BY_KEY_MAX:  # after a first sync's pushes, say: the one join reads less
                 return {r[0] for r in conn.execute(q)}
-            return {tid for part in chunked(sorted(ids), 500)
-                    for tid in conn.execute(q.where(ps.target_id.in_(part))).scalars()}
+            return {r[0] for r in select_in(conn, q, ps.target_id, ids)}
 
     def drifted_holdings(self, target: str, holdings: Mapping[str, dict | None]
                          ) -> dict[str, list[tuple[str, str, dict]]]:

@@ -253,15 +253,13 @@ def test_hub_ui_stops_on_sigterm_whichever_thread_the_kernel_hands_it_to(tmp_pat
     even when the signal lands in one of the sandbox's server threads (the main thread used to sleep on in
     `wait()` for good, the UI still up)."""
     import signal
-    import socket
     import time
 
     import requests
     from sandbox_process import signal_another_thread
+    from test_connectors_base import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_") and k != "DAGSTER_HOME"}
     out = tmp_path / "ui.log"  # a file, not a pipe: dagster's output (runs the sensor starts log a lot) must not
     # fill a pipe nobody reads and stop the UI writing
