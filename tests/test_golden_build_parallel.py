@@ -96,7 +96,7 @@ def test_a_lead_taking_no_share_or_a_whole_one_stores_what_one_process_stores(tm
     runs = {}
     for workers in (1, 2):
         if workers == 2:
-            monkeypatch.setattr(build, "lead_share", lambda n, work, extra: 0.0 if share == "none" else 1.0 / n)
+            monkeypatch.setattr(build, "lead_share", lambda n, work, extra, **_: 0.0 if share == "none" else 1.0 / n)
         store = Store(f"sqlite:///{tmp_path}/{share}{workers}.db")
         runs[workers] = _run(store, workers)
         store.engine.dispose()
@@ -126,3 +126,26 @@ def test_quality_flags_do_not_veto_a_value_staging_kept() -> None:
         golden = sv.survive_undated("G1", [staged_member("erp:1", "erp", rec, flags, datetime(2026, 1, 1))])
         assert golden.record["primary_phone"] == "+8613800000001", flags
         assert golden.record["primary_email"] == "anna@example.com", flags
+
+
+def test_a_round_is_shared_by_records_and_a_slower_worker_gets_less() -> None:
+    """Survivorship's time grows with a cluster's records: a round's shares are cut by records (a share of the
+    clusters left the worker the round's small clusters and this process waiting), and the next round's share
+    follows what a record took this process and a worker each."""
+    from hub.dedupe.parallel import lead_share
+
+    sizes = {f"c{i}": 3 if i < 10 else 1 for i in range(40)}  # the large clusters come first, as ids order them
+    part = [(c, f"G{i}") for i, c in enumerate(sizes)]
+    lead, worker = build._split(part, 2, own=20.0, weight=lambda item: sizes[item[0]])
+    assert sum(sizes[c] for c, _ in lead) == 21 and len(lead) == 7  # 20 records asked: 7 clusters of three
+    assert [c for c, _ in lead + worker] == list(sizes)  # every cluster once, in order
+    assert build._split(part, 2, own=0.0, weight=lambda item: sizes[item[0]])[0] == []
+    three = build._split(part, 3, own=10.0, weight=lambda item: sizes[item[0]])
+    assert [sum(sizes[c] for c, _ in s) for s in three] == [12, 23, 25]  # cut at 10, 35 records
+    # equal rates: the share that ends with the worker while also spending 1 s on other work
+    assert lead_share(2, 10.0, 1.0) == pytest.approx(0.45)
+    assert lead_share(2, 10.0, 1.0, worker_s=10.0) == pytest.approx(0.45)
+    # a worker 20 % slower: this process takes more, and still ends with it (1 + share * 10 = (1 - share) * 12)
+    share = lead_share(2, 10.0, 1.0, worker_s=12.0)
+    assert share > 0.45 and 1 + share * 10 == pytest.approx((1 - share) * 12)
+    assert lead_share(2, 10.0, 0.0, worker_s=12.0) == pytest.approx(12 / 22)

@@ -45,15 +45,18 @@ class WorkerFailed(RuntimeError):
     exception message: it may hold record values), or its exit status."""
 
 
-def lead_share(workers: int, work_s: float, extra_s: float, floor: float = 0.0) -> float:
+def lead_share(workers: int, work_s: float, extra_s: float, floor: float = 0.0,
+               worker_s: float | None = None) -> float:
     """The share of a batch this process (``fork_map``'s lead) takes so that it ends with the other workers,
-    when all of them would take ``work_s`` seconds for the whole batch and this process also spends
-    ``extra_s`` seconds on other work meanwhile (writing the last batch, reading the next):
-    ``extra + share * work = (1 - share) * work / (workers - 1)``. At least ``floor``, at most an equal share."""
+    when it would take ``work_s`` seconds for the whole batch (a worker ``worker_s``, by default the same) and
+    it also spends ``extra_s`` seconds on other work meanwhile (writing the last batch, reading the next):
+    ``extra + share * work = (1 - share) * worker / (workers - 1)``. At least ``floor``, at most the share that
+    ends with the workers without other work (an equal one when both take the same time)."""
     if work_s <= 0 or workers < 2:
         return 1.0 / max(workers, 1)
-    share = (work_s - (workers - 1) * extra_s) / (workers * work_s)
-    return min(1.0 / workers, max(floor, share))
+    other = (work_s if worker_s is None or worker_s <= 0 else worker_s) / (workers - 1)
+    share = (other - extra_s) / (work_s + other)
+    return min(other / (work_s + other), max(floor, share))
 
 
 def failure_text(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ forces a full pass.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import time
@@ -430,6 +431,8 @@ class _Part:
     inserts: list[tuple] = field(default_factory=list)
     updates: list[tuple[str, Survived, str]] = field(default_factory=list)
     unchanged: int = 0
+    records: int = 0  # the members survived
+    seconds: float = 0.0  # the time it took (to balance the next round's shares)
 
 
 def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[str, list[str]]
@@ -453,8 +456,10 @@ def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[st
 def _survive_part(part: list[tuple[str, str]], clusters: dict[str, list[str]], rows: dict[str, _StagedRow],
                   old: dict[str, tuple[str | None, str]], survivor: Survivor, now: datetime, at: Any) -> _Part:
     out = _Part()
+    t0 = time.perf_counter()
     for c, g in part:
         ms = [_member(r, *rows[r]) for r in sorted(clusters[c]) if r in rows]
+        out.records += len(ms)
         if not ms:
             continue
         # hash the lineage before it gets its decision time: the same hash as golden_hash of the dated
@@ -472,6 +477,7 @@ def _survive_part(part: list[tuple[str, str]], clusters: dict[str, list[str]], r
                                 at, at))
         else:
             out.updates.append((g, golden, h))
+    out.seconds = time.perf_counter() - t0
     return out
 
 
@@ -506,17 +512,24 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
     stats.golden_written += len(part.inserts) + len(updates)
 
 
-def _split(part: list[tuple[str, str]], workers: int, own: int | None = None) -> list[list[tuple[str, str]]]:
-    """This process's share first (``own`` clusters, else by ``_LEAD_SHARE``), then one equal share per other
-    worker."""
+def _split(part: list[tuple[str, str]], workers: int, own: float | None = None,
+           weight: Callable[[tuple[str, str]], int] | None = None) -> list[list[tuple[str, str]]]:
+    """This process's share first (``own`` units of work, else by ``_LEAD_SHARE``), then one equal share per
+    other worker. A cluster is ``weight(cluster)`` units of work (``_members``: survivorship's time grows with a
+    cluster's records, ~0.1 ms each), else one."""
     if workers < 2:
         return [part]
+    # cum[i]: the work of the first i clusters
+    cum = [0, *itertools.accumulate(weight(c) if weight is not None else 1 for c in part)]
+    total = cum[-1]
     if own is None:
-        own = round(len(part) * _LEAD_SHARE / (_LEAD_SHARE + workers - 1))
-    own = max(0, min(own, len(part)))
-    rest = part[own:]
-    size = max(1, -(-len(rest) // (workers - 1)))
-    return [part[:own]] + [rest[i : i + size] for i in range(0, len(rest), size)]
+        own = total * _LEAD_SHARE / (_LEAD_SHARE + workers - 1)
+    own = max(0.0, min(own, total))
+    step = (total - own) / (workers - 1)
+    # the clusters up to each cut make (about) its work
+    bounds = [0, *(bisect.bisect_left(cum, own + step * i) for i in range(workers - 1)), len(part)]
+    shares = [part[a:b] for a, b in itertools.pairwise(bounds)]
+    return [shares[0]] + [share for share in shares[1:] if share]
 
 
 def _write_golden(
@@ -560,39 +573,53 @@ def _write_golden(
     # survive theirs: its share of the next round is sized by what the last one took (with a fixed share it
     # waited for the workers; ``meanwhile`` run whole in the first round made the workers wait for it: 160k
     # records' xref and history, ~0.9 s of a 1.1 s round)
-    own: int | None = None
-    per_cluster = 0.0  # seconds this process took to survive a cluster, in the last round it had any
+    # shares are measured in records, not clusters: survivorship's time grows with a cluster's records, and the
+    # large clusters are not spread evenly over a round (100k people: a worker with the round's last clusters
+    # needed 0.17 ms a cluster, this process with its first 0.25, and waited ~0.8 s a round for it)
+    own: float | None = None
+    per_record = 0.0  # seconds this process took to survive a record, in the last round it had any
+    extra = 0.0  # seconds this process spent on other work in the last round
+    per_worker = 0.0  # seconds a worker took to survive a record, in the last round
+
+    def weight(item: tuple[str, str]) -> int:
+        return len(clusters[item[0]])
+
     for k, part in enumerate(rounds):
         rows, old = loaded
 
         def work(share: list[tuple[str, str]], rows: dict = rows, old: dict = old) -> _Part:
             return _survive_part(share, clusters, rows, old, survivor, now, at)
 
-        def lead(share: list[tuple[str, str]], k: int = k, work: Callable = work, size: int = len(part)) -> None:
-            nonlocal loaded, pending, own, per_cluster
+        def lead(share: list[tuple[str, str]], k: int = k, work: Callable = work,
+                 size: int = sum(map(weight, part))) -> None:
+            nonlocal loaded, pending, per_record, extra
             t0 = time.perf_counter()
             mine = work(share)
             t1 = time.perf_counter()
-            if share:
-                per_cluster = (t1 - t0) / len(share)
+            if mine.records:
+                per_record = mine.seconds / mine.records
             for p in pending:
                 _store_part(conn, p, now, stats)
             pending = []
             _store_part(conn, mine, now, stats)
             # until the workers are expected to be done with their share
             t2 = time.perf_counter()
-            run_steps(t0 + per_cluster * (size - len(share)) / max(n - 1, 1))
+            run_steps(t0 + (per_worker or per_record) * (size - mine.records) / max(n - 1, 1))
             stepped = time.perf_counter() - t2
             loaded = _load_round(conn, rounds[k + 1], clusters) if k + 1 < len(rounds) else ({}, {})
-            if k + 1 < len(rounds):
-                # what this process did besides surviving: the steps of ``meanwhile`` count while any are left
-                # (its share shrinks to leave them room), not once they are done (160k records: the round after
-                # the last step had the share of a round with steps, and the workers' 0.9 s longer)
-                nxt = len(rounds[k + 1])
-                extra = time.perf_counter() - t1 - (stepped if steps is None else 0.0)
-                own = round(nxt * lead_share(n, per_cluster * nxt, extra))
+            # what this process did besides surviving: the steps of ``meanwhile`` count while any are left
+            # (its share shrinks to leave them room), not once they are done (160k records: the round after
+            # the last step had the share of a round with steps, and the workers' 0.9 s longer)
+            extra = time.perf_counter() - t1 - (stepped if steps is None else 0.0)
 
-        pending = fork_map(work, _split(part, n, own), n, lead=lead, collect=False)[1:]
+        pending = fork_map(work, _split(part, n, own, weight), n, lead=lead, collect=False)[1:]
+        if k + 1 < len(rounds):
+            # a forked worker survives a record more slowly than this process (its first touch of each page
+            # it writes copies the page: 100k people, ~15 % slower): the next shares follow both rates
+            done = sum(p.records for p in pending)
+            per_worker = sum(p.seconds for p in pending) / done if done else per_record
+            nxt = sum(map(weight, rounds[k + 1]))
+            own = nxt * lead_share(n, per_record * nxt, extra, worker_s=per_worker * nxt)
     for p in pending:
         _store_part(conn, p, now, stats)
     run_steps(float("inf"))
