@@ -591,7 +591,7 @@ def _write_golden(
             return _survive_part(share, clusters, rows, old, survivor, now, at)
 
         def lead(share: list[tuple[str, str]], k: int = k, work: Callable = work,
-                 size: int = sum(map(weight, part))) -> None:
+                 size: int = sum(map(weight, part)), per_worker: float = per_worker) -> None:
             nonlocal loaded, pending, per_record, extra
             t0 = time.perf_counter()
             mine = work(share)
