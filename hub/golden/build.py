@@ -515,8 +515,8 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
 def _split(part: list[tuple[str, str]], workers: int, own: float | None = None,
            weight: Callable[[tuple[str, str]], int] | None = None) -> list[list[tuple[str, str]]]:
     """This process's share first (``own`` units of work, else by ``_LEAD_SHARE``), then one equal share per
-    other worker. A cluster is ``weight(cluster)`` units of work (``_members``: survivorship's time grows with a
-    cluster's records, ~0.1 ms each), else one."""
+    other worker. A cluster is ``weight(cluster)`` units of work (``_write_golden`` weighs a cluster by its
+    records: survivorship's time grows with them, ~0.1 ms each), else one."""
     if workers < 2:
         return [part]
     # cum[i]: the work of the first i clusters
@@ -584,6 +584,7 @@ def _write_golden(
     def weight(item: tuple[str, str]) -> int:
         return len(clusters[item[0]])
 
+    records = [sum(map(weight, part)) for part in rounds]  # per round
     for k, part in enumerate(rounds):
         rows, old = loaded
 
@@ -591,7 +592,7 @@ def _write_golden(
             return _survive_part(share, clusters, rows, old, survivor, now, at)
 
         def lead(share: list[tuple[str, str]], k: int = k, work: Callable = work,
-                 size: int = sum(map(weight, part)), per_worker: float = per_worker) -> None:
+                 size: int = records[k], per_worker: float = per_worker) -> None:
             nonlocal loaded, pending, per_record, extra
             t0 = time.perf_counter()
             mine = work(share)
@@ -618,7 +619,7 @@ def _write_golden(
             # it writes copies the page: 100k people, ~15 % slower): the next shares follow both rates
             done = sum(p.records for p in pending)
             per_worker = sum(p.seconds for p in pending) / done if done else per_record
-            nxt = sum(map(weight, rounds[k + 1]))
+            nxt = records[k + 1]
             own = nxt * lead_share(n, per_record * nxt, extra, worker_s=per_worker * nxt)
     for p in pending:
         _store_part(conn, p, now, stats)

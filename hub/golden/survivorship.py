@@ -147,9 +147,12 @@ class StagedAddress:
     __slots__ = (*_ADDRESS_KEYS, "as_json")
 
     def __init__(self, staged: dict[str, Any]) -> None:
-        (self.kind, self.street, self.district, self.city, self.region, self.postal_code, self.country, self.key,
-         self.unverified_postal_code) = staged.values()
+        for name, value in staged.items():  # the keys are _ADDRESS_KEYS (``_staged_address`` checked them)
+            setattr(self, name, value)
         self.as_json = staged
+
+
+_ADDRESS_TYPES = (Address, StagedAddress)
 
 
 def _staged_address(staged: Any) -> Address | StagedAddress:
@@ -212,9 +215,6 @@ def _is_empty(v: Any) -> bool:
     if isinstance(v, _ADDRESS_TYPES):
         return not (v.street or v.district or v.city or v.region or v.postal_code or v.country)
     return False
-
-
-_ADDRESS_TYPES = (Address, StagedAddress)
 
 
 def _addr_fill(a: Address | StagedAddress) -> int:
