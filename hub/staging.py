@@ -42,7 +42,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection
 
 from hub.dedupe.parallel import fork_map, lead_share, worker_count
-from hub.golden.matching import staged_engine_row
+from hub.golden.matching import staged_engine_rows
 from hub.mappings import ENTITY_MODELS, Mapper, MappingError, MappingOutcome, load_mapping
 from hub.privacy import suppression
 from hub.privacy.tombstones import apply_tombstones, live_tombstone
@@ -440,7 +440,20 @@ def _map_one(mapper: Mapper, rows: Sequence[Any], ctx: Any) -> list[_Mapped | No
         oc = mapper.map(entity, sid, payload, ctx)
         out.append(((lid, entity, sid, payload if oc.reasons else None, phash, staged_hash == phash), oc,
                     [_encoded(rec) for rec in oc.records]))
+    _with_engine_rows(out)
     return out
+
+
+def _with_engine_rows(mapped: list[_Mapped | None]) -> None:
+    """Fill in the engine rows of the customer records among ``mapped`` (``staged_engine_rows``: the engine
+    standardises the batch's values here, in the mapping worker, and the match stage reads them instead)."""
+    at = [(k, j) for k, m in enumerate(mapped) if m is not None
+          for j, rec in enumerate(m[1].records) if rec.entity == "customers"]
+    if not at:
+        return
+    kept = staged_engine_rows([(mapped[k][2][j][0], mapped[k][1].records[j].record) for k, j in at])
+    for (k, j), (engine_input, engine_text) in zip(at, kept, strict=True):
+        mapped[k][2][j] = (*mapped[k][2][j][:5], engine_input, engine_text)
 
 
 def _map_rows(mapper: Mapper, rows: Sequence[Any], ctx: Any, workers: int, lead: float,
@@ -503,9 +516,10 @@ def _encoded(rec: Any) -> tuple[str, str, str, int | None, bytes | None, str | N
     list ``[record, quality_flags, customer_key]``, which is those encodings joined by commas in brackets.
     Records are JSON-native values in model field order, so the plain (unsorted) encoding is deterministic.
     ``quality_profile``: which fields a customer record holds (``profile_bits``); ``identifier_hashes``: its strong
-    identifiers (``identifier_digests``, which the brake counts); ``engine_input`` / ``engine_row``: the matching
-    engine's input row (``staged_engine_row``: the match stage reads it instead of deriving it from the JSON);
-    all four None for other entities."""
+    identifiers (``identifier_digests``, which the brake counts); ``engine_input`` / ``engine_row``: None here,
+    the matching engine's input row and standardised values for a customer record (``_with_engine_rows`` fills
+    them in a batch at a time: the match stage reads them instead of deriving and standardising them);
+    None for other entities."""
     fast = rec.entity in _FLOATLESS
     record = json_bytes(rec.record, floatless=fast, errors="surrogatepass")
     flags = json_bytes(rec.quality_flags, floatless=True, errors="surrogatepass")
@@ -515,9 +529,9 @@ def _encoded(rec: Any) -> tuple[str, str, str, int | None, bytes | None, str | N
     customer = rec.entity == "customers"
     profile = profile_bits(customer_profile(rec.record)) if customer else None
     record_hash = hashlib.sha256(blob).hexdigest()
-    engine_input, engine_text = staged_engine_row(record_hash, rec.record) if customer else (None, None)
+    # the engine rows are made a batch at a time (``_with_engine_rows``)
     return (record_hash, record.decode("utf-8", "surrogatepass"), flags.decode("utf-8", "surrogatepass"), profile,
-            identifier_digests(rec.record) if customer else None, engine_input, engine_text)
+            identifier_digests(rec.record) if customer else None, None, None)
 
 
 # staged_record writes with the record and its flags bound as the JSON text _encoded made (a plain text

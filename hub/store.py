@@ -177,9 +177,10 @@ staged_record = sa.Table(
     # with the record by staging: the brake counts how many records hold each without decoding every record
     # (0030). Null for other entities and for rows written otherwise; the brake computes and keeps those
     sa.Column("identifier_hashes", sa.LargeBinary, nullable=True),
-    # the matching engine's input row of a customer record (hub.golden.matching.staged_engine_row), written with
-    # the record by staging, and the key it is valid under (the record's hash under the engine-row code): a
-    # match run reads it instead of decoding the record's JSON (0032). Null for other entities and for rows
+    # the matching engine's input row of a customer record and the engine's standardised values of it
+    # (hub.golden.matching.staged_engine_rows), written with the record by staging, and the key they are valid
+    # under (the record's hash under the engine's code): a match run reads them instead of decoding the record's
+    # JSON and standardising its values (0032; rows of older code hold the input row alone). Null for other entities and for rows
     # written otherwise, and stale under other code; the match stage derives those from the JSON
     sa.Column("engine_input", sa.String(32), nullable=True),
     sa.Column("engine_row", LONG_TEXT, nullable=True),

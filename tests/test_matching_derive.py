@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -101,12 +102,27 @@ def test_engine_row_reads_only_the_fields_a_full_run_reads_of_staged_json() -> N
         assert golden_matching.engine_row("k", {f: rec.get(f) for f in golden_matching.ENGINE_FIELDS}) == full
 
 
-@pytest.mark.parametrize("kept", [True, False], ids=["rows-staging-kept", "from-json"])
-def test_derived_rows_are_those_of_the_whole_staged_json(store: Store, kept: bool) -> None:
+def _keep_engine_rows_alone(store: Store) -> None:
+    """Cut the texts staging kept down to the phone count and the engine row, as staging kept them before it
+    kept the engine's standardised values too."""
+    width = 1 + len(golden_matching.ENGINE_COLUMNS) - 1
+    sr = golden_matching.staged_record.c
+    with store.begin() as conn:
+        texts = conn.execute(sa.select(sr.record_key, sr.engine_row).where(sr.engine_row.is_not(None))).all()
+        assert texts and all(len(golden_matching._unpack(t)) > width for _, t in texts)
+        conn.execute(golden_matching.staged_record.update().where(sr.record_key == sa.bindparam("k"))
+                     .values(engine_row=sa.bindparam("t")),
+                     [{"k": k, "t": golden_matching._pack(golden_matching._unpack(t)[:width])} for k, t in texts])
+
+
+@pytest.mark.parametrize("kept", ["standardised", "rows", None], ids=["staging-kept-standardised",
+                                                                       "staging-kept-rows", "from-json"])
+def test_derived_rows_are_those_of_the_whole_staged_json(store: Store, kept: str | None) -> None:
     # odd records: a NaN (SQLite 3.42+ would read it as null: the whole record is read), a number where a string
     # is expected, an escaped separator, a missing field; each derived row equals engine_row of the whole JSON,
     # read off the row staging kept with the record or derived from its JSON, and so do staging's verdicts on
-    # the rows' phone numbers (validated ones first, then the ones it could not validate)
+    # the rows' phone numbers (validated ones first, then the ones it could not validate); where staging kept
+    # the engine's standardised values, the kept text is the engine row and those values
     records = list(synthetic_records(120, seed=3))
     for k, rec in enumerate(records[:40]):  # unverified numbers, some also a validated number of the record
         rec["unverified_phones"] = ["(021) 5555 0123"] + ([rec["phones"][0]["e164"]] if rec["phones"] and k % 2
@@ -118,26 +134,38 @@ def test_derived_rows_are_those_of_the_whole_staged_json(store: Store, kept: boo
         rec.pop("gender", None)
     for k, rec in enumerate(odd):
         rec["source_id"] = f"odd{k}"
-    stage_records(store, records + odd, engine_rows=kept)
+    stage_records(store, records + odd, engine_rows=kept is not None)
+    if kept == "rows":
+        _keep_engine_rows_alone(store)
     with store.engine.connect() as conn:
         sr = golden_matching.staged_record.c
         got = conn.execute(sa.select(sr.record_key, sa.cast(sr.record, sa.Text)).where(sr.entity == "customers")).all()
         held = conn.execute(sa.select(sa.func.count()).where(sr.engine_row.is_not(None))).scalar_one()
         keys = sorted(k for k, _ in got)
         text = dict(got)
-        derived, phones = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
+        derived, phones, whole = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
     # the six odd records with a number have no kept row (a value that is no string): derived from their JSON
     assert held == (len(keys) - 6 if kept else 0)
-    want, verdicts = golden_matching._engine_rows([(k, text[k]) for k in keys])
-    assert len(derived) == len(keys) > 120 and derived == want
-    in_rows = {p for row in want for j in golden_matching._PHONE_SLOTS
+    want, _ = golden_matching._engine_rows([(k, text[k]) for k in keys])
+    assert len(derived) == len(whole) == len(keys) > 120
+    width = len(golden_matching.ENGINE_COLUMNS) - 1
+    assert sum(w is not None for w in whole) == (held if kept == "standardised" else 0)
+    for row, kept_text, wanted in zip(derived, whole, want, strict=True):
+        if kept_text is None:
+            assert row == wanted
+        else:
+            assert row is None and golden_matching._unpack(kept_text)[:width] == golden_matching._unpack(wanted)
+    # the verdicts on the numbers of the rows the engine standardises
+    rows = [r for r, w in zip(want, whole, strict=True) if w is None]
+    _, verdicts = golden_matching._engine_rows([(k, text[k]) for k, w in zip(keys, whole, strict=True) if w is None])
+    in_rows = {p for row in rows for j in golden_matching._PHONE_SLOTS
                if (p := golden_matching._unpack(row)[j] if isinstance(row, str) else row[j])}
     # a number judged valid anywhere is keyed as valid (_staged_phone_keys asks that first)
     def judged(v: golden_matching._PhoneVerdicts) -> dict[str, str]:
         return {p: "valid" if p in v.valid else "unverified" if p in v.unverified else "" for p in in_rows}
 
     assert judged(phones) == judged(verdicts)
-    assert {"valid", "unverified"} <= set(judged(phones).values())
+    assert {"valid", "unverified"} <= set(judged(phones).values()) or kept == "standardised"
 
 
 def test_a_kept_row_of_a_record_changed_behind_stagings_back_is_not_used(store: Store) -> None:
@@ -153,8 +181,10 @@ def test_a_kept_row_of_a_record_changed_behind_stagings_back_is_not_used(store: 
                      .values(record=changed, record_hash=payload_hash(changed)))
     with store.engine.connect() as conn:
         keys = sorted(conn.execute(sa.select(sr.record_key)).scalars())
-        derived, _ = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
-    row = golden_matching._unpack(derived[keys.index(key)])
+        derived, _, whole = golden_matching._derive_rows(conn, keys, len(keys), workers=1)
+    i = keys.index(key)
+    assert whole[i] is None and sum(w is not None for w in whole) == len(keys) - 1
+    row = golden_matching._unpack(derived[i])
     assert row[1:4] == ["Zhang Xiaoming", "Xiaoming", "Zhang"]
 
 
@@ -177,9 +207,12 @@ def test_a_population_prepared_in_a_child_of_its_own_stores_what_one_prepared_he
     assert states[2] == states[0] and states[3] == states[1] and states[1] != states[0]
 
 
-def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: Store, monkeypatch, tmp_path) -> None:
-    # a full run reads the keys of the E.164 numbers staging gave off them, and keys the numbers it could not
-    # validate without asking the standardiser again (prepare_records(staged_phones=, unverified_phones=)): the
+@pytest.mark.parametrize("kept", [True, False], ids=["standardised-by-staging", "standardised-by-the-match"])
+def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: Store, monkeypatch, tmp_path,
+                                                                       kept: bool) -> None:
+    # the engine reads the keys of the E.164 numbers staging gave off them, and keys the numbers it could not
+    # validate without asking the standardiser again (standardise_records / prepare_records(staged_phones=,
+    # unverified_phones=)), where staging keeps the standardised rows and where a full run standardises: the
     # stored state is the one standardising every phone again gives, for dummies and odd numbers too
     from hub.dedupe import prepare as engine_prepare
 
@@ -200,7 +233,6 @@ def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: St
         twin = json.loads(json.dumps(records[10 + k]))
         twin.update(source_id=f"twin{k}", phones=[], unverified_phones=texts)
         odd.append(twin)
-    stage_records(store, records + odd)
     seen = tmp_path / "read_off.txt"  # the population is prepared in a forked child: it writes what it read off
     real = engine_prepare._staged_phone_keys
 
@@ -211,6 +243,7 @@ def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: St
         return got
 
     monkeypatch.setattr(engine_prepare, "_staged_phone_keys", counted)
+    stage_records(store, records + odd, engine_rows=kept)
     match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
     read_off = _state(store)
     calls = seen.read_text().split()
@@ -218,6 +251,7 @@ def test_staged_phones_read_off_give_the_keys_standardising_them_gives(store: St
     assert {"+8613812345678", "+12025550123", "+4930123456", "7006568893", "8615426964707", "+19575559836",
             "n/a"} <= set(calls)
     monkeypatch.setattr(engine_prepare, "_staged_phone_keys", lambda values, staged, unverified: [None] * len(values))
+    stage_records(store, records + odd, engine_rows=kept)  # staged again: standardised without reading off
     match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
     assert _state(store) == read_off
 
@@ -242,9 +276,12 @@ def test_cache_rows_held_compressed_in_slices_are_stored_as_derived(tmp_path, mo
     assert "陳偉" in rows["han"] and sum(1 for t in rows.values() if t.startswith("[")) >= 1
 
 
-def test_rows_staging_keeps_match_as_the_staged_json_does(tmp_path: Path) -> None:
-    """`hub import` keeps each customer's engine row with its record; a full match of that store stores exactly
-    what a match of the same store without them (rows derived from the JSON, as a store staged before 0032) does."""
+def test_rows_staging_keeps_match_as_the_staged_json_does(tmp_path: Path, monkeypatch) -> None:
+    """`hub import` keeps each customer's engine row and the engine's standardised values of it with its record;
+    a full match of that store (which standardises nothing) stores exactly what a match of the same store with
+    the engine rows alone (as a store staged before the values were kept) and without them (rows derived from
+    the JSON, as a store staged before 0032) does."""
+    from hub.dedupe import prepare as engine_prepare
     from hub.dedupe.synthetic import customers
 
     path = tmp_path / "customers.csv"
@@ -256,22 +293,35 @@ def test_rows_staging_keeps_match_as_the_staged_json_does(tmp_path: Path) -> Non
                            "--mapping", "customer_file"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "HUB_DATABASE_URL": f"sqlite:///{db}"})
     assert proc.returncode == 0, proc.stderr
+    shutil.copy(db, tmp_path / "rows.db")
     shutil.copy(db, tmp_path / "without.db")
     states = []
-    for name, keep in (("hub.db", True), ("without.db", False)):
+    for name, keep in (("hub.db", "standardised"), ("rows.db", "rows"), ("without.db", None)):
         store = Store(f"sqlite:///{tmp_path / name}")
         try:
             sr = golden_matching.staged_record.c
+            if keep == "rows":
+                _keep_engine_rows_alone(store)
             with store.begin() as conn:
-                if not keep:
+                if keep is None:
                     conn.execute(golden_matching.staged_record.update().values(engine_input=None, engine_row=None))
                 held = conn.execute(sa.select(sa.func.count()).where(sr.engine_row.is_not(None))).scalar_one()
             assert held == (len(frame) if keep else 0)
-            match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+            with monkeypatch.context() as m:
+                if keep == "standardised":  # nothing is standardised again: no name parsed, no date read
+                    def refused() -> Any:
+                        def standardise(*values: str) -> str:
+                            raise AssertionError(f"standardised again: {values}")
+
+                        return standardise
+
+                    m.setattr(engine_prepare, "_person_name_fn", refused)
+                    m.setattr(engine_prepare, "_date_fn", refused)
+                match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
             states.append(_state(store))
         finally:
             store.dispose()
-    assert states[0] == states[1] and states[0][0]
+    assert states[0] == states[1] == states[2] and states[0][0]
 
 
 def test_cache_rows_joined_by_arrow_are_the_rows_one_at_a_time() -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         pairs_frame,
         prepare_records,
         score,
+        standardise_records,
         worker_count,
     )
     from hub.dedupe.model import MatchModel, drift
@@ -41,13 +42,13 @@ if TYPE_CHECKING:
 _ENGINE = (
     "BAND_AUTO", "BAND_BY_CODE", "BAND_NON", "BAND_REVIEW", "Candidates", "DedupeResult", "DedupeSettings", "Fit", "Records",
     "Scores", "block", "cluster_records", "compare_pairs", "deduplicate", "empty_model", "explain", "fit", "pairs_frame",
-    "prepare_records", "score", "worker_count",
+    "prepare_records", "score", "standardise_records", "worker_count",
 )
 _MODEL = ("MatchModel", "drift")
 __all__ = [
     "BAND_AUTO", "BAND_BY_CODE", "BAND_NON", "BAND_REVIEW", "FIELDS", "Candidates", "DedupeResult", "DedupeSettings", "Fit",
     "MatchModel", "Records", "Scores", "block", "cluster_records", "compare_pairs", "deduplicate", "drift", "empty_model",
-    "explain", "fit", "pairs_frame", "prepare_records", "score", "worker_count",
+    "explain", "fit", "pairs_frame", "prepare_records", "score", "standardise_records", "worker_count",
 ]
 
 

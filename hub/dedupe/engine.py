@@ -325,6 +325,16 @@ def prepare_records(frame: pd.DataFrame, workers: int = 1, standardised: pd.Data
     return Records(p=p, vocab=NameVocab.build(p))
 
 
+def standardise_records(frame: pd.DataFrame, staged_phones: Collection[str] = (),
+                        unverified_phones: Collection[str] = ()) -> pd.DataFrame:
+    """The per-record standardised values of ``frame`` (``record_id`` + canonical columns), one row per record,
+    columns sorted by name: what ``prepare_records(frame, capture=True)`` keeps in ``Records.standardised``. A pure
+    function of each record (any batch of records gives each of them the same row), so a caller can standardise
+    records as they arrive (the hub's staging) and hand the rows to ``prepare_records(standardised=)`` later."""
+    return prepare(frame, standardised=None, capture=True, staged_phones=staged_phones,
+                   unverified_phones=unverified_phones).standardised
+
+
 @dataclass
 class Candidates:
     """Candidate pairs as sorted index arrays (``left < right``) and per-rule pair counts."""

@@ -85,12 +85,16 @@ def stage_records(store: Store, records: Iterable[dict], at: datetime | None = N
                   engine_rows: bool = True) -> int:
     """Upsert staged customer rows the way the staging stage writes them; returns the number written.
     ``engine_rows=False``: without the engine rows staging keeps (as a store staged before 0032 holds them)."""
-    from hub.golden.matching import staged_engine_row
+    from hub.golden.matching import staged_engine_rows
     at = at or datetime.now(UTC).replace(tzinfo=None)
     n = 0
     buf: list[dict] = []
 
     def flush() -> None:
+        if engine_rows:
+            kept = staged_engine_rows([(r["record_hash"], r["record"]) for r in buf])
+            for r, (engine_input, engine_row) in zip(buf, kept, strict=True):
+                r["engine_input"], r["engine_row"] = engine_input, engine_row
         keys = [r["record_key"] for r in buf]
         with store.begin() as conn:
             for i in range(0, len(keys), 500):
@@ -102,11 +106,10 @@ def stage_records(store: Store, records: Iterable[dict], at: datetime | None = N
     for rec in records:
         key = f"{rec['source']}:{rec['source_id']}"
         record_hash = payload_hash(rec)
-        engine_input, engine_row = staged_engine_row(record_hash, rec) if engine_rows else (None, None)
         buf.append({"entity": "customers", "record_key": key, "source": rec["source"], "source_id": rec["source_id"],
                     "customer_key": None, "record": rec, "quality_flags": [], "record_hash": record_hash,
-                    "staged_at": at, "identifier_hashes": identifier_digests(rec), "engine_input": engine_input,
-                    "engine_row": engine_row})
+                    "staged_at": at, "identifier_hashes": identifier_digests(rec), "engine_input": None,
+                    "engine_row": None})
         n += 1
         if len(buf) >= batch:
             flush()
