@@ -884,7 +884,8 @@ def _load_population(conn: Connection, use_cache: bool = True, workers: int = 1,
                     part[i - a] = _pack([*rows[j].tolist(), *std_vals[j].tolist()])
             yield part
 
-    row_text = _RowTexts(cache_rows())
+    # nothing derived here (every row cached or kept standardised by staging): the rows are the cached ones
+    row_text = cached_rows if cached_rows is not None and not len(new_idx) else _RowTexts(cache_rows())
     trim_heap()  # the standardisers' and the frames' temporaries: blocking and comparing come next
     return _Population(keys=keys, staged_hash=shash, records=records, input_hash=want, row_text=row_text,
                        derived=uncached)
