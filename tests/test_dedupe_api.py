@@ -20,6 +20,7 @@ from hub.dedupe import (
     fit,
     prepare_records,
     score,
+    standardise_records,
 )
 from hub.dedupe import synthetic as syn
 
@@ -192,3 +193,25 @@ def test_a_comparison_under_two_chunks_is_split_among_the_workers(frame, fitted,
     monkeypatch.setattr(eng, "CMP_PARALLEL_MIN", len(cand))  # fewer pairs: one process (rapidfuzz's threads)
     assert np.array_equal(compare_pairs(records, cand.left, cand.right, workers=2), levels)
     assert calls == [(1, 1)]
+
+
+def test_standardised_records_are_each_records_own_and_prepare_as_the_raw_frame() -> None:
+    """standardise_records gives each record the standardised row prepare_records(capture=True) gives it, in
+    whatever batch it comes (mixed-script names, further phones, e-mails and addresses included); preparing from
+    those rows gives the keys preparing the raw frame gives."""
+    frame = syn.customers(900, seed=41).drop(columns=["entity_id"]).astype(str)
+    frame["phone_2"] = frame["phone"].iloc[::-1].to_numpy()
+    frame["email_2"] = np.where(np.arange(len(frame)) % 3 == 0, frame["email"].iloc[::-1].to_numpy(), "")
+    frame["street_2"] = np.where(np.arange(len(frame)) % 4 == 0, "张江路339号", "")
+    frame["city_2"] = np.where(np.arange(len(frame)) % 4 == 0, "上海", "")
+    whole = prepare_records(frame, capture=True)
+    cuts = (0, 1, 400, len(frame))
+    rows = pd.concat([standardise_records(frame.iloc[a:b].reset_index(drop=True))
+                      for a, b in zip(cuts, cuts[1:], strict=False)], ignore_index=True)
+    assert list(rows.columns) == list(whole.standardised.columns)
+    assert rows.astype(str).equals(whole.standardised.astype(str))
+    assert (rows["name_family"] != "").sum() > 1000 and (rows["street_2"] != "").sum() > 300
+    again = prepare_records(frame, standardised=rows)
+    assert again.p.keys.keys() == whole.p.keys.keys()
+    for name, col in whole.p.keys.items():
+        assert np.array_equal(col.values(), again.p.keys[name].values()), name

@@ -32,7 +32,7 @@ from hub.dedupe.cluster import cluster as cluster_graph
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
 from hub.dedupe.model import MatchModel
 from hub.dedupe.parallel import fork_map, worker_count
-from hub.dedupe.prepare import Prepared, prepare
+from hub.dedupe.prepare import Prepared, prepare, standardise
 from hub.dedupe.scoring import (
     OVERRIDE_BITS,
     FSModel,
@@ -331,8 +331,7 @@ def standardise_records(frame: pd.DataFrame, staged_phones: Collection[str] = ()
     columns sorted by name: what ``prepare_records(frame, capture=True)`` keeps in ``Records.standardised``. A pure
     function of each record (any batch of records gives each of them the same row), so a caller can standardise
     records as they arrive (the hub's staging) and hand the rows to ``prepare_records(standardised=)`` later."""
-    return prepare(frame, standardised=None, capture=True, staged_phones=staged_phones,
-                   unverified_phones=unverified_phones).standardised
+    return standardise(frame, staged_phones=staged_phones, unverified_phones=unverified_phones)
 
 
 @dataclass

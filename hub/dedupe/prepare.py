@@ -972,15 +972,23 @@ def _combine(*cols: KeyColumn) -> KeyColumn:
     return KeyColumn(codes=codes.astype(np.int32), uniques=np.asarray(uniq).astype(str).astype(object))
 
 
-def _address_keys(frame: pd.DataFrame, initials: KeyColumn, std: _Standardised
-                  ) -> tuple[dict[str, KeyColumn], list[dict[str, KeyColumn]]]:
-    """(the first address's keys, one dict of keys per further address): every address of the records in one
-    value table per key, so a street is set aside as a group's site whichever slot holds it."""
+@dataclass
+class _AddressValues:
+    """Every address of the records standardised (``_address_values``): the further slots in use and one value
+    table per part over all of them (first address, then each further slot)."""
+
+    further: list[int]
+    street: KeyColumn
+    region: KeyColumn
+    city: KeyColumn
+    postcode: KeyColumn
+
+
+def _address_values(frame: pd.DataFrame, std: _Standardised) -> _AddressValues:
     n = len(frame)
     further = sorted({int(m.group(2)) for c in frame.columns if (m := ADDRESS_COLUMN.match(str(c)))
                       and (_column(frame, str(c)).str.strip() != "").any()})
     further = [k for k in further if k <= 1 + ADDRESS_SLOTS]
-    reps = 1 + len(further)
 
     def stacked(name: str) -> pd.Series:
         parts = [_column(frame, name), *(_column(frame, f"{name}_{k}") for k in further)]
@@ -989,10 +997,21 @@ def _address_keys(frame: pd.DataFrame, initials: KeyColumn, std: _Standardised
     def encode(name: str, fn: Callable[[str], str]) -> KeyColumn:
         return std.encode([name] + [f"{name}_{k}" for k in further], n, stacked(name), fn)
 
+    return _AddressValues(further=further, street=encode("street", _unless_placeholder(_street_key)),
+                          region=encode("region", _unless_placeholder(_fallback_place)),
+                          city=encode("city", _unless_placeholder(_fallback_place)),
+                          postcode=encode("postal_code", _unless_placeholder(_fallback_postcode)))
+
+
+def _address_keys(n: int, values: _AddressValues, initials: KeyColumn
+                  ) -> tuple[dict[str, KeyColumn], list[dict[str, KeyColumn]]]:
+    """(the first address's keys, one dict of keys per further address): every address of the records in one
+    value table per key, so a street is set aside as a group's site whichever slot holds it."""
+    reps = 1 + len(values.further)
     keys: dict[str, KeyColumn] = {}
-    keys["street"] = encode("street", _unless_placeholder(_street_key))
-    keys["region"] = encode("region", _unless_placeholder(_fallback_place))
-    keys["city"] = _city_or_municipality(encode("city", _unless_placeholder(_fallback_place)), keys["region"])
+    keys["street"] = values.street
+    keys["region"] = values.region
+    keys["city"] = _city_or_municipality(values.city, keys["region"])
     # a street written in hanzi and one in Latin letters (张江路339号 / No.339 Zhangjiang Lu) cannot be compared
     # as strings
     keys["street_han"] = _derive(keys["street"], lambda st: "han" if _HAN.search(st) else "latin")
@@ -1007,7 +1026,7 @@ def _address_keys(frame: pd.DataFrame, initials: KeyColumn, std: _Standardised
     # Zhongshan Road 421 was one "site" held by many names, and a person's two records there compared as area only)
     tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques) if reps > 1 else initials
     keys["street_group"] = _group_values(_street_in_city(keys["street_base"], keys["city"]), tiled)
-    keys["postcode"] = encode("postal_code", _unless_placeholder(_fallback_postcode))
+    keys["postcode"] = values.postcode
     if reps == 1:
         return keys, []
     first = {k: KeyColumn(codes=c.codes[:n], uniques=c.uniques) for k, c in keys.items()}
@@ -1046,6 +1065,15 @@ def prepare(frame: pd.DataFrame, workers: int = 1, standardised: pd.DataFrame | 
         return p
     finally:
         _WORKERS = 1
+
+
+def standardise(frame: pd.DataFrame, staged_phones: Collection[str] = (),
+                unverified_phones: Collection[str] = ()) -> pd.DataFrame:
+    """The per-record standardised values of ``frame``: ``prepare(frame, capture=True).standardised`` without
+    the keys prepare goes on to build (a third of its time), in this process."""
+    std = _Standardised(None, True, staged_phones, unverified_phones)
+    _standardise(frame, std)
+    return _standardised_frame(frame, std.captured or {})
 
 
 def _standardised_frame(frame: pd.DataFrame, captured: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -1100,14 +1128,34 @@ class _Standardised:
         return col
 
 
-def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
-    std = std or _Standardised(None, False)
-    n = len(frame)
-    rid = _column(frame, "record_id").to_numpy(dtype=object)
-    src_codes, src_names = pd.factorize(_column(frame, "source").str.strip())  # "" (no source) is a value too
-    names = np.asarray(src_names, dtype=object) if len(src_names) else np.array([""], dtype=object)
-    p = Prepared(n=n, record_id=rid, source=np.maximum(src_codes, 0).astype(np.int32), source_names=names)
+# the identifiers standardised in one value table per kind with their further slots: (key, column, the
+# standardiser's maker, what every value goes through first)
+_IDENTIFIERS: tuple[tuple[str, str, Callable[[], Callable[[str], str]], Callable[[str], str] | None], ...] = (
+    ("national_id", "national_id", lambda: _national_id, None),
+    ("phone", "phone", _phone_fn, _phone_pre),
+    ("email", "email", _email_fn, lambda e: e.strip().lower()),
+)
 
+
+@dataclass
+class _Values:
+    """A batch's standardised values, each field's in a value table over its records (``_standardise``): what
+    prepare decides about the batch (shared values, set-aside groups, derived keys) starts from them."""
+
+    tcodes: np.ndarray  # per record its distinct (full, given, family) name triple
+    parsed: list[tuple[str, ...]]  # per distinct triple its name parts (STANDARDISED_NAME_PARTS)
+    dob: KeyColumn
+    identifiers: dict[str, tuple[KeyColumn, int]]  # per _IDENTIFIERS key: the first and further values, slots
+    address: _AddressValues
+    gender: KeyColumn
+    company: KeyColumn
+
+
+def _standardise(frame: pd.DataFrame, std: _Standardised) -> _Values:
+    """Every standardised value of ``frame``'s records, from ``std``'s given values where it has them, else
+    standardised here (distinct values only) and kept by ``std`` when it captures: a pure function of each
+    record (``standardise`` is this alone; ``_prepare`` goes on to the keys)."""
+    n = len(frame)
     # names: standardise distinct (full, given, family) triples
     full, given, family = _column(frame, "full_name"), _column(frame, "given_name"), _column(frame, "family_name")
     (cf, uf), (cg, ug), (cs, us) = (pd.factorize(c) for c in (full, given, family))
@@ -1124,37 +1172,14 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
         for k, x in enumerate(STANDARDISED_NAME_PARTS):
             std.keep(x, np.array([t[k] for t in parsed], dtype=object)[tcodes] if len(tcodes)
                      else np.empty(0, dtype=object))
-    fam_u = np.array([x[0] for x in parsed], dtype=object)
-    giv_u = np.array([x[1] for x in parsed], dtype=object)
-    can_u = np.array([x[2] for x in parsed], dtype=object)
-    p.keys["family_han"] = _encode(np.array([x[3] for x in parsed], dtype=object)[tcodes], None)
-    p.keys["given_han"] = _encode(np.array([x[4] for x in parsed], dtype=object)[tcodes], None)
-    p.keys["family"] = _encode(fam_u[tcodes], None)
-    p.keys["given"] = _encode(giv_u[tcodes], None)
-    p.keys["given_canon"] = _encode(can_u[tcodes], None)
-    # order-insensitive full-name key: "chen wei" for Chen Wei / WEI CHEN / 陳偉
-    nk = np.array([" ".join(sorted(t for t in (a, b) if t)) for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
-    p.keys["name_key"] = _encode(nk[tcodes], None)
-
-    p.keys["dob"] = std.encode(["birth_date"], n, _column(frame, "birth_date"),
-                               None if std.has("birth_date") else _unless_placeholder(_date_fn()))
-    p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
-    initials = _encode(np.array([" ".join(sorted(t[:1] for t in (a, b) if t)) for a, b in
-                                 zip(fam_u, giv_u, strict=True)], dtype=object)[tcodes], None)
-    # a person's name per record (index into the distinct names, -1 = none or an organisation's): a phone or
-    # e-mail held by records whose names disagree is a group's (switchboard, team or family mailbox)
-    person = np.array([bool(x[0] or x[1]) for x in parsed] or [False], dtype=bool)
-    names = np.where(person[tcodes], tcodes, -1) if len(tcodes) else np.zeros(0, dtype=np.int64)
-    name_parts = [(x[0], x[1], x[2]) for x in parsed]
+    dob = std.encode(["birth_date"], n, _column(frame, "birth_date"),
+                     None if std.has("birth_date") else _unless_placeholder(_date_fn()))
     alternates = {c: sorted((col for col in frame.columns if (m := ALTERNATE_COLUMN.match(str(col)))
                              and m.group(1) == c), key=lambda col: int(str(col)[-1]))[:MAX_SLOTS]
                   for c in ("phone", "email")}
     n_slots = max(len(v) for v in alternates.values())
-    slot_cols: dict[str, list[KeyColumn]] = {}
-    for key, column, fn_of, pre in (
-            ("national_id", "national_id", lambda: _national_id, None),
-            ("phone", "phone", _phone_fn, _phone_pre),
-            ("email", "email", _email_fn, lambda e: e.strip().lower())):
+    identifiers: dict[str, tuple[KeyColumn, int]] = {}
+    for key, column, fn_of, pre in _IDENTIFIERS:
         raw = _column(frame, column)
         extra = [_column(frame, c) for c in alternates.get(column, [])] if n_slots else []
         extra += [pd.Series([""] * n, dtype=object)] * ((n_slots - len(extra)) if key != "national_id" else 0)
@@ -1167,13 +1192,60 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
                          None if all(std.has(x) for x in std_cols) else _unless_placeholder(fn_of()), pre=pre,
                          known=functools.partial(_staged_phone_keys, staged=std.staged_phones,
                                                  unverified=std.unverified_phones) if judged else None)
+        identifiers[key] = (col, len(extra))
+    address = _address_values(frame, std)
+    gender = std.encode(["gender"], n, _column(frame, "gender"), _fallback_gender)
+    company = _column(frame, "company").to_numpy(dtype=object, copy=True)
+    org = np.array([x[5] for x in parsed], dtype=object)[tcodes]
+    fill = (company == "") & (org != "")
+    company[fill] = org[fill]  # already a company key: _fallback_company leaves it as it is
+    return _Values(tcodes=tcodes, parsed=parsed, dob=dob, identifiers=identifiers, address=address, gender=gender,
+                   company=std.encode(["company"], n, company, _fallback_company))
+
+
+def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
+    std = std or _Standardised(None, False)
+    n = len(frame)
+    rid = _column(frame, "record_id").to_numpy(dtype=object)
+    src_codes, src_names = pd.factorize(_column(frame, "source").str.strip())  # "" (no source) is a value too
+    names = np.asarray(src_names, dtype=object) if len(src_names) else np.array([""], dtype=object)
+    p = Prepared(n=n, record_id=rid, source=np.maximum(src_codes, 0).astype(np.int32), source_names=names)
+    values = _standardise(frame, std)
+    tcodes, parsed = values.tcodes, values.parsed
+    fam_u = np.array([x[0] for x in parsed], dtype=object)
+    giv_u = np.array([x[1] for x in parsed], dtype=object)
+    can_u = np.array([x[2] for x in parsed], dtype=object)
+    p.keys["family_han"] = _encode(np.array([x[3] for x in parsed], dtype=object)[tcodes], None)
+    p.keys["given_han"] = _encode(np.array([x[4] for x in parsed], dtype=object)[tcodes], None)
+    p.keys["family"] = _encode(fam_u[tcodes], None)
+    p.keys["given"] = _encode(giv_u[tcodes], None)
+    p.keys["given_canon"] = _encode(can_u[tcodes], None)
+    # order-insensitive full-name key: "chen wei" for Chen Wei / WEI CHEN / 陳偉
+    nk = np.array([" ".join(sorted(t for t in (a, b) if t)) for a, b in zip(fam_u, giv_u, strict=True)], dtype=object)
+    p.keys["name_key"] = _encode(nk[tcodes], None)
+
+    p.keys["dob"] = values.dob
+    p.keys["birth_year"] = _derive(p.keys["dob"], lambda d: d[:4])
+    initials = _encode(np.array([" ".join(sorted(t[:1] for t in (a, b) if t)) for a, b in
+                                 zip(fam_u, giv_u, strict=True)], dtype=object)[tcodes], None)
+    # a person's name per record (index into the distinct names, -1 = none or an organisation's): a phone or
+    # e-mail held by records whose names disagree is a group's (switchboard, team or family mailbox)
+    person = np.array([bool(x[0] or x[1]) for x in parsed] or [False], dtype=bool)
+    names = np.where(person[tcodes], tcodes, -1) if len(tcodes) else np.zeros(0, dtype=np.int64)
+    name_parts = [(x[0], x[1], x[2]) for x in parsed]
+    n_slots = 0
+    slot_cols: dict[str, list[KeyColumn]] = {}
+    for key, column, _, _ in _IDENTIFIERS:
+        raw = _column(frame, column)
+        col, extra = values.identifiers[key]
+        n_slots = max(n_slots, extra)
         unusable = int(((col.codes[:n] < 0) & (raw != "").to_numpy()).sum())
         before = col
         if key == "email":
             col, role = _set_aside_roles(col)
             if role:
                 p.set_aside["email_role"] = role
-        reps = 1 + len(extra)
+        reps = 1 + extra
         tiled = KeyColumn(codes=np.tile(initials.codes, reps), uniques=initials.uniques)
         # a national id is one person's by definition: only a dummy held by many names is set aside
         col, shared = (_set_aside_shared(col, tiled) if key == "national_id"
@@ -1189,7 +1261,7 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
             p.validated_id = _validated_ids(frame, p.keys[key])
         if extra:
             slot_cols[key] = [KeyColumn(codes=col.codes[n * (s + 1):n * (s + 2)], uniques=col.uniques)
-                              for s in range(len(extra))]
+                              for s in range(extra)]
         if unusable:
             p.set_aside[f"{key}_unusable"] = unusable
         if shared:
@@ -1197,14 +1269,10 @@ def _prepare(frame: pd.DataFrame, std: _Standardised | None = None) -> Prepared:
     tables = _identifier_tables(p.keys["phone"].uniques, p.keys["email"].uniques)
     p.keys.update(_identifier_keys(p, p.keys["phone"], p.keys["email"], tables))
     p.slots = [_identifier_keys(p, slot_cols["phone"][s], slot_cols["email"][s], tables) for s in range(n_slots)]
-    first, p.address_slots = _address_keys(frame, initials, std)
+    first, p.address_slots = _address_keys(n, values.address, initials)
     p.keys.update(first)
-    p.keys["gender"] = std.encode(["gender"], n, _column(frame, "gender"), _fallback_gender)
-    company = _column(frame, "company").to_numpy(dtype=object, copy=True)
-    org = np.array([x[5] for x in parsed], dtype=object)[tcodes]
-    fill = (company == "") & (org != "")
-    company[fill] = org[fill]  # already a company key: _fallback_company leaves it as it is
-    p.keys["company"] = std.encode(["company"], n, company, _fallback_company)
+    p.keys["gender"] = values.gender
+    p.keys["company"] = values.company
     # blocking helpers
     p.keys["family_init"] = _derive(p.keys["family"], lambda s: s[:1])
     p.keys["given_init"] = _derive(p.keys["given"], lambda s: s[:1])
