@@ -91,8 +91,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     from hub.file_import import import_file
 
     columns = [c for c in args.columns.split(",")] if args.columns is not None else None
+    workers = args.workers
+    if workers is None:
+        from hub.config import load_config
+
+        workers = load_config().staging.workers
     return import_file(_store(), Path(args.file), source=args.source, mapping=args.mapping, key=args.key,
-                       encoding=args.encoding, no_header=args.no_header, columns=columns, sheet=args.sheet)
+                       encoding=args.encoding, no_header=args.no_header, columns=columns, sheet=args.sheet,
+                       workers=workers)
+
+
+def _processes(text: str) -> int:
+    """A number of processes for argparse: 0 (one per core) or more."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 0 (one per core) or a number of processes")
+    return n
 
 
 def _module_doc(module: str) -> str | None:
@@ -264,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", metavar="NAME,NAME,…", help="column names, one per column, comma-separated: "
                    "for a file without a header (with --no-header) or to rename the header row")
     p.add_argument("--sheet", help="XLSX: import only this sheet (default: every sheet)")
+    p.add_argument("--workers", type=_processes, help="processes that stage a large file's new records (0 = one per "
+                   "core, 1 = this one only; default: hub.yaml staging.workers, 0); the result is the same")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("serve", help="caller-lookup HTTP API for phone systems and agent desktops")

@@ -674,7 +674,10 @@ def import_records(
     no_header: bool = False,
     columns: Sequence[str] | None = None,
     sheet: str | None = None,
+    workers: int = 1,
 ) -> ImportStats:
+    """Land the file's rows as ``source``'s records and stage them (``workers``: the staging processes, as
+    ``hub.staging.stage_pending`` takes them)."""
     from hub.mappings import load_mapping
     from hub.staging import stage_pending
 
@@ -748,7 +751,7 @@ def import_records(
             page = []
     _land(store, source, entity, page, file_hash, stats)
     _quarantine_refused(store, source, entity, path.name, file_hash, refused)
-    stage_pending(store, {mapping: mapper}, {source: {"mapping": mapping}})
+    stage_pending(store, {mapping: mapper}, {source: {"mapping": mapping}}, workers=workers)
     _account(store, mapper, source, entity, landed, refused, stats)
     _record_run(store, stats, source=source, mapping=mapping, file_hash=file_hash, started=started)
     return stats
@@ -858,7 +861,7 @@ def _record_run(store: Store, stats: ImportStats, *, source: str, mapping: str, 
 
 def import_file(store: Store, path: Path, *, source: str, mapping: str, key: str | None = None,
                 encoding: str | None = None, no_header: bool = False, columns: Sequence[str] | None = None,
-                sheet: str | None = None) -> int:
+                sheet: str | None = None, workers: int = 1) -> int:
     """CLI entry: prints the report; returns the exit code (0, 1, 2 or 3: see the module docstring)."""
     from hub.mappings import MappingError
 
@@ -867,7 +870,7 @@ def import_file(store: Store, path: Path, *, source: str, mapping: str, key: str
         return EXIT_UNUSABLE
     try:
         stats = import_records(store, path, source=source, mapping=mapping, key=key, encoding=encoding,
-                               no_header=no_header, columns=columns, sheet=sheet)
+                               no_header=no_header, columns=columns, sheet=sheet, workers=workers)
     except (ImportFileError, MappingError) as exc:
         print(f"hub import: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE

@@ -473,3 +473,40 @@ def test_sparse_rows_are_customers_flagged_incomplete(tmp_path: Path) -> None:
     assert {"record:incomplete", "record:name_missing"} <= set(staged["S-7"].quality_flags)
     assert staged["S-7"].record["phones"][0]["e164"] == "+8613800138000"
     assert held["S-4"] == ["required.matchable_missing"]
+
+
+def test_a_file_staged_by_two_processes_is_staged_as_by_one(tmp_path: Path, monkeypatch) -> None:
+    """`hub import --workers N` (default hub.yaml staging.workers): a large file's new records are mapped and
+    standardised in forked workers; the staged rows, the engine rows and standardised values staging keeps with
+    each customer included, are those one process stages. A negative number is refused."""
+    from hub import file_import, staging
+    from hub.dedupe.synthetic import customers
+
+    path = tmp_path / "crm.csv"
+    customers(700, seed=9).drop(columns=["entity_id"]).to_csv(path, index=False)
+    monkeypatch.setattr(staging, "PARALLEL_TASK_ROWS", 150)  # the file is small: force the forked path
+    forks: list[int] = []
+    real = staging.fork_map
+
+    def counting(fn, parts, workers, **options):  # noqa: ANN001, ANN202
+        forks.append(len(parts))
+        return real(fn, parts, workers, **options)
+
+    monkeypatch.setattr(staging, "fork_map", counting)
+    states = []
+    for workers in (1, 2):
+        store = Store(f"sqlite:///{tmp_path / f'w{workers}.db'}")
+        try:
+            stats = file_import.import_records(store, path, source="crm", mapping="customer_file", workers=workers)
+            assert stats.staged > 1000
+            with store.engine.connect() as conn:
+                cols = [c for c in staged_record.c if c.name not in ("id", "staged_at")]
+                states.append(conn.execute(sa.select(*cols).order_by(staged_record.c.record_key)).all())
+        finally:
+            store.dispose()
+        assert bool(forks) == (workers == 2)
+    assert states[0] == states[1]
+    assert sum(1 for row in states[0] if row.engine_row and row.engine_input) > 1000
+    proc = _hub(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}", "import", str(path), "--source", "crm", "--mapping",
+                "customer_file", "--workers", "-1")
+    assert proc.returncode == 2 and "--workers" in proc.stderr
