@@ -451,7 +451,13 @@ def _with_engine_rows(mapped: list[_Mapped | None]) -> None:
           for j, rec in enumerate(m[1].records) if rec.entity == "customers"]
     if not at:
         return
-    kept = staged_engine_rows([(mapped[k][2][j][0], mapped[k][1].records[j].record) for k, j in at])
+    try:
+        kept = staged_engine_rows([(mapped[k][2][j][0], mapped[k][1].records[j].record) for k, j in at])
+    except Exception as exc:  # noqa: BLE001 — kept rows are a head start, not the records: stage them without
+        # the type only: a message may quote a value
+        log.warning("engine rows of %d staged customers not kept (%s): the match stage derives them",
+                    len(at), type(exc).__name__)
+        return
     for (k, j), (engine_input, engine_text) in zip(at, kept, strict=True):
         mapped[k][2][j] = (*mapped[k][2][j][:5], engine_input, engine_text)
 

@@ -510,3 +510,42 @@ def test_a_file_staged_by_two_processes_is_staged_as_by_one(tmp_path: Path, monk
     proc = _hub(tmp_path, f"sqlite:///{tmp_path / 'cli.db'}", "import", str(path), "--source", "crm", "--mapping",
                 "customer_file", "--workers", "-1")
     assert proc.returncode == 2 and "--workers" in proc.stderr
+
+
+def test_records_are_staged_when_the_engine_cannot_standardise_them_ahead(tmp_path: Path, monkeypatch,
+                                                                          caplog) -> None:
+    """The engine rows staging keeps are a head start for the match stage: when making them fails, the records
+    are staged without them (the match stage derives them from the JSON, as the same store's match shows) and
+    the log names the error's type, not its text (it may quote a value)."""
+    from hub import file_import, staging
+    from hub.golden import match_and_cluster
+    from hub.golden.tables import match_record
+
+    path = tmp_path / "crm.csv"
+    path.write_text(_csv_text([HEADER, *CN]), encoding="utf-8")
+
+    def failing(items):  # noqa: ANN001, ANN202
+        raise ValueError("cannot standardise 13800138000")
+
+    states = []
+    for name, broken in (("ok.db", False), ("broken.db", True)):
+        store = Store(f"sqlite:///{tmp_path / name}")
+        try:
+            with monkeypatch.context() as m:
+                if broken:
+                    m.setattr(staging, "staged_engine_rows", failing)
+                stats = file_import.import_records(store, path, source="crm", mapping="customer_file")
+            assert stats.staged == len(CN)
+            with store.engine.connect() as conn:
+                kept = conn.execute(sa.select(sa.func.count()).where(staged_record.c.engine_row.is_not(None))
+                                    ).scalar_one()
+            assert kept == (0 if broken else len(CN))
+            match_and_cluster(store, {"engine": "dedupe", "workers": 1}, mode="full")
+            with store.engine.connect() as conn:
+                states.append(conn.execute(sa.select(match_record.c.record_key, match_record.c.cluster_key,
+                                                     match_record.c.engine_row)
+                                           .order_by(match_record.c.record_key)).all())
+        finally:
+            store.dispose()
+    assert states[0] == states[1]
+    assert "ValueError" in caplog.text and "13800138000" not in caplog.text
