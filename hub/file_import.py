@@ -751,8 +751,13 @@ def import_records(
             page = []
     _land(store, source, entity, page, file_hash, stats)
     _quarantine_refused(store, source, entity, path.name, file_hash, refused)
+    # the accounting needs where each landed row was, not its cells: the file's rows are let go before staging
+    # (forked staging workers copy the pages of whatever this process holds that they allocate beside)
+    placed = {sid: (row.where, row.number) for sid, row in landed.items()}
+    row = None  # the loop's last row
+    del content, seen, landed, page
     stage_pending(store, {mapping: mapper}, {source: {"mapping": mapping}}, workers=workers)
-    _account(store, mapper, source, entity, landed, refused, stats)
+    _account(store, mapper, source, entity, placed, refused, stats)
     _record_run(store, stats, source=source, mapping=mapping, file_hash=file_hash, started=started)
     return stats
 
@@ -795,10 +800,11 @@ def _quarantine_refused(store: Store, source: str, entity: str, file_name: str, 
             conn.execute(quarantine.insert(), rows)
 
 
-def _account(store: Store, mapper: Any, source: str, entity: str, landed: dict[str, FileRow],
+def _account(store: Store, mapper: Any, source: str, entity: str, landed: dict[str, tuple[str, int]],
              refused: dict[str, FileRow], stats: ImportStats) -> None:
     """Count from the store, not from intentions: staged = rows with a staged record now, quarantined =
-    rows with a quarantine entry now. Anything else is unaccounted for."""
+    rows with a quarantine entry now. Anything else is unaccounted for. ``landed``: per landed row's id where
+    it was (``FileRow.where``, ``FileRow.number``)."""
     target = next((t for t in mapper.targets[entity] if t.source_id is None and not t.optional), None)
     prefix = target.source_id_prefix if target else ""
     staged_keys: set[str] = set()
@@ -823,10 +829,10 @@ def _account(store: Store, mapper: Any, source: str, entity: str, landed: dict[s
                     quarantine.c.source == source, quarantine.c.entity == entity, quarantine.c.source_id.in_(part))
             ):
                 held[sid] = list(reasons or [])
-    for sid, row in landed.items():
+    for sid, (where, number) in landed.items():
         if sid in held:
             stats.quarantined += 1
-            stats.errors.append(RowError(row.where, sid, held[sid], row.number))
+            stats.errors.append(RowError(where, sid, held[sid], number))
         elif target is None or f"{source}:{prefix}{sid}" in staged_keys:
             stats.staged += 1
     for qid, row in refused.items():
