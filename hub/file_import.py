@@ -754,7 +754,6 @@ def import_records(
     # the accounting needs where each landed row was, not its cells: the file's rows are let go before staging
     # (forked staging workers copy the pages of whatever this process holds that they allocate beside)
     placed = {sid: (row.where, row.number) for sid, row in landed.items()}
-    row = None  # the loop's last row
     del content, seen, landed, page
     stage_pending(store, {mapping: mapper}, {source: {"mapping": mapping}}, workers=workers)
     _account(store, mapper, source, entity, placed, refused, stats)

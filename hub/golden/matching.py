@@ -398,23 +398,19 @@ def staged_engine_rows(items: Sequence[tuple[str, dict[str, Any]]]) -> list[tupl
     at: list[int] = []
     heads: list[tuple[str | None, int]] = []
     rows: list[tuple] = []
-    valid_all: set[str] = set()
-    unverified_all: set[str] = set()
+    verdicts = _PhoneVerdicts()  # staging's verdicts on the batch's numbers, as the match stage collects them
     for k, (record_hash, record) in enumerate(items):
         row = engine_row("", record)[1:]
         if not all(type(v) is str for v in row):
             continue
-        # staging's verdicts on the batch's numbers, as the match stage collects them (``_engine_rows``)
-        valid = [p["e164"] for p in record.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str]
-        valid_all.update(valid)
-        unverified_all.update(p for p in record.get("unverified_phones") or () if type(p) is str)
+        valid = verdicts.note(record)
         at.append(k)
         heads.append((_input_hash(record_hash), min(len(dict.fromkeys(v for v in valid if v)), len(_PHONE_SLOTS))))
         rows.append(row)
     if not rows:
         return out
     frame = _fresh_frame(rows, None, list(ENGINE_COLUMNS[1:]), [str(k) for k in at])
-    std = standardise_records(frame, staged_phones=valid_all, unverified_phones=unverified_all)
+    std = standardise_records(frame, staged_phones=verdicts.valid, unverified_phones=verdicts.unverified)
     for k, (input_hash, valid_slots), row, values in zip(at, heads, rows, std.to_numpy(dtype=object).tolist(),
                                                          strict=True):
         if all(type(v) is str for v in values):
@@ -515,6 +511,13 @@ class _PhoneVerdicts:
     valid: set[str] = field(default_factory=set)  # the E.164 numbers staging gave (``phones``)
     unverified: set[str] = field(default_factory=set)  # the numbers it could not validate, as written
 
+    def note(self, record: dict[str, Any]) -> list[str]:
+        """Add a staged record's numbers (its E.164 ``phones``, its ``unverified_phones``); its valid ones back."""
+        valid = [p["e164"] for p in record.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str]
+        self.valid.update(valid)
+        self.unverified.update(p for p in record.get("unverified_phones") or () if type(p) is str)
+        return valid
+
     @staticmethod
     def union(parts: Iterable[_PhoneVerdicts]) -> _PhoneVerdicts:
         out = _PhoneVerdicts()
@@ -530,13 +533,11 @@ def _engine_rows(items: Iterable[tuple[str, str | bytes]]) -> tuple[list[str | t
     the record's JSON object, or the JSON array of its ``ENGINE_FIELDS`` (``_staged_fields``)."""
     out: list[str | tuple] = []
     phones = _PhoneVerdicts()
-    valid, unverified = phones.valid, phones.unverified
     for key, raw in items:
         rec = json_value(raw)
         if type(rec) is list:  # the fields' values (a missing one is null: ``engine_row`` reads both as absent)
             rec = dict(zip(ENGINE_FIELDS, rec, strict=True))
-        valid.update(p["e164"] for p in rec.get("phones") or () if isinstance(p, dict) and type(p.get("e164")) is str)
-        unverified.update(p for p in rec.get("unverified_phones") or () if type(p) is str)
+        phones.note(rec)
         row = engine_row(key, rec)[1:]
         try:
             out.append(_pack(row))
