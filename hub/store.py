@@ -245,6 +245,8 @@ golden_customer = sa.Table(
     sa.Column("record_hash", sa.String(64), nullable=True),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    # what the quality dimensions read of it, kept by the golden build (hub/quality/golden_facts.py; 0035)
+    sa.Column("quality_facts", sa.Text, nullable=True),
 )
 # (status, golden_id) since migration 0019: "active golden customers of this chunk of ids" (the 360 build) had
 # SQLite read every active golden customer per chunk through (status) alone. With updated_at, created_at and
@@ -253,6 +255,10 @@ golden_customer = sa.Table(
 sa.Index("ix_golden_status", golden_customer.c.status, golden_customer.c.golden_id, golden_customer.c.updated_at,
          golden_customer.c.created_at, golden_customer.c.quality_score)
 sa.Index("ix_golden_updated", golden_customer.c.updated_at)  # newest change / changed since a mark (0015)
+# the active golden customers counted per distinct quality_facts text from the index alone (0035); MySQL indexes
+# a prefix of a text column
+sa.Index("ix_golden_facts", golden_customer.c.status, golden_customer.c.quality_facts,
+         mysql_length={"quality_facts": 255})
 
 golden_id_history = sa.Table(
     "golden_id_history",

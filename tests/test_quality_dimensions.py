@@ -11,7 +11,7 @@ from test_report import parse, seed_operations
 
 from hub.quality import QualityConfig, score_dimensions
 from hub.quality.config import DIMENSIONS
-from hub.quality.dimensions import names_agree
+from hub.quality.golden_facts import names_agree
 from hub.quality.history import RunInfo
 from hub.report import write_report
 from hub.store import (

@@ -29,6 +29,7 @@ from hub.golden.survivorship import MemberFacts, Survived, Survivor, staged_memb
 from hub.golden.tables import match_record, match_run
 from hub.models import FieldLineage, GoldenCustomer
 from hub.privacy.tombstones import removal_reasons
+from hub.quality.golden_facts import golden_facts
 from hub.store import (
     Store,
     as_text,
@@ -406,7 +407,7 @@ def _write_ids(conn: Connection, plan: IdAssignment, old_of: dict[str, str], now
 
 
 _GOLDEN_COLUMNS = ("golden_id", "status", "merged_into", "record", "lineage", "quality_score", "record_hash",
-                   "created_at", "updated_at")
+                   "created_at", "updated_at", "quality_facts")
 _XREF_COLUMNS = ("record_key", "source", "source_id", "golden_id", "valid_from", "valid_to")
 _HISTORY_COLUMNS = ("golden_id", "event", "related_golden_id", "record_key", "reason", "at")
 
@@ -426,19 +427,22 @@ _StagedRow = tuple[str, str, Any, datetime | None]  # source, record JSON, stage
 @dataclass
 class _Part:
     """What survivorship of some clusters gives: rows to insert (JSON encoded), goldens that replace a stored
-    one (their decision times are carried over from the stored lineage when written), unchanged goldens."""
+    one (their decision times are carried over from the stored lineage when written), goldens whose record is
+    unchanged but whose quality facts are not (a record's value that no golden value shows changed), unchanged
+    goldens."""
 
     inserts: list[tuple] = field(default_factory=list)
-    updates: list[tuple[str, Survived, str]] = field(default_factory=list)
+    updates: list[tuple[str, Survived, str, str]] = field(default_factory=list)
+    facts: list[tuple[str, str]] = field(default_factory=list)
     unchanged: int = 0
     records: int = 0  # the members survived
     seconds: float = 0.0  # the time it took (to balance the next round's shares)
 
 
 def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[str, list[str]]
-                ) -> tuple[dict[str, _StagedRow], dict[str, tuple[str | None, str]]]:
+                ) -> tuple[dict[str, _StagedRow], dict[str, tuple[str | None, str, str | None]]]:
     """The staged rows of the round's members (parsed by whoever runs their survivorship) and the stored
-    (record_hash, status) of the round's golden ids."""
+    (record_hash, status, quality_facts) of the round's golden ids."""
     q = sa.select(
         staged_record.c.record_key, staged_record.c.source, as_text(staged_record.c.record, conn.dialect.name),
         staged_record.c.staged_at,
@@ -447,18 +451,23 @@ def _load_round(conn: Connection, part: list[tuple[str, str]], clusters: dict[st
             select_in(conn, q, staged_record.c.record_key, (r for c, _ in part for r in clusters[c]))}
     # the stored hash decides whether a golden changed; its record and lineage (large JSON) are read only for
     # the goldens that did (to carry their decision times), not for every unchanged one
-    old = {g: (h, status) for g, h, status in select_in(
-        conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record_hash, golden_customer.c.status),
-        golden_customer.c.golden_id, [g for _, g in part])}
+    gc = golden_customer.c
+    old = {g: (h, status, facts) for g, h, status, facts in select_in(
+        conn, sa.select(gc.golden_id, gc.record_hash, gc.status, gc.quality_facts), gc.golden_id,
+        [g for _, g in part])}
     return rows, old
 
 
 def _survive_part(part: list[tuple[str, str]], clusters: dict[str, list[str]], rows: dict[str, _StagedRow],
-                  old: dict[str, tuple[str | None, str]], survivor: Survivor, now: datetime, at: Any) -> _Part:
+                  old: dict[str, tuple[str | None, str, str | None]], survivor: Survivor, now: datetime, at: Any
+                  ) -> _Part:
     out = _Part()
     t0 = time.perf_counter()
+    memo: dict[str, list[str]] = {}  # name key -> its words, for the quality facts
     for c, g in part:
-        ms = [_member(r, *rows[r]) for r in sorted(clusters[c]) if r in rows]
+        keys = [r for r in sorted(clusters[c]) if r in rows]
+        staged = [json_value(rows[r][1]) for r in keys]
+        ms = [staged_member(r, rows[r][0], rec, (), rows[r][2]) for r, rec in zip(keys, staged, strict=True)]
         out.records += len(ms)
         if not ms:
             continue
@@ -466,23 +475,27 @@ def _survive_part(part: list[tuple[str, str]], clusters: dict[str, list[str]], r
         # lineage, without copying every entry to drop decided_at
         golden = survivor.survive_undated(g, ms)
         h = _undated_hash(golden.record, golden.lineage, golden.plain)
+        facts = golden_facts(golden.record, [(rows[r][0], rec) for r, rec in zip(keys, staged, strict=True)], memo)
         o = old.get(g)
         if o is not None and o[0] == h and o[1] == "active":
-            out.unchanged += 1
+            if o[2] == facts:
+                out.unchanged += 1
+            else:  # not a change of the golden customer: its record, hash and times stay
+                out.facts.append((g, facts))
             continue
         survivor.stamp_decided(golden.lineage, now)  # every value of this build is decided at `now`
         if o is None:
             out.inserts.append((g, "active", None, _column_json(golden.record, golden.plain),
                                 _column_json(pack_lineage(golden.lineage), golden.plain), golden.quality_score, h,
-                                at, at))
+                                at, at, facts))
         else:
-            out.updates.append((g, golden, h))
+            out.updates.append((g, golden, h, facts))
     out.seconds = time.perf_counter() - t0
     return out
 
 
 def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats) -> None:
-    stats.golden_unchanged += part.unchanged
+    stats.golden_unchanged += part.unchanged + len(part.facts)
     old_values = {
         row.golden_id: row
         for row in select_in(conn, sa.select(golden_customer.c.golden_id, golden_customer.c.record,
@@ -490,7 +503,7 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
                              [g for g, *_ in part.updates])
     }
     updates = []
-    for g, golden, h in part.updates:
+    for g, golden, h, facts in part.updates:
         rec, lin = golden.record, golden.lineage
         o = old_values.get(g)
         if o is not None:
@@ -498,7 +511,8 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
         updates.append({"b_gid": g, "status": "active", "merged_into": None,
                         "j_record": _column_json(rec, golden.plain),
                         "j_lineage": _column_json(pack_lineage(lin), golden.plain),
-                        "quality_score": golden.quality_score, "record_hash": h, "updated_at": now})
+                        "quality_score": golden.quality_score, "record_hash": h, "updated_at": now,
+                        "quality_facts": facts})
     insert_rows(conn, golden_customer, _GOLDEN_COLUMNS, part.inserts)
     if updates:
         encoded = {"record": json_text_param(conn, "j_record"), "lineage": json_text_param(conn, "j_lineage")}
@@ -509,6 +523,10 @@ def _store_part(conn: Connection, part: _Part, now: datetime, stats: GoldenStats
                      **encoded}),
             updates,
         )
+    if part.facts:
+        conn.execute(golden_customer.update().where(golden_customer.c.golden_id == sa.bindparam("b_gid"))
+                     .values(quality_facts=sa.bindparam("b_facts")),
+                     [{"b_gid": g, "b_facts": facts} for g, facts in part.facts])
     stats.golden_written += len(part.inserts) + len(updates)
 
 

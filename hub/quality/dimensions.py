@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from rapidfuzz import fuzz
 
 from hub.quality.codes import bare_code, describe
 from hub.quality.completeness import (
@@ -34,11 +32,11 @@ from hub.quality.completeness import (
     PROFILE_FIELDS,
     CompletenessTally,
     customer_profile,
-    golden_completeness,
     profile_bits,
     profile_of_bits,
 )
 from hub.quality.config import DIMENSIONS, QualityConfig
+from hub.quality.golden_facts import COMPARED_KEYS, FactsTally, golden_facts
 from hub.store import (
     JsonPaths,
     Store,
@@ -53,6 +51,7 @@ from hub.store import (
     quarantine,
     read_cursor,
     review_decision,
+    select_in,
     staged_record,
     sync_state,
     table_fingerprint,
@@ -128,39 +127,6 @@ def fields_present(rec: Mapping[str, Any]) -> dict[str, bool]:
 
 def is_invalid_flag(code: str) -> bool:
     return bare_code(code).endswith(INVALID_SUFFIXES)
-
-
-_DIGITS = re.compile(r"[\d_\W]+", re.UNICODE)
-
-
-def _name_tokens(rec: Mapping[str, Any], memo: dict[str, list[str]] | None = None) -> list[str]:
-    """The words of a record's romanised name key; ``memo`` (key -> words, shared and never changed) keeps the
-    words of a name key met before."""
-    name = rec.get("name") or {}
-    key = str((name.get("name_key") if isinstance(name, Mapping) else None) or rec.get("name_key") or "")
-    if memo is not None and key in memo:
-        return memo[key]
-    words = [t for t in _DIGITS.sub(" ", key.lower()).split() if t]
-    if memo is not None:
-        memo[key] = words
-    return words
-
-
-def names_agree(a: list[str], b: list[str]) -> bool:
-    """Romanised name keys of two records could name the same person (a missing name never conflicts).
-
-    Lenient on purpose: a shared word (surname or given name), the same letters split differently
-    ('xubinhai' / 'binhai xu') or a near spelling all agree; only clearly different names conflict.
-    """
-    if not a or not b or set(a) & set(b):
-        return True
-    joined_a, joined_b = "".join(a), "".join(b)
-    if joined_a in ("".join(b), "".join(reversed(b))) or joined_b in ("".join(a), "".join(reversed(a))):
-        return True
-    return fuzz.token_sort_ratio(" ".join(a), " ".join(b)) >= 80
-
-
-# -- the scores ----------------------------------------------------------------------------------------------------
 
 
 def derived_prefixes(sources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
@@ -298,35 +264,30 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     """Every dimension but timeliness, without statuses (JSON-ready: it is kept in sync_state); ``only``: just
     these dimensions (nothing for the report), reading only what they need.
 
-    Staged customers are counted by the fields they hold from the profiles staging keeps (in SQL); JSON is read
-    for the paths a figure needs (``JsonPaths``), and a value repeated over many rows (flag lists, name keys) is
-    worked out once. The staged customers' pass runs in a forked worker with its own connection while this
-    process reads the flags, the quarantine, the golden records and the review queue."""
+    Staged customers are counted by the fields they hold from the profiles staging keeps, and golden customers by
+    the quality facts the golden build keeps (``hub.quality.golden_facts``), both in SQL from an index; no record's
+    JSON is read (but once for a record or golden record kept without them). The staged customers are counted in
+    a forked worker with its own connection while this process reads the links, the flags, the quarantine, the
+    golden customers' facts and the review queue."""
     from hub.dedupe.parallel import fork_map, worker_count
 
-    with store.engine.connect() as conn:
-        golden_of: dict[str, str] = dict(conn.execute(
-            sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))).all())
-    members: dict[str, list[str]] = defaultdict(list)
-    for key, gid in golden_of.items():
-        members[gid].append(key)
-    # the staged customers' names, birth dates and ids are read for the consistency check alone
-    multi = ({k for k, gid in golden_of.items() if len(members[gid]) > 1}
-             if only is None or "consistency" in only else None)
-    workers = 1 if store.in_memory or len(golden_of) < PARALLEL_MIN or multi is None \
-        else min(worker_count(0), 2)
+    golden_of: dict[str, str] = {}
+    if only is None or "uniqueness" in only:  # duplicates inside a source and the review queue's suspects
+        with store.engine.connect() as conn:
+            golden_of = dict(conn.execute(
+                sa.select(xref.c.record_key, xref.c.golden_id).where(xref.c.valid_to.is_(None))).all())
+    workers = 1 if store.in_memory or len(golden_of) < PARALLEL_MIN else min(worker_count(0), 2)
     parent = os.getpid()
 
-    def staged(_: Any) -> tuple[Counter, dict]:
+    def staged(_: Any) -> Counter:
         if os.getpid() == parent:
-            return _staged_customers(store, multi)
+            return _staged_customers(store)
         with store.own_copy() as own:  # a child: its own connection
-            return _staged_customers(own, multi)
+            return _staged_customers(own)
 
-    rest, (profiles, slim) = fork_map(lambda f: f(None), [lambda _: _the_rest(store, members, only), staged],
-                                      workers, lead=lambda f: f(None), collect=False)
-    (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
-     decisions) = rest
+    rest, profiles = fork_map(lambda f: f(None), [lambda _: _the_rest(store, only), staged],
+                              workers, lead=lambda f: f(None), collect=False)
+    (staged_all, flag_lists, invalid, invalid_codes, held_q, facts, active, queued, decisions) = rest
     customers: Counter[str] = Counter()
     present: dict[str, Counter[str]] = defaultdict(Counter)
     tally = CompletenessTally()  # the report's completeness, from the same pass
@@ -336,15 +297,15 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
         tally.add_customer_counts(source, n, {f: n * held[f] for f in COMPLETENESS_FIELDS})
         for name, has in _fields_present(profile).items():
             present[source][name] += n * has
-    for profile, n in golden_profiles.items():
-        tally.add_golden_counts(n, {f: n * has for f, has in profile})
+    if facts.golden:
+        tally.add_golden_counts(facts.golden, facts.present)
 
     sources = sorted(set(staged_all) | set(held_q))
     scored = {
         "completeness": lambda: _completeness(cfg, customers, present),
         "validity": lambda: _validity(cfg, sources, staged_all, invalid, held_q, invalid_codes),
         "uniqueness": lambda: _uniqueness(cfg, customers, queued, golden_of, active, derived),
-        "consistency": lambda: _consistency(cfg, customers, slim, golden_rows, golden_of),
+        "consistency": lambda: _consistency(cfg, customers, facts),
         "accuracy": lambda: _accuracy(cfg, decisions),
     }
     out: dict[str, Any] = {name: score() for name, score in scored.items() if only is None or name in only}
@@ -354,20 +315,14 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     return json.loads(json.dumps(out, default=str))  # as it comes back from sync_state (key order kept)
 
 
-def _staged_customers(store: Store, multi: set[str] | None
-                      ) -> tuple[Counter[tuple[str, tuple[bool, ...]]], dict[str, tuple[str, list[str], Any, Any]]]:
-    """Per (source, which fields it holds) the number of staged customer records; and source, name words, birth
-    date and national id of the records in ``multi`` (those sharing a golden customer with another; None: no
-    record is read).
+def _staged_customers(store: Store) -> Counter[tuple[str, tuple[bool, ...]]]:
+    """Per (source, which fields it holds) the number of staged customer records.
 
     Records are counted by the profile staging keeps with each (``staged_record.quality_profile``), in SQL: the
     JSON of every staged customer was decoded here on every sync. A record without one (staged by an older
-    version, or written by something else than staging) is read once and its profile kept (``_fill_profiles``).
-    The records in ``multi`` are read for the four paths the consistency check compares (``JsonPaths``)."""
+    version, or written by something else than staging) is read once and its profile kept (``_fill_profiles``)."""
     sr = staged_record.c
     profiles: Counter[tuple[str, tuple[bool, ...]]] = Counter()
-    tokens_of: dict[str, list[str]] = {}  # name key -> its tokens (many people share a name)
-    slim: dict[str, tuple[str, list[str], Any, Any]] = {}
     count = (sa.select(sr.source, sr.quality_profile, sa.func.count())
              .where(sr.entity == "customers").group_by(sr.source, sr.quality_profile))
     with store.begin() as conn:
@@ -377,20 +332,7 @@ def _staged_customers(store: Store, multi: set[str] | None
             counted = conn.execute(count).all()
         for source, bits, n in counted:
             profiles[source, profile_of_bits(bits)] += n
-        if multi is None:
-            return profiles, slim
-        paths = JsonPaths(sr.record, [(("name", "name_key"), "json"), ("name_key", "json"), ("birth_date", "json"),
-                                      ("national_id", "json")], conn.dialect.name)
-        for source, key, *cols in conn.execute(
-            sa.select(sr.source, sr.record_key, *paths.columns)
-            .where(sr.entity == "customers").execution_options(yield_per=5000)
-        ):
-            if key in multi:
-                name_key, own_key, birth, nid = paths.values(cols)
-                # the record as far as ``_name_tokens`` reads it
-                rec = {"name": {"name_key": name_key}, "name_key": own_key}
-                slim[key] = (source, _name_tokens(rec, tokens_of), birth, nid)
-    return profiles, slim
+    return profiles
 
 
 PROFILE_FILL_CHUNK = 5000  # records without a kept profile read (and written back) at a time
@@ -426,43 +368,87 @@ def _fill_profiles(conn: sa.Connection) -> int:
         last = rows[-1][0]
 
 
-def _the_rest(store: Store, members: Mapping[str, list[str]], only: frozenset[str] | None = None) -> tuple:
+def _golden_facts(conn: sa.Connection) -> FactsTally:
+    """The figures of the active golden customers, from the quality facts the golden build keeps with each
+    (counted per distinct text from ``ix_golden_facts``). A golden customer kept without them (built by an older
+    version, or written by something else than the golden build) is read once and its facts kept
+    (``_fill_golden_facts``; ``conn`` is committed then)."""
+    gc = golden_customer.c
+    count = (sa.select(gc.quality_facts, sa.func.count()).where(gc.status == "active")
+             .group_by(gc.quality_facts))
+    counted = conn.execute(count).all()
+    if any(text is None for text, _ in counted):
+        _fill_golden_facts(conn)
+        conn.commit()
+        counted = conn.execute(count).all()
+    tally = FactsTally()
+    for text, n in sorted(counted, key=lambda r: str(r[0])):
+        tally.add(text, n)
+    return tally
+
+
+GOLDEN_FILL_CHUNK = 2000  # golden customers without kept facts read (and written back) at a time
+
+
+def _fill_golden_facts(conn: sa.Connection) -> int:
+    """Keep the quality facts of every active golden customer that has none, worked out from its record and its
+    records' staged JSON (the paths ``golden_facts`` reads) as the golden build works them out, in id order and
+    chunks. Returns how many were filled."""
+    gc, x, sr = golden_customer.c, xref.c, staged_record.c
+    dialect = conn.dialect.name
+    golden_keys: tuple[Any, ...] = (*GOLDEN_KEYS_READ, "national_id", "name_key")
+    golden_paths = JsonPaths(gc.record, [(k, "json") for k in golden_keys], dialect)
+    member_paths = JsonPaths(sr.record, [(k, "json") for k in COMPARED_KEYS], dialect)
+    memo: dict[str, list[str]] = {}
+    filled, last = 0, ""
+    while True:
+        rows = conn.execute(
+            sa.select(gc.golden_id, *golden_paths.columns)
+            .where(gc.status == "active", gc.quality_facts.is_(None), gc.golden_id > last)
+            .order_by(gc.golden_id).limit(GOLDEN_FILL_CHUNK)
+        ).all()
+        if not rows:
+            return filled
+        gids = [r[0] for r in rows]
+        members: dict[str, list[str]] = defaultdict(list)
+        for key, gid in select_in(conn, sa.select(x.record_key, x.golden_id).where(x.valid_to.is_(None)),
+                                  x.golden_id, gids):
+            members[gid].append(key)
+        staged: dict[str, tuple[str, dict[str, Any]]] = {}
+        for key, source, *cols in select_in(
+                conn, sa.select(sr.record_key, sr.source, *member_paths.columns).where(sr.entity == "customers"),
+                sr.record_key, [k for gid in gids for k in members[gid]]):
+            name_key, own_key, birth, nid = member_paths.values(cols)
+            staged[key] = (source, {"name": {"name_key": name_key}, "name_key": own_key, "birth_date": birth,
+                                    "national_id": nid})
+        fills = []
+        for gid, *cols in rows:
+            golden = dict(zip(golden_keys, golden_paths.values(cols), strict=True))
+            # in record key order, as the golden build reads a cluster's records
+            mine = [staged[k] for k in sorted(members[gid]) if k in staged]
+            fills.append({"b_gid": gid, "b_facts": golden_facts(golden, mine, memo)})
+        conn.execute(golden_customer.update().where(gc.golden_id == sa.bindparam("b_gid"))
+                     .values(quality_facts=sa.bindparam("b_facts")), fills)
+        filled += len(rows)
+        last = gids[-1]
+
+
+def _the_rest(store: Store, only: frozenset[str] | None = None) -> tuple:
     """What the dimensions read besides the staged customers: records and flag lists per source (all entities),
-    the quarantine, the active golden records' completeness (and birth date, id and name words of those with
-    several records), the review queue and the steward decisions. ``only``: what these dimensions read (the
-    rest left empty)."""
+    the quarantine, the active golden customers' quality facts, the review queue and the steward decisions.
+    ``only``: what these dimensions read (the rest left empty)."""
     def wants(*names: str) -> bool:
         return only is None or any(n in only for n in names)
 
-    tokens_of: dict[str, list[str]] = {}
-    golden_profiles: Counter[tuple[tuple[str, bool], ...]] = Counter()
-    golden_rows: dict[str, tuple[Any, Any, list[str]]] = {}  # golden id -> birth, id, name tokens
+    facts = FactsTally()
     active = 0
     queued: list[tuple] = []
     decisions: list[tuple] = []
     with store.engine.connect() as conn:
-        dialect = conn.dialect.name
         staged_all, flag_lists, invalid, invalid_codes, held_q = _flags_and_quarantine(conn) \
             if wants("validity") else (Counter(), Counter(), Counter(), defaultdict(Counter), Counter())
-        if wants("consistency"):
-            # the paths golden_completeness (for the report) and the consistency check read, not each whole
-            # record; the check alone reads its four
-            keys: tuple[Any, ...] = (*GOLDEN_KEYS_READ, "national_id", "name_key") if only is None else \
-                (("name", "name_key"), "name_key", "birth_date", "national_id")
-            paths = JsonPaths(golden_customer.c.record, [(k, "json") for k in keys], dialect)
-            for gid, *cols in conn.execute(sa.select(golden_customer.c.golden_id, *paths.columns)
-                                           .where(golden_customer.c.status == "active")
-                                           .execution_options(yield_per=5000)):
-                values = paths.values(cols)
-                if only is None:
-                    rec = dict(zip(keys, values, strict=True))
-                    golden_profiles[tuple(golden_completeness(rec).items())] += 1
-                else:  # the record as far as ``_name_tokens`` reads it
-                    rec = {"name": {"name_key": values[0]}, "name_key": values[1], "birth_date": values[2],
-                           "national_id": values[3]}
-                if len(members.get(gid, ())) > 1:
-                    golden_rows[gid] = (rec.get("birth_date"), rec.get("national_id"),
-                                        _name_tokens(rec, tokens_of))
+        if wants("consistency"):  # (and the report's completeness of the golden records, with every dimension)
+            facts = _golden_facts(conn)
         if wants("uniqueness"):
             active = conn.execute(sa.select(sa.func.count()).select_from(golden_customer)
                                   .where(golden_customer.c.status == "active")).scalar_one()
@@ -476,8 +462,7 @@ def _the_rest(store: Store, members: Mapping[str, list[str]], only: frozenset[st
                           match_pair.c.match_probability)
                 .join(match_pair, sa.and_(match_pair.c.left_key == review_decision.c.left_key,
                                           match_pair.c.right_key == review_decision.c.right_key)))]
-    return (staged_all, flag_lists, invalid, invalid_codes, held_q, golden_profiles, golden_rows, active, queued,
-            decisions)
+    return staged_all, flag_lists, invalid, invalid_codes, held_q, facts, active, queued, decisions
 
 
 def _flags_and_quarantine(conn: sa.Connection) -> tuple[Counter[str], Counter[tuple[str, Any]], Counter[str],
@@ -587,36 +572,13 @@ def _uniqueness(cfg: QualityConfig, customers: Counter[str], queued: list[Any], 
             "possible_duplicates": len(suspects)}
 
 
-def _consistency(cfg: QualityConfig, customers: Counter[str], slim: dict[str, tuple],
-                 golden_rows: dict[str, tuple[Any, Any, list[str]]], golden_of: dict[str, str]) -> dict[str, Any]:
-    checked: Counter[str] = Counter()
-    conflicting: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
-    bad_golden: set[str] = set()
-    for key, (source, name, birth, nid) in slim.items():
-        gid = golden_of[key]
-        golden = golden_rows.get(gid)
-        if golden is None:
-            continue
-        golden_birth, golden_nid, golden_name = golden
-        checked[source] += 1
-        found = []
-        if birth and golden_birth and str(birth) != str(golden_birth):
-            found.append("birth_date")
-        if nid and golden_nid and nid != golden_nid:
-            found.append("national_id")
-        if not names_agree(name, golden_name):
-            found.append("name")
-        if found:
-            conflicting[source] += 1
-            bad_golden.add(gid)
-            kinds.update(found)
-    per = {source: {"score": _pct(checked[source] - conflicting[source], checked[source]),
-                    "records_checked": checked[source], "conflicting_records": conflicting[source]}
+def _consistency(cfg: QualityConfig, customers: Counter[str], facts: FactsTally) -> dict[str, Any]:
+    per = {source: {"score": _pct(facts.checked[source] - facts.conflicting[source], facts.checked[source]),
+                    "records_checked": facts.checked[source], "conflicting_records": facts.conflicting[source]}
            for source in sorted(customers)}
-    multi = len(golden_rows)
-    return {"score": _pct(multi - len(bad_golden), multi), "sources": per, "golden_with_several_records": multi,
-            "golden_with_conflicts": len(bad_golden), "conflicts_by_field": dict(kinds)}
+    multi = facts.several
+    return {"score": _pct(multi - facts.with_conflicts, multi), "sources": per, "golden_with_several_records": multi,
+            "golden_with_conflicts": facts.with_conflicts, "conflicts_by_field": dict(sorted(facts.kinds.items()))}
 
 
 def _timeliness(cfg: QualityConfig, arrived: dict[str, datetime], now: datetime) -> dict[str, Any]:
