@@ -73,26 +73,34 @@ def conflicts(golden: Mapping[str, Any], member: Mapping[str, Any],
     return found
 
 
+_ALONE: dict[int, str] = {}  # completeness bits -> the facts text of a golden customer of one record
+
+
 def golden_facts(golden: Mapping[str, Any], members: Iterable[tuple[str, Mapping[str, Any]]],
                  memo: dict[str, list[str]] | None = None) -> str:
     """The ``quality_facts`` text of a golden record (its JSON) and its records, (source, staged JSON) each:
     only a golden customer of several records is compared with them."""
     complete = golden_completeness(golden)
-    facts: dict[str, Any] = {"c": sum(1 << i for i, f in enumerate(COMPLETENESS_FIELDS) if complete[f])}
+    bits = sum(1 << i for i, f in enumerate(COMPLETENESS_FIELDS) if complete[f])
     members = list(members)
-    if len(members) > 1:
-        per: dict[str, list[int]] = {}
-        kinds: Counter[str] = Counter()
-        for source, member in members:
-            found = conflicts(golden, member, memo)
-            counts = per.setdefault(source, [0, 0])
-            counts[0] += 1
-            if found:
-                counts[1] += 1
-                kinds.update(found)
-        facts["m"] = per
-        if kinds:
-            facts["k"] = dict(kinds)
+    if len(members) < 2:  # most golden customers: one text per completeness
+        text = _ALONE.get(bits)
+        if text is None:
+            text = _ALONE[bits] = json.dumps({"c": bits}, separators=(",", ":"))
+        return text
+    facts: dict[str, Any] = {"c": bits}
+    per: dict[str, list[int]] = {}
+    kinds: Counter[str] = Counter()
+    for source, member in members:
+        found = conflicts(golden, member, memo)
+        counts = per.setdefault(source, [0, 0])
+        counts[0] += 1
+        if found:
+            counts[1] += 1
+            kinds.update(found)
+    facts["m"] = per
+    if kinds:
+        facts["k"] = dict(kinds)
     return json.dumps(facts, sort_keys=True, separators=(",", ":"))
 
 
