@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hub.dedupe.arrays import distinct
 from hub.dedupe.parallel import fork_map
 from hub.dedupe.prepare import KeyColumn, Prepared, _combine
 
@@ -202,7 +203,7 @@ def _block_pairs(rec: np.ndarray, key: np.ndarray, srt: np.ndarray, n: int, cap:
         if not rows.any():
             return np.empty(0, dtype=np.int64)
         if not rows.all():
-            keep = np.isin(key, np.unique(key[rows]))
+            keep = np.isin(key, distinct(key[rows]))
             rec, key = rec[keep], key[keep]
     if len(rec) < 2:
         return np.empty(0, dtype=np.int64)
@@ -268,7 +269,7 @@ def rule_pairs(p: Prepared, rule: BlockingRule, ranks: dict[str, np.ndarray], ne
         key = np.zeros(len(rec), dtype=np.int64)
     if rule.one_word:
         one = (p.key("family").codes < 0) | (p.key("given").codes < 0)
-        blocks = np.unique(key[one[rec]])
+        blocks = distinct(key[one[rec]])
         keep = np.isin(key, blocks)  # only blocks holding a one-word name can give such a pair
         rec, key = rec[keep], key[keep]
         enc = _block_pairs(rec, key, srt, n, rule.cap, rule.window, new)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from hub.dedupe.arrays import distinct
 from hub.dedupe.compare import FIELDS
 from hub.dedupe.scoring import OVERRIDE_BITS as _OVERRIDE_BITS
 from hub.dedupe.scoring import personal_evidence
@@ -231,7 +232,7 @@ def cluster(
     comps, c_start, c_count = np.unique(grp, return_index=True, return_counts=True)
     cum = np.cumsum(c_count.astype(np.int64) * (c_count - 1) // 2)
     batch_of = cum // BATCH_PAIRS
-    for b in np.unique(batch_of).tolist():
+    for b in distinct(batch_of).tolist():
         sel = np.flatnonzero(batch_of == b)
         lo_m, hi_m = int(c_start[sel[0]]), int(c_start[sel[-1]] + c_count[sel[-1]])
         _cluster_batch(order[lo_m:hi_m], grp[lo_m:hi_m], comp, el, er, ew, ec, score_pairs, labels,
@@ -262,7 +263,7 @@ def _cluster_batch(members: np.ndarray, member_comp: np.ndarray, comp: np.ndarra
     if lv is not None:
         lv, ct = lv[porder], ct[porder].astype(np.float32)
         prior = (mw - ct.sum(axis=1, dtype=np.float64)).astype(np.float32)
-    comps = np.unique(pc)
+    comps = distinct(pc)
     p_start = np.searchsorted(pc, comps)
     p_end = np.searchsorted(pc, comps, side="right")
     e_start = np.searchsorted(ec, comps)

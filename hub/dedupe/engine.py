@@ -27,6 +27,7 @@ import pandas as pd
 
 from hub.dedupe import compare as compare_mod
 from hub.dedupe import estimation
+from hub.dedupe.arrays import distinct
 from hub.dedupe.blocking import DEFAULT_RULES, BlockingRule, candidate_pairs
 from hub.dedupe.cluster import cluster as cluster_graph
 from hub.dedupe.compare import FIELD_INDEX, FIELDS, NameVocab, compare_fields, tf_codes
@@ -657,7 +658,7 @@ def deduplicate(
     if restore is not None:
         clusters = clusters.iloc[restore].reset_index(drop=True)
     stats["n_records"] = p.n
-    stats["n_clusters"] = int(len(np.unique(labels)))
+    stats["n_clusters"] = int(len(distinct(labels)))
     stats.update(duplicate_summary(p.n, stats["n_clusters"]))
     stats["set_aside"] = dict(p.set_aside)
     stats["t_total"] = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from hub.dedupe.arrays import distinct
 from hub.dedupe.parallel import fork_map, worker_count
 
 MAX_SLOTS = 4  # further values per record read from phone_2..phone_5 / email_2..email_5
@@ -587,7 +588,7 @@ def _validated_ids(frame: pd.DataFrame, col: KeyColumn) -> np.ndarray:
     held = col.codes >= 0
     # the checksum only of the values some record holds without a declared kind (staging declares them all)
     by_value = np.zeros(max(len(col.uniques), 1), dtype=bool)
-    for k in np.unique(col.codes[held & (declared == "")]).tolist():
+    for k in distinct(col.codes[held & (declared == "")]).tolist():
         by_value[k] = _checksummed_resident_id(str(col.uniques[k]))
     ok = np.where(declared == "", by_value[np.maximum(col.codes, 0)],
                   np.isin(declared, list(VALIDATED_ID_TYPES)))
@@ -710,13 +711,13 @@ def _set_aside_shared(col: KeyColumn, name_key: KeyColumn, names: np.ndarray | N
     ok = (col.codes >= 0) & (name_key.codes >= 0)
     if not ok.any():
         return col, 0
-    combo = np.unique(col.codes[ok].astype(np.int64) * (len(name_key.uniques) + 1) + name_key.codes[ok])
+    combo = distinct(col.codes[ok].astype(np.int64) * (len(name_key.uniques) + 1) + name_key.codes[ok])
     names_per_value = np.bincount(combo // (len(name_key.uniques) + 1), minlength=len(col.uniques))
     shared = names_per_value >= SHARED_VALUE_NAMES
     if names is not None and name_parts is not None:
         held = (col.codes >= 0) & (names >= 0)
         radix = len(name_parts) + 1
-        pairs = np.unique(col.codes[held].astype(np.int64) * radix + names[held])
+        pairs = distinct(col.codes[held].astype(np.int64) * radix + names[held])
         value, name = pairs // radix, pairs % radix
         starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
         ends = np.r_[starts[1:], len(value)]
@@ -756,7 +757,7 @@ def _set_aside_namesakes(col: KeyColumn, names: np.ndarray, name_parts: list[tup
     if not held.any():
         return
     rn, rb = len(name_parts) + 1, len(births.uniques) + 1
-    triples = np.unique((col.codes[held].astype(np.int64) * rn + names[held]) * rb + births.codes[held])
+    triples = distinct((col.codes[held].astype(np.int64) * rn + names[held]) * rb + births.codes[held])
     value, name, born = triples // (rn * rb), (triples // rb) % rn, triples % rb
     starts = np.flatnonzero(np.r_[True, value[1:] != value[:-1]])
     ends = np.r_[starts[1:], len(value)]

@@ -43,6 +43,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from hub.dedupe.arrays import distinct
 from hub.golden.config import MatchSettings, load_match_settings
 from hub.golden.review import load_constraints
 from hub.golden.tables import match_model, match_record, match_run
@@ -1294,7 +1295,7 @@ def _closure(n: int, edge_l: np.ndarray, edge_r: np.ndarray, group: np.ndarray, 
         if not total:
             break
         idx = np.repeat(starts - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
-        nxt = np.unique(dst[idx])
+        nxt = distinct(dst[idx])
         nxt = nxt[~seen[nxt]]
         seen[nxt] = True
         frontier = nxt

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from hub.dedupe.arrays import distinct
 from hub.quality.config import QualityConfig
 from hub.quality.identifiers import identifier_digests
 from hub.store import (
@@ -295,7 +296,7 @@ def _supported(conn: sa.Connection, needed: set[str], now_of: Mapping[str, str],
     order = np.lexsort((hashes, g))
     run = np.cumsum(_run_starts(g[order], hashes[order])) - 1
     shared = np.bincount(run, minlength=int(run[-1]) + 1 if len(run) else 0)[run] > 1
-    return {keys[i] for i in np.unique(rec[order][shared]).tolist()}
+    return {keys[i] for i in distinct(rec[order][shared]).tolist()}
 
 
 def _run_starts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
