@@ -18,6 +18,13 @@ from hub.store import Store, golden_customer, review_decision, xref
 EXACT = {"engine": "fixed", "full_rebuild_share": 1.0}
 
 
+def synced(store: Store, records: list[dict]) -> None:
+    """Stage ``records``, match them in full and build the golden layer."""
+    stage_records(store, records)
+    match_and_cluster(store, EXACT, mode="full")
+    build_golden(store)
+
+
 def facts(store: Store) -> dict[str, str | None]:
     with store.engine.connect() as conn:
         return dict(conn.execute(sa.select(golden_customer.c.golden_id, golden_customer.c.quality_facts)
@@ -47,9 +54,7 @@ def test_the_golden_build_keeps_what_the_dimensions_work_out_from_the_records(an
         r["birth_date"] = "1901-02-03"
         if i % 2:
             r["name"] = {**(r.get("name") or {}), "name_key": "qqqq zzzz"}
-    stage_records(store, records)
-    match_and_cluster(store, EXACT, mode="full")
-    build_golden(store)
+    synced(store, records)
 
     built = facts(store)
     assert built and all(text is not None for text in built.values())
@@ -64,9 +69,7 @@ def test_the_golden_build_keeps_what_the_dimensions_work_out_from_the_records(an
 def test_a_changed_record_reaches_the_facts_of_its_golden_customer(sqlite_store: Store) -> None:
     store = sqlite_store
     records = list(synthetic_records(200, seed=9))
-    stage_records(store, records)
-    match_and_cluster(store, EXACT, mode="full")
-    build_golden(store)
+    synced(store, records)
     # a golden customer of several records, kept together by a steward; one of them gets a birth date the golden
     # record does not take
     with store.engine.connect() as conn:
@@ -102,9 +105,7 @@ def test_facts_that_differ_from_the_records_are_mended_without_touching_the_gold
     """Facts kept wrong (written by hand, or by a version that worked them out otherwise) are rewritten by the
     next full build alone: the golden records, their hashes and times stay (nothing downstream sees a change)."""
     store = sqlite_store
-    stage_records(store, list(synthetic_records(120, seed=3)))
-    match_and_cluster(store, EXACT, mode="full")
-    build_golden(store)
+    synced(store, list(synthetic_records(120, seed=3)))
     right = facts(store)
 
     def golden_rows() -> set[tuple]:
