@@ -129,6 +129,9 @@ def is_invalid_flag(code: str) -> bool:
     return bare_code(code).endswith(INVALID_SUFFIXES)
 
 
+# -- the scores ----------------------------------------------------------------------------------------------------
+
+
 def derived_prefixes(sources: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """Per source, the id prefixes of customer records a mapping derives from transactions (a web shop's guest
     checkout becomes ``guest-order-<id>``): a guest who orders twice is not a duplicate the shop should fix."""
