@@ -274,6 +274,11 @@ def _score_records(store: Store, cfg: QualityConfig, derived: Mapping[str, tuple
     golden customers' facts and the review queue."""
     from hub.dedupe.parallel import fork_map, worker_count
 
+    if only is None or "consistency" in only:
+        # before any worker starts: the staged customers' pass may fill profiles in a write transaction of its
+        # own meanwhile (SQLite: one writer at a time)
+        with store.begin() as conn:
+            _fill_golden_facts(conn)
     golden_of: dict[str, str] = {}
     if only is None or "uniqueness" in only:  # duplicates inside a source and the review queue's suspects
         with store.engine.connect() as conn:
@@ -373,19 +378,14 @@ def _fill_profiles(conn: sa.Connection) -> int:
 
 def _golden_facts(conn: sa.Connection) -> FactsTally:
     """The figures of the active golden customers, from the quality facts the golden build keeps with each
-    (counted per distinct text from ``ix_golden_facts``). A golden customer kept without them (built by an older
-    version, or written by something else than the golden build) is read once and its facts kept
-    (``_fill_golden_facts``; ``conn`` is committed then)."""
+    (counted per distinct text from ``ix_golden_facts``; ``_fill_golden_facts`` first)."""
     gc = golden_customer.c
-    count = (sa.select(gc.quality_facts, sa.func.count()).where(gc.status == "active")
-             .group_by(gc.quality_facts))
-    counted = conn.execute(count).all()
-    if any(text is None for text, _ in counted):
-        _fill_golden_facts(conn)
-        conn.commit()
-        counted = conn.execute(count).all()
+    counted = conn.execute(sa.select(gc.quality_facts, sa.func.count()).where(gc.status == "active")
+                           .group_by(gc.quality_facts)).all()
     tally = FactsTally()
     for text, n in sorted(counted, key=lambda r: str(r[0])):
+        if text is None:
+            raise RuntimeError("active golden customers without quality facts: fill them first")
         tally.add(text, n)
     return tally
 
@@ -394,9 +394,10 @@ GOLDEN_FILL_CHUNK = 2000  # golden customers without kept facts read (and writte
 
 
 def _fill_golden_facts(conn: sa.Connection) -> int:
-    """Keep the quality facts of every active golden customer that has none, worked out from its record and its
-    records' staged JSON (the paths ``golden_facts`` reads) as the golden build works them out, in id order and
-    chunks. Returns how many were filled."""
+    """Keep the quality facts of every active golden customer that has none (built by an older version, or
+    written by something else than the golden build), worked out from its record and its records' staged JSON
+    (the paths ``golden_facts`` reads) as the golden build works them out, in id order and chunks (none: one
+    look at ``ix_golden_facts``). Returns how many were filled."""
     gc, x, sr = golden_customer.c, xref.c, staged_record.c
     dialect = conn.dialect.name
     golden_keys: tuple[Any, ...] = (*GOLDEN_KEYS_READ, "national_id", "name_key")
