@@ -57,15 +57,10 @@ def names_agree(a: list[str], b: list[str]) -> bool:
     return fuzz.token_sort_ratio(" ".join(a), " ".join(b)) >= 80
 
 
-def conflicts(golden: Mapping[str, Any], member: Mapping[str, Any],
-              memo: dict[str, list[str]] | None = None) -> list[str]:
-    """The fields on which a record (its staged JSON, or as far as ``COMPARED_KEYS`` go) disagrees with its
-    golden record: birth date, national id, name (in that order)."""
-    return _conflicts(golden.get("birth_date"), golden.get("national_id"), name_tokens(golden, memo), member, memo)
-
-
 def _conflicts(golden_birth: Any, golden_nid: Any, golden_words: list[str], member: Mapping[str, Any],
                memo: dict[str, list[str]] | None) -> list[str]:
+    """The fields on which a record (its staged JSON, or as far as ``COMPARED_KEYS`` go) disagrees with its
+    golden record (its birth date, national id and name words): birth date, national id, name (in that order)."""
     found = []
     birth = member.get("birth_date")
     if birth and golden_birth and str(birth) != str(golden_birth):
@@ -94,9 +89,6 @@ def golden_facts(golden: Mapping[str, Any], members: Iterable[tuple[str, Mapping
     per: dict[str, list[int]] = {}
     kinds: dict[str, int] = {}
     if len(members) < 2:  # most golden customers: nothing to compare
-        text = _TEXTS.get((bits, (), ()))
-        if text is not None:
-            return text
         key: tuple = (bits, (), ())
     else:
         birth, nid, words = golden.get("birth_date"), golden.get("national_id"), name_tokens(golden, memo)
